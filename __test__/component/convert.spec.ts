@@ -1,0 +1,191 @@
+import { inspect } from 'node:util'
+
+import test from 'ava'
+
+import { WasmError, WasmTypeError } from '../../lib/index.js'
+import { typesInstance } from '../helpers.js'
+
+const person = { firstName: 'Zoë 🚀', age: 255, tags: ['', 'b', 'ünïcödé'] }
+const shape = (tag: string, val?: unknown) => (val === undefined ? { tag } : { tag, val })
+
+/** [export, input, expected output (when it differs from the input)] */
+const table: Array<[string, unknown] | [string, unknown, unknown]> = [
+  ['roundtrip-bool', true],
+  ['roundtrip-bool', false],
+  ['roundtrip-u8', 0],
+  ['roundtrip-u8', 255],
+  ['roundtrip-u16', 65535],
+  ['roundtrip-u32', 4294967295],
+  ['roundtrip-u64', 0n],
+  ['roundtrip-u64', 18446744073709551615n],
+  ['roundtrip-s8', -128],
+  ['roundtrip-s8', 127],
+  ['roundtrip-s8', -1],
+  ['roundtrip-s16', -32768],
+  ['roundtrip-s32', -2147483648],
+  ['roundtrip-s32', 2147483647],
+  ['roundtrip-s64', -9223372036854775808n],
+  ['roundtrip-s64', 9223372036854775807n],
+  ['roundtrip-s64', -1n],
+  ['roundtrip-f32', 1.5],
+  ['roundtrip-f32', Number.NaN],
+  ['roundtrip-f32', -Infinity],
+  ['roundtrip-f64', Math.PI],
+  ['roundtrip-f64', Number.NaN],
+  ['roundtrip-f64', -0],
+  ['roundtrip-f64', Number.MAX_VALUE],
+  ['roundtrip-char', 'a'],
+  ['roundtrip-char', '🚀'],
+  ['roundtrip-char', 'ß'],
+  ['roundtrip-string', ''],
+  ['roundtrip-string', 'hello'],
+  ['roundtrip-string', 'Grüße, 世界 🚀 \u{FEFF}\u0000end'],
+  ['roundtrip-string', 'x'.repeat(100_000)],
+  ['roundtrip-list-u8', new Uint8Array([0, 1, 255])],
+  ['roundtrip-list-u8', [0, 7, 255], new Uint8Array([0, 7, 255])],
+  ['roundtrip-list-u8', new Uint8Array([])],
+  ['roundtrip-list-s8', new Int8Array([-128, 0, 127])],
+  ['roundtrip-list-u16', new Uint16Array([0, 65535])],
+  ['roundtrip-list-s16', [-32768, 32767], new Int16Array([-32768, 32767])],
+  ['roundtrip-list-u32', new Uint32Array([0, 4294967295])],
+  ['roundtrip-list-s32', new Int32Array([-2147483648, -1, 2147483647])],
+  ['roundtrip-list-u64', new BigUint64Array([0n, 18446744073709551615n])],
+  ['roundtrip-list-s64', [-1n, 5n], new BigInt64Array([-1n, 5n])],
+  ['roundtrip-list-f32', new Float32Array([1.5, Number.NaN, -0])],
+  ['roundtrip-list-f64', new Float64Array([Math.E, Number.NaN, Infinity])],
+  ['roundtrip-list-string', []],
+  ['roundtrip-list-string', ['a', '', '🚀']],
+  ['roundtrip-list-bool', [true, false, true]],
+  ['roundtrip-record', person],
+  ['roundtrip-record', { firstName: '', age: 0, tags: [] }],
+  ['roundtrip-point', { x: -2147483648, y: 2147483647 }],
+  ['roundtrip-tuple', [255, 'ok', -1.25]],
+  ['roundtrip-variant', shape('circle', 2.5)],
+  ['roundtrip-variant', shape('rectangle', { x: 1, y: -1 })],
+  ['roundtrip-variant', shape('nothing')],
+  ['roundtrip-variant', shape('label', 'ünï')],
+  ['roundtrip-enum', 'red'],
+  ['roundtrip-enum', 'blue-ish'],
+  ['roundtrip-flags', { read: true, write: false, execNow: true }],
+  ['roundtrip-flags', {}, { read: false, write: false, execNow: false }],
+  ['roundtrip-option', 'some text'],
+  ['roundtrip-option', ''],
+  ['roundtrip-option', undefined],
+  ['roundtrip-option', null, undefined],
+  ['roundtrip-option-option', { tag: 'none' }],
+  ['roundtrip-option-option', { tag: 'some', val: undefined }],
+  ['roundtrip-option-option', { tag: 'some', val: 0 }],
+  ['roundtrip-option-option', { tag: 'some', val: 4294967295 }],
+  [
+    'roundtrip-results',
+    [
+      { tag: 'ok', val: 1 },
+      { tag: 'err', val: 'bad 🚀' },
+    ],
+  ],
+  ['roundtrip-result-unit', { tag: 'ok' }, [{ tag: 'ok' }]],
+  ['roundtrip-result-unit', { tag: 'err' }, [{ tag: 'err' }]],
+  [
+    'roundtrip-nested',
+    {
+      items: [undefined, ['deep', [shape('circle', 1), shape('label', 'x'), shape('nothing')]], ['', []]],
+      inner: person,
+    },
+  ],
+  ['roundtrip-nested', { items: [], inner: undefined }],
+]
+
+function title(name: string, input: unknown): string {
+  return `${name} round-trips ${inspect(input, { breakLength: Infinity, maxStringLength: 24, maxArrayLength: 4, depth: 2 })}`
+}
+
+for (const [index, row] of table.entries()) {
+  const [name, input] = row
+  const expected = row.length === 3 ? row[2] : input
+
+  test(`${title(name, input)} through callSync (#${index})`, (t) => {
+    const instance = typesInstance()
+    t.deepEqual(instance.callSync(name, [input]), expected)
+    instance.dispose()
+  })
+
+  test(`${title(name, input)} through call (#${index})`, async (t) => {
+    const instance = typesInstance()
+    t.deepEqual(await instance.call(name, [input]), expected)
+    instance.dispose()
+  })
+}
+
+test('exports are callable by their lowerCamelCase names too', (t) => {
+  const instance = typesInstance()
+  t.is(instance.callSync('roundtripU8', [7]), 7)
+  t.true(instance.callSync('roundtripListU8', [[1]]) instanceof Uint8Array)
+})
+
+test('many parameters convert in order', (t) => {
+  const instance = typesInstance()
+  t.deepEqual(instance.callSync('many-params', [1, -5n, 'c', 0.5]), [1, -5n, 'c', 0.5])
+})
+
+test('a function without a result returns undefined', async (t) => {
+  const instance = typesInstance()
+  t.is(instance.callSync('no-result', []), undefined)
+  t.is(await instance.call('no-result'), undefined)
+})
+
+/** [export, arguments, message fragment] for values that must be refused, not wrapped. */
+const refused: Array<[string, unknown[], string]> = [
+  ['roundtrip-u8', [256], 'param "v": expected u8, got 256'],
+  ['roundtrip-u8', [-1], 'param "v": expected u8, got -1'],
+  ['roundtrip-u8', [1.5], 'expected u8, got 1.5'],
+  ['roundtrip-u8', ['1'], 'expected u8, got string "1"'],
+  ['roundtrip-s8', [128], 'expected s8, got 128'],
+  ['roundtrip-u32', [4294967296], 'expected u32'],
+  ['roundtrip-s32', [Number.NaN], 'expected s32, got NaN'],
+  ['roundtrip-u64', [-1n], 'expected u64, got -1n'],
+  ['roundtrip-u64', [18446744073709551616n], 'expected u64'],
+  ['roundtrip-u64', [1], 'expected u64 (a bigint), got 1'],
+  ['roundtrip-s64', [9223372036854775808n], 'expected s64'],
+  ['roundtrip-bool', [1], 'expected bool, got 1'],
+  ['roundtrip-f64', [1n], 'expected f64, got 1n'],
+  ['roundtrip-char', ['ab'], 'expected char'],
+  ['roundtrip-char', [''], 'expected char'],
+  ['roundtrip-string', ['\uD800'], 'lone surrogate'],
+  ['roundtrip-string', [undefined], 'expected string, got undefined'],
+  ['roundtrip-list-u8', [[0, 256]], 'param "v": list index 1: expected u8, got 256'],
+  ['roundtrip-list-u16', [new Uint8Array(2)], 'expected array or Uint16Array, got Uint8Array'],
+  ['roundtrip-record', [{ firstName: 'a', age: -1, tags: [] }], 'param "v": field "age": expected u8, got -1'],
+  ['roundtrip-record', [{ firstName: 'a', age: 1, tags: [1] }], 'field "tags": list index 0: expected string, got 1'],
+  ['roundtrip-record', [null], 'expected record'],
+  ['roundtrip-tuple', [[1, 'a']], 'expected tuple of 3 elements, got an array of 2'],
+  ['roundtrip-variant', [{ tag: 'square' }], 'unknown variant case "square"'],
+  ['roundtrip-variant', [{ tag: 'circle', val: 'x' }], 'case "circle": expected f32'],
+  ['roundtrip-enum', ['purple'], 'unknown enum case "purple"'],
+  ['roundtrip-flags', [{ read: 1 }], 'flag "read": expected boolean, got 1'],
+  ['roundtrip-flags', [{ delete: true }], 'unknown flag "delete"'],
+  ['roundtrip-option-option', [5], 'expected option (tagged'],
+  ['roundtrip-results', [[{ tag: 'maybe' }]], 'list index 0: unknown result tag "maybe"'],
+  [
+    'roundtrip-nested',
+    [{ items: [['x', [{ tag: 'circle', val: 'no' }]]], inner: undefined }],
+    'field "items": list index 0: tuple index 1: list index 0: case "circle": expected f32',
+  ],
+  ['roundtrip-u8', [], 'expected 1 argument(s) (v: u8), got 0'],
+  ['roundtrip-u8', [1, 2], 'expected 1 argument(s) (v: u8), got 2'],
+]
+
+const show = (value: unknown) => JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? `${v}n` : v))
+
+for (const [name, args, fragment] of refused) {
+  test(`${name} refuses ${show(args)} with a TypeError that says where`, async (t) => {
+    const instance = typesInstance()
+    const sync = t.throws(() => instance.callSync(name, args), { instanceOf: WasmTypeError })
+    t.true(sync?.message.includes(fragment), sync?.message)
+    t.is(sync?.code, 'ERR_WASM_TYPE')
+    t.true(sync instanceof TypeError && sync instanceof WasmError)
+    const async = await t.throwsAsync(instance.call(name, args), { instanceOf: WasmTypeError })
+    t.true(async?.message.includes(fragment), async?.message)
+    // Nothing was lost: the instance still works.
+    t.is(instance.callSync('roundtrip-u8', [3]), 3)
+  })
+}

@@ -1,0 +1,193 @@
+import test from 'ava'
+
+import {
+  BusyError,
+  ComponentError,
+  ConfigError,
+  DisposedError,
+  HostError,
+  InstancePoisonedError,
+  LinkError,
+  MemoryLimitError,
+  TimeoutError,
+  UnreachableError,
+  WasmTypeError,
+  ArithmeticTrapError,
+  type Instance,
+} from '../lib/index.js'
+import { MiB, engine, typesComponent, typesImports, typesInstance } from './helpers.js'
+
+test('calls functions inside exported interfaces as iface#func', async (t) => {
+  const instance = typesInstance()
+  t.is(instance.callSync('test:types/numbers@0.1.0#add', [2, 40]), 42)
+  t.is(instance.callSync('test:types/numbers#add', [1, 1]), 2, 'the version may be left out')
+  t.is(await instance.call('test:types/numbers@0.1.0#greet', ['Ada']), 'Hello, Ada!')
+})
+
+test('an unknown export is a TypeError listing what exists', (t) => {
+  const instance = typesInstance()
+  const error = t.throws(() => instance.callSync('nope', []), { instanceOf: WasmTypeError })
+  t.regex(error?.message ?? '', /no exported function "nope".*roundtrip-u8/)
+})
+
+test('sync host functions are called from wasm with converted values, in callSync and call', async (t) => {
+  const log: string[] = []
+  const instance = typesInstance(log)
+  t.is(instance.callSync('call-double', [21]), 42)
+  t.is(await instance.call('call-double', [4]), 8)
+  instance.callSync('call-log', ['héllo 🚀'])
+  await instance.call('call-log', ['from a pool thread'])
+  t.deepEqual(log, ['héllo 🚀', 'from a pool thread'])
+  t.deepEqual(instance.callSync('call-transform', [{ x: 1, y: 2 }]), { x: 2, y: 1 })
+  t.deepEqual(await instance.call('call-transform', [{ x: -5, y: 9 }]), { x: 9, y: -5 })
+})
+
+test('a host function that throws for a result return type hands the guest an err', async (t) => {
+  const instance = typesInstance()
+  t.is(instance.callSync('call-fail-maybe', [1]), 2)
+  const error = t.throws(() => instance.callSync('call-fail-maybe', [0]), { instanceOf: ComponentError })
+  t.is(error?.payload, 'zero is not allowed')
+  const again = await t.throwsAsync(instance.call('call-fail-maybe', [0]), { instanceOf: ComponentError })
+  t.is(again?.payload, 'zero is not allowed')
+  t.is(instance.callSync('call-fail-maybe', [5]), 6, 'an err is not a trap: the instance keeps working')
+})
+
+test('a host function that throws otherwise is a HostError with the thrown value as cause', async (t) => {
+  const thrown = new RangeError('host broke')
+  const imports = typesImports()
+  imports.double = () => {
+    throw thrown
+  }
+  const component = typesComponent()
+  const instance = component.instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports })
+  const error = t.throws(() => instance.callSync('call-double', [1]), { instanceOf: HostError })
+  t.is(error?.code, 'ERR_WASM_HOST')
+  t.is(error?.cause, thrown)
+  t.regex(error?.message ?? '', /"double" threw: host broke/)
+
+  const other = component.instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports })
+  const rejected = await t.throwsAsync(other.call('call-double', [1]), { instanceOf: HostError })
+  t.is(rejected?.cause, thrown)
+
+  const primitive = typesImports()
+  primitive.double = () => {
+    throw 'just a string'
+  }
+  const third = component.instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports: primitive })
+  t.is(t.throws(() => third.callSync('call-double', [1]), { instanceOf: HostError })?.cause, 'just a string')
+})
+
+test('a host function returning the wrong type is a HostError, not a wrap', (t) => {
+  const imports = typesImports()
+  imports.double = () => -1
+  const instance = typesComponent().instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports })
+  const error = t.throws(() => instance.callSync('call-double', [1]), { instanceOf: HostError })
+  t.regex(error?.message ?? '', /returned a bad value: expected u32, got -1/)
+})
+
+test('an async host function in this version is a clear HostError, not a hang', async (t) => {
+  const imports = typesImports()
+  imports.double = async (x: number) => x * 2
+  const instance = typesComponent().instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports })
+  t.throws(() => instance.callSync('call-double', [1]), { instanceOf: HostError, message: /returned a Promise/ })
+})
+
+test('missing imports are a LinkError naming each one', async (t) => {
+  const component = typesComponent()
+  const error = t.throws(() => component.instantiateSync({ limits: { memoryBytes: 4 * MiB } }), {
+    instanceOf: LinkError,
+  })
+  t.is(error?.code, 'ERR_WASM_LINK')
+  t.regex(error?.message ?? '', /double: func\(x: u32\) -> u32/)
+  t.regex(error?.message ?? '', /test:types\/host@0\.1\.0#log/)
+  const partial = typesImports()
+  delete (partial['test:types/host@0.1.0'] as Record<string, unknown>).transform
+  const async = await t.throwsAsync(component.instantiate({ limits: { memoryBytes: 4 * MiB }, imports: partial }), {
+    instanceOf: LinkError,
+  })
+  t.regex(async?.message ?? '', /#transform/)
+  t.notRegex(async?.message ?? '', /#log/)
+})
+
+test('an import that is not a function is a TypeError', (t) => {
+  const imports = typesImports()
+  imports.double = 42
+  t.throws(() => typesComponent().instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports }), {
+    instanceOf: WasmTypeError,
+    message: /"double" must be a function/,
+  })
+})
+
+test('the memory limit is required and checked at instantiation', async (t) => {
+  const component = typesComponent()
+  t.throws(() => component.instantiateSync({} as never), { instanceOf: ConfigError, message: /memoryBytes/ })
+  t.throws(() => component.instantiateSync({ limits: { memoryBytes: -1 } }), { instanceOf: ConfigError })
+  const error = t.throws(
+    () => component.instantiateSync({ limits: { memoryBytes: 64 * 1024 }, imports: typesImports() }),
+    { instanceOf: MemoryLimitError },
+  )
+  t.is(error?.code, 'ERR_WASM_MEMORY_LIMIT')
+  await t.throwsAsync(component.instantiate({ limits: { memoryBytes: 1024 }, imports: typesImports() }), {
+    instanceOf: MemoryLimitError,
+  })
+})
+
+test('an export returning result::err throws ComponentError with the payload', async (t) => {
+  const instance = typesInstance()
+  t.is(instance.callSync('fallible', [false]), 'fine')
+  const error = t.throws(() => instance.callSync('fallible', [true]), { instanceOf: ComponentError })
+  t.is(error?.code, 'ERR_WASM_COMPONENT')
+  t.is(error?.payload, 'failed on purpose')
+  const unit = await t.throwsAsync(instance.call('fallible-unit', [true]), { instanceOf: ComponentError })
+  t.is(unit?.payload, undefined)
+  t.is(await instance.call('fallible-unit', [false]), undefined)
+})
+
+test('a trap is a typed TrapError and poisons only that component instance', async (t) => {
+  const instance = typesInstance()
+  const healthy = typesInstance()
+  const error = t.throws(() => instance.callSync('trap-unreachable', []), { instanceOf: UnreachableError })
+  t.is(error?.trapCode, 'UnreachableCodeReached')
+  t.true((error?.wasmBacktrace.length ?? 0) > 0)
+  t.throws(() => instance.callSync('roundtrip-u8', [1]), { instanceOf: InstancePoisonedError })
+  await t.throwsAsync(instance.call('roundtrip-u8', [1]), { code: 'ERR_WASM_INSTANCE_POISONED' })
+  t.is(healthy.callSync('roundtrip-u8', [1]), 1)
+  const divide = await t.throwsAsync(healthy.call('trap-divide', [1, 0]), { instanceOf: ArithmeticTrapError })
+  t.is(divide?.code, 'ERR_WASM_TRAP_DIVIDE_BY_ZERO')
+})
+
+test('dispose frees the instance and later calls throw DisposedError', async (t) => {
+  const instance: Instance = typesInstance()
+  t.false(instance.disposed)
+  instance[Symbol.dispose]()
+  t.true(instance.disposed)
+  t.throws(() => instance.callSync('roundtrip-u8', [1]), { instanceOf: DisposedError, code: 'ERR_WASM_DISPOSED' })
+  await t.throwsAsync(instance.call('roundtrip-u8', [1]), { instanceOf: DisposedError })
+})
+
+test('async calls on one instance queue in order', async (t) => {
+  const instance = typesInstance()
+  const results = await Promise.all([1, 2, 3].map((n) => instance.call('roundtrip-u32', [n])))
+  t.deepEqual(results, [1, 2, 3])
+  t.is(instance.metrics().calls, 3)
+})
+
+test('callSync while a call runs on the same instance is a BusyError', async (t) => {
+  const instance = typesInstance()
+  const running = instance.call('spin', [], { timeoutMs: 300 })
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.throws(() => instance.callSync('roundtrip-u8', [1]), { instanceOf: BusyError, code: 'ERR_WASM_BUSY' })
+  await t.throwsAsync(running, { instanceOf: TimeoutError })
+})
+
+test('metrics count calls, traps and memory', (t) => {
+  const instance = typesInstance()
+  instance.callSync('roundtrip-u8', [1])
+  instance.callSync('roundtrip-string', ['x'])
+  const metrics = instance.metrics()
+  t.is(metrics.calls, 2)
+  t.is(metrics.traps, 0)
+  t.is(metrics.memory.limitBytes, 4 * MiB)
+  t.true(metrics.memory.currentBytes >= 64 * 1024)
+  t.true(metrics.memory.peakBytes >= metrics.memory.currentBytes)
+})

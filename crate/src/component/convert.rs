@@ -1,0 +1,460 @@
+//! JS values <-> component [`Val`]s, driven by the wasm [`Type`] (DESIGN §4, jco's mapping).
+//!
+//! Errors say where the bad value sits (`field "age": expected u8, got -1`); the caller adds the
+//! parameter name. Numbers are range-checked, never wrapped.
+
+use wasmtime::component::{Type, Val};
+
+use crate::js::{ElementType, Js, Kind, Value};
+
+/// kebab-case WIT name -> lowerCamelCase JS name (`first-name` -> `firstName`, `u8-x` -> `u8X`).
+pub fn camel_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '-' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn wrap<T>(result: Result<T, String>, context: impl FnOnce() -> String) -> Result<T, String> {
+    result.map_err(|inner| format!("{}: {inner}", context()))
+}
+
+fn expected(js: Js, what: &str, value: Value) -> String {
+    format!("expected {what}, got {}", js.describe(value))
+}
+
+fn napi_error(error: napi::Error) -> String {
+    error.reason
+}
+
+fn kind(js: Js, value: Value) -> Result<Kind, String> {
+    js.kind(value).map_err(napi_error)
+}
+
+fn is_plain_object(js: Js, value: Value) -> Result<bool, String> {
+    Ok(kind(js, value)? == Kind::Object && !js.is_array(value).map_err(napi_error)?)
+}
+
+/// A JS number that must be an integer within `[min, max]`.
+fn integer(js: Js, value: Value, name: &str, min: f64, max: f64) -> Result<f64, String> {
+    if kind(js, value)? != Kind::Number {
+        return Err(expected(js, name, value));
+    }
+    let n = js.get_f64(value).map_err(napi_error)?;
+    if n.fract() != 0.0 || !(min..=max).contains(&n) {
+        return Err(expected(js, name, value));
+    }
+    Ok(n)
+}
+
+fn bigint(js: Js, value: Value, name: &str, min: i128, max: i128) -> Result<i128, String> {
+    if kind(js, value)? != Kind::BigInt {
+        return Err(expected(js, &format!("{name} (a bigint)"), value));
+    }
+    match js.get_bigint_i128(value).map_err(napi_error)? {
+        Some(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(expected(js, name, value)),
+    }
+}
+
+fn number(js: Js, value: Value, name: &str) -> Result<f64, String> {
+    if kind(js, value)? != Kind::Number {
+        return Err(expected(js, name, value));
+    }
+    js.get_f64(value).map_err(napi_error)
+}
+
+fn string(js: Js, value: Value) -> Result<String, String> {
+    if kind(js, value)? != Kind::String {
+        return Err(expected(js, "string", value));
+    }
+    js.get_string(value)
+        .map_err(napi_error)?
+        .ok_or_else(|| "expected string, got a string with a lone surrogate (not valid Unicode)".to_string())
+}
+
+/// The element type a typed array must have to stand for `list<ty>`, if any.
+fn typed_element(ty: &Type) -> Option<ElementType> {
+    Some(match ty {
+        Type::U8 => ElementType::Uint8,
+        Type::S8 => ElementType::Int8,
+        Type::U16 => ElementType::Uint16,
+        Type::S16 => ElementType::Int16,
+        Type::U32 => ElementType::Uint32,
+        Type::S32 => ElementType::Int32,
+        Type::U64 => ElementType::BigUint64,
+        Type::S64 => ElementType::BigInt64,
+        Type::Float32 => ElementType::Float32,
+        Type::Float64 => ElementType::Float64,
+        _ => return None,
+    })
+}
+
+fn typed_name(element: ElementType) -> &'static str {
+    match element {
+        ElementType::Uint8 => "Uint8Array",
+        ElementType::Int8 => "Int8Array",
+        ElementType::Uint16 => "Uint16Array",
+        ElementType::Int16 => "Int16Array",
+        ElementType::Uint32 => "Uint32Array",
+        ElementType::Int32 => "Int32Array",
+        ElementType::BigUint64 => "BigUint64Array",
+        ElementType::BigInt64 => "BigInt64Array",
+        ElementType::Float32 => "Float32Array",
+        ElementType::Float64 => "Float64Array",
+        ElementType::Uint8Clamped => "Uint8ClampedArray",
+        ElementType::Other => "typed array",
+    }
+}
+
+/// Reads a typed array's elements as `Val`s of `ty`.
+fn from_typed(element: ElementType, length: usize, data: *const u8) -> Vec<Val> {
+    macro_rules! read {
+        ($t:ty, $variant:path) => {{
+            // SAFETY: N-API reported `length` elements of this type at `data`; the view lives
+            // for the current N-API call and we copy out of it at once. Typed arrays need not be
+            // aligned for us, so read unaligned.
+            (0..length)
+                .map(|i| $variant(unsafe { (data as *const $t).add(i).read_unaligned() }))
+                .collect()
+        }};
+    }
+    if length == 0 {
+        return Vec::new();
+    }
+    match element {
+        ElementType::Uint8 | ElementType::Uint8Clamped => read!(u8, Val::U8),
+        ElementType::Int8 => read!(i8, Val::S8),
+        ElementType::Uint16 => read!(u16, Val::U16),
+        ElementType::Int16 => read!(i16, Val::S16),
+        ElementType::Uint32 => read!(u32, Val::U32),
+        ElementType::Int32 => read!(i32, Val::S32),
+        ElementType::BigUint64 => read!(u64, Val::U64),
+        ElementType::BigInt64 => read!(i64, Val::S64),
+        ElementType::Float32 => read!(f32, Val::Float32),
+        ElementType::Float64 => read!(f64, Val::Float64),
+        ElementType::Other => Vec::new(),
+    }
+}
+
+/// Converts a JS value to a component value of type `ty`.
+pub fn from_js(js: Js, value: Value, ty: &Type) -> Result<Val, String> {
+    Ok(match ty {
+        Type::Bool => {
+            if kind(js, value)? != Kind::Boolean {
+                return Err(expected(js, "bool", value));
+            }
+            Val::Bool(js.get_bool(value).map_err(napi_error)?)
+        }
+        Type::U8 => Val::U8(integer(js, value, "u8", 0.0, u8::MAX as f64)? as u8),
+        Type::U16 => Val::U16(integer(js, value, "u16", 0.0, u16::MAX as f64)? as u16),
+        Type::U32 => Val::U32(integer(js, value, "u32", 0.0, u32::MAX as f64)? as u32),
+        Type::S8 => Val::S8(integer(js, value, "s8", i8::MIN as f64, i8::MAX as f64)? as i8),
+        Type::S16 => Val::S16(integer(js, value, "s16", i16::MIN as f64, i16::MAX as f64)? as i16),
+        Type::S32 => Val::S32(integer(js, value, "s32", i32::MIN as f64, i32::MAX as f64)? as i32),
+        Type::U64 => Val::U64(bigint(js, value, "u64", 0, u64::MAX as i128)? as u64),
+        Type::S64 => Val::S64(bigint(js, value, "s64", i64::MIN as i128, i64::MAX as i128)? as i64),
+        Type::Float32 => Val::Float32(number(js, value, "f32")? as f32),
+        Type::Float64 => Val::Float64(number(js, value, "f64")?),
+        Type::Char => {
+            let text = string(js, value).map_err(|_| expected(js, "char (a one-character string)", value))?;
+            let mut chars = text.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => Val::Char(c),
+                _ => return Err(expected(js, "char (a one-character string)", value)),
+            }
+        }
+        Type::String => Val::String(string(js, value)?),
+        Type::List(list) => {
+            let element_type = list.ty();
+            if let Some(view) = js.typed_array(value).map_err(napi_error)? {
+                let wanted = typed_element(&element_type);
+                let fits = wanted == Some(view.element)
+                    || (wanted == Some(ElementType::Uint8) && view.element == ElementType::Uint8Clamped);
+                if !fits {
+                    let what = match wanted {
+                        Some(element) => format!("array or {}", typed_name(element)),
+                        None => "array".into(),
+                    };
+                    return Err(format!("expected {what}, got {}", typed_name(view.element)));
+                }
+                Val::List(from_typed(view.element, view.length, view.data))
+            } else if js.is_array(value).map_err(napi_error)? {
+                let length = js.array_length(value).map_err(napi_error)?;
+                let mut items = Vec::with_capacity(length as usize);
+                for index in 0..length {
+                    let item = js.get_index(value, index).map_err(napi_error)?;
+                    items.push(wrap(from_js(js, item, &element_type), || format!("list index {index}"))?);
+                }
+                Val::List(items)
+            } else {
+                return Err(expected(js, "array", value));
+            }
+        }
+        Type::Record(record) => {
+            if !is_plain_object(js, value)? {
+                return Err(expected(js, "record (an object)", value));
+            }
+            let mut fields = Vec::new();
+            for field in record.fields() {
+                let key = camel_case(field.name);
+                let item = js.get(value, &key).map_err(napi_error)?;
+                let converted = wrap(from_js(js, item, &field.ty), || format!("field \"{key}\""))?;
+                fields.push((field.name.to_string(), converted));
+            }
+            Val::Record(fields)
+        }
+        Type::Tuple(tuple) => {
+            let types: Vec<Type> = tuple.types().collect();
+            if !js.is_array(value).map_err(napi_error)? {
+                return Err(expected(js, &format!("tuple (an array of {})", types.len()), value));
+            }
+            let length = js.array_length(value).map_err(napi_error)?;
+            if length as usize != types.len() {
+                return Err(format!("expected tuple of {} elements, got an array of {length}", types.len()));
+            }
+            let mut items = Vec::with_capacity(types.len());
+            for (index, item_type) in types.iter().enumerate() {
+                let item = js.get_index(value, index as u32).map_err(napi_error)?;
+                items.push(wrap(from_js(js, item, item_type), || format!("tuple index {index}"))?);
+            }
+            Val::Tuple(items)
+        }
+        Type::Variant(variant) => {
+            let (tag, payload) = tagged(js, value, "variant")?;
+            let Some(case) = variant.cases().find(|case| case.name == tag) else {
+                let names: Vec<&str> = variant.cases().map(|case| case.name).collect();
+                return Err(format!("unknown variant case \"{tag}\", expected one of: {}", names.join(", ")));
+            };
+            let payload = match &case.ty {
+                Some(payload_type) => Some(Box::new(wrap(from_js(js, payload, payload_type), || {
+                    format!("case \"{tag}\"")
+                })?)),
+                None => None,
+            };
+            Val::Variant(tag, payload)
+        }
+        Type::Enum(enumeration) => {
+            let name = string(js, value).map_err(|_| expected(js, "enum case (a string)", value))?;
+            if !enumeration.names().any(|case| case == name) {
+                let names: Vec<&str> = enumeration.names().collect();
+                return Err(format!("unknown enum case \"{name}\", expected one of: {}", names.join(", ")));
+            }
+            Val::Enum(name)
+        }
+        Type::Option(option) => {
+            let inner = option.ty();
+            if matches!(inner, Type::Option(_)) {
+                // option<option<T>>: `undefined` would be ambiguous, so the outer level is tagged.
+                let (tag, payload) = tagged(js, value, "option (tagged: { tag: 'some', val } or { tag: 'none' })")?;
+                match tag.as_str() {
+                    "none" => Val::Option(None),
+                    "some" => Val::Option(Some(Box::new(wrap(from_js(js, payload, &inner), || "some".into())?))),
+                    _ => return Err(format!("unknown option tag \"{tag}\", expected \"some\" or \"none\"")),
+                }
+            } else if matches!(kind(js, value)?, Kind::Undefined | Kind::Null) {
+                Val::Option(None)
+            } else {
+                Val::Option(Some(Box::new(from_js(js, value, &inner)?)))
+            }
+        }
+        Type::Result(result) => {
+            let (tag, payload) = tagged(js, value, "result ({ tag: 'ok' | 'err', val })")?;
+            let side = match tag.as_str() {
+                "ok" => result.ok(),
+                "err" => result.err(),
+                _ => return Err(format!("unknown result tag \"{tag}\", expected \"ok\" or \"err\"")),
+            };
+            let payload = match side {
+                Some(payload_type) => Some(Box::new(wrap(from_js(js, payload, &payload_type), || tag.clone())?)),
+                None => None,
+            };
+            Val::Result(if tag == "ok" { Ok(payload) } else { Err(payload) })
+        }
+        Type::Flags(flags) => {
+            if !is_plain_object(js, value)? {
+                return Err(expected(js, "flags (an object of booleans)", value));
+            }
+            let names: Vec<&str> = flags.names().collect();
+            for key in js.keys(value).map_err(napi_error)? {
+                if !names.iter().any(|name| camel_case(name) == key) {
+                    return Err(format!("unknown flag \"{key}\""));
+                }
+            }
+            let mut set = Vec::new();
+            for name in names {
+                let key = camel_case(name);
+                let flag = js.get(value, &key).map_err(napi_error)?;
+                match kind(js, flag)? {
+                    Kind::Undefined => {}
+                    Kind::Boolean => {
+                        if js.get_bool(flag).map_err(napi_error)? {
+                            set.push(name.to_string());
+                        }
+                    }
+                    _ => return Err(format!("flag \"{key}\": {}", expected(js, "boolean", flag))),
+                }
+            }
+            Val::Flags(set)
+        }
+        other => return Err(format!("values of type {} are not supported yet", super::types::wit_type(other))),
+    })
+}
+
+/// Reads `{ tag, val }`.
+fn tagged(js: Js, value: Value, what: &str) -> Result<(String, Value), String> {
+    if !is_plain_object(js, value)? {
+        return Err(expected(js, what, value));
+    }
+    let tag = js.get(value, "tag").map_err(napi_error)?;
+    if kind(js, tag)? != Kind::String {
+        return Err(format!("{}: property \"tag\" must be a string", expected(js, what, value)));
+    }
+    let tag = string(js, tag)?;
+    let payload = js.get(value, "val").map_err(napi_error)?;
+    Ok((tag, payload))
+}
+
+fn tagged_to_js(js: Js, tag: &str, payload: Option<(&Val, &Type)>) -> napi::Result<Value> {
+    let object = js.object()?;
+    js.set(object, "tag", js.string(tag)?)?;
+    if let Some((value, ty)) = payload {
+        js.set(object, "val", to_js(js, value, ty)?)?;
+    }
+    Ok(object)
+}
+
+fn typed_to_js(js: Js, element: ElementType, items: &[Val]) -> napi::Result<Option<Value>> {
+    macro_rules! write {
+        ($variant:path) => {{
+            let mut bytes = Vec::with_capacity(items.len() * 8);
+            for item in items {
+                match item {
+                    $variant(n) => bytes.extend_from_slice(&n.to_le_bytes()),
+                    _ => return Ok(None),
+                }
+            }
+            bytes
+        }};
+    }
+    let bytes = match element {
+        ElementType::Uint8 => write!(Val::U8),
+        ElementType::Int8 => write!(Val::S8),
+        ElementType::Uint16 => write!(Val::U16),
+        ElementType::Int16 => write!(Val::S16),
+        ElementType::Uint32 => write!(Val::U32),
+        ElementType::Int32 => write!(Val::S32),
+        ElementType::BigUint64 => write!(Val::U64),
+        ElementType::BigInt64 => write!(Val::S64),
+        ElementType::Float32 => write!(Val::Float32),
+        ElementType::Float64 => write!(Val::Float64),
+        ElementType::Uint8Clamped | ElementType::Other => return Ok(None),
+    };
+    js.typed_array_from(element, items.len(), &bytes).map(Some)
+}
+
+/// Converts a component value of type `ty` to JS.
+pub fn to_js(js: Js, value: &Val, ty: &Type) -> napi::Result<Value> {
+    match (value, ty) {
+        (Val::Bool(b), _) => js.boolean(*b),
+        (Val::U8(n), _) => js.number(*n as f64),
+        (Val::U16(n), _) => js.number(*n as f64),
+        (Val::U32(n), _) => js.number(*n as f64),
+        (Val::S8(n), _) => js.number(*n as f64),
+        (Val::S16(n), _) => js.number(*n as f64),
+        (Val::S32(n), _) => js.number(*n as f64),
+        (Val::U64(n), _) => js.bigint_u64(*n),
+        (Val::S64(n), _) => js.bigint_i64(*n),
+        (Val::Float32(n), _) => js.number(*n as f64),
+        (Val::Float64(n), _) => js.number(*n),
+        (Val::Char(c), _) => js.string(c.encode_utf8(&mut [0; 4])),
+        (Val::String(s), _) => js.string(s),
+        (Val::List(items), Type::List(list)) => {
+            let element_type = list.ty();
+            if let Some(element) = typed_element(&element_type) {
+                if let Some(array) = typed_to_js(js, element, items)? {
+                    return Ok(array);
+                }
+            }
+            let array = js.array(items.len())?;
+            for (index, item) in items.iter().enumerate() {
+                js.set_index(array, index as u32, to_js(js, item, &element_type)?)?;
+            }
+            Ok(array)
+        }
+        (Val::Record(fields), Type::Record(record)) => {
+            let object = js.object()?;
+            for ((name, item), field) in fields.iter().zip(record.fields()) {
+                js.set(object, &camel_case(name), to_js(js, item, &field.ty)?)?;
+            }
+            Ok(object)
+        }
+        (Val::Tuple(items), Type::Tuple(tuple)) => {
+            let array = js.array(items.len())?;
+            for (index, (item, item_type)) in items.iter().zip(tuple.types()).enumerate() {
+                js.set_index(array, index as u32, to_js(js, item, &item_type)?)?;
+            }
+            Ok(array)
+        }
+        (Val::Variant(tag, payload), Type::Variant(variant)) => {
+            let case_type = variant.cases().find(|case| case.name == tag).and_then(|case| case.ty);
+            match (payload, case_type) {
+                (Some(payload), Some(payload_type)) => tagged_to_js(js, tag, Some((payload, &payload_type))),
+                _ => tagged_to_js(js, tag, None),
+            }
+        }
+        (Val::Enum(name), _) => js.string(name),
+        (Val::Option(inner), Type::Option(option)) => {
+            let inner_type = option.ty();
+            let nested = matches!(inner_type, Type::Option(_));
+            match (inner, nested) {
+                (None, false) => js.undefined(),
+                (Some(value), false) => to_js(js, value, &inner_type),
+                (None, true) => tagged_to_js(js, "none", None),
+                (Some(value), true) => tagged_to_js(js, "some", Some((value, &inner_type))),
+            }
+        }
+        (Val::Result(outcome), Type::Result(result)) => {
+            let (tag, payload, payload_type) = match outcome {
+                Ok(payload) => ("ok", payload, result.ok()),
+                Err(payload) => ("err", payload, result.err()),
+            };
+            match (payload, payload_type) {
+                (Some(payload), Some(payload_type)) => tagged_to_js(js, tag, Some((payload, &payload_type))),
+                _ => tagged_to_js(js, tag, None),
+            }
+        }
+        (Val::Flags(set), Type::Flags(flags)) => {
+            let object = js.object()?;
+            for name in flags.names() {
+                js.set(object, &camel_case(name), js.boolean(set.iter().any(|flag| flag == name))?)?;
+            }
+            Ok(object)
+        }
+        _ => Err(napi::Error::from_reason(format!(
+            "cannot convert a value of type {} to JS",
+            super::types::wit_type(ty)
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::camel_case;
+
+    #[test]
+    fn kebab_names_become_lower_camel_case() {
+        assert_eq!(camel_case("first-name"), "firstName");
+        assert_eq!(camel_case("roundtrip-list-u8"), "roundtripListU8");
+        assert_eq!(camel_case("plain"), "plain");
+    }
+}

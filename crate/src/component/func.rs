@@ -1,0 +1,87 @@
+//! Calling a component export: its signature, argument lowering, the call, result lifting.
+
+use wasmtime::component::{ComponentExportIndex, Instance, Type, Val};
+
+use super::convert;
+use crate::engine::EngineShared;
+use crate::errors::Failure;
+use crate::js::{Js, Value};
+use crate::store::{self, Budget, Live};
+
+/// An export path resolved once per component: where it is and what it takes and returns.
+pub struct ExportFunc {
+    /// `name` or `interface#name`, as WIT spells it.
+    pub path: String,
+    pub index: ComponentExportIndex,
+    pub params: Vec<(String, Type)>,
+    pub result: Option<Type>,
+}
+
+impl ExportFunc {
+    /// Converts the JS argument array; errors name the parameter and the path inside it.
+    pub fn lower_args(&self, js: Js, args: Value) -> Result<Vec<Val>, Failure> {
+        let fail = |message: String| Failure::Type(format!("{}: {message}", self.path));
+        let count = if js.is_array(args).map_err(|error| Failure::Internal(error.reason))? {
+            js.array_length(args).map_err(|error| Failure::Internal(error.reason))? as usize
+        } else {
+            return Err(fail("arguments must be an array".into()));
+        };
+        if count != self.params.len() {
+            let names: Vec<String> =
+                self.params.iter().map(|(name, ty)| format!("{name}: {}", super::types::wit_type(ty))).collect();
+            return Err(fail(format!(
+                "expected {} argument(s) ({}), got {count}",
+                self.params.len(),
+                names.join(", ")
+            )));
+        }
+        let mut values = Vec::with_capacity(count);
+        for (index, (name, ty)) in self.params.iter().enumerate() {
+            let arg = js.get_index(args, index as u32).map_err(|error| Failure::Internal(error.reason))?;
+            let value = convert::from_js(js, arg, ty).map_err(|message| fail(format!("param \"{name}\": {message}")))?;
+            values.push(value);
+        }
+        Ok(values)
+    }
+
+    /// Calls the export under `budget`. A `result::err` return becomes ERR_WASM_COMPONENT.
+    pub fn invoke(
+        &self,
+        live: &mut Live<Instance>,
+        engine: &EngineShared,
+        budget: &Budget,
+        params: &[Val],
+    ) -> Result<Option<Val>, Failure> {
+        let func = live
+            .instance
+            .get_func(&mut live.store, &self.index)
+            .ok_or_else(|| Failure::Internal(format!("export {} vanished", self.path)))?;
+        let mut results = vec![Val::Bool(false); usize::from(self.result.is_some())];
+        store::run(&mut live.store, engine, budget, &mut live.metrics, |store| {
+            func.call(store, params, &mut results)
+        })?;
+        let value = results.pop();
+        if let (Some(Val::Result(Err(payload))), Some(Type::Result(result_type))) = (&value, &self.result) {
+            let payload = payload.as_deref().cloned().zip(result_type.err());
+            let message = match &payload {
+                Some((Val::String(text), _)) => format!("{} returned an error: {text}", self.path),
+                _ => format!("{} returned an error", self.path),
+            };
+            return Err(Failure::Component { message, payload });
+        }
+        Ok(value)
+    }
+
+    /// Converts the return value to JS: `undefined` for none, the ok value of a `result`.
+    pub fn lift_result(&self, js: Js, value: Option<Val>) -> Result<Value, Failure> {
+        let lifted = match (value, &self.result) {
+            (Some(Val::Result(Ok(payload))), Some(Type::Result(result_type))) => match (payload, result_type.ok()) {
+                (Some(payload), Some(ok_type)) => convert::to_js(js, &payload, &ok_type),
+                _ => js.undefined(),
+            },
+            (Some(value), Some(ty)) => convert::to_js(js, &value, ty),
+            _ => js.undefined(),
+        };
+        lifted.map_err(|error| Failure::Internal(error.reason))
+    }
+}

@@ -1,0 +1,119 @@
+//! A component [`Instance`](wasmtime::component::Instance) in its own store: `callSync`, `call`,
+//! metrics, dispose.
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{Object, Unknown};
+use napi::{Env, JsValue, Result};
+use napi_derive::napi;
+use wasmtime::component::Instance;
+
+use super::ComponentShared;
+use super::func::ExportFunc;
+use crate::errors::{Failure, throw};
+use crate::js::{Js, Raw};
+use crate::store::{InstanceMetrics, NativeAbortHandle, Slot};
+use crate::tasks;
+
+/// An instantiated component.
+#[napi]
+pub struct NativeComponentInstance {
+    slot: Arc<Slot<Instance>>,
+    component: Arc<ComponentShared>,
+}
+
+impl NativeComponentInstance {
+    pub fn new(slot: Slot<Instance>, component: Arc<ComponentShared>) -> Self {
+        NativeComponentInstance { slot: Arc::new(slot), component }
+    }
+
+    fn export(&self, name: &str) -> std::result::Result<Arc<ExportFunc>, Failure> {
+        if let Some(export) = self.component.exports.get(name) {
+            return Ok(export.clone());
+        }
+        let mut known: Vec<&str> = self.component.exports.values().map(|export| export.path.as_str()).collect();
+        known.sort_unstable();
+        known.dedup();
+        Err(Failure::Type(format!(
+            "the component has no exported function \"{name}\"; it exports: {}",
+            known.join(", ")
+        )))
+    }
+}
+
+#[napi]
+impl NativeComponentInstance {
+    /// Calls an export on the JS thread ([`Func::call`](https://docs.rs/wasmtime/48.0.8/wasmtime/component/struct.Func.html#method.call)).
+    #[napi(ts_return_type = "unknown")]
+    pub fn call_sync(
+        &self,
+        env: Env,
+        name: String,
+        args: Unknown,
+        fuel: Option<f64>,
+        timeout_ms: Option<f64>,
+    ) -> Result<Raw> {
+        let js = Js(env.raw());
+        let outcome = (|| {
+            let export = self.export(&name)?;
+            let params = export.lower_args(js, args.raw())?;
+            let budget = self.slot.budget(fuel, timeout_ms, None)?;
+            let value = self.slot.with(|live| {
+                live.store.data_mut().host.set_sync_env(Some(js));
+                let result = export.invoke(live, &self.slot.engine, &budget, &params);
+                live.store.data_mut().host.set_sync_env(None);
+                result
+            })?;
+            export.lift_result(js, value)
+        })();
+        throw(js, outcome).map(Raw)
+    }
+
+    /// Calls an export on a pool thread; arguments are converted first, on the JS thread.
+    #[napi(ts_return_type = "Promise<unknown>")]
+    pub fn call<'env>(
+        &self,
+        env: &'env Env,
+        name: String,
+        args: Unknown,
+        fuel: Option<f64>,
+        timeout_ms: Option<f64>,
+        abort: Option<&NativeAbortHandle>,
+    ) -> Result<Object<'env>> {
+        let js = Js(env.raw());
+        let (export, params, budget) = throw(
+            js,
+            (|| {
+                let export = self.export(&name)?;
+                let params = export.lower_args(js, args.raw())?;
+                let budget = self.slot.budget(fuel, timeout_ms, abort.map(NativeAbortHandle::flag))?;
+                Ok((export, params, budget))
+            })(),
+        )?;
+        let slot = self.slot.clone();
+        let lift = export.clone();
+        tasks::promise(
+            env,
+            move || slot.with(|live| export.invoke(live, &slot.engine, &budget, &params)),
+            move |js, result| lift.lift_result(js, result?).map(Raw),
+        )
+    }
+
+    /// Memory, fuel and call counters ([`ResourceLimiter`](https://docs.rs/wasmtime/48.0.8/wasmtime/trait.ResourceLimiter.html) figures).
+    #[napi]
+    pub fn metrics(&self) -> InstanceMetrics {
+        self.slot.metrics().into()
+    }
+
+    /// Frees the store; later calls throw ERR_WASM_DISPOSED.
+    #[napi]
+    pub fn dispose(&self) {
+        self.slot.dispose();
+    }
+
+    /// Whether `dispose()` was called.
+    #[napi(getter)]
+    pub fn disposed(&self) -> bool {
+        self.slot.is_disposed()
+    }
+}

@@ -1,0 +1,207 @@
+//! Links JS functions to a component's imports (DESIGN §3: root functions by name, interface
+//! functions in an object keyed by the full interface name).
+
+use std::sync::Arc;
+
+use wasmtime::StoreContextMut;
+use wasmtime::component::types::{ComponentFunc, ComponentItem};
+use wasmtime::component::{Component, Linker, Type, Val};
+
+use super::convert::{self, camel_case};
+use super::types::func_signature;
+use crate::errors::{Failure, HostCallFailed};
+use crate::host;
+use crate::js::{Js, Kind, Value};
+use crate::store::HostState;
+
+/// A linker for `component` with every function import bound to the matching JS function, and
+/// those functions in host-function index order.
+pub fn link(js: Js, component: &Component, imports: Option<Value>) -> Result<(Linker<HostState>, Vec<Value>), Failure> {
+    let engine = component.engine();
+    let mut linker = Linker::new(engine);
+    let mut functions = Vec::new();
+    let mut missing = Vec::new();
+    let internal = |error: wasmtime::Error| Failure::Link(format!("{error:#}"));
+    let component_type = component.component_type();
+    for (name, import) in component_type.imports(engine) {
+        match &import.ty {
+            ComponentItem::ComponentFunc(func) => {
+                match lookup_function(js, imports, &[name, &camel_case(name)])? {
+                    Some(function) => {
+                        let index = functions.len();
+                        functions.push(function);
+                        let label: Arc<str> = format!("\"{name}\"").into();
+                        linker
+                            .root()
+                            .func_new(name, move |mut cx, ty, params, results| host_call(&mut cx, index, &label, ty, params, results))
+                            .map_err(internal)?;
+                    }
+                    None => missing.push(format!("{name}: {}", func_signature(func))),
+                }
+            }
+            ComponentItem::ComponentInstance(instance) => {
+                let object = lookup_object(js, imports, name)?;
+                let mut linker_instance = linker.instance(name).map_err(internal)?;
+                for (function_name, export) in instance.exports(engine) {
+                    let ComponentItem::ComponentFunc(func) = &export.ty else {
+                        if matches!(export.ty, ComponentItem::Resource(_)) {
+                            return Err(Failure::Link(format!(
+                                "import {name}: resource types are not supported yet ({function_name})"
+                            )));
+                        }
+                        continue;
+                    };
+                    let found = match object {
+                        Some(object) => lookup_function(js, Some(object), &[function_name, &camel_case(function_name)])?,
+                        None => None,
+                    };
+                    match found {
+                        Some(function) => {
+                            let index = functions.len();
+                            functions.push(function);
+                            let label: Arc<str> = format!("\"{name}#{function_name}\"").into();
+                            linker_instance
+                                .func_new(function_name, move |mut cx, ty, params, results| {
+                                    host_call(&mut cx, index, &label, ty, params, results)
+                                })
+                                .map_err(internal)?;
+                        }
+                        None => missing.push(format!("{name}#{function_name}: {}", func_signature(func))),
+                    }
+                }
+            }
+            ComponentItem::Type(_) => {}
+            _ => return Err(Failure::Link(format!("import {name}: only functions and interfaces can be imported"))),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Failure::Link(format!("missing import(s): {}", missing.join("; "))));
+    }
+    Ok((linker, functions))
+}
+
+fn property(js: Js, object: Value, key: &str) -> Result<Option<Value>, Failure> {
+    let value = js.get(object, key).map_err(|error| Failure::Internal(error.reason))?;
+    Ok(match js.kind(value).map_err(|error| Failure::Internal(error.reason))? {
+        Kind::Undefined => None,
+        _ => Some(value),
+    })
+}
+
+fn lookup_function(js: Js, object: Option<Value>, keys: &[&str]) -> Result<Option<Value>, Failure> {
+    let Some(object) = object else { return Ok(None) };
+    for key in keys {
+        if let Some(value) = property(js, object, key)? {
+            if js.kind(value).map_err(|error| Failure::Internal(error.reason))? != Kind::Function {
+                return Err(Failure::Type(format!("imports: \"{key}\" must be a function, got {}", js.describe(value))));
+            }
+            return Ok(Some(value));
+        }
+    }
+    Ok(None)
+}
+
+/// The object for interface `name`, found by its full name or by the name without `@version`.
+fn lookup_object(js: Js, object: Option<Value>, name: &str) -> Result<Option<Value>, Failure> {
+    let Some(object) = object else { return Ok(None) };
+    let unversioned = name.split('@').next().unwrap_or(name);
+    for key in [name, unversioned] {
+        if let Some(value) = property(js, object, key)? {
+            return Ok(Some(value));
+        }
+    }
+    Ok(None)
+}
+
+fn host_call(
+    cx: &mut StoreContextMut<'_, HostState>,
+    index: usize,
+    label: &Arc<str>,
+    ty: ComponentFunc,
+    params: &[Val],
+    results: &mut [Val],
+) -> wasmtime::Result<()> {
+    let param_types: Vec<Type> = ty.params().map(|(_, ty)| ty).collect();
+    let result_type = ty.results().next();
+    let args = params.to_vec();
+    let label = label.clone();
+    let outcome = cx.data().host.invoke(index, move |js, function| {
+        let mut js_args = Vec::with_capacity(args.len());
+        for (value, ty) in args.iter().zip(&param_types) {
+            js_args.push(convert::to_js(js, value, ty).map_err(|error| Failure::Internal(error.reason))?);
+        }
+        let returned = js.call(function, &js_args).map_err(|error| Failure::Internal(error.reason))?;
+        outcome_to_val(js, &label, returned, result_type.as_ref())
+    });
+    match outcome {
+        Ok(value) => {
+            if let (Some(slot), Some(value)) = (results.first_mut(), value) {
+                *slot = value;
+            }
+            Ok(())
+        }
+        Err(failure) => {
+            cx.data_mut().host_failure = Some(failure);
+            Err(wasmtime::Error::new(HostCallFailed))
+        }
+    }
+}
+
+/// What a host function's return (or throw) means for the guest (DESIGN §4): for a `result`
+/// return type the function returns the ok value and throws the err value.
+fn outcome_to_val(
+    js: Js,
+    label: &str,
+    returned: Result<Value, Value>,
+    result_type: Option<&Type>,
+) -> Result<Option<Val>, Failure> {
+    let bad_return = |message: String| Failure::Host {
+        message: format!("host function {label} returned a bad value: {message}"),
+        cause: None,
+    };
+    match returned {
+        Ok(value) if js.is_promise(value).unwrap_or(false) => Err(host::returned_promise(label)),
+        Ok(_) if result_type.is_none() => Ok(None),
+        Ok(value) => {
+            let result_type = result_type.expect("checked above");
+            if let Type::Result(result) = result_type {
+                let payload = match result.ok() {
+                    Some(ok_type) => Some(Box::new(convert::from_js(js, value, &ok_type).map_err(bad_return)?)),
+                    None => None,
+                };
+                Ok(Some(Val::Result(Ok(payload))))
+            } else {
+                Ok(Some(convert::from_js(js, value, result_type).map_err(bad_return)?))
+            }
+        }
+        Err(thrown) => {
+            let Some(Type::Result(result)) = result_type else {
+                return Err(host::thrown(js, label, thrown));
+            };
+            let Some(err_type) = result.err() else {
+                return Ok(Some(Val::Result(Err(None))));
+            };
+            match convert::from_js(js, err_payload(js, thrown, &err_type), &err_type) {
+                Ok(payload) => Ok(Some(Val::Result(Err(Some(Box::new(payload)))))),
+                Err(_) => Err(host::thrown(js, label, thrown)),
+            }
+        }
+    }
+}
+
+/// The err payload a thrown value stands for: its own `payload` property, else (for a string
+/// error type) an Error's message, else the value itself.
+fn err_payload(js: Js, thrown: Value, err_type: &Type) -> Value {
+    let is_object = matches!(js.kind(thrown), Ok(Kind::Object) | Ok(Kind::Function));
+    if is_object {
+        if let Ok(Some(payload)) = property(js, thrown, "payload") {
+            return payload;
+        }
+        if matches!(err_type, Type::String) && js.is_error(thrown).unwrap_or(false) {
+            if let Ok(message) = js.get(thrown, "message") {
+                return message;
+            }
+        }
+    }
+    thrown
+}

@@ -1,0 +1,65 @@
+//! JS values <-> core wasm values ([`wasmtime::Val`]), driven by the function's [`ValType`]s.
+//!
+//! i32 accepts the union of the signed and unsigned ranges (wasm integers have no sign) and is
+//! returned signed, as Node's WebAssembly does; i64 is a bigint. Nothing wraps silently.
+
+use wasmtime::{Val, ValType};
+
+use crate::js::{Js, Kind, Value};
+
+pub fn type_name(ty: &ValType) -> String {
+    match ty {
+        ValType::I32 => "i32".into(),
+        ValType::I64 => "i64".into(),
+        ValType::F32 => "f32".into(),
+        ValType::F64 => "f64".into(),
+        ValType::V128 => "v128".into(),
+        ValType::Ref(reference) => reference.to_string(),
+    }
+}
+
+/// Converts a JS value to a core value of type `ty`.
+pub fn from_js(js: Js, value: Value, ty: &ValType) -> Result<Val, String> {
+    let kind = js.kind(value).map_err(|error| error.reason)?;
+    let wrong = || format!("expected {}, got {}", type_name(ty), js.describe(value));
+    match ty {
+        ValType::I32 | ValType::F32 | ValType::F64 if kind != Kind::Number => Err(wrong()),
+        ValType::I32 => {
+            let n = js.get_f64(value).map_err(|error| error.reason)?;
+            if n.fract() != 0.0 || !(i32::MIN as f64..=u32::MAX as f64).contains(&n) {
+                return Err(wrong());
+            }
+            Ok(Val::I32(if n < 0.0 { n as i32 } else { n as u32 as i32 }))
+        }
+        ValType::F32 => Ok(Val::F32((js.get_f64(value).map_err(|error| error.reason)? as f32).to_bits())),
+        ValType::F64 => Ok(Val::F64(js.get_f64(value).map_err(|error| error.reason)?.to_bits())),
+        ValType::I64 => {
+            if kind != Kind::BigInt {
+                return Err(format!("expected i64 (a bigint), got {}", js.describe(value)));
+            }
+            match js.get_bigint_i128(value).map_err(|error| error.reason)? {
+                Some(n) if (i64::MIN as i128..=u64::MAX as i128).contains(&n) => {
+                    Ok(Val::I64(if n < 0 { n as i64 } else { n as u64 as i64 }))
+                }
+                _ => Err(wrong()),
+            }
+        }
+        other => Err(format!("parameters of type {} are not supported", type_name(other))),
+    }
+}
+
+/// Converts a core value to JS.
+pub fn to_js(js: Js, value: &Val) -> napi::Result<Value> {
+    match value {
+        Val::I32(n) => js.number(*n as f64),
+        Val::I64(n) => js.bigint_i64(*n),
+        Val::F32(bits) => js.number(f32::from_bits(*bits) as f64),
+        Val::F64(bits) => js.number(f64::from_bits(*bits)),
+        _ => Err(napi::Error::from_reason("results of reference or vector type are not supported")),
+    }
+}
+
+/// A value of type `ty` to fill result slots before a call.
+pub fn placeholder(ty: &ValType) -> Val {
+    Val::default_for_ty(ty).unwrap_or(Val::I32(0))
+}

@@ -1,0 +1,273 @@
+//! [`wasmtime::Engine`] with its [`Config`], and the epoch ticker thread behind wall-clock deadlines.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use napi::bindgen_prelude::{Object, Uint8Array};
+use napi::{Env, Result};
+use napi_derive::napi;
+use wasmtime::{
+    Config, Engine as EngineImpl, EngineWeak, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
+};
+
+use crate::component::NativeComponent;
+use crate::errors::{Failure, throw};
+use crate::js::Js;
+use crate::module::NativeModule;
+use crate::tasks::{self, POOL_THREAD_STACK_BYTES};
+
+/// Engine options after the TS layer applied defaults (lib/engine.ts owns the defaults).
+#[napi(object)]
+pub struct NativeEngineOptions {
+    /// Instrument code with fuel metering ([`Config::consume_fuel`]).
+    pub fuel: bool,
+    /// Period of the epoch ticker thread, in milliseconds.
+    pub epoch_tick_ms: u32,
+    /// [`Config::max_wasm_stack`], in bytes.
+    pub max_wasm_stack_bytes: u32,
+    /// Enables the pooling allocator with this many instance slots.
+    pub pooling_max_instances: Option<u32>,
+    /// Largest linear memory of a pooled instance, in bytes.
+    pub pooling_max_memory_bytes: Option<f64>,
+    /// On-disk compiled-code cache directory (not available yet: rejected).
+    pub cache_dir: Option<String>,
+}
+
+/// Largest `maxWasmStackBytes`: wasm runs on the JS thread for `callSync` (a Node worker has a
+/// 4 MiB stack) and on pool threads of [`POOL_THREAD_STACK_BYTES`]; leave room for host frames.
+pub const MAX_WASM_STACK_LIMIT: u32 = 2 << 20;
+
+/// What an engine's compiled code and instances share: the wasmtime engine and its ticker.
+pub struct EngineShared {
+    pub engine: EngineImpl,
+    pub fuel: bool,
+    tick: Duration,
+    closed: AtomicBool,
+    ticker: Mutex<Option<Ticker>>,
+}
+
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl EngineShared {
+    fn new(options: &NativeEngineOptions) -> std::result::Result<Self, Failure> {
+        if options.cache_dir.is_some() {
+            return Err(Failure::Options(
+                "cacheDir: the on-disk compiled-code cache is not available in this version".into(),
+            ));
+        }
+        if options.epoch_tick_ms == 0 {
+            return Err(Failure::Options("epochTickMs must be at least 1".into()));
+        }
+        if options.max_wasm_stack_bytes < 64 * 1024 || options.max_wasm_stack_bytes > MAX_WASM_STACK_LIMIT {
+            return Err(Failure::Options(format!(
+                "maxWasmStackBytes must be between 65536 and {MAX_WASM_STACK_LIMIT}, got {}",
+                options.max_wasm_stack_bytes
+            )));
+        }
+        debug_assert!((MAX_WASM_STACK_LIMIT as usize) * 2 < POOL_THREAD_STACK_BYTES);
+
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .consume_fuel(options.fuel)
+            .epoch_interruption(true)
+            .max_wasm_stack(options.max_wasm_stack_bytes as usize)
+            .cranelift_opt_level(OptLevel::Speed)
+            .parallel_compilation(true);
+        if let Some(slots) = options.pooling_max_instances {
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(
+                slots,
+                options.pooling_max_memory_bytes.unwrap_or((64 << 20) as f64),
+            )?));
+        }
+        let engine = EngineImpl::new(&config).map_err(|error| Failure::Options(format!("{error:#}")))?;
+        Ok(EngineShared {
+            engine,
+            fuel: options.fuel,
+            tick: Duration::from_millis(options.epoch_tick_ms as u64),
+            closed: AtomicBool::new(false),
+            ticker: Mutex::new(None),
+        })
+    }
+
+    pub fn check_open(&self) -> std::result::Result<(), Failure> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Failure::Disposed("the engine was closed".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Starts the ticker on the first call that has a deadline or an abort signal, so an engine
+    /// that never needs one costs no thread.
+    pub fn ensure_ticker(&self) -> std::result::Result<(), Failure> {
+        self.check_open()?;
+        let mut ticker = self.ticker.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if ticker.is_none() {
+            *ticker = Some(Ticker::start(self.engine.weak(), self.tick));
+        }
+        Ok(())
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let ticker = self.ticker.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some(ticker) = ticker {
+            ticker.stop();
+        }
+    }
+}
+
+impl Drop for EngineShared {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Ticker {
+    /// The thread holds only a weak engine: it never keeps the engine (or Node) alive.
+    fn start(engine: EngineWeak, tick: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("airssys-wasm-epoch".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::Acquire) {
+                    std::thread::park_timeout(tick);
+                    match engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => return,
+                    }
+                }
+            })
+            .expect("spawning the epoch ticker thread");
+        Ticker { stop, thread }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        self.thread.thread().unpark();
+    }
+}
+
+fn pooling(slots: u32, max_memory_bytes: f64) -> std::result::Result<PoolingAllocationConfig, Failure> {
+    if slots == 0 || !(65536.0..=(4u64 << 30) as f64).contains(&max_memory_bytes) {
+        return Err(Failure::Options(
+            "pooling: maxInstances must be at least 1 and maxMemoryBytes between 64 KiB and 4 GiB".into(),
+        ));
+    }
+    let mut pooling = PoolingAllocationConfig::new();
+    // Components instantiate several core modules, each with a memory and a table: give each
+    // slot room for a handful rather than failing on the second core instance.
+    pooling
+        .total_component_instances(slots)
+        .total_core_instances(slots.saturating_mul(4))
+        .total_memories(slots.saturating_mul(2))
+        .total_tables(slots.saturating_mul(2))
+        .max_memory_size(max_memory_bytes as usize);
+    Ok(pooling)
+}
+
+/// A wasmtime [`Engine`](wasmtime::Engine): compiles modules and components and owns the epoch
+/// ticker used for deadlines.
+#[napi]
+pub struct NativeEngine {
+    shared: Arc<EngineShared>,
+}
+
+#[napi]
+impl NativeEngine {
+    /// Creates an engine; see [`Config`](https://docs.rs/wasmtime/48.0.8/wasmtime/struct.Config.html).
+    #[napi(constructor)]
+    pub fn new(env: Env, options: NativeEngineOptions) -> Result<Self> {
+        let shared = throw(Js(env.raw()), EngineShared::new(&options))?;
+        Ok(NativeEngine { shared: Arc::new(shared) })
+    }
+
+    /// Stops the epoch ticker; later compiles and deadline-bound calls throw ERR_WASM_DISPOSED.
+    #[napi]
+    pub fn close(&self) {
+        self.shared.close();
+    }
+
+    /// Whether `close()` was called.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Compiles a component (binary or WAT) on the JS thread.
+    #[napi]
+    pub fn compile_component_sync(&self, env: Env, bytes: Uint8Array) -> Result<NativeComponent> {
+        throw(Js(env.raw()), NativeComponent::compile(&self.shared, &bytes))
+    }
+
+    /// Compiles a component (binary or WAT) on a pool thread.
+    #[napi(ts_return_type = "Promise<NativeComponent>")]
+    pub fn compile_component<'env>(&self, env: &'env Env, bytes: Uint8Array) -> Result<Object<'env>> {
+        let shared = self.shared.clone();
+        let bytes = bytes.to_vec();
+        tasks::promise(env, move || NativeComponent::compile(&shared, &bytes), |_, result| result)
+    }
+
+    /// Compiles a core module (binary or WAT) on the JS thread.
+    #[napi]
+    pub fn compile_module_sync(&self, env: Env, bytes: Uint8Array) -> Result<NativeModule> {
+        throw(Js(env.raw()), NativeModule::compile(&self.shared, &bytes))
+    }
+
+    /// Compiles a core module (binary or WAT) on a pool thread.
+    #[napi(ts_return_type = "Promise<NativeModule>")]
+    pub fn compile_module<'env>(&self, env: &'env Env, bytes: Uint8Array) -> Result<Object<'env>> {
+        let shared = self.shared.clone();
+        let bytes = bytes.to_vec();
+        tasks::promise(env, move || NativeModule::compile(&shared, &bytes), |_, result| result)
+    }
+
+    /// Loads a component from `serialize()` output of a compatible engine.
+    #[napi]
+    pub fn deserialize_component(&self, env: Env, bytes: Uint8Array) -> Result<NativeComponent> {
+        throw(Js(env.raw()), NativeComponent::deserialize(&self.shared, &bytes))
+    }
+
+    /// Loads a core module from `serialize()` output of a compatible engine.
+    #[napi]
+    pub fn deserialize_module(&self, env: Env, bytes: Uint8Array) -> Result<NativeModule> {
+        throw(Js(env.raw()), NativeModule::deserialize(&self.shared, &bytes))
+    }
+
+    /// Checks that bytes are a valid module or component for this engine, without keeping code.
+    /// Returns the error message, or `null` when valid.
+    #[napi]
+    pub fn validate(&self, bytes: Uint8Array) -> Option<String> {
+        let bytes = match wat::parse_bytes(&bytes) {
+            Ok(bytes) => bytes,
+            Err(error) => return Some(error.to_string()),
+        };
+        let result = if is_component(&bytes) {
+            NativeComponent::compile(&self.shared, &bytes).map(drop)
+        } else {
+            NativeModule::validate(&self.shared, &bytes)
+        };
+        match result {
+            Ok(()) => None,
+            Err(Failure::Compile(message)) => Some(message),
+            Err(_) => Some("invalid".into()),
+        }
+    }
+}
+
+/// Whether binary wasm bytes are a component (layer 1) rather than a core module.
+pub fn is_component(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes.starts_with(b"\0asm") && bytes[6..8] == [1, 0]
+}
+
+/// Whether binary wasm bytes are a core module (layer 0).
+pub fn is_core_module(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes.starts_with(b"\0asm") && bytes[6..8] == [0, 0]
+}

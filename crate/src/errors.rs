@@ -1,0 +1,285 @@
+//! The single place that turns a failure into a JS error with a stable `code` (DESIGN §5).
+//!
+//! Work off the JS thread produces a [`Failure`] (plain data, `Send`); the JS thread turns it into
+//! an `Error` object with `code` and the fields its class needs. lib/errors.ts maps that `code` to
+//! a class; nothing matches on message text.
+
+use napi::bindgen_prelude::Unknown;
+use wasmtime::component::{Type, Val};
+use wasmtime::{Trap, WasmBacktrace};
+
+use crate::component::convert;
+use crate::js::{Js, Reference};
+use crate::limits::MemoryLimitExceeded;
+use crate::trap;
+
+/// One frame of a trap's wasm backtrace.
+pub struct Frame {
+    pub func_name: Option<String>,
+    pub func_index: u32,
+    pub module: Option<String>,
+    pub func_offset: Option<usize>,
+    pub module_offset: Option<usize>,
+}
+
+/// What a trap carries to JS.
+pub struct TrapInfo {
+    pub code: &'static str,
+    pub trap_code: String,
+    pub message: String,
+    pub frames: Vec<Frame>,
+    pub fuel_consumed: Option<u64>,
+    pub elapsed_ms: Option<f64>,
+    pub timeout_ms: Option<f64>,
+}
+
+/// Every way an operation of ours can fail.
+pub enum Failure {
+    Compile(String),
+    Link(String),
+    /// A JS value that does not fit the wasm type (a `TypeError` in JS).
+    Type(String),
+    /// A bad option value passed to the binding.
+    Options(String),
+    MemoryLimit(String),
+    Trap(Box<TrapInfo>),
+    /// A JS host function threw: the thrown value travels as `cause`.
+    Host {
+        message: String,
+        cause: Option<Reference>,
+    },
+    /// An export returned `result::err`.
+    Component {
+        message: String,
+        payload: Option<(Val, Type)>,
+    },
+    Disposed(String),
+    Busy(String),
+    Poisoned(String),
+    Internal(String),
+}
+
+/// What the store knew about a failed call, beyond wasmtime's error.
+#[derive(Default)]
+pub struct CallFacts {
+    /// The failure a host function recorded before handing wasmtime a [`HostCallFailed`] marker.
+    pub host_failure: Option<Failure>,
+    /// Why the epoch callback interrupted the guest, if it did.
+    pub interrupt: Option<Interrupt>,
+    pub fuel_consumed: Option<u64>,
+    pub elapsed_ms: f64,
+    /// The limiter denied a memory growth during the operation.
+    pub memory_denied: bool,
+}
+
+/// Why the epoch deadline callback stopped the guest.
+#[derive(Clone, Copy)]
+pub enum Interrupt {
+    Timeout { timeout_ms: f64 },
+    Aborted,
+}
+
+/// The marker a host function returns to wasmtime; the real failure waits in the store.
+#[derive(Debug)]
+pub struct HostCallFailed;
+
+impl std::fmt::Display for HostCallFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("host function failed")
+    }
+}
+
+impl std::error::Error for HostCallFailed {}
+
+impl Failure {
+    pub fn compile(error: &wasmtime::Error) -> Self {
+        Failure::Compile(format!("{error:#}"))
+    }
+
+    /// Classifies an instantiation error: resource limits, missing imports, traps in start code.
+    pub fn instantiate(error: wasmtime::Error, facts: CallFacts) -> Self {
+        if facts.memory_denied || error.downcast_ref::<MemoryLimitExceeded>().is_some() {
+            return Failure::MemoryLimit(format!("instantiation exceeds limits.memoryBytes: {error:#}"));
+        }
+        if error.downcast_ref::<Trap>().is_some() || error.downcast_ref::<HostCallFailed>().is_some() {
+            return Failure::call(error, facts);
+        }
+        Failure::Link(format!("{error:#}"))
+    }
+
+    /// Classifies the error of a call into wasm, with what the store knew.
+    pub fn call(error: wasmtime::Error, facts: CallFacts) -> Self {
+        if error.downcast_ref::<HostCallFailed>().is_some() {
+            if let Some(failure) = facts.host_failure {
+                return failure;
+            }
+        }
+        let frames = backtrace(&error);
+        if let Some(exceeded) = error.downcast_ref::<MemoryLimitExceeded>() {
+            return Failure::Trap(Box::new(TrapInfo {
+                code: "ERR_WASM_MEMORY_LIMIT",
+                trap_code: "MemoryLimit".into(),
+                message: exceeded.to_string(),
+                frames,
+                fuel_consumed: facts.fuel_consumed,
+                elapsed_ms: None,
+                timeout_ms: None,
+            }));
+        }
+        let Some(&trap) = error.downcast_ref::<Trap>() else {
+            return Failure::Internal(format!("{error:#}"));
+        };
+        let (mut code, trap_code) = trap::classify(trap);
+        let mut message = trap.to_string();
+        let (mut elapsed_ms, mut timeout_ms) = (None, None);
+        if trap == Trap::Interrupt {
+            match facts.interrupt {
+                Some(Interrupt::Timeout { timeout_ms: limit }) => {
+                    message = format!("wasm call timed out after {:.0} ms (timeoutMs: {limit})", facts.elapsed_ms);
+                    elapsed_ms = Some(facts.elapsed_ms);
+                    timeout_ms = Some(limit);
+                }
+                Some(Interrupt::Aborted) => {
+                    code = "ABORT_ERR";
+                    message = "The operation was aborted".into();
+                }
+                None => code = "ERR_WASM_TRAP",
+            }
+        } else if trap == Trap::OutOfFuel {
+            if let Some(consumed) = facts.fuel_consumed {
+                message = format!("wasm call ran out of fuel after consuming {consumed} units");
+            }
+        }
+        Failure::Trap(Box::new(TrapInfo {
+            code,
+            trap_code,
+            message,
+            frames,
+            fuel_consumed: facts.fuel_consumed,
+            elapsed_ms,
+            timeout_ms,
+        }))
+    }
+
+    /// Whether this failure leaves a component instance unusable (wasmtime refuses re-entry).
+    pub fn poisons(&self) -> bool {
+        matches!(self, Failure::Trap(_) | Failure::Host { .. } | Failure::Internal(_))
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Failure::Compile(_) => "ERR_WASM_COMPILE",
+            Failure::Link(_) => "ERR_WASM_LINK",
+            Failure::Type(_) => "ERR_WASM_TYPE",
+            Failure::Options(_) => "ERR_WASM_CONFIG",
+            Failure::MemoryLimit(_) => "ERR_WASM_MEMORY_LIMIT",
+            Failure::Trap(info) => info.code,
+            Failure::Host { .. } => "ERR_WASM_HOST",
+            Failure::Component { .. } => "ERR_WASM_COMPONENT",
+            Failure::Disposed(_) => "ERR_WASM_DISPOSED",
+            Failure::Busy(_) => "ERR_WASM_BUSY",
+            Failure::Poisoned(_) => "ERR_WASM_INSTANCE_POISONED",
+            Failure::Internal(_) => "ERR_WASM_INTERNAL",
+        }
+    }
+
+    /// Builds the JS error on the JS thread; returning it from a binding throws it (or rejects).
+    pub fn into_napi(self, js: Js) -> napi::Error {
+        match self.build(js) {
+            Ok(value) => napi::Error::from(unsafe { Unknown::from_raw_unchecked(js.0, value) }),
+            Err(error) => error,
+        }
+    }
+
+    fn build(self, js: Js) -> napi::Result<crate::js::Value> {
+        let code = self.code();
+        match self {
+            Failure::Compile(message)
+            | Failure::Link(message)
+            | Failure::Options(message)
+            | Failure::MemoryLimit(message)
+            | Failure::Disposed(message)
+            | Failure::Busy(message)
+            | Failure::Poisoned(message)
+            | Failure::Internal(message) => js.error(code, &message, false),
+            Failure::Type(message) => js.error(code, &message, true),
+            Failure::Trap(info) => {
+                let error = js.error(code, &info.message, false)?;
+                js.set(error, "trapCode", js.string(&info.trap_code)?)?;
+                let frames = js.array(info.frames.len())?;
+                for (index, frame) in info.frames.iter().enumerate() {
+                    js.set_index(frames, index as u32, frame_to_js(js, frame)?)?;
+                }
+                js.set(error, "wasmBacktrace", frames)?;
+                if let Some(fuel) = info.fuel_consumed {
+                    js.set(error, "fuelConsumed", js.number(fuel as f64)?)?;
+                }
+                if let Some(elapsed) = info.elapsed_ms {
+                    js.set(error, "elapsedMs", js.number(elapsed)?)?;
+                }
+                if let Some(timeout) = info.timeout_ms {
+                    js.set(error, "timeoutMs", js.number(timeout)?)?;
+                }
+                Ok(error)
+            }
+            Failure::Host { message, cause } => {
+                let error = js.error(code, &message, false)?;
+                if let Some(cause) = cause {
+                    let value = js.dereference(&cause);
+                    js.release(cause);
+                    js.set(error, "cause", value?)?;
+                }
+                Ok(error)
+            }
+            Failure::Component { message, payload } => {
+                let error = js.error(code, &message, false)?;
+                let payload = match payload {
+                    Some((value, ty)) => convert::to_js(js, &value, &ty)?,
+                    None => js.undefined()?,
+                };
+                js.set(error, "payload", payload)?;
+                Ok(error)
+            }
+        }
+    }
+}
+
+fn backtrace(error: &wasmtime::Error) -> Vec<Frame> {
+    let Some(trace) = error.downcast_ref::<WasmBacktrace>() else {
+        return Vec::new();
+    };
+    trace
+        .frames()
+        .iter()
+        .map(|frame| Frame {
+            func_name: frame.func_name().map(str::to_owned),
+            func_index: frame.func_index(),
+            module: frame.module().name().map(str::to_owned),
+            func_offset: frame.func_offset(),
+            module_offset: frame.module_offset(),
+        })
+        .collect()
+}
+
+fn frame_to_js(js: Js, frame: &Frame) -> napi::Result<crate::js::Value> {
+    let object = js.object()?;
+    let optional_string = |value: &Option<String>| match value {
+        Some(text) => js.string(text),
+        None => js.undefined(),
+    };
+    let optional_number = |value: Option<usize>| match value {
+        Some(number) => js.number(number as f64),
+        None => js.undefined(),
+    };
+    js.set(object, "funcName", optional_string(&frame.func_name)?)?;
+    js.set(object, "funcIndex", js.number(frame.func_index as f64)?)?;
+    js.set(object, "module", optional_string(&frame.module)?)?;
+    js.set(object, "funcOffset", optional_number(frame.func_offset)?)?;
+    js.set(object, "moduleOffset", optional_number(frame.module_offset)?)?;
+    Ok(object)
+}
+
+/// Shorthand for bindings: run `f`, turning a [`Failure`] into a thrown JS error.
+pub fn throw<T>(js: Js, result: Result<T, Failure>) -> napi::Result<T> {
+    result.map_err(|failure| failure.into_napi(js))
+}

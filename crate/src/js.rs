@@ -1,0 +1,493 @@
+//! Thin, checked wrappers over the raw N-API calls that value conversion and error building need.
+//!
+//! napi-rs's typed wrappers carry lifetimes that fight a recursive, type-driven converter; these
+//! helpers keep every `unsafe` N-API call in one place and turn a non-ok status into an error.
+
+use std::ptr;
+
+use napi::{Error, Result, Status, sys};
+
+/// A JavaScript value handle, valid only on the JS thread during the current N-API call.
+pub type Value = sys::napi_value;
+
+/// The N-API environment of the JS thread we are running on.
+#[derive(Clone, Copy)]
+pub struct Js(pub sys::napi_env);
+
+fn check(status: sys::napi_status, what: &str) -> Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(Error::new(Status::from(status), format!("N-API call failed: {what}")))
+    }
+}
+
+/// The JS type of a value, as `typeof` reports it (with `null` and arrays told apart).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Undefined,
+    Null,
+    Boolean,
+    Number,
+    String,
+    Symbol,
+    Object,
+    Function,
+    BigInt,
+    External,
+}
+
+impl Kind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::Undefined => "undefined",
+            Kind::Null => "null",
+            Kind::Boolean => "boolean",
+            Kind::Number => "number",
+            Kind::String => "string",
+            Kind::Symbol => "symbol",
+            Kind::Object => "object",
+            Kind::Function => "function",
+            Kind::BigInt => "bigint",
+            Kind::External => "external",
+        }
+    }
+}
+
+/// The element type of a typed array.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ElementType {
+    Int8,
+    Uint8,
+    Uint8Clamped,
+    Int16,
+    Uint16,
+    Int32,
+    Uint32,
+    Float32,
+    Float64,
+    BigInt64,
+    BigUint64,
+    Other,
+}
+
+/// A borrowed view of a typed array's elements.
+pub struct TypedArrayView {
+    pub element: ElementType,
+    pub length: usize,
+    pub data: *const u8,
+}
+
+impl Js {
+    pub fn kind(self, value: Value) -> Result<Kind> {
+        let mut raw = 0;
+        check(unsafe { sys::napi_typeof(self.0, value, &mut raw) }, "typeof")?;
+        Ok(match raw {
+            sys::ValueType::napi_undefined => Kind::Undefined,
+            sys::ValueType::napi_null => Kind::Null,
+            sys::ValueType::napi_boolean => Kind::Boolean,
+            sys::ValueType::napi_number => Kind::Number,
+            sys::ValueType::napi_string => Kind::String,
+            sys::ValueType::napi_symbol => Kind::Symbol,
+            sys::ValueType::napi_function => Kind::Function,
+            sys::ValueType::napi_bigint => Kind::BigInt,
+            sys::ValueType::napi_external => Kind::External,
+            _ => Kind::Object,
+        })
+    }
+
+    /// Describes a value for error messages: its type, and the value itself when it is short.
+    pub fn describe(self, value: Value) -> String {
+        match self.kind(value) {
+            Ok(Kind::Number) => match self.get_f64(value) {
+                Ok(n) => format!("{}", JsNumber(n)),
+                Err(_) => "number".into(),
+            },
+            Ok(Kind::BigInt) => match self.get_bigint_i128(value) {
+                Ok(Some(n)) => format!("{n}n"),
+                _ => "bigint".into(),
+            },
+            Ok(Kind::Boolean) => match self.get_bool(value) {
+                Ok(b) => b.to_string(),
+                Err(_) => "boolean".into(),
+            },
+            Ok(Kind::String) => match self.get_string_lossy(value) {
+                Ok(s) if s.chars().count() <= 24 => format!("string {s:?}"),
+                _ => "string".into(),
+            },
+            Ok(Kind::Object) if self.is_array(value).unwrap_or(false) => "array".into(),
+            Ok(Kind::Object) if self.typed_array(value).ok().flatten().is_some() => {
+                "typed array".into()
+            }
+            Ok(kind) => kind.describe().into(),
+            Err(_) => "value".into(),
+        }
+    }
+
+    pub fn undefined(self) -> Result<Value> {
+        let mut out = ptr::null_mut();
+        check(unsafe { sys::napi_get_undefined(self.0, &mut out) }, "undefined")?;
+        Ok(out)
+    }
+
+    pub fn null(self) -> Result<Value> {
+        let mut out = ptr::null_mut();
+        check(unsafe { sys::napi_get_null(self.0, &mut out) }, "null")?;
+        Ok(out)
+    }
+
+    pub fn boolean(self, value: bool) -> Result<Value> {
+        let mut out = ptr::null_mut();
+        check(unsafe { sys::napi_get_boolean(self.0, value, &mut out) }, "boolean")?;
+        Ok(out)
+    }
+
+    pub fn number(self, value: f64) -> Result<Value> {
+        let mut out = ptr::null_mut();
+        check(unsafe { sys::napi_create_double(self.0, value, &mut out) }, "number")?;
+        Ok(out)
+    }
+
+    pub fn bigint_i64(self, value: i64) -> Result<Value> {
+        let mut out = ptr::null_mut();
+        check(unsafe { sys::napi_create_bigint_int64(self.0, value, &mut out) }, "bigint")?;
+        Ok(out)
+    }
+
+    pub fn bigint_u64(self, value: u64) -> Result<Value> {
+        let mut out = ptr::null_mut();
+        check(unsafe { sys::napi_create_bigint_uint64(self.0, value, &mut out) }, "bigint")?;
+        Ok(out)
+    }
+
+    pub fn string(self, value: &str) -> Result<Value> {
+        let mut out = ptr::null_mut();
+        check(
+            unsafe {
+                sys::napi_create_string_utf8(self.0, value.as_ptr().cast(), value.len() as isize, &mut out)
+            },
+            "string",
+        )?;
+        Ok(out)
+    }
+
+    pub fn object(self) -> Result<Value> {
+        let mut out = ptr::null_mut();
+        check(unsafe { sys::napi_create_object(self.0, &mut out) }, "object")?;
+        Ok(out)
+    }
+
+    pub fn array(self, length: usize) -> Result<Value> {
+        let mut out = ptr::null_mut();
+        check(unsafe { sys::napi_create_array_with_length(self.0, length, &mut out) }, "array")?;
+        Ok(out)
+    }
+
+    pub fn get_bool(self, value: Value) -> Result<bool> {
+        let mut out = false;
+        check(unsafe { sys::napi_get_value_bool(self.0, value, &mut out) }, "bool value")?;
+        Ok(out)
+    }
+
+    pub fn get_f64(self, value: Value) -> Result<f64> {
+        let mut out = 0.0;
+        check(unsafe { sys::napi_get_value_double(self.0, value, &mut out) }, "number value")?;
+        Ok(out)
+    }
+
+    /// A BigInt's value, or `None` when it does not fit in 128 bits.
+    pub fn get_bigint_i128(self, value: Value) -> Result<Option<i128>> {
+        let mut sign = 0;
+        let mut words = [0u64; 3];
+        let mut count = words.len();
+        check(
+            unsafe { sys::napi_get_value_bigint_words(self.0, value, &mut sign, &mut count, words.as_mut_ptr()) },
+            "bigint value",
+        )?;
+        if count > 2 || (count == 2 && words[1] >> 63 == 1) {
+            return Ok(None);
+        }
+        let magnitude = (words[0] as i128) | ((if count == 2 { words[1] } else { 0 } as i128) << 64);
+        Ok(Some(if sign == 1 { -magnitude } else { magnitude }))
+    }
+
+    /// A string's exact contents; `Err(None)`-like `Ok(None)` when it holds a lone surrogate,
+    /// which has no UTF-8 form (N-API would silently replace it with U+FFFD).
+    pub fn get_string(self, value: Value) -> Result<Option<String>> {
+        let mut length = 0;
+        check(
+            unsafe { sys::napi_get_value_string_utf16(self.0, value, ptr::null_mut(), 0, &mut length) },
+            "string length",
+        )?;
+        let mut units = vec![0u16; length + 1];
+        let mut written = 0;
+        check(
+            unsafe {
+                sys::napi_get_value_string_utf16(self.0, value, units.as_mut_ptr(), units.len(), &mut written)
+            },
+            "string value",
+        )?;
+        units.truncate(written);
+        Ok(String::from_utf16(&units).ok())
+    }
+
+    fn get_string_lossy(self, value: Value) -> Result<String> {
+        let mut length = 0;
+        check(
+            unsafe { sys::napi_get_value_string_utf8(self.0, value, ptr::null_mut(), 0, &mut length) },
+            "string length",
+        )?;
+        let mut bytes = vec![0u8; length + 1];
+        let mut written = 0;
+        check(
+            unsafe {
+                sys::napi_get_value_string_utf8(self.0, value, bytes.as_mut_ptr().cast(), bytes.len(), &mut written)
+            },
+            "string value",
+        )?;
+        bytes.truncate(written);
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    pub fn is_array(self, value: Value) -> Result<bool> {
+        let mut out = false;
+        check(unsafe { sys::napi_is_array(self.0, value, &mut out) }, "is array")?;
+        Ok(out)
+    }
+
+    pub fn is_promise(self, value: Value) -> Result<bool> {
+        let mut out = false;
+        check(unsafe { sys::napi_is_promise(self.0, value, &mut out) }, "is promise")?;
+        Ok(out)
+    }
+
+    pub fn is_error(self, value: Value) -> Result<bool> {
+        let mut out = false;
+        check(unsafe { sys::napi_is_error(self.0, value, &mut out) }, "is error")?;
+        Ok(out)
+    }
+
+    pub fn array_length(self, value: Value) -> Result<u32> {
+        let mut out = 0;
+        check(unsafe { sys::napi_get_array_length(self.0, value, &mut out) }, "array length")?;
+        Ok(out)
+    }
+
+    pub fn get_index(self, value: Value, index: u32) -> Result<Value> {
+        let mut out = ptr::null_mut();
+        check(unsafe { sys::napi_get_element(self.0, value, index, &mut out) }, "array element")?;
+        Ok(out)
+    }
+
+    pub fn set_index(self, target: Value, index: u32, value: Value) -> Result<()> {
+        check(unsafe { sys::napi_set_element(self.0, target, index, value) }, "set array element")
+    }
+
+    pub fn get(self, object: Value, key: &str) -> Result<Value> {
+        let key = self.string(key)?;
+        let mut out = ptr::null_mut();
+        check(unsafe { sys::napi_get_property(self.0, object, key, &mut out) }, "property")?;
+        Ok(out)
+    }
+
+    pub fn set(self, object: Value, key: &str, value: Value) -> Result<()> {
+        let key = self.string(key)?;
+        check(unsafe { sys::napi_set_property(self.0, object, key, value) }, "set property")
+    }
+
+    /// The object's own enumerable string keys.
+    pub fn keys(self, object: Value) -> Result<Vec<String>> {
+        let mut names = ptr::null_mut();
+        check(unsafe { sys::napi_get_property_names(self.0, object, &mut names) }, "property names")?;
+        let count = self.array_length(names)?;
+        (0..count)
+            .map(|i| Ok(self.get_string_lossy(self.get_index(names, i)?)?))
+            .collect()
+    }
+
+    /// The typed-array view of a value, or `None` when it is not a typed array.
+    pub fn typed_array(self, value: Value) -> Result<Option<TypedArrayView>> {
+        let mut is_typed = false;
+        check(unsafe { sys::napi_is_typedarray(self.0, value, &mut is_typed) }, "is typed array")?;
+        if !is_typed {
+            return Ok(None);
+        }
+        let mut raw_type = 0;
+        let mut length = 0;
+        let mut data = ptr::null_mut();
+        let mut buffer = ptr::null_mut();
+        let mut offset = 0;
+        check(
+            unsafe {
+                sys::napi_get_typedarray_info(
+                    self.0,
+                    value,
+                    &mut raw_type,
+                    &mut length,
+                    &mut data,
+                    &mut buffer,
+                    &mut offset,
+                )
+            },
+            "typed array info",
+        )?;
+        let element = match raw_type {
+            sys::TypedarrayType::int8_array => ElementType::Int8,
+            sys::TypedarrayType::uint8_array => ElementType::Uint8,
+            sys::TypedarrayType::uint8_clamped_array => ElementType::Uint8Clamped,
+            sys::TypedarrayType::int16_array => ElementType::Int16,
+            sys::TypedarrayType::uint16_array => ElementType::Uint16,
+            sys::TypedarrayType::int32_array => ElementType::Int32,
+            sys::TypedarrayType::uint32_array => ElementType::Uint32,
+            sys::TypedarrayType::float32_array => ElementType::Float32,
+            sys::TypedarrayType::float64_array => ElementType::Float64,
+            sys::TypedarrayType::bigint64_array => ElementType::BigInt64,
+            sys::TypedarrayType::biguint64_array => ElementType::BigUint64,
+            _ => ElementType::Other,
+        };
+        Ok(Some(TypedArrayView { element, length, data: data as *const u8 }))
+    }
+
+    /// A new typed array holding a copy of `bytes` (already in the platform's little-endian
+    /// element layout), of `length` elements of the given type.
+    pub fn typed_array_from(self, element: ElementType, length: usize, bytes: &[u8]) -> Result<Value> {
+        let mut data = ptr::null_mut();
+        let mut buffer = ptr::null_mut();
+        check(
+            unsafe { sys::napi_create_arraybuffer(self.0, bytes.len(), &mut data, &mut buffer) },
+            "array buffer",
+        )?;
+        if !bytes.is_empty() {
+            // SAFETY: `data` points at a fresh, writable buffer of exactly `bytes.len()` bytes.
+            unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), data.cast::<u8>(), bytes.len()) };
+        }
+        let raw_type = match element {
+            ElementType::Int8 => sys::TypedarrayType::int8_array,
+            ElementType::Uint8 | ElementType::Other => sys::TypedarrayType::uint8_array,
+            ElementType::Uint8Clamped => sys::TypedarrayType::uint8_clamped_array,
+            ElementType::Int16 => sys::TypedarrayType::int16_array,
+            ElementType::Uint16 => sys::TypedarrayType::uint16_array,
+            ElementType::Int32 => sys::TypedarrayType::int32_array,
+            ElementType::Uint32 => sys::TypedarrayType::uint32_array,
+            ElementType::Float32 => sys::TypedarrayType::float32_array,
+            ElementType::Float64 => sys::TypedarrayType::float64_array,
+            ElementType::BigInt64 => sys::TypedarrayType::bigint64_array,
+            ElementType::BigUint64 => sys::TypedarrayType::biguint64_array,
+        };
+        let mut out = ptr::null_mut();
+        check(
+            unsafe { sys::napi_create_typedarray(self.0, raw_type, length, buffer, 0, &mut out) },
+            "typed array",
+        )?;
+        Ok(out)
+    }
+
+    /// A new `Error` (or `TypeError`) with `code` and `message` set.
+    pub fn error(self, code: &str, message: &str, type_error: bool) -> Result<Value> {
+        let code_value = self.string(code)?;
+        let message_value = self.string(message)?;
+        let mut out = ptr::null_mut();
+        let status = if type_error {
+            unsafe { sys::napi_create_type_error(self.0, code_value, message_value, &mut out) }
+        } else {
+            unsafe { sys::napi_create_error(self.0, code_value, message_value, &mut out) }
+        };
+        check(status, "error")?;
+        Ok(out)
+    }
+
+    /// Calls `function` with `this` undefined. `Ok(Err(thrown))` is a JS exception, caught and
+    /// cleared so the caller decides what it becomes.
+    pub fn call(self, function: Value, args: &[Value]) -> Result<std::result::Result<Value, Value>> {
+        let this = self.undefined()?;
+        let mut out = ptr::null_mut();
+        let status =
+            unsafe { sys::napi_call_function(self.0, this, function, args.len(), args.as_ptr(), &mut out) };
+        if status == sys::Status::napi_ok {
+            return Ok(Ok(out));
+        }
+        let mut pending = false;
+        check(unsafe { sys::napi_is_exception_pending(self.0, &mut pending) }, "exception check")?;
+        if !pending {
+            check(status, "call function")?;
+        }
+        let mut thrown = ptr::null_mut();
+        check(unsafe { sys::napi_get_and_clear_last_exception(self.0, &mut thrown) }, "take exception")?;
+        Ok(Err(thrown))
+    }
+
+    /// Keeps a value alive across calls; must be released on this JS thread with `release`.
+    pub fn reference(self, value: Value) -> Result<Reference> {
+        // Node 20's N-API only references objects and functions: box primitives in an array.
+        let boxed = !matches!(self.kind(value)?, Kind::Object | Kind::Function);
+        let target = if boxed {
+            let holder = self.array(1)?;
+            self.set_index(holder, 0, value)?;
+            holder
+        } else {
+            value
+        };
+        let mut out = ptr::null_mut();
+        check(unsafe { sys::napi_create_reference(self.0, target, 1, &mut out) }, "reference")?;
+        Ok(Reference { raw: out, boxed })
+    }
+
+    pub fn dereference(self, reference: &Reference) -> Result<Value> {
+        let mut out = ptr::null_mut();
+        check(unsafe { sys::napi_get_reference_value(self.0, reference.raw, &mut out) }, "dereference")?;
+        if reference.boxed { self.get_index(out, 0) } else { Ok(out) }
+    }
+
+    pub fn release(self, reference: Reference) {
+        // Best effort: a failure here means the environment is tearing down and owns the value.
+        unsafe { sys::napi_delete_reference(self.0, reference.raw) };
+    }
+}
+
+/// A strong N-API reference to a JS value. Created and released on the JS thread only; it may
+/// travel through other threads in between (it is an opaque pointer there, never dereferenced).
+pub struct Reference {
+    raw: sys::napi_ref,
+    boxed: bool,
+}
+
+// SAFETY: the pointer is only dereferenced through `Js` methods, which run on the JS thread.
+unsafe impl Send for Reference {}
+unsafe impl Sync for Reference {}
+
+/// Formats a JS number the way JS prints it for the common cases (integers without `.0`).
+struct JsNumber(f64);
+
+impl std::fmt::Display for JsNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0;
+        if n.is_nan() {
+            write!(f, "NaN")
+        } else if n.is_infinite() {
+            write!(f, "{}Infinity", if n < 0.0 { "-" } else { "" })
+        } else if n.fract() == 0.0 && n.abs() < 1e21 {
+            write!(f, "{n:.0}")
+        } else {
+            write!(f, "{n}")
+        }
+    }
+}
+
+/// A JS value built by us, returned as-is from a binding.
+pub struct Raw(pub Value);
+
+impl napi::bindgen_prelude::ToNapiValue for Raw {
+    unsafe fn to_napi_value(_env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
+        Ok(value.0)
+    }
+}
+
+impl napi::bindgen_prelude::TypeName for Raw {
+    fn type_name() -> &'static str {
+        "unknown"
+    }
+
+    fn value_type() -> napi::ValueType {
+        napi::ValueType::Unknown
+    }
+}

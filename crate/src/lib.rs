@@ -1,0 +1,16 @@
+//! airssys-wasm: a Node.js addon over Wasmtime. See DESIGN.md for the contract.
+
+#![deny(clippy::all)]
+
+pub mod component;
+pub mod convert;
+pub mod engine;
+pub mod errors;
+pub mod host;
+pub mod instance;
+pub mod js;
+pub mod limits;
+pub mod module;
+pub mod store;
+pub mod tasks;
+pub mod trap;

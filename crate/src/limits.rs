@@ -1,0 +1,152 @@
+//! The store's [`ResourceLimiter`]: one memory budget for all linear memories of an instance.
+//!
+//! wasmtime's own `StoreLimits` caps each memory separately; components usually have several
+//! memories (one per core module), so a per-memory cap would let a component take a multiple of
+//! its budget. wasmtime asks before every growth and before creating each memory, with that
+//! memory's current and desired size, which is enough to keep a running total.
+
+use wasmtime::ResourceLimiter;
+
+/// The limits of one instance, as given to `instantiate`.
+#[derive(Clone, Copy, Debug)]
+pub struct LimitsConfig {
+    pub memory_bytes: usize,
+    pub table_elements: usize,
+    pub instances: usize,
+    pub tables: usize,
+    pub memories: usize,
+    /// Trap (MemoryLimitError) on a denied `memory.grow` instead of returning -1 to the guest.
+    pub trap_on_memory_denial: bool,
+}
+
+/// Memory figures for `metrics().memory`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemoryMetrics {
+    pub current_bytes: usize,
+    pub peak_bytes: usize,
+    pub limit_bytes: usize,
+    pub denied_growths: u64,
+}
+
+/// The error a denied growth raises when the instance asked for traps instead of -1.
+#[derive(Debug)]
+pub struct MemoryLimitExceeded {
+    pub desired_total: usize,
+    pub limit: usize,
+}
+
+impl std::fmt::Display for MemoryLimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "memory growth to {} bytes in total denied: limits.memoryBytes is {}",
+            self.desired_total, self.limit
+        )
+    }
+}
+
+impl std::error::Error for MemoryLimitExceeded {}
+
+pub struct Limiter {
+    config: LimitsConfig,
+    metrics: MemoryMetrics,
+    /// The size change of the last approved growth, undone if wasmtime then fails to grow.
+    pending_growth: usize,
+}
+
+impl Limiter {
+    pub fn new(config: LimitsConfig) -> Self {
+        Limiter {
+            config,
+            metrics: MemoryMetrics { limit_bytes: config.memory_bytes, ..MemoryMetrics::default() },
+            pending_growth: 0,
+        }
+    }
+
+    pub fn metrics(&self) -> MemoryMetrics {
+        self.metrics
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let growth = desired.saturating_sub(current);
+        let desired_total = self.metrics.current_bytes.saturating_add(growth);
+        if desired_total > self.config.memory_bytes {
+            self.metrics.denied_growths += 1;
+            if self.config.trap_on_memory_denial {
+                return Err(wasmtime::Error::new(MemoryLimitExceeded {
+                    desired_total,
+                    limit: self.config.memory_bytes,
+                }));
+            }
+            return Ok(false);
+        }
+        self.metrics.current_bytes = desired_total;
+        self.metrics.peak_bytes = self.metrics.peak_bytes.max(desired_total);
+        self.pending_growth = growth;
+        Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.metrics.current_bytes -= std::mem::take(&mut self.pending_growth);
+        Ok(())
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= self.config.table_elements)
+    }
+
+    fn instances(&self) -> usize {
+        self.config.instances
+    }
+
+    fn tables(&self) -> usize {
+        self.config.tables
+    }
+
+    fn memories(&self) -> usize {
+        self.config.memories
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(memory_bytes: usize, trap: bool) -> Limiter {
+        Limiter::new(LimitsConfig {
+            memory_bytes,
+            table_elements: 10,
+            instances: 10,
+            tables: 10,
+            memories: 10,
+            trap_on_memory_denial: trap,
+        })
+    }
+
+    #[test]
+    fn counts_all_memories_against_one_budget() {
+        let mut limits = limiter(100, false);
+        assert!(limits.memory_growing(0, 60, None).unwrap());
+        assert!(!limits.memory_growing(0, 60, None).unwrap(), "a second memory may not take the rest");
+        assert!(limits.memory_growing(0, 40, None).unwrap());
+        let metrics = limits.metrics();
+        assert_eq!((metrics.current_bytes, metrics.peak_bytes, metrics.denied_growths), (100, 100, 1));
+    }
+
+    #[test]
+    fn a_failed_growth_is_not_counted() {
+        let mut limits = limiter(100, false);
+        assert!(limits.memory_growing(10, 50, None).unwrap());
+        limits.memory_grow_failed(wasmtime::Error::msg("mmap failed")).unwrap();
+        assert_eq!(limits.metrics().current_bytes, 0);
+    }
+
+    #[test]
+    fn traps_instead_of_denying_when_asked() {
+        let mut limits = limiter(10, true);
+        let error = limits.memory_growing(0, 11, None).unwrap_err();
+        assert!(error.downcast_ref::<MemoryLimitExceeded>().is_some());
+    }
+}

@@ -1,0 +1,236 @@
+//! Core [`wasmtime::Module`]: compile, validate, serialize, imports/exports with types, and
+//! instantiate.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{Object, Uint8Array, Unknown};
+use napi::{Env, JsValue, Result};
+use napi_derive::napi;
+use wasmtime::{ExternType, FuncType, Module as ModuleImpl, ModuleExport, ValType};
+
+use crate::convert::type_name;
+use crate::engine::{EngineShared, is_component};
+use crate::errors::{Failure, throw};
+use crate::host::{HostBridge, HostFunctions};
+use crate::instance::{self, NativeInstance};
+use crate::js::{Js, Kind};
+use crate::store::{self, Budget, Live, Metrics, NativeInstanceOptions, Slot};
+use crate::tasks;
+
+/// One import or export of a core module.
+#[napi(object)]
+pub struct ModuleItemInfo {
+    /// The import's module name (imports only).
+    pub module: Option<String>,
+    pub name: String,
+    /// `func`, `memory`, `table`, `global` or `tag`.
+    pub kind: String,
+    #[napi(js_name = "type")]
+    pub type_: String,
+}
+
+/// An exported function, resolved once per module.
+pub struct CoreExport {
+    pub name: String,
+    pub index: ModuleExport,
+    pub params: Vec<ValType>,
+    pub results: Vec<ValType>,
+}
+
+/// A compiled module and its exported functions, shared by all its instances.
+pub struct ModuleShared {
+    pub module: ModuleImpl,
+    pub engine: Arc<EngineShared>,
+    pub exports: HashMap<String, Arc<CoreExport>>,
+}
+
+impl ModuleShared {
+    fn new(module: ModuleImpl, engine: Arc<EngineShared>) -> Self {
+        let exports = module
+            .exports()
+            .filter_map(|export| {
+                let ExternType::Func(func) = export.ty() else { return None };
+                let index = module.get_export_index(export.name())?;
+                Some((
+                    export.name().to_string(),
+                    Arc::new(CoreExport {
+                        name: export.name().to_string(),
+                        index,
+                        params: func.params().collect(),
+                        results: func.results().collect(),
+                    }),
+                ))
+            })
+            .collect();
+        ModuleShared { module, engine, exports }
+    }
+}
+
+pub fn func_signature(func: &FuncType) -> String {
+    let params: Vec<String> = func.params().map(|ty| type_name(&ty)).collect();
+    let results: Vec<String> = func.results().map(|ty| type_name(&ty)).collect();
+    match results.as_slice() {
+        [] => format!("func({})", params.join(", ")),
+        [single] => format!("func({}) -> {single}", params.join(", ")),
+        many => format!("func({}) -> ({})", params.join(", "), many.join(", ")),
+    }
+}
+
+fn describe(ty: &ExternType) -> (&'static str, String) {
+    match ty {
+        ExternType::Func(func) => ("func", func_signature(func)),
+        ExternType::Memory(memory) => (
+            "memory",
+            match memory.maximum() {
+                Some(max) => format!("memory(min {} pages, max {max} pages)", memory.minimum()),
+                None => format!("memory(min {} pages)", memory.minimum()),
+            },
+        ),
+        ExternType::Table(table) => ("table", format!("table({}, min {})", table.element(), table.minimum())),
+        ExternType::Global(global) => (
+            "global",
+            format!(
+                "global({}{})",
+                if global.mutability() == wasmtime::Mutability::Var { "mut " } else { "" },
+                type_name(global.content())
+            ),
+        ),
+        ExternType::Tag(_) => ("tag", "tag".into()),
+    }
+}
+
+/// A compiled core module ([`Module`](https://docs.rs/wasmtime/48.0.8/wasmtime/struct.Module.html)).
+#[napi]
+pub struct NativeModule {
+    shared: Arc<ModuleShared>,
+}
+
+impl NativeModule {
+    pub fn compile(engine: &Arc<EngineShared>, bytes: &[u8]) -> std::result::Result<Self, Failure> {
+        engine.check_open()?;
+        if is_component(bytes) {
+            return Err(Failure::Compile(
+                "expected a core wasm module but got a component: use compileComponent for components".into(),
+            ));
+        }
+        let module = ModuleImpl::new(&engine.engine, bytes).map_err(|error| Failure::compile(&error))?;
+        Ok(NativeModule { shared: Arc::new(ModuleShared::new(module, engine.clone())) })
+    }
+
+    pub fn deserialize(engine: &Arc<EngineShared>, bytes: &[u8]) -> std::result::Result<Self, Failure> {
+        engine.check_open()?;
+        // SAFETY: wasmtime checks the header (version, engine configuration) and rejects
+        // incompatible bytes; the bytes themselves must come from `serialize` (documented: never
+        // deserialize untrusted input).
+        let module = unsafe { ModuleImpl::deserialize(&engine.engine, bytes) }
+            .map_err(|error| Failure::Compile(format!("cannot deserialize module: {error:#}")))?;
+        Ok(NativeModule { shared: Arc::new(ModuleShared::new(module, engine.clone())) })
+    }
+
+    pub fn validate(engine: &EngineShared, bytes: &[u8]) -> std::result::Result<(), Failure> {
+        ModuleImpl::validate(&engine.engine, bytes).map_err(|error| Failure::compile(&error))
+    }
+
+    fn prepare(
+        &self,
+        js: Js,
+        options: &NativeInstanceOptions,
+        imports: Option<Unknown>,
+    ) -> std::result::Result<impl FnOnce() -> std::result::Result<NativeInstance, Failure> + Send + 'static, Failure> {
+        self.shared.engine.check_open()?;
+        let limits = options.limits()?;
+        let imports = match imports {
+            Some(value) if !matches!(js.kind(value.raw()), Ok(Kind::Undefined) | Ok(Kind::Null)) => Some(value.raw()),
+            _ => None,
+        };
+        let (linker, functions) = instance::link(js, &self.shared.module, imports)?;
+        let functions = Arc::new(HostFunctions::new(js, functions).map_err(|error| Failure::Internal(error.reason))?);
+        let shared = self.shared.clone();
+        let defaults = Budget {
+            fuel: options.fuel.map(|fuel| fuel as u64),
+            timeout_ms: options.timeout_ms,
+            abort: None,
+        };
+        Ok(move || {
+            let engine = &shared.engine;
+            let mut store = store::new_store(engine, limits, HostBridge::new(functions));
+            let mut metrics = Metrics::default();
+            let instance = store::run_classified(
+                &mut store,
+                engine,
+                &defaults,
+                &mut metrics,
+                |store| linker.instantiate(store, &shared.module),
+                Failure::instantiate,
+            )?;
+            let metrics = Metrics { memory: store.data().limiter.metrics(), ..Metrics::default() };
+            let live = Live { store, instance, metrics };
+            Ok(NativeInstance::new(Slot::new(live, shared.engine.clone(), defaults, false), shared))
+        })
+    }
+}
+
+#[napi]
+impl NativeModule {
+    /// Exports with core types (`func(i32, i32) -> i32`, `memory(min 1 pages)`, ...).
+    #[napi(getter)]
+    pub fn exports(&self) -> Vec<ModuleItemInfo> {
+        self.shared
+            .module
+            .exports()
+            .map(|export| {
+                let (kind, type_) = describe(&export.ty());
+                ModuleItemInfo { module: None, name: export.name().to_string(), kind: kind.into(), type_ }
+            })
+            .collect()
+    }
+
+    /// Imports with their module name and core types.
+    #[napi(getter)]
+    pub fn imports(&self) -> Vec<ModuleItemInfo> {
+        self.shared
+            .module
+            .imports()
+            .map(|import| {
+                let (kind, type_) = describe(&import.ty());
+                ModuleItemInfo {
+                    module: Some(import.module().to_string()),
+                    name: import.name().to_string(),
+                    kind: kind.into(),
+                    type_,
+                }
+            })
+            .collect()
+    }
+
+    /// Precompiled code for `Engine.deserializeModule` on a compatible engine.
+    #[napi]
+    pub fn serialize(&self, env: Env) -> Result<Uint8Array> {
+        let bytes = throw(
+            Js(env.raw()),
+            self.shared.module.serialize().map_err(|error| Failure::Internal(format!("{error:#}"))),
+        )?;
+        Ok(Uint8Array::new(bytes))
+    }
+
+    /// Instantiates on the JS thread.
+    #[napi]
+    pub fn instantiate_sync(&self, env: Env, options: NativeInstanceOptions, imports: Option<Unknown>) -> Result<NativeInstance> {
+        let js = Js(env.raw());
+        throw(js, self.prepare(js, &options, imports).and_then(|create| create()))
+    }
+
+    /// Instantiates on a pool thread (imports are linked on the JS thread first).
+    #[napi(ts_return_type = "Promise<NativeInstance>")]
+    pub fn instantiate<'env>(
+        &self,
+        env: &'env Env,
+        options: NativeInstanceOptions,
+        imports: Option<Unknown>,
+    ) -> Result<Object<'env>> {
+        let js = Js(env.raw());
+        let create = throw(js, self.prepare(js, &options, imports))?;
+        tasks::promise(env, create, |_, result| result)
+    }
+}

@@ -1,0 +1,142 @@
+import { Component } from './component.js'
+import { ConfigError, translate, translateAsync } from './errors.js'
+import { Module } from './module.js'
+import { NativeEngine, type NativeEngineOptions } from './native.js'
+import { loadSource, loadSourceSync, type WasmSource } from './util/source.js'
+
+/** Options of {@link Engine}; all optional. */
+export interface EngineOptions {
+  /** Make fuel metering available (per-call `fuel` budgets). Default false. */
+  fuel?: boolean
+  /** Granularity of wall-clock deadlines, in ms (a native ticker thread). Default 5. */
+  epochTickMs?: number
+  /** Pooling instance allocator: preallocated slots for fast instantiation. Default false. */
+  pooling?: { maxInstances?: number; maxMemoryBytes?: number } | false
+  /** On-disk compiled-code cache directory. Not available in this version: setting it throws. */
+  cacheDir?: string
+  /** Maximum wasm stack per call, in bytes (64 KiB to 2 MiB). Default 512 KiB. */
+  maxWasmStackBytes?: number
+}
+
+const DEFAULTS = {
+  fuel: false,
+  epochTickMs: 5,
+  maxWasmStackBytes: 512 * 1024,
+  poolingMaxInstances: 256,
+  poolingMaxMemoryBytes: 64 << 20,
+}
+
+const KNOWN_OPTIONS = new Set(['fuel', 'epochTickMs', 'pooling', 'cacheDir', 'maxWasmStackBytes'])
+
+function positiveInteger(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
+    throw new ConfigError(`${name}: expected a positive integer, got ${String(value)}`, { path: name })
+  }
+  return value
+}
+
+function nativeOptions(options: EngineOptions): NativeEngineOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError('Engine options must be an object')
+  }
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(key)) throw new ConfigError(`unknown Engine option "${key}"`, { path: key })
+  }
+  if (options.fuel !== undefined && typeof options.fuel !== 'boolean') {
+    throw new ConfigError(`fuel: expected a boolean, got ${String(options.fuel)}`, { path: 'fuel' })
+  }
+  const pooling = options.pooling === undefined ? false : options.pooling
+  if (pooling !== false && (typeof pooling !== 'object' || pooling === null)) {
+    throw new ConfigError('pooling: expected an object or false', { path: 'pooling' })
+  }
+  return {
+    fuel: options.fuel ?? DEFAULTS.fuel,
+    epochTickMs: positiveInteger('epochTickMs', options.epochTickMs, DEFAULTS.epochTickMs),
+    maxWasmStackBytes: positiveInteger('maxWasmStackBytes', options.maxWasmStackBytes, DEFAULTS.maxWasmStackBytes),
+    poolingMaxInstances:
+      pooling === false
+        ? undefined
+        : positiveInteger('pooling.maxInstances', pooling.maxInstances, DEFAULTS.poolingMaxInstances),
+    poolingMaxMemoryBytes:
+      pooling === false
+        ? undefined
+        : positiveInteger('pooling.maxMemoryBytes', pooling.maxMemoryBytes, DEFAULTS.poolingMaxMemoryBytes),
+    cacheDir: options.cacheDir,
+  }
+}
+
+/** Result of {@link Engine.validate}. */
+export type ValidationResult = { ok: true } | { ok: false; message: string }
+
+/**
+ * A wasmtime engine: compiles core modules and components, and owns the epoch ticker behind
+ * wall-clock deadlines. Compiled code can be used from any thread; close it when done (it is
+ * also released on GC, and never keeps the process alive).
+ */
+export class Engine {
+  readonly #native: NativeEngine
+
+  constructor(options: EngineOptions = {}) {
+    const resolved = nativeOptions(options)
+    this.#native = translate(() => new NativeEngine(resolved))
+  }
+
+  /** Compiles a component off the JS thread. */
+  async compileComponent(source: WasmSource): Promise<Component> {
+    const bytes = await loadSource(source)
+    return new Component(await translateAsync(this.#native.compileComponent(bytes)))
+  }
+
+  /** Compiles a component on the JS thread. */
+  compileComponentSync(source: WasmSource): Component {
+    const bytes = loadSourceSync(source)
+    return new Component(translate(() => this.#native.compileComponentSync(bytes)))
+  }
+
+  /** Compiles a core module off the JS thread. */
+  async compileModule(source: WasmSource): Promise<Module> {
+    const bytes = await loadSource(source)
+    return new Module(await translateAsync(this.#native.compileModule(bytes)))
+  }
+
+  /** Compiles a core module on the JS thread. */
+  compileModuleSync(source: WasmSource): Module {
+    const bytes = loadSourceSync(source)
+    return new Module(translate(() => this.#native.compileModuleSync(bytes)))
+  }
+
+  /** Checks that `source` would compile (module or component), without keeping the code. */
+  validate(source: WasmSource): ValidationResult {
+    const bytes = loadSourceSync(source)
+    const message = translate(() => this.#native.validate(bytes))
+    return message == null ? { ok: true } : { ok: false, message }
+  }
+
+  /**
+   * Loads a component from {@link Component.serialize} output. Only pass bytes you produced:
+   * precompiled code is trusted machine code. Incompatible bytes throw a CompileError.
+   */
+  deserializeComponent(bytes: Uint8Array): Component {
+    return new Component(translate(() => this.#native.deserializeComponent(bytes)))
+  }
+
+  /** Loads a core module from {@link Module.serialize} output (same trust rule as components). */
+  deserializeModule(bytes: Uint8Array): Module {
+    return new Module(translate(() => this.#native.deserializeModule(bytes)))
+  }
+
+  /** Stops the ticker thread; later compiles and deadline-bound calls throw DisposedError. */
+  close(): void {
+    this.#native.close()
+  }
+
+  /** Whether {@link Engine.close} was called. */
+  get closed(): boolean {
+    return this.#native.closed
+  }
+
+  [Symbol.dispose](): void {
+    this.close()
+  }
+}

@@ -1,0 +1,285 @@
+/**
+ * Error classes, one per meaning, each with a stable `code` (DESIGN §5). This is the only place
+ * that maps a native error's `code` to a class; nothing matches on message text.
+ */
+
+/** One frame of a trap's wasm backtrace. */
+export interface WasmFrame {
+  funcName?: string
+  funcIndex: number
+  module?: string
+  funcOffset?: number
+  moduleOffset?: number
+}
+
+interface ErrorFields {
+  cause?: unknown
+  trapCode?: string
+  wasmBacktrace?: WasmFrame[]
+  fuelConsumed?: number
+  elapsedMs?: number
+  timeoutMs?: number
+  payload?: unknown
+  path?: string
+  exitCode?: number
+}
+
+/** The base of every error airssys-wasm throws. */
+export class WasmError extends Error {
+  readonly code: string = 'ERR_WASM'
+
+  constructor(message: string, fields: ErrorFields = {}) {
+    super(message, 'cause' in fields ? { cause: fields.cause } : undefined)
+    this.name = new.target.name
+  }
+
+  /** `instanceof WasmError` also holds for {@link WasmTypeError}, which extends `TypeError`. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (this === WasmError && value instanceof WasmTypeError) return true
+    return Function.prototype[Symbol.hasInstance].call(this, value)
+  }
+}
+
+/** A wrong argument type, count or value for a wasm function (also `instanceof TypeError`). */
+export class WasmTypeError extends TypeError {
+  readonly code = 'ERR_WASM_TYPE'
+
+  constructor(message: string) {
+    super(message)
+    this.name = 'TypeError'
+  }
+}
+
+/** Invalid, truncated or unsupported wasm or WAT; the message has wasmtime's reason. */
+export class CompileError extends WasmError {
+  override readonly code = 'ERR_WASM_COMPILE'
+}
+
+/** A bad option value, or (with manifests) a Component.toml problem; `path` names the field. */
+export class ConfigError extends WasmError {
+  override readonly code = 'ERR_WASM_CONFIG'
+  readonly path?: string
+
+  constructor(message: string, fields: ErrorFields = {}) {
+    super(message, fields)
+    if (fields.path !== undefined) this.path = fields.path
+  }
+}
+
+/** A missing or mismatched import at instantiation; the message names the import. */
+export class LinkError extends WasmError {
+  override readonly code = 'ERR_WASM_LINK'
+}
+
+/** The guest trapped. `trapCode` is wasmtime's `Trap` variant name. */
+export class TrapError extends WasmError {
+  override readonly code: string = 'ERR_WASM_TRAP'
+  readonly trapCode: string
+  readonly wasmBacktrace: WasmFrame[]
+  readonly fuelConsumed?: number
+
+  constructor(message: string, fields: ErrorFields = {}) {
+    super(message, fields)
+    this.trapCode = fields.trapCode ?? 'Unknown'
+    this.wasmBacktrace = fields.wasmBacktrace ?? []
+    if (fields.fuelConsumed !== undefined) this.fuelConsumed = fields.fuelConsumed
+  }
+}
+
+/** Instantiation or a trapping growth went beyond `limits.memoryBytes`. */
+export class MemoryLimitError extends TrapError {
+  override readonly code = 'ERR_WASM_MEMORY_LIMIT'
+}
+
+/** The call's fuel budget ran out. */
+export class OutOfFuelError extends TrapError {
+  override readonly code = 'ERR_WASM_TRAP_OUT_OF_FUEL'
+}
+
+/** The call's wall-clock deadline passed (epoch interruption stopped the guest). */
+export class TimeoutError extends TrapError {
+  override readonly code = 'ERR_WASM_TIMEOUT'
+  readonly elapsedMs: number
+  readonly timeoutMs: number
+
+  constructor(message: string, fields: ErrorFields = {}) {
+    super(message, fields)
+    this.elapsedMs = fields.elapsedMs ?? Number.NaN
+    this.timeoutMs = fields.timeoutMs ?? Number.NaN
+  }
+}
+
+/** The guest executed `unreachable`. */
+export class UnreachableError extends TrapError {
+  override readonly code = 'ERR_WASM_TRAP_UNREACHABLE'
+}
+
+/** An out-of-bounds linear memory access. */
+export class MemoryOutOfBoundsError extends TrapError {
+  override readonly code = 'ERR_WASM_TRAP_MEMORY_OUT_OF_BOUNDS'
+}
+
+/** Division by zero, integer overflow or a bad float-to-int conversion; `trapCode` tells which. */
+export class ArithmeticTrapError extends TrapError {
+  override readonly code: string
+
+  constructor(message: string, fields: ErrorFields & { code?: string } = {}) {
+    super(message, fields)
+    this.code = fields.code ?? 'ERR_WASM_TRAP_DIVIDE_BY_ZERO'
+  }
+}
+
+/** The guest exhausted its wasm stack; the host is unaffected. */
+export class StackOverflowError extends TrapError {
+  override readonly code = 'ERR_WASM_TRAP_STACK_OVERFLOW'
+}
+
+/** The call's AbortSignal fired; the guest was really stopped. */
+export class AbortError extends WasmError {
+  override readonly code = 'ABORT_ERR'
+}
+
+/** A JS host function threw; `cause` is the thrown value. */
+export class HostError extends WasmError {
+  override readonly code = 'ERR_WASM_HOST'
+}
+
+/** A host capability that the manifest or options did not grant. */
+export class CapabilityDeniedError extends WasmError {
+  override readonly code = 'ERR_WASM_CAPABILITY_DENIED'
+}
+
+/** An export returned `result::err`; `payload` is the error value (or undefined). */
+export class ComponentError extends WasmError {
+  override readonly code = 'ERR_WASM_COMPONENT'
+  readonly payload: unknown
+
+  constructor(message: string, fields: ErrorFields = {}) {
+    super(message, fields)
+    this.payload = fields.payload
+  }
+}
+
+/** A WASI guest called `exit(n)` with n != 0. */
+export class WasiExitError extends WasmError {
+  override readonly code = 'ERR_WASM_EXIT'
+  readonly exitCode: number
+
+  constructor(message: string, fields: ErrorFields = {}) {
+    super(message, fields)
+    this.exitCode = fields.exitCode ?? 1
+  }
+}
+
+/** A call on a component instance that trapped before (component instances cannot be re-entered). */
+export class InstancePoisonedError extends WasmError {
+  override readonly code = 'ERR_WASM_INSTANCE_POISONED'
+}
+
+/** Use of an instance after `dispose()`, or of an engine after `close()`. */
+export class DisposedError extends WasmError {
+  override readonly code = 'ERR_WASM_DISPOSED'
+}
+
+/** `callSync` while another call runs on the same instance (`call`s queue instead). */
+export class BusyError extends WasmError {
+  override readonly code = 'ERR_WASM_BUSY'
+}
+
+type ErrorClass = new (message: string, fields: ErrorFields & { code?: string }) => Error
+
+const BY_CODE: Record<string, ErrorClass> = {
+  ERR_WASM_COMPILE: CompileError,
+  ERR_WASM_CONFIG: ConfigError,
+  ERR_WASM_LINK: LinkError,
+  ERR_WASM_MEMORY_LIMIT: MemoryLimitError,
+  ERR_WASM_TRAP_OUT_OF_FUEL: OutOfFuelError,
+  ERR_WASM_TIMEOUT: TimeoutError,
+  ABORT_ERR: AbortError,
+  ERR_WASM_TRAP_UNREACHABLE: UnreachableError,
+  ERR_WASM_TRAP_MEMORY_OUT_OF_BOUNDS: MemoryOutOfBoundsError,
+  ERR_WASM_TRAP_DIVIDE_BY_ZERO: ArithmeticTrapError,
+  ERR_WASM_TRAP_INTEGER_OVERFLOW: ArithmeticTrapError,
+  ERR_WASM_TRAP_BAD_CONVERSION: ArithmeticTrapError,
+  ERR_WASM_TRAP_STACK_OVERFLOW: StackOverflowError,
+  ERR_WASM_TRAP: TrapError,
+  ERR_WASM_TRAP_INDIRECT_CALL: TrapError,
+  ERR_WASM_TRAP_TABLE_OUT_OF_BOUNDS: TrapError,
+  ERR_WASM_TRAP_BAD_SIGNATURE: TrapError,
+  ERR_WASM_HOST: HostError,
+  ERR_WASM_CAPABILITY_DENIED: CapabilityDeniedError,
+  ERR_WASM_COMPONENT: ComponentError,
+  ERR_WASM_EXIT: WasiExitError,
+  ERR_WASM_INSTANCE_POISONED: InstancePoisonedError,
+  ERR_WASM_DISPOSED: DisposedError,
+  ERR_WASM_BUSY: BusyError,
+}
+
+/** TrapError codes other than the class's own default that keep `code` as thrown. */
+const TRAP_CODES_WITH_OWN_CODE = new Set([
+  'ERR_WASM_TRAP_INDIRECT_CALL',
+  'ERR_WASM_TRAP_TABLE_OUT_OF_BOUNDS',
+  'ERR_WASM_TRAP_BAD_SIGNATURE',
+])
+
+/** A TrapError whose `code` is one of the table's specific trap codes. */
+class CodedTrapError extends TrapError {
+  override readonly code: string
+
+  constructor(message: string, fields: ErrorFields & { code?: string } = {}) {
+    super(message, fields)
+    this.code = fields.code ?? 'ERR_WASM_TRAP'
+    this.name = 'TrapError'
+  }
+}
+
+/**
+ * Turns an error thrown by the native binding into the matching class. Anything that is not a
+ * native error with one of our codes is returned unchanged.
+ */
+export function fromNative(error: unknown): unknown {
+  if (!(error instanceof Error) || error instanceof WasmError) return error
+  const native = error as Error & ErrorFields & { code?: unknown }
+  const code = typeof native.code === 'string' ? native.code : undefined
+  if (code === 'ERR_WASM_TYPE') return new WasmTypeError(native.message)
+  if (code === 'ERR_WASM_INTERNAL') return new WasmError(native.message)
+  if (code === undefined) return error
+  const Class = TRAP_CODES_WITH_OWN_CODE.has(code) ? CodedTrapError : BY_CODE[code]
+  if (Class === undefined) {
+    // napi-rs's own argument checks (InvalidArg, NumberExpected, ...) are type errors.
+    return /Expected|InvalidArg/.test(code) ? new WasmTypeError(native.message) : error
+  }
+  const fields: ErrorFields & { code?: string } = { code }
+  for (const key of [
+    'cause',
+    'trapCode',
+    'wasmBacktrace',
+    'fuelConsumed',
+    'elapsedMs',
+    'timeoutMs',
+    'payload',
+    'path',
+    'exitCode',
+  ] as const) {
+    if (key in native) (fields as Record<string, unknown>)[key] = native[key]
+  }
+  return new Class(native.message, fields)
+}
+
+/** Runs `body`, rethrowing native errors as their classes. */
+export function translate<T>(body: () => T): T {
+  try {
+    return body()
+  } catch (error) {
+    throw fromNative(error)
+  }
+}
+
+/** Awaits `promise`, rejecting with native errors as their classes. */
+export async function translateAsync<T>(promise: Promise<T>): Promise<T> {
+  try {
+    return await promise
+  } catch (error) {
+    throw fromNative(error)
+  }
+}

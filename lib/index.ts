@@ -1,0 +1,37 @@
+/** airssys-wasm: run untrusted WebAssembly safely in Node.js, on Wasmtime. */
+export { Engine, type EngineOptions, type ValidationResult } from './engine.js'
+export { Component, type ComponentItem } from './component.js'
+export { Module, type ModuleItem } from './module.js'
+export {
+  Instance,
+  type AsyncCallOptions,
+  type CallOptions,
+  type Imports,
+  type InstantiateOptions,
+  type Metrics,
+} from './instance.js'
+export type { WasmSource } from './util/source.js'
+export {
+  AbortError,
+  ArithmeticTrapError,
+  BusyError,
+  CapabilityDeniedError,
+  CompileError,
+  ComponentError,
+  ConfigError,
+  DisposedError,
+  HostError,
+  InstancePoisonedError,
+  LinkError,
+  MemoryLimitError,
+  MemoryOutOfBoundsError,
+  OutOfFuelError,
+  StackOverflowError,
+  TimeoutError,
+  TrapError,
+  UnreachableError,
+  WasiExitError,
+  WasmError,
+  WasmTypeError,
+  type WasmFrame,
+} from './errors.js'

@@ -1,0 +1,192 @@
+import { AbortError, ConfigError, translate, translateAsync } from './errors.js'
+import {
+  NativeAbortHandle,
+  type InstanceMetrics,
+  type NativeComponentInstance,
+  type NativeInstance,
+  type NativeInstanceOptions,
+} from './native.js'
+
+/** JS functions given to a guest: see DESIGN §3 for how keys match imports. */
+export type Imports = Record<string, unknown>
+
+/** Options of `instantiate` / `instantiateSync`. */
+export interface InstantiateOptions {
+  limits: {
+    /** Total bytes of all linear memories of the instance. Required. */
+    memoryBytes: number
+    /** Largest table, in elements. Default 10,000. */
+    tableElements?: number
+    /** Core instances the store may create (components create several). Default 100. */
+    instances?: number
+    /** Tables the store may create. Default 100. */
+    tables?: number
+    /** Linear memories the store may create. Default 100. */
+    memories?: number
+    /** Trap with MemoryLimitError when growth is denied, instead of `memory.grow` returning -1. */
+    trapOnMemoryDenial?: boolean
+  }
+  /** Default fuel budget per call (needs `new Engine({ fuel: true })`). Omitted: unmetered. */
+  fuel?: number
+  /** Default wall-clock deadline per call, in ms. Omitted: none. */
+  timeoutMs?: number
+  /** Host functions the guest imports. */
+  imports?: Imports
+  /** WASI is not available in this version: only `false` (or omitting it) is accepted. */
+  wasi?: false
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  /** Fuel budget for this call (overrides the instance default). */
+  fuel?: number
+  /** Wall-clock deadline for this call, in ms (overrides the instance default). */
+  timeoutMs?: number
+}
+
+/** Per-call options of the async `call`. */
+export interface AsyncCallOptions extends CallOptions {
+  /** Aborting stops the running guest (at the next epoch tick) and rejects with AbortError. */
+  signal?: AbortSignal
+}
+
+export type Metrics = InstanceMetrics
+
+const LIMIT_DEFAULTS = { tableElements: 10_000, instances: 100, tables: 100, memories: 100 }
+const KNOWN_OPTIONS = new Set(['limits', 'fuel', 'timeoutMs', 'imports', 'wasi'])
+
+function count(path: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+    throw new ConfigError(`${path}: expected a non-negative integer, got ${String(value)}`, { path })
+  }
+  return value
+}
+
+function optionalNumber(path: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new ConfigError(`${path}: expected a positive number, got ${String(value)}`, { path })
+  }
+  return value
+}
+
+/** Checks instantiate options and fills in defaults (the one place that holds them). */
+export function nativeInstanceOptions(options: InstantiateOptions): {
+  native: NativeInstanceOptions
+  imports: Imports | undefined
+} {
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError('instantiate options are required: { limits: { memoryBytes } }', { path: 'limits' })
+  }
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(key)) throw new ConfigError(`unknown instantiate option "${key}"`, { path: key })
+  }
+  const limits = options.limits
+  if (typeof limits !== 'object' || limits === null || limits.memoryBytes === undefined) {
+    throw new ConfigError('limits.memoryBytes is required: the memory limit has no default', {
+      path: 'limits.memoryBytes',
+    })
+  }
+  if (options.wasi !== undefined && options.wasi !== false) {
+    throw new ConfigError('wasi: WASI is not available in this version; omit it or pass false', {
+      path: 'wasi',
+    })
+  }
+  const imports = options.imports
+  if (imports !== undefined && (typeof imports !== 'object' || imports === null)) {
+    throw new ConfigError('imports: expected an object', { path: 'imports' })
+  }
+  const trap = limits.trapOnMemoryDenial
+  if (trap !== undefined && typeof trap !== 'boolean') {
+    throw new ConfigError('limits.trapOnMemoryDenial: expected a boolean', { path: 'limits.trapOnMemoryDenial' })
+  }
+  return {
+    native: {
+      memoryBytes: count('limits.memoryBytes', limits.memoryBytes, 0),
+      tableElements: count('limits.tableElements', limits.tableElements, LIMIT_DEFAULTS.tableElements),
+      instances: count('limits.instances', limits.instances, LIMIT_DEFAULTS.instances),
+      tables: count('limits.tables', limits.tables, LIMIT_DEFAULTS.tables),
+      memories: count('limits.memories', limits.memories, LIMIT_DEFAULTS.memories),
+      trapOnMemoryDenial: trap ?? false,
+      fuel: options.fuel === undefined ? undefined : count('fuel', options.fuel, 0),
+      timeoutMs: optionalNumber('timeoutMs', options.timeoutMs),
+    },
+    imports,
+  }
+}
+
+function callOptions(options: CallOptions | undefined): { fuel?: number; timeoutMs?: number } {
+  if (options === undefined) return {}
+  if (typeof options !== 'object' || options === null) throw new ConfigError('call options must be an object')
+  return {
+    fuel: options.fuel === undefined ? undefined : count('fuel', options.fuel, 0),
+    timeoutMs: optionalNumber('timeoutMs', options.timeoutMs),
+  }
+}
+
+/**
+ * A live instance of a component or a core module, in its own store. One call runs at a time:
+ * `call`s queue in order; `callSync` while a `call` runs throws BusyError.
+ */
+export class Instance {
+  readonly #native: NativeComponentInstance | NativeInstance
+  #queue: Promise<unknown> = Promise.resolve()
+
+  /** @internal */
+  constructor(native: NativeComponentInstance | NativeInstance) {
+    this.#native = native
+  }
+
+  /**
+   * Calls an export on the JS thread: the lowest overhead, but it blocks the event loop while the
+   * guest runs (deadlines still apply: they do not rely on JS timers).
+   */
+  callSync(name: string, args: readonly unknown[] = [], options?: CallOptions): unknown {
+    const { fuel, timeoutMs } = callOptions(options)
+    return translate(() => this.#native.callSync(name, args, fuel, timeoutMs))
+  }
+
+  /** Calls an export off the JS thread, on airssys-wasm's own thread pool. */
+  call(name: string, args: readonly unknown[] = [], options?: AsyncCallOptions): Promise<unknown> {
+    const run = () => this.#callNow(name, args, options)
+    const result = this.#queue.then(run, run)
+    this.#queue = result.catch(() => undefined)
+    return result
+  }
+
+  async #callNow(name: string, args: readonly unknown[], options: AsyncCallOptions | undefined): Promise<unknown> {
+    const { fuel, timeoutMs } = callOptions(options)
+    const signal = options?.signal
+    if (signal?.aborted) throw new AbortError('The operation was aborted', { cause: signal.reason })
+    const handle = signal ? new NativeAbortHandle() : undefined
+    const onAbort = () => handle?.abort()
+    signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      return await translateAsync(
+        translate(() => this.#native.call(name, args, fuel, timeoutMs, handle)) as Promise<unknown>,
+      )
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /** Memory (from the resource limiter), fuel and call counters, as of the last finished call. */
+  metrics(): Metrics {
+    return this.#native.metrics()
+  }
+
+  /** Frees the instance's store now (or when a running call ends); later calls throw DisposedError. */
+  dispose(): void {
+    this.#native.dispose()
+  }
+
+  /** Whether {@link Instance.dispose} was called. */
+  get disposed(): boolean {
+    return this.#native.disposed
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose()
+  }
+}

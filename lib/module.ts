@@ -1,0 +1,48 @@
+import { translate, translateAsync } from './errors.js'
+import { Instance, nativeInstanceOptions, type InstantiateOptions } from './instance.js'
+import type { ModuleItemInfo, NativeModule } from './native.js'
+
+/** An import or export of a core module, with its core type (`func(i32, i32) -> i32`). */
+export interface ModuleItem {
+  /** The import's module name (imports only). */
+  module?: string
+  name: string
+  kind: 'func' | 'memory' | 'table' | 'global' | 'tag'
+  type: string
+}
+
+/** A compiled core wasm module. */
+export class Module {
+  readonly #native: NativeModule
+
+  /** @internal */
+  constructor(native: NativeModule) {
+    this.#native = native
+  }
+
+  get exports(): ModuleItem[] {
+    return this.#native.exports as ModuleItemInfo[] as ModuleItem[]
+  }
+
+  get imports(): ModuleItem[] {
+    return this.#native.imports as ModuleItemInfo[] as ModuleItem[]
+  }
+
+  /** Precompiled code for `engine.deserializeModule` (same wasmtime version and settings). */
+  serialize(): Uint8Array {
+    return translate(() => this.#native.serialize())
+  }
+
+  /** Instantiates off the JS thread; imports are `{ moduleName: { functionName } }`. */
+  async instantiate(options: InstantiateOptions): Promise<Instance> {
+    const { native, imports } = nativeInstanceOptions(options)
+    const instance = await translateAsync(translate(() => this.#native.instantiate(native, imports)))
+    return new Instance(instance)
+  }
+
+  /** Instantiates on the JS thread. */
+  instantiateSync(options: InstantiateOptions): Instance {
+    const { native, imports } = nativeInstanceOptions(options)
+    return new Instance(translate(() => this.#native.instantiateSync(native, imports)))
+  }
+}
