@@ -24,7 +24,7 @@ test('compiles a core module from WAT text, bytes and a file, sync and async', a
   t.true(engine.compileComponentSync(typesWasm).exports.length > 10)
 })
 
-test('random bytes are a CompileError with wasmtime\'s reason, and the engine keeps working', async (t) => {
+test("random bytes are a CompileError with wasmtime's reason, and the engine keeps working", async (t) => {
   const engine = new Engine()
   const junk = randomBytes(64)
   const error = t.throws(() => engine.compileModuleSync(junk), { instanceOf: CompileError })
@@ -43,7 +43,9 @@ const addWasm = Buffer.from(
 test('a truncated module or component is a CompileError naming an offset', (t) => {
   const engine = new Engine()
   t.is(engine.compileModuleSync(addWasm).exports[0]?.name, 'add')
-  const error = t.throws(() => engine.compileModuleSync(addWasm.subarray(0, 30)), { instanceOf: CompileError })
+  const error = t.throws(() => engine.compileModuleSync(addWasm.subarray(0, 30)), {
+    instanceOf: CompileError,
+  })
   t.regex(error?.message ?? '', /offset|unexpected end|eof/i)
   const truncated = readFileSync(typesWasm).subarray(0, 200)
   t.throws(() => engine.compileComponentSync(truncated), { instanceOf: CompileError })
@@ -57,15 +59,20 @@ test('a core module passed as a component, and a component passed as a module, a
   t.throws(() => engine.compileComponentSync(coreBytes), { instanceOf: CompileError })
   const asComponent = t.throws(() => engine.compileComponentSync(addWasm), { instanceOf: CompileError })
   t.regex(asComponent?.message ?? '', /core wasm module/)
-  const asModule = t.throws(() => engine.compileModuleSync(readFileSync(typesWasm)), { instanceOf: CompileError })
+  const asModule = t.throws(() => engine.compileModuleSync(readFileSync(typesWasm)), {
+    instanceOf: CompileError,
+  })
   t.regex(asModule?.message ?? '', /got a component/)
 })
 
 test('bad WAT is a CompileError with the line', (t) => {
   const engine = new Engine()
-  const error = t.throws(() => engine.compileModuleSync('(module (func (export "f") (result i32) i32.bogus))'), {
-    instanceOf: CompileError,
-  })
+  const error = t.throws(
+    () => engine.compileModuleSync('(module (func (export "f") (result i32) i32.bogus))'),
+    {
+      instanceOf: CompileError,
+    },
+  )
   t.regex(error?.message ?? '', /i32\.bogus|unknown operator|expected/)
 })
 
@@ -105,7 +112,10 @@ test('serialize and deserialize round-trip; foreign bytes are a clear CompileErr
 test('options are checked and unknown options rejected', (t) => {
   t.throws(() => new Engine({ epochTickMs: 0 }), { instanceOf: ConfigError })
   t.throws(() => new Engine({ maxWasmStackBytes: 64 << 20 }), { instanceOf: ConfigError })
-  t.throws(() => new Engine({ fule: true } as never), { instanceOf: ConfigError, message: /unknown Engine option "fule"/ })
+  t.throws(() => new Engine({ fule: true } as never), {
+    instanceOf: ConfigError,
+    message: /unknown Engine option "fule"/,
+  })
   t.throws(() => new Engine({ cacheDir: '/tmp/x' }), { instanceOf: ConfigError, message: /cacheDir/ })
 })
 

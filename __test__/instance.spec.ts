@@ -89,7 +89,10 @@ test('an async host function in this version is a clear HostError, not a hang', 
   const imports = typesImports()
   imports.double = async (x: number) => x * 2
   const instance = typesComponent().instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports })
-  t.throws(() => instance.callSync('call-double', [1]), { instanceOf: HostError, message: /returned a Promise/ })
+  t.throws(() => instance.callSync('call-double', [1]), {
+    instanceOf: HostError,
+    message: /returned a Promise/,
+  })
 })
 
 test('missing imports are a LinkError naming each one', async (t) => {
@@ -102,9 +105,12 @@ test('missing imports are a LinkError naming each one', async (t) => {
   t.regex(error?.message ?? '', /test:types\/host@0\.1\.0#log/)
   const partial = typesImports()
   delete (partial['test:types/host@0.1.0'] as Record<string, unknown>).transform
-  const async = await t.throwsAsync(component.instantiate({ limits: { memoryBytes: 4 * MiB }, imports: partial }), {
-    instanceOf: LinkError,
-  })
+  const async = await t.throwsAsync(
+    component.instantiate({ limits: { memoryBytes: 4 * MiB }, imports: partial }),
+    {
+      instanceOf: LinkError,
+    },
+  )
   t.regex(async?.message ?? '', /#transform/)
   t.notRegex(async?.message ?? '', /#log/)
 })
@@ -161,7 +167,10 @@ test('dispose frees the instance and later calls throw DisposedError', async (t)
   t.false(instance.disposed)
   instance[Symbol.dispose]()
   t.true(instance.disposed)
-  t.throws(() => instance.callSync('roundtrip-u8', [1]), { instanceOf: DisposedError, code: 'ERR_WASM_DISPOSED' })
+  t.throws(() => instance.callSync('roundtrip-u8', [1]), {
+    instanceOf: DisposedError,
+    code: 'ERR_WASM_DISPOSED',
+  })
   await t.throwsAsync(instance.call('roundtrip-u8', [1]), { instanceOf: DisposedError })
 })
 

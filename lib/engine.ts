@@ -53,7 +53,11 @@ function nativeOptions(options: EngineOptions): NativeEngineOptions {
   return {
     fuel: options.fuel ?? DEFAULTS.fuel,
     epochTickMs: positiveInteger('epochTickMs', options.epochTickMs, DEFAULTS.epochTickMs),
-    maxWasmStackBytes: positiveInteger('maxWasmStackBytes', options.maxWasmStackBytes, DEFAULTS.maxWasmStackBytes),
+    maxWasmStackBytes: positiveInteger(
+      'maxWasmStackBytes',
+      options.maxWasmStackBytes,
+      DEFAULTS.maxWasmStackBytes,
+    ),
     poolingMaxInstances:
       pooling === false
         ? undefined

@@ -99,7 +99,9 @@ export function nativeInstanceOptions(options: InstantiateOptions): {
   }
   const trap = limits.trapOnMemoryDenial
   if (trap !== undefined && typeof trap !== 'boolean') {
-    throw new ConfigError('limits.trapOnMemoryDenial: expected a boolean', { path: 'limits.trapOnMemoryDenial' })
+    throw new ConfigError('limits.trapOnMemoryDenial: expected a boolean', {
+      path: 'limits.trapOnMemoryDenial',
+    })
   }
   return {
     native: {
@@ -155,7 +157,11 @@ export class Instance {
     return result
   }
 
-  async #callNow(name: string, args: readonly unknown[], options: AsyncCallOptions | undefined): Promise<unknown> {
+  async #callNow(
+    name: string,
+    args: readonly unknown[],
+    options: AsyncCallOptions | undefined,
+  ): Promise<unknown> {
     const { fuel, timeoutMs } = callOptions(options)
     const signal = options?.signal
     if (signal?.aborted) throw new AbortError('The operation was aborted', { cause: signal.reason })

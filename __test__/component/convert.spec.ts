@@ -154,8 +154,16 @@ const refused: Array<[string, unknown[], string]> = [
   ['roundtrip-string', [undefined], 'expected string, got undefined'],
   ['roundtrip-list-u8', [[0, 256]], 'param "v": list index 1: expected u8, got 256'],
   ['roundtrip-list-u16', [new Uint8Array(2)], 'expected array or Uint16Array, got Uint8Array'],
-  ['roundtrip-record', [{ firstName: 'a', age: -1, tags: [] }], 'param "v": field "age": expected u8, got -1'],
-  ['roundtrip-record', [{ firstName: 'a', age: 1, tags: [1] }], 'field "tags": list index 0: expected string, got 1'],
+  [
+    'roundtrip-record',
+    [{ firstName: 'a', age: -1, tags: [] }],
+    'param "v": field "age": expected u8, got -1',
+  ],
+  [
+    'roundtrip-record',
+    [{ firstName: 'a', age: 1, tags: [1] }],
+    'field "tags": list index 0: expected string, got 1',
+  ],
   ['roundtrip-record', [null], 'expected record'],
   ['roundtrip-tuple', [[1, 'a']], 'expected tuple of 3 elements, got an array of 2'],
   ['roundtrip-variant', [{ tag: 'square' }], 'unknown variant case "square"'],

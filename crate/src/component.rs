@@ -81,7 +81,11 @@ impl ComponentShared {
                 _ => {}
             }
         }
-        ComponentShared { component, engine, exports }
+        ComponentShared {
+            component,
+            engine,
+            exports,
+        }
     }
 }
 
@@ -100,7 +104,9 @@ impl NativeComponent {
             ));
         }
         let component = ComponentImpl::new(&engine.engine, bytes).map_err(|error| Failure::compile(&error))?;
-        Ok(NativeComponent { shared: Arc::new(ComponentShared::new(component, engine.clone())) })
+        Ok(NativeComponent {
+            shared: Arc::new(ComponentShared::new(component, engine.clone())),
+        })
     }
 
     pub fn deserialize(engine: &Arc<EngineShared>, bytes: &[u8]) -> std::result::Result<Self, Failure> {
@@ -110,7 +116,9 @@ impl NativeComponent {
         // deserialize untrusted input).
         let component = unsafe { ComponentImpl::deserialize(&engine.engine, bytes) }
             .map_err(|error| Failure::Compile(format!("cannot deserialize component: {error:#}")))?;
-        Ok(NativeComponent { shared: Arc::new(ComponentShared::new(component, engine.clone())) })
+        Ok(NativeComponent {
+            shared: Arc::new(ComponentShared::new(component, engine.clone())),
+        })
     }
 
     /// Links `imports` (on the JS thread) and returns the work that creates the instance.
@@ -119,7 +127,10 @@ impl NativeComponent {
         js: Js,
         options: &NativeInstanceOptions,
         imports: Option<Unknown>,
-    ) -> std::result::Result<impl FnOnce() -> std::result::Result<NativeComponentInstance, Failure> + Send + 'static, Failure> {
+    ) -> std::result::Result<
+        impl FnOnce() -> std::result::Result<NativeComponentInstance, Failure> + Send + 'static,
+        Failure,
+    > {
         self.shared.engine.check_open()?;
         let limits = options.limits()?;
         let imports = match imports {
@@ -147,9 +158,19 @@ impl NativeComponent {
                 Failure::instantiate,
             )?;
             // Instantiation is not a call: only its memory shows in the metrics.
-            metrics = Metrics { memory: store.data().limiter.metrics(), ..Metrics::default() };
-            let live = Live { store, instance, metrics };
-            Ok(NativeComponentInstance::new(Slot::new(live, shared.engine.clone(), defaults, true), shared))
+            metrics = Metrics {
+                memory: store.data().limiter.metrics(),
+                ..Metrics::default()
+            };
+            let live = Live {
+                store,
+                instance,
+                metrics,
+            };
+            Ok(NativeComponentInstance::new(
+                Slot::new(live, shared.engine.clone(), defaults, true),
+                shared,
+            ))
         })
     }
 }
@@ -173,7 +194,10 @@ impl NativeComponent {
     pub fn serialize(&self, env: Env) -> Result<Uint8Array> {
         let bytes = throw(
             Js(env.raw()),
-            self.shared.component.serialize().map_err(|error| Failure::Internal(format!("{error:#}"))),
+            self.shared
+                .component
+                .serialize()
+                .map_err(|error| Failure::Internal(format!("{error:#}"))),
         )?;
         Ok(Uint8Array::new(bytes))
     }

@@ -14,7 +14,16 @@ pub fn type_name(ty: &ValType) -> String {
         ValType::F32 => "f32".into(),
         ValType::F64 => "f64".into(),
         ValType::V128 => "v128".into(),
-        ValType::Ref(reference) => reference.to_string(),
+        ValType::Ref(reference) => ref_type_name(reference),
+    }
+}
+
+/// `funcref` / `externref` for the nullable abstract references, wasmtime's spelling otherwise.
+pub fn ref_type_name(reference: &wasmtime::RefType) -> String {
+    match reference.to_string().as_str() {
+        "(ref null func)" => "funcref".into(),
+        "(ref null extern)" => "externref".into(),
+        other => other.into(),
     }
 }
 
@@ -31,7 +40,9 @@ pub fn from_js(js: Js, value: Value, ty: &ValType) -> Result<Val, String> {
             }
             Ok(Val::I32(if n < 0.0 { n as i32 } else { n as u32 as i32 }))
         }
-        ValType::F32 => Ok(Val::F32((js.get_f64(value).map_err(|error| error.reason)? as f32).to_bits())),
+        ValType::F32 => Ok(Val::F32(
+            (js.get_f64(value).map_err(|error| error.reason)? as f32).to_bits(),
+        )),
         ValType::F64 => Ok(Val::F64(js.get_f64(value).map_err(|error| error.reason)?.to_bits())),
         ValType::I64 => {
             if kind != Kind::BigInt {
@@ -55,7 +66,9 @@ pub fn to_js(js: Js, value: &Val) -> napi::Result<Value> {
         Val::I64(n) => js.bigint_i64(*n),
         Val::F32(bits) => js.number(f32::from_bits(*bits) as f64),
         Val::F64(bits) => js.number(f64::from_bits(*bits)),
-        _ => Err(napi::Error::from_reason("results of reference or vector type are not supported")),
+        _ => Err(napi::Error::from_reason(
+            "results of reference or vector type are not supported",
+        )),
     }
 }
 

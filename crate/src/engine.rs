@@ -116,7 +116,11 @@ impl EngineShared {
 
     fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        let ticker = self.ticker.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        let ticker = self
+            .ticker
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
         if let Some(ticker) = ticker {
             ticker.stop();
         }
@@ -186,7 +190,9 @@ impl NativeEngine {
     #[napi(constructor)]
     pub fn new(env: Env, options: NativeEngineOptions) -> Result<Self> {
         let shared = throw(Js(env.raw()), EngineShared::new(&options))?;
-        Ok(NativeEngine { shared: Arc::new(shared) })
+        Ok(NativeEngine {
+            shared: Arc::new(shared),
+        })
     }
 
     /// Stops the epoch ticker; later compiles and deadline-bound calls throw ERR_WASM_DISPOSED.
@@ -212,7 +218,11 @@ impl NativeEngine {
     pub fn compile_component<'env>(&self, env: &'env Env, bytes: Uint8Array) -> Result<Object<'env>> {
         let shared = self.shared.clone();
         let bytes = bytes.to_vec();
-        tasks::promise(env, move || NativeComponent::compile(&shared, &bytes), |_, result| result)
+        tasks::promise(
+            env,
+            move || NativeComponent::compile(&shared, &bytes),
+            |_, result| result,
+        )
     }
 
     /// Compiles a core module (binary or WAT) on the JS thread.

@@ -109,10 +109,10 @@ impl Failure {
 
     /// Classifies the error of a call into wasm, with what the store knew.
     pub fn call(error: wasmtime::Error, facts: CallFacts) -> Self {
-        if error.downcast_ref::<HostCallFailed>().is_some() {
-            if let Some(failure) = facts.host_failure {
-                return failure;
-            }
+        if error.downcast_ref::<HostCallFailed>().is_some()
+            && let Some(failure) = facts.host_failure
+        {
+            return failure;
         }
         let frames = backtrace(&error);
         if let Some(exceeded) = error.downcast_ref::<MemoryLimitExceeded>() {
@@ -135,7 +135,10 @@ impl Failure {
         if trap == Trap::Interrupt {
             match facts.interrupt {
                 Some(Interrupt::Timeout { timeout_ms: limit }) => {
-                    message = format!("wasm call timed out after {:.0} ms (timeoutMs: {limit})", facts.elapsed_ms);
+                    message = format!(
+                        "wasm call timed out after {:.0} ms (timeoutMs: {limit})",
+                        facts.elapsed_ms
+                    );
                     elapsed_ms = Some(facts.elapsed_ms);
                     timeout_ms = Some(limit);
                 }
@@ -145,10 +148,10 @@ impl Failure {
                 }
                 None => code = "ERR_WASM_TRAP",
             }
-        } else if trap == Trap::OutOfFuel {
-            if let Some(consumed) = facts.fuel_consumed {
-                message = format!("wasm call ran out of fuel after consuming {consumed} units");
-            }
+        } else if trap == Trap::OutOfFuel
+            && let Some(consumed) = facts.fuel_consumed
+        {
+            message = format!("wasm call ran out of fuel after consuming {consumed} units");
         }
         Failure::Trap(Box::new(TrapInfo {
             code,

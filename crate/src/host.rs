@@ -32,11 +32,18 @@ unsafe impl Sync for HostFunctions {}
 impl HostFunctions {
     /// Keeps `functions` alive; creates the dispatcher only when there is something to call.
     pub fn new(js: Js, functions: Vec<Value>) -> napi::Result<Self> {
-        let dispatcher = if functions.is_empty() { None } else { Some(Arc::new(Dispatcher::new(js)?)) };
+        let dispatcher = if functions.is_empty() {
+            None
+        } else {
+            Some(Arc::new(Dispatcher::new(js)?))
+        };
         Ok(HostFunctions {
             env: js.0,
             thread: std::thread::current().id(),
-            functions: functions.into_iter().map(|f| js.reference(f)).collect::<napi::Result<_>>()?,
+            functions: functions
+                .into_iter()
+                .map(|f| js.reference(f))
+                .collect::<napi::Result<_>>()?,
             dispatcher,
         })
     }
@@ -66,7 +73,10 @@ unsafe impl Send for HostBridge {}
 
 impl HostBridge {
     pub fn new(functions: Arc<HostFunctions>) -> Self {
-        HostBridge { functions, sync_env: None }
+        HostBridge {
+            functions,
+            sync_env: None,
+        }
     }
 
     /// Marks the start (Some) or end (None) of a call running on the JS thread.
@@ -101,9 +111,11 @@ impl HostBridge {
             // The receiver only goes away if the waiting thread died; nothing to tell then.
             let _ = sender.send(outcome);
         }));
-        receiver
-            .recv()
-            .unwrap_or_else(|_| Err(Failure::Internal("the JS environment shut down during a host call".into())))
+        receiver.recv().unwrap_or_else(|_| {
+            Err(Failure::Internal(
+                "the JS environment shut down during a host call".into(),
+            ))
+        })
     }
 }
 

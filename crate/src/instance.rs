@@ -18,7 +18,11 @@ use crate::tasks;
 
 /// A linker with every function import of `module` bound to `imports[module][name]`, and those
 /// functions in host-function index order.
-pub fn link(js: Js, module: &Module, imports: Option<Value>) -> std::result::Result<(Linker<HostState>, Vec<Value>), Failure> {
+pub fn link(
+    js: Js,
+    module: &Module,
+    imports: Option<Value>,
+) -> std::result::Result<(Linker<HostState>, Vec<Value>), Failure> {
     let internal = |error: napi::Error| Failure::Internal(error.reason);
     let mut linker = Linker::new(module.engine());
     let mut functions = Vec::new();
@@ -57,9 +61,12 @@ pub fn link(js: Js, module: &Module, imports: Option<Value>) -> std::result::Res
         functions.push(function);
         let results: Arc<[ValType]> = func_type.results().collect();
         linker
-            .func_new(import.module(), import.name(), func_type, move |mut caller, params, out| {
-                host_call(&mut caller, index, &label, &results, params, out)
-            })
+            .func_new(
+                import.module(),
+                import.name(),
+                func_type,
+                move |mut caller, params, out| host_call(&mut caller, index, &label, &results, params, out),
+            )
             .map_err(|error| Failure::Link(format!("{error:#}")))?;
     }
     if !missing.is_empty() {
@@ -84,7 +91,10 @@ fn host_call(
         for value in &args {
             js_args.push(convert::to_js(js, value).map_err(|error| Failure::Internal(error.reason))?);
         }
-        let returned = match js.call(function, &js_args).map_err(|error| Failure::Internal(error.reason))? {
+        let returned = match js
+            .call(function, &js_args)
+            .map_err(|error| Failure::Internal(error.reason))?
+        {
             Ok(value) => value,
             Err(thrown) => return Err(host::thrown(js, &label_owned, thrown)),
         };
@@ -97,15 +107,22 @@ fn host_call(
         };
         match result_types.len() {
             0 => Ok(Vec::new()),
-            1 => Ok(vec![convert::from_js(js, returned, &result_types[0]).map_err(bad_return)?]),
+            1 => Ok(vec![
+                convert::from_js(js, returned, &result_types[0]).map_err(bad_return)?,
+            ]),
             count => {
                 if !js.is_array(returned).unwrap_or(false) || js.array_length(returned).unwrap_or(0) as usize != count {
                     return Err(bad_return(format!("expected an array of {count} results")));
                 }
                 let mut values = Vec::with_capacity(count);
                 for (position, ty) in result_types.iter().enumerate() {
-                    let item = js.get_index(returned, position as u32).map_err(|error| Failure::Internal(error.reason))?;
-                    values.push(convert::from_js(js, item, ty).map_err(|message| bad_return(format!("result {position}: {message}")))?);
+                    let item = js
+                        .get_index(returned, position as u32)
+                        .map_err(|error| Failure::Internal(error.reason))?;
+                    values.push(
+                        convert::from_js(js, item, ty)
+                            .map_err(|message| bad_return(format!("result {position}: {message}")))?,
+                    );
                 }
                 Ok(values)
             }
@@ -144,12 +161,20 @@ impl CoreExport {
         Ok(values)
     }
 
-    fn invoke(&self, live: &mut Live<InstanceImpl>, budget: &Budget, engine: &crate::engine::EngineShared, params: &[Val]) -> std::result::Result<Vec<Val>, Failure> {
+    fn invoke(
+        &self,
+        live: &mut Live<InstanceImpl>,
+        budget: &Budget,
+        engine: &crate::engine::EngineShared,
+        params: &[Val],
+    ) -> std::result::Result<Vec<Val>, Failure> {
         let Some(wasmtime::Extern::Func(func)) = live.instance.get_module_export(&mut live.store, &self.index) else {
             return Err(Failure::Internal(format!("export {} vanished", self.name)));
         };
         let mut results: Vec<Val> = self.results.iter().map(convert::placeholder).collect();
-        store::run(&mut live.store, engine, budget, &mut live.metrics, |store| func.call(store, params, &mut results))?;
+        store::run(&mut live.store, engine, budget, &mut live.metrics, |store| {
+            func.call(store, params, &mut results)
+        })?;
         Ok(results)
     }
 
@@ -161,7 +186,8 @@ impl CoreExport {
             many => {
                 let array = js.array(many.len()).map_err(internal)?;
                 for (index, value) in many.iter().enumerate() {
-                    js.set_index(array, index as u32, convert::to_js(js, value).map_err(internal)?).map_err(internal)?;
+                    js.set_index(array, index as u32, convert::to_js(js, value).map_err(internal)?)
+                        .map_err(internal)?;
                 }
                 Ok(array)
             }
@@ -178,14 +204,20 @@ pub struct NativeInstance {
 
 impl NativeInstance {
     pub fn new(slot: Slot<InstanceImpl>, module: Arc<ModuleShared>) -> Self {
-        NativeInstance { slot: Arc::new(slot), module }
+        NativeInstance {
+            slot: Arc::new(slot),
+            module,
+        }
     }
 
     fn export(&self, name: &str) -> std::result::Result<Arc<CoreExport>, Failure> {
         self.module.exports.get(name).cloned().ok_or_else(|| {
             let mut known: Vec<&str> = self.module.exports.keys().map(String::as_str).collect();
             known.sort_unstable();
-            Failure::Type(format!("the module has no exported function \"{name}\"; it exports: {}", known.join(", ")))
+            Failure::Type(format!(
+                "the module has no exported function \"{name}\"; it exports: {}",
+                known.join(", ")
+            ))
         })
     }
 }
@@ -194,7 +226,14 @@ impl NativeInstance {
 impl NativeInstance {
     /// Calls an exported function on the JS thread ([`Func::call`](https://docs.rs/wasmtime/48.0.8/wasmtime/struct.Func.html#method.call)).
     #[napi(ts_return_type = "unknown")]
-    pub fn call_sync(&self, env: Env, name: String, args: Unknown, fuel: Option<f64>, timeout_ms: Option<f64>) -> Result<Raw> {
+    pub fn call_sync(
+        &self,
+        env: Env,
+        name: String,
+        args: Unknown,
+        fuel: Option<f64>,
+        timeout_ms: Option<f64>,
+    ) -> Result<Raw> {
         let js = Js(env.raw());
         let outcome = (|| {
             let export = self.export(&name)?;

@@ -3,6 +3,9 @@
 //! napi-rs's typed wrappers carry lifetimes that fight a recursive, type-driven converter; these
 //! helpers keep every `unsafe` N-API call in one place and turn a non-ok status into an error.
 
+// `napi_value` handles are opaque tokens that N-API validates; we never dereference them.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
 use std::ptr;
 
 use napi::{Error, Result, Status, sys};
@@ -116,9 +119,7 @@ impl Js {
                 _ => "string".into(),
             },
             Ok(Kind::Object) if self.is_array(value).unwrap_or(false) => "array".into(),
-            Ok(Kind::Object) if self.typed_array(value).ok().flatten().is_some() => {
-                "typed array".into()
-            }
+            Ok(Kind::Object) if self.typed_array(value).ok().flatten().is_some() => "typed array".into(),
             Ok(kind) => kind.describe().into(),
             Err(_) => "value".into(),
         }
@@ -150,22 +151,26 @@ impl Js {
 
     pub fn bigint_i64(self, value: i64) -> Result<Value> {
         let mut out = ptr::null_mut();
-        check(unsafe { sys::napi_create_bigint_int64(self.0, value, &mut out) }, "bigint")?;
+        check(
+            unsafe { sys::napi_create_bigint_int64(self.0, value, &mut out) },
+            "bigint",
+        )?;
         Ok(out)
     }
 
     pub fn bigint_u64(self, value: u64) -> Result<Value> {
         let mut out = ptr::null_mut();
-        check(unsafe { sys::napi_create_bigint_uint64(self.0, value, &mut out) }, "bigint")?;
+        check(
+            unsafe { sys::napi_create_bigint_uint64(self.0, value, &mut out) },
+            "bigint",
+        )?;
         Ok(out)
     }
 
     pub fn string(self, value: &str) -> Result<Value> {
         let mut out = ptr::null_mut();
         check(
-            unsafe {
-                sys::napi_create_string_utf8(self.0, value.as_ptr().cast(), value.len() as isize, &mut out)
-            },
+            unsafe { sys::napi_create_string_utf8(self.0, value.as_ptr().cast(), value.len() as isize, &mut out) },
             "string",
         )?;
         Ok(out)
@@ -179,19 +184,28 @@ impl Js {
 
     pub fn array(self, length: usize) -> Result<Value> {
         let mut out = ptr::null_mut();
-        check(unsafe { sys::napi_create_array_with_length(self.0, length, &mut out) }, "array")?;
+        check(
+            unsafe { sys::napi_create_array_with_length(self.0, length, &mut out) },
+            "array",
+        )?;
         Ok(out)
     }
 
     pub fn get_bool(self, value: Value) -> Result<bool> {
         let mut out = false;
-        check(unsafe { sys::napi_get_value_bool(self.0, value, &mut out) }, "bool value")?;
+        check(
+            unsafe { sys::napi_get_value_bool(self.0, value, &mut out) },
+            "bool value",
+        )?;
         Ok(out)
     }
 
     pub fn get_f64(self, value: Value) -> Result<f64> {
         let mut out = 0.0;
-        check(unsafe { sys::napi_get_value_double(self.0, value, &mut out) }, "number value")?;
+        check(
+            unsafe { sys::napi_get_value_double(self.0, value, &mut out) },
+            "number value",
+        )?;
         Ok(out)
     }
 
@@ -222,9 +236,7 @@ impl Js {
         let mut units = vec![0u16; length + 1];
         let mut written = 0;
         check(
-            unsafe {
-                sys::napi_get_value_string_utf16(self.0, value, units.as_mut_ptr(), units.len(), &mut written)
-            },
+            unsafe { sys::napi_get_value_string_utf16(self.0, value, units.as_mut_ptr(), units.len(), &mut written) },
             "string value",
         )?;
         units.truncate(written);
@@ -269,46 +281,67 @@ impl Js {
 
     pub fn array_length(self, value: Value) -> Result<u32> {
         let mut out = 0;
-        check(unsafe { sys::napi_get_array_length(self.0, value, &mut out) }, "array length")?;
+        check(
+            unsafe { sys::napi_get_array_length(self.0, value, &mut out) },
+            "array length",
+        )?;
         Ok(out)
     }
 
     pub fn get_index(self, value: Value, index: u32) -> Result<Value> {
         let mut out = ptr::null_mut();
-        check(unsafe { sys::napi_get_element(self.0, value, index, &mut out) }, "array element")?;
+        check(
+            unsafe { sys::napi_get_element(self.0, value, index, &mut out) },
+            "array element",
+        )?;
         Ok(out)
     }
 
     pub fn set_index(self, target: Value, index: u32, value: Value) -> Result<()> {
-        check(unsafe { sys::napi_set_element(self.0, target, index, value) }, "set array element")
+        check(
+            unsafe { sys::napi_set_element(self.0, target, index, value) },
+            "set array element",
+        )
     }
 
     pub fn get(self, object: Value, key: &str) -> Result<Value> {
         let key = self.string(key)?;
         let mut out = ptr::null_mut();
-        check(unsafe { sys::napi_get_property(self.0, object, key, &mut out) }, "property")?;
+        check(
+            unsafe { sys::napi_get_property(self.0, object, key, &mut out) },
+            "property",
+        )?;
         Ok(out)
     }
 
     pub fn set(self, object: Value, key: &str, value: Value) -> Result<()> {
         let key = self.string(key)?;
-        check(unsafe { sys::napi_set_property(self.0, object, key, value) }, "set property")
+        check(
+            unsafe { sys::napi_set_property(self.0, object, key, value) },
+            "set property",
+        )
     }
 
     /// The object's own enumerable string keys.
     pub fn keys(self, object: Value) -> Result<Vec<String>> {
         let mut names = ptr::null_mut();
-        check(unsafe { sys::napi_get_property_names(self.0, object, &mut names) }, "property names")?;
+        check(
+            unsafe { sys::napi_get_property_names(self.0, object, &mut names) },
+            "property names",
+        )?;
         let count = self.array_length(names)?;
         (0..count)
-            .map(|i| Ok(self.get_string_lossy(self.get_index(names, i)?)?))
+            .map(|i| self.get_string_lossy(self.get_index(names, i)?))
             .collect()
     }
 
     /// The typed-array view of a value, or `None` when it is not a typed array.
     pub fn typed_array(self, value: Value) -> Result<Option<TypedArrayView>> {
         let mut is_typed = false;
-        check(unsafe { sys::napi_is_typedarray(self.0, value, &mut is_typed) }, "is typed array")?;
+        check(
+            unsafe { sys::napi_is_typedarray(self.0, value, &mut is_typed) },
+            "is typed array",
+        )?;
         if !is_typed {
             return Ok(None);
         }
@@ -345,7 +378,11 @@ impl Js {
             sys::TypedarrayType::biguint64_array => ElementType::BigUint64,
             _ => ElementType::Other,
         };
-        Ok(Some(TypedArrayView { element, length, data: data as *const u8 }))
+        Ok(Some(TypedArrayView {
+            element,
+            length,
+            data: data as *const u8,
+        }))
     }
 
     /// A new typed array holding a copy of `bytes` (already in the platform's little-endian
@@ -401,18 +438,23 @@ impl Js {
     pub fn call(self, function: Value, args: &[Value]) -> Result<std::result::Result<Value, Value>> {
         let this = self.undefined()?;
         let mut out = ptr::null_mut();
-        let status =
-            unsafe { sys::napi_call_function(self.0, this, function, args.len(), args.as_ptr(), &mut out) };
+        let status = unsafe { sys::napi_call_function(self.0, this, function, args.len(), args.as_ptr(), &mut out) };
         if status == sys::Status::napi_ok {
             return Ok(Ok(out));
         }
         let mut pending = false;
-        check(unsafe { sys::napi_is_exception_pending(self.0, &mut pending) }, "exception check")?;
+        check(
+            unsafe { sys::napi_is_exception_pending(self.0, &mut pending) },
+            "exception check",
+        )?;
         if !pending {
             check(status, "call function")?;
         }
         let mut thrown = ptr::null_mut();
-        check(unsafe { sys::napi_get_and_clear_last_exception(self.0, &mut thrown) }, "take exception")?;
+        check(
+            unsafe { sys::napi_get_and_clear_last_exception(self.0, &mut thrown) },
+            "take exception",
+        )?;
         Ok(Err(thrown))
     }
 
@@ -428,14 +470,24 @@ impl Js {
             value
         };
         let mut out = ptr::null_mut();
-        check(unsafe { sys::napi_create_reference(self.0, target, 1, &mut out) }, "reference")?;
+        check(
+            unsafe { sys::napi_create_reference(self.0, target, 1, &mut out) },
+            "reference",
+        )?;
         Ok(Reference { raw: out, boxed })
     }
 
     pub fn dereference(self, reference: &Reference) -> Result<Value> {
         let mut out = ptr::null_mut();
-        check(unsafe { sys::napi_get_reference_value(self.0, reference.raw, &mut out) }, "dereference")?;
-        if reference.boxed { self.get_index(out, 0) } else { Ok(out) }
+        check(
+            unsafe { sys::napi_get_reference_value(self.0, reference.raw, &mut out) },
+            "dereference",
+        )?;
+        if reference.boxed {
+            self.get_index(out, 0)
+        } else {
+            Ok(out)
+        }
     }
 
     pub fn release(self, reference: Reference) {

@@ -58,7 +58,10 @@ impl Limiter {
     pub fn new(config: LimitsConfig) -> Self {
         Limiter {
             config,
-            metrics: MemoryMetrics { limit_bytes: config.memory_bytes, ..MemoryMetrics::default() },
+            metrics: MemoryMetrics {
+                limit_bytes: config.memory_bytes,
+                ..MemoryMetrics::default()
+            },
             pending_growth: 0,
         }
     }
@@ -129,10 +132,16 @@ mod tests {
     fn counts_all_memories_against_one_budget() {
         let mut limits = limiter(100, false);
         assert!(limits.memory_growing(0, 60, None).unwrap());
-        assert!(!limits.memory_growing(0, 60, None).unwrap(), "a second memory may not take the rest");
+        assert!(
+            !limits.memory_growing(0, 60, None).unwrap(),
+            "a second memory may not take the rest"
+        );
         assert!(limits.memory_growing(0, 40, None).unwrap());
         let metrics = limits.metrics();
-        assert_eq!((metrics.current_bytes, metrics.peak_bytes, metrics.denied_growths), (100, 100, 1));
+        assert_eq!(
+            (metrics.current_bytes, metrics.peak_bytes, metrics.denied_growths),
+            (100, 100, 1)
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use napi::{Env, JsValue, Result};
 use napi_derive::napi;
 use wasmtime::{ExternType, FuncType, Module as ModuleImpl, ModuleExport, ValType};
 
-use crate::convert::type_name;
+use crate::convert::{ref_type_name, type_name};
 use crate::engine::{EngineShared, is_component};
 use crate::errors::{Failure, throw};
 use crate::host::{HostBridge, HostFunctions};
@@ -50,7 +50,9 @@ impl ModuleShared {
         let exports = module
             .exports()
             .filter_map(|export| {
-                let ExternType::Func(func) = export.ty() else { return None };
+                let ExternType::Func(func) = export.ty() else {
+                    return None;
+                };
                 let index = module.get_export_index(export.name())?;
                 Some((
                     export.name().to_string(),
@@ -63,7 +65,11 @@ impl ModuleShared {
                 ))
             })
             .collect();
-        ModuleShared { module, engine, exports }
+        ModuleShared {
+            module,
+            engine,
+            exports,
+        }
     }
 }
 
@@ -87,12 +93,16 @@ fn describe(ty: &ExternType) -> (&'static str, String) {
                 None => format!("memory(min {} pages)", memory.minimum()),
             },
         ),
-        ExternType::Table(table) => ("table", format!("table({}, min {})", table.element(), table.minimum())),
+        ExternType::Table(table) => ("table", format!("table({}, min {})", ref_type_name(table.element()), table.minimum())),
         ExternType::Global(global) => (
             "global",
             format!(
                 "global({}{})",
-                if global.mutability() == wasmtime::Mutability::Var { "mut " } else { "" },
+                if global.mutability() == wasmtime::Mutability::Var {
+                    "mut "
+                } else {
+                    ""
+                },
                 type_name(global.content())
             ),
         ),
@@ -115,7 +125,9 @@ impl NativeModule {
             ));
         }
         let module = ModuleImpl::new(&engine.engine, bytes).map_err(|error| Failure::compile(&error))?;
-        Ok(NativeModule { shared: Arc::new(ModuleShared::new(module, engine.clone())) })
+        Ok(NativeModule {
+            shared: Arc::new(ModuleShared::new(module, engine.clone())),
+        })
     }
 
     pub fn deserialize(engine: &Arc<EngineShared>, bytes: &[u8]) -> std::result::Result<Self, Failure> {
@@ -125,7 +137,9 @@ impl NativeModule {
         // deserialize untrusted input).
         let module = unsafe { ModuleImpl::deserialize(&engine.engine, bytes) }
             .map_err(|error| Failure::Compile(format!("cannot deserialize module: {error:#}")))?;
-        Ok(NativeModule { shared: Arc::new(ModuleShared::new(module, engine.clone())) })
+        Ok(NativeModule {
+            shared: Arc::new(ModuleShared::new(module, engine.clone())),
+        })
     }
 
     pub fn validate(engine: &EngineShared, bytes: &[u8]) -> std::result::Result<(), Failure> {
@@ -137,7 +151,8 @@ impl NativeModule {
         js: Js,
         options: &NativeInstanceOptions,
         imports: Option<Unknown>,
-    ) -> std::result::Result<impl FnOnce() -> std::result::Result<NativeInstance, Failure> + Send + 'static, Failure> {
+    ) -> std::result::Result<impl FnOnce() -> std::result::Result<NativeInstance, Failure> + Send + 'static, Failure>
+    {
         self.shared.engine.check_open()?;
         let limits = options.limits()?;
         let imports = match imports {
@@ -164,9 +179,19 @@ impl NativeModule {
                 |store| linker.instantiate(store, &shared.module),
                 Failure::instantiate,
             )?;
-            let metrics = Metrics { memory: store.data().limiter.metrics(), ..Metrics::default() };
-            let live = Live { store, instance, metrics };
-            Ok(NativeInstance::new(Slot::new(live, shared.engine.clone(), defaults, false), shared))
+            let metrics = Metrics {
+                memory: store.data().limiter.metrics(),
+                ..Metrics::default()
+            };
+            let live = Live {
+                store,
+                instance,
+                metrics,
+            };
+            Ok(NativeInstance::new(
+                Slot::new(live, shared.engine.clone(), defaults, false),
+                shared,
+            ))
         })
     }
 }
@@ -181,7 +206,12 @@ impl NativeModule {
             .exports()
             .map(|export| {
                 let (kind, type_) = describe(&export.ty());
-                ModuleItemInfo { module: None, name: export.name().to_string(), kind: kind.into(), type_ }
+                ModuleItemInfo {
+                    module: None,
+                    name: export.name().to_string(),
+                    kind: kind.into(),
+                    type_,
+                }
             })
             .collect()
     }
@@ -209,14 +239,22 @@ impl NativeModule {
     pub fn serialize(&self, env: Env) -> Result<Uint8Array> {
         let bytes = throw(
             Js(env.raw()),
-            self.shared.module.serialize().map_err(|error| Failure::Internal(format!("{error:#}"))),
+            self.shared
+                .module
+                .serialize()
+                .map_err(|error| Failure::Internal(format!("{error:#}"))),
         )?;
         Ok(Uint8Array::new(bytes))
     }
 
     /// Instantiates on the JS thread.
     #[napi]
-    pub fn instantiate_sync(&self, env: Env, options: NativeInstanceOptions, imports: Option<Unknown>) -> Result<NativeInstance> {
+    pub fn instantiate_sync(
+        &self,
+        env: Env,
+        options: NativeInstanceOptions,
+        imports: Option<Unknown>,
+    ) -> Result<NativeInstance> {
         let js = Js(env.raw());
         throw(js, self.prepare(js, &options, imports).and_then(|create| create()))
     }

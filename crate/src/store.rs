@@ -63,11 +63,11 @@ pub fn new_store(engine: &EngineShared, limits: LimitsConfig, host: HostBridge) 
             state.interrupt = Some(Interrupt::Aborted);
             return Ok(UpdateDeadline::Interrupt);
         }
-        if let Some((at, timeout_ms)) = state.deadline {
-            if Instant::now() >= at {
-                state.interrupt = Some(Interrupt::Timeout { timeout_ms });
-                return Ok(UpdateDeadline::Interrupt);
-            }
+        if let Some((at, timeout_ms)) = state.deadline
+            && Instant::now() >= at
+        {
+            state.interrupt = Some(Interrupt::Timeout { timeout_ms });
+            return Ok(UpdateDeadline::Interrupt);
         }
         Ok(UpdateDeadline::Continue(1))
     });
@@ -97,22 +97,24 @@ pub fn run_classified<R>(
     classify: impl FnOnce(wasmtime::Error, CallFacts) -> Failure,
 ) -> Result<R, Failure> {
     let denied_before = store.data().limiter.metrics().denied_growths;
-    if let Some(flag) = &budget.abort {
-        if flag.load(Ordering::Acquire) {
-            return Err(Failure::Trap(Box::new(crate::errors::TrapInfo {
-                code: "ABORT_ERR",
-                trap_code: "Interrupt".into(),
-                message: "The operation was aborted".into(),
-                frames: Vec::new(),
-                fuel_consumed: None,
-                elapsed_ms: None,
-                timeout_ms: None,
-            })));
-        }
+    if let Some(flag) = &budget.abort
+        && flag.load(Ordering::Acquire)
+    {
+        return Err(Failure::Trap(Box::new(crate::errors::TrapInfo {
+            code: "ABORT_ERR",
+            trap_code: "Interrupt".into(),
+            message: "The operation was aborted".into(),
+            frames: Vec::new(),
+            fuel_consumed: None,
+            elapsed_ms: None,
+            timeout_ms: None,
+        })));
     }
     let fuel_budget = budget.fuel.unwrap_or(u64::MAX);
     if engine.fuel {
-        store.set_fuel(fuel_budget).map_err(|error| Failure::Internal(format!("{error:#}")))?;
+        store
+            .set_fuel(fuel_budget)
+            .map_err(|error| Failure::Internal(format!("{error:#}")))?;
     }
     let started = Instant::now();
     let timed = budget.timeout_ms.is_some() || budget.abort.is_some();
@@ -134,7 +136,11 @@ pub fn run_classified<R>(
     if timed {
         store.set_epoch_deadline(NO_DEADLINE);
     }
-    let fuel_consumed = if engine.fuel { store.get_fuel().ok().map(|left| fuel_budget - left) } else { None };
+    let fuel_consumed = if engine.fuel {
+        store.get_fuel().ok().map(|left| fuel_budget - left)
+    } else {
+        None
+    };
 
     metrics.calls += 1;
     if let Some(consumed) = fuel_consumed {
@@ -216,10 +222,11 @@ impl<I> Slot<I> {
         };
         let result = body(live);
         *self.snapshot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = live.metrics;
-        if let Err(failure) = &result {
-            if self.poison_on_trap && failure.poisons() {
-                self.poisoned.store(true, Ordering::Release);
-            }
+        if let Err(failure) = &result
+            && self.poison_on_trap
+            && failure.poisons()
+        {
+            self.poisoned.store(true, Ordering::Release);
         }
         if self.disposed.load(Ordering::Acquire) {
             guard.take();
@@ -244,10 +251,17 @@ impl<I> Slot<I> {
     }
 
     /// The budget for one call: the per-call values win over the instance's defaults.
-    pub fn budget(&self, fuel: Option<f64>, timeout_ms: Option<f64>, abort: Option<Arc<AtomicBool>>) -> Result<Budget, Failure> {
+    pub fn budget(
+        &self,
+        fuel: Option<f64>,
+        timeout_ms: Option<f64>,
+        abort: Option<Arc<AtomicBool>>,
+    ) -> Result<Budget, Failure> {
         let fuel = match fuel {
             Some(value) if !(value >= 0.0 && value.fract() == 0.0 && value <= 2f64.powi(53)) => {
-                return Err(Failure::Type(format!("option \"fuel\": expected a non-negative integer, got {value}")));
+                return Err(Failure::Type(format!(
+                    "option \"fuel\": expected a non-negative integer, got {value}"
+                )));
             }
             Some(value) => Some(value as u64),
             None => self.defaults.fuel,
@@ -259,12 +273,18 @@ impl<I> Slot<I> {
         }
         let timeout_ms = match timeout_ms {
             Some(value) if !(value > 0.0 && value.is_finite()) => {
-                return Err(Failure::Type(format!("option \"timeoutMs\": expected a positive number, got {value}")));
+                return Err(Failure::Type(format!(
+                    "option \"timeoutMs\": expected a positive number, got {value}"
+                )));
             }
             Some(value) => Some(value),
             None => self.defaults.timeout_ms,
         };
-        Ok(Budget { fuel, timeout_ms, abort })
+        Ok(Budget {
+            fuel,
+            timeout_ms,
+            abort,
+        })
     }
 }
 
@@ -359,7 +379,9 @@ impl NativeAbortHandle {
     #[napi_derive::napi(constructor)]
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
-        NativeAbortHandle { flag: Arc::new(AtomicBool::new(false)) }
+        NativeAbortHandle {
+            flag: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// Requests the call to stop at the next epoch tick.

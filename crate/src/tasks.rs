@@ -36,7 +36,11 @@ struct PoolState {
 fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
     POOL.get_or_init(|| Pool {
-        state: Mutex::new(PoolState { queue: VecDeque::new(), threads: 0, idle: 0 }),
+        state: Mutex::new(PoolState {
+            queue: VecDeque::new(),
+            threads: 0,
+            idle: 0,
+        }),
         wake: Condvar::new(),
     })
 }
@@ -89,7 +93,11 @@ type Resolver<T> = Box<dyn FnOnce(Env) -> napi::Result<T>>;
 
 /// Runs `work` on the pool and returns a Promise settled on the JS thread by `finish`, which turns
 /// the work's output into a JS value (or a [`Failure`] into the matching JS error).
-pub fn promise<'env, W, R, F>(env: &'env Env, work: impl FnOnce() -> W + Send + 'static, finish: F) -> napi::Result<Object<'env>>
+pub fn promise<'env, W, R, F>(
+    env: &'env Env,
+    work: impl FnOnce() -> W + Send + 'static,
+    finish: F,
+) -> napi::Result<Object<'env>>
 where
     W: Send + 'static,
     R: ToNapiValue + 'static,

@@ -193,7 +193,9 @@ pub fn from_js(js: Js, value: Value, ty: &Type) -> Result<Val, String> {
                 let mut items = Vec::with_capacity(length as usize);
                 for index in 0..length {
                     let item = js.get_index(value, index).map_err(napi_error)?;
-                    items.push(wrap(from_js(js, item, &element_type), || format!("list index {index}"))?);
+                    items.push(wrap(from_js(js, item, &element_type), || {
+                        format!("list index {index}")
+                    })?);
                 }
                 Val::List(items)
             } else {
@@ -220,7 +222,10 @@ pub fn from_js(js: Js, value: Value, ty: &Type) -> Result<Val, String> {
             }
             let length = js.array_length(value).map_err(napi_error)?;
             if length as usize != types.len() {
-                return Err(format!("expected tuple of {} elements, got an array of {length}", types.len()));
+                return Err(format!(
+                    "expected tuple of {} elements, got an array of {length}",
+                    types.len()
+                ));
             }
             let mut items = Vec::with_capacity(types.len());
             for (index, item_type) in types.iter().enumerate() {
@@ -233,7 +238,10 @@ pub fn from_js(js: Js, value: Value, ty: &Type) -> Result<Val, String> {
             let (tag, payload) = tagged(js, value, "variant")?;
             let Some(case) = variant.cases().find(|case| case.name == tag) else {
                 let names: Vec<&str> = variant.cases().map(|case| case.name).collect();
-                return Err(format!("unknown variant case \"{tag}\", expected one of: {}", names.join(", ")));
+                return Err(format!(
+                    "unknown variant case \"{tag}\", expected one of: {}",
+                    names.join(", ")
+                ));
             };
             let payload = match &case.ty {
                 Some(payload_type) => Some(Box::new(wrap(from_js(js, payload, payload_type), || {
@@ -247,7 +255,10 @@ pub fn from_js(js: Js, value: Value, ty: &Type) -> Result<Val, String> {
             let name = string(js, value).map_err(|_| expected(js, "enum case (a string)", value))?;
             if !enumeration.names().any(|case| case == name) {
                 let names: Vec<&str> = enumeration.names().collect();
-                return Err(format!("unknown enum case \"{name}\", expected one of: {}", names.join(", ")));
+                return Err(format!(
+                    "unknown enum case \"{name}\", expected one of: {}",
+                    names.join(", ")
+                ));
             }
             Val::Enum(name)
         }
@@ -306,7 +317,12 @@ pub fn from_js(js: Js, value: Value, ty: &Type) -> Result<Val, String> {
             }
             Val::Flags(set)
         }
-        other => return Err(format!("values of type {} are not supported yet", super::types::wit_type(other))),
+        other => {
+            return Err(format!(
+                "values of type {} are not supported yet",
+                super::types::wit_type(other)
+            ));
+        }
     })
 }
 
@@ -317,7 +333,10 @@ fn tagged(js: Js, value: Value, what: &str) -> Result<(String, Value), String> {
     }
     let tag = js.get(value, "tag").map_err(napi_error)?;
     if kind(js, tag)? != Kind::String {
-        return Err(format!("{}: property \"tag\" must be a string", expected(js, what, value)));
+        return Err(format!(
+            "{}: property \"tag\" must be a string",
+            expected(js, what, value)
+        ));
     }
     let tag = string(js, tag)?;
     let payload = js.get(value, "val").map_err(napi_error)?;
@@ -380,10 +399,10 @@ pub fn to_js(js: Js, value: &Val, ty: &Type) -> napi::Result<Value> {
         (Val::String(s), _) => js.string(s),
         (Val::List(items), Type::List(list)) => {
             let element_type = list.ty();
-            if let Some(element) = typed_element(&element_type) {
-                if let Some(array) = typed_to_js(js, element, items)? {
-                    return Ok(array);
-                }
+            if let Some(element) = typed_element(&element_type)
+                && let Some(array) = typed_to_js(js, element, items)?
+            {
+                return Ok(array);
             }
             let array = js.array(items.len())?;
             for (index, item) in items.iter().enumerate() {
@@ -436,7 +455,11 @@ pub fn to_js(js: Js, value: &Val, ty: &Type) -> napi::Result<Value> {
         (Val::Flags(set), Type::Flags(flags)) => {
             let object = js.object()?;
             for name in flags.names() {
-                js.set(object, &camel_case(name), js.boolean(set.iter().any(|flag| flag == name))?)?;
+                js.set(
+                    object,
+                    &camel_case(name),
+                    js.boolean(set.iter().any(|flag| flag == name))?,
+                )?;
             }
             Ok(object)
         }

@@ -27,8 +27,11 @@ impl ExportFunc {
             return Err(fail("arguments must be an array".into()));
         };
         if count != self.params.len() {
-            let names: Vec<String> =
-                self.params.iter().map(|(name, ty)| format!("{name}: {}", super::types::wit_type(ty))).collect();
+            let names: Vec<String> = self
+                .params
+                .iter()
+                .map(|(name, ty)| format!("{name}: {}", super::types::wit_type(ty)))
+                .collect();
             return Err(fail(format!(
                 "expected {} argument(s) ({}), got {count}",
                 self.params.len(),
@@ -37,8 +40,11 @@ impl ExportFunc {
         }
         let mut values = Vec::with_capacity(count);
         for (index, (name, ty)) in self.params.iter().enumerate() {
-            let arg = js.get_index(args, index as u32).map_err(|error| Failure::Internal(error.reason))?;
-            let value = convert::from_js(js, arg, ty).map_err(|message| fail(format!("param \"{name}\": {message}")))?;
+            let arg = js
+                .get_index(args, index as u32)
+                .map_err(|error| Failure::Internal(error.reason))?;
+            let value =
+                convert::from_js(js, arg, ty).map_err(|message| fail(format!("param \"{name}\": {message}")))?;
             values.push(value);
         }
         Ok(values)
@@ -54,7 +60,7 @@ impl ExportFunc {
     ) -> Result<Option<Val>, Failure> {
         let func = live
             .instance
-            .get_func(&mut live.store, &self.index)
+            .get_func(&mut live.store, self.index)
             .ok_or_else(|| Failure::Internal(format!("export {} vanished", self.path)))?;
         let mut results = vec![Val::Bool(false); usize::from(self.result.is_some())];
         store::run(&mut live.store, engine, budget, &mut live.metrics, |store| {

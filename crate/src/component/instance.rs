@@ -24,14 +24,22 @@ pub struct NativeComponentInstance {
 
 impl NativeComponentInstance {
     pub fn new(slot: Slot<Instance>, component: Arc<ComponentShared>) -> Self {
-        NativeComponentInstance { slot: Arc::new(slot), component }
+        NativeComponentInstance {
+            slot: Arc::new(slot),
+            component,
+        }
     }
 
     fn export(&self, name: &str) -> std::result::Result<Arc<ExportFunc>, Failure> {
         if let Some(export) = self.component.exports.get(name) {
             return Ok(export.clone());
         }
-        let mut known: Vec<&str> = self.component.exports.values().map(|export| export.path.as_str()).collect();
+        let mut known: Vec<&str> = self
+            .component
+            .exports
+            .values()
+            .map(|export| export.path.as_str())
+            .collect();
         known.sort_unstable();
         known.dedup();
         Err(Failure::Type(format!(

@@ -25,20 +25,20 @@ pub fn link(js: Js, component: &Component, imports: Option<Value>) -> Result<(Li
     let component_type = component.component_type();
     for (name, import) in component_type.imports(engine) {
         match &import.ty {
-            ComponentItem::ComponentFunc(func) => {
-                match lookup_function(js, imports, &[name, &camel_case(name)])? {
-                    Some(function) => {
-                        let index = functions.len();
-                        functions.push(function);
-                        let label: Arc<str> = format!("\"{name}\"").into();
-                        linker
-                            .root()
-                            .func_new(name, move |mut cx, ty, params, results| host_call(&mut cx, index, &label, ty, params, results))
-                            .map_err(internal)?;
-                    }
-                    None => missing.push(format!("{name}: {}", func_signature(func))),
+            ComponentItem::ComponentFunc(func) => match lookup_function(js, imports, &[name, &camel_case(name)])? {
+                Some(function) => {
+                    let index = functions.len();
+                    functions.push(function);
+                    let label: Arc<str> = format!("\"{name}\"").into();
+                    linker
+                        .root()
+                        .func_new(name, move |mut cx, ty, params, results| {
+                            host_call(&mut cx, index, &label, ty, params, results)
+                        })
+                        .map_err(internal)?;
                 }
-            }
+                None => missing.push(format!("{name}: {}", func_signature(func))),
+            },
             ComponentItem::ComponentInstance(instance) => {
                 let object = lookup_object(js, imports, name)?;
                 let mut linker_instance = linker.instance(name).map_err(internal)?;
@@ -52,7 +52,9 @@ pub fn link(js: Js, component: &Component, imports: Option<Value>) -> Result<(Li
                         continue;
                     };
                     let found = match object {
-                        Some(object) => lookup_function(js, Some(object), &[function_name, &camel_case(function_name)])?,
+                        Some(object) => {
+                            lookup_function(js, Some(object), &[function_name, &camel_case(function_name)])?
+                        }
                         None => None,
                     };
                     match found {
@@ -71,7 +73,11 @@ pub fn link(js: Js, component: &Component, imports: Option<Value>) -> Result<(Li
                 }
             }
             ComponentItem::Type(_) => {}
-            _ => return Err(Failure::Link(format!("import {name}: only functions and interfaces can be imported"))),
+            _ => {
+                return Err(Failure::Link(format!(
+                    "import {name}: only functions and interfaces can be imported"
+                )));
+            }
         }
     }
     if !missing.is_empty() {
@@ -93,7 +99,10 @@ fn lookup_function(js: Js, object: Option<Value>, keys: &[&str]) -> Result<Optio
     for key in keys {
         if let Some(value) = property(js, object, key)? {
             if js.kind(value).map_err(|error| Failure::Internal(error.reason))? != Kind::Function {
-                return Err(Failure::Type(format!("imports: \"{key}\" must be a function, got {}", js.describe(value))));
+                return Err(Failure::Type(format!(
+                    "imports: \"{key}\" must be a function, got {}",
+                    js.describe(value)
+                )));
             }
             return Ok(Some(value));
         }
@@ -130,7 +139,9 @@ fn host_call(
         for (value, ty) in args.iter().zip(&param_types) {
             js_args.push(convert::to_js(js, value, ty).map_err(|error| Failure::Internal(error.reason))?);
         }
-        let returned = js.call(function, &js_args).map_err(|error| Failure::Internal(error.reason))?;
+        let returned = js
+            .call(function, &js_args)
+            .map_err(|error| Failure::Internal(error.reason))?;
         outcome_to_val(js, &label, returned, result_type.as_ref())
     });
     match outcome {
@@ -197,10 +208,11 @@ fn err_payload(js: Js, thrown: Value, err_type: &Type) -> Value {
         if let Ok(Some(payload)) = property(js, thrown, "payload") {
             return payload;
         }
-        if matches!(err_type, Type::String) && js.is_error(thrown).unwrap_or(false) {
-            if let Ok(message) = js.get(thrown, "message") {
-                return message;
-            }
+        if matches!(err_type, Type::String)
+            && js.is_error(thrown).unwrap_or(false)
+            && let Ok(message) = js.get(thrown, "message")
+        {
+            return message;
         }
     }
     thrown

@@ -41,7 +41,12 @@ pub fn wit_type(ty: &Type) -> String {
         Type::FixedLengthList(inner) => format!("list<{}, {}>", wit_type(&inner.ty()), inner.len()),
         Type::Record(record) => format!(
             "record {{ {} }}",
-            list(record.fields().map(|f| format!("{}: {}", f.name, wit_type(&f.ty))).collect())
+            list(
+                record
+                    .fields()
+                    .map(|f| format!("{}: {}", f.name, wit_type(&f.ty)))
+                    .collect()
+            )
         ),
         Type::Tuple(tuple) => format!("tuple<{}>", list(tuple.types().map(|t| wit_type(&t)).collect())),
         Type::Variant(variant) => format!(
@@ -75,7 +80,10 @@ pub fn wit_type(ty: &Type) -> String {
 
 /// `func(a: string, b: u32) -> u32`
 pub fn func_signature(func: &ComponentFunc) -> String {
-    let params: Vec<String> = func.params().map(|(name, ty)| format!("{name}: {}", wit_type(&ty))).collect();
+    let params: Vec<String> = func
+        .params()
+        .map(|(name, ty)| format!("{name}: {}", wit_type(&ty)))
+        .collect();
     let results: Vec<String> = func.results().map(|ty| wit_type(&ty)).collect();
     match results.as_slice() {
         [] => format!("func({})", params.join(", ")),
@@ -90,7 +98,12 @@ fn item_info(engine: &wasmtime::Engine, name: &str, item: &ComponentItem) -> Com
         ComponentItem::ComponentInstance(instance) => (
             "instance",
             "instance".to_string(),
-            Some(instance.exports(engine).map(|(name, export)| item_info(engine, name, &export.ty)).collect()),
+            Some(
+                instance
+                    .exports(engine)
+                    .map(|(name, export)| item_info(engine, name, &export.ty))
+                    .collect(),
+            ),
         ),
         ComponentItem::Type(ty) => ("type", wit_type(ty), None),
         ComponentItem::Resource(_) => ("resource", "resource".to_string(), None),
@@ -98,17 +111,26 @@ fn item_info(engine: &wasmtime::Engine, name: &str, item: &ComponentItem) -> Com
         ComponentItem::Module(_) => ("module", "core module".to_string(), None),
         ComponentItem::Component(_) => ("component", "component".to_string(), None),
     };
-    ComponentItemInfo { name: name.to_string(), kind: kind.into(), type_, exports }
+    ComponentItemInfo {
+        name: name.to_string(),
+        kind: kind.into(),
+        type_,
+        exports,
+    }
 }
 
 pub fn exports(component: &Component) -> Vec<ComponentItemInfo> {
     let engine = component.engine();
     let ty = component.component_type();
-    ty.exports(engine).map(|(name, export)| item_info(engine, name, &export.ty)).collect()
+    ty.exports(engine)
+        .map(|(name, export)| item_info(engine, name, &export.ty))
+        .collect()
 }
 
 pub fn imports(component: &Component) -> Vec<ComponentItemInfo> {
     let engine = component.engine();
     let ty = component.component_type();
-    ty.imports(engine).map(|(name, import)| item_info(engine, name, &import.ty)).collect()
+    ty.imports(engine)
+        .map(|(name, import)| item_info(engine, name, &import.ty))
+        .collect()
 }

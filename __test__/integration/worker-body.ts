@@ -1,0 +1,23 @@
+/** Runs inside a worker thread for worker-threads.spec.ts. */
+import { parentPort, workerData } from 'node:worker_threads'
+
+import { Engine } from '../../lib/index.js'
+import { typesImports, typesWasm } from '../helpers.js'
+
+const engine = new Engine()
+const component = await engine.compileComponent(typesWasm)
+const instance = await component.instantiate({ limits: { memoryBytes: 4 << 20 }, imports: typesImports() })
+
+if ((workerData as { mode: string }).mode === 'spin') {
+  // Tell the parent we are about to spin, then spin with a generous deadline.
+  parentPort?.postMessage('spinning')
+  await instance.call('spin', [], { timeoutMs: 5_000 }).catch(() => undefined)
+} else {
+  const greeting = await instance.call('test:types/numbers@0.1.0#greet', ['worker'])
+  const doubled = instance.callSync('call-double', [21])
+  const module = engine.compileModuleSync(
+    '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))',
+  )
+  const sum = module.instantiateSync({ limits: { memoryBytes: 0 } }).callSync('add', [2, 3])
+  parentPort?.postMessage({ greeting, doubled, sum })
+}

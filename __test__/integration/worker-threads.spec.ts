@@ -1,0 +1,34 @@
+import { Worker } from 'node:worker_threads'
+
+import test from 'ava'
+
+import { typesInstance } from '../helpers.js'
+
+function runWorker(mode: string): Promise<unknown> {
+  const worker = new Worker(new URL('./worker.mjs', import.meta.url), {
+    workerData: { mode },
+  })
+  return new Promise((resolve, reject) => {
+    worker.once('message', resolve)
+    worker.once('error', reject)
+    worker.once('exit', (code) => (code === 0 ? undefined : reject(new Error(`worker exited with ${code}`))))
+  })
+}
+
+test('the addon loads and runs components inside worker threads, beside the main thread', async (t) => {
+  const main = typesInstance()
+  const [a, b] = await Promise.all([runWorker('component'), runWorker('component')])
+  t.deepEqual(a, { greeting: 'Hello, worker!', doubled: 42, sum: 5 })
+  t.deepEqual(b, a)
+  t.is(main.callSync('call-double', [2]), 4)
+})
+
+test('a worker terminated while its guest runs does not take the process down', async (t) => {
+  const worker = new Worker(new URL('./worker.mjs', import.meta.url), {
+    workerData: { mode: 'spin' },
+  })
+  await new Promise((resolve) => worker.once('message', resolve))
+  await worker.terminate()
+  const main = typesInstance()
+  t.is(await main.call('roundtrip-u8', [7]), 7)
+})

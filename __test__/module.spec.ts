@@ -1,0 +1,128 @@
+import test from 'ava'
+
+import { CompileError, Engine, HostError, LinkError, WasmTypeError } from '../lib/index.js'
+
+const wat = `(module
+  (import "env" "log" (func $log (param i32)))
+  (import "env" "scale" (func $scale (param i64 f64) (result f64)))
+  (memory (export "memory") 1 4)
+  (global (export "counter") (mut i32) (i32.const 0))
+  (table (export "table") 2 funcref)
+  (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add)
+  (func (export "add64") (param i64 i64) (result i64) local.get 0 local.get 1 i64.add)
+  (func (export "div") (param f64 f64) (result f64) local.get 0 local.get 1 f64.div)
+  (func (export "narrow") (param f32) (result f32) local.get 0)
+  (func (export "pair") (param i32) (result i32 i64) local.get 0 local.get 0 i64.extend_i32_s)
+  (func (export "log-twice") (param i32) local.get 0 call $log local.get 0 call $log)
+  (func (export "scale") (param i64 f64) (result f64) local.get 0 local.get 1 call $scale)
+  (func (export "store") (param i32) i32.const 0 local.get 0 i32.store)
+  (func (export "load") (result i32) i32.const 0 i32.load))`
+
+function instance(
+  imports = { env: { log: (_: number) => {}, scale: (a: bigint, b: number) => Number(a) * b } },
+) {
+  return new Engine().compileModuleSync(wat).instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports })
+}
+
+test('lists exports and imports with core types', (t) => {
+  const module = new Engine().compileModuleSync(wat)
+  t.deepEqual(
+    module.imports.map((i) => `${i.module}.${i.name}: ${i.type}`),
+    ['env.log: func(i32)', 'env.scale: func(i64, f64) -> f64'],
+  )
+  const types = Object.fromEntries(module.exports.map((e) => [e.name, `${e.kind} ${e.type}`]))
+  t.is(types.memory, 'memory memory(min 1 pages, max 4 pages)')
+  t.is(types.counter, 'global global(mut i32)')
+  t.is(types.table, 'table table(funcref, min 2)')
+  t.is(types.pair, 'func func(i32) -> (i32, i64)')
+})
+
+test('i32 accepts the signed and unsigned ranges and returns signed, like Node', (t) => {
+  const inst = instance()
+  t.is(inst.callSync('add', [2, 3]), 5)
+  t.is(inst.callSync('add', [0xffffffff, 0]), -1)
+  t.is(inst.callSync('add', [-2147483648, 0]), -2147483648)
+  t.throws(() => inst.callSync('add', [2 ** 32, 0]), {
+    instanceOf: WasmTypeError,
+    message: /param 0: expected i32/,
+  })
+  t.throws(() => inst.callSync('add', [1.5, 0]), { instanceOf: WasmTypeError })
+})
+
+test('i64 is a bigint both ways, range-checked', (t) => {
+  const inst = instance()
+  t.is(inst.callSync('add64', [2n ** 62n, 2n ** 62n]), -(2n ** 63n))
+  t.is(inst.callSync('add64', [18446744073709551615n, 0n]), -1n)
+  t.throws(() => inst.callSync('add64', [1, 2n]), { instanceOf: WasmTypeError, message: /a bigint/ })
+  t.throws(() => inst.callSync('add64', [2n ** 64n, 0n]), { instanceOf: WasmTypeError })
+})
+
+test('floats keep NaN and infinities; f32 rounds', (t) => {
+  const inst = instance()
+  t.true(Number.isNaN(inst.callSync('div', [0, 0])))
+  t.is(inst.callSync('div', [1, 0]), Infinity)
+  t.is(inst.callSync('narrow', [0.1]), Math.fround(0.1))
+})
+
+test('multiple results come back as an array', async (t) => {
+  const inst = instance()
+  t.deepEqual(inst.callSync('pair', [-7]), [-7, -7n])
+  t.deepEqual(await inst.call('pair', [3]), [3, 3n])
+})
+
+test('host functions receive and return core values, sync and async', async (t) => {
+  const logged: number[] = []
+  const inst = instance({
+    env: { log: (x: number) => void logged.push(x), scale: (a: bigint, b: number) => Number(a) * b },
+  })
+  inst.callSync('log-twice', [7])
+  await inst.call('log-twice', [8])
+  t.deepEqual(logged, [7, 7, 8, 8])
+  t.is(inst.callSync('scale', [3n, 1.5]), 4.5)
+  t.is(await inst.call('scale', [-2n, 0.25]), -0.5)
+})
+
+test('a host function returning the wrong type is a HostError', (t) => {
+  const inst = instance({ env: { log: () => {}, scale: () => 'nope' as unknown as number } })
+  t.throws(() => inst.callSync('scale', [1n, 1]), {
+    instanceOf: HostError,
+    message: /expected f64, got string/,
+  })
+})
+
+test('missing imports are a LinkError naming module and field', (t) => {
+  const module = new Engine().compileModuleSync(wat)
+  const error = t.throws(
+    () => module.instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports: { env: {} } }),
+    {
+      instanceOf: LinkError,
+    },
+  )
+  t.regex(error?.message ?? '', /"env\.log": func\(i32\)/)
+  t.regex(error?.message ?? '', /"env\.scale"/)
+})
+
+test('a core instance stays usable after a trap (core wasm may be re-entered)', (t) => {
+  const inst = new Engine()
+    .compileModuleSync(
+      '(module (func (export "boom") unreachable) (func (export "ok") (result i32) i32.const 1))',
+    )
+    .instantiateSync({ limits: { memoryBytes: 0 } })
+  t.throws(() => inst.callSync('boom'), { code: 'ERR_WASM_TRAP_UNREACHABLE' })
+  t.is(inst.callSync('ok'), 1)
+})
+
+test('instances of one module do not share memory', (t) => {
+  const a = instance()
+  const b = instance()
+  a.callSync('store', [1234])
+  t.is(a.callSync('load'), 1234)
+  t.is(b.callSync('load'), 0)
+})
+
+test('invalid modules never reach instantiation', (t) => {
+  t.throws(() => new Engine().compileModuleSync('(module (func (result i32) i64.const 1))'), {
+    instanceOf: CompileError,
+    message: /type mismatch/,
+  })
+})
