@@ -1,5 +1,6 @@
 //! [`wasmtime::Engine`] with its [`Config`], and the epoch ticker thread behind wall-clock deadlines.
 
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -39,6 +40,9 @@ pub struct NativeEngineOptions {
 /// 4 MiB stack) and on pool threads of [`POOL_THREAD_STACK_BYTES`]; leave room for host frames.
 pub const MAX_WASM_STACK_LIMIT: u32 = 2 << 20;
 
+/// Frames kept in a trap's `wasmBacktrace` (the innermost ones).
+const MAX_BACKTRACE_FRAMES: usize = 32;
+
 /// What an engine's compiled code and instances share: the wasmtime engine and its ticker.
 pub struct EngineShared {
     pub engine: EngineImpl,
@@ -77,6 +81,8 @@ impl EngineShared {
             .consume_fuel(options.fuel)
             .epoch_interruption(true)
             .max_wasm_stack(options.max_wasm_stack_bytes as usize)
+            // A deep recursion would otherwise carry thousands of frames into every error.
+            .wasm_backtrace_max_frames(NonZeroUsize::new(MAX_BACKTRACE_FRAMES))
             .cranelift_opt_level(OptLevel::Speed)
             .parallel_compilation(true);
         if let Some(slots) = options.pooling_max_instances {

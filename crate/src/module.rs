@@ -93,7 +93,10 @@ fn describe(ty: &ExternType) -> (&'static str, String) {
                 None => format!("memory(min {} pages)", memory.minimum()),
             },
         ),
-        ExternType::Table(table) => ("table", format!("table({}, min {})", ref_type_name(table.element()), table.minimum())),
+        ExternType::Table(table) => (
+            "table",
+            format!("table({}, min {})", ref_type_name(table.element()), table.minimum()),
+        ),
         ExternType::Global(global) => (
             "global",
             format!(

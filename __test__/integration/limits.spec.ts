@@ -1,0 +1,198 @@
+import { spawnSync } from 'node:child_process'
+
+import test from 'ava'
+
+import {
+  AbortError,
+  DisposedError,
+  Engine,
+  MemoryLimitError,
+  OutOfFuelError,
+  TimeoutError,
+  type Instance,
+} from '../../lib/index.js'
+import { MiB, root } from '../helpers.js'
+
+const PAGE = 64 * 1024
+
+/** A guest with two memories (like a component's several core modules) and a busy loop. */
+const wat = `(module
+  (memory $a 1)
+  (memory $b 1)
+  (func (export "grow-a") (param i32) (result i32) local.get 0 memory.grow $a)
+  (func (export "grow-b") (param i32) (result i32) local.get 0 memory.grow $b)
+  (func (export "size-a") (result i32) memory.size $a)
+  (func (export "spin") (loop $forever br $forever))
+  (func (export "count") (param i64) (result i64) (local $i i64)
+    (loop $next
+      local.get $i i64.const 1 i64.add local.set $i
+      local.get $i local.get 0 i64.lt_u br_if $next)
+    local.get $i))`
+
+function guest(
+  engine: Engine,
+  options: Partial<Parameters<ReturnType<Engine['compileModuleSync']>['instantiateSync']>[0]> = {},
+): Instance {
+  return engine.compileModuleSync(wat).instantiateSync({ limits: { memoryBytes: 8 * PAGE }, ...options })
+}
+
+test('memory.grow returns -1 at the limit, counted across all memories, and the guest keeps working', (t) => {
+  const instance = guest(new Engine())
+  t.deepEqual(instance.metrics().memory, {
+    currentBytes: 2 * PAGE,
+    peakBytes: 2 * PAGE,
+    limitBytes: 8 * PAGE,
+    deniedGrowths: 0,
+  })
+  const sizes: number[] = []
+  for (let step = 0; step < 4; step++) sizes.push(instance.callSync('grow-a', [1]) as number)
+  t.deepEqual(sizes, [1, 2, 3, 4], 'each growth returns the previous size in pages')
+  t.is(instance.callSync('grow-b', [2]), 1, 'the second memory takes the last two pages')
+  t.is(instance.callSync('grow-a', [1]), -1, 'denied: 8 pages in total are in use')
+  t.is(instance.callSync('grow-b', [1]), -1)
+  const memory = instance.metrics().memory
+  t.is(memory.currentBytes, 8 * PAGE)
+  t.is(memory.peakBytes, 8 * PAGE)
+  t.is(memory.deniedGrowths, 2)
+  t.is(instance.callSync('size-a'), 5, 'the denied growth changed nothing')
+  t.is(instance.callSync('count', [10n]), 10n)
+})
+
+test('a denied growth traps with MemoryLimitError when asked to', async (t) => {
+  const instance = guest(new Engine(), { limits: { memoryBytes: 4 * PAGE, trapOnMemoryDenial: true } })
+  t.is(instance.callSync('grow-a', [2]), 1)
+  const error = t.throws(() => instance.callSync('grow-a', [1]), { instanceOf: MemoryLimitError })
+  t.is(error?.code, 'ERR_WASM_MEMORY_LIMIT')
+  t.regex(error?.message ?? '', /limits\.memoryBytes is 262144/)
+  await t.throwsAsync(instance.call('grow-b', [5]), { instanceOf: MemoryLimitError })
+  t.is(instance.metrics().memory.deniedGrowths, 2)
+})
+
+test('an instance whose initial memory exceeds the limit is a MemoryLimitError', async (t) => {
+  const module = new Engine().compileModuleSync(wat)
+  t.throws(() => module.instantiateSync({ limits: { memoryBytes: PAGE } }), { instanceOf: MemoryLimitError })
+  await t.throwsAsync(module.instantiate({ limits: { memoryBytes: PAGE } }), { instanceOf: MemoryLimitError })
+})
+
+test('the table element limit applies to table growth', (t) => {
+  const instance = new Engine()
+    .compileModuleSync(
+      '(module (table $t 1 funcref) (func (export "grow") (param i32) (result i32) ref.null func local.get 0 table.grow $t))',
+    )
+    .instantiateSync({ limits: { memoryBytes: 0, tableElements: 10 } })
+  t.is(instance.callSync('grow', [9]), 1)
+  t.is(instance.callSync('grow', [1]), -1)
+})
+
+test('a fuel budget stops the guest with OutOfFuelError and metrics report consumption', async (t) => {
+  const engine = new Engine({ fuel: true })
+  const instance = guest(engine, { fuel: 10_000 })
+  const error = t.throws(() => instance.callSync('spin'), { instanceOf: OutOfFuelError })
+  t.is(error?.code, 'ERR_WASM_TRAP_OUT_OF_FUEL')
+  t.is(error?.trapCode, 'OutOfFuel')
+  t.is(error?.fuelConsumed, 10_000)
+  t.is(instance.callSync('count', [100n], { fuel: 1_000_000 }), 100n)
+  const { fuel } = instance.metrics()
+  t.true(fuel.lastCallConsumed > 100 && fuel.lastCallConsumed < 10_000, `${fuel.lastCallConsumed}`)
+  t.is(fuel.totalConsumed, 10_000 + fuel.lastCallConsumed)
+  const async = await t.throwsAsync(instance.call('spin', [], { fuel: 5_000 }), {
+    instanceOf: OutOfFuelError,
+  })
+  t.is(async?.fuelConsumed, 5_000)
+})
+
+test('fuel needs an engine with fuel metering', (t) => {
+  const instance = guest(new Engine())
+  t.throws(() => instance.callSync('count', [1n], { fuel: 10 }), {
+    code: 'ERR_WASM_CONFIG',
+    message: /fuel: true/,
+  })
+})
+
+for (const mode of ['callSync', 'call'] as const) {
+  test(`an infinite loop stops at its deadline with TimeoutError (${mode})`, async (t) => {
+    const instance = guest(new Engine({ epochTickMs: 2 }))
+    const started = performance.now()
+    const run = () =>
+      mode === 'call'
+        ? instance.call('spin', [], { timeoutMs: 100 })
+        : instance.callSync('spin', [], { timeoutMs: 100 })
+    const error =
+      mode === 'call'
+        ? await t.throwsAsync(run() as Promise<unknown>, { instanceOf: TimeoutError })
+        : t.throws(run, { instanceOf: TimeoutError })
+    const elapsed = performance.now() - started
+    t.is(error?.code, 'ERR_WASM_TIMEOUT')
+    t.is(error?.timeoutMs, 100)
+    t.true((error?.elapsedMs ?? 0) >= 100, `elapsedMs ${error?.elapsedMs}`)
+    // Generous bound: the measured distribution is in BENCHMARKING.md.
+    t.true(elapsed < 100 + 400, `stopped after ${elapsed} ms`)
+    t.is(instance.callSync('count', [5n]), 5n, 'a core instance keeps working after a timeout')
+  })
+}
+
+test('the instance default deadline applies to every call', async (t) => {
+  const instance = guest(new Engine(), { timeoutMs: 50 })
+  await t.throwsAsync(instance.call('spin'), { instanceOf: TimeoutError })
+  t.throws(() => instance.callSync('spin'), { instanceOf: TimeoutError })
+})
+
+test('fuel and deadlines combine: whichever hits first wins and the error says which', (t) => {
+  const instance = guest(new Engine({ fuel: true }), { timeoutMs: 60_000, fuel: 50_000 })
+  t.throws(() => instance.callSync('spin'), { instanceOf: OutOfFuelError })
+  t.throws(() => instance.callSync('spin', [], { fuel: 1e15, timeoutMs: 50 }), { instanceOf: TimeoutError })
+})
+
+test('aborting the signal stops the running guest with AbortError', async (t) => {
+  const instance = guest(new Engine())
+  const controller = new AbortController()
+  const running = instance.call('spin', [], { signal: controller.signal })
+  setTimeout(() => controller.abort(), 50)
+  const error = await t.throwsAsync(running, { instanceOf: AbortError })
+  t.is(error?.name, 'AbortError')
+  t.is(error?.code, 'ABORT_ERR')
+  t.is(await instance.call('count', [3n]), 3n, 'the instance is free again')
+})
+
+test('an already-aborted signal rejects before running', async (t) => {
+  const instance = guest(new Engine())
+  const error = await t.throwsAsync(instance.call('count', [1n], { signal: AbortSignal.abort() }), {
+    instanceOf: AbortError,
+  })
+  t.is(error?.code, 'ABORT_ERR')
+  t.is(instance.metrics().calls, 0, 'nothing ran')
+})
+
+test('a closed engine refuses deadline-bound calls instead of ignoring the deadline', (t) => {
+  const engine = new Engine()
+  const instance = guest(engine)
+  engine.close()
+  t.throws(() => instance.callSync('spin', [], { timeoutMs: 10 }), { instanceOf: DisposedError })
+  t.is(instance.callSync('count', [2n]), 2n, 'calls without a deadline still run')
+})
+
+test('the ticker thread never keeps the process alive', (t) => {
+  const script = `
+    import { Engine } from './lib/index.ts'
+    const engine = new Engine()
+    const instance = engine.compileModuleSync('(module (func (export "spin") (loop br 0)))').instantiateSync({ limits: { memoryBytes: 0 } })
+    try { instance.callSync('spin', [], { timeoutMs: 20 }) } catch (error) { console.log(error.code) }
+  `
+  const started = Date.now()
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 30_000,
+  })
+  t.is(child.stdout.trim(), 'ERR_WASM_TIMEOUT', child.stderr)
+  t.is(child.status, 0)
+  t.true(Date.now() - started < 20_000)
+})
+
+test("limits are per instance: one guest's budget does not constrain another", (t) => {
+  const module = new Engine().compileModuleSync(wat)
+  const small = module.instantiateSync({ limits: { memoryBytes: 2 * PAGE } })
+  const large = module.instantiateSync({ limits: { memoryBytes: 4 * MiB } })
+  t.is(small.callSync('grow-a', [1]), -1)
+  t.is(large.callSync('grow-a', [10]), 1)
+})
