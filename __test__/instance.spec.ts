@@ -85,16 +85,6 @@ test('a host function returning the wrong type is a HostError, not a wrap', (t) 
   t.regex(error?.message ?? '', /returned a bad value: expected u32, got -1/)
 })
 
-test('an async host function in this version is a clear HostError, not a hang', async (t) => {
-  const imports = typesImports()
-  imports.double = async (x: number) => x * 2
-  const instance = typesComponent().instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports })
-  t.throws(() => instance.callSync('call-double', [1]), {
-    instanceOf: HostError,
-    message: /returned a Promise/,
-  })
-})
-
 test('missing imports are a LinkError naming each one', async (t) => {
   const component = typesComponent()
   const error = t.throws(() => component.instantiateSync({ limits: { memoryBytes: 4 * MiB } }), {

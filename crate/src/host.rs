@@ -6,14 +6,16 @@
 //! other way round: the JS thread never waits for wasm that waits for JS).
 
 use std::ptr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
+use std::time::{Duration, Instant};
 
 use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status, sys};
 
-use crate::errors::Failure;
+use crate::errors::{Failure, TrapInfo};
 use crate::js::{Js, Reference, Value};
 
 /// The JS functions an instance imports, kept alive by references released on the JS thread.
@@ -84,19 +86,35 @@ impl HostBridge {
         self.sync_env = env.map(|js| js.0);
     }
 
-    /// Calls host function `index` on the JS thread with `job`, which converts arguments, calls,
-    /// and converts the outcome there.
+    /// Calls host function `index` on the JS thread: `call` converts the arguments and calls it
+    /// (returning what it returned, or what it threw); `finish` converts that outcome for the
+    /// guest. During `call()` a returned Promise is awaited on the JS thread while this pool thread
+    /// waits, bounded by the call's deadline and abort signal (epochs cannot fire outside wasm).
     pub fn invoke<R: Send + 'static>(
         &self,
         index: usize,
-        job: impl FnOnce(Js, Value) -> Result<R, Failure> + Send + 'static,
+        label: &str,
+        limits: WaitLimits,
+        call: impl FnOnce(Js, Value) -> Result<Result<Value, Value>, Failure> + Send + 'static,
+        finish: impl FnOnce(Js, Result<Value, Value>) -> Result<R, Failure> + Send + 'static,
     ) -> Result<R, Failure> {
         if let Some(env) = self.sync_env {
             let js = Js(env);
             let function = js
                 .dereference(&self.functions.functions[index])
                 .map_err(|error| Failure::Internal(error.reason))?;
-            return job(js, function);
+            let outcome = call(js, function)?;
+            if let Ok(value) = outcome
+                && js.is_promise(value).unwrap_or(false)
+            {
+                return Err(Failure::Host {
+                    message: format!(
+                        "host function {label} returned a Promise during callSync: async host functions need call()"
+                    ),
+                    cause: None,
+                });
+            }
+            return finish(js, outcome);
         }
         let Some(dispatcher) = &self.functions.dispatcher else {
             return Err(Failure::Internal("no host function dispatcher".into()));
@@ -104,19 +122,172 @@ impl HostBridge {
         let functions = self.functions.clone();
         let (sender, receiver) = mpsc::sync_channel(1);
         dispatcher.run(Box::new(move |js| {
-            let outcome = js
+            let called = js
                 .dereference(&functions.functions[index])
                 .map_err(|error| Failure::Internal(error.reason))
-                .and_then(|function| job(js, function));
-            // The receiver only goes away if the waiting thread died; nothing to tell then.
-            let _ = sender.send(outcome);
+                .and_then(|function| call(js, function));
+            match called {
+                Ok(Ok(value)) if js.is_promise(value).unwrap_or(false) => {
+                    let on_settled = move |js: Js, settled| {
+                        // The receiver is gone when the call already timed out: nothing to tell.
+                        let _ = sender.send(finish(js, settled));
+                    };
+                    // On failure the continuation is dropped, which wakes the waiter.
+                    let _ = await_promise(js, value, Box::new(on_settled));
+                }
+                Ok(outcome) => {
+                    let _ = sender.send(finish(js, outcome));
+                }
+                Err(failure) => {
+                    let _ = sender.send(Err(failure));
+                }
+            }
         }));
-        receiver.recv().unwrap_or_else(|_| {
-            Err(Failure::Internal(
-                "the JS environment shut down during a host call".into(),
-            ))
-        })
+        limits.wait(&receiver, label)
     }
+}
+
+/// The deadline and abort flag of the call in progress, for waiting on a host function.
+pub struct WaitLimits {
+    pub deadline: Option<(Instant, f64)>,
+    pub abort: Option<Arc<AtomicBool>>,
+}
+
+/// How often a waiting pool thread looks at the abort flag.
+const ABORT_POLL: Duration = Duration::from_millis(5);
+
+impl WaitLimits {
+    fn wait<R>(&self, receiver: &mpsc::Receiver<Result<R, Failure>>, label: &str) -> Result<R, Failure> {
+        let shut_down = || Failure::Internal("the JS environment shut down during a host call".into());
+        loop {
+            if self.abort.as_ref().is_some_and(|flag| flag.load(Ordering::Acquire)) {
+                return Err(interrupted("ABORT_ERR", "The operation was aborted".into(), None));
+            }
+            let mut slice = if self.abort.is_some() {
+                ABORT_POLL
+            } else {
+                Duration::from_secs(3600)
+            };
+            if let Some((at, timeout_ms)) = self.deadline {
+                let now = Instant::now();
+                if now >= at {
+                    let elapsed_ms = timeout_ms + now.duration_since(at).as_secs_f64() * 1000.0;
+                    return Err(interrupted(
+                        "ERR_WASM_TIMEOUT",
+                        format!(
+                            "wasm call timed out after {elapsed_ms:.0} ms (timeoutMs: {timeout_ms}) while waiting for host function {label}"
+                        ),
+                        Some((elapsed_ms, timeout_ms)),
+                    ));
+                }
+                slice = slice.min(at - now);
+            }
+            match receiver.recv_timeout(slice) {
+                Ok(outcome) => return outcome,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(shut_down()),
+            }
+        }
+    }
+}
+
+fn interrupted(code: &'static str, message: String, times: Option<(f64, f64)>) -> Failure {
+    Failure::Trap(Box::new(TrapInfo {
+        code,
+        trap_code: "Interrupt".into(),
+        message,
+        frames: Vec::new(),
+        fuel_consumed: None,
+        elapsed_ms: times.map(|(elapsed, _)| elapsed),
+        timeout_ms: times.map(|(_, timeout)| timeout),
+    }))
+}
+
+type Continuation = Box<dyn FnOnce(Js, Result<Value, Value>) + Send>;
+
+/// Calls `continuation` on the JS thread once `promise` settles (`Ok` fulfilled, `Err` rejected).
+fn await_promise(js: Js, promise: Value, continuation: Continuation) -> napi::Result<()> {
+    let shared = Arc::new(Mutex::new(Some(continuation)));
+    let attached = (|| {
+        let on_fulfilled = settle_function(js, shared.clone(), true)?;
+        let on_rejected = settle_function(js, shared.clone(), false)?;
+        let then = js.get(promise, "then")?;
+        js.call_method(promise, then, &[on_fulfilled, on_rejected])?
+            .map_err(|_| napi::Error::from_reason("promise.then threw"))
+    })();
+    if attached.is_err() {
+        shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    }
+    attached.map(drop)
+}
+
+struct Settle {
+    continuation: Arc<Mutex<Option<Continuation>>>,
+    fulfilled: bool,
+}
+
+fn settle_function(js: Js, continuation: Arc<Mutex<Option<Continuation>>>, fulfilled: bool) -> napi::Result<Value> {
+    let data = Box::into_raw(Box::new(Settle {
+        continuation,
+        fulfilled,
+    }));
+    let mut function = ptr::null_mut();
+    let name = if fulfilled { "onFulfilled" } else { "onRejected" };
+    let status = unsafe {
+        sys::napi_create_function(
+            js.0,
+            name.as_ptr().cast(),
+            name.len() as isize,
+            Some(settle),
+            data.cast(),
+            &mut function,
+        )
+    };
+    if status != sys::Status::napi_ok {
+        drop(unsafe { Box::from_raw(data) });
+        return Err(napi::Error::from_reason("cannot create a promise callback"));
+    }
+    // Free the boxed state when V8 collects the function.
+    unsafe {
+        sys::napi_add_finalizer(
+            js.0,
+            function,
+            data.cast(),
+            Some(free_settle),
+            ptr::null_mut(),
+            ptr::null_mut(),
+        )
+    };
+    Ok(function)
+}
+
+unsafe extern "C" fn settle(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let mut argc = 1;
+    let mut argv = [ptr::null_mut(); 1];
+    let mut data = ptr::null_mut();
+    unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), &mut data) };
+    // SAFETY: `data` is the `Settle` box created with this function; it lives until the finalizer.
+    let settle = unsafe { &*(data as *const Settle) };
+    let js = Js(env);
+    let value = if argc >= 1 {
+        argv[0]
+    } else {
+        js.undefined().unwrap_or(ptr::null_mut())
+    };
+    let taken = settle
+        .continuation
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
+    if let Some(continuation) = taken {
+        continuation(js, if settle.fulfilled { Ok(value) } else { Err(value) });
+    }
+    ptr::null_mut()
+}
+
+unsafe extern "C" fn free_settle(_env: sys::napi_env, data: *mut std::ffi::c_void, _hint: *mut std::ffi::c_void) {
+    // SAFETY: `data` is the `Settle` box leaked in `settle_function`, finalized exactly once.
+    drop(unsafe { Box::from_raw(data.cast::<Settle>()) });
 }
 
 type JsJob = Box<dyn FnOnce(Js) + Send>;
@@ -169,15 +340,5 @@ pub fn thrown(js: Js, label: &str, thrown: Value) -> Failure {
     Failure::Host {
         message: format!("host function {label} threw: {detail}"),
         cause: js.reference(thrown).ok(),
-    }
-}
-
-/// The failure for a host function that returned a Promise where we cannot wait for one.
-pub fn returned_promise(label: &str) -> Failure {
-    Failure::Host {
-        message: format!(
-            "host function {label} returned a Promise: async host functions are not supported in this version"
-        ),
-        cause: None,
     }
 }

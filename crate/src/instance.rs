@@ -86,48 +86,54 @@ fn host_call(
     let args = params.to_vec();
     let result_types = results.clone();
     let label_owned = label.to_string();
-    let outcome = caller.data().host.invoke(index, move |js, function| {
-        let mut js_args = Vec::with_capacity(args.len());
-        for value in &args {
-            js_args.push(convert::to_js(js, value).map_err(|error| Failure::Internal(error.reason))?);
-        }
-        let returned = match js
-            .call(function, &js_args)
-            .map_err(|error| Failure::Internal(error.reason))?
-        {
-            Ok(value) => value,
-            Err(thrown) => return Err(host::thrown(js, &label_owned, thrown)),
-        };
-        if js.is_promise(returned).unwrap_or(false) {
-            return Err(host::returned_promise(&label_owned));
-        }
-        let bad_return = |message: String| Failure::Host {
-            message: format!("host function {label_owned} returned a bad value: {message}"),
-            cause: None,
-        };
-        match result_types.len() {
-            0 => Ok(Vec::new()),
-            1 => Ok(vec![
-                convert::from_js(js, returned, &result_types[0]).map_err(bad_return)?,
-            ]),
-            count => {
-                if !js.is_array(returned).unwrap_or(false) || js.array_length(returned).unwrap_or(0) as usize != count {
-                    return Err(bad_return(format!("expected an array of {count} results")));
-                }
-                let mut values = Vec::with_capacity(count);
-                for (position, ty) in result_types.iter().enumerate() {
-                    let item = js
-                        .get_index(returned, position as u32)
-                        .map_err(|error| Failure::Internal(error.reason))?;
-                    values.push(
-                        convert::from_js(js, item, ty)
-                            .map_err(|message| bad_return(format!("result {position}: {message}")))?,
-                    );
-                }
-                Ok(values)
+    let limits = caller.data().wait_limits();
+    let outcome = caller.data().host.invoke(
+        index,
+        label,
+        limits,
+        move |js, function| {
+            let mut js_args = Vec::with_capacity(args.len());
+            for value in &args {
+                js_args.push(convert::to_js(js, value).map_err(|error| Failure::Internal(error.reason))?);
             }
-        }
-    });
+            js.call(function, &js_args)
+                .map_err(|error| Failure::Internal(error.reason))
+        },
+        move |js, outcome| {
+            let returned = match outcome {
+                Ok(value) => value,
+                Err(thrown) => return Err(host::thrown(js, &label_owned, thrown)),
+            };
+            let bad_return = |message: String| Failure::Host {
+                message: format!("host function {label_owned} returned a bad value: {message}"),
+                cause: None,
+            };
+            match result_types.len() {
+                0 => Ok(Vec::new()),
+                1 => Ok(vec![
+                    convert::from_js(js, returned, &result_types[0]).map_err(bad_return)?,
+                ]),
+                count => {
+                    if !js.is_array(returned).unwrap_or(false)
+                        || js.array_length(returned).unwrap_or(0) as usize != count
+                    {
+                        return Err(bad_return(format!("expected an array of {count} results")));
+                    }
+                    let mut values = Vec::with_capacity(count);
+                    for (position, ty) in result_types.iter().enumerate() {
+                        let item = js
+                            .get_index(returned, position as u32)
+                            .map_err(|error| Failure::Internal(error.reason))?;
+                        values.push(
+                            convert::from_js(js, item, ty)
+                                .map_err(|message| bad_return(format!("result {position}: {message}")))?,
+                        );
+                    }
+                    Ok(values)
+                }
+            }
+        },
+    );
     match outcome {
         Ok(values) => {
             for (slot, value) in out.iter_mut().zip(values) {

@@ -436,7 +436,16 @@ impl Js {
     /// Calls `function` with `this` undefined. `Ok(Err(thrown))` is a JS exception, caught and
     /// cleared so the caller decides what it becomes.
     pub fn call(self, function: Value, args: &[Value]) -> Result<std::result::Result<Value, Value>> {
-        let this = self.undefined()?;
+        self.call_method(self.undefined()?, function, args)
+    }
+
+    /// Calls `function` with `this` bound, catching a JS exception as `Ok(Err(thrown))`.
+    pub fn call_method(
+        self,
+        this: Value,
+        function: Value,
+        args: &[Value],
+    ) -> Result<std::result::Result<Value, Value>> {
         let mut out = ptr::null_mut();
         let status = unsafe { sys::napi_call_function(self.0, this, function, args.len(), args.as_ptr(), &mut out) };
         if status == sys::Status::napi_ok {

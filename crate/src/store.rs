@@ -9,7 +9,7 @@ use wasmtime::{Store, UpdateDeadline};
 
 use crate::engine::EngineShared;
 use crate::errors::{CallFacts, Failure, Interrupt};
-use crate::host::HostBridge;
+use crate::host::{HostBridge, WaitLimits};
 use crate::limits::{Limiter, LimitsConfig, MemoryMetrics};
 
 /// Far enough in epochs that a call without a deadline is never interrupted.
@@ -24,6 +24,16 @@ pub struct HostState {
     deadline: Option<(Instant, f64)>,
     abort: Option<Arc<AtomicBool>>,
     interrupt: Option<Interrupt>,
+}
+
+impl HostState {
+    /// The current call's deadline and abort flag, for a host call to wait within.
+    pub fn wait_limits(&self) -> WaitLimits {
+        WaitLimits {
+            deadline: self.deadline,
+            abort: self.abort.clone(),
+        }
+    }
 }
 
 /// Per-call budgets; `None` means unmetered / no deadline.

@@ -133,17 +133,22 @@ fn host_call(
     let param_types: Vec<Type> = ty.params().map(|(_, ty)| ty).collect();
     let result_type = ty.results().next();
     let args = params.to_vec();
-    let label = label.clone();
-    let outcome = cx.data().host.invoke(index, move |js, function| {
-        let mut js_args = Vec::with_capacity(args.len());
-        for (value, ty) in args.iter().zip(&param_types) {
-            js_args.push(convert::to_js(js, value, ty).map_err(|error| Failure::Internal(error.reason))?);
-        }
-        let returned = js
-            .call(function, &js_args)
-            .map_err(|error| Failure::Internal(error.reason))?;
-        outcome_to_val(js, &label, returned, result_type.as_ref())
-    });
+    let owned_label = label.clone();
+    let limits = cx.data().wait_limits();
+    let outcome = cx.data().host.invoke(
+        index,
+        label,
+        limits,
+        move |js, function| {
+            let mut js_args = Vec::with_capacity(args.len());
+            for (value, ty) in args.iter().zip(&param_types) {
+                js_args.push(convert::to_js(js, value, ty).map_err(|error| Failure::Internal(error.reason))?);
+            }
+            js.call(function, &js_args)
+                .map_err(|error| Failure::Internal(error.reason))
+        },
+        move |js, returned| outcome_to_val(js, &owned_label, returned, result_type.as_ref()),
+    );
     match outcome {
         Ok(value) => {
             if let (Some(slot), Some(value)) = (results.first_mut(), value) {
@@ -171,7 +176,6 @@ fn outcome_to_val(
         cause: None,
     };
     match returned {
-        Ok(value) if js.is_promise(value).unwrap_or(false) => Err(host::returned_promise(label)),
         Ok(_) if result_type.is_none() => Ok(None),
         Ok(value) => {
             let result_type = result_type.expect("checked above");

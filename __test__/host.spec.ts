@@ -1,0 +1,111 @@
+import test from 'ava'
+
+import { AbortError, ComponentError, Engine, HostError, TimeoutError } from '../lib/index.js'
+import { MiB, typesComponent, typesImports } from './helpers.js'
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+function instanceWith(overrides: { double?: unknown; failMaybe?: unknown }) {
+  const imports = typesImports()
+  if (overrides.double) imports.double = overrides.double
+  if (overrides.failMaybe)
+    (imports['test:types/host@0.1.0'] as Record<string, unknown>).failMaybe = overrides.failMaybe
+  return typesComponent().instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports })
+}
+
+test('an async host function is awaited during call: the guest resumes with its value', async (t) => {
+  const instance = instanceWith({
+    double: async (x: number) => {
+      await sleep(10)
+      return x * 2
+    },
+  })
+  t.is(await instance.call('call-double', [21]), 42)
+  t.is(await instance.call('call-double', [5]), 10)
+})
+
+test('an async host function reached from callSync is a clear HostError, not a hang', (t) => {
+  const instance = instanceWith({ double: async (x: number) => x * 2 })
+  const error = t.throws(() => instance.callSync('call-double', [1]), { instanceOf: HostError })
+  t.regex(error?.message ?? '', /returned a Promise during callSync: async host functions need call\(\)/)
+})
+
+test('a rejected host Promise is a HostError with the rejection as cause', async (t) => {
+  const reason = new Error('backend down')
+  const instance = instanceWith({ double: async () => Promise.reject(reason) })
+  const error = await t.throwsAsync(instance.call('call-double', [1]), { instanceOf: HostError })
+  t.is(error?.cause, reason)
+})
+
+test('a rejected host Promise for a result return type is an err for the guest', async (t) => {
+  const instance = instanceWith({
+    failMaybe: async (x: number) => {
+      await sleep(5)
+      if (x === 0) throw Object.assign(new Error('ignored message'), { payload: 'custom payload' })
+      return x * 10
+    },
+  })
+  t.is(await instance.call('call-fail-maybe', [2]), 20)
+  const error = await t.throwsAsync(instance.call('call-fail-maybe', [0]), { instanceOf: ComponentError })
+  t.is(error?.payload, 'custom payload')
+})
+
+test('a timeout during a pending host Promise rejects the call on time', async (t) => {
+  const instance = instanceWith({ double: () => new Promise(() => {}) })
+  const started = performance.now()
+  const error = await t.throwsAsync(instance.call('call-double', [1], { timeoutMs: 100 }), {
+    instanceOf: TimeoutError,
+  })
+  const elapsed = performance.now() - started
+  t.is(error?.timeoutMs, 100)
+  t.true((error?.elapsedMs ?? 0) >= 100)
+  t.true(elapsed < 400, `rejected after ${elapsed} ms`)
+})
+
+test('aborting during a pending host Promise rejects with AbortError', async (t) => {
+  const instance = instanceWith({ double: () => new Promise(() => {}) })
+  const controller = new AbortController()
+  setTimeout(() => controller.abort(), 30)
+  const error = await t.throwsAsync(instance.call('call-double', [1], { signal: controller.signal }), {
+    instanceOf: AbortError,
+  })
+  t.is(error?.code, 'ABORT_ERR')
+})
+
+test('50 concurrent calls awaiting slow host Promises finish in about the time of one', async (t) => {
+  const slow = async (x: number) => {
+    await sleep(200)
+    return x * 2
+  }
+  const instances = Array.from({ length: 50 }, () => instanceWith({ double: slow }))
+  const started = performance.now()
+  const results = await Promise.all(instances.map((instance, index) => instance.call('call-double', [index])))
+  const elapsed = performance.now() - started
+  t.deepEqual(
+    results,
+    instances.map((_, index) => index * 2),
+  )
+  t.log(`50 concurrent calls with a 200 ms host Promise each took ${elapsed.toFixed(0)} ms`)
+  t.true(elapsed < 1_500, `took ${elapsed} ms`)
+})
+
+test('a slow host Promise on one instance does not delay calls on other instances', async (t) => {
+  const stuck = instanceWith({ double: () => sleep(500).then(() => 0) })
+  const free = instanceWith({})
+  const pending = stuck.call('call-double', [1])
+  const started = performance.now()
+  for (let i = 0; i < 20; i++) t.is(await free.call('call-double', [i]), i * 2)
+  t.true(performance.now() - started < 400)
+  t.is(await pending, 0)
+})
+
+test('core modules can import async host functions too', async (t) => {
+  const module = new Engine().compileModuleSync(
+    '(module (import "env" "fetch" (func $fetch (param i32) (result i32))) (func (export "run") (param i32) (result i32) local.get 0 call $fetch i32.const 1 i32.add))',
+  )
+  const instance = module.instantiateSync({
+    limits: { memoryBytes: 0 },
+    imports: { env: { fetch: async (x: number) => (await sleep(5), x * 100) } },
+  })
+  t.is(await instance.call('run', [3]), 301)
+})
