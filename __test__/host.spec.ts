@@ -50,7 +50,7 @@ test('a rejected host Promise for a result return type is an err for the guest',
   t.is(error?.payload, 'custom payload')
 })
 
-test('a timeout during a pending host Promise rejects the call on time', async (t) => {
+test.serial('a timeout during a pending host Promise rejects the call on time', async (t) => {
   const instance = instanceWith({ double: () => new Promise(() => {}) })
   const started = performance.now()
   const error = await t.throwsAsync(instance.call('call-double', [1], { timeoutMs: 100 }), {
@@ -59,7 +59,8 @@ test('a timeout during a pending host Promise rejects the call on time', async (
   const elapsed = performance.now() - started
   t.is(error?.timeoutMs, 100)
   t.true((error?.elapsedMs ?? 0) >= 100)
-  t.true(elapsed < 400, `rejected after ${elapsed} ms`)
+  t.true((error?.elapsedMs ?? Infinity) < 500, `elapsedMs ${error?.elapsedMs}`)
+  t.true(elapsed < 3_000, `rejected after ${elapsed} ms`)
 })
 
 test('aborting during a pending host Promise rejects with AbortError', async (t) => {
@@ -72,7 +73,7 @@ test('aborting during a pending host Promise rejects with AbortError', async (t)
   t.is(error?.code, 'ABORT_ERR')
 })
 
-test('50 concurrent calls awaiting slow host Promises finish in about the time of one', async (t) => {
+test.serial('50 concurrent calls awaiting slow host Promises finish in about the time of one', async (t) => {
   const slow = async (x: number) => {
     await sleep(200)
     return x * 2
@@ -90,12 +91,12 @@ test('50 concurrent calls awaiting slow host Promises finish in about the time o
 })
 
 test('a slow host Promise on one instance does not delay calls on other instances', async (t) => {
-  const stuck = instanceWith({ double: () => sleep(500).then(() => 0) })
+  let settled = false
+  const stuck = instanceWith({ double: () => sleep(2_000).then(() => 0) })
   const free = instanceWith({})
-  const pending = stuck.call('call-double', [1])
-  const started = performance.now()
+  const pending = stuck.call('call-double', [1]).finally(() => (settled = true))
   for (let i = 0; i < 20; i++) t.is(await free.call('call-double', [i]), i * 2)
-  t.true(performance.now() - started < 400)
+  t.false(settled, 'all 20 calls on the other instance finished while the slow one still waited')
   t.is(await pending, 0)
 })
 

@@ -101,6 +101,14 @@ test('a fuel budget stops the guest with OutOfFuelError and metrics report consu
   t.is(async?.fuelConsumed, 5_000)
 })
 
+test('every trap reports fuelConsumed when the engine meters fuel', (t) => {
+  const instance = new Engine({ fuel: true })
+    .compileModuleSync('(module (func (export "boom") unreachable))')
+    .instantiateSync({ limits: { memoryBytes: 0 }, fuel: 1_000 })
+  const error = t.throws(() => instance.callSync('boom'), { code: 'ERR_WASM_TRAP_UNREACHABLE' })
+  t.is(typeof (error as { fuelConsumed?: number }).fuelConsumed, 'number')
+})
+
 test('fuel needs an engine with fuel metering', (t) => {
   const instance = guest(new Engine())
   t.throws(() => instance.callSync('count', [1n], { fuel: 10 }), {
@@ -110,7 +118,7 @@ test('fuel needs an engine with fuel metering', (t) => {
 })
 
 for (const mode of ['callSync', 'call'] as const) {
-  test(`an infinite loop stops at its deadline with TimeoutError (${mode})`, async (t) => {
+  test.serial(`an infinite loop stops at its deadline with TimeoutError (${mode})`, async (t) => {
     const instance = guest(new Engine({ epochTickMs: 2 }))
     const started = performance.now()
     const run = () =>
@@ -125,8 +133,9 @@ for (const mode of ['callSync', 'call'] as const) {
     t.is(error?.code, 'ERR_WASM_TIMEOUT')
     t.is(error?.timeoutMs, 100)
     t.true((error?.elapsedMs ?? 0) >= 100, `elapsedMs ${error?.elapsedMs}`)
-    // Generous bound: the measured distribution is in BENCHMARKING.md.
-    t.true(elapsed < 100 + 400, `stopped after ${elapsed} ms`)
+    // Generous bounds (a loaded 2-core CI machine); the measured distribution is in BENCHMARKING.md.
+    t.true((error?.elapsedMs ?? Infinity) < 100 + 400, `the guest stopped after ${error?.elapsedMs} ms`)
+    t.true(elapsed < 3_000, `the caller saw the error after ${elapsed} ms`)
     t.is(instance.callSync('count', [5n]), 5n, 'a core instance keeps working after a timeout')
   })
 }
