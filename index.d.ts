@@ -38,10 +38,14 @@ export declare class NativeComponentInstance {
   call(name: string, args: unknown, fuel?: number | undefined | null, timeoutMs?: number | undefined | null, abort?: NativeAbortHandle | undefined | null): Promise<unknown>
   /** Memory, fuel and call counters ([`ResourceLimiter`](https://docs.rs/wasmtime/48.0.8/wasmtime/trait.ResourceLimiter.html) figures). */
   metrics(): InstanceMetrics
+  /** WASI output piped since the last take (`wasi.stdout` / `wasi.stderr` set to `pipe`). */
+  takeOutput(): TakenOutput
   /** Frees the store; later calls throw ERR_WASM_DISPOSED. */
   dispose(): void
   /** Whether `dispose()` was called. */
   get disposed(): boolean
+  /** Whether a trap left the instance unusable (component instances only). */
+  get poisoned(): boolean
 }
 
 /**
@@ -55,6 +59,8 @@ export declare class NativeEngine {
   close(): void
   /** Whether `close()` was called. */
   get closed(): boolean
+  /** Whether this engine meters fuel (`Config::consume_fuel`). */
+  get fuelEnabled(): boolean
   /** Compiles a component (binary or WAT) on the JS thread. */
   compileComponentSync(bytes: Uint8Array): NativeComponent
   /** Compiles a component (binary or WAT) on a pool thread. */
@@ -82,10 +88,14 @@ export declare class NativeInstance {
   call(name: string, args: unknown, fuel?: number | undefined | null, timeoutMs?: number | undefined | null, abort?: NativeAbortHandle | undefined | null): Promise<unknown>
   /** Memory, fuel and call counters. */
   metrics(): InstanceMetrics
+  /** WASI output piped since the last take (`wasi.stdout` / `wasi.stderr` set to `pipe`). */
+  takeOutput(): TakenOutput
   /** Frees the store; later calls throw ERR_WASM_DISPOSED. */
   dispose(): void
   /** Whether `dispose()` was called. */
   get disposed(): boolean
+  /** Whether a trap left the instance unusable (component instances only). */
+  get poisoned(): boolean
 }
 
 /** A compiled core module ([`Module`](https://docs.rs/wasmtime/48.0.8/wasmtime/struct.Module.html)). */
@@ -174,4 +184,26 @@ export interface NativeInstanceOptions {
   fuel?: number
   /** Default wall-clock deadline per call, in milliseconds. */
   timeoutMs?: number
+  /** WASI to link; `None` links none (a WASI import is then a LinkError). */
+  wasi?: NativeWasiOptions
+}
+
+/** WASI options after the TS layer applied defaults. */
+export interface NativeWasiOptions {
+  /** `inherit`, `pipe` or `ignore`. */
+  stdout: string
+  /** `inherit`, `pipe` or `ignore`. */
+  stderr: string
+  env: Array<Array<string>>
+  args: Array<string>
+  /** `[hostPath, guestPath]` pairs, opened read-only. */
+  preopens: Array<Array<string>>
+  /** Cap of each piped stream, in bytes. */
+  outputLimitBytes: number
+}
+
+/** What `takeOutput()` returns. */
+export interface TakenOutput {
+  stdout: string
+  stderr: string
 }

@@ -8,6 +8,7 @@ import {
   TrapError,
   UnreachableError,
   type Instance,
+  type WasmFrame,
 } from '../lib/index.js'
 
 /** One function per trap kind, each producing it with real wasm. */
@@ -60,7 +61,7 @@ for (const [name, Class, code, trapCode, args] of traps) {
     t.is(sync?.code, code)
     t.is(sync?.trapCode, trapCode)
     t.true(sync instanceof TrapError)
-    const frames = sync?.wasmBacktrace ?? []
+    const frames: WasmFrame[] = sync?.wasmBacktrace ?? []
     t.true(frames.length > 0, 'a backtrace with at least one frame')
     t.true(frames.every((frame) => typeof frame.funcIndex === 'number'))
     t.true(frames.some((frame) => typeof frame.moduleOffset === 'number'))

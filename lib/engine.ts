@@ -135,6 +135,11 @@ export class Engine {
     this.#native.close()
   }
 
+  /** Whether this engine meters fuel (created with `fuel: true`). */
+  get fuelEnabled(): boolean {
+    return this.#native.fuelEnabled
+  }
+
   /** Whether {@link Engine.close} was called. */
   get closed(): boolean {
     return this.#native.closed

@@ -55,14 +55,49 @@ export class CompileError extends WasmError {
   override readonly code = 'ERR_WASM_COMPILE'
 }
 
-/** A bad option value, or (with manifests) a Component.toml problem; `path` names the field. */
+/** One problem in a Component.toml or an options object. */
+export interface ConfigProblem {
+  /** The field, dotted as in the TOML (`resources.cpu.max_fuel`); absent for whole-file problems. */
+  path?: string
+  message: string
+  /** The offending value; absent when the field is missing. */
+  value?: unknown
+  /** What would be accepted: a range (`1000..100000000`) or a short description. */
+  allowed?: string
+  /** TOML to paste when a required section or field is missing. */
+  snippet?: string
+  /** 1-based position of a TOML syntax error. */
+  line?: number
+  column?: number
+}
+
+/**
+ * A bad option value, or Component.toml problems. `path` names the field. A manifest reports all
+ * its problems at once in `problems`; the other fields describe the first of them.
+ */
 export class ConfigError extends WasmError {
   override readonly code = 'ERR_WASM_CONFIG'
   readonly path?: string
+  readonly value?: unknown
+  readonly allowed?: string
+  readonly snippet?: string
+  readonly line?: number
+  readonly column?: number
+  readonly problems: readonly ConfigProblem[]
 
-  constructor(message: string, fields: ErrorFields = {}) {
+  constructor(
+    message: string,
+    fields: ErrorFields & Omit<ConfigProblem, 'message'> & { problems?: readonly ConfigProblem[] } = {},
+  ) {
     super(message, fields)
-    if (fields.path !== undefined) this.path = fields.path
+    const own: ConfigProblem = { message }
+    if (fields.path !== undefined) this.path = own.path = fields.path
+    if (fields.value !== undefined) this.value = own.value = fields.value
+    if (fields.allowed !== undefined) this.allowed = own.allowed = fields.allowed
+    if (fields.snippet !== undefined) this.snippet = own.snippet = fields.snippet
+    if (fields.line !== undefined) this.line = own.line = fields.line
+    if (fields.column !== undefined) this.column = own.column = fields.column
+    this.problems = fields.problems ?? [own]
   }
 }
 

@@ -9,6 +9,7 @@ export {
   type Imports,
   type InstantiateOptions,
   type Metrics,
+  type WasiOptions,
 } from './instance.js'
 export type { WasmSource } from './util/source.js'
 export {
@@ -35,3 +36,22 @@ export {
   WasmTypeError,
   type WasmFrame,
 } from './errors.js'
+export {
+  DEFAULT_POLICY,
+  MANIFEST_FILE,
+  loadManifest,
+  resolvePolicy,
+  type LoadManifestOptions,
+  type Manifest,
+  type Policy,
+  type PolicyOptions,
+  type Range,
+} from './config.js'
+export {
+  Sandbox,
+  loadComponent,
+  type LoadComponentOptions,
+  type SandboxLimits,
+  type SandboxMetrics,
+} from './sandbox.js'
+export type { ConfigProblem } from './errors.js'

@@ -2,6 +2,7 @@ import { AbortError, ConfigError, translate, translateAsync } from './errors.js'
 import {
   NativeAbortHandle,
   type InstanceMetrics,
+  type NativeWasiOptions,
   type NativeComponentInstance,
   type NativeInstance,
   type NativeInstanceOptions,
@@ -32,8 +33,28 @@ export interface InstantiateOptions {
   timeoutMs?: number
   /** Host functions the guest imports. */
   imports?: Imports
-  /** WASI is not available in this version: only `false` (or omitting it) is accepted. */
-  wasi?: false
+  /**
+   * WASI (preview 2 for components, preview 1 for core modules), linked when the guest imports it.
+   * Omitted: locked down (no env, args, files or sockets; clocks and random; stdout and stderr
+   * inherited). `false`: not linked, so a WASI import is a LinkError.
+   */
+  wasi?: WasiOptions | false
+}
+
+/** What a WASI guest gets. Everything not given is denied. */
+export interface WasiOptions {
+  /** Where the guest's stdout goes; `pipe` keeps it for {@link Instance.takeOutput}. Default `inherit`. */
+  stdout?: 'inherit' | 'pipe' | 'ignore'
+  /** Where the guest's stderr goes. Default `inherit`. */
+  stderr?: 'inherit' | 'pipe' | 'ignore'
+  /** Environment variables. Default none. */
+  env?: Record<string, string>
+  /** Command-line arguments, `argv[0]` included. Default none. */
+  args?: string[]
+  /** Read-only directories: guest path -> host path. Default none. */
+  preopens?: Record<string, string>
+  /** Cap per piped stream; the oldest bytes are dropped first. Default 1 MiB. */
+  outputLimitBytes?: number
 }
 
 /** Per-call options. */
@@ -88,11 +109,6 @@ export function nativeInstanceOptions(options: InstantiateOptions): {
       path: 'limits.memoryBytes',
     })
   }
-  if (options.wasi !== undefined && options.wasi !== false) {
-    throw new ConfigError('wasi: WASI is not available in this version; omit it or pass false', {
-      path: 'wasi',
-    })
-  }
   const imports = options.imports
   if (imports !== undefined && (typeof imports !== 'object' || imports === null)) {
     throw new ConfigError('imports: expected an object', { path: 'imports' })
@@ -113,8 +129,50 @@ export function nativeInstanceOptions(options: InstantiateOptions): {
       trapOnMemoryDenial: trap ?? false,
       fuel: options.fuel === undefined ? undefined : count('fuel', options.fuel, 0),
       timeoutMs: optionalNumber('timeoutMs', options.timeoutMs),
+      wasi: wasiOptions(options.wasi),
     },
     imports,
+  }
+}
+
+const OUTPUT_MODES = new Set(['inherit', 'pipe', 'ignore'])
+
+function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions | undefined {
+  if (wasi === false) return undefined
+  const options = wasi ?? {}
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError('wasi: expected an object or false', { path: 'wasi' })
+  }
+  for (const stream of ['stdout', 'stderr'] as const) {
+    const mode = options[stream]
+    if (mode !== undefined && !OUTPUT_MODES.has(mode)) {
+      throw new ConfigError(`wasi.${stream}: expected 'inherit', 'pipe' or 'ignore', got ${String(mode)}`, {
+        path: `wasi.${stream}`,
+      })
+    }
+  }
+  const strings = (path: string, value: unknown): [string, string][] => {
+    if (value === undefined) return []
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new ConfigError(`${path}: expected an object of strings`, { path })
+    }
+    return Object.entries(value).map(([key, item]) => {
+      if (typeof item !== 'string')
+        throw new ConfigError(`${path}.${key}: expected a string`, { path: `${path}.${key}` })
+      return [key, item]
+    })
+  }
+  const args = options.args ?? []
+  if (!Array.isArray(args) || args.some((arg) => typeof arg !== 'string')) {
+    throw new ConfigError('wasi.args: expected an array of strings', { path: 'wasi.args' })
+  }
+  return {
+    stdout: options.stdout ?? 'inherit',
+    stderr: options.stderr ?? 'inherit',
+    env: strings('wasi.env', options.env),
+    args,
+    preopens: strings('wasi.preopens', options.preopens).map(([guest, host]) => [host, guest]),
+    outputLimitBytes: count('wasi.outputLimitBytes', options.outputLimitBytes, 1 << 20),
   }
 }
 
@@ -177,6 +235,11 @@ export class Instance {
     }
   }
 
+  /** WASI output piped since the last take (with `wasi: { stdout: 'pipe' }` and/or `stderr`). */
+  takeOutput(): { stdout: string; stderr: string } {
+    return this.#native.takeOutput()
+  }
+
   /** Memory (from the resource limiter), fuel and call counters, as of the last finished call. */
   metrics(): Metrics {
     return this.#native.metrics()
@@ -185,6 +248,14 @@ export class Instance {
   /** Frees the instance's store now (or when a running call ends); later calls throw DisposedError. */
   dispose(): void {
     this.#native.dispose()
+  }
+
+  /**
+   * Whether a trap (or a failed host call) left this component instance unusable: later calls
+   * throw InstancePoisonedError. Core instances never become poisoned.
+   */
+  get poisoned(): boolean {
+    return this.#native.poisoned
   }
 
   /** Whether {@link Instance.dispose} was called. */

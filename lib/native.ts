@@ -13,4 +13,5 @@ export type {
   ModuleItemInfo,
   NativeEngineOptions,
   NativeInstanceOptions,
+  NativeWasiOptions,
 } from '../index.js'

@@ -26,6 +26,8 @@ use crate::host::{HostBridge, HostFunctions};
 use crate::js::{Js, Kind};
 use crate::store::{self, Budget, Live, Metrics, NativeInstanceOptions, Slot};
 use crate::tasks;
+use crate::wasi::{self, Output, WasiState};
+use wasmtime::component::ResourceTable;
 
 /// A compiled component and its export table, shared by all its instances.
 pub struct ComponentShared {
@@ -34,6 +36,8 @@ pub struct ComponentShared {
     /// Every spelling of every exported function: `name`, `camelName`, `iface#name`,
     /// `iface#camelName`, and the same with the interface's `@version` left out.
     pub exports: HashMap<String, Arc<ExportFunc>>,
+    /// Whether the component imports any `wasi:*` interface (WASI is linked only then).
+    pub imports_wasi: bool,
 }
 
 impl ComponentShared {
@@ -81,10 +85,14 @@ impl ComponentShared {
                 _ => {}
             }
         }
+        let imports_wasi = component_type
+            .imports(&wasm_engine)
+            .any(|(name, _)| name.starts_with("wasi:"));
         ComponentShared {
             component,
             engine,
             exports,
+            imports_wasi,
         }
     }
 }
@@ -137,7 +145,16 @@ impl NativeComponent {
             Some(value) if !matches!(js.kind(value.raw()), Ok(Kind::Undefined) | Ok(Kind::Null)) => Some(value.raw()),
             _ => None,
         };
-        let (linker, functions) = linker::link(js, &self.shared.component, imports)?;
+        let (wasi, output) = match &options.wasi {
+            Some(wasi_options) if self.shared.imports_wasi => {
+                let (mut builder, output) = wasi::build(wasi_options)?;
+                let context = (builder.build(), ResourceTable::new());
+                (WasiState::Component(Box::new(context)), output)
+            }
+            _ => (WasiState::None, Output::default()),
+        };
+        let with_wasi = !matches!(wasi, WasiState::None);
+        let (linker, functions) = linker::link(js, &self.shared.component, imports, with_wasi)?;
         let functions = Arc::new(HostFunctions::new(js, functions).map_err(|error| Failure::Internal(error.reason))?);
         let shared = self.shared.clone();
         let defaults = Budget {
@@ -147,7 +164,7 @@ impl NativeComponent {
         };
         Ok(move || {
             let engine = &shared.engine;
-            let mut store = store::new_store(engine, limits, HostBridge::new(functions));
+            let mut store = store::new_store(engine, limits, HostBridge::new(functions), wasi);
             let mut metrics = Metrics::default();
             let instance = store::run_classified(
                 &mut store,
@@ -170,6 +187,7 @@ impl NativeComponent {
             Ok(NativeComponentInstance::new(
                 Slot::new(live, shared.engine.clone(), defaults, true),
                 shared,
+                output,
             ))
         })
     }

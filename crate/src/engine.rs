@@ -213,6 +213,12 @@ impl NativeEngine {
         self.shared.closed.load(Ordering::Acquire)
     }
 
+    /// Whether this engine meters fuel (`Config::consume_fuel`).
+    #[napi(getter)]
+    pub fn fuel_enabled(&self) -> bool {
+        self.shared.fuel
+    }
+
     /// Compiles a component (binary or WAT) on the JS thread.
     #[napi]
     pub fn compile_component_sync(&self, env: Env, bytes: Uint8Array) -> Result<NativeComponent> {

@@ -53,6 +53,8 @@ pub enum Failure {
         message: String,
         payload: Option<(Val, Type)>,
     },
+    /// A WASI guest called `exit(code)`.
+    Exit(i32),
     Disposed(String),
     Busy(String),
     Poisoned(String),
@@ -109,6 +111,9 @@ impl Failure {
 
     /// Classifies the error of a call into wasm, with what the store knew.
     pub fn call(error: wasmtime::Error, facts: CallFacts) -> Self {
+        if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            return Failure::Exit(exit.0);
+        }
         if error.downcast_ref::<HostCallFailed>().is_some()
             && let Some(failure) = facts.host_failure
         {
@@ -166,7 +171,10 @@ impl Failure {
 
     /// Whether this failure leaves a component instance unusable (wasmtime refuses re-entry).
     pub fn poisons(&self) -> bool {
-        matches!(self, Failure::Trap(_) | Failure::Host { .. } | Failure::Internal(_))
+        matches!(
+            self,
+            Failure::Trap(_) | Failure::Host { .. } | Failure::Internal(_) | Failure::Exit(_)
+        )
     }
 
     fn code(&self) -> &'static str {
@@ -179,6 +187,7 @@ impl Failure {
             Failure::Trap(info) => info.code,
             Failure::Host { .. } => "ERR_WASM_HOST",
             Failure::Component { .. } => "ERR_WASM_COMPONENT",
+            Failure::Exit(_) => "ERR_WASM_EXIT",
             Failure::Disposed(_) => "ERR_WASM_DISPOSED",
             Failure::Busy(_) => "ERR_WASM_BUSY",
             Failure::Poisoned(_) => "ERR_WASM_INSTANCE_POISONED",
@@ -206,6 +215,11 @@ impl Failure {
             | Failure::Poisoned(message)
             | Failure::Internal(message) => js.error(code, &message, false),
             Failure::Type(message) => js.error(code, &message, true),
+            Failure::Exit(exit_code) => {
+                let error = js.error(code, &format!("the guest exited with code {exit_code}"), false)?;
+                js.set(error, "exitCode", js.number(exit_code as f64)?)?;
+                Ok(error)
+            }
             Failure::Trap(info) => {
                 let error = js.error(code, &info.message, false)?;
                 js.set(error, "trapCode", js.string(&info.trap_code)?)?;
@@ -280,6 +294,14 @@ fn frame_to_js(js: Js, frame: &Frame) -> napi::Result<crate::js::Value> {
     js.set(object, "funcOffset", optional_number(frame.func_offset)?)?;
     js.set(object, "moduleOffset", optional_number(frame.module_offset)?)?;
     Ok(object)
+}
+
+/// `exit(0)` from a WASI guest ends its work successfully: the call returns `success`.
+pub fn exit_zero_is_success<T>(result: Result<T, Failure>, success: impl FnOnce() -> T) -> Result<T, Failure> {
+    match result {
+        Err(Failure::Exit(0)) => Ok(success()),
+        other => other,
+    }
 }
 
 /// Shorthand for bindings: run `f`, turning a [`Failure`] into a thrown JS error.

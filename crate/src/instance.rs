@@ -9,12 +9,16 @@ use napi_derive::napi;
 use wasmtime::{Caller, ExternType, Instance as InstanceImpl, Linker, Module, Val, ValType};
 
 use crate::convert;
-use crate::errors::{Failure, HostCallFailed, throw};
+use crate::errors::{Failure, HostCallFailed, exit_zero_is_success, throw};
 use crate::host;
 use crate::js::{Js, Kind, Raw, Value};
 use crate::module::{CoreExport, ModuleShared, func_signature};
 use crate::store::{self, Budget, HostState, InstanceMetrics, Live, NativeAbortHandle, Slot};
 use crate::tasks;
+use crate::wasi::{Output, TakenOutput};
+
+/// Module names of WASI preview 1 imports.
+pub const WASI_MODULES: [&str; 2] = ["wasi_snapshot_preview1", "wasi_unstable"];
 
 /// A linker with every function import of `module` bound to `imports[module][name]`, and those
 /// functions in host-function index order.
@@ -22,9 +26,16 @@ pub fn link(
     js: Js,
     module: &Module,
     imports: Option<Value>,
+    wasi: bool,
 ) -> std::result::Result<(Linker<HostState>, Vec<Value>), Failure> {
     let internal = |error: napi::Error| Failure::Internal(error.reason);
     let mut linker = Linker::new(module.engine());
+    if wasi {
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut HostState| state.wasi.p1())
+            .map_err(|error| Failure::Link(format!("{error:#}")))?;
+        // JS functions may replace single WASI functions.
+        linker.allow_shadowing(true);
+    }
     let mut functions = Vec::new();
     let mut missing = Vec::new();
     for import in module.imports() {
@@ -52,6 +63,7 @@ pub fn link(
                     js.describe(value)
                 )));
             }
+            _ if wasi && WASI_MODULES.contains(&import.module()) => continue,
             _ => {
                 missing.push(format!("{label}: {}", func_signature(&func_type)));
                 continue;
@@ -206,13 +218,15 @@ impl CoreExport {
 pub struct NativeInstance {
     slot: Arc<Slot<InstanceImpl>>,
     module: Arc<ModuleShared>,
+    output: Output,
 }
 
 impl NativeInstance {
-    pub fn new(slot: Slot<InstanceImpl>, module: Arc<ModuleShared>) -> Self {
+    pub fn new(slot: Slot<InstanceImpl>, module: Arc<ModuleShared>, output: Output) -> Self {
         NativeInstance {
             slot: Arc::new(slot),
             module,
+            output,
         }
     }
 
@@ -245,12 +259,15 @@ impl NativeInstance {
             let export = self.export(&name)?;
             let params = export.lower_args(js, args.raw())?;
             let budget = self.slot.budget(fuel, timeout_ms, None)?;
-            let results = self.slot.with(|live| {
-                live.store.data_mut().host.set_sync_env(Some(js));
-                let result = export.invoke(live, &budget, &self.slot.engine, &params);
-                live.store.data_mut().host.set_sync_env(None);
-                result
-            })?;
+            let results = exit_zero_is_success(
+                self.slot.with(|live| {
+                    live.store.data_mut().host.set_sync_env(Some(js));
+                    let result = export.invoke(live, &budget, &self.slot.engine, &params);
+                    live.store.data_mut().host.set_sync_env(None);
+                    result
+                }),
+                Vec::new,
+            )?;
             CoreExport::lift(js, results)
         })();
         throw(js, outcome).map(Raw)
@@ -281,7 +298,7 @@ impl NativeInstance {
         tasks::promise(
             env,
             move || slot.with(|live| export.invoke(live, &budget, &slot.engine, &params)),
-            |js, results| CoreExport::lift(js, results?).map(Raw),
+            |js, results| CoreExport::lift(js, exit_zero_is_success(results, Vec::new)?).map(Raw),
         )
     }
 
@@ -289,6 +306,12 @@ impl NativeInstance {
     #[napi]
     pub fn metrics(&self) -> InstanceMetrics {
         self.slot.metrics().into()
+    }
+
+    /// WASI output piped since the last take (`wasi.stdout` / `wasi.stderr` set to `pipe`).
+    #[napi]
+    pub fn take_output(&self) -> TakenOutput {
+        self.output.take()
     }
 
     /// Frees the store; later calls throw ERR_WASM_DISPOSED.
@@ -301,5 +324,11 @@ impl NativeInstance {
     #[napi(getter)]
     pub fn disposed(&self) -> bool {
         self.slot.is_disposed()
+    }
+
+    /// Whether a trap left the instance unusable (component instances only).
+    #[napi(getter)]
+    pub fn poisoned(&self) -> bool {
+        self.slot.is_poisoned()
     }
 }

@@ -14,3 +14,4 @@ pub mod module;
 pub mod store;
 pub mod tasks;
 pub mod trap;
+pub mod wasi;

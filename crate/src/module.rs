@@ -17,6 +17,7 @@ use crate::instance::{self, NativeInstance};
 use crate::js::{Js, Kind};
 use crate::store::{self, Budget, Live, Metrics, NativeInstanceOptions, Slot};
 use crate::tasks;
+use crate::wasi::{self, Output, WasiState};
 
 /// One import or export of a core module.
 #[napi(object)]
@@ -43,6 +44,8 @@ pub struct ModuleShared {
     pub module: ModuleImpl,
     pub engine: Arc<EngineShared>,
     pub exports: HashMap<String, Arc<CoreExport>>,
+    /// Whether the module imports WASI preview 1 (WASI is linked only then).
+    pub imports_wasi: bool,
 }
 
 impl ModuleShared {
@@ -65,10 +68,14 @@ impl ModuleShared {
                 ))
             })
             .collect();
+        let imports_wasi = module
+            .imports()
+            .any(|import| crate::instance::WASI_MODULES.contains(&import.module()));
         ModuleShared {
             module,
             engine,
             exports,
+            imports_wasi,
         }
     }
 }
@@ -162,7 +169,15 @@ impl NativeModule {
             Some(value) if !matches!(js.kind(value.raw()), Ok(Kind::Undefined) | Ok(Kind::Null)) => Some(value.raw()),
             _ => None,
         };
-        let (linker, functions) = instance::link(js, &self.shared.module, imports)?;
+        let (wasi, output) = match &options.wasi {
+            Some(wasi_options) if self.shared.imports_wasi => {
+                let (mut builder, output) = wasi::build(wasi_options)?;
+                (WasiState::Module(Box::new(builder.build_p1())), output)
+            }
+            _ => (WasiState::None, Output::default()),
+        };
+        let with_wasi = !matches!(wasi, WasiState::None);
+        let (linker, functions) = instance::link(js, &self.shared.module, imports, with_wasi)?;
         let functions = Arc::new(HostFunctions::new(js, functions).map_err(|error| Failure::Internal(error.reason))?);
         let shared = self.shared.clone();
         let defaults = Budget {
@@ -172,7 +187,7 @@ impl NativeModule {
         };
         Ok(move || {
             let engine = &shared.engine;
-            let mut store = store::new_store(engine, limits, HostBridge::new(functions));
+            let mut store = store::new_store(engine, limits, HostBridge::new(functions), wasi);
             let mut metrics = Metrics::default();
             let instance = store::run_classified(
                 &mut store,
@@ -194,6 +209,7 @@ impl NativeModule {
             Ok(NativeInstance::new(
                 Slot::new(live, shared.engine.clone(), defaults, false),
                 shared,
+                output,
             ))
         })
     }

@@ -11,6 +11,7 @@ use crate::engine::EngineShared;
 use crate::errors::{CallFacts, Failure, Interrupt};
 use crate::host::{HostBridge, WaitLimits};
 use crate::limits::{Limiter, LimitsConfig, MemoryMetrics};
+use crate::wasi::{NativeWasiOptions, WasiState};
 
 /// Far enough in epochs that a call without a deadline is never interrupted.
 const NO_DEADLINE: u64 = u64::MAX / 2;
@@ -19,6 +20,7 @@ const NO_DEADLINE: u64 = u64::MAX / 2;
 pub struct HostState {
     pub limiter: Limiter,
     pub host: HostBridge,
+    pub wasi: WasiState,
     /// The failure a host function recorded for the call in progress.
     pub host_failure: Option<Failure>,
     deadline: Option<(Instant, f64)>,
@@ -56,10 +58,11 @@ pub struct Metrics {
 
 /// Creates a store with our limiter and an epoch callback that enforces the call's deadline and
 /// abort flag on every tick.
-pub fn new_store(engine: &EngineShared, limits: LimitsConfig, host: HostBridge) -> Store<HostState> {
+pub fn new_store(engine: &EngineShared, limits: LimitsConfig, host: HostBridge, wasi: WasiState) -> Store<HostState> {
     let state = HostState {
         limiter: Limiter::new(limits),
         host,
+        wasi,
         host_failure: None,
         deadline: None,
         abort: None,
@@ -260,6 +263,10 @@ impl<I> Slot<I> {
         self.disposed.load(Ordering::Acquire)
     }
 
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
     /// The budget for one call: the per-call values win over the instance's defaults.
     pub fn budget(
         &self,
@@ -313,6 +320,8 @@ pub struct NativeInstanceOptions {
     pub fuel: Option<f64>,
     /// Default wall-clock deadline per call, in milliseconds.
     pub timeout_ms: Option<f64>,
+    /// WASI to link; `None` links none (a WASI import is then a LinkError).
+    pub wasi: Option<NativeWasiOptions>,
 }
 
 impl NativeInstanceOptions {

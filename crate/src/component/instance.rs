@@ -10,23 +10,26 @@ use wasmtime::component::Instance;
 
 use super::ComponentShared;
 use super::func::ExportFunc;
-use crate::errors::{Failure, throw};
+use crate::errors::{Failure, exit_zero_is_success, throw};
 use crate::js::{Js, Raw};
 use crate::store::{InstanceMetrics, NativeAbortHandle, Slot};
 use crate::tasks;
+use crate::wasi::{Output, TakenOutput};
 
 /// An instantiated component.
 #[napi]
 pub struct NativeComponentInstance {
     slot: Arc<Slot<Instance>>,
     component: Arc<ComponentShared>,
+    output: Output,
 }
 
 impl NativeComponentInstance {
-    pub fn new(slot: Slot<Instance>, component: Arc<ComponentShared>) -> Self {
+    pub fn new(slot: Slot<Instance>, component: Arc<ComponentShared>, output: Output) -> Self {
         NativeComponentInstance {
             slot: Arc::new(slot),
             component,
+            output,
         }
     }
 
@@ -66,12 +69,15 @@ impl NativeComponentInstance {
             let export = self.export(&name)?;
             let params = export.lower_args(js, args.raw())?;
             let budget = self.slot.budget(fuel, timeout_ms, None)?;
-            let value = self.slot.with(|live| {
-                live.store.data_mut().host.set_sync_env(Some(js));
-                let result = export.invoke(live, &self.slot.engine, &budget, &params);
-                live.store.data_mut().host.set_sync_env(None);
-                result
-            })?;
+            let value = exit_zero_is_success(
+                self.slot.with(|live| {
+                    live.store.data_mut().host.set_sync_env(Some(js));
+                    let result = export.invoke(live, &self.slot.engine, &budget, &params);
+                    live.store.data_mut().host.set_sync_env(None);
+                    result
+                }),
+                || None,
+            )?;
             export.lift_result(js, value)
         })();
         throw(js, outcome).map(Raw)
@@ -103,7 +109,7 @@ impl NativeComponentInstance {
         tasks::promise(
             env,
             move || slot.with(|live| export.invoke(live, &slot.engine, &budget, &params)),
-            move |js, result| lift.lift_result(js, result?).map(Raw),
+            move |js, result| lift.lift_result(js, exit_zero_is_success(result, || None)?).map(Raw),
         )
     }
 
@@ -111,6 +117,12 @@ impl NativeComponentInstance {
     #[napi]
     pub fn metrics(&self) -> InstanceMetrics {
         self.slot.metrics().into()
+    }
+
+    /// WASI output piped since the last take (`wasi.stdout` / `wasi.stderr` set to `pipe`).
+    #[napi]
+    pub fn take_output(&self) -> TakenOutput {
+        self.output.take()
     }
 
     /// Frees the store; later calls throw ERR_WASM_DISPOSED.
@@ -123,5 +135,11 @@ impl NativeComponentInstance {
     #[napi(getter)]
     pub fn disposed(&self) -> bool {
         self.slot.is_disposed()
+    }
+
+    /// Whether a trap left the instance unusable (component instances only).
+    #[napi(getter)]
+    pub fn poisoned(&self) -> bool {
+        self.slot.is_poisoned()
     }
 }

@@ -15,15 +15,29 @@ use crate::js::{Js, Kind, Value};
 use crate::store::HostState;
 
 /// A linker for `component` with every function import bound to the matching JS function, and
-/// those functions in host-function index order.
-pub fn link(js: Js, component: &Component, imports: Option<Value>) -> Result<(Linker<HostState>, Vec<Value>), Failure> {
+/// those functions in host-function index order. With `wasi`, WASI preview 2 serves the `wasi:*`
+/// imports the JS object does not provide.
+pub fn link(
+    js: Js,
+    component: &Component,
+    imports: Option<Value>,
+    wasi: bool,
+) -> Result<(Linker<HostState>, Vec<Value>), Failure> {
     let engine = component.engine();
     let mut linker = Linker::new(engine);
     let mut functions = Vec::new();
     let mut missing = Vec::new();
     let internal = |error: wasmtime::Error| Failure::Link(format!("{error:#}"));
+    if wasi {
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(internal)?;
+        // JS functions may replace single WASI interfaces.
+        linker.allow_shadowing(true);
+    }
     let component_type = component.component_type();
     for (name, import) in component_type.imports(engine) {
+        if wasi && name.starts_with("wasi:") && lookup_object(js, imports, name)?.is_none() {
+            continue;
+        }
         match &import.ty {
             ComponentItem::ComponentFunc(func) => match lookup_function(js, imports, &[name, &camel_case(name)])? {
                 Some(function) => {
@@ -40,7 +54,21 @@ pub fn link(js: Js, component: &Component, imports: Option<Value>) -> Result<(Li
                 None => missing.push(format!("{name}: {}", func_signature(func))),
             },
             ComponentItem::ComponentInstance(instance) => {
-                let object = lookup_object(js, imports, name)?;
+                let Some(object) = lookup_object(js, imports, name)? else {
+                    let functions: Vec<&str> = instance
+                        .exports(engine)
+                        .filter(|(_, export)| matches!(export.ty, ComponentItem::ComponentFunc(_)))
+                        .map(|(function_name, _)| function_name)
+                        .collect();
+                    let hint = if name.starts_with("wasi:") {
+                        "; WASI is not linked (wasi: false)"
+                    } else {
+                        ""
+                    };
+                    missing.push(format!("{name} (an object with {}{hint})", functions.join(", ")));
+                    continue;
+                };
+                let object = Some(object);
                 let mut linker_instance = linker.instance(name).map_err(internal)?;
                 for (function_name, export) in instance.exports(engine) {
                     let ComponentItem::ComponentFunc(func) = &export.ty else {

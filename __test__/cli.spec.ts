@@ -1,0 +1,371 @@
+import { spawn } from 'node:child_process'
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+
+import test from 'ava'
+
+import { MiB, helloWasm, root, typesWasm } from './helpers.js'
+
+interface Outcome {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs a script as a child process, as a user's shell would. */
+function spawnNode(args: readonly string[]): Promise<Outcome> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+/** The CLI from its TypeScript source, so the specs never run a stale build. */
+const cli = (...args: string[]) => spawnNode(['--import', 'tsx', path.join(root, 'lib/cli.ts'), ...args])
+
+const example = (name: string) => `examples/${name}`
+
+const scratch = mkdtempSync(path.join(tmpdir(), 'airssys-cli-'))
+test.after.always(() => rmSync(scratch, { recursive: true, force: true }))
+
+function file(name: string, content: string | Uint8Array): string {
+  const target = path.join(scratch, name)
+  writeFileSync(target, content)
+  return target
+}
+
+const addWat = file(
+  'add.wat',
+  `(module
+    (func (export "add") (param i64 i64) (result i64) (i64.add (local.get 0) (local.get 1))))`,
+)
+const twoExportsWat = file(
+  'two.wat',
+  `(module
+    (import "env" "log" (func (param i32)))
+    (memory (export "memory") 1)
+    (func (export "one") (result i32) (i32.const 1))
+    (func (export "boom") unreachable))`,
+)
+const garbageWasm = file('garbage.wasm', new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 0xff, 0xff]))
+
+test('--help prints the usage on stdout; no command prints it on stderr with exit 2', async (t) => {
+  const help = await cli('--help')
+  t.is(help.code, 0)
+  t.regex(help.stdout, /^Usage: airssys-wasm <command> \[options\]/)
+  t.regex(help.stdout, /run <dir\|file\.wasm>.*\n.*inspect <file\.wasm\|dir>.*\n.*validate <dir>/)
+  t.is(help.stderr, '')
+
+  const bare = await cli()
+  t.is(bare.code, 2)
+  t.is(bare.stdout, '')
+  t.regex(bare.stderr, /^Usage: airssys-wasm/)
+})
+
+for (const command of ['run', 'inspect', 'validate']) {
+  test(`${command} --help (and help ${command}) prints that command's usage`, async (t) => {
+    const [flag, word] = await Promise.all([cli(command, '--help'), cli('help', command)])
+    t.is(flag.code, 0)
+    t.true(flag.stdout.startsWith(`Usage: airssys-wasm ${command} `), flag.stdout)
+    t.is(word.stdout, flag.stdout)
+    t.is(flag.stderr, '')
+  })
+}
+
+test('an unknown command or flag is a usage error, exit 2', async (t) => {
+  const command = await cli('frobnicate')
+  t.is(command.code, 2)
+  t.is(command.stderr, 'ERR_USAGE: unknown command "frobnicate"\nRun `airssys-wasm --help` for usage.\n')
+  const flag = await cli('run', example('hello'), '--frob')
+  t.is(flag.code, 2)
+  t.regex(flag.stderr, /^ERR_USAGE: Unknown option '--frob'.*\nRun `airssys-wasm run --help` for usage\.\n$/s)
+  const value = await cli('run', example('hello'), '--fuel', 'lots', 'x')
+  t.is(value.code, 2)
+  t.regex(value.stderr, /^ERR_USAGE: --fuel expects a positive integer, got "lots"/)
+  const missing = await cli('run')
+  t.is(missing.code, 2)
+  t.regex(missing.stderr, /^ERR_USAGE: run needs a directory/)
+})
+
+test('--version prints the package version', async (t) => {
+  const { version } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }
+  const result = await cli('--version')
+  t.deepEqual(result, { code: 0, stdout: `${version}\n`, stderr: '' })
+})
+
+test('run hello prints the greeting as JSON, with bare or JSON text for a string', async (t) => {
+  const [bare, json] = await Promise.all([
+    cli('run', example('hello'), 'world'),
+    cli('run', example('hello'), '--invoke', 'greet', '"Ada Lovelace"'),
+  ])
+  t.deepEqual(bare, { code: 0, stdout: '"Hello, world!"\n', stderr: '' })
+  t.deepEqual(json, { code: 0, stdout: '"Hello, Ada Lovelace!"\n', stderr: '' })
+})
+
+test('run --json prints the result with fuel, peak memory and elapsed time', async (t) => {
+  const result = await cli('run', example('hello'), '--json', 'world')
+  t.is(result.code, 0)
+  t.is(result.stderr, '')
+  const output = JSON.parse(result.stdout) as {
+    result: string
+    metrics: { fuelConsumed: number; peakMemoryBytes: number; elapsedMs: number }
+  }
+  t.deepEqual(Object.keys(output), ['result', 'metrics'])
+  t.deepEqual(Object.keys(output.metrics), ['fuelConsumed', 'peakMemoryBytes', 'elapsedMs'])
+  t.is(output.result, 'Hello, world!')
+  t.true(output.metrics.fuelConsumed > 0)
+  t.true(output.metrics.peakMemoryBytes > MiB && output.metrics.peakMemoryBytes <= 2 * MiB)
+  t.true(output.metrics.elapsedMs >= 0)
+})
+
+test('run runaway stops at the manifest timeout: the error on stderr, exit 4', async (t) => {
+  const result = await cli('run', example('runaway'))
+  t.is(result.code, 4)
+  t.is(result.stdout, '')
+  t.regex(result.stderr, /^ERR_WASM_TIMEOUT: wasm call timed out after \d+ ms \(timeoutMs: 50\)\n$/)
+})
+
+test('run --json on a failure also prints the error and the metrics on stdout', async (t) => {
+  const result = await cli('run', example('runaway'), '--json')
+  t.is(result.code, 4)
+  const output = JSON.parse(result.stdout) as { error: { code: string }; metrics: { elapsedMs: number } }
+  t.is(output.error.code, 'ERR_WASM_TIMEOUT')
+  t.true(output.metrics.elapsedMs >= 50)
+  t.regex(result.stderr, /^ERR_WASM_TIMEOUT: /)
+})
+
+test('run flags tighten a manifest limit: a smaller fuel budget or deadline stops runaway sooner', async (t) => {
+  const [fuel, timeout] = await Promise.all([
+    cli('run', example('runaway'), '--fuel', '5000'),
+    cli('run', example('runaway'), '--timeout-ms', '10'),
+  ])
+  t.is(fuel.code, 4)
+  t.regex(fuel.stderr, /^ERR_WASM_TRAP_OUT_OF_FUEL: wasm call ran out of fuel after consuming 5000 units\n$/)
+  t.is(timeout.code, 4)
+  t.regex(timeout.stderr, /^ERR_WASM_TIMEOUT: .*\(timeoutMs: 10\)\n$/)
+})
+
+test('run memory-hog reports the pages it got; --memory lowers its limit', async (t) => {
+  const [manifest, tighter] = await Promise.all([
+    cli('run', example('memory-hog'), '64', '--json'),
+    cli('run', example('memory-hog'), '--memory', '524288', '64'),
+  ])
+  t.is(manifest.code, 0)
+  const output = JSON.parse(manifest.stdout) as { result: number; metrics: { peakMemoryBytes: number } }
+  t.is(output.result, 14)
+  t.is(output.metrics.peakMemoryBytes, MiB)
+  t.deepEqual(tighter, { code: 0, stdout: '6\n', stderr: '' })
+})
+
+test('run flags may not raise a manifest limit: a ConfigError, exit 2', async (t) => {
+  const result = await cli('run', example('memory-hog'), '--memory', String(2 * MiB), '1')
+  t.is(result.code, 2)
+  t.is(result.stdout, '')
+  t.is(
+    result.stderr,
+    "ERR_WASM_CONFIG: --memory 2097152 is above resources.memory.max_bytes (1048576): flags may only lower a manifest's limits\n",
+  )
+  const timeout = await cli('run', example('hello'), '--timeout-ms', '1001', 'x')
+  t.is(timeout.code, 2)
+  t.regex(
+    timeout.stderr,
+    /^ERR_WASM_CONFIG: --timeout-ms 1001 is above the resources\.cpu timeout in ms \(1000\)/,
+  )
+})
+
+test('run on a bare .wasm needs --memory, then runs with no manifest', async (t) => {
+  const missing = await cli('run', helloWasm, 'world')
+  t.is(missing.code, 2)
+  t.regex(missing.stderr, /^ERR_USAGE: --memory BYTES is required to run a bare \.wasm file/)
+
+  const result = await cli('run', helloWasm, '--memory', String(2 * MiB), '--json', 'world')
+  t.is(result.code, 0)
+  const output = JSON.parse(result.stdout) as { result: string; metrics: { fuelConsumed: number | null } }
+  t.is(output.result, 'Hello, world!')
+  t.is(output.metrics.fuelConsumed, null, 'not metered without --fuel')
+})
+
+test('run on a core module converts 64-bit arguments and prints a bigint as "<n>n"', async (t) => {
+  const [plain, negative, text] = await Promise.all([
+    cli('run', addWat, '--memory', '65536', '40', '2'),
+    cli('run', addWat, '--memory', '65536', '--', '-1', '-2'),
+    cli('run', addWat, '--memory', '65536', '"9007199254740993"', '0'),
+  ])
+  t.deepEqual(plain, { code: 0, stdout: '"42n"\n', stderr: '' })
+  t.deepEqual(negative, { code: 0, stdout: '"-3n"\n', stderr: '' })
+  t.deepEqual(text, { code: 0, stdout: '"9007199254740993n"\n', stderr: '' }, 'beyond 2^53 via a string')
+})
+
+test('run needs --invoke when there is not exactly one exported function', async (t) => {
+  const two = file('choice.wat', '(module (func (export "one")) (func (export "boom") unreachable))')
+  const result = await cli('run', two, '--memory', '65536')
+  t.is(result.code, 2)
+  t.regex(result.stderr, /^ERR_USAGE: --invoke NAME is required: the wasm exports 2 functions \(one, boom\)/)
+})
+
+test('a missing import is a LinkError, exit 3; invalid wasm a CompileError, exit 3', async (t) => {
+  const [link, compile] = await Promise.all([
+    cli('run', typesWasm, '--memory', String(4 * MiB), '--invoke', 'roundtrip-u8', '1'),
+    cli('run', garbageWasm, '--memory', '65536'),
+  ])
+  t.is(link.code, 3)
+  t.regex(link.stderr, /^ERR_WASM_LINK: .*double/s)
+  t.is(compile.code, 3)
+  t.regex(compile.stderr, /^ERR_WASM_COMPILE: /)
+})
+
+test('a trap is exit 4 with its code', async (t) => {
+  const imports = file('boom.wat', '(module (func (export "boom") unreachable))')
+  const result = await cli('run', imports, '--memory', '65536')
+  t.is(result.code, 4)
+  t.regex(result.stderr, /^ERR_WASM_TRAP_UNREACHABLE: /)
+})
+
+test('bad arguments are usage errors, exit 2', async (t) => {
+  const [count, json, unknown] = await Promise.all([
+    cli('run', example('hello')),
+    cli('run', example('memory-hog'), 'lots'),
+    cli('run', example('hello'), '--invoke', 'nope', 'x'),
+  ])
+  t.is(count.code, 2)
+  t.regex(count.stderr, /^ERR_WASM_TYPE: greet: expected 1 argument/)
+  t.is(json.code, 2)
+  t.is(json.stderr, 'ERR_USAGE: argument 1 (pages) is not valid JSON: lots\n')
+  t.is(unknown.code, 2)
+  t.regex(unknown.stderr, /^ERR_WASM_TYPE: .*"nope"/)
+})
+
+test('run on a broken manifest lists every problem, exit 2', async (t) => {
+  const dir = mkdtempSync(path.join(scratch, 'broken-'))
+  copyFileSync(helloWasm, path.join(dir, 'hello.wasm'))
+  writeFileSync(
+    path.join(dir, 'Component.toml'),
+    '[component]\nname = "hello"\nversion = "0.1.0"\n[resources.memory]\nmax_bytes = 1\n[resources.cpu]\nmax_fuel = 5\n',
+  )
+  const result = await cli('run', dir, 'x')
+  t.is(result.code, 2)
+  t.is(result.stdout, '')
+  t.is(
+    result.stderr,
+    [
+      `ERR_WASM_CONFIG: ${path.join(dir, 'Component.toml')} has 3 problems:`,
+      '  - resources.memory.max_bytes: 1 is below the allowed range 524288..4194304 (512 KiB..4 MiB)',
+      '  - resources.cpu.max_fuel: 5 is below the allowed range 1000..100000000',
+      '  - resources.cpu.timeout_seconds: a timeout is required; add `timeout_seconds = 5` (or timeout_ms for finer steps) under [resources.cpu]',
+      '',
+    ].join('\n'),
+  )
+})
+
+test('inspect lists a component’s imports and exports with WIT types', async (t) => {
+  const [hello, runaway] = await Promise.all([cli('inspect', helloWasm), cli('inspect', example('runaway'))])
+  t.deepEqual(hello, {
+    code: 0,
+    stdout: `component ${helloWasm}\nimports:\n  (none)\nexports:\n  greet: func(name: string) -> string\n`,
+    stderr: '',
+  })
+  t.regex(
+    runaway.stdout,
+    /\nexports:\n {2}run: func\(\)\n$/,
+    'a directory inspects the wasm its manifest names',
+  )
+
+  const types = await cli('inspect', typesWasm)
+  t.regex(
+    types.stdout,
+    /imports:\n {2}test:types\/host@0\.1\.0: instance\n {4}point: type record \{ x: s32, y: s32 \}\n/,
+  )
+  t.regex(
+    types.stdout,
+    /\n {2}many-params: func\(a: u8, b: s64, c: string, d: f32\) -> tuple<u8, s64, string, f32>\n/,
+  )
+})
+
+test('inspect lists a core module’s imports and exports, also as JSON', async (t) => {
+  const text = await cli('inspect', twoExportsWat)
+  t.deepEqual(text, {
+    code: 0,
+    stdout: [
+      `module ${twoExportsWat}`,
+      'imports:',
+      '  env.log: func(i32)',
+      'exports:',
+      '  memory: memory(min 1 pages)',
+      '  one: func() -> i32',
+      '  boom: func()',
+      '',
+    ].join('\n'),
+    stderr: '',
+  })
+  const json = await cli('inspect', '--json', twoExportsWat)
+  const output = JSON.parse(json.stdout) as { kind: string; imports: unknown[]; exports: { name: string }[] }
+  t.is(output.kind, 'module')
+  t.deepEqual(output.imports, [{ module: 'env', name: 'log', kind: 'func', type: 'func(i32)' }])
+  t.deepEqual(
+    output.exports.map((item) => item.name),
+    ['memory', 'one', 'boom'],
+  )
+  const garbage = await cli('inspect', garbageWasm)
+  t.is(garbage.code, 3)
+  t.regex(garbage.stderr, /^ERR_WASM_COMPILE: /)
+})
+
+for (const name of ['hello', 'runaway', 'memory-hog']) {
+  test(`validate accepts the ${name} example without running it`, async (t) => {
+    const result = await cli('validate', example(name))
+    t.is(result.code, 0)
+    t.is(result.stderr, '')
+    t.true(
+      result.stdout.startsWith(`${path.join(root, example(name), 'Component.toml')}: ok\n`),
+      result.stdout,
+    )
+    t.regex(result.stdout, new RegExp(`\\n {2}component: ${name} 0\\.1\\.0 \\(${name}\\.wasm\\)\\n`))
+  })
+}
+
+test('validate --json prints the manifest; a broken one exits 2, a core module 3', async (t) => {
+  const json = await cli('validate', example('hello'), '--json')
+  const output = JSON.parse(json.stdout) as { ok: boolean; manifest: { resources: unknown } }
+  t.true(output.ok)
+  t.deepEqual(output.manifest.resources, {
+    memory: { maxBytes: 2 * MiB, maxTableElements: 10_000 },
+    cpu: { maxFuel: 10_000_000, timeoutMs: 1_000 },
+  })
+
+  const broken = mkdtempSync(path.join(scratch, 'validate-'))
+  writeFileSync(path.join(broken, 'Component.toml'), '[component]\nname = "x"\nversion = "0.1.0"\n')
+  const config = await cli('validate', broken)
+  t.is(config.code, 2)
+  t.regex(
+    config.stderr,
+    /^ERR_WASM_CONFIG: .* has 2 problems:\n {2}- component\.wasm: "x\.wasm" does not exist/,
+  )
+  t.regex(config.stderr, /\n {2}- resources: missing section; add:\n {4}\[resources\.memory\]\n/)
+
+  const core = mkdtempSync(path.join(scratch, 'validate-core-'))
+  copyFileSync(addWat, path.join(core, 'core.wasm'))
+  writeFileSync(
+    path.join(core, 'Component.toml'),
+    '[component]\nname = "core"\nversion = "0.1.0"\n[resources.memory]\nmax_bytes = 1048576\n[resources.cpu]\nmax_fuel = 1000\ntimeout_ms = 10\n',
+  )
+  const compile = await cli('validate', core)
+  t.is(compile.code, 3)
+  t.regex(compile.stderr, /^ERR_WASM_COMPILE: /)
+})
+
+test('the package bin is the built CLI with a node shebang', async (t) => {
+  const { bin } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+    bin: Record<string, string>
+  }
+  const built = path.join(root, bin['airssys-wasm'] ?? '')
+  t.true(existsSync(built), `${built} is missing: run \`npm run build\` first`)
+  t.true(readFileSync(built, 'utf8').startsWith('#!/usr/bin/env node\n'))
+  const result = await spawnNode([built, 'run', example('hello'), 'from the bin'])
+  t.deepEqual(result, { code: 0, stdout: '"Hello, from the bin!"\n', stderr: '' })
+})

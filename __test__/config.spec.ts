@@ -1,0 +1,489 @@
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+
+import test from 'ava'
+
+import { ConfigError, DEFAULT_POLICY, loadManifest, type PolicyOptions } from '../lib/index.js'
+import { MiB, root } from './helpers.js'
+
+const scratch = mkdtempSync(path.join(tmpdir(), 'airssys-config-'))
+test.after.always(() => rmSync(scratch, { recursive: true, force: true }))
+
+let directories = 0
+
+/** A fresh directory holding `files` (a Component.toml among them, usually). */
+function directory(files: Record<string, string>): string {
+  const dir = path.join(scratch, String(directories++))
+  for (const [name, content] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dir, name)), { recursive: true })
+    writeFileSync(path.join(dir, name), content)
+  }
+  return dir
+}
+
+interface Sections {
+  component?: string | null
+  memory?: string | null
+  cpu?: string | null
+  extra?: string
+}
+
+/** A valid manifest for `demo`, with any section's body replaced (or, with null, left out). */
+function toml(sections: Sections = {}): string {
+  const { component = 'name = "demo"\nversion = "0.1.0"', memory = 'max_bytes = 1048576' } = sections
+  const { cpu = 'max_fuel = 1000000\ntimeout_seconds = 5', extra = '' } = sections
+  return [
+    component === null ? '' : `[component]\n${component}`,
+    memory === null ? '' : `[resources.memory]\n${memory}`,
+    cpu === null ? '' : `[resources.cpu]\n${cpu}`,
+    extra,
+  ].join('\n\n')
+}
+
+/** A component directory with `demo.wasm` (loadManifest only checks that the file is there). */
+function component(sections: Sections = {}, files: Record<string, string> = {}): string {
+  return directory({ 'Component.toml': toml(sections), 'demo.wasm': '', ...files })
+}
+
+function rejects(dir: string, policy?: PolicyOptions): ConfigError {
+  try {
+    loadManifest(dir, { policy })
+  } catch (error) {
+    if (error instanceof ConfigError) return error
+    throw error
+  }
+  throw new Error(`${dir} was accepted`)
+}
+
+interface BrokenCase {
+  title: string
+  sections?: Sections
+  /** The whole Component.toml, when `sections` cannot express it. */
+  text?: string
+  path: string
+  value?: unknown
+  allowed?: string
+  message?: RegExp
+  snippet?: string
+}
+
+const broken: BrokenCase[] = [
+  // Each required field or section missing.
+  {
+    title: 'a missing [component] section',
+    sections: { component: null },
+    path: 'component',
+    snippet: '[component]\nname = "my-component"\nversion = "0.1.0"',
+  },
+  { title: 'a missing name', sections: { component: 'version = "0.1.0"' }, path: 'component.name' },
+  { title: 'a missing version', sections: { component: 'name = "demo"' }, path: 'component.version' },
+  {
+    title: 'a missing [resources] table',
+    sections: { memory: null, cpu: null },
+    path: 'resources',
+    snippet:
+      '[resources.memory]\nmax_bytes = 1048576\n\n[resources.cpu]\nmax_fuel = 10000000\ntimeout_seconds = 5',
+  },
+  {
+    title: 'a missing [resources.memory] section',
+    sections: { memory: null },
+    path: 'resources.memory',
+    snippet: '[resources.memory]\nmax_bytes = 1048576',
+  },
+  {
+    title: 'a missing max_bytes',
+    sections: { memory: 'max_table_elements = 100' },
+    path: 'resources.memory.max_bytes',
+    snippet: 'max_bytes = 1048576',
+  },
+  {
+    title: 'a missing [resources.cpu] section',
+    sections: { cpu: null },
+    path: 'resources.cpu',
+    snippet: '[resources.cpu]\nmax_fuel = 10000000\ntimeout_seconds = 5',
+  },
+  {
+    title: 'a missing max_fuel',
+    sections: { cpu: 'timeout_seconds = 5' },
+    path: 'resources.cpu.max_fuel',
+    snippet: 'max_fuel = 10000000',
+  },
+  {
+    title: 'a missing timeout',
+    sections: { cpu: 'max_fuel = 1000000' },
+    path: 'resources.cpu.timeout_seconds',
+    snippet: 'timeout_seconds = 5',
+    message: /a timeout is required/,
+  },
+  // Each range, at both ends.
+  ...(
+    [
+      ['memory', 'max_bytes', 524287, 4194305, '524288..4194304'],
+      ['memory', 'max_table_elements', 0, 100001, '1..100000'],
+      ['cpu', 'max_fuel', 999, 100000001, '1000..100000000'],
+      ['cpu', 'timeout_seconds', 0, 301, '1..300'],
+      ['cpu', 'timeout_ms', 0, 300001, '1..300000'],
+    ] as const
+  ).flatMap(([section, key, below, above, allowed]) =>
+    [below, above].map((value): BrokenCase => {
+      const body =
+        section === 'memory'
+          ? key === 'max_bytes'
+            ? `max_bytes = ${value}`
+            : `max_bytes = 1048576\n${key} = ${value}`
+          : key === 'max_fuel'
+            ? `max_fuel = ${value}\ntimeout_seconds = 5`
+            : `max_fuel = 1000000\n${key} = ${value}`
+      return {
+        title: `${key} = ${value}, ${value === below ? 'below' : 'above'} ${allowed}`,
+        sections: { [section]: body },
+        path: `resources.${section}.${key}`,
+        value,
+        allowed,
+        message: new RegExp(`${value} is ${value === below ? 'below' : 'above'} the allowed range`),
+      }
+    }),
+  ),
+  // Wrong types.
+  {
+    title: 'a string memory limit',
+    sections: { memory: 'max_bytes = "1MiB"' },
+    path: 'resources.memory.max_bytes',
+    value: '1MiB',
+    message: /expected an integer, got string "1MiB"/,
+  },
+  {
+    title: 'a float memory limit, even a whole one',
+    sections: { memory: 'max_bytes = 1048576.0' },
+    path: 'resources.memory.max_bytes',
+    value: 1048576,
+    message: /expected an integer, got float 1048576/,
+  },
+  {
+    title: 'a boolean fuel budget',
+    sections: { cpu: 'max_fuel = true\ntimeout_seconds = 5' },
+    path: 'resources.cpu.max_fuel',
+    value: true,
+  },
+  {
+    title: 'a fractional timeout_seconds',
+    sections: { cpu: 'max_fuel = 1000000\ntimeout_seconds = 1.5' },
+    path: 'resources.cpu.timeout_seconds',
+    value: 1.5,
+  },
+  {
+    title: 'a numeric name',
+    sections: { component: 'name = 42\nversion = "0.1.0"' },
+    path: 'component.name',
+    value: 42,
+  },
+  {
+    title: '[component] given as a string',
+    text: `component = "demo"\n${toml({ component: null })}`,
+    path: 'component',
+    value: 'demo',
+  },
+  {
+    title: 'a boolean permission given as a string',
+    sections: { extra: '[permissions]\ntime.sleep = "yes"' },
+    path: 'permissions.time.sleep',
+    value: 'yes',
+    allowed: 'true or false',
+  },
+  {
+    title: 'filesystem.read given as a string',
+    sections: { extra: '[permissions]\nfilesystem.read = "./data"' },
+    path: 'permissions.filesystem.read',
+    value: './data',
+  },
+  // Names and versions.
+  {
+    title: 'a name outside [a-z0-9-]+',
+    sections: { component: 'name = "Hello_World"\nversion = "0.1.0"\nwasm = "demo.wasm"' },
+    path: 'component.name',
+    value: 'Hello_World',
+  },
+  {
+    title: 'a version that is not semver',
+    sections: { component: 'name = "demo"\nversion = "1.0"' },
+    path: 'component.version',
+    value: '1.0',
+  },
+  {
+    title: 'a semver with a leading zero',
+    sections: { component: 'name = "demo"\nversion = "01.0.0"' },
+    path: 'component.version',
+    value: '01.0.0',
+  },
+  // Unknown keys: a typo must not drop a limit silently.
+  {
+    title: 'a misspelt key',
+    sections: { memory: 'max_bytes = 1048576\nmax_byte = 5' },
+    path: 'resources.memory.max_byte',
+    message: /unknown key \(did you mean "max_bytes"\?\)/,
+  },
+  { title: 'an unknown top-level table', sections: { extra: '[extra]\nx = 1' }, path: 'extra' },
+  {
+    title: 'an unknown [component] key',
+    sections: { component: 'name = "demo"\nversion = "0.1.0"\nauthor = "me"' },
+    path: 'component.author',
+  },
+  {
+    title: 'an unknown permission',
+    sections: { extra: '[permissions]\nfilesystem.write = ["./out/**"]' },
+    path: 'permissions.filesystem.write',
+  },
+  {
+    title: 'both timeout_seconds and timeout_ms',
+    sections: { cpu: 'max_fuel = 1000000\ntimeout_seconds = 1\ntimeout_ms = 500' },
+    path: 'resources.cpu.timeout_ms',
+    message: /either timeout_seconds or timeout_ms/,
+  },
+  // The wasm path must stay inside the manifest's directory.
+  {
+    title: 'a wasm path escaping with ..',
+    sections: { component: 'name = "demo"\nversion = "0.1.0"\nwasm = "../demo.wasm"' },
+    path: 'component.wasm',
+    value: '../demo.wasm',
+    message: /leaves the manifest's directory/,
+  },
+  {
+    title: 'an absolute wasm path',
+    sections: { component: 'name = "demo"\nversion = "0.1.0"\nwasm = "/etc/passwd"' },
+    path: 'component.wasm',
+    value: '/etc/passwd',
+    message: /must be relative/,
+  },
+  {
+    title: 'a wasm file that does not exist',
+    sections: { component: 'name = "demo"\nversion = "0.1.0"\nwasm = "missing.wasm"' },
+    path: 'component.wasm',
+    value: 'missing.wasm',
+    message: /does not exist/,
+  },
+  // Permission patterns.
+  ...(
+    [
+      ['../secret/**', /would leave the manifest's directory/],
+      ['/etc/**', /must be relative/],
+      ['data/[abc', /unclosed "\["/],
+      ['data/{a,b', /unclosed "\{"/],
+      ['data/**.txt', /"\*\*" must be a whole path segment/],
+      ['data\\\\file', /use "\/" as the separator/],
+      ['', /cannot be empty/],
+    ] as const
+  ).map(([glob, message]): BrokenCase => ({
+    title: `the glob "${glob}"`,
+    sections: { extra: `[permissions]\nfilesystem.read = ["./ok/**", "${glob}"]` },
+    path: 'permissions.filesystem.read[1]',
+    value: glob.replaceAll('\\\\', '\\'),
+    message,
+  })),
+  ...(
+    [
+      ['example.com', /has no port/],
+      ['example.com:0', /port "0" must be 1..65535/],
+      ['example.com:65536', /port "65536" must be 1..65535/],
+      ['*:443', /the host must be named/],
+      ['exa*mple.com:443', /wildcard may only be the first label/],
+      ['::1:80', /must be in brackets/],
+      ['300.1.1.1:80', /not a valid IPv4 address/],
+      ['[nope]:80', /not a valid IPv6 address/],
+      ['-bad-.com:80', /not a valid host name/],
+    ] as const
+  ).map(([pattern, message]): BrokenCase => ({
+    title: `the host pattern "${pattern}"`,
+    sections: { extra: `[permissions]\nnetwork.outbound = ["${pattern}"]` },
+    path: 'permissions.network.outbound[0]',
+    value: pattern,
+    message,
+  })),
+]
+
+for (const entry of broken) {
+  test(`rejects ${entry.title} at ${entry.path}`, (t) => {
+    const dir = directory({ 'Component.toml': entry.text ?? toml(entry.sections), 'demo.wasm': '' })
+    const error = rejects(dir)
+    t.is(error.code, 'ERR_WASM_CONFIG')
+    t.is(error.path, entry.path)
+    t.is(error.problems.length, 1, error.message)
+    if ('value' in entry) t.deepEqual(error.value, entry.value)
+    if (entry.allowed !== undefined) t.is(error.allowed, entry.allowed)
+    if (entry.snippet !== undefined) t.is(error.snippet, entry.snippet)
+    if (entry.message !== undefined) t.regex(error.message, entry.message)
+    t.true(error.message.startsWith(`${path.join(dir, 'Component.toml')}: ${entry.path}: `), error.message)
+  })
+}
+
+test('loads the examples as typed manifests', (t) => {
+  const hello = loadManifest(path.join(root, 'examples/hello'))
+  t.deepEqual(hello, {
+    file: path.join(root, 'examples/hello/Component.toml'),
+    dir: path.join(root, 'examples/hello'),
+    wasmPath: path.join(root, 'examples/hello/hello.wasm'),
+    component: { name: 'hello', version: '0.1.0', wasm: 'hello.wasm' },
+    resources: {
+      memory: { maxBytes: 2 * MiB, maxTableElements: 10_000 },
+      cpu: { maxFuel: 10_000_000, timeoutMs: 1_000 },
+    },
+    permissions: { filesystem: { read: [] }, network: { outbound: [] }, time: { sleep: false } },
+  })
+  const runaway = loadManifest(path.join(root, 'examples/runaway/Component.toml'))
+  t.is(runaway.component.wasm, 'runaway.wasm', 'the wasm path defaults to <name>.wasm')
+  t.deepEqual(runaway.resources.cpu, { maxFuel: 100_000_000, timeoutMs: 50 })
+  t.is(loadManifest(path.join(root, 'examples/memory-hog')).resources.memory.maxBytes, MiB)
+})
+
+test('the manifest is frozen all the way down', (t) => {
+  const manifest = loadManifest(
+    component({
+      extra: '[permissions]\nfilesystem.read = ["./data/**"]\nnetwork.outbound = ["example.com:443"]',
+    }),
+  )
+  t.true(Object.isFrozen(manifest))
+  t.true(Object.isFrozen(manifest.resources.memory))
+  t.true(Object.isFrozen(manifest.permissions.filesystem.read))
+  t.throws(
+    () => {
+      ;(manifest.resources.memory as { maxBytes: number }).maxBytes = 1 << 30
+    },
+    { instanceOf: TypeError },
+  )
+  t.throws(() => (manifest.permissions.filesystem.read as string[]).push('../**'), { instanceOf: TypeError })
+})
+
+test('accepts every form of permission DESIGN §6 shows, and the edge values of each range', (t) => {
+  const dir = component(
+    {
+      memory: 'max_bytes = 524288\nmax_table_elements = 100000',
+      cpu: 'max_fuel = 100000000\ntimeout_ms = 1',
+      extra: [
+        '[permissions]',
+        'filesystem.read = ["./data/**", "assets/*.{png,jpg}", "logs/[0-9]*.txt"]',
+        'network.outbound = ["127.0.0.1:8080", "*.example.com:443", "[::1]:80", "api.example.com:*"]',
+        'time.sleep = true',
+      ].join('\n'),
+    },
+    { 'data/a.txt': 'a' },
+  )
+  const manifest = loadManifest(dir)
+  t.deepEqual(manifest.resources, {
+    memory: { maxBytes: 512 * 1024, maxTableElements: 100_000 },
+    cpu: { maxFuel: 100_000_000, timeoutMs: 1 },
+  })
+  t.deepEqual(manifest.permissions, {
+    filesystem: { read: ['./data/**', 'assets/*.{png,jpg}', 'logs/[0-9]*.txt'] },
+    network: { outbound: ['127.0.0.1:8080', '*.example.com:443', '[::1]:80', 'api.example.com:*'] },
+    time: { sleep: true },
+  })
+  t.is(
+    loadManifest(component({ cpu: 'max_fuel = 1000\ntimeout_seconds = 300' })).resources.cpu.timeoutMs,
+    300_000,
+  )
+})
+
+test('reports several problems together, each with its path', (t) => {
+  const dir = component({
+    component: 'name = "Bad Name"\nversion = "x"',
+    memory: 'max_bytes = 1',
+    cpu: 'max_fuel = 1000000\ntimeout_seconds = 5\ntimeout_secs = 5',
+  })
+  const error = rejects(dir)
+  t.deepEqual(
+    error.problems.map((problem) => problem.path),
+    ['component.name', 'component.version', 'resources.memory.max_bytes', 'resources.cpu.timeout_secs'],
+  )
+  t.is(error.path, 'component.name', 'the error itself describes the first problem')
+  t.regex(error.message, /has 4 problems:\n {2}- component\.name: .*\n {2}- component\.version: /)
+  t.is(error.problems[2]?.value, 1)
+  t.is(error.problems[2]?.allowed, '524288..4194304')
+  t.regex(error.problems[3]?.message ?? '', /did you mean "timeout_seconds"\?/)
+})
+
+test('a TOML syntax error gives its line and column', (t) => {
+  const dir = directory({ 'Component.toml': '[component]\nname = "demo\nversion = "0.1.0"\n' })
+  const error = rejects(dir)
+  t.is(error.code, 'ERR_WASM_CONFIG')
+  t.is(error.line, 2)
+  t.is(error.column, 13)
+  t.is(error.path, undefined)
+  t.regex(error.message, /Component\.toml:2:13: TOML syntax error: /)
+})
+
+test('a wasm path that leaves the directory through a symlink is rejected', (t) => {
+  const outside = directory({ 'secret.wasm': '' })
+  const dir = component({ component: 'name = "demo"\nversion = "0.1.0"\nwasm = "link.wasm"' })
+  symlinkSync(path.join(outside, 'secret.wasm'), path.join(dir, 'link.wasm'))
+  const error = rejects(dir)
+  t.is(error.path, 'component.wasm')
+  t.regex(error.message, /through a symlink/)
+
+  const inside = component({ component: 'name = "demo"\nversion = "0.1.0"\nwasm = "inner.wasm"' })
+  symlinkSync(path.join(inside, 'demo.wasm'), path.join(inside, 'inner.wasm'))
+  t.is(loadManifest(inside).wasmPath, path.join(inside, 'inner.wasm'), 'a symlink that stays inside is fine')
+})
+
+test('a glob whose directory is a symlink out of the manifest directory is rejected', (t) => {
+  const outside = directory({ 'etc/passwd': 'x' })
+  const dir = component({ extra: '[permissions]\nfilesystem.read = ["./data/**"]' })
+  symlinkSync(path.join(outside, 'etc'), path.join(dir, 'data'))
+  const error = rejects(dir)
+  t.is(error.path, 'permissions.filesystem.read[0]')
+  t.regex(error.message, /leads outside the manifest's directory/)
+})
+
+test('a directory without a Component.toml is a ConfigError', (t) => {
+  const dir = directory({ 'demo.wasm': '' })
+  const error = rejects(dir)
+  t.is(error.message, `no Component.toml in ${dir}`)
+  t.is(rejects(path.join(dir, 'nope')).code, 'ERR_WASM_CONFIG')
+})
+
+test('a policy widens a range: the host may allow more than the default', (t) => {
+  const dir = component({ memory: `max_bytes = ${8 * MiB}` })
+  t.is(rejects(dir).path, 'resources.memory.max_bytes')
+  const manifest = loadManifest(dir, { policy: { memoryBytes: { max: 16 * MiB } } })
+  t.is(manifest.resources.memory.maxBytes, 8 * MiB)
+})
+
+test('a policy narrows a range: the manifest cannot keep a limit the host does not allow', (t) => {
+  const dir = component({ memory: `max_bytes = ${2 * MiB}` })
+  t.is(loadManifest(dir).resources.memory.maxBytes, 2 * MiB)
+  const error = rejects(dir, { memoryBytes: { max: MiB } })
+  t.is(error.path, 'resources.memory.max_bytes')
+  t.is(error.value, 2 * MiB)
+  t.is(error.allowed, '524288..1048576')
+
+  const seconds = rejects(component({ cpu: 'max_fuel = 1000000\ntimeout_seconds = 11' }), {
+    timeoutMs: { max: 10_000 },
+  })
+  t.is(seconds.path, 'resources.cpu.timeout_seconds')
+  t.is(seconds.allowed, '1..10', 'timeout_seconds follows the policy on milliseconds')
+
+  const fuel = rejects(component({ cpu: 'max_fuel = 5000\ntimeout_seconds = 1' }), { fuel: { min: 10_000 } })
+  t.is(fuel.allowed, '10000..100000000')
+})
+
+test('the snippet for a missing section fits the policy in force', (t) => {
+  const error = rejects(component({ memory: null, cpu: null }), {
+    memoryBytes: { min: 2 * MiB, max: 8 * MiB },
+    timeoutMs: { max: 500 },
+  })
+  t.is(
+    error.snippet,
+    `[resources.memory]\nmax_bytes = ${2 * MiB}\n\n[resources.cpu]\nmax_fuel = 10000000\ntimeout_ms = 500`,
+  )
+})
+
+test('a bad policy is a ConfigError naming the policy field', (t) => {
+  const dir = component()
+  t.is(rejects(dir, { memoryBytes: { min: 10, max: 5 } }).path, 'policy.memoryBytes')
+  t.is(rejects(dir, { fuel: { max: -1 } }).path, 'policy.fuel.max')
+  t.is(rejects(dir, { cpu: {} } as PolicyOptions).path, 'policy.cpu')
+  t.is(rejects(dir, { toString: {} } as PolicyOptions).path, 'policy.toString')
+  t.is(rejects(dir, { memoryBytes: 5 } as PolicyOptions).path, 'policy.memoryBytes')
+  t.is(rejects(dir, { fuel: { maximum: 5 } } as PolicyOptions).path, 'policy.fuel')
+  t.deepEqual(DEFAULT_POLICY.memoryBytes, { min: 512 * 1024, max: 4 * MiB })
+  t.true(Object.isFrozen(DEFAULT_POLICY.memoryBytes))
+})

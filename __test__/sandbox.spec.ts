@@ -1,0 +1,271 @@
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+
+import test from 'ava'
+
+import {
+  AbortError,
+  BusyError,
+  ComponentError,
+  ConfigError,
+  DisposedError,
+  Engine,
+  HostError,
+  LinkError,
+  OutOfFuelError,
+  TimeoutError,
+  UnreachableError,
+  loadComponent,
+} from '../lib/index.js'
+import { MiB, root, typesImports, typesWasm } from './helpers.js'
+
+const example = (name: string) => path.join(root, 'examples', name)
+const PAGE = 64 * 1024
+
+const scratch = mkdtempSync(path.join(tmpdir(), 'airssys-sandbox-'))
+test.after.always(() => rmSync(scratch, { recursive: true, force: true }))
+
+/** A component directory: a copy of `wasm` and a Component.toml with these limits. */
+function componentDir(
+  wasm: string,
+  {
+    maxBytes,
+    maxFuel = 10_000_000,
+    timeoutMs = 1_000,
+  }: { maxBytes: number; maxFuel?: number; timeoutMs?: number },
+): string {
+  const dir = mkdtempSync(path.join(scratch, 'component-'))
+  copyFileSync(wasm, path.join(dir, 'component.wasm'))
+  const manifest = [
+    '[component]',
+    'name = "test-component"',
+    'version = "1.0.0"',
+    'wasm = "component.wasm"',
+    '[resources.memory]',
+    `max_bytes = ${maxBytes}`,
+    '[resources.cpu]',
+    `max_fuel = ${maxFuel}`,
+    `timeout_ms = ${timeoutMs}`,
+  ].join('\n')
+  writeFileSync(path.join(dir, 'Component.toml'), manifest)
+  return dir
+}
+
+test('loads hello and calls it under its manifest limits, async and sync', async (t) => {
+  using sandbox = await loadComponent(example('hello'))
+  t.is(await sandbox.call('greet', ['world']), 'Hello, world!')
+  t.is(sandbox.callSync('greet', ['sync']), 'Hello, sync!')
+  t.is(sandbox.manifest.component.name, 'hello')
+  const metrics = sandbox.metrics()
+  t.is(metrics.memory.limitBytes, 2 * MiB, 'the limit is the manifest max_bytes')
+  t.is(metrics.calls, 2)
+  t.is(metrics.restarts, 0)
+  t.true(metrics.fuel.lastCallConsumed > 0, 'calls are metered')
+})
+
+test('runaway is stopped by its manifest timeout, and the sandbox keeps working', async (t) => {
+  using sandbox = await loadComponent(example('runaway'))
+  const started = performance.now()
+  const error = await t.throwsAsync(sandbox.call('run'), { instanceOf: TimeoutError })
+  t.is(error?.code, 'ERR_WASM_TIMEOUT')
+  t.is(error?.timeoutMs, 50)
+  t.true((error?.elapsedMs ?? 0) >= 50)
+  t.true(performance.now() - started < 5_000)
+  t.is(sandbox.metrics().restarts, 1)
+
+  // The replacement is a working instance: the second call times out too, rather than being refused.
+  await t.throwsAsync(sandbox.call('run'), { instanceOf: TimeoutError })
+  const metrics = sandbox.metrics()
+  t.is(metrics.restarts, 2)
+  t.is(metrics.traps, 2)
+  t.is(metrics.calls, 2)
+})
+
+test('memory-hog gets pages up to its manifest limit, then growth is denied without a trap', async (t) => {
+  using sandbox = await loadComponent(example('memory-hog'))
+  const startBytes = sandbox.metrics().memory.currentBytes
+  const granted = await sandbox.call('hog', [64])
+  t.is(granted, (MiB - startBytes) / PAGE)
+  const { memory, traps } = sandbox.metrics()
+  t.deepEqual(memory, { currentBytes: MiB, peakBytes: MiB, limitBytes: MiB, deniedGrowths: 1 })
+  t.is(traps, 0)
+  t.is(await sandbox.call('hog', [1]), 0, 'the instance is still usable, and still at its limit')
+})
+
+test('a manifest with a smaller memory limit denies growth earlier', async (t) => {
+  const hogWasm = path.join(example('memory-hog'), 'memory-hog.wasm')
+  using roomy = await loadComponent(componentDir(hogWasm, { maxBytes: MiB }))
+  using tight = await loadComponent(componentDir(hogWasm, { maxBytes: 512 * 1024 }))
+  const roomyPages = (await roomy.call('hog', [64])) as number
+  const tightPages = (await tight.call('hog', [64])) as number
+  t.true(tightPages < roomyPages)
+  t.is(roomyPages - tightPages, (MiB - 512 * 1024) / PAGE)
+  t.is(tight.metrics().memory.peakBytes, 512 * 1024)
+  t.is(tight.metrics().memory.deniedGrowths, 1)
+})
+
+test('after a trap the instance is replaced, so the next call works (async and sync)', async (t) => {
+  using sandbox = await loadComponent(example('hello'))
+  await t.throwsAsync(sandbox.call('greet', ['a'], { fuel: 10 }), { instanceOf: OutOfFuelError })
+  t.is(await sandbox.call('greet', ['b']), 'Hello, b!')
+  t.throws(() => sandbox.callSync('greet', ['c'], { fuel: 10 }), { instanceOf: OutOfFuelError })
+  t.is(sandbox.callSync('greet', ['d']), 'Hello, d!')
+  const metrics = sandbox.metrics()
+  t.is(metrics.restarts, 2)
+  t.is(metrics.traps, 2)
+  t.is(metrics.calls, 4, 'counters add up across the replaced instances')
+  t.true(metrics.fuel.totalConsumed > metrics.fuel.lastCallConsumed)
+})
+
+test('queued calls run in order and the one after a trap gets the fresh instance', async (t) => {
+  using sandbox = await loadComponent(example('hello'))
+  const [failed, ok] = await Promise.allSettled([
+    sandbox.call('greet', ['a'], { fuel: 10 }),
+    sandbox.call('greet', ['b']),
+  ])
+  t.is(failed.status, 'rejected')
+  t.deepEqual(ok, { status: 'fulfilled', value: 'Hello, b!' })
+  t.is(sandbox.metrics().restarts, 1)
+})
+
+test('a restart loses the guest state; an err result or a bad argument does not restart', async (t) => {
+  const dir = componentDir(typesWasm, { maxBytes: 4 * MiB })
+  using sandbox = await loadComponent(dir, { hostFunctions: typesImports() })
+  await sandbox.call('set-counter', [7])
+  await t.throwsAsync(sandbox.call('fallible', [true]), { instanceOf: ComponentError })
+  await t.throwsAsync(sandbox.call('roundtrip-u8', [300]), { instanceOf: TypeError })
+  t.is(await sandbox.call('get-counter'), 7)
+  t.is(sandbox.metrics().restarts, 0)
+
+  await t.throwsAsync(sandbox.call('trap-unreachable'), { instanceOf: UnreachableError })
+  t.is(await sandbox.call('get-counter'), 0, 'the fresh instance starts from the initial state')
+  t.is(sandbox.metrics().restarts, 1)
+})
+
+test('host functions are linked, and one that throws leads to a restart too', async (t) => {
+  const imports = typesImports()
+  let fail = true
+  imports.double = (x: number) => {
+    if (fail) throw new Error('host failure')
+    return x * 2
+  }
+  using sandbox = await loadComponent(componentDir(typesWasm, { maxBytes: 4 * MiB }), {
+    hostFunctions: imports,
+  })
+  const error = await t.throwsAsync(sandbox.call('call-double', [2]), { instanceOf: HostError })
+  t.is((error?.cause as Error).message, 'host failure')
+  fail = false
+  t.is(await sandbox.call('call-double', [2]), 4)
+  t.is(sandbox.metrics().restarts, 1)
+})
+
+test('a component whose imports are not provided fails to load with a LinkError', async (t) => {
+  await t.throwsAsync(loadComponent(componentDir(typesWasm, { maxBytes: 4 * MiB })), {
+    instanceOf: LinkError,
+    message: /double/,
+  })
+})
+
+test('an aborted call stops the guest and the sandbox recovers', async (t) => {
+  // A 5 s deadline, so that only the abort can stop the call early.
+  const runawayWasm = path.join(example('runaway'), 'runaway.wasm')
+  const dir = componentDir(runawayWasm, { maxBytes: 512 * 1024, maxFuel: 100_000_000, timeoutMs: 5_000 })
+  using sandbox = await loadComponent(dir)
+  const controller = new AbortController()
+  setTimeout(() => controller.abort(), 10)
+  await t.throwsAsync(sandbox.call('run', [], { signal: controller.signal }), { instanceOf: AbortError })
+  t.is(sandbox.metrics().restarts, 1)
+
+  // Aborted before it started: the guest never ran, so there is nothing to replace.
+  await t.throwsAsync(sandbox.call('run', [], { signal: AbortSignal.abort() }), { instanceOf: AbortError })
+  t.is(sandbox.metrics().restarts, 1)
+})
+
+test('per-call and per-sandbox limits may lower the manifest limits, never raise them', async (t) => {
+  using sandbox = await loadComponent(example('hello'))
+  const fuel = await t.throwsAsync(sandbox.call('greet', ['x'], { fuel: 10_000_001 }), {
+    instanceOf: ConfigError,
+  })
+  t.is(fuel?.path, 'fuel')
+  t.is(fuel?.value, 10_000_001)
+  t.is(fuel?.allowed, '1..10000000')
+  t.throws(() => sandbox.callSync('greet', ['x'], { timeoutMs: 1_001 }), {
+    instanceOf: ConfigError,
+    message: /timeoutMs/,
+  })
+  t.is(await sandbox.call('greet', ['x'], { fuel: 1_000_000, timeoutMs: 500 }), 'Hello, x!')
+
+  using tight = await loadComponent(example('memory-hog'), { limits: { memoryBytes: 512 * 1024 } })
+  t.is(tight.metrics().memory.limitBytes, 512 * 1024)
+  const raise = await t.throwsAsync(
+    loadComponent(example('memory-hog'), { limits: { memoryBytes: 2 * MiB } }),
+    {
+      instanceOf: ConfigError,
+    },
+  )
+  t.is(raise?.path, 'limits.memoryBytes')
+})
+
+test('the policy is applied to the manifest', async (t) => {
+  const error = await t.throwsAsync(
+    loadComponent(example('hello'), { policy: { memoryBytes: { max: MiB } } }),
+    {
+      instanceOf: ConfigError,
+    },
+  )
+  t.is(error?.path, 'resources.memory.max_bytes')
+  t.is(error?.code, 'ERR_WASM_CONFIG')
+})
+
+test('an engine without fuel metering is refused with a ConfigError', async (t) => {
+  const engine = new Engine()
+  t.teardown(() => engine.close())
+  const error = await t.throwsAsync(loadComponent(example('hello'), { engine }), { instanceOf: ConfigError })
+  t.is(error?.path, 'engine')
+  await t.throwsAsync(loadComponent(example('hello'), { nope: true } as never), {
+    instanceOf: ConfigError,
+    message: /unknown loadComponent option "nope"/,
+  })
+})
+
+test('compiled code is reused for the same bytes on the same engine', async (t) => {
+  const engine = new Engine({ fuel: true })
+  const other = new Engine({ fuel: true })
+  t.teardown(() => {
+    engine.close()
+    other.close()
+  })
+  const [first, second] = await Promise.all([
+    loadComponent(example('hello'), { engine }),
+    loadComponent(example('hello'), { engine }),
+  ])
+  const copy = await loadComponent(
+    componentDir(path.join(example('hello'), 'hello.wasm'), { maxBytes: 2 * MiB }),
+    {
+      engine,
+    },
+  )
+  const elsewhere = await loadComponent(example('hello'), { engine: other })
+  t.is(first.component, second.component)
+  t.is(copy.component, first.component, 'the cache is keyed by content, not by path')
+  t.not(elsewhere.component, first.component)
+  t.is(await copy.call('greet', ['cache']), 'Hello, cache!')
+  for (const sandbox of [first, second, copy, elsewhere]) sandbox.dispose()
+})
+
+test('callSync while an async call is pending is a BusyError', async (t) => {
+  using sandbox = await loadComponent(example('runaway'))
+  const running = sandbox.call('run')
+  t.throws(() => sandbox.callSync('run'), { instanceOf: BusyError, code: 'ERR_WASM_BUSY' })
+  await t.throwsAsync(running, { instanceOf: TimeoutError })
+})
+
+test('a disposed sandbox refuses calls', async (t) => {
+  const sandbox = await loadComponent(example('hello'))
+  sandbox.dispose()
+  t.true(sandbox.disposed)
+  await t.throwsAsync(sandbox.call('greet', ['x']), { instanceOf: DisposedError, code: 'ERR_WASM_DISPOSED' })
+  t.throws(() => sandbox.callSync('greet', ['x']), { instanceOf: DisposedError })
+  t.notThrows(() => sandbox.dispose(), 'dispose is idempotent')
+})

@@ -1,0 +1,117 @@
+import { mkdtempSync, writeFileSync, mkdirSync, symlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+
+import test from 'ava'
+
+import { Engine, LinkError, WasiExitError, type Instance, type WasiOptions } from '../lib/index.js'
+import { MiB, root } from './helpers.js'
+
+const componentWasm = path.join(root, '__test__/fixtures/build/wasi-cli.component.wasm')
+const moduleWasm = path.join(root, '__test__/fixtures/build/wasi-cli.module.wasm')
+const RUN = 'wasi:cli/run@0.2.6#run'
+
+const engine = new Engine()
+const component = engine.compileComponentSync(componentWasm)
+const module = engine.compileModuleSync(moduleWasm)
+
+type Kind = 'component' | 'module'
+
+/** Runs the command once with `args` (after argv[0]) and returns the instance for its output. */
+async function run(kind: Kind, args: string[], wasi: WasiOptions = {}): Promise<Instance> {
+  const options = {
+    limits: { memoryBytes: 16 * MiB },
+    timeoutMs: 10_000,
+    wasi: { stdout: 'pipe', stderr: 'pipe', ...wasi, args: ['wasi-cli', ...args] } as WasiOptions,
+  }
+  const instance =
+    kind === 'component' ? await component.instantiate(options) : await module.instantiate(options)
+  await instance.call(kind === 'component' ? runExport() : '_start')
+  return instance
+}
+
+function runExport(): string {
+  const exported = component.exports.find((item) => item.name.startsWith('wasi:cli/run@'))
+  return exported ? `${exported.name}#run` : RUN
+}
+
+for (const kind of ['component', 'module'] as const) {
+  test(`a WASI ${kind} gets args and env and its piped stdout and stderr`, async (t) => {
+    const instance = await run(kind, ['echo', 'hello', 'wörld'], { env: { MESSAGE: 'hi 🚀' } })
+    const output = instance.takeOutput()
+    t.is(output.stdout, 'args: hello wörld\nenv count: 1\n')
+    t.is(output.stderr, 'env MESSAGE=hi 🚀\n')
+    t.deepEqual(instance.takeOutput(), { stdout: '', stderr: '' }, 'a take returns only what is new')
+  })
+
+  test(`a WASI ${kind} is locked down by default: no env, no files`, async (t) => {
+    const instance = await run(kind, ['echo'])
+    t.regex(instance.takeOutput().stderr, /MESSAGE=<unset>/)
+    const cat = await t.throwsAsync(run(kind, ['cat', '/etc/hostname']), { instanceOf: WasiExitError })
+    t.not(cat?.exitCode, 0)
+  })
+
+  test(`a WASI ${kind} reads only through read-only preopens`, async (t) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'airssys-wasi-'))
+    writeFileSync(path.join(dir, 'data.txt'), 'granted content')
+    mkdirSync(path.join(dir, 'sub'))
+    symlinkSync('/etc', path.join(dir, 'sub', 'escape'))
+    const preopens = { '/data': dir }
+    const read = await run(kind, ['cat', '/data/data.txt'], { preopens })
+    t.is(read.takeOutput().stdout, 'granted content')
+    await t.throwsAsync(run(kind, ['cat', '/data/../etc/hostname'], { preopens }), {
+      instanceOf: WasiExitError,
+    })
+    await t.throwsAsync(run(kind, ['cat', '/data/sub/escape/hostname'], { preopens }), {
+      instanceOf: WasiExitError,
+    })
+    const write = await t.throwsAsync(run(kind, ['write', '/data/new.txt'], { preopens }), {
+      instanceOf: WasiExitError,
+    })
+    t.not(write?.exitCode, 0)
+  })
+
+  test(`exit(n) from a WASI ${kind} is a WasiExitError; exit(0) is success`, async (t) => {
+    const error = await t.throwsAsync(run(kind, ['exit', '3']), { instanceOf: WasiExitError })
+    t.is(error?.code, 'ERR_WASM_EXIT')
+    // Rust's std on wasip2 reports any non-zero status as 1 (wasi:cli/exit takes a result).
+    t.is(error?.exitCode, kind === 'module' ? 3 : 1)
+    await t.notThrowsAsync(run(kind, ['exit', '0']))
+  })
+
+  test(`piped output of a WASI ${kind} is capped, keeping the newest bytes`, async (t) => {
+    const instance = await run(kind, ['spam', String(64 * 1024)], { outputLimitBytes: 1000 })
+    const { stdout } = instance.takeOutput()
+    t.is(stdout.length, 1000)
+    t.true(stdout.endsWith('END'))
+  })
+
+  test(`a WASI ${kind} has clocks but no network`, async (t) => {
+    const clocks = await run(kind, ['time'])
+    t.is(clocks.takeOutput().stdout, 'wall clock after 2020: true\nmonotonic clock works: true\n')
+    const network = await run(kind, ['connect', '127.0.0.1:9'])
+    t.regex(network.takeOutput().stdout, /connect failed/)
+  })
+}
+
+test('wasi: false leaves WASI unlinked, so its imports are a LinkError', async (t) => {
+  const error = await t.throwsAsync(
+    component.instantiate({ limits: { memoryBytes: 16 * MiB }, wasi: false }),
+    {
+      instanceOf: LinkError,
+    },
+  )
+  t.regex(error?.message ?? '', /wasi:cli/)
+  t.throws(() => module.instantiateSync({ limits: { memoryBytes: 16 * MiB }, wasi: false }), {
+    instanceOf: LinkError,
+    message: /wasi_snapshot_preview1/,
+  })
+})
+
+test('inherited stdout reaches the host process', async (t) => {
+  const instance = await run('component', ['echo', 'to the terminal'], {
+    stdout: 'inherit',
+    stderr: 'ignore',
+  })
+  t.deepEqual(instance.takeOutput(), { stdout: '', stderr: '' })
+})

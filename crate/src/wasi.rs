@@ -1,0 +1,212 @@
+//! WASI for guests: preview 2 for components, preview 1 for core modules, through `wasmtime-wasi`.
+//!
+//! Locked down unless told otherwise: no env, args, files or sockets; clocks and random work.
+//! Files only through read-only preopens. Piped output is kept per instance, capped, and the
+//! oldest bytes are dropped first so a chatty guest cannot grow host memory without bound.
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use napi_derive::napi;
+use tokio::io::AsyncWrite;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::errors::Failure;
+use crate::store::HostState;
+
+/// WASI options after the TS layer applied defaults.
+#[napi(object)]
+pub struct NativeWasiOptions {
+    /// `inherit`, `pipe` or `ignore`.
+    pub stdout: String,
+    /// `inherit`, `pipe` or `ignore`.
+    pub stderr: String,
+    pub env: Vec<Vec<String>>,
+    pub args: Vec<String>,
+    /// `[hostPath, guestPath]` pairs, opened read-only.
+    pub preopens: Vec<Vec<String>>,
+    /// Cap of each piped stream, in bytes.
+    pub output_limit_bytes: u32,
+}
+
+/// A guest's WASI state in its store.
+pub enum WasiState {
+    None,
+    Component(Box<(WasiCtx, ResourceTable)>),
+    Module(Box<WasiP1Ctx>),
+}
+
+impl WasiState {
+    pub fn p1(&mut self) -> &mut WasiP1Ctx {
+        match self {
+            WasiState::Module(context) => context,
+            // Preview 1 is linked only into stores created with a module context.
+            _ => panic!("WASI preview 1 used without a preview 1 context"),
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        match &mut self.wasi {
+            WasiState::Component(context) => {
+                let (ctx, table) = &mut **context;
+                WasiCtxView { ctx, table }
+            }
+            // Preview 2 is linked only into stores created with a component context.
+            _ => panic!("WASI preview 2 used without a preview 2 context"),
+        }
+    }
+}
+
+/// Output written by the guest since the last take, per stream.
+#[derive(Clone, Default)]
+pub struct Output {
+    pub stdout: Option<CappedPipe>,
+    pub stderr: Option<CappedPipe>,
+}
+
+/// What `takeOutput()` returns.
+#[napi(object)]
+pub struct TakenOutput {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn take(&self) -> TakenOutput {
+        let take = |pipe: &Option<CappedPipe>| pipe.as_ref().map(CappedPipe::take).unwrap_or_default();
+        TakenOutput {
+            stdout: take(&self.stdout),
+            stderr: take(&self.stderr),
+        }
+    }
+}
+
+/// Builds the WASI context for an instance, and the handles to its piped output.
+pub fn build(options: &NativeWasiOptions) -> Result<(WasiCtxBuilder, Output), Failure> {
+    let mut builder = WasiCtx::builder();
+    builder
+        .allow_blocking_current_thread(true)
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    let mut output = Output::default();
+    match options.stdout.as_str() {
+        "inherit" => {
+            builder.inherit_stdout();
+        }
+        "pipe" => {
+            let pipe = CappedPipe::new(options.output_limit_bytes as usize);
+            builder.stdout(pipe.clone());
+            output.stdout = Some(pipe);
+        }
+        "ignore" => {}
+        other => return Err(Failure::Options(format!("wasi.stdout: unknown mode \"{other}\""))),
+    }
+    match options.stderr.as_str() {
+        "inherit" => {
+            builder.inherit_stderr();
+        }
+        "pipe" => {
+            let pipe = CappedPipe::new(options.output_limit_bytes as usize);
+            builder.stderr(pipe.clone());
+            output.stderr = Some(pipe);
+        }
+        "ignore" => {}
+        other => return Err(Failure::Options(format!("wasi.stderr: unknown mode \"{other}\""))),
+    }
+    for pair in &options.env {
+        if let [key, value] = pair.as_slice() {
+            builder.env(key, value);
+        }
+    }
+    builder.args(&options.args);
+    for pair in &options.preopens {
+        if let [host, guest] = pair.as_slice() {
+            builder
+                .preopened_dir(host, guest, FsPerms::ReadOnly)
+                .map_err(|error| Failure::Options(format!("wasi.preopens: cannot open {host}: {error:#}")))?;
+        }
+    }
+    Ok((builder, output))
+}
+
+/// An in-memory output stream keeping the newest `capacity` bytes.
+#[derive(Clone)]
+pub struct CappedPipe {
+    buffer: Arc<Mutex<VecDeque<u8>>>,
+    capacity: usize,
+}
+
+impl CappedPipe {
+    fn new(capacity: usize) -> Self {
+        CappedPipe {
+            buffer: Arc::new(Mutex::new(VecDeque::new())),
+            capacity,
+        }
+    }
+
+    /// The bytes written since the last take, as text (invalid UTF-8 replaced).
+    pub fn take(&self) -> String {
+        let bytes: Vec<u8> = std::mem::take(&mut *self.buffer.lock().unwrap_or_else(|p| p.into_inner())).into();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        let mut buffer = self.buffer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let keep = bytes.len().min(self.capacity);
+        buffer.extend(&bytes[bytes.len() - keep..]);
+        let excess = buffer.len().saturating_sub(self.capacity);
+        buffer.drain(..excess);
+    }
+}
+
+impl IsTerminal for CappedPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for CappedPipe {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl AsyncWrite for CappedPipe {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
+        self.write(bytes);
+        Poll::Ready(Ok(bytes.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CappedPipe;
+
+    #[test]
+    fn a_capped_pipe_keeps_the_newest_bytes() {
+        let pipe = CappedPipe::new(5);
+        pipe.write(b"abc");
+        pipe.write(b"defg");
+        assert_eq!(pipe.take(), "cdefg");
+        assert_eq!(pipe.take(), "", "a take empties the pipe");
+        pipe.write(b"0123456789");
+        assert_eq!(pipe.take(), "56789");
+    }
+}

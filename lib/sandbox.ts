@@ -1,0 +1,399 @@
+/**
+ * `loadComponent(dir)`: a Component.toml and its wasm, run under the manifest's limits, in a
+ * sandbox that replaces its instance after a trap so one bad call does not take the service down.
+ */
+import { createHash } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+
+import type { Component } from './component.js'
+import { loadManifest, type Manifest, type PolicyOptions } from './config.js'
+import { Engine } from './engine.js'
+import {
+  AbortError,
+  BusyError,
+  ConfigError,
+  DisposedError,
+  HostError,
+  InstancePoisonedError,
+  TrapError,
+  WasmError,
+} from './errors.js'
+import type {
+  AsyncCallOptions,
+  CallOptions,
+  Imports,
+  Instance,
+  InstantiateOptions,
+  Metrics,
+} from './instance.js'
+
+/** Limits a host may set below the manifest's own (never above them). */
+export interface SandboxLimits {
+  memoryBytes?: number
+  fuel?: number
+  timeoutMs?: number
+}
+
+/** Options of {@link loadComponent}. */
+export interface LoadComponentOptions {
+  /** Engine to compile with; it must have `fuel: true`. Default: a new one, closed on dispose. */
+  engine?: Engine
+  /** Host functions the component imports, keyed as in `instantiate({ imports })`. */
+  hostFunctions?: Imports
+  /** The host's ranges for the manifest's limits (see `loadManifest`). */
+  policy?: PolicyOptions
+  /** Tighter limits than the manifest's for this sandbox; a higher value is a ConfigError. */
+  limits?: SandboxLimits
+}
+
+/** Instance metrics summed over every instance the sandbox has had, plus how many it replaced. */
+export interface SandboxMetrics extends Metrics {
+  /** Instances replaced after a trap (or a host function failure, or an abort). */
+  restarts: number
+}
+
+const KNOWN_OPTIONS = new Set(['engine', 'hostFunctions', 'policy', 'limits'])
+
+/**
+ * Compiled components per engine, keyed by the SHA-256 of their bytes. Entries are weak, so the
+ * cache never keeps compiled code alive by itself: loading the same bytes again reuses the code
+ * while some sandbox still holds it; a pending compile is shared by concurrent loads.
+ */
+type CacheEntry = WeakRef<Component> | Promise<Component>
+const compiledByEngine = new WeakMap<Engine, Map<string, CacheEntry>>()
+const forgetCollected = new FinalizationRegistry<{ cache: Map<string, CacheEntry>; key: string }>(
+  ({ cache, key }) => {
+    const entry = cache.get(key)
+    if (entry instanceof WeakRef && entry.deref() === undefined) cache.delete(key)
+  },
+)
+
+async function compileCached(engine: Engine, bytes: Uint8Array): Promise<Component> {
+  let cache = compiledByEngine.get(engine)
+  if (cache === undefined) {
+    cache = new Map()
+    compiledByEngine.set(engine, cache)
+  }
+  const key = createHash('sha256').update(bytes).digest('hex')
+  const entry = cache.get(key)
+  if (entry instanceof Promise) return entry
+  const alive = entry?.deref()
+  if (alive !== undefined) return alive
+
+  const pending = engine.compileComponent(bytes)
+  cache.set(key, pending)
+  try {
+    const component = await pending
+    cache.set(key, new WeakRef(component))
+    forgetCollected.register(component, { cache, key })
+    return component
+  } catch (error) {
+    cache.delete(key)
+    throw error
+  }
+}
+
+/** Whether each engine meters fuel; the Engine class does not say, so a tiny module finds out. */
+const meteringByEngine = new WeakMap<Engine, boolean>()
+
+function metersFuel(engine: Engine): boolean {
+  let metered = meteringByEngine.get(engine)
+  if (metered === undefined) {
+    const probe = engine.compileModuleSync('(module (func (export "probe")))')
+    const instance = probe.instantiateSync({ limits: { memoryBytes: 0 }, fuel: 1_000 })
+    try {
+      instance.callSync('probe')
+      metered = true
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error
+      metered = false
+    } finally {
+      instance.dispose()
+    }
+    meteringByEngine.set(engine, metered)
+  }
+  return metered
+}
+
+/** Failures after which wasmtime refuses to re-enter a component instance. */
+function leavesInstanceUnusable(error: unknown): boolean {
+  return (
+    error instanceof TrapError ||
+    error instanceof HostError ||
+    error instanceof AbortError ||
+    error instanceof InstancePoisonedError ||
+    // The base class itself is an internal failure of the store (ERR_WASM_INTERNAL).
+    (error instanceof WasmError && error.constructor === WasmError)
+  )
+}
+
+/** `requested` if it does not exceed `ceiling`, else a ConfigError naming `path`. */
+function tighten(path: string, requested: unknown, ceiling: number, what: string): number {
+  if (requested === undefined) return ceiling
+  if (typeof requested !== 'number' || !(requested > 0) || !Number.isFinite(requested)) {
+    throw new ConfigError(`${path}: expected a positive number, got ${String(requested)}`, {
+      path,
+      value: requested,
+    })
+  }
+  if (requested > ceiling) {
+    throw new ConfigError(
+      `${path}: ${requested} is above the manifest's ${what} (${ceiling}); limits may only be lowered`,
+      {
+        path,
+        value: requested,
+        allowed: `1..${ceiling}`,
+      },
+    )
+  }
+  return requested
+}
+
+interface RetiredTotals {
+  calls: number
+  traps: number
+  totalFuel: number
+  lastCallFuel: number
+  deniedGrowths: number
+  peakBytes: number
+}
+
+/**
+ * A component loaded from a Component.toml, running under its manifest's limits.
+ *
+ * Calls run one at a time, in order (`call`s queue; `callSync` while a `call` is pending throws
+ * BusyError). When a call traps (deadline, fuel, memory, `unreachable`, ...), a host function
+ * throws, or a call is aborted, wasmtime cannot re-enter that instance, so the sandbox replaces it
+ * with a fresh one before the failed call settles, and the next call works. The replacement starts
+ * from the component's initial state: everything the guest kept in memory or globals is lost
+ * (counted in `metrics().restarts`). A `result::err` (ComponentError) or a bad argument
+ * (TypeError) is not a trap and keeps the instance.
+ */
+export class Sandbox {
+  /** The validated manifest the sandbox runs by. */
+  readonly manifest: Manifest
+  /** The compiled component (shared with other sandboxes of the same bytes on the same engine). */
+  readonly component: Component
+  readonly #engine: Engine
+  readonly #ownsEngine: boolean
+  readonly #options: InstantiateOptions
+  readonly #fuel: number
+  readonly #timeoutMs: number
+  #instance: Instance | undefined
+  #queue: Promise<unknown> = Promise.resolve()
+  #pendingCalls = 0
+  #restarts = 0
+  #retired: RetiredTotals = {
+    calls: 0,
+    traps: 0,
+    totalFuel: 0,
+    lastCallFuel: 0,
+    deniedGrowths: 0,
+    peakBytes: 0,
+  }
+  #disposed = false
+
+  /** @internal Use {@link loadComponent}. */
+  constructor(parts: {
+    manifest: Manifest
+    component: Component
+    engine: Engine
+    ownsEngine: boolean
+    options: InstantiateOptions & { fuel: number; timeoutMs: number }
+    instance: Instance
+  }) {
+    this.manifest = parts.manifest
+    this.component = parts.component
+    this.#engine = parts.engine
+    this.#ownsEngine = parts.ownsEngine
+    this.#options = parts.options
+    this.#fuel = parts.options.fuel
+    this.#timeoutMs = parts.options.timeoutMs
+    this.#instance = parts.instance
+  }
+
+  /**
+   * Calls an export off the JS thread. `fuel` and `timeoutMs` may lower the manifest's per-call
+   * limits for this call, never raise them.
+   */
+  call(name: string, args: readonly unknown[] = [], options?: AsyncCallOptions): Promise<unknown> {
+    this.#pendingCalls++
+    const run = () => this.#callNow(name, args, options)
+    const result = this.#queue.then(run, run).finally(() => this.#pendingCalls--)
+    this.#queue = result.catch(() => undefined)
+    return result
+  }
+
+  async #callNow(
+    name: string,
+    args: readonly unknown[],
+    options: AsyncCallOptions | undefined,
+  ): Promise<unknown> {
+    const budget = this.#budget(options)
+    const signal = options?.signal
+    // Aborted while queued: the guest never ran, so the instance is fine and is kept.
+    if (signal?.aborted) throw new AbortError('The operation was aborted', { cause: signal.reason })
+    let instance = this.#instance
+    if (instance === undefined) {
+      instance = await this.component.instantiate(this.#options)
+      this.#instance = instance
+    }
+    try {
+      return await instance.call(name, args, { ...budget, signal })
+    } catch (error) {
+      if (leavesInstanceUnusable(error)) {
+        this.#retire(instance)
+        // A failed replacement is retried (and reported) by the next call; this call reports its own error.
+        const fresh = this.#disposed
+          ? undefined
+          : await this.component.instantiate(this.#options).catch(() => undefined)
+        if (this.#disposed) fresh?.dispose()
+        else this.#instance = fresh
+      }
+      throw error
+    }
+  }
+
+  /**
+   * Calls an export on the JS thread (blocking it while the guest runs; the deadline still
+   * applies). Throws BusyError while a `call` is pending.
+   */
+  callSync(name: string, args: readonly unknown[] = [], options?: CallOptions): unknown {
+    if (this.#pendingCalls > 0) {
+      throw new BusyError('callSync: an async call on this sandbox is still pending; await it first')
+    }
+    const budget = this.#budget(options)
+    this.#instance ??= this.component.instantiateSync(this.#options)
+    const instance = this.#instance
+    try {
+      return instance.callSync(name, args, budget)
+    } catch (error) {
+      if (leavesInstanceUnusable(error)) {
+        this.#retire(instance)
+        try {
+          this.#instance = this.component.instantiateSync(this.#options)
+        } catch {
+          // Retried (and reported) by the next call.
+        }
+      }
+      throw error
+    }
+  }
+
+  #budget(options: CallOptions | undefined): { fuel: number; timeoutMs: number } {
+    if (this.#disposed) throw new DisposedError('this sandbox was disposed')
+    return {
+      fuel: tighten('fuel', options?.fuel, this.#fuel, 'max_fuel'),
+      timeoutMs: tighten('timeoutMs', options?.timeoutMs, this.#timeoutMs, 'timeout'),
+    }
+  }
+
+  /** Folds a broken instance's counters into the totals and frees it. */
+  #retire(instance: Instance): void {
+    const metrics = instance.metrics()
+    const totals = this.#retired
+    totals.calls += metrics.calls
+    totals.traps += metrics.traps
+    totals.totalFuel += metrics.fuel.totalConsumed
+    totals.lastCallFuel = metrics.fuel.lastCallConsumed
+    totals.deniedGrowths += metrics.memory.deniedGrowths
+    totals.peakBytes = Math.max(totals.peakBytes, metrics.memory.peakBytes)
+    instance.dispose()
+    if (this.#instance === instance) this.#instance = undefined
+    this.#restarts++
+  }
+
+  /**
+   * Counters over the sandbox's whole life (every instance it has had): calls, traps, fuel,
+   * denied growths and peak memory add up across restarts; `currentBytes` is the live instance's.
+   */
+  metrics(): SandboxMetrics {
+    const current = this.#instance?.metrics()
+    const totals = this.#retired
+    return {
+      memory: {
+        currentBytes: current?.memory.currentBytes ?? 0,
+        peakBytes: Math.max(current?.memory.peakBytes ?? 0, totals.peakBytes),
+        limitBytes: this.#options.limits.memoryBytes,
+        deniedGrowths: (current?.memory.deniedGrowths ?? 0) + totals.deniedGrowths,
+      },
+      fuel: {
+        // After a restart the last call ran on the retired instance.
+        lastCallConsumed:
+          current !== undefined && current.calls > 0 ? current.fuel.lastCallConsumed : totals.lastCallFuel,
+        totalConsumed: (current?.fuel.totalConsumed ?? 0) + totals.totalFuel,
+      },
+      calls: (current?.calls ?? 0) + totals.calls,
+      traps: (current?.traps ?? 0) + totals.traps,
+      restarts: this.#restarts,
+    }
+  }
+
+  /**
+   * Frees the instance; later calls throw DisposedError. An engine the sandbox created itself is
+   * closed once the pending calls have ended (a running call still stops at its deadline).
+   */
+  dispose(): void {
+    if (this.#disposed) return
+    this.#disposed = true
+    this.#instance?.dispose()
+    this.#instance = undefined
+    if (this.#ownsEngine) void this.#queue.then(() => this.#engine.close())
+  }
+
+  /** Whether {@link Sandbox.dispose} was called. */
+  get disposed(): boolean {
+    return this.#disposed
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose()
+  }
+}
+
+/**
+ * Loads the component of a directory holding a Component.toml (or of the manifest file itself):
+ * validates the manifest against `policy`, compiles the wasm it names (reusing compiled code for
+ * the same bytes on the same engine), instantiates it with the manifest's memory, fuel and timeout
+ * limits and `hostFunctions` as imports, and returns a {@link Sandbox}.
+ */
+export async function loadComponent(dir: string, options: LoadComponentOptions = {}): Promise<Sandbox> {
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError('loadComponent options must be an object')
+  }
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(key)) throw new ConfigError(`unknown loadComponent option "${key}"`, { path: key })
+  }
+  const manifest = loadManifest(dir, { policy: options.policy })
+  const { memory, cpu } = manifest.resources
+  const instantiateOptions = {
+    limits: {
+      memoryBytes: tighten('limits.memoryBytes', options.limits?.memoryBytes, memory.maxBytes, 'max_bytes'),
+      tableElements: memory.maxTableElements,
+    },
+    fuel: tighten('limits.fuel', options.limits?.fuel, cpu.maxFuel, 'max_fuel'),
+    timeoutMs: tighten('limits.timeoutMs', options.limits?.timeoutMs, cpu.timeoutMs, 'timeout'),
+    imports: options.hostFunctions,
+  }
+
+  const engine = options.engine ?? new Engine({ fuel: true })
+  const ownsEngine = options.engine === undefined
+  try {
+    if (!(engine instanceof Engine)) {
+      throw new ConfigError('engine: expected an Engine', { path: 'engine', value: engine })
+    }
+    if (!metersFuel(engine)) {
+      throw new ConfigError(
+        "engine: the manifest's max_fuel needs an engine created with new Engine({ fuel: true })",
+        { path: 'engine' },
+      )
+    }
+    const bytes = await readFile(manifest.wasmPath)
+    const component = await compileCached(engine, bytes)
+    const instance = await component.instantiate(instantiateOptions)
+    return new Sandbox({ manifest, component, engine, ownsEngine, options: instantiateOptions, instance })
+  } catch (error) {
+    if (ownsEngine) engine.close()
+    throw error
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * JSON text <-> the JS values of DESIGN §4, for the command line. JSON has no bigint, typed
+ * arrays or NaN, so arguments are converted by the function's parameter types, and results are
+ * printed with a fixed, documented spelling for what JSON lacks.
+ */
+import type { FuncSignature, WitType } from './wit-type.js'
+
+/** A command-line argument that cannot become a value of its parameter's type. */
+export class ArgumentError extends Error {
+  readonly code = 'ERR_USAGE'
+}
+
+const BIGINT_TYPES = new Set(['u64', 's64', 'i64'])
+const UNKNOWN_TYPE: WitType = { kind: 'other', text: 'unknown' }
+const TEXT_TYPES = new Set(['string', 'char'])
+
+/** jco's field spelling, which the binding expects: `first-name` -> `firstName`. */
+function lowerCamel(name: string): string {
+  return name.replace(/-([a-z0-9])/g, (_, letter: string) => letter.toUpperCase())
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/**
+ * Turns a parsed JSON value into what the binding accepts for `type`: 64-bit integers become
+ * bigint (from a JSON integer up to 2^53, or a decimal string, optionally ending in `n`), through
+ * lists, options, results, tuples, records and variants. Anything else is left for the binding.
+ */
+export function fromJson(value: unknown, type: WitType): unknown {
+  switch (type.kind) {
+    case 'primitive':
+      if (BIGINT_TYPES.has(type.name)) {
+        if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value)
+        if (typeof value === 'number' && Number.isInteger(value)) {
+          // JSON.parse already rounded it: refuse rather than pass a different number.
+          throw new ArgumentError(`${value} is beyond 2^53 and lost precision in JSON: write it as a string`)
+        }
+        if (typeof value === 'string' && /^-?\d+n?$/.test(value)) return BigInt(value.replace(/n$/, ''))
+      }
+      return value
+    case 'list':
+      return Array.isArray(value) ? value.map((item) => fromJson(item, type.element)) : value
+    case 'option':
+      if (value === null || value === undefined) return value
+      // An option of an option uses the tagged form: { tag: 'some', val } / { tag: 'none' }.
+      if (type.inner.kind === 'option') {
+        return isObject(value) && value.tag === 'some'
+          ? { ...value, val: fromJson(value.val, type.inner) }
+          : value
+      }
+      return fromJson(value, type.inner)
+    case 'result': {
+      if (!isObject(value) || !('val' in value)) return value
+      const payload = value.tag === 'ok' ? type.ok : value.tag === 'err' ? type.err : undefined
+      return payload === undefined ? value : { ...value, val: fromJson(value.val, payload) }
+    }
+    case 'tuple':
+      return Array.isArray(value)
+        ? value.map((item, index) => fromJson(item, type.items[index] ?? UNKNOWN_TYPE))
+        : value
+    case 'record': {
+      if (!isObject(value)) return value
+      const converted: Record<string, unknown> = { ...value }
+      for (const field of type.fields) {
+        const key = lowerCamel(field.name)
+        if (key in converted) converted[key] = fromJson(converted[key], field.type)
+      }
+      return converted
+    }
+    case 'variant': {
+      if (!isObject(value) || !('val' in value)) return value
+      const payload = type.cases.find((variantCase) => variantCase.name === value.tag)?.type
+      return payload === undefined ? value : { ...value, val: fromJson(value.val, payload) }
+    }
+    case 'other':
+      return value
+  }
+}
+
+const label = (name: string | undefined) => (name === undefined ? '' : ` (${name})`)
+
+/**
+ * The arguments of a call from command-line text. Each is JSON, converted by its parameter's
+ * type; for a `string` or `char` parameter (or one whose type is unknown), text that is not a
+ * JSON string is taken as it is, so `greet world` works as well as `greet '"world"'`.
+ */
+export function argumentsFromText(texts: readonly string[], signature: FuncSignature | undefined): unknown[] {
+  return texts.map((text, index) => {
+    const param = signature?.params[index]
+    const type = param?.type ?? UNKNOWN_TYPE
+    // A bare 64-bit integer is read exactly, before JSON.parse could round it.
+    if (type.kind === 'primitive' && BIGINT_TYPES.has(type.name) && /^-?\d+$/.test(text)) return BigInt(text)
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(text)
+    } catch (error) {
+      // Unknown type (an export this tool cannot read): the binding will say what it expected.
+      if (param === undefined || (type.kind === 'primitive' && TEXT_TYPES.has(type.name))) return text
+      throw new ArgumentError(`argument ${index + 1}${label(param?.name)} is not valid JSON: ${text}`, {
+        cause: error,
+      })
+    }
+    if (type.kind === 'primitive' && TEXT_TYPES.has(type.name) && typeof parsed !== 'string') return text
+    try {
+      return fromJson(parsed, type)
+    } catch (error) {
+      if (!(error instanceof ArgumentError)) throw error
+      throw new ArgumentError(`argument ${index + 1}${label(param?.name)}: ${error.message}`)
+    }
+  })
+}
+
+/**
+ * JSON text of a call's result. What JSON cannot hold is spelled out: a bigint as a string ending
+ * in `n` (`"18446744073709551615n"`), a typed array as an array, NaN and the infinities as the
+ * strings `"NaN"`, `"Infinity"` and `"-Infinity"`, and `undefined` (an absent option, a function
+ * without a result) as `null`.
+ */
+export function toJsonText(value: unknown, indent?: number): string {
+  return JSON.stringify(
+    value,
+    (_key, item: unknown) => {
+      if (typeof item === 'bigint') return `${item}n`
+      if (typeof item === 'number' && !Number.isFinite(item)) return String(item)
+      if (item === undefined) return null
+      if (ArrayBuffer.isView(item) && !(item instanceof DataView)) {
+        return Array.from(item as unknown as ArrayLike<unknown>)
+      }
+      return item
+    },
+    indent,
+  )
+}

@@ -1,0 +1,104 @@
+/**
+ * Syntax checks for the permission patterns of a manifest (DESIGN §6): filesystem globs and
+ * network `host:port` patterns. They say what is wrong with a pattern; granting or denying access
+ * by them is the host functions' job.
+ */
+import { isIPv4, isIPv6 } from 'node:net'
+
+/** Characters that make a path segment a pattern rather than a literal name. */
+const GLOB_CHARACTERS = /[*?[\]{}]/
+
+/** Whether a path segment of a glob contains wildcards. */
+export function isGlobSegment(segment: string): boolean {
+  return GLOB_CHARACTERS.test(segment)
+}
+
+/** Finds an unclosed `[` class or an unbalanced `{a,b}` group in one segment. */
+function bracketProblem(segment: string): string | undefined {
+  let braces = 0
+  for (let index = 0; index < segment.length; index++) {
+    const char = segment[index]
+    if (char === '[') {
+      const close = segment.indexOf(']', index + 2)
+      if (close === -1) return `unclosed "[" in "${segment}"`
+      index = close
+    } else if (char === ']') {
+      return `"]" without "[" in "${segment}"`
+    } else if (char === '{') {
+      braces++
+    } else if (char === '}') {
+      if (--braces < 0) return `"}" without "{" in "${segment}"`
+    }
+  }
+  return braces === 0 ? undefined : `unclosed "{" in "${segment}"`
+}
+
+/**
+ * What is wrong with a filesystem glob, or undefined when it is acceptable: relative to the
+ * manifest's directory, `/` as the separator, no `..` segment, `**` only as a whole segment,
+ * balanced `[...]` and `{...}`.
+ */
+export function globProblem(glob: string): string | undefined {
+  if (glob === '') return 'a glob cannot be empty'
+  if (glob.includes('\0')) return 'a glob cannot contain a NUL character'
+  if (glob.startsWith('/') || /^[A-Za-z]:/.test(glob)) {
+    return "a glob must be relative to the manifest's directory, not absolute"
+  }
+  // A backslash is an escape in glob syntax and a separator on Windows: either reading is a trap.
+  if (glob.includes('\\')) return 'use "/" as the separator; "\\" is not allowed'
+  if (glob.startsWith('!')) return 'negated globs are not supported: list what is granted'
+  for (const segment of glob.split('/')) {
+    if (segment === '..') return `".." would leave the manifest's directory`
+    if (segment.includes('**') && segment !== '**')
+      return `"**" must be a whole path segment, as in "data/**"`
+    const problem = bracketProblem(segment)
+    if (problem !== undefined) return problem
+  }
+  return undefined
+}
+
+/** The leading literal segments of a glob (`./data` for `./data/**\/*.txt`), or '' when none. */
+export function globBase(glob: string): string {
+  const literal: string[] = []
+  for (const segment of glob.split('/')) {
+    if (isGlobSegment(segment)) break
+    literal.push(segment)
+  }
+  return literal.join('/')
+}
+
+const HOST_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i
+
+function hostnameProblem(host: string): string | undefined {
+  if (host.length > 253) return `host "${host}" is longer than 253 characters`
+  const labels = host.split('.')
+  if (labels.every((label) => /^\d+$/.test(label))) {
+    return isIPv4(host) ? undefined : `"${host}" is not a valid IPv4 address`
+  }
+  const bad = labels.find((label) => !HOST_LABEL.test(label))
+  return bad === undefined ? undefined : `"${host}" is not a valid host name (label "${bad}")`
+}
+
+/**
+ * What is wrong with a `host:port` pattern, or undefined when it is acceptable. The host is a
+ * name, `*.` followed by a name (any subdomain), an IPv4 address or a bracketed IPv6 address; the
+ * port is 1..65535 or `*`. A bare `*` host is refused: granting every host must be the host
+ * application's decision, not a line in the component's own manifest.
+ */
+export function hostPatternProblem(pattern: string): string | undefined {
+  const colon = pattern.lastIndexOf(':')
+  if (colon === -1) return `"${pattern}" has no port: write host:port, as in "example.com:443"`
+  const host = pattern.slice(0, colon)
+  const port = pattern.slice(colon + 1)
+  if (port !== '*' && !(/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) {
+    return `port "${port}" must be 1..65535 or *`
+  }
+  if (host.startsWith('[') && host.endsWith(']')) {
+    return isIPv6(host.slice(1, -1)) ? undefined : `"${host}" is not a valid IPv6 address`
+  }
+  if (host.includes(':')) return `an IPv6 address must be in brackets, as in "[::1]:8080"`
+  if (host === '' || host === '*') return 'the host must be named; use *.example.com for subdomains'
+  const name = host.startsWith('*.') ? host.slice(2) : host
+  if (name.includes('*')) return `a wildcard may only be the first label, as in "*.example.com"`
+  return hostnameProblem(name)
+}
