@@ -15,7 +15,7 @@ import {
   ArithmeticTrapError,
   type Instance,
 } from '../lib/index.js'
-import { MiB, engine, typesComponent, typesImports, typesInstance } from './helpers.js'
+import { MiB, typesComponent, typesImports, typesInstance } from './helpers.js'
 
 test('calls functions inside exported interfaces as iface#func', async (t) => {
   const instance = typesInstance()

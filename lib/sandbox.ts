@@ -8,16 +8,7 @@ import { readFile } from 'node:fs/promises'
 import type { Component } from './component.js'
 import { loadManifest, type Manifest, type PolicyOptions } from './config.js'
 import { Engine } from './engine.js'
-import {
-  AbortError,
-  BusyError,
-  ConfigError,
-  DisposedError,
-  HostError,
-  InstancePoisonedError,
-  TrapError,
-  WasmError,
-} from './errors.js'
+import { AbortError, BusyError, ConfigError, DisposedError } from './errors.js'
 import type {
   AsyncCallOptions,
   CallOptions,
@@ -91,40 +82,6 @@ async function compileCached(engine: Engine, bytes: Uint8Array): Promise<Compone
     cache.delete(key)
     throw error
   }
-}
-
-/** Whether each engine meters fuel; the Engine class does not say, so a tiny module finds out. */
-const meteringByEngine = new WeakMap<Engine, boolean>()
-
-function metersFuel(engine: Engine): boolean {
-  let metered = meteringByEngine.get(engine)
-  if (metered === undefined) {
-    const probe = engine.compileModuleSync('(module (func (export "probe")))')
-    const instance = probe.instantiateSync({ limits: { memoryBytes: 0 }, fuel: 1_000 })
-    try {
-      instance.callSync('probe')
-      metered = true
-    } catch (error) {
-      if (!(error instanceof ConfigError)) throw error
-      metered = false
-    } finally {
-      instance.dispose()
-    }
-    meteringByEngine.set(engine, metered)
-  }
-  return metered
-}
-
-/** Failures after which wasmtime refuses to re-enter a component instance. */
-function leavesInstanceUnusable(error: unknown): boolean {
-  return (
-    error instanceof TrapError ||
-    error instanceof HostError ||
-    error instanceof AbortError ||
-    error instanceof InstancePoisonedError ||
-    // The base class itself is an internal failure of the store (ERR_WASM_INTERNAL).
-    (error instanceof WasmError && error.constructor === WasmError)
-  )
 }
 
 /** `requested` if it does not exceed `ceiling`, else a ConfigError naming `path`. */
@@ -241,7 +198,7 @@ export class Sandbox {
     try {
       return await instance.call(name, args, { ...budget, signal })
     } catch (error) {
-      if (leavesInstanceUnusable(error)) {
+      if (instance.poisoned) {
         this.#retire(instance)
         // A failed replacement is retried (and reported) by the next call; this call reports its own error.
         const fresh = this.#disposed
@@ -268,7 +225,7 @@ export class Sandbox {
     try {
       return instance.callSync(name, args, budget)
     } catch (error) {
-      if (leavesInstanceUnusable(error)) {
+      if (instance.poisoned) {
         this.#retire(instance)
         try {
           this.#instance = this.component.instantiateSync(this.#options)
@@ -382,7 +339,7 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
     if (!(engine instanceof Engine)) {
       throw new ConfigError('engine: expected an Engine', { path: 'engine', value: engine })
     }
-    if (!metersFuel(engine)) {
+    if (!engine.fuelEnabled) {
       throw new ConfigError(
         "engine: the manifest's max_fuel needs an engine created with new Engine({ fuel: true })",
         { path: 'engine' },

@@ -109,6 +109,19 @@ test('every trap reports fuelConsumed when the engine meters fuel', (t) => {
   t.is(typeof (error as { fuelConsumed?: number }).fuelConsumed, 'number')
 })
 
+test('a call stopped by its deadline reports no fuel figure rather than a stale one', (t) => {
+  // Compiled code keeps its fuel counter in a register; an epoch interrupt unwinds without
+  // writing it back, so the store's count is stale.
+  const instance = guest(new Engine({ fuel: true }))
+  const error = t.throws(() => instance.callSync('spin', [], { fuel: 1e15, timeoutMs: 30 }), {
+    instanceOf: TimeoutError,
+  })
+  t.is(error?.fuelConsumed, undefined)
+  t.is(instance.metrics().fuel.lastCallConsumed, 0)
+  t.is(instance.callSync('count', [10n], { fuel: 1e6 }), 10n)
+  t.true(instance.metrics().fuel.lastCallConsumed > 0)
+})
+
 test('fuel needs an engine with fuel metering', (t) => {
   const instance = guest(new Engine())
   t.throws(() => instance.callSync('count', [1n], { fuel: 10 }), {

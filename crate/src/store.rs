@@ -149,13 +149,20 @@ pub fn run_classified<R>(
     if timed {
         store.set_epoch_deadline(NO_DEADLINE);
     }
-    let fuel_consumed = if engine.fuel {
+    // An epoch interrupt unwinds compiled code before it writes its fuel counter back to the
+    // store, so the store's fuel is stale: report nothing rather than a wrong number.
+    let interrupted = outcome
+        .as_ref()
+        .err()
+        .is_some_and(|error| error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt));
+    let fuel_consumed = if engine.fuel && !interrupted {
         store.get_fuel().ok().map(|left| fuel_budget - left)
     } else {
         None
     };
 
     metrics.calls += 1;
+    metrics.last_call_fuel = 0;
     if let Some(consumed) = fuel_consumed {
         metrics.last_call_fuel = consumed;
         metrics.total_fuel = metrics.total_fuel.saturating_add(consumed);
