@@ -126,3 +126,38 @@ test('invalid modules never reach instantiation', (t) => {
     message: /type mismatch/,
   })
 })
+
+test('the function handle, callSync with and without options, and call agree on edge values', async (t) => {
+  const inst = new Engine()
+    .compileModuleSync(
+      `(module
+        (func (export "i32") (param i32) (result i32) local.get 0)
+        (func (export "i64") (param i64) (result i64) local.get 0)
+        (func (export "f32") (param f32) (result f32) local.get 0)
+        (func (export "f64") (param f64) (result f64) local.get 0)
+        (func (export "mixed") (param i32 i64 f32 f64) (result f64 i64 i32)
+          local.get 3 local.get 1 local.get 0))`,
+    )
+    .instantiateSync({ limits: { memoryBytes: 0 } })
+  const cases: Array<[string, unknown[], unknown]> = [
+    ['i32', [-2147483648], -2147483648],
+    ['i32', [4294967295], -1],
+    ['i32', [0], 0],
+    ['i64', [-9223372036854775808n], -9223372036854775808n],
+    ['i64', [18446744073709551615n], -1n],
+    ['f32', [3.4028234663852886e38], 3.4028234663852886e38],
+    ['f32', [0.1], Math.fround(0.1)],
+    ['f64', [-0], -0],
+    ['f64', [Number.NaN], Number.NaN],
+    ['f64', [Number.MIN_VALUE], Number.MIN_VALUE],
+    ['mixed', [7, 8n, 1.5, 2.5], [2.5, 8n, 7]],
+  ]
+  for (const [name, args, expected] of cases) {
+    t.deepEqual(inst.function(name)(...args), expected, `${name} through the function handle`)
+    t.deepEqual(inst.callSync(name, args), expected, `${name} through callSync`)
+    t.deepEqual(inst.callSync(name, args, {}), expected, `${name} through callSync with options`)
+    t.deepEqual(await inst.call(name, args), expected, `${name} through call`)
+  }
+  t.throws(() => inst.function('i32')('x'), { instanceOf: WasmTypeError, message: /param 0: expected i32/ })
+  t.throws(() => inst.function('nope'), { instanceOf: WasmTypeError })
+})

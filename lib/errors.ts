@@ -179,9 +179,25 @@ export class HostError extends WasmError {
   override readonly code = 'ERR_WASM_HOST'
 }
 
-/** A host capability that the manifest or options did not grant. */
+/** The permission a {@link CapabilityDeniedError} was about (the Component.toml key). */
+export type Capability = 'filesystem.read' | 'network.outbound' | 'time.sleep'
+
+/**
+ * A host capability that the manifest or options did not grant. The guest received an `err` (or,
+ * for a sleep, no wait); this error goes to the host's `onDenied` hook and counts in metrics.
+ */
 export class CapabilityDeniedError extends WasmError {
   override readonly code = 'ERR_WASM_CAPABILITY_DENIED'
+  /** The permission that was missing. */
+  readonly capability?: Capability
+  /** What the guest asked for, as it asked: a path, a URL (or redirect target), a duration. */
+  readonly request?: string
+
+  constructor(message: string, fields: ErrorFields & { capability?: Capability; request?: string } = {}) {
+    super(message, fields)
+    if (fields.capability !== undefined) this.capability = fields.capability
+    if (fields.request !== undefined) this.request = fields.request
+  }
 }
 
 /** An export returned `result::err`; `payload` is the error value (or undefined). */

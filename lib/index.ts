@@ -55,3 +55,22 @@ export {
   type SandboxMetrics,
 } from './sandbox.js'
 export type { ConfigProblem } from './errors.js'
+export type { Capability } from './errors.js'
+export {
+  Permissions,
+  createPermissions,
+  permissionsFromManifest,
+  type PermissionHooks,
+  type PermissionOptions,
+} from './host/permissions.js'
+export {
+  HOST_INTERFACE_NAMES,
+  hostInterfaces,
+  withHostInterfaces,
+  type HostInterfaceOptions,
+  type HostInterfaces,
+} from './host/interfaces.js'
+export { createFilesystem, type FilesystemInterface, type FilesystemOptions } from './host/filesystem.js'
+export { createHttp, type HttpInterface, type HttpOptions, type HttpResponse } from './host/http.js'
+export { createTime, type TimeInterface, type TimeOptions } from './host/time.js'
+export type { SignalSource } from './util/signal.js'

@@ -8,7 +8,9 @@ import { readFile } from 'node:fs/promises'
 import type { Component } from './component.js'
 import { loadManifest, type Manifest, type PolicyOptions } from './config.js'
 import { Engine } from './engine.js'
-import { AbortError, BusyError, ConfigError, DisposedError } from './errors.js'
+import { AbortError, BusyError, ConfigError, DisposedError, type CapabilityDeniedError } from './errors.js'
+import { withHostInterfaces } from './host/interfaces.js'
+import { permissionsFromManifest, type Permissions } from './host/permissions.js'
 import type {
   AsyncCallOptions,
   CallOptions,
@@ -29,8 +31,14 @@ export interface SandboxLimits {
 export interface LoadComponentOptions {
   /** Engine to compile with; it must have `fuel: true`. Default: a new one, closed on dispose. */
   engine?: Engine
-  /** Host functions the component imports, keyed as in `instantiate({ imports })`. */
+  /**
+   * Host functions the component imports, keyed as in `instantiate({ imports })`. The reference
+   * interfaces (`airssys:host/filesystem`, `http`, `time`) are linked by default, checked against
+   * the manifest's `[permissions]`; an interface given here replaces the reference one.
+   */
   hostFunctions?: Imports
+  /** Called with each CapabilityDeniedError of the reference host interfaces (also counted in `metrics()`). */
+  onDenied?: (error: CapabilityDeniedError) => void
   /** The host's ranges for the manifest's limits (see `loadManifest`). */
   policy?: PolicyOptions
   /** Tighter limits than the manifest's for this sandbox; a higher value is a ConfigError. */
@@ -41,9 +49,16 @@ export interface LoadComponentOptions {
 export interface SandboxMetrics extends Metrics {
   /** Instances replaced after a trap (or a host function failure, or an abort). */
   restarts: number
+  /** Requests the reference host interfaces denied (CapabilityDeniedError, see `onDenied`). */
+  capabilityDenials: number
 }
 
-const KNOWN_OPTIONS = new Set(['engine', 'hostFunctions', 'policy', 'limits'])
+const KNOWN_OPTIONS = new Set(['engine', 'hostFunctions', 'onDenied', 'policy', 'limits'])
+
+/** The signal of the guest call in progress, for the reference host interfaces. */
+interface CallScope {
+  signal: AbortSignal | undefined
+}
 
 /**
  * Compiled components per engine, keyed by the SHA-256 of their bytes. Entries are weak, so the
@@ -136,6 +151,8 @@ export class Sandbox {
   readonly #options: InstantiateOptions
   readonly #fuel: number
   readonly #timeoutMs: number
+  readonly #permissions: Permissions
+  readonly #callScope: CallScope
   #instance: Instance | undefined
   #queue: Promise<unknown> = Promise.resolve()
   #pendingCalls = 0
@@ -158,6 +175,8 @@ export class Sandbox {
     ownsEngine: boolean
     options: InstantiateOptions & { fuel: number; timeoutMs: number }
     instance: Instance
+    permissions: Permissions
+    callScope: CallScope
   }) {
     this.manifest = parts.manifest
     this.component = parts.component
@@ -167,6 +186,8 @@ export class Sandbox {
     this.#fuel = parts.options.fuel
     this.#timeoutMs = parts.options.timeoutMs
     this.#instance = parts.instance
+    this.#permissions = parts.permissions
+    this.#callScope = parts.callScope
   }
 
   /**
@@ -195,8 +216,9 @@ export class Sandbox {
       instance = await this.component.instantiate(this.#options)
       this.#instance = instance
     }
+    const endCall = this.#beginCall()
     try {
-      return await instance.call(name, args, { ...budget, signal })
+      return await instance.call(name, args, { ...budget, signal }).finally(endCall)
     } catch (error) {
       if (instance.poisoned) {
         this.#retire(instance)
@@ -222,6 +244,7 @@ export class Sandbox {
     const budget = this.#budget(options)
     this.#instance ??= this.component.instantiateSync(this.#options)
     const instance = this.#instance
+    const endCall = this.#beginCall()
     try {
       return instance.callSync(name, args, budget)
     } catch (error) {
@@ -234,6 +257,22 @@ export class Sandbox {
         }
       }
       throw error
+    } finally {
+      endCall()
+    }
+  }
+
+  /**
+   * Starts a guest call: the reference host interfaces get a fresh signal, aborted by the returned
+   * function when the call ends (returned, trapped, timed out or aborted), so a sleep or a fetch
+   * still pending stops with it.
+   */
+  #beginCall(): () => void {
+    const controller = new AbortController()
+    this.#callScope.signal = controller.signal
+    return () => {
+      controller.abort()
+      if (this.#callScope.signal === controller.signal) this.#callScope.signal = undefined
     }
   }
 
@@ -283,6 +322,7 @@ export class Sandbox {
       calls: (current?.calls ?? 0) + totals.calls,
       traps: (current?.traps ?? 0) + totals.traps,
       restarts: this.#restarts,
+      capabilityDenials: this.#permissions.deniedCount,
     }
   }
 
@@ -322,6 +362,8 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
     if (!KNOWN_OPTIONS.has(key)) throw new ConfigError(`unknown loadComponent option "${key}"`, { path: key })
   }
   const manifest = loadManifest(dir, { policy: options.policy })
+  const permissions = permissionsFromManifest(manifest, { onDenied: options.onDenied })
+  const callScope: CallScope = { signal: undefined }
   const { memory, cpu } = manifest.resources
   const instantiateOptions = {
     limits: {
@@ -330,7 +372,7 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
     },
     fuel: tighten('limits.fuel', options.limits?.fuel, cpu.maxFuel, 'max_fuel'),
     timeoutMs: tighten('limits.timeoutMs', options.limits?.timeoutMs, cpu.timeoutMs, 'timeout'),
-    imports: options.hostFunctions,
+    imports: withHostInterfaces(options.hostFunctions, permissions, { signal: () => callScope.signal }),
   }
 
   const engine = options.engine ?? new Engine({ fuel: true })
@@ -348,7 +390,16 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
     const bytes = await readFile(manifest.wasmPath)
     const component = await compileCached(engine, bytes)
     const instance = await component.instantiate(instantiateOptions)
-    return new Sandbox({ manifest, component, engine, ownsEngine, options: instantiateOptions, instance })
+    return new Sandbox({
+      manifest,
+      component,
+      engine,
+      ownsEngine,
+      options: instantiateOptions,
+      instance,
+      permissions,
+      callScope,
+    })
   } catch (error) {
     if (ownsEngine) engine.close()
     throw error

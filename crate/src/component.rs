@@ -10,7 +10,7 @@ pub mod types;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Object, Uint8Array, Unknown};
+use napi::bindgen_prelude::{Uint8Array, Unknown};
 use napi::{Env, JsValue, Result};
 use napi_derive::napi;
 use wasmtime::component::Component as ComponentImpl;
@@ -23,7 +23,7 @@ use self::types::ComponentItemInfo;
 use crate::engine::{EngineShared, is_core_module};
 use crate::errors::{Failure, throw};
 use crate::host::{HostBridge, HostFunctions};
-use crate::js::{Js, Kind};
+use crate::js::{Js, Kind, Raw};
 use crate::store::{self, Budget, Live, Metrics, NativeInstanceOptions, Slot};
 use crate::tasks;
 use crate::wasi::{self, Output, WasiState};
@@ -234,12 +234,7 @@ impl NativeComponent {
 
     /// Instantiates on a pool thread (imports are linked on the JS thread first).
     #[napi(ts_return_type = "Promise<NativeComponentInstance>")]
-    pub fn instantiate<'env>(
-        &self,
-        env: &'env Env,
-        options: NativeInstanceOptions,
-        imports: Option<Unknown>,
-    ) -> Result<Object<'env>> {
+    pub fn instantiate(&self, env: &Env, options: NativeInstanceOptions, imports: Option<Unknown>) -> Result<Raw> {
         let js = Js(env.raw());
         let create = throw(js, self.prepare(js, &options, imports))?;
         tasks::promise(env, create, |_, result| result)

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Object, Uint8Array};
+use napi::bindgen_prelude::Uint8Array;
 use napi::{Env, Result};
 use napi_derive::napi;
 use wasmtime::{
@@ -15,7 +15,7 @@ use wasmtime::{
 
 use crate::component::NativeComponent;
 use crate::errors::{Failure, throw};
-use crate::js::Js;
+use crate::js::{Js, Raw};
 use crate::module::NativeModule;
 use crate::tasks::{self, POOL_THREAD_STACK_BYTES};
 
@@ -227,7 +227,7 @@ impl NativeEngine {
 
     /// Compiles a component (binary or WAT) on a pool thread.
     #[napi(ts_return_type = "Promise<NativeComponent>")]
-    pub fn compile_component<'env>(&self, env: &'env Env, bytes: Uint8Array) -> Result<Object<'env>> {
+    pub fn compile_component(&self, env: &Env, bytes: Uint8Array) -> Result<Raw> {
         let shared = self.shared.clone();
         let bytes = bytes.to_vec();
         tasks::promise(
@@ -245,7 +245,7 @@ impl NativeEngine {
 
     /// Compiles a core module (binary or WAT) on a pool thread.
     #[napi(ts_return_type = "Promise<NativeModule>")]
-    pub fn compile_module<'env>(&self, env: &'env Env, bytes: Uint8Array) -> Result<Object<'env>> {
+    pub fn compile_module(&self, env: &Env, bytes: Uint8Array) -> Result<Raw> {
         let shared = self.shared.clone();
         let bytes = bytes.to_vec();
         tasks::promise(env, move || NativeModule::compile(&shared, &bytes), |_, result| result)

@@ -197,13 +197,14 @@ impl Failure {
 
     /// Builds the JS error on the JS thread; returning it from a binding throws it (or rejects).
     pub fn into_napi(self, js: Js) -> napi::Error {
-        match self.build(js) {
+        match self.to_js(js) {
             Ok(value) => napi::Error::from(unsafe { Unknown::from_raw_unchecked(js.0, value) }),
             Err(error) => error,
         }
     }
 
-    fn build(self, js: Js) -> napi::Result<crate::js::Value> {
+    /// The JS error object for this failure.
+    pub fn to_js(self, js: Js) -> napi::Result<crate::js::Value> {
         let code = self.code();
         match self {
             Failure::Compile(message)

@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Env, Status, sys};
+use napi::sys;
 
 use crate::errors::{Failure, TrapInfo};
 use crate::js::{Js, Reference, Value};
+use crate::tasks::{self, Dispatcher};
 
 /// The JS functions an instance imports, kept alive by references released on the JS thread.
 pub struct HostFunctions {
@@ -37,7 +37,7 @@ impl HostFunctions {
         let dispatcher = if functions.is_empty() {
             None
         } else {
-            Some(Arc::new(Dispatcher::new(js)?))
+            Some(tasks::dispatcher(js)?)
         };
         Ok(HostFunctions {
             env: js.0,
@@ -288,43 +288,6 @@ unsafe extern "C" fn settle(env: sys::napi_env, info: sys::napi_callback_info) -
 unsafe extern "C" fn free_settle(_env: sys::napi_env, data: *mut std::ffi::c_void, _hint: *mut std::ffi::c_void) {
     // SAFETY: `data` is the `Settle` box leaked in `settle_function`, finalized exactly once.
     drop(unsafe { Box::from_raw(data.cast::<Settle>()) });
-}
-
-type JsJob = Box<dyn FnOnce(Js) + Send>;
-
-/// Runs Rust closures on the JS thread. Built on napi-rs's thread-safe function, which handles
-/// environment teardown (a worker exiting, the process ending) from any thread. It is weak, so it
-/// never keeps the event loop alive by itself (the pending call's Promise does).
-pub struct Dispatcher(ThreadsafeFunction<JsJob, (), (), Status, false, true>);
-
-impl Dispatcher {
-    fn new(js: Js) -> napi::Result<Self> {
-        let env = Env::from_raw(js.0);
-        let callee = env.create_function_from_closure::<(), (), _>("airssysWasmHostCall", |_| Ok(()))?;
-        let tsfn = callee
-            .build_threadsafe_function::<JsJob>()
-            .weak::<true>()
-            .callee_handled::<false>()
-            .build_callback(|context: ThreadsafeCallContext<JsJob>| {
-                let js = Js(context.env.raw());
-                (context.value)(js);
-                // A JS exception left pending would surface as an uncaught error elsewhere.
-                let mut pending = false;
-                unsafe { sys::napi_is_exception_pending(js.0, &mut pending) };
-                if pending {
-                    let mut thrown = ptr::null_mut();
-                    unsafe { sys::napi_get_and_clear_last_exception(js.0, &mut thrown) };
-                }
-                Ok(())
-            })?;
-        Ok(Dispatcher(tsfn))
-    }
-
-    /// Queues `job` for the JS thread. If the environment is closing the job is dropped, which
-    /// closes any channel it owns and so wakes whoever waits for it.
-    fn run(&self, job: JsJob) {
-        self.0.call(job, ThreadsafeFunctionCallMode::NonBlocking);
-    }
 }
 
 /// The failure for a host function that threw `thrown`: HostError with the value as `cause`.

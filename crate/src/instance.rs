@@ -3,15 +3,15 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Object, Unknown};
+use napi::bindgen_prelude::Unknown;
 use napi::{Env, JsValue, Result};
 use napi_derive::napi;
-use wasmtime::{Caller, ExternType, Instance as InstanceImpl, Linker, Module, Val, ValType};
+use wasmtime::{Caller, ExternType, Instance as InstanceImpl, Linker, Module, Val, ValRaw, ValType};
 
 use crate::convert;
 use crate::errors::{Failure, HostCallFailed, exit_zero_is_success, throw};
 use crate::host;
-use crate::js::{Js, Kind, Raw, Value};
+use crate::js::{Js, Kind, Raw, Value, callback_args};
 use crate::module::{CoreExport, ModuleShared, func_signature};
 use crate::store::{self, Budget, HostState, InstanceMetrics, Live, NativeAbortHandle, Slot};
 use crate::tasks;
@@ -161,19 +161,24 @@ fn host_call(
 }
 
 impl CoreExport {
-    fn lower_args(&self, js: Js, args: Value) -> std::result::Result<Vec<Val>, Failure> {
-        let internal = |error: napi::Error| Failure::Internal(error.reason);
+    fn lower_array(&self, js: Js, args: Value) -> std::result::Result<Vec<Val>, Failure> {
+        match js.array_items(args).map_err(|error| Failure::Internal(error.reason))? {
+            Some(items) => self.lower_args(js, &items),
+            None => Err(Failure::Type(format!("{}: arguments must be an array", self.name))),
+        }
+    }
+
+    fn lower_args(&self, js: Js, args: &[Value]) -> std::result::Result<Vec<Val>, Failure> {
         let fail = |message: String| Failure::Type(format!("{}: {message}", self.name));
-        if !js.is_array(args).map_err(internal)? {
-            return Err(fail("arguments must be an array".into()));
+        if args.len() != self.params.len() {
+            return Err(fail(format!(
+                "expected {} argument(s), got {}",
+                self.params.len(),
+                args.len()
+            )));
         }
-        let count = js.array_length(args).map_err(internal)? as usize;
-        if count != self.params.len() {
-            return Err(fail(format!("expected {} argument(s), got {count}", self.params.len())));
-        }
-        let mut values = Vec::with_capacity(count);
-        for (index, ty) in self.params.iter().enumerate() {
-            let arg = js.get_index(args, index as u32).map_err(internal)?;
+        let mut values = Vec::with_capacity(args.len());
+        for (index, (ty, &arg)) in self.params.iter().zip(args).enumerate() {
             values.push(convert::from_js(js, arg, ty).map_err(|message| fail(format!("param {index}: {message}")))?);
         }
         Ok(values)
@@ -189,11 +194,59 @@ impl CoreExport {
         let Some(wasmtime::Extern::Func(func)) = live.instance.get_module_export(&mut live.store, &self.index) else {
             return Err(Failure::Internal(format!("export {} vanished", self.name)));
         };
+        if self.numeric {
+            return self.invoke_numeric(live, func, budget, engine, params);
+        }
         let mut results: Vec<Val> = self.results.iter().map(convert::placeholder).collect();
         store::run(&mut live.store, engine, budget, &mut live.metrics, |store| {
             func.call(store, params, &mut results)
         })?;
         Ok(results)
+    }
+
+    /// The typed fast path: raw values in one buffer, no per-call type lookup or checks.
+    fn invoke_numeric(
+        &self,
+        live: &mut Live<InstanceImpl>,
+        func: wasmtime::Func,
+        budget: &Budget,
+        engine: &crate::engine::EngineShared,
+        params: &[Val],
+    ) -> std::result::Result<Vec<Val>, Failure> {
+        let mut raw = [ValRaw::i32(0); 16];
+        let mut buffer: Vec<ValRaw>;
+        let slots = params.len().max(self.results.len());
+        let raw: &mut [ValRaw] = if slots <= raw.len() {
+            &mut raw[..slots]
+        } else {
+            buffer = vec![ValRaw::i32(0); slots];
+            &mut buffer
+        };
+        for (slot, value) in raw.iter_mut().zip(params) {
+            *slot = match *value {
+                Val::I32(n) => ValRaw::i32(n),
+                Val::I64(n) => ValRaw::i64(n),
+                Val::F32(bits) => ValRaw::f32(bits),
+                Val::F64(bits) => ValRaw::f64(bits),
+                _ => return Err(Failure::Internal("a non-numeric value on the numeric path".into())),
+            };
+        }
+        store::run(&mut live.store, engine, budget, &mut live.metrics, |store| {
+            // SAFETY: `numeric` guarantees the signature is all numbers, `lower_args` produced one
+            // value of the declared type per parameter, and the buffer has room for the results.
+            unsafe { func.call_unchecked(store, raw as *mut [ValRaw]) }
+        })?;
+        Ok(self
+            .results
+            .iter()
+            .zip(raw.iter())
+            .map(|(ty, value)| match ty {
+                ValType::I64 => Val::I64(value.get_i64()),
+                ValType::F32 => Val::F32(value.get_f32()),
+                ValType::F64 => Val::F64(value.get_f64()),
+                _ => Val::I32(value.get_i32()),
+            })
+            .collect())
     }
 
     fn lift(js: Js, results: Vec<Val>) -> std::result::Result<Value, Failure> {
@@ -209,6 +262,51 @@ impl CoreExport {
                 }
                 Ok(array)
             }
+        }
+    }
+}
+
+/// Runs one call on the JS thread, with host functions called directly.
+fn call_on_js_thread(
+    js: Js,
+    slot: &Slot<InstanceImpl>,
+    export: &CoreExport,
+    budget: &Budget,
+    params: &[Val],
+) -> std::result::Result<Value, Failure> {
+    let results = exit_zero_is_success(
+        slot.with(|live| {
+            live.store.data_mut().host.set_sync_env(Some(js));
+            let result = export.invoke(live, budget, &slot.engine, params);
+            live.store.data_mut().host.set_sync_env(None);
+            result
+        }),
+        Vec::new,
+    )?;
+    CoreExport::lift(js, results)
+}
+
+/// What a function made by `NativeInstance::function` calls.
+struct CoreFunction {
+    slot: Arc<Slot<InstanceImpl>>,
+    export: Arc<CoreExport>,
+    budget: Budget,
+}
+
+unsafe extern "C" fn call_core_function(env: napi::sys::napi_env, info: napi::sys::napi_callback_info) -> Value {
+    // SAFETY: this callback is only installed by `NativeInstance::function` with a `CoreFunction`.
+    let (js, target, args) = unsafe { callback_args::<CoreFunction>(env, info) };
+    let outcome = target
+        .export
+        .lower_args(js, &args)
+        .and_then(|params| call_on_js_thread(js, &target.slot, &target.export, &target.budget, &params));
+    match outcome {
+        Ok(value) => value,
+        Err(failure) => {
+            if let Ok(error) = failure.to_js(js) {
+                js.throw(error);
+            }
+            std::ptr::null_mut()
         }
     }
 }
@@ -257,39 +355,48 @@ impl NativeInstance {
         let js = Js(env.raw());
         let outcome = (|| {
             let export = self.export(&name)?;
-            let params = export.lower_args(js, args.raw())?;
+            let params = export.lower_array(js, args.raw())?;
             let budget = self.slot.budget(fuel, timeout_ms, None)?;
-            let results = exit_zero_is_success(
-                self.slot.with(|live| {
-                    live.store.data_mut().host.set_sync_env(Some(js));
-                    let result = export.invoke(live, &budget, &self.slot.engine, &params);
-                    live.store.data_mut().host.set_sync_env(None);
-                    result
-                }),
-                Vec::new,
-            )?;
-            CoreExport::lift(js, results)
+            call_on_js_thread(js, &self.slot, &export, &budget, &params)
         })();
         throw(js, outcome).map(Raw)
     }
 
+    /// The export as a plain JS function `(...args) => result`, called on the JS thread with the
+    /// instance's default budget: the lowest-overhead way to call (no name lookup, no array).
+    #[napi(ts_return_type = "(...args: unknown[]) => unknown")]
+    pub fn function(&self, env: Env, name: String) -> Result<Raw> {
+        let js = Js(env.raw());
+        let target = throw(
+            js,
+            (|| {
+                Ok(CoreFunction {
+                    export: self.export(&name)?,
+                    budget: self.slot.budget(None, None, None)?,
+                    slot: self.slot.clone(),
+                })
+            })(),
+        )?;
+        js.function(&name, target, Some(call_core_function)).map(Raw)
+    }
+
     /// Calls an exported function on a pool thread.
     #[napi(ts_return_type = "Promise<unknown>")]
-    pub fn call<'env>(
+    pub fn call(
         &self,
-        env: &'env Env,
+        env: &Env,
         name: String,
         args: Unknown,
         fuel: Option<f64>,
         timeout_ms: Option<f64>,
         abort: Option<&NativeAbortHandle>,
-    ) -> Result<Object<'env>> {
+    ) -> Result<Raw> {
         let js = Js(env.raw());
         let (export, params, budget) = throw(
             js,
             (|| {
                 let export = self.export(&name)?;
-                let params = export.lower_args(js, args.raw())?;
+                let params = export.lower_array(js, args.raw())?;
                 let budget = self.slot.budget(fuel, timeout_ms, abort.map(NativeAbortHandle::flag))?;
                 Ok((export, params, budget))
             })(),

@@ -279,6 +279,61 @@ impl Js {
         Ok(out)
     }
 
+    /// The elements of an array, or `None` when the value is not an array.
+    pub fn array_items(self, value: Value) -> Result<Option<Vec<Value>>> {
+        if !self.is_array(value)? {
+            return Ok(None);
+        }
+        let length = self.array_length(value)?;
+        (0..length)
+            .map(|index| self.get_index(value, index))
+            .collect::<Result<_>>()
+            .map(Some)
+    }
+
+    /// A JS function calling `callback` with `data`, which lives as long as the function does.
+    pub fn function<T: 'static>(self, name: &str, data: T, callback: sys::napi_callback) -> Result<Value> {
+        unsafe extern "C" fn free<T>(_env: sys::napi_env, data: *mut std::ffi::c_void, _hint: *mut std::ffi::c_void) {
+            // SAFETY: `data` is the box leaked below, finalized exactly once.
+            drop(unsafe { Box::from_raw(data.cast::<T>()) });
+        }
+        let data = Box::into_raw(Box::new(data));
+        let mut out = ptr::null_mut();
+        let status = unsafe {
+            sys::napi_create_function(
+                self.0,
+                name.as_ptr().cast(),
+                name.len() as isize,
+                callback,
+                data.cast(),
+                &mut out,
+            )
+        };
+        if status != sys::Status::napi_ok {
+            drop(unsafe { Box::from_raw(data) });
+            return check(status, "create function").map(|_| out);
+        }
+        check(
+            unsafe {
+                sys::napi_add_finalizer(
+                    self.0,
+                    out,
+                    data.cast(),
+                    Some(free::<T>),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                )
+            },
+            "function finalizer",
+        )?;
+        Ok(out)
+    }
+
+    /// Throws `error` (a JS value) from a raw callback.
+    pub fn throw(self, error: Value) {
+        unsafe { sys::napi_throw(self.0, error) };
+    }
+
     pub fn array_length(self, value: Value) -> Result<u32> {
         let mut out = 0;
         check(
@@ -532,6 +587,35 @@ impl std::fmt::Display for JsNumber {
             write!(f, "{n}")
         }
     }
+}
+
+/// The arguments and data of a raw callback made by [`Js::function`].
+///
+/// # Safety
+/// `info` must be the callback info of a function created by `Js::function` with data `T`.
+pub unsafe fn callback_args<'a, T>(env: sys::napi_env, info: sys::napi_callback_info) -> (Js, &'a T, Vec<Value>) {
+    let mut argc = 6;
+    let mut argv = Vec::with_capacity(argc);
+    argv.resize(argc, ptr::null_mut());
+    let mut data = ptr::null_mut();
+    unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), &mut data) };
+    if argc > argv.len() {
+        argv = vec![ptr::null_mut(); argc];
+        unsafe {
+            sys::napi_get_cb_info(
+                env,
+                info,
+                &mut argc,
+                argv.as_mut_ptr(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+            )
+        };
+    }
+    argv.truncate(argc);
+    // SAFETY: the caller guarantees `data` is the `T` given to `Js::function`, alive while the
+    // function is.
+    (Js(env), unsafe { &*(data as *const T) }, argv)
 }
 
 /// A JS value built by us, returned as-is from a binding.

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Object, Uint8Array, Unknown};
+use napi::bindgen_prelude::{Uint8Array, Unknown};
 use napi::{Env, JsValue, Result};
 use napi_derive::napi;
 use wasmtime::{ExternType, FuncType, Module as ModuleImpl, ModuleExport, ValType};
@@ -14,7 +14,7 @@ use crate::engine::{EngineShared, is_component};
 use crate::errors::{Failure, throw};
 use crate::host::{HostBridge, HostFunctions};
 use crate::instance::{self, NativeInstance};
-use crate::js::{Js, Kind};
+use crate::js::{Js, Kind, Raw};
 use crate::store::{self, Budget, Live, Metrics, NativeInstanceOptions, Slot};
 use crate::tasks;
 use crate::wasi::{self, Output, WasiState};
@@ -37,6 +37,9 @@ pub struct CoreExport {
     pub index: ModuleExport,
     pub params: Vec<ValType>,
     pub results: Vec<ValType>,
+    /// Every parameter and result is a number (i32, i64, f32, f64): calls may skip wasmtime's
+    /// dynamic type checks because our conversion already produced exactly these types.
+    pub numeric: bool,
 }
 
 /// A compiled module and its exported functions, shared by all its instances.
@@ -64,6 +67,7 @@ impl ModuleShared {
                         index,
                         params: func.params().collect(),
                         results: func.results().collect(),
+                        numeric: func.params().chain(func.results()).all(|ty| ty.is_num()),
                     }),
                 ))
             })
@@ -280,12 +284,7 @@ impl NativeModule {
 
     /// Instantiates on a pool thread (imports are linked on the JS thread first).
     #[napi(ts_return_type = "Promise<NativeInstance>")]
-    pub fn instantiate<'env>(
-        &self,
-        env: &'env Env,
-        options: NativeInstanceOptions,
-        imports: Option<Unknown>,
-    ) -> Result<Object<'env>> {
+    pub fn instantiate(&self, env: &Env, options: NativeInstanceOptions, imports: Option<Unknown>) -> Result<Raw> {
         let js = Js(env.raw());
         let create = throw(js, self.prepare(js, &options, imports))?;
         tasks::promise(env, create, |_, result| result)

@@ -129,8 +129,9 @@ pub fn run_classified<R>(
             .set_fuel(fuel_budget)
             .map_err(|error| Failure::Internal(format!("{error:#}")))?;
     }
-    let started = Instant::now();
     let timed = budget.timeout_ms.is_some() || budget.abort.is_some();
+    // Reading the clock costs as much as a small call: only timed calls need it.
+    let started = timed.then(Instant::now);
     {
         let state = store.data_mut();
         state.host_failure = None;
@@ -138,14 +139,15 @@ pub fn run_classified<R>(
         state.abort = budget.abort.clone();
         state.deadline = budget
             .timeout_ms
-            .map(|ms| (started + std::time::Duration::from_secs_f64(ms / 1000.0), ms));
+            .zip(started)
+            .map(|(ms, started)| (started + std::time::Duration::from_secs_f64(ms / 1000.0), ms));
     }
     if timed {
         engine.ensure_ticker()?;
         store.set_epoch_deadline(1);
     }
     let outcome = body(store);
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed_ms = started.map_or(0.0, |started| started.elapsed().as_secs_f64() * 1000.0);
     if timed {
         store.set_epoch_deadline(NO_DEADLINE);
     }

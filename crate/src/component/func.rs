@@ -18,14 +18,18 @@ pub struct ExportFunc {
 }
 
 impl ExportFunc {
-    /// Converts the JS argument array; errors name the parameter and the path inside it.
-    pub fn lower_args(&self, js: Js, args: Value) -> Result<Vec<Val>, Failure> {
+    /// Converts the JS argument array.
+    pub fn lower_array(&self, js: Js, args: Value) -> Result<Vec<Val>, Failure> {
+        match js.array_items(args).map_err(|error| Failure::Internal(error.reason))? {
+            Some(items) => self.lower_args(js, &items),
+            None => Err(Failure::Type(format!("{}: arguments must be an array", self.path))),
+        }
+    }
+
+    /// Converts the JS arguments; errors name the parameter and the path inside it.
+    pub fn lower_args(&self, js: Js, args: &[Value]) -> Result<Vec<Val>, Failure> {
         let fail = |message: String| Failure::Type(format!("{}: {message}", self.path));
-        let count = if js.is_array(args).map_err(|error| Failure::Internal(error.reason))? {
-            js.array_length(args).map_err(|error| Failure::Internal(error.reason))? as usize
-        } else {
-            return Err(fail("arguments must be an array".into()));
-        };
+        let count = args.len();
         if count != self.params.len() {
             let names: Vec<String> = self
                 .params
@@ -39,10 +43,7 @@ impl ExportFunc {
             )));
         }
         let mut values = Vec::with_capacity(count);
-        for (index, (name, ty)) in self.params.iter().enumerate() {
-            let arg = js
-                .get_index(args, index as u32)
-                .map_err(|error| Failure::Internal(error.reason))?;
+        for ((name, ty), &arg) in self.params.iter().zip(args) {
             let value =
                 convert::from_js(js, arg, ty).map_err(|message| fail(format!("param \"{name}\": {message}")))?;
             values.push(value);

@@ -1,0 +1,60 @@
+/**
+ * The reference host interfaces (WIT package `airssys:host@0.1.0`, in wit/airssys-host/host.wit)
+ * as an import object for `instantiate({ imports })`, and their linking into `loadComponent`.
+ */
+import type { Imports } from '../instance.js'
+import { createFilesystem, type FilesystemInterface, type FilesystemOptions } from './filesystem.js'
+import { createHttp, type HttpInterface, type HttpOptions } from './http.js'
+import type { Permissions } from './permissions.js'
+import { createTime, type TimeInterface, type TimeOptions } from './time.js'
+
+/** The full interface names, as components import them. */
+export const HOST_INTERFACE_NAMES = Object.freeze({
+  filesystem: 'airssys:host/filesystem@0.1.0',
+  http: 'airssys:host/http@0.1.0',
+  time: 'airssys:host/time@0.1.0',
+} as const)
+
+/** Options of {@link hostInterfaces}: the caps and the signal of each interface. */
+export interface HostInterfaceOptions extends FilesystemOptions, HttpOptions, TimeOptions {}
+
+/** The import object of the reference host interfaces. */
+export interface HostInterfaces {
+  'airssys:host/filesystem@0.1.0': FilesystemInterface
+  'airssys:host/http@0.1.0': HttpInterface
+  'airssys:host/time@0.1.0': TimeInterface
+}
+
+/**
+ * `filesystem.read`, `http.fetch` and `time.sleep`, each checking `permissions` before acting,
+ * keyed by their interface names: pass the result as (part of) `imports`. Interfaces a component
+ * does not import are ignored when linking.
+ */
+export function hostInterfaces(permissions: Permissions, options: HostInterfaceOptions = {}): HostInterfaces {
+  return {
+    [HOST_INTERFACE_NAMES.filesystem]: createFilesystem(permissions, options),
+    [HOST_INTERFACE_NAMES.http]: createHttp(permissions, options),
+    [HOST_INTERFACE_NAMES.time]: createTime(permissions, options),
+  }
+}
+
+/**
+ * `imports` plus the reference host interfaces, except those `imports` already provides (by the
+ * full or the unversioned interface name): the user's functions win. Anything but a plain object
+ * is returned unchanged, for `instantiate` to reject with its own message.
+ */
+export function withHostInterfaces(
+  imports: Imports | undefined,
+  permissions: Permissions,
+  options: HostInterfaceOptions = {},
+): Imports | undefined {
+  if (imports !== undefined && (typeof imports !== 'object' || imports === null)) return imports
+  const linked: Imports = {}
+  for (const [name, functions] of Object.entries(hostInterfaces(permissions, options))) {
+    const unversioned = name.slice(0, name.indexOf('@'))
+    if (imports !== undefined && (Object.hasOwn(imports, name) || Object.hasOwn(imports, unversioned)))
+      continue
+    linked[name] = functions
+  }
+  return { ...linked, ...imports }
+}
