@@ -1,0 +1,447 @@
+// The packaging test (`npm run test:package`): installs airssys-wasm the way a user does, from the
+// tarballs `npm publish` would upload, into a fresh project where no Rust toolchain can be found,
+// and uses it from there: import, require, a component run, the CLI, and the shipped types.
+//
+//   node scripts/test-package.mjs [--no-build] [--keep]
+//     --no-build  skip `npm run build` (the addon, dist/ and the examples must be built already)
+//     --keep      keep the temporary folder (it is always kept when a check fails)
+//
+// Needs the npm registry only for the package's own dependencies, typescript and @types/node, all
+// usually in npm's cache already (`--prefer-offline`).
+import { spawnSync } from 'node:child_process'
+import {
+  accessSync,
+  constants,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
+import { homedir, tmpdir } from 'node:os'
+import { delimiter, dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const args = new Set(process.argv.slice(2))
+const started = Date.now()
+const manifest = readJson(join(root, 'package.json'))
+const seconds = () => `${((Date.now() - started) / 1000).toFixed(1)}s`
+
+let temp
+let passed = 0
+
+function readJson(file) {
+  return JSON.parse(readFileSync(file, 'utf8'))
+}
+
+function step(title) {
+  console.log(`\n== ${title} (${seconds()})`)
+}
+
+function ok(what) {
+  passed++
+  console.log(`  ok  ${what}`)
+}
+
+class CheckFailed extends Error {}
+
+function check(condition, what, detail = '') {
+  if (!condition) throw new CheckFailed(`${what}${detail ? `\n${detail}` : ''}`)
+  ok(what)
+}
+
+/** Runs a command to completion; its output is returned (and shown when it fails). */
+function run(command, commandArgs, { cwd, env = process.env, quiet = true } = {}) {
+  const result = spawnSync(command, commandArgs, {
+    cwd,
+    env,
+    encoding: 'utf8',
+    stdio: quiet ? ['ignore', 'pipe', 'pipe'] : 'inherit',
+    maxBuffer: 64 * 1024 * 1024,
+  })
+  if (result.error) throw new CheckFailed(`cannot run ${command}: ${result.error.message}`)
+  if (result.status !== 0) {
+    throw new CheckFailed(
+      `\`${command} ${commandArgs.join(' ')}\` failed in ${cwd} (exit ${result.status ?? result.signal})\n` +
+        `${result.stdout ?? ''}${result.stderr ?? ''}`,
+    )
+  }
+  return { stdout: result.stdout ?? '', stderr: result.stderr ?? '' }
+}
+
+/** The napi-rs platform name of this machine, as in `airssys-wasm.<platform>.node` and npm/<platform>/. */
+function hostPlatform() {
+  const { platform, arch } = process
+  if (platform === 'linux') {
+    const glibc = process.report?.getReport()?.header?.glibcVersionRuntime
+    return `linux-${arch}-${glibc ? 'gnu' : 'musl'}`
+  }
+  if (platform === 'win32') return `win32-${arch}-msvc`
+  return `${platform}-${arch}`
+}
+
+/**
+ * The environment of a user without Rust: PATH loses ~/.cargo/bin and every folder that holds cargo
+ * or rustc, and this process's npm, node and Rust variables are dropped. Should node or npm share a
+ * folder with cargo, they are reached through a folder of their own instead.
+ */
+function userEnvironment(toolsDir) {
+  const rustTools = process.platform === 'win32' ? ['cargo.exe', 'rustc.exe'] : ['cargo', 'rustc']
+  const cargoBin = resolve(homedir(), '.cargo', 'bin')
+  const dropped = []
+  const kept = []
+  for (const dir of (process.env.PATH ?? '').split(delimiter).filter(Boolean)) {
+    const hasRust = rustTools.some((tool) => existsSync(join(dir, tool)))
+    if (resolve(dir) === cargoBin || hasRust) dropped.push(dir)
+    else kept.push(dir)
+  }
+  const env = {}
+  for (const [name, value] of Object.entries(process.env)) {
+    if (/^(npm_|CARGO|RUSTUP|RUSTC|RUSTFLAGS|NODE_OPTIONS$|NODE_PATH$|INIT_CWD$|NAPI_RS_)/i.test(name))
+      continue
+    env[name] = value
+  }
+  env.PATH = kept.join(delimiter)
+  if (process.platform !== 'win32' && !(findOnPath('node', env) && findOnPath('npm', env))) {
+    linkNodeTools(toolsDir)
+    env.PATH = [toolsDir, ...kept].join(delimiter)
+  }
+  return { env, dropped, rustTools }
+}
+
+/** A folder with node, npm and npx alone (this node, and the npm installed beside it). */
+function linkNodeTools(dir) {
+  mkdirSync(dir, { recursive: true })
+  const node = process.execPath
+  const npmBin = join(dirname(node), '..', 'lib', 'node_modules', 'npm', 'bin')
+  const script = (name, ...command) =>
+    writeFileSync(join(dir, name), `#!/bin/sh\nexec ${command.map((part) => `"${part}"`).join(' ')} "$@"\n`, {
+      mode: 0o755,
+    })
+  script('node', node)
+  script('npm', node, join(npmBin, 'npm-cli.js'))
+  script('npx', node, join(npmBin, 'npx-cli.js'))
+}
+
+function findOnPath(tool, env) {
+  return env.PATH.split(delimiter).find((dir) => {
+    try {
+      accessSync(join(dir, tool), constants.X_OK)
+      return true
+    } catch {
+      return false
+    }
+  })
+}
+
+function pack(cwd, destination) {
+  const { stdout } = run('npm', ['pack', '--json', '--pack-destination', destination], { cwd })
+  const [result] = JSON.parse(stdout)
+  return { ...result, tarball: join(destination, result.filename) }
+}
+
+const ESM_CHECK = `
+import assert from 'node:assert/strict'
+import { fileURLToPath } from 'node:url'
+import { CompileError, Engine, WasmError, loadComponent } from 'airssys-wasm'
+
+const entry = fileURLToPath(import.meta.resolve('airssys-wasm'))
+assert.match(entry, /node_modules[\\\\/]airssys-wasm[\\\\/]dist[\\\\/]index\\.js$/)
+
+const engine = new Engine()
+const component = await engine.compileComponent(process.argv[2])
+const instance = await component.instantiate({ limits: { memoryBytes: 2 << 20 } })
+assert.equal(await instance.call('greet', ['world']), 'Hello, world!')
+instance.dispose()
+
+const sandbox = await loadComponent(process.argv[3])
+assert.equal(await sandbox.call('greet', ['sandbox']), 'Hello, sandbox!')
+sandbox.dispose()
+
+const error = await engine.compileComponent(new Uint8Array([0, 97, 115, 109, 9])).catch((e) => e)
+assert.ok(error instanceof CompileError && error instanceof WasmError, String(error))
+assert.equal(error.code, 'ERR_WASM_COMPILE')
+engine.close()
+console.log(entry)
+`
+
+const CJS_CHECK = `
+const assert = require('node:assert/strict')
+const { CompileError, Engine, WasmError } = require('airssys-wasm')
+
+const entry = require.resolve('airssys-wasm')
+assert.match(entry, /node_modules[\\\\/]airssys-wasm[\\\\/]dist[\\\\/]cjs[\\\\/]index\\.js$/)
+assert.equal(require('airssys-wasm/package.json').version, process.argv[3])
+
+;(async () => {
+  const engine = new Engine()
+  const component = await engine.compileComponent(process.argv[2])
+  const instance = await component.instantiate({ limits: { memoryBytes: 2 << 20 } })
+  assert.equal(await instance.call('greet', ['world']), 'Hello, world!')
+  assert.equal(instance.callSync('greet', ['sync']), 'Hello, sync!')
+  instance.dispose()
+  assert.throws(() => engine.compileComponentSync(new Uint8Array([1, 2, 3])), (e) => {
+    return e instanceof CompileError && e instanceof WasmError && e.code === 'ERR_WASM_COMPILE'
+  })
+  engine.close()
+  console.log(entry)
+})().catch((error) => {
+  console.error(error)
+  process.exitCode = 1
+})
+`
+
+// Types a user writes against; the @ts-expect-error lines fail if the shipped types were `any`.
+const TYPES_CHECK = `
+import { Engine, OutOfFuelError, TrapError, WasmError, loadComponent } from 'airssys-wasm'
+import type { InstantiateOptions, Metrics } from 'airssys-wasm'
+
+export async function greet(wasm: string, dir: string): Promise<string> {
+  const engine = new Engine({ fuel: true, epochTickMs: 5 })
+  const options: InstantiateOptions = { limits: { memoryBytes: 2 << 20 }, fuel: 1_000_000, timeoutMs: 1_000 }
+  const component = await engine.compileComponent(wasm)
+  using instance = await component.instantiate(options)
+  const metrics: Metrics = instance.metrics()
+  const peak: number = metrics.memory.peakBytes
+  const sandbox = await loadComponent(dir, { engine })
+  try {
+    return String(await instance.call('greet', ['world'])) + String(await sandbox.call('greet', [String(peak)]))
+  } catch (error) {
+    if (error instanceof OutOfFuelError || error instanceof TrapError) throw error
+    const code: string | undefined = error instanceof WasmError ? error.code : undefined
+    throw new Error(code)
+  } finally {
+    sandbox.dispose()
+    engine.close()
+  }
+}
+
+// @ts-expect-error the memory limit is required
+export const missingLimit: InstantiateOptions = {}
+// @ts-expect-error engine options are checked
+export const badEngine = new Engine({ fuel: 'yes' })
+`
+
+const CJS_TYPES_CHECK = `
+import airssys = require('airssys-wasm')
+
+export async function greet(wasm: string): Promise<unknown> {
+  const engine = new airssys.Engine()
+  const component = await engine.compileComponent(wasm)
+  const instance = await component.instantiate({ limits: { memoryBytes: 2 << 20 } })
+  // @ts-expect-error call takes an array of arguments
+  void instance.callSync('greet', 'world')
+  return instance.call('greet', ['world'])
+}
+`
+
+async function main() {
+  const platform = hostPlatform()
+  const binaryName = manifest.napi.binaryName
+  const addonFile = `${binaryName}.${platform}.node`
+  const platformDir = join(root, 'npm', platform)
+
+  if (!args.has('--no-build')) {
+    step('build: npm run build')
+    run('npm', ['run', 'build'], { cwd: root, quiet: false })
+  }
+
+  step(`pack ${manifest.name} and ${manifest.name}-${platform}`)
+  check(existsSync(join(root, addonFile)), `the addon is built: ${addonFile}`)
+  check(existsSync(join(platformDir, 'package.json')), `npm/${platform}/package.json exists`)
+  temp = mkdtempSync(join(tmpdir(), 'airssys-wasm-package-'))
+  const tarballs = join(temp, 'tarballs')
+  mkdirSync(tarballs)
+
+  const main = pack(root, tarballs)
+  const files = main.files.map((file) => file.path)
+  console.log(
+    `  ${main.filename}: ${files.length} files, ${(main.unpackedSize / 1024).toFixed(0)} KiB unpacked`,
+  )
+  const required = [
+    'package.json',
+    'README.md',
+    'index.js',
+    'index.d.ts',
+    'index.cjs',
+    'index.d.cts',
+    'dist/index.js',
+    'dist/index.d.ts',
+    'dist/cli.js',
+    'dist/cjs/package.json',
+    'dist/cjs/index.js',
+    'dist/cjs/index.d.ts',
+  ]
+  const missing = required.filter((file) => !files.includes(file))
+  check(
+    missing.length === 0,
+    'the tarball has the ESM and CJS entries, both loaders, types and the CLI',
+    missing.join('\n'),
+  )
+  if (existsSync(join(root, 'wit')))
+    check(
+      files.some((file) => file.startsWith('wit/')),
+      'the tarball has wit/',
+    )
+  const allowed = /^(package\.json|README\.md|LICENSE|index\.(js|cjs|d\.ts|d\.cts)|dist\/.*|wit\/.*)$/
+  const stray = files.filter((file) => !allowed.test(file) || /\.(node|map|tsbuildinfo)$/.test(file))
+  check(
+    stray.length === 0,
+    'the tarball has nothing else (no .node, source maps, sources or tests)',
+    stray.join('\n'),
+  )
+  const cli = main.files.find((file) => file.path === 'dist/cli.js')
+  check((cli.mode & 0o111) !== 0, 'dist/cli.js is executable in the tarball')
+  check(
+    readFileSync(join(root, 'dist', 'cli.js'), 'utf8').startsWith('#!/usr/bin/env node\n'),
+    'dist/cli.js starts with #!/usr/bin/env node',
+  )
+  const installScripts = ['preinstall', 'install', 'postinstall'].filter((name) => manifest.scripts?.[name])
+  check(
+    installScripts.length === 0,
+    'the package runs nothing at install (no compiler needed)',
+    installScripts.join(' '),
+  )
+
+  // The platform package as `napi artifacts` leaves it: npm/<platform>/ plus the built addon.
+  const staged = join(temp, 'platform', platform)
+  mkdirSync(staged, { recursive: true })
+  for (const file of readdirSync(platformDir)) copyFileSync(join(platformDir, file), join(staged, file))
+  copyFileSync(join(root, addonFile), join(staged, addonFile))
+  const native = pack(staged, tarballs)
+  const nativeFiles = native.files.map((file) => file.path).sort()
+  console.log(`  ${native.filename}: ${(native.size / 1024 / 1024).toFixed(1)} MiB packed`)
+  check(
+    nativeFiles.join(' ') === ['README.md', addonFile, 'package.json'].sort().join(' '),
+    `the platform tarball holds ${addonFile}, package.json and README.md`,
+    nativeFiles.join('\n'),
+  )
+  check(native.version === main.version, `both packages are version ${main.version}`)
+
+  step('install both into a fresh project without cargo or rustc')
+  const project = join(temp, 'project')
+  mkdirSync(project)
+  const { env, dropped, rustTools } = userEnvironment(join(temp, 'bin'))
+  console.log(`  PATH without: ${dropped.join(', ') || '(nothing to drop)'}`)
+  for (const tool of rustTools) check(findOnPath(tool, env) === undefined, `${tool} is not on PATH`)
+  check(findOnPath(process.platform === 'win32' ? 'npm.cmd' : 'npm', env) !== undefined, 'npm is on PATH')
+  writeFileSync(
+    join(project, 'package.json'),
+    JSON.stringify({ name: 'airssys-wasm-package-test', version: '1.0.0', private: true }, null, 2),
+  )
+  const devVersion = (name) => readJson(join(root, 'node_modules', name, 'package.json')).version
+  run(
+    'npm',
+    [
+      'install',
+      '--no-audit',
+      '--no-fund',
+      '--prefer-offline',
+      main.tarball,
+      native.tarball,
+      `typescript@${devVersion('typescript')}`,
+      `@types/node@${devVersion('@types/node')}`,
+    ],
+    { cwd: project, env },
+  )
+  const installed = join(project, 'node_modules', manifest.name)
+  const installedNative = join(project, 'node_modules', `${manifest.name}-${platform}`)
+  check(
+    !readdirSync(installed, { recursive: true }).some((file) => String(file).endsWith('.node')),
+    `node_modules/${manifest.name} has no addon of its own`,
+  )
+  check(
+    existsSync(join(installedNative, addonFile)),
+    `node_modules/${manifest.name}-${platform} has ${addonFile}`,
+  )
+
+  // The example, outside the repository: the installed package is all the project can reach.
+  const example = join(project, 'hello')
+  mkdirSync(example)
+  for (const file of ['Component.toml', 'hello.wasm']) {
+    copyFileSync(join(root, 'examples', 'hello', file), join(example, file))
+  }
+  const wasm = join(example, 'hello.wasm')
+  // The loader then also checks that the platform package's version is the main package's.
+  const runEnv = { ...env, NAPI_RS_ENFORCE_VERSION_CHECK: '1' }
+
+  step('use it from the project')
+  writeFileSync(join(project, 'esm.mjs'), ESM_CHECK)
+  const esm = run('node', ['esm.mjs', wasm, example], { cwd: project, env: runEnv })
+  check(true, `import: greet('world') is 'Hello, world!'; loadComponent; CompileError (${esm.stdout.trim()})`)
+
+  // Node 20.19+ could require() the ES build; turning that off proves the CJS build is what loads.
+  const noRequireEsm = process.allowedNodeEnvironmentFlags.has('--no-experimental-require-module')
+    ? ['--no-experimental-require-module']
+    : []
+  writeFileSync(join(project, 'cjs.cjs'), CJS_CHECK)
+  const cjs = run('node', [...noRequireEsm, 'cjs.cjs', wasm, main.version], { cwd: project, env: runEnv })
+  check(
+    true,
+    `require${noRequireEsm.length ? ' (require(esm) off)' : ''}: call, callSync, CompileError (${cjs.stdout.trim()})`,
+  )
+
+  const bin = join(
+    project,
+    'node_modules',
+    '.bin',
+    process.platform === 'win32' ? 'airssys-wasm.cmd' : 'airssys-wasm',
+  )
+  check(existsSync(bin), 'npm linked the airssys-wasm command')
+  const cliRun = run('npx', ['--no', 'airssys-wasm', 'run', './hello', '--invoke', 'greet', 'world'], {
+    cwd: project,
+    env: runEnv,
+  })
+  check(
+    cliRun.stdout.trim() === '"Hello, world!"',
+    `npx airssys-wasm run ./hello --invoke greet world prints ${cliRun.stdout.trim()}`,
+    cliRun.stderr,
+  )
+  // The link itself, run as a program: the shebang and the executable bit must work.
+  const cliVersion = run(bin, ['--version'], { cwd: project, env: runEnv })
+  check(
+    cliVersion.stdout.trim() === main.version,
+    `node_modules/.bin/airssys-wasm --version prints ${main.version}`,
+  )
+
+  step('type-check against the shipped types')
+  writeFileSync(join(project, 'check.mts'), TYPES_CHECK)
+  writeFileSync(join(project, 'check-require.cts'), CJS_TYPES_CHECK)
+  writeFileSync(
+    join(project, 'tsconfig.json'),
+    JSON.stringify(
+      {
+        compilerOptions: {
+          target: 'ES2022',
+          lib: ['ES2023', 'ESNext.Disposable'],
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          strict: true,
+          skipLibCheck: false,
+          types: ['node'],
+        },
+        files: ['check.mts', 'check-require.cts'],
+      },
+      null,
+      2,
+    ),
+  )
+  run('npx', ['--no', '--', 'tsc', '--noEmit', '-p', 'tsconfig.json'], { cwd: project, env })
+  check(true, 'tsc --noEmit (NodeNext, strict, skipLibCheck off): an ES module and a CommonJS file')
+
+  console.log(`\n${passed} checks passed in ${seconds()}`)
+  if (args.has('--keep')) console.log(`kept ${temp}`)
+  else rmSync(temp, { recursive: true, force: true })
+}
+
+try {
+  await main()
+} catch (error) {
+  console.error(`\nFAILED: ${error instanceof CheckFailed ? error.message : error?.stack}`)
+  if (temp) console.error(`(kept ${temp})`)
+  process.exit(1)
+}
