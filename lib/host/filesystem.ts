@@ -72,7 +72,8 @@ async function canonical(absolute: string): Promise<{ real: string; exists: bool
 async function readCapped(file: string, requested: string, limit: number): Promise<Uint8Array> {
   const tooLarge = () => new Error(`${JSON.stringify(requested)}: larger than the ${limit}-byte cap`)
   // O_NOFOLLOW: `file` had no symlink in it when checked; one swapped in since is refused.
-  const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW)
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (it is then refused as not a file).
+  const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
   try {
     const stats = await handle.stat()
     if (stats.isDirectory()) throw failure(requested, 'EISDIR')

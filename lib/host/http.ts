@@ -29,9 +29,11 @@ export interface HttpOptions {
 
 /** `airssys:host/http@0.1.0#response`, as JS values (DESIGN §4). */
 export interface HttpResponse {
+  /** The HTTP status code (a redirect that is not followed is returned as it is). */
   status: number
   /** `[name, value]` pairs in arrival order, names lowercase; a repeated header appears once per value. */
   headers: [string, string][]
+  /** The whole body, at most `maxBodyBytes` long. */
   body: Uint8Array
 }
 
@@ -126,7 +128,7 @@ export function createHttp(permissions: Permissions, options: HttpOptions = {}):
           const target = hostAndPort(url)
           throw permissions.deny(
             'network.outbound',
-            url.href,
+            redirects === 0 ? requested : url.href,
             redirects === 0
               ? `${target} is not granted (${url.href})`
               : `${JSON.stringify(requested)} redirected to ${target}, which is not granted (${url.href})`,

@@ -10,8 +10,11 @@ import { createTime, type TimeInterface, type TimeOptions } from './time.js'
 
 /** The full interface names, as components import them. */
 export const HOST_INTERFACE_NAMES = Object.freeze({
+  /** `read(path) -> result<list<u8>, string>` */
   filesystem: 'airssys:host/filesystem@0.1.0',
+  /** `fetch(url) -> result<response, string>` */
   http: 'airssys:host/http@0.1.0',
+  /** `sleep(ms)` */
   time: 'airssys:host/time@0.1.0',
 } as const)
 
@@ -20,8 +23,11 @@ export interface HostInterfaceOptions extends FilesystemOptions, HttpOptions, Ti
 
 /** The import object of the reference host interfaces. */
 export interface HostInterfaces {
+  /** `filesystem.read`, checked against `filesystemRead`. */
   'airssys:host/filesystem@0.1.0': FilesystemInterface
+  /** `http.fetch`, checked against `networkOutbound` on every hop. */
   'airssys:host/http@0.1.0': HttpInterface
+  /** `time.sleep`, checked against `timeSleep`. */
   'airssys:host/time@0.1.0': TimeInterface
 }
 

@@ -112,8 +112,11 @@ function patternList(
 export class Permissions {
   /** Absolute directory that filesystem globs and relative paths start from (undefined: no filesystem grants). */
   readonly baseDir: string | undefined
+  /** Granted `filesystem.read` globs, relative to `baseDir`. */
   readonly filesystemRead: readonly string[]
+  /** Granted `network.outbound` `host:port` patterns. */
   readonly networkOutbound: readonly string[]
+  /** Whether `time.sleep` is granted. */
   readonly timeSleep: boolean
   readonly #readGrants: readonly ReadGrant[]
   readonly #hostPatterns: readonly HostPattern[]

@@ -1,0 +1,325 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import type http from 'node:http'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+
+import test from 'ava'
+
+import {
+  AbortError,
+  createHttp,
+  createPermissions,
+  loadComponent,
+  TimeoutError,
+  type HostInterfaceOptions,
+  type HttpResponse,
+} from '../../lib/index.js'
+import {
+  assertDenied,
+  capabilitiesGuest,
+  componentDir,
+  denials,
+  guestErr,
+  startServer,
+  type ServedRequest,
+  type TestServer,
+} from './helpers.js'
+
+const scratch = mkdtempSync(path.join(tmpdir(), 'airssys-http-'))
+const CAP = 64 * 1024
+
+/** Writes `total` zero bytes in 64 KiB chunks, chunked (no content-length), until done or hung up. */
+function stream(response: http.ServerResponse, total: number): void {
+  const chunk = Buffer.alloc(64 * 1024)
+  let sent = 0
+  const pump = () => {
+    while (sent < total && !response.destroyed) {
+      const size = Math.min(chunk.length, total - sent)
+      sent += size
+      if (!response.write(chunk.subarray(0, size))) return void response.once('drain', pump)
+    }
+    if (sent >= total) response.end()
+  }
+  pump()
+}
+
+function handle(request: http.IncomingMessage, response: http.ServerResponse): void {
+  const url = new URL(request.url ?? '/', 'http://127.0.0.1')
+  const query = (name: string) => url.searchParams.get(name) ?? ''
+  switch (url.pathname) {
+    case '/hello':
+      response.setHeader('content-type', 'text/plain; charset=utf-8')
+      response.setHeader('x-test', 'yes')
+      response.setHeader('set-cookie', ['a=1', 'b=2'])
+      return void response.end('hello ✓')
+    case '/status':
+      response.statusCode = Number(query('code'))
+      return void response.end(`status ${query('code')}`)
+    case '/bytes':
+      return stream(response, Number(query('n')))
+    case '/declared':
+      // Announces a body over the cap: it is refused before any of it is read.
+      response.setHeader('content-length', String(CAP * 4))
+      return stream(response, CAP * 4)
+    case '/redirect':
+      response.writeHead(Number(query('code') || 302), { location: query('to') })
+      return void response.end()
+    case '/loop':
+      response.writeHead(302, { location: '/loop' })
+      return void response.end()
+    case '/slow':
+      // Headers and a first chunk, then nothing: a body that never ends.
+      response.writeHead(200, { 'content-type': 'text/plain' })
+      return void response.write('partial')
+    case '/silent':
+      return // not even headers
+    default:
+      response.statusCode = 404
+      response.end()
+  }
+}
+
+let server: TestServer
+let other: TestServer
+test.before(async () => {
+  server = await startServer(handle)
+  other = await startServer(handle)
+})
+test.after.always(async () => {
+  await server?.close()
+  await other?.close()
+  rmSync(scratch, { recursive: true, force: true })
+})
+
+/** A guest allowed to reach `server` only (not `other`). */
+function guestFor(hostOptions: HostInterfaceOptions = {}, callTimeoutMs?: number) {
+  const seen = denials()
+  const permissions = createPermissions(
+    { networkOutbound: [`127.0.0.1:${server.port}`] },
+    { onDenied: seen.onDenied },
+  )
+  const guest = capabilitiesGuest(permissions, { maxBodyBytes: CAP, ...hostOptions }, callTimeoutMs)
+  return { guest, permissions, denied: seen.list }
+}
+
+const text = (response: HttpResponse) => Buffer.from(response.body).toString()
+const served = (target: TestServer, pathname: string): ServedRequest | undefined =>
+  target.requests.find((request) => request.url === pathname)
+
+/** Resolves with `promise`'s value, or 'pending' if it has not settled after `ms`. */
+const within = <T>(promise: Promise<T>, ms: number) =>
+  Promise.race([
+    promise,
+    new Promise<'pending'>((resolve) => setTimeout(() => resolve('pending'), ms).unref()),
+  ])
+
+test('a granted host:port is fetched for real: status, headers as pairs, body bytes', async (t) => {
+  const { guest, denied } = guestFor()
+  const response = (await guest.call('fetch', [server.url('/hello')])) as HttpResponse
+  t.is(response.status, 200)
+  t.true(response.body instanceof Uint8Array)
+  t.is(text(response), 'hello ✓')
+  t.deepEqual(
+    response.headers.filter(([name]) => ['content-type', 'x-test', 'set-cookie'].includes(name)),
+    [
+      ['content-type', 'text/plain; charset=utf-8'],
+      ['set-cookie', 'a=1'],
+      ['set-cookie', 'b=2'],
+      ['x-test', 'yes'],
+    ],
+  )
+  t.true(response.headers.every(([name]) => name === name.toLowerCase()))
+  t.is(denied.length, 0)
+})
+
+test('an error status is a response for the guest, not an err', async (t) => {
+  const { guest } = guestFor()
+  const response = (await guest.call('fetch', [server.url('/status?code=503')])) as HttpResponse
+  t.is(response.status, 503)
+  t.is(text(response), 'status 503')
+})
+
+test('another port, another host name and other addresses are denied without connecting', async (t) => {
+  const { guest, permissions, denied } = guestFor()
+  const targets = [
+    other.url('/hello'),
+    `http://localhost:${server.port}/hello`,
+    `http://127.0.0.2:${server.port}/hello`,
+    `http://[::1]:${server.port}/hello`,
+    'https://127.0.0.1/hello', // port 443
+  ]
+  for (const target of targets) {
+    const err = await guestErr(t, guest.call('fetch', [target]))
+    t.regex(err, /^network\.outbound denied: .* is not granted/, target)
+  }
+  t.is(other.requests.length, 0, 'the other server was never contacted')
+  t.is(denied.length, targets.length)
+  assertDenied(t, denied[0], 'network.outbound', other.url('/hello'))
+  t.regex(denied[0]?.message ?? '', new RegExp(`127\\.0\\.0\\.1:${other.port} is not granted`))
+  t.is(permissions.deniedCount, targets.length)
+})
+
+test('a body over the cap is cut: the download stops and the guest gets an err', async (t) => {
+  const { guest, denied } = guestFor()
+  const err = await guestErr(t, guest.call('fetch', [server.url(`/bytes?n=${256 * 1024 * 1024}`)]))
+  t.is(err, `the response body is larger than the ${CAP}-byte cap`)
+  const request = served(server, `/bytes?n=${256 * 1024 * 1024}`)
+  t.is(await within(request?.finished ?? Promise.resolve(true), 5_000), false, 'the client hung up mid-body')
+  t.is(denied.length, 0, 'a cap is not a denial')
+})
+
+test('a body announced over the cap is refused before it is read', async (t) => {
+  const { guest } = guestFor()
+  const err = await guestErr(t, guest.call('fetch', [server.url('/declared')]))
+  t.is(err, `the response body is larger than the ${CAP}-byte cap`)
+})
+
+test('a body of exactly the cap is returned whole', async (t) => {
+  const { guest } = guestFor()
+  const response = (await guest.call('fetch', [server.url(`/bytes?n=${CAP}`)])) as HttpResponse
+  t.is(response.body.length, CAP)
+})
+
+test('redirects within the grant are followed and each hop is checked', async (t) => {
+  const { guest, denied } = guestFor()
+  const relative = (await guest.call('fetch', [server.url('/redirect?to=/hello')])) as HttpResponse
+  t.is(relative.status, 200)
+  t.is(text(relative), 'hello ✓')
+  const absolute = server.url(`/redirect?code=307&to=${encodeURIComponent(server.url('/hello'))}`)
+  t.is(text((await guest.call('fetch', [absolute])) as HttpResponse), 'hello ✓')
+  t.is(denied.length, 0)
+})
+
+test('a redirect to a host that is not granted is denied, and that host is never contacted', async (t) => {
+  const { guest, denied } = guestFor()
+  for (const target of [other.url('/hello'), `http://localhost:${server.port}/hello`]) {
+    const start = server.url(`/redirect?to=${encodeURIComponent(target)}`)
+    const err = await guestErr(t, guest.call('fetch', [start]))
+    t.regex(err, /^network\.outbound denied: ".*" redirected to .*, which is not granted/)
+    assertDenied(t, denied.at(-1), 'network.outbound', target)
+  }
+  t.is(other.requests.length, 0)
+  t.is(denied.length, 2)
+})
+
+test('a redirect loop ends after maxRedirects hops with an err', async (t) => {
+  const { guest } = guestFor({ maxRedirects: 3 })
+  const before = server.requests.filter((request) => request.url === '/loop').length
+  const err = await guestErr(t, guest.call('fetch', [server.url('/loop')]))
+  t.regex(err, /more than 3 redirects/)
+  t.is(server.requests.filter((request) => request.url === '/loop').length - before, 4)
+})
+
+test('URLs that are not http(s), invalid, or carry credentials are errs', async (t) => {
+  const { guest, denied } = guestFor()
+  t.regex(await guestErr(t, guest.call('fetch', ['file:///etc/passwd'])), /only http and https/)
+  t.regex(await guestErr(t, guest.call('fetch', ['not a url'])), /is not a valid URL/)
+  const withCredentials = server.url('/hello').replace('//', '//user:pw@')
+  t.regex(await guestErr(t, guest.call('fetch', [withCredentials])), /credentials/)
+  t.is(denied.length, 0)
+})
+
+test('a refused connection is an err naming the network error', async (t) => {
+  const closed = await startServer(handle)
+  await closed.close()
+  const permissions = createPermissions({ networkOutbound: [`127.0.0.1:${closed.port}`] })
+  const err = await guestErr(t, capabilitiesGuest(permissions).call('fetch', [closed.url('/')]))
+  t.regex(err, /failed: ECONNREFUSED/)
+})
+
+test('the host function resolves to the record the guest receives', async (t) => {
+  const http = createHttp(createPermissions({ networkOutbound: [`127.0.0.1:${server.port}`] }))
+  const response = await http.fetch(server.url('/hello'))
+  t.is(response.status, 200)
+  t.is(Buffer.from(response.body).toString(), 'hello ✓')
+  await t.throwsAsync(http.fetch(other.url('/hello')), { code: 'ERR_WASM_CAPABILITY_DENIED' })
+})
+
+test.serial('the fetch timeout ends a response that never comes, as an err', async (t) => {
+  const { guest } = guestFor({ timeoutMs: 200 })
+  const started = performance.now()
+  const err = await guestErr(t, guest.call('fetch', [server.url('/silent')]))
+  t.regex(err, /took longer than 200 ms/)
+  t.true(performance.now() - started < 3_000)
+  t.is(await within(served(server, '/silent')?.finished ?? Promise.resolve(true), 5_000), false)
+})
+
+test.serial('the call deadline stops a guest waiting on a slow response, on time', async (t) => {
+  const { guest } = guestFor({}, 300)
+  const started = performance.now()
+  const error = await t.throwsAsync(guest.call('fetch', [server.url('/slow?deadline')]), {
+    instanceOf: TimeoutError,
+  })
+  t.is(error?.code, 'ERR_WASM_TIMEOUT')
+  t.is(error?.timeoutMs, 300)
+  t.true(performance.now() - started < 3_000, `${performance.now() - started} ms`)
+})
+
+test.serial("aborting the call's signal during a slow response rejects with AbortError", async (t) => {
+  const { guest } = guestFor()
+  const controller = new AbortController()
+  setTimeout(() => controller.abort(), 100)
+  const error = await t.throwsAsync(
+    guest.call('fetch', [server.url('/slow?abort')], { signal: controller.signal }),
+    { instanceOf: AbortError },
+  )
+  t.is(error?.code, 'ABORT_ERR')
+})
+
+test.serial('the host signal option cancels a pending fetch; the guest gets an err', async (t) => {
+  const controller = new AbortController()
+  const { guest } = guestFor({ signal: controller.signal })
+  setTimeout(() => controller.abort(), 100)
+  const err = await guestErr(t, guest.call('fetch', [server.url('/slow?host-signal')]))
+  t.regex(err, /was aborted/)
+  t.is(await within(served(server, '/slow?host-signal')?.finished ?? Promise.resolve(true), 5_000), false)
+})
+
+test('through loadComponent the manifest grants host:port patterns', async (t) => {
+  const dir = componentDir(scratch, { permissions: [`network.outbound = ["127.0.0.1:${server.port}"]`] })
+  const seen = denials()
+  using sandbox = await loadComponent(dir, { onDenied: seen.onDenied })
+  const response = (await sandbox.call('fetch', [server.url('/hello')])) as HttpResponse
+  t.is(response.status, 200)
+  t.is(text(response), 'hello ✓')
+  t.regex(await guestErr(t, sandbox.call('fetch', [other.url('/hello')])), /not granted/)
+  const redirect = server.url(`/redirect?to=${encodeURIComponent(other.url('/hello'))}`)
+  t.regex(await guestErr(t, sandbox.call('fetch', [redirect])), /redirected to/)
+  t.is(seen.list.length, 2)
+  t.is(sandbox.metrics().capabilityDenials, 2)
+  t.is(sandbox.metrics().restarts, 0)
+  t.is(other.requests.length, 0)
+})
+
+test.serial('through loadComponent the manifest deadline stops a slow fetch and cancels it', async (t) => {
+  const dir = componentDir(scratch, {
+    permissions: [`network.outbound = ["127.0.0.1:${server.port}"]`],
+    timeoutMs: 300,
+  })
+  using sandbox = await loadComponent(dir)
+  const started = performance.now()
+  const error = await t.throwsAsync(sandbox.call('fetch', [server.url('/slow?sandbox-deadline')]), {
+    instanceOf: TimeoutError,
+  })
+  t.is(error?.timeoutMs, 300)
+  t.true(performance.now() - started < 3_000)
+  const request = served(server, '/slow?sandbox-deadline')
+  t.is(await within(request?.finished ?? Promise.resolve(true), 2_000), false, 'the fetch was cancelled')
+  // The instance was replaced; the next call works.
+  t.is(text((await sandbox.call('fetch', [server.url('/hello')])) as HttpResponse), 'hello ✓')
+})
+
+test.serial('through loadComponent aborting a call cancels its pending fetch', async (t) => {
+  const dir = componentDir(scratch, { permissions: [`network.outbound = ["127.0.0.1:${server.port}"]`] })
+  using sandbox = await loadComponent(dir)
+  const controller = new AbortController()
+  setTimeout(() => controller.abort(), 100)
+  await t.throwsAsync(
+    sandbox.call('fetch', [server.url('/slow?sandbox-abort')], { signal: controller.signal }),
+    {
+      instanceOf: AbortError,
+    },
+  )
+  const request = served(server, '/slow?sandbox-abort')
+  t.is(await within(request?.finished ?? Promise.resolve(true), 2_000), false, 'the fetch was cancelled')
+})

@@ -1,0 +1,158 @@
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+
+import test from 'ava'
+
+import {
+  CapabilityDeniedError,
+  ConfigError,
+  createPermissions,
+  loadManifest,
+  permissionsFromManifest,
+} from '../../lib/index.js'
+import { componentDir, denials } from './helpers.js'
+
+// Canonical, as allowsRead expects the paths it is given to be.
+const scratch = realpathSync(mkdtempSync(path.join(tmpdir(), 'airssys-permissions-')))
+test.after.always(() => rmSync(scratch, { recursive: true, force: true }))
+
+const allows = (patterns: string[], url: string) =>
+  createPermissions({ networkOutbound: patterns }).allowsConnection(new URL(url))
+
+test('nothing is granted by default', async (t) => {
+  const permissions = createPermissions()
+  t.deepEqual(permissions.filesystemRead, [])
+  t.deepEqual(permissions.networkOutbound, [])
+  t.false(permissions.timeSleep)
+  t.false(permissions.allowsConnection(new URL('http://127.0.0.1/')))
+  t.false(await permissions.allowsRead(scratch))
+  t.is(permissions.deniedCount, 0)
+})
+
+test('a host:port grant matches the parsed URL, with 80 and 443 as the default ports', (t) => {
+  t.true(allows(['127.0.0.1:8080'], 'http://127.0.0.1:8080/path?q=1'))
+  t.false(allows(['127.0.0.1:8080'], 'http://127.0.0.1:8081/'))
+  t.false(allows(['127.0.0.1:8080'], 'http://127.0.0.1/'), 'no port means 80')
+  t.true(allows(['127.0.0.1:80'], 'http://127.0.0.1/'))
+  t.true(allows(['example.com:443'], 'https://example.com/'))
+  t.false(allows(['example.com:443'], 'http://example.com/'), 'http defaults to 80, not 443')
+  t.true(allows(['example.com:*'], 'http://example.com:1234/'))
+})
+
+test('host names compare as the URL parser writes them: case, IPv4 forms and IPv6 brackets', (t) => {
+  t.true(allows(['API.Example.com:443'], 'https://api.EXAMPLE.com/'))
+  t.true(allows(['127.0.0.1:80'], 'http://0x7f.1/'), '0x7f.1 is 127.0.0.1')
+  t.true(allows(['127.0.0.1:80'], 'http://2130706433/'), 'so is 2130706433')
+  t.true(allows(['[::1]:8080'], 'http://[0:0:0:0:0:0:0:1]:8080/'))
+  t.false(allows(['127.0.0.1:80'], 'http://localhost/'), 'names are not resolved: localhost is not 127.0.0.1')
+  t.false(allows(['example.com:80'], 'http://example.com.evil.test/'))
+  t.false(allows(['example.com:80'], 'http://evil.test/?example.com:80'))
+  t.false(allows(['example.com:80'], 'http://example.com@evil.test/'), 'userinfo is not the host')
+})
+
+test('*.example.com grants any subdomain, not the domain itself or look-alikes', (t) => {
+  const patterns = ['*.example.com:443']
+  t.true(allows(patterns, 'https://api.example.com/'))
+  t.true(allows(patterns, 'https://a.b.example.com/'))
+  t.false(allows(patterns, 'https://example.com/'))
+  t.false(allows(patterns, 'https://badexample.com/'))
+  t.false(allows(patterns, 'https://api.example.com.evil.test/'))
+})
+
+test('only http and https have ports to grant', (t) => {
+  t.false(allows(['example.com:*'], 'ftp://example.com/'))
+  t.false(allows(['example.com:*'], 'ws://example.com/'))
+})
+
+test('bad patterns and options are ConfigErrors naming the option', (t) => {
+  const cases: [Parameters<typeof createPermissions>[0], string][] = [
+    [{ filesystemRead: ['../up/**'], baseDir: scratch }, 'filesystemRead[0]'],
+    [{ filesystemRead: ['./ok/**', '/etc/**'], baseDir: scratch }, 'filesystemRead[1]'],
+    [{ filesystemRead: ['./data/**'] }, 'baseDir'],
+    [{ networkOutbound: ['example.com'] }, 'networkOutbound[0]'],
+    [{ networkOutbound: ['*:443'] }, 'networkOutbound[0]'],
+    [{ networkOutbound: 'example.com:443' as unknown as string[] }, 'networkOutbound'],
+    [{ timeSleep: 'yes' as unknown as boolean }, 'timeSleep'],
+    [{ fileSystemRead: [] } as never, 'fileSystemRead'],
+  ]
+  for (const [options, at] of cases) {
+    const error = t.throws(() => createPermissions(options), { instanceOf: ConfigError })
+    t.is(error?.path, at, JSON.stringify(options))
+    t.is(error?.code, 'ERR_WASM_CONFIG')
+  }
+  t.throws(() => createPermissions({}, { onDenied: 'log' as never }), { instanceOf: ConfigError })
+})
+
+test('a denial is counted and handed to onDenied as a CapabilityDeniedError', (t) => {
+  const seen = denials()
+  const permissions = createPermissions({}, { onDenied: seen.onDenied })
+  const error = permissions.deny('network.outbound', 'http://10.0.0.1/', '10.0.0.1:80 is not granted')
+  t.true(error instanceof CapabilityDeniedError)
+  t.is(error.code, 'ERR_WASM_CAPABILITY_DENIED')
+  t.is(error.name, 'CapabilityDeniedError')
+  t.is(error.capability, 'network.outbound')
+  t.is(error.request, 'http://10.0.0.1/')
+  t.is(error.message, 'network.outbound denied: 10.0.0.1:80 is not granted')
+  t.deepEqual(seen.list, [error])
+  t.is(permissions.deniedCount, 1)
+  permissions.deny('time.sleep', '5 ms', 'sleeping is not granted')
+  t.is(permissions.deniedCount, 2)
+})
+
+test('globs match real paths: **, *, ?, [..] and {a,b}, dotfiles included', async (t) => {
+  const base = mkdtempSync(path.join(scratch, 'globs-'))
+  const real = (relative: string) => path.join(base, relative)
+  const check = (globs: string[], relative: string) =>
+    createPermissions({ filesystemRead: globs, baseDir: base }).allowsRead(real(relative))
+  t.true(await check(['./data/**'], 'data/a.txt'))
+  t.true(await check(['./data/**'], 'data/deep/er/.hidden'))
+  t.false(await check(['./data/**'], 'database/a.txt'))
+  t.false(await check(['./data/**'], 'other/a.txt'))
+  t.true(await check(['data/*.txt'], 'data/a.txt'))
+  t.false(await check(['data/*.txt'], 'data/deep/a.txt'), '* stays within one segment')
+  t.false(await check(['data/*.txt'], 'data/a.txt.bak'))
+  t.true(await check(['**/*.json'], 'x/y/z.json'))
+  t.true(await check(['**/*.json'], 'top.json'), '** may be no segment at all')
+  t.true(await check(['data/?.txt'], 'data/b.txt'))
+  t.false(await check(['data/?.txt'], 'data/bb.txt'))
+  t.true(await check(['data/[ab].txt'], 'data/a.txt'))
+  t.false(await check(['data/[ab].txt'], 'data/c.txt'))
+  t.true(await check(['data/[!ab].txt'], 'data/c.txt'))
+  t.true(await check(['{logs,data}/*.{txt,md}'], 'logs/x.md'))
+  t.false(await check(['{logs,data}/*.{txt,md}'], 'logs/x.rs'))
+  t.true(await check(['config.toml'], 'config.toml'), 'a glob without wildcards names one file')
+  t.false(await check(['config.toml'], 'config.toml.bak'))
+  t.false(await check(['data.+(x)/**'], 'data.x/a'), 'regular expression syntax in names is literal')
+  t.true(await check(['data.+(x)/**'], 'data.+(x)/a'))
+})
+
+test('a glob whose directory is a symlink leading outside the base directory grants nothing', async (t) => {
+  const base = mkdtempSync(path.join(scratch, 'symlinked-'))
+  const outside = mkdtempSync(path.join(scratch, 'outside-'))
+  writeFileSync(path.join(outside, 'secret.txt'), 'secret')
+  symlinkSync(outside, path.join(base, 'data'))
+  mkdirSync(path.join(base, 'inner'))
+  symlinkSync(path.join(base, 'inner'), path.join(base, 'alias'))
+  const permissions = createPermissions({ filesystemRead: ['./data/**', './alias/**'], baseDir: base })
+  t.false(await permissions.allowsRead(path.join(outside, 'secret.txt')))
+  t.true(await permissions.allowsRead(path.join(base, 'inner', 'file.txt')), 'a symlink inside is followed')
+})
+
+test('permissions come from a manifest, relative to its directory', async (t) => {
+  const dir = componentDir(scratch, {
+    permissions: [
+      'filesystem.read = ["./data/**"]',
+      'network.outbound = ["127.0.0.1:8080", "*.example.com:443"]',
+      'time.sleep = true',
+    ],
+  })
+  const permissions = permissionsFromManifest(loadManifest(dir))
+  t.is(permissions.baseDir, dir)
+  t.deepEqual(permissions.filesystemRead, ['./data/**'])
+  t.true(permissions.timeSleep)
+  t.true(permissions.allowsConnection(new URL('http://127.0.0.1:8080/')))
+  t.true(permissions.allowsConnection(new URL('https://cdn.example.com/')))
+  t.true(await permissions.allowsRead(path.join(dir, 'data', 'x.txt')))
+  t.false(await permissions.allowsRead(path.join(dir, 'Component.toml')))
+})
