@@ -369,3 +369,14 @@ test('the package bin is the built CLI with a node shebang', async (t) => {
   const result = await spawnNode([built, 'run', example('hello'), 'from the bin'])
   t.deepEqual(result, { code: 0, stdout: '"Hello, from the bin!"\n', stderr: '' })
 })
+
+test('run executes a WASI command component, its stdout reaching the terminal', async (t) => {
+  const { code, stdout, stderr } = await cli(
+    'run',
+    example('wasi-tool'),
+    '--invoke',
+    'wasi:cli/run#run',
+  )
+  t.is(code, 0, stderr)
+  t.regex(stdout, /^args: \nenv count: 0\n/)
+})

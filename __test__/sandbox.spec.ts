@@ -16,6 +16,7 @@ import {
   OutOfFuelError,
   TimeoutError,
   UnreachableError,
+  WasiExitError,
   loadComponent,
 } from '../lib/index.js'
 import { MiB, root, typesImports, typesWasm } from './helpers.js'
@@ -268,4 +269,20 @@ test('a disposed sandbox refuses calls', async (t) => {
   await t.throwsAsync(sandbox.call('greet', ['x']), { instanceOf: DisposedError, code: 'ERR_WASM_DISPOSED' })
   t.throws(() => sandbox.callSync('greet', ['x']), { instanceOf: DisposedError })
   t.notThrows(() => sandbox.dispose(), 'dispose is idempotent')
+})
+
+test('loadComponent runs a WASI command with read-only preopens derived from its grants', async (t) => {
+  const read = await loadComponent(path.join(root, 'examples/wasi-tool'), {
+    wasi: { stdout: 'pipe', stderr: 'pipe', args: ['wasi-tool', 'cat', '/data/hello.txt'] },
+  })
+  t.teardown(() => read.dispose())
+  await read.call('wasi:cli/run#run')
+  t.is(read.takeOutput().stdout, 'read through a WASI preopen\n')
+
+  const escape = await loadComponent(path.join(root, 'examples/wasi-tool'), {
+    wasi: { stdout: 'pipe', stderr: 'pipe', args: ['wasi-tool', 'cat', '/data/../Component.toml'] },
+  })
+  t.teardown(() => escape.dispose())
+  await t.throwsAsync(escape.call('wasi:cli/run#run'), { instanceOf: WasiExitError })
+  t.regex(escape.takeOutput().stderr, /cannot read/)
 })

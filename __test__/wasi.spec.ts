@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync, mkdirSync, symlinkSync } from 'node:fs'
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
@@ -53,6 +53,7 @@ for (const kind of ['component', 'module'] as const) {
 
   test(`a WASI ${kind} reads only through read-only preopens`, async (t) => {
     const dir = mkdtempSync(path.join(tmpdir(), 'airssys-wasi-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
     writeFileSync(path.join(dir, 'data.txt'), 'granted content')
     mkdirSync(path.join(dir, 'sub'))
     symlinkSync('/etc', path.join(dir, 'sub', 'escape'))

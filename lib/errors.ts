@@ -12,7 +12,8 @@ export interface WasmFrame {
   moduleOffset?: number
 }
 
-interface ErrorFields {
+/** Fields a native error carries over to its class. */
+export interface ErrorFields {
   cause?: unknown
   trapCode?: string
   wasmBacktrace?: WasmFrame[]

@@ -8,6 +8,8 @@ export {
   type CallOptions,
   type Imports,
   type InstantiateOptions,
+  type FuelMetrics,
+  type MemoryMetrics,
   type Metrics,
   type WasiOptions,
 } from './instance.js'
@@ -34,6 +36,7 @@ export {
   WasiExitError,
   WasmError,
   WasmTypeError,
+  type ErrorFields,
   type WasmFrame,
 } from './errors.js'
 export {

@@ -1,7 +1,6 @@
 import { AbortError, ConfigError, fromNative, translate, translateAsync } from './errors.js'
 import {
   NativeAbortHandle,
-  type InstanceMetrics,
   type NativeWasiOptions,
   type NativeComponentInstance,
   type NativeInstance,
@@ -71,7 +70,35 @@ export interface AsyncCallOptions extends CallOptions {
   signal?: AbortSignal
 }
 
-export type Metrics = InstanceMetrics
+/** Memory figures, taken from the instance's resource limiter. */
+export interface MemoryMetrics {
+  /** Bytes of all linear memories now. */
+  currentBytes: number
+  /** The most `currentBytes` has been. */
+  peakBytes: number
+  /** `limits.memoryBytes`. */
+  limitBytes: number
+  /** Growths the limiter refused. */
+  deniedGrowths: number
+}
+
+/** Fuel figures (zero on an engine without fuel metering). */
+export interface FuelMetrics {
+  /** Fuel the last call used (0 when a deadline or abort stopped it: the count is not observable). */
+  lastCallConsumed: number
+  /** Fuel of all calls so far. */
+  totalConsumed: number
+}
+
+/** What `metrics()` reports, as of the last finished call. */
+export interface Metrics {
+  memory: MemoryMetrics
+  fuel: FuelMetrics
+  /** Calls made, failed ones included. */
+  calls: number
+  /** Calls that failed in wasm (traps, host failures, timeouts, aborts). */
+  traps: number
+}
 
 const LIMIT_DEFAULTS = { tableElements: 10_000, instances: 100, tables: 100, memories: 100 }
 const KNOWN_OPTIONS = new Set(['limits', 'fuel', 'timeoutMs', 'imports', 'wasi'])

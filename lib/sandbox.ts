@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
+import path from 'node:path'
 
 import type { Component } from './component.js'
 import { loadManifest, type Manifest, type PolicyOptions } from './config.js'
@@ -17,6 +18,7 @@ import type {
   Imports,
   Instance,
   InstantiateOptions,
+  WasiOptions,
   Metrics,
 } from './instance.js'
 
@@ -43,6 +45,26 @@ export interface LoadComponentOptions {
   policy?: PolicyOptions
   /** Tighter limits than the manifest's for this sandbox; a higher value is a ConfigError. */
   limits?: SandboxLimits
+  /**
+   * WASI stdio, env and args for a WASI component (locked down by default). Its files are never
+   * set here: they are the manifest's `filesystem.read` grants (see {@link wasiPreopens}).
+   */
+  wasi?: Omit<WasiOptions, 'preopens'>
+}
+
+/**
+ * Read-only WASI preopens from `[permissions] filesystem.read`: a grant of a whole tree,
+ * `dir/**`, becomes the directory `/dir` for the guest. Narrower globs (`data/*.json`) cannot be
+ * expressed as a preopen and grant nothing through WASI (the reference `filesystem.read` honours
+ * them).
+ */
+export function wasiPreopens(manifest: Manifest): Record<string, string> {
+  const preopens: Record<string, string> = {}
+  for (const glob of manifest.permissions.filesystem.read) {
+    const tree = /^(?:\.\/)?((?:[^*?[\]{}/]+\/)*[^*?[\]{}/]+)\/\*\*$/.exec(glob)
+    if (tree?.[1] !== undefined) preopens[`/${tree[1]}`] = path.join(manifest.dir, tree[1])
+  }
+  return preopens
 }
 
 /** Instance metrics summed over every instance the sandbox has had, plus how many it replaced. */
@@ -53,7 +75,7 @@ export interface SandboxMetrics extends Metrics {
   capabilityDenials: number
 }
 
-const KNOWN_OPTIONS = new Set(['engine', 'hostFunctions', 'onDenied', 'policy', 'limits'])
+const KNOWN_OPTIONS = new Set(['engine', 'hostFunctions', 'onDenied', 'policy', 'limits', 'wasi'])
 
 /** The signal of the guest call in progress, for the reference host interfaces. */
 interface CallScope {
@@ -154,6 +176,7 @@ export class Sandbox {
   readonly #permissions: Permissions
   readonly #callScope: CallScope
   #instance: Instance | undefined
+  #retiredOutput = { stdout: '', stderr: '' }
   #queue: Promise<unknown> = Promise.resolve()
   #pendingCalls = 0
   #restarts = 0
@@ -294,6 +317,10 @@ export class Sandbox {
     totals.lastCallFuel = metrics.fuel.lastCallConsumed
     totals.deniedGrowths += metrics.memory.deniedGrowths
     totals.peakBytes = Math.max(totals.peakBytes, metrics.memory.peakBytes)
+    // What a guest wrote before it trapped or exited is often the explanation: keep it.
+    const output = instance.takeOutput()
+    this.#retiredOutput.stdout += output.stdout
+    this.#retiredOutput.stderr += output.stderr
     instance.dispose()
     if (this.#instance === instance) this.#instance = undefined
     this.#restarts++
@@ -324,6 +351,17 @@ export class Sandbox {
       restarts: this.#restarts,
       capabilityDenials: this.#permissions.deniedCount,
     }
+  }
+
+  /** WASI output piped since the last take (with `wasi: { stdout: 'pipe' }`), of the current instance. */
+  takeOutput(): { stdout: string; stderr: string } {
+    const current = this.#instance?.takeOutput() ?? { stdout: '', stderr: '' }
+    const taken = {
+      stdout: this.#retiredOutput.stdout + current.stdout,
+      stderr: this.#retiredOutput.stderr + current.stderr,
+    }
+    this.#retiredOutput = { stdout: '', stderr: '' }
+    return taken
   }
 
   /**
@@ -373,6 +411,7 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
     fuel: tighten('limits.fuel', options.limits?.fuel, cpu.maxFuel, 'max_fuel'),
     timeoutMs: tighten('limits.timeoutMs', options.limits?.timeoutMs, cpu.timeoutMs, 'timeout'),
     imports: withHostInterfaces(options.hostFunctions, permissions, { signal: () => callScope.signal }),
+    wasi: { ...options.wasi, preopens: wasiPreopens(manifest) },
   }
 
   const engine = options.engine ?? new Engine({ fuel: true })
