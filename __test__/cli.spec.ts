@@ -371,12 +371,7 @@ test('the package bin is the built CLI with a node shebang', async (t) => {
 })
 
 test('run executes a WASI command component, its stdout reaching the terminal', async (t) => {
-  const { code, stdout, stderr } = await cli(
-    'run',
-    example('wasi-tool'),
-    '--invoke',
-    'wasi:cli/run#run',
-  )
+  const { code, stdout, stderr } = await cli('run', example('wasi-tool'), '--invoke', 'wasi:cli/run#run')
   t.is(code, 0, stderr)
   t.regex(stdout, /^args: \nenv count: 0\n/)
 })
