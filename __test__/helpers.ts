@@ -18,6 +18,7 @@ export function typesImports(log: string[] = []): Imports {
         log.push(message)
       },
       transform: (p: { x: number; y: number }) => ({ x: p.y, y: p.x }),
+      echo: (value: unknown) => value,
       failMaybe: (x: number) => {
         if (x === 0) throw new Error('zero is not allowed')
         return x + 1

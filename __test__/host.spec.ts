@@ -110,3 +110,57 @@ test('core modules can import async host functions too', async (t) => {
   })
   t.is(await instance.call('run', [3]), 301)
 })
+
+/** A value of the fixture's `everything` record: every WIT type but resources, at edge values. */
+const everything = {
+  flag: true,
+  tiny: 255,
+  small: 65535,
+  medium: 4294967295,
+  large: 18446744073709551615n,
+  stiny: -128,
+  ssmall: -32768,
+  smedium: -2147483648,
+  slarge: -9223372036854775808n,
+  single: Math.fround(-1.5),
+  wide: Number.MAX_VALUE,
+  letter: '🚀',
+  text: 'Grüße, 世界 \u{FEFF}',
+  bytes: new Uint8Array([0, 127, 255]),
+  words: ['', 'ünï', '🚀'],
+  maybe: { tag: 'some', val: undefined },
+  outcome: { tag: 'err', val: 7 },
+  rank: 'high-ish',
+  rights: { read: true, write: false, execNow: true },
+  tokens: [
+    { tag: 'int', val: -1n },
+    { tag: 'text', val: '' },
+    { tag: 'empty' },
+    { tag: 'pair', val: [255, 'ß'] },
+  ],
+  pair: [-1, 'x'],
+}
+
+for (const kind of ['sync', 'async'] as const) {
+  test(`every WIT type crosses to ${kind === 'sync' ? 'a sync' : 'an async'} host function and back, through call${kind === 'sync' ? ' and callSync' : ''}`, async (t) => {
+    const received: unknown[] = []
+    const echo = (value: unknown) => {
+      received.push(value)
+      return kind === 'sync' ? value : sleep(1).then(() => value)
+    }
+    const imports = typesImports()
+    ;(imports['test:types/host@0.1.0'] as Record<string, unknown>).echo = echo
+    const instance = typesComponent().instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports })
+    t.deepEqual(await instance.call('call-echo', [everything]), everything)
+    if (kind === 'sync') t.deepEqual(instance.callSync('call-echo', [everything]), everything)
+    t.deepEqual(received[0], everything, 'the host function saw exactly what the guest was given')
+    const nan = {
+      ...everything,
+      single: Number.NaN,
+      wide: Number.NaN,
+      maybe: { tag: 'none' },
+      outcome: { tag: 'ok', val: '' },
+    }
+    t.deepEqual(await instance.call('call-echo', [nan]), nan)
+  })
+}

@@ -153,12 +153,25 @@ pub struct WaitLimits {
     pub abort: Option<Arc<AtomicBool>>,
 }
 
+/// How long a pool thread spins for a host function's answer before it sleeps.
+const HOST_SPIN: Duration = Duration::from_micros(100);
+
 /// How often a waiting pool thread looks at the abort flag.
 const ABORT_POLL: Duration = Duration::from_millis(5);
 
 impl WaitLimits {
     fn wait<R>(&self, receiver: &mpsc::Receiver<Result<R, Failure>>, label: &str) -> Result<R, Failure> {
         let shut_down = || Failure::Internal("the JS environment shut down during a host call".into());
+        // Most host functions answer within microseconds; sleeping on the channel would add a
+        // thread wake-up (tens of microseconds here) to every host call.
+        let spin_until = Instant::now() + HOST_SPIN;
+        while Instant::now() < spin_until {
+            match receiver.try_recv() {
+                Ok(outcome) => return outcome,
+                Err(mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
+                Err(mpsc::TryRecvError::Disconnected) => return Err(shut_down()),
+            }
+        }
         loop {
             if self.abort.as_ref().is_some_and(|flag| flag.load(Ordering::Acquire)) {
                 return Err(interrupted("ABORT_ERR", "The operation was aborted".into(), None));

@@ -1,0 +1,93 @@
+/**
+ * Compiling: a small core module (ours next to `new WebAssembly.Module` on the same bytes) and a small
+ * component (hello.wasm, absolute). Cold compiles change a custom section before each compile so
+ * that no compiled-code cache can answer; the "same bytes" rows show what a cache does.
+ */
+import { readFileSync } from 'node:fs'
+
+import { Engine } from '../lib/index.js'
+import { helloWasm } from '../__test__/helpers.js'
+import { expectEqual, type Scenario } from './harness.js'
+import { coreModuleBytes, withNonce } from './wasm.js'
+
+export const compile: Scenario = {
+  name: 'compile',
+  title: 'Compile',
+  async setup() {
+    const engine = new Engine()
+    const core = withNonce(coreModuleBytes)
+    const hello = withNonce(readFileSync(helloWasm))
+
+    const exportsOf = (names: { name: string }[]) => names.map((item) => item.name).join(',')
+    expectEqual(
+      'our module exports',
+      exportsOf(engine.compileModuleSync(core.bytes).exports),
+      'memory,add,kernel',
+    )
+    expectEqual(
+      'Node module exports',
+      exportsOf(WebAssembly.Module.exports(new WebAssembly.Module(core.bytes))),
+      'memory,add,kernel',
+    )
+    expectEqual('hello exports', exportsOf(engine.compileComponentSync(hello.bytes).exports), 'greet')
+
+    return {
+      rows: [
+        {
+          id: 'node-module-cold',
+          title: 'Node: new WebAssembly.Module (core, cold)',
+          note:
+            `Baseline. V8 compiling the ${core.bytes.length}-byte benchmark module (bench/wasm.ts) with a ` +
+            'fresh nonce each time. Node 20 compiles wasm lazily (--wasm-lazy-compilation is on by ' +
+            'default): this is mostly decoding and validation; function bodies are compiled by Liftoff ' +
+            'at their first call.',
+          run: () => {
+            core.next()
+            new WebAssembly.Module(core.bytes)
+          },
+        },
+        {
+          id: 'module-cold',
+          title: 'compileModuleSync (core, cold)',
+          note:
+            'The same bytes through wasmtime (Cranelift, opt-level speed, every function compiled ' +
+            'ahead of time), fresh nonce each time. Ratio: to V8 on the same bytes.',
+          baselines: ['node-module-cold'],
+          run: () => {
+            core.next()
+            engine.compileModuleSync(core.bytes)
+          },
+        },
+        {
+          id: 'node-module-same',
+          title: 'Node: new WebAssembly.Module (core, same bytes)',
+          note: 'Baseline. V8 compiling bytes it has compiled before: its native-module cache answers.',
+          run: () => {
+            new WebAssembly.Module(core.bytes)
+          },
+        },
+        {
+          id: 'module-same',
+          title: 'compileModuleSync (core, same bytes)',
+          note: 'The same bytes again through wasmtime: shows whether an in-process compiled-code cache answers.',
+          baselines: ['node-module-same'],
+          run: () => {
+            engine.compileModuleSync(core.bytes)
+          },
+        },
+        {
+          id: 'component-cold',
+          title: 'compileComponentSync (hello.wasm, cold)',
+          note:
+            `examples/hello/hello.wasm (${hello.bytes.length} bytes, a Rust component exporting greet), ` +
+            'fresh nonce each time. Absolute: Node has no component model.',
+          run: () => {
+            hello.next()
+            engine.compileComponentSync(hello.bytes)
+          },
+        },
+      ],
+      teardown: () => engine.close(),
+    }
+  },
+}

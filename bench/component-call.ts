@@ -1,0 +1,89 @@
+/**
+ * Component calls with strings: the value goes through the canonical ABI (lowered into the guest's
+ * memory with its realloc, lifted back). Node's WebAssembly has no component model, so these are
+ * absolute; the raw core add call is measured alongside for context.
+ */
+import { Engine } from '../lib/index.js'
+import { helloWasm, typesImports, typesWasm } from '../__test__/helpers.js'
+import { expectEqual, KiB, MiB, type Scenario } from './harness.js'
+import { coreModuleBytes } from './wasm.js'
+
+/** 1 KiB of text: 1024 UTF-8 bytes, mostly ASCII with a few multi-byte characters. */
+function text1KiB(): string {
+  const unit = 'airssys-wasm ü€ '
+  let text = ''
+  while (new TextEncoder().encode(text + unit).length <= 1024) text += unit
+  return text + 'x'.repeat(1024 - new TextEncoder().encode(text).length)
+}
+
+export const componentCall: Scenario = {
+  name: 'component-call',
+  title: 'Component call (strings)',
+  async setup() {
+    const engine = new Engine()
+    const core = engine
+      .compileModuleSync(coreModuleBytes)
+      .instantiateSync({ limits: { memoryBytes: 64 * KiB } })
+    const types = engine.compileComponentSync(typesWasm).instantiateSync({
+      limits: { memoryBytes: 4 * MiB },
+      imports: typesImports(),
+    })
+    const hello = engine.compileComponentSync(helloWasm).instantiateSync({ limits: { memoryBytes: 2 * MiB } })
+    const text = text1KiB()
+    expectEqual('1 KiB text', new TextEncoder().encode(text).length, 1024)
+    expectEqual('callSync roundtrip-string', types.callSync('roundtrip-string', [text]), text)
+    expectEqual('callSync greet', hello.callSync('greet', ['world']), 'Hello, world!')
+    expectEqual('callSync numbers#add', types.callSync('test:types/numbers@0.1.0#add', [2, 3]), 5)
+    expectEqual('callSync core add', core.callSync('add', [2, 3]), 5)
+
+    return {
+      rows: [
+        {
+          id: 'core-add',
+          title: "core callSync('add', [2, 3])",
+          note: 'Context: the raw core-module call of the call scenario, the floor of any call.',
+          run: () => {
+            core.callSync('add', [2, 3])
+          },
+        },
+        {
+          id: 'component-add',
+          title: "callSync('test:types/numbers@0.1.0#add', [2, 3])",
+          note:
+            'A component function of u32 values inside an exported interface (types fixture): ' +
+            'the component-model call path without strings. Ratio: to the core add.',
+          baselines: ['core-add'],
+          run: () => {
+            types.callSync('test:types/numbers@0.1.0#add', [2, 3])
+          },
+        },
+        {
+          id: 'roundtrip-string-1k',
+          title: "callSync('roundtrip-string', [1 KiB])",
+          note:
+            'A 1 KiB string (1024 UTF-8 bytes, some multi-byte) into the types fixture and the same ' +
+            'string back: UTF-16 -> UTF-8 copy into guest memory, guest copy, UTF-8 -> JS string. Ratio: to the core add.',
+          baselines: ['core-add'],
+          run: () => {
+            types.callSync('roundtrip-string', [text])
+          },
+        },
+        {
+          id: 'greet',
+          title: "callSync('greet', ['world'])",
+          note: 'examples/hello: a short string in, "Hello, world!" out (the guest formats and allocates). Ratio: to the core add.',
+          baselines: ['core-add'],
+          run: () => {
+            hello.callSync('greet', ['world'])
+          },
+        },
+      ],
+      teardown: () => {
+        core.dispose()
+        types.dispose()
+        hello.dispose()
+        engine.close()
+      },
+    }
+  },
+}
