@@ -92,7 +92,10 @@ test('missing imports are a LinkError naming each one', async (t) => {
   })
   t.is(error?.code, 'ERR_WASM_LINK')
   t.regex(error?.message ?? '', /double: func\(x: u32\) -> u32/)
-  t.regex(error?.message ?? '', /test:types\/host@0\.1\.0 \(an object with log, transform, fail-maybe, echo\)/)
+  t.regex(
+    error?.message ?? '',
+    /test:types\/host@0\.1\.0 \(an object with log, transform, fail-maybe, echo\)/,
+  )
   const partial = typesImports()
   delete (partial['test:types/host@0.1.0'] as Record<string, unknown>).transform
   const async = await t.throwsAsync(
