@@ -135,3 +135,15 @@ test('a closed engine refuses to compile with DisposedError', (t) => {
   t.true(engine.closed)
   t.throws(() => engine.compileModuleSync(addWat), { instanceOf: DisposedError, code: 'ERR_WASM_DISPOSED' })
 })
+
+test('compiling the same bytes again returns the cached code, per engine', async (t) => {
+  const engine = new Engine()
+  const first = engine.compileModuleSync(addWat)
+  t.is(engine.compileModuleSync(addWat), first, 'same bytes, same engine: the same Module')
+  t.is(await engine.compileModule(addWat), first)
+  t.not(engine.compileModuleSync(`${addWat} `), first, 'different bytes compile anew')
+  t.not(new Engine().compileModuleSync(addWat), first, 'another engine has its own cache')
+  const [a, b] = await Promise.all([engine.compileComponent(typesWasm), engine.compileComponent(typesWasm)])
+  t.is(a, b, 'concurrent compiles of the same bytes share one compilation')
+  t.is(engine.compileComponentSync(typesWasm), a)
+})

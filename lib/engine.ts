@@ -2,6 +2,7 @@ import { Component } from './component.js'
 import { ConfigError, translate, translateAsync } from './errors.js'
 import { Module } from './module.js'
 import { NativeEngine, type NativeEngineOptions } from './native.js'
+import { CompileCache } from './util/compile-cache.js'
 import { loadSource, loadSourceSync, type WasmSource } from './util/source.js'
 
 /** Options of {@link Engine}; all optional. */
@@ -80,34 +81,48 @@ export type ValidationResult = { ok: true } | { ok: false; message: string }
  */
 export class Engine {
   readonly #native: NativeEngine
+  readonly #components = new CompileCache<Component>()
+  readonly #modules = new CompileCache<Module>()
 
   constructor(options: EngineOptions = {}) {
     const resolved = nativeOptions(options)
     this.#native = translate(() => new NativeEngine(resolved))
   }
 
-  /** Compiles a component off the JS thread. */
+  /**
+   * Compiles a component off the JS thread. Compiling the same bytes again on this engine returns
+   * the same Component while it is alive (an in-process cache keyed by the bytes' SHA-256).
+   */
   async compileComponent(source: WasmSource): Promise<Component> {
     const bytes = await loadSource(source)
-    return new Component(await translateAsync(this.#native.compileComponent(bytes)))
+    return this.#components.getAsync(
+      bytes,
+      async () => new Component(await translateAsync(this.#native.compileComponent(bytes))),
+    )
   }
 
   /** Compiles a component on the JS thread. */
   compileComponentSync(source: WasmSource): Component {
     const bytes = loadSourceSync(source)
-    return new Component(translate(() => this.#native.compileComponentSync(bytes)))
+    return this.#components.get(
+      bytes,
+      () => new Component(translate(() => this.#native.compileComponentSync(bytes))),
+    )
   }
 
   /** Compiles a core module off the JS thread. */
   async compileModule(source: WasmSource): Promise<Module> {
     const bytes = await loadSource(source)
-    return new Module(await translateAsync(this.#native.compileModule(bytes)))
+    return this.#modules.getAsync(
+      bytes,
+      async () => new Module(await translateAsync(this.#native.compileModule(bytes))),
+    )
   }
 
   /** Compiles a core module on the JS thread. */
   compileModuleSync(source: WasmSource): Module {
     const bytes = loadSourceSync(source)
-    return new Module(translate(() => this.#native.compileModuleSync(bytes)))
+    return this.#modules.get(bytes, () => new Module(translate(() => this.#native.compileModuleSync(bytes))))
   }
 
   /** Checks that `source` would compile (module or component), without keeping the code. */

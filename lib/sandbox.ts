@@ -2,7 +2,6 @@
  * `loadComponent(dir)`: a Component.toml and its wasm, run under the manifest's limits, in a
  * sandbox that replaces its instance after a trap so one bad call does not take the service down.
  */
-import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 
@@ -47,7 +46,7 @@ export interface LoadComponentOptions {
   limits?: SandboxLimits
   /**
    * WASI stdio, env and args for a WASI component (locked down by default). Its files are never
-   * set here: they are the manifest's `filesystem.read` grants (see {@link wasiPreopens}).
+   * set here: they are the manifest's `filesystem.read` grants (a `dir/**` grant becomes the preopen `/dir`).
    */
   wasi?: Omit<WasiOptions, 'preopens'>
 }
@@ -80,45 +79,6 @@ const KNOWN_OPTIONS = new Set(['engine', 'hostFunctions', 'onDenied', 'policy', 
 /** The signal of the guest call in progress, for the reference host interfaces. */
 interface CallScope {
   signal: AbortSignal | undefined
-}
-
-/**
- * Compiled components per engine, keyed by the SHA-256 of their bytes. Entries are weak, so the
- * cache never keeps compiled code alive by itself: loading the same bytes again reuses the code
- * while some sandbox still holds it; a pending compile is shared by concurrent loads.
- */
-type CacheEntry = WeakRef<Component> | Promise<Component>
-const compiledByEngine = new WeakMap<Engine, Map<string, CacheEntry>>()
-const forgetCollected = new FinalizationRegistry<{ cache: Map<string, CacheEntry>; key: string }>(
-  ({ cache, key }) => {
-    const entry = cache.get(key)
-    if (entry instanceof WeakRef && entry.deref() === undefined) cache.delete(key)
-  },
-)
-
-async function compileCached(engine: Engine, bytes: Uint8Array): Promise<Component> {
-  let cache = compiledByEngine.get(engine)
-  if (cache === undefined) {
-    cache = new Map()
-    compiledByEngine.set(engine, cache)
-  }
-  const key = createHash('sha256').update(bytes).digest('hex')
-  const entry = cache.get(key)
-  if (entry instanceof Promise) return entry
-  const alive = entry?.deref()
-  if (alive !== undefined) return alive
-
-  const pending = engine.compileComponent(bytes)
-  cache.set(key, pending)
-  try {
-    const component = await pending
-    cache.set(key, new WeakRef(component))
-    forgetCollected.register(component, { cache, key })
-    return component
-  } catch (error) {
-    cache.delete(key)
-    throw error
-  }
 }
 
 /** `requested` if it does not exceed `ceiling`, else a ConfigError naming `path`. */
@@ -427,7 +387,7 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
       )
     }
     const bytes = await readFile(manifest.wasmPath)
-    const component = await compileCached(engine, bytes)
+    const component = await engine.compileComponent(bytes)
     const instance = await component.instantiate(instantiateOptions)
     return new Sandbox({
       manifest,
