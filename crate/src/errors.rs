@@ -305,6 +305,20 @@ pub fn exit_zero_is_success<T>(result: Result<T, Failure>, success: impl FnOnce(
     }
 }
 
+/// The value to return from a raw N-API callback: the outcome's value, or null after throwing the
+/// failure's JS error.
+pub fn return_or_throw(js: Js, outcome: Result<crate::js::Value, Failure>) -> crate::js::Value {
+    match outcome {
+        Ok(value) => value,
+        Err(failure) => {
+            if let Ok(error) = failure.to_js(js) {
+                js.throw(error);
+            }
+            std::ptr::null_mut()
+        }
+    }
+}
+
 /// Shorthand for bindings: run `f`, turning a [`Failure`] into a thrown JS error.
 pub fn throw<T>(js: Js, result: Result<T, Failure>) -> napi::Result<T> {
     result.map_err(|failure| failure.into_napi(js))

@@ -9,7 +9,7 @@ use napi_derive::napi;
 use wasmtime::{Caller, ExternType, Instance as InstanceImpl, Linker, Module, Val, ValRaw, ValType};
 
 use crate::convert;
-use crate::errors::{Failure, HostCallFailed, exit_zero_is_success, throw};
+use crate::errors::{Failure, HostCallFailed, exit_zero_is_success, return_or_throw, throw};
 use crate::host;
 use crate::js::{Js, Kind, Raw, Value, callback_args};
 use crate::module::{CoreExport, ModuleShared, func_signature};
@@ -300,15 +300,7 @@ unsafe extern "C" fn call_core_function(env: napi::sys::napi_env, info: napi::sy
         .export
         .lower_args(js, &args)
         .and_then(|params| call_on_js_thread(js, &target.slot, &target.export, &target.budget, &params));
-    match outcome {
-        Ok(value) => value,
-        Err(failure) => {
-            if let Ok(error) = failure.to_js(js) {
-                js.throw(error);
-            }
-            std::ptr::null_mut()
-        }
-    }
+    return_or_throw(js, outcome)
 }
 
 /// An instantiated core module.

@@ -10,7 +10,7 @@ use wasmtime::component::{Instance, Val};
 
 use super::ComponentShared;
 use super::func::ExportFunc;
-use crate::errors::{Failure, exit_zero_is_success, throw};
+use crate::errors::{Failure, exit_zero_is_success, return_or_throw, throw};
 use crate::js::{Js, Raw, Value, callback_args};
 use crate::store::{Budget, InstanceMetrics, NativeAbortHandle, Slot};
 use crate::tasks;
@@ -50,15 +50,7 @@ unsafe extern "C" fn call_component_function(env: napi::sys::napi_env, info: nap
         .export
         .lower_args(js, &args)
         .and_then(|params| call_on_js_thread(js, &target.slot, &target.export, &target.budget, &params));
-    match outcome {
-        Ok(value) => value,
-        Err(failure) => {
-            if let Ok(error) = failure.to_js(js) {
-                js.throw(error);
-            }
-            std::ptr::null_mut()
-        }
-    }
+    return_or_throw(js, outcome)
 }
 
 /// An instantiated component.
