@@ -3,7 +3,14 @@ import { readFileSync } from 'node:fs'
 
 import test from 'ava'
 
-import { CompileError, ConfigError, DisposedError, Engine } from '../lib/index.js'
+import {
+  CompileError,
+  ConfigError,
+  DisposedError,
+  Engine,
+  PoolExhaustedError,
+  type Instance,
+} from '../lib/index.js'
 import { typesWasm } from './helpers.js'
 
 const addWat = '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
@@ -117,6 +124,22 @@ test('options are checked and unknown options rejected', (t) => {
     message: /unknown Engine option "fule"/,
   })
   t.throws(() => new Engine({ cacheDir: '/tmp/x' }), { instanceOf: ConfigError, message: /cacheDir/ })
+})
+
+test('an exhausted pool is a PoolExhaustedError, and a disposed instance frees its slot', (t) => {
+  const engine = new Engine({ pooling: { maxInstances: 1, maxMemoryBytes: 1 << 20 } })
+  const module = engine.compileModuleSync('(module (memory 1) (func (export "f") (result i32) i32.const 7))')
+  const live: Instance[] = []
+  const error = t.throws(
+    () => {
+      for (let i = 0; i < 10; i++) live.push(module.instantiateSync({ limits: { memoryBytes: 1 << 20 } }))
+    },
+    { instanceOf: PoolExhaustedError },
+  )
+  t.is(error?.code, 'ERR_WASM_POOL_EXHAUSTED')
+  t.true(live.length > 0)
+  live[0]?.dispose()
+  t.is(module.instantiateSync({ limits: { memoryBytes: 1 << 20 } }).callSync('f'), 7)
 })
 
 test('pooling engines instantiate from preallocated slots', (t) => {

@@ -127,6 +127,11 @@ export class MemoryLimitError extends TrapError {
   override readonly code = 'ERR_WASM_MEMORY_LIMIT'
 }
 
+/** Every instance slot of a pooling engine is in use; dispose instances or raise `pooling.maxInstances`. */
+export class PoolExhaustedError extends WasmError {
+  override readonly code = 'ERR_WASM_POOL_EXHAUSTED'
+}
+
 /** The call's fuel budget ran out. */
 export class OutOfFuelError extends TrapError {
   override readonly code = 'ERR_WASM_TRAP_OUT_OF_FUEL'
@@ -245,6 +250,7 @@ const BY_CODE: Record<string, ErrorClass> = {
   ERR_WASM_CONFIG: ConfigError,
   ERR_WASM_LINK: LinkError,
   ERR_WASM_MEMORY_LIMIT: MemoryLimitError,
+  ERR_WASM_POOL_EXHAUSTED: PoolExhaustedError,
   ERR_WASM_TRAP_OUT_OF_FUEL: OutOfFuelError,
   ERR_WASM_TIMEOUT: TimeoutError,
   ABORT_ERR: AbortError,

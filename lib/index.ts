@@ -29,6 +29,7 @@ export {
   MemoryLimitError,
   MemoryOutOfBoundsError,
   OutOfFuelError,
+  PoolExhaustedError,
   StackOverflowError,
   TimeoutError,
   TrapError,

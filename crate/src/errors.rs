@@ -42,6 +42,8 @@ pub enum Failure {
     /// A bad option value passed to the binding.
     Options(String),
     MemoryLimit(String),
+    /// Every slot of the engine's pooling allocator is taken.
+    PoolExhausted(String),
     Trap(Box<TrapInfo>),
     /// A JS host function threw: the thrown value travels as `cause`.
     Host {
@@ -105,6 +107,11 @@ impl Failure {
         }
         if error.downcast_ref::<Trap>().is_some() || error.downcast_ref::<HostCallFailed>().is_some() {
             return Failure::call(error, facts);
+        }
+        if error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+            return Failure::PoolExhausted(format!(
+                "the engine's pooling allocator has no free slot (dispose instances, or raise pooling.maxInstances): {error:#}"
+            ));
         }
         Failure::Link(format!("{error:#}"))
     }
@@ -184,6 +191,7 @@ impl Failure {
             Failure::Type(_) => "ERR_WASM_TYPE",
             Failure::Options(_) => "ERR_WASM_CONFIG",
             Failure::MemoryLimit(_) => "ERR_WASM_MEMORY_LIMIT",
+            Failure::PoolExhausted(_) => "ERR_WASM_POOL_EXHAUSTED",
             Failure::Trap(info) => info.code,
             Failure::Host { .. } => "ERR_WASM_HOST",
             Failure::Component { .. } => "ERR_WASM_COMPONENT",
@@ -211,6 +219,7 @@ impl Failure {
             | Failure::Link(message)
             | Failure::Options(message)
             | Failure::MemoryLimit(message)
+            | Failure::PoolExhausted(message)
             | Failure::Disposed(message)
             | Failure::Busy(message)
             | Failure::Poisoned(message)
