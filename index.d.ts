@@ -32,13 +32,12 @@ export declare class NativeComponent {
 
 /** An instantiated component. */
 export declare class NativeComponentInstance {
-  /** Calls an export on the JS thread ([`Func::call`](https://docs.rs/wasmtime/48.0.8/wasmtime/component/struct.Func.html#method.call)). */
-  callSync(name: string, args: unknown, fuel?: number | undefined | null, timeoutMs?: number | undefined | null): unknown
   /**
    * The export as a plain JS function `(...args) => result`, called on the JS thread with the
    * instance's default budget: the lowest-overhead way to call (no name lookup, no array).
+   * With `budgeted`, the function takes `(fuel, timeoutMs, ...args)` for a per-call budget.
    */
-  function(name: string): (...args: unknown[]) => unknown
+  function(name: string, budgeted?: boolean | undefined | null): (...args: unknown[]) => unknown
   /** Calls an export on a pool thread; arguments are converted first, on the JS thread. */
   call(name: string, args: unknown, fuel?: number | undefined | null, timeoutMs?: number | undefined | null, abort?: NativeAbortHandle | undefined | null): Promise<unknown>
   /** Memory, fuel and call counters ([`ResourceLimiter`](https://docs.rs/wasmtime/48.0.8/wasmtime/trait.ResourceLimiter.html) figures). */
@@ -87,13 +86,12 @@ export declare class NativeEngine {
 
 /** An instantiated core module. */
 export declare class NativeInstance {
-  /** Calls an exported function on the JS thread ([`Func::call`](https://docs.rs/wasmtime/48.0.8/wasmtime/struct.Func.html#method.call)). */
-  callSync(name: string, args: unknown, fuel?: number | undefined | null, timeoutMs?: number | undefined | null): unknown
   /**
    * The export as a plain JS function `(...args) => result`, called on the JS thread with the
    * instance's default budget: the lowest-overhead way to call (no name lookup, no array).
+   * With `budgeted`, the function takes `(fuel, timeoutMs, ...args)` for a per-call budget.
    */
-  function(name: string): (...args: unknown[]) => unknown
+  function(name: string, budgeted?: boolean | undefined | null): (...args: unknown[]) => unknown
   /** Calls an exported function on a pool thread. */
   call(name: string, args: unknown, fuel?: number | undefined | null, timeoutMs?: number | undefined | null, abort?: NativeAbortHandle | undefined | null): Promise<unknown>
   /** Memory, fuel and call counters. */

@@ -220,6 +220,7 @@ export class Instance {
   readonly #native: NativeComponentInstance | NativeInstance
   #queue: Promise<unknown> = Promise.resolve()
   readonly #functions = new Map<string, (...args: unknown[]) => unknown>()
+  readonly #budgeted = new Map<string, (...args: unknown[]) => unknown>()
 
   /** @internal */
   constructor(native: NativeComponentInstance | NativeInstance) {
@@ -233,7 +234,7 @@ export class Instance {
   callSync(name: string, args: readonly unknown[] = [], options?: CallOptions): unknown {
     if (options === undefined) return this.function(name)(...args)
     const { fuel, timeoutMs } = callOptions(options)
-    return translate(() => this.#native.callSync(name, args, fuel, timeoutMs))
+    return this.#bind(this.#budgeted, name, true)(fuel, timeoutMs, ...args)
   }
 
   /**
@@ -241,9 +242,18 @@ export class Instance {
    * with the instance's default budget, minus the name lookup: the lowest-overhead way to call.
    */
   function(name: string): (...args: unknown[]) => unknown {
-    let bound = this.#functions.get(name)
+    return this.#bind(this.#functions, name, false)
+  }
+
+  /** The native function for `name` (taking `(fuel, timeoutMs, ...args)` when `budgeted`), cached. */
+  #bind(
+    cache: Map<string, (...args: unknown[]) => unknown>,
+    name: string,
+    budgeted: boolean,
+  ): (...args: unknown[]) => unknown {
+    let bound = cache.get(name)
     if (bound === undefined) {
-      const raw = translate(() => this.#native.function(name))
+      const raw = translate(() => this.#native.function(name, budgeted))
       bound = (...args: unknown[]) => {
         try {
           return raw(...args)
@@ -251,7 +261,7 @@ export class Instance {
           throw fromNative(error)
         }
       }
-      this.#functions.set(name, bound)
+      cache.set(name, bound)
     }
     return bound
   }

@@ -291,15 +291,22 @@ struct CoreFunction {
     slot: Arc<Slot<InstanceImpl>>,
     export: Arc<CoreExport>,
     budget: Budget,
+    /// The function takes `(fuel, timeoutMs, ...args)`: a per-call budget without the name lookup.
+    budgeted: bool,
 }
 
 unsafe extern "C" fn call_core_function(env: napi::sys::napi_env, info: napi::sys::napi_callback_info) -> Value {
     // SAFETY: this callback is only installed by `NativeInstance::function` with a `CoreFunction`.
     let (js, target, args) = unsafe { callback_args::<CoreFunction>(env, info) };
-    let outcome = target
-        .export
-        .lower_args(js, &args)
-        .and_then(|params| call_on_js_thread(js, &target.slot, &target.export, &target.budget, &params));
+    let outcome = (|| {
+        let (budget, args) = match (target.budgeted, args.as_slice()) {
+            (true, [fuel, timeout_ms, rest @ ..]) => (target.slot.budget_from_js(js, *fuel, *timeout_ms)?, rest),
+            (true, _) => return Err(Failure::Type("expected (fuel, timeoutMs, ...args)".into())),
+            (false, all) => (target.budget.clone(), all),
+        };
+        let params = target.export.lower_args(js, args)?;
+        call_on_js_thread(js, &target.slot, &target.export, &budget, &params)
+    })();
     return_or_throw(js, outcome)
 }
 
@@ -334,30 +341,11 @@ impl NativeInstance {
 
 #[napi]
 impl NativeInstance {
-    /// Calls an exported function on the JS thread ([`Func::call`](https://docs.rs/wasmtime/48.0.8/wasmtime/struct.Func.html#method.call)).
-    #[napi(ts_return_type = "unknown")]
-    pub fn call_sync(
-        &self,
-        env: Env,
-        name: String,
-        args: Unknown,
-        fuel: Option<f64>,
-        timeout_ms: Option<f64>,
-    ) -> Result<Raw> {
-        let js = Js(env.raw());
-        let outcome = (|| {
-            let export = self.export(&name)?;
-            let params = export.lower_array(js, args.raw())?;
-            let budget = self.slot.budget(fuel, timeout_ms, None)?;
-            call_on_js_thread(js, &self.slot, &export, &budget, &params)
-        })();
-        throw(js, outcome).map(Raw)
-    }
-
     /// The export as a plain JS function `(...args) => result`, called on the JS thread with the
     /// instance's default budget: the lowest-overhead way to call (no name lookup, no array).
+    /// With `budgeted`, the function takes `(fuel, timeoutMs, ...args)` for a per-call budget.
     #[napi(ts_return_type = "(...args: unknown[]) => unknown")]
-    pub fn function(&self, env: Env, name: String) -> Result<Raw> {
+    pub fn function(&self, env: Env, name: String, budgeted: Option<bool>) -> Result<Raw> {
         let js = Js(env.raw());
         let target = throw(
             js,
@@ -366,6 +354,7 @@ impl NativeInstance {
                     export: self.export(&name)?,
                     budget: self.slot.budget(None, None, None)?,
                     slot: self.slot.clone(),
+                    budgeted: budgeted.unwrap_or(false),
                 })
             })(),
         )?;

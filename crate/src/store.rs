@@ -276,6 +276,28 @@ impl<I> Slot<I> {
         self.poisoned.load(Ordering::Acquire)
     }
 
+    /// The budget for one call from two JS values (`undefined` for the instance's default).
+    pub fn budget_from_js(
+        &self,
+        js: crate::js::Js,
+        fuel: crate::js::Value,
+        timeout_ms: crate::js::Value,
+    ) -> Result<Budget, Failure> {
+        let read = |name: &str, value| -> Result<Option<f64>, Failure> {
+            match js.kind(value).map_err(|error| Failure::Internal(error.reason))? {
+                crate::js::Kind::Undefined | crate::js::Kind::Null => Ok(None),
+                crate::js::Kind::Number => Ok(Some(
+                    js.get_f64(value).map_err(|error| Failure::Internal(error.reason))?,
+                )),
+                _ => Err(Failure::Type(format!(
+                    "option \"{name}\": expected a number, got {}",
+                    js.describe(value)
+                ))),
+            }
+        };
+        self.budget(read("fuel", fuel)?, read("timeoutMs", timeout_ms)?, None)
+    }
+
     /// The budget for one call: the per-call values win over the instance's defaults.
     pub fn budget(
         &self,
