@@ -6,6 +6,7 @@ import {
   type NativeInstance,
   type NativeInstanceOptions,
 } from './native.js'
+import { SerialQueue } from './util/serial-queue.js'
 
 /** JS functions given to a guest: see DESIGN §3 for how keys match imports. */
 export type Imports = Record<string, unknown>
@@ -218,7 +219,7 @@ function callOptions(options: CallOptions | undefined): { fuel?: number; timeout
  */
 export class Instance {
   readonly #native: NativeComponentInstance | NativeInstance
-  #queue: Promise<unknown> = Promise.resolve()
+  readonly #calls = new SerialQueue()
   readonly #functions = new Map<string, (...args: unknown[]) => unknown>()
   readonly #budgeted = new Map<string, (...args: unknown[]) => unknown>()
 
@@ -268,10 +269,7 @@ export class Instance {
 
   /** Calls an export off the JS thread, on airssys-wasm's own thread pool. */
   call(name: string, args: readonly unknown[] = [], options?: AsyncCallOptions): Promise<unknown> {
-    const run = () => this.#callNow(name, args, options)
-    const result = this.#queue.then(run, run)
-    this.#queue = result.catch(() => undefined)
-    return result
+    return this.#calls.run(() => this.#callNow(name, args, options))
   }
 
   async #callNow(

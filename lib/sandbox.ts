@@ -20,6 +20,7 @@ import type {
   WasiOptions,
   Metrics,
 } from './instance.js'
+import { SerialQueue } from './util/serial-queue.js'
 
 /** Limits a host may set below the manifest's own (never above them). */
 export interface SandboxLimits {
@@ -137,8 +138,7 @@ export class Sandbox {
   readonly #callScope: CallScope
   #instance: Instance | undefined
   #retiredOutput = { stdout: '', stderr: '' }
-  #queue: Promise<unknown> = Promise.resolve()
-  #pendingCalls = 0
+  readonly #calls = new SerialQueue()
   #restarts = 0
   #retired: RetiredTotals = {
     calls: 0,
@@ -178,11 +178,7 @@ export class Sandbox {
    * limits for this call, never raise them.
    */
   call(name: string, args: readonly unknown[] = [], options?: AsyncCallOptions): Promise<unknown> {
-    this.#pendingCalls++
-    const run = () => this.#callNow(name, args, options)
-    const result = this.#queue.then(run, run).finally(() => this.#pendingCalls--)
-    this.#queue = result.catch(() => undefined)
-    return result
+    return this.#calls.run(() => this.#callNow(name, args, options))
   }
 
   async #callNow(
@@ -221,7 +217,7 @@ export class Sandbox {
    * applies). Throws BusyError while a `call` is pending.
    */
   callSync(name: string, args: readonly unknown[] = [], options?: CallOptions): unknown {
-    if (this.#pendingCalls > 0) {
+    if (this.#calls.pending > 0) {
       throw new BusyError('callSync: an async call on this sandbox is still pending; await it first')
     }
     const budget = this.#budget(options)
@@ -333,7 +329,7 @@ export class Sandbox {
     this.#disposed = true
     this.#instance?.dispose()
     this.#instance = undefined
-    if (this.#ownsEngine) void this.#queue.then(() => this.#engine.close())
+    if (this.#ownsEngine) void this.#calls.idle.then(() => this.#engine.close())
   }
 
   /** Whether {@link Sandbox.dispose} was called. */

@@ -23,8 +23,8 @@ use self::types::ComponentItemInfo;
 use crate::engine::{EngineShared, is_core_module};
 use crate::errors::{Failure, throw};
 use crate::host::{HostBridge, HostFunctions};
-use crate::js::{Js, Kind, Raw};
-use crate::store::{self, Budget, Live, Metrics, NativeInstanceOptions, Slot};
+use crate::js::{Js, Raw};
+use crate::store::{self, NativeInstanceOptions, Slot};
 use crate::tasks;
 use crate::wasi::{self, Output, WasiState};
 use wasmtime::component::ResourceTable;
@@ -141,10 +141,7 @@ impl NativeComponent {
     > {
         self.shared.engine.check_open()?;
         let limits = options.limits()?;
-        let imports = match imports {
-            Some(value) if !matches!(js.kind(value.raw()), Ok(Kind::Undefined) | Ok(Kind::Null)) => Some(value.raw()),
-            _ => None,
-        };
+        let imports = imports.and_then(|value| js.defined(value.raw()));
         let (wasi, output) = match &options.wasi {
             Some(wasi_options) if self.shared.imports_wasi => {
                 let (mut builder, output) = wasi::build(wasi_options)?;
@@ -157,33 +154,13 @@ impl NativeComponent {
         let (linker, functions) = linker::link(js, &self.shared.component, imports, with_wasi)?;
         let functions = Arc::new(HostFunctions::new(js, functions).map_err(|error| Failure::Internal(error.reason))?);
         let shared = self.shared.clone();
-        let defaults = Budget {
-            fuel: options.fuel.map(|fuel| fuel as u64),
-            timeout_ms: options.timeout_ms,
-            abort: None,
-        };
+        let defaults = options.defaults();
         Ok(move || {
             let engine = &shared.engine;
-            let mut store = store::new_store(engine, limits, HostBridge::new(functions), wasi);
-            let mut metrics = Metrics::default();
-            let instance = store::run_classified(
-                &mut store,
-                engine,
-                &defaults,
-                &mut metrics,
-                |store| linker.instantiate(store, &shared.component),
-                Failure::instantiate,
-            )?;
-            // Instantiation is not a call: only its memory shows in the metrics.
-            metrics = Metrics {
-                memory: store.data().limiter.metrics(),
-                ..Metrics::default()
-            };
-            let live = Live {
-                store,
-                instance,
-                metrics,
-            };
+            let store = store::new_store(engine, limits, HostBridge::new(functions), wasi);
+            let live = store::instantiate(store, engine, &defaults, |store| {
+                linker.instantiate(store, &shared.component)
+            })?;
             Ok(NativeComponentInstance::new(
                 Slot::new(live, shared.engine.clone(), defaults, true),
                 shared,

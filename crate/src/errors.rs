@@ -176,6 +176,20 @@ impl Failure {
         }))
     }
 
+    /// A stop that happened outside wasm (before the call, or while it waited for the host): an
+    /// interrupt with no frames. `times` is `(elapsed_ms, timeout_ms)` for a timeout.
+    pub fn interrupted(code: &'static str, message: String, times: Option<(f64, f64)>) -> Self {
+        Failure::Trap(Box::new(TrapInfo {
+            code,
+            trap_code: "Interrupt".into(),
+            message,
+            frames: Vec::new(),
+            fuel_consumed: None,
+            elapsed_ms: times.map(|(elapsed, _)| elapsed),
+            timeout_ms: times.map(|(_, timeout)| timeout),
+        }))
+    }
+
     /// Whether this failure leaves a component instance unusable (wasmtime refuses re-entry).
     pub fn poisons(&self) -> bool {
         matches!(

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use napi::sys;
 
-use crate::errors::{Failure, TrapInfo};
+use crate::errors::Failure;
 use crate::js::{Js, Reference, Value};
 use crate::tasks::{self, Dispatcher};
 
@@ -174,7 +174,11 @@ impl WaitLimits {
         }
         loop {
             if self.abort.as_ref().is_some_and(|flag| flag.load(Ordering::Acquire)) {
-                return Err(interrupted("ABORT_ERR", "The operation was aborted".into(), None));
+                return Err(Failure::interrupted(
+                    "ABORT_ERR",
+                    "The operation was aborted".into(),
+                    None,
+                ));
             }
             let mut slice = if self.abort.is_some() {
                 ABORT_POLL
@@ -185,7 +189,7 @@ impl WaitLimits {
                 let now = Instant::now();
                 if now >= at {
                     let elapsed_ms = timeout_ms + now.duration_since(at).as_secs_f64() * 1000.0;
-                    return Err(interrupted(
+                    return Err(Failure::interrupted(
                         "ERR_WASM_TIMEOUT",
                         format!(
                             "wasm call timed out after {elapsed_ms:.0} ms (timeoutMs: {timeout_ms}) while waiting for host function {label}"
@@ -202,18 +206,6 @@ impl WaitLimits {
             }
         }
     }
-}
-
-fn interrupted(code: &'static str, message: String, times: Option<(f64, f64)>) -> Failure {
-    Failure::Trap(Box::new(TrapInfo {
-        code,
-        trap_code: "Interrupt".into(),
-        message,
-        frames: Vec::new(),
-        fuel_consumed: None,
-        elapsed_ms: times.map(|(elapsed, _)| elapsed),
-        timeout_ms: times.map(|(_, timeout)| timeout),
-    }))
 }
 
 type Continuation = Box<dyn FnOnce(Js, Result<Value, Value>) + Send>;

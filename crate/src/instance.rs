@@ -275,12 +275,7 @@ fn call_on_js_thread(
     params: &[Val],
 ) -> std::result::Result<Value, Failure> {
     let results = exit_zero_is_success(
-        slot.with(|live| {
-            live.store.data_mut().host.set_sync_env(Some(js));
-            let result = export.invoke(live, budget, &slot.engine, params);
-            live.store.data_mut().host.set_sync_env(None);
-            result
-        }),
+        slot.with_on_js_thread(js, |live| export.invoke(live, budget, &slot.engine, params)),
         Vec::new,
     )?;
     CoreExport::lift(js, results)
@@ -299,11 +294,7 @@ unsafe extern "C" fn call_core_function(env: napi::sys::napi_env, info: napi::sy
     // SAFETY: this callback is only installed by `NativeInstance::function` with a `CoreFunction`.
     let (js, target, args) = unsafe { callback_args::<CoreFunction>(env, info) };
     let outcome = (|| {
-        let (budget, args) = match (target.budgeted, args.as_slice()) {
-            (true, [fuel, timeout_ms, rest @ ..]) => (target.slot.budget_from_js(js, *fuel, *timeout_ms)?, rest),
-            (true, _) => return Err(Failure::Type("expected (fuel, timeoutMs, ...args)".into())),
-            (false, all) => (target.budget.clone(), all),
-        };
+        let (budget, args) = target.slot.handle_budget(js, target.budgeted, &target.budget, &args)?;
         let params = target.export.lower_args(js, args)?;
         call_on_js_thread(js, &target.slot, &target.export, &budget, &params)
     })();

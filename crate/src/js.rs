@@ -125,15 +125,17 @@ impl Js {
         }
     }
 
+    /// `value` unless it is `undefined` or `null`.
+    pub fn defined(self, value: Value) -> Option<Value> {
+        match self.kind(value) {
+            Ok(Kind::Undefined | Kind::Null) | Err(_) => None,
+            Ok(_) => Some(value),
+        }
+    }
+
     pub fn undefined(self) -> Result<Value> {
         let mut out = ptr::null_mut();
         check(unsafe { sys::napi_get_undefined(self.0, &mut out) }, "undefined")?;
-        Ok(out)
-    }
-
-    pub fn null(self) -> Result<Value> {
-        let mut out = ptr::null_mut();
-        check(unsafe { sys::napi_get_null(self.0, &mut out) }, "null")?;
         Ok(out)
     }
 

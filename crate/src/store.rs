@@ -113,15 +113,11 @@ pub fn run_classified<R>(
     if let Some(flag) = &budget.abort
         && flag.load(Ordering::Acquire)
     {
-        return Err(Failure::Trap(Box::new(crate::errors::TrapInfo {
-            code: "ABORT_ERR",
-            trap_code: "Interrupt".into(),
-            message: "The operation was aborted".into(),
-            frames: Vec::new(),
-            fuel_consumed: None,
-            elapsed_ms: None,
-            timeout_ms: None,
-        })));
+        return Err(Failure::interrupted(
+            "ABORT_ERR",
+            "The operation was aborted".into(),
+            None,
+        ));
     }
     let fuel_budget = budget.fuel.unwrap_or(u64::MAX);
     if engine.fuel {
@@ -185,6 +181,34 @@ pub fn run_classified<R>(
                 memory_denied: metrics.memory.denied_growths > denied_before,
             },
         )
+    })
+}
+
+/// Instantiates into `store` under the instance's default budget (start functions run then) and
+/// pairs the store with the instance. Instantiation is not a call: only its memory shows in the
+/// metrics.
+pub fn instantiate<I>(
+    mut store: Store<HostState>,
+    engine: &EngineShared,
+    defaults: &Budget,
+    body: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<I>,
+) -> Result<Live<I>, Failure> {
+    let instance = run_classified(
+        &mut store,
+        engine,
+        defaults,
+        &mut Metrics::default(),
+        body,
+        Failure::instantiate,
+    )?;
+    let metrics = Metrics {
+        memory: store.data().limiter.metrics(),
+        ..Metrics::default()
+    };
+    Ok(Live {
+        store,
+        instance,
+        metrics,
     })
 }
 
@@ -254,6 +278,37 @@ impl<I> Slot<I> {
             guard.take();
         }
         result
+    }
+
+    /// [`Slot::with`] on the JS thread: host functions are called directly, not through the
+    /// dispatcher.
+    pub fn with_on_js_thread<R>(
+        &self,
+        js: crate::js::Js,
+        body: impl FnOnce(&mut Live<I>) -> Result<R, Failure>,
+    ) -> Result<R, Failure> {
+        self.with(|live| {
+            live.store.data_mut().host.set_sync_env(Some(js));
+            let result = body(live);
+            live.store.data_mut().host.set_sync_env(None);
+            result
+        })
+    }
+
+    /// Splits the arguments of a function handle into its budget and the export's arguments: a
+    /// budgeted handle takes `(fuel, timeoutMs, ...args)`, a plain one uses `default`.
+    pub fn handle_budget<'a>(
+        &self,
+        js: crate::js::Js,
+        budgeted: bool,
+        default: &Budget,
+        args: &'a [crate::js::Value],
+    ) -> Result<(Budget, &'a [crate::js::Value]), Failure> {
+        match (budgeted, args) {
+            (true, [fuel, timeout_ms, rest @ ..]) => Ok((self.budget_from_js(js, *fuel, *timeout_ms)?, rest)),
+            (true, _) => Err(Failure::Type("expected (fuel, timeoutMs, ...args)".into())),
+            (false, all) => Ok((default.clone(), all)),
+        }
     }
 
     pub fn metrics(&self) -> Metrics {
@@ -356,6 +411,15 @@ pub struct NativeInstanceOptions {
 }
 
 impl NativeInstanceOptions {
+    /// The instance's default per-call budget.
+    pub fn defaults(&self) -> Budget {
+        Budget {
+            fuel: self.fuel.map(|fuel| fuel as u64),
+            timeout_ms: self.timeout_ms,
+            abort: None,
+        }
+    }
+
     pub fn limits(&self) -> Result<LimitsConfig, Failure> {
         if !(self.memory_bytes >= 0.0 && self.memory_bytes.fract() == 0.0 && self.memory_bytes <= 2f64.powi(53)) {
             return Err(Failure::Type(format!(

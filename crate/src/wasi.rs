@@ -97,31 +97,25 @@ pub fn build(options: &NativeWasiOptions) -> Result<(WasiCtxBuilder, Output), Fa
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
-    let mut output = Output::default();
-    match options.stdout.as_str() {
-        "inherit" => {
-            builder.inherit_stdout();
-        }
-        "pipe" => {
-            let pipe = CappedPipe::new(options.output_limit_bytes as usize);
-            builder.stdout(pipe.clone());
-            output.stdout = Some(pipe);
-        }
-        "ignore" => {}
-        other => return Err(Failure::Options(format!("wasi.stdout: unknown mode \"{other}\""))),
-    }
-    match options.stderr.as_str() {
-        "inherit" => {
-            builder.inherit_stderr();
-        }
-        "pipe" => {
-            let pipe = CappedPipe::new(options.output_limit_bytes as usize);
-            builder.stderr(pipe.clone());
-            output.stderr = Some(pipe);
-        }
-        "ignore" => {}
-        other => return Err(Failure::Options(format!("wasi.stderr: unknown mode \"{other}\""))),
-    }
+    let limit = options.output_limit_bytes as usize;
+    let output = Output {
+        stdout: stream(
+            &mut builder,
+            "stdout",
+            &options.stdout,
+            limit,
+            WasiCtxBuilder::inherit_stdout,
+            |builder, pipe| builder.stdout(pipe),
+        )?,
+        stderr: stream(
+            &mut builder,
+            "stderr",
+            &options.stderr,
+            limit,
+            WasiCtxBuilder::inherit_stderr,
+            |builder, pipe| builder.stderr(pipe),
+        )?,
+    };
     for pair in &options.env {
         if let [key, value] = pair.as_slice() {
             builder.env(key, value);
@@ -136,6 +130,33 @@ pub fn build(options: &NativeWasiOptions) -> Result<(WasiCtxBuilder, Output), Fa
         }
     }
     Ok((builder, output))
+}
+
+type Connect = fn(&mut WasiCtxBuilder) -> &mut WasiCtxBuilder;
+type ConnectPipe = fn(&mut WasiCtxBuilder, CappedPipe) -> &mut WasiCtxBuilder;
+
+/// Wires one output stream by its mode; the pipe, when piped, is kept for `takeOutput()`.
+fn stream(
+    builder: &mut WasiCtxBuilder,
+    name: &str,
+    mode: &str,
+    limit: usize,
+    inherit: Connect,
+    pipe_to: ConnectPipe,
+) -> Result<Option<CappedPipe>, Failure> {
+    match mode {
+        "inherit" => {
+            inherit(builder);
+            Ok(None)
+        }
+        "pipe" => {
+            let pipe = CappedPipe::new(limit);
+            pipe_to(builder, pipe.clone());
+            Ok(Some(pipe))
+        }
+        "ignore" => Ok(None),
+        other => Err(Failure::Options(format!("wasi.{name}: unknown mode \"{other}\""))),
+    }
 }
 
 /// An in-memory output stream keeping the newest `capacity` bytes.
