@@ -65,6 +65,8 @@ export declare class NativeEngine {
   get closed(): boolean
   /** Whether this engine meters fuel (`Config::consume_fuel`). */
   get fuelEnabled(): boolean
+  /** What the on-disk cache did since this engine was created; `null` without `cacheDir`. */
+  get cacheStats(): NativeCacheStats | null
   /** Compiles a component (binary or WAT) on the JS thread. */
   compileComponentSync(bytes: Uint8Array): NativeComponent
   /** Compiles a component (binary or WAT) on a pool thread. */
@@ -162,6 +164,16 @@ export interface ModuleItemInfo {
   type: string
 }
 
+/** Counters of the on-disk cache. */
+export interface NativeCacheStats {
+  /** Compiles answered from a file. */
+  hits: number
+  /** Compiles that had no usable file (and compiled). */
+  misses: number
+  /** Artifacts that could not be written (the compile itself succeeded). */
+  writeFailures: number
+}
+
 /** Engine options after the TS layer applied defaults (lib/engine.ts owns the defaults). */
 export interface NativeEngineOptions {
   /** Instrument code with fuel metering ([`Config::consume_fuel`]). */
@@ -174,7 +186,7 @@ export interface NativeEngineOptions {
   poolingMaxInstances?: number
   /** Largest linear memory of a pooled instance, in bytes. */
   poolingMaxMemoryBytes?: number
-  /** On-disk compiled-code cache directory (not available yet: rejected). */
+  /** On-disk compiled-code cache directory ([`DiskCache`]). */
   cacheDir?: string
 }
 

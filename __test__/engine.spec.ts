@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 
 import test from 'ava'
 
@@ -123,7 +125,76 @@ test('options are checked and unknown options rejected', (t) => {
     instanceOf: ConfigError,
     message: /unknown Engine option "fule"/,
   })
-  t.throws(() => new Engine({ cacheDir: '/tmp/x' }), { instanceOf: ConfigError, message: /cacheDir/ })
+  t.throws(() => new Engine({ cacheDir: '' }), { instanceOf: ConfigError, message: /cacheDir/ })
+  t.throws(() => new Engine({ cacheDir: 42 } as never), { instanceOf: ConfigError, message: /cacheDir/ })
+  // A path under a regular file cannot become a directory.
+  t.throws(() => new Engine({ cacheDir: path.join(typesWasm, 'cache') }), {
+    instanceOf: ConfigError,
+    message: /cacheDir: cannot create/,
+  })
+})
+
+/** The one entry directory an engine's cache made under `dir`, and the artifacts in it. */
+function cacheEntries(dir: string): { sub: string; files: string[] } {
+  const [sub, ...others] = readdirSync(dir)
+  if (sub === undefined || others.length > 0) throw new Error(`expected one entry directory in ${dir}`)
+  return { sub: path.join(dir, sub), files: readdirSync(path.join(dir, sub)).sort() }
+}
+
+test('cacheDir: a second engine loads code the first one compiled, for modules and components', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'airssys-cache-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const first = new Engine({ cacheDir: dir })
+  t.deepEqual(first.cacheStats, { hits: 0, misses: 0, writeFailures: 0 })
+  first.compileModuleSync(addWasm)
+  await first.compileComponent(typesWasm)
+  t.deepEqual(first.cacheStats, { hits: 0, misses: 2, writeFailures: 0 })
+  const { files } = cacheEntries(dir)
+  t.is(files.length, 2)
+  t.true(files.every((file) => /^(module|component)-[0-9a-f]{64}\.cwasm$/.test(file)))
+
+  const second = new Engine({ cacheDir: dir })
+  const module = await second.compileModule(addWasm)
+  const component = second.compileComponentSync(typesWasm)
+  t.deepEqual(second.cacheStats, { hits: 2, misses: 0, writeFailures: 0 })
+  t.is(module.instantiateSync({ limits: { memoryBytes: 0 } }).callSync('add', [40, 2]), 42)
+  t.deepEqual(component.exports, first.compileComponentSync(typesWasm).exports)
+  t.is(new Engine().cacheStats, undefined)
+})
+
+test('cacheDir: engines with other settings keep apart; a damaged file is recompiled and replaced', (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'airssys-cache-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  new Engine({ cacheDir: dir }).compileModuleSync(addWasm)
+  const { sub, files } = cacheEntries(dir)
+
+  const metered = new Engine({ cacheDir: dir, fuel: true })
+  metered.compileModuleSync(addWasm)
+  t.deepEqual(metered.cacheStats, { hits: 0, misses: 1, writeFailures: 0 })
+  t.is(readdirSync(dir).length, 2)
+
+  const artifact = path.join(sub, files[0] ?? '')
+  writeFileSync(artifact, randomBytes(4096))
+  const repaired = new Engine({ cacheDir: dir })
+  const module = repaired.compileModuleSync(addWasm)
+  t.deepEqual(repaired.cacheStats, { hits: 0, misses: 1, writeFailures: 0 })
+  t.is(module.instantiateSync({ limits: { memoryBytes: 0 } }).callSync('add', [1, 2]), 3)
+  const reloaded = new Engine({ cacheDir: dir })
+  reloaded.compileModuleSync(addWasm)
+  t.deepEqual(reloaded.cacheStats, { hits: 1, misses: 0, writeFailures: 0 })
+})
+
+test('cacheDir: a cache that cannot be written still compiles, and counts the failure', (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'airssys-cache-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const engine = new Engine({ cacheDir: dir })
+  const { sub } = cacheEntries(dir)
+  // Replace the entry directory with a file: writes fail whatever the user's permissions.
+  rmSync(sub, { recursive: true })
+  writeFileSync(sub, '')
+  const module = engine.compileModuleSync(addWasm)
+  t.is(module.instantiateSync({ limits: { memoryBytes: 0 } }).callSync('add', [2, 2]), 4)
+  t.deepEqual(engine.cacheStats, { hits: 0, misses: 1, writeFailures: 1 })
 })
 
 test('an exhausted pool is a PoolExhaustedError, and a disposed instance frees its slot', (t) => {

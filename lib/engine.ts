@@ -13,7 +13,11 @@ export interface EngineOptions {
   epochTickMs?: number
   /** Pooling instance allocator: preallocated slots for fast instantiation. Default false. */
   pooling?: { maxInstances?: number; maxMemoryBytes?: number } | false
-  /** On-disk compiled-code cache directory. Not available in this version: setting it throws. */
+  /**
+   * On-disk compiled-code cache directory, created if missing. A compile whose bytes were compiled
+   * before by an engine with the same settings loads the stored machine code instead of compiling.
+   * Loading runs that code: the directory must be writable only by users you trust.
+   */
   cacheDir?: string
   /** Maximum wasm stack per call, in bytes (64 KiB to 2 MiB). Default 512 KiB. */
   maxWasmStackBytes?: number
@@ -51,6 +55,11 @@ function nativeOptions(options: EngineOptions): NativeEngineOptions {
   if (pooling !== false && (typeof pooling !== 'object' || pooling === null)) {
     throw new ConfigError('pooling: expected an object or false', { path: 'pooling' })
   }
+  if (options.cacheDir !== undefined && (typeof options.cacheDir !== 'string' || options.cacheDir === '')) {
+    throw new ConfigError(`cacheDir: expected a directory path, got ${String(options.cacheDir)}`, {
+      path: 'cacheDir',
+    })
+  }
   return {
     fuel: options.fuel ?? DEFAULTS.fuel,
     epochTickMs: positiveInteger('epochTickMs', options.epochTickMs, DEFAULTS.epochTickMs),
@@ -69,6 +78,16 @@ function nativeOptions(options: EngineOptions): NativeEngineOptions {
         : positiveInteger('pooling.maxMemoryBytes', pooling.maxMemoryBytes, DEFAULTS.poolingMaxMemoryBytes),
     cacheDir: options.cacheDir,
   }
+}
+
+/** What the on-disk cache did since the engine was created (see {@link EngineOptions.cacheDir}). */
+export interface CacheStats {
+  /** Compiles answered from a stored file. */
+  hits: number
+  /** Compiles that found no usable file and compiled (then stored the result). */
+  misses: number
+  /** Results that could not be stored; the compiles themselves succeeded. */
+  writeFailures: number
 }
 
 /** Result of {@link Engine.validate}. */
@@ -91,7 +110,8 @@ export class Engine {
 
   /**
    * Compiles a component off the JS thread. Compiling the same bytes again on this engine returns
-   * the same Component while it is alive (an in-process cache keyed by the bytes' SHA-256).
+   * the same Component while it is alive (an in-process cache keyed by the bytes' SHA-256); with
+   * `cacheDir`, code compiled earlier (by any process) is loaded from disk.
    */
   async compileComponent(source: WasmSource): Promise<Component> {
     const bytes = await loadSource(source)
@@ -153,6 +173,11 @@ export class Engine {
   /** Whether this engine meters fuel (created with `fuel: true`). */
   get fuelEnabled(): boolean {
     return this.#native.fuelEnabled
+  }
+
+  /** Counters of the on-disk cache, or `undefined` when the engine has no `cacheDir`. */
+  get cacheStats(): CacheStats | undefined {
+    return this.#native.cacheStats ?? undefined
   }
 
   /** Whether {@link Engine.close} was called. */

@@ -1,5 +1,5 @@
 /** airssys-wasm: run untrusted WebAssembly safely in Node.js, on Wasmtime. */
-export { Engine, type EngineOptions, type ValidationResult } from './engine.js'
+export { Engine, type CacheStats, type EngineOptions, type ValidationResult } from './engine.js'
 export { Component, type ComponentItem } from './component.js'
 export { Module, type ModuleItem } from './module.js'
 export {

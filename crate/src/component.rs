@@ -20,6 +20,7 @@ use self::convert::camel_case;
 use self::func::ExportFunc;
 use self::instance::NativeComponentInstance;
 use self::types::ComponentItemInfo;
+use crate::disk_cache::Kind;
 use crate::engine::{EngineShared, is_core_module};
 use crate::errors::{Failure, throw};
 use crate::host::{HostBridge, HostFunctions};
@@ -111,7 +112,18 @@ impl NativeComponent {
                 "expected a component but got a core wasm module: use compileModule for core modules".into(),
             ));
         }
-        let component = ComponentImpl::new(&engine.engine, bytes).map_err(|error| Failure::compile(&error))?;
+        let compile = || ComponentImpl::new(&engine.engine, bytes).map_err(|error| Failure::compile(&error));
+        let component = match &engine.cache {
+            Some(cache) => cache.get_or_compile(
+                Kind::Component,
+                bytes,
+                // SAFETY: as for modules: only our own `serialize` output lives in the directory.
+                |path| unsafe { ComponentImpl::deserialize_file(&engine.engine, path) },
+                compile,
+                ComponentImpl::serialize,
+            )?,
+            None => compile()?,
+        };
         Ok(NativeComponent {
             shared: Arc::new(ComponentShared::new(component, engine.clone())),
         })

@@ -1,7 +1,7 @@
 //! [`wasmtime::Engine`] with its [`Config`], and the epoch ticker thread behind wall-clock deadlines.
 
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use wasmtime::{
 };
 
 use crate::component::NativeComponent;
+use crate::disk_cache::DiskCache;
 use crate::errors::{Failure, throw};
 use crate::js::{Js, Raw};
 use crate::module::NativeModule;
@@ -32,8 +33,19 @@ pub struct NativeEngineOptions {
     pub pooling_max_instances: Option<u32>,
     /// Largest linear memory of a pooled instance, in bytes.
     pub pooling_max_memory_bytes: Option<f64>,
-    /// On-disk compiled-code cache directory (not available yet: rejected).
+    /// On-disk compiled-code cache directory ([`DiskCache`]).
     pub cache_dir: Option<String>,
+}
+
+/// Counters of the on-disk cache.
+#[napi(object)]
+pub struct NativeCacheStats {
+    /// Compiles answered from a file.
+    pub hits: f64,
+    /// Compiles that had no usable file (and compiled).
+    pub misses: f64,
+    /// Artifacts that could not be written (the compile itself succeeded).
+    pub write_failures: f64,
 }
 
 /// Largest `maxWasmStackBytes`: wasm runs on the JS thread for `callSync` (a Node worker has a
@@ -46,6 +58,8 @@ const MAX_BACKTRACE_FRAMES: usize = 32;
 /// What an engine's compiled code and instances share: the wasmtime engine and its ticker.
 pub struct EngineShared {
     pub engine: EngineImpl,
+    /// The on-disk compiled-code cache, when `cacheDir` is set.
+    pub cache: Option<DiskCache>,
     pub fuel: bool,
     tick: Duration,
     closed: AtomicBool,
@@ -59,11 +73,6 @@ struct Ticker {
 
 impl EngineShared {
     fn new(options: &NativeEngineOptions) -> std::result::Result<Self, Failure> {
-        if options.cache_dir.is_some() {
-            return Err(Failure::Options(
-                "cacheDir: the on-disk compiled-code cache is not available in this version".into(),
-            ));
-        }
         if options.epoch_tick_ms == 0 {
             return Err(Failure::Options("epochTickMs must be at least 1".into()));
         }
@@ -92,8 +101,13 @@ impl EngineShared {
             )?));
         }
         let engine = EngineImpl::new(&config).map_err(|error| Failure::Options(format!("{error:#}")))?;
+        let cache = match &options.cache_dir {
+            Some(dir) => Some(DiskCache::open(dir, &engine)?),
+            None => None,
+        };
         Ok(EngineShared {
             engine,
+            cache,
             fuel: options.fuel,
             tick: Duration::from_millis(options.epoch_tick_ms as u64),
             closed: AtomicBool::new(false),
@@ -217,6 +231,19 @@ impl NativeEngine {
     #[napi(getter)]
     pub fn fuel_enabled(&self) -> bool {
         self.shared.fuel
+    }
+
+    /// What the on-disk cache did since this engine was created; `null` without `cacheDir`.
+    #[napi(getter)]
+    pub fn cache_stats(&self) -> Option<NativeCacheStats> {
+        self.shared.cache.as_ref().map(|cache| {
+            let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed) as f64;
+            NativeCacheStats {
+                hits: count(&cache.counters.hits),
+                misses: count(&cache.counters.misses),
+                write_failures: count(&cache.counters.write_failures),
+            }
+        })
     }
 
     /// Compiles a component (binary or WAT) on the JS thread.

@@ -4,6 +4,7 @@
 
 pub mod component;
 pub mod convert;
+pub mod disk_cache;
 pub mod engine;
 pub mod errors;
 pub mod host;

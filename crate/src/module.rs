@@ -10,6 +10,7 @@ use napi_derive::napi;
 use wasmtime::{ExternType, FuncType, Module as ModuleImpl, ModuleExport, ValType};
 
 use crate::convert::{ref_type_name, type_name};
+use crate::disk_cache::Kind;
 use crate::engine::{EngineShared, is_component};
 use crate::errors::{Failure, throw};
 use crate::host::{HostBridge, HostFunctions};
@@ -138,7 +139,19 @@ impl NativeModule {
                 "expected a core wasm module but got a component: use compileComponent for components".into(),
             ));
         }
-        let module = ModuleImpl::new(&engine.engine, bytes).map_err(|error| Failure::compile(&error))?;
+        let compile = || ModuleImpl::new(&engine.engine, bytes).map_err(|error| Failure::compile(&error));
+        let module = match &engine.cache {
+            Some(cache) => cache.get_or_compile(
+                Kind::Module,
+                bytes,
+                // SAFETY: the cache directory holds only our own `serialize` output (its trust
+                // rule is documented on `cacheDir`); wasmtime checks version and configuration.
+                |path| unsafe { ModuleImpl::deserialize_file(&engine.engine, path) },
+                compile,
+                ModuleImpl::serialize,
+            )?,
+            None => compile()?,
+        };
         Ok(NativeModule {
             shared: Arc::new(ModuleShared::new(module, engine.clone())),
         })

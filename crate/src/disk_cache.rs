@@ -1,0 +1,111 @@
+//! The on-disk compiled-code cache behind the engine's `cacheDir`.
+//!
+//! Entries are wasmtime's own serialized artifacts, one file per input, named by the SHA-256 of the
+//! input bytes, under a directory named by the engine's precompile-compatibility hash: engines with
+//! different settings (fuel, stack size, ...) never read each other's code. Files are written to a
+//! temporary name and renamed into place, so a reader sees a whole artifact or none; a file that
+//! does not load (truncated, another wasmtime version) is a miss and is replaced. Loading maps the
+//! file and runs its machine code: the directory must be writable only by trusted users, which is
+//! the same trust rule as wasmtime's own cache and `deserialize`.
+
+use std::fs;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+
+use crate::errors::Failure;
+
+/// What the cache did since the engine was created (`Engine.cacheStats`).
+#[derive(Default)]
+pub struct CacheCounters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub write_failures: AtomicU64,
+}
+
+pub struct DiskCache {
+    dir: PathBuf,
+    pub counters: CacheCounters,
+    temp_serial: AtomicU64,
+}
+
+/// Which compiler produced an entry: a module and a component never share a file.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Module,
+    Component,
+}
+
+impl DiskCache {
+    /// Creates `<dir>/<engine fingerprint>/`; a directory that cannot be created is a config error.
+    pub fn open(dir: &str, engine: &Engine) -> Result<Self, Failure> {
+        if dir.is_empty() {
+            return Err(Failure::Options(
+                "cacheDir: expected a directory path, got an empty string".into(),
+            ));
+        }
+        let mut hasher = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let dir = Path::new(dir).join(format!("wasmtime-{:016x}", hasher.finish()));
+        fs::create_dir_all(&dir)
+            .map_err(|error| Failure::Options(format!("cacheDir: cannot create {}: {error}", dir.display())))?;
+        Ok(DiskCache {
+            dir,
+            counters: CacheCounters::default(),
+            temp_serial: AtomicU64::new(0),
+        })
+    }
+
+    /// The cached artifact for `bytes`, or the one `compile` makes (then written for next time).
+    /// Cache I/O problems never fail a compile: a failed write is only counted.
+    pub fn get_or_compile<T>(
+        &self,
+        kind: Kind,
+        bytes: &[u8],
+        load: impl FnOnce(&Path) -> wasmtime::Result<T>,
+        compile: impl FnOnce() -> Result<T, Failure>,
+        serialize: impl FnOnce(&T) -> wasmtime::Result<Vec<u8>>,
+    ) -> Result<T, Failure> {
+        let path = self.entry_path(kind, bytes);
+        if path.is_file()
+            && let Ok(loaded) = load(&path)
+        {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(loaded);
+        }
+        self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        let compiled = compile()?;
+        let written = serialize(&compiled)
+            .map_err(|error| std::io::Error::other(error.to_string()))
+            .and_then(|artifact| self.write(&path, &artifact));
+        if written.is_err() {
+            self.counters.write_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(compiled)
+    }
+
+    fn entry_path(&self, kind: Kind, bytes: &[u8]) -> PathBuf {
+        let prefix = match kind {
+            Kind::Module => "module",
+            Kind::Component => "component",
+        };
+        let digest = Sha256::digest(bytes);
+        let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+        self.dir.join(format!("{prefix}-{hex}.cwasm"))
+    }
+
+    /// Writes beside the target and renames: concurrent writers (threads or processes) each
+    /// replace the file whole, and a mapped older file stays valid for whoever loaded it.
+    fn write(&self, path: &Path, artifact: &[u8]) -> std::io::Result<()> {
+        let serial = self.temp_serial.fetch_add(1, Ordering::Relaxed);
+        let temp = path.with_extension(format!("{}-{serial}.tmp", std::process::id()));
+        let result = fs::write(&temp, artifact).and_then(|()| fs::rename(&temp, path));
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        result
+    }
+}
