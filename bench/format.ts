@@ -1,16 +1,30 @@
 /** Number formatting shared by the runner's console table and the BENCHMARKING.md report. */
 import type { RowResult } from './harness.js'
 
-const UNITS: [limit: number, divisor: number, unit: string][] = [
-  [1e3, 1, 'ns'],
-  [1e6, 1e3, 'µs'],
-  [1e9, 1e6, 'ms'],
-  [Infinity, 1e9, 's'],
-]
+import type { Unit } from './harness.js'
 
-function unitOf(ns: number): [divisor: number, unit: string] {
-  const [, divisor, unit] = UNITS.find(([limit]) => Math.abs(ns) < limit * 0.9995) ?? UNITS[UNITS.length - 1]!
-  return [divisor, unit]
+type Scale = [limit: number, divisor: number, unit: string][]
+
+const SCALES: Record<Unit, Scale> = {
+  ns: [
+    [1e3, 1, 'ns'],
+    [1e6, 1e3, 'µs'],
+    [1e9, 1e6, 'ms'],
+    [Infinity, 1e9, 's'],
+  ],
+  bytes: [
+    [1024, 1, 'B'],
+    [1024 ** 2, 1024, 'KiB'],
+    [1024 ** 3, 1024 ** 2, 'MiB'],
+    [Infinity, 1024 ** 3, 'GiB'],
+  ],
+}
+
+function unitOf(value: number, unit: Unit): [divisor: number, unit: string] {
+  const scale = SCALES[unit]
+  const [, divisor, name] =
+    scale.find(([limit]) => Math.abs(value) < limit * 0.9995) ?? scale[scale.length - 1]!
+  return [divisor, name]
 }
 
 /** Three significant digits, never in exponent notation: `1.25`, `87.3`, `1030`. */
@@ -18,16 +32,27 @@ function significant(value: number): string {
   return Math.abs(value) >= 100 ? value.toFixed(0) : value.toPrecision(3)
 }
 
-/** Three significant digits in the unit that suits the value: `1.25 ms`, `87.3 ns`. */
-export function duration(ns: number): string {
-  const [divisor, unit] = unitOf(ns)
-  return `${significant(ns / divisor)} ${unit}`
+/** Three significant digits in the unit that suits the value: `1.25 ms`, `87.3 ns`, `61.2 KiB`. */
+export function amount(value: number, unit: Unit): string {
+  const [divisor, name] = unitOf(value, unit)
+  return `${significant(value / divisor)} ${name}`
+}
+
+/** A row's median. */
+export function median(row: RowResult): string {
+  return amount(row.median, row.unit)
 }
 
 /** `p10–p90` in the unit of the median. */
 export function spread(row: RowResult): string {
-  const [divisor, unit] = unitOf(row.medianNs)
-  return `${significant(row.p10Ns / divisor)}–${significant(row.p90Ns / divisor)} ${unit}`
+  const [divisor, name] = unitOf(row.median, row.unit)
+  return `${significant(row.p10 / divisor)}–${significant(row.p90 / divisor)} ${name}`
+}
+
+/** The p99 in the unit of the median. */
+export function p99(row: RowResult): string {
+  const [divisor, name] = unitOf(row.median, row.unit)
+  return `${significant(row.p99 / divisor)} ${name}`
 }
 
 export function rme(row: RowResult): string {

@@ -48,9 +48,22 @@ export interface Row {
   baselines?: string[]
   /** The operation, synchronous... */
   run?: () => void
-  /** ...or asynchronous (measured as a deferred benchmark: one operation at a time). */
+  /** ...or asynchronous (measured as a deferred benchmark: one operation at a time)... */
   runAsync?: () => Promise<void>
+  /**
+   * ...or not timed at all: each call returns one sample of a quantity in `unit` (for example
+   * bytes of RSS per instance, measured in a fresh process). Taken `SAMPLED_RUNS` times.
+   */
+  sample?: () => Promise<number>
+  /** What `sample` returns. Timed rows are in nanoseconds. */
+  unit?: Unit
 }
+
+/** Nanoseconds per operation for timed rows; bytes for sampled memory rows. */
+export type Unit = 'ns' | 'bytes'
+
+/** How many samples a `sample` row takes (each one is a fresh process, so a few suffice). */
+const SAMPLED_RUNS = { full: 7, quick: 1 }
 
 /** What a scenario's setup returns: its rows, ready to time, and how to release what it holds. */
 export interface Prepared {
@@ -66,16 +79,18 @@ export interface Scenario {
   setup: (mode: Mode) => Promise<Prepared>
 }
 
-/** A row's numbers. Times are nanoseconds per operation. */
+/** A row's numbers, in `unit`: nanoseconds per operation for timed rows. */
 export interface RowResult {
   id: string
   title: string
   note: string
-  /** Median of the per-sample mean times. */
-  medianNs: number
-  /** 10th and 90th percentiles of the per-sample mean times. */
-  p10Ns: number
-  p90Ns: number
+  unit: Unit
+  /** Median of the samples (for timed rows, each sample is the mean time of its operations). */
+  median: number
+  /** 10th, 90th and 99th percentiles of the samples (interpolated; with 30 samples p99 is ~the worst). */
+  p10: number
+  p90: number
+  p99: number
   /** Benchmark.js's relative margin of error of the mean (95% confidence), in percent. */
   rmePercent: number
   /** Samples taken, and (about) how many operations were timed in all. */
@@ -132,8 +147,40 @@ function benchmarkOf(row: Row, mode: Mode, failures: unknown[]): Benchmark {
   return new Benchmark(row.id, operation, { ...options, defer: true })
 }
 
+function statistics(row: Row, unit: Unit, sorted: number[]) {
+  return {
+    id: row.id,
+    title: row.title,
+    note: row.note,
+    unit,
+    median: percentile(sorted, 0.5),
+    p10: percentile(sorted, 0.1),
+    p90: percentile(sorted, 0.9),
+    p99: percentile(sorted, 0.99),
+  }
+}
+
+/** A `sample` row: no warm-up or Benchmark.js, just its samples (rme: their relative spread). */
+async function measureSamples(row: Row, sample: () => Promise<number>, mode: Mode): Promise<RowResult> {
+  const values: number[] = []
+  for (let run = 0; run < (mode.quick ? SAMPLED_RUNS.quick : SAMPLED_RUNS.full); run++) {
+    values.push(await sample())
+  }
+  values.sort((a, b) => a - b)
+  const mean = values.reduce((sum, value) => sum + value, 0) / values.length
+  const deviation = Math.sqrt(values.reduce((sum, value) => sum + (value - mean) ** 2, 0) / values.length)
+  return {
+    ...statistics(row, row.unit ?? 'bytes', values),
+    rmePercent: mean === 0 ? 0 : (100 * deviation) / mean,
+    samples: values.length,
+    operations: values.length,
+    ratios: [],
+  }
+}
+
 /** Warms `row` up, measures it, and returns its statistics (ratios are filled in by the caller). */
 export async function measure(row: Row, mode: Mode): Promise<RowResult> {
+  if (row.sample) return measureSamples(row, row.sample, mode)
   await warmUp(row, mode)
   const failures: unknown[] = []
   const benchmark = benchmarkOf(row, mode, failures)
@@ -145,12 +192,7 @@ export async function measure(row: Row, mode: Mode): Promise<RowResult> {
   if (failures.length > 0) throw failures[0]
   const sample = benchmark.stats.sample.map((seconds) => seconds * 1e9).sort((a, b) => a - b)
   return {
-    id: row.id,
-    title: row.title,
-    note: row.note,
-    medianNs: percentile(sample, 0.5),
-    p10Ns: percentile(sample, 0.1),
-    p90Ns: percentile(sample, 0.9),
+    ...statistics(row, 'ns', sample),
     rmePercent: benchmark.stats.rme,
     samples: sample.length,
     operations: benchmark.count * sample.length,
@@ -167,7 +209,9 @@ export async function measureAll(prepared: Prepared, mode: Mode): Promise<RowRes
     for (const baseline of row.baselines ?? []) {
       const other = results.find((candidate) => candidate.id === baseline)
       if (!other) throw new Error(`row ${row.id}: unknown baseline ${baseline}`)
-      result.ratios.push({ baseline, ratio: result.medianNs / other.medianNs })
+      if (other.unit !== result.unit)
+        throw new Error(`row ${row.id}: baseline ${baseline} is in another unit`)
+      result.ratios.push({ baseline, ratio: result.median / other.median })
     }
   }
   return results

@@ -12,7 +12,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 
 import * as prettier from 'prettier'
 
-import { duration, rme, ratios, spread } from './format.js'
+import { median, p99, rme, ratios, spread } from './format.js'
 import type { Results } from './run.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -39,12 +39,16 @@ export function renderResults(results: Results): string {
   for (const scenario of results.scenarios) {
     lines.push(`### ${scenario.title}`, '')
     lines.push(`\`bench/${scenario.name}.ts\` · ${(scenario.elapsedMs / 1000).toFixed(1)} s`, '')
-    lines.push('| row | median | p10–p90 | rme | ratio to baseline |', '| --- | ---: | ---: | ---: | --- |')
+    lines.push(
+      '| row | median | p10–p90 | p99 | rme | ratio to baseline |',
+      '| --- | ---: | ---: | ---: | ---: | --- |',
+    )
     for (const row of scenario.rows) {
       const columns = [
         `\`${row.id}\`: ${row.title}`,
-        duration(row.medianNs),
+        median(row),
         spread(row),
+        p99(row),
         rme(row),
         ratios(row),
       ]

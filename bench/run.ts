@@ -21,9 +21,11 @@ import { componentCall } from './component-call.js'
 import { compute } from './compute.js'
 import { engine } from './engine.js'
 import { hostCall } from './host-call.js'
-import { duration, rme, ratios, spread } from './format.js'
+import { median, p99, rme, ratios, spread } from './format.js'
 import { FULL, measureAll, QUICK, type Mode, type Scenario, type ScenarioResult } from './harness.js'
 import { instantiate } from './instantiate.js'
+import { largeModule } from './large-module.js'
+import { liveInstances } from './live-instances.js'
 import { limitsOverhead } from './limits-overhead.js'
 import { timeout } from './timeout.js'
 import { updateReport } from './report.js'
@@ -31,7 +33,9 @@ import { updateReport } from './report.js'
 const SCENARIOS: Scenario[] = [
   engine,
   compile,
+  largeModule,
   instantiate,
+  liveInstances,
   call,
   callAsync,
   componentCall,
@@ -168,11 +172,12 @@ async function runInfo(argv: string[], mode: Mode): Promise<RunInfo> {
 }
 
 function printScenario(result: ScenarioResult): void {
-  const header = ['', 'median', 'p10–p90', 'rme', 'ratio']
+  const header = ['', 'median', 'p10–p90', 'p99', 'rme', 'ratio']
   const lines = result.rows.map((row) => [
     row.title,
-    duration(row.medianNs),
+    median(row),
     spread(row),
+    p99(row),
     rme(row),
     ratios(row),
   ])

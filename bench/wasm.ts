@@ -177,3 +177,85 @@ export function withNonce(bytes: Uint8Array): { bytes: Uint8Array<ArrayBuffer>; 
     next: () => view.setBigUint64(0, ++counter, true),
   }
 }
+
+/** More opcodes for the large module's function bodies. */
+const large = {
+  call: 0x10,
+  drop: 0x1a,
+  i32Load: 0x28,
+  i32Store: 0x36,
+  i32Const: 0x41,
+  i32Eqz: 0x45,
+  i32Sub: 0x6b,
+  i32Mul: 0x6c,
+  i32And: 0x71,
+  i32Xor: 0x73,
+  i32Shl: 0x74,
+  i32ShrU: 0x76,
+  i32Rotl: 0x77,
+  if: 0x04,
+  else: 0x05,
+}
+
+/**
+ * One function of the large module, `(param i32 i32) (result i32)`, body about `bodyBytes` long:
+ * rounds of arithmetic, masked loads and stores to memory, a branch and a call to the previous
+ * function, so that a compiler meets the usual mix rather than one repeated pattern. `seed` varies
+ * the constants from function to function.
+ */
+function largeBody(index: number, bodyBytes: number): number[] {
+  const code: number[] = []
+  let seed = index * 2654435761
+  const constant = () => {
+    seed = (seed * 1103515245 + 12345) >>> 0
+    return [large.i32Const, ...signed64(BigInt(seed & 0xffff))]
+  }
+  while (code.length < bodyBytes) {
+    // $a = rotl($a * k1 ^ $b, 5) + k2
+    code.push(op.localGet, 0, ...constant(), large.i32Mul, op.localGet, 1, large.i32Xor)
+    code.push(large.i32Const, 5, large.i32Rotl, ...constant(), op.i32Add, op.localSet, 0)
+    // $b = $b - load(($a & 0xfffc))
+    code.push(op.localGet, 1, op.localGet, 0, large.i32Const, ...signed64(0xfffcn), large.i32And)
+    code.push(large.i32Load, 2, 0, large.i32Sub, op.localSet, 1)
+    // store(($b & 0xfffc), $a >> 3)
+    code.push(op.localGet, 1, large.i32Const, ...signed64(0xfffcn), large.i32And)
+    code.push(op.localGet, 0, large.i32Const, 3, large.i32ShrU, large.i32Store, 2, 0)
+    // if ($a & 1) == 0 then $b = $b << 1 else $a = $a ^ k3
+    code.push(op.localGet, 0, large.i32Const, 1, large.i32And, large.i32Eqz, large.if, op.emptyBlockType)
+    code.push(op.localGet, 1, large.i32Const, 1, large.i32Shl, op.localSet, 1, large.else)
+    code.push(op.localGet, 0, ...constant(), large.i32Xor, op.localSet, 0, op.end)
+  }
+  if (index > 0) code.push(op.localGet, 0, op.localGet, 1, large.call, ...unsigned(index - 1), large.drop)
+  code.push(op.localGet, 0, op.localGet, 1, op.i32Add)
+  return body([], code)
+}
+
+/**
+ * A core module of about `totalBytes` (1 MiB in the benchmarks): one memory and functions of ~500
+ * bytes each, the last one exported as `run`. Built here rather than checked in, so that its size
+ * and shape are in the source.
+ */
+export function largeModuleBytes(totalBytes: number): Uint8Array<ArrayBuffer> {
+  const BODY_BYTES = 500
+  const count = Math.max(1, Math.round(totalBytes / (BODY_BYTES + 30)))
+  const types = vector([[0x60, ...vector([[i32], [i32]]), ...vector([[i32]])]])
+  const functions = vector(new Array<number[]>(count).fill([0]))
+  const memories = vector([[0x00, ...unsigned(1)]])
+  const exports = vector([[...name('run'), exportKind.func, ...unsigned(count - 1)]])
+  const bodies: number[] = [...unsigned(count)]
+  for (let index = 0; index < count; index++) {
+    for (const byte of largeBody(index, BODY_BYTES)) bodies.push(byte)
+  }
+  const bytes = [
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    ...sectionBytes(section.type, types),
+    ...sectionBytes(section.function, functions),
+    ...sectionBytes(section.memory, memories),
+    ...sectionBytes(section.export, exports),
+  ]
+  const code = sectionBytes(section.code, bodies)
+  const result = new Uint8Array(bytes.length + code.length)
+  result.set(bytes)
+  result.set(code, bytes.length)
+  return result
+}
