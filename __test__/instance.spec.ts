@@ -42,6 +42,26 @@ test('sync host functions are called from wasm with converted values, in callSyn
   t.deepEqual(await instance.call('call-transform', [{ x: -5, y: 9 }]), { x: 9, y: -5 })
 })
 
+test('instances linked the same way reuse one linking, yet each calls its own host functions', async (t) => {
+  const instances = [2, 3, 10].map((factor) => {
+    const imports = typesImports()
+    imports.double = (x: number) => x * factor
+    return typesComponent().instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports })
+  })
+  t.deepEqual(
+    instances.map((inst) => inst.callSync('call-double', [7])),
+    [14, 21, 70],
+  )
+  t.deepEqual(await Promise.all(instances.map((inst) => inst.call('call-double', [5]))), [10, 15, 50])
+  // The same functions under camelCase names make the same link plan.
+  const camel = typesImports()
+  const host = camel['test:types/host@0.1.0'] as Record<string, unknown>
+  camel['test:types/host@0.1.0'] = { ...host, failMaybe: () => 99 }
+  const other = typesComponent().instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports: camel })
+  t.is(other.callSync('call-fail-maybe', [0]), 99)
+  t.is(instances[0]?.callSync('call-fail-maybe', [1]), 2)
+})
+
 test('a host function that throws for a result return type hands the guest an err', async (t) => {
   const instance = typesInstance()
   t.is(instance.callSync('call-fail-maybe', [1]), 2)

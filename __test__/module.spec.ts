@@ -82,6 +82,19 @@ test('host functions receive and return core values, sync and async', async (t) 
   t.is(await inst.call('scale', [-2n, 0.25]), -0.5)
 })
 
+test('instances linked the same way reuse one linking, yet each calls its own host functions', async (t) => {
+  const seen: string[] = []
+  const instances = ['a', 'b', 'c'].map((name) =>
+    instance({
+      env: { log: () => void seen.push(name), scale: (a: bigint, b: number) => Number(a) * b * name.length },
+    }),
+  )
+  for (const inst of [...instances].reverse()) inst.callSync('log-twice', [1])
+  await Promise.all(instances.map((inst) => inst.call('log-twice', [1])))
+  t.deepEqual(seen.slice(0, 6), ['c', 'c', 'b', 'b', 'a', 'a'])
+  t.deepEqual([...seen.slice(6)].sort(), ['a', 'a', 'b', 'b', 'c', 'c'])
+})
+
 test('a host function returning the wrong type is a HostError', (t) => {
   const inst = instance({ env: { log: () => {}, scale: () => 'nope' as unknown as number } })
   t.throws(() => inst.callSync('scale', [1n, 1]), {

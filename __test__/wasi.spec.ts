@@ -95,6 +95,33 @@ for (const kind of ['component', 'module'] as const) {
   })
 }
 
+test('a JS function may replace one WASI function, and only where it is given', async (t) => {
+  let calls = 0
+  const randomGet = (_buffer: number, _length: number) => {
+    calls += 1
+    return 0
+  }
+  const options = {
+    limits: { memoryBytes: 16 * MiB },
+    wasi: { stdout: 'pipe' as const, args: ['wasi-cli', 'time'] },
+  }
+  const plain = await module.instantiate(options)
+  await plain.call('_start')
+  t.is(calls, 0)
+  const replaced = await module.instantiate({
+    ...options,
+    imports: { wasi_snapshot_preview1: { random_get: randomGet } },
+  })
+  await replaced.call('_start')
+  t.true(calls > 0, 'the JS random_get was called')
+  t.regex(replaced.takeOutput().stdout, /monotonic clock works: true/)
+  const before = calls
+  const again = await module.instantiate(options)
+  await again.call('_start')
+  t.is(calls, before, 'an instance linked without the JS function does not call it')
+  t.regex(again.takeOutput().stdout, /wall clock after 2020: true/)
+})
+
 test('wasi: false leaves WASI unlinked, so its imports are a LinkError', async (t) => {
   const error = await t.throwsAsync(
     component.instantiate({ limits: { memoryBytes: 16 * MiB }, wasi: false }),

@@ -3,11 +3,14 @@
  * `new WebAssembly.Instance`), and the hello component (absolute). Each of our instances is disposed
  * right away, so the row pays for creating and freeing the store; V8's instances are freed by its GC.
  */
+import path from 'node:path'
+
 import { Engine } from '../lib/index.js'
-import { helloWasm } from '../__test__/helpers.js'
+import { helloWasm, root } from '../__test__/helpers.js'
 import { expectEqual, KiB, MiB, type Scenario } from './harness.js'
 import { coreModuleBytes } from './wasm.js'
 
+const fixtures = path.join(root, '__test__/fixtures/build')
 const POOL = { maxInstances: 64, maxMemoryBytes: 4 * MiB }
 
 export const instantiate: Scenario = {
@@ -21,6 +24,20 @@ export const instantiate: Scenario = {
     const pooledModule = pooled.compileModuleSync(coreModuleBytes)
     const hello = engine.compileComponentSync(helloWasm)
     const pooledHello = pooled.compileComponentSync(helloWasm)
+    const wasiComponent = engine.compileComponentSync(path.join(fixtures, 'wasi-cli.component.wasm'))
+    const wasiModule = engine.compileModuleSync(path.join(fixtures, 'wasi-cli.module.wasm'))
+    const wasiOptions = {
+      limits: { memoryBytes: 16 * MiB },
+      wasi: { args: ['wasi-cli', 'echo', 'hi'], stdout: 'pipe' as const, stderr: 'pipe' as const },
+    }
+    for (const [what, instance] of [
+      ['WASI component', wasiComponent.instantiateSync(wasiOptions)],
+      ['WASI module', wasiModule.instantiateSync(wasiOptions)],
+    ] as const) {
+      instance.callSync(what === 'WASI module' ? '_start' : 'wasi:cli/run#run')
+      expectEqual(`${what}: stdout`, instance.takeOutput().stdout.split('\n')[0], 'args: hi')
+      instance.dispose()
+    }
     const coreLimits = { limits: { memoryBytes: 64 * KiB } }
     const helloLimits = { limits: { memoryBytes: 2 * MiB } }
 
@@ -83,6 +100,21 @@ export const instantiate: Scenario = {
           title: 'instantiateSync + dispose (hello component, pooling)',
           note: 'The same on the pooling engine. Absolute.',
           run: () => pooledHello.instantiateSync(helloLimits).dispose(),
+        },
+        {
+          id: 'wasi-component-instantiate',
+          title: 'instantiateSync + dispose (WASI command component)',
+          note:
+            'The Rust WASI command of the test fixtures (wasm32-wasip2) with WASI linked (piped output, ' +
+            'no preopens) and a 16 MiB limit. WASI preview 2 registers hundreds of host functions: the ' +
+            'linked InstancePre is built at the first instantiation and reused. Absolute.',
+          run: () => wasiComponent.instantiateSync(wasiOptions).dispose(),
+        },
+        {
+          id: 'wasi-module-instantiate',
+          title: 'instantiateSync + dispose (WASI command module)',
+          note: 'The same command built for wasm32-wasip1, linked with WASI preview 1. Absolute.',
+          run: () => wasiModule.instantiateSync(wasiOptions).dispose(),
         },
       ],
       teardown: () => {

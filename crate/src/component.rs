@@ -13,19 +13,21 @@ use std::sync::Arc;
 use napi::bindgen_prelude::{Uint8Array, Unknown};
 use napi::{Env, JsValue, Result};
 use napi_derive::napi;
-use wasmtime::component::Component as ComponentImpl;
 use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component as ComponentImpl, InstancePre};
 
 use self::convert::camel_case;
 use self::func::ExportFunc;
 use self::instance::NativeComponentInstance;
+use self::linker::LinkPlan;
 use self::types::ComponentItemInfo;
 use crate::disk_cache::Kind;
 use crate::engine::{EngineShared, is_core_module};
 use crate::errors::{Failure, throw};
 use crate::host::{HostBridge, HostFunctions};
 use crate::js::{Js, Raw};
-use crate::store::{self, NativeInstanceOptions, Slot};
+use crate::pre_cache::PreCache;
+use crate::store::{self, HostState, NativeInstanceOptions, Slot};
 use crate::tasks;
 use crate::wasi::{self, Output, WasiState};
 use wasmtime::component::ResourceTable;
@@ -39,6 +41,8 @@ pub struct ComponentShared {
     pub exports: HashMap<String, Arc<ExportFunc>>,
     /// Whether the component imports any `wasi:*` interface (WASI is linked only then).
     pub imports_wasi: bool,
+    /// Linked instantiation recipes per link plan.
+    pub linked: PreCache<LinkPlan, InstancePre<HostState>>,
 }
 
 impl ComponentShared {
@@ -94,6 +98,7 @@ impl ComponentShared {
             engine,
             exports,
             imports_wasi,
+            linked: PreCache::new(),
         }
     }
 }
@@ -163,16 +168,17 @@ impl NativeComponent {
             _ => (WasiState::None, Output::default()),
         };
         let with_wasi = !matches!(wasi, WasiState::None);
-        let (linker, functions) = linker::link(js, &self.shared.component, imports, with_wasi)?;
+        let (plan, functions) = linker::resolve(js, &self.shared.component, imports, with_wasi)?;
         let functions = Arc::new(HostFunctions::new(js, functions).map_err(|error| Failure::Internal(error.reason))?);
         let shared = self.shared.clone();
         let defaults = options.defaults();
         Ok(move || {
             let engine = &shared.engine;
+            let pre = shared
+                .linked
+                .get_or_build(plan, |plan| linker::link(&shared.component, plan))?;
             let store = store::new_store(engine, limits, HostBridge::new(functions), wasi);
-            let live = store::instantiate(store, engine, &defaults, |store| {
-                linker.instantiate(store, &shared.component)
-            })?;
+            let live = store::instantiate(store, engine, &defaults, |store| pre.instantiate(store))?;
             Ok(NativeComponentInstance::new(
                 Slot::new(live, shared.engine.clone(), defaults, true),
                 shared,

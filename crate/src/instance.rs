@@ -6,7 +6,7 @@ use std::sync::Arc;
 use napi::bindgen_prelude::Unknown;
 use napi::{Env, JsValue, Result};
 use napi_derive::napi;
-use wasmtime::{Caller, ExternType, Instance as InstanceImpl, Linker, Module, Val, ValRaw, ValType};
+use wasmtime::{Caller, ExternType, Instance as InstanceImpl, InstancePre, Linker, Module, Val, ValRaw, ValType};
 
 use crate::convert;
 use crate::errors::{Failure, HostCallFailed, exit_zero_is_success, return_or_throw, throw};
@@ -20,25 +20,28 @@ use crate::wasi::{Output, TakenOutput};
 /// Module names of WASI preview 1 imports.
 pub const WASI_MODULES: [&str; 2] = ["wasi_snapshot_preview1", "wasi_unstable"];
 
-/// A linker with every function import of `module` bound to `imports[module][name]`, and those
-/// functions in host-function index order.
-pub fn link(
+/// How a module's imports are served: which imports (by position in `Module::imports`) JS
+/// functions provide, in host-function index order, and whether WASI preview 1 serves the rest.
+/// Equal plans link equally, so the linked [`InstancePre`] is reused (see [`crate::pre_cache`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct LinkPlan {
+    wasi: bool,
+    provided: Vec<usize>,
+}
+
+/// Finds the JS function for every import of `module` in `imports[module][name]` (on the JS
+/// thread): the link plan, and those functions in host-function index order.
+pub fn resolve(
     js: Js,
     module: &Module,
     imports: Option<Value>,
     wasi: bool,
-) -> std::result::Result<(Linker<HostState>, Vec<Value>), Failure> {
+) -> std::result::Result<(LinkPlan, Vec<Value>), Failure> {
     let internal = |error: napi::Error| Failure::Internal(error.reason);
-    let mut linker = Linker::new(module.engine());
-    if wasi {
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut HostState| state.wasi.p1())
-            .map_err(|error| Failure::Link(format!("{error:#}")))?;
-        // JS functions may replace single WASI functions.
-        linker.allow_shadowing(true);
-    }
     let mut functions = Vec::new();
+    let mut provided = Vec::new();
     let mut missing = Vec::new();
-    for import in module.imports() {
+    for (position, import) in module.imports().enumerate() {
         let label = format!("\"{}.{}\"", import.module(), import.name());
         let ExternType::Func(func_type) = import.ty() else {
             return Err(Failure::Link(format!(
@@ -55,22 +58,43 @@ pub fn link(
             }
             _ => None,
         };
-        let function = match function {
-            Some(value) if js.kind(value).map_err(internal)? == Kind::Function => value,
+        match function {
+            Some(value) if js.kind(value).map_err(internal)? == Kind::Function => {
+                functions.push(value);
+                provided.push(position);
+            }
             Some(value) if js.kind(value).map_err(internal)? != Kind::Undefined => {
                 return Err(Failure::Type(format!(
                     "imports: {label} must be a function, got {}",
                     js.describe(value)
                 )));
             }
-            _ if wasi && WASI_MODULES.contains(&import.module()) => continue,
-            _ => {
-                missing.push(format!("{label}: {}", func_signature(&func_type)));
-                continue;
-            }
+            _ if wasi && WASI_MODULES.contains(&import.module()) => {}
+            _ => missing.push(format!("{label}: {}", func_signature(&func_type))),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Failure::Link(format!("missing import(s): {}", missing.join("; "))));
+    }
+    Ok((LinkPlan { wasi, provided }, functions))
+}
+
+/// Links `module` by `plan` and type-checks it: the recipe every instance with this plan uses.
+pub fn link(module: &Module, plan: &LinkPlan) -> std::result::Result<InstancePre<HostState>, Failure> {
+    let failed = |error: wasmtime::Error| Failure::Link(format!("{error:#}"));
+    let mut linker = Linker::new(module.engine());
+    if plan.wasi {
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut HostState| state.wasi.p1()).map_err(failed)?;
+        // JS functions may replace single WASI functions.
+        linker.allow_shadowing(true);
+    }
+    let imports: Vec<_> = module.imports().collect();
+    for (index, &position) in plan.provided.iter().enumerate() {
+        let import = &imports[position];
+        let ExternType::Func(func_type) = import.ty() else {
+            return Err(Failure::Internal("a link plan names a non-function import".into()));
         };
-        let index = functions.len();
-        functions.push(function);
+        let label = format!("\"{}.{}\"", import.module(), import.name());
         let results: Arc<[ValType]> = func_type.results().collect();
         linker
             .func_new(
@@ -79,12 +103,9 @@ pub fn link(
                 func_type,
                 move |mut caller, params, out| host_call(&mut caller, index, &label, &results, params, out),
             )
-            .map_err(|error| Failure::Link(format!("{error:#}")))?;
+            .map_err(failed)?;
     }
-    if !missing.is_empty() {
-        return Err(Failure::Link(format!("missing import(s): {}", missing.join("; "))));
-    }
-    Ok((linker, functions))
+    linker.instantiate_pre(module).map_err(failed)
 }
 
 fn host_call(

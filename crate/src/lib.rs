@@ -12,6 +12,7 @@ pub mod instance;
 pub mod js;
 pub mod limits;
 pub mod module;
+pub mod pre_cache;
 pub mod store;
 pub mod tasks;
 pub mod trap;

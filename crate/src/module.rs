@@ -7,16 +7,17 @@ use std::sync::Arc;
 use napi::bindgen_prelude::{Uint8Array, Unknown};
 use napi::{Env, JsValue, Result};
 use napi_derive::napi;
-use wasmtime::{ExternType, FuncType, Module as ModuleImpl, ModuleExport, ValType};
+use wasmtime::{ExternType, FuncType, InstancePre, Module as ModuleImpl, ModuleExport, ValType};
 
 use crate::convert::{ref_type_name, type_name};
 use crate::disk_cache::Kind;
 use crate::engine::{EngineShared, is_component};
 use crate::errors::{Failure, throw};
 use crate::host::{HostBridge, HostFunctions};
-use crate::instance::{self, NativeInstance};
+use crate::instance::{self, LinkPlan, NativeInstance};
 use crate::js::{Js, Raw};
-use crate::store::{self, NativeInstanceOptions, Slot};
+use crate::pre_cache::PreCache;
+use crate::store::{self, HostState, NativeInstanceOptions, Slot};
 use crate::tasks;
 use crate::wasi::{self, Output, WasiState};
 
@@ -50,6 +51,8 @@ pub struct ModuleShared {
     pub exports: HashMap<String, Arc<CoreExport>>,
     /// Whether the module imports WASI preview 1 (WASI is linked only then).
     pub imports_wasi: bool,
+    /// Linked instantiation recipes per link plan.
+    pub linked: PreCache<LinkPlan, InstancePre<HostState>>,
 }
 
 impl ModuleShared {
@@ -81,6 +84,7 @@ impl ModuleShared {
             engine,
             exports,
             imports_wasi,
+            linked: PreCache::new(),
         }
     }
 }
@@ -191,16 +195,17 @@ impl NativeModule {
             _ => (WasiState::None, Output::default()),
         };
         let with_wasi = !matches!(wasi, WasiState::None);
-        let (linker, functions) = instance::link(js, &self.shared.module, imports, with_wasi)?;
+        let (plan, functions) = instance::resolve(js, &self.shared.module, imports, with_wasi)?;
         let functions = Arc::new(HostFunctions::new(js, functions).map_err(|error| Failure::Internal(error.reason))?);
         let shared = self.shared.clone();
         let defaults = options.defaults();
         Ok(move || {
             let engine = &shared.engine;
+            let pre = shared
+                .linked
+                .get_or_build(plan, |plan| instance::link(&shared.module, plan))?;
             let store = store::new_store(engine, limits, HostBridge::new(functions), wasi);
-            let live = store::instantiate(store, engine, &defaults, |store| {
-                linker.instantiate(store, &shared.module)
-            })?;
+            let live = store::instantiate(store, engine, &defaults, |store| pre.instantiate(store))?;
             Ok(NativeInstance::new(
                 Slot::new(live, shared.engine.clone(), defaults, false),
                 shared,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use wasmtime::StoreContextMut;
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
-use wasmtime::component::{Component, Linker, Type, Val};
+use wasmtime::component::{Component, InstancePre, Linker, Type, Val};
 
 use super::convert::{self, camel_case};
 use super::types::func_signature;
@@ -14,42 +14,45 @@ use crate::host;
 use crate::js::{Js, Kind, Value};
 use crate::store::HostState;
 
-/// A linker for `component` with every function import bound to the matching JS function, and
-/// those functions in host-function index order. With `wasi`, WASI preview 2 serves the `wasi:*`
-/// imports the JS object does not provide.
-pub fn link(
+/// How a component's imports are served: the JS-provided functions in host-function index order,
+/// grouped as the linker defines them, and whether WASI preview 2 serves the `wasi:*` imports JS
+/// leaves alone. Equal plans link equally, so the linked [`InstancePre`] is reused.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LinkPlan {
+    wasi: bool,
+    items: Vec<PlanItem>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum PlanItem {
+    /// A root function import.
+    Function(String),
+    /// An interface defined from JS (replacing WASI's, if any), with its functions.
+    Interface(String, Vec<String>),
+}
+
+/// Finds the JS function for every function import of `component` (on the JS thread): root
+/// functions by name, interface functions in an object keyed by the interface name. Returns the
+/// link plan and those functions in host-function index order.
+pub fn resolve(
     js: Js,
     component: &Component,
     imports: Option<Value>,
     wasi: bool,
-) -> Result<(Linker<HostState>, Vec<Value>), Failure> {
+) -> Result<(LinkPlan, Vec<Value>), Failure> {
     let engine = component.engine();
-    let mut linker = Linker::new(engine);
     let mut functions = Vec::new();
+    let mut items = Vec::new();
     let mut missing = Vec::new();
-    let internal = |error: wasmtime::Error| Failure::Link(format!("{error:#}"));
-    if wasi {
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(internal)?;
-        // JS functions may replace single WASI interfaces.
-        linker.allow_shadowing(true);
-    }
-    let component_type = component.component_type();
-    for (name, import) in component_type.imports(engine) {
+    for (name, import) in component.component_type().imports(engine) {
         if wasi && name.starts_with("wasi:") && lookup_object(js, imports, name)?.is_none() {
             continue;
         }
         match &import.ty {
             ComponentItem::ComponentFunc(func) => match lookup_function(js, imports, &[name, &camel_case(name)])? {
                 Some(function) => {
-                    let index = functions.len();
                     functions.push(function);
-                    let label: Arc<str> = format!("\"{name}\"").into();
-                    linker
-                        .root()
-                        .func_new(name, move |mut cx, ty, params, results| {
-                            host_call(&mut cx, index, &label, ty, params, results)
-                        })
-                        .map_err(internal)?;
+                    items.push(PlanItem::Function(name.to_string()));
                 }
                 None => missing.push(format!("{name}: {}", func_signature(func))),
             },
@@ -68,8 +71,7 @@ pub fn link(
                     missing.push(format!("{name} (an object with {}{hint})", functions.join(", ")));
                     continue;
                 };
-                let object = Some(object);
-                let mut linker_instance = linker.instance(name).map_err(internal)?;
+                let mut provided = Vec::new();
                 for (function_name, export) in instance.exports(engine) {
                     let ComponentItem::ComponentFunc(func) = &export.ty else {
                         if matches!(export.ty, ComponentItem::Resource(_)) {
@@ -79,26 +81,15 @@ pub fn link(
                         }
                         continue;
                     };
-                    let found = match object {
-                        Some(object) => {
-                            lookup_function(js, Some(object), &[function_name, &camel_case(function_name)])?
-                        }
-                        None => None,
-                    };
-                    match found {
+                    match lookup_function(js, Some(object), &[function_name, &camel_case(function_name)])? {
                         Some(function) => {
-                            let index = functions.len();
                             functions.push(function);
-                            let label: Arc<str> = format!("\"{name}#{function_name}\"").into();
-                            linker_instance
-                                .func_new(function_name, move |mut cx, ty, params, results| {
-                                    host_call(&mut cx, index, &label, ty, params, results)
-                                })
-                                .map_err(internal)?;
+                            provided.push(function_name.to_string());
                         }
                         None => missing.push(format!("{name}#{function_name}: {}", func_signature(func))),
                     }
                 }
+                items.push(PlanItem::Interface(name.to_string(), provided));
             }
             ComponentItem::Type(_) => {}
             _ => {
@@ -111,7 +102,43 @@ pub fn link(
     if !missing.is_empty() {
         return Err(Failure::Link(format!("missing import(s): {}", missing.join("; "))));
     }
-    Ok((linker, functions))
+    Ok((LinkPlan { wasi, items }, functions))
+}
+
+/// Links `component` by `plan` and type-checks it: the recipe every instance with this plan uses.
+pub fn link(component: &Component, plan: &LinkPlan) -> Result<InstancePre<HostState>, Failure> {
+    let failed = |error: wasmtime::Error| Failure::Link(format!("{error:#}"));
+    let mut linker = Linker::new(component.engine());
+    if plan.wasi {
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(failed)?;
+        // JS functions may replace single WASI interfaces.
+        linker.allow_shadowing(true);
+    }
+    let mut index = 0;
+    let mut host_function = |name: String| {
+        let label: Arc<str> = format!("\"{name}\"").into();
+        let own = index;
+        index += 1;
+        move |mut cx: StoreContextMut<'_, HostState>, ty: ComponentFunc, params: &[Val], results: &mut [Val]| {
+            host_call(&mut cx, own, &label, ty, params, results)
+        }
+    };
+    for item in &plan.items {
+        match item {
+            PlanItem::Function(name) => {
+                let function = host_function(name.clone());
+                linker.root().func_new(name, function).map_err(failed)?;
+            }
+            PlanItem::Interface(interface, names) => {
+                let mut instance = linker.instance(interface).map_err(failed)?;
+                for name in names {
+                    let function = host_function(format!("{interface}#{name}"));
+                    instance.func_new(name, function).map_err(failed)?;
+                }
+            }
+        }
+    }
+    linker.instantiate_pre(component).map_err(failed)
 }
 
 fn property(js: Js, object: Value, key: &str) -> Result<Option<Value>, Failure> {
