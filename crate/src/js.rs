@@ -6,6 +6,7 @@
 // `napi_value` handles are opaque tokens that N-API validates; we never dereference them.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+use std::borrow::Cow;
 use std::ptr;
 
 use napi::{Error, Result, Status, sys};
@@ -169,12 +170,19 @@ impl Js {
         Ok(out)
     }
 
+    /// A JS string. Text that fits Latin-1 (ASCII above all) becomes a one-byte string, other text
+    /// a two-byte one, both by a plain copy: V8's own UTF-8 decoder takes several times longer.
     pub fn string(self, value: &str) -> Result<Value> {
         let mut out = ptr::null_mut();
-        check(
-            unsafe { sys::napi_create_string_utf8(self.0, value.as_ptr().cast(), value.len() as isize, &mut out) },
-            "string",
-        )?;
+        let status = match js_text(value) {
+            JsText::Latin1(bytes) => unsafe {
+                sys::napi_create_string_latin1(self.0, bytes.as_ptr().cast(), bytes.len() as isize, &mut out)
+            },
+            JsText::Utf16(units) => unsafe {
+                sys::napi_create_string_utf16(self.0, units.as_ptr(), units.len() as isize, &mut out)
+            },
+        };
+        check(status, "string")?;
         Ok(out)
     }
 
@@ -229,13 +237,33 @@ impl Js {
 
     /// A string's exact contents; `Err(None)`-like `Ok(None)` when it holds a lone surrogate,
     /// which has no UTF-8 form (N-API would silently replace it with U+FFFD).
+    /// The string's text, or `None` if it holds a lone surrogate (not Unicode text, so not a WIT
+    /// `string`). V8 writes UTF-8 fast but replaces a lone surrogate with U+FFFD, so only text
+    /// containing U+FFFD is read again as UTF-16 to tell the two apart.
     pub fn get_string(self, value: Value) -> Result<Option<String>> {
-        let mut length = 0;
+        let units = self.utf16_length(value)?;
+        // At most 3 UTF-8 bytes per UTF-16 unit, plus the terminator napi writes.
+        let mut bytes: Vec<u8> = Vec::with_capacity(units * 3 + 1);
+        let mut written = 0;
         check(
-            unsafe { sys::napi_get_value_string_utf16(self.0, value, ptr::null_mut(), 0, &mut length) },
-            "string length",
+            unsafe {
+                sys::napi_get_value_string_utf8(
+                    self.0,
+                    value,
+                    bytes.as_mut_ptr().cast(),
+                    bytes.capacity(),
+                    &mut written,
+                )
+            },
+            "string value",
         )?;
-        let mut units = vec![0u16; length + 1];
+        // SAFETY: napi wrote `written` bytes (fewer than the capacity it was given) at the start.
+        unsafe { bytes.set_len(written.min(bytes.capacity())) };
+        if !contains_replacement_character(&bytes) && simdutf8::basic::from_utf8(&bytes).is_ok() {
+            // SAFETY: validated as UTF-8 on the line above (simdutf8: std's check, vectorized).
+            return Ok(Some(unsafe { String::from_utf8_unchecked(bytes) }));
+        }
+        let mut units = vec![0u16; units + 1];
         let mut written = 0;
         check(
             unsafe { sys::napi_get_value_string_utf16(self.0, value, units.as_mut_ptr(), units.len(), &mut written) },
@@ -243,6 +271,16 @@ impl Js {
         )?;
         units.truncate(written);
         Ok(String::from_utf16(&units).ok())
+    }
+
+    /// A string's length in UTF-16 units (V8 knows it without a pass over the text).
+    fn utf16_length(self, value: Value) -> Result<usize> {
+        let mut length = 0;
+        check(
+            unsafe { sys::napi_get_value_string_utf16(self.0, value, ptr::null_mut(), 0, &mut length) },
+            "string length",
+        )?;
+        Ok(length)
     }
 
     fn get_string_lossy(self, value: Value) -> Result<String> {
@@ -636,5 +674,118 @@ impl napi::bindgen_prelude::TypeName for Raw {
 
     fn value_type() -> napi::ValueType {
         napi::ValueType::Unknown
+    }
+}
+
+/// Text in one of the two encodings V8 stores strings in.
+#[derive(Debug, PartialEq)]
+enum JsText<'a> {
+    /// Every character is below U+0100: one byte each.
+    Latin1(Cow<'a, [u8]>),
+    Utf16(Vec<u16>),
+}
+
+/// `text` in the narrowest encoding V8 can take as is, in one pass. `text` is valid UTF-8, so
+/// every lead byte is followed by its continuation bytes.
+fn js_text(text: &str) -> JsText<'_> {
+    let bytes = text.as_bytes();
+    if bytes.is_ascii() {
+        return JsText::Latin1(Cow::Borrowed(bytes));
+    }
+    let mut latin1 = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while let Some(&lead) = bytes.get(at) {
+        match lead {
+            0..0x80 => {
+                latin1.push(lead);
+                at += 1;
+            }
+            // U+0080..U+00FF: two bytes led by 0xC2 or 0xC3.
+            0xC2 | 0xC3 => {
+                latin1.push((lead << 6) | (bytes[at + 1] & 0x3F));
+                at += 2;
+            }
+            _ => {
+                let mut units = Vec::with_capacity(bytes.len());
+                units.extend(latin1.iter().map(|&byte| u16::from(byte)));
+                push_utf16(&mut units, &bytes[at..]);
+                return JsText::Utf16(units);
+            }
+        }
+    }
+    JsText::Latin1(Cow::Owned(latin1))
+}
+
+/// Appends valid UTF-8 `bytes` as UTF-16 units.
+fn push_utf16(units: &mut Vec<u16>, bytes: &[u8]) {
+    let continuation = |at: usize| u32::from(bytes[at] & 0x3F);
+    let mut at = 0;
+    while let Some(&lead) = bytes.get(at) {
+        let lead32 = u32::from(lead);
+        let (scalar, length) = match lead {
+            0..0x80 => (lead32, 1),
+            0xC0..0xE0 => (((lead32 & 0x1F) << 6) | continuation(at + 1), 2),
+            0xE0..0xF0 => (
+                ((lead32 & 0x0F) << 12) | (continuation(at + 1) << 6) | continuation(at + 2),
+                3,
+            ),
+            _ => (
+                ((lead32 & 0x07) << 18)
+                    | (continuation(at + 1) << 12)
+                    | (continuation(at + 2) << 6)
+                    | continuation(at + 3),
+                4,
+            ),
+        };
+        match u16::try_from(scalar) {
+            Ok(unit) => units.push(unit),
+            Err(_) => {
+                let offset = scalar - 0x1_0000;
+                units.push(0xD800 | (offset >> 10) as u16);
+                units.push(0xDC00 | (offset & 0x3FF) as u16);
+            }
+        }
+        at += length;
+    }
+}
+
+/// Whether UTF-8 `bytes` contain U+FFFD (EF BF BD).
+fn contains_replacement_character(bytes: &[u8]) -> bool {
+    memchr::memmem::find(bytes, "\u{FFFD}".as_bytes()).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{JsText, contains_replacement_character, js_text};
+
+    fn latin1(text: &str) -> Option<Vec<u8>> {
+        match js_text(text) {
+            JsText::Latin1(bytes) => Some(bytes.into_owned()),
+            JsText::Utf16(_) => None,
+        }
+    }
+
+    #[test]
+    fn text_below_u0100_is_latin1() {
+        assert_eq!(latin1("plain"), Some(b"plain".to_vec()));
+        assert_eq!(latin1("\u{80}é\u{ff}"), Some(vec![0x80, 0xE9, 0xFF]));
+        assert_eq!(latin1(&"é".repeat(40)), Some(vec![0xE9; 40]));
+        assert_eq!(latin1(""), Some(Vec::new()));
+    }
+
+    #[test]
+    fn other_text_is_utf16_with_its_latin1_prefix() {
+        for text in ["ÿĀ", "🚀", "plain then € and 🚀 ü", "ü€ airssys-wasm ü€ "] {
+            let expected: Vec<u16> = text.encode_utf16().collect();
+            assert_eq!(js_text(text), JsText::Utf16(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn finds_the_replacement_character_anywhere() {
+        assert!(contains_replacement_character("\u{FFFD}".as_bytes()));
+        assert!(contains_replacement_character("ab\u{FFFD}".as_bytes()));
+        assert!(!contains_replacement_character("\u{FEFF}\u{FFFE}ï".as_bytes()));
+        assert!(!contains_replacement_character(&[0xEF, 0xBF]));
     }
 }
