@@ -121,6 +121,7 @@ impl HostBridge {
         };
         let functions = self.functions.clone();
         let (sender, receiver) = mpsc::sync_channel(1);
+        let lingering = dispatcher.clone();
         dispatcher.run(Box::new(move |js| {
             let called = js
                 .dereference(&functions.functions[index])
@@ -131,12 +132,15 @@ impl HostBridge {
                     let on_settled = move |js: Js, settled| {
                         // The receiver is gone when the call already timed out: nothing to tell.
                         let _ = sender.send(finish(js, settled));
+                        lingering.expect_next_job();
+                        lingering.drain_here(js);
                     };
                     // On failure the continuation is dropped, which wakes the waiter.
                     let _ = await_promise(js, value, Box::new(on_settled));
                 }
                 Ok(outcome) => {
                     let _ = sender.send(finish(js, outcome));
+                    lingering.expect_next_job();
                 }
                 Err(failure) => {
                     let _ = sender.send(Err(failure));

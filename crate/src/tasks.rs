@@ -12,7 +12,7 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::ptr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -130,37 +130,159 @@ fn spin_for_work(pool: &Pool) {
 
 type JsJob = Box<dyn FnOnce(Js) + Send>;
 
-/// Runs Rust closures on one environment's JS thread. Built on napi-rs's thread-safe function,
-/// which handles environment teardown (a worker exiting, the process ending) from any thread.
-/// It keeps the event loop alive only while async calls are pending (see [`hold`]).
-pub struct Dispatcher(ThreadsafeFunction<JsJob, (), (), Status, false, true>);
+/// How long the JS thread keeps looking for the next job after a job that announced one (a host
+/// call answered on the spot: the guest resumes at once and its next message usually follows
+/// within microseconds). Waking the JS thread from its event loop costs tens of microseconds here.
+const LINGER: Duration = Duration::from_micros(50);
+
+/// Runs Rust closures on one environment's JS thread. Jobs wait in our own queue; napi-rs's
+/// thread-safe function only wakes the JS thread when it is not already running jobs, and handles
+/// environment teardown. It keeps the event loop alive only while async calls are pending
+/// (see [`hold`]).
+pub struct Dispatcher {
+    wake: ThreadsafeFunction<(), (), (), Status, false, true>,
+    queue: Arc<JobQueue>,
+}
+
+#[derive(Default)]
+struct JobQueue {
+    jobs: Mutex<VecDeque<JsJob>>,
+    /// Jobs in `jobs`, read without the lock by the lingering JS thread.
+    len: AtomicUsize,
+    /// The JS thread is running jobs and will look at the queue again before it stops.
+    draining: AtomicBool,
+    /// A job asked the JS thread to linger for the next one.
+    linger: AtomicBool,
+    /// The environment is gone: jobs are dropped instead of queued.
+    closed: AtomicBool,
+}
+
+impl JobQueue {
+    fn push(&self, job: JsJob) -> Option<JsJob> {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.closed.load(Ordering::Acquire) {
+            return Some(job);
+        }
+        jobs.push_back(job);
+        self.len.fetch_add(1, Ordering::SeqCst);
+        None
+    }
+
+    fn pop(&self) -> Option<JsJob> {
+        let job = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop_front()?;
+        self.len.fetch_sub(1, Ordering::SeqCst);
+        Some(job)
+    }
+
+    /// Drops every queued job and refuses new ones; dropping a job closes the channels it owns,
+    /// which wakes whoever waits for its answer.
+    fn close(&self) {
+        let jobs = {
+            let mut jobs = self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            self.closed.store(true, Ordering::Release);
+            self.len.store(0, Ordering::SeqCst);
+            std::mem::take(&mut *jobs)
+        };
+        drop(jobs);
+    }
+
+    /// Runs queued jobs on the JS thread until none is left (lingering after a job that asked).
+    fn drain(&self, js: Js) {
+        // Only the JS thread sets the flag: set already means a job is draining further up the
+        // stack, which will look at the queue again itself.
+        if self.draining.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        loop {
+            while let Some(job) = self.pop() {
+                run_job(js, job);
+            }
+            if self.linger.swap(false, Ordering::AcqRel) && self.wait_for_job(LINGER) {
+                continue;
+            }
+            self.draining.store(false, Ordering::SeqCst);
+            // A job queued after the last pop saw `draining` still set and sent no wake-up.
+            if self.len.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            self.draining.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn wait_for_job(&self, limit: Duration) -> bool {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if self.len.load(Ordering::Acquire) > 0 {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        false
+    }
+}
+
+/// Runs one job in its own handle scope; a JS exception it leaves pending would otherwise
+/// surface as an uncaught error elsewhere.
+fn run_job(js: Js, job: JsJob) {
+    let mut scope = ptr::null_mut();
+    let opened = unsafe { sys::napi_open_handle_scope(js.0, &mut scope) } == sys::Status::napi_ok;
+    job(js);
+    let mut pending = false;
+    unsafe { sys::napi_is_exception_pending(js.0, &mut pending) };
+    if pending {
+        let mut thrown = ptr::null_mut();
+        unsafe { sys::napi_get_and_clear_last_exception(js.0, &mut thrown) };
+    }
+    if opened {
+        unsafe { sys::napi_close_handle_scope(js.0, scope) };
+    }
+}
 
 impl Dispatcher {
     fn new(env: Env) -> napi::Result<Self> {
+        let queue = Arc::new(JobQueue::default());
+        let drained = queue.clone();
         let callee = env.create_function_from_closure::<(), (), _>("airssysWasmDispatch", |_| Ok(()))?;
-        let tsfn = callee
-            .build_threadsafe_function::<JsJob>()
+        let wake = callee
+            .build_threadsafe_function::<()>()
             .weak::<true>()
             .callee_handled::<false>()
-            .build_callback(|context: ThreadsafeCallContext<JsJob>| {
-                let js = Js(context.env.raw());
-                (context.value)(js);
-                // A JS exception left pending would surface as an uncaught error elsewhere.
-                let mut pending = false;
-                unsafe { sys::napi_is_exception_pending(js.0, &mut pending) };
-                if pending {
-                    let mut thrown = ptr::null_mut();
-                    unsafe { sys::napi_get_and_clear_last_exception(js.0, &mut thrown) };
-                }
+            .build_callback(move |context: ThreadsafeCallContext<()>| {
+                drained.drain(Js(context.env.raw()));
                 Ok(())
             })?;
-        Ok(Dispatcher(tsfn))
+        Ok(Dispatcher { wake, queue })
     }
 
     /// Queues `job` for the JS thread. If the environment is closing the job is dropped, which
     /// closes any channel it owns and so wakes whoever waits for it.
     pub fn run(&self, job: JsJob) {
-        self.0.call(job, ThreadsafeFunctionCallMode::NonBlocking);
+        if let Some(refused) = self.queue.push(job) {
+            drop(refused);
+            return;
+        }
+        if !self.queue.draining.load(Ordering::SeqCst)
+            && self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking) != Status::Ok
+        {
+            self.queue.close();
+        }
+    }
+
+    /// Runs queued jobs now, on the JS thread, from outside the dispatcher's own callback (a
+    /// settled host Promise: its answer lets the guest go on, so lingering here saves a wake-up).
+    pub fn drain_here(&self, js: Js) {
+        self.queue.drain(js);
+    }
+
+    /// Called by a job on the JS thread: its answer lets a pool thread go on, which will most
+    /// likely queue another job within microseconds, so the JS thread waits briefly for it
+    /// rather than going back to sleep in the event loop.
+    pub fn expect_next_job(&self) {
+        self.queue.linger.store(true, Ordering::Release);
     }
 }
 
@@ -180,7 +302,8 @@ fn runtime(js: Js) -> napi::Result<&'static EnvRuntime> {
         dispatcher: Arc::new(Dispatcher::new(env)?),
         pending: Cell::new(0),
     };
-    env.set_instance_data(runtime, (), |_| {})?;
+    // At teardown, jobs still queued are dropped (their waiters see closed channels).
+    env.set_instance_data(runtime, (), |context| context.value.dispatcher.queue.close())?;
     env.get_instance_data::<EnvRuntime>()?
         .map(|runtime| &*runtime)
         .ok_or_else(|| napi::Error::from_reason("cannot keep per-environment state"))
@@ -198,7 +321,7 @@ fn hold(js: Js, started: bool) {
     let before = runtime.pending.get();
     let after = if started { before + 1 } else { before.saturating_sub(1) };
     runtime.pending.set(after);
-    let raw = runtime.dispatcher.0.raw();
+    let raw = runtime.dispatcher.wake.raw();
     if before == 0 && after == 1 {
         unsafe { sys::napi_ref_threadsafe_function(js.0, raw) };
     } else if before == 1 && after == 0 {
