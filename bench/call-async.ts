@@ -3,6 +3,7 @@
  * what a user would do without us to keep wasm off the JS thread: a worker_thread running the same
  * bytes on Node's WebAssembly, asked through postMessage and answering the same way.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Worker } from 'node:worker_threads'
 
 import { Engine } from '../lib/index.js'
@@ -38,6 +39,22 @@ function startWorker(bytes: Uint8Array): {
   }
 }
 
+const PAUSE_MS = 2
+const PAUSED_CALLS = 100
+
+/** The median time of `PAUSED_CALLS` operations, each started after `PAUSE_MS` of idleness, in ns. */
+async function afterPauses(operation: () => Promise<unknown>): Promise<number> {
+  const times: number[] = []
+  for (let index = 0; index < PAUSED_CALLS; index++) {
+    await sleep(PAUSE_MS)
+    const started = performance.now()
+    await operation()
+    times.push((performance.now() - started) * 1e6)
+  }
+  times.sort((a, b) => a - b)
+  return times[times.length >> 1]!
+}
+
 export const callAsync: Scenario = {
   name: 'call-async',
   title: 'Asynchronous call (core add)',
@@ -61,6 +78,25 @@ export const callAsync: Scenario = {
           runAsync: async () => {
             await worker.ask(2, 3)
           },
+        },
+        {
+          id: 'worker-after-pause',
+          title: `Node: worker round trip after ${PAUSE_MS} ms idle`,
+          note:
+            `Baseline. The same round trip, each one after ${PAUSE_MS} ms without work (so the worker ` +
+            `has gone to sleep); each sample is the median of ${PAUSED_CALLS} such round trips.`,
+          unit: 'ns',
+          sample: () => afterPauses(() => worker.ask(2, 3)),
+        },
+        {
+          id: 'call-after-pause',
+          title: `await call('add', [2, 3]) after ${PAUSE_MS} ms idle`,
+          note:
+            `Our async call, each one after ${PAUSE_MS} ms without work: the pool thread stopped spinning ` +
+            'and sleeps, as in a service that calls now and then. Same sampling. Ratio: to the worker.',
+          unit: 'ns',
+          baselines: ['worker-after-pause'],
+          sample: () => afterPauses(() => instance.call('add', [2, 3])),
         },
         {
           id: 'call-add',

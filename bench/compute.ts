@@ -4,9 +4,9 @@
  * Cranelift's code is from V8's optimized code.
  */
 import { Engine } from '../lib/index.js'
-import { KiB, type Scenario } from './harness.js'
+import { expectEqual, KiB, type Scenario } from './harness.js'
 import { AMPLE_FUEL, checkKernel, FAR_DEADLINE_MS, KERNEL_ITERATIONS } from './kernel.js'
-import { coreModuleBytes } from './wasm.js'
+import { coreModuleBytes, kernelReference } from './wasm.js'
 
 export const compute: Scenario = {
   name: 'compute',
@@ -15,7 +15,10 @@ export const compute: Scenario = {
     const engine = new Engine()
     const fuelEngine = new Engine({ fuel: true })
     const limits = { limits: { memoryBytes: 64 * KiB } }
-    const plain = engine.compileModuleSync(coreModuleBytes).instantiateSync(limits)
+    const compiled = engine.compileModuleSync(coreModuleBytes)
+    const plain = compiled.instantiateSync(limits)
+    // Separate instances for the concurrent rows: calls on one instance run one at a time.
+    const parallel = [0, 1, 2, 3].map(() => compiled.instantiateSync(limits))
     const metered = fuelEngine.compileModuleSync(coreModuleBytes).instantiateSync(limits)
     const node = new WebAssembly.Instance(new WebAssembly.Module(coreModuleBytes)).exports as {
       kernel: (iterations: bigint) => bigint
@@ -28,6 +31,12 @@ export const compute: Scenario = {
       metered.callSync('kernel', [n], { fuel: AMPLE_FUEL, timeoutMs: FAR_DEADLINE_MS })
 
     const expected = checkKernel('Node', node.kernel)
+    for (const instance of parallel) {
+      expectEqual('parallel kernel', await instance.call('kernel', [1000n]), kernelReference(1000))
+    }
+    const concurrently = (count: number) =>
+      Promise.all(parallel.slice(0, count).map((instance) => instance.call('kernel', [KERNEL_ITERATIONS])))
+    for (const result of await concurrently(4)) expectEqual('concurrent kernel', result, expected)
     checkKernel('unmetered', unmetered, expected)
     checkKernel('epoch', epoch, expected)
     checkKernel('fuel', fuel, expected)
@@ -82,6 +91,35 @@ export const compute: Scenario = {
           },
         },
         {
+          id: 'kernel-call',
+          title: "await call('kernel', [n])",
+          note: 'One unmetered kernel through the async call (on a pool thread). Ratio: to callSync.',
+          baselines: ['kernel-unmetered'],
+          runAsync: async () => {
+            await parallel[0]!.call('kernel', [iterations])
+          },
+        },
+        {
+          id: 'kernel-call-x2',
+          title: "2 × await call('kernel', [n]) at once, 2 instances",
+          note:
+            'Two kernels at once on two instances (Promise.all): the pool runs them on two threads. ' +
+            'On this 2-core machine, 1.0× one call means both cores are used. Ratio: to one async call.',
+          baselines: ['kernel-call'],
+          runAsync: async () => {
+            await concurrently(2)
+          },
+        },
+        {
+          id: 'kernel-call-x4',
+          title: "4 × await call('kernel', [n]) at once, 4 instances",
+          note: 'Four at once on two cores: 2.0× one call is the ideal. Ratio: to one async call.',
+          baselines: ['kernel-call'],
+          runAsync: async () => {
+            await concurrently(4)
+          },
+        },
+        {
           id: 'kernel-fuel-epoch',
           title: 'the same with fuel and timeoutMs',
           note: 'Fuel and a deadline together (whichever hits first wins). Ratios: to our unmetered time and to V8.',
@@ -93,6 +131,7 @@ export const compute: Scenario = {
       ],
       teardown: () => {
         plain.dispose()
+        for (const instance of parallel) instance.dispose()
         metered.dispose()
         engine.close()
         fuelEngine.close()
