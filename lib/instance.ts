@@ -204,6 +204,9 @@ function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions |
   }
 }
 
+/** A native function handle: throws native errors, which {@link fromNative} turns into ours. */
+type NativeFunction = (...args: unknown[]) => unknown
+
 function callOptions(options: CallOptions | undefined): { fuel?: number; timeoutMs?: number } {
   if (options === undefined) return {}
   if (typeof options !== 'object' || options === null) throw new ConfigError('call options must be an object')
@@ -220,8 +223,9 @@ function callOptions(options: CallOptions | undefined): { fuel?: number; timeout
 export class Instance {
   readonly #native: NativeComponentInstance | NativeInstance
   readonly #calls = new SerialQueue()
+  readonly #plain = new Map<string, NativeFunction>()
+  readonly #budgeted = new Map<string, NativeFunction>()
   readonly #functions = new Map<string, (...args: unknown[]) => unknown>()
-  readonly #budgeted = new Map<string, (...args: unknown[]) => unknown>()
 
   /** @internal */
   constructor(native: NativeComponentInstance | NativeInstance) {
@@ -233,9 +237,21 @@ export class Instance {
    * guest runs (deadlines still apply: they do not rely on JS timers).
    */
   callSync(name: string, args: readonly unknown[] = [], options?: CallOptions): unknown {
-    if (options === undefined) return this.function(name)(...args)
-    const { fuel, timeoutMs } = callOptions(options)
-    return this.#bind(this.#budgeted, name, true)(fuel, timeoutMs, ...args)
+    // The native function is applied to the caller's array directly: no wrapper, no spread.
+    let native: NativeFunction
+    let all: readonly unknown[] = args
+    if (options === undefined) {
+      native = this.#handle(this.#plain, name, false)
+    } else {
+      const { fuel, timeoutMs } = callOptions(options)
+      native = this.#handle(this.#budgeted, name, true)
+      all = [fuel, timeoutMs, ...args]
+    }
+    try {
+      return Reflect.apply(native, undefined, all)
+    } catch (error) {
+      throw fromNative(error)
+    }
   }
 
   /**
@@ -243,28 +259,29 @@ export class Instance {
    * with the instance's default budget, minus the name lookup: the lowest-overhead way to call.
    */
   function(name: string): (...args: unknown[]) => unknown {
-    return this.#bind(this.#functions, name, false)
-  }
-
-  /** The native function for `name` (taking `(fuel, timeoutMs, ...args)` when `budgeted`), cached. */
-  #bind(
-    cache: Map<string, (...args: unknown[]) => unknown>,
-    name: string,
-    budgeted: boolean,
-  ): (...args: unknown[]) => unknown {
-    let bound = cache.get(name)
-    if (bound === undefined) {
-      const raw = translate(() => this.#native.function(name, budgeted))
-      bound = (...args: unknown[]) => {
+    let wrapped = this.#functions.get(name)
+    if (wrapped === undefined) {
+      const native = this.#handle(this.#plain, name, false)
+      wrapped = (...args: unknown[]) => {
         try {
-          return raw(...args)
+          return native(...args)
         } catch (error) {
           throw fromNative(error)
         }
       }
-      cache.set(name, bound)
+      this.#functions.set(name, wrapped)
     }
-    return bound
+    return wrapped
+  }
+
+  /** The native function for `name` (taking `(fuel, timeoutMs, ...args)` when `budgeted`), cached. */
+  #handle(cache: Map<string, NativeFunction>, name: string, budgeted: boolean): NativeFunction {
+    let native = cache.get(name)
+    if (native === undefined) {
+      native = translate(() => this.#native.function(name, budgeted))
+      cache.set(name, native)
+    }
+    return native
   }
 
   /** Calls an export off the JS thread, on airssys-wasm's own thread pool. */

@@ -1,12 +1,14 @@
 //! A core [`wasmtime::Instance`] in its own store: linking JS imports, `callSync`, `call`,
 //! metrics, dispose.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::Unknown;
 use napi::{Env, JsValue, Result};
 use napi_derive::napi;
-use wasmtime::{Caller, ExternType, Instance as InstanceImpl, InstancePre, Linker, Module, Val, ValRaw, ValType};
+use smallvec::SmallVec;
+use wasmtime::{Caller, ExternType, Func, Instance as InstanceImpl, InstancePre, Linker, Module, Val, ValRaw, ValType};
 
 use crate::convert;
 use crate::errors::{Failure, HostCallFailed, exit_zero_is_success, return_or_throw, throw};
@@ -16,6 +18,9 @@ use crate::module::{CoreExport, ModuleShared, func_signature};
 use crate::store::{self, Budget, HostState, InstanceMetrics, Live, NativeAbortHandle, Slot};
 use crate::tasks;
 use crate::wasi::{Output, TakenOutput};
+
+/// Arguments or results of one call: core signatures are short, so they stay on the stack.
+type Vals = SmallVec<[Val; 4]>;
 
 /// Module names of WASI preview 1 imports.
 pub const WASI_MODULES: [&str; 2] = ["wasi_snapshot_preview1", "wasi_unstable"];
@@ -182,14 +187,14 @@ fn host_call(
 }
 
 impl CoreExport {
-    fn lower_array(&self, js: Js, args: Value) -> std::result::Result<Vec<Val>, Failure> {
+    fn lower_array(&self, js: Js, args: Value) -> std::result::Result<Vals, Failure> {
         match js.array_items(args).map_err(|error| Failure::Internal(error.reason))? {
             Some(items) => self.lower_args(js, &items),
             None => Err(Failure::Type(format!("{}: arguments must be an array", self.name))),
         }
     }
 
-    fn lower_args(&self, js: Js, args: &[Value]) -> std::result::Result<Vec<Val>, Failure> {
+    fn lower_args(&self, js: Js, args: &[Value]) -> std::result::Result<Vals, Failure> {
         let fail = |message: String| Failure::Type(format!("{}: {message}", self.name));
         if args.len() != self.params.len() {
             return Err(fail(format!(
@@ -198,27 +203,43 @@ impl CoreExport {
                 args.len()
             )));
         }
-        let mut values = Vec::with_capacity(args.len());
+        let mut values = Vals::with_capacity(args.len());
         for (index, (ty, &arg)) in self.params.iter().zip(args).enumerate() {
             values.push(convert::from_js(js, arg, ty).map_err(|message| fail(format!("param {index}: {message}")))?);
         }
         Ok(values)
     }
 
-    fn invoke(
+    /// The export's function in `live`'s store, looked up once per handle when `known` is given.
+    fn func(
         &self,
         live: &mut Live<InstanceImpl>,
-        budget: &Budget,
-        engine: &crate::engine::EngineShared,
-        params: &[Val],
-    ) -> std::result::Result<Vec<Val>, Failure> {
+        known: Option<&Cell<Option<Func>>>,
+    ) -> std::result::Result<Func, Failure> {
+        if let Some(func) = known.and_then(Cell::get) {
+            return Ok(func);
+        }
         let Some(wasmtime::Extern::Func(func)) = live.instance.get_module_export(&mut live.store, &self.index) else {
             return Err(Failure::Internal(format!("export {} vanished", self.name)));
         };
+        if let Some(known) = known {
+            known.set(Some(func));
+        }
+        Ok(func)
+    }
+
+    fn invoke(
+        &self,
+        live: &mut Live<InstanceImpl>,
+        func: Func,
+        budget: &Budget,
+        engine: &crate::engine::EngineShared,
+        params: &[Val],
+    ) -> std::result::Result<Vals, Failure> {
         if self.numeric {
             return self.invoke_numeric(live, func, budget, engine, params);
         }
-        let mut results: Vec<Val> = self.results.iter().map(convert::placeholder).collect();
+        let mut results: Vals = self.results.iter().map(convert::placeholder).collect();
         store::run(&mut live.store, engine, budget, &mut live.metrics, |store| {
             func.call(store, params, &mut results)
         })?;
@@ -229,11 +250,11 @@ impl CoreExport {
     fn invoke_numeric(
         &self,
         live: &mut Live<InstanceImpl>,
-        func: wasmtime::Func,
+        func: Func,
         budget: &Budget,
         engine: &crate::engine::EngineShared,
         params: &[Val],
-    ) -> std::result::Result<Vec<Val>, Failure> {
+    ) -> std::result::Result<Vals, Failure> {
         let mut raw = [ValRaw::i32(0); 16];
         let mut buffer: Vec<ValRaw>;
         let slots = params.len().max(self.results.len());
@@ -270,9 +291,9 @@ impl CoreExport {
             .collect())
     }
 
-    fn lift(js: Js, results: Vec<Val>) -> std::result::Result<Value, Failure> {
+    fn lift(js: Js, results: &[Val]) -> std::result::Result<Value, Failure> {
         let internal = |error: napi::Error| Failure::Internal(error.reason);
-        match results.as_slice() {
+        match results {
             [] => js.undefined().map_err(internal),
             [single] => convert::to_js(js, single).map_err(internal),
             many => {
@@ -292,14 +313,18 @@ fn call_on_js_thread(
     js: Js,
     slot: &Slot<InstanceImpl>,
     export: &CoreExport,
+    known: Option<&Cell<Option<Func>>>,
     budget: &Budget,
     params: &[Val],
 ) -> std::result::Result<Value, Failure> {
     let results = exit_zero_is_success(
-        slot.with_on_js_thread(js, |live| export.invoke(live, budget, &slot.engine, params)),
-        Vec::new,
+        slot.with_on_js_thread(js, |live| {
+            let func = export.func(live, known)?;
+            export.invoke(live, func, budget, &slot.engine, params)
+        }),
+        Vals::new,
     )?;
-    CoreExport::lift(js, results)
+    CoreExport::lift(js, &results)
 }
 
 /// What a function made by `NativeInstance::function` calls.
@@ -309,6 +334,9 @@ struct CoreFunction {
     budget: Budget,
     /// The function takes `(fuel, timeoutMs, ...args)`: a per-call budget without the name lookup.
     budgeted: bool,
+    /// The export's `Func` in the slot's store, found at the first call (the data of a JS
+    /// function is only touched on its JS thread).
+    func: Cell<Option<Func>>,
 }
 
 unsafe extern "C" fn call_core_function(env: napi::sys::napi_env, info: napi::sys::napi_callback_info) -> Value {
@@ -317,7 +345,7 @@ unsafe extern "C" fn call_core_function(env: napi::sys::napi_env, info: napi::sy
     let outcome = (|| {
         let (budget, args) = target.slot.handle_budget(js, target.budgeted, &target.budget, &args)?;
         let params = target.export.lower_args(js, args)?;
-        call_on_js_thread(js, &target.slot, &target.export, &budget, &params)
+        call_on_js_thread(js, &target.slot, &target.export, Some(&target.func), &budget, &params)
     })();
     return_or_throw(js, outcome)
 }
@@ -367,6 +395,7 @@ impl NativeInstance {
                     budget: self.slot.budget(None, None, None)?,
                     slot: self.slot.clone(),
                     budgeted: budgeted.unwrap_or(false),
+                    func: Cell::new(None),
                 })
             })(),
         )?;
@@ -397,8 +426,13 @@ impl NativeInstance {
         let slot = self.slot.clone();
         tasks::promise(
             env,
-            move || slot.with(|live| export.invoke(live, &budget, &slot.engine, &params)),
-            |js, results| CoreExport::lift(js, exit_zero_is_success(results, Vec::new)?).map(Raw),
+            move || {
+                slot.with(|live| {
+                    let func = export.func(live, None)?;
+                    export.invoke(live, func, &budget, &slot.engine, &params)
+                })
+            },
+            |js, results| CoreExport::lift(js, &exit_zero_is_success(results, Vals::new)?).map(Raw),
         )
     }
 

@@ -9,6 +9,8 @@
 use std::borrow::Cow;
 use std::ptr;
 
+use smallvec::SmallVec;
+
 use napi::{Error, Result, Status, sys};
 
 /// A JavaScript value handle, valid only on the JS thread during the current N-API call.
@@ -633,14 +635,16 @@ impl std::fmt::Display for JsNumber {
 ///
 /// # Safety
 /// `info` must be the callback info of a function created by `Js::function` with data `T`.
-pub unsafe fn callback_args<'a, T>(env: sys::napi_env, info: sys::napi_callback_info) -> (Js, &'a T, Vec<Value>) {
-    let mut argc = 6;
-    let mut argv = Vec::with_capacity(argc);
-    argv.resize(argc, ptr::null_mut());
+pub unsafe fn callback_args<'a, T>(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> (Js, &'a T, SmallVec<[Value; 8]>) {
+    let mut argv: SmallVec<[Value; 8]> = SmallVec::from_elem(ptr::null_mut(), 8);
+    let mut argc = argv.len();
     let mut data = ptr::null_mut();
     unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), &mut data) };
     if argc > argv.len() {
-        argv = vec![ptr::null_mut(); argc];
+        argv = SmallVec::from_elem(ptr::null_mut(), argc);
         unsafe {
             sys::napi_get_cb_info(
                 env,

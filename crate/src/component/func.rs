@@ -1,12 +1,18 @@
 //! Calling a component export: its signature, argument lowering, the call, result lifting.
 
-use wasmtime::component::{ComponentExportIndex, Instance, Type, Val};
+use std::cell::Cell;
+
+use smallvec::SmallVec;
+use wasmtime::component::{ComponentExportIndex, Func, Instance, Type, Val};
 
 use super::convert;
 use crate::engine::EngineShared;
 use crate::errors::Failure;
 use crate::js::{Js, Value};
 use crate::store::{self, Budget, Live};
+
+/// Arguments of one call: most signatures are short, so they stay on the stack.
+pub type Vals = SmallVec<[Val; 4]>;
 
 /// An export path resolved once per component: where it is and what it takes and returns.
 pub struct ExportFunc {
@@ -19,7 +25,7 @@ pub struct ExportFunc {
 
 impl ExportFunc {
     /// Converts the JS argument array.
-    pub fn lower_array(&self, js: Js, args: Value) -> Result<Vec<Val>, Failure> {
+    pub fn lower_array(&self, js: Js, args: Value) -> Result<Vals, Failure> {
         match js.array_items(args).map_err(|error| Failure::Internal(error.reason))? {
             Some(items) => self.lower_args(js, &items),
             None => Err(Failure::Type(format!("{}: arguments must be an array", self.path))),
@@ -27,7 +33,7 @@ impl ExportFunc {
     }
 
     /// Converts the JS arguments; errors name the parameter and the path inside it.
-    pub fn lower_args(&self, js: Js, args: &[Value]) -> Result<Vec<Val>, Failure> {
+    pub fn lower_args(&self, js: Js, args: &[Value]) -> Result<Vals, Failure> {
         let fail = |message: String| Failure::Type(format!("{}: {message}", self.path));
         let count = args.len();
         if count != self.params.len() {
@@ -42,7 +48,7 @@ impl ExportFunc {
                 names.join(", ")
             )));
         }
-        let mut values = Vec::with_capacity(count);
+        let mut values = Vals::with_capacity(count);
         for ((name, ty), &arg) in self.params.iter().zip(args) {
             let value =
                 convert::from_js(js, arg, ty).map_err(|message| fail(format!("param \"{name}\": {message}")))?;
@@ -51,23 +57,38 @@ impl ExportFunc {
         Ok(values)
     }
 
-    /// Calls the export under `budget`. A `result::err` return becomes ERR_WASM_COMPONENT.
-    pub fn invoke(
-        &self,
-        live: &mut Live<Instance>,
-        engine: &EngineShared,
-        budget: &Budget,
-        params: &[Val],
-    ) -> Result<Option<Val>, Failure> {
+    /// The export's function in `live`'s store, looked up once per handle when `known` is given.
+    pub fn func(&self, live: &mut Live<Instance>, known: Option<&Cell<Option<Func>>>) -> Result<Func, Failure> {
+        if let Some(func) = known.and_then(Cell::get) {
+            return Ok(func);
+        }
         let func = live
             .instance
             .get_func(&mut live.store, self.index)
             .ok_or_else(|| Failure::Internal(format!("export {} vanished", self.path)))?;
-        let mut results = vec![Val::Bool(false); usize::from(self.result.is_some())];
+        if let Some(known) = known {
+            known.set(Some(func));
+        }
+        Ok(func)
+    }
+
+    /// Calls the export under `budget`. A `result::err` return becomes ERR_WASM_COMPONENT.
+    pub fn invoke(
+        &self,
+        live: &mut Live<Instance>,
+        func: Func,
+        engine: &EngineShared,
+        budget: &Budget,
+        params: &[Val],
+    ) -> Result<Option<Val>, Failure> {
+        let mut slot = [Val::Bool(false)];
+        let results = &mut slot[..usize::from(self.result.is_some())];
         store::run(&mut live.store, engine, budget, &mut live.metrics, |store| {
-            func.call(store, params, &mut results)
+            func.call(store, params, results)
         })?;
-        let value = results.pop();
+        let value = results
+            .first_mut()
+            .map(|value| std::mem::replace(value, Val::Bool(false)));
         if let (Some(Val::Result(Err(payload))), Some(Type::Result(result_type))) = (&value, &self.result) {
             let payload = payload.as_deref().cloned().zip(result_type.err());
             let message = match &payload {

@@ -1,12 +1,13 @@
 //! A component [`Instance`](wasmtime::component::Instance) in its own store: `callSync`, `call`,
 //! metrics, dispose.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::Unknown;
 use napi::{Env, JsValue, Result};
 use napi_derive::napi;
-use wasmtime::component::{Instance, Val};
+use wasmtime::component::{Func, Instance, Val};
 
 use super::ComponentShared;
 use super::func::ExportFunc;
@@ -21,11 +22,15 @@ fn call_on_js_thread(
     js: Js,
     slot: &Slot<Instance>,
     export: &ExportFunc,
+    known: Option<&Cell<Option<Func>>>,
     budget: &Budget,
     params: &[Val],
 ) -> std::result::Result<Value, Failure> {
     let value = exit_zero_is_success(
-        slot.with_on_js_thread(js, |live| export.invoke(live, &slot.engine, budget, params)),
+        slot.with_on_js_thread(js, |live| {
+            let func = export.func(live, known)?;
+            export.invoke(live, func, &slot.engine, budget, params)
+        }),
         || None,
     )?;
     export.lift_result(js, value)
@@ -38,6 +43,9 @@ struct ComponentFunction {
     budget: Budget,
     /// The function takes `(fuel, timeoutMs, ...args)`: a per-call budget without the name lookup.
     budgeted: bool,
+    /// The export's `Func` in the slot's store, found at the first call (the data of a JS
+    /// function is only touched on its JS thread).
+    func: Cell<Option<Func>>,
 }
 
 unsafe extern "C" fn call_component_function(env: napi::sys::napi_env, info: napi::sys::napi_callback_info) -> Value {
@@ -46,7 +54,7 @@ unsafe extern "C" fn call_component_function(env: napi::sys::napi_env, info: nap
     let outcome = (|| {
         let (budget, args) = target.slot.handle_budget(js, target.budgeted, &target.budget, &args)?;
         let params = target.export.lower_args(js, args)?;
-        call_on_js_thread(js, &target.slot, &target.export, &budget, &params)
+        call_on_js_thread(js, &target.slot, &target.export, Some(&target.func), &budget, &params)
     })();
     return_or_throw(js, outcome)
 }
@@ -103,6 +111,7 @@ impl NativeComponentInstance {
                     budget: self.slot.budget(None, None, None)?,
                     slot: self.slot.clone(),
                     budgeted: budgeted.unwrap_or(false),
+                    func: Cell::new(None),
                 })
             })(),
         )?;
@@ -134,7 +143,12 @@ impl NativeComponentInstance {
         let lift = export.clone();
         tasks::promise(
             env,
-            move || slot.with(|live| export.invoke(live, &slot.engine, &budget, &params)),
+            move || {
+                slot.with(|live| {
+                    let func = export.func(live, None)?;
+                    export.invoke(live, func, &slot.engine, &budget, &params)
+                })
+            },
             move |js, result| lift.lift_result(js, exit_zero_is_success(result, || None)?).map(Raw),
         )
     }
