@@ -67,14 +67,17 @@ export declare class NativeEngine {
   get fuelEnabled(): boolean
   /** What the on-disk cache did since this engine was created; `null` without `cacheDir`. */
   get cacheStats(): NativeCacheStats | null
-  /** Compiles a component (binary or WAT) on the JS thread. */
-  compileComponentSync(bytes: Uint8Array): NativeComponent
+  /**
+   * Compiles a component (binary or WAT) on the JS thread; `digest` is the bytes' SHA-256 in
+   * hex, if known, for the on-disk cache.
+   */
+  compileComponentSync(bytes: Uint8Array, digest?: string | undefined | null): NativeComponent
   /** Compiles a component (binary or WAT) on a pool thread. */
-  compileComponent(bytes: Uint8Array): Promise<NativeComponent>
+  compileComponent(bytes: Uint8Array, digest?: string | undefined | null): Promise<NativeComponent>
   /** Compiles a core module (binary or WAT) on the JS thread. */
-  compileModuleSync(bytes: Uint8Array): NativeModule
+  compileModuleSync(bytes: Uint8Array, digest?: string | undefined | null): NativeModule
   /** Compiles a core module (binary or WAT) on a pool thread. */
-  compileModule(bytes: Uint8Array): Promise<NativeModule>
+  compileModule(bytes: Uint8Array, digest?: string | undefined | null): Promise<NativeModule>
   /** Loads a component from `serialize()` output of a compatible engine. */
   deserializeComponent(bytes: Uint8Array): NativeComponent
   /** Loads a core module from `serialize()` output of a compatible engine. */

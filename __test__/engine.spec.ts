@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -151,7 +151,11 @@ test('cacheDir: a second engine loads code the first one compiled, for modules a
   t.deepEqual(first.cacheStats, { hits: 0, misses: 2, writeFailures: 0 })
   const { files } = cacheEntries(dir)
   t.is(files.length, 2)
-  t.true(files.every((file) => /^(module|component)-[0-9a-f]{64}\.cwasm$/.test(file)))
+  const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex')
+  t.deepEqual(files, [
+    `component-${sha256(readFileSync(typesWasm))}.cwasm`,
+    `module-${sha256(addWasm)}.cwasm`,
+  ])
 
   const second = new Engine({ cacheDir: dir })
   const module = await second.compileModule(addWasm)
@@ -160,6 +164,10 @@ test('cacheDir: a second engine loads code the first one compiled, for modules a
   t.is(module.instantiateSync({ limits: { memoryBytes: 0 } }).callSync('add', [40, 2]), 42)
   t.deepEqual(component.exports, first.compileComponentSync(typesWasm).exports)
   t.is(new Engine().cacheStats, undefined)
+  // validate hashes in Rust (no digest from the TS layer) and finds the same file.
+  const third = new Engine({ cacheDir: dir })
+  t.deepEqual(third.validate(typesWasm), { ok: true })
+  t.deepEqual(third.cacheStats, { hits: 1, misses: 0, writeFailures: 0 })
 })
 
 test('cacheDir: engines with other settings keep apart; a damaged file is recompiled and replaced', (t) => {

@@ -61,6 +61,7 @@ export function rme(row: RowResult): string {
 
 /** `1.23×` for one ratio. */
 export function ratio(value: number): string {
+  if (value < 0.1) return `${value.toPrecision(2)}×`
   return `${value < 10 ? value.toFixed(2) : value.toPrecision(3)}×`
 }
 

@@ -117,7 +117,7 @@ export class Engine {
     const bytes = await loadSource(source)
     return this.#components.getAsync(
       bytes,
-      async () => new Component(await translateAsync(this.#native.compileComponent(bytes))),
+      async (digest) => new Component(await translateAsync(this.#native.compileComponent(bytes, digest))),
     )
   }
 
@@ -126,7 +126,7 @@ export class Engine {
     const bytes = loadSourceSync(source)
     return this.#components.get(
       bytes,
-      () => new Component(translate(() => this.#native.compileComponentSync(bytes))),
+      (digest) => new Component(translate(() => this.#native.compileComponentSync(bytes, digest))),
     )
   }
 
@@ -135,14 +135,17 @@ export class Engine {
     const bytes = await loadSource(source)
     return this.#modules.getAsync(
       bytes,
-      async () => new Module(await translateAsync(this.#native.compileModule(bytes))),
+      async (digest) => new Module(await translateAsync(this.#native.compileModule(bytes, digest))),
     )
   }
 
   /** Compiles a core module on the JS thread. */
   compileModuleSync(source: WasmSource): Module {
     const bytes = loadSourceSync(source)
-    return this.#modules.get(bytes, () => new Module(translate(() => this.#native.compileModuleSync(bytes))))
+    return this.#modules.get(
+      bytes,
+      (digest) => new Module(translate(() => this.#native.compileModuleSync(bytes, digest))),
+    )
   }
 
   /** Checks that `source` would compile (module or component), without keeping the code. */

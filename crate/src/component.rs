@@ -110,7 +110,13 @@ pub struct NativeComponent {
 }
 
 impl NativeComponent {
-    pub fn compile(engine: &Arc<EngineShared>, bytes: &[u8]) -> std::result::Result<Self, Failure> {
+    /// Compiles `bytes` (through the engine's on-disk cache, which `digest`, the bytes' SHA-256 in
+    /// hex, saves hashing again).
+    pub fn compile(
+        engine: &Arc<EngineShared>,
+        bytes: &[u8],
+        digest: Option<&str>,
+    ) -> std::result::Result<Self, Failure> {
         engine.check_open()?;
         if is_core_module(bytes) {
             return Err(Failure::Compile(
@@ -122,6 +128,7 @@ impl NativeComponent {
             Some(cache) => cache.get_or_compile(
                 Kind::Component,
                 bytes,
+                digest,
                 // SAFETY: as for modules: only our own `serialize` output lives in the directory.
                 |path| unsafe { ComponentImpl::deserialize_file(&engine.engine, path) },
                 compile,

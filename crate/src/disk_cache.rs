@@ -60,16 +60,19 @@ impl DiskCache {
     }
 
     /// The cached artifact for `bytes`, or the one `compile` makes (then written for next time).
-    /// Cache I/O problems never fail a compile: a failed write is only counted.
+    /// `digest` is the bytes' SHA-256 in hex when the caller has it already (the TS layer hashes
+    /// for its in-process cache). Cache I/O problems never fail a compile: a failed write is only
+    /// counted.
     pub fn get_or_compile<T>(
         &self,
         kind: Kind,
         bytes: &[u8],
+        digest: Option<&str>,
         load: impl FnOnce(&Path) -> wasmtime::Result<T>,
         compile: impl FnOnce() -> Result<T, Failure>,
         serialize: impl FnOnce(&T) -> wasmtime::Result<Vec<u8>>,
     ) -> Result<T, Failure> {
-        let path = self.entry_path(kind, bytes);
+        let path = self.entry_path(kind, bytes, digest);
         if path.is_file()
             && let Ok(loaded) = load(&path)
         {
@@ -87,13 +90,17 @@ impl DiskCache {
         Ok(compiled)
     }
 
-    fn entry_path(&self, kind: Kind, bytes: &[u8]) -> PathBuf {
+    fn entry_path(&self, kind: Kind, bytes: &[u8], digest: Option<&str>) -> PathBuf {
         let prefix = match kind {
             Kind::Module => "module",
             Kind::Component => "component",
         };
-        let digest = Sha256::digest(bytes);
-        let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+        let given =
+            digest.filter(|hex| hex.len() == 64 && hex.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f')));
+        let hex = match given {
+            Some(hex) => hex.to_string(),
+            None => Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect(),
+        };
         self.dir.join(format!("{prefix}-{hex}.cwasm"))
     }
 

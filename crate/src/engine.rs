@@ -246,36 +246,52 @@ impl NativeEngine {
         })
     }
 
-    /// Compiles a component (binary or WAT) on the JS thread.
+    /// Compiles a component (binary or WAT) on the JS thread; `digest` is the bytes' SHA-256 in
+    /// hex, if known, for the on-disk cache.
     #[napi]
-    pub fn compile_component_sync(&self, env: Env, bytes: Uint8Array) -> Result<NativeComponent> {
-        throw(Js(env.raw()), NativeComponent::compile(&self.shared, &bytes))
+    pub fn compile_component_sync(
+        &self,
+        env: Env,
+        bytes: Uint8Array,
+        digest: Option<String>,
+    ) -> Result<NativeComponent> {
+        throw(
+            Js(env.raw()),
+            NativeComponent::compile(&self.shared, &bytes, digest.as_deref()),
+        )
     }
 
     /// Compiles a component (binary or WAT) on a pool thread.
     #[napi(ts_return_type = "Promise<NativeComponent>")]
-    pub fn compile_component(&self, env: &Env, bytes: Uint8Array) -> Result<Raw> {
+    pub fn compile_component(&self, env: &Env, bytes: Uint8Array, digest: Option<String>) -> Result<Raw> {
         let shared = self.shared.clone();
         let bytes = bytes.to_vec();
         tasks::promise(
             env,
-            move || NativeComponent::compile(&shared, &bytes),
+            move || NativeComponent::compile(&shared, &bytes, digest.as_deref()),
             |_, result| result,
         )
     }
 
     /// Compiles a core module (binary or WAT) on the JS thread.
     #[napi]
-    pub fn compile_module_sync(&self, env: Env, bytes: Uint8Array) -> Result<NativeModule> {
-        throw(Js(env.raw()), NativeModule::compile(&self.shared, &bytes))
+    pub fn compile_module_sync(&self, env: Env, bytes: Uint8Array, digest: Option<String>) -> Result<NativeModule> {
+        throw(
+            Js(env.raw()),
+            NativeModule::compile(&self.shared, &bytes, digest.as_deref()),
+        )
     }
 
     /// Compiles a core module (binary or WAT) on a pool thread.
     #[napi(ts_return_type = "Promise<NativeModule>")]
-    pub fn compile_module(&self, env: &Env, bytes: Uint8Array) -> Result<Raw> {
+    pub fn compile_module(&self, env: &Env, bytes: Uint8Array, digest: Option<String>) -> Result<Raw> {
         let shared = self.shared.clone();
         let bytes = bytes.to_vec();
-        tasks::promise(env, move || NativeModule::compile(&shared, &bytes), |_, result| result)
+        tasks::promise(
+            env,
+            move || NativeModule::compile(&shared, &bytes, digest.as_deref()),
+            |_, result| result,
+        )
     }
 
     /// Loads a component from `serialize()` output of a compatible engine.
@@ -299,7 +315,7 @@ impl NativeEngine {
             Err(error) => return Some(error.to_string()),
         };
         let result = if is_component(&bytes) {
-            NativeComponent::compile(&self.shared, &bytes).map(drop)
+            NativeComponent::compile(&self.shared, &bytes, None).map(drop)
         } else {
             NativeModule::validate(&self.shared, &bytes)
         };

@@ -136,7 +136,13 @@ pub struct NativeModule {
 }
 
 impl NativeModule {
-    pub fn compile(engine: &Arc<EngineShared>, bytes: &[u8]) -> std::result::Result<Self, Failure> {
+    /// Compiles `bytes` (through the engine's on-disk cache, which `digest`, the bytes' SHA-256 in
+    /// hex, saves hashing again).
+    pub fn compile(
+        engine: &Arc<EngineShared>,
+        bytes: &[u8],
+        digest: Option<&str>,
+    ) -> std::result::Result<Self, Failure> {
         engine.check_open()?;
         if is_component(bytes) {
             return Err(Failure::Compile(
@@ -148,6 +154,7 @@ impl NativeModule {
             Some(cache) => cache.get_or_compile(
                 Kind::Module,
                 bytes,
+                digest,
                 // SAFETY: the cache directory holds only our own `serialize` output (its trust
                 // rule is documented on `cacheDir`); wasmtime checks version and configuration.
                 |path| unsafe { ModuleImpl::deserialize_file(&engine.engine, path) },

@@ -12,25 +12,28 @@ export class CompileCache<T extends object> {
     if (entry instanceof WeakRef && entry.deref() === undefined) this.#entries.delete(key)
   })
 
-  /** The cached object for `bytes`, or the one `compile` makes (and the cache then keeps, weakly). */
-  get(bytes: Uint8Array, compile: () => T): T {
+  /**
+   * The cached object for `bytes`, or the one `compile` makes (and the cache then keeps, weakly).
+   * `compile` gets the bytes' SHA-256 in hex, which the engine's on-disk cache uses as well.
+   */
+  get(bytes: Uint8Array, compile: (digest: string) => T): T {
     const key = keyOf(bytes)
     const entry = this.#entries.get(key)
     const alive = entry instanceof WeakRef ? entry.deref() : undefined
     if (alive !== undefined) return alive
-    const compiled = compile()
+    const compiled = compile(key)
     if (!(entry instanceof Promise)) this.#remember(key, compiled)
     return compiled
   }
 
   /** The same as {@link CompileCache.get} for an asynchronous compile. */
-  async getAsync(bytes: Uint8Array, compile: () => Promise<T>): Promise<T> {
+  async getAsync(bytes: Uint8Array, compile: (digest: string) => Promise<T>): Promise<T> {
     const key = keyOf(bytes)
     const entry = this.#entries.get(key)
     if (entry instanceof Promise) return entry
     const alive = entry?.deref()
     if (alive !== undefined) return alive
-    const pending = compile()
+    const pending = compile(key)
     this.#entries.set(key, pending)
     try {
       const compiled = await pending
@@ -49,5 +52,5 @@ export class CompileCache<T extends object> {
 }
 
 function keyOf(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('base64')
+  return createHash('sha256').update(bytes).digest('hex')
 }
