@@ -41,16 +41,21 @@ async function startEagerCompiler(bytes: Uint8Array): Promise<EagerCompiler> {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     serialization: 'advanced',
   })
-  let pending: ((value: unknown) => void) | undefined
-  child.on('message', (message: { ready?: string[]; result?: unknown }) => {
-    const resolve = pending
+  let pending: { resolve: (value: unknown) => void; reject: (error: unknown) => void } | undefined
+  const settle = (outcome: { value: unknown } | { error: unknown }) => {
+    const waiting = pending
     pending = undefined
-    resolve?.(message.ready ?? message.result)
-  })
+    if ('error' in outcome) waiting?.reject(outcome.error)
+    else waiting?.resolve(outcome.value)
+  }
+  child.on('message', (message: { ready?: string[]; result?: unknown }) =>
+    settle({ value: message.ready ?? message.result }),
+  )
+  child.on('error', (error) => settle({ error }))
+  child.on('exit', (code) => settle({ error: new Error(`the V8 eager-compile child exited with ${code}`) }))
   const ask = (message: object) =>
     new Promise<unknown>((resolve, reject) => {
-      pending = resolve
-      child.once('error', reject)
+      pending = { resolve, reject }
       child.send(message)
     })
   const flags = (await ask({ bytes })) as string[]
