@@ -24,6 +24,7 @@ use self::types::ComponentItemInfo;
 use crate::disk_cache::Kind;
 use crate::engine::{EngineShared, is_core_module};
 use crate::errors::{Failure, throw};
+use crate::external::{ExternalMemory, reported};
 use crate::host::{HostBridge, HostFunctions};
 use crate::js::{Js, Raw};
 use crate::pre_cache::PreCache;
@@ -104,10 +105,16 @@ impl ComponentShared {
 }
 
 /// A compiled component ([`Component`](https://docs.rs/wasmtime/48.0.8/wasmtime/component/struct.Component.html)).
-#[napi]
+#[napi(custom_finalize)]
 pub struct NativeComponent {
     shared: Arc<ComponentShared>,
+    external: ExternalMemory,
 }
+
+crate::holds_external!(NativeComponent, |this| {
+    let code = this.shared.component.image_range();
+    code.end as usize - code.start as usize
+});
 
 impl NativeComponent {
     /// Compiles `bytes` (through the engine's on-disk cache, which `digest`, the bytes' SHA-256 in
@@ -138,6 +145,7 @@ impl NativeComponent {
         };
         Ok(NativeComponent {
             shared: Arc::new(ComponentShared::new(component, engine.clone())),
+            external: ExternalMemory::default(),
         })
     }
 
@@ -150,6 +158,7 @@ impl NativeComponent {
             .map_err(|error| Failure::Compile(format!("cannot deserialize component: {error:#}")))?;
         Ok(NativeComponent {
             shared: Arc::new(ComponentShared::new(component, engine.clone())),
+            external: ExternalMemory::default(),
         })
     }
 
@@ -232,6 +241,7 @@ impl NativeComponent {
     ) -> Result<NativeComponentInstance> {
         let js = Js(env.raw());
         throw(js, self.prepare(js, &options, imports).and_then(|create| create()))
+            .map(|instance| reported(js, instance))
     }
 
     /// Instantiates on a pool thread (imports are linked on the JS thread first).
@@ -239,6 +249,6 @@ impl NativeComponent {
     pub fn instantiate(&self, env: &Env, options: NativeInstanceOptions, imports: Option<Unknown>) -> Result<Raw> {
         let js = Js(env.raw());
         let create = throw(js, self.prepare(js, &options, imports))?;
-        tasks::promise(env, create, |_, result| result)
+        tasks::promise(env, create, |js, result| result.map(|instance| reported(js, instance)))
     }
 }

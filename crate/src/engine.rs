@@ -16,6 +16,7 @@ use wasmtime::{
 use crate::component::NativeComponent;
 use crate::disk_cache::DiskCache;
 use crate::errors::{Failure, throw};
+use crate::external::reported;
 use crate::js::{Js, Raw};
 use crate::module::NativeModule;
 use crate::tasks::{self, POOL_THREAD_STACK_BYTES};
@@ -255,10 +256,9 @@ impl NativeEngine {
         bytes: Uint8Array,
         digest: Option<String>,
     ) -> Result<NativeComponent> {
-        throw(
-            Js(env.raw()),
-            NativeComponent::compile(&self.shared, &bytes, digest.as_deref()),
-        )
+        let js = Js(env.raw());
+        throw(js, NativeComponent::compile(&self.shared, &bytes, digest.as_deref()))
+            .map(|compiled| reported(js, compiled))
     }
 
     /// Compiles a component (binary or WAT) on a pool thread.
@@ -269,17 +269,15 @@ impl NativeEngine {
         tasks::promise(
             env,
             move || NativeComponent::compile(&shared, &bytes, digest.as_deref()),
-            |_, result| result,
+            |js, result| result.map(|compiled| reported(js, compiled)),
         )
     }
 
     /// Compiles a core module (binary or WAT) on the JS thread.
     #[napi]
     pub fn compile_module_sync(&self, env: Env, bytes: Uint8Array, digest: Option<String>) -> Result<NativeModule> {
-        throw(
-            Js(env.raw()),
-            NativeModule::compile(&self.shared, &bytes, digest.as_deref()),
-        )
+        let js = Js(env.raw());
+        throw(js, NativeModule::compile(&self.shared, &bytes, digest.as_deref())).map(|compiled| reported(js, compiled))
     }
 
     /// Compiles a core module (binary or WAT) on a pool thread.
@@ -290,20 +288,22 @@ impl NativeEngine {
         tasks::promise(
             env,
             move || NativeModule::compile(&shared, &bytes, digest.as_deref()),
-            |_, result| result,
+            |js, result| result.map(|compiled| reported(js, compiled)),
         )
     }
 
     /// Loads a component from `serialize()` output of a compatible engine.
     #[napi]
     pub fn deserialize_component(&self, env: Env, bytes: Uint8Array) -> Result<NativeComponent> {
-        throw(Js(env.raw()), NativeComponent::deserialize(&self.shared, &bytes))
+        let js = Js(env.raw());
+        throw(js, NativeComponent::deserialize(&self.shared, &bytes)).map(|loaded| reported(js, loaded))
     }
 
     /// Loads a core module from `serialize()` output of a compatible engine.
     #[napi]
     pub fn deserialize_module(&self, env: Env, bytes: Uint8Array) -> Result<NativeModule> {
-        throw(Js(env.raw()), NativeModule::deserialize(&self.shared, &bytes))
+        let js = Js(env.raw());
+        throw(js, NativeModule::deserialize(&self.shared, &bytes)).map(|loaded| reported(js, loaded))
     }
 
     /// Checks that bytes are a valid module or component for this engine, without keeping code.

@@ -12,6 +12,7 @@ use wasmtime::{Caller, ExternType, Func, Instance as InstanceImpl, InstancePre, 
 
 use crate::convert;
 use crate::errors::{Failure, HostCallFailed, exit_zero_is_success, return_or_throw, throw};
+use crate::external::ExternalMemory;
 use crate::host;
 use crate::js::{Js, Kind, Raw, Value, callback_args};
 use crate::module::{CoreExport, ModuleShared, func_signature};
@@ -351,12 +352,15 @@ unsafe extern "C" fn call_core_function(env: napi::sys::napi_env, info: napi::sy
 }
 
 /// An instantiated core module.
-#[napi]
+#[napi(custom_finalize)]
 pub struct NativeInstance {
     slot: Arc<Slot<InstanceImpl>>,
     module: Arc<ModuleShared>,
     output: Output,
+    external: ExternalMemory,
 }
+
+crate::holds_external!(NativeInstance, |this| this.slot.native_bytes());
 
 impl NativeInstance {
     pub fn new(slot: Slot<InstanceImpl>, module: Arc<ModuleShared>, output: Output) -> Self {
@@ -364,6 +368,7 @@ impl NativeInstance {
             slot: Arc::new(slot),
             module,
             output,
+            external: ExternalMemory::default(),
         }
     }
 

@@ -7,6 +7,7 @@ pub mod convert;
 pub mod disk_cache;
 pub mod engine;
 pub mod errors;
+pub mod external;
 pub mod host;
 pub mod instance;
 pub mod js;

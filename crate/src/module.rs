@@ -13,6 +13,7 @@ use crate::convert::{ref_type_name, type_name};
 use crate::disk_cache::Kind;
 use crate::engine::{EngineShared, is_component};
 use crate::errors::{Failure, throw};
+use crate::external::{ExternalMemory, reported};
 use crate::host::{HostBridge, HostFunctions};
 use crate::instance::{self, LinkPlan, NativeInstance};
 use crate::js::{Js, Raw};
@@ -130,10 +131,16 @@ fn describe(ty: &ExternType) -> (&'static str, String) {
 }
 
 /// A compiled core module ([`Module`](https://docs.rs/wasmtime/48.0.8/wasmtime/struct.Module.html)).
-#[napi]
+#[napi(custom_finalize)]
 pub struct NativeModule {
     shared: Arc<ModuleShared>,
+    external: ExternalMemory,
 }
+
+crate::holds_external!(NativeModule, |this| {
+    let code = this.shared.module.image_range();
+    code.end as usize - code.start as usize
+});
 
 impl NativeModule {
     /// Compiles `bytes` (through the engine's on-disk cache, which `digest`, the bytes' SHA-256 in
@@ -165,6 +172,7 @@ impl NativeModule {
         };
         Ok(NativeModule {
             shared: Arc::new(ModuleShared::new(module, engine.clone())),
+            external: ExternalMemory::default(),
         })
     }
 
@@ -177,6 +185,7 @@ impl NativeModule {
             .map_err(|error| Failure::Compile(format!("cannot deserialize module: {error:#}")))?;
         Ok(NativeModule {
             shared: Arc::new(ModuleShared::new(module, engine.clone())),
+            external: ExternalMemory::default(),
         })
     }
 
@@ -283,6 +292,7 @@ impl NativeModule {
     ) -> Result<NativeInstance> {
         let js = Js(env.raw());
         throw(js, self.prepare(js, &options, imports).and_then(|create| create()))
+            .map(|instance| reported(js, instance))
     }
 
     /// Instantiates on a pool thread (imports are linked on the JS thread first).
@@ -290,6 +300,6 @@ impl NativeModule {
     pub fn instantiate(&self, env: &Env, options: NativeInstanceOptions, imports: Option<Unknown>) -> Result<Raw> {
         let js = Js(env.raw());
         let create = throw(js, self.prepare(js, &options, imports))?;
-        tasks::promise(env, create, |_, result| result)
+        tasks::promise(env, create, |js, result| result.map(|instance| reported(js, instance)))
     }
 }

@@ -12,6 +12,7 @@ use wasmtime::component::{Func, Instance, Val};
 use super::ComponentShared;
 use super::func::ExportFunc;
 use crate::errors::{Failure, exit_zero_is_success, return_or_throw, throw};
+use crate::external::ExternalMemory;
 use crate::js::{Js, Raw, Value, callback_args};
 use crate::store::{Budget, InstanceMetrics, NativeAbortHandle, Slot};
 use crate::tasks;
@@ -60,12 +61,15 @@ unsafe extern "C" fn call_component_function(env: napi::sys::napi_env, info: nap
 }
 
 /// An instantiated component.
-#[napi]
+#[napi(custom_finalize)]
 pub struct NativeComponentInstance {
     slot: Arc<Slot<Instance>>,
     component: Arc<ComponentShared>,
     output: Output,
+    external: ExternalMemory,
 }
+
+crate::holds_external!(NativeComponentInstance, |this| this.slot.native_bytes());
 
 impl NativeComponentInstance {
     pub fn new(slot: Slot<Instance>, component: Arc<ComponentShared>, output: Output) -> Self {
@@ -73,6 +77,7 @@ impl NativeComponentInstance {
             slot: Arc::new(slot),
             component,
             output,
+            external: ExternalMemory::default(),
         }
     }
 
