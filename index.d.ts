@@ -44,7 +44,10 @@ export declare class NativeComponentInstance {
   metrics(): InstanceMetrics
   /** WASI output piped since the last take (`wasi.stdout` / `wasi.stderr` set to `pipe`). */
   takeOutput(): TakenOutput
-  /** Frees the store; later calls throw ERR_WASM_DISPOSED. */
+  /**
+   * Frees the store; later calls throw ERR_WASM_DISPOSED. Its memory stops counting for V8
+   * now, not when the object is collected.
+   */
   dispose(): void
   /** Whether `dispose()` was called. */
   get disposed(): boolean
@@ -103,7 +106,10 @@ export declare class NativeInstance {
   metrics(): InstanceMetrics
   /** WASI output piped since the last take (`wasi.stdout` / `wasi.stderr` set to `pipe`). */
   takeOutput(): TakenOutput
-  /** Frees the store; later calls throw ERR_WASM_DISPOSED. */
+  /**
+   * Frees the store; later calls throw ERR_WASM_DISPOSED. Its memory stops counting for V8
+   * now, not when the object is collected.
+   */
   dispose(): void
   /** Whether `dispose()` was called. */
   get disposed(): boolean

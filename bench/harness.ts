@@ -213,6 +213,7 @@ export async function measureAll(prepared: Prepared, mode: Mode): Promise<RowRes
       if (!other) throw new Error(`row ${row.id}: unknown baseline ${baseline}`)
       if (other.unit !== result.unit)
         throw new Error(`row ${row.id}: baseline ${baseline} is in another unit`)
+      if (!(other.median > 0)) throw new Error(`row ${row.id}: baseline ${baseline} has no positive median`)
       result.ratios.push({ baseline, ratio: result.median / other.median })
     }
   }

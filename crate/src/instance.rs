@@ -453,10 +453,12 @@ impl NativeInstance {
         self.output.take()
     }
 
-    /// Frees the store; later calls throw ERR_WASM_DISPOSED.
+    /// Frees the store; later calls throw ERR_WASM_DISPOSED. Its memory stops counting for V8
+    /// now, not when the object is collected.
     #[napi]
-    pub fn dispose(&self) {
+    pub fn dispose(&self, env: Env) {
         self.slot.dispose();
+        self.external.release(&env);
     }
 
     /// Whether `dispose()` was called.
