@@ -8,7 +8,17 @@ const engine = new Engine()
 const component = await engine.compileComponent(typesWasm)
 const instance = await component.instantiate({ limits: { memoryBytes: 4 << 20 }, imports: typesImports() })
 
-if ((workerData as { mode: string }).mode === 'spin') {
+const mode = (workerData as { mode: string }).mode
+if (mode === 'host-hang') {
+  // A guest waiting on a host Promise that never settles when the worker is terminated.
+  const imports = typesImports()
+  imports.double = () => {
+    parentPort?.postMessage('waiting')
+    return new Promise(() => undefined)
+  }
+  const hanging = await component.instantiate({ limits: { memoryBytes: 4 << 20 }, imports })
+  await hanging.call('call-double', [1])
+} else if (mode === 'spin') {
   // Tell the parent we are about to spin, then spin with a generous deadline.
   parentPort?.postMessage('spinning')
   await instance.call('spin', [], { timeoutMs: 5_000 }).catch(() => undefined)

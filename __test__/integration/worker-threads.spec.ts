@@ -32,3 +32,15 @@ test('a worker terminated while its guest runs does not take the process down', 
   const main = typesInstance()
   t.is(await main.call('roundtrip-u8', [7]), 7)
 })
+
+test('a worker terminated while its guest waits on a host Promise does not hang or crash', async (t) => {
+  const worker = new Worker(new URL('./worker.mjs', import.meta.url), {
+    workerData: { mode: 'host-hang' },
+  })
+  t.is(await new Promise((resolve) => worker.once('message', resolve)), 'waiting')
+  t.is(await worker.terminate(), 1)
+  // The pool thread that ran the guest is told the environment went away; the pool keeps serving.
+  const main = typesInstance()
+  t.is(await main.call('call-double', [21]), 42)
+  t.deepEqual(await Promise.all([1, 2, 3].map((x) => main.call('roundtrip-u8', [x]))), [1, 2, 3])
+})
