@@ -21,7 +21,7 @@ use self::func::ExportFunc;
 use self::instance::NativeComponentInstance;
 use self::linker::LinkPlan;
 use self::types::ComponentItemInfo;
-use crate::disk_cache::Kind;
+use crate::disk_cache;
 use crate::engine::{EngineShared, is_core_module};
 use crate::errors::{Failure, throw};
 use crate::external::{ExternalMemory, reported};
@@ -130,19 +130,7 @@ impl NativeComponent {
                 "expected a component but got a core wasm module: use compileModule for core modules".into(),
             ));
         }
-        let compile = || ComponentImpl::new(&engine.engine, bytes).map_err(|error| Failure::compile(&error));
-        let component = match &engine.cache {
-            Some(cache) => cache.get_or_compile(
-                Kind::Component,
-                bytes,
-                digest,
-                // SAFETY: as for modules: only our own `serialize` output lives in the directory.
-                |path| unsafe { ComponentImpl::deserialize_file(&engine.engine, path) },
-                compile,
-                ComponentImpl::serialize,
-            )?,
-            None => compile()?,
-        };
+        let component = disk_cache::compile::<ComponentImpl>(&engine.engine, engine.cache.as_ref(), bytes, digest)?;
         Ok(NativeComponent {
             shared: Arc::new(ComponentShared::new(component, engine.clone())),
             external: ExternalMemory::default(),

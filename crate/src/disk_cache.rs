@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
+use wasmtime::Module;
+use wasmtime::component::Component;
 
 use crate::errors::Failure;
 
@@ -32,11 +34,59 @@ pub struct DiskCache {
     temp_serial: AtomicU64,
 }
 
-/// Which compiler produced an entry: a module and a component never share a file.
-#[derive(Clone, Copy)]
-pub enum Kind {
-    Module,
-    Component,
+/// Compiled code the cache can hold: a core module or a component (never sharing a file).
+pub trait Artifact: Sized {
+    /// The file-name prefix of this kind of artifact.
+    const KIND: &'static str;
+    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
+    /// # Safety
+    /// Runs the file's machine code: `path` must hold our own `serialize` output (the cache
+    /// directory's trust rule, documented on `cacheDir`); wasmtime checks version and settings.
+    unsafe fn load(engine: &Engine, path: &Path) -> wasmtime::Result<Self>;
+}
+
+impl Artifact for Module {
+    const KIND: &'static str = "module";
+    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        Module::new(engine, bytes)
+    }
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Module::serialize(self)
+    }
+    unsafe fn load(engine: &Engine, path: &Path) -> wasmtime::Result<Self> {
+        // SAFETY: the caller's contract (see the trait).
+        unsafe { Module::deserialize_file(engine, path) }
+    }
+}
+
+impl Artifact for Component {
+    const KIND: &'static str = "component";
+    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        Component::new(engine, bytes)
+    }
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Component::serialize(self)
+    }
+    unsafe fn load(engine: &Engine, path: &Path) -> wasmtime::Result<Self> {
+        // SAFETY: the caller's contract (see the trait).
+        unsafe { Component::deserialize_file(engine, path) }
+    }
+}
+
+/// Compiles `bytes`, through `cache` when the engine has one. `digest` is the bytes' SHA-256 in
+/// hex when the caller has it already (the TS layer hashes for its in-process cache).
+pub fn compile<T: Artifact>(
+    engine: &Engine,
+    cache: Option<&DiskCache>,
+    bytes: &[u8],
+    digest: Option<&str>,
+) -> Result<T, Failure> {
+    let compile = || T::compile(engine, bytes).map_err(|error| Failure::compile(&error));
+    match cache {
+        Some(cache) => cache.get_or_compile(engine, bytes, digest, compile),
+        None => compile(),
+    }
 }
 
 impl DiskCache {
@@ -60,28 +110,26 @@ impl DiskCache {
     }
 
     /// The cached artifact for `bytes`, or the one `compile` makes (then written for next time).
-    /// `digest` is the bytes' SHA-256 in hex when the caller has it already (the TS layer hashes
-    /// for its in-process cache). Cache I/O problems never fail a compile: a failed write is only
-    /// counted.
-    pub fn get_or_compile<T>(
+    /// Cache I/O problems never fail a compile: a failed write is only counted.
+    fn get_or_compile<T: Artifact>(
         &self,
-        kind: Kind,
+        engine: &Engine,
         bytes: &[u8],
         digest: Option<&str>,
-        load: impl FnOnce(&Path) -> wasmtime::Result<T>,
         compile: impl FnOnce() -> Result<T, Failure>,
-        serialize: impl FnOnce(&T) -> wasmtime::Result<Vec<u8>>,
     ) -> Result<T, Failure> {
-        let path = self.entry_path(kind, bytes, digest);
+        let path = self.entry_path(T::KIND, bytes, digest);
+        // SAFETY: the file is in the cache directory, which holds only our own artifacts.
         if path.is_file()
-            && let Ok(loaded) = load(&path)
+            && let Ok(loaded) = unsafe { T::load(engine, &path) }
         {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(loaded);
         }
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
         let compiled = compile()?;
-        let written = serialize(&compiled)
+        let written = compiled
+            .serialize()
             .map_err(|error| std::io::Error::other(error.to_string()))
             .and_then(|artifact| self.write(&path, &artifact));
         if written.is_err() {
@@ -90,11 +138,7 @@ impl DiskCache {
         Ok(compiled)
     }
 
-    fn entry_path(&self, kind: Kind, bytes: &[u8], digest: Option<&str>) -> PathBuf {
-        let prefix = match kind {
-            Kind::Module => "module",
-            Kind::Component => "component",
-        };
+    fn entry_path(&self, prefix: &str, bytes: &[u8], digest: Option<&str>) -> PathBuf {
         let given =
             digest.filter(|hex| hex.len() == 64 && hex.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f')));
         let hex = match given {

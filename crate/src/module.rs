@@ -10,7 +10,7 @@ use napi_derive::napi;
 use wasmtime::{ExternType, FuncType, InstancePre, Module as ModuleImpl, ModuleExport, ValType};
 
 use crate::convert::{ref_type_name, type_name};
-use crate::disk_cache::Kind;
+use crate::disk_cache;
 use crate::engine::{EngineShared, is_component};
 use crate::errors::{Failure, throw};
 use crate::external::{ExternalMemory, reported};
@@ -156,20 +156,7 @@ impl NativeModule {
                 "expected a core wasm module but got a component: use compileComponent for components".into(),
             ));
         }
-        let compile = || ModuleImpl::new(&engine.engine, bytes).map_err(|error| Failure::compile(&error));
-        let module = match &engine.cache {
-            Some(cache) => cache.get_or_compile(
-                Kind::Module,
-                bytes,
-                digest,
-                // SAFETY: the cache directory holds only our own `serialize` output (its trust
-                // rule is documented on `cacheDir`); wasmtime checks version and configuration.
-                |path| unsafe { ModuleImpl::deserialize_file(&engine.engine, path) },
-                compile,
-                ModuleImpl::serialize,
-            )?,
-            None => compile()?,
-        };
+        let module = disk_cache::compile::<ModuleImpl>(&engine.engine, engine.cache.as_ref(), bytes, digest)?;
         Ok(NativeModule {
             shared: Arc::new(ModuleShared::new(module, engine.clone())),
             external: ExternalMemory::default(),
