@@ -1,23 +1,23 @@
 //! A core [`wasmtime::Instance`] in its own store: linking JS imports, `callSync`, `call`,
 //! metrics, dispose.
 
-use std::cell::Cell;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::Unknown;
-use napi::{Env, JsValue, Result};
+use napi::{Env, Result};
 use napi_derive::napi;
 use smallvec::SmallVec;
 use wasmtime::{Caller, ExternType, Func, Instance as InstanceImpl, InstancePre, Linker, Module, Val, ValRaw, ValType};
 
+use crate::call::{self, Export};
 use crate::convert;
-use crate::errors::{Failure, HostCallFailed, exit_zero_is_success, return_or_throw, throw};
+use crate::engine::EngineShared;
+use crate::errors::{Failure, HostCallFailed};
 use crate::external::ExternalMemory;
 use crate::host;
-use crate::js::{Js, Kind, Raw, Value, callback_args};
+use crate::js::{Js, Kind, Raw, Value};
 use crate::module::{CoreExport, ModuleShared, func_signature};
 use crate::store::{self, Budget, HostState, InstanceMetrics, Live, NativeAbortHandle, Slot};
-use crate::tasks;
 use crate::wasi::{Output, TakenOutput};
 
 /// Arguments or results of one call: core signatures are short, so they stay on the stack.
@@ -187,12 +187,14 @@ fn host_call(
     }
 }
 
-impl CoreExport {
-    fn lower_array(&self, js: Js, args: Value) -> std::result::Result<Vals, Failure> {
-        match js.array_items(args).map_err(|error| Failure::Internal(error.reason))? {
-            Some(items) => self.lower_args(js, &items),
-            None => Err(Failure::Type(format!("{}: arguments must be an array", self.name))),
-        }
+impl Export for CoreExport {
+    type Instance = InstanceImpl;
+    type Func = Func;
+    type Params = Vals;
+    type Output = Vals;
+
+    fn name(&self) -> &str {
+        &self.name
     }
 
     fn lower_args(&self, js: Js, args: &[Value]) -> std::result::Result<Vals, Failure> {
@@ -211,31 +213,20 @@ impl CoreExport {
         Ok(values)
     }
 
-    /// The export's function in `live`'s store, looked up once per handle when `known` is given.
-    fn func(
-        &self,
-        live: &mut Live<InstanceImpl>,
-        known: Option<&Cell<Option<Func>>>,
-    ) -> std::result::Result<Func, Failure> {
-        if let Some(func) = known.and_then(Cell::get) {
-            return Ok(func);
+    fn lookup(&self, live: &mut Live<InstanceImpl>) -> std::result::Result<Func, Failure> {
+        match live.instance.get_module_export(&mut live.store, &self.index) {
+            Some(wasmtime::Extern::Func(func)) => Ok(func),
+            _ => Err(Failure::Internal(format!("export {} vanished", self.name))),
         }
-        let Some(wasmtime::Extern::Func(func)) = live.instance.get_module_export(&mut live.store, &self.index) else {
-            return Err(Failure::Internal(format!("export {} vanished", self.name)));
-        };
-        if let Some(known) = known {
-            known.set(Some(func));
-        }
-        Ok(func)
     }
 
     fn invoke(
         &self,
         live: &mut Live<InstanceImpl>,
         func: Func,
+        engine: &EngineShared,
         budget: &Budget,
-        engine: &crate::engine::EngineShared,
-        params: &[Val],
+        params: &Vals,
     ) -> std::result::Result<Vals, Failure> {
         if self.numeric {
             return self.invoke_numeric(live, func, budget, engine, params);
@@ -247,13 +238,35 @@ impl CoreExport {
         Ok(results)
     }
 
+    fn no_output() -> Vals {
+        Vals::new()
+    }
+
+    fn lift(&self, js: Js, results: Vals) -> std::result::Result<Value, Failure> {
+        let internal = |error: napi::Error| Failure::Internal(error.reason);
+        match results.as_slice() {
+            [] => js.undefined().map_err(internal),
+            [single] => convert::to_js(js, single).map_err(internal),
+            many => {
+                let array = js.array(many.len()).map_err(internal)?;
+                for (index, value) in many.iter().enumerate() {
+                    js.set_index(array, index as u32, convert::to_js(js, value).map_err(internal)?)
+                        .map_err(internal)?;
+                }
+                Ok(array)
+            }
+        }
+    }
+}
+
+impl CoreExport {
     /// The typed fast path: raw values in one buffer, no per-call type lookup or checks.
     fn invoke_numeric(
         &self,
         live: &mut Live<InstanceImpl>,
         func: Func,
         budget: &Budget,
-        engine: &crate::engine::EngineShared,
+        engine: &EngineShared,
         params: &[Val],
     ) -> std::result::Result<Vals, Failure> {
         let mut raw = [ValRaw::i32(0); 16];
@@ -291,64 +304,6 @@ impl CoreExport {
             })
             .collect())
     }
-
-    fn lift(js: Js, results: &[Val]) -> std::result::Result<Value, Failure> {
-        let internal = |error: napi::Error| Failure::Internal(error.reason);
-        match results {
-            [] => js.undefined().map_err(internal),
-            [single] => convert::to_js(js, single).map_err(internal),
-            many => {
-                let array = js.array(many.len()).map_err(internal)?;
-                for (index, value) in many.iter().enumerate() {
-                    js.set_index(array, index as u32, convert::to_js(js, value).map_err(internal)?)
-                        .map_err(internal)?;
-                }
-                Ok(array)
-            }
-        }
-    }
-}
-
-/// Runs one call on the JS thread, with host functions called directly.
-fn call_on_js_thread(
-    js: Js,
-    slot: &Slot<InstanceImpl>,
-    export: &CoreExport,
-    known: Option<&Cell<Option<Func>>>,
-    budget: &Budget,
-    params: &[Val],
-) -> std::result::Result<Value, Failure> {
-    let results = exit_zero_is_success(
-        slot.with_on_js_thread(js, |live| {
-            let func = export.func(live, known)?;
-            export.invoke(live, func, budget, &slot.engine, params)
-        }),
-        Vals::new,
-    )?;
-    CoreExport::lift(js, &results)
-}
-
-/// What a function made by `NativeInstance::function` calls.
-struct CoreFunction {
-    slot: Arc<Slot<InstanceImpl>>,
-    export: Arc<CoreExport>,
-    budget: Budget,
-    /// The function takes `(fuel, timeoutMs, ...args)`: a per-call budget without the name lookup.
-    budgeted: bool,
-    /// The export's `Func` in the slot's store, found at the first call (the data of a JS
-    /// function is only touched on its JS thread).
-    func: Cell<Option<Func>>,
-}
-
-unsafe extern "C" fn call_core_function(env: napi::sys::napi_env, info: napi::sys::napi_callback_info) -> Value {
-    // SAFETY: this callback is only installed by `NativeInstance::function` with a `CoreFunction`.
-    let (js, target, args) = unsafe { callback_args::<CoreFunction>(env, info) };
-    let outcome = (|| {
-        let (budget, args) = target.slot.handle_budget(js, target.budgeted, &target.budget, &args)?;
-        let params = target.export.lower_args(js, args)?;
-        call_on_js_thread(js, &target.slot, &target.export, Some(&target.func), &budget, &params)
-    })();
-    return_or_throw(js, outcome)
 }
 
 /// An instantiated core module.
@@ -391,20 +346,7 @@ impl NativeInstance {
     /// With `budgeted`, the function takes `(fuel, timeoutMs, ...args)` for a per-call budget.
     #[napi(ts_return_type = "(...args: unknown[]) => unknown")]
     pub fn function(&self, env: Env, name: String, budgeted: Option<bool>) -> Result<Raw> {
-        let js = Js(env.raw());
-        let target = throw(
-            js,
-            (|| {
-                Ok(CoreFunction {
-                    export: self.export(&name)?,
-                    budget: self.slot.budget(None, None, None)?,
-                    slot: self.slot.clone(),
-                    budgeted: budgeted.unwrap_or(false),
-                    func: Cell::new(None),
-                })
-            })(),
-        )?;
-        js.function(&name, target, Some(call_core_function)).map(Raw)
+        call::function(Js(env.raw()), &self.slot, self.export(&name), &name, budgeted)
     }
 
     /// Calls an exported function on a pool thread.
@@ -418,27 +360,7 @@ impl NativeInstance {
         timeout_ms: Option<f64>,
         abort: Option<&NativeAbortHandle>,
     ) -> Result<Raw> {
-        let js = Js(env.raw());
-        let (export, params, budget) = throw(
-            js,
-            (|| {
-                let export = self.export(&name)?;
-                let params = export.lower_array(js, args.raw())?;
-                let budget = self.slot.budget(fuel, timeout_ms, abort.map(NativeAbortHandle::flag))?;
-                Ok((export, params, budget))
-            })(),
-        )?;
-        let slot = self.slot.clone();
-        tasks::promise(
-            env,
-            move || {
-                slot.with(|live| {
-                    let func = export.func(live, None)?;
-                    export.invoke(live, func, &budget, &slot.engine, &params)
-                })
-            },
-            |js, results| CoreExport::lift(js, &exit_zero_is_success(results, Vals::new)?).map(Raw),
-        )
+        call::call(env, &self.slot, self.export(&name), args, fuel, timeout_ms, abort)
     }
 
     /// Memory, fuel and call counters.

@@ -2,6 +2,7 @@
 
 #![deny(clippy::all)]
 
+pub mod call;
 pub mod component;
 pub mod convert;
 pub mod disk_cache;

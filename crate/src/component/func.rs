@@ -1,11 +1,10 @@
 //! Calling a component export: its signature, argument lowering, the call, result lifting.
 
-use std::cell::Cell;
-
 use smallvec::SmallVec;
 use wasmtime::component::{ComponentExportIndex, Func, Instance, Type, Val};
 
 use super::convert;
+use crate::call::Export;
 use crate::engine::EngineShared;
 use crate::errors::Failure;
 use crate::js::{Js, Value};
@@ -23,17 +22,19 @@ pub struct ExportFunc {
     pub result: Option<Type>,
 }
 
-impl ExportFunc {
-    /// Converts the JS argument array.
-    pub fn lower_array(&self, js: Js, args: Value) -> Result<Vals, Failure> {
-        match js.array_items(args).map_err(|error| Failure::Internal(error.reason))? {
-            Some(items) => self.lower_args(js, &items),
-            None => Err(Failure::Type(format!("{}: arguments must be an array", self.path))),
-        }
+impl Export for ExportFunc {
+    type Instance = Instance;
+    type Func = Func;
+    type Params = Vals;
+    /// The return value, if the function has one.
+    type Output = Option<Val>;
+
+    fn name(&self) -> &str {
+        &self.path
     }
 
-    /// Converts the JS arguments; errors name the parameter and the path inside it.
-    pub fn lower_args(&self, js: Js, args: &[Value]) -> Result<Vals, Failure> {
+    /// Errors name the parameter and the path inside it.
+    fn lower_args(&self, js: Js, args: &[Value]) -> Result<Vals, Failure> {
         let fail = |message: String| Failure::Type(format!("{}: {message}", self.path));
         let count = args.len();
         if count != self.params.len() {
@@ -57,29 +58,20 @@ impl ExportFunc {
         Ok(values)
     }
 
-    /// The export's function in `live`'s store, looked up once per handle when `known` is given.
-    pub fn func(&self, live: &mut Live<Instance>, known: Option<&Cell<Option<Func>>>) -> Result<Func, Failure> {
-        if let Some(func) = known.and_then(Cell::get) {
-            return Ok(func);
-        }
-        let func = live
-            .instance
+    fn lookup(&self, live: &mut Live<Instance>) -> Result<Func, Failure> {
+        live.instance
             .get_func(&mut live.store, self.index)
-            .ok_or_else(|| Failure::Internal(format!("export {} vanished", self.path)))?;
-        if let Some(known) = known {
-            known.set(Some(func));
-        }
-        Ok(func)
+            .ok_or_else(|| Failure::Internal(format!("export {} vanished", self.path)))
     }
 
-    /// Calls the export under `budget`. A `result::err` return becomes ERR_WASM_COMPONENT.
-    pub fn invoke(
+    /// A `result::err` return becomes ERR_WASM_COMPONENT.
+    fn invoke(
         &self,
         live: &mut Live<Instance>,
         func: Func,
         engine: &EngineShared,
         budget: &Budget,
-        params: &[Val],
+        params: &Vals,
     ) -> Result<Option<Val>, Failure> {
         let mut slot = [Val::Bool(false)];
         let results = &mut slot[..usize::from(self.result.is_some())];
@@ -100,8 +92,12 @@ impl ExportFunc {
         Ok(value)
     }
 
-    /// Converts the return value to JS: `undefined` for none, the ok value of a `result`.
-    pub fn lift_result(&self, js: Js, value: Option<Val>) -> Result<Value, Failure> {
+    fn no_output() -> Option<Val> {
+        None
+    }
+
+    /// `undefined` for none, the ok value of a `result`.
+    fn lift(&self, js: Js, value: Option<Val>) -> Result<Value, Failure> {
         let lifted = match (value, &self.result) {
             (Some(Val::Result(Ok(payload))), Some(Type::Result(result_type))) => match (payload, result_type.ok()) {
                 (Some(payload), Some(ok_type)) => convert::to_js(js, &payload, &ok_type),

@@ -1,0 +1,166 @@
+//! Calling an export, the same way for core modules and components: the function handle that runs
+//! on the JS thread (`callSync`, `function(name)`) and the Promise-returning call that runs on the
+//! pool. Each kind of export says how its arguments, function, call and result work ([`Export`]).
+
+use std::cell::Cell;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::Unknown;
+use napi::{Env, JsValue};
+
+use crate::engine::EngineShared;
+use crate::errors::{Failure, exit_zero_is_success, return_or_throw, throw};
+use crate::js::{Js, Raw, Value, callback_args};
+use crate::store::{Budget, Live, NativeAbortHandle, Slot};
+use crate::tasks;
+
+/// An exported function of a core module or a component.
+pub trait Export: Send + Sync + 'static {
+    /// The wasmtime instance the export lives in.
+    type Instance: Send + 'static;
+    type Func: Copy + 'static;
+    /// The converted arguments of one call.
+    type Params: Send + 'static;
+    /// What one call returned, before it is converted to JS.
+    type Output: Send + 'static;
+
+    /// `name` or `interface#name`, for error messages.
+    fn name(&self) -> &str;
+    /// Converts the JS arguments; errors name the parameter.
+    fn lower_args(&self, js: Js, args: &[Value]) -> Result<Self::Params, Failure>;
+    /// The export's function in `live`'s store.
+    fn lookup(&self, live: &mut Live<Self::Instance>) -> Result<Self::Func, Failure>;
+    /// Calls `func` under `budget`.
+    fn invoke(
+        &self,
+        live: &mut Live<Self::Instance>,
+        func: Self::Func,
+        engine: &EngineShared,
+        budget: &Budget,
+        params: &Self::Params,
+    ) -> Result<Self::Output, Failure>;
+    /// What a call that ended in a WASI `exit(0)` returned.
+    fn no_output() -> Self::Output;
+    /// Converts what the call returned to JS.
+    fn lift(&self, js: Js, output: Self::Output) -> Result<Value, Failure>;
+}
+
+/// Converts a JS argument array.
+fn lower_array<E: Export>(export: &E, js: Js, args: Value) -> Result<E::Params, Failure> {
+    match js.array_items(args).map_err(|error| Failure::Internal(error.reason))? {
+        Some(items) => export.lower_args(js, &items),
+        None => Err(Failure::Type(format!("{}: arguments must be an array", export.name()))),
+    }
+}
+
+/// Looks the function up (once per handle, when the handle's `known` cell is given) and calls it.
+fn run<E: Export>(
+    export: &E,
+    live: &mut Live<E::Instance>,
+    known: Option<&Cell<Option<E::Func>>>,
+    engine: &EngineShared,
+    budget: &Budget,
+    params: &E::Params,
+) -> Result<E::Output, Failure> {
+    let func = match known.and_then(Cell::get) {
+        Some(func) => func,
+        None => {
+            let func = export.lookup(live)?;
+            if let Some(known) = known {
+                known.set(Some(func));
+            }
+            func
+        }
+    };
+    export.invoke(live, func, engine, budget, params)
+}
+
+/// What a function made by [`function`] calls.
+struct Handle<E: Export> {
+    slot: Arc<Slot<E::Instance>>,
+    export: Arc<E>,
+    budget: Budget,
+    /// The function takes `(fuel, timeoutMs, ...args)`: a per-call budget without the name lookup.
+    budgeted: bool,
+    /// The export's function in the slot's store, found at the first call (the data of a JS
+    /// function is only touched on its JS thread).
+    func: Cell<Option<E::Func>>,
+}
+
+unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi::sys::napi_callback_info) -> Value {
+    // SAFETY: this callback is only installed by `function` with a `Handle<E>`.
+    let (js, handle, args) = unsafe { callback_args::<Handle<E>>(env, info) };
+    let outcome = (|| {
+        let (budget, args) = handle.slot.handle_budget(js, handle.budgeted, &handle.budget, &args)?;
+        let params = handle.export.lower_args(js, args)?;
+        let slot = &handle.slot;
+        let output = exit_zero_is_success(
+            slot.with_on_js_thread(js, |live| {
+                run(
+                    &*handle.export,
+                    live,
+                    Some(&handle.func),
+                    &slot.engine,
+                    &budget,
+                    &params,
+                )
+            }),
+            E::no_output,
+        )?;
+        handle.export.lift(js, output)
+    })();
+    return_or_throw(js, outcome)
+}
+
+/// The export as a plain JS function `(...args) => result`, called on the JS thread with the
+/// instance's default budget; with `budgeted` it takes `(fuel, timeoutMs, ...args)`.
+pub fn function<E: Export>(
+    js: Js,
+    slot: &Arc<Slot<E::Instance>>,
+    export: Result<Arc<E>, Failure>,
+    name: &str,
+    budgeted: Option<bool>,
+) -> napi::Result<Raw> {
+    let handle = throw(
+        js,
+        (|| {
+            Ok(Handle {
+                export: export?,
+                budget: slot.budget(None, None, None)?,
+                slot: slot.clone(),
+                budgeted: budgeted.unwrap_or(false),
+                func: Cell::new(None),
+            })
+        })(),
+    )?;
+    js.function(name, handle, Some(call_handle::<E>)).map(Raw)
+}
+
+/// Calls the export on a pool thread; the arguments are converted first, on the JS thread.
+pub fn call<E: Export>(
+    env: &Env,
+    slot: &Arc<Slot<E::Instance>>,
+    export: Result<Arc<E>, Failure>,
+    args: Unknown,
+    fuel: Option<f64>,
+    timeout_ms: Option<f64>,
+    abort: Option<&NativeAbortHandle>,
+) -> napi::Result<Raw> {
+    let js = Js(env.raw());
+    let (export, params, budget) = throw(
+        js,
+        (|| {
+            let export = export?;
+            let params = lower_array(&*export, js, args.raw())?;
+            let budget = slot.budget(fuel, timeout_ms, abort.map(NativeAbortHandle::flag))?;
+            Ok((export, params, budget))
+        })(),
+    )?;
+    let slot = slot.clone();
+    let lift = export.clone();
+    tasks::promise(
+        env,
+        move || slot.with(|live| run(&*export, live, None, &slot.engine, &budget, &params)),
+        move |js, output| lift.lift(js, exit_zero_is_success(output, E::no_output)?).map(Raw),
+    )
+}
