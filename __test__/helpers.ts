@@ -1,3 +1,4 @@
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 
@@ -8,6 +9,46 @@ export const typesWasm = path.join(root, '__test__/fixtures/build/types.wasm')
 export const helloWasm = path.join(root, 'examples/hello/hello.wasm')
 
 export const MiB = 1 << 20
+
+/** What {@link componentDir} writes into Component.toml. */
+export interface ManifestFields {
+  name?: string
+  maxBytes: number
+  maxFuel?: number
+  timeoutMs?: number
+  /** TOML lines under [permissions]; none: no section. */
+  permissions?: string[]
+}
+
+/** A new directory under `parent` with a copy of `wasm` and a Component.toml with these fields. */
+export function componentDir(
+  parent: string,
+  wasm: string,
+  {
+    name = 'test-component',
+    maxBytes,
+    maxFuel = 10_000_000,
+    timeoutMs = 1_000,
+    permissions = [],
+  }: ManifestFields,
+): string {
+  const dir = mkdtempSync(path.join(parent, 'component-'))
+  copyFileSync(wasm, path.join(dir, 'component.wasm'))
+  const manifest = [
+    '[component]',
+    `name = "${name}"`,
+    'version = "1.0.0"',
+    'wasm = "component.wasm"',
+    '[resources.memory]',
+    `max_bytes = ${maxBytes}`,
+    '[resources.cpu]',
+    `max_fuel = ${maxFuel}`,
+    `timeout_ms = ${timeoutMs}`,
+    ...(permissions.length > 0 ? ['[permissions]', ...permissions] : []),
+  ].join('\n')
+  writeFileSync(path.join(dir, 'Component.toml'), manifest)
+  return dir
+}
 
 /** Host functions the `types` fixture imports, recording what the guest sent. */
 export function typesImports(log: string[] = []): Imports {

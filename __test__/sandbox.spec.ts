@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
@@ -19,39 +19,13 @@ import {
   WasiExitError,
   loadComponent,
 } from '../lib/index.js'
-import { MiB, root, typesImports, typesWasm } from './helpers.js'
+import { componentDir, MiB, root, typesImports, typesWasm } from './helpers.js'
 
 const example = (name: string) => path.join(root, 'examples', name)
 const PAGE = 64 * 1024
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'airssys-sandbox-'))
 test.after.always(() => rmSync(scratch, { recursive: true, force: true }))
-
-/** A component directory: a copy of `wasm` and a Component.toml with these limits. */
-function componentDir(
-  wasm: string,
-  {
-    maxBytes,
-    maxFuel = 10_000_000,
-    timeoutMs = 1_000,
-  }: { maxBytes: number; maxFuel?: number; timeoutMs?: number },
-): string {
-  const dir = mkdtempSync(path.join(scratch, 'component-'))
-  copyFileSync(wasm, path.join(dir, 'component.wasm'))
-  const manifest = [
-    '[component]',
-    'name = "test-component"',
-    'version = "1.0.0"',
-    'wasm = "component.wasm"',
-    '[resources.memory]',
-    `max_bytes = ${maxBytes}`,
-    '[resources.cpu]',
-    `max_fuel = ${maxFuel}`,
-    `timeout_ms = ${timeoutMs}`,
-  ].join('\n')
-  writeFileSync(path.join(dir, 'Component.toml'), manifest)
-  return dir
-}
 
 test('loads hello and calls it under its manifest limits, async and sync', async (t) => {
   using sandbox = await loadComponent(example('hello'))
@@ -96,8 +70,8 @@ test('memory-hog gets pages up to its manifest limit, then growth is denied with
 
 test('a manifest with a smaller memory limit denies growth earlier', async (t) => {
   const hogWasm = path.join(example('memory-hog'), 'memory-hog.wasm')
-  using roomy = await loadComponent(componentDir(hogWasm, { maxBytes: MiB }))
-  using tight = await loadComponent(componentDir(hogWasm, { maxBytes: 512 * 1024 }))
+  using roomy = await loadComponent(componentDir(scratch, hogWasm, { maxBytes: MiB }))
+  using tight = await loadComponent(componentDir(scratch, hogWasm, { maxBytes: 512 * 1024 }))
   const roomyPages = (await roomy.call('hog', [64])) as number
   const tightPages = (await tight.call('hog', [64])) as number
   t.true(tightPages < roomyPages)
@@ -131,7 +105,7 @@ test('queued calls run in order and the one after a trap gets the fresh instance
 })
 
 test('a restart loses the guest state; an err result or a bad argument does not restart', async (t) => {
-  const dir = componentDir(typesWasm, { maxBytes: 4 * MiB })
+  const dir = componentDir(scratch, typesWasm, { maxBytes: 4 * MiB })
   using sandbox = await loadComponent(dir, { hostFunctions: typesImports() })
   await sandbox.call('set-counter', [7])
   await t.throwsAsync(sandbox.call('fallible', [true]), { instanceOf: ComponentError })
@@ -151,7 +125,7 @@ test('host functions are linked, and one that throws leads to a restart too', as
     if (fail) throw new Error('host failure')
     return x * 2
   }
-  using sandbox = await loadComponent(componentDir(typesWasm, { maxBytes: 4 * MiB }), {
+  using sandbox = await loadComponent(componentDir(scratch, typesWasm, { maxBytes: 4 * MiB }), {
     hostFunctions: imports,
   })
   const error = await t.throwsAsync(sandbox.call('call-double', [2]), { instanceOf: HostError })
@@ -162,7 +136,7 @@ test('host functions are linked, and one that throws leads to a restart too', as
 })
 
 test('a component whose imports are not provided fails to load with a LinkError', async (t) => {
-  await t.throwsAsync(loadComponent(componentDir(typesWasm, { maxBytes: 4 * MiB })), {
+  await t.throwsAsync(loadComponent(componentDir(scratch, typesWasm, { maxBytes: 4 * MiB })), {
     instanceOf: LinkError,
     message: /double/,
   })
@@ -171,7 +145,11 @@ test('a component whose imports are not provided fails to load with a LinkError'
 test('an aborted call stops the guest and the sandbox recovers', async (t) => {
   // A 5 s deadline, so that only the abort can stop the call early.
   const runawayWasm = path.join(example('runaway'), 'runaway.wasm')
-  const dir = componentDir(runawayWasm, { maxBytes: 512 * 1024, maxFuel: 100_000_000, timeoutMs: 5_000 })
+  const dir = componentDir(scratch, runawayWasm, {
+    maxBytes: 512 * 1024,
+    maxFuel: 100_000_000,
+    timeoutMs: 5_000,
+  })
   using sandbox = await loadComponent(dir)
   const controller = new AbortController()
   setTimeout(() => controller.abort(), 10)
@@ -242,7 +220,7 @@ test('compiled code is reused for the same bytes on the same engine', async (t) 
     loadComponent(example('hello'), { engine }),
   ])
   const copy = await loadComponent(
-    componentDir(path.join(example('hello'), 'hello.wasm'), { maxBytes: 2 * MiB }),
+    componentDir(scratch, path.join(example('hello'), 'hello.wasm'), { maxBytes: 2 * MiB }),
     {
       engine,
     },

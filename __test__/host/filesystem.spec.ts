@@ -11,7 +11,7 @@ import {
   loadComponent,
   type PermissionOptions,
 } from '../../lib/index.js'
-import { assertDenied, capabilitiesGuest, componentDir, denials, guestErr } from './helpers.js'
+import { assertDenied, capabilitiesGuest, capabilitiesDir, denials, guestErr } from './helpers.js'
 
 const scratch = realpathSync(mkdtempSync(path.join(tmpdir(), 'airssys-filesystem-')))
 test.after.always(() => rmSync(scratch, { recursive: true, force: true }))
@@ -158,7 +158,7 @@ test('a FIFO inside the grant is an err at once, not a read that waits for a wri
 })
 
 test('through loadComponent the manifest grants reads relative to its directory', async (t) => {
-  const dir = componentDir(scratch, { permissions: ['filesystem.read = ["./data/*.txt"]'] })
+  const dir = capabilitiesDir(scratch, { permissions: ['filesystem.read = ["./data/*.txt"]'] })
   mkdirSync(path.join(dir, 'data'))
   writeFileSync(path.join(dir, 'data', 'hello.txt'), 'hello from the manifest directory')
   writeFileSync(path.join(dir, 'secret.txt'), SECRET)
@@ -176,7 +176,7 @@ test('through loadComponent the manifest grants reads relative to its directory'
 })
 
 test('a manifest without [permissions] gets the interfaces linked, and every read denied', async (t) => {
-  const dir = componentDir(scratch)
+  const dir = capabilitiesDir(scratch)
   writeFileSync(path.join(dir, 'data.txt'), 'data')
   using sandbox = await loadComponent(dir)
   t.regex(await guestErr(t, sandbox.call('read-file', ['data.txt'])), /not granted/)

@@ -3,7 +3,6 @@
  * airssys:host/filesystem, http and time and returns what it got), component directories with a
  * Component.toml granting permissions, and a local HTTP server on 127.0.0.1.
  */
-import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import path from 'node:path'
@@ -19,7 +18,7 @@ import {
   type Instance,
   type Permissions,
 } from '../../lib/index.js'
-import { engine, MiB, root } from '../helpers.js'
+import { componentDir, engine, MiB, root } from '../helpers.js'
 
 export const capabilitiesWasm = path.join(root, 'examples/capabilities/capabilities.wasm')
 
@@ -75,25 +74,17 @@ export function assertDenied(
  * A directory with a copy of the capabilities guest and a Component.toml with `permissions`
  * (TOML lines under [permissions]) and `timeoutMs` per call.
  */
-export function componentDir(
+export function capabilitiesDir(
   parent: string,
   { permissions = [], timeoutMs = 5_000 }: { permissions?: string[]; timeoutMs?: number } = {},
 ): string {
-  const dir = mkdtempSync(path.join(parent, 'component-'))
-  copyFileSync(capabilitiesWasm, path.join(dir, 'capabilities.wasm'))
-  const manifest = [
-    '[component]',
-    'name = "capabilities"',
-    'version = "0.1.0"',
-    '[resources.memory]',
-    `max_bytes = ${4 * MiB}`,
-    '[resources.cpu]',
-    'max_fuel = 50000000',
-    `timeout_ms = ${timeoutMs}`,
-    ...(permissions.length > 0 ? ['[permissions]', ...permissions] : []),
-  ].join('\n')
-  writeFileSync(path.join(dir, 'Component.toml'), manifest)
-  return dir
+  return componentDir(parent, capabilitiesWasm, {
+    name: 'capabilities',
+    maxBytes: 4 * MiB,
+    maxFuel: 50_000_000,
+    timeoutMs,
+    permissions,
+  })
 }
 
 /** A request the test server received, and how its response ended. */

@@ -17,7 +17,7 @@ import {
 import {
   assertDenied,
   capabilitiesGuest,
-  componentDir,
+  capabilitiesDir,
   denials,
   guestErr,
   startServer,
@@ -276,7 +276,7 @@ test.serial('the host signal option cancels a pending fetch; the guest gets an e
 })
 
 test('through loadComponent the manifest grants host:port patterns', async (t) => {
-  const dir = componentDir(scratch, { permissions: [`network.outbound = ["127.0.0.1:${server.port}"]`] })
+  const dir = capabilitiesDir(scratch, { permissions: [`network.outbound = ["127.0.0.1:${server.port}"]`] })
   const seen = denials()
   using sandbox = await loadComponent(dir, { onDenied: seen.onDenied })
   const response = (await sandbox.call('fetch', [server.url('/hello')])) as HttpResponse
@@ -292,7 +292,7 @@ test('through loadComponent the manifest grants host:port patterns', async (t) =
 })
 
 test.serial('through loadComponent the manifest deadline stops a slow fetch and cancels it', async (t) => {
-  const dir = componentDir(scratch, {
+  const dir = capabilitiesDir(scratch, {
     permissions: [`network.outbound = ["127.0.0.1:${server.port}"]`],
     timeoutMs: 300,
   })
@@ -310,7 +310,7 @@ test.serial('through loadComponent the manifest deadline stops a slow fetch and 
 })
 
 test.serial('through loadComponent aborting a call cancels its pending fetch', async (t) => {
-  const dir = componentDir(scratch, { permissions: [`network.outbound = ["127.0.0.1:${server.port}"]`] })
+  const dir = capabilitiesDir(scratch, { permissions: [`network.outbound = ["127.0.0.1:${server.port}"]`] })
   using sandbox = await loadComponent(dir)
   const controller = new AbortController()
   setTimeout(() => controller.abort(), 100)

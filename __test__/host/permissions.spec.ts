@@ -11,7 +11,7 @@ import {
   loadManifest,
   permissionsFromManifest,
 } from '../../lib/index.js'
-import { componentDir, denials } from './helpers.js'
+import { capabilitiesDir, denials } from './helpers.js'
 
 // Canonical, as allowsRead expects the paths it is given to be.
 const scratch = realpathSync(mkdtempSync(path.join(tmpdir(), 'airssys-permissions-')))
@@ -140,7 +140,7 @@ test('a glob whose directory is a symlink leading outside the base directory gra
 })
 
 test('permissions come from a manifest, relative to its directory', async (t) => {
-  const dir = componentDir(scratch, {
+  const dir = capabilitiesDir(scratch, {
     permissions: [
       'filesystem.read = ["./data/**"]',
       'network.outbound = ["127.0.0.1:8080", "*.example.com:443"]',

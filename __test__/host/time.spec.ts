@@ -13,7 +13,7 @@ import {
   TimeoutError,
   type HostInterfaceOptions,
 } from '../../lib/index.js'
-import { assertDenied, capabilitiesGuest, componentDir, denials, guestErr } from './helpers.js'
+import { assertDenied, capabilitiesGuest, capabilitiesDir, denials, guestErr } from './helpers.js'
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'airssys-time-'))
 test.after.always(() => rmSync(scratch, { recursive: true, force: true }))
@@ -95,7 +95,7 @@ test('the host function settles as soon as the current call signal aborts', asyn
 })
 
 test.serial('through loadComponent the manifest grants sleep, and its deadline cuts one short', async (t) => {
-  const dir = componentDir(scratch, { permissions: ['time.sleep = true'], timeoutMs: 200 })
+  const dir = capabilitiesDir(scratch, { permissions: ['time.sleep = true'], timeoutMs: 200 })
   using sandbox = await loadComponent(dir)
   t.is(await sandbox.call('nap', [20]), 1)
   const error = await t.throwsAsync(sandbox.call('nap', [60_000]), { instanceOf: TimeoutError })
@@ -106,7 +106,7 @@ test.serial('through loadComponent the manifest grants sleep, and its deadline c
 })
 
 test.serial('through loadComponent aborting a call during a sleep rejects with AbortError', async (t) => {
-  const dir = componentDir(scratch, { permissions: ['time.sleep = true'] })
+  const dir = capabilitiesDir(scratch, { permissions: ['time.sleep = true'] })
   using sandbox = await loadComponent(dir)
   const controller = new AbortController()
   setTimeout(() => controller.abort(), 50)
@@ -117,7 +117,7 @@ test.serial('through loadComponent aborting a call during a sleep rejects with A
 })
 
 test('through loadComponent a manifest without time.sleep gets denials, counted in metrics', async (t) => {
-  const dir = componentDir(scratch, { permissions: ['filesystem.read = ["./data/**"]'] })
+  const dir = capabilitiesDir(scratch, { permissions: ['filesystem.read = ["./data/**"]'] })
   const seen = denials()
   using sandbox = await loadComponent(dir, { onDenied: seen.onDenied })
   const started = performance.now()
@@ -128,7 +128,7 @@ test('through loadComponent a manifest without time.sleep gets denials, counted 
 })
 
 test('user hostFunctions replace a reference interface; the others stay linked', async (t) => {
-  const dir = componentDir(scratch)
+  const dir = capabilitiesDir(scratch)
   const slept: number[] = []
   using sandbox = await loadComponent(dir, {
     hostFunctions: { 'airssys:host/time': { sleep: (ms: number) => void slept.push(ms) } },
