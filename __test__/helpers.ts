@@ -1,12 +1,17 @@
 import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 
-import { Engine, type Imports, type Instance } from '../lib/index.js'
+import { typesImports, typesWasm } from '../fixtures/index.js'
+import { Engine, type Instance } from '../lib/index.js'
 
-export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-export const typesWasm = path.join(root, '__test__/fixtures/build/types.wasm')
-export const helloWasm = path.join(root, 'examples/hello/hello.wasm')
+export {
+  helloWasm,
+  root,
+  typesImports,
+  typesWasm,
+  wasiComponentWasm,
+  wasiModuleWasm,
+} from '../fixtures/index.js'
 
 export const MiB = 1 << 20
 
@@ -48,24 +53,6 @@ export function componentDir(
   ].join('\n')
   writeFileSync(path.join(dir, 'Component.toml'), manifest)
   return dir
-}
-
-/** Host functions the `types` fixture imports, recording what the guest sent. */
-export function typesImports(log: string[] = []): Imports {
-  return {
-    double: (x: number) => x * 2,
-    'test:types/host@0.1.0': {
-      log: (message: string) => {
-        log.push(message)
-      },
-      transform: (p: { x: number; y: number }) => ({ x: p.y, y: p.x }),
-      echo: (value: unknown) => value,
-      failMaybe: (x: number) => {
-        if (x === 0) throw new Error('zero is not allowed')
-        return x + 1
-      },
-    },
-  }
 }
 
 let shared: Engine | undefined

@@ -5,10 +5,10 @@ import path from 'node:path'
 import test from 'ava'
 
 import { Engine, LinkError, WasiExitError, type Instance, type WasiOptions } from '../lib/index.js'
-import { MiB, root } from './helpers.js'
+import { MiB, wasiComponentWasm, wasiModuleWasm } from './helpers.js'
 
-const componentWasm = path.join(root, '__test__/fixtures/build/wasi-cli.component.wasm')
-const moduleWasm = path.join(root, '__test__/fixtures/build/wasi-cli.module.wasm')
+const componentWasm = wasiComponentWasm
+const moduleWasm = wasiModuleWasm
 const RUN = 'wasi:cli/run@0.2.6#run'
 
 const engine = new Engine()

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs'
 
 import { Engine } from '../lib/index.js'
-import { helloWasm } from '../__test__/helpers.js'
+import { helloWasm } from '../fixtures/index.js'
 import { expectEqual, type Scenario } from './harness.js'
 import { coreModuleBytes, withNonce } from './wasm.js'
 

@@ -4,7 +4,7 @@
  * absolute; the raw core add call is measured alongside for context.
  */
 import { Engine } from '../lib/index.js'
-import { helloWasm, typesImports, typesWasm } from '../__test__/helpers.js'
+import { helloWasm, typesImports, typesWasm } from '../fixtures/index.js'
 import { expectEqual, KiB, MiB, type Scenario } from './harness.js'
 import { coreModuleBytes } from './wasm.js'
 

@@ -4,7 +4,7 @@
  * host function through `call`, next to an export that calls no host function.
  */
 import { Engine } from '../lib/index.js'
-import { typesImports, typesWasm } from '../__test__/helpers.js'
+import { typesImports, typesWasm } from '../fixtures/index.js'
 import { expectEqual, MiB, type Scenario } from './harness.js'
 
 export const hostCall: Scenario = {

@@ -6,11 +6,11 @@
 import path from 'node:path'
 
 import { Engine } from '../lib/index.js'
-import { helloWasm, root } from '../__test__/helpers.js'
+import { builtDir, helloWasm } from '../fixtures/index.js'
 import { expectEqual, KiB, MiB, type Scenario } from './harness.js'
 import { coreModuleBytes } from './wasm.js'
 
-const fixtures = path.join(root, '__test__/fixtures/build')
+const fixtures = builtDir
 const POOL = { maxInstances: 64, maxMemoryBytes: 4 * MiB }
 
 export const instantiate: Scenario = {

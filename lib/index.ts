@@ -50,14 +50,14 @@ export {
   type Policy,
   type PolicyOptions,
   type Range,
-} from './config.js'
+} from './sandbox/manifest.js'
 export {
   Sandbox,
   loadComponent,
   type LoadComponentOptions,
   type SandboxLimits,
   type SandboxMetrics,
-} from './sandbox.js'
+} from './sandbox/sandbox.js'
 export type { ConfigProblem } from './errors.js'
 export type { Capability } from './errors.js'
 export {
@@ -66,15 +66,19 @@ export {
   permissionsFromManifest,
   type PermissionHooks,
   type PermissionOptions,
-} from './host/permissions.js'
+} from './capabilities/permissions.js'
 export {
   HOST_INTERFACE_NAMES,
   hostInterfaces,
   withHostInterfaces,
   type HostInterfaceOptions,
   type HostInterfaces,
-} from './host/interfaces.js'
-export { createFilesystem, type FilesystemInterface, type FilesystemOptions } from './host/filesystem.js'
-export { createHttp, type HttpInterface, type HttpOptions, type HttpResponse } from './host/http.js'
-export { createTime, type TimeInterface, type TimeOptions } from './host/time.js'
+} from './capabilities/interfaces.js'
+export {
+  createFilesystem,
+  type FilesystemInterface,
+  type FilesystemOptions,
+} from './capabilities/filesystem.js'
+export { createHttp, type HttpInterface, type HttpOptions, type HttpResponse } from './capabilities/http.js'
+export { createTime, type TimeInterface, type TimeOptions } from './capabilities/time.js'
 export type { SignalSource } from './util/signal.js'

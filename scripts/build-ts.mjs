@@ -110,5 +110,5 @@ tsc('tsconfig.cjs.json')
 writeFileSync(join(cjs, 'package.json'), '{ "type": "commonjs" }\n')
 await writeCommonJsLoader()
 retargetBindingImports()
-// npm makes bin targets executable on install; this keeps `./dist/cli.js` runnable in a checkout.
-if (process.platform !== 'win32') chmodSync(join(dist, 'cli.js'), 0o755)
+// npm makes bin targets executable on install; this keeps `./dist/cli/index.js` runnable in a checkout.
+if (process.platform !== 'win32') chmodSync(join(dist, 'cli', 'index.js'), 0o755)

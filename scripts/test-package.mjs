@@ -271,7 +271,7 @@ async function main() {
     'index.d.cts',
     'dist/index.js',
     'dist/index.d.ts',
-    'dist/cli.js',
+    'dist/cli/index.js',
     'dist/cjs/package.json',
     'dist/cjs/index.js',
     'dist/cjs/index.d.ts',
@@ -294,11 +294,11 @@ async function main() {
     'the tarball has nothing else (no .node, source maps, sources or tests)',
     stray.join('\n'),
   )
-  const cli = main.files.find((file) => file.path === 'dist/cli.js')
-  check((cli.mode & 0o111) !== 0, 'dist/cli.js is executable in the tarball')
+  const cli = main.files.find((file) => file.path === 'dist/cli/index.js')
+  check((cli.mode & 0o111) !== 0, 'dist/cli/index.js is executable in the tarball')
   check(
-    readFileSync(join(root, 'dist', 'cli.js'), 'utf8').startsWith('#!/usr/bin/env node\n'),
-    'dist/cli.js starts with #!/usr/bin/env node',
+    readFileSync(join(root, 'dist', 'cli', 'index.js'), 'utf8').startsWith('#!/usr/bin/env node\n'),
+    'dist/cli/index.js starts with #!/usr/bin/env node',
   )
   const installScripts = ['preinstall', 'install', 'postinstall'].filter((name) => manifest.scripts?.[name])
   check(

@@ -12,9 +12,9 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 
-import type { ComponentItem } from './component.js'
-import { loadManifest, MANIFEST_FILE, type Manifest } from './config.js'
-import { Engine } from './engine.js'
+import type { ComponentItem } from '../component.js'
+import { loadManifest, MANIFEST_FILE, type Manifest } from '../sandbox/manifest.js'
+import { Engine } from '../engine.js'
 import {
   AbortError,
   CompileError,
@@ -23,12 +23,12 @@ import {
   TrapError,
   WasmError,
   WasmTypeError,
-} from './errors.js'
-import type { Instance } from './instance.js'
-import type { ModuleItem } from './module.js'
-import { loadComponent } from './sandbox.js'
-import { argumentsFromText, toJsonText } from './util/json-values.js'
-import { parseFuncSignature, type FuncSignature } from './util/wit-type.js'
+} from '../errors.js'
+import type { Instance } from '../instance.js'
+import type { ModuleItem } from '../module.js'
+import { loadComponent } from '../sandbox/sandbox.js'
+import { argumentsFromText, toJsonText } from '../util/json-values.js'
+import { parseFuncSignature, type FuncSignature } from '../util/wit-type.js'
 
 /** Where the CLI writes; `process` in real use. */
 export interface CliOutput {
@@ -486,7 +486,7 @@ function exitCodeOf(error: unknown): number {
 }
 
 function version(): string {
-  const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
     version: string
   }
   return manifest.version

@@ -4,8 +4,8 @@ import path from 'node:path'
 
 import test from 'ava'
 
-import { ConfigError, DEFAULT_POLICY, loadManifest, type PolicyOptions } from '../lib/index.js'
-import { MiB, root } from './helpers.js'
+import { ConfigError, DEFAULT_POLICY, loadManifest, type PolicyOptions } from '../../lib/index.js'
+import { MiB, root } from '../helpers.js'
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'airssys-config-'))
 test.after.always(() => rmSync(scratch, { recursive: true, force: true }))

@@ -7,7 +7,7 @@
 import { realpath } from 'node:fs/promises'
 import path from 'node:path'
 
-import type { Manifest } from '../config.js'
+import type { Manifest } from '../sandbox/manifest.js'
 import { CapabilityDeniedError, ConfigError, type Capability } from '../errors.js'
 import { globMatcher } from '../util/glob.js'
 import { globBase, globProblem, hostPatternProblem } from '../util/patterns.js'

@@ -5,12 +5,12 @@
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 
-import type { Component } from './component.js'
-import { loadManifest, type Manifest, type PolicyOptions } from './config.js'
-import { Engine } from './engine.js'
-import { AbortError, BusyError, ConfigError, DisposedError, type CapabilityDeniedError } from './errors.js'
-import { withHostInterfaces } from './host/interfaces.js'
-import { permissionsFromManifest, type Permissions } from './host/permissions.js'
+import type { Component } from '../component.js'
+import { loadManifest, type Manifest, type PolicyOptions } from './manifest.js'
+import { Engine } from '../engine.js'
+import { AbortError, BusyError, ConfigError, DisposedError, type CapabilityDeniedError } from '../errors.js'
+import { withHostInterfaces } from '../capabilities/interfaces.js'
+import { permissionsFromManifest, type Permissions } from '../capabilities/permissions.js'
 import type {
   AsyncCallOptions,
   CallOptions,
@@ -19,8 +19,8 @@ import type {
   InstantiateOptions,
   WasiOptions,
   Metrics,
-} from './instance.js'
-import { SerialQueue } from './util/serial-queue.js'
+} from '../instance.js'
+import { SerialQueue } from '../util/serial-queue.js'
 
 /** Limits a host may set below the manifest's own (never above them). */
 export interface SandboxLimits {

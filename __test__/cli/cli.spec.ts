@@ -5,7 +5,7 @@ import path from 'node:path'
 
 import test from 'ava'
 
-import { MiB, helloWasm, root, typesWasm } from './helpers.js'
+import { MiB, helloWasm, root, typesWasm } from '../helpers.js'
 
 interface Outcome {
   code: number | null
@@ -27,7 +27,8 @@ function spawnNode(args: readonly string[]): Promise<Outcome> {
 }
 
 /** The CLI from its TypeScript source, so the specs never run a stale build. */
-const cli = (...args: string[]) => spawnNode(['--import', 'tsx', path.join(root, 'lib/cli.ts'), ...args])
+const cli = (...args: string[]) =>
+  spawnNode(['--import', 'tsx', path.join(root, 'lib/cli/index.ts'), ...args])
 
 const example = (name: string) => `examples/${name}`
 

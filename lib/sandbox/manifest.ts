@@ -10,8 +10,8 @@ import path from 'node:path'
 
 import { parse, TomlDate, TomlError } from 'smol-toml'
 
-import { ConfigError, type ConfigProblem } from './errors.js'
-import { globBase, globProblem, hostPatternProblem } from './util/patterns.js'
+import { ConfigError, type ConfigProblem } from '../errors.js'
+import { globBase, globProblem, hostPatternProblem } from '../util/patterns.js'
 
 /** The file `loadManifest` looks for when given a directory. */
 export const MANIFEST_FILE = 'Component.toml'

@@ -18,8 +18,8 @@ import {
   UnreachableError,
   WasiExitError,
   loadComponent,
-} from '../lib/index.js'
-import { componentDir, MiB, root, typesImports, typesWasm } from './helpers.js'
+} from '../../lib/index.js'
+import { componentDir, MiB, root, typesImports, typesWasm } from '../helpers.js'
 
 const example = (name: string) => path.join(root, 'examples', name)
 const PAGE = 64 * 1024
