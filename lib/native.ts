@@ -1,4 +1,7 @@
-/** The generated N-API binding. Internal: the public classes in this folder wrap it. */
+/**
+ * The generated N-API binding (lib/binding/, written by `napi build`). Internal: the public classes in
+ * this folder wrap it.
+ */
 export {
   NativeAbortHandle,
   NativeComponent,
@@ -6,7 +9,7 @@ export {
   NativeEngine,
   NativeInstance,
   NativeModule,
-} from '../index.js'
+} from './binding/index.js'
 export type {
   ComponentItemInfo,
   InstanceMetrics,
@@ -14,4 +17,4 @@ export type {
   NativeEngineOptions,
   NativeInstanceOptions,
   NativeWasiOptions,
-} from '../index.js'
+} from './binding/index.js'

@@ -1,15 +1,19 @@
 // Builds the JavaScript side of the package from lib/ (`npm run build:ts`):
-//   dist/            ES modules and their types (tsconfig.build.json): the `import` entry and the CLI
-//   dist/cjs/        the same sources as CommonJS (tsconfig.cjs.json): the `require` entry, so that
-//                    `require('airssys-wasm')` works without Node's require(esm)
-//   index.cjs        napi-rs's CommonJS loader for the addon, made by the same generator as the ESM
-//                    index.js that `napi build --esm` writes; dist/cjs loads the addon through it
-//   index.d.cts      the addon's types for index.cjs (a copy of index.d.ts)
+//   dist/              ES modules and their types (tsconfig.build.json): the `import` entry and the CLI
+//   dist/cjs/          the same sources as CommonJS (tsconfig.cjs.json): the `require` entry, so that
+//                      `require('airssys-wasm')` works without Node's require(esm)
+//   dist/binding/      the addon loader: a copy of lib/binding/index.js, the ES module `napi build --esm`
+//                      writes, with its types (lib/binding/index.d.ts)
+//   dist/cjs/binding/  napi-rs's CommonJS loader, made by the same generator, with the same types
+// tsc copies no .js file, so both loaders are placed here, where lib/native.ts's `./binding/index.js`
+// resolves from dist/native.js and dist/cjs/native.js alike. A built addon in lib/binding/ is copied
+// beside them so that dist/ runs in a checkout; package.json's "files" leaves it out of the tarball
+// (the addon ships in the per-platform packages).
 // dist/ is rebuilt from nothing, so a file removed from lib/ never lingers in a published tarball.
 import { spawnSync } from 'node:child_process'
-import { chmodSync, copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { dirname, join, relative, resolve, sep } from 'node:path'
+import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import { writeJsBinding } from '@napi-rs/cli'
@@ -17,8 +21,9 @@ import { writeJsBinding } from '@napi-rs/cli'
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const dist = join(root, 'dist')
 const cjs = join(dist, 'cjs')
-const esmLoader = join(root, 'index.js')
-const cjsLoaderName = 'index.cjs'
+const binding = join(root, 'lib', 'binding')
+const esmLoader = join(binding, 'index.js')
+const loaderTypes = join(binding, 'index.d.ts')
 
 function fail(message) {
   console.error(`build-ts.mjs: ${message}`)
@@ -31,7 +36,7 @@ function tsc(project) {
   if (result.status !== 0) fail(`tsc -p ${project} failed`)
 }
 
-/** The names the generated ESM loader exports (`export { NativeEngine }`), which index.cjs must export too. */
+/** The names the generated ESM loader exports (`export { NativeEngine }`), which the CommonJS loader must export too. */
 function loaderExports(source) {
   const names = [...source.matchAll(/^export \{ (\w+) \}$/gm)].map((match) => match[1])
   if (names.length === 0) fail(`found no \`export { Name }\` lines in ${relative(root, esmLoader)}`)
@@ -43,6 +48,16 @@ function requiredSpecifiers(source) {
   return [...new Set([...source.matchAll(/require\('([^']+)'\)/g)].map((match) => match[1]))].sort()
 }
 
+/** dist/binding/: the ES module loader as napi build wrote it. */
+function copyEsmLoader() {
+  const target = join(dist, 'binding')
+  mkdirSync(target, { recursive: true })
+  copyFileSync(esmLoader, join(target, 'index.js'))
+  copyFileSync(loaderTypes, join(target, 'index.d.ts'))
+  return target
+}
+
+/** dist/cjs/binding/: the CommonJS loader for the same addon (dist/cjs/package.json makes its .js CommonJS). */
 async function writeCommonJsLoader() {
   const esmSource = readFileSync(esmLoader, 'utf8')
   const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
@@ -50,65 +65,47 @@ async function writeCommonJsLoader() {
   const loaderVersion = /bindingPackageVersion !== '([^']+)'/.exec(esmSource)?.[1]
   if (loaderVersion !== undefined && loaderVersion !== manifest.version) {
     fail(
-      `index.js was generated for version ${loaderVersion}, not ${manifest.version}: run \`npm run build:native\``,
+      `lib/binding/index.js was generated for version ${loaderVersion}, not ${manifest.version}: run \`npm run build:native\``,
     )
   }
+  const target = join(cjs, 'binding')
+  mkdirSync(target, { recursive: true })
   await writeJsBinding({
     platform: true,
     format: 'commonjs',
-    jsBinding: cjsLoaderName,
+    jsBinding: 'index.js',
     idents: loaderExports(esmSource),
     binaryName: manifest.napi.binaryName,
     packageName: manifest.napi.packageName ?? manifest.name,
     version: manifest.version,
-    outputDir: root,
+    outputDir: target,
   })
-  // Both loaders must look for the same files and packages; they differ when index.js is stale
-  // (built for another version or name) or napi-rs changed its generator.
-  const cjsSource = readFileSync(join(root, cjsLoaderName), 'utf8')
+  // Both loaders must look for the same files and packages; they differ when lib/binding/index.js is
+  // stale (built for another version or name) or napi-rs changed its generator.
+  const cjsSource = readFileSync(join(target, 'index.js'), 'utf8')
   const [expected, actual] = [requiredSpecifiers(esmSource), requiredSpecifiers(cjsSource)]
   if (expected.join('\n') !== actual.join('\n')) {
     fail(
-      `${cjsLoaderName} and index.js load different binaries; rebuild index.js with \`npm run build:native\`\n` +
-        `  index.js:  ${expected.join(' ')}\n  ${cjsLoaderName}: ${actual.join(' ')}`,
+      `the CommonJS and ES module loaders load different binaries; rebuild lib/binding/index.js with \`npm run build:native\`\n` +
+        `  ES module: ${expected.join(' ')}\n  CommonJS:  ${actual.join(' ')}`,
     )
   }
-  copyFileSync(join(root, 'index.d.ts'), join(root, 'index.d.cts'))
+  copyFileSync(loaderTypes, join(target, 'index.d.ts'))
+  return target
 }
 
-function filesUnder(dir) {
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile())
-    .map((entry) => join(entry.parentPath ?? entry.path, entry.name))
-}
-
-/**
- * Points dist/cjs at index.cjs: tsc keeps lib/native.ts's `'../index.js'` (the ES module loader at the
- * root), which from dist/cjs/ would not even name the same file. Only specifiers that resolve to that
- * loader from lib/ change.
- */
-function retargetBindingImports() {
-  let rewritten = 0
-  for (const file of filesUnder(cjs).filter((name) => /\.(js|d\.ts)$/.test(name))) {
-    const source = readFileSync(file, 'utf8')
-    const output = source.replace(/(require\(|from )(["'])(\.[^"']*)\2/g, (text, lead, quote, specifier) => {
-      // Resolved from the source file's folder in lib/, where the specifier was written.
-      const sourceDir = join(root, 'lib', relative(cjs, dirname(file)))
-      if (resolve(sourceDir, specifier) !== esmLoader) return text
-      rewritten++
-      const target = relative(dirname(file), join(root, cjsLoaderName)).split(sep).join('/')
-      return `${lead}${quote}${target}${quote}`
-    })
-    if (output !== source) writeFileSync(file, output)
+/** The addon, when built, next to each loader, which looks for it in its own folder first. */
+function copyAddon(targets) {
+  const addons = readdirSync(binding).filter((name) => name.endsWith('.node'))
+  for (const target of targets) {
+    for (const addon of addons) copyFileSync(join(binding, addon), join(target, addon))
   }
-  if (rewritten === 0) fail('dist/cjs never imports the addon loader: has lib/native.ts moved?')
 }
 
 rmSync(dist, { recursive: true, force: true })
 tsc('tsconfig.build.json')
 tsc('tsconfig.cjs.json')
 writeFileSync(join(cjs, 'package.json'), '{ "type": "commonjs" }\n')
-await writeCommonJsLoader()
-retargetBindingImports()
+copyAddon([copyEsmLoader(), await writeCommonJsLoader()])
 // npm makes bin targets executable on install; this keeps `./dist/cli/index.js` runnable in a checkout.
 if (process.platform !== 'win32') chmodSync(join(dist, 'cli', 'index.js'), 0o755)

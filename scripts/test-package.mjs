@@ -251,7 +251,8 @@ async function main() {
   }
 
   step(`pack ${manifest.name} and ${manifest.name}-${platform}`)
-  check(existsSync(join(root, addonFile)), `the addon is built: ${addonFile}`)
+  const builtAddon = join(root, 'lib', 'binding', addonFile)
+  check(existsSync(builtAddon), `the addon is built: lib/binding/${addonFile}`)
   check(existsSync(join(platformDir, 'package.json')), `npm/${platform}/package.json exists`)
   temp = mkdtempSync(join(tmpdir(), 'airssys-wasm-package-'))
   const tarballs = join(temp, 'tarballs')
@@ -265,16 +266,16 @@ async function main() {
   const required = [
     'package.json',
     'README.md',
-    'index.js',
-    'index.d.ts',
-    'index.cjs',
-    'index.d.cts',
     'dist/index.js',
     'dist/index.d.ts',
+    'dist/binding/index.js',
+    'dist/binding/index.d.ts',
     'dist/cli/index.js',
     'dist/cjs/package.json',
     'dist/cjs/index.js',
     'dist/cjs/index.d.ts',
+    'dist/cjs/binding/index.js',
+    'dist/cjs/binding/index.d.ts',
   ]
   const missing = required.filter((file) => !files.includes(file))
   check(
@@ -287,7 +288,7 @@ async function main() {
       files.some((file) => file.startsWith('wit/')),
       'the tarball has wit/',
     )
-  const allowed = /^(package\.json|README\.md|LICENSE|index\.(js|cjs|d\.ts|d\.cts)|dist\/.*|wit\/.*)$/
+  const allowed = /^(package\.json|README\.md|LICENSE|dist\/.*|wit\/.*)$/
   const stray = files.filter((file) => !allowed.test(file) || /\.(node|map|tsbuildinfo)$/.test(file))
   check(
     stray.length === 0,
@@ -311,7 +312,7 @@ async function main() {
   const staged = join(temp, 'platform', platform)
   mkdirSync(staged, { recursive: true })
   for (const file of readdirSync(platformDir)) copyFileSync(join(platformDir, file), join(staged, file))
-  copyFileSync(join(root, addonFile), join(staged, addonFile))
+  copyFileSync(builtAddon, join(staged, addonFile))
   const native = pack(staged, tarballs)
   const nativeFiles = native.files.map((file) => file.path).sort()
   console.log(`  ${native.filename}: ${(native.size / 1024 / 1024).toFixed(1)} MiB packed`)
