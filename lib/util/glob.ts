@@ -1,16 +1,27 @@
 /**
- * Filesystem globs as regular expressions, for matching paths that are already canonical (no `.`,
- * `..` or symlinks left). The syntax is the one `globProblem` in ./patterns.ts accepts: `*` and
- * `?` within one segment, `[abc]`, `[a-z]` and `[!abc]` classes, `{a,b}` alternatives, and `**`
- * as a whole segment for any number of segments. Wildcards match names starting with a dot too:
- * a grant covers everything the glob spells, hidden files included.
+ * Filesystem globs, matched in time linear in the path's length. The syntax is the one
+ * `globProblem` in ./patterns.ts accepts: `*` and `?` within one segment, `[abc]`, `[a-z]` and
+ * `[!abc]` classes, `{a,b}` alternatives, and `**` as a whole segment for any number of segments.
+ * Wildcards match names starting with a dot too: a grant covers everything the glob spells,
+ * hidden files included.
+ *
+ * Why not a regular expression: the paths come from the guest, and a backtracking engine takes
+ * exponential time on `**\/x/**\/y/**` against a path of many near-misses (seconds for 4 KB, on the
+ * JS thread). No well-kept npm matcher avoids backtracking (they all compile to RegExp), so the
+ * glob becomes a small automaton (Thompson's construction) run over the path one code point at a
+ * time while tracking the set of live states: O(path length × glob length), with no backtracking.
  */
+import { classEnd } from './patterns.js'
 
-const REGEXP_SYNTAX = /[\\^$.*+?()[\]{}|/]/g
+/** A state that consumes one code point, a fork that consumes none, or the accepting state. */
+type State =
+  | { kind: 'step'; accepts: (codePoint: number) => boolean; next: number }
+  | { kind: 'fork'; next: number[] }
+  | { kind: 'match' }
 
-function escapeLiteral(text: string): string {
-  return text.replace(REGEXP_SYNTAX, '\\$&')
-}
+const SLASH = 0x2f
+const isSlash = (codePoint: number) => codePoint === SLASH
+const isNameCharacter = (codePoint: number) => codePoint !== SLASH
 
 /** The index of the `}` closing the `{` at `open`, or -1. */
 function closingBrace(segment: string, open: number): number {
@@ -40,53 +51,108 @@ function alternatives(inside: string): string[] {
   return parts
 }
 
-/** A `[...]` class; `body` is what lies between the brackets. */
-function characterClass(body: string): string {
+/**
+ * The test of a `[...]` class; `body` is what lies between the brackets. `a-z` is a range (by code
+ * point), a `-` first or last is itself; a range written backwards matches nothing. A class never
+ * matches `/`.
+ */
+function characterClass(body: string): (codePoint: number) => boolean {
   const negated = body.startsWith('!') || body.startsWith('^')
-  const members = (negated ? body.slice(1) : body).replace(/[\\\]^[]/g, '\\$&')
-  return negated ? `[^/${members}]` : `[${members}]`
-}
-
-/** The regular expression source of one path segment (no `/` inside). */
-function segmentSource(segment: string): string {
-  let source = ''
-  let literal = ''
-  const flush = () => {
-    source += escapeLiteral(literal)
-    literal = ''
-  }
-  for (let index = 0; index < segment.length; index++) {
-    const char = segment[index] ?? ''
-    if (char === '*' || char === '?') {
-      flush()
-      source += char === '*' ? '[^/]*' : '[^/]'
-    } else if (char === '[') {
-      // As in patterns.ts, a `]` right after `[` (or `[!`) is a member, not the end.
-      const close = segment.indexOf(']', index + 2)
-      if (close === -1) {
-        literal += char
-        continue
-      }
-      flush()
-      source += characterClass(segment.slice(index + 1, close))
-      index = close
-    } else if (char === '{') {
-      const close = closingBrace(segment, index)
-      if (close === -1) {
-        literal += char
-        continue
-      }
-      flush()
-      source += `(?:${alternatives(segment.slice(index + 1, close))
-        .map(segmentSource)
-        .join('|')})`
-      index = close
+  const members = Array.from(negated ? body.slice(1) : body, (char) => char.codePointAt(0) ?? 0)
+  const ranges: [number, number][] = []
+  for (let index = 0; index < members.length; index++) {
+    const low = members[index] ?? 0
+    const high = members[index + 2]
+    if (members[index + 1] === 0x2d && high !== undefined) {
+      ranges.push([low, high])
+      index += 2
     } else {
-      literal += char
+      ranges.push([low, low])
     }
   }
-  flush()
-  return source
+  const inClass = (codePoint: number) => ranges.some(([low, high]) => low <= codePoint && codePoint <= high)
+  return (codePoint) => codePoint !== SLASH && inClass(codePoint) !== negated
+}
+
+/** Builds the automaton back to front: each piece is compiled knowing the state that follows it. */
+class Automaton {
+  readonly states: State[] = [{ kind: 'match' }]
+
+  #add(state: State): number {
+    this.states.push(state)
+    return this.states.length - 1
+  }
+
+  #step(accepts: (codePoint: number) => boolean, next: number): number {
+    return this.#add({ kind: 'step', accepts, next })
+  }
+
+  /** Zero or more code points that `accepts`, then `next`. */
+  #repeat(accepts: (codePoint: number) => boolean, next: number): number {
+    const fork: State = { kind: 'fork', next: [] }
+    const loop = this.#add(fork)
+    fork.next.push(this.#step(accepts, loop), next)
+    return loop
+  }
+
+  /** `**` with the `/` before each segment it stands for: `(/[^/]+)*`, then `next`. */
+  anySegments(next: number): number {
+    const fork: State = { kind: 'fork', next: [] }
+    const loop = this.#add(fork)
+    const name = this.#add({ kind: 'fork', next: [] })
+    const firstCharacter = this.#step(isNameCharacter, name)
+    ;(this.states[name] as { next: number[] }).next.push(firstCharacter, loop)
+    fork.next.push(this.#step(isSlash, firstCharacter), next)
+    return loop
+  }
+
+  /** A `/` and one segment pattern (no `/` inside), then `next`. */
+  segment(segment: string, next: number): number {
+    return this.#step(isSlash, this.#pattern(segment, next))
+  }
+
+  /** The wildcards and literals of `text`, then `next`. */
+  #pattern(text: string, next: number): number {
+    // Parsed left to right into pieces, compiled right to left.
+    const pieces: ((next: number) => number)[] = []
+    for (let index = 0; index < text.length;) {
+      const char = text[index] ?? ''
+      if (char === '*') {
+        pieces.push((after) => this.#repeat(isNameCharacter, after))
+        index++
+        continue
+      }
+      if (char === '?') {
+        pieces.push((after) => this.#step(isNameCharacter, after))
+        index++
+        continue
+      }
+      if (char === '[') {
+        const close = classEnd(text, index)
+        if (close !== -1) {
+          const accepts = characterClass(text.slice(index + 1, close))
+          pieces.push((after) => this.#step(accepts, after))
+          index = close + 1
+          continue
+        }
+      }
+      if (char === '{') {
+        const close = closingBrace(text, index)
+        if (close !== -1) {
+          const options = alternatives(text.slice(index + 1, close))
+          pieces.push((after) =>
+            this.#add({ kind: 'fork', next: options.map((o) => this.#pattern(o, after)) }),
+          )
+          index = close + 1
+          continue
+        }
+      }
+      const codePoint = text.codePointAt(index) ?? 0
+      pieces.push((after) => this.#step((candidate) => candidate === codePoint, after))
+      index += codePoint > 0xffff ? 2 : 1
+    }
+    return pieces.reduceRight((after, piece) => piece(after), next)
+  }
 }
 
 /**
@@ -94,11 +160,47 @@ function segmentSource(segment: string): string {
  * stand for no segment at all, so `data/**` matches `data` itself too.
  */
 export function globMatcher(glob: string): (relativePath: string) => boolean {
+  const automaton = new Automaton()
   const segments = glob.split('/').filter((segment) => segment !== '' && segment !== '.')
   // Every segment is matched with the `/` before it, so `**` can match zero segments.
-  const source = segments
-    .map((segment) => (segment === '**' ? '(?:/[^/]+)*' : `/${segmentSource(segment)}`))
-    .join('')
-  const regexp = new RegExp(`^${source}$`, 'u')
-  return (relativePath) => regexp.test(relativePath === '' ? '' : `/${relativePath}`)
+  const start = segments.reduceRight(
+    (next, segment) => (segment === '**' ? automaton.anySegments(next) : automaton.segment(segment, next)),
+    0,
+  )
+  const { states } = automaton
+  // `seen[state] === round` marks a state already in the set being built, so each state is
+  // visited once per code point: this bound is the linear-time guarantee.
+  const seen = new Int32Array(states.length).fill(-1)
+
+  const addWithForks = (set: number[], state: number, round: number) => {
+    const pending = [state]
+    while (pending.length > 0) {
+      const current = pending.pop() as number
+      if (seen[current] === round) continue
+      seen[current] = round
+      const node = states[current]
+      if (node?.kind === 'fork') pending.push(...node.next)
+      else set.push(current)
+    }
+  }
+
+  return (relativePath) => {
+    seen.fill(-1)
+    let round = 0
+    let live: number[] = []
+    addWithForks(live, start, round)
+    const text = relativePath === '' ? '' : `/${relativePath}`
+    for (const char of text) {
+      const codePoint = char.codePointAt(0) ?? 0
+      const next: number[] = []
+      round++
+      for (const state of live) {
+        const node = states[state]
+        if (node?.kind === 'step' && node.accepts(codePoint)) addWithForks(next, node.next, round)
+      }
+      if (next.length === 0) return false
+      live = next
+    }
+    return live.includes(0)
+  }
 }

@@ -13,14 +13,37 @@ export function isGlobSegment(segment: string): boolean {
   return GLOB_CHARACTERS.test(segment)
 }
 
+/**
+ * The index of the `]` closing the class that opens at `open` in `segment`, or -1. A `]` right
+ * after `[` (or `[!`, `[^`) is a member, not the end, so `[]a]` and `[!]]` are classes.
+ */
+export function classEnd(segment: string, open: number): number {
+  const negation = segment[open + 1] === '!' || segment[open + 1] === '^' ? 1 : 0
+  return segment.indexOf(']', open + negation + 2)
+}
+
+/** A range written backwards in the class `[body]` (`z-a`), or undefined. */
+function backwardRange(body: string): string | undefined {
+  const members = Array.from(/^[!^]/.test(body) ? body.slice(1) : body)
+  for (let index = 0; index + 2 < members.length; index++) {
+    const [low = '', dash, high = ''] = members.slice(index, index + 3)
+    if (dash !== '-') continue
+    if ((low.codePointAt(0) ?? 0) > (high.codePointAt(0) ?? 0)) return `${low}-${high}`
+    index += 2
+  }
+  return undefined
+}
+
 /** Finds an unclosed `[` class or an unbalanced `{a,b}` group in one segment. */
 function bracketProblem(segment: string): string | undefined {
   let braces = 0
   for (let index = 0; index < segment.length; index++) {
     const char = segment[index]
     if (char === '[') {
-      const close = segment.indexOf(']', index + 2)
+      const close = classEnd(segment, index)
       if (close === -1) return `unclosed "[" in "${segment}"`
+      const backward = backwardRange(segment.slice(index + 1, close))
+      if (backward !== undefined) return `the range "${backward}" in "${segment}" is written backwards`
       index = close
     } else if (char === ']') {
       return `"]" without "[" in "${segment}"`
