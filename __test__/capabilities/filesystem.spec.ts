@@ -1,11 +1,24 @@
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import fs, {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
+import fsPromises, { type FileHandle } from 'node:fs/promises'
+import { syncBuiltinESMExports } from 'node:module'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
 import test from 'ava'
 
+import { openBeneath } from '../../lib/capabilities/filesystem.js'
 import {
+  CapabilityDeniedError,
   createFilesystem,
   createPermissions,
   loadComponent,
@@ -24,7 +37,7 @@ const SECRET = 'the secret that must not leak'
  *   data/allowed.txt
  *   data/deep/nested.txt
  *   data/big.bin              over the 1 KiB cap used below
- *   data/inside-link.txt  ->  data/allowed.txt
+ *   data/inside-link.txt  ->  data/allowed.txt  (a symlink is never followed, even this one)
  *   data/escape.txt       ->  ../secret.txt
  *   data/outside-dir      ->  <scratch>/outside
  * outside/secret.txt          a sibling of base
@@ -60,16 +73,7 @@ test('an allowed file is read for real and reaches the guest', async (t) => {
   const { guest, permissions } = guestFor(base)
   t.is(await guest.call('read-file', ['data/allowed.txt']), 'allowed content ✓')
   t.is(await guest.call('read-file', ['./data/deep/nested.txt']), 'nested content')
-  t.is(
-    await guest.call('read-file', ['data/inside-link.txt']),
-    'allowed content ✓',
-    'a symlink within the grant',
-  )
-  t.is(
-    await guest.call('read-file', [path.join(base, 'data/allowed.txt')]),
-    'allowed content ✓',
-    'absolute, inside',
-  )
+  t.is(await guest.call('read-file', ['data/deep/../allowed.txt']), 'allowed content ✓', '.. staying inside')
   t.is(permissions.deniedCount, 0)
 })
 
@@ -181,4 +185,202 @@ test('a manifest without [permissions] gets the interfaces linked, and every rea
   using sandbox = await loadComponent(dir)
   t.regex(await guestErr(t, sandbox.call('read-file', ['data.txt'])), /not granted/)
   t.is(sandbox.metrics().capabilityDenials, 1)
+})
+
+/**
+ * Records every filesystem call made through `node:fs` and `node:fs/promises` (named imports
+ * included, through `syncBuiltinESMExports`) until `restore`. Serial tests only: it sees every
+ * caller in the process.
+ */
+function spyOnFilesystem(): { calls: string[]; restore: () => void } {
+  const calls: string[] = []
+  const names = ['open', 'realpath', 'lstat', 'stat', 'access', 'opendir', 'readdir', 'readlink', 'readFile']
+  const restorers: (() => void)[] = []
+  const wrap = (target: Record<string, unknown>, name: string, label: string) => {
+    const original = target[name]
+    if (typeof original !== 'function') return
+    target[name] = function (this: unknown, ...args: unknown[]) {
+      calls.push(`${label}(${String(args[0])})`)
+      return (original as (...args: unknown[]) => unknown).apply(this, args)
+    }
+    restorers.push(() => (target[name] = original))
+  }
+  for (const name of names) {
+    wrap(fsPromises as unknown as Record<string, unknown>, name, `promises.${name}`)
+    wrap(fs as unknown as Record<string, unknown>, name, name)
+    wrap(fs as unknown as Record<string, unknown>, `${name}Sync`, `${name}Sync`)
+  }
+  syncBuiltinESMExports()
+  return {
+    calls,
+    restore: () => {
+      for (const restore of restorers) restore()
+      syncBuiltinESMExports()
+    },
+  }
+}
+
+test.serial(
+  'absolute, UNC, drive and escaping paths are denied without touching the filesystem',
+  async (t) => {
+    const { base, outside } = tree()
+    const seen = denials()
+    const filesystem = createFilesystem(
+      createPermissions({ filesystemRead: ['./data/**', '**/*.txt'], baseDir: base }, seen),
+    )
+    const requests = [
+      '/etc/passwd',
+      path.join(base, 'data', 'allowed.txt'),
+      path.join(outside, 'secret.txt'),
+      '//server/share/data/file.txt',
+      '\\\\server\\share\\data\\file.txt',
+      '\\\\?\\C:\\data\\file.txt',
+      'C:\\data\\file.txt',
+      'C:data/file.txt',
+      'c:/data/file.txt',
+      '../outside/secret.txt',
+      'data/../../outside/secret.txt',
+      'data/deep/../../../outside/secret.txt',
+      'data\\..\\secret.txt',
+      '/automount/server/that/would/hang/file.txt',
+    ]
+    const spy = spyOnFilesystem()
+    try {
+      for (const request of requests) {
+        const error = await t.throwsAsync(filesystem.read(request), { instanceOf: CapabilityDeniedError })
+        t.is(error?.code, 'ERR_WASM_CAPABILITY_DENIED', request)
+        t.is(error?.request, request)
+        t.regex(error?.message ?? '', /^filesystem\.read denied: /)
+      }
+    } finally {
+      spy.restore()
+    }
+    t.deepEqual(spy.calls, [], 'no filesystem call was made for a refused path')
+    t.is(seen.list.length, requests.length)
+  },
+)
+
+test.serial('a granted path is read after the lexical check, without realpath', async (t) => {
+  const { base } = tree()
+  const filesystem = createFilesystem(createPermissions({ filesystemRead: ['./data/**'], baseDir: base }))
+  const spy = spyOnFilesystem()
+  let bytes: Uint8Array | undefined
+  try {
+    bytes = await filesystem.read('data/deep/../allowed.txt')
+  } finally {
+    spy.restore()
+  }
+  t.is(Buffer.from(bytes ?? []).toString(), 'allowed content ✓', '.. that stays inside is resolved lexically')
+  t.false(
+    spy.calls.some((call) => call.includes('realpath')),
+    spy.calls.join('\n'),
+  )
+})
+
+test('a symlinked directory inside the grant is not followed, even to a target inside it', async (t) => {
+  const { base } = tree()
+  symlinkSync(path.join(base, 'data', 'deep'), path.join(base, 'data', 'alias'))
+  const seen = denials()
+  const filesystem = createFilesystem(
+    createPermissions({ filesystemRead: ['./data/**'], baseDir: base }, seen),
+  )
+  for (const request of ['data/alias/nested.txt', 'data/inside-link.txt']) {
+    const error = await t.throwsAsync(filesystem.read(request), { instanceOf: CapabilityDeniedError })
+    t.is(error?.code, 'ERR_WASM_CAPABILITY_DENIED')
+    t.is(error?.capability, 'filesystem.read')
+    t.is(
+      error?.message,
+      `filesystem.read denied: "${request}" passes through a symbolic link, which is not followed`,
+    )
+  }
+  t.is(seen.list.length, 2)
+})
+
+test('a grant whose directory is a symlink, even one inside the base directory, reads nothing', async (t) => {
+  const { base } = tree()
+  symlinkSync(path.join(base, 'data'), path.join(base, 'alias'))
+  const filesystem = createFilesystem(createPermissions({ filesystemRead: ['./alias/**'], baseDir: base }))
+  await t.throwsAsync(filesystem.read('alias/allowed.txt'), {
+    instanceOf: CapabilityDeniedError,
+    message: /passes through a symbolic link/,
+  })
+})
+
+/**
+ * Replaces `node:fs/promises` `open` so that opening a path whose last name is `trigger` first
+ * swaps `directory` for a symlink to `replacement`: the race a guest with write access next to the
+ * grant could run, made deterministic. Returns the undo.
+ */
+function swapOnOpen(trigger: string, directory: string, replacement: string): () => void {
+  const original = fsPromises.open
+  let swapped = false
+  fsPromises.open = (async (file: fs.PathLike, ...rest: unknown[]) => {
+    if (!swapped && path.basename(String(file)) === trigger) {
+      swapped = true
+      renameSync(directory, `${directory}-checked`)
+      symlinkSync(replacement, directory)
+    }
+    return (original as (...args: unknown[]) => Promise<FileHandle>)(file, ...rest)
+  }) as typeof fsPromises.open
+  syncBuiltinESMExports()
+  return () => {
+    fsPromises.open = original
+    syncBuiltinESMExports()
+  }
+}
+
+test.serial('a directory swapped for a symlink between the check and the open does not leak', async (t) => {
+  const { base, outside } = tree()
+  mkdirSync(path.join(base, 'data', 'sub'))
+  writeFileSync(path.join(base, 'data', 'sub', 'target.txt'), 'the checked file')
+  writeFileSync(path.join(outside, 'target.txt'), SECRET)
+  const filesystem = createFilesystem(createPermissions({ filesystemRead: ['./data/**'], baseDir: base }))
+  const undo = swapOnOpen('target.txt', path.join(base, 'data', 'sub'), outside)
+  let outcome: string
+  try {
+    outcome = Buffer.from(await filesystem.read('data/sub/target.txt')).toString()
+  } catch (error) {
+    outcome = (error as Error).message
+  } finally {
+    undo()
+  }
+  t.true(lstatSync(path.join(base, 'data', 'sub')).isSymbolicLink(), 'the swap happened')
+  t.false(outcome.includes(SECRET), outcome)
+  // Opened relative to the directory that was checked: the guest gets the file that was granted.
+  t.is(outcome, 'the checked file')
+})
+
+test.serial(
+  'without /proc, a directory swapped before the open is caught by the check after it',
+  async (t) => {
+    const { base, outside } = tree()
+    mkdirSync(path.join(base, 'data', 'sub'))
+    writeFileSync(path.join(base, 'data', 'sub', 'target.txt'), 'the checked file')
+    writeFileSync(path.join(outside, 'target.txt'), SECRET)
+    const undo = swapOnOpen('target.txt', path.join(base, 'data', 'sub'), outside)
+    try {
+      const error = await t.throwsAsync(openBeneath(base, ['data', 'sub', 'target.txt'], { procfs: false }))
+      t.is((error as NodeJS.ErrnoException | undefined)?.code, 'ELOOP')
+    } finally {
+      undo()
+    }
+    t.true(lstatSync(path.join(base, 'data', 'sub')).isSymbolicLink(), 'the swap happened')
+  },
+)
+
+test('without /proc, symlinks in any component are refused and files are opened', async (t) => {
+  const { base } = tree()
+  const open = (...names: string[]) => openBeneath(base, names, { procfs: false })
+  const handle = await open('data', 'allowed.txt')
+  t.is((await handle.readFile('utf8')) as string, 'allowed content ✓')
+  await handle.close()
+  for (const names of [
+    ['data', 'outside-dir', 'secret.txt'],
+    ['data', 'escape.txt'],
+  ]) {
+    const error = await t.throwsAsync(open(...names))
+    t.is((error as NodeJS.ErrnoException | undefined)?.code, 'ELOOP', names.join('/'))
+  }
+  const missing = await t.throwsAsync(open('data', 'nope.txt'))
+  t.is((missing as NodeJS.ErrnoException | undefined)?.code, 'ENOENT')
 })

@@ -1,16 +1,18 @@
 /**
  * `airssys:host/filesystem.read(path) -> result<list<u8>, string>`: reads a whole file the
- * permissions grant. The path is resolved against the base directory and made canonical with
- * `realpath` *before* the check, so `..`, absolute paths, and symlinks are judged by where they
- * really lead; then the canonical path, never the guest's spelling, is opened. Nothing is decoded:
+ * permissions grant, in two steps. First the guest's path is judged from its text alone (see
+ * `guestPath` in ./permissions.ts): absolute, UNC, drive and escaping paths are refused before
+ * anything on disk is touched, so a guest cannot make the host stat an SMB share or an automount.
+ * Then the file is opened below the base directory one name at a time, following no symlink in
+ * any component, so the path that was checked is the path that is opened. Nothing is decoded:
  * `%2e%2e` is a name like any other, not `..`.
  */
-import { constants } from 'node:fs'
-import { open, realpath } from 'node:fs/promises'
+import { constants, type BigIntStats } from 'node:fs'
+import { lstat, open, stat, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 
 import { positiveInteger } from '../util/options.js'
-import type { Permissions } from './permissions.js'
+import { guestPath, type Permissions } from './permissions.js'
 
 /** Options of {@link createFilesystem}. */
 export interface FilesystemOptions {
@@ -27,6 +29,12 @@ export interface FilesystemInterface {
 const DEFAULT_MAX_FILE_BYTES = 1 << 20
 const CHUNK_BYTES = 64 * 1024
 
+// Undefined on Windows, where they mean nothing to libuv's open; 0 leaves them out.
+const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0
+const O_DIRECTORY = constants.O_DIRECTORY ?? 0
+// Opening a FIFO must not wait for a writer (it is then refused as not a regular file).
+const O_NONBLOCK = constants.O_NONBLOCK ?? 0
+
 /** Why a file could not be read, in words that do not reveal the host's paths. */
 const READ_FAILURES: Record<string, string> = {
   ENOENT: 'no such file',
@@ -34,7 +42,6 @@ const READ_FAILURES: Record<string, string> = {
   EISDIR: 'is a directory',
   EACCES: "the host's own file permissions forbid reading it",
   EPERM: "the host's own file permissions forbid reading it",
-  ELOOP: 'it changed into a symlink while being opened',
 }
 
 /** A guest-facing failure (its message becomes the guest's `err`). */
@@ -43,58 +50,139 @@ function failure(requested: string, code: string | undefined): Error {
   return new Error(`${JSON.stringify(requested)}: ${reason}`)
 }
 
+/** An error with an errno-style `code`, as `open` would throw it. */
+function errno(code: 'ELOOP' | 'ENOTDIR', what: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${code}: ${what}`), { code })
+}
+
 /**
- * Where `absolute` really leads: its realpath, or for a path that does not exist, the realpath of
- * its deepest existing ancestor joined with the missing names (which cannot be symlinks, since
- * they do not exist). Undefined when it cannot be resolved (a symlink loop, no permission).
+ * Whether `/proc/self/fd/N/name` looks `name` up in the directory open as `N`: true on Linux with
+ * /proc mounted. Checked once, by comparing what that path leads to with the directory itself.
  */
-async function canonical(absolute: string): Promise<{ real: string; exists: boolean } | undefined> {
-  const missing: string[] = []
-  let current = absolute
-  for (;;) {
+let procfsWorks: Promise<boolean> | undefined
+function procfsAvailable(): Promise<boolean> {
+  procfsWorks ??= (async () => {
+    if (process.platform !== 'linux') return false
+    const directory = await open('/', constants.O_RDONLY | O_DIRECTORY).catch(() => undefined)
+    if (directory === undefined) return false
     try {
-      const real = await realpath(current)
-      return { real: path.join(real, ...missing.reverse()), exists: missing.length === 0 }
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code
-      const parent = path.dirname(current)
-      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || parent === current) return undefined
-      missing.push(path.basename(current))
-      current = parent
+      const [itself, throughProc] = await Promise.all([
+        directory.stat({ bigint: true }),
+        lstat(`/proc/self/fd/${directory.fd}/.`, { bigint: true }),
+      ])
+      return itself.dev === throughProc.dev && itself.ino === throughProc.ino
+    } catch {
+      return false
+    } finally {
+      await directory.close()
     }
+  })()
+  return procfsWorks
+}
+
+/**
+ * Opens `names` below the directory `root` without following a symlink in any of them (`root`
+ * itself is the host's choice and may be reached through symlinks). A symlink anywhere is ELOOP.
+ *
+ * On Linux each name is opened relative to the directory opened before it, through
+ * `/proc/self/fd/N/name` (Node has no `openat`): every lookup is one name in a directory already
+ * held open with `O_NOFOLLOW`, so swapping a checked directory for a symlink cannot redirect the
+ * open, the way `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` would guarantee.
+ *
+ * Elsewhere (`procfs: false`), each component is lstat-ed, the file is opened by its full path
+ * with `O_NOFOLLOW`, and afterwards every component is checked again to still be no symlink and
+ * the file at the path to be the one opened (same device and inode). Residual race: a process
+ * that can write inside the grant could swap a directory for a symlink just before the open and
+ * back again before the check after it; the open then reaches a file outside the grant (opening
+ * it has no further effect, and it is refused only if still swapped). Linux has no such window.
+ *
+ * @internal Exported for the tests, which force the fallback.
+ */
+export async function openBeneath(
+  root: string,
+  names: readonly string[],
+  { procfs = undefined as boolean | undefined } = {},
+): Promise<FileHandle> {
+  if (procfs ?? (await procfsAvailable())) return openThroughDirectoryHandles(root, names)
+  return openByCheckedPath(root, names)
+}
+
+async function openThroughDirectoryHandles(root: string, names: readonly string[]): Promise<FileHandle> {
+  let directory = await open(root, constants.O_RDONLY | O_DIRECTORY)
+  // No names: the root itself, which the caller reports as a directory.
+  if (names.length === 0) return directory
+  try {
+    for (const name of names.slice(0, -1)) {
+      const inDirectory = `/proc/self/fd/${directory.fd}/${name}`
+      const next = await open(inDirectory, constants.O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_DIRECTORY).catch(
+        async (error: NodeJS.ErrnoException) => {
+          // With O_DIRECTORY, Linux reports a symlink as ENOTDIR: say which it was.
+          const isLink = error.code === 'ENOTDIR' && (await lstat(inDirectory)).isSymbolicLink()
+          throw isLink ? errno('ELOOP', 'a component is a symbolic link') : error
+        },
+      )
+      await directory.close()
+      directory = next
+    }
+    return await open(
+      `/proc/self/fd/${directory.fd}/${names.at(-1)}`,
+      constants.O_RDONLY | O_NOFOLLOW | O_NONBLOCK,
+    )
+  } finally {
+    await directory.close()
+  }
+}
+
+async function openByCheckedPath(root: string, names: readonly string[]): Promise<FileHandle> {
+  const prefixes = names.map((_, index) => path.join(root, ...names.slice(0, index + 1)))
+  const checkComponents = async (): Promise<BigIntStats | undefined> => {
+    let info: BigIntStats | undefined
+    for (const [index, prefix] of prefixes.entries()) {
+      info = await lstat(prefix, { bigint: true })
+      if (info.isSymbolicLink()) throw errno('ELOOP', 'a component is a symbolic link')
+      if (index < prefixes.length - 1 && !info.isDirectory())
+        throw errno('ENOTDIR', 'a component is no directory')
+    }
+    return info
+  }
+  await checkComponents()
+  const handle = await open(prefixes.at(-1) ?? root, constants.O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
+  try {
+    const opened = await handle.stat({ bigint: true })
+    const atPath = (await checkComponents()) ?? (await stat(root, { bigint: true }))
+    if (atPath.dev !== opened.dev || atPath.ino !== opened.ino) {
+      throw errno('ELOOP', 'the path changed while the file was opened')
+    }
+    return handle
+  } catch (error) {
+    await handle.close()
+    throw error
   }
 }
 
 /**
- * Reads the regular file `file` whole, refusing it once more than `limit` bytes come (so a file
+ * Reads the open regular file whole, refusing it once more than `limit` bytes come (so a file
  * that grew since its size was checked, or a special file reporting size 0, is caught too).
  */
-async function readCapped(file: string, requested: string, limit: number): Promise<Uint8Array> {
+async function readCapped(handle: FileHandle, requested: string, limit: number): Promise<Uint8Array> {
   const tooLarge = () => new Error(`${JSON.stringify(requested)}: larger than the ${limit}-byte cap`)
-  // O_NOFOLLOW: `file` had no symlink in it when checked; one swapped in since is refused.
-  // O_NONBLOCK: opening a FIFO must not wait for a writer (it is then refused as not a file).
-  const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
-  try {
-    const stats = await handle.stat()
-    if (stats.isDirectory()) throw failure(requested, 'EISDIR')
-    if (!stats.isFile()) throw new Error(`${JSON.stringify(requested)}: not a regular file`)
-    if (stats.size > limit) throw tooLarge()
-    // One byte more than the size, so the read that finds the end needs no new buffer.
-    let buffer = new Uint8Array(Math.min(limit + 1, Math.max(stats.size + 1, CHUNK_BYTES)))
-    let length = 0
-    for (;;) {
-      if (length === buffer.length) {
-        const grown = new Uint8Array(Math.min(limit + 1, buffer.length * 2))
-        grown.set(buffer)
-        buffer = grown
-      }
-      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null)
-      if (bytesRead === 0) return buffer.subarray(0, length)
-      length += bytesRead
-      if (length > limit) throw tooLarge()
+  const stats = await handle.stat()
+  if (stats.isDirectory()) throw failure(requested, 'EISDIR')
+  if (!stats.isFile()) throw new Error(`${JSON.stringify(requested)}: not a regular file`)
+  if (stats.size > limit) throw tooLarge()
+  // One byte more than the size, so the read that finds the end needs no new buffer.
+  let buffer = new Uint8Array(Math.min(limit + 1, Math.max(stats.size + 1, CHUNK_BYTES)))
+  let length = 0
+  for (;;) {
+    if (length === buffer.length) {
+      const grown = new Uint8Array(Math.min(limit + 1, buffer.length * 2))
+      grown.set(buffer)
+      buffer = grown
     }
-  } finally {
-    await handle.close()
+    const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null)
+    if (bytesRead === 0) return buffer.subarray(0, length)
+    length += bytesRead
+    if (length > limit) throw tooLarge()
   }
 }
 
@@ -108,21 +196,30 @@ export function createFilesystem(
     async read(requested: string): Promise<Uint8Array> {
       const denied = (reason: string) => permissions.deny('filesystem.read', requested, reason)
       const quoted = JSON.stringify(requested)
-      if (permissions.baseDir === undefined || permissions.filesystemRead.length === 0) {
+      const { baseDir } = permissions
+      if (baseDir === undefined || permissions.filesystemRead.length === 0) {
         throw denied(`reading files is not granted (asked for ${quoted})`)
       }
-      if (requested.includes('\0')) throw denied(`${quoted} contains a NUL character`)
-      const resolved = await canonical(path.resolve(permissions.baseDir, requested))
-      // Checked before saying whether the file exists, so a denied path tells nothing about it.
-      if (resolved === undefined || !(await permissions.allowsRead(resolved.real))) {
-        throw denied(`${quoted} is not inside a granted path`)
-      }
-      if (!resolved.exists) throw failure(requested, 'ENOENT')
+      // Both checks are lexical and come before any file access, so a denied path tells nothing
+      // about what exists there and costs the host no lookup.
+      const { relative, problem } = guestPath(requested)
+      if (problem !== undefined) throw denied(`${quoted} ${problem}`)
+      if (!permissions.allowsRead(relative)) throw denied(`${quoted} is not inside a granted path`)
+      let handle: FileHandle
       try {
-        return await readCapped(resolved.real, requested, maxFileBytes)
+        handle = await openBeneath(baseDir, relative === '' ? [] : relative.split('/'))
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code
+        if (code === 'ELOOP') throw denied(`${quoted} passes through a symbolic link, which is not followed`)
+        throw failure(requested, code)
+      }
+      try {
+        return await readCapped(handle, requested, maxFileBytes)
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code
         throw code === undefined ? error : failure(requested, code)
+      } finally {
+        await handle.close()
       }
     },
   }

@@ -4,19 +4,20 @@
  * or without a Component.toml. A denial is a CapabilityDeniedError handed to `onDenied` and
  * counted; the host function turns it into an `err` for the guest and does nothing else.
  */
-import { realpath } from 'node:fs/promises'
 import path from 'node:path'
 
 import type { Manifest } from '../sandbox/manifest.js'
 import { CapabilityDeniedError, ConfigError, type Capability } from '../errors.js'
 import { globMatcher } from '../util/glob.js'
-import { globBase, globProblem, hostPatternProblem } from '../util/patterns.js'
+import { globProblem, hostPatternProblem } from '../util/patterns.js'
 
 /** Grants, as plain options (the same meaning as a manifest's `[permissions]`). */
 export interface PermissionOptions {
   /**
    * Globs of the files `filesystem.read` may return, relative to `baseDir` (`"./data/**"`). They
-   * are matched against real paths: `..` and symlinks are resolved before the check. Default none.
+   * are matched against the guest's path as written, once `.` and `..` are resolved lexically;
+   * absolute paths and paths leading out of `baseDir` grant nothing, and `filesystem.read` follows
+   * no symlink below `baseDir`. Default none.
    */
   filesystemRead?: readonly string[]
   /** The directory that the globs and the guest's relative paths start from. Required with `filesystemRead`. */
@@ -44,13 +45,6 @@ interface HostPattern {
   port: number | '*'
 }
 
-/** A `filesystem.read` glob: its literal leading directories and a test for the rest. */
-interface ReadGrant {
-  literal: string
-  /** Undefined when the glob has no wildcard: it grants exactly the file it names. */
-  matches: ((relativePath: string) => boolean) | undefined
-}
-
 const DEFAULT_PORTS: Record<string, number> = { 'http:': 80, 'https:': 443 }
 
 /** The host the WHATWG URL parser makes of `host` (lowercase, IPv4 normalised, IDN as punycode). */
@@ -70,19 +64,34 @@ function parseHostPattern(pattern: string): HostPattern {
   }
 }
 
-function parseGlob(glob: string): ReadGrant {
-  const literal = globBase(glob)
-  const rest = glob.split('/').slice(literal === '' ? 0 : literal.split('/').length)
-  return { literal, matches: rest.length === 0 ? undefined : globMatcher(rest.join('/')) }
-}
+/** A guest's file path made relative to `baseDir`, or why it is refused. */
+export type GuestPath = { relative: string; problem?: undefined } | { relative?: undefined; problem: string }
 
-/** Whether `child` is `parent` or lies below it (both absolute and normalised). */
-function isWithin(parent: string, child: string): boolean {
-  const relative = path.relative(parent, child)
-  return (
-    relative === '' ||
-    (relative !== '..' && !relative.startsWith(`..${path.sep}`) && !path.isAbsolute(relative))
-  )
+/**
+ * The guest's `requested` path as `/`-separated names below `baseDir` (`data/a.txt`; `''` for
+ * `baseDir` itself), decided from the text alone: nothing here touches the filesystem, so a path
+ * naming an SMB share, an automount or a hanging network mount is refused before the host goes
+ * near it. `.` and `..` are resolved lexically, which is sound because `filesystem.read` follows
+ * no symlink below `baseDir`. Refused: NUL, any `\` (a separator on Windows and part of every
+ * UNC and device path there, so it is not accepted as a name character anywhere), absolute and
+ * `//server/share` paths, drive paths (`C:\`, `C:x`), on Windows any `:` (alternate data
+ * streams), and `..` leading above `baseDir`.
+ */
+export function guestPath(requested: string): GuestPath {
+  if (requested.includes('\0')) return { problem: 'contains a NUL character' }
+  if (requested.includes('\\')) return { problem: 'contains "\\": use "/" as the separator' }
+  if (requested.startsWith('/'))
+    return { problem: "is absolute: paths are relative to the component's directory" }
+  if (/^[A-Za-z]:/.test(requested) || (process.platform === 'win32' && requested.includes(':'))) {
+    return { problem: "names a drive: paths are relative to the component's directory" }
+  }
+  const names: string[] = []
+  for (const name of requested.split('/')) {
+    if (name === '' || name === '.') continue
+    if (name !== '..') names.push(name)
+    else if (names.pop() === undefined) return { problem: "leads out of the component's directory" }
+  }
+  return { relative: names.join('/') }
 }
 
 /** Checks one list option and its patterns, naming the first bad entry. */
@@ -118,7 +127,7 @@ export class Permissions {
   readonly networkOutbound: readonly string[]
   /** Whether `time.sleep` is granted. */
   readonly timeSleep: boolean
-  readonly #readGrants: readonly ReadGrant[]
+  readonly #readGrants: readonly ((relativePath: string) => boolean)[]
   readonly #hostPatterns: readonly HostPattern[]
   readonly #onDenied: PermissionHooks['onDenied']
   #deniedCount = 0
@@ -132,7 +141,7 @@ export class Permissions {
     this.filesystemRead = grants.filesystemRead
     this.networkOutbound = grants.networkOutbound
     this.timeSleep = grants.timeSleep
-    this.#readGrants = grants.filesystemRead.map(parseGlob)
+    this.#readGrants = grants.filesystemRead.map(globMatcher)
     this.#hostPatterns = grants.networkOutbound.map(parseHostPattern)
     this.#onDenied = hooks.onDenied
   }
@@ -143,24 +152,15 @@ export class Permissions {
   }
 
   /**
-   * Whether the file at `realPath` may be read. `realPath` must be canonical (the result of
-   * `realpath`, or for a missing file its real parent joined with the missing names): it is
-   * matched against the globs with their literal directories canonicalised the same way, and a
-   * glob whose directory leads outside `baseDir` (through a symlink) grants nothing.
+   * Whether a guest may read `requested` (a path relative to `baseDir`, as the guest wrote it),
+   * judged from the text alone (see {@link guestPath}): nothing is resolved on disk. It is the
+   * first half of the rule; the second is `filesystem.read` opening the file below `baseDir`
+   * without following any symlink, so the path checked is the path opened.
    */
-  async allowsRead(realPath: string): Promise<boolean> {
-    if (this.baseDir === undefined || this.#readGrants.length === 0) return false
-    const base = await realpath(this.baseDir).catch(() => undefined)
-    if (base === undefined) return false
-    for (const grant of this.#readGrants) {
-      const lexical = path.resolve(base, grant.literal)
-      // A directory that does not exist yet holds nothing real, so its lexical path serves.
-      const root = await realpath(lexical).catch(() => lexical)
-      if (!isWithin(base, root) || !isWithin(root, realPath)) continue
-      const relative = path.relative(root, realPath).split(path.sep).join('/')
-      if (grant.matches === undefined ? relative === '' : grant.matches(relative)) return true
-    }
-    return false
+  allowsRead(requested: string): boolean {
+    if (this.baseDir === undefined) return false
+    const { relative } = guestPath(requested)
+    return relative !== undefined && this.#readGrants.some((matches) => matches(relative))
   }
 
   /** Whether a connection to `url`'s host and port (80/443 when the URL has none) is granted. */
