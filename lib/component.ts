@@ -1,5 +1,6 @@
 import { translate, translateAsync } from './errors.js'
-import { Instance, nativeInstanceOptions, type InstantiateOptions } from './instance.js'
+import { Instance } from './instance.js'
+import { instantiateOptions, type InstantiateOptions } from './options.js'
 import type { ComponentItemInfo, NativeComponent } from './native.js'
 
 /** An import or export of a component, with a WIT-like type (`func(name: string) -> string`). */
@@ -41,14 +42,14 @@ export class Component {
 
   /** Instantiates off the JS thread (imports are linked on the JS thread first). */
   async instantiate(options: InstantiateOptions): Promise<Instance> {
-    const { native, imports } = nativeInstanceOptions(options)
+    const { native, imports } = instantiateOptions(options)
     const instance = await translateAsync(translate(() => this.#native.instantiate(native, imports)))
     return new Instance(instance)
   }
 
   /** Instantiates on the JS thread. */
   instantiateSync(options: InstantiateOptions): Instance {
-    const { native, imports } = nativeInstanceOptions(options)
+    const { native, imports } = instantiateOptions(options)
     return new Instance(translate(() => this.#native.instantiateSync(native, imports)))
   }
 }

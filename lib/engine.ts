@@ -1,84 +1,12 @@
 import { Component } from './component.js'
-import { ConfigError, translate, translateAsync } from './errors.js'
+import { translate, translateAsync } from './errors.js'
 import { Module } from './module.js'
-import { NativeEngine, type NativeEngineOptions } from './native.js'
+import { NativeEngine } from './native.js'
+import { engineOptions, type EngineOptions } from './options.js'
 import { CompileCache } from './util/compile-cache.js'
 import { loadSource, loadSourceSync, type WasmSource } from './util/source.js'
 
-/** Options of {@link Engine}; all optional. */
-export interface EngineOptions {
-  /** Make fuel metering available (per-call `fuel` budgets). Default false. */
-  fuel?: boolean
-  /** Granularity of wall-clock deadlines, in ms (a native ticker thread). Default 5. */
-  epochTickMs?: number
-  /** Pooling instance allocator: preallocated slots for fast instantiation. Default false. */
-  pooling?: { maxInstances?: number; maxMemoryBytes?: number } | false
-  /**
-   * On-disk compiled-code cache directory, created if missing. A compile whose bytes were compiled
-   * before by an engine with the same settings loads the stored machine code instead of compiling.
-   * Loading runs that code: the directory must be writable only by users you trust.
-   */
-  cacheDir?: string
-  /** Maximum wasm stack per call, in bytes (64 KiB to 2 MiB). Default 512 KiB. */
-  maxWasmStackBytes?: number
-}
-
-const DEFAULTS = {
-  fuel: false,
-  epochTickMs: 5,
-  maxWasmStackBytes: 512 * 1024,
-  poolingMaxInstances: 256,
-  poolingMaxMemoryBytes: 64 << 20,
-}
-
-const KNOWN_OPTIONS = new Set(['fuel', 'epochTickMs', 'pooling', 'cacheDir', 'maxWasmStackBytes'])
-
-function positiveInteger(name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-    throw new ConfigError(`${name}: expected a positive integer, got ${String(value)}`, { path: name })
-  }
-  return value
-}
-
-function nativeOptions(options: EngineOptions): NativeEngineOptions {
-  if (typeof options !== 'object' || options === null) {
-    throw new ConfigError('Engine options must be an object')
-  }
-  for (const key of Object.keys(options)) {
-    if (!KNOWN_OPTIONS.has(key)) throw new ConfigError(`unknown Engine option "${key}"`, { path: key })
-  }
-  if (options.fuel !== undefined && typeof options.fuel !== 'boolean') {
-    throw new ConfigError(`fuel: expected a boolean, got ${String(options.fuel)}`, { path: 'fuel' })
-  }
-  const pooling = options.pooling === undefined ? false : options.pooling
-  if (pooling !== false && (typeof pooling !== 'object' || pooling === null)) {
-    throw new ConfigError('pooling: expected an object or false', { path: 'pooling' })
-  }
-  if (options.cacheDir !== undefined && (typeof options.cacheDir !== 'string' || options.cacheDir === '')) {
-    throw new ConfigError(`cacheDir: expected a directory path, got ${String(options.cacheDir)}`, {
-      path: 'cacheDir',
-    })
-  }
-  return {
-    fuel: options.fuel ?? DEFAULTS.fuel,
-    epochTickMs: positiveInteger('epochTickMs', options.epochTickMs, DEFAULTS.epochTickMs),
-    maxWasmStackBytes: positiveInteger(
-      'maxWasmStackBytes',
-      options.maxWasmStackBytes,
-      DEFAULTS.maxWasmStackBytes,
-    ),
-    poolingMaxInstances:
-      pooling === false
-        ? undefined
-        : positiveInteger('pooling.maxInstances', pooling.maxInstances, DEFAULTS.poolingMaxInstances),
-    poolingMaxMemoryBytes:
-      pooling === false
-        ? undefined
-        : positiveInteger('pooling.maxMemoryBytes', pooling.maxMemoryBytes, DEFAULTS.poolingMaxMemoryBytes),
-    cacheDir: options.cacheDir,
-  }
-}
+export type { EngineOptions } from './options.js'
 
 /** What the on-disk cache did since the engine was created (see {@link EngineOptions.cacheDir}). */
 export interface CacheStats {
@@ -104,7 +32,7 @@ export class Engine {
   readonly #modules = new CompileCache<Module>()
 
   constructor(options: EngineOptions = {}) {
-    const resolved = nativeOptions(options)
+    const resolved = engineOptions(options)
     this.#native = translate(() => new NativeEngine(resolved))
   }
 

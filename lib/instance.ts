@@ -1,75 +1,9 @@
-import { AbortError, ConfigError, fromNative, translate, translateAsync } from './errors.js'
-import {
-  NativeAbortHandle,
-  type NativeWasiOptions,
-  type NativeComponentInstance,
-  type NativeInstance,
-  type NativeInstanceOptions,
-} from './native.js'
+import { AbortError, fromNative, translate, translateAsync } from './errors.js'
+import { NativeAbortHandle, type NativeComponentInstance, type NativeInstance } from './native.js'
+import { asyncCallOptions, callOptions, type AsyncCallOptions, type CallOptions } from './options.js'
 import { SerialQueue } from './util/serial-queue.js'
 
-/** JS functions given to a guest: see DESIGN §3 for how keys match imports. */
-export type Imports = Record<string, unknown>
-
-/** Options of `instantiate` / `instantiateSync`. */
-export interface InstantiateOptions {
-  limits: {
-    /** Total bytes of all linear memories of the instance. Required. */
-    memoryBytes: number
-    /** Largest table, in elements. Default 10,000. */
-    tableElements?: number
-    /** Core instances the store may create (components create several). Default 100. */
-    instances?: number
-    /** Tables the store may create. Default 100. */
-    tables?: number
-    /** Linear memories the store may create. Default 100. */
-    memories?: number
-    /** Trap with MemoryLimitError when growth is denied, instead of `memory.grow` returning -1. */
-    trapOnMemoryDenial?: boolean
-  }
-  /** Default fuel budget per call (needs `new Engine({ fuel: true })`). Omitted: unmetered. */
-  fuel?: number
-  /** Default wall-clock deadline per call, in ms. Omitted: none. */
-  timeoutMs?: number
-  /** Host functions the guest imports. */
-  imports?: Imports
-  /**
-   * WASI (preview 2 for components, preview 1 for core modules), linked when the guest imports it.
-   * Omitted: locked down (no env, args, files or sockets; clocks and random; stdout and stderr
-   * inherited). `false`: not linked, so a WASI import is a LinkError.
-   */
-  wasi?: WasiOptions | false
-}
-
-/** What a WASI guest gets. Everything not given is denied. */
-export interface WasiOptions {
-  /** Where the guest's stdout goes; `pipe` keeps it for {@link Instance.takeOutput}. Default `inherit`. */
-  stdout?: 'inherit' | 'pipe' | 'ignore'
-  /** Where the guest's stderr goes. Default `inherit`. */
-  stderr?: 'inherit' | 'pipe' | 'ignore'
-  /** Environment variables. Default none. */
-  env?: Record<string, string>
-  /** Command-line arguments, `argv[0]` included. Default none. */
-  args?: string[]
-  /** Read-only directories: guest path -> host path. Default none. */
-  preopens?: Record<string, string>
-  /** Cap per piped stream; the oldest bytes are dropped first. Default 1 MiB. */
-  outputLimitBytes?: number
-}
-
-/** Per-call options. */
-export interface CallOptions {
-  /** Fuel budget for this call (overrides the instance default). */
-  fuel?: number
-  /** Wall-clock deadline for this call, in ms (overrides the instance default). */
-  timeoutMs?: number
-}
-
-/** Per-call options of the async `call`. */
-export interface AsyncCallOptions extends CallOptions {
-  /** Aborting stops the running guest (at the next epoch tick) and rejects with AbortError. */
-  signal?: AbortSignal
-}
+export type { AsyncCallOptions, CallOptions, Imports, InstantiateOptions, WasiOptions } from './options.js'
 
 /** Memory figures, taken from the instance's resource limiter. */
 export interface MemoryMetrics {
@@ -101,120 +35,8 @@ export interface Metrics {
   traps: number
 }
 
-const LIMIT_DEFAULTS = { tableElements: 10_000, instances: 100, tables: 100, memories: 100 }
-const KNOWN_OPTIONS = new Set(['limits', 'fuel', 'timeoutMs', 'imports', 'wasi'])
-
-function count(path: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-    throw new ConfigError(`${path}: expected a non-negative integer, got ${String(value)}`, { path })
-  }
-  return value
-}
-
-function optionalNumber(path: string, value: unknown): number | undefined {
-  if (value === undefined) return undefined
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new ConfigError(`${path}: expected a positive number, got ${String(value)}`, { path })
-  }
-  return value
-}
-
-/** Checks instantiate options and fills in defaults (the one place that holds them). */
-export function nativeInstanceOptions(options: InstantiateOptions): {
-  native: NativeInstanceOptions
-  imports: Imports | undefined
-} {
-  if (typeof options !== 'object' || options === null) {
-    throw new ConfigError('instantiate options are required: { limits: { memoryBytes } }', { path: 'limits' })
-  }
-  for (const key of Object.keys(options)) {
-    if (!KNOWN_OPTIONS.has(key)) throw new ConfigError(`unknown instantiate option "${key}"`, { path: key })
-  }
-  const limits = options.limits
-  if (typeof limits !== 'object' || limits === null || limits.memoryBytes === undefined) {
-    throw new ConfigError('limits.memoryBytes is required: the memory limit has no default', {
-      path: 'limits.memoryBytes',
-    })
-  }
-  const imports = options.imports
-  if (imports !== undefined && (typeof imports !== 'object' || imports === null)) {
-    throw new ConfigError('imports: expected an object', { path: 'imports' })
-  }
-  const trap = limits.trapOnMemoryDenial
-  if (trap !== undefined && typeof trap !== 'boolean') {
-    throw new ConfigError('limits.trapOnMemoryDenial: expected a boolean', {
-      path: 'limits.trapOnMemoryDenial',
-    })
-  }
-  return {
-    native: {
-      memoryBytes: count('limits.memoryBytes', limits.memoryBytes, 0),
-      tableElements: count('limits.tableElements', limits.tableElements, LIMIT_DEFAULTS.tableElements),
-      instances: count('limits.instances', limits.instances, LIMIT_DEFAULTS.instances),
-      tables: count('limits.tables', limits.tables, LIMIT_DEFAULTS.tables),
-      memories: count('limits.memories', limits.memories, LIMIT_DEFAULTS.memories),
-      trapOnMemoryDenial: trap ?? false,
-      fuel: options.fuel === undefined ? undefined : count('fuel', options.fuel, 0),
-      timeoutMs: optionalNumber('timeoutMs', options.timeoutMs),
-      wasi: wasiOptions(options.wasi),
-    },
-    imports,
-  }
-}
-
-const OUTPUT_MODES = new Set(['inherit', 'pipe', 'ignore'])
-
-function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions | undefined {
-  if (wasi === false) return undefined
-  const options = wasi ?? {}
-  if (typeof options !== 'object' || options === null) {
-    throw new ConfigError('wasi: expected an object or false', { path: 'wasi' })
-  }
-  for (const stream of ['stdout', 'stderr'] as const) {
-    const mode = options[stream]
-    if (mode !== undefined && !OUTPUT_MODES.has(mode)) {
-      throw new ConfigError(`wasi.${stream}: expected 'inherit', 'pipe' or 'ignore', got ${String(mode)}`, {
-        path: `wasi.${stream}`,
-      })
-    }
-  }
-  const strings = (path: string, value: unknown): [string, string][] => {
-    if (value === undefined) return []
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw new ConfigError(`${path}: expected an object of strings`, { path })
-    }
-    return Object.entries(value).map(([key, item]) => {
-      if (typeof item !== 'string')
-        throw new ConfigError(`${path}.${key}: expected a string`, { path: `${path}.${key}` })
-      return [key, item]
-    })
-  }
-  const args = options.args ?? []
-  if (!Array.isArray(args) || args.some((arg) => typeof arg !== 'string')) {
-    throw new ConfigError('wasi.args: expected an array of strings', { path: 'wasi.args' })
-  }
-  return {
-    stdout: options.stdout ?? 'inherit',
-    stderr: options.stderr ?? 'inherit',
-    env: strings('wasi.env', options.env),
-    args,
-    preopens: strings('wasi.preopens', options.preopens).map(([guest, host]) => [host, guest]),
-    outputLimitBytes: count('wasi.outputLimitBytes', options.outputLimitBytes, 1 << 20),
-  }
-}
-
 /** A native function handle: throws native errors, which {@link fromNative} turns into ours. */
 type NativeFunction = (...args: unknown[]) => unknown
-
-function callOptions(options: CallOptions | undefined): { fuel?: number; timeoutMs?: number } {
-  if (options === undefined) return {}
-  if (typeof options !== 'object' || options === null) throw new ConfigError('call options must be an object')
-  return {
-    fuel: options.fuel === undefined ? undefined : count('fuel', options.fuel, 0),
-    timeoutMs: optionalNumber('timeoutMs', options.timeoutMs),
-  }
-}
 
 /**
  * A live instance of a component or a core module, in its own store. One call runs at a time:
@@ -294,8 +116,7 @@ export class Instance {
     args: readonly unknown[],
     options: AsyncCallOptions | undefined,
   ): Promise<unknown> {
-    const { fuel, timeoutMs } = callOptions(options)
-    const signal = options?.signal
+    const { fuel, timeoutMs, signal } = asyncCallOptions(options)
     if (signal?.aborted) throw new AbortError('The operation was aborted', { cause: signal.reason })
     const handle = signal ? new NativeAbortHandle() : undefined
     const onAbort = () => handle?.abort()

@@ -20,6 +20,7 @@ import type {
   WasiOptions,
   Metrics,
 } from '../instance.js'
+import { callOptions, loadComponentOptions, loweredLimit } from '../options.js'
 import { SerialQueue } from '../util/serial-queue.js'
 
 /** Limits a host may set below the manifest's own (never above them). */
@@ -75,33 +76,9 @@ export interface SandboxMetrics extends Metrics {
   capabilityDenials: number
 }
 
-const KNOWN_OPTIONS = new Set(['engine', 'hostFunctions', 'onDenied', 'policy', 'limits', 'wasi'])
-
 /** The signal of the guest call in progress, for the reference host interfaces. */
 interface CallScope {
   signal: AbortSignal | undefined
-}
-
-/** `requested` if it does not exceed `ceiling`, else a ConfigError naming `path`. */
-function tighten(path: string, requested: unknown, ceiling: number, what: string): number {
-  if (requested === undefined) return ceiling
-  if (typeof requested !== 'number' || !(requested > 0) || !Number.isFinite(requested)) {
-    throw new ConfigError(`${path}: expected a positive number, got ${String(requested)}`, {
-      path,
-      value: requested,
-    })
-  }
-  if (requested > ceiling) {
-    throw new ConfigError(
-      `${path}: ${requested} is above the manifest's ${what} (${ceiling}); limits may only be lowered`,
-      {
-        path,
-        value: requested,
-        allowed: `1..${ceiling}`,
-      },
-    )
-  }
-  return requested
 }
 
 interface RetiredTotals {
@@ -257,9 +234,10 @@ export class Sandbox {
 
   #budget(options: CallOptions | undefined): { fuel: number; timeoutMs: number } {
     if (this.#disposed) throw new DisposedError('this sandbox was disposed')
+    const given = callOptions(options)
     return {
-      fuel: tighten('fuel', options?.fuel, this.#fuel, 'max_fuel'),
-      timeoutMs: tighten('timeoutMs', options?.timeoutMs, this.#timeoutMs, 'timeout'),
+      fuel: loweredLimit('fuel', 'fuel', given.fuel, this.#fuel, 'max_fuel'),
+      timeoutMs: loweredLimit('timeoutMs', 'timeoutMs', given.timeoutMs, this.#timeoutMs, 'timeout'),
     }
   }
 
@@ -349,23 +327,30 @@ export class Sandbox {
  * limits and `hostFunctions` as imports, and returns a {@link Sandbox}.
  */
 export async function loadComponent(dir: string, options: LoadComponentOptions = {}): Promise<Sandbox> {
-  if (typeof options !== 'object' || options === null) {
-    throw new ConfigError('loadComponent options must be an object')
-  }
-  for (const key of Object.keys(options)) {
-    if (!KNOWN_OPTIONS.has(key)) throw new ConfigError(`unknown loadComponent option "${key}"`, { path: key })
-  }
+  loadComponentOptions(options)
   const manifest = loadManifest(dir, { policy: options.policy })
   const permissions = permissionsFromManifest(manifest, { onDenied: options.onDenied })
   const callScope: CallScope = { signal: undefined }
   const { memory, cpu } = manifest.resources
   const instantiateOptions = {
     limits: {
-      memoryBytes: tighten('limits.memoryBytes', options.limits?.memoryBytes, memory.maxBytes, 'max_bytes'),
+      memoryBytes: loweredLimit(
+        'limits.memoryBytes',
+        'limits.memoryBytes',
+        options.limits?.memoryBytes,
+        memory.maxBytes,
+        'max_bytes',
+      ),
       tableElements: memory.maxTableElements,
     },
-    fuel: tighten('limits.fuel', options.limits?.fuel, cpu.maxFuel, 'max_fuel'),
-    timeoutMs: tighten('limits.timeoutMs', options.limits?.timeoutMs, cpu.timeoutMs, 'timeout'),
+    fuel: loweredLimit('fuel', 'limits.fuel', options.limits?.fuel, cpu.maxFuel, 'max_fuel'),
+    timeoutMs: loweredLimit(
+      'timeoutMs',
+      'limits.timeoutMs',
+      options.limits?.timeoutMs,
+      cpu.timeoutMs,
+      'timeout',
+    ),
     imports: withHostInterfaces(options.hostFunctions, permissions, { signal: () => callScope.signal }),
     wasi: { ...options.wasi, preopens: wasiPreopens(manifest) },
   }

@@ -1,32 +1,26 @@
-/** Checks of option values shared by the host interfaces; each error names its option. */
-import { ConfigError } from '../errors.js'
-import type { SignalSource } from './signal.js'
+/**
+ * The capability interfaces' option checks, kept here so that their modules compile unchanged:
+ * each applies the rule lib/options.ts holds for that option (bounds included). New code imports
+ * lib/options.ts directly.
+ */
+import { checkOption, type OptionName } from '../options.js'
 
-/** `value` when it is a positive safe integer, `fallback` when undefined, else a ConfigError. */
+export { signalSource } from '../options.js'
+
+/** The rule of each capability option these helpers are called with. */
+const CAPABILITY_RULES: Record<string, OptionName> = {
+  maxBodyBytes: 'maxBodyBytes',
+  maxFileBytes: 'maxFileBytes',
+  maxRedirects: 'maxRedirects',
+  timeoutMs: 'hostTimeoutMs',
+}
+
+/** `value` checked against the rule of the capability option `name`, `fallback` when undefined. */
 export function positiveInteger(name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-    throw new ConfigError(`${name}: expected a positive integer, got ${String(value)}`, { path: name, value })
-  }
-  return value
+  const rule = CAPABILITY_RULES[name]
+  if (rule === undefined) throw new Error(`no rule for the capability option "${name}" in lib/options.ts`)
+  return checkOption(rule, value, fallback, name)
 }
 
-/** `value` when it is a non-negative safe integer, `fallback` when undefined, else a ConfigError. */
-export function nonNegativeInteger(name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new ConfigError(`${name}: expected a non-negative integer, got ${String(value)}`, {
-      path: name,
-      value,
-    })
-  }
-  return value
-}
-
-/** `value` when it is an AbortSignal, a function returning one, or undefined; else a ConfigError. */
-export function signalSource(name: string, value: unknown): SignalSource | undefined {
-  if (value === undefined || value instanceof AbortSignal || typeof value === 'function') {
-    return value as SignalSource | undefined
-  }
-  throw new ConfigError(`${name}: expected an AbortSignal or a function returning one`, { path: name, value })
-}
+/** The same check, for an option whose rule admits 0. */
+export const nonNegativeInteger = positiveInteger

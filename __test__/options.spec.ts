@@ -1,0 +1,150 @@
+import path from 'node:path'
+
+import test from 'ava'
+
+import { ConfigError, Engine, loadComponent, type InstantiateOptions } from '../lib/index.js'
+import { MAX_TIMEOUT_MS } from '../lib/options.js'
+import { MiB, root } from './helpers.js'
+
+/** Numbers that must never reach the addon (a string too): each is a ConfigError for every numeric option. */
+const INVALID: unknown[] = [1e300, Number.NaN, -1, Number.POSITIVE_INFINITY, 2 ** 64, '5']
+const label = (value: unknown) => (typeof value === 'string' ? JSON.stringify(value) : String(value))
+
+const ADD = '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
+const engine = new Engine({ fuel: true })
+const addModule = engine.compileModuleSync(ADD)
+const instance = addModule.instantiateSync({ limits: { memoryBytes: MiB } })
+const hello = path.join(root, 'examples', 'hello')
+test.after.always(() => engine.close())
+
+/** `run` throws a ConfigError for `option`, with the offending value. */
+function configError(t: import('ava').ExecutionContext, run: () => unknown, option: string, value: unknown) {
+  const error = t.throws(run, { instanceOf: ConfigError }, `${option}: ${label(value)}`)
+  t.is(error?.code, 'ERR_WASM_CONFIG')
+  t.is(error?.path, option)
+  t.true(Object.is(error?.value, value), `value of ${option}`)
+  t.regex(error?.message ?? '', new RegExp(`^${option.replace('.', '\\.')}: `))
+}
+
+async function configErrorAsync(
+  t: import('ava').ExecutionContext,
+  run: () => Promise<unknown>,
+  option: string,
+  value: unknown,
+) {
+  const error = await t.throwsAsync(run, { instanceOf: ConfigError }, `${option}: ${label(value)}`)
+  t.is(error?.code, 'ERR_WASM_CONFIG')
+  t.is(error?.path, option)
+  t.true(Object.is(error?.value, value), `value of ${option}`)
+}
+
+const ENGINE_OPTIONS: Record<string, (value: unknown) => unknown> = {
+  epochTickMs: (value) => ({ epochTickMs: value }),
+  maxWasmStackBytes: (value) => ({ maxWasmStackBytes: value }),
+  'pooling.maxInstances': (value) => ({ pooling: { maxInstances: value } }),
+  'pooling.maxMemoryBytes': (value) => ({ pooling: { maxMemoryBytes: value } }),
+}
+
+test('every numeric Engine option refuses huge, NaN, negative, infinite and string values with a ConfigError', (t) => {
+  for (const [option, options] of Object.entries(ENGINE_OPTIONS)) {
+    for (const value of INVALID) configError(t, () => new Engine(options(value) as never), option, value)
+  }
+  // Past the limits that the addon used to check itself.
+  configError(t, () => new Engine({ epochTickMs: 1001 }), 'epochTickMs', 1001)
+  configError(t, () => new Engine({ maxWasmStackBytes: 4 * MiB }), 'maxWasmStackBytes', 4 * MiB)
+  configError(
+    t,
+    () => new Engine({ pooling: { maxMemoryBytes: 2 ** 33 } }),
+    'pooling.maxMemoryBytes',
+    2 ** 33,
+  )
+  using fine = new Engine({ epochTickMs: 1000, maxWasmStackBytes: 2 * MiB })
+  t.is(
+    fine
+      .compileModuleSync(ADD)
+      .instantiateSync({ limits: { memoryBytes: 0 } })
+      .callSync('add', [1, 2]),
+    3,
+  )
+})
+
+const INSTANTIATE_OPTIONS: Record<string, (value: unknown) => InstantiateOptions> = {
+  'limits.memoryBytes': (value) => ({ limits: { memoryBytes: value as number } }),
+  'limits.tableElements': (value) => ({ limits: { memoryBytes: MiB, tableElements: value as number } }),
+  'limits.instances': (value) => ({ limits: { memoryBytes: MiB, instances: value as number } }),
+  'limits.tables': (value) => ({ limits: { memoryBytes: MiB, tables: value as number } }),
+  'limits.memories': (value) => ({ limits: { memoryBytes: MiB, memories: value as number } }),
+  fuel: (value) => ({ limits: { memoryBytes: MiB }, fuel: value as number }),
+  timeoutMs: (value) => ({ limits: { memoryBytes: MiB }, timeoutMs: value as number }),
+  'wasi.outputLimitBytes': (value) => ({
+    limits: { memoryBytes: MiB },
+    wasi: { outputLimitBytes: value as number },
+  }),
+}
+
+test('every numeric instantiate option refuses invalid values with a ConfigError, sync and async', async (t) => {
+  for (const [option, options] of Object.entries(INSTANTIATE_OPTIONS)) {
+    for (const value of INVALID) {
+      configError(t, () => addModule.instantiateSync(options(value)), option, value)
+      await configErrorAsync(t, () => addModule.instantiate(options(value)), option, value)
+    }
+  }
+  configError(
+    t,
+    () => addModule.instantiateSync(INSTANTIATE_OPTIONS.timeoutMs!(2 ** 31)),
+    'timeoutMs',
+    2 ** 31,
+  )
+  configError(t, () => addModule.instantiateSync(INSTANTIATE_OPTIONS.fuel!(2 ** 53)), 'fuel', 2 ** 53)
+  configError(t, () => addModule.instantiateSync(INSTANTIATE_OPTIONS.fuel!(1.5)), 'fuel', 1.5)
+  const fresh = await addModule.instantiate({ limits: { memoryBytes: MiB }, fuel: 1e6, timeoutMs: 1000 })
+  t.is(await fresh.call('add', [2, 3]), 5)
+})
+
+test('per-call fuel and timeoutMs refuse invalid values with a ConfigError in call and callSync', async (t) => {
+  for (const option of ['fuel', 'timeoutMs'] as const) {
+    for (const value of [...INVALID, option === 'fuel' ? 0.5 : 0]) {
+      configError(t, () => instance.callSync('add', [1, 2], { [option]: value }), option, value)
+      await configErrorAsync(t, () => instance.call('add', [1, 2], { [option]: value }), option, value)
+    }
+  }
+  // The process lives on, the instance too.
+  t.is(instance.callSync('add', [1, 2]), 3)
+  t.is(await instance.call('add', [1, 2], { fuel: 1000, timeoutMs: 1000 }), 3)
+})
+
+test('the largest allowed fuel and timeoutMs are accepted, and reach the addon without overflowing', async (t) => {
+  const options = { fuel: Number.MAX_SAFE_INTEGER, timeoutMs: MAX_TIMEOUT_MS }
+  t.is(instance.callSync('add', [20, 22], options), 42)
+  t.is(await instance.call('add', [20, 22], options), 42)
+  const patient = addModule.instantiateSync({ limits: { memoryBytes: MiB }, ...options })
+  t.is(patient.callSync('add', [1, 1]), 2)
+  patient.dispose()
+})
+
+test('a non-signal signal is a ConfigError', async (t) => {
+  await configErrorAsync(t, () => instance.call('add', [1, 2], { signal: 'stop' as never }), 'signal', 'stop')
+})
+
+test('every numeric Sandbox limit refuses invalid values with a ConfigError, and the sandbox keeps working', async (t) => {
+  for (const option of ['memoryBytes', 'fuel', 'timeoutMs'] as const) {
+    for (const value of INVALID) {
+      await configErrorAsync(
+        t,
+        () => loadComponent(hello, { limits: { [option]: value } as never }),
+        `limits.${option}`,
+        value,
+      )
+    }
+  }
+  using sandbox = await loadComponent(hello)
+  for (const option of ['fuel', 'timeoutMs'] as const) {
+    for (const value of INVALID) {
+      configError(t, () => sandbox.callSync('greet', ['x'], { [option]: value }), option, value)
+      await configErrorAsync(t, () => sandbox.call('greet', ['x'], { [option]: value }), option, value)
+    }
+  }
+  t.is(sandbox.metrics().restarts, 0)
+  t.is(sandbox.callSync('greet', ['sync']), 'Hello, sync!')
+  t.is(await sandbox.call('greet', ['async'], { fuel: 1_000_000, timeoutMs: 500 }), 'Hello, async!')
+})

@@ -1,0 +1,434 @@
+/**
+ * Every option a caller gives is checked here, once, where it enters: the engine's, instantiation's,
+ * each call's, the Sandbox's and the capability interfaces'. This module holds the option types,
+ * their defaults and one rule per option. Each numeric rule has an upper bound, so no value that
+ * passes can overflow what the native side turns it into (a `u32`, a `u64`, a `Duration`); the
+ * addon re-checks only what would otherwise panic. A value that breaks its rule is a ConfigError
+ * whose `path` names the option, with the `value` and what is `allowed`.
+ */
+import { ConfigError } from './errors.js'
+import type { NativeEngineOptions, NativeInstanceOptions, NativeWasiOptions } from './native.js'
+import type { SignalSource } from './util/signal.js'
+
+/** Options of `new Engine()`; all optional. */
+export interface EngineOptions {
+  /** Make fuel metering available (per-call `fuel` budgets). Default false. */
+  fuel?: boolean
+  /** Granularity of wall-clock deadlines, in ms (a native ticker thread), 1 to 1000. Default 5. */
+  epochTickMs?: number
+  /** Pooling instance allocator: preallocated slots for fast instantiation. Default false. */
+  pooling?: { maxInstances?: number; maxMemoryBytes?: number } | false
+  /**
+   * On-disk compiled-code cache directory, created if missing. A compile whose bytes were compiled
+   * before by an engine with the same settings loads the stored machine code instead of compiling.
+   * Loading runs that code: the directory must be writable only by users you trust.
+   */
+  cacheDir?: string
+  /** Maximum wasm stack per call, in bytes (64 KiB to 2 MiB). Default 512 KiB. */
+  maxWasmStackBytes?: number
+}
+
+/** JS functions given to a guest, keyed by import name (see the README on how keys match imports). */
+export type Imports = Record<string, unknown>
+
+/** Options of `instantiate` / `instantiateSync`. */
+export interface InstantiateOptions {
+  limits: {
+    /** Total bytes of all linear memories of the instance. Required. */
+    memoryBytes: number
+    /** Largest table, in elements. Default 10,000. */
+    tableElements?: number
+    /** Core instances the store may create (components create several). Default 100. */
+    instances?: number
+    /** Tables the store may create. Default 100. */
+    tables?: number
+    /** Linear memories the store may create. Default 100. */
+    memories?: number
+    /** Trap with MemoryLimitError when growth is denied, instead of `memory.grow` returning -1. */
+    trapOnMemoryDenial?: boolean
+  }
+  /** Default fuel budget per call (needs `new Engine({ fuel: true })`). Omitted: unmetered. */
+  fuel?: number
+  /** Default wall-clock deadline per call, in ms (at most 2**31 - 1). Omitted: none. */
+  timeoutMs?: number
+  /** Host functions the guest imports. */
+  imports?: Imports
+  /**
+   * WASI (preview 2 for components, preview 1 for core modules), linked when the guest imports it.
+   * Omitted: locked down (no env, args, files or sockets; clocks and random; stdout and stderr
+   * inherited). `false`: not linked, so a WASI import is a LinkError.
+   */
+  wasi?: WasiOptions | false
+}
+
+/** What a WASI guest gets. Everything not given is denied. */
+export interface WasiOptions {
+  /** Where the guest's stdout goes; `pipe` keeps it for `Instance.takeOutput`. Default `inherit`. */
+  stdout?: 'inherit' | 'pipe' | 'ignore'
+  /** Where the guest's stderr goes. Default `inherit`. */
+  stderr?: 'inherit' | 'pipe' | 'ignore'
+  /** Environment variables. Default none. */
+  env?: Record<string, string>
+  /** Command-line arguments, `argv[0]` included. Default none. */
+  args?: string[]
+  /** Read-only directories: guest path -> host path. Default none. */
+  preopens?: Record<string, string>
+  /** Cap per piped stream; the oldest bytes are dropped first. Default 1 MiB, at most 1 GiB. */
+  outputLimitBytes?: number
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  /** Fuel budget for this call (overrides the instance default). */
+  fuel?: number
+  /** Wall-clock deadline for this call, in ms (overrides the instance default; at most 2**31 - 1). */
+  timeoutMs?: number
+}
+
+/** Per-call options of the async `call`. */
+export interface AsyncCallOptions extends CallOptions {
+  /** Aborting stops the running guest (at the next epoch tick) and rejects with AbortError. */
+  signal?: AbortSignal
+}
+
+const KiB = 1024
+const MiB = 1024 * KiB
+const GiB = 1024 * MiB
+
+/**
+ * The longest deadline or host timeout, in ms (about 24.8 days): the most Node's own timers accept
+ * (`setTimeout` fires at once beyond it, `AbortSignal.timeout` throws beyond 2**32 - 1), so one
+ * bound serves both sides. The addon adds the deadline to the current time; a far larger value
+ * (`1e300`) overflowed that and ended the process.
+ */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1
+
+/** An integer from `min` to `max`, both included. */
+interface IntegerRule {
+  readonly kind: 'integer'
+  readonly min: number
+  readonly max: number
+}
+
+/** A duration in ms above 0 and at most `max`; fractions allowed. */
+interface MillisecondsRule {
+  readonly kind: 'milliseconds'
+  readonly max: number
+}
+
+type Rule = IntegerRule | MillisecondsRule
+
+const integer = (min: number, max: number): IntegerRule => ({ kind: 'integer', min, max })
+
+/**
+ * One rule per option, by name. The bounds are far above any real use and far below what the
+ * native side can hold: every integer is exact in a double and fits the Rust type it becomes.
+ */
+export const RULES = {
+  // Engine.
+  /** A deadline is checked once per tick, so a longer tick makes every timeout late by that much. */
+  epochTickMs: integer(1, 1000),
+  /** The native pool threads' stacks are sized for 2 MiB of wasm stack (and host frames). */
+  maxWasmStackBytes: integer(64 * KiB, 2 * MiB),
+  /** Each slot reserves its memories' address space up front. */
+  'pooling.maxInstances': integer(1, 10_000),
+  /** A wasm32 memory holds at most 4 GiB. */
+  'pooling.maxMemoryBytes': integer(64 * KiB, 4 * GiB),
+
+  // Instances and calls.
+  /** More than a 48-bit address space can map: beyond it a limit means nothing. */
+  'limits.memoryBytes': integer(0, 2 ** 48),
+  /** The JS API's largest table. */
+  'limits.tableElements': integer(0, 10_000_000),
+  'limits.instances': integer(0, 10_000),
+  'limits.tables': integer(0, 10_000),
+  'limits.memories': integer(0, 10_000),
+  /** Exact in a double, and within the u64 wasmtime counts fuel in. */
+  fuel: integer(0, Number.MAX_SAFE_INTEGER),
+  timeoutMs: { kind: 'milliseconds', max: MAX_TIMEOUT_MS } as MillisecondsRule,
+  /** Kept in host memory, per piped stream. */
+  'wasi.outputLimitBytes': integer(0, GiB),
+
+  // Capability interfaces.
+  /** A capability's own timeout (`http.fetch`): whole ms, as `AbortSignal.timeout` takes them. */
+  hostTimeoutMs: integer(1, MAX_TIMEOUT_MS),
+  maxBodyBytes: integer(1, GiB),
+  maxFileBytes: integer(1, GiB),
+  /** As many as fetch follows. */
+  maxRedirects: integer(0, 20),
+} as const satisfies Record<string, Rule>
+
+/** An option with a rule in {@link RULES}. */
+export type OptionName = keyof typeof RULES
+
+/** A value as a message shows it (never throws, whatever the value). */
+function shown(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'bigint') return `${value}n`
+  try {
+    return String(value)
+  } catch {
+    return typeof value
+  }
+}
+
+/** What a rule accepts, as `allowed` says it. */
+function allowed(rule: Rule): string {
+  return rule.kind === 'integer' ? `${rule.min}..${rule.max}` : `0 < ms <= ${rule.max}`
+}
+
+/**
+ * `value` when it keeps `name`'s rule, `fallback` when it is undefined, else a ConfigError naming
+ * `path` (the option as the caller spelled it; `name` by default). The one numeric check.
+ */
+export function checkOption(name: OptionName, value: unknown, fallback: number, path: string = name): number {
+  if (value === undefined) return fallback
+  const rule: Rule = RULES[name]
+  if (typeof value === 'number') {
+    if (
+      rule.kind === 'integer'
+        ? Number.isSafeInteger(value) && value >= rule.min && value <= rule.max
+        : value > 0 && value <= rule.max
+    ) {
+      return value
+    }
+  }
+  const expected =
+    rule.kind === 'integer'
+      ? `an integer from ${rule.min} to ${rule.max}`
+      : `a number of milliseconds above 0 and at most ${rule.max}`
+  throw new ConfigError(`${path}: expected ${expected}, got ${shown(value)}`, {
+    path,
+    value,
+    allowed: allowed(rule),
+  })
+}
+
+/** `checkOption` for an option without a default: undefined stays undefined. */
+function optional(name: OptionName, value: unknown, path: string = name): number | undefined {
+  return value === undefined ? undefined : checkOption(name, value, 0, path)
+}
+
+/** Throws unless `value` is a plain object (not null, not an array). */
+function object(what: string, value: unknown, path?: string): asserts value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError(`${what} must be an object`, path === undefined ? {} : { path, value })
+  }
+}
+
+/** Throws on the first key of `options` that is not in `known`. */
+export function knownKeys(what: string, options: object, known: ReadonlySet<string>): void {
+  for (const key of Object.keys(options)) {
+    if (!known.has(key)) throw new ConfigError(`unknown ${what} option "${key}"`, { path: key })
+  }
+}
+
+function boolean(path: string, value: unknown): boolean | undefined {
+  if (value === undefined || typeof value === 'boolean') return value
+  throw new ConfigError(`${path}: expected a boolean, got ${shown(value)}`, { path, value })
+}
+
+/** `value` when it is an AbortSignal, a function returning one, or undefined; else a ConfigError. */
+export function signalSource(path: string, value: unknown): SignalSource | undefined {
+  if (value === undefined || value instanceof AbortSignal || typeof value === 'function') {
+    return value as SignalSource | undefined
+  }
+  throw new ConfigError(`${path}: expected an AbortSignal or a function returning one`, { path, value })
+}
+
+/** Defaults of the engine and instance options (nowhere else: the addon takes them as given). */
+export const DEFAULTS = {
+  fuel: false,
+  epochTickMs: 5,
+  maxWasmStackBytes: 512 * KiB,
+  poolingMaxInstances: 256,
+  poolingMaxMemoryBytes: 64 * MiB,
+  tableElements: 10_000,
+  instances: 100,
+  tables: 100,
+  memories: 100,
+  outputLimitBytes: MiB,
+} as const
+
+const ENGINE_OPTIONS = new Set(['fuel', 'epochTickMs', 'pooling', 'cacheDir', 'maxWasmStackBytes'])
+
+/** `new Engine(options)`'s options, checked, with defaults. */
+export function engineOptions(options: EngineOptions): NativeEngineOptions {
+  object('Engine options', options)
+  knownKeys('Engine', options, ENGINE_OPTIONS)
+  const given: unknown = options.pooling ?? false
+  if (given !== false && (typeof given !== 'object' || given === null || Array.isArray(given))) {
+    throw new ConfigError('pooling: expected an object or false', { path: 'pooling', value: given })
+  }
+  const pooling = given as { maxInstances?: unknown; maxMemoryBytes?: unknown } | false
+  if (options.cacheDir !== undefined && (typeof options.cacheDir !== 'string' || options.cacheDir === '')) {
+    throw new ConfigError(`cacheDir: expected a directory path, got ${shown(options.cacheDir)}`, {
+      path: 'cacheDir',
+      value: options.cacheDir,
+    })
+  }
+  return {
+    fuel: boolean('fuel', options.fuel) ?? DEFAULTS.fuel,
+    epochTickMs: checkOption('epochTickMs', options.epochTickMs, DEFAULTS.epochTickMs),
+    maxWasmStackBytes: checkOption(
+      'maxWasmStackBytes',
+      options.maxWasmStackBytes,
+      DEFAULTS.maxWasmStackBytes,
+    ),
+    poolingMaxInstances:
+      pooling === false
+        ? undefined
+        : checkOption('pooling.maxInstances', pooling.maxInstances, DEFAULTS.poolingMaxInstances),
+    poolingMaxMemoryBytes:
+      pooling === false
+        ? undefined
+        : checkOption('pooling.maxMemoryBytes', pooling.maxMemoryBytes, DEFAULTS.poolingMaxMemoryBytes),
+    cacheDir: options.cacheDir,
+  }
+}
+
+const INSTANTIATE_OPTIONS = new Set(['limits', 'fuel', 'timeoutMs', 'imports', 'wasi'])
+
+/** `instantiate(options)`'s options, checked, with defaults. */
+export function instantiateOptions(options: InstantiateOptions): {
+  native: NativeInstanceOptions
+  imports: Imports | undefined
+} {
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError('instantiate options are required: { limits: { memoryBytes } }', { path: 'limits' })
+  }
+  knownKeys('instantiate', options, INSTANTIATE_OPTIONS)
+  const limits = options.limits
+  if (typeof limits !== 'object' || limits === null || limits.memoryBytes === undefined) {
+    throw new ConfigError('limits.memoryBytes is required: the memory limit has no default', {
+      path: 'limits.memoryBytes',
+    })
+  }
+  const imports = options.imports
+  if (imports !== undefined) object('imports', imports, 'imports')
+  return {
+    native: {
+      memoryBytes: checkOption('limits.memoryBytes', limits.memoryBytes, 0),
+      tableElements: checkOption('limits.tableElements', limits.tableElements, DEFAULTS.tableElements),
+      instances: checkOption('limits.instances', limits.instances, DEFAULTS.instances),
+      tables: checkOption('limits.tables', limits.tables, DEFAULTS.tables),
+      memories: checkOption('limits.memories', limits.memories, DEFAULTS.memories),
+      trapOnMemoryDenial: boolean('limits.trapOnMemoryDenial', limits.trapOnMemoryDenial) ?? false,
+      fuel: optional('fuel', options.fuel),
+      timeoutMs: optional('timeoutMs', options.timeoutMs),
+      wasi: wasiOptions(options.wasi),
+    },
+    imports,
+  }
+}
+
+const OUTPUT_MODES = new Set(['inherit', 'pipe', 'ignore'])
+
+function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions | undefined {
+  if (wasi === false) return undefined
+  const options = wasi ?? {}
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError('wasi: expected an object or false', { path: 'wasi', value: options })
+  }
+  for (const stream of ['stdout', 'stderr'] as const) {
+    const mode = options[stream]
+    if (mode !== undefined && !OUTPUT_MODES.has(mode)) {
+      throw new ConfigError(`wasi.${stream}: expected 'inherit', 'pipe' or 'ignore', got ${shown(mode)}`, {
+        path: `wasi.${stream}`,
+        value: mode,
+      })
+    }
+  }
+  const strings = (path: string, value: unknown): [string, string][] => {
+    if (value === undefined) return []
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new ConfigError(`${path}: expected an object of strings`, { path })
+    }
+    return Object.entries(value).map(([key, item]) => {
+      if (typeof item !== 'string')
+        throw new ConfigError(`${path}.${key}: expected a string`, { path: `${path}.${key}` })
+      return [key, item]
+    })
+  }
+  const args = options.args ?? []
+  if (!Array.isArray(args) || args.some((arg) => typeof arg !== 'string')) {
+    throw new ConfigError('wasi.args: expected an array of strings', { path: 'wasi.args' })
+  }
+  return {
+    stdout: options.stdout ?? 'inherit',
+    stderr: options.stderr ?? 'inherit',
+    env: strings('wasi.env', options.env),
+    args,
+    preopens: strings('wasi.preopens', options.preopens).map(([guest, host]) => [host, guest]),
+    outputLimitBytes: checkOption(
+      'wasi.outputLimitBytes',
+      options.outputLimitBytes,
+      DEFAULTS.outputLimitBytes,
+    ),
+  }
+}
+
+/** A call's budget, checked (undefined: the instance's default). */
+export function callOptions(options: CallOptions | undefined): { fuel?: number; timeoutMs?: number } {
+  if (options === undefined) return {}
+  object('call options', options)
+  return { fuel: optional('fuel', options.fuel), timeoutMs: optional('timeoutMs', options.timeoutMs) }
+}
+
+/** An async call's budget and signal, checked. */
+export function asyncCallOptions(options: AsyncCallOptions | undefined): {
+  fuel?: number
+  timeoutMs?: number
+  signal?: AbortSignal
+} {
+  const budget = callOptions(options)
+  const signal = options?.signal
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new ConfigError('signal: expected an AbortSignal', { path: 'signal', value: signal })
+  }
+  return signal === undefined ? budget : { ...budget, signal }
+}
+
+/**
+ * A limit a host sets below the manifest's `ceiling` (a Sandbox may lower its limits, never raise
+ * them): `requested` when it keeps `name`'s rule, is above 0 and at most `ceiling`; `ceiling` when
+ * undefined. `manifestField` names the manifest's own limit in the message.
+ */
+export function loweredLimit(
+  name: 'fuel' | 'timeoutMs' | 'limits.memoryBytes',
+  path: string,
+  requested: unknown,
+  ceiling: number,
+  manifestField: string,
+): number {
+  const value = checkOption(name, requested, ceiling, path)
+  if (value <= 0) {
+    throw new ConfigError(`${path}: expected a positive number, got ${shown(value)}`, {
+      path,
+      value,
+      allowed: `1..${ceiling}`,
+    })
+  }
+  if (value > ceiling) {
+    throw new ConfigError(
+      `${path}: ${value} is above the manifest's ${manifestField} (${ceiling}); limits may only be lowered`,
+      { path, value, allowed: `1..${ceiling}` },
+    )
+  }
+  return value
+}
+
+const LOAD_COMPONENT_OPTIONS = new Set(['engine', 'hostFunctions', 'onDenied', 'policy', 'limits', 'wasi'])
+
+/** The shape of `loadComponent`'s options (their values are checked where they are used). */
+export function loadComponentOptions<T extends object>(options: T): T {
+  object('loadComponent options', options)
+  knownKeys('loadComponent', options, LOAD_COMPONENT_OPTIONS)
+  const { limits, onDenied, hostFunctions } = options as Record<string, unknown>
+  if (limits !== undefined) object('limits', limits, 'limits')
+  if (hostFunctions !== undefined) object('hostFunctions', hostFunctions, 'hostFunctions')
+  if (onDenied !== undefined && typeof onDenied !== 'function') {
+    throw new ConfigError('onDenied: expected a function', { path: 'onDenied', value: onDenied })
+  }
+  return options
+}
