@@ -1,0 +1,29 @@
+import test from 'ava'
+
+import { seeds } from '../../fuzz/binaries.js'
+import type { FuzzReport } from '../../fuzz/child.js'
+import { runChild } from '../../fuzz/spawn.js'
+import { Engine } from '../../lib/index.js'
+import { SEED } from './helpers.js'
+
+test('every fixture the mutations start from compiles unmutated', (t) => {
+  const engine = new Engine()
+  const all = seeds()
+  // add.wasm plus the built fixtures and examples.
+  t.true(all.length >= 4, all.map((seed) => seed.name).join(', '))
+  for (const seed of all) t.deepEqual(engine.validate(seed.bytes), { ok: true }, seed.name)
+})
+
+test('mutated modules and components are a CompileError or compile, in every entry point, never a crash', async (t) => {
+  // A child process: a native crash there is a failed test with its seed and input, not a dead ava worker.
+  const result = await runChild<FuzzReport>(['binaries', '--seed', String(SEED), '--runs', '40'], 240_000)
+  if (result.kind === 'crash') {
+    t.fail(
+      `the child ${result.how} (seed ${SEED}); last input: ${result.last ? Buffer.from(result.last).toString('base64').slice(0, 200) : 'none'}\n${result.stderr.slice(-2000)}`,
+    )
+    return
+  }
+  const { report } = result
+  t.false(report.failed, `seed ${report.seed}, path ${report.path}: ${report.error}`)
+  t.is(report.executions, 40)
+})
