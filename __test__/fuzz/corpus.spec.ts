@@ -26,7 +26,9 @@ for (const target of Object.keys(TARGETS)) {
     const title = `${target}: the ${chosen.length} saved input(s)${known ? ' of unfixed findings' : ''} pass the property`
     ;(known ? test.failing : test)(title, async (t) => {
       // Strict: the findings the fuzz runs skip as known are exactly what a saved input checks.
-      const result = await runChild<ReplayReport>([target, '--replay', ...chosen], 120_000, { FUZZ_STRICT: '1' })
+      const result = await runChild<ReplayReport>([target, '--replay', ...chosen], 120_000, {
+        FUZZ_STRICT: '1',
+      })
       if (result.kind === 'crash') {
         const file = result.last === undefined ? 'unknown' : Buffer.from(result.last).toString()
         t.fail(`the replay ${result.how} on ${file}\n${result.stderr.slice(-2000)}`)
