@@ -2,7 +2,8 @@
  * The reference host interfaces (WIT package `airssys:host@0.1.0`, in wit/airssys-host/host.wit)
  * as an import object for `instantiate({ imports })`, and their linking into `loadComponent`.
  */
-import type { Imports } from '../instance.js'
+import type { Imports } from '../options.js'
+import { interfaceKeys } from '../util/names.js'
 import { createFilesystem, type FilesystemInterface, type FilesystemOptions } from './filesystem.js'
 import { createHttp, type HttpInterface, type HttpOptions } from './http.js'
 import type { Permissions } from './permissions.js'
@@ -57,9 +58,7 @@ export function withHostInterfaces(
   if (imports !== undefined && (typeof imports !== 'object' || imports === null)) return imports
   const linked: Imports = {}
   for (const [name, functions] of Object.entries(hostInterfaces(permissions, options))) {
-    const unversioned = name.slice(0, name.indexOf('@'))
-    if (imports !== undefined && (Object.hasOwn(imports, name) || Object.hasOwn(imports, unversioned)))
-      continue
+    if (imports !== undefined && interfaceKeys(name).some((key) => Object.hasOwn(imports, key))) continue
     linked[name] = functions
   }
   return { ...linked, ...imports }

@@ -28,6 +28,7 @@ import type { Instance } from '../instance.js'
 import type { ModuleItem } from '../module.js'
 import { loadComponent } from '../sandbox/sandbox.js'
 import { argumentsFromText, toJsonText } from '../util/json-values.js'
+import { exportPaths, splitExportPath, wasmKind } from '../util/names.js'
 import { parseFuncSignature, type FuncSignature } from '../util/wit-type.js'
 
 /** Where the CLI writes; `process` in real use. */
@@ -171,23 +172,11 @@ function exportedFunctions(items: readonly (ComponentItem | ModuleItem)[]): Expo
   })
 }
 
-function lowerCamel(name: string): string {
-  return name.replace(/-([a-z0-9])/g, (_, letter: string) => letter.toUpperCase())
-}
-
-/** The export `requested` names, spelled as the binding accepts it (versionless, lowerCamelCase). */
+/** The export `requested` names, as `call` resolves it (versionless, lowerCamelCase). */
 function findFunction(functions: ExportedFunction[], requested: string): ExportedFunction | undefined {
-  const split = (name: string) => {
-    const hash = name.lastIndexOf('#')
-    return hash === -1
-      ? { iface: '', func: name }
-      : { iface: name.slice(0, hash), func: name.slice(hash + 1) }
-  }
-  const wanted = split(requested)
   return functions.find((candidate) => {
-    const { iface, func } = split(candidate.name)
-    const sameInterface = iface === wanted.iface || iface.replace(/@[^@]*$/, '') === wanted.iface
-    return sameInterface && lowerCamel(func) === lowerCamel(wanted.func)
+    const { interfaceName, name } = splitExportPath(candidate.name)
+    return exportPaths(interfaceName, name).includes(requested)
   })
 }
 
@@ -253,13 +242,6 @@ async function manifestRunner(target: string, limits: Limits): Promise<Runner> {
   }
 }
 
-/** A component starts with layer 1 in its header (`\0asm 0d 00 01 00`); WAT with `(component`. */
-function isComponent(bytes: Uint8Array): boolean {
-  if (bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d) return bytes[6] === 1
-  const text = Buffer.from(bytes.subarray(0, 4096)).toString('utf8')
-  return /^\s*(?:(?:;;[^\n]*\n|\(;[\s\S]*?;\))\s*)*\(\s*component\b/.test(text)
-}
-
 async function readWasm(file: string, command: string): Promise<Uint8Array> {
   try {
     return await readFile(file)
@@ -283,9 +265,10 @@ async function wasmRunner(file: string, limits: Limits): Promise<Runner> {
   const metered = limits.fuel !== undefined
   const engine = new Engine({ fuel: metered })
   try {
-    const compiled = isComponent(bytes)
-      ? await engine.compileComponent(bytes)
-      : await engine.compileModule(bytes)
+    const compiled =
+      wasmKind(bytes) === 'component'
+        ? await engine.compileComponent(bytes)
+        : await engine.compileModule(bytes)
     const instance: Instance = await compiled.instantiate({
       limits: { memoryBytes: limits.memoryBytes },
       fuel: limits.fuel,
@@ -413,7 +396,7 @@ async function inspect(args: readonly string[], io: CliOutput): Promise<number> 
   const bytes = await readWasm(file, 'inspect')
   const engine = new Engine()
   try {
-    const kind = isComponent(bytes) ? 'component' : 'module'
+    const kind = wasmKind(bytes)
     const compiled =
       kind === 'component' ? await engine.compileComponent(bytes) : await engine.compileModule(bytes)
     const { imports, exports } = compiled

@@ -3,6 +3,7 @@
  * arrays or NaN, so arguments are converted by the function's parameter types, and results are
  * printed with a fixed, documented spelling for what JSON lacks.
  */
+import { lowerCamel } from './names.js'
 import type { FuncSignature, WitType } from './wit-type.js'
 
 /** A command-line argument that cannot become a value of its parameter's type. */
@@ -13,11 +14,6 @@ export class ArgumentError extends Error {
 const BIGINT_TYPES = new Set(['u64', 's64', 'i64'])
 const UNKNOWN_TYPE: WitType = { kind: 'other', text: 'unknown' }
 const TEXT_TYPES = new Set(['string', 'char'])
-
-/** jco's field spelling, which the binding expects: `first-name` -> `firstName`. */
-function lowerCamel(name: string): string {
-  return name.replace(/-([a-z0-9])/g, (_, letter: string) => letter.toUpperCase())
-}
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
