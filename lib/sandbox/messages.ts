@@ -1,0 +1,80 @@
+/**
+ * How Component.toml problems read: a TOML value in words, the key a typo most likely meant, sizes
+ * in KiB and MiB, and the one ConfigError that lists every problem of a manifest.
+ */
+import { TomlDate } from 'smol-toml'
+
+import { ConfigError, type ConfigProblem } from '../errors.js'
+
+/** How a TOML value reads in a message: `string "1MiB"`, `float 1.5`, `a table`. */
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return `string ${JSON.stringify(value)}`
+  if (typeof value === 'bigint') return `integer ${value}`
+  if (typeof value === 'number') return `float ${value}`
+  if (typeof value === 'boolean') return `boolean ${value}`
+  if (value instanceof TomlDate) return `date ${value.toISOString()}`
+  return Array.isArray(value) ? 'an array' : 'a table'
+}
+
+/** TOML integers are parsed as bigint; report them as numbers when that loses nothing. */
+export function reported(value: unknown): unknown {
+  if (typeof value === 'bigint' && value >= Number.MIN_SAFE_INTEGER && value <= Number.MAX_SAFE_INTEGER) {
+    return Number(value)
+  }
+  return value
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1)
+      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution))
+    }
+    previous = current
+  }
+  return previous[b.length] ?? 0
+}
+
+/** The known key a typo most likely meant, if any is close enough. */
+export function closestKey(key: string, known: readonly string[]): string | undefined {
+  let best: { key: string; distance: number } | undefined
+  for (const candidate of known) {
+    const distance = editDistance(key, candidate)
+    const tolerance = Math.max(2, Math.floor(candidate.length / 4))
+    if (distance <= tolerance && (best === undefined || distance < best.distance))
+      best = { key: candidate, distance }
+  }
+  return best?.key
+}
+
+/** `bytes` in the largest unit that divides it: `4 MiB`, `512 KiB`, `1000 bytes`. */
+export function formatBytes(bytes: number): string {
+  if (bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)} MiB`
+  if (bytes % 1024 === 0) return `${bytes / 1024} KiB`
+  return `${bytes} bytes`
+}
+
+/** Renders one problem as a line (plus its snippet, indented) of an error message. */
+function render(problem: ConfigProblem): string {
+  const where = problem.path === undefined ? '' : `${problem.path}: `
+  return `${where}${problem.message}`.replaceAll('\n', '\n    ')
+}
+
+/** Throws the ConfigError of a manifest: every problem, the first one's fields on the error itself. */
+export function fail(file: string, problems: ConfigProblem[]): never {
+  const [first] = problems
+  if (first === undefined) throw new Error('fail() needs a problem')
+  const message =
+    problems.length === 1
+      ? `${file}: ${render(first)}`
+      : `${file} has ${problems.length} problems:\n${problems.map((problem) => `  - ${render(problem)}`).join('\n')}`
+  throw new ConfigError(message, {
+    path: first.path,
+    value: first.value,
+    allowed: first.allowed,
+    snippet: first.snippet,
+    problems,
+  })
+}

@@ -1,0 +1,87 @@
+/**
+ * The host's policy: the ranges a Component.toml's limits must sit in. The manifest is written by
+ * the component's author and the policy by the host, so a component cannot raise its own limits.
+ */
+import { ConfigError } from '../errors.js'
+import { deepFreeze } from '../util/freeze.js'
+
+/** An inclusive range of allowed values. */
+export interface Range {
+  readonly min: number
+  readonly max: number
+}
+
+/** The host's limits on what a manifest may ask for. */
+export interface Policy {
+  /** `resources.memory.max_bytes`. Default 512 KiB..4 MiB. */
+  readonly memoryBytes: Range
+  /** `resources.cpu.max_fuel` (per call). Default 1,000..100,000,000. */
+  readonly fuel: Range
+  /** `resources.cpu.timeout_ms` (per call); `timeout_seconds` must fit it too. Default 1..300,000. */
+  readonly timeoutMs: Range
+  /** `resources.memory.max_table_elements`. Default 1..100,000. */
+  readonly tableElements: Range
+}
+
+/** A policy to apply instead of the default: each bound given widens or narrows that range. */
+export type PolicyOptions = { readonly [Key in keyof Policy]?: Partial<Range> }
+
+/** The ranges a host gets unless it passes its own. */
+export const DEFAULT_POLICY: Policy = deepFreeze({
+  memoryBytes: { min: 512 * 1024, max: 4 * 1024 * 1024 },
+  fuel: { min: 1_000, max: 100_000_000 },
+  timeoutMs: { min: 1, max: 300_000 },
+  tableElements: { min: 1, max: 100_000 },
+})
+
+/** `value` moved into `range`. */
+export function clamp(value: number, range: Range): number {
+  return Math.min(Math.max(value, range.min), range.max)
+}
+
+/** Checks a policy option and fills in the default bounds. */
+export function resolvePolicy(options: PolicyOptions = {}): Policy {
+  if (typeof options !== 'object' || options === null) {
+    throw new ConfigError('policy: expected an object', { path: 'policy', value: options })
+  }
+  const resolved: Record<string, Range> = {}
+  const names = Object.keys(DEFAULT_POLICY)
+  for (const key of Object.keys(options)) {
+    if (!names.includes(key)) {
+      throw new ConfigError(`policy.${key}: unknown policy range (known: ${names.join(', ')})`, {
+        path: `policy.${key}`,
+        allowed: names.join(', '),
+      })
+    }
+  }
+  for (const key of names as (keyof Policy)[]) {
+    const given: unknown = options[key] ?? {}
+    const at = `policy.${key}`
+    if (
+      typeof given !== 'object' ||
+      given === null ||
+      Object.keys(given).some((bound) => !['min', 'max'].includes(bound))
+    ) {
+      throw new ConfigError(`${at}: expected { min?, max? }, got ${JSON.stringify(given)}`, {
+        path: at,
+        value: given,
+      })
+    }
+    const range = { ...DEFAULT_POLICY[key], ...given }
+    for (const bound of ['min', 'max'] as const) {
+      const value = range[bound]
+      if (!Number.isSafeInteger(value) || value < 0) {
+        const at = `policy.${key}.${bound}`
+        throw new ConfigError(`${at}: expected a non-negative integer, got ${String(value)}`, {
+          path: at,
+          value,
+        })
+      }
+    }
+    if (range.min > range.max) {
+      throw new ConfigError(`${at}: min ${range.min} is above max ${range.max}`, { path: at, value: range })
+    }
+    resolved[key] = range
+  }
+  return deepFreeze(resolved as unknown as Policy)
+}

@@ -1,0 +1,195 @@
+/**
+ * The Component.toml schema: its sections and fields, the rules of each (names, semantic versions,
+ * ranges from the policy, permission patterns) and the typed manifest they produce.
+ */
+import { DEFAULTS } from '../options.js'
+import { hostPatternProblem } from '../util/patterns.js'
+import { formatBytes } from './messages.js'
+import { checkWasmPath, filesystemGlobProblem } from './paths.js'
+import { clamp } from './policy.js'
+import type { Table, Validator } from './validator.js'
+
+/** A validated Component.toml. Frozen all the way down. */
+export interface Manifest {
+  /** Absolute path of the Component.toml. */
+  readonly file: string
+  /** Absolute directory that the manifest's relative paths start from. */
+  readonly dir: string
+  /** Absolute path of the component's wasm file (inside `dir`). */
+  readonly wasmPath: string
+  readonly component: {
+    readonly name: string
+    readonly version: string
+    /** As written, relative to `dir`; `<name>.wasm` when the manifest leaves it out. */
+    readonly wasm: string
+  }
+  readonly resources: {
+    readonly memory: { readonly maxBytes: number; readonly maxTableElements: number }
+    /** Per-call budgets; `timeoutMs` also holds a `timeout_seconds` value, converted. */
+    readonly cpu: { readonly maxFuel: number; readonly timeoutMs: number }
+  }
+  /** What the component may use; nothing unless granted. Enforced by the host functions. */
+  readonly permissions: {
+    readonly filesystem: { readonly read: readonly string[] }
+    readonly network: { readonly outbound: readonly string[] }
+    readonly time: { readonly sleep: boolean }
+  }
+}
+
+/** The top-level sections. */
+export const SECTIONS = ['component', 'resources', 'permissions'] as const
+
+const NAME = /^[a-z0-9-]+$/
+// Semantic Versioning 2.0.0, built from its grammar: MAJOR.MINOR.PATCH, an optional pre-release
+// of dot-separated identifiers (numeric ones without leading zeros) and optional build metadata.
+const NUMERIC = '(?:0|[1-9][0-9]*)'
+const PRERELEASE_ID = `(?:${NUMERIC}|[0-9]*[A-Za-z-][0-9A-Za-z-]*)`
+const BUILD_ID = '[0-9A-Za-z-]+'
+const SEMVER = new RegExp(
+  `^${NUMERIC}\\.${NUMERIC}\\.${NUMERIC}(?:-${PRERELEASE_ID}(?:\\.${PRERELEASE_ID})*)?(?:\\+${BUILD_ID}(?:\\.${BUILD_ID})*)?$`,
+)
+
+/** `[component]`: name, version and the wasm file. */
+export function component(
+  validator: Validator,
+  root: Table,
+  dir: string,
+): { fields: Manifest['component']; wasmPath?: string } {
+  const snippet = '[component]\nname = "my-component"\nversion = "0.1.0"'
+  const table = validator.section(root, '', 'component', snippet)
+  if (table === undefined) return { fields: { name: '', version: '', wasm: '' } }
+  validator.knownKeys(table, 'component', ['name', 'version', 'wasm'])
+
+  const nameAllowed = 'lowercase letters, digits and "-" ([a-z0-9-]+)'
+  let name = validator.string(
+    validator.required(table, 'component', 'name', '"my-component"'),
+    'component.name',
+    nameAllowed,
+  )
+  if (name !== undefined && !NAME.test(name)) {
+    validator.report({
+      path: 'component.name',
+      message: `"${name}" must match [a-z0-9-]+`,
+      value: name,
+      allowed: nameAllowed,
+    })
+    name = undefined
+  }
+
+  const versionAllowed = 'a semantic version, such as 0.1.0'
+  const versionAt = 'component.version'
+  let version = validator.string(
+    validator.required(table, 'component', 'version', '"0.1.0"'),
+    versionAt,
+    versionAllowed,
+  )
+  if (version !== undefined && !SEMVER.test(version)) {
+    const message = `"${version}" is not a semantic version (MAJOR.MINOR.PATCH, such as 0.1.0)`
+    validator.report({ path: versionAt, message, value: version, allowed: versionAllowed })
+    version = undefined
+  }
+
+  const wasmAllowed = "a relative path to a file inside the manifest's directory"
+  const written = validator.string(table.wasm, 'component.wasm', wasmAllowed)
+  // Without a valid name there is no default file name to check.
+  const wasm = written ?? (name === undefined || table.wasm !== undefined ? undefined : `${name}.wasm`)
+  const wasmPath = wasm === undefined ? undefined : checkWasmPath(validator, dir, wasm)
+  return { fields: { name: name ?? '', version: version ?? '', wasm: wasm ?? '' }, wasmPath }
+}
+
+/** `[resources]`: memory and per-call cpu limits, inside the policy's ranges. */
+export function resources(validator: Validator, root: Table): Manifest['resources'] {
+  const { policy } = validator
+  const memoryExample = String(clamp(1024 * 1024, policy.memoryBytes))
+  const fuelExample = String(clamp(10_000_000, policy.fuel))
+  const seconds = {
+    min: Math.ceil(policy.timeoutMs.min / 1000),
+    max: Math.floor(policy.timeoutMs.max / 1000),
+  }
+  const timeoutLine =
+    seconds.min <= seconds.max
+      ? `timeout_seconds = ${clamp(5, seconds)}`
+      : `timeout_ms = ${clamp(1000, policy.timeoutMs)}`
+  const memorySnippet = `[resources.memory]\nmax_bytes = ${memoryExample}`
+  const cpuSnippet = `[resources.cpu]\nmax_fuel = ${fuelExample}\n${timeoutLine}`
+  const result = { memory: { maxBytes: 0, maxTableElements: 0 }, cpu: { maxFuel: 0, timeoutMs: 0 } }
+
+  const table = validator.section(root, '', 'resources', `${memorySnippet}\n\n${cpuSnippet}`)
+  if (table === undefined) return result
+  validator.knownKeys(table, 'resources', ['memory', 'cpu'])
+
+  const memory = validator.section(table, 'resources', 'memory', memorySnippet)
+  if (memory !== undefined) {
+    validator.knownKeys(memory, 'resources.memory', ['max_bytes', 'max_table_elements'])
+    const maxBytes = validator.required(memory, 'resources.memory', 'max_bytes', memoryExample)
+    result.memory.maxBytes =
+      validator.integer(maxBytes, 'resources.memory.max_bytes', policy.memoryBytes, formatBytes) ?? 0
+    // Left out: the instance default, inside the policy's range.
+    const tableAt = 'resources.memory.max_table_elements'
+    result.memory.maxTableElements =
+      validator.integer(memory.max_table_elements, tableAt, policy.tableElements) ??
+      clamp(DEFAULTS.tableElements, policy.tableElements)
+  }
+
+  const cpu = validator.section(table, 'resources', 'cpu', cpuSnippet)
+  if (cpu !== undefined) {
+    validator.knownKeys(cpu, 'resources.cpu', ['max_fuel', 'timeout_seconds', 'timeout_ms'])
+    const maxFuel = validator.required(cpu, 'resources.cpu', 'max_fuel', fuelExample)
+    result.cpu.maxFuel = validator.integer(maxFuel, 'resources.cpu.max_fuel', policy.fuel) ?? 0
+    if (cpu.timeout_seconds !== undefined && cpu.timeout_ms !== undefined) {
+      const message = 'give either timeout_seconds or timeout_ms, not both'
+      validator.report({ path: 'resources.cpu.timeout_ms', message, value: cpu.timeout_ms })
+    } else if (cpu.timeout_ms !== undefined) {
+      result.cpu.timeoutMs =
+        validator.integer(cpu.timeout_ms, 'resources.cpu.timeout_ms', policy.timeoutMs) ?? 0
+    } else if (cpu.timeout_seconds !== undefined) {
+      const timeoutSeconds = validator.integer(cpu.timeout_seconds, 'resources.cpu.timeout_seconds', seconds)
+      result.cpu.timeoutMs = (timeoutSeconds ?? 0) * 1000
+    } else {
+      const message = `a timeout is required; add \`${timeoutLine}\` (or timeout_ms for finer steps) under [resources.cpu]`
+      validator.report({ path: 'resources.cpu.timeout_seconds', message, snippet: timeoutLine })
+    }
+  }
+  return result
+}
+
+/** `[permissions]`: what the component may use (nothing unless granted). */
+export function permissions(validator: Validator, root: Table, dir: string): Manifest['permissions'] {
+  const result = {
+    filesystem: { read: [] as string[] },
+    network: { outbound: [] as string[] },
+    time: { sleep: false },
+  }
+  const table = validator.section(root, '', 'permissions')
+  if (table === undefined) return result
+  validator.knownKeys(table, 'permissions', ['filesystem', 'network', 'time'])
+
+  const filesystem = validator.section(table, 'permissions', 'filesystem')
+  if (filesystem !== undefined) {
+    validator.knownKeys(filesystem, 'permissions.filesystem', ['read'])
+    const allowed = 'relative globs inside the manifest\'s directory, such as "./data/**"'
+    result.filesystem.read = validator.patterns(
+      filesystem.read,
+      'permissions.filesystem.read',
+      allowed,
+      (glob) => filesystemGlobProblem(dir, glob),
+    )
+  }
+  const network = validator.section(table, 'permissions', 'network')
+  if (network !== undefined) {
+    validator.knownKeys(network, 'permissions.network', ['outbound'])
+    const allowed = 'host:port patterns, such as "api.example.com:443" or "*.example.com:443"'
+    result.network.outbound = validator.patterns(
+      network.outbound,
+      'permissions.network.outbound',
+      allowed,
+      hostPatternProblem,
+    )
+  }
+  const time = validator.section(table, 'permissions', 'time')
+  if (time !== undefined) {
+    validator.knownKeys(time, 'permissions.time', ['sleep'])
+    result.time.sleep = validator.boolean(time.sleep, 'permissions.time.sleep') ?? false
+  }
+  return result
+}

@@ -1,0 +1,131 @@
+/**
+ * The walk over a parsed Component.toml: typed readers for its fields that collect every problem
+ * (with its path, value, what is allowed and, for a missing part, a snippet to paste) instead of
+ * stopping at the first.
+ */
+import { TomlDate } from 'smol-toml'
+
+import type { ConfigProblem } from '../errors.js'
+import { closestKey, describe, reported } from './messages.js'
+import type { Policy, Range } from './policy.js'
+
+/** A TOML table as smol-toml parses it. */
+export type Table = Record<string, unknown>
+
+/** A TOML table (not an array, a date or a scalar). */
+export function isTable(value: unknown): value is Table {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof TomlDate)
+}
+
+/** The dotted path of `key` under `prefix`. */
+export function join(prefix: string, key: string): string {
+  return prefix === '' ? key : `${prefix}.${key}`
+}
+
+/** Collects problems while walking the parsed TOML, so all of them are reported at once. */
+export class Validator {
+  readonly problems: ConfigProblem[] = []
+
+  constructor(readonly policy: Policy) {}
+
+  report(problem: ConfigProblem): undefined {
+    this.problems.push('value' in problem ? { ...problem, value: reported(problem.value) } : problem)
+    return undefined
+  }
+
+  /** Reports keys of `table` that the schema does not know (a typo must not drop a limit silently). */
+  knownKeys(table: Table, prefix: string, known: readonly string[]): void {
+    for (const key of Object.keys(table)) {
+      if (known.includes(key)) continue
+      const closest = closestKey(key, known)
+      const hint = closest === undefined ? `known keys: ${known.join(', ')}` : `did you mean "${closest}"?`
+      this.report({ path: join(prefix, key), message: `unknown key (${hint})`, allowed: known.join(', ') })
+    }
+  }
+
+  /** A sub-table; reports it when it is missing (with `snippet`) or not a table. */
+  section(parent: Table, prefix: string, key: string, snippet?: string): Table | undefined {
+    const value = parent[key]
+    const at = join(prefix, key)
+    if (value === undefined) {
+      if (snippet === undefined) return undefined
+      return this.report({ path: at, message: `missing section; add:\n${snippet}`, snippet })
+    }
+    if (isTable(value)) return value
+    return this.report({
+      path: at,
+      message: `expected a table, got ${describe(value)}`,
+      value,
+      allowed: 'a table',
+    })
+  }
+
+  /** A required field: reports it when missing, with a line to paste. */
+  required(table: Table, prefix: string, key: string, example: string): unknown {
+    const value = table[key]
+    if (value !== undefined) return value
+    const at = join(prefix, key)
+    const snippet = `${key} = ${example}`
+    return this.report({ path: at, message: `missing; add \`${snippet}\` under [${prefix}]`, snippet })
+  }
+
+  string(value: unknown, at: string, allowed: string): string | undefined {
+    if (value === undefined || typeof value === 'string') return value
+    return this.report({ path: at, message: `expected a string, got ${describe(value)}`, value, allowed })
+  }
+
+  /** An integer inside `range`; TOML floats are refused even when whole, to keep limits exact. */
+  integer(value: unknown, at: string, range: Range, unit?: (n: number) => string): number | undefined {
+    if (value === undefined) return undefined
+    const allowed = `${range.min}..${range.max}`
+    if (typeof value !== 'bigint') {
+      const message = `expected an integer, got ${describe(value)}`
+      return this.report({ path: at, message, value, allowed })
+    }
+    if (value < BigInt(range.min) || value > BigInt(range.max)) {
+      const shown = unit ? ` (${unit(range.min)}..${unit(range.max)})` : ''
+      const side = value < BigInt(range.min) ? 'below' : 'above'
+      const message = `${value} is ${side} the allowed range ${allowed}${shown}`
+      return this.report({ path: at, message, value, allowed })
+    }
+    return Number(value)
+  }
+
+  boolean(value: unknown, at: string): boolean | undefined {
+    if (value === undefined || typeof value === 'boolean') return value
+    const message = `expected a boolean, got ${describe(value)}`
+    return this.report({ path: at, message, value, allowed: 'true or false' })
+  }
+
+  /** An array of strings, each checked by `problemOf`. */
+  patterns(
+    value: unknown,
+    at: string,
+    allowed: string,
+    problemOf: (item: string) => string | undefined,
+  ): string[] {
+    if (value === undefined) return []
+    if (!Array.isArray(value)) {
+      this.report({
+        path: at,
+        message: `expected an array of strings, got ${describe(value)}`,
+        value,
+        allowed,
+      })
+      return []
+    }
+    const accepted: string[] = []
+    value.forEach((item: unknown, index) => {
+      const itemAt = `${at}[${index}]`
+      if (typeof item !== 'string') {
+        const message = `expected a string, got ${describe(item)}`
+        this.report({ path: itemAt, message, value: item, allowed })
+        return
+      }
+      const problem = problemOf(item)
+      if (problem === undefined) accepted.push(item)
+      else this.report({ path: itemAt, message: problem, value: item, allowed })
+    })
+    return accepted
+  }
+}
