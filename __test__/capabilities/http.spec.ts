@@ -1,5 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import type http from 'node:http'
+import net, { isIP } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
@@ -7,6 +8,8 @@ import test from 'ava'
 
 import {
   AbortError,
+  CapabilityDeniedError,
+  ConfigError,
   createHttp,
   createPermissions,
   loadComponent,
@@ -123,10 +126,11 @@ test('a granted host:port is fetched for real: status, headers as pairs, body by
     response.headers.filter(([name]) => ['content-type', 'x-test', 'set-cookie'].includes(name)),
     [
       ['content-type', 'text/plain; charset=utf-8'],
+      ['x-test', 'yes'],
       ['set-cookie', 'a=1'],
       ['set-cookie', 'b=2'],
-      ['x-test', 'yes'],
     ],
+    'in arrival order',
   )
   t.true(response.headers.every(([name]) => name === name.toLowerCase()))
   t.is(denied.length, 0)
@@ -322,4 +326,225 @@ test.serial('through loadComponent aborting a call cancels its pending fetch', a
   )
   const request = served(server, '/slow?sandbox-abort')
   t.is(await within(request?.finished ?? Promise.resolve(true), 2_000), false, 'the fetch was cancelled')
+})
+
+/** A resolver for `createHttp({ lookup })` that answers from `table` and records every question. */
+function resolver(table: Record<string, string[] | (() => string[])>) {
+  const asked: string[] = []
+  const lookup = async (hostname: string) => {
+    asked.push(hostname)
+    const entry = table[hostname]
+    const addresses = typeof entry === 'function' ? entry() : (entry ?? [])
+    return addresses.map((address) => ({ address, family: isIP(address) }))
+  }
+  return { asked, lookup }
+}
+
+const isLoopbackHost = (host: unknown) =>
+  host === 'localhost' || host === '::1' || (typeof host === 'string' && /^127\./.test(host))
+
+/**
+ * Records every TCP connection started in this process, as `host:port`, followed for a name by
+ * `-> addresses` that the socket's own lookup would connect to (`-> system resolver` when it
+ * would ask DNS again). Only connections to loopback hosts go ahead: any other is destroyed before
+ * its lookup or connect, so a regression here can never send traffic off the machine. Serial
+ * tests only.
+ */
+function spyOnConnections(): { attempts: string[]; restore: () => void } {
+  const attempts: string[] = []
+  const original = net.Socket.prototype.connect
+  net.Socket.prototype.connect = function (this: net.Socket, ...args: unknown[]) {
+    // net.connect hands over its normalised [options, callback] array as one argument.
+    const first = Array.isArray(args[0]) ? (args[0] as unknown[])[0] : args[0]
+    const options = (
+      typeof first === 'object' && first !== null ? first : { port: first, host: args[1] }
+    ) as {
+      host?: string
+      port?: unknown
+      lookup?: net.LookupFunction
+    }
+    let attempt = `${String(options.host)}:${String(options.port)}`
+    if (isIP(options.host ?? '') === 0) {
+      if (options.lookup === undefined) attempt += ' -> system resolver'
+      else {
+        options.lookup(options.host ?? '', { all: true }, (_error, addresses) => {
+          const list = Array.isArray(addresses) ? addresses.map((entry) => entry.address) : [addresses]
+          attempt += ` -> ${list.join(', ')}`
+        })
+      }
+    }
+    attempts.push(attempt)
+    if (isLoopbackHost(options.host)) return original.apply(this, args as never)
+    process.nextTick(() => this.destroy(new Error('the test refused a connection off loopback')))
+    return this
+  } as typeof original
+  return { attempts, restore: () => void (net.Socket.prototype.connect = original) }
+}
+
+test.serial('a granted name that resolves to 127.0.0.1 is refused, before any connection', async (t) => {
+  const { asked, lookup } = resolver({ 'granted.test': ['127.0.0.1'] })
+  const seen = denials()
+  const permissions = createPermissions(
+    { networkOutbound: [`granted.test:${server.port}`] },
+    { onDenied: seen.onDenied },
+  )
+  const http = createHttp(permissions, { lookup })
+  const before = server.requests.length
+  const spy = spyOnConnections()
+  try {
+    const error = await t.throwsAsync(http.fetch(`http://granted.test:${server.port}/hello`), {
+      instanceOf: CapabilityDeniedError,
+    })
+    t.is(error?.code, 'ERR_WASM_CAPABILITY_DENIED')
+    t.is(error?.capability, 'network.outbound')
+    t.is(error?.request, `http://granted.test:${server.port}/hello`)
+    t.regex(error?.message ?? '', /resolves to a loopback address/)
+    t.false(error?.message.includes('127.0.0.1'), 'the resolved address is not told to the guest')
+  } finally {
+    spy.restore()
+  }
+  t.deepEqual(asked, ['granted.test'], 'the name was resolved')
+  t.deepEqual(spy.attempts, [], 'no socket was opened')
+  t.is(server.requests.length, before)
+  t.is(seen.list.length, 1)
+})
+
+const internalAddresses: [string, string][] = [
+  ['10.1.2.3', 'private'],
+  ['172.16.0.1', 'private'],
+  ['172.31.255.254', 'private'],
+  ['192.168.1.1', 'private'],
+  ['fc00::1', 'private'],
+  ['fd12:3456::1', 'private'],
+  ['169.254.1.1', 'link-local'],
+  ['fe80::1', 'link-local'],
+  ['100.64.0.1', 'shared (CGNAT)'],
+  ['100.127.255.254', 'shared (CGNAT)'],
+  ['0.0.0.0', 'unspecified'],
+  ['::', 'unspecified'],
+  ['224.0.0.1', 'multicast'],
+  ['ff02::1', 'multicast'],
+  ['169.254.169.254', 'cloud metadata'],
+  ['fd00:ec2::254', 'cloud metadata'],
+  ['127.0.0.53', 'loopback'],
+  ['::1', 'loopback'],
+  ['::ffff:10.0.0.1', 'private'],
+  ['::ffff:169.254.169.254', 'cloud metadata'],
+  ['64:ff9b::a9fe:a9fe', 'cloud metadata'],
+  ['2002:a00:1::1', 'private'],
+]
+
+test.serial(
+  'names resolving to private, link-local, CGNAT, unspecified, multicast or metadata addresses are refused without connecting',
+  async (t) => {
+    const table = Object.fromEntries(
+      internalAddresses.map(([address], index) => [`n${index}.test`, [address]]),
+    )
+    const { asked, lookup } = resolver(table)
+    const permissions = createPermissions({ networkOutbound: ['*.test:80'] })
+    const http = createHttp(permissions, { lookup })
+    const spy = spyOnConnections()
+    try {
+      for (const [index, [address, kind]] of internalAddresses.entries()) {
+        const error = await t.throwsAsync(http.fetch(`http://n${index}.test/`), {
+          instanceOf: CapabilityDeniedError,
+        })
+        t.is(error?.code, 'ERR_WASM_CAPABILITY_DENIED', address)
+        t.true(error?.message.includes(`resolves to a ${kind} address`), `${address}: ${error?.message}`)
+      }
+      // One internal answer among public ones is enough to refuse: a connection could pick it.
+      const mixed = createHttp(permissions, {
+        lookup: async () => [
+          { address: '8.8.8.8', family: 4 },
+          { address: '10.0.0.1', family: 4 },
+        ],
+      })
+      await t.throwsAsync(mixed.fetch('http://mixed.test/'), { instanceOf: CapabilityDeniedError })
+    } finally {
+      spy.restore()
+    }
+    t.is(asked.length, internalAddresses.length, 'every name was resolved')
+    t.deepEqual(spy.attempts, [], 'no socket was opened')
+    t.is(permissions.deniedCount, internalAddresses.length + 1)
+  },
+)
+
+test.serial('the address checked is the one connected to: a name is looked up once per hop', async (t) => {
+  // DNS rebinding: the first answer passes the check, a second lookup would lead elsewhere.
+  let answers = 0
+  const { asked, lookup } = resolver({
+    localhost: () => (answers++ === 0 ? ['127.0.0.1'] : ['127.0.0.2']),
+  })
+  const http = createHttp(createPermissions({ networkOutbound: [`localhost:${server.port}`] }), { lookup })
+  const spy = spyOnConnections()
+  let response: HttpResponse | undefined
+  try {
+    response = await http.fetch(`http://localhost:${server.port}/hello`)
+  } finally {
+    spy.restore()
+  }
+  t.is(response?.status, 200)
+  t.is(text(response as HttpResponse), 'hello ✓')
+  t.deepEqual(asked, ['localhost'], 'one lookup')
+  t.deepEqual(spy.attempts, [`localhost:${server.port} -> 127.0.0.1`], 'its answer is what the socket used')
+})
+
+test.serial('localhost is granted only to loopback addresses', async (t) => {
+  const { lookup } = resolver({ localhost: ['10.0.0.1'] })
+  const http = createHttp(createPermissions({ networkOutbound: [`localhost:${server.port}`] }), { lookup })
+  const spy = spyOnConnections()
+  try {
+    await t.throwsAsync(http.fetch(`http://localhost:${server.port}/hello`), {
+      instanceOf: CapabilityDeniedError,
+      message: /resolves to a private address/,
+    })
+  } finally {
+    spy.restore()
+  }
+  t.deepEqual(spy.attempts, [])
+})
+
+test.serial('a grant naming the address itself lets a name that resolves to it through', async (t) => {
+  const { asked, lookup } = resolver({ 'granted.test': ['127.0.0.1'] })
+  const permissions = createPermissions({
+    networkOutbound: [`granted.test:${server.port}`, `127.0.0.1:${server.port}`],
+  })
+  const response = await createHttp(permissions, { lookup }).fetch(`http://granted.test:${server.port}/hello`)
+  t.is(text(response), 'hello ✓')
+  t.deepEqual(asked, ['granted.test'])
+  const literal = await createHttp(permissions, { lookup }).fetch(server.url('/hello'))
+  t.is(text(literal), 'hello ✓', 'an IP literal that is granted is not looked up')
+  t.deepEqual(asked, ['granted.test'])
+})
+
+test.serial('a redirect to a granted name that resolves to an internal address is refused', async (t) => {
+  const { asked, lookup } = resolver({ 'metadata.test': ['169.254.169.254'] })
+  const seen = denials()
+  const permissions = createPermissions(
+    { networkOutbound: [`127.0.0.1:${server.port}`, 'metadata.test:80'] },
+    { onDenied: seen.onDenied },
+  )
+  const target = 'http://metadata.test/latest/meta-data/'
+  const spy = spyOnConnections()
+  try {
+    await t.throwsAsync(
+      createHttp(permissions, { lookup }).fetch(server.url(`/redirect?to=${encodeURIComponent(target)}`)),
+      {
+        instanceOf: CapabilityDeniedError,
+        message: /redirected to .* which resolves to a cloud metadata address/,
+      },
+    )
+  } finally {
+    spy.restore()
+  }
+  t.deepEqual(asked, ['metadata.test'])
+  t.deepEqual(spy.attempts, [`127.0.0.1:${server.port}`], 'only the first, granted hop connected')
+  assertDenied(t, seen.list[0], 'network.outbound', target)
+})
+
+test('lookup must be a function', (t) => {
+  const error = t.throws(() => createHttp(createPermissions(), { lookup: 'dns' as never }), {
+    instanceOf: ConfigError,
+  })
+  t.is(error?.path, 'lookup')
 })

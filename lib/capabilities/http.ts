@@ -1,15 +1,35 @@
 /**
- * `airssys:host/http.fetch(url) -> result<response, string>`: a real GET through Node's fetch, only
- * to `host:port`s the permissions grant. The URL is parsed first (WHATWG rules: lowercase hosts,
- * IPv4 forms normalised, default ports 80/443) and the parsed host and port are checked; redirects
- * are followed by hand so every hop is checked again. The body is streamed and refused once it
- * passes the cap: the guest gets an `err`, never a silently truncated body.
+ * `airssys:host/http.fetch(url) -> result<response, string>`: a real GET through `node:http` /
+ * `node:https`, only to `host:port`s the permissions grant. The URL is parsed first (WHATWG rules:
+ * lowercase hosts, IPv4 forms normalised, default ports 80/443) and the parsed host and port are
+ * checked; redirects are followed by hand so every hop is checked again. The body is streamed and
+ * refused once it passes the cap: the guest gets an `err`, never a silently truncated body.
  *
- * Grants name hosts, not addresses: a granted name is trusted to resolve where its owner says.
+ * A granted *name* is not trusted to stay outside the host's network: it is resolved once per hop,
+ * every address it resolves to must be public (not loopback, private, link-local, CGNAT,
+ * unspecified, multicast, reserved or a cloud metadata endpoint), and the connection goes to
+ * exactly those checked addresses (the socket's `lookup` hands them back, so there is no second
+ * DNS answer to rebind to). Internal addresses are reached only through a grant that names the
+ * address literally (`10.0.0.5:80`, `[::1]:8080`), or `localhost` for loopback answers.
  */
+import { lookup as dnsLookup } from 'node:dns/promises'
+import http, { type IncomingMessage } from 'node:http'
+import https from 'node:https'
+import { isIP, type LookupFunction } from 'node:net'
+
+import { CapabilityDeniedError, ConfigError } from '../errors.js'
 import { positiveInteger, nonNegativeInteger, signalSource } from '../util/options.js'
 import { signalWithTimeout, type SignalSource } from '../util/signal.js'
+import { internalAddressKind } from './addresses.js'
 import type { Permissions } from './permissions.js'
+
+/** One answer of a {@link HttpOptions.lookup} resolver. */
+export interface ResolvedAddress {
+  /** An IPv4 or IPv6 address, without brackets. */
+  address: string
+  /** 4 or 6 (taken from the address when it disagrees). */
+  family?: number
+}
 
 /** Options of {@link createHttp}. */
 export interface HttpOptions {
@@ -25,6 +45,11 @@ export interface HttpOptions {
    * deadline or otherwise).
    */
   signal?: SignalSource
+  /**
+   * Resolves a host name to the addresses to check and connect to. Default: the system resolver
+   * (`dns.promises.lookup` with `all: true`, as Node's own connections use).
+   */
+  lookup?: (hostname: string) => Promise<readonly ResolvedAddress[]>
 }
 
 /** `airssys:host/http@0.1.0#response`, as JS values (DESIGN §4). */
@@ -45,6 +70,8 @@ export interface HttpInterface {
 
 const DEFAULTS = { maxBodyBytes: 1 << 20, maxRedirects: 5, timeoutMs: 30_000 }
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308])
+
+const systemLookup = (hostname: string) => dnsLookup(hostname, { all: true, verbatim: true })
 
 function parse(url: string, base?: URL): URL {
   let parsed: URL
@@ -67,28 +94,71 @@ function hostAndPort(url: URL): string {
   return `${url.hostname}:${url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : url.port}`
 }
 
+/** The URL's host without IPv6 brackets, as resolvers and sockets take it. */
+function bareHost(url: URL): string {
+  return url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
+}
+
+/** Rejects with the signal's reason once it aborts, so waits that cannot be cancelled still end. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}
+
+/** A `lookup` for the socket that answers with the addresses already checked, and nothing else. */
+function checkedLookup(addresses: readonly { address: string; family: number }[]): LookupFunction {
+  return (_hostname, options, callback) => {
+    if (options.all) callback(null, [...addresses])
+    else callback(null, addresses[0]?.address ?? '', addresses[0]?.family ?? 4)
+  }
+}
+
+/** GETs `url`, connecting (for a name) only to `addresses`; resolves once the headers arrive. */
+function get(
+  url: URL,
+  addresses: readonly { address: string; family: number }[] | undefined,
+  signal: AbortSignal | undefined,
+): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const request = (url.protocol === 'https:' ? https : http).request(url, {
+      method: 'GET',
+      headers: { accept: '*/*' },
+      // A fresh connection each time: a pooled one may have been opened under another check.
+      agent: false,
+      signal,
+      ...(addresses === undefined ? {} : { lookup: checkedLookup(addresses) }),
+    })
+    request.once('response', resolve)
+    request.on('error', reject)
+    request.end()
+  })
+}
+
 /** The body, streamed; refused (and the download cancelled) once it passes `limit` bytes. */
-async function readBody(response: Response, limit: number): Promise<Uint8Array> {
+async function readBody(response: IncomingMessage, limit: number): Promise<Uint8Array> {
   const tooLarge = () => new Error(`the response body is larger than the ${limit}-byte cap`)
-  const declared = Number(response.headers.get('content-length') ?? Number.NaN)
+  const declared = Number(response.headers['content-length'] ?? Number.NaN)
   if (declared > limit) {
-    await response.body?.cancel()
+    response.destroy()
     throw tooLarge()
   }
-  if (response.body === null) return new Uint8Array(0)
-  const chunks: Uint8Array[] = []
+  const chunks: Buffer[] = []
   let length = 0
-  const reader = response.body.getReader()
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    length += value.byteLength
+  for await (const chunk of response as AsyncIterable<Buffer>) {
+    length += chunk.byteLength
     if (length > limit) {
-      await reader.cancel()
+      response.destroy()
       throw tooLarge()
     }
-    chunks.push(value)
+    chunks.push(chunk)
   }
+  // A body that stopped before its content-length is an error, not a short body.
+  if (!response.complete) throw Object.assign(new Error('the response ended early'), { code: 'ECONNRESET' })
   const body = new Uint8Array(length)
   let offset = 0
   for (const chunk of chunks) {
@@ -96,6 +166,16 @@ async function readBody(response: Response, limit: number): Promise<Uint8Array> 
     offset += chunk.byteLength
   }
   return body
+}
+
+/** The headers in arrival order, names lowercase, one pair per value. */
+function headerPairs(response: IncomingMessage): [string, string][] {
+  const pairs: [string, string][] = []
+  const raw = response.rawHeaders
+  for (let index = 0; index + 1 < raw.length; index += 2) {
+    pairs.push([(raw[index] ?? '').toLowerCase(), raw[index + 1] ?? ''])
+  }
+  return pairs
 }
 
 /** A fetch failure in words for the guest: the network error's code, or why it was stopped. */
@@ -107,8 +187,8 @@ function fetchFailure(url: URL, error: unknown, signal: AbortSignal | undefined,
       { cause: error },
     )
   }
-  const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause
-  const reason = typeof cause?.code === 'string' ? cause.code : String(cause?.message ?? error)
+  const { code, message } = error as { code?: unknown; message?: unknown }
+  const reason = typeof code === 'string' ? code : String(message ?? error)
   return new Error(`fetching ${url.href} failed: ${reason}`, { cause: error })
 }
 
@@ -118,32 +198,78 @@ export function createHttp(permissions: Permissions, options: HttpOptions = {}):
   const maxRedirects = nonNegativeInteger('maxRedirects', options.maxRedirects, DEFAULTS.maxRedirects)
   const timeoutMs = positiveInteger('timeoutMs', options.timeoutMs, DEFAULTS.timeoutMs)
   const source = signalSource('signal', options.signal)
+  const resolve = options.lookup ?? systemLookup
+  if (typeof resolve !== 'function') {
+    throw new ConfigError('lookup: expected a function resolving a host name to addresses', {
+      path: 'lookup',
+      value: resolve,
+    })
+  }
+
+  /** Whether a grant names `address` itself, at `url`'s port. */
+  const grantsLiteral = (url: URL, address: string) => {
+    const literal = new URL(url.href)
+    literal.hostname = isIP(address) === 6 ? `[${address}]` : address
+    return permissions.allowsConnection(literal)
+  }
+
+  /**
+   * The addresses `url`'s host may be reached at, or undefined for an IP literal (granted by
+   * name already, so connected to as it is). Throws a denial when any answer is internal and not
+   * granted literally: refusing the whole name leaves no fallback to an unchecked address.
+   */
+  const checkedAddresses = async (url: URL, describe: (reason: string) => Error, signal?: AbortSignal) => {
+    const host = bareHost(url)
+    if (isIP(host) !== 0) return undefined
+    const answers = await untilAborted(resolve(host), signal)
+    const addresses = answers.map(({ address }) => ({ address, family: isIP(address) }))
+    if (addresses.length === 0 || addresses.some(({ family }) => family === 0)) {
+      throw Object.assign(new Error(`${host} did not resolve to an address`), { code: 'ENOTFOUND' })
+    }
+    for (const { address } of addresses) {
+      const kind = internalAddressKind(address)
+      if (kind === undefined || grantsLiteral(url, address)) continue
+      if (host === 'localhost' && kind === 'loopback') continue
+      throw describe(
+        `resolves to a ${kind} address, which only a grant naming that address` +
+          `${kind === 'loopback' ? ' (or localhost)' : ''} may reach`,
+      )
+    }
+    return addresses
+  }
 
   return {
     async fetch(requested: string): Promise<HttpResponse> {
       let url = parse(requested)
       const signal = signalWithTimeout(source, timeoutMs)
       for (let redirects = 0; ; redirects++) {
-        if (!permissions.allowsConnection(url)) {
-          const target = hostAndPort(url)
-          throw permissions.deny(
+        const deny = (reason: string) =>
+          permissions.deny(
             'network.outbound',
             redirects === 0 ? requested : url.href,
             redirects === 0
-              ? `${target} is not granted (${url.href})`
-              : `${JSON.stringify(requested)} redirected to ${target}, which is not granted (${url.href})`,
+              ? `${hostAndPort(url)} ${reason} (${url.href})`
+              : `${JSON.stringify(requested)} redirected to ${hostAndPort(url)}, ${reason} (${url.href})`,
           )
+        if (!permissions.allowsConnection(url)) {
+          throw deny(redirects === 0 ? 'is not granted' : 'which is not granted')
         }
-        let response: Response
+        let response: IncomingMessage
         try {
-          response = await fetch(url, { redirect: 'manual', signal })
+          const addresses = await checkedAddresses(
+            url,
+            (reason) => deny(redirects === 0 ? reason : `which ${reason}`),
+            signal,
+          )
+          response = await get(url, addresses, signal)
         } catch (error) {
+          if (error instanceof CapabilityDeniedError) throw error
           throw fetchFailure(url, error, signal, timeoutMs)
         }
-        const location = response.headers.get('location')
+        const location = response.headers.location
         try {
-          if (REDIRECT_STATUSES.has(response.status) && location !== null) {
-            await response.body?.cancel()
+          if (REDIRECT_STATUSES.has(response.statusCode ?? 0) && location !== undefined) {
+            response.destroy()
             if (redirects === maxRedirects) {
               throw new Error(`${JSON.stringify(requested)}: more than ${maxRedirects} redirects`)
             }
@@ -151,13 +277,12 @@ export function createHttp(permissions: Permissions, options: HttpOptions = {}):
             continue
           }
           const body = await readBody(response, maxBodyBytes)
-          const headers: [string, string][] = []
-          response.headers.forEach((value, name) => headers.push([name, value]))
-          return { status: response.status, headers, body }
+          return { status: response.statusCode ?? 0, headers: headerPairs(response), body }
         } catch (error) {
-          throw error instanceof TypeError || signal?.aborted
-            ? fetchFailure(url, error, signal, timeoutMs)
-            : error
+          const networkError = typeof (error as { code?: unknown }).code === 'string'
+          throw networkError || signal?.aborted ? fetchFailure(url, error, signal, timeoutMs) : error
+        } finally {
+          response.destroy()
         }
       }
     },
