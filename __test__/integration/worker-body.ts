@@ -19,9 +19,16 @@ if (mode === 'host-hang') {
   const hanging = await component.instantiate({ limits: { memoryBytes: 4 << 20 }, imports })
   await hanging.call('call-double', [1])
 } else if (mode === 'spin') {
-  // Tell the parent we are about to spin, then spin with a generous deadline.
-  parentPort?.postMessage('spinning')
-  await instance.call('spin', [], { timeoutMs: 5_000 }).catch(() => undefined)
+  // The guest itself says it runs: it calls `running` (a host function) and then loops, so the
+  // parent's terminate() lands while wasm executes, not before the call starts.
+  const spinner = await engine.compileModule(
+    '(module (import "env" "running" (func $running)) (func (export "spin") call $running (loop br 0)))',
+  )
+  const guest = await spinner.instantiate({
+    limits: { memoryBytes: 0 },
+    imports: { env: { running: () => parentPort?.postMessage('running') } },
+  })
+  await guest.call('spin', [], { timeoutMs: 5_000 }).catch(() => undefined)
 } else {
   const greeting = await instance.call('test:types/numbers@0.1.0#greet', ['worker'])
   const doubled = instance.callSync('call-double', [21])

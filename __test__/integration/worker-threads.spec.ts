@@ -27,8 +27,16 @@ test('a worker terminated while its guest runs does not take the process down', 
   const worker = new Worker(new URL('./worker.mjs', import.meta.url), {
     workerData: { mode: 'spin' },
   })
-  await new Promise((resolve) => worker.once('message', resolve))
-  await worker.terminate()
+  const first = await Promise.race([
+    new Promise((resolve) => worker.once('message', resolve)),
+    new Promise((resolve) => setTimeout(resolve, 30_000, 'no message within 30 s')),
+  ])
+  t.is(first, 'running')
+  // Let the host call return: the guest is then inside its loop on a pool thread.
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const started = performance.now()
+  t.is(await worker.terminate(), 1, 'the worker was still running the guest')
+  t.true(performance.now() - started < 4_000, 'terminate did not wait for the guest deadline')
   const main = typesInstance()
   t.is(await main.call('roundtrip-u8', [7]), 7)
 })
