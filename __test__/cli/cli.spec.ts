@@ -376,3 +376,41 @@ test('run executes a WASI command component, its stdout reaching the terminal', 
   t.is(code, 0, stderr)
   t.regex(stdout, /^args: \nenv count: 0\n/)
 })
+
+/** Control characters a terminal acts on (C0 but newline and tab, DEL, C1); none may reach it raw. */
+const RAW_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/
+
+test('guest text reaches the terminal with its control characters escaped: error messages, names and output', async (t) => {
+  // A guest that names its export with terminal escapes and writes them to its stdout and stderr.
+  const red = file(
+    'red.wat',
+    `(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 16) "\\1b[31mred\\1b[0m\\0d\\07\\7f\\c2\\9b\\n")
+      (func $say (param $fd i32)
+        (i32.store (i32.const 0) (i32.const 16))
+        (i32.store (i32.const 4) (i32.const 18))
+        (drop (call $write (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 8))))
+      (func (export "\\1b[31mshout") (call $say (i32.const 1)) (call $say (i32.const 2))))`,
+  )
+  const [error, output, inspected] = await Promise.all([
+    cli('run', red, '--memory', '65536', '--invoke', 'nope'),
+    cli('run', red, '--memory', '65536'),
+    cli('inspect', red),
+  ])
+
+  // The unknown-export error lists what the guest exports, under the guest's own names.
+  t.is(error.code, 2)
+  t.regex(error.stderr, /^ERR_WASM_TYPE: .*\\u001b\[31mshout/)
+  t.notRegex(error.stderr, RAW_CONTROL)
+
+  t.is(output.code, 0, output.stderr)
+  const escaped = '\\u001b[31mred\\u001b[0m\\u000d\\u0007\\u007f\\u009b\n'
+  t.is(output.stdout, escaped)
+  t.is(output.stderr, escaped)
+
+  t.is(inspected.code, 0, inspected.stderr)
+  t.regex(inspected.stdout, /\\u001b\[31mshout: func\(\)/)
+  t.notRegex(inspected.stdout, RAW_CONTROL)
+})

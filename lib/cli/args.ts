@@ -1,0 +1,38 @@
+/** Command-line parsing shared by the commands, and the error for a command line they cannot act on. */
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+
+/** A command line the CLI cannot act on; `command` names the help that explains it. */
+export class UsageError extends Error {
+  readonly code = 'ERR_USAGE'
+
+  constructor(
+    message: string,
+    readonly command?: string,
+  ) {
+    super(message)
+  }
+}
+
+/** `args` parsed by node:util against `options`; its errors are usage errors of `command`. */
+export function parse<T extends NonNullable<ParseArgsConfig['options']>>(
+  args: readonly string[],
+  options: T,
+  command: string,
+) {
+  try {
+    return parseArgs({ args: [...args], options, allowPositionals: true, strict: true })
+  } catch (error) {
+    // node:util's errors (ERR_PARSE_ARGS_UNKNOWN_OPTION, ...) are usage errors of this command.
+    throw new UsageError((error as Error).message, command)
+  }
+}
+
+/** A flag holding a positive integer (`1000000` or `1_000_000`), or undefined when absent. */
+export function integerFlag(flag: string, text: string | undefined, command: string): number | undefined {
+  if (text === undefined) return undefined
+  const value = /^\d[\d_]*$/.test(text) ? Number(text.replaceAll('_', '')) : Number.NaN
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new UsageError(`${flag} expects a positive integer, got "${text}"`, command)
+  }
+  return value
+}

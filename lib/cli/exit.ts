@@ -1,0 +1,29 @@
+/**
+ * Exit codes: 0 success, 1 any other failure, 2 usage or configuration (including a bad argument
+ * value), 3 compile or link, 4 trap (timeout, fuel and memory limits included) or abort.
+ */
+import { AbortError, CompileError, ConfigError, LinkError, TrapError, WasmTypeError } from '../errors.js'
+import { UsageError } from './args.js'
+
+export const EXIT = { success: 0, failure: 1, usage: 2, compile: 3, trap: 4 } as const
+
+/** The `code` of a thrown value, as the CLI prints it. */
+export function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? code : 'ERR_UNKNOWN'
+}
+
+/** The message of a thrown value. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}
+
+/** The exit code for a thrown value. */
+export function exitCodeOf(error: unknown): number {
+  if (error instanceof UsageError || error instanceof ConfigError || error instanceof WasmTypeError)
+    return EXIT.usage
+  if (errorCode(error) === 'ERR_USAGE') return EXIT.usage
+  if (error instanceof CompileError || error instanceof LinkError) return EXIT.compile
+  if (error instanceof TrapError || error instanceof AbortError) return EXIT.trap
+  return EXIT.failure
+}

@@ -1,0 +1,75 @@
+/** The help texts of the command and of each subcommand. */
+
+/** `airssys-wasm --help`. */
+export const USAGE = `Usage: airssys-wasm <command> [options]
+
+Runs untrusted WebAssembly components and core modules under hard limits, on Wasmtime.
+
+Commands:
+  run <dir|file.wasm> [ARGS...]  call an export under a manifest's (or the flags') limits
+  inspect <file.wasm|dir>        list imports and exports with their types
+  validate <dir>                 check a Component.toml and its wasm without running them
+
+Options:
+  -h, --help     show help; \`airssys-wasm <command> --help\` shows a command's
+  -v, --version  print the version
+
+Exit codes: 0 success, 1 other failure, 2 usage or configuration error,
+3 compile or link error, 4 trap (including timeout, fuel and memory limits).
+`
+
+export const RUN_HELP = `Usage: airssys-wasm run <dir|file.wasm> [--invoke NAME] [ARGS...] [options]
+
+Calls an export and prints its result as JSON.
+
+A directory (or its Component.toml) runs under the manifest's memory, fuel and timeout
+limits; the flags may only lower them. A bare .wasm (or .wat) file has no manifest:
+--memory is required, and fuel and timeout apply only when given.
+
+Arguments:
+  ARGS               one JSON value per parameter: 42, '[1,2]', '{"x":1}', '"text"'.
+                     Text for a string parameter may be bare: run examples/hello world.
+                     64-bit integers may be JSON numbers or strings ("18446744073709551615").
+                     Put -- before arguments that start with "-": run m.wat -- -1
+
+Options:
+  --invoke NAME      export to call: a root name (greet) or iface#func.
+                     Default: the only exported function, if there is exactly one.
+  --fuel N           fuel budget for the call
+  --timeout-ms N     wall-clock deadline for the call, in milliseconds
+  --memory BYTES     memory limit in bytes (required for a bare .wasm)
+  --json             print { result, metrics: { fuelConsumed, peakMemoryBytes, elapsedMs } }
+                     (on failure: { error: { code, message }, metrics } as well as stderr)
+  -h, --help         show this help
+
+Output: JSON, where a bigint is a string ending in n ("42n"), a byte list is an array,
+NaN and the infinities are strings, and a missing value (no result, an absent option) is
+null; without --json, a function without a result prints nothing. What the guest writes
+to its stdout and stderr is printed when the call ends, before the result.
+
+Everything printed has its control characters (but newline and tab) escaped as \\uXXXX,
+so a guest's output, names or error messages cannot drive the terminal.
+`
+
+export const INSPECT_HELP = `Usage: airssys-wasm inspect <file.wasm|dir> [--json]
+
+Lists the imports and exports of a component (with WIT-like types) or a core module (with
+core types). A directory inspects the wasm its Component.toml names. Nothing is run.
+
+Options:
+  --json      print { kind, imports, exports } as JSON
+  -h, --help  show this help
+`
+
+export const VALIDATE_HELP = `Usage: airssys-wasm validate <dir> [--json]
+
+Checks a Component.toml against the default policy (every problem is listed) and compiles
+the component it names, without running it.
+
+Options:
+  --json      print { ok, manifest, imports, exports } as JSON
+  -h, --help  show this help
+`
+
+/** A command's help, by name. */
+export const HELP: Record<string, string> = { run: RUN_HELP, inspect: INSPECT_HELP, validate: VALIDATE_HELP }

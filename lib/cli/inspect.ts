@@ -1,0 +1,68 @@
+/** `airssys-wasm inspect`: lists the imports and exports of a component or a core module. */
+import { statSync } from 'node:fs'
+
+import type { ComponentItem } from '../component.js'
+import { Engine } from '../engine.js'
+import type { ModuleItem } from '../module.js'
+import { loadManifest } from '../sandbox/manifest.js'
+import { toJsonText } from '../util/json-values.js'
+import { wasmKind } from '../util/names.js'
+import { parse, UsageError } from './args.js'
+import { EXIT } from './exit.js'
+import { INSPECT_HELP } from './help.js'
+import type { CliOutput } from './output.js'
+import { readWasm } from './wasm.js'
+
+/** One item per line, interfaces with their members indented below them. */
+function listItems(items: readonly (ComponentItem | ModuleItem)[], indent = '  '): string[] {
+  if (items.length === 0) return [`${indent}(none)`]
+  return items.flatMap((item) => {
+    const name = 'module' in item && item.module !== undefined ? `${item.module}.${item.name}` : item.name
+    // Every type string names its kind (`func(...)`, `memory(...)`) except a type definition's.
+    const type = item.kind === 'type' ? `type ${item.type}` : item.type
+    if (item.kind === 'instance' && 'exports' in item) {
+      return [`${indent}${name}: instance`, ...listItems(item.exports ?? [], `${indent}  `)]
+    }
+    return [`${indent}${name}: ${type}`]
+  })
+}
+
+export async function inspect(args: readonly string[], io: CliOutput): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    'inspect',
+  )
+  if (values.help) {
+    io.stdout.write(INSPECT_HELP)
+    return EXIT.success
+  }
+  const [target, ...extra] = positionals
+  if (target === undefined)
+    throw new UsageError('inspect needs a .wasm file (or a directory with a Component.toml)', 'inspect')
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`, 'inspect')
+  let isDirectory = false
+  try {
+    isDirectory = statSync(target).isDirectory()
+  } catch {
+    throw new UsageError(`cannot find ${target}`, 'inspect')
+  }
+  const file = isDirectory ? loadManifest(target).wasmPath : target
+  const bytes = await readWasm(file, 'inspect')
+  const engine = new Engine()
+  try {
+    const kind = wasmKind(bytes)
+    const compiled =
+      kind === 'component' ? await engine.compileComponent(bytes) : await engine.compileModule(bytes)
+    const { imports, exports } = compiled
+    if (values.json) {
+      io.stdout.write(`${toJsonText({ kind, imports, exports }, 2)}\n`)
+    } else {
+      const lines = [`${kind} ${file}`, 'imports:', ...listItems(imports), 'exports:', ...listItems(exports)]
+      io.stdout.write(`${lines.join('\n')}\n`)
+    }
+    return EXIT.success
+  } finally {
+    engine.close()
+  }
+}

@@ -1,0 +1,56 @@
+/** `airssys-wasm validate`: checks a Component.toml and its wasm without running them. */
+import { Engine } from '../engine.js'
+import { loadManifest, type Manifest } from '../sandbox/manifest.js'
+import { toJsonText } from '../util/json-values.js'
+import { parse, UsageError } from './args.js'
+import { EXIT } from './exit.js'
+import { VALIDATE_HELP } from './help.js'
+import type { CliOutput } from './output.js'
+import { exportedFunctions, readWasm } from './wasm.js'
+
+function describeLimits(manifest: Manifest): string {
+  const { memory, cpu } = manifest.resources
+  return `memory ${memory.maxBytes} bytes, fuel ${cpu.maxFuel} per call, timeout ${cpu.timeoutMs} ms per call`
+}
+
+export async function validate(args: readonly string[], io: CliOutput): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    'validate',
+  )
+  if (values.help) {
+    io.stdout.write(VALIDATE_HELP)
+    return EXIT.success
+  }
+  const [target, ...extra] = positionals
+  if (target === undefined)
+    throw new UsageError('validate needs a directory with a Component.toml', 'validate')
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`, 'validate')
+  const manifest = loadManifest(target)
+  const engine = new Engine()
+  try {
+    const component = await engine.compileComponent(await readWasm(manifest.wasmPath, 'validate'))
+    const { imports, exports } = component
+    if (values.json) {
+      io.stdout.write(`${toJsonText({ ok: true, manifest, imports, exports }, 2)}\n`)
+      return EXIT.success
+    }
+    const { name, version, wasm } = manifest.component
+    const lines = [
+      `${manifest.file}: ok`,
+      `  component: ${name} ${version} (${wasm})`,
+      `  limits: ${describeLimits(manifest)}`,
+      `  exports: ${
+        exportedFunctions(exports)
+          .map((f) => `${f.name}: ${f.type}`)
+          .join(', ') || 'none'
+      }`,
+      `  imports: ${imports.map((item) => item.name).join(', ') || 'none'}`,
+    ]
+    io.stdout.write(`${lines.join('\n')}\n`)
+    return EXIT.success
+  } finally {
+    engine.close()
+  }
+}
