@@ -1,6 +1,6 @@
 /**
- * Error classes, one per meaning, each with a stable `code` (DESIGN §5). This is the only place
- * that maps a native error's `code` to a class; nothing matches on message text.
+ * Error classes, one per meaning, each with a stable `code` (listed in the README). This is the
+ * only place that maps a native error's `code` to a class; nothing matches on message text.
  */
 
 /** One frame of a trap's wasm backtrace. */

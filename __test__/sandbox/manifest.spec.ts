@@ -353,7 +353,7 @@ test('the manifest is frozen all the way down', (t) => {
   t.throws(() => (manifest.permissions.filesystem.read as string[]).push('../**'), { instanceOf: TypeError })
 })
 
-test('accepts every form of permission DESIGN §6 shows, and the edge values of each range', (t) => {
+test('accepts every documented form of permission, and the edge values of each range', (t) => {
   const dir = component(
     {
       memory: 'max_bytes = 524288\nmax_table_elements = 100000',

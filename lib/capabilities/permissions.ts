@@ -1,7 +1,7 @@
 /**
- * What a guest may ask the host for (DESIGN §6 `[permissions]`), and the record of what it was
- * refused. Built from a manifest or from plain options, so the reference host interfaces work with
- * or without a Component.toml. A denial is a CapabilityDeniedError handed to `onDenied` and
+ * What a guest may ask the host for (Component.toml's `[permissions]`), and the record of what it
+ * was refused. Built from a manifest or from plain options, so the reference host interfaces work
+ * with or without a Component.toml. A denial is a CapabilityDeniedError handed to `onDenied` and
  * counted; the host function turns it into an `err` for the guest and does nothing else.
  */
 import path from 'node:path'

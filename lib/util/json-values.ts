@@ -1,7 +1,7 @@
 /**
- * JSON text <-> the JS values of DESIGN §4, for the command line. JSON has no bigint, typed
- * arrays or NaN, so arguments are converted by the function's parameter types, and results are
- * printed with a fixed, documented spelling for what JSON lacks.
+ * JSON text <-> the JS values of WIT types (jco's mapping, see the README), for the command line.
+ * JSON has no bigint, typed arrays or NaN, so arguments are converted by the function's parameter
+ * types, and results are printed with a fixed, documented spelling for what JSON lacks.
  */
 import { lowerCamel } from './names.js'
 import type { FuncSignature, WitType } from './wit-type.js'
