@@ -264,3 +264,51 @@ test('loadComponent runs a WASI command with read-only preopens derived from its
   await t.throwsAsync(escape.call('wasi:cli/run#run'), { instanceOf: WasiExitError })
   t.regex(escape.takeOutput().stderr, /cannot read/)
 })
+
+test('output left untaken across restarts stays within one instance cap, the newest bytes kept', async (t) => {
+  // Each run prints "cannot read <path>: ..." (about 300 bytes) to stderr and exits 2, which
+  // replaces the instance: before the cap, every restart added its output to what was kept.
+  const marker = 'm'.repeat(256)
+  using sandbox = await loadComponent(path.join(root, 'examples/wasi-tool'), {
+    wasi: { stdout: 'pipe', stderr: 'pipe', outputLimitBytes: 1024, args: ['wasi-tool', 'cat', marker] },
+  })
+  const runs = 20
+  for (let run = 0; run < runs; run++) {
+    await t.throwsAsync(sandbox.call('wasi:cli/run#run'), {
+      instanceOf: WasiExitError,
+      code: 'ERR_WASM_EXIT',
+    })
+  }
+  t.is(sandbox.metrics().restarts, runs)
+  const { stderr } = sandbox.takeOutput()
+  const bytes = Buffer.byteLength(stderr)
+  t.true(bytes <= 1024, `${bytes} bytes kept`)
+  t.true(bytes > 1024 - 400, 'the cap is filled, not emptied')
+  t.true(
+    stderr.endsWith('\n') && stderr.includes(`cannot read ${marker}`),
+    'the newest output is the one kept',
+  )
+  t.deepEqual(sandbox.takeOutput(), { stdout: '', stderr: '' }, 'taking empties it')
+})
+
+test('the cap on kept output counts UTF-8 bytes and never splits a character', async (t) => {
+  const marker = 'é'.repeat(200)
+  using sandbox = await loadComponent(path.join(root, 'examples/wasi-tool'), {
+    wasi: { stderr: 'pipe', outputLimitBytes: 333, args: ['wasi-tool', 'cat', marker] },
+  })
+  for (let run = 0; run < 3; run++) await t.throwsAsync(sandbox.call('wasi:cli/run#run'))
+  const { stderr } = sandbox.takeOutput()
+  t.true(Buffer.byteLength(stderr) <= 333, `${Buffer.byteLength(stderr)} bytes`)
+  t.false(stderr.includes('\uFFFD'), 'no character was cut in half')
+  t.true(stderr.endsWith('\n'))
+})
+
+test('a sandbox pipes WASI stdout and stderr by default: guest output never reaches the host process', async (t) => {
+  using sandbox = await loadComponent(path.join(root, 'examples/wasi-tool'), {
+    wasi: { args: ['wasi-tool', 'echo', 'piped'], env: { MESSAGE: 'on stderr' } },
+  })
+  await sandbox.call('wasi:cli/run#run')
+  const output = sandbox.takeOutput()
+  t.regex(output.stdout, /^args: piped\n/)
+  t.is(output.stderr, 'env MESSAGE=on stderr\n')
+})

@@ -20,7 +20,7 @@ import type {
   WasiOptions,
   Metrics,
 } from '../instance.js'
-import { callOptions, loadComponentOptions, loweredLimit } from '../options.js'
+import { callOptions, DEFAULTS, loadComponentOptions, loweredLimit } from '../options.js'
 import { SerialQueue } from '../util/serial-queue.js'
 
 /** Limits a host may set below the manifest's own (never above them). */
@@ -47,8 +47,10 @@ export interface LoadComponentOptions {
   /** Tighter limits than the manifest's for this sandbox; a higher value is a ConfigError. */
   limits?: SandboxLimits
   /**
-   * WASI stdio, env and args for a WASI component (locked down by default). Its files are never
-   * set here: they are the manifest's `filesystem.read` grants (a `dir/**` grant becomes the preopen `/dir`).
+   * WASI stdio, env and args for a WASI component (locked down by default). stdout and stderr are
+   * piped by default (read them with `takeOutput`), not inherited as for a bare instance: a guest
+   * must not write into the service's own output. Its files are never set here: they are the
+   * manifest's `filesystem.read` grants (a `dir/**` grant becomes the preopen `/dir`).
    */
   wasi?: Omit<WasiOptions, 'preopens'>
 }
@@ -66,6 +68,25 @@ export function wasiPreopens(manifest: Manifest): Record<string, string> {
     if (tree?.[1] !== undefined) preopens[`/${tree[1]}`] = path.join(manifest.dir, tree[1])
   }
   return preopens
+}
+
+/**
+ * The end of `text` that fits in `limitBytes` of UTF-8, starting on a whole character: what a
+ * capped stream keeps when its oldest bytes are dropped.
+ */
+function newestBytes(text: string, limitBytes: number): string {
+  // Each UTF-16 unit is 1 to 3 UTF-8 bytes: short texts need no measuring, and what is kept
+  // lies within the last `limitBytes` units, so only that much is ever measured or encoded.
+  if (text.length * 3 <= limitBytes) return text
+  let tail = text.length > limitBytes ? text.slice(-limitBytes) : text
+  // A cut between the halves of a surrogate pair leaves half a character.
+  if (tail !== text && /^[\uDC00-\uDFFF]/.test(tail)) tail = tail.slice(1)
+  if (Buffer.byteLength(tail) <= limitBytes) return tail
+  const bytes = Buffer.from(tail)
+  let start = bytes.length - limitBytes
+  // Skip continuation bytes (10xxxxxx) so the kept part starts at a character.
+  while (start < bytes.length && ((bytes[start] ?? 0) & 0xc0) === 0x80) start++
+  return bytes.subarray(start).toString()
 }
 
 /** Instance metrics summed over every instance the sandbox has had, plus how many it replaced. */
@@ -115,6 +136,7 @@ export class Sandbox {
   readonly #callScope: CallScope
   #instance: Instance | undefined
   #retiredOutput = { stdout: '', stderr: '' }
+  readonly #outputLimitBytes: number
   readonly #calls = new SerialQueue()
   #restarts = 0
   #retired: RetiredTotals = {
@@ -148,6 +170,9 @@ export class Sandbox {
     this.#instance = parts.instance
     this.#permissions = parts.permissions
     this.#callScope = parts.callScope
+    const { wasi } = parts.options
+    this.#outputLimitBytes =
+      (wasi === false ? undefined : wasi?.outputLimitBytes) ?? DEFAULTS.outputLimitBytes
   }
 
   /**
@@ -251,10 +276,13 @@ export class Sandbox {
     totals.lastCallFuel = metrics.fuel.lastCallConsumed
     totals.deniedGrowths += metrics.memory.deniedGrowths
     totals.peakBytes = Math.max(totals.peakBytes, metrics.memory.peakBytes)
-    // What a guest wrote before it trapped or exited is often the explanation: keep it.
+    // What a guest wrote before it trapped or exited is often the explanation: keep it, but
+    // within one instance's cap, or a guest that keeps failing piles up output without bound.
     const output = instance.takeOutput()
-    this.#retiredOutput.stdout += output.stdout
-    this.#retiredOutput.stderr += output.stderr
+    this.#retiredOutput = {
+      stdout: newestBytes(this.#retiredOutput.stdout + output.stdout, this.#outputLimitBytes),
+      stderr: newestBytes(this.#retiredOutput.stderr + output.stderr, this.#outputLimitBytes),
+    }
     instance.dispose()
     if (this.#instance === instance) this.#instance = undefined
     this.#restarts++
@@ -287,12 +315,15 @@ export class Sandbox {
     }
   }
 
-  /** WASI output piped since the last take (with `wasi: { stdout: 'pipe' }`), of the current instance. */
+  /**
+   * WASI output piped since the last take (the default for a sandbox), across instance restarts:
+   * at most `wasi.outputLimitBytes` (1 MiB by default) per stream in all, the oldest bytes dropped.
+   */
   takeOutput(): { stdout: string; stderr: string } {
     const current = this.#instance?.takeOutput() ?? { stdout: '', stderr: '' }
     const taken = {
-      stdout: this.#retiredOutput.stdout + current.stdout,
-      stderr: this.#retiredOutput.stderr + current.stderr,
+      stdout: newestBytes(this.#retiredOutput.stdout + current.stdout, this.#outputLimitBytes),
+      stderr: newestBytes(this.#retiredOutput.stderr + current.stderr, this.#outputLimitBytes),
     }
     this.#retiredOutput = { stdout: '', stderr: '' }
     return taken
@@ -352,7 +383,15 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
       'timeout',
     ),
     imports: withHostInterfaces(options.hostFunctions, permissions, { signal: () => callScope.signal }),
-    wasi: { ...options.wasi, preopens: wasiPreopens(manifest) },
+    // Piped, not inherited, unless the host asks: an untrusted guest writing to the service's
+    // own stdout could flood or forge its logs, and block it on a full pipe. Piped output is
+    // capped (see takeOutput), so a guest cannot grow it either.
+    wasi: {
+      ...options.wasi,
+      stdout: options.wasi?.stdout ?? 'pipe',
+      stderr: options.wasi?.stderr ?? 'pipe',
+      preopens: wasiPreopens(manifest),
+    },
   }
 
   const engine = options.engine ?? new Engine({ fuel: true })
