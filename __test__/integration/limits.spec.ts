@@ -9,6 +9,7 @@ import {
   MemoryLimitError,
   OutOfFuelError,
   TimeoutError,
+  UnreachableError,
   type Instance,
 } from '../../lib/index.js'
 import { MiB, root } from '../helpers.js'
@@ -102,11 +103,27 @@ test('a fuel budget stops the guest with OutOfFuelError and metrics report consu
 })
 
 test('every trap reports fuelConsumed when the engine meters fuel', (t) => {
+  // `boom(n)` counts n down in a loop, then traps: the fuel it used grows with n.
   const instance = new Engine({ fuel: true })
-    .compileModuleSync('(module (func (export "boom") unreachable))')
-    .instantiateSync({ limits: { memoryBytes: 0 }, fuel: 1_000 })
-  const error = t.throws(() => instance.callSync('boom'), { code: 'ERR_WASM_TRAP_UNREACHABLE' })
-  t.is(typeof (error as { fuelConsumed?: number }).fuelConsumed, 'number')
+    .compileModuleSync(
+      `(module (func (export "boom") (param $n i32)
+        (loop $again
+          (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+          (br_if $again (local.get $n)))
+        unreachable))`,
+    )
+    .instantiateSync({ limits: { memoryBytes: 0 }, fuel: 100_000 })
+  const consumed = (n: number) => {
+    const error = t.throws(() => instance.callSync('boom', [n]), { instanceOf: UnreachableError })
+    t.is(error?.code, 'ERR_WASM_TRAP_UNREACHABLE')
+    t.is(error?.fuelConsumed, instance.metrics().fuel.lastCallConsumed, 'the figure the metrics report')
+    return error?.fuelConsumed ?? Number.NaN
+  }
+  const few = consumed(10)
+  const many = consumed(1_000)
+  t.true(few > 10 && few < 1_000, `10 rounds: ${few}`)
+  t.true(many > 1_000 && many < 100_000, `1,000 rounds: ${many}`)
+  t.is(consumed(10), few, 'the same work costs the same fuel')
 })
 
 test('a call stopped by its deadline reports no fuel figure rather than a stale one', (t) => {
