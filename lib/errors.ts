@@ -25,13 +25,19 @@ export interface ErrorFields {
   exitCode?: number
 }
 
-/** The base of every error airssys-wasm throws. */
+/**
+ * The base of every error airssys-wasm throws. Thrown as itself only for `ERR_WASM_INTERNAL`: a
+ * failure inside airssys-wasm or wasmtime (a bug, or a panic caught at the boundary), never the
+ * guest's doing; the process and other instances are unaffected.
+ */
 export class WasmError extends Error {
   readonly code: string = 'ERR_WASM'
 
-  constructor(message: string, fields: ErrorFields = {}) {
+  constructor(message: string, fields: ErrorFields & { code?: string } = {}) {
     super(message, 'cause' in fields ? { cause: fields.cause } : undefined)
     this.name = new.target.name
+    // Subclasses set their own code; the base keeps the one it was thrown with.
+    if (new.target === WasmError && fields.code !== undefined) this.code = fields.code
   }
 
   /** `instanceof WasmError` also holds for {@link WasmTypeError}, which extends `TypeError`. */
@@ -132,6 +138,15 @@ export class PoolExhaustedError extends WasmError {
   override readonly code = 'ERR_WASM_POOL_EXHAUSTED'
 }
 
+/**
+ * A guest asked the host for more than its limits allow outside its own memory: a value too large
+ * to hand to JS (a huge list or string lifted from the guest), or address space the process
+ * cannot reserve. The instance that asked fails; the process and other instances are unaffected.
+ */
+export class HostLimitError extends WasmError {
+  override readonly code = 'ERR_WASM_HOST_LIMIT'
+}
+
 /** The call's fuel budget ran out. */
 export class OutOfFuelError extends TrapError {
   override readonly code = 'ERR_WASM_TRAP_OUT_OF_FUEL'
@@ -148,6 +163,15 @@ export class TimeoutError extends TrapError {
     this.elapsedMs = fields.elapsedMs ?? Number.NaN
     this.timeoutMs = fields.timeoutMs ?? Number.NaN
   }
+}
+
+/**
+ * The guest broke the component model's calling convention (the canonical ABI): a string that is
+ * not valid UTF-8, a pointer or length outside its memory, a bad `realloc` result, an invalid
+ * enum or variant discriminant. A trap of the guest's own making.
+ */
+export class GuestAbiError extends TrapError {
+  override readonly code = 'ERR_WASM_GUEST_ABI'
 }
 
 /** The guest executed `unreachable`. */
@@ -251,6 +275,8 @@ const BY_CODE: Record<string, ErrorClass> = {
   ERR_WASM_LINK: LinkError,
   ERR_WASM_MEMORY_LIMIT: MemoryLimitError,
   ERR_WASM_POOL_EXHAUSTED: PoolExhaustedError,
+  ERR_WASM_HOST_LIMIT: HostLimitError,
+  ERR_WASM_GUEST_ABI: GuestAbiError,
   ERR_WASM_TRAP_OUT_OF_FUEL: OutOfFuelError,
   ERR_WASM_TIMEOUT: TimeoutError,
   ABORT_ERR: AbortError,
@@ -300,7 +326,7 @@ export function fromNative(error: unknown): unknown {
   const native = error as Error & ErrorFields & { code?: unknown }
   const code = typeof native.code === 'string' ? native.code : undefined
   if (code === 'ERR_WASM_TYPE') return new WasmTypeError(native.message)
-  if (code === 'ERR_WASM_INTERNAL') return new WasmError(native.message)
+  if (code === 'ERR_WASM_INTERNAL') return new WasmError(native.message, { code })
   if (code === undefined) return error
   const Class = TRAP_CODES_WITH_OWN_CODE.has(code) ? CodedTrapError : BY_CODE[code]
   if (Class === undefined) {
