@@ -213,3 +213,36 @@ test('metrics count calls, traps and memory', (t) => {
   t.true(metrics.memory.currentBytes >= 64 * 1024)
   t.true(metrics.memory.peakBytes >= metrics.memory.currentBytes)
 })
+
+test('per-call options that are not an object are a ConfigError in call and callSync', async (t) => {
+  const instance = typesInstance()
+  for (const options of [null, 5, 'fast', true]) {
+    t.throws(() => instance.callSync('roundtrip-u8', [1], options as never), {
+      instanceOf: ConfigError,
+      message: 'call options must be an object',
+    })
+    await t.throwsAsync(instance.call('roundtrip-u8', [1], options as never), {
+      instanceOf: ConfigError,
+      message: 'call options must be an object',
+    })
+  }
+  t.is(instance.callSync('roundtrip-u8', [1], {}), 1, 'an empty object is fine')
+  t.is(await instance.call('roundtrip-u8', [2], { timeoutMs: 1_000 }), 2)
+})
+
+// Finding F5: Engine and instantiate reject unknown option keys so that a typo cannot drop a limit
+// silently; per-call options do not, so `{ timeOutMs: 50 }` runs the call without any deadline.
+test.failing(
+  'an unknown per-call option (a typo such as timeOutMs) is a ConfigError naming it',
+  async (t) => {
+    const instance = typesInstance()
+    t.throws(() => instance.callSync('roundtrip-u8', [1], { timeOutMs: 50 } as never), {
+      instanceOf: ConfigError,
+      message: /timeOutMs/,
+    })
+    await t.throwsAsync(instance.call('roundtrip-u8', [1], { fule: 10 } as never), {
+      instanceOf: ConfigError,
+      message: /fule/,
+    })
+  },
+)

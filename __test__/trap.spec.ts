@@ -86,3 +86,31 @@ test('the process survives every trap and later calls still work', async (t) => 
   t.is(ok.callSync('one'), 1)
   t.is(await ok.call('one'), 1)
 })
+
+test('a trap without a class of its own is a plain TrapError with ERR_WASM_TRAP and the trapCode of wasmtime', async (t) => {
+  // Typed function references are on (WebAssembly 3.0): a null reference trap is real wasm that
+  // no named code covers, so it takes the generic fallback.
+  const nulls = new Engine()
+    .compileModuleSync(
+      `(module
+        (type $f (func))
+        (func (export "as-non-null") ref.null func ref.as_non_null drop)
+        (func (export "call-ref") (call_ref $f (ref.null $f)))
+        (func (export "ok") (result i32) i32.const 1))`,
+    )
+    .instantiateSync({ limits: { memoryBytes: 0 } })
+  for (const name of ['as-non-null', 'call-ref']) {
+    const sync = t.throws(() => nulls.callSync(name), { instanceOf: TrapError })
+    t.is(sync?.constructor, TrapError, 'not one of the subclasses')
+    t.is(sync?.name, 'TrapError')
+    t.is(sync?.code, 'ERR_WASM_TRAP')
+    t.is(sync?.trapCode, 'NullReference')
+    t.is(sync?.message, 'wasm trap: null reference')
+    t.true((sync?.wasmBacktrace.length ?? 0) > 0)
+    const pooled = await t.throwsAsync(nulls.call(name), { instanceOf: TrapError })
+    t.is(pooled?.constructor, TrapError)
+    t.is(pooled?.code, 'ERR_WASM_TRAP')
+    t.is(pooled?.trapCode, 'NullReference')
+  }
+  t.is(nulls.callSync('ok'), 1, 'a core instance keeps working after the trap')
+})

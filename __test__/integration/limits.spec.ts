@@ -6,13 +6,15 @@ import {
   AbortError,
   DisposedError,
   Engine,
+  InstancePoisonedError,
   MemoryLimitError,
   OutOfFuelError,
   TimeoutError,
+  TrapError,
   UnreachableError,
   type Instance,
 } from '../../lib/index.js'
-import { MiB, root } from '../helpers.js'
+import { MiB, root, typesComponent, typesImports } from '../helpers.js'
 
 const PAGE = 64 * 1024
 
@@ -235,3 +237,42 @@ test("limits are per instance: one guest's budget does not constrain another", (
   t.is(small.callSync('grow-a', [1]), -1)
   t.is(large.callSync('grow-a', [10]), 1)
 })
+
+for (const trapOnMemoryDenial of [false, true]) {
+  test(`a string or list larger than the memory limit is refused by the guest's allocator (trapOnMemoryDenial: ${trapOnMemoryDenial})`, async (t) => {
+    const component = typesComponent()
+    const limits = { memoryBytes: 4 * MiB, trapOnMemoryDenial }
+    // 8 MiB each: lowering them needs the guest's realloc to grow memory past the 4 MiB limit.
+    const oversized: Array<[string, unknown]> = [
+      ['roundtrip-string', 'x'.repeat(8 * MiB)],
+      ['roundtrip-list-u8', new Uint8Array(8 * MiB)],
+      ['roundtrip-list-string', Array.from({ length: MiB }, () => 'abcd')],
+    ]
+    for (const [name, value] of oversized) {
+      for (const via of ['callSync', 'call'] as const) {
+        const instance = component.instantiateSync({ limits, imports: typesImports() })
+        const run = () => (via === 'call' ? instance.call(name, [value]) : instance.callSync(name, [value]))
+        // Denied, the growth returns -1 and Rust's allocator gives up with `unreachable`; with
+        // trapOnMemoryDenial the growth itself traps with MemoryLimitError.
+        const Class = trapOnMemoryDenial ? MemoryLimitError : UnreachableError
+        const error =
+          via === 'call'
+            ? await t.throwsAsync(run() as Promise<unknown>, { instanceOf: TrapError })
+            : t.throws(run, { instanceOf: TrapError })
+        t.is(error?.constructor, Class, `${name} via ${via}: ${String(error)}`)
+        t.is(error?.code, trapOnMemoryDenial ? 'ERR_WASM_MEMORY_LIMIT' : 'ERR_WASM_TRAP_UNREACHABLE', name)
+        const { memory } = instance.metrics()
+        t.is(memory.deniedGrowths, 1, `${name} via ${via}`)
+        t.true(memory.peakBytes <= 4 * MiB)
+        t.true(instance.poisoned, 'a trapped component instance cannot be entered again')
+        await t.throwsAsync(instance.call('roundtrip-u8', [1]), { instanceOf: InstancePoisonedError })
+      }
+    }
+    const fresh = component.instantiateSync({ limits, imports: typesImports() })
+    t.is(
+      fresh.callSync('roundtrip-string', ['x'.repeat(MiB)]),
+      'x'.repeat(MiB),
+      'a fitting string still works',
+    )
+  })
+}
