@@ -13,12 +13,15 @@ export class UsageError extends Error {
   }
 }
 
+type Options = NonNullable<ParseArgsConfig['options']>
+
+/** What {@link parse} returns for `options`: their values and the positionals. */
+export type Parsed<T extends Options> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true }>
+>
+
 /** `args` parsed by node:util against `options`; its errors are usage errors of `command`. */
-export function parse<T extends NonNullable<ParseArgsConfig['options']>>(
-  args: readonly string[],
-  options: T,
-  command: string,
-) {
+export function parse<T extends Options>(args: readonly string[], options: T, command: string): Parsed<T> {
   try {
     return parseArgs({ args: [...args], options, allowPositionals: true, strict: true })
   } catch (error) {
