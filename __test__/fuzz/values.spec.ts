@@ -17,7 +17,7 @@ test('wrong and hostile values for every parameter are a WasmTypeError naming it
   t.pass()
 })
 
-// Findings F1 and F2 (see fuzz/values.ts knownFinding): these fail until the converter is fixed.
+// Finding F2 (see fuzz/values.ts knownFinding): these fail until the converter is fixed.
 
 test.failing('a getter that throws while an argument is read is a WasmTypeError naming where', (t) => {
   const instance = typesInstance()
@@ -43,9 +43,9 @@ test.failing('a revoked proxy as an argument is a WasmTypeError naming where', a
   t.true(sync?.message.startsWith('roundtrip-point: param "v"'), sync?.message)
 })
 
-test.failing('a huge sparse array as a list argument is a WasmTypeError, not a process abort', (t) => {
-  // In a child process: today the converter reserves length × sizeof(Val) bytes up front and
-  // Rust aborts the whole process when that allocation fails.
+test('a huge sparse array as a list argument is a WasmTypeError, not a process abort', (t) => {
+  // In a child process: the converter once reserved length × sizeof(Val) bytes up front, and Rust
+  // aborted the whole process when that allocation failed (finding F1).
   const lib = path.join(root, 'lib/index.ts')
   const fixtures = path.join(root, 'fixtures/index.ts')
   const child = runScript(`
