@@ -155,6 +155,14 @@ export function wrongValuesTarget(): Target<WrongInput> {
       const [paramName, ty] = params[param]!
       const where = `${name}: param "${paramName}"`
       const context = () => `${name}, ${where} <- ${describe(description)}`
+      // Where the oracle can read the value as the converter does (not through a proxy, not a
+      // length it would walk for minutes), it decides exactly: valid means accepted, else refused.
+      const m = description.mutation
+      const judged =
+        m.kind === 'anything' ||
+        m.kind === 'exotic' ||
+        m.kind === 'cyclic' ||
+        (m.kind === 'sparse' && m.length <= 1e6)
       for (const via of ['callSync', 'call'] as const) {
         // Built afresh per call: a hostile value may change as it is read.
         const value = build(description)
@@ -165,7 +173,7 @@ export function wrongValuesTarget(): Target<WrongInput> {
         )
         if (result.ok) {
           // Accepted: it must have been a valid value after all, and come back as such.
-          if (description.mutation.kind === 'anything') {
+          if (judged) {
             expect(
               accepts(ty, value),
               () => `${via} ${context()}: accepted ${show(value)}, which is not a valid ${show(ty)}`,
@@ -187,7 +195,7 @@ export function wrongValuesTarget(): Target<WrongInput> {
             () =>
               `${via} ${context()}: threw ${show(error)} instead of a WasmTypeError starting with '${where}: '`,
           )
-          if (description.mutation.kind === 'anything') {
+          if (judged) {
             expect(
               !accepts(ty, value),
               () =>

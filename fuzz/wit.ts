@@ -77,7 +77,9 @@ const scalar = fc
   .map((code) => String.fromCodePoint(code))
 
 const text = fc.oneof(
-  fc.string({ unit: 'binary', maxLength: 40 }),
+  { weight: 3, arbitrary: fc.string({ unit: 'binary', maxLength: 40 }) },
+  // Long enough to take the converter's bulk paths and the guest's realloc growth.
+  fc.string({ unit: fc.constantFrom('a', 'é', '世', '🚀'), minLength: 1_000, maxLength: 20_000 }),
   fc.string({ unit: 'grapheme-ascii', maxLength: 40 }),
   fc.string({ unit: fc.constantFrom('\u0000', 'ÿ', '\u0100', '\uFFFD', '\uFEFF', '🚀', 'é'), maxLength: 20 }),
 )
@@ -109,7 +111,15 @@ export function valid(ty: Wit, depth = 0): fc.Arbitrary<unknown> {
   }
   const size = depth > 1 ? 2 : 6
   if ('list' in ty) {
-    const items = fc.array(valid(ty.list, depth + 1), { maxLength: size })
+    const element = valid(ty.list, depth + 1)
+    const scalarElements = isNumeric(ty.list) || ty.list === 'bool'
+    const items =
+      depth === 0 && scalarElements
+        ? fc.oneof(
+            { weight: 4, arbitrary: fc.array(element, { maxLength: size }) },
+            fc.array(element, { maxLength: 5_000 }),
+          )
+        : fc.array(element, { maxLength: size })
     if (!isNumeric(ty.list)) return items
     const Typed = TYPED_ARRAYS[ty.list]
     const typed = items.map((values) => {
@@ -165,7 +175,10 @@ export function expected(ty: Wit, value: unknown): unknown {
     return value
   }
   if ('list' in ty) {
-    const items = Array.from(value as ArrayLike<unknown>, (item) => expected(ty.list, item))
+    // A view of a detached buffer has length 0, and iterating it throws.
+    const source =
+      ArrayBuffer.isView(value) && (value as Uint8Array).length === 0 ? [] : (value as ArrayLike<unknown>)
+    const items = Array.from(source, (item) => expected(ty.list, item))
     if (!isNumeric(ty.list)) return items
     return (TYPED_ARRAYS[ty.list] as unknown as { from(values: unknown[]): unknown }).from(items)
   }
