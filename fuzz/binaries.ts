@@ -2,6 +2,8 @@
  * `binaries`: random byte mutations (flip, insert, delete, truncate, splice) of the repo's module
  * and component fixtures through compileModule/compileComponent (sync and async) and validate:
  * success or a CompileError, never another error or a crash; and validate agrees with the compilers.
+ * A mutant that compiles is instantiated under a 4 MiB memory limit and its exports run with fuel and a
+ * deadline: success or one of our errors.
  * A native crash cannot be caught in-process: the runner and the spec run this target in a child
  * process (fuzz/child.ts), which writes each input to a file before trying it.
  */
@@ -11,8 +13,8 @@ import { inspect } from 'node:util'
 
 import fc from 'fast-check'
 
-import { builtDir, root } from '../fixtures/index.js'
-import { CompileError, Engine } from '../lib/index.js'
+import { builtDir, root, typesImports } from '../fixtures/index.js'
+import { CompileError, Component, Engine, Module, WasmError } from '../lib/index.js'
 import { expect, type Target } from './target.js'
 
 /** `(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))` */
@@ -131,14 +133,72 @@ export function mutate(bytes: Uint8Array, edits: readonly ByteEdit[]): Uint8Arra
 /** A fixture and the edits to make to it; or, read back from the corpus, the resulting bytes. */
 export type BinaryInput = { seed: string; edits: ByteEdit[] } | { raw: Uint8Array }
 
-type Outcome = { ok: true } | { ok: false; error: unknown }
+type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown }
 
-async function attempt(run: () => unknown): Promise<Outcome> {
+async function attempt<T>(run: () => T | Promise<T>): Promise<Outcome<T>> {
   try {
-    await run()
-    return { ok: true }
+    return { ok: true, value: await run() }
   } catch (error) {
     return { ok: false, error }
+  }
+}
+
+/** Zero of each core parameter type, or undefined when a parameter cannot be passed from JS. */
+function zeros(type: string): unknown[] | undefined {
+  const params = /^func\((.*?)\)/.exec(type)?.[1]
+  if (params === undefined) return undefined
+  const values: unknown[] = []
+  for (const param of params
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean)) {
+    if (param === 'i32' || param === 'f32' || param === 'f64') values.push(0)
+    else if (param === 'i64') values.push(0n)
+    else return undefined
+  }
+  return values
+}
+
+const RUN_OPTIONS = {
+  // Room for a Rust guest's 17 initial pages (its 1 MiB shadow stack), not much more.
+  limits: { memoryBytes: 4 << 20 },
+  fuel: 5_000_000,
+  timeoutMs: 200,
+  wasi: { stdout: 'ignore', stderr: 'ignore' },
+} as const
+
+/**
+ * A mutant that compiled also instantiates under a memory limit and runs its exports with fuel and
+ * a deadline: each step succeeds or fails with one of our errors, never anything else.
+ */
+async function runCompiled(compiled: Module | Component): Promise<void> {
+  const isModule = compiled instanceof Module
+  const instantiated = await attempt(() =>
+    isModule
+      ? compiled.instantiate(RUN_OPTIONS)
+      : compiled.instantiate({ ...RUN_OPTIONS, imports: typesImports() }),
+  )
+  if (!instantiated.ok) {
+    expect(instantiated.error instanceof WasmError, () => `instantiate threw ${inspect(instantiated.error)}`)
+    return
+  }
+  const instance = instantiated.value
+  try {
+    const functions = compiled.exports.filter((item) => item.kind === 'func').slice(0, 6)
+    for (const { name, type } of functions) {
+      const args = isModule ? zeros(type) : type.startsWith('func()') ? [] : undefined
+      if (args === undefined) continue
+      for (const via of ['callSync', 'call'] as const) {
+        const called = await attempt(() =>
+          via === 'call' ? instance.call(name, args) : instance.callSync(name, args),
+        )
+        if (!called.ok) {
+          expect(called.error instanceof WasmError, () => `${via} ${name} threw ${inspect(called.error)}`)
+        }
+      }
+    }
+  } finally {
+    instance.dispose()
   }
 }
 
@@ -173,7 +233,7 @@ export function binariesTarget(): Target<BinaryInput> {
 
   /** Every entry point agrees: CompileError or success, and validate says ok when one compiler does. */
   async function checkBytes(bytes: Uint8Array): Promise<void> {
-    engine ??= new Engine()
+    engine ??= new Engine({ fuel: true })
     const compiling = engine
     const outcomes = {
       moduleSync: await attempt(() => compiling.compileModuleSync(bytes)),
@@ -209,5 +269,7 @@ export function binariesTarget(): Target<BinaryInput> {
       () => `validate says ${inspect(validation)} but compiling ${compiles ? 'succeeded' : 'failed'}`,
     )
     if (!validation.ok) expect(validation.message !== '', () => 'validate failed without a message')
+    if (outcomes.module.ok) await runCompiled(outcomes.module.value)
+    if (outcomes.component.ok) await runCompiled(outcomes.component.value)
   }
 }
