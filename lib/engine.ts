@@ -1,7 +1,7 @@
 import { Component } from './component.js'
 import { translate, translateAsync } from './errors.js'
 import { Module } from './module.js'
-import { NativeEngine } from './native.js'
+import { NativeComponent, NativeEngine, NativeModule } from './native.js'
 import { engineOptions, type EngineOptions } from './options.js'
 import { CompileCache } from './util/compile-cache.js'
 import { loadSource, loadSourceSync, type WasmSource } from './util/source.js'
@@ -45,7 +45,8 @@ export class Engine {
     const bytes = await loadSource(source)
     return this.#components.getAsync(
       bytes,
-      async (digest) => new Component(await translateAsync(this.#native.compileComponent(bytes, digest))),
+      async (digest) =>
+        new Component(await translateAsync(NativeComponent.compile(this.#native, bytes, digest))),
     )
   }
 
@@ -54,7 +55,7 @@ export class Engine {
     const bytes = loadSourceSync(source)
     return this.#components.get(
       bytes,
-      (digest) => new Component(translate(() => this.#native.compileComponentSync(bytes, digest))),
+      (digest) => new Component(translate(() => NativeComponent.compileSync(this.#native, bytes, digest))),
     )
   }
 
@@ -63,7 +64,7 @@ export class Engine {
     const bytes = await loadSource(source)
     return this.#modules.getAsync(
       bytes,
-      async (digest) => new Module(await translateAsync(this.#native.compileModule(bytes, digest))),
+      async (digest) => new Module(await translateAsync(NativeModule.compile(this.#native, bytes, digest))),
     )
   }
 
@@ -72,7 +73,7 @@ export class Engine {
     const bytes = loadSourceSync(source)
     return this.#modules.get(
       bytes,
-      (digest) => new Module(translate(() => this.#native.compileModuleSync(bytes, digest))),
+      (digest) => new Module(translate(() => NativeModule.compileSync(this.#native, bytes, digest))),
     )
   }
 
@@ -88,12 +89,12 @@ export class Engine {
    * precompiled code is trusted machine code. Incompatible bytes throw a CompileError.
    */
   deserializeComponent(bytes: Uint8Array): Component {
-    return new Component(translate(() => this.#native.deserializeComponent(bytes)))
+    return new Component(translate(() => NativeComponent.deserialize(this.#native, bytes)))
   }
 
   /** Loads a core module from {@link Module.serialize} output (same trust rule as components). */
   deserializeModule(bytes: Uint8Array): Module {
-    return new Module(translate(() => this.#native.deserializeModule(bytes)))
+    return new Module(translate(() => NativeModule.deserialize(this.#native, bytes)))
   }
 
   /** Stops the ticker thread; later compiles and deadline-bound calls throw DisposedError. */

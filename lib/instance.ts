@@ -1,4 +1,4 @@
-import { AbortError, fromNative, translate, translateAsync } from './errors.js'
+import { AbortError, fromNative, translate, translateAsync, WasmTypeError } from './errors.js'
 import { NativeAbortHandle, type NativeComponentInstance, type NativeInstance } from './native.js'
 import { asyncCallOptions, callOptions, type AsyncCallOptions, type CallOptions } from './options.js'
 import { SerialQueue } from './util/serial-queue.js'
@@ -38,6 +38,9 @@ export interface Metrics {
 /** A native function handle: throws native errors, which {@link fromNative} turns into ours. */
 type NativeFunction = (...args: unknown[]) => unknown
 
+/** More arguments than any export takes (the addon refuses more too). */
+const MAX_ARGUMENTS = 1000
+
 /**
  * A live instance of a component or a core module, in its own store. One call runs at a time:
  * `call`s queue in order; `callSync` while a `call` runs throws BusyError.
@@ -62,6 +65,11 @@ export class Instance {
     // The native function is applied to the caller's array directly: no wrapper, no spread.
     let native: NativeFunction
     let all: readonly unknown[] = args
+    // V8 refuses to apply a function to a huge array (a RangeError, not ours): no export takes
+    // that many arguments anyway.
+    if (args.length > MAX_ARGUMENTS) {
+      throw new WasmTypeError(`${name}: expected its arguments, got an array of ${args.length} elements`)
+    }
     if (options === undefined) {
       native = this.#handle(this.#plain, name, false)
     } else {

@@ -9,6 +9,7 @@ export {
   NativeEngine,
   NativeInstance,
   NativeModule,
+  errorCodes,
 } from './binding/index.js'
 export type {
   ComponentItemInfo,

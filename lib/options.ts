@@ -26,6 +26,11 @@ export interface EngineOptions {
   cacheDir?: string
   /** Maximum wasm stack per call, in bytes (64 KiB to 2 MiB). Default 512 KiB. */
   maxWasmStackBytes?: number
+  /**
+   * Largest module or component that compile and validate accept, in bytes (WAT text counts as
+   * given). Beyond it: CompileError, before any parsing. Default 64 MiB.
+   */
+  maxModuleBytes?: number
 }
 
 /** JS functions given to a guest, keyed by import name (see the README on how keys match imports). */
@@ -42,7 +47,10 @@ export interface InstantiateOptions {
     instances?: number
     /** Tables the store may create. Default 100. */
     tables?: number
-    /** Linear memories the store may create. Default 100. */
+    /**
+     * Linear memories the store may create. Default 4: each reserves 4 GiB of address space, so a
+     * guest declaring many memories could otherwise exhaust the process's address space.
+     */
     memories?: number
     /** Trap with MemoryLimitError when growth is denied, instead of `memory.grow` returning -1. */
     trapOnMemoryDenial?: boolean
@@ -134,6 +142,8 @@ export const RULES = {
   'pooling.maxInstances': integer(1, 10_000),
   /** A wasm32 memory holds at most 4 GiB. */
   'pooling.maxMemoryBytes': integer(64 * KiB, 4 * GiB),
+  /** The addon refuses more than 1 GiB: one input must not hold a compile thread for minutes. */
+  maxModuleBytes: integer(8, GiB),
 
   // Instances and calls.
   /** More than a 48-bit address space can map: beyond it a limit means nothing. */
@@ -142,7 +152,8 @@ export const RULES = {
   'limits.tableElements': integer(0, 10_000_000),
   'limits.instances': integer(0, 10_000),
   'limits.tables': integer(0, 10_000),
-  'limits.memories': integer(0, 10_000),
+  /** Each linear memory reserves 4 GiB of address space (no bounds checks in compiled code). */
+  'limits.memories': integer(0, 100),
   /** Exact in a double, and within the u64 wasmtime counts fuel in. */
   fuel: integer(0, Number.MAX_SAFE_INTEGER),
   timeoutMs: { kind: 'milliseconds', max: MAX_TIMEOUT_MS } as MillisecondsRule,
@@ -246,11 +257,19 @@ export const DEFAULTS = {
   tableElements: 10_000,
   instances: 100,
   tables: 100,
-  memories: 100,
+  memories: 4,
+  maxModuleBytes: 64 * MiB,
   outputLimitBytes: MiB,
 } as const
 
-const ENGINE_OPTIONS = new Set(['fuel', 'epochTickMs', 'pooling', 'cacheDir', 'maxWasmStackBytes'])
+const ENGINE_OPTIONS = new Set([
+  'fuel',
+  'epochTickMs',
+  'pooling',
+  'cacheDir',
+  'maxWasmStackBytes',
+  'maxModuleBytes',
+])
 
 /** `new Engine(options)`'s options, checked, with defaults. */
 export function engineOptions(options: EngineOptions): NativeEngineOptions {
@@ -284,6 +303,7 @@ export function engineOptions(options: EngineOptions): NativeEngineOptions {
         ? undefined
         : checkOption('pooling.maxMemoryBytes', pooling.maxMemoryBytes, DEFAULTS.poolingMaxMemoryBytes),
     cacheDir: options.cacheDir,
+    maxModuleBytes: checkOption('maxModuleBytes', options.maxModuleBytes, DEFAULTS.maxModuleBytes),
   }
 }
 

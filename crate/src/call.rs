@@ -3,16 +3,18 @@
 //! pool. Each kind of export says how its arguments, function, call and result work ([`Export`]).
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::Unknown;
 use napi::{Env, JsValue};
 
 use crate::engine::EngineShared;
-use crate::errors::{Failure, exit_zero_is_success, return_or_throw, throw};
+use crate::errors::{Failure, exit_zero_is_success, guard, return_or_throw};
 use crate::js::{Js, Raw, Value, callback_args};
-use crate::store::{Budget, Live, NativeAbortHandle, Slot};
-use crate::tasks;
+use crate::options::{NativeAbortHandle, call_budget, call_budget_from_js};
+use crate::runtime::task;
+use crate::store::{Budget, Live, Slot};
 
 /// An exported function of a core module or a component.
 pub trait Export: Send + Sync + 'static {
@@ -45,9 +47,56 @@ pub trait Export: Send + Sync + 'static {
     fn lift(&self, js: Js, output: Self::Output) -> Result<Value, Failure>;
 }
 
+/// The exported functions of a module or component by every name they may be called by.
+pub struct Exports<E> {
+    by_name: HashMap<String, Arc<E>>,
+    /// "module" or "component", for messages.
+    noun: &'static str,
+}
+
+impl<E: Export> Exports<E> {
+    pub fn new(noun: &'static str) -> Self {
+        Exports {
+            by_name: HashMap::new(),
+            noun,
+        }
+    }
+
+    /// Makes `export` callable as `name`.
+    pub fn insert(&mut self, name: String, export: Arc<E>) {
+        self.by_name.insert(name, export);
+    }
+
+    /// The export called `name`; an error lists what there is.
+    pub fn get(&self, name: &str) -> Result<Arc<E>, Failure> {
+        if let Some(export) = self.by_name.get(name) {
+            return Ok(export.clone());
+        }
+        let mut known: Vec<&str> = self.by_name.values().map(|export| export.name()).collect();
+        known.sort_unstable();
+        known.dedup();
+        Err(Failure::Type(format!(
+            "the {} has no exported function \"{name}\"; it exports: {}",
+            self.noun,
+            known.join(", ")
+        )))
+    }
+}
+
+/// More arguments than any export takes (wasm functions take a few, and wasmtime caps them);
+/// checked before the array is read so that its length never sizes an allocation.
+const MAX_ARGUMENTS: u32 = 1000;
+
 /// Converts a JS argument array.
 fn lower_array<E: Export>(export: &E, js: Js, args: Value) -> Result<E::Params, Failure> {
-    match js.array_items(args).map_err(|error| Failure::Internal(error.reason))? {
+    if js.is_array(args)? && js.array_length(args)? > MAX_ARGUMENTS {
+        return Err(Failure::Type(format!(
+            "{}: expected its arguments, got an array of {} elements",
+            export.name(),
+            js.array_length(args)?
+        )));
+    }
+    match js.array_items(args)? {
         Some(items) => export.lower_args(js, &items),
         None => Err(Failure::Type(format!("{}: arguments must be an array", export.name()))),
     }
@@ -90,8 +139,16 @@ struct Handle<E: Export> {
 unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi::sys::napi_callback_info) -> Value {
     // SAFETY: this callback is only installed by `function` with a `Handle<E>`.
     let (js, handle, args) = unsafe { callback_args::<Handle<E>>(env, info) };
-    let outcome = (|| {
-        let (budget, args) = handle.slot.handle_budget(js, handle.budgeted, &handle.budget, &args)?;
+    return_or_throw(js, || {
+        let (budget, args) = match (handle.budgeted, args.as_slice()) {
+            (true, [fuel, timeout_ms, rest @ ..]) => (
+                call_budget_from_js(js, &handle.slot.defaults, handle.slot.engine.fuel, *fuel, *timeout_ms)?,
+                rest,
+            ),
+            (true, _) => return Err(Failure::Type("expected (fuel, timeoutMs, ...args)".into())),
+            (false, all) => (handle.budget.clone(), all),
+        };
+        budget.check_engine(&handle.slot.engine)?;
         let params = handle.export.lower_args(js, args)?;
         let slot = &handle.slot;
         let output = exit_zero_is_success(
@@ -108,8 +165,7 @@ unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi
             E::no_output,
         )?;
         handle.export.lift(js, output)
-    })();
-    return_or_throw(js, outcome)
+    })
 }
 
 /// The export as a plain JS function `(...args) => result`, called on the JS thread with the
@@ -121,19 +177,16 @@ pub fn function<E: Export>(
     name: &str,
     budgeted: Option<bool>,
 ) -> napi::Result<Raw> {
-    let handle = throw(
-        js,
-        (|| {
-            Ok(Handle {
-                export: export?,
-                budget: slot.budget(None, None, None)?,
-                slot: slot.clone(),
-                budgeted: budgeted.unwrap_or(false),
-                func: Cell::new(None),
-            })
-        })(),
-    )?;
-    js.function(name, handle, Some(call_handle::<E>)).map(Raw)
+    guard(js, || {
+        let handle = Handle {
+            export: export?,
+            budget: call_budget(&slot.defaults, slot.engine.fuel, None, None, None)?,
+            slot: slot.clone(),
+            budgeted: budgeted.unwrap_or(false),
+            func: Cell::new(None),
+        };
+        Ok(js.function(name, handle, Some(call_handle::<E>)).map(Raw)?)
+    })
 }
 
 /// Calls the export on a pool thread; the arguments are converted first, on the JS thread.
@@ -147,18 +200,22 @@ pub fn call<E: Export>(
     abort: Option<&NativeAbortHandle>,
 ) -> napi::Result<Raw> {
     let js = Js(env.raw());
-    let (export, params, budget) = throw(
-        js,
-        (|| {
-            let export = export?;
-            let params = lower_array(&*export, js, args.raw())?;
-            let budget = slot.budget(fuel, timeout_ms, abort.map(NativeAbortHandle::flag))?;
-            Ok((export, params, budget))
-        })(),
-    )?;
+    let (export, params, budget) = guard(js, || {
+        let export = export?;
+        let params = lower_array(&*export, js, args.raw())?;
+        let budget = call_budget(
+            &slot.defaults,
+            slot.engine.fuel,
+            fuel,
+            timeout_ms,
+            abort.map(NativeAbortHandle::flag),
+        )?;
+        budget.check_engine(&slot.engine)?;
+        Ok((export, params, budget))
+    })?;
     let slot = slot.clone();
     let lift = export.clone();
-    tasks::promise(
+    task::promise(
         env,
         move || slot.with(|live| run(&*export, live, None, &slot.engine, &budget, &params)),
         move |js, output| lift.lift(js, exit_zero_is_success(output, E::no_output)?).map(Raw),

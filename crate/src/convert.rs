@@ -3,7 +3,7 @@
 //! i32 accepts the union of the signed and unsigned ranges (wasm integers have no sign) and is
 //! returned signed, as Node's WebAssembly does; i64 is a bigint. Nothing wraps silently.
 
-use wasmtime::{Val, ValType};
+use wasmtime::{FuncType, Val, ValType};
 
 use crate::js::{Js, Kind, Value};
 
@@ -15,6 +15,17 @@ pub fn type_name(ty: &ValType) -> String {
         ValType::F64 => "f64".into(),
         ValType::V128 => "v128".into(),
         ValType::Ref(reference) => ref_type_name(reference),
+    }
+}
+
+/// `func(i32, i32) -> i32`, the spelling of a core function type in listings and errors.
+pub fn func_signature(func: &FuncType) -> String {
+    let params: Vec<String> = func.params().map(|ty| type_name(&ty)).collect();
+    let results: Vec<String> = func.results().map(|ty| type_name(&ty)).collect();
+    match results.as_slice() {
+        [] => format!("func({})", params.join(", ")),
+        [single] => format!("func({}) -> {single}", params.join(", ")),
+        many => format!("func({}) -> ({})", params.join(", "), many.join(", ")),
     }
 }
 

@@ -1,7 +1,9 @@
 //! [`wasmtime::Engine`] with its [`Config`], and the epoch ticker thread behind wall-clock deadlines.
+//! The engine knows nothing of what it compiles: modules and components are made by their own
+//! constructors (`module.rs`, `component.rs`), which take the engine.
 
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -13,29 +15,29 @@ use wasmtime::{
     Config, Engine as EngineImpl, EngineWeak, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
 };
 
-use crate::component::NativeComponent;
-use crate::disk_cache::DiskCache;
-use crate::errors::{Failure, throw};
-use crate::external::reported;
-use crate::js::{Js, Raw};
-use crate::module::NativeModule;
-use crate::tasks::{self, POOL_THREAD_STACK_BYTES};
+use crate::binary::{self, Binary};
+use crate::cache::disk::DiskCache;
+use crate::errors::{Failure, guard};
+use crate::js::Js;
+use crate::runtime::pool::POOL_THREAD_STACK_BYTES;
 
-/// Engine options after the TS layer applied defaults (lib/engine.ts owns the defaults).
+/// Engine options after the TS layer applied defaults (lib/options.ts owns the defaults).
 #[napi(object)]
 pub struct NativeEngineOptions {
-    /// Instrument code with fuel metering ([`Config::consume_fuel`]).
+    /// Instrument code with fuel metering ([`wasmtime::Config::consume_fuel`]).
     pub fuel: bool,
     /// Period of the epoch ticker thread, in milliseconds.
     pub epoch_tick_ms: u32,
-    /// [`Config::max_wasm_stack`], in bytes.
+    /// [`wasmtime::Config::max_wasm_stack`], in bytes.
     pub max_wasm_stack_bytes: u32,
     /// Enables the pooling allocator with this many instance slots.
     pub pooling_max_instances: Option<u32>,
     /// Largest linear memory of a pooled instance, in bytes.
     pub pooling_max_memory_bytes: Option<f64>,
-    /// On-disk compiled-code cache directory ([`DiskCache`]).
+    /// On-disk compiled-code cache directory.
     pub cache_dir: Option<String>,
+    /// Largest module or component accepted by compile and validate, in bytes.
+    pub max_module_bytes: Option<f64>,
 }
 
 /// Counters of the on-disk cache.
@@ -53,6 +55,13 @@ pub struct NativeCacheStats {
 /// 4 MiB stack) and on pool threads of [`POOL_THREAD_STACK_BYTES`]; leave room for host frames.
 pub const MAX_WASM_STACK_LIMIT: u32 = 2 << 20;
 
+/// Default `maxModuleBytes`: far above real modules (a large Rust component is a few MiB), far
+/// below what would let one input occupy a compile thread for minutes.
+pub const DEFAULT_MAX_MODULE_BYTES: usize = 64 << 20;
+
+/// Largest `maxModuleBytes` accepted.
+pub const MAX_MODULE_BYTES_LIMIT: usize = 1 << 30;
+
 /// Frames kept in a trap's `wasmBacktrace` (the innermost ones).
 const MAX_BACKTRACE_FRAMES: usize = 32;
 
@@ -62,14 +71,22 @@ pub struct EngineShared {
     /// The on-disk compiled-code cache, when `cacheDir` is set.
     pub cache: Option<DiskCache>,
     pub fuel: bool,
+    /// Largest module or component accepted, in bytes.
+    pub max_module_bytes: usize,
     tick: Duration,
     closed: AtomicBool,
     ticker: Mutex<Option<Ticker>>,
 }
 
 struct Ticker {
-    stop: Arc<AtomicBool>,
+    state: Arc<TickerState>,
     thread: JoinHandle<()>,
+}
+
+struct TickerState {
+    /// The engine was closed: stop once no timed call is running.
+    stop: AtomicBool,
+    running_calls: AtomicUsize,
 }
 
 impl EngineShared {
@@ -102,6 +119,17 @@ impl EngineShared {
             )?));
         }
         let engine = EngineImpl::new(&config).map_err(|error| Failure::Options(format!("{error:#}")))?;
+        let max_module_bytes = match options.max_module_bytes {
+            None => DEFAULT_MAX_MODULE_BYTES,
+            Some(bytes) if bytes >= 8.0 && bytes.fract() == 0.0 && bytes <= MAX_MODULE_BYTES_LIMIT as f64 => {
+                bytes as usize
+            }
+            Some(bytes) => {
+                return Err(Failure::Options(format!(
+                    "maxModuleBytes must be an integer between 8 and {MAX_MODULE_BYTES_LIMIT}, got {bytes}"
+                )));
+            }
+        };
         let cache = match &options.cache_dir {
             Some(dir) => Some(DiskCache::open(dir, &engine)?),
             None => None,
@@ -110,12 +138,27 @@ impl EngineShared {
             engine,
             cache,
             fuel: options.fuel,
+            max_module_bytes,
             tick: Duration::from_millis(options.epoch_tick_ms as u64),
             closed: AtomicBool::new(false),
             ticker: Mutex::new(None),
         })
     }
 
+    /// Refuses bytes larger than `maxModuleBytes` before any parsing or compiling.
+    pub fn check_size(&self, bytes: &[u8]) -> std::result::Result<(), Failure> {
+        if bytes.len() > self.max_module_bytes {
+            return Err(Failure::Compile(format!(
+                "the input is {} bytes, more than the engine's maxModuleBytes ({})",
+                bytes.len(),
+                self.max_module_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether calls must end now: set by `close()`. Calls already running keep their deadlines
+    /// (the ticker runs until they end); new work is refused.
     pub fn check_open(&self) -> std::result::Result<(), Failure> {
         if self.closed.load(Ordering::Acquire) {
             Err(Failure::Disposed("the engine was closed".into()))
@@ -125,14 +168,24 @@ impl EngineShared {
     }
 
     /// Starts the ticker on the first call that has a deadline or an abort signal, so an engine
-    /// that never needs one costs no thread.
-    pub fn ensure_ticker(&self) -> std::result::Result<(), Failure> {
-        self.check_open()?;
+    /// that never needs one costs no thread. The returned guard keeps the ticker running until the
+    /// call ends, even if the engine is closed meanwhile (a call issued before `close()` keeps its
+    /// deadline; callers refuse new timed calls on a closed engine when they are issued).
+    pub fn timed_call(&self) -> TimedCall {
         let mut ticker = self.ticker.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if ticker.is_none() {
-            *ticker = Some(Ticker::start(self.engine.weak(), self.tick));
+        if let Some(ticker) = ticker.as_ref() {
+            ticker.state.running_calls.fetch_add(1, Ordering::AcqRel);
+            return TimedCall(ticker.state.clone());
         }
-        Ok(())
+        let state = Arc::new(TickerState {
+            stop: AtomicBool::new(self.closed.load(Ordering::Acquire)),
+            running_calls: AtomicUsize::new(1),
+        });
+        let started = Ticker::start(self.engine.weak(), self.tick, state.clone());
+        if !started.state.stop.load(Ordering::Acquire) {
+            *ticker = Some(started);
+        }
+        TimedCall(state)
     }
 
     fn close(&self) {
@@ -148,6 +201,15 @@ impl EngineShared {
     }
 }
 
+/// A running call with a deadline or an abort signal: the epoch ticker keeps going while one lives.
+pub struct TimedCall(Arc<TickerState>);
+
+impl Drop for TimedCall {
+    fn drop(&mut self) {
+        self.0.running_calls.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Drop for EngineShared {
     fn drop(&mut self) {
         self.close();
@@ -156,14 +218,16 @@ impl Drop for EngineShared {
 
 impl Ticker {
     /// The thread holds only a weak engine: it never keeps the engine (or Node) alive.
-    fn start(engine: EngineWeak, tick: Duration) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
+    fn start(engine: EngineWeak, tick: Duration, state: Arc<TickerState>) -> Self {
+        let seen = state.clone();
         let thread = std::thread::Builder::new()
             .name("airssys-wasm-epoch".into())
             .spawn(move || {
-                while !stopped.load(Ordering::Acquire) {
+                loop {
                     std::thread::park_timeout(tick);
+                    if seen.stop.load(Ordering::Acquire) && seen.running_calls.load(Ordering::Acquire) == 0 {
+                        return;
+                    }
                     match engine.upgrade() {
                         Some(engine) => engine.increment_epoch(),
                         None => return,
@@ -171,11 +235,12 @@ impl Ticker {
                 }
             })
             .expect("spawning the epoch ticker thread");
-        Ticker { stop, thread }
+        Ticker { state, thread }
     }
 
+    /// Stops the thread once the timed calls still running have ended.
     fn stop(self) {
-        self.stop.store(true, Ordering::Release);
+        self.state.stop.store(true, Ordering::Release);
         self.thread.thread().unpark();
     }
 }
@@ -198,11 +263,18 @@ fn pooling(slots: u32, max_memory_bytes: f64) -> std::result::Result<PoolingAllo
     Ok(pooling)
 }
 
-/// A wasmtime [`Engine`](wasmtime::Engine): compiles modules and components and owns the epoch
-/// ticker used for deadlines.
+/// A wasmtime [`Engine`](wasmtime::Engine): the configuration modules and components are compiled
+/// for, and the epoch ticker used for deadlines.
 #[napi]
 pub struct NativeEngine {
     shared: Arc<EngineShared>,
+}
+
+impl NativeEngine {
+    /// What compiled code and instances of this engine share.
+    pub fn shared(&self) -> &Arc<EngineShared> {
+        &self.shared
+    }
 }
 
 #[napi]
@@ -210,13 +282,14 @@ impl NativeEngine {
     /// Creates an engine; see [`Config`](https://docs.rs/wasmtime/48.0.8/wasmtime/struct.Config.html).
     #[napi(constructor)]
     pub fn new(env: Env, options: NativeEngineOptions) -> Result<Self> {
-        let shared = throw(Js(env.raw()), EngineShared::new(&options))?;
+        let shared = guard(Js(env.raw()), || EngineShared::new(&options))?;
         Ok(NativeEngine {
             shared: Arc::new(shared),
         })
     }
 
-    /// Stops the epoch ticker; later compiles and deadline-bound calls throw ERR_WASM_DISPOSED.
+    /// Refuses new work (ERR_WASM_DISPOSED); calls already running keep their deadlines and
+    /// aborts until they end (the ticker stops when the engine is dropped).
     #[napi]
     pub fn close(&self) {
         self.shared.close();
@@ -247,92 +320,23 @@ impl NativeEngine {
         })
     }
 
-    /// Compiles a component (binary or WAT) on the JS thread; `digest` is the bytes' SHA-256 in
-    /// hex, if known, for the on-disk cache.
+    /// Checks that bytes (binary or WAT) are a valid module or component for this engine,
+    /// without compiling them. Returns the error message, or `null` when valid.
     #[napi]
-    pub fn compile_component_sync(
-        &self,
-        env: Env,
-        bytes: Uint8Array,
-        digest: Option<String>,
-    ) -> Result<NativeComponent> {
-        let js = Js(env.raw());
-        throw(js, NativeComponent::compile(&self.shared, &bytes, digest.as_deref()))
-            .map(|compiled| reported(js, compiled))
+    pub fn validate(&self, env: Env, bytes: Uint8Array) -> Result<Option<String>> {
+        guard(Js(env.raw()), || {
+            if let Err(Failure::Compile(message)) = self.shared.check_size(&bytes) {
+                return Ok(Some(message));
+            }
+            let bytes = match wat::parse_bytes(&bytes) {
+                Ok(bytes) => bytes,
+                Err(error) => return Ok(Some(error.to_string())),
+            };
+            let valid = match binary::kind(&bytes) {
+                Some(Binary::Component) => binary::validate_component(&bytes),
+                _ => wasmtime::Module::validate(&self.shared.engine, &bytes).map_err(|error| format!("{error:#}")),
+            };
+            Ok(valid.err())
+        })
     }
-
-    /// Compiles a component (binary or WAT) on a pool thread.
-    #[napi(ts_return_type = "Promise<NativeComponent>")]
-    pub fn compile_component(&self, env: &Env, bytes: Uint8Array, digest: Option<String>) -> Result<Raw> {
-        let shared = self.shared.clone();
-        let bytes = bytes.to_vec();
-        tasks::promise(
-            env,
-            move || NativeComponent::compile(&shared, &bytes, digest.as_deref()),
-            |js, result| result.map(|compiled| reported(js, compiled)),
-        )
-    }
-
-    /// Compiles a core module (binary or WAT) on the JS thread.
-    #[napi]
-    pub fn compile_module_sync(&self, env: Env, bytes: Uint8Array, digest: Option<String>) -> Result<NativeModule> {
-        let js = Js(env.raw());
-        throw(js, NativeModule::compile(&self.shared, &bytes, digest.as_deref())).map(|compiled| reported(js, compiled))
-    }
-
-    /// Compiles a core module (binary or WAT) on a pool thread.
-    #[napi(ts_return_type = "Promise<NativeModule>")]
-    pub fn compile_module(&self, env: &Env, bytes: Uint8Array, digest: Option<String>) -> Result<Raw> {
-        let shared = self.shared.clone();
-        let bytes = bytes.to_vec();
-        tasks::promise(
-            env,
-            move || NativeModule::compile(&shared, &bytes, digest.as_deref()),
-            |js, result| result.map(|compiled| reported(js, compiled)),
-        )
-    }
-
-    /// Loads a component from `serialize()` output of a compatible engine.
-    #[napi]
-    pub fn deserialize_component(&self, env: Env, bytes: Uint8Array) -> Result<NativeComponent> {
-        let js = Js(env.raw());
-        throw(js, NativeComponent::deserialize(&self.shared, &bytes)).map(|loaded| reported(js, loaded))
-    }
-
-    /// Loads a core module from `serialize()` output of a compatible engine.
-    #[napi]
-    pub fn deserialize_module(&self, env: Env, bytes: Uint8Array) -> Result<NativeModule> {
-        let js = Js(env.raw());
-        throw(js, NativeModule::deserialize(&self.shared, &bytes)).map(|loaded| reported(js, loaded))
-    }
-
-    /// Checks that bytes are a valid module or component for this engine, without keeping code.
-    /// Returns the error message, or `null` when valid.
-    #[napi]
-    pub fn validate(&self, bytes: Uint8Array) -> Option<String> {
-        let bytes = match wat::parse_bytes(&bytes) {
-            Ok(bytes) => bytes,
-            Err(error) => return Some(error.to_string()),
-        };
-        let result = if is_component(&bytes) {
-            NativeComponent::compile(&self.shared, &bytes, None).map(drop)
-        } else {
-            NativeModule::validate(&self.shared, &bytes)
-        };
-        match result {
-            Ok(()) => None,
-            Err(Failure::Compile(message)) => Some(message),
-            Err(_) => Some("invalid".into()),
-        }
-    }
-}
-
-/// Whether binary wasm bytes are a component (layer 1) rather than a core module.
-pub fn is_component(bytes: &[u8]) -> bool {
-    bytes.len() >= 8 && bytes.starts_with(b"\0asm") && bytes[6..8] == [1, 0]
-}
-
-/// Whether binary wasm bytes are a core module (layer 0).
-pub fn is_core_module(bytes: &[u8]) -> bool {
-    bytes.len() >= 8 && bytes.starts_with(b"\0asm") && bytes[6..8] == [0, 0]
 }

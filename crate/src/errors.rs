@@ -1,17 +1,65 @@
-//! The single place that turns a failure into a JS error with a stable `code` (DESIGN §5).
+//! The single place that turns a failure into a JS error with a stable `code` (the README's error
+//! table; [`CODES`] lists every code and a test checks lib/errors.ts against it).
 //!
 //! Work off the JS thread produces a [`Failure`] (plain data, `Send`); the JS thread turns it into
 //! an `Error` object with `code` and the fields its class needs. lib/errors.ts maps that `code` to
-//! a class; nothing matches on message text.
+//! a class; nothing matches on message text. Every N-API entry point runs through [`guard`], so a
+//! Rust panic becomes ERR_WASM_INTERNAL instead of ending the process.
 
-use napi::bindgen_prelude::Unknown;
-use wasmtime::component::{Type, Val};
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use napi_derive::napi;
 use wasmtime::{Trap, WasmBacktrace};
 
-use crate::component::convert;
-use crate::js::{Js, Reference};
+use crate::js::{Js, Reference, Value};
 use crate::limits::MemoryLimitExceeded;
 use crate::trap;
+
+/// Every `code` the addon can give an error. lib/errors.ts has a class for each (checked by
+/// `__test__/errors.spec.ts` through [`error_codes`]).
+pub const CODES: &[&str] = &[
+    "ERR_WASM_COMPILE",
+    "ERR_WASM_LINK",
+    "ERR_WASM_TYPE",
+    "ERR_WASM_CONFIG",
+    "ERR_WASM_MEMORY_LIMIT",
+    "ERR_WASM_POOL_EXHAUSTED",
+    "ERR_WASM_HOST_LIMIT",
+    "ERR_WASM_HOST",
+    "ERR_WASM_COMPONENT",
+    "ERR_WASM_EXIT",
+    "ERR_WASM_DISPOSED",
+    "ERR_WASM_BUSY",
+    "ERR_WASM_INSTANCE_POISONED",
+    "ERR_WASM_INTERNAL",
+    "ERR_WASM_TIMEOUT",
+    "ABORT_ERR",
+    "ERR_WASM_TRAP",
+    "ERR_WASM_GUEST_ABI",
+    "ERR_WASM_TRAP_UNREACHABLE",
+    "ERR_WASM_TRAP_MEMORY_OUT_OF_BOUNDS",
+    "ERR_WASM_TRAP_DIVIDE_BY_ZERO",
+    "ERR_WASM_TRAP_INTEGER_OVERFLOW",
+    "ERR_WASM_TRAP_BAD_CONVERSION",
+    "ERR_WASM_TRAP_STACK_OVERFLOW",
+    "ERR_WASM_TRAP_INDIRECT_CALL",
+    "ERR_WASM_TRAP_TABLE_OUT_OF_BOUNDS",
+    "ERR_WASM_TRAP_BAD_SIGNATURE",
+    "ERR_WASM_TRAP_OUT_OF_FUEL",
+];
+
+/// Every error `code` the addon can produce (for the test that keeps lib/errors.ts in step).
+#[napi]
+pub fn error_codes() -> Vec<&'static str> {
+    CODES.to_vec()
+}
+
+/// A value made off the JS thread that becomes a JS value later, on the JS thread (an export's
+/// `result::err` payload): errors.rs stays free of any particular value conversion.
+pub trait LaterJs: Send {
+    fn to_js(self: Box<Self>, js: Js) -> napi::Result<Value>;
+}
 
 /// One frame of a trap's wasm backtrace.
 pub struct Frame {
@@ -44,6 +92,9 @@ pub enum Failure {
     MemoryLimit(String),
     /// Every slot of the engine's pooling allocator is taken.
     PoolExhausted(String),
+    /// The guest made the host go past one of its bounds (data lifted in one call, live handles,
+    /// address space).
+    HostLimit(String),
     Trap(Box<TrapInfo>),
     /// A JS host function threw: the thrown value travels as `cause`.
     Host {
@@ -53,7 +104,7 @@ pub enum Failure {
     /// An export returned `result::err`.
     Component {
         message: String,
-        payload: Option<(Val, Type)>,
+        payload: Option<Box<dyn LaterJs>>,
     },
     /// A WASI guest called `exit(code)`.
     Exit(i32),
@@ -126,6 +177,13 @@ impl Failure {
         {
             return failure;
         }
+        if lifted_too_much(&error) {
+            return Failure::HostLimit(format!(
+                "the guest made one call move more data into the host than its limits allow \
+                 (about {} times limits.memoryBytes): {error:#}",
+                crate::limits::HOSTCALL_FUEL_PER_BYTE
+            ));
+        }
         let frames = backtrace(&error);
         if let Some(exceeded) = error.downcast_ref::<MemoryLimitExceeded>() {
             return Failure::Trap(Box::new(TrapInfo {
@@ -194,7 +252,7 @@ impl Failure {
     pub fn poisons(&self) -> bool {
         matches!(
             self,
-            Failure::Trap(_) | Failure::Host { .. } | Failure::Internal(_) | Failure::Exit(_)
+            Failure::Trap(_) | Failure::Host { .. } | Failure::Internal(_) | Failure::Exit(_) | Failure::HostLimit(_)
         )
     }
 
@@ -206,6 +264,7 @@ impl Failure {
             Failure::Options(_) => "ERR_WASM_CONFIG",
             Failure::MemoryLimit(_) => "ERR_WASM_MEMORY_LIMIT",
             Failure::PoolExhausted(_) => "ERR_WASM_POOL_EXHAUSTED",
+            Failure::HostLimit(_) => "ERR_WASM_HOST_LIMIT",
             Failure::Trap(info) => info.code,
             Failure::Host { .. } => "ERR_WASM_HOST",
             Failure::Component { .. } => "ERR_WASM_COMPONENT",
@@ -217,16 +276,35 @@ impl Failure {
         }
     }
 
+    /// A Rust panic caught at the boundary: a bug of ours, reported instead of ending the process.
+    pub fn panicked(payload: Box<dyn Any + Send>) -> Self {
+        let detail = payload
+            .downcast_ref::<&str>()
+            .map(|text| text.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Failure::Internal(format!(
+            "internal error in airssys-wasm (a Rust panic, please report it): {detail}"
+        ))
+    }
+
     /// Builds the JS error on the JS thread; returning it from a binding throws it (or rejects).
     pub fn into_napi(self, js: Js) -> napi::Error {
         match self.to_js(js) {
-            Ok(value) => napi::Error::from(unsafe { Unknown::from_raw_unchecked(js.0, value) }),
+            Ok(value) => js.thrown_value(value),
             Err(error) => error,
         }
     }
 
+    /// The JS error for this failure, or a plain internal one if even building it failed.
+    pub fn to_js_or_internal(self, js: Js) -> Value {
+        self.to_js(js)
+            .or_else(|_| js.error("ERR_WASM_INTERNAL", "cannot build the error", false))
+            .unwrap_or(std::ptr::null_mut())
+    }
+
     /// The JS error object for this failure.
-    pub fn to_js(self, js: Js) -> napi::Result<crate::js::Value> {
+    pub fn to_js(self, js: Js) -> napi::Result<Value> {
         let code = self.code();
         match self {
             Failure::Compile(message)
@@ -234,6 +312,7 @@ impl Failure {
             | Failure::Options(message)
             | Failure::MemoryLimit(message)
             | Failure::PoolExhausted(message)
+            | Failure::HostLimit(message)
             | Failure::Disposed(message)
             | Failure::Busy(message)
             | Failure::Poisoned(message)
@@ -275,7 +354,7 @@ impl Failure {
             Failure::Component { message, payload } => {
                 let error = js.error(code, &message, false)?;
                 let payload = match payload {
-                    Some((value, ty)) => convert::to_js(js, &value, &ty)?,
+                    Some(payload) => payload.to_js(js)?,
                     None => js.undefined()?,
                 };
                 js.set(error, "payload", payload)?;
@@ -302,7 +381,7 @@ fn backtrace(error: &wasmtime::Error) -> Vec<Frame> {
         .collect()
 }
 
-fn frame_to_js(js: Js, frame: &Frame) -> napi::Result<crate::js::Value> {
+fn frame_to_js(js: Js, frame: &Frame) -> napi::Result<Value> {
     let object = js.object()?;
     let optional_string = |value: &Option<String>| match value {
         Some(text) => js.string(text),
@@ -328,21 +407,45 @@ pub fn exit_zero_is_success<T>(result: Result<T, Failure>, success: impl FnOnce(
     }
 }
 
-/// The value to return from a raw N-API callback: the outcome's value, or null after throwing the
-/// failure's JS error.
-pub fn return_or_throw(js: Js, outcome: Result<crate::js::Value, Failure>) -> crate::js::Value {
-    match outcome {
+/// The body of a raw N-API callback: its value, or null after throwing the failure's JS error (a
+/// panic included).
+pub fn return_or_throw(js: Js, body: impl FnOnce() -> Result<Value, Failure>) -> Value {
+    match catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|panic| Err(Failure::panicked(panic))) {
         Ok(value) => value,
         Err(failure) => {
-            if let Ok(error) = failure.to_js(js) {
-                js.throw(error);
-            }
+            js.throw(failure.to_js_or_internal(js));
             std::ptr::null_mut()
         }
     }
 }
 
-/// Shorthand for bindings: run `f`, turning a [`Failure`] into a thrown JS error.
-pub fn throw<T>(js: Js, result: Result<T, Failure>) -> napi::Result<T> {
-    result.map_err(|failure| failure.into_napi(js))
+/// The body of every binding: runs `body`, turning a [`Failure`] (or a panic) into a thrown JS
+/// error.
+pub fn guard<T>(js: Js, body: impl FnOnce() -> Result<T, Failure>) -> napi::Result<T> {
+    catch_unwind(AssertUnwindSafe(body))
+        .unwrap_or_else(|panic| Err(Failure::panicked(panic)))
+        .map_err(|failure| failure.into_napi(js))
+}
+
+impl From<napi::Error> for Failure {
+    /// A failed N-API call: JS threw while we read a value the caller gave (a getter, a proxy),
+    /// which is the value's fault; otherwise the environment is broken or shutting down.
+    fn from(error: napi::Error) -> Self {
+        if error.status == napi::Status::PendingException {
+            Failure::Type(error.reason)
+        } else {
+            Failure::Internal(error.reason)
+        }
+    }
+}
+
+/// The start of wasmtime's message when a call lifts more than its hostcall fuel allows. The
+/// error type is private to wasmtime, so this text is the only handle; `limits.spec.ts` runs a
+/// real component past the bound, so a wasmtime upgrade that changes the text fails a test.
+const HOSTCALL_FUEL_EXHAUSTED: &str = "too much data is being copied between the host and the guest";
+
+fn lifted_too_much(error: &wasmtime::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| cause.to_string().starts_with(HOSTCALL_FUEL_EXHAUSTED))
 }

@@ -1,21 +1,25 @@
-//! airssys-wasm: a Node.js addon over Wasmtime. See DESIGN.md for the contract.
+//! airssys-wasm: a Node.js addon over Wasmtime. docs/ARCHITECTURE.md describes the layers, the
+//! life of a call and which file owns which rule.
 
 #![deny(clippy::all)]
 
+pub mod binary;
+pub mod cache;
 pub mod call;
+pub mod compiled;
 pub mod component;
 pub mod convert;
-pub mod disk_cache;
 pub mod engine;
 pub mod errors;
-pub mod external;
-pub mod host;
+pub mod func;
 pub mod instance;
 pub mod js;
 pub mod limits;
+pub mod linker;
 pub mod module;
-pub mod pre_cache;
+pub mod names;
+pub mod options;
+pub mod runtime;
 pub mod store;
-pub mod tasks;
 pub mod trap;
 pub mod wasi;

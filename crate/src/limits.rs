@@ -19,6 +19,20 @@ pub struct LimitsConfig {
     pub trap_on_memory_denial: bool,
 }
 
+/// How much data one call may make the host lift from the guest (wasmtime's "hostcall fuel"):
+/// each lifted value costs about its size as a `Val` (32 bytes per list element, field names on
+/// top), so this bounds the host memory one call can claim at roughly this many bytes, plus the
+/// JS objects made from it. Eight times the guest's own memory limit, at least 4 MiB (a 1 MiB
+/// byte list always fits), at most 1 GiB.
+pub fn hostcall_fuel(memory_bytes: usize) -> usize {
+    memory_bytes
+        .saturating_mul(HOSTCALL_FUEL_PER_BYTE)
+        .clamp(4 << 20, 1 << 30)
+}
+
+/// The factor of [`hostcall_fuel`], documented in the README and SECURITY.md.
+pub const HOSTCALL_FUEL_PER_BYTE: usize = 8;
+
 /// Memory figures for `metrics().memory`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MemoryMetrics {
@@ -50,8 +64,6 @@ impl std::error::Error for MemoryLimitExceeded {}
 pub struct Limiter {
     config: LimitsConfig,
     metrics: MemoryMetrics,
-    /// The size change of the last approved growth, undone if wasmtime then fails to grow.
-    pending_growth: usize,
 }
 
 impl Limiter {
@@ -62,7 +74,6 @@ impl Limiter {
                 limit_bytes: config.memory_bytes,
                 ..MemoryMetrics::default()
             },
-            pending_growth: 0,
         }
     }
 
@@ -72,7 +83,12 @@ impl Limiter {
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        // wasmtime would refuse this growth after asking us; refusing it here keeps an approved
+        // growth from failing later, which is what would leave our count wrong.
+        if maximum.is_some_and(|maximum| desired > maximum) {
+            return Ok(false);
+        }
         let growth = desired.saturating_sub(current);
         let desired_total = self.metrics.current_bytes.saturating_add(growth);
         if desired_total > self.config.memory_bytes {
@@ -87,12 +103,15 @@ impl ResourceLimiter for Limiter {
         }
         self.metrics.current_bytes = desired_total;
         self.metrics.peak_bytes = self.metrics.peak_bytes.max(desired_total);
-        self.pending_growth = growth;
         Ok(true)
     }
 
+    /// Nothing is given back: wasmtime also calls this for a growth it refused before asking
+    /// [`Self::memory_growing`] (beyond what the memory's type can address), so there is no way to
+    /// tell which approved growth, if any, failed. Undoing the last approval there would let a
+    /// guest alternate one small and one impossible growth and grow without bound; keeping the
+    /// count errs on the safe side (a failed approved growth, an mmap failure, stays counted).
     fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.metrics.current_bytes -= std::mem::take(&mut self.pending_growth);
         Ok(())
     }
 
@@ -145,11 +164,27 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_growth_is_not_counted() {
+    fn a_failure_reported_without_a_growth_gives_nothing_back() {
+        // wasmtime reports "growth exceeds memory type's limits" without asking first: an
+        // earlier approved growth must stay counted, or alternating growths escape the limit.
         let mut limits = limiter(100, false);
-        assert!(limits.memory_growing(10, 50, None).unwrap());
-        limits.memory_grow_failed(wasmtime::Error::msg("mmap failed")).unwrap();
+        for _ in 0..10 {
+            if limits.memory_growing(0, 20, None).unwrap() {
+                limits
+                    .memory_grow_failed(wasmtime::Error::msg("memory growth exceeds memory type's limits"))
+                    .unwrap();
+            }
+        }
+        let metrics = limits.metrics();
+        assert_eq!((metrics.current_bytes, metrics.denied_growths), (100, 5));
+    }
+
+    #[test]
+    fn a_growth_past_the_memory_maximum_is_refused_before_it_is_counted() {
+        let mut limits = limiter(100, false);
+        assert!(!limits.memory_growing(0, 50, Some(40)).unwrap());
         assert_eq!(limits.metrics().current_bytes, 0);
+        assert!(limits.memory_growing(0, 40, Some(40)).unwrap());
     }
 
     #[test]

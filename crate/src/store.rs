@@ -6,12 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::{WasiCtxView, WasiView};
 
 use crate::engine::EngineShared;
-use crate::errors::{CallFacts, Failure, Interrupt};
-use crate::host::{HostBridge, WaitLimits};
-use crate::limits::{Limiter, LimitsConfig, MemoryMetrics};
-use crate::wasi::{NativeWasiOptions, WasiState};
+use crate::errors::{CallFacts, Failure, HostCallFailed, Interrupt};
+use crate::js::{Js, Value};
+use crate::limits::{Limiter, LimitsConfig, MemoryMetrics, hostcall_fuel};
+use crate::runtime::host_bridge::{HostBridge, WaitLimits};
+use crate::wasi::WasiState;
 
 /// Far enough in epochs that a call without a deadline is never interrupted.
 const NO_DEADLINE: u64 = u64::MAX / 2;
@@ -29,12 +31,35 @@ pub struct HostState {
 }
 
 impl HostState {
-    /// The current call's deadline and abort flag, for a host call to wait within.
-    pub fn wait_limits(&self) -> WaitLimits {
-        WaitLimits {
+    /// Calls JS host function `index` for the guest, within the current call's deadline and abort
+    /// (see [`HostBridge::invoke`]). A failure is kept in the store for the caller and wasmtime
+    /// gets a marker, so the thrown JS value comes back intact as the call's error.
+    pub fn call_host<R: Send + 'static>(
+        &mut self,
+        index: usize,
+        label: &str,
+        call: impl FnOnce(Js, Value) -> Result<Result<Value, Value>, Failure> + Send + 'static,
+        finish: impl FnOnce(Js, Result<Value, Value>) -> Result<R, Failure> + Send + 'static,
+    ) -> wasmtime::Result<R> {
+        let limits = WaitLimits {
             deadline: self.deadline,
             abort: self.abort.clone(),
-        }
+        };
+        self.host
+            .invoke(index, label, limits, call, finish)
+            .map_err(|failure| self.fail_call(failure))
+    }
+
+    /// Fails the guest's current call with `failure`: kept here, reported when the call returns.
+    pub fn fail_call(&mut self, failure: Failure) -> wasmtime::Error {
+        self.host_failure = Some(failure);
+        wasmtime::Error::new(HostCallFailed)
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        self.wasi.p2()
     }
 }
 
@@ -44,6 +69,22 @@ pub struct Budget {
     pub fuel: Option<u64>,
     pub timeout_ms: Option<f64>,
     pub abort: Option<Arc<AtomicBool>>,
+}
+
+impl Budget {
+    /// Whether the call needs the epoch ticker (a deadline or an abort signal).
+    pub fn is_timed(&self) -> bool {
+        self.timeout_ms.is_some() || self.abort.is_some()
+    }
+
+    /// A closed engine refuses new timed calls (their deadline would need its ticker); calls
+    /// issued before `close()` keep theirs.
+    pub fn check_engine(&self, engine: &EngineShared) -> Result<(), Failure> {
+        if self.is_timed() {
+            engine.check_open()?;
+        }
+        Ok(())
+    }
 }
 
 /// What `metrics()` reports.
@@ -69,6 +110,7 @@ pub fn new_store(engine: &EngineShared, limits: LimitsConfig, host: HostBridge, 
         interrupt: None,
     };
     let mut store = Store::new(&engine.engine, state);
+    store.set_hostcall_fuel(hostcall_fuel(limits.memory_bytes));
     store.limiter(|state| &mut state.limiter);
     store.epoch_deadline_callback(|mut context| {
         let state = context.data_mut();
@@ -125,7 +167,7 @@ pub fn run_classified<R>(
             .set_fuel(fuel_budget)
             .map_err(|error| Failure::Internal(format!("{error:#}")))?;
     }
-    let timed = budget.timeout_ms.is_some() || budget.abort.is_some();
+    let timed = budget.is_timed();
     // Reading the clock costs as much as a small call: only timed calls need it.
     let started = timed.then(Instant::now);
     {
@@ -133,20 +175,25 @@ pub fn run_classified<R>(
         state.host_failure = None;
         state.interrupt = None;
         state.abort = budget.abort.clone();
-        state.deadline = budget
-            .timeout_ms
-            .zip(started)
-            .map(|(ms, started)| (started + std::time::Duration::from_secs_f64(ms / 1000.0), ms));
+        // A deadline too far to represent is no deadline (options.rs bounds it well before that).
+        state.deadline = budget.timeout_ms.zip(started).and_then(|(ms, started)| {
+            let after = std::time::Duration::try_from_secs_f64(ms / 1000.0).ok()?;
+            Some((started.checked_add(after)?, ms))
+        });
     }
-    if timed {
-        engine.ensure_ticker()?;
+    let timed_call = if timed {
+        let running = engine.timed_call();
         store.set_epoch_deadline(1);
-    }
+        Some(running)
+    } else {
+        None
+    };
     let outcome = body(store);
     let elapsed_ms = started.map_or(0.0, |started| started.elapsed().as_secs_f64() * 1000.0);
     if timed {
         store.set_epoch_deadline(NO_DEADLINE);
     }
+    drop(timed_call);
     // An epoch interrupt unwinds compiled code before it writes its fuel counter back to the
     // store, so the store's fuel is stale: report nothing rather than a wrong number.
     let interrupted = outcome
@@ -284,7 +331,7 @@ impl<I> Slot<I> {
     /// dispatcher.
     pub fn with_on_js_thread<R>(
         &self,
-        js: crate::js::Js,
+        js: Js,
         body: impl FnOnce(&mut Live<I>) -> Result<R, Failure>,
     ) -> Result<R, Failure> {
         self.with(|live| {
@@ -293,22 +340,6 @@ impl<I> Slot<I> {
             live.store.data_mut().host.set_sync_env(None);
             result
         })
-    }
-
-    /// Splits the arguments of a function handle into its budget and the export's arguments: a
-    /// budgeted handle takes `(fuel, timeoutMs, ...args)`, a plain one uses `default`.
-    pub fn handle_budget<'a>(
-        &self,
-        js: crate::js::Js,
-        budgeted: bool,
-        default: &Budget,
-        args: &'a [crate::js::Value],
-    ) -> Result<(Budget, &'a [crate::js::Value]), Failure> {
-        match (budgeted, args) {
-            (true, [fuel, timeout_ms, rest @ ..]) => Ok((self.budget_from_js(js, *fuel, *timeout_ms)?, rest)),
-            (true, _) => Err(Failure::Type("expected (fuel, timeoutMs, ...args)".into())),
-            (false, all) => Ok((default.clone(), all)),
-        }
     }
 
     /// Native bytes the instance holds: its linear memory now and the store around it (RSS per
@@ -336,184 +367,5 @@ impl<I> Slot<I> {
 
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
-    }
-
-    /// The budget for one call from two JS values (`undefined` for the instance's default).
-    pub fn budget_from_js(
-        &self,
-        js: crate::js::Js,
-        fuel: crate::js::Value,
-        timeout_ms: crate::js::Value,
-    ) -> Result<Budget, Failure> {
-        let read = |name: &str, value| -> Result<Option<f64>, Failure> {
-            match js.kind(value).map_err(|error| Failure::Internal(error.reason))? {
-                crate::js::Kind::Undefined | crate::js::Kind::Null => Ok(None),
-                crate::js::Kind::Number => Ok(Some(
-                    js.get_f64(value).map_err(|error| Failure::Internal(error.reason))?,
-                )),
-                _ => Err(Failure::Type(format!(
-                    "option \"{name}\": expected a number, got {}",
-                    js.describe(value)
-                ))),
-            }
-        };
-        self.budget(read("fuel", fuel)?, read("timeoutMs", timeout_ms)?, None)
-    }
-
-    /// The budget for one call: the per-call values win over the instance's defaults.
-    pub fn budget(
-        &self,
-        fuel: Option<f64>,
-        timeout_ms: Option<f64>,
-        abort: Option<Arc<AtomicBool>>,
-    ) -> Result<Budget, Failure> {
-        let fuel = match fuel {
-            Some(value) if !(value >= 0.0 && value.fract() == 0.0 && value <= 2f64.powi(53)) => {
-                return Err(Failure::Type(format!(
-                    "option \"fuel\": expected a non-negative integer, got {value}"
-                )));
-            }
-            Some(value) => Some(value as u64),
-            None => self.defaults.fuel,
-        };
-        if fuel.is_some() && !self.engine.fuel {
-            return Err(Failure::Options(
-                "option \"fuel\": this engine was created without fuel metering (new Engine({ fuel: true }))".into(),
-            ));
-        }
-        let timeout_ms = match timeout_ms {
-            Some(value) if !(value > 0.0 && value.is_finite()) => {
-                return Err(Failure::Type(format!(
-                    "option \"timeoutMs\": expected a positive number, got {value}"
-                )));
-            }
-            Some(value) => Some(value),
-            None => self.defaults.timeout_ms,
-        };
-        Ok(Budget {
-            fuel,
-            timeout_ms,
-            abort,
-        })
-    }
-}
-
-/// Instance options after the TS layer applied defaults (lib/instance.ts owns the defaults).
-#[napi_derive::napi(object)]
-pub struct NativeInstanceOptions {
-    /// Total bytes of all linear memories (`limits.memoryBytes`).
-    pub memory_bytes: f64,
-    pub table_elements: u32,
-    pub instances: u32,
-    pub tables: u32,
-    pub memories: u32,
-    /// A denied `memory.grow` traps (MemoryLimitError) instead of returning -1.
-    pub trap_on_memory_denial: bool,
-    /// Default fuel budget per call.
-    pub fuel: Option<f64>,
-    /// Default wall-clock deadline per call, in milliseconds.
-    pub timeout_ms: Option<f64>,
-    /// WASI to link; `None` links none (a WASI import is then a LinkError).
-    pub wasi: Option<NativeWasiOptions>,
-}
-
-impl NativeInstanceOptions {
-    /// The instance's default per-call budget.
-    pub fn defaults(&self) -> Budget {
-        Budget {
-            fuel: self.fuel.map(|fuel| fuel as u64),
-            timeout_ms: self.timeout_ms,
-            abort: None,
-        }
-    }
-
-    pub fn limits(&self) -> Result<LimitsConfig, Failure> {
-        if !(self.memory_bytes >= 0.0 && self.memory_bytes.fract() == 0.0 && self.memory_bytes <= 2f64.powi(53)) {
-            return Err(Failure::Type(format!(
-                "limits.memoryBytes: expected a non-negative integer, got {}",
-                self.memory_bytes
-            )));
-        }
-        Ok(LimitsConfig {
-            memory_bytes: self.memory_bytes as usize,
-            table_elements: self.table_elements as usize,
-            instances: self.instances as usize,
-            tables: self.tables as usize,
-            memories: self.memories as usize,
-            trap_on_memory_denial: self.trap_on_memory_denial,
-        })
-    }
-}
-
-/// `metrics().memory`
-#[napi_derive::napi(object)]
-pub struct MemoryMetricsInfo {
-    pub current_bytes: f64,
-    pub peak_bytes: f64,
-    pub limit_bytes: f64,
-    pub denied_growths: f64,
-}
-
-/// `metrics().fuel`
-#[napi_derive::napi(object)]
-pub struct FuelMetricsInfo {
-    pub last_call_consumed: f64,
-    pub total_consumed: f64,
-}
-
-/// `metrics()`
-#[napi_derive::napi(object)]
-pub struct InstanceMetrics {
-    pub memory: MemoryMetricsInfo,
-    pub fuel: FuelMetricsInfo,
-    pub calls: f64,
-    pub traps: f64,
-}
-
-impl From<Metrics> for InstanceMetrics {
-    fn from(metrics: Metrics) -> Self {
-        InstanceMetrics {
-            memory: MemoryMetricsInfo {
-                current_bytes: metrics.memory.current_bytes as f64,
-                peak_bytes: metrics.memory.peak_bytes as f64,
-                limit_bytes: metrics.memory.limit_bytes as f64,
-                denied_growths: metrics.memory.denied_growths as f64,
-            },
-            fuel: FuelMetricsInfo {
-                last_call_consumed: metrics.last_call_fuel as f64,
-                total_consumed: metrics.total_fuel as f64,
-            },
-            calls: metrics.calls as f64,
-            traps: metrics.traps as f64,
-        }
-    }
-}
-
-/// The native side of one call's AbortSignal: `abort()` makes the epoch callback stop the guest.
-#[napi_derive::napi]
-pub struct NativeAbortHandle {
-    flag: Arc<AtomicBool>,
-}
-
-#[napi_derive::napi]
-impl NativeAbortHandle {
-    #[napi_derive::napi(constructor)]
-    #[allow(clippy::new_without_default)]
-    pub fn new() -> Self {
-        NativeAbortHandle {
-            flag: Arc::new(AtomicBool::new(false)),
-        }
-    }
-
-    /// Requests the call to stop at the next epoch tick.
-    #[napi_derive::napi]
-    pub fn abort(&self) {
-        self.flag.store(true, Ordering::Release);
-    }
-}
-
-impl NativeAbortHandle {
-    pub fn flag(&self) -> Arc<AtomicBool> {
-        self.flag.clone()
     }
 }

@@ -1,4 +1,4 @@
-//! [`wasmtime::Trap`] to the stable error codes of DESIGN §5.
+//! [`wasmtime::Trap`] to the stable error codes (the README's error table).
 //!
 //! The enum is `#[non_exhaustive]` and grows with every wasmtime major (most new variants belong
 //! to component-model async), so every variant we do not name falls back to `ERR_WASM_TRAP`

@@ -15,10 +15,9 @@ use tokio::io::AsyncWrite;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView};
 
 use crate::errors::Failure;
-use crate::store::HostState;
 
 /// WASI options after the TS layer applied defaults.
 #[napi(object)]
@@ -33,6 +32,13 @@ pub struct NativeWasiOptions {
     pub preopens: Vec<Vec<String>>,
     /// Cap of each piped stream, in bytes.
     pub output_limit_bytes: u32,
+}
+
+/// What `takeOutput()` returns.
+#[napi(object)]
+pub struct TakenOutput {
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// A guest's WASI state in its store.
@@ -50,11 +56,10 @@ impl WasiState {
             _ => panic!("WASI preview 1 used without a preview 1 context"),
         }
     }
-}
 
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        match &mut self.wasi {
+    /// The preview 2 view of the store's WASI state (the store's `WasiView`).
+    pub fn p2(&mut self) -> WasiCtxView<'_> {
+        match self {
             WasiState::Component(context) => {
                 let (ctx, table) = &mut **context;
                 WasiCtxView { ctx, table }
@@ -70,13 +75,6 @@ impl WasiView for HostState {
 pub struct Output {
     pub stdout: Option<CappedPipe>,
     pub stderr: Option<CappedPipe>,
-}
-
-/// What `takeOutput()` returns.
-#[napi(object)]
-pub struct TakenOutput {
-    pub stdout: String,
-    pub stderr: String,
 }
 
 impl Output {

@@ -18,29 +18,38 @@ export declare class NativeAbortHandle {
 
 /** A compiled component ([`Component`](https://docs.rs/wasmtime/48.0.8/wasmtime/component/struct.Component.html)). */
 export declare class NativeComponent {
+  /**
+   * Compiles bytes (binary or WAT) on the JS thread; `digest` is their SHA-256 in hex, if
+   * known, for the on-disk cache.
+   */
+  static compileSync(engine: NativeEngine, bytes: Uint8Array, digest?: string | undefined | null): NativeComponent
+  /** Compiles bytes (binary or WAT) on a pool thread. */
+  static compile(engine: NativeEngine, bytes: Uint8Array, digest?: string | undefined | null): Promise<NativeComponent>
+  /** Loads `serialize()` output of a compatible engine (never untrusted bytes). */
+  static deserialize(engine: NativeEngine, bytes: Uint8Array): NativeComponent
+  /** Precompiled code for `deserialize` on a compatible engine. */
+  serialize(): Uint8Array
+  /** Instantiates on the JS thread; start functions may call synchronous JS imports. */
+  instantiateSync(options: NativeInstanceOptions, imports?: unknown | undefined | null): NativeComponentInstance
+  /** Instantiates on a pool thread (imports are resolved on the JS thread first). */
+  instantiate(options: NativeInstanceOptions, imports?: unknown | undefined | null): Promise<NativeComponentInstance>
   /** Top-level exports with WIT-like types; interfaces list their functions. */
   get exports(): Array<ComponentItemInfo>
   /** Imports with WIT-like types; interfaces list their functions. */
   get imports(): Array<ComponentItemInfo>
-  /** Precompiled code for `Engine.deserializeComponent` on a compatible engine. */
-  serialize(): Uint8Array
-  /** Instantiates on the JS thread. */
-  instantiateSync(options: NativeInstanceOptions, imports?: unknown | undefined | null): NativeComponentInstance
-  /** Instantiates on a pool thread (imports are linked on the JS thread first). */
-  instantiate(options: NativeInstanceOptions, imports?: unknown | undefined | null): Promise<NativeComponentInstance>
 }
 
 /** An instantiated component. */
 export declare class NativeComponentInstance {
   /**
-   * The export as a plain JS function `(...args) => result`, called on the JS thread with the
-   * instance's default budget: the lowest-overhead way to call (no name lookup, no array).
-   * With `budgeted`, the function takes `(fuel, timeoutMs, ...args)` for a per-call budget.
+   * The export as a plain JS function `(...args) => result`, called on the JS thread with
+   * the instance's default budget: the lowest-overhead way to call (no name lookup, no
+   * array). With `budgeted`, the function takes `(fuel, timeoutMs, ...args)`.
    */
   function(name: string, budgeted?: boolean | undefined | null): (...args: unknown[]) => unknown
   /** Calls an export on a pool thread; arguments are converted first, on the JS thread. */
   call(name: string, args: unknown, fuel?: number | undefined | null, timeoutMs?: number | undefined | null, abort?: NativeAbortHandle | undefined | null): Promise<unknown>
-  /** Memory, fuel and call counters ([`ResourceLimiter`](https://docs.rs/wasmtime/48.0.8/wasmtime/trait.ResourceLimiter.html) figures). */
+  /** Memory, fuel and call counters. */
   metrics(): InstanceMetrics
   /** WASI output piped since the last take (`wasi.stdout` / `wasi.stderr` set to `pipe`). */
   takeOutput(): TakenOutput
@@ -56,13 +65,16 @@ export declare class NativeComponentInstance {
 }
 
 /**
- * A wasmtime [`Engine`](wasmtime::Engine): compiles modules and components and owns the epoch
- * ticker used for deadlines.
+ * A wasmtime [`Engine`](wasmtime::Engine): the configuration modules and components are compiled
+ * for, and the epoch ticker used for deadlines.
  */
 export declare class NativeEngine {
   /** Creates an engine; see [`Config`](https://docs.rs/wasmtime/48.0.8/wasmtime/struct.Config.html). */
   constructor(options: NativeEngineOptions)
-  /** Stops the epoch ticker; later compiles and deadline-bound calls throw ERR_WASM_DISPOSED. */
+  /**
+   * Refuses new work (ERR_WASM_DISPOSED); calls already running keep their deadlines and
+   * aborts until they end (the ticker stops when the engine is dropped).
+   */
   close(): void
   /** Whether `close()` was called. */
   get closed(): boolean
@@ -71,23 +83,8 @@ export declare class NativeEngine {
   /** What the on-disk cache did since this engine was created; `null` without `cacheDir`. */
   get cacheStats(): NativeCacheStats | null
   /**
-   * Compiles a component (binary or WAT) on the JS thread; `digest` is the bytes' SHA-256 in
-   * hex, if known, for the on-disk cache.
-   */
-  compileComponentSync(bytes: Uint8Array, digest?: string | undefined | null): NativeComponent
-  /** Compiles a component (binary or WAT) on a pool thread. */
-  compileComponent(bytes: Uint8Array, digest?: string | undefined | null): Promise<NativeComponent>
-  /** Compiles a core module (binary or WAT) on the JS thread. */
-  compileModuleSync(bytes: Uint8Array, digest?: string | undefined | null): NativeModule
-  /** Compiles a core module (binary or WAT) on a pool thread. */
-  compileModule(bytes: Uint8Array, digest?: string | undefined | null): Promise<NativeModule>
-  /** Loads a component from `serialize()` output of a compatible engine. */
-  deserializeComponent(bytes: Uint8Array): NativeComponent
-  /** Loads a core module from `serialize()` output of a compatible engine. */
-  deserializeModule(bytes: Uint8Array): NativeModule
-  /**
-   * Checks that bytes are a valid module or component for this engine, without keeping code.
-   * Returns the error message, or `null` when valid.
+   * Checks that bytes (binary or WAT) are a valid module or component for this engine,
+   * without compiling them. Returns the error message, or `null` when valid.
    */
   validate(bytes: Uint8Array): string | null
 }
@@ -95,12 +92,12 @@ export declare class NativeEngine {
 /** An instantiated core module. */
 export declare class NativeInstance {
   /**
-   * The export as a plain JS function `(...args) => result`, called on the JS thread with the
-   * instance's default budget: the lowest-overhead way to call (no name lookup, no array).
-   * With `budgeted`, the function takes `(fuel, timeoutMs, ...args)` for a per-call budget.
+   * The export as a plain JS function `(...args) => result`, called on the JS thread with
+   * the instance's default budget: the lowest-overhead way to call (no name lookup, no
+   * array). With `budgeted`, the function takes `(fuel, timeoutMs, ...args)`.
    */
   function(name: string, budgeted?: boolean | undefined | null): (...args: unknown[]) => unknown
-  /** Calls an exported function on a pool thread. */
+  /** Calls an export on a pool thread; arguments are converted first, on the JS thread. */
   call(name: string, args: unknown, fuel?: number | undefined | null, timeoutMs?: number | undefined | null, abort?: NativeAbortHandle | undefined | null): Promise<unknown>
   /** Memory, fuel and call counters. */
   metrics(): InstanceMetrics
@@ -119,16 +116,25 @@ export declare class NativeInstance {
 
 /** A compiled core module ([`Module`](https://docs.rs/wasmtime/48.0.8/wasmtime/struct.Module.html)). */
 export declare class NativeModule {
+  /**
+   * Compiles bytes (binary or WAT) on the JS thread; `digest` is their SHA-256 in hex, if
+   * known, for the on-disk cache.
+   */
+  static compileSync(engine: NativeEngine, bytes: Uint8Array, digest?: string | undefined | null): NativeModule
+  /** Compiles bytes (binary or WAT) on a pool thread. */
+  static compile(engine: NativeEngine, bytes: Uint8Array, digest?: string | undefined | null): Promise<NativeModule>
+  /** Loads `serialize()` output of a compatible engine (never untrusted bytes). */
+  static deserialize(engine: NativeEngine, bytes: Uint8Array): NativeModule
+  /** Precompiled code for `deserialize` on a compatible engine. */
+  serialize(): Uint8Array
+  /** Instantiates on the JS thread; start functions may call synchronous JS imports. */
+  instantiateSync(options: NativeInstanceOptions, imports?: unknown | undefined | null): NativeInstance
+  /** Instantiates on a pool thread (imports are resolved on the JS thread first). */
+  instantiate(options: NativeInstanceOptions, imports?: unknown | undefined | null): Promise<NativeInstance>
   /** Exports with core types (`func(i32, i32) -> i32`, `memory(min 1 pages)`, ...). */
   get exports(): Array<ModuleItemInfo>
   /** Imports with their module name and core types. */
   get imports(): Array<ModuleItemInfo>
-  /** Precompiled code for `Engine.deserializeModule` on a compatible engine. */
-  serialize(): Uint8Array
-  /** Instantiates on the JS thread. */
-  instantiateSync(options: NativeInstanceOptions, imports?: unknown | undefined | null): NativeInstance
-  /** Instantiates on a pool thread (imports are linked on the JS thread first). */
-  instantiate(options: NativeInstanceOptions, imports?: unknown | undefined | null): Promise<NativeInstance>
 }
 
 /** One import or export of a component. */
@@ -140,6 +146,9 @@ export interface ComponentItemInfo {
   /** The functions of an instance (interface). */
   exports?: Array<ComponentItemInfo>
 }
+
+/** Every error `code` the addon can produce (for the test that keeps lib/errors.ts in step). */
+export declare function errorCodes(): Array<string>
 
 /** `metrics().fuel` */
 export interface FuelMetricsInfo {
@@ -183,23 +192,25 @@ export interface NativeCacheStats {
   writeFailures: number
 }
 
-/** Engine options after the TS layer applied defaults (lib/engine.ts owns the defaults). */
+/** Engine options after the TS layer applied defaults (lib/options.ts owns the defaults). */
 export interface NativeEngineOptions {
-  /** Instrument code with fuel metering ([`Config::consume_fuel`]). */
+  /** Instrument code with fuel metering ([`wasmtime::Config::consume_fuel`]). */
   fuel: boolean
   /** Period of the epoch ticker thread, in milliseconds. */
   epochTickMs: number
-  /** [`Config::max_wasm_stack`], in bytes. */
+  /** [`wasmtime::Config::max_wasm_stack`], in bytes. */
   maxWasmStackBytes: number
   /** Enables the pooling allocator with this many instance slots. */
   poolingMaxInstances?: number
   /** Largest linear memory of a pooled instance, in bytes. */
   poolingMaxMemoryBytes?: number
-  /** On-disk compiled-code cache directory ([`DiskCache`]). */
+  /** On-disk compiled-code cache directory. */
   cacheDir?: string
+  /** Largest module or component accepted by compile and validate, in bytes. */
+  maxModuleBytes?: number
 }
 
-/** Instance options after the TS layer applied defaults (lib/instance.ts owns the defaults). */
+/** Instance options after the TS layer applied defaults (lib/options.ts owns the defaults). */
 export interface NativeInstanceOptions {
   /** Total bytes of all linear memories (`limits.memoryBytes`). */
   memoryBytes: number

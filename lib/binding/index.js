@@ -773,11 +773,12 @@ if (
   }
 }
 
-const { NativeAbortHandle, NativeComponent, NativeComponentInstance, NativeEngine, NativeInstance, NativeModule } = nativeBinding
+const { NativeAbortHandle, NativeComponent, NativeComponentInstance, NativeEngine, NativeInstance, NativeModule, errorCodes } = nativeBinding
 export { NativeAbortHandle }
 export { NativeComponent }
 export { NativeComponentInstance }
 export { NativeEngine }
 export { NativeInstance }
 export { NativeModule }
+export { errorCodes }
 export const __napiBindingTarget = __napiLoadedBindingTarget

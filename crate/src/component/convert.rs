@@ -1,27 +1,28 @@
-//! JS values <-> component [`Val`]s, driven by the wasm [`Type`] (DESIGN §4, jco's mapping).
+//! JS values <-> component [`Val`]s, driven by the wasm [`Type`] (jco's mapping; the README's
+//! value table).
 //!
 //! Errors say where the bad value sits (`field "age": expected u8, got -1`); the caller adds the
 //! parameter name. Numbers are range-checked, never wrapped.
 
 use wasmtime::component::{Type, Val};
 
+use crate::errors::LaterJs;
 use crate::js::{ElementType, Js, Kind, Value};
+use crate::names::camel_case;
 
-/// kebab-case WIT name -> lowerCamelCase JS name (`first-name` -> `firstName`, `u8-x` -> `u8X`).
-pub fn camel_case(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut upper = false;
-    for c in name.chars() {
-        if c == '-' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
+/// Longest JS array accepted for a `list`: the length comes from the caller and is read before
+/// any element, so it must not size an allocation by itself (`new Array(2 ** 32 - 1)` is a valid,
+/// empty-looking array). Typed arrays are not capped: their bytes already exist.
+const MAX_ARRAY_ITEMS: u32 = 1 << 22;
+
+/// A component value with its type, converted to JS later on the JS thread (an export's
+/// `result::err` payload travels this way inside a failure).
+pub struct TypedVal(pub Val, pub Type);
+
+impl LaterJs for TypedVal {
+    fn to_js(self: Box<Self>, js: Js) -> napi::Result<Value> {
+        to_js(js, &self.0, &self.1)
     }
-    out
 }
 
 fn wrap<T>(result: Result<T, String>, context: impl FnOnce() -> String) -> Result<T, String> {
@@ -190,10 +191,15 @@ pub fn from_js(js: Js, value: Value, ty: &Type) -> Result<Val, String> {
                 Val::List(from_typed(view.element, view.length, view.data))
             } else if js.is_array(value).map_err(napi_error)? {
                 let length = js.array_length(value).map_err(napi_error)?;
+                if length > MAX_ARRAY_ITEMS {
+                    return Err(format!(
+                        "an array of {length} elements is longer than a list argument may be ({MAX_ARRAY_ITEMS}; pass bytes as a Uint8Array)"
+                    ));
+                }
                 let mut items = Vec::with_capacity(length as usize);
                 for index in 0..length {
-                    let item = js.get_index(value, index).map_err(napi_error)?;
-                    items.push(wrap(from_js(js, item, &element_type), || {
+                    let item = js.get_index(value, index).map_err(napi_error);
+                    items.push(wrap(item.and_then(|item| from_js(js, item, &element_type)), || {
                         format!("list index {index}")
                     })?);
                 }
@@ -209,8 +215,12 @@ pub fn from_js(js: Js, value: Value, ty: &Type) -> Result<Val, String> {
             let mut fields = Vec::new();
             for field in record.fields() {
                 let key = camel_case(field.name);
-                let item = js.get(value, &key).map_err(napi_error)?;
-                let converted = wrap(from_js(js, item, &field.ty), || format!("field \"{key}\""))?;
+                let converted = wrap(
+                    js.get(value, &key)
+                        .map_err(napi_error)
+                        .and_then(|item| from_js(js, item, &field.ty)),
+                    || format!("field \"{key}\""),
+                )?;
                 fields.push((field.name.to_string(), converted));
             }
             Val::Record(fields)
@@ -229,8 +239,10 @@ pub fn from_js(js: Js, value: Value, ty: &Type) -> Result<Val, String> {
             }
             let mut items = Vec::with_capacity(types.len());
             for (index, item_type) in types.iter().enumerate() {
-                let item = js.get_index(value, index as u32).map_err(napi_error)?;
-                items.push(wrap(from_js(js, item, item_type), || format!("tuple index {index}"))?);
+                let item = js.get_index(value, index as u32).map_err(napi_error);
+                items.push(wrap(item.and_then(|item| from_js(js, item, item_type)), || {
+                    format!("tuple index {index}")
+                })?);
             }
             Val::Tuple(items)
         }
@@ -467,17 +479,5 @@ pub fn to_js(js: Js, value: &Val, ty: &Type) -> napi::Result<Value> {
             "cannot convert a value of type {} to JS",
             super::types::wit_type(ty)
         ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::camel_case;
-
-    #[test]
-    fn kebab_names_become_lower_camel_case() {
-        assert_eq!(camel_case("first-name"), "firstName");
-        assert_eq!(camel_case("roundtrip-list-u8"), "roundtripListU8");
-        assert_eq!(camel_case("plain"), "plain");
     }
 }

@@ -1,13 +1,18 @@
 //! Calling a component export: its signature, argument lowering, the call, result lifting.
 
-use smallvec::SmallVec;
-use wasmtime::component::{ComponentExportIndex, Func, Instance, Type, Val};
+use std::sync::Arc;
 
-use super::convert;
-use crate::call::Export;
+use smallvec::SmallVec;
+use wasmtime::component::types::{ComponentFunc, ComponentItem};
+use wasmtime::component::{Component, ComponentExportIndex, Func, Instance, Type, Val};
+
+use super::convert::{self, TypedVal};
+use super::types::wit_type;
+use crate::call::{Export, Exports};
 use crate::engine::EngineShared;
 use crate::errors::Failure;
 use crate::js::{Js, Value};
+use crate::names::export_paths;
 use crate::store::{self, Budget, Live};
 
 /// Arguments of one call: most signatures are short, so they stay on the stack.
@@ -41,7 +46,7 @@ impl Export for ExportFunc {
             let names: Vec<String> = self
                 .params
                 .iter()
-                .map(|(name, ty)| format!("{name}: {}", super::types::wit_type(ty)))
+                .map(|(name, ty)| format!("{name}: {}", wit_type(ty)))
                 .collect();
             return Err(fail(format!(
                 "expected {} argument(s) ({}), got {count}",
@@ -87,6 +92,7 @@ impl Export for ExportFunc {
                 Some((Val::String(text), _)) => format!("{} returned an error: {text}", self.path),
                 _ => format!("{} returned an error", self.path),
             };
+            let payload = payload.map(|(value, ty)| Box::new(TypedVal(value, ty)) as Box<dyn crate::errors::LaterJs>);
             return Err(Failure::Component { message, payload });
         }
         Ok(value)
@@ -106,6 +112,45 @@ impl Export for ExportFunc {
             (Some(value), Some(ty)) => convert::to_js(js, &value, ty),
             _ => js.undefined(),
         };
-        lifted.map_err(|error| Failure::Internal(error.reason))
+        Ok(lifted?)
     }
+}
+
+/// The exported functions of `component` (at the root and inside exported interfaces) by every
+/// path they answer to.
+pub fn exports(component: &Component) -> Exports<ExportFunc> {
+    let mut exports = Exports::new("component");
+    let engine = component.engine();
+    let mut add = |interface: Option<&str>, name: &str, func: &ComponentFunc| {
+        let interface_index = interface.and_then(|iface| component.get_export_index(None, iface));
+        let Some(index) = component.get_export_index(interface_index.as_ref(), name) else {
+            return;
+        };
+        let export = Arc::new(ExportFunc {
+            path: match interface {
+                Some(iface) => format!("{iface}#{name}"),
+                None => name.to_string(),
+            },
+            index,
+            params: func.params().map(|(name, ty)| (name.to_string(), ty)).collect(),
+            result: func.results().next(),
+        });
+        for path in export_paths(interface, name) {
+            exports.insert(path, export.clone());
+        }
+    };
+    for (name, export) in component.component_type().exports(engine) {
+        match &export.ty {
+            ComponentItem::ComponentFunc(func) => add(None, name, func),
+            ComponentItem::ComponentInstance(instance) => {
+                for (function_name, item) in instance.exports(engine) {
+                    if let ComponentItem::ComponentFunc(func) = &item.ty {
+                        add(Some(name), function_name, func);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    exports
 }

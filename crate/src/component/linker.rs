@@ -1,5 +1,5 @@
-//! Links JS functions to a component's imports (DESIGN §3: root functions by name, interface
-//! functions in an object keyed by the full interface name).
+//! Links JS functions to a component's imports: root functions by name, interface functions in
+//! an object keyed by the interface name; own properties only (nothing from `Object.prototype`).
 
 use std::sync::Arc;
 
@@ -7,11 +7,12 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, InstancePre, Linker, Type, Val};
 
-use super::convert::{self, camel_case};
+use super::convert;
 use super::types::func_signature;
-use crate::errors::{Failure, HostCallFailed};
-use crate::host;
+use crate::errors::Failure;
 use crate::js::{Js, Kind, Value};
+use crate::names::{function_keys, interface_keys};
+use crate::runtime::host_bridge;
 use crate::store::HostState;
 
 /// How a component's imports are served: the JS-provided functions in host-function index order,
@@ -49,7 +50,7 @@ pub fn resolve(
             continue;
         }
         match &import.ty {
-            ComponentItem::ComponentFunc(func) => match lookup_function(js, imports, &[name, &camel_case(name)])? {
+            ComponentItem::ComponentFunc(func) => match lookup_function(js, imports, &function_keys(name))? {
                 Some(function) => {
                     functions.push(function);
                     items.push(PlanItem::Function(name.to_string()));
@@ -81,7 +82,7 @@ pub fn resolve(
                         }
                         continue;
                     };
-                    match lookup_function(js, Some(object), &[function_name, &camel_case(function_name)])? {
+                    match lookup_function(js, Some(object), &function_keys(function_name))? {
                         Some(function) => {
                             functions.push(function);
                             provided.push(function_name.to_string());
@@ -141,19 +142,22 @@ pub fn link(component: &Component, plan: &LinkPlan) -> Result<InstancePre<HostSt
     linker.instantiate_pre(component).map_err(failed)
 }
 
+/// `object[key]` when it is an own property and not `undefined`.
 fn property(js: Js, object: Value, key: &str) -> Result<Option<Value>, Failure> {
-    let value = js.get(object, key).map_err(|error| Failure::Internal(error.reason))?;
-    Ok(match js.kind(value).map_err(|error| Failure::Internal(error.reason))? {
-        Kind::Undefined => None,
-        _ => Some(value),
+    if !matches!(js.kind(object)?, Kind::Object | Kind::Function) {
+        return Ok(None);
+    }
+    Ok(match js.get_own(object, key)? {
+        Some(value) if js.kind(value)? != Kind::Undefined => Some(value),
+        _ => None,
     })
 }
 
-fn lookup_function(js: Js, object: Option<Value>, keys: &[&str]) -> Result<Option<Value>, Failure> {
+fn lookup_function(js: Js, object: Option<Value>, keys: &[String]) -> Result<Option<Value>, Failure> {
     let Some(object) = object else { return Ok(None) };
     for key in keys {
         if let Some(value) = property(js, object, key)? {
-            if js.kind(value).map_err(|error| Failure::Internal(error.reason))? != Kind::Function {
+            if js.kind(value)? != Kind::Function {
                 return Err(Failure::Type(format!(
                     "imports: \"{key}\" must be a function, got {}",
                     js.describe(value)
@@ -168,8 +172,7 @@ fn lookup_function(js: Js, object: Option<Value>, keys: &[&str]) -> Result<Optio
 /// The object for interface `name`, found by its full name or by the name without `@version`.
 fn lookup_object(js: Js, object: Option<Value>, name: &str) -> Result<Option<Value>, Failure> {
     let Some(object) = object else { return Ok(None) };
-    let unversioned = name.split('@').next().unwrap_or(name);
-    for key in [name, unversioned] {
+    for key in interface_keys(name) {
         if let Some(value) = property(js, object, key)? {
             return Ok(Some(value));
         }
@@ -189,36 +192,25 @@ fn host_call(
     let result_type = ty.results().next();
     let args = params.to_vec();
     let owned_label = label.clone();
-    let limits = cx.data().wait_limits();
-    let outcome = cx.data().host.invoke(
+    let value = cx.data_mut().call_host(
         index,
         label,
-        limits,
         move |js, function| {
             let mut js_args = Vec::with_capacity(args.len());
             for (value, ty) in args.iter().zip(&param_types) {
-                js_args.push(convert::to_js(js, value, ty).map_err(|error| Failure::Internal(error.reason))?);
+                js_args.push(convert::to_js(js, value, ty)?);
             }
-            js.call(function, &js_args)
-                .map_err(|error| Failure::Internal(error.reason))
+            Ok(js.call(function, &js_args)?)
         },
         move |js, returned| outcome_to_val(js, &owned_label, returned, result_type.as_ref()),
-    );
-    match outcome {
-        Ok(value) => {
-            if let (Some(slot), Some(value)) = (results.first_mut(), value) {
-                *slot = value;
-            }
-            Ok(())
-        }
-        Err(failure) => {
-            cx.data_mut().host_failure = Some(failure);
-            Err(wasmtime::Error::new(HostCallFailed))
-        }
+    )?;
+    if let (Some(slot), Some(value)) = (results.first_mut(), value) {
+        *slot = value;
     }
+    Ok(())
 }
 
-/// What a host function's return (or throw) means for the guest (DESIGN §4): for a `result`
+/// What a host function's return (or throw) means for the guest: for a `result`
 /// return type the function returns the ok value and throws the err value.
 fn outcome_to_val(
     js: Js,
@@ -246,14 +238,14 @@ fn outcome_to_val(
         }
         Err(thrown) => {
             let Some(Type::Result(result)) = result_type else {
-                return Err(host::thrown(js, label, thrown));
+                return Err(host_bridge::thrown(js, label, thrown));
             };
             let Some(err_type) = result.err() else {
                 return Ok(Some(Val::Result(Err(None))));
             };
             match convert::from_js(js, err_payload(js, thrown, &err_type), &err_type) {
                 Ok(payload) => Ok(Some(Val::Result(Err(Some(Box::new(payload)))))),
-                Err(_) => Err(host::thrown(js, label, thrown)),
+                Err(_) => Err(host_bridge::thrown(js, label, thrown)),
             }
         }
     }

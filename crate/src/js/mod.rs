@@ -1,4 +1,6 @@
-//! Thin, checked wrappers over the raw N-API calls that value conversion and error building need.
+//! Every raw N-API call of the addon, as thin checked wrappers named by what they do: values
+//! here, the environment (handle scopes, exceptions, external memory, thread-safe function
+//! references) in `env.rs`, Promises in `promise.rs`.
 //!
 //! napi-rs's typed wrappers carry lifetimes that fight a recursive, type-driven converter; these
 //! helpers keep every `unsafe` N-API call in one place and turn a non-ok status into an error.
@@ -13,6 +15,9 @@ use smallvec::SmallVec;
 
 use napi::{Error, Result, Status, sys};
 
+pub mod env;
+pub mod promise;
+
 /// A JavaScript value handle, valid only on the JS thread during the current N-API call.
 pub type Value = sys::napi_value;
 
@@ -20,11 +25,46 @@ pub type Value = sys::napi_value;
 #[derive(Clone, Copy)]
 pub struct Js(pub sys::napi_env);
 
-fn check(status: sys::napi_status, what: &str) -> Result<()> {
-    if status == sys::Status::napi_ok {
-        Ok(())
-    } else {
+impl Js {
+    /// A non-ok status as an error. When the call failed because JS threw (a getter, a proxy
+    /// trap, a revoked proxy), the exception is taken, so it cannot escape untyped past our own
+    /// error, and its message becomes part of ours.
+    fn check(self, status: sys::napi_status, what: &str) -> Result<()> {
+        if status == sys::Status::napi_ok {
+            return Ok(());
+        }
+        // Node reports a throwing getter or proxy trap as a generic failure with the exception
+        // left pending.
+        let mut pending = false;
+        unsafe { sys::napi_is_exception_pending(self.0, &mut pending) };
+        if pending {
+            let mut thrown = ptr::null_mut();
+            unsafe { sys::napi_get_and_clear_last_exception(self.0, &mut thrown) };
+            let detail = self.error_message(thrown).unwrap_or_else(|| self.describe(thrown));
+            return Err(Error::new(
+                Status::PendingException,
+                format!("reading the JS value threw ({what}): {detail}"),
+            ));
+        }
         Err(Error::new(Status::from(status), format!("N-API call failed: {what}")))
+    }
+
+    /// `error.message` of an Error object, without running any JS (no getters).
+    fn error_message(self, value: Value) -> Option<String> {
+        let mut is_error = false;
+        unsafe { sys::napi_is_error(self.0, value, &mut is_error) };
+        if !is_error {
+            return None;
+        }
+        let key = self.string("message").ok()?;
+        let mut message = ptr::null_mut();
+        let status = unsafe { sys::napi_get_property(self.0, value, key, &mut message) };
+        if status != sys::Status::napi_ok {
+            let mut thrown = ptr::null_mut();
+            unsafe { sys::napi_get_and_clear_last_exception(self.0, &mut thrown) };
+            return None;
+        }
+        self.get_string(message).ok().flatten()
     }
 }
 
@@ -87,7 +127,7 @@ pub struct TypedArrayView {
 impl Js {
     pub fn kind(self, value: Value) -> Result<Kind> {
         let mut raw = 0;
-        check(unsafe { sys::napi_typeof(self.0, value, &mut raw) }, "typeof")?;
+        self.check(unsafe { sys::napi_typeof(self.0, value, &mut raw) }, "typeof")?;
         Ok(match raw {
             sys::ValueType::napi_undefined => Kind::Undefined,
             sys::ValueType::napi_null => Kind::Null,
@@ -138,25 +178,25 @@ impl Js {
 
     pub fn undefined(self) -> Result<Value> {
         let mut out = ptr::null_mut();
-        check(unsafe { sys::napi_get_undefined(self.0, &mut out) }, "undefined")?;
+        self.check(unsafe { sys::napi_get_undefined(self.0, &mut out) }, "undefined")?;
         Ok(out)
     }
 
     pub fn boolean(self, value: bool) -> Result<Value> {
         let mut out = ptr::null_mut();
-        check(unsafe { sys::napi_get_boolean(self.0, value, &mut out) }, "boolean")?;
+        self.check(unsafe { sys::napi_get_boolean(self.0, value, &mut out) }, "boolean")?;
         Ok(out)
     }
 
     pub fn number(self, value: f64) -> Result<Value> {
         let mut out = ptr::null_mut();
-        check(unsafe { sys::napi_create_double(self.0, value, &mut out) }, "number")?;
+        self.check(unsafe { sys::napi_create_double(self.0, value, &mut out) }, "number")?;
         Ok(out)
     }
 
     pub fn bigint_i64(self, value: i64) -> Result<Value> {
         let mut out = ptr::null_mut();
-        check(
+        self.check(
             unsafe { sys::napi_create_bigint_int64(self.0, value, &mut out) },
             "bigint",
         )?;
@@ -165,7 +205,7 @@ impl Js {
 
     pub fn bigint_u64(self, value: u64) -> Result<Value> {
         let mut out = ptr::null_mut();
-        check(
+        self.check(
             unsafe { sys::napi_create_bigint_uint64(self.0, value, &mut out) },
             "bigint",
         )?;
@@ -184,19 +224,19 @@ impl Js {
                 sys::napi_create_string_utf16(self.0, units.as_ptr(), units.len() as isize, &mut out)
             },
         };
-        check(status, "string")?;
+        self.check(status, "string")?;
         Ok(out)
     }
 
     pub fn object(self) -> Result<Value> {
         let mut out = ptr::null_mut();
-        check(unsafe { sys::napi_create_object(self.0, &mut out) }, "object")?;
+        self.check(unsafe { sys::napi_create_object(self.0, &mut out) }, "object")?;
         Ok(out)
     }
 
     pub fn array(self, length: usize) -> Result<Value> {
         let mut out = ptr::null_mut();
-        check(
+        self.check(
             unsafe { sys::napi_create_array_with_length(self.0, length, &mut out) },
             "array",
         )?;
@@ -205,7 +245,7 @@ impl Js {
 
     pub fn get_bool(self, value: Value) -> Result<bool> {
         let mut out = false;
-        check(
+        self.check(
             unsafe { sys::napi_get_value_bool(self.0, value, &mut out) },
             "bool value",
         )?;
@@ -214,7 +254,7 @@ impl Js {
 
     pub fn get_f64(self, value: Value) -> Result<f64> {
         let mut out = 0.0;
-        check(
+        self.check(
             unsafe { sys::napi_get_value_double(self.0, value, &mut out) },
             "number value",
         )?;
@@ -226,7 +266,7 @@ impl Js {
         let mut sign = 0;
         let mut words = [0u64; 3];
         let mut count = words.len();
-        check(
+        self.check(
             unsafe { sys::napi_get_value_bigint_words(self.0, value, &mut sign, &mut count, words.as_mut_ptr()) },
             "bigint value",
         )?;
@@ -247,7 +287,7 @@ impl Js {
         // At most 3 UTF-8 bytes per UTF-16 unit, plus the terminator napi writes.
         let mut bytes: Vec<u8> = Vec::with_capacity(units * 3 + 1);
         let mut written = 0;
-        check(
+        self.check(
             unsafe {
                 sys::napi_get_value_string_utf8(
                     self.0,
@@ -267,7 +307,7 @@ impl Js {
         }
         let mut units = vec![0u16; units + 1];
         let mut written = 0;
-        check(
+        self.check(
             unsafe { sys::napi_get_value_string_utf16(self.0, value, units.as_mut_ptr(), units.len(), &mut written) },
             "string value",
         )?;
@@ -278,7 +318,7 @@ impl Js {
     /// A string's length in UTF-16 units (V8 knows it without a pass over the text).
     fn utf16_length(self, value: Value) -> Result<usize> {
         let mut length = 0;
-        check(
+        self.check(
             unsafe { sys::napi_get_value_string_utf16(self.0, value, ptr::null_mut(), 0, &mut length) },
             "string length",
         )?;
@@ -287,13 +327,13 @@ impl Js {
 
     fn get_string_lossy(self, value: Value) -> Result<String> {
         let mut length = 0;
-        check(
+        self.check(
             unsafe { sys::napi_get_value_string_utf8(self.0, value, ptr::null_mut(), 0, &mut length) },
             "string length",
         )?;
         let mut bytes = vec![0u8; length + 1];
         let mut written = 0;
-        check(
+        self.check(
             unsafe {
                 sys::napi_get_value_string_utf8(self.0, value, bytes.as_mut_ptr().cast(), bytes.len(), &mut written)
             },
@@ -305,19 +345,19 @@ impl Js {
 
     pub fn is_array(self, value: Value) -> Result<bool> {
         let mut out = false;
-        check(unsafe { sys::napi_is_array(self.0, value, &mut out) }, "is array")?;
+        self.check(unsafe { sys::napi_is_array(self.0, value, &mut out) }, "is array")?;
         Ok(out)
     }
 
     pub fn is_promise(self, value: Value) -> Result<bool> {
         let mut out = false;
-        check(unsafe { sys::napi_is_promise(self.0, value, &mut out) }, "is promise")?;
+        self.check(unsafe { sys::napi_is_promise(self.0, value, &mut out) }, "is promise")?;
         Ok(out)
     }
 
     pub fn is_error(self, value: Value) -> Result<bool> {
         let mut out = false;
-        check(unsafe { sys::napi_is_error(self.0, value, &mut out) }, "is error")?;
+        self.check(unsafe { sys::napi_is_error(self.0, value, &mut out) }, "is error")?;
         Ok(out)
     }
 
@@ -353,9 +393,9 @@ impl Js {
         };
         if status != sys::Status::napi_ok {
             drop(unsafe { Box::from_raw(data) });
-            return check(status, "create function").map(|_| out);
+            return self.check(status, "create function").map(|_| out);
         }
-        check(
+        self.check(
             unsafe {
                 sys::napi_add_finalizer(
                     self.0,
@@ -378,7 +418,7 @@ impl Js {
 
     pub fn array_length(self, value: Value) -> Result<u32> {
         let mut out = 0;
-        check(
+        self.check(
             unsafe { sys::napi_get_array_length(self.0, value, &mut out) },
             "array length",
         )?;
@@ -387,7 +427,7 @@ impl Js {
 
     pub fn get_index(self, value: Value, index: u32) -> Result<Value> {
         let mut out = ptr::null_mut();
-        check(
+        self.check(
             unsafe { sys::napi_get_element(self.0, value, index, &mut out) },
             "array element",
         )?;
@@ -395,7 +435,7 @@ impl Js {
     }
 
     pub fn set_index(self, target: Value, index: u32, value: Value) -> Result<()> {
-        check(
+        self.check(
             unsafe { sys::napi_set_element(self.0, target, index, value) },
             "set array element",
         )
@@ -404,16 +444,36 @@ impl Js {
     pub fn get(self, object: Value, key: &str) -> Result<Value> {
         let key = self.string(key)?;
         let mut out = ptr::null_mut();
-        check(
+        self.check(
             unsafe { sys::napi_get_property(self.0, object, key, &mut out) },
             "property",
         )?;
         Ok(out)
     }
 
+    /// `object[key]` when `key` is the object's own property, else `None`: names that come from a
+    /// guest (import names) must never reach `Object.prototype` (`constructor`, `__proto__`).
+    pub fn get_own(self, object: Value, key: &str) -> Result<Option<Value>> {
+        let key = self.string(key)?;
+        let mut own = false;
+        self.check(
+            unsafe { sys::napi_has_own_property(self.0, object, key, &mut own) },
+            "own property check",
+        )?;
+        if !own {
+            return Ok(None);
+        }
+        let mut out = ptr::null_mut();
+        self.check(
+            unsafe { sys::napi_get_property(self.0, object, key, &mut out) },
+            "property",
+        )?;
+        Ok(Some(out))
+    }
+
     pub fn set(self, object: Value, key: &str, value: Value) -> Result<()> {
         let key = self.string(key)?;
-        check(
+        self.check(
             unsafe { sys::napi_set_property(self.0, object, key, value) },
             "set property",
         )
@@ -422,7 +482,7 @@ impl Js {
     /// The object's own enumerable string keys.
     pub fn keys(self, object: Value) -> Result<Vec<String>> {
         let mut names = ptr::null_mut();
-        check(
+        self.check(
             unsafe { sys::napi_get_property_names(self.0, object, &mut names) },
             "property names",
         )?;
@@ -435,7 +495,7 @@ impl Js {
     /// The typed-array view of a value, or `None` when it is not a typed array.
     pub fn typed_array(self, value: Value) -> Result<Option<TypedArrayView>> {
         let mut is_typed = false;
-        check(
+        self.check(
             unsafe { sys::napi_is_typedarray(self.0, value, &mut is_typed) },
             "is typed array",
         )?;
@@ -447,7 +507,7 @@ impl Js {
         let mut data = ptr::null_mut();
         let mut buffer = ptr::null_mut();
         let mut offset = 0;
-        check(
+        self.check(
             unsafe {
                 sys::napi_get_typedarray_info(
                     self.0,
@@ -487,7 +547,7 @@ impl Js {
     pub fn typed_array_from(self, element: ElementType, length: usize, bytes: &[u8]) -> Result<Value> {
         let mut data = ptr::null_mut();
         let mut buffer = ptr::null_mut();
-        check(
+        self.check(
             unsafe { sys::napi_create_arraybuffer(self.0, bytes.len(), &mut data, &mut buffer) },
             "array buffer",
         )?;
@@ -509,7 +569,7 @@ impl Js {
             ElementType::BigUint64 => sys::TypedarrayType::biguint64_array,
         };
         let mut out = ptr::null_mut();
-        check(
+        self.check(
             unsafe { sys::napi_create_typedarray(self.0, raw_type, length, buffer, 0, &mut out) },
             "typed array",
         )?;
@@ -526,7 +586,7 @@ impl Js {
         } else {
             unsafe { sys::napi_create_error(self.0, code_value, message_value, &mut out) }
         };
-        check(status, "error")?;
+        self.check(status, "error")?;
         Ok(out)
     }
 
@@ -549,15 +609,15 @@ impl Js {
             return Ok(Ok(out));
         }
         let mut pending = false;
-        check(
+        self.check(
             unsafe { sys::napi_is_exception_pending(self.0, &mut pending) },
             "exception check",
         )?;
         if !pending {
-            check(status, "call function")?;
+            self.check(status, "call function")?;
         }
         let mut thrown = ptr::null_mut();
-        check(
+        self.check(
             unsafe { sys::napi_get_and_clear_last_exception(self.0, &mut thrown) },
             "take exception",
         )?;
@@ -576,7 +636,7 @@ impl Js {
             value
         };
         let mut out = ptr::null_mut();
-        check(
+        self.check(
             unsafe { sys::napi_create_reference(self.0, target, 1, &mut out) },
             "reference",
         )?;
@@ -585,7 +645,7 @@ impl Js {
 
     pub fn dereference(self, reference: &Reference) -> Result<Value> {
         let mut out = ptr::null_mut();
-        check(
+        self.check(
             unsafe { sys::napi_get_reference_value(self.0, reference.raw, &mut out) },
             "dereference",
         )?;
@@ -660,6 +720,21 @@ pub unsafe fn callback_args<'a, T>(
     // SAFETY: the caller guarantees `data` is the `T` given to `Js::function`, alive while the
     // function is.
     (Js(env), unsafe { &*(data as *const T) }, argv)
+}
+
+impl Js {
+    /// A value napi-rs knows how to convert (a class instance, a typed object).
+    pub fn convert<T: napi::bindgen_prelude::ToNapiValue>(self, value: T) -> Result<Value> {
+        // SAFETY: `self.0` is the live environment of the JS thread we run on.
+        unsafe { T::to_napi_value(self.0, value) }
+    }
+
+    /// A napi-rs error that, returned from a binding, throws `error` itself (our Error object
+    /// with its `code` and fields).
+    pub fn thrown_value(self, error: Value) -> Error {
+        // SAFETY: `error` is a live handle of this environment, created during the current call.
+        Error::from(unsafe { napi::bindgen_prelude::Unknown::from_raw_unchecked(self.0, error) })
+    }
 }
 
 /// A JS value built by us, returned as-is from a binding.

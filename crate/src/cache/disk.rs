@@ -5,11 +5,13 @@
 //! different settings (fuel, stack size, ...) never read each other's code. Files are written to a
 //! temporary name and renamed into place, so a reader sees a whole artifact or none; a file that
 //! does not load (truncated, another wasmtime version) is a miss and is replaced. Loading maps the
-//! file and runs its machine code: the directory must be writable only by trusted users, which is
-//! the same trust rule as wasmtime's own cache and `deserialize`.
+//! file and runs its machine code, so whoever can write the directory can run code in the process:
+//! on Unix we create directories 0700 and files 0600, refuse a directory owned by another user or
+//! writable by group or others, and write temporaries with `O_EXCL | O_NOFOLLOW`.
 
 use std::fs;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -44,6 +46,12 @@ pub trait Artifact: Sized {
     /// Runs the file's machine code: `path` must hold our own `serialize` output (the cache
     /// directory's trust rule, documented on `cacheDir`); wasmtime checks version and settings.
     unsafe fn load(engine: &Engine, path: &Path) -> wasmtime::Result<Self>;
+    /// # Safety
+    /// Runs `bytes` as machine code: they must be our own `serialize` output (documented on
+    /// `deserializeModule`: never untrusted input); wasmtime checks version and settings.
+    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
+    /// Bytes of machine code this artifact keeps mapped (reported to V8 as external memory).
+    fn code_bytes(&self) -> usize;
 }
 
 impl Artifact for Module {
@@ -58,6 +66,14 @@ impl Artifact for Module {
         // SAFETY: the caller's contract (see the trait).
         unsafe { Module::deserialize_file(engine, path) }
     }
+    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: the caller's contract (see the trait).
+        unsafe { Module::deserialize(engine, bytes) }
+    }
+    fn code_bytes(&self) -> usize {
+        let code = self.image_range();
+        code.end as usize - code.start as usize
+    }
 }
 
 impl Artifact for Component {
@@ -71,6 +87,14 @@ impl Artifact for Component {
     unsafe fn load(engine: &Engine, path: &Path) -> wasmtime::Result<Self> {
         // SAFETY: the caller's contract (see the trait).
         unsafe { Component::deserialize_file(engine, path) }
+    }
+    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: the caller's contract (see the trait).
+        unsafe { Component::deserialize(engine, bytes) }
+    }
+    fn code_bytes(&self) -> usize {
+        let code = self.image_range();
+        code.end as usize - code.start as usize
     }
 }
 
@@ -99,9 +123,10 @@ impl DiskCache {
         }
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        let dir = Path::new(dir).join(format!("wasmtime-{:016x}", hasher.finish()));
-        fs::create_dir_all(&dir)
-            .map_err(|error| Failure::Options(format!("cacheDir: cannot create {}: {error}", dir.display())))?;
+        let root = Path::new(dir);
+        private_dir(root)?;
+        let dir = root.join(format!("wasmtime-{:016x}", hasher.finish()));
+        private_dir(&dir)?;
         Ok(DiskCache {
             dir,
             counters: CacheCounters::default(),
@@ -153,10 +178,65 @@ impl DiskCache {
     fn write(&self, path: &Path, artifact: &[u8]) -> std::io::Result<()> {
         let serial = self.temp_serial.fetch_add(1, Ordering::Relaxed);
         let temp = path.with_extension(format!("{}-{serial}.tmp", std::process::id()));
-        let result = fs::write(&temp, artifact).and_then(|()| fs::rename(&temp, path));
+        let result = new_private_file(&temp)
+            .and_then(|mut file| file.write_all(artifact))
+            .and_then(|()| fs::rename(&temp, path));
         if result.is_err() {
             let _ = fs::remove_file(&temp);
         }
         result
     }
+}
+
+/// Creates `dir` (owner-only) if it is missing, and refuses one that others could write into.
+fn private_dir(dir: &Path) -> Result<(), Failure> {
+    let refuse = |why: String| Failure::Options(format!("cacheDir: {}: {why}", dir.display()));
+    let cannot_create =
+        |error: std::io::Error| Failure::Options(format!("cacheDir: cannot create {}: {error}", dir.display()));
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    match builder.create(dir) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            builder.recursive(true).create(dir).map_err(cannot_create)?;
+        }
+        Err(error) => return Err(cannot_create(error)),
+    }
+    let metadata = fs::metadata(dir).map_err(|error| refuse(error.to_string()))?;
+    if !metadata.is_dir() {
+        return Err(refuse("not a directory".into()));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if metadata.uid() != me {
+            return Err(refuse(format!(
+                "owned by user {}, not by this process's user {me}: whoever owns it could run code in this process",
+                metadata.uid()
+            )));
+        }
+        if metadata.mode() & 0o022 != 0 {
+            return Err(refuse(format!(
+                "writable by group or others (mode {:o}): anyone who can write it could run code in this process",
+                metadata.mode() & 0o777
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A new file only the owner can read and write; never follows a symlink, never reuses a file.
+fn new_private_file(path: &Path) -> std::io::Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path)
 }

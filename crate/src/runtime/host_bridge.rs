@@ -1,32 +1,29 @@
-//! JS host functions called from wasm.
+//! The bridge to JS host functions called from wasm.
 //!
 //! During `callSync` the guest runs on the JS thread inside our N-API call, so a host function is
 //! called directly. During `call` the guest runs on a pool thread: the call is queued to the JS
 //! thread through a thread-safe function and the pool thread waits for its outcome (never the
 //! other way round: the JS thread never waits for wasm that waits for JS).
 
-use std::ptr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use napi::sys;
-
+use super::dispatcher::{self, Dispatcher};
 use crate::errors::Failure;
 use crate::js::{Js, Reference, Value};
-use crate::tasks::{self, Dispatcher};
 
 /// The JS functions an instance imports, kept alive by references released on the JS thread.
 pub struct HostFunctions {
-    env: sys::napi_env,
+    js: Js,
     thread: ThreadId,
     functions: Vec<Reference>,
     dispatcher: Option<Arc<Dispatcher>>,
 }
 
-// SAFETY: `env` is only used on the thread recorded in `thread`; elsewhere the references are
+// SAFETY: `js` is only used on the thread recorded in `thread`; elsewhere the references are
 // handed to the dispatcher, which releases them on the JS thread.
 unsafe impl Send for HostFunctions {}
 unsafe impl Sync for HostFunctions {}
@@ -37,10 +34,10 @@ impl HostFunctions {
         let dispatcher = if functions.is_empty() {
             None
         } else {
-            Some(tasks::dispatcher(js)?)
+            Some(dispatcher::dispatcher(js)?)
         };
         Ok(HostFunctions {
-            env: js.0,
+            js,
             thread: std::thread::current().id(),
             functions: functions
                 .into_iter()
@@ -55,7 +52,7 @@ impl Drop for HostFunctions {
     fn drop(&mut self) {
         let functions = std::mem::take(&mut self.functions);
         if std::thread::current().id() == self.thread {
-            let js = Js(self.env);
+            let js = self.js;
             functions.into_iter().for_each(|f| js.release(f));
         } else if let Some(dispatcher) = &self.dispatcher {
             dispatcher.run(Box::new(move |js| functions.into_iter().for_each(|f| js.release(f))));
@@ -67,7 +64,7 @@ impl Drop for HostFunctions {
 pub struct HostBridge {
     functions: Arc<HostFunctions>,
     /// Set while a `callSync` runs on the JS thread.
-    sync_env: Option<sys::napi_env>,
+    sync_env: Option<Js>,
 }
 
 // SAFETY: `sync_env` is set and used only on the JS thread, during a `callSync`.
@@ -83,7 +80,7 @@ impl HostBridge {
 
     /// Marks the start (Some) or end (None) of a call running on the JS thread.
     pub fn set_sync_env(&mut self, env: Option<Js>) {
-        self.sync_env = env.map(|js| js.0);
+        self.sync_env = env;
     }
 
     /// Calls host function `index` on the JS thread: `call` converts the arguments and calls it
@@ -98,11 +95,8 @@ impl HostBridge {
         call: impl FnOnce(Js, Value) -> Result<Result<Value, Value>, Failure> + Send + 'static,
         finish: impl FnOnce(Js, Result<Value, Value>) -> Result<R, Failure> + Send + 'static,
     ) -> Result<R, Failure> {
-        if let Some(env) = self.sync_env {
-            let js = Js(env);
-            let function = js
-                .dereference(&self.functions.functions[index])
-                .map_err(|error| Failure::Internal(error.reason))?;
+        if let Some(js) = self.sync_env {
+            let function = js.dereference(&self.functions.functions[index])?;
             let outcome = call(js, function)?;
             if let Ok(value) = outcome
                 && js.is_promise(value).unwrap_or(false)
@@ -125,7 +119,7 @@ impl HostBridge {
         dispatcher.run(Box::new(move |js| {
             let called = js
                 .dereference(&functions.functions[index])
-                .map_err(|error| Failure::Internal(error.reason))
+                .map_err(Failure::from)
                 .and_then(|function| call(js, function));
             match called {
                 Ok(Ok(value)) if js.is_promise(value).unwrap_or(false) => {
@@ -136,7 +130,7 @@ impl HostBridge {
                         lingering.drain_here(js);
                     };
                     // On failure the continuation is dropped, which wakes the waiter.
-                    let _ = await_promise(js, value, Box::new(on_settled));
+                    let _ = js.on_settled(value, Box::new(on_settled));
                 }
                 Ok(outcome) => {
                     let _ = sender.send(finish(js, outcome));
@@ -210,93 +204,6 @@ impl WaitLimits {
             }
         }
     }
-}
-
-type Continuation = Box<dyn FnOnce(Js, Result<Value, Value>) + Send>;
-
-/// Calls `continuation` on the JS thread once `promise` settles (`Ok` fulfilled, `Err` rejected).
-fn await_promise(js: Js, promise: Value, continuation: Continuation) -> napi::Result<()> {
-    let shared = Arc::new(Mutex::new(Some(continuation)));
-    let attached = (|| {
-        let on_fulfilled = settle_function(js, shared.clone(), true)?;
-        let on_rejected = settle_function(js, shared.clone(), false)?;
-        let then = js.get(promise, "then")?;
-        js.call_method(promise, then, &[on_fulfilled, on_rejected])?
-            .map_err(|_| napi::Error::from_reason("promise.then threw"))
-    })();
-    if attached.is_err() {
-        shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
-    }
-    attached.map(drop)
-}
-
-struct Settle {
-    continuation: Arc<Mutex<Option<Continuation>>>,
-    fulfilled: bool,
-}
-
-fn settle_function(js: Js, continuation: Arc<Mutex<Option<Continuation>>>, fulfilled: bool) -> napi::Result<Value> {
-    let data = Box::into_raw(Box::new(Settle {
-        continuation,
-        fulfilled,
-    }));
-    let mut function = ptr::null_mut();
-    let name = if fulfilled { "onFulfilled" } else { "onRejected" };
-    let status = unsafe {
-        sys::napi_create_function(
-            js.0,
-            name.as_ptr().cast(),
-            name.len() as isize,
-            Some(settle),
-            data.cast(),
-            &mut function,
-        )
-    };
-    if status != sys::Status::napi_ok {
-        drop(unsafe { Box::from_raw(data) });
-        return Err(napi::Error::from_reason("cannot create a promise callback"));
-    }
-    // Free the boxed state when V8 collects the function.
-    unsafe {
-        sys::napi_add_finalizer(
-            js.0,
-            function,
-            data.cast(),
-            Some(free_settle),
-            ptr::null_mut(),
-            ptr::null_mut(),
-        )
-    };
-    Ok(function)
-}
-
-unsafe extern "C" fn settle(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    let mut argc = 1;
-    let mut argv = [ptr::null_mut(); 1];
-    let mut data = ptr::null_mut();
-    unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), &mut data) };
-    // SAFETY: `data` is the `Settle` box created with this function; it lives until the finalizer.
-    let settle = unsafe { &*(data as *const Settle) };
-    let js = Js(env);
-    let value = if argc >= 1 {
-        argv[0]
-    } else {
-        js.undefined().unwrap_or(ptr::null_mut())
-    };
-    let taken = settle
-        .continuation
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .take();
-    if let Some(continuation) = taken {
-        continuation(js, if settle.fulfilled { Ok(value) } else { Err(value) });
-    }
-    ptr::null_mut()
-}
-
-unsafe extern "C" fn free_settle(_env: sys::napi_env, data: *mut std::ffi::c_void, _hint: *mut std::ffi::c_void) {
-    // SAFETY: `data` is the `Settle` box leaked in `settle_function`, finalized exactly once.
-    drop(unsafe { Box::from_raw(data.cast::<Settle>()) });
 }
 
 /// The failure for a host function that threw `thrown`: HostError with the value as `cause`.

@@ -1,4 +1,4 @@
-//! Native memory that a JS object keeps alive, reported to V8 (`napi_adjust_external_memory`).
+//! Native memory that a JS object keeps alive, reported to V8 as external memory.
 //!
 //! A compiled module holds megabytes of machine code and an instance its linear memory, while
 //! their JS objects are a few dozen bytes: without a report, V8 sees no reason to collect them,
@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use napi::{Env, sys};
+use napi::Env;
 
 use crate::js::Js;
 
@@ -20,20 +20,12 @@ impl ExternalMemory {
     pub fn report(&self, js: Js, bytes: usize) {
         let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
         self.0.store(bytes, Ordering::Relaxed);
-        adjust(js.0, bytes);
+        js.adjust_external_memory(bytes);
     }
 
-    /// Gives the report back (from the object's finalizer).
+    /// Gives the report back (from the object's finalizer, or at `dispose()`).
     pub fn release(&self, env: &Env) {
-        adjust(env.raw(), -self.0.swap(0, Ordering::Relaxed));
-    }
-}
-
-fn adjust(env: sys::napi_env, change: i64) {
-    if change != 0 {
-        let mut total = 0;
-        // A failure only means V8 was not told: nothing to recover.
-        unsafe { sys::napi_adjust_external_memory(env, change, &mut total) };
+        Js(env.raw()).adjust_external_memory(-self.0.swap(0, Ordering::Relaxed));
     }
 }
 
@@ -62,8 +54,8 @@ macro_rules! holds_external {
             }
         }
 
-        impl $crate::external::HoldsExternal for $type {
-            fn external(&self) -> &$crate::external::ExternalMemory {
+        impl $crate::runtime::external::HoldsExternal for $type {
+            fn external(&self) -> &$crate::runtime::external::ExternalMemory {
                 &self.external
             }
 

@@ -1,0 +1,206 @@
+// The sandbox escapes of the security review, each tried as the attack it was: SECURITY.md lists
+// them with these test names. Scripts that could hang or abort the process run in a child.
+import { spawnSync } from 'node:child_process'
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+
+import test from 'ava'
+
+import {
+  CompileError,
+  ConfigError,
+  Engine,
+  LinkError,
+  TimeoutError,
+  WasmError,
+  WasmTypeError,
+} from '../../lib/index.js'
+import { NativeEngine, NativeModule } from '../../lib/native.js'
+import { MiB, root, typesImports, typesWasm } from '../helpers.js'
+
+/** Runs TypeScript `source` in a child Node (imports resolve from the repo root); kills it after `ms`. */
+function child(source: string, ms = 20_000) {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', source], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: ms,
+  })
+  return { status: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr }
+}
+
+test('12.2 instantiateSync runs a start function that calls a sync JS import (no deadlock)', (t) => {
+  const run = child(`
+    import { Engine } from './lib/index.ts'
+    const module = new Engine().compileModuleSync('(module (import "env" "hello" (func $h)) (func $start (call $h)) (start $start))')
+    let calls = 0
+    module.instantiateSync({ limits: { memoryBytes: 0 }, imports: { env: { hello: () => { calls++ } } } })
+    const component = new Engine().compileComponentSync(\`(component
+      (import "hello" (func $hello))
+      (core func $lowered (canon lower (func $hello)))
+      (core module $m (import "" "hello" (func $h)) (func $start (call $h)) (start $start))
+      (core instance (instantiate $m (with "" (instance (export "hello" (func $lowered))))))
+    )\`)
+    component.instantiateSync({ limits: { memoryBytes: 0 }, imports: { hello: () => { calls++ } } })
+    console.log('calls', calls)
+  `)
+  t.is(run.signal, null, `the child hung or crashed: ${run.stderr}`)
+  t.is(run.stdout.trim(), 'calls 2', run.stderr)
+})
+
+test('12.2 a start function that loops forever stops at the instance timeoutMs, sync and async', async (t) => {
+  const module = new Engine().compileModuleSync('(module (func $start (loop (br 0))) (start $start))')
+  const started = Date.now()
+  const sync = t.throws(() => module.instantiateSync({ limits: { memoryBytes: 0 }, timeoutMs: 100 }), {
+    instanceOf: TimeoutError,
+  })
+  t.is(sync?.code, 'ERR_WASM_TIMEOUT')
+  const error = await t.throwsAsync(module.instantiate({ limits: { memoryBytes: 0 }, timeoutMs: 100 }), {
+    instanceOf: TimeoutError,
+  })
+  t.is(error?.timeoutMs, 100)
+  t.true(Date.now() - started < 5_000)
+})
+
+test('12.7 numbers that would overflow a Duration reach the addon as typed errors, never a panic', (t) => {
+  // Straight at the binding, past the TS layer's checks: the addon's own re-check must hold.
+  const engine = new NativeEngine({ fuel: false, epochTickMs: 5, maxWasmStackBytes: 512 * 1024 })
+  const module = NativeModule.compileSync(
+    engine,
+    new TextEncoder().encode('(module (func (export "f") (result i32) (i32.const 7)))'),
+  )
+  for (const timeoutMs of [1e300, Infinity, Number.NaN, -1, 2 ** 64]) {
+    const options = {
+      memoryBytes: 0,
+      tableElements: 10,
+      instances: 10,
+      tables: 10,
+      memories: 1,
+      trapOnMemoryDenial: false,
+      timeoutMs,
+    }
+    t.throws(() => module.instantiateSync(options), { code: 'ERR_WASM_CONFIG' }, `timeoutMs ${timeoutMs}`)
+    const instance = module.instantiateSync({ ...options, timeoutMs: undefined })
+    const budgeted = instance.function('f', true) as (...args: unknown[]) => unknown
+    t.throws(() => budgeted(undefined, timeoutMs), { code: 'ERR_WASM_CONFIG' }, `per call ${timeoutMs}`)
+    t.is(budgeted(undefined, undefined), 7)
+  }
+})
+
+test('12.8 core imports are own properties only: nothing from Object.prototype links', (t) => {
+  const engine = new Engine()
+  const proto = engine.compileModuleSync('(module (import "env" "hasOwnProperty" (func)))')
+  const error = t.throws(() => proto.instantiateSync({ limits: { memoryBytes: 0 }, imports: { env: {} } }), {
+    instanceOf: LinkError,
+  })
+  t.regex(error?.message ?? '', /missing import\(s\): "env\.hasOwnProperty"/)
+  const constructor = engine.compileModuleSync('(module (import "__proto__" "constructor" (func)))')
+  t.throws(() => constructor.instantiateSync({ limits: { memoryBytes: 0 }, imports: {} }), {
+    instanceOf: LinkError,
+  })
+})
+
+test('12.8 component imports are own properties only: `constructor` is not Object', (t) => {
+  const component = new Engine().compileComponentSync(`(component
+    (import "constructor" (func))
+    (import "test:x/api" (instance (export "constructor" (func))))
+  )`)
+  const error = t.throws(() => component.instantiateSync({ limits: { memoryBytes: 0 }, imports: {} }), {
+    instanceOf: LinkError,
+  })
+  t.regex(error?.message ?? '', /constructor/)
+  t.throws(
+    () =>
+      component.instantiateSync({
+        limits: { memoryBytes: 0 },
+        imports: { constructor: () => {}, 'test:x/api': {} },
+      }),
+    { instanceOf: LinkError, message: /test:x\/api#constructor/ },
+  )
+})
+
+test('12.3 a guest that makes one call lift more than its limit allows gets a HostLimitError', (t) => {
+  const component = new Engine().compileComponentSync(typesWasm)
+  const small = component.instantiateSync({ limits: { memoryBytes: 2 * MiB }, imports: typesImports() })
+  // 600,000 bytes lift as 600,000 values: about 19 MB, past 8 x 2 MiB.
+  const bytes = new Uint8Array(600_000).fill(7)
+  const error = t.throws(() => small.callSync('roundtrip-list-u8', [bytes]), { code: 'ERR_WASM_HOST_LIMIT' })
+  t.true(error instanceof WasmError, 'a WasmError subclass')
+  t.regex(error?.message ?? '', /too much data is being copied/)
+  // The same data within a larger limit, in a fresh instance, goes through.
+  const large = component.instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports: typesImports() })
+  t.deepEqual(large.callSync('roundtrip-list-u8', [bytes]), bytes)
+})
+
+test('12.3 a guest cannot reserve address space with many memories: the default allows four', (t) => {
+  const memories = Array.from({ length: 5 }, (_, index) => `(memory $m${index} 0)`).join(' ')
+  const module = new Engine().compileModuleSync(`(module ${memories})`)
+  t.throws(() => module.instantiateSync({ limits: { memoryBytes: 0 } }), { instanceOf: WasmError })
+  const four = new Engine().compileModuleSync(
+    `(module ${Array.from({ length: 4 }, (_, index) => `(memory $m${index} 0)`).join(' ')})`,
+  )
+  t.notThrows(() => four.instantiateSync({ limits: { memoryBytes: 0 } }))
+})
+
+test('12.10 maxModuleBytes refuses a large input before parsing it; validate does not compile', async (t) => {
+  const engine = new Engine({ maxModuleBytes: 1024 })
+  const big = `(module ${'(func)'.repeat(400)})`
+  t.throws(() => engine.compileModuleSync(big), { instanceOf: CompileError, message: /maxModuleBytes/ })
+  await t.throwsAsync(engine.compileModule(big), { instanceOf: CompileError, message: /maxModuleBytes/ })
+  t.like(engine.validate(new TextEncoder().encode(big)), { ok: false })
+  t.throws(() => new Engine({ maxModuleBytes: 2 ** 40 }), { instanceOf: ConfigError })
+})
+
+test("12.14 engine.close() during a call keeps that call's deadline", async (t) => {
+  const engine = new Engine()
+  const module = await engine.compileModule('(module (func (export "spin") (loop (br 0))))')
+  const instance = await module.instantiate({ limits: { memoryBytes: 0 } })
+  const running = instance.call('spin', [], { timeoutMs: 200 })
+  await new Promise((resolve) => setTimeout(resolve, 50)) // the guest is spinning on the pool now
+  engine.close()
+  const error = await t.throwsAsync(running, { instanceOf: TimeoutError })
+  t.is(error?.timeoutMs, 200)
+  await t.throwsAsync(instance.call('spin', [], { timeoutMs: 200 }), { code: 'ERR_WASM_DISPOSED' })
+})
+
+test('12.4 cacheDir: directories 0700, files 0600; a directory others can write is refused', async (t) => {
+  const parent = mkdtempSync(path.join(tmpdir(), 'airssys-cache-'))
+  const dir = path.join(parent, 'fresh', 'nested')
+  const engine = new Engine({ cacheDir: dir })
+  await engine.compileModule('(module (func (export "f")))')
+  t.is(statSync(dir).mode & 0o777, 0o700)
+  const [fingerprint] = readdirSync(dir)
+  const inner = path.join(dir, fingerprint ?? '')
+  t.is(statSync(inner).mode & 0o777, 0o700)
+  const files = readdirSync(inner)
+  t.is(files.length, 1)
+  t.is(statSync(path.join(inner, files[0] ?? '')).mode & 0o777, 0o600)
+
+  const open = path.join(parent, 'group-writable')
+  mkdirSync(open)
+  chmodSync(open, 0o770)
+  t.throws(() => new Engine({ cacheDir: open }), { instanceOf: ConfigError, message: /writable by group/ })
+  chmodSync(open, 0o700)
+  t.notThrows(() => new Engine({ cacheDir: open }))
+})
+
+test('12.4 cacheDir owned by another user is refused', (t) => {
+  if (process.getuid?.() !== 0) {
+    t.pass('needs root to give a directory to another user; CI runs as root')
+    return
+  }
+  const dir = mkdtempSync(path.join(tmpdir(), 'airssys-cache-other-'))
+  chmodSync(dir, 0o700)
+  chownSync(dir, 65534, 65534)
+  t.throws(() => new Engine({ cacheDir: dir }), { instanceOf: ConfigError, message: /owned by user 65534/ })
+})
+
+test('a huge sparse array as a list argument is a WasmTypeError, not an allocation', (t) => {
+  const component = new Engine().compileComponentSync(typesWasm)
+  const instance = component.instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports: typesImports() })
+  t.throws(() => instance.callSync('roundtrip-list-u8', [new Array(2 ** 32 - 1)]), {
+    instanceOf: WasmTypeError,
+    message: /longer than a list argument may be/,
+  })
+  t.throws(() => instance.callSync('roundtrip-list-u8', new Array(2 ** 31)), { instanceOf: WasmTypeError })
+})

@@ -1,0 +1,294 @@
+//! What core modules and components share once compiled: compiling and loading them (through the
+//! on-disk cache), their export table, and instantiating them (JS imports resolved on the JS
+//! thread, linking reused per link plan, the store created under the instance's limits). Each
+//! kind says how it differs through [`Kind`]; `module.rs` and `component.rs` are the two kinds.
+
+use std::sync::Arc;
+
+use napi::JsValue;
+use napi::bindgen_prelude::Unknown;
+use wasmtime::Store;
+
+use crate::binary::{self, Binary};
+use crate::cache::disk::{self, Artifact};
+use crate::cache::pre::PreCache;
+use crate::call::{Export, Exports};
+use crate::engine::EngineShared;
+use crate::errors::Failure;
+use crate::js::{Js, Value};
+use crate::options::NativeInstanceOptions;
+use crate::runtime::host_bridge::{HostBridge, HostFunctions};
+use crate::store::{self, HostState, Live, Slot};
+use crate::wasi::NativeWasiOptions;
+use crate::wasi::{Output, WasiState};
+
+/// One kind of compiled wasm: a core module or a component.
+pub trait Kind: Sized + Send + Sync + 'static {
+    /// wasmtime's compiled code (`Module` or `Component`).
+    type Code: Artifact + Send + Sync + 'static;
+    /// wasmtime's instance.
+    type Instance: Send + 'static;
+    type Export: Export<Instance = Self::Instance>;
+    /// How the imports are served; equal plans link equally.
+    type Plan: Clone + Eq + Send + 'static;
+    /// wasmtime's linked instantiation recipe.
+    type Pre: Clone + Send + Sync + 'static;
+    /// The JS class of an instance.
+    type Native: Send + 'static;
+
+    const BINARY: Binary;
+    /// "module" or "component", for messages.
+    const NOUN: &'static str;
+    /// What to say when given the other kind of binary.
+    const WRONG_KIND: &'static str;
+    /// wasmtime refuses to enter a component instance again after a trap.
+    const POISON_ON_TRAP: bool;
+
+    fn exports(code: &Self::Code) -> Exports<Self::Export>;
+    /// Whether the code imports WASI (WASI is linked only then).
+    fn imports_wasi(code: &Self::Code) -> bool;
+    /// The store's WASI state for these options.
+    fn wasi(options: &NativeWasiOptions) -> Result<(WasiState, Output), Failure>;
+    /// Finds the JS function for every import (on the JS thread): the plan and those functions in
+    /// host-function index order.
+    fn resolve(
+        js: Js,
+        code: &Self::Code,
+        imports: Option<Value>,
+        wasi: bool,
+    ) -> Result<(Self::Plan, Vec<Value>), Failure>;
+    fn link(code: &Self::Code, plan: &Self::Plan) -> Result<Self::Pre, Failure>;
+    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self::Instance>;
+    fn native(parts: InstanceParts<Self::Export>) -> Self::Native;
+}
+
+/// What a new instance's JS object is made of.
+pub struct InstanceParts<E: Export> {
+    pub slot: Slot<E::Instance>,
+    pub exports: Arc<Exports<E>>,
+    pub output: Output,
+}
+
+/// Compiled code and what every instance of it shares.
+pub struct Compiled<K: Kind> {
+    pub code: K::Code,
+    pub engine: Arc<EngineShared>,
+    pub exports: Arc<Exports<K::Export>>,
+    imports_wasi: bool,
+    linked: PreCache<K::Plan, K::Pre>,
+}
+
+/// Where an instantiation runs: on the JS thread (start functions call JS imports directly) or on
+/// the pool (they go through the dispatcher).
+#[derive(Clone, Copy)]
+pub enum Thread {
+    Js(Js),
+    Pool,
+}
+
+impl<K: Kind> Compiled<K> {
+    fn new(code: K::Code, engine: &Arc<EngineShared>) -> Self {
+        Compiled {
+            exports: Arc::new(K::exports(&code)),
+            imports_wasi: K::imports_wasi(&code),
+            code,
+            engine: engine.clone(),
+            linked: PreCache::new(),
+        }
+    }
+
+    /// Compiles `bytes` (binary or WAT) through the engine's on-disk cache; `digest`, the bytes'
+    /// SHA-256 in hex, saves hashing them again.
+    pub fn compile(engine: &Arc<EngineShared>, bytes: &[u8], digest: Option<&str>) -> Result<Self, Failure> {
+        engine.check_open()?;
+        engine.check_size(bytes)?;
+        if let Some(kind) = binary::kind(bytes)
+            && kind != K::BINARY
+        {
+            return Err(Failure::Compile(K::WRONG_KIND.into()));
+        }
+        let code = disk::compile::<K::Code>(&engine.engine, engine.cache.as_ref(), bytes, digest)?;
+        Ok(Self::new(code, engine))
+    }
+
+    /// Loads `serialize()` output of a compatible engine.
+    pub fn deserialize(engine: &Arc<EngineShared>, bytes: &[u8]) -> Result<Self, Failure> {
+        engine.check_open()?;
+        // SAFETY: wasmtime checks the header (version, engine configuration) and rejects
+        // incompatible bytes; the bytes themselves must come from `serialize` (documented: never
+        // deserialize untrusted input).
+        let code = unsafe { K::Code::deserialize(&engine.engine, bytes) }
+            .map_err(|error| Failure::Compile(format!("cannot deserialize {}: {error:#}", K::NOUN)))?;
+        Ok(Self::new(code, engine))
+    }
+
+    pub fn serialize(&self) -> Result<Vec<u8>, Failure> {
+        self.code
+            .serialize()
+            .map_err(|error| Failure::Internal(format!("{error:#}")))
+    }
+
+    /// Resolves `imports` (on the JS thread) and returns the work that creates the instance, to
+    /// run on `thread`.
+    pub fn prepare(
+        self: &Arc<Self>,
+        js: Js,
+        options: &NativeInstanceOptions,
+        imports: Option<Unknown>,
+    ) -> Result<impl FnOnce(Thread) -> Result<K::Native, Failure> + Send + 'static, Failure> {
+        self.engine.check_open()?;
+        let limits = options.limits()?;
+        let defaults = options.defaults()?;
+        let imports = imports.and_then(|value| js.defined(value.raw()));
+        let (wasi, output) = match &options.wasi {
+            Some(wasi_options) if self.imports_wasi => K::wasi(wasi_options)?,
+            _ => (WasiState::None, Output::default()),
+        };
+        let with_wasi = !matches!(wasi, WasiState::None);
+        let (plan, functions) = K::resolve(js, &self.code, imports, with_wasi)?;
+        let functions = Arc::new(HostFunctions::new(js, functions)?);
+        let compiled = self.clone();
+        Ok(move |thread: Thread| {
+            let engine = &compiled.engine;
+            let pre = compiled
+                .linked
+                .get_or_build(plan, |plan| K::link(&compiled.code, plan))?;
+            let mut store = store::new_store(engine, limits, HostBridge::new(functions), wasi);
+            if let Thread::Js(js) = thread {
+                store.data_mut().host.set_sync_env(Some(js));
+            }
+            let mut live: Live<K::Instance> =
+                store::instantiate(store, engine, &defaults, |store| K::instantiate(&pre, store))?;
+            live.store.data_mut().host.set_sync_env(None);
+            Ok(K::native(InstanceParts {
+                slot: Slot::new(live, engine.clone(), defaults, K::POISON_ON_TRAP),
+                exports: compiled.exports.clone(),
+                output,
+            }))
+        })
+    }
+}
+
+/// Declares the JS class of one kind of compiled code: compiling and loading (static methods
+/// taking the engine), serializing and instantiating. `$kind` implements [`Kind`]; the two
+/// literals are the TypeScript types of the Promises that `compile` and `instantiate` return.
+#[macro_export]
+macro_rules! compiled_class {
+    ($doc:literal, $class:ident, $kind:ty, $instance:ident, $class_promise:literal, $instance_promise:literal) => {
+        #[doc = $doc]
+        #[napi_derive::napi(custom_finalize)]
+        pub struct $class {
+            compiled: std::sync::Arc<$crate::compiled::Compiled<$kind>>,
+            external: $crate::runtime::external::ExternalMemory,
+        }
+
+        $crate::holds_external!($class, |this| {
+            $crate::cache::disk::Artifact::code_bytes(&this.compiled.code)
+        });
+
+        impl $class {
+            fn wrap(js: $crate::js::Js, compiled: $crate::compiled::Compiled<$kind>) -> Self {
+                $crate::runtime::external::reported(
+                    js,
+                    $class {
+                        compiled: std::sync::Arc::new(compiled),
+                        external: Default::default(),
+                    },
+                )
+            }
+        }
+
+        #[napi_derive::napi]
+        impl $class {
+            /// Compiles bytes (binary or WAT) on the JS thread; `digest` is their SHA-256 in hex, if
+            /// known, for the on-disk cache.
+            #[napi]
+            pub fn compile_sync(
+                env: napi::Env,
+                engine: &$crate::engine::NativeEngine,
+                bytes: napi::bindgen_prelude::Uint8Array,
+                digest: Option<String>,
+            ) -> napi::Result<Self> {
+                let js = $crate::js::Js(env.raw());
+                $crate::errors::guard(js, || {
+                    $crate::compiled::Compiled::compile(engine.shared(), &bytes, digest.as_deref())
+                        .map(|compiled| Self::wrap(js, compiled))
+                })
+            }
+
+            /// Compiles bytes (binary or WAT) on a pool thread.
+            #[napi(ts_return_type = $class_promise)]
+            pub fn compile(
+                env: &napi::Env,
+                engine: &$crate::engine::NativeEngine,
+                bytes: napi::bindgen_prelude::Uint8Array,
+                digest: Option<String>,
+            ) -> napi::Result<$crate::js::Raw> {
+                let shared = engine.shared().clone();
+                let bytes = bytes.to_vec();
+                $crate::runtime::task::promise(
+                    env,
+                    move || $crate::compiled::Compiled::<$kind>::compile(&shared, &bytes, digest.as_deref()),
+                    |js, result| result.map(|compiled| Self::wrap(js, compiled)),
+                )
+            }
+
+            /// Loads `serialize()` output of a compatible engine (never untrusted bytes).
+            #[napi]
+            pub fn deserialize(
+                env: napi::Env,
+                engine: &$crate::engine::NativeEngine,
+                bytes: napi::bindgen_prelude::Uint8Array,
+            ) -> napi::Result<Self> {
+                let js = $crate::js::Js(env.raw());
+                $crate::errors::guard(js, || {
+                    $crate::compiled::Compiled::deserialize(engine.shared(), &bytes)
+                        .map(|compiled| Self::wrap(js, compiled))
+                })
+            }
+
+            /// Precompiled code for `deserialize` on a compatible engine.
+            #[napi]
+            pub fn serialize(&self, env: napi::Env) -> napi::Result<napi::bindgen_prelude::Uint8Array> {
+                $crate::errors::guard($crate::js::Js(env.raw()), || {
+                    self.compiled
+                        .serialize()
+                        .map(napi::bindgen_prelude::Uint8Array::new)
+                })
+            }
+
+            /// Instantiates on the JS thread; start functions may call synchronous JS imports.
+            #[napi]
+            pub fn instantiate_sync(
+                &self,
+                env: napi::Env,
+                options: $crate::options::NativeInstanceOptions,
+                imports: Option<napi::bindgen_prelude::Unknown>,
+            ) -> napi::Result<$instance> {
+                let js = $crate::js::Js(env.raw());
+                $crate::errors::guard(js, || {
+                    let create = self.compiled.prepare(js, &options, imports)?;
+                    create($crate::compiled::Thread::Js(js))
+                        .map(|instance| $crate::runtime::external::reported(js, instance))
+                })
+            }
+
+            /// Instantiates on a pool thread (imports are resolved on the JS thread first).
+            #[napi(ts_return_type = $instance_promise)]
+            pub fn instantiate(
+                &self,
+                env: &napi::Env,
+                options: $crate::options::NativeInstanceOptions,
+                imports: Option<napi::bindgen_prelude::Unknown>,
+            ) -> napi::Result<$crate::js::Raw> {
+                let js = $crate::js::Js(env.raw());
+                let create = $crate::errors::guard(js, || self.compiled.prepare(js, &options, imports))?;
+                $crate::runtime::task::promise(
+                    env,
+                    move || create($crate::compiled::Thread::Pool),
+                    |js, result| result.map(|instance| $crate::runtime::external::reported(js, instance)),
+                )
+            }
+        }
+    };
+}

@@ -1,0 +1,167 @@
+//! Calling a core module's export: its signature, argument lowering, the call (a typed fast path
+//! for all-numeric signatures), result lifting.
+
+use std::sync::Arc;
+
+use smallvec::SmallVec;
+use wasmtime::{ExternType, Func, Instance, Module, ModuleExport, Val, ValRaw, ValType};
+
+use crate::call::{Export, Exports};
+use crate::convert;
+use crate::engine::EngineShared;
+use crate::errors::Failure;
+use crate::js::{Js, Value};
+use crate::store::{self, Budget, Live};
+
+/// Arguments or results of one call: core signatures are short, so they stay on the stack.
+type Vals = SmallVec<[Val; 4]>;
+
+/// An exported function, resolved once per module.
+pub struct CoreExport {
+    pub name: String,
+    pub index: ModuleExport,
+    pub params: Vec<ValType>,
+    pub results: Vec<ValType>,
+    /// Every parameter and result is a number (i32, i64, f32, f64): calls may skip wasmtime's
+    /// dynamic type checks because our conversion already produced exactly these types.
+    pub numeric: bool,
+}
+
+/// The exported functions of `module`, by name.
+pub fn exports(module: &Module) -> Exports<CoreExport> {
+    let mut exports = Exports::new("module");
+    for export in module.exports() {
+        let ExternType::Func(func) = export.ty() else { continue };
+        let Some(index) = module.get_export_index(export.name()) else {
+            continue;
+        };
+        exports.insert(
+            export.name().to_string(),
+            Arc::new(CoreExport {
+                name: export.name().to_string(),
+                index,
+                params: func.params().collect(),
+                results: func.results().collect(),
+                numeric: func.params().chain(func.results()).all(|ty| ty.is_num()),
+            }),
+        );
+    }
+    exports
+}
+
+impl Export for CoreExport {
+    type Instance = Instance;
+    type Func = Func;
+    type Params = Vals;
+    type Output = Vals;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lower_args(&self, js: Js, args: &[Value]) -> std::result::Result<Vals, Failure> {
+        let fail = |message: String| Failure::Type(format!("{}: {message}", self.name));
+        if args.len() != self.params.len() {
+            return Err(fail(format!(
+                "expected {} argument(s), got {}",
+                self.params.len(),
+                args.len()
+            )));
+        }
+        let mut values = Vals::with_capacity(args.len());
+        for (index, (ty, &arg)) in self.params.iter().zip(args).enumerate() {
+            values.push(convert::from_js(js, arg, ty).map_err(|message| fail(format!("param {index}: {message}")))?);
+        }
+        Ok(values)
+    }
+
+    fn lookup(&self, live: &mut Live<Instance>) -> std::result::Result<Func, Failure> {
+        match live.instance.get_module_export(&mut live.store, &self.index) {
+            Some(wasmtime::Extern::Func(func)) => Ok(func),
+            _ => Err(Failure::Internal(format!("export {} vanished", self.name))),
+        }
+    }
+
+    fn invoke(
+        &self,
+        live: &mut Live<Instance>,
+        func: Func,
+        engine: &EngineShared,
+        budget: &Budget,
+        params: &Vals,
+    ) -> std::result::Result<Vals, Failure> {
+        if self.numeric {
+            return self.invoke_numeric(live, func, budget, engine, params);
+        }
+        let mut results: Vals = self.results.iter().map(convert::placeholder).collect();
+        store::run(&mut live.store, engine, budget, &mut live.metrics, |store| {
+            func.call(store, params, &mut results)
+        })?;
+        Ok(results)
+    }
+
+    fn no_output() -> Vals {
+        Vals::new()
+    }
+
+    fn lift(&self, js: Js, results: Vals) -> std::result::Result<Value, Failure> {
+        match results.as_slice() {
+            [] => Ok(js.undefined()?),
+            [single] => Ok(convert::to_js(js, single)?),
+            many => {
+                let array = js.array(many.len())?;
+                for (index, value) in many.iter().enumerate() {
+                    js.set_index(array, index as u32, convert::to_js(js, value)?)?;
+                }
+                Ok(array)
+            }
+        }
+    }
+}
+
+impl CoreExport {
+    /// The typed fast path: raw values in one buffer, no per-call type lookup or checks.
+    fn invoke_numeric(
+        &self,
+        live: &mut Live<Instance>,
+        func: Func,
+        budget: &Budget,
+        engine: &EngineShared,
+        params: &[Val],
+    ) -> std::result::Result<Vals, Failure> {
+        let mut raw = [ValRaw::i32(0); 16];
+        let mut buffer: Vec<ValRaw>;
+        let slots = params.len().max(self.results.len());
+        let raw: &mut [ValRaw] = if slots <= raw.len() {
+            &mut raw[..slots]
+        } else {
+            buffer = vec![ValRaw::i32(0); slots];
+            &mut buffer
+        };
+        for (slot, value) in raw.iter_mut().zip(params) {
+            *slot = match *value {
+                Val::I32(n) => ValRaw::i32(n),
+                Val::I64(n) => ValRaw::i64(n),
+                Val::F32(bits) => ValRaw::f32(bits),
+                Val::F64(bits) => ValRaw::f64(bits),
+                _ => return Err(Failure::Internal("a non-numeric value on the numeric path".into())),
+            };
+        }
+        store::run(&mut live.store, engine, budget, &mut live.metrics, |store| {
+            // SAFETY: `numeric` guarantees the signature is all numbers, `lower_args` produced one
+            // value of the declared type per parameter, and the buffer has room for the results.
+            unsafe { func.call_unchecked(store, raw as *mut [ValRaw]) }
+        })?;
+        Ok(self
+            .results
+            .iter()
+            .zip(raw.iter())
+            .map(|(ty, value)| match ty {
+                ValType::I64 => Val::I64(value.get_i64()),
+                ValType::F32 => Val::F32(value.get_f32()),
+                ValType::F64 => Val::F64(value.get_f64()),
+                _ => Val::I32(value.get_i32()),
+            })
+            .collect())
+    }
+}

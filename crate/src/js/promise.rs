@@ -1,0 +1,89 @@
+//! Promises both ways: one we create and settle later ([`Deferred`]), and one a JS host function
+//! returned, whose outcome we wait for ([`Js::on_settled`]).
+
+use std::ptr;
+use std::sync::{Arc, Mutex};
+
+use napi::sys;
+
+use super::{Js, Value, callback_args};
+
+/// A pending Promise's resolver; only touched on the JS thread that created it.
+pub struct Deferred(sys::napi_deferred);
+
+// SAFETY: the handle travels through other threads but is used only on its JS thread.
+unsafe impl Send for Deferred {}
+
+/// What to run once a Promise settles: `Ok` fulfilled, `Err` rejected.
+pub type Continuation = Box<dyn FnOnce(Js, Result<Value, Value>) + Send>;
+
+struct Settle {
+    continuation: Arc<Mutex<Option<Continuation>>>,
+    fulfilled: bool,
+}
+
+impl Js {
+    /// A new Promise and its resolver.
+    pub fn deferred(self) -> napi::Result<(Deferred, Value)> {
+        let mut deferred = ptr::null_mut();
+        let mut promise = ptr::null_mut();
+        self.check(
+            unsafe { sys::napi_create_promise(self.0, &mut deferred, &mut promise) },
+            "create promise",
+        )?;
+        Ok((Deferred(deferred), promise))
+    }
+
+    pub fn resolve(self, deferred: Deferred, value: Value) {
+        unsafe { sys::napi_resolve_deferred(self.0, deferred.0, value) };
+    }
+
+    pub fn reject(self, deferred: Deferred, error: Value) {
+        unsafe { sys::napi_reject_deferred(self.0, deferred.0, error) };
+    }
+
+    /// Calls `continuation` on the JS thread once `promise` settles. When the callbacks cannot be
+    /// attached, the continuation is dropped (which closes whatever channel it owns).
+    pub fn on_settled(self, promise: Value, continuation: Continuation) -> napi::Result<()> {
+        let shared = Arc::new(Mutex::new(Some(continuation)));
+        let attached = (|| {
+            let settle_with = |fulfilled| {
+                let name = if fulfilled { "onFulfilled" } else { "onRejected" };
+                let data = Settle {
+                    continuation: shared.clone(),
+                    fulfilled,
+                };
+                self.function(name, data, Some(settle))
+            };
+            let on_fulfilled = settle_with(true)?;
+            let on_rejected = settle_with(false)?;
+            let then = self.get(promise, "then")?;
+            self.call_method(promise, then, &[on_fulfilled, on_rejected])?
+                .map_err(|_| napi::Error::from_reason("promise.then threw"))
+        })();
+        if attached.is_err() {
+            shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        }
+        attached.map(drop)
+    }
+}
+
+unsafe extern "C" fn settle(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: `settle` is only installed by `on_settled`, with a `Settle` as the function's data.
+    let (js, settle, args) = unsafe { callback_args::<Settle>(env, info) };
+    let value = match args.first() {
+        Some(&value) => value,
+        None => js.undefined().unwrap_or(ptr::null_mut()),
+    };
+    let taken = settle
+        .continuation
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
+    if let Some(continuation) = taken {
+        let outcome = if settle.fulfilled { Ok(value) } else { Err(value) };
+        // A panic must not unwind into V8.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| continuation(js, outcome)));
+    }
+    ptr::null_mut()
+}

@@ -1,0 +1,77 @@
+//! The name rules of the JS API, written once: WIT's kebab-case names are also reachable in
+//! lowerCamelCase (jco's spelling), and an interface may be named without its `@version`.
+
+/// kebab-case WIT name -> lowerCamelCase JS name (`first-name` -> `firstName`, `u8-x` -> `u8X`).
+pub fn camel_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '-' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `wasi:cli/run@0.2.0` -> `wasi:cli/run`.
+pub fn unversioned(interface: &str) -> &str {
+    interface.split_once('@').map_or(interface, |(name, _)| name)
+}
+
+/// Every path a function export answers to: `name` and `camelName` at the root;
+/// `iface#name` and `iface#camelName` inside an interface, also with the interface unversioned.
+pub fn export_paths(interface: Option<&str>, name: &str) -> Vec<String> {
+    let prefixes = match interface {
+        None => vec![String::new()],
+        Some(interface) if unversioned(interface) != interface => {
+            vec![format!("{interface}#"), format!("{}#", unversioned(interface))]
+        }
+        Some(interface) => vec![format!("{interface}#")],
+    };
+    let camel = camel_case(name);
+    prefixes
+        .iter()
+        .flat_map(|prefix| [format!("{prefix}{name}"), format!("{prefix}{camel}")])
+        .collect()
+}
+
+/// The keys a JS import object may use for a function import: its WIT name, then lowerCamelCase.
+pub fn function_keys(name: &str) -> [String; 2] {
+    [name.to_string(), camel_case(name)]
+}
+
+/// The keys a JS import object may use for an interface: its full name, then without `@version`.
+pub fn interface_keys(name: &str) -> [&str; 2] {
+    [name, unversioned(name)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kebab_names_become_lower_camel_case() {
+        assert_eq!(camel_case("first-name"), "firstName");
+        assert_eq!(camel_case("roundtrip-list-u8"), "roundtripListU8");
+        assert_eq!(camel_case("plain"), "plain");
+    }
+
+    #[test]
+    fn an_interface_export_answers_to_four_paths() {
+        assert_eq!(
+            export_paths(Some("test:x/api@0.1.0"), "get-name"),
+            [
+                "test:x/api@0.1.0#get-name",
+                "test:x/api@0.1.0#getName",
+                "test:x/api#get-name",
+                "test:x/api#getName"
+            ]
+        );
+        assert_eq!(export_paths(None, "greet"), ["greet", "greet"]);
+    }
+}

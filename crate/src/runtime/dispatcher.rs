@@ -1,0 +1,206 @@
+//! The way back to the JS thread. Each JS environment (the main thread, each worker) has one
+//! [`Dispatcher`] that runs closures on its JS thread: completions of async calls and
+//! host-function calls share it, so an async call costs one message back, not a thread-safe
+//! function of its own.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, Status};
+
+use crate::js::Js;
+
+/// A closure to run on the JS thread.
+pub type JsJob = Box<dyn FnOnce(Js) + Send>;
+
+/// How long the JS thread keeps looking for the next job after a job that announced one (a host
+/// call answered on the spot: the guest resumes at once and its next message usually follows
+/// within microseconds). Waking the JS thread from its event loop costs tens of microseconds here.
+const LINGER: Duration = Duration::from_micros(50);
+
+/// Runs Rust closures on one environment's JS thread. Jobs wait in our own queue; napi-rs's
+/// thread-safe function only wakes the JS thread when it is not already running jobs, and handles
+/// environment teardown. It keeps the event loop alive only while async calls are pending
+/// (see [`hold`]).
+pub struct Dispatcher {
+    wake: ThreadsafeFunction<(), (), (), Status, false, true>,
+    queue: Arc<JobQueue>,
+}
+
+#[derive(Default)]
+struct JobQueue {
+    jobs: Mutex<VecDeque<JsJob>>,
+    /// Jobs in `jobs`, read without the lock by the lingering JS thread.
+    len: AtomicUsize,
+    /// The JS thread is running jobs and will look at the queue again before it stops.
+    draining: AtomicBool,
+    /// A job asked the JS thread to linger for the next one.
+    linger: AtomicBool,
+    /// The environment is gone: jobs are dropped instead of queued.
+    closed: AtomicBool,
+}
+
+impl JobQueue {
+    fn push(&self, job: JsJob) -> Option<JsJob> {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.closed.load(Ordering::Acquire) {
+            return Some(job);
+        }
+        jobs.push_back(job);
+        self.len.fetch_add(1, Ordering::SeqCst);
+        None
+    }
+
+    fn pop(&self) -> Option<JsJob> {
+        let job = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop_front()?;
+        self.len.fetch_sub(1, Ordering::SeqCst);
+        Some(job)
+    }
+
+    /// Drops every queued job and refuses new ones; dropping a job closes the channels it owns,
+    /// which wakes whoever waits for its answer.
+    fn close(&self) {
+        let jobs = {
+            let mut jobs = self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            self.closed.store(true, Ordering::Release);
+            self.len.store(0, Ordering::SeqCst);
+            std::mem::take(&mut *jobs)
+        };
+        drop(jobs);
+    }
+
+    /// Runs queued jobs on the JS thread until none is left (lingering after a job that asked).
+    fn drain(&self, js: Js) {
+        // Only the JS thread sets the flag: set already means a job is draining further up the
+        // stack, which will look at the queue again itself.
+        if self.draining.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        loop {
+            while let Some(job) = self.pop() {
+                run_job(js, job);
+            }
+            if self.linger.swap(false, Ordering::AcqRel) && self.wait_for_job(LINGER) {
+                continue;
+            }
+            self.draining.store(false, Ordering::SeqCst);
+            // A job queued after the last pop saw `draining` still set and sent no wake-up.
+            if self.len.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            self.draining.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn wait_for_job(&self, limit: Duration) -> bool {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if self.len.load(Ordering::Acquire) > 0 {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        false
+    }
+}
+
+/// Runs one job in its own handle scope. A panic ends only the job (whatever channel it owned is
+/// dropped, which wakes its waiter); a JS exception it leaves pending is discarded.
+fn run_job(js: Js, job: JsJob) {
+    let scope = js.open_scope();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(js)));
+    js.discard_pending_exception();
+    js.close_scope(scope);
+}
+
+impl Dispatcher {
+    fn new(env: Env) -> napi::Result<Self> {
+        let queue = Arc::new(JobQueue::default());
+        let drained = queue.clone();
+        let callee = env.create_function_from_closure::<(), (), _>("airssysWasmDispatch", |_| Ok(()))?;
+        let wake = callee
+            .build_threadsafe_function::<()>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build_callback(move |context: ThreadsafeCallContext<()>| {
+                drained.drain(Js(context.env.raw()));
+                Ok(())
+            })?;
+        Ok(Dispatcher { wake, queue })
+    }
+
+    /// Queues `job` for the JS thread. If the environment is closing the job is dropped, which
+    /// closes any channel it owns and so wakes whoever waits for it.
+    pub fn run(&self, job: JsJob) {
+        if let Some(refused) = self.queue.push(job) {
+            drop(refused);
+            return;
+        }
+        if !self.queue.draining.load(Ordering::SeqCst)
+            && self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking) != Status::Ok
+        {
+            self.queue.close();
+        }
+    }
+
+    /// Runs queued jobs now, on the JS thread, from outside the dispatcher's own callback (a
+    /// settled host Promise: its answer lets the guest go on, so lingering here saves a wake-up).
+    pub fn drain_here(&self, js: Js) {
+        self.queue.drain(js);
+    }
+
+    /// Called by a job on the JS thread: its answer lets a pool thread go on, which will most
+    /// likely queue another job within microseconds, so the JS thread waits briefly for it
+    /// rather than going back to sleep in the event loop.
+    pub fn expect_next_job(&self) {
+        self.queue.linger.store(true, Ordering::Release);
+    }
+}
+
+/// Per-environment state, kept as the addon's N-API instance data.
+struct EnvRuntime {
+    dispatcher: Arc<Dispatcher>,
+    /// Async calls in flight; the dispatcher keeps the loop alive while this is above zero.
+    pending: Cell<usize>,
+}
+
+fn runtime(js: Js) -> napi::Result<&'static EnvRuntime> {
+    let env = Env::from_raw(js.0);
+    if let Some(runtime) = env.get_instance_data::<EnvRuntime>()? {
+        return Ok(runtime);
+    }
+    let runtime = EnvRuntime {
+        dispatcher: Arc::new(Dispatcher::new(env)?),
+        pending: Cell::new(0),
+    };
+    // At teardown, jobs still queued are dropped (their waiters see closed channels).
+    env.set_instance_data(runtime, (), |context| context.value.dispatcher.queue.close())?;
+    env.get_instance_data::<EnvRuntime>()?
+        .map(|runtime| &*runtime)
+        .ok_or_else(|| napi::Error::from_reason("cannot keep per-environment state"))
+}
+
+/// The JS-thread dispatcher of this environment.
+pub fn dispatcher(js: Js) -> napi::Result<Arc<Dispatcher>> {
+    Ok(runtime(js)?.dispatcher.clone())
+}
+
+/// Marks an async operation as started (`true`) or settled (`false`), so Node does not exit
+/// while one is pending and is free to exit when none is.
+pub fn hold(js: Js, started: bool) {
+    let Ok(runtime) = runtime(js) else { return };
+    let before = runtime.pending.get();
+    let after = if started { before + 1 } else { before.saturating_sub(1) };
+    runtime.pending.set(after);
+    if (before == 0) != (after == 0) {
+        js.hold_threadsafe_function(runtime.dispatcher.wake.raw(), after > 0);
+    }
+}

@@ -1,0 +1,8 @@
+//! What runs around the guest: our thread pool, the way back to the JS thread, Promise-returning
+//! tasks, the bridge to JS host functions, and native memory reported to V8.
+
+pub mod dispatcher;
+pub mod external;
+pub mod host_bridge;
+pub mod pool;
+pub mod task;

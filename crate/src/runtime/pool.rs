@@ -1,0 +1,117 @@
+//! Our own thread pool for work off the JS thread.
+//!
+//! libuv's threadpool (4 threads) also serves fs, dns, zlib and crypto for the whole process, so a
+//! long wasm call there would stall unrelated I/O. Our pool grows on demand (a guest may sit in a
+//! host call for a long time and must not hold others up), lets idle threads go after a while,
+//! and gives every thread a stack big enough for wasmtime's `max_wasm_stack` plus host frames.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Stack of each pool thread; `maxWasmStackBytes` is capped well below it (engine.rs).
+pub const POOL_THREAD_STACK_BYTES: usize = 8 << 20;
+const MAX_THREADS: usize = 256;
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a worker that just finished keeps looking for the next job before it sleeps: waking
+/// a sleeping thread costs tens of microseconds, more than most calls.
+const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
+
+type Job = Box<dyn FnOnce() + Send>;
+
+struct Pool {
+    state: Mutex<PoolState>,
+    wake: Condvar,
+    /// Jobs queued and not yet taken; read without the lock by spinning workers.
+    queued: AtomicUsize,
+}
+
+struct PoolState {
+    queue: VecDeque<Job>,
+    threads: usize,
+    /// Workers free for a job (spinning or asleep).
+    idle: usize,
+    /// Workers blocked on the condvar, which only a notify wakes.
+    sleeping: usize,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool {
+        state: Mutex::new(PoolState {
+            queue: VecDeque::new(),
+            threads: 0,
+            idle: 0,
+            sleeping: 0,
+        }),
+        wake: Condvar::new(),
+        queued: AtomicUsize::new(0),
+    })
+}
+
+/// Runs `job` on a pool thread. A job that panics ends only itself: the caller's job must catch
+/// its own panics to report them (see `task.rs`), the worker survives either way.
+pub fn run_in_pool(job: impl FnOnce() + Send + 'static) {
+    let pool = pool();
+    let mut state = pool.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    state.queue.push_back(Box::new(job));
+    pool.queued.fetch_add(1, Ordering::Release);
+    // Jobs may block on the JS thread (host calls), so a queued job must never wait for a busy
+    // thread: start one whenever nobody idle is left to take it.
+    if state.idle < state.queue.len() && state.threads < MAX_THREADS {
+        let spawned = std::thread::Builder::new()
+            .name("airssys-wasm".into())
+            .stack_size(POOL_THREAD_STACK_BYTES)
+            .spawn(worker);
+        if spawned.is_ok() {
+            state.threads += 1;
+            state.idle += 1;
+        }
+    }
+    let wake = state.sleeping > 0;
+    drop(state);
+    if wake {
+        pool.wake.notify_one();
+    }
+}
+
+fn take(pool: &Pool, state: &mut PoolState) -> Option<Job> {
+    let job = state.queue.pop_front()?;
+    pool.queued.fetch_sub(1, Ordering::Release);
+    state.idle -= 1;
+    Some(job)
+}
+
+fn worker() {
+    wasmtime::Engine::tls_eager_initialize();
+    let pool = pool();
+    loop {
+        let mut state = pool.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(job) = take(pool, &mut state) {
+            drop(state);
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            pool.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).idle += 1;
+            spin_for_work(pool);
+            continue;
+        }
+        state.sleeping += 1;
+        let (mut state, timeout) = pool
+            .wake
+            .wait_timeout(state, IDLE_TIMEOUT)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.sleeping -= 1;
+        if timeout.timed_out() && state.queue.is_empty() {
+            state.idle -= 1;
+            state.threads -= 1;
+            return;
+        }
+    }
+}
+
+fn spin_for_work(pool: &Pool) {
+    let until = Instant::now() + SPIN_BEFORE_SLEEP;
+    while pool.queued.load(Ordering::Acquire) == 0 && Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
