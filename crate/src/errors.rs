@@ -197,7 +197,18 @@ impl Failure {
             }));
         }
         let Some(&trap) = error.downcast_ref::<Trap>() else {
-            return Failure::Internal(format!("{error:#}"));
+            // Not a trap, not a failure of ours: wasmtime refused what the guest handed it while
+            // lifting or lowering values (invalid UTF-8, a pointer or length out of bounds or
+            // misaligned, a bad discriminant or flag bit, a realloc that returned garbage).
+            return Failure::Trap(Box::new(TrapInfo {
+                code: "ERR_WASM_GUEST_ABI",
+                trap_code: "CanonicalAbi".into(),
+                message: format!("the guest broke the component ABI: {error:#}"),
+                frames,
+                fuel_consumed: facts.fuel_consumed,
+                elapsed_ms: None,
+                timeout_ms: None,
+            }));
         };
         let (mut code, trap_code) = trap::classify(trap);
         let mut message = trap.to_string();
