@@ -202,6 +202,20 @@ async function runCompiled(compiled: Module | Component): Promise<void> {
   }
 }
 
+const strict = process.env.FUZZ_STRICT === '1'
+
+/**
+ * Finding F8, open: validate accepts a component whose nested core module section claims more
+ * bytes than there are, which compileComponent refuses. Skipped unless FUZZ_STRICT=1, so a run
+ * keeps looking for other disagreements (test.failing in __test__/fuzz/binaries.spec.ts).
+ */
+function isF8(component: Outcome<unknown>): boolean {
+  return (
+    !component.ok &&
+    /invalid module section: section range \d+\.\.\d+ is out of bounds/.test(String(component.error))
+  )
+}
+
 export function binariesTarget(): Target<BinaryInput> {
   const all = seeds()
   const bySeed = new Map(all.map((seed) => [seed.name, seed.bytes]))
@@ -264,8 +278,9 @@ export function binariesTarget(): Target<BinaryInput> {
       throw new Error(`validate threw ${inspect(error)}`)
     }
     const compiles = outcomes.moduleSync.ok || outcomes.componentSync.ok
+    const known = !strict && validation.ok && !compiles && isF8(outcomes.componentSync)
     expect(
-      validation.ok === compiles,
+      known || validation.ok === compiles,
       () => `validate says ${inspect(validation)} but compiling ${compiles ? 'succeeded' : 'failed'}`,
     )
     if (!validation.ok) expect(validation.message !== '', () => 'validate failed without a message')

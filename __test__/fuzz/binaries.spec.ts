@@ -3,7 +3,7 @@ import test from 'ava'
 import { seeds } from '../../fuzz/binaries.js'
 import type { FuzzReport } from '../../fuzz/child.js'
 import { runChild } from '../../fuzz/spawn.js'
-import { Engine } from '../../lib/index.js'
+import { CompileError, Engine } from '../../lib/index.js'
 import { SEED } from './helpers.js'
 
 test('every fixture the mutations start from compiles unmutated', (t) => {
@@ -26,4 +26,15 @@ test('mutated modules and components are a CompileError or compile, in every ent
   const { report } = result
   t.false(report.failed, `seed ${report.seed}, path ${report.path}: ${report.error}`)
   t.is(report.executions, 40)
+})
+
+// Finding F8: validate checks components with wasmparser alone, which accepts a component whose
+// nested core module section claims more bytes than the file has; compileComponent refuses it.
+test.failing('validate refuses a component whose nested module section runs past the end', (t) => {
+  const engine = new Engine()
+  // Component header, then a core module section of 17,826 bytes holding only an empty module.
+  const truncated = Buffer.from('0061736d0d00010001a28b010061736d01000000', 'hex')
+  t.throws(() => engine.compileComponentSync(truncated), { instanceOf: CompileError })
+  const result = engine.validate(truncated)
+  t.false(result.ok)
 })
