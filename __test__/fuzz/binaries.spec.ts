@@ -38,3 +38,16 @@ test.failing('validate refuses a component whose nested module section runs past
   const result = engine.validate(truncated)
   t.false(result.ok)
 })
+
+// Finding F8, second half: components are validated with wasmparser's default features, not the
+// engine's, so a core module using threads or GC types inside a component validates.
+test.failing('validate refuses components that use wasm features the engine does not enable', (t) => {
+  const engine = new Engine()
+  for (const wat of [
+    '(component (core module (memory 1 1 shared)))',
+    '(component (core module (type (struct))))',
+  ]) {
+    t.throws(() => engine.compileComponentSync(wat), { instanceOf: CompileError }, wat)
+    t.false(engine.validate(wat).ok, wat)
+  }
+})
