@@ -13,6 +13,7 @@ use crate::engine::EngineShared;
 use crate::errors::{Failure, exit_zero_is_success, guard, return_or_throw};
 use crate::js::{Js, Raw, Value, callback_args};
 use crate::options::{NativeAbortHandle, call_budget, call_budget_from_js};
+use crate::runtime::host_bridge::serve_js_while;
 use crate::runtime::task;
 use crate::store::{Budget, Live, Slot};
 
@@ -151,6 +152,20 @@ unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi
         budget.check_engine(&handle.slot.engine)?;
         let params = handle.export.lower_args(js, args)?;
         let slot = &handle.slot;
+        if slot.waits {
+            // The guest may wait in WASI: it runs as a future on a pool thread while this thread
+            // serves its host calls (see `serve_js_while`).
+            let (slot, export) = (slot.clone(), handle.export.clone());
+            let output = serve_js_while(js, move |relay| {
+                slot.with(|live| {
+                    live.store.data_mut().host.set_relay(Some(relay));
+                    let result = run(&*export, live, None, &slot.engine, &budget, &params);
+                    live.store.data_mut().host.set_relay(None);
+                    result
+                })
+            })?;
+            return handle.export.lift(js, exit_zero_is_success(output, E::no_output)?);
+        }
         let output = exit_zero_is_success(
             slot.with_on_js_thread(js, |live| {
                 run(

@@ -17,8 +17,8 @@ use crate::engine::EngineShared;
 use crate::errors::Failure;
 use crate::js::{Js, Value};
 use crate::options::NativeInstanceOptions;
-use crate::runtime::host_bridge::{HostBridge, HostFunctions};
-use crate::store::{self, HostState, Live, Slot};
+use crate::runtime::host_bridge::{HostBridge, HostFunctions, Relay, serve_js_while};
+use crate::store::{self, HostState, Live, Slot, StoreFuture};
 use crate::wasi::NativeWasiOptions;
 use crate::wasi::{Output, WasiState};
 
@@ -59,6 +59,8 @@ pub trait Kind: Sized + Send + Sync + 'static {
     ) -> Result<(Self::Plan, Vec<Value>), Failure>;
     fn link(code: &Self::Code, plan: &Self::Plan) -> Result<Self::Pre, Failure>;
     fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self::Instance>;
+    /// Instantiates as a future, for stores whose guests may wait (see `store::wait`).
+    fn instantiate_async(pre: Self::Pre, store: &mut Store<HostState>) -> StoreFuture<'_, Self::Instance>;
     fn native(parts: InstanceParts<Self::Export>) -> Self::Native;
 }
 
@@ -148,23 +150,35 @@ impl<K: Kind> Compiled<K> {
         let (plan, functions) = K::resolve(js, &self.code, imports, with_wasi)?;
         let functions = Arc::new(HostFunctions::new(js, functions)?);
         let compiled = self.clone();
-        Ok(move |thread: Thread| {
+        let create = move |sync_js: Option<Js>, relay: Option<Relay>| {
             let engine = &compiled.engine;
             let pre = compiled
                 .linked
                 .get_or_build(plan, |plan| K::link(&compiled.code, plan))?;
             let mut store = store::new_store(engine, limits, HostBridge::new(functions), wasi);
-            if let Thread::Js(js) = thread {
-                store.data_mut().host.set_sync_env(Some(js));
-            }
-            let mut live: Live<K::Instance> =
-                store::instantiate(store, engine, &defaults, |store| K::instantiate(&pre, store))?;
+            store.data_mut().host.set_sync_env(sync_js);
+            store.data_mut().host.set_relay(relay);
+            let mut live: Live<K::Instance> = store::instantiate(store, engine, &defaults, |store| {
+                if store.data().waits() {
+                    store::wait(store, |store| K::instantiate_async(pre, store))
+                } else {
+                    K::instantiate(&pre, store)
+                }
+            })?;
             live.store.data_mut().host.set_sync_env(None);
+            live.store.data_mut().host.set_relay(None);
             Ok(K::native(InstanceParts {
                 slot: Slot::new(live, engine.clone(), defaults, K::POISON_ON_TRAP),
                 exports: compiled.exports.clone(),
                 output,
             }))
+        };
+        Ok(move |thread: Thread| match thread {
+            Thread::Pool => create(None, None),
+            // A guest that may wait runs as a future, which needs a pool thread; JS imports its
+            // start function calls are relayed to this JS thread, which waits for it.
+            Thread::Js(js) if with_wasi => serve_js_while(js, move |relay| create(None, Some(relay)))?,
+            Thread::Js(js) => create(Some(js), None),
         })
     }
 }

@@ -20,7 +20,7 @@ use crate::call::Exports;
 use crate::compiled::{InstanceParts, Kind};
 use crate::errors::Failure;
 use crate::js::{Js, Value};
-use crate::store::HostState;
+use crate::store::{HostState, StoreFuture};
 use crate::wasi::NativeWasiOptions;
 use crate::wasi::{self, Output, WasiState};
 
@@ -53,7 +53,9 @@ impl Kind for ComponentKind {
 
     fn wasi(options: &NativeWasiOptions) -> Result<(WasiState, Output), Failure> {
         let (mut builder, output) = wasi::build(options)?;
-        let context = (builder.build(), ResourceTable::new());
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(wasi::MAX_WASI_HANDLES);
+        let context = (builder.build(), table);
         Ok((WasiState::Component(Box::new(context)), output))
     }
 
@@ -74,6 +76,10 @@ impl Kind for ComponentKind {
         pre.instantiate(store)
     }
 
+    fn instantiate_async(pre: Self::Pre, store: &mut Store<HostState>) -> StoreFuture<'_, Instance> {
+        Box::pin(async move { pre.instantiate_async(store).await })
+    }
+
     fn native(parts: InstanceParts<ExportFunc>) -> NativeComponentInstance {
         NativeComponentInstance::new(parts)
     }
@@ -92,13 +98,13 @@ crate::compiled_class!(
 impl NativeComponent {
     /// Top-level exports with WIT-like types; interfaces list their functions.
     #[napi(getter)]
-    pub fn exports(&self) -> Vec<ComponentItemInfo> {
-        types::exports(&self.compiled.code)
+    pub fn exports(&self, env: napi::Env) -> napi::Result<Vec<ComponentItemInfo>> {
+        crate::errors::guard(Js(env.raw()), || Ok(types::exports(&self.compiled.code)))
     }
 
     /// Imports with WIT-like types; interfaces list their functions.
     #[napi(getter)]
-    pub fn imports(&self) -> Vec<ComponentItemInfo> {
-        types::imports(&self.compiled.code)
+    pub fn imports(&self, env: napi::Env) -> napi::Result<Vec<ComponentItemInfo>> {
+        crate::errors::guard(Js(env.raw()), || Ok(types::imports(&self.compiled.code)))
     }
 }

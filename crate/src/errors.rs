@@ -128,7 +128,7 @@ pub struct CallFacts {
 }
 
 /// Why the epoch deadline callback stopped the guest.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub enum Interrupt {
     Timeout { timeout_ms: f64 },
     Aborted,
@@ -162,6 +162,14 @@ impl Failure {
         if error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
             return Failure::PoolExhausted(format!(
                 "the engine's pooling allocator has no free slot (dispose instances, or raise pooling.maxInstances): {error:#}"
+            ));
+        }
+        if error
+            .chain()
+            .any(|cause| cause.to_string().starts_with(COUNT_LIMIT_EXCEEDED))
+        {
+            return Failure::HostLimit(format!(
+                "instantiation exceeds limits.instances, limits.tables or limits.memories: {error:#}"
             ));
         }
         Failure::Link(format!("{error:#}"))
@@ -454,6 +462,10 @@ impl From<napi::Error> for Failure {
 /// error type is private to wasmtime, so this text is the only handle; `limits.spec.ts` runs a
 /// real component past the bound, so a wasmtime upgrade that changes the text fails a test.
 const HOSTCALL_FUEL_EXHAUSTED: &str = "too much data is being copied between the host and the guest";
+
+/// How wasmtime words a refusal from the limiter's instance, table or memory counts (a plain
+/// message, no type); pinned by the memories test in escapes.spec.ts.
+const COUNT_LIMIT_EXCEEDED: &str = "resource limit exceeded";
 
 fn lifted_too_much(error: &wasmtime::Error) -> bool {
     error

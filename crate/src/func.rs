@@ -90,12 +90,17 @@ impl Export for CoreExport {
         budget: &Budget,
         params: &Vals,
     ) -> std::result::Result<Vals, Failure> {
-        if self.numeric {
+        let waits = live.store.data().waits();
+        if self.numeric && !waits {
             return self.invoke_numeric(live, func, budget, engine, params);
         }
         let mut results: Vals = self.results.iter().map(convert::placeholder).collect();
         store::run(&mut live.store, engine, budget, &mut live.metrics, |store| {
-            func.call(store, params, &mut results)
+            if waits {
+                store::wait(store, |store| Box::pin(func.call_async(store, params, &mut results)))
+            } else {
+                func.call(store, params, &mut results)
+            }
         })?;
         Ok(results)
     }

@@ -75,7 +75,7 @@ pub fn link(module: &Module, plan: &LinkPlan) -> std::result::Result<InstancePre
     let failed = |error: wasmtime::Error| Failure::Link(format!("{error:#}"));
     let mut linker = Linker::new(module.engine());
     if plan.wasi {
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut HostState| state.wasi.p1()).map_err(failed)?;
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut HostState| state.wasi.p1()).map_err(failed)?;
         // JS functions may replace single WASI functions.
         linker.allow_shadowing(true);
     }

@@ -13,7 +13,7 @@ use crate::func::{self, CoreExport};
 use crate::instance::NativeInstance;
 use crate::js::{Js, Value};
 use crate::linker::{self, LinkPlan, WASI_MODULES};
-use crate::store::HostState;
+use crate::store::{HostState, StoreFuture};
 use crate::wasi::NativeWasiOptions;
 use crate::wasi::{self, Output, WasiState};
 
@@ -71,6 +71,10 @@ impl Kind for CoreModule {
         pre.instantiate(store)
     }
 
+    fn instantiate_async(pre: Self::Pre, store: &mut Store<HostState>) -> StoreFuture<'_, Instance> {
+        Box::pin(async move { pre.instantiate_async(store).await })
+    }
+
     fn native(parts: InstanceParts<CoreExport>) -> NativeInstance {
         NativeInstance::new(parts)
     }
@@ -90,6 +94,7 @@ impl NativeModule {
     /// Exports with core types (`func(i32, i32) -> i32`, `memory(min 1 pages)`, ...).
     #[napi(getter)]
     pub fn exports(&self) -> Vec<ModuleItemInfo> {
+        // Plain listings of wasmtime's own types: nothing here can panic or fail.
         self.compiled
             .code
             .exports()

@@ -1,6 +1,8 @@
 //! [`wasmtime::Store`] and its `HostState`: the limiter, per-call fuel and deadline, the abort
 //! flag, the last host error and the metrics, plus the slot that serialises access to a store.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -12,6 +14,7 @@ use crate::engine::EngineShared;
 use crate::errors::{CallFacts, Failure, HostCallFailed, Interrupt};
 use crate::js::{Js, Value};
 use crate::limits::{Limiter, LimitsConfig, MemoryMetrics, hostcall_fuel};
+use crate::runtime::executor::{self, Outcome};
 use crate::runtime::host_bridge::{HostBridge, WaitLimits};
 use crate::wasi::WasiState;
 
@@ -54,6 +57,14 @@ impl HostState {
     pub fn fail_call(&mut self, failure: Failure) -> wasmtime::Error {
         self.host_failure = Some(failure);
         wasmtime::Error::new(HostCallFailed)
+    }
+}
+
+impl HostState {
+    /// Whether calls into this store run as futures (see [`wait`]): WASI is linked in its async
+    /// form, so a guest may wait in a host call, and such a wait must end at the deadline.
+    pub fn waits(&self) -> bool {
+        !matches!(self.wasi, WasiState::None)
     }
 }
 
@@ -188,7 +199,13 @@ pub fn run_classified<R>(
     } else {
         None
     };
-    let outcome = body(store);
+    let outcome = body(store).map_err(|error| match error.downcast_ref::<WaitEnded>() {
+        Some(&WaitEnded(interrupt)) => {
+            store.data_mut().interrupt = Some(interrupt);
+            wasmtime::Error::new(wasmtime::Trap::Interrupt)
+        }
+        None => error,
+    });
     let elapsed_ms = started.map_or(0.0, |started| started.elapsed().as_secs_f64() * 1000.0);
     if timed {
         store.set_epoch_deadline(NO_DEADLINE);
@@ -230,6 +247,41 @@ pub fn run_classified<R>(
         )
     })
 }
+
+/// A future borrowing the store: a call or an instantiation in progress.
+pub type StoreFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
+
+/// Runs `call`'s future on this (pool) thread until it ends, or until the current call's deadline
+/// or abort, which drop it unfinished: for a guest that may wait in WASI. Used inside [`run`] or
+/// [`instantiate`], which set the deadline and abort and classify the interrupt.
+pub fn wait<'a, R>(
+    store: &'a mut Store<HostState>,
+    call: impl FnOnce(&'a mut Store<HostState>) -> StoreFuture<'a, R>,
+) -> wasmtime::Result<R> {
+    let deadline = store.data().deadline;
+    let abort = store.data().abort.clone();
+    let interrupt = match executor::block_on(call(store), deadline.map(|(at, _)| at), abort.as_deref()) {
+        Outcome::Done(result) => return result,
+        Outcome::TimedOut => Interrupt::Timeout {
+            timeout_ms: deadline.map_or(0.0, |(_, ms)| ms),
+        },
+        Outcome::Aborted => Interrupt::Aborted,
+    };
+    Err(wasmtime::Error::new(WaitEnded(interrupt)))
+}
+
+/// A waiting guest's future was dropped at the deadline or abort; [`run_classified`] turns it
+/// into the same interrupt an epoch tick gives a running guest.
+#[derive(Debug)]
+struct WaitEnded(Interrupt);
+
+impl std::fmt::Display for WaitEnded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the guest was stopped while it waited")
+    }
+}
+
+impl std::error::Error for WaitEnded {}
 
 /// Instantiates into `store` under the instance's default budget (start functions run then) and
 /// pairs the store with the instance. Instantiation is not a call: only its memory shows in the
@@ -276,6 +328,8 @@ pub struct Slot<I> {
     poisoned: AtomicBool,
     /// Component instances refuse re-entry after a trap; core instances stay usable.
     poison_on_trap: bool,
+    /// Calls run as futures on a pool thread (see [`HostState::waits`]).
+    pub waits: bool,
     pub engine: Arc<EngineShared>,
     pub defaults: Budget,
 }
@@ -284,6 +338,7 @@ impl<I> Slot<I> {
     pub fn new(live: Live<I>, engine: Arc<EngineShared>, defaults: Budget, poison_on_trap: bool) -> Self {
         Slot {
             snapshot: Mutex::new(live.metrics),
+            waits: live.store.data().waits(),
             live: Mutex::new(Some(live)),
             disposed: AtomicBool::new(false),
             poisoned: AtomicBool::new(false),

@@ -41,6 +41,10 @@ pub struct TakenOutput {
     pub stderr: String,
 }
 
+/// Most WASI handles (files, streams, pollables) one component instance may hold at once: a
+/// real program holds a handful; without a cap a guest could make the host keep millions.
+pub const MAX_WASI_HANDLES: usize = 10_000;
+
 /// A guest's WASI state in its store.
 pub enum WasiState {
     None,
@@ -91,7 +95,9 @@ impl Output {
 pub fn build(options: &NativeWasiOptions) -> Result<(WasiCtxBuilder, Output), Failure> {
     let mut builder = WasiCtx::builder();
     builder
-        .allow_blocking_current_thread(true)
+        // Blocking work (files, stdio) goes to tokio's blocking threads, so the guest's future
+        // stays pending and its deadline can end the wait (see runtime/executor.rs).
+        .allow_blocking_current_thread(false)
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);

@@ -80,8 +80,13 @@ impl Export for ExportFunc {
     ) -> Result<Option<Val>, Failure> {
         let mut slot = [Val::Bool(false)];
         let results = &mut slot[..usize::from(self.result.is_some())];
+        let waits = live.store.data().waits();
         store::run(&mut live.store, engine, budget, &mut live.metrics, |store| {
-            func.call(store, params, results)
+            if waits {
+                store::wait(store, |store| Box::pin(func.call_async(store, params, results)))
+            } else {
+                func.call(store, params, results)
+            }
         })?;
         let value = results
             .first_mut()

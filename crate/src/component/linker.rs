@@ -111,7 +111,7 @@ pub fn link(component: &Component, plan: &LinkPlan) -> Result<InstancePre<HostSt
     let failed = |error: wasmtime::Error| Failure::Link(format!("{error:#}"));
     let mut linker = Linker::new(component.engine());
     if plan.wasi {
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(failed)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(failed)?;
         // JS functions may replace single WASI interfaces.
         linker.allow_shadowing(true);
     }

@@ -11,7 +11,8 @@ use std::sync::mpsc;
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use super::dispatcher::{self, Dispatcher};
+use super::dispatcher::{self, Dispatcher, JsJob};
+use super::pool::run_in_pool;
 use crate::errors::Failure;
 use crate::js::{Js, Reference, Value};
 
@@ -65,6 +66,8 @@ pub struct HostBridge {
     functions: Arc<HostFunctions>,
     /// Set while a `callSync` runs on the JS thread.
     sync_env: Option<Js>,
+    /// Set while a synchronous call runs on a pool thread for a JS thread that waits for it.
+    relay: Option<Relay>,
 }
 
 // SAFETY: `sync_env` is set and used only on the JS thread, during a `callSync`.
@@ -75,12 +78,19 @@ impl HostBridge {
         HostBridge {
             functions,
             sync_env: None,
+            relay: None,
         }
     }
 
     /// Marks the start (Some) or end (None) of a call running on the JS thread.
     pub fn set_sync_env(&mut self, env: Option<Js>) {
         self.sync_env = env;
+    }
+
+    /// Marks the start (Some) or end (None) of a synchronous call run on a pool thread (see
+    /// [`serve_js_while`]): host functions are then called through the waiting JS thread.
+    pub fn set_relay(&mut self, relay: Option<Relay>) {
+        self.relay = relay;
     }
 
     /// Calls host function `index` on the JS thread: `call` converts the arguments and calls it
@@ -101,14 +111,26 @@ impl HostBridge {
             if let Ok(value) = outcome
                 && js.is_promise(value).unwrap_or(false)
             {
-                return Err(Failure::Host {
-                    message: format!(
-                        "host function {label} returned a Promise during callSync: async host functions need call()"
-                    ),
-                    cause: None,
-                });
+                return Err(promise_in_sync_call(label));
             }
             return finish(js, outcome);
+        }
+        if let Some(relay) = &self.relay {
+            let functions = self.functions.clone();
+            let owned_label = label.to_string();
+            let (sender, receiver) = mpsc::sync_channel(1);
+            relay.send(Box::new(move |js| {
+                let answer = js
+                    .dereference(&functions.functions[index])
+                    .map_err(Failure::from)
+                    .and_then(|function| call(js, function))
+                    .and_then(|outcome| match outcome {
+                        Ok(value) if js.is_promise(value).unwrap_or(false) => Err(promise_in_sync_call(&owned_label)),
+                        outcome => finish(js, outcome),
+                    });
+                let _ = sender.send(answer);
+            }));
+            return limits.wait(&receiver, label);
         }
         let Some(dispatcher) = &self.functions.dispatcher else {
             return Err(Failure::Internal("no host function dispatcher".into()));
@@ -142,6 +164,60 @@ impl HostBridge {
             }
         }));
         limits.wait(&receiver, label)
+    }
+}
+
+fn promise_in_sync_call(label: &str) -> Failure {
+    Failure::Host {
+        message: format!("host function {label} returned a Promise during callSync: async host functions need call()"),
+        cause: None,
+    }
+}
+
+/// The way from a pool thread to a JS thread that is blocked waiting for it (see
+/// [`serve_js_while`]).
+#[derive(Clone)]
+pub struct Relay(mpsc::Sender<RelayMessage>);
+
+enum RelayMessage {
+    Job(JsJob),
+    Done,
+}
+
+impl Relay {
+    fn send(&self, job: JsJob) {
+        // A closed channel means the JS side stopped waiting: dropping the job wakes our waiter.
+        let _ = self.0.send(RelayMessage::Job(job));
+    }
+}
+
+/// Runs `work` on a pool thread while this JS thread runs the JS jobs it relays (host function
+/// calls), and returns what it returned: a synchronous call whose guest may wait in WASI, which
+/// must not run as a future on the JS thread (its fiber stack is no place to call into V8).
+pub fn serve_js_while<R: Send + 'static>(js: Js, work: impl FnOnce(Relay) -> R + Send + 'static) -> Result<R, Failure> {
+    let (sender, receiver) = mpsc::channel();
+    let result = Arc::new(std::sync::Mutex::new(None));
+    let stored = result.clone();
+    let relay = Relay(sender);
+    run_in_pool(move || {
+        let done = relay.0.clone();
+        let output = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(relay)));
+        *stored.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(output);
+        let _ = done.send(RelayMessage::Done);
+    });
+    while let Ok(RelayMessage::Job(job)) = receiver.recv() {
+        let scope = js.open_scope();
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(js)));
+        js.discard_pending_exception();
+        js.close_scope(scope);
+    }
+    let output = result.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    match output {
+        Some(Ok(output)) => Ok(output),
+        Some(Err(panic)) => Err(Failure::panicked(panic)),
+        None => Err(Failure::Internal(
+            "a synchronous call on the pool ended without a result".into(),
+        )),
     }
 }
 

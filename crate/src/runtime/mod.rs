@@ -2,6 +2,7 @@
 //! tasks, the bridge to JS host functions, and native memory reported to V8.
 
 pub mod dispatcher;
+pub mod executor;
 pub mod external;
 pub mod host_bridge;
 pub mod pool;

@@ -1,0 +1,64 @@
+//! Runs a guest call that may wait (WASI clocks, polls, stdio, files) as a future on the calling
+//! pool thread, and gives up on it at the call's deadline or abort: dropping wasmtime's future
+//! unwinds the guest's fiber, so a guest asleep in WASI cannot outlive its deadline.
+//!
+//! Each pool thread has its own single-threaded tokio runtime (wasmtime-wasi's async WASI needs
+//! tokio's timers and blocking pool); the JS thread never runs one.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+/// How a waited-for call ended.
+pub enum Outcome<T> {
+    Done(T),
+    TimedOut,
+    Aborted,
+}
+
+/// How often a waiting call looks at its abort flag.
+const ABORT_POLL: Duration = Duration::from_millis(5);
+
+thread_local! {
+    static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a single-threaded tokio runtime with timers");
+}
+
+/// Drives `future` to completion, unless `deadline` passes or `abort` is set first (the future
+/// is then dropped unfinished).
+pub fn block_on<F: Future>(future: F, deadline: Option<Instant>, abort: Option<&AtomicBool>) -> Outcome<F::Output> {
+    RUNTIME.with(|runtime| {
+        runtime.block_on(async {
+            let mut future = pin!(future);
+            let mut timer = pin!(tokio::time::sleep_until(
+                deadline.map_or_else(far_future, tokio::time::Instant::from_std)
+            ));
+            let mut ticks = tokio::time::interval(ABORT_POLL);
+            std::future::poll_fn(|context| {
+                if let Poll::Ready(output) = future.as_mut().poll(context) {
+                    return Poll::Ready(Outcome::Done(output));
+                }
+                if deadline.is_some() && timer.as_mut().poll(context).is_ready() {
+                    return Poll::Ready(Outcome::TimedOut);
+                }
+                if let Some(abort) = abort {
+                    if abort.load(Ordering::Acquire) {
+                        return Poll::Ready(Outcome::Aborted);
+                    }
+                    // Registers the waker for the next check.
+                    while ticks.poll_tick(context).is_ready() {}
+                }
+                Poll::Pending
+            })
+            .await
+        })
+    })
+}
+
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
+}
