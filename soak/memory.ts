@@ -1,0 +1,131 @@
+/**
+ * Samples of retained memory and open handles, and the bounds a soak run must stay within after
+ * its warm-up.
+ */
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
+
+import { KINDS, type Counts } from './load.js'
+
+const MiB = 1024 * 1024
+
+export interface Sample {
+  /** Minutes since the load started. */
+  minute: number
+  counts: Counts
+  rssMiB: number
+  heapMiB: number
+  externalMiB: number
+  handles: number
+}
+
+/** A measured quantity, as the bounds name it. */
+export type Metric = 'rssMiB' | 'heapMiB' | 'externalMiB' | 'handles'
+
+/**
+ * Growth from the end of the warm-up to the last sample, and the slope of a least-squares line
+ * through the samples after the warm-up, per hour. The slope is only judged on a run with at least
+ * {@link SLOPE_MIN_MINUTES} minutes after its warm-up: over a shorter span, a few MiB of allocator
+ * noise already make a steep line.
+ */
+export interface Bound {
+  metric: Metric
+  label: string
+  unit: string
+  growth: number
+  slopePerHour?: number
+}
+
+/**
+ * Why these numbers: after a forced GC, V8's heap and external memory come back to within about
+ * 1 MiB, and RSS to within a few MiB (the allocator keeps freed pages, the worker lane's isolates
+ * come and go). Twice to four times that noise is the bound, so the run does not fail on noise,
+ * while any leak that grows with the number of operations passes it well within 30 minutes:
+ * the run prints, per kind, the smallest leak per operation that would have crossed the RSS bound.
+ */
+export const BOUNDS: readonly Bound[] = [
+  { metric: 'rssMiB', label: 'RSS', unit: 'MiB', growth: 24, slopePerHour: 24 },
+  { metric: 'heapMiB', label: 'V8 heap used', unit: 'MiB', growth: 4, slopePerHour: 8 },
+  { metric: 'externalMiB', label: 'external memory', unit: 'MiB', growth: 4, slopePerHour: 8 },
+  { metric: 'handles', label: 'open handles', unit: 'handles', growth: 0 },
+]
+export const SLOPE_MIN_MINUTES = 10
+
+/** Collects garbage until finalizers (which free native memory) have run, then samples. */
+export async function sample(minute: number, counts: Counts): Promise<Sample> {
+  const gc = globalThis.gc
+  if (gc === undefined) throw new Error('the soak needs global.gc: run it with node --expose-gc')
+  // N-API finalizers run on a later turn than the collection that found their objects dead, and
+  // free what they hold only then: collect, let them run, collect what they released.
+  for (let pass = 0; pass < 4; pass++) {
+    gc()
+    await nextTurn()
+    await sleep(25)
+  }
+  const usage = process.memoryUsage()
+  return {
+    minute,
+    counts: { ...counts },
+    rssMiB: usage.rss / MiB,
+    heapMiB: usage.heapUsed / MiB,
+    externalMiB: usage.external / MiB,
+    handles: process.getActiveResourcesInfo().length,
+  }
+}
+
+/** Slope of the least-squares line through (minute, value), per hour. */
+export function slopePerHour(samples: readonly Sample[], metric: Metric): number {
+  const n = samples.length
+  if (n < 2) return 0
+  const meanX = samples.reduce((sum, s) => sum + s.minute, 0) / n
+  const meanY = samples.reduce((sum, s) => sum + s[metric], 0) / n
+  let covariance = 0
+  let variance = 0
+  for (const s of samples) {
+    covariance += (s.minute - meanX) * (s[metric] - meanY)
+    variance += (s.minute - meanX) ** 2
+  }
+  return variance === 0 ? 0 : (covariance / variance) * 60
+}
+
+export interface Judgement {
+  bound: Bound
+  growth: number
+  slope: number
+  slopeJudged: boolean
+  passed: boolean
+}
+
+/** Each bound checked against the samples from `baseline` (the end of the warm-up) on. */
+export function judge(samples: readonly Sample[], baseline: number): Judgement[] {
+  const after = samples.slice(baseline)
+  const first = after[0]
+  const last = after.at(-1)
+  if (first === undefined || last === undefined) throw new Error('no samples after the warm-up')
+  const slopeJudged = last.minute - first.minute >= SLOPE_MIN_MINUTES
+  return BOUNDS.map((bound) => {
+    const growth = last[bound.metric] - first[bound.metric]
+    const slope = slopePerHour(after, bound.metric)
+    const slopeOk = !slopeJudged || bound.slopePerHour === undefined || slope <= bound.slopePerHour
+    return { bound, growth, slope, slopeJudged, passed: growth <= bound.growth && slopeOk }
+  })
+}
+
+/** The samples as a Markdown table: cumulative operations per kind, then the memory figures. */
+export function table(samples: readonly Sample[], decimals: number): string {
+  const header = ['minute', ...KINDS, 'RSS MiB', 'heap MiB', 'external MiB', 'handles']
+  const rows = samples.map((s) => [
+    s.minute.toFixed(decimals),
+    ...KINDS.map((kind) => String(s.counts[kind])),
+    s.rssMiB.toFixed(1),
+    s.heapMiB.toFixed(1),
+    s.externalMiB.toFixed(1),
+    String(s.handles),
+  ])
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0)),
+  )
+  const line = (cells: readonly string[]) =>
+    `| ${cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0))).join(' | ')} |`
+  const rule = `|${widths.map((width, column) => (column === 0 ? `:${'-'.repeat(width + 1)}` : `${'-'.repeat(width + 1)}:`)).join('|')}|`
+  return [line(header), rule, ...rows.map(line)].join('\n')
+}
