@@ -52,7 +52,7 @@ export interface HttpOptions {
   lookup?: (hostname: string) => Promise<readonly ResolvedAddress[]>
 }
 
-/** `airssys:host/http@0.1.0#response`, as JS values (DESIGN §4). */
+/** The `response` record of `airssys:host/http@0.1.0`, as JS values. */
 export interface HttpResponse {
   /** The HTTP status code (a redirect that is not followed is returned as it is). */
   status: number

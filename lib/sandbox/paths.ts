@@ -73,7 +73,8 @@ export function filesystemGlobProblem(dir: string, glob: string): string | undef
   try {
     real = realpathSync(path.resolve(dir, base))
   } catch {
-    // Not there yet: the host functions check the real path again on every access.
+    // Not there yet. filesystem.read resolves no real path later either: it opens the file below
+    // the base directory one name at a time and follows no symlink, so none can lead out.
     return undefined
   }
   return isInside(realDir(dir), real)

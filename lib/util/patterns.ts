@@ -1,7 +1,7 @@
 /**
- * Syntax checks for the permission patterns of a manifest (DESIGN §6): filesystem globs and
- * network `host:port` patterns. They say what is wrong with a pattern; granting or denying access
- * by them is the host functions' job.
+ * Syntax checks for the permission patterns of a manifest's `[permissions]`: filesystem globs
+ * and network `host:port` patterns. They say what is wrong with a pattern; granting or denying
+ * access by them is the host functions' job.
  */
 import { isIPv4, isIPv6 } from 'node:net'
 
