@@ -1,0 +1,582 @@
+// Lifecycle and concurrency races: dispose() and engine.close() while a call runs (on the pool, on
+// the JS thread, in a worker, waiting on a host Promise), workers terminated in each of those
+// states, 1,000 calls at once, and wrong argument counts. The README's "Lifecycle and concurrency"
+// section describes what each test asserts. Every guest says itself, through a host import, when
+// it runs, so the race is started while wasm really executes or waits: no sleeps that race.
+import { spawn } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { Worker } from 'node:worker_threads'
+
+import test from 'ava'
+
+import {
+  AbortError,
+  DisposedError,
+  Engine,
+  type Instance,
+  TimeoutError,
+  WasmTypeError,
+} from '../../lib/index.js'
+import { root } from '../helpers.js'
+import type { Mode } from './lifecycle-worker-body.js'
+
+const GUEST = `(module
+  (import "env" "running" (func $running))
+  (import "env" "wait" (func $wait (result i32)))
+  (func (export "notify-then-value") (result i32) call $running i32.const 7)
+  (func (export "notify-then-spin") call $running (loop br 0))
+  (func (export "wait") (result i32) call $wait i32.const 1 i32.add)
+  (func (export "value") (result i32) i32.const 3))`
+
+interface GuestImports {
+  running?: () => void
+  wait?: () => number | Promise<number>
+}
+
+/** A fresh engine and an instance of {@link GUEST} with these host functions. */
+function guest(imports: GuestImports = {}, timeoutMs?: number): { engine: Engine; instance: Instance } {
+  const engine = new Engine()
+  const instance = engine.compileModuleSync(GUEST).instantiateSync({
+    limits: { memoryBytes: 0 },
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    imports: { env: { running: imports.running ?? (() => undefined), wait: imports.wait ?? (() => 0) } },
+  })
+  return { engine, instance }
+}
+
+function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void
+  const promise = new Promise<T>((settle) => (resolve = settle))
+  return { promise, resolve }
+}
+
+const disposed = {
+  instanceOf: DisposedError,
+  code: 'ERR_WASM_DISPOSED',
+  message: 'the instance was disposed',
+}
+const closed = { instanceOf: DisposedError, code: 'ERR_WASM_DISPOSED', message: 'the engine was closed' }
+
+test('dispose() during a call lets the call finish; calls queued behind it and later calls throw DisposedError', async (t) => {
+  let instance!: Instance
+  ;({ instance } = guest({ running: () => instance.dispose() }))
+  const running = instance.call('notify-then-value')
+  const queued = instance.call('value')
+  t.is(await running, 7)
+  t.true(instance.disposed)
+  await t.throwsAsync(queued, disposed)
+  t.throws(() => instance.callSync('value'), disposed)
+  await t.throwsAsync(instance.call('value'), disposed)
+  t.throws(() => instance.function('value')(), disposed)
+})
+
+test('dispose() during a callSync (from its host import) lets the call finish; later calls throw DisposedError', (t) => {
+  let instance!: Instance
+  ;({ instance } = guest({ running: () => instance.dispose() }))
+  t.is(instance.callSync('notify-then-value'), 7)
+  t.true(instance.disposed)
+  t.throws(() => instance.callSync('value'), disposed)
+})
+
+test('dispose() does not stop a running guest: a guest that loops after it ends at its deadline', async (t) => {
+  for (const how of ['callSync', 'call'] as const) {
+    let instance!: Instance
+    ;({ instance } = guest({ running: () => instance.dispose() }, 150))
+    const error =
+      how === 'call'
+        ? await t.throwsAsync(instance.call('notify-then-spin'), { instanceOf: TimeoutError })
+        : t.throws(() => instance.callSync('notify-then-spin'), { instanceOf: TimeoutError })
+    t.is(error?.code, 'ERR_WASM_TIMEOUT', how)
+    t.is(error?.timeoutMs, 150, how)
+    t.true(error!.elapsedMs >= 150, `${how}: ${error?.elapsedMs}`)
+    t.throws(() => instance.callSync('value'), disposed)
+  }
+})
+
+test('dispose() while the guest waits on a host Promise: the guest gets the value, then the instance is gone', async (t) => {
+  const waiting = deferred<void>()
+  const answer = deferred<number>()
+  const { instance } = guest({
+    wait: () => {
+      waiting.resolve()
+      return answer.promise
+    },
+  })
+  const call = instance.call('wait')
+  await waiting.promise
+  instance.dispose()
+  answer.resolve(41)
+  t.is(await call, 42)
+  await t.throwsAsync(instance.call('value'), disposed)
+})
+
+test('engine.close() during a timed call keeps its deadline: a guest that loops after it stops with TimeoutError', async (t) => {
+  for (const how of ['callSync', 'call'] as const) {
+    let engine!: Engine
+    const made = guest({ running: () => engine.close() })
+    engine = made.engine
+    const error =
+      how === 'call'
+        ? await t.throwsAsync(made.instance.call('notify-then-spin', [], { timeoutMs: 150 }), {
+            instanceOf: TimeoutError,
+          })
+        : t.throws(() => made.instance.callSync('notify-then-spin', [], { timeoutMs: 150 }), {
+            instanceOf: TimeoutError,
+          })
+    t.is(error?.code, 'ERR_WASM_TIMEOUT', how)
+    t.is(error?.timeoutMs, 150, how)
+    t.true(engine.closed)
+  }
+})
+
+test('engine.close() during a call keeps its AbortSignal working', async (t) => {
+  const controller = new AbortController()
+  let engine!: Engine
+  const made = guest({
+    running: () => {
+      engine.close()
+      controller.abort()
+    },
+  })
+  engine = made.engine
+  const error = await t.throwsAsync(
+    made.instance.call('notify-then-spin', [], { signal: controller.signal }),
+    {
+      instanceOf: AbortError,
+    },
+  )
+  t.is(error?.code, 'ABORT_ERR')
+  t.true(engine.closed)
+})
+
+test('engine.close() while the guest waits on a host Promise: the call still resolves with the value', async (t) => {
+  const waiting = deferred<void>()
+  const answer = deferred<number>()
+  const { engine, instance } = guest(
+    {
+      wait: () => {
+        waiting.resolve()
+        return answer.promise
+      },
+    },
+    10_000,
+  )
+  const call = instance.call('wait')
+  await waiting.promise
+  engine.close()
+  answer.resolve(41)
+  t.is(await call, 42)
+})
+
+test('after engine.close(): compiles, instantiations and timed calls (queued ones too) throw DisposedError; untimed calls still run', async (t) => {
+  let engine!: Engine
+  const made = guest({ running: () => engine.close() })
+  engine = made.engine
+  const { instance } = made
+  const module = engine.compileModuleSync('(module (func (export "f") (result i32) i32.const 1))')
+  // The second call was issued before close() but starts after it: it is refused when it starts.
+  const first = instance.call('notify-then-value')
+  const queued = instance.call('value', [], { timeoutMs: 1_000 })
+  t.is(await first, 7)
+  await t.throwsAsync(queued, closed)
+  t.throws(() => instance.callSync('value', [], { timeoutMs: 1_000 }), closed)
+  await t.throwsAsync(instance.call('value', [], { signal: new AbortController().signal }), closed)
+  t.is(instance.callSync('value'), 3)
+  t.is(await instance.call('value'), 3)
+  t.throws(() => engine.compileModuleSync('(module)'), closed)
+  await t.throwsAsync(engine.compileModule('(module (memory 1))'), closed)
+  t.throws(() => module.instantiateSync({ limits: { memoryBytes: 0 } }), closed)
+  await t.throwsAsync(module.instantiate({ limits: { memoryBytes: 0 } }), closed)
+})
+
+// Finding L3: the per-engine compile cache answers before the engine is
+// asked, so bytes compiled before close() compile again after it.
+test.failing('after engine.close(), compiling bytes that were compiled before is refused too', (t) => {
+  const engine = new Engine()
+  const source = '(module (func (export "f") (result i32) i32.const 1))'
+  const module = engine.compileModuleSync(source)
+  engine.close()
+  t.throws(() => engine.compileModuleSync(source), closed)
+  t.truthy(module)
+})
+
+const POOL_THREADS = 256
+const WAITING_GUEST = `(module
+  (import "env" "wait" (func $wait (param i32) (result i32)))
+  (func (export "f") (param i32) (result i32) local.get 0 call $wait i32.const 1 i32.add))`
+
+/**
+ * Calls `f(i)` on `total` fresh instances of {@link WAITING_GUEST} at once. The host answers (2i)
+ * only when `batch` guests wait at the same time, each holding a pool thread: fewer free threads
+ * than `batch` leave them waiting until `timeoutMs`, so the call fails instead of hanging.
+ */
+async function waitTogether(total: number, batch: number, timeoutMs: number) {
+  const module = new Engine().compileModuleSync(WAITING_GUEST)
+  let pending: Array<() => void> = []
+  let invoked = 0
+  const wait = (x: number) =>
+    new Promise<number>((resolve) => {
+      invoked++
+      pending.push(() => resolve(x * 2))
+      if (pending.length === batch || invoked === total) {
+        const answers = pending
+        pending = []
+        for (const answer of answers) answer()
+      }
+    })
+  const instances = Array.from({ length: total }, () =>
+    module.instantiateSync({ limits: { memoryBytes: 0 }, timeoutMs, imports: { env: { wait } } }),
+  )
+  const results = await Promise.all(instances.map((instance, index) => instance.call('f', [index])))
+  return { results, invoked }
+}
+
+// Finding L4: the addon holds a pending host Promise only through the reactions it attached, so
+// a Promise nobody else refers to can be garbage-collected; the waiting call then fails at once
+// with ERR_WASM_INTERNAL ("the JS environment shut down during a host call") instead of waiting
+// until its deadline. ava runs without --expose-gc: this flag and a fresh context give a real gc().
+test.failing(
+  'a pending host Promise that is garbage-collected still ends the call at its deadline with TimeoutError',
+  async (t) => {
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const waiting = deferred<void>()
+    const { instance } = guest(
+      {
+        wait: () => {
+          waiting.resolve()
+          return new Promise<number>(() => undefined)
+        },
+      },
+      300,
+    )
+    const call = instance.call('wait')
+    await waiting.promise
+    await new Promise((resolve) => setImmediate(resolve))
+    gc()
+    const error = await t.throwsAsync(call, { instanceOf: TimeoutError })
+    t.like(error, { code: 'ERR_WASM_TIMEOUT', timeoutMs: 300 })
+  },
+)
+
+// --- Worker threads --------------------------------------------------------------------------
+
+interface Started {
+  worker: Worker
+  /** Every message so far, in order. */
+  messages: unknown[]
+  /** The next message (rejects on a worker error, or after 30 s). */
+  next: () => Promise<unknown>
+  /** The worker's exit code, once it exits. */
+  exited: Promise<number>
+}
+
+function startWorker(mode: Mode, timeoutMs?: number): Started {
+  const worker = new Worker(new URL('./lifecycle-worker.mjs', import.meta.url), {
+    workerData: { mode, timeoutMs },
+  })
+  const messages: unknown[] = []
+  const waiters: Array<(message: unknown) => void> = []
+  worker.on('message', (message) => {
+    messages.push(message)
+    waiters.shift()?.(message)
+  })
+  const failed = new Promise<never>((_, reject) => worker.once('error', reject))
+  failed.catch(() => undefined)
+  const next = () =>
+    Promise.race([
+      new Promise((resolve) => waiters.push(resolve)),
+      failed,
+      new Promise((_, reject) =>
+        setTimeout(reject, 30_000, new Error(`no message from ${mode} within 30 s`)).unref(),
+      ),
+    ])
+  const exited = new Promise<number>((resolve) => worker.once('exit', resolve))
+  return { worker, messages, next, exited }
+}
+
+/** Pool threads that are running (state R) in every one of 5 samples 20 ms apart: spinning guests. */
+async function spinningPoolThreads(): Promise<number> {
+  const running = () =>
+    new Set(
+      readdirSync('/proc/self/task').filter((task) => {
+        try {
+          const stat = readFileSync(`/proc/self/task/${task}/stat`, 'utf8')
+          return stat.includes('(airssys-wasm) R ')
+        } catch {
+          return false
+        }
+      }),
+    )
+  let always = running()
+  for (let sample = 1; sample < 5; sample++) {
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    const now = running()
+    always = new Set([...always].filter((task) => now.has(task)))
+  }
+  return always.size
+}
+
+const hasProc = (() => {
+  try {
+    readdirSync('/proc/self/task')
+    return true
+  } catch {
+    return false
+  }
+})()
+
+/** Runs JS `source` as an ES module in a child Node (imports resolve from the repo root); kills it after `ms`. */
+function child(
+  source: string,
+  ms: number,
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const process_ = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', source], {
+      cwd: root,
+    })
+    let stdout = ''
+    let stderr = ''
+    process_.stdout.on('data', (chunk) => (stdout += chunk))
+    process_.stderr.on('data', (chunk) => (stderr += chunk))
+    const timer = setTimeout(() => process_.kill('SIGKILL'), ms)
+    process_.on('close', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, stdout, stderr })
+    })
+  })
+}
+
+const workerEntry = JSON.stringify(new URL('./lifecycle-worker.mjs', import.meta.url).href)
+
+test.serial(
+  'dispose() during a callSync in a worker lets the call finish; the worker then gets DisposedError',
+  async (t) => {
+    const { next, exited } = startWorker('sync-dispose')
+    t.deepEqual(await next(), { value: 7, disposed: true, next: 'ERR_WASM_DISPOSED' })
+    t.is(await exited, 0)
+  },
+)
+
+test.serial(
+  'engine.close() during a callSync in a worker keeps its deadline; afterwards only untimed calls run',
+  async (t) => {
+    const { next, exited } = startWorker('sync-close')
+    const report = (await next()) as Record<string, unknown>
+    t.like(report, {
+      stopped: 'ERR_WASM_TIMEOUT',
+      closed: true,
+      timedCall: 'ERR_WASM_DISPOSED',
+      untimedCall: 3,
+      compile: 'ERR_WASM_DISPOSED',
+    })
+    t.true((report.elapsedMs as number) >= 200, String(report.elapsedMs))
+    t.is(await exited, 0)
+  },
+)
+
+test.serial(
+  'a worker terminated while its callSync runs ends when the call reaches its deadline; no JS runs after',
+  async (t) => {
+    const { worker, messages, next } = startWorker('sync-spin', 1_000)
+    t.is(await next(), 'running')
+    // The guest runs on the worker's own JS thread: terminate() can only take effect once the call
+    // returns, which its deadline guarantees.
+    t.is(await worker.terminate(), 1)
+    t.deepEqual(messages, ['running'])
+    t.is(await guest().instance.call('value'), 3)
+  },
+)
+
+// Finding L1: nothing can stop a callSync without a deadline in a
+// worker; terminate() never settles, and process.exit() then hangs too. Run in a child (killed
+// after 5 s) because the stuck worker would keep the test process from exiting.
+test.serial.failing('a worker terminated while a callSync without a deadline runs ends', async (t) => {
+  const run = await child(
+    `import { Worker } from 'node:worker_threads'
+     const worker = new Worker(new URL(${workerEntry}), { workerData: { mode: 'sync-spin' } })
+     await new Promise((resolve) => worker.once('message', resolve))
+     console.log('terminated', await worker.terminate())
+     process.exit(0)`,
+    5_000,
+  )
+  t.is(run.signal, null, 'the child hung: terminate() never settled')
+  t.is(run.stdout.trim(), 'terminated 1', run.stderr)
+})
+
+test.serial(
+  'a worker terminated while its call runs on the pool ends at once; the guest stops at its deadline',
+  async (t) => {
+    const { worker, messages, next } = startWorker('call-spin', 1_500)
+    t.is(await next(), 'running')
+    const started = performance.now()
+    t.is(await worker.terminate(), 1)
+    t.true(performance.now() - started < 1_000, 'terminate() did not wait for the guest')
+    t.deepEqual(messages, ['running'])
+    // The pool keeps serving while the orphaned guest runs, and the guest ends at its deadline.
+    t.is(await guest().instance.call('value'), 3)
+    if (hasProc) {
+      await new Promise((resolve) =>
+        setTimeout(resolve, Math.max(0, started + 1_500 + 1_000 - performance.now())),
+      )
+      t.is(await spinningPoolThreads(), 0, 'a pool thread still runs the guest after its deadline')
+    }
+  },
+)
+
+// Finding L2: a call without a deadline whose worker is terminated keeps
+// its pool thread spinning for the life of the process; nobody is left to stop it.
+test.serial.failing(
+  'a call without a deadline in a terminated worker does not keep running on a pool thread',
+  async (t) => {
+    if (!hasProc) {
+      t.fail('needs /proc to see pool threads')
+      return
+    }
+    const run = await child(
+      `import { readdirSync, readFileSync } from 'node:fs'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+     import { Worker } from 'node:worker_threads'
+     const worker = new Worker(new URL(${workerEntry}), { workerData: { mode: 'call-spin' } })
+     await new Promise((resolve) => worker.once('message', resolve))
+     await worker.terminate()
+     const running = () => readdirSync('/proc/self/task').filter((task) =>
+       readFileSync('/proc/self/task/' + task + '/stat', 'utf8').includes('(airssys-wasm) R ')).length
+     await new Promise((resolve) => setTimeout(resolve, 1000))
+     let samples = 0
+     for (let i = 0; i < 5; i++) {
+       if (running() > 0) samples++
+       await new Promise((resolve) => setTimeout(resolve, 20))
+     }
+     console.log('samples with a running pool thread', samples)
+     process.exit(0)`,
+      20_000,
+    )
+    t.is(run.stdout.trim(), 'samples with a running pool thread 0', run.stderr)
+  },
+)
+
+test.serial(
+  'a worker terminated while its guest waits on a host Promise ends at once; the pool keeps serving',
+  async (t) => {
+    const { worker, messages, next } = startWorker('host-wait')
+    t.is(await next(), 'waiting')
+    t.is(await worker.terminate(), 1)
+    t.deepEqual(messages, ['waiting'])
+    // The pool thread that waited for the dead worker is let go: all 256 threads can wait at once.
+    const { results } = await waitTogether(POOL_THREADS, POOL_THREADS, 10_000)
+    t.is(results.length, POOL_THREADS)
+  },
+)
+
+// --- Many calls at once ----------------------------------------------------------------------
+
+test.serial(
+  '1,000 concurrent calls on 1,000 instances, 200 at a time waiting on host Promises, all settle with their values',
+  async (t) => {
+    // The host answers only once 200 guests wait at the same time, so this needs the pool to grow
+    // far past the cores; the other calls queue for a thread meanwhile.
+    const { results, invoked } = await waitTogether(1_000, 200, 60_000)
+    t.deepEqual(
+      results,
+      results.map((_, index) => index * 2 + 1),
+    )
+    t.is(invoked, 1_000)
+  },
+)
+
+test.serial(
+  '1,000 calls whose host Promises never settle all end with TimeoutError, at most 256 waiting at once',
+  async (t) => {
+    const module = new Engine().compileModuleSync(WAITING_GUEST)
+    const TIMEOUT = 100
+    // Kept, so that garbage collection cannot end the waits early (finding L4).
+    const never: Array<Promise<number>> = []
+    const wait = () => {
+      never.push(new Promise<number>(() => undefined))
+      return never.at(-1)!
+    }
+    const instances = Array.from({ length: 1_000 }, () =>
+      module.instantiateSync({ limits: { memoryBytes: 0 }, timeoutMs: TIMEOUT, imports: { env: { wait } } }),
+    )
+    const started = performance.now()
+    const outcomes = await Promise.allSettled(instances.map((instance, index) => instance.call('f', [index])))
+    const elapsed = performance.now() - started
+    const timeouts = outcomes.filter(
+      (outcome) =>
+        outcome.status === 'rejected' &&
+        outcome.reason instanceof TimeoutError &&
+        outcome.reason.code === 'ERR_WASM_TIMEOUT' &&
+        outcome.reason.message.includes('while waiting for host function "env.wait"'),
+    )
+    t.is(timeouts.length, 1_000)
+    t.is(never.length, 1_000)
+    // A deadline counts from when the call gets a thread: 1,000 waiting calls on at most 256
+    // threads take at least four rounds of deadlines, one after the other.
+    const rounds = Math.ceil(1_000 / POOL_THREADS)
+    t.true(elapsed >= rounds * TIMEOUT, `${elapsed} ms for ${rounds} rounds of ${TIMEOUT} ms`)
+  },
+)
+
+// --- Argument counts on core exports ---------------------------------------------------------
+
+const TYPES = ['i32', 'i64', 'f32', 'f64'] as const
+const SIGNATURE = Array.from({ length: 20 }, (_, index) => TYPES[index % 4]!)
+const WIDE = `(module
+  (func (export "echo20") ${SIGNATURE.map((type) => `(param ${type})`).join(' ')} (result ${SIGNATURE.join(' ')})
+    ${SIGNATURE.map((_, index) => `local.get ${index}`).join(' ')})
+  (func (export "sum17") ${'(param i32) '.repeat(17)} (result i32)
+    ${Array.from({ length: 17 }, (_, index) => `local.get ${index}`).join(' ')} ${'i32.add '.repeat(16)})
+  (func (export "count17") (result ${'i32 '.repeat(17)}) ${Array.from({ length: 17 }, (_, index) => `i32.const ${index}`).join(' ')}))`
+
+/** One value per parameter of echo20, each distinct and exact in its type. */
+const ECHO_ARGS = SIGNATURE.map((type, index) =>
+  type === 'i64' ? BigInt(index) * 1_000_000_007n : type === 'i32' ? -index - 1 : index + 0.5,
+)
+
+test('core exports with more than 16 parameters or results (the heap path of the typed fast path) return every value, on every call path', async (t) => {
+  const instance = new Engine().compileModuleSync(WIDE).instantiateSync({ limits: { memoryBytes: 0 } })
+  const ones = Array<number>(17).fill(1)
+  t.deepEqual(instance.callSync('echo20', ECHO_ARGS), ECHO_ARGS)
+  t.deepEqual(await instance.call('echo20', ECHO_ARGS), ECHO_ARGS)
+  t.deepEqual(instance.function('echo20')(...ECHO_ARGS), ECHO_ARGS)
+  t.deepEqual(instance.callSync('echo20', ECHO_ARGS, { timeoutMs: 1_000 }), ECHO_ARGS)
+  t.is(instance.callSync('sum17', ones), 17)
+  t.is(await instance.call('sum17', ones), 17)
+  t.is(instance.function('sum17')(...ones), 17)
+  const counted = Array.from({ length: 17 }, (_, index) => index)
+  t.deepEqual(instance.callSync('count17'), counted)
+  t.deepEqual(await instance.call('count17'), counted)
+})
+
+test('a wrong argument count on a core export is a WasmTypeError naming both counts, on every call path, and is not a call', async (t) => {
+  const instance = new Engine().compileModuleSync(WIDE).instantiateSync({ limits: { memoryBytes: 0 } })
+  for (const count of [0, 1, 16, 18, 20, 1_000]) {
+    const args = Array<number>(count).fill(1)
+    const expected = {
+      instanceOf: WasmTypeError,
+      code: 'ERR_WASM_TYPE',
+      message: `sum17: expected 17 argument(s), got ${count}`,
+    }
+    t.throws(() => instance.callSync('sum17', args), expected)
+    t.throws(() => instance.callSync('sum17', args, { timeoutMs: 1_000 }), expected)
+    t.throws(() => instance.function('sum17')(...args), expected)
+    await t.throwsAsync(instance.call('sum17', args), expected)
+  }
+  t.throws(() => instance.callSync('count17', [1]), {
+    instanceOf: WasmTypeError,
+    message: 'count17: expected 0 argument(s), got 1',
+  })
+  // More than any export takes: refused before the array is read.
+  const tooMany = {
+    instanceOf: WasmTypeError,
+    message: 'sum17: expected its arguments, got an array of 1001 elements',
+  }
+  t.throws(() => instance.callSync('sum17', Array<number>(1_001).fill(1)), tooMany)
+  await t.throwsAsync(instance.call('sum17', Array<number>(1_001).fill(1)), tooMany)
+  t.is(instance.metrics().calls, 0)
+  t.is(instance.callSync('sum17', Array<number>(17).fill(2)), 34)
+})
