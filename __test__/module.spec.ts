@@ -37,6 +37,15 @@ test('lists exports and imports with core types', (t) => {
   t.is(types.pair, 'func func(i32) -> (i32, i64)')
 })
 
+test('a function lists its parameter and result types by name; other items have no func', (t) => {
+  const module = new Engine().compileModuleSync(wat)
+  const items = Object.fromEntries(module.exports.map((e) => [e.name, e]))
+  t.deepEqual(items.pair?.func, { params: ['i32'], results: ['i32', 'i64'] })
+  t.deepEqual(items['log-twice']?.func, { params: ['i32'], results: [] })
+  t.deepEqual(module.imports[1]?.func, { params: ['i64', 'f64'], results: ['f64'] })
+  for (const name of ['memory', 'counter', 'table']) t.false('func' in (items[name] ?? {}), name)
+})
+
 test('i32 accepts the signed and unsigned ranges and returns signed, like Node', (t) => {
   const inst = instance()
   t.is(inst.callSync('add', [2, 3]), 5)

@@ -3,11 +3,57 @@ import { Instance } from './instance.js'
 import { instantiateOptions, type InstantiateOptions } from './options.js'
 import type { ComponentItemInfo, NativeComponent } from './native.js'
 
+/**
+ * A component value type. wasmtime's types are structural, so a record, variant, enum or flags
+ * type is described by its members (kebab-case WIT names), not by the name the WIT gives it.
+ */
+export type WitType =
+  | {
+      kind:
+        | 'bool'
+        | 's8'
+        | 'u8'
+        | 's16'
+        | 'u16'
+        | 's32'
+        | 'u32'
+        | 's64'
+        | 'u64'
+        | 'f32'
+        | 'f64'
+        | 'char'
+        | 'string'
+        | 'own'
+        | 'borrow'
+        | 'future'
+        | 'stream'
+        | 'error-context'
+    }
+  /** `length` is set for a fixed-length list. */
+  | { kind: 'list'; element: WitType; length?: number }
+  | { kind: 'option'; element: WitType }
+  | { kind: 'map'; key: WitType; value: WitType }
+  | { kind: 'record'; fields: { name: string; type: WitType }[] }
+  | { kind: 'tuple'; types: WitType[] }
+  | { kind: 'variant'; cases: { name: string; type?: WitType }[] }
+  | { kind: 'enum' | 'flags'; names: string[] }
+  /** `ok` and `err` are absent when that side has no payload. */
+  | { kind: 'result'; ok?: WitType; err?: WitType }
+
+/** The type of a component function; `result` is absent when it returns nothing. */
+export interface WitFuncType {
+  params: { name: string; type: WitType }[]
+  result?: WitType
+}
+
 /** An import or export of a component, with a WIT-like type (`func(name: string) -> string`). */
 export interface ComponentItem {
   name: string
   kind: 'func' | 'instance' | 'type' | 'resource' | 'core-func' | 'module' | 'component'
+  /** The spelling of `func` (or, for kind `type`, of the type). */
   type: string
+  /** A function's parameter and result types (kind `func`). */
+  func?: WitFuncType
   /** The functions of an interface (kind `instance`). */
   exports?: ComponentItem[]
 }

@@ -1,7 +1,7 @@
 /** airssys-wasm: run untrusted WebAssembly safely in Node.js, on Wasmtime. */
 export { Engine, type CacheStats, type EngineOptions, type ValidationResult } from './engine.js'
-export { Component, type ComponentItem } from './component.js'
-export { Module, type ModuleItem } from './module.js'
+export { Component, type ComponentItem, type WitFuncType, type WitType } from './component.js'
+export { Module, type CoreFuncType, type ModuleItem } from './module.js'
 export {
   Instance,
   type AsyncCallOptions,

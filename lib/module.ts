@@ -10,6 +10,14 @@ export interface ModuleItem {
   name: string
   kind: 'func' | 'memory' | 'table' | 'global' | 'tag'
   type: string
+  /** A function's parameter and result types (kind `func`). */
+  func?: CoreFuncType
+}
+
+/** The type of a core function, each value type by name (`i32`, `i64`, `f32`, `f64`, `v128`, `funcref`, ...). */
+export interface CoreFuncType {
+  params: string[]
+  results: string[]
 }
 
 /** A compiled core wasm module. */

@@ -1,14 +1,15 @@
 import test from 'ava'
 
+import { exportedFunctions } from '../../lib/cli/wasm.js'
 import { ArgumentError, argumentsFromText, toJsonText } from '../../lib/util/json-values.js'
-import { parseFuncSignature } from '../../lib/util/wit-type.js'
-import { typesComponent, typesInstance } from '../helpers.js'
+import type { WitType } from '../../lib/index.js'
+import { engine, typesComponent, typesInstance } from '../helpers.js'
 
-/** The signature of one of the `types` fixture's exports, as `component.exports` spells it. */
+/** The type of one of the `types` fixture's exports, as `component.exports` describes it. */
 function signature(name: string) {
   const item = typesComponent().exports.find((candidate) => candidate.name === name)
-  if (item === undefined) throw new Error(`no export ${name}`)
-  return parseFuncSignature(item.type)
+  if (item?.func === undefined) throw new Error(`no exported function ${name}`)
+  return item.func
 }
 
 // [export, command-line texts, the result as the CLI prints it]
@@ -58,9 +59,18 @@ test('text that is not JSON is an ArgumentError naming the parameter, unless the
   t.deepEqual(argumentsFromText(['nope'], undefined), ['nope'], 'an unknown signature leaves text as it is')
 })
 
-test('core wasm signatures have unnamed parameters, and i64 converts to bigint', (t) => {
-  const core = parseFuncSignature('func(i32, i64) -> i64')
-  t.deepEqual(argumentsFromText(['1', '2'], core), [1, 2n])
+test('core wasm parameters have no names, and i64 converts to bigint', (t) => {
+  const module = engine().compileModuleSync(
+    '(module (func (export "f") (param i32 i64) (result i64) local.get 1))',
+  )
+  const [exported] = exportedFunctions(module.exports)
+  t.deepEqual(exported?.signature, { params: [{ type: 'i32' }, { type: 'i64' }] })
+  t.deepEqual(argumentsFromText(['1', '2'], exported?.signature), [1, 2n])
+  t.deepEqual(
+    argumentsFromText(['"3"'], exported?.signature),
+    ['3'],
+    'an i32 is left for the binding to check',
+  )
 })
 
 test('results print NaN, infinities and typed arrays in a fixed spelling', (t) => {
@@ -72,17 +82,21 @@ test('results print NaN, infinities and typed arrays in a fixed spelling', (t) =
   t.is(toJsonText({ absent: undefined }), '{"absent":null}')
 })
 
-test('type strings with every WIT form parse', (t) => {
-  const nested = typesComponent().exports.find((item) => item.name === 'roundtrip-nested')
-  const parsed = parseFuncSignature(nested?.type ?? '')
-  t.is(parsed.params[0]?.name, 'v')
-  t.is(parsed.params[0]?.type.kind, 'record')
-  t.deepEqual(parseFuncSignature('func(a: list<u8, 4>, b: own<resource>, c: result<_, string>)').params, [
-    { name: 'a', type: { kind: 'list', element: { kind: 'primitive', name: 'u8' } } },
-    { name: 'b', type: { kind: 'other', text: 'own' } },
-    { name: 'c', type: { kind: 'result', ok: undefined, err: { kind: 'primitive', name: 'string' } } },
+test('64-bit integers convert inside options, results, tuples, records and variants', (t) => {
+  const type: WitType = {
+    kind: 'tuple',
+    types: [
+      { kind: 'option', element: { kind: 'u64' } },
+      { kind: 'result', ok: { kind: 's64' } },
+      { kind: 'record', fields: [{ name: 'big-id', type: { kind: 'u64' } }] },
+      { kind: 'variant', cases: [{ name: 'id', type: { kind: 'u64' } }, { name: 'none' }] },
+      { kind: 'list', element: { kind: 'enum', names: ['a'] } },
+    ],
+  }
+  const text = '["7", {"tag":"ok","val":-1}, {"bigId":"9n"}, {"tag":"id","val":5}, ["a"]]'
+  t.deepEqual(argumentsFromText([text], { params: [{ name: 'v', type }] }), [
+    [7n, { tag: 'ok', val: -1n }, { bigId: 9n }, { tag: 'id', val: 5n }, ['a']],
   ])
-  t.throws(() => parseFuncSignature('func(a: list<u8'), { instanceOf: SyntaxError })
 })
 
 test('a nested 64-bit integer that JSON would round is refused, not changed', (t) => {

@@ -3,6 +3,7 @@
 //! i32 accepts the union of the signed and unsigned ranges (wasm integers have no sign) and is
 //! returned signed, as Node's WebAssembly does; i64 is a bigint. Nothing wraps silently.
 
+use napi_derive::napi;
 use wasmtime::{FuncType, Val, ValType};
 
 use crate::js::{Js, Kind, Value};
@@ -18,15 +19,34 @@ pub fn type_name(ty: &ValType) -> String {
     }
 }
 
-/// `func(i32, i32) -> i32`, the spelling of a core function type in listings and errors.
-pub fn func_signature(func: &FuncType) -> String {
-    let params: Vec<String> = func.params().map(|ty| type_name(&ty)).collect();
-    let results: Vec<String> = func.results().map(|ty| type_name(&ty)).collect();
-    match results.as_slice() {
-        [] => format!("func({})", params.join(", ")),
-        [single] => format!("func({}) -> {single}", params.join(", ")),
-        many => format!("func({}) -> ({})", params.join(", "), many.join(", ")),
+/// The type of a core function: its parameter and result types by name (`i32`, `i64`, `funcref`).
+#[napi(object)]
+pub struct CoreFuncInfo {
+    pub params: Vec<String>,
+    pub results: Vec<String>,
+}
+
+/// The descriptor of a core function type, for listings; [`render_func`] spells it.
+pub fn describe_func(func: &FuncType) -> CoreFuncInfo {
+    CoreFuncInfo {
+        params: func.params().map(|ty| type_name(&ty)).collect(),
+        results: func.results().map(|ty| type_name(&ty)).collect(),
     }
+}
+
+/// `func(i32, i32) -> i32`, the spelling of a core function type in listings and errors.
+pub fn render_func(func: &CoreFuncInfo) -> String {
+    let params = func.params.join(", ");
+    match func.results.as_slice() {
+        [] => format!("func({params})"),
+        [single] => format!("func({params}) -> {single}"),
+        many => format!("func({params}) -> ({})", many.join(", ")),
+    }
+}
+
+/// The spelling of a core function type, for error messages.
+pub fn func_signature(func: &FuncType) -> String {
+    render_func(&describe_func(func))
 }
 
 /// `funcref` / `externref` for the nullable abstract references, wasmtime's spelling otherwise.

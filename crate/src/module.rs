@@ -7,7 +7,7 @@ use wasmtime::{ExternType, Instance, Module, Store};
 use crate::binary::Binary;
 use crate::call::Exports;
 use crate::compiled::{InstanceParts, Kind};
-use crate::convert::{func_signature, ref_type_name, type_name};
+use crate::convert::{self, CoreFuncInfo, ref_type_name, type_name};
 use crate::errors::Failure;
 use crate::func::{self, CoreExport};
 use crate::instance::NativeInstance;
@@ -27,6 +27,8 @@ pub struct ModuleItemInfo {
     pub kind: String,
     #[napi(js_name = "type")]
     pub type_: String,
+    /// A function's parameter and result types (kind `func`).
+    pub func: Option<CoreFuncInfo>,
 }
 
 /// The core-module kind of compiled code.
@@ -99,12 +101,13 @@ impl NativeModule {
             .code
             .exports()
             .map(|export| {
-                let (kind, type_) = describe(&export.ty());
+                let (kind, type_, func) = describe(&export.ty());
                 ModuleItemInfo {
                     module: None,
                     name: export.name().to_string(),
                     kind: kind.into(),
                     type_,
+                    func,
                 }
             })
             .collect()
@@ -117,21 +120,26 @@ impl NativeModule {
             .code
             .imports()
             .map(|import| {
-                let (kind, type_) = describe(&import.ty());
+                let (kind, type_, func) = describe(&import.ty());
                 ModuleItemInfo {
                     module: Some(import.module().to_string()),
                     name: import.name().to_string(),
                     kind: kind.into(),
                     type_,
+                    func,
                 }
             })
             .collect()
     }
 }
 
-fn describe(ty: &ExternType) -> (&'static str, String) {
-    match ty {
-        ExternType::Func(func) => ("func", func_signature(func)),
+/// An item's kind, its spelling, and a function's descriptor (the spelling is rendered from it).
+fn describe(ty: &ExternType) -> (&'static str, String, Option<CoreFuncInfo>) {
+    let (kind, type_) = match ty {
+        ExternType::Func(func) => {
+            let func = convert::describe_func(func);
+            return ("func", convert::render_func(&func), Some(func));
+        }
         ExternType::Memory(memory) => (
             "memory",
             match memory.maximum() {
@@ -156,5 +164,6 @@ fn describe(ty: &ExternType) -> (&'static str, String) {
             ),
         ),
         ExternType::Tag(_) => ("tag", "tag".into()),
-    }
+    };
+    (kind, type_, None)
 }

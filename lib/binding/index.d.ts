@@ -137,23 +137,51 @@ export declare class NativeModule {
   get imports(): Array<ModuleItemInfo>
 }
 
+/** A case of a variant, with its payload type if it has one. */
+export interface CaseInfo {
+  name: string
+  type?: TypeInfo
+}
+
 /** One import or export of a component. */
 export interface ComponentItemInfo {
   name: string
   /** `func` or `instance`; other kinds (types, resources, modules) are reported by their name. */
   kind: string
+  /** The WIT-like spelling of `func` (or of the type, for kind `type`). */
   type: string
+  /** A function's parameter and result types (kind `func`). */
+  func?: FuncInfo
   /** The functions of an instance (interface). */
   exports?: Array<ComponentItemInfo>
+}
+
+/** The type of a core function: its parameter and result types by name (`i32`, `i64`, `funcref`). */
+export interface CoreFuncInfo {
+  params: Array<string>
+  results: Array<string>
 }
 
 /** Every error `code` the addon can produce (for the test that keeps lib/errors.ts in step). */
 export declare function errorCodes(): Array<string>
 
+/** A field of a record (its WIT name, kebab-case). */
+export interface FieldInfo {
+  name: string
+  type: TypeInfo
+}
+
 /** `metrics().fuel` */
 export interface FuelMetricsInfo {
   lastCallConsumed: number
   totalConsumed: number
+}
+
+/** The type of a component function (see [`ComponentFunc`](https://docs.rs/wasmtime/48.0.8/wasmtime/component/types/struct.ComponentFunc.html)). */
+export interface FuncInfo {
+  params: Array<ParamInfo>
+  /** Absent for a function without a result (the component model allows at most one). */
+  result?: TypeInfo
 }
 
 /** `metrics()` */
@@ -180,6 +208,8 @@ export interface ModuleItemInfo {
   /** `func`, `memory`, `table`, `global` or `tag`. */
   kind: string
   type: string
+  /** A function's parameter and result types (kind `func`). */
+  func?: CoreFuncInfo
 }
 
 /** Counters of the on-disk cache. */
@@ -242,8 +272,47 @@ export interface NativeWasiOptions {
   outputLimitBytes: number
 }
 
+/** A named parameter of a component function. */
+export interface ParamInfo {
+  name: string
+  type: TypeInfo
+}
+
 /** What `takeOutput()` returns. */
 export interface TakenOutput {
   stdout: string
   stderr: string
+}
+
+/**
+ * A component value type (see [`Type`](https://docs.rs/wasmtime/48.0.8/wasmtime/component/enum.Type.html)).
+ * `kind` says which other members are set; members that do not apply are absent.
+ */
+export interface TypeInfo {
+  /**
+   * `bool`, `s8`, `u8`, `s16`, `u16`, `s32`, `u32`, `s64`, `u64`, `f32`, `f64`, `char`, `string`,
+   * `list`, `map`, `record`, `tuple`, `variant`, `enum`, `flags`, `option`, `result`, `own`,
+   * `borrow`, `future`, `stream` or `error-context`.
+   */
+  kind: string
+  /** The element of a `list` and the payload of an `option`. */
+  element?: TypeInfo
+  /** The length of a fixed-length `list`. */
+  length?: number
+  /** The key type of a `map`. */
+  key?: TypeInfo
+  /** The value type of a `map`. */
+  value?: TypeInfo
+  /** The fields of a `record`, in order. */
+  fields?: Array<FieldInfo>
+  /** The members of a `tuple`, in order. */
+  types?: Array<TypeInfo>
+  /** The cases of a `variant`, in order. */
+  cases?: Array<CaseInfo>
+  /** The names of an `enum`'s cases or of a `flags`' flags, in order. */
+  names?: Array<string>
+  /** The `ok` payload of a `result`, if it has one. */
+  ok?: TypeInfo
+  /** The `err` payload of a `result`, if it has one. */
+  err?: TypeInfo
 }

@@ -11,7 +11,7 @@ import { parse, UsageError } from './args.js'
 import { EXIT } from './exit.js'
 import { INSPECT_HELP } from './help.js'
 import type { CliOutput } from './output.js'
-import { readWasm } from './wasm.js'
+import { listing, readWasm } from './wasm.js'
 
 /** One item per line, interfaces with their members indented below them. */
 function listItems(items: readonly (ComponentItem | ModuleItem)[], indent = '  '): string[] {
@@ -56,7 +56,7 @@ export async function inspect(args: readonly string[], io: CliOutput): Promise<n
       kind === 'component' ? await engine.compileComponent(bytes) : await engine.compileModule(bytes)
     const { imports, exports } = compiled
     if (values.json) {
-      io.stdout.write(`${toJsonText({ kind, imports, exports }, 2)}\n`)
+      io.stdout.write(`${toJsonText({ kind, imports: listing(imports), exports: listing(exports) }, 2)}\n`)
     } else {
       const lines = [`${kind} ${file}`, 'imports:', ...listItems(imports), 'exports:', ...listItems(exports)]
       io.stdout.write(`${lines.join('\n')}\n`)

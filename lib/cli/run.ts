@@ -9,7 +9,6 @@ import { loadManifest, MANIFEST_FILE } from '../sandbox/manifest.js'
 import { loadComponent } from '../sandbox/sandbox.js'
 import { argumentsFromText, toJsonText } from '../util/json-values.js'
 import { exportPaths, splitExportPath, wasmKind } from '../util/names.js'
-import { parseFuncSignature, type FuncSignature } from '../util/wit-type.js'
 import { integerFlag, parse, UsageError } from './args.js'
 import { errorCode, errorMessage, EXIT } from './exit.js'
 import { RUN_HELP } from './help.js'
@@ -52,17 +51,6 @@ function chooseFunction(functions: ExportedFunction[], invoke: string | undefine
     `--invoke NAME is required: the wasm exports ${functions.length} functions (${names})`,
     'run',
   )
-}
-
-function signatureOf(functions: ExportedFunction[], name: string): FuncSignature | undefined {
-  const found = findFunction(functions, name)
-  if (found === undefined) return undefined
-  try {
-    return parseFuncSignature(found.type)
-  } catch {
-    // A type this CLI cannot read: arguments are then plain JSON, checked by the binding.
-    return undefined
-  }
 }
 
 /** Whether `target` is a directory or a manifest file rather than a wasm file. */
@@ -180,7 +168,7 @@ export async function run(args: readonly string[], io: CliOutput): Promise<numbe
     : await wasmRunner(target, limits)
   try {
     const name = chooseFunction(runner.functions, values.invoke)
-    const callArgs = argumentsFromText(texts, signatureOf(runner.functions, name))
+    const callArgs = argumentsFromText(texts, findFunction(runner.functions, name)?.signature)
     const started = performance.now()
     const metrics = () => ({
       ...runner.metrics(),

@@ -6,7 +6,7 @@ import { parse, UsageError } from './args.js'
 import { EXIT } from './exit.js'
 import { VALIDATE_HELP } from './help.js'
 import type { CliOutput } from './output.js'
-import { exportedFunctions, readWasm } from './wasm.js'
+import { exportedFunctions, listing, readWasm } from './wasm.js'
 
 function describeLimits(manifest: Manifest): string {
   const { memory, cpu } = manifest.resources
@@ -33,7 +33,9 @@ export async function validate(args: readonly string[], io: CliOutput): Promise<
     const component = await engine.compileComponent(await readWasm(manifest.wasmPath, 'validate'))
     const { imports, exports } = component
     if (values.json) {
-      io.stdout.write(`${toJsonText({ ok: true, manifest, imports, exports }, 2)}\n`)
+      io.stdout.write(
+        `${toJsonText({ ok: true, manifest, imports: listing(imports), exports: listing(exports) }, 2)}\n`,
+      )
       return EXIT.success
     }
     const { name, version, wasm } = manifest.component

@@ -1,24 +1,54 @@
 /** The wasm a command works on: reading its file, and the functions it exports. */
 import { readFile } from 'node:fs/promises'
 
-import type { ComponentItem } from '../component.js'
-import type { ModuleItem } from '../module.js'
+import type { ComponentItem, WitFuncType } from '../component.js'
+import type { CoreFuncType, ModuleItem } from '../module.js'
+import type { Signature } from '../util/json-values.js'
 import { UsageError } from './args.js'
 
 /** An exported function, by the path `call` takes (`name` or `iface#name`), with its type. */
 export interface ExportedFunction {
   name: string
   type: string
+  /** What its arguments convert by (absent when the listing has no descriptor). */
+  signature?: Signature
+}
+
+/** A core function's parameters have no names, only value types. */
+function signatureOf(func: WitFuncType | CoreFuncType | undefined): Signature | undefined {
+  if (func === undefined) return undefined
+  return 'results' in func ? { params: func.params.map((type) => ({ type })) } : func
 }
 
 /** Functions a caller can invoke: root functions, and `iface#func` for exported interfaces. */
 export function exportedFunctions(items: readonly (ComponentItem | ModuleItem)[]): ExportedFunction[] {
   return items.flatMap((item) => {
-    if (item.kind === 'func') return [{ name: item.name, type: item.type }]
+    if (item.kind === 'func') return [{ name: item.name, type: item.type, signature: signatureOf(item.func) }]
     if (item.kind !== 'instance' || !('exports' in item)) return []
     return (item.exports ?? [])
       .filter((inner) => inner.kind === 'func')
-      .map((inner) => ({ name: `${item.name}#${inner.name}`, type: inner.type }))
+      .map((inner) => ({
+        name: `${item.name}#${inner.name}`,
+        type: inner.type,
+        signature: signatureOf(inner.func),
+      }))
+  })
+}
+
+type Listed = Omit<ComponentItem, 'func' | 'exports'> & { exports?: Listed[] }
+
+/**
+ * Items as `--json` prints them: name, kind and the type's spelling. The type descriptors (`func`)
+ * stay in the API, so the printed listing keeps its shape.
+ */
+export function listing(
+  items: readonly (ComponentItem | ModuleItem)[],
+): (Listed | Omit<ModuleItem, 'func'>)[] {
+  return items.map((item) => {
+    const { func: _descriptor, ...listed } = item
+    return 'exports' in item && item.exports !== undefined
+      ? { ...listed, exports: listing(item.exports) as Listed[] }
+      : listed
   })
 }
 

@@ -3,20 +3,46 @@
  * JSON has no bigint, typed arrays or NaN, so arguments are converted by the function's parameter
  * types, and results are printed with a fixed, documented spelling for what JSON lacks.
  */
+import type { WitType } from '../component.js'
 import { lowerCamel } from './names.js'
-import type { FuncSignature, WitType } from './wit-type.js'
+
+/** A parameter's type: a component value type, or a core value type by name (`i64`). */
+export type ParamType = WitType | string
+
+/** The parameters of the function called (a core function's have no names). */
+export interface Signature {
+  params: readonly { name?: string; type: ParamType }[]
+}
 
 /** A command-line argument that cannot become a value of its parameter's type. */
 export class ArgumentError extends Error {
   readonly code = 'ERR_USAGE'
 }
 
-const BIGINT_TYPES = new Set(['u64', 's64', 'i64'])
-const UNKNOWN_TYPE: WitType = { kind: 'other', text: 'unknown' }
-const TEXT_TYPES = new Set(['string', 'char'])
+const BIGINT_KINDS = new Set(['u64', 's64', 'i64'])
+const TEXT_KINDS = new Set(['string', 'char'])
+
+/** `u64`, `s64` or a core `i64`: the types whose values are bigints. */
+function isBigInt(type: ParamType | undefined): boolean {
+  return type !== undefined && BIGINT_KINDS.has(typeof type === 'string' ? type : type.kind)
+}
+
+function isText(type: ParamType | undefined): boolean {
+  return typeof type === 'object' && TEXT_KINDS.has(type.kind)
+}
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function toBigInt(value: unknown): unknown {
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value)
+  if (typeof value === 'number' && Number.isInteger(value)) {
+    // JSON.parse already rounded it: refuse rather than pass a different number.
+    throw new ArgumentError(`${value} is beyond 2^53 and lost precision in JSON: write it as a string`)
+  }
+  if (typeof value === 'string' && /^-?\d+n?$/.test(value)) return BigInt(value.replace(/n$/, ''))
+  return value
 }
 
 /**
@@ -24,38 +50,28 @@ function isObject(value: unknown): value is Record<string, unknown> {
  * bigint (from a JSON integer up to 2^53, or a decimal string, optionally ending in `n`), through
  * lists, options, results, tuples, records and variants. Anything else is left for the binding.
  */
-export function fromJson(value: unknown, type: WitType): unknown {
+export function fromJson(value: unknown, type: ParamType | undefined): unknown {
+  if (isBigInt(type)) return toBigInt(value)
+  if (type === undefined || typeof type === 'string') return value
   switch (type.kind) {
-    case 'primitive':
-      if (BIGINT_TYPES.has(type.name)) {
-        if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value)
-        if (typeof value === 'number' && Number.isInteger(value)) {
-          // JSON.parse already rounded it: refuse rather than pass a different number.
-          throw new ArgumentError(`${value} is beyond 2^53 and lost precision in JSON: write it as a string`)
-        }
-        if (typeof value === 'string' && /^-?\d+n?$/.test(value)) return BigInt(value.replace(/n$/, ''))
-      }
-      return value
     case 'list':
       return Array.isArray(value) ? value.map((item) => fromJson(item, type.element)) : value
     case 'option':
       if (value === null || value === undefined) return value
       // An option of an option uses the tagged form: { tag: 'some', val } / { tag: 'none' }.
-      if (type.inner.kind === 'option') {
+      if (type.element.kind === 'option') {
         return isObject(value) && value.tag === 'some'
-          ? { ...value, val: fromJson(value.val, type.inner) }
+          ? { ...value, val: fromJson(value.val, type.element) }
           : value
       }
-      return fromJson(value, type.inner)
+      return fromJson(value, type.element)
     case 'result': {
       if (!isObject(value) || !('val' in value)) return value
       const payload = value.tag === 'ok' ? type.ok : value.tag === 'err' ? type.err : undefined
       return payload === undefined ? value : { ...value, val: fromJson(value.val, payload) }
     }
     case 'tuple':
-      return Array.isArray(value)
-        ? value.map((item, index) => fromJson(item, type.items[index] ?? UNKNOWN_TYPE))
-        : value
+      return Array.isArray(value) ? value.map((item, index) => fromJson(item, type.types[index])) : value
     case 'record': {
       if (!isObject(value)) return value
       const converted: Record<string, unknown> = { ...value }
@@ -70,7 +86,7 @@ export function fromJson(value: unknown, type: WitType): unknown {
       const payload = type.cases.find((variantCase) => variantCase.name === value.tag)?.type
       return payload === undefined ? value : { ...value, val: fromJson(value.val, payload) }
     }
-    case 'other':
+    default:
       return value
   }
 }
@@ -82,23 +98,23 @@ const label = (name: string | undefined) => (name === undefined ? '' : ` (${name
  * type; for a `string` or `char` parameter (or one whose type is unknown), text that is not a
  * JSON string is taken as it is, so `greet world` works as well as `greet '"world"'`.
  */
-export function argumentsFromText(texts: readonly string[], signature: FuncSignature | undefined): unknown[] {
+export function argumentsFromText(texts: readonly string[], signature: Signature | undefined): unknown[] {
   return texts.map((text, index) => {
     const param = signature?.params[index]
-    const type = param?.type ?? UNKNOWN_TYPE
+    const type = param?.type
     // A bare 64-bit integer is read exactly, before JSON.parse could round it.
-    if (type.kind === 'primitive' && BIGINT_TYPES.has(type.name) && /^-?\d+$/.test(text)) return BigInt(text)
+    if (isBigInt(type) && /^-?\d+$/.test(text)) return BigInt(text)
     let parsed: unknown
     try {
       parsed = JSON.parse(text)
     } catch (error) {
       // Unknown type (an export this tool cannot read): the binding will say what it expected.
-      if (param === undefined || (type.kind === 'primitive' && TEXT_TYPES.has(type.name))) return text
+      if (param === undefined || isText(type)) return text
       throw new ArgumentError(`argument ${index + 1}${label(param?.name)} is not valid JSON: ${text}`, {
         cause: error,
       })
     }
-    if (type.kind === 'primitive' && TEXT_TYPES.has(type.name) && typeof parsed !== 'string') return text
+    if (isText(type) && typeof parsed !== 'string') return text
     try {
       return fromJson(parsed, type)
     } catch (error) {

@@ -1,12 +1,81 @@
-//! WIT-like spellings of component types, for `exports` / `imports` listings and error messages.
+//! Component types as structured descriptors ([`TypeInfo`], [`FuncInfo`]) for `exports` /
+//! `imports` listings, and their one WIT-like spelling ([`render`]) used by those listings and by
+//! error messages.
 //!
 //! wasmtime's runtime types are structural (a record type does not know its WIT name), so
-//! records, variants, enums and flags are spelled out with their members.
+//! records, variants, enums and flags are described by their members.
+
+use std::sync::Arc;
 
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, Type};
 
 use napi_derive::napi;
+
+/// A component value type (see [`Type`](https://docs.rs/wasmtime/48.0.8/wasmtime/component/enum.Type.html)).
+/// `kind` says which other members are set; members that do not apply are absent.
+#[napi(object)]
+#[derive(Clone)]
+pub struct TypeInfo {
+    /// `bool`, `s8`, `u8`, `s16`, `u16`, `s32`, `u32`, `s64`, `u64`, `f32`, `f64`, `char`, `string`,
+    /// `list`, `map`, `record`, `tuple`, `variant`, `enum`, `flags`, `option`, `result`, `own`,
+    /// `borrow`, `future`, `stream` or `error-context`.
+    pub kind: String,
+    /// The element of a `list` and the payload of an `option`.
+    pub element: Option<Arc<TypeInfo>>,
+    /// The length of a fixed-length `list`.
+    pub length: Option<u32>,
+    /// The key type of a `map`.
+    pub key: Option<Arc<TypeInfo>>,
+    /// The value type of a `map`.
+    pub value: Option<Arc<TypeInfo>>,
+    /// The fields of a `record`, in order.
+    pub fields: Option<Vec<FieldInfo>>,
+    /// The members of a `tuple`, in order.
+    pub types: Option<Vec<TypeInfo>>,
+    /// The cases of a `variant`, in order.
+    pub cases: Option<Vec<CaseInfo>>,
+    /// The names of an `enum`'s cases or of a `flags`' flags, in order.
+    pub names: Option<Vec<String>>,
+    /// The `ok` payload of a `result`, if it has one.
+    pub ok: Option<Arc<TypeInfo>>,
+    /// The `err` payload of a `result`, if it has one.
+    pub err: Option<Arc<TypeInfo>>,
+}
+
+/// A field of a record (its WIT name, kebab-case).
+#[napi(object)]
+#[derive(Clone)]
+pub struct FieldInfo {
+    pub name: String,
+    #[napi(js_name = "type")]
+    pub type_: TypeInfo,
+}
+
+/// A case of a variant, with its payload type if it has one.
+#[napi(object)]
+#[derive(Clone)]
+pub struct CaseInfo {
+    pub name: String,
+    #[napi(js_name = "type")]
+    pub type_: Option<TypeInfo>,
+}
+
+/// A named parameter of a component function.
+#[napi(object)]
+pub struct ParamInfo {
+    pub name: String,
+    #[napi(js_name = "type")]
+    pub type_: TypeInfo,
+}
+
+/// The type of a component function (see [`ComponentFunc`](https://docs.rs/wasmtime/48.0.8/wasmtime/component/types/struct.ComponentFunc.html)).
+#[napi(object)]
+pub struct FuncInfo {
+    pub params: Vec<ParamInfo>,
+    /// Absent for a function without a result (the component model allows at most one).
+    pub result: Option<TypeInfo>,
+}
 
 /// One import or export of a component.
 #[napi(object)]
@@ -14,90 +83,232 @@ pub struct ComponentItemInfo {
     pub name: String,
     /// `func` or `instance`; other kinds (types, resources, modules) are reported by their name.
     pub kind: String,
+    /// The WIT-like spelling of `func` (or of the type, for kind `type`).
     #[napi(js_name = "type")]
     pub type_: String,
+    /// A function's parameter and result types (kind `func`).
+    pub func: Option<FuncInfo>,
     /// The functions of an instance (interface).
     pub exports: Option<Vec<ComponentItemInfo>>,
 }
 
-pub fn wit_type(ty: &Type) -> String {
-    let list = |items: Vec<String>| items.join(", ");
-    match ty {
-        Type::Bool => "bool".into(),
-        Type::S8 => "s8".into(),
-        Type::U8 => "u8".into(),
-        Type::S16 => "s16".into(),
-        Type::U16 => "u16".into(),
-        Type::S32 => "s32".into(),
-        Type::U32 => "u32".into(),
-        Type::S64 => "s64".into(),
-        Type::U64 => "u64".into(),
-        Type::Float32 => "f32".into(),
-        Type::Float64 => "f64".into(),
-        Type::Char => "char".into(),
-        Type::String => "string".into(),
-        Type::List(inner) => format!("list<{}>", wit_type(&inner.ty())),
-        Type::Map(map) => format!("map<{}, {}>", wit_type(&map.key()), wit_type(&map.value())),
-        Type::FixedLengthList(inner) => format!("list<{}, {}>", wit_type(&inner.ty()), inner.len()),
-        Type::Record(record) => format!(
-            "record {{ {} }}",
-            list(
-                record
-                    .fields()
-                    .map(|f| format!("{}: {}", f.name, wit_type(&f.ty)))
-                    .collect()
-            )
-        ),
-        Type::Tuple(tuple) => format!("tuple<{}>", list(tuple.types().map(|t| wit_type(&t)).collect())),
-        Type::Variant(variant) => format!(
-            "variant {{ {} }}",
-            list(
-                variant
-                    .cases()
-                    .map(|case| match case.ty {
-                        Some(payload) => format!("{}({})", case.name, wit_type(&payload)),
-                        None => case.name.to_string(),
-                    })
-                    .collect()
-            )
-        ),
-        Type::Enum(enumeration) => format!("enum {{ {} }}", enumeration.names().collect::<Vec<_>>().join(", ")),
-        Type::Option(option) => format!("option<{}>", wit_type(&option.ty())),
-        Type::Result(result) => match (result.ok(), result.err()) {
-            (None, None) => "result".into(),
-            (Some(ok), None) => format!("result<{}>", wit_type(&ok)),
-            (None, Some(err)) => format!("result<_, {}>", wit_type(&err)),
-            (Some(ok), Some(err)) => format!("result<{}, {}>", wit_type(&ok), wit_type(&err)),
+impl TypeInfo {
+    fn new(kind: &str) -> Self {
+        TypeInfo {
+            kind: kind.into(),
+            element: None,
+            length: None,
+            key: None,
+            value: None,
+            fields: None,
+            types: None,
+            cases: None,
+            names: None,
+            ok: None,
+            err: None,
+        }
+    }
+}
+
+fn boxed(ty: &Type) -> Option<Arc<TypeInfo>> {
+    Some(Arc::new(describe(ty)))
+}
+
+/// The descriptor of a value type.
+pub fn describe(ty: &Type) -> TypeInfo {
+    let kind = match ty {
+        Type::Bool => "bool",
+        Type::S8 => "s8",
+        Type::U8 => "u8",
+        Type::S16 => "s16",
+        Type::U16 => "u16",
+        Type::S32 => "s32",
+        Type::U32 => "u32",
+        Type::S64 => "s64",
+        Type::U64 => "u64",
+        Type::Float32 => "f32",
+        Type::Float64 => "f64",
+        Type::Char => "char",
+        Type::String => "string",
+        Type::List(list) => {
+            return TypeInfo {
+                element: boxed(&list.ty()),
+                ..TypeInfo::new("list")
+            };
+        }
+        Type::FixedLengthList(list) => {
+            return TypeInfo {
+                element: boxed(&list.ty()),
+                length: Some(list.len()),
+                ..TypeInfo::new("list")
+            };
+        }
+        Type::Map(map) => {
+            return TypeInfo {
+                key: boxed(&map.key()),
+                value: boxed(&map.value()),
+                ..TypeInfo::new("map")
+            };
+        }
+        Type::Record(record) => {
+            let fields = record
+                .fields()
+                .map(|field| FieldInfo {
+                    name: field.name.to_string(),
+                    type_: describe(&field.ty),
+                })
+                .collect();
+            return TypeInfo {
+                fields: Some(fields),
+                ..TypeInfo::new("record")
+            };
+        }
+        Type::Tuple(tuple) => {
+            return TypeInfo {
+                types: Some(tuple.types().map(|member| describe(&member)).collect()),
+                ..TypeInfo::new("tuple")
+            };
+        }
+        Type::Variant(variant) => {
+            let cases = variant
+                .cases()
+                .map(|case| CaseInfo {
+                    name: case.name.to_string(),
+                    type_: case.ty.as_ref().map(describe),
+                })
+                .collect();
+            return TypeInfo {
+                cases: Some(cases),
+                ..TypeInfo::new("variant")
+            };
+        }
+        Type::Enum(enumeration) => {
+            return TypeInfo {
+                names: Some(enumeration.names().map(String::from).collect()),
+                ..TypeInfo::new("enum")
+            };
+        }
+        Type::Flags(flags) => {
+            return TypeInfo {
+                names: Some(flags.names().map(String::from).collect()),
+                ..TypeInfo::new("flags")
+            };
+        }
+        Type::Option(option) => {
+            return TypeInfo {
+                element: boxed(&option.ty()),
+                ..TypeInfo::new("option")
+            };
+        }
+        Type::Result(result) => {
+            return TypeInfo {
+                ok: result.ok().as_ref().and_then(boxed),
+                err: result.err().as_ref().and_then(boxed),
+                ..TypeInfo::new("result")
+            };
+        }
+        // A resource type is known only by identity at run time, so nothing more can be said.
+        Type::Own(_) => "own",
+        Type::Borrow(_) => "borrow",
+        Type::Future(_) => "future",
+        Type::Stream(_) => "stream",
+        Type::ErrorContext => "error-context",
+    };
+    TypeInfo::new(kind)
+}
+
+/// The descriptor of a function type.
+pub fn describe_func(func: &ComponentFunc) -> FuncInfo {
+    FuncInfo {
+        params: func
+            .params()
+            .map(|(name, ty)| ParamInfo {
+                name: name.to_string(),
+                type_: describe(&ty),
+            })
+            .collect(),
+        result: func.results().next().map(|ty| describe(&ty)),
+    }
+}
+
+/// The WIT-like spelling of a descriptor: `list<u8>`, `record { x: s32, y: s32 }`,
+/// `result<_, string>`, `own<resource>`.
+pub fn render(ty: &TypeInfo) -> String {
+    let child = |member: &Option<Arc<TypeInfo>>| member.as_deref().map(render);
+    let names = |names: &Option<Vec<String>>| names.as_deref().unwrap_or_default().join(", ");
+    match ty.kind.as_str() {
+        "list" => match ty.length {
+            Some(length) => format!("list<{}, {length}>", child(&ty.element).unwrap_or_default()),
+            None => format!("list<{}>", child(&ty.element).unwrap_or_default()),
         },
-        Type::Flags(flags) => format!("flags {{ {} }}", flags.names().collect::<Vec<_>>().join(", ")),
-        Type::Own(_) => "own<resource>".into(),
-        Type::Borrow(_) => "borrow<resource>".into(),
-        Type::Future(_) => "future".into(),
-        Type::Stream(_) => "stream".into(),
-        Type::ErrorContext => "error-context".into(),
+        "option" => format!("option<{}>", child(&ty.element).unwrap_or_default()),
+        "map" => format!(
+            "map<{}, {}>",
+            child(&ty.key).unwrap_or_default(),
+            child(&ty.value).unwrap_or_default()
+        ),
+        "record" => {
+            let fields: Vec<String> = (ty.fields.as_deref().unwrap_or_default().iter())
+                .map(|field| format!("{}: {}", field.name, render(&field.type_)))
+                .collect();
+            format!("record {{ {} }}", fields.join(", "))
+        }
+        "tuple" => {
+            let members: Vec<String> = ty.types.as_deref().unwrap_or_default().iter().map(render).collect();
+            format!("tuple<{}>", members.join(", "))
+        }
+        "variant" => {
+            let cases: Vec<String> = (ty.cases.as_deref().unwrap_or_default().iter())
+                .map(|case| match &case.type_ {
+                    Some(payload) => format!("{}({})", case.name, render(payload)),
+                    None => case.name.clone(),
+                })
+                .collect();
+            format!("variant {{ {} }}", cases.join(", "))
+        }
+        "enum" | "flags" => format!("{} {{ {} }}", ty.kind, names(&ty.names)),
+        "result" => match (child(&ty.ok), child(&ty.err)) {
+            (None, None) => "result".into(),
+            (Some(ok), None) => format!("result<{ok}>"),
+            (None, Some(err)) => format!("result<_, {err}>"),
+            (Some(ok), Some(err)) => format!("result<{ok}, {err}>"),
+        },
+        "own" | "borrow" => format!("{}<resource>", ty.kind),
+        primitive => primitive.into(),
     }
 }
 
 /// `func(a: string, b: u32) -> u32`
-pub fn func_signature(func: &ComponentFunc) -> String {
-    let params: Vec<String> = func
-        .params()
-        .map(|(name, ty)| format!("{name}: {}", wit_type(&ty)))
+pub fn render_func(func: &FuncInfo) -> String {
+    let params: Vec<String> = (func.params.iter())
+        .map(|param| format!("{}: {}", param.name, render(&param.type_)))
         .collect();
-    let results: Vec<String> = func.results().map(|ty| wit_type(&ty)).collect();
-    match results.as_slice() {
-        [] => format!("func({})", params.join(", ")),
-        [single] => format!("func({}) -> {single}", params.join(", ")),
-        many => format!("func({}) -> ({})", params.join(", "), many.join(", ")),
+    match &func.result {
+        Some(result) => format!("func({}) -> {}", params.join(", "), render(result)),
+        None => format!("func({})", params.join(", ")),
     }
 }
 
+/// The spelling of a value type, for error messages.
+pub fn wit_type(ty: &Type) -> String {
+    render(&describe(ty))
+}
+
+/// The spelling of a function type, for error messages.
+pub fn func_signature(func: &ComponentFunc) -> String {
+    render_func(&describe_func(func))
+}
+
 fn item_info(engine: &wasmtime::Engine, name: &str, item: &ComponentItem) -> ComponentItemInfo {
-    let (kind, type_, exports) = match item {
-        ComponentItem::ComponentFunc(func) => ("func", func_signature(func), None),
+    let (kind, type_, func, exports) = match item {
+        ComponentItem::ComponentFunc(func) => {
+            let func = describe_func(func);
+            ("func", render_func(&func), Some(func), None)
+        }
         ComponentItem::ComponentInstance(instance) => (
             "instance",
             "instance".to_string(),
+            None,
             Some(
                 instance
                     .exports(engine)
@@ -105,16 +316,17 @@ fn item_info(engine: &wasmtime::Engine, name: &str, item: &ComponentItem) -> Com
                     .collect(),
             ),
         ),
-        ComponentItem::Type(ty) => ("type", wit_type(ty), None),
-        ComponentItem::Resource(_) => ("resource", "resource".to_string(), None),
-        ComponentItem::CoreFunc(_) => ("core-func", "core func".to_string(), None),
-        ComponentItem::Module(_) => ("module", "core module".to_string(), None),
-        ComponentItem::Component(_) => ("component", "component".to_string(), None),
+        ComponentItem::Type(ty) => ("type", wit_type(ty), None, None),
+        ComponentItem::Resource(_) => ("resource", "resource".to_string(), None, None),
+        ComponentItem::CoreFunc(_) => ("core-func", "core func".to_string(), None, None),
+        ComponentItem::Module(_) => ("module", "core module".to_string(), None, None),
+        ComponentItem::Component(_) => ("component", "component".to_string(), None, None),
     };
     ComponentItemInfo {
         name: name.to_string(),
         kind: kind.into(),
         type_,
+        func,
         exports,
     }
 }
