@@ -170,3 +170,40 @@ test('inherited stdout reaches the host process', async (t) => {
   })
   t.deepEqual(instance.takeOutput(), { stdout: '', stderr: '' })
 })
+
+for (const kind of ['component', 'module'] as const) {
+  test(`a WASI ${kind} reads the stdin it is given, as text or bytes, then end of file`, async (t) => {
+    const text = await run(kind, ['stdin'], { stdin: 'hello ✓\nline two' })
+    t.is(text.takeOutput().stdout, 'stdin: hello ✓\nline two\n')
+    const bytes = await run(kind, ['stdin'], { stdin: new TextEncoder().encode('bytes') })
+    t.is(bytes.takeOutput().stdout, 'stdin: bytes\n')
+    const none = await run(kind, ['stdin'])
+    t.is(none.takeOutput().stdout, 'stdin: \n', 'no stdin given: end of file at once')
+  })
+
+  test(`a WASI ${kind} writes only inside a preopen granted with write: true`, async (t) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'airssys-wasi-rw-'))
+    const writable = await run(kind, ['write', '/scratch/new.txt'], {
+      preopens: { '/scratch': { host: dir, write: true } },
+    })
+    t.is(writable.takeOutput().stdout, 'wrote /scratch/new.txt\n')
+    t.true(existsSync(path.join(dir, 'new.txt')))
+    const error = await t.throwsAsync(
+      run(kind, ['write', '/scratch/other.txt'], { preopens: { '/scratch': dir } }),
+      { instanceOf: WasiExitError },
+    )
+    t.true((error?.exitCode ?? 0) !== 0)
+    t.false(existsSync(path.join(dir, 'other.txt')), 'a read-only preopen refuses the write')
+  })
+}
+
+test('wasi.preopens and wasi.stdin options are checked where they enter', (t) => {
+  const instantiate = (wasi: unknown) => () =>
+    module.instantiateSync({ limits: { memoryBytes: 16 * MiB }, wasi: wasi as WasiOptions })
+  t.throws(instantiate({ preopens: { '/x': { host: '.', writable: true } } }), {
+    code: 'ERR_WASM_CONFIG',
+    message: /writable/,
+  })
+  t.throws(instantiate({ preopens: { '/x': { write: true } } }), { message: /wasi\.preopens\.\/x\.host/ })
+  t.throws(instantiate({ stdin: 42 }), { code: 'ERR_WASM_CONFIG', message: /wasi\.stdin/ })
+})

@@ -1,5 +1,5 @@
 import { Component } from './component.js'
-import { translate, translateAsync } from './errors.js'
+import { DisposedError, translate, translateAsync } from './errors.js'
 import { Module } from './module.js'
 import { NativeComponent, NativeEngine, NativeModule } from './native.js'
 import { engineOptions, type EngineOptions } from './options.js'
@@ -42,6 +42,7 @@ export class Engine {
    * `cacheDir`, code compiled earlier (by any process) is loaded from disk.
    */
   async compileComponent(source: WasmSource): Promise<Component> {
+    this.#checkOpen()
     const bytes = await loadSource(source)
     return this.#components.getAsync(
       bytes,
@@ -52,6 +53,7 @@ export class Engine {
 
   /** Compiles a component on the JS thread. */
   compileComponentSync(source: WasmSource): Component {
+    this.#checkOpen()
     const bytes = loadSourceSync(source)
     return this.#components.get(
       bytes,
@@ -61,6 +63,7 @@ export class Engine {
 
   /** Compiles a core module off the JS thread. */
   async compileModule(source: WasmSource): Promise<Module> {
+    this.#checkOpen()
     const bytes = await loadSource(source)
     return this.#modules.getAsync(
       bytes,
@@ -70,11 +73,17 @@ export class Engine {
 
   /** Compiles a core module on the JS thread. */
   compileModuleSync(source: WasmSource): Module {
+    this.#checkOpen()
     const bytes = loadSourceSync(source)
     return this.#modules.get(
       bytes,
       (digest) => new Module(translate(() => NativeModule.compileSync(this.#native, bytes, digest))),
     )
+  }
+
+  /** A closed engine compiles nothing, not even bytes its in-process cache still holds. */
+  #checkOpen(): void {
+    if (this.#native.closed) throw new DisposedError('the engine was closed')
   }
 
   /** Checks that `source` would compile (module or component), without keeping the code. */

@@ -79,8 +79,18 @@ export interface WasiOptions {
   env?: Record<string, string>
   /** Command-line arguments, `argv[0]` included. Default none. */
   args?: string[]
-  /** Read-only directories: guest path -> host path. Default none. */
-  preopens?: Record<string, string>
+  /**
+   * Directories the guest sees: guest path -> host path (read-only), or guest path ->
+   * `{ host, write: true }` (the guest may create, write, rename and delete inside it; nothing
+   * resolves outside it). Default none.
+   */
+  preopens?: Record<string, string | { host: string; write?: boolean }>
+  /**
+   * What the guest reads from stdin: a string (as UTF-8) or bytes, then end of file; `'inherit'`
+   * reads the process's own stdin. Default: empty (end of file at once). Waiting for stdin ends at
+   * the call's deadline.
+   */
+  stdin?: string | Uint8Array
   /** Cap per piped stream; the oldest bytes are dropped first. Default 1 MiB, at most 1 GiB. */
   outputLimitBytes?: number
 }
@@ -374,12 +384,26 @@ function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions |
   if (!Array.isArray(args) || args.some((arg) => typeof arg !== 'string')) {
     throw new ConfigError('wasi.args: expected an array of strings', { path: 'wasi.args' })
   }
+  const stdin = options.stdin
+  if (stdin !== undefined && typeof stdin !== 'string' && !(stdin instanceof Uint8Array)) {
+    throw new ConfigError(`wasi.stdin: expected a string, a Uint8Array or 'inherit', got ${shown(stdin)}`, {
+      path: 'wasi.stdin',
+      value: stdin,
+    })
+  }
   return {
     stdout: options.stdout ?? 'inherit',
     stderr: options.stderr ?? 'inherit',
     env: strings('wasi.env', options.env),
     args,
-    preopens: strings('wasi.preopens', options.preopens).map(([guest, host]) => [host, guest]),
+    preopens: preopenList(options.preopens),
+    stdinInherit: stdin === 'inherit',
+    stdinBytes:
+      stdin === undefined || stdin === 'inherit'
+        ? undefined
+        : typeof stdin === 'string'
+          ? new TextEncoder().encode(stdin)
+          : stdin,
     outputLimitBytes: checkOption(
       'wasi.outputLimitBytes',
       options.outputLimitBytes,
@@ -387,6 +411,30 @@ function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions |
     ),
   }
 }
+
+/** `wasi.preopens` as `[host, guest]` (read-only) and `[host, guest, 'write']` entries. */
+function preopenList(preopens: unknown): string[][] {
+  if (preopens === undefined) return []
+  if (typeof preopens !== 'object' || preopens === null || Array.isArray(preopens)) {
+    throw new ConfigError('wasi.preopens: expected an object of guest path -> host path', {
+      path: 'wasi.preopens',
+    })
+  }
+  return Object.entries(preopens).map(([guest, given]) => {
+    const path = `wasi.preopens.${guest}`
+    if (typeof given === 'string') return [given, guest]
+    if (typeof given === 'object' && given !== null && !Array.isArray(given)) {
+      knownKeys(path, given, PREOPEN_KEYS)
+      const { host, write } = given as { host?: unknown; write?: unknown }
+      if (typeof host !== 'string')
+        throw new ConfigError(`${path}.host: expected a string`, { path: `${path}.host` })
+      return boolean(`${path}.write`, write) === true ? [host, guest, 'write'] : [host, guest]
+    }
+    throw new ConfigError(`${path}: expected a host path or { host, write }`, { path, value: given })
+  })
+}
+
+const PREOPEN_KEYS = new Set(['host', 'write'])
 
 /** A call's budget, checked (undefined: the instance's default). */
 export function callOptions(options: CallOptions | undefined): { fuel?: number; timeoutMs?: number } {

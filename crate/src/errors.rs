@@ -211,7 +211,8 @@ impl Failure {
             return Failure::Trap(Box::new(TrapInfo {
                 code: "ERR_WASM_GUEST_ABI",
                 trap_code: "CanonicalAbi".into(),
-                message: format!("the guest broke the component ABI: {error:#}"),
+                // The root cause is wasmtime's reason; the frames are in `wasmBacktrace`.
+                message: format!("the guest broke the component ABI: {}", error.root_cause()),
                 frames,
                 fuel_consumed: facts.fuel_consumed,
                 elapsed_ms: None,

@@ -1,8 +1,9 @@
 //! WASI for guests: preview 2 for components, preview 1 for core modules, through `wasmtime-wasi`.
 //!
-//! Locked down unless told otherwise: no env, args, files or sockets; clocks and random work.
-//! Files only through read-only preopens. Piped output is kept per instance, capped, and the
-//! oldest bytes are dropped first so a chatty guest cannot grow host memory without bound.
+//! Locked down unless told otherwise: no env, args, files, stdin or sockets; clocks and random
+//! work. Files only through preopens, read-only unless granted writable. Piped output is kept per
+//! instance, capped, and the oldest bytes are dropped first so a chatty guest cannot grow host
+//! memory without bound.
 
 use std::collections::VecDeque;
 use std::io;
@@ -15,6 +16,7 @@ use tokio::io::AsyncWrite;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView};
 
 use crate::errors::Failure;
@@ -28,8 +30,13 @@ pub struct NativeWasiOptions {
     pub stderr: String,
     pub env: Vec<Vec<String>>,
     pub args: Vec<String>,
-    /// `[hostPath, guestPath]` pairs, opened read-only.
+    /// `[hostPath, guestPath]` pairs, opened read-only, or `[hostPath, guestPath, "write"]`,
+    /// opened for reading and writing.
     pub preopens: Vec<Vec<String>>,
+    /// What the guest reads from stdin, then end of file; `None`: nothing (end of file at once).
+    pub stdin_bytes: Option<napi::bindgen_prelude::Uint8Array>,
+    /// The guest reads the process's own stdin (waits on it end at the call's deadline).
+    pub stdin_inherit: bool,
     /// Cap of each piped stream, in bytes.
     pub output_limit_bytes: u32,
 }
@@ -108,7 +115,7 @@ pub fn build(options: &NativeWasiOptions) -> Result<(WasiCtxBuilder, Output), Fa
             "stdout",
             &options.stdout,
             limit,
-            WasiCtxBuilder::inherit_stdout,
+            |builder| builder.stdout(Inherited::Stdout),
             |builder, pipe| builder.stdout(pipe),
         )?,
         stderr: stream(
@@ -116,7 +123,7 @@ pub fn build(options: &NativeWasiOptions) -> Result<(WasiCtxBuilder, Output), Fa
             "stderr",
             &options.stderr,
             limit,
-            WasiCtxBuilder::inherit_stderr,
+            |builder| builder.stderr(Inherited::Stderr),
             |builder, pipe| builder.stderr(pipe),
         )?,
     };
@@ -126,12 +133,20 @@ pub fn build(options: &NativeWasiOptions) -> Result<(WasiCtxBuilder, Output), Fa
         }
     }
     builder.args(&options.args);
-    for pair in &options.preopens {
-        if let [host, guest] = pair.as_slice() {
-            builder
-                .preopened_dir(host, guest, FsPerms::ReadOnly)
-                .map_err(|error| Failure::Options(format!("wasi.preopens: cannot open {host}: {error:#}")))?;
-        }
+    if options.stdin_inherit {
+        builder.inherit_stdin();
+    } else if let Some(bytes) = &options.stdin_bytes {
+        builder.stdin(MemoryInputPipe::new(bytes.to_vec()));
+    }
+    for preopen in &options.preopens {
+        let (host, guest, perms) = match preopen.as_slice() {
+            [host, guest] => (host, guest, FsPerms::ReadOnly),
+            [host, guest, mode] if mode == "write" => (host, guest, FsPerms::ReadWrite),
+            _ => return Err(Failure::Options("wasi.preopens: expected [host, guest, mode?]".into())),
+        };
+        builder
+            .preopened_dir(host, guest, perms)
+            .map_err(|error| Failure::Options(format!("wasi.preopens: cannot open {host}: {error:#}")))?;
     }
     Ok((builder, output))
 }
@@ -160,6 +175,33 @@ fn stream(
         }
         "ignore" => Ok(None),
         other => Err(Failure::Options(format!("wasi.{name}: unknown mode \"{other}\""))),
+    }
+}
+
+/// The process's own stdout or stderr, written through tokio's blocking threads: a write that
+/// blocks (a full pipe nobody reads) leaves the guest's future pending, so its deadline still
+/// ends the call (wasmtime-wasi's own inherited stdio writes on the guest's thread).
+#[derive(Clone, Copy)]
+enum Inherited {
+    Stdout,
+    Stderr,
+}
+
+impl IsTerminal for Inherited {
+    fn is_terminal(&self) -> bool {
+        match self {
+            Inherited::Stdout => std::io::IsTerminal::is_terminal(&io::stdout()),
+            Inherited::Stderr => std::io::IsTerminal::is_terminal(&io::stderr()),
+        }
+    }
+}
+
+impl StdoutStream for Inherited {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        match self {
+            Inherited::Stdout => Box::new(tokio::io::stdout()),
+            Inherited::Stderr => Box::new(tokio::io::stderr()),
+        }
     }
 }
 

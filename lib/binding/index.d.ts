@@ -266,8 +266,15 @@ export interface NativeWasiOptions {
   stderr: string
   env: Array<Array<string>>
   args: Array<string>
-  /** `[hostPath, guestPath]` pairs, opened read-only. */
+  /**
+   * `[hostPath, guestPath]` pairs, opened read-only, or `[hostPath, guestPath, "write"]`,
+   * opened for reading and writing.
+   */
   preopens: Array<Array<string>>
+  /** What the guest reads from stdin, then end of file; `None`: nothing (end of file at once). */
+  stdinBytes?: Uint8Array
+  /** The guest reads the process's own stdin (waits on it end at the call's deadline). */
+  stdinInherit: boolean
   /** Cap of each piped stream, in bytes. */
   outputLimitBytes: number
 }

@@ -1,5 +1,6 @@
 //! Promises both ways: one we create and settle later ([`Deferred`]), and one a JS host function
-//! returned, whose outcome we wait for ([`Js::on_settled`]).
+//! returned, whose outcome we wait for ([`Js::on_settled`]). A Promise that never settles stays
+//! referenced for the life of the process (its call ends at its deadline; give host calls one).
 
 use std::ptr;
 use std::sync::{Arc, Mutex};
@@ -17,8 +18,16 @@ unsafe impl Send for Deferred {}
 /// What to run once a Promise settles: `Ok` fulfilled, `Err` rejected.
 pub type Continuation = Box<dyn FnOnce(Js, Result<Value, Value>) + Send>;
 
+/// What waits for a Promise: the continuation, and a reference that keeps the Promise (and so
+/// the callbacks attached to it) alive until it settles. Without it a Promise nothing else holds
+/// is collected and its continuation dropped, which its waiter would take for a shutdown.
+struct Pending {
+    continuation: Continuation,
+    promise: super::Reference,
+}
+
 struct Settle {
-    continuation: Arc<Mutex<Option<Continuation>>>,
+    pending: Arc<Mutex<Option<Pending>>>,
     fulfilled: bool,
 }
 
@@ -45,12 +54,16 @@ impl Js {
     /// Calls `continuation` on the JS thread once `promise` settles. When the callbacks cannot be
     /// attached, the continuation is dropped (which closes whatever channel it owns).
     pub fn on_settled(self, promise: Value, continuation: Continuation) -> napi::Result<()> {
-        let shared = Arc::new(Mutex::new(Some(continuation)));
+        let pending = Pending {
+            continuation,
+            promise: self.reference(promise)?,
+        };
+        let shared = Arc::new(Mutex::new(Some(pending)));
         let attached = (|| {
             let settle_with = |fulfilled| {
                 let name = if fulfilled { "onFulfilled" } else { "onRejected" };
                 let data = Settle {
-                    continuation: shared.clone(),
+                    pending: shared.clone(),
                     fulfilled,
                 };
                 self.function(name, data, Some(settle))
@@ -61,8 +74,10 @@ impl Js {
             self.call_method(promise, then, &[on_fulfilled, on_rejected])?
                 .map_err(|_| napi::Error::from_reason("promise.then threw"))
         })();
-        if attached.is_err() {
-            shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if attached.is_err()
+            && let Some(pending) = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+        {
+            self.release(pending.promise);
         }
         attached.map(drop)
     }
@@ -76,11 +91,12 @@ unsafe extern "C" fn settle(env: sys::napi_env, info: sys::napi_callback_info) -
         None => js.undefined().unwrap_or(ptr::null_mut()),
     };
     let taken = settle
-        .continuation
+        .pending
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .take();
-    if let Some(continuation) = taken {
+    if let Some(Pending { continuation, promise }) = taken {
+        js.release(promise);
         let outcome = if settle.fulfilled { Ok(value) } else { Err(value) };
         // A panic must not unwind into V8.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| continuation(js, outcome)));
