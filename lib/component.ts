@@ -1,6 +1,7 @@
 import { translate, translateAsync } from './errors.js'
 import { Instance } from './instance.js'
 import { instantiateOptions, type InstantiateOptions } from './options.js'
+import { withAbort } from './util/signal.js'
 import type { ComponentItemInfo, NativeComponent } from './native.js'
 
 /**
@@ -88,8 +89,10 @@ export class Component {
 
   /** Instantiates off the JS thread (imports are linked on the JS thread first). */
   async instantiate(options: InstantiateOptions): Promise<Instance> {
-    const { native, imports } = instantiateOptions(options)
-    const instance = await translateAsync(translate(() => this.#native.instantiate(native, imports)))
+    const { native, imports, signal } = instantiateOptions(options)
+    const instance = await withAbort(signal, (handle) =>
+      translateAsync(translate(() => this.#native.instantiate(native, imports, handle))),
+    )
     return new Instance(instance)
   }
 

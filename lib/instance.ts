@@ -1,7 +1,8 @@
-import { AbortError, fromNative, translate, translateAsync, WasmTypeError } from './errors.js'
-import { NativeAbortHandle, type NativeComponentInstance, type NativeInstance } from './native.js'
+import { fromNative, translate, translateAsync, WasmTypeError } from './errors.js'
+import type { NativeComponentInstance, NativeInstance } from './native.js'
 import { asyncCallOptions, callOptions, type AsyncCallOptions, type CallOptions } from './options.js'
 import { SerialQueue } from './util/serial-queue.js'
+import { withAbort } from './util/signal.js'
 
 export type { AsyncCallOptions, CallOptions, Imports, InstantiateOptions, WasiOptions } from './options.js'
 
@@ -125,17 +126,11 @@ export class Instance {
     options: AsyncCallOptions | undefined,
   ): Promise<unknown> {
     const { fuel, timeoutMs, signal } = asyncCallOptions(options)
-    if (signal?.aborted) throw new AbortError('The operation was aborted', { cause: signal.reason })
-    const handle = signal ? new NativeAbortHandle() : undefined
-    const onAbort = () => handle?.abort()
-    signal?.addEventListener('abort', onAbort, { once: true })
-    try {
-      return await translateAsync(
+    return withAbort(signal, (handle) =>
+      translateAsync(
         translate(() => this.#native.call(name, args, fuel, timeoutMs, handle)) as Promise<unknown>,
-      )
-    } finally {
-      signal?.removeEventListener('abort', onAbort)
-    }
+      ),
+    )
   }
 
   /** WASI output piped since the last take (with `wasi: { stdout: 'pipe' }` and/or `stderr`). */

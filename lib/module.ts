@@ -1,6 +1,7 @@
 import { translate, translateAsync } from './errors.js'
 import { Instance } from './instance.js'
 import { instantiateOptions, type InstantiateOptions } from './options.js'
+import { withAbort } from './util/signal.js'
 import type { ModuleItemInfo, NativeModule } from './native.js'
 
 /** An import or export of a core module, with its core type (`func(i32, i32) -> i32`). */
@@ -44,8 +45,10 @@ export class Module {
 
   /** Instantiates off the JS thread; imports are `{ moduleName: { functionName } }`. */
   async instantiate(options: InstantiateOptions): Promise<Instance> {
-    const { native, imports } = instantiateOptions(options)
-    const instance = await translateAsync(translate(() => this.#native.instantiate(native, imports)))
+    const { native, imports, signal } = instantiateOptions(options)
+    const instance = await withAbort(signal, (handle) =>
+      translateAsync(translate(() => this.#native.instantiate(native, imports, handle))),
+    )
     return new Instance(instance)
   }
 

@@ -62,6 +62,11 @@ export interface InstantiateOptions {
   /** Host functions the guest imports. */
   imports?: Imports
   /**
+   * `instantiate` only: aborting stops a start function that is still running (AbortError).
+   * Start functions also run under `fuel` and `timeoutMs`.
+   */
+  signal?: AbortSignal
+  /**
    * WASI (preview 2 for components, preview 1 for core modules), linked when the guest imports it.
    * Omitted: locked down (no env, args, files or sockets; clocks and random; stdout and stderr
    * inherited). `false`: not linked, so a WASI import is a LinkError.
@@ -317,12 +322,13 @@ export function engineOptions(options: EngineOptions): NativeEngineOptions {
   }
 }
 
-const INSTANTIATE_OPTIONS = new Set(['limits', 'fuel', 'timeoutMs', 'imports', 'wasi'])
+const INSTANTIATE_OPTIONS = new Set(['limits', 'fuel', 'timeoutMs', 'imports', 'wasi', 'signal'])
 
 /** `instantiate(options)`'s options, checked, with defaults. */
 export function instantiateOptions(options: InstantiateOptions): {
   native: NativeInstanceOptions
   imports: Imports | undefined
+  signal: AbortSignal | undefined
 } {
   if (typeof options !== 'object' || options === null) {
     throw new ConfigError('instantiate options are required: { limits: { memoryBytes } }', { path: 'limits' })
@@ -349,6 +355,7 @@ export function instantiateOptions(options: InstantiateOptions): {
       wasi: wasiOptions(options.wasi),
     },
     imports,
+    signal: abortSignal(options.signal),
   }
 }
 
@@ -450,11 +457,16 @@ export function asyncCallOptions(options: AsyncCallOptions | undefined): {
   signal?: AbortSignal
 } {
   const budget = callOptions(options)
-  const signal = options?.signal
+  const signal = abortSignal(options?.signal)
+  return signal === undefined ? budget : { ...budget, signal }
+}
+
+/** `signal` when it is an AbortSignal or undefined; else a ConfigError. */
+function abortSignal(signal: unknown): AbortSignal | undefined {
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new ConfigError('signal: expected an AbortSignal', { path: 'signal', value: signal })
   }
-  return signal === undefined ? budget : { ...budget, signal }
+  return signal
 }
 
 /**

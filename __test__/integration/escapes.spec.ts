@@ -336,3 +336,17 @@ test('a huge sparse array as a list argument is a WasmTypeError, not an allocati
   })
   t.throws(() => instance.callSync('roundtrip-list-u8', new Array(2 ** 31)), { instanceOf: WasmTypeError })
 })
+
+test('12.2 instantiate takes a signal: aborting stops a start function that loops', async (t) => {
+  const module = new Engine().compileModuleSync('(module (func $start (loop (br 0))) (start $start))')
+  const controller = new AbortController()
+  const pending = module.instantiate({ limits: { memoryBytes: 0 }, signal: controller.signal })
+  setTimeout(() => controller.abort(), 50)
+  await t.throwsAsync(pending, { instanceOf: AbortError })
+  await t.throwsAsync(module.instantiate({ limits: { memoryBytes: 0 }, signal: AbortSignal.abort() }), {
+    instanceOf: AbortError,
+  })
+  t.throws(() => module.instantiateSync({ limits: { memoryBytes: 0 }, signal: 'no' as never }), {
+    code: 'ERR_WASM_CONFIG',
+  })
+})

@@ -4,6 +4,7 @@
 //! kind says how it differs through [`Kind`]; `module.rs` and `component.rs` are the two kinds.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use napi::JsValue;
 use napi::bindgen_prelude::Unknown;
@@ -18,7 +19,7 @@ use crate::errors::Failure;
 use crate::js::{Js, Value};
 use crate::options::NativeInstanceOptions;
 use crate::runtime::host_bridge::{HostBridge, HostFunctions, Relay, serve_js_while};
-use crate::store::{self, HostState, Live, Slot, StoreFuture};
+use crate::store::{self, Budget, HostState, Live, Slot, StoreFuture};
 use crate::wasi::NativeWasiOptions;
 use crate::wasi::{Output, WasiState};
 
@@ -137,10 +138,16 @@ impl<K: Kind> Compiled<K> {
         js: Js,
         options: &NativeInstanceOptions,
         imports: Option<Unknown>,
+        abort: Option<Arc<AtomicBool>>,
     ) -> Result<impl FnOnce(Thread) -> Result<K::Native, Failure> + Send + 'static, Failure> {
         self.engine.check_open()?;
         let limits = options.limits()?;
         let defaults = options.defaults()?;
+        // Start functions run under the instance's defaults and the instantiation's own signal.
+        let start = Budget {
+            abort,
+            ..defaults.clone()
+        };
         let imports = imports.and_then(|value| js.defined(value.raw()));
         let (wasi, output) = match &options.wasi {
             Some(wasi_options) if self.imports_wasi => K::wasi(wasi_options)?,
@@ -158,7 +165,7 @@ impl<K: Kind> Compiled<K> {
             let mut store = store::new_store(engine, limits, HostBridge::new(functions), wasi);
             store.data_mut().host.set_sync_env(sync_js);
             store.data_mut().host.set_relay(relay);
-            let mut live: Live<K::Instance> = store::instantiate(store, engine, &defaults, |store| {
+            let mut live: Live<K::Instance> = store::instantiate(store, engine, &start, |store| {
                 if store.data().waits() {
                     store::wait(store, |store| K::instantiate_async(pre, store))
                 } else {
@@ -281,22 +288,25 @@ macro_rules! compiled_class {
             ) -> napi::Result<$instance> {
                 let js = $crate::js::Js(env.raw());
                 $crate::errors::guard(js, || {
-                    let create = self.compiled.prepare(js, &options, imports)?;
+                    let create = self.compiled.prepare(js, &options, imports, None)?;
                     create($crate::compiled::Thread::Js(js))
                         .map(|instance| $crate::runtime::external::reported(js, instance))
                 })
             }
 
-            /// Instantiates on a pool thread (imports are resolved on the JS thread first).
+            /// Instantiates on a pool thread (imports are resolved on the JS thread first); `abort`
+            /// stops a start function that is still running.
             #[napi(ts_return_type = $instance_promise)]
             pub fn instantiate(
                 &self,
                 env: &napi::Env,
                 options: $crate::options::NativeInstanceOptions,
                 imports: Option<napi::bindgen_prelude::Unknown>,
+                abort: Option<&$crate::options::NativeAbortHandle>,
             ) -> napi::Result<$crate::js::Raw> {
                 let js = $crate::js::Js(env.raw());
-                let create = $crate::errors::guard(js, || self.compiled.prepare(js, &options, imports))?;
+                let abort = abort.map($crate::options::NativeAbortHandle::flag);
+                let create = $crate::errors::guard(js, || self.compiled.prepare(js, &options, imports, abort))?;
                 $crate::runtime::task::promise(
                     env,
                     move || create($crate::compiled::Thread::Pool),

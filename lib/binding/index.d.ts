@@ -31,8 +31,11 @@ export declare class NativeComponent {
   serialize(): Uint8Array
   /** Instantiates on the JS thread; start functions may call synchronous JS imports. */
   instantiateSync(options: NativeInstanceOptions, imports?: unknown | undefined | null): NativeComponentInstance
-  /** Instantiates on a pool thread (imports are resolved on the JS thread first). */
-  instantiate(options: NativeInstanceOptions, imports?: unknown | undefined | null): Promise<NativeComponentInstance>
+  /**
+   * Instantiates on a pool thread (imports are resolved on the JS thread first); `abort`
+   * stops a start function that is still running.
+   */
+  instantiate(options: NativeInstanceOptions, imports?: unknown | undefined | null, abort?: NativeAbortHandle | undefined | null): Promise<NativeComponentInstance>
   /** Top-level exports with WIT-like types; interfaces list their functions. */
   get exports(): Array<ComponentItemInfo>
   /** Imports with WIT-like types; interfaces list their functions. */
@@ -129,8 +132,11 @@ export declare class NativeModule {
   serialize(): Uint8Array
   /** Instantiates on the JS thread; start functions may call synchronous JS imports. */
   instantiateSync(options: NativeInstanceOptions, imports?: unknown | undefined | null): NativeInstance
-  /** Instantiates on a pool thread (imports are resolved on the JS thread first). */
-  instantiate(options: NativeInstanceOptions, imports?: unknown | undefined | null): Promise<NativeInstance>
+  /**
+   * Instantiates on a pool thread (imports are resolved on the JS thread first); `abort`
+   * stops a start function that is still running.
+   */
+  instantiate(options: NativeInstanceOptions, imports?: unknown | undefined | null, abort?: NativeAbortHandle | undefined | null): Promise<NativeInstance>
   /** Exports with core types (`func(i32, i32) -> i32`, `memory(min 1 pages)`, ...). */
   get exports(): Array<ModuleItemInfo>
   /** Imports with their module name and core types. */

@@ -4,6 +4,9 @@
  * timeout of the host function's own.
  */
 
+import { AbortError } from '../errors.js'
+import { NativeAbortHandle } from '../native.js'
+
 /** A signal, or a function returning the signal of the call in progress (or undefined). */
 export type SignalSource = AbortSignal | (() => AbortSignal | undefined)
 
@@ -24,4 +27,23 @@ export function signalWithTimeout(
   if (timeoutMs === undefined) return signal
   const timeout = AbortSignal.timeout(timeoutMs)
   return signal === undefined ? timeout : AbortSignal.any([signal, timeout])
+}
+
+/**
+ * Runs a native operation that takes an abort handle, aborting it when `signal` fires (an
+ * already aborted signal rejects at once with AbortError, the operation never starting).
+ */
+export async function withAbort<T>(
+  signal: AbortSignal | undefined,
+  run: (handle: NativeAbortHandle | undefined) => Promise<T>,
+): Promise<T> {
+  if (signal?.aborted) throw new AbortError('The operation was aborted', { cause: signal.reason })
+  const handle = signal ? new NativeAbortHandle() : undefined
+  const onAbort = () => handle?.abort()
+  signal?.addEventListener('abort', onAbort, { once: true })
+  try {
+    return await run(handle)
+  } finally {
+    signal?.removeEventListener('abort', onAbort)
+  }
 }
