@@ -2,7 +2,7 @@ import { Component } from './component.js'
 import { DisposedError, translate, translateAsync } from './errors.js'
 import { Module } from './module.js'
 import { NativeComponent, NativeEngine, NativeModule } from './native.js'
-import { engineOptions, type EngineOptions } from './options.js'
+import { DEFAULTS, engineOptions, type EngineOptions } from './options.js'
 import { CompileCache } from './util/compile-cache.js'
 import { loadSource, loadSourceSync, type WasmSource } from './util/source.js'
 
@@ -28,12 +28,14 @@ export type ValidationResult = { ok: true } | { ok: false; message: string }
  */
 export class Engine {
   readonly #native: NativeEngine
+  readonly #maxModuleBytes: number
   readonly #components = new CompileCache<Component>()
   readonly #modules = new CompileCache<Module>()
 
   constructor(options: EngineOptions = {}) {
     const resolved = engineOptions(options)
     this.#native = translate(() => new NativeEngine(resolved))
+    this.#maxModuleBytes = resolved.maxModuleBytes ?? DEFAULTS.maxModuleBytes
   }
 
   /**
@@ -119,6 +121,14 @@ export class Engine {
   /** Counters of the on-disk cache, or `undefined` when the engine has no `cacheDir`. */
   get cacheStats(): CacheStats | undefined {
     return this.#native.cacheStats ?? undefined
+  }
+
+  /**
+   * The largest wasm input this engine compiles ({@link EngineOptions.maxModuleBytes}); readers of
+   * wasm files stop at it, so a huge file is refused before its bytes are held.
+   */
+  get maxModuleBytes(): number {
+    return this.#maxModuleBytes
   }
 
   /** Whether {@link Engine.close} was called. */

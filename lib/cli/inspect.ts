@@ -5,6 +5,7 @@ import type { ComponentItem } from '../component.js'
 import { Engine } from '../engine.js'
 import type { ModuleItem } from '../module.js'
 import { loadManifest } from '../sandbox/manifest.js'
+import { readComponentWasm } from '../sandbox/paths.js'
 import { toJsonText } from '../util/json-values.js'
 import { wasmKind } from '../util/names.js'
 import { parse, UsageError } from './args.js'
@@ -47,10 +48,15 @@ export async function inspect(args: readonly string[], io: CliOutput): Promise<n
   } catch {
     throw new UsageError(`cannot find ${target}`, 'inspect')
   }
-  const file = isDirectory ? loadManifest(target).wasmPath : target
-  const bytes = await readWasm(file, 'inspect')
+  const manifest = isDirectory ? loadManifest(target) : undefined
+  const file = manifest?.wasmPath ?? target
   const engine = new Engine()
   try {
+    // A manifest's wasm is read from the file its check approved, opened following no symlink.
+    const bytes =
+      manifest === undefined
+        ? await readWasm(file, 'inspect')
+        : await readComponentWasm(manifest, engine.maxModuleBytes)
     const kind = wasmKind(bytes)
     const compiled =
       kind === 'component' ? await engine.compileComponent(bytes) : await engine.compileModule(bytes)

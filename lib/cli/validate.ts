@@ -1,12 +1,13 @@
 /** `airssys-wasm validate`: checks a Component.toml and its wasm without running them. */
 import { Engine } from '../engine.js'
 import { loadManifest, type Manifest } from '../sandbox/manifest.js'
+import { readComponentWasm } from '../sandbox/paths.js'
 import { toJsonText } from '../util/json-values.js'
 import { parse, UsageError } from './args.js'
 import { EXIT } from './exit.js'
 import { VALIDATE_HELP } from './help.js'
 import type { CliOutput } from './output.js'
-import { exportedFunctions, listing, readWasm } from './wasm.js'
+import { exportedFunctions, listing } from './wasm.js'
 
 function describeLimits(manifest: Manifest): string {
   const { memory, cpu } = manifest.resources
@@ -30,7 +31,7 @@ export async function validate(args: readonly string[], io: CliOutput): Promise<
   const manifest = loadManifest(target)
   const engine = new Engine()
   try {
-    const component = await engine.compileComponent(await readWasm(manifest.wasmPath, 'validate'))
+    const component = await engine.compileComponent(await readComponentWasm(manifest, engine.maxModuleBytes))
     const { imports, exports } = component
     if (values.json) {
       io.stdout.write(

@@ -1,13 +1,24 @@
 /**
- * The manifest's paths stay inside its directory: the wasm file and the literal part of each
- * filesystem grant are checked lexically and again through their real paths (a symlink may not
- * lead out).
+ * The manifest's paths stay inside its directory. The wasm file is checked at validation (lexically,
+ * then one name at a time: no symlink in any component) and read by `readComponentWasm`, which
+ * opens it below the manifest's directory following no symlink, so the file compiled is the file
+ * that was checked even if a directory on its path is swapped for a symlink in between. The
+ * literal part of each filesystem grant is checked lexically and through its real path.
  */
-import { realpathSync, statSync } from 'node:fs'
+import { lstatSync, realpathSync, type Stats } from 'node:fs'
+import type { FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 
+import { ConfigError } from '../errors.js'
+import { openBeneath, readBounded } from '../util/open-beneath.js'
 import { globBase, globProblem } from '../util/patterns.js'
+import { formatBytes } from './messages.js'
+import type { Manifest } from './schema.js'
 import type { Validator } from './validator.js'
+
+const WASM_AT = 'component.wasm'
+/** What `component.wasm` may be, as validation errors say it. */
+export const WASM_ALLOWED = "a relative path to a file inside the manifest's directory, through no symlink"
 
 /** `candidate` is `root` or inside it (both real paths). */
 function isInside(root: string, candidate: string): boolean {
@@ -24,43 +35,99 @@ function realDir(dir: string): string {
   }
 }
 
-/** Checks `component.wasm`: relative, inside the manifest's directory even through symlinks, a file. */
+/** The names below `dir` that lead to `resolved` (already known to be inside it, lexically). */
+function namesBelow(dir: string, resolved: string): string[] {
+  const relative = path.relative(dir, resolved)
+  return relative === '' ? [] : relative.split(path.sep)
+}
+
+/**
+ * Checks `component.wasm`: relative, inside the manifest's directory, a file, and reached through
+ * no symlink (even one that stays inside: `readComponentWasm` follows none, so accepting one here
+ * would only defer the refusal).
+ */
 export function checkWasmPath(validator: Validator, dir: string, wasm: string): string | undefined {
-  const at = 'component.wasm'
-  const allowed = "a relative path to a file inside the manifest's directory"
-  if (wasm === '') return validator.report({ path: at, message: 'cannot be empty', value: wasm, allowed })
+  const report = (message: string) =>
+    validator.report({ path: WASM_AT, message, value: wasm, allowed: WASM_ALLOWED })
+  if (wasm === '') return report('cannot be empty')
   if (path.isAbsolute(wasm) || path.win32.isAbsolute(wasm)) {
-    return validator.report({
-      path: at,
-      message: `"${wasm}" must be relative, not absolute`,
-      value: wasm,
-      allowed,
-    })
+    return report(`"${wasm}" must be relative, not absolute`)
   }
   const resolved = path.resolve(dir, wasm)
-  if (!isInside(dir, resolved)) {
-    const message = `"${wasm}" leaves the manifest's directory`
-    return validator.report({ path: at, message, value: wasm, allowed })
+  if (!isInside(dir, resolved)) return report(`"${wasm}" leaves the manifest's directory`)
+  const names = namesBelow(dir, resolved)
+  let info: Stats | undefined
+  for (const [index, name] of names.entries()) {
+    const prefix = path.join(dir, ...names.slice(0, index + 1))
+    try {
+      info = lstatSync(prefix)
+    } catch {
+      return report(`"${wasm}" does not exist (${resolved})`)
+    }
+    if (info.isSymbolicLink()) {
+      let real: string | undefined
+      try {
+        real = realpathSync(prefix)
+      } catch {
+        real = undefined
+      }
+      return real !== undefined && !isInside(realDir(dir), real)
+        ? report(`"${wasm}" leaves the manifest's directory through a symlink (to ${real})`)
+        : report(`"${wasm}" passes through a symlink ("${name}"), which is not followed`)
+    }
+    if (index < names.length - 1 && !info.isDirectory()) {
+      return report(`"${wasm}" does not exist (${resolved})`)
+    }
   }
-  let real: string
-  try {
-    real = realpathSync(resolved)
-  } catch {
-    return validator.report({
-      path: at,
-      message: `"${wasm}" does not exist (${resolved})`,
-      value: wasm,
-      allowed,
-    })
-  }
-  if (!isInside(realDir(dir), real)) {
-    const message = `"${wasm}" leaves the manifest's directory through a symlink (to ${real})`
-    return validator.report({ path: at, message, value: wasm, allowed })
-  }
-  if (!statSync(real).isFile()) {
-    return validator.report({ path: at, message: `"${wasm}" is not a file`, value: wasm, allowed })
-  }
+  if (info === undefined || !info.isFile()) return report(`"${wasm}" is not a file`)
   return resolved
+}
+
+/** A ConfigError about `component.wasm`, shaped like the manifest's validation errors. */
+function wasmError(manifest: Manifest, message: string, cause?: unknown): ConfigError {
+  const { wasm } = manifest.component
+  const problem = { path: WASM_AT, message: `"${wasm}" ${message}`, value: wasm, allowed: WASM_ALLOWED }
+  return new ConfigError(`${manifest.file}: ${WASM_AT}: ${problem.message}`, {
+    ...problem,
+    problems: [problem],
+    ...(cause === undefined ? {} : { cause }),
+  })
+}
+
+/**
+ * The bytes of the manifest's wasm file, read from one open file: it is opened below
+ * `manifest.dir` one name at a time following no symlink (`openBeneath`), so what is read is
+ * what `checkWasmPath` approved, whatever was swapped since. A file larger than `maxBytes` (the
+ * engine's `maxModuleBytes`) is refused before its bytes are held, and so is one that grows past
+ * it while being read. Every refusal is a ConfigError whose `path` is `component.wasm`.
+ */
+export async function readComponentWasm(manifest: Manifest, maxBytes: number): Promise<Uint8Array> {
+  const { dir, wasmPath } = manifest
+  // Checked again because a Manifest can be built by hand; loadManifest's are already inside.
+  if (wasmPath === '' || !isInside(dir, wasmPath)) {
+    throw wasmError(manifest, "leaves the manifest's directory")
+  }
+  let handle: FileHandle
+  try {
+    handle = await openBeneath(dir, namesBelow(dir, wasmPath))
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'ELOOP') throw wasmError(manifest, 'passes through a symlink, which is not followed', error)
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw wasmError(manifest, `does not exist (${wasmPath})`, error)
+    }
+    throw wasmError(manifest, `cannot be read (${code ?? String(error)})`, error)
+  }
+  try {
+    const stats = await handle.stat()
+    if (!stats.isFile()) throw wasmError(manifest, 'is not a file')
+    const tooLarge = () =>
+      wasmError(manifest, `is larger than ${formatBytes(maxBytes)}, the engine's maxModuleBytes`)
+    if (stats.size > maxBytes) throw tooLarge()
+    return await readBounded(handle, stats.size, maxBytes, tooLarge)
+  } finally {
+    await handle.close()
+  }
 }
 
 /** A glob's problem, including a symlink in its literal part that leads outside the directory. */

@@ -2,11 +2,11 @@
  * `loadComponent(dir)`: a Component.toml and its wasm, run under the manifest's limits, in a
  * sandbox that replaces its instance after a trap so one bad call does not take the service down.
  */
-import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 
 import type { Component } from '../component.js'
 import { loadManifest, type Manifest, type PolicyOptions } from './manifest.js'
+import { readComponentWasm } from './paths.js'
 import { Engine } from '../engine.js'
 import { AbortError, BusyError, ConfigError, DisposedError, type CapabilityDeniedError } from '../errors.js'
 import { withHostInterfaces } from '../capabilities/interfaces.js'
@@ -406,7 +406,8 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
         { path: 'engine' },
       )
     }
-    const bytes = await readFile(manifest.wasmPath)
+    // From the file that was checked, opened following no symlink: not `manifest.wasmPath` again.
+    const bytes = await readComponentWasm(manifest, engine.maxModuleBytes)
     const component = await engine.compileComponent(bytes)
     const instance = await component.instantiate(instantiateOptions)
     return new Sandbox({

@@ -5,7 +5,7 @@
 import { DEFAULTS } from '../options.js'
 import { hostPatternProblem } from '../util/patterns.js'
 import { formatBytes } from './messages.js'
-import { checkWasmPath, filesystemGlobProblem } from './paths.js'
+import { checkWasmPath, filesystemGlobProblem, WASM_ALLOWED } from './paths.js'
 import { clamp } from './policy.js'
 import type { Table, Validator } from './validator.js'
 
@@ -89,8 +89,7 @@ export function component(
     version = undefined
   }
 
-  const wasmAllowed = "a relative path to a file inside the manifest's directory"
-  const written = validator.string(table.wasm, 'component.wasm', wasmAllowed)
+  const written = validator.string(table.wasm, 'component.wasm', WASM_ALLOWED)
   // Without a valid name there is no default file name to check.
   const wasm = written ?? (name === undefined || table.wasm !== undefined ? undefined : `${name}.wasm`)
   const wasmPath = wasm === undefined ? undefined : checkWasmPath(validator, dir, wasm)
