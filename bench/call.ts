@@ -6,6 +6,10 @@ import { Engine } from '../lib/index.js'
 import { expectEqual, KiB, type Scenario } from './harness.js'
 import { coreModuleBytes } from './wasm.js'
 
+const WASI_ADD = `(module
+  (import "wasi_snapshot_preview1" "sched_yield" (func (result i32)))
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))`
+
 export const call: Scenario = {
   name: 'call',
   title: 'Synchronous call (core add)',
@@ -18,6 +22,12 @@ export const call: Scenario = {
       add: (a: number, b: number) => number
     }
     const add = instance.function('add')
+    // The same add in a module that imports WASI: with WASI linked every call runs as a future on a
+    // pool thread, so that waits in WASI end at the deadline (callSync waits for it).
+    const wasi = engine
+      .compileModuleSync(WASI_ADD)
+      .instantiateSync({ limits: { memoryBytes: 64 * KiB }, wasi: { stdout: 'ignore', stderr: 'ignore' } })
+    expectEqual('WASI module callSync add(2, 3)', wasi.callSync('add', [2, 3]), 5)
     expectEqual('callSync add(2, 3)', instance.callSync('add', [2, 3]), 5)
     expectEqual("function('add')(2, 3)", add(2, 3), 5)
     expectEqual('Node add(2, 3)', node.add(2, 3), 5)
@@ -54,8 +64,29 @@ export const call: Scenario = {
             add(2, 3)
           },
         },
+        {
+          id: 'callsync-add-wasi',
+          title: "callSync('add', [2, 3]) with WASI linked",
+          note:
+            'The same add in a module that imports a WASI function (not called): the call runs as a ' +
+            'wasmtime future on a pool thread while the JS thread waits, the price of WASI waits that ' +
+            'end at the deadline. Ratio: to the same call without WASI.',
+          baselines: ['callsync-add'],
+          run: () => {
+            wasi.callSync('add', [2, 3])
+          },
+        },
+        {
+          id: 'call-add-wasi',
+          title: "await call('add', [2, 3]) with WASI linked",
+          note: 'The same through the async call (pool thread, future). Absolute.',
+          runAsync: async () => {
+            await wasi.call('add', [2, 3])
+          },
+        },
       ],
       teardown: () => {
+        wasi.dispose()
         instance.dispose()
         engine.close()
       },

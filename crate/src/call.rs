@@ -152,9 +152,9 @@ unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi
         budget.check_engine(&handle.slot.engine)?;
         let params = handle.export.lower_args(js, args)?;
         let slot = &handle.slot;
-        if slot.waits {
-            // The guest may wait in WASI: it runs as a future on a pool thread while this thread
-            // serves its host calls (see `serve_js_while`).
+        if slot.waits_on_pool {
+            // The guest may wait in WASI and calls JS: it runs as a future on a pool thread while
+            // this thread serves its host calls (see `serve_js_while`).
             let (slot, export) = (slot.clone(), handle.export.clone());
             let output = serve_js_while(js, move |relay| {
                 slot.with(|live| {

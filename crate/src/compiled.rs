@@ -155,6 +155,7 @@ impl<K: Kind> Compiled<K> {
         };
         let with_wasi = !matches!(wasi, WasiState::None);
         let (plan, functions) = K::resolve(js, &self.code, imports, with_wasi)?;
+        let relayed = with_wasi && !functions.is_empty();
         let functions = Arc::new(HostFunctions::new(js, functions)?);
         let compiled = self.clone();
         let create = move |sync_js: Option<Js>, relay: Option<Relay>| {
@@ -182,9 +183,10 @@ impl<K: Kind> Compiled<K> {
         };
         Ok(move |thread: Thread| match thread {
             Thread::Pool => create(None, None),
-            // A guest that may wait runs as a future, which needs a pool thread; JS imports its
-            // start function calls are relayed to this JS thread, which waits for it.
-            Thread::Js(js) if with_wasi => serve_js_while(js, move |relay| create(None, Some(relay)))?,
+            // A guest that may wait runs as a future on a fiber, whose stack is no place to call
+            // into V8: with JS imports it runs on a pool thread and its JS calls are relayed to
+            // this JS thread, which waits for it.
+            Thread::Js(js) if relayed => serve_js_while(js, move |relay| create(None, Some(relay)))?,
             Thread::Js(js) => create(Some(js), None),
         })
     }

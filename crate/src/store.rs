@@ -328,8 +328,10 @@ pub struct Slot<I> {
     poisoned: AtomicBool,
     /// Component instances refuse re-entry after a trap; core instances stay usable.
     poison_on_trap: bool,
-    /// Calls run as futures on a pool thread (see [`HostState::waits`]).
-    pub waits: bool,
+    /// Calls run as futures (see [`HostState::waits`]) on a pool thread, because the guest also
+    /// calls JS, which must not run on a fiber's stack: a synchronous call then relays its host
+    /// calls to the waiting JS thread. A waiting guest without JS imports runs on the JS thread.
+    pub waits_on_pool: bool,
     pub engine: Arc<EngineShared>,
     pub defaults: Budget,
 }
@@ -338,7 +340,7 @@ impl<I> Slot<I> {
     pub fn new(live: Live<I>, engine: Arc<EngineShared>, defaults: Budget, poison_on_trap: bool) -> Self {
         Slot {
             snapshot: Mutex::new(live.metrics),
-            waits: live.store.data().waits(),
+            waits_on_pool: live.store.data().waits() && live.store.data().host.calls_js(),
             live: Mutex::new(Some(live)),
             disposed: AtomicBool::new(false),
             poisoned: AtomicBool::new(false),

@@ -1,9 +1,10 @@
 //! Runs a guest call that may wait (WASI clocks, polls, stdio, files) as a future on the calling
-//! pool thread, and gives up on it at the call's deadline or abort: dropping wasmtime's future
-//! unwinds the guest's fiber, so a guest asleep in WASI cannot outlive its deadline.
+//! thread, and gives up on it at the call's deadline or abort: dropping wasmtime's future unwinds
+//! the guest's fiber, so a guest asleep in WASI cannot outlive its deadline.
 //!
-//! Each pool thread has its own single-threaded tokio runtime (wasmtime-wasi's async WASI needs
-//! tokio's timers and blocking pool); the JS thread never runs one.
+//! Each thread that runs such calls (pool threads; the JS thread for a `callSync` whose guest
+//! imports no JS function) has its own single-threaded tokio runtime: wasmtime-wasi's async WASI
+//! needs tokio's timers and blocking pool.
 
 use std::future::Future;
 use std::pin::pin;

@@ -82,6 +82,11 @@ impl HostBridge {
         }
     }
 
+    /// Whether the guest imports any JS function.
+    pub fn calls_js(&self) -> bool {
+        !self.functions.functions.is_empty()
+    }
+
     /// Marks the start (Some) or end (None) of a call running on the JS thread.
     pub fn set_sync_env(&mut self, env: Option<Js>) {
         self.sync_env = env;
