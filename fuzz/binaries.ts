@@ -202,24 +202,6 @@ async function runCompiled(compiled: Module | Component): Promise<void> {
   }
 }
 
-const strict = process.env.FUZZ_STRICT === '1'
-
-/**
- * Finding F8, open: validate accepts a component whose nested core module section claims more
- * bytes than there are, or uses a feature the engine has off, which compileComponent refuses. Skipped unless FUZZ_STRICT=1, so a run
- * keeps looking for other disagreements (test.failing in __test__/fuzz/binaries.spec.ts).
- */
-function isF8(component: Outcome<unknown>): boolean {
-  if (component.ok) return false
-  const message = String(component.error)
-  // Its two causes: a nested section past the end, and wasmparser's default features (threads,
-  // GC, ...) where the engine has them off.
-  return (
-    /invalid module section: section range \d+\.\.\d+ is out of bounds/.test(message) ||
-    /must be enabled|are disabled|support is not enabled|feature is not enabled/.test(message)
-  )
-}
-
 export function binariesTarget(): Target<BinaryInput> {
   const all = seeds()
   const bySeed = new Map(all.map((seed) => [seed.name, seed.bytes]))
@@ -282,9 +264,9 @@ export function binariesTarget(): Target<BinaryInput> {
       throw new Error(`validate threw ${inspect(error)}`)
     }
     const compiles = outcomes.moduleSync.ok || outcomes.componentSync.ok
-    const known = !strict && validation.ok && !compiles && isF8(outcomes.componentSync)
+    // Finding F8 (validate accepting what compileComponent refuses) is fixed: no exception left.
     expect(
-      known || validation.ok === compiles,
+      validation.ok === compiles,
       () => `validate says ${inspect(validation)} but compiling ${compiles ? 'succeeded' : 'failed'}`,
     )
     if (!validation.ok) expect(validation.message !== '', () => 'validate failed without a message')

@@ -28,9 +28,9 @@ test('mutated modules and components are a CompileError or compile, in every ent
   t.is(report.executions, 40)
 })
 
-// Finding F8: validate checks components with wasmparser alone, which accepts a component whose
-// nested core module section claims more bytes than the file has; compileComponent refuses it.
-test.failing('validate refuses a component whose nested module section runs past the end', (t) => {
+// Finding F8 (fixed): validate checked components with wasmparser alone, which accepted a
+// component whose nested core module section claims more bytes than the file has.
+test('validate refuses a component whose nested module section runs past the end', (t) => {
   const engine = new Engine()
   // Component header, then a core module section of 17,826 bytes holding only an empty module.
   const truncated = Buffer.from('0061736d0d00010001a28b010061736d01000000', 'hex')
@@ -39,9 +39,9 @@ test.failing('validate refuses a component whose nested module section runs past
   t.false(result.ok)
 })
 
-// Finding F8, second half: components are validated with wasmparser's default features, not the
-// engine's, so a core module using threads or GC types inside a component validates.
-test.failing('validate refuses components that use wasm features the engine does not enable', (t) => {
+// Finding F8, second half (fixed): components were validated with wasmparser's default features,
+// not the engine's; now every core module inside is validated by the engine itself.
+test('validate refuses components that use wasm features the engine does not enable', (t) => {
   const engine = new Engine()
   for (const wat of [
     '(component (core module (memory 1 1 shared)))',

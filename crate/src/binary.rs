@@ -22,13 +22,27 @@ pub fn kind(bytes: &[u8]) -> Option<Binary> {
     }
 }
 
-/// Validates a component with wasmparser's default features (the standardized proposals and the
-/// component model, what the engine compiles); compiling is what `compileComponent` does.
-pub fn validate_component(bytes: &[u8]) -> Result<(), String> {
+/// Validates a component without compiling it: its structure and types with wasmparser, then
+/// every core module inside it with `validate_module` (the engine's own check, with the engine's
+/// features: a component may not use what the engine would refuse to compile).
+pub fn validate_component(bytes: &[u8], validate_module: impl Fn(&[u8]) -> Result<(), String>) -> Result<(), String> {
     wasmparser::Validator::new()
         .validate_all(bytes)
-        .map(drop)
-        .map_err(|error| error.to_string())
+        .map_err(|error| error.to_string())?;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        if let wasmparser::Payload::ModuleSection { unchecked_range, .. } =
+            payload.map_err(|error| error.to_string())?
+        {
+            let module = bytes.get(unchecked_range.clone()).ok_or_else(|| {
+                format!(
+                    "a core module at offset {} runs past the end of the input",
+                    unchecked_range.start
+                )
+            })?;
+            validate_module(module)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -45,7 +59,11 @@ mod tests {
 
     #[test]
     fn a_broken_component_is_invalid_without_compiling() {
-        assert!(validate_component(b"\0asm\x0d\0\x01\0\x07").is_err());
-        assert!(validate_component(b"\0asm\x0d\0\x01\0").is_ok());
+        let any_module = |_: &[u8]| Ok(());
+        assert!(validate_component(b"\0asm\x0d\0\x01\0\x07", any_module).is_err());
+        assert!(validate_component(b"\0asm\x0d\0\x01\0", any_module).is_ok());
+        // A core module section that claims more bytes than there are.
+        let truncated = b"\0asm\x0d\0\x01\0\x01\xa2\x8b\x01\0asm\x01\0\0\0";
+        assert!(validate_component(truncated, any_module).is_err());
     }
 }

@@ -332,9 +332,12 @@ impl NativeEngine {
                 Ok(bytes) => bytes,
                 Err(error) => return Ok(Some(error.to_string())),
             };
+            let validate_module = |module: &[u8]| {
+                wasmtime::Module::validate(&self.shared.engine, module).map_err(|error| format!("{error:#}"))
+            };
             let valid = match binary::kind(&bytes) {
-                Some(Binary::Component) => binary::validate_component(&bytes),
-                _ => wasmtime::Module::validate(&self.shared.engine, &bytes).map_err(|error| format!("{error:#}")),
+                Some(Binary::Component) => binary::validate_component(&bytes, validate_module),
+                _ => validate_module(&bytes),
             };
             Ok(valid.err())
         })
