@@ -234,9 +234,9 @@ test('an exhausted pool is a PoolExhaustedError, and a disposed instance frees i
     { instanceOf: PoolExhaustedError },
   )
   t.is(error?.code, 'ERR_WASM_POOL_EXHAUSTED')
-  // Exactly two today, not one: the pool has 2 × maxInstances memories for components' sake, and a
-  // core instance takes one memory (finding F3, the test.failing below). Not "more than zero".
-  t.is(live.length, 2)
+  // Exactly maxInstances: the engine counts live instances itself (the pool's own counts are per
+  // core instance and memory, and a component takes several; finding F3).
+  t.is(live.length, 1)
   live[0]?.dispose()
   t.is(module.instantiateSync({ limits: { memoryBytes: 1 << 20 } }).callSync('f'), 7)
   t.throws(() => module.instantiateSync({ limits: { memoryBytes: 1 << 20 } }), {
@@ -244,7 +244,7 @@ test('an exhausted pool is a PoolExhaustedError, and a disposed instance frees i
   })
 })
 
-test.failing('pooling.maxInstances: 1 admits exactly one live core instance', (t) => {
+test('pooling.maxInstances: 1 admits exactly one live core instance', (t) => {
   const engine = new Engine({ pooling: { maxInstances: 1, maxMemoryBytes: 1 << 20 } })
   const module = engine.compileModuleSync('(module (memory 1) (func (export "f") (result i32) i32.const 7))')
   const first = module.instantiateSync({ limits: { memoryBytes: 1 << 20 } })

@@ -444,11 +444,19 @@ function preopenList(preopens: unknown): string[][] {
 const PREOPEN_KEYS = new Set(['host', 'write'])
 
 /** A call's budget, checked (undefined: the instance's default). */
-export function callOptions(options: CallOptions | undefined): { fuel?: number; timeoutMs?: number } {
+export function callOptions(
+  options: CallOptions | undefined,
+  known: ReadonlySet<string> = CALL_OPTIONS,
+): { fuel?: number; timeoutMs?: number } {
   if (options === undefined) return {}
   object('call options', options)
+  // A typo (`timeOutMs`) must not drop a deadline silently.
+  knownKeys('call', options, known)
   return { fuel: optional('fuel', options.fuel), timeoutMs: optional('timeoutMs', options.timeoutMs) }
 }
+
+const CALL_OPTIONS = new Set(['fuel', 'timeoutMs'])
+const ASYNC_CALL_OPTIONS = new Set(['fuel', 'timeoutMs', 'signal'])
 
 /** An async call's budget and signal, checked. */
 export function asyncCallOptions(options: AsyncCallOptions | undefined): {
@@ -456,7 +464,7 @@ export function asyncCallOptions(options: AsyncCallOptions | undefined): {
   timeoutMs?: number
   signal?: AbortSignal
 } {
-  const budget = callOptions(options)
+  const budget = callOptions(options, ASYNC_CALL_OPTIONS)
   const signal = abortSignal(options?.signal)
   return signal === undefined ? budget : { ...budget, signal }
 }

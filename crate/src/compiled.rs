@@ -160,6 +160,7 @@ impl<K: Kind> Compiled<K> {
         let compiled = self.clone();
         let create = move |sync_js: Option<Js>, relay: Option<Relay>| {
             let engine = &compiled.engine;
+            let ticket = engine.admit_instance()?;
             let pre = compiled
                 .linked
                 .get_or_build(plan, |plan| K::link(&compiled.code, plan))?;
@@ -175,6 +176,7 @@ impl<K: Kind> Compiled<K> {
             })?;
             live.store.data_mut().host.set_sync_env(None);
             live.store.data_mut().host.set_relay(None);
+            live.ticket = ticket;
             Ok(K::native(InstanceParts {
                 slot: Slot::new(live, engine.clone(), defaults, K::POISON_ON_TRAP),
                 exports: compiled.exports.clone(),

@@ -73,6 +73,10 @@ pub struct EngineShared {
     pub fuel: bool,
     /// Largest module or component accepted, in bytes.
     pub max_module_bytes: usize,
+    /// With pooling: how many instances may live at once (`pooling.maxInstances`), and how many
+    /// do. The pool's own counts are per core instance and memory (a component takes several),
+    /// so the limit the option names is kept here.
+    instance_slots: Option<(usize, Arc<AtomicUsize>)>,
     tick: Duration,
     closed: AtomicBool,
     ticker: Mutex<Option<Ticker>>,
@@ -139,10 +143,29 @@ impl EngineShared {
             cache,
             fuel: options.fuel,
             max_module_bytes,
+            instance_slots: options
+                .pooling_max_instances
+                .map(|slots| (slots as usize, Arc::new(AtomicUsize::new(0)))),
             tick: Duration::from_millis(options.epoch_tick_ms as u64),
             closed: AtomicBool::new(false),
             ticker: Mutex::new(None),
         })
+    }
+
+    /// Takes one of `pooling.maxInstances` slots for a new instance (none without pooling); the
+    /// slot is free again when the ticket is dropped with the instance's store.
+    pub fn admit_instance(&self) -> std::result::Result<Option<InstanceTicket>, Failure> {
+        let Some((slots, live)) = &self.instance_slots else {
+            return Ok(None);
+        };
+        let taken = live.fetch_add(1, Ordering::AcqRel);
+        if taken >= *slots {
+            live.fetch_sub(1, Ordering::AcqRel);
+            return Err(Failure::PoolExhausted(format!(
+                "the engine's pool has no free slot: {slots} instance(s) live (dispose instances, or raise pooling.maxInstances)"
+            )));
+        }
+        Ok(Some(InstanceTicket(live.clone())))
     }
 
     /// Refuses bytes larger than `maxModuleBytes` before any parsing or compiling.
@@ -198,6 +221,15 @@ impl EngineShared {
         if let Some(ticker) = ticker {
             ticker.stop();
         }
+    }
+}
+
+/// One live instance's slot of `pooling.maxInstances`.
+pub struct InstanceTicket(Arc<AtomicUsize>);
+
+impl Drop for InstanceTicket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

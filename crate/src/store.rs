@@ -10,7 +10,7 @@ use std::time::Instant;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtxView, WasiView};
 
-use crate::engine::EngineShared;
+use crate::engine::{EngineShared, InstanceTicket};
 use crate::errors::{CallFacts, Failure, HostCallFailed, Interrupt};
 use crate::js::{Js, Value};
 use crate::limits::{Limiter, LimitsConfig, MemoryMetrics, hostcall_fuel};
@@ -308,6 +308,7 @@ pub fn instantiate<I>(
         store,
         instance,
         metrics,
+        ticket: None,
     })
 }
 
@@ -316,6 +317,8 @@ pub struct Live<I> {
     pub store: Store<HostState>,
     pub instance: I,
     pub metrics: Metrics,
+    /// Its slot of `pooling.maxInstances`, given back when the store goes.
+    pub ticket: Option<InstanceTicket>,
 }
 
 /// Owns one instance's store and hands it to one caller at a time: a second caller gets

@@ -20,7 +20,7 @@ import type {
   WasiOptions,
   Metrics,
 } from '../instance.js'
-import { callOptions, DEFAULTS, loadComponentOptions, loweredLimit } from '../options.js'
+import { asyncCallOptions, callOptions, DEFAULTS, loadComponentOptions, loweredLimit } from '../options.js'
 import { SerialQueue } from '../util/serial-queue.js'
 
 /** Limits a host may set below the manifest's own (never above them). */
@@ -188,7 +188,7 @@ export class Sandbox {
     args: readonly unknown[],
     options: AsyncCallOptions | undefined,
   ): Promise<unknown> {
-    const budget = this.#budget(options)
+    const budget = this.#budget(options, true)
     const signal = options?.signal
     // Aborted while queued: the guest never ran, so the instance is fine and is kept.
     if (signal?.aborted) throw new AbortError('The operation was aborted', { cause: signal.reason })
@@ -222,7 +222,7 @@ export class Sandbox {
     if (this.#calls.pending > 0) {
       throw new BusyError('callSync: an async call on this sandbox is still pending; await it first')
     }
-    const budget = this.#budget(options)
+    const budget = this.#budget(options, false)
     this.#instance ??= this.component.instantiateSync(this.#options)
     const instance = this.#instance
     const endCall = this.#beginCall()
@@ -257,9 +257,9 @@ export class Sandbox {
     }
   }
 
-  #budget(options: CallOptions | undefined): { fuel: number; timeoutMs: number } {
+  #budget(options: CallOptions | undefined, withSignal: boolean): { fuel: number; timeoutMs: number } {
     if (this.#disposed) throw new DisposedError('this sandbox was disposed')
-    const given = callOptions(options)
+    const given = withSignal ? asyncCallOptions(options) : callOptions(options)
     return {
       fuel: loweredLimit('fuel', 'fuel', given.fuel, this.#fuel, 'max_fuel'),
       timeoutMs: loweredLimit('timeoutMs', 'timeoutMs', given.timeoutMs, this.#timeoutMs, 'timeout'),
