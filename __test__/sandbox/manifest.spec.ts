@@ -231,8 +231,8 @@ const broken: BrokenCase[] = [
   },
   {
     title: 'an unknown permission',
-    sections: { extra: '[permissions]\nfilesystem.write = ["./out/**"]' },
-    path: 'permissions.filesystem.write',
+    sections: { extra: '[permissions]\nfilesystem.execute = ["./out"]' },
+    path: 'permissions.filesystem.execute',
   },
   {
     title: 'both timeout_seconds and timeout_ms',
@@ -280,6 +280,37 @@ const broken: BrokenCase[] = [
     value: glob.replaceAll('\\\\', '\\'),
     message,
   })),
+  {
+    title: 'filesystem.write given as a string',
+    sections: { extra: '[permissions]\nfilesystem.write = "./scratch"' },
+    path: 'permissions.filesystem.write',
+    value: './scratch',
+  },
+  // Write grants: existing directories inside the manifest's directory, never the whole of it.
+  ...(
+    [
+      ['../scratch', /"\.\.\/scratch" leaves the manifest's directory/],
+      ['./ok/../../scratch', /leaves the manifest's directory/],
+      ['/tmp', /must be relative/],
+      ['C:/scratch', /must be relative/],
+      ['./scratch/**', /is a pattern; filesystem\.write takes directories/],
+      ['./missing', /"\.\/missing" does not exist/],
+      ['./demo.wasm', /"\.\/demo\.wasm" is not a directory/],
+      ['./demo.wasm/x', /does not exist/],
+      ['.', /is the manifest's own directory \(with Component\.toml\)/],
+      ['./ok/..', /is the manifest's own directory/],
+      ['', /cannot be empty/],
+      ['ok\\\\sub', /use "\/" as the separator/],
+    ] as const
+  ).map(([written, message]): BrokenCase => ({
+    title: `the write grant "${written}"`,
+    sections: { extra: `[permissions]\nfilesystem.write = ["./ok", "${written}"]` },
+    path: 'permissions.filesystem.write[1]',
+    value: written.replaceAll('\\\\', '\\'),
+    allowed:
+      'relative paths of existing directories inside the manifest\'s directory, through no symlink, such as "./scratch"',
+    message,
+  })),
   ...(
     [
       ['example.com', /has no port/],
@@ -303,7 +334,11 @@ const broken: BrokenCase[] = [
 
 for (const entry of broken) {
   test(`rejects ${entry.title} at ${entry.path}`, (t) => {
-    const dir = directory({ 'Component.toml': entry.text ?? toml(entry.sections), 'demo.wasm': '' })
+    const dir = directory({
+      'Component.toml': entry.text ?? toml(entry.sections),
+      'demo.wasm': '',
+      'ok/keep': '',
+    })
     const error = rejects(dir)
     t.is(error.code, 'ERR_WASM_CONFIG')
     t.is(error.path, entry.path)
@@ -327,7 +362,11 @@ test('loads the examples as typed manifests', (t) => {
       memory: { maxBytes: 2 * MiB, maxTableElements: 10_000 },
       cpu: { maxFuel: 10_000_000, timeoutMs: 1_000 },
     },
-    permissions: { filesystem: { read: [] }, network: { outbound: [] }, time: { sleep: false } },
+    permissions: {
+      filesystem: { read: [], write: [] },
+      network: { outbound: [] },
+      time: { sleep: false },
+    },
   })
   const runaway = loadManifest(path.join(root, 'examples/runaway/Component.toml'))
   t.is(runaway.component.wasm, 'runaway.wasm', 'the wasm path defaults to <name>.wasm')
@@ -361,11 +400,12 @@ test('accepts every documented form of permission, and the edge values of each r
       extra: [
         '[permissions]',
         'filesystem.read = ["./data/**", "assets/*.{png,jpg}", "logs/[0-9]*.txt"]',
+        'filesystem.write = ["./data", "out/tmp/"]',
         'network.outbound = ["127.0.0.1:8080", "*.example.com:443", "[::1]:80", "api.example.com:*"]',
         'time.sleep = true',
       ].join('\n'),
     },
-    { 'data/a.txt': 'a' },
+    { 'data/a.txt': 'a', 'out/tmp/keep': '' },
   )
   const manifest = loadManifest(dir)
   t.deepEqual(manifest.resources, {
@@ -373,7 +413,10 @@ test('accepts every documented form of permission, and the edge values of each r
     cpu: { maxFuel: 100_000_000, timeoutMs: 1 },
   })
   t.deepEqual(manifest.permissions, {
-    filesystem: { read: ['./data/**', 'assets/*.{png,jpg}', 'logs/[0-9]*.txt'] },
+    filesystem: {
+      read: ['./data/**', 'assets/*.{png,jpg}', 'logs/[0-9]*.txt'],
+      write: ['./data', 'out/tmp/'],
+    },
     network: { outbound: ['127.0.0.1:8080', '*.example.com:443', '[::1]:80', 'api.example.com:*'] },
     time: { sleep: true },
   })
@@ -434,6 +477,38 @@ test('a glob whose directory is a symlink out of the manifest directory is rejec
   const error = rejects(dir)
   t.is(error.path, 'permissions.filesystem.read[0]')
   t.regex(error.message, /leads outside the manifest's directory/)
+})
+
+test('a write grant through a symlink is rejected, whether it leads out or stays inside', (t) => {
+  const outside = directory({ 'etc/passwd': 'x' })
+  const out = component({ extra: '[permissions]\nfilesystem.write = ["./scratch"]' })
+  symlinkSync(path.join(outside, 'etc'), path.join(out, 'scratch'))
+  const leaves = rejects(out)
+  t.is(leaves.path, 'permissions.filesystem.write[0]')
+  t.is(leaves.value, './scratch')
+  t.regex(leaves.message, /"\.\/scratch" passes through a symlink \("scratch"\), which is not followed/)
+
+  const inside = component(
+    { extra: '[permissions]\nfilesystem.write = ["./link/sub"]' },
+    { 'real/sub/keep': '' },
+  )
+  symlinkSync(path.join(inside, 'real'), path.join(inside, 'link'))
+  const stays = rejects(inside)
+  t.is(stays.path, 'permissions.filesystem.write[0]')
+  t.regex(stays.message, /passes through a symlink \("link"\)/)
+})
+
+test("a write grant may not hold the component's own wasm file", (t) => {
+  const dir = component(
+    {
+      component: 'name = "demo"\nversion = "0.1.0"\nwasm = "bin/demo.wasm"',
+      extra: '[permissions]\nfilesystem.write = ["./bin"]',
+    },
+    { 'bin/demo.wasm': '' },
+  )
+  const error = rejects(dir)
+  t.is(error.path, 'permissions.filesystem.write[0]')
+  t.regex(error.message, /"\.\/bin" holds the component's wasm file, which the guest could then replace/)
 })
 
 test('a directory without a Component.toml is a ConfigError', (t) => {

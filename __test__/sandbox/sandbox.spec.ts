@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
@@ -19,7 +19,7 @@ import {
   WasiExitError,
   loadComponent,
 } from '../../lib/index.js'
-import { componentDir, MiB, root, typesImports, typesWasm } from '../helpers.js'
+import { componentDir, MiB, root, typesImports, typesWasm, wasiComponentWasm } from '../helpers.js'
 
 const example = (name: string) => path.join(root, 'examples', name)
 const PAGE = 64 * 1024
@@ -311,4 +311,82 @@ test('a sandbox pipes WASI stdout and stderr by default: guest output never reac
   const output = sandbox.takeOutput()
   t.regex(output.stdout, /^args: piped\n/)
   t.is(output.stderr, 'env MESSAGE=on stderr\n')
+})
+
+/** A copy of the WASI command under a Component.toml with these grants, and the directories they name. */
+function wasiToolDir(permissions: string[], directories: string[]): string {
+  const dir = componentDir(scratch, wasiComponentWasm, {
+    name: 'wasi-tool',
+    maxBytes: 4 * MiB,
+    maxFuel: 100_000_000,
+    timeoutMs: 5_000,
+    permissions,
+  })
+  for (const directory of directories) mkdirSync(path.join(dir, directory), { recursive: true })
+  return dir
+}
+
+const wasiEngine = new Engine({ fuel: true })
+
+/** Runs the command once in a fresh sandbox of `dir` and returns its exit (0 or WasiExitError's) and output. */
+async function runTool(dir: string, args: string[]) {
+  using sandbox = await loadComponent(dir, { engine: wasiEngine, wasi: { args: ['wasi-tool', ...args] } })
+  const exitCode = await sandbox.call('wasi:cli/run#run').then(
+    () => 0,
+    (error: unknown) => {
+      if (error instanceof WasiExitError) return error.exitCode
+      throw error
+    },
+  )
+  return { exitCode, ...sandbox.takeOutput() }
+}
+
+test('a filesystem.write grant is a writable preopen at its own path: the guest creates files there', async (t) => {
+  const dir = wasiToolDir(['filesystem.write = ["./scratch", "out/nested/"]'], ['scratch', 'out/nested'])
+  t.deepEqual(await runTool(dir, ['write', '/scratch/new.txt']), {
+    exitCode: 0,
+    stdout: 'wrote /scratch/new.txt\n',
+    stderr: '',
+  })
+  t.is(readFileSync(path.join(dir, 'scratch', 'new.txt'), 'utf8'), 'x', 'the file is on the host')
+  const nested = await runTool(dir, ['write', '/out/nested/deep.txt'])
+  t.is(nested.exitCode, 0, nested.stderr)
+  t.true(existsSync(path.join(dir, 'out', 'nested', 'deep.txt')))
+  // What it wrote it can read back through the same grant.
+  t.is((await runTool(dir, ['cat', '/scratch/new.txt'])).stdout, 'x')
+})
+
+test('a guest with a write grant cannot write outside it, nor in a read-only grant', async (t) => {
+  const outside = mkdtempSync(path.join(scratch, 'outside-'))
+  const dir = wasiToolDir(
+    ['filesystem.read = ["./data/**"]', 'filesystem.write = ["./scratch"]'],
+    ['scratch', 'data', 'out'],
+  )
+  // Created after validation: a symlink inside the grant that leads out of it.
+  symlinkSync(outside, path.join(dir, 'scratch', 'link'))
+  const attempts: [string, string][] = [
+    ['/data/new.txt', path.join(dir, 'data', 'new.txt')],
+    ['/scratch/../escape.txt', path.join(dir, 'escape.txt')],
+    ['/out/new.txt', path.join(dir, 'out', 'new.txt')],
+    ['/scratch/link/new.txt', path.join(outside, 'new.txt')],
+    ['/new.txt', path.join(dir, 'new.txt')],
+  ]
+  for (const [guest, host] of attempts) {
+    const result = await runTool(dir, ['write', guest])
+    // Rust's std on wasip2 reports any non-zero exit as 1.
+    t.is(result.exitCode, 1, guest)
+    t.regex(result.stderr, new RegExp(`^cannot write ${guest.replaceAll('.', '\\.')}: `), guest)
+    t.false(existsSync(host), `${guest} did not land at ${host}`)
+  }
+  // The control: the same command inside the grant works, so the refusals above are the sandbox's.
+  t.is((await runTool(dir, ['write', '/scratch/ok.txt'])).exitCode, 0)
+  t.true(existsSync(path.join(dir, 'scratch', 'ok.txt')))
+})
+
+test('a write grant and a read grant of the same directory make one writable preopen', async (t) => {
+  const dir = wasiToolDir(['filesystem.read = ["./data/**"]', 'filesystem.write = ["./data"]'], ['data'])
+  writeFileSync(path.join(dir, 'data', 'in.txt'), 'granted')
+  t.is((await runTool(dir, ['cat', '/data/in.txt'])).stdout, 'granted')
+  t.is((await runTool(dir, ['write', '/data/out.txt'])).exitCode, 0)
+  t.true(existsSync(path.join(dir, 'data', 'out.txt')))
 })

@@ -11,7 +11,7 @@ import path from 'node:path'
 
 import { ConfigError } from '../errors.js'
 import { openBeneath, readBounded } from '../util/open-beneath.js'
-import { globBase, globProblem } from '../util/patterns.js'
+import { globBase, globProblem, isGlobSegment } from '../util/patterns.js'
 import { formatBytes } from './messages.js'
 import type { Manifest } from './schema.js'
 import type { Validator } from './validator.js'
@@ -147,4 +147,60 @@ export function filesystemGlobProblem(dir: string, glob: string): string | undef
   return isInside(realDir(dir), real)
     ? undefined
     : `"${base}" leads outside the manifest's directory (to ${real})`
+}
+
+/** What a `filesystem.write` entry may be, as validation errors say it. */
+export const WRITE_ALLOWED =
+  'relative paths of existing directories inside the manifest\'s directory, through no symlink, such as "./scratch"'
+
+/** A `filesystem.write` grant: the names below the manifest's directory, or why it is refused. */
+export type WriteDirectory = { names: string[]; problem?: undefined } | { names?: undefined; problem: string }
+
+/**
+ * Checks a `filesystem.write` entry: a relative path (no glob) to a directory that exists inside
+ * the manifest's directory and is reached through no symlink, not even one that stays inside (a
+ * guest that may write there must not reach anything else by a link the host swaps in). Neither
+ * the manifest's directory itself (where Component.toml is) nor a directory holding the wasm file
+ * may be granted: the guest could rewrite its own limits or code for the next load.
+ */
+export function writeDirectory(dir: string, written: string, wasmPath: string | undefined): WriteDirectory {
+  const refuse = (problem: string): WriteDirectory => ({ problem })
+  if (written === '') return refuse('cannot be empty')
+  if (written.includes('\0')) return refuse('must not contain NUL')
+  if (written.includes('\\')) return refuse(`"${written}": use "/" as the separator`)
+  if (path.isAbsolute(written) || path.win32.isAbsolute(written)) {
+    return refuse(`"${written}" must be relative, not absolute`)
+  }
+  if (isGlobSegment(written)) {
+    return refuse(`"${written}" is a pattern; filesystem.write takes directories, such as "./scratch"`)
+  }
+  const resolved = path.resolve(dir, written)
+  if (!isInside(dir, resolved)) return refuse(`"${written}" leaves the manifest's directory`)
+  const names = namesBelow(dir, resolved)
+  if (names.length === 0) {
+    return refuse(`"${written}" is the manifest's own directory (with Component.toml): grant a subdirectory`)
+  }
+  for (const [index, name] of names.entries()) {
+    const prefix = path.join(dir, ...names.slice(0, index + 1))
+    let info: Stats
+    try {
+      info = lstatSync(prefix)
+    } catch {
+      return refuse(`"${written}" does not exist (${resolved})`)
+    }
+    if (info.isSymbolicLink()) {
+      return refuse(`"${written}" passes through a symlink ("${name}"), which is not followed`)
+    }
+    if (!info.isDirectory()) {
+      return refuse(
+        index === names.length - 1
+          ? `"${written}" is not a directory`
+          : `"${written}" does not exist (${resolved})`,
+      )
+    }
+  }
+  if (wasmPath !== undefined && wasmPath !== '' && isInside(resolved, wasmPath)) {
+    return refuse(`"${written}" holds the component's wasm file, which the guest could then replace`)
+  }
+  return { names }
 }

@@ -6,7 +6,7 @@ import path from 'node:path'
 
 import type { Component } from '../component.js'
 import { loadManifest, type Manifest, type PolicyOptions } from './manifest.js'
-import { readComponentWasm } from './paths.js'
+import { readComponentWasm, WRITE_ALLOWED, writeDirectory } from './paths.js'
 import { Engine } from '../engine.js'
 import { AbortError, BusyError, ConfigError, DisposedError, type CapabilityDeniedError } from '../errors.js'
 import { withHostInterfaces } from '../capabilities/interfaces.js'
@@ -50,23 +50,41 @@ export interface LoadComponentOptions {
    * WASI stdio, env and args for a WASI component (locked down by default). stdout and stderr are
    * piped by default (read them with `takeOutput`), not inherited as for a bare instance: a guest
    * must not write into the service's own output. Its files are never set here: they are the
-   * manifest's `filesystem.read` grants (a `dir/**` grant becomes the preopen `/dir`).
+   * manifest's grants (a `filesystem.read` of `dir/**` becomes the read-only preopen `/dir`, a
+   * `filesystem.write` of `./scratch` the writable preopen `/scratch`).
    */
   wasi?: Omit<WasiOptions, 'preopens'>
 }
 
 /**
- * Read-only WASI preopens from `[permissions] filesystem.read`: a grant of a whole tree,
- * `dir/**`, becomes the directory `/dir` for the guest. Narrower globs (`data/*.json`) cannot be
- * expressed as a preopen and grant nothing through WASI (the reference `filesystem.read` honours
- * them).
+ * WASI preopens from `[permissions]`. A `filesystem.read` grant of a whole tree, `dir/**`, becomes
+ * the read-only directory `/dir` for the guest; narrower globs (`data/*.json`) cannot be expressed
+ * as a preopen and grant nothing through WASI (the reference `filesystem.read` honours them). A
+ * `filesystem.write` directory, `./scratch`, becomes the writable directory `/scratch` (reading
+ * included), and replaces a read-only preopen of the same guest path. Each write grant is checked
+ * again here (a manifest can be built by hand, and the directory may have been swapped for a
+ * symlink since it was validated): a refusal is a ConfigError at `permissions.filesystem.write[i]`.
  */
-export function wasiPreopens(manifest: Manifest): Record<string, string> {
-  const preopens: Record<string, string> = {}
+export function wasiPreopens(manifest: Manifest): Record<string, string | { host: string; write: true }> {
+  const preopens: Record<string, string | { host: string; write: true }> = {}
   for (const glob of manifest.permissions.filesystem.read) {
     const tree = /^(?:\.\/)?((?:[^*?[\]{}/]+\/)*[^*?[\]{}/]+)\/\*\*$/.exec(glob)
     if (tree?.[1] !== undefined) preopens[`/${tree[1]}`] = path.join(manifest.dir, tree[1])
   }
+  // A hand-built manifest may leave `write` out: it grants nothing then.
+  const writes = manifest.permissions.filesystem.write ?? []
+  writes.forEach((written, index) => {
+    const grant = writeDirectory(manifest.dir, written, manifest.wasmPath)
+    if (grant.problem !== undefined) {
+      const at = `permissions.filesystem.write[${index}]`
+      throw new ConfigError(`${manifest.file}: ${at}: ${grant.problem}`, {
+        path: at,
+        value: written,
+        allowed: WRITE_ALLOWED,
+      })
+    }
+    preopens[`/${grant.names.join('/')}`] = { host: path.join(manifest.dir, ...grant.names), write: true }
+  })
   return preopens
 }
 

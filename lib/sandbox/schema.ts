@@ -5,7 +5,7 @@
 import { DEFAULTS } from '../options.js'
 import { hostPatternProblem } from '../util/patterns.js'
 import { formatBytes } from './messages.js'
-import { checkWasmPath, filesystemGlobProblem, WASM_ALLOWED } from './paths.js'
+import { checkWasmPath, filesystemGlobProblem, WASM_ALLOWED, WRITE_ALLOWED, writeDirectory } from './paths.js'
 import { clamp } from './policy.js'
 import type { Table, Validator } from './validator.js'
 
@@ -30,7 +30,12 @@ export interface Manifest {
   }
   /** What the component may use; nothing unless granted. Enforced by the host functions. */
   readonly permissions: {
-    readonly filesystem: { readonly read: readonly string[] }
+    /**
+     * `read`: globs of readable files (a `dir/**` grant is also the read-only WASI preopen `/dir`).
+     * `write`: directories, as written, that a WASI guest may write inside (`./scratch` is the
+     * writable preopen `/scratch`).
+     */
+    readonly filesystem: { readonly read: readonly string[]; readonly write: readonly string[] }
     readonly network: { readonly outbound: readonly string[] }
     readonly time: { readonly sleep: boolean }
   }
@@ -152,10 +157,18 @@ export function resources(validator: Validator, root: Table): Manifest['resource
   return result
 }
 
-/** `[permissions]`: what the component may use (nothing unless granted). */
-export function permissions(validator: Validator, root: Table, dir: string): Manifest['permissions'] {
+/**
+ * `[permissions]`: what the component may use (nothing unless granted). `wasmPath` is the checked
+ * wasm file, which no write grant may hold.
+ */
+export function permissions(
+  validator: Validator,
+  root: Table,
+  dir: string,
+  wasmPath: string | undefined,
+): Manifest['permissions'] {
   const result = {
-    filesystem: { read: [] as string[] },
+    filesystem: { read: [] as string[], write: [] as string[] },
     network: { outbound: [] as string[] },
     time: { sleep: false },
   }
@@ -165,13 +178,19 @@ export function permissions(validator: Validator, root: Table, dir: string): Man
 
   const filesystem = validator.section(table, 'permissions', 'filesystem')
   if (filesystem !== undefined) {
-    validator.knownKeys(filesystem, 'permissions.filesystem', ['read'])
+    validator.knownKeys(filesystem, 'permissions.filesystem', ['read', 'write'])
     const allowed = 'relative globs inside the manifest\'s directory, such as "./data/**"'
     result.filesystem.read = validator.patterns(
       filesystem.read,
       'permissions.filesystem.read',
       allowed,
       (glob) => filesystemGlobProblem(dir, glob),
+    )
+    result.filesystem.write = validator.patterns(
+      filesystem.write,
+      'permissions.filesystem.write',
+      WRITE_ALLOWED,
+      (written) => writeDirectory(dir, written, wasmPath).problem,
     )
   }
   const network = validator.section(table, 'permissions', 'network')
