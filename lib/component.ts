@@ -1,6 +1,7 @@
 import { translate, translateAsync } from './errors.js'
 import { Instance } from './instance.js'
 import { instantiateOptions, type InstantiateOptions } from './options.js'
+import { ownedImports } from './util/reentry.js'
 import { withAbort } from './util/signal.js'
 import type { ComponentItemInfo, NativeComponent } from './native.js'
 
@@ -90,15 +91,20 @@ export class Component {
   /** Instantiates off the JS thread (imports are linked on the JS thread first). */
   async instantiate(options: InstantiateOptions): Promise<Instance> {
     const { native, imports, signal } = instantiateOptions(options)
+    const owner = {}
     const instance = await withAbort(signal, (handle) =>
-      translateAsync(translate(() => this.#native.instantiate(native, imports, handle))),
+      translateAsync(translate(() => this.#native.instantiate(native, ownedImports(imports, owner), handle))),
     )
-    return new Instance(instance)
+    return new Instance(instance, owner)
   }
 
   /** Instantiates on the JS thread. */
   instantiateSync(options: InstantiateOptions): Instance {
     const { native, imports } = instantiateOptions(options)
-    return new Instance(translate(() => this.#native.instantiateSync(native, imports)))
+    const owner = {}
+    return new Instance(
+      translate(() => this.#native.instantiateSync(native, ownedImports(imports, owner))),
+      owner,
+    )
   }
 }

@@ -1,7 +1,8 @@
-import { fromNative, translate, translateAsync, WasmTypeError } from './errors.js'
+import { BusyError, fromNative, translate, translateAsync, WasmTypeError } from './errors.js'
 import type { NativeComponentInstance, NativeInstance } from './native.js'
 import { asyncCallOptions, callOptions, type AsyncCallOptions, type CallOptions } from './options.js'
 import { SerialQueue } from './util/serial-queue.js'
+import { isInsideHostCall, type Owner } from './util/reentry.js'
 import { withAbort } from './util/signal.js'
 
 export type { AsyncCallOptions, CallOptions, Imports, InstantiateOptions, WasiOptions } from './options.js'
@@ -53,9 +54,12 @@ export class Instance {
   readonly #budgeted = new Map<string, NativeFunction>()
   readonly #functions = new Map<string, (...args: unknown[]) => unknown>()
 
+  readonly #owner: Owner
+
   /** @internal */
-  constructor(native: NativeComponentInstance | NativeInstance) {
+  constructor(native: NativeComponentInstance | NativeInstance, owner: Owner) {
     this.#native = native
+    this.#owner = owner
   }
 
   /**
@@ -117,6 +121,15 @@ export class Instance {
 
   /** Calls an export off the JS thread, on airssys-wasm's own thread pool. */
   call(name: string, args: readonly unknown[] = [], options?: AsyncCallOptions): Promise<unknown> {
+    // From inside one of this instance's host functions, a queued call would wait for the call
+    // that waits for that host function.
+    if (isInsideHostCall(this.#owner)) {
+      return Promise.reject(
+        new BusyError(
+          'call() from a host function of the same instance: the instance is busy with the call that called it',
+        ),
+      )
+    }
     return this.#calls.run(() => this.#callNow(name, args, options))
   }
 

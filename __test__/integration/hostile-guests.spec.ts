@@ -498,29 +498,26 @@ test('a host import that lets the BusyError of a re-entrant callSync escape fail
   }
 })
 
-// Finding H1: call() from a host import queues behind the very call that
-// waits for the import, so an async host import that awaits it deadlocks until the outer call's
-// deadline (forever without one). Bounded here by a 300 ms deadline on the outer call.
-test.failing(
-  'a host import that awaits call() on the instance calling it gets BusyError, not a deadlock',
-  async (t) => {
-    for (const { kind, compiled } of REENTRANT) {
-      const seen: unknown[] = []
-      const instance = reentrant(
-        kind,
-        compiled,
-        async (self) => {
-          try {
-            return await self.call('inner')
-          } catch (error) {
-            seen.push(error)
-            return 0
-          }
-        },
-        300,
-      )
-      t.is(await instance.call('outer'), 1, kind)
-      t.true(seen[0] instanceof BusyError, `${kind}: ${String(seen[0])}`)
-    }
-  },
-)
+// Finding H1 (fixed): call() from a host import queued behind the very call that waits for the
+// import, so an async host import that awaited it deadlocked until the outer call's deadline
+// (forever without one). Bounded here by a 300 ms deadline on the outer call.
+test('a host import that awaits call() on the instance calling it gets BusyError, not a deadlock', async (t) => {
+  for (const { kind, compiled } of REENTRANT) {
+    const seen: unknown[] = []
+    const instance = reentrant(
+      kind,
+      compiled,
+      async (self) => {
+        try {
+          return await self.call('inner')
+        } catch (error) {
+          seen.push(error)
+          return 0
+        }
+      },
+      300,
+    )
+    t.is(await instance.call('outer'), 1, kind)
+    t.true(seen[0] instanceof BusyError, `${kind}: ${String(seen[0])}`)
+  }
+})
