@@ -1,11 +1,20 @@
-import { spawn } from 'node:child_process'
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { spawn, type ChildProcessByStdio } from 'node:child_process'
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import type { Readable, Writable } from 'node:stream'
 
 import test from 'ava'
 
-import { MiB, helloWasm, root, typesWasm } from '../helpers.js'
+import { MiB, helloWasm, root, typesWasm, wasiComponentWasm, wasiModuleWasm } from '../helpers.js'
 
 interface Outcome {
   code: number | null
@@ -13,10 +22,14 @@ interface Outcome {
   stderr: string
 }
 
-/** Runs a script as a child process, as a user's shell would. */
-function spawnNode(args: readonly string[]): Promise<Outcome> {
+/** Runs a script as a child process, as a user's shell would; `input` is written to its stdin. */
+function spawnNode(args: readonly string[], input?: string): Promise<Outcome> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, args, {
+      cwd: root,
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    }) as ChildProcessByStdio<Writable | null, Readable, Readable>
+    child.stdin?.end(input)
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
@@ -29,6 +42,10 @@ function spawnNode(args: readonly string[]): Promise<Outcome> {
 /** The CLI from its TypeScript source, so the specs never run a stale build. */
 const cli = (...args: string[]) =>
   spawnNode(['--import', 'tsx', path.join(root, 'lib/cli/index.ts'), ...args])
+
+/** The CLI with `input` on its stdin. */
+const cliWithInput = (input: string, ...args: string[]) =>
+  spawnNode(['--import', 'tsx', path.join(root, 'lib/cli/index.ts'), ...args], input)
 
 const example = (name: string) => `examples/${name}`
 
@@ -416,4 +433,153 @@ test('guest text reaches the terminal with its control characters escaped: error
   t.is(inspected.code, 0, inspected.stderr)
   t.regex(inspected.stdout, /\\u001b\[31mshout: func\(\)/)
   t.notRegex(inspected.stdout, RAW_CONTROL)
+})
+
+const wasiFixtures = { component: wasiComponentWasm, module: wasiModuleWasm } as const
+/** Enough memory for the Rust fixture guest; a bare .wasm needs --memory. */
+const WASI_MEMORY = ['--memory', String(16 * MiB)]
+
+for (const kind of ['component', 'module'] as const) {
+  const wasm = wasiFixtures[kind]
+
+  test(`run of a WASI ${kind} command passes the words after the file as its argv, and --env`, async (t) => {
+    const [words, flags] = await Promise.all([
+      cli('run', wasm, ...WASI_MEMORY, '--env', 'MESSAGE=hi there', 'echo', 'one', 'two words'),
+      // --arg words come first (--arg=-a for one that starts with "-"); after -- every word is the guest's.
+      cli('run', wasm, ...WASI_MEMORY, '--arg', 'echo', '--arg=-a', '--', '-b', '\u001b[31mred'),
+    ])
+    // The command is argv[1]: had argv[0] (the file) been left out, "one" would be the command.
+    t.deepEqual(words, {
+      code: 0,
+      stdout: 'args: one two words\nenv count: 1\n',
+      stderr: 'env MESSAGE=hi there\n',
+    })
+    t.deepEqual(flags, {
+      code: 0,
+      stdout: 'args: -a -b \\u001b[31mred\nenv count: 0\n',
+      stderr: 'env MESSAGE=<unset>\n',
+    })
+  })
+
+  test(`run of a WASI ${kind} command exits with the guest's exit code`, async (t) => {
+    const [zero, three] = await Promise.all([
+      cli('run', wasm, ...WASI_MEMORY, 'exit', '0'),
+      cli('run', wasm, ...WASI_MEMORY, 'exit', '3'),
+    ])
+    t.deepEqual(zero, { code: 0, stdout: '', stderr: '' })
+    // Rust's std on wasip2 reports any non-zero exit as 1 (wasi:cli/exit takes a result).
+    t.deepEqual(three, { code: kind === 'module' ? 3 : 1, stdout: '', stderr: '' })
+  })
+
+  test(`run of a WASI ${kind} command reads --stdin from a file or from the CLI's own stdin`, async (t) => {
+    const input = file(`stdin-${kind}.txt`, 'from a file ✓\nline two')
+    const [fromFile, fromPipe, none] = await Promise.all([
+      cli('run', wasm, ...WASI_MEMORY, '--stdin', input, 'stdin'),
+      cliWithInput('piped ✓', 'run', wasm, ...WASI_MEMORY, '--stdin', '-', 'stdin'),
+      cliWithInput('not given to the guest', 'run', wasm, ...WASI_MEMORY, 'stdin'),
+    ])
+    t.deepEqual(fromFile, { code: 0, stdout: 'stdin: from a file ✓\nline two\n', stderr: '' })
+    t.deepEqual(fromPipe, { code: 0, stdout: 'stdin: piped ✓\n', stderr: '' })
+    t.deepEqual(none, { code: 0, stdout: 'stdin: \n', stderr: '' }, 'without --stdin the guest reads nothing')
+    const missing = await cli('run', wasm, ...WASI_MEMORY, '--stdin', path.join(scratch, 'nope.txt'), 'stdin')
+    t.is(missing.code, 2)
+    t.regex(missing.stderr, /^ERR_USAGE: --stdin .*nope\.txt: cannot read it: ENOENT\n/)
+  })
+
+  test(`run of a WASI ${kind} command writes only in --dir-rw directories; --dir is read-only`, async (t) => {
+    const writable = mkdtempSync(path.join(scratch, 'rw-'))
+    const readOnly = mkdtempSync(path.join(scratch, 'ro-'))
+    writeFileSync(path.join(readOnly, 'in.txt'), 'readable')
+    const dirs = ['--dir-rw', `${writable}::/out`, '--dir', `${readOnly}::/in`]
+    const [write, read, refused, unmapped] = await Promise.all([
+      cli('run', wasm, ...WASI_MEMORY, ...dirs, 'write', '/out/new.txt'),
+      cli('run', wasm, ...WASI_MEMORY, ...dirs, 'cat', '/in/in.txt'),
+      cli('run', wasm, ...WASI_MEMORY, ...dirs, 'write', '/in/new.txt'),
+      // Without ::GUEST the guest sees the directory under the path as written.
+      cli('run', wasm, ...WASI_MEMORY, '--dir-rw', writable, 'write', path.join(writable, 'same.txt')),
+    ])
+    t.deepEqual(write, { code: 0, stdout: 'wrote /out/new.txt\n', stderr: '' })
+    t.is(readFileSync(path.join(writable, 'new.txt'), 'utf8'), 'x', 'the write landed on the host')
+    t.deepEqual(read, { code: 0, stdout: 'readable', stderr: '' })
+    t.is(refused.code, kind === 'module' ? 3 : 1)
+    t.regex(refused.stderr, /^cannot write \/in\/new\.txt: /)
+    t.false(existsSync(path.join(readOnly, 'new.txt')))
+    t.is(unmapped.code, 0, unmapped.stderr)
+    t.true(existsSync(path.join(writable, 'same.txt')))
+  })
+
+  test(`run of a WASI ${kind} with --invoke calls the export as before, --arg giving its argv`, async (t) => {
+    const name = kind === 'module' ? '_start' : 'wasi:cli/run#run'
+    const result = await cli(
+      'run',
+      wasm,
+      ...WASI_MEMORY,
+      '--invoke',
+      name,
+      '--arg',
+      'echo',
+      '--arg',
+      'x',
+      '--json',
+    )
+    t.is(result.code, 0, result.stderr)
+    const [guest, json] = result.stdout.split('\n{')
+    t.is(guest, 'args: x\nenv count: 0')
+    const output = JSON.parse(`{${json}`) as { result: unknown; metrics: { peakMemoryBytes: number } }
+    t.true(output.metrics.peakMemoryBytes > 0)
+    const exit = await cli('run', wasm, ...WASI_MEMORY, '--invoke', name, '--arg', 'exit', '--arg', '3')
+    t.is(exit.code, 1, 'an --invoke call that exits is a failure, as before')
+    t.regex(exit.stderr, /^ERR_WASM_EXIT: /)
+  })
+}
+
+test('run of a WASI command refuses --json, and bad --dir, --env values, with usage errors', async (t) => {
+  const [json, missing, file_, env] = await Promise.all([
+    cli('run', wasiModuleWasm, ...WASI_MEMORY, '--json', 'echo'),
+    cli('run', wasiModuleWasm, ...WASI_MEMORY, '--dir', path.join(scratch, 'nope'), 'echo'),
+    cli('run', wasiModuleWasm, ...WASI_MEMORY, '--dir-rw', `${addWat}::/x`, 'echo'),
+    cli('run', wasiModuleWasm, ...WASI_MEMORY, '--env', 'AIRSSYS_SURELY_UNSET', 'echo'),
+  ])
+  t.is(json.code, 2)
+  t.regex(
+    json.stderr,
+    /^ERR_USAGE: --json prints a call's result, and a WASI command has none: use --invoke _start --json\n/,
+  )
+  t.is(missing.code, 2)
+  t.regex(missing.stderr, /^ERR_USAGE: --dir .*nope: cannot use .*: ENOENT\n/)
+  t.is(file_.code, 2)
+  t.regex(file_.stderr, /^ERR_USAGE: --dir-rw .*: .*add\.wat is not a directory\n/)
+  t.is(env.code, 2)
+  t.regex(env.stderr, /^ERR_USAGE: --env AIRSSYS_SURELY_UNSET: AIRSSYS_SURELY_UNSET is not set here/)
+})
+
+test("run of a manifest's WASI command: argv and exit code, its files only from its grants", async (t) => {
+  const [cat, exit, dir] = await Promise.all([
+    cli('run', example('wasi-tool'), 'cat', '/data/hello.txt'),
+    cli('run', example('wasi-tool'), 'exit', '3'),
+    cli('run', example('wasi-tool'), '--dir', scratch, 'cat', '/data/hello.txt'),
+  ])
+  t.deepEqual(cat, { code: 0, stdout: 'read through a WASI preopen\n', stderr: '' })
+  t.deepEqual(exit, { code: 1, stdout: '', stderr: '' })
+  t.is(dir.code, 2)
+  t.regex(
+    dir.stderr,
+    /^ERR_USAGE: --dir and --dir-rw are for a bare \.wasm: a manifest's files are its \[permissions\]/,
+  )
+  // A filesystem.write grant: the same writable preopen as through loadComponent.
+  const granted = mkdtempSync(path.join(scratch, 'granted-'))
+  copyFileSync(wasiComponentWasm, path.join(granted, 'tool.wasm'))
+  mkdirSync(path.join(granted, 'scratch'))
+  writeFileSync(
+    path.join(granted, 'Component.toml'),
+    [
+      '[component]\nname = "tool"\nversion = "0.1.0"\nwasm = "tool.wasm"',
+      '[resources.memory]\nmax_bytes = 4194304',
+      '[resources.cpu]\nmax_fuel = 100000000\ntimeout_seconds = 5',
+      '[permissions]\nfilesystem.write = ["./scratch"]',
+    ].join('\n'),
+  )
+  const write = await cli('run', granted, 'write', '/scratch/made.txt')
+  t.deepEqual(write, { code: 0, stdout: 'wrote /scratch/made.txt\n', stderr: '' })
+  t.true(existsSync(path.join(granted, 'scratch', 'made.txt')))
 })

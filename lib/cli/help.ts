@@ -6,7 +6,7 @@ export const USAGE = `Usage: airssys-wasm <command> [options]
 Runs untrusted WebAssembly components and core modules under hard limits, on Wasmtime.
 
 Commands:
-  run <dir|file.wasm> [ARGS...]  call an export under a manifest's (or the flags') limits
+  run <dir|file.wasm> [ARGS...]  run a WASI command or call an export, under limits
   inspect <file.wasm|dir>        list imports and exports with their types
   validate <dir>                 check a Component.toml and its wasm without running them
 
@@ -16,31 +16,53 @@ Options:
 
 Exit codes: 0 success, 1 other failure, 2 usage or configuration error,
 3 compile or link error, 4 trap (including timeout, fuel and memory limits).
+A WASI command run by \`run\` that calls exit(n) exits with n.
 `
 
-export const RUN_HELP = `Usage: airssys-wasm run <dir|file.wasm> [--invoke NAME] [ARGS...] [options]
+export const RUN_HELP = `Usage: airssys-wasm run <dir|file.wasm> [options] [--] [ARGS...]
 
-Calls an export and prints its result as JSON.
+Runs a WASI command, as \`wasmtime run\` does, or calls an export and prints its result as JSON.
 
 A directory (or its Component.toml) runs under the manifest's memory, fuel and timeout
 limits; the flags may only lower them. A bare .wasm (or .wat) file has no manifest:
 --memory is required, and fuel and timeout apply only when given.
 
-Arguments:
+WASI commands (a core module exporting _start, a component exporting wasi:cli/run):
+without --invoke the command runs. ARGS are its argv after argv[0] (the path as given,
+then the --arg words); its stdout and stderr are printed as it writes them, and the
+guest's exit(n) is the CLI's exit code (n above 255 exits 1). stdin is empty unless
+--stdin gives it. Put -- before words that start with "-": run tool.wasm -- -v
+
+Arguments (with --invoke, or a wasm that is not a command):
   ARGS               one JSON value per parameter: 42, '[1,2]', '{"x":1}', '"text"'.
                      Text for a string parameter may be bare: run examples/hello world.
                      64-bit integers may be JSON numbers or strings ("18446744073709551615").
                      Put -- before arguments that start with "-": run m.wat -- -1
 
 Options:
-  --invoke NAME      export to call: a root name (greet) or iface#func.
-                     Default: the only exported function, if there is exactly one.
+  --invoke NAME      export to call: a root name (greet) or iface#func (wasi:cli/run#run,
+                     _start). Default: a WASI command runs; otherwise the only exported
+                     function, if there is exactly one.
   --fuel N           fuel budget for the call
   --timeout-ms N     wall-clock deadline for the call, in milliseconds
   --memory BYTES     memory limit in bytes (required for a bare .wasm)
   --json             print { result, metrics: { fuelConsumed, peakMemoryBytes, elapsedMs } }
-                     (on failure: { error: { code, message }, metrics } as well as stderr)
-  -h, --help         show this help
+                     (on failure: { error: { code, message }, metrics } as well as stderr);
+                     not for a command (it has no result: use --invoke _start --json)
+
+WASI (the guest gets nothing unless given):
+  --dir HOST[::GUEST]     preopen the directory HOST read-only, seen by the guest as GUEST
+                          (default: HOST as written). Repeatable. Bare .wasm only: a
+                          manifest's files are its [permissions] filesystem grants.
+  --dir-rw HOST[::GUEST]  the same, writable: the guest may create, write, rename and
+                          delete inside it, and reach nothing outside it
+  --env NAME=VALUE        an environment variable (NAME alone: this process's value).
+                          Repeatable.
+  --arg WORD              an argv word (after argv[0], before ARGS). Repeatable; a word that
+                          starts with "-" is written --arg=-x
+  --stdin FILE|-          what the guest reads on stdin: the file's bytes, or - for this
+                          process's stdin, read to its end first
+  -h, --help              show this help
 
 Output: JSON, where a bigint is a string ending in n ("42n"), a byte list is an array,
 NaN and the infinities are strings, and a missing value (no result, an absent option) is

@@ -1,11 +1,15 @@
-/** `airssys-wasm run`: calls an export under a manifest's (or the flags') limits and prints the result. */
-import { statSync } from 'node:fs'
+/**
+ * `airssys-wasm run`: runs a WASI command as `wasmtime run` does (argv, stdio, exit code), or calls
+ * an export under a manifest's (or the flags') limits and prints the result.
+ */
+import { readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 
 import { Engine } from '../engine.js'
-import { ConfigError } from '../errors.js'
-import type { Instance } from '../instance.js'
+import { ConfigError, WasiExitError } from '../errors.js'
+import type { Instance, WasiOptions } from '../instance.js'
 import { loadManifest, MANIFEST_FILE } from '../sandbox/manifest.js'
+import { readComponentWasm } from '../sandbox/paths.js'
 import { loadComponent } from '../sandbox/sandbox.js'
 import { argumentsFromText, toJsonText } from '../util/json-values.js'
 import { exportPaths, splitExportPath, wasmKind } from '../util/names.js'
@@ -21,9 +25,11 @@ interface Limits {
   timeoutMs?: number
 }
 
+/** What the guest gets through WASI: always piped, so the CLI prints its output escaped. */
+type RunWasi = WasiOptions & { stdout: 'pipe'; stderr: 'pipe' }
+
 /** What `run` needs from a sandbox or a bare instance. */
 interface Runner {
-  functions: ExportedFunction[]
   call(name: string, args: unknown[]): Promise<unknown>
   metrics(): { fuelConsumed: number | null; peakMemoryBytes: number }
   /** What the guest wrote to its WASI stdout and stderr (piped, to be printed escaped). */
@@ -31,8 +37,20 @@ interface Runner {
   close(): void
 }
 
-/** Guest output is kept and printed by the CLI, never written to the terminal by the guest itself. */
-const PIPED = { stdout: 'pipe', stderr: 'pipe' } as const
+/** A compiled target before it runs: what it exports, and how to start it with its WASI setup. */
+interface Target {
+  functions: ExportedFunction[]
+  start(wasi: RunWasi): Promise<Runner>
+  /** Closes the engine (after the runner is closed). */
+  close(): void
+}
+
+/**
+ * How much piped output a command may write between two prints before its oldest bytes drop.
+ * The CLI prints it every {@link PRINT_EVERY_MS}, so this is a burst allowance, not a total.
+ */
+const COMMAND_OUTPUT_BYTES = 64 * 1024 * 1024
+const PRINT_EVERY_MS = 20
 
 /** The export `requested` names, as `call` resolves it (versionless, lowerCamelCase). */
 function findFunction(functions: ExportedFunction[], requested: string): ExportedFunction | undefined {
@@ -53,6 +71,14 @@ function chooseFunction(functions: ExportedFunction[], invoke: string | undefine
   )
 }
 
+/**
+ * The export that makes the wasm a WASI command: `_start` of a core module, or `run` of an
+ * exported `wasi:cli/run@...` of a component. Undefined for anything else.
+ */
+function commandExport(functions: ExportedFunction[]): string | undefined {
+  return functions.find(({ name }) => name === '_start' || /^wasi:cli\/run@[^#]+#run$/.test(name))?.name
+}
+
 /** Whether `target` is a directory or a manifest file rather than a wasm file. */
 function isManifestTarget(target: string): boolean {
   try {
@@ -62,7 +88,7 @@ function isManifestTarget(target: string): boolean {
   }
 }
 
-async function manifestRunner(target: string, limits: Limits): Promise<Runner> {
+async function manifestTarget(target: string, limits: Limits): Promise<Target> {
   const manifest = loadManifest(target)
   const ceilings: [string, number | undefined, number, string][] = [
     ['--memory', limits.memoryBytes, manifest.resources.memory.maxBytes, 'resources.memory.max_bytes'],
@@ -81,21 +107,37 @@ async function manifestRunner(target: string, limits: Limits): Promise<Runner> {
       )
     }
   }
-  const sandbox = await loadComponent(manifest.file, { limits, wasi: PIPED })
-  return {
-    functions: exportedFunctions(sandbox.component.exports),
-    call: (name, args) => sandbox.call(name, args),
-    metrics: () => {
-      const metrics = sandbox.metrics()
-      return { fuelConsumed: metrics.fuel.lastCallConsumed, peakMemoryBytes: metrics.memory.peakBytes }
-    },
-    takeOutput: () => sandbox.takeOutput(),
-    close: () => sandbox.dispose(),
+  const engine = new Engine({ fuel: true })
+  try {
+    // Compiled here to learn whether it is a command (which decides its argv) before it runs;
+    // loadComponent reuses this compiled code for the same bytes on the same engine.
+    const compiled = await engine.compileComponent(await readComponentWasm(manifest, engine.maxModuleBytes))
+    return {
+      functions: exportedFunctions(compiled.exports),
+      start: async (wasi) => {
+        const { preopens: _files, ...rest } = wasi
+        const sandbox = await loadComponent(manifest.file, { engine, limits, wasi: rest })
+        return {
+          call: (name, args) => sandbox.call(name, args),
+          metrics: () => {
+            const metrics = sandbox.metrics()
+            return { fuelConsumed: metrics.fuel.lastCallConsumed, peakMemoryBytes: metrics.memory.peakBytes }
+          },
+          takeOutput: () => sandbox.takeOutput(),
+          close: () => sandbox.dispose(),
+        }
+      },
+      close: () => engine.close(),
+    }
+  } catch (error) {
+    engine.close()
+    throw error
   }
 }
 
-async function wasmRunner(file: string, limits: Limits): Promise<Runner> {
-  if (limits.memoryBytes === undefined) {
+async function wasmTarget(file: string, limits: Limits): Promise<Target> {
+  const { memoryBytes } = limits
+  if (memoryBytes === undefined) {
     throw new UsageError(
       '--memory BYTES is required to run a bare .wasm file: there is no default memory limit ' +
         '(or run a directory whose Component.toml sets one)',
@@ -110,32 +152,172 @@ async function wasmRunner(file: string, limits: Limits): Promise<Runner> {
       wasmKind(bytes) === 'component'
         ? await engine.compileComponent(bytes)
         : await engine.compileModule(bytes)
-    const instance: Instance = await compiled.instantiate({
-      limits: { memoryBytes: limits.memoryBytes },
-      fuel: limits.fuel,
-      timeoutMs: limits.timeoutMs,
-      wasi: PIPED,
-    })
     return {
       functions: exportedFunctions(compiled.exports),
-      call: (name, args) => instance.call(name, args),
-      metrics: () => {
-        const metrics = instance.metrics()
+      start: async (wasi) => {
+        const instance: Instance = await compiled.instantiate({
+          limits: { memoryBytes },
+          fuel: limits.fuel,
+          timeoutMs: limits.timeoutMs,
+          wasi,
+        })
         return {
-          fuelConsumed: metered ? metrics.fuel.lastCallConsumed : null,
-          peakMemoryBytes: metrics.memory.peakBytes,
+          call: (name, args) => instance.call(name, args),
+          metrics: () => {
+            const metrics = instance.metrics()
+            return {
+              fuelConsumed: metered ? metrics.fuel.lastCallConsumed : null,
+              peakMemoryBytes: metrics.memory.peakBytes,
+            }
+          },
+          takeOutput: () => instance.takeOutput(),
+          close: () => instance.dispose(),
         }
       },
-      takeOutput: () => instance.takeOutput(),
-      close: () => {
-        instance.dispose()
-        engine.close()
-      },
+      close: () => engine.close(),
     }
   } catch (error) {
     engine.close()
     throw error
   }
+}
+
+/**
+ * `--dir` and `--dir-rw` values (`HOST[::GUEST]`) as preopens. Without `::GUEST` the guest sees
+ * the directory under the path as written, as `wasmtime run --dir` does.
+ */
+function preopens(
+  readOnly: readonly string[],
+  writable: readonly string[],
+): NonNullable<WasiOptions['preopens']> {
+  const result: NonNullable<WasiOptions['preopens']> = {}
+  const add = (flag: string, value: string, write: boolean) => {
+    const separator = value.indexOf('::')
+    const host = separator === -1 ? value : value.slice(0, separator)
+    const guest = separator === -1 ? value : value.slice(separator + 2)
+    if (host === '' || guest === '') {
+      throw new UsageError(`${flag} expects HOST or HOST::GUEST, got "${value}"`, 'run')
+    }
+    let isDirectory: boolean
+    try {
+      isDirectory = statSync(host).isDirectory()
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code ?? String(error)
+      throw new UsageError(`${flag} ${value}: cannot use ${host}: ${reason}`, 'run')
+    }
+    if (!isDirectory) throw new UsageError(`${flag} ${value}: ${host} is not a directory`, 'run')
+    if (guest in result)
+      throw new UsageError(`${flag} ${value}: the guest path ${guest} is given twice`, 'run')
+    result[guest] = write ? { host: path.resolve(host), write: true } : path.resolve(host)
+  }
+  for (const value of readOnly) add('--dir', value, false)
+  for (const value of writable) add('--dir-rw', value, true)
+  return result
+}
+
+/** `--env` values: `NAME=VALUE`, or `NAME` alone for the CLI's own value of it. */
+function environment(values: readonly string[]): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const value of values) {
+    const equals = value.indexOf('=')
+    const name = equals === -1 ? value : value.slice(0, equals)
+    if (name === '') throw new UsageError(`--env expects NAME=VALUE or NAME, got "${value}"`, 'run')
+    if (equals === -1) {
+      const inherited = process.env[name]
+      if (inherited === undefined) {
+        throw new UsageError(`--env ${name}: ${name} is not set here (use ${name}=VALUE)`, 'run')
+      }
+      env[name] = inherited
+    } else {
+      env[name] = value.slice(equals + 1)
+    }
+  }
+  return env
+}
+
+/** `--stdin FILE`, or `-` for the CLI's own stdin, read to its end: the bytes the guest reads. */
+async function stdinBytes(source: string | undefined): Promise<Uint8Array | undefined> {
+  if (source === undefined) return undefined
+  if (source === '-') {
+    const chunks: Buffer[] = []
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+    return Buffer.concat(chunks)
+  }
+  try {
+    return readFileSync(source)
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? String(error)
+    throw new UsageError(`--stdin ${source}: cannot read it: ${reason}`, 'run')
+  }
+}
+
+/**
+ * A guest's exit status as the process's: 1..255 pass through; anything beyond is 1, since the
+ * system keeps only the low byte and `exit(256)` must not read as success.
+ */
+function processExitCode(status: number): number {
+  return Number.isInteger(status) && status >= 1 && status <= 255 ? status : EXIT.failure
+}
+
+/**
+ * Runs a WASI command to its end, printing its output as it comes (escaped, through `io`); the
+ * guest's `exit(n)` is the returned code. Other failures (a trap, the deadline) are thrown.
+ */
+async function runCommand(runner: Runner, name: string, io: CliOutput): Promise<number> {
+  const print = () => {
+    const { stdout, stderr } = runner.takeOutput()
+    if (stdout !== '') io.stdout.write(stdout)
+    if (stderr !== '') io.stderr.write(stderr)
+  }
+  const printer = setInterval(print, PRINT_EVERY_MS)
+  try {
+    await runner.call(name, [])
+    return EXIT.success
+  } catch (error) {
+    if (error instanceof WasiExitError) return processExitCode(error.exitCode)
+    throw error
+  } finally {
+    clearInterval(printer)
+    print()
+  }
+}
+
+/** Calls one export with JSON arguments and prints its result (as JSON). */
+async function invoke(
+  runner: Runner,
+  functions: ExportedFunction[],
+  requested: string | undefined,
+  texts: string[],
+  json: boolean,
+  io: CliOutput,
+): Promise<number> {
+  const name = chooseFunction(functions, requested)
+  const callArgs = argumentsFromText(texts, findFunction(functions, name)?.signature)
+  const started = performance.now()
+  const metrics = () => ({
+    ...runner.metrics(),
+    elapsedMs: Math.round((performance.now() - started) * 100) / 100,
+  })
+  const printOutput = () => {
+    const { stdout, stderr } = runner.takeOutput()
+    if (stdout !== '') io.stdout.write(stdout)
+    if (stderr !== '') io.stderr.write(stderr)
+  }
+  let result: unknown
+  try {
+    result = await runner.call(name, callArgs)
+    printOutput()
+  } catch (error) {
+    printOutput()
+    if (json) {
+      const failure = { code: errorCode(error), message: errorMessage(error) }
+      io.stdout.write(`${toJsonText({ error: failure, metrics: metrics() })}\n`)
+    }
+    throw error
+  }
+  if (json) io.stdout.write(`${toJsonText({ result, metrics: metrics() })}\n`)
+  else if (result !== undefined) io.stdout.write(`${toJsonText(result)}\n`)
+  return EXIT.success
 }
 
 export async function run(args: readonly string[], io: CliOutput): Promise<number> {
@@ -147,6 +329,11 @@ export async function run(args: readonly string[], io: CliOutput): Promise<numbe
       'timeout-ms': { type: 'string' },
       memory: { type: 'string' },
       json: { type: 'boolean' },
+      dir: { type: 'string', multiple: true },
+      'dir-rw': { type: 'string', multiple: true },
+      env: { type: 'string', multiple: true },
+      arg: { type: 'string', multiple: true },
+      stdin: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     'run',
@@ -163,38 +350,46 @@ export async function run(args: readonly string[], io: CliOutput): Promise<numbe
     fuel: integerFlag('--fuel', values.fuel, 'run'),
     timeoutMs: integerFlag('--timeout-ms', values['timeout-ms'], 'run'),
   }
-  const runner = isManifestTarget(target)
-    ? await manifestRunner(target, limits)
-    : await wasmRunner(target, limits)
+  const fromManifest = isManifestTarget(target)
+  const dirs = [...(values.dir ?? []), ...(values['dir-rw'] ?? [])]
+  if (fromManifest && dirs.length > 0) {
+    throw new UsageError(
+      "--dir and --dir-rw are for a bare .wasm: a manifest's files are its [permissions] " +
+        'filesystem.read and filesystem.write grants',
+      'run',
+    )
+  }
+  const wasi: RunWasi = {
+    stdout: 'pipe',
+    stderr: 'pipe',
+    env: environment(values.env ?? []),
+    preopens: preopens(values.dir ?? [], values['dir-rw'] ?? []),
+    stdin: await stdinBytes(values.stdin),
+  }
+  const compiled = fromManifest ? await manifestTarget(target, limits) : await wasmTarget(target, limits)
   try {
-    const name = chooseFunction(runner.functions, values.invoke)
-    const callArgs = argumentsFromText(texts, findFunction(runner.functions, name)?.signature)
-    const started = performance.now()
-    const metrics = () => ({
-      ...runner.metrics(),
-      elapsedMs: Math.round((performance.now() - started) * 100) / 100,
-    })
-    const printOutput = () => {
-      const { stdout, stderr } = runner.takeOutput()
-      if (stdout !== '') io.stdout.write(stdout)
-      if (stderr !== '') io.stderr.write(stderr)
+    const command = values.invoke === undefined ? commandExport(compiled.functions) : undefined
+    if (command !== undefined && values.json) {
+      throw new UsageError(
+        `--json prints a call's result, and a WASI command has none: use --invoke ${command} --json`,
+        'run',
+      )
     }
-    let result: unknown
+    // argv[0] is the path as given, as for any program; a command also gets the words after it.
+    const argv = [target, ...(values.arg ?? []), ...(command === undefined ? [] : texts)]
+    const runner = await compiled.start(
+      command === undefined
+        ? { ...wasi, args: argv }
+        : { ...wasi, args: argv, outputLimitBytes: COMMAND_OUTPUT_BYTES },
+    )
     try {
-      result = await runner.call(name, callArgs)
-      printOutput()
-    } catch (error) {
-      printOutput()
-      if (values.json) {
-        const failure = { code: errorCode(error), message: errorMessage(error) }
-        io.stdout.write(`${toJsonText({ error: failure, metrics: metrics() })}\n`)
-      }
-      throw error
+      return command === undefined
+        ? await invoke(runner, compiled.functions, values.invoke, texts, values.json ?? false, io)
+        : await runCommand(runner, command, io)
+    } finally {
+      runner.close()
     }
-    if (values.json) io.stdout.write(`${toJsonText({ result, metrics: metrics() })}\n`)
-    else if (result !== undefined) io.stdout.write(`${toJsonText(result)}\n`)
-    return EXIT.success
   } finally {
-    runner.close()
+    compiled.close()
   }
 }
