@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util'
 import { root } from '../fixtures/index.js'
 import { KINDS, Load, type Counts } from './load.js'
 import { BOUNDS, SLOPE_MIN_MINUTES, judge, sample, table, type Sample } from './memory.js'
+import { buildWorker } from './worker-build.js'
 import { WorkerLane } from './workers.js'
 
 const { values } = parseArgs({
@@ -76,7 +77,7 @@ if (leakBytes > 0) console.log(`self-check: keeping ${leakBytes} bytes per round
 console.log(`commit ${commit()}; node ${process.version}\naddon: ${addonInfo}`)
 
 const load = await Load.create()
-const workers = new WorkerLane(load.serializeTypes(), load.problems, quick ? 100 : 250)
+const workers = new WorkerLane(buildWorker(), load.serializeTypes(), load.problems, quick ? 100 : 250)
 const counts = (): Counts => ({ ...load.counts, worker: workers.started })
 
 let rounds = 0

@@ -28,12 +28,15 @@ function expectedMessage(mode: WorkerMode): unknown {
 
 export class WorkerLane {
   started = 0
+  readonly #entry: URL
   readonly #serialized: Uint8Array
   readonly #problems: Problems
   /** Pause between workers, so that their start-up does not take a whole core. */
   readonly #pauseMs: number
 
-  constructor(serialized: Uint8Array, problems: Problems, pauseMs: number) {
+  /** `entry` is the worker body as JavaScript (see worker-build.ts). */
+  constructor(entry: URL, serialized: Uint8Array, problems: Problems, pauseMs: number) {
+    this.#entry = entry
     this.#serialized = serialized
     this.#problems = problems
     this.#pauseMs = pauseMs
@@ -55,7 +58,7 @@ export class WorkerLane {
 
   async #cycle(mode: WorkerMode): Promise<void> {
     const data: WorkerData = { mode, serialized: this.#serialized }
-    const worker = new Worker(new URL('./worker.mjs', import.meta.url), { workerData: data })
+    const worker = new Worker(this.#entry, { workerData: data })
     const exited = new Promise<number>((resolve) => worker.once('exit', resolve))
     const failed = new Promise<never>((_, reject) => worker.once('error', reject))
     const timer = new AbortController()
