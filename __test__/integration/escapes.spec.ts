@@ -266,7 +266,8 @@ test('12.3 a guest cannot reserve address space with many memories: the default 
   const module = new Engine().compileModuleSync(`(module ${memories})`)
   t.throws(() => module.instantiateSync({ limits: { memoryBytes: 0 } }), {
     instanceOf: HostLimitError,
-    message: /limits\.memories: resource limit exceeded: memory count too high/,
+    message:
+      /limits\.memories, or the address space it needs: resource limit exceeded: memory count too high/,
   })
   const four = new Engine().compileModuleSync(
     `(module ${Array.from({ length: 4 }, (_, index) => `(memory $m${index} 0)`).join(' ')})`,

@@ -105,10 +105,15 @@ impl<K: Kind> Compiled<K> {
     pub fn compile(engine: &Arc<EngineShared>, bytes: &[u8], digest: Option<&str>) -> Result<Self, Failure> {
         engine.check_open()?;
         engine.check_size(bytes)?;
-        if let Some(kind) = binary::kind(bytes)
-            && kind != K::BINARY
-        {
-            return Err(Failure::Compile(K::WRONG_KIND.into()));
+        match binary::kind(bytes) {
+            Some(kind) if kind != K::BINARY => return Err(Failure::Compile(K::WRONG_KIND.into())),
+            None if std::str::from_utf8(bytes).is_err() => {
+                return Err(Failure::Compile(format!(
+                    "expected a wasm binary (starting with \\0asm) or WAT text, got {} bytes of neither",
+                    bytes.len()
+                )));
+            }
+            _ => {}
         }
         let code = disk::compile::<K::Code>(&engine.engine, engine.cache.as_ref(), bytes, digest)?;
         Ok(Self::new(code, engine))

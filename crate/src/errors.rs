@@ -164,12 +164,12 @@ impl Failure {
                 "the engine's pooling allocator has no free slot (dispose instances, or raise pooling.maxInstances): {error:#}"
             ));
         }
-        if error
-            .chain()
-            .any(|cause| cause.to_string().starts_with(COUNT_LIMIT_EXCEEDED))
-        {
+        if error.chain().any(|cause| {
+            let text = cause.to_string();
+            text.starts_with(COUNT_LIMIT_EXCEEDED) || text.starts_with(MMAP_FAILED)
+        }) {
             return Failure::HostLimit(format!(
-                "instantiation exceeds limits.instances, limits.tables or limits.memories: {error:#}"
+                "instantiation exceeds limits.instances, limits.tables or limits.memories, or the address space it needs: {error:#}"
             ));
         }
         Failure::Link(format!("{error:#}"))
@@ -467,6 +467,10 @@ const HOSTCALL_FUEL_EXHAUSTED: &str = "too much data is being copied between the
 /// How wasmtime words a refusal from the limiter's instance, table or memory counts (a plain
 /// message, no type); pinned by the memories test in escapes.spec.ts.
 const COUNT_LIMIT_EXCEEDED: &str = "resource limit exceeded";
+
+/// How wasmtime words a failed reservation of memory for a new instance (out of address space):
+/// the instance that asked gets a HostLimitError, its neighbours are untouched.
+const MMAP_FAILED: &str = "mmap failed";
 
 fn lifted_too_much(error: &wasmtime::Error) -> bool {
     error

@@ -69,7 +69,12 @@ pub fn resolve(
                     } else {
                         ""
                     };
-                    missing.push(format!("{name} (an object with {}{hint})", functions.join(", ")));
+                    let members = if functions.is_empty() {
+                        "an object".to_string()
+                    } else {
+                        format!("an object with {}", functions.join(", "))
+                    };
+                    missing.push(format!("{name} ({members}{hint})"));
                     continue;
                 };
                 let mut provided = Vec::new();
