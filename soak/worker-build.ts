@@ -1,7 +1,7 @@
 /**
  * The worker threads' code as plain JavaScript: lib/, fixtures/index.ts and the worker body,
  * transpiled (types removed, nothing checked) once at the start of the run into
- * node_modules/.cache/airssys-soak/ (inside the repository, so `smol-toml` resolves as usual).
+ * node_modules/.cache/airssys-soak-<pid>/ (inside the repository, so `smol-toml` resolves as usual).
  *
  * Why not tsx in each worker, as the test suite does: registering tsx in a worker leaves about
  * 1.4 KB of V8 heap and 12 KiB of RSS behind in the process for every worker that starts and
@@ -16,18 +16,19 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 
 import { root } from '../fixtures/index.js'
 
-const OUT = path.join(root, 'node_modules/.cache/airssys-soak')
-
 /**
  * Transpiles in a child process, so that TypeScript's compiler (about 35 MiB of heap and external
- * memory once loaded) does not sit in the measured process, and returns the worker entry.
+ * memory once loaded) does not sit in the measured process, and returns the worker entry. The
+ * folder is this process's own (two runs at once must not replace each other's), removed at exit.
  */
 export function buildWorker(): URL {
-  execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--build'], {
+  const out = path.join(root, 'node_modules/.cache', `airssys-soak-${process.pid}`)
+  process.once('exit', () => rmSync(out, { recursive: true, force: true }))
+  execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--build', out], {
     cwd: root,
     stdio: 'inherit',
   })
-  return pathToFileURL(path.join(OUT, 'soak/worker-body.js'))
+  return pathToFileURL(path.join(out, 'soak/worker-body.js'))
 }
 
 /** Every .ts file under `dir` (recursively), relative to the repository root. */
@@ -39,9 +40,9 @@ function typescriptFiles(dir: string): string[] {
   })
 }
 
-async function transpile(): Promise<void> {
+async function transpile(out: string): Promise<void> {
   const { default: ts } = await import('typescript')
-  rmSync(OUT, { recursive: true, force: true })
+  rmSync(out, { recursive: true, force: true })
   const sources = [...typescriptFiles('lib'), 'fixtures/index.ts', 'soak/guests.ts', 'soak/worker-body.ts']
   for (const source of sources) {
     const { outputText } = ts.transpileModule(readFileSync(path.join(root, source), 'utf8'), {
@@ -52,15 +53,16 @@ async function transpile(): Promise<void> {
         useDefineForClassFields: true,
       },
     })
-    const target = path.join(OUT, source.replace(/\.ts$/, '.js'))
+    const target = path.join(out, source.replace(/\.ts$/, '.js'))
     mkdirSync(path.dirname(target), { recursive: true })
     writeFileSync(target, outputText)
   }
   // The generated loader is JavaScript already; it loads the addon named by
   // NAPI_RS_NATIVE_LIBRARY_PATH (see addon-snapshot.ts).
-  mkdirSync(path.join(OUT, 'lib/binding'), { recursive: true })
-  copyFileSync(path.join(root, 'lib/binding/index.js'), path.join(OUT, 'lib/binding/index.js'))
-  writeFileSync(path.join(OUT, 'package.json'), '{ "type": "module" }\n')
+  mkdirSync(path.join(out, 'lib/binding'), { recursive: true })
+  copyFileSync(path.join(root, 'lib/binding/index.js'), path.join(out, 'lib/binding/index.js'))
+  writeFileSync(path.join(out, 'package.json'), '{ "type": "module" }\n')
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv.includes('--build')) await transpile()
+const [script, flag, out] = process.argv.slice(1)
+if (script === fileURLToPath(import.meta.url) && flag === '--build' && out !== undefined) await transpile(out)
