@@ -81,6 +81,12 @@ export {
   type FilesystemInterface,
   type FilesystemOptions,
 } from './capabilities/filesystem.js'
-export { createHttp, type HttpInterface, type HttpOptions, type HttpResponse } from './capabilities/http.js'
+export {
+  createHttp,
+  type HttpInterface,
+  type HttpOptions,
+  type HttpResponse,
+  type ResolvedAddress,
+} from './capabilities/http.js'
 export { createTime, type TimeInterface, type TimeOptions } from './capabilities/time.js'
 export type { SignalSource } from './util/signal.js'

@@ -153,7 +153,7 @@ export class Permissions {
 
   /**
    * Whether a guest may read `requested` (a path relative to `baseDir`, as the guest wrote it),
-   * judged from the text alone (see {@link guestPath}): nothing is resolved on disk. It is the
+   * judged from the text alone (see `guestPath` in this module): nothing is resolved on disk. It is the
    * first half of the rule; the second is `filesystem.read` opening the file below `baseDir`
    * without following any symlink, so the path checked is the path opened.
    */
