@@ -58,7 +58,11 @@ impl Kind for CoreModule {
 
     fn wasi(options: &NativeWasiOptions) -> Result<(WasiState, Output), Failure> {
         let (mut builder, output) = wasi::build(options)?;
-        Ok((WasiState::Module(Box::new(builder.build_p1())), output))
+        let mut context = builder.build_p1();
+        wasmtime_wasi::WasiView::ctx(&mut context)
+            .table
+            .set_max_capacity(wasi::MAX_WASI_HANDLES);
+        Ok((WasiState::Module(Box::new(context)), output))
     }
 
     fn resolve(js: Js, code: &Module, imports: Option<Value>, wasi: bool) -> Result<(LinkPlan, Vec<Value>), Failure> {

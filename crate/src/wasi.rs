@@ -48,7 +48,7 @@ pub struct TakenOutput {
     pub stderr: String,
 }
 
-/// Most WASI handles (files, streams, pollables) one component instance may hold at once: a
+/// Most WASI handles (files, streams, pollables) one instance may hold at once: a
 /// real program holds a handful; without a cap a guest could make the host keep millions.
 pub const MAX_WASI_HANDLES: usize = 10_000;
 

@@ -1,6 +1,6 @@
 //! Promises both ways: one we create and settle later ([`Deferred`]), and one a JS host function
-//! returned, whose outcome we wait for ([`Js::on_settled`]). A Promise that never settles stays
-//! referenced for the life of the process (its call ends at its deadline; give host calls one).
+//! returned, whose outcome we wait for ([`Js::on_settled`]); the Promise stays referenced until
+//! it settles or the wait is given up.
 
 use std::ptr;
 use std::sync::{Arc, Mutex};
@@ -31,6 +31,21 @@ struct Settle {
     fulfilled: bool,
 }
 
+/// A wait on a Promise that may be given up ([`Waiting::cancel`]): the reference to the Promise is
+/// released then, so a Promise that never settles is not kept for the life of the process.
+pub struct Waiting(Arc<Mutex<Option<Pending>>>);
+
+impl Waiting {
+    /// Stops waiting (on the JS thread): the continuation is dropped and the Promise let go. A
+    /// Promise that already settled is left alone.
+    pub fn cancel(self, js: Js) {
+        let taken = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some(pending) = taken {
+            js.release(pending.promise);
+        }
+    }
+}
+
 impl Js {
     /// A new Promise and its resolver.
     pub fn deferred(self) -> napi::Result<(Deferred, Value)> {
@@ -53,7 +68,7 @@ impl Js {
 
     /// Calls `continuation` on the JS thread once `promise` settles. When the callbacks cannot be
     /// attached, the continuation is dropped (which closes whatever channel it owns).
-    pub fn on_settled(self, promise: Value, continuation: Continuation) -> napi::Result<()> {
+    pub fn on_settled(self, promise: Value, continuation: Continuation) -> napi::Result<Waiting> {
         let pending = Pending {
             continuation,
             promise: self.reference(promise)?,
@@ -79,7 +94,7 @@ impl Js {
         {
             self.release(pending.promise);
         }
-        attached.map(drop)
+        attached.map(|_| Waiting(shared))
     }
 }
 

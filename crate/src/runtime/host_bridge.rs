@@ -5,9 +5,9 @@
 //! thread through a thread-safe function and the pool thread waits for its outcome (never the
 //! other way round: the JS thread never waits for wasm that waits for JS).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
@@ -143,6 +143,8 @@ impl HostBridge {
         let functions = self.functions.clone();
         let (sender, receiver) = mpsc::sync_channel(1);
         let lingering = dispatcher.clone();
+        let waiting = Arc::new(Mutex::new(None));
+        let kept = waiting.clone();
         dispatcher.run(Box::new(move |js| {
             let called = js
                 .dereference(&functions.functions[index])
@@ -157,7 +159,9 @@ impl HostBridge {
                         lingering.drain_here(js);
                     };
                     // On failure the continuation is dropped, which wakes the waiter.
-                    let _ = js.on_settled(value, Box::new(on_settled));
+                    if let Ok(wait) = js.on_settled(value, Box::new(on_settled)) {
+                        *kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(wait);
+                    }
                 }
                 Ok(outcome) => {
                     let _ = sender.send(finish(js, outcome));
@@ -168,7 +172,17 @@ impl HostBridge {
                 }
             }
         }));
-        limits.wait(&receiver, label)
+        let answer = limits.wait(&receiver, label);
+        if answer.is_err() {
+            // The call gave up (deadline, abort): let go of a Promise that may never settle.
+            dispatcher.run(Box::new(move |js| {
+                let taken = waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+                if let Some(wait) = taken {
+                    wait.cancel(js);
+                }
+            }));
+        }
+        answer
     }
 }
 
@@ -201,7 +215,7 @@ impl Relay {
 /// must not run as a future on the JS thread (its fiber stack is no place to call into V8).
 pub fn serve_js_while<R: Send + 'static>(js: Js, work: impl FnOnce(Relay) -> R + Send + 'static) -> Result<R, Failure> {
     let (sender, receiver) = mpsc::channel();
-    let result = Arc::new(std::sync::Mutex::new(None));
+    let result = Arc::new(Mutex::new(None));
     let stored = result.clone();
     let relay = Relay(sender);
     run_in_pool(move || {
