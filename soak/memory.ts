@@ -2,6 +2,7 @@
  * Samples of retained memory and open handles, and the bounds a soak run must stay within after
  * its warm-up.
  */
+import { readFileSync } from 'node:fs'
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
 
 import { KINDS, type Counts } from './load.js'
@@ -16,10 +17,12 @@ export interface Sample {
   heapMiB: number
   externalMiB: number
   handles: number
+  /** Threads of the process (Linux; NaN elsewhere): a pool thread that never ends shows here. */
+  threads: number
 }
 
 /** A measured quantity, as the bounds name it. */
-export type Metric = 'rssMiB' | 'heapMiB' | 'externalMiB' | 'handles'
+export type Metric = 'rssMiB' | 'heapMiB' | 'externalMiB' | 'handles' | 'threads'
 
 /**
  * Growth from the end of the warm-up to the last sample, and the slope of a least-squares line
@@ -47,8 +50,20 @@ export const BOUNDS: readonly Bound[] = [
   { metric: 'heapMiB', label: 'V8 heap used', unit: 'MiB', growth: 4, slopePerHour: 8 },
   { metric: 'externalMiB', label: 'external memory', unit: 'MiB', growth: 4, slopePerHour: 8 },
   { metric: 'handles', label: 'open handles', unit: 'handles', growth: 0 },
+  // Idle pool threads end after 30 s, so the count follows the last half minute's concurrency
+  // (a few spinning guests of terminated workers, and the like): it moves by a dozen.
+  { metric: 'threads', label: 'threads', unit: 'threads', growth: 32 },
 ]
 export const SLOPE_MIN_MINUTES = 10
+
+/** The process's threads, from /proc/self/status; NaN where there is none. */
+export function threadCount(): number {
+  try {
+    return Number(/^Threads:\s+(\d+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? Number.NaN)
+  } catch {
+    return Number.NaN
+  }
+}
 
 /** Collects garbage until finalizers (which free native memory) have run, then samples. */
 export async function sample(minute: number, counts: Counts): Promise<Sample> {
@@ -69,6 +84,7 @@ export async function sample(minute: number, counts: Counts): Promise<Sample> {
     heapMiB: usage.heapUsed / MiB,
     externalMiB: usage.external / MiB,
     handles: process.getActiveResourcesInfo().length,
+    threads: threadCount(),
   }
 }
 
@@ -106,13 +122,15 @@ export function judge(samples: readonly Sample[], baseline: number): Judgement[]
     const growth = last[bound.metric] - first[bound.metric]
     const slope = slopePerHour(after, bound.metric)
     const slopeOk = !slopeJudged || bound.slopePerHour === undefined || slope <= bound.slopePerHour
-    return { bound, growth, slope, slopeJudged, passed: growth <= bound.growth && slopeOk }
+    // NaN: not measured on this platform.
+    const passed = Number.isNaN(growth) || (growth <= bound.growth && slopeOk)
+    return { bound, growth, slope, slopeJudged, passed }
   })
 }
 
 /** The samples as a Markdown table: cumulative operations per kind, then the memory figures. */
 export function table(samples: readonly Sample[], decimals: number): string {
-  const header = ['minute', ...KINDS, 'RSS MiB', 'heap MiB', 'external MiB', 'handles']
+  const header = ['minute', ...KINDS, 'RSS MiB', 'heap MiB', 'external MiB', 'handles', 'threads']
   const rows = samples.map((s) => [
     s.minute.toFixed(decimals),
     ...KINDS.map((kind) => String(s.counts[kind])),
@@ -120,6 +138,7 @@ export function table(samples: readonly Sample[], decimals: number): string {
     s.heapMiB.toFixed(1),
     s.externalMiB.toFixed(1),
     String(s.handles),
+    String(s.threads),
   ])
   const widths = header.map((title, column) =>
     Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0)),

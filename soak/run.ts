@@ -15,12 +15,12 @@
 import { addonInfo } from './addon-snapshot.js'
 
 import { execFileSync } from 'node:child_process'
-import { setImmediate as nextTurn } from 'node:timers/promises'
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 
 import { root } from '../fixtures/index.js'
 import { KINDS, Load, type Counts } from './load.js'
-import { BOUNDS, SLOPE_MIN_MINUTES, judge, sample, table, type Sample } from './memory.js'
+import { BOUNDS, SLOPE_MIN_MINUTES, judge, sample, table, threadCount, type Sample } from './memory.js'
 import { buildWorker } from './worker-build.js'
 import { WorkerLane } from './workers.js'
 
@@ -96,31 +96,52 @@ function progress(s: Sample): void {
   const kinds = KINDS.map((kind) => `${kind} ${s.counts[kind]}`).join(', ')
   console.log(
     `[${s.minute.toFixed(2)} min] ${kinds}; RSS ${s.rssMiB.toFixed(1)} MiB, heap ${s.heapMiB.toFixed(1)} MiB, ` +
-      `external ${s.externalMiB.toFixed(1)} MiB, handles ${s.handles}; problems ${load.problems.count}`,
+      `external ${s.externalMiB.toFixed(1)} MiB, handles ${s.handles}, threads ${s.threads}; problems ${load.problems.count}`,
   )
 }
+
+/** How late the lanes may finish after a sample time before the run is called stalled. */
+const STALL_MS = 120_000
 
 const started = performance.now()
 const elapsedMinutes = () => (performance.now() - started) / 60_000
 const samples: Sample[] = [await sample(0, counts())]
 progress(samples[0] as Sample)
+let stalled = false
 for (let next = sampleEveryMs; next <= totalMs; next += sampleEveryMs) {
   const deadline = started + next
-  await Promise.all([mainLane(deadline), workers.run(deadline)])
+  const stall = new AbortController()
+  const lanes = Promise.all([mainLane(deadline), workers.run(deadline)]).then(() => 'done' as const)
+  const late = sleep(next + STALL_MS - (performance.now() - started), 'stalled' as const, {
+    signal: stall.signal,
+  })
+  late.catch(() => undefined)
+  if ((await Promise.race([lanes, late])) === 'stalled') {
+    // A call or a worker that never ends: report what was measured; nothing can be closed.
+    stalled = true
+    console.log(
+      `\nthe load stopped: a call or a worker did not finish within ${STALL_MS / 1000} s of the sample ` +
+        `time (threads now ${threadCount()}, open: ${process.getActiveResourcesInfo().join(', ')})`,
+    )
+    break
+  }
+  stall.abort()
   const taken = await sample(elapsedMinutes(), counts())
   samples.push(taken)
   progress(taken)
 }
-load.close()
+if (!stalled) load.close()
 
 const baseline = Math.round(warmupMs / sampleEveryMs)
-const judgements = judge(samples, baseline)
-const base = samples[baseline] as Sample
+const judgements = samples.length > baseline ? judge(samples, baseline) : []
+const base = samples[Math.min(baseline, samples.length - 1)] as Sample
 const last = samples.at(-1) as Sample
 
 console.log(`\n${table(samples, quick ? 2 : 0)}\n`)
 console.log(`${rounds} rounds of the main-thread load, ${workers.started} workers.`)
-console.log(`\nBounds, from the sample at ${base.minute.toFixed(2)} min (end of the warm-up) to the last:`)
+if (judgements.length > 0) {
+  console.log(`\nBounds, from the sample at ${base.minute.toFixed(2)} min (end of the warm-up) to the last:`)
+}
 for (const { bound, growth, slope, slopeJudged, passed } of judgements) {
   const slopeText =
     bound.slopePerHour === undefined
@@ -133,8 +154,10 @@ for (const { bound, growth, slope, slopeJudged, passed } of judgements) {
 
 const rssBound = BOUNDS.find((bound) => bound.metric === 'rssMiB')?.growth ?? 0
 const heapBound = BOUNDS.find((bound) => bound.metric === 'heapMiB')?.growth ?? 0
-console.log('\nThe smallest leak per operation that would have crossed a growth bound in this run:')
-for (const kind of KINDS) {
+if (judgements.length > 0) {
+  console.log('\nThe smallest leak per operation that would have crossed a growth bound in this run:')
+}
+for (const kind of judgements.length > 0 ? KINDS : []) {
   const operations = last.counts[kind] - base.counts[kind]
   if (operations === 0) continue
   const bytes = (bound: number) => ((bound * 1024 * 1024) / operations).toFixed(0).padStart(8)
@@ -151,9 +174,12 @@ if (problems.count > 0) {
   for (const problem of problems.first) console.log(`  - ${problem}`)
 }
 const failed = judgements.filter((judgement) => !judgement.passed).map((judgement) => judgement.bound.label)
+if (stalled) failed.push('the load stalled')
 if (problems.count > 0) failed.push(`${problems.count} problems`)
 console.log(`\nverdict: ${failed.length === 0 ? 'PASS' : `FAIL (${failed.join(', ')})`}`)
 process.exitCode = failed.length === 0 ? 0 : 1
+// A stalled run has calls that will never end: it cannot wait for them.
+if (stalled) process.exit(1)
 
 // Everything is closed: nothing may keep the process alive now.
 setTimeout(() => {
