@@ -3,7 +3,7 @@
 //! it settles or the wait is given up.
 
 use std::ptr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use napi::sys;
 
@@ -33,13 +33,16 @@ struct Settle {
 
 /// A wait on a Promise that may be given up ([`Waiting::cancel`]): the reference to the Promise is
 /// released then, so a Promise that never settles is not kept for the life of the process.
-pub struct Waiting(Arc<Mutex<Option<Pending>>>);
+pub struct Waiting(Weak<Mutex<Option<Pending>>>);
 
 impl Waiting {
     /// Stops waiting (on the JS thread): the continuation is dropped and the Promise let go. A
     /// Promise that already settled is left alone.
     pub fn cancel(self, js: Js) {
-        let taken = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        // Weak: only the Promise's callbacks keep the continuation (and the channel it owns)
+        // alive, so a torn-down environment still drops it and wakes the waiter.
+        let Some(shared) = self.0.upgrade() else { return };
+        let taken = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
         if let Some(pending) = taken {
             js.release(pending.promise);
         }
@@ -94,7 +97,7 @@ impl Js {
         {
             self.release(pending.promise);
         }
-        attached.map(|_| Waiting(shared))
+        attached.map(|_| Waiting(Arc::downgrade(&shared)))
     }
 }
 
