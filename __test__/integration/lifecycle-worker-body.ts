@@ -5,9 +5,10 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 
+import { wasiModuleWasm } from '../../fixtures/index.js'
 import { Engine, type Instance } from '../../lib/index.js'
 
-export type Mode = 'sync-dispose' | 'sync-close' | 'sync-spin' | 'call-spin' | 'host-wait'
+export type Mode = 'sync-dispose' | 'sync-close' | 'sync-spin' | 'sync-sleep' | 'call-spin' | 'host-wait'
 
 const { mode, timeoutMs } = workerData as { mode: Mode; timeoutMs?: number }
 const post = (message: unknown) => parentPort?.postMessage(message)
@@ -68,6 +69,20 @@ if (mode === 'sync-dispose') {
     untimedCall: live().callSync('value'),
     compile: codeOf(() => engine.compileModuleSync('(module)')),
   })
+} else if (mode === 'sync-sleep') {
+  // A guest asleep in WASI (poll_oneoff) on this thread, with no deadline: it cannot say when it
+  // sleeps, so the parent waits a little after 'running'.
+  const sleeper = (await engine.compileModule(wasiModuleWasm)).instantiateSync({
+    limits: { memoryBytes: 16 << 20 },
+    wasi: { args: ['wasi-cli', 'sleep', '600000'] },
+  })
+  post('running')
+  try {
+    sleeper.callSync('_start')
+    post('the call returned')
+  } catch (error) {
+    post(`the call failed: ${(error as { code?: string }).code}`)
+  }
 } else {
   // The parent terminates the worker while the guest runs or waits: anything posted after
   // 'running' or 'waiting' means JS ran again on this thread.

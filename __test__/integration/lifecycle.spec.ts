@@ -4,7 +4,9 @@
 // section describes what each test asserts. Every guest says itself, through a host import, when
 // it runs, so the race is started while wasm really executes or waits: no sleeps that race.
 import { spawn } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { Worker } from 'node:worker_threads'
@@ -330,10 +332,11 @@ function child(
   source: string,
   ms: number,
 ): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+  // A file, not `-e`: workers inherit the parent's execArgv, and `--input-type` would fail them.
+  const file = join(mkdtempSync(join(tmpdir(), 'airssys-child-')), 'child.mjs')
+  writeFileSync(file, source)
   return new Promise((resolve) => {
-    const process_ = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', source], {
-      cwd: root,
-    })
+    const process_ = spawn(process.execPath, ['--import', 'tsx', file], { cwd: root })
     let stdout = ''
     let stderr = ''
     process_.stdout.on('data', (chunk) => (stdout += chunk))
@@ -374,33 +377,49 @@ test.serial(
   },
 )
 
-test.serial(
-  'a worker terminated while its callSync runs ends when the call reaches its deadline; no JS runs after',
-  async (t) => {
-    const { worker, messages, next } = startWorker('sync-spin', 1_000)
-    t.is(await next(), 'running')
-    // The guest runs on the worker's own JS thread: terminate() can only take effect once the call
-    // returns, which its deadline guarantees.
-    t.is(await worker.terminate(), 1)
-    t.deepEqual(messages, ['running'])
-    t.is(await guest().instance.call('value'), 3)
-  },
-)
+// The guest runs on the worker's own JS thread, where V8's termination request goes unseen: the
+// call's epoch callback asks Node whether the worker is being terminated and stops the guest.
+test.serial('a worker terminated while its callSync runs ends at once; no JS runs after', async (t) => {
+  const { worker, messages, next } = startWorker('sync-spin', 5_000)
+  t.is(await next(), 'running')
+  const started = performance.now()
+  t.is(await worker.terminate(), 1)
+  t.true(performance.now() - started < 2_000, "terminate() waited for the call's deadline")
+  t.deepEqual(messages, ['running'])
+  t.is(await guest().instance.call('value'), 3)
+})
 
-// Finding L1: nothing can stop a callSync without a deadline in a
-// worker; terminate() never settles, and process.exit() then hangs too. Run in a child (killed
-// after 5 s) because the stuck worker would keep the test process from exiting.
-test.serial.failing('a worker terminated while a callSync without a deadline runs ends', async (t) => {
+// Without a deadline, terminate() used to never settle (and process.exit() hung with it). Run in a
+// child (killed after 10 s) so that a regression cannot keep the test process from exiting.
+test.serial('a worker terminated while a callSync without a deadline runs ends', async (t) => {
   const run = await child(
     `import { Worker } from 'node:worker_threads'
      const worker = new Worker(new URL(${workerEntry}), { workerData: { mode: 'sync-spin' } })
      await new Promise((resolve) => worker.once('message', resolve))
      console.log('terminated', await worker.terminate())
      process.exit(0)`,
-    5_000,
+    10_000,
   )
   t.is(run.signal, null, 'the child hung: terminate() never settled')
   t.is(run.stdout.trim(), 'terminated 1', run.stderr)
+})
+
+test.serial('a worker terminated while its callSync sleeps in WASI without a deadline ends', async (t) => {
+  const run = await child(
+    `import { Worker } from 'node:worker_threads'
+     const worker = new Worker(new URL(${workerEntry}), { workerData: { mode: 'sync-sleep' } })
+     const messages = []
+     worker.on('message', (message) => messages.push(message))
+     await new Promise((resolve) => worker.once('message', resolve))
+     await new Promise((resolve) => setTimeout(resolve, 500))
+     const started = performance.now()
+     const code = await worker.terminate()
+     console.log('terminated', code, performance.now() - started < 2000, messages.join())
+     process.exit(0)`,
+    15_000,
+  )
+  t.is(run.signal, null, 'the child hung: terminate() never settled')
+  t.is(run.stdout.trim(), 'terminated 1 true running', run.stderr)
 })
 
 test.serial(
@@ -423,9 +442,9 @@ test.serial(
   },
 )
 
-// Finding L2: a call without a deadline whose worker is terminated keeps
-// its pool thread spinning for the life of the process; nobody is left to stop it.
-test.serial.failing(
+// A call without a deadline whose worker is terminated used to keep its pool thread spinning for
+// the life of the process (its AbortSignal died with the worker): the worker's teardown aborts it.
+test.serial(
   'a call without a deadline in a terminated worker does not keep running on a pool thread',
   async (t) => {
     if (!hasProc) {
@@ -434,8 +453,6 @@ test.serial.failing(
     }
     const run = await child(
       `import { readdirSync, readFileSync } from 'node:fs'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
      import { Worker } from 'node:worker_threads'
      const worker = new Worker(new URL(${workerEntry}), { workerData: { mode: 'call-spin' } })
      await new Promise((resolve) => worker.once('message', resolve))

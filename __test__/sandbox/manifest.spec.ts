@@ -562,6 +562,13 @@ test('a bad policy is a ConfigError naming the policy field', (t) => {
   t.is(rejects(dir, { toString: {} } as PolicyOptions).path, 'policy.toString')
   t.is(rejects(dir, { memoryBytes: 5 } as PolicyOptions).path, 'policy.memoryBytes')
   t.is(rejects(dir, { fuel: { maximum: 5 } } as PolicyOptions).path, 'policy.fuel')
+  // Values JSON cannot show still make a ConfigError, never a TypeError from the message.
+  const bigint = rejects(dir, { fuel: { min: 1n, foo: 1 } } as unknown as PolicyOptions)
+  t.is(bigint.path, 'policy.fuel')
+  t.regex(bigint.message, /"min":"1n"/)
+  const cyclic: Record<string, unknown> = { foo: 1 }
+  cyclic.self = cyclic
+  t.is(rejects(dir, { fuel: cyclic } as PolicyOptions).path, 'policy.fuel')
   t.deepEqual(DEFAULT_POLICY.memoryBytes, { min: 512 * 1024, max: 4 * MiB })
   t.true(Object.isFrozen(DEFAULT_POLICY.memoryBytes))
 })

@@ -147,10 +147,10 @@ impl<K: Kind> Compiled<K> {
     ) -> Result<impl FnOnce(Thread) -> Result<K::Native, Failure> + Send + 'static, Failure> {
         self.engine.check_open()?;
         let limits = options.limits()?;
-        let defaults = options.defaults()?;
+        let defaults = options.defaults(js)?;
         // Start functions run under the instance's defaults and the instantiation's own signal.
         let start = Budget {
-            abort,
+            abort: defaults.abort.with_signal(abort),
             ..defaults.clone()
         };
         let imports = imports.and_then(|value| js.defined(value.raw()));

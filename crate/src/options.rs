@@ -11,6 +11,7 @@ use napi_derive::napi;
 use crate::errors::Failure;
 use crate::js::{Js, Kind, Value};
 use crate::limits::{LimitsConfig, MemoryMetrics};
+use crate::runtime::abort::Abort;
 use crate::store::{Budget, Metrics};
 
 /// Largest fuel budget: the largest integer a JS number holds exactly.
@@ -39,12 +40,12 @@ pub struct NativeInstanceOptions {
 }
 
 impl NativeInstanceOptions {
-    /// The instance's default per-call budget.
-    pub fn defaults(&self) -> Result<Budget, Failure> {
+    /// The instance's default per-call budget, for an instance created in `js`'s environment.
+    pub fn defaults(&self, js: Js) -> Result<Budget, Failure> {
         Ok(Budget {
             fuel: fuel(self.fuel)?,
             timeout_ms: timeout_ms(self.timeout_ms)?,
-            abort: None,
+            abort: Abort::of_environment(js),
         })
     }
 
@@ -182,7 +183,7 @@ pub fn call_budget(
     Ok(Budget {
         fuel,
         timeout_ms: timeout_ms(timeout_value)?.or(defaults.timeout_ms),
-        abort,
+        abort: defaults.abort.with_signal(abort),
     })
 }
 

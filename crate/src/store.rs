@@ -14,6 +14,7 @@ use crate::engine::{EngineShared, InstanceTicket};
 use crate::errors::{CallFacts, Failure, HostCallFailed, Interrupt};
 use crate::js::{Js, Value};
 use crate::limits::{Limiter, LimitsConfig, MemoryMetrics, hostcall_fuel};
+use crate::runtime::abort::Abort;
 use crate::runtime::executor::{self, Outcome};
 use crate::runtime::host_bridge::{HostBridge, WaitLimits};
 use crate::wasi::WasiState;
@@ -29,7 +30,7 @@ pub struct HostState {
     /// The failure a host function recorded for the call in progress.
     pub host_failure: Option<Failure>,
     deadline: Option<(Instant, f64)>,
-    abort: Option<Arc<AtomicBool>>,
+    abort: Abort,
     interrupt: Option<Interrupt>,
 }
 
@@ -79,19 +80,25 @@ impl WasiView for HostState {
 pub struct Budget {
     pub fuel: Option<u64>,
     pub timeout_ms: Option<f64>,
-    pub abort: Option<Arc<AtomicBool>>,
+    pub abort: Abort,
 }
 
 impl Budget {
-    /// Whether the call needs the epoch ticker (a deadline or an abort signal).
-    pub fn is_timed(&self) -> bool {
-        self.timeout_ms.is_some() || self.abort.is_some()
+    /// Whether the call has a deadline or an AbortSignal: both need the engine's epoch ticker.
+    fn has_own_limits(&self) -> bool {
+        self.timeout_ms.is_some() || self.abort.has_signal()
     }
 
-    /// A closed engine refuses new timed calls (their deadline would need its ticker); calls
-    /// issued before `close()` keep theirs.
+    /// Whether the call runs with the epoch ticker. A worker's call also needs it to notice the
+    /// worker's termination; on a closed engine (no ticker) it runs without that watch.
+    fn is_timed(&self, engine: &EngineShared) -> bool {
+        self.has_own_limits() || (self.abort.is_armed() && engine.check_open().is_ok())
+    }
+
+    /// A closed engine refuses new calls with a deadline or signal (they would need its ticker);
+    /// calls issued before `close()` keep theirs.
     pub fn check_engine(&self, engine: &EngineShared) -> Result<(), Failure> {
-        if self.is_timed() {
+        if self.has_own_limits() {
             engine.check_open()?;
         }
         Ok(())
@@ -117,7 +124,7 @@ pub fn new_store(engine: &EngineShared, limits: LimitsConfig, host: HostBridge, 
         wasi,
         host_failure: None,
         deadline: None,
-        abort: None,
+        abort: Abort::default(),
         interrupt: None,
     };
     let mut store = Store::new(&engine.engine, state);
@@ -125,7 +132,7 @@ pub fn new_store(engine: &EngineShared, limits: LimitsConfig, host: HostBridge, 
     store.limiter(|state| &mut state.limiter);
     store.epoch_deadline_callback(|mut context| {
         let state = context.data_mut();
-        if state.abort.as_ref().is_some_and(|flag| flag.load(Ordering::Acquire)) {
+        if state.abort.is_set() {
             state.interrupt = Some(Interrupt::Aborted);
             return Ok(UpdateDeadline::Interrupt);
         }
@@ -163,9 +170,7 @@ pub fn run_classified<R>(
     classify: impl FnOnce(wasmtime::Error, CallFacts) -> Failure,
 ) -> Result<R, Failure> {
     let denied_before = store.data().limiter.metrics().denied_growths;
-    if let Some(flag) = &budget.abort
-        && flag.load(Ordering::Acquire)
-    {
+    if budget.abort.is_set() {
         return Err(Failure::interrupted(
             "ABORT_ERR",
             "The operation was aborted".into(),
@@ -178,7 +183,7 @@ pub fn run_classified<R>(
             .set_fuel(fuel_budget)
             .map_err(|error| Failure::Internal(format!("{error:#}")))?;
     }
-    let timed = budget.is_timed();
+    let timed = budget.is_timed(engine);
     // Reading the clock costs as much as a small call: only timed calls need it.
     let started = timed.then(Instant::now);
     {
@@ -231,7 +236,7 @@ pub fn run_classified<R>(
     }
     metrics.memory = store.data().limiter.metrics();
     let state = store.data_mut();
-    state.abort = None;
+    state.abort = Abort::default();
     state.deadline = None;
     outcome.map_err(|error| {
         metrics.traps += 1;
@@ -260,7 +265,7 @@ pub fn wait<'a, R>(
 ) -> wasmtime::Result<R> {
     let deadline = store.data().deadline;
     let abort = store.data().abort.clone();
-    let interrupt = match executor::block_on(call(store), deadline.map(|(at, _)| at), abort.as_deref()) {
+    let interrupt = match executor::block_on(call(store), deadline.map(|(at, _)| at), &abort) {
         Outcome::Done(result) => return result,
         Outcome::TimedOut => Interrupt::Timeout {
             timeout_ms: deadline.map_or(0.0, |(_, ms)| ms),

@@ -198,6 +198,12 @@ export interface InstanceMetrics {
   traps: number
 }
 
+/**
+ * Marks the calling environment as a worker thread's: its calls are aborted when the worker is
+ * terminated (the JS layer calls this once, when it is loaded in a worker).
+ */
+export declare function markWorkerThread(): void
+
 /** `metrics().memory` */
 export interface MemoryMetricsInfo {
   currentBytes: number

@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { NativeAbortHandle, NativeComponent, NativeComponentInstance, NativeEngine, NativeInstance, NativeModule, errorCodes } = nativeBinding
+const { NativeAbortHandle, NativeComponent, NativeComponentInstance, NativeEngine, NativeInstance, NativeModule, errorCodes, markWorkerThread } = nativeBinding
 export { NativeAbortHandle }
 export { NativeComponent }
 export { NativeComponentInstance }
@@ -781,4 +781,5 @@ export { NativeEngine }
 export { NativeInstance }
 export { NativeModule }
 export { errorCodes }
+export { markWorkerThread }
 export const __napiBindingTarget = __napiLoadedBindingTarget

@@ -62,7 +62,7 @@ export function resolvePolicy(options: PolicyOptions = {}): Policy {
       given === null ||
       Object.keys(given).some((bound) => !['min', 'max'].includes(bound))
     ) {
-      throw new ConfigError(`${at}: expected { min?, max? }, got ${JSON.stringify(given)}`, {
+      throw new ConfigError(`${at}: expected { min?, max? }, got ${shownRange(given)}`, {
         path: at,
         value: given,
       })
@@ -84,4 +84,16 @@ export function resolvePolicy(options: PolicyOptions = {}): Policy {
     resolved[key] = range
   }
   return deepFreeze(resolved as unknown as Policy)
+}
+
+/** A policy range as a message shows it; never throws (bigints, cycles, throwing getters). */
+function shownRange(given: unknown): string {
+  try {
+    return (
+      JSON.stringify(given, (_key, value: unknown) => (typeof value === 'bigint' ? `${value}n` : value)) ??
+      String(given)
+    )
+  } catch {
+    return 'an object that cannot be shown'
+  }
 }

@@ -35,6 +35,28 @@ impl Js {
         }
     }
 
+    /// Whether N-API still lets this environment call into JS. Node refuses as soon as a worker's
+    /// `terminate()` is called, while the worker's thread may still be inside a native call of
+    /// ours; reading a plain data property (`globalThis.undefined`, no getter) asks without
+    /// running JS. A pending exception also refuses, but does not mean the end.
+    pub fn can_run_js(self) -> bool {
+        let scope = self.open_scope();
+        let mut global = ptr::null_mut();
+        let mut value = ptr::null_mut();
+        let status = unsafe {
+            match sys::napi_get_global(self.0, &mut global) {
+                sys::Status::napi_ok => sys::napi_get_named_property(self.0, global, c"undefined".as_ptr(), &mut value),
+                failed => failed,
+            }
+        };
+        let mut pending = false;
+        if status != sys::Status::napi_ok {
+            unsafe { sys::napi_is_exception_pending(self.0, &mut pending) };
+        }
+        self.close_scope(scope);
+        status == sys::Status::napi_ok || pending
+    }
+
     /// Tells V8 that native memory held by JS objects grew (positive) or shrank (negative).
     pub fn adjust_external_memory(self, change: i64) {
         if change != 0 {

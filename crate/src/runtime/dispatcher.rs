@@ -3,7 +3,7 @@
 //! host-function calls share it, so an async call costs one message back, not a thread-safe
 //! function of its own.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,7 @@ use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, Threa
 use napi::{Env, Status};
 
 use crate::js::Js;
+use crate::runtime::executor;
 
 /// A closure to run on the JS thread.
 pub type JsJob = Box<dyn FnOnce(Js) + Send>;
@@ -170,6 +171,15 @@ struct EnvRuntime {
     dispatcher: Arc<Dispatcher>,
     /// Async calls in flight; the dispatcher keeps the loop alive while this is above zero.
     pending: Cell<usize>,
+    /// Set when the environment goes away (see [`crate::runtime::abort`]).
+    stopping: Arc<AtomicBool>,
+    /// A worker thread's environment: its calls watch `stopping`.
+    worker: Cell<bool>,
+}
+
+thread_local! {
+    /// On a worker's JS thread: its environment and `stopping` flag, for [`probe_termination`].
+    static WORKER: RefCell<Option<(Js, Arc<AtomicBool>)>> = const { RefCell::new(None) };
 }
 
 fn runtime(js: Js) -> napi::Result<&'static EnvRuntime> {
@@ -180,12 +190,53 @@ fn runtime(js: Js) -> napi::Result<&'static EnvRuntime> {
     let runtime = EnvRuntime {
         dispatcher: Arc::new(Dispatcher::new(env)?),
         pending: Cell::new(0),
+        stopping: Arc::new(AtomicBool::new(false)),
+        worker: Cell::new(false),
     };
-    // At teardown, jobs still queued are dropped (their waiters see closed channels).
-    env.set_instance_data(runtime, (), |context| context.value.dispatcher.queue.close())?;
+    // At teardown, jobs still queued are dropped (their waiters see closed channels) and calls
+    // the environment left running are aborted.
+    env.set_instance_data(runtime, (), |context| {
+        context.value.stopping.store(true, Ordering::Release);
+        context.value.dispatcher.queue.close();
+        WORKER.with(|worker| worker.borrow_mut().take());
+    })?;
     env.get_instance_data::<EnvRuntime>()?
         .map(|runtime| &*runtime)
         .ok_or_else(|| napi::Error::from_reason("cannot keep per-environment state"))
+}
+
+/// Marks the calling environment as a worker thread's: its calls are aborted when the worker is
+/// terminated (the JS layer calls this once, when it is loaded in a worker).
+#[napi_derive::napi(js_name = "markWorkerThread")]
+pub fn mark_worker_thread(env: Env) -> napi::Result<()> {
+    let js = Js(env.raw());
+    let runtime = runtime(js)?;
+    runtime.worker.set(true);
+    WORKER.with(|worker| *worker.borrow_mut() = Some((js, runtime.stopping.clone())));
+    Ok(())
+}
+
+/// The flag that is set when this environment goes away, for a worker's environment.
+pub fn stopping_flag(js: Js) -> Option<Arc<AtomicBool>> {
+    let runtime = runtime(js).ok()?;
+    runtime.worker.get().then(|| runtime.stopping.clone())
+}
+
+/// On a worker's JS thread inside a synchronous call: asks Node whether the worker is being
+/// terminated, and if so sets its `stopping` flag. Node stops letting N-API call into JS as soon
+/// as `terminate()` is called, long before it can tear the environment down (which waits for our
+/// call to return). Never probes from a guest's fiber stack, where V8 must not run.
+pub fn probe_termination() {
+    if executor::on_fiber() {
+        return;
+    }
+    WORKER.with(|worker| {
+        if let Some((js, stopping)) = worker.borrow().as_ref()
+            && !js.can_run_js()
+        {
+            stopping.store(true, Ordering::Release);
+        }
+    });
 }
 
 /// The JS-thread dispatcher of this environment.

@@ -6,11 +6,13 @@
 //! imports no JS function) has its own single-threaded tokio runtime: wasmtime-wasi's async WASI
 //! needs tokio's timers and blocking pool.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
+
+use crate::runtime::abort::Abort;
 
 /// How a waited-for call ended.
 pub enum Outcome<T> {
@@ -23,15 +25,22 @@ pub enum Outcome<T> {
 const ABORT_POLL: Duration = Duration::from_millis(5);
 
 thread_local! {
+    /// Set while this thread polls a guest's future: the guest then runs on its own fiber stack.
+    static ON_FIBER: Cell<bool> = const { Cell::new(false) };
     static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .expect("a single-threaded tokio runtime with timers");
 }
 
+/// Whether this thread is running a guest's future (code on its stack must not call into V8).
+pub fn on_fiber() -> bool {
+    ON_FIBER.get()
+}
+
 /// Drives `future` to completion, unless `deadline` passes or `abort` is set first (the future
 /// is then dropped unfinished).
-pub fn block_on<F: Future>(future: F, deadline: Option<Instant>, abort: Option<&AtomicBool>) -> Outcome<F::Output> {
+pub fn block_on<F: Future>(future: F, deadline: Option<Instant>, abort: &Abort) -> Outcome<F::Output> {
     RUNTIME.with(|runtime| {
         runtime.block_on(async {
             let mut future = pin!(future);
@@ -40,14 +49,18 @@ pub fn block_on<F: Future>(future: F, deadline: Option<Instant>, abort: Option<&
             ));
             let mut ticks = tokio::time::interval(ABORT_POLL);
             std::future::poll_fn(|context| {
-                if let Poll::Ready(output) = future.as_mut().poll(context) {
+                let polled = {
+                    let _fiber = FiberGuard::enter();
+                    future.as_mut().poll(context)
+                };
+                if let Poll::Ready(output) = polled {
                     return Poll::Ready(Outcome::Done(output));
                 }
                 if deadline.is_some() && timer.as_mut().poll(context).is_ready() {
                     return Poll::Ready(Outcome::TimedOut);
                 }
-                if let Some(abort) = abort {
-                    if abort.load(Ordering::Acquire) {
+                if abort.is_armed() {
+                    if abort.is_set() {
                         return Poll::Ready(Outcome::Aborted);
                     }
                     // Registers the waker for the next check.
@@ -58,6 +71,22 @@ pub fn block_on<F: Future>(future: F, deadline: Option<Instant>, abort: Option<&
             .await
         })
     })
+}
+
+/// Marks the thread as polling a guest until dropped (also when the poll panics).
+struct FiberGuard;
+
+impl FiberGuard {
+    fn enter() -> Self {
+        ON_FIBER.set(true);
+        FiberGuard
+    }
+}
+
+impl Drop for FiberGuard {
+    fn drop(&mut self) {
+        ON_FIBER.set(false);
+    }
 }
 
 fn far_future() -> tokio::time::Instant {

@@ -5,12 +5,12 @@
 //! thread through a thread-safe function and the pool thread waits for its outcome (never the
 //! other way round: the JS thread never waits for wasm that waits for JS).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
+use super::abort::Abort;
 use super::dispatcher::{self, Dispatcher, JsJob};
 use super::pool::run_in_pool;
 use crate::errors::Failure;
@@ -224,7 +224,16 @@ pub fn serve_js_while<R: Send + 'static>(js: Js, work: impl FnOnce(Relay) -> R +
         *stored.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(output);
         let _ = done.send(RelayMessage::Done);
     });
-    while let Ok(RelayMessage::Job(job)) = receiver.recv() {
+    loop {
+        let job = match receiver.recv_timeout(ABORT_POLL) {
+            Ok(RelayMessage::Job(job)) => job,
+            Ok(RelayMessage::Done) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // A worker terminated meanwhile: the call on the pool sees its flag and ends.
+                dispatcher::probe_termination();
+                continue;
+            }
+        };
         let scope = js.open_scope();
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(js)));
         js.discard_pending_exception();
@@ -243,7 +252,7 @@ pub fn serve_js_while<R: Send + 'static>(js: Js, work: impl FnOnce(Relay) -> R +
 /// The deadline and abort flag of the call in progress, for waiting on a host function.
 pub struct WaitLimits {
     pub deadline: Option<(Instant, f64)>,
-    pub abort: Option<Arc<AtomicBool>>,
+    pub abort: Abort,
 }
 
 /// How long a pool thread spins for a host function's answer before it sleeps.
@@ -266,14 +275,14 @@ impl WaitLimits {
             }
         }
         loop {
-            if self.abort.as_ref().is_some_and(|flag| flag.load(Ordering::Acquire)) {
+            if self.abort.is_set() {
                 return Err(Failure::interrupted(
                     "ABORT_ERR",
                     "The operation was aborted".into(),
                     None,
                 ));
             }
-            let mut slice = if self.abort.is_some() {
+            let mut slice = if self.abort.is_armed() {
                 ABORT_POLL
             } else {
                 Duration::from_secs(3600)

@@ -1,6 +1,7 @@
 //! What runs around the guest: our thread pool, the way back to the JS thread, Promise-returning
 //! tasks, the bridge to JS host functions, and native memory reported to V8.
 
+pub mod abort;
 pub mod dispatcher;
 pub mod executor;
 pub mod external;
