@@ -12,6 +12,7 @@ export {
   type MemoryMetrics,
   type Metrics,
   type WasiOptions,
+  type WasiHttpOptions,
 } from './instance.js'
 export type { WasmSource } from './util/source.js'
 export {

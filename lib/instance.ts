@@ -1,11 +1,19 @@
 import { BusyError, fromNative, translate, translateAsync, WasmTypeError } from './errors.js'
+import type { WasiHttp } from './capabilities/wasi-http.js'
 import type { NativeComponentInstance, NativeInstance } from './native.js'
 import { asyncCallOptions, callOptions, type AsyncCallOptions, type CallOptions } from './options.js'
 import { SerialQueue } from './util/serial-queue.js'
 import { isInsideHostCall, type Owner } from './util/reentry.js'
 import { withAbort } from './util/signal.js'
 
-export type { AsyncCallOptions, CallOptions, Imports, InstantiateOptions, WasiOptions } from './options.js'
+export type {
+  AsyncCallOptions,
+  CallOptions,
+  Imports,
+  InstantiateOptions,
+  WasiHttpOptions,
+  WasiOptions,
+} from './options.js'
 
 /** Memory figures, taken from the instance's resource limiter. */
 export interface MemoryMetrics {
@@ -35,6 +43,8 @@ export interface Metrics {
   calls: number
   /** Calls that failed in wasm (traps, host failures, timeouts, aborts). */
   traps: number
+  /** Requests the guest was refused by its grants (wasi:http). */
+  capabilityDenials: number
 }
 
 /** A native function handle: throws native errors, which {@link fromNative} turns into ours. */
@@ -55,11 +65,13 @@ export class Instance {
   readonly #functions = new Map<string, (...args: unknown[]) => unknown>()
 
   readonly #owner: Owner
+  readonly #http: WasiHttp | undefined
 
   /** @internal */
-  constructor(native: NativeComponentInstance | NativeInstance, owner: Owner) {
+  constructor(native: NativeComponentInstance | NativeInstance, owner: Owner, http?: WasiHttp) {
     this.#native = native
     this.#owner = owner
+    this.#http = http
   }
 
   /**
@@ -139,11 +151,17 @@ export class Instance {
     options: AsyncCallOptions | undefined,
   ): Promise<unknown> {
     const { fuel, timeoutMs, signal } = asyncCallOptions(options)
-    return withAbort(signal, (handle) =>
-      translateAsync(
-        translate(() => this.#native.call(name, args, fuel, timeoutMs, handle)) as Promise<unknown>,
-      ),
-    )
+    try {
+      return await withAbort(signal, (handle) =>
+        translateAsync(
+          translate(() => this.#native.call(name, args, fuel, timeoutMs, handle)) as Promise<unknown>,
+        ),
+      )
+    } finally {
+      // A wasi:http request lives no longer than the call that made it (one stopped at its
+      // deadline leaves its request behind).
+      this.#http?.client.abortAll()
+    }
   }
 
   /** WASI output piped since the last take (with `wasi: { stdout: 'pipe' }` and/or `stderr`). */
@@ -153,7 +171,7 @@ export class Instance {
 
   /** Memory (from the resource limiter), fuel and call counters, as of the last finished call. */
   metrics(): Metrics {
-    return this.#native.metrics()
+    return { ...this.#native.metrics(), capabilityDenials: this.#http?.permissions.deniedCount ?? 0 }
   }
 
   /** Frees the instance's store now (or when a running call ends); later calls throw DisposedError. */

@@ -46,21 +46,24 @@ export class Module {
 
   /** Instantiates off the JS thread; imports are `{ moduleName: { functionName } }`. */
   async instantiate(options: InstantiateOptions): Promise<Instance> {
-    const { native, imports, signal } = instantiateOptions(options)
+    const { native, imports, signal, http } = instantiateOptions(options)
     const owner = {}
     const instance = await withAbort(signal, (handle) =>
-      translateAsync(translate(() => this.#native.instantiate(native, ownedImports(imports, owner), handle))),
+      translateAsync(
+        translate(() => this.#native.instantiate(native, ownedImports(imports, owner), http?.client, handle)),
+      ),
     )
-    return new Instance(instance, owner)
+    return new Instance(instance, owner, http)
   }
 
   /** Instantiates on the JS thread. */
   instantiateSync(options: InstantiateOptions): Instance {
-    const { native, imports } = instantiateOptions(options)
+    const { native, imports, http } = instantiateOptions(options)
     const owner = {}
     return new Instance(
-      translate(() => this.#native.instantiateSync(native, ownedImports(imports, owner))),
+      translate(() => this.#native.instantiateSync(native, ownedImports(imports, owner), http?.client)),
       owner,
+      http,
     )
   }
 }

@@ -6,7 +6,10 @@
  * addon re-checks only what would otherwise panic. A value that breaks its rule is a ConfigError
  * whose `path` names the option, with the `value` and what is `allowed`.
  */
-import { ConfigError } from './errors.js'
+import type { ResolvedAddress } from './capabilities/http.js'
+import { createPermissions, type Permissions } from './capabilities/permissions.js'
+import { createWasiHttpClient, wasiHttpPermissions, type WasiHttp } from './capabilities/wasi-http.js'
+import { type CapabilityDeniedError, ConfigError } from './errors.js'
 import type { NativeEngineOptions, NativeInstanceOptions, NativeWasiOptions } from './native.js'
 import type { SignalSource } from './util/signal.js'
 
@@ -98,6 +101,28 @@ export interface WasiOptions {
   stdin?: string | Uint8Array
   /** Cap per piped stream; the oldest bytes are dropped first. Default 1 MiB, at most 1 GiB. */
   outputLimitBytes?: number
+  /**
+   * wasi:http outgoing requests (linked for every component with WASI). Each request is checked
+   * against `allow` (`host:port` patterns, as `[permissions] network.outbound`), with the same DNS
+   * rules as `airssys:host/http`; a refused one is the wasi:http error `http-request-denied`.
+   * Default: every request refused. Requests are made during `call` only (a `callSync` blocks
+   * the JS thread that makes them: they fail with `internal-error`).
+   */
+  http?: WasiHttpOptions
+}
+
+/** `wasi.http`: what a guest may request over wasi:http. */
+export interface WasiHttpOptions {
+  /** Granted `host:port` patterns (`'127.0.0.1:8080'`, `'*.example.com:443'`). Default none. */
+  allow?: string[]
+  /** Largest request or response body, in bytes. Default 1 MiB. */
+  maxBodyBytes?: number
+  /** Time for one request, body included. Default 30 s. */
+  timeoutMs?: number
+  /** Called with each refusal (a CapabilityDeniedError), e.g. to log it. */
+  onDenied?: (error: CapabilityDeniedError) => void
+  /** Resolves host names (default: the system resolver), e.g. to pin names in tests. */
+  lookup?: (hostname: string) => Promise<readonly ResolvedAddress[]>
 }
 
 /** Per-call options. */
@@ -174,6 +199,8 @@ export const RULES = {
   timeoutMs: { kind: 'milliseconds', max: MAX_TIMEOUT_MS } as MillisecondsRule,
   /** Kept in host memory, per piped stream. */
   'wasi.outputLimitBytes': integer(0, GiB),
+  'wasi.http.maxBodyBytes': integer(1, GiB),
+  'wasi.http.timeoutMs': integer(1, MAX_TIMEOUT_MS),
 
   // Capability interfaces.
   /** A capability's own timeout (`http.fetch`): whole ms, as `AbortSignal.timeout` takes them. */
@@ -275,6 +302,8 @@ export const DEFAULTS = {
   memories: 4,
   maxModuleBytes: 64 * MiB,
   outputLimitBytes: MiB,
+  httpMaxBodyBytes: MiB,
+  httpTimeoutMs: 30_000,
 } as const
 
 const ENGINE_OPTIONS = new Set([
@@ -329,6 +358,8 @@ export function instantiateOptions(options: InstantiateOptions): {
   native: NativeInstanceOptions
   imports: Imports | undefined
   signal: AbortSignal | undefined
+  /** The wasi:http client and its grants (none without WASI). */
+  http: WasiHttp | undefined
 } {
   if (typeof options !== 'object' || options === null) {
     throw new ConfigError('instantiate options are required: { limits: { memoryBytes } }', { path: 'limits' })
@@ -356,6 +387,7 @@ export function instantiateOptions(options: InstantiateOptions): {
     },
     imports,
     signal: abortSignal(options.signal),
+    http: wasiHttp(options.wasi),
   }
 }
 
@@ -416,7 +448,58 @@ function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions |
       options.outputLimitBytes,
       DEFAULTS.outputLimitBytes,
     ),
+    httpMaxBodyBytes: checkOption(
+      'wasi.http.maxBodyBytes',
+      options.http?.maxBodyBytes,
+      DEFAULTS.httpMaxBodyBytes,
+    ),
   }
+}
+
+const WASI_HTTP_KEYS = new Set(['allow', 'maxBodyBytes', 'timeoutMs', 'onDenied', 'lookup'])
+
+/**
+ * The wasi:http client and the grants it checks: `wasi.http.allow`, or the grants of the sandbox
+ * that instantiates (under {@link wasiHttpPermissions}, so its denials count with its others).
+ */
+function wasiHttp(wasi: WasiOptions | false | undefined): WasiHttp | undefined {
+  if (wasi === false) return undefined
+  const given: unknown = wasi?.http ?? {}
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+    throw new ConfigError('wasi.http: expected an object', { path: 'wasi.http', value: given })
+  }
+  for (const key of Object.keys(given)) {
+    if (!WASI_HTTP_KEYS.has(key)) {
+      throw new ConfigError(`unknown wasi.http option "${key}" (known: ${[...WASI_HTTP_KEYS].join(', ')})`, {
+        path: `wasi.http.${key}`,
+      })
+    }
+  }
+  const options = given as WasiHttpOptions
+  for (const hook of ['onDenied', 'lookup'] as const) {
+    if (options[hook] !== undefined && typeof options[hook] !== 'function') {
+      throw new ConfigError(`wasi.http.${hook}: expected a function`, { path: `wasi.http.${hook}` })
+    }
+  }
+  let permissions = (wasi as { [wasiHttpPermissions]?: Permissions } | undefined)?.[wasiHttpPermissions]
+  if (permissions === undefined) {
+    try {
+      permissions = createPermissions(
+        { networkOutbound: options.allow ?? [] },
+        { onDenied: options.onDenied },
+      )
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error
+      const path = `wasi.http.allow${String(error.path ?? '').replace(/^networkOutbound/, '')}`
+      throw new ConfigError(error.message.replace(/^networkOutbound/, 'wasi.http.allow'), { path })
+    }
+  }
+  const client = createWasiHttpClient(permissions, {
+    maxBodyBytes: checkOption('wasi.http.maxBodyBytes', options.maxBodyBytes, DEFAULTS.httpMaxBodyBytes),
+    timeoutMs: checkOption('wasi.http.timeoutMs', options.timeoutMs, DEFAULTS.httpTimeoutMs),
+    ...(options.lookup === undefined ? {} : { lookup: options.lookup }),
+  })
+  return { client, permissions }
 }
 
 /** `wasi.preopens` as `[host, guest]` (read-only) and `[host, guest, 'write']` entries. */

@@ -1,4 +1,13 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
@@ -354,6 +363,23 @@ test('a filesystem.write grant is a writable preopen at its own path: the guest 
   t.true(existsSync(path.join(dir, 'out', 'nested', 'deep.txt')))
   // What it wrote it can read back through the same grant.
   t.is((await runTool(dir, ['cat', '/scratch/new.txt'])).stdout, 'x')
+})
+
+test('a restart preopens the granted directory that was checked, even after its path is swapped for a symlink', async (t) => {
+  const dir = wasiToolDir(['filesystem.write = ["./scratch"]'], ['scratch'])
+  const outside = mkdtempSync(path.join(scratch, 'outside-'))
+  using sandbox = await loadComponent(dir, {
+    engine: wasiEngine,
+    wasi: { args: ['wasi-tool', 'write', '/scratch/after.txt'] },
+  })
+  renameSync(path.join(dir, 'scratch'), path.join(dir, 'scratch-moved'))
+  symlinkSync(outside, path.join(dir, 'scratch'))
+  // Out of fuel: the instance is poisoned and the sandbox instantiates a fresh one.
+  await t.throwsAsync(sandbox.call('wasi:cli/run#run', [], { fuel: 1 }))
+  await sandbox.call('wasi:cli/run#run')
+  t.is(sandbox.metrics().restarts, 1)
+  t.false(existsSync(path.join(outside, 'after.txt')), 'the restart followed the swapped-in symlink')
+  t.is(readFileSync(path.join(dir, 'scratch-moved', 'after.txt'), 'utf8'), 'x')
 })
 
 test('a guest with a write grant cannot write outside it, nor in a read-only grant', async (t) => {

@@ -143,6 +143,7 @@ impl<K: Kind> Compiled<K> {
         js: Js,
         options: &NativeInstanceOptions,
         imports: Option<Unknown>,
+        http: Option<Unknown>,
         abort: Option<Arc<AtomicBool>>,
     ) -> Result<impl FnOnce(Thread) -> Result<K::Native, Failure> + Send + 'static, Failure> {
         self.engine.check_open()?;
@@ -161,7 +162,14 @@ impl<K: Kind> Compiled<K> {
         let with_wasi = !matches!(wasi, WasiState::None);
         let (plan, functions) = K::resolve(js, &self.code, imports, with_wasi)?;
         let relayed = with_wasi && !functions.is_empty();
-        let functions = Arc::new(HostFunctions::new(js, functions)?);
+        // The wasi:http client is kept only where wasi:http can be imported.
+        let http = match (&options.wasi, http.and_then(|value| js.defined(value.raw()))) {
+            (Some(wasi_options), Some(client)) if with_wasi && K::BINARY == Binary::Component => {
+                Some((client, wasi_options.http_max_body_bytes as usize))
+            }
+            _ => None,
+        };
+        let functions = Arc::new(HostFunctions::new(js, functions, http)?);
         let compiled = self.clone();
         let create = move |sync_js: Option<Js>, relay: Option<Relay>| {
             let engine = &compiled.engine;
@@ -294,10 +302,11 @@ macro_rules! compiled_class {
                 env: napi::Env,
                 options: $crate::options::NativeInstanceOptions,
                 imports: Option<napi::bindgen_prelude::Unknown>,
+                http: Option<napi::bindgen_prelude::Unknown>,
             ) -> napi::Result<$instance> {
                 let js = $crate::js::Js(env.raw());
                 $crate::errors::guard(js, || {
-                    let create = self.compiled.prepare(js, &options, imports, None)?;
+                    let create = self.compiled.prepare(js, &options, imports, http, None)?;
                     create($crate::compiled::Thread::Js(js))
                         .map(|instance| $crate::runtime::external::reported(js, instance))
                 })
@@ -311,11 +320,12 @@ macro_rules! compiled_class {
                 env: &napi::Env,
                 options: $crate::options::NativeInstanceOptions,
                 imports: Option<napi::bindgen_prelude::Unknown>,
+                http: Option<napi::bindgen_prelude::Unknown>,
                 abort: Option<&$crate::options::NativeAbortHandle>,
             ) -> napi::Result<$crate::js::Raw> {
                 let js = $crate::js::Js(env.raw());
                 let abort = abort.map($crate::options::NativeAbortHandle::flag);
-                let create = $crate::errors::guard(js, || self.compiled.prepare(js, &options, imports, abort))?;
+                let create = $crate::errors::guard(js, || self.compiled.prepare(js, &options, imports, http, abort))?;
                 $crate::runtime::task::promise(
                     env,
                     move || create($crate::compiled::Thread::Pool),

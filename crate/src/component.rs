@@ -23,6 +23,7 @@ use crate::js::{Js, Value};
 use crate::store::{HostState, StoreFuture};
 use crate::wasi::NativeWasiOptions;
 use crate::wasi::{self, Output, WasiState};
+use wasmtime_wasi_http::WasiHttpCtx;
 
 /// The component kind of compiled code.
 pub struct ComponentKind;
@@ -55,7 +56,13 @@ impl Kind for ComponentKind {
         let (mut builder, output) = wasi::build(options)?;
         let mut table = ResourceTable::new();
         table.set_max_capacity(wasi::MAX_WASI_HANDLES);
-        let context = (builder.build(), table);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(wasi::HTTP_FIELDS_BYTES);
+        let context = wasi::ComponentWasi {
+            ctx: builder.build(),
+            table,
+            http,
+        };
         Ok((WasiState::Component(Box::new(context)), output))
     }
 

@@ -23,3 +23,4 @@ pub mod runtime;
 pub mod store;
 pub mod trap;
 pub mod wasi;
+pub mod wasi_http;

@@ -12,6 +12,7 @@ use crate::errors::Failure;
 use crate::js::{Js, Kind, Value};
 use crate::limits::{LimitsConfig, MemoryMetrics};
 use crate::runtime::abort::Abort;
+use crate::runtime::dispatcher;
 use crate::store::{Budget, Metrics};
 
 /// Largest fuel budget: the largest integer a JS number holds exactly.
@@ -45,7 +46,7 @@ impl NativeInstanceOptions {
         Ok(Budget {
             fuel: fuel(self.fuel)?,
             timeout_ms: timeout_ms(self.timeout_ms)?,
-            abort: Abort::of_environment(js),
+            abort: Abort::of_environment(dispatcher::stopping_flag(js)),
         })
     }
 

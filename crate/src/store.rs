@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 use crate::engine::{EngineShared, InstanceTicket};
 use crate::errors::{CallFacts, Failure, HostCallFailed, Interrupt};
@@ -66,6 +67,17 @@ impl HostState {
     /// form, so a guest may wait in a host call, and such a wait must end at the deadline.
     pub fn waits(&self) -> bool {
         !matches!(self.wasi, WasiState::None)
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        let (ctx, table) = self.wasi.http();
+        WasiHttpCtxView {
+            ctx,
+            table,
+            hooks: &mut self.host,
+        }
     }
 }
 

@@ -18,8 +18,17 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView};
+use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::errors::Failure;
+
+/// A component's WASI state: its context, its handles (shared by every WASI interface, wasi:http
+/// included) and wasi:http's own settings.
+pub struct ComponentWasi {
+    pub ctx: WasiCtx,
+    pub table: ResourceTable,
+    pub http: WasiHttpCtx,
+}
 
 /// WASI options after the TS layer applied defaults.
 #[napi(object)]
@@ -39,6 +48,8 @@ pub struct NativeWasiOptions {
     pub stdin_inherit: bool,
     /// Cap of each piped stream, in bytes.
     pub output_limit_bytes: u32,
+    /// Cap of a wasi:http request body the guest sends, in bytes.
+    pub http_max_body_bytes: u32,
 }
 
 /// What `takeOutput()` returns.
@@ -52,10 +63,14 @@ pub struct TakenOutput {
 /// real program holds a handful; without a cap a guest could make the host keep millions.
 pub const MAX_WASI_HANDLES: usize = 10_000;
 
+/// Most bytes of headers (in wasmtime's in-memory measure) one wasi:http `fields` may hold: a
+/// guest could otherwise make the host keep large header maps.
+pub const HTTP_FIELDS_BYTES: usize = 64 * 1024;
+
 /// A guest's WASI state in its store.
 pub enum WasiState {
     None,
-    Component(Box<(WasiCtx, ResourceTable)>),
+    Component(Box<ComponentWasi>),
     Module(Box<WasiP1Ctx>),
 }
 
@@ -68,11 +83,23 @@ impl WasiState {
         }
     }
 
+    /// wasi:http's settings and the handle table, for the store's `WasiHttpView`.
+    pub fn http(&mut self) -> (&mut WasiHttpCtx, &mut ResourceTable) {
+        match self {
+            WasiState::Component(context) => {
+                let ComponentWasi { http, table, .. } = &mut **context;
+                (http, table)
+            }
+            // wasi:http is linked only into stores created with a component context.
+            _ => panic!("wasi:http used without a preview 2 context"),
+        }
+    }
+
     /// The preview 2 view of the store's WASI state (the store's `WasiView`).
     pub fn p2(&mut self) -> WasiCtxView<'_> {
         match self {
             WasiState::Component(context) => {
-                let (ctx, table) = &mut **context;
+                let ComponentWasi { ctx, table, .. } = &mut **context;
                 WasiCtxView { ctx, table }
             }
             // Preview 2 is linked only into stores created with a component context.

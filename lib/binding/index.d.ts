@@ -30,12 +30,12 @@ export declare class NativeComponent {
   /** Precompiled code for `deserialize` on a compatible engine. */
   serialize(): Uint8Array
   /** Instantiates on the JS thread; start functions may call synchronous JS imports. */
-  instantiateSync(options: NativeInstanceOptions, imports?: unknown | undefined | null): NativeComponentInstance
+  instantiateSync(options: NativeInstanceOptions, imports?: unknown | undefined | null, http?: unknown | undefined | null): NativeComponentInstance
   /**
    * Instantiates on a pool thread (imports are resolved on the JS thread first); `abort`
    * stops a start function that is still running.
    */
-  instantiate(options: NativeInstanceOptions, imports?: unknown | undefined | null, abort?: NativeAbortHandle | undefined | null): Promise<NativeComponentInstance>
+  instantiate(options: NativeInstanceOptions, imports?: unknown | undefined | null, http?: unknown | undefined | null, abort?: NativeAbortHandle | undefined | null): Promise<NativeComponentInstance>
   /** Top-level exports with WIT-like types; interfaces list their functions. */
   get exports(): Array<ComponentItemInfo>
   /** Imports with WIT-like types; interfaces list their functions. */
@@ -131,12 +131,12 @@ export declare class NativeModule {
   /** Precompiled code for `deserialize` on a compatible engine. */
   serialize(): Uint8Array
   /** Instantiates on the JS thread; start functions may call synchronous JS imports. */
-  instantiateSync(options: NativeInstanceOptions, imports?: unknown | undefined | null): NativeInstance
+  instantiateSync(options: NativeInstanceOptions, imports?: unknown | undefined | null, http?: unknown | undefined | null): NativeInstance
   /**
    * Instantiates on a pool thread (imports are resolved on the JS thread first); `abort`
    * stops a start function that is still running.
    */
-  instantiate(options: NativeInstanceOptions, imports?: unknown | undefined | null, abort?: NativeAbortHandle | undefined | null): Promise<NativeInstance>
+  instantiate(options: NativeInstanceOptions, imports?: unknown | undefined | null, http?: unknown | undefined | null, abort?: NativeAbortHandle | undefined | null): Promise<NativeInstance>
   /** Exports with core types (`func(i32, i32) -> i32`, `memory(min 1 pages)`, ...). */
   get exports(): Array<ModuleItemInfo>
   /** Imports with their module name and core types. */
@@ -289,6 +289,8 @@ export interface NativeWasiOptions {
   stdinInherit: boolean
   /** Cap of each piped stream, in bytes. */
   outputLimitBytes: number
+  /** Cap of a wasi:http request body the guest sends, in bytes. */
+  httpMaxBodyBytes: number
 }
 
 /** A named parameter of a component function. */

@@ -71,7 +71,7 @@ export interface HttpInterface {
 const DEFAULTS = { maxBodyBytes: 1 << 20, maxRedirects: 5, timeoutMs: 30_000 }
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308])
 
-const systemLookup = (hostname: string) => dnsLookup(hostname, { all: true, verbatim: true })
+export const systemLookup = (hostname: string) => dnsLookup(hostname, { all: true, verbatim: true })
 
 function parse(url: string, base?: URL): URL {
   let parsed: URL
@@ -90,17 +90,17 @@ function parse(url: string, base?: URL): URL {
 }
 
 /** `host:port` as the grants spell it. */
-function hostAndPort(url: URL): string {
+export function hostAndPort(url: URL): string {
   return `${url.hostname}:${url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : url.port}`
 }
 
 /** The URL's host without IPv6 brackets, as resolvers and sockets take it. */
-function bareHost(url: URL): string {
+export function bareHost(url: URL): string {
   return url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
 }
 
 /** Rejects with the signal's reason once it aborts, so waits that cannot be cancelled still end. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (signal === undefined) return promise
   if (signal.aborted) return Promise.reject(signal.reason)
   return new Promise<T>((resolve, reject) => {
@@ -111,7 +111,7 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): 
 }
 
 /** A `lookup` for the socket that answers with the addresses already checked, and nothing else. */
-function checkedLookup(addresses: readonly { address: string; family: number }[]): LookupFunction {
+export function checkedLookup(addresses: readonly { address: string; family: number }[]): LookupFunction {
   return (_hostname, options, callback) => {
     if (options.all) callback(null, [...addresses])
     else callback(null, addresses[0]?.address ?? '', addresses[0]?.family ?? 4)
@@ -140,7 +140,7 @@ function get(
 }
 
 /** The body, streamed; refused (and the download cancelled) once it passes `limit` bytes. */
-async function readBody(response: IncomingMessage, limit: number): Promise<Uint8Array> {
+export async function readBody(response: IncomingMessage, limit: number): Promise<Uint8Array> {
   const tooLarge = () => new Error(`the response body is larger than the ${limit}-byte cap`)
   const declared = Number(response.headers['content-length'] ?? Number.NaN)
   if (declared > limit) {
@@ -169,7 +169,7 @@ async function readBody(response: IncomingMessage, limit: number): Promise<Uint8
 }
 
 /** The headers in arrival order, names lowercase, one pair per value. */
-function headerPairs(response: IncomingMessage): [string, string][] {
+export function headerPairs(response: IncomingMessage): [string, string][] {
   const pairs: [string, string][] = []
   const raw = response.rawHeaders
   for (let index = 0; index + 1 < raw.length; index += 2) {
@@ -192,20 +192,20 @@ function fetchFailure(url: URL, error: unknown, signal: AbortSignal | undefined,
   return new Error(`fetching ${url.href} failed: ${reason}`, { cause: error })
 }
 
-/** `airssys:host/http@0.1.0` checked against `permissions`. */
-export function createHttp(permissions: Permissions, options: HttpOptions = {}): HttpInterface {
-  const maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes, DEFAULTS.maxBodyBytes)
-  const maxRedirects = nonNegativeInteger('maxRedirects', options.maxRedirects, DEFAULTS.maxRedirects)
-  const timeoutMs = positiveInteger('timeoutMs', options.timeoutMs, DEFAULTS.timeoutMs)
-  const source = signalSource('signal', options.signal)
-  const resolve = options.lookup ?? systemLookup
-  if (typeof resolve !== 'function') {
-    throw new ConfigError('lookup: expected a function resolving a host name to addresses', {
-      path: 'lookup',
-      value: resolve,
-    })
-  }
-
+/**
+ * Checks where `url` may be connected to, for `permissions`: the addresses its host may be reached
+ * at, or undefined for an IP literal (granted by name already, so connected to as it is). Throws
+ * `describe(reason)` when any answer is internal and not granted literally: refusing the whole
+ * name leaves no fallback to an unchecked address.
+ */
+export function addressChecker(
+  permissions: Permissions,
+  resolve: (hostname: string) => Promise<readonly ResolvedAddress[]>,
+): (
+  url: URL,
+  describe: (reason: string) => Error,
+  signal?: AbortSignal,
+) => Promise<{ address: string; family: number }[] | undefined> {
   /** Whether a grant names `address` itself, at `url`'s port. */
   const grantsLiteral = (url: URL, address: string) => {
     const literal = new URL(url.href)
@@ -237,6 +237,24 @@ export function createHttp(permissions: Permissions, options: HttpOptions = {}):
     }
     return addresses
   }
+  return checkedAddresses
+}
+
+/** `airssys:host/http@0.1.0` checked against `permissions`. */
+export function createHttp(permissions: Permissions, options: HttpOptions = {}): HttpInterface {
+  const maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes, DEFAULTS.maxBodyBytes)
+  const maxRedirects = nonNegativeInteger('maxRedirects', options.maxRedirects, DEFAULTS.maxRedirects)
+  const timeoutMs = positiveInteger('timeoutMs', options.timeoutMs, DEFAULTS.timeoutMs)
+  const source = signalSource('signal', options.signal)
+  const resolve = options.lookup ?? systemLookup
+  if (typeof resolve !== 'function') {
+    throw new ConfigError('lookup: expected a function resolving a host name to addresses', {
+      path: 'lookup',
+      value: resolve,
+    })
+  }
+
+  const checkedAddresses = addressChecker(permissions, resolve)
 
   return {
     async fetch(requested: string): Promise<HttpResponse> {

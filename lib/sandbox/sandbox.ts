@@ -2,6 +2,7 @@
  * `loadComponent(dir)`: a Component.toml and its wasm, run under the manifest's limits, in a
  * sandbox that replaces its instance after a trap so one bad call does not take the service down.
  */
+import type { FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 
 import type { Component } from '../component.js'
@@ -10,6 +11,7 @@ import { readComponentWasm, WRITE_ALLOWED, writeDirectory } from './paths.js'
 import { Engine } from '../engine.js'
 import { AbortError, BusyError, ConfigError, DisposedError, type CapabilityDeniedError } from '../errors.js'
 import { withHostInterfaces } from '../capabilities/interfaces.js'
+import { wasiHttpPermissions } from '../capabilities/wasi-http.js'
 import { permissionsFromManifest, type Permissions } from '../capabilities/permissions.js'
 import type {
   AsyncCallOptions,
@@ -20,7 +22,15 @@ import type {
   WasiOptions,
   Metrics,
 } from '../instance.js'
-import { asyncCallOptions, callOptions, DEFAULTS, loadComponentOptions, loweredLimit } from '../options.js'
+import {
+  asyncCallOptions,
+  callOptions,
+  DEFAULTS,
+  loadComponentOptions,
+  loweredLimit,
+  type WasiHttpOptions,
+} from '../options.js'
+import { openBeneath, procfsAvailable } from '../util/open-beneath.js'
 import { SerialQueue } from '../util/serial-queue.js'
 
 /** Limits a host may set below the manifest's own (never above them). */
@@ -51,9 +61,10 @@ export interface LoadComponentOptions {
    * piped by default (read them with `takeOutput`), not inherited as for a bare instance: a guest
    * must not write into the service's own output. Its files are never set here: they are the
    * manifest's grants (a `filesystem.read` of `dir/**` becomes the read-only preopen `/dir`, a
-   * `filesystem.write` of `./scratch` the writable preopen `/scratch`).
+   * `filesystem.write` of `./scratch` the writable preopen `/scratch`), and its wasi:http
+   * requests are checked against `network.outbound` (refusals count in `capabilityDenials`).
    */
-  wasi?: Omit<WasiOptions, 'preopens'>
+  wasi?: Omit<WasiOptions, 'preopens' | 'http'> & { http?: Omit<WasiHttpOptions, 'allow' | 'onDenied'> }
 }
 
 /**
@@ -67,9 +78,19 @@ export interface LoadComponentOptions {
  */
 export function wasiPreopens(manifest: Manifest): Record<string, string | { host: string; write: true }> {
   const preopens: Record<string, string | { host: string; write: true }> = {}
+  for (const [guest, { names, write }] of Object.entries(preopenGrants(manifest))) {
+    const host = path.join(manifest.dir, ...names)
+    preopens[guest] = write ? { host, write } : host
+  }
+  return preopens
+}
+
+/** Each preopen of the manifest's grants: its directory's names below the manifest directory. */
+function preopenGrants(manifest: Manifest): Record<string, { names: string[]; write: boolean }> {
+  const grants: Record<string, { names: string[]; write: boolean }> = {}
   for (const glob of manifest.permissions.filesystem.read) {
     const tree = /^(?:\.\/)?((?:[^*?[\]{}/]+\/)*[^*?[\]{}/]+)\/\*\*$/.exec(glob)
-    if (tree?.[1] !== undefined) preopens[`/${tree[1]}`] = path.join(manifest.dir, tree[1])
+    if (tree?.[1] !== undefined) grants[`/${tree[1]}`] = { names: tree[1].split('/'), write: false }
   }
   // A hand-built manifest may leave `write` out: it grants nothing then.
   const writes = manifest.permissions.filesystem.write ?? []
@@ -83,9 +104,58 @@ export function wasiPreopens(manifest: Manifest): Record<string, string | { host
         allowed: WRITE_ALLOWED,
       })
     }
-    preopens[`/${grant.names.join('/')}`] = { host: path.join(manifest.dir, ...grant.names), write: true }
+    grants[`/${grant.names.join('/')}`] = { names: grant.names, write: true }
   })
-  return preopens
+  return grants
+}
+
+/**
+ * The manifest's preopens, each directory opened once below the manifest directory without
+ * following a symlink in any component, and handed to WASI as `/proc/self/fd/N`: every
+ * instantiation (a restart too) preopens the directory that was checked, even if its path is
+ * swapped for a symlink later. Without /proc the preopens are paths (see SECURITY.md). The
+ * handles live as long as the sandbox.
+ */
+async function pinnedPreopens(manifest: Manifest): Promise<{
+  preopens: Record<string, string | { host: string; write: true }>
+  handles: FileHandle[]
+}> {
+  const paths = wasiPreopens(manifest)
+  if (!(await procfsAvailable())) return { preopens: paths, handles: [] }
+  const preopens: Record<string, string | { host: string; write: true }> = {}
+  const handles: FileHandle[] = []
+  try {
+    for (const [guest, { names, write }] of Object.entries(preopenGrants(manifest))) {
+      const handle = await openBeneath(manifest.dir, names).catch((error: NodeJS.ErrnoException) => {
+        // A missing directory is left to instantiation, which reports it as for any preopen.
+        if (error.code === 'ENOENT') return undefined
+        throw new ConfigError(
+          `${manifest.file}: the granted directory ${guest} cannot be opened: ${error.code ?? error.message}`,
+          {
+            path: 'permissions.filesystem',
+            value: guest,
+          },
+        )
+      })
+      if (handle === undefined) {
+        preopens[guest] = paths[guest]!
+        continue
+      }
+      handles.push(handle)
+      if (!(await handle.stat()).isDirectory()) {
+        throw new ConfigError(`${manifest.file}: the granted ${guest} is not a directory`, {
+          path: 'permissions.filesystem',
+          value: guest,
+        })
+      }
+      const host = `/proc/self/fd/${handle.fd}`
+      preopens[guest] = write ? { host, write } : host
+    }
+    return { preopens, handles }
+  } catch (error) {
+    await Promise.all(handles.map((handle) => handle.close()))
+    throw error
+  }
 }
 
 /**
@@ -151,6 +221,7 @@ export class Sandbox {
   readonly #fuel: number
   readonly #timeoutMs: number
   readonly #permissions: Permissions
+  readonly #preopenHandles: FileHandle[]
   readonly #callScope: CallScope
   #instance: Instance | undefined
   #retiredOutput = { stdout: '', stderr: '' }
@@ -177,7 +248,9 @@ export class Sandbox {
     instance: Instance
     permissions: Permissions
     callScope: CallScope
+    preopenHandles: FileHandle[]
   }) {
+    this.#preopenHandles = parts.preopenHandles
     this.manifest = parts.manifest
     this.component = parts.component
     this.#engine = parts.engine
@@ -356,7 +429,11 @@ export class Sandbox {
     this.#disposed = true
     this.#instance?.dispose()
     this.#instance = undefined
-    if (this.#ownsEngine) void this.#calls.idle.then(() => this.#engine.close())
+    // The pinned preopen directories are needed until the last call ends (a restart reopens them).
+    void this.#calls.idle.then(async () => {
+      if (this.#ownsEngine) this.#engine.close()
+      await Promise.all(this.#preopenHandles.map((handle) => handle.close()))
+    })
   }
 
   /** Whether {@link Sandbox.dispose} was called. */
@@ -381,6 +458,7 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
   const permissions = permissionsFromManifest(manifest, { onDenied: options.onDenied })
   const callScope: CallScope = { signal: undefined }
   const { memory, cpu } = manifest.resources
+  const pinned = await pinnedPreopens(manifest)
   const instantiateOptions = {
     limits: {
       memoryBytes: loweredLimit(
@@ -408,7 +486,9 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
       ...options.wasi,
       stdout: options.wasi?.stdout ?? 'pipe',
       stderr: options.wasi?.stderr ?? 'pipe',
-      preopens: wasiPreopens(manifest),
+      preopens: pinned.preopens,
+      http: options.wasi?.http,
+      [wasiHttpPermissions]: permissions,
     },
   }
 
@@ -437,9 +517,11 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
       instance,
       permissions,
       callScope,
+      preopenHandles: pinned.handles,
     })
   } catch (error) {
     if (ownsEngine) engine.close()
+    await Promise.all(pinned.handles.map((handle) => handle.close()))
     throw error
   }
 }

@@ -26,7 +26,7 @@ function errno(code: 'ELOOP' | 'ENOTDIR', what: string): NodeJS.ErrnoException {
  * /proc mounted. Checked once, by comparing what that path leads to with the directory itself.
  */
 let procfsWorks: Promise<boolean> | undefined
-function procfsAvailable(): Promise<boolean> {
+export function procfsAvailable(): Promise<boolean> {
   procfsWorks ??= (async () => {
     if (process.platform !== 'linux') return false
     const directory = await open('/', constants.O_RDONLY | O_DIRECTORY).catch(() => undefined)

@@ -117,6 +117,8 @@ pub fn link(component: &Component, plan: &LinkPlan) -> Result<InstancePre<HostSt
     let mut linker = Linker::new(component.engine());
     if plan.wasi {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(failed)?;
+        // Linked whether or not the guest makes requests: componentize-js guests always import it.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(failed)?;
         // JS functions may replace single WASI interfaces.
         linker.allow_shadowing(true);
     }

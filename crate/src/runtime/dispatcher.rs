@@ -3,7 +3,7 @@
 //! host-function calls share it, so an async call costs one message back, not a thread-safe
 //! function of its own.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,7 @@ use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, Threa
 use napi::{Env, Status};
 
 use crate::js::Js;
-use crate::runtime::executor;
+use crate::runtime::abort;
 
 /// A closure to run on the JS thread.
 pub type JsJob = Box<dyn FnOnce(Js) + Send>;
@@ -177,11 +177,6 @@ struct EnvRuntime {
     worker: Cell<bool>,
 }
 
-thread_local! {
-    /// On a worker's JS thread: its environment and `stopping` flag, for [`probe_termination`].
-    static WORKER: RefCell<Option<(Js, Arc<AtomicBool>)>> = const { RefCell::new(None) };
-}
-
 fn runtime(js: Js) -> napi::Result<&'static EnvRuntime> {
     let env = Env::from_raw(js.0);
     if let Some(runtime) = env.get_instance_data::<EnvRuntime>()? {
@@ -198,7 +193,7 @@ fn runtime(js: Js) -> napi::Result<&'static EnvRuntime> {
     env.set_instance_data(runtime, (), |context| {
         context.value.stopping.store(true, Ordering::Release);
         context.value.dispatcher.queue.close();
-        WORKER.with(|worker| worker.borrow_mut().take());
+        abort::forget_worker();
     })?;
     env.get_instance_data::<EnvRuntime>()?
         .map(|runtime| &*runtime)
@@ -212,7 +207,7 @@ pub fn mark_worker_thread(env: Env) -> napi::Result<()> {
     let js = Js(env.raw());
     let runtime = runtime(js)?;
     runtime.worker.set(true);
-    WORKER.with(|worker| *worker.borrow_mut() = Some((js, runtime.stopping.clone())));
+    abort::watch_worker(js, runtime.stopping.clone());
     Ok(())
 }
 
@@ -220,23 +215,6 @@ pub fn mark_worker_thread(env: Env) -> napi::Result<()> {
 pub fn stopping_flag(js: Js) -> Option<Arc<AtomicBool>> {
     let runtime = runtime(js).ok()?;
     runtime.worker.get().then(|| runtime.stopping.clone())
-}
-
-/// On a worker's JS thread inside a synchronous call: asks Node whether the worker is being
-/// terminated, and if so sets its `stopping` flag. Node stops letting N-API call into JS as soon
-/// as `terminate()` is called, long before it can tear the environment down (which waits for our
-/// call to return). Never probes from a guest's fiber stack, where V8 must not run.
-pub fn probe_termination() {
-    if executor::on_fiber() {
-        return;
-    }
-    WORKER.with(|worker| {
-        if let Some((js, stopping)) = worker.borrow().as_ref()
-            && !js.can_run_js()
-        {
-            stopping.store(true, Ordering::Release);
-        }
-    });
 }
 
 /// The JS-thread dispatcher of this environment.

@@ -6,13 +6,12 @@
 //! imports no JS function) has its own single-threaded tokio runtime: wasmtime-wasi's async WASI
 //! needs tokio's timers and blocking pool.
 
-use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use crate::runtime::abort::Abort;
+use crate::runtime::abort::{Abort, FiberGuard};
 
 /// How a waited-for call ended.
 pub enum Outcome<T> {
@@ -25,17 +24,10 @@ pub enum Outcome<T> {
 const ABORT_POLL: Duration = Duration::from_millis(5);
 
 thread_local! {
-    /// Set while this thread polls a guest's future: the guest then runs on its own fiber stack.
-    static ON_FIBER: Cell<bool> = const { Cell::new(false) };
     static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .expect("a single-threaded tokio runtime with timers");
-}
-
-/// Whether this thread is running a guest's future (code on its stack must not call into V8).
-pub fn on_fiber() -> bool {
-    ON_FIBER.get()
 }
 
 /// Drives `future` to completion, unless `deadline` passes or `abort` is set first (the future
@@ -71,22 +63,6 @@ pub fn block_on<F: Future>(future: F, deadline: Option<Instant>, abort: &Abort) 
             .await
         })
     })
-}
-
-/// Marks the thread as polling a guest until dropped (also when the poll panics).
-struct FiberGuard;
-
-impl FiberGuard {
-    fn enter() -> Self {
-        ON_FIBER.set(true);
-        FiberGuard
-    }
-}
-
-impl Drop for FiberGuard {
-    fn drop(&mut self) {
-        ON_FIBER.set(false);
-    }
 }
 
 fn far_future() -> tokio::time::Instant {

@@ -10,17 +10,32 @@ use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use super::abort::Abort;
+use super::abort::{self, Abort};
 use super::dispatcher::{self, Dispatcher, JsJob};
 use super::pool::run_in_pool;
 use crate::errors::Failure;
 use crate::js::{Js, Reference, Value};
+
+/// The JS function that makes a guest's wasi:http request (see `crate::wasi_http`):
+/// `(method, url, headers, body) => Promise<answer>`, the answer being `{ status, headers, body }`
+/// or `{ error, message }` (`error` a wasi:http error-code case name); the Promise may carry an
+/// `abort()` method, called when the guest's call gives up on it.
+pub struct HttpClient {
+    pub function: Reference,
+    /// Cap of a request body the guest writes (the client caps response bodies).
+    pub max_body_bytes: usize,
+}
+
+/// Where a store's wasi:http requests go: the instance's client and its JS thread.
+pub type HttpTarget = (Arc<HostFunctions>, Arc<Dispatcher>);
 
 /// The JS functions an instance imports, kept alive by references released on the JS thread.
 pub struct HostFunctions {
     js: Js,
     thread: ThreadId,
     functions: Vec<Reference>,
+    /// The client of the guest's wasi:http requests.
+    http: Option<HttpClient>,
     dispatcher: Option<Arc<Dispatcher>>,
 }
 
@@ -30,12 +45,20 @@ unsafe impl Send for HostFunctions {}
 unsafe impl Sync for HostFunctions {}
 
 impl HostFunctions {
-    /// Keeps `functions` alive; creates the dispatcher only when there is something to call.
-    pub fn new(js: Js, functions: Vec<Value>) -> napi::Result<Self> {
-        let dispatcher = if functions.is_empty() {
+    /// Keeps `functions` (and the wasi:http client `(function, maxBodyBytes)`) alive; creates the
+    /// dispatcher only when there is something to call.
+    pub fn new(js: Js, functions: Vec<Value>, http: Option<(Value, usize)>) -> napi::Result<Self> {
+        let dispatcher = if functions.is_empty() && http.is_none() {
             None
         } else {
             Some(dispatcher::dispatcher(js)?)
+        };
+        let http = match http {
+            Some((function, max_body_bytes)) => Some(HttpClient {
+                function: js.reference(function)?,
+                max_body_bytes,
+            }),
+            None => None,
         };
         Ok(HostFunctions {
             js,
@@ -44,14 +67,20 @@ impl HostFunctions {
                 .into_iter()
                 .map(|f| js.reference(f))
                 .collect::<napi::Result<_>>()?,
+            http,
             dispatcher,
         })
+    }
+
+    pub fn http(&self) -> Option<&HttpClient> {
+        self.http.as_ref()
     }
 }
 
 impl Drop for HostFunctions {
     fn drop(&mut self) {
-        let functions = std::mem::take(&mut self.functions);
+        let mut functions = std::mem::take(&mut self.functions);
+        functions.extend(self.http.take().map(|client| client.function));
         if std::thread::current().id() == self.thread {
             let js = self.js;
             functions.into_iter().for_each(|f| js.release(f));
@@ -80,6 +109,25 @@ impl HostBridge {
             sync_env: None,
             relay: None,
         }
+    }
+
+    /// Where the guest's wasi:http requests go: `Err(None)` when nothing may be requested,
+    /// `Err(Some(reason))` when the call cannot wait for the JS thread that makes them.
+    pub fn http_target(&self) -> Result<HttpTarget, Option<&'static str>> {
+        let Some(dispatcher) = self
+            .functions
+            .dispatcher
+            .clone()
+            .filter(|_| self.functions.http.is_some())
+        else {
+            return Err(None);
+        };
+        if self.sync_env.is_some() || self.relay.is_some() {
+            return Err(Some(
+                "wasi:http requests need call(): callSync blocks the JS thread that makes them",
+            ));
+        }
+        Ok((self.functions.clone(), dispatcher))
     }
 
     /// Whether the guest imports any JS function.
@@ -230,7 +278,7 @@ pub fn serve_js_while<R: Send + 'static>(js: Js, work: impl FnOnce(Relay) -> R +
             Ok(RelayMessage::Done) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 // A worker terminated meanwhile: the call on the pool sees its flag and ends.
-                dispatcher::probe_termination();
+                abort::probe_termination();
                 continue;
             }
         };

@@ -1,0 +1,148 @@
+/**
+ * wasi:http outgoing requests of a real guest: a component built by componentize-js from
+ * fixtures/js-guest (StarlingMonkey's `fetch` over wasi:http), against local servers. Refusals are
+ * proven by servers that count every connection they accept: a refused request never connects.
+ */
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+import test from 'ava'
+
+import { jsGuestWasm } from '../../fixtures/index.js'
+import { type Component, ConfigError, Engine, type Instance, TimeoutError } from '../../lib/index.js'
+
+interface Server {
+  url: (pathname: string) => string
+  hostPort: string
+  connections: () => number
+  requests: string[]
+  closed: Promise<void>[]
+  close: () => Promise<void>
+}
+
+/** A server on `host` answering `body from <path>`, or never answering for `/hang`. */
+async function serve(host = '127.0.0.1'): Promise<Server> {
+  let connections = 0
+  const requests: string[] = []
+  const closed: Promise<void>[] = []
+  const server = http.createServer((request, response) => {
+    requests.push(`${request.method} ${request.url}`)
+    closed.push(new Promise((resolve) => request.socket.once('close', () => resolve())))
+    if (request.url === '/hang') return
+    response.end(`body from ${request.url}`)
+  })
+  server.on('connection', () => connections++)
+  await new Promise<void>((resolve) => server.listen(0, host, resolve))
+  const { port } = server.address() as AddressInfo
+  return {
+    url: (pathname) => `http://${host}:${port}${pathname}`,
+    hostPort: `${host}:${port}`,
+    connections: () => connections,
+    requests,
+    closed,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
+  }
+}
+
+const engine = new Engine()
+let compiled: Promise<Component> | undefined
+const guest = () => (compiled ??= engine.compileComponent(jsGuestWasm))
+
+async function instance(http?: object, timeoutMs = 20_000): Promise<Instance> {
+  return (await guest()).instantiate({
+    limits: { memoryBytes: 256 << 20 },
+    timeoutMs,
+    wasi: { stdout: 'pipe', stderr: 'pipe', ...(http === undefined ? {} : { http }) },
+  })
+}
+
+const run = async (inst: Instance, ok: string, denied: string) =>
+  JSON.parse((await inst.call('run', [ok, denied])) as string) as { body: string; error: string | null }
+
+test.after.always(() => engine.close())
+
+test('a granted request returns the body; a request outside the grant fails inside the guest without connecting', async (t) => {
+  const granted = await serve()
+  const other = await serve('127.0.0.2')
+  t.teardown(() => Promise.all([granted.close(), other.close()]))
+  const inst = await instance({ allow: [granted.hostPort] })
+  const result = await run(inst, granted.url('/ok'), other.url('/secret'))
+  t.is(result.body, 'body from /ok')
+  t.is(typeof result.error, 'string', 'the refused fetch did not throw in the guest')
+  t.deepEqual(granted.requests, ['GET /ok'])
+  t.is(other.connections(), 0, 'the refused request connected')
+  t.is(inst.metrics().capabilityDenials, 1)
+  t.regex(inst.takeOutput().stdout, /hello from js/)
+})
+
+test('by default every request is refused and counted, and nothing connects', async (t) => {
+  const server = await serve()
+  t.teardown(() => server.close())
+  const inst = await instance()
+  // The first fetch is not caught by the guest: the call fails as a JS error of the guest would.
+  const error = await t.throwsAsync(run(inst, server.url('/ok'), server.url('/ok')))
+  t.truthy(error)
+  t.is(server.connections(), 0)
+  t.is(inst.metrics().capabilityDenials, 1)
+})
+
+test('a granted name that resolves to a loopback address is refused before connecting', async (t) => {
+  const granted = await serve('127.0.0.2')
+  const loopback = await serve()
+  t.teardown(() => Promise.all([granted.close(), loopback.close()]))
+  const port = loopback.hostPort.split(':')[1]
+  const inst = await instance({
+    allow: [`granted.test:${port}`, granted.hostPort],
+    lookup: async () => [{ address: '127.0.0.1', family: 4 }],
+  })
+  const result = await run(inst, granted.url('/ok'), `http://granted.test:${port}/rebind`)
+  t.is(result.body, 'body from /ok')
+  t.is(typeof result.error, 'string', 'the rebound name was fetched')
+  t.is(loopback.connections(), 0)
+  t.is(inst.metrics().capabilityDenials, 1)
+})
+
+test("the call's deadline stops a pending request and closes its connection", async (t) => {
+  const server = await serve()
+  t.teardown(() => server.close())
+  const inst = await instance({ allow: [server.hostPort] }, 1_000)
+  const started = performance.now()
+  await t.throwsAsync(inst.call('run', [server.url('/hang'), server.url('/hang')]), {
+    instanceOf: TimeoutError,
+  })
+  t.true(performance.now() - started < 5_000)
+  t.deepEqual(server.requests, ['GET /hang'])
+  // The client aborts the request when the guest's call gives up on it.
+  await Promise.race([
+    server.closed[0],
+    new Promise((_, reject) => setTimeout(() => reject(new Error('the request stayed open')), 3_000)),
+  ])
+  t.pass()
+})
+
+test("callSync cannot wait for a request: the guest's fetch fails at once and nothing connects", async (t) => {
+  const server = await serve()
+  t.teardown(() => server.close())
+  const inst = await instance({ allow: [server.hostPort] })
+  t.throws(() => inst.callSync('run', [server.url('/ok'), server.url('/ok')]))
+  t.is(server.connections(), 0)
+})
+
+test('bad wasi.http options are ConfigErrors naming the field', async (t) => {
+  const component = await guest()
+  const rejects = (http: unknown) =>
+    t.throws(
+      () => component.instantiateSync({ limits: { memoryBytes: 256 << 20 }, wasi: { http } as never }),
+      {
+        instanceOf: ConfigError,
+      },
+    )
+  t.is(rejects({ allow: ['no-port'] })?.path, 'wasi.http.allow[0]')
+  t.is(rejects({ allowed: [] })?.path, 'wasi.http.allowed')
+  t.is(rejects({ maxBodyBytes: 0 })?.path, 'wasi.http.maxBodyBytes')
+  t.is(rejects({ lookup: 'x' })?.path, 'wasi.http.lookup')
+})
