@@ -120,6 +120,25 @@ test('validate tells valid from invalid without throwing', (t) => {
   t.false(engine.validate('(module (func (result i32)))').ok)
 })
 
+test('validateAsync agrees with validate, off the JS thread', async (t) => {
+  const engine = new Engine()
+  const sources = [
+    addWat,
+    readFileSync(typesWasm),
+    typesWasm,
+    randomBytes(32),
+    '(module (func (result i32)))',
+  ]
+  for (const source of sources) t.deepEqual(await engine.validateAsync(source), engine.validate(source))
+  // The JS thread stays free while it validates: a timer set before it fires before it settles.
+  const order: string[] = []
+  setImmediate(() => order.push('timer'))
+  const big = readFileSync(typesWasm)
+  await Promise.all(Array.from({ length: 8 }, () => engine.validateAsync(big)))
+  order.push('validated')
+  t.deepEqual(order, ['timer', 'validated'])
+})
+
 test('serialize and deserialize round-trip; foreign bytes are a clear CompileError', (t) => {
   const engine = new Engine()
   const module = engine.compileModuleSync(addWat)

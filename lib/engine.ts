@@ -95,6 +95,13 @@ export class Engine {
     return message == null ? { ok: true } : { ok: false, message }
   }
 
+  /** {@link Engine.validate} off the JS thread (the file, if a path, is read asynchronously too). */
+  async validateAsync(source: WasmSource): Promise<ValidationResult> {
+    const bytes = await loadSource(source)
+    const message = await translateAsync(translate(() => this.#native.validateAsync(bytes)))
+    return message == null ? { ok: true } : { ok: false, message }
+  }
+
   /**
    * Loads a component from {@link Component.serialize} output. Only pass bytes you produced:
    * precompiled code is trusted machine code. Incompatible bytes throw a CompileError.

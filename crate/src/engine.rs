@@ -18,8 +18,9 @@ use wasmtime::{
 use crate::binary::{self, Binary};
 use crate::cache::disk::DiskCache;
 use crate::errors::{Failure, guard};
-use crate::js::Js;
+use crate::js::{Js, Raw};
 use crate::runtime::pool::POOL_THREAD_STACK_BYTES;
+use crate::runtime::task;
 
 /// Engine options after the TS layer applied defaults (lib/options.ts owns the defaults).
 #[napi(object)]
@@ -169,6 +170,25 @@ impl EngineShared {
     }
 
     /// Refuses bytes larger than `maxModuleBytes` before any parsing or compiling.
+    /// Why `bytes` (binary or WAT) are not a valid module or component for this engine, or
+    /// `None`: the engine's own validation of every core module, without compiling.
+    pub fn validate(&self, bytes: &[u8]) -> Option<String> {
+        if let Err(Failure::Compile(message)) = self.check_size(bytes) {
+            return Some(message);
+        }
+        let bytes = match wat::parse_bytes(bytes) {
+            Ok(bytes) => bytes,
+            Err(error) => return Some(error.to_string()),
+        };
+        let validate_module =
+            |module: &[u8]| wasmtime::Module::validate(&self.engine, module).map_err(|error| format!("{error:#}"));
+        let valid = match binary::kind(&bytes) {
+            Some(Binary::Component) => binary::validate_component(&bytes, validate_module),
+            _ => validate_module(&bytes),
+        };
+        valid.err()
+    }
+
     pub fn check_size(&self, bytes: &[u8]) -> std::result::Result<(), Failure> {
         if bytes.len() > self.max_module_bytes {
             return Err(Failure::Compile(format!(
@@ -356,22 +376,14 @@ impl NativeEngine {
     /// without compiling them. Returns the error message, or `null` when valid.
     #[napi]
     pub fn validate(&self, env: Env, bytes: Uint8Array) -> Result<Option<String>> {
-        guard(Js(env.raw()), || {
-            if let Err(Failure::Compile(message)) = self.shared.check_size(&bytes) {
-                return Ok(Some(message));
-            }
-            let bytes = match wat::parse_bytes(&bytes) {
-                Ok(bytes) => bytes,
-                Err(error) => return Ok(Some(error.to_string())),
-            };
-            let validate_module = |module: &[u8]| {
-                wasmtime::Module::validate(&self.shared.engine, module).map_err(|error| format!("{error:#}"))
-            };
-            let valid = match binary::kind(&bytes) {
-                Some(Binary::Component) => binary::validate_component(&bytes, validate_module),
-                _ => validate_module(&bytes),
-            };
-            Ok(valid.err())
-        })
+        guard(Js(env.raw()), || Ok(self.shared.validate(&bytes)))
+    }
+
+    /// [`validate`](Self::validate) on a pool thread: a Promise of the error message or `null`.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn validate_async(&self, env: &Env, bytes: Uint8Array) -> Result<Raw> {
+        let shared = self.shared.clone();
+        let bytes = bytes.to_vec();
+        task::promise(env, move || shared.validate(&bytes), |_, message| Ok(message))
     }
 }

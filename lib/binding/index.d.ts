@@ -90,6 +90,8 @@ export declare class NativeEngine {
    * without compiling them. Returns the error message, or `null` when valid.
    */
   validate(bytes: Uint8Array): string | null
+  /** [`validate`](Self::validate) on a pool thread: a Promise of the error message or `null`. */
+  validateAsync(bytes: Uint8Array): Promise<string | null>
 }
 
 /** An instantiated core module. */
