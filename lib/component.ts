@@ -1,6 +1,7 @@
 import { translate, translateAsync } from './errors.js'
 import { Instance } from './instance.js'
 import { instantiateOptions, type InstantiateOptions } from './options.js'
+import { expandResourceImports } from './resources.js'
 import { ownedImports } from './util/reentry.js'
 import { withAbort } from './util/signal.js'
 import type { ComponentItemInfo, NativeComponent } from './native.js'
@@ -25,8 +26,6 @@ export type WitType =
         | 'f64'
         | 'char'
         | 'string'
-        | 'own'
-        | 'borrow'
         | 'future'
         | 'stream'
         | 'error-context'
@@ -41,6 +40,11 @@ export type WitType =
   | { kind: 'enum' | 'flags'; names: string[] }
   /** `ok` and `err` are absent when that side has no payload. */
   | { kind: 'result'; ok?: WitType; err?: WitType }
+  /**
+   * A resource handle: `resource` is its WIT name, `interface` the interface defining it, and
+   * `imported` whether the host implements it (an imported resource) or the guest does.
+   */
+  | { kind: 'own' | 'borrow'; resource?: string; interface?: string; imported?: boolean }
 
 /** The type of a component function; `result` is absent when it returns nothing. */
 export interface WitFuncType {
@@ -92,22 +96,23 @@ export class Component {
   async instantiate(options: InstantiateOptions): Promise<Instance> {
     const { native, imports, signal, http } = instantiateOptions(options)
     const owner = {}
+    const linked = ownedImports(expandResourceImports(imports, this.imports), owner)
     const instance = await withAbort(signal, (handle) =>
-      translateAsync(
-        translate(() => this.#native.instantiate(native, ownedImports(imports, owner), http?.client, handle)),
-      ),
+      translateAsync(translate(() => this.#native.instantiate(native, linked, http?.client, handle))),
     )
-    return new Instance(instance, owner, http)
+    return new Instance(instance, owner, http, this.exports)
   }
 
   /** Instantiates on the JS thread. */
   instantiateSync(options: InstantiateOptions): Instance {
     const { native, imports, http } = instantiateOptions(options)
     const owner = {}
+    const linked = ownedImports(expandResourceImports(imports, this.imports), owner)
     return new Instance(
-      translate(() => this.#native.instantiateSync(native, ownedImports(imports, owner), http?.client)),
+      translate(() => this.#native.instantiateSync(native, linked, http?.client)),
       owner,
       http,
+      this.exports,
     )
   }
 }

@@ -1,5 +1,7 @@
 import { BusyError, fromNative, translate, translateAsync, WasmTypeError } from './errors.js'
 import type { WasiHttp } from './capabilities/wasi-http.js'
+import type { ComponentItem } from './component.js'
+import { InstanceResources, jcoExports } from './resources.js'
 import type { NativeComponentInstance, NativeInstance } from './native.js'
 import { asyncCallOptions, callOptions, type AsyncCallOptions, type CallOptions } from './options.js'
 import { SerialQueue } from './util/serial-queue.js'
@@ -67,11 +69,52 @@ export class Instance {
   readonly #owner: Owner
   readonly #http: WasiHttp | undefined
 
+  readonly #resources: InstanceResources | undefined
+  readonly #exportItems: readonly ComponentItem[]
+  #exports: Record<string, unknown> | undefined
+
   /** @internal */
-  constructor(native: NativeComponentInstance | NativeInstance, owner: Owner, http?: WasiHttp) {
+  constructor(
+    native: NativeComponentInstance | NativeInstance,
+    owner: Owner,
+    http?: WasiHttp,
+    exports: readonly ComponentItem[] = [],
+  ) {
     this.#native = native
     this.#owner = owner
     this.#http = http
+    this.#exportItems = exports
+    const self = this
+    const hasResources = exports.some((item) =>
+      (item.exports ?? []).some((member) => member.kind === 'resource'),
+    )
+    this.#resources =
+      hasResources && 'dropResource' in native
+        ? new InstanceResources(
+            {
+              callSync: (path, args) => this.callSync(path, args),
+              dropResource: (token) => native.dropResource(token),
+              get disposed() {
+                return self.disposed
+              },
+            },
+            exports,
+          )
+        : undefined
+  }
+
+  /**
+   * The exports as jco's generated bindings would give them, bound to this instance: root
+   * functions in lowerCamelCase, each exported interface as an object (by its full name, and by
+   * its short lowerCamelCase name when no other interface has it) holding its functions and its
+   * resource classes (`new api.Counter(5)`, `c.increment(1)`, `api.Counter.split(10, 3)`). They
+   * run on the JS thread with the instance's defaults, like `callSync`.
+   */
+  get exports(): Record<string, unknown> {
+    this.#exports ??= jcoExports(this.#exportItems, this.#resources, (path, args) =>
+      this.callSync(path, args),
+    )
+    return this.#exports
   }
 
   /**
@@ -87,18 +130,22 @@ export class Instance {
     if (args.length > MAX_ARGUMENTS) {
       throw new WasmTypeError(`${name}: expected its arguments, got an array of ${args.length} elements`)
     }
+    const resources = this.#resources?.converts(name) === true ? this.#resources : undefined
+    if (resources !== undefined) all = resources.lower(name, args)
     if (options === undefined) {
       native = this.#handle(this.#plain, name, false)
     } else {
       const { fuel, timeoutMs } = callOptions(options)
       native = this.#handle(this.#budgeted, name, true)
-      all = [fuel, timeoutMs, ...args]
+      all = [fuel, timeoutMs, ...all]
     }
+    let result: unknown
     try {
-      return Reflect.apply(native, undefined, all)
+      result = Reflect.apply(native, undefined, all)
     } catch (error) {
       throw fromNative(error)
     }
+    return resources === undefined ? result : resources.lift(name, result)
   }
 
   /**
@@ -107,6 +154,10 @@ export class Instance {
    */
   function(name: string): (...args: unknown[]) => unknown {
     let wrapped = this.#functions.get(name)
+    if (wrapped === undefined && this.#resources?.converts(name) === true) {
+      wrapped = (...args: unknown[]) => this.callSync(name, args)
+      this.#functions.set(name, wrapped)
+    }
     if (wrapped === undefined) {
       const native = this.#handle(this.#plain, name, false)
       wrapped = (...args: unknown[]) => {
@@ -151,12 +202,15 @@ export class Instance {
     options: AsyncCallOptions | undefined,
   ): Promise<unknown> {
     const { fuel, timeoutMs, signal } = asyncCallOptions(options)
+    const resources = this.#resources?.converts(name) === true ? this.#resources : undefined
+    const lowered = resources === undefined ? args : resources.lower(name, args)
     try {
-      return await withAbort(signal, (handle) =>
+      const result = await withAbort(signal, (handle) =>
         translateAsync(
-          translate(() => this.#native.call(name, args, fuel, timeoutMs, handle)) as Promise<unknown>,
+          translate(() => this.#native.call(name, lowered, fuel, timeoutMs, handle)) as Promise<unknown>,
         ),
       )
+      return resources === undefined ? result : resources.lift(name, result)
     } finally {
       // A wasi:http request lives no longer than the call that made it (one stopped at its
       // deadline leaves its request behind).

@@ -80,18 +80,29 @@ test('interface members carry descriptors; instances and type definitions carry 
   t.false('func' in (members.point ?? {}))
 })
 
-test('resources are own/borrow, and a result without an ok payload has only err', (t) => {
+test('resources are own/borrow naming their resource, and a result without an ok payload has only err', (t) => {
   const wasi = engine().compileComponentSync(wasiComponentWasm)
   const functions = wasi.imports.flatMap((item) => item.exports ?? []).filter((item) => item.kind === 'func')
   const write = functions.find((item) =>
-    item.type.startsWith('func(self: borrow<resource>, contents: list<u8>)'),
+    item.type.startsWith('func(self: borrow<output-stream>, contents: list<u8>)'),
   )
-  t.deepEqual(write?.func?.params[0], { name: 'self', type: { kind: 'borrow' } })
+  const streams = wasi.imports.find((item) => item.name.startsWith('wasi:io/streams'))?.name
+  const errors = wasi.imports.find((item) => item.name.startsWith('wasi:io/error'))?.name
+  t.deepEqual(write?.func?.params[0], {
+    name: 'self',
+    type: { kind: 'borrow', resource: 'output-stream', interface: streams, imported: true },
+  })
   t.deepEqual(write?.func?.result, {
     kind: 'result',
     err: {
       kind: 'variant',
-      cases: [{ name: 'last-operation-failed', type: { kind: 'own' } }, { name: 'closed' }],
+      cases: [
+        {
+          name: 'last-operation-failed',
+          type: { kind: 'own', resource: 'error', interface: errors, imported: true },
+        },
+        { name: 'closed' },
+      ],
     },
   })
 })
@@ -123,7 +134,7 @@ function spell(type: WitType): string {
       return `result<${type.ok === undefined ? '_' : spell(type.ok)}, ${spell(type.err)}>`
     case 'own':
     case 'borrow':
-      return `${type.kind}<resource>`
+      return `${type.kind}<${type.resource ?? 'resource'}>`
     default:
       return type.kind
   }

@@ -17,6 +17,9 @@ use crate::runtime::host_bridge::serve_js_while;
 use crate::runtime::task;
 use crate::store::{Budget, Live, Slot};
 
+/// The resource handles of the instance a call converts values for (components only).
+pub type Resources<'a> = Option<&'a Arc<crate::component::resources::Resources>>;
+
 /// An exported function of a core module or a component.
 pub trait Export: Send + Sync + 'static {
     /// The wasmtime instance the export lives in.
@@ -30,7 +33,8 @@ pub trait Export: Send + Sync + 'static {
     /// `name` or `interface#name`, for error messages.
     fn name(&self) -> &str;
     /// Converts the JS arguments; errors name the parameter.
-    fn lower_args(&self, js: Js, args: &[Value]) -> Result<Self::Params, Failure>;
+    /// `resources` are the instance's (components), for resource arguments.
+    fn lower_args(&self, js: Js, resources: Resources<'_>, args: &[Value]) -> Result<Self::Params, Failure>;
     /// The export's function in `live`'s store.
     fn lookup(&self, live: &mut Live<Self::Instance>) -> Result<Self::Func, Failure>;
     /// Calls `func` under `budget`.
@@ -45,7 +49,7 @@ pub trait Export: Send + Sync + 'static {
     /// What a call that ended in a WASI `exit(0)` returned.
     fn no_output() -> Self::Output;
     /// Converts what the call returned to JS.
-    fn lift(&self, js: Js, output: Self::Output) -> Result<Value, Failure>;
+    fn lift(&self, js: Js, resources: Resources<'_>, output: Self::Output) -> Result<Value, Failure>;
 }
 
 /// The exported functions of a module or component by every name they may be called by.
@@ -89,7 +93,7 @@ impl<E: Export> Exports<E> {
 const MAX_ARGUMENTS: u32 = 1000;
 
 /// Converts a JS argument array.
-fn lower_array<E: Export>(export: &E, js: Js, args: Value) -> Result<E::Params, Failure> {
+fn lower_array<E: Export>(export: &E, js: Js, resources: Resources<'_>, args: Value) -> Result<E::Params, Failure> {
     if js.is_array(args)? && js.array_length(args)? > MAX_ARGUMENTS {
         return Err(Failure::Type(format!(
             "{}: expected its arguments, got an array of {} elements",
@@ -98,7 +102,7 @@ fn lower_array<E: Export>(export: &E, js: Js, args: Value) -> Result<E::Params, 
         )));
     }
     match js.array_items(args)? {
-        Some(items) => export.lower_args(js, &items),
+        Some(items) => export.lower_args(js, resources, &items),
         None => Err(Failure::Type(format!("{}: arguments must be an array", export.name()))),
     }
 }
@@ -150,7 +154,8 @@ unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi
             (false, all) => (handle.budget.clone(), all),
         };
         budget.check_engine(&handle.slot.engine)?;
-        let params = handle.export.lower_args(js, args)?;
+        let resources = handle.slot.resources.as_ref();
+        let params = handle.export.lower_args(js, resources, args)?;
         let slot = &handle.slot;
         if slot.waits_on_pool {
             // The guest may wait in WASI and calls JS: it runs as a future on a pool thread while
@@ -164,7 +169,9 @@ unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi
                     result
                 })
             })?;
-            return handle.export.lift(js, exit_zero_is_success(output, E::no_output)?);
+            return handle
+                .export
+                .lift(js, resources, exit_zero_is_success(output, E::no_output)?);
         }
         let output = exit_zero_is_success(
             slot.with_on_js_thread(js, |live| {
@@ -179,7 +186,7 @@ unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi
             }),
             E::no_output,
         )?;
-        handle.export.lift(js, output)
+        handle.export.lift(js, resources, output)
     })
 }
 
@@ -217,7 +224,7 @@ pub fn call<E: Export>(
     let js = Js(env.raw());
     let (export, params, budget) = guard(js, || {
         let export = export?;
-        let params = lower_array(&*export, js, args.raw())?;
+        let params = lower_array(&*export, js, slot.resources.as_ref(), args.raw())?;
         let budget = call_budget(
             &slot.defaults,
             slot.engine.fuel,
@@ -230,9 +237,13 @@ pub fn call<E: Export>(
     })?;
     let slot = slot.clone();
     let lift = export.clone();
+    let lift_resources = slot.resources.clone();
     task::promise(
         env,
         move || slot.with(|live| run(&*export, live, None, &slot.engine, &budget, &params)),
-        move |js, output| lift.lift(js, exit_zero_is_success(output, E::no_output)?).map(Raw),
+        move |js, output| {
+            lift.lift(js, lift_resources.as_ref(), exit_zero_is_success(output, E::no_output)?)
+                .map(Raw)
+        },
     )
 }

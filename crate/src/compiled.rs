@@ -14,6 +14,7 @@ use crate::binary::{self, Binary};
 use crate::cache::disk::{self, Artifact};
 use crate::cache::pre::PreCache;
 use crate::call::{Export, Exports};
+use crate::component::resources::Resources;
 use crate::engine::EngineShared;
 use crate::errors::Failure;
 use crate::js::{Js, Value};
@@ -59,6 +60,8 @@ pub trait Kind: Sized + Send + Sync + 'static {
         wasi: bool,
     ) -> Result<(Self::Plan, Vec<Value>), Failure>;
     fn link(code: &Self::Code, plan: &Self::Plan) -> Result<Self::Pre, Failure>;
+    /// How many host-implemented resource types `plan` links (`None`: the kind has no resources).
+    fn host_resources(plan: &Self::Plan) -> Option<u32>;
     fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self::Instance>;
     /// Instantiates as a future, for stores whose guests may wait (see `store::wait`).
     fn instantiate_async(pre: Self::Pre, store: &mut Store<HostState>) -> StoreFuture<'_, Self::Instance>;
@@ -170,6 +173,13 @@ impl<K: Kind> Compiled<K> {
             _ => None,
         };
         let functions = Arc::new(HostFunctions::new(js, functions, http)?);
+        let resources = K::host_resources(&plan).map(|host_types| {
+            let owner = functions.clone();
+            Resources::new(
+                host_types,
+                Box::new(move |references, dispose| owner.release(references, dispose)),
+            )
+        });
         let compiled = self.clone();
         let create = move |sync_js: Option<Js>, relay: Option<Relay>| {
             let engine = &compiled.engine;
@@ -177,7 +187,7 @@ impl<K: Kind> Compiled<K> {
             let pre = compiled
                 .linked
                 .get_or_build(plan, |plan| K::link(&compiled.code, plan))?;
-            let mut store = store::new_store(engine, limits, HostBridge::new(functions), wasi);
+            let mut store = store::new_store(engine, limits, HostBridge::new(functions), wasi, resources);
             store.data_mut().host.set_sync_env(sync_js);
             store.data_mut().host.set_relay(relay);
             let mut live: Live<K::Instance> = store::instantiate(store, engine, &start, |store| {

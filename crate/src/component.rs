@@ -5,6 +5,7 @@ pub mod convert;
 pub mod func;
 pub mod instance;
 pub mod linker;
+pub mod resources;
 pub mod types;
 
 use napi_derive::napi;
@@ -73,6 +74,10 @@ impl Kind for ComponentKind {
         wasi: bool,
     ) -> Result<(LinkPlan, Vec<Value>), Failure> {
         linker::resolve(js, code, imports, wasi)
+    }
+
+    fn host_resources(plan: &LinkPlan) -> Option<u32> {
+        Some(plan.host_resources())
     }
 
     fn link(code: &Component, plan: &LinkPlan) -> Result<Self::Pre, Failure> {

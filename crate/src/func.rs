@@ -6,7 +6,7 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 use wasmtime::{ExternType, Func, Instance, Module, ModuleExport, Val, ValRaw, ValType};
 
-use crate::call::{Export, Exports};
+use crate::call::{Export, Exports, Resources};
 use crate::convert;
 use crate::engine::EngineShared;
 use crate::errors::Failure;
@@ -59,7 +59,7 @@ impl Export for CoreExport {
         &self.name
     }
 
-    fn lower_args(&self, js: Js, args: &[Value]) -> std::result::Result<Vals, Failure> {
+    fn lower_args(&self, js: Js, _resources: Resources<'_>, args: &[Value]) -> std::result::Result<Vals, Failure> {
         let fail = |message: String| Failure::Type(format!("{}: {message}", self.name));
         if args.len() != self.params.len() {
             return Err(fail(format!(
@@ -109,7 +109,7 @@ impl Export for CoreExport {
         Vals::new()
     }
 
-    fn lift(&self, js: Js, results: Vals) -> std::result::Result<Value, Failure> {
+    fn lift(&self, js: Js, _resources: Resources<'_>, results: Vals) -> std::result::Result<Value, Failure> {
         match results.as_slice() {
             [] => Ok(js.undefined()?),
             [single] => Ok(convert::to_js(js, single)?),

@@ -73,6 +73,10 @@ impl Kind for CoreModule {
         linker::link(code, plan)
     }
 
+    fn host_resources(_plan: &LinkPlan) -> Option<u32> {
+        None
+    }
+
     fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Instance> {
         pre.instantiate(store)
     }

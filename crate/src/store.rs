@@ -11,6 +11,7 @@ use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
+use crate::component::resources::Resources;
 use crate::engine::{EngineShared, InstanceTicket};
 use crate::errors::{CallFacts, Failure, HostCallFailed, Interrupt};
 use crate::js::{Js, Value};
@@ -30,6 +31,8 @@ pub struct HostState {
     pub wasi: WasiState,
     /// The failure a host function recorded for the call in progress.
     pub host_failure: Option<Failure>,
+    /// A component instance's resource handles (`None` for a core module).
+    pub resources: Option<Arc<Resources>>,
     deadline: Option<(Instant, f64)>,
     abort: Abort,
     interrupt: Option<Interrupt>,
@@ -67,6 +70,14 @@ impl HostState {
     /// form, so a guest may wait in a host call, and such a wait must end at the deadline.
     pub fn waits(&self) -> bool {
         !matches!(self.wasi, WasiState::None)
+    }
+}
+
+impl Drop for HostState {
+    fn drop(&mut self) {
+        if let Some(resources) = &self.resources {
+            resources.store_dropped();
+        }
     }
 }
 
@@ -129,12 +140,19 @@ pub struct Metrics {
 
 /// Creates a store with our limiter and an epoch callback that enforces the call's deadline and
 /// abort flag on every tick.
-pub fn new_store(engine: &EngineShared, limits: LimitsConfig, host: HostBridge, wasi: WasiState) -> Store<HostState> {
+pub fn new_store(
+    engine: &EngineShared,
+    limits: LimitsConfig,
+    host: HostBridge,
+    wasi: WasiState,
+    resources: Option<Arc<Resources>>,
+) -> Store<HostState> {
     let state = HostState {
         limiter: Limiter::new(limits),
         host,
         wasi,
         host_failure: None,
+        resources,
         deadline: None,
         abort: Abort::default(),
         interrupt: None,
@@ -354,11 +372,14 @@ pub struct Slot<I> {
     pub waits_on_pool: bool,
     pub engine: Arc<EngineShared>,
     pub defaults: Budget,
+    /// The instance's resource handles, for converting values on the JS thread.
+    pub resources: Option<Arc<Resources>>,
 }
 
 impl<I> Slot<I> {
     pub fn new(live: Live<I>, engine: Arc<EngineShared>, defaults: Budget, poison_on_trap: bool) -> Self {
         Slot {
+            resources: live.store.data().resources.clone(),
             snapshot: Mutex::new(live.metrics),
             waits_on_pool: live.store.data().waits() && live.store.data().host.calls_js(),
             live: Mutex::new(Some(live)),

@@ -65,6 +65,20 @@ export declare class NativeComponentInstance {
   get disposed(): boolean
   /** Whether a trap left the instance unusable (component instances only). */
   get poisoned(): boolean
+  /**
+   * Drops the guest resource handle `token` stands for: the guest's destructor runs now, on
+   * the JS thread, under the instance's default budget (it counts as a call in the metrics).
+   * While a call runs, or when destructors may need the pool, it is dropped at the start of
+   * the next call instead. A token dropped or moved already, or of another instance, is left
+   * alone, as is every handle of a disposed or poisoned instance (its store is gone or
+   * cannot be entered).
+   */
+  dropResource(token: unknown): void
+  /**
+   * Resource handles the instance holds for JS and for the guest (guest resources JS has
+   * not dropped, host objects the guest has not dropped).
+   */
+  get liveResources(): number
 }
 
 /**
@@ -338,4 +352,10 @@ export interface TypeInfo {
   ok?: TypeInfo
   /** The `err` payload of a `result`, if it has one. */
   err?: TypeInfo
+  /** The resource of an `own` or `borrow`, by its WIT name (`counter`). */
+  resource?: string
+  /** The interface that defines that resource (`test:x/api`), absent at the world's root. */
+  interface?: string
+  /** Whether that resource is imported (implemented by the host) rather than the guest's own. */
+  imported?: boolean
 }

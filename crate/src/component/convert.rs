@@ -6,6 +6,7 @@
 
 use wasmtime::component::{Type, Val};
 
+use super::resources::Resources;
 use crate::errors::LaterJs;
 use crate::js::{ElementType, Js, Kind, Value};
 use crate::names::camel_case;
@@ -15,13 +16,16 @@ use crate::names::camel_case;
 /// empty-looking array). Typed arrays are not capped: their bytes already exist.
 const MAX_ARRAY_ITEMS: u32 = 1 << 22;
 
+/// The resources of the instance a value belongs to (`None` where no resource can appear).
+pub type Cx<'a> = Option<&'a std::sync::Arc<Resources>>;
+
 /// A component value with its type, converted to JS later on the JS thread (an export's
 /// `result::err` payload travels this way inside a failure).
 pub struct TypedVal(pub Val, pub Type);
 
 impl LaterJs for TypedVal {
     fn to_js(self: Box<Self>, js: Js) -> napi::Result<Value> {
-        to_js(js, &self.0, &self.1)
+        to_js(js, None, &self.0, &self.1)
     }
 }
 
@@ -148,7 +152,7 @@ fn from_typed(element: ElementType, length: usize, data: *const u8) -> Vec<Val> 
 }
 
 /// Converts a JS value to a component value of type `ty`.
-pub fn from_js(js: Js, value: Value, ty: &Type) -> Result<Val, String> {
+pub fn from_js(js: Js, cx: Cx, value: Value, ty: &Type) -> Result<Val, String> {
     Ok(match ty {
         Type::Bool => {
             if kind(js, value)? != Kind::Boolean {
@@ -199,9 +203,10 @@ pub fn from_js(js: Js, value: Value, ty: &Type) -> Result<Val, String> {
                 let mut items = Vec::with_capacity(length as usize);
                 for index in 0..length {
                     let item = js.get_index(value, index).map_err(napi_error);
-                    items.push(wrap(item.and_then(|item| from_js(js, item, &element_type)), || {
-                        format!("list index {index}")
-                    })?);
+                    items.push(wrap(
+                        item.and_then(|item| from_js(js, cx, item, &element_type)),
+                        || format!("list index {index}"),
+                    )?);
                 }
                 Val::List(items)
             } else {
@@ -218,7 +223,7 @@ pub fn from_js(js: Js, value: Value, ty: &Type) -> Result<Val, String> {
                 let converted = wrap(
                     js.get(value, &key)
                         .map_err(napi_error)
-                        .and_then(|item| from_js(js, item, &field.ty)),
+                        .and_then(|item| from_js(js, cx, item, &field.ty)),
                     || format!("field \"{key}\""),
                 )?;
                 fields.push((field.name.to_string(), converted));
@@ -240,7 +245,7 @@ pub fn from_js(js: Js, value: Value, ty: &Type) -> Result<Val, String> {
             let mut items = Vec::with_capacity(types.len());
             for (index, item_type) in types.iter().enumerate() {
                 let item = js.get_index(value, index as u32).map_err(napi_error);
-                items.push(wrap(item.and_then(|item| from_js(js, item, item_type)), || {
+                items.push(wrap(item.and_then(|item| from_js(js, cx, item, item_type)), || {
                     format!("tuple index {index}")
                 })?);
             }
@@ -256,7 +261,7 @@ pub fn from_js(js: Js, value: Value, ty: &Type) -> Result<Val, String> {
                 ));
             };
             let payload = match &case.ty {
-                Some(payload_type) => Some(Box::new(wrap(from_js(js, payload, payload_type), || {
+                Some(payload_type) => Some(Box::new(wrap(from_js(js, cx, payload, payload_type), || {
                     format!("case \"{tag}\"")
                 })?)),
                 None => None,
@@ -281,13 +286,15 @@ pub fn from_js(js: Js, value: Value, ty: &Type) -> Result<Val, String> {
                 let (tag, payload) = tagged(js, value, "option (tagged: { tag: 'some', val } or { tag: 'none' })")?;
                 match tag.as_str() {
                     "none" => Val::Option(None),
-                    "some" => Val::Option(Some(Box::new(wrap(from_js(js, payload, &inner), || "some".into())?))),
+                    "some" => Val::Option(Some(Box::new(wrap(from_js(js, cx, payload, &inner), || {
+                        "some".into()
+                    })?))),
                     _ => return Err(format!("unknown option tag \"{tag}\", expected \"some\" or \"none\"")),
                 }
             } else if matches!(kind(js, value)?, Kind::Undefined | Kind::Null) {
                 Val::Option(None)
             } else {
-                Val::Option(Some(Box::new(from_js(js, value, &inner)?)))
+                Val::Option(Some(Box::new(from_js(js, cx, value, &inner)?)))
             }
         }
         Type::Result(result) => {
@@ -298,7 +305,7 @@ pub fn from_js(js: Js, value: Value, ty: &Type) -> Result<Val, String> {
                 _ => return Err(format!("unknown result tag \"{tag}\", expected \"ok\" or \"err\"")),
             };
             let payload = match side {
-                Some(payload_type) => Some(Box::new(wrap(from_js(js, payload, &payload_type), || tag.clone())?)),
+                Some(payload_type) => Some(Box::new(wrap(from_js(js, cx, payload, &payload_type), || tag.clone())?)),
                 None => None,
             };
             Val::Result(if tag == "ok" { Ok(payload) } else { Err(payload) })
@@ -329,6 +336,10 @@ pub fn from_js(js: Js, value: Value, ty: &Type) -> Result<Val, String> {
             }
             Val::Flags(set)
         }
+        Type::Own(_) | Type::Borrow(_) => match cx {
+            Some(resources) => resources.from_js(js, value, ty)?,
+            None => return Err("resources cannot be passed here".into()),
+        },
         other => {
             return Err(format!(
                 "values of type {} are not supported yet",
@@ -355,11 +366,11 @@ fn tagged(js: Js, value: Value, what: &str) -> Result<(String, Value), String> {
     Ok((tag, payload))
 }
 
-fn tagged_to_js(js: Js, tag: &str, payload: Option<(&Val, &Type)>) -> napi::Result<Value> {
+fn tagged_to_js(js: Js, cx: Cx, tag: &str, payload: Option<(&Val, &Type)>) -> napi::Result<Value> {
     let object = js.object()?;
     js.set(object, "tag", js.string(tag)?)?;
     if let Some((value, ty)) = payload {
-        js.set(object, "val", to_js(js, value, ty)?)?;
+        js.set(object, "val", to_js(js, cx, value, ty)?)?;
     }
     Ok(object)
 }
@@ -394,8 +405,13 @@ fn typed_to_js(js: Js, element: ElementType, items: &[Val]) -> napi::Result<Opti
 }
 
 /// Converts a component value of type `ty` to JS.
-pub fn to_js(js: Js, value: &Val, ty: &Type) -> napi::Result<Value> {
+pub fn to_js(js: Js, cx: Cx, value: &Val, ty: &Type) -> napi::Result<Value> {
     match (value, ty) {
+        // A resource arrives as a marker (see `resources`), which looks like a plain integer.
+        (marker, Type::Own(_) | Type::Borrow(_)) => match cx {
+            Some(resources) => resources.to_js(js, marker, ty),
+            None => Err(napi::Error::from_reason("a resource cannot be returned here")),
+        },
         (Val::Bool(b), _) => js.boolean(*b),
         (Val::U8(n), _) => js.number(*n as f64),
         (Val::U16(n), _) => js.number(*n as f64),
@@ -418,29 +434,29 @@ pub fn to_js(js: Js, value: &Val, ty: &Type) -> napi::Result<Value> {
             }
             let array = js.array(items.len())?;
             for (index, item) in items.iter().enumerate() {
-                js.set_index(array, index as u32, to_js(js, item, &element_type)?)?;
+                js.set_index(array, index as u32, to_js(js, cx, item, &element_type)?)?;
             }
             Ok(array)
         }
         (Val::Record(fields), Type::Record(record)) => {
             let object = js.object()?;
             for ((name, item), field) in fields.iter().zip(record.fields()) {
-                js.set(object, &camel_case(name), to_js(js, item, &field.ty)?)?;
+                js.set(object, &camel_case(name), to_js(js, cx, item, &field.ty)?)?;
             }
             Ok(object)
         }
         (Val::Tuple(items), Type::Tuple(tuple)) => {
             let array = js.array(items.len())?;
             for (index, (item, item_type)) in items.iter().zip(tuple.types()).enumerate() {
-                js.set_index(array, index as u32, to_js(js, item, &item_type)?)?;
+                js.set_index(array, index as u32, to_js(js, cx, item, &item_type)?)?;
             }
             Ok(array)
         }
         (Val::Variant(tag, payload), Type::Variant(variant)) => {
             let case_type = variant.cases().find(|case| case.name == tag).and_then(|case| case.ty);
             match (payload, case_type) {
-                (Some(payload), Some(payload_type)) => tagged_to_js(js, tag, Some((payload, &payload_type))),
-                _ => tagged_to_js(js, tag, None),
+                (Some(payload), Some(payload_type)) => tagged_to_js(js, cx, tag, Some((payload, &payload_type))),
+                _ => tagged_to_js(js, cx, tag, None),
             }
         }
         (Val::Enum(name), _) => js.string(name),
@@ -449,9 +465,9 @@ pub fn to_js(js: Js, value: &Val, ty: &Type) -> napi::Result<Value> {
             let nested = matches!(inner_type, Type::Option(_));
             match (inner, nested) {
                 (None, false) => js.undefined(),
-                (Some(value), false) => to_js(js, value, &inner_type),
-                (None, true) => tagged_to_js(js, "none", None),
-                (Some(value), true) => tagged_to_js(js, "some", Some((value, &inner_type))),
+                (Some(value), false) => to_js(js, cx, value, &inner_type),
+                (None, true) => tagged_to_js(js, cx, "none", None),
+                (Some(value), true) => tagged_to_js(js, cx, "some", Some((value, &inner_type))),
             }
         }
         (Val::Result(outcome), Type::Result(result)) => {
@@ -460,8 +476,8 @@ pub fn to_js(js: Js, value: &Val, ty: &Type) -> napi::Result<Value> {
                 Err(payload) => ("err", payload, result.err()),
             };
             match (payload, payload_type) {
-                (Some(payload), Some(payload_type)) => tagged_to_js(js, tag, Some((payload, &payload_type))),
-                _ => tagged_to_js(js, tag, None),
+                (Some(payload), Some(payload_type)) => tagged_to_js(js, cx, tag, Some((payload, &payload_type))),
+                _ => tagged_to_js(js, cx, tag, None),
             }
         }
         (Val::Flags(set), Type::Flags(flags)) => {

@@ -7,8 +7,9 @@ use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, ComponentExportIndex, Func, Instance, Type, Val};
 
 use super::convert::{self, TypedVal};
+use super::resources::holds_resources;
 use super::types::wit_type;
-use crate::call::{Export, Exports};
+use crate::call::{Export, Exports, Resources};
 use crate::engine::EngineShared;
 use crate::errors::Failure;
 use crate::js::{Js, Value};
@@ -25,6 +26,10 @@ pub struct ExportFunc {
     pub index: ComponentExportIndex,
     pub params: Vec<(String, Type)>,
     pub result: Option<Type>,
+    /// Whether a parameter or the result can hold a resource (their conversion then needs the
+    /// instance's [`Resources`](super::resources::Resources) and the store).
+    pub resources_in: bool,
+    pub resources_out: bool,
 }
 
 impl Export for ExportFunc {
@@ -39,7 +44,7 @@ impl Export for ExportFunc {
     }
 
     /// Errors name the parameter and the path inside it.
-    fn lower_args(&self, js: Js, args: &[Value]) -> Result<Vals, Failure> {
+    fn lower_args(&self, js: Js, resources: Resources<'_>, args: &[Value]) -> Result<Vals, Failure> {
         let fail = |message: String| Failure::Type(format!("{}: {message}", self.path));
         let count = args.len();
         if count != self.params.len() {
@@ -56,8 +61,8 @@ impl Export for ExportFunc {
         }
         let mut values = Vals::with_capacity(count);
         for ((name, ty), &arg) in self.params.iter().zip(args) {
-            let value =
-                convert::from_js(js, arg, ty).map_err(|message| fail(format!("param \"{name}\": {message}")))?;
+            let value = convert::from_js(js, resources, arg, ty)
+                .map_err(|message| fail(format!("param \"{name}\": {message}")))?;
             values.push(value);
         }
         Ok(values)
@@ -81,16 +86,56 @@ impl Export for ExportFunc {
         let mut slot = [Val::Bool(false)];
         let results = &mut slot[..usize::from(self.result.is_some())];
         let waits = live.store.data().waits();
-        store::run(&mut live.store, engine, budget, &mut live.metrics, |store| {
-            if waits {
-                store::wait(store, |store| Box::pin(func.call_async(store, params, results)))
-            } else {
-                func.call(store, params, results)
+        let resources = live.store.data().resources.clone();
+        // Handles whose JS side was collected are dropped first, under this call's budget.
+        let collected = resources.as_ref().map(|r| r.take_collected()).unwrap_or_default();
+        // Resource markers become the guest's handles, by the function's types in this store.
+        let mut lent = Vec::new();
+        let mut resolved;
+        let params = match &resources {
+            Some(resources) if self.resources_in => {
+                resolved = params.clone();
+                let ty = func.ty(&live.store);
+                for (value, (_, ty)) in resolved.iter_mut().zip(ty.params()) {
+                    resources
+                        .resolve(&mut live.store, value, &ty, &mut lent)
+                        .map_err(|message| Failure::Type(format!("{}: {message}", self.path)))?;
+                }
+                &resolved
             }
-        })?;
-        let value = results
-            .first_mut()
-            .map(|value| std::mem::replace(value, Val::Bool(false)));
+            _ => params,
+        };
+        let outcome = store::run(&mut live.store, engine, budget, &mut live.metrics, |store| {
+            if waits {
+                store::wait(store, |store| {
+                    Box::pin(async move {
+                        for handle in collected {
+                            handle.resource_drop_async(&mut *store).await?;
+                        }
+                        func.call_async(store, params, results).await
+                    })
+                })
+            } else {
+                for handle in collected {
+                    handle.resource_drop(&mut *store)?;
+                }
+                func.call(&mut *store, params, results)
+            }
+        });
+        if let Some(resources) = &resources {
+            resources.end_lent(lent);
+        }
+        outcome?;
+        let mut value = self
+            .result
+            .is_some()
+            .then(|| std::mem::replace(&mut slot[0], Val::Bool(false)));
+        if let (Some(resources), Some(returned), true) = (&resources, value.as_mut(), self.resources_out) {
+            let ty = func.ty(&live.store).results().next();
+            if let Some(ty) = ty {
+                resources.capture(&mut live.store, returned, &ty, &mut Vec::new())?;
+            }
+        }
         if let (Some(Val::Result(Err(payload))), Some(Type::Result(result_type))) = (&value, &self.result) {
             let payload = payload.as_deref().cloned().zip(result_type.err());
             let message = match &payload {
@@ -108,13 +153,13 @@ impl Export for ExportFunc {
     }
 
     /// `undefined` for none, the ok value of a `result`.
-    fn lift(&self, js: Js, value: Option<Val>) -> Result<Value, Failure> {
+    fn lift(&self, js: Js, resources: Resources<'_>, value: Option<Val>) -> Result<Value, Failure> {
         let lifted = match (value, &self.result) {
             (Some(Val::Result(Ok(payload))), Some(Type::Result(result_type))) => match (payload, result_type.ok()) {
-                (Some(payload), Some(ok_type)) => convert::to_js(js, &payload, &ok_type),
+                (Some(payload), Some(ok_type)) => convert::to_js(js, resources, &payload, &ok_type),
                 _ => js.undefined(),
             },
-            (Some(value), Some(ty)) => convert::to_js(js, &value, ty),
+            (Some(value), Some(ty)) => convert::to_js(js, resources, &value, ty),
             _ => js.undefined(),
         };
         Ok(lifted?)
@@ -139,6 +184,8 @@ pub fn exports(component: &Component) -> Exports<ExportFunc> {
             index,
             params: func.params().map(|(name, ty)| (name.to_string(), ty)).collect(),
             result: func.results().next(),
+            resources_in: func.params().any(|(_, ty)| holds_resources(&ty)),
+            resources_out: func.results().any(|ty| holds_resources(&ty)),
         });
         for path in export_paths(interface, name) {
             exports.insert(path, export.clone());

@@ -6,3 +6,61 @@ crate::instance_class!(
     NativeComponentInstance,
     super::func::ExportFunc
 );
+
+#[napi_derive::napi]
+impl NativeComponentInstance {
+    /// Drops the guest resource handle `token` stands for: the guest's destructor runs now, on
+    /// the JS thread, under the instance's default budget (it counts as a call in the metrics).
+    /// While a call runs, or when destructors may need the pool, it is dropped at the start of
+    /// the next call instead. A token dropped or moved already, or of another instance, is left
+    /// alone, as is every handle of a disposed or poisoned instance (its store is gone or
+    /// cannot be entered).
+    #[napi]
+    pub fn drop_resource(&self, env: napi::Env, token: napi::bindgen_prelude::Unknown) -> napi::Result<()> {
+        use crate::errors::Failure;
+        use napi::JsValue;
+        let js = crate::js::Js(env.raw());
+        crate::errors::guard(js, || {
+            let Some(resources) = &self.slot.resources else {
+                return Ok(());
+            };
+            if self.slot.waits_on_pool {
+                return resources.drop_later(js, token.raw());
+            }
+            let dropped = self.slot.with_on_js_thread(js, |live| {
+                let Some(handle) = resources.take_token(js, token.raw())? else {
+                    return Ok(());
+                };
+                let waits = live.store.data().waits();
+                crate::store::run(
+                    &mut live.store,
+                    &self.slot.engine,
+                    &self.slot.defaults,
+                    &mut live.metrics,
+                    |store| {
+                        if waits {
+                            crate::store::wait(store, |store| Box::pin(handle.resource_drop_async(store)))
+                        } else {
+                            handle.resource_drop(store)
+                        }
+                    },
+                )
+            });
+            match dropped {
+                Err(Failure::Busy(_)) => resources.drop_later(js, token.raw()),
+                Err(Failure::Disposed(_) | Failure::Poisoned(_)) => Ok(()),
+                other => other,
+            }
+        })
+    }
+
+    /// Resource handles the instance holds for JS and for the guest (guest resources JS has
+    /// not dropped, host objects the guest has not dropped).
+    #[napi(getter)]
+    pub fn live_resources(&self) -> u32 {
+        self.slot
+            .resources
+            .as_ref()
+            .map_or(0, |resources| resources.live() as u32)
+    }
+}

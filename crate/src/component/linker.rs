@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use wasmtime::StoreContextMut;
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
-use wasmtime::component::{Component, InstancePre, Linker, Type, Val};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceType, Type, Val};
 
 use super::convert;
+use super::resources::holds_resources;
 use super::types::func_signature;
 use crate::errors::Failure;
 use crate::js::{Js, Kind, Value};
@@ -28,8 +29,22 @@ pub struct LinkPlan {
 enum PlanItem {
     /// A root function import.
     Function(String),
-    /// An interface defined from JS (replacing WASI's, if any), with its functions.
-    Interface(String, Vec<String>),
+    /// An interface defined from JS (replacing WASI's, if any), with its functions and the
+    /// resource types its JS classes implement.
+    Interface(String, Vec<String>, Vec<String>),
+}
+
+impl LinkPlan {
+    /// How many host-implemented resource types the plan links (`host_dynamic(0..n)`).
+    pub fn host_resources(&self) -> u32 {
+        self.items
+            .iter()
+            .map(|item| match item {
+                PlanItem::Interface(_, _, resources) => resources.len() as u32,
+                PlanItem::Function(_) => 0,
+            })
+            .sum()
+    }
 }
 
 /// Finds the JS function for every function import of `component` (on the JS thread): root
@@ -78,12 +93,11 @@ pub fn resolve(
                     continue;
                 };
                 let mut provided = Vec::new();
+                let mut resources = Vec::new();
                 for (function_name, export) in instance.exports(engine) {
                     let ComponentItem::ComponentFunc(func) = &export.ty else {
                         if matches!(export.ty, ComponentItem::Resource(_)) {
-                            return Err(Failure::Link(format!(
-                                "import {name}: resource types are not supported yet ({function_name})"
-                            )));
+                            resources.push(function_name.to_string());
                         }
                         continue;
                     };
@@ -95,7 +109,7 @@ pub fn resolve(
                         None => missing.push(format!("{name}#{function_name}: {}", func_signature(func))),
                     }
                 }
-                items.push(PlanItem::Interface(name.to_string(), provided));
+                items.push(PlanItem::Interface(name.to_string(), provided, resources));
             }
             ComponentItem::Type(_) => {}
             _ => {
@@ -122,6 +136,7 @@ pub fn link(component: &Component, plan: &LinkPlan) -> Result<InstancePre<HostSt
         // JS functions may replace single WASI interfaces.
         linker.allow_shadowing(true);
     }
+    let mut payload = 0;
     let mut index = 0;
     let mut host_function = |name: String| {
         let label: Arc<str> = format!("\"{name}\"").into();
@@ -137,8 +152,14 @@ pub fn link(component: &Component, plan: &LinkPlan) -> Result<InstancePre<HostSt
                 let function = host_function(name.clone());
                 linker.root().func_new(name, function).map_err(failed)?;
             }
-            PlanItem::Interface(interface, names) => {
+            PlanItem::Interface(interface, names, resources) => {
                 let mut instance = linker.instance(interface).map_err(failed)?;
+                for resource in resources {
+                    instance
+                        .resource(resource, ResourceType::host_dynamic(payload), release_host_object)
+                        .map_err(failed)?;
+                    payload += 1;
+                }
                 for name in names {
                     let function = host_function(format!("{interface}#{name}"));
                     instance.func_new(name, function).map_err(failed)?;
@@ -147,6 +168,22 @@ pub fn link(component: &Component, plan: &LinkPlan) -> Result<InstancePre<HostSt
         }
     }
     linker.instantiate_pre(component).map_err(failed)
+}
+
+/// The guest dropped its last handle to a host object: the object leaves the instance's slab and
+/// its `[Symbol.dispose]` runs, if it has one.
+fn release_host_object(mut cx: StoreContextMut<'_, HostState>, rep: u32) -> wasmtime::Result<()> {
+    let state = cx.data_mut();
+    let Some(object) = state.resources.as_ref().and_then(|resources| resources.take_host(rep)) else {
+        return Ok(());
+    };
+    state.host.run_js_later(Box::new(move |js| {
+        if let Ok(value) = js.dereference(&object) {
+            let _ = js.call_dispose(value);
+        }
+        js.release(object);
+    }));
+    Ok(())
 }
 
 /// `object[key]` when it is an own property and not `undefined`.
@@ -197,20 +234,50 @@ fn host_call(
 ) -> wasmtime::Result<()> {
     let param_types: Vec<Type> = ty.params().map(|(_, ty)| ty).collect();
     let result_type = ty.results().next();
-    let args = params.to_vec();
+    let mut args = params.to_vec();
+    let resources = cx.data().resources.clone();
+    // Resources the guest hands out become markers here, where the store is at hand.
+    let mut borrowed = Vec::new();
+    if let Some(resources) = &resources {
+        for (value, ty) in args.iter_mut().zip(&param_types) {
+            if holds_resources(ty)
+                && let Err(failure) = resources.capture(&mut *cx, value, ty, &mut borrowed)
+            {
+                return Err(cx.data_mut().fail_call(failure));
+            }
+        }
+    }
+    let (to_js_cx, from_js_cx) = (resources.clone(), resources.clone());
     let owned_label = label.clone();
+    let returned_type = result_type.clone();
     let value = cx.data_mut().call_host(
         index,
         label,
         move |js, function| {
             let mut js_args = Vec::with_capacity(args.len());
             for (value, ty) in args.iter().zip(&param_types) {
-                js_args.push(convert::to_js(js, value, ty)?);
+                js_args.push(convert::to_js(js, to_js_cx.as_ref(), value, ty)?);
             }
             Ok(js.call(function, &js_args)?)
         },
-        move |js, returned| outcome_to_val(js, &owned_label, returned, result_type.as_ref()),
-    )?;
+        move |js, returned| outcome_to_val(js, from_js_cx.as_ref(), &owned_label, returned, returned_type.as_ref()),
+    );
+    if let Some(resources) = &resources {
+        resources.end_borrows(&mut *cx, borrowed)?;
+        if let Some(limit) = resources.take_limit_hit() {
+            return Err(cx.data_mut().fail_call(limit));
+        }
+    }
+    let mut value = value?;
+    if let (Some(resources), Some(returned), Some(ty)) = (&resources, value.as_mut(), result_type.as_ref())
+        && holds_resources(ty)
+        && let Err(message) = resources.resolve(&mut *cx, returned, ty, &mut Vec::new())
+    {
+        return Err(cx.data_mut().fail_call(Failure::Host {
+            message: format!("host function {label} returned a bad value: {message}"),
+            cause: None,
+        }));
+    }
     if let (Some(slot), Some(value)) = (results.first_mut(), value) {
         *slot = value;
     }
@@ -221,6 +288,7 @@ fn host_call(
 /// return type the function returns the ok value and throws the err value.
 fn outcome_to_val(
     js: Js,
+    cx: convert::Cx,
     label: &str,
     returned: Result<Value, Value>,
     result_type: Option<&Type>,
@@ -235,12 +303,12 @@ fn outcome_to_val(
             let result_type = result_type.expect("checked above");
             if let Type::Result(result) = result_type {
                 let payload = match result.ok() {
-                    Some(ok_type) => Some(Box::new(convert::from_js(js, value, &ok_type).map_err(bad_return)?)),
+                    Some(ok_type) => Some(Box::new(convert::from_js(js, cx, value, &ok_type).map_err(bad_return)?)),
                     None => None,
                 };
                 Ok(Some(Val::Result(Ok(payload))))
             } else {
-                Ok(Some(convert::from_js(js, value, result_type).map_err(bad_return)?))
+                Ok(Some(convert::from_js(js, cx, value, result_type).map_err(bad_return)?))
             }
         }
         Err(thrown) => {
@@ -250,7 +318,7 @@ fn outcome_to_val(
             let Some(err_type) = result.err() else {
                 return Ok(Some(Val::Result(Err(None))));
             };
-            match convert::from_js(js, err_payload(js, thrown, &err_type), &err_type) {
+            match convert::from_js(js, cx, err_payload(js, thrown, &err_type), &err_type) {
                 Ok(payload) => Ok(Some(Val::Result(Err(Some(Box::new(payload)))))),
                 Err(_) => Err(host_bridge::thrown(js, label, thrown)),
             }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
-use wasmtime::component::{Component, Type};
+use wasmtime::component::{Component, ResourceType, Type};
 
 use napi_derive::napi;
 
@@ -41,6 +41,12 @@ pub struct TypeInfo {
     pub ok: Option<Arc<TypeInfo>>,
     /// The `err` payload of a `result`, if it has one.
     pub err: Option<Arc<TypeInfo>>,
+    /// The resource of an `own` or `borrow`, by its WIT name (`counter`).
+    pub resource: Option<String>,
+    /// The interface that defines that resource (`test:x/api`), absent at the world's root.
+    pub interface: Option<String>,
+    /// Whether that resource is imported (implemented by the host) rather than the guest's own.
+    pub imported: Option<bool>,
 }
 
 /// A field of a record (its WIT name, kebab-case).
@@ -106,7 +112,76 @@ impl TypeInfo {
             names: None,
             ok: None,
             err: None,
+            resource: None,
+            interface: None,
+            imported: None,
         }
+    }
+}
+
+/// A resource type's name, interface and whether it is imported.
+type ResourceName = (String, Option<String>, bool);
+
+thread_local! {
+    /// While a component's listing is made: the names of its resource types.
+    static RESOURCE_NAMES: std::cell::RefCell<Vec<(ResourceType, ResourceName)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `body` with the resource types of `component` named (imports first: a resource an
+/// interface re-exports with `use` keeps the name of its import).
+fn with_resource_names<R>(component: &Component, body: impl FnOnce() -> R) -> R {
+    let engine = component.engine();
+    let ty = component.component_type();
+    let mut names: Vec<(ResourceType, ResourceName)> = Vec::new();
+    let mut add = |rt: ResourceType, name: &str, interface: Option<&str>, imported: bool| {
+        if !names.iter().any(|(known, _)| *known == rt) {
+            names.push((rt, (name.to_string(), interface.map(String::from), imported)));
+        }
+    };
+    let items: Vec<(String, ComponentItem, bool)> = ty
+        .imports(engine)
+        .map(|(name, item)| (name.to_string(), item.ty.clone(), true))
+        .chain(
+            ty.exports(engine)
+                .map(|(name, item)| (name.to_string(), item.ty.clone(), false)),
+        )
+        .collect();
+    for (name, item, imported) in items {
+        match item {
+            ComponentItem::Resource(rt) => add(rt, &name, None, imported),
+            ComponentItem::ComponentInstance(instance) => {
+                for (member, export) in instance.exports(engine) {
+                    if let ComponentItem::Resource(rt) = export.ty {
+                        add(rt, member, Some(&name), imported);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    RESOURCE_NAMES.with(|known| *known.borrow_mut() = names);
+    let result = body();
+    RESOURCE_NAMES.with(|known| known.borrow_mut().clear());
+    result
+}
+
+fn resource_info(kind: &str, rt: &ResourceType) -> TypeInfo {
+    let named = RESOURCE_NAMES.with(|known| {
+        known
+            .borrow()
+            .iter()
+            .find(|(known, _)| known == rt)
+            .map(|(_, name)| name.clone())
+    });
+    match named {
+        Some((name, interface, imported)) => TypeInfo {
+            resource: Some(name),
+            interface,
+            imported: Some(imported),
+            ..TypeInfo::new(kind)
+        },
+        None => TypeInfo::new(kind),
     }
 }
 
@@ -207,9 +282,8 @@ pub fn describe(ty: &Type) -> TypeInfo {
                 ..TypeInfo::new("result")
             };
         }
-        // A resource type is known only by identity at run time, so nothing more can be said.
-        Type::Own(_) => "own",
-        Type::Borrow(_) => "borrow",
+        Type::Own(rt) => return resource_info("own", rt),
+        Type::Borrow(rt) => return resource_info("borrow", rt),
         Type::Future(_) => "future",
         Type::Stream(_) => "stream",
         Type::ErrorContext => "error-context",
@@ -273,7 +347,7 @@ pub fn render(ty: &TypeInfo) -> String {
             (None, Some(err)) => format!("result<_, {err}>"),
             (Some(ok), Some(err)) => format!("result<{ok}, {err}>"),
         },
-        "own" | "borrow" => format!("{}<resource>", ty.kind),
+        "own" | "borrow" => format!("{}<{}>", ty.kind, ty.resource.as_deref().unwrap_or("resource")),
         primitive => primitive.into(),
     }
 }
@@ -334,15 +408,19 @@ fn item_info(engine: &wasmtime::Engine, name: &str, item: &ComponentItem) -> Com
 pub fn exports(component: &Component) -> Vec<ComponentItemInfo> {
     let engine = component.engine();
     let ty = component.component_type();
-    ty.exports(engine)
-        .map(|(name, export)| item_info(engine, name, &export.ty))
-        .collect()
+    with_resource_names(component, || {
+        ty.exports(engine)
+            .map(|(name, export)| item_info(engine, name, &export.ty))
+            .collect()
+    })
 }
 
 pub fn imports(component: &Component) -> Vec<ComponentItemInfo> {
     let engine = component.engine();
     let ty = component.component_type();
-    ty.imports(engine)
-        .map(|(name, import)| item_info(engine, name, &import.ty))
-        .collect()
+    with_resource_names(component, || {
+        ty.imports(engine)
+            .map(|(name, import)| item_info(engine, name, &import.ty))
+            .collect()
+    })
 }

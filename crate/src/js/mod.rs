@@ -17,6 +17,7 @@ use napi::{Error, Result, Status, sys};
 
 pub mod env;
 pub mod promise;
+pub mod token;
 
 /// A JavaScript value handle, valid only on the JS thread during the current N-API call.
 pub type Value = sys::napi_value;
@@ -622,6 +623,25 @@ impl Js {
             "take exception",
         )?;
         Ok(Err(thrown))
+    }
+
+    /// Calls `value[Symbol.dispose]()` if it is a function; what it throws is returned.
+    pub fn call_dispose(self, value: Value) -> Result<std::result::Result<Value, Value>> {
+        let mut global = ptr::null_mut();
+        self.check(unsafe { sys::napi_get_global(self.0, &mut global) }, "global")?;
+        let symbol = self.get(self.get(global, "Symbol")?, "dispose")?;
+        if !matches!(self.kind(value)?, Kind::Object | Kind::Function) || self.kind(symbol)? != Kind::Symbol {
+            return self.undefined().map(Ok);
+        }
+        let mut method = ptr::null_mut();
+        self.check(
+            unsafe { sys::napi_get_property(self.0, value, symbol, &mut method) },
+            "get [Symbol.dispose]",
+        )?;
+        if self.kind(method)? != Kind::Function {
+            return self.undefined().map(Ok);
+        }
+        self.call_method(value, method, &[])
     }
 
     /// Keeps a value alive across calls; must be released on this JS thread with `release`.

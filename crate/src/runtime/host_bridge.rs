@@ -75,6 +75,31 @@ impl HostFunctions {
     pub fn http(&self) -> Option<&HttpClient> {
         self.http.as_ref()
     }
+
+    /// Releases references on the JS thread (now if this is it, else through the dispatcher),
+    /// after calling each value's `[Symbol.dispose]` when `dispose` is set.
+    pub fn release(&self, references: Vec<Reference>, dispose: bool) {
+        let job = move |js: Js| {
+            for reference in references {
+                if dispose && let Ok(value) = js.dereference(&reference) {
+                    let _ = js.call_dispose(value);
+                    js.discard_pending_exception();
+                }
+                js.release(reference);
+            }
+        };
+        // Disposing calls JS, which a garbage collector's finalizer (where an instance's store
+        // may go) must not: that waits for the dispatcher.
+        match &self.dispatcher {
+            Some(dispatcher) if dispose || std::thread::current().id() != self.thread => dispatcher.run(Box::new(job)),
+            _ if std::thread::current().id() == self.thread => {
+                let scope = self.js.open_scope();
+                job(self.js);
+                self.js.close_scope(scope);
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Drop for HostFunctions {
@@ -128,6 +153,21 @@ impl HostBridge {
             ));
         }
         Ok((self.functions.clone(), dispatcher))
+    }
+
+    /// Runs `job` on the JS thread without waiting for it: at once during a `callSync`, else
+    /// queued (a host object's `[Symbol.dispose]` when the guest drops it).
+    pub fn run_js_later(&self, job: JsJob) {
+        if let Some(js) = self.sync_env {
+            let scope = js.open_scope();
+            job(js);
+            js.discard_pending_exception();
+            js.close_scope(scope);
+        } else if let Some(relay) = &self.relay {
+            relay.send(job);
+        } else if let Some(dispatcher) = &self.functions.dispatcher {
+            dispatcher.run(job);
+        }
     }
 
     /// Whether the guest imports any JS function.

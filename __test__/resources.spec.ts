@@ -1,0 +1,264 @@
+/**
+ * Component resources with a wit-bindgen guest (fixtures/resources; what a correct host sees is in
+ * fixtures/resources/EXPECTED.md): guest resources as JS objects of a class per type, own moves and
+ * borrow lends, deterministic drops, host resources implemented by a JS class, the cap on live
+ * handles, and the types the listings give them.
+ */
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+
+import test from 'ava'
+
+import { resourcesWasm } from '../fixtures/index.js'
+import { DisposedError, Engine, HostLimitError, type Instance, WasmTypeError } from '../lib/index.js'
+
+const engine = new Engine()
+const component = await engine.compileComponent(resourcesWasm)
+test.after.always(() => engine.close())
+
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
+
+/** The host's logger, recording what the guest makes it do. */
+function hostImports(events: string[]) {
+  class Logger {
+    lines: string[] = []
+    constructor(public prefix: string) {
+      events.push(`new ${prefix}`)
+    }
+    log(msg: string) {
+      events.push(`log ${this.prefix} ${msg}`)
+      this.lines.push(`${this.prefix}: ${msg}`)
+      return this.lines.length
+    }
+    count() {
+      return this.lines.length
+    }
+    static cloneWith(other: Logger, suffix: string) {
+      events.push(`cloneWith ${other.prefix}`)
+      return new Logger(other.prefix + suffix)
+    }
+    [Symbol.dispose]() {
+      events.push(`dispose ${this.prefix}`)
+    }
+  }
+  return {
+    Logger,
+    imports: {
+      'test:resources/host': {
+        Logger,
+        makeLogger: (prefix: string) => new Logger(prefix),
+        logAll: (loggers: Logger[], msg: string) => loggers.forEach((logger) => logger.log(msg)),
+      },
+    },
+  }
+}
+
+function instance(events: string[] = []): Instance {
+  return component.instantiateSync({ limits: { memoryBytes: 4 << 20 }, imports: hostImports(events).imports })
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- the shape comes from the component */
+const api = (inst: Instance) => inst.exports['test:resources/api'] as any
+const usesHost = (inst: Instance) => inst.exports['test:resources/uses-host'] as any
+
+test('a guest resource is an object of its class: constructor, methods and statics call the guest', (t) => {
+  const inst = instance()
+  const { Counter, Blob } = api(inst)
+  const counter = new Counter(5)
+  t.true(counter instanceof Counter)
+  t.is(Counter.name, 'Counter')
+  t.is(counter.increment(3), 8)
+  t.is(counter.value(), 8)
+  t.deepEqual(counter.snapshot(), new Float64Array([5, 8]))
+  t.deepEqual(
+    Counter.split(10, 3).map((part: any) => part.value()),
+    [4, 3, 3],
+  )
+  t.deepEqual(Counter.split(5, 0), [])
+  const blob = new Blob(new Uint8Array([1, 2, 3]))
+  t.is(blob.size(), 3)
+  t.deepEqual(blob.bytes(), new Uint8Array([1, 2, 3]))
+  // The short interface name is the same object.
+  t.is(inst.exports.api, inst.exports['test:resources/api'])
+})
+
+test('borrow lends (the object stays usable); own moves (the object is unusable afterwards)', (t) => {
+  const inst = instance()
+  const { Counter, sum, consume, dropped, live } = api(inst)
+  const c = new Counter(8)
+  const d = new Counter(2)
+  c.merge(d)
+  t.is(c.value(), 10)
+  t.is(d.value(), 2)
+  c.merge(c)
+  t.is(c.value(), 20)
+  t.is(sum([c, d, d]), 24)
+  t.is(live(), 2)
+  t.is(consume(d), 2)
+  t.is(dropped(), 1, 'the guest dropped the moved counter')
+  t.is(live(), 1)
+  const error = t.throws(() => d.value(), { instanceOf: DisposedError })
+  t.regex(error?.message ?? '', /moved into the guest/)
+  t.throws(() => sum([d]), { instanceOf: DisposedError })
+})
+
+test('[Symbol.dispose] runs the guest destructor once; use afterwards is a DisposedError', (t) => {
+  const inst = instance()
+  const { Counter, dropped, live } = api(inst)
+  const c = new Counter(1)
+  t.is(live(), 1)
+  c[Symbol.dispose]()
+  t.is(dropped(), 1)
+  t.is(live(), 0)
+  c[Symbol.dispose]()
+  t.is(dropped(), 1, 'a second dispose does nothing')
+  t.throws(() => c.value(), { instanceOf: DisposedError, message: /dropped/ })
+  {
+    using scoped = new Counter(2)
+    t.is(scoped.value(), 2)
+  }
+  t.is(dropped(), 2, '`using` drops at the end of the block')
+  t.is(inst.metrics().calls > 0, true)
+})
+
+test('a resource object collected without dispose is dropped at the next call', async (t) => {
+  const inst = instance()
+  const { Counter, dropped, live } = api(inst)
+  ;(() => {
+    for (let i = 0; i < 5; i++) new Counter(i)
+  })()
+  t.is(live(), 5)
+  for (let round = 0; round < 10 && live() > 0; round++) {
+    gc()
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.is(live(), 0)
+  t.is(dropped(), 5)
+})
+
+test('resources inside records, options and lists come and go as objects', (t) => {
+  const inst = instance()
+  const { Counter, makePair, maybe } = api(inst)
+  const pair = makePair(1, 2)
+  t.true(pair.left instanceof Counter)
+  t.is(pair.left.value() + pair.right.value(), 3)
+  const single = makePair(3, undefined)
+  t.is(single.right, undefined)
+  t.deepEqual(single.left.snapshot(), new Float64Array([3]))
+  const given = new Counter(7)
+  const back = maybe(given)
+  t.is(back.value(), 7)
+  t.throws(() => given.value(), { instanceOf: DisposedError })
+  t.is(maybe(undefined), undefined)
+})
+
+test('the path API takes wasmtime names, async and sync, with the same objects', async (t) => {
+  const inst = instance()
+  const counter = (await inst.call('test:resources/api#[constructor]counter', [5])) as any
+  t.is(counter.constructor.name, 'Counter')
+  t.is(await inst.call('test:resources/api#[method]counter.increment', [counter, 2]), 7)
+  t.is(inst.callSync('test:resources/api#[method]counter.value', [counter]), 7)
+  const parts = (await inst.call('test:resources/api#[static]counter.split', [6, 2])) as any[]
+  t.deepEqual(
+    parts.map((part) => part.value()),
+    [3, 3],
+  )
+  t.is(await inst.call('test:resources/api#consume', [counter]), 7)
+  await t.throwsAsync(inst.call('test:resources/api#[method]counter.value', [counter]), {
+    instanceOf: DisposedError,
+  })
+})
+
+test("another instance's resource, or a plain value, is a WasmTypeError naming the parameter", (t) => {
+  const one = instance()
+  const two = instance()
+  const foreign = new (api(two).Counter)(1)
+  t.throws(() => api(one).sum([foreign]), { instanceOf: WasmTypeError, message: /another instance/ })
+  t.throws(() => api(one).consume(42), { instanceOf: WasmTypeError, message: /param "c"/ })
+})
+
+test('after the instance is disposed, its resources throw DisposedError', (t) => {
+  const inst = instance()
+  const counter = new (api(inst).Counter)(1)
+  inst.dispose()
+  t.throws(() => counter.value(), { instanceOf: DisposedError })
+  t.notThrows(() => counter[Symbol.dispose]())
+})
+
+test('a host resource is the JS class: the guest constructs, calls, clones and drops its objects', (t) => {
+  const events: string[] = []
+  const inst = instance(events)
+  const uses = usesHost(inst)
+  t.is(uses.withLogger('a', ['x', 'y']), 2)
+  t.deepEqual(events.splice(0), ['new a', 'log a x', 'log a y', 'dispose a'])
+  t.is(uses.viaStatic('v'), 1)
+  t.deepEqual(events.splice(0), [
+    'new v',
+    'cloneWith v',
+    'new v-clone',
+    'log v-clone from clone',
+    'dispose v-clone',
+    'dispose v',
+  ])
+  t.is(uses.made('m'), 2)
+  t.deepEqual(events.splice(0), ['new m', 'log m one', 'log m two', 'dispose m'])
+  t.deepEqual(uses.broadcast(['p', 'q'], 'hi'), new Uint32Array([1, 1]))
+  t.deepEqual(events.splice(0), ['new p', 'new q', 'log p hi', 'log q hi', 'dispose p', 'dispose q'])
+})
+
+test('host objects cross both ways: own given to the guest is disposed when it drops it; one returned is the same object', async (t) => {
+  const events: string[] = []
+  const { Logger, imports } = hostImports(events)
+  const inst = await component.instantiate({ limits: { memoryBytes: 4 << 20 }, imports })
+  const kept = new Logger('k')
+  t.is(await inst.call('test:resources/uses-host#keep-logger', [kept]), 1)
+  t.deepEqual(kept.lines, ['k: kept'])
+  await new Promise((resolve) => setImmediate(resolve))
+  t.true(events.includes('dispose k'))
+  const mine = new Logger('r')
+  t.is(usesHost(inst).roundTrip(mine), mine)
+  t.false(events.includes('dispose r'))
+})
+
+test('live handles are capped: past 10,000 the guest call fails with HostLimitError, and disposing the instance disposes what it held', async (t) => {
+  const events: string[] = []
+  const inst = instance(events)
+  t.is(usesHost(inst).spam(3), 3)
+  usesHost(inst).release()
+  t.deepEqual(
+    events.filter((event) => event.startsWith('dispose')),
+    ['dispose spam-0', 'dispose spam-1', 'dispose spam-2'],
+  )
+  events.length = 0
+  const error = t.throws(() => usesHost(inst).spam(20_000), { instanceOf: HostLimitError })
+  t.is(error?.code, 'ERR_WASM_HOST_LIMIT')
+  // The 10,001st object is made by the constructor, then refused: the guest never held it.
+  t.is(events.filter((event) => event.startsWith('new')).length, 10_001)
+  const made = 10_000
+  inst.dispose()
+  for (let round = 0; round < 20 && events.filter((e) => e.startsWith('dispose')).length < made; round++) {
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.is(
+    events.filter((event) => event.startsWith('dispose')).length,
+    made,
+    'each held logger disposed exactly once',
+  )
+})
+
+test('the listings name resource types', (t) => {
+  const apiItem = component.exports.find((item) => item.name === 'test:resources/api')
+  const consume = apiItem?.exports?.find((item) => item.name === 'consume')
+  t.is(consume?.type, 'func(c: own<counter>) -> s32')
+  t.deepEqual(consume?.func?.params[0]?.type, {
+    kind: 'own',
+    resource: 'counter',
+    interface: 'test:resources/api',
+    imported: false,
+  })
+  const host = component.imports.find((item) => item.name === 'test:resources/host')
+  const make = host?.exports?.find((item) => item.name === 'make-logger')
+  t.is(make?.type, 'func(prefix: string) -> own<logger>')
+  t.is((make?.func?.result as { imported?: boolean } | undefined)?.imported, true)
+})

@@ -1,0 +1,461 @@
+//! Resources across the boundary, both ways, with a cap on what a guest can make the host hold.
+//!
+//! - A handle to a *guest* resource held by JS is an entry of the instance's table; JS gets a
+//!   token for it (wrapped by the JS layer in an object of the resource's class). Dropping the
+//!   object (`[Symbol.dispose]`) drops the handle, which runs the guest's destructor; a token that
+//!   is garbage-collected queues its handle to be dropped at the next call.
+//! - A *host* resource (an imported one, implemented by a JS class) is a JS object the guest holds
+//!   a handle to: the object sits in the instance's host slab, its index being the handle's `rep`.
+//!   When the guest drops its last handle, the object's `[Symbol.dispose]` runs.
+//!
+//! Values are converted in two steps. On the JS thread, resources become plain markers (a
+//! `Val::U64` for a guest handle, a `Val::S64` for a host object); where the store is at hand,
+//! markers become `Val::Resource`s and back ([`Resources::resolve`], [`Resources::capture`]).
+
+use std::sync::{Arc, Mutex, Weak};
+
+use napi::sys;
+use wasmtime::AsContextMut;
+use wasmtime::component::{ResourceAny, ResourceDynamic, ResourceType, Type, Val};
+
+use crate::errors::Failure;
+use crate::js::token::TokenTag;
+use crate::js::{Js, Kind, Reference, Value};
+
+/// Most resource handles (guest and host together) one instance may make the host hold.
+pub const MAX_LIVE_HANDLES: usize = 10_000;
+
+const GUEST_TAG: TokenTag = TokenTag(sys::napi_type_tag {
+    lower: 0x6169_7273_7379_7331,
+    upper: 0x7265_736f_7572_6365,
+});
+
+/// What a token holds: a guest handle's place in its instance's table.
+struct GuestToken {
+    resources: Weak<Resources>,
+    index: u32,
+    generation: u32,
+}
+
+impl Drop for GuestToken {
+    fn drop(&mut self) {
+        if let Some(resources) = self.resources.upgrade() {
+            resources.table().collected.push((self.index, self.generation));
+        }
+    }
+}
+
+#[derive(Default)]
+struct GuestEntry {
+    generation: u32,
+    handle: Option<ResourceAny>,
+}
+
+#[derive(Default)]
+struct Table {
+    guest: Vec<GuestEntry>,
+    free_guest: Vec<u32>,
+    host: Vec<Option<Reference>>,
+    free_host: Vec<u32>,
+    live: usize,
+    /// Guest handles whose token was garbage-collected, or dropped while a call ran.
+    collected: Vec<(u32, u32)>,
+    /// An insertion was refused at the cap since the last look (see [`Resources::take_limit_hit`]).
+    limit_hit: bool,
+}
+
+/// The resources of one component instance.
+pub struct Resources {
+    table: Mutex<Table>,
+    /// The types linked for the imported (host) resources: `host_dynamic(i)` for `i` below this.
+    host_types: u32,
+    /// Releases host objects' references on the JS thread, wherever they are let go; with
+    /// `true`, after calling each object's `[Symbol.dispose]`.
+    release: Release,
+}
+
+/// See [`Resources::release`].
+pub type Release = Box<dyn Fn(Vec<Reference>, bool) + Send + Sync>;
+
+fn limit() -> String {
+    format!("the guest holds more than {MAX_LIVE_HANDLES} resource handles at once")
+}
+
+impl Resources {
+    pub fn new(host_types: u32, release: Release) -> Arc<Self> {
+        Arc::new(Resources {
+            table: Mutex::new(Table::default()),
+            host_types,
+            release,
+        })
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Live handles (guest and host).
+    pub fn live(&self) -> usize {
+        self.table().live
+    }
+
+    fn insert_guest(&self, handle: ResourceAny) -> Result<Val, String> {
+        let mut table = self.table();
+        if table.live >= MAX_LIVE_HANDLES {
+            table.limit_hit = true;
+            return Err(limit());
+        }
+        table.live += 1;
+        let index = match table.free_guest.pop() {
+            Some(index) => index,
+            None => {
+                table.guest.push(GuestEntry::default());
+                (table.guest.len() - 1) as u32
+            }
+        };
+        let entry = &mut table.guest[index as usize];
+        entry.handle = Some(handle);
+        Ok(Val::U64((u64::from(entry.generation) << 32) | u64::from(index)))
+    }
+
+    /// Takes a guest handle out of the table (it moves to the guest, or is dropped).
+    fn take_guest(&self, index: u32, generation: u32) -> Option<ResourceAny> {
+        let mut table = self.table();
+        let entry = table.guest.get_mut(index as usize)?;
+        if entry.generation != generation {
+            return None;
+        }
+        let handle = entry.handle.take()?;
+        entry.generation = entry.generation.wrapping_add(1);
+        table.free_guest.push(index);
+        table.live -= 1;
+        Some(handle)
+    }
+
+    fn peek_guest(&self, index: u32, generation: u32) -> Option<ResourceAny> {
+        let table = self.table();
+        let entry = table.guest.get(index as usize)?;
+        (entry.generation == generation).then_some(entry.handle).flatten()
+    }
+
+    fn insert_host(&self, object: Reference) -> Result<u32, String> {
+        let mut table = self.table();
+        if table.live >= MAX_LIVE_HANDLES {
+            table.limit_hit = true;
+            drop(table);
+            (self.release)(vec![object], false);
+            return Err(limit());
+        }
+        table.live += 1;
+        Ok(match table.free_host.pop() {
+            Some(rep) => {
+                table.host[rep as usize] = Some(object);
+                rep
+            }
+            None => {
+                table.host.push(Some(object));
+                (table.host.len() - 1) as u32
+            }
+        })
+    }
+
+    /// Takes a host object out of the slab (the guest let go of it).
+    pub fn take_host(&self, rep: u32) -> Option<Reference> {
+        let mut table = self.table();
+        let object = table.host.get_mut(rep as usize)?.take()?;
+        table.free_host.push(rep);
+        table.live -= 1;
+        Some(object)
+    }
+
+    /// Whether an insertion was refused at the cap since the last look: a conversion that failed
+    /// for that is a HostLimitError, not a bad value.
+    pub fn take_limit_hit(&self) -> Option<Failure> {
+        std::mem::take(&mut self.table().limit_hit).then(|| Failure::HostLimit(limit()))
+    }
+
+    /// Guest handles whose JS side is gone: to drop with the store at hand.
+    pub fn take_collected(&self) -> Vec<ResourceAny> {
+        let collected = std::mem::take(&mut self.table().collected);
+        collected
+            .into_iter()
+            .filter_map(|(index, generation)| self.take_guest(index, generation))
+            .collect()
+    }
+
+    /// Takes the guest handle of a token (for `[Symbol.dispose]`): `None` if it was moved or
+    /// dropped already, or is not a token of this instance.
+    pub fn take_token(self: &Arc<Self>, js: Js, value: Value) -> Result<Option<ResourceAny>, Failure> {
+        match js.token_data::<GuestToken>(&GUEST_TAG, value)? {
+            Some(token) if Weak::ptr_eq(&token.resources, &Arc::downgrade(self)) => {
+                Ok(self.take_guest(token.index, token.generation))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Queues the token's handle to be dropped at the next call (the instance is busy now).
+    pub fn drop_later(self: &Arc<Self>, js: Js, value: Value) -> Result<(), Failure> {
+        if let Some(token) = js.token_data::<GuestToken>(&GUEST_TAG, value)?
+            && Weak::ptr_eq(&token.resources, &Arc::downgrade(self))
+        {
+            self.table().collected.push((token.index, token.generation));
+        }
+        Ok(())
+    }
+
+    /// On the JS thread: the marker for a JS value where `ty` (own or borrow) is expected. A
+    /// token of this instance stands for its guest handle; any other object is a host object.
+    pub fn from_js(self: &Arc<Self>, js: Js, value: Value, ty: &Type) -> Result<Val, String> {
+        let what = || match ty {
+            Type::Own(_) => "an owned resource",
+            _ => "a borrowed resource",
+        };
+        let token = js.token_data::<GuestToken>(&GUEST_TAG, value).map_err(|e| e.reason)?;
+        if let Some(token) = token {
+            if !Weak::ptr_eq(&token.resources, &Arc::downgrade(self)) {
+                return Err(format!("expected {}, got a resource of another instance", what()));
+            }
+            if self.peek_guest(token.index, token.generation).is_none() {
+                return Err(format!(
+                    "expected {}, got a resource that was dropped or moved into the guest",
+                    what()
+                ));
+            }
+            return Ok(Val::U64((u64::from(token.generation) << 32) | u64::from(token.index)));
+        }
+        match js.kind(value).map_err(|e| e.reason)? {
+            Kind::Object | Kind::Function if self.host_types > 0 => {
+                let object = js.reference(value).map_err(|e| e.reason)?;
+                Ok(Val::S64(i64::from(self.insert_host(object)?)))
+            }
+            _ => Err(format!("expected {}, got {}", what(), js.describe(value))),
+        }
+    }
+
+    /// On the JS thread: the JS value of a marker made by [`Resources::capture`].
+    pub fn to_js(self: &Arc<Self>, js: Js, marker: &Val, ty: &Type) -> napi::Result<Value> {
+        match *marker {
+            Val::U64(packed) => js.token(
+                &GUEST_TAG,
+                GuestToken {
+                    resources: Arc::downgrade(self),
+                    index: packed as u32,
+                    generation: (packed >> 32) as u32,
+                },
+            ),
+            Val::S64(rep) => {
+                let rep = rep as u32;
+                // An own handle the guest gives back to the host: the object leaves the slab.
+                if matches!(ty, Type::Own(_)) {
+                    let Some(object) = self.take_host(rep) else {
+                        return js.undefined();
+                    };
+                    let value = js.dereference(&object);
+                    js.release(object);
+                    return value;
+                }
+                let table = self.table();
+                match table.host.get(rep as usize).and_then(Option::as_ref) {
+                    Some(object) => js.dereference(object),
+                    None => js.undefined(),
+                }
+            }
+            _ => js.undefined(),
+        }
+    }
+
+    /// Where the store is at hand: markers in `value` (of type `ty`) become resources for the
+    /// guest. `lent` collects host objects lent for this call only (their slab entries are freed
+    /// after it).
+    pub fn resolve(
+        &self,
+        store: &mut impl AsContextMut,
+        value: &mut Val,
+        ty: &Type,
+        lent: &mut Vec<u32>,
+    ) -> Result<(), String> {
+        match (value, ty) {
+            (value @ Val::U64(_), Type::Own(_) | Type::Borrow(_)) => {
+                let Val::U64(packed) = *value else { unreachable!() };
+                let (index, generation) = (packed as u32, (packed >> 32) as u32);
+                let handle = if matches!(ty, Type::Own(_)) {
+                    self.take_guest(index, generation)
+                } else {
+                    self.peek_guest(index, generation)
+                };
+                let handle = handle.ok_or("a resource was dropped or moved before the call")?;
+                *value = Val::Resource(handle);
+                Ok(())
+            }
+            (value @ Val::S64(_), Type::Own(rt) | Type::Borrow(rt)) => {
+                let Val::S64(rep) = *value else { unreachable!() };
+                let rep = rep as u32;
+                let payload = (0..self.host_types)
+                    .find(|&payload| ResourceType::host_dynamic(payload) == *rt)
+                    .ok_or("a host object where the guest expects one of its own resources")?;
+                let dynamic = if matches!(ty, Type::Own(_)) {
+                    ResourceDynamic::new_own(rep, payload)
+                } else {
+                    lent.push(rep);
+                    ResourceDynamic::new_borrow(rep, payload)
+                };
+                *value = Val::Resource(
+                    dynamic
+                        .try_into_resource_any(&mut *store)
+                        .map_err(|e| format!("{e:#}"))?,
+                );
+                Ok(())
+            }
+            (Val::List(items), Type::List(list)) => {
+                let element = list.ty();
+                items
+                    .iter_mut()
+                    .try_for_each(|item| self.resolve(store, item, &element, lent))
+            }
+            (Val::Record(fields), Type::Record(record)) => fields
+                .iter_mut()
+                .zip(record.fields())
+                .try_for_each(|((_, item), field)| self.resolve(store, item, &field.ty, lent)),
+            (Val::Tuple(items), Type::Tuple(tuple)) => items
+                .iter_mut()
+                .zip(tuple.types())
+                .try_for_each(|(item, ty)| self.resolve(store, item, &ty, lent)),
+            (Val::Variant(name, Some(payload)), Type::Variant(variant)) => {
+                match variant
+                    .cases()
+                    .find(|case| case.name == name.as_str())
+                    .and_then(|case| case.ty)
+                {
+                    Some(ty) => self.resolve(store, payload, &ty, lent),
+                    None => Ok(()),
+                }
+            }
+            (Val::Option(Some(payload)), Type::Option(option)) => self.resolve(store, payload, &option.ty(), lent),
+            (Val::Result(Ok(Some(payload))), Type::Result(result)) => match result.ok() {
+                Some(ty) => self.resolve(store, payload, &ty, lent),
+                None => Ok(()),
+            },
+            (Val::Result(Err(Some(payload))), Type::Result(result)) => match result.err() {
+                Some(ty) => self.resolve(store, payload, &ty, lent),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// Where the store is at hand: resources in `value` (of type `ty`) that the guest hands out
+    /// become markers. Guest handles enter the table (a borrowed one too, for the duration of a
+    /// host call: `borrowed` collects it, to end the borrow after the call); host handles give
+    /// their object's slab index.
+    pub fn capture(
+        &self,
+        store: &mut impl AsContextMut,
+        value: &mut Val,
+        ty: &Type,
+        borrowed: &mut Vec<(ResourceAny, Val)>,
+    ) -> Result<(), Failure> {
+        match (&mut *value, ty) {
+            (Val::Resource(handle), Type::Own(_) | Type::Borrow(_)) => {
+                let handle = *handle;
+                if let Ok(dynamic) = ResourceDynamic::try_from_resource_any(handle, &mut *store) {
+                    *value = Val::S64(i64::from(dynamic.rep()));
+                    return Ok(());
+                }
+                let marker = self.insert_guest(handle).map_err(Failure::HostLimit)?;
+                if !handle.owned() {
+                    borrowed.push((handle, marker.clone()));
+                }
+                *value = marker;
+                Ok(())
+            }
+            (Val::List(items), Type::List(list)) => {
+                let element = list.ty();
+                items
+                    .iter_mut()
+                    .try_for_each(|item| self.capture(store, item, &element, borrowed))
+            }
+            (Val::Record(fields), Type::Record(record)) => fields
+                .iter_mut()
+                .zip(record.fields())
+                .try_for_each(|((_, item), field)| self.capture(store, item, &field.ty, borrowed)),
+            (Val::Tuple(items), Type::Tuple(tuple)) => items
+                .iter_mut()
+                .zip(tuple.types())
+                .try_for_each(|(item, ty)| self.capture(store, item, &ty, borrowed)),
+            (Val::Variant(name, Some(payload)), Type::Variant(variant)) => {
+                match variant
+                    .cases()
+                    .find(|case| case.name == name.as_str())
+                    .and_then(|case| case.ty)
+                {
+                    Some(ty) => self.capture(store, payload, &ty, borrowed),
+                    None => Ok(()),
+                }
+            }
+            (Val::Option(Some(payload)), Type::Option(option)) => self.capture(store, payload, &option.ty(), borrowed),
+            (Val::Result(Ok(Some(payload))), Type::Result(result)) => match result.ok() {
+                Some(ty) => self.capture(store, payload, &ty, borrowed),
+                None => Ok(()),
+            },
+            (Val::Result(Err(Some(payload))), Type::Result(result)) => match result.err() {
+                Some(ty) => self.capture(store, payload, &ty, borrowed),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// Ends borrows a host call received (their table entries go, and wasmtime's borrow ends).
+    pub fn end_borrows(
+        &self,
+        store: &mut impl AsContextMut,
+        borrowed: Vec<(ResourceAny, Val)>,
+    ) -> wasmtime::Result<()> {
+        for (handle, marker) in borrowed {
+            if let Val::U64(packed) = marker {
+                self.take_guest(packed as u32, (packed >> 32) as u32);
+            }
+            handle.resource_drop(&mut *store)?;
+        }
+        Ok(())
+    }
+
+    /// Frees the slab entries of host objects lent to the guest for one call.
+    pub fn end_lent(&self, lent: Vec<u32>) {
+        let released: Vec<Reference> = lent.into_iter().filter_map(|rep| self.take_host(rep)).collect();
+        if !released.is_empty() {
+            (self.release)(released, false);
+        }
+    }
+}
+
+impl Resources {
+    /// The store went, with every handle the guest held: the host objects are disposed, as if
+    /// the guest had dropped them, and the guest handles JS held are gone.
+    pub fn store_dropped(&self) {
+        let table = std::mem::take(&mut *self.table());
+        let objects: Vec<Reference> = table.host.into_iter().flatten().collect();
+        if !objects.is_empty() {
+            (self.release)(objects, true);
+        }
+    }
+}
+
+/// Whether a value of `ty` can hold a resource (so its conversion needs [`Resources`]).
+pub fn holds_resources(ty: &Type) -> bool {
+    match ty {
+        Type::Own(_) | Type::Borrow(_) => true,
+        Type::List(list) => holds_resources(&list.ty()),
+        Type::Record(record) => record.fields().any(|field| holds_resources(&field.ty)),
+        Type::Tuple(tuple) => tuple.types().any(|ty| holds_resources(&ty)),
+        Type::Variant(variant) => variant
+            .cases()
+            .any(|case| case.ty.as_ref().is_some_and(holds_resources)),
+        Type::Option(option) => holds_resources(&option.ty()),
+        Type::Result(result) => {
+            result.ok().as_ref().is_some_and(holds_resources) || result.err().as_ref().is_some_and(holds_resources)
+        }
+        _ => false,
+    }
+}

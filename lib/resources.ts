@@ -1,0 +1,400 @@
+/**
+ * Component resources on the JS side. A guest resource reaches JS as an opaque native token; this
+ * module wraps it in an object of a class per resource type (UpperCamelCase, e.g. `Counter`),
+ * whose methods call the guest's `[method]` functions and whose statics its `[static]` ones, and
+ * unwraps such objects again where the guest takes them (`own` moves the handle: the object is
+ * unusable afterwards; `borrow` lends it). `[Symbol.dispose]()` drops the handle, which runs the
+ * guest's destructor; an object garbage-collected without it is dropped at the next call. Host
+ * resources (imported ones) are the host's own objects and pass through unchanged.
+ *
+ * Values are walked along the export's type, only where that type can hold a resource.
+ */
+import type { ComponentItem, WitFuncType, WitType } from './component.js'
+import { DisposedError } from './errors.js'
+import { exportPaths, lowerCamel } from './util/names.js'
+
+/** What the resource classes of an instance need from it. */
+export interface ResourceHost {
+  /** Calls an export on the JS thread (the instance's default budget). */
+  callSync(path: string, args: readonly unknown[]): unknown
+  /** Drops the guest handle a token stands for. */
+  dropResource(token: unknown): void
+  /** Whether the instance was disposed (its handles went with its store). */
+  readonly disposed: boolean
+}
+
+/** The handle behind a resource object, and whether it still belongs to JS. */
+interface Handle {
+  token: unknown
+  state: 'live' | 'dropped' | 'moved'
+  host: ResourceHost
+}
+
+const handles = new WeakMap<object, Handle>()
+
+/** Makes the objects of the constructor path (`new Counter(5)`) instead of a token's. */
+const fromToken = Symbol('fromToken')
+
+/** kebab-case WIT name -> UpperCamelCase class name (`blob-store` -> `BlobStore`). */
+export function upperCamel(name: string): string {
+  const camel = lowerCamel(name)
+  return camel.charAt(0).toUpperCase() + camel.slice(1)
+}
+
+/** Whether a value of `type` can hold a resource. */
+export function holdsResources(type: WitType | undefined): boolean {
+  if (type === undefined) return false
+  switch (type.kind) {
+    case 'own':
+    case 'borrow':
+      return true
+    case 'list':
+    case 'option':
+      return holdsResources(type.element)
+    case 'record':
+      return type.fields.some((field) => holdsResources(field.type))
+    case 'tuple':
+      return type.types.some(holdsResources)
+    case 'variant':
+      return type.cases.some((item) => holdsResources(item.type))
+    case 'result':
+      return holdsResources(type.ok) || holdsResources(type.err)
+    default:
+      return false
+  }
+}
+
+/** Applies `at` to every resource in `value` (of `type`), rebuilding the containers around them. */
+function walk(
+  value: unknown,
+  type: WitType | undefined,
+  at: (value: unknown, type: WitType) => unknown,
+): unknown {
+  if (type === undefined || !holdsResources(type)) return value
+  switch (type.kind) {
+    case 'own':
+    case 'borrow':
+      return at(value, type)
+    case 'list':
+      return Array.isArray(value) ? value.map((item) => walk(item, type.element, at)) : value
+    case 'tuple':
+      return Array.isArray(value) ? value.map((item, index) => walk(item, type.types[index], at)) : value
+    case 'option': {
+      if (value === undefined || value === null) return value
+      // A nested option uses the tagged form.
+      if (type.element.kind === 'option') return tagged(value, () => type.element, at)
+      return walk(value, type.element, at)
+    }
+    case 'record': {
+      if (typeof value !== 'object' || value === null) return value
+      const out: Record<string, unknown> = { ...(value as Record<string, unknown>) }
+      for (const field of type.fields) {
+        const key = lowerCamel(field.name)
+        if (key in out) out[key] = walk(out[key], field.type, at)
+      }
+      return out
+    }
+    case 'variant':
+      return tagged(value, (tag) => type.cases.find((item) => item.name === tag)?.type, at)
+    case 'result':
+      return tagged(value, (tag) => (tag === 'ok' ? type.ok : tag === 'err' ? type.err : undefined), at)
+    default:
+      return value
+  }
+}
+
+function tagged(
+  value: unknown,
+  payload: (tag: unknown) => WitType | undefined,
+  at: (value: unknown, type: WitType) => unknown,
+): unknown {
+  if (typeof value !== 'object' || value === null || !('val' in value)) return value
+  const { tag, val } = value as { tag: unknown; val: unknown }
+  return { ...value, val: walk(val, payload(tag), at) }
+}
+
+/** The guest resource classes of one instance, and the conversions of its calls. */
+export class InstanceResources {
+  readonly #host: ResourceHost
+  readonly #classes = new Map<string, ResourceClass>()
+  /** Function types by every export path that takes or returns a resource. */
+  readonly #functions = new Map<string, WitFuncType>()
+
+  constructor(host: ResourceHost, exports: readonly ComponentItem[]) {
+    this.#host = host
+    const add = (interfaceName: string | undefined, item: ComponentItem) => {
+      const func = item.func
+      if (func === undefined) return
+      if (!func.params.some((param) => holdsResources(param.type)) && !holdsResources(func.result)) return
+      for (const path of exportPaths(interfaceName, item.name)) this.#functions.set(path, func)
+    }
+    for (const item of exports) {
+      if (item.kind === 'func') add(undefined, item)
+      for (const member of item.exports ?? []) if (member.kind === 'func') add(item.name, member)
+    }
+    for (const item of exports) {
+      const members = item.exports ?? []
+      for (const member of members) {
+        if (member.kind !== 'resource') continue
+        const functions = members.filter((fn) => fn.kind === 'func' && resourceOf(fn.name) === member.name)
+        // A resource an interface only re-exports (`use`) has no functions of its own here.
+        if (functions.length === 0) continue
+        this.#classes.set(`${item.name}#${member.name}`, makeClass(this, item.name, member.name, functions))
+      }
+    }
+  }
+
+  /** The class of a guest resource, if the component exports it. */
+  classOf(interfaceName: string | undefined, name: string): ResourceClass | undefined {
+    return this.#classes.get(`${interfaceName ?? ''}#${name}`)
+  }
+
+  /** Every guest resource class, by interface. */
+  get classes(): ReadonlyMap<string, ResourceClass> {
+    return this.#classes
+  }
+
+  /** Calls `path` on the JS thread, with resource objects unwrapped and wrapped. */
+  callSync(path: string, args: readonly unknown[]): unknown {
+    return this.#host.callSync(path, args)
+  }
+
+  dropResource(token: unknown): void {
+    this.#host.dropResource(token)
+  }
+
+  get disposed(): boolean {
+    return this.#host.disposed
+  }
+
+  /** Whether calls of `path` convert resources. */
+  converts(path: string): boolean {
+    return this.#functions.has(path)
+  }
+
+  /** The arguments of a call of `path`, resource objects replaced by their tokens. */
+  lower(path: string, args: readonly unknown[]): readonly unknown[] {
+    const func = this.#functions.get(path)
+    if (func === undefined) return args
+    if (this.#host.disposed) throw new DisposedError('the instance was disposed')
+    return args.map((arg, index) =>
+      walk(arg, func.params[index]?.type, (value, type) => this.#unwrap(value, type)),
+    )
+  }
+
+  /** What a call of `path` returned, tokens replaced by resource objects. */
+  lift(path: string, value: unknown): unknown {
+    const func = this.#functions.get(path)
+    if (func === undefined) return value
+    // An export returning a result gives its ok value (an err is thrown).
+    const type = func.result?.kind === 'result' ? func.result.ok : func.result
+    return walk(value, type, (token, type) => this.#wrap(token, type))
+  }
+
+  #wrap(token: unknown, type: WitType): unknown {
+    if (type.kind !== 'own' && type.kind !== 'borrow') return token
+    const { resource, interface: interfaceName, imported } = type as ResourceType
+    if (imported === true || resource === undefined) return token
+    const cls = this.classOf(interfaceName, resource)
+    if (cls === undefined) return token
+    return new cls(fromToken, token)
+  }
+
+  #unwrap(value: unknown, type: WitType): unknown {
+    if (typeof value !== 'object' || value === null) return value
+    const handle = handles.get(value)
+    if (handle === undefined) return value
+    if (handle.state !== 'live') throw gone(handle)
+    if (type.kind === 'own') handle.state = 'moved'
+    return handle.token
+  }
+}
+
+/** An own or borrow type, with the resource it names. */
+interface ResourceType {
+  kind: 'own' | 'borrow'
+  resource?: string
+  interface?: string
+  imported?: boolean
+}
+
+function gone(handle: Handle): DisposedError {
+  return new DisposedError(
+    handle.state === 'moved'
+      ? 'the resource was moved into the guest (passed as own) and can no longer be used'
+      : 'the resource was dropped ([Symbol.dispose]) and can no longer be used',
+  )
+}
+
+/** `counter` for `[constructor]counter`, `[method]counter.value` and `[static]counter.split`. */
+function resourceOf(functionName: string): string | undefined {
+  const match = /^\[(?:constructor|method|static)\]([^.]+)/.exec(functionName)
+  return match?.[1]
+}
+
+/** A class of guest resource objects. */
+export type ResourceClass = new (...args: unknown[]) => object
+
+function makeClass(
+  resources: InstanceResources,
+  interfaceName: string,
+  resource: string,
+  functions: readonly ComponentItem[],
+): ResourceClass {
+  const path = (name: string) => `${interfaceName}#${name}`
+  const constructorPath = functions.find((fn) => fn.name === `[constructor]${resource}`)?.name
+  const cls = class {
+    constructor(...args: unknown[]) {
+      if (args[0] === fromToken) {
+        handles.set(this, { token: args[1], state: 'live', host: resourcesHost(resources) })
+        return
+      }
+      if (constructorPath === undefined) {
+        throw new TypeError(`${interfaceName}: the resource ${resource} has no constructor`)
+      }
+      // The guest's constructor returns the object (made through the token path above).
+      return resources.callSync(path(constructorPath), args) as this
+    }
+
+    [Symbol.dispose](): void {
+      const handle = handles.get(this)
+      if (handle === undefined || handle.state !== 'live') return
+      handle.state = 'dropped'
+      handle.host.dropResource(handle.token)
+    }
+  }
+  Object.defineProperty(cls, 'name', { value: upperCamel(resource) })
+  for (const fn of functions) {
+    const method = new RegExp(`^\\[method\\]${resource}\\.(.+)$`).exec(fn.name)?.[1]
+    const statik = new RegExp(`^\\[static\\]${resource}\\.(.+)$`).exec(fn.name)?.[1]
+    if (method !== undefined) {
+      Object.defineProperty(cls.prototype, lowerCamel(method), {
+        value: function (this: object, ...args: unknown[]) {
+          const handle = handles.get(this)
+          if (handle !== undefined && handle.state !== 'live') throw gone(handle)
+          return resources.callSync(path(fn.name), [this, ...args])
+        },
+        writable: true,
+        configurable: true,
+      })
+    } else if (statik !== undefined) {
+      Object.defineProperty(cls, lowerCamel(statik), {
+        value: (...args: unknown[]) => resources.callSync(path(fn.name), args),
+        writable: true,
+        configurable: true,
+      })
+    }
+  }
+  return cls as unknown as ResourceClass
+}
+
+function resourcesHost(resources: InstanceResources): ResourceHost {
+  return {
+    callSync: (p, a) => resources.callSync(p, a),
+    dropResource: (t) => resources.dropResource(t),
+    get disposed() {
+      return resources.disposed
+    },
+  }
+}
+
+/**
+ * Import objects with each host-implemented resource's class turned into the functions the guest
+ * imports: `[constructor]thing` runs `new Thing(...)`, `[method]thing.foo` calls the object's
+ * `foo`, `[static]thing.bar` calls `Thing.bar`. The class is found in its interface's object by
+ * its UpperCamelCase name or its WIT name.
+ */
+export function expandResourceImports(
+  imports: Record<string, unknown> | undefined,
+  componentImports: readonly ComponentItem[],
+): Record<string, unknown> | undefined {
+  if (imports === undefined) return undefined
+  let expanded: Record<string, unknown> | undefined
+  for (const item of componentImports) {
+    const resources = (item.exports ?? []).filter((member) => member.kind === 'resource')
+    if (resources.length === 0) continue
+    const key = [item.name, item.name.split('@')[0]!].find((name) => Object.hasOwn(imports, name))
+    if (key === undefined) continue
+    const given = imports[key]
+    if (typeof given !== 'object' || given === null) continue
+    const object: Record<string, unknown> = { ...(given as Record<string, unknown>) }
+    for (const resource of resources) {
+      const cls = [upperCamel(resource.name), resource.name]
+        .map((name) => (Object.hasOwn(object, name) ? object[name] : undefined))
+        .find((value) => typeof value === 'function') as (new (...args: unknown[]) => object) | undefined
+      if (cls === undefined) continue
+      for (const fn of item.exports ?? []) {
+        if (fn.kind !== 'func' || Object.hasOwn(object, fn.name)) continue
+        if (fn.name === `[constructor]${resource.name}`) {
+          object[fn.name] = (...args: unknown[]) => new cls(...args)
+          continue
+        }
+        const method = fn.name.startsWith(`[method]${resource.name}.`)
+          ? fn.name.slice(`[method]${resource.name}.`.length)
+          : undefined
+        if (method !== undefined) {
+          object[fn.name] = (self: Record<string, unknown>, ...args: unknown[]) => {
+            const member = [lowerCamel(method), method]
+              .map((name) => self[name])
+              .find((value) => typeof value === 'function') as ((...a: unknown[]) => unknown) | undefined
+            if (member === undefined)
+              throw new TypeError(`${upperCamel(resource.name)} has no method ${lowerCamel(method)}`)
+            return Reflect.apply(member, self, args)
+          }
+          continue
+        }
+        const statik = fn.name.startsWith(`[static]${resource.name}.`)
+          ? fn.name.slice(`[static]${resource.name}.`.length)
+          : undefined
+        if (statik !== undefined) {
+          const member = [lowerCamel(statik), statik]
+            .map((name) => (cls as unknown as Record<string, unknown>)[name])
+            .find((value) => typeof value === 'function') as ((...a: unknown[]) => unknown) | undefined
+          if (member !== undefined) object[fn.name] = (...args: unknown[]) => Reflect.apply(member, cls, args)
+        }
+      }
+    }
+    expanded ??= { ...imports }
+    expanded[key] = object
+  }
+  return expanded ?? imports
+}
+
+/** jco's short name of an interface: `test:x/my-api@1.0.0` -> `myApi`. */
+function shortName(interfaceName: string): string {
+  const bare = interfaceName.split('@')[0] ?? interfaceName
+  return lowerCamel(bare.slice(bare.lastIndexOf('/') + 1))
+}
+
+/** The object behind `Instance.exports`: jco's shape, each function calling `callSync`. */
+export function jcoExports(
+  items: readonly ComponentItem[],
+  resources: InstanceResources | undefined,
+  callSync: (path: string, args: readonly unknown[]) => unknown,
+): Record<string, unknown> {
+  const exports: Record<string, unknown> = {}
+  const shortCounts = new Map<string, number>()
+  for (const item of items) {
+    if (item.kind === 'instance')
+      shortCounts.set(shortName(item.name), (shortCounts.get(shortName(item.name)) ?? 0) + 1)
+  }
+  for (const item of items) {
+    if (item.kind === 'func') {
+      exports[lowerCamel(item.name)] = (...args: unknown[]) => callSync(item.name, args)
+    } else if (item.kind === 'instance') {
+      const api: Record<string, unknown> = {}
+      for (const member of item.exports ?? []) {
+        if (member.kind === 'func' && !member.name.startsWith('[')) {
+          api[lowerCamel(member.name)] = (...args: unknown[]) => callSync(`${item.name}#${member.name}`, args)
+        } else if (member.kind === 'resource') {
+          const cls = resources?.classOf(item.name, member.name)
+          if (cls !== undefined) api[upperCamel(member.name)] = cls
+        }
+      }
+      exports[item.name] = api
+      const short = shortName(item.name)
+      if (shortCounts.get(short) === 1 && !Object.hasOwn(exports, short)) exports[short] = api
+    }
+  }
+  return exports
+}
