@@ -257,6 +257,16 @@ test('the listings name resource types', (t) => {
     interface: 'test:resources/api',
     imported: false,
   })
+  t.deepEqual(apiItem?.exports?.find((item) => item.name === 'counter')?.members, {
+    constructor: '[constructor]counter',
+    methods: [
+      '[method]counter.increment',
+      '[method]counter.value',
+      '[method]counter.snapshot',
+      '[method]counter.merge',
+    ],
+    statics: ['[static]counter.split'],
+  })
   const host = component.imports.find((item) => item.name === 'test:resources/host')
   const make = host?.exports?.find((item) => item.name === 'make-logger')
   t.is(make?.type, 'func(prefix: string) -> own<logger>')

@@ -62,6 +62,32 @@ export interface ComponentItem {
   func?: WitFuncType
   /** The functions of an interface (kind `instance`). */
   exports?: ComponentItem[]
+  /**
+   * A resource's functions in its interface, by their wasmtime names (kind `resource`; absent
+   * for a resource an interface only re-exports): `[constructor]thing`, `[method]thing.foo`,
+   * `[static]thing.bar`.
+   */
+  members?: { constructor?: string; methods: string[]; statics: string[] }
+}
+
+/** The listing with each resource's constructor, methods and statics named on it. */
+function withMembers(items: ComponentItem[]): ComponentItem[] {
+  return items.map((item) => {
+    if (item.exports === undefined) return item
+    const functions = item.exports.filter((member) => member.kind === 'func').map((member) => member.name)
+    const exports = item.exports.map((member) => {
+      if (member.kind !== 'resource') return member
+      const constructor = functions.find((name) => name === `[constructor]${member.name}`)
+      const methods = functions.filter((name) => name.startsWith(`[method]${member.name}.`))
+      const statics = functions.filter((name) => name.startsWith(`[static]${member.name}.`))
+      if (constructor === undefined && methods.length === 0 && statics.length === 0) return member
+      return {
+        ...member,
+        members: { ...(constructor === undefined ? {} : { constructor }), methods, statics },
+      }
+    })
+    return { ...item, exports }
+  })
 }
 
 /** A compiled component. Instantiate it as often as you like; instances are isolated. */
@@ -77,13 +103,13 @@ export class Component {
 
   /** Exports; an exported interface lists its functions under `exports`. */
   get exports(): ComponentItem[] {
-    this.#exports ??= this.#native.exports as ComponentItemInfo[] as ComponentItem[]
+    this.#exports ??= withMembers(this.#native.exports as ComponentItemInfo[] as ComponentItem[])
     return this.#exports
   }
 
   /** Imports; an imported interface lists its functions under `exports`. */
   get imports(): ComponentItem[] {
-    this.#imports ??= this.#native.imports as ComponentItemInfo[] as ComponentItem[]
+    this.#imports ??= withMembers(this.#native.imports as ComponentItemInfo[] as ComponentItem[])
     return this.#imports
   }
 
