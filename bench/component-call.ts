@@ -30,6 +30,15 @@ export const componentCall: Scenario = {
     })
     const hello = engine.compileComponentSync(helloWasm).instantiateSync({ limits: { memoryBytes: 2 * MiB } })
     const text = text1KiB()
+    const bytes1k = Uint8Array.from({ length: KiB }, (_, index) => index & 255)
+    const array1k = Array.from(bytes1k)
+    const bytes1m = Uint8Array.from({ length: MiB }, (_, index) => (index * 7) & 255)
+    const array1m = Array.from(bytes1m)
+    expectEqual(
+      'callSync roundtrip-list-u8',
+      (types.callSync('roundtrip-list-u8', [bytes1k]) as Uint8Array).length,
+      KiB,
+    )
     expectEqual('1 KiB text', new TextEncoder().encode(text).length, 1024)
     expectEqual('callSync roundtrip-string', types.callSync('roundtrip-string', [text]), text)
     expectEqual('callSync greet', hello.callSync('greet', ['world']), 'Hello, world!')
@@ -66,6 +75,45 @@ export const componentCall: Scenario = {
           baselines: ['core-add'],
           run: () => {
             types.callSync('roundtrip-string', [text])
+          },
+        },
+        {
+          id: 'list-u8-1k-array',
+          title: "callSync('roundtrip-list-u8', [1 KiB as number[]])",
+          note:
+            'A 1 KiB list<u8> given as a plain array: the dynamic Val path, one wasmtime Val per byte ' +
+            'each way (the A of the typed-path A/B). Ratio: to the core add.',
+          baselines: ['core-add'],
+          run: () => {
+            types.callSync('roundtrip-list-u8', [array1k])
+          },
+        },
+        {
+          id: 'list-u8-1k',
+          title: "callSync('roundtrip-list-u8', [1 KiB Uint8Array])",
+          note:
+            "The same 1 KiB as a Uint8Array: a func(list<u8>) -> list<u8> then takes wasmtime's typed " +
+            'path, one copy each way. Ratios: to the core add and to the same bytes as an array.',
+          baselines: ['core-add', 'list-u8-1k-array'],
+          run: () => {
+            types.callSync('roundtrip-list-u8', [bytes1k])
+          },
+        },
+        {
+          id: 'list-u8-1m-array',
+          title: "callSync('roundtrip-list-u8', [1 MiB as number[]])",
+          note: 'A 1 MiB list<u8> as a plain array: the Val path.',
+          run: () => {
+            types.callSync('roundtrip-list-u8', [array1m])
+          },
+        },
+        {
+          id: 'list-u8-1m',
+          title: "callSync('roundtrip-list-u8', [1 MiB Uint8Array])",
+          note: 'A 1 MiB Uint8Array through the typed path, both ways. Ratio: to the same bytes as an array.',
+          baselines: ['list-u8-1m-array'],
+          run: () => {
+            types.callSync('roundtrip-list-u8', [bytes1m])
           },
         },
         {
