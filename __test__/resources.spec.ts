@@ -272,3 +272,44 @@ test('the listings name resource types', (t) => {
   t.is(make?.type, 'func(prefix: string) -> own<logger>')
   t.is((make?.func?.result as { imported?: boolean } | undefined)?.imported, true)
 })
+
+test('during call, a host resource may answer with Promises: constructor objects and async methods are awaited', async (t) => {
+  const events: string[] = []
+  class Logger {
+    lines: string[] = []
+    constructor(public prefix: string) {
+      events.push(`new ${prefix}`)
+    }
+    async log(msg: string) {
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      this.lines.push(msg)
+      return this.lines.length
+    }
+    async count() {
+      return this.lines.length
+    }
+    static cloneWith(other: Logger, suffix: string) {
+      return new Logger(other.prefix + suffix)
+    }
+    [Symbol.dispose]() {
+      events.push(`dispose ${this.prefix}`)
+    }
+  }
+  const inst = await component.instantiate({
+    limits: { memoryBytes: 4 << 20 },
+    imports: {
+      'test:resources/host': {
+        Logger,
+        makeLogger: async (prefix: string) => new Logger(prefix),
+        logAll: () => {},
+      },
+    },
+  })
+  t.is(await inst.call('test:resources/uses-host#with-logger', ['a', ['x', 'y', 'z']]), 3)
+  t.is(await inst.call('test:resources/uses-host#made', ['m']), 2)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.deepEqual(events, ['new a', 'dispose a', 'new m', 'dispose m'])
+  // callSync cannot wait for a Promise: a HostError says so, and the instance is poisoned.
+  const error = t.throws(() => inst.callSync('test:resources/uses-host#with-logger', ['s', ['x']]))
+  t.regex(error?.message ?? '', /Promise during callSync/)
+})
