@@ -118,23 +118,26 @@ export class Component {
     return translate(() => this.#native.serialize())
   }
 
-  /** Instantiates off the JS thread (imports are linked on the JS thread first). */
-  async instantiate(options: InstantiateOptions): Promise<Instance> {
+  /**
+   * Instantiates off the JS thread (imports are linked on the JS thread first). `E` types
+   * `instance.exports`: pass the `Exports` that `airssys-wasm types` writes for this component.
+   */
+  async instantiate<E = Record<string, unknown>>(options: InstantiateOptions): Promise<Instance<E>> {
     const { native, imports, signal, http } = instantiateOptions(options)
     const owner = {}
     const linked = ownedImports(expandResourceImports(imports, this.imports), owner)
     const instance = await withAbort(signal, (handle) =>
       translateAsync(translate(() => this.#native.instantiate(native, linked, http?.client, handle))),
     )
-    return new Instance(instance, owner, http, this.exports)
+    return new Instance<E>(instance, owner, http, this.exports)
   }
 
-  /** Instantiates on the JS thread. */
-  instantiateSync(options: InstantiateOptions): Instance {
+  /** Instantiates on the JS thread; `E` as for {@link Component.instantiate}. */
+  instantiateSync<E = Record<string, unknown>>(options: InstantiateOptions): Instance<E> {
     const { native, imports, http } = instantiateOptions(options)
     const owner = {}
     const linked = ownedImports(expandResourceImports(imports, this.imports), owner)
-    return new Instance(
+    return new Instance<E>(
       translate(() => this.#native.instantiateSync(native, linked, http?.client)),
       owner,
       http,

@@ -57,9 +57,10 @@ const MAX_ARGUMENTS = 1000
 
 /**
  * A live instance of a component or a core module, in its own store. One call runs at a time:
- * `call`s queue in order; `callSync` while a `call` runs throws BusyError.
+ * `call`s queue in order; `callSync` while a `call` runs throws BusyError. `E` is the type of
+ * {@link Instance.exports}: the `Exports` that `airssys-wasm types` writes for a component.
  */
-export class Instance {
+export class Instance<E = Record<string, unknown>> {
   readonly #native: NativeComponentInstance | NativeInstance
   readonly #calls = new SerialQueue()
   readonly #plain = new Map<string, NativeFunction>()
@@ -71,7 +72,7 @@ export class Instance {
 
   readonly #resources: InstanceResources | undefined
   readonly #exportItems: readonly ComponentItem[]
-  #exports: Record<string, unknown> | undefined
+  #exports: E | undefined
 
   /** @internal */
   constructor(
@@ -110,10 +111,11 @@ export class Instance {
    * resource classes (`new api.Counter(5)`, `c.increment(1)`, `api.Counter.split(10, 3)`). They
    * run on the JS thread with the instance's defaults, like `callSync`.
    */
-  get exports(): Record<string, unknown> {
+  get exports(): E {
+    // The object is built from the component's own listings; `E` is the caller's word for it.
     this.#exports ??= jcoExports(this.#exportItems, this.#resources, (path, args) =>
       this.callSync(path, args),
-    )
+    ) as E
     return this.#exports
   }
 

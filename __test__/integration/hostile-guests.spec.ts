@@ -442,7 +442,8 @@ const REENTRANT = [
 /** An instance of the re-entrant guest whose host import `reenter` is `reenter(instance)`. */
 function reentrant(
   kind: 'component' | 'module',
-  compiled: () => { instantiateSync: Component['instantiateSync'] },
+  // Component's instantiateSync is generic over its exports; Module's is not: both fit this.
+  compiled: () => { instantiateSync: (options: Parameters<Component['instantiateSync']>[0]) => Instance },
   reenter: (instance: Instance) => unknown,
   timeoutMs?: number,
 ): Instance {
