@@ -361,7 +361,7 @@ export function expandResourceImports(
 }
 
 /** jco's short name of an interface: `test:x/my-api@1.0.0` -> `myApi`. */
-function shortName(interfaceName: string): string {
+export function shortName(interfaceName: string): string {
   const bare = interfaceName.split('@')[0] ?? interfaceName
   return lowerCamel(bare.slice(bare.lastIndexOf('/') + 1))
 }

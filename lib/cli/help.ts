@@ -9,6 +9,7 @@ Commands:
   run <dir|file.wasm> [ARGS...]  run a WASI command or call an export, under limits
   inspect <file.wasm|dir>        list imports and exports with their types
   validate <dir>                 check a Component.toml and its wasm without running them
+  types <file.wasm|dir>          write TypeScript declarations of a component's exports and imports
 
 Options:
   -h, --help     show help; \`airssys-wasm <command> --help\` shows a command's
@@ -93,5 +94,23 @@ Options:
   -h, --help  show this help
 `
 
+export const TYPES_HELP = `Usage: airssys-wasm types <file.wasm|dir> [-o out.d.ts]
+
+Writes TypeScript declarations for a component: \`Exports\`, the shape of \`instance.exports\`
+(\`component.instantiate<Exports>(...)\`), and \`Imports\`, the shape of the \`imports\` option
+(WASI interfaces are provided by the runtime and left out). Values are typed as they cross:
+records, variants, enums, flags, options and results, and a class per resource. A directory
+describes the wasm its Component.toml names. Nothing is run.
+
+Options:
+  -o, --output FILE  write the declarations to FILE instead of stdout
+  -h, --help         show this help
+`
+
 /** A command's help, by name. */
-export const HELP: Record<string, string> = { run: RUN_HELP, inspect: INSPECT_HELP, validate: VALIDATE_HELP }
+export const HELP: Record<string, string> = {
+  run: RUN_HELP,
+  inspect: INSPECT_HELP,
+  validate: VALIDATE_HELP,
+  types: TYPES_HELP,
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `airssys-wasm` command: `run`, `inspect` and `validate` (one file each), the help texts
+ * The `airssys-wasm` command: `run`, `inspect`, `validate` and `types` (one file each), the help texts
  * (help.ts), argument parsing (args.ts) and exit codes (exit.ts). Errors print `CODE: message` on
  * stderr. Everything printed goes through output.ts, which escapes the control characters a
  * guest could use to drive the terminal.
@@ -15,6 +15,7 @@ import { HELP, USAGE } from './help.js'
 import { inspect } from './inspect.js'
 import { terminalOutput, type CliOutput } from './output.js'
 import { run } from './run.js'
+import { types } from './types.js'
 import { validate } from './validate.js'
 
 export type { CliOutput } from './output.js'
@@ -58,6 +59,8 @@ export async function main(argv: readonly string[], output: CliOutput = process)
         return await inspect(rest, io)
       case 'validate':
         return await validate(rest, io)
+      case 'types':
+        return await types(rest, io)
       default:
         throw new UsageError(`unknown command "${command}"`)
     }

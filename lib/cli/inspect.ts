@@ -1,18 +1,14 @@
 /** `airssys-wasm inspect`: lists the imports and exports of a component or a core module. */
-import { statSync } from 'node:fs'
-
 import type { ComponentItem } from '../component.js'
 import { Engine } from '../engine.js'
 import type { ModuleItem } from '../module.js'
-import { loadManifest } from '../sandbox/manifest.js'
-import { readComponentWasm } from '../sandbox/paths.js'
 import { toJsonText } from '../util/json-values.js'
 import { wasmKind } from '../util/names.js'
 import { parse, UsageError } from './args.js'
 import { EXIT } from './exit.js'
 import { INSPECT_HELP } from './help.js'
 import type { CliOutput } from './output.js'
-import { listing, readWasm } from './wasm.js'
+import { listing, readTargetWasm } from './wasm.js'
 
 /** One item per line, interfaces with their members indented below them. */
 function listItems(items: readonly (ComponentItem | ModuleItem)[], indent = '  '): string[] {
@@ -42,21 +38,9 @@ export async function inspect(args: readonly string[], io: CliOutput): Promise<n
   if (target === undefined)
     throw new UsageError('inspect needs a .wasm file (or a directory with a Component.toml)', 'inspect')
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`, 'inspect')
-  let isDirectory = false
-  try {
-    isDirectory = statSync(target).isDirectory()
-  } catch {
-    throw new UsageError(`cannot find ${target}`, 'inspect')
-  }
-  const manifest = isDirectory ? loadManifest(target) : undefined
-  const file = manifest?.wasmPath ?? target
   const engine = new Engine()
   try {
-    // A manifest's wasm is read from the file its check approved, opened following no symlink.
-    const bytes =
-      manifest === undefined
-        ? await readWasm(file, 'inspect')
-        : await readComponentWasm(manifest, engine.maxModuleBytes)
+    const { file, bytes } = await readTargetWasm(target, 'inspect', engine.maxModuleBytes)
     const kind = wasmKind(bytes)
     const compiled =
       kind === 'component' ? await engine.compileComponent(bytes) : await engine.compileModule(bytes)

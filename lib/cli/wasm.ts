@@ -1,8 +1,11 @@
 /** The wasm a command works on: reading its file, and the functions it exports. */
+import { statSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 
 import type { ComponentItem, WitFuncType } from '../component.js'
 import type { CoreFuncType, ModuleItem } from '../module.js'
+import { loadManifest } from '../sandbox/manifest.js'
+import { readComponentWasm } from '../sandbox/paths.js'
 import type { Signature } from '../util/json-values.js'
 import { UsageError } from './args.js'
 
@@ -62,4 +65,24 @@ export async function readWasm(file: string, command: string): Promise<Uint8Arra
       command,
     )
   }
+}
+
+/**
+ * The wasm a command describes: `target` itself, or for a directory the wasm its Component.toml
+ * names (read from the file the manifest's check approved, opened following no symlink).
+ */
+export async function readTargetWasm(
+  target: string,
+  command: string,
+  maxModuleBytes: number,
+): Promise<{ file: string; bytes: Uint8Array }> {
+  let isDirectory = false
+  try {
+    isDirectory = statSync(target).isDirectory()
+  } catch {
+    throw new UsageError(`cannot find ${target}`, command)
+  }
+  if (!isDirectory) return { file: target, bytes: await readWasm(target, command) }
+  const manifest = loadManifest(target)
+  return { file: manifest.wasmPath, bytes: await readComponentWasm(manifest, maxModuleBytes) }
 }
