@@ -10,7 +10,14 @@ import { runInNewContext } from 'node:vm'
 import test from 'ava'
 
 import { resourcesWasm } from '../fixtures/index.js'
-import { DisposedError, Engine, HostLimitError, type Instance, WasmTypeError } from '../lib/index.js'
+import {
+  DisposedError,
+  Engine,
+  HostLimitError,
+  type Instance,
+  LinkError,
+  WasmTypeError,
+} from '../lib/index.js'
 
 const engine = new Engine()
 const component = await engine.compileComponent(resourcesWasm)
@@ -312,4 +319,32 @@ test('during call, a host resource may answer with Promises: constructor objects
   // callSync cannot wait for a Promise: a HostError says so, and the instance is poisoned.
   const error = t.throws(() => inst.callSync('test:resources/uses-host#with-logger', ['s', ['x']]))
   t.regex(error?.message ?? '', /Promise during callSync/)
+})
+
+test('a host class without a method the guest imports is a LinkError naming it with its resource types', (t) => {
+  const error = t.throws(
+    () =>
+      component.instantiateSync({
+        limits: { memoryBytes: 4 << 20 },
+        imports: {
+          'test:resources/host': {
+            Logger: class {
+              log() {
+                return 1
+              }
+              count() {
+                return 1
+              }
+            },
+            makeLogger: () => undefined,
+            logAll: () => undefined,
+          },
+        },
+      }),
+    { instanceOf: LinkError },
+  )
+  t.regex(
+    error?.message ?? '',
+    /\[static\]logger\.clone-with: func\(other: borrow<logger>, suffix: string\) -> own<logger>/,
+  )
 })

@@ -31,7 +31,8 @@ pub struct ExportFunc {
     pub resources_in: bool,
     pub resources_out: bool,
     /// A `func(list<u8>) -> list<u8>`: called through wasmtime's typed API when given a
-    /// `Uint8Array` (see [`ExportFunc::invoke_bytes`]).
+    /// `Uint8Array` (see [`ExportFunc::invoke_typed`]). (A `func(string) -> string` gains nothing
+    /// measurable that way: its UTF-16 <-> UTF-8 conversions dominate.)
     bytes_to_bytes: bool,
 }
 
@@ -39,7 +40,8 @@ fn is_bytes(ty: &Type) -> bool {
     matches!(ty, Type::List(list) if matches!(list.ty(), Type::U8))
 }
 
-/// The arguments of one call: component values, or the bytes of a `func(list<u8>) -> list<u8>`.
+/// The arguments of one call: component values, or the one argument of a signature the typed
+/// path serves.
 pub enum Args {
     Vals(Vals),
     Bytes(Vec<u8>),
@@ -115,7 +117,10 @@ impl Export for ExportFunc {
     ) -> Result<Returned, Failure> {
         let params = match params {
             Args::Vals(params) => params,
-            Args::Bytes(bytes) => return self.invoke_bytes(live, func, engine, budget, bytes),
+            Args::Bytes(bytes) => {
+                let (out,) = self.invoke_typed::<&[u8], Vec<u8>>(live, func, engine, budget, bytes)?;
+                return Ok(Returned::Bytes(out));
+            }
         };
         let mut slot = [Val::Bool(false)];
         let results = &mut slot[..usize::from(self.result.is_some())];
@@ -205,42 +210,45 @@ impl Export for ExportFunc {
 }
 
 impl ExportFunc {
-    /// Calls a `func(list<u8>) -> list<u8>` through wasmtime's typed API: the bytes go into and
-    /// out of guest memory in one copy each, where the dynamic `Val` path makes one `Val` per byte
-    /// (about 90 ms per MiB both ways here, against 0.7 ms: see BENCHMARKING.md).
-    fn invoke_bytes(
+    /// Calls through wasmtime's typed API: the value goes into and out of guest memory in one
+    /// copy each, where the dynamic `Val` path makes one `Val` per byte of a `list<u8>` (see
+    /// BENCHMARKING.md, component-call).
+    fn invoke_typed<P, R>(
         &self,
         live: &mut Live<Instance>,
         func: Func,
         engine: &EngineShared,
         budget: &Budget,
-        bytes: &[u8],
-    ) -> Result<Returned, Failure> {
+        arg: P,
+    ) -> Result<(R,), Failure>
+    where
+        P: wasmtime::component::ComponentType + wasmtime::component::Lower + Send + Sync,
+        R: wasmtime::component::ComponentType + wasmtime::component::Lift + Send + Sync + 'static,
+    {
         let typed = func
-            .typed::<(&[u8],), (Vec<u8>,)>(&live.store)
+            .typed::<(P,), (R,)>(&live.store)
             .map_err(|error| Failure::Internal(format!("{}: {error:#}", self.path)))?;
         let waits = live.store.data().waits();
         let collected = (live.store.data().resources.as_ref())
             .map(|resources| resources.take_collected())
             .unwrap_or_default();
-        let (returned,) = store::run(&mut live.store, engine, budget, &mut live.metrics, |store| {
+        store::run(&mut live.store, engine, budget, &mut live.metrics, |store| {
             if waits {
                 store::wait(store, |store| {
                     Box::pin(async move {
                         for handle in collected {
                             handle.resource_drop_async(&mut *store).await?;
                         }
-                        typed.call_async(store, (bytes,)).await
+                        typed.call_async(store, (arg,)).await
                     })
                 })
             } else {
                 for handle in collected {
                     handle.resource_drop(&mut *store)?;
                 }
-                typed.call(&mut *store, (bytes,))
+                typed.call(&mut *store, (arg,))
             }
-        })?;
-        Ok(Returned::Bytes(returned))
+        })
     }
 }
 
@@ -262,7 +270,10 @@ pub fn exports(component: &Component) -> Exports<ExportFunc> {
                 None => name.to_string(),
             },
             index,
-            bytes_to_bytes: matches!((params.as_slice(), &result), ([(_, param)], Some(out)) if is_bytes(param) && is_bytes(out)),
+            bytes_to_bytes: matches!(
+                (params.as_slice(), &result),
+                ([(_, param)], Some(out)) if is_bytes(param) && is_bytes(out)
+            ),
             resources_in: params.iter().any(|(_, ty)| holds_resources(ty)),
             resources_out: result.as_ref().is_some_and(holds_resources),
             params,

@@ -9,7 +9,7 @@ use wasmtime::component::{Component, InstancePre, Linker, ResourceType, Type, Va
 
 use super::convert;
 use super::resources::holds_resources;
-use super::types::func_signature;
+use super::types::{func_signature, with_resource_names};
 use crate::errors::Failure;
 use crate::js::{Js, Kind, Value};
 use crate::names::{function_keys, interface_keys};
@@ -51,6 +51,16 @@ impl LinkPlan {
 /// functions by name, interface functions in an object keyed by the interface name. Returns the
 /// link plan and those functions in host-function index order.
 pub fn resolve(
+    js: Js,
+    component: &Component,
+    imports: Option<Value>,
+    wasi: bool,
+) -> Result<(LinkPlan, Vec<Value>), Failure> {
+    // Messages spell resource types by name (`borrow<logger>`).
+    with_resource_names(component, || resolve_named(js, component, imports, wasi))
+}
+
+fn resolve_named(
     js: Js,
     component: &Component,
     imports: Option<Value>,

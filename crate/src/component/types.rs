@@ -130,7 +130,7 @@ thread_local! {
 
 /// Runs `body` with the resource types of `component` named (imports first: a resource an
 /// interface re-exports with `use` keeps the name of its import).
-fn with_resource_names<R>(component: &Component, body: impl FnOnce() -> R) -> R {
+pub fn with_resource_names<R>(component: &Component, body: impl FnOnce() -> R) -> R {
     let engine = component.engine();
     let ty = component.component_type();
     let mut names: Vec<(ResourceType, ResourceName)> = Vec::new();
