@@ -6,6 +6,7 @@
 import { Engine } from '../lib/index.js'
 import { helloWasm, typesImports, typesWasm } from '../fixtures/index.js'
 import { expectEqual, KiB, MiB, type Scenario } from './harness.js'
+import { jcoComponent } from './jco.js'
 import { coreModuleBytes } from './wasm.js'
 
 /** 1 KiB of text: 1024 UTF-8 bytes, mostly ASCII with a few multi-byte characters. */
@@ -25,7 +26,8 @@ export const componentCall: Scenario = {
       .compileModuleSync(coreModuleBytes)
       .instantiateSync({ limits: { memoryBytes: 64 * KiB } })
     const types = engine.compileComponentSync(typesWasm).instantiateSync({
-      limits: { memoryBytes: 4 * MiB },
+      // 16 MiB: the Val path of a 1 MiB list<u8> copies 8 times its bytes or more (hostcall fuel).
+      limits: { memoryBytes: 16 * MiB },
       imports: typesImports(),
     })
     const hello = engine.compileComponentSync(helloWasm).instantiateSync({ limits: { memoryBytes: 2 * MiB } })
@@ -34,6 +36,9 @@ export const componentCall: Scenario = {
     const array1k = Array.from(bytes1k)
     const bytes1m = Uint8Array.from({ length: MiB }, (_, index) => (index * 7) & 255)
     const array1m = Array.from(bytes1m)
+    const jco = await jcoComponent(typesWasm)
+    expectEqual('jco roundtripString', jco.roundtripString!(text), text)
+    expectEqual('jco roundtripListU8', (jco.roundtripListU8!(bytes1k) as Uint8Array).length, KiB)
     expectEqual(
       'callSync roundtrip-list-u8',
       (types.callSync('roundtrip-list-u8', [bytes1k]) as Uint8Array).length,
@@ -47,6 +52,51 @@ export const componentCall: Scenario = {
 
     return {
       rows: [
+        {
+          id: 'jco-roundtrip-string-1k',
+          title: 'jco: roundtripString(1 KiB)',
+          note:
+            'Baseline: the same types fixture transpiled by jco (JS + core wasm on V8, no sandbox), ' +
+            'the same 1 KiB string round trip: the Node alternative for components.',
+          run: () => {
+            jco.roundtripString!(text)
+          },
+        },
+        {
+          id: 'jco-list-u8-1k',
+          title: 'jco: roundtripListU8(1 KiB)',
+          note: 'Baseline: jco, a 1 KiB Uint8Array round trip.',
+          run: () => {
+            jco.roundtripListU8!(bytes1k)
+          },
+        },
+        {
+          id: 'jco-list-u8-1m',
+          title: 'jco: roundtripListU8(1 MiB)',
+          note: 'Baseline: jco, a 1 MiB Uint8Array round trip.',
+          run: () => {
+            jco.roundtripListU8!(bytes1m)
+          },
+        },
+        {
+          id: 'jco-call-log',
+          title: "jco: callLog('x')",
+          note: 'Baseline: jco, a guest export that calls a JS host import (log) once.',
+          run: () => {
+            jco.callLog!('x')
+          },
+        },
+        {
+          id: 'call-log',
+          title: "callSync('call-log', ['x'])",
+          note:
+            'The same guest export calling the JS host import once, on the JS thread (callSync). ' +
+            'Ratio: to jco.',
+          baselines: ['jco-call-log'],
+          run: () => {
+            types.callSync('call-log', ['x'])
+          },
+        },
         {
           id: 'core-add',
           title: "core callSync('add', [2, 3])",
@@ -72,7 +122,7 @@ export const componentCall: Scenario = {
           note:
             'A 1 KiB string (1024 UTF-8 bytes, some multi-byte) into the types fixture and the same ' +
             'string back: UTF-16 -> UTF-8 copy into guest memory, guest copy, UTF-8 -> JS string. Ratio: to the core add.',
-          baselines: ['core-add'],
+          baselines: ['core-add', 'jco-roundtrip-string-1k'],
           run: () => {
             types.callSync('roundtrip-string', [text])
           },
@@ -94,7 +144,7 @@ export const componentCall: Scenario = {
           note:
             "The same 1 KiB as a Uint8Array: a func(list<u8>) -> list<u8> then takes wasmtime's typed " +
             'path, one copy each way. Ratios: to the core add and to the same bytes as an array.',
-          baselines: ['core-add', 'list-u8-1k-array'],
+          baselines: ['core-add', 'list-u8-1k-array', 'jco-list-u8-1k'],
           run: () => {
             types.callSync('roundtrip-list-u8', [bytes1k])
           },
@@ -111,7 +161,7 @@ export const componentCall: Scenario = {
           id: 'list-u8-1m',
           title: "callSync('roundtrip-list-u8', [1 MiB Uint8Array])",
           note: 'A 1 MiB Uint8Array through the typed path, both ways. Ratio: to the same bytes as an array.',
-          baselines: ['list-u8-1m-array'],
+          baselines: ['list-u8-1m-array', 'jco-list-u8-1m'],
           run: () => {
             types.callSync('roundtrip-list-u8', [bytes1m])
           },
