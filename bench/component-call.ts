@@ -36,6 +36,9 @@ export const componentCall: Scenario = {
     const array1k = Array.from(bytes1k)
     const bytes1m = Uint8Array.from({ length: MiB }, (_, index) => (index * 7) & 255)
     const array1m = Array.from(bytes1m)
+    const results1000 = Array.from({ length: 1000 }, (_, index) =>
+      index % 2 === 0 ? { tag: 'ok', val: index } : { tag: 'err', val: `e${index}` },
+    )
     const jco = await jcoComponent(typesWasm)
     expectEqual('jco roundtripString', jco.roundtripString!(text), text)
     expectEqual('jco roundtripListU8', (jco.roundtripListU8!(bytes1k) as Uint8Array).length, KiB)
@@ -164,6 +167,16 @@ export const componentCall: Scenario = {
           baselines: ['list-u8-1m-array', 'jco-list-u8-1m'],
           run: () => {
             types.callSync('roundtrip-list-u8', [bytes1m])
+          },
+        },
+        {
+          id: 'list-result-1000',
+          title: "callSync('roundtrip-results', [1,000 × result<u32, string>])",
+          note:
+            'A list of 1,000 structured values (half ok numbers, half err strings) in and out: the ' +
+            'generic path, per element twice (divide the median by 2,000 for a per-element cost).',
+          run: () => {
+            types.callSync('roundtrip-results', [results1000])
           },
         },
         {
