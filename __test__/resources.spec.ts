@@ -348,3 +348,45 @@ test('a host class without a method the guest imports is a LinkError naming it w
     /\[static\]logger\.clone-with: func\(other: borrow<logger>, suffix: string\) -> own<logger>/,
   )
 })
+
+test('a resource imported at the root is a top-level class in the imports', (t) => {
+  const rooted = engine.compileComponentSync(`(component
+    (import "counter" (type $counter (sub resource)))
+    (import "[constructor]counter" (func $ctor (param "start" u32) (result (own $counter))))
+    (import "[method]counter.bump" (func $bump (param "self" (borrow $counter)) (result u32)))
+    (core func $ctor_core (canon lower (func $ctor)))
+    (core func $bump_core (canon lower (func $bump)))
+    (core func $drop_core (canon resource.drop $counter))
+    (core module $m
+      (import "host" "ctor" (func $ctor (param i32) (result i32)))
+      (import "host" "bump" (func $bump (param i32) (result i32)))
+      (import "host" "drop" (func $drop (param i32)))
+      (func (export "run") (param i32) (result i32) (local $h i32) (local $r i32)
+        (local.set $h (call $ctor (local.get 0)))
+        (drop (call $bump (local.get $h)))
+        (local.set $r (call $bump (local.get $h)))
+        (call $drop (local.get $h))
+        (local.get $r)))
+    (core instance $i (instantiate $m (with "host" (instance
+      (export "ctor" (func $ctor_core)) (export "bump" (func $bump_core)) (export "drop" (func $drop_core))))))
+    (func (export "run") (param "start" u32) (result u32) (canon lift (core func $i "run"))))`)
+  t.is(
+    rooted.imports.find((item) => item.name === '[constructor]counter')?.type,
+    'func(start: u32) -> own<counter>',
+  )
+  const events: string[] = []
+  class Counter {
+    constructor(public n: number) {
+      events.push(`new ${n}`)
+    }
+    bump() {
+      return ++this.n
+    }
+    [Symbol.dispose]() {
+      events.push(`dispose ${this.n}`)
+    }
+  }
+  const inst = rooted.instantiateSync({ limits: { memoryBytes: 1 << 16 }, imports: { Counter } })
+  t.is(inst.callSync('run', [5]), 7)
+  t.deepEqual(events, ['new 5', 'dispose 7'])
+})

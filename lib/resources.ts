@@ -301,8 +301,9 @@ function resourcesHost(resources: InstanceResources): ResourceHost {
 /**
  * Import objects with each host-implemented resource's class turned into the functions the guest
  * imports: `[constructor]thing` runs `new Thing(...)`, `[method]thing.foo` calls the object's
- * `foo`, `[static]thing.bar` calls `Thing.bar`. The class is found in its interface's object by
- * its UpperCamelCase name or its WIT name.
+ * `foo`, `[static]thing.bar` calls `Thing.bar`. The class is found beside the functions (in its
+ * interface's object, or at the top level for a resource imported at the world's root) by its
+ * UpperCamelCase name or its WIT name.
  */
 export function expandResourceImports(
   imports: Record<string, unknown> | undefined,
@@ -310,54 +311,62 @@ export function expandResourceImports(
 ): Record<string, unknown> | undefined {
   if (imports === undefined) return undefined
   let expanded: Record<string, unknown> | undefined
+  if (componentImports.some((item) => item.kind === 'resource')) {
+    expanded = { ...imports }
+    addResourceFunctions(expanded, componentImports)
+  }
   for (const item of componentImports) {
-    const resources = (item.exports ?? []).filter((member) => member.kind === 'resource')
-    if (resources.length === 0) continue
+    if (!(item.exports ?? []).some((member) => member.kind === 'resource')) continue
     const key = [item.name, item.name.split('@')[0]!].find((name) => Object.hasOwn(imports, name))
     if (key === undefined) continue
     const given = imports[key]
     if (typeof given !== 'object' || given === null) continue
     const object: Record<string, unknown> = { ...(given as Record<string, unknown>) }
-    for (const resource of resources) {
-      const cls = [upperCamel(resource.name), resource.name]
-        .map((name) => (Object.hasOwn(object, name) ? object[name] : undefined))
-        .find((value) => typeof value === 'function') as (new (...args: unknown[]) => object) | undefined
-      if (cls === undefined) continue
-      for (const fn of item.exports ?? []) {
-        if (fn.kind !== 'func' || Object.hasOwn(object, fn.name)) continue
-        if (fn.name === `[constructor]${resource.name}`) {
-          object[fn.name] = (...args: unknown[]) => new cls(...args)
-          continue
-        }
-        const method = fn.name.startsWith(`[method]${resource.name}.`)
-          ? fn.name.slice(`[method]${resource.name}.`.length)
-          : undefined
-        if (method !== undefined) {
-          object[fn.name] = (self: Record<string, unknown>, ...args: unknown[]) => {
-            const member = [lowerCamel(method), method]
-              .map((name) => self[name])
-              .find((value) => typeof value === 'function') as ((...a: unknown[]) => unknown) | undefined
-            if (member === undefined)
-              throw new TypeError(`${upperCamel(resource.name)} has no method ${lowerCamel(method)}`)
-            return Reflect.apply(member, self, args)
-          }
-          continue
-        }
-        const statik = fn.name.startsWith(`[static]${resource.name}.`)
-          ? fn.name.slice(`[static]${resource.name}.`.length)
-          : undefined
-        if (statik !== undefined) {
-          const member = [lowerCamel(statik), statik]
-            .map((name) => (cls as unknown as Record<string, unknown>)[name])
-            .find((value) => typeof value === 'function') as ((...a: unknown[]) => unknown) | undefined
-          if (member !== undefined) object[fn.name] = (...args: unknown[]) => Reflect.apply(member, cls, args)
-        }
-      }
-    }
+    addResourceFunctions(object, item.exports ?? [])
     expanded ??= { ...imports }
     expanded[key] = object
   }
   return expanded ?? imports
+}
+
+/** Adds to `object` the functions of the resources among `items` whose class it holds. */
+function addResourceFunctions(object: Record<string, unknown>, items: readonly ComponentItem[]): void {
+  for (const resource of items.filter((item) => item.kind === 'resource')) {
+    const cls = [upperCamel(resource.name), resource.name]
+      .map((name) => (Object.hasOwn(object, name) ? object[name] : undefined))
+      .find((value) => typeof value === 'function') as (new (...args: unknown[]) => object) | undefined
+    if (cls === undefined) continue
+    for (const fn of items) {
+      if (fn.kind !== 'func' || Object.hasOwn(object, fn.name)) continue
+      if (fn.name === `[constructor]${resource.name}`) {
+        object[fn.name] = (...args: unknown[]) => new cls(...args)
+        continue
+      }
+      const method = fn.name.startsWith(`[method]${resource.name}.`)
+        ? fn.name.slice(`[method]${resource.name}.`.length)
+        : undefined
+      if (method !== undefined) {
+        object[fn.name] = (self: Record<string, unknown>, ...args: unknown[]) => {
+          const member = [lowerCamel(method), method]
+            .map((name) => self[name])
+            .find((value) => typeof value === 'function') as ((...a: unknown[]) => unknown) | undefined
+          if (member === undefined)
+            throw new TypeError(`${upperCamel(resource.name)} has no method ${lowerCamel(method)}`)
+          return Reflect.apply(member, self, args)
+        }
+        continue
+      }
+      const statik = fn.name.startsWith(`[static]${resource.name}.`)
+        ? fn.name.slice(`[static]${resource.name}.`.length)
+        : undefined
+      if (statik !== undefined) {
+        const member = [lowerCamel(statik), statik]
+          .map((name) => (cls as unknown as Record<string, unknown>)[name])
+          .find((value) => typeof value === 'function') as ((...a: unknown[]) => unknown) | undefined
+        if (member !== undefined) object[fn.name] = (...args: unknown[]) => Reflect.apply(member, cls, args)
+      }
+    }
+  }
 }
 
 /** jco's short name of an interface: `test:x/my-api@1.0.0` -> `myApi`. */

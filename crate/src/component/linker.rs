@@ -29,6 +29,8 @@ pub struct LinkPlan {
 enum PlanItem {
     /// A root function import.
     Function(String),
+    /// A resource imported at the root, implemented by a JS class.
+    Resource(String),
     /// An interface defined from JS (replacing WASI's, if any), with its functions and the
     /// resource types its JS classes implement.
     Interface(String, Vec<String>, Vec<String>),
@@ -41,6 +43,7 @@ impl LinkPlan {
             .iter()
             .map(|item| match item {
                 PlanItem::Interface(_, _, resources) => resources.len() as u32,
+                PlanItem::Resource(_) => 1,
                 PlanItem::Function(_) => 0,
             })
             .sum()
@@ -122,6 +125,7 @@ fn resolve_named(
                 items.push(PlanItem::Interface(name.to_string(), provided, resources));
             }
             ComponentItem::Type(_) => {}
+            ComponentItem::Resource(_) => items.push(PlanItem::Resource(name.to_string())),
             _ => {
                 return Err(Failure::Link(format!(
                     "import {name}: only functions and interfaces can be imported"
@@ -161,6 +165,13 @@ pub fn link(component: &Component, plan: &LinkPlan) -> Result<InstancePre<HostSt
             PlanItem::Function(name) => {
                 let function = host_function(name.clone());
                 linker.root().func_new(name, function).map_err(failed)?;
+            }
+            PlanItem::Resource(name) => {
+                linker
+                    .root()
+                    .resource(name, ResourceType::host_dynamic(payload), release_host_object)
+                    .map_err(failed)?;
+                payload += 1;
             }
             PlanItem::Interface(interface, names, resources) => {
                 let mut instance = linker.instance(interface).map_err(failed)?;
