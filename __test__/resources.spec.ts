@@ -390,3 +390,17 @@ test('a resource imported at the root is a top-level class in the imports', (t) 
   t.is(inst.callSync('run', [5]), 7)
   t.deepEqual(events, ['new 5', 'dispose 7'])
 })
+
+test('limits.resourceHandles sets the cap', (t) => {
+  const events: string[] = []
+  const inst = component.instantiateSync({
+    limits: { memoryBytes: 4 << 20, resourceHandles: 50 },
+    imports: hostImports(events).imports,
+  })
+  t.is(usesHost(inst).spam(50), 50)
+  const error = t.throws(() => usesHost(inst).spam(1), { instanceOf: HostLimitError })
+  t.regex(error?.message ?? '', /more than 50 resource handles/)
+  t.throws(() => component.instantiateSync({ limits: { memoryBytes: 4 << 20, resourceHandles: -1 } }), {
+    message: /limits\.resourceHandles/,
+  })
+})

@@ -57,6 +57,11 @@ export interface InstantiateOptions {
     memories?: number
     /** Trap with MemoryLimitError when growth is denied, instead of `memory.grow` returning -1. */
     trapOnMemoryDenial?: boolean
+    /**
+     * Component resource handles the instance may hold at once (the guest's resources JS keeps,
+     * and host objects the guest keeps); one more fails the call with HostLimitError. Default 10,000.
+     */
+    resourceHandles?: number
   }
   /** Default fuel budget per call (needs `new Engine({ fuel: true })`). Omitted: unmetered. */
   fuel?: number
@@ -194,6 +199,7 @@ export const RULES = {
   'limits.tables': integer(0, 10_000),
   /** Each linear memory reserves 4 GiB of address space (no bounds checks in compiled code). */
   'limits.memories': integer(0, 100),
+  'limits.resourceHandles': integer(0, 1_000_000),
   /** Exact in a double, and within the u64 wasmtime counts fuel in. */
   fuel: integer(0, Number.MAX_SAFE_INTEGER),
   timeoutMs: { kind: 'milliseconds', max: MAX_TIMEOUT_MS } as MillisecondsRule,
@@ -300,6 +306,7 @@ export const DEFAULTS = {
   instances: 100,
   tables: 100,
   memories: 4,
+  resourceHandles: 10_000,
   maxModuleBytes: 64 * MiB,
   outputLimitBytes: MiB,
   httpMaxBodyBytes: MiB,
@@ -380,6 +387,11 @@ export function instantiateOptions(options: InstantiateOptions): {
       instances: checkOption('limits.instances', limits.instances, DEFAULTS.instances),
       tables: checkOption('limits.tables', limits.tables, DEFAULTS.tables),
       memories: checkOption('limits.memories', limits.memories, DEFAULTS.memories),
+      resourceHandles: checkOption(
+        'limits.resourceHandles',
+        limits.resourceHandles,
+        DEFAULTS.resourceHandles,
+      ),
       trapOnMemoryDenial: boolean('limits.trapOnMemoryDenial', limits.trapOnMemoryDenial) ?? false,
       fuel: optional('fuel', options.fuel),
       timeoutMs: optional('timeoutMs', options.timeoutMs),

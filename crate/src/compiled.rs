@@ -177,6 +177,7 @@ impl<K: Kind> Compiled<K> {
             let owner = functions.clone();
             Resources::new(
                 host_types,
+                options.resource_handles,
                 Box::new(move |references, dispose| owner.release(references, dispose)),
             )
         });

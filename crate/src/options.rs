@@ -30,6 +30,8 @@ pub struct NativeInstanceOptions {
     pub instances: u32,
     pub tables: u32,
     pub memories: u32,
+    /// Component resource handles the instance may hold at once.
+    pub resource_handles: u32,
     /// A denied `memory.grow` traps (MemoryLimitError) instead of returning -1.
     pub trap_on_memory_denial: bool,
     /// Default fuel budget per call.

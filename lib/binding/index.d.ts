@@ -276,6 +276,8 @@ export interface NativeInstanceOptions {
   instances: number
   tables: number
   memories: number
+  /** Component resource handles the instance may hold at once. */
+  resourceHandles: number
   /** A denied `memory.grow` traps (MemoryLimitError) instead of returning -1. */
   trapOnMemoryDenial: boolean
   /** Default fuel budget per call. */

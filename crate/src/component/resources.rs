@@ -22,8 +22,6 @@ use crate::errors::Failure;
 use crate::js::token::TokenTag;
 use crate::js::{Js, Kind, Reference, Value};
 
-/// Most resource handles (guest and host together) one instance may make the host hold.
-pub const MAX_LIVE_HANDLES: usize = 10_000;
 
 const GUEST_TAG: TokenTag = TokenTag(sys::napi_type_tag {
     lower: 0x6169_7273_7379_7331,
@@ -69,6 +67,9 @@ pub struct Resources {
     table: Mutex<Table>,
     /// The types linked for the imported (host) resources: `host_dynamic(i)` for `i` below this.
     host_types: u32,
+    /// Most handles (guest and host together) the instance may make the host hold
+    /// (`limits.resourceHandles`).
+    max_live: usize,
     /// Releases host objects' references on the JS thread, wherever they are let go; with
     /// `true`, after calling each object's `[Symbol.dispose]`.
     release: Release,
@@ -77,15 +78,16 @@ pub struct Resources {
 /// See [`Resources::release`].
 pub type Release = Box<dyn Fn(Vec<Reference>, bool) + Send + Sync>;
 
-fn limit() -> String {
-    format!("the guest holds more than {MAX_LIVE_HANDLES} resource handles at once")
+fn limit(max_live: usize) -> String {
+    format!("the instance would hold more than {max_live} resource handles at once (limits.resourceHandles)")
 }
 
 impl Resources {
-    pub fn new(host_types: u32, release: Release) -> Arc<Self> {
+    pub fn new(host_types: u32, max_live: u32, release: Release) -> Arc<Self> {
         Arc::new(Resources {
             table: Mutex::new(Table::default()),
             host_types,
+            max_live: max_live as usize,
             release,
         })
     }
@@ -101,9 +103,9 @@ impl Resources {
 
     fn insert_guest(&self, handle: ResourceAny) -> Result<Val, String> {
         let mut table = self.table();
-        if table.live >= MAX_LIVE_HANDLES {
+        if table.live >= self.max_live {
             table.limit_hit = true;
-            return Err(limit());
+            return Err(limit(self.max_live));
         }
         table.live += 1;
         let index = match table.free_guest.pop() {
@@ -140,11 +142,11 @@ impl Resources {
 
     fn insert_host(&self, object: Reference) -> Result<u32, String> {
         let mut table = self.table();
-        if table.live >= MAX_LIVE_HANDLES {
+        if table.live >= self.max_live {
             table.limit_hit = true;
             drop(table);
             (self.release)(vec![object], false);
-            return Err(limit());
+            return Err(limit(self.max_live));
         }
         table.live += 1;
         Ok(match table.free_host.pop() {
@@ -171,7 +173,7 @@ impl Resources {
     /// Whether an insertion was refused at the cap since the last look: a conversion that failed
     /// for that is a HostLimitError, not a bad value.
     pub fn take_limit_hit(&self) -> Option<Failure> {
-        std::mem::take(&mut self.table().limit_hit).then(|| Failure::HostLimit(limit()))
+        std::mem::take(&mut self.table().limit_hit).then(|| Failure::HostLimit(limit(self.max_live)))
     }
 
     /// Guest handles whose JS side is gone: to drop with the store at hand.
