@@ -22,7 +22,6 @@ use crate::errors::Failure;
 use crate::js::token::TokenTag;
 use crate::js::{Js, Kind, Reference, Value};
 
-
 const GUEST_TAG: TokenTag = TokenTag(sys::napi_type_tag {
     lower: 0x6169_7273_7379_7331,
     upper: 0x7265_736f_7572_6365,
