@@ -27,6 +27,16 @@ const GUEST_TAG: TokenTag = TokenTag(sys::napi_type_tag {
     upper: 0x7265_736f_7572_6365,
 });
 
+/// A guest handle's marker: its table index and the entry's generation, packed in a `Val::U64`.
+fn guest_marker(index: u32, generation: u32) -> Val {
+    Val::U64((u64::from(generation) << 32) | u64::from(index))
+}
+
+/// The table index and generation of a guest marker's payload.
+fn unpack(packed: u64) -> (u32, u32) {
+    (packed as u32, (packed >> 32) as u32)
+}
+
 /// What a token holds: a guest handle's place in its instance's table.
 struct GuestToken {
     resources: Weak<Resources>,
@@ -116,7 +126,7 @@ impl Resources {
         };
         let entry = &mut table.guest[index as usize];
         entry.handle = Some(handle);
-        Ok(Val::U64((u64::from(entry.generation) << 32) | u64::from(index)))
+        Ok(guest_marker(index, entry.generation))
     }
 
     /// Takes a guest handle out of the table (it moves to the guest, or is dropped).
@@ -184,22 +194,25 @@ impl Resources {
             .collect()
     }
 
+    /// The token `value` is, if any, and whether it belongs to this instance.
+    fn token<'a>(&self, js: Js, value: Value) -> napi::Result<Option<(&'a GuestToken, bool)>> {
+        Ok(js
+            .token_data::<GuestToken>(&GUEST_TAG, value)?
+            .map(|token| (token, std::ptr::eq(token.resources.as_ptr(), self))))
+    }
+
     /// Takes the guest handle of a token (for `[Symbol.dispose]`): `None` if it was moved or
     /// dropped already, or is not a token of this instance.
-    pub fn take_token(self: &Arc<Self>, js: Js, value: Value) -> Result<Option<ResourceAny>, Failure> {
-        match js.token_data::<GuestToken>(&GUEST_TAG, value)? {
-            Some(token) if Weak::ptr_eq(&token.resources, &Arc::downgrade(self)) => {
-                Ok(self.take_guest(token.index, token.generation))
-            }
-            _ => Ok(None),
-        }
+    pub fn take_token(&self, js: Js, value: Value) -> Result<Option<ResourceAny>, Failure> {
+        Ok(match self.token(js, value)? {
+            Some((token, true)) => self.take_guest(token.index, token.generation),
+            _ => None,
+        })
     }
 
     /// Queues the token's handle to be dropped at the next call (the instance is busy now).
-    pub fn drop_later(self: &Arc<Self>, js: Js, value: Value) -> Result<(), Failure> {
-        if let Some(token) = js.token_data::<GuestToken>(&GUEST_TAG, value)?
-            && Weak::ptr_eq(&token.resources, &Arc::downgrade(self))
-        {
+    pub fn drop_later(&self, js: Js, value: Value) -> Result<(), Failure> {
+        if let Some((token, true)) = self.token(js, value)? {
             self.table().collected.push((token.index, token.generation));
         }
         Ok(())
@@ -212,9 +225,8 @@ impl Resources {
             Type::Own(_) => "an owned resource",
             _ => "a borrowed resource",
         };
-        let token = js.token_data::<GuestToken>(&GUEST_TAG, value).map_err(|e| e.reason)?;
-        if let Some(token) = token {
-            if !Weak::ptr_eq(&token.resources, &Arc::downgrade(self)) {
+        if let Some((token, mine)) = self.token(js, value).map_err(|e| e.reason)? {
+            if !mine {
                 return Err(format!("expected {}, got a resource of another instance", what()));
             }
             if self.peek_guest(token.index, token.generation).is_none() {
@@ -223,7 +235,7 @@ impl Resources {
                     what()
                 ));
             }
-            return Ok(Val::U64((u64::from(token.generation) << 32) | u64::from(token.index)));
+            return Ok(guest_marker(token.index, token.generation));
         }
         match js.kind(value).map_err(|e| e.reason)? {
             Kind::Object | Kind::Function if self.host_types > 0 => {
@@ -237,14 +249,18 @@ impl Resources {
     /// On the JS thread: the JS value of a marker made by [`Resources::capture`].
     pub fn to_js(self: &Arc<Self>, js: Js, marker: &Val, ty: &Type) -> napi::Result<Value> {
         match *marker {
-            Val::U64(packed) => js.token(
-                &GUEST_TAG,
-                GuestToken {
-                    resources: Arc::downgrade(self),
-                    index: packed as u32,
-                    generation: (packed >> 32) as u32,
-                },
-            ),
+            Val::U64(packed) => {
+                let (index, generation) = unpack(packed);
+                let resources = Arc::downgrade(self);
+                js.token(
+                    &GUEST_TAG,
+                    GuestToken {
+                        resources,
+                        index,
+                        generation,
+                    },
+                )
+            }
             Val::S64(rep) => {
                 let rep = rep as u32;
                 // An own handle the guest gives back to the host: the object leaves the slab.
@@ -276,73 +292,39 @@ impl Resources {
         ty: &Type,
         lent: &mut Vec<u32>,
     ) -> Result<(), String> {
-        match (value, ty) {
-            (value @ Val::U64(_), Type::Own(_) | Type::Borrow(_)) => {
-                let Val::U64(packed) = *value else { unreachable!() };
-                let (index, generation) = (packed as u32, (packed >> 32) as u32);
-                let handle = if matches!(ty, Type::Own(_)) {
-                    self.take_guest(index, generation)
-                } else {
-                    self.peek_guest(index, generation)
-                };
-                let handle = handle.ok_or("a resource was dropped or moved before the call")?;
-                *value = Val::Resource(handle);
-                Ok(())
-            }
-            (value @ Val::S64(_), Type::Own(rt) | Type::Borrow(rt)) => {
-                let Val::S64(rep) = *value else { unreachable!() };
-                let rep = rep as u32;
-                let payload = (0..self.host_types)
-                    .find(|&payload| ResourceType::host_dynamic(payload) == *rt)
-                    .ok_or("a host object where the guest expects one of its own resources")?;
-                let dynamic = if matches!(ty, Type::Own(_)) {
-                    ResourceDynamic::new_own(rep, payload)
-                } else {
-                    lent.push(rep);
-                    ResourceDynamic::new_borrow(rep, payload)
-                };
-                *value = Val::Resource(
-                    dynamic
-                        .try_into_resource_any(&mut *store)
-                        .map_err(|e| format!("{e:#}"))?,
-                );
-                Ok(())
-            }
-            (Val::List(items), Type::List(list)) => {
-                let element = list.ty();
-                items
-                    .iter_mut()
-                    .try_for_each(|item| self.resolve(store, item, &element, lent))
-            }
-            (Val::Record(fields), Type::Record(record)) => fields
-                .iter_mut()
-                .zip(record.fields())
-                .try_for_each(|((_, item), field)| self.resolve(store, item, &field.ty, lent)),
-            (Val::Tuple(items), Type::Tuple(tuple)) => items
-                .iter_mut()
-                .zip(tuple.types())
-                .try_for_each(|(item, ty)| self.resolve(store, item, &ty, lent)),
-            (Val::Variant(name, Some(payload)), Type::Variant(variant)) => {
-                match variant
-                    .cases()
-                    .find(|case| case.name == name.as_str())
-                    .and_then(|case| case.ty)
-                {
-                    Some(ty) => self.resolve(store, payload, &ty, lent),
-                    None => Ok(()),
+        each_resource(value, ty, &mut |value, ty| {
+            let owned = matches!(ty, Type::Own(_));
+            match (&*value, ty) {
+                (&Val::U64(packed), _) => {
+                    let (index, generation) = unpack(packed);
+                    let handle = if owned {
+                        self.take_guest(index, generation)
+                    } else {
+                        self.peek_guest(index, generation)
+                    };
+                    let handle = handle.ok_or("a resource was dropped or moved before the call")?;
+                    *value = Val::Resource(handle);
                 }
+                (&Val::S64(rep), Type::Own(rt) | Type::Borrow(rt)) => {
+                    let rep = rep as u32;
+                    let payload = (0..self.host_types)
+                        .find(|&payload| ResourceType::host_dynamic(payload) == *rt)
+                        .ok_or("a host object where the guest expects one of its own resources")?;
+                    let dynamic = if owned {
+                        ResourceDynamic::new_own(rep, payload)
+                    } else {
+                        lent.push(rep);
+                        ResourceDynamic::new_borrow(rep, payload)
+                    };
+                    let handle = dynamic
+                        .try_into_resource_any(&mut *store)
+                        .map_err(|e| format!("{e:#}"))?;
+                    *value = Val::Resource(handle);
+                }
+                _ => {}
             }
-            (Val::Option(Some(payload)), Type::Option(option)) => self.resolve(store, payload, &option.ty(), lent),
-            (Val::Result(Ok(Some(payload))), Type::Result(result)) => match result.ok() {
-                Some(ty) => self.resolve(store, payload, &ty, lent),
-                None => Ok(()),
-            },
-            (Val::Result(Err(Some(payload))), Type::Result(result)) => match result.err() {
-                Some(ty) => self.resolve(store, payload, &ty, lent),
-                None => Ok(()),
-            },
-            _ => Ok(()),
-        }
+            Ok(())
+        })
     }
 
     /// Where the store is at hand: resources in `value` (of type `ty`) that the guest hands out
@@ -356,55 +338,21 @@ impl Resources {
         ty: &Type,
         borrowed: &mut Vec<(ResourceAny, Val)>,
     ) -> Result<(), Failure> {
-        match (&mut *value, ty) {
-            (Val::Resource(handle), Type::Own(_) | Type::Borrow(_)) => {
-                let handle = *handle;
-                if let Ok(dynamic) = ResourceDynamic::try_from_resource_any(handle, &mut *store) {
-                    *value = Val::S64(i64::from(dynamic.rep()));
-                    return Ok(());
-                }
-                let marker = self.insert_guest(handle).map_err(Failure::HostLimit)?;
-                if !handle.owned() {
-                    borrowed.push((handle, marker.clone()));
-                }
-                *value = marker;
-                Ok(())
+        each_resource(value, ty, &mut |value, _| {
+            let &mut Val::Resource(handle) = value else {
+                return Ok(());
+            };
+            if let Ok(dynamic) = ResourceDynamic::try_from_resource_any(handle, &mut *store) {
+                *value = Val::S64(i64::from(dynamic.rep()));
+                return Ok(());
             }
-            (Val::List(items), Type::List(list)) => {
-                let element = list.ty();
-                items
-                    .iter_mut()
-                    .try_for_each(|item| self.capture(store, item, &element, borrowed))
+            let marker = self.insert_guest(handle).map_err(Failure::HostLimit)?;
+            if !handle.owned() {
+                borrowed.push((handle, marker.clone()));
             }
-            (Val::Record(fields), Type::Record(record)) => fields
-                .iter_mut()
-                .zip(record.fields())
-                .try_for_each(|((_, item), field)| self.capture(store, item, &field.ty, borrowed)),
-            (Val::Tuple(items), Type::Tuple(tuple)) => items
-                .iter_mut()
-                .zip(tuple.types())
-                .try_for_each(|(item, ty)| self.capture(store, item, &ty, borrowed)),
-            (Val::Variant(name, Some(payload)), Type::Variant(variant)) => {
-                match variant
-                    .cases()
-                    .find(|case| case.name == name.as_str())
-                    .and_then(|case| case.ty)
-                {
-                    Some(ty) => self.capture(store, payload, &ty, borrowed),
-                    None => Ok(()),
-                }
-            }
-            (Val::Option(Some(payload)), Type::Option(option)) => self.capture(store, payload, &option.ty(), borrowed),
-            (Val::Result(Ok(Some(payload))), Type::Result(result)) => match result.ok() {
-                Some(ty) => self.capture(store, payload, &ty, borrowed),
-                None => Ok(()),
-            },
-            (Val::Result(Err(Some(payload))), Type::Result(result)) => match result.err() {
-                Some(ty) => self.capture(store, payload, &ty, borrowed),
-                None => Ok(()),
-            },
-            _ => Ok(()),
-        }
+            *value = marker;
+            Ok(())
+        })
     }
 
     /// Ends borrows a host call received (their table entries go, and wasmtime's borrow ends).
@@ -415,7 +363,8 @@ impl Resources {
     ) -> wasmtime::Result<()> {
         for (handle, marker) in borrowed {
             if let Val::U64(packed) = marker {
-                self.take_guest(packed as u32, (packed >> 32) as u32);
+                let (index, generation) = unpack(packed);
+                self.take_guest(index, generation);
             }
             handle.resource_drop(&mut *store)?;
         }
@@ -440,6 +389,50 @@ impl Resources {
         if !objects.is_empty() {
             (self.release)(objects, true);
         }
+    }
+}
+
+/// Calls `at` on every value in `value` (of type `ty`) that sits where an `own` or `borrow` is,
+/// looking inside lists, records, tuples, variants, options and results.
+fn each_resource<E>(
+    value: &mut Val,
+    ty: &Type,
+    at: &mut impl FnMut(&mut Val, &Type) -> Result<(), E>,
+) -> Result<(), E> {
+    match (value, ty) {
+        (value, Type::Own(_) | Type::Borrow(_)) => at(value, ty),
+        (Val::List(items), Type::List(list)) => {
+            let element = list.ty();
+            items.iter_mut().try_for_each(|item| each_resource(item, &element, at))
+        }
+        (Val::Record(fields), Type::Record(record)) => fields
+            .iter_mut()
+            .zip(record.fields())
+            .try_for_each(|((_, item), field)| each_resource(item, &field.ty, at)),
+        (Val::Tuple(items), Type::Tuple(tuple)) => items
+            .iter_mut()
+            .zip(tuple.types())
+            .try_for_each(|(item, ty)| each_resource(item, &ty, at)),
+        (Val::Variant(name, Some(payload)), Type::Variant(variant)) => {
+            match variant
+                .cases()
+                .find(|case| case.name == name.as_str())
+                .and_then(|case| case.ty)
+            {
+                Some(ty) => each_resource(payload, &ty, at),
+                None => Ok(()),
+            }
+        }
+        (Val::Option(Some(payload)), Type::Option(option)) => each_resource(payload, &option.ty(), at),
+        (Val::Result(Ok(Some(payload))), Type::Result(result)) => match result.ok() {
+            Some(ty) => each_resource(payload, &ty, at),
+            None => Ok(()),
+        },
+        (Val::Result(Err(Some(payload))), Type::Result(result)) => match result.err() {
+            Some(ty) => each_resource(payload, &ty, at),
+            None => Ok(()),
+        },
+        _ => Ok(()),
     }
 }
 

@@ -89,14 +89,11 @@ impl HostFunctions {
             }
         };
         // Disposing calls JS, which a garbage collector's finalizer (where an instance's store
-        // may go) must not: that waits for the dispatcher.
+        // may go) must not: that waits for the dispatcher. Releasing alone makes no handles.
+        let here = std::thread::current().id() == self.thread;
         match &self.dispatcher {
-            Some(dispatcher) if dispose || std::thread::current().id() != self.thread => dispatcher.run(Box::new(job)),
-            _ if std::thread::current().id() == self.thread => {
-                let scope = self.js.open_scope();
-                job(self.js);
-                self.js.close_scope(scope);
-            }
+            Some(dispatcher) if dispose || !here => dispatcher.run(Box::new(job)),
+            _ if here => job(self.js),
             _ => {}
         }
     }
@@ -106,12 +103,7 @@ impl Drop for HostFunctions {
     fn drop(&mut self) {
         let mut functions = std::mem::take(&mut self.functions);
         functions.extend(self.http.take().map(|client| client.function));
-        if std::thread::current().id() == self.thread {
-            let js = self.js;
-            functions.into_iter().for_each(|f| js.release(f));
-        } else if let Some(dispatcher) = &self.dispatcher {
-            dispatcher.run(Box::new(move |js| functions.into_iter().for_each(|f| js.release(f))));
-        }
+        self.release(functions, false);
     }
 }
 
