@@ -67,26 +67,27 @@ export interface ComponentItem {
    * for a resource an interface only re-exports): `[constructor]thing`, `[method]thing.foo`,
    * `[static]thing.bar`.
    */
-  members?: { constructor?: string; methods: string[]; statics: string[] }
+  members?: ResourceMembers
+}
+
+/** A resource's constructor, methods and statics, by their wasmtime names. */
+export interface ResourceMembers {
+  constructor?: string
+  methods: string[]
+  statics: string[]
 }
 
 /** The listing with each resource's constructor, methods and statics named on it. */
 function withMembers(items: ComponentItem[]): ComponentItem[] {
+  const functions = items.filter((item) => item.kind === 'func').map((item) => item.name)
   return items.map((item) => {
-    if (item.exports === undefined) return item
-    const functions = item.exports.filter((member) => member.kind === 'func').map((member) => member.name)
-    const exports = item.exports.map((member) => {
-      if (member.kind !== 'resource') return member
-      const constructor = functions.find((name) => name === `[constructor]${member.name}`)
-      const methods = functions.filter((name) => name.startsWith(`[method]${member.name}.`))
-      const statics = functions.filter((name) => name.startsWith(`[static]${member.name}.`))
-      if (constructor === undefined && methods.length === 0 && statics.length === 0) return member
-      return {
-        ...member,
-        members: { ...(constructor === undefined ? {} : { constructor }), methods, statics },
-      }
-    })
-    return { ...item, exports }
+    if (item.exports !== undefined) return { ...item, exports: withMembers(item.exports) }
+    if (item.kind !== 'resource') return item
+    const constructor = functions.find((name) => name === `[constructor]${item.name}`)
+    const methods = functions.filter((name) => name.startsWith(`[method]${item.name}.`))
+    const statics = functions.filter((name) => name.startsWith(`[static]${item.name}.`))
+    if (constructor === undefined && methods.length === 0 && statics.length === 0) return item
+    return { ...item, members: { ...(constructor === undefined ? {} : { constructor }), methods, statics } }
   })
 }
 

@@ -1,6 +1,12 @@
 /** airssys-wasm: run untrusted WebAssembly safely in Node.js, on Wasmtime. */
 export { Engine, type CacheStats, type EngineOptions, type ValidationResult } from './engine.js'
-export { Component, type ComponentItem, type WitFuncType, type WitType } from './component.js'
+export {
+  Component,
+  type ComponentItem,
+  type ResourceMembers,
+  type WitFuncType,
+  type WitType,
+} from './component.js'
 export { Module, type CoreFuncType, type ModuleItem } from './module.js'
 export {
   Instance,

@@ -9,7 +9,7 @@
  *
  * Values are walked along the export's type, only where that type can hold a resource.
  */
-import type { ComponentItem, WitFuncType, WitType } from './component.js'
+import type { ComponentItem, ResourceMembers, WitFuncType, WitType } from './component.js'
 import { DisposedError } from './errors.js'
 import { exportPaths, lowerCamel } from './util/names.js'
 
@@ -27,7 +27,8 @@ export interface ResourceHost {
 interface Handle {
   token: unknown
   state: 'live' | 'dropped' | 'moved'
-  host: ResourceHost
+  /** The instance's resources, which drop the handle. */
+  owner: InstanceResources
 }
 
 const handles = new WeakMap<object, Handle>()
@@ -133,13 +134,13 @@ export class InstanceResources {
       for (const member of item.exports ?? []) if (member.kind === 'func') add(item.name, member)
     }
     for (const item of exports) {
-      const members = item.exports ?? []
-      for (const member of members) {
-        if (member.kind !== 'resource') continue
-        const functions = members.filter((fn) => fn.kind === 'func' && resourceOf(fn.name) === member.name)
-        // A resource an interface only re-exports (`use`) has no functions of its own here.
-        if (functions.length === 0) continue
-        this.#classes.set(`${item.name}#${member.name}`, makeClass(this, item.name, member.name, functions))
+      for (const member of item.exports ?? []) {
+        // A resource an interface only re-exports (`use`) has no functions, so no `members`, here.
+        if (member.kind !== 'resource' || member.members === undefined) continue
+        this.#classes.set(
+          `${item.name}#${member.name}`,
+          makeClass(this, item.name, member.name, member.members),
+        )
       }
     }
   }
@@ -161,10 +162,6 @@ export class InstanceResources {
 
   dropResource(token: unknown): void {
     this.#host.dropResource(token)
-  }
-
-  get disposed(): boolean {
-    return this.#host.disposed
   }
 
   /** Whether calls of `path` convert resources. */
@@ -226,10 +223,9 @@ function gone(handle: Handle): DisposedError {
   )
 }
 
-/** `counter` for `[constructor]counter`, `[method]counter.value` and `[static]counter.split`. */
-function resourceOf(functionName: string): string | undefined {
-  const match = /^\[(?:constructor|method|static)\]([^.]+)/.exec(functionName)
-  return match?.[1]
+/** `value` for `[method]counter.value`, `split` for `[static]counter.split`. */
+function memberName(functionName: string): string {
+  return functionName.slice(functionName.indexOf('.') + 1)
 }
 
 /** A class of guest resource objects. */
@@ -239,14 +235,14 @@ function makeClass(
   resources: InstanceResources,
   interfaceName: string,
   resource: string,
-  functions: readonly ComponentItem[],
+  members: ResourceMembers,
 ): ResourceClass {
   const path = (name: string) => `${interfaceName}#${name}`
-  const constructorPath = functions.find((fn) => fn.name === `[constructor]${resource}`)?.name
+  const constructorPath = members.constructor
   const cls = class {
     constructor(...args: unknown[]) {
       if (args[0] === fromToken) {
-        handles.set(this, { token: args[1], state: 'live', host: resourcesHost(resources) })
+        handles.set(this, { token: args[1], state: 'live', owner: resources })
         return
       }
       if (constructorPath === undefined) {
@@ -260,42 +256,29 @@ function makeClass(
       const handle = handles.get(this)
       if (handle === undefined || handle.state !== 'live') return
       handle.state = 'dropped'
-      handle.host.dropResource(handle.token)
+      handle.owner.dropResource(handle.token)
     }
   }
   Object.defineProperty(cls, 'name', { value: upperCamel(resource) })
-  for (const fn of functions) {
-    const method = new RegExp(`^\\[method\\]${resource}\\.(.+)$`).exec(fn.name)?.[1]
-    const statik = new RegExp(`^\\[static\\]${resource}\\.(.+)$`).exec(fn.name)?.[1]
-    if (method !== undefined) {
-      Object.defineProperty(cls.prototype, lowerCamel(method), {
-        value: function (this: object, ...args: unknown[]) {
-          const handle = handles.get(this)
-          if (handle !== undefined && handle.state !== 'live') throw gone(handle)
-          return resources.callSync(path(fn.name), [this, ...args])
-        },
-        writable: true,
-        configurable: true,
-      })
-    } else if (statik !== undefined) {
-      Object.defineProperty(cls, lowerCamel(statik), {
-        value: (...args: unknown[]) => resources.callSync(path(fn.name), args),
-        writable: true,
-        configurable: true,
-      })
-    }
+  for (const method of members.methods) {
+    Object.defineProperty(cls.prototype, lowerCamel(memberName(method)), {
+      value: function (this: object, ...args: unknown[]) {
+        const handle = handles.get(this)
+        if (handle !== undefined && handle.state !== 'live') throw gone(handle)
+        return resources.callSync(path(method), [this, ...args])
+      },
+      writable: true,
+      configurable: true,
+    })
+  }
+  for (const statik of members.statics) {
+    Object.defineProperty(cls, lowerCamel(memberName(statik)), {
+      value: (...args: unknown[]) => resources.callSync(path(statik), args),
+      writable: true,
+      configurable: true,
+    })
   }
   return cls as unknown as ResourceClass
-}
-
-function resourcesHost(resources: InstanceResources): ResourceHost {
-  return {
-    callSync: (p, a) => resources.callSync(p, a),
-    dropResource: (t) => resources.dropResource(t),
-    get disposed() {
-      return resources.disposed
-    },
-  }
 }
 
 /**
@@ -331,40 +314,32 @@ export function expandResourceImports(
 
 /** Adds to `object` the functions of the resources among `items` whose class it holds. */
 function addResourceFunctions(object: Record<string, unknown>, items: readonly ComponentItem[]): void {
-  for (const resource of items.filter((item) => item.kind === 'resource')) {
+  for (const resource of items) {
+    const members = resource.members
+    if (resource.kind !== 'resource' || members === undefined) continue
     const cls = [upperCamel(resource.name), resource.name]
       .map((name) => (Object.hasOwn(object, name) ? object[name] : undefined))
       .find((value) => typeof value === 'function') as (new (...args: unknown[]) => object) | undefined
     if (cls === undefined) continue
-    for (const fn of items) {
-      if (fn.kind !== 'func' || Object.hasOwn(object, fn.name)) continue
-      if (fn.name === `[constructor]${resource.name}`) {
-        object[fn.name] = (...args: unknown[]) => new cls(...args)
-        continue
-      }
-      const method = fn.name.startsWith(`[method]${resource.name}.`)
-        ? fn.name.slice(`[method]${resource.name}.`.length)
-        : undefined
-      if (method !== undefined) {
-        object[fn.name] = (self: Record<string, unknown>, ...args: unknown[]) => {
-          const member = [lowerCamel(method), method]
-            .map((name) => self[name])
-            .find((value) => typeof value === 'function') as ((...a: unknown[]) => unknown) | undefined
-          if (member === undefined)
-            throw new TypeError(`${upperCamel(resource.name)} has no method ${lowerCamel(method)}`)
-          return Reflect.apply(member, self, args)
-        }
-        continue
-      }
-      const statik = fn.name.startsWith(`[static]${resource.name}.`)
-        ? fn.name.slice(`[static]${resource.name}.`.length)
-        : undefined
-      if (statik !== undefined) {
-        const member = [lowerCamel(statik), statik]
-          .map((name) => (cls as unknown as Record<string, unknown>)[name])
-          .find((value) => typeof value === 'function') as ((...a: unknown[]) => unknown) | undefined
-        if (member !== undefined) object[fn.name] = (...args: unknown[]) => Reflect.apply(member, cls, args)
-      }
+    /** The function `name` (lowerCamelCase or as WIT spells it) of `target`, if it has one. */
+    const found = (target: Record<string, unknown>, name: string) =>
+      [lowerCamel(name), name].map((key) => target[key]).find((value) => typeof value === 'function') as
+        ((...a: unknown[]) => unknown) | undefined
+    const add = (name: string, fn: (...args: never[]) => unknown) => {
+      if (!Object.hasOwn(object, name)) object[name] = fn
+    }
+    if (members.constructor !== undefined) add(members.constructor, (...args: unknown[]) => new cls(...args))
+    for (const method of members.methods) {
+      add(method, (self: Record<string, unknown>, ...args: unknown[]) => {
+        const member = found(self, memberName(method))
+        if (member === undefined)
+          throw new TypeError(`${upperCamel(resource.name)} has no method ${lowerCamel(memberName(method))}`)
+        return Reflect.apply(member, self, args)
+      })
+    }
+    for (const statik of members.statics) {
+      const member = found(cls as unknown as Record<string, unknown>, memberName(statik))
+      if (member !== undefined) add(statik, (...args: unknown[]) => Reflect.apply(member, cls, args))
     }
   }
 }
