@@ -1,4 +1,3 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process'
 import {
   copyFileSync,
   existsSync,
@@ -10,38 +9,11 @@ import {
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import type { Readable, Writable } from 'node:stream'
 
 import test from 'ava'
 
 import { MiB, helloWasm, root, typesWasm, wasiComponentWasm, wasiModuleWasm } from '../helpers.js'
-
-interface Outcome {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-/** Runs a script as a child process, as a user's shell would; `input` is written to its stdin. */
-function spawnNode(args: readonly string[], input?: string): Promise<Outcome> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, {
-      cwd: root,
-      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    }) as ChildProcessByStdio<Writable | null, Readable, Readable>
-    child.stdin?.end(input)
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
-
-/** The CLI from its TypeScript source, so the specs never run a stale build. */
-const cli = (...args: string[]) =>
-  spawnNode(['--import', 'tsx', path.join(root, 'lib/cli/index.ts'), ...args])
+import { cli, spawnNode } from './helpers.js'
 
 /** The CLI with `input` on its stdin. */
 const cliWithInput = (input: string, ...args: string[]) =>

@@ -1,36 +1,14 @@
 /** `airssys-wasm types`: TypeScript declarations of a component, on stdout or into a file. */
-import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
 import test from 'ava'
 
-import { helloWasm, resourcesWasm, root, wasiModuleWasm } from '../../fixtures/index.js'
+import { helloWasm, resourcesWasm, wasiModuleWasm } from '../../fixtures/index.js'
 import { declarations } from '../../lib/dts.js'
 import { Engine } from '../../lib/index.js'
-
-interface Outcome {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-/** The CLI from its TypeScript source, as a child process (so its exit code is real). */
-function cli(...args: string[]): Promise<Outcome> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'lib/cli/index.ts'), ...args], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
+import { cli } from './helpers.js'
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'airssys-cli-types-'))
 test.after.always(() => rmSync(scratch, { recursive: true, force: true }))

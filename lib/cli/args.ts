@@ -31,6 +31,14 @@ export function parse<T extends Options>(args: readonly string[], options: T, co
 }
 
 /** A flag holding a positive integer (`1000000` or `1_000_000`), or undefined when absent. */
+/** The one positional argument of `command`; `missing` says what it needs when there is none. */
+export function onlyTarget(positionals: readonly string[], command: string, missing: string): string {
+  const [target, ...extra] = positionals
+  if (target === undefined) throw new UsageError(missing, command)
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`, command)
+  return target
+}
+
 export function integerFlag(flag: string, text: string | undefined, command: string): number | undefined {
   if (text === undefined) return undefined
   const value = /^\d[\d_]*$/.test(text) ? Number(text.replaceAll('_', '')) : Number.NaN

@@ -4,7 +4,7 @@ import { Engine } from '../engine.js'
 import type { ModuleItem } from '../module.js'
 import { toJsonText } from '../util/json-values.js'
 import { wasmKind } from '../util/names.js'
-import { parse, UsageError } from './args.js'
+import { onlyTarget, parse } from './args.js'
 import { EXIT } from './exit.js'
 import { INSPECT_HELP } from './help.js'
 import type { CliOutput } from './output.js'
@@ -34,10 +34,11 @@ export async function inspect(args: readonly string[], io: CliOutput): Promise<n
     io.stdout.write(INSPECT_HELP)
     return EXIT.success
   }
-  const [target, ...extra] = positionals
-  if (target === undefined)
-    throw new UsageError('inspect needs a .wasm file (or a directory with a Component.toml)', 'inspect')
-  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`, 'inspect')
+  const target = onlyTarget(
+    positionals,
+    'inspect',
+    'inspect needs a .wasm file (or a directory with a Component.toml)',
+  )
   const engine = new Engine()
   try {
     const { file, bytes } = await readTargetWasm(target, 'inspect', engine.maxModuleBytes)

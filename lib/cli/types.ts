@@ -5,7 +5,7 @@ import path from 'node:path'
 import { declarations } from '../dts.js'
 import { Engine } from '../engine.js'
 import { wasmKind } from '../util/names.js'
-import { parse, UsageError } from './args.js'
+import { onlyTarget, parse, UsageError } from './args.js'
 import { EXIT } from './exit.js'
 import { TYPES_HELP } from './help.js'
 import type { CliOutput } from './output.js'
@@ -21,10 +21,11 @@ export async function types(args: readonly string[], io: CliOutput): Promise<num
     io.stdout.write(TYPES_HELP)
     return EXIT.success
   }
-  const [target, ...extra] = positionals
-  if (target === undefined)
-    throw new UsageError('types needs a component .wasm file (or a directory with a Component.toml)', 'types')
-  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`, 'types')
+  const target = onlyTarget(
+    positionals,
+    'types',
+    'types needs a component .wasm file (or a directory with a Component.toml)',
+  )
   const engine = new Engine()
   try {
     const { file, bytes } = await readTargetWasm(target, 'types', engine.maxModuleBytes)

@@ -3,7 +3,7 @@ import { Engine } from '../engine.js'
 import { loadManifest, type Manifest } from '../sandbox/manifest.js'
 import { readComponentWasm } from '../sandbox/paths.js'
 import { toJsonText } from '../util/json-values.js'
-import { parse, UsageError } from './args.js'
+import { onlyTarget, parse } from './args.js'
 import { EXIT } from './exit.js'
 import { VALIDATE_HELP } from './help.js'
 import type { CliOutput } from './output.js'
@@ -24,10 +24,7 @@ export async function validate(args: readonly string[], io: CliOutput): Promise<
     io.stdout.write(VALIDATE_HELP)
     return EXIT.success
   }
-  const [target, ...extra] = positionals
-  if (target === undefined)
-    throw new UsageError('validate needs a directory with a Component.toml', 'validate')
-  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`, 'validate')
+  const target = onlyTarget(positionals, 'validate', 'validate needs a directory with a Component.toml')
   const manifest = loadManifest(target)
   const engine = new Engine()
   try {

@@ -1,0 +1,34 @@
+/** Running the CLI and other scripts as child processes, for the CLI specs. */
+import { spawn, type ChildProcessByStdio } from 'node:child_process'
+import path from 'node:path'
+import type { Readable, Writable } from 'node:stream'
+
+import { root } from '../helpers.js'
+
+/** How a child process ended, and what it printed. */
+export interface Outcome {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs a script as a child process, as a user's shell would; `input` is written to its stdin. */
+export function spawnNode(args: readonly string[], input?: string): Promise<Outcome> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, {
+      cwd: root,
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    }) as ChildProcessByStdio<Writable | null, Readable, Readable>
+    child.stdin?.end(input)
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+/** The CLI from its TypeScript source, so the specs never run a stale build. */
+export const cli = (...args: string[]) =>
+  spawnNode(['--import', 'tsx', path.join(root, 'lib/cli/index.ts'), ...args])
