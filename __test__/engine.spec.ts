@@ -10,10 +10,13 @@ import {
   ConfigError,
   DisposedError,
   Engine,
+  MemoryLimitError,
+  OutOfFuelError,
   PoolExhaustedError,
+  TimeoutError,
   type Instance,
 } from '../lib/index.js'
-import { typesWasm } from './helpers.js'
+import { engine, MiB, typesImports, typesWasm } from './helpers.js'
 
 const addWat = '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
 
@@ -131,9 +134,10 @@ test('validateAsync agrees with validate, off the JS thread', async (t) => {
   ]
   for (const source of sources) t.deepEqual(await engine.validateAsync(source), engine.validate(source))
   // The JS thread stays free while it validates: a timer set before it fires before it settles.
+  // The input takes tens of milliseconds to validate, so a loaded machine cannot reorder the two.
   const order: string[] = []
   setImmediate(() => order.push('timer'))
-  const big = readFileSync(typesWasm)
+  const big = bigModuleWat(1000)
   await Promise.all(Array.from({ length: 8 }, () => engine.validateAsync(big)))
   order.push('validated')
   t.deepEqual(order, ['timer', 'validated'])
@@ -170,6 +174,84 @@ test('options are checked and unknown options rejected', (t) => {
     instanceOf: ConfigError,
     message: /cacheDir: cannot create/,
   })
+})
+
+const limitsWat = `(module
+  (memory (export "memory") 1)
+  (func (export "spin") (loop (br 0)))
+  (func (export "grow") (param i32) (result i32) local.get 0 memory.grow)
+  (func (export "fib") (param i64) (result i64) (local i64 i64 i64)
+    i64.const 1 local.set 2
+    (block (loop
+      local.get 0 i64.eqz br_if 1
+      local.get 1 local.get 2 i64.add local.set 3
+      local.get 2 local.set 1 local.get 3 local.set 2
+      local.get 0 i64.const 1 i64.sub local.set 0
+      br 0))
+    local.get 1))`
+
+test("compiler: 'winch' compiles with wasmtime's baseline compiler, and its code keeps every limit", async (t) => {
+  const winch = new Engine({ compiler: 'winch', fuel: true })
+  const cranelift = new Engine({ fuel: true })
+  const module = winch.compileModuleSync(limitsWat)
+  // Code from one compiler is not code for the other: proof the option reached wasmtime.
+  t.throws(() => cranelift.deserializeModule(module.serialize()), { instanceOf: CompileError })
+  const instance = module.instantiateSync({ limits: { memoryBytes: 2 * MiB } })
+  t.is(instance.callSync('fib', [90n]), 2880067194370816120n)
+  t.is(await instance.call('fib', [10n]), 55n)
+  t.throws(() => instance.callSync('spin', [], { timeoutMs: 50 }), { instanceOf: TimeoutError })
+  await t.throwsAsync(instance.call('spin', [], { timeoutMs: 50 }), { instanceOf: TimeoutError })
+  t.throws(() => instance.callSync('spin', [], { fuel: 100_000 }), { instanceOf: OutOfFuelError })
+  t.is(instance.callSync('grow', [1]), 1, 'growth within the limit')
+  t.is(instance.callSync('grow', [64]), -1, 'growth past the limit is refused by the limiter')
+  t.is(instance.metrics().memory.deniedGrowths, 1)
+  const trapping = module.instantiateSync({ limits: { memoryBytes: 2 * MiB, trapOnMemoryDenial: true } })
+  t.throws(() => trapping.callSync('grow', [64]), { instanceOf: MemoryLimitError })
+  t.is(instance.callSync('fib', [20n]), 6765n, 'the instance works after every stop')
+
+  const component = await winch.compileComponent(typesWasm)
+  const typed = await component.instantiate({ limits: { memoryBytes: 4 * MiB }, imports: typesImports() })
+  t.is(await typed.call('test:types/numbers#add', [20, 22]), 42)
+  t.is(typed.callSync('call-double', [21]), 42, 'a JS host function called from Winch code')
+  t.is(
+    await typed.call('test:types/numbers#greet', ['wörld']),
+    await (
+      await engine().compileComponent(typesWasm)
+    )
+      .instantiate({ limits: { memoryBytes: 4 * MiB }, imports: typesImports() })
+      .then((reference) => reference.call('test:types/numbers#greet', ['wörld'])),
+  )
+})
+
+test("compiler: 'winch' refuses proposals it does not support with a CompileError; bad values are ConfigErrors", (t) => {
+  const tailCall =
+    '(module (func $f (param i32) (result i32) local.get 0 return_call $g) (func $g (param i32) (result i32) local.get 0))'
+  t.notThrows(() => new Engine().compileModuleSync(tailCall))
+  const error = t.throws(() => new Engine({ compiler: 'winch' }).compileModuleSync(tailCall), {
+    instanceOf: CompileError,
+  })
+  t.is(error?.code, 'ERR_WASM_COMPILE')
+  t.regex(error?.message ?? '', /tail/i)
+  for (const compiler of ['v8', 'Winch', '', 1]) {
+    const thrown = t.throws(() => new Engine({ compiler } as never), { instanceOf: ConfigError })
+    t.is(thrown?.path, 'compiler')
+  }
+})
+
+test('cacheDir: code compiled by one compiler is never loaded by an engine using the other', (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'airssys-cache-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  new Engine({ cacheDir: dir }).compileModuleSync(addWasm)
+  const winch = new Engine({ cacheDir: dir, compiler: 'winch' })
+  t.is(
+    winch
+      .compileModuleSync(addWasm)
+      .instantiateSync({ limits: { memoryBytes: 0 } })
+      .callSync('add', [2, 2]),
+    4,
+  )
+  t.deepEqual(winch.cacheStats, { hits: 0, misses: 1, writeFailures: 0 })
+  t.is(readdirSync(dir).length, 2)
 })
 
 /** The one entry directory an engine's cache made under `dir`, and the artifacts in it. */

@@ -1,5 +1,11 @@
 /** airssys-wasm: run untrusted WebAssembly safely in Node.js, on Wasmtime. */
-export { Engine, type CacheStats, type EngineOptions, type ValidationResult } from './engine.js'
+export {
+  Engine,
+  type CacheStats,
+  type Compiler,
+  type EngineOptions,
+  type ValidationResult,
+} from './engine.js'
 export {
   Component,
   type ComponentItem,

@@ -34,6 +34,23 @@ export interface EngineOptions {
    * given). Beyond it: CompileError, before any parsing. Default 64 MiB.
    */
   maxModuleBytes?: number
+  /**
+   * Which compiler turns wasm into machine code. `'cranelift'` (default) optimizes: slower to
+   * compile, faster to run. `'winch'` is wasmtime's baseline compiler: one pass, several times
+   * faster to compile, slower code; it does not support the tail-call, GC, function-references,
+   * exceptions and relaxed-SIMD proposals, and not all of SIMD: a module using them fails to
+   * compile with CompileError. Fuel, deadlines, limits and the component model work with both.
+   */
+  compiler?: Compiler
+}
+
+/** The compilers an engine can use (see {@link EngineOptions.compiler}). */
+export type Compiler = 'cranelift' | 'winch'
+
+const COMPILERS: readonly Compiler[] = ['cranelift', 'winch']
+
+function isCompiler(value: unknown): value is Compiler {
+  return (COMPILERS as readonly unknown[]).includes(value)
 }
 
 /** JS functions given to a guest, keyed by import name (see the README on how keys match imports). */
@@ -308,6 +325,7 @@ export const DEFAULTS = {
   memories: 4,
   resourceHandles: 10_000,
   maxModuleBytes: 64 * MiB,
+  compiler: 'cranelift',
   outputLimitBytes: MiB,
   httpMaxBodyBytes: MiB,
   httpTimeoutMs: 30_000,
@@ -320,6 +338,7 @@ const ENGINE_OPTIONS = new Set([
   'cacheDir',
   'maxWasmStackBytes',
   'maxModuleBytes',
+  'compiler',
 ])
 
 /** `new Engine(options)`'s options, checked, with defaults. */
@@ -335,6 +354,14 @@ export function engineOptions(options: EngineOptions): NativeEngineOptions {
     throw new ConfigError(`cacheDir: expected a directory path, got ${shown(options.cacheDir)}`, {
       path: 'cacheDir',
       value: options.cacheDir,
+    })
+  }
+  const compiler: unknown = options.compiler ?? DEFAULTS.compiler
+  if (!isCompiler(compiler)) {
+    const expected = COMPILERS.map((name) => `'${name}'`).join(' or ')
+    throw new ConfigError(`compiler: expected ${expected}, got ${shown(compiler)}`, {
+      path: 'compiler',
+      value: compiler,
     })
   }
   return {
@@ -355,6 +382,7 @@ export function engineOptions(options: EngineOptions): NativeEngineOptions {
         : checkOption('pooling.maxMemoryBytes', pooling.maxMemoryBytes, DEFAULTS.poolingMaxMemoryBytes),
     cacheDir: options.cacheDir,
     maxModuleBytes: checkOption('maxModuleBytes', options.maxModuleBytes, DEFAULTS.maxModuleBytes),
+    compiler,
   }
 }
 

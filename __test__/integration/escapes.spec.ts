@@ -193,7 +193,12 @@ test('12.2 a start function that loops forever stops at the instance timeoutMs, 
 
 test('12.7 numbers that would overflow a Duration reach the addon as typed errors, never a panic', (t) => {
   // Straight at the binding, past the TS layer's checks: the addon's own re-check must hold.
-  const engine = new NativeEngine({ fuel: false, epochTickMs: 5, maxWasmStackBytes: 512 * 1024 })
+  const engine = new NativeEngine({
+    fuel: false,
+    epochTickMs: 5,
+    maxWasmStackBytes: 512 * 1024,
+    compiler: 'cranelift',
+  })
   const module = NativeModule.compileSync(
     engine,
     new TextEncoder().encode('(module (func (export "f") (result i32) (i32.const 7)))'),

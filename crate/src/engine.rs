@@ -12,7 +12,7 @@ use napi::bindgen_prelude::Uint8Array;
 use napi::{Env, Result};
 use napi_derive::napi;
 use wasmtime::{
-    Config, Engine as EngineImpl, EngineWeak, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
+    Config, Engine as EngineImpl, EngineWeak, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig, Strategy,
 };
 
 use crate::binary::{self, Binary};
@@ -39,6 +39,8 @@ pub struct NativeEngineOptions {
     pub cache_dir: Option<String>,
     /// Largest module or component accepted by compile and validate, in bytes.
     pub max_module_bytes: Option<f64>,
+    /// `"cranelift"` or `"winch"` ([`wasmtime::Config::strategy`]).
+    pub compiler: String,
 }
 
 /// Counters of the on-disk cache.
@@ -107,8 +109,18 @@ impl EngineShared {
         }
         debug_assert!((MAX_WASM_STACK_LIMIT as usize) * 2 < POOL_THREAD_STACK_BYTES);
 
+        let strategy = match options.compiler.as_str() {
+            "cranelift" => Strategy::Cranelift,
+            "winch" => Strategy::Winch,
+            other => {
+                return Err(Failure::Options(format!(
+                    "compiler: expected 'cranelift' or 'winch', got '{other}'"
+                )));
+            }
+        };
         let mut config = Config::new();
         config
+            .strategy(strategy)
             .wasm_component_model(true)
             .consume_fuel(options.fuel)
             .epoch_interruption(true)

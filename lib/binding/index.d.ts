@@ -18,13 +18,10 @@ export declare class NativeAbortHandle {
 
 /** A compiled component ([`Component`](https://docs.rs/wasmtime/48.0.8/wasmtime/component/struct.Component.html)). */
 export declare class NativeComponent {
-  /**
-   * Compiles bytes (binary or WAT) on the JS thread; `digest` is their SHA-256 in hex, if
-   * known, for the on-disk cache.
-   */
-  static compileSync(engine: NativeEngine, bytes: Uint8Array, digest?: string | undefined | null): NativeComponent
+  /** Compiles bytes (binary or WAT) on the JS thread. */
+  static compileSync(engine: NativeEngine, bytes: Uint8Array): NativeComponent
   /** Compiles bytes (binary or WAT) on a pool thread. */
-  static compile(engine: NativeEngine, bytes: Uint8Array, digest?: string | undefined | null): Promise<NativeComponent>
+  static compile(engine: NativeEngine, bytes: Uint8Array): Promise<NativeComponent>
   /** Loads `serialize()` output of a compatible engine (never untrusted bytes). */
   static deserialize(engine: NativeEngine, bytes: Uint8Array): NativeComponent
   /** Precompiled code for `deserialize` on a compatible engine. */
@@ -135,13 +132,10 @@ export declare class NativeInstance {
 
 /** A compiled core module ([`Module`](https://docs.rs/wasmtime/48.0.8/wasmtime/struct.Module.html)). */
 export declare class NativeModule {
-  /**
-   * Compiles bytes (binary or WAT) on the JS thread; `digest` is their SHA-256 in hex, if
-   * known, for the on-disk cache.
-   */
-  static compileSync(engine: NativeEngine, bytes: Uint8Array, digest?: string | undefined | null): NativeModule
+  /** Compiles bytes (binary or WAT) on the JS thread. */
+  static compileSync(engine: NativeEngine, bytes: Uint8Array): NativeModule
   /** Compiles bytes (binary or WAT) on a pool thread. */
-  static compile(engine: NativeEngine, bytes: Uint8Array, digest?: string | undefined | null): Promise<NativeModule>
+  static compile(engine: NativeEngine, bytes: Uint8Array): Promise<NativeModule>
   /** Loads `serialize()` output of a compatible engine (never untrusted bytes). */
   static deserialize(engine: NativeEngine, bytes: Uint8Array): NativeModule
   /** Precompiled code for `deserialize` on a compatible engine. */
@@ -266,6 +260,8 @@ export interface NativeEngineOptions {
   cacheDir?: string
   /** Largest module or component accepted by compile and validate, in bytes. */
   maxModuleBytes?: number
+  /** `"cranelift"` or `"winch"` ([`wasmtime::Config::strategy`]). */
+  compiler: string
 }
 
 /** Instance options after the TS layer applied defaults (lib/options.ts owns the defaults). */
