@@ -6,7 +6,7 @@ import { DEFAULTS, engineOptions, type EngineOptions } from './options.js'
 import { CompileCache } from './util/compile-cache.js'
 import { loadSource, loadSourceSync, type WasmSource } from './util/source.js'
 
-export type { EngineOptions } from './options.js'
+export type { Compiler, EngineOptions } from './options.js'
 
 /** What the on-disk cache did since the engine was created (see {@link EngineOptions.cacheDir}). */
 export interface CacheStats {
@@ -40,7 +40,7 @@ export class Engine {
 
   /**
    * Compiles a component off the JS thread. Compiling the same bytes again on this engine returns
-   * the same Component while it is alive (an in-process cache keyed by the bytes' SHA-256); with
+   * the same Component while it is alive (an in-process cache that compares the bytes); with
    * `cacheDir`, code compiled earlier (by any process) is loaded from disk.
    */
   async compileComponent(source: WasmSource): Promise<Component> {
@@ -48,8 +48,7 @@ export class Engine {
     const bytes = await loadSource(source)
     return this.#components.getAsync(
       bytes,
-      async (digest) =>
-        new Component(await translateAsync(NativeComponent.compile(this.#native, bytes, digest))),
+      async () => new Component(await translateAsync(NativeComponent.compile(this.#native, bytes))),
     )
   }
 
@@ -59,7 +58,7 @@ export class Engine {
     const bytes = loadSourceSync(source)
     return this.#components.get(
       bytes,
-      (digest) => new Component(translate(() => NativeComponent.compileSync(this.#native, bytes, digest))),
+      () => new Component(translate(() => NativeComponent.compileSync(this.#native, bytes))),
     )
   }
 
@@ -69,7 +68,7 @@ export class Engine {
     const bytes = await loadSource(source)
     return this.#modules.getAsync(
       bytes,
-      async (digest) => new Module(await translateAsync(NativeModule.compile(this.#native, bytes, digest))),
+      async () => new Module(await translateAsync(NativeModule.compile(this.#native, bytes))),
     )
   }
 
@@ -79,7 +78,7 @@ export class Engine {
     const bytes = loadSourceSync(source)
     return this.#modules.get(
       bytes,
-      (digest) => new Module(translate(() => NativeModule.compileSync(this.#native, bytes, digest))),
+      () => new Module(translate(() => NativeModule.compileSync(this.#native, bytes))),
     )
   }
 

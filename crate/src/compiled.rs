@@ -103,9 +103,8 @@ impl<K: Kind> Compiled<K> {
         }
     }
 
-    /// Compiles `bytes` (binary or WAT) through the engine's on-disk cache; `digest`, the bytes'
-    /// SHA-256 in hex, saves hashing them again.
-    pub fn compile(engine: &Arc<EngineShared>, bytes: &[u8], digest: Option<&str>) -> Result<Self, Failure> {
+    /// Compiles `bytes` (binary or WAT) through the engine's on-disk cache.
+    pub fn compile(engine: &Arc<EngineShared>, bytes: &[u8]) -> Result<Self, Failure> {
         engine.check_open()?;
         engine.check_size(bytes)?;
         match binary::kind(bytes) {
@@ -118,7 +117,7 @@ impl<K: Kind> Compiled<K> {
             }
             _ => {}
         }
-        let code = disk::compile::<K::Code>(&engine.engine, engine.cache.as_ref(), bytes, digest)?;
+        let code = disk::compile::<K::Code>(&engine.engine, engine.cache.as_ref(), bytes)?;
         Ok(Self::new(code, engine))
     }
 
@@ -249,18 +248,16 @@ macro_rules! compiled_class {
 
         #[napi_derive::napi]
         impl $class {
-            /// Compiles bytes (binary or WAT) on the JS thread; `digest` is their SHA-256 in hex, if
-            /// known, for the on-disk cache.
+            /// Compiles bytes (binary or WAT) on the JS thread.
             #[napi]
             pub fn compile_sync(
                 env: napi::Env,
                 engine: &$crate::engine::NativeEngine,
                 bytes: napi::bindgen_prelude::Uint8Array,
-                digest: Option<String>,
             ) -> napi::Result<Self> {
                 let js = $crate::js::Js(env.raw());
                 $crate::errors::guard(js, || {
-                    $crate::compiled::Compiled::compile(engine.shared(), &bytes, digest.as_deref())
+                    $crate::compiled::Compiled::compile(engine.shared(), &bytes)
                         .map(|compiled| Self::wrap(js, compiled))
                 })
             }
@@ -271,13 +268,12 @@ macro_rules! compiled_class {
                 env: &napi::Env,
                 engine: &$crate::engine::NativeEngine,
                 bytes: napi::bindgen_prelude::Uint8Array,
-                digest: Option<String>,
             ) -> napi::Result<$crate::js::Raw> {
                 let shared = engine.shared().clone();
                 let bytes = bytes.to_vec();
                 $crate::runtime::task::promise(
                     env,
-                    move || $crate::compiled::Compiled::<$kind>::compile(&shared, &bytes, digest.as_deref()),
+                    move || $crate::compiled::Compiled::<$kind>::compile(&shared, &bytes),
                     |js, result| result.map(|compiled| Self::wrap(js, compiled)),
                 )
             }

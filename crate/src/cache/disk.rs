@@ -98,17 +98,11 @@ impl Artifact for Component {
     }
 }
 
-/// Compiles `bytes`, through `cache` when the engine has one. `digest` is the bytes' SHA-256 in
-/// hex when the caller has it already (the TS layer hashes for its in-process cache).
-pub fn compile<T: Artifact>(
-    engine: &Engine,
-    cache: Option<&DiskCache>,
-    bytes: &[u8],
-    digest: Option<&str>,
-) -> Result<T, Failure> {
+/// Compiles `bytes`, through `cache` when the engine has one.
+pub fn compile<T: Artifact>(engine: &Engine, cache: Option<&DiskCache>, bytes: &[u8]) -> Result<T, Failure> {
     let compile = || T::compile(engine, bytes).map_err(|error| Failure::compile(&error));
     match cache {
-        Some(cache) => cache.get_or_compile(engine, bytes, digest, compile),
+        Some(cache) => cache.get_or_compile(engine, bytes, compile),
         None => compile(),
     }
 }
@@ -140,10 +134,9 @@ impl DiskCache {
         &self,
         engine: &Engine,
         bytes: &[u8],
-        digest: Option<&str>,
         compile: impl FnOnce() -> Result<T, Failure>,
     ) -> Result<T, Failure> {
-        let path = self.entry_path(T::KIND, bytes, digest);
+        let path = self.entry_path(T::KIND, bytes);
         // SAFETY: the file is in the cache directory, which holds only our own artifacts.
         if path.is_file()
             && let Ok(loaded) = unsafe { T::load(engine, &path) }
@@ -163,13 +156,10 @@ impl DiskCache {
         Ok(compiled)
     }
 
-    fn entry_path(&self, prefix: &str, bytes: &[u8], digest: Option<&str>) -> PathBuf {
-        let given =
-            digest.filter(|hex| hex.len() == 64 && hex.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f')));
-        let hex = match given {
-            Some(hex) => hex.to_string(),
-            None => Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect(),
-        };
+    /// The file for `bytes`: named by their SHA-256, because a file outlives the process and a
+    /// name collision would load another input's code.
+    fn entry_path(&self, prefix: &str, bytes: &[u8]) -> PathBuf {
+        let hex: String = Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect();
         self.dir.join(format!("{prefix}-{hex}.cwasm"))
     }
 
