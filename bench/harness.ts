@@ -55,7 +55,12 @@ export interface Row {
    * bytes of RSS per instance, measured in a fresh process). Taken `SAMPLED_RUNS` times.
    */
   sample?: () => Promise<number>
-  /** What `sample` returns. Timed rows are in nanoseconds. */
+  /**
+   * ...or timed elsewhere (in a child process, say): returns all the samples it took, in `unit`.
+   * Reported like `sample` rows.
+   */
+  samples?: () => number[] | Promise<number[]>
+  /** What `sample` or `samples` return. Timed rows are in nanoseconds. */
   unit?: Unit
 }
 
@@ -68,6 +73,8 @@ const SAMPLED_RUNS = { full: 7, quick: 1 }
 /** What a scenario's setup returns: its rows, ready to time, and how to release what it holds. */
 export interface Prepared {
   rows: Row[]
+  /** Lines that sum the measured rows up (a geometric mean of ratios, say), printed and recorded. */
+  summarize?: (rows: RowResult[]) => string[]
   teardown?: () => void | Promise<void>
 }
 
@@ -104,6 +111,8 @@ export interface ScenarioResult {
   name: string
   title: string
   rows: RowResult[]
+  /** What the scenario's `summarize` made of its rows. */
+  summary?: string[]
   /** Wall-clock time of the whole scenario (setup, warm-up, measuring, teardown), in ms. */
   elapsedMs: number
 }
@@ -166,7 +175,13 @@ async function measureSamples(row: Row, sample: () => Promise<number>, mode: Mod
   for (let run = 0; run < (mode.quick ? SAMPLED_RUNS.quick : SAMPLED_RUNS.full); run++) {
     values.push(await sample())
   }
-  values.sort((a, b) => a - b)
+  return fromSamples(row, values)
+}
+
+/** The statistics of a `sample` or `samples` row. */
+function fromSamples(row: Row, values: number[]): RowResult {
+  if (values.length === 0) throw new Error(`row ${row.id}: no samples`)
+  values = [...values].sort((a, b) => a - b)
   const mean = values.reduce((sum, value) => sum + value, 0) / values.length
   const deviation = Math.sqrt(values.reduce((sum, value) => sum + (value - mean) ** 2, 0) / values.length)
   return {
@@ -181,6 +196,7 @@ async function measureSamples(row: Row, sample: () => Promise<number>, mode: Mod
 /** Warms `row` up, measures it, and returns its statistics (ratios are filled in by the caller). */
 export async function measure(row: Row, mode: Mode): Promise<RowResult> {
   if (row.sample) return measureSamples(row, row.sample, mode)
+  if (row.samples) return fromSamples(row, await row.samples())
   await warmUp(row, mode)
   const failures: unknown[] = []
   const benchmark = benchmarkOf(row, mode, failures)

@@ -55,6 +55,8 @@ export function renderResults(results: Results): string {
       lines.push(`| ${columns.map(cell).join(' | ')} |`)
     }
     lines.push('')
+    // One paragraph per line: a list here would run into the notes' list below it.
+    for (const line of scenario.summary ?? []) lines.push(`**${line}**`, '')
     for (const row of scenario.rows) lines.push(`- \`${row.id}\`: ${row.note}`)
     lines.push('')
   }

@@ -27,6 +27,7 @@ import { instantiate } from './instantiate.js'
 import { largeModule } from './large-module.js'
 import { liveInstances } from './live-instances.js'
 import { limitsOverhead } from './limits-overhead.js'
+import { programs } from './programs.js'
 import { timeout } from './timeout.js'
 import { updateReport } from './report.js'
 
@@ -40,6 +41,7 @@ const SCENARIOS: Scenario[] = [
   callAsync,
   componentCall,
   compute,
+  programs,
   limitsOverhead,
   hostCall,
   timeout,
@@ -192,6 +194,7 @@ function printScenario(result: ScenarioResult): void {
   console.log(`\n${result.title} [${result.name}] (${(result.elapsedMs / 1000).toFixed(1)} s)`)
   console.log(`  ${format(header)}`)
   for (const line of lines) console.log(`  ${format(line)}`)
+  for (const line of result.summary ?? []) console.log(`  ${line}`)
 }
 
 async function runScenario(scenario: Scenario, mode: Mode): Promise<ScenarioResult> {
@@ -199,7 +202,14 @@ async function runScenario(scenario: Scenario, mode: Mode): Promise<ScenarioResu
   const prepared = await scenario.setup(mode)
   try {
     const rows = await measureAll(prepared, mode)
-    return { name: scenario.name, title: scenario.title, rows, elapsedMs: performance.now() - started }
+    const summary = prepared.summarize?.(rows)
+    return {
+      name: scenario.name,
+      title: scenario.title,
+      rows,
+      ...(summary ? { summary } : {}),
+      elapsedMs: performance.now() - started,
+    }
   } finally {
     await prepared.teardown?.()
   }
