@@ -1,9 +1,12 @@
 /**
  * One side of one program of the real-programs benchmark (bench/programs.ts), in a process of its own
- * so that a crash takes down only this side. Started by the scenario with a JSON job as its argument;
- * answers with one IPC message (`ChildReport`) and exits.
+ * so that a crash takes down only this side. Started with a JSON `ChildJob` as its argument, it
+ * compiles and instantiates the program, checks the first call's checksum, answers `Ready`, and then
+ * does what the scenario asks, one request at a time over IPC: warm up, time one call, time one cold
+ * compile, exit. The scenario interleaves the sides' requests, so a burst of other work on the machine
+ * lands on every side alike instead of on whichever side happened to be running.
  *
- * `v8` runs the program on Node's WebAssembly, `v8-lazy` only times V8's default (lazy) compile, and
+ * `v8` runs the program on Node's WebAssembly, `v8-lazy` only compiles it with V8's defaults, and
  * `cranelift`, `fuel` and `winch` run it on airssys-wasm. Only the airssys-wasm sides load the addon.
  */
 import { readFileSync } from 'node:fs'
@@ -17,103 +20,64 @@ export interface ChildJob {
   file: string
   exportName: string
   n: number
-  /** The checksum the program must return (a bigint as a decimal string), when already known. */
+  /** The checksum the first call must return (a bigint as a decimal string), when already known. */
   expected?: string
-  warmupRuns: number
-  warmupMs: number
-  runs: number
-  compiles: number
   /** Per-call options for our sides. */
   timeoutMs: number
   fuel: number
   memoryBytes: number
 }
 
-export type ChildReport =
-  | {
-      ok: true
-      checksum: string
-      /** Nanoseconds per call, in the order taken (none for `v8-lazy`). */
-      runs: number[]
-      /** Nanoseconds per cold compile of the program's bytes (a new nonce each time). */
-      compiles: number[]
-      /** Fuel one call consumed (the `fuel` side). */
-      fuelPerRun?: number
-      /** The V8 flags the process runs with, so the scenario can check them. */
-      execArgv: string[]
-    }
-  | { ok: false; mismatch: { expected: string; actual: string; at: string } }
-  | { ok: false; unsupported: string }
+export type Request = { warmup: { runs: number; ms: number } } | { run: true } | { compile: true }
+
+export type Reply =
+  /** After the first call (none for `v8-lazy`): its checksum, and the V8 flags the process has. */
+  | { ready: true; checksum: string; execArgv: string[]; fuelPerRun?: number }
+  /** One timed call or one cold compile (a new nonce each time), in nanoseconds; or a warm-up done. */
+  | { ns: number }
+  | { warmedUp: number }
+  | { mismatch: { expected: string; actual: string; at: string } }
+  /** Winch cannot compile the program (an unsupported proposal): a finding, not a failure. */
+  | { unsupported: string }
   /** An error the child caught on its way out (it exits with code 1). */
-  | { ok: false; error: string }
+  | { error: string }
 
-type Program = (n: number) => unknown
-
-function send(report: ChildReport): void {
-  process.send!(report, () => process.exit(0))
+interface Subject {
+  /** One call of the program (absent for `v8-lazy`). */
+  call?: () => unknown
+  compile: (bytes: Uint8Array<ArrayBuffer>) => void
+  fuelPerRun?: () => number
 }
+
+function send(reply: Reply, then: () => void = () => {}): void {
+  process.send!(reply, then)
+}
+
+class Stop extends Error {}
 
 function checksumOf(value: unknown, at: string, expected: string | undefined): string {
   if (typeof value !== 'bigint') throw new Error(`${at}: returned ${typeof value}, not an i64 (bigint)`)
   const actual = value.toString()
   if (expected !== undefined && actual !== expected) {
-    send({ ok: false, mismatch: { expected, actual, at } })
-    throw new MismatchSent()
+    send({ mismatch: { expected, actual, at } }, () => process.exit(0))
+    throw new Stop()
   }
   return actual
 }
 
-class MismatchSent extends Error {}
-
-/** Checks the first call, warms up, then times `job.runs` calls, each checked too. */
-function timeRuns(job: ChildJob, program: Program): { checksum: string; runs: number[] } {
-  const checksum = checksumOf(program(job.n), 'the first call', job.expected)
-  const started = performance.now()
-  for (let run = 1; run < job.warmupRuns || performance.now() - started < job.warmupMs; run++) {
-    checksumOf(program(job.n), `warm-up call ${run + 1}`, checksum)
-  }
-  const runs: number[] = []
-  for (let run = 0; run < job.runs; run++) {
-    const before = performance.now()
-    const result = program(job.n)
-    runs.push((performance.now() - before) * 1e6)
-    checksumOf(result, `timed call ${run + 1}`, checksum)
-  }
-  return { checksum, runs }
-}
-
-/** Times `count` compiles of `bytes`, each with a new nonce so no compiled-code cache can answer. */
-function timeCompiles(
-  bytes: Uint8Array<ArrayBuffer>,
-  count: number,
-  compile: (bytes: Uint8Array<ArrayBuffer>) => void,
-): number[] {
-  const cold = withNonce(bytes)
-  const samples: number[] = []
-  for (let index = 0; index < count; index++) {
-    cold.next()
-    const before = performance.now()
-    compile(cold.bytes)
-    samples.push((performance.now() - before) * 1e6)
-  }
-  return samples
-}
-
-function runOnV8(job: ChildJob, bytes: Uint8Array<ArrayBuffer>): ChildReport {
+function onV8(job: ChildJob, bytes: Uint8Array<ArrayBuffer>): Subject {
   const module = new WebAssembly.Module(bytes)
+  const compile = (cold: Uint8Array<ArrayBuffer>) => void new WebAssembly.Module(cold)
   if (job.side === 'v8-lazy') {
     const exported = WebAssembly.Module.exports(module).map((entry) => entry.name)
     if (!exported.includes(job.exportName)) throw new Error(`${job.file} does not export ${job.exportName}`)
-    const compiles = timeCompiles(bytes, job.compiles, (cold) => new WebAssembly.Module(cold))
-    return { ok: true, checksum: '', runs: [], compiles, execArgv: process.execArgv }
+    return { compile }
   }
-  const program = new WebAssembly.Instance(module).exports[job.exportName] as Program
-  const { checksum, runs } = timeRuns(job, program)
-  const compiles = timeCompiles(bytes, job.compiles, (cold) => new WebAssembly.Module(cold))
-  return { ok: true, checksum, runs, compiles, execArgv: process.execArgv }
+  const program = new WebAssembly.Instance(module).exports[job.exportName] as (n: number) => unknown
+  return { call: () => program(job.n), compile }
 }
 
-async function runOnAirssys(job: ChildJob, bytes: Uint8Array<ArrayBuffer>): Promise<ChildReport> {
+async function onAirssys(job: ChildJob, bytes: Uint8Array<ArrayBuffer>): Promise<Subject | undefined> {
   const { CompileError, Engine } = await import('../lib/index.js')
   const engine =
     job.side === 'fuel'
@@ -125,32 +89,73 @@ async function runOnAirssys(job: ChildJob, bytes: Uint8Array<ArrayBuffer>): Prom
   try {
     compiled = engine.compileModuleSync(bytes)
   } catch (error) {
-    // Winch does not support every proposal: a program it cannot compile is a finding, not a failure.
-    if (job.side === 'winch' && error instanceof CompileError)
-      return { ok: false, unsupported: error.message }
+    if (job.side === 'winch' && error instanceof CompileError) {
+      send({ unsupported: error.message }, () => process.exit(0))
+      return undefined
+    }
     throw error
   }
   const instance = compiled.instantiateSync({ limits: { memoryBytes: job.memoryBytes } })
   const options = job.side === 'fuel' ? { fuel: job.fuel } : { timeoutMs: job.timeoutMs }
-  const program = (n: number) => instance.callSync(job.exportName, [n], options)
-  const { checksum, runs } = timeRuns(job, program)
-  const fuelPerRun = job.side === 'fuel' ? instance.metrics().fuel.lastCallConsumed : undefined
-  // The fuel engine compiles the same code plus its counters: only the other two are compile rows.
-  const compiles =
-    job.side === 'fuel' ? [] : timeCompiles(bytes, job.compiles, (cold) => engine.compileModuleSync(cold))
-  return { ok: true, checksum, runs, compiles, fuelPerRun, execArgv: process.execArgv }
+  return {
+    call: () => instance.callSync(job.exportName, [job.n], options),
+    compile: (cold) => void engine.compileModuleSync(cold),
+    fuelPerRun: () => instance.metrics().fuel.lastCallConsumed,
+  }
 }
 
 async function main(): Promise<void> {
   const job = JSON.parse(process.argv[2] ?? '') as ChildJob
   const bytes = new Uint8Array(readFileSync(job.file))
-  const report = job.side.startsWith('v8') ? runOnV8(job, bytes) : await runOnAirssys(job, bytes)
-  send(report)
+  const subject = job.side.startsWith('v8') ? onV8(job, bytes) : await onAirssys(job, bytes)
+  if (!subject) return
+  const call = subject.call
+  const checksum = call ? checksumOf(call(), 'the first call', job.expected) : ''
+  const cold = withNonce(bytes)
+  let calls = 1
+  const checkedCall = () => checksumOf(call!(), `call ${++calls}`, checksum)
+
+  process.on('message', (request: Request) => {
+    try {
+      if ('warmup' in request) {
+        const started = performance.now()
+        let runs = 0
+        while (runs < request.warmup.runs || performance.now() - started < request.warmup.ms) {
+          checkedCall()
+          runs++
+        }
+        send({ warmedUp: runs })
+      } else if ('run' in request) {
+        const before = performance.now()
+        const result = call!()
+        const ns = (performance.now() - before) * 1e6
+        checksumOf(result, `call ${++calls}`, checksum)
+        send({ ns })
+      } else {
+        cold.next()
+        const before = performance.now()
+        subject.compile(cold.bytes)
+        send({ ns: (performance.now() - before) * 1e6 })
+      }
+    } catch (error) {
+      fail(error)
+    }
+  })
+  // The scenario ends a child by closing the IPC channel.
+  process.on('disconnect', () => process.exit(0))
+  send({
+    ready: true,
+    checksum,
+    execArgv: process.execArgv,
+    ...(job.side === 'fuel' ? { fuelPerRun: subject.fuelPerRun!() } : {}),
+  })
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof MismatchSent) return
+function fail(error: unknown): void {
+  if (error instanceof Stop) return
   console.error(error)
   const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
-  process.send!({ ok: false, error: message } satisfies ChildReport, () => process.exit(1))
-})
+  send({ error: message }, () => process.exit(1))
+}
+
+main().catch(fail)

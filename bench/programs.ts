@@ -7,8 +7,10 @@
  * the ratios to V8 and the worst program.
  *
  * Every side of every program runs in a child process of its own (bench/programs-child.ts), so a
- * crash takes down only that side: a failed V8 run is retried, a failed one of ours is reported (and
- * the run's exit code says so). Timing happens in the children; their samples become sampled rows.
+ * crash takes down only that side: a failed V8 side is restarted (up to 3 times), a failed one of ours
+ * is reported (and the run's exit code says so). The children time the calls; this process asks each
+ * side for one timed call in turn, so load from other processes falls on all sides alike. Their
+ * samples become sampled rows.
  */
 import { fork, spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -19,7 +21,7 @@ import { ConfigError, Engine } from '../lib/index.js'
 import { amount, ratio } from './format.js'
 import { MiB, type Row, type RowResult, type Scenario } from './harness.js'
 import { FAR_DEADLINE_MS } from './kernel.js'
-import type { ChildJob, ChildReport, Side } from './programs-child.js'
+import type { ChildJob, Reply, Request, Side } from './programs-child.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '..')
@@ -116,8 +118,8 @@ const FUEL_PER_CALL = 1e15
 const MEMORY_BYTES = 256 * MiB
 /** A V8 run is tried once and retried up to 3 times (Node's own wasm has crashed here before). */
 const V8_ATTEMPTS = 4
-/** A child still running after this long is killed and counts as failed. */
-const CHILD_TIMEOUT_MS = 300_000
+/** A child that has not answered a request after this long is killed and counts as failed. */
+const CHILD_TIMEOUT_MS = 120_000
 const SAMPLING = {
   full: { warmupRuns: 3, warmupMs: 300, runs: 15, compiles: 5 },
   quick: { warmupRuns: 1, warmupMs: 0, runs: 5, compiles: 2 },
@@ -130,8 +132,6 @@ interface Manifest {
   programs: { name: string; language: 'Rust' | 'C'; file: string; export: string; bytes: number }[]
 }
 
-type Outcome = { report: ChildReport } | { failure: string }
-
 function build(): Manifest {
   const result = spawnSync(process.execPath, [path.join(PROGRAMS_DIR, 'build.mjs')], {
     cwd: root,
@@ -143,55 +143,286 @@ function build(): Manifest {
   return JSON.parse(readFileSync(path.join(BUILD_DIR, 'manifest.json'), 'utf8')) as Manifest
 }
 
-/** Runs one child to its end: its report, or why it has none (exit code or signal, last stderr). */
-function runChild(job: ChildJob): Promise<Outcome> {
-  const flags = job.side === 'v8' ? V8_FLAGS : []
-  const child = fork(CHILD, [JSON.stringify(job)], {
+/** A child process died, failed or stopped answering. */
+class ChildFailed extends Error {}
+
+/** A running child: one request at a time, each answered by one reply. */
+interface Child {
+  /** The reply to `request`; rejects with ChildFailed if the child dies first. */
+  ask: (request: Request) => Promise<Reply>
+  /** Closes the IPC channel (the child exits) and resolves once the child has exited. */
+  stop: () => Promise<void>
+}
+
+/** Starts one child; resolves with its first reply (`ready`, or why it cannot run). */
+async function startChild(job: ChildJob): Promise<{ child: Child; first: Reply }> {
+  const process_ = fork(CHILD, [JSON.stringify(job)], {
     cwd: root,
-    execArgv: ['--import', 'tsx', ...flags],
+    execArgv: ['--import', 'tsx', ...(job.side === 'v8' ? V8_FLAGS : [])],
     stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
   })
   let stderr = ''
-  child.stderr?.on('data', (chunk: Buffer) => {
+  process_.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000)
   })
-  let report: ChildReport | undefined
-  child.on('message', (message) => {
-    report = message as ChildReport
-  })
+  let waiting: { resolve: (reply: Reply) => void; reject: (error: Error) => void } | undefined
+  let ended: string | undefined
+  let lastError: string | undefined
+  let timer: NodeJS.Timeout | undefined
   let timedOut = false
-  const timer = setTimeout(() => {
-    timedOut = true
-    child.kill('SIGKILL')
-  }, CHILD_TIMEOUT_MS)
-  return new Promise((resolve) => {
-    child.on('error', (error) => {
-      clearTimeout(timer)
-      resolve({ failure: error.message })
-    })
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      if (report && (report.ok || !('error' in report))) return resolve({ report })
-      const why = timedOut
-        ? `still running after ${CHILD_TIMEOUT_MS / 1000} s`
-        : signal
-          ? `killed by ${signal}`
-          : `exited with code ${code}`
-      const detail = report?.error ?? stderr.trim().split('\n').slice(-3).join(' | ')
-      resolve({ failure: `${why}${detail ? `: ${detail}` : ''}` })
-    })
+  const settle = (outcome: { reply: Reply } | { failure: string }) => {
+    clearTimeout(timer)
+    const pending = waiting
+    waiting = undefined
+    if ('reply' in outcome) pending?.resolve(outcome.reply)
+    else pending?.reject(new ChildFailed(outcome.failure))
+  }
+  process_.on('message', (reply: Reply) => {
+    // An error report is followed by the child's exit, which settles the request.
+    if ('error' in reply) lastError = reply.error
+    else settle({ reply })
   })
+  process_.on('error', (error) => {
+    ended ??= error.message
+    settle({ failure: ended })
+  })
+  // 'exit', not 'close': after disconnect() Node does not always emit 'close'.
+  const exited = new Promise<void>((resolve) => process_.once('exit', () => resolve()))
+  process_.on('close', (code, signal) => {
+    const why = timedOut
+      ? `no answer after ${CHILD_TIMEOUT_MS / 1000} s`
+      : signal
+        ? `killed by ${signal}`
+        : `exited with code ${code}`
+    const detail = lastError ?? stderr.trim().split('\n').slice(-3).join(' | ')
+    ended ??= `${why}${detail ? `: ${detail}` : ''}`
+    settle({ failure: ended })
+  })
+  const next = () =>
+    new Promise<Reply>((resolve, reject) => {
+      if (ended) return reject(new ChildFailed(ended))
+      waiting = { resolve, reject }
+      timer = setTimeout(() => {
+        timedOut = true
+        process_.kill('SIGKILL')
+      }, CHILD_TIMEOUT_MS)
+    })
+  const child: Child = {
+    ask: (request) => {
+      const reply = next()
+      if (!ended) process_.send(request)
+      return reply
+    },
+    stop: () => {
+      clearTimeout(timer)
+      if (process_.connected) process_.disconnect()
+      return exited
+    },
+  }
+  return { child, first: await next() }
 }
 
-type Succeeded = Extract<ChildReport, { ok: true }>
+type Ready = Extract<Reply, { ready: true }>
 
-/** The samples each side of one program produced, and what went wrong where. */
+/**
+ * One side of one program: its child, restarted on failure while attempts are left (V8's sides have
+ * `V8_ATTEMPTS`, ours one: our crash is a bug, not noise to retry past), and the samples it gave.
+ */
+class Runner {
+  runs: number[] = []
+  compiles: number[] = []
+  /** Why earlier children of this side failed. */
+  tried: string[] = []
+  ready?: Ready
+  #child?: Child
+
+  constructor(
+    readonly where: string,
+    readonly job: ChildJob,
+    readonly warmup: Request,
+  ) {}
+
+  get attempts(): number {
+    return this.job.side.startsWith('v8') ? V8_ATTEMPTS : 1
+  }
+
+  /** Starts the child; returns its first reply (throws ChildFailed once no attempt is left). */
+  async start(): Promise<Reply> {
+    try {
+      return await this.#launch()
+    } catch (error) {
+      if (!(error instanceof ChildFailed)) throw error
+      await this.#restart(error, false)
+      return this.ready!
+    }
+  }
+
+  /** Asks the child; if it fails, starts (and warms up) a new one while attempts are left. */
+  async ask(request: Request): Promise<Reply> {
+    for (;;) {
+      try {
+        return await this.#child!.ask(request)
+      } catch (error) {
+        if (!(error instanceof ChildFailed)) throw error
+        await this.#restart(error, this.job.side !== 'v8-lazy')
+      }
+    }
+  }
+
+  /** Ends the child and waits for it to exit, so the next program's children run alone. */
+  async stop(): Promise<void> {
+    await this.#child?.stop()
+  }
+
+  async #launch(): Promise<Reply> {
+    const { child, first } = await startChild(this.job)
+    this.#child = child
+    if ('ready' in first) this.ready = first
+    return first
+  }
+
+  /** After `error`, starts new children until one is ready (and warmed up) or no attempt is left. */
+  async #restart(error: ChildFailed, warm: boolean): Promise<void> {
+    for (;;) {
+      if (this.tried.length + 1 >= this.attempts) throw error
+      this.tried.push(error.message)
+      await this.#child?.stop()
+      try {
+        const first = await this.#launch()
+        if (!('ready' in first))
+          throw new Error(`${this.where}: restarted, it answered ${JSON.stringify(first)}`)
+        if (warm) nanoseconds(this.where, await this.#child!.ask(this.warmup))
+        return
+      } catch (next) {
+        if (!(next instanceof ChildFailed)) throw next
+        error = next
+      }
+    }
+  }
+}
+
+/** A reply's nanoseconds; a checksum mismatch stops the benchmark. */
+function nanoseconds(where: string, reply: Reply): number {
+  if ('ns' in reply) return reply.ns
+  if ('warmedUp' in reply) return 0
+  if ('mismatch' in reply) {
+    const { expected, actual, at } = reply.mismatch
+    throw new Error(`${where}: checksum ${actual} at ${at}, expected ${expected}`)
+  }
+  throw new Error(`${where}: unexpected reply ${JSON.stringify(reply)}`)
+}
+
+/** The samples each side of one program gave. */
 interface Measured {
   program: Program
   file: string
   bytes: number
-  sides: Partial<Record<Side, Succeeded>>
-  checksum?: string
+  sides: Partial<Record<Side, { runs: number[]; compiles: number[]; fuelPerRun?: number }>>
+}
+
+/** `list` starting at its `round`-th element: each side goes first equally often. */
+function rotate<T>(list: T[], round: number): T[] {
+  const start = list.length === 0 ? 0 : round % list.length
+  return [...list.slice(start), ...list.slice(0, start)]
+}
+
+/**
+ * Runs one program on every side: starts each side's child (our sides are checked against the V8
+ * side's checksum), warms each up, then takes `sampling.runs` rounds of one timed call per side and
+ * `sampling.compiles` rounds of one cold compile per side. A side whose child fails for good is left
+ * out (a notice for V8, a failure for ours); the others go on.
+ */
+async function measureProgram(
+  program: Program,
+  built: Manifest['programs'][number],
+  sides: Side[],
+  sampling: (typeof SAMPLING)['full'],
+  notices: string[],
+  failures: string[],
+): Promise<Measured> {
+  const warmup: Request = { warmup: { runs: sampling.warmupRuns, ms: sampling.warmupMs } }
+  let live: Runner[] = []
+  let checksum: string | undefined
+  const lose = (runner: Runner, error: unknown) => {
+    if (!(error instanceof ChildFailed)) throw error
+    const tries = runner.tried.length + 1
+    const message = `${runner.where} failed${tries > 1 ? ` ${tries} times` : ''}: ${[...runner.tried, error.message].join('; ')}`
+    if (runner.job.side.startsWith('v8')) notices.push(`${message}.`)
+    else failures.push(message)
+    console.log(`  ${message}`)
+    void runner.stop()
+    live = live.filter((other) => other !== runner)
+  }
+  /** Does `action` for each runner in turn; a runner that fails for good is dropped. */
+  const each = async (runners: Runner[], action: (runner: Runner) => Promise<void>) => {
+    for (const runner of runners) {
+      try {
+        await action(runner)
+      } catch (error) {
+        lose(runner, error)
+      }
+    }
+  }
+  try {
+    for (const side of sides) {
+      const job: ChildJob = {
+        side,
+        file: path.join(BUILD_DIR, built.file),
+        exportName: built.export,
+        n: program.n,
+        expected: side === 'v8-lazy' ? undefined : checksum,
+        timeoutMs: FAR_DEADLINE_MS,
+        fuel: FUEL_PER_CALL,
+        memoryBytes: MEMORY_BYTES,
+      }
+      const runner = new Runner(`${program.name} on ${side}`, job, warmup)
+      live.push(runner)
+      await each([runner], async () => {
+        const first = await runner.start()
+        if ('unsupported' in first) {
+          notices.push(`${runner.where} left out: ${first.unsupported}.`)
+          live = live.filter((other) => other !== runner)
+          return
+        }
+        if (!('ready' in first)) return void nanoseconds(runner.where, first)
+        if (side === 'v8' && !V8_FLAGS.every((flag) => first.execArgv.includes(flag))) {
+          throw new Error(`the V8 child ran without ${V8_FLAGS.join(' ')}: ${first.execArgv.join(' ')}`)
+        }
+        if (side !== 'v8-lazy') checksum ??= first.checksum
+      })
+    }
+    if (!live.some((runner) => runner.job.side === 'v8') && checksum) {
+      notices.push(
+        `${program.name}: our sides agree with each other, but V8 gave no checksum to check against.`,
+      )
+    }
+    const callers = () => live.filter((runner) => runner.job.side !== 'v8-lazy')
+    await each(callers(), async (runner) => void nanoseconds(runner.where, await runner.ask(warmup)))
+    for (let round = 0; round < sampling.runs; round++) {
+      await each(rotate(callers(), round), async (runner) => {
+        runner.runs.push(nanoseconds(runner.where, await runner.ask({ run: true })))
+      })
+    }
+    // The fuel engine compiles the same code plus its counters: only the others are compile rows.
+    const compilers = () => live.filter((runner) => runner.job.side !== 'fuel')
+    for (let round = 0; round < sampling.compiles; round++) {
+      await each(rotate(compilers(), round), async (runner) => {
+        runner.compiles.push(nanoseconds(runner.where, await runner.ask({ compile: true })))
+      })
+    }
+  } finally {
+    await Promise.all(live.map((runner) => runner.stop()))
+  }
+  const result: Measured = { program, file: built.file, bytes: built.bytes, sides: {} }
+  for (const runner of live) {
+    const { runs, compiles, ready, tried } = runner
+    result.sides[runner.job.side] = { runs, compiles, fuelPerRun: ready?.fuelPerRun }
+    if (tried.length > 0) {
+      notices.push(`${runner.where} failed ${tried.length}× and was restarted: ${tried.join('; ')}.`)
+      console.log(`  ${notices.at(-1)}`)
+    }
+  }
+  return result
 }
 
 function median(values: number[]): number {
@@ -202,50 +433,6 @@ function median(values: number[]): number {
 
 function geomean(values: number[]): number {
   return Math.exp(values.reduce((sum, value) => sum + Math.log(value), 0) / values.length)
-}
-
-/**
- * Runs one side of one program: up to `V8_ATTEMPTS` times for V8, once for ours (our crash is a bug,
- * not noise to retry past). Returns its samples, or nothing (with a notice or a failure recorded);
- * throws if its checksum differs from another side's.
- */
-async function measureSide(
-  where: string,
-  job: ChildJob,
-  notices: string[],
-  failures: string[],
-): Promise<Succeeded | undefined> {
-  const attempts = job.side.startsWith('v8') ? V8_ATTEMPTS : 1
-  const tried: string[] = []
-  let report: ChildReport | undefined
-  while (!report && tried.length < attempts) {
-    const outcome = await runChild(job)
-    if ('report' in outcome) report = outcome.report
-    else tried.push(outcome.failure)
-  }
-  if (tried.length > 0 && report) {
-    notices.push(`${where} failed ${tried.length}× and was retried: ${tried.join('; ')}.`)
-    console.log(`  ${notices.at(-1)}`)
-  }
-  if (!report) {
-    const message = `${where} failed${attempts > 1 ? ` ${attempts} times` : ''}: ${tried.join('; ')}`
-    if (job.side.startsWith('v8')) notices.push(`${message}.`)
-    else failures.push(message)
-    console.log(`  ${message}`)
-    return undefined
-  }
-  if (!report.ok && 'mismatch' in report) {
-    const { expected, actual, at } = report.mismatch
-    throw new Error(`${where}: checksum ${actual} at ${at}, expected ${expected} (the first side's)`)
-  }
-  if (!report.ok) {
-    notices.push(`${where} left out: ${'unsupported' in report ? report.unsupported : report.error}.`)
-    return undefined
-  }
-  if (job.side === 'v8' && !V8_FLAGS.every((flag) => report.execArgv.includes(flag))) {
-    throw new Error(`the V8 child ran without ${V8_FLAGS.join(' ')}: ${report.execArgv.join(' ')}`)
-  }
-  return report
 }
 
 /** One line per program while the scenario runs: each side's median run time and its ratio to V8. */
@@ -387,7 +574,7 @@ function summarize(
     const worst = pairs.reduce((a, b) => (b.value > a.value ? b : a))
     const best = pairs.reduce((a, b) => (b.value < a.value ? b : a))
     return [
-      `${label}: geomean ${ratio(geomean(pairs.map((pair) => pair.value)))} over ${pairs.length} programs ` +
+      `${label}: geomean ${ratio(geomean(pairs.map((pair) => pair.value)))} over ${pairs.length} program${pairs.length === 1 ? '' : 's'} ` +
         `(worst ${worst.name} ${ratio(worst.value)}, best ${best.name} ${ratio(best.value)})`,
     ]
   }
@@ -436,29 +623,7 @@ export const programs: Scenario = {
     const measured: Measured[] = []
     for (const program of available) {
       const built = manifest.programs.find((candidate) => candidate.name === program.name)!
-      const result: Measured = { program, file: built.file, bytes: built.bytes, sides: {} }
-      for (const side of sides) {
-        const job: ChildJob = {
-          side,
-          file: path.join(BUILD_DIR, built.file),
-          exportName: built.export,
-          n: program.n,
-          expected: result.checksum,
-          ...sampling,
-          timeoutMs: FAR_DEADLINE_MS,
-          fuel: FUEL_PER_CALL,
-          memoryBytes: MEMORY_BYTES,
-        }
-        const report = await measureSide(`${program.name} on ${side}`, job, notices, failures)
-        if (!report) continue
-        if (side !== 'v8-lazy') result.checksum ??= report.checksum
-        result.sides[side] = report
-      }
-      if (!result.sides.v8 && result.checksum) {
-        notices.push(
-          `${program.name}: our sides agree with each other, but V8 gave no checksum to check against.`,
-        )
-      }
+      const result = await measureProgram(program, built, sides, sampling, notices, failures)
       measured.push(result)
       console.log(`  ${progress(result)}`)
     }
