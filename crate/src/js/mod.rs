@@ -278,8 +278,6 @@ impl Js {
         Ok(Some(if sign == 1 { -magnitude } else { magnitude }))
     }
 
-    /// A string's exact contents; `Err(None)`-like `Ok(None)` when it holds a lone surrogate,
-    /// which has no UTF-8 form (N-API would silently replace it with U+FFFD).
     /// The string's text, or `None` if it holds a lone surrogate (not Unicode text, so not a WIT
     /// `string`). V8 writes UTF-8 fast but replaces a lone surrogate with U+FFFD, so only text
     /// containing U+FFFD is read again as UTF-16 to tell the two apart.
@@ -784,68 +782,23 @@ enum JsText<'a> {
     Utf16(Vec<u16>),
 }
 
-/// `text` in the narrowest encoding V8 can take as is, in one pass. `text` is valid UTF-8, so
-/// every lead byte is followed by its continuation bytes.
+/// `text` in the narrowest encoding V8 can take as is (encoding_rs: vectorized where the text is
+/// ASCII).
 fn js_text(text: &str) -> JsText<'_> {
     let bytes = text.as_bytes();
     if bytes.is_ascii() {
         return JsText::Latin1(Cow::Borrowed(bytes));
     }
-    let mut latin1 = Vec::with_capacity(bytes.len());
-    let mut at = 0;
-    while let Some(&lead) = bytes.get(at) {
-        match lead {
-            0..0x80 => {
-                latin1.push(lead);
-                at += 1;
-            }
-            // U+0080..U+00FF: two bytes led by 0xC2 or 0xC3.
-            0xC2 | 0xC3 => {
-                latin1.push((lead << 6) | (bytes[at + 1] & 0x3F));
-                at += 2;
-            }
-            _ => {
-                let mut units = Vec::with_capacity(bytes.len());
-                units.extend(latin1.iter().map(|&byte| u16::from(byte)));
-                push_utf16(&mut units, &bytes[at..]);
-                return JsText::Utf16(units);
-            }
-        }
+    if encoding_rs::mem::is_str_latin1(text) {
+        let mut latin1 = vec![0u8; bytes.len()];
+        let written = encoding_rs::mem::convert_utf8_to_latin1_lossy(bytes, &mut latin1);
+        latin1.truncate(written);
+        return JsText::Latin1(Cow::Owned(latin1));
     }
-    JsText::Latin1(Cow::Owned(latin1))
-}
-
-/// Appends valid UTF-8 `bytes` as UTF-16 units.
-fn push_utf16(units: &mut Vec<u16>, bytes: &[u8]) {
-    let continuation = |at: usize| u32::from(bytes[at] & 0x3F);
-    let mut at = 0;
-    while let Some(&lead) = bytes.get(at) {
-        let lead32 = u32::from(lead);
-        let (scalar, length) = match lead {
-            0..0x80 => (lead32, 1),
-            0xC0..0xE0 => (((lead32 & 0x1F) << 6) | continuation(at + 1), 2),
-            0xE0..0xF0 => (
-                ((lead32 & 0x0F) << 12) | (continuation(at + 1) << 6) | continuation(at + 2),
-                3,
-            ),
-            _ => (
-                ((lead32 & 0x07) << 18)
-                    | (continuation(at + 1) << 12)
-                    | (continuation(at + 2) << 6)
-                    | continuation(at + 3),
-                4,
-            ),
-        };
-        match u16::try_from(scalar) {
-            Ok(unit) => units.push(unit),
-            Err(_) => {
-                let offset = scalar - 0x1_0000;
-                units.push(0xD800 | (offset >> 10) as u16);
-                units.push(0xDC00 | (offset & 0x3FF) as u16);
-            }
-        }
-        at += length;
-    }
+    let mut units = vec![0u16; bytes.len() + 1];
+    let written = encoding_rs::mem::convert_str_to_utf16(text, &mut units);
+    units.truncate(written);
+    JsText::Utf16(units)
 }
 
 /// Whether UTF-8 `bytes` contain U+FFFD (EF BF BD).
@@ -874,7 +827,8 @@ mod tests {
 
     #[test]
     fn other_text_is_utf16_with_its_latin1_prefix() {
-        for text in ["ÿĀ", "🚀", "plain then € and 🚀 ü", "ü€ airssys-wasm ü€ "] {
+        let long = "ascii run long enough for the vector path ".repeat(8) + "€ then more ascii after it é🚀";
+        for text in ["ÿĀ", "🚀", "plain then € and 🚀 ü", "ü€ airssys-wasm ü€ ", &long] {
             let expected: Vec<u16> = text.encode_utf16().collect();
             assert_eq!(js_text(text), JsText::Utf16(expected), "{text}");
         }
