@@ -4,7 +4,6 @@
 //! kind says how it differs through [`Kind`]; `module.rs` and `component.rs` are the two kinds.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use napi::JsValue;
 use napi::bindgen_prelude::Unknown;
@@ -19,6 +18,7 @@ use crate::engine::EngineShared;
 use crate::errors::Failure;
 use crate::js::{Js, Value};
 use crate::options::NativeInstanceOptions;
+use crate::runtime::abort::AbortFlag;
 use crate::runtime::host_bridge::{HostBridge, HostFunctions, Relay, serve_js_while};
 use crate::store::{self, Budget, HostState, Live, Slot, StoreFuture};
 use crate::wasi::NativeWasiOptions;
@@ -146,7 +146,7 @@ impl<K: Kind> Compiled<K> {
         options: &NativeInstanceOptions,
         imports: Option<Unknown>,
         http: Option<Unknown>,
-        abort: Option<Arc<AtomicBool>>,
+        abort: Option<Arc<AbortFlag>>,
     ) -> Result<impl FnOnce(Thread) -> Result<K::Native, Failure> + Send + 'static, Failure> {
         self.engine.check_open()?;
         let limits = options.limits()?;

@@ -4,14 +4,13 @@
 //! `1e300` must not reach `Duration::from_secs_f64`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use napi_derive::napi;
 
 use crate::errors::Failure;
 use crate::js::{Js, Kind, Value};
 use crate::limits::{LimitsConfig, MemoryMetrics};
-use crate::runtime::abort::Abort;
+use crate::runtime::abort::{Abort, AbortFlag};
 use crate::runtime::dispatcher;
 use crate::store::{Budget, Metrics};
 
@@ -123,7 +122,7 @@ impl From<Metrics> for InstanceMetrics {
 /// The native side of one call's AbortSignal: `abort()` makes the epoch callback stop the guest.
 #[napi]
 pub struct NativeAbortHandle {
-    flag: Arc<AtomicBool>,
+    flag: Arc<AbortFlag>,
 }
 
 #[napi]
@@ -132,19 +131,19 @@ impl NativeAbortHandle {
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         NativeAbortHandle {
-            flag: Arc::new(AtomicBool::new(false)),
+            flag: Arc::new(AbortFlag::default()),
         }
     }
 
-    /// Requests the call to stop at the next epoch tick.
+    /// Requests the call to stop at the next epoch tick, and wakes it if it waits.
     #[napi]
     pub fn abort(&self) {
-        self.flag.store(true, Ordering::Release);
+        self.flag.raise();
     }
 }
 
 impl NativeAbortHandle {
-    pub fn flag(&self) -> Arc<AtomicBool> {
+    pub fn flag(&self) -> Arc<AbortFlag> {
         self.flag.clone()
     }
 }
@@ -175,7 +174,7 @@ pub fn call_budget(
     fuel_enabled: bool,
     fuel_value: Option<f64>,
     timeout_value: Option<f64>,
-    abort: Option<Arc<AtomicBool>>,
+    abort: Option<Arc<AbortFlag>>,
 ) -> Result<Budget, Failure> {
     let fuel = fuel(fuel_value)?.or(defaults.fuel);
     if fuel.is_some() && !fuel_enabled {

@@ -7,13 +7,14 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
 
 use crate::js::Js;
-use crate::runtime::abort;
+use crate::runtime::abort::{self, AbortFlag};
+use crate::runtime::spin;
 
 /// A closure to run on the JS thread.
 pub type JsJob = Box<dyn FnOnce(Js) + Send>;
@@ -102,14 +103,7 @@ impl JobQueue {
     }
 
     fn wait_for_job(&self, limit: Duration) -> bool {
-        let until = Instant::now() + limit;
-        while Instant::now() < until {
-            if self.len.load(Ordering::Acquire) > 0 {
-                return true;
-            }
-            std::hint::spin_loop();
-        }
-        false
+        spin::wait_until(limit, || self.len.load(Ordering::Acquire) > 0)
     }
 }
 
@@ -172,7 +166,7 @@ struct EnvRuntime {
     /// Async calls in flight; the dispatcher keeps the loop alive while this is above zero.
     pending: Cell<usize>,
     /// Set when the environment goes away (see [`crate::runtime::abort`]).
-    stopping: Arc<AtomicBool>,
+    stopping: Arc<AbortFlag>,
     /// A worker thread's environment: its calls watch `stopping`.
     worker: Cell<bool>,
 }
@@ -185,13 +179,13 @@ fn runtime(js: Js) -> napi::Result<&'static EnvRuntime> {
     let runtime = EnvRuntime {
         dispatcher: Arc::new(Dispatcher::new(env)?),
         pending: Cell::new(0),
-        stopping: Arc::new(AtomicBool::new(false)),
+        stopping: Arc::new(AbortFlag::default()),
         worker: Cell::new(false),
     };
     // At teardown, jobs still queued are dropped (their waiters see closed channels) and calls
     // the environment left running are aborted.
     env.set_instance_data(runtime, (), |context| {
-        context.value.stopping.store(true, Ordering::Release);
+        context.value.stopping.raise();
         context.value.dispatcher.queue.close();
         abort::forget_worker();
     })?;
@@ -212,7 +206,7 @@ pub fn mark_worker_thread(env: Env) -> napi::Result<()> {
 }
 
 /// The flag that is set when this environment goes away, for a worker's environment.
-pub fn stopping_flag(js: Js) -> Option<Arc<AtomicBool>> {
+pub fn stopping_flag(js: Js) -> Option<Arc<AbortFlag>> {
     let runtime = runtime(js).ok()?;
     runtime.worker.get().then(|| runtime.stopping.clone())
 }

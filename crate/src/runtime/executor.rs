@@ -8,10 +8,10 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::task::Poll;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::runtime::abort::{Abort, FiberGuard};
+use crate::runtime::abort::{Abort, FiberGuard, Subscription};
 
 /// How a waited-for call ended.
 pub enum Outcome<T> {
@@ -20,7 +20,7 @@ pub enum Outcome<T> {
     Aborted,
 }
 
-/// How often a waiting call looks at its abort flag.
+/// How often a waiting call on a worker's JS thread probes for the worker's termination.
 const ABORT_POLL: Duration = Duration::from_millis(5);
 
 thread_local! {
@@ -40,6 +40,8 @@ pub fn block_on<F: Future>(future: F, deadline: Option<Instant>, abort: &Abort) 
                 deadline.map_or_else(far_future, tokio::time::Instant::from_std)
             ));
             let mut ticks = tokio::time::interval(ABORT_POLL);
+            // An abort wakes the task; only a worker's blocked JS thread has to look now and then.
+            let mut woken_on_abort: Option<(Waker, [Option<Subscription>; 2])> = None;
             std::future::poll_fn(|context| {
                 let polled = {
                     let _fiber = FiberGuard::enter();
@@ -52,11 +54,19 @@ pub fn block_on<F: Future>(future: F, deadline: Option<Instant>, abort: &Abort) 
                     return Poll::Ready(Outcome::TimedOut);
                 }
                 if abort.is_armed() {
+                    if !woken_on_abort
+                        .as_ref()
+                        .is_some_and(|(waker, _)| waker.will_wake(context.waker()))
+                    {
+                        woken_on_abort = Some((context.waker().clone(), abort.subscribe(context.waker())));
+                    }
                     if abort.is_set() {
                         return Poll::Ready(Outcome::Aborted);
                     }
-                    // Registers the waker for the next check.
-                    while ticks.poll_tick(context).is_ready() {}
+                    if abort.needs_polling() {
+                        // Registers the waker for the next probe.
+                        while ticks.poll_tick(context).is_ready() {}
+                    }
                 }
                 Poll::Pending
             })

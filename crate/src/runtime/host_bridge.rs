@@ -7,12 +7,14 @@
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::thread::ThreadId;
+use std::task::Waker;
+use std::thread::{Thread, ThreadId};
 use std::time::{Duration, Instant};
 
-use super::abort::{self, Abort};
+use super::abort::{self, Abort, ThreadWaker};
 use super::dispatcher::{self, Dispatcher, JsJob};
 use super::pool::run_in_pool;
+use super::spin;
 use crate::errors::Failure;
 use crate::js::{Js, Reference, Value};
 
@@ -203,7 +205,7 @@ impl HostBridge {
         if let Some(relay) = &self.relay {
             let functions = self.functions.clone();
             let owned_label = label.to_string();
-            let (sender, receiver) = mpsc::sync_channel(1);
+            let (reply, receiver) = Reply::channel();
             relay.send(Box::new(move |js| {
                 let answer = js
                     .dereference(&functions.functions[index])
@@ -213,7 +215,7 @@ impl HostBridge {
                         Ok(value) if js.is_promise(value).unwrap_or(false) => Err(promise_in_sync_call(&owned_label)),
                         outcome => finish(js, outcome),
                     });
-                let _ = sender.send(answer);
+                reply.send(answer);
             }));
             return limits.wait(&receiver, label);
         }
@@ -221,7 +223,7 @@ impl HostBridge {
             return Err(Failure::Internal("no host function dispatcher".into()));
         };
         let functions = self.functions.clone();
-        let (sender, receiver) = mpsc::sync_channel(1);
+        let (reply, receiver) = Reply::channel();
         let lingering = dispatcher.clone();
         let waiting = Arc::new(Mutex::new(None));
         let kept = waiting.clone();
@@ -233,8 +235,7 @@ impl HostBridge {
             match called {
                 Ok(Ok(value)) if js.is_promise(value).unwrap_or(false) => {
                     let on_settled = move |js: Js, settled| {
-                        // The receiver is gone when the call already timed out: nothing to tell.
-                        let _ = sender.send(finish(js, settled));
+                        reply.send(finish(js, settled));
                         lingering.expect_next_job();
                         lingering.drain_here(js);
                     };
@@ -244,12 +245,10 @@ impl HostBridge {
                     }
                 }
                 Ok(outcome) => {
-                    let _ = sender.send(finish(js, outcome));
+                    reply.send(finish(js, outcome));
                     lingering.expect_next_job();
                 }
-                Err(failure) => {
-                    let _ = sender.send(Err(failure));
-                }
+                Err(failure) => reply.send(Err(failure)),
             }
         }));
         let answer = limits.wait(&receiver, label);
@@ -329,6 +328,41 @@ pub fn serve_js_while<R: Send + 'static>(js: Js, work: impl FnOnce(Relay) -> R +
     }
 }
 
+/// The way a host function's answer goes back to the pool thread waiting for it: a channel, and
+/// an unpark of that thread, which sleeps in [`WaitLimits::wait`] until answered or aborted.
+struct Reply<R> {
+    sender: Option<mpsc::SyncSender<Result<R, Failure>>>,
+    waiter: Thread,
+}
+
+impl<R> Reply<R> {
+    /// A reply to the calling thread, and the receiver it waits on.
+    fn channel() -> (Self, mpsc::Receiver<Result<R, Failure>>) {
+        let (sender, receiver) = mpsc::sync_channel(1);
+        let reply = Reply {
+            sender: Some(sender),
+            waiter: std::thread::current(),
+        };
+        (reply, receiver)
+    }
+
+    fn send(self, answer: Result<R, Failure>) {
+        if let Some(sender) = &self.sender {
+            // The receiver is gone when the call already gave up: nothing to tell.
+            let _ = sender.send(answer);
+        }
+    }
+}
+
+impl<R> Drop for Reply<R> {
+    /// Unparks after the sender is gone, so a reply dropped unanswered (the environment shut
+    /// down, a Promise that can never settle) is seen as a closed channel.
+    fn drop(&mut self) {
+        drop(self.sender.take());
+        self.waiter.unpark();
+    }
+}
+
 /// The deadline and abort flag of the call in progress, for waiting on a host function.
 pub struct WaitLimits {
     pub deadline: Option<(Instant, f64)>,
@@ -346,15 +380,26 @@ impl WaitLimits {
         let shut_down = || Failure::Internal("the JS environment shut down during a host call".into());
         // Most host functions answer within microseconds; sleeping on the channel would add a
         // thread wake-up (tens of microseconds here) to every host call.
-        let spin_until = Instant::now() + HOST_SPIN;
-        while Instant::now() < spin_until {
+        let mut early = None;
+        spin::wait_until(HOST_SPIN, || {
+            early = match receiver.try_recv() {
+                Ok(outcome) => Some(outcome),
+                Err(mpsc::TryRecvError::Empty) => None,
+                Err(mpsc::TryRecvError::Disconnected) => Some(Err(shut_down())),
+            };
+            early.is_some()
+        });
+        if let Some(outcome) = early {
+            return outcome;
+        }
+        let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+        let _woken_on_abort = self.abort.subscribe(&waker);
+        loop {
             match receiver.try_recv() {
                 Ok(outcome) => return outcome,
-                Err(mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
                 Err(mpsc::TryRecvError::Disconnected) => return Err(shut_down()),
+                Err(mpsc::TryRecvError::Empty) => {}
             }
-        }
-        loop {
             if self.abort.is_set() {
                 return Err(Failure::interrupted(
                     "ABORT_ERR",
@@ -362,7 +407,7 @@ impl WaitLimits {
                     None,
                 ));
             }
-            let mut slice = if self.abort.is_armed() {
+            let mut slice = if self.abort.needs_polling() {
                 ABORT_POLL
             } else {
                 Duration::from_secs(3600)
@@ -381,11 +426,8 @@ impl WaitLimits {
                 }
                 slice = slice.min(at - now);
             }
-            match receiver.recv_timeout(slice) {
-                Ok(outcome) => return outcome,
-                Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(shut_down()),
-            }
+            // Woken by the answer (see `Reply`), an abort, or the slice's end.
+            std::thread::park_timeout(slice);
         }
     }
 }

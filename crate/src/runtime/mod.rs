@@ -7,4 +7,5 @@ pub mod executor;
 pub mod external;
 pub mod host_bridge;
 pub mod pool;
+pub mod spin;
 pub mod task;

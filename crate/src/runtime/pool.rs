@@ -8,7 +8,9 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::spin;
 
 /// Stack of each pool thread; `maxWasmStackBytes` is capped well below it (engine.rs).
 pub const POOL_THREAD_STACK_BYTES: usize = 8 << 20;
@@ -110,8 +112,5 @@ fn worker() {
 }
 
 fn spin_for_work(pool: &Pool) {
-    let until = Instant::now() + SPIN_BEFORE_SLEEP;
-    while pool.queued.load(Ordering::Acquire) == 0 && Instant::now() < until {
-        std::hint::spin_loop();
-    }
+    spin::wait_until(SPIN_BEFORE_SLEEP, || pool.queued.load(Ordering::Acquire) > 0);
 }
