@@ -39,7 +39,18 @@ export const componentCall: Scenario = {
     const results1000 = Array.from({ length: 1000 }, (_, index) =>
       index % 2 === 0 ? { tag: 'ok', val: index } : { tag: 'err', val: `e${index}` },
     )
+    const person = { firstName: 'Ada Lovelace', age: 36, tags: ['mathematics', 'engines', 'notes'] }
     const jco = await jcoComponent(typesWasm)
+    expectEqual(
+      'jco roundtripRecord',
+      JSON.stringify(jco.roundtripRecord!(person)),
+      JSON.stringify(types.callSync('roundtrip-record', [person])),
+    )
+    expectEqual(
+      'jco roundtripResults',
+      JSON.stringify(jco.roundtripResults!(results1000)),
+      JSON.stringify(types.callSync('roundtrip-results', [results1000])),
+    )
     expectEqual('jco roundtripString', jco.roundtripString!(text), text)
     expectEqual('jco roundtripListU8', (jco.roundtripListU8!(bytes1k) as Uint8Array).length, KiB)
     expectEqual(
@@ -79,6 +90,22 @@ export const componentCall: Scenario = {
           note: 'Baseline: jco, a 1 MiB Uint8Array round trip.',
           run: () => {
             jco.roundtripListU8!(bytes1m)
+          },
+        },
+        {
+          id: 'jco-roundtrip-record',
+          title: 'jco: roundtripRecord(person)',
+          note: 'Baseline: jco, a record { first-name: string, age: u8, tags: list<string> } round trip.',
+          run: () => {
+            jco.roundtripRecord!(person)
+          },
+        },
+        {
+          id: 'jco-list-result-1000',
+          title: 'jco: roundtripResults(1,000 × result<u32, string>)',
+          note: 'Baseline: jco, the same list of 1,000 results in and out.',
+          run: () => {
+            jco.roundtripResults!(results1000)
           },
         },
         {
@@ -175,8 +202,18 @@ export const componentCall: Scenario = {
           note:
             'A list of 1,000 structured values (half ok numbers, half err strings) in and out: the ' +
             'generic path, per element twice (divide the median by 2,000 for a per-element cost).',
+          baselines: ['jco-list-result-1000'],
           run: () => {
             types.callSync('roundtrip-results', [results1000])
+          },
+        },
+        {
+          id: 'roundtrip-record',
+          title: "callSync('roundtrip-record', [person])",
+          note: 'A record of a string, a u8 and a list of three strings, in and out. Ratio: to jco.',
+          baselines: ['jco-roundtrip-record'],
+          run: () => {
+            types.callSync('roundtrip-record', [person])
           },
         },
         {
