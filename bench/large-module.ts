@@ -75,6 +75,7 @@ export const largeModule: Scenario = {
     // The cold rows change a nonce before each compile; the other rows keep to unchanged bytes.
     const cold = withNonce(bytes)
     const engine = new Engine()
+    const winch = new Engine({ compiler: 'winch' })
     const expected = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports.run as (
       a: number,
       b: number,
@@ -84,6 +85,14 @@ export const largeModule: Scenario = {
     expectEqual(
       'our run(3, 4)',
       compiled.instantiateSync({ limits: { memoryBytes: 64 * KiB } }).callSync('run', [3, 4]),
+      want,
+    )
+    expectEqual(
+      'Winch run(3, 4)',
+      winch
+        .compileModuleSync(bytes)
+        .instantiateSync({ limits: { memoryBytes: 64 * KiB } })
+        .callSync('run', [3, 4]),
       want,
     )
     const eager = await startEagerCompiler(cold.bytes)
@@ -137,6 +146,19 @@ export const largeModule: Scenario = {
           run: () => {
             cold.next()
             engine.compileModuleSync(cold.bytes)
+          },
+        },
+        {
+          id: 'winch-cold',
+          title: "new Engine({ compiler: 'winch' }): compileModuleSync (1 MiB, cold)",
+          note:
+            "The same module through wasmtime's baseline compiler (Winch: one pass, no optimization), " +
+            'a fresh nonce each time. Ratio: to V8 eager and to Cranelift. What its code costs to run: ' +
+            'the programs scenario.',
+          baselines: ['node-eager-cold', 'module-cold'],
+          run: () => {
+            cold.next()
+            winch.compileModuleSync(cold.bytes)
           },
         },
         {
