@@ -26,10 +26,10 @@ import type { ChildJob, Reply, Request, Side } from './programs-child.js'
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '..')
 const PROGRAMS_DIR = path.join(root, 'fixtures', 'programs')
-const BUILD_DIR = path.join(PROGRAMS_DIR, 'build')
+export const BUILD_DIR = path.join(PROGRAMS_DIR, 'build')
 const CHILD = path.join(here, 'programs-child.ts')
 
-interface Program {
+export interface Program {
   name: string
   language: 'Rust' | 'C'
   /** The size argument: each program's call takes roughly 20–60 ms on V8 on the 2-core machine. */
@@ -37,7 +37,7 @@ interface Program {
   what: string
 }
 
-const PROGRAMS: Program[] = [
+export const PROGRAMS: Program[] = [
   { name: 'sort', language: 'Rust', n: 500_000, what: '`sort_unstable` of n random u64s and n/4 words' },
   {
     name: 'sha256',

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url'
 
 import { call } from './call.js'
 import { callAsync } from './call-async.js'
+import { codegen } from './codegen.js'
 import { compile } from './compile.js'
 import { componentCall } from './component-call.js'
 import { compute } from './compute.js'
@@ -42,6 +43,7 @@ const SCENARIOS: Scenario[] = [
   componentCall,
   compute,
   programs,
+  codegen,
   limitsOverhead,
   hostCall,
   timeout,

@@ -27,16 +27,20 @@ const i64 = 0x7e
 
 /** Opcodes used below (WebAssembly core spec, §5.4). */
 const op = {
+  block: 0x02,
   loop: 0x03,
+  br: 0x0c,
   brIf: 0x0d,
   end: 0x0b,
   localGet: 0x20,
   localSet: 0x21,
   localTee: 0x22,
   i64Const: 0x42,
+  i64Eqz: 0x50,
   i64LtU: 0x54,
   i32Add: 0x6a,
   i64Add: 0x7c,
+  i64Sub: 0x7d,
   i64Mul: 0x7e,
   emptyBlockType: 0x40,
 }
@@ -153,6 +157,45 @@ function assemble(): Uint8Array<ArrayBuffer> {
 
 /** The benchmark module's bytes (see the WAT above). */
 export const coreModuleBytes: Uint8Array<ArrayBuffer> = assemble()
+
+/**
+ * `fib(n)` by iteration, the loop where a per-iteration check weighs most (one i64 add per step):
+ *
+ *   (func (export "fib") (param $n i64) (result i64) (local $a i64) (local $b i64) (local $t i64)
+ *     (local.set $b (i64.const 1))
+ *     (block $done (loop $next
+ *       (br_if $done (i64.eqz (local.get $n)))
+ *       (local.set $t (i64.add (local.get $a) (local.get $b)))
+ *       (local.set $a (local.get $b)) (local.set $b (local.get $t))
+ *       (local.set $n (i64.sub (local.get $n) (i64.const 1)))
+ *       (br $next)))
+ *     (local.get $a))
+ */
+function assembleFib(): Uint8Array<ArrayBuffer> {
+  const fib = body(
+    [[3, i64]],
+    [
+      ...[op.i64Const, ...signed64(1n), op.localSet, 2],
+      ...[op.block, op.emptyBlockType, op.loop, op.emptyBlockType],
+      ...[op.localGet, 0, op.i64Eqz, op.brIf, 1],
+      ...[op.localGet, 1, op.localGet, 2, op.i64Add, op.localSet, 3],
+      ...[op.localGet, 2, op.localSet, 1, op.localGet, 3, op.localSet, 2],
+      ...[op.localGet, 0, op.i64Const, ...signed64(1n), op.i64Sub, op.localSet, 0],
+      ...[op.br, 0, op.end, op.end],
+      ...[op.localGet, 1],
+    ],
+  )
+  return new Uint8Array([
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    ...sectionBytes(section.type, vector([[0x60, ...vector([[i64]]), ...vector([[i64]])]])),
+    ...sectionBytes(section.function, vector([[0]])),
+    ...sectionBytes(section.export, vector([[...name('fib'), exportKind.func, ...unsigned(0)]])),
+    ...sectionBytes(section.code, vector([fib])),
+  ])
+}
+
+/** The `fib` module's bytes (see the WAT above). */
+export const fibModuleBytes: Uint8Array<ArrayBuffer> = assembleFib()
 
 const NONCE_BYTES = 8
 

@@ -5,8 +5,9 @@
 //!
 //! Without arguments it runs `fib(100_000_000)` by iteration (one i64 add per step, the loop where
 //! an epoch check weighs most). With arguments: `EXPORT(ARG)` of a core module with no imports,
-//! `ARG` an i32 or, with a trailing `L`, an i64. Prints one JSON line per setting: the median
-//! milliseconds of RUNS calls (default 5) after one warm-up call, and the result.
+//! `ARG` an i32 or, with a trailing `L`, an i64. Prints one JSON line per setting: the
+//! milliseconds of each of RUNS calls (default 5) after one warm-up call, their median, and the
+//! result. `bench/codegen.ts` runs it beside V8.
 
 use std::time::Instant;
 
@@ -108,16 +109,20 @@ fn main() -> Result<()> {
         _ => bail!("usage: codegen_ab [FILE EXPORT ARG [RUNS]]"),
     };
     for setting in SETTINGS {
-        let (median_ms, result) = measure(setting, &bytes, &export, &arg, runs)?;
+        let (times, result) = measure(setting, &bytes, &export, &arg, runs)?;
+        let samples: Vec<String> = times.iter().map(|ms| format!("{ms:.3}")).collect();
         println!(
-            r#"{{"setting":"{}","medianMs":{median_ms:.3},"result":"{result}"}}"#,
-            setting.name
+            r#"{{"setting":"{}","medianMs":{:.3},"samplesMs":[{}],"result":"{result}"}}"#,
+            setting.name,
+            times[times.len() / 2],
+            samples.join(",")
         );
     }
     Ok(())
 }
 
-fn measure(setting: &Setting, bytes: &[u8], export: &str, arg: &Val, runs: usize) -> Result<(f64, String)> {
+/// The milliseconds of each timed call, sorted, and the result.
+fn measure(setting: &Setting, bytes: &[u8], export: &str, arg: &Val, runs: usize) -> Result<(Vec<f64>, String)> {
     let mut config = Config::new();
     config
         .strategy(setting.strategy)
@@ -139,6 +144,7 @@ fn measure(setting: &Setting, bytes: &[u8], export: &str, arg: &Val, runs: usize
         .get_func(&mut store, export)
         .with_context(|| format!("no export {export}"))?;
     let mut out = [Val::I64(0)];
+    let runs = runs.max(1);
     let mut times = Vec::with_capacity(runs);
     for run in 0..=runs {
         let started = Instant::now();
@@ -153,5 +159,5 @@ fn measure(setting: &Setting, bytes: &[u8], export: &str, arg: &Val, runs: usize
         Val::I64(value) => value.to_string(),
         ref other => format!("{other:?}"),
     };
-    Ok((times[times.len() / 2], result))
+    Ok((times, result))
 }
