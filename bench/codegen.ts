@@ -169,8 +169,8 @@ export const codegen: Scenario = {
           note:
             'The same fib through airssys-wasm (new Engine(), a far deadline, so the epoch ticker runs). ' +
             'Ratio: to V8 and to the cranelift+epochs setting, which is the same machine code. On this VM ' +
-            'single calls of it take either ~50 ms (that setting) or ~85 ms, in runs of several; the slow ' +
-            'mode was seen only while the ticker thread was running (see BENCHMARKING.md).',
+            'a call of it takes either ~50 ms (that setting) or ~85–95 ms, in runs of several calls, with ' +
+            'or without a deadline (20-call series): the machine, not the call (see BENCHMARKING.md).',
           baselines: ['fib-v8', 'fib-cranelift+epochs'],
           unit: 'ns',
           samples: () => samplesMs.map((ms) => ms * 1e6),
