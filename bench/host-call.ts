@@ -3,14 +3,43 @@
  * the imported `double(x)`. Sync host function through `callSync` and `call`, async (Promise)
  * host function through `call`, next to an export that calls no host function.
  */
-import { Engine } from '../lib/index.js'
+import { type Component, Engine } from '../lib/index.js'
 import { typesImports, typesWasm } from '../fixtures/index.js'
 import { expectEqual, MiB, type Scenario } from './harness.js'
+
+/** CPU ns per wall-clock second of this process while 100 calls wait on unanswered host Promises. */
+async function idleCpu(component: Component, limits: { memoryBytes: number }): Promise<number> {
+  let answer = () => {}
+  const gate = new Promise<void>((resolve) => {
+    answer = resolve
+  })
+  const imports = typesImports()
+  imports.double = async (x: number) => {
+    await gate
+    return x * 2
+  }
+  const instances = await Promise.all(
+    Array.from({ length: 100 }, () => component.instantiate({ limits, imports })),
+  )
+  const calls = instances.map((instance) =>
+    instance.call('call-double', [21], { signal: new AbortController().signal }),
+  )
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  const before = process.cpuUsage()
+  const started = process.hrtime.bigint()
+  await new Promise((resolve) => setTimeout(resolve, 2000))
+  const used = process.cpuUsage(before)
+  const wallNs = Number(process.hrtime.bigint() - started)
+  answer()
+  for (const result of await Promise.all(calls)) expectEqual('waiting call-double(21)', result, 42)
+  for (const instance of instances) instance.dispose()
+  return ((used.user + used.system) * 1000 * 1e9) / wallNs
+}
 
 export const hostCall: Scenario = {
   name: 'host-call',
   title: 'Host function round trip (component)',
-  async setup() {
+  async setup(mode) {
     const engine = new Engine()
     const component = await engine.compileComponent(typesWasm)
     const limits = { memoryBytes: 4 * MiB }
@@ -25,6 +54,19 @@ export const hostCall: Scenario = {
     expectEqual('call-double(21), sync host', callDouble(21), 42)
     expectEqual('call-double(21) through call, sync host', await sync.call('call-double', [21]), 42)
     expectEqual('call-double(21) through call, async host', await asynchronous.call('call-double', [21]), 42)
+
+    /** Times `count` single calls, one after another: their own distribution, not cycle means. */
+    const singleCalls = async (run: () => Promise<unknown>, count: number) => {
+      for (let warm = 0; warm < 200; warm++) await run()
+      const samples: number[] = []
+      for (let index = 0; index < count; index++) {
+        const started = process.hrtime.bigint()
+        await run()
+        samples.push(Number(process.hrtime.bigint() - started))
+      }
+      return samples
+    }
+    const singles = mode.quick ? 300 : 3000
 
     return {
       rows: [
@@ -75,6 +117,46 @@ export const hostCall: Scenario = {
           baselines: ['no-host-async'],
           runAsync: async () => {
             await asynchronous.call('call-double', [21])
+          },
+        },
+        {
+          id: 'single-no-host',
+          title: 'single calls: await call numbers#add (no host call)',
+          note:
+            'Baseline. The same calls as no-host-async, each timed on its own: the median and ' +
+            'percentiles here are of single calls, so a rare slow wake-up moves p90/p99, not the median.',
+          unit: 'ns',
+          samples: () => singleCalls(() => sync.call('test:types/numbers#add', [20, 22]), singles),
+        },
+        {
+          id: 'single-host-sync',
+          title: 'single calls: await call call-double -> double (sync JS)',
+          note: 'host-sync-in-call, each call timed on its own. Ratio: to single calls without a host call.',
+          baselines: ['single-no-host'],
+          unit: 'ns',
+          samples: () => singleCalls(() => sync.call('call-double', [21]), singles),
+        },
+        {
+          id: 'single-host-async',
+          title: 'single calls: await call call-double -> async double',
+          note: 'host-async-in-call, each call timed on its own. Ratio: to single calls without a host call.',
+          baselines: ['single-no-host'],
+          unit: 'ns',
+          samples: () => singleCalls(() => asynchronous.call('call-double', [21]), singles),
+        },
+        {
+          id: 'idle-waiting-100',
+          title: 'CPU per second while 100 calls with AbortSignals wait on host Promises',
+          note:
+            'CPU time (user + system) this process used per second of wall time while 100 instances ' +
+            'each had a `call` waiting on an async host function that had not answered, each call with ' +
+            'its own AbortSignal; 10,000,000 ns is 1% of one core. Measured over 2 s, 3 times.',
+          unit: 'ns',
+          samples: async () => {
+            const values: number[] = []
+            for (let round = 0; round < (mode.quick ? 1 : 3); round++)
+              values.push(await idleCpu(component, limits))
+            return values
           },
         },
       ],
