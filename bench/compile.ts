@@ -15,6 +15,7 @@ export const compile: Scenario = {
   title: 'Compile',
   async setup() {
     const engine = new Engine()
+    const winch = new Engine({ compiler: 'winch' })
     const core = withNonce(coreModuleBytes)
     const hello = withNonce(readFileSync(helloWasm))
 
@@ -30,6 +31,7 @@ export const compile: Scenario = {
       'memory,add,kernel',
     )
     expectEqual('hello exports', exportsOf(engine.compileComponentSync(hello.bytes).exports), 'greet')
+    expectEqual('Winch hello exports', exportsOf(winch.compileComponentSync(hello.bytes).exports), 'greet')
 
     return {
       rows: [
@@ -86,8 +88,34 @@ export const compile: Scenario = {
             engine.compileComponentSync(hello.bytes)
           },
         },
+        {
+          id: 'module-cold-winch',
+          title: "new Engine({ compiler: 'winch' }): compileModuleSync (core, cold)",
+          note:
+            "The core module through wasmtime's baseline compiler. Most of a small compile is " +
+            "wasmtime's fixed cost (trampolines, the code object, mapping it executable): the same " +
+            'compile straight on wasmtime, without the addon, takes as long. Ratio: to V8 and to Cranelift.',
+          baselines: ['node-module-cold', 'module-cold'],
+          run: () => {
+            core.next()
+            winch.compileModuleSync(core.bytes)
+          },
+        },
+        {
+          id: 'component-cold-winch',
+          title: "new Engine({ compiler: 'winch' }): compileComponentSync (hello.wasm, cold)",
+          note: 'hello.wasm through Winch (its adapter trampolines are still Cranelift code). Ratio: to Cranelift.',
+          baselines: ['component-cold'],
+          run: () => {
+            hello.next()
+            winch.compileComponentSync(hello.bytes)
+          },
+        },
       ],
-      teardown: () => engine.close(),
+      teardown: () => {
+        engine.close()
+        winch.close()
+      },
     }
   },
 }

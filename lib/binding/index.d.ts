@@ -12,7 +12,7 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 /** The native side of one call's AbortSignal: `abort()` makes the epoch callback stop the guest. */
 export declare class NativeAbortHandle {
   constructor()
-  /** Requests the call to stop at the next epoch tick. */
+  /** Requests the call to stop at the next epoch tick, and wakes it if it waits. */
   abort(): void
 }
 
