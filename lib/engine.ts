@@ -48,7 +48,7 @@ export class Engine {
     const bytes = await loadSource(source)
     return this.#components.getAsync(
       bytes,
-      async () => new Component(await translateAsync(NativeComponent.compile(this.#native, bytes))),
+      async (own) => new Component(await translateAsync(NativeComponent.compile(this.#native, own))),
     )
   }
 
@@ -58,7 +58,7 @@ export class Engine {
     const bytes = loadSourceSync(source)
     return this.#components.get(
       bytes,
-      () => new Component(translate(() => NativeComponent.compileSync(this.#native, bytes))),
+      (own) => new Component(translate(() => NativeComponent.compileSync(this.#native, own))),
     )
   }
 
@@ -68,7 +68,7 @@ export class Engine {
     const bytes = await loadSource(source)
     return this.#modules.getAsync(
       bytes,
-      async () => new Module(await translateAsync(NativeModule.compile(this.#native, bytes))),
+      async (own) => new Module(await translateAsync(NativeModule.compile(this.#native, own))),
     )
   }
 
@@ -78,7 +78,7 @@ export class Engine {
     const bytes = loadSourceSync(source)
     return this.#modules.get(
       bytes,
-      () => new Module(translate(() => NativeModule.compileSync(this.#native, bytes))),
+      (own) => new Module(translate(() => NativeModule.compileSync(this.#native, own))),
     )
   }
 

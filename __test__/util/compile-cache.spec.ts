@@ -87,6 +87,31 @@ test('inputs crafted to share a key each get their own compile, and a key holds 
   t.is(compiles(), variants.length + 1)
 })
 
+test('what is compiled is what is remembered, even when the caller changes its array during the compile', (t) => {
+  const cache = new CompileCache<Compiled>()
+  const bytes = input(1 << 16)
+  const original = input(1 << 16)
+  let compiledFrom: Uint8Array | undefined
+  const first = cache.get(bytes, (own) => {
+    t.not(own, bytes, 'the compile gets the cache own copy')
+    // Another thread writing a shared buffer, in effect: the caller's array changes mid-compile.
+    bytes.fill(7)
+    compiledFrom = own
+    return new Compiled(1)
+  })
+  t.deepEqual(compiledFrom, original)
+  t.is(
+    cache.get(original, () => new Compiled(2)),
+    first,
+    'the bytes that were compiled find their code',
+  )
+  t.not(
+    cache.get(bytes, () => new Compiled(3)),
+    first,
+    'the changed bytes do not',
+  )
+})
+
 test('an input shorter than the sample and an empty input are cached by all their bytes', (t) => {
   const { cache, compile, compiles } = counting()
   const empty = cache.get(new Uint8Array(0), compile)

@@ -17,22 +17,28 @@ export class CompileCache<T extends object> {
   readonly #buckets = new Map<string, Entry<T>[]>()
   readonly #forget = new FinalizationRegistry<Entry<T>>((entry) => this.#remove(entry))
 
-  /** The cached object for `bytes`, or the one `compile` makes (and the cache then keeps, weakly). */
-  get(bytes: Uint8Array, compile: () => T): T {
-    const { key, hit } = this.#find(bytes)
+  /**
+   * The cached object for `bytes`, or the one `compile` makes (and the cache then keeps, weakly).
+   * `compile` gets the cache's own copy of the bytes: what is compiled is what is remembered, even
+   * if the caller's array changes meanwhile (a SharedArrayBuffer another thread writes).
+   */
+  get(bytes: Uint8Array, compile: (own: Uint8Array) => T): T {
+    const hit = this.#find(bytes)
     if (hit !== undefined && !(hit instanceof Promise)) return hit
-    const compiled = compile()
+    const own = copy(bytes)
+    const compiled = compile(own)
     // While an asynchronous compile of the same bytes is pending, it will be the one remembered.
-    if (hit === undefined) this.#remember(key, bytes, compiled)
+    if (hit === undefined) this.#remember(own, compiled)
     return compiled
   }
 
   /** The same as {@link CompileCache.get} for an asynchronous compile. */
-  async getAsync(bytes: Uint8Array, compile: () => Promise<T>): Promise<T> {
-    const { key, hit } = this.#find(bytes)
+  async getAsync(bytes: Uint8Array, compile: (own: Uint8Array) => Promise<T>): Promise<T> {
+    const hit = this.#find(bytes)
     if (hit !== undefined) return hit
-    const compiling = compile()
-    const pending: Entry<T> = { key, bytes: copy(bytes), compiled: compiling }
+    const own = copy(bytes)
+    const compiling = compile(own)
+    const pending: Entry<T> = { key: sampleKey(own), bytes: own, compiled: compiling }
     this.#add(pending)
     try {
       const compiled: T = await compiling
@@ -49,18 +55,20 @@ export class CompileCache<T extends object> {
    * What the cache holds for exactly `bytes`: the compiled object, or the pending compile. An entry
    * whose compiled object was collected is dropped on the way.
    */
-  #find(bytes: Uint8Array): { key: string; hit: T | Promise<T> | undefined } {
-    const key = sampleKey(bytes)
-    const entry = this.#buckets.get(key)?.find((candidate) => Buffer.compare(candidate.bytes, bytes) === 0)
-    if (entry === undefined) return { key, hit: undefined }
-    if (entry.compiled instanceof Promise) return { key, hit: entry.compiled }
+  #find(bytes: Uint8Array): T | Promise<T> | undefined {
+    const entry = this.#buckets
+      .get(sampleKey(bytes))
+      ?.find((candidate) => Buffer.compare(candidate.bytes, bytes) === 0)
+    if (entry === undefined) return undefined
+    if (entry.compiled instanceof Promise) return entry.compiled
     const hit = entry.compiled.deref()
     if (hit === undefined) this.#remove(entry)
-    return { key, hit }
+    return hit
   }
 
-  #remember(key: string, bytes: Uint8Array, compiled: T): void {
-    const entry: Entry<T> = { key, bytes: copy(bytes), compiled: new WeakRef(compiled) }
+  /** Keeps `compiled`, made from `own` (the cache's copy of the bytes). */
+  #remember(own: Uint8Array, compiled: T): void {
+    const entry: Entry<T> = { key: sampleKey(own), bytes: own, compiled: new WeakRef(compiled) }
     this.#add(entry)
     this.#forget.register(compiled, entry)
   }
