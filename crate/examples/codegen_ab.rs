@@ -1,28 +1,17 @@
 //! A/B of what wasmtime's code generation settings cost a compute loop, outside the addon (no
 //! N-API, no JS): the same export run under each setting, so the difference is the setting alone.
 //!
-//!   cargo run --release --example codegen_ab -- [FILE EXPORT ARG [RUNS]]
+//!   cargo run --release --example codegen_ab -- FILE EXPORT ARG [RUNS]
 //!
-//! Without arguments it runs `fib(100_000_000)` by iteration (one i64 add per step, the loop where
-//! an epoch check weighs most). With arguments: `EXPORT(ARG)` of a core module with no imports,
-//! `ARG` an i32 or, with a trailing `L`, an i64. Prints one JSON line per setting: the
-//! milliseconds of each of RUNS calls (default 5) after one warm-up call, their median, and the
-//! result. `bench/codegen.ts` runs it beside V8.
+//! Runs `EXPORT(ARG)` of a core module with no imports (FILE: binary or WAT), `ARG` an i32 or,
+//! with a trailing `L`, an i64. Prints one JSON line per setting: the milliseconds of each of RUNS
+//! calls (default 5) after one warm-up call, their median, and the result. `bench/codegen.ts` runs
+//! it beside V8 on `fib` (bench/wasm.ts) and two of the real programs.
 
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use wasmtime::{Config, Engine, Instance, Module, OptLevel, Store, Strategy, Val};
-
-const FIB: &str = r#"(module (func (export "fib") (param i64) (result i64) (local i64 i64 i64)
-  i64.const 1 local.set 2
-  (block (loop
-    local.get 0 i64.eqz br_if 1
-    local.get 1 local.get 2 i64.add local.set 3
-    local.get 2 local.set 1 local.get 3 local.set 2
-    local.get 0 i64.const 1 i64.sub local.set 0
-    br 0))
-  local.get 1))"#;
 
 /// One setting: what the engine compiles in.
 struct Setting {
@@ -88,12 +77,11 @@ const SETTINGS: &[Setting] = &[
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (bytes, export, arg, runs) = match args.as_slice() {
-        [] => (wat::parse_str(FIB)?, "fib".to_string(), Val::I64(100_000_000), 5),
         [file, export, arg, rest @ ..] => {
             let runs = match rest {
                 [] => 5,
                 [runs] => runs.parse().context("RUNS")?,
-                _ => bail!("usage: codegen_ab [FILE EXPORT ARG [RUNS]]"),
+                _ => bail!("usage: codegen_ab FILE EXPORT ARG [RUNS]"),
             };
             let arg = match arg.strip_suffix('L') {
                 Some(wide) => Val::I64(wide.parse().context("ARG")?),
@@ -106,7 +94,7 @@ fn main() -> Result<()> {
                 runs,
             )
         }
-        _ => bail!("usage: codegen_ab [FILE EXPORT ARG [RUNS]]"),
+        _ => bail!("usage: codegen_ab FILE EXPORT ARG [RUNS]"),
     };
     for setting in SETTINGS {
         let (times, result) = measure(setting, &bytes, &export, &arg, runs)?;
