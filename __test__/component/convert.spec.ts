@@ -98,6 +98,28 @@ const table: Array<[string, unknown] | [string, unknown, unknown]> = [
     },
   ],
   ['roundtrip-nested', { items: [], inner: undefined }],
+  // One conversion makes each key and case name once and reuses it for every element: each
+  // element must still get its own names (record keys camelCased, case names as written).
+  [
+    'roundtrip-nested',
+    {
+      items: [
+        [
+          'a',
+          [shape('rectangle', { x: 1, y: 2 }), shape('circle', 0.5), shape('rectangle', { x: -3, y: 4 })],
+        ],
+        undefined,
+        ['b', [shape('label', 'first-name'), shape('nothing'), shape('label', 'tag'), shape('circle', 1)]],
+      ],
+      inner: { firstName: 'tag', age: 1, tags: ['val', 'ok', 'err'] },
+    },
+  ],
+  [
+    'roundtrip-results',
+    Array.from({ length: 9 }, (_, index) =>
+      index % 3 === 0 ? { tag: 'err', val: 'ok' } : { tag: 'ok', val: index * 1_000_003 },
+    ),
+  ],
 ]
 
 function title(name: string, input: unknown): string {
@@ -175,6 +197,28 @@ const refused: Array<[string, unknown[], string]> = [
   ['roundtrip-tuple', [[1, 'a']], 'expected tuple of 3 elements, got an array of 2'],
   ['roundtrip-variant', [{ tag: 'square' }], 'unknown variant case "square"'],
   ['roundtrip-variant', [{ tag: 'circle', val: 'x' }], 'case "circle": expected f32'],
+  // Tags are read into a small buffer when short: around its size the whole tag still counts.
+  ['roundtrip-variant', [{ tag: 'c'.repeat(62) }], `unknown variant case "${'c'.repeat(62)}"`],
+  ['roundtrip-variant', [{ tag: 'c'.repeat(63) }], `unknown variant case "${'c'.repeat(63)}"`],
+  [
+    'roundtrip-variant',
+    [{ tag: 'circle' + 'e'.repeat(200) }],
+    `unknown variant case "circle${'e'.repeat(200)}"`,
+  ],
+  ['roundtrip-variant', [{ tag: 'circle\uD800' }], 'unknown variant case "circle\uFFFD"'],
+  ['roundtrip-variant', [{ tag: 'ü'.repeat(40) }], `unknown variant case "${'ü'.repeat(40)}"`],
+  ['roundtrip-variant', [{ tag: 'c'.repeat(57) + '🚀' }], `unknown variant case "${'c'.repeat(57)}🚀"`],
+  ['roundtrip-variant', [{ tag: 'c'.repeat(58) + '🚀' }], `unknown variant case "${'c'.repeat(58)}🚀"`],
+  [
+    'roundtrip-results',
+    [
+      [
+        { tag: 'ok', val: 1 },
+        { tag: 'okay', val: 2 },
+      ],
+    ],
+    'list index 1: unknown result tag "okay"',
+  ],
   ['roundtrip-enum', ['purple'], 'unknown enum case "purple"'],
   ['roundtrip-flags', [{ read: 1 }], 'flag "read": expected boolean, got 1'],
   ['roundtrip-flags', [{ delete: true }], 'unknown flag "delete"'],

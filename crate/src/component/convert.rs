@@ -4,6 +4,7 @@
 //! Errors say where the bad value sits (`field "age": expected u8, got -1`); the caller adds the
 //! parameter name. Numbers are range-checked, never wrapped.
 
+use smallvec::SmallVec;
 use wasmtime::component::{Type, Val};
 
 use super::resources::Resources;
@@ -15,6 +16,34 @@ use crate::names::camel_case;
 /// any element, so it must not size an allocation by itself (`new Array(2 ** 32 - 1)` is a valid,
 /// empty-looking array). Typed arrays are not capped: their bytes already exist.
 const MAX_ARRAY_ITEMS: u32 = 1 << 22;
+
+/// Longest run of names one conversion keeps (see [`Names`]); names come from the value's type,
+/// so only a type with more distinct names than this makes some of them again.
+const MAX_NAMES: usize = 64;
+
+/// The JS strings one conversion has made for WIT names: record and flag keys (camelCased),
+/// `tag` and `val`, case names. A list of 1,000 records then makes each key once rather than
+/// 1,000 times, and V8 hashes and interns a key the first time it is used as one, not on every
+/// element. Handles stay valid for the N-API call the conversion runs in.
+#[derive(Default)]
+struct Names(SmallVec<[(Box<str>, bool, Value); 8]>);
+
+impl Names {
+    fn get(&mut self, js: Js, name: &str, camel: bool) -> napi::Result<Value> {
+        if let Some((_, _, made)) = self.0.iter().find(|(known, c, _)| *c == camel && **known == *name) {
+            return Ok(*made);
+        }
+        let made = if camel {
+            js.string(&camel_case(name))?
+        } else {
+            js.string(name)?
+        };
+        if self.0.len() < MAX_NAMES {
+            self.0.push((name.into(), camel, made));
+        }
+        Ok(made)
+    }
+}
 
 /// The resources of the instance a value belongs to (`None` where no resource can appear).
 pub type Cx<'a> = Option<&'a std::sync::Arc<Resources>>;
@@ -153,6 +182,10 @@ fn from_typed(element: ElementType, length: usize, data: *const u8) -> Vec<Val> 
 
 /// Converts a JS value to a component value of type `ty`.
 pub fn from_js(js: Js, cx: Cx, value: Value, ty: &Type) -> Result<Val, String> {
+    from_js_in(js, cx, &mut Names::default(), value, ty)
+}
+
+fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Result<Val, String> {
     Ok(match ty {
         Type::Bool => {
             if kind(js, value)? != Kind::Boolean {
@@ -204,7 +237,7 @@ pub fn from_js(js: Js, cx: Cx, value: Value, ty: &Type) -> Result<Val, String> {
                 for index in 0..length {
                     let item = js.get_index(value, index).map_err(napi_error);
                     items.push(wrap(
-                        item.and_then(|item| from_js(js, cx, item, &element_type)),
+                        item.and_then(|item| from_js_in(js, cx, names, item, &element_type)),
                         || format!("list index {index}"),
                     )?);
                 }
@@ -219,12 +252,13 @@ pub fn from_js(js: Js, cx: Cx, value: Value, ty: &Type) -> Result<Val, String> {
             }
             let mut fields = Vec::new();
             for field in record.fields() {
-                let key = camel_case(field.name);
                 let converted = wrap(
-                    js.get(value, &key)
+                    names
+                        .get(js, field.name, true)
+                        .and_then(|key| js.get_key(value, key))
                         .map_err(napi_error)
-                        .and_then(|item| from_js(js, cx, item, &field.ty)),
-                    || format!("field \"{key}\""),
+                        .and_then(|item| from_js_in(js, cx, names, item, &field.ty)),
+                    || format!("field \"{}\"", camel_case(field.name)),
                 )?;
                 fields.push((field.name.to_string(), converted));
             }
@@ -245,28 +279,31 @@ pub fn from_js(js: Js, cx: Cx, value: Value, ty: &Type) -> Result<Val, String> {
             let mut items = Vec::with_capacity(types.len());
             for (index, item_type) in types.iter().enumerate() {
                 let item = js.get_index(value, index as u32).map_err(napi_error);
-                items.push(wrap(item.and_then(|item| from_js(js, cx, item, item_type)), || {
-                    format!("tuple index {index}")
-                })?);
+                items.push(wrap(
+                    item.and_then(|item| from_js_in(js, cx, names, item, item_type)),
+                    || format!("tuple index {index}"),
+                )?);
             }
             Val::Tuple(items)
         }
         Type::Variant(variant) => {
-            let (tag, payload) = tagged(js, value, "variant")?;
+            let (tag, payload) = tagged(js, names, value, "variant")?;
+            let tag = tag.as_str();
             let Some(case) = variant.cases().find(|case| case.name == tag) else {
-                let names: Vec<&str> = variant.cases().map(|case| case.name).collect();
+                let cases: Vec<&str> = variant.cases().map(|case| case.name).collect();
                 return Err(format!(
                     "unknown variant case \"{tag}\", expected one of: {}",
-                    names.join(", ")
+                    cases.join(", ")
                 ));
             };
             let payload = match &case.ty {
-                Some(payload_type) => Some(Box::new(wrap(from_js(js, cx, payload, payload_type), || {
-                    format!("case \"{tag}\"")
-                })?)),
+                Some(payload_type) => Some(Box::new(wrap(
+                    from_js_in(js, cx, names, payload, payload_type),
+                    || format!("case \"{tag}\""),
+                )?)),
                 None => None,
             };
-            Val::Variant(tag, payload)
+            Val::Variant(case.name.to_string(), payload)
         }
         Type::Enum(enumeration) => {
             let name = string(js, value).map_err(|_| expected(js, "enum case (a string)", value))?;
@@ -283,47 +320,56 @@ pub fn from_js(js: Js, cx: Cx, value: Value, ty: &Type) -> Result<Val, String> {
             let inner = option.ty();
             if matches!(inner, Type::Option(_)) {
                 // option<option<T>>: `undefined` would be ambiguous, so the outer level is tagged.
-                let (tag, payload) = tagged(js, value, "option (tagged: { tag: 'some', val } or { tag: 'none' })")?;
+                let (tag, payload) = tagged(
+                    js,
+                    names,
+                    value,
+                    "option (tagged: { tag: 'some', val } or { tag: 'none' })",
+                )?;
                 match tag.as_str() {
                     "none" => Val::Option(None),
-                    "some" => Val::Option(Some(Box::new(wrap(from_js(js, cx, payload, &inner), || {
-                        "some".into()
-                    })?))),
-                    _ => return Err(format!("unknown option tag \"{tag}\", expected \"some\" or \"none\"")),
+                    "some" => Val::Option(Some(Box::new(wrap(
+                        from_js_in(js, cx, names, payload, &inner),
+                        || "some".into(),
+                    )?))),
+                    other => return Err(format!("unknown option tag \"{other}\", expected \"some\" or \"none\"")),
                 }
             } else if matches!(kind(js, value)?, Kind::Undefined | Kind::Null) {
                 Val::Option(None)
             } else {
-                Val::Option(Some(Box::new(from_js(js, cx, value, &inner)?)))
+                Val::Option(Some(Box::new(from_js_in(js, cx, names, value, &inner)?)))
             }
         }
         Type::Result(result) => {
-            let (tag, payload) = tagged(js, value, "result ({ tag: 'ok' | 'err', val })")?;
-            let side = match tag.as_str() {
-                "ok" => result.ok(),
-                "err" => result.err(),
-                _ => return Err(format!("unknown result tag \"{tag}\", expected \"ok\" or \"err\"")),
+            let (tag, payload) = tagged(js, names, value, "result ({ tag: 'ok' | 'err', val })")?;
+            let (ok, side) = match tag.as_str() {
+                "ok" => (true, result.ok()),
+                "err" => (false, result.err()),
+                other => return Err(format!("unknown result tag \"{other}\", expected \"ok\" or \"err\"")),
             };
             let payload = match side {
-                Some(payload_type) => Some(Box::new(wrap(from_js(js, cx, payload, &payload_type), || tag.clone())?)),
+                Some(payload_type) => Some(Box::new(wrap(
+                    from_js_in(js, cx, names, payload, &payload_type),
+                    || tag.as_str().to_string(),
+                )?)),
                 None => None,
             };
-            Val::Result(if tag == "ok" { Ok(payload) } else { Err(payload) })
+            Val::Result(if ok { Ok(payload) } else { Err(payload) })
         }
         Type::Flags(flags) => {
             if !is_plain_object(js, value)? {
                 return Err(expected(js, "flags (an object of booleans)", value));
             }
-            let names: Vec<&str> = flags.names().collect();
+            let cases: Vec<&str> = flags.names().collect();
             for key in js.keys(value).map_err(napi_error)? {
-                if !names.iter().any(|name| camel_case(name) == key) {
+                if !cases.iter().any(|name| camel_case(name) == key) {
                     return Err(format!("unknown flag \"{key}\""));
                 }
             }
             let mut set = Vec::new();
-            for name in names {
-                let key = camel_case(name);
-                let flag = js.get(value, &key).map_err(napi_error)?;
+            for name in cases {
+                let key = names.get(js, name, true).map_err(napi_error)?;
+                let flag = js.get_key(value, key).map_err(napi_error)?;
                 match kind(js, flag)? {
                     Kind::Undefined => {}
                     Kind::Boolean => {
@@ -331,7 +377,10 @@ pub fn from_js(js: Js, cx: Cx, value: Value, ty: &Type) -> Result<Val, String> {
                             set.push(name.to_string());
                         }
                     }
-                    _ => return Err(format!("flag \"{key}\": {}", expected(js, "boolean", flag))),
+                    _ => {
+                        let key = camel_case(name);
+                        return Err(format!("flag \"{key}\": {}", expected(js, "boolean", flag)));
+                    }
                 }
             }
             Val::Flags(set)
@@ -349,28 +398,51 @@ pub fn from_js(js: Js, cx: Cx, value: Value, ty: &Type) -> Result<Val, String> {
     })
 }
 
+/// The `tag` of a tagged JS value: real case names are short and stay on the stack.
+enum Tag {
+    Short([u8; 64], usize),
+    Long(String),
+}
+
+impl Tag {
+    fn as_str(&self) -> &str {
+        match self {
+            // `Short` is only built from text that was valid UTF-8 of that length.
+            Tag::Short(bytes, length) => std::str::from_utf8(&bytes[..*length]).unwrap_or_default(),
+            Tag::Long(text) => text,
+        }
+    }
+}
+
 /// Reads `{ tag, val }`.
-fn tagged(js: Js, value: Value, what: &str) -> Result<(String, Value), String> {
+fn tagged(js: Js, names: &mut Names, value: Value, what: &str) -> Result<(Tag, Value), String> {
     if !is_plain_object(js, value)? {
         return Err(expected(js, what, value));
     }
-    let tag = js.get(value, "tag").map_err(napi_error)?;
+    let tag = names.get(js, "tag", false).and_then(|key| js.get_key(value, key));
+    let tag = tag.map_err(napi_error)?;
     if kind(js, tag)? != Kind::String {
         return Err(format!(
             "{}: property \"tag\" must be a string",
             expected(js, what, value)
         ));
     }
-    let tag = string(js, tag)?;
-    let payload = js.get(value, "val").map_err(napi_error)?;
+    let mut buffer = [0; 64];
+    let tag = match js.short_string(tag, &mut buffer).map_err(napi_error)? {
+        Some(length) => Tag::Short(buffer, length),
+        None => Tag::Long(string(js, tag)?),
+    };
+    let payload = names.get(js, "val", false).and_then(|key| js.get_key(value, key));
+    let payload = payload.map_err(napi_error)?;
     Ok((tag, payload))
 }
 
-fn tagged_to_js(js: Js, cx: Cx, tag: &str, payload: Option<(&Val, &Type)>) -> napi::Result<Value> {
+fn tagged_to_js(js: Js, cx: Cx, names: &mut Names, tag: &str, payload: Option<(&Val, &Type)>) -> napi::Result<Value> {
     let object = js.object()?;
-    js.set(object, "tag", js.string(tag)?)?;
+    js.set_key(object, names.get(js, "tag", false)?, names.get(js, tag, false)?)?;
     if let Some((value, ty)) = payload {
-        js.set(object, "val", to_js(js, cx, value, ty)?)?;
+        let converted = to_js_in(js, cx, names, value, ty)?;
+        js.set_key(object, names.get(js, "val", false)?, converted)?;
     }
     Ok(object)
 }
@@ -406,6 +478,10 @@ fn typed_to_js(js: Js, element: ElementType, items: &[Val]) -> napi::Result<Opti
 
 /// Converts a component value of type `ty` to JS.
 pub fn to_js(js: Js, cx: Cx, value: &Val, ty: &Type) -> napi::Result<Value> {
+    to_js_in(js, cx, &mut Names::default(), value, ty)
+}
+
+fn to_js_in(js: Js, cx: Cx, names: &mut Names, value: &Val, ty: &Type) -> napi::Result<Value> {
     match (value, ty) {
         // A resource arrives as a marker (see `resources`), which looks like a plain integer.
         (marker, Type::Own(_) | Type::Borrow(_)) => match cx {
@@ -434,40 +510,41 @@ pub fn to_js(js: Js, cx: Cx, value: &Val, ty: &Type) -> napi::Result<Value> {
             }
             let array = js.array(items.len())?;
             for (index, item) in items.iter().enumerate() {
-                js.set_index(array, index as u32, to_js(js, cx, item, &element_type)?)?;
+                js.set_index(array, index as u32, to_js_in(js, cx, names, item, &element_type)?)?;
             }
             Ok(array)
         }
         (Val::Record(fields), Type::Record(record)) => {
             let object = js.object()?;
             for ((name, item), field) in fields.iter().zip(record.fields()) {
-                js.set(object, &camel_case(name), to_js(js, cx, item, &field.ty)?)?;
+                let converted = to_js_in(js, cx, names, item, &field.ty)?;
+                js.set_key(object, names.get(js, name, true)?, converted)?;
             }
             Ok(object)
         }
         (Val::Tuple(items), Type::Tuple(tuple)) => {
             let array = js.array(items.len())?;
             for (index, (item, item_type)) in items.iter().zip(tuple.types()).enumerate() {
-                js.set_index(array, index as u32, to_js(js, cx, item, &item_type)?)?;
+                js.set_index(array, index as u32, to_js_in(js, cx, names, item, &item_type)?)?;
             }
             Ok(array)
         }
         (Val::Variant(tag, payload), Type::Variant(variant)) => {
             let case_type = variant.cases().find(|case| case.name == tag).and_then(|case| case.ty);
             match (payload, case_type) {
-                (Some(payload), Some(payload_type)) => tagged_to_js(js, cx, tag, Some((payload, &payload_type))),
-                _ => tagged_to_js(js, cx, tag, None),
+                (Some(payload), Some(payload_type)) => tagged_to_js(js, cx, names, tag, Some((payload, &payload_type))),
+                _ => tagged_to_js(js, cx, names, tag, None),
             }
         }
-        (Val::Enum(name), _) => js.string(name),
+        (Val::Enum(name), _) => names.get(js, name, false),
         (Val::Option(inner), Type::Option(option)) => {
             let inner_type = option.ty();
             let nested = matches!(inner_type, Type::Option(_));
             match (inner, nested) {
                 (None, false) => js.undefined(),
-                (Some(value), false) => to_js(js, cx, value, &inner_type),
-                (None, true) => tagged_to_js(js, cx, "none", None),
-                (Some(value), true) => tagged_to_js(js, cx, "some", Some((value, &inner_type))),
+                (Some(value), false) => to_js_in(js, cx, names, value, &inner_type),
+                (None, true) => tagged_to_js(js, cx, names, "none", None),
+                (Some(value), true) => tagged_to_js(js, cx, names, "some", Some((value, &inner_type))),
             }
         }
         (Val::Result(outcome), Type::Result(result)) => {
@@ -476,18 +553,15 @@ pub fn to_js(js: Js, cx: Cx, value: &Val, ty: &Type) -> napi::Result<Value> {
                 Err(payload) => ("err", payload, result.err()),
             };
             match (payload, payload_type) {
-                (Some(payload), Some(payload_type)) => tagged_to_js(js, cx, tag, Some((payload, &payload_type))),
-                _ => tagged_to_js(js, cx, tag, None),
+                (Some(payload), Some(payload_type)) => tagged_to_js(js, cx, names, tag, Some((payload, &payload_type))),
+                _ => tagged_to_js(js, cx, names, tag, None),
             }
         }
         (Val::Flags(set), Type::Flags(flags)) => {
             let object = js.object()?;
             for name in flags.names() {
-                js.set(
-                    object,
-                    &camel_case(name),
-                    js.boolean(set.iter().any(|flag| flag == name))?,
-                )?;
+                let on = js.boolean(set.iter().any(|flag| flag == name))?;
+                js.set_key(object, names.get(js, name, true)?, on)?;
             }
             Ok(object)
         }

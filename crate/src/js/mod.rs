@@ -30,10 +30,16 @@ impl Js {
     /// A non-ok status as an error. When the call failed because JS threw (a getter, a proxy
     /// trap, a revoked proxy), the exception is taken, so it cannot escape untyped past our own
     /// error, and its message becomes part of ours.
+    #[inline]
     fn check(self, status: sys::napi_status, what: &str) -> Result<()> {
         if status == sys::Status::napi_ok {
             return Ok(());
         }
+        self.failed(status, what)
+    }
+
+    #[cold]
+    fn failed(self, status: sys::napi_status, what: &str) -> Result<()> {
         // Node reports a throwing getter or proxy trap as a generic failure with the exception
         // left pending.
         let mut pending = false;
@@ -314,6 +320,25 @@ impl Js {
         Ok(String::from_utf16(&units).ok())
     }
 
+    /// A short string's UTF-8 written into `buffer`, without allocating (case names are read for
+    /// every element of a list). `None` when the text may not have fit. A lone surrogate arrives
+    /// as U+FFFD, which no WIT name contains. Returns how many bytes of `buffer` are the text.
+    pub fn short_string(self, value: Value, buffer: &mut [u8; 64]) -> Result<Option<usize>> {
+        let mut written = 0;
+        self.check(
+            unsafe {
+                sys::napi_get_value_string_utf8(self.0, value, buffer.as_mut_ptr().cast(), buffer.len(), &mut written)
+            },
+            "string value",
+        )?;
+        // napi keeps one byte for the terminator and never splits a character (up to 4 bytes), so
+        // the text may have been cut unless more than a character's room was left over.
+        if written + 1 + 4 > buffer.len() {
+            return Ok(None);
+        }
+        Ok(std::str::from_utf8(&buffer[..written]).is_ok().then_some(written))
+    }
+
     /// A string's length in UTF-16 units (V8 knows it without a pass over the text).
     fn utf16_length(self, value: Value) -> Result<usize> {
         let mut length = 0;
@@ -441,7 +466,11 @@ impl Js {
     }
 
     pub fn get(self, object: Value, key: &str) -> Result<Value> {
-        let key = self.string(key)?;
+        self.get_key(object, self.string(key)?)
+    }
+
+    /// `object[key]` with a key already made (a converter reuses one key for every element).
+    pub fn get_key(self, object: Value, key: Value) -> Result<Value> {
         let mut out = ptr::null_mut();
         self.check(
             unsafe { sys::napi_get_property(self.0, object, key, &mut out) },
@@ -471,7 +500,10 @@ impl Js {
     }
 
     pub fn set(self, object: Value, key: &str, value: Value) -> Result<()> {
-        let key = self.string(key)?;
+        self.set_key(object, self.string(key)?, value)
+    }
+
+    pub fn set_key(self, object: Value, key: Value, value: Value) -> Result<()> {
         self.check(
             unsafe { sys::napi_set_property(self.0, object, key, value) },
             "set property",
