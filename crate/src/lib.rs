@@ -16,6 +16,7 @@ pub mod instance;
 pub mod js;
 pub mod limits;
 pub mod linker;
+pub mod metrics;
 pub mod module;
 pub mod names;
 pub mod options;

@@ -34,7 +34,7 @@ pub fn hostcall_fuel(memory_bytes: usize) -> usize {
 pub const HOSTCALL_FUEL_PER_BYTE: usize = 8;
 
 /// Memory figures for `metrics().memory`.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct MemoryMetrics {
     pub current_bytes: usize,
     pub peak_bytes: usize,

@@ -10,9 +10,10 @@ use napi_derive::napi;
 use crate::errors::Failure;
 use crate::js::{Js, Kind, Value};
 use crate::limits::{LimitsConfig, MemoryMetrics};
+use crate::metrics::Metrics;
 use crate::runtime::abort::{Abort, AbortFlag};
 use crate::runtime::dispatcher;
-use crate::store::{Budget, Metrics};
+use crate::store::Budget;
 
 /// Largest fuel budget: the largest integer a JS number holds exactly.
 pub const MAX_FUEL: f64 = 9_007_199_254_740_991.0;

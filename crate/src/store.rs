@@ -15,7 +15,8 @@ use crate::component::resources::Resources;
 use crate::engine::{EngineShared, InstanceTicket};
 use crate::errors::{CallFacts, Failure, HostCallFailed, Interrupt};
 use crate::js::{Js, Value};
-use crate::limits::{Limiter, LimitsConfig, MemoryMetrics, hostcall_fuel};
+use crate::limits::{Limiter, LimitsConfig, hostcall_fuel};
+use crate::metrics::{Metrics, PublishedMetrics};
 use crate::runtime::abort::Abort;
 use crate::runtime::executor::{self, Outcome};
 use crate::runtime::host_bridge::{HostBridge, WaitLimits};
@@ -126,16 +127,6 @@ impl Budget {
         }
         Ok(())
     }
-}
-
-/// What `metrics()` reports.
-#[derive(Clone, Copy, Default)]
-pub struct Metrics {
-    pub calls: u64,
-    pub traps: u64,
-    pub last_call_fuel: u64,
-    pub total_fuel: u64,
-    pub memory: MemoryMetrics,
 }
 
 /// Creates a store with our limiter and an epoch callback that enforces the call's deadline and
@@ -361,7 +352,7 @@ pub struct Live<I> {
 /// host call that needs the JS thread).
 pub struct Slot<I> {
     live: Mutex<Option<Live<I>>>,
-    snapshot: Mutex<Metrics>,
+    snapshot: PublishedMetrics,
     disposed: AtomicBool,
     poisoned: AtomicBool,
     /// Component instances refuse re-entry after a trap; core instances stay usable.
@@ -380,7 +371,7 @@ impl<I> Slot<I> {
     pub fn new(live: Live<I>, engine: Arc<EngineShared>, defaults: Budget, poison_on_trap: bool) -> Self {
         Slot {
             resources: live.store.data().resources.clone(),
-            snapshot: Mutex::new(live.metrics),
+            snapshot: PublishedMetrics::new(live.metrics),
             waits_on_pool: live.store.data().waits() && live.store.data().host.calls_js(),
             live: Mutex::new(Some(live)),
             disposed: AtomicBool::new(false),
@@ -412,7 +403,7 @@ impl<I> Slot<I> {
             return Err(Failure::Disposed("the instance was disposed".into()));
         };
         let result = body(live);
-        *self.snapshot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = live.metrics;
+        self.snapshot.store(live.metrics);
         if let Err(failure) = &result
             && self.poison_on_trap
             && failure.poisons()
@@ -448,7 +439,7 @@ impl<I> Slot<I> {
     }
 
     pub fn metrics(&self) -> Metrics {
-        *self.snapshot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.snapshot.load()
     }
 
     /// Frees the store now, or when the running call ends.
