@@ -1,6 +1,6 @@
 import test from 'ava'
 
-import { CompileError, Engine, HostError, LinkError, WasmTypeError } from '../lib/index.js'
+import { CompileError, Engine, HostError, LinkError, TrapError, WasmTypeError } from '../lib/index.js'
 
 const wat = `(module
   (import "env" "log" (func $log (param i32)))
@@ -165,6 +165,8 @@ test('the function handle, callSync with and without options, and call agree on 
     ['i32', [-2147483648], -2147483648],
     ['i32', [4294967295], -1],
     ['i32', [0], 0],
+    ['i32', [-0], 0],
+    ['i32', [2 ** 31], -2147483648],
     ['i64', [-9223372036854775808n], -9223372036854775808n],
     ['i64', [18446744073709551615n], -1n],
     ['f32', [3.4028234663852886e38], 3.4028234663852886e38],
@@ -180,6 +182,45 @@ test('the function handle, callSync with and without options, and call agree on 
     t.deepEqual(inst.callSync(name, args, {}), expected, `${name} through callSync with options`)
     t.deepEqual(await inst.call(name, args), expected, `${name} through call`)
   }
-  t.throws(() => inst.function('i32')('x'), { instanceOf: WasmTypeError, message: /param 0: expected i32/ })
+  const notI32 = [
+    Number.NaN,
+    Infinity,
+    -Infinity,
+    2 ** 32,
+    -(2 ** 31) - 1,
+    0.5,
+    -1e-300,
+    1e300,
+    '1',
+    1n,
+    null,
+  ]
+  for (const bad of [...notI32, undefined, new Number(1), { valueOf: () => 1 }]) {
+    const message = /param 0: expected i32/
+    t.throws(() => inst.function('i32')(bad), { instanceOf: WasmTypeError, message }, String(bad))
+    t.throws(() => inst.callSync('i32', [bad]), { instanceOf: WasmTypeError, message }, String(bad))
+    await t.throwsAsync(inst.call('i32', [bad]), { instanceOf: WasmTypeError, message }, String(bad))
+  }
+  t.throws(() => inst.function('f64')('1'), { instanceOf: WasmTypeError, message: /param 0: expected f64/ })
+  t.throws(() => inst.function('mixed')(1, 2n, 3), {
+    instanceOf: WasmTypeError,
+    message: /expected 4 argument\(s\), got 3/,
+  })
   t.throws(() => inst.function('nope'), { instanceOf: WasmTypeError })
+})
+
+test('calls through the function handle and callSync count in metrics, traps too', (t) => {
+  const inst = new Engine()
+    .compileModuleSync(
+      `(module
+        (func (export "id") (param i32) (result i32) local.get 0)
+        (func (export "boom") (param i32) (result i32) unreachable))`,
+    )
+    .instantiateSync({ limits: { memoryBytes: 0 } })
+  const id = inst.function('id')
+  for (let i = 0; i < 5; i++) t.is(id(i), i)
+  t.is(inst.callSync('id', [9]), 9)
+  t.throws(() => id('x'), { instanceOf: WasmTypeError })
+  t.throws(() => inst.function('boom')(1), { instanceOf: TrapError })
+  t.like(inst.metrics(), { calls: 7, traps: 1 })
 })

@@ -50,6 +50,26 @@ pub trait Export: Send + Sync + 'static {
     fn no_output() -> Self::Output;
     /// Converts what the call returned to JS.
     fn lift(&self, js: Js, resources: Resources<'_>, output: Self::Output) -> Result<Value, Failure>;
+
+    /// Whether [`Export::call_direct`] serves this export.
+    fn is_direct(&self) -> bool {
+        false
+    }
+
+    /// The whole call on the JS thread, from JS arguments to a JS result, for exports whose
+    /// values convert straight to and from raw wasm values (the general path moves them through
+    /// several layers of owned values, which is most of the cost of a call to a tiny export).
+    fn call_direct(
+        &self,
+        _js: Js,
+        _live: &mut Live<Self::Instance>,
+        _func: Self::Func,
+        _engine: &EngineShared,
+        _budget: &Budget,
+        _args: &[Value],
+    ) -> Result<Value, Failure> {
+        Err(Failure::Internal(format!("{}: no direct call", self.name())))
+    }
 }
 
 /// The exported functions of a module or component by every name they may be called by.
@@ -116,17 +136,24 @@ fn run<E: Export>(
     budget: &Budget,
     params: &E::Params,
 ) -> Result<E::Output, Failure> {
-    let func = match known.and_then(Cell::get) {
-        Some(func) => func,
-        None => {
-            let func = export.lookup(live)?;
-            if let Some(known) = known {
-                known.set(Some(func));
-            }
-            func
-        }
-    };
+    let func = find(export, live, known)?;
     export.invoke(live, func, engine, budget, params)
+}
+
+/// The export's function in `live`, looked up once per handle when `known` is given.
+fn find<E: Export>(
+    export: &E,
+    live: &mut Live<E::Instance>,
+    known: Option<&Cell<Option<E::Func>>>,
+) -> Result<E::Func, Failure> {
+    if let Some(func) = known.and_then(Cell::get) {
+        return Ok(func);
+    }
+    let func = export.lookup(live)?;
+    if let Some(known) = known {
+        known.set(Some(func));
+    }
+    Ok(func)
 }
 
 /// What a function made by [`function`] calls.
@@ -145,22 +172,35 @@ unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi
     // SAFETY: this callback is only installed by `function` with a `Handle<E>`.
     let (js, handle, args) = unsafe { callback_args::<Handle<E>>(env, info) };
     return_or_throw(js, || {
+        let own_budget;
         let (budget, args) = match (handle.budgeted, args.as_slice()) {
-            (true, [fuel, timeout_ms, rest @ ..]) => (
-                call_budget_from_js(js, &handle.slot.defaults, handle.slot.engine.fuel, *fuel, *timeout_ms)?,
-                rest,
-            ),
+            (true, [fuel, timeout_ms, rest @ ..]) => {
+                own_budget =
+                    call_budget_from_js(js, &handle.slot.defaults, handle.slot.engine.fuel, *fuel, *timeout_ms)?;
+                (&own_budget, rest)
+            }
             (true, _) => return Err(Failure::Type("expected (fuel, timeoutMs, ...args)".into())),
-            (false, all) => (handle.budget.clone(), all),
+            (false, all) => (&handle.budget, all),
         };
         budget.check_engine(&handle.slot.engine)?;
+        let slot = &handle.slot;
+        if handle.export.is_direct() && !slot.waits_on_pool {
+            let export = &*handle.export;
+            let outcome = slot.with_on_js_thread(js, |live| {
+                let func = find(export, live, Some(&handle.func))?;
+                export.call_direct(js, live, func, &slot.engine, budget, args)
+            });
+            return match exit_zero_is_success(outcome.map(Some), || None)? {
+                Some(value) => Ok(value),
+                None => Ok(js.undefined()?),
+            };
+        }
         let resources = handle.slot.resources.as_ref();
         let params = handle.export.lower_args(js, resources, args)?;
-        let slot = &handle.slot;
         if slot.waits_on_pool {
             // The guest may wait in WASI and calls JS: it runs as a future on a pool thread while
             // this thread serves its host calls (see `serve_js_while`).
-            let (slot, export) = (slot.clone(), handle.export.clone());
+            let (slot, export, budget) = (slot.clone(), handle.export.clone(), budget.clone());
             let output = serve_js_while(js, move |relay| {
                 slot.with(|live| {
                     live.store.data_mut().host.set_relay(Some(relay));
@@ -175,14 +215,7 @@ unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi
         }
         let output = exit_zero_is_success(
             slot.with_on_js_thread(js, |live| {
-                run(
-                    &*handle.export,
-                    live,
-                    Some(&handle.func),
-                    &slot.engine,
-                    &budget,
-                    &params,
-                )
+                run(&*handle.export, live, Some(&handle.func), &slot.engine, budget, &params)
             }),
             E::no_output,
         )?;

@@ -60,23 +60,21 @@ pub fn ref_type_name(reference: &wasmtime::RefType) -> String {
 
 /// Converts a JS value to a core value of type `ty`.
 pub fn from_js(js: Js, value: Value, ty: &ValType) -> Result<Val, String> {
-    let kind = js.kind(value).map_err(|error| error.reason)?;
     let wrong = || format!("expected {}, got {}", type_name(ty), js.describe(value));
+    let number = || js.number_value(value).map_err(|error| error.reason)?.ok_or_else(wrong);
     match ty {
-        ValType::I32 | ValType::F32 | ValType::F64 if kind != Kind::Number => Err(wrong()),
         ValType::I32 => {
-            let n = js.get_f64(value).map_err(|error| error.reason)?;
-            if n.fract() != 0.0 || !(i32::MIN as f64..=u32::MAX as f64).contains(&n) {
+            let n = number()?;
+            // In range first (NaN is not), then whole: the cast is exact within i64.
+            if !(i32::MIN as f64..=u32::MAX as f64).contains(&n) || n as i64 as f64 != n {
                 return Err(wrong());
             }
-            Ok(Val::I32(if n < 0.0 { n as i32 } else { n as u32 as i32 }))
+            Ok(Val::I32(n as i64 as i32))
         }
-        ValType::F32 => Ok(Val::F32(
-            (js.get_f64(value).map_err(|error| error.reason)? as f32).to_bits(),
-        )),
-        ValType::F64 => Ok(Val::F64(js.get_f64(value).map_err(|error| error.reason)?.to_bits())),
+        ValType::F32 => Ok(Val::F32((number()? as f32).to_bits())),
+        ValType::F64 => Ok(Val::F64(number()?.to_bits())),
         ValType::I64 => {
-            if kind != Kind::BigInt {
+            if js.kind(value).map_err(|error| error.reason)? != Kind::BigInt {
                 return Err(format!("expected i64 (a bigint), got {}", js.describe(value)));
             }
             match js.get_bigint_i128(value).map_err(|error| error.reason)? {

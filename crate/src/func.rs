@@ -60,17 +60,10 @@ impl Export for CoreExport {
     }
 
     fn lower_args(&self, js: Js, _resources: Resources<'_>, args: &[Value]) -> std::result::Result<Vals, Failure> {
-        let fail = |message: String| Failure::Type(format!("{}: {message}", self.name));
-        if args.len() != self.params.len() {
-            return Err(fail(format!(
-                "expected {} argument(s), got {}",
-                self.params.len(),
-                args.len()
-            )));
-        }
+        self.check_count(args)?;
         let mut values = Vals::with_capacity(args.len());
         for (index, (ty, &arg)) in self.params.iter().zip(args).enumerate() {
-            values.push(convert::from_js(js, arg, ty).map_err(|message| fail(format!("param {index}: {message}")))?);
+            values.push(self.convert_arg(js, index, ty, arg)?);
         }
         Ok(values)
     }
@@ -122,6 +115,77 @@ impl Export for CoreExport {
             }
         }
     }
+
+    /// All-numeric exports, unless the store's calls wait (they then run as futures).
+    fn is_direct(&self) -> bool {
+        self.numeric
+    }
+
+    fn call_direct(
+        &self,
+        js: Js,
+        live: &mut Live<Instance>,
+        func: Func,
+        engine: &EngineShared,
+        budget: &Budget,
+        args: &[Value],
+    ) -> std::result::Result<Value, Failure> {
+        if live.store.data().waits() {
+            let params = self.lower_args(js, None, args)?;
+            let results = self.invoke(live, func, engine, budget, &params)?;
+            return self.lift(js, None, results);
+        }
+        self.check_count(args)?;
+        let mut raw = [ValRaw::i32(0); 16];
+        let mut buffer: Vec<ValRaw>;
+        let slots = args.len().max(self.results.len());
+        let raw: &mut [ValRaw] = if slots <= raw.len() {
+            &mut raw[..slots]
+        } else {
+            buffer = vec![ValRaw::i32(0); slots];
+            &mut buffer
+        };
+        for (index, ((ty, &arg), slot)) in self.params.iter().zip(args).zip(raw.iter_mut()).enumerate() {
+            *slot = raw_of(&self.convert_arg(js, index, ty, arg)?)?;
+        }
+        store::run(&mut live.store, engine, budget, &mut live.metrics, |store| {
+            // SAFETY: `numeric` guarantees the signature is all numbers, each slot holds a value
+            // of its parameter's type, and the buffer has room for the results.
+            unsafe { func.call_unchecked(store, raw as *mut [ValRaw]) }
+        })?;
+        match self.results.as_slice() {
+            [] => Ok(js.undefined()?),
+            [ty] => Ok(convert::to_js(js, &val_of(ty, raw[0]))?),
+            types => {
+                let array = js.array(types.len())?;
+                for (index, (ty, value)) in types.iter().zip(raw.iter()).enumerate() {
+                    js.set_index(array, index as u32, convert::to_js(js, &val_of(ty, *value))?)?;
+                }
+                Ok(array)
+            }
+        }
+    }
+}
+
+/// A numeric value as wasmtime's raw form.
+fn raw_of(value: &Val) -> std::result::Result<ValRaw, Failure> {
+    Ok(match *value {
+        Val::I32(n) => ValRaw::i32(n),
+        Val::I64(n) => ValRaw::i64(n),
+        Val::F32(bits) => ValRaw::f32(bits),
+        Val::F64(bits) => ValRaw::f64(bits),
+        _ => return Err(Failure::Internal("a non-numeric value on the numeric path".into())),
+    })
+}
+
+/// A raw result of numeric type `ty` as a value.
+fn val_of(ty: &ValType, value: ValRaw) -> Val {
+    match ty {
+        ValType::I64 => Val::I64(value.get_i64()),
+        ValType::F32 => Val::F32(value.get_f32()),
+        ValType::F64 => Val::F64(value.get_f64()),
+        _ => Val::I32(value.get_i32()),
+    }
 }
 
 impl CoreExport {
@@ -144,13 +208,7 @@ impl CoreExport {
             &mut buffer
         };
         for (slot, value) in raw.iter_mut().zip(params) {
-            *slot = match *value {
-                Val::I32(n) => ValRaw::i32(n),
-                Val::I64(n) => ValRaw::i64(n),
-                Val::F32(bits) => ValRaw::f32(bits),
-                Val::F64(bits) => ValRaw::f64(bits),
-                _ => return Err(Failure::Internal("a non-numeric value on the numeric path".into())),
-            };
+            *slot = raw_of(value)?;
         }
         store::run(&mut live.store, engine, budget, &mut live.metrics, |store| {
             // SAFETY: `numeric` guarantees the signature is all numbers, `lower_args` produced one
@@ -161,12 +219,25 @@ impl CoreExport {
             .results
             .iter()
             .zip(raw.iter())
-            .map(|(ty, value)| match ty {
-                ValType::I64 => Val::I64(value.get_i64()),
-                ValType::F32 => Val::F32(value.get_f32()),
-                ValType::F64 => Val::F64(value.get_f64()),
-                _ => Val::I32(value.get_i32()),
-            })
+            .map(|(ty, value)| val_of(ty, *value))
             .collect())
+    }
+
+    fn check_count(&self, args: &[Value]) -> std::result::Result<(), Failure> {
+        if args.len() != self.params.len() {
+            return Err(Failure::Type(format!(
+                "{}: expected {} argument(s), got {}",
+                self.name,
+                self.params.len(),
+                args.len()
+            )));
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn convert_arg(&self, js: Js, index: usize, ty: &ValType, arg: Value) -> std::result::Result<Val, Failure> {
+        convert::from_js(js, arg, ty)
+            .map_err(|message| Failure::Type(format!("{}: param {index}: {message}", self.name)))
     }
 }

@@ -80,11 +80,11 @@ fn is_plain_object(js: Js, value: Value) -> Result<bool, String> {
 
 /// A JS number that must be an integer within `[min, max]`.
 fn integer(js: Js, value: Value, name: &str, min: f64, max: f64) -> Result<f64, String> {
-    if kind(js, value)? != Kind::Number {
+    let Some(n) = js.number_value(value).map_err(napi_error)? else {
         return Err(expected(js, name, value));
-    }
-    let n = js.get_f64(value).map_err(napi_error)?;
-    if n.fract() != 0.0 || !(min..=max).contains(&n) {
+    };
+    // In range first (NaN is not), then whole: the cast is exact for every range used here.
+    if !(min..=max).contains(&n) || n as i64 as f64 != n {
         return Err(expected(js, name, value));
     }
     Ok(n)
@@ -101,10 +101,9 @@ fn bigint(js: Js, value: Value, name: &str, min: i128, max: i128) -> Result<i128
 }
 
 fn number(js: Js, value: Value, name: &str) -> Result<f64, String> {
-    if kind(js, value)? != Kind::Number {
-        return Err(expected(js, name, value));
-    }
-    js.get_f64(value).map_err(napi_error)
+    js.number_value(value)
+        .map_err(napi_error)?
+        .ok_or_else(|| expected(js, name, value))
 }
 
 fn string(js: Js, value: Value) -> Result<String, String> {

@@ -268,6 +268,16 @@ impl Js {
         Ok(out)
     }
 
+    /// A number's value, or `None` when the value is not a number: one N-API call where
+    /// `kind` then `get_f64` take two (a call with numeric arguments reads each this way).
+    pub fn number_value(self, value: Value) -> Result<Option<f64>> {
+        let mut out = 0.0;
+        match unsafe { sys::napi_get_value_double(self.0, value, &mut out) } {
+            sys::Status::napi_number_expected => Ok(None),
+            status => self.check(status, "number value").map(|()| Some(out)),
+        }
+    }
+
     /// A BigInt's value, or `None` when it does not fit in 128 bits.
     pub fn get_bigint_i128(self, value: Value) -> Result<Option<i128>> {
         let mut sign = 0;
