@@ -9,7 +9,7 @@ use wasmtime::component::{Type, Val};
 
 use super::resources::Resources;
 use crate::errors::LaterJs;
-use crate::js::{ElementType, Js, Kind, Value};
+use crate::js::{ElementType, Js, Kind, ShortString, StringValue, Value};
 use crate::names::camel_case;
 
 /// Longest JS array accepted for a `list`: the length comes from the caller and is read before
@@ -107,12 +107,13 @@ fn number(js: Js, value: Value, name: &str) -> Result<f64, String> {
 }
 
 fn string(js: Js, value: Value) -> Result<String, String> {
-    if kind(js, value)? != Kind::String {
-        return Err(expected(js, "string", value));
+    match js.string_value(value).map_err(napi_error)? {
+        StringValue::Text(text) => Ok(text),
+        StringValue::NotString => Err(expected(js, "string", value)),
+        StringValue::LoneSurrogate => {
+            Err("expected string, got a string with a lone surrogate (not valid Unicode)".to_string())
+        }
     }
-    js.get_string(value)
-        .map_err(napi_error)?
-        .ok_or_else(|| "expected string, got a string with a lone surrogate (not valid Unicode)".to_string())
 }
 
 /// The element type a typed array must have to stand for `list<ty>`, if any.
@@ -420,16 +421,16 @@ fn tagged(js: Js, names: &mut Names, value: Value, what: &str) -> Result<(Tag, V
     }
     let tag = names.get(js, "tag", false).and_then(|key| js.get_key(value, key));
     let tag = tag.map_err(napi_error)?;
-    if kind(js, tag)? != Kind::String {
-        return Err(format!(
-            "{}: property \"tag\" must be a string",
-            expected(js, what, value)
-        ));
-    }
     let mut buffer = [0; 64];
     let tag = match js.short_string(tag, &mut buffer).map_err(napi_error)? {
-        Some(length) => Tag::Short(buffer, length),
-        None => Tag::Long(string(js, tag)?),
+        ShortString::Text(length) => Tag::Short(buffer, length),
+        ShortString::Long => Tag::Long(string(js, tag)?),
+        ShortString::NotString => {
+            return Err(format!(
+                "{}: property \"tag\" must be a string",
+                expected(js, what, value)
+            ));
+        }
     };
     let payload = names.get(js, "val", false).and_then(|key| js.get_key(value, key));
     let payload = payload.map_err(napi_error)?;

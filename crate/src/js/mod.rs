@@ -298,7 +298,21 @@ impl Js {
     /// `string`). V8 writes UTF-8 fast but replaces a lone surrogate with U+FFFD, so only text
     /// containing U+FFFD is read again as UTF-16 to tell the two apart.
     pub fn get_string(self, value: Value) -> Result<Option<String>> {
-        let units = self.utf16_length(value)?;
+        match self.string_value(value)? {
+            StringValue::Text(text) => Ok(Some(text)),
+            StringValue::LoneSurrogate => Ok(None),
+            StringValue::NotString => Err(Error::new(Status::StringExpected, "expected a string".to_string())),
+        }
+    }
+
+    /// A value's text if it is a string: one N-API call fewer than asking its kind first (the
+    /// length query reports a non-string).
+    pub fn string_value(self, value: Value) -> Result<StringValue> {
+        let mut units = 0;
+        match unsafe { sys::napi_get_value_string_utf16(self.0, value, ptr::null_mut(), 0, &mut units) } {
+            sys::Status::napi_string_expected => return Ok(StringValue::NotString),
+            status => self.check(status, "string length")?,
+        }
         // At most 3 UTF-8 bytes per UTF-16 unit, plus the terminator napi writes.
         let mut bytes: Vec<u8> = Vec::with_capacity(units * 3 + 1);
         let mut written = 0;
@@ -318,7 +332,7 @@ impl Js {
         unsafe { bytes.set_len(written.min(bytes.capacity())) };
         if !contains_replacement_character(&bytes) && simdutf8::basic::from_utf8(&bytes).is_ok() {
             // SAFETY: validated as UTF-8 on the line above (simdutf8: std's check, vectorized).
-            return Ok(Some(unsafe { String::from_utf8_unchecked(bytes) }));
+            return Ok(StringValue::Text(unsafe { String::from_utf8_unchecked(bytes) }));
         }
         let mut units = vec![0u16; units + 1];
         let mut written = 0;
@@ -327,36 +341,27 @@ impl Js {
             "string value",
         )?;
         units.truncate(written);
-        Ok(String::from_utf16(&units).ok())
+        Ok(String::from_utf16(&units).map_or(StringValue::LoneSurrogate, StringValue::Text))
     }
 
     /// A short string's UTF-8 written into `buffer`, without allocating (case names are read for
     /// every element of a list). `None` when the text may not have fit. A lone surrogate arrives
     /// as U+FFFD, which no WIT name contains. Returns how many bytes of `buffer` are the text.
-    pub fn short_string(self, value: Value, buffer: &mut [u8; 64]) -> Result<Option<usize>> {
+    pub fn short_string(self, value: Value, buffer: &mut [u8; 64]) -> Result<ShortString> {
         let mut written = 0;
-        self.check(
-            unsafe {
-                sys::napi_get_value_string_utf8(self.0, value, buffer.as_mut_ptr().cast(), buffer.len(), &mut written)
-            },
-            "string value",
-        )?;
+        let status = unsafe {
+            sys::napi_get_value_string_utf8(self.0, value, buffer.as_mut_ptr().cast(), buffer.len(), &mut written)
+        };
+        match status {
+            sys::Status::napi_string_expected => return Ok(ShortString::NotString),
+            status => self.check(status, "string value")?,
+        }
         // napi keeps one byte for the terminator and never splits a character (up to 4 bytes), so
         // the text may have been cut unless more than a character's room was left over.
-        if written + 1 + 4 > buffer.len() {
-            return Ok(None);
+        if written + 1 + 4 > buffer.len() || std::str::from_utf8(&buffer[..written]).is_err() {
+            return Ok(ShortString::Long);
         }
-        Ok(std::str::from_utf8(&buffer[..written]).is_ok().then_some(written))
-    }
-
-    /// A string's length in UTF-16 units (V8 knows it without a pass over the text).
-    fn utf16_length(self, value: Value) -> Result<usize> {
-        let mut length = 0;
-        self.check(
-            unsafe { sys::napi_get_value_string_utf16(self.0, value, ptr::null_mut(), 0, &mut length) },
-            "string length",
-        )?;
-        Ok(length)
+        Ok(ShortString::Text(written))
     }
 
     fn get_string_lossy(self, value: Value) -> Result<String> {
@@ -841,6 +846,23 @@ fn js_text(text: &str) -> JsText<'_> {
     let written = encoding_rs::mem::convert_str_to_utf16(text, &mut units);
     units.truncate(written);
     JsText::Utf16(units)
+}
+
+/// What [`Js::string_value`] found.
+pub enum StringValue {
+    NotString,
+    /// A string holding a lone surrogate: not Unicode text, so no wasm string.
+    LoneSurrogate,
+    Text(String),
+}
+
+/// What [`Js::short_string`] found.
+pub enum ShortString {
+    NotString,
+    /// The text may not have fit: read it whole.
+    Long,
+    /// The text is this many bytes at the start of the buffer.
+    Text(usize),
 }
 
 /// Whether UTF-8 `bytes` contain U+FFFD (EF BF BD).
