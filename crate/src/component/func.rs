@@ -125,9 +125,17 @@ impl Export for ExportFunc {
         let mut slot = [Val::Bool(false)];
         let results = &mut slot[..usize::from(self.result.is_some())];
         let waits = live.store.data().waits();
-        let resources = live.store.data().resources.clone();
         // Handles whose JS side was collected are dropped first, under this call's budget.
-        let collected = resources.as_ref().map(|r| r.take_collected()).unwrap_or_default();
+        let collected = (live.store.data().resources.as_ref())
+            .map(|resources| resources.take_collected())
+            .unwrap_or_default();
+        // Only a signature that can hold a resource needs them (an Arc clone is two locked
+        // instructions on every call).
+        let resources = if self.resources_in || self.resources_out {
+            live.store.data().resources.clone()
+        } else {
+            None
+        };
         // Resource markers become the guest's handles, by the function's types in this store.
         let mut lent = Vec::new();
         let mut resolved;

@@ -12,6 +12,7 @@
 //! `Val::U64` for a guest handle, a `Val::S64` for a host object); where the store is at hand,
 //! markers become `Val::Resource`s and back ([`Resources::resolve`], [`Resources::capture`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use napi::sys;
@@ -47,7 +48,7 @@ struct GuestToken {
 impl Drop for GuestToken {
     fn drop(&mut self) {
         if let Some(resources) = self.resources.upgrade() {
-            resources.table().collected.push((self.index, self.generation));
+            resources.drop_at_next_call(self.index, self.generation);
         }
     }
 }
@@ -74,6 +75,9 @@ struct Table {
 /// The resources of one component instance.
 pub struct Resources {
     table: Mutex<Table>,
+    /// Whether `Table::collected` may hold handles: every call looks, and most find none, so
+    /// they look here without taking the lock.
+    collected_pending: AtomicBool,
     /// The types linked for the imported (host) resources: `host_dynamic(i)` for `i` below this.
     host_types: u32,
     /// Most handles (guest and host together) the instance may make the host hold
@@ -95,6 +99,7 @@ impl Resources {
     pub fn new(host_types: u32, max_live: u32, release: Release) -> Arc<Self> {
         Arc::new(Resources {
             table: Mutex::new(Table::default()),
+            collected_pending: AtomicBool::new(false),
             host_types,
             max_live: max_live as usize,
             release,
@@ -187,7 +192,15 @@ impl Resources {
 
     /// Guest handles whose JS side is gone: to drop with the store at hand.
     pub fn take_collected(&self) -> Vec<ResourceAny> {
-        let collected = std::mem::take(&mut self.table().collected);
+        // A handle queued while this runs is dropped at the call after.
+        if !self.collected_pending.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let collected = {
+            let mut table = self.table();
+            self.collected_pending.store(false, Ordering::Release);
+            std::mem::take(&mut table.collected)
+        };
         collected
             .into_iter()
             .filter_map(|(index, generation)| self.take_guest(index, generation))
@@ -210,10 +223,16 @@ impl Resources {
         })
     }
 
+    fn drop_at_next_call(&self, index: u32, generation: u32) {
+        let mut table = self.table();
+        table.collected.push((index, generation));
+        self.collected_pending.store(true, Ordering::Release);
+    }
+
     /// Queues the token's handle to be dropped at the next call (the instance is busy now).
     pub fn drop_later(&self, js: Js, value: Value) -> Result<(), Failure> {
         if let Some((token, true)) = self.token(js, value)? {
-            self.table().collected.push((token.index, token.generation));
+            self.drop_at_next_call(token.index, token.generation);
         }
         Ok(())
     }
