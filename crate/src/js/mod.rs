@@ -222,15 +222,26 @@ impl Js {
     /// A JS string. Text that fits Latin-1 (ASCII above all) becomes a one-byte string, other text
     /// a two-byte one, both by a plain copy: V8's own UTF-8 decoder takes several times longer.
     pub fn string(self, value: &str) -> Result<Value> {
-        let mut out = ptr::null_mut();
-        let status = match js_text(value) {
-            JsText::Latin1(bytes) => unsafe {
-                sys::napi_create_string_latin1(self.0, bytes.as_ptr().cast(), bytes.len() as isize, &mut out)
-            },
-            JsText::Utf16(units) => unsafe {
-                sys::napi_create_string_utf16(self.0, units.as_ptr(), units.len() as isize, &mut out)
-            },
+        let create = |scratch: &mut Vec<u16>| {
+            let mut out = ptr::null_mut();
+            let status = match js_text(value, scratch) {
+                JsText::Latin1(bytes) => unsafe {
+                    sys::napi_create_string_latin1(self.0, bytes.as_ptr().cast(), bytes.len() as isize, &mut out)
+                },
+                JsText::Utf16(units) => unsafe {
+                    sys::napi_create_string_utf16(self.0, units.as_ptr(), units.len() as isize, &mut out)
+                },
+            };
+            if scratch.len() > MAX_SCRATCH_UNITS {
+                *scratch = Vec::new();
+            }
+            (status, out)
         };
+        // A string made while another is being made (nothing does that today) gets its own buffer.
+        let (status, out) = UTF16_SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => create(&mut scratch),
+            Err(_) => create(&mut Vec::new()),
+        });
         self.check(status, "string")?;
         Ok(out)
     }
@@ -826,12 +837,23 @@ impl napi::bindgen_prelude::TypeName for Raw {
 enum JsText<'a> {
     /// Every character is below U+0100: one byte each.
     Latin1(Cow<'a, [u8]>),
-    Utf16(Vec<u16>),
+    Utf16(&'a [u16]),
 }
+
+thread_local! {
+    /// Where text becomes UTF-16 on its way to V8, kept between strings: V8 copies the units, so
+    /// the buffer is free again at once, and a fresh one per string cost an allocation, zeroing
+    /// and a free (a tenth of a 1 KiB string's round trip).
+    static UTF16_SCRATCH: std::cell::RefCell<Vec<u16>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Larger scratch buffers are let go after use rather than kept for the thread's life.
+const MAX_SCRATCH_UNITS: usize = 1 << 16;
 
 /// `text` in the narrowest encoding V8 can take as is (encoding_rs: vectorized where the text is
 /// ASCII).
-fn js_text(text: &str) -> JsText<'_> {
+/// Two-byte text is written into `scratch`, which only grows (its old contents are overwritten).
+fn js_text<'a>(text: &'a str, scratch: &'a mut Vec<u16>) -> JsText<'a> {
     let bytes = text.as_bytes();
     if bytes.is_ascii() {
         return JsText::Latin1(Cow::Borrowed(bytes));
@@ -842,10 +864,12 @@ fn js_text(text: &str) -> JsText<'_> {
         latin1.truncate(written);
         return JsText::Latin1(Cow::Owned(latin1));
     }
-    let mut units = vec![0u16; bytes.len() + 1];
-    let written = encoding_rs::mem::convert_str_to_utf16(text, &mut units);
-    units.truncate(written);
-    JsText::Utf16(units)
+    // encoding_rs wants room for one unit per byte, plus one.
+    if scratch.len() < bytes.len() + 1 {
+        scratch.resize(bytes.len() + 1, 0);
+    }
+    let written = encoding_rs::mem::convert_str_to_utf16(text, scratch);
+    JsText::Utf16(&scratch[..written])
 }
 
 /// What [`Js::string_value`] found.
@@ -875,7 +899,7 @@ mod tests {
     use super::{JsText, contains_replacement_character, js_text};
 
     fn latin1(text: &str) -> Option<Vec<u8>> {
-        match js_text(text) {
+        match js_text(text, &mut Vec::new()) {
             JsText::Latin1(bytes) => Some(bytes.into_owned()),
             JsText::Utf16(_) => None,
         }
@@ -892,9 +916,12 @@ mod tests {
     #[test]
     fn other_text_is_utf16_with_its_latin1_prefix() {
         let long = "ascii run long enough for the vector path ".repeat(8) + "€ then more ascii after it é🚀";
-        for text in ["ÿĀ", "🚀", "plain then € and 🚀 ü", "ü€ airssys-wasm ü€ ", &long] {
+        // One scratch for all, longest first: a shorter text after a longer one must not carry
+        // the longer one's leftover units.
+        let mut scratch = Vec::new();
+        for text in [&long, "ÿĀ", "🚀", "plain then € and 🚀 ü", "ü€ airssys-wasm ü€ ", "€"] {
             let expected: Vec<u16> = text.encode_utf16().collect();
-            assert_eq!(js_text(text), JsText::Utf16(expected), "{text}");
+            assert_eq!(js_text(text, &mut scratch), JsText::Utf16(&expected), "{text}");
         }
     }
 
