@@ -224,6 +224,9 @@ const refused: Array<[string, unknown[], string]> = [
   ['roundtrip-flags', [{ delete: true }], 'unknown flag "delete"'],
   ['roundtrip-option-option', [5], 'expected option (tagged'],
   ['roundtrip-results', [[{ tag: 'maybe' }]], 'list index 0: unknown result tag "maybe"'],
+  ['roundtrip-results', [[['ok', 1]]], 'list index 0: expected result'],
+  ['roundtrip-variant', [['circle', 1]], 'expected variant'],
+  ['roundtrip-option-option', [[]], 'expected option (tagged'],
   [
     'roundtrip-nested',
     [{ items: [['x', [{ tag: 'circle', val: 'no' }]]], inner: undefined }],

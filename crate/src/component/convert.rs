@@ -416,7 +416,9 @@ impl Tag {
 
 /// Reads `{ tag, val }`.
 fn tagged(js: Js, names: &mut Names, value: Value, what: &str) -> Result<(Tag, Value), String> {
-    if !is_plain_object(js, value)? {
+    // An array is an object too: it fails on its missing `tag` below, which saves asking every
+    // element of a list whether it is an array.
+    if kind(js, value)? != Kind::Object {
         return Err(expected(js, what, value));
     }
     let tag = names.get(js, "tag", false).and_then(|key| js.get_key(value, key));
