@@ -1,7 +1,8 @@
 /**
- * The typed path of `func(list<u8>) -> list<u8>` (a `Uint8Array` argument: one copy each way)
- * against the generic `Val` path (a plain array of numbers): the same bytes back on edge values,
- * with `callSync`, `call` and function handles, and the same errors.
+ * The typed path of `func(list<u8>) -> list<u8>` (a `Uint8Array` or an array of numbers: one copy
+ * each way) against the generic `Val` path (the same bytes as a `list<u8>` field of a record, to a
+ * host function and back): the same bytes back on edge values, with `callSync`, `call` and
+ * function handles, and the same errors.
  */
 import { randomBytes } from 'node:crypto'
 
@@ -25,15 +26,64 @@ const edges: Uint8Array[] = [
   new Uint8Array(randomBytes((1 << 20) + 7)),
 ]
 
-test('a Uint8Array (typed path) and a plain array (Val path) give the same bytes back', async (t) => {
+/** The record the fixture's `call-echo` sends to the host's `echo` and returns: `bytes` on the Val path. */
+const record = (bytes: Uint8Array | number[]) => ({
+  flag: false,
+  tiny: 0,
+  small: 0,
+  medium: 0,
+  large: 0n,
+  stiny: 0,
+  ssmall: 0,
+  smedium: 0,
+  slarge: 0n,
+  single: 0,
+  wide: 0,
+  letter: 'a',
+  text: '',
+  bytes,
+  words: [],
+  maybe: { tag: 'none' },
+  outcome: { tag: 'ok', val: '' },
+  rank: 'low',
+  rights: {},
+  tokens: [],
+  pair: [0, ''],
+})
+
+test('a Uint8Array and a plain array (typed path) give the same bytes back as the Val path', async (t) => {
   const inst = instance()
   for (const bytes of edges) {
     const typed = inst.callSync('roundtrip-list-u8', [bytes])
     t.true(typed instanceof Uint8Array)
     t.deepEqual(typed, bytes)
-    if (bytes.length <= 4096) t.deepEqual(inst.callSync('roundtrip-list-u8', [Array.from(bytes)]), typed)
+    const generic = (inst.callSync('call-echo', [record(bytes)]) as { bytes: Uint8Array }).bytes
+    t.deepEqual(generic, typed)
+    if (bytes.length <= 4096) {
+      const array = Array.from(bytes)
+      t.deepEqual(inst.callSync('roundtrip-list-u8', [array]), typed)
+      t.deepEqual((inst.callSync('call-echo', [record(array)]) as { bytes: Uint8Array }).bytes, typed)
+    }
     t.deepEqual(await inst.call('roundtrip-list-u8', [bytes]), bytes)
     t.deepEqual(inst.function('roundtripListU8')(bytes), bytes)
+  }
+})
+
+test('an array that is not all bytes is refused on the typed path as on the Val path', (t) => {
+  const inst = instance()
+  for (const [bad, fragment] of [
+    [[0, 256], 'list index 1: expected u8, got 256'],
+    [[-1], 'list index 0: expected u8, got -1'],
+    [[1.5], 'list index 0: expected u8, got 1.5'],
+    [['1'], 'list index 0: expected u8, got string'],
+    [[0, , 2], 'list index 1: expected u8, got undefined'],
+  ] as Array<[unknown[], string]>) {
+    const typed = t.throws(() => inst.callSync('roundtrip-list-u8', [bad]), { instanceOf: WasmTypeError })
+    const generic = t.throws(() => inst.callSync('call-echo', [record(bad as number[])]), {
+      instanceOf: WasmTypeError,
+    })
+    t.true(typed?.message.includes(`param "v": ${fragment}`), typed?.message)
+    t.true(generic?.message.includes(fragment), generic?.message)
   }
 })
 
@@ -58,7 +108,7 @@ test('bytes larger than the memory limit fail as on the Val path, and the next i
   const small = () => component.instantiateSync({ limits: { memoryBytes: 2 << 20 }, imports: typesImports() })
   const big = new Uint8Array(3 << 20)
   const typed = t.throws(() => small().callSync('roundtrip-list-u8', [big]))
-  const generic = t.throws(() => small().callSync('roundtrip-list-u8', [Array.from(big)]))
+  const generic = t.throws(() => small().callSync('call-echo', [record(big)]))
   t.is(typed?.constructor, generic?.constructor)
   t.is((typed as { code?: string } | undefined)?.code, (generic as { code?: string } | undefined)?.code)
   t.deepEqual(instance().callSync('roundtrip-list-u8', [new Uint8Array([1, 2])]), new Uint8Array([1, 2]))

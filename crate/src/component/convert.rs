@@ -180,6 +180,40 @@ fn from_typed(element: ElementType, length: usize, data: *const u8) -> Vec<Val> 
     }
 }
 
+/// The bytes of a `list<u8>` given as a `Uint8Array` (or `Uint8ClampedArray`) or as an array of
+/// numbers, copied out for wasmtime's typed path: no `Val` per byte. `Ok(None)` for any other
+/// value, which the generic path then converts or refuses with its own message.
+pub fn bytes_from_js(js: Js, value: Value) -> Result<Option<Vec<u8>>, String> {
+    if let Some(view) = js.typed_array(value).map_err(napi_error)? {
+        if !matches!(view.element, ElementType::Uint8 | ElementType::Uint8Clamped) {
+            return Ok(None);
+        }
+        if view.length == 0 {
+            return Ok(Some(Vec::new()));
+        }
+        // SAFETY: the view points at `length` live bytes of the caller's array.
+        return Ok(Some(
+            unsafe { std::slice::from_raw_parts(view.data, view.length) }.to_vec(),
+        ));
+    }
+    if !js.is_array(value).map_err(napi_error)? {
+        return Ok(None);
+    }
+    let length = js.array_length(value).map_err(napi_error)?;
+    if length > MAX_ARRAY_ITEMS {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(length as usize);
+    for index in 0..length {
+        let item = js.get_index(value, index).map_err(napi_error);
+        let byte = wrap(item.and_then(|item| integer(js, item, "u8", 0.0, 255.0)), || {
+            format!("list index {index}")
+        })?;
+        bytes.push(byte as u8);
+    }
+    Ok(Some(bytes))
+}
+
 /// Converts a JS value to a component value of type `ty`.
 pub fn from_js(js: Js, cx: Cx, value: Value, ty: &Type) -> Result<Val, String> {
     from_js_in(js, cx, &mut Names::default(), value, ty)

@@ -31,7 +31,7 @@ pub struct ExportFunc {
     pub resources_in: bool,
     pub resources_out: bool,
     /// A `func(list<u8>) -> list<u8>`: called through wasmtime's typed API when given a
-    /// `Uint8Array` (see [`ExportFunc::invoke_typed`]). (A `func(string) -> string` gains nothing
+    /// `Uint8Array` or an array of numbers (see [`ExportFunc::invoke_typed`]). (A `func(string) -> string` gains nothing
     /// measurable that way: its UTF-16 <-> UTF-8 conversions dominate.)
     bytes_to_bytes: bool,
 }
@@ -65,19 +65,13 @@ impl Export for ExportFunc {
 
     /// Errors name the parameter and the path inside it.
     fn lower_args(&self, js: Js, resources: Resources<'_>, args: &[Value]) -> Result<Args, Failure> {
-        if let (true, [arg]) = (self.bytes_to_bytes, args)
-            && let Some(view) = js.typed_array(*arg)?
-            && matches!(view.element, ElementType::Uint8)
-        {
-            let copied = if view.length == 0 {
-                Vec::new()
-            } else {
-                // SAFETY: the view points at `length` live bytes of the caller's array.
-                unsafe { std::slice::from_raw_parts(view.data, view.length) }.to_vec()
-            };
-            return Ok(Args::Bytes(copied));
-        }
         let fail = |message: String| Failure::Type(format!("{}: {message}", self.path));
+        if let (true, [arg], [(name, _)]) = (self.bytes_to_bytes, args, self.params.as_slice())
+            && let Some(bytes) =
+                convert::bytes_from_js(js, *arg).map_err(|message| fail(format!("param \"{name}\": {message}")))?
+        {
+            return Ok(Args::Bytes(bytes));
+        }
         let count = args.len();
         if count != self.params.len() {
             let names: Vec<String> = self
