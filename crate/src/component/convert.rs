@@ -25,21 +25,30 @@ const MAX_NAMES: usize = 64;
 /// `tag` and `val`, case names. A list of 1,000 records then makes each key once rather than
 /// 1,000 times, and V8 hashes and interns a key the first time it is used as one, not on every
 /// element. Handles stay valid for the N-API call the conversion runs in.
+/// The names' text sits in one buffer, on the stack for the usual few short names.
 #[derive(Default)]
-struct Names(SmallVec<[(Box<str>, bool, Value); 8]>);
+struct Names {
+    text: SmallVec<[u8; 256]>,
+    /// Where each name is in `text`, whether it is camelCased, and its JS string.
+    made: SmallVec<[(usize, usize, bool, Value); 8]>,
+}
 
 impl Names {
     fn get(&mut self, js: Js, name: &str, camel: bool) -> napi::Result<Value> {
-        if let Some((_, _, made)) = self.0.iter().find(|(known, c, _)| *c == camel && **known == *name) {
-            return Ok(*made);
+        let found = self.made.iter().find(|&&(start, length, c, _)| {
+            c == camel && self.text.get(start..start + length) == Some(name.as_bytes())
+        });
+        if let Some(&(_, _, _, made)) = found {
+            return Ok(made);
         }
         let made = if camel {
             js.string(&camel_case(name))?
         } else {
             js.string(name)?
         };
-        if self.0.len() < MAX_NAMES {
-            self.0.push((name.into(), camel, made));
+        if self.made.len() < MAX_NAMES {
+            self.made.push((self.text.len(), name.len(), camel, made));
+            self.text.extend_from_slice(name.as_bytes());
         }
         Ok(made)
     }
