@@ -116,7 +116,7 @@ impl Export for CoreExport {
         }
     }
 
-    /// All-numeric exports, unless the store's calls wait (they then run as futures).
+    /// All-numeric exports (where the store's calls wait, `call_direct` takes the generic steps).
     fn is_direct(&self) -> bool {
         self.numeric
     }
@@ -136,34 +136,10 @@ impl Export for CoreExport {
             return self.lift(js, None, results);
         }
         self.check_count(args)?;
-        let mut raw = [ValRaw::i32(0); 16];
-        let mut buffer: Vec<ValRaw>;
-        let slots = args.len().max(self.results.len());
-        let raw: &mut [ValRaw] = if slots <= raw.len() {
-            &mut raw[..slots]
-        } else {
-            buffer = vec![ValRaw::i32(0); slots];
-            &mut buffer
-        };
-        for (index, ((ty, &arg), slot)) in self.params.iter().zip(args).zip(raw.iter_mut()).enumerate() {
-            *slot = raw_of(&self.convert_arg(js, index, ty, arg)?)?;
-        }
-        store::run(&mut live.store, engine, budget, &mut live.metrics, |store| {
-            // SAFETY: `numeric` guarantees the signature is all numbers, each slot holds a value
-            // of its parameter's type, and the buffer has room for the results.
-            unsafe { func.call_unchecked(store, raw as *mut [ValRaw]) }
+        let results = self.call_raw(live, func, budget, engine, |index, ty| {
+            raw_of(&self.convert_arg(js, index, ty, args[index])?)
         })?;
-        match self.results.as_slice() {
-            [] => Ok(js.undefined()?),
-            [ty] => Ok(convert::to_js(js, &val_of(ty, raw[0]))?),
-            types => {
-                let array = js.array(types.len())?;
-                for (index, (ty, value)) in types.iter().zip(raw.iter()).enumerate() {
-                    js.set_index(array, index as u32, convert::to_js(js, &val_of(ty, *value))?)?;
-                }
-                Ok(array)
-            }
-        }
+        self.lift(js, None, results)
     }
 }
 
@@ -198,21 +174,34 @@ impl CoreExport {
         engine: &EngineShared,
         params: &[Val],
     ) -> std::result::Result<Vals, Failure> {
+        self.call_raw(live, func, budget, engine, |index, _| raw_of(&params[index]))
+    }
+
+    /// Calls an all-numeric export with its arguments as raw values (`arg(index, type)` gives
+    /// each), in one buffer that then holds the results.
+    fn call_raw(
+        &self,
+        live: &mut Live<Instance>,
+        func: Func,
+        budget: &Budget,
+        engine: &EngineShared,
+        mut arg: impl FnMut(usize, &ValType) -> std::result::Result<ValRaw, Failure>,
+    ) -> std::result::Result<Vals, Failure> {
         let mut raw = [ValRaw::i32(0); 16];
         let mut buffer: Vec<ValRaw>;
-        let slots = params.len().max(self.results.len());
+        let slots = self.params.len().max(self.results.len());
         let raw: &mut [ValRaw] = if slots <= raw.len() {
             &mut raw[..slots]
         } else {
             buffer = vec![ValRaw::i32(0); slots];
             &mut buffer
         };
-        for (slot, value) in raw.iter_mut().zip(params) {
-            *slot = raw_of(value)?;
+        for (index, (ty, slot)) in self.params.iter().zip(raw.iter_mut()).enumerate() {
+            *slot = arg(index, ty)?;
         }
         store::run(&mut live.store, engine, budget, &mut live.metrics, |store| {
-            // SAFETY: `numeric` guarantees the signature is all numbers, `lower_args` produced one
-            // value of the declared type per parameter, and the buffer has room for the results.
+            // SAFETY: `numeric` guarantees the signature is all numbers, `arg` gave one value of
+            // the declared type per parameter, and the buffer has room for the results.
             unsafe { func.call_unchecked(store, raw as *mut [ValRaw]) }
         })?;
         Ok(self
