@@ -17,14 +17,15 @@ use crate::names::camel_case;
 /// empty-looking array). Typed arrays are not capped: their bytes already exist.
 const MAX_ARRAY_ITEMS: u32 = 1 << 22;
 
-/// Longest run of names one conversion keeps (see [`Names`]); names come from the value's type,
-/// so only a type with more distinct names than this makes some of them again.
+/// Most names one conversion keeps (see [`Names`]); names come from the value's type, so only a
+/// type with more distinct names than this makes some of them again.
 const MAX_NAMES: usize = 64;
 
 /// The JS strings one conversion has made for WIT names: record and flag keys (camelCased),
 /// `tag` and `val`, case names. A list of 1,000 records then makes each key once rather than
 /// 1,000 times, and V8 hashes and interns a key the first time it is used as one, not on every
 /// element. Handles stay valid for the N-API call the conversion runs in.
+///
 /// The names' text sits in one buffer, on the stack for the usual few short names.
 #[derive(Default)]
 struct Names {
