@@ -136,10 +136,24 @@ impl Export for CoreExport {
             return self.lift(js, None, results);
         }
         self.check_count(args)?;
-        let results = self.call_raw(live, func, budget, engine, |index, ty| {
-            raw_of(&self.convert_arg(js, index, ty, args[index])?)
-        })?;
-        self.lift(js, None, results)
+        self.call_raw(
+            live,
+            func,
+            budget,
+            engine,
+            |index, ty| raw_of(&self.convert_arg(js, index, ty, args[index])?),
+            |results| match self.results.as_slice() {
+                [] => Ok(js.undefined()?),
+                [ty] => Ok(convert::to_js(js, &val_of(ty, results[0]))?),
+                types => {
+                    let array = js.array(types.len())?;
+                    for (index, (ty, value)) in types.iter().zip(results).enumerate() {
+                        js.set_index(array, index as u32, convert::to_js(js, &val_of(ty, *value))?)?;
+                    }
+                    Ok(array)
+                }
+            },
+        )
     }
 }
 
@@ -174,19 +188,34 @@ impl CoreExport {
         engine: &EngineShared,
         params: &[Val],
     ) -> std::result::Result<Vals, Failure> {
-        self.call_raw(live, func, budget, engine, |index, _| raw_of(&params[index]))
+        self.call_raw(
+            live,
+            func,
+            budget,
+            engine,
+            |index, _| raw_of(&params[index]),
+            |results| {
+                Ok(self
+                    .results
+                    .iter()
+                    .zip(results)
+                    .map(|(ty, value)| val_of(ty, *value))
+                    .collect())
+            },
+        )
     }
 
     /// Calls an all-numeric export with its arguments as raw values (`arg(index, type)` gives
-    /// each), in one buffer that then holds the results.
-    fn call_raw(
+    /// each), in one buffer that then holds the results, which `results` reads.
+    fn call_raw<R>(
         &self,
         live: &mut Live<Instance>,
         func: Func,
         budget: &Budget,
         engine: &EngineShared,
         mut arg: impl FnMut(usize, &ValType) -> std::result::Result<ValRaw, Failure>,
-    ) -> std::result::Result<Vals, Failure> {
+        results: impl FnOnce(&[ValRaw]) -> std::result::Result<R, Failure>,
+    ) -> std::result::Result<R, Failure> {
         let mut raw = [ValRaw::i32(0); 16];
         let mut buffer: Vec<ValRaw>;
         let slots = self.params.len().max(self.results.len());
@@ -204,12 +233,7 @@ impl CoreExport {
             // the declared type per parameter, and the buffer has room for the results.
             unsafe { func.call_unchecked(store, raw as *mut [ValRaw]) }
         })?;
-        Ok(self
-            .results
-            .iter()
-            .zip(raw.iter())
-            .map(|(ty, value)| val_of(ty, *value))
-            .collect())
+        results(&raw[..self.results.len()])
     }
 
     fn check_count(&self, args: &[Value]) -> std::result::Result<(), Failure> {
