@@ -103,17 +103,7 @@ impl Export for CoreExport {
     }
 
     fn lift(&self, js: Js, _resources: Resources<'_>, results: Vals) -> std::result::Result<Value, Failure> {
-        match results.as_slice() {
-            [] => Ok(js.undefined()?),
-            [single] => Ok(convert::to_js(js, single)?),
-            many => {
-                let array = js.array(many.len())?;
-                for (index, value) in many.iter().enumerate() {
-                    js.set_index(array, index as u32, convert::to_js(js, value)?)?;
-                }
-                Ok(array)
-            }
-        }
+        results_to_js(js, results.into_iter())
     }
 
     /// All-numeric exports (where the store's calls wait, `call_direct` takes the generic steps).
@@ -142,19 +132,25 @@ impl Export for CoreExport {
             budget,
             engine,
             |index, ty| raw_of(&self.convert_arg(js, index, ty, args[index])?),
-            |results| match self.results.as_slice() {
-                [] => Ok(js.undefined()?),
-                [ty] => Ok(convert::to_js(js, &val_of(ty, results[0]))?),
-                types => {
-                    let array = js.array(types.len())?;
-                    for (index, (ty, value)) in types.iter().zip(results).enumerate() {
-                        js.set_index(array, index as u32, convert::to_js(js, &val_of(ty, *value))?)?;
-                    }
-                    Ok(array)
-                }
-            },
+            |results| results_to_js(js, self.results_of(results)),
         )
     }
+}
+
+/// A call's results as JS: `undefined` for none, the value for one, an array for several.
+fn results_to_js(js: Js, mut values: impl ExactSizeIterator<Item = Val>) -> std::result::Result<Value, Failure> {
+    let count = values.len();
+    if count <= 1 {
+        return Ok(match values.next() {
+            Some(value) => convert::to_js(js, &value)?,
+            None => js.undefined()?,
+        });
+    }
+    let array = js.array(count)?;
+    for (index, value) in values.enumerate() {
+        js.set_index(array, index as u32, convert::to_js(js, &value)?)?;
+    }
+    Ok(array)
 }
 
 /// A numeric value as wasmtime's raw form.
@@ -194,15 +190,13 @@ impl CoreExport {
             budget,
             engine,
             |index, _| raw_of(&params[index]),
-            |results| {
-                Ok(self
-                    .results
-                    .iter()
-                    .zip(results)
-                    .map(|(ty, value)| val_of(ty, *value))
-                    .collect())
-            },
+            |results| Ok(self.results_of(results).collect()),
         )
+    }
+
+    /// The raw results of a call as values of the export's result types.
+    fn results_of<'a>(&'a self, raw: &'a [ValRaw]) -> impl ExactSizeIterator<Item = Val> + 'a {
+        self.results.iter().zip(raw).map(|(ty, value)| val_of(ty, *value))
     }
 
     /// Calls an all-numeric export with its arguments as raw values (`arg(index, type)` gives
