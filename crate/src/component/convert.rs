@@ -213,15 +213,23 @@ pub fn bytes_from_js(js: Js, value: Value) -> Result<Option<Vec<u8>>, String> {
     if length > MAX_ARRAY_ITEMS {
         return Ok(None);
     }
-    let mut bytes = Vec::with_capacity(length as usize);
-    for index in 0..length {
-        let item = js.get_index(value, index).map_err(napi_error);
-        let byte = wrap(item.and_then(|item| integer(js, item, "u8", 0.0, 255.0)), || {
-            format!("list index {index}")
-        })?;
-        bytes.push(byte as u8);
-    }
+    let bytes = elements(js, value, length, |item| Ok(integer(js, item, "u8", 0.0, 255.0)? as u8))?;
     Ok(Some(bytes))
+}
+
+/// The first `length` elements of a JS array, each through `convert`; an error names the index.
+fn elements<T>(
+    js: Js,
+    array: Value,
+    length: u32,
+    mut convert: impl FnMut(Value) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
+    let mut items = Vec::with_capacity(length as usize);
+    for index in 0..length {
+        let item = js.get_index(array, index).map_err(napi_error);
+        items.push(wrap(item.and_then(&mut convert), || format!("list index {index}"))?);
+    }
+    Ok(items)
 }
 
 /// Converts a JS value to a component value of type `ty`.
@@ -277,15 +285,9 @@ fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Res
                         "an array of {length} elements is longer than a list argument may be ({MAX_ARRAY_ITEMS}; pass bytes as a Uint8Array)"
                     ));
                 }
-                let mut items = Vec::with_capacity(length as usize);
-                for index in 0..length {
-                    let item = js.get_index(value, index).map_err(napi_error);
-                    items.push(wrap(
-                        item.and_then(|item| from_js_in(js, cx, names, item, &element_type)),
-                        || format!("list index {index}"),
-                    )?);
-                }
-                Val::List(items)
+                Val::List(elements(js, value, length, |item| {
+                    from_js_in(js, cx, names, item, &element_type)
+                })?)
             } else {
                 return Err(expected(js, "array", value));
             }
