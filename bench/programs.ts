@@ -460,93 +460,65 @@ function rowsOf(measured: Measured[], manifest: Manifest): Row[] {
     const size = `${file}, ${amount(bytes, 'bytes')}`
     const v8 = done.v8 ? [id('v8')] : []
     const timed = (side: Side) => () => done[side]!.runs
-    if (done.v8) {
-      rows.push({
-        id: id('v8'),
-        title: `${program.name}: V8`,
-        note:
-          `Baseline. ${program.what}; n = ${program.n.toLocaleString('en-US')} (${language(program)}; ${size}). ` +
-          `Node's WebAssembly, TurboFan up front (${V8_FLAGS.join(' ')}).`,
-        unit: 'ns',
-        samples: timed('v8'),
-      })
-    }
-    if (done.cranelift) {
-      rows.push({
-        id: id('cranelift'),
-        title: `${program.name}: callSync, timeoutMs`,
-        note: `Ours, Cranelift, a far deadline (timeoutMs: ${FAR_DEADLINE_MS}). Ratio: to V8.`,
-        baselines: v8,
-        unit: 'ns',
-        samples: timed('cranelift'),
-      })
-    }
-    if (done.fuel) {
-      const consumed = done.fuel.fuelPerRun ?? 0
-      rows.push({
-        id: id('fuel'),
-        title: `${program.name}: callSync, fuel`,
-        note:
-          `Ours with fuel (Engine({ fuel: true }), a budget of ${FUEL_PER_CALL.toExponential()} a call; ` +
-          `one call consumes ${consumed.toLocaleString('en-US')}). ` +
-          'Ratios: to V8 and to the deadline row.',
-        baselines: [...v8, ...(done.cranelift ? [id('cranelift')] : [])],
-        unit: 'ns',
-        samples: timed('fuel'),
-      })
-    }
-    if (done.winch) {
-      rows.push({
-        id: id('winch'),
-        title: `${program.name}: callSync, timeoutMs, Winch`,
-        note: 'Ours on the baseline compiler, the same deadline. Ratios: to V8 and to Cranelift.',
-        baselines: [...v8, ...(done.cranelift ? [id('cranelift')] : [])],
-        unit: 'ns',
-        samples: timed('winch'),
-      })
-    }
     const compiled = (side: Side) => () => done[side]!.compiles
+    /** `row` into `to`, in nanoseconds, when `side` ran for this program. */
+    const add = (to: Row[], side: Side, samples: (side: Side) => () => number[], row: Row) => {
+      if (done[side]) to.push({ ...row, unit: 'ns', samples: samples(side) })
+    }
+    const withCranelift = done.cranelift ? [id('cranelift')] : []
+    add(rows, 'v8', timed, {
+      id: id('v8'),
+      title: `${program.name}: V8`,
+      note:
+        `Baseline. ${program.what}; n = ${program.n.toLocaleString('en-US')} (${language(program)}; ${size}). ` +
+        `Node's WebAssembly, TurboFan up front (${V8_FLAGS.join(' ')}).`,
+    })
+    add(rows, 'cranelift', timed, {
+      id: id('cranelift'),
+      title: `${program.name}: callSync, timeoutMs`,
+      note: `Ours, Cranelift, a far deadline (timeoutMs: ${FAR_DEADLINE_MS}). Ratio: to V8.`,
+      baselines: v8,
+    })
+    add(rows, 'fuel', timed, {
+      id: id('fuel'),
+      title: `${program.name}: callSync, fuel`,
+      note:
+        `Ours with fuel (Engine({ fuel: true }), a budget of ${FUEL_PER_CALL.toExponential()} a call; ` +
+        `one call consumes ${(done.fuel?.fuelPerRun ?? 0).toLocaleString('en-US')}). ` +
+        'Ratios: to V8 and to the deadline row.',
+      baselines: [...v8, ...withCranelift],
+    })
+    add(rows, 'winch', timed, {
+      id: id('winch'),
+      title: `${program.name}: callSync, timeoutMs, Winch`,
+      note: 'Ours on the baseline compiler, the same deadline. Ratios: to V8 and to Cranelift.',
+      baselines: [...v8, ...withCranelift],
+    })
     const lazy = done['v8-lazy'] ? [id('compile-v8')] : []
     const eager = done.v8 ? [id('compile-v8-eager')] : []
-    if (done['v8-lazy']) {
-      compileRows.push({
-        id: id('compile-v8'),
-        title: `${program.name}: compile, V8 (lazy)`,
-        note: `Baseline. \`new WebAssembly.Module\` of ${size}, cold (V8's default: validates now, compiles each function at its first call).`,
-        unit: 'ns',
-        samples: compiled('v8-lazy'),
-      })
-    }
-    if (done.v8) {
-      compileRows.push({
-        id: id('compile-v8-eager'),
-        title: `${program.name}: compile, V8 (eager TurboFan)`,
-        note: `The same with ${V8_FLAGS.join(' ')}: every function through TurboFan now. Ratio: to lazy.`,
-        baselines: lazy,
-        unit: 'ns',
-        samples: compiled('v8'),
-      })
-    }
-    if (done.cranelift) {
-      compileRows.push({
-        id: id('compile-cranelift'),
-        title: `${program.name}: compileModuleSync, Cranelift`,
-        note: 'Ours, cold. Ratios: to V8 lazy and eager.',
-        baselines: [...lazy, ...eager],
-        unit: 'ns',
-        samples: compiled('cranelift'),
-      })
-    }
-    if (done.winch) {
-      compileRows.push({
-        id: id('compile-winch'),
-        title: `${program.name}: compileModuleSync, Winch`,
-        note: 'Ours on Winch, cold. Ratios: to V8 lazy and eager, and to Cranelift.',
-        baselines: [...lazy, ...eager, ...(done.cranelift ? [id('compile-cranelift')] : [])],
-        unit: 'ns',
-        samples: compiled('winch'),
-      })
-    }
+    add(compileRows, 'v8-lazy', compiled, {
+      id: id('compile-v8'),
+      title: `${program.name}: compile, V8 (lazy)`,
+      note: `Baseline. \`new WebAssembly.Module\` of ${size}, cold (V8's default: validates now, compiles each function at its first call).`,
+    })
+    add(compileRows, 'v8', compiled, {
+      id: id('compile-v8-eager'),
+      title: `${program.name}: compile, V8 (eager TurboFan)`,
+      note: `The same with ${V8_FLAGS.join(' ')}: every function through TurboFan now. Ratio: to lazy.`,
+      baselines: lazy,
+    })
+    add(compileRows, 'cranelift', compiled, {
+      id: id('compile-cranelift'),
+      title: `${program.name}: compileModuleSync, Cranelift`,
+      note: 'Ours, cold. Ratios: to V8 lazy and eager.',
+      baselines: [...lazy, ...eager],
+    })
+    add(compileRows, 'winch', compiled, {
+      id: id('compile-winch'),
+      title: `${program.name}: compileModuleSync, Winch`,
+      note: 'Ours on Winch, cold. Ratios: to V8 lazy and eager, and to Cranelift.',
+      baselines: [...lazy, ...eager, ...(done.cranelift ? [id('compile-cranelift')] : [])],
+    })
   }
   return [...rows, ...compileRows]
 }
