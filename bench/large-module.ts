@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
-import { Engine } from '../lib/index.js'
+import { Engine, type Module } from '../lib/index.js'
 import { expectEqual, KiB, MiB, type Scenario } from './harness.js'
 import { largeModuleBytes, withNonce } from './wasm.js'
 
@@ -82,43 +82,21 @@ export const largeModule: Scenario = {
     ) => number
     const want = expected(3, 4)
     const compiled = engine.compileModuleSync(bytes)
-    expectEqual(
-      'our run(3, 4)',
-      compiled.instantiateSync({ limits: { memoryBytes: 64 * KiB } }).callSync('run', [3, 4]),
-      want,
-    )
-    expectEqual(
-      'Winch run(3, 4)',
-      winch
-        .compileModuleSync(bytes)
-        .instantiateSync({ limits: { memoryBytes: 64 * KiB } })
-        .callSync('run', [3, 4]),
-      want,
-    )
+    /** `run(3, 4)` in a fresh instance of `module`: every way of getting the module must agree. */
+    const run = (module: Module) =>
+      module.instantiateSync({ limits: { memoryBytes: 64 * KiB } }).callSync('run', [3, 4])
+    expectEqual('our run(3, 4)', run(compiled), want)
+    expectEqual('Winch run(3, 4)', run(winch.compileModuleSync(bytes)), want)
     const eager = await startEagerCompiler(cold.bytes)
     expectEqual('V8 eager run(3, 4)', await eager.compile(true), want)
 
     const precompiled = compiled.serialize()
     const fresh = new Engine()
-    expectEqual(
-      'deserialized run(3, 4)',
-      fresh
-        .deserializeModule(precompiled)
-        .instantiateSync({ limits: { memoryBytes: 64 * KiB } })
-        .callSync('run', [3, 4]),
-      want,
-    )
+    expectEqual('deserialized run(3, 4)', run(fresh.deserializeModule(precompiled)), want)
     const cacheDir = mkdtempSync(path.join(tmpdir(), 'airssys-bench-cache-'))
     new Engine({ cacheDir }).compileModuleSync(bytes)
     const fromDisk = new Engine({ cacheDir })
-    expectEqual(
-      'disk-cached run(3, 4)',
-      fromDisk
-        .compileModuleSync(bytes)
-        .instantiateSync({ limits: { memoryBytes: 64 * KiB } })
-        .callSync('run', [3, 4]),
-      want,
-    )
+    expectEqual('disk-cached run(3, 4)', run(fromDisk.compileModuleSync(bytes)), want)
     expectEqual('disk cache hits', fromDisk.cacheStats?.hits, 1)
     const size = `${(bytes.length / MiB).toFixed(2)} MiB, ${largeModuleBytes.name} in bench/wasm.ts`
 
