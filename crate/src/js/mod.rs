@@ -356,8 +356,8 @@ impl Js {
     }
 
     /// A short string's UTF-8 written into `buffer`, without allocating (case names are read for
-    /// every element of a list). `None` when the text may not have fit. A lone surrogate arrives
-    /// as U+FFFD, which no WIT name contains. Returns how many bytes of `buffer` are the text.
+    /// every element of a list): `Text(n)` when the first `n` bytes are the whole text, `Long`
+    /// when it may not have fit. A lone surrogate arrives as U+FFFD, which no WIT name contains.
     pub fn short_string(self, value: Value, buffer: &mut [u8; 64]) -> Result<ShortString> {
         let mut written = 0;
         let status = unsafe {
