@@ -1,7 +1,7 @@
 import test from 'ava'
 
 import { AbortError, ComponentError, Engine, HostError, TimeoutError } from '../lib/index.js'
-import { MiB, typesComponent, typesImports } from './helpers.js'
+import { everything, MiB, typesComponent, typesImports } from './helpers.js'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -162,36 +162,6 @@ test('core modules can import async host functions too', async (t) => {
   })
   t.is(await instance.call('run', [3]), 301)
 })
-
-/** A value of the fixture's `everything` record: every WIT type but resources, at edge values. */
-const everything = {
-  flag: true,
-  tiny: 255,
-  small: 65535,
-  medium: 4294967295,
-  large: 18446744073709551615n,
-  stiny: -128,
-  ssmall: -32768,
-  smedium: -2147483648,
-  slarge: -9223372036854775808n,
-  single: Math.fround(-1.5),
-  wide: Number.MAX_VALUE,
-  letter: '🚀',
-  text: 'Grüße, 世界 \u{FEFF}',
-  bytes: new Uint8Array([0, 127, 255]),
-  words: ['', 'ünï', '🚀'],
-  maybe: { tag: 'some', val: undefined },
-  outcome: { tag: 'err', val: 7 },
-  rank: 'high-ish',
-  rights: { read: true, write: false, execNow: true },
-  tokens: [
-    { tag: 'int', val: -1n },
-    { tag: 'text', val: '' },
-    { tag: 'empty' },
-    { tag: 'pair', val: [255, 'ß'] },
-  ],
-  pair: [-1, 'x'],
-}
 
 for (const kind of ['sync', 'async'] as const) {
   test(`every WIT type crosses to ${kind === 'sync' ? 'a sync' : 'an async'} host function and back, through call${kind === 'sync' ? ' and callSync' : ''}`, async (t) => {

@@ -1,12 +1,14 @@
 import { BusyError, fromNative, translate, translateAsync, WasmTypeError } from './errors.js'
 import type { WasiHttp } from './capabilities/wasi-http.js'
-import type { ComponentItem } from './component.js'
+import type { ComponentItem, WitFuncType } from './component.js'
 import { InstanceResources, jcoExports } from './resources.js'
 import type { NativeComponentInstance, NativeInstance } from './native.js'
 import { asyncCallOptions, callOptions, type AsyncCallOptions, type CallOptions } from './options.js'
 import { SerialQueue } from './util/serial-queue.js'
 import { isInsideHostCall, type Owner } from './util/reentry.js'
 import { withAbort } from './util/signal.js'
+import { exportPaths } from './util/names.js'
+import { decodeFlat, flatResult, flatScratch, type Read } from './wire.js'
 
 export type {
   AsyncCallOptions,
@@ -52,6 +54,22 @@ export interface Metrics {
 /** A native function handle: throws native errors, which {@link fromNative} turns into ours. */
 type NativeFunction = (...args: unknown[]) => unknown
 
+/**
+ * A function handle and, for an export whose structured result comes back in its flat form, the
+ * decoder of that form (see wire.ts).
+ */
+interface Handle {
+  native: NativeFunction
+  flat: Read | undefined
+}
+
+/** Calls a handle with the caller's argument array as it is. */
+function apply(handle: Handle, args: readonly unknown[]): unknown {
+  return handle.flat === undefined
+    ? Reflect.apply(handle.native, undefined, args)
+    : decodeFlat(Reflect.apply(handle.native, flatScratch(), args), handle.flat)
+}
+
 /** More arguments than any export takes (the addon refuses more too). */
 const MAX_ARGUMENTS = 1000
 
@@ -63,8 +81,8 @@ const MAX_ARGUMENTS = 1000
 export class Instance<E = Record<string, unknown>> {
   readonly #native: NativeComponentInstance | NativeInstance
   readonly #calls = new SerialQueue()
-  readonly #plain = new Map<string, NativeFunction>()
-  readonly #budgeted = new Map<string, NativeFunction>()
+  readonly #plain = new Map<string, Handle>()
+  readonly #budgeted = new Map<string, Handle>()
   readonly #functions = new Map<string, (...args: unknown[]) => unknown>()
 
   readonly #owner: Owner
@@ -72,6 +90,7 @@ export class Instance<E = Record<string, unknown>> {
 
   readonly #resources: InstanceResources | undefined
   readonly #exportItems: readonly ComponentItem[]
+  #funcTypesByPath: Map<string, WitFuncType> | undefined
   #exports: E | undefined
 
   /** @internal */
@@ -125,7 +144,7 @@ export class Instance<E = Record<string, unknown>> {
    */
   callSync(name: string, args: readonly unknown[] = [], options?: CallOptions): unknown {
     // The native function is applied to the caller's array directly: no wrapper, no spread.
-    let native: NativeFunction
+    let handle: Handle
     let all: readonly unknown[] = args
     // V8 refuses to apply a function to a huge array (a RangeError, not ours): no export takes
     // that many arguments anyway.
@@ -135,15 +154,15 @@ export class Instance<E = Record<string, unknown>> {
     const resources = this.#resources?.converts(name) === true ? this.#resources : undefined
     if (resources !== undefined) all = resources.lower(name, args)
     if (options === undefined) {
-      native = this.#handle(this.#plain, name, false)
+      handle = this.#handle(this.#plain, name, false)
     } else {
       const { fuel, timeoutMs } = callOptions(options)
-      native = this.#handle(this.#budgeted, name, true)
+      handle = this.#handle(this.#budgeted, name, true)
       all = [fuel, timeoutMs, ...all]
     }
     let result: unknown
     try {
-      result = Reflect.apply(native, undefined, all)
+      result = apply(handle, all)
     } catch (error) {
       throw fromNative(error)
     }
@@ -161,27 +180,56 @@ export class Instance<E = Record<string, unknown>> {
       this.#functions.set(name, wrapped)
     }
     if (wrapped === undefined) {
-      const native = this.#handle(this.#plain, name, false)
-      wrapped = (...args: unknown[]) => {
-        try {
-          return native(...args)
-        } catch (error) {
-          throw fromNative(error)
-        }
-      }
+      const handle = this.#handle(this.#plain, name, false)
+      const { native } = handle
+      wrapped =
+        handle.flat === undefined
+          ? (...args: unknown[]) => {
+              try {
+                return native(...args)
+              } catch (error) {
+                throw fromNative(error)
+              }
+            }
+          : (...args: unknown[]) => {
+              try {
+                return apply(handle, args)
+              } catch (error) {
+                throw fromNative(error)
+              }
+            }
       this.#functions.set(name, wrapped)
     }
     return wrapped
   }
 
   /** The native function for `name` (taking `(fuel, timeoutMs, ...args)` when `budgeted`), cached. */
-  #handle(cache: Map<string, NativeFunction>, name: string, budgeted: boolean): NativeFunction {
-    let native = cache.get(name)
-    if (native === undefined) {
-      native = translate(() => this.#native.function(name, budgeted))
-      cache.set(name, native)
+  #handle(cache: Map<string, Handle>, name: string, budgeted: boolean): Handle {
+    let handle = cache.get(name)
+    if (handle === undefined) {
+      const func = this.#funcTypes().get(name)
+      const flat = func === undefined ? undefined : flatResult(func)
+      const native = translate(() => this.#native.function(name, budgeted, flat !== undefined))
+      handle = { native, flat }
+      cache.set(name, handle)
     }
-    return native
+    return handle
+  }
+
+  /** The component's function types by every path an export answers to (none for a module). */
+  #funcTypes(): Map<string, WitFuncType> {
+    if (this.#funcTypesByPath === undefined) {
+      this.#funcTypesByPath = new Map()
+      const add = (interfaceName: string | undefined, item: ComponentItem) => {
+        if (item.kind !== 'func' || item.func === undefined) return
+        for (const path of exportPaths(interfaceName, item.name)) this.#funcTypesByPath!.set(path, item.func)
+      }
+      for (const item of this.#exportItems) {
+        add(undefined, item)
+        for (const member of item.exports ?? []) add(item.name, member)
+      }
+    }
+    return this.#funcTypesByPath
   }
 
   /** Calls an export off the JS thread, on airssys-wasm's own thread pool. */

@@ -2,7 +2,7 @@
 //! on the JS thread (`callSync`, `function(name)`) and the Promise-returning call that runs on the
 //! pool. Each kind of export says how its arguments, function, call and result work ([`Export`]).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use napi::{Env, JsValue};
 
 use crate::engine::EngineShared;
 use crate::errors::{Failure, exit_zero_is_success, guard, return_or_throw};
-use crate::js::{Js, Raw, Value, callback_args};
+use crate::js::{ElementType, Js, Raw, Value, callback_args};
 use crate::options::{NativeAbortHandle, call_budget, call_budget_from_js};
 use crate::runtime::host_bridge::serve_js_while;
 use crate::runtime::task;
@@ -50,6 +50,14 @@ pub trait Export: Send + Sync + 'static {
     fn no_output() -> Self::Output;
     /// Converts what the call returned to JS.
     fn lift(&self, js: Js, resources: Resources<'_>, output: Self::Output) -> Result<Value, Failure>;
+    /// Appends what the call returned to `out` in the flat form the TypeScript layer decodes
+    /// (component values, see `component::wire`); `false` when it returned nothing.
+    fn encode(&self, _output: Self::Output, _out: &mut Vec<u8>) -> Result<bool, Failure> {
+        Err(Failure::Internal(format!(
+            "{}: its result has no flat form",
+            self.name()
+        )))
+    }
 
     /// Whether [`Export::call_direct`] serves this export.
     fn is_direct(&self) -> bool {
@@ -166,11 +174,64 @@ struct Handle<E: Export> {
     /// The export's function in the slot's store, found at the first call (the data of a JS
     /// function is only touched on its JS thread).
     func: Cell<Option<E::Func>>,
+    /// The function returns its result in the flat form (see [`lift_flat`]).
+    flat: bool,
+}
+
+impl<E: Export> Handle<E> {
+    fn lift(&self, js: Js, this: Value, resources: Resources<'_>, output: E::Output) -> Result<Value, Failure> {
+        if self.flat {
+            lift_flat(&*self.export, js, this, output)
+        } else {
+            self.export.lift(js, resources, output)
+        }
+    }
+}
+
+thread_local! {
+    /// Where a result is put in its flat form before it is copied to JS, kept between calls.
+    static FLAT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Larger flat buffers are let go after use rather than kept for the thread's life.
+const MAX_KEPT_FLAT: usize = 1 << 20;
+
+/// Hands a result to JS in its flat form, which the TypeScript layer decodes: written into the
+/// `Uint8Array` the caller passed as `this` when it fits (returning its length), else as a new
+/// `ArrayBuffer`; `undefined` for no result. `this` carries the buffer so that the caller's
+/// argument array is applied as it is, without a copy to put the buffer in front.
+fn lift_flat<E: Export>(export: &E, js: Js, this: Value, output: E::Output) -> Result<Value, Failure> {
+    FLAT.with(|cell| {
+        let mut own = Vec::new();
+        let mut kept = cell.try_borrow_mut();
+        let out = match kept.as_deref_mut() {
+            Ok(kept) => kept,
+            Err(_) => &mut own,
+        };
+        out.clear();
+        let value = if !export.encode(output, out)? {
+            js.undefined()?
+        } else {
+            match js.typed_array(this)? {
+                Some(view) if view.element == ElementType::Uint8 && view.length >= out.len() => {
+                    // SAFETY: N-API reported `view.length` writable bytes at `view.data`, a
+                    // buffer of the caller's that nothing else touches during this call.
+                    unsafe { std::ptr::copy_nonoverlapping(out.as_ptr(), view.data.cast_mut(), out.len()) };
+                    js.number(out.len() as f64)?
+                }
+                _ => js.array_buffer_from(out)?,
+            }
+        };
+        if out.capacity() > MAX_KEPT_FLAT {
+            *out = Vec::new();
+        }
+        Ok(value)
+    })
 }
 
 unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi::sys::napi_callback_info) -> Value {
     // SAFETY: this callback is only installed by `function` with a `Handle<E>`.
-    let (js, handle, args) = unsafe { callback_args::<Handle<E>>(env, info) };
+    let (js, handle, args, this) = unsafe { callback_args::<Handle<E>>(env, info) };
     return_or_throw(js, || {
         let own_budget;
         let (budget, args) = match (handle.budgeted, args.as_slice()) {
@@ -209,9 +270,7 @@ unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi
                     result
                 })
             })?;
-            return handle
-                .export
-                .lift(js, resources, exit_zero_is_success(output, E::no_output)?);
+            return handle.lift(js, this, resources, exit_zero_is_success(output, E::no_output)?);
         }
         let output = exit_zero_is_success(
             slot.with_on_js_thread(js, |live| {
@@ -219,18 +278,20 @@ unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi
             }),
             E::no_output,
         )?;
-        handle.export.lift(js, resources, output)
+        handle.lift(js, this, resources, output)
     })
 }
 
 /// The export as a plain JS function `(...args) => result`, called on the JS thread with the
-/// instance's default budget; with `budgeted` it takes `(fuel, timeoutMs, ...args)`.
+/// instance's default budget; with `budgeted` it takes `(fuel, timeoutMs, ...args)`; with `flat`
+/// it returns its result in the flat form (see [`lift_flat`]).
 pub fn function<E: Export>(
     js: Js,
     slot: &Arc<Slot<E::Instance>>,
     export: Result<Arc<E>, Failure>,
     name: &str,
     budgeted: Option<bool>,
+    flat: Option<bool>,
 ) -> napi::Result<Raw> {
     guard(js, || {
         let handle = Handle {
@@ -239,6 +300,7 @@ pub fn function<E: Export>(
             slot: slot.clone(),
             budgeted: budgeted.unwrap_or(false),
             func: Cell::new(None),
+            flat: flat.unwrap_or(false),
         };
         Ok(js.function(name, handle, Some(call_handle::<E>)).map(Raw)?)
     })

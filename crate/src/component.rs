@@ -7,6 +7,7 @@ pub mod instance;
 pub mod linker;
 pub mod resources;
 pub mod types;
+pub mod wire;
 
 use napi_derive::napi;
 use wasmtime::Store;

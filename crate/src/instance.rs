@@ -32,13 +32,17 @@ macro_rules! instance_class {
         impl $class {
             /// The export as a plain JS function `(...args) => result`, called on the JS thread with
             /// the instance's default budget: the lowest-overhead way to call (no name lookup, no
-            /// array). With `budgeted`, the function takes `(fuel, timeoutMs, ...args)`.
+            /// array). With `budgeted`, the function takes `(fuel, timeoutMs, ...args)`. With
+            /// `flat` (component exports whose result has a flat form), it returns the result in
+            /// the flat form lib/wire.ts decodes: its length in the `Uint8Array` given as `this`,
+            /// or an `ArrayBuffer` when it does not fit.
             #[napi(ts_return_type = "(...args: unknown[]) => unknown")]
             pub fn function(
                 &self,
                 env: napi::Env,
                 name: String,
                 budgeted: Option<bool>,
+                flat: Option<bool>,
             ) -> napi::Result<$crate::js::Raw> {
                 $crate::call::function(
                     $crate::js::Js(env.raw()),
@@ -46,6 +50,7 @@ macro_rules! instance_class {
                     self.exports.get(&name),
                     &name,
                     budgeted,
+                    flat,
                 )
             }
 

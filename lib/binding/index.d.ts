@@ -44,9 +44,12 @@ export declare class NativeComponentInstance {
   /**
    * The export as a plain JS function `(...args) => result`, called on the JS thread with
    * the instance's default budget: the lowest-overhead way to call (no name lookup, no
-   * array). With `budgeted`, the function takes `(fuel, timeoutMs, ...args)`.
+   * array). With `budgeted`, the function takes `(fuel, timeoutMs, ...args)`. With
+   * `flat` (component exports whose result has a flat form), it returns the result in
+   * the flat form lib/wire.ts decodes: its length in the `Uint8Array` given as `this`,
+   * or an `ArrayBuffer` when it does not fit.
    */
-  function(name: string, budgeted?: boolean | undefined | null): (...args: unknown[]) => unknown
+  function(name: string, budgeted?: boolean | undefined | null, flat?: boolean | undefined | null): (...args: unknown[]) => unknown
   /** Calls an export on a pool thread; arguments are converted first, on the JS thread. */
   call(name: string, args: unknown, fuel?: number | undefined | null, timeoutMs?: number | undefined | null, abort?: NativeAbortHandle | undefined | null): Promise<unknown>
   /** Memory, fuel and call counters. */
@@ -110,9 +113,12 @@ export declare class NativeInstance {
   /**
    * The export as a plain JS function `(...args) => result`, called on the JS thread with
    * the instance's default budget: the lowest-overhead way to call (no name lookup, no
-   * array). With `budgeted`, the function takes `(fuel, timeoutMs, ...args)`.
+   * array). With `budgeted`, the function takes `(fuel, timeoutMs, ...args)`. With
+   * `flat` (component exports whose result has a flat form), it returns the result in
+   * the flat form lib/wire.ts decodes: its length in the `Uint8Array` given as `this`,
+   * or an `ArrayBuffer` when it does not fit.
    */
-  function(name: string, budgeted?: boolean | undefined | null): (...args: unknown[]) => unknown
+  function(name: string, budgeted?: boolean | undefined | null, flat?: boolean | undefined | null): (...args: unknown[]) => unknown
   /** Calls an export on a pool thread; arguments are converted first, on the JS thread. */
   call(name: string, args: unknown, fuel?: number | undefined | null, timeoutMs?: number | undefined | null, abort?: NativeAbortHandle | undefined | null): Promise<unknown>
   /** Memory, fuel and call counters. */

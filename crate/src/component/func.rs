@@ -9,6 +9,7 @@ use wasmtime::component::{Component, ComponentExportIndex, Func, Instance, Type,
 use super::convert::{self, TypedVal};
 use super::resources::holds_resources;
 use super::types::wit_type;
+use super::wire::{self, Shape};
 use crate::call::{Export, Exports, Resources};
 use crate::engine::EngineShared;
 use crate::errors::Failure;
@@ -34,6 +35,8 @@ pub struct ExportFunc {
     /// `Uint8Array` or an array of numbers (see [`ExportFunc::invoke_typed`]). (A `func(string) -> string` gains nothing
     /// measurable that way: its UTF-16 <-> UTF-8 conversions dominate.)
     bytes_to_bytes: bool,
+    /// The flat form of what a call returns to JS (the ok value of a `result`), when it has one.
+    flat: Option<Shape>,
 }
 
 fn is_bytes(ty: &Type) -> bool {
@@ -193,6 +196,23 @@ impl Export for ExportFunc {
         Returned::Val(None)
     }
 
+    fn encode(&self, output: Returned, out: &mut Vec<u8>) -> Result<bool, Failure> {
+        let failed = |message: &str| Failure::Internal(format!("{}: {message}", self.path));
+        let Some(shape) = &self.flat else {
+            return Err(failed("its result has no flat form"));
+        };
+        let value = match (output, &self.result) {
+            (Returned::Val(Some(Val::Result(Ok(payload)))), Some(Type::Result(_))) => payload.map(|payload| *payload),
+            (Returned::Val(value), _) => value,
+            (Returned::Bytes(_), _) => return Err(failed("a typed result has no flat form")),
+        };
+        match value {
+            Some(value) => wire::encode(&value, shape, out).map_err(|message| failed(&message))?,
+            None => return Ok(false),
+        }
+        Ok(true)
+    }
+
     /// `undefined` for none, the ok value of a `result`.
     fn lift(&self, js: Js, resources: Resources<'_>, value: Returned) -> Result<Value, Failure> {
         let value = match value {
@@ -266,6 +286,11 @@ pub fn exports(component: &Component) -> Exports<ExportFunc> {
         };
         let params: Vec<(String, Type)> = func.params().map(|(name, ty)| (name.to_string(), ty)).collect();
         let result = func.results().next();
+        // What JS receives: the ok value of a `result` (an err is thrown).
+        let lifted = match &result {
+            Some(Type::Result(result)) => result.ok(),
+            other => other.clone(),
+        };
         let export = Arc::new(ExportFunc {
             path: match interface {
                 Some(iface) => format!("{iface}#{name}"),
@@ -276,6 +301,7 @@ pub fn exports(component: &Component) -> Exports<ExportFunc> {
                 (params.as_slice(), &result),
                 ([(_, param)], Some(out)) if is_bytes(param) && is_bytes(out)
             ),
+            flat: lifted.as_ref().and_then(Shape::of),
             resources_in: params.iter().any(|(_, ty)| holds_resources(ty)),
             resources_out: result.as_ref().is_some_and(holds_resources),
             params,

@@ -599,9 +599,8 @@ impl Js {
         }))
     }
 
-    /// A new typed array holding a copy of `bytes` (already in the platform's little-endian
-    /// element layout), of `length` elements of the given type.
-    pub fn typed_array_from(self, element: ElementType, length: usize, bytes: &[u8]) -> Result<Value> {
+    /// A new `ArrayBuffer` holding a copy of `bytes`.
+    pub fn array_buffer_from(self, bytes: &[u8]) -> Result<Value> {
         let mut data = ptr::null_mut();
         let mut buffer = ptr::null_mut();
         self.check(
@@ -612,6 +611,13 @@ impl Js {
             // SAFETY: `data` points at a fresh, writable buffer of exactly `bytes.len()` bytes.
             unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), data.cast::<u8>(), bytes.len()) };
         }
+        Ok(buffer)
+    }
+
+    /// A new typed array holding a copy of `bytes` (already in the platform's little-endian
+    /// element layout), of `length` elements of the given type.
+    pub fn typed_array_from(self, element: ElementType, length: usize, bytes: &[u8]) -> Result<Value> {
+        let buffer = self.array_buffer_from(bytes)?;
         let raw_type = match element {
             ElementType::Int8 => sys::TypedarrayType::int8_array,
             ElementType::Uint8 | ElementType::Other => sys::TypedarrayType::uint8_array,
@@ -767,18 +773,19 @@ impl std::fmt::Display for JsNumber {
     }
 }
 
-/// The arguments and data of a raw callback made by [`Js::function`].
+/// The arguments, data and `this` of a raw callback made by [`Js::function`].
 ///
 /// # Safety
 /// `info` must be the callback info of a function created by `Js::function` with data `T`.
 pub unsafe fn callback_args<'a, T>(
     env: sys::napi_env,
     info: sys::napi_callback_info,
-) -> (Js, &'a T, SmallVec<[Value; 8]>) {
+) -> (Js, &'a T, SmallVec<[Value; 8]>, Value) {
     let mut argv: SmallVec<[Value; 8]> = SmallVec::from_elem(ptr::null_mut(), 8);
     let mut argc = argv.len();
     let mut data = ptr::null_mut();
-    unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), &mut data) };
+    let mut this = ptr::null_mut();
+    unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), &mut this, &mut data) };
     if argc > argv.len() {
         argv = SmallVec::from_elem(ptr::null_mut(), argc);
         unsafe {
@@ -795,7 +802,7 @@ pub unsafe fn callback_args<'a, T>(
     argv.truncate(argc);
     // SAFETY: the caller guarantees `data` is the `T` given to `Js::function`, alive while the
     // function is.
-    (Js(env), unsafe { &*(data as *const T) }, argv)
+    (Js(env), unsafe { &*(data as *const T) }, argv, this)
 }
 
 impl Js {

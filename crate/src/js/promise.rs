@@ -186,7 +186,7 @@ impl Js {
 /// `settle(token, fulfilled, value)`, called by the attach helper's callbacks.
 unsafe extern "C" fn settle(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: `settle` is only installed by `register_wait`, with `()` as the function's data.
-    let (js, _, args) = unsafe { callback_args::<()>(env, info) };
+    let (js, _, args, _) = unsafe { callback_args::<()>(env, info) };
     let (Some(&token), Some(&fulfilled), value) = (args.first(), args.get(1), args.get(2).copied()) else {
         return ptr::null_mut();
     };

@@ -1,0 +1,135 @@
+import test from 'ava'
+
+import { WasmError } from '../lib/index.js'
+import type { WitType } from '../lib/component.js'
+import { decodeFlat, flatResult } from '../lib/wire.js'
+import { everything, MiB, typesComponent, typesImports } from './helpers.js'
+
+function instance() {
+  return typesComponent().instantiateSync({ limits: { memoryBytes: 64 * MiB }, imports: typesImports() })
+}
+
+/**
+ * Everything about a value that the two paths must agree on and `deepEqual` does not pin: key
+ * order, whether a key is present (`{ tag }` has no `val`), typed array classes, -0.
+ */
+function describe(value: unknown): string {
+  if (Object.is(value, -0)) return '-0'
+  if (typeof value === 'bigint') return `${value}n`
+  if (typeof value === 'number' || typeof value === 'boolean' || value === undefined) return String(value)
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (ArrayBuffer.isView(value)) {
+    return `${value.constructor.name}[${Array.from(value as unknown as ArrayLike<unknown>, describe).join(',')}]`
+  }
+  if (Array.isArray(value)) return `Array[${value.map(describe).join(',')}]`
+  const object = value as Record<string, unknown>
+  return `{${Object.keys(object)
+    .map((key) => `${key}:${describe(object[key])}`)
+    .join(',')}}`
+}
+
+const person = { firstName: 'Zoë 🚀', age: 255, tags: ['', 'b', 'ünïcödé'] }
+const tagged = (tag: string, val?: unknown) => (val === undefined ? { tag } : { tag, val })
+
+/** Exports whose results come back flat, with values that reach every part of the form. */
+const structured: Array<[string, unknown]> = [
+  ['roundtrip-record', person],
+  ['roundtrip-point', { x: -2147483648, y: 2147483647 }],
+  ['roundtrip-tuple', [255, 'é', -0]],
+  ['roundtrip-variant', tagged('rectangle', { x: 1, y: -1 })],
+  ['roundtrip-variant', tagged('nothing')],
+  ['roundtrip-flags', { read: true, write: false, execNow: true }],
+  ['roundtrip-option-option', { tag: 'none' }],
+  ['roundtrip-option-option', { tag: 'some', val: undefined }],
+  ['roundtrip-option-option', { tag: 'some', val: 4294967295 }],
+  ['roundtrip-list-string', ['', 'a'.repeat(16), 'b'.repeat(17), 'ü', '🚀'.repeat(9), '\u0000']],
+  ['roundtrip-list-bool', [true, false]],
+  ['roundtrip-results', [tagged('ok', 0), tagged('err', ''), tagged('err', 'x'.repeat(40))]],
+  ['roundtrip-result-unit', { tag: 'err' }],
+  [
+    'roundtrip-nested',
+    {
+      items: [
+        undefined,
+        ['deep', [tagged('circle', 1.5), tagged('label', 'ÿĀ'), tagged('nothing')]],
+        ['', []],
+      ],
+      inner: person,
+    },
+  ],
+  ['many-params', undefined],
+]
+
+for (const [name, input] of structured) {
+  test(`${name}: a flat result is the value the per-value path makes (${describe(input).slice(0, 40)})`, async (t) => {
+    const inst = instance()
+    const args = name === 'many-params' ? [200, -5n, 'ü', 0.5] : [input]
+    const perValue = describe(await inst.call(name, args))
+    t.is(describe(inst.callSync(name, args)), perValue)
+    t.is(describe(inst.function(name)(...args)), perValue)
+    t.is(describe(inst.callSync(name, args, { timeoutMs: 60_000 })), perValue)
+    inst.dispose()
+  })
+}
+
+test('results larger than the scratch buffer arrive whole, before and after it grows', async (t) => {
+  const inst = instance()
+  // ~90 KiB, then ~5 MiB (past the largest scratch kept): each size twice.
+  for (const count of [2_000, 2_000, 100_000, 100_000]) {
+    const input = Array.from({ length: count }, (_, index) => `element ${index} ${'é'.repeat(index % 20)}`)
+    const output = inst.callSync('roundtrip-list-string', [input]) as string[]
+    t.is(output.length, count)
+    t.deepEqual(output, input)
+  }
+  // A small result after the large ones still comes from the scratch buffer intact.
+  t.deepEqual(inst.callSync('roundtrip-record', [person]), person)
+  t.deepEqual(await inst.call('roundtrip-record', [person]), person)
+})
+
+test('a flat result decodes the same when a host function made another flat call during it', (t) => {
+  // The guest calls the host's `echo` during `call-echo`; the callSync of another instance inside
+  // it uses the same scratch buffer, before the outer result is written there.
+  const other = instance()
+  const inner: unknown[] = []
+  const imports = typesImports()
+  ;(imports['test:types/host@0.1.0'] as Record<string, unknown>).echo = (value: unknown) => {
+    inner.push(other.callSync('roundtrip-record', [person]))
+    return value
+  }
+  const inst = typesComponent().instantiateSync({ limits: { memoryBytes: 16 * MiB }, imports })
+  t.deepEqual(inst.callSync('call-echo', [everything]), everything)
+  t.deepEqual(inner, [person])
+})
+
+test('only structured results without resources are returned flat', (t) => {
+  const func = (result?: WitType) => flatResult({ params: [], result })
+  t.is(func(undefined), undefined)
+  t.is(func({ kind: 'u32' }), undefined)
+  t.is(func({ kind: 'string' }), undefined)
+  t.is(func({ kind: 'enum', names: ['a'] }), undefined)
+  // A list of numbers is a typed array, one N-API call on the per-value path.
+  t.is(func({ kind: 'list', element: { kind: 'u8' } }), undefined)
+  t.is(func({ kind: 'list', element: { kind: 'own', resource: 'r' } }), undefined)
+  t.is(func({ kind: 'option', element: { kind: 'borrow', resource: 'r' } }), undefined)
+  t.is(func({ kind: 'list', element: { kind: 'u8' }, length: 4 }), undefined)
+  // The ok value of a `result` is what JS receives.
+  t.is(func({ kind: 'result', ok: { kind: 'string' } }), undefined)
+  t.is(func({ kind: 'result' }), undefined)
+  t.not(func({ kind: 'result', ok: { kind: 'tuple', types: [{ kind: 'u8' }] } }), undefined)
+  t.not(func({ kind: 'list', element: { kind: 'string' } }), undefined)
+  t.not(func({ kind: 'record', fields: [{ name: 'a', type: { kind: 'u8' } }] }), undefined)
+})
+
+test('a flat result that does not match its type is an internal error, not a wrong value', (t) => {
+  const read = flatResult({
+    params: [],
+    result: { kind: 'variant', cases: [{ name: 'a' }, { name: 'b', type: { kind: 'u8' } }] },
+  })!
+  t.deepEqual(decodeFlat(new Uint8Array([1, 0, 0, 0, 7]).buffer, read), { tag: 'b', val: 7 })
+  const error = t.throws(() => decodeFlat(new Uint8Array([2, 0, 0, 0]).buffer, read), {
+    instanceOf: WasmError,
+  })
+  t.is(error?.code, 'ERR_WASM_INTERNAL')
+  // Nothing returned (a WASI exit(0)) is undefined.
+  t.is(decodeFlat(undefined, read), undefined)
+})
