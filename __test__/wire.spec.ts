@@ -2,7 +2,7 @@ import test from 'ava'
 
 import { WasmError } from '../lib/index.js'
 import type { WitType } from '../lib/component.js'
-import { decodeFlat, flatResult } from '../lib/wire.js'
+import { decodeFlat, flatArgs, flatResult } from '../lib/wire.js'
 import { everything, MiB, typesComponent, typesImports } from './helpers.js'
 
 function instance() {
@@ -132,4 +132,90 @@ test('a flat result that does not match its type is an internal error, not a wro
   t.is(error?.code, 'ERR_WASM_INTERNAL')
   // Nothing returned (a WASI exit(0)) is undefined.
   t.is(decodeFlat(undefined, read), undefined)
+})
+
+/** The `person` record's function type, as the component listing gives it. */
+const personFunc = {
+  params: [
+    {
+      name: 'v',
+      type: {
+        kind: 'record',
+        fields: [
+          { name: 'first-name', type: { kind: 'string' } },
+          { name: 'age', type: { kind: 'u8' } },
+          { name: 'tags', type: { kind: 'list', element: { kind: 'string' } } },
+        ],
+      },
+    },
+  ],
+} satisfies { params: { name: string; type: WitType }[] }
+
+test('arguments are written flat only when taken as they are; anything else goes to the per-value path', (t) => {
+  const write = flatArgs(personFunc)!
+  t.true(write([person]) > 0)
+  t.true(write([{ ...person, extra: 1 }]) > 0)
+  // Each of these is the per-value path's to convert or refuse (and to name where).
+  const declined: unknown[][] = [
+    [],
+    [person, person],
+    [{ ...person, age: 256 }],
+    [{ ...person, age: 1.5 }],
+    [{ ...person, age: '1' }],
+    [{ ...person, firstName: 'lone \ud800' }],
+    [{ ...person, tags: 'not a list' }],
+    [{ ...person, tags: new Proxy([], {}) }],
+    [[person]],
+    [
+      Object.defineProperty({ ...person }, 'age', {
+        get() {
+          throw new Error('getter broke')
+        },
+      }),
+    ],
+    [null],
+  ]
+  for (const [index, args] of declined.entries()) t.is(write(args), -1, `declined[${index}]`)
+  // Signatures of numbers, strings and typed arrays stay on the per-value path.
+  t.is(flatArgs({ params: [{ name: 'a', type: { kind: 'string' } }] }), undefined)
+  t.is(flatArgs({ params: [{ name: 'a', type: { kind: 'list', element: { kind: 'u8' } } }] }), undefined)
+  t.is(flatArgs({ params: [{ name: 'a', type: { kind: 'own', resource: 'r' } }] }), undefined)
+})
+
+test('arguments the flat writer declines are converted or refused exactly as before', async (t) => {
+  const inst = instance()
+  // A proxy and an object with a getter are still records; a revoked proxy is still refused.
+  const proxied = new Proxy({ ...person }, {})
+  t.deepEqual(inst.callSync('roundtrip-record', [proxied]), person)
+  let reads = 0
+  const counted = Object.defineProperty({ firstName: 'a', tags: [] }, 'age', {
+    get: () => ++reads,
+    enumerable: true,
+  })
+  t.deepEqual(inst.callSync('roundtrip-record', [counted]), { firstName: 'a', age: 1, tags: [] })
+  const wrong: unknown[] = [
+    { ...person, age: -1 },
+    { ...person, tags: [1] },
+    { ...person, firstName: 'end \ud83d' },
+    [person],
+    null,
+  ]
+  for (const value of wrong) {
+    const sync = t.throws(() => inst.callSync('roundtrip-record', [value]))
+    const pooled = await t.throwsAsync(inst.call('roundtrip-record', [value]))
+    t.is(sync?.message, pooled?.message)
+    t.is(sync?.constructor, pooled?.constructor)
+  }
+  // Structured values whose parts take other forms: typed arrays inside, arrays for typed lists.
+  const forms = { ...everything, bytes: new Uint8ClampedArray([1, 2, 255]), words: [] }
+  t.deepEqual(inst.callSync('call-echo', [forms]), { ...forms, bytes: new Uint8Array([1, 2, 255]) })
+  const numbers = { ...everything, bytes: [0, 255] }
+  t.deepEqual(inst.callSync('call-echo', [numbers]), { ...everything, bytes: new Uint8Array([0, 255]) })
+  t.deepEqual(inst.callSync('roundtrip-flags', [{ write: true }]), {
+    read: false,
+    write: true,
+    execNow: false,
+  })
+  t.deepEqual(inst.callSync('roundtrip-tuple', [[1, 'x', -0]]), [1, 'x', -0])
+  t.deepEqual(inst.callSync('roundtrip-record', [{ ...person, age: -0 }]), { ...person, age: 0 })
 })

@@ -8,7 +8,7 @@ import { SerialQueue } from './util/serial-queue.js'
 import { isInsideHostCall, type Owner } from './util/reentry.js'
 import { withAbort } from './util/signal.js'
 import { exportPaths } from './util/names.js'
-import { decodeFlat, flatResult, flatScratch, type Read } from './wire.js'
+import { decodeFlat, flatArgs, flatResult, flatScratch, type Read, type WriteArgs } from './wire.js'
 
 export type {
   AsyncCallOptions,
@@ -61,13 +61,21 @@ type NativeFunction = (...args: unknown[]) => unknown
 interface Handle {
   native: NativeFunction
   flat: Read | undefined
+  /**
+   * For an export with a structured parameter (on handles without a per-call budget): the writer
+   * of its arguments' flat form, and the native function that takes them so.
+   */
+  flatArgs?: { write: WriteArgs; native: NativeFunction }
 }
 
-/** Calls a handle with the caller's argument array as it is. */
+/** Calls a handle: with the arguments in their flat form when they take it, else as they are. */
 function apply(handle: Handle, args: readonly unknown[]): unknown {
-  return handle.flat === undefined
-    ? Reflect.apply(handle.native, undefined, args)
-    : decodeFlat(Reflect.apply(handle.native, flatScratch(), args), handle.flat)
+  let returned: unknown
+  const length = handle.flatArgs === undefined ? -1 : handle.flatArgs.write(args)
+  if (length >= 0) returned = handle.flatArgs!.native.call(flatScratch(), length)
+  else if (handle.flat === undefined) return Reflect.apply(handle.native, undefined, args)
+  else returned = Reflect.apply(handle.native, flatScratch(), args)
+  return handle.flat === undefined ? returned : decodeFlat(returned, handle.flat)
 }
 
 /** More arguments than any export takes (the addon refuses more too). */
@@ -183,7 +191,7 @@ export class Instance<E = Record<string, unknown>> {
       const handle = this.#handle(this.#plain, name, false)
       const { native } = handle
       wrapped =
-        handle.flat === undefined
+        handle.flat === undefined && handle.flatArgs === undefined
           ? (...args: unknown[]) => {
               try {
                 return native(...args)
@@ -211,6 +219,10 @@ export class Instance<E = Record<string, unknown>> {
       const flat = func === undefined ? undefined : flatResult(func)
       const native = translate(() => this.#native.function(name, budgeted, flat !== undefined))
       handle = { native, flat }
+      const write = func === undefined || budgeted ? undefined : flatArgs(func)
+      if (write !== undefined) {
+        handle.flatArgs = { write, native: this.#native.function(name, false, flat !== undefined, true) }
+      }
       cache.set(name, handle)
     }
     return handle

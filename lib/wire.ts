@@ -9,6 +9,8 @@
  * grows for the next call. Decoding runs no user code, so nothing can overwrite the scratch
  * while it is read.
  */
+import { types } from 'node:util'
+
 import type { WitFuncType, WitType } from './component.js'
 import { WasmError } from './errors.js'
 import { lowerCamel } from './util/names.js'
@@ -41,6 +43,14 @@ export function flatScratch(): Buffer {
   return scratchCursor.bytes
 }
 
+/** A larger scratch for the next call, after a value that did not fit (up to {@link MAX_SCRATCH}). */
+function growScratch(needed: number): void {
+  let size = scratchCursor.buffer.byteLength
+  if (size >= MAX_SCRATCH) return
+  while (size < needed && size < MAX_SCRATCH) size *= 2
+  scratchCursor = cursorOf(new ArrayBuffer(size))
+}
+
 /** What a flat function handle returned, decoded by `read`. */
 export function decodeFlat(returned: unknown, read: Read): unknown {
   if (typeof returned === 'number') {
@@ -48,11 +58,7 @@ export function decodeFlat(returned: unknown, read: Read): unknown {
     return read(scratchCursor)
   }
   if (returned instanceof ArrayBuffer) {
-    if (returned.byteLength <= MAX_SCRATCH) {
-      let size = scratchCursor.buffer.byteLength
-      while (size < returned.byteLength) size *= 2
-      scratchCursor = cursorOf(new ArrayBuffer(size))
-    }
+    if (returned.byteLength <= MAX_SCRATCH) growScratch(returned.byteLength)
     return read(cursorOf(returned))
   }
   return undefined
@@ -65,7 +71,45 @@ export function decodeFlat(returned: unknown, read: Read): unknown {
  */
 export function flatResult(func: WitFuncType): Read | undefined {
   const type = func.result?.kind === 'result' ? func.result.ok : func.result
-  if (type === undefined || !hasFlatForm(type)) return undefined
+  return type !== undefined && hasFlatForm(type) && isStructured(type) ? reader(type) : undefined
+}
+
+/**
+ * Writes the arguments of a call in their flat form into {@link flatScratch}, returning their
+ * length, or -1 for arguments it does not take as they are: a wrong count or type, a proxy,
+ * something too large. The per-value path then converts them, or says what is wrong with them,
+ * so the flat form never decides whether an argument is valid. (An argument with getters or
+ * proxy traps then has them run twice; one that throws is reported by the per-value path.)
+ */
+export type WriteArgs = (args: readonly unknown[]) => number
+
+/** The writer of a call's arguments, when writing them flat pays: a structured parameter. */
+export function flatArgs(func: WitFuncType): WriteArgs | undefined {
+  const params = func.params.map((param) => param.type)
+  if (!params.every(hasFlatForm) || !params.some(isStructured)) return undefined
+  const writers = params.map(writer)
+  return (args) => {
+    if (args.length !== writers.length) return -1
+    const out = scratchCursor
+    out.at = 0
+    try {
+      for (let index = 0; index < writers.length; index++) {
+        if (!writers[index]!(args[index], out)) {
+          if (out.at > out.bytes.length) growScratch(out.at)
+          return -1
+        }
+      }
+    } catch {
+      // A getter or proxy trap threw: the per-value path reads the value again and reports
+      // where.
+      return -1
+    }
+    return out.at
+  }
+}
+
+/** Values whose per-value conversion costs several N-API calls: all but numbers, strings, enums and typed arrays. */
+function isStructured(type: WitType): boolean {
   switch (type.kind) {
     case 'record':
     case 'tuple':
@@ -73,11 +117,11 @@ export function flatResult(func: WitFuncType): Read | undefined {
     case 'option':
     case 'result':
     case 'flags':
-      return reader(type)
+      return true
     case 'list':
-      return packed(type.element) === undefined ? reader(type) : undefined
+      return packed(type.element) === undefined
     default:
-      return undefined
+      return false
   }
 }
 
@@ -310,5 +354,264 @@ function reader(type: WitType): Read {
     }
     default:
       return corrupt(`a value of type ${type.kind}, which has no flat form`)
+  }
+}
+
+const SOME_NONE: ReadonlyMap<string, number> = new Map([
+  ['none', 0],
+  ['some', 1],
+])
+const OK_ERR: ReadonlyMap<string, number> = new Map([
+  ['ok', 0],
+  ['err', 1],
+])
+
+/** Longest array the per-value path takes for a list (its own limit, so that it says so). */
+const MAX_ARRAY_ITEMS = 1 << 22
+
+/**
+ * Writes one value at `out.at` and moves past it; `false` when the encoder does not take the
+ * value as it is, or it does not fit (then `out.at` is past the end, by the room it wanted).
+ */
+type Write = (value: unknown, out: Cursor) => boolean
+
+/** Whether `size` more bytes fit; if not, `out.at` becomes the size that was wanted. */
+function room(out: Cursor, size: number): boolean {
+  if (out.at + size <= out.bytes.length) return true
+  out.at += size
+  return false
+}
+
+function writeU32(out: Cursor, value: number): void {
+  out.view.setUint32(out.at, value, true)
+  out.at += 4
+}
+
+/** A plain array: a proxy's traps and a typed array's type are the per-value path's to judge. */
+function isArray(value: unknown): value is unknown[] {
+  return Array.isArray(value) && !types.isProxy(value)
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null
+}
+
+function integer(size: number, min: number, max: number, set: (out: Cursor, value: number) => void): Write {
+  return (value, out) => {
+    if (typeof value !== 'number' || !(value >= min && value <= max) || !Number.isInteger(value)) return false
+    if (!room(out, size)) return false
+    set(out, value)
+    out.at += size
+    return true
+  }
+}
+
+function big(min: bigint, max: bigint, signed: boolean): Write {
+  return (value, out) => {
+    if (typeof value !== 'bigint' || value < min || value > max || !room(out, 8)) return false
+    if (signed) out.view.setBigInt64(out.at, value, true)
+    else out.view.setBigUint64(out.at, value, true)
+    out.at += 8
+    return true
+  }
+}
+
+function float(size: 4 | 8): Write {
+  return (value, out) => {
+    if (typeof value !== 'number' || !room(out, size)) return false
+    if (size === 4) out.view.setFloat32(out.at, value, true)
+    else out.view.setFloat64(out.at, value, true)
+    out.at += size
+    return true
+  }
+}
+
+function writeString(value: unknown, out: Cursor): boolean {
+  if (typeof value !== 'string' || !room(out, 4 + value.length)) return false
+  const start = out.at + 4
+  const bytes = out.bytes
+  let at = start
+  for (let index = 0; index < value.length; index++) {
+    const unit = value.charCodeAt(index)
+    if (unit >= 0x80) return writeText(value, out)
+    bytes[at++] = unit
+  }
+  writeU32(out, value.length)
+  out.at = at
+  return true
+}
+
+/** A lone surrogate (in a `u` pattern, a well-formed pair is one code point, not two surrogates). */
+const LONE_SURROGATE = /\p{Cs}/u
+
+/** Text that is not all ASCII: UTF-8 by Node, once it is known to be valid Unicode. */
+function writeText(value: string, out: Cursor): boolean {
+  // A lone surrogate would become U+FFFD here; the per-value path refuses it.
+  if (LONE_SURROGATE.test(value) || !room(out, 4 + 3 * value.length)) return false
+  const length = out.bytes.write(value, out.at + 4, 'utf8')
+  writeU32(out, length)
+  out.at += length
+  return true
+}
+
+function writeChar(value: unknown, out: Cursor): boolean {
+  if (typeof value !== 'string' || !room(out, 4)) return false
+  const code = value.codePointAt(0)
+  if (code === undefined || value.length !== (code > 0xffff ? 2 : 1) || (code >= 0xd800 && code <= 0xdfff)) {
+    return false
+  }
+  writeU32(out, code)
+  return true
+}
+
+/**
+ * Reads `{ tag, val }` (both, as the per-value path does) and writes the case's index: a u32 for
+ * a variant, one byte for an option or result.
+ */
+function writeTagged(
+  index: ReadonlyMap<string, number>,
+  payloads: ReadonlyArray<Write | undefined>,
+  size: 1 | 4,
+): Write {
+  return (value, out) => {
+    if (!isObject(value)) return false
+    const tag = value.tag
+    const payload = value.val
+    const found = typeof tag === 'string' ? index.get(tag) : undefined
+    if (found === undefined || !room(out, size)) return false
+    if (size === 4) writeU32(out, found)
+    else out.bytes[out.at++] = found
+    const write = payloads[found]
+    return write === undefined || write(payload, out)
+  }
+}
+
+/** The encoder of values of `type` (which has a flat form). */
+function writer(type: WitType): Write {
+  switch (type.kind) {
+    case 'bool':
+      return (value, out) => {
+        if (typeof value !== 'boolean' || !room(out, 1)) return false
+        out.bytes[out.at++] = value ? 1 : 0
+        return true
+      }
+    case 'u8':
+      return integer(1, 0, 0xff, (out, value) => out.view.setUint8(out.at, value))
+    case 's8':
+      return integer(1, -0x80, 0x7f, (out, value) => out.view.setInt8(out.at, value))
+    case 'u16':
+      return integer(2, 0, 0xffff, (out, value) => out.view.setUint16(out.at, value, true))
+    case 's16':
+      return integer(2, -0x8000, 0x7fff, (out, value) => out.view.setInt16(out.at, value, true))
+    case 'u32':
+      return integer(4, 0, 0xffffffff, (out, value) => out.view.setUint32(out.at, value, true))
+    case 's32':
+      return integer(4, -0x80000000, 0x7fffffff, (out, value) => out.view.setInt32(out.at, value, true))
+    case 'u64':
+      return big(0n, 0xffffffffffffffffn, false)
+    case 's64':
+      return big(-0x8000000000000000n, 0x7fffffffffffffffn, true)
+    case 'f32':
+      return float(4)
+    case 'f64':
+      return float(8)
+    case 'char':
+      return writeChar
+    case 'string':
+      return writeString
+    case 'list': {
+      const element = writer(type.element)
+      const Class = packed(type.element)
+      return (value, out) => {
+        // A typed array of the list's element type goes as its bytes (a u8 list also takes a
+        // Uint8ClampedArray); other typed arrays are the per-value path's to refuse.
+        if (Class !== undefined && ArrayBuffer.isView(value)) {
+          const fits = value instanceof Class || (Class === Uint8Array && value instanceof Uint8ClampedArray)
+          if (!fits || !room(out, 4 + value.byteLength)) return false
+          writeU32(out, value.byteLength / Class.BYTES_PER_ELEMENT)
+          out.bytes.set(new Uint8Array(value.buffer, value.byteOffset, value.byteLength), out.at)
+          out.at += value.byteLength
+          return true
+        }
+        if (!isArray(value) || value.length > MAX_ARRAY_ITEMS || !room(out, 4)) return false
+        writeU32(out, value.length)
+        for (let index = 0; index < value.length; index++) if (!element(value[index], out)) return false
+        return true
+      }
+    }
+    case 'record': {
+      const keys = type.fields.map((field) => lowerCamel(field.name))
+      const fields = type.fields.map((field) => writer(field.type))
+      return (value, out) => {
+        if (!isObject(value) || Array.isArray(value)) return false
+        for (let index = 0; index < keys.length; index++) {
+          if (!fields[index]!(value[keys[index]!], out)) return false
+        }
+        return true
+      }
+    }
+    case 'tuple': {
+      const items = type.types.map(writer)
+      return (value, out) => {
+        if (!isArray(value) || value.length !== items.length) return false
+        for (let index = 0; index < items.length; index++) if (!items[index]!(value[index], out)) return false
+        return true
+      }
+    }
+    case 'variant':
+      return writeTagged(
+        new Map(type.cases.map((item, index) => [item.name, index])),
+        type.cases.map((item) => (item.type === undefined ? undefined : writer(item.type))),
+        4,
+      )
+    case 'enum': {
+      const index = new Map(type.names.map((name, position) => [name, position]))
+      return (value, out) => {
+        const found = typeof value === 'string' ? index.get(value) : undefined
+        if (found === undefined || !room(out, 4)) return false
+        writeU32(out, found)
+        return true
+      }
+    }
+    case 'option': {
+      const inner = writer(type.element)
+      // An option inside an option is tagged, so that `some(none)` differs from `none`.
+      if (type.element.kind === 'option') return writeTagged(SOME_NONE, [undefined, inner], 1)
+      return (value, out) => {
+        if (!room(out, 1)) return false
+        if (value === undefined || value === null) {
+          out.bytes[out.at++] = 0
+          return true
+        }
+        out.bytes[out.at++] = 1
+        return inner(value, out)
+      }
+    }
+    case 'result':
+      return writeTagged(
+        OK_ERR,
+        [
+          type.ok === undefined ? undefined : writer(type.ok),
+          type.err === undefined ? undefined : writer(type.err),
+        ],
+        1,
+      )
+    case 'flags': {
+      const keys = type.names.map(lowerCamel)
+      const known = new Set(keys)
+      return (value, out) => {
+        if (!isObject(value) || Array.isArray(value) || !room(out, keys.length)) return false
+        // The per-value path refuses unknown keys, inherited enumerable ones included.
+        for (const key in value) if (!known.has(key)) return false
+        for (const key of keys) {
+          const flag = value[key]
+          if (flag !== undefined && typeof flag !== 'boolean') return false
+          out.bytes[out.at++] = flag === true ? 1 : 0
+        }
+        return true
+      }
+    }
+    default:
+      return () => false
   }
 }

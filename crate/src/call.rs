@@ -50,6 +50,13 @@ pub trait Export: Send + Sync + 'static {
     fn no_output() -> Self::Output;
     /// Converts what the call returned to JS.
     fn lift(&self, js: Js, resources: Resources<'_>, output: Self::Output) -> Result<Value, Failure>;
+    /// Reads the arguments from their flat form (component values, see `component::wire`).
+    fn decode_args(&self, _bytes: &[u8]) -> Result<Self::Params, Failure> {
+        Err(Failure::Internal(format!(
+            "{}: its arguments have no flat form",
+            self.name()
+        )))
+    }
     /// Appends what the call returned to `out` in the flat form the TypeScript layer decodes
     /// (component values, see `component::wire`); `false` when it returned nothing.
     fn encode(&self, _output: Self::Output, _out: &mut Vec<u8>) -> Result<bool, Failure> {
@@ -176,6 +183,8 @@ struct Handle<E: Export> {
     func: Cell<Option<E::Func>>,
     /// The function returns its result in the flat form (see [`lift_flat`]).
     flat: bool,
+    /// The function takes its arguments in the flat form (see [`lower_flat`]).
+    flat_args: bool,
 }
 
 impl<E: Export> Handle<E> {
@@ -185,6 +194,30 @@ impl<E: Export> Handle<E> {
         } else {
             self.export.lift(js, resources, output)
         }
+    }
+}
+
+/// Reads the arguments of a call from their flat form: `args` is their length in bytes at the
+/// start of the `Uint8Array` passed as `this` (see [`lift_flat`]).
+fn lower_flat<E: Export>(export: &E, js: Js, this: Value, args: &[Value]) -> Result<E::Params, Failure> {
+    let length = match args {
+        [length] => js.number_value(*length)?,
+        _ => None,
+    };
+    let view = js.typed_array(this)?;
+    match (length, view) {
+        (Some(length), Some(view))
+            if view.element == ElementType::Uint8 && (0.0..=view.length as f64).contains(&length) =>
+        {
+            // SAFETY: N-API reported `view.length` live bytes at `view.data`; they are read
+            // before anything can run JS.
+            let bytes = unsafe { std::slice::from_raw_parts(view.data, length as usize) };
+            export.decode_args(bytes)
+        }
+        _ => Err(Failure::Type(format!(
+            "{}: expected the length of flat arguments in the buffer given as this",
+            export.name()
+        ))),
     }
 }
 
@@ -257,7 +290,11 @@ unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi
             };
         }
         let resources = handle.slot.resources.as_ref();
-        let params = handle.export.lower_args(js, resources, args)?;
+        let params = if handle.flat_args {
+            lower_flat(&*handle.export, js, this, args)?
+        } else {
+            handle.export.lower_args(js, resources, args)?
+        };
         if slot.waits_on_pool {
             // The guest may wait in WASI and calls JS: it runs as a future on a pool thread while
             // this thread serves its host calls (see `serve_js_while`).
@@ -284,7 +321,8 @@ unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi
 
 /// The export as a plain JS function `(...args) => result`, called on the JS thread with the
 /// instance's default budget; with `budgeted` it takes `(fuel, timeoutMs, ...args)`; with `flat`
-/// it returns its result in the flat form (see [`lift_flat`]).
+/// it returns its result in the flat form (see [`lift_flat`]); with `flat_args` it takes its
+/// arguments in the flat form (see [`lower_flat`]).
 pub fn function<E: Export>(
     js: Js,
     slot: &Arc<Slot<E::Instance>>,
@@ -292,6 +330,7 @@ pub fn function<E: Export>(
     name: &str,
     budgeted: Option<bool>,
     flat: Option<bool>,
+    flat_args: Option<bool>,
 ) -> napi::Result<Raw> {
     guard(js, || {
         let handle = Handle {
@@ -301,6 +340,7 @@ pub fn function<E: Export>(
             budgeted: budgeted.unwrap_or(false),
             func: Cell::new(None),
             flat: flat.unwrap_or(false),
+            flat_args: flat_args.unwrap_or(false),
         };
         Ok(js.function(name, handle, Some(call_handle::<E>)).map(Raw)?)
     })

@@ -35,7 +35,9 @@ macro_rules! instance_class {
             /// array). With `budgeted`, the function takes `(fuel, timeoutMs, ...args)`. With
             /// `flat` (component exports whose result has a flat form), it returns the result in
             /// the flat form lib/wire.ts decodes: its length in the `Uint8Array` given as `this`,
-            /// or an `ArrayBuffer` when it does not fit.
+            /// or an `ArrayBuffer` when it does not fit. With `flatArgs` (component exports
+            /// whose parameters have a flat form), it takes one argument: the length of the
+            /// arguments lib/wire.ts wrote in that `Uint8Array`.
             #[napi(ts_return_type = "(...args: unknown[]) => unknown")]
             pub fn function(
                 &self,
@@ -43,6 +45,7 @@ macro_rules! instance_class {
                 name: String,
                 budgeted: Option<bool>,
                 flat: Option<bool>,
+                flat_args: Option<bool>,
             ) -> napi::Result<$crate::js::Raw> {
                 $crate::call::function(
                     $crate::js::Js(env.raw()),
@@ -51,6 +54,7 @@ macro_rules! instance_class {
                     &name,
                     budgeted,
                     flat,
+                    flat_args,
                 )
             }
 

@@ -47,9 +47,11 @@ export declare class NativeComponentInstance {
    * array). With `budgeted`, the function takes `(fuel, timeoutMs, ...args)`. With
    * `flat` (component exports whose result has a flat form), it returns the result in
    * the flat form lib/wire.ts decodes: its length in the `Uint8Array` given as `this`,
-   * or an `ArrayBuffer` when it does not fit.
+   * or an `ArrayBuffer` when it does not fit. With `flatArgs` (component exports
+   * whose parameters have a flat form), it takes one argument: the length of the
+   * arguments lib/wire.ts wrote in that `Uint8Array`.
    */
-  function(name: string, budgeted?: boolean | undefined | null, flat?: boolean | undefined | null): (...args: unknown[]) => unknown
+  function(name: string, budgeted?: boolean | undefined | null, flat?: boolean | undefined | null, flatArgs?: boolean | undefined | null): (...args: unknown[]) => unknown
   /** Calls an export on a pool thread; arguments are converted first, on the JS thread. */
   call(name: string, args: unknown, fuel?: number | undefined | null, timeoutMs?: number | undefined | null, abort?: NativeAbortHandle | undefined | null): Promise<unknown>
   /** Memory, fuel and call counters. */
@@ -116,9 +118,11 @@ export declare class NativeInstance {
    * array). With `budgeted`, the function takes `(fuel, timeoutMs, ...args)`. With
    * `flat` (component exports whose result has a flat form), it returns the result in
    * the flat form lib/wire.ts decodes: its length in the `Uint8Array` given as `this`,
-   * or an `ArrayBuffer` when it does not fit.
+   * or an `ArrayBuffer` when it does not fit. With `flatArgs` (component exports
+   * whose parameters have a flat form), it takes one argument: the length of the
+   * arguments lib/wire.ts wrote in that `Uint8Array`.
    */
-  function(name: string, budgeted?: boolean | undefined | null, flat?: boolean | undefined | null): (...args: unknown[]) => unknown
+  function(name: string, budgeted?: boolean | undefined | null, flat?: boolean | undefined | null, flatArgs?: boolean | undefined | null): (...args: unknown[]) => unknown
   /** Calls an export on a pool thread; arguments are converted first, on the JS thread. */
   call(name: string, args: unknown, fuel?: number | undefined | null, timeoutMs?: number | undefined | null, abort?: NativeAbortHandle | undefined | null): Promise<unknown>
   /** Memory, fuel and call counters. */

@@ -37,6 +37,8 @@ pub struct ExportFunc {
     bytes_to_bytes: bool,
     /// The flat form of what a call returns to JS (the ok value of a `result`), when it has one.
     flat: Option<Shape>,
+    /// The flat forms of the parameters, when they all have one.
+    flat_params: Option<Vec<Shape>>,
 }
 
 fn is_bytes(ty: &Type) -> bool {
@@ -196,6 +198,22 @@ impl Export for ExportFunc {
         Returned::Val(None)
     }
 
+    fn decode_args(&self, bytes: &[u8]) -> Result<Args, Failure> {
+        let failed = |message: String| Failure::Internal(format!("{}: flat arguments: {message}", self.path));
+        let Some(shapes) = &self.flat_params else {
+            return Err(failed("its parameters have no flat form".into()));
+        };
+        let mut reader = wire::Reader::new(bytes);
+        let mut values = Vals::with_capacity(shapes.len());
+        for shape in shapes {
+            values.push(wire::decode(shape, &mut reader).map_err(failed)?);
+        }
+        if !reader.is_done() {
+            return Err(failed("bytes left over".into()));
+        }
+        Ok(Args::Vals(values))
+    }
+
     fn encode(&self, output: Returned, out: &mut Vec<u8>) -> Result<bool, Failure> {
         let failed = |message: &str| Failure::Internal(format!("{}: {message}", self.path));
         let Some(shape) = &self.flat else {
@@ -302,6 +320,7 @@ pub fn exports(component: &Component) -> Exports<ExportFunc> {
                 ([(_, param)], Some(out)) if is_bytes(param) && is_bytes(out)
             ),
             flat: lifted.as_ref().and_then(Shape::of),
+            flat_params: params.iter().map(|(_, ty)| Shape::of(ty)).collect(),
             resources_in: params.iter().any(|(_, ty)| holds_resources(ty)),
             resources_out: result.as_ref().is_some_and(holds_resources),
             params,

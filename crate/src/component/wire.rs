@@ -13,6 +13,10 @@
 //! - `flags`: one byte per flag, in the type's order.
 //!
 //! Resources have no flat form: their values keep the per-value path.
+//!
+//! Arguments come the other way in the same form (strings without the ASCII bit). They were
+//! written by our own TypeScript, but [`decode`] still checks every length, index and string as
+//! if they were hostile: a wrong buffer must be an error, never a panic or a huge allocation.
 
 use wasmtime::component::{Type, Val};
 
@@ -215,9 +219,146 @@ fn encode_payload(payload: Option<&Val>, shape: Option<&Shape>, out: &mut Vec<u8
     }
 }
 
+/// Where [`decode`] reads: flat bytes and the position of the next value.
+pub struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, at: 0 }
+    }
+
+    /// Whether every byte was read.
+    pub fn is_done(&self) -> bool {
+        self.at == self.bytes.len()
+    }
+
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let bytes = self.slice(N)?;
+        Ok(bytes.try_into().unwrap_or([0; N]))
+    }
+
+    fn slice(&mut self, length: usize) -> Result<&'a [u8], String> {
+        let end = self.at.checked_add(length).filter(|&end| end <= self.bytes.len());
+        let end = end.ok_or_else(|| format!("the flat form ends inside a value at byte {}", self.at))?;
+        let bytes = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(bytes)
+    }
+
+    fn byte(&mut self) -> Result<u8, String> {
+        Ok(self.take::<1>()?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take()?))
+    }
+
+    /// A count of values that each take at least one byte: never more than the bytes left, so a
+    /// wrong count cannot size an allocation.
+    fn count(&mut self) -> Result<usize, String> {
+        let count = self.u32()? as usize;
+        if count > self.bytes.len() - self.at {
+            return Err(format!("a count of {count} is more than the flat form holds"));
+        }
+        Ok(count)
+    }
+
+    fn index(&mut self, length: usize) -> Result<usize, String> {
+        let index = self.u32()? as usize;
+        if index >= length {
+            return Err(format!("case index {index} of {length}"));
+        }
+        Ok(index)
+    }
+
+    fn flag(&mut self) -> Result<bool, String> {
+        match self.byte()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(format!("a flag byte of {other}")),
+        }
+    }
+}
+
+/// Reads one value of shape `shape`.
+pub fn decode(shape: &Shape, reader: &mut Reader<'_>) -> Result<Val, String> {
+    Ok(match shape {
+        Shape::Bool => Val::Bool(reader.flag()?),
+        Shape::U8 => Val::U8(reader.byte()?),
+        Shape::S8 => Val::S8(i8::from_le_bytes(reader.take()?)),
+        Shape::U16 => Val::U16(u16::from_le_bytes(reader.take()?)),
+        Shape::S16 => Val::S16(i16::from_le_bytes(reader.take()?)),
+        Shape::U32 => Val::U32(reader.u32()?),
+        Shape::S32 => Val::S32(i32::from_le_bytes(reader.take()?)),
+        Shape::U64 => Val::U64(u64::from_le_bytes(reader.take()?)),
+        Shape::S64 => Val::S64(i64::from_le_bytes(reader.take()?)),
+        Shape::F32 => Val::Float32(f32::from_le_bytes(reader.take()?)),
+        Shape::F64 => Val::Float64(f64::from_le_bytes(reader.take()?)),
+        Shape::Char => {
+            let code = reader.u32()?;
+            Val::Char(char::from_u32(code).ok_or_else(|| format!("{code:#x} is not a char"))?)
+        }
+        Shape::String => {
+            let length = reader.u32()? as usize;
+            let bytes = reader.slice(length)?;
+            let text = std::str::from_utf8(bytes).map_err(|error| format!("a string that is not UTF-8: {error}"))?;
+            Val::String(text.to_string())
+        }
+        Shape::Packed(element) | Shape::List(element) => {
+            let count = reader.count()?;
+            let mut items = Vec::with_capacity(count);
+            for _ in 0..count {
+                items.push(decode(element, reader)?);
+            }
+            Val::List(items)
+        }
+        Shape::Record(fields) => Val::Record(
+            fields
+                .iter()
+                .map(|(name, shape)| Ok((name.clone(), decode(shape, reader)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        Shape::Tuple(shapes) => Val::Tuple(
+            shapes
+                .iter()
+                .map(|shape| decode(shape, reader))
+                .collect::<Result<_, String>>()?,
+        ),
+        Shape::Variant(cases) => {
+            let (name, payload) = &cases[reader.index(cases.len())?];
+            Val::Variant(name.clone(), decode_payload(payload.as_ref(), reader)?)
+        }
+        Shape::Enum(names) => Val::Enum(names[reader.index(names.len())?].clone()),
+        Shape::Option(shape) => Val::Option(match reader.flag()? {
+            false => None,
+            true => Some(Box::new(decode(shape, reader)?)),
+        }),
+        Shape::Result(ok, err) => match reader.flag()? {
+            false => Val::Result(Ok(decode_payload(ok.as_deref(), reader)?)),
+            true => Val::Result(Err(decode_payload(err.as_deref(), reader)?)),
+        },
+        Shape::Flags(names) => {
+            let mut set = Vec::new();
+            for name in names {
+                if reader.flag()? {
+                    set.push(name.clone());
+                }
+            }
+            Val::Flags(set)
+        }
+    })
+}
+
+fn decode_payload(shape: Option<&Shape>, reader: &mut Reader<'_>) -> Result<Option<Box<Val>>, String> {
+    shape.map(|shape| decode(shape, reader).map(Box::new)).transpose()
+}
+
 #[cfg(test)]
 mod tests {
-    use crate::component::wire::{Shape, encode};
+    use crate::component::wire::{Reader, Shape, decode, encode};
     use wasmtime::component::Val;
 
     fn encoded(value: &Val, shape: &Shape) -> Vec<u8> {
@@ -253,6 +394,51 @@ mod tests {
         let payload_missing = Val::Result(Ok(None));
         let shape = Shape::Result(Some(Box::new(Shape::U8)), None);
         assert!(encode(&payload_missing, &shape, &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn values_read_back_as_they_were_written() {
+        let shape = Shape::List(Box::new(Shape::Record(vec![
+            (
+                "a".into(),
+                Shape::Variant(vec![("x".into(), None), ("y".into(), Some(Shape::S64))]),
+            ),
+            ("b".into(), Shape::Option(Box::new(Shape::F32))),
+            ("c".into(), Shape::Flags(vec!["p".into(), "q".into()])),
+            ("d".into(), Shape::Result(None, Some(Box::new(Shape::Char)))),
+            ("e".into(), Shape::Packed(Box::new(Shape::U16))),
+        ])));
+        let record = |tag: &str, payload: Option<Val>| {
+            Val::Record(vec![
+                ("a".into(), Val::Variant(tag.into(), payload.map(Box::new))),
+                ("b".into(), Val::Option(Some(Box::new(Val::Float32(-1.5))))),
+                ("c".into(), Val::Flags(vec!["q".into()])),
+                ("d".into(), Val::Result(Err(Some(Box::new(Val::Char('🚀')))))),
+                ("e".into(), Val::List(vec![Val::U16(7)])),
+            ])
+        };
+        let value = Val::List(vec![record("x", None), record("y", Some(Val::S64(-2)))]);
+        let bytes = encoded(&value, &shape);
+        let mut reader = Reader::new(&bytes);
+        assert_eq!(decode(&shape, &mut reader).expect("decodes"), value);
+        assert!(reader.is_done());
+    }
+
+    #[test]
+    fn wrong_flat_bytes_are_errors_without_allocating_for_them() {
+        let list = Shape::List(Box::new(Shape::String));
+        for bytes in [
+            &[0xff, 0xff, 0xff, 0xff][..],         // a count far past the end
+            &[1, 0, 0, 0, 9, 0, 0, 0, b'a'][..],   // a string longer than what is left
+            &[1, 0, 0, 0, 2, 0, 0, 0, 0xc3, 0x28], // not UTF-8
+            &[1, 0, 0],                            // cut inside the count
+        ] {
+            assert!(decode(&list, &mut Reader::new(bytes)).is_err(), "{bytes:?}");
+        }
+        let variant = Shape::Variant(vec![("a".into(), None)]);
+        assert!(decode(&variant, &mut Reader::new(&[1, 0, 0, 0])).is_err());
+        assert!(decode(&Shape::Bool, &mut Reader::new(&[2])).is_err());
+        assert!(decode(&Shape::Char, &mut Reader::new(&[0, 0xd8, 0, 0])).is_err());
     }
 
     #[test]
