@@ -1,9 +1,28 @@
+import { readFileSync } from 'node:fs'
+
 import test from 'ava'
 
 import { WasmError } from '../lib/index.js'
 import type { WitType } from '../lib/component.js'
+import { NativeComponent, NativeEngine } from '../lib/native.js'
+import { instantiateOptions } from '../lib/options.js'
+import { ownedImports } from '../lib/util/reentry.js'
+import { typesWasm } from '../fixtures/index.js'
 import { decodeFlat, flatArgs, flatResult } from '../lib/wire.js'
 import { everything, MiB, typesComponent, typesImports } from './helpers.js'
+
+/** An instance of the types fixture straight from the binding, without lib/'s layer. */
+function nativeInstance() {
+  const engine = new NativeEngine({
+    fuel: false,
+    epochTickMs: 5,
+    maxWasmStackBytes: 512 * 1024,
+    compiler: 'cranelift',
+  })
+  const component = NativeComponent.compileSync(engine, readFileSync(typesWasm))
+  const { native } = instantiateOptions({ limits: { memoryBytes: 64 * MiB } })
+  return component.instantiateSync(native, ownedImports(typesImports(), {}), undefined)
+}
 
 function instance() {
   return typesComponent().instantiateSync({ limits: { memoryBytes: 64 * MiB }, imports: typesImports() })
@@ -61,12 +80,15 @@ const structured: Array<[string, unknown]> = [
 ]
 
 for (const [name, input] of structured) {
-  test(`${name}: a flat result is the value the per-value path makes (${describe(input).slice(0, 40)})`, async (t) => {
+  test(`${name}: the flat form gives the values the per-value path gives (${describe(input).slice(0, 40)})`, async (t) => {
     const inst = instance()
     const args = name === 'many-params' ? [200, -5n, 'ü', 0.5] : [input]
-    const perValue = describe(await inst.call(name, args))
+    // The addon's own handle, without the flat form either way: the reference.
+    const perValue = describe(nativeInstance().function(name)(...args))
     t.is(describe(inst.callSync(name, args)), perValue)
     t.is(describe(inst.function(name)(...args)), perValue)
+    t.is(describe(await inst.call(name, args)), perValue)
+    // With a per-call budget, only the result is flat.
     t.is(describe(inst.callSync(name, args, { timeoutMs: 60_000 })), perValue)
     inst.dispose()
   })
@@ -218,4 +240,35 @@ test('arguments the flat writer declines are converted or refused exactly as bef
   })
   t.deepEqual(inst.callSync('roundtrip-tuple', [[1, 'x', -0]]), [1, 'x', -0])
   t.deepEqual(inst.callSync('roundtrip-record', [{ ...person, age: -0 }]), { ...person, age: 0 })
+})
+
+test('the addon checks flat arguments as hostile: wrong bytes, lengths and buffers are errors, never a crash', (t) => {
+  // Straight at the binding, past lib/wire.ts: the addon's own checks must hold.
+  const inst = nativeInstance()
+  const flat = inst.function('roundtrip-results', false, true, true) as (
+    this: unknown,
+    ...args: unknown[]
+  ) => unknown
+  const buffer = Buffer.alloc(64)
+  const cases: Array<[string, Uint8Array | undefined, unknown[]]> = [
+    ['a count past the end', Buffer.from([0xff, 0xff, 0xff, 0x7f]), [4]],
+    ['a string longer than the buffer', Buffer.from([1, 0, 0, 0, 1, 0xff, 0xff, 0, 0]), [9]],
+    ['a result flag of 2', Buffer.from([1, 0, 0, 0, 2]), [5]],
+    ['a string that is not UTF-8', Buffer.from([1, 0, 0, 0, 1, 1, 0, 0, 0, 0xff]), [10]],
+    ['bytes left over', Buffer.from([0, 0, 0, 0, 9]), [5]],
+    ['a length past the buffer', buffer, [65]],
+    ['a negative length', buffer, [-1]],
+    ['no length', buffer, []],
+    ['a length that is not a number', buffer, ['4']],
+    ['no buffer', undefined, [0]],
+    ['a buffer of other elements', new Uint16Array(8) as unknown as Uint8Array, [4]],
+  ]
+  for (const [what, bytes, args] of cases) {
+    const error = t.throws(() => flat.apply(bytes, args), undefined, what) as { code?: string } | undefined
+    t.true(error?.code === 'ERR_WASM_INTERNAL' || error?.code === 'ERR_WASM_TYPE', `${what}: ${error?.code}`)
+  }
+  // Well-formed flat arguments still work on the same instance: an empty list.
+  const scratch = Buffer.alloc(64)
+  t.is(flat.call(scratch, 4), 4)
+  t.deepEqual([...scratch.subarray(0, 4)], [0, 0, 0, 0])
 })

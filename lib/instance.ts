@@ -68,6 +68,12 @@ interface Handle {
   flatArgs?: { write: WriteArgs; native: NativeFunction }
 }
 
+/** The writer of an export's arguments and the reader of its result in their flat form, where they have one. */
+interface FlatForms {
+  args?: WriteArgs | undefined
+  result?: Read | undefined
+}
+
 /** Calls a handle: with the arguments in their flat form when they take it, else as they are. */
 function apply(handle: Handle, args: readonly unknown[]): unknown {
   let returned: unknown
@@ -99,6 +105,7 @@ export class Instance<E = Record<string, unknown>> {
   readonly #resources: InstanceResources | undefined
   readonly #exportItems: readonly ComponentItem[]
   #funcTypesByPath: Map<string, WitFuncType> | undefined
+  readonly #flatFormsByPath = new Map<string, FlatForms>()
   #exports: E | undefined
 
   /** @internal */
@@ -215,17 +222,28 @@ export class Instance<E = Record<string, unknown>> {
   #handle(cache: Map<string, Handle>, name: string, budgeted: boolean): Handle {
     let handle = cache.get(name)
     if (handle === undefined) {
-      const func = this.#funcTypes().get(name)
-      const flat = func === undefined ? undefined : flatResult(func)
+      const forms = this.#flatForms(name)
+      const flat = forms.result
       const native = translate(() => this.#native.function(name, budgeted, flat !== undefined))
       handle = { native, flat }
-      const write = func === undefined || budgeted ? undefined : flatArgs(func)
-      if (write !== undefined) {
+      if (forms.args !== undefined && !budgeted) {
+        const write = forms.args
         handle.flatArgs = { write, native: this.#native.function(name, false, flat !== undefined, true) }
       }
       cache.set(name, handle)
     }
     return handle
+  }
+
+  /** How the arguments and result of the export at `path` may cross in their flat form. */
+  #flatForms(path: string): FlatForms {
+    let forms = this.#flatFormsByPath.get(path)
+    if (forms === undefined) {
+      const func = this.#funcTypes().get(path)
+      forms = func === undefined ? {} : { args: flatArgs(func), result: flatResult(func) }
+      this.#flatFormsByPath.set(path, forms)
+    }
+    return forms
   }
 
   /** The component's function types by every path an export answers to (none for a module). */
@@ -266,12 +284,21 @@ export class Instance<E = Record<string, unknown>> {
     const { fuel, timeoutMs, signal } = asyncCallOptions(options)
     const resources = this.#resources?.converts(name) === true ? this.#resources : undefined
     const lowered = resources === undefined ? args : resources.lower(name, args)
+    const forms = this.#flatForms(name)
+    const flatResult = forms.result !== undefined
     try {
-      const result = await withAbort(signal, (handle) =>
-        translateAsync(
-          translate(() => this.#native.call(name, lowered, fuel, timeoutMs, handle)) as Promise<unknown>,
-        ),
-      )
+      const returned = await withAbort(signal, (handle) => {
+        // Written and read by the addon before anything else can use the scratch buffer.
+        const length = forms.args === undefined ? -1 : forms.args(lowered)
+        return translateAsync(
+          translate(() =>
+            length >= 0
+              ? this.#native.call(name, length, fuel, timeoutMs, handle, flatScratch(), flatResult)
+              : this.#native.call(name, lowered, fuel, timeoutMs, handle, undefined, flatResult),
+          ) as Promise<unknown>,
+        )
+      })
+      const result = forms.result === undefined ? returned : decodeFlat(returned, forms.result)
       return resources === undefined ? result : resources.lift(name, result)
     } finally {
       // A wasi:http request lives no longer than the call that made it (one stopped at its

@@ -346,7 +346,17 @@ pub fn function<E: Export>(
     })
 }
 
+/// How a `call` takes its arguments and gives its result: `flat_args` is the buffer holding the
+/// arguments' flat form (`args` is then their length); with `flat_result` the Promise resolves to
+/// the result's flat form, always in a new `ArrayBuffer` (the caller's buffer may be reused before
+/// the Promise's reactions run).
+pub struct Flat<'a> {
+    pub args: Option<Unknown<'a>>,
+    pub result: bool,
+}
+
 /// Calls the export on a pool thread; the arguments are converted first, on the JS thread.
+#[allow(clippy::too_many_arguments)]
 pub fn call<E: Export>(
     env: &Env,
     slot: &Arc<Slot<E::Instance>>,
@@ -355,11 +365,15 @@ pub fn call<E: Export>(
     fuel: Option<f64>,
     timeout_ms: Option<f64>,
     abort: Option<&NativeAbortHandle>,
+    flat: Flat<'_>,
 ) -> napi::Result<Raw> {
     let js = Js(env.raw());
     let (export, params, budget) = guard(js, || {
         let export = export?;
-        let params = lower_array(&*export, js, slot.resources.as_ref(), args.raw())?;
+        let params = match flat.args {
+            Some(buffer) => lower_flat(&*export, js, buffer.raw(), &[args.raw()])?,
+            None => lower_array(&*export, js, slot.resources.as_ref(), args.raw())?,
+        };
         let budget = call_budget(
             &slot.defaults,
             slot.engine.fuel,
@@ -370,6 +384,7 @@ pub fn call<E: Export>(
         budget.check_engine(&slot.engine)?;
         Ok((export, params, budget))
     })?;
+    let flat_result = flat.result;
     let slot = slot.clone();
     let lift = export.clone();
     let lift_resources = slot.resources.clone();
@@ -377,8 +392,12 @@ pub fn call<E: Export>(
         env,
         move || slot.with(|live| run(&*export, live, None, &slot.engine, &budget, &params)),
         move |js, output| {
-            lift.lift(js, lift_resources.as_ref(), exit_zero_is_success(output, E::no_output)?)
-                .map(Raw)
+            let output = exit_zero_is_success(output, E::no_output)?;
+            if flat_result {
+                lift_flat(&*lift, js, js.undefined()?, output).map(Raw)
+            } else {
+                lift.lift(js, lift_resources.as_ref(), output).map(Raw)
+            }
         },
     )
 }

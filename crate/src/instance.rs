@@ -59,7 +59,11 @@ macro_rules! instance_class {
             }
 
             /// Calls an export on a pool thread; arguments are converted first, on the JS thread.
+            /// With `flatArgs` (the `Uint8Array` lib/wire.ts wrote them in), `args` is the length of
+            /// the arguments' flat form; with `flatResult` the Promise resolves to the result's flat
+            /// form in a new `ArrayBuffer`.
             #[napi(ts_return_type = "Promise<unknown>")]
+            #[allow(clippy::too_many_arguments)]
             pub fn call(
                 &self,
                 env: &napi::Env,
@@ -68,6 +72,8 @@ macro_rules! instance_class {
                 fuel: Option<f64>,
                 timeout_ms: Option<f64>,
                 abort: Option<&$crate::options::NativeAbortHandle>,
+                flat_args: Option<napi::bindgen_prelude::Unknown>,
+                flat_result: Option<bool>,
             ) -> napi::Result<$crate::js::Raw> {
                 $crate::call::call(
                     env,
@@ -77,6 +83,10 @@ macro_rules! instance_class {
                     fuel,
                     timeout_ms,
                     abort,
+                    $crate::call::Flat {
+                        args: flat_args,
+                        result: flat_result.unwrap_or(false),
+                    },
                 )
             }
 
