@@ -11,7 +11,7 @@ use napi::{Env, JsValue};
 
 use crate::engine::EngineShared;
 use crate::errors::{Failure, exit_zero_is_success, guard, return_or_throw};
-use crate::js::{ElementType, Js, Raw, Value, callback_args};
+use crate::js::{ElementType, Js, Raw, TypedArrayView, Value, callback_args};
 use crate::options::{NativeAbortHandle, call_budget, call_budget_from_js};
 use crate::runtime::host_bridge::serve_js_while;
 use crate::runtime::task;
@@ -187,14 +187,25 @@ struct Handle<E: Export> {
     flat_args: bool,
 }
 
-impl<E: Export> Handle<E> {
-    fn lift(&self, js: Js, this: Value, resources: Resources<'_>, output: E::Output) -> Result<Value, Failure> {
-        if self.flat {
-            lift_flat(&*self.export, js, this, output)
-        } else {
-            self.export.lift(js, resources, output)
-        }
+/// Converts what a call returned to JS: in its flat form (see [`lift_flat`]) or value by value.
+fn lift<E: Export>(
+    export: &E,
+    flat: bool,
+    js: Js,
+    this: Value,
+    resources: Resources<'_>,
+    output: E::Output,
+) -> Result<Value, Failure> {
+    if flat {
+        lift_flat(export, js, this, output)
+    } else {
+        export.lift(js, resources, output)
     }
+}
+
+/// `value`'s bytes if it is a `Uint8Array` (the buffer flat values travel in).
+fn byte_view(js: Js, value: Value) -> Result<Option<TypedArrayView>, Failure> {
+    Ok(js.typed_array(value)?.filter(|view| view.element == ElementType::Uint8))
 }
 
 /// Reads the arguments of a call from their flat form: `args` is their length in bytes at the
@@ -204,11 +215,8 @@ fn lower_flat<E: Export>(export: &E, js: Js, this: Value, args: &[Value]) -> Res
         [length] => js.number_value(*length)?,
         _ => None,
     };
-    let view = js.typed_array(this)?;
-    match (length, view) {
-        (Some(length), Some(view))
-            if view.element == ElementType::Uint8 && (0.0..=view.length as f64).contains(&length) =>
-        {
+    match (length, byte_view(js, this)?) {
+        (Some(length), Some(view)) if (0.0..=view.length as f64).contains(&length) => {
             // SAFETY: N-API reported `view.length` live bytes at `view.data`; they are read
             // before anything can run JS.
             let bytes = unsafe { std::slice::from_raw_parts(view.data, length as usize) };
@@ -245,8 +253,8 @@ fn lift_flat<E: Export>(export: &E, js: Js, this: Value, output: E::Output) -> R
         let value = if !export.encode(output, out)? {
             js.undefined()?
         } else {
-            match js.typed_array(this)? {
-                Some(view) if view.element == ElementType::Uint8 && view.length >= out.len() => {
+            match byte_view(js, this)? {
+                Some(view) if view.length >= out.len() => {
                     // SAFETY: N-API reported `view.length` writable bytes at `view.data`, a
                     // buffer of the caller's that nothing else touches during this call.
                     unsafe { std::ptr::copy_nonoverlapping(out.as_ptr(), view.data.cast_mut(), out.len()) };
@@ -307,7 +315,8 @@ unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi
                     result
                 })
             })?;
-            return handle.lift(js, this, resources, exit_zero_is_success(output, E::no_output)?);
+            let output = exit_zero_is_success(output, E::no_output)?;
+            return lift(&*handle.export, handle.flat, js, this, resources, output);
         }
         let output = exit_zero_is_success(
             slot.with_on_js_thread(js, |live| {
@@ -315,7 +324,7 @@ unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi
             }),
             E::no_output,
         )?;
-        handle.lift(js, this, resources, output)
+        lift(&*handle.export, handle.flat, js, this, resources, output)
     })
 }
 
@@ -386,18 +395,16 @@ pub fn call<E: Export>(
     })?;
     let flat_result = flat.result;
     let slot = slot.clone();
-    let lift = export.clone();
+    let export_to_lift = export.clone();
     let lift_resources = slot.resources.clone();
     task::promise(
         env,
         move || slot.with(|live| run(&*export, live, None, &slot.engine, &budget, &params)),
         move |js, output| {
             let output = exit_zero_is_success(output, E::no_output)?;
-            if flat_result {
-                lift_flat(&*lift, js, js.undefined()?, output).map(Raw)
-            } else {
-                lift.lift(js, lift_resources.as_ref(), output).map(Raw)
-            }
+            // No buffer to write into: a flat result comes in its own `ArrayBuffer`.
+            let this = js.undefined()?;
+            lift(&*export_to_lift, flat_result, js, this, lift_resources.as_ref(), output).map(Raw)
         },
     )
 }

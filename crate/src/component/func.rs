@@ -35,7 +35,10 @@ pub struct ExportFunc {
     /// `Uint8Array` or an array of numbers (see [`ExportFunc::invoke_typed`]). (A `func(string) -> string` gains nothing
     /// measurable that way: its UTF-16 <-> UTF-8 conversions dominate.)
     bytes_to_bytes: bool,
-    /// The flat form of what a call returns to JS (the ok value of a `result`), when it has one.
+    /// The type of what a call returns to JS: the result's, or the ok value's of a `result` (an
+    /// err is thrown).
+    lifted: Option<Type>,
+    /// The flat form of that, when it has one.
     flat: Option<Shape>,
     /// The flat forms of the parameters, when they all have one.
     flat_params: Option<Vec<Shape>>,
@@ -219,10 +222,9 @@ impl Export for ExportFunc {
         let Some(shape) = &self.flat else {
             return Err(failed("its result has no flat form"));
         };
-        let value = match (output, &self.result) {
-            (Returned::Val(Some(Val::Result(Ok(payload)))), Some(Type::Result(_))) => payload.map(|payload| *payload),
-            (Returned::Val(value), _) => value,
-            (Returned::Bytes(_), _) => return Err(failed("a typed result has no flat form")),
+        let value = match output {
+            Returned::Val(value) => self.lifted_value(value),
+            Returned::Bytes(_) => return Err(failed("a typed result has no flat form")),
         };
         match value {
             Some(value) => wire::encode(&value, shape, out).map_err(|message| failed(&message))?,
@@ -237,11 +239,7 @@ impl Export for ExportFunc {
             Returned::Val(value) => value,
             Returned::Bytes(bytes) => return Ok(js.typed_array_from(ElementType::Uint8, bytes.len(), &bytes)?),
         };
-        let lifted = match (value, &self.result) {
-            (Some(Val::Result(Ok(payload))), Some(Type::Result(result_type))) => match (payload, result_type.ok()) {
-                (Some(payload), Some(ok_type)) => convert::to_js(js, resources, &payload, &ok_type),
-                _ => js.undefined(),
-            },
+        let lifted = match (self.lifted_value(value), &self.lifted) {
             (Some(value), Some(ty)) => convert::to_js(js, resources, &value, ty),
             _ => js.undefined(),
         };
@@ -250,6 +248,14 @@ impl Export for ExportFunc {
 }
 
 impl ExportFunc {
+    /// What JS receives of a call's result: the ok value of a `result` (an err was thrown).
+    fn lifted_value(&self, value: Option<Val>) -> Option<Val> {
+        match (value, &self.result) {
+            (Some(Val::Result(Ok(payload))), Some(Type::Result(_))) => payload.map(|payload| *payload),
+            (value, _) => value,
+        }
+    }
+
     /// Calls through wasmtime's typed API: the value goes into and out of guest memory in one
     /// copy each, where the dynamic `Val` path makes one `Val` per byte of a `list<u8>` (see
     /// BENCHMARKING.md, component-call).
@@ -320,6 +326,7 @@ pub fn exports(component: &Component) -> Exports<ExportFunc> {
                 ([(_, param)], Some(out)) if is_bytes(param) && is_bytes(out)
             ),
             flat: lifted.as_ref().and_then(Shape::of),
+            lifted,
             flat_params: params.iter().map(|(_, ty)| Shape::of(ty)).collect(),
             resources_in: params.iter().any(|(_, ty)| holds_resources(ty)),
             resources_out: result.as_ref().is_some_and(holds_resources),

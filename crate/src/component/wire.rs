@@ -37,8 +37,6 @@ pub enum Shape {
     F64,
     Char,
     String,
-    /// A list whose elements are numbers: packed like the typed array JS receives.
-    Packed(Box<Shape>),
     List(Box<Shape>),
     Record(Vec<(String, Shape)>),
     Tuple(Vec<Shape>),
@@ -66,14 +64,7 @@ impl Shape {
             Type::Float64 => Shape::F64,
             Type::Char => Shape::Char,
             Type::String => Shape::String,
-            Type::List(list) => {
-                let element = Shape::of(&list.ty())?;
-                if element.width().is_some() && element != Shape::Bool && element != Shape::Char {
-                    Shape::Packed(Box::new(element))
-                } else {
-                    Shape::List(Box::new(element))
-                }
-            }
+            Type::List(list) => Shape::List(Box::new(Shape::of(&list.ty())?)),
             Type::Record(record) => Shape::Record(
                 record
                     .fields()
@@ -103,17 +94,6 @@ impl Shape {
                 Shape::Result(side(result.ok())?, side(result.err())?)
             }
             Type::Flags(flags) => Shape::Flags(flags.names().map(str::to_string).collect()),
-            _ => return None,
-        })
-    }
-
-    /// The bytes of a fixed-width value (`None` for the others).
-    fn width(&self) -> Option<usize> {
-        Some(match self {
-            Shape::Bool | Shape::U8 | Shape::S8 => 1,
-            Shape::U16 | Shape::S16 => 2,
-            Shape::U32 | Shape::S32 | Shape::F32 | Shape::Char => 4,
-            Shape::U64 | Shape::S64 | Shape::F64 => 8,
             _ => return None,
         })
     }
@@ -156,13 +136,6 @@ pub fn encode(value: &Val, shape: &Shape, out: &mut Vec<u8>) -> Result<(), Strin
             let header = if text.is_ascii() { header } else { header | 1 << 31 };
             out.extend_from_slice(&header.to_le_bytes());
             out.extend_from_slice(text.as_bytes());
-        }
-        (Val::List(items), Shape::Packed(element)) => {
-            put_u32(out, items.len())?;
-            out.reserve(items.len() * element.width().unwrap_or(1));
-            for item in items {
-                encode(item, element, out)?;
-            }
         }
         (Val::List(items), Shape::List(element)) => {
             put_u32(out, items.len())?;
@@ -307,7 +280,7 @@ pub fn decode(shape: &Shape, reader: &mut Reader<'_>) -> Result<Val, String> {
             let text = std::str::from_utf8(bytes).map_err(|error| format!("a string that is not UTF-8: {error}"))?;
             Val::String(text.to_string())
         }
-        Shape::Packed(element) | Shape::List(element) => {
+        Shape::List(element) => {
             let count = reader.count()?;
             let mut items = Vec::with_capacity(count);
             for _ in 0..count {
@@ -406,7 +379,7 @@ mod tests {
             ("b".into(), Shape::Option(Box::new(Shape::F32))),
             ("c".into(), Shape::Flags(vec!["p".into(), "q".into()])),
             ("d".into(), Shape::Result(None, Some(Box::new(Shape::Char)))),
-            ("e".into(), Shape::Packed(Box::new(Shape::U16))),
+            ("e".into(), Shape::List(Box::new(Shape::U16))),
         ])));
         let record = |tag: &str, payload: Option<Val>| {
             Val::Record(vec![
@@ -445,7 +418,7 @@ mod tests {
     fn numbers_are_little_endian_and_lists_count_their_elements() {
         let list = Val::List(vec![Val::U16(0x0102), Val::U16(0x0304)]);
         assert_eq!(
-            encoded(&list, &Shape::Packed(Box::new(Shape::U16))),
+            encoded(&list, &Shape::List(Box::new(Shape::U16))),
             [2, 0, 0, 0, 2, 1, 4, 3]
         );
         let flags = Val::Flags(vec!["y".into()]);
