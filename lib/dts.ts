@@ -11,6 +11,7 @@
  * only an alias is assignable to the `Record<string, unknown>` that `imports` and `Instance` take.
  */
 import type { ComponentItem, WitFuncType, WitType } from './component.js'
+import { valueTypeOf } from './util/wit.js'
 import { shortName, upperCamel } from './resources.js'
 import { lowerCamel, unversioned } from './util/names.js'
 
@@ -371,7 +372,7 @@ class Writer {
     const func = item.func
     if (func === undefined) return `  ${key}(...args: unknown[]): unknown`
     const params = this.#parameters(func, 'in', skipSelf)
-    const returned = func.result?.kind === 'result' ? func.result.ok : func.result
+    const returned = valueTypeOf(func)
     const result = returned === undefined ? 'void' : this.#type(returned, 'out')
     const note =
       func.result?.kind === 'result' ? '. An err result throws ComponentError, its value in `payload`.' : ''
@@ -383,7 +384,7 @@ class Writer {
     const func = item.func
     if (func === undefined) return `  ${key}(...args: never[]): unknown`
     const params = this.#parameters(func, 'out', skipSelf)
-    const returned = func.result?.kind === 'result' ? func.result.ok : func.result
+    const returned = valueTypeOf(func)
     const result = returned === undefined ? 'void' : this.#type(returned, 'in')
     const note =
       func.result?.kind === 'result' ? '. Throwing means err (its `payload`, or an Error’s message).' : ''

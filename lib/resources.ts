@@ -10,6 +10,7 @@
  * Values are walked along the export's type, only where that type can hold a resource.
  */
 import type { ComponentItem, ResourceMembers, WitFuncType, WitType } from './component.js'
+import { someType, valueTypeOf } from './util/wit.js'
 import { DisposedError } from './errors.js'
 import { exportPaths, lowerCamel } from './util/names.js'
 
@@ -44,25 +45,7 @@ export function upperCamel(name: string): string {
 
 /** Whether a value of `type` can hold a resource. */
 export function holdsResources(type: WitType | undefined): boolean {
-  if (type === undefined) return false
-  switch (type.kind) {
-    case 'own':
-    case 'borrow':
-      return true
-    case 'list':
-    case 'option':
-      return holdsResources(type.element)
-    case 'record':
-      return type.fields.some((field) => holdsResources(field.type))
-    case 'tuple':
-      return type.types.some(holdsResources)
-    case 'variant':
-      return type.cases.some((item) => holdsResources(item.type))
-    case 'result':
-      return holdsResources(type.ok) || holdsResources(type.err)
-    default:
-      return false
-  }
+  return type !== undefined && someType(type, (inner) => inner.kind === 'own' || inner.kind === 'borrow')
 }
 
 /** Applies `at` to every resource in `value` (of `type`), rebuilding the containers around them. */
@@ -183,9 +166,7 @@ export class InstanceResources {
   lift(path: string, value: unknown): unknown {
     const func = this.#functions.get(path)
     if (func === undefined) return value
-    // An export returning a result gives its ok value (an err is thrown).
-    const type = func.result?.kind === 'result' ? func.result.ok : func.result
-    return walk(value, type, (token, type) => this.#wrap(token, type))
+    return walk(value, valueTypeOf(func), (token, type) => this.#wrap(token, type))
   }
 
   #wrap(token: unknown, type: WitType): unknown {

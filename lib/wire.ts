@@ -1,8 +1,9 @@
 /**
- * Decoding component values from their flat form (written by crate/src/component/wire.rs, which
- * describes the layout). A structured result crosses from the addon as one buffer, decoded here
- * into the same JS values the addon's per-value conversion makes; the per-value path costs N-API
- * calls for every value, object and property, which dominated lists of records and variants.
+ * Component values in their flat form (crate/src/component/wire.rs describes the layout): a
+ * structured result crosses from the addon as one buffer, decoded here into the same JS values
+ * the addon's per-value conversion makes, and structured arguments are written here into one
+ * buffer the addon reads; the per-value path costs N-API calls for every value, object and
+ * property, which dominated lists of records and variants.
  *
  * The addon writes into {@link flatScratch}, passed as `this` to a flat function handle, and
  * returns the length; a result that does not fit comes as its own `ArrayBuffer`, and the scratch
@@ -12,6 +13,7 @@
 import { types } from 'node:util'
 
 import type { WitFuncType, WitType } from './component.js'
+import { someType, valueTypeOf } from './util/wit.js'
 import { WasmError } from './errors.js'
 import { lowerCamel } from './util/names.js'
 
@@ -70,7 +72,7 @@ export function decodeFlat(returned: unknown, read: Read): unknown {
  * are one N-API call each on the per-value path; resources are not in the flat form.
  */
 export function flatResult(func: WitFuncType): Read | undefined {
-  const type = func.result?.kind === 'result' ? func.result.ok : func.result
+  const type = valueTypeOf(func)
   return type !== undefined && hasFlatForm(type) && isStructured(type) ? reader(type) : undefined
 }
 
@@ -127,32 +129,14 @@ function isStructured(type: WitType): boolean {
 
 /** Whether every value of `type` has a flat form (as `Shape::of` in wire.rs decides). */
 function hasFlatForm(type: WitType): boolean {
-  switch (type.kind) {
-    case 'list':
-      return type.length === undefined && hasFlatForm(type.element)
-    case 'option':
-      return hasFlatForm(type.element)
-    case 'record':
-      return type.fields.every((field) => hasFlatForm(field.type))
-    case 'tuple':
-      return type.types.every(hasFlatForm)
-    case 'variant':
-      return type.cases.every((item) => item.type === undefined || hasFlatForm(item.type))
-    case 'result':
-      return (
-        (type.ok === undefined || hasFlatForm(type.ok)) && (type.err === undefined || hasFlatForm(type.err))
-      )
-    case 'own':
-    case 'borrow':
-    case 'future':
-    case 'stream':
-    case 'error-context':
-    case 'map':
-      return false
-    default:
-      return true
-  }
+  return !someType(
+    type,
+    (inner) => NO_FLAT_FORM.has(inner.kind) || (inner.kind === 'list' && inner.length !== undefined),
+  )
 }
+
+/** Kinds of value without a flat form: resources, and kinds the per-value path refuses itself. */
+const NO_FLAT_FORM = new Set<WitType['kind']>(['own', 'borrow', 'future', 'stream', 'error-context', 'map'])
 
 type TypedArrayClass =
   | Uint8ArrayConstructor
