@@ -77,33 +77,3 @@ export function typesComponent() {
 export function typesInstance(log: string[] = []): Instance {
   return typesComponent().instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports: typesImports(log) })
 }
-
-/** A value of the fixture's `everything` record: every WIT type but resources, at edge values. */
-export const everything = {
-  flag: true,
-  tiny: 255,
-  small: 65535,
-  medium: 4294967295,
-  large: 18446744073709551615n,
-  stiny: -128,
-  ssmall: -32768,
-  smedium: -2147483648,
-  slarge: -9223372036854775808n,
-  single: Math.fround(-1.5),
-  wide: Number.MAX_VALUE,
-  letter: '🚀',
-  text: 'Grüße, 世界 \u{FEFF}',
-  bytes: new Uint8Array([0, 127, 255]),
-  words: ['', 'ünï', '🚀'],
-  maybe: { tag: 'some', val: undefined },
-  outcome: { tag: 'err', val: 7 },
-  rank: 'high-ish',
-  rights: { read: true, write: false, execNow: true },
-  tokens: [
-    { tag: 'int', val: -1n },
-    { tag: 'text', val: '' },
-    { tag: 'empty' },
-    { tag: 'pair', val: [255, 'ß'] },
-  ],
-  pair: [-1, 'x'],
-}

@@ -1,7 +1,8 @@
 import test from 'ava'
 
 import { AbortError, ComponentError, Engine, HostError, TimeoutError } from '../lib/index.js'
-import { everything, MiB, typesComponent, typesImports } from './helpers.js'
+import { typesEverything } from '../fixtures/index.js'
+import { MiB, typesComponent, typesImports } from './helpers.js'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -173,11 +174,11 @@ for (const kind of ['sync', 'async'] as const) {
     const imports = typesImports()
     ;(imports['test:types/host@0.1.0'] as Record<string, unknown>).echo = echo
     const instance = typesComponent().instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports })
-    t.deepEqual(await instance.call('call-echo', [everything]), everything)
-    if (kind === 'sync') t.deepEqual(instance.callSync('call-echo', [everything]), everything)
-    t.deepEqual(received[0], everything, 'the host function saw exactly what the guest was given')
+    t.deepEqual(await instance.call('call-echo', [typesEverything]), typesEverything)
+    if (kind === 'sync') t.deepEqual(instance.callSync('call-echo', [typesEverything]), typesEverything)
+    t.deepEqual(received[0], typesEverything, 'the host function saw exactly what the guest was given')
     const nan = {
-      ...everything,
+      ...typesEverything,
       single: Number.NaN,
       wide: Number.NaN,
       maybe: { tag: 'none' },

@@ -7,9 +7,9 @@ import type { WitType } from '../lib/component.js'
 import { NativeComponent, NativeEngine } from '../lib/native.js'
 import { instantiateOptions } from '../lib/options.js'
 import { ownedImports } from '../lib/util/reentry.js'
-import { typesWasm } from '../fixtures/index.js'
+import { typesEverything, typesWasm } from '../fixtures/index.js'
 import { decodeFlat, flatArgs, flatResult } from '../lib/wire.js'
-import { everything, MiB, typesComponent, typesImports } from './helpers.js'
+import { MiB, typesComponent, typesImports } from './helpers.js'
 
 /** An instance of the types fixture straight from the binding, without lib/'s layer. */
 function nativeInstance() {
@@ -119,7 +119,7 @@ test('a flat result decodes the same when a host function made another flat call
     return value
   }
   const inst = typesComponent().instantiateSync({ limits: { memoryBytes: 16 * MiB }, imports })
-  t.deepEqual(inst.callSync('call-echo', [everything]), everything)
+  t.deepEqual(inst.callSync('call-echo', [typesEverything]), typesEverything)
   t.deepEqual(inner, [person])
 })
 
@@ -156,22 +156,8 @@ test('a flat result that does not match its type is an internal error, not a wro
   t.is(decodeFlat(undefined, read), undefined)
 })
 
-/** The `person` record's function type, as the component listing gives it. */
-const personFunc = {
-  params: [
-    {
-      name: 'v',
-      type: {
-        kind: 'record',
-        fields: [
-          { name: 'first-name', type: { kind: 'string' } },
-          { name: 'age', type: { kind: 'u8' } },
-          { name: 'tags', type: { kind: 'list', element: { kind: 'string' } } },
-        ],
-      },
-    },
-  ],
-} satisfies { params: { name: string; type: WitType }[] }
+/** `roundtrip-record`'s function type (it takes a `person`), from the component's listing. */
+const personFunc = typesComponent().exports.find((item) => item.name === 'roundtrip-record')!.func!
 
 test('arguments are written flat only when taken as they are; anything else goes to the per-value path', (t) => {
   const write = flatArgs(personFunc)!
@@ -229,10 +215,10 @@ test('arguments the flat writer declines are converted or refused exactly as bef
     t.is(sync?.constructor, pooled?.constructor)
   }
   // Structured values whose parts take other forms: typed arrays inside, arrays for typed lists.
-  const forms = { ...everything, bytes: new Uint8ClampedArray([1, 2, 255]), words: [] }
+  const forms = { ...typesEverything, bytes: new Uint8ClampedArray([1, 2, 255]), words: [] }
   t.deepEqual(inst.callSync('call-echo', [forms]), { ...forms, bytes: new Uint8Array([1, 2, 255]) })
-  const numbers = { ...everything, bytes: [0, 255] }
-  t.deepEqual(inst.callSync('call-echo', [numbers]), { ...everything, bytes: new Uint8Array([0, 255]) })
+  const numbers = { ...typesEverything, bytes: [0, 255] }
+  t.deepEqual(inst.callSync('call-echo', [numbers]), { ...typesEverything, bytes: new Uint8Array([0, 255]) })
   t.deepEqual(inst.callSync('roundtrip-flags', [{ write: true }]), {
     read: false,
     write: true,

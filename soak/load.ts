@@ -9,7 +9,7 @@ import path from 'node:path'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { inspect, isDeepStrictEqual } from 'node:util'
 
-import { root, typesImports, typesWasm, wasiComponentWasm } from '../fixtures/index.js'
+import { root, typesEverything, typesImports, typesWasm, wasiComponentWasm } from '../fixtures/index.js'
 import {
   AbortError,
   ArithmeticTrapError,
@@ -76,35 +76,6 @@ const CHECKSUM_1000 = checksum(1000)
 const CALL_TIMEOUT_MS = 10_000
 const example = (name: string) => path.join(root, 'examples', name)
 
-/** A value of the `types` fixture's `everything` record: every WIT type but resources. */
-const EVERYTHING = {
-  flag: true,
-  tiny: 255,
-  small: 65535,
-  medium: 4294967295,
-  large: 18446744073709551615n,
-  stiny: -128,
-  ssmall: -32768,
-  smedium: -2147483648,
-  slarge: -9223372036854775808n,
-  single: Math.fround(-1.5),
-  wide: Number.MAX_VALUE,
-  letter: '🚀',
-  text: 'Grüße, 世界',
-  bytes: new Uint8Array([0, 127, 255]),
-  words: ['', 'ünï', '🚀'],
-  maybe: { tag: 'some', val: undefined },
-  outcome: { tag: 'err', val: 7 },
-  rank: 'high-ish',
-  rights: { read: true, write: false, execNow: true },
-  tokens: [
-    { tag: 'int', val: -1n },
-    { tag: 'text', val: '' },
-    { tag: 'empty' },
-    { tag: 'pair', val: [255, 'ß'] },
-  ],
-  pair: [-1, 'x'],
-}
 const PERSON = { firstName: 'Ada', age: 36, tags: ['math', 'engines'] }
 const BYTES = new Uint8Array(1024).map((_, index) => index & 0xff)
 const TEXT = 'soak ✓ 🚀 '.repeat(20)
@@ -359,7 +330,11 @@ export class Load {
     for (let i = 0; i < 5; i++)
       this.#equal('component list<u8>', g.typesSync.callSync('roundtrip-list-u8', [BYTES]), BYTES)
     for (let i = 0; i < 2; i++)
-      this.#equal('component host echo', g.typesSync.callSync('call-echo', [EVERYTHING]), EVERYTHING)
+      this.#equal(
+        'component host echo',
+        g.typesSync.callSync('call-echo', [typesEverything]),
+        typesEverything,
+      )
     for (let i = 0; i < 5; i++)
       this.#equal('sandbox callSync greet', g.hello.callSync('greet', [`h${i}`]), `Hello, h${i}!`)
     counts.callSync += 47
@@ -412,7 +387,7 @@ export class Load {
     const viaHost = Array.from({ length: 5 }, (_, i) => g.coreAsync.call('viaHost', [i]))
     this.#equal('async host double', await Promise.all(doubled), [0, 2, 4, 6, 8])
     this.#equal('async host core', await Promise.all(viaHost), [2, 3, 4, 5, 6])
-    this.#equal('async host echo', await g.typesAsync.call('call-echo', [EVERYTHING]), EVERYTHING)
+    this.#equal('async host echo', await g.typesAsync.call('call-echo', [typesEverything]), typesEverything)
     this.#equal('async host result', await g.typesAsync.call('call-fail-maybe', [3]), 4)
     await this.#rejects('async host rejection', ComponentError, g.typesAsync.call('call-fail-maybe', [0]))
     this.counts.hostAsync += 13
