@@ -158,6 +158,56 @@ test('12.1 a guest writing to a full inherited stdout pipe ends by its deadline'
   t.true(Number(elapsed) < 30_000, blocked.stderr)
 })
 
+test('12.1 guests blocked in WASI file work hold at most 64 host threads in all, and file work resumes once they are freed', async (t) => {
+  // Each guest opens its own FIFO, which blocks one host thread in open(2) past the call's
+  // deadline. Every thread used to have its own tokio blocking pool: 72 blocked guests held 72
+  // threads (and a pool thread's idle ones stayed while work kept coming). In a child: while the
+  // threads are held, file work in that process waits.
+  const result = await child(
+    `
+    import { execFileSync } from 'node:child_process'
+    import { closeSync, constants, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+    import { tmpdir } from 'node:os'
+    import path from 'node:path'
+    import { Engine } from './lib/index.ts'
+    import { wasiComponentWasm } from './fixtures/index.ts'
+    const GUESTS = 72
+    const dir = mkdtempSync(path.join(tmpdir(), 'airssys-fifos-'))
+    for (let i = 0; i < GUESTS; i++) execFileSync('mkfifo', [path.join(dir, 'pipe' + i)])
+    writeFileSync(path.join(dir, 'plain'), 'plain text')
+    const compiled = new Engine().compileComponentSync(wasiComponentWasm)
+    const run = (file, timeoutMs) =>
+      compiled
+        .instantiate({ limits: { memoryBytes: 16 << 20 }, wasi: { stdout: 'pipe', preopens: { '/data': dir }, args: ['wasi-cli', 'cat', '/data/' + file] } })
+        .then((instance) => instance.call('wasi:cli/run#run', [], { timeoutMs }).then(() => instance.takeOutput().stdout))
+    const ioThreads = () =>
+      readdirSync('/proc/self/task').filter((id) => {
+        const name = readFileSync('/proc/self/task/' + id + '/comm', 'utf8').trim()
+        return name === 'tokio-rt-worker' || name.startsWith('airssys-wasm-io')
+      }).length
+    const codes = await Promise.all(
+      Array.from({ length: GUESTS }, (_, i) => run('pipe' + i, 1500).then(() => 'returned', (error) => error.code)),
+    )
+    const held = ioThreads()
+    for (let i = 0; i < GUESTS; i++) {
+      try { closeSync(openSync(path.join(dir, 'pipe' + i), constants.O_WRONLY | constants.O_NONBLOCK)) } catch {}
+    }
+    const after = await run('plain', 20000).catch((error) => error.code)
+    console.log(JSON.stringify({ codes: [...new Set(codes)], held, after }))
+    process.exit(0)
+  `,
+    120_000,
+  )
+  const report = JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '{}') as {
+    codes?: string[]
+    held?: number
+    after?: string
+  }
+  t.deepEqual(report.codes, ['ERR_WASM_TIMEOUT'], result.stderr)
+  // 64 blocking threads and the runtime's one worker.
+  t.true((report.held ?? Infinity) <= 65, `${report.held} threads for WASI file work`)
+  t.is(report.after, 'plain text')
+})
 test('12.2 instantiateSync runs a start function that calls a sync JS import (no deadlock)', async (t) => {
   const run = await child(`
     import { Engine } from './lib/index.ts'
