@@ -13,6 +13,7 @@ import {
   UnreachableError,
   WasmTypeError,
   ArithmeticTrapError,
+  Engine,
   type Instance,
 } from '../lib/index.js'
 import { MiB, typesComponent, typesImports, typesInstance } from './helpers.js'
@@ -242,4 +243,39 @@ test('an unknown per-call option (a typo such as timeOutMs) is a ConfigError nam
     instanceOf: ConfigError,
     message: /fule/,
   })
+})
+
+test('callSync hands a core export each argument list as given, in order, at every length', (t) => {
+  // Each export weighs its arguments by position, so a dropped, repeated or swapped one shows.
+  const weighed = (count: number) => {
+    const params = Array.from({ length: count }, () => 'i32').join(' ')
+    const body = Array.from(
+      { length: count },
+      (_, i) => `local.get ${i} i32.const ${10 ** i} i32.mul i32.add`,
+    )
+    return `(func (export "f${count}") (param ${params}) (result i32) i32.const 0 ${body.join(' ')})`
+  }
+  const inst = new Engine()
+    .compileModuleSync(`(module ${[0, 1, 2, 3, 4, 5].map(weighed).join(' ')})`)
+    .instantiateSync({ limits: { memoryBytes: 0 } })
+  t.is(inst.callSync('f0'), 0)
+  t.is(inst.callSync('f0', []), 0)
+  t.is(inst.callSync('f1', [7]), 7)
+  t.is(inst.callSync('f2', [1, 2]), 21)
+  t.is(inst.callSync('f3', [1, 2, 3]), 321)
+  t.is(inst.callSync('f4', [1, 2, 3, 4]), 4321)
+  t.is(inst.callSync('f5', [1, 2, 3, 4, 5]), 54321)
+  // A hole is an undefined argument, as it is for a spread.
+  t.throws(() => inst.callSync('f2', [1, , 2]), {
+    instanceOf: WasmTypeError,
+    message: /expected 2 argument\(s\), got 3/,
+  })
+  t.throws(() => inst.callSync('f2', [1, ,]), { instanceOf: WasmTypeError, message: /param 1: expected i32/ })
+  for (const count of [0, 1, 2, 3, 4, 5]) {
+    const args = Array.from({ length: count + 1 }, () => 1)
+    t.throws(() => inst.callSync(`f${count}`, args), {
+      instanceOf: WasmTypeError,
+      message: new RegExp(`expected ${count} argument\\(s\\), got ${count + 1}`),
+    })
+  }
 })
