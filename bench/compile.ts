@@ -93,8 +93,9 @@ export const compile: Scenario = {
           title: "new Engine({ compiler: 'winch' }): compileModuleSync (core, cold)",
           note:
             "The core module through wasmtime's baseline compiler. Most of a small compile is " +
-            "wasmtime's fixed cost (trampolines, the code object, mapping it executable): the same " +
-            'compile straight on wasmtime, without the addon, takes as long. Ratio: to V8 and to Cranelift.',
+            "wasmtime's fixed cost (Cranelift compiling the trampolines, hand-offs between compile threads, " +
+            'the code object): the same compile straight on wasmtime, without the addon ' +
+            '(crate/examples/compile_cost.rs), takes as long. Ratio: to V8 and to Cranelift.',
           baselines: ['node-module-cold', 'module-cold'],
           run: () => {
             core.next()
