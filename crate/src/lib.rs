@@ -3,6 +3,7 @@
 
 #![deny(clippy::all)]
 
+pub mod allocator;
 pub mod binary;
 pub mod cache;
 pub mod call;
@@ -25,9 +26,3 @@ pub mod store;
 pub mod trap;
 pub mod wasi;
 pub mod wasi_http;
-
-/// Component values live in many small allocations (wasmtime's `Val` tree: a box per payload, a
-/// string per case name), made and freed on every call; glibc's allocator spent about a third of
-/// a large structured call in malloc and free (BENCHMARKING.md, issue 16).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
