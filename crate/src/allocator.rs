@@ -19,7 +19,7 @@ const MIMALLOC_DEFAULT_PURGE_DELAY_MS: c_long = 1000;
 /// of one second kept about 20 MiB more resident under the soak's load (RELIABILITY.md); 0 makes
 /// every large buffer that a call frees come back as fresh zeroed pages on the next call (a 1 MiB
 /// `list<u8>` round trip went from ~0.23 to ~1.1-1.6 ms). 10 ms keeps both.
-pub const PURGE_DELAY_MS: c_long = 10;
+const PURGE_DELAY_MS: c_long = 10;
 
 unsafe extern "C" {
     fn mi_option_get(option: c_int) -> c_long;
@@ -31,19 +31,17 @@ unsafe extern "C" {
 pub fn tune() {
     static TUNED: Once = Once::new();
     TUNED.call_once(|| {
-        // SAFETY: plain calls into the allocator linked into this library; options are atomics
-        // inside mimalloc, safe to read and set from any thread at any time.
-        unsafe {
-            if mi_option_get(PURGE_DELAY) == MIMALLOC_DEFAULT_PURGE_DELAY_MS {
-                mi_option_set(PURGE_DELAY, PURGE_DELAY_MS);
-            }
+        if purge_delay_ms() == MIMALLOC_DEFAULT_PURGE_DELAY_MS {
+            // SAFETY: as in `purge_delay_ms`.
+            unsafe { mi_option_set(PURGE_DELAY, PURGE_DELAY_MS) }
         }
     });
 }
 
 /// The purge delay in force, in milliseconds.
-pub fn purge_delay_ms() -> c_long {
-    // SAFETY: as in `tune`.
+fn purge_delay_ms() -> c_long {
+    // SAFETY: a plain call into the allocator linked into this library; options are atomics
+    // inside mimalloc, safe to read and set from any thread at any time.
     unsafe { mi_option_get(PURGE_DELAY) }
 }
 
