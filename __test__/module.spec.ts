@@ -142,6 +142,43 @@ test('instances of one module do not share memory', (t) => {
   t.is(b.callSync('load'), 0)
 })
 
+test('inst.exports holds each exported function by its own name, like WebAssembly.Instance', (t) => {
+  const inst = instance()
+  const exports = inst.exports as Record<string, (...args: unknown[]) => unknown>
+  t.deepEqual(Object.keys(exports).sort(), [
+    'add',
+    'add64',
+    'div',
+    'load',
+    'log-twice',
+    'narrow',
+    'pair',
+    'scale',
+    'store',
+  ])
+  t.is(exports.add!(2, 40), 42)
+  t.is(exports.add64!(2n, 3n), 5n)
+  exports.store!(77)
+  t.is(exports.load!(), 77, 'bound to this instance')
+  t.throws(() => exports.add!('2', 1), { instanceOf: WasmTypeError, message: /add: param 0/ })
+  t.is(inst.exports, inst.exports, 'made once')
+  inst.dispose()
+  t.throws(() => exports.add!(1, 1), { code: 'ERR_WASM_DISPOSED' })
+})
+
+test('a core export named like an Object.prototype member is an own function, not a prototype change', (t) => {
+  const inst = new Engine()
+    .compileModuleSync(
+      '(module (func (export "__proto__") (result i32) i32.const 7) (func (export "toString") (result i32) i32.const 8))',
+    )
+    .instantiateSync({ limits: { memoryBytes: 0 } })
+  const exports = inst.exports as Record<string, () => unknown>
+  t.true(Object.hasOwn(exports, '__proto__'))
+  t.is(exports['__proto__']!(), 7)
+  t.is((exports['toString'] as () => unknown)(), 8)
+  t.is(Object.getPrototypeOf(exports), Object.prototype)
+})
+
 test('invalid modules never reach instantiation', (t) => {
   t.throws(() => new Engine().compileModuleSync('(module (func (result i32) i64.const 1))'), {
     instanceOf: CompileError,

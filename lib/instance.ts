@@ -103,6 +103,24 @@ function callWith(native: NativeFunction, args: readonly unknown[]): unknown {
   }
 }
 
+/**
+ * A core module's exported functions by name, each made into its {@link Instance.function} handle
+ * at its first call (a module may export thousands). The names are the guest's: they are defined
+ * as own properties, so `__proto__` is a function like any other and not the object's prototype.
+ */
+function coreExports(
+  names: readonly string[],
+  handle: (name: string) => (...args: unknown[]) => unknown,
+): Record<string, unknown> {
+  const exports: Record<string, unknown> = {}
+  for (const name of names) {
+    let call: ((...args: unknown[]) => unknown) | undefined
+    const value = (...args: unknown[]) => (call ??= handle(name))(...args)
+    Object.defineProperty(exports, name, { value, enumerable: true, writable: true, configurable: true })
+  }
+  return exports
+}
+
 /** More arguments than any export takes (the addon refuses more too). */
 const MAX_ARGUMENTS = 1000
 
@@ -123,6 +141,8 @@ export class Instance<E = Record<string, unknown>> {
 
   readonly #resources: InstanceResources | undefined
   readonly #exportItems: readonly ComponentItem[]
+  /** A core module's exported function names (none for a component). */
+  readonly #coreFunctions: readonly string[]
   #funcTypesByPath: Map<string, WitFuncType> | undefined
   readonly #flatFormsByPath = new Map<string, FlatForms>()
   #exports: E | undefined
@@ -133,11 +153,13 @@ export class Instance<E = Record<string, unknown>> {
     owner: Owner,
     http?: WasiHttp,
     exports: readonly ComponentItem[] = [],
+    coreFunctions: readonly string[] = [],
   ) {
     this.#native = native
     this.#owner = owner
     this.#http = http
     this.#exportItems = exports
+    this.#coreFunctions = coreFunctions
     const self = this
     const hasResources = exports.some((item) =>
       (item.exports ?? []).some((member) => member.kind === 'resource'),
@@ -161,13 +183,17 @@ export class Instance<E = Record<string, unknown>> {
    * The exports as jco's generated bindings would give them, bound to this instance: root
    * functions in lowerCamelCase, each exported interface as an object (by its full name, and by
    * its short lowerCamelCase name when no other interface has it) holding its functions and its
-   * resource classes (`new api.Counter(5)`, `c.increment(1)`, `api.Counter.split(10, 3)`). They
+   * resource classes (`new api.Counter(5)`, `c.increment(1)`, `api.Counter.split(10, 3)`). For a
+   * core module, each exported function by its own name, as `WebAssembly.Instance` has them. They
    * run on the JS thread with the instance's defaults, like `callSync`.
    */
   get exports(): E {
-    // The object is built from the component's own listings; `E` is the caller's word for it.
-    this.#exports ??= jcoExports(this.#exportItems, this.#resources, (path, args) =>
-      this.callSync(path, args),
+    // The object is built from the component's or module's own listings; `E` is the caller's word
+    // for it.
+    this.#exports ??= (
+      this.#coreFunctions.length > 0
+        ? coreExports(this.#coreFunctions, (name) => this.function(name))
+        : jcoExports(this.#exportItems, this.#resources, (path, args) => this.callSync(path, args))
     ) as E
     return this.#exports
   }

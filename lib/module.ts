@@ -25,6 +25,7 @@ export interface CoreFuncType {
 /** A compiled core wasm module. */
 export class Module {
   readonly #native: NativeModule
+  #functions: string[] | undefined
 
   /** @internal */
   constructor(native: NativeModule) {
@@ -53,7 +54,7 @@ export class Module {
         translate(() => this.#native.instantiate(native, ownedImports(imports, owner), http?.client, handle)),
       ),
     )
-    return new Instance(instance, owner, http)
+    return new Instance(instance, owner, http, [], this.#functionNames())
   }
 
   /** Instantiates on the JS thread. */
@@ -64,6 +65,14 @@ export class Module {
       translate(() => this.#native.instantiateSync(native, ownedImports(imports, owner), http?.client)),
       owner,
       http,
+      [],
+      this.#functionNames(),
     )
+  }
+
+  /** The names of the exported functions, for {@link Instance.exports} (listed once per module). */
+  #functionNames(): string[] {
+    this.#functions ??= this.exports.filter((item) => item.kind === 'func').map((item) => item.name)
+    return this.#functions
   }
 }
