@@ -1,8 +1,8 @@
 /**
- * The typed path of `func(list<u8>) -> list<u8>` (a `Uint8Array` or an array of numbers: one copy
- * each way) against the generic `Val` path (the same bytes as a `list<u8>` field of a record, to a
- * host function and back): the same bytes back on edge values, with `callSync`, `call` and
- * function handles, and the same errors.
+ * The typed paths of `func(list<u8>) -> list<u8>` (a `Uint8Array` or an array of numbers: one copy
+ * each way) and of `func(string) -> string` against the generic `Val` path (the same bytes or text
+ * as a field of a record, to a host function and back): the same values back on edge values, with
+ * `callSync`, `call` and function handles, and the same errors.
  */
 import { randomBytes } from 'node:crypto'
 
@@ -27,7 +27,7 @@ const edges: Uint8Array[] = [
 ]
 
 /** The record the fixture's `call-echo` sends to the host's `echo` and returns: `bytes` on the Val path. */
-const record = (bytes: Uint8Array | number[]) => ({
+const record = (bytes: Uint8Array | number[], text = '') => ({
   flag: false,
   tiny: 0,
   small: 0,
@@ -40,7 +40,7 @@ const record = (bytes: Uint8Array | number[]) => ({
   single: 0,
   wide: 0,
   letter: 'a',
-  text: '',
+  text,
   bytes,
   words: [],
   maybe: { tag: 'none' },
@@ -102,6 +102,54 @@ test('other typed arrays and wrong values still get the Val path and its errors'
     message: /param "v"/,
   })
   t.throws(() => inst.callSync('roundtrip-list-u8', []), { instanceOf: WasmTypeError })
+})
+
+const texts: string[] = [
+  '',
+  'a',
+  '\0',
+  'ü',
+  'ÿ\u0100',
+  '\ufeff',
+  '\ufffd',
+  '🚀 in the middle 🚀',
+  'airssys-wasm ü€ '.repeat(64),
+  'x'.repeat(1 << 20) + 'é',
+  String.fromCodePoint(0x10ffff),
+]
+
+test('a string (typed path) comes back as on the Val path, on edge values', async (t) => {
+  const inst = instance()
+  for (const text of texts) {
+    const typed = inst.callSync('roundtrip-string', [text]) as string
+    t.is(typed, text)
+    t.is((inst.callSync('call-echo', [record([], text)]) as { text: string }).text, typed)
+    t.is(await inst.call('roundtrip-string', [text]), text)
+    t.is(inst.function('roundtripString')(text), text)
+  }
+})
+
+test('a lone surrogate or a non-string is refused on the string typed path as on the Val path', (t) => {
+  const inst = instance()
+  for (const [bad, fragment] of [
+    ['\ud800', 'lone surrogate'],
+    ['a\udfff', 'lone surrogate'],
+    [42, 'expected string, got 42'],
+    [undefined, 'expected string, got undefined'],
+  ] as Array<[unknown, string]>) {
+    const typed = t.throws(() => inst.callSync('roundtrip-string', [bad]), { instanceOf: WasmTypeError })
+    const generic = t.throws(() => inst.callSync('call-echo', [{ ...record([]), text: bad }]), {
+      instanceOf: WasmTypeError,
+    })
+    t.true(typed?.message.includes(`param "v": `), typed?.message)
+    t.true(typed?.message.includes(fragment), typed?.message)
+    t.true(generic?.message.includes(fragment), generic?.message)
+  }
+  t.throws(() => inst.callSync('roundtrip-string', ['a', 'b']), {
+    instanceOf: WasmTypeError,
+    message: /expected 1 argument/,
+  })
+  t.is(inst.callSync('roundtrip-string', ['still works']), 'still works')
 })
 
 test('bytes larger than the memory limit fail as on the Val path, and the next instance works', (t) => {

@@ -204,6 +204,36 @@ test('a char that is a surrogate or above U+10FFFF is a GuestAbiError', async (t
   await rejects(t, component, 'too-big', abi('out of range for `char`'))
 })
 
+test("a func(string) -> string (called through wasmtime's typed API) returning bad text is a GuestAbiError too", async (t) => {
+  // The core function takes the argument's pointer and length and returns a return area.
+  const echo = (name: string, a: number, b: number) =>
+    `(func (export "${name}") (param i32 i32) (result i32)
+      (i32.store (i32.const 0) (i32.const ${a | 0})) (i32.store (i32.const 4) (i32.const ${b | 0})) i32.const 0)`
+  const utf16 = '(memory (core memory $i "mem")) (realloc (core func $i "realloc")) string-encoding=utf16'
+  const component = hostile({
+    core: `${echo('bad-utf8', 16, 2)} ${echo('past-the-end', 65_530, 100)} ${echo('wraps', 0xffff_fff0, 0x20)}
+      ${echo('surrogate', 24, 1)} ${echo('fine', 64, 2)}
+      (data (i32.const 16) "\\ff\\fe") (data (i32.const 24) "\\00\\d8")`,
+    lifts: ['bad-utf8', 'past-the-end', 'wraps', 'fine']
+      .map(
+        (name) =>
+          `(func (export "${name}") (param "s" string) (result string) (canon lift (core func $i "${name}") ${MEMORY}))`,
+      )
+      .join('\n')
+      .concat(
+        `(func (export "surrogate") (param "s" string) (result string) (canon lift (core func $i "surrogate") ${utf16}))`,
+      ),
+  })
+  await rejects(t, component, 'bad-utf8', abi('invalid utf-8 sequence'), ['x'])
+  await rejects(t, component, 'past-the-end', abi('string pointer/length out of bounds of memory'), ['x'])
+  await rejects(t, component, 'wraps', abi('string pointer/length out of bounds of memory'), ['x'])
+  await rejects(t, component, 'surrogate', abi('unpaired surrogate found: d800'), ['x'])
+  const instance = component.instantiateSync({ limits: LIMITS })
+  t.is(instance.callSync('fine', ['anything']), 'ok')
+  t.is(await instance.call('fine', ['anything']), 'ok')
+  t.is(instance.function('fine')('anything'), 'ok')
+})
+
 test('flag bits beyond the declared flags are ignored and any non-zero bool is true, as the canonical ABI defines', async (t) => {
   const component = hostile({
     types: `(type $f' (flags "x" "y")) (export $f "f" (type $f'))`,

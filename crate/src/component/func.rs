@@ -32,9 +32,10 @@ pub struct ExportFunc {
     pub resources_in: bool,
     pub resources_out: bool,
     /// A `func(list<u8>) -> list<u8>`: called through wasmtime's typed API when given a
-    /// `Uint8Array` or an array of numbers (see [`ExportFunc::invoke_typed`]). (A `func(string) -> string` gains nothing
-    /// measurable that way: its UTF-16 <-> UTF-8 conversions dominate.)
+    /// `Uint8Array` or an array of numbers (see [`ExportFunc::invoke_typed`]).
     bytes_to_bytes: bool,
+    /// A `func(string) -> string`: called through wasmtime's typed API too.
+    text_to_text: bool,
     /// The type of what a call returns to JS: the result's, or the ok value's of a `result` (an
     /// err is thrown).
     lifted: Option<Type>,
@@ -53,12 +54,14 @@ fn is_bytes(ty: &Type) -> bool {
 pub enum Args {
     Vals(Vals),
     Bytes(Vec<u8>),
+    Text(String),
 }
 
 /// What one call returned.
 pub enum Returned {
     Val(Option<Val>),
     Bytes(Vec<u8>),
+    Text(String),
 }
 
 impl Export for ExportFunc {
@@ -99,6 +102,11 @@ impl Export for ExportFunc {
                 .map_err(|message| fail(format!("param \"{name}\": {message}")))?;
             values.push(value);
         }
+        if let (true, [Val::String(_)]) = (self.text_to_text, values.as_slice())
+            && let Some(Val::String(text)) = values.pop()
+        {
+            return Ok(Args::Text(text));
+        }
         Ok(Args::Vals(values))
     }
 
@@ -122,6 +130,10 @@ impl Export for ExportFunc {
             Args::Bytes(bytes) => {
                 let (out,) = self.invoke_typed::<&[u8], Vec<u8>>(live, func, engine, budget, bytes)?;
                 return Ok(Returned::Bytes(out));
+            }
+            Args::Text(text) => {
+                let (out,) = self.invoke_typed::<&str, String>(live, func, engine, budget, text)?;
+                return Ok(Returned::Text(out));
             }
         };
         let mut slot = [Val::Bool(false)];
@@ -224,7 +236,7 @@ impl Export for ExportFunc {
         };
         let value = match output {
             Returned::Val(value) => self.lifted_value(value),
-            Returned::Bytes(_) => return Err(failed("a typed result has no flat form")),
+            Returned::Bytes(_) | Returned::Text(_) => return Err(failed("a typed result has no flat form")),
         };
         match value {
             Some(value) => wire::encode(&value, shape, out).map_err(|message| failed(&message))?,
@@ -238,6 +250,7 @@ impl Export for ExportFunc {
         let value = match value {
             Returned::Val(value) => value,
             Returned::Bytes(bytes) => return Ok(js.typed_array_from(ElementType::Uint8, bytes.len(), &bytes)?),
+            Returned::Text(text) => return Ok(js.string(&text)?),
         };
         let lifted = match (self.lifted_value(value), &self.lifted) {
             (Some(value), Some(ty)) => convert::to_js(js, resources, &value, ty),
@@ -325,6 +338,7 @@ pub fn exports(component: &Component) -> Exports<ExportFunc> {
                 (params.as_slice(), &result),
                 ([(_, param)], Some(out)) if is_bytes(param) && is_bytes(out)
             ),
+            text_to_text: matches!((params.as_slice(), &result), ([(_, Type::String)], Some(Type::String))),
             flat: lifted.as_ref().and_then(Shape::of),
             lifted,
             flat_params: params.iter().map(|(_, ty)| Shape::of(ty)).collect(),
