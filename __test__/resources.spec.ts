@@ -9,7 +9,7 @@ import { runInNewContext } from 'node:vm'
 
 import test from 'ava'
 
-import { resourcesWasm } from '../fixtures/index.js'
+import { resourcesWasm, typesImports, typesWasm } from '../fixtures/index.js'
 import {
   DisposedError,
   Engine,
@@ -88,6 +88,30 @@ test('a guest resource is an object of its class: constructor, methods and stati
   t.deepEqual(blob.bytes(), new Uint8Array([1, 2, 3]))
   // The short interface name is the same object.
   t.is(inst.exports.api, inst.exports['test:resources/api'])
+})
+
+test('inst.exports also answers to WIT names and to an interface without its @version, without listing them twice', async (t) => {
+  const types = await engine.compileComponent(typesWasm)
+  const inst = types.instantiateSync({ limits: { memoryBytes: 4 << 20 }, imports: typesImports() })
+  const exports = inst.exports as Record<string, any>
+  t.is(exports['roundtrip-u8'], exports.roundtripU8)
+  t.is(exports['roundtrip-u8'](7), 7)
+  t.is(exports['test:types/numbers'], exports['test:types/numbers@0.1.0'])
+  t.is(exports['test:types/numbers'].add(2, 3), 5)
+  t.is(exports.numbers.greet, exports.numbers['greet'])
+  // The aliases are not enumerated: the keys stay jco's.
+  const keys = Object.keys(exports)
+  t.true(keys.includes('roundtripU8'))
+  t.false(keys.includes('roundtrip-u8'))
+  t.false(keys.includes('test:types/numbers'))
+  t.deepEqual(Object.keys(exports.numbers), ['add', 'greet'])
+  // Nothing comes through the prototype chain.
+  t.false(Object.hasOwn(exports, 'toString'))
+  inst.dispose()
+  // A function of an interface too.
+  const withResources = instance()
+  t.is(api(withResources)['make-pair'], api(withResources).makePair)
+  t.false(Object.keys(api(withResources)).includes('make-pair'))
 })
 
 test('borrow lends (the object stays usable); own moves (the object is unusable afterwards)', (t) => {

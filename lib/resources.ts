@@ -12,7 +12,7 @@
 import type { ComponentItem, ResourceMembers, WitFuncType, WitType } from './component.js'
 import { someType, valueTypeOf } from './util/wit.js'
 import { DisposedError } from './errors.js'
-import { exportPaths, lowerCamel } from './util/names.js'
+import { exportPaths, lowerCamel, unversioned } from './util/names.js'
 
 /** What the resource classes of an instance need from it. */
 export interface ResourceHost {
@@ -331,13 +331,27 @@ export function shortName(interfaceName: string): string {
   return lowerCamel(bare.slice(bare.lastIndexOf('/') + 1))
 }
 
-/** The object behind `Instance.exports`: jco's shape, each function calling `callSync`. */
+/**
+ * The object behind `Instance.exports`: jco's shape, each function calling `callSync`. DESIGN's
+ * other spellings (a function's WIT name, an interface without its `@version`) answer too, as
+ * non-enumerable aliases, so the keys listed stay jco's.
+ */
 export function jcoExports(
   items: readonly ComponentItem[],
   resources: InstanceResources | undefined,
   callSync: (path: string, args: readonly unknown[]) => unknown,
 ): Record<string, unknown> {
   const exports: Record<string, unknown> = {}
+  // Aliases go in last, so a key jco would use always holds jco's value.
+  const aliases: [Record<string, unknown>, string, unknown][] = []
+  const addFunction = (
+    target: Record<string, unknown>,
+    witName: string,
+    fn: (...args: unknown[]) => unknown,
+  ) => {
+    target[lowerCamel(witName)] = fn
+    aliases.push([target, witName, fn])
+  }
   const shortCounts = new Map<string, number>()
   for (const item of items) {
     if (item.kind === 'instance')
@@ -345,12 +359,12 @@ export function jcoExports(
   }
   for (const item of items) {
     if (item.kind === 'func') {
-      exports[lowerCamel(item.name)] = (...args: unknown[]) => callSync(item.name, args)
+      addFunction(exports, item.name, (...args: unknown[]) => callSync(item.name, args))
     } else if (item.kind === 'instance') {
       const api: Record<string, unknown> = {}
       for (const member of item.exports ?? []) {
         if (member.kind === 'func' && !member.name.startsWith('[')) {
-          api[lowerCamel(member.name)] = (...args: unknown[]) => callSync(`${item.name}#${member.name}`, args)
+          addFunction(api, member.name, (...args: unknown[]) => callSync(`${item.name}#${member.name}`, args))
         } else if (member.kind === 'resource') {
           const cls = resources?.classOf(item.name, member.name)
           if (cls !== undefined) api[upperCamel(member.name)] = cls
@@ -359,7 +373,12 @@ export function jcoExports(
       exports[item.name] = api
       const short = shortName(item.name)
       if (shortCounts.get(short) === 1 && !Object.hasOwn(exports, short)) exports[short] = api
+      aliases.push([exports, unversioned(item.name), api])
     }
+  }
+  for (const [target, key, value] of aliases) {
+    if (!Object.hasOwn(target, key))
+      Object.defineProperty(target, key, { value, writable: true, configurable: true })
   }
   return exports
 }
