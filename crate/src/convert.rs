@@ -60,19 +60,23 @@ pub fn ref_type_name(reference: &wasmtime::RefType) -> String {
 
 /// Converts a JS value to a core value of type `ty`.
 pub fn from_js(js: Js, value: Value, ty: &ValType) -> Result<Val, String> {
-    let wrong = || format!("expected {}, got {}", type_name(ty), js.describe(value));
-    let number = || js.number_value(value).map_err(|error| error.reason)?.ok_or_else(wrong);
     match ty {
-        ValType::I32 => {
-            let n = number()?;
-            // In range first (NaN is not), then whole: the cast is exact within i64.
-            if !(i32::MIN as f64..=u32::MAX as f64).contains(&n) || n as i64 as f64 != n {
-                return Err(wrong());
+        ValType::I32 | ValType::F32 | ValType::F64 => {
+            // One N-API call reads and checks a number (a call with numeric arguments does this
+            // for each): the messages are made only on the way out.
+            let Some(n) = js.number_value(value).map_err(|error| error.reason)? else {
+                return Err(wrong_type(js, value, ty));
+            };
+            match ty {
+                // In range first (NaN is not), then whole: the cast is exact within i64.
+                ValType::I32 if (i32::MIN as f64..=u32::MAX as f64).contains(&n) && n as i64 as f64 == n => {
+                    Ok(Val::I32(n as i64 as i32))
+                }
+                ValType::I32 => Err(wrong_type(js, value, ty)),
+                ValType::F32 => Ok(Val::F32((n as f32).to_bits())),
+                _ => Ok(Val::F64(n.to_bits())),
             }
-            Ok(Val::I32(n as i64 as i32))
         }
-        ValType::F32 => Ok(Val::F32((number()? as f32).to_bits())),
-        ValType::F64 => Ok(Val::F64(number()?.to_bits())),
         ValType::I64 => {
             if js.kind(value).map_err(|error| error.reason)? != Kind::BigInt {
                 return Err(format!("expected i64 (a bigint), got {}", js.describe(value)));
@@ -81,11 +85,16 @@ pub fn from_js(js: Js, value: Value, ty: &ValType) -> Result<Val, String> {
                 Some(n) if (i64::MIN as i128..=u64::MAX as i128).contains(&n) => {
                     Ok(Val::I64(if n < 0 { n as i64 } else { n as u64 as i64 }))
                 }
-                _ => Err(wrong()),
+                _ => Err(wrong_type(js, value, ty)),
             }
         }
         other => Err(format!("parameters of type {} are not supported", type_name(other))),
     }
+}
+
+#[cold]
+fn wrong_type(js: Js, value: Value, ty: &ValType) -> String {
+    format!("expected {}, got {}", type_name(ty), js.describe(value))
 }
 
 /// Converts a core value to JS.

@@ -211,7 +211,11 @@ pub fn run_classified<R>(
         let state = store.data_mut();
         state.host_failure = None;
         state.interrupt = None;
-        state.abort = budget.abort.clone();
+        // Cloning and dropping the sources costs atomics: skipped when both are unarmed (a call on
+        // the main thread without a signal).
+        if budget.abort.is_armed() || state.abort.is_armed() {
+            state.abort = budget.abort.clone();
+        }
         // A deadline too far to represent is no deadline (options.rs bounds it well before that).
         state.deadline = budget.timeout_ms.zip(started).and_then(|(ms, started)| {
             let after = std::time::Duration::try_from_secs_f64(ms / 1000.0).ok()?;
@@ -257,7 +261,9 @@ pub fn run_classified<R>(
     }
     metrics.memory = store.data().limiter.metrics();
     let state = store.data_mut();
-    state.abort = Abort::default();
+    if state.abort.is_armed() {
+        state.abort = Abort::default();
+    }
     state.deadline = None;
     outcome.map_err(|error| {
         metrics.traps += 1;
