@@ -15,6 +15,11 @@ export interface Sample {
   counts: Counts
   rssMiB: number
   heapMiB: number
+  /**
+   * What the main isolate's heap has reserved (used or not): not bounded, shown beside RSS because
+   * V8 sizes its young generation to the allocation rate, which RSS then carries.
+   */
+  heapTotalMiB: number
   externalMiB: number
   handles: number
   /** Threads of the process (Linux; NaN elsewhere): a pool thread that never ends shows here. */
@@ -82,6 +87,7 @@ export async function sample(minute: number, counts: Counts): Promise<Sample> {
     counts: { ...counts },
     rssMiB: usage.rss / MiB,
     heapMiB: usage.heapUsed / MiB,
+    heapTotalMiB: usage.heapTotal / MiB,
     externalMiB: usage.external / MiB,
     handles: process.getActiveResourcesInfo().length,
     threads: threadCount(),
@@ -130,12 +136,22 @@ export function judge(samples: readonly Sample[], baseline: number): Judgement[]
 
 /** The samples as a Markdown table: cumulative operations per kind, then the memory figures. */
 export function table(samples: readonly Sample[], decimals: number): string {
-  const header = ['minute', ...KINDS, 'RSS MiB', 'heap MiB', 'external MiB', 'handles', 'threads']
+  const header = [
+    'minute',
+    ...KINDS,
+    'RSS MiB',
+    'heap MiB',
+    'heap total MiB',
+    'external MiB',
+    'handles',
+    'threads',
+  ]
   const rows = samples.map((s) => [
     s.minute.toFixed(decimals),
     ...KINDS.map((kind) => String(s.counts[kind])),
     s.rssMiB.toFixed(1),
     s.heapMiB.toFixed(1),
+    s.heapTotalMiB.toFixed(1),
     s.externalMiB.toFixed(1),
     String(s.handles),
     String(s.threads),

@@ -95,7 +95,7 @@ async function mainLane(deadline: number): Promise<void> {
 function progress(s: Sample): void {
   const kinds = KINDS.map((kind) => `${kind} ${s.counts[kind]}`).join(', ')
   console.log(
-    `[${s.minute.toFixed(2)} min] ${kinds}; RSS ${s.rssMiB.toFixed(1)} MiB, heap ${s.heapMiB.toFixed(1)} MiB, ` +
+    `[${s.minute.toFixed(2)} min] ${kinds}; RSS ${s.rssMiB.toFixed(1)} MiB, heap ${s.heapMiB.toFixed(1)} MiB (of ${s.heapTotalMiB.toFixed(1)}), ` +
       `external ${s.externalMiB.toFixed(1)} MiB, handles ${s.handles}, threads ${s.threads}; problems ${load.problems.count}`,
   )
 }
