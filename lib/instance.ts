@@ -133,6 +133,9 @@ export class Instance<E = Record<string, unknown>> {
   readonly #native: NativeComponentInstance | NativeInstance
   readonly #calls = new SerialQueue()
   readonly #plain = new Map<string, Handle>()
+  /** The export `callSync` called last without options, and its handle: a loop skips the `Map`. */
+  #lastName: string | undefined
+  #lastHandle: Handle | undefined
   readonly #budgeted = new Map<string, Handle>()
   readonly #functions = new Map<string, (...args: unknown[]) => unknown>()
 
@@ -214,7 +217,13 @@ export class Instance<E = Record<string, unknown>> {
     const resources = this.#resources?.converts(name) === true ? this.#resources : undefined
     if (resources !== undefined) all = resources.lower(name, args)
     if (options === undefined) {
-      handle = this.#handle(this.#plain, name, false)
+      if (name === this.#lastName && this.#lastHandle !== undefined) {
+        handle = this.#lastHandle
+      } else {
+        handle = this.#handle(this.#plain, name, false)
+        this.#lastName = name
+        this.#lastHandle = handle
+      }
     } else {
       const { fuel, timeoutMs } = callOptions(options)
       handle = this.#handle(this.#budgeted, name, true)
