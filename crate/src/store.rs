@@ -211,8 +211,8 @@ pub fn run_classified<R>(
         let state = store.data_mut();
         state.host_failure = None;
         state.interrupt = None;
-        // Cloning and dropping the sources costs atomics: skipped when both are unarmed (a call on
-        // the main thread without a signal).
+        // Nothing to set or reset when both are unarmed (a call on the main thread without a
+        // signal); an armed leftover (a call that unwound early) is still replaced.
         if budget.abort.is_armed() || state.abort.is_armed() {
             state.abort = budget.abort.clone();
         }
