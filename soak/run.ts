@@ -1,8 +1,9 @@
 /**
- * `npm run soak -- --minutes N [--quick] [--leak-bytes B]`: a mixed load on the addon for N minutes (default 30;
- * 1 with --quick) that samples retained memory and open handles, and fails (exit 1) when their
- * growth after the warm-up passes a bound (see memory.ts), when a result is wrong or an error is
- * not the expected one, or when the process would not exit by itself afterwards.
+ * `npm run soak -- --minutes N [--quick] [--leak-bytes B] [--no-workers]`: a mixed load on the
+ * addon for N minutes (default 30; 1 with --quick) that samples retained memory and open handles,
+ * and fails (exit 1) when their growth after the warm-up passes a bound (see memory.ts), when a
+ * result is wrong or an error is not the expected one, or when the process would not exit by
+ * itself afterwards.
  *
  * The load (load.ts) runs rounds of callSync, call, instantiate/dispose, traps with sandbox
  * restarts, async host calls and WASI output on the main thread, while worker threads (workers.ts)
@@ -10,6 +11,7 @@
  * --quick) both stop, the GC runs until finalizers are done, and a sample is taken, so the
  * figures are what is retained, not what is in flight. Runs under `node --expose-gc`.
  * `--leak-bytes B` keeps B bytes per round, to show that the bounds catch a leak of that size.
+ * `--no-workers` runs the main-thread load alone, to tell its memory from the worker lane's.
  */
 // First: it decides which addon file lib/ loads (see addon-snapshot.ts).
 import { addonInfo } from './addon-snapshot.js'
@@ -29,6 +31,7 @@ const { values } = parseArgs({
     minutes: { type: 'string' },
     quick: { type: 'boolean', default: false },
     'leak-bytes': { type: 'string', default: '0' },
+    'no-workers': { type: 'boolean', default: false },
   },
 })
 /** A self-check of the bounds: keeps this many bytes per round of the load, as a leak would. */
@@ -38,6 +41,7 @@ if (!Number.isSafeInteger(leakBytes) || leakBytes < 0) {
   process.exit(2)
 }
 const quick = values.quick === true
+const withWorkers = values['no-workers'] !== true
 const minutes = Number(values.minutes ?? (quick ? 1 : 30))
 const sampleEveryMs = quick ? 5_000 : 60_000
 const warmupMs = quick ? 30_000 : 60_000
@@ -73,6 +77,7 @@ function commit(): string {
 console.log(
   `soak: ${minutes} min${quick ? ' (quick)' : ''}, a sample every ${sampleEveryMs / 1000} s, warm-up ${warmupMs / 1000} s`,
 )
+if (!withWorkers) console.log('the main-thread load alone: no worker lane')
 if (leakBytes > 0) console.log(`self-check: keeping ${leakBytes} bytes per round, as a leak would`)
 console.log(`commit ${commit()}; node ${process.version}\naddon: ${addonInfo}`)
 
@@ -111,7 +116,9 @@ let stalled = false
 for (let next = sampleEveryMs; next <= totalMs; next += sampleEveryMs) {
   const deadline = started + next
   const stall = new AbortController()
-  const lanes = Promise.all([mainLane(deadline), workers.run(deadline)]).then(() => 'done' as const)
+  const lanes = Promise.all([mainLane(deadline), withWorkers ? workers.run(deadline) : undefined]).then(
+    () => 'done' as const,
+  )
   const late = sleep(next + STALL_MS - (performance.now() - started), 'stalled' as const, {
     signal: stall.signal,
   })
