@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 
 import test from 'ava'
@@ -51,4 +53,23 @@ test('a worker terminated while its guest waits on a host Promise does not hang 
   const main = typesInstance()
   t.is(await main.call('call-double', [21]), 42)
   t.deepEqual(await Promise.all([1, 2, 3].map((x) => main.call('roundtrip-u8', [x]))), [1, 2, 3])
+})
+
+test('a process that loads the addon only in worker threads survives the end of each of them', (t) => {
+  // In a child process, since the failure this guards against (code of an unloaded library
+  // running) is a crash of the whole process.
+  const child = spawnSync(process.execPath, [fileURLToPath(new URL('./worker-only.mjs', import.meta.url))], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
+  t.is(child.signal, null, `the process was killed by ${child.signal}; stderr: ${child.stderr}`)
+  t.is(child.status, 0, child.stderr)
+  const [ends, last] = child.stdout.trim().split('\n')
+  t.is(last, 'survived')
+  t.deepEqual(JSON.parse(ends ?? 'null'), [
+    { mode: 'component', message: { greeting: 'Hello, worker!', doubled: 42, sum: 5 }, code: 0 },
+    { mode: 'spin', message: 'running', code: 1 },
+    { mode: 'host-hang', message: 'waiting', code: 1 },
+    { mode: 'component', message: { greeting: 'Hello, worker!', doubled: 42, sum: 5 }, code: 0 },
+  ])
 })

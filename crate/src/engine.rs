@@ -98,7 +98,6 @@ struct TickerState {
 
 impl EngineShared {
     fn new(options: &NativeEngineOptions) -> std::result::Result<Self, Failure> {
-        crate::allocator::tune();
         if options.epoch_tick_ms == 0 {
             return Err(Failure::Options("epochTickMs must be at least 1".into()));
         }

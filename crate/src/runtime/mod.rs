@@ -1,5 +1,6 @@
 //! What runs around the guest: our thread pool, the way back to the JS thread, Promise-returning
-//! tasks, the bridge to JS host functions, and native memory reported to V8.
+//! tasks, the bridge to JS host functions, native memory reported to V8, and the library staying
+//! loaded for the life of the process.
 
 pub mod abort;
 pub mod dispatcher;
@@ -7,5 +8,6 @@ pub mod executor;
 pub mod external;
 pub mod host_bridge;
 pub mod pool;
+pub mod resident;
 pub mod spin;
 pub mod task;
