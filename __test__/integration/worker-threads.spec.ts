@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 
@@ -55,16 +56,22 @@ test('a worker terminated while its guest waits on a host Promise does not hang 
   t.deepEqual(await Promise.all([1, 2, 3].map((x) => main.call('roundtrip-u8', [x]))), [1, 2, 3])
 })
 
-test('a process that loads the addon only in worker threads survives the end of each of them', (t) => {
-  // In a child process, since the failure this guards against (code of an unloaded library
-  // running) is a crash of the whole process.
-  const child = spawnSync(process.execPath, [fileURLToPath(new URL('./worker-only.mjs', import.meta.url))], {
-    encoding: 'utf8',
-    timeout: 60_000,
+test('a process that loads the addon only in worker threads survives the end of each of them', async (t) => {
+  // In a child process, since the failure this guards against (a thread of the addon running after
+  // the first worker's end broke it) is a crash of the whole process.
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./worker-only.mjs', import.meta.url))], {
+    stdio: ['ignore', 'pipe', 'pipe'],
   })
-  t.is(child.signal, null, `the process was killed by ${child.signal}; stderr: ${child.stderr}`)
-  t.is(child.status, 0, child.stderr)
-  const [ends, last] = child.stdout.trim().split('\n')
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text))
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text))
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+  const [status, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null]
+  clearTimeout(timer)
+  t.is(signal, null, `the process was killed by ${signal}; stderr: ${stderr}`)
+  t.is(status, 0, stderr)
+  const [ends, last] = stdout.trim().split('\n')
   t.is(last, 'survived')
   t.deepEqual(JSON.parse(ends ?? 'null'), [
     { mode: 'component', message: { greeting: 'Hello, worker!', doubled: 42, sum: 5 }, code: 0 },
