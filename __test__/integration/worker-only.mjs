@@ -1,9 +1,10 @@
 // Child process for worker-threads.spec.ts: its main thread never loads the addon, only its
 // workers do, one after another, ending in each way a worker can end (by itself, terminated while
-// its guest runs, terminated while its guest waits on a host Promise). When the last worker that
-// loaded an addon ends, Node unloads the library, so anything of the addon still running or
-// registered afterwards (a thread, a thread-local destructor) would crash this process. It prints
-// `survived` and exits 0 only if it lives on after every worker's end.
+// its guest runs, terminated while its guest waits on a host Promise). Whatever the addon keeps
+// for the process must outlive the thread that first loaded it: mimalloc v3's main heap did not
+// (the next thread to allocate crashed), and a library unloaded with its last environment would
+// not either (our threads and thread-local destructors run on). It prints `survived` and exits 0
+// only if the process lives on after every worker's end.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Worker } from 'node:worker_threads'
 

@@ -19,9 +19,7 @@ pub fn stay_resident(_exports: Object) {
     static PINNED: Once = Once::new();
     // Best effort: a library that cannot be pinned still works in every process whose main
     // thread also loads it, as Node then never unloads it.
-    PINNED.call_once(|| {
-        pin();
-    });
+    PINNED.call_once(pin);
 }
 
 /// Any address inside this library's image.
@@ -32,26 +30,24 @@ fn inside_this_library() -> *const std::ffi::c_void {
 /// Opens the loaded library again with `RTLD_NODELETE` (`RTLD_NOLOAD`: only if it is the one
 /// already loaded), which makes every later `dlclose` leave it mapped; the handle is never closed.
 #[cfg(unix)]
-fn pin() -> bool {
+fn pin() {
     // SAFETY: `dladdr` fills `info` for an address inside a loaded object; the file name it
     // gives stays valid while that object is loaded, which it is (this code runs from it).
     unsafe {
         let mut info: libc::Dl_info = std::mem::zeroed();
-        if libc::dladdr(inside_this_library(), &mut info) == 0 || info.dli_fname.is_null() {
-            return false;
+        if libc::dladdr(inside_this_library(), &mut info) != 0 && !info.dli_fname.is_null() {
+            libc::dlopen(
+                info.dli_fname,
+                libc::RTLD_LAZY | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
+            );
         }
-        !libc::dlopen(
-            info.dli_fname,
-            libc::RTLD_LAZY | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
-        )
-        .is_null()
     }
 }
 
 /// Takes a reference to this module with `GET_MODULE_HANDLE_EX_FLAG_PIN`: it then stays loaded
 /// until the process ends, whatever `FreeLibrary` is called.
 #[cfg(windows)]
-fn pin() -> bool {
+fn pin() {
     const GET_MODULE_HANDLE_EX_FLAG_PIN: u32 = 0x1;
     const GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS: u32 = 0x4;
     #[link(name = "kernel32")]
@@ -65,11 +61,9 @@ fn pin() -> bool {
             GET_MODULE_HANDLE_EX_FLAG_PIN | GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS,
             inside_this_library().cast(),
             &mut module,
-        ) != 0
+        );
     }
 }
 
 #[cfg(not(any(unix, windows)))]
-fn pin() -> bool {
-    false
-}
+fn pin() {}
