@@ -82,8 +82,10 @@ if (leakBytes > 0) console.log(`self-check: keeping ${leakBytes} bytes per round
 console.log(`commit ${commit()}; node ${process.version}\naddon: ${addonInfo}`)
 
 const load = await Load.create()
-const workers = new WorkerLane(buildWorker(), load.serializeTypes(), load.problems, quick ? 100 : 250)
-const counts = (): Counts => ({ ...load.counts, worker: workers.started })
+const workers = withWorkers
+  ? new WorkerLane(buildWorker(), load.serializeTypes(), load.problems, quick ? 100 : 250)
+  : undefined
+const counts = (): Counts => ({ ...load.counts, worker: workers?.started ?? 0 })
 
 let rounds = 0
 const leaked: Buffer[] = []
@@ -116,9 +118,7 @@ let stalled = false
 for (let next = sampleEveryMs; next <= totalMs; next += sampleEveryMs) {
   const deadline = started + next
   const stall = new AbortController()
-  const lanes = Promise.all([mainLane(deadline), withWorkers ? workers.run(deadline) : undefined]).then(
-    () => 'done' as const,
-  )
+  const lanes = Promise.all([mainLane(deadline), workers?.run(deadline)]).then(() => 'done' as const)
   const late = sleep(next + STALL_MS - (performance.now() - started), 'stalled' as const, {
     signal: stall.signal,
   })
@@ -145,7 +145,7 @@ const base = samples[Math.min(baseline, samples.length - 1)] as Sample
 const last = samples.at(-1) as Sample
 
 console.log(`\n${table(samples, quick ? 2 : 0)}\n`)
-console.log(`${rounds} rounds of the main-thread load, ${workers.started} workers.`)
+console.log(`${rounds} rounds of the main-thread load, ${workers?.started ?? 0} workers.`)
 if (judgements.length > 0) {
   console.log(`\nBounds, from the sample at ${base.minute.toFixed(2)} min (end of the warm-up) to the last:`)
 }
