@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, writeFileSync, mkdirSync, rmSync, symlinkSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
@@ -194,6 +195,83 @@ for (const kind of ['component', 'module'] as const) {
     )
     t.true((error?.exitCode ?? 0) !== 0)
     t.false(existsSync(path.join(dir, 'other.txt')), 'a read-only preopen refuses the write')
+  })
+}
+
+/**
+ * Runs `wasi-cli stdin` with `stdin: 'inherit'` in a child process whose stdin is a pipe from this
+ * one; `feed` is written to it and the pipe closed, or (when undefined) the pipe stays open and
+ * silent. Prints one line per call: the output, or the error code and how long the call took.
+ */
+function inheritedStdin(kind: Kind, calls: string, feed: string | undefined): Promise<string> {
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'airssys-stdin-')), 'child.mjs')
+  const wasm = kind === 'component' ? componentWasm : moduleWasm
+  writeFileSync(
+    file,
+    `import { Engine } from ${JSON.stringify(new URL('../lib/index.js', import.meta.url).href)}
+     const engine = new Engine()
+     const kind = ${JSON.stringify(kind)}
+     const compiled = kind === 'component'
+       ? engine.compileComponentSync(${JSON.stringify(wasm)})
+       : engine.compileModuleSync(${JSON.stringify(wasm)})
+     const name = kind === 'component'
+       ? compiled.exports.find((item) => item.name.startsWith('wasi:cli/run@')).name + '#run'
+       : '_start'
+     const fresh = () => compiled.instantiateSync({
+       limits: { memoryBytes: ${16 * MiB} },
+       timeoutMs: 400,
+       wasi: { stdout: 'pipe', stdin: 'inherit', args: ['wasi-cli', 'stdin'] },
+     })
+     const report = async (call) => {
+       const started = performance.now()
+       try {
+         const instance = fresh()
+         await call(instance)
+         console.log(JSON.stringify(instance.takeOutput().stdout))
+       } catch (error) {
+         console.log(error.code, Math.round(performance.now() - started))
+       }
+     }
+     for (const how of ${JSON.stringify(calls)}.split(',')) {
+       if (how === 'sync') await report((instance) => instance.callSync(name))
+       if (how === 'async') await report((instance) => instance.call(name))
+       if (how === 'abort')
+         await report((instance) => instance.call(name, [], { timeoutMs: 60_000, signal: AbortSignal.timeout(150) }))
+     }
+     process.exit(0)`,
+  )
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', file], { stdio: ['pipe', 'pipe', 'inherit'] })
+    let stdout = ''
+    child.stdout.on('data', (chunk) => (stdout += chunk))
+    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+    child.on('error', reject)
+    child.on('close', (code, signal) => {
+      clearTimeout(killer)
+      child.stdin.destroy()
+      if (code === 0) resolve(stdout)
+      else reject(new Error(`the child ended with ${signal ?? code}: ${stdout}`))
+    })
+    if (feed !== undefined) child.stdin.end(feed)
+  })
+}
+
+for (const kind of ['component', 'module'] as const) {
+  test(`a WASI ${kind} given stdin: 'inherit' reads the process's stdin`, async (t) => {
+    t.is(await inheritedStdin(kind, 'async', 'from the parent'), '"stdin: from the parent\\n"\n')
+  })
+
+  // Every wait a guest can cause ends at its deadline: a read from a stdin that never delivers too.
+  test(`a WASI ${kind} waiting on an inherited stdin that stays silent stops at its deadline and on abort`, async (t) => {
+    const lines = (await inheritedStdin(kind, 'sync,async,abort', undefined)).trim().split('\n')
+    t.is(lines.length, 3, lines.join('\n'))
+    const [sync, async, abort] = lines.map((line) => line.split(' '))
+    for (const [code, ms] of [sync!, async!]) {
+      t.is(code, 'ERR_WASM_TIMEOUT')
+      t.true(Number(ms) >= 390 && Number(ms) < 2_000, `stopped after ${ms} ms`)
+    }
+    t.is(abort![0], 'ABORT_ERR')
+    t.true(Number(abort![1]) >= 140 && Number(abort![1]) < 2_000, `stopped after ${abort![1]} ms`)
   })
 }
 
