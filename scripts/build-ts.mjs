@@ -1,5 +1,6 @@
 // Builds the JavaScript side of the package from lib/ (`npm run build:ts`):
-//   dist/              ES modules and their types (tsconfig.build.json): the `import` entry and the CLI
+//   dist/              ES modules and their types (tsconfig.build.json): the CLI, and the types of the
+//                      `import` entry; dist/index.js itself re-exports the CommonJS build (below)
 //   dist/cjs/          the same sources as CommonJS (tsconfig.cjs.json): the `require` entry, so that
 //                      `require('airssys-wasm')` works without Node's require(esm)
 //   dist/binding/      the addon loader: a copy of lib/binding/index.js, the ES module `napi build --esm`
@@ -94,6 +95,40 @@ async function writeCommonJsLoader() {
   return target
 }
 
+/**
+ * Makes dist/index.js, the `import` entry, re-export what the CommonJS build exports. Two builds
+ * of the same classes would be two copies in a process that both imports and requires the package
+ * (an app beside a dependency, or a test runner): an error of one copy failed `instanceof` against
+ * the other's class, and the sandbox refused the other copy's Engine. The names are those tsc's ES
+ * module entry exported (types are gone by then).
+ */
+function reexportCommonJsFromEsmEntry() {
+  const entry = join(dist, 'index.js')
+  const source = readFileSync(entry, 'utf8')
+  // tsc writes each `export { … } from '…'` of lib/index.ts on one line; anything else (a default
+  // export, a local declaration) would need more than this.
+  const lines = source.split('\n').filter((line) => line.startsWith('export'))
+  const reexports = lines.map((line) => /^export \{([^}]*)\} from '[^']+';$/.exec(line))
+  if (lines.length === 0 || reexports.some((match) => match === null)) {
+    fail(`dist/index.js has an export this script cannot re-export from the CommonJS build:\n${source}`)
+  }
+  const names = reexports.flatMap((match) =>
+    match[1]
+      .split(',')
+      .map((name) => name.trim())
+      .filter(Boolean),
+  )
+  if (names.some((name) => !/^[A-Za-z_$][\w$]*$/.test(name)))
+    fail(`unexpected export names: ${names.join(', ')}`)
+  writeFileSync(
+    entry,
+    `// The ES module entry of airssys-wasm: the CommonJS build's exports (scripts/build-ts.mjs says why).\n` +
+      `import commonJs from './cjs/index.js'\n\n` +
+      `export const {\n${names.map((name) => `  ${name},\n`).join('')}} = commonJs\n`,
+  )
+  rmSync(`${entry}.map`, { force: true })
+}
+
 /** The addon, when built, next to each loader, which looks for it in its own folder first. */
 function copyAddon(targets) {
   const addons = readdirSync(binding).filter((name) => name.endsWith('.node'))
@@ -106,6 +141,7 @@ rmSync(dist, { recursive: true, force: true })
 tsc('tsconfig.build.json')
 tsc('tsconfig.cjs.json')
 writeFileSync(join(cjs, 'package.json'), '{ "type": "commonjs" }\n')
+reexportCommonJsFromEsmEntry()
 copyAddon([copyEsmLoader(), await writeCommonJsLoader()])
 // npm makes bin targets executable on install; this keeps `./dist/cli/index.js` runnable in a checkout.
 if (process.platform !== 'win32') chmodSync(join(dist, 'cli', 'index.js'), 0o755)

@@ -146,11 +146,26 @@ function pack(cwd, destination) {
 
 const ESM_CHECK = `
 import assert from 'node:assert/strict'
+import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { CompileError, Engine, WasmError, loadComponent } from 'airssys-wasm'
 
 const entry = fileURLToPath(import.meta.resolve('airssys-wasm'))
 assert.match(entry, /node_modules[\\\\/]airssys-wasm[\\\\/]dist[\\\\/]index\\.js$/)
+
+// One copy in a process that both imports and requires the package (an app beside a dependency):
+// the same classes, so instanceof holds whichever way an error or an engine came in.
+const required = createRequire(import.meta.url)('airssys-wasm')
+const imported = await import('airssys-wasm')
+assert.deepEqual(Object.keys(imported).sort(), Object.keys(required).sort())
+for (const name of Object.keys(required)) assert.equal(imported[name], required[name], name)
+let thrown
+try {
+  new required.Engine().compileModuleSync(new Uint8Array([1]))
+} catch (error) {
+  thrown = error
+}
+assert.ok(thrown instanceof CompileError && thrown instanceof WasmError, String(thrown))
 
 const engine = new Engine()
 const component = await engine.compileComponent(process.argv[2])
@@ -373,7 +388,10 @@ async function main() {
   step('use it from the project')
   writeFileSync(join(project, 'esm.mjs'), ESM_CHECK)
   const esm = run('node', ['esm.mjs', wasm, example], { cwd: project, env: runEnv })
-  check(true, `import: greet('world') is 'Hello, world!'; loadComponent; CompileError (${esm.stdout.trim()})`)
+  check(
+    true,
+    `import: greet('world') is 'Hello, world!'; loadComponent; CompileError; the same classes as require (${esm.stdout.trim()})`,
+  )
 
   // Node 20.19+ could require() the ES build; turning that off proves the CJS build is what loads.
   const noRequireEsm = process.allowedNodeEnvironmentFlags.has('--no-experimental-require-module')
