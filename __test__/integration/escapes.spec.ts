@@ -349,6 +349,62 @@ test('12.10 maxModuleBytes refuses a large input before parsing it; validate doe
   t.throws(() => new Engine({ maxModuleBytes: 2 ** 40 }), { instanceOf: ConfigError })
 })
 
+/**
+ * A component whose export types are records of `width` fields over `levels` levels (each field of
+ * a level is the level below) and `funcs` exports returning the top one: its bytes grow with
+ * width × levels + funcs, its types written out in full with width ** levels × funcs.
+ */
+function expandingComponent(width: number, levels: number, funcs: number): string {
+  const fields = (type: string) =>
+    Array.from({ length: width }, (_, i) => `(field "f${i}" ${type})`).join(' ')
+  const types = [`(type $l0 (record ${fields('u8')})) (export $e0 "t0" (type $l0))`]
+  for (let level = 1; level < levels; level++) {
+    types.push(
+      `(type $l${level} (record ${fields(`$e${level - 1}`)})) (export $e${level} "t${level}" (type $l${level}))`,
+    )
+  }
+  const lifts = Array.from(
+    { length: funcs },
+    (_, i) => `(func $f${i} (type $ft) (canon lift (core func $i "f") (memory (core memory $i "mem"))))
+      (export "f${i}" (func $f${i}))`,
+  )
+  return `(component
+    (core module $m (memory (export "mem") 1) (func (export "f") (result i32) i32.const 0))
+    (core instance $i (instantiate $m))
+    ${types.join('\n')}
+    (type $ft (func (result $e${levels - 1})))
+    ${lifts.join('\n')})`
+}
+
+test('12.15 a few KiB of component whose types expand to a million nodes is a CompileError before anything lists them', async (t) => {
+  const engine = new Engine()
+  // 7 KiB; 34 exports of a 27,000-node record. Listing it took 2.9 s of this thread and 340 MiB.
+  const expanding = expandingComponent(30, 3, 34)
+  t.true(expanding.length < 8 * 1024)
+  const message = /written out at every place they are used, exceed 100000 type nodes/
+  t.throws(() => engine.compileComponentSync(expanding), { instanceOf: CompileError, message })
+  await t.throwsAsync(engine.compileComponent(expanding), { instanceOf: CompileError, message })
+  t.throws(
+    () =>
+      new Engine({ cacheDir: mkdtempSync(path.join(tmpdir(), 'airssys-expand-')) }).compileComponentSync(
+        expanding,
+      ),
+    {
+      instanceOf: CompileError,
+      message,
+    },
+  )
+  // Within the bound, the same shape compiles, lists in full and runs.
+  const wide = engine.compileComponentSync(expandingComponent(30, 2, 10))
+  const f0 = wide.exports.find((item) => item.name === 'f0')
+  t.is(f0?.type.match(/u8/g)?.length, 900)
+  const result = wide.instantiateSync({ limits: { memoryBytes: MiB } }).callSync('f0') as Record<
+    string,
+    unknown
+  >
+  t.deepEqual(Object.keys(result).length, 30)
+})
+
 test("12.14 engine.close() during a call keeps that call's deadline", async (t) => {
   const engine = new Engine()
   const module = await engine.compileModule('(module (func (export "spin") (loop (br 0))))')

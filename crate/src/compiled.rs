@@ -66,6 +66,9 @@ pub trait Kind: Sized + Send + Sync + 'static {
     /// Instantiates as a future, for stores whose guests may wait (see `store::wait`).
     fn instantiate_async(pre: Self::Pre, store: &mut Store<HostState>) -> StoreFuture<'_, Self::Instance>;
     fn native(parts: InstanceParts<Self::Export>) -> Self::Native;
+
+    /// Refuses compiled code the addon will not describe or call (beyond wasmtime's own checks).
+    fn check(code: &Self::Code) -> Result<(), Failure>;
 }
 
 /// What a new instance's JS object is made of.
@@ -118,6 +121,7 @@ impl<K: Kind> Compiled<K> {
             _ => {}
         }
         let code = disk::compile::<K::Code>(&engine.engine, engine.cache.as_ref(), bytes)?;
+        K::check(&code)?;
         Ok(Self::new(code, engine))
     }
 
@@ -129,6 +133,7 @@ impl<K: Kind> Compiled<K> {
         // deserialize untrusted input).
         let code = unsafe { K::Code::deserialize(&engine.engine, bytes) }
             .map_err(|error| Failure::Compile(format!("cannot deserialize {}: {error:#}", K::NOUN)))?;
+        K::check(&code)?;
         Ok(Self::new(code, engine))
     }
 

@@ -96,6 +96,10 @@ impl Kind for ComponentKind {
     fn native(parts: InstanceParts<ExportFunc>) -> NativeComponentInstance {
         NativeComponentInstance::new(parts)
     }
+
+    fn check(code: &Component) -> Result<(), Failure> {
+        types::check_listing_size(code)
+    }
 }
 
 crate::compiled_class!(

@@ -12,6 +12,8 @@ use wasmtime::component::{Component, ResourceType, Type};
 
 use napi_derive::napi;
 
+use crate::errors::Failure;
+
 /// A component value type (see [`Type`](https://docs.rs/wasmtime/48.0.8/wasmtime/component/enum.Type.html)).
 /// `kind` says which other members are set; members that do not apply are absent.
 #[napi(object)]
@@ -403,6 +405,104 @@ fn item_info(engine: &wasmtime::Engine, name: &str, item: &ComponentItem) -> Com
         func,
         exports,
     }
+}
+
+/// How much the `exports` and `imports` listings of one component may spell out: type nodes
+/// (a type, a field, a case, a parameter each count one) and bytes of names within them.
+///
+/// wasmtime's types are structural, so a type is written out in full at every place it is used: a
+/// few KiB of component can reach wasmparser's own bound of about a million nodes, whose listing
+/// took 2.9 s of the JS thread and 340 MiB (`__test__/integration/hostile-guests.spec.ts`). The
+/// largest real component among the fixtures (a WASI command importing all of WASI) lists about a
+/// thousand nodes and 33 KiB of text.
+pub const MAX_LISTED_TYPE_NODES: usize = 100_000;
+pub const MAX_LISTED_NAME_BYTES: usize = 4 << 20;
+
+/// What is left of the listing bounds while a component is measured.
+struct Budget {
+    nodes: usize,
+    name_bytes: usize,
+}
+
+/// The listing would pass a bound.
+struct TooLarge;
+
+impl Budget {
+    fn node(&mut self) -> Result<(), TooLarge> {
+        self.nodes = self.nodes.checked_sub(1).ok_or(TooLarge)?;
+        Ok(())
+    }
+
+    fn name(&mut self, name: &str) -> Result<(), TooLarge> {
+        self.name_bytes = self.name_bytes.checked_sub(name.len()).ok_or(TooLarge)?;
+        self.node()
+    }
+
+    /// Counts what [`describe`] would make of `ty`, stopping as soon as a bound is passed.
+    fn value(&mut self, ty: &Type) -> Result<(), TooLarge> {
+        self.node()?;
+        match ty {
+            Type::List(list) => self.value(&list.ty()),
+            Type::FixedLengthList(list) => self.value(&list.ty()),
+            Type::Map(map) => self.value(&map.key()).and_then(|()| self.value(&map.value())),
+            Type::Option(option) => self.value(&option.ty()),
+            Type::Result(result) => {
+                (result.ok().iter().chain(result.err().iter())).try_for_each(|payload| self.value(payload))
+            }
+            Type::Record(record) => record.fields().try_for_each(|field| {
+                self.name(field.name)?;
+                self.value(&field.ty)
+            }),
+            Type::Tuple(tuple) => tuple.types().try_for_each(|member| self.value(&member)),
+            Type::Variant(variant) => variant.cases().try_for_each(|case| {
+                self.name(case.name)?;
+                case.ty.as_ref().map_or(Ok(()), |payload| self.value(payload))
+            }),
+            Type::Enum(enumeration) => enumeration.names().try_for_each(|name| self.name(name)),
+            Type::Flags(flags) => flags.names().try_for_each(|name| self.name(name)),
+            _ => Ok(()),
+        }
+    }
+
+    fn item(&mut self, engine: &wasmtime::Engine, name: &str, item: &ComponentItem) -> Result<(), TooLarge> {
+        self.name(name)?;
+        match item {
+            ComponentItem::ComponentFunc(func) => {
+                func.params().try_for_each(|(param, ty)| {
+                    self.name(param)?;
+                    self.value(&ty)
+                })?;
+                func.results().try_for_each(|ty| self.value(&ty))
+            }
+            ComponentItem::ComponentInstance(instance) => instance
+                .exports(engine)
+                .try_for_each(|(member, export)| self.item(engine, member, &export.ty)),
+            ComponentItem::Type(ty) => self.value(ty),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Refuses a component whose listings would pass [`MAX_LISTED_TYPE_NODES`] or
+/// [`MAX_LISTED_NAME_BYTES`]; measured before anything describes its types, at a cost bounded by
+/// those same limits.
+pub fn check_listing_size(component: &Component) -> Result<(), Failure> {
+    let engine = component.engine();
+    let ty = component.component_type();
+    let mut budget = Budget {
+        nodes: MAX_LISTED_TYPE_NODES,
+        name_bytes: MAX_LISTED_NAME_BYTES,
+    };
+    let fits = (ty.imports(engine).map(|(name, import)| (name, import.ty)))
+        .chain(ty.exports(engine).map(|(name, export)| (name, export.ty)))
+        .try_for_each(|(name, item)| budget.item(engine, name, &item));
+    fits.map_err(|TooLarge| {
+        Failure::Compile(format!(
+            "the component's types, written out at every place they are used, exceed \
+             {MAX_LISTED_TYPE_NODES} type nodes or {MAX_LISTED_NAME_BYTES} bytes of names in its \
+             imports and exports (airssys-wasm's bound on describing a component)"
+        ))
+    })
 }
 
 pub fn exports(component: &Component) -> Vec<ComponentItemInfo> {
