@@ -87,7 +87,11 @@ export class Engine {
     if (this.#native.closed) throw new DisposedError('the engine was closed')
   }
 
-  /** Checks that `source` would compile (module or component), without keeping the code. */
+  /**
+   * Checks that `source` would compile (module or component) without compiling it: its size, its
+   * structure and every core module in it, as the engine checks them. One bound needs the compiled
+   * types and is checked only by a compile: how much a component's type listings spell out.
+   */
   validate(source: WasmSource): ValidationResult {
     const bytes = loadSourceSync(source)
     const message = translate(() => this.#native.validate(bytes))
