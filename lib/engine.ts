@@ -89,8 +89,8 @@ export class Engine {
 
   /**
    * Checks that `source` would compile (module or component) without compiling it: its size, its
-   * structure and every core module in it, as the engine checks them. One bound needs the compiled
-   * types and is checked only by a compile: how much a component's type listings spell out.
+   * structure, every core module in it as the engine checks them, and how much a component's type
+   * listings would spell out.
    */
   validate(source: WasmSource): ValidationResult {
     const bytes = loadSourceSync(source)

@@ -376,7 +376,7 @@ function expandingComponent(width: number, levels: number, funcs: number): strin
     ${lifts.join('\n')})`
 }
 
-test('12.15 a few KiB of component whose types expand to a million nodes is a CompileError before anything lists them', async (t) => {
+test('12.15 a few KiB of component whose types expand to a million nodes is a CompileError before anything lists them, and invalid to validate', async (t) => {
   const engine = new Engine()
   // 7 KiB; 34 exports of a 27,000-node record. Listing it took 2.9 s of this thread and 340 MiB.
   const expanding = expandingComponent(30, 3, 34)
@@ -394,6 +394,20 @@ test('12.15 a few KiB of component whose types expand to a million nodes is a Co
       message,
     },
   )
+  const refused = (wat: string) => {
+    const result = engine.validate(wat)
+    return !result.ok && message.test(result.message)
+  }
+  t.true(refused(expanding))
+  // At the bound, validate (which does not compile) and a compile agree: 30-field records over two
+  // levels list 62 + 1,862 nodes of types and 1,862 per export, so 52 exports fit and 53 do not.
+  t.notThrows(() => engine.compileComponentSync(expandingComponent(30, 2, 52)))
+  t.deepEqual(engine.validate(expandingComponent(30, 2, 52)), { ok: true })
+  t.throws(() => engine.compileComponentSync(expandingComponent(30, 2, 53)), {
+    instanceOf: CompileError,
+    message,
+  })
+  t.true(refused(expandingComponent(30, 2, 53)))
   // Within the bound, the same shape compiles, lists in full and runs.
   const wide = engine.compileComponentSync(expandingComponent(30, 2, 10))
   const f0 = wide.exports.find((item) => item.name === 'f0')

@@ -26,9 +26,10 @@ pub fn kind(bytes: &[u8]) -> Option<Binary> {
 /// every core module inside it with `validate_module` (the engine's own check, with the engine's
 /// features: a component may not use what the engine would refuse to compile).
 pub fn validate_component(bytes: &[u8], validate_module: impl Fn(&[u8]) -> Result<(), String>) -> Result<(), String> {
-    wasmparser::Validator::new()
+    let types = wasmparser::Validator::new()
         .validate_all(bytes)
         .map_err(|error| error.to_string())?;
+    crate::component::types::check_listing_size_of_validated(bytes, types.as_ref())?;
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         if let wasmparser::Payload::ModuleSection { unchecked_range, .. } =
             payload.map_err(|error| error.to_string())?

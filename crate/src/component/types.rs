@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use wasmparser::component_types::{ComponentAnyTypeId, ComponentDefinedType, ComponentEntityType, ComponentValType};
+use wasmparser::types::TypesRef;
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, ResourceType, Type};
 
@@ -483,6 +485,130 @@ impl Budget {
     }
 }
 
+/// The same count as [`Budget::value`] and [`Budget::item`], over the wasmparser types that
+/// `validate` has (wasmtime's component types are made from them), so that `validate` refuses
+/// what a compile would without compiling.
+impl Budget {
+    fn parsed_value(&mut self, types: TypesRef<'_>, ty: &ComponentValType) -> Result<(), TooLarge> {
+        let ComponentValType::Type(id) = ty else {
+            return self.node();
+        };
+        self.node()?;
+        let mut payload = |payload: &Option<ComponentValType>| match payload {
+            Some(payload) => self.parsed_value(types, payload),
+            None => Ok(()),
+        };
+        match &types[*id] {
+            ComponentDefinedType::List { element, .. } | ComponentDefinedType::FixedLengthList { element, .. } => {
+                payload(&Some(*element))
+            }
+            ComponentDefinedType::Map { key, value, .. } => payload(&Some(*key)).and_then(|()| payload(&Some(*value))),
+            ComponentDefinedType::Option { ty, .. } => payload(&Some(*ty)),
+            ComponentDefinedType::Result { ok, err, .. } => payload(ok).and_then(|()| payload(err)),
+            ComponentDefinedType::Record(record) => record.fields.iter().try_for_each(|(name, field)| {
+                self.name(name)?;
+                self.parsed_value(types, field)
+            }),
+            ComponentDefinedType::Tuple(tuple) => tuple
+                .types
+                .iter()
+                .try_for_each(|member| self.parsed_value(types, member)),
+            ComponentDefinedType::Variant(variant) => variant.cases.iter().try_for_each(|(name, case)| {
+                self.name(name)?;
+                case.ty
+                    .as_ref()
+                    .map_or(Ok(()), |payload| self.parsed_value(types, payload))
+            }),
+            ComponentDefinedType::Enum(names) | ComponentDefinedType::Flags(names) => {
+                names.iter().try_for_each(|name| self.name(name))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn parsed_item(&mut self, types: TypesRef<'_>, name: &str, item: &ComponentEntityType) -> Result<(), TooLarge> {
+        self.name(name)?;
+        match item {
+            ComponentEntityType::Func(id) => {
+                let func = &types[*id];
+                func.params.iter().try_for_each(|(param, ty)| {
+                    self.name(param)?;
+                    self.parsed_value(types, ty)
+                })?;
+                func.result.iter().try_for_each(|ty| self.parsed_value(types, ty))
+            }
+            ComponentEntityType::Instance(id) => {
+                (types[*id].exports.iter()).try_for_each(|(member, export)| self.parsed_item(types, member, &export.ty))
+            }
+            ComponentEntityType::Type {
+                created: ComponentAnyTypeId::Defined(id),
+                ..
+            } => self.parsed_value(types, &ComponentValType::Type(*id)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// [`check_listing_size`] for `validate`: `bytes` is a component that wasmparser validated into
+/// `types`; the names of its own imports and exports are read from its top-level sections.
+pub fn check_listing_size_of_validated(bytes: &[u8], types: TypesRef<'_>) -> Result<(), String> {
+    let mut budget = Budget {
+        nodes: MAX_LISTED_TYPE_NODES,
+        name_bytes: MAX_LISTED_NAME_BYTES,
+    };
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|error| error.to_string())?;
+        let (imports, exports): (Vec<&str>, Vec<&str>) = match payload {
+            wasmparser::Payload::ModuleSection { .. } | wasmparser::Payload::ComponentSection { .. } => {
+                depth += 1;
+                continue;
+            }
+            wasmparser::Payload::End(_) => {
+                depth = depth.saturating_sub(1);
+                continue;
+            }
+            wasmparser::Payload::ComponentImportSection(reader) if depth == 0 => {
+                let names = reader.into_iter().map(|import| import.map(|import| import.name.name));
+                (
+                    names.collect::<Result<_, _>>().map_err(|error| error.to_string())?,
+                    Vec::new(),
+                )
+            }
+            wasmparser::Payload::ComponentExportSection(reader) if depth == 0 => {
+                let names = reader.into_iter().map(|export| export.map(|export| export.name.name));
+                (
+                    Vec::new(),
+                    names.collect::<Result<_, _>>().map_err(|error| error.to_string())?,
+                )
+            }
+            _ => continue,
+        };
+        let items = (imports
+            .into_iter()
+            .filter_map(|name| Some((name, types.component_item_for_import(name)?))))
+        .chain(
+            exports
+                .into_iter()
+                .filter_map(|name| Some((name, types.component_item_for_export(name)?))),
+        );
+        for (name, item) in items {
+            budget
+                .parsed_item(types, name, &item.ty)
+                .map_err(|TooLarge| too_large())?;
+        }
+    }
+    Ok(())
+}
+
+fn too_large() -> String {
+    format!(
+        "the component's types, written out at every place they are used, exceed \
+         {MAX_LISTED_TYPE_NODES} type nodes or {MAX_LISTED_NAME_BYTES} bytes of names in its \
+         imports and exports (airssys-wasm's bound on describing a component)"
+    )
+}
+
 /// Refuses a component whose listings would pass [`MAX_LISTED_TYPE_NODES`] or
 /// [`MAX_LISTED_NAME_BYTES`]; measured before anything describes its types, at a cost bounded by
 /// those same limits.
@@ -496,13 +622,7 @@ pub fn check_listing_size(component: &Component) -> Result<(), Failure> {
     let fits = (ty.imports(engine).map(|(name, import)| (name, import.ty)))
         .chain(ty.exports(engine).map(|(name, export)| (name, export.ty)))
         .try_for_each(|(name, item)| budget.item(engine, name, &item));
-    fits.map_err(|TooLarge| {
-        Failure::Compile(format!(
-            "the component's types, written out at every place they are used, exceed \
-             {MAX_LISTED_TYPE_NODES} type nodes or {MAX_LISTED_NAME_BYTES} bytes of names in its \
-             imports and exports (airssys-wasm's bound on describing a component)"
-        ))
-    })
+    fits.map_err(|TooLarge| Failure::Compile(too_large()))
 }
 
 pub fn exports(component: &Component) -> Vec<ComponentItemInfo> {
