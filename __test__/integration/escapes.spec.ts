@@ -376,6 +376,17 @@ function expandingComponent(width: number, levels: number, funcs: number): strin
     ${lifts.join('\n')})`
 }
 
+/** The same records, imported: two type imports and `funcs` functions of a versioned interface. */
+function expandingImports(width: number, funcs: number): string {
+  const fields = (type: string) =>
+    Array.from({ length: width }, (_, i) => `(field "f${i}" ${type})`).join(' ')
+  const functions = Array.from({ length: funcs }, (_, i) => `(export "g${i}" (func (result $r1)))`)
+  return `(component
+    (type $r0 (record ${fields('u8')})) (import "t0" (type $e0 (eq $r0)))
+    (type $r1' (record ${fields('$e0')})) (import "t1" (type $r1 (eq $r1')))
+    (import "test:x/api@1.2.3" (instance ${functions.join(' ')})))`
+}
+
 test('12.15 a few KiB of component whose types expand to a million nodes is a CompileError before anything lists them, and invalid to validate', async (t) => {
   const engine = new Engine()
   // 7 KiB; 34 exports of a 27,000-node record. Listing it took 2.9 s of this thread and 340 MiB.
@@ -408,6 +419,11 @@ test('12.15 a few KiB of component whose types expand to a million nodes is a Co
     message,
   })
   t.true(refused(expandingComponent(30, 2, 53)))
+  // Imported: the type imports are resolved away (not listed, not counted), so 53 functions fit.
+  t.notThrows(() => engine.compileComponentSync(expandingImports(30, 53)))
+  t.deepEqual(engine.validate(expandingImports(30, 53)), { ok: true })
+  t.throws(() => engine.compileComponentSync(expandingImports(30, 54)), { instanceOf: CompileError, message })
+  t.true(refused(expandingImports(30, 54)))
   // Within the bound, the same shape compiles, lists in full and runs.
   const wide = engine.compileComponentSync(expandingComponent(30, 2, 10))
   const f0 = wide.exports.find((item) => item.name === 'f0')

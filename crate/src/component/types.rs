@@ -584,9 +584,20 @@ pub fn check_listing_size_of_validated(bytes: &[u8], types: TypesRef<'_>) -> Res
             }
             _ => continue,
         };
+        // A value type imported at the root (`(import "t" (type (eq …)))`) is resolved away:
+        // wasmtime's listing has no entry for it, so it is not counted here either.
+        let listed = |item: &&wasmparser::component_types::ComponentItem| {
+            !matches!(
+                item.ty,
+                ComponentEntityType::Type {
+                    created: ComponentAnyTypeId::Defined(_),
+                    ..
+                }
+            )
+        };
         let items = (imports
             .into_iter()
-            .filter_map(|name| Some((name, types.component_item_for_import(name)?))))
+            .filter_map(|name| Some((name, types.component_item_for_import(name).filter(listed)?))))
         .chain(
             exports
                 .into_iter()
