@@ -349,14 +349,18 @@ test('12.10 maxModuleBytes refuses a large input before parsing it; validate doe
   t.throws(() => new Engine({ maxModuleBytes: 2 ** 40 }), { instanceOf: ConfigError })
 })
 
+/** The fields `f0` … of a record of `width` fields, all of `type`. */
+function recordFields(width: number, type: string): string {
+  return Array.from({ length: width }, (_, i) => `(field "f${i}" ${type})`).join(' ')
+}
+
 /**
  * A component whose export types are records of `width` fields over `levels` levels (each field of
  * a level is the level below) and `funcs` exports returning the top one: its bytes grow with
  * width × levels + funcs, its types written out in full with width ** levels × funcs.
  */
 function expandingComponent(width: number, levels: number, funcs: number): string {
-  const fields = (type: string) =>
-    Array.from({ length: width }, (_, i) => `(field "f${i}" ${type})`).join(' ')
+  const fields = (type: string) => recordFields(width, type)
   const types = [`(type $l0 (record ${fields('u8')})) (export $e0 "t0" (type $l0))`]
   for (let level = 1; level < levels; level++) {
     types.push(
@@ -378,8 +382,7 @@ function expandingComponent(width: number, levels: number, funcs: number): strin
 
 /** The same records, imported: two type imports and `funcs` functions of a versioned interface. */
 function expandingImports(width: number, funcs: number): string {
-  const fields = (type: string) =>
-    Array.from({ length: width }, (_, i) => `(field "f${i}" ${type})`).join(' ')
+  const fields = (type: string) => recordFields(width, type)
   const functions = Array.from({ length: funcs }, (_, i) => `(export "g${i}" (func (result $r1)))`)
   return `(component
     (type $r0 (record ${fields('u8')})) (import "t0" (type $e0 (eq $r0)))

@@ -22,28 +22,46 @@ pub fn kind(bytes: &[u8]) -> Option<Binary> {
     }
 }
 
-/// Validates a component without compiling it: its structure and types with wasmparser, then
-/// every core module inside it with `validate_module` (the engine's own check, with the engine's
-/// features: a component may not use what the engine would refuse to compile).
+/// Validates a component without compiling it: its structure and types with wasmparser, every
+/// core module inside it with `validate_module` (the engine's own check, with the engine's
+/// features: a component may not use what the engine would refuse to compile), and how much its
+/// type listings would spell out (one parse of the bytes serves both).
 pub fn validate_component(bytes: &[u8], validate_module: impl Fn(&[u8]) -> Result<(), String>) -> Result<(), String> {
     let types = wasmparser::Validator::new()
         .validate_all(bytes)
         .map_err(|error| error.to_string())?;
-    crate::component::types::check_listing_size_of_validated(bytes, types.as_ref())?;
+    // The names the component itself imports and exports: those of its top-level sections, not
+    // of the modules and components nested in it.
+    let (mut imports, mut exports) = (Vec::new(), Vec::new());
+    let mut depth = 0usize;
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        if let wasmparser::Payload::ModuleSection { unchecked_range, .. } =
-            payload.map_err(|error| error.to_string())?
-        {
-            let module = bytes.get(unchecked_range.clone()).ok_or_else(|| {
-                format!(
-                    "a core module at offset {} runs past the end of the input",
-                    unchecked_range.start
-                )
-            })?;
-            validate_module(module)?;
+        match payload.map_err(|error| error.to_string())? {
+            wasmparser::Payload::ModuleSection { unchecked_range, .. } => {
+                let module = bytes.get(unchecked_range.clone()).ok_or_else(|| {
+                    format!(
+                        "a core module at offset {} runs past the end of the input",
+                        unchecked_range.start
+                    )
+                })?;
+                validate_module(module)?;
+                depth += 1;
+            }
+            wasmparser::Payload::ComponentSection { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth = depth.saturating_sub(1),
+            wasmparser::Payload::ComponentImportSection(reader) if depth == 0 => {
+                for import in reader {
+                    imports.push(import.map_err(|error| error.to_string())?.name.name);
+                }
+            }
+            wasmparser::Payload::ComponentExportSection(reader) if depth == 0 => {
+                for export in reader {
+                    exports.push(export.map_err(|error| error.to_string())?.name.name);
+                }
+            }
+            _ => {}
         }
     }
-    Ok(())
+    crate::component::types::check_listing_size_of_validated(types.as_ref(), &imports, &exports)
 }
 
 #[cfg(test)]

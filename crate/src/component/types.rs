@@ -414,7 +414,7 @@ fn item_info(engine: &wasmtime::Engine, name: &str, item: &ComponentItem) -> Com
 ///
 /// wasmtime's types are structural, so a type is written out in full at every place it is used: a
 /// few KiB of component can reach wasmparser's own bound of about a million nodes, whose listing
-/// took 2.9 s of the JS thread and 340 MiB (`__test__/integration/hostile-guests.spec.ts`). The
+/// took 2.9 s of the JS thread and 340 MiB (test 12.15 in `__test__/integration/escapes.spec.ts`). The
 /// largest real component among the fixtures (a WASI command importing all of WASI) lists about a
 /// thousand nodes and 33 KiB of text.
 pub const MAX_LISTED_TYPE_NODES: usize = 100_000;
@@ -430,6 +430,13 @@ struct Budget {
 struct TooLarge;
 
 impl Budget {
+    fn new() -> Self {
+        Budget {
+            nodes: MAX_LISTED_TYPE_NODES,
+            name_bytes: MAX_LISTED_NAME_BYTES,
+        }
+    }
+
     fn node(&mut self) -> Result<(), TooLarge> {
         self.nodes = self.nodes.checked_sub(1).ok_or(TooLarge)?;
         Ok(())
@@ -490,21 +497,22 @@ impl Budget {
 /// what a compile would without compiling.
 impl Budget {
     fn parsed_value(&mut self, types: TypesRef<'_>, ty: &ComponentValType) -> Result<(), TooLarge> {
-        let ComponentValType::Type(id) = ty else {
-            return self.node();
-        };
         self.node()?;
-        let mut payload = |payload: &Option<ComponentValType>| match payload {
-            Some(payload) => self.parsed_value(types, payload),
-            None => Ok(()),
+        let ComponentValType::Type(id) = ty else {
+            return Ok(());
         };
         match &types[*id] {
             ComponentDefinedType::List { element, .. } | ComponentDefinedType::FixedLengthList { element, .. } => {
-                payload(&Some(*element))
+                self.parsed_value(types, element)
             }
-            ComponentDefinedType::Map { key, value, .. } => payload(&Some(*key)).and_then(|()| payload(&Some(*value))),
-            ComponentDefinedType::Option { ty, .. } => payload(&Some(*ty)),
-            ComponentDefinedType::Result { ok, err, .. } => payload(ok).and_then(|()| payload(err)),
+            ComponentDefinedType::Map { key, value, .. } => {
+                self.parsed_value(types, key)?;
+                self.parsed_value(types, value)
+            }
+            ComponentDefinedType::Option { ty, .. } => self.parsed_value(types, ty),
+            ComponentDefinedType::Result { ok, err, .. } => {
+                (ok.iter().chain(err.iter())).try_for_each(|payload| self.parsed_value(types, payload))
+            }
             ComponentDefinedType::Record(record) => record.fields.iter().try_for_each(|(name, field)| {
                 self.name(name)?;
                 self.parsed_value(types, field)
@@ -549,67 +557,27 @@ impl Budget {
     }
 }
 
-/// [`check_listing_size`] for `validate`: `bytes` is a component that wasmparser validated into
-/// `types`; the names of its own imports and exports are read from its top-level sections.
-pub fn check_listing_size_of_validated(bytes: &[u8], types: TypesRef<'_>) -> Result<(), String> {
-    let mut budget = Budget {
-        nodes: MAX_LISTED_TYPE_NODES,
-        name_bytes: MAX_LISTED_NAME_BYTES,
+/// [`check_listing_size`] for `validate`, on the wasmparser `types` of a validated component and
+/// the names of its own imports and exports.
+pub fn check_listing_size_of_validated(types: TypesRef<'_>, imports: &[&str], exports: &[&str]) -> Result<(), String> {
+    // A value type imported at the root (`(import "t" (type (eq …)))`) is resolved away:
+    // wasmtime's listing has no entry for it, so it is not counted here either.
+    let listed = |item: &&wasmparser::component_types::ComponentItem| {
+        !matches!(
+            item.ty,
+            ComponentEntityType::Type {
+                created: ComponentAnyTypeId::Defined(_),
+                ..
+            }
+        )
     };
-    let mut depth = 0usize;
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(|error| error.to_string())?;
-        let (imports, exports): (Vec<&str>, Vec<&str>) = match payload {
-            wasmparser::Payload::ModuleSection { .. } | wasmparser::Payload::ComponentSection { .. } => {
-                depth += 1;
-                continue;
-            }
-            wasmparser::Payload::End(_) => {
-                depth = depth.saturating_sub(1);
-                continue;
-            }
-            wasmparser::Payload::ComponentImportSection(reader) if depth == 0 => {
-                let names = reader.into_iter().map(|import| import.map(|import| import.name.name));
-                (
-                    names.collect::<Result<_, _>>().map_err(|error| error.to_string())?,
-                    Vec::new(),
-                )
-            }
-            wasmparser::Payload::ComponentExportSection(reader) if depth == 0 => {
-                let names = reader.into_iter().map(|export| export.map(|export| export.name.name));
-                (
-                    Vec::new(),
-                    names.collect::<Result<_, _>>().map_err(|error| error.to_string())?,
-                )
-            }
-            _ => continue,
-        };
-        // A value type imported at the root (`(import "t" (type (eq …)))`) is resolved away:
-        // wasmtime's listing has no entry for it, so it is not counted here either.
-        let listed = |item: &&wasmparser::component_types::ComponentItem| {
-            !matches!(
-                item.ty,
-                ComponentEntityType::Type {
-                    created: ComponentAnyTypeId::Defined(_),
-                    ..
-                }
-            )
-        };
-        let items = (imports
-            .into_iter()
-            .filter_map(|name| Some((name, types.component_item_for_import(name).filter(listed)?))))
-        .chain(
-            exports
-                .into_iter()
-                .filter_map(|name| Some((name, types.component_item_for_export(name)?))),
-        );
-        for (name, item) in items {
-            budget
-                .parsed_item(types, name, &item.ty)
-                .map_err(|TooLarge| too_large())?;
-        }
-    }
-    Ok(())
+    let imported =
+        (imports.iter()).filter_map(|name| Some((*name, types.component_item_for_import(name).filter(listed)?)));
+    let exported = (exports.iter()).filter_map(|name| Some((*name, types.component_item_for_export(name)?)));
+    let mut budget = Budget::new();
+    (imported.chain(exported))
+        .try_for_each(|(name, item)| budget.parsed_item(types, name, &item.ty))
+        .map_err(|TooLarge| too_large())
 }
 
 fn too_large() -> String {
@@ -626,10 +594,7 @@ fn too_large() -> String {
 pub fn check_listing_size(component: &Component) -> Result<(), Failure> {
     let engine = component.engine();
     let ty = component.component_type();
-    let mut budget = Budget {
-        nodes: MAX_LISTED_TYPE_NODES,
-        name_bytes: MAX_LISTED_NAME_BYTES,
-    };
+    let mut budget = Budget::new();
     let fits = (ty.imports(engine).map(|(name, import)| (name, import.ty)))
         .chain(ty.exports(engine).map(|(name, export)| (name, export.ty)))
         .try_for_each(|(name, item)| budget.item(engine, name, &item));
