@@ -78,6 +78,41 @@ test('an async host function reached from callSync is a clear HostError, not a h
   t.regex(error?.message ?? '', /returned a Promise during callSync: async host functions need call\(\)/)
 })
 
+// Serial: it watches the process's unhandled rejections, which another test's could add to.
+test.serial(
+  'a rejecting Promise refused during callSync or instantiateSync is a HostError, never an unhandled rejection that ends the process',
+  async (t) => {
+    const unhandled: unknown[] = []
+    const record = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', record)
+    try {
+      const rejecting = async () => {
+        throw new Error('the host failed later')
+      }
+      const component = instanceWith({ double: rejecting })
+      t.throws(() => component.callSync('call-double', [1]), { instanceOf: HostError })
+      const core = new Engine().compileModuleSync(
+        '(module (import "env" "f" (func $f (result i32))) (func (export "run") (result i32) call $f) (func $start call $f drop) (start $start))',
+      )
+      t.throws(
+        () => core.instantiateSync({ limits: { memoryBytes: 0 }, imports: { env: { f: rejecting } } }),
+        {
+          instanceOf: HostError,
+        },
+      )
+      const instance = await core.instantiate({
+        limits: { memoryBytes: 0 },
+        imports: { env: { f: () => 7 } },
+      })
+      t.is(instance.callSync('run'), 7)
+      await sleep(50)
+      t.deepEqual(unhandled, [])
+    } finally {
+      process.off('unhandledRejection', record)
+    }
+  },
+)
+
 test('a rejected host Promise is a HostError with the rejection as cause', async (t) => {
   const reason = new Error('backend down')
   const instance = instanceWith({ double: async () => Promise.reject(reason) })

@@ -129,12 +129,20 @@ test('missing imports are a LinkError naming each one', async (t) => {
   t.notRegex(async?.message ?? '', /#log/)
 })
 
-test('an import that is not a function is a TypeError', (t) => {
+test('an import that is not a function is a LinkError naming it, for a component and a core module', async (t) => {
   const imports = typesImports()
   imports.double = 42
   t.throws(() => typesComponent().instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports }), {
-    instanceOf: WasmTypeError,
-    message: /"double" must be a function/,
+    instanceOf: LinkError,
+    message: /"double" must be a function, got 42/,
+  })
+  await t.throwsAsync(typesComponent().instantiate({ limits: { memoryBytes: 4 * MiB }, imports }), {
+    instanceOf: LinkError,
+  })
+  const core = new Engine().compileModuleSync('(module (import "env" "f" (func)))')
+  t.throws(() => core.instantiateSync({ limits: { memoryBytes: 0 }, imports: { env: { f: {} } } }), {
+    instanceOf: LinkError,
+    message: /env.*f.* must be a function/,
   })
 })
 
@@ -201,6 +209,60 @@ test('callSync while a call runs on the same instance is a BusyError', async (t)
   await new Promise((resolve) => setTimeout(resolve, 50))
   t.throws(() => instance.callSync('roundtrip-u8', [1]), { instanceOf: BusyError, code: 'ERR_WASM_BUSY' })
   await t.throwsAsync(running, { instanceOf: TimeoutError })
+})
+
+test('callSync in the same tick as a call() is a BusyError, not a call that overtakes it', async (t) => {
+  const instance = typesInstance()
+  const first = instance.call('roundtrip-u32', [1])
+  t.throws(() => instance.callSync('roundtrip-u8', [1]), { instanceOf: BusyError, message: /overtake/ })
+  t.throws(() => instance.function('roundtrip-u8')(1), { instanceOf: BusyError })
+  t.throws(() => (instance.exports as { roundtripU8(x: number): number }).roundtripU8(1), {
+    instanceOf: BusyError,
+  })
+  const second = instance.call('roundtrip-u32', [2])
+  t.deepEqual(await Promise.all([first, second]), [1, 2])
+  t.is(instance.callSync('roundtrip-u8', [3]), 3, 'free again once the calls are done')
+})
+
+test('call() takes its arguments when it is made: later changes to the array or its bytes are not seen', async (t) => {
+  const instance = typesInstance()
+  const bytes = new Uint8Array([1, 2, 3])
+  const idle = instance.call('roundtrip-list-u8', [bytes])
+  bytes[0] = 9
+  const args = [7]
+  const queued = instance.call('roundtrip-u8', args)
+  args[0] = 300
+  t.deepEqual(await idle, new Uint8Array([1, 2, 3]))
+  t.is(await queued, 7)
+})
+
+test('a call waiting behind another rejects with AbortError as soon as its signal fires, and never runs', async (t) => {
+  const instance = new Engine()
+    .compileModuleSync(
+      '(module (func (export "spin") (loop br 0)) (func (export "id") (param i32) (result i32) local.get 0))',
+    )
+    .instantiateSync({ limits: { memoryBytes: 0 } })
+  const running = instance.call('spin', [], { timeoutMs: 400 })
+  const controller = new AbortController()
+  const waiting = instance.call('id', [5], { signal: controller.signal })
+  const started = performance.now()
+  setTimeout(() => controller.abort(), 30)
+  await t.throwsAsync(waiting, { name: 'AbortError', code: 'ABORT_ERR' })
+  t.true(performance.now() - started < 300, 'rejected before the running call ended')
+  await t.throwsAsync(running, { instanceOf: TimeoutError })
+  t.is(instance.metrics().calls, 1, 'the aborted call never ran')
+  t.is(await instance.call('id', [6]), 6)
+})
+
+test('callSync with arguments that are not an array is a WasmTypeError, as in call', async (t) => {
+  const instance = typesInstance()
+  for (const args of [5, 'ab', { length: 1, 0: 1 }]) {
+    t.throws(() => instance.callSync('roundtrip-u8', args as never), {
+      instanceOf: WasmTypeError,
+      message: /roundtrip-u8: arguments must be an array/,
+    })
+    await t.throwsAsync(instance.call('roundtrip-u8', args as never), { instanceOf: WasmTypeError })
+  }
 })
 
 test('metrics count calls, traps and memory', (t) => {

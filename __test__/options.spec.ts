@@ -13,6 +13,7 @@ const label = (value: unknown) => (typeof value === 'string' ? JSON.stringify(va
 const ADD = '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
 const engine = new Engine({ fuel: true })
 const addModule = engine.compileModuleSync(ADD)
+// Tests that call it are serial: one's call() would make another's callSync a BusyError.
 const instance = addModule.instantiateSync({ limits: { memoryBytes: MiB } })
 const hello = path.join(root, 'examples', 'hello')
 test.after.always(() => engine.close())
@@ -101,28 +102,54 @@ test('every numeric instantiate option refuses invalid values with a ConfigError
   t.is(await fresh.call('add', [2, 3]), 5)
 })
 
-test('per-call fuel and timeoutMs refuse invalid values with a ConfigError in call and callSync', async (t) => {
-  for (const option of ['fuel', 'timeoutMs'] as const) {
-    for (const value of [...INVALID, option === 'fuel' ? 0.5 : 0]) {
-      configError(t, () => instance.callSync('add', [1, 2], { [option]: value }), option, value)
-      await configErrorAsync(t, () => instance.call('add', [1, 2], { [option]: value }), option, value)
+test.serial(
+  'per-call fuel and timeoutMs refuse invalid values with a ConfigError in call and callSync',
+  async (t) => {
+    for (const option of ['fuel', 'timeoutMs'] as const) {
+      for (const value of [...INVALID, option === 'fuel' ? 0.5 : 0]) {
+        configError(t, () => instance.callSync('add', [1, 2], { [option]: value }), option, value)
+        await configErrorAsync(t, () => instance.call('add', [1, 2], { [option]: value }), option, value)
+      }
     }
-  }
-  // The process lives on, the instance too.
-  t.is(instance.callSync('add', [1, 2]), 3)
-  t.is(await instance.call('add', [1, 2], { fuel: 1000, timeoutMs: 1000 }), 3)
+    // The process lives on, the instance too.
+    t.is(instance.callSync('add', [1, 2]), 3)
+    t.is(await instance.call('add', [1, 2], { fuel: 1000, timeoutMs: 1000 }), 3)
+  },
+)
+
+test.serial(
+  'the largest allowed fuel and timeoutMs are accepted, and reach the addon without overflowing',
+  async (t) => {
+    const options = { fuel: Number.MAX_SAFE_INTEGER, timeoutMs: MAX_TIMEOUT_MS }
+    t.is(instance.callSync('add', [20, 22], options), 42)
+    t.is(await instance.call('add', [20, 22], options), 42)
+    const patient = addModule.instantiateSync({ limits: { memoryBytes: MiB }, ...options })
+    t.is(patient.callSync('add', [1, 1]), 2)
+    patient.dispose()
+  },
+)
+
+test('an unknown key inside limits (a typo such as tableElement) is a ConfigError naming it, sync and async', async (t) => {
+  const options = { limits: { memoryBytes: MiB, tableElement: 5 } } as InstantiateOptions
+  const sync = t.throws(() => addModule.instantiateSync(options), { instanceOf: ConfigError })
+  t.is(sync?.path, 'limits.tableElement')
+  t.regex(sync?.message ?? '', /unknown limits option "tableElement" \(known: .*tableElements/)
+  const async = await t.throwsAsync(addModule.instantiate(options), { instanceOf: ConfigError })
+  t.is(async?.path, 'limits.tableElement')
 })
 
-test('the largest allowed fuel and timeoutMs are accepted, and reach the addon without overflowing', async (t) => {
-  const options = { fuel: Number.MAX_SAFE_INTEGER, timeoutMs: MAX_TIMEOUT_MS }
-  t.is(instance.callSync('add', [20, 22], options), 42)
-  t.is(await instance.call('add', [20, 22], options), 42)
-  const patient = addModule.instantiateSync({ limits: { memoryBytes: MiB }, ...options })
-  t.is(patient.callSync('add', [1, 1]), 2)
-  patient.dispose()
+test.serial('instantiateSync refuses a signal, which could never reach it, as callSync does', async (t) => {
+  const signal = AbortSignal.abort()
+  const error = t.throws(() => addModule.instantiateSync({ limits: { memoryBytes: MiB }, signal }), {
+    instanceOf: ConfigError,
+  })
+  t.is(error?.path, 'signal')
+  t.regex(error?.message ?? '', /use instantiate\(\{ signal \}\)/)
+  t.throws(() => instance.callSync('add', [1, 2], { signal } as never), { instanceOf: ConfigError })
+  await t.throwsAsync(addModule.instantiate({ limits: { memoryBytes: MiB }, signal }), { name: 'AbortError' })
 })
 
-test('a non-signal signal is a ConfigError', async (t) => {
+test.serial('a non-signal signal is a ConfigError', async (t) => {
   await configErrorAsync(t, () => instance.call('add', [1, 2], { signal: 'stop' as never }), 'signal', 'stop')
 })
 

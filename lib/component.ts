@@ -135,7 +135,7 @@ export class Component {
 
   /** Instantiates on the JS thread; `E` as for {@link Component.instantiate}. */
   instantiateSync<E = Record<string, unknown>>(options: InstantiateOptions): Instance<E> {
-    const { native, imports, http } = instantiateOptions(options)
+    const { native, imports, http } = instantiateOptions(options, true)
     const owner = {}
     const linked = ownedImports(expandResourceImports(imports, this.imports), owner)
     return new Instance<E>(

@@ -1,4 +1,4 @@
-import { BusyError, fromNative, translate, translateAsync, WasmTypeError } from './errors.js'
+import { AbortError, BusyError, fromNative, translate, translateAsync, WasmTypeError } from './errors.js'
 import type { WasiHttp } from './capabilities/wasi-http.js'
 import type { ComponentItem, WitFuncType } from './component.js'
 import { InstanceResources, jcoExports } from './resources.js'
@@ -121,6 +121,11 @@ function coreExports(
   return exports
 }
 
+/** What a synchronous call meets while a `call` of the same instance runs or waits its turn. */
+function busyWithCall(): BusyError {
+  return new BusyError('a call() of this instance is running or queued: callSync would overtake it')
+}
+
 /** More arguments than any export takes (the addon refuses more too). */
 const MAX_ARGUMENTS = 1000
 
@@ -210,10 +215,12 @@ export class Instance<E = Record<string, unknown>> {
     let handle: Handle
     let all: readonly unknown[] = args
     // V8 refuses to apply a function to a huge array (a RangeError, not ours): no export takes
-    // that many arguments anyway.
+    // that many arguments anyway. A string or an array-like would be spread into arguments.
+    if (!Array.isArray(args)) throw new WasmTypeError(`${name}: arguments must be an array`)
     if (args.length > MAX_ARGUMENTS) {
       throw new WasmTypeError(`${name}: expected its arguments, got an array of ${args.length} elements`)
     }
+    if (this.#calls.pending > 0) throw busyWithCall()
     const resources = this.#resources?.converts(name) === true ? this.#resources : undefined
     if (resources !== undefined) all = resources.lower(name, args)
     if (options === undefined) {
@@ -251,9 +258,11 @@ export class Instance<E = Record<string, unknown>> {
     if (wrapped === undefined) {
       const handle = this.#handle(this.#plain, name, false)
       const { native } = handle
+      const calls = this.#calls
       wrapped =
         handle.flat === undefined && handle.flatArgs === undefined
           ? (...args: unknown[]) => {
+              if (calls.pending > 0) throw busyWithCall()
               try {
                 return native(...args)
               } catch (error) {
@@ -261,6 +270,7 @@ export class Instance<E = Record<string, unknown>> {
               }
             }
           : (...args: unknown[]) => {
+              if (calls.pending > 0) throw busyWithCall()
               try {
                 return apply(handle, args)
               } catch (error) {
@@ -327,15 +337,37 @@ export class Instance<E = Record<string, unknown>> {
         ),
       )
     }
-    return this.#calls.run(() => this.#callNow(name, args, options))
+    let parsed: ReturnType<typeof asyncCallOptions>
+    try {
+      parsed = asyncCallOptions(options)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    // The array as it is now: a call that waits its turn must not see later changes to it. (The
+    // values in it are read when the call starts, at once on an idle instance.)
+    const snapshot = Array.isArray(args) ? args.slice() : args
+    let started = false
+    const queued = this.#calls.run(() => {
+      started = true
+      return this.#callNow(name, snapshot, parsed)
+    })
+    const { signal } = parsed
+    if (started || signal === undefined) return queued
+    // Waiting behind another call: an abort rejects at once, and the call never starts.
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        if (!started) reject(new AbortError('The operation was aborted', { cause: signal.reason }))
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      queued.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+    })
   }
 
   async #callNow(
     name: string,
     args: readonly unknown[],
-    options: AsyncCallOptions | undefined,
+    { fuel, timeoutMs, signal }: ReturnType<typeof asyncCallOptions>,
   ): Promise<unknown> {
-    const { fuel, timeoutMs, signal } = asyncCallOptions(options)
     const resources = this.#resources?.converts(name) === true ? this.#resources : undefined
     const lowered = resources === undefined ? args : resources.lower(name, args)
     const forms = this.#flatForms(name)

@@ -59,7 +59,7 @@ export class Module {
 
   /** Instantiates on the JS thread. */
   instantiateSync(options: InstantiateOptions): Instance {
-    const { native, imports, http } = instantiateOptions(options)
+    const { native, imports, http } = instantiateOptions(options, true)
     const owner = {}
     return new Instance(
       translate(() => this.#native.instantiateSync(native, ownedImports(imports, owner), http?.client)),

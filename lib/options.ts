@@ -292,10 +292,14 @@ function object(what: string, value: unknown, path?: string): asserts value is R
   }
 }
 
-/** Throws on the first key of `options` that is not in `known`. */
-export function knownKeys(what: string, options: object, known: ReadonlySet<string>): void {
+/** Throws on the first key of `options` that is not in `known`; `prefix` leads the error's path. */
+export function knownKeys(what: string, options: object, known: ReadonlySet<string>, prefix = ''): void {
   for (const key of Object.keys(options)) {
-    if (!known.has(key)) throw new ConfigError(`unknown ${what} option "${key}"`, { path: key })
+    if (!known.has(key)) {
+      throw new ConfigError(`unknown ${what} option "${key}" (known: ${[...known].join(', ')})`, {
+        path: `${prefix}${key}`,
+      })
+    }
   }
 }
 
@@ -387,9 +391,24 @@ export function engineOptions(options: EngineOptions): NativeEngineOptions {
 }
 
 const INSTANTIATE_OPTIONS = new Set(['limits', 'fuel', 'timeoutMs', 'imports', 'wasi', 'signal'])
+const LIMITS = new Set([
+  'memoryBytes',
+  'tableElements',
+  'instances',
+  'tables',
+  'memories',
+  'resourceHandles',
+  'trapOnMemoryDenial',
+])
 
-/** `instantiate(options)`'s options, checked, with defaults. */
-export function instantiateOptions(options: InstantiateOptions): {
+/**
+ * `instantiate(options)`'s options, checked, with defaults; `sync` for `instantiateSync`, which
+ * blocks the JS thread, so that no abort could reach it.
+ */
+export function instantiateOptions(
+  options: InstantiateOptions,
+  sync = false,
+): {
   native: NativeInstanceOptions
   imports: Imports | undefined
   signal: AbortSignal | undefined
@@ -400,12 +419,20 @@ export function instantiateOptions(options: InstantiateOptions): {
     throw new ConfigError('instantiate options are required: { limits: { memoryBytes } }', { path: 'limits' })
   }
   knownKeys('instantiate', options, INSTANTIATE_OPTIONS)
+  if (sync && options.signal !== undefined) {
+    throw new ConfigError(
+      'signal: instantiateSync blocks the JS thread, where no abort can reach it; use instantiate({ signal })',
+      { path: 'signal' },
+    )
+  }
   const limits = options.limits
   if (typeof limits !== 'object' || limits === null || limits.memoryBytes === undefined) {
     throw new ConfigError('limits.memoryBytes is required: the memory limit has no default', {
       path: 'limits.memoryBytes',
     })
   }
+  // A typo (`tableElement`) must not drop a limit silently.
+  knownKeys('limits', limits, LIMITS, 'limits.')
   const imports = options.imports
   if (imports !== undefined) object('imports', imports, 'imports')
   return {

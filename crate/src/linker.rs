@@ -55,7 +55,7 @@ pub fn resolve(
                 provided.push(position);
             }
             Some(value) if js.kind(value)? != Kind::Undefined => {
-                return Err(Failure::Type(format!(
+                return Err(Failure::Link(format!(
                     "imports: {label} must be a function, got {}",
                     js.describe(value)
                 )));

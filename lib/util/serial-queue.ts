@@ -13,9 +13,12 @@ export class SerialQueue {
     return this.#tail
   }
 
+  /** Starts `task` now when nothing is queued or running (so it reads its inputs now), else after the rest. */
   run<T>(task: () => Promise<T>): Promise<T> {
     this.#pending++
-    const result = this.#tail.then(task, task).finally(() => this.#pending--)
+    const started =
+      this.#pending === 1 ? new Promise<T>((resolve) => resolve(task())) : this.#tail.then(task, task)
+    const result = started.finally(() => this.#pending--)
     this.#tail = result.catch(() => undefined)
     return result
   }

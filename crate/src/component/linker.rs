@@ -223,7 +223,7 @@ fn lookup_function(js: Js, object: Option<Value>, keys: &[String]) -> Result<Opt
     for key in keys {
         if let Some(value) = property(js, object, key)? {
             if js.kind(value)? != Kind::Function {
-                return Err(Failure::Type(format!(
+                return Err(Failure::Link(format!(
                     "imports: \"{key}\" must be a function, got {}",
                     js.describe(value)
                 )));

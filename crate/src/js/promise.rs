@@ -140,9 +140,36 @@ impl Js {
         }
     }
 
+    /// Attaches callbacks that do nothing to `promise`: a Promise we refuse (a host function's,
+    /// during a synchronous call) must not reject unhandled, which ends a Node process.
+    pub fn ignore_settlement(self, promise: Value) -> napi::Result<()> {
+        let (attach, settle) = self.settlers()?;
+        // No token: `settle` finds no wait to settle.
+        let no_token = self.undefined()?;
+        self.call(attach, &[promise, no_token, settle])?
+            .map(|_| ())
+            .map_err(|_| napi::Error::from_reason("promise.then threw"))
+    }
+
     /// Files `shared` under a new token; returns the token, the attach helper and the settle
-    /// function of this environment (made on its first wait).
+    /// function of this environment.
     fn register_wait(self, shared: Shared) -> napi::Result<(u64, Value, Value)> {
+        let (attach, settle) = self.settlers()?;
+        let token = SETTLERS.with(|settlers| {
+            let mut settlers = settlers.borrow_mut();
+            let settlers = settlers
+                .as_mut()
+                .ok_or_else(|| napi::Error::from_reason("promise helper missing"))?;
+            let token = settlers.next_token;
+            settlers.next_token += 1;
+            settlers.waits.insert(token, shared);
+            Ok::<_, napi::Error>(token)
+        })?;
+        Ok((token, attach, settle))
+    }
+
+    /// The attach helper and the settle function of this environment, made on first use.
+    fn settlers(self) -> napi::Result<(Value, Value)> {
         let env = self.0 as usize;
         let fresh = SETTLERS.with(|settlers| settlers.borrow().as_ref().is_none_or(|settlers| settlers.env != env));
         if fresh {
@@ -167,18 +194,11 @@ impl Js {
             SETTLERS.with(|slot| *slot.borrow_mut() = Some(settlers));
         }
         SETTLERS.with(|settlers| {
-            let mut settlers = settlers.borrow_mut();
+            let settlers = settlers.borrow();
             let settlers = settlers
-                .as_mut()
+                .as_ref()
                 .ok_or_else(|| napi::Error::from_reason("promise helper missing"))?;
-            let token = settlers.next_token;
-            settlers.next_token += 1;
-            settlers.waits.insert(token, shared);
-            Ok((
-                token,
-                self.dereference(&settlers.attach)?,
-                self.dereference(&settlers.settle)?,
-            ))
+            Ok((self.dereference(&settlers.attach)?, self.dereference(&settlers.settle)?))
         })
     }
 }

@@ -198,7 +198,7 @@ impl HostBridge {
             if let Ok(value) = outcome
                 && js.is_promise(value).unwrap_or(false)
             {
-                return Err(promise_in_sync_call(label));
+                return Err(promise_in_sync_call(js, value, label));
             }
             return finish(js, outcome);
         }
@@ -212,7 +212,9 @@ impl HostBridge {
                     .map_err(Failure::from)
                     .and_then(|function| call(js, function))
                     .and_then(|outcome| match outcome {
-                        Ok(value) if js.is_promise(value).unwrap_or(false) => Err(promise_in_sync_call(&owned_label)),
+                        Ok(value) if js.is_promise(value).unwrap_or(false) => {
+                            Err(promise_in_sync_call(js, value, &owned_label))
+                        }
                         outcome => finish(js, outcome),
                     });
                 reply.send(answer);
@@ -265,7 +267,11 @@ impl HostBridge {
     }
 }
 
-fn promise_in_sync_call(label: &str) -> Failure {
+/// The failure of a host function that returned `promise` to a synchronous call, which cannot
+/// wait for it; the Promise's rejection, if it comes, is ignored.
+fn promise_in_sync_call(js: Js, promise: Value, label: &str) -> Failure {
+    // Best effort: had it failed, `then` itself threw, and nothing more can be done here.
+    let _ = js.ignore_settlement(promise);
     Failure::Host {
         message: format!("host function {label} returned a Promise during callSync: async host functions need call()"),
         cause: None,
