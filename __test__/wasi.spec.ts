@@ -146,6 +146,27 @@ test('a JS function may replace one WASI function, and only where it is given', 
   t.regex(again.takeOutput().stdout, /wall clock after 2020: true/)
 })
 
+test("a module's proc_exit(n) is a WasiExitError with exitCode n for every n, also from its start function", async (t) => {
+  const exiting = (start: boolean) =>
+    engine.compileModuleSync(`(module
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 1)
+      (func (export "exit") (param i32) local.get 0 call $exit)
+      ${start ? '(func $start i32.const 5 call $exit) (start $start)' : ''})`)
+  const instance = exiting(false).instantiateSync({ limits: { memoryBytes: MiB } })
+  for (const status of [1, 125, 126, 255, 300, -1]) {
+    const sync = t.throws(() => instance.callSync('exit', [status]), { instanceOf: WasiExitError })
+    t.is(sync?.exitCode, status)
+    const async = await t.throwsAsync(instance.call('exit', [status]), { instanceOf: WasiExitError })
+    t.is(async?.exitCode, status)
+  }
+  const options = { limits: { memoryBytes: MiB } }
+  const sync = t.throws(() => exiting(true).instantiateSync(options), { instanceOf: WasiExitError })
+  t.is(sync?.exitCode, 5)
+  const async = await t.throwsAsync(exiting(true).instantiate(options), { instanceOf: WasiExitError })
+  t.is(async?.exitCode, 5)
+})
+
 test('wasi: false leaves WASI unlinked, so its imports are a LinkError', async (t) => {
   const error = await t.throwsAsync(
     component.instantiate({ limits: { memoryBytes: 16 * MiB }, wasi: false }),

@@ -153,6 +153,10 @@ impl Failure {
 
     /// Classifies an instantiation error: resource limits, missing imports, traps in start code.
     pub fn instantiate(error: wasmtime::Error, facts: CallFacts) -> Self {
+        // A start function that exits: the exit is the instantiation's outcome.
+        if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            return Failure::Exit(exit.0);
+        }
         if facts.memory_denied || error.downcast_ref::<MemoryLimitExceeded>().is_some() {
             return Failure::MemoryLimit(format!("instantiation exceeds limits.memoryBytes: {error:#}"));
         }
@@ -212,7 +216,11 @@ impl Failure {
                 code: "ERR_WASM_GUEST_ABI",
                 trap_code: "CanonicalAbi".into(),
                 // The root cause is wasmtime's reason; the frames are in `wasmBacktrace`.
-                message: format!("the guest broke the component ABI: {}", error.root_cause()),
+                // A core module's WASI calls break the same rules (a bad pointer, a bad flag).
+                message: format!(
+                    "the guest broke the ABI of a call across the host boundary: {}",
+                    error.root_cause()
+                ),
                 frames,
                 fuel_consumed: facts.fuel_consumed,
                 elapsed_ms: None,

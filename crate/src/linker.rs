@@ -78,6 +78,15 @@ pub fn link(module: &Module, plan: &LinkPlan) -> std::result::Result<InstancePre
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut HostState| state.wasi.p1()).map_err(failed)?;
         // JS functions may replace single WASI functions.
         linker.allow_shadowing(true);
+        // wasmtime's `proc_exit` fails on a status of 126 or more (reserved by shells); any status
+        // is the guest's exit code here, as `_exit` takes any int (the CLI maps it to 1..255).
+        linker
+            .func_wrap(
+                "wasi_snapshot_preview1",
+                "proc_exit",
+                |status: i32| -> wasmtime::Result<()> { Err(wasmtime_wasi::I32Exit(status).into()) },
+            )
+            .map_err(failed)?;
     }
     let imports: Vec<_> = module.imports().collect();
     for (index, &position) in plan.provided.iter().enumerate() {
