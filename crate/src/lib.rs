@@ -26,3 +26,4 @@ pub mod store;
 pub mod trap;
 pub mod wasi;
 pub mod wasi_http;
+pub mod wasi_symlink;

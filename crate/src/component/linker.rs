@@ -149,6 +149,7 @@ pub fn link(component: &Component, plan: &LinkPlan) -> Result<InstancePre<HostSt
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(failed)?;
         // JS functions may replace single WASI interfaces.
         linker.allow_shadowing(true);
+        crate::wasi_symlink::guard_p2(&mut linker).map_err(failed)?;
     }
     let mut payload = 0;
     let mut index = 0;
