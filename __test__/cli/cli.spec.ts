@@ -108,7 +108,7 @@ test('run --json prints the result with fuel, peak memory and elapsed time', asy
     result: string
     metrics: { fuelConsumed: number; peakMemoryBytes: number; elapsedMs: number }
   }
-  t.deepEqual(Object.keys(output), ['result', 'metrics'])
+  t.deepEqual(Object.keys(output), ['result', 'metrics', 'stdout', 'stderr'])
   t.deepEqual(Object.keys(output.metrics), ['fuelConsumed', 'peakMemoryBytes', 'elapsedMs'])
   t.is(output.result, 'Hello, world!')
   t.true(output.metrics.fuelConsumed > 0)
@@ -131,6 +131,55 @@ test('run --json on a failure also prints the error and the metrics on stdout', 
   t.is(output.error.code, 'ERR_WASM_TIMEOUT')
   t.true(output.metrics.elapsedMs >= 50)
   t.regex(result.stderr, /^ERR_WASM_TIMEOUT: /)
+})
+
+test('run --json of a call stopped by its deadline reports no fuel figure: null, not 0', async (t) => {
+  const result = await cli('run', example('runaway'), '--json')
+  t.is(result.code, 4)
+  const output = JSON.parse(result.stdout) as { error: { code: string }; metrics: { fuelConsumed: unknown } }
+  t.is(output.error.code, 'ERR_WASM_TIMEOUT')
+  t.is(output.metrics.fuelConsumed, null)
+  // Fuel that ran out is a figure the call did report.
+  const fuel = await cli('run', example('runaway'), '--fuel', '5000', '--json')
+  t.is(fuel.code, 4)
+  t.is((JSON.parse(fuel.stdout) as { metrics: { fuelConsumed: unknown } }).metrics.fuelConsumed, 5000)
+})
+
+test('run --json prints one JSON document on stdout when it fails before the call, with the exit code kept', async (t) => {
+  const broken = mkdtempSync(path.join(scratch, 'json-broken-'))
+  copyFileSync(helloWasm, path.join(broken, 'hello.wasm'))
+  writeFileSync(
+    path.join(broken, 'Component.toml'),
+    '[component]\nname = "hello"\nversion = "0.1.0"\n[resources.memory]\nmax_bytes = 1\n[resources.cpu]\nmax_fuel = 5000\ntimeout_ms = 10\n',
+  )
+  const cases = [
+    [['run', broken, 'x', '--json'], 2, 'ERR_WASM_CONFIG'],
+    [['run', garbageWasm, '--memory', '65536', '--json'], 3, 'ERR_WASM_COMPILE'],
+    [
+      ['run', typesWasm, '--memory', String(4 * MiB), '--invoke', 'roundtrip-u8', '1', '--json'],
+      3,
+      'ERR_WASM_LINK',
+    ],
+    [['run', example('hello'), 'world', '--memory', String(MiB), '--json'], 4, 'ERR_WASM_MEMORY_LIMIT'],
+    [['run', example('hello'), '--fuel', 'lots', '--json', 'x'], 2, 'ERR_USAGE'],
+    [['run', example('hello'), '--json', '--frob'], 2, 'ERR_USAGE'],
+  ] as const
+  const results = await Promise.all(cases.map(([args]) => cli(...args)))
+  for (const [index, [args, code, errorCode]] of cases.entries()) {
+    const result = results[index]!
+    t.is(result.code, code, args.join(' '))
+    const output = JSON.parse(result.stdout) as { error: { code: string; message: string } }
+    t.deepEqual(Object.keys(output), ['error'], args.join(' '))
+    t.is(output.error.code, errorCode)
+    // stderr keeps its `code: message` line.
+    t.true(result.stderr.startsWith(`${errorCode}: ${output.error.message}\n`), result.stderr)
+  }
+  const config = JSON.parse(results[0]!.stdout) as { error: { problems: { path: string }[] } }
+  t.deepEqual(
+    config.error.problems.map((problem) => problem.path),
+    ['resources.memory.max_bytes'],
+    'a ConfigError lists its problems',
+  )
 })
 
 test('run flags tighten a manifest limit: a smaller fuel budget or deadline stops runaway sooner', async (t) => {
@@ -352,6 +401,27 @@ test('validate --json prints the manifest; a broken one exits 2, a core module 3
   t.regex(compile.stderr, /^ERR_WASM_COMPILE: /)
 })
 
+test('validate --json on a failure prints { ok: false, error } on stdout, exit code kept', async (t) => {
+  const broken = mkdtempSync(path.join(scratch, 'validate-json-'))
+  writeFileSync(path.join(broken, 'Component.toml'), '[component]\nname = "x"\nversion = "0.1.0"\n')
+  const config = await cli('validate', broken, '--json')
+  t.is(config.code, 2)
+  const output = JSON.parse(config.stdout) as {
+    ok: boolean
+    error: { code: string; message: string; problems: { path: string }[] }
+  }
+  t.false(output.ok)
+  t.is(output.error.code, 'ERR_WASM_CONFIG')
+  t.deepEqual(
+    output.error.problems.map((problem) => problem.path),
+    ['component.wasm', 'resources'],
+  )
+  t.true(config.stderr.startsWith(`ERR_WASM_CONFIG: ${output.error.message}\n`))
+  const missing = await cli('validate', path.join(scratch, 'nope'), '--json')
+  t.is(missing.code, 2)
+  t.like(JSON.parse(missing.stdout), { ok: false, error: { code: 'ERR_WASM_CONFIG' } })
+})
+
 test('the package bin is the built CLI with a node shebang', async (t) => {
   const { bin } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as {
     bin: Record<string, string>
@@ -495,9 +565,17 @@ for (const kind of ['component', 'module'] as const) {
       '--json',
     )
     t.is(result.code, 0, result.stderr)
-    const [guest, json] = result.stdout.split('\n{')
-    t.is(guest, 'args: x\nenv count: 0')
-    const output = JSON.parse(`{${json}`) as { result: unknown; metrics: { peakMemoryBytes: number } }
+    // Under --json stdout is one JSON document: the guest's output is in it, not before it.
+    const output = JSON.parse(result.stdout) as {
+      result: unknown
+      metrics: { peakMemoryBytes: number }
+      stdout: string
+      stderr: string
+    }
+    t.is(output.result, null)
+    t.is(output.stdout, 'args: x\nenv count: 0\n')
+    t.is(output.stderr, 'env MESSAGE=<unset>\n')
+    t.is(result.stderr, '', "the guest's stderr is in the document too")
     t.true(output.metrics.peakMemoryBytes > 0)
     const exit = await cli('run', wasm, ...WASI_MEMORY, '--invoke', name, '--arg', 'exit', '--arg', '3')
     t.is(exit.code, 1, 'an --invoke call that exits is a failure, as before')

@@ -86,6 +86,19 @@ test('types of bytes that are not a valid component is a compile error, exit 3',
   t.is(result.stdout, '')
 })
 
+test("types of invalid bytes is a compile error, exit 3, whatever their header: not a core module's usage error", async (t) => {
+  const coreHeader = path.join(scratch, 'bad-magic.wasm')
+  writeFileSync(coreHeader, new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 0xff, 0xff]))
+  const text = path.join(scratch, 'garbage.wasm')
+  writeFileSync(text, 'garbage')
+  for (const file of [coreHeader, text]) {
+    const result = await cli('types', file)
+    t.is(result.code, 3, result.stderr)
+    t.regex(result.stderr, /^ERR_WASM_COMPILE: /)
+    t.is(result.stdout, '')
+  }
+})
+
 test('types --help (and help types) prints its usage; the command list names it', async (t) => {
   const [flag, word, usage] = await Promise.all([cli('types', '--help'), cli('help', 'types'), cli('--help')])
   t.is(flag.code, 0)

@@ -322,6 +322,11 @@ const broken: BrokenCase[] = [
       ['300.1.1.1:80', /not a valid IPv4 address/],
       ['[nope]:80', /not a valid IPv6 address/],
       ['-bad-.com:80', /not a valid host name/],
+      [
+        'http://example.com',
+        /"http:\/\/example\.com" is a URL, not a host:port pattern: write "example\.com:80"/,
+      ],
+      ['https://api.example.com/v1', /is a URL, not a host:port pattern: write "api\.example\.com:443"/],
     ] as const
   ).map(([pattern, message]): BrokenCase => ({
     title: `the host pattern "${pattern}"`,
@@ -476,7 +481,25 @@ test('a glob whose directory is a symlink out of the manifest directory is rejec
   symlinkSync(path.join(outside, 'etc'), path.join(dir, 'data'))
   const error = rejects(dir)
   t.is(error.path, 'permissions.filesystem.read[0]')
-  t.regex(error.message, /leads outside the manifest's directory/)
+  t.regex(error.message, /"\.\/data" leaves the manifest's directory through a symlink \("data", to .*etc\)/)
+})
+
+test('a glob through a symlink that stays inside is rejected as a symlink, not as leaving', (t) => {
+  const dir = component(
+    { extra: '[permissions]\nfilesystem.read = ["lin/**", "lfile", "data/**"]' },
+    { 'data/hello.txt': 'hi' },
+  )
+  // Relative links, as `ln -s data lin` makes them: they resolve inside the directory.
+  symlinkSync('data', path.join(dir, 'lin'))
+  symlinkSync('data/hello.txt', path.join(dir, 'lfile'))
+  const error = rejects(dir)
+  t.deepEqual(
+    error.problems.map((problem) => [problem.path, problem.message]),
+    [
+      ['permissions.filesystem.read[0]', '"lin" passes through a symlink ("lin"), which is not followed'],
+      ['permissions.filesystem.read[1]', '"lfile" passes through a symlink ("lfile"), which is not followed'],
+    ],
+  )
 })
 
 test('a write grant through a symlink is rejected, whether it leads out or stays inside', (t) => {
@@ -486,7 +509,10 @@ test('a write grant through a symlink is rejected, whether it leads out or stays
   const leaves = rejects(out)
   t.is(leaves.path, 'permissions.filesystem.write[0]')
   t.is(leaves.value, './scratch')
-  t.regex(leaves.message, /"\.\/scratch" passes through a symlink \("scratch"\), which is not followed/)
+  t.regex(
+    leaves.message,
+    /"\.\/scratch" leaves the manifest's directory through a symlink \("scratch", to .*etc\)/,
+  )
 
   const inside = component(
     { extra: '[permissions]\nfilesystem.write = ["./link/sub"]' },
@@ -543,6 +569,23 @@ test('a policy narrows a range: the manifest cannot keep a limit the host does n
   t.is(fuel.allowed, '10000..100000000')
 })
 
+test('timeout_seconds under a policy that no whole second fits asks for timeout_ms instead', (t) => {
+  const error = rejects(component({ cpu: 'max_fuel = 1000000\ntimeout_seconds = 1' }), {
+    timeoutMs: { max: 500 },
+  })
+  t.is(error.path, 'resources.cpu.timeout_seconds')
+  t.is(error.value, 1)
+  t.is(error.allowed, 'no whole number of seconds; timeout_ms 1..500')
+  t.regex(
+    error.message,
+    /timeout_seconds: no whole number of seconds fits the policy's timeout of 1\.\.500 ms; use timeout_ms \(1\.\.500\) instead$/,
+  )
+  const ms = loadManifest(component({ cpu: 'max_fuel = 1000000\ntimeout_ms = 500' }), {
+    policy: { timeoutMs: { max: 500 } },
+  })
+  t.is(ms.resources.cpu.timeoutMs, 500)
+})
+
 test('the snippet for a missing section fits the policy in force', (t) => {
   const error = rejects(component({ memory: null, cpu: null }), {
     memoryBytes: { min: 2 * MiB, max: 8 * MiB },
@@ -571,4 +614,27 @@ test('a bad policy is a ConfigError naming the policy field', (t) => {
   t.is(rejects(dir, { fuel: cyclic } as PolicyOptions).path, 'policy.fuel')
   t.deepEqual(DEFAULT_POLICY.memoryBytes, { min: 512 * 1024, max: 4 * MiB })
   t.true(Object.isFrozen(DEFAULT_POLICY.memoryBytes))
+})
+
+test('a policy may not allow a limit the runtime refuses: the ConfigError names the policy bound', (t) => {
+  const dir = component()
+  for (const [key, bound, value, allowed] of [
+    ['fuel', 'min', 0, `1..${Number.MAX_SAFE_INTEGER}`],
+    ['timeoutMs', 'min', 0, `1..${2 ** 31 - 1}`],
+    ['memoryBytes', 'min', 0, `1..${2 ** 48}`],
+    ['timeoutMs', 'max', 2 ** 31, `1..${2 ** 31 - 1}`],
+    ['memoryBytes', 'max', 2 ** 48 + 1, `1..${2 ** 48}`],
+  ] as const) {
+    const error = rejects(dir, { [key]: { [bound]: value } })
+    t.is(error.code, 'ERR_WASM_CONFIG')
+    t.is(error.path, `policy.${key}.${bound}`)
+    t.is(error.value, value)
+    t.is(error.allowed, allowed)
+    t.regex(error.message, new RegExp(`^policy\\.${key}\\.${bound}: ${value} is outside ${allowed}, `))
+  }
+  // A table may be empty: 0 elements is a limit the runtime takes.
+  const table = loadManifest(component({ memory: 'max_bytes = 1048576\nmax_table_elements = 0' }), {
+    policy: { tableElements: { min: 0 } },
+  })
+  t.is(table.resources.memory.maxTableElements, 0)
 })

@@ -195,6 +195,32 @@ test('per-call and per-sandbox limits may lower the manifest limits, never raise
   t.is(raise?.path, 'limits.memoryBytes')
 })
 
+test("a limit the host lowered is named when a call asks for more: not as the manifest's", async (t) => {
+  using sandbox = await loadComponent(example('hello'), { limits: { timeoutMs: 50, fuel: 100_000 } })
+  const timeout = await t.throwsAsync(sandbox.call('greet', ['x'], { timeoutMs: 500 }), {
+    instanceOf: ConfigError,
+  })
+  t.is(timeout?.path, 'timeoutMs')
+  t.is(timeout?.allowed, '1..50')
+  t.regex(
+    timeout?.message ?? '',
+    /^timeoutMs: 500 is above the manifest's timeout as lowered by limits\.timeoutMs \(50\)/,
+  )
+  const fuel = t.throws(() => sandbox.callSync('greet', ['x'], { fuel: 5_000_000 }), {
+    instanceOf: ConfigError,
+  })
+  t.regex(
+    fuel?.message ?? '',
+    /^fuel: 5000000 is above the manifest's max_fuel as lowered by limits\.fuel \(100000\)/,
+  )
+  // Not lowered: the manifest's own limit is the one named.
+  using plain = await loadComponent(example('hello'))
+  t.throws(() => plain.callSync('greet', ['x'], { fuel: 10_000_001 }), {
+    instanceOf: ConfigError,
+    message: /^fuel: 10000001 is above the manifest's max_fuel \(10000000\)/,
+  })
+})
+
 test('the policy is applied to the manifest', async (t) => {
   const error = await t.throwsAsync(
     loadComponent(example('hello'), { policy: { memoryBytes: { max: MiB } } }),
@@ -215,6 +241,48 @@ test('an engine without fuel metering is refused with a ConfigError', async (t) 
     instanceOf: ConfigError,
     message: /unknown loadComponent option "nope"/,
   })
+})
+
+test('a closed engine is a DisposedError, not a complaint about fuel', async (t) => {
+  for (const options of [{ fuel: true }, {}]) {
+    const engine = new Engine(options)
+    engine.close()
+    const error = await t.throwsAsync(loadComponent(example('hello'), { engine }), {
+      instanceOf: DisposedError,
+    })
+    t.is(error?.code, 'ERR_WASM_DISPOSED')
+    t.regex(error?.message ?? '', /^engine: the engine was closed/)
+  }
+})
+
+test("wasi.preopens and wasi.http.allow are ConfigErrors: a sandbox's grants are its manifest's", async (t) => {
+  const wasiTool = path.join(root, 'examples/wasi-tool')
+  const preopens = await t.throwsAsync(
+    loadComponent(wasiTool, { wasi: { preopens: { '/host': '/' } } } as never),
+    { instanceOf: ConfigError },
+  )
+  t.is(preopens?.path, 'wasi.preopens')
+  t.deepEqual(preopens?.value, { '/host': '/' })
+  t.regex(
+    preopens?.message ?? '',
+    /\[permissions\] filesystem\.read .* and filesystem\.write; grant them there$/,
+  )
+  const allow = await t.throwsAsync(
+    loadComponent(wasiTool, { wasi: { http: { allow: ['*.evil.com:443'] } } } as never),
+    { instanceOf: ConfigError },
+  )
+  t.is(allow?.path, 'wasi.http.allow')
+  t.regex(allow?.message ?? '', /\[permissions\] network\.outbound/)
+  const onDenied = await t.throwsAsync(
+    loadComponent(wasiTool, { wasi: { http: { onDenied: () => {} } } } as never),
+    { instanceOf: ConfigError },
+  )
+  t.is(onDenied?.path, 'wasi.http.onDenied')
+  t.regex(onDenied?.message ?? '', /loadComponent's onDenied/)
+  // What the sandbox does take still works.
+  using sandbox = await loadComponent(wasiTool, { wasi: { args: ['tool', 'echo', 'hi'], http: {} } })
+  await sandbox.call('wasi:cli/run#run')
+  t.regex(sandbox.takeOutput().stdout, /^args: hi\n/)
 })
 
 test('compiled code is reused for the same bytes on the same engine', async (t) => {

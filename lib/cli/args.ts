@@ -30,7 +30,6 @@ export function parse<T extends Options>(args: readonly string[], options: T, co
   }
 }
 
-/** A flag holding a positive integer (`1000000` or `1_000_000`), or undefined when absent. */
 /** The one positional argument of `command`; `missing` says what it needs when there is none. */
 export function onlyTarget(positionals: readonly string[], command: string, missing: string): string {
   const [target, ...extra] = positionals
@@ -39,6 +38,16 @@ export function onlyTarget(positionals: readonly string[], command: string, miss
   return target
 }
 
+/**
+ * Whether `--json` is among `args` (before a `--`): read from the words themselves, so that a
+ * command line that fails to parse still gets its error as JSON.
+ */
+export function jsonRequested(args: readonly string[]): boolean {
+  const end = args.indexOf('--')
+  return (end === -1 ? args : args.slice(0, end)).includes('--json')
+}
+
+/** A flag holding a positive integer (`1000000` or `1_000_000`), or undefined when absent. */
 export function integerFlag(flag: string, text: string | undefined, command: string): number | undefined {
   if (text === undefined) return undefined
   const value = /^\d[\d_]*$/.test(text) ? Number(text.replaceAll('_', '')) : Number.NaN

@@ -2,7 +2,15 @@
  * Exit codes: 0 success, 1 any other failure, 2 usage or configuration (including a bad argument
  * value), 3 compile or link, 4 trap (timeout, fuel and memory limits included) or abort.
  */
-import { AbortError, CompileError, ConfigError, LinkError, TrapError, WasmTypeError } from '../errors.js'
+import {
+  AbortError,
+  CompileError,
+  ConfigError,
+  LinkError,
+  TrapError,
+  WasmTypeError,
+  type ConfigProblem,
+} from '../errors.js'
 import { UsageError } from './args.js'
 
 export const EXIT = { success: 0, failure: 1, usage: 2, compile: 3, trap: 4 } as const
@@ -16,6 +24,19 @@ export function errorCode(error: unknown): string {
 /** The message of a thrown value. */
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
+}
+
+/**
+ * A thrown value as `--json` prints it: its code and message, as on stderr, and for a ConfigError
+ * each problem with its path, value and what is allowed, for a tool to point at.
+ */
+export function errorFields(error: unknown): {
+  code: string
+  message: string
+  problems?: readonly ConfigProblem[]
+} {
+  const fields = { code: errorCode(error), message: errorMessage(error) }
+  return error instanceof ConfigError ? { ...fields, problems: error.problems } : fields
 }
 
 /** The exit code for a thrown value. */

@@ -47,9 +47,14 @@ Options:
   --fuel N           fuel budget for the call
   --timeout-ms N     wall-clock deadline for the call, in milliseconds
   --memory BYTES     memory limit in bytes (required for a bare .wasm)
-  --json             print { result, metrics: { fuelConsumed, peakMemoryBytes, elapsedMs } }
-                     (on failure: { error: { code, message }, metrics } as well as stderr);
-                     not for a command (it has no result: use --invoke _start --json)
+  --json             print one JSON document on stdout, and nothing else there:
+                     { result, metrics: { fuelConsumed, peakMemoryBytes, elapsedMs },
+                     stdout, stderr }, the last two being what the guest wrote. On failure:
+                     { error: { code, message }, metrics, stdout, stderr } once the call
+                     ran, { error } before it (a ConfigError adds error.problems); stderr
+                     still gets the CODE: message line. fuelConsumed is null when the call
+                     is unmetered or stopped by its deadline. Not for a command (it has no
+                     result: use --invoke _start --json)
 
 WASI (the guest gets nothing unless given):
   --dir HOST[::GUEST]     preopen the directory HOST read-only, seen by the guest as GUEST
@@ -68,7 +73,8 @@ WASI (the guest gets nothing unless given):
 Output: JSON, where a bigint is a string ending in n ("42n"), a byte list is an array,
 NaN and the infinities are strings, and a missing value (no result, an absent option) is
 null; without --json, a function without a result prints nothing. What the guest writes
-to its stdout and stderr is printed when the call ends, before the result.
+to its stdout and stderr is printed when the call ends, before the result (with --json it
+is in the document instead).
 
 Everything printed has its control characters (but newline and tab) escaped as \\uXXXX,
 so a guest's output, names or error messages cannot drive the terminal.
@@ -90,7 +96,8 @@ Checks a Component.toml against the default policy (every problem is listed) and
 the component it names, without running it.
 
 Options:
-  --json      print { ok, manifest, imports, exports } as JSON
+  --json      print { ok, manifest, imports, exports } as JSON; on failure
+              { ok: false, error: { code, message, problems? } }, and the error on stderr
   -h, --help  show this help
 `
 

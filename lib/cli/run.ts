@@ -6,15 +6,15 @@ import { readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 
 import { Engine } from '../engine.js'
-import { ConfigError, WasiExitError } from '../errors.js'
+import { AbortError, ConfigError, TimeoutError, WasiExitError } from '../errors.js'
 import type { Instance, WasiOptions } from '../instance.js'
 import { loadManifest, MANIFEST_FILE } from '../sandbox/manifest.js'
 import { readComponentWasm } from '../sandbox/paths.js'
 import { loadComponent } from '../sandbox/sandbox.js'
 import { argumentsFromText, toJsonText } from '../util/json-values.js'
 import { exportPaths, splitExportPath, wasmKind } from '../util/names.js'
-import { integerFlag, parse, UsageError } from './args.js'
-import { errorCode, errorMessage, EXIT } from './exit.js'
+import { integerFlag, jsonRequested, parse, UsageError } from './args.js'
+import { errorFields, EXIT } from './exit.js'
 import { RUN_HELP } from './help.js'
 import type { CliOutput } from './output.js'
 import { exportedFunctions, readWasm, type ExportedFunction } from './wasm.js'
@@ -28,10 +28,16 @@ interface Limits {
 /** What the guest gets through WASI: always piped, so the CLI prints its output escaped. */
 type RunWasi = WasiOptions & { stdout: 'pipe'; stderr: 'pipe' }
 
+/** A call's figures, as `--json` prints them. */
+interface RunMetrics {
+  fuelConsumed: number | null
+  peakMemoryBytes: number
+}
+
 /** What `run` needs from a sandbox or a bare instance. */
 interface Runner {
   call(name: string, args: unknown[]): Promise<unknown>
-  metrics(): { fuelConsumed: number | null; peakMemoryBytes: number }
+  metrics(): RunMetrics
   /** What the guest wrote to its WASI stdout and stderr (piped, to be printed escaped). */
   takeOutput(): { stdout: string; stderr: string }
   close(): void
@@ -282,7 +288,18 @@ async function runCommand(runner: Runner, name: string, io: CliOutput): Promise<
   }
 }
 
-/** Calls one export with JSON arguments and prints its result (as JSON). */
+/** What a failed call leaves for `--json` to print beside its error. */
+interface FailedCall {
+  metrics: RunMetrics & { elapsedMs: number }
+  stdout: string
+  stderr: string
+}
+
+/**
+ * Calls one export with JSON arguments and prints its result (as JSON). Under `--json` the
+ * guest's output goes into the one document on stdout (`stdout`, `stderr`), so that it parses;
+ * when the call fails, what it left is put in `failed` for `run` to print with the error.
+ */
 async function invoke(
   runner: Runner,
   functions: ExportedFunction[],
@@ -290,37 +307,57 @@ async function invoke(
   texts: string[],
   json: boolean,
   io: CliOutput,
+  failed: { call?: FailedCall },
 ): Promise<number> {
   const name = chooseFunction(functions, requested)
   const callArgs = argumentsFromText(texts, findFunction(functions, name)?.signature)
   const started = performance.now()
-  const metrics = () => ({
-    ...runner.metrics(),
-    elapsedMs: Math.round((performance.now() - started) * 100) / 100,
-  })
-  const printOutput = () => {
-    const { stdout, stderr } = runner.takeOutput()
-    if (stdout !== '') io.stdout.write(stdout)
-    if (stderr !== '') io.stderr.write(stderr)
-  }
-  let result: unknown
+  let outcome: { result: unknown } | { error: unknown }
   try {
-    result = await runner.call(name, callArgs)
-    printOutput()
+    outcome = { result: await runner.call(name, callArgs) }
   } catch (error) {
-    printOutput()
-    if (json) {
-      const failure = { code: errorCode(error), message: errorMessage(error) }
-      io.stdout.write(`${toJsonText({ error: failure, metrics: metrics() })}\n`)
-    }
-    throw error
+    outcome = { error }
   }
-  if (json) io.stdout.write(`${toJsonText({ result, metrics: metrics() })}\n`)
-  else if (result !== undefined) io.stdout.write(`${toJsonText(result)}\n`)
+  const metrics = { ...runner.metrics(), elapsedMs: Math.round((performance.now() - started) * 100) / 100 }
+  // A deadline or an abort unwinds compiled code before it writes its fuel count back, and the
+  // addon then reports 0 for the call: no figure, which the CLI prints as null.
+  if ('error' in outcome && (outcome.error instanceof TimeoutError || outcome.error instanceof AbortError)) {
+    metrics.fuelConsumed = null
+  }
+  const output = runner.takeOutput()
+  if (!json) {
+    if (output.stdout !== '') io.stdout.write(output.stdout)
+    if (output.stderr !== '') io.stderr.write(output.stderr)
+  }
+  if ('error' in outcome) {
+    failed.call = { metrics, ...output }
+    throw outcome.error
+  }
+  if (json) io.stdout.write(`${toJsonText({ result: outcome.result, metrics, ...output })}\n`)
+  else if (outcome.result !== undefined) io.stdout.write(`${toJsonText(outcome.result)}\n`)
   return EXIT.success
 }
 
+/**
+ * `run`. Under `--json` stdout holds exactly one JSON document whatever happens: a failure before
+ * the call (a bad flag, the manifest, compiling, linking, instantiating) prints `{ error }`, and
+ * a failed call adds its metrics and output.
+ */
 export async function run(args: readonly string[], io: CliOutput): Promise<number> {
+  const failed: { call?: FailedCall } = {}
+  try {
+    return await runParsed(args, io, failed)
+  } catch (error) {
+    if (jsonRequested(args)) io.stdout.write(`${toJsonText({ error: errorFields(error), ...failed.call })}\n`)
+    throw error
+  }
+}
+
+async function runParsed(
+  args: readonly string[],
+  io: CliOutput,
+  failed: { call?: FailedCall },
+): Promise<number> {
   const { values, positionals } = parse(
     args,
     {
@@ -384,7 +421,7 @@ export async function run(args: readonly string[], io: CliOutput): Promise<numbe
     )
     try {
       return command === undefined
-        ? await invoke(runner, compiled.functions, values.invoke, texts, values.json ?? false, io)
+        ? await invoke(runner, compiled.functions, values.invoke, texts, values.json ?? false, io, failed)
         : await runCommand(runner, command, io)
     } finally {
       runner.close()

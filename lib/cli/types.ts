@@ -30,6 +30,8 @@ export async function types(args: readonly string[], io: CliOutput): Promise<num
   try {
     const { file, bytes } = await readTargetWasm(target, 'types', engine.maxModuleBytes)
     if (wasmKind(bytes) !== 'component') {
+      // Only bytes that compile are a core module; anything else is a CompileError, as for inspect.
+      await engine.compileModule(bytes)
       throw new UsageError(`${file} is a core module: types describes a component's WIT interface`, 'types')
     }
     const component = await engine.compileComponent(bytes)

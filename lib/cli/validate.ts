@@ -3,8 +3,8 @@ import { Engine } from '../engine.js'
 import { loadManifest, type Manifest } from '../sandbox/manifest.js'
 import { readComponentWasm } from '../sandbox/paths.js'
 import { toJsonText } from '../util/json-values.js'
-import { onlyTarget, parse } from './args.js'
-import { EXIT } from './exit.js'
+import { jsonRequested, onlyTarget, parse } from './args.js'
+import { errorFields, EXIT } from './exit.js'
 import { VALIDATE_HELP } from './help.js'
 import type { CliOutput } from './output.js'
 import { exportedFunctions, listing } from './wasm.js'
@@ -14,7 +14,17 @@ function describeLimits(manifest: Manifest): string {
   return `memory ${memory.maxBytes} bytes, fuel ${cpu.maxFuel} per call, timeout ${cpu.timeoutMs} ms per call`
 }
 
+/** `validate`. Under `--json` a failure is also a document on stdout: `{ ok: false, error }`. */
 export async function validate(args: readonly string[], io: CliOutput): Promise<number> {
+  try {
+    return await validateParsed(args, io)
+  } catch (error) {
+    if (jsonRequested(args)) io.stdout.write(`${toJsonText({ ok: false, error: errorFields(error) }, 2)}\n`)
+    throw error
+  }
+}
+
+async function validateParsed(args: readonly string[], io: CliOutput): Promise<number> {
   const { values, positionals } = parse(
     args,
     { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },

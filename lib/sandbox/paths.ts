@@ -42,6 +42,22 @@ function namesBelow(dir: string, resolved: string): string[] {
 }
 
 /**
+ * Why `written` is refused when `link`, the name `name` on its way below `dir`, is a symlink: none
+ * is followed, and one that leads out of the directory says where to.
+ */
+function symlinkProblem(dir: string, written: string, name: string, link: string): string {
+  let real: string | undefined
+  try {
+    real = realpathSync(link)
+  } catch {
+    real = undefined
+  }
+  return real !== undefined && !isInside(realDir(dir), real)
+    ? `"${written}" leaves the manifest's directory through a symlink ("${name}", to ${real})`
+    : `"${written}" passes through a symlink ("${name}"), which is not followed`
+}
+
+/**
  * Checks `component.wasm`: relative, inside the manifest's directory, a file, and reached through
  * no symlink (even one that stays inside: `readComponentWasm` follows none, so accepting one here
  * would only defer the refusal).
@@ -64,17 +80,7 @@ export function checkWasmPath(validator: Validator, dir: string, wasm: string): 
     } catch {
       return report(`"${wasm}" does not exist (${resolved})`)
     }
-    if (info.isSymbolicLink()) {
-      let real: string | undefined
-      try {
-        real = realpathSync(prefix)
-      } catch {
-        real = undefined
-      }
-      return real !== undefined && !isInside(realDir(dir), real)
-        ? report(`"${wasm}" leaves the manifest's directory through a symlink (to ${real})`)
-        : report(`"${wasm}" passes through a symlink ("${name}"), which is not followed`)
-    }
+    if (info.isSymbolicLink()) return report(symlinkProblem(dir, wasm, name, prefix))
     if (index < names.length - 1 && !info.isDirectory()) {
       return report(`"${wasm}" does not exist (${resolved})`)
     }
@@ -130,23 +136,29 @@ export async function readComponentWasm(manifest: Manifest, maxBytes: number): P
   }
 }
 
-/** A glob's problem, including a symlink in its literal part that leads outside the directory. */
+/**
+ * A glob's problem, including a symlink in its literal part, even one that stays inside: neither
+ * filesystem.read nor the WASI preopen of a `dir/**` grant follows one, so the grant could only
+ * fail later.
+ */
 export function filesystemGlobProblem(dir: string, glob: string): string | undefined {
   const problem = globProblem(glob)
   if (problem !== undefined) return problem
   const base = globBase(glob)
-  if (base === '') return undefined
-  let real: string
-  try {
-    real = realpathSync(path.resolve(dir, base))
-  } catch {
-    // Not there yet. filesystem.read resolves no real path later either: it opens the file below
-    // the base directory one name at a time and follows no symlink, so none can lead out.
-    return undefined
+  const names = namesBelow(dir, path.resolve(dir, base))
+  for (const [index, name] of names.entries()) {
+    const prefix = path.join(dir, ...names.slice(0, index + 1))
+    let info: Stats
+    try {
+      info = lstatSync(prefix)
+    } catch {
+      // Not there yet. filesystem.read opens the file below the manifest's directory one name at
+      // a time and follows no symlink, so one made later cannot lead out either.
+      return undefined
+    }
+    if (info.isSymbolicLink()) return symlinkProblem(dir, base, name, prefix)
   }
-  return isInside(realDir(dir), real)
-    ? undefined
-    : `"${base}" leads outside the manifest's directory (to ${real})`
+  return undefined
 }
 
 /** What a `filesystem.write` entry may be, as validation errors say it. */
@@ -188,9 +200,7 @@ export function writeDirectory(dir: string, written: string, wasmPath: string | 
     } catch {
       return refuse(`"${written}" does not exist (${resolved})`)
     }
-    if (info.isSymbolicLink()) {
-      return refuse(`"${written}" passes through a symlink ("${name}"), which is not followed`)
-    }
+    if (info.isSymbolicLink()) return refuse(symlinkProblem(dir, written, name, prefix))
     if (!info.isDirectory()) {
       return refuse(
         index === names.length - 1

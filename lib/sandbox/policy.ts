@@ -3,6 +3,7 @@
  * the component's author and the policy by the host, so a component cannot raise its own limits.
  */
 import { ConfigError } from '../errors.js'
+import { RULES } from '../options.js'
 import { deepFreeze } from '../util/freeze.js'
 
 /** An inclusive range of allowed values. */
@@ -34,12 +35,33 @@ export const DEFAULT_POLICY: Policy = deepFreeze({
   tableElements: { min: 1, max: 100_000 },
 })
 
+/**
+ * What the runtime takes for each limit, and so the widest a policy may allow: a manifest inside
+ * the policy must never fail later on a limit the instance refuses (under a path such as
+ * `limits.fuel` that its author never wrote). Memory, fuel and timeout are handed to the instance
+ * as the sandbox's limits, which must be positive; a table may be empty.
+ */
+const RUNTIME: { readonly [Key in keyof Policy]: Range & { readonly what: string } } = {
+  memoryBytes: { min: 1, max: RULES['limits.memoryBytes'].max, what: 'a memory limit in bytes' },
+  fuel: { min: 1, max: RULES.fuel.max, what: 'a per-call fuel budget' },
+  timeoutMs: { min: 1, max: RULES.timeoutMs.max, what: 'a per-call timeout in ms' },
+  tableElements: {
+    min: RULES['limits.tableElements'].min,
+    max: RULES['limits.tableElements'].max,
+    what: 'a table size',
+  },
+}
+
 /** `value` moved into `range`. */
 export function clamp(value: number, range: Range): number {
   return Math.min(Math.max(value, range.min), range.max)
 }
 
-/** Checks a policy option and fills in the default bounds. */
+/**
+ * Checks a policy option and fills in the default bounds. Each bound must be one the runtime
+ * takes for that limit (a fuel `min` of 0 is refused here, not later for the one manifest that
+ * uses it).
+ */
 export function resolvePolicy(options: PolicyOptions = {}): Policy {
   if (typeof options !== 'object' || options === null) {
     throw new ConfigError('policy: expected an object', { path: 'policy', value: options })
@@ -68,14 +90,27 @@ export function resolvePolicy(options: PolicyOptions = {}): Policy {
       })
     }
     const range = { ...DEFAULT_POLICY[key], ...given }
+    const runtime = RUNTIME[key]
+    const allowed = `${runtime.min}..${runtime.max}`
     for (const bound of ['min', 'max'] as const) {
       const value = range[bound]
-      if (!Number.isSafeInteger(value) || value < 0) {
-        const at = `policy.${key}.${bound}`
-        throw new ConfigError(`${at}: expected a non-negative integer, got ${String(value)}`, {
+      const at = `policy.${key}.${bound}`
+      if (!Number.isSafeInteger(value)) {
+        throw new ConfigError(`${at}: expected an integer in ${allowed}, got ${shownRange(value)}`, {
           path: at,
           value,
+          allowed,
         })
+      }
+      if (value < runtime.min || value > runtime.max) {
+        throw new ConfigError(
+          `${at}: ${value} is outside ${allowed}, what the runtime takes as ${runtime.what}`,
+          {
+            path: at,
+            value,
+            allowed,
+          },
+        )
       }
     }
     if (range.min > range.max) {

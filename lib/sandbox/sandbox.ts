@@ -351,9 +351,25 @@ export class Sandbox {
   #budget(options: CallOptions | undefined, withSignal: boolean): { fuel: number; timeoutMs: number } {
     if (this.#disposed) throw new DisposedError('this sandbox was disposed')
     const given = withSignal ? asyncCallOptions(options) : callOptions(options)
+    const { cpu } = this.manifest.resources
+    // The ceiling a call is refused by: the manifest's, or the lower one the host set at load.
+    const ceiling = (field: string, manifestValue: number, value: number, option: string) =>
+      value < manifestValue ? `${field} as lowered by limits.${option}` : field
     return {
-      fuel: loweredLimit('fuel', 'fuel', given.fuel, this.#fuel, 'max_fuel'),
-      timeoutMs: loweredLimit('timeoutMs', 'timeoutMs', given.timeoutMs, this.#timeoutMs, 'timeout'),
+      fuel: loweredLimit(
+        'fuel',
+        'fuel',
+        given.fuel,
+        this.#fuel,
+        ceiling('max_fuel', cpu.maxFuel, this.#fuel, 'fuel'),
+      ),
+      timeoutMs: loweredLimit(
+        'timeoutMs',
+        'timeoutMs',
+        given.timeoutMs,
+        this.#timeoutMs,
+        ceiling('timeout', cpu.timeoutMs, this.#timeoutMs, 'timeoutMs'),
+      ),
     }
   }
 
@@ -447,6 +463,41 @@ export class Sandbox {
 }
 
 /**
+ * `loadComponent`'s `wasi` option, refusing what would grant the guest more than its manifest
+ * does: a sandbox's files are its `filesystem` grants and its HTTP requests are checked against
+ * `network.outbound`. A JS caller is not stopped by the .d.ts, and a grant dropped without a word
+ * would leave the host believing the guest has it.
+ */
+function sandboxWasi(wasi: LoadComponentOptions['wasi']): LoadComponentOptions['wasi'] {
+  if (typeof wasi !== 'object' || wasi === null) return wasi
+  const given = wasi as WasiOptions
+  if (given.preopens !== undefined) {
+    throw new ConfigError(
+      "wasi.preopens: a sandbox's files come only from its manifest's [permissions] " +
+        'filesystem.read ("./data/**" is the read-only /data) and filesystem.write; grant them there',
+      { path: 'wasi.preopens', value: given.preopens },
+    )
+  }
+  const http = given.http as Partial<WasiHttpOptions> | undefined
+  if (typeof http === 'object' && http !== null) {
+    if (http.allow !== undefined) {
+      throw new ConfigError(
+        "wasi.http.allow: a sandbox's HTTP requests are checked against its manifest's " +
+          '[permissions] network.outbound only; grant the hosts there',
+        { path: 'wasi.http.allow', value: http.allow },
+      )
+    }
+    if (http.onDenied !== undefined) {
+      throw new ConfigError(
+        "wasi.http.onDenied: use loadComponent's onDenied, which sees every denial of the sandbox",
+        { path: 'wasi.http.onDenied' },
+      )
+    }
+  }
+  return wasi
+}
+
+/**
  * Loads the component of a directory holding a Component.toml (or of the manifest file itself):
  * validates the manifest against `policy`, compiles the wasm it names (reusing compiled code for
  * the same bytes on the same engine), instantiates it with the manifest's memory, fuel and timeout
@@ -454,6 +505,7 @@ export class Sandbox {
  */
 export async function loadComponent(dir: string, options: LoadComponentOptions = {}): Promise<Sandbox> {
   loadComponentOptions(options)
+  const wasi = sandboxWasi(options.wasi)
   const manifest = loadManifest(dir, { policy: options.policy })
   const permissions = permissionsFromManifest(manifest, { onDenied: options.onDenied })
   const callScope: CallScope = { signal: undefined }
@@ -483,11 +535,11 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
     // own stdout could flood or forge its logs, and block it on a full pipe. Piped output is
     // capped (see takeOutput), so a guest cannot grow it either.
     wasi: {
-      ...options.wasi,
-      stdout: options.wasi?.stdout ?? 'pipe',
-      stderr: options.wasi?.stderr ?? 'pipe',
+      ...wasi,
+      stdout: wasi?.stdout ?? 'pipe',
+      stderr: wasi?.stderr ?? 'pipe',
       preopens: pinned.preopens,
-      http: options.wasi?.http,
+      http: wasi?.http,
       [wasiHttpPermissions]: permissions,
     },
   }
@@ -498,6 +550,8 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
     if (!(engine instanceof Engine)) {
       throw new ConfigError('engine: expected an Engine', { path: 'engine', value: engine })
     }
+    // Before the fuel check: a closed engine reports no fuel, which would blame the wrong thing.
+    if (engine.closed) throw new DisposedError('engine: the engine was closed; pass an open one')
     if (!engine.fuelEnabled) {
       throw new ConfigError(
         "engine: the manifest's max_fuel needs an engine created with new Engine({ fuel: true })",

@@ -54,6 +54,24 @@ const SEMVER = new RegExp(
   `^${NUMERIC}\\.${NUMERIC}\\.${NUMERIC}(?:-${PRERELEASE_ID}(?:\\.${PRERELEASE_ID})*)?(?:\\+${BUILD_ID}(?:\\.${BUILD_ID})*)?$`,
 )
 
+/** Ports a URL's scheme implies, for the pattern a URL grant most likely meant. */
+const DEFAULT_PORTS: Record<string, string> = { 'http:': '80', 'https:': '443', 'ws:': '80', 'wss:': '443' }
+
+/**
+ * A `network.outbound` entry's problem. A URL is a common slip: left to the host:port rule, its
+ * `//host` part would be blamed as a bad port, so it is named as a URL, with the pattern it meant.
+ */
+function outboundProblem(pattern: string): string | undefined {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(pattern)) return hostPatternProblem(pattern)
+  let meant = 'host:port'
+  if (URL.canParse(pattern)) {
+    const url = new URL(pattern)
+    const port = url.port === '' ? DEFAULT_PORTS[url.protocol] : url.port
+    if (url.hostname !== '') meant = `${url.hostname}:${port ?? 'port'}`
+  }
+  return `"${pattern}" is a URL, not a host:port pattern: write "${meant}"`
+}
+
 /** `[component]`: name, version and the wasm file. */
 export function component(
   validator: Validator,
@@ -146,6 +164,16 @@ export function resources(validator: Validator, root: Table): Manifest['resource
     } else if (cpu.timeout_ms !== undefined) {
       result.cpu.timeoutMs =
         validator.integer(cpu.timeout_ms, 'resources.cpu.timeout_ms', policy.timeoutMs) ?? 0
+    } else if (cpu.timeout_seconds !== undefined && seconds.min > seconds.max) {
+      // A policy range inside one second (1..500 ms) holds no whole second: an empty range such as
+      // 1..0 would read as nonsense, so name the field that can express it.
+      const { min, max } = policy.timeoutMs
+      validator.report({
+        path: 'resources.cpu.timeout_seconds',
+        message: `no whole number of seconds fits the policy's timeout of ${min}..${max} ms; use timeout_ms (${min}..${max}) instead`,
+        value: cpu.timeout_seconds,
+        allowed: `no whole number of seconds; timeout_ms ${min}..${max}`,
+      })
     } else if (cpu.timeout_seconds !== undefined) {
       const timeoutSeconds = validator.integer(cpu.timeout_seconds, 'resources.cpu.timeout_seconds', seconds)
       result.cpu.timeoutMs = (timeoutSeconds ?? 0) * 1000
@@ -201,7 +229,7 @@ export function permissions(
       network.outbound,
       'permissions.network.outbound',
       allowed,
-      hostPatternProblem,
+      outboundProblem,
     )
   }
   const time = validator.section(table, 'permissions', 'time')
