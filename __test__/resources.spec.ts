@@ -209,6 +209,71 @@ test("another instance's resource, or a plain value, is a WasmTypeError naming t
   t.throws(() => api(one).consume(42), { instanceOf: WasmTypeError, message: /param "c"/ })
 })
 
+test('a resource of the wrong type is a WasmTypeError naming where it is, and the instance stays usable', (t) => {
+  const inst = instance()
+  const blob = new (api(inst).Blob)(new Uint8Array([1]))
+  const counter = new (api(inst).Counter)(2)
+  t.throws(() => counter.merge(blob), {
+    instanceOf: WasmTypeError,
+    message: /param "other": expected a Counter, got a Blob/,
+  })
+  t.throws(() => api(inst).consume(blob), {
+    instanceOf: WasmTypeError,
+    message: /param "c": expected a Counter/,
+  })
+  t.throws(() => api(inst).sum([counter, blob]), {
+    instanceOf: WasmTypeError,
+    message: /param "items": element 1: expected a Counter, got a Blob/,
+  })
+  t.throws(() => usesHost(inst).keepLogger(counter), {
+    instanceOf: WasmTypeError,
+    message: /param "l": expected a Logger \(the host's class\), got a Counter/,
+  })
+  t.false(inst.poisoned)
+  t.is(blob.size(), 1, 'nothing was moved')
+  t.is(api(inst).consume(counter), 2)
+})
+
+test("a value that is not a resource is a WasmTypeError naming the parameter, for the guest's resources and the host's", (t) => {
+  const events: string[] = []
+  const { Logger, imports } = hostImports(events)
+  const inst = component.instantiateSync({ limits: { memoryBytes: 4 << 20 }, imports })
+  t.throws(() => usesHost(inst).keepLogger({}), {
+    instanceOf: WasmTypeError,
+    message: /keep-logger: param "l": expected a Logger \(the host's class\), got an object/,
+  })
+  t.throws(() => usesHost(inst).roundTrip({ a: 1 }), { instanceOf: WasmTypeError, message: /param "l"/ })
+  t.throws(() => api(inst).consume({}), {
+    instanceOf: WasmTypeError,
+    message: /param "c": expected a Counter, got an object/,
+  })
+  t.throws(() => api(inst).consume(new Logger('x')), {
+    instanceOf: WasmTypeError,
+    message: /param "c": expected a Counter, got a Logger/,
+  })
+  t.false(inst.poisoned)
+  const logger = new Logger('kept')
+  t.notThrows(() => usesHost(inst).keepLogger(logger))
+  t.is(usesHost(inst).roundTrip(new Logger('back')).prefix, 'back')
+})
+
+test('a call refused before it reaches the guest does not move its own arguments', async (t) => {
+  const inst = instance()
+  const counter = new (api(inst).Counter)(3)
+  t.throws(() => api(inst).consume(counter, 1), { instanceOf: WasmTypeError })
+  t.is(counter.value(), 3)
+  await t.throwsAsync(inst.call('test:resources/api#consume', [counter], { signal: AbortSignal.abort() }), {
+    name: 'AbortError',
+  })
+  await t.throwsAsync(inst.call('test:resources/api#consume', [counter, 'extra']), {
+    instanceOf: WasmTypeError,
+  })
+  t.is(counter.value(), 3, 'still usable')
+  t.is(await inst.call('test:resources/api#consume', [counter]), 3)
+  t.throws(() => counter.value(), { instanceOf: DisposedError, message: /moved into the guest/ })
+  t.is(api(inst).live(), 0, 'nothing leaked')
+})
+
 test('after the instance is disposed, its resources throw DisposedError', (t) => {
   const inst = instance()
   const counter = new (api(inst).Counter)(1)

@@ -1,7 +1,7 @@
 import { translate, translateAsync } from './errors.js'
 import { Instance } from './instance.js'
 import { instantiateOptions, type InstantiateOptions } from './options.js'
-import { expandResourceImports } from './resources.js'
+import { expandResourceImports, hostClassesOf } from './resources.js'
 import { ownedImports } from './util/reentry.js'
 import { withAbort } from './util/signal.js'
 import type { ComponentItemInfo, NativeComponent } from './native.js'
@@ -130,7 +130,7 @@ export class Component {
     const instance = await withAbort(signal, (handle) =>
       translateAsync(translate(() => this.#native.instantiate(native, linked, http?.client, handle))),
     )
-    return new Instance<E>(instance, owner, http, this.exports)
+    return new Instance<E>(instance, owner, http, this.exports, [], hostClassesOf(imports))
   }
 
   /** Instantiates on the JS thread; `E` as for {@link Component.instantiate}. */
@@ -143,6 +143,8 @@ export class Component {
       owner,
       http,
       this.exports,
+      [],
+      hostClassesOf(imports),
     )
   }
 }

@@ -1,7 +1,17 @@
-import { AbortError, BusyError, fromNative, translate, translateAsync, WasmTypeError } from './errors.js'
+import {
+  AbortError,
+  BusyError,
+  ConfigError,
+  DisposedError,
+  fromNative,
+  InstancePoisonedError,
+  translate,
+  translateAsync,
+  WasmTypeError,
+} from './errors.js'
 import type { WasiHttp } from './capabilities/wasi-http.js'
 import type { ComponentItem, WitFuncType } from './component.js'
-import { InstanceResources, jcoExports } from './resources.js'
+import { holdsResources, InstanceResources, jcoExports, type HostClasses, type Lowered } from './resources.js'
 import type { NativeComponentInstance, NativeInstance } from './native.js'
 import { asyncCallOptions, callOptions, type AsyncCallOptions, type CallOptions } from './options.js'
 import { SerialQueue } from './util/serial-queue.js'
@@ -121,9 +131,26 @@ function coreExports(
   return exports
 }
 
+/**
+ * Whether a call that failed with `error` had handed its arguments to the guest: every failure but
+ * the refusals that come before the guest runs (a wrong argument or option, a busy or disposed
+ * instance). An `own` resource the guest got is its own from then on, even if the call trapped.
+ */
+function reachedGuest(error: unknown): boolean {
+  return !(
+    error instanceof WasmTypeError ||
+    error instanceof ConfigError ||
+    error instanceof BusyError ||
+    error instanceof DisposedError ||
+    error instanceof InstancePoisonedError
+  )
+}
+
 /** What a synchronous call meets while a `call` of the same instance runs or waits its turn. */
 function busyWithCall(): BusyError {
-  return new BusyError('a call() of this instance is running or queued: callSync would overtake it')
+  return new BusyError(
+    'another call is running or queued on this instance: a synchronous call would overtake it',
+  )
 }
 
 /** More arguments than any export takes (the addon refuses more too). */
@@ -162,6 +189,7 @@ export class Instance<E = Record<string, unknown>> {
     http?: WasiHttp,
     exports: readonly ComponentItem[] = [],
     coreFunctions: readonly string[] = [],
+    hostClasses?: HostClasses,
   ) {
     this.#native = native
     this.#owner = owner
@@ -169,8 +197,12 @@ export class Instance<E = Record<string, unknown>> {
     this.#exportItems = exports
     this.#coreFunctions = coreFunctions
     const self = this
-    const hasResources = exports.some((item) =>
-      (item.exports ?? []).some((member) => member.kind === 'resource'),
+    const takesResources = (item: ComponentItem) =>
+      item.kind === 'resource' ||
+      (item.func !== undefined &&
+        (item.func.params.some((param) => holdsResources(param.type)) || holdsResources(item.func.result)))
+    const hasResources = exports.some(
+      (item) => takesResources(item) || (item.exports ?? []).some(takesResources),
     )
     this.#resources =
       hasResources && 'dropResource' in native
@@ -183,6 +215,7 @@ export class Instance<E = Record<string, unknown>> {
               },
             },
             exports,
+            hostClasses,
           )
         : undefined
   }
@@ -222,7 +255,11 @@ export class Instance<E = Record<string, unknown>> {
     }
     if (this.#calls.pending > 0) throw busyWithCall()
     const resources = this.#resources?.converts(name) === true ? this.#resources : undefined
-    if (resources !== undefined) all = resources.lower(name, args)
+    let lowered: Lowered | undefined
+    if (resources !== undefined) {
+      lowered = resources.lower(name, args)
+      all = lowered.args
+    }
     if (options === undefined) {
       if (name === this.#lastName && this.#lastHandle !== undefined) {
         handle = this.#lastHandle
@@ -240,8 +277,11 @@ export class Instance<E = Record<string, unknown>> {
     try {
       result = apply(handle, all)
     } catch (error) {
-      throw fromNative(error)
+      const failure = fromNative(error)
+      if (lowered !== undefined && reachedGuest(failure)) lowered.commit()
+      throw failure
     }
+    lowered?.commit()
     return resources === undefined ? result : resources.lift(name, result)
   }
 
@@ -369,23 +409,31 @@ export class Instance<E = Record<string, unknown>> {
     { fuel, timeoutMs, signal }: ReturnType<typeof asyncCallOptions>,
   ): Promise<unknown> {
     const resources = this.#resources?.converts(name) === true ? this.#resources : undefined
-    const lowered = resources === undefined ? args : resources.lower(name, args)
+    const lowered = resources?.lower(name, args)
+    const values = lowered === undefined ? args : lowered.args
     const forms = this.#flatForms(name)
     const flatResult = forms.result !== undefined
+    let started = false
     try {
       const returned = await withAbort(signal, (handle) => {
+        started = true
         // Written and read by the addon before anything else can use the scratch buffer.
-        const length = forms.args === undefined ? -1 : forms.args(lowered)
+        const length = forms.args === undefined ? -1 : forms.args(values)
         return translateAsync(
           translate(() =>
             length >= 0
               ? this.#native.call(name, length, fuel, timeoutMs, handle, flatScratch(), flatResult)
-              : this.#native.call(name, lowered, fuel, timeoutMs, handle, undefined, flatResult),
+              : this.#native.call(name, values, fuel, timeoutMs, handle, undefined, flatResult),
           ) as Promise<unknown>,
         )
       })
+      lowered?.commit()
       const result = forms.result === undefined ? returned : decodeFlat(returned, forms.result)
       return resources === undefined ? result : resources.lift(name, result)
+    } catch (error) {
+      // An abort before the call started, or a refusal, left the guest without the arguments.
+      if (started && reachedGuest(error)) lowered?.commit()
+      throw error
     } finally {
       // A wasi:http request lives no longer than the call that made it (one stopped at its
       // deadline leaves its request behind).

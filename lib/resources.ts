@@ -11,7 +11,7 @@
  */
 import type { ComponentItem, ResourceMembers, WitFuncType, WitType } from './component.js'
 import { someType, valueTypeOf } from './util/wit.js'
-import { DisposedError } from './errors.js'
+import { DisposedError, WasmTypeError } from './errors.js'
 import { exportPaths, lowerCamel, unversioned } from './util/names.js'
 
 /** What the resource classes of an instance need from it. */
@@ -30,7 +30,22 @@ interface Handle {
   state: 'live' | 'dropped' | 'moved'
   /** The instance's resources, which drop the handle. */
   owner: InstanceResources
+  /** The object's class: its resource type. */
+  cls: ResourceClass
 }
+
+/** A call's arguments with resource objects replaced by tokens, and the objects it moves. */
+export interface Lowered {
+  args: readonly unknown[]
+  /**
+   * Marks the `own` arguments moved: once the guest has them. A call refused before it reached
+   * the guest (a wrong argument, a busy instance, an abort before it started) leaves them usable.
+   */
+  commit(): void
+}
+
+/** Finds a host resource's class by interface name (undefined at the world's root) and WIT name. */
+export type HostClasses = (interfaceName: string | undefined, resource: string) => Function | undefined
 
 const handles = new WeakMap<object, Handle>()
 
@@ -48,40 +63,56 @@ export function holdsResources(type: WitType | undefined): boolean {
   return type !== undefined && someType(type, (inner) => inner.kind === 'own' || inner.kind === 'borrow')
 }
 
-/** Applies `at` to every resource in `value` (of `type`), rebuilding the containers around them. */
+/** Where a value sits in a call, as a TypeError names it (`param "items": element 1`). */
+type Where = readonly string[]
+
+/**
+ * Applies `at` to every resource in `value` (of `type`), rebuilding the containers around them.
+ * A value of the wrong shape is passed on as it is, for the addon's conversion to report.
+ */
 function walk(
   value: unknown,
   type: WitType | undefined,
-  at: (value: unknown, type: WitType) => unknown,
+  where: Where,
+  at: (value: unknown, type: WitType, where: Where) => unknown,
 ): unknown {
   if (type === undefined || !holdsResources(type)) return value
   switch (type.kind) {
     case 'own':
     case 'borrow':
-      return at(value, type)
+      return at(value, type, where)
     case 'list':
-      return Array.isArray(value) ? value.map((item) => walk(item, type.element, at)) : value
+      return Array.isArray(value)
+        ? value.map((item, index) => walk(item, type.element, [...where, `element ${index}`], at))
+        : value
     case 'tuple':
-      return Array.isArray(value) ? value.map((item, index) => walk(item, type.types[index], at)) : value
+      return Array.isArray(value)
+        ? value.map((item, index) => walk(item, type.types[index], [...where, `element ${index}`], at))
+        : value
     case 'option': {
       if (value === undefined || value === null) return value
       // A nested option uses the tagged form.
-      if (type.element.kind === 'option') return tagged(value, () => type.element, at)
-      return walk(value, type.element, at)
+      if (type.element.kind === 'option') return tagged(value, () => type.element, where, at)
+      return walk(value, type.element, where, at)
     }
     case 'record': {
       if (typeof value !== 'object' || value === null) return value
       const out: Record<string, unknown> = { ...(value as Record<string, unknown>) }
       for (const field of type.fields) {
         const key = lowerCamel(field.name)
-        if (key in out) out[key] = walk(out[key], field.type, at)
+        if (key in out) out[key] = walk(out[key], field.type, [...where, `field "${key}"`], at)
       }
       return out
     }
     case 'variant':
-      return tagged(value, (tag) => type.cases.find((item) => item.name === tag)?.type, at)
+      return tagged(value, (tag) => type.cases.find((item) => item.name === tag)?.type, where, at)
     case 'result':
-      return tagged(value, (tag) => (tag === 'ok' ? type.ok : tag === 'err' ? type.err : undefined), at)
+      return tagged(
+        value,
+        (tag) => (tag === 'ok' ? type.ok : tag === 'err' ? type.err : undefined),
+        where,
+        at,
+      )
     default:
       return value
   }
@@ -90,22 +121,46 @@ function walk(
 function tagged(
   value: unknown,
   payload: (tag: unknown) => WitType | undefined,
-  at: (value: unknown, type: WitType) => unknown,
+  where: Where,
+  at: (value: unknown, type: WitType, where: Where) => unknown,
 ): unknown {
   if (typeof value !== 'object' || value === null || !('val' in value)) return value
   const { tag, val } = value as { tag: unknown; val: unknown }
-  return { ...value, val: walk(val, payload(tag), at) }
+  return { ...value, val: walk(val, payload(tag), [...where, `case "${String(tag)}"`], at) }
+}
+
+/** How a TypeError shows a value given where a resource was expected. */
+function described(value: unknown): string {
+  if (value === null) return 'null'
+  if (typeof value === 'object' || typeof value === 'function') {
+    let name: unknown
+    try {
+      name = (value as { constructor?: { name?: unknown } }).constructor?.name
+    } catch {
+      // A proxy's trap threw: the object is shown without its class.
+    }
+    return typeof name === 'string' && name !== '' && name !== 'Object' ? `a ${name}` : 'an object'
+  }
+  if (typeof value === 'string')
+    return `string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`
+  return `${typeof value} ${String(value)}`
 }
 
 /** The guest resource classes of one instance, and the conversions of its calls. */
 export class InstanceResources {
   readonly #host: ResourceHost
+  readonly #hostClasses: HostClasses
   readonly #classes = new Map<string, ResourceClass>()
   /** Function types by every export path that takes or returns a resource. */
   readonly #functions = new Map<string, WitFuncType>()
 
-  constructor(host: ResourceHost, exports: readonly ComponentItem[]) {
+  constructor(
+    host: ResourceHost,
+    exports: readonly ComponentItem[],
+    hostClasses: HostClasses = () => undefined,
+  ) {
     this.#host = host
+    this.#hostClasses = hostClasses
     const add = (interfaceName: string | undefined, item: ComponentItem) => {
       const func = item.func
       if (func === undefined) return
@@ -152,21 +207,33 @@ export class InstanceResources {
     return this.#functions.has(path)
   }
 
-  /** The arguments of a call of `path`, resource objects replaced by their tokens. */
-  lower(path: string, args: readonly unknown[]): readonly unknown[] {
+  /**
+   * The arguments of a call of `path`, resource objects replaced by their tokens; a value that is
+   * not a resource of the type a parameter takes is a WasmTypeError naming where it is.
+   */
+  lower(path: string, args: readonly unknown[]): Lowered {
     const func = this.#functions.get(path)
-    if (func === undefined) return args
+    if (func === undefined) return { args, commit: () => {} }
     if (this.#host.disposed) throw new DisposedError('the instance was disposed')
-    return args.map((arg, index) =>
-      walk(arg, func.params[index]?.type, (value, type) => this.#unwrap(value, type)),
-    )
+    const moved: Handle[] = []
+    const lowered = args.map((arg, index) => {
+      const param = func.params[index]
+      const where = param === undefined ? [] : [`param "${lowerCamel(param.name)}"`]
+      return walk(arg, param?.type, where, (value, type, at) => this.#unwrap(path, value, type, at, moved))
+    })
+    return {
+      args: lowered,
+      commit: () => {
+        for (const handle of moved) handle.state = 'moved'
+      },
+    }
   }
 
   /** What a call of `path` returned, tokens replaced by resource objects. */
   lift(path: string, value: unknown): unknown {
     const func = this.#functions.get(path)
     if (func === undefined) return value
-    return walk(value, valueTypeOf(func), (token, type) => this.#wrap(token, type))
+    return walk(value, valueTypeOf(func), [], (token, type) => this.#wrap(token, type))
   }
 
   #wrap(token: unknown, type: WitType): unknown {
@@ -178,12 +245,30 @@ export class InstanceResources {
     return new cls(fromToken, token)
   }
 
-  #unwrap(value: unknown, type: WitType): unknown {
-    if (typeof value !== 'object' || value === null) return value
-    const handle = handles.get(value)
-    if (handle === undefined) return value
+  #unwrap(path: string, value: unknown, type: WitType, where: Where, moved: Handle[]): unknown {
+    const { resource, interface: interfaceName, imported } = type as ResourceType
+    const refuse = (expected: string) =>
+      new WasmTypeError(`${path}: ${[...where, `expected ${expected}, got ${described(value)}`].join(': ')}`)
+    const handle = typeof value === 'object' && value !== null ? handles.get(value) : undefined
+    if (imported === true) {
+      // The host's own objects go to the guest as they are; one of the guest's cannot stand in.
+      const cls = resource === undefined ? undefined : this.#hostClasses(interfaceName, resource)
+      if (cls !== undefined && !(handle === undefined && value instanceof cls)) {
+        throw refuse(`a ${cls.name || upperCamel(resource!)} (the host's class)`)
+      }
+      return value
+    }
+    const cls = resource === undefined ? undefined : this.classOf(interfaceName, resource)
+    if (handle === undefined) {
+      // A plain value: the addon says what is wrong with it where the class is not known.
+      if (cls === undefined) return value
+      throw refuse(`a ${cls.name}`)
+    }
     if (handle.state !== 'live') throw gone(handle)
-    if (type.kind === 'own') handle.state = 'moved'
+    // Another instance's object: the addon refuses it, saying so.
+    if (handle.owner !== this) return handle.token
+    if (cls !== undefined && handle.cls !== cls) throw refuse(`a ${cls.name}`)
+    if (type.kind === 'own') moved.push(handle)
     return handle.token
   }
 }
@@ -223,7 +308,12 @@ function makeClass(
   const cls = class {
     constructor(...args: unknown[]) {
       if (args[0] === fromToken) {
-        handles.set(this, { token: args[1], state: 'live', owner: resources })
+        handles.set(this, {
+          token: args[1],
+          state: 'live',
+          owner: resources,
+          cls: cls as unknown as ResourceClass,
+        })
         return
       }
       if (constructorPath === undefined) {
@@ -293,14 +383,34 @@ export function expandResourceImports(
   return expanded ?? imports
 }
 
+/** The class of host resource `resource` in `object`, by its UpperCamelCase or its WIT name. */
+function classIn(object: Record<string, unknown>, resource: string): Function | undefined {
+  return [upperCamel(resource), resource]
+    .map((name) => (Object.hasOwn(object, name) ? object[name] : undefined))
+    .find((value): value is Function => typeof value === 'function')
+}
+
+/** Finds the host's resource classes in the imports given to `instantiate`. */
+export function hostClassesOf(imports: Record<string, unknown> | undefined): HostClasses {
+  return (interfaceName, resource) => {
+    if (imports === undefined) return undefined
+    let object: unknown = imports
+    if (interfaceName !== undefined) {
+      const key = [interfaceName, interfaceName.split('@')[0]!].find((name) => Object.hasOwn(imports, name))
+      object = key === undefined ? undefined : imports[key]
+    }
+    return typeof object === 'object' && object !== null
+      ? classIn(object as Record<string, unknown>, resource)
+      : undefined
+  }
+}
+
 /** Adds to `object` the functions of the resources among `items` whose class it holds. */
 function addResourceFunctions(object: Record<string, unknown>, items: readonly ComponentItem[]): void {
   for (const resource of items) {
     const members = resource.members
     if (resource.kind !== 'resource' || members === undefined) continue
-    const cls = [upperCamel(resource.name), resource.name]
-      .map((name) => (Object.hasOwn(object, name) ? object[name] : undefined))
-      .find((value) => typeof value === 'function') as (new (...args: unknown[]) => object) | undefined
+    const cls = classIn(object, resource.name) as (new (...args: unknown[]) => object) | undefined
     if (cls === undefined) continue
     /** The function `name` (lowerCamelCase or as WIT spells it) of `target`, if it has one. */
     const found = (target: Record<string, unknown>, name: string) =>
