@@ -506,7 +506,9 @@ test('a host import that calls callSync on the instance calling it gets BusyErro
       )
       t.is(seen.length, 1)
       t.true(seen[0] instanceof BusyError, String(seen[0]))
-      t.like(seen[0], { code: 'ERR_WASM_BUSY', message: 'another call is running on this instance' })
+      // From call() the TS layer refuses first (the call is still in its queue), from callSync the addon.
+      t.like(seen[0], { code: 'ERR_WASM_BUSY' })
+      t.regex((seen[0] as Error).message, /^another call is running (or queued )?on this instance/)
       t.false(instance.poisoned)
       t.is(instance.callSync('inner'), 41)
     }
@@ -520,7 +522,7 @@ test('a host import that lets the BusyError of a re-entrant callSync escape fail
       const error = (await failure(t, instance, how, 'outer')) as unknown as HostError
       t.true(error instanceof HostError, `${kind} ${how}: ${String(error)}`)
       t.is(error.code, 'ERR_WASM_HOST')
-      t.is(error.message, `host function ${label} threw: another call is running on this instance`)
+      t.true(error.message.startsWith(`host function ${label} threw: another call is running`), error.message)
       t.true(error.cause instanceof BusyError, String(error.cause))
       // A failed host call poisons a component instance; a core instance stays usable.
       t.is(instance.poisoned, kind === 'component')
