@@ -41,9 +41,12 @@ test("random bytes are a CompileError with wasmtime's reason, and the engine kee
   const junk = randomBytes(64)
   const error = t.throws(() => engine.compileModuleSync(junk), { instanceOf: CompileError })
   t.is(error?.code, 'ERR_WASM_COMPILE')
-  // Bytes without the wasm magic number would be WAT text, which must be UTF-8 (finding F4: the
-  // message said only that the bytes were not UTF-8).
-  t.is(error?.message, 'expected a wasm binary (starting with \\0asm) or WAT text, got 64 bytes of neither')
+  // Bytes that are not WAT text (which starts with a parenthesis) are reported as a binary, with
+  // wasmparser's reason and offset.
+  t.regex(
+    error?.message ?? '',
+    /^not a wasm binary: .* \(at offset 0x0\); nor WAT text, which starts with '\('$/,
+  )
   const magic = t.throws(
     () => engine.compileModuleSync(Buffer.concat([Buffer.from('\0asm\x01\0\0\0'), junk])),
     {
@@ -53,6 +56,24 @@ test("random bytes are a CompileError with wasmtime's reason, and the engine kee
   t.regex(magic?.message ?? '', /^failed to parse WebAssembly module: .* \(at offset 0x[0-9a-f]+\)$/)
   await t.throwsAsync(engine.compileComponent(junk), { instanceOf: CompileError, code: 'ERR_WASM_COMPILE' })
   t.is(engine.compileModuleSync(addWat).exports.length, 1)
+})
+
+test('bytes that are neither wasm nor WAT get an offset, in compile and validate alike; WAT gets its line', async (t) => {
+  const engine = new Engine()
+  for (const bytes of [[1, 2, 3], [0xde, 0xad, 0xbe, 0xef], [], [0x00, 0x61, 0x73, 0x6d, 9, 0, 0, 0]]) {
+    const input = new Uint8Array(bytes)
+    const sync = t.throws(() => engine.compileModuleSync(input), { instanceOf: CompileError }, `${bytes}`)
+    t.regex(sync?.message ?? '', /\(at offset 0x[0-9a-f]+\)/, `${bytes}`)
+    await t.throwsAsync(engine.compileComponent(input), { instanceOf: CompileError, message: /at offset 0x/ })
+    const verdict = engine.validate(input)
+    t.false(verdict.ok)
+    t.is(verdict.ok ? undefined : verdict.message, sync?.message, 'validate gives the same reason')
+  }
+  const wat = t.throws(() => engine.compileModuleSync(Buffer.from('  (module (func (export "f") bogus))')), {
+    instanceOf: CompileError,
+  })
+  t.regex(wat?.message ?? '', /:1:\d+/)
+  engine.close()
 })
 
 /** The binary form of addWat. */
@@ -364,6 +385,25 @@ test('pooling engines instantiate from preallocated slots', (t) => {
     instances.map((i) => i.callSync('f')),
     [7, 7, 7],
   )
+})
+
+test('a growth past a pooling slot is a denied growth in metrics, and later growth within it still works', (t) => {
+  const engine = new Engine({ pooling: { maxInstances: 2, maxMemoryBytes: 1 << 20 } })
+  const module = engine.compileModuleSync(`(module (memory 1)
+    (func (export "grow") (param i32) (result i32) local.get 0 memory.grow)
+    (func (export "size") (result i32) memory.size))`)
+  // The limit allows 32 pages; the slot holds 16.
+  const instance = module.instantiateSync({ limits: { memoryBytes: 2 << 20 } })
+  t.is(instance.callSync('grow', [20]), -1)
+  t.like(instance.metrics().memory, { currentBytes: 65536, peakBytes: 65536, deniedGrowths: 1 })
+  t.is(instance.callSync('grow', [12]), 1, 'the refused pages were never counted')
+  t.is(instance.callSync('size'), 13)
+  t.like(instance.metrics().memory, { currentBytes: 13 * 65536, deniedGrowths: 1 })
+  instance.dispose()
+  const trapping = module.instantiateSync({ limits: { memoryBytes: 2 << 20, trapOnMemoryDenial: true } })
+  const error = t.throws(() => trapping.callSync('grow', [20]), { instanceOf: MemoryLimitError })
+  t.regex(error?.message ?? '', /pooling\.maxMemoryBytes is 1048576/)
+  engine.close()
 })
 
 test('a closed engine refuses to compile with DisposedError', (t) => {

@@ -15,11 +15,42 @@ pub fn kind(bytes: &[u8]) -> Option<Binary> {
     if bytes.len() < 8 || !bytes.starts_with(b"\0asm") {
         return None;
     }
-    match bytes[6..8] {
-        [0, 0] => Some(Binary::Module),
-        [1, 0] => Some(Binary::Component),
+    // A core module's version is 1; a component's version varies (wasmparser names a wrong one).
+    match bytes[4..8] {
+        [1, 0, 0, 0] => Some(Binary::Module),
+        [_, _, 1, 0] => Some(Binary::Component),
         _ => None,
     }
+}
+
+/// Whether bytes that are not a wasm binary are meant as WAT text: UTF-8 whose first token is a
+/// `(` or a `;;` comment. Anything else is refused as a binary, with wasmparser's reason and
+/// offset ([`not_wasm`]), not with a WAT parser's complaint about its first character.
+pub fn is_text(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok_and(|text| {
+        let text = text.trim_start();
+        text.starts_with('(') || text.starts_with(";;")
+    })
+}
+
+/// Why bytes that are neither a wasm binary nor WAT text are refused.
+pub fn not_wasm(bytes: &[u8]) -> String {
+    let reason = match bytes.get(..4) {
+        // wasmparser prints the two magic numbers as multi-line lists.
+        Some(magic) if magic != b"\0asm" => format!(
+            "magic header not detected: expected 00 61 73 6d, got {} (at offset 0x0)",
+            magic
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        _ => match wasmparser::Parser::new(0).parse_all(bytes).next() {
+            Some(Err(error)) => error.to_string(),
+            _ => format!("{} bytes without a wasm header", bytes.len()),
+        },
+    };
+    format!("not a wasm binary: {reason}; nor WAT text, which starts with '('")
 }
 
 /// Validates a component without compiling it: its structure and types with wasmparser, every
@@ -74,6 +105,7 @@ mod tests {
         assert_eq!(kind(b"\0asm\x0d\0\x01\0"), Some(Binary::Component));
         assert_eq!(kind(b"(module)"), None);
         assert_eq!(kind(b"\0asm"), None);
+        assert_eq!(kind(b"\0asm\x09\0\0\0"), None, "a core module of an unknown version");
     }
 
     #[test]

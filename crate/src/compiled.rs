@@ -112,12 +112,7 @@ impl<K: Kind> Compiled<K> {
         engine.check_size(bytes)?;
         match binary::kind(bytes) {
             Some(kind) if kind != K::BINARY => return Err(Failure::Compile(K::WRONG_KIND.into())),
-            None if std::str::from_utf8(bytes).is_err() => {
-                return Err(Failure::Compile(format!(
-                    "expected a wasm binary (starting with \\0asm) or WAT text, got {} bytes of neither",
-                    bytes.len()
-                )));
-            }
+            None if !binary::is_text(bytes) => return Err(Failure::Compile(binary::not_wasm(bytes))),
             _ => {}
         }
         let code = disk::compile::<K::Code>(&engine.engine, engine.cache.as_ref(), bytes)?;

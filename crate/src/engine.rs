@@ -68,6 +68,9 @@ pub const MAX_MODULE_BYTES_LIMIT: usize = 1 << 30;
 /// Frames kept in a trap's `wasmBacktrace` (the innermost ones).
 const MAX_BACKTRACE_FRAMES: usize = 32;
 
+/// `pooling.maxMemoryBytes` when not given: the most bytes one memory of a pooling engine may take.
+const DEFAULT_POOL_MEMORY_BYTES: f64 = (64 << 20) as f64;
+
 /// What an engine's compiled code and instances share: the wasmtime engine and its ticker.
 pub struct EngineShared {
     pub engine: EngineImpl,
@@ -80,6 +83,8 @@ pub struct EngineShared {
     /// do. The pool's own counts are per core instance and memory (a component takes several),
     /// so the limit the option names is kept here.
     instance_slots: Option<(usize, Arc<AtomicUsize>)>,
+    /// With pooling: the most bytes one memory may take (`pooling.maxMemoryBytes`).
+    pub memory_slot_bytes: Option<usize>,
     tick: Duration,
     closed: AtomicBool,
     ticker: Mutex<Option<Ticker>>,
@@ -132,7 +137,7 @@ impl EngineShared {
         if let Some(slots) = options.pooling_max_instances {
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(
                 slots,
-                options.pooling_max_memory_bytes.unwrap_or((64 << 20) as f64),
+                options.pooling_max_memory_bytes.unwrap_or(DEFAULT_POOL_MEMORY_BYTES),
             )?));
         }
         let engine = EngineImpl::new(&config).map_err(|error| Failure::Options(format!("{error:#}")))?;
@@ -159,6 +164,9 @@ impl EngineShared {
             instance_slots: options
                 .pooling_max_instances
                 .map(|slots| (slots as usize, Arc::new(AtomicUsize::new(0)))),
+            memory_slot_bytes: options
+                .pooling_max_instances
+                .map(|_| options.pooling_max_memory_bytes.unwrap_or(DEFAULT_POOL_MEMORY_BYTES) as usize),
             tick: Duration::from_millis(options.epoch_tick_ms as u64),
             closed: AtomicBool::new(false),
             ticker: Mutex::new(None),
@@ -181,12 +189,14 @@ impl EngineShared {
         Ok(Some(InstanceTicket(live.clone())))
     }
 
-    /// Refuses bytes larger than `maxModuleBytes` before any parsing or compiling.
     /// Why `bytes` (binary or WAT) are not a valid module or component for this engine, or
     /// `None`: the engine's own validation of every core module, without compiling.
     pub fn validate(&self, bytes: &[u8]) -> Option<String> {
         if let Err(Failure::Compile(message)) = self.check_size(bytes) {
             return Some(message);
+        }
+        if binary::kind(bytes).is_none() && !binary::is_text(bytes) {
+            return Some(binary::not_wasm(bytes));
         }
         let bytes = match wat::parse_bytes(bytes) {
             Ok(bytes) => bytes,
@@ -201,6 +211,7 @@ impl EngineShared {
         valid.err()
     }
 
+    /// Refuses bytes larger than `maxModuleBytes` before any parsing or compiling.
     pub fn check_size(&self, bytes: &[u8]) -> std::result::Result<(), Failure> {
         if bytes.len() > self.max_module_bytes {
             return Err(Failure::Compile(format!(

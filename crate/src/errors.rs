@@ -158,7 +158,9 @@ impl Failure {
             return Failure::Exit(exit.0);
         }
         if facts.memory_denied || error.downcast_ref::<MemoryLimitExceeded>().is_some() {
-            return Failure::MemoryLimit(format!("instantiation exceeds limits.memoryBytes: {error:#}"));
+            return Failure::MemoryLimit(format!(
+                "instantiation exceeds limits.memoryBytes (or a pooling engine's maxMemoryBytes per memory): {error:#}"
+            ));
         }
         if error.downcast_ref::<Trap>().is_some() || error.downcast_ref::<HostCallFailed>().is_some() {
             return Failure::call(error, facts);

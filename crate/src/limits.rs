@@ -44,18 +44,25 @@ pub struct MemoryMetrics {
 
 /// The error a denied growth raises when the instance asked for traps instead of -1.
 #[derive(Debug)]
-pub struct MemoryLimitExceeded {
-    pub desired_total: usize,
-    pub limit: usize,
+pub enum MemoryLimitExceeded {
+    /// All memories together would exceed `limits.memoryBytes`.
+    Total { desired_total: usize, limit: usize },
+    /// One memory would not fit a pooling engine's slot (`pooling.maxMemoryBytes`).
+    Slot { desired: usize, slot: usize },
 }
 
 impl std::fmt::Display for MemoryLimitExceeded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "memory growth to {} bytes in total denied: limits.memoryBytes is {}",
-            self.desired_total, self.limit
-        )
+        match self {
+            MemoryLimitExceeded::Total { desired_total, limit } => write!(
+                f,
+                "memory growth to {desired_total} bytes in total denied: limits.memoryBytes is {limit}"
+            ),
+            MemoryLimitExceeded::Slot { desired, slot } => write!(
+                f,
+                "memory growth to {desired} bytes denied: the engine's pooling.maxMemoryBytes is {slot}"
+            ),
+        }
     }
 }
 
@@ -63,18 +70,31 @@ impl std::error::Error for MemoryLimitExceeded {}
 
 pub struct Limiter {
     config: LimitsConfig,
+    /// A pooling engine's most bytes per memory: the pool fails a larger growth after this
+    /// limiter approved it, which would leave pages that never existed in the count.
+    memory_slot: Option<usize>,
     metrics: MemoryMetrics,
 }
 
 impl Limiter {
-    pub fn new(config: LimitsConfig) -> Self {
+    pub fn new(config: LimitsConfig, memory_slot: Option<usize>) -> Self {
         Limiter {
             config,
+            memory_slot,
             metrics: MemoryMetrics {
                 limit_bytes: config.memory_bytes,
                 ..MemoryMetrics::default()
             },
         }
+    }
+
+    /// Refuses a growth: -1 for the guest, or the trap it asked for.
+    fn deny(&mut self, exceeded: MemoryLimitExceeded) -> wasmtime::Result<bool> {
+        self.metrics.denied_growths += 1;
+        if self.config.trap_on_memory_denial {
+            return Err(wasmtime::Error::new(exceeded));
+        }
+        Ok(false)
     }
 
     pub fn metrics(&self) -> MemoryMetrics {
@@ -89,17 +109,16 @@ impl ResourceLimiter for Limiter {
         if maximum.is_some_and(|maximum| desired > maximum) {
             return Ok(false);
         }
+        if let Some(slot) = self.memory_slot
+            && desired > slot
+        {
+            return self.deny(MemoryLimitExceeded::Slot { desired, slot });
+        }
         let growth = desired.saturating_sub(current);
         let desired_total = self.metrics.current_bytes.saturating_add(growth);
         if desired_total > self.config.memory_bytes {
-            self.metrics.denied_growths += 1;
-            if self.config.trap_on_memory_denial {
-                return Err(wasmtime::Error::new(MemoryLimitExceeded {
-                    desired_total,
-                    limit: self.config.memory_bytes,
-                }));
-            }
-            return Ok(false);
+            let limit = self.config.memory_bytes;
+            return self.deny(MemoryLimitExceeded::Total { desired_total, limit });
         }
         self.metrics.current_bytes = desired_total;
         self.metrics.peak_bytes = self.metrics.peak_bytes.max(desired_total);
@@ -137,14 +156,17 @@ mod tests {
     use super::*;
 
     fn limiter(memory_bytes: usize, trap: bool) -> Limiter {
-        Limiter::new(LimitsConfig {
-            memory_bytes,
-            table_elements: 10,
-            instances: 10,
-            tables: 10,
-            memories: 10,
-            trap_on_memory_denial: trap,
-        })
+        Limiter::new(
+            LimitsConfig {
+                memory_bytes,
+                table_elements: 10,
+                instances: 10,
+                tables: 10,
+                memories: 10,
+                trap_on_memory_denial: trap,
+            },
+            None,
+        )
     }
 
     #[test]
@@ -185,6 +207,16 @@ mod tests {
         assert!(!limits.memory_growing(0, 50, Some(40)).unwrap());
         assert_eq!(limits.metrics().current_bytes, 0);
         assert!(limits.memory_growing(0, 40, Some(40)).unwrap());
+    }
+
+    #[test]
+    fn a_growth_past_a_pool_slot_is_denied_and_not_counted() {
+        let mut limits = limiter(100, false);
+        limits.memory_slot = Some(30);
+        assert!(!limits.memory_growing(0, 40, None).unwrap());
+        assert!(limits.memory_growing(0, 30, None).unwrap());
+        let metrics = limits.metrics();
+        assert_eq!((metrics.current_bytes, metrics.denied_growths), (30, 1));
     }
 
     #[test]

@@ -139,7 +139,7 @@ pub fn new_store(
     resources: Option<Arc<Resources>>,
 ) -> Store<HostState> {
     let state = HostState {
-        limiter: Limiter::new(limits),
+        limiter: Limiter::new(limits, engine.memory_slot_bytes),
         host,
         wasi,
         host_failure: None,
