@@ -209,6 +209,16 @@ test("another instance's resource, or a plain value, is a WasmTypeError naming t
   t.throws(() => api(one).consume(42), { instanceOf: WasmTypeError, message: /param "c"/ })
 })
 
+test("inst.exports functions are named and sized as jco's: roundtripU8, one parameter", (t) => {
+  const inst = instance()
+  const consume = api(inst).consume as (...args: unknown[]) => unknown
+  t.is(consume.name, 'consume')
+  t.is(consume.length, 1)
+  const withLogger = usesHost(inst).withLogger as (...args: unknown[]) => unknown
+  t.is(withLogger.name, 'withLogger')
+  t.is(withLogger.length, 2)
+})
+
 test('a resource of the wrong type is a WasmTypeError naming where it is, and the instance stays usable', (t) => {
   const inst = instance()
   const blob = new (api(inst).Blob)(new Uint8Array([1]))

@@ -77,17 +77,33 @@ export interface ResourceMembers {
   statics: string[]
 }
 
-/** The listing with each resource's constructor, methods and statics named on it. */
+/**
+ * The listing with each resource's constructor, methods and statics named on it. `func` and
+ * `members` are there for code, not for a reader: they are not enumerable, so an item prints, and
+ * compares, as DESIGN §3 shows it (`{ name, kind, type, exports? }`).
+ */
 function withMembers(items: ComponentItem[]): ComponentItem[] {
   const functions = items.filter((item) => item.kind === 'func').map((item) => item.name)
-  return items.map((item) => {
-    if (item.exports !== undefined) return { ...item, exports: withMembers(item.exports) }
-    if (item.kind !== 'resource') return item
-    const constructor = functions.find((name) => name === `[constructor]${item.name}`)
-    const methods = functions.filter((name) => name.startsWith(`[method]${item.name}.`))
-    const statics = functions.filter((name) => name.startsWith(`[static]${item.name}.`))
-    if (constructor === undefined && methods.length === 0 && statics.length === 0) return item
-    return { ...item, members: { ...(constructor === undefined ? {} : { constructor }), methods, statics } }
+  return items.map(({ func, members: _, ...item }) => {
+    const shown: ComponentItem =
+      item.exports === undefined ? item : { ...item, exports: withMembers(item.exports) }
+    let members: ResourceMembers | undefined
+    if (item.kind === 'resource') {
+      const constructor = functions.find((name) => name === `[constructor]${item.name}`)
+      const methods = functions.filter((name) => name.startsWith(`[method]${item.name}.`))
+      const statics = functions.filter((name) => name.startsWith(`[static]${item.name}.`))
+      if (constructor !== undefined || methods.length > 0 || statics.length > 0) {
+        members = { ...(constructor === undefined ? {} : { constructor }), methods, statics }
+      }
+    }
+    for (const [key, value] of [
+      ['func', func],
+      ['members', members],
+    ] as const) {
+      if (value !== undefined)
+        Object.defineProperty(shown, key, { value, writable: true, configurable: true })
+    }
+    return shown
   })
 }
 

@@ -456,11 +456,14 @@ export function jcoExports(
   const aliases: [Record<string, unknown>, string, unknown][] = []
   const addFunction = (
     target: Record<string, unknown>,
-    witName: string,
+    item: ComponentItem,
     fn: (...args: unknown[]) => unknown,
   ) => {
-    target[lowerCamel(witName)] = fn
-    aliases.push([target, witName, fn])
+    // Named and sized as jco's generated functions are (`roundtripU8`, one parameter).
+    Object.defineProperty(fn, 'name', { value: lowerCamel(item.name) })
+    Object.defineProperty(fn, 'length', { value: item.func?.params.length ?? 0 })
+    target[lowerCamel(item.name)] = fn
+    aliases.push([target, item.name, fn])
   }
   const shortCounts = new Map<string, number>()
   for (const item of items) {
@@ -469,12 +472,12 @@ export function jcoExports(
   }
   for (const item of items) {
     if (item.kind === 'func') {
-      addFunction(exports, item.name, (...args: unknown[]) => callSync(item.name, args))
+      addFunction(exports, item, (...args: unknown[]) => callSync(item.name, args))
     } else if (item.kind === 'instance') {
       const api: Record<string, unknown> = {}
       for (const member of item.exports ?? []) {
         if (member.kind === 'func' && !member.name.startsWith('[')) {
-          addFunction(api, member.name, (...args: unknown[]) => callSync(`${item.name}#${member.name}`, args))
+          addFunction(api, member, (...args: unknown[]) => callSync(`${item.name}#${member.name}`, args))
         } else if (member.kind === 'resource') {
           const cls = resources?.classOf(item.name, member.name)
           if (cls !== undefined) api[upperCamel(member.name)] = cls

@@ -161,3 +161,15 @@ test('every function’s type string is the spelling of its descriptor', (t) => 
     t.is(spellFunc(item.func), item.type, item.name)
   }
 })
+
+test('a listing compares as DESIGN shows it: { name, kind, type, exports? }, its descriptors kept apart', (t) => {
+  const hello = engine().compileComponentSync(helloWasm)
+  t.deepEqual(hello.exports, [{ name: 'greet', kind: 'func', type: 'func(name: string) -> string' }])
+  t.deepEqual(JSON.parse(JSON.stringify(hello.exports)), hello.exports)
+  // The descriptors are still there for code that walks the types.
+  t.deepEqual(hello.exports[0]?.func, { params: [{ name: 'name', type: string }], result: string })
+  const api = typesComponent().exports.find((item) => item.name === 'test:types/numbers@0.1.0')
+  const add = api?.exports?.find((item) => item.name === 'add')
+  t.deepEqual(Object.keys(add ?? {}), ['name', 'kind', 'type'])
+  t.deepEqual(add?.func?.params.length, 2)
+})
