@@ -155,9 +155,20 @@ test('the memory limit is required and checked at instantiation', async (t) => {
     { instanceOf: MemoryLimitError },
   )
   t.is(error?.code, 'ERR_WASM_MEMORY_LIMIT')
+  t.is(error?.trapCode, 'MemoryLimit', 'a TrapError with the trap code of a denied growth in a call')
   await t.throwsAsync(component.instantiate({ limits: { memoryBytes: 1024 }, imports: typesImports() }), {
     instanceOf: MemoryLimitError,
   })
+  // A start function whose growth is refused: its frames are in the backtrace.
+  const growing = new Engine().compileModuleSync(
+    '(module (memory 1) (func $grow i32.const 4 memory.grow drop) (start $grow))',
+  )
+  const fromStart = t.throws(
+    () => growing.instantiateSync({ limits: { memoryBytes: 65536, trapOnMemoryDenial: true } }),
+    { instanceOf: MemoryLimitError },
+  )
+  t.is(fromStart?.trapCode, 'MemoryLimit')
+  t.true((fromStart?.wasmBacktrace.length ?? 0) > 0, 'the start function is in the backtrace')
 })
 
 test('an export returning result::err throws ComponentError with the payload', async (t) => {

@@ -89,7 +89,6 @@ pub enum Failure {
     Type(String),
     /// A bad option value passed to the binding.
     Options(String),
-    MemoryLimit(String),
     /// Every slot of the engine's pooling allocator is taken.
     PoolExhausted(String),
     /// The guest made the host go past one of its bounds (data lifted in one call, live handles,
@@ -158,9 +157,20 @@ impl Failure {
             return Failure::Exit(exit.0);
         }
         if facts.memory_denied || error.downcast_ref::<MemoryLimitExceeded>().is_some() {
-            return Failure::MemoryLimit(format!(
-                "instantiation exceeds limits.memoryBytes (or a pooling engine's maxMemoryBytes per memory): {error:#}"
-            ));
+            // A TrapError like a denied growth in a call: the same trap code, and the frames of a
+            // start function that grew memory.
+            return Failure::Trap(Box::new(TrapInfo {
+                code: "ERR_WASM_MEMORY_LIMIT",
+                trap_code: "MemoryLimit".into(),
+                message: format!(
+                    "instantiation exceeds limits.memoryBytes (or a pooling engine's maxMemoryBytes per memory): {}",
+                    error.root_cause()
+                ),
+                frames: backtrace(&error),
+                fuel_consumed: facts.fuel_consumed,
+                elapsed_ms: None,
+                timeout_ms: None,
+            }));
         }
         if error.downcast_ref::<Trap>().is_some() || error.downcast_ref::<HostCallFailed>().is_some() {
             return Failure::call(error, facts);
@@ -292,7 +302,6 @@ impl Failure {
             Failure::Link(_) => "ERR_WASM_LINK",
             Failure::Type(_) => "ERR_WASM_TYPE",
             Failure::Options(_) => "ERR_WASM_CONFIG",
-            Failure::MemoryLimit(_) => "ERR_WASM_MEMORY_LIMIT",
             Failure::PoolExhausted(_) => "ERR_WASM_POOL_EXHAUSTED",
             Failure::HostLimit(_) => "ERR_WASM_HOST_LIMIT",
             Failure::Trap(info) => info.code,
@@ -340,7 +349,6 @@ impl Failure {
             Failure::Compile(message)
             | Failure::Link(message)
             | Failure::Options(message)
-            | Failure::MemoryLimit(message)
             | Failure::PoolExhausted(message)
             | Failure::HostLimit(message)
             | Failure::Disposed(message)
