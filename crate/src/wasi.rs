@@ -235,31 +235,74 @@ impl StdoutStream for Inherited {
 /// An in-memory output stream keeping the newest `capacity` bytes.
 #[derive(Clone)]
 pub struct CappedPipe {
-    buffer: Arc<Mutex<VecDeque<u8>>>,
+    kept: Arc<Mutex<Kept>>,
     capacity: usize,
+}
+
+#[derive(Default)]
+struct Kept {
+    bytes: VecDeque<u8>,
+    /// Older bytes were dropped from the front since the last take, maybe inside a character.
+    cut: bool,
 }
 
 impl CappedPipe {
     fn new(capacity: usize) -> Self {
         CappedPipe {
-            buffer: Arc::new(Mutex::new(VecDeque::new())),
+            kept: Arc::new(Mutex::new(Kept::default())),
             capacity,
         }
     }
 
-    /// The bytes written since the last take, as text (invalid UTF-8 replaced).
+    /// The bytes written since the last take, as text, with whole characters only: the rest of
+    /// one the cap cut is dropped, and the start of one not yet fully written waits for the next
+    /// take (other invalid UTF-8 is replaced).
     pub fn take(&self) -> String {
-        let bytes: Vec<u8> = std::mem::take(&mut *self.buffer.lock().unwrap_or_else(|p| p.into_inner())).into();
-        String::from_utf8_lossy(&bytes).into_owned()
+        let mut kept = self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let bytes: Vec<u8> = std::mem::take(&mut kept.bytes).into();
+        let start = if std::mem::take(&mut kept.cut) {
+            bytes.iter().take(3).take_while(|&&byte| is_continuation(byte)).count()
+        } else {
+            0
+        };
+        let end = start.max(whole_characters(&bytes));
+        kept.bytes.extend(&bytes[end..]);
+        String::from_utf8_lossy(&bytes[start..end]).into_owned()
     }
 
     fn write(&self, bytes: &[u8]) {
-        let mut buffer = self.buffer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut kept = self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let keep = bytes.len().min(self.capacity);
-        buffer.extend(&bytes[bytes.len() - keep..]);
-        let excess = buffer.len().saturating_sub(self.capacity);
-        buffer.drain(..excess);
+        kept.bytes.extend(&bytes[bytes.len() - keep..]);
+        let excess = kept.bytes.len().saturating_sub(self.capacity);
+        kept.bytes.drain(..excess);
+        kept.cut |= excess > 0 || keep < bytes.len();
     }
+}
+
+fn is_continuation(byte: u8) -> bool {
+    byte & 0xC0 == 0x80
+}
+
+/// The length of `bytes` without a UTF-8 sequence at its end that is still missing bytes.
+fn whole_characters(bytes: &[u8]) -> usize {
+    let len = bytes.len();
+    for at in (len.saturating_sub(3)..len).rev() {
+        let byte = bytes[at];
+        if is_continuation(byte) {
+            continue;
+        }
+        let needed = match byte {
+            // Not a lead byte: replaced at once.
+            0xF8.. => 1,
+            0xF0.. => 4,
+            0xE0.. => 3,
+            0xC0.. => 2,
+            _ => 1,
+        };
+        return if len - at < needed { at } else { len };
+    }
+    len
 }
 
 impl IsTerminal for CappedPipe {
@@ -302,5 +345,19 @@ mod tests {
         assert_eq!(pipe.take(), "", "a take empties the pipe");
         pipe.write(b"0123456789");
         assert_eq!(pipe.take(), "56789");
+    }
+
+    #[test]
+    fn the_cap_and_a_take_never_split_a_character() {
+        let pipe = CappedPipe::new(8);
+        pipe.write("ab€€€".as_bytes());
+        assert_eq!(pipe.take(), "€€", "the rest of a character cut by the cap is dropped");
+        let euro = "€".as_bytes();
+        pipe.write(&euro[..2]);
+        assert_eq!(pipe.take(), "", "half a character waits");
+        pipe.write(&euro[2..]);
+        assert_eq!(pipe.take(), "€");
+        pipe.write(b"ok\xff");
+        assert_eq!(pipe.take(), "ok\u{fffd}", "other invalid bytes are replaced");
     }
 }
