@@ -6,7 +6,14 @@ import path from 'node:path'
 
 import test from 'ava'
 
-import { Engine, LinkError, WasiExitError, type Instance, type WasiOptions } from '../lib/index.js'
+import {
+  ConfigError,
+  Engine,
+  LinkError,
+  WasiExitError,
+  type Instance,
+  type WasiOptions,
+} from '../lib/index.js'
 import { MiB, wasiComponentWasm, wasiModuleWasm } from './helpers.js'
 
 const componentWasm = wasiComponentWasm
@@ -305,4 +312,16 @@ test('wasi.preopens and wasi.stdin options are checked where they enter', (t) =>
   })
   t.throws(instantiate({ preopens: { '/x': { write: true } } }), { message: /wasi\.preopens\.\/x\.host/ })
   t.throws(instantiate({ stdin: 42 }), { code: 'ERR_WASM_CONFIG', message: /wasi\.stdin/ })
+})
+
+test('wasi.env and wasi.args refuse what a guest would read as something else: = in a name, NUL anywhere', (t) => {
+  const instantiate = (wasi: WasiOptions) => () =>
+    module.instantiateSync({ limits: { memoryBytes: 16 * MiB }, wasi })
+  const envs: Record<string, string>[] = [{ 'A=B': 'c' }, { '': 'x' }, { 'A\0B': 'c' }, { A: 'b\0c' }]
+  for (const env of envs) {
+    t.throws(instantiate({ env }), { code: 'ERR_WASM_CONFIG', message: /^wasi\.env: / }, JSON.stringify(env))
+  }
+  const error = t.throws(instantiate({ args: ['ok', 'cut\0short'] }), { instanceOf: ConfigError })
+  t.is(error?.path, 'wasi.args.1')
+  t.notThrows(instantiate({ env: { A: 'b=c' }, args: ['x=y'] }), '= in a value or an argument is fine')
 })

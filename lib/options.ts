@@ -483,12 +483,28 @@ function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions |
     return Object.entries(value).map(([key, item]) => {
       if (typeof item !== 'string')
         throw new ConfigError(`${path}.${key}: expected a string`, { path: `${path}.${key}` })
+      // A guest reads its environment as NAME=value C strings: `=` in a name, or a NUL anywhere,
+      // would hand it a different variable than the host meant.
+      if (key === '' || key.includes('=') || key.includes('\0') || item.includes('\0')) {
+        throw new ConfigError(
+          `${path}: ${JSON.stringify(key)}: a name must be non-empty without "=" or NUL, a value without NUL`,
+          { path: `${path}.${key}`, value: item },
+        )
+      }
       return [key, item]
     })
   }
   const args = options.args ?? []
   if (!Array.isArray(args) || args.some((arg) => typeof arg !== 'string')) {
     throw new ConfigError('wasi.args: expected an array of strings', { path: 'wasi.args' })
+  }
+  const nul = (args as string[]).findIndex((arg) => arg.includes('\0'))
+  if (nul >= 0) {
+    // A guest reads each argument as a C string, which a NUL would cut short.
+    throw new ConfigError(`wasi.args[${nul}]: an argument may not hold a NUL character`, {
+      path: `wasi.args.${nul}`,
+      value: args[nul],
+    })
   }
   const stdin = options.stdin
   if (stdin !== undefined && typeof stdin !== 'string' && !(stdin instanceof Uint8Array)) {
