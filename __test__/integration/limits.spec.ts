@@ -6,6 +6,7 @@ import {
   AbortError,
   DisposedError,
   Engine,
+  HostLimitError,
   InstancePoisonedError,
   MemoryLimitError,
   OutOfFuelError,
@@ -85,6 +86,18 @@ test('the table element limit applies to table growth', (t) => {
     .instantiateSync({ limits: { memoryBytes: 0, tableElements: 10 } })
   t.is(instance.callSync('grow', [9]), 1)
   t.is(instance.callSync('grow', [1]), -1)
+})
+
+test('a table larger than limits.tableElements at instantiation is a HostLimitError naming the limit, not a LinkError', async (t) => {
+  const module = new Engine().compileModuleSync('(module (table 20 funcref))')
+  const options = { limits: { memoryBytes: 0, tableElements: 10 } }
+  const sync = t.throws(() => module.instantiateSync(options), { instanceOf: HostLimitError })
+  t.regex(sync?.message ?? '', /^instantiation exceeds limits\.tableElements: /)
+  await t.throwsAsync(module.instantiate(options), {
+    instanceOf: HostLimitError,
+    code: 'ERR_WASM_HOST_LIMIT',
+  })
+  t.notThrows(() => module.instantiateSync({ limits: { memoryBytes: 0, tableElements: 20 } }))
 })
 
 test('a fuel budget stops the guest with OutOfFuelError and metrics report consumption', async (t) => {

@@ -124,6 +124,8 @@ pub struct CallFacts {
     pub elapsed_ms: f64,
     /// The limiter denied a memory growth during the operation.
     pub memory_denied: bool,
+    /// The limiter denied a table growth (`limits.tableElements`) during the operation.
+    pub table_denied: bool,
 }
 
 /// Why the epoch deadline callback stopped the guest.
@@ -174,6 +176,13 @@ impl Failure {
         }
         if error.downcast_ref::<Trap>().is_some() || error.downcast_ref::<HostCallFailed>().is_some() {
             return Failure::call(error, facts);
+        }
+        if facts.table_denied {
+            // A bound of the instance's, like limits.tables: no import is wrong.
+            return Failure::HostLimit(format!(
+                "instantiation exceeds limits.tableElements: {}",
+                error.root_cause()
+            ));
         }
         if error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
             return Failure::PoolExhausted(format!(

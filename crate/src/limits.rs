@@ -74,6 +74,8 @@ pub struct Limiter {
     /// limiter approved it, which would leave pages that never existed in the count.
     memory_slot: Option<usize>,
     metrics: MemoryMetrics,
+    /// Table growths refused (`limits.tableElements`), to tell an instantiation that failed so.
+    table_denials: u64,
 }
 
 impl Limiter {
@@ -85,7 +87,12 @@ impl Limiter {
                 limit_bytes: config.memory_bytes,
                 ..MemoryMetrics::default()
             },
+            table_denials: 0,
         }
+    }
+
+    pub fn table_denials(&self) -> u64 {
+        self.table_denials
     }
 
     /// Refuses a growth: -1 for the guest, or the trap it asked for.
@@ -135,7 +142,9 @@ impl ResourceLimiter for Limiter {
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= self.config.table_elements)
+        let allowed = desired <= self.config.table_elements;
+        self.table_denials += u64::from(!allowed);
+        Ok(allowed)
     }
 
     fn instances(&self) -> usize {

@@ -191,6 +191,7 @@ pub fn run_classified<R>(
     classify: impl FnOnce(wasmtime::Error, CallFacts) -> Failure,
 ) -> Result<R, Failure> {
     let denied_before = store.data().limiter.metrics().denied_growths;
+    let table_denials_before = store.data().limiter.table_denials();
     if budget.abort.is_set() {
         return Err(Failure::interrupted(
             "ABORT_ERR",
@@ -275,6 +276,7 @@ pub fn run_classified<R>(
                 fuel_consumed,
                 elapsed_ms,
                 memory_denied: metrics.memory.denied_growths > denied_before,
+                table_denied: state.limiter.table_denials() > table_denials_before,
             },
         )
     })
