@@ -13,6 +13,7 @@ import { resourcesWasm, typesImports, typesWasm } from '../fixtures/index.js'
 import {
   DisposedError,
   Engine,
+  HostError,
   HostLimitError,
   type Instance,
   LinkError,
@@ -446,6 +447,74 @@ test('a host class without a method the guest imports is a LinkError naming it w
     error?.message ?? '',
     /\[static\]logger\.clone-with: func\(other: borrow<logger>, suffix: string\) -> own<logger>/,
   )
+})
+
+/** A guest whose imported resource declares members every JS object or class inherits. */
+const INHERITED_MEMBERS_WAT = `(component
+  (import "test:proto/host" (instance $h
+    (export "logger" (type (sub resource)))
+    (export "[constructor]logger" (func (param "prefix" string) (result (own 0))))
+    (export "[method]logger.to-locale-string" (func (param "self" (borrow 0)) (result string)))
+    (export "[static]logger.to-string" (func (result string)))
+  ))
+  (alias export $h "logger" (type $logger))
+  (alias export $h "[constructor]logger" (func $ctor))
+  (alias export $h "[method]logger.to-locale-string" (func $ts))
+  (alias export $h "[static]logger.to-string" (func $sts))
+  (core module $mem
+    (memory (export "memory") 1)
+    (global $bump (mut i32) (i32.const 1024))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+      (local $r i32)
+      global.get $bump local.set $r
+      local.get $r local.get 3 i32.add global.set $bump local.get $r)
+    (data (i32.const 16) "pfx"))
+  (core instance $m (instantiate $mem))
+  (alias core export $m "memory" (core memory $memory))
+  (alias core export $m "realloc" (core func $realloc))
+  (core func $ctor_l (canon lower (func $ctor) (memory $memory) (realloc $realloc) string-encoding=utf8))
+  (core func $sts_l (canon lower (func $sts) (memory $memory) (realloc $realloc) string-encoding=utf8))
+  (core func $ts_l (canon lower (func $ts) (memory $memory) (realloc $realloc) string-encoding=utf8))
+  (core module $main
+    (import "h" "ctor" (func $ctor (param i32 i32) (result i32)))
+    (import "h" "ts" (func $ts (param i32 i32)))
+    (import "h" "sts" (func $sts (param i32)))
+    (func (export "probe-static") (result i32) i32.const 64 call $sts i32.const 64)
+    (func (export "probe") (result i32)
+      i32.const 16 i32.const 3 call $ctor
+      i32.const 64 call $ts
+      i32.const 64))
+  (core instance $i (instantiate $main (with "h" (instance (export "ctor" (func $ctor_l)) (export "ts" (func $ts_l)) (export "sts" (func $sts_l))))))
+  (func (export "probe") (result string) (canon lift (core func $i "probe") (memory $memory) (realloc $realloc) string-encoding=utf8))
+  (func (export "probe-static") (result string) (canon lift (core func $i "probe-static") (memory $memory) (realloc $realloc) string-encoding=utf8))
+)`
+
+test("a guest reaches nothing a host class inherits from Object or Function: only the class's own members", (t) => {
+  const guest = engine.compileComponentSync(INHERITED_MEMBERS_WAT)
+  class Logger {
+    constructor(public prefix: string) {}
+  }
+  // [static]logger.to-string would be Function.prototype.toString (the class's source): not linked.
+  t.throws(
+    () =>
+      guest.instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports: { 'test:proto/host': { Logger } } }),
+    { instanceOf: LinkError, message: /\[static\]logger\.to-string/ },
+  )
+  const WithStatic = class extends Logger {
+    static override toString() {
+      return 'static of its own'
+    }
+  }
+  const inst = guest.instantiateSync({
+    limits: { memoryBytes: 1 << 20 },
+    imports: { 'test:proto/host': { Logger: WithStatic } },
+  })
+  t.is(inst.callSync('probe-static'), 'static of its own')
+  // [method]logger.to-locale-string would be Object.prototype.toLocaleString: a HostError instead.
+  t.throws(() => inst.callSync('probe'), {
+    instanceOf: HostError,
+    message: /Logger has no method toLocaleString/,
+  })
 })
 
 test('a resource imported at the root is a top-level class in the imports', (t) => {

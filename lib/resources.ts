@@ -405,6 +405,29 @@ export function hostClassesOf(imports: Record<string, unknown> | undefined): Hos
   }
 }
 
+/** What every object or class inherits, which a guest must not reach through a host class. */
+const INHERITED: readonly object[] = [Object.prototype, Function.prototype]
+
+/**
+ * The function `name` (lowerCamelCase or as WIT spells it) of `target`: its own, or from the
+ * prototypes of its class and the classes it extends, but not what every object or function has
+ * (a guest declaring `[static]thing.to-string` would otherwise get the class's source text).
+ */
+function found(target: object, name: string): ((...args: unknown[]) => unknown) | undefined {
+  const keys = [lowerCamel(name), name]
+  for (
+    let at: object | null = target;
+    at !== null && !INHERITED.includes(at);
+    at = Object.getPrototypeOf(at)
+  ) {
+    for (const key of keys) {
+      const value = Object.getOwnPropertyDescriptor(at, key)?.value
+      if (typeof value === 'function') return value as (...args: unknown[]) => unknown
+    }
+  }
+  return undefined
+}
+
 /** Adds to `object` the functions of the resources among `items` whose class it holds. */
 function addResourceFunctions(object: Record<string, unknown>, items: readonly ComponentItem[]): void {
   for (const resource of items) {
@@ -412,16 +435,12 @@ function addResourceFunctions(object: Record<string, unknown>, items: readonly C
     if (resource.kind !== 'resource' || members === undefined) continue
     const cls = classIn(object, resource.name) as (new (...args: unknown[]) => object) | undefined
     if (cls === undefined) continue
-    /** The function `name` (lowerCamelCase or as WIT spells it) of `target`, if it has one. */
-    const found = (target: Record<string, unknown>, name: string) =>
-      [lowerCamel(name), name].map((key) => target[key]).find((value) => typeof value === 'function') as
-        ((...a: unknown[]) => unknown) | undefined
     const add = (name: string, fn: (...args: never[]) => unknown) => {
       if (!Object.hasOwn(object, name)) object[name] = fn
     }
     if (members.constructor !== undefined) add(members.constructor, (...args: unknown[]) => new cls(...args))
     for (const method of members.methods) {
-      add(method, (self: Record<string, unknown>, ...args: unknown[]) => {
+      add(method, (self: object, ...args: unknown[]) => {
         const member = found(self, memberName(method))
         if (member === undefined)
           throw new TypeError(`${upperCamel(resource.name)} has no method ${lowerCamel(memberName(method))}`)
@@ -429,7 +448,7 @@ function addResourceFunctions(object: Record<string, unknown>, items: readonly C
       })
     }
     for (const statik of members.statics) {
-      const member = found(cls as unknown as Record<string, unknown>, memberName(statik))
+      const member = found(cls, memberName(statik))
       if (member !== undefined) add(statik, (...args: unknown[]) => Reflect.apply(member, cls, args))
     }
   }
