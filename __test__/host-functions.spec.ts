@@ -14,6 +14,35 @@ function instanceWith(overrides: { double?: unknown; failMaybe?: unknown }) {
   return typesComponent().instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports })
 }
 
+test('a DOMException thrown or rejected for a result<T, string> return is an err with its message, as an Error is', async (t) => {
+  const sync = instanceWith({
+    failMaybe: () => {
+      throw new DOMException('the backend timed out', 'TimeoutError')
+    },
+  })
+  const error = t.throws(() => sync.callSync('call-fail-maybe', [0]), { instanceOf: ComponentError })
+  t.is(error?.payload, 'the backend timed out')
+  const rejecting = instanceWith({
+    failMaybe: async () => {
+      const signal = AbortSignal.timeout(1)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      throw signal.reason
+    },
+  })
+  const rejected = await t.throwsAsync(rejecting.call('call-fail-maybe', [0]), { instanceOf: ComponentError })
+  t.regex(String(rejected?.payload), /timeout|aborted/i)
+  // For a return that is not a result, its message names it in the HostError.
+  const thrower = instanceWith({
+    double: () => {
+      throw new DOMException('no double today', 'NotSupportedError')
+    },
+  })
+  t.throws(() => thrower.callSync('call-double', [1]), {
+    instanceOf: HostError,
+    message: /threw: no double today/,
+  })
+})
+
 // Serial: it measures this process's CPU time, which other tests of the file would add to.
 test.serial(
   'calls waiting on a host Promise sleep, with an AbortSignal too, and an abort still ends them at once',

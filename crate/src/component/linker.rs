@@ -349,7 +349,7 @@ fn outcome_to_val(
 }
 
 /// The err payload a thrown value stands for: its own `payload` property, else (for a string
-/// error type) an Error's message, else the value itself.
+/// error type) an Error's message (a `DOMException` is one), else the value itself.
 fn err_payload(js: Js, thrown: Value, err_type: &Type) -> Value {
     let is_object = matches!(js.kind(thrown), Ok(Kind::Object) | Ok(Kind::Function));
     if is_object {
@@ -357,7 +357,7 @@ fn err_payload(js: Js, thrown: Value, err_type: &Type) -> Value {
             return payload;
         }
         if matches!(err_type, Type::String)
-            && js.is_error(thrown).unwrap_or(false)
+            && js.is_error_like(thrown)
             && let Ok(message) = js.get(thrown, "message")
         {
             return message;

@@ -411,6 +411,24 @@ impl Js {
         Ok(out)
     }
 
+    /// Whether a thrown `value` counts as an Error: a native one, or an object with a string
+    /// `name` and `message`, as a `DOMException` is (what `fetch` and `AbortSignal.timeout()`
+    /// reject with), which N-API does not call an Error.
+    pub fn is_error_like(self, value: Value) -> bool {
+        if self.is_error(value).unwrap_or(false) {
+            return true;
+        }
+        if !matches!(self.kind(value), Ok(Kind::Object)) {
+            return false;
+        }
+        let is_string = |key| {
+            self.get(value, key)
+                .and_then(|field| self.kind(field))
+                .is_ok_and(|kind| kind == Kind::String)
+        };
+        is_string("name") && is_string("message")
+    }
+
     /// The elements of an array, or `None` when the value is not an array.
     pub fn array_items(self, value: Value) -> Result<Option<Vec<Value>>> {
         if !self.is_array(value)? {

@@ -440,7 +440,7 @@ impl WaitLimits {
 
 /// The failure for a host function that threw `thrown`: HostError with the value as `cause`.
 pub fn thrown(js: Js, label: &str, thrown: Value) -> Failure {
-    let detail = if js.is_error(thrown).unwrap_or(false) {
+    let detail = if js.is_error_like(thrown) {
         js.get(thrown, "message")
             .ok()
             .and_then(|message| js.get_string(message).ok().flatten())
