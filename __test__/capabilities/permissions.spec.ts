@@ -102,6 +102,46 @@ test('a denial is counted and handed to onDenied as a CapabilityDeniedError', (t
   t.is(permissions.deniedCount, 2)
 })
 
+// Serial: it listens for the process's warnings and unhandled rejections.
+test.serial(
+  'an onDenied hook that throws or rejects is a process warning: the denial stands and the process lives',
+  async (t) => {
+    const warnings: Error[] = []
+    const unhandled: unknown[] = []
+    const onWarning = (warning: Error) => warnings.push(warning)
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('warning', onWarning)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      const throwing = createPermissions(
+        {},
+        {
+          onDenied: () => {
+            throw new Error('hook bug')
+          },
+        },
+      )
+      const error = throwing.deny('time.sleep', '5 ms', 'sleeping is not granted')
+      t.true(error instanceof CapabilityDeniedError, 'the denial is what the host function gets')
+      const rejecting = createPermissions(
+        {},
+        { onDenied: async () => Promise.reject(new Error('async hook bug')) },
+      )
+      rejecting.deny('time.sleep', '5 ms', 'sleeping is not granted')
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      t.deepEqual(unhandled, [])
+      t.deepEqual(
+        warnings.map((warning) => (warning as Error & { code?: string }).code),
+        ['AIRSSYS_ONDENIED_FAILED', 'AIRSSYS_ONDENIED_FAILED'],
+      )
+      t.regex(warnings[0]?.message ?? '', /hook bug/)
+    } finally {
+      process.off('warning', onWarning)
+      process.off('unhandledRejection', onUnhandled)
+    }
+  },
+)
+
 test("globs match the guest's path: **, *, ?, [..] and {a,b}, dotfiles included", async (t) => {
   const base = mkdtempSync(path.join(scratch, 'globs-'))
   const check = async (globs: string[], relative: string) =>

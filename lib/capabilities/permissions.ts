@@ -34,7 +34,7 @@ export interface PermissionHooks {
    * Called with each denial, after it is counted and before the guest receives its `err`. An
    * exception it throws is rethrown on the next tick (as an uncaught exception), never to the guest.
    */
-  onDenied?: (error: CapabilityDeniedError) => void
+  onDenied?: (error: CapabilityDeniedError) => void | Promise<void>
 }
 
 /** A `network.outbound` pattern, parsed once. */
@@ -184,12 +184,18 @@ export class Permissions {
   deny(capability: Capability, request: string, reason: string): CapabilityDeniedError {
     const error = new CapabilityDeniedError(`${capability} denied: ${reason}`, { capability, request })
     this.#deniedCount++
-    try {
-      this.#onDenied?.(error)
-    } catch (hookError) {
-      process.nextTick(() => {
-        throw hookError
+    // A guest can cause denials at will: a hook that throws or rejects must not end the process
+    // (an uncaught exception) nor change what the guest gets. It becomes a process warning.
+    const warn = (hookError: unknown) =>
+      process.emitWarning(`onDenied failed for a ${capability} denial: ${String(hookError)}`, {
+        type: 'AirssysWasmWarning',
+        code: 'AIRSSYS_ONDENIED_FAILED',
       })
+    try {
+      const returned: unknown = this.#onDenied?.(error)
+      if (returned instanceof Promise) returned.catch(warn)
+    } catch (hookError) {
+      warn(hookError)
     }
     return error
   }

@@ -51,7 +51,7 @@ export interface LoadComponentOptions {
    */
   hostFunctions?: Imports
   /** Called with each CapabilityDeniedError of the reference host interfaces (also counted in `metrics()`). */
-  onDenied?: (error: CapabilityDeniedError) => void
+  onDenied?: (error: CapabilityDeniedError) => void | Promise<void>
   /** The host's ranges for the manifest's limits (see `loadManifest`). */
   policy?: PolicyOptions
   /** Tighter limits than the manifest's for this sandbox; a higher value is a ConfigError. */
