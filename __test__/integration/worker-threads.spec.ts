@@ -80,3 +80,28 @@ test('a process that loads the addon only in worker threads survives the end of 
     { mode: 'component', message: { greeting: 'Hello, worker!', doubled: 42, sum: 5 }, code: 0 },
   ])
 })
+
+test("a recursing guest called with callSync deep in a worker's JS stack is a StackOverflowError, not a crash", async (t) => {
+  // In a child process: the failure this guards against killed the whole process (SIGSEGV).
+  const child = spawn(
+    process.execPath,
+    [fileURLToPath(new URL('./deep-stack-worker.mjs', import.meta.url))],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text))
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text))
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+  const [status, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null]
+  clearTimeout(timer)
+  t.is(signal, null, `the process was killed by ${signal}; stderr: ${stderr}`)
+  t.is(status, 0, stderr)
+  const outcomes = JSON.parse(stdout) as Record<string, string>
+  t.deepEqual(Object.keys(outcomes), ['0', '0.5', '0.7', '0.8', '0.9'])
+  for (const [fraction, outcome] of Object.entries(outcomes)) {
+    t.is(outcome, 'ERR_WASM_TRAP_STACK_OVERFLOW', `at ${fraction} of the JS stack`)
+  }
+})

@@ -85,6 +85,8 @@ pub struct EngineShared {
     instance_slots: Option<(usize, Arc<AtomicUsize>)>,
     /// With pooling: the most bytes one memory may take (`pooling.maxMemoryBytes`).
     pub memory_slot_bytes: Option<usize>,
+    /// `maxWasmStackBytes`: a call needs this much native stack, and more (runtime/native_stack.rs).
+    pub max_wasm_stack: usize,
     tick: Duration,
     closed: AtomicBool,
     ticker: Mutex<Option<Ticker>>,
@@ -164,6 +166,7 @@ impl EngineShared {
             instance_slots: options
                 .pooling_max_instances
                 .map(|slots| (slots as usize, Arc::new(AtomicUsize::new(0)))),
+            max_wasm_stack: options.max_wasm_stack_bytes as usize,
             memory_slot_bytes: options
                 .pooling_max_instances
                 .map(|_| options.pooling_max_memory_bytes.unwrap_or(DEFAULT_POOL_MEMORY_BYTES) as usize),

@@ -297,6 +297,25 @@ impl Failure {
         }))
     }
 
+    /// A call refused before it entered wasm: the thread has `left` bytes of stack, not `needed`.
+    pub fn no_native_stack(left: usize, needed: usize) -> Self {
+        Failure::Trap(Box::new(TrapInfo {
+            code: "ERR_WASM_TRAP_STACK_OVERFLOW",
+            trap_code: "StackOverflow".into(),
+            message: format!(
+                "this thread has {} KiB of native stack left, and the guest may need {} KiB \
+                 (maxWasmStackBytes and room for host frames): call it from a shallower JS stack, \
+                 with call(), or lower maxWasmStackBytes",
+                left / 1024,
+                needed / 1024
+            ),
+            frames: Vec::new(),
+            fuel_consumed: None,
+            elapsed_ms: None,
+            timeout_ms: None,
+        }))
+    }
+
     /// Whether this failure leaves a component instance unusable (wasmtime refuses re-entry).
     pub fn poisons(&self) -> bool {
         matches!(

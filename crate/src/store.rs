@@ -20,6 +20,7 @@ use crate::metrics::{Metrics, PublishedMetrics};
 use crate::runtime::abort::Abort;
 use crate::runtime::executor::{self, Outcome};
 use crate::runtime::host_bridge::{HostBridge, WaitLimits};
+use crate::runtime::native_stack;
 use crate::wasi::WasiState;
 
 /// Far enough in epochs that a call without a deadline is never interrupted.
@@ -326,6 +327,7 @@ pub fn instantiate<I>(
     defaults: &Budget,
     body: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<I>,
 ) -> Result<Live<I>, Failure> {
+    native_stack::check(engine.max_wasm_stack)?;
     let instance = run_classified(
         &mut store,
         engine,
@@ -402,6 +404,10 @@ impl<I> Slot<I> {
         }
         let mut guard = match self.live.try_lock() {
             Ok(guard) => guard,
+            // dispose() holds the lock while it frees the store: then the call meets a disposal.
+            Err(std::sync::TryLockError::WouldBlock) if self.disposed.load(Ordering::Acquire) => {
+                return Err(Failure::Disposed("the instance was disposed".into()));
+            }
             Err(std::sync::TryLockError::WouldBlock) => {
                 return Err(Failure::Busy("another call is running on this instance".into()));
             }
@@ -410,6 +416,8 @@ impl<I> Slot<I> {
         let Some(live) = guard.as_mut() else {
             return Err(Failure::Disposed("the instance was disposed".into()));
         };
+        // Before the body: a refusal for want of stack is not a trap that poisons the instance.
+        native_stack::check(self.engine.max_wasm_stack)?;
         let result = body(live);
         self.snapshot.store(live.metrics);
         if let Err(failure) = &result

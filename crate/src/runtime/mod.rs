@@ -7,6 +7,7 @@ pub mod dispatcher;
 pub mod executor;
 pub mod external;
 pub mod host_bridge;
+pub mod native_stack;
 pub mod pool;
 pub mod resident;
 pub mod spin;
