@@ -228,6 +228,37 @@ test('arguments the flat writer declines are converted or refused exactly as bef
   t.deepEqual(inst.callSync('roundtrip-record', [{ ...person, age: -0 }]), { ...person, age: 0 })
 })
 
+test('a list whose length changes while it is read is converted or refused as a TypeError, never an internal error', async (t) => {
+  const instance = typesComponent().instantiateSync({
+    limits: { memoryBytes: 4 * MiB },
+    imports: typesImports(),
+  })
+  const shrinking = ['a', 'b']
+  Object.defineProperty(shrinking, 0, {
+    get() {
+      shrinking.length = 0
+      return 'a'
+    },
+  })
+  const growing = ['a', 'b']
+  Object.defineProperty(growing, 0, {
+    get() {
+      growing.push('c')
+      return 'a'
+    },
+  })
+  for (const list of [shrinking, growing]) {
+    let outcome: unknown
+    try {
+      outcome = await instance.call('roundtrip-list-string', [list])
+    } catch (error) {
+      outcome = error
+    }
+    t.false(outcome instanceof WasmError && outcome.code === 'ERR_WASM_INTERNAL', String(outcome))
+  }
+  t.false(instance.poisoned)
+})
+
 test('the addon checks flat arguments as hostile: wrong bytes, lengths and buffers are errors, never a crash', (t) => {
   // Straight at the binding, past lib/wire.ts: the addon's own checks must hold.
   const inst = nativeInstance()

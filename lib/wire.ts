@@ -518,8 +518,10 @@ function writer(type: WitType): Write {
           return true
         }
         if (!isArray(value) || value.length > MAX_ARRAY_ITEMS || !room(out, 4)) return false
-        writeU32(out, value.length)
-        for (let index = 0; index < value.length; index++) if (!element(value[index], out)) return false
+        // The count written is the count read: an element's getter may change the array's length.
+        const count = value.length
+        writeU32(out, count)
+        for (let index = 0; index < count; index++) if (!element(value[index], out)) return false
         return true
       }
     }
