@@ -324,4 +324,7 @@ test('wasi.env and wasi.args refuse what a guest would read as something else: =
   const error = t.throws(instantiate({ args: ['ok', 'cut\0short'] }), { instanceOf: ConfigError })
   t.is(error?.path, 'wasi.args.1')
   t.notThrows(instantiate({ env: { A: 'b=c' }, args: ['x=y'] }), '= in a value or an argument is fine')
+  // eslint-disable-next-line no-sparse-arrays -- a hole is what is refused
+  const holes = t.throws(instantiate({ args: ['a', , 'b'] as string[] }), { instanceOf: ConfigError })
+  t.is(holes?.path, 'wasi.args')
 })

@@ -495,9 +495,10 @@ function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions |
     })
   }
   const args = options.args ?? []
-  if (!Array.isArray(args) || args.some((arg) => typeof arg !== 'string')) {
-    throw new ConfigError('wasi.args: expected an array of strings', { path: 'wasi.args' })
-  }
+  // A loop, not `some`: a hole is no string either.
+  let allStrings = Array.isArray(args)
+  for (let index = 0; allStrings && index < args.length; index++) allStrings = typeof args[index] === 'string'
+  if (!allStrings) throw new ConfigError('wasi.args: expected an array of strings', { path: 'wasi.args' })
   const nul = (args as string[]).findIndex((arg) => arg.includes('\0'))
   if (nul >= 0) {
     // A guest reads each argument as a C string, which a NUL would cut short.
