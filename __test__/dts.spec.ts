@@ -173,6 +173,13 @@ export async function use(engine: Engine, wasm: string) {
 export function mistakes(e: Exports) {
   // @ts-expect-error a u64 is a bigint, not a number
   e.roundtripU64(1)
+  // @ts-expect-error an option of an option takes only its tagged form, so its field is required
+  e.callEcho({
+    flag: true, tiny: 1, small: 2, medium: 3, large: 4n, stiny: -1, ssmall: -2, smedium: -3, slarge: -4n,
+    single: 1.5, wide: 2.5, letter: 'x', text: 'text', bytes: [1], words: ['w'],
+    outcome: { tag: 'ok', val: 'fine' }, rank: 'high-ish', rights: {},
+    tokens: [], pair: [-1, 'p'],
+  })
   // @ts-expect-error purple is not a case of the enum
   e.roundtripEnum('purple')
   // @ts-expect-error record keys are lowerCamelCase

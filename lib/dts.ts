@@ -489,8 +489,12 @@ class Writer {
       }
       case 'record': {
         const fields = type.fields.map((field) => {
-          // A missing field reads as undefined, which an option takes as none.
-          const optional = direction === 'in' && field.type.kind === 'option' ? '?' : ''
+          // A missing field reads as undefined, which an option takes as none; an option of an
+          // option takes only its tagged form, so its field must be there.
+          const optional =
+            direction === 'in' && field.type.kind === 'option' && field.type.element.kind !== 'option'
+              ? '?'
+              : ''
           return `${propertyKey(lowerCamel(field.name))}${optional}: ${this.#type(field.type, direction, inner)}`
         })
         return literal(fields, indent)

@@ -147,9 +147,10 @@ export class HostLimitError extends WasmError {
   override readonly code = 'ERR_WASM_HOST_LIMIT'
 }
 
-/** The call's fuel budget ran out. */
+/** The call's fuel budget ran out; `fuelConsumed` is always set (the whole budget). */
 export class OutOfFuelError extends TrapError {
   override readonly code = 'ERR_WASM_TRAP_OUT_OF_FUEL'
+  declare readonly fuelConsumed: number
 }
 
 /** The call's wall-clock deadline passed (epoch interruption stopped the guest). */

@@ -127,6 +127,14 @@ function reexportCommonJsFromEsmEntry() {
       `export const {\n${names.map((name) => `  ${name},\n`).join('')}} = commonJs\n`,
   )
   rmSync(`${entry}.map`, { force: true })
+  // The types too: a second copy of the declarations would be a second set of classes to tsc
+  // (their #private fields make an ES module's Engine no CommonJS Engine).
+  writeFileSync(
+    join(dist, 'index.d.ts'),
+    `// The ES module entry's types: the CommonJS build's (scripts/build-ts.mjs says why).\n` +
+      `export * from './cjs/index.js'\n`,
+  )
+  rmSync(join(dist, 'index.d.ts.map'), { force: true })
 }
 
 /** The addon, when built, next to each loader, which looks for it in its own folder first. */

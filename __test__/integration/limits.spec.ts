@@ -107,6 +107,9 @@ test('a fuel budget stops the guest with OutOfFuelError and metrics report consu
   t.is(error?.code, 'ERR_WASM_TRAP_OUT_OF_FUEL')
   t.is(error?.trapCode, 'OutOfFuel')
   t.is(error?.fuelConsumed, 10_000)
+  // Always set on an OutOfFuelError, and typed so: no undefined to rule out.
+  const consumed: number | undefined = error === undefined ? undefined : (error.fuelConsumed satisfies number)
+  t.is(consumed, 10_000)
   t.is(instance.callSync('count', [100n], { fuel: 1_000_000 }), 100n)
   const { fuel } = instance.metrics()
   t.true(fuel.lastCallConsumed > 100 && fuel.lastCallConsumed < 10_000, `${fuel.lastCallConsumed}`)
