@@ -29,6 +29,8 @@ test('an unknown export is a TypeError listing what exists', (t) => {
   const instance = typesInstance()
   const error = t.throws(() => instance.callSync('nope', []), { instanceOf: WasmTypeError })
   t.regex(error?.message ?? '', /no exported function "nope".*roundtrip-u8/)
+  const long = t.throws(() => instance.callSync('x'.repeat(1_000_000), []), { instanceOf: WasmTypeError })
+  t.true((long?.message.length ?? Infinity) < 2_000, 'a name the caller gave is not repeated whole')
 })
 
 test('sync host functions are called from wasm with converted values, in callSync and call', async (t) => {

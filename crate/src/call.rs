@@ -12,6 +12,7 @@ use napi::{Env, JsValue};
 use crate::engine::EngineShared;
 use crate::errors::{Failure, exit_zero_is_success, guard, return_or_throw};
 use crate::js::{ElementType, Js, Raw, TypedArrayView, Value, callback_args};
+use crate::names::quoted;
 use crate::options::{NativeAbortHandle, call_budget, call_budget_from_js};
 use crate::runtime::host_bridge::serve_js_while;
 use crate::runtime::task;
@@ -115,9 +116,19 @@ impl<E: Export> Exports<E> {
         let mut known: Vec<&str> = self.by_name.values().map(|export| export.name()).collect();
         known.sort_unstable();
         known.dedup();
+        // The list too is bounded: a module may export thousands of functions.
+        const LISTED: usize = 50;
+        let more = known.len().saturating_sub(LISTED);
+        known.truncate(LISTED);
+        let tail = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
         Err(Failure::Type(format!(
-            "the {} has no exported function \"{name}\"; it exports: {}",
+            "the {} has no exported function {}; it exports: {}{tail}",
             self.noun,
+            quoted(name),
             known.join(", ")
         )))
     }

@@ -1,6 +1,18 @@
 //! The name rules of the JS API, written once: WIT's kebab-case names are also reachable in
 //! lowerCamelCase (jco's spelling), and an interface may be named without its `@version`.
 
+/// Most characters of a caller's text an error message repeats (a 100 MB tag would otherwise
+/// make a 100 MB message).
+const SHOWN_CHARS: usize = 64;
+
+/// `text` in double quotes for an error message, cut after [`SHOWN_CHARS`] characters.
+pub fn quoted(text: &str) -> String {
+    match text.char_indices().nth(SHOWN_CHARS) {
+        Some((end, _)) => format!("\"{}\"… ({} characters)", &text[..end], text.chars().count()),
+        None => format!("\"{text}\""),
+    }
+}
+
 /// kebab-case WIT name -> lowerCamelCase JS name (`first-name` -> `firstName`, `u8-x` -> `u8X`).
 pub fn camel_case(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
@@ -53,6 +65,13 @@ pub fn interface_keys(name: &str) -> [&str; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_text_is_cut_after_64_characters() {
+        assert_eq!(quoted("red"), "\"red\"");
+        let long = "é".repeat(100);
+        assert_eq!(quoted(&long), format!("\"{}\"… (100 characters)", "é".repeat(64)));
+    }
 
     #[test]
     fn kebab_names_become_lower_camel_case() {

@@ -10,7 +10,7 @@ use wasmtime::component::{Type, Val};
 use super::resources::Resources;
 use crate::errors::LaterJs;
 use crate::js::{ElementType, Js, Kind, ShortString, StringValue, Value};
-use crate::names::camel_case;
+use crate::names::{camel_case, quoted};
 
 /// Longest JS array accepted for a `list`: the length comes from the caller and is read before
 /// any element, so it must not size an allocation by itself (`new Array(2 ** 32 - 1)` is a valid,
@@ -338,7 +338,8 @@ fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Res
             let Some(case) = variant.cases().find(|case| case.name == tag) else {
                 let cases: Vec<&str> = variant.cases().map(|case| case.name).collect();
                 return Err(format!(
-                    "unknown variant case \"{tag}\", expected one of: {}",
+                    "unknown variant case {}, expected one of: {}",
+                    quoted(tag),
                     cases.join(", ")
                 ));
             };
@@ -356,7 +357,8 @@ fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Res
             if !enumeration.names().any(|case| case == name) {
                 let names: Vec<&str> = enumeration.names().collect();
                 return Err(format!(
-                    "unknown enum case \"{name}\", expected one of: {}",
+                    "unknown enum case {}, expected one of: {}",
+                    quoted(&name),
                     names.join(", ")
                 ));
             }
@@ -378,7 +380,12 @@ fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Res
                         from_js_in(js, cx, names, payload, &inner),
                         || "some".into(),
                     )?))),
-                    other => return Err(format!("unknown option tag \"{other}\", expected \"some\" or \"none\"")),
+                    other => {
+                        return Err(format!(
+                            "unknown option tag {}, expected \"some\" or \"none\"",
+                            quoted(other)
+                        ));
+                    }
                 }
             } else if matches!(kind(js, value)?, Kind::Undefined | Kind::Null) {
                 Val::Option(None)
@@ -391,7 +398,12 @@ fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Res
             let (ok, side) = match tag.as_str() {
                 "ok" => (true, result.ok()),
                 "err" => (false, result.err()),
-                other => return Err(format!("unknown result tag \"{other}\", expected \"ok\" or \"err\"")),
+                other => {
+                    return Err(format!(
+                        "unknown result tag {}, expected \"ok\" or \"err\"",
+                        quoted(other)
+                    ));
+                }
             };
             let payload = match side {
                 Some(payload_type) => Some(Box::new(wrap(
@@ -409,7 +421,7 @@ fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Res
             let cases: Vec<&str> = flags.names().collect();
             for key in js.keys(value).map_err(napi_error)? {
                 if !cases.iter().any(|name| camel_case(name) == key) {
-                    return Err(format!("unknown flag \"{key}\""));
+                    return Err(format!("unknown flag {}", quoted(&key)));
                 }
             }
             let mut set = Vec::new();
