@@ -2,7 +2,14 @@ import path from 'node:path'
 
 import test from 'ava'
 
-import { ConfigError, Engine, loadComponent, type InstantiateOptions } from '../lib/index.js'
+import {
+  ConfigError,
+  Engine,
+  loadComponent,
+  WasmError,
+  WasmTypeError,
+  type InstantiateOptions,
+} from '../lib/index.js'
 import { MAX_TIMEOUT_MS } from '../lib/options.js'
 import { MiB, root } from './helpers.js'
 
@@ -174,4 +181,49 @@ test('every numeric Sandbox limit refuses invalid values with a ConfigError, and
   t.is(sandbox.metrics().restarts, 0)
   t.is(sandbox.callSync('greet', ['sync']), 'Hello, sync!')
   t.is(await sandbox.call('greet', ['async'], { fuel: 1_000_000, timeoutMs: 500 }), 'Hello, async!')
+})
+
+test("what the caller's own getters and proxies throw while options, imports or arguments are read is a typed error with it as cause", async (t) => {
+  const boom = new Error('the caller threw')
+  const throwing = new Proxy(
+    {},
+    {
+      get: () => {
+        throw boom
+      },
+      ownKeys: () => {
+        throw boom
+      },
+    },
+  )
+  const { proxy: revoked, revoke } = Proxy.revocable([], {})
+  revoke()
+  const fresh = () => addModule.instantiateSync({ limits: { memoryBytes: MiB } })
+  const configErrors: [string, () => unknown][] = [
+    ['Engine options', () => new Engine(throwing as never)],
+    ['instantiate options', () => addModule.instantiateSync(throwing as never)],
+    ['limits', () => addModule.instantiateSync({ limits: throwing } as never)],
+    [
+      'imports',
+      () => addModule.instantiateSync({ limits: { memoryBytes: MiB }, imports: throwing as never }),
+    ],
+    ['call options', () => fresh().callSync('add', [1, 2], throwing as never)],
+  ]
+  for (const [what, run] of configErrors) {
+    const error = t.throws(run, { instanceOf: ConfigError }, what)
+    t.is(error?.cause, boom, what)
+  }
+  const args = [1, 2]
+  Object.defineProperty(args, 0, {
+    get() {
+      throw boom
+    },
+  })
+  for (const bad of [args, revoked]) {
+    const sync = t.throws(() => fresh().callSync('add', bad as never), { instanceOf: WasmTypeError })
+    t.true(sync instanceof WasmError)
+    await t.throwsAsync(fresh().call('add', bad as never), { instanceOf: WasmTypeError })
+  }
+  t.throws(() => fresh().function('add')(...args), { is: boom }, 'a spread reads the getter in the caller')
+  t.is(fresh().callSync('add', [1, 2]), 3)
 })

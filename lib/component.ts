@@ -1,6 +1,6 @@
 import { translate, translateAsync } from './errors.js'
 import { Instance } from './instance.js'
-import { instantiateOptions, type InstantiateOptions } from './options.js'
+import { instantiateOptions, reading, type InstantiateOptions } from './options.js'
 import { expandResourceImports, hostClassesOf } from './resources.js'
 import { ownedImports } from './util/reentry.js'
 import { withAbort } from './util/signal.js'
@@ -142,7 +142,7 @@ export class Component {
   async instantiate<E = Record<string, unknown>>(options: InstantiateOptions): Promise<Instance<E>> {
     const { native, imports, signal, http } = instantiateOptions(options)
     const owner = {}
-    const linked = ownedImports(expandResourceImports(imports, this.imports), owner)
+    const linked = reading('imports', () => ownedImports(expandResourceImports(imports, this.imports), owner))
     const instance = await withAbort(signal, (handle) =>
       translateAsync(translate(() => this.#native.instantiate(native, linked, http?.client, handle))),
     )
@@ -153,7 +153,7 @@ export class Component {
   instantiateSync<E = Record<string, unknown>>(options: InstantiateOptions): Instance<E> {
     const { native, imports, http } = instantiateOptions(options, true)
     const owner = {}
-    const linked = ownedImports(expandResourceImports(imports, this.imports), owner)
+    const linked = reading('imports', () => ownedImports(expandResourceImports(imports, this.imports), owner))
     return new Instance<E>(
       translate(() => this.#native.instantiateSync(native, linked, http?.client)),
       owner,

@@ -6,6 +6,7 @@ import {
   fromNative,
   InstancePoisonedError,
   translate,
+  WasmError,
   translateAsync,
   WasmTypeError,
 } from './errors.js'
@@ -146,6 +147,16 @@ function reachedGuest(error: unknown): boolean {
   )
 }
 
+/**
+ * `error` as a call reports it: ours as they are; anything else was thrown by the caller's own
+ * code while its arguments were read (a getter, a proxy trap), a WasmTypeError with it as cause.
+ */
+function typed(name: string, error: unknown): unknown {
+  if (error instanceof WasmError) return error
+  const reason = error instanceof Error ? error.message : String(error)
+  return Object.assign(new WasmTypeError(`${name}: reading the arguments threw: ${reason}`), { cause: error })
+}
+
 /** What a synchronous call meets while a `call` of the same instance runs or waits its turn. */
 function busyWithCall(): BusyError {
   return new BusyError(
@@ -247,18 +258,23 @@ export class Instance<E = Record<string, unknown>> {
     // The native function is applied to the caller's array directly: no wrapper, no spread.
     let handle: Handle
     let all: readonly unknown[] = args
-    // V8 refuses to apply a function to a huge array (a RangeError, not ours): no export takes
-    // that many arguments anyway. A string or an array-like would be spread into arguments.
-    if (!Array.isArray(args)) throw new WasmTypeError(`${name}: arguments must be an array`)
-    if (args.length > MAX_ARGUMENTS) {
-      throw new WasmTypeError(`${name}: expected its arguments, got an array of ${args.length} elements`)
-    }
-    if (this.#calls.pending > 0) throw busyWithCall()
-    const resources = this.#resources?.converts(name) === true ? this.#resources : undefined
+    let resources: InstanceResources | undefined
     let lowered: Lowered | undefined
-    if (resources !== undefined) {
-      lowered = resources.lower(name, args)
-      all = lowered.args
+    try {
+      // V8 refuses to apply a function to a huge array (a RangeError, not ours): no export takes
+      // that many arguments anyway. A string or an array-like would be spread into arguments.
+      if (!Array.isArray(args)) throw new WasmTypeError(`${name}: arguments must be an array`)
+      if (args.length > MAX_ARGUMENTS) {
+        throw new WasmTypeError(`${name}: expected its arguments, got an array of ${args.length} elements`)
+      }
+      if (this.#calls.pending > 0) throw busyWithCall()
+      resources = this.#resources?.converts(name) === true ? this.#resources : undefined
+      if (resources !== undefined) {
+        lowered = resources.lower(name, args)
+        all = lowered.args
+      }
+    } catch (error) {
+      throw typed(name, error)
     }
     if (options === undefined) {
       if (name === this.#lastName && this.#lastHandle !== undefined) {
@@ -277,7 +293,7 @@ export class Instance<E = Record<string, unknown>> {
     try {
       result = apply(handle, all)
     } catch (error) {
-      const failure = fromNative(error)
+      const failure = typed(name, fromNative(error))
       if (lowered !== undefined && reachedGuest(failure)) lowered.commit()
       throw failure
     }
@@ -306,7 +322,7 @@ export class Instance<E = Record<string, unknown>> {
               try {
                 return native(...args)
               } catch (error) {
-                throw fromNative(error)
+                throw typed(name, fromNative(error))
               }
             }
           : (...args: unknown[]) => {
@@ -314,7 +330,7 @@ export class Instance<E = Record<string, unknown>> {
               try {
                 return apply(handle, args)
               } catch (error) {
-                throw fromNative(error)
+                throw typed(name, fromNative(error))
               }
             }
       this.#functions.set(name, wrapped)
@@ -385,7 +401,12 @@ export class Instance<E = Record<string, unknown>> {
     }
     // The array as it is now: a call that waits its turn must not see later changes to it. (The
     // values in it are read when the call starts, at once on an idle instance.)
-    const snapshot = Array.isArray(args) ? args.slice() : args
+    let snapshot: readonly unknown[]
+    try {
+      snapshot = Array.isArray(args) ? args.slice() : args
+    } catch (error) {
+      return Promise.reject(typed(name, error))
+    }
     let started = false
     const queued = this.#calls.run(() => {
       started = true
@@ -433,7 +454,7 @@ export class Instance<E = Record<string, unknown>> {
     } catch (error) {
       // An abort before the call started, or a refusal, left the guest without the arguments.
       if (started && reachedGuest(error)) lowered?.commit()
-      throw error
+      throw typed(name, error)
     } finally {
       // A wasi:http request lives no longer than the call that made it (one stopped at its
       // deadline leaves its request behind).

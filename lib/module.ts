@@ -1,6 +1,6 @@
 import { translate, translateAsync } from './errors.js'
 import { Instance } from './instance.js'
-import { instantiateOptions, type InstantiateOptions } from './options.js'
+import { instantiateOptions, reading, type InstantiateOptions } from './options.js'
 import { ownedImports } from './util/reentry.js'
 import { withAbort } from './util/signal.js'
 import type { ModuleItemInfo, NativeModule } from './native.js'
@@ -51,7 +51,14 @@ export class Module {
     const owner = {}
     const instance = await withAbort(signal, (handle) =>
       translateAsync(
-        translate(() => this.#native.instantiate(native, ownedImports(imports, owner), http?.client, handle)),
+        translate(() =>
+          this.#native.instantiate(
+            native,
+            reading('imports', () => ownedImports(imports, owner)),
+            http?.client,
+            handle,
+          ),
+        ),
       ),
     )
     return new Instance(instance, owner, http, [], this.#functionNames())
@@ -62,7 +69,13 @@ export class Module {
     const { native, imports, http } = instantiateOptions(options, true)
     const owner = {}
     return new Instance(
-      translate(() => this.#native.instantiateSync(native, ownedImports(imports, owner), http?.client)),
+      translate(() =>
+        this.#native.instantiateSync(
+          native,
+          reading('imports', () => ownedImports(imports, owner)),
+          http?.client,
+        ),
+      ),
       owner,
       http,
       [],

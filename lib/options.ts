@@ -9,7 +9,7 @@
 import type { ResolvedAddress } from './capabilities/http.js'
 import { createPermissions, type Permissions } from './capabilities/permissions.js'
 import { createWasiHttpClient, wasiHttpPermissions, type WasiHttp } from './capabilities/wasi-http.js'
-import { type CapabilityDeniedError, ConfigError } from './errors.js'
+import { type CapabilityDeniedError, ConfigError, WasmError } from './errors.js'
 import type { NativeEngineOptions, NativeInstanceOptions, NativeWasiOptions } from './native.js'
 import type { SignalSource } from './util/signal.js'
 
@@ -345,8 +345,26 @@ const ENGINE_OPTIONS = new Set([
   'compiler',
 ])
 
+/**
+ * Runs `read` over options the caller gave: what their own code throws while they are read (a
+ * getter, a proxy trap) becomes a ConfigError with it as cause; our own errors pass unchanged.
+ */
+export function reading<T>(what: string, read: () => T): T {
+  try {
+    return read()
+  } catch (error) {
+    if (error instanceof WasmError) throw error
+    const reason = error instanceof Error ? error.message : String(error)
+    throw new ConfigError(`${what}: reading them threw: ${reason}`, { path: what, cause: error })
+  }
+}
+
 /** `new Engine(options)`'s options, checked, with defaults. */
 export function engineOptions(options: EngineOptions): NativeEngineOptions {
+  return reading('options', () => checkedEngineOptions(options))
+}
+
+function checkedEngineOptions(options: EngineOptions): NativeEngineOptions {
   object('Engine options', options)
   knownKeys('Engine', options, ENGINE_OPTIONS)
   const given: unknown = options.pooling ?? false
@@ -405,16 +423,20 @@ const LIMITS = new Set([
  * `instantiate(options)`'s options, checked, with defaults; `sync` for `instantiateSync`, which
  * blocks the JS thread, so that no abort could reach it.
  */
-export function instantiateOptions(
-  options: InstantiateOptions,
-  sync = false,
-): {
+export function instantiateOptions(options: InstantiateOptions, sync = false): InstantiateSettings {
+  return reading('options', () => checkedInstantiateOptions(options, sync))
+}
+
+/** What {@link instantiateOptions} gives. */
+interface InstantiateSettings {
   native: NativeInstanceOptions
   imports: Imports | undefined
   signal: AbortSignal | undefined
   /** The wasi:http client and its grants (none without WASI). */
   http: WasiHttp | undefined
-} {
+}
+
+function checkedInstantiateOptions(options: InstantiateOptions, sync: boolean): InstantiateSettings {
   if (typeof options !== 'object' || options === null) {
     throw new ConfigError('instantiate options are required: { limits: { memoryBytes } }', { path: 'limits' })
   }
@@ -616,10 +638,12 @@ export function callOptions(
   known: ReadonlySet<string> = CALL_OPTIONS,
 ): { fuel?: number; timeoutMs?: number } {
   if (options === undefined) return {}
-  object('call options', options)
-  // A typo (`timeOutMs`) must not drop a deadline silently.
-  knownKeys('call', options, known)
-  return { fuel: optional('fuel', options.fuel), timeoutMs: optional('timeoutMs', options.timeoutMs) }
+  return reading('options', () => {
+    object('call options', options)
+    // A typo (`timeOutMs`) must not drop a deadline silently.
+    knownKeys('call', options, known)
+    return { fuel: optional('fuel', options.fuel), timeoutMs: optional('timeoutMs', options.timeoutMs) }
+  })
 }
 
 const CALL_OPTIONS = new Set(['fuel', 'timeoutMs'])
@@ -632,7 +656,7 @@ export function asyncCallOptions(options: AsyncCallOptions | undefined): {
   signal?: AbortSignal
 } {
   const budget = callOptions(options, ASYNC_CALL_OPTIONS)
-  const signal = abortSignal(options?.signal)
+  const signal = reading('options', () => abortSignal(options?.signal))
   return signal === undefined ? budget : { ...budget, signal }
 }
 
@@ -677,6 +701,10 @@ const LOAD_COMPONENT_OPTIONS = new Set(['engine', 'hostFunctions', 'onDenied', '
 
 /** The shape of `loadComponent`'s options (their values are checked where they are used). */
 export function loadComponentOptions<T extends object>(options: T): T {
+  return reading('options', () => checkedLoadComponentOptions(options))
+}
+
+function checkedLoadComponentOptions<T extends object>(options: T): T {
   object('loadComponent options', options)
   knownKeys('loadComponent', options, LOAD_COMPONENT_OPTIONS)
   const { limits, onDenied, hostFunctions } = options as Record<string, unknown>
