@@ -350,7 +350,7 @@ class Writer {
           const doc =
             side === 'guest'
               ? `The class of the guest's \`${member.name}\` resource.`
-              : `The host's class for the \`${member.name}\` resource (or its WIT name as the key).`
+              : `The host's class for the \`${member.name}\` resource. (At run time the WIT name \`${member.name}\` is also taken as the key; these types spell every key in lowerCamelCase or UpperCamelCase, as jco does.)`
           lines.push(
             `  /** ${docText(doc)} */\n  ${propertyKey(upperCamel(member.name))}: ${resource.className}`,
           )
