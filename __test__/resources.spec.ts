@@ -517,6 +517,39 @@ test("a guest reaches nothing a host class inherits from Object or Function: onl
   })
 })
 
+test("a host function returning an own of the host's resource must return an instance of the host's class", async (t) => {
+  const events: string[] = []
+  const { Logger, imports } = hostImports(events)
+  const host = imports['test:resources/host'] as Record<string, unknown>
+  const plain = { log: () => 42, count: () => 0 }
+  const withPlain = (overrides: Record<string, unknown>) =>
+    component.instantiateSync({
+      limits: { memoryBytes: 4 << 20 },
+      imports: { 'test:resources/host': { ...host, ...overrides } },
+    })
+  const sync = withPlain({ makeLogger: () => plain })
+  t.throws(() => usesHost(sync).made('p'), {
+    instanceOf: HostError,
+    message: /make-logger returned an object where the guest takes a Logger/,
+  })
+  const async = withPlain({ makeLogger: async () => plain })
+  await t.throwsAsync(async.call('test:resources/uses-host#made', ['p']), { instanceOf: HostError })
+  const statics = withPlain({
+    Logger: class extends Logger {
+      static override cloneWith() {
+        return plain as unknown as InstanceType<typeof Logger>
+      }
+    },
+  })
+  t.throws(() => usesHost(statics).viaStatic('p'), {
+    instanceOf: HostError,
+    message: /clone-with returned an object/,
+  })
+  // The host's own objects still go through, subclasses too.
+  const fine = withPlain({ makeLogger: (prefix: string) => new (class extends Logger {})(prefix) })
+  t.true(usesHost(fine).made('p') >= 0)
+})
+
 test('a resource imported at the root is a top-level class in the imports', (t) => {
   const rooted = engine.compileComponentSync(`(component
     (import "counter" (type $counter (sub resource)))

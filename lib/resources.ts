@@ -380,7 +380,82 @@ export function expandResourceImports(
     expanded ??= { ...imports }
     expanded[key] = object
   }
-  return expanded ?? imports
+  return checkHostResources(expanded ?? imports, componentImports, hostClassesOf(imports))
+}
+
+/**
+ * `imports` with each function whose result holds one of the host's resources wrapped, so that
+ * an `own` it returns must be an instance of the host's class (DESIGN §4): any object would
+ * otherwise become a handle, whose methods the guest then calls. A wrong value is a TypeError,
+ * which the guest's call reports as a HostError. Constructors make their objects with `new`.
+ */
+function checkHostResources(
+  imports: Record<string, unknown>,
+  componentImports: readonly ComponentItem[],
+  hostClasses: HostClasses,
+): Record<string, unknown> {
+  let checked: Record<string, unknown> | undefined
+  /** Wraps the functions `object` holds under `item`'s names. */
+  const wrapIn = (object: Record<string, unknown>, item: ComponentItem, label: string): void => {
+    const type = item.func === undefined ? undefined : valueTypeOf(item.func)
+    if (item.name.startsWith('[constructor]') || !holdsHostResource(type)) return
+    for (const key of new Set([item.name, lowerCamel(item.name)])) {
+      const fn = Object.hasOwn(object, key) ? object[key] : undefined
+      if (typeof fn !== 'function') continue
+      const check = (value: unknown) => {
+        walk(value, type, [], (returned, inner) => {
+          const { resource, interface: interfaceName, imported } = inner as ResourceType
+          const cls =
+            imported === true && resource !== undefined ? hostClasses(interfaceName, resource) : undefined
+          if (
+            cls !== undefined &&
+            !(typeof returned === 'object' && returned !== null && returned instanceof cls)
+          ) {
+            throw new TypeError(
+              `${label} returned ${described(returned)} where the guest takes a ${cls.name}`,
+            )
+          }
+          return returned
+        })
+        return value
+      }
+      object[key] = function (this: unknown, ...args: unknown[]) {
+        const value = Reflect.apply(fn, this, args)
+        return value instanceof Promise ? value.then(check) : check(value)
+      }
+    }
+  }
+  for (const item of componentImports) {
+    if (item.kind === 'func') {
+      if (holdsHostResource(item.func && valueTypeOf(item.func))) {
+        checked ??= { ...imports }
+        wrapIn(checked, item, item.name)
+      }
+      continue
+    }
+    const members = (item.exports ?? []).filter((member) => member.kind === 'func')
+    if (
+      members.length === 0 ||
+      !members.some((member) => holdsHostResource(member.func && valueTypeOf(member.func)))
+    )
+      continue
+    const key = [item.name, item.name.split('@')[0]!].find((name) => Object.hasOwn(imports, name))
+    const given = key === undefined ? undefined : imports[key]
+    if (key === undefined || typeof given !== 'object' || given === null) continue
+    const object: Record<string, unknown> = { ...(given as Record<string, unknown>) }
+    for (const member of members) wrapIn(object, member, `${item.name}#${member.name}`)
+    checked ??= { ...imports }
+    checked[key] = object
+  }
+  return checked ?? imports
+}
+
+/** Whether a value of `type` can hold an `own` of one of the host's resources. */
+function holdsHostResource(type: WitType | undefined): boolean {
+  return (
+    type !== undefined &&
+    someType(type, (inner) => inner.kind === 'own' && (inner as ResourceType).imported === true)
+  )
 }
 
 /** The class of host resource `resource` in `object`, by its UpperCamelCase or its WIT name. */
