@@ -17,6 +17,7 @@ import {
   HostLimitError,
   type Instance,
   LinkError,
+  UnreachableError,
   WasmTypeError,
 } from '../lib/index.js'
 
@@ -548,6 +549,75 @@ test("a host function returning an own of the host's resource must return an ins
   // The host's own objects still go through, subclasses too.
   const fine = withPlain({ makeLogger: (prefix: string) => new (class extends Logger {})(prefix) })
   t.true(usesHost(fine).made('p') >= 0)
+})
+
+test("an export taking a borrow of the host's resource is lent the host's object for the call", async (t) => {
+  const guest = engine.compileComponentSync(`(component
+    (import "test:x/host" (instance $h
+      (export "logger" (type $l (sub resource)))
+      (export "[method]logger.log" (func (param "self" (borrow $l)) (param "m" string) (result u32)))))
+    (alias export $h "logger" (type $logger))
+    (alias export $h "[method]logger.log" (func $llog))
+    (core module $d (memory (export "mem") 1) (data (i32.const 100) "abc"))
+    (core instance $di (instantiate $d))
+    (core func $llog (canon lower (func $llog) (memory (core memory $di "mem")) string-encoding=utf8))
+    (core func $ldrop (canon resource.drop $logger))
+    (core module $m
+      (import "h" "llog" (func $llog (param i32 i32 i32) (result i32)))
+      (import "h" "ldrop" (func $ldrop (param i32)))
+      ;; A callee ends each borrow it was given before it returns.
+      (func (export "use") (param i32) (result i32)
+        (call $llog (local.get 0) (i32.const 100) (i32.const 3)) (call $ldrop (local.get 0))))
+    (core instance $i (instantiate $m (with "h" (instance (export "llog" (func $llog)) (export "ldrop" (func $ldrop))))))
+    (func (export "use") (param "l" (borrow $logger)) (result u32) (canon lift (core func $i "use"))))`)
+  const seen: string[] = []
+  class Logger {
+    log(message: string) {
+      seen.push(message)
+      return seen.length
+    }
+    [Symbol.dispose]() {
+      seen.push('disposed')
+    }
+  }
+  const inst = guest.instantiateSync({
+    limits: { memoryBytes: 1 << 20 },
+    imports: { 'test:x/host': { Logger } },
+  })
+  const logger = new Logger()
+  t.is(inst.callSync('use', [logger]), 1)
+  t.is(await inst.call('use', [logger]), 2)
+  t.is((inst.exports as { use(l: Logger): number }).use(logger), 3)
+  t.deepEqual(seen, ['abc', 'abc', 'abc'], "lent, never disposed: the object stays the host's")
+  t.false(inst.poisoned)
+})
+
+test("a guest destructor that traps when JS disposes the resource is the trap's own error class", (t) => {
+  const guest = engine.compileComponentSync(`(component
+    (core module $d
+      (global $mode (export "mode") (mut i32) (i32.const 0))
+      (func (export "dtor") (param i32) (if (i32.eq (global.get $mode) (i32.const 1)) (then unreachable))))
+    (core instance $di (instantiate $d))
+    (type $r (resource (rep i32) (dtor (core func $di "dtor"))))
+    (core func $rnew (canon resource.new $r))
+    (core module $m
+      (import "h" "mode" (global $mode (mut i32)))
+      (import "h" "rnew" (func $rnew (param i32) (result i32)))
+      (func (export "ctor") (param i32) (result i32) (global.set $mode (local.get 0)) (call $rnew (local.get 0))))
+    (core instance $i (instantiate $m (with "h" (instance (export "mode" (global $di "mode")) (export "rnew" (func $rnew))))))
+    (func $ctor (param "mode" u32) (result (own $r)) (canon lift (core func $i "ctor")))
+    (component $shim
+      (import "thing" (type $t (sub resource)))
+      (import "ctor" (func $c (param "mode" u32) (result (own $t))))
+      (export $T "thing" (type $t))
+      (export "[constructor]thing" (func $c) (func (param "mode" u32) (result (own $T)))))
+    (instance $api (instantiate $shim (with "thing" (type $r)) (with "ctor" (func $ctor))))
+    (export "test:x/api" (instance $api)))`)
+  const inst = guest.instantiateSync({ limits: { memoryBytes: 1 << 20 } })
+  const api = inst.exports['test:x/api'] as { Thing: new (mode: number) => Disposable }
+  const thing = new api.Thing(1)
+  t.throws(() => thing[Symbol.dispose](), { instanceOf: UnreachableError, code: 'ERR_WASM_TRAP_UNREACHABLE' })
+  t.true(inst.poisoned)
 })
 
 test('a resource imported at the root is a top-level class in the imports', (t) => {

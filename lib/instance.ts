@@ -220,7 +220,8 @@ export class Instance<E = Record<string, unknown>> {
         ? new InstanceResources(
             {
               callSync: (path, args) => this.callSync(path, args),
-              dropResource: (token) => native.dropResource(token),
+              // A guest destructor runs here: its trap is ours to type, like a call's.
+              dropResource: (token) => translate(() => native.dropResource(token)),
               get disposed() {
                 return self.disposed
               },

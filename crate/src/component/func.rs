@@ -184,7 +184,7 @@ impl Export for ExportFunc {
             }
         });
         if let Some(resources) = &resources {
-            resources.end_lent(lent);
+            resources.end_lent(&mut live.store, lent);
         }
         outcome?;
         let mut value = self

@@ -302,14 +302,14 @@ impl Resources {
     }
 
     /// Where the store is at hand: markers in `value` (of type `ty`) become resources for the
-    /// guest. `lent` collects host objects lent for this call only (their slab entries are freed
-    /// after it).
+    /// guest. `lent` collects host objects lent for this call only, with the handles that lend
+    /// them ([`Self::end_lent`] takes both back after it).
     pub fn resolve(
         &self,
         store: &mut impl AsContextMut,
         value: &mut Val,
         ty: &Type,
-        lent: &mut Vec<u32>,
+        lent: &mut Vec<(u32, ResourceAny)>,
     ) -> Result<(), String> {
         each_resource(value, ty, &mut |value, ty| {
             let owned = matches!(ty, Type::Own(_));
@@ -329,15 +329,15 @@ impl Resources {
                     let payload = (0..self.host_types)
                         .find(|&payload| ResourceType::host_dynamic(payload) == *rt)
                         .ok_or("a host object where the guest expects one of its own resources")?;
-                    let dynamic = if owned {
-                        ResourceDynamic::new_own(rep, payload)
-                    } else {
-                        lent.push(rep);
-                        ResourceDynamic::new_borrow(rep, payload)
-                    };
-                    let handle = dynamic
+                    // A borrow is lent from an own handle the host keeps for the call: wasmtime
+                    // makes a host borrow only inside a call scope, and a top-level call from JS
+                    // has none yet ("no current scope").
+                    let handle = ResourceDynamic::new_own(rep, payload)
                         .try_into_resource_any(&mut *store)
                         .map_err(|e| format!("{e:#}"))?;
+                    if !owned {
+                        lent.push((rep, handle));
+                    }
                     *value = Val::Resource(handle);
                 }
                 _ => {}
@@ -390,9 +390,16 @@ impl Resources {
         Ok(())
     }
 
-    /// Frees the slab entries of host objects lent to the guest for one call.
-    pub fn end_lent(&self, lent: Vec<u32>) {
-        let released: Vec<Reference> = lent.into_iter().filter_map(|rep| self.take_host(rep)).collect();
+    /// Ends the loans of host objects to the guest for one call: the handles that lent them leave
+    /// the store's table without their destructor (the objects stay the host's), and their slab
+    /// entries are freed.
+    pub fn end_lent(&self, store: &mut impl AsContextMut, lent: Vec<(u32, ResourceAny)>) {
+        let mut released = Vec::new();
+        for (rep, handle) in lent {
+            // Fails only in a store a trap poisoned, whose table goes with it.
+            let _ = ResourceDynamic::try_from_resource_any(handle, &mut *store);
+            released.extend(self.take_host(rep));
+        }
         if !released.is_empty() {
             (self.release)(released, false);
         }
