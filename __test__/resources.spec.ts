@@ -269,6 +269,24 @@ test("a value that is not a resource is a WasmTypeError naming the parameter, fo
   t.is(usesHost(inst).roundTrip(new Logger('back')).prefix, 'back')
 })
 
+test("what the caller's getter throws while a resource argument is read is a WasmTypeError, in call and callSync", async (t) => {
+  const inst = instance()
+  const args: unknown[] = [undefined]
+  Object.defineProperty(args, 0, {
+    get() {
+      throw new RangeError('getter boom')
+    },
+  })
+  t.throws(() => inst.callSync('test:resources/api#consume', args), {
+    instanceOf: WasmTypeError,
+    message: /reading the arguments threw: getter boom/,
+  })
+  await t.throwsAsync(inst.call('test:resources/api#consume', args), {
+    instanceOf: WasmTypeError,
+    message: /reading the arguments threw: getter boom/,
+  })
+})
+
 test('a call refused before it reaches the guest does not move its own arguments', async (t) => {
   const inst = instance()
   const counter = new (api(inst).Counter)(3)
@@ -457,6 +475,7 @@ const INHERITED_MEMBERS_WAT = `(component
     (export "[constructor]logger" (func (param "prefix" string) (result (own 0))))
     (export "[method]logger.to-locale-string" (func (param "self" (borrow 0)) (result string)))
     (export "[static]logger.to-string" (func (result string)))
+    (export "[static]logger.is" (func (result bool)))
   ))
   (alias export $h "logger" (type $logger))
   (alias export $h "[constructor]logger" (func $ctor))
@@ -501,7 +520,20 @@ test("a guest reaches nothing a host class inherits from Object or Function: onl
       guest.instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports: { 'test:proto/host': { Logger } } }),
     { instanceOf: LinkError, message: /\[static\]logger\.to-string/ },
   )
+  // Nor through a class that extends one of JS's own: Object.toString is not the class's API.
+  const FromObject = class extends Object {}
+  t.throws(
+    () =>
+      guest.instantiateSync({
+        limits: { memoryBytes: 1 << 20 },
+        imports: { 'test:proto/host': { Logger: FromObject } },
+      }),
+    { instanceOf: LinkError, message: /\[static\]logger\.is/ },
+  )
   const WithStatic = class extends Logger {
+    static is() {
+      return true
+    }
     static override toString() {
       return 'static of its own'
     }

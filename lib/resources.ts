@@ -268,7 +268,12 @@ export class InstanceResources {
     // Another instance's object: the addon refuses it, saying so.
     if (handle.owner !== this) return handle.token
     if (cls !== undefined && handle.cls !== cls) throw refuse(`a ${cls.name}`)
-    if (type.kind === 'own') moved.push(handle)
+    if (type.kind === 'own') {
+      // Moved twice in one call: the addon would take the handle for the first and fail on the
+      // second, leaving the object looking live with its handle gone.
+      if (moved.includes(handle)) throw refuse(`a ${cls?.name ?? 'resource'} not already moved in this call`)
+      moved.push(handle)
+    }
     return handle.token
   }
 }
@@ -480,21 +485,26 @@ export function hostClassesOf(imports: Record<string, unknown> | undefined): Hos
   }
 }
 
-/** What every object or class inherits, which a guest must not reach through a host class. */
-const INHERITED: readonly object[] = [Object.prototype, Function.prototype]
+/**
+ * Whether `at` is one of JS's own classes or their prototypes (`Object`, `Function.prototype`,
+ * `Array`, `Promise.prototype`…): what a host class inherits from those is not its own API.
+ */
+function isBuiltIn(at: object): boolean {
+  const native = (fn: unknown) =>
+    typeof fn === 'function' && /\{\s*\[native code\]\s*\}$/.test(Function.prototype.toString.call(fn))
+  if (typeof at === 'function') return native(at)
+  return native(Object.getOwnPropertyDescriptor(at, 'constructor')?.value)
+}
 
 /**
  * The function `name` (lowerCamelCase or as WIT spells it) of `target`: its own, or from the
- * prototypes of its class and the classes it extends, but not what every object or function has
- * (a guest declaring `[static]thing.to-string` would otherwise get the class's source text).
+ * prototypes of its class and the classes it extends, stopping at JS's own classes (a guest
+ * declaring `[static]thing.to-string` would otherwise get the class's source text, and one of a
+ * class that `extends Object` would get `Object.assign` and `Object.setPrototypeOf`).
  */
 function found(target: object, name: string): ((...args: unknown[]) => unknown) | undefined {
   const keys = [lowerCamel(name), name]
-  for (
-    let at: object | null = target;
-    at !== null && !INHERITED.includes(at);
-    at = Object.getPrototypeOf(at)
-  ) {
+  for (let at: object | null = target; at !== null && !isBuiltIn(at); at = Object.getPrototypeOf(at)) {
     for (const key of keys) {
       const value = Object.getOwnPropertyDescriptor(at, key)?.value
       if (typeof value === 'function') return value as (...args: unknown[]) => unknown
