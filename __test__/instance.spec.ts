@@ -262,6 +262,10 @@ test('a call waiting behind another rejects with AbortError as soon as its signa
   setTimeout(() => controller.abort(), 30)
   await t.throwsAsync(waiting, { name: 'AbortError', code: 'ABORT_ERR' })
   t.true(performance.now() - started < 300, 'rejected before the running call ended')
+  // A signal aborted already never fires: such a call is refused at once too.
+  const before = performance.now()
+  await t.throwsAsync(instance.call('id', [1], { signal: AbortSignal.abort() }), { name: 'AbortError' })
+  t.true(performance.now() - before < 200, 'an aborted signal rejects at once behind a running call')
   await t.throwsAsync(running, { instanceOf: TimeoutError })
   t.is(instance.metrics().calls, 1, 'the aborted call never ran')
   t.is(await instance.call('id', [6]), 6)

@@ -408,6 +408,10 @@ export class Instance<E = Record<string, unknown>> {
     } catch (error) {
       return Promise.reject(typed(name, error))
     }
+    // An aborted signal never fires again: such a call is refused before it would wait its turn.
+    if (parsed.signal?.aborted === true) {
+      return Promise.reject(new AbortError('The operation was aborted', { cause: parsed.signal.reason }))
+    }
     let started = false
     const queued = this.#calls.run(() => {
       started = true
@@ -431,8 +435,14 @@ export class Instance<E = Record<string, unknown>> {
     { fuel, timeoutMs, signal }: ReturnType<typeof asyncCallOptions>,
   ): Promise<unknown> {
     const resources = this.#resources?.converts(name) === true ? this.#resources : undefined
-    const lowered = resources?.lower(name, args)
-    const values = lowered === undefined ? args : lowered.args
+    let lowered: Lowered | undefined
+    let values = args
+    try {
+      lowered = resources?.lower(name, args)
+      if (lowered !== undefined) values = lowered.args
+    } catch (error) {
+      throw typed(name, error)
+    }
     const forms = this.#flatForms(name)
     const flatResult = forms.result !== undefined
     let started = false
