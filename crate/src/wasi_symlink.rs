@@ -1,8 +1,9 @@
 //! Symlinks a guest creates in a writable preopen. wasmtime-wasi refuses absolute targets but
 //! creates relative ones that climb out (`../secret`, `..`): inside WASI they do not resolve, but
 //! the host, or a later instance given a directory below as a preopen, follows them out of the
-//! grant. A target here may not be absolute nor have a `..` component, so a link resolves at or
-//! below its own directory, which is inside the preopen; a chain of such links stays inside too.
+//! grant. A target here may not be absolute nor have a `..` component (nor a backslash-separated
+//! one or a drive, as Windows reads them), so a link resolves at or below its own directory,
+//! which is inside the preopen; a chain of such links stays inside too.
 //! (A lexical depth check would allow `sub/up -> ../x`, but is unsound: the link's parent may
 //! itself be a link to a shallower directory.) Preview 1 modules make no links at all (below).
 
@@ -19,9 +20,11 @@ const P1: &str = "wasi_snapshot_preview1";
 /// Preview 1's errno `perm`.
 const ERRNO_PERM: i32 = 63;
 
-/// Whether a link to `target` could resolve outside the directory holding it.
+/// Whether a link to `target` could resolve outside the directory holding it, on any host: a
+/// backslash separates names on Windows and a colon names a drive there (`C:x`, `\\server`), so
+/// both count, whatever the host.
 pub fn escapes(target: &str) -> bool {
-    target.starts_with('/') || target.split('/').any(|part| part == "..")
+    target.starts_with(['/', '\\']) || target.contains(':') || target.split(['/', '\\']).any(|part| part == "..")
 }
 
 /// Replaces preview 2's `symlink-at` (on a linker with shadowing allowed) by one that refuses
@@ -59,7 +62,19 @@ mod tests {
 
     #[test]
     fn targets_that_climb_or_start_at_the_root_escape() {
-        for target in ["/etc/passwd", "/", "..", "../x", "a/../../x", "a/..", "./..", "a//../b"] {
+        let windows = [
+            "..\\x",
+            "a\\..\\..\\x",
+            "\\x",
+            "\\\\server\\share",
+            "C:x",
+            "C:\\x",
+            "a/..\\x",
+        ];
+        for target in ["/etc/passwd", "/", "..", "../x", "a/../../x", "a/..", "./..", "a//../b"]
+            .into_iter()
+            .chain(windows)
+        {
             assert!(escapes(target), "{target}");
         }
         for target in ["x", "a/b", "./x", "a/./b", "...", "..x", "x..", "", "a//b"] {
