@@ -128,11 +128,39 @@ test.serial(
         { onDenied: async () => Promise.reject(new Error('async hook bug')) },
       )
       rejecting.deny('time.sleep', '5 ms', 'sleeping is not granted')
+      // Values that cannot be turned into a string, thrown or rejected, are shown all the same.
+      const unprintable = {
+        toString() {
+          throw new Error('no string')
+        },
+      }
+      createPermissions(
+        {},
+        {
+          onDenied: () => {
+            throw unprintable
+          },
+        },
+      ).deny('time.sleep', '5 ms', 'sleeping is not granted')
+      createPermissions(
+        {},
+        {
+          onDenied: () =>
+            ({
+              then: (_: unknown, reject: (reason: unknown) => void) => reject(Object.create(null)),
+            }) as never,
+        },
+      ).deny('time.sleep', '5 ms', 'sleeping is not granted')
       await new Promise((resolve) => setTimeout(resolve, 50))
       t.deepEqual(unhandled, [])
       t.deepEqual(
         warnings.map((warning) => (warning as Error & { code?: string }).code),
-        ['AIRSSYS_ONDENIED_FAILED', 'AIRSSYS_ONDENIED_FAILED'],
+        [
+          'AIRSSYS_ONDENIED_FAILED',
+          'AIRSSYS_ONDENIED_FAILED',
+          'AIRSSYS_ONDENIED_FAILED',
+          'AIRSSYS_ONDENIED_FAILED',
+        ],
       )
       t.regex(warnings[0]?.message ?? '', /hook bug/)
     } finally {

@@ -5,6 +5,7 @@
  * counted; the host function turns it into an `err` for the guest and does nothing else.
  */
 import path from 'node:path'
+import { inspect } from 'node:util'
 
 import type { Manifest } from '../sandbox/manifest.js'
 import { CapabilityDeniedError, ConfigError, type Capability } from '../errors.js'
@@ -31,8 +32,8 @@ export interface PermissionOptions {
 /** Observers of a {@link Permissions} object. */
 export interface PermissionHooks {
   /**
-   * Called with each denial, after it is counted and before the guest receives its `err`. An
-   * exception it throws is rethrown on the next tick (as an uncaught exception), never to the guest.
+   * Called with each denial, after it is counted and before the guest receives its `err`. What it
+   * throws or rejects with becomes a process warning (`AIRSSYS_ONDENIED_FAILED`), never the guest's.
    */
   onDenied?: (error: CapabilityDeniedError) => void | Promise<void>
 }
@@ -187,13 +188,16 @@ export class Permissions {
     // A guest can cause denials at will: a hook that throws or rejects must not end the process
     // (an uncaught exception) nor change what the guest gets. It becomes a process warning.
     const warn = (hookError: unknown) =>
-      process.emitWarning(`onDenied failed for a ${capability} denial: ${String(hookError)}`, {
+      process.emitWarning(`onDenied failed for a ${capability} denial: ${inspect(hookError)}`, {
         type: 'AirssysWasmWarning',
         code: 'AIRSSYS_ONDENIED_FAILED',
       })
     try {
       const returned: unknown = this.#onDenied?.(error)
-      if (returned instanceof Promise) returned.catch(warn)
+      // A thenable too; `warn` itself never throws (inspect shows any value).
+      if (returned !== null && typeof returned === 'object' && 'then' in returned) {
+        Promise.resolve(returned).catch(warn)
+      }
     } catch (hookError) {
       warn(hookError)
     }
