@@ -235,7 +235,7 @@ test('a resource of the wrong type is a WasmTypeError naming where it is, and th
   })
   t.throws(() => api(inst).sum([counter, blob]), {
     instanceOf: WasmTypeError,
-    message: /param "items": element 1: expected a Counter, got a Blob/,
+    message: /param "items": list index 1: expected a Counter, got a Blob/,
   })
   t.throws(() => usesHost(inst).keepLogger(counter), {
     instanceOf: WasmTypeError,

@@ -83,11 +83,11 @@ function walk(
       return at(value, type, where)
     case 'list':
       return Array.isArray(value)
-        ? value.map((item, index) => walk(item, type.element, [...where, `element ${index}`], at))
+        ? value.map((item, index) => walk(item, type.element, [...where, `list index ${index}`], at))
         : value
     case 'tuple':
       return Array.isArray(value)
-        ? value.map((item, index) => walk(item, type.types[index], [...where, `element ${index}`], at))
+        ? value.map((item, index) => walk(item, type.types[index], [...where, `tuple index ${index}`], at))
         : value
     case 'option': {
       if (value === undefined || value === null) return value
@@ -470,19 +470,33 @@ function classIn(object: Record<string, unknown>, resource: string): Function | 
     .find((value): value is Function => typeof value === 'function')
 }
 
-/** Finds the host's resource classes in the imports given to `instantiate`. */
+/**
+ * Finds the host's resource classes in the imports given to `instantiate`, each once: the
+ * answer stays what was linked, and a call does not search the imports again.
+ */
 export function hostClassesOf(imports: Record<string, unknown> | undefined): HostClasses {
+  const known = new Map<string, Function | undefined>()
   return (interfaceName, resource) => {
-    if (imports === undefined) return undefined
-    let object: unknown = imports
-    if (interfaceName !== undefined) {
-      const key = [interfaceName, interfaceName.split('@')[0]!].find((name) => Object.hasOwn(imports, name))
-      object = key === undefined ? undefined : imports[key]
-    }
-    return typeof object === 'object' && object !== null
-      ? classIn(object as Record<string, unknown>, resource)
-      : undefined
+    const key = `${interfaceName ?? ''}#${resource}`
+    if (!known.has(key)) known.set(key, findHostClass(imports, interfaceName, resource))
+    return known.get(key)
   }
+}
+
+function findHostClass(
+  imports: Record<string, unknown> | undefined,
+  interfaceName: string | undefined,
+  resource: string,
+): Function | undefined {
+  if (imports === undefined) return undefined
+  let object: unknown = imports
+  if (interfaceName !== undefined) {
+    const key = [interfaceName, interfaceName.split('@')[0]!].find((name) => Object.hasOwn(imports, name))
+    object = key === undefined ? undefined : imports[key]
+  }
+  return typeof object === 'object' && object !== null
+    ? classIn(object as Record<string, unknown>, resource)
+    : undefined
 }
 
 /**
