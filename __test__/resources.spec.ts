@@ -543,6 +543,12 @@ test("a guest reaches nothing a host class inherits from Object or Function: onl
     imports: { 'test:proto/host': { Logger: WithStatic } },
   })
   t.is(inst.callSync('probe-static'), 'static of its own')
+  // A proxied class is still the host's class: its statics are found through the proxy.
+  const proxied = guest.instantiateSync({
+    limits: { memoryBytes: 1 << 20 },
+    imports: { 'test:proto/host': { Logger: new Proxy(WithStatic, {}) } },
+  })
+  t.is(proxied.callSync('probe-static'), 'static of its own')
   // [method]logger.to-locale-string would be Object.prototype.toLocaleString: a HostError instead.
   t.throws(() => inst.callSync('probe'), {
     instanceOf: HostError,
@@ -578,9 +584,26 @@ test("a host function returning an own of the host's resource must return an ins
     instanceOf: HostError,
     message: /clone-with returned an object/,
   })
-  // The host's own objects still go through, subclasses too.
+  // The host's own objects still go through, subclasses too, from a Promise of another realm, and
+  // from a function the imports hold as a non-enumerable property (the addon links those too).
   const fine = withPlain({ makeLogger: (prefix: string) => new (class extends Logger {})(prefix) })
   t.true(usesHost(fine).made('p') >= 0)
+  const otherRealm = runInNewContext('(make) => async (prefix) => make(prefix)') as (
+    make: (prefix: string) => unknown,
+  ) => (prefix: string) => Promise<unknown>
+  const realm = withPlain({ makeLogger: otherRealm((prefix) => new Logger(prefix)) })
+  t.true(((await realm.call('test:resources/uses-host#made', ['p'])) as number) >= 0)
+  const hidden = { ...host }
+  delete hidden.makeLogger
+  Object.defineProperty(hidden, 'makeLogger', {
+    value: (prefix: string) => new Logger(prefix),
+    enumerable: false,
+  })
+  const nonEnumerable = component.instantiateSync({
+    limits: { memoryBytes: 4 << 20 },
+    imports: { 'test:resources/host': hidden },
+  })
+  t.true(usesHost(nonEnumerable).made('p') >= 0)
 })
 
 test("an export taking a borrow of the host's resource is lent the host's object for the call", async (t) => {

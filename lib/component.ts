@@ -146,7 +146,7 @@ export class Component {
     const instance = await withAbort(signal, (handle) =>
       translateAsync(translate(() => this.#native.instantiate(native, linked, http?.client, handle))),
     )
-    return new Instance<E>(instance, owner, http, this.exports, [], hostClassesOf(imports))
+    return new Instance<E>(instance, owner, http, this.exports, [], hostClassesOf(imports, this.imports))
   }
 
   /** Instantiates on the JS thread; `E` as for {@link Component.instantiate}. */
@@ -160,7 +160,7 @@ export class Component {
       http,
       this.exports,
       [],
-      hostClassesOf(imports),
+      hostClassesOf(imports, this.imports),
     )
   }
 }

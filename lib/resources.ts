@@ -9,6 +9,8 @@
  *
  * Values are walked along the export's type, only where that type can hold a resource.
  */
+import { types } from 'node:util'
+
 import type { ComponentItem, ResourceMembers, WitFuncType, WitType } from './component.js'
 import { someType, valueTypeOf } from './util/wit.js'
 import { DisposedError, WasmTypeError } from './errors.js'
@@ -371,7 +373,7 @@ export function expandResourceImports(
   if (imports === undefined) return undefined
   let expanded: Record<string, unknown> | undefined
   if (componentImports.some((item) => item.kind === 'resource')) {
-    expanded = { ...imports }
+    expanded = ownCopy(imports)
     addResourceFunctions(expanded, componentImports)
   }
   for (const item of componentImports) {
@@ -380,19 +382,31 @@ export function expandResourceImports(
     if (key === undefined) continue
     const given = imports[key]
     if (typeof given !== 'object' || given === null) continue
-    const object: Record<string, unknown> = { ...(given as Record<string, unknown>) }
+    const object = ownCopy(given as Record<string, unknown>)
     addResourceFunctions(object, item.exports ?? [])
-    expanded ??= { ...imports }
+    expanded ??= ownCopy(imports)
     expanded[key] = object
   }
-  return checkHostResources(expanded ?? imports, componentImports, hostClassesOf(imports))
+  return checkHostResources(expanded ?? imports, componentImports, hostClassesOf(imports, componentImports))
+}
+
+/**
+ * A copy of `object` with every own property, enumerable or not (what `ownedImports` and the
+ * addon link), as plain data.
+ */
+function ownCopy(object: Record<string, unknown>): Record<string, unknown> {
+  const copy: Record<string, unknown> = {}
+  for (const key of Object.getOwnPropertyNames(object)) copy[key] = Reflect.get(object, key)
+  return copy
 }
 
 /**
  * `imports` with each function whose result holds one of the host's resources wrapped, so that
  * an `own` it returns must be an instance of the host's class (DESIGN §4): any object would
  * otherwise become a handle, whose methods the guest then calls. A wrong value is a TypeError,
- * which the guest's call reports as a HostError. Constructors make their objects with `new`.
+ * which the guest's call reports as a HostError. Constructors make their objects with `new`. A
+ * function returning a `result` is not wrapped: a throw from it is the guest's `err`, so the
+ * TypeError would reach the guest as a value instead of failing the call.
  */
 function checkHostResources(
   imports: Record<string, unknown>,
@@ -402,7 +416,7 @@ function checkHostResources(
   let checked: Record<string, unknown> | undefined
   /** Wraps the functions `object` holds under `item`'s names. */
   const wrapIn = (object: Record<string, unknown>, item: ComponentItem, label: string): void => {
-    const type = item.func === undefined ? undefined : valueTypeOf(item.func)
+    const type = returnChecked(item)
     if (item.name.startsWith('[constructor]') || !holdsHostResource(type)) return
     for (const key of new Set([item.name, lowerCamel(item.name)])) {
       const fn = Object.hasOwn(object, key) ? object[key] : undefined
@@ -426,33 +440,36 @@ function checkHostResources(
       }
       object[key] = function (this: unknown, ...args: unknown[]) {
         const value = Reflect.apply(fn, this, args)
-        return value instanceof Promise ? value.then(check) : check(value)
+        // Any realm's Promise: the addon awaits those too.
+        return types.isPromise(value) ? value.then(check) : check(value)
       }
     }
   }
   for (const item of componentImports) {
     if (item.kind === 'func') {
-      if (holdsHostResource(item.func && valueTypeOf(item.func))) {
-        checked ??= { ...imports }
+      if (holdsHostResource(returnChecked(item))) {
+        checked ??= ownCopy(imports)
         wrapIn(checked, item, item.name)
       }
       continue
     }
     const members = (item.exports ?? []).filter((member) => member.kind === 'func')
-    if (
-      members.length === 0 ||
-      !members.some((member) => holdsHostResource(member.func && valueTypeOf(member.func)))
-    )
-      continue
+    if (members.length === 0 || !members.some((member) => holdsHostResource(returnChecked(member)))) continue
     const key = [item.name, item.name.split('@')[0]!].find((name) => Object.hasOwn(imports, name))
     const given = key === undefined ? undefined : imports[key]
     if (key === undefined || typeof given !== 'object' || given === null) continue
-    const object: Record<string, unknown> = { ...(given as Record<string, unknown>) }
+    const object = ownCopy(given as Record<string, unknown>)
     for (const member of members) wrapIn(object, member, `${item.name}#${member.name}`)
-    checked ??= { ...imports }
+    checked ??= ownCopy(imports)
     checked[key] = object
   }
   return checked ?? imports
+}
+
+/** The type of what an import function returns that {@link checkHostResources} checks. */
+function returnChecked(item: ComponentItem): WitType | undefined {
+  const result = item.func?.result
+  return result?.kind === 'result' ? undefined : result
 }
 
 /** Whether a value of `type` can hold an `own` of one of the host's resources. */
@@ -471,16 +488,25 @@ function classIn(object: Record<string, unknown>, resource: string): Function | 
 }
 
 /**
- * Finds the host's resource classes in the imports given to `instantiate`, each once: the
- * answer stays what was linked, and a call does not search the imports again.
+ * Finds the host's resource classes in the imports given to `instantiate`, when it is called:
+ * the answer stays what was linked, and a call does not search the imports again. (A name the
+ * listing did not give is looked up at its first use, once.)
  */
-export function hostClassesOf(imports: Record<string, unknown> | undefined): HostClasses {
+export function hostClassesOf(
+  imports: Record<string, unknown> | undefined,
+  componentImports: readonly ComponentItem[],
+): HostClasses {
   const known = new Map<string, Function | undefined>()
-  return (interfaceName, resource) => {
+  const find = (interfaceName: string | undefined, resource: string) => {
     const key = `${interfaceName ?? ''}#${resource}`
     if (!known.has(key)) known.set(key, findHostClass(imports, interfaceName, resource))
     return known.get(key)
   }
+  for (const item of componentImports) {
+    if (item.kind === 'resource') find(undefined, item.name)
+    for (const member of item.exports ?? []) if (member.kind === 'resource') find(item.name, member.name)
+  }
+  return find
 }
 
 function findHostClass(
@@ -500,14 +526,50 @@ function findHostClass(
 }
 
 /**
- * Whether `at` is one of JS's own classes or their prototypes (`Object`, `Function.prototype`,
- * `Array`, `Promise.prototype`…): what a host class inherits from those is not its own API.
+ * JS's own classes and their prototypes (`Object`, `Function.prototype`, `Array`,
+ * `Promise.prototype`…), by identity: what a host class inherits from those is not its own API.
+ * (By identity, not by `[native code]` in their source, which a proxied or bound class has too.)
  */
+const BUILT_INS: ReadonlySet<unknown> = new Set(
+  [
+    Object,
+    Function,
+    Array,
+    Promise,
+    Error,
+    Map,
+    Set,
+    WeakMap,
+    WeakSet,
+    WeakRef,
+    RegExp,
+    Date,
+    Number,
+    String,
+    Boolean,
+    Symbol,
+    BigInt,
+    ArrayBuffer,
+    SharedArrayBuffer,
+    DataView,
+    Object.getPrototypeOf(Int8Array) as object,
+    Int8Array,
+    Uint8Array,
+    Uint8ClampedArray,
+    Int16Array,
+    Uint16Array,
+    Int32Array,
+    Uint32Array,
+    Float32Array,
+    Float64Array,
+    BigInt64Array,
+    BigUint64Array,
+    EventTarget,
+  ].flatMap((builtIn) => [builtIn, (builtIn as { prototype?: unknown }).prototype]),
+)
+
 function isBuiltIn(at: object): boolean {
-  const native = (fn: unknown) =>
-    typeof fn === 'function' && /\{\s*\[native code\]\s*\}$/.test(Function.prototype.toString.call(fn))
-  if (typeof at === 'function') return native(at)
-  return native(Object.getOwnPropertyDescriptor(at, 'constructor')?.value)
+  return BUILT_INS.has(at)
 }
 
 /**

@@ -158,9 +158,11 @@ impl Export for ExportFunc {
                 resolved = params.clone();
                 let ty = func.ty(&live.store);
                 for (value, (_, ty)) in resolved.iter_mut().zip(ty.params()) {
-                    resources
-                        .resolve(&mut live.store, value, &ty, &mut lent)
-                        .map_err(|message| Failure::Type(format!("{}: {message}", self.path)))?;
+                    if let Err(message) = resources.resolve(&mut live.store, value, &ty, &mut lent) {
+                        // The loans made for earlier arguments end here, as after a call.
+                        resources.end_lent(&mut live.store, std::mem::take(&mut lent));
+                        return Err(Failure::Type(format!("{}: {message}", self.path)));
+                    }
                 }
                 &resolved
             }

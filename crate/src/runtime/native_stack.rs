@@ -42,11 +42,11 @@ pub fn remaining() -> Option<usize> {
 
 #[cfg(target_os = "linux")]
 fn stack_low() -> usize {
-    // The main thread's stack grows on demand up to RLIMIT_STACK, and musl reports only what is
-    // mapped so far (glibc the limit): not checked there. V8 stops its JS at about 1 MiB deep,
-    // far above the limit, so the main thread always has room.
+    // The main thread's stack grows on demand up to RLIMIT_STACK: glibc reports the limit, musl
+    // only what is mapped so far, which would refuse every call there. Not checked on musl's main
+    // thread, where V8 stops JS at about 1 MiB deep unless `--stack-size` raises it.
     // SAFETY: gettid and getpid only read the calling thread's and process's ids.
-    if unsafe { libc::gettid() == libc::getpid() } {
+    if cfg!(target_env = "musl") && unsafe { libc::gettid() == libc::getpid() } {
         return 0;
     }
     // SAFETY: `attr` is initialised by pthread_getattr_np before it is read and destroyed after.
