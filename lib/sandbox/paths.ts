@@ -41,6 +41,32 @@ function namesBelow(dir: string, resolved: string): string[] {
   return relative === '' ? [] : relative.split(path.sep)
 }
 
+/** One name on the way below a directory, as the disk has it now (`info`: none when missing). */
+interface Step {
+  name: string
+  prefix: string
+  info: Stats | undefined
+  last: boolean
+}
+
+/**
+ * `names` below `dir`, one at a time, each with what `lstat` says of the path so far (no symlink
+ * is followed); the walk ends at the first name that does not exist.
+ */
+function* stepsBelow(dir: string, names: readonly string[]): Generator<Step> {
+  for (const [index, name] of names.entries()) {
+    const prefix = path.join(dir, ...names.slice(0, index + 1))
+    let info: Stats | undefined
+    try {
+      info = lstatSync(prefix)
+    } catch {
+      info = undefined
+    }
+    yield { name, prefix, info, last: index === names.length - 1 }
+    if (info === undefined) return
+  }
+}
+
 /**
  * Why `written` is refused when `link`, the name `name` on its way below `dir`, is a symlink: none
  * is followed, and one that leads out of the directory says where to.
@@ -71,19 +97,12 @@ export function checkWasmPath(validator: Validator, dir: string, wasm: string): 
   }
   const resolved = path.resolve(dir, wasm)
   if (!isInside(dir, resolved)) return report(`"${wasm}" leaves the manifest's directory`)
-  const names = namesBelow(dir, resolved)
   let info: Stats | undefined
-  for (const [index, name] of names.entries()) {
-    const prefix = path.join(dir, ...names.slice(0, index + 1))
-    try {
-      info = lstatSync(prefix)
-    } catch {
-      return report(`"${wasm}" does not exist (${resolved})`)
-    }
-    if (info.isSymbolicLink()) return report(symlinkProblem(dir, wasm, name, prefix))
-    if (index < names.length - 1 && !info.isDirectory()) {
-      return report(`"${wasm}" does not exist (${resolved})`)
-    }
+  for (const step of stepsBelow(dir, namesBelow(dir, resolved))) {
+    info = step.info
+    if (info === undefined) return report(`"${wasm}" does not exist (${resolved})`)
+    if (info.isSymbolicLink()) return report(symlinkProblem(dir, wasm, step.name, step.prefix))
+    if (!step.last && !info.isDirectory()) return report(`"${wasm}" does not exist (${resolved})`)
   }
   if (info === undefined || !info.isFile()) return report(`"${wasm}" is not a file`)
   return resolved
@@ -145,17 +164,10 @@ export function filesystemGlobProblem(dir: string, glob: string): string | undef
   const problem = globProblem(glob)
   if (problem !== undefined) return problem
   const base = globBase(glob)
-  const names = namesBelow(dir, path.resolve(dir, base))
-  for (const [index, name] of names.entries()) {
-    const prefix = path.join(dir, ...names.slice(0, index + 1))
-    let info: Stats
-    try {
-      info = lstatSync(prefix)
-    } catch {
-      // Not there yet. filesystem.read opens the file below the manifest's directory one name at
-      // a time and follows no symlink, so one made later cannot lead out either.
-      return undefined
-    }
+  for (const { name, prefix, info } of stepsBelow(dir, namesBelow(dir, path.resolve(dir, base)))) {
+    // Not there yet. filesystem.read opens the file below the manifest's directory one name at a
+    // time and follows no symlink, so one made later cannot lead out either.
+    if (info === undefined) return undefined
     if (info.isSymbolicLink()) return symlinkProblem(dir, base, name, prefix)
   }
   return undefined
@@ -192,21 +204,11 @@ export function writeDirectory(dir: string, written: string, wasmPath: string | 
   if (names.length === 0) {
     return refuse(`"${written}" is the manifest's own directory (with Component.toml): grant a subdirectory`)
   }
-  for (const [index, name] of names.entries()) {
-    const prefix = path.join(dir, ...names.slice(0, index + 1))
-    let info: Stats
-    try {
-      info = lstatSync(prefix)
-    } catch {
-      return refuse(`"${written}" does not exist (${resolved})`)
-    }
+  for (const { name, prefix, info, last } of stepsBelow(dir, names)) {
+    if (info === undefined) return refuse(`"${written}" does not exist (${resolved})`)
     if (info.isSymbolicLink()) return refuse(symlinkProblem(dir, written, name, prefix))
     if (!info.isDirectory()) {
-      return refuse(
-        index === names.length - 1
-          ? `"${written}" is not a directory`
-          : `"${written}" does not exist (${resolved})`,
-      )
+      return refuse(last ? `"${written}" is not a directory` : `"${written}" does not exist (${resolved})`)
     }
   }
   if (wasmPath !== undefined && wasmPath !== '' && isInside(resolved, wasmPath)) {
