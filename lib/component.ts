@@ -80,7 +80,7 @@ export interface ResourceMembers {
 /**
  * The listing with each resource's constructor, methods and statics named on it. `func` and
  * `members` are there for code, not for a reader: they are not enumerable, so an item prints, and
- * compares, as DESIGN §3 shows it (`{ name, kind, type, exports? }`).
+ * compares, as the README shows it (`{ name, kind, type, exports? }`).
  */
 function withMembers(items: ComponentItem[]): ComponentItem[] {
   const functions = items.filter((item) => item.kind === 'func').map((item) => item.name)

@@ -402,7 +402,7 @@ function ownCopy(object: Record<string, unknown>): Record<string, unknown> {
 
 /**
  * `imports` with each function whose result holds one of the host's resources wrapped, so that
- * an `own` it returns must be an instance of the host's class (DESIGN §4): any object would
+ * an `own` it returns must be an instance of the host's class (README, Resources): any object would
  * otherwise become a handle, whose methods the guest then calls. A wrong value is a TypeError,
  * which the guest's call reports as a HostError. Constructors make their objects with `new`. A
  * function returning a `result` is not wrapped: a throw from it is the guest's `err`, so the
@@ -622,8 +622,8 @@ export function shortName(interfaceName: string): string {
 }
 
 /**
- * The object behind `Instance.exports`: jco's shape, each function calling `callSync`. DESIGN's
- * other spellings (a function's WIT name, an interface without its `@version`) answer too, as
+ * The object behind `Instance.exports`: jco's shape, each function calling `callSync`. The
+ * README's other spellings (a function's WIT name, an interface without its `@version`) answer too, as
  * non-enumerable aliases, so the keys listed stay jco's.
  */
 export function jcoExports(

@@ -162,7 +162,7 @@ test('every function’s type string is the spelling of its descriptor', (t) => 
   }
 })
 
-test('a listing compares as DESIGN shows it: { name, kind, type, exports? }, its descriptors kept apart', (t) => {
+test('a listing compares as the README shows it: { name, kind, type, exports? }, its descriptors kept apart', (t) => {
   const hello = engine().compileComponentSync(helloWasm)
   t.deepEqual(hello.exports, [{ name: 'greet', kind: 'func', type: 'func(name: string) -> string' }])
   t.deepEqual(JSON.parse(JSON.stringify(hello.exports)), hello.exports)
