@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 
 import { typesInstance } from '../helpers.js'
 
@@ -56,10 +56,12 @@ test('a worker terminated while its guest waits on a host Promise does not hang 
   t.deepEqual(await Promise.all([1, 2, 3].map((x) => main.call('roundtrip-u8', [x]))), [1, 2, 3])
 })
 
-test('a process that loads the addon only in worker threads survives the end of each of them', async (t) => {
-  // In a child process, since the failure this guards against (a thread of the addon running after
-  // the first worker's end broke it) is a crash of the whole process.
-  const child = spawn(process.execPath, [fileURLToPath(new URL('./worker-only.mjs', import.meta.url))], {
+/**
+ * Runs the script at `file` (beside this one) in a child process, killed after a minute, and
+ * checks that it ended by itself with status 0, not by a signal; returns its stdout.
+ */
+async function survivingChild(t: ExecutionContext, file: string): Promise<string> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL(file, import.meta.url))], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let stdout = ''
@@ -71,6 +73,13 @@ test('a process that loads the addon only in worker threads survives the end of 
   clearTimeout(timer)
   t.is(signal, null, `the process was killed by ${signal}; stderr: ${stderr}`)
   t.is(status, 0, stderr)
+  return stdout
+}
+
+test('a process that loads the addon only in worker threads survives the end of each of them', async (t) => {
+  // In a child process, since the failure this guards against (a thread of the addon running after
+  // the first worker's end broke it) is a crash of the whole process.
+  const stdout = await survivingChild(t, './worker-only.mjs')
   const [ends, last] = stdout.trim().split('\n')
   t.is(last, 'survived')
   t.deepEqual(JSON.parse(ends ?? 'null'), [
@@ -83,22 +92,7 @@ test('a process that loads the addon only in worker threads survives the end of 
 
 test("a recursing guest called with callSync deep in a worker's JS stack is a StackOverflowError, not a crash", async (t) => {
   // In a child process: the failure this guards against killed the whole process (SIGSEGV).
-  const child = spawn(
-    process.execPath,
-    [fileURLToPath(new URL('./deep-stack-worker.mjs', import.meta.url))],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  )
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text))
-  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text))
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-  const [status, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null]
-  clearTimeout(timer)
-  t.is(signal, null, `the process was killed by ${signal}; stderr: ${stderr}`)
-  t.is(status, 0, stderr)
+  const stdout = await survivingChild(t, './deep-stack-worker.mjs')
   const outcomes = JSON.parse(stdout) as Record<string, string>
   t.deepEqual(Object.keys(outcomes), ['0', '0.5', '0.7', '0.8', '0.9'])
   for (const [fraction, outcome] of Object.entries(outcomes)) {
