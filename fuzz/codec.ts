@@ -3,21 +3,14 @@
  * null-prototype objects), so a failing input can be saved to the corpus and read back as it was.
  */
 
+import { TYPED_ARRAY_CLASSES } from '../lib/util/typed-arrays.js'
+
 type Encoded = null | boolean | number | string | Encoded[] | { $: string; [key: string]: unknown }
 
-const TYPED: Record<string, { from(values: ArrayLike<unknown>): unknown }> = {
-  Int8Array,
-  Uint8Array,
-  Uint8ClampedArray,
-  Int16Array,
-  Uint16Array,
-  Int32Array,
-  Uint32Array,
-  Float32Array,
-  Float64Array,
-  BigInt64Array: { from: (values) => BigInt64Array.from(values as ArrayLike<bigint>) },
-  BigUint64Array: { from: (values) => BigUint64Array.from(values as ArrayLike<bigint>) },
-}
+/** Each typed-array class by its name; `from` takes the element values an encoding holds. */
+const TYPED: Record<string, { from(values: ArrayLike<unknown>): unknown }> = Object.fromEntries(
+  TYPED_ARRAY_CLASSES.map((Class) => [Class.name, Class as { from(values: ArrayLike<unknown>): unknown }]),
+)
 
 /** Encodes `value`; throws for what it cannot represent (functions, symbols, cycles, exotic objects). */
 export function encode(value: unknown, seen = new Set<object>()): Encoded {

@@ -15,6 +15,7 @@ import type { ComponentItem, ResourceMembers, WitFuncType, WitType } from './com
 import { someType, valueTypeOf } from './util/wit.js'
 import { DisposedError, WasmTypeError } from './errors.js'
 import { exportPaths, lowerCamel, unversioned } from './util/names.js'
+import { TYPED_ARRAY_CLASSES } from './util/typed-arrays.js'
 
 /** What the resource classes of an instance need from it. */
 export interface ResourceHost {
@@ -553,17 +554,7 @@ const BUILT_INS: ReadonlySet<unknown> = new Set(
     SharedArrayBuffer,
     DataView,
     Object.getPrototypeOf(Int8Array) as object,
-    Int8Array,
-    Uint8Array,
-    Uint8ClampedArray,
-    Int16Array,
-    Uint16Array,
-    Int32Array,
-    Uint32Array,
-    Float32Array,
-    Float64Array,
-    BigInt64Array,
-    BigUint64Array,
+    ...TYPED_ARRAY_CLASSES,
     EventTarget,
   ].flatMap((builtIn) => [builtIn, (builtIn as { prototype?: unknown }).prototype]),
 )
