@@ -12,7 +12,15 @@ import path from 'node:path'
 
 import test from 'ava'
 
-import { MiB, helloWasm, root, typesWasm, wasiComponentWasm, wasiModuleWasm } from '../helpers.js'
+import {
+  MiB,
+  componentDir,
+  helloWasm,
+  root,
+  typesWasm,
+  wasiComponentWasm,
+  wasiModuleWasm,
+} from '../helpers.js'
 import { cli, spawnNode } from './helpers.js'
 
 /** The CLI with `input` on its stdin. */
@@ -146,12 +154,13 @@ test('run --json of a call stopped by its deadline reports no fuel figure: null,
 })
 
 test('run --json prints one JSON document on stdout when it fails before the call, with the exit code kept', async (t) => {
-  const broken = mkdtempSync(path.join(scratch, 'json-broken-'))
-  copyFileSync(helloWasm, path.join(broken, 'hello.wasm'))
-  writeFileSync(
-    path.join(broken, 'Component.toml'),
-    '[component]\nname = "hello"\nversion = "0.1.0"\n[resources.memory]\nmax_bytes = 1\n[resources.cpu]\nmax_fuel = 5000\ntimeout_ms = 10\n',
-  )
+  // Its one problem: a memory limit below the policy's range.
+  const broken = componentDir(scratch, helloWasm, {
+    name: 'hello',
+    maxBytes: 1,
+    maxFuel: 5000,
+    timeoutMs: 10,
+  })
   const cases = [
     [['run', broken, 'x', '--json'], 2, 'ERR_WASM_CONFIG'],
     [['run', garbageWasm, '--memory', '65536', '--json'], 3, 'ERR_WASM_COMPILE'],
