@@ -159,20 +159,13 @@ impl Failure {
             return Failure::Exit(exit.0);
         }
         if facts.memory_denied || error.downcast_ref::<MemoryLimitExceeded>().is_some() {
-            // A TrapError like a denied growth in a call: the same trap code, and the frames of a
-            // start function that grew memory.
-            return Failure::Trap(Box::new(TrapInfo {
-                code: "ERR_WASM_MEMORY_LIMIT",
-                trap_code: "MemoryLimit".into(),
-                message: format!(
-                    "instantiation exceeds limits.memoryBytes (or a pooling engine's maxMemoryBytes per memory): {}",
-                    error.root_cause()
-                ),
-                frames: backtrace(&error),
-                fuel_consumed: facts.fuel_consumed,
-                elapsed_ms: None,
-                timeout_ms: None,
-            }));
+            // A TrapError like a denied growth in a call, with the frames of a start function that
+            // grew memory.
+            let message = format!(
+                "instantiation exceeds limits.memoryBytes (or a pooling engine's maxMemoryBytes per memory): {}",
+                error.root_cause()
+            );
+            return Failure::memory_limit(message, &error, facts.fuel_consumed);
         }
         if error.downcast_ref::<Trap>().is_some() || error.downcast_ref::<HostCallFailed>().is_some() {
             return Failure::call(error, facts);
@@ -217,18 +210,10 @@ impl Failure {
                 crate::limits::HOSTCALL_FUEL_PER_BYTE
             ));
         }
-        let frames = backtrace(&error);
         if let Some(exceeded) = error.downcast_ref::<MemoryLimitExceeded>() {
-            return Failure::Trap(Box::new(TrapInfo {
-                code: "ERR_WASM_MEMORY_LIMIT",
-                trap_code: "MemoryLimit".into(),
-                message: exceeded.to_string(),
-                frames,
-                fuel_consumed: facts.fuel_consumed,
-                elapsed_ms: None,
-                timeout_ms: None,
-            }));
+            return Failure::memory_limit(exceeded.to_string(), &error, facts.fuel_consumed);
         }
+        let frames = backtrace(&error);
         let Some(&trap) = error.downcast_ref::<Trap>() else {
             // Not a trap, not a failure of ours: wasmtime refused what the guest handed it while
             // lifting or lowering values (invalid UTF-8, a pointer or length out of bounds or
@@ -294,6 +279,19 @@ impl Failure {
             fuel_consumed: None,
             elapsed_ms: times.map(|(elapsed, _)| elapsed),
             timeout_ms: times.map(|(_, timeout)| timeout),
+        }))
+    }
+
+    /// A MemoryLimitError: a growth the limiter denied, in a call or at instantiation.
+    fn memory_limit(message: String, error: &wasmtime::Error, fuel_consumed: Option<u64>) -> Self {
+        Failure::Trap(Box::new(TrapInfo {
+            code: "ERR_WASM_MEMORY_LIMIT",
+            trap_code: "MemoryLimit".into(),
+            message,
+            frames: backtrace(error),
+            fuel_consumed,
+            elapsed_ms: None,
+            timeout_ms: None,
         }))
     }
 
