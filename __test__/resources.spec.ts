@@ -11,6 +11,7 @@ import test from 'ava'
 
 import { resourcesWasm, typesImports, typesWasm } from '../fixtures/index.js'
 import {
+  BusyError,
   DisposedError,
   Engine,
   HostError,
@@ -715,6 +716,92 @@ test('a resource imported at the root is a top-level class in the imports', (t) 
   const inst = rooted.instantiateSync({ limits: { memoryBytes: 1 << 16 }, imports: { Counter } })
   t.is(inst.callSync('run', [5]), 7)
   t.deepEqual(events, ['new 5', 'dispose 7'])
+})
+
+test("a host object passed to a call refused before the guest ran stays the host's", async (t) => {
+  // A call made from inside a host function meets its own instance busy, after its arguments
+  // were converted: the object it would have given the guest was kept in the instance until the
+  // instance went, and disposed then as if the guest had dropped it.
+  const events: string[] = []
+  let inst: Instance | undefined
+  let refusal: unknown
+  class Logger {
+    constructor(public prefix: string) {}
+    log() {
+      try {
+        usesHost(inst!).keepLogger(stray)
+      } catch (error) {
+        refusal = error
+      }
+      return 1
+    }
+    count() {
+      return 0
+    }
+    static cloneWith(other: Logger) {
+      return other
+    }
+    [Symbol.dispose]() {
+      events.push(`dispose ${this.prefix}`)
+    }
+  }
+  const stray = new Logger('stray')
+  inst = component.instantiateSync({
+    limits: { memoryBytes: 4 << 20 },
+    imports: {
+      'test:resources/host': { Logger, makeLogger: (p: string) => new Logger(p), logAll: () => {} },
+    },
+  })
+  t.is(usesHost(inst).withLogger('inner', ['a']), 0)
+  t.true(refusal instanceof BusyError, String(refusal))
+  t.deepEqual(events, ['dispose inner'])
+  inst.dispose()
+  // What the instance held is disposed on the JS thread's next turn.
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  t.deepEqual(events, ['dispose inner'], 'the stray logger never reached the guest')
+})
+
+test("host objects of a call refused for a later argument stay the host's", async (t) => {
+  // Converted before the bad argument (or the bad element of the same list), the objects were
+  // kept in the instance and disposed when it went, as if the guest had dropped them.
+  const guest = engine.compileComponentSync(`(component
+    (import "counter" (type $counter (sub resource)))
+    (core module $m
+      (memory (export "memory") 1)
+      (global $next (mut i32) (i32.const 1024))
+      (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+        (global.get $next) (global.set $next (i32.add (global.get $next) (local.get 3))))
+      (func (export "pair") (param i32 i32) (result i32) (local.get 1))
+      (func (export "many") (param i32 i32) (result i32) (local.get 1)))
+    (core instance $i (instantiate $m))
+    (func (export "pair") (param "c" (own $counter)) (param "n" u32) (result u32)
+      (canon lift (core func $i "pair")))
+    (func (export "many") (param "cs" (list (tuple (own $counter) u32))) (result u32)
+      (canon lift (core func $i "many") (memory (core memory $i "memory")) (realloc (core func $i "realloc")))))`)
+  const events: string[] = []
+  class Counter {
+    constructor(public name: string) {}
+    [Symbol.dispose]() {
+      events.push(`dispose ${this.name}`)
+    }
+  }
+  const inst = guest.instantiateSync({ limits: { memoryBytes: 1 << 16 }, imports: { Counter } })
+  t.throws(() => inst.callSync('pair', [new Counter('first'), 'not a u32']), { instanceOf: WasmTypeError })
+  t.throws(
+    () =>
+      inst.callSync('many', [
+        [
+          [new Counter('a'), 1],
+          [new Counter('b'), -1],
+        ],
+      ]),
+    {
+      instanceOf: WasmTypeError,
+    },
+  )
+  inst.dispose()
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  t.deepEqual(events, [], 'none of them reached the guest')
 })
 
 test('limits.resourceHandles sets the cap', (t) => {

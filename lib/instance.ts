@@ -1,10 +1,7 @@
 import {
   AbortError,
   BusyError,
-  ConfigError,
-  DisposedError,
   fromNative,
-  InstancePoisonedError,
   translate,
   WasmError,
   translateAsync,
@@ -133,21 +130,6 @@ function coreExports(
 }
 
 /**
- * Whether a call that failed with `error` had handed its arguments to the guest: every failure but
- * the refusals that come before the guest runs (a wrong argument or option, a busy or disposed
- * instance). An `own` resource the guest got is its own from then on, even if the call trapped.
- */
-function reachedGuest(error: unknown): boolean {
-  return !(
-    error instanceof WasmTypeError ||
-    error instanceof ConfigError ||
-    error instanceof BusyError ||
-    error instanceof DisposedError ||
-    error instanceof InstancePoisonedError
-  )
-}
-
-/**
  * `error` as a call reports it: ours as they are; anything else was thrown by the caller's own
  * code while its arguments were read (a getter, a proxy trap), a WasmTypeError with it as cause.
  */
@@ -222,6 +204,7 @@ export class Instance<E = Record<string, unknown>> {
               callSync: (path, args) => this.callSync(path, args),
               // A guest destructor runs here: its trap is ours to type, like a call's.
               dropResource: (token) => translate(() => native.dropResource(token)),
+              holds: (token) => native.holdsResource(token),
               get disposed() {
                 return self.disposed
               },
@@ -294,11 +277,10 @@ export class Instance<E = Record<string, unknown>> {
     try {
       result = apply(handle, all)
     } catch (error) {
-      const failure = typed(name, fromNative(error))
-      if (lowered !== undefined && reachedGuest(failure)) lowered.commit()
-      throw failure
+      throw typed(name, fromNative(error))
+    } finally {
+      lowered?.commit()
     }
-    lowered?.commit()
     return resources === undefined ? result : resources.lift(name, result)
   }
 
@@ -445,10 +427,8 @@ export class Instance<E = Record<string, unknown>> {
     }
     const forms = this.#flatForms(name)
     const flatResult = forms.result !== undefined
-    let started = false
     try {
       const returned = await withAbort(signal, (handle) => {
-        started = true
         // Written and read by the addon before anything else can use the scratch buffer.
         const length = forms.args === undefined ? -1 : forms.args(values)
         return translateAsync(
@@ -459,14 +439,12 @@ export class Instance<E = Record<string, unknown>> {
           ) as Promise<unknown>,
         )
       })
-      lowered?.commit()
       const result = forms.result === undefined ? returned : decodeFlat(returned, forms.result)
       return resources === undefined ? result : resources.lift(name, result)
     } catch (error) {
-      // An abort before the call started, or a refusal, left the guest without the arguments.
-      if (started && reachedGuest(error)) lowered?.commit()
       throw typed(name, error)
     } finally {
+      lowered?.commit()
       // A wasi:http request lives no longer than the call that made it (one stopped at its
       // deadline leaves its request behind).
       this.#http?.client.abortAll()

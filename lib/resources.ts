@@ -23,6 +23,8 @@ export interface ResourceHost {
   callSync(path: string, args: readonly unknown[]): unknown
   /** Drops the guest handle a token stands for. */
   dropResource(token: unknown): void
+  /** Whether the guest handle a token stands for is still JS's (not dropped or moved). */
+  holds(token: unknown): boolean
   /** Whether the instance was disposed (its handles went with its store). */
   readonly disposed: boolean
 }
@@ -41,8 +43,9 @@ interface Handle {
 export interface Lowered {
   args: readonly unknown[]
   /**
-   * Marks the `own` arguments moved: once the guest has them. A call refused before it reached
-   * the guest (a wrong argument, a busy instance, an abort before it started) leaves them usable.
+   * After the call, settled or failed: marks the `own` arguments the guest took moved. A call
+   * refused before it reached the guest (a wrong argument, a busy instance, an abort before it
+   * started) leaves them usable.
    */
   commit(): void
 }
@@ -226,8 +229,10 @@ export class InstanceResources {
     })
     return {
       args: lowered,
+      // Whether the guest took an own is the addon's to say: a call refused before the guest ran
+      // (busy, disposed, short of native stack, aborted) leaves it JS's.
       commit: () => {
-        for (const handle of moved) handle.state = 'moved'
+        for (const handle of moved) if (!this.#host.holds(handle.token)) handle.state = 'moved'
       },
     }
   }

@@ -93,9 +93,14 @@ test('a process that loads the addon only in worker threads survives the end of 
 test("a recursing guest called with callSync deep in a worker's JS stack is a StackOverflowError, not a crash", async (t) => {
   // In a child process: the failure this guards against killed the whole process (SIGSEGV).
   const stdout = await survivingChild(t, './deep-stack-worker.mjs')
-  const outcomes = JSON.parse(stdout) as Record<string, string>
+  const { outcomes, own } = JSON.parse(stdout) as {
+    outcomes: Record<string, string>
+    own: { refused: string; after: unknown }
+  }
   t.deepEqual(Object.keys(outcomes), ['0', '0.5', '0.7', '0.8', '0.9'])
   for (const [fraction, outcome] of Object.entries(outcomes)) {
     t.is(outcome, 'ERR_WASM_TRAP_STACK_OVERFLOW', `at ${fraction} of the JS stack`)
   }
+  // Refused before the guest ran: the `own` argument was never the guest's, so it stays usable.
+  t.deepEqual(own, { refused: 'ERR_WASM_TRAP_STACK_OVERFLOW', after: 'returned 1' })
 })

@@ -82,6 +82,12 @@ export declare class NativeComponentInstance {
    */
   dropResource(token: unknown): void
   /**
+   * Whether the guest resource handle `token` stands for is still JS's: not dropped, not moved
+   * into the guest (a call refused before the guest ran leaves it JS's), not of a disposed
+   * instance.
+   */
+  holdsResource(token: unknown): boolean
+  /**
    * Resource handles the instance holds for JS and for the guest (guest resources JS has
    * not dropped, host objects the guest has not dropped).
    */

@@ -234,7 +234,13 @@ fn elements<T>(
 
 /// Converts a JS value to a component value of type `ty`.
 pub fn from_js(js: Js, cx: Cx, value: Value, ty: &Type) -> Result<Val, String> {
-    from_js_in(js, cx, &mut Names::default(), value, ty)
+    let Some(resources) = cx else {
+        return from_js_in(js, cx, &mut Names::default(), value, ty);
+    };
+    let mark = resources.converting();
+    let converted = from_js_in(js, cx, &mut Names::default(), value, ty);
+    resources.converted(mark, converted.is_ok());
+    converted
 }
 
 fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Result<Val, String> {

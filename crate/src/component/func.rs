@@ -7,7 +7,7 @@ use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, ComponentExportIndex, Func, Instance, Type, Val};
 
 use super::convert::{self, TypedVal};
-use super::resources::holds_resources;
+use super::resources::{Loans, Resolved, holds_resources};
 use super::types::wit_type;
 use super::wire::{self, Shape};
 use crate::call::{Export, Exports, Resources};
@@ -52,7 +52,8 @@ fn is_bytes(ty: &Type) -> bool {
 /// The arguments of one call: component values, or the one argument of a signature the typed
 /// path serves.
 pub enum Args {
-    Vals(Vals),
+    /// With the host objects they lend or give to the guest, when they hold any.
+    Vals(Vals, Option<Loans>),
     Bytes(Vec<u8>),
     Text(String),
 }
@@ -96,18 +97,28 @@ impl Export for ExportFunc {
                 names.join(", ")
             )));
         }
+        let resources = resources.filter(|_| self.resources_in);
+        let types = || self.params.iter().map(|(_, ty)| ty);
         let mut values = Vals::with_capacity(count);
         for ((name, ty), &arg) in self.params.iter().zip(args) {
-            let value = convert::from_js(js, resources, arg, ty)
-                .map_err(|message| fail(format!("param \"{name}\": {message}")))?;
-            values.push(value);
+            match convert::from_js(js, resources, arg, ty) {
+                Ok(value) => values.push(value),
+                Err(message) => {
+                    // The host objects of the arguments before it go back (see `Loans`).
+                    if let Some(resources) = resources {
+                        drop(resources.loans(&mut values, types()));
+                    }
+                    return Err(fail(format!("param \"{name}\": {message}")));
+                }
+            }
         }
         if let (true, [Val::String(_)]) = (self.text_to_text, values.as_slice())
             && let Some(Val::String(text)) = values.pop()
         {
             return Ok(Args::Text(text));
         }
-        Ok(Args::Vals(values))
+        let loans = resources.and_then(|resources| resources.loans(&mut values, types()));
+        Ok(Args::Vals(values, loans))
     }
 
     fn lookup(&self, live: &mut Live<Instance>) -> Result<Func, Failure> {
@@ -125,8 +136,8 @@ impl Export for ExportFunc {
         budget: &Budget,
         params: &Args,
     ) -> Result<Returned, Failure> {
-        let params = match params {
-            Args::Vals(params) => params,
+        let (params, loans) = match params {
+            Args::Vals(params, loans) => (params, loans),
             Args::Bytes(bytes) => {
                 let (out,) = self.invoke_typed::<&[u8], Vec<u8>>(live, func, engine, budget, bytes)?;
                 return Ok(Returned::Bytes(out));
@@ -152,19 +163,23 @@ impl Export for ExportFunc {
         };
         // Resource markers become the guest's handles, by the function's types in this store.
         let mut lent = Vec::new();
-        let mut resolved;
+        let mut resolved_params;
         let params = match &resources {
             Some(resources) if self.resources_in => {
-                resolved = params.clone();
+                resolved_params = params.clone();
                 let ty = func.ty(&live.store);
-                for (value, (_, ty)) in resolved.iter_mut().zip(ty.params()) {
-                    if let Err(message) = resources.resolve(&mut live.store, value, &ty, &mut lent) {
-                        // The loans made for earlier arguments end here, as after a call.
-                        resources.end_lent(&mut live.store, std::mem::take(&mut lent));
+                let mut resolved = Resolved::default();
+                for (value, (_, ty)) in resolved_params.iter_mut().zip(ty.params()) {
+                    if let Err(message) = resources.resolve(&mut live.store, value, &ty, &mut resolved) {
+                        resources.refused(&mut live.store, resolved);
                         return Err(Failure::Type(format!("{}: {message}", self.path)));
                     }
                 }
-                &resolved
+                lent = resources.start(resolved);
+                if let Some(loans) = loans {
+                    loans.started();
+                }
+                &resolved_params
             }
             _ => params,
         };
@@ -228,7 +243,7 @@ impl Export for ExportFunc {
         if !reader.is_done() {
             return Err(failed("bytes left over".into()));
         }
-        Ok(Args::Vals(values))
+        Ok(Args::Vals(values, None))
     }
 
     fn encode(&self, output: Returned, out: &mut Vec<u8>) -> Result<bool, Failure> {

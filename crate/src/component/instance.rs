@@ -54,6 +54,21 @@ impl NativeComponentInstance {
         })
     }
 
+    /// Whether the guest resource handle `token` stands for is still JS's: not dropped, not moved
+    /// into the guest (a call refused before the guest ran leaves it JS's), not of a disposed
+    /// instance.
+    #[napi]
+    pub fn holds_resource(&self, env: napi::Env, token: napi::bindgen_prelude::Unknown) -> napi::Result<bool> {
+        use napi::JsValue;
+        let js = crate::js::Js(env.raw());
+        crate::errors::guard(js, || {
+            let Some(resources) = &self.slot.resources else {
+                return Ok(false);
+            };
+            resources.holds_token(js, token.raw())
+        })
+    }
+
     /// Resource handles the instance holds for JS and for the guest (guest resources JS has
     /// not dropped, host objects the guest has not dropped).
     #[napi(getter)]

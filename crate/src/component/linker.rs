@@ -8,7 +8,7 @@ use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, InstancePre, Linker, ResourceType, Type, Val};
 
 use super::convert;
-use super::resources::holds_resources;
+use super::resources::{Resolved, holds_resources};
 use super::types::{func_signature, with_resource_names};
 use crate::errors::Failure;
 use crate::js::{Js, Kind, Value};
@@ -293,12 +293,17 @@ fn host_call(
     let mut value = value?;
     if let (Some(resources), Some(returned), Some(ty)) = (&resources, value.as_mut(), result_type.as_ref())
         && holds_resources(ty)
-        && let Err(message) = resources.resolve(&mut *cx, returned, ty, &mut Vec::new())
     {
-        return Err(cx.data_mut().fail_call(Failure::Host {
-            message: format!("host function {label} returned a bad value: {message}"),
-            cause: None,
-        }));
+        let mut resolved = Resolved::default();
+        if let Err(message) = resources.resolve(&mut *cx, returned, ty, &mut resolved) {
+            resources.refused(&mut *cx, resolved);
+            return Err(cx.data_mut().fail_call(Failure::Host {
+                message: format!("host function {label} returned a bad value: {message}"),
+                cause: None,
+            }));
+        }
+        // A result holds no borrow: nothing is lent.
+        resources.start(resolved);
     }
     if let (Some(slot), Some(value)) = (results.first_mut(), value) {
         *slot = value;

@@ -70,6 +70,9 @@ struct Table {
     collected: Vec<(u32, u32)>,
     /// An insertion was refused at the cap since the last look (see [`Resources::take_limit_hit`]).
     limit_hit: bool,
+    /// Host objects put in the slab by conversions under way, innermost last (a conversion can
+    /// run JS, a getter, which can convert values for another call of the instance).
+    converting: Vec<u32>,
 }
 
 /// The resources of one component instance.
@@ -163,7 +166,7 @@ impl Resources {
             return Err(limit(self.max_live));
         }
         table.live += 1;
-        Ok(match table.free_host.pop() {
+        let rep = match table.free_host.pop() {
             Some(rep) => {
                 table.host[rep as usize] = Some(object);
                 rep
@@ -172,7 +175,27 @@ impl Resources {
                 table.host.push(Some(object));
                 (table.host.len() - 1) as u32
             }
-        })
+        };
+        table.converting.push(rep);
+        Ok(rep)
+    }
+
+    /// Where a conversion from JS begins: see [`Self::converted`].
+    pub fn converting(&self) -> usize {
+        self.table().converting.len()
+    }
+
+    /// A conversion that began at `mark` ended: if it failed, the host objects it put in the slab
+    /// come back out (the value holding them is gone).
+    pub fn converted(self: &Arc<Self>, mark: usize, ok: bool) {
+        let reps = {
+            let mut table = self.table();
+            let mark = mark.min(table.converting.len());
+            table.converting.split_off(mark)
+        };
+        if !ok {
+            drop(self.loans_of(reps));
+        }
     }
 
     /// Takes a host object out of the slab (the guest let go of it).
@@ -220,6 +243,14 @@ impl Resources {
         Ok(match self.token(js, value)? {
             Some((token, true)) => self.take_guest(token.index, token.generation),
             _ => None,
+        })
+    }
+
+    /// Whether the token `value` is one of this instance's whose handle is still in the table.
+    pub fn holds_token(&self, js: Js, value: Value) -> Result<bool, Failure> {
+        Ok(match self.token(js, value)? {
+            Some((token, true)) => self.peek_guest(token.index, token.generation).is_some(),
+            _ => false,
         })
     }
 
@@ -302,26 +333,26 @@ impl Resources {
     }
 
     /// Where the store is at hand: markers in `value` (of type `ty`) become resources for the
-    /// guest. `lent` collects host objects lent for this call only, with the handles that lend
-    /// them ([`Self::end_lent`] takes both back after it).
+    /// guest. `resolved` records what that did: the call confirms it once it starts
+    /// ([`Self::start`]) or undoes it when it does not ([`Self::refused`]).
     pub fn resolve(
         &self,
         store: &mut impl AsContextMut,
         value: &mut Val,
         ty: &Type,
-        lent: &mut Vec<(u32, ResourceAny)>,
+        resolved: &mut Resolved,
     ) -> Result<(), String> {
         each_resource(value, ty, &mut |value, ty| {
             let owned = matches!(ty, Type::Own(_));
             match (&*value, ty) {
                 (&Val::U64(packed), _) => {
                     let (index, generation) = unpack(packed);
-                    let handle = if owned {
-                        self.take_guest(index, generation)
-                    } else {
-                        self.peek_guest(index, generation)
-                    };
-                    let handle = handle.ok_or("a resource was dropped or moved before the call")?;
+                    let handle = self
+                        .peek_guest(index, generation)
+                        .ok_or("a resource was dropped or moved before the call")?;
+                    if owned {
+                        resolved.moved.push((index, generation));
+                    }
                     *value = Val::Resource(handle);
                 }
                 (&Val::S64(rep), Type::Own(rt) | Type::Borrow(rt)) => {
@@ -335,15 +366,35 @@ impl Resources {
                     let handle = ResourceDynamic::new_own(rep, payload)
                         .try_into_resource_any(&mut *store)
                         .map_err(|e| format!("{e:#}"))?;
-                    if !owned {
-                        lent.push((rep, handle));
-                    }
+                    resolved.host.push((rep, handle, !owned));
                     *value = Val::Resource(handle);
                 }
                 _ => {}
             }
             Ok(())
         })
+    }
+
+    /// The call whose values `resolved` was made for starts: the guest handles it moves leave
+    /// the table. Returns the loans to end after it ([`Self::end_lent`]).
+    pub fn start(&self, resolved: Resolved) -> Vec<(u32, ResourceAny)> {
+        for (index, generation) in resolved.moved {
+            self.take_guest(index, generation);
+        }
+        (resolved.host.into_iter())
+            .filter(|&(_, _, lent)| lent)
+            .map(|(rep, handle, _)| (rep, handle))
+            .collect()
+    }
+
+    /// The call whose values `resolved` was made for does not start: the handles made for host
+    /// objects leave the store's table without their destructor (the objects stay in the slab,
+    /// for the call's [`Loans`] to take back), and moved guest handles stay JS's.
+    pub fn refused(&self, store: &mut impl AsContextMut, resolved: Resolved) {
+        for (_, handle, _) in resolved.host {
+            // Fails only in a store a trap poisoned, whose table goes with it.
+            let _ = ResourceDynamic::try_from_resource_any(handle, &mut *store);
+        }
     }
 
     /// Where the store is at hand: resources in `value` (of type `ty`) that the guest hands out
@@ -406,7 +457,76 @@ impl Resources {
     }
 }
 
+/// What [`Resources::resolve`] did for one call's values.
+#[derive(Default)]
+pub struct Resolved {
+    /// Handles made for host objects: slab index, handle, and whether it is lent (a borrow).
+    host: Vec<(u32, ResourceAny, bool)>,
+    /// Guest handles passed as own, by table index and generation: they leave the table when
+    /// the call starts.
+    moved: Vec<(u32, u32)>,
+}
+
+/// The host objects a call's arguments put in the slab. Until the call starts they are the
+/// host's: if it never does (a later argument is refused, the instance is busy or disposed, the
+/// native stack is short, the call is aborted first), they leave the slab when the arguments are
+/// dropped, without their `[Symbol.dispose]`, instead of staying until the instance goes and
+/// being disposed then as if the guest had held them.
+pub struct Loans {
+    resources: Arc<Resources>,
+    reps: Vec<u32>,
+    started: AtomicBool,
+}
+
+impl Loans {
+    /// The call started: the guest has the objects (or borrows them, until `end_lent`).
+    pub fn started(&self) {
+        self.started.store(true, Ordering::Release);
+    }
+}
+
+impl Drop for Loans {
+    fn drop(&mut self) {
+        if self.started.load(Ordering::Acquire) {
+            return;
+        }
+        let objects: Vec<Reference> = self
+            .reps
+            .iter()
+            .filter_map(|&rep| self.resources.take_host(rep))
+            .collect();
+        if !objects.is_empty() {
+            (self.resources.release)(objects, false);
+        }
+    }
+}
+
 impl Resources {
+    /// The host objects in `values` (converted for parameters of `types`), which the call will
+    /// lend or give to the guest; `None` when they hold none.
+    pub fn loans<'a>(self: &Arc<Self>, values: &mut [Val], types: impl Iterator<Item = &'a Type>) -> Option<Loans> {
+        let mut reps = Vec::new();
+        for (value, ty) in values.iter_mut().zip(types) {
+            let _ = each_resource(value, ty, &mut |value, _| {
+                if let Val::S64(rep) = *value {
+                    reps.push(rep as u32);
+                }
+                Ok::<(), ()>(())
+            });
+        }
+        self.loans_of(reps)
+    }
+
+    /// Loans of the host objects at `reps` in the slab; dropped without [`Loans::started`], they
+    /// take the objects back out.
+    pub fn loans_of(self: &Arc<Self>, reps: Vec<u32>) -> Option<Loans> {
+        (!reps.is_empty()).then(|| Loans {
+            resources: self.clone(),
+            reps,
+            started: AtomicBool::new(false),
+        })
+    }
+
     /// The store went, with every handle the guest held: the host objects are disposed, as if
     /// the guest had dropped them, and the guest handles JS held are gone.
     pub fn store_dropped(&self) {
