@@ -12,6 +12,7 @@ import test from 'ava'
 import { resourcesWasm, typesImports, typesWasm } from '../fixtures/index.js'
 import {
   BusyError,
+  ComponentError,
   DisposedError,
   Engine,
   HostError,
@@ -802,6 +803,66 @@ test("host objects of a call refused for a later argument stay the host's", asyn
   inst.dispose()
   await new Promise((resolve) => setTimeout(resolve, 20))
   t.deepEqual(events, [], 'none of them reached the guest')
+})
+
+test("resources in an export's err payload are objects of their classes, and are not leaked", async (t) => {
+  // `fail` returns err(own<thing>) for the guest's resource, `fail-host` err(own<counter>) for the
+  // host's it was given: the payload used to be unconvertible (ERR_WASM_INTERNAL) and its handles
+  // stayed in the instance, one more per call, until it met limits.resourceHandles.
+  const guest = engine.compileComponentSync(`(component
+    (import "counter" (type $counter (sub resource)))
+    (core module $d (func (export "dtor") (param i32)))
+    (core instance $di (instantiate $d))
+    (type $thing (resource (rep i32) (dtor (core func $di "dtor"))))
+    (core func $new (canon resource.new $thing))
+    (core module $m
+      (import "h" "new" (func $new (param i32) (result i32)))
+      (memory (export "memory") 1)
+      (func (export "fail") (param i32) (result i32)
+        (i32.store (i32.const 8) (i32.const 1))
+        (i32.store (i32.const 12) (call $new (local.get 0)))
+        (i32.const 8))
+      (func (export "fail-host") (param i32) (result i32)
+        (i32.store (i32.const 8) (i32.const 1))
+        (i32.store (i32.const 12) (local.get 0))
+        (i32.const 8)))
+    (core instance $i (instantiate $m (with "h" (instance (export "new" (func $new))))))
+    (func $fail (param "n" u32) (result (result u32 (error (own $thing))))
+      (canon lift (core func $i "fail") (memory (core memory $i "memory"))))
+    (func $fail-host (param "c" (own $counter)) (result (result u32 (error (own $counter))))
+      (canon lift (core func $i "fail-host") (memory (core memory $i "memory"))))
+    (component $shim
+      (import "thing" (type $t (sub resource)))
+      (import "counter" (type $c (sub resource)))
+      (import "fail" (func $f (param "n" u32) (result (result u32 (error (own $t))))))
+      (import "fail-host" (func $fh (param "c" (own $c)) (result (result u32 (error (own $c))))))
+      (export $T "thing" (type $t))
+      (export "fail" (func $f) (func (param "n" u32) (result (result u32 (error (own $T))))))
+      (export "fail-host" (func $fh) (func (param "c" (own $c)) (result (result u32 (error (own $c)))))))
+    (instance $api (instantiate $shim (with "thing" (type $thing)) (with "counter" (type $counter))
+      (with "fail" (func $fail)) (with "fail-host" (func $fail-host))))
+    (export "test:x/api" (instance $api)))`)
+  class Counter {}
+  const inst = guest.instantiateSync({
+    limits: { memoryBytes: 1 << 16, resourceHandles: 8 },
+    imports: { counter: Counter },
+  })
+  const api = inst.exports['test:x/api'] as { Thing: new () => unknown }
+  t.throws(() => new api.Thing(), { instanceOf: TypeError, message: /has no constructor/ })
+  for (let i = 0; i < 20; i++) {
+    const error = t.throws(() => inst.callSync('test:x/api#fail', [i]), { instanceOf: ComponentError })
+    const thing = error.payload as Disposable
+    t.true(thing instanceof api.Thing)
+    thing[Symbol.dispose]()
+  }
+  const rejected = await t.throwsAsync(inst.call('test:x/api#fail', [1]), { instanceOf: ComponentError })
+  t.true(rejected.payload instanceof api.Thing)
+  const counter = new Counter()
+  const back = t.throws(() => inst.callSync('test:x/api#fail-host', [counter]), {
+    instanceOf: ComponentError,
+  })
+  t.is(back.payload, counter, "the host's own object comes back")
+  t.false(inst.poisoned)
 })
 
 test('limits.resourceHandles sets the cap', (t) => {

@@ -277,7 +277,8 @@ export class Instance<E = Record<string, unknown>> {
     try {
       result = apply(handle, all)
     } catch (error) {
-      throw typed(name, fromNative(error))
+      const failure = typed(name, fromNative(error))
+      throw resources === undefined ? failure : resources.liftFailure(name, failure)
     } finally {
       lowered?.commit()
     }
@@ -442,7 +443,8 @@ export class Instance<E = Record<string, unknown>> {
       const result = forms.result === undefined ? returned : decodeFlat(returned, forms.result)
       return resources === undefined ? result : resources.lift(name, result)
     } catch (error) {
-      throw typed(name, error)
+      const failure = typed(name, error)
+      throw resources === undefined ? failure : resources.liftFailure(name, failure)
     } finally {
       lowered?.commit()
       // A wasi:http request lives no longer than the call that made it (one stopped at its

@@ -13,7 +13,7 @@ import { types } from 'node:util'
 
 import type { ComponentItem, ResourceMembers, WitFuncType, WitType } from './component.js'
 import { someType, valueTypeOf } from './util/wit.js'
-import { DisposedError, WasmTypeError } from './errors.js'
+import { ComponentError, DisposedError, WasmTypeError } from './errors.js'
 import { exportPaths, lowerCamel, unversioned } from './util/names.js'
 import { TYPED_ARRAY_CLASSES } from './util/typed-arrays.js'
 
@@ -177,14 +177,29 @@ export class InstanceResources {
       if (item.kind === 'func') add(undefined, item)
       for (const member of item.exports ?? []) if (member.kind === 'func') add(item.name, member)
     }
+    // Resources the functions take or return, by the interface defining each: one without
+    // functions of its own still comes back from others, and needs a class (for `instanceof` and
+    // `[Symbol.dispose]`).
+    const used = new Set<string>()
+    for (const func of this.#functions.values()) {
+      for (const type of [...func.params.map((param) => param.type), func.result]) {
+        if (type === undefined) continue
+        someType(type, (inner) => {
+          const { resource, interface: interfaceName, imported } = inner as ResourceType
+          if ((inner.kind === 'own' || inner.kind === 'borrow') && imported !== true) {
+            used.add(`${interfaceName ?? ''}#${resource}`)
+          }
+          return false
+        })
+      }
+    }
     for (const item of exports) {
       for (const member of item.exports ?? []) {
+        if (member.kind !== 'resource') continue
+        const key = `${item.name}#${member.name}`
         // A resource an interface only re-exports (`use`) has no functions, so no `members`, here.
-        if (member.kind !== 'resource' || member.members === undefined) continue
-        this.#classes.set(
-          `${item.name}#${member.name}`,
-          makeClass(this, item.name, member.name, member.members),
-        )
+        const members = member.members ?? (used.has(key) ? NO_MEMBERS : undefined)
+        if (members !== undefined) this.#classes.set(key, makeClass(this, item.name, member.name, members))
       }
     }
   }
@@ -242,6 +257,19 @@ export class InstanceResources {
     const func = this.#functions.get(path)
     if (func === undefined) return value
     return walk(value, valueTypeOf(func), [], (token, type) => this.#wrap(token, type))
+  }
+
+  /**
+   * A failure of a call of `path`: the resources in a `ComponentError`'s payload (an err value)
+   * become objects, as `lift` makes them of a return value.
+   */
+  liftFailure(path: string, failure: unknown): unknown {
+    const result = this.#functions.get(path)?.result
+    if (failure instanceof ComponentError && result?.kind === 'result' && result.err !== undefined) {
+      const payload = walk(failure.payload, result.err, [], (token, type) => this.#wrap(token, type))
+      Object.defineProperty(failure, 'payload', { value: payload })
+    }
+    return failure
   }
 
   #wrap(token: unknown, type: WitType): unknown {
@@ -307,6 +335,11 @@ function memberName(functionName: string): string {
   return functionName.slice(functionName.indexOf('.') + 1)
 }
 
+/** The members of a resource with no functions of its own. */
+const NO_MEMBERS: ResourceMembers = Object.freeze(
+  Object.assign(Object.create(null), { methods: [], statics: [] }),
+)
+
 /** A class of guest resource objects. */
 export type ResourceClass = new (...args: unknown[]) => object
 
@@ -317,7 +350,8 @@ function makeClass(
   members: ResourceMembers,
 ): ResourceClass {
   const path = (name: string) => `${interfaceName}#${name}`
-  const constructorPath = members.constructor
+  // Own property only: every object has an inherited `constructor`.
+  const constructorPath = Object.hasOwn(members, 'constructor') ? members.constructor : undefined
   const cls = class {
     constructor(...args: unknown[]) {
       if (args[0] === fromToken) {

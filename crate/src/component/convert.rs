@@ -58,13 +58,14 @@ impl Names {
 /// The resources of the instance a value belongs to (`None` where no resource can appear).
 pub type Cx<'a> = Option<&'a std::sync::Arc<Resources>>;
 
-/// A component value with its type, converted to JS later on the JS thread (an export's
-/// `result::err` payload travels this way inside a failure).
-pub struct TypedVal(pub Val, pub Type);
+/// A component value with its type and the resources of its instance, converted to JS later on
+/// the JS thread (an export's `result::err` payload travels this way inside a failure, and may
+/// hold resources, as a return value may).
+pub struct TypedVal(pub Val, pub Type, pub Option<std::sync::Arc<Resources>>);
 
 impl LaterJs for TypedVal {
     fn to_js(self: Box<Self>, js: Js) -> napi::Result<Value> {
-        to_js(js, None, &self.0, &self.1)
+        to_js(js, self.2.as_ref(), &self.0, &self.1)
     }
 }
 

@@ -220,7 +220,8 @@ impl Export for ExportFunc {
                 Some((Val::String(text), _)) => format!("{} returned an error: {text}", self.path),
                 _ => format!("{} returned an error", self.path),
             };
-            let payload = payload.map(|(value, ty)| Box::new(TypedVal(value, ty)) as Box<dyn crate::errors::LaterJs>);
+            let payload = payload
+                .map(|(value, ty)| Box::new(TypedVal(value, ty, resources.clone())) as Box<dyn crate::errors::LaterJs>);
             return Err(Failure::Component { message, payload });
         }
         Ok(Returned::Val(value))
