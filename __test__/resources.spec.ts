@@ -865,6 +865,53 @@ test("resources in an export's err payload are objects of their classes, and are
   t.false(inst.poisoned)
 })
 
+test('one object passed as own and also lent (or moved twice) in one call is a WasmTypeError', (t) => {
+  // `thing.absorb(thing)`: wasmtime cannot take a handle that is borrowed, and reported the
+  // caller's mistake as the guest's (a GuestAbiError that poisoned the instance).
+  const guest = engine.compileComponentSync(`(component
+    (core module $d (func (export "dtor") (param i32)))
+    (core instance $di (instantiate $d))
+    (type $r (resource (rep i32) (dtor (core func $di "dtor"))))
+    (core func $rnew (canon resource.new $r))
+    (core func $rdrop (canon resource.drop $r))
+    (core module $m
+      (import "h" "rnew" (func $rnew (param i32) (result i32)))
+      (import "h" "rdrop" (func $rdrop (param i32)))
+      (func (export "ctor") (param i32) (result i32) (call $rnew (local.get 0)))
+      (func (export "absorb") (param i32 i32) (call $rdrop (local.get 1)))
+      (func (export "both") (param i32 i32) (call $rdrop (local.get 0)) (call $rdrop (local.get 1))))
+    (core instance $i (instantiate $m (with "h" (instance (export "rnew" (func $rnew)) (export "rdrop" (func $rdrop))))))
+    (func $ctor (param "n" u32) (result (own $r)) (canon lift (core func $i "ctor")))
+    (func $absorb (param "self" (borrow $r)) (param "other" (own $r)) (canon lift (core func $i "absorb")))
+    (func $both (param "a" (own $r)) (param "b" (own $r)) (canon lift (core func $i "both")))
+    (component $shim
+      (import "thing" (type $t (sub resource)))
+      (import "ctor" (func $c (param "n" u32) (result (own $t))))
+      (import "absorb" (func $a (param "self" (borrow $t)) (param "other" (own $t))))
+      (import "both" (func $b (param "a" (own $t)) (param "b" (own $t))))
+      (export $T "thing" (type $t))
+      (export "[constructor]thing" (func $c) (func (param "n" u32) (result (own $T))))
+      (export "[method]thing.absorb" (func $a) (func (param "self" (borrow $T)) (param "other" (own $T))))
+      (export "both" (func $b) (func (param "a" (own $T)) (param "b" (own $T)))))
+    (instance $api (instantiate $shim (with "thing" (type $r)) (with "ctor" (func $ctor))
+      (with "absorb" (func $absorb)) (with "both" (func $both))))
+    (export "test:x/api" (instance $api)))`)
+  const inst = guest.instantiateSync({ limits: { memoryBytes: 0 } })
+  type Thing = { absorb(other: Thing): void }
+  const api = inst.exports['test:x/api'] as {
+    Thing: new (n: number) => Thing
+    both(a: Thing, b: Thing): void
+  }
+  const thing = new api.Thing(1)
+  t.throws(() => thing.absorb(thing), { instanceOf: WasmTypeError, message: /param "other": .*not also/ })
+  t.throws(() => api.both(thing, thing), { instanceOf: WasmTypeError, message: /param "b": .*not also/ })
+  t.false(inst.poisoned)
+  const other = new api.Thing(2)
+  thing.absorb(other)
+  t.throws(() => thing.absorb(other), { instanceOf: DisposedError })
+  api.both(thing, new api.Thing(3))
+})
+
 test('limits.resourceHandles sets the cap', (t) => {
   const events: string[] = []
   const inst = component.instantiateSync({

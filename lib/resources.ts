@@ -237,10 +237,13 @@ export class InstanceResources {
     if (func === undefined) return { args, commit: () => {} }
     if (this.#host.disposed) throw new DisposedError('the instance was disposed')
     const moved: Handle[] = []
+    const lent: Handle[] = []
     const lowered = args.map((arg, index) => {
       const param = func.params[index]
       const where = param === undefined ? [] : [`param "${lowerCamel(param.name)}"`]
-      return walk(arg, param?.type, where, (value, type, at) => this.#unwrap(path, value, type, at, moved))
+      return walk(arg, param?.type, where, (value, type, at) =>
+        this.#unwrap(path, value, type, at, moved, lent),
+      )
     })
     return {
       args: lowered,
@@ -281,7 +284,14 @@ export class InstanceResources {
     return new cls(fromToken, token)
   }
 
-  #unwrap(path: string, value: unknown, type: WitType, where: Where, moved: Handle[]): unknown {
+  #unwrap(
+    path: string,
+    value: unknown,
+    type: WitType,
+    where: Where,
+    moved: Handle[],
+    lent: Handle[],
+  ): unknown {
     const { resource, interface: interfaceName, imported } = type as ResourceType
     const refuse = (expected: string) =>
       new WasmTypeError(`${path}: ${[...where, `expected ${expected}, got ${described(value)}`].join(': ')}`)
@@ -304,11 +314,18 @@ export class InstanceResources {
     // Another instance's object: the addon refuses it, saying so.
     if (handle.owner !== this) return handle.token
     if (cls !== undefined && handle.cls !== cls) throw refuse(`a ${cls.name}`)
+    // Moved twice in one call, the addon would take the handle for the first and fail on the
+    // second; moved and lent in one call (`thing.absorb(thing)`), wasmtime cannot take a handle
+    // that is borrowed: the guest would be blamed (a poisoning GuestAbiError) for the caller's
+    // mistake.
     if (type.kind === 'own') {
-      // Moved twice in one call: the addon would take the handle for the first and fail on the
-      // second, leaving the object looking live with its handle gone.
-      if (moved.includes(handle)) throw refuse(`a ${cls?.name ?? 'resource'} not already moved in this call`)
+      if (moved.includes(handle) || lent.includes(handle)) {
+        throw refuse(`a ${cls?.name ?? 'resource'} not also passed elsewhere in this call`)
+      }
       moved.push(handle)
+    } else {
+      if (moved.includes(handle)) throw refuse(`a ${cls?.name ?? 'resource'} not also moved in this call`)
+      lent.push(handle)
     }
     return handle.token
   }
