@@ -268,8 +268,7 @@ pub fn run_classified<R>(
     }
     state.deadline = None;
     outcome.map_err(|error| {
-        metrics.traps += 1;
-        classify(
+        let failure = classify(
             error,
             CallFacts {
                 host_failure: state.host_failure.take(),
@@ -279,7 +278,12 @@ pub fn run_classified<R>(
                 memory_denied: metrics.memory.denied_growths > denied_before,
                 table_denied: state.limiter.table_denials() > table_denials_before,
             },
-        )
+        );
+        // A command's exit(0) is how it succeeds (the caller reports it so), not a trap.
+        if !matches!(failure, Failure::Exit(0)) {
+            metrics.traps += 1;
+        }
+        failure
     })
 }
 
