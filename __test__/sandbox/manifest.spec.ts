@@ -95,7 +95,10 @@ const broken: BrokenCase[] = [
     title: 'a missing max_bytes',
     sections: { memory: 'max_table_elements = 100' },
     path: 'resources.memory.max_bytes',
+    allowed: '524288..4194304 (512 KiB..4 MiB)',
     snippet: 'max_bytes = 1048576',
+    message:
+      /max_bytes: missing \(allowed: 524288\.\.4194304 \(512 KiB\.\.4 MiB\)\); add `max_bytes = 1048576`/,
   },
   {
     title: 'a missing [resources.cpu] section',
@@ -107,6 +110,7 @@ const broken: BrokenCase[] = [
     title: 'a missing max_fuel',
     sections: { cpu: 'timeout_seconds = 5' },
     path: 'resources.cpu.max_fuel',
+    allowed: '1000..100000000',
     snippet: 'max_fuel = 10000000',
   },
   {
@@ -114,6 +118,7 @@ const broken: BrokenCase[] = [
     sections: { cpu: 'max_fuel = 1000000' },
     path: 'resources.cpu.timeout_seconds',
     snippet: 'timeout_seconds = 5',
+    allowed: 'timeout_seconds 1..300 or timeout_ms 1..300000',
     message: /a timeout is required/,
   },
   // Each range, at both ends.
@@ -350,6 +355,7 @@ for (const entry of broken) {
     t.is(error.problems.length, 1, error.message)
     if ('value' in entry) t.deepEqual(error.value, entry.value)
     if (entry.allowed !== undefined) t.is(error.allowed, entry.allowed)
+    t.not(error.allowed, undefined, 'every problem says what would be accepted')
     if (entry.snippet !== undefined) t.is(error.snippet, entry.snippet)
     if (entry.message !== undefined) t.regex(error.message, entry.message)
     t.true(error.message.startsWith(`${path.join(dir, 'Component.toml')}: ${entry.path}: `), error.message)

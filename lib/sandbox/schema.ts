@@ -7,7 +7,7 @@ import { hostPatternProblem } from '../util/patterns.js'
 import { formatBytes } from './messages.js'
 import { checkWasmPath, filesystemGlobProblem, WASM_ALLOWED, WRITE_ALLOWED, writeDirectory } from './paths.js'
 import { clamp } from './policy.js'
-import type { Table, Validator } from './validator.js'
+import { rangeText, type Table, type Validator } from './validator.js'
 
 /** A validated Component.toml. Frozen all the way down. */
 export interface Manifest {
@@ -85,7 +85,7 @@ export function component(
 
   const nameAllowed = 'lowercase letters, digits and "-" ([a-z0-9-]+)'
   let name = validator.string(
-    validator.required(table, 'component', 'name', '"my-component"'),
+    validator.required(table, 'component', 'name', '"my-component"', nameAllowed),
     'component.name',
     nameAllowed,
   )
@@ -102,7 +102,7 @@ export function component(
   const versionAllowed = 'a semantic version, such as 0.1.0'
   const versionAt = 'component.version'
   let version = validator.string(
-    validator.required(table, 'component', 'version', '"0.1.0"'),
+    validator.required(table, 'component', 'version', '"0.1.0"', versionAllowed),
     versionAt,
     versionAllowed,
   )
@@ -143,7 +143,13 @@ export function resources(validator: Validator, root: Table): Manifest['resource
   const memory = validator.section(table, 'resources', 'memory', memorySnippet)
   if (memory !== undefined) {
     validator.knownKeys(memory, 'resources.memory', ['max_bytes', 'max_table_elements'])
-    const maxBytes = validator.required(memory, 'resources.memory', 'max_bytes', memoryExample)
+    const maxBytes = validator.required(
+      memory,
+      'resources.memory',
+      'max_bytes',
+      memoryExample,
+      rangeText(policy.memoryBytes, formatBytes),
+    )
     result.memory.maxBytes =
       validator.integer(maxBytes, 'resources.memory.max_bytes', policy.memoryBytes, formatBytes) ?? 0
     // Left out: the instance default, inside the policy's range.
@@ -156,11 +162,12 @@ export function resources(validator: Validator, root: Table): Manifest['resource
   const cpu = validator.section(table, 'resources', 'cpu', cpuSnippet)
   if (cpu !== undefined) {
     validator.knownKeys(cpu, 'resources.cpu', ['max_fuel', 'timeout_seconds', 'timeout_ms'])
-    const maxFuel = validator.required(cpu, 'resources.cpu', 'max_fuel', fuelExample)
+    const maxFuel = validator.required(cpu, 'resources.cpu', 'max_fuel', fuelExample, rangeText(policy.fuel))
     result.cpu.maxFuel = validator.integer(maxFuel, 'resources.cpu.max_fuel', policy.fuel) ?? 0
     if (cpu.timeout_seconds !== undefined && cpu.timeout_ms !== undefined) {
       const message = 'give either timeout_seconds or timeout_ms, not both'
-      validator.report({ path: 'resources.cpu.timeout_ms', message, value: cpu.timeout_ms })
+      const allowed = 'one of timeout_seconds, timeout_ms'
+      validator.report({ path: 'resources.cpu.timeout_ms', message, value: cpu.timeout_ms, allowed })
     } else if (cpu.timeout_ms !== undefined) {
       result.cpu.timeoutMs =
         validator.integer(cpu.timeout_ms, 'resources.cpu.timeout_ms', policy.timeoutMs) ?? 0
@@ -178,8 +185,10 @@ export function resources(validator: Validator, root: Table): Manifest['resource
       const timeoutSeconds = validator.integer(cpu.timeout_seconds, 'resources.cpu.timeout_seconds', seconds)
       result.cpu.timeoutMs = (timeoutSeconds ?? 0) * 1000
     } else {
-      const message = `a timeout is required; add \`${timeoutLine}\` (or timeout_ms for finer steps) under [resources.cpu]`
-      validator.report({ path: 'resources.cpu.timeout_seconds', message, snippet: timeoutLine })
+      const inMs = `timeout_ms ${rangeText(policy.timeoutMs)}`
+      const allowed = seconds.min <= seconds.max ? `timeout_seconds ${rangeText(seconds)} or ${inMs}` : inMs
+      const message = `a timeout is required (allowed: ${allowed}); add \`${timeoutLine}\` (or timeout_ms for finer steps) under [resources.cpu]`
+      validator.report({ path: 'resources.cpu.timeout_seconds', message, allowed, snippet: timeoutLine })
     }
   }
   return result

@@ -39,7 +39,12 @@ export class Validator {
       if (known.includes(key)) continue
       const closest = closestKey(key, known)
       const hint = closest === undefined ? `known keys: ${known.join(', ')}` : `did you mean "${closest}"?`
-      this.report({ path: join(prefix, key), message: `unknown key (${hint})`, allowed: known.join(', ') })
+      this.report({
+        path: join(prefix, key),
+        message: `unknown key (${hint})`,
+        value: table[key],
+        allowed: known.join(', '),
+      })
     }
   }
 
@@ -49,7 +54,12 @@ export class Validator {
     const at = join(prefix, key)
     if (value === undefined) {
       if (snippet === undefined) return undefined
-      return this.report({ path: at, message: `missing section; add:\n${snippet}`, snippet })
+      return this.report({
+        path: at,
+        message: `missing section; add:\n${snippet}`,
+        allowed: 'a table',
+        snippet,
+      })
     }
     if (isTable(value)) return value
     return this.report({
@@ -60,13 +70,14 @@ export class Validator {
     })
   }
 
-  /** A required field: reports it when missing, with a line to paste. */
-  required(table: Table, prefix: string, key: string, example: string): unknown {
+  /** A required field: reports it when missing, with what it allows and a line to paste. */
+  required(table: Table, prefix: string, key: string, example: string, allowed: string): unknown {
     const value = table[key]
     if (value !== undefined) return value
     const at = join(prefix, key)
     const snippet = `${key} = ${example}`
-    return this.report({ path: at, message: `missing; add \`${snippet}\` under [${prefix}]`, snippet })
+    const message = `missing (allowed: ${allowed}); add \`${snippet}\` under [${prefix}]`
+    return this.report({ path: at, message, allowed, snippet })
   }
 
   string(value: unknown, at: string, allowed: string): string | undefined {
@@ -77,15 +88,14 @@ export class Validator {
   /** An integer inside `range`; TOML floats are refused even when whole, to keep limits exact. */
   integer(value: unknown, at: string, range: Range, unit?: (n: number) => string): number | undefined {
     if (value === undefined) return undefined
-    const allowed = `${range.min}..${range.max}`
+    const allowed = rangeText(range)
     if (typeof value !== 'bigint') {
       const message = `expected an integer, got ${describe(value)}`
       return this.report({ path: at, message, value, allowed })
     }
     if (value < BigInt(range.min) || value > BigInt(range.max)) {
-      const shown = unit ? ` (${unit(range.min)}..${unit(range.max)})` : ''
       const side = value < BigInt(range.min) ? 'below' : 'above'
-      const message = `${value} is ${side} the allowed range ${allowed}${shown}`
+      const message = `${value} is ${side} the allowed range ${rangeText(range, unit)}`
       return this.report({ path: at, message, value, allowed })
     }
     return Number(value)
@@ -128,4 +138,10 @@ export class Validator {
     })
     return accepted
   }
+}
+
+/** A range as messages show it: `1000..100000000`, with `unit` also `524288..4194304 (512 KiB..4 MiB)`. */
+export function rangeText(range: Range, unit?: (n: number) => string): string {
+  const plain = `${range.min}..${range.max}`
+  return unit === undefined ? plain : `${plain} (${unit(range.min)}..${unit(range.max)})`
 }
