@@ -8,6 +8,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs'
+import { spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
@@ -448,6 +449,30 @@ test('a restart preopens the granted directory that was checked, even after its 
   t.is(sandbox.metrics().restarts, 1)
   t.false(existsSync(path.join(outside, 'after.txt')), 'the restart followed the swapped-in symlink')
   t.is(readFileSync(path.join(dir, 'scratch-moved', 'after.txt'), 'utf8'), 'x')
+})
+
+test('a sandbox with granted directories that is garbage-collected undisposed closes them quietly', (t) => {
+  // In a child process, whose warnings can be read: Node closes a FileHandle it collects with a
+  // warning and a deprecation warning (DEP0137), in the host's output.
+  const dir = wasiToolDir(
+    ['filesystem.read = ["./data/**"]', 'filesystem.write = ["./scratch"]'],
+    ['scratch', 'data'],
+  )
+  const script = `
+    const { loadComponent } = await import(${JSON.stringify(path.join(root, 'lib/index.ts'))})
+    for (let i = 0; i < 3; i++) await loadComponent(${JSON.stringify(dir)})
+    for (let i = 0; i < 5; i++) {
+      globalThis.gc()
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    console.log('done')`
+  const child = spawnSync(
+    process.execPath,
+    ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script],
+    { encoding: 'utf8', timeout: 60_000 },
+  )
+  t.is(child.stdout, 'done\n', child.stderr)
+  t.notRegex(child.stderr, /Closing file descriptor|DEP0137/)
 })
 
 test('a guest with a write grant cannot write outside it, nor in a read-only grant', async (t) => {

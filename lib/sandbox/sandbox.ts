@@ -200,6 +200,16 @@ interface RetiredTotals {
 }
 
 /**
+ * Closes the pinned preopen directories of a sandbox that is garbage-collected without
+ * `dispose()`: left to Node, each handle would be closed with a warning (and a deprecation
+ * warning, DEP0137) in the host's output. The handles themselves stay reachable from here until
+ * then.
+ */
+const preopenCleanup = new FinalizationRegistry<FileHandle[]>((handles) => {
+  for (const handle of handles) handle.close().catch(() => {})
+})
+
+/**
  * A component loaded from a Component.toml, running under its manifest's limits.
  *
  * Calls run one at a time, in order (`call`s queue; `callSync` while a `call` is pending throws
@@ -251,6 +261,7 @@ export class Sandbox {
     preopenHandles: FileHandle[]
   }) {
     this.#preopenHandles = parts.preopenHandles
+    if (parts.preopenHandles.length > 0) preopenCleanup.register(this, parts.preopenHandles, this)
     this.manifest = parts.manifest
     this.component = parts.component
     this.#engine = parts.engine
@@ -446,6 +457,7 @@ export class Sandbox {
     this.#instance?.dispose()
     this.#instance = undefined
     // The pinned preopen directories are needed until the last call ends (a restart reopens them).
+    preopenCleanup.unregister(this)
     void this.#calls.idle.then(async () => {
       if (this.#ownsEngine) this.#engine.close()
       await Promise.all(this.#preopenHandles.map((handle) => handle.close()))
