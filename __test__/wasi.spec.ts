@@ -9,6 +9,7 @@ import test from 'ava'
 import {
   ConfigError,
   Engine,
+  HostLimitError,
   LinkError,
   WasiExitError,
   type Instance,
@@ -328,4 +329,20 @@ test('wasi.env and wasi.args refuse what a guest would read as something else: =
   // eslint-disable-next-line no-sparse-arrays -- a hole is what is refused
   const holes = t.throws(instantiate({ args: ['a', , 'b'] as string[] }), { instanceOf: ConfigError })
   t.is(holes?.path, 'wasi.args')
+})
+
+test("a guest that fills WASI's handle table is a HostLimitError, not a GuestAbiError", async (t) => {
+  // poll_oneoff makes a pollable per subscription: 10,001 of them pass the table's bound. The
+  // guest broke no ABI; it asked the host to hold too much.
+  const guest = engine.compileModuleSync(`(module
+    (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 16)
+    (func (export "many") (param i32) (result i32)
+      (call $poll (i32.const 0) (i32.const 524288) (local.get 0) (i32.const 1048000))))`)
+  const inst = await guest.instantiate({ limits: { memoryBytes: MiB } })
+  t.is(inst.callSync('many', [10]), 0, 'a few subscriptions are fine')
+  const error = t.throws(() => inst.callSync('many', [10_001]), { instanceOf: HostLimitError })
+  t.is(error.code, 'ERR_WASM_HOST_LIMIT')
+  t.regex(error.message, /WASI handles/)
+  await t.throwsAsync(inst.call('many', [10_001]), { instanceOf: HostLimitError })
 })

@@ -213,6 +213,17 @@ impl Failure {
         if let Some(exceeded) = error.downcast_ref::<MemoryLimitExceeded>() {
             return Failure::memory_limit(exceeded.to_string(), &error, facts.fuel_consumed);
         }
+        if error.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<wasmtime::component::ResourceTableError>(),
+                Some(wasmtime::component::ResourceTableError::Full)
+            )
+        }) {
+            // WASI's handles (files, streams, pollables) sit in a table of bounded size.
+            return Failure::HostLimit(format!(
+                "the guest holds more WASI handles (open files, streams, pollables) than the host allows: {error:#}"
+            ));
+        }
         let frames = backtrace(&error);
         let Some(&trap) = error.downcast_ref::<Trap>() else {
             // Not a trap, not a failure of ours: wasmtime refused what the guest handed it while
