@@ -346,3 +346,19 @@ test("a guest that fills WASI's handle table is a HostLimitError, not a GuestAbi
   t.regex(error.message, /WASI handles/)
   await t.throwsAsync(inst.call('many', [10_001]), { instanceOf: HostLimitError })
 })
+
+test("a WASI reactor's _initialize runs at instantiation, before any export; a command's does not", async (t) => {
+  // The WASI application ABI: a reactor (`_initialize`, no `_start`) is set up once before use;
+  // Go's -buildmode=c-shared modules trap without it.
+  const module = (start: string) => `(module
+    (import "wasi_snapshot_preview1" "random_get" (func (param i32 i32) (result i32)))
+    (global $ready (mut i32) (i32.const 0))
+    (func (export "_initialize") (global.set $ready (i32.add (global.get $ready) (i32.const 1))))
+    ${start}
+    (func (export "ready") (result i32) (global.get $ready)))`
+  const reactor = engine.compileModuleSync(module(''))
+  t.is((await reactor.instantiate({ limits: { memoryBytes: 0 } })).callSync('ready'), 1)
+  t.is(reactor.instantiateSync({ limits: { memoryBytes: 0 } }).callSync('ready'), 1)
+  const command = engine.compileModuleSync(module('(func (export "_start"))'))
+  t.is((await command.instantiate({ limits: { memoryBytes: 0 } })).callSync('ready'), 0)
+})

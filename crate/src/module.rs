@@ -78,11 +78,21 @@ impl Kind for CoreModule {
     }
 
     fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Instance> {
-        pre.instantiate(store)
+        let instance = pre.instantiate(&mut *store)?;
+        if let Some(initialize) = reactor_initializer(&instance, store) {
+            initialize.call(&mut *store, ())?;
+        }
+        Ok(instance)
     }
 
     fn instantiate_async(pre: Self::Pre, store: &mut Store<HostState>) -> StoreFuture<'_, Instance> {
-        Box::pin(async move { pre.instantiate_async(store).await })
+        Box::pin(async move {
+            let instance = pre.instantiate_async(&mut *store).await?;
+            if let Some(initialize) = reactor_initializer(&instance, store) {
+                initialize.call_async(&mut *store, ()).await?;
+            }
+            Ok(instance)
+        })
     }
 
     fn native(parts: InstanceParts<CoreExport>) -> NativeInstance {
@@ -179,4 +189,15 @@ fn describe(ty: &ExternType) -> (&'static str, String, Option<CoreFuncInfo>) {
         ExternType::Tag(_) => ("tag", "tag".into()),
     };
     (kind, type_, None)
+}
+
+/// A WASI reactor's `_initialize`, which the WASI application ABI says runs once, before any other
+/// export (its language runtime starts there: Go's `-buildmode=c-shared` traps without it), as
+/// `wasmtime run` and node:wasi's `initialize()` do. A command (`_start`) sets itself up, and a
+/// module without WASI is not bound by that ABI.
+fn reactor_initializer(instance: &Instance, store: &mut Store<HostState>) -> Option<wasmtime::TypedFunc<(), ()>> {
+    if !store.data().waits() || instance.get_func(&mut *store, "_start").is_some() {
+        return None;
+    }
+    instance.get_typed_func::<(), ()>(&mut *store, "_initialize").ok()
 }
