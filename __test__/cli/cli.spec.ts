@@ -7,6 +7,8 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
@@ -537,6 +539,13 @@ for (const kind of ['component', 'module'] as const) {
     t.regex(missing.stderr, /^ERR_USAGE: --stdin .*nope\.txt: cannot read it: ENOENT\n/)
   })
 
+  test(`run of a WASI ${kind} command refuses an endless --stdin instead of reading it all`, async (t) => {
+    // The guest's stdin is held in memory whole: `yes |` grew the CLI without bound.
+    const endless = await cli('run', wasm, ...WASI_MEMORY, '--stdin', '/dev/zero', 'stdin')
+    t.is(endless.code, 2)
+    t.regex(endless.stderr, /^ERR_USAGE: --stdin \/dev\/zero: more than 64 MiB/)
+  })
+
   test(`run of a WASI ${kind} command writes only in --dir-rw directories; --dir is read-only`, async (t) => {
     const writable = mkdtempSync(path.join(scratch, 'rw-'))
     const readOnly = mkdtempSync(path.join(scratch, 'ro-'))
@@ -641,4 +650,28 @@ test("run of a manifest's WASI command: argv and exit code, its files only from 
   const write = await cli('run', granted, 'write', '/scratch/made.txt')
   t.deepEqual(write, { code: 0, stdout: 'wrote /scratch/made.txt\n', stderr: '' })
   t.true(existsSync(path.join(granted, 'scratch', 'made.txt')))
+})
+
+test('run printing into a reader that closes early (| head) ends quietly, not with an EPIPE crash', async (t) => {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(root, 'lib/cli/index.ts'),
+      'run',
+      wasiModuleWasm,
+      ...WASI_MEMORY,
+      'spam',
+      String(4 * MiB),
+    ],
+    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+  // Like `head -c 10`: the first bytes, then the read end closes.
+  child.stdout.once('data', () => child.stdout.destroy())
+  const [code] = (await once(child, 'close')) as [number | null]
+  t.notRegex(stderr, /Unhandled 'error' event|EPIPE/)
+  t.is(code, 0, stderr)
 })

@@ -67,7 +67,7 @@ WASI (the guest gets nothing unless given):
   --arg WORD              an argv word (after argv[0], before ARGS). Repeatable; a word that
                           starts with "-" is written --arg=-x
   --stdin FILE|-          what the guest reads on stdin: the file's bytes, or - for this
-                          process's stdin, read to its end first
+                          process's stdin, read to its end first (at most 64 MiB)
   -h, --help              show this help
 
 Output: JSON, where a bigint is a string ending in n ("42n"), a byte list is an array,

@@ -90,4 +90,14 @@ function isEntryPoint(): boolean {
   }
 }
 
-if (isEntryPoint()) process.exitCode = await main(process.argv.slice(2))
+if (isEntryPoint()) {
+  // A reader that closes early (`| head`) ends what the CLI prints, not the CLI: without a
+  // listener, the EPIPE of the next write is an uncaught 'error' event that kills the process
+  // with Node's stack trace, whatever the run's outcome.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error
+    })
+  }
+  process.exitCode = await main(process.argv.slice(2))
+}

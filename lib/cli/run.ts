@@ -2,7 +2,7 @@
  * `airssys-wasm run`: runs a WASI command as `wasmtime run` does (argv, stdio, exit code), or calls
  * an export under a manifest's (or the flags') limits and prints the result.
  */
-import { readFileSync, statSync } from 'node:fs'
+import { createReadStream, statSync } from 'node:fs'
 import path from 'node:path'
 
 import { Engine } from '../engine.js'
@@ -241,20 +241,34 @@ function environment(values: readonly string[]): Record<string, string> {
   return env
 }
 
-/** `--stdin FILE`, or `-` for the CLI's own stdin, read to its end: the bytes the guest reads. */
+/** The most `--stdin` reads: the guest's stdin is held in memory whole. */
+export const STDIN_MAX_BYTES = 64 * 1024 * 1024
+
+/**
+ * `--stdin FILE`, or `-` for the CLI's own stdin, read to its end: the bytes the guest reads. An
+ * endless source (`yes |`, `/dev/zero`) stops at {@link STDIN_MAX_BYTES}, a usage error.
+ */
 async function stdinBytes(source: string | undefined): Promise<Uint8Array | undefined> {
   if (source === undefined) return undefined
-  if (source === '-') {
-    const chunks: Buffer[] = []
-    for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
-    return Buffer.concat(chunks)
-  }
+  const chunks: Buffer[] = []
+  let total = 0
   try {
-    return readFileSync(source)
+    for await (const chunk of source === '-' ? process.stdin : createReadStream(source)) {
+      total += (chunk as Buffer).length
+      if (total > STDIN_MAX_BYTES) {
+        throw new UsageError(
+          `--stdin ${source}: more than ${STDIN_MAX_BYTES / (1024 * 1024)} MiB; the guest's stdin is held in memory`,
+          'run',
+        )
+      }
+      chunks.push(chunk as Buffer)
+    }
   } catch (error) {
+    if (error instanceof UsageError) throw error
     const reason = (error as NodeJS.ErrnoException).code ?? String(error)
     throw new UsageError(`--stdin ${source}: cannot read it: ${reason}`, 'run')
   }
+  return Buffer.concat(chunks)
 }
 
 /**
