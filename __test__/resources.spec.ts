@@ -79,6 +79,11 @@ test('a guest resource is an object of its class: constructor, methods and stati
   const counter = new Counter(5)
   t.true(counter instanceof Counter)
   t.is(Counter.name, 'Counter')
+  // Not "Class constructor cls": the class carries its resource's name where V8 names it too.
+  t.throws(() => Counter(5), {
+    instanceOf: TypeError,
+    message: /^Class constructors? (Counter )?cannot be invoked/,
+  })
   t.is(counter.increment(3), 8)
   t.is(counter.value(), 8)
   t.deepEqual(counter.snapshot(), new Float64Array([5, 8]))
@@ -572,6 +577,10 @@ test("a host function returning an own of the host's resource must return an ins
   t.throws(() => usesHost(sync).made('p'), {
     instanceOf: HostError,
     message: /make-logger returned an object where the guest takes a Logger/,
+  })
+  t.throws(() => usesHost(withPlain({ makeLogger: () => undefined })).made('p'), {
+    instanceOf: HostError,
+    message: /make-logger returned undefined where the guest takes a Logger/,
   })
   const async = withPlain({ makeLogger: async () => plain })
   await t.throwsAsync(async.call('test:resources/uses-host#made', ['p']), { instanceOf: HostError })

@@ -137,7 +137,7 @@ function tagged(
 
 /** How a TypeError shows a value given where a resource was expected. */
 function described(value: unknown): string {
-  if (value === null) return 'null'
+  if (value === null || value === undefined) return String(value)
   if (typeof value === 'object' || typeof value === 'function') {
     let name: unknown
     try {
@@ -369,32 +369,35 @@ function makeClass(
   const path = (name: string) => `${interfaceName}#${name}`
   // Own property only: every object has an inherited `constructor`.
   const constructorPath = Object.hasOwn(members, 'constructor') ? members.constructor : undefined
-  const cls = class {
-    constructor(...args: unknown[]) {
-      if (args[0] === fromToken) {
-        handles.set(this, {
-          token: args[1],
-          state: 'live',
-          owner: resources,
-          cls: cls as unknown as ResourceClass,
-        })
-        return
+  const name = upperCamel(resource)
+  // Named by its key (not `cls`): V8 names an anonymous class so, in stack traces and messages.
+  const cls = {
+    [name]: class {
+      constructor(...args: unknown[]) {
+        if (args[0] === fromToken) {
+          handles.set(this, {
+            token: args[1],
+            state: 'live',
+            owner: resources,
+            cls: cls as unknown as ResourceClass,
+          })
+          return
+        }
+        if (constructorPath === undefined) {
+          throw new TypeError(`${interfaceName}: the resource ${resource} has no constructor`)
+        }
+        // The guest's constructor returns the object (made through the token path above).
+        return resources.callSync(path(constructorPath), args) as this
       }
-      if (constructorPath === undefined) {
-        throw new TypeError(`${interfaceName}: the resource ${resource} has no constructor`)
-      }
-      // The guest's constructor returns the object (made through the token path above).
-      return resources.callSync(path(constructorPath), args) as this
-    }
 
-    [Symbol.dispose](): void {
-      const handle = handles.get(this)
-      if (handle === undefined || handle.state !== 'live') return
-      handle.state = 'dropped'
-      handle.owner.dropResource(handle.token)
-    }
-  }
-  Object.defineProperty(cls, 'name', { value: upperCamel(resource) })
+      [Symbol.dispose](): void {
+        const handle = handles.get(this)
+        if (handle === undefined || handle.state !== 'live') return
+        handle.state = 'dropped'
+        handle.owner.dropResource(handle.token)
+      }
+    },
+  }[name]!
   for (const method of members.methods) {
     Object.defineProperty(cls.prototype, lowerCamel(memberName(method)), {
       value: function (this: object, ...args: unknown[]) {
