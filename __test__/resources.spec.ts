@@ -921,6 +921,48 @@ test('one object passed as own and also lent (or moved twice) in one call is a W
   api.both(thing, new api.Thing(3))
 })
 
+test("a host resource's [Symbol.dispose] that throws is a process warning, not silence and not the guest's", async (t) => {
+  // The guest dropped its handle: no caller waits for the dispose, so what it throws is reported
+  // as Node reports a failed cleanup. The call that dropped it succeeds.
+  class Logger {
+    constructor(public prefix: string) {}
+    log() {
+      return 1
+    }
+    count() {
+      return 7
+    }
+    static cloneWith(other: Logger) {
+      return other
+    }
+    [Symbol.dispose]() {
+      throw new Error(`cannot close ${this.prefix}`)
+    }
+  }
+  const warnings: Error[] = []
+  const listener = (warning: Error) => warnings.push(warning)
+  process.on('warning', listener)
+  t.teardown(() => process.off('warning', listener))
+  const inst = component.instantiateSync({
+    limits: { memoryBytes: 4 << 20 },
+    imports: {
+      'test:resources/host': { Logger, makeLogger: (p: string) => new Logger(p), logAll: () => {} },
+    },
+  })
+  t.is(usesHost(inst).withLogger('disposer', ['a']), 7)
+  t.is(await inst.call('test:resources/uses-host#with-logger', ['async-disposer', []]), 7)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const ours = warnings.filter((warning) => (warning as { code?: string }).code === 'AIRSSYS_DISPOSE_FAILED')
+  t.deepEqual(
+    ours.map((warning) => warning.message),
+    [
+      'a host resource\'s [Symbol.dispose] threw: "cannot close disposer"',
+      'a host resource\'s [Symbol.dispose] threw: "cannot close async-disposer"',
+    ],
+  )
+  t.false(inst.poisoned)
+})
+
 test('limits.resourceHandles sets the cap', (t) => {
   const events: string[] = []
   const inst = component.instantiateSync({

@@ -201,7 +201,7 @@ fn release_host_object(mut cx: StoreContextMut<'_, HostState>, rep: u32) -> wasm
     };
     state.host.run_js_later(Box::new(move |js| {
         if let Ok(value) = js.dereference(&object) {
-            let _ = js.call_dispose(value);
+            let _ = js.dispose(value);
         }
         js.release(object);
     }));

@@ -705,13 +705,16 @@ impl Js {
         Ok(Err(thrown))
     }
 
-    /// Calls `value[Symbol.dispose]()` if it is a function; what it throws is returned.
-    pub fn call_dispose(self, value: Value) -> Result<std::result::Result<Value, Value>> {
+    /// Calls `value[Symbol.dispose]()` if it is a function. What it throws has no caller to go to
+    /// (the guest dropped a handle, or an instance went): it becomes a process warning
+    /// (`AIRSSYS_DISPOSE_FAILED`), as Node reports what a cleanup callback throws, never a crash
+    /// and never silence.
+    pub fn dispose(self, value: Value) -> Result<()> {
         let mut global = ptr::null_mut();
         self.check(unsafe { sys::napi_get_global(self.0, &mut global) }, "global")?;
         let symbol = self.get(self.get(global, "Symbol")?, "dispose")?;
         if !matches!(self.kind(value)?, Kind::Object | Kind::Function) || self.kind(symbol)? != Kind::Symbol {
-            return self.undefined().map(Ok);
+            return Ok(());
         }
         let mut method = ptr::null_mut();
         self.check(
@@ -719,9 +722,27 @@ impl Js {
             "get [Symbol.dispose]",
         )?;
         if self.kind(method)? != Kind::Function {
-            return self.undefined().map(Ok);
+            return Ok(());
         }
-        self.call_method(value, method, &[])
+        let Err(thrown) = self.call_method(value, method, &[])? else {
+            return Ok(());
+        };
+        let reason = if self.is_error_like(thrown) {
+            self.get(thrown, "message")
+                .and_then(|message| self.get_string_lossy(message))
+        } else {
+            Ok(self.describe(thrown))
+        };
+        let message = format!(
+            "a host resource's [Symbol.dispose] threw: {}",
+            crate::names::quoted(&reason.unwrap_or_default())
+        );
+        let process = self.get(global, "process")?;
+        let emit = self.get(process, "emitWarning")?;
+        let options = self.object()?;
+        self.set(options, "code", self.string("AIRSSYS_DISPOSE_FAILED")?)?;
+        let _ = self.call_method(process, emit, &[self.string(&message)?, options])?;
+        Ok(())
     }
 
     /// Keeps a value alive across calls; must be released on this JS thread with `release`.

@@ -84,7 +84,7 @@ impl HostFunctions {
         let job = move |js: Js| {
             for reference in references {
                 if dispose && let Ok(value) = js.dereference(&reference) {
-                    let _ = js.call_dispose(value);
+                    let _ = js.dispose(value);
                     js.discard_pending_exception();
                 }
                 js.release(reference);
