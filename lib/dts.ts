@@ -224,6 +224,8 @@ class Writer {
       (item) => item.kind === 'instance' && !providedByRuntime(item.name),
     )
     for (const item of imported) collect(item, 'host')
+    // Resources imported at the world's root: their classes sit at the top level of the imports.
+    collect({ name: '', kind: 'instance', type: 'instance', exports: [...listings.imports] }, 'host')
     // An imported interface of types alone (no functions, no resource classes) needs no object.
     const needsObject = (item: ComponentItem) => (item.exports ?? []).some((member) => member.kind === 'func')
     const interfaces = [
@@ -327,8 +329,14 @@ class Writer {
   #importsType(): string {
     const lines: string[] = []
     for (const item of this.listings.imports) {
-      if (item.kind === 'func') {
+      if (item.kind === 'func' && !item.name.startsWith('[')) {
         lines.push(this.#hostFunction(propertyKey(lowerCamel(item.name)), item))
+      } else if (item.kind === 'resource') {
+        const className = this.#resources.get(`#${item.name}`)?.className
+        if (className !== undefined) {
+          const doc = `The host's class for the \`${item.name}\` resource imported at the world's root.`
+          lines.push(`  /** ${docText(doc)} */\n  ${propertyKey(upperCamel(item.name))}: ${className}`)
+        }
       } else if (item.kind === 'instance' && !providedByRuntime(item.name)) {
         const named = this.#imported.find((entry) => entry.item === item)
         if (named !== undefined) lines.push(`  ${quote(item.name)}: ${named.typeName}`)
@@ -401,7 +409,10 @@ class Writer {
   /** The object type of a resource, and the type of its class. */
   #resourceTypes(resource: NamedResource): string[] {
     const { typeName, className, side, name, interfaceName } = resource
-    const where = `\`${docText(name)}\` (\`${docText(interfaceName)}\`)`
+    const where =
+      interfaceName === ''
+        ? `\`${docText(name)}\` (imported at the world's root)`
+        : `\`${docText(name)}\` (\`${docText(interfaceName)}\`)`
     if (className === undefined) {
       return [`/** An object of the host's resource ${where}. */\nexport type ${typeName} = object`]
     }
