@@ -333,6 +333,27 @@ test('cacheDir: engines with other settings keep apart; a damaged file is recomp
   t.deepEqual(reloaded.cacheStats, { hits: 1, misses: 0, writeFailures: 0 })
 })
 
+test('cacheDir: a file damaged past its header is recompiled, never run', (t) => {
+  // wasmtime checks an artifact's header only: flipped bits in its code loaded and ran as machine
+  // code (an outside probe: SIGSEGV, SIGILL). Each file carries its own hash now.
+  const dir = mkdtempSync(path.join(tmpdir(), 'airssys-cache-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  new Engine({ cacheDir: dir }).compileComponentSync(typesWasm)
+  const { sub, files } = cacheEntries(dir)
+  const artifact = path.join(sub, files[0] ?? '')
+  const bytes = readFileSync(artifact)
+  for (let offset = bytes.length >> 2; offset < (bytes.length * 3) >> 2; offset += 97) bytes[offset]! ^= 0x10
+  writeFileSync(artifact, bytes)
+  const reader = new Engine({ cacheDir: dir })
+  const component = reader.compileComponentSync(typesWasm)
+  t.deepEqual(reader.cacheStats, { hits: 0, misses: 1, writeFailures: 0 })
+  const inst = component.instantiateSync({ limits: { memoryBytes: 4 << 20 }, imports: typesImports() })
+  t.is(inst.callSync('test:types/numbers@0.1.0#add', [40, 2]), 42)
+  const again = new Engine({ cacheDir: dir })
+  again.compileComponentSync(typesWasm)
+  t.deepEqual(again.cacheStats, { hits: 1, misses: 0, writeFailures: 0 }, 'the damaged file was replaced')
+})
+
 test('cacheDir: a cache that cannot be written still compiles, and counts the failure', (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'airssys-cache-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))

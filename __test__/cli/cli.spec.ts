@@ -310,7 +310,7 @@ test('run on a broken manifest lists every problem, exit 2', async (t) => {
       `ERR_WASM_CONFIG: ${path.join(dir, 'Component.toml')} has 3 problems:`,
       '  - resources.memory.max_bytes: 1 is below the allowed range 524288..4194304 (512 KiB..4 MiB)',
       '  - resources.cpu.max_fuel: 5 is below the allowed range 1000..100000000',
-      '  - resources.cpu.timeout_seconds: a timeout is required; add `timeout_seconds = 5` (or timeout_ms for finer steps) under [resources.cpu]',
+      '  - resources.cpu.timeout_seconds: a timeout is required (allowed: timeout_seconds 1..300 or timeout_ms 1..300000); add `timeout_seconds = 5` (or timeout_ms for finer steps) under [resources.cpu]',
       '',
     ].join('\n'),
   )

@@ -3,9 +3,15 @@
 //! Entries are wasmtime's own serialized artifacts, one file per input, named by the SHA-256 of the
 //! input bytes, under a directory named by the engine's precompile-compatibility hash: engines with
 //! different settings (fuel, stack size, ...) never read each other's code. Files are written to a
-//! temporary name and renamed into place, so a reader sees a whole artifact or none; a file that
-//! does not load (truncated, another wasmtime version) is a miss and is replaced. Loading maps the
-//! file and runs its machine code, so whoever can write the directory can run code in the process:
+//! temporary name and renamed into place, so a reader sees a whole artifact or none. Each file ends
+//! with the SHA-256 of the artifact before it, checked on every load: wasmtime checks only an
+//! artifact's header, and a flipped bit in its code or tables (a bad disk, an edit) ran as machine
+//! code and crashed the process (an outside probe: 5 of 7 single-bit flips loaded, one SIGSEGV).
+//! A file is read into memory, checked, then loaded, never mapped: one edited in place while
+//! loaded was a SIGBUS. A file that does not check or load (truncated, damaged, another wasmtime
+//! version) is a miss and is replaced. The check is no defence against whoever can write the
+//! directory (they can write a matching hash): loading runs its machine code, so they can run code
+//! in the process:
 //! on Unix we create directories 0700 and files 0600, refuse a directory owned by another user or
 //! writable by group or others, and write temporaries with `O_EXCL | O_NOFOLLOW`.
 
@@ -43,10 +49,6 @@ pub trait Artifact: Sized {
     fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
     fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
     /// # Safety
-    /// Runs the file's machine code: `path` must hold our own `serialize` output (the cache
-    /// directory's trust rule, documented on `cacheDir`); wasmtime checks version and settings.
-    unsafe fn load(engine: &Engine, path: &Path) -> wasmtime::Result<Self>;
-    /// # Safety
     /// Runs `bytes` as machine code: they must be our own `serialize` output (documented on
     /// `deserializeModule`: never untrusted input); wasmtime checks version and settings.
     unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
@@ -61,10 +63,6 @@ impl Artifact for Module {
     }
     fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
         Module::serialize(self)
-    }
-    unsafe fn load(engine: &Engine, path: &Path) -> wasmtime::Result<Self> {
-        // SAFETY: the caller's contract (see the trait).
-        unsafe { Module::deserialize_file(engine, path) }
     }
     unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
         // SAFETY: the caller's contract (see the trait).
@@ -83,10 +81,6 @@ impl Artifact for Component {
     }
     fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
         Component::serialize(self)
-    }
-    unsafe fn load(engine: &Engine, path: &Path) -> wasmtime::Result<Self> {
-        // SAFETY: the caller's contract (see the trait).
-        unsafe { Component::deserialize_file(engine, path) }
     }
     unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
         // SAFETY: the caller's contract (see the trait).
@@ -137,9 +131,9 @@ impl DiskCache {
         compile: impl FnOnce() -> Result<T, Failure>,
     ) -> Result<T, Failure> {
         let path = self.entry_path(T::KIND, bytes);
-        // SAFETY: the file is in the cache directory, which holds only our own artifacts.
-        if path.is_file()
-            && let Ok(loaded) = unsafe { T::load(engine, &path) }
+        if let Some(artifact) = fs::read(&path).ok().as_deref().and_then(checked)
+            // SAFETY: the file is in the cache directory, which holds only our own artifacts.
+            && let Ok(loaded) = unsafe { T::deserialize(engine, artifact) }
         {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(loaded);
@@ -169,13 +163,22 @@ impl DiskCache {
         let serial = self.temp_serial.fetch_add(1, Ordering::Relaxed);
         let temp = path.with_extension(format!("{}-{serial}.tmp", std::process::id()));
         let result = new_private_file(&temp)
-            .and_then(|mut file| file.write_all(artifact))
+            .and_then(|mut file| {
+                file.write_all(artifact)?;
+                file.write_all(&Sha256::digest(artifact))
+            })
             .and_then(|()| fs::rename(&temp, path));
         if result.is_err() {
             let _ = fs::remove_file(&temp);
         }
         result
     }
+}
+
+/// The artifact in a cache file's contents, if its SHA-256 trailer matches it.
+fn checked(contents: &[u8]) -> Option<&[u8]> {
+    let (artifact, hash) = contents.split_at_checked(contents.len().checked_sub(32)?)?;
+    (Sha256::digest(artifact).as_slice() == hash).then_some(artifact)
 }
 
 /// Creates `dir` (owner-only) if it is missing, and refuses one that others could write into.
