@@ -158,7 +158,7 @@ impl DiskCache {
     }
 
     /// Writes beside the target and renames: concurrent writers (threads or processes) each
-    /// replace the file whole, and a mapped older file stays valid for whoever loaded it.
+    /// replace the file whole, and a reader reads an older file or the new one, never a mix.
     fn write(&self, path: &Path, artifact: &[u8]) -> std::io::Result<()> {
         let serial = self.temp_serial.fetch_add(1, Ordering::Relaxed);
         let temp = path.with_extension(format!("{}-{serial}.tmp", std::process::id()));
