@@ -92,6 +92,8 @@ mod tests {
             .join()
             .unwrap();
         let left = on_a_small_thread.expect("Linux and macOS report thread stacks");
-        assert!(left > 512 * 1024 && left <= 1 << 20, "{left}");
+        // glibc may give a new thread a cached stack up to 4 times the size asked for (another
+        // test's 2 MiB thread, seen in CI): the bound read is the stack the thread really has.
+        assert!(left > 512 * 1024 && left <= 4 << 20, "{left}");
     }
 }
