@@ -175,7 +175,7 @@ export const largeModule: Scenario = {
           note:
             'A new engine (so the in-process cache is empty) compiling bytes another engine compiled ' +
             'into the same cacheDir: SHA-256 of the bytes (once in the TS layer, once in Rust for the ' +
-            'file name), then wasmtime maps the file. Ratio: to a cold compile.',
+            'file name), then the file is read, its SHA-256 trailer checked and its code loaded (copied into fresh executable memory, as deserialize does). Ratio: to a cold compile.',
           baselines: ['module-cold'],
           run: () => {
             new Engine({ cacheDir }).compileModuleSync(bytes)
