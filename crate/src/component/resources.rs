@@ -194,7 +194,16 @@ impl Resources {
             table.converting.split_off(mark)
         };
         if !ok {
-            drop(self.loans_of(reps));
+            self.give_back(reps);
+        }
+    }
+
+    /// Takes host objects out of the slab and releases them without their `[Symbol.dispose]`: the
+    /// guest never had them, or only borrowed them, so they stay the host's.
+    fn give_back(&self, reps: impl IntoIterator<Item = u32>) {
+        let objects: Vec<Reference> = reps.into_iter().filter_map(|rep| self.take_host(rep)).collect();
+        if !objects.is_empty() {
+            (self.release)(objects, false);
         }
     }
 
@@ -445,15 +454,12 @@ impl Resources {
     /// the store's table without their destructor (the objects stay the host's), and their slab
     /// entries are freed.
     pub fn end_lent(&self, store: &mut impl AsContextMut, lent: Vec<(u32, ResourceAny)>) {
-        let mut released = Vec::new();
-        for (rep, handle) in lent {
+        let reps = lent.into_iter().map(|(rep, handle)| {
             // Fails only in a store a trap poisoned, whose table goes with it.
             let _ = ResourceDynamic::try_from_resource_any(handle, &mut *store);
-            released.extend(self.take_host(rep));
-        }
-        if !released.is_empty() {
-            (self.release)(released, false);
-        }
+            rep
+        });
+        self.give_back(reps.collect::<Vec<_>>());
     }
 }
 
@@ -487,16 +493,8 @@ impl Loans {
 
 impl Drop for Loans {
     fn drop(&mut self) {
-        if self.started.load(Ordering::Acquire) {
-            return;
-        }
-        let objects: Vec<Reference> = self
-            .reps
-            .iter()
-            .filter_map(|&rep| self.resources.take_host(rep))
-            .collect();
-        if !objects.is_empty() {
-            (self.resources.release)(objects, false);
+        if !self.started.load(Ordering::Acquire) {
+            self.resources.give_back(std::mem::take(&mut self.reps));
         }
     }
 }
@@ -514,12 +512,6 @@ impl Resources {
                 Ok::<(), ()>(())
             });
         }
-        self.loans_of(reps)
-    }
-
-    /// Loans of the host objects at `reps` in the slab; dropped without [`Loans::started`], they
-    /// take the objects back out.
-    pub fn loans_of(self: &Arc<Self>, reps: Vec<u32>) -> Option<Loans> {
         (!reps.is_empty()).then(|| Loans {
             resources: self.clone(),
             reps,
