@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 
 import test from 'ava'
@@ -16,7 +15,7 @@ import {
   TimeoutError,
   type Instance,
 } from '../lib/index.js'
-import { engine, MiB, typesImports, typesWasm } from './helpers.js'
+import { engine, MiB, tempDir, typesImports, typesWasm } from './helpers.js'
 
 const addWat = '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
 
@@ -260,8 +259,7 @@ test("compiler: 'winch' refuses proposals it does not support with a CompileErro
 })
 
 test('cacheDir: code compiled by one compiler is never loaded by an engine using the other', (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'airssys-cache-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const dir = tempDir(t, 'cache')
   new Engine({ cacheDir: dir }).compileModuleSync(addWasm)
   const winch = new Engine({ cacheDir: dir, compiler: 'winch' })
   t.is(
@@ -283,8 +281,7 @@ function cacheEntries(dir: string): { sub: string; files: string[] } {
 }
 
 test('cacheDir: a second engine loads code the first one compiled, for modules and components', async (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'airssys-cache-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const dir = tempDir(t, 'cache')
   const first = new Engine({ cacheDir: dir })
   t.deepEqual(first.cacheStats, { hits: 0, misses: 0, writeFailures: 0 })
   first.compileModuleSync(addWasm)
@@ -312,8 +309,7 @@ test('cacheDir: a second engine loads code the first one compiled, for modules a
 })
 
 test('cacheDir: engines with other settings keep apart; a damaged file is recompiled and replaced', (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'airssys-cache-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const dir = tempDir(t, 'cache')
   new Engine({ cacheDir: dir }).compileModuleSync(addWasm)
   const { sub, files } = cacheEntries(dir)
 
@@ -336,8 +332,7 @@ test('cacheDir: engines with other settings keep apart; a damaged file is recomp
 test('cacheDir: a file damaged past its header is recompiled, never run', (t) => {
   // wasmtime checks an artifact's header only: flipped bits in its code loaded and ran as machine
   // code (an outside probe: SIGSEGV, SIGILL). Each file carries its own hash now.
-  const dir = mkdtempSync(path.join(tmpdir(), 'airssys-cache-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const dir = tempDir(t, 'cache')
   new Engine({ cacheDir: dir }).compileComponentSync(typesWasm)
   const { sub, files } = cacheEntries(dir)
   const artifact = path.join(sub, files[0] ?? '')
@@ -355,8 +350,7 @@ test('cacheDir: a file damaged past its header is recompiled, never run', (t) =>
 })
 
 test('cacheDir: a cache that cannot be written still compiles, and counts the failure', (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'airssys-cache-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const dir = tempDir(t, 'cache')
   const engine = new Engine({ cacheDir: dir })
   const { sub } = cacheEntries(dir)
   // Replace the entry directory with a file: writes fail whatever the user's permissions.

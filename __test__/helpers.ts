@@ -1,5 +1,8 @@
-import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import path from 'node:path'
+
+import type { ExecutionContext } from 'ava'
 
 import { typesImports, typesWasm } from '../fixtures/index.js'
 import { Engine, type Instance } from '../lib/index.js'
@@ -14,6 +17,13 @@ export {
 } from '../fixtures/index.js'
 
 export const MiB = 1 << 20
+
+/** A new directory under the system's temporary directory, removed with its contents when `t` ends. */
+export function tempDir(t: ExecutionContext, prefix: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), `airssys-${prefix}-`))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
 
 /** What {@link componentDir} writes into Component.toml. */
 export interface ManifestFields {

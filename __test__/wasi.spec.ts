@@ -15,7 +15,7 @@ import {
   type Instance,
   type WasiOptions,
 } from '../lib/index.js'
-import { MiB, wasiComponentWasm, wasiModuleWasm } from './helpers.js'
+import { MiB, tempDir, wasiComponentWasm, wasiModuleWasm } from './helpers.js'
 
 const componentWasm = wasiComponentWasm
 const moduleWasm = wasiModuleWasm
@@ -63,8 +63,7 @@ for (const kind of ['component', 'module'] as const) {
 
   test(`a WASI ${kind} reads only through read-only preopens`, async (t) => {
     // base/secret.txt sits beside the preopened base/data: a real file for every escape to reach.
-    const base = mkdtempSync(path.join(tmpdir(), 'airssys-wasi-'))
-    t.teardown(() => rmSync(base, { recursive: true, force: true }))
+    const base = tempDir(t, 'wasi')
     const dir = path.join(base, 'data')
     mkdirSync(dir)
     writeFileSync(path.join(base, 'secret.txt'), 'SECRET beside the preopen')
@@ -213,7 +212,7 @@ for (const kind of ['component', 'module'] as const) {
   })
 
   test(`a WASI ${kind} writes only inside a preopen granted with write: true`, async (t) => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'airssys-wasi-rw-'))
+    const dir = tempDir(t, 'wasi-rw')
     const writable = await run(kind, ['write', '/scratch/new.txt'], {
       preopens: { '/scratch': { host: dir, write: true } },
     })
@@ -234,7 +233,8 @@ for (const kind of ['component', 'module'] as const) {
  * silent. Prints one line per call: the output, or the error code and how long the call took.
  */
 function inheritedStdin(kind: Kind, calls: string, feed: string | undefined): Promise<string> {
-  const file = path.join(mkdtempSync(path.join(tmpdir(), 'airssys-stdin-')), 'child.mjs')
+  const dir = mkdtempSync(path.join(tmpdir(), 'airssys-stdin-'))
+  const file = path.join(dir, 'child.mjs')
   const wasm = kind === 'component' ? componentWasm : moduleWasm
   writeFileSync(
     file,
@@ -279,6 +279,7 @@ function inheritedStdin(kind: Kind, calls: string, feed: string | undefined): Pr
     child.on('close', (code, signal) => {
       clearTimeout(killer)
       child.stdin.destroy()
+      rmSync(dir, { recursive: true, force: true })
       if (code === 0) resolve(stdout)
       else reject(new Error(`the child ended with ${signal ?? code}: ${stdout}`))
     })

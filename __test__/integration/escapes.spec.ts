@@ -7,12 +7,10 @@ import {
   closeSync,
   constants,
   mkdirSync,
-  mkdtempSync,
   openSync,
   readdirSync,
   statSync,
 } from 'node:fs'
-import { tmpdir } from 'node:os'
 import path from 'node:path'
 
 import test from 'ava'
@@ -29,7 +27,7 @@ import {
   type WasiOptions,
 } from '../../lib/index.js'
 import { NativeEngine, NativeModule } from '../../lib/native.js'
-import { MiB, root, typesImports, typesWasm, wasiComponentWasm, wasiModuleWasm } from '../helpers.js'
+import { MiB, root, tempDir, typesImports, typesWasm, wasiComponentWasm, wasiModuleWasm } from '../helpers.js'
 
 /** Runs TypeScript `source` in a child Node (imports resolve from the repo root); kills it after `ms`. */
 function child(source: string, ms = 20_000, pipeToSleep = false) {
@@ -100,7 +98,7 @@ for (const { kind, file, run } of WASI_GUESTS) {
   })
 
   test(`12.1 a ${kind} blocked reading a FIFO in its preopen stops at timeoutMs`, async (t) => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'airssys-fifo-'))
+    const dir = tempDir(t, 'fifo')
     const fifo = path.join(dir, 'pipe')
     execFileSync('mkfifo', [fifo])
     try {
@@ -166,7 +164,7 @@ test('12.1 guests blocked in WASI file work hold at most 64 host threads in all,
   const result = await child(
     `
     import { execFileSync } from 'node:child_process'
-    import { closeSync, constants, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+    import { closeSync, constants, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
     import { tmpdir } from 'node:os'
     import path from 'node:path'
     import { Engine } from './lib/index.ts'
@@ -194,6 +192,7 @@ test('12.1 guests blocked in WASI file work hold at most 64 host threads in all,
     }
     const after = await run('plain', 20000).catch((error) => error.code)
     console.log(JSON.stringify({ codes: [...new Set(codes)], held, after }))
+    rmSync(dir, { recursive: true, force: true })
     process.exit(0)
   `,
     120_000,
@@ -400,7 +399,7 @@ test('12.15 a few KiB of component whose types expand to a million nodes is a Co
   const message = /written out at every place they are used, exceed 100000 type nodes/
   t.throws(() => engine.compileComponentSync(expanding), { instanceOf: CompileError, message })
   await t.throwsAsync(engine.compileComponent(expanding), { instanceOf: CompileError, message })
-  const cached = new Engine({ cacheDir: mkdtempSync(path.join(tmpdir(), 'airssys-expand-')) })
+  const cached = new Engine({ cacheDir: tempDir(t, 'expand') })
   await t.throwsAsync(cached.compileComponent(expanding), { instanceOf: CompileError, message })
   // At the bound, validate (which does not compile) and a compile agree: 30-field records over two
   // levels list 62 + 1,862 nodes of types and 1,862 per export, so 52 exports fit and 53 do not.
@@ -447,7 +446,7 @@ test("12.14 engine.close() during a call keeps that call's deadline", async (t) 
 })
 
 test('12.4 cacheDir: directories 0700, files 0600; a directory others can write is refused', async (t) => {
-  const parent = mkdtempSync(path.join(tmpdir(), 'airssys-cache-'))
+  const parent = tempDir(t, 'cache')
   const dir = path.join(parent, 'fresh', 'nested')
   const engine = new Engine({ cacheDir: dir })
   await engine.compileModule('(module (func (export "f")))')
@@ -472,7 +471,7 @@ test('12.4 cacheDir owned by another user is refused', (t) => {
     t.pass('needs root to give a directory to another user; CI runs as root')
     return
   }
-  const dir = mkdtempSync(path.join(tmpdir(), 'airssys-cache-other-'))
+  const dir = tempDir(t, 'cache-other')
   chmodSync(dir, 0o700)
   chownSync(dir, 65534, 65534)
   t.throws(() => new Engine({ cacheDir: dir }), { instanceOf: ConfigError, message: /owned by user 65534/ })

@@ -4,7 +4,7 @@
 // section describes what each test asserts. Every guest says itself, through a host import, when
 // it runs, so the race is started while wasm really executes or waits: no sleeps that race.
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
@@ -333,7 +333,8 @@ function child(
   ms: number,
 ): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   // A file, not `-e`: workers inherit the parent's execArgv, and `--input-type` would fail them.
-  const file = join(mkdtempSync(join(tmpdir(), 'airssys-child-')), 'child.mjs')
+  const dir = mkdtempSync(join(tmpdir(), 'airssys-child-'))
+  const file = join(dir, 'child.mjs')
   writeFileSync(file, source)
   return new Promise((resolve) => {
     const process_ = spawn(process.execPath, ['--import', 'tsx', file], { cwd: root })
@@ -344,6 +345,7 @@ function child(
     const timer = setTimeout(() => process_.kill('SIGKILL'), ms)
     process_.on('close', (code, signal) => {
       clearTimeout(timer)
+      rmSync(dir, { recursive: true, force: true })
       resolve({ code, signal, stdout, stderr })
     })
   })
