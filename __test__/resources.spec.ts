@@ -248,6 +248,16 @@ test('a resource of the wrong type is a WasmTypeError naming where it is, and th
     instanceOf: WasmTypeError,
     message: /param "l": expected a Logger \(the host's class\), got a Counter/,
   })
+  // A wrong count names the resource types (they read `borrow<resource>` before).
+  t.throws(() => (counter.merge as (...args: unknown[]) => void)(), {
+    instanceOf: WasmTypeError,
+    message:
+      /counter\.merge: expected 2 argument\(s\) \(self: borrow<counter>, other: borrow<counter>\), got 1$/,
+  })
+  t.throws(() => inst.callSync('test:resources/api#consume', []), {
+    instanceOf: WasmTypeError,
+    message: /consume: expected 1 argument\(s\) \(c: own<counter>\), got 0$/,
+  })
   t.false(inst.poisoned)
   t.is(blob.size(), 1, 'nothing was moved')
   t.is(api(inst).consume(counter), 2)

@@ -8,7 +8,7 @@ use wasmtime::component::{Component, ComponentExportIndex, Func, Instance, Type,
 
 use super::convert::{self, TypedVal};
 use super::resources::{Loans, Resolved, holds_resources};
-use super::types::wit_type;
+use super::types::{wit_type, with_resource_names};
 use super::wire::{self, Shape};
 use crate::call::{Export, Exports, Resources};
 use crate::engine::EngineShared;
@@ -26,6 +26,9 @@ pub struct ExportFunc {
     pub path: String,
     pub index: ComponentExportIndex,
     pub params: Vec<(String, Type)>,
+    /// The parameters as WIT writes them, resources by name (`self: borrow<counter>, by: s32`),
+    /// for the message of a call with the wrong number of arguments.
+    signature: String,
     pub result: Option<Type>,
     /// Whether a parameter or the result can hold a resource (their conversion then needs the
     /// instance's [`Resources`](super::resources::Resources) and the store).
@@ -86,15 +89,10 @@ impl Export for ExportFunc {
         }
         let count = args.len();
         if count != self.params.len() {
-            let names: Vec<String> = self
-                .params
-                .iter()
-                .map(|(name, ty)| format!("{name}: {}", wit_type(ty)))
-                .collect();
             return Err(fail(format!(
                 "expected {} argument(s) ({}), got {count}",
                 self.params.len(),
-                names.join(", ")
+                self.signature
             )));
         }
         let resources = resources.filter(|_| self.resources_in);
@@ -332,6 +330,10 @@ impl ExportFunc {
 /// The exported functions of `component` (at the root and inside exported interfaces) by every
 /// path they answer to.
 pub fn exports(component: &Component) -> Exports<ExportFunc> {
+    with_resource_names(component, || resolve_exports(component))
+}
+
+fn resolve_exports(component: &Component) -> Exports<ExportFunc> {
     let mut exports = Exports::new("component");
     let engine = component.engine();
     let mut add = |interface: Option<&str>, name: &str, func: &ComponentFunc| {
@@ -362,6 +364,10 @@ pub fn exports(component: &Component) -> Exports<ExportFunc> {
             flat_params: params.iter().map(|(_, ty)| Shape::of(ty)).collect(),
             resources_in: params.iter().any(|(_, ty)| holds_resources(ty)),
             resources_out: result.as_ref().is_some_and(holds_resources),
+            signature: (params.iter())
+                .map(|(name, ty)| format!("{name}: {}", wit_type(ty)))
+                .collect::<Vec<_>>()
+                .join(", "),
             params,
             result,
         });
