@@ -573,6 +573,95 @@ test("a guest reaches nothing a host class inherits from Object or Function: onl
   })
 })
 
+/**
+ * A guest whose imports return `result`s holding the host's `logger`: `make` as its ok value,
+ * `refuse` as its err. Each export returns the handle it got, or 1000 + the err's (ok's for
+ * `refuse`) first byte.
+ */
+const RESULT_RESOURCES_WAT = `(component
+  (import "test:x/host" (instance $h
+    (export "logger" (type (sub resource)))
+    (export "make" (func (param "mode" u32) (result (result (own 0) (error string)))))
+    (export "refuse" (func (param "mode" u32) (result (result u32 (error (own 0))))))
+  ))
+  (alias export $h "make" (func $make))
+  (alias export $h "refuse" (func $refuse))
+  (core module $mem
+    (memory (export "memory") 1)
+    (global $bump (mut i32) (i32.const 1024))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+      (local $r i32)
+      global.get $bump local.set $r
+      local.get $r local.get 3 i32.add global.set $bump local.get $r))
+  (core instance $m (instantiate $mem))
+  (alias core export $m "memory" (core memory $memory))
+  (alias core export $m "realloc" (core func $realloc))
+  (core func $make_l (canon lower (func $make) (memory $memory) (realloc $realloc) string-encoding=utf8))
+  (core func $refuse_l (canon lower (func $refuse) (memory $memory)))
+  (core module $main
+    (import "h" "make" (func $make (param i32 i32)))
+    (import "h" "refuse" (func $refuse (param i32 i32)))
+    (import "m" "memory" (memory 1))
+    (func $answer (result i32)
+      i32.const 64 i32.load8_u
+      if (result i32) i32.const 68 i32.load8_u i32.const 1000 i32.add else i32.const 68 i32.load end)
+    (func (export "make") (param i32) (result i32) local.get 0 i32.const 64 call $make call $answer)
+    (func (export "refuse") (param i32) (result i32)
+      local.get 0 i32.const 64 call $refuse
+      i32.const 64 i32.load8_u
+      if (result i32) i32.const 68 i32.load else i32.const 68 i32.load8_u i32.const 1000 i32.add end))
+  (core instance $i (instantiate $main (with "m" (instance $m))
+    (with "h" (instance (export "make" (func $make_l)) (export "refuse" (func $refuse_l))))))
+  (func (export "make") (param "mode" u32) (result u32) (canon lift (core func $i "make")))
+  (func (export "refuse") (param "mode" u32) (result u32) (canon lift (core func $i "refuse")))
+)`
+
+test("a host function returning a result checks the host's objects in its ok value and in the err it throws", async (t) => {
+  // These functions were not checked: any object the host returned (or threw) became a handle
+  // of the guest's logger, whose methods the guest then calls.
+  const guest = engine.compileComponentSync(RESULT_RESOURCES_WAT)
+  class Logger {}
+  class Other {}
+  const host = {
+    Logger,
+    make: (mode: number) => [new Logger(), {}, new Other(), undefined][mode],
+    refuse: async (mode: number) => {
+      if (mode === 0) throw Object.assign(new Error('no'), { payload: new Logger() })
+      if (mode === 1) throw new Logger()
+      if (mode === 2) throw Object.assign(new Error('no'), { payload: new Other() })
+      if (mode === 3) throw new Error('not an err at all')
+      return 7
+    },
+  }
+  const inst = guest.instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports: { 'test:x/host': host } })
+  const fresh = () =>
+    guest.instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports: { 'test:x/host': host } })
+  t.is(inst.callSync('make', [0]), 1, "the host's object is the guest's first handle")
+  t.throws(() => fresh().callSync('make', [1]), {
+    instanceOf: HostError,
+    message: /test:x\/host#make returned an object where the guest takes a Logger/,
+  })
+  t.throws(() => fresh().callSync('make', [2]), { instanceOf: HostError, message: /returned an Other where/ })
+  t.throws(() => fresh().callSync('make', [3]), {
+    instanceOf: HostError,
+    message: /returned undefined where/,
+  })
+
+  t.is(await inst.call('refuse', [0]), 2, 'an err payload of the host class is a handle')
+  t.is(await inst.call('refuse', [1]), 3, 'so is an instance thrown as it is')
+  t.is(await inst.call('refuse', [4]), 1007, 'the ok value')
+  const wrongPayload = await t.throwsAsync(fresh().call('refuse', [2]), { instanceOf: HostError })
+  t.regex(
+    wrongPayload?.message ?? '',
+    /refuse threw an err payload holding an Other where the guest takes a Logger/,
+  )
+  const notAnErr = await t.throwsAsync(fresh().call('refuse', [3]), { instanceOf: HostError })
+  t.regex(notAnErr?.message ?? '', /refuse threw an Error where the guest takes a Logger/)
+  t.is(((notAnErr?.cause as Error).cause as Error).message, 'not an err at all')
+  t.false(inst.poisoned)
+  t.is(inst.callSync('make', [0]), 4)
+})
+
 test("a host function returning an own of the host's resource must return an instance of the host's class", async (t) => {
   const events: string[] = []
   const { Logger, imports } = hostImports(events)

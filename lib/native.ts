@@ -14,6 +14,7 @@ export {
   NativeInstance,
   NativeModule,
   errorCodes,
+  hostFailure,
 } from './binding/index.js'
 export type {
   ComponentItemInfo,

@@ -14,6 +14,7 @@ import { types } from 'node:util'
 import type { ComponentItem, ResourceMembers, WitFuncType, WitType } from './component.js'
 import { someType, valueTypeOf } from './util/wit.js'
 import { ComponentError, DisposedError, WasmTypeError } from './errors.js'
+import { hostFailure } from './native.js'
 import { exportPaths, lowerCamel, unversioned } from './util/names.js'
 import { TYPED_ARRAY_CLASSES } from './util/typed-arrays.js'
 
@@ -145,7 +146,8 @@ function described(value: unknown): string {
     } catch {
       // A proxy's trap threw: the object is shown without its class.
     }
-    return typeof name === 'string' && name !== '' && name !== 'Object' ? `a ${name}` : 'an object'
+    if (typeof name !== 'string' || name === '' || name === 'Object') return 'an object'
+    return `${/^[aeiou]/i.test(name) ? 'an' : 'a'} ${name}`
   }
   if (typeof value === 'string')
     return `string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`
@@ -463,10 +465,10 @@ function ownCopy(object: Record<string, unknown>): Record<string, unknown> {
 /**
  * `imports` with each function whose result holds one of the host's resources wrapped, so that
  * an `own` it returns must be an instance of the host's class (README, Resources): any object would
- * otherwise become a handle, whose methods the guest then calls. A wrong value is a TypeError,
- * which the guest's call reports as a HostError. Constructors make their objects with `new`. A
- * function returning a `result` is not wrapped: a throw from it is the guest's `err`, so the
- * TypeError would reach the guest as a value instead of failing the call.
+ * otherwise become a handle, whose methods the guest then calls. For a `result` return type that
+ * is the ok value it returns and the err payload it throws. Constructors make their objects with
+ * `new`. A wrong value fails the guest's call as a HostError (its TypeError marked by the addon
+ * as the host's failure, which a `result` function's throw would otherwise not be).
  */
 function checkHostResources(
   imports: Record<string, unknown>,
@@ -476,45 +478,71 @@ function checkHostResources(
   let checked: Record<string, unknown> | undefined
   /** Wraps the functions `object` holds under `item`'s names. */
   const wrapIn = (object: Record<string, unknown>, item: ComponentItem, label: string): void => {
-    const type = returnChecked(item)
-    if (item.name.startsWith('[constructor]') || !holdsHostResource(type)) return
+    const { ok, err } = returnChecked(item)
+    if (item.name.startsWith('[constructor]') || !(holdsHostResource(ok) || holdsHostResource(err))) return
     for (const key of new Set([item.name, lowerCamel(item.name)])) {
       const fn = Object.hasOwn(object, key) ? object[key] : undefined
       if (typeof fn !== 'function') continue
-      const check = (value: unknown) => {
-        walk(value, type, [], (returned, inner) => {
-          const { resource, interface: interfaceName, imported } = inner as ResourceType
-          const cls =
-            imported === true && resource !== undefined ? hostClasses(interfaceName, resource) : undefined
-          if (
-            cls !== undefined &&
-            !(typeof returned === 'object' && returned !== null && returned instanceof cls)
-          ) {
-            throw new TypeError(
-              `${label} returned ${described(returned)} where the guest takes a ${cls.name}`,
-            )
-          }
-          return returned
-        })
-        return value
+      /** A value in `value` that is not an instance of its host class, and the class. */
+      const misfit = (value: unknown, type: WitType | undefined) => {
+        let found: { given: unknown; cls: Function } | undefined
+        if (holdsHostResource(type)) {
+          walk(value, type!, [], (given, inner) => {
+            const { resource, interface: interfaceName, imported } = inner as ResourceType
+            const cls =
+              imported === true && resource !== undefined ? hostClasses(interfaceName, resource) : undefined
+            if (cls !== undefined && !(typeof given === 'object' && given !== null && given instanceof cls)) {
+              found ??= { given, cls }
+            }
+            return given
+          })
+        }
+        return found
+      }
+      const returned = (value: unknown) => {
+        const bad = misfit(value, ok)
+        if (bad === undefined) return value
+        throw hostFailure(
+          new TypeError(`${label} returned ${described(bad.given)} where the guest takes a ${bad.cls.name}`),
+        )
+      }
+      const thrown = (error: unknown): never => {
+        const payload = errPayload(error)
+        const bad = misfit(payload, err)
+        if (bad === undefined) throw error
+        const what = payload === error ? 'threw' : 'threw an err payload holding'
+        throw hostFailure(
+          new TypeError(`${label} ${what} ${described(bad.given)} where the guest takes a ${bad.cls.name}`, {
+            cause: error,
+          }),
+        )
       }
       object[key] = function (this: unknown, ...args: unknown[]) {
-        const value = Reflect.apply(fn, this, args)
+        let value: unknown
+        try {
+          value = Reflect.apply(fn, this, args)
+        } catch (error) {
+          thrown(error)
+        }
         // Any realm's Promise: the addon awaits those too.
-        return types.isPromise(value) ? value.then(check) : check(value)
+        return types.isPromise(value) ? value.then(returned, thrown) : returned(value)
       }
     }
   }
+  const checks = (item: ComponentItem) => {
+    const { ok, err } = returnChecked(item)
+    return holdsHostResource(ok) || holdsHostResource(err)
+  }
   for (const item of componentImports) {
     if (item.kind === 'func') {
-      if (holdsHostResource(returnChecked(item))) {
+      if (checks(item)) {
         checked ??= ownCopy(imports)
         wrapIn(checked, item, item.name)
       }
       continue
     }
     const members = (item.exports ?? []).filter((member) => member.kind === 'func')
-    if (members.length === 0 || !members.some((member) => holdsHostResource(returnChecked(member)))) continue
+    if (!members.some(checks)) continue
     const key = [item.name, item.name.split('@')[0]!].find((name) => Object.hasOwn(imports, name))
     const given = key === undefined ? undefined : imports[key]
     if (key === undefined || typeof given !== 'object' || given === null) continue
@@ -526,10 +554,22 @@ function checkHostResources(
   return checked ?? imports
 }
 
-/** The type of what an import function returns that {@link checkHostResources} checks. */
-function returnChecked(item: ComponentItem): WitType | undefined {
+/**
+ * What an import function gives the guest that {@link checkHostResources} checks: what it
+ * returns, and for a `result` the ok value it returns and the err payload it throws.
+ */
+function returnChecked(item: ComponentItem): { ok?: WitType; err?: WitType } {
   const result = item.func?.result
-  return result?.kind === 'result' ? undefined : result
+  return result?.kind === 'result' ? { ok: result.ok, err: result.err } : { ok: result }
+}
+
+/** The err payload a host function's throw stands for: its own `payload`, else the value. */
+function errPayload(thrown: unknown): unknown {
+  if ((typeof thrown === 'object' || typeof thrown === 'function') && thrown !== null) {
+    const payload: unknown = Object.hasOwn(thrown, 'payload') ? Reflect.get(thrown, 'payload') : undefined
+    if (payload !== undefined) return payload
+  }
+  return thrown
 }
 
 /** Whether a value of `type` can hold an `own` of one of the host's resources. */

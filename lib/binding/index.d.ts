@@ -226,6 +226,9 @@ export interface FuncInfo {
   result?: TypeInfo
 }
 
+/** Marks `error` (an object) as a host failure (see [`is_host_failure`]) and returns it. */
+export declare function hostFailure(error: object): object
+
 /** `metrics()` */
 export interface InstanceMetrics {
   memory: MemoryMetricsInfo

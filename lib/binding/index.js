@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { NativeAbortHandle, NativeComponent, NativeComponentInstance, NativeEngine, NativeInstance, NativeModule, errorCodes, markWorkerThread } = nativeBinding
+const { NativeAbortHandle, NativeComponent, NativeComponentInstance, NativeEngine, NativeInstance, NativeModule, errorCodes, hostFailure, markWorkerThread } = nativeBinding
 export { NativeAbortHandle }
 export { NativeComponent }
 export { NativeComponentInstance }
@@ -781,5 +781,6 @@ export { NativeEngine }
 export { NativeInstance }
 export { NativeModule }
 export { errorCodes }
+export { hostFailure }
 export { markWorkerThread }
 export const __napiBindingTarget = __napiLoadedBindingTarget

@@ -339,7 +339,7 @@ fn outcome_to_val(
             }
         }
         Err(thrown) => {
-            let Some(Type::Result(result)) = result_type else {
+            let Some(Type::Result(result)) = result_type.filter(|_| !host_bridge::is_host_failure(js, thrown)) else {
                 return Err(host_bridge::thrown(js, label, thrown));
             };
             let Some(err_type) = result.err() else {

@@ -55,4 +55,22 @@ impl Js {
         // the data lives as long as the External, which the caller holds.
         Ok(Some(unsafe { &*data.cast::<T>() }))
     }
+
+    /// Marks the object `value` with `tag` (once: an object takes one tag).
+    pub fn tag(self, value: Value, tag: &TokenTag) -> Result<()> {
+        self.check(unsafe { sys::napi_type_tag_object(self.0, value, &tag.0) }, "type tag")
+    }
+
+    /// Whether `value` is an object marked with `tag`.
+    pub fn has_tag(self, value: Value, tag: &TokenTag) -> Result<bool> {
+        if !matches!(self.kind(value)?, super::Kind::Object | super::Kind::Function) {
+            return Ok(false);
+        }
+        let mut tagged = false;
+        self.check(
+            unsafe { sys::napi_check_object_type_tag(self.0, value, &tag.0, &mut tagged) },
+            "check type tag",
+        )?;
+        Ok(tagged)
+    }
 }

@@ -16,6 +16,7 @@ use super::dispatcher::{self, Dispatcher, JsJob};
 use super::pool::run_in_pool;
 use super::spin;
 use crate::errors::Failure;
+use crate::js::token::TokenTag;
 use crate::js::{Js, Reference, Value};
 
 /// The JS function that makes a guest's wasi:http request (see `crate::wasi_http`):
@@ -452,4 +453,28 @@ pub fn thrown(js: Js, label: &str, thrown: Value) -> Failure {
         message: format!("host function {label} threw: {detail}"),
         cause: js.reference(thrown).ok(),
     }
+}
+
+/// Marks an error thrown by the JS layer's checks around a host function: it fails the call as a
+/// HostError even where the function returns a `result` (whose throws are otherwise its `err`).
+const HOST_FAILURE_TAG: TokenTag = TokenTag(napi::sys::napi_type_tag {
+    lower: 0x6169_7273_7379_7332,
+    upper: 0x686f_7374_6661_696c,
+});
+
+/// Marks `error` (an object) as a host failure (see [`is_host_failure`]) and returns it.
+#[napi_derive::napi(js_name = "hostFailure")]
+pub fn host_failure(
+    env: napi::Env,
+    error: napi::bindgen_prelude::Object,
+) -> napi::Result<napi::bindgen_prelude::Object> {
+    use napi::JsValue;
+    let js = Js(env.raw());
+    js.tag(error.raw(), &HOST_FAILURE_TAG)?;
+    Ok(error)
+}
+
+/// Whether a host function threw an error marked by [`host_failure`].
+pub fn is_host_failure(js: Js, thrown: Value) -> bool {
+    js.has_tag(thrown, &HOST_FAILURE_TAG).unwrap_or(false)
 }
