@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::abort::{self, Abort, ThreadWaker};
 use super::dispatcher::{self, Dispatcher, JsJob};
-use super::pool::run_in_pool;
+use super::pool::{Blocked, run_now};
 use super::spin;
 use crate::errors::Failure;
 use crate::js::token::TokenTag;
@@ -304,7 +304,7 @@ pub fn serve_js_while<R: Send + 'static>(js: Js, work: impl FnOnce(Relay) -> R +
     let result = Arc::new(Mutex::new(None));
     let stored = result.clone();
     let relay = Relay(sender);
-    run_in_pool(move || {
+    run_now(move || {
         let done = relay.0.clone();
         let output = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(relay)));
         *stored.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(output);
@@ -399,6 +399,7 @@ impl WaitLimits {
         if let Some(outcome) = early {
             return outcome;
         }
+        let _blocked = Blocked::enter();
         let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
         let _woken_on_abort = self.abort.subscribe(&waker);
         loop {

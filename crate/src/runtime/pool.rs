@@ -4,7 +4,13 @@
 //! long wasm call there would stall unrelated I/O. Our pool grows on demand (a guest may sit in a
 //! host call for a long time and must not hold others up), lets idle threads go after a while,
 //! and gives every thread a stack big enough for wasmtime's `max_wasm_stack` plus host frames.
+//!
+//! A thread waiting for the JS thread (a guest's call awaiting a host Promise) does not count
+//! against the threads that run jobs: what settles that Promise may itself be a call that needs a
+//! thread (a host function calling another instance), and with every thread waiting so, nothing
+//! would ever run again. A job for a JS thread that blocks until it ends never queues at all.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
@@ -14,7 +20,10 @@ use super::spin;
 
 /// Stack of each pool thread; `maxWasmStackBytes` is capped well below it (engine.rs).
 pub const POOL_THREAD_STACK_BYTES: usize = 8 << 20;
-const MAX_THREADS: usize = 256;
+/// Threads running jobs, not counting those blocked waiting for the JS thread.
+const MAX_RUNNING: usize = 256;
+/// Threads in all, blocked ones included; past it jobs queue.
+const MAX_THREADS: usize = 1024;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a worker that just finished keeps looking for the next job before it sleeps: waking
 /// a sleeping thread costs tens of microseconds, more than most calls.
@@ -36,6 +45,35 @@ struct PoolState {
     idle: usize,
     /// Workers blocked on the condvar, which only a notify wakes.
     sleeping: usize,
+    /// Workers inside a job, waiting for the JS thread (see [`Blocked`]).
+    blocked: usize,
+}
+
+impl PoolState {
+    /// Whether queued jobs outnumber the workers free to take them.
+    fn wanting(&self) -> bool {
+        self.idle < self.queue.len()
+    }
+
+    fn may_grow(&self) -> bool {
+        self.threads - self.blocked < MAX_RUNNING && self.threads < MAX_THREADS
+    }
+
+    fn spawn(&mut self) {
+        let spawned = std::thread::Builder::new()
+            .name("airssys-wasm".into())
+            .stack_size(POOL_THREAD_STACK_BYTES)
+            .spawn(worker);
+        if spawned.is_ok() {
+            self.threads += 1;
+            self.idle += 1;
+        }
+    }
+}
+
+thread_local! {
+    /// Set on the pool's own threads.
+    static IN_POOL: Cell<bool> = const { Cell::new(false) };
 }
 
 fn pool() -> &'static Pool {
@@ -46,6 +84,7 @@ fn pool() -> &'static Pool {
             threads: 0,
             idle: 0,
             sleeping: 0,
+            blocked: 0,
         }),
         wake: Condvar::new(),
         queued: AtomicUsize::new(0),
@@ -55,21 +94,24 @@ fn pool() -> &'static Pool {
 /// Runs `job` on a pool thread. A job that panics ends only itself: the caller's job must catch
 /// its own panics to report them (see `task.rs`), the worker survives either way.
 pub fn run_in_pool(job: impl FnOnce() + Send + 'static) {
+    submit(Box::new(job), false);
+}
+
+/// Runs `job` on a pool thread at once, starting one past the pool's bounds if none is free: for
+/// a JS thread that blocks until the job ends. Queued, it could wait for threads whose jobs wait
+/// for that JS thread. Such jobs are as many as JS threads blocked so.
+pub fn run_now(job: impl FnOnce() + Send + 'static) {
+    submit(Box::new(job), true);
+}
+
+fn submit(job: Job, now: bool) {
     let pool = pool();
     let mut state = pool.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    state.queue.push_back(Box::new(job));
+    state.queue.push_back(job);
     pool.queued.fetch_add(1, Ordering::Release);
-    // Jobs may block on the JS thread (host calls), so a queued job must never wait for a busy
-    // thread: start one whenever nobody idle is left to take it.
-    if state.idle < state.queue.len() && state.threads < MAX_THREADS {
-        let spawned = std::thread::Builder::new()
-            .name("airssys-wasm".into())
-            .stack_size(POOL_THREAD_STACK_BYTES)
-            .spawn(worker);
-        if spawned.is_ok() {
-            state.threads += 1;
-            state.idle += 1;
-        }
+    // Start a thread whenever nobody idle is left to take the job.
+    if state.wanting() && (now || state.may_grow()) {
+        state.spawn();
     }
     let wake = state.sleeping > 0;
     drop(state);
@@ -85,7 +127,43 @@ fn take(pool: &Pool, state: &mut PoolState) -> Option<Job> {
     Some(job)
 }
 
+/// While alive: the calling pool thread waits for the JS thread, and a queued job may have a new
+/// thread (see the module's comment). Does nothing on other threads.
+pub struct Blocked(bool);
+
+impl Blocked {
+    pub fn enter() -> Self {
+        if !IN_POOL.get() {
+            return Blocked(false);
+        }
+        let pool = pool();
+        let mut state = pool.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.blocked += 1;
+        while state.wanting() && state.may_grow() {
+            let before = state.threads;
+            state.spawn();
+            if state.threads == before {
+                break;
+            }
+        }
+        Blocked(true)
+    }
+}
+
+impl Drop for Blocked {
+    fn drop(&mut self) {
+        if self.0 {
+            pool()
+                .state
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .blocked -= 1;
+        }
+    }
+}
+
 fn worker() {
+    IN_POOL.set(true);
     wasmtime::Engine::tls_eager_initialize();
     let pool = pool();
     loop {
