@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -548,6 +549,41 @@ test('a directory without a Component.toml is a ConfigError', (t) => {
   const error = rejects(dir)
   t.is(error.message, `no Component.toml in ${dir}`)
   t.is(rejects(path.join(dir, 'nope')).code, 'ERR_WASM_CONFIG')
+})
+
+test('a Component.toml that is a symlink is refused without reading what it leads to', (t) => {
+  // It was followed: an outside file's lines and values came back in the error's message and
+  // problems (a "manifest" linked to an .env file showed its secrets as unknown keys).
+  const secret = path.join(scratch, 'secret.env')
+  writeFileSync(secret, 'API_KEY = "sk-live-123"\n')
+  const outside = directory({ 'demo.wasm': '' })
+  symlinkSync(secret, path.join(outside, 'Component.toml'))
+  const inside = component()
+  symlinkSync(path.join(inside, 'Component.toml'), path.join(inside, 'Linked.toml'))
+  for (const file of [outside, path.join(outside, 'Component.toml'), path.join(inside, 'Linked.toml')]) {
+    const error = rejects(file)
+    t.regex(error.message, /is a symlink, which is not followed/)
+    t.false(JSON.stringify({ ...error, message: error.message }).includes('sk-live'))
+  }
+})
+
+test('a Component.toml that is not a regular file, or is huge, is refused at once', (t) => {
+  // A FIFO blocked the event loop for good (the open waited for a writer), /dev/zero grew the
+  // process to 16 GB, and a 130 MB line crashed the CLI's output.
+  const fifo = directory({ 'demo.wasm': '' })
+  execFileSync('mkfifo', [path.join(fifo, 'Component.toml')])
+  t.regex(rejects(fifo).message, /Component\.toml is not a file$/)
+  const device = directory({ 'demo.wasm': '' })
+  symlinkSync('/dev/zero', path.join(device, 'Component.toml'))
+  t.regex(rejects(device).message, /is a symlink/)
+  t.regex(rejects('/dev/zero').message, /\/dev\/zero is not a file$/)
+  const huge = directory({ 'Component.toml': `${toml()}\n#${'x'.repeat(MiB)}\n` })
+  t.regex(rejects(huge).message, /Component\.toml is larger than 1 MiB, more than a manifest may be$/)
+  // Just under the cap, one broken line of almost 1 MiB: the error shows 200 characters of it.
+  const long = directory({ 'Component.toml': `${toml()}\nkey = ${'\u0000'.repeat(MiB - 400)}\n` })
+  const error = rejects(long)
+  t.regex(error.message, /TOML syntax error/)
+  t.true(error.message.length < 2_000, `${error.message.length} characters`)
 })
 
 test('a policy widens a range: the host may allow more than the default', (t) => {

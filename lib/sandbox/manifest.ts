@@ -3,14 +3,15 @@
  * against the schema (schema.ts) and the host's policy (policy.ts), and returns the typed, frozen
  * manifest that `loadComponent` runs by; all problems are thrown together (messages.ts).
  */
-import { readFileSync, statSync } from 'node:fs'
+import { statSync } from 'node:fs'
 import path from 'node:path'
 
 import { parse, TomlError } from 'smol-toml'
 
 import { ConfigError } from '../errors.js'
 import { deepFreeze } from '../util/freeze.js'
-import { fail } from './messages.js'
+import { readFileBoundedSync } from '../util/open-beneath.js'
+import { fail, formatBytes } from './messages.js'
 import { resolvePolicy, type PolicyOptions } from './policy.js'
 import { component, permissions, resources, SECTIONS, type Manifest } from './schema.js'
 import { Validator, type Table } from './validator.js'
@@ -39,16 +40,35 @@ function manifestFile(dirOrFile: string): string {
   return isDirectory ? path.join(resolved, MANIFEST_FILE) : resolved
 }
 
+/** Larger than any real manifest; bounds what a hostile one makes the host read and echo. */
+const MAX_MANIFEST_BYTES = 1 << 20
+
+/** Longest line of the manifest a TOML syntax error shows. */
+const SHOWN_LINE_CHARS = 200
+
 function readToml(file: string): Table {
   let text: string
   try {
-    text = readFileSync(file, 'utf8')
+    const bytes = readFileBoundedSync(
+      file,
+      MAX_MANIFEST_BYTES,
+      () => new ConfigError(`${file} is not a file`),
+      () =>
+        new ConfigError(
+          `${file} is larger than ${formatBytes(MAX_MANIFEST_BYTES)}, more than a manifest may be`,
+        ),
+    )
+    text = new TextDecoder().decode(bytes)
   } catch (error) {
+    if (error instanceof ConfigError) throw error
     const code = (error as NodeJS.ErrnoException).code
+    // The manifest is the directory's own file, as its wasm is: a link could lead anywhere.
     const reason =
       code === 'ENOENT'
         ? `no ${path.basename(file)} in ${path.dirname(file)}`
-        : `cannot read ${file}: ${code}`
+        : code === 'ELOOP'
+          ? `${file} is a symlink, which is not followed: the manifest must be a file in its directory`
+          : `cannot read ${file}: ${code}`
     throw new ConfigError(reason, { cause: error })
   }
   try {
@@ -57,7 +77,11 @@ function readToml(file: string): Table {
   } catch (error) {
     if (!(error instanceof TomlError)) throw error
     const reason = error.message.split('\n')[0]?.replace(/^Invalid TOML document: /, '') ?? error.message
-    const message = `${file}:${error.line}:${error.column}: TOML syntax error: ${reason}\n${error.codeblock}`
+    const shown = error.codeblock
+      .split('\n')
+      .map((line) => (line.length > SHOWN_LINE_CHARS ? `${line.slice(0, SHOWN_LINE_CHARS)}…` : line))
+      .join('\n')
+    const message = `${file}:${error.line}:${error.column}: TOML syntax error: ${reason}\n${shown}`
     throw new ConfigError(message.trimEnd(), { line: error.line, column: error.column, cause: error })
   }
 }

@@ -8,7 +8,9 @@ import { ConfigError, type ConfigProblem } from '../errors.js'
 
 /** How a TOML value reads in a message: `string "1MiB"`, `float 1.5`, `a table`. */
 export function describe(value: unknown): string {
-  if (typeof value === 'string') return `string ${JSON.stringify(value)}`
+  if (typeof value === 'string') {
+    return `string ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)}`
+  }
   if (typeof value === 'bigint') return `integer ${value}`
   if (typeof value === 'number') return `float ${value}`
   if (typeof value === 'boolean') return `boolean ${value}`

@@ -4,7 +4,7 @@
  * paths through it, and `loadComponent` and the CLI read the manifest's wasm through it, so a
  * directory swapped for a symlink after a path was checked cannot redirect the open.
  */
-import { constants, type BigIntStats } from 'node:fs'
+import { closeSync, constants, fstatSync, openSync, readSync, type BigIntStats } from 'node:fs'
 import { lstat, open, stat, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 
@@ -150,5 +150,41 @@ export async function readBounded(
     if (bytesRead === 0) return buffer.subarray(0, length)
     length += bytesRead
     if (length > limit) throw tooLarge()
+  }
+}
+
+/**
+ * Reads `file` whole on the calling thread, for a small file read before anything runs (a
+ * Component.toml): its last name is not followed if it is a symlink (`open` fails with ELOOP), a
+ * FIFO is not waited on, anything but a regular file is `notAFile()`, and more than `limit` bytes
+ * are `tooLarge()` (also for a file that grows while it is read). Other failures are `open`'s.
+ */
+export function readFileBoundedSync(
+  file: string,
+  limit: number,
+  notAFile: () => Error,
+  tooLarge: () => Error,
+): Uint8Array {
+  const fd = openSync(file, constants.O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
+  try {
+    const stats = fstatSync(fd)
+    if (!stats.isFile()) throw notAFile()
+    if (stats.size > limit) throw tooLarge()
+    // One byte more than the size, so the read that finds the end needs no new buffer.
+    let buffer = new Uint8Array(Math.min(limit + 1, stats.size + 1))
+    let length = 0
+    for (;;) {
+      if (length === buffer.length) {
+        const grown = new Uint8Array(Math.min(limit + 1, buffer.length * 2))
+        grown.set(buffer)
+        buffer = grown
+      }
+      const read = readSync(fd, buffer, length, buffer.length - length, null)
+      if (read === 0) return buffer.subarray(0, length)
+      length += read
+      if (length > limit) throw tooLarge()
+    }
+  } finally {
+    closeSync(fd)
   }
 }
