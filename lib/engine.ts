@@ -4,7 +4,7 @@ import { Module } from './module.js'
 import { NativeComponent, NativeEngine, NativeModule } from './native.js'
 import { DEFAULTS, engineOptions, type EngineOptions } from './options.js'
 import { CompileCache } from './util/compile-cache.js'
-import { loadSource, loadSourceSync, type WasmSource } from './util/source.js'
+import { isTooLarge, loadSource, loadSourceSync, type WasmSource } from './util/source.js'
 
 export type { Compiler, EngineOptions } from './options.js'
 
@@ -45,7 +45,7 @@ export class Engine {
    */
   async compileComponent(source: WasmSource): Promise<Component> {
     this.#checkOpen()
-    const bytes = await loadSource(source)
+    const bytes = await loadSource(source, this.#maxModuleBytes)
     return this.#components.getAsync(
       bytes,
       async (own) => new Component(await translateAsync(NativeComponent.compile(this.#native, own))),
@@ -55,7 +55,7 @@ export class Engine {
   /** Compiles a component on the JS thread. */
   compileComponentSync(source: WasmSource): Component {
     this.#checkOpen()
-    const bytes = loadSourceSync(source)
+    const bytes = loadSourceSync(source, this.#maxModuleBytes)
     return this.#components.get(
       bytes,
       (own) => new Component(translate(() => NativeComponent.compileSync(this.#native, own))),
@@ -65,7 +65,7 @@ export class Engine {
   /** Compiles a core module off the JS thread. */
   async compileModule(source: WasmSource): Promise<Module> {
     this.#checkOpen()
-    const bytes = await loadSource(source)
+    const bytes = await loadSource(source, this.#maxModuleBytes)
     return this.#modules.getAsync(
       bytes,
       async (own) => new Module(await translateAsync(NativeModule.compile(this.#native, own))),
@@ -75,7 +75,7 @@ export class Engine {
   /** Compiles a core module on the JS thread. */
   compileModuleSync(source: WasmSource): Module {
     this.#checkOpen()
-    const bytes = loadSourceSync(source)
+    const bytes = loadSourceSync(source, this.#maxModuleBytes)
     return this.#modules.get(
       bytes,
       (own) => new Module(translate(() => NativeModule.compileSync(this.#native, own))),
@@ -93,14 +93,26 @@ export class Engine {
    * listings would spell out.
    */
   validate(source: WasmSource): ValidationResult {
-    const bytes = loadSourceSync(source)
+    let bytes: Uint8Array
+    try {
+      bytes = loadSourceSync(source, this.#maxModuleBytes)
+    } catch (error) {
+      if (isTooLarge(error)) return { ok: false, message: error.message }
+      throw error
+    }
     const message = translate(() => this.#native.validate(bytes))
     return message == null ? { ok: true } : { ok: false, message }
   }
 
   /** {@link Engine.validate} off the JS thread (the file, if a path, is read asynchronously too). */
   async validateAsync(source: WasmSource): Promise<ValidationResult> {
-    const bytes = await loadSource(source)
+    let bytes: Uint8Array
+    try {
+      bytes = await loadSource(source, this.#maxModuleBytes)
+    } catch (error) {
+      if (isTooLarge(error)) return { ok: false, message: error.message }
+      throw error
+    }
     const message = await translateAsync(translate(() => this.#native.validateAsync(bytes)))
     return message == null ? { ok: true } : { ok: false, message }
   }

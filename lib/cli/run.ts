@@ -150,10 +150,10 @@ async function wasmTarget(file: string, limits: Limits): Promise<Target> {
       'run',
     )
   }
-  const bytes = await readWasm(file, 'run')
   const metered = limits.fuel !== undefined
   const engine = new Engine({ fuel: metered })
   try {
+    const bytes = await readWasm(file, 'run', engine.maxModuleBytes)
     const compiled =
       wasmKind(bytes) === 'component'
         ? await engine.compileComponent(bytes)

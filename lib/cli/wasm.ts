@@ -1,12 +1,12 @@
 /** The wasm a command works on: reading its file, and the functions it exports. */
 import { statSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
 
 import type { ComponentItem, WitFuncType } from '../component.js'
 import type { CoreFuncType, ModuleItem } from '../module.js'
 import { loadManifest } from '../sandbox/manifest.js'
 import { readComponentWasm } from '../sandbox/paths.js'
 import type { Signature } from '../util/json-values.js'
+import { isTooLarge, loadSource } from '../util/source.js'
 import { UsageError } from './args.js'
 
 /** An exported function, by the path `call` takes (`name` or `iface#name`), with its type. */
@@ -55,15 +55,17 @@ export function listing(
   })
 }
 
-/** The bytes of `file`; a file that cannot be read is a usage error of `command`. */
-export async function readWasm(file: string, command: string): Promise<Uint8Array> {
+/**
+ * The bytes of `file`, at most `maxModuleBytes` (more is a CompileError, before they are all
+ * read); a file that cannot be read is a usage error of `command`.
+ */
+export async function readWasm(file: string, command: string, maxModuleBytes: number): Promise<Uint8Array> {
   try {
-    return await readFile(file)
+    return await loadSource(file, maxModuleBytes)
   } catch (error) {
-    throw new UsageError(
-      `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
-      command,
-    )
+    if (isTooLarge(error)) throw error
+    const cause = (error as { cause?: NodeJS.ErrnoException }).cause
+    throw new UsageError(`cannot read ${file}: ${cause?.code ?? String(error)}`, command)
   }
 }
 
@@ -82,7 +84,7 @@ export async function readTargetWasm(
   } catch {
     throw new UsageError(`cannot find ${target}`, command)
   }
-  if (!isDirectory) return { file: target, bytes: await readWasm(target, command) }
+  if (!isDirectory) return { file: target, bytes: await readWasm(target, command, maxModuleBytes) }
   const manifest = loadManifest(target)
   return { file: manifest.wasmPath, bytes: await readComponentWasm(manifest, maxModuleBytes) }
 }

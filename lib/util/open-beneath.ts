@@ -153,6 +153,24 @@ export async function readBounded(
   }
 }
 
+/** {@link readBounded} for a file descriptor, on the calling thread. */
+export function readBoundedSync(fd: number, size: number, limit: number, tooLarge: () => Error): Uint8Array {
+  // One byte more than the size, so the read that finds the end needs no new buffer.
+  let buffer = new Uint8Array(Math.min(limit + 1, size + 1))
+  let length = 0
+  for (;;) {
+    if (length === buffer.length) {
+      const grown = new Uint8Array(Math.min(limit + 1, buffer.length * 2))
+      grown.set(buffer)
+      buffer = grown
+    }
+    const read = readSync(fd, buffer, length, buffer.length - length, null)
+    if (read === 0) return buffer.subarray(0, length)
+    length += read
+    if (length > limit) throw tooLarge()
+  }
+}
+
 /**
  * Reads `file` whole on the calling thread, for a small file read before anything runs (a
  * Component.toml): its last name is not followed if it is a symlink (`open` fails with ELOOP), a
@@ -170,20 +188,7 @@ export function readFileBoundedSync(
     const stats = fstatSync(fd)
     if (!stats.isFile()) throw notAFile()
     if (stats.size > limit) throw tooLarge()
-    // One byte more than the size, so the read that finds the end needs no new buffer.
-    let buffer = new Uint8Array(Math.min(limit + 1, stats.size + 1))
-    let length = 0
-    for (;;) {
-      if (length === buffer.length) {
-        const grown = new Uint8Array(Math.min(limit + 1, buffer.length * 2))
-        grown.set(buffer)
-        buffer = grown
-      }
-      const read = readSync(fd, buffer, length, buffer.length - length, null)
-      if (read === 0) return buffer.subarray(0, length)
-      length += read
-      if (length > limit) throw tooLarge()
-    }
+    return readBoundedSync(fd, stats.size, limit, tooLarge)
   } finally {
     closeSync(fd)
   }

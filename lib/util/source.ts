@@ -1,7 +1,8 @@
-import { readFile } from 'node:fs/promises'
-import { readFileSync } from 'node:fs'
+import { closeSync, fstatSync, openSync } from 'node:fs'
+import { open } from 'node:fs/promises'
 
 import { CompileError, WasmTypeError } from '../errors.js'
+import { readBounded, readBoundedSync } from './open-beneath.js'
 
 /** What compile functions accept: wasm bytes, a path to a .wasm/.wat file, or WAT text. */
 export type WasmSource = Uint8Array | ArrayBuffer | string
@@ -27,26 +28,66 @@ function check(source: unknown): asserts source is WasmSource {
   }
 }
 
-/** The bytes of `source`, reading a file asynchronously. */
-export async function loadSource(source: WasmSource): Promise<Uint8Array> {
+/**
+ * A file larger than the engine's `maxModuleBytes`, refused before its bytes are held: by its size
+ * when it is a regular file, else (a pipe, a device) once that many bytes have come.
+ */
+function tooLarge(path: string, maxBytes: number, size?: number): CompileError {
+  const input = size === undefined ? `more than ${maxBytes} bytes` : `${size} bytes`
+  const error = new CompileError(
+    `${path}: the input is ${input}, more than the engine's maxModuleBytes (${maxBytes})`,
+  )
+  tooLargeErrors.add(error)
+  return error
+}
+
+const tooLargeErrors = new WeakSet<Error>()
+
+/** Whether `error` is a load's refusal of a file larger than `maxBytes` (validate reports it). */
+export function isTooLarge(error: unknown): error is CompileError {
+  return error instanceof CompileError && tooLargeErrors.has(error)
+}
+
+/** The bytes of `source`, reading a file asynchronously, at most `maxBytes` of it. */
+export async function loadSource(source: WasmSource, maxBytes: number): Promise<Uint8Array> {
   check(source)
   if (typeof source !== 'string') return fromBytes(source)
   if (isWatText(source)) return Buffer.from(source)
+  let handle
   try {
-    return await readFile(source)
+    handle = await open(source, 'r')
   } catch (error) {
     throw unreadable(source, error)
   }
+  try {
+    const stats = await handle.stat()
+    if (stats.isFile() && stats.size > maxBytes) throw tooLarge(source, maxBytes, stats.size)
+    return await readBounded(handle, stats.size, maxBytes, () => tooLarge(source, maxBytes))
+  } catch (error) {
+    throw error instanceof CompileError ? error : unreadable(source, error)
+  } finally {
+    await handle.close()
+  }
 }
 
-/** The bytes of `source`, reading a file synchronously. */
-export function loadSourceSync(source: WasmSource): Uint8Array {
+/** The bytes of `source`, reading a file synchronously, at most `maxBytes` of it. */
+export function loadSourceSync(source: WasmSource, maxBytes: number): Uint8Array {
   check(source)
   if (typeof source !== 'string') return fromBytes(source)
   if (isWatText(source)) return Buffer.from(source)
+  let fd: number
   try {
-    return readFileSync(source)
+    fd = openSync(source, 'r')
   } catch (error) {
     throw unreadable(source, error)
+  }
+  try {
+    const stats = fstatSync(fd)
+    if (stats.isFile() && stats.size > maxBytes) throw tooLarge(source, maxBytes, stats.size)
+    return readBoundedSync(fd, stats.size, maxBytes, () => tooLarge(source, maxBytes))
+  } catch (error) {
+    throw error instanceof CompileError ? error : unreadable(source, error)
+  } finally {
+    closeSync(fd)
   }
 }
