@@ -371,6 +371,15 @@ function writeU32(out: Cursor, value: number): void {
   out.at += 4
 }
 
+/**
+ * Whether every object inherits `key` from `Object.prototype` (`constructor`, `toString`): a field
+ * or flag of that name counts only as the value's own property (`{}` has no field `constructor`),
+ * as in the addon's conversion.
+ */
+function isObjectMember(key: string): boolean {
+  return key in Object.prototype
+}
+
 /** A plain array: a proxy's traps and a typed array's type are the per-value path's to judge. */
 function isArray(value: unknown): value is unknown[] {
   return Array.isArray(value) && !types.isProxy(value)
@@ -528,10 +537,13 @@ function writer(type: WitType): Write {
     case 'record': {
       const keys = type.fields.map((field) => lowerCamel(field.name))
       const fields = type.fields.map((field) => writer(field.type))
+      const inherited = keys.map(isObjectMember)
       return (value, out) => {
         if (!isObject(value) || Array.isArray(value)) return false
         for (let index = 0; index < keys.length; index++) {
-          if (!fields[index]!(value[keys[index]!], out)) return false
+          const key = keys[index]!
+          const field = inherited[index] && !Object.hasOwn(value, key) ? undefined : value[key]
+          if (!fields[index]!(field, out)) return false
         }
         return true
       }
@@ -585,12 +597,14 @@ function writer(type: WitType): Write {
     case 'flags': {
       const keys = type.names.map(lowerCamel)
       const known = new Set(keys)
+      const inherited = keys.map(isObjectMember)
       return (value, out) => {
         if (!isObject(value) || Array.isArray(value) || !room(out, keys.length)) return false
         // The per-value path refuses unknown keys, inherited enumerable ones included.
         for (const key in value) if (!known.has(key)) return false
-        for (const key of keys) {
-          const flag = value[key]
+        for (let index = 0; index < keys.length; index++) {
+          const key = keys[index]!
+          const flag = inherited[index] && !Object.hasOwn(value, key) ? undefined : value[key]
           if (flag !== undefined && typeof flag !== 'boolean') return false
           out.bytes[out.at++] = flag === true ? 1 : 0
         }

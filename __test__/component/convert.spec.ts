@@ -2,7 +2,7 @@ import { inspect } from 'node:util'
 
 import test from 'ava'
 
-import { WasmError, WasmTypeError } from '../../lib/index.js'
+import { Engine, WasmError, WasmTypeError } from '../../lib/index.js'
 import { typesInstance } from '../helpers.js'
 
 const person = { firstName: 'Zoë 🚀', age: 255, tags: ['', 'b', 'ünïcödé'] }
@@ -253,3 +253,85 @@ for (const [name, args, fragment] of refused) {
     t.is(instance.callSync('roundtrip-u8', [3]), 3)
   })
 }
+
+/** Takes a record and flags whose names every JS object inherits from Object.prototype. */
+const OBJECT_NAMES_WAT = `(component
+  (core module $m
+    (func (export "rec") (param $d i32) (param $v i32) (param $x i32) (result i32)
+      local.get $d i32.const 1000000 i32.mul local.get $v i32.const 1000 i32.mul i32.add local.get $x i32.add)
+    (func (export "fl") (param i32) (result i32) local.get 0))
+  (core instance $i (instantiate $m))
+  (type $r (record (field "constructor" (option u32)) (field "x" u32)))
+  (type $f (flags "to-string" "value-of" "x"))
+  (export $R "r" (type $r))
+  (export $F "f" (type $f))
+  (func $rec (param "r" $r) (result u32) (canon lift (core func $i "rec")))
+  (func $fl (param "f" $f) (result u32) (canon lift (core func $i "fl")))
+  (export "rec" (func $rec) (func (param "r" $R) (result u32)))
+  (export "fl" (func $fl) (func (param "f" $F) (result u32))))`
+
+test("a field or flag named like Object.prototype's members is read only as the value's own property", async (t) => {
+  // `{ x: 5 }` was refused ("field constructor: expected u32, got function"), and every flags
+  // value without its own `toString` key failed the same way.
+  const inst = new Engine()
+    .compileComponentSync(OBJECT_NAMES_WAT)
+    .instantiateSync({ limits: { memoryBytes: 0 } })
+  for (const call of [
+    (name: string, arg: unknown) => inst.callSync(name, [arg]),
+    (name: string, arg: unknown) => (inst.exports[name] as (arg: unknown) => unknown)(arg),
+  ]) {
+    t.is(call('rec', { x: 5 }), 5)
+    t.is(call('rec', { constructor: 7, x: 5 }), 1_007_005)
+    t.is(call('rec', Object.assign(Object.create(null) as object, { x: 6 })), 6)
+    t.is(call('fl', { x: true }), 4)
+    t.is(call('fl', {}), 0)
+    t.is(call('fl', { toString: true, valueOf: true }), 3)
+    t.throws(() => call('fl', { toString: 1 }), {
+      instanceOf: WasmTypeError,
+      message: /flag "toString": expected boolean/,
+    })
+  }
+  t.is(await inst.call('rec', [{ x: 5 }]), 5)
+  t.is(await inst.call('fl', [{ x: true }]), 4)
+})
+
+/** Returns what its imports `get-r` and `get-f` return, as numbers (the addon converts those). */
+const OBJECT_NAMES_IMPORTS_WAT = `(component
+  (type $r (record (field "constructor" (option u32)) (field "x" u32)))
+  (type $f (flags "to-string" "value-of" "x"))
+  (import "r" (type $R (eq $r)))
+  (import "f" (type $F (eq $f)))
+  (import "get-r" (func $get_r (result $R)))
+  (import "get-f" (func $get_f (result $F)))
+  (core module $mem (memory (export "memory") 1))
+  (core instance $mi (instantiate $mem))
+  (alias core export $mi "memory" (core memory $memory))
+  (core func $get_r_l (canon lower (func $get_r) (memory $memory)))
+  (core func $get_f_l (canon lower (func $get_f)))
+  (core module $m
+    (import "h" "get-r" (func $get_r (param i32)))
+    (import "h" "get-f" (func $get_f (result i32)))
+    (import "m" "memory" (memory 1))
+    (func (export "rec") (result i32)
+      i32.const 16 call $get_r
+      i32.const 16 i32.load8_u i32.const 1000000 i32.mul
+      i32.const 20 i32.load i32.const 1000 i32.mul i32.add
+      i32.const 24 i32.load i32.add)
+    (func (export "fl") (result i32) call $get_f))
+  (core instance $i (instantiate $m (with "m" (instance $mi))
+    (with "h" (instance (export "get-r" (func $get_r_l)) (export "get-f" (func $get_f_l))))))
+  (func (export "rec") (result u32) (canon lift (core func $i "rec")))
+  (func (export "fl") (result u32) (canon lift (core func $i "fl"))))`
+
+test("a host function's record or flags named like Object.prototype's members: own properties only", (t) => {
+  const component = new Engine().compileComponentSync(OBJECT_NAMES_IMPORTS_WAT)
+  const run = (r: unknown, f: unknown) => {
+    const inst = component.instantiateSync({
+      limits: { memoryBytes: 1 << 16 },
+      imports: { getR: () => r, getF: () => f },
+    })
+    return [inst.callSync('rec'), inst.callSync('fl')]
+  }
+  t.deepEqual(run({ x: 5 }, { x: true }), [5, 4])
+  t.deepEqual(run({ constructor: 7, x: 5 }, { toString: true, valueOf: true }), [1_007_005, 3])
+})

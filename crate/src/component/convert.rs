@@ -308,7 +308,7 @@ fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Res
                 let converted = wrap(
                     names
                         .get(js, field.name, true)
-                        .and_then(|key| js.get_key(value, key))
+                        .and_then(|key| member(js, value, key, field.name))
                         .map_err(napi_error)
                         .and_then(|item| from_js_in(js, cx, names, item, &field.ty)),
                     || format!("field \"{}\"", camel_case(field.name)),
@@ -434,7 +434,7 @@ fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Res
             let mut set = Vec::new();
             for name in cases {
                 let key = names.get(js, name, true).map_err(napi_error)?;
-                let flag = js.get_key(value, key).map_err(napi_error)?;
+                let flag = member(js, value, key, name).map_err(napi_error)?;
                 match kind(js, flag)? {
                     Kind::Undefined => {}
                     Kind::Boolean => {
@@ -461,6 +461,28 @@ fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Res
             ));
         }
     })
+}
+
+/// WIT names whose lowerCamelCase every object inherits from `Object.prototype`.
+const OBJECT_MEMBERS: [&str; 7] = [
+    "constructor",
+    "has-own-property",
+    "is-prototype-of",
+    "property-is-enumerable",
+    "to-locale-string",
+    "to-string",
+    "value-of",
+];
+
+/// A record field's or a flag's value in `object`, by its key and WIT name. One that every object
+/// inherits (`constructor`, `toString`…) counts only as the object's own property: `{}` has no
+/// field `constructor`, and its flag `toString` is not set.
+fn member(js: Js, object: Value, key: Value, wit_name: &str) -> napi::Result<Value> {
+    if OBJECT_MEMBERS.contains(&wit_name) {
+        js.get_own_key(object, key)
+    } else {
+        js.get_key(object, key)
+    }
 }
 
 /// The `tag` of a tagged JS value: real case names are short and stay on the stack.

@@ -523,6 +523,20 @@ impl Js {
         Ok(out)
     }
 
+    /// `object[key]` when `key` is the object's own property, else `undefined`.
+    pub fn get_own_key(self, object: Value, key: Value) -> Result<Value> {
+        let mut own = false;
+        self.check(
+            unsafe { sys::napi_has_own_property(self.0, object, key, &mut own) },
+            "own property check",
+        )?;
+        if own {
+            self.get_key(object, key)
+        } else {
+            self.undefined()
+        }
+    }
+
     /// `object[key]` when `key` is the object's own property, else `None`: names that come from a
     /// guest (import names) must never reach `Object.prototype` (`constructor`, `__proto__`).
     pub fn get_own(self, object: Value, key: &str) -> Result<Option<Value>> {
