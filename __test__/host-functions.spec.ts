@@ -251,3 +251,46 @@ for (const kind of ['sync', 'async'] as const) {
     t.deepEqual(await instance.call('call-echo', [nan]), nan)
   })
 }
+
+test('a Symbol thrown by a host function is a HostError on every path, instantiateSync included', async (t) => {
+  // instantiateSync threw a bare TypeError ("Cannot convert a Symbol value to a string"): napi-rs,
+  // handed our error, coerced its `cause` to a string.
+  const symbol = Symbol('thrown')
+  const imports = { env: { f: () => Promise.reject(symbol) as never } }
+  const throwing = {
+    env: {
+      f: () => {
+        throw symbol
+      },
+    },
+  }
+  const engine = new Engine()
+  const starting = engine.compileModuleSync(
+    '(module (import "env" "f" (func $f)) (func $s (call $f)) (start $s))',
+  )
+  const sync = t.throws(() => starting.instantiateSync({ limits: { memoryBytes: 0 }, imports: throwing }), {
+    instanceOf: HostError,
+    message: 'host function "env.f" threw: symbol',
+  })
+  t.is(sync?.cause, symbol)
+  const async = await t.throwsAsync(starting.instantiate({ limits: { memoryBytes: 0 }, imports }), {
+    instanceOf: HostError,
+  })
+  t.is(async?.cause, symbol)
+  const calling = engine
+    .compileModuleSync('(module (import "env" "f" (func $f)) (func (export "go") (call $f)))')
+    .instantiateSync({ limits: { memoryBytes: 0 }, imports: throwing })
+  t.is(t.throws(() => calling.callSync('go'), { instanceOf: HostError })?.cause, symbol)
+  const component = engine.compileComponentSync(`(component
+    (import "f" (func $f))
+    (core func $fl (canon lower (func $f)))
+    (core module $m (import "h" "f" (func $f)) (func $s (call $f)) (start $s))
+    (core instance (instantiate $m (with "h" (instance (export "f" (func $fl)))))))`)
+  const thrown = t.throws(
+    () => component.instantiateSync({ limits: { memoryBytes: 1 << 16 }, imports: { f: throwing.env.f } }),
+    {
+      instanceOf: HostError,
+    },
+  )
+  t.is(thrown?.cause, symbol)
+})

@@ -364,12 +364,12 @@ impl Failure {
         ))
     }
 
-    /// Builds the JS error on the JS thread; returning it from a binding throws it (or rejects).
+    /// Throws the JS error on the JS thread, for a binding that returns the result at once: napi-rs
+    /// leaves an exception that is pending as it is. (Handed the error instead, napi-rs reads its
+    /// `cause` chain and coerces each to a string, which throws for a Symbol a host function threw.)
     pub fn into_napi(self, js: Js) -> napi::Error {
-        match self.to_js(js) {
-            Ok(value) => js.thrown_value(value),
-            Err(error) => error,
-        }
+        js.throw(self.to_js_or_internal(js));
+        napi::Error::new(napi::Status::PendingException, String::new())
     }
 
     /// The JS error for this failure, or a plain internal one if even building it failed.

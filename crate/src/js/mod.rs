@@ -864,13 +864,6 @@ impl Js {
         // SAFETY: `self.0` is the live environment of the JS thread we run on.
         unsafe { T::to_napi_value(self.0, value) }
     }
-
-    /// A napi-rs error that, returned from a binding, throws `error` itself (our Error object
-    /// with its `code` and fields).
-    pub fn thrown_value(self, error: Value) -> Error {
-        // SAFETY: `error` is a live handle of this environment, created during the current call.
-        Error::from(unsafe { napi::bindgen_prelude::Unknown::from_raw_unchecked(self.0, error) })
-    }
 }
 
 /// A JS value built by us, returned as-is from a binding.
