@@ -294,3 +294,61 @@ test('a Symbol thrown by a host function is a HostError on every path, instantia
   )
   t.is(thrown?.cause, symbol)
 })
+
+/** Returns the length of what its imports `bytes` and `text` return. */
+const BIG_RESULTS_WAT = `(component
+  (import "bytes" (func $bytes (result (list u8))))
+  (import "text" (func $text (result string)))
+  (core module $mem
+    (memory (export "memory") 1)
+    (global $bump (mut i32) (i32.const 1024))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+      (local $r i32)
+      global.get $bump local.set $r
+      local.get $r local.get 3 i32.add global.set $bump local.get $r))
+  (core instance $m (instantiate $mem))
+  (alias core export $m "memory" (core memory $memory))
+  (alias core export $m "realloc" (core func $realloc))
+  (core func $bytes_l (canon lower (func $bytes) (memory $memory) (realloc $realloc)))
+  (core func $text_l (canon lower (func $text) (memory $memory) (realloc $realloc) string-encoding=utf8))
+  (core module $main
+    (import "h" "bytes" (func $bytes (param i32)))
+    (import "h" "text" (func $text (param i32)))
+    (import "m" "memory" (memory 1))
+    (func (export "bytes") (result i32) i32.const 16 call $bytes i32.const 20 i32.load)
+    (func (export "text") (result i32) i32.const 16 call $text i32.const 20 i32.load))
+  (core instance $i (instantiate $main (with "m" (instance $m))
+    (with "h" (instance (export "bytes" (func $bytes_l)) (export "text" (func $text_l))))))
+  (func (export "bytes") (result u32) (canon lift (core func $i "bytes")))
+  (func (export "text") (result u32) (canon lift (core func $i "text"))))`
+
+test("a host function's string or bytes larger than the guest's memory limit fail the call before they are converted", async (t) => {
+  // 20 MiB returned to a guest of 1 MiB took 872 MB of host memory (a Val per byte) before the
+  // guest's realloc failed; 200 MB took 19 s and 8 GB.
+  const component = new Engine().compileComponentSync(BIG_RESULTS_WAT)
+  const size = { bytes: 1000, text: 1000 }
+  const inst = component.instantiateSync({
+    limits: { memoryBytes: MiB },
+    imports: { bytes: () => new Uint8Array(size.bytes), text: () => 'x'.repeat(size.text) },
+  })
+  t.is(inst.callSync('bytes'), 1000)
+  t.is(await inst.call('text'), 1000)
+  size.bytes = 200 * MiB
+  size.text = 2 * MiB
+  for (const [name, bytes] of [
+    ['bytes', 200 * MiB],
+    ['text', 2 * MiB],
+  ] as const) {
+    const fresh = component.instantiateSync({
+      limits: { memoryBytes: MiB },
+      imports: { bytes: () => new Uint8Array(size.bytes), text: () => 'x'.repeat(size.text) },
+    })
+    const before = process.memoryUsage().rss
+    const error = t.throws(() => fresh.callSync(name), { instanceOf: HostError })
+    t.is(
+      error?.message,
+      `host function "${name}" returned a bad value: ${bytes} bytes, more than the guest's memory limit (${MiB} bytes) can hold`,
+    )
+    t.true(process.memoryUsage().rss - before < 100 * MiB)
+  }
+})

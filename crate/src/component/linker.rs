@@ -272,6 +272,7 @@ fn host_call(
     let (to_js_cx, from_js_cx) = (resources.clone(), resources.clone());
     let owned_label = label.clone();
     let returned_type = result_type.clone();
+    let memory_limit = cx.data().limiter.metrics().limit_bytes;
     let value = cx.data_mut().call_host(
         index,
         label,
@@ -282,7 +283,10 @@ fn host_call(
             }
             Ok(js.call(function, &js_args)?)
         },
-        move |js, returned| outcome_to_val(js, from_js_cx.as_ref(), &owned_label, returned, returned_type.as_ref()),
+        move |js, returned| {
+            let cx = from_js_cx.as_ref();
+            outcome_to_val(js, cx, &owned_label, returned, returned_type.as_ref(), memory_limit)
+        },
     );
     if let Some(resources) = &resources {
         resources.end_borrows(&mut *cx, borrowed)?;
@@ -319,10 +323,16 @@ fn outcome_to_val(
     label: &str,
     returned: Result<Value, Value>,
     result_type: Option<&Type>,
+    memory_limit: usize,
 ) -> Result<Option<Val>, Failure> {
     let bad_return = |message: String| Failure::Host {
         message: format!("host function {label} returned a bad value: {message}"),
         cause: None,
+    };
+    let convert = |value: Value, ty: &Type| {
+        fits_guest(js, value, ty, memory_limit)
+            .and_then(|()| convert::from_js(js, cx, value, ty))
+            .map_err(bad_return)
     };
     match returned {
         Ok(_) if result_type.is_none() => Ok(None),
@@ -330,12 +340,12 @@ fn outcome_to_val(
             let result_type = result_type.expect("checked above");
             if let Type::Result(result) = result_type {
                 let payload = match result.ok() {
-                    Some(ok_type) => Some(Box::new(convert::from_js(js, cx, value, &ok_type).map_err(bad_return)?)),
+                    Some(ok_type) => Some(Box::new(convert(value, &ok_type)?)),
                     None => None,
                 };
                 Ok(Some(Val::Result(Ok(payload))))
             } else {
-                Ok(Some(convert::from_js(js, cx, value, result_type).map_err(bad_return)?))
+                Ok(Some(convert(value, result_type)?))
             }
         }
         Err(thrown) => {
@@ -350,6 +360,24 @@ fn outcome_to_val(
                 Err(_) => Err(host_bridge::thrown(js, label, thrown)),
             }
         }
+    }
+}
+
+/// Refuses, before it is converted, a string or typed array that alone is larger than the guest's
+/// memory limit: it could never reach the guest, and its conversion (a `Val` per element, some 30
+/// times its bytes) made the host hold gigabytes for a guest of a few MiB.
+fn fits_guest(js: Js, value: Value, ty: &Type, memory_limit: usize) -> Result<(), String> {
+    let bytes = match ty {
+        // At least one byte per UTF-16 code unit once encoded for the guest.
+        Type::String => js.string_units(value).ok().flatten(),
+        Type::List(_) => (js.typed_array(value).ok().flatten()).map(|view| view.length * view.element.size()),
+        _ => None,
+    };
+    match bytes {
+        Some(bytes) if bytes > memory_limit => Err(format!(
+            "{bytes} bytes, more than the guest's memory limit ({memory_limit} bytes) can hold"
+        )),
+        _ => Ok(()),
     }
 }
 

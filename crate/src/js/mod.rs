@@ -124,6 +124,18 @@ pub enum ElementType {
     Other,
 }
 
+impl ElementType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            ElementType::Int8 | ElementType::Uint8 | ElementType::Uint8Clamped | ElementType::Other => 1,
+            ElementType::Int16 | ElementType::Uint16 => 2,
+            ElementType::Int32 | ElementType::Uint32 | ElementType::Float32 => 4,
+            ElementType::Float64 | ElementType::BigInt64 | ElementType::BigUint64 => 8,
+        }
+    }
+}
+
 /// A borrowed view of a typed array's elements.
 pub struct TypedArrayView {
     pub element: ElementType,
@@ -313,6 +325,15 @@ impl Js {
             StringValue::Text(text) => Ok(Some(text)),
             StringValue::LoneSurrogate => Ok(None),
             StringValue::NotString => Err(Error::new(Status::StringExpected, "expected a string".to_string())),
+        }
+    }
+
+    /// A string's length in UTF-16 code units, or `None` for any other value.
+    pub fn string_units(self, value: Value) -> Result<Option<usize>> {
+        let mut units = 0;
+        match unsafe { sys::napi_get_value_string_utf16(self.0, value, ptr::null_mut(), 0, &mut units) } {
+            sys::Status::napi_string_expected => Ok(None),
+            status => self.check(status, "string length").map(|()| Some(units)),
         }
     }
 
