@@ -27,6 +27,11 @@ const roundTrips: [string, string[], string][] = [
   ['roundtrip-list-u8', ['[0,1,255]'], '[0,1,255]'],
   ['roundtrip-list-u64', ['[1,"18446744073709551615"]'], '["1n","18446744073709551615n"]'],
   ['roundtrip-list-f64', ['[1.5,-0]'], '[1.5,0]'],
+  // Floats JSON cannot write, spelled as results print them (they were refused as strings).
+  ['roundtrip-f64', ['"NaN"'], '"NaN"'],
+  ['roundtrip-f64', ['NaN'], '"NaN"'],
+  ['roundtrip-f32', ['-Infinity'], '"-Infinity"'],
+  ['roundtrip-list-f64', ['["Infinity",1.5,"NaN"]'], '["Infinity",1.5,"NaN"]'],
   ['roundtrip-record', ['{"firstName":"Ada","age":36,"tags":[]}'], '{"firstName":"Ada","age":36,"tags":[]}'],
   ['roundtrip-tuple', ['[1,"x",2.5]'], '[1,"x",2.5]'],
   ['roundtrip-variant', ['{"tag":"circle","val":1.5}'], '{"tag":"circle","val":1.5}'],
@@ -104,4 +109,11 @@ test('a nested 64-bit integer that JSON would round is refused, not changed', (t
     instanceOf: ArgumentError,
     message: /^argument 1 \(v\): 18446744073709552000 is beyond 2\^53 .* write it as a string$/,
   })
+})
+
+test('-0 reaches a float parameter as -0, bare or as a string', (t) => {
+  for (const text of ['-0', '"-0"']) {
+    const [value] = argumentsFromText([text], signature('roundtrip-f64'))
+    t.true(Object.is(typesInstance().callSync('roundtrip-f64', [value]), -0), text)
+  }
 })

@@ -37,7 +37,9 @@ guest's exit(n) is the CLI's exit code (n above 255 exits 1). stdin is empty unl
 Arguments (with --invoke, or a wasm that is not a command):
   ARGS               one JSON value per parameter: 42, '[1,2]', '{"x":1}', '"text"'.
                      Text for a string parameter may be bare: run examples/hello world.
-                     64-bit integers may be JSON numbers or strings ("18446744073709551615").
+                     64-bit integers may be JSON numbers or strings ("18446744073709551615";
+                     inside a list or record, above 2^53 only strings). Floats also take
+                     NaN, Infinity, -Infinity and -0, bare or as strings.
                      Put -- before arguments that start with "-": run m.wat -- -1
 
 Options:

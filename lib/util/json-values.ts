@@ -20,11 +20,23 @@ export class ArgumentError extends Error {
 }
 
 const BIGINT_KINDS = new Set(['u64', 's64', 'i64'])
+const FLOAT_KINDS = new Set(['f32', 'f64'])
+/** The numbers JSON cannot write, by the spelling results print them with (and `-0`). */
+const FLOAT_WORDS: ReadonlyMap<unknown, number> = new Map([
+  ['NaN', NaN],
+  ['Infinity', Infinity],
+  ['-Infinity', -Infinity],
+  ['-0', -0],
+])
 const TEXT_KINDS = new Set(['string', 'char'])
 
 /** `u64`, `s64` or a core `i64`: the types whose values are bigints. */
 function isBigInt(type: ParamType | undefined): boolean {
   return type !== undefined && BIGINT_KINDS.has(typeof type === 'string' ? type : type.kind)
+}
+
+function isFloat(type: ParamType | undefined): boolean {
+  return type !== undefined && FLOAT_KINDS.has(typeof type === 'string' ? type : type.kind)
 }
 
 function isText(type: ParamType | undefined): boolean {
@@ -47,11 +59,13 @@ function toBigInt(value: unknown): unknown {
 
 /**
  * Turns a parsed JSON value into what the binding accepts for `type`: 64-bit integers become
- * bigint (from a JSON integer up to 2^53, or a decimal string, optionally ending in `n`), through
+ * bigint (from a JSON integer up to 2^53, or a decimal string, optionally ending in `n`), floats
+ * may be the strings `"NaN"`, `"Infinity"`, `"-Infinity"` and `"-0"` (as results print them), through
  * lists, options, results, tuples, records and variants. Anything else is left for the binding.
  */
 export function fromJson(value: unknown, type: ParamType | undefined): unknown {
   if (isBigInt(type)) return toBigInt(value)
+  if (isFloat(type)) return FLOAT_WORDS.get(value) ?? value
   if (type === undefined || typeof type === 'string') return value
   switch (type.kind) {
     case 'list':
@@ -104,6 +118,7 @@ export function argumentsFromText(texts: readonly string[], signature: Signature
     const type = param?.type
     // A bare 64-bit integer is read exactly, before JSON.parse could round it.
     if (isBigInt(type) && /^-?\d+$/.test(text)) return BigInt(text)
+    if (isFloat(type) && FLOAT_WORDS.has(text)) return FLOAT_WORDS.get(text)
     let parsed: unknown
     try {
       parsed = JSON.parse(text)
