@@ -472,6 +472,22 @@ test('run executes a WASI command component, its stdout reaching the terminal', 
 /** Control characters a terminal acts on (C0 but newline and tab, DEL, C1); none may reach it raw. */
 const RAW_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/
 
+test('inspect escapes the newlines and tabs of a name: a guest cannot forge lines of the listing', async (t) => {
+  const forged = file(
+    'forged.wat',
+    '(module (func (export "x\\nimports:\\n  (none)\\texports:") (result i32) i32.const 1))',
+  )
+  const inspected = await cli('inspect', forged)
+  t.is(inspected.code, 0, inspected.stderr)
+  t.deepEqual(inspected.stdout.split('\n').slice(1), [
+    'imports:',
+    '  (none)',
+    'exports:',
+    '  x\\u000aimports:\\u000a  (none)\\u0009exports:: func() -> i32',
+    '',
+  ])
+})
+
 test('guest text reaches the terminal with its control characters escaped: error messages, names and output', async (t) => {
   // A guest that names its export with terminal escapes and writes them to its stdout and stderr.
   const red = file(

@@ -7,14 +7,16 @@ import { wasmKind } from '../util/names.js'
 import { onlyTarget, parse } from './args.js'
 import { EXIT } from './exit.js'
 import { INSPECT_HELP } from './help.js'
-import type { CliOutput } from './output.js'
+import { oneLine, type CliOutput } from './output.js'
 import { listing, readTargetWasm } from './wasm.js'
 
 /** One item per line, interfaces with their members indented below them. */
 function listItems(items: readonly (ComponentItem | ModuleItem)[], indent = '  '): string[] {
   if (items.length === 0) return [`${indent}(none)`]
   return items.flatMap((item) => {
-    const name = 'module' in item && item.module !== undefined ? `${item.module}.${item.name}` : item.name
+    const name = oneLine(
+      'module' in item && item.module !== undefined ? `${item.module}.${item.name}` : item.name,
+    )
     // Every type string names its kind (`func(...)`, `memory(...)`) except a type definition's.
     const type = item.kind === 'type' ? `type ${item.type}` : item.type
     if (item.kind === 'instance' && 'exports' in item) {

@@ -20,6 +20,14 @@ export function escapeControl(text: string): string {
   return text.replace(CONTROL, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
+/**
+ * `text` for one line of a listing: newlines and tabs escaped too, so that a name a guest chose
+ * (a core module's export may be named `"a\nexports:"`) cannot print lines of its own.
+ */
+export function oneLine(text: string): string {
+  return escapeControl(text).replace(/[\n\t]/g, (char) => (char === '\n' ? '\\u000a' : '\\u0009'))
+}
+
 /** `io`, writing every text escaped. */
 export function terminalOutput(io: CliOutput): CliOutput {
   return {
