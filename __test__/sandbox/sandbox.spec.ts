@@ -509,3 +509,14 @@ test('a write grant and a read grant of the same directory make one writable pre
   t.is((await runTool(dir, ['write', '/data/out.txt'])).exitCode, 0)
   t.true(existsSync(path.join(dir, 'data', 'out.txt')))
 })
+
+test('a read grant of "**" and of "./**" both preopen the manifest directory read-only at /', async (t) => {
+  // "./**" preopened it, "**" (the same set of files) preopened nothing.
+  for (const glob of ['**', './**']) {
+    const dir = wasiToolDir([`filesystem.read = ["${glob}"]`], ['data'])
+    writeFileSync(path.join(dir, 'data', 'in.txt'), 'granted')
+    t.is((await runTool(dir, ['cat', '/data/in.txt'])).stdout, 'granted', glob)
+    t.is((await runTool(dir, ['write', '/data/out.txt'])).exitCode, 1, glob)
+    t.false(existsSync(path.join(dir, 'data', 'out.txt')), glob)
+  }
+})

@@ -89,6 +89,11 @@ export function wasiPreopens(manifest: Manifest): Record<string, string | { host
 function preopenGrants(manifest: Manifest): Record<string, { names: string[]; write: boolean }> {
   const grants: Record<string, { names: string[]; write: boolean }> = {}
   for (const glob of manifest.permissions.filesystem.read) {
+    // `**` (or `./**`) is the manifest's directory itself, at `/`.
+    if (glob === '**' || glob === './**') {
+      grants['/'] = { names: ['.'], write: false }
+      continue
+    }
     const tree = /^(?:\.\/)?((?:[^*?[\]{}/]+\/)*[^*?[\]{}/]+)\/\*\*$/.exec(glob)
     if (tree?.[1] !== undefined) grants[`/${tree[1]}`] = { names: tree[1].split('/'), write: false }
   }
