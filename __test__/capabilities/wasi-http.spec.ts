@@ -8,8 +8,15 @@ import type { AddressInfo } from 'node:net'
 
 import test from 'ava'
 
-import { jsGuestWasm } from '../../fixtures/index.js'
-import { type Component, ConfigError, Engine, type Instance, TimeoutError } from '../../lib/index.js'
+import { jsGuestWasm, wasiHttpWasm } from '../../fixtures/index.js'
+import {
+  type Component,
+  ConfigError,
+  Engine,
+  HostLimitError,
+  type Instance,
+  TimeoutError,
+} from '../../lib/index.js'
 
 interface Server {
   url: (pathname: string) => string
@@ -145,4 +152,33 @@ test('bad wasi.http options are ConfigErrors naming the field', async (t) => {
   t.is(rejects({ allowed: [] })?.path, 'wasi.http.allowed')
   t.is(rejects({ maxBodyBytes: 0 })?.path, 'wasi.http.maxBodyBytes')
   t.is(rejects({ lookup: 'x' })?.path, 'wasi.http.lookup')
+})
+
+// The attacks of an outside probe, by a guest that drives wasi:http itself (fixtures/wasi-http).
+
+const commandGuest = engine.compileComponent(wasiHttpWasm)
+
+/** Runs the wasi-http command with `args`; its `key value` lines (a key seen twice keeps both). */
+async function command(
+  args: string[],
+  http: object,
+  timeoutMs = 20_000,
+): Promise<{ lines: string[]; inst: Instance }> {
+  const component = await commandGuest
+  const inst = await component.instantiate({
+    limits: { memoryBytes: 16 << 20 },
+    timeoutMs,
+    wasi: { stdout: 'pipe', stderr: 'pipe', args: ['wasi-http', ...args], http },
+  })
+  const run = component.exports.find((item) => item.name.startsWith('wasi:cli/run@'))!.name
+  await inst.call(`${run}#run`)
+  return { lines: inst.takeOutput().stdout.trim().split('\n'), inst }
+}
+
+test('a guest that makes the host exceed its header size bound gets a HostLimitError', async (t) => {
+  const error = await t.throwsAsync(command(['header', '100000', 'http://127.0.0.1:1/'], {}), {
+    instanceOf: HostLimitError,
+  })
+  t.is(error?.code, 'ERR_WASM_HOST_LIMIT')
+  t.regex(error?.message ?? '', /header/)
 })
