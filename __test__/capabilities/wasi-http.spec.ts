@@ -149,6 +149,12 @@ test('bad wasi.http options are ConfigErrors naming the field', async (t) => {
       },
     )
   t.is(rejects({ allow: ['no-port'] })?.path, 'wasi.http.allow[0]')
+  // A URL or a bracketed address without a port is named as such, not blamed on its port.
+  t.regex(
+    rejects({ allow: ['http://127.0.0.1:80'] })?.message ?? '',
+    /wasi\.http\.allow\[0\]: "http:\/\/127\.0\.0\.1:80" is a URL, not a host:port pattern: write "127\.0\.0\.1:80"/,
+  )
+  t.regex(rejects({ allow: ['[::1]'] })?.message ?? '', /"\[::1\]" has no port: write host:port/)
   t.is(rejects({ allowed: [] })?.path, 'wasi.http.allowed')
   t.is(rejects({ maxBodyBytes: 0 })?.path, 'wasi.http.maxBodyBytes')
   t.is(rejects({ lookup: 'x' })?.path, 'wasi.http.lookup')
