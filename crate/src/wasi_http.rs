@@ -38,6 +38,17 @@ struct Source {
     cancel: Reference,
 }
 
+impl Source {
+    /// Lets the client's functions go, first cancelling the response when it is still open.
+    fn close(self, js: Js, cancel: bool) {
+        if cancel && let Ok(function) = js.dereference(&self.cancel) {
+            let _ = js.call(function, &[]);
+        }
+        js.release(self.read);
+        js.release(self.cancel);
+    }
+}
+
 type Sent = Box<dyn Future<Output = Result<(), Error>> + Send>;
 
 impl WasiHttpHooks for HostBridge {
@@ -109,7 +120,10 @@ async fn send(
             .flatten()
             .and_then(|abort| js.reference(abort).ok());
         let continuation = move |js: Js, settled| {
-            let _ = sender.send(head(js, settled));
+            // Nobody waits any more (the guest dropped the request as its head came): close it.
+            if let Err(Ok(unwanted)) = sender.send(head(js, settled)) {
+                unwanted.source.close(js, true);
+            }
         };
         let mut in_flight = kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         in_flight.abort = abort;
@@ -360,10 +374,9 @@ impl Drop for Streamed {
             if !ended && let Ok(cancel) = js.dereference(&source.cancel) {
                 let _ = js.call(cancel, &[]);
             }
-            // The last holder: a read still in progress keeps `source` until it settles.
+            // The last holder: jobs run in order, so a read queued before this one has let go.
             if let Some(source) = Arc::into_inner(source) {
-                js.release(source.read);
-                js.release(source.cancel);
+                source.close(js, false);
             }
         }));
     }
