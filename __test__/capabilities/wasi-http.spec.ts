@@ -9,6 +9,8 @@ import type { AddressInfo } from 'node:net'
 import test from 'ava'
 
 import { jsGuestWasm, wasiHttpWasm } from '../../fixtures/index.js'
+import { createPermissions } from '../../lib/capabilities/permissions.js'
+import { createWasiHttpClient } from '../../lib/capabilities/wasi-http.js'
 import {
   type Component,
   ConfigError,
@@ -285,7 +287,7 @@ test.serial(
 )
 
 test.serial(
-  'the guest may only shorten the host timeouts: first-byte-timeout and between-bytes-timeout',
+  'the guest may only shorten the host timeouts: connect-, first-byte- and between-bytes-timeout',
   async (t) => {
     const server = await bigServer(1 << 20, { stallAfter: 1 })
     t.teardown(() => server.close())
@@ -302,6 +304,12 @@ test.serial(
     // A guest timeout longer than the host's is cut to the host's (timeoutMs 300).
     const longer = await command(['get', server.url('/hang'), '0', '60000'], { allow, timeoutMs: 300 })
     t.deepEqual(longer.lines, ['error ErrorCode::ConnectionReadTimeout'])
+    // Connecting includes the lookup: one that never answers ends at the guest's connect-timeout.
+    const unresolved = { allow: ['slow.test:80'], lookup: () => new Promise<never>(() => {}) }
+    const connect = await command(['get', 'http://slow.test/', '0', '0', '0', '200'], unresolved)
+    t.deepEqual(connect.lines, ['error ErrorCode::ConnectionTimeout'])
+    const hostConnect = await command(['get', 'http://slow.test/'], { ...unresolved, timeoutMs: 300 })
+    t.deepEqual(hostConnect.lines, ['error ErrorCode::ConnectionTimeout'])
   },
 )
 
@@ -315,6 +323,25 @@ test('requests in progress per instance are bounded: past maxConcurrentRequests 
   })
   t.deepEqual(lines, ['ok 8', 'error ErrorCode::ConnectionLimitReached 32', 'next 200'])
   t.is(server.connections(), 9)
+})
+
+test('a connection reset before the guest reads the body fails its read, not the process', async (t) => {
+  const server = http.createServer((_, response) => {
+    response.flushHeaders()
+    setTimeout(() => response.socket?.destroy(), 50)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  const { port } = server.address() as AddressInfo
+  const client = createWasiHttpClient(createPermissions({ networkOutbound: [`127.0.0.1:${port}`] }), {
+    maxBodyBytes: 1 << 20,
+    timeoutMs: 5_000,
+  })
+  const answer = await client('GET', `http://127.0.0.1:${port}/`, [], new Uint8Array())
+  if (!('read' in answer)) return t.fail(answer.message)
+  t.is(answer.status, 200)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.like(await answer.read(), { error: 'connection-terminated' })
 })
 
 test('a guest that makes the host exceed its header size bound gets a HostLimitError', async (t) => {
