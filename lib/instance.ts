@@ -447,8 +447,8 @@ export class Instance<E = Record<string, unknown>> {
       throw resources === undefined ? failure : resources.liftFailure(name, failure)
     } finally {
       lowered?.commit()
-      // A wasi:http request lives no longer than the call that made it (one stopped at its
-      // deadline leaves its request behind).
+      // A wasi:http request, and the response body it opened, lives no longer than the call that
+      // made it (one stopped at its deadline leaves its requests behind).
       this.#http?.client.abortAll()
     }
   }

@@ -139,8 +139,19 @@ export interface WasiHttpOptions {
   allow?: string[]
   /** Largest request or response body, in bytes. Default 1 MiB. */
   maxBodyBytes?: number
-  /** Time for one request, body included. Default 30 s. */
+  /**
+   * Longest wait of each step of a request, in ms: connecting (DNS included), then the response's
+   * status and headers, then each piece of the body as the guest reads it. Default 30 s. The
+   * guest's own `request-options` timeouts may only shorten these; the whole request lasts at
+   * most as long as the call that made it.
+   */
   timeoutMs?: number
+  /**
+   * Most requests in progress at once, a response whose body the guest still holds included;
+   * past it a request fails with the wasi:http error `connection-limit-reached`. Default 32,
+   * at most 1,000.
+   */
+  maxConcurrentRequests?: number
   /** Called with each refusal (a CapabilityDeniedError), e.g. to log it. */
   onDenied?: (error: CapabilityDeniedError) => void
   /** Resolves host names (default: the system resolver), e.g. to pin names in tests. */
@@ -224,6 +235,8 @@ export const RULES = {
   'wasi.outputLimitBytes': integer(0, GiB),
   'wasi.http.maxBodyBytes': integer(1, GiB),
   'wasi.http.timeoutMs': integer(1, MAX_TIMEOUT_MS),
+  /** Each one is a socket: a process has a few thousand file descriptors in all. */
+  'wasi.http.maxConcurrentRequests': integer(1, 1_000),
 
   // Capability interfaces.
   /** A capability's own timeout (`http.fetch`): whole ms, as `AbortSignal.timeout` takes them. */
@@ -333,6 +346,7 @@ export const DEFAULTS = {
   outputLimitBytes: MiB,
   httpMaxBodyBytes: MiB,
   httpTimeoutMs: 30_000,
+  httpMaxConcurrentRequests: 32,
 } as const
 
 const ENGINE_OPTIONS = new Set([
@@ -559,10 +573,22 @@ function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions |
       options.http?.maxBodyBytes,
       DEFAULTS.httpMaxBodyBytes,
     ),
+    httpMaxConcurrentRequests: checkOption(
+      'wasi.http.maxConcurrentRequests',
+      options.http?.maxConcurrentRequests,
+      DEFAULTS.httpMaxConcurrentRequests,
+    ),
   }
 }
 
-const WASI_HTTP_KEYS = new Set(['allow', 'maxBodyBytes', 'timeoutMs', 'onDenied', 'lookup'])
+const WASI_HTTP_KEYS = new Set([
+  'allow',
+  'maxBodyBytes',
+  'timeoutMs',
+  'maxConcurrentRequests',
+  'onDenied',
+  'lookup',
+])
 
 /**
  * The wasi:http client and the grants it checks: `wasi.http.allow`, or the grants of the sandbox

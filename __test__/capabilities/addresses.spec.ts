@@ -32,6 +32,13 @@ test('addresses into the host network are classified, metadata endpoints first',
     ['64:ff9b::10.0.0.1', 'private'],
     ['2002:c0a8:101::', 'private'],
     ['::127.0.0.1', 'reserved'],
+    // Teredo tunnels to an obfuscated IPv4 client (here 169.254.169.254); SIIT translates to
+    // the IPv4 address in its last 32 bits: both are refused whole, a service never needs them.
+    ['2001::5601:5601', 'reserved'],
+    ['2001:0:4136:e378:8000:63bf:3fff:fdd2', 'reserved'],
+    ['::ffff:0:169.254.169.254', 'reserved'],
+    ['::ffff:0:a9fe:a9fe', 'reserved'],
+    ['::ffff:0:8.8.8.8', 'reserved'],
     ['not an address', 'reserved'],
   ]
   for (const [address, kind] of cases) t.is(internalAddressKind(address), kind, address)
@@ -56,6 +63,7 @@ test('public addresses and the neighbours of each internal range are not interna
     '223.255.255.255',
     '2606:4700:4700::1111',
     '2001:4860:4860::8888',
+    '2001:1::1',
     '::ffff:8.8.8.8',
     '64:ff9b::8.8.8.8',
     '2002:808:808::',

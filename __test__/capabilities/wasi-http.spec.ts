@@ -8,8 +8,17 @@ import type { AddressInfo } from 'node:net'
 
 import test from 'ava'
 
-import { jsGuestWasm } from '../../fixtures/index.js'
-import { type Component, ConfigError, Engine, type Instance, TimeoutError } from '../../lib/index.js'
+import { jsGuestWasm, wasiHttpWasm } from '../../fixtures/index.js'
+import { createPermissions } from '../../lib/capabilities/permissions.js'
+import { createWasiHttpClient } from '../../lib/capabilities/wasi-http.js'
+import {
+  type Component,
+  ConfigError,
+  Engine,
+  HostLimitError,
+  type Instance,
+  TimeoutError,
+} from '../../lib/index.js'
 
 interface Server {
   url: (pathname: string) => string
@@ -142,7 +151,203 @@ test('bad wasi.http options are ConfigErrors naming the field', async (t) => {
       },
     )
   t.is(rejects({ allow: ['no-port'] })?.path, 'wasi.http.allow[0]')
+  // A URL or a bracketed address without a port is named as such, not blamed on its port.
+  t.regex(
+    rejects({ allow: ['http://127.0.0.1:80'] })?.message ?? '',
+    /wasi\.http\.allow\[0\]: "http:\/\/127\.0\.0\.1:80" is a URL, not a host:port pattern: write "127\.0\.0\.1:80"/,
+  )
+  t.regex(rejects({ allow: ['[::1]'] })?.message ?? '', /"\[::1\]" has no port: write host:port/)
   t.is(rejects({ allowed: [] })?.path, 'wasi.http.allowed')
   t.is(rejects({ maxBodyBytes: 0 })?.path, 'wasi.http.maxBodyBytes')
   t.is(rejects({ lookup: 'x' })?.path, 'wasi.http.lookup')
+  t.is(rejects({ maxConcurrentRequests: 0 })?.path, 'wasi.http.maxConcurrentRequests')
+  t.is(rejects({ maxConcurrentRequests: 1.5 })?.path, 'wasi.http.maxConcurrentRequests')
+})
+
+// The attacks of an outside probe, by a guest that drives wasi:http itself (fixtures/wasi-http).
+// Those that time waits run serially, first, before the large JS guest compiles beside them.
+
+const commandGuest = engine.compileComponent(wasiHttpWasm)
+
+/** Runs the wasi-http command with `args`; its `key value` lines (a key seen twice keeps both). */
+async function command(
+  args: string[],
+  http: object,
+  timeoutMs = 20_000,
+): Promise<{ lines: string[]; inst: Instance }> {
+  const component = await commandGuest
+  const inst = await component.instantiate({
+    limits: { memoryBytes: 16 << 20 },
+    timeoutMs,
+    wasi: { stdout: 'pipe', stderr: 'pipe', args: ['wasi-http', ...args], http },
+  })
+  const run = component.exports.find((item) => item.name.startsWith('wasi:cli/run@'))!.name
+  await inst.call(`${run}#run`)
+  return { lines: inst.takeOutput().stdout.trim().split('\n'), inst }
+}
+
+/**
+ * A server whose `/big` sends headers, then `size` bytes as fast as the client takes them (or
+ * stalls after `stallAfter`), whose `/open` sends headers and keeps the body open, and whose other
+ * paths never answer; it counts the bytes the socket accepted and notes when the client went away.
+ */
+async function bigServer(size: number, options: { stallAfter?: number } = {}) {
+  let written = 0
+  let connections = 0
+  const closed: Promise<void>[] = []
+  const server = http.createServer((request, response) => {
+    closed.push(new Promise((resolve) => response.once('close', () => resolve())))
+    response.writeHead(200, { 'content-length': String(size) })
+    const chunk = Buffer.alloc(64 * 1024, 'x')
+    const pump = () => {
+      while (written < size && !response.destroyed) {
+        if (options.stallAfter !== undefined && written >= options.stallAfter) return
+        const length = Math.min(chunk.length, size - written)
+        written += length
+        if (!response.write(chunk.subarray(0, length))) return void response.once('drain', pump)
+      }
+      if (written >= size) response.end()
+    }
+    if (request.url === '/big') pump()
+    else if (request.url === '/open') response.flushHeaders()
+  })
+  server.on('connection', () => connections++)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  return {
+    url: (pathname: string) => `http://127.0.0.1:${port}${pathname}`,
+    hostPort: `127.0.0.1:${port}`,
+    written: () => written,
+    connections: () => connections,
+    closed,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
+  }
+}
+
+const within = (promise: Promise<unknown>, ms: number, what: string) =>
+  Promise.race([promise, new Promise((_, reject) => setTimeout(() => reject(new Error(what)), ms))])
+
+test('a response body streams: the host reads only as far as the guest does and drops the rest', async (t) => {
+  const server = await bigServer(256 << 20)
+  t.teardown(() => server.close())
+  const { lines } = await command(['get', server.url('/big'), '1'], {
+    allow: [server.hostPort],
+    maxBodyBytes: 1 << 30,
+  })
+  t.deepEqual(lines, ['status 200', 'read 1'])
+  // The connection closes when the guest drops the body, long before 256 MiB went through.
+  await within(server.closed[0]!, 3_000, 'the response stayed open')
+  t.true(server.written() < 32 << 20, `the server wrote ${server.written()} bytes`)
+})
+
+test.serial(
+  'status and headers reach the guest as soon as they arrive, before a body that is slow',
+  async (t) => {
+    const server = await bigServer(1 << 20, { stallAfter: 1 })
+    t.teardown(() => server.close())
+    const { lines } = await command(['get', server.url('/big'), '1'], {
+      allow: [server.hostPort],
+      timeoutMs: 1_000,
+    })
+    t.deepEqual(lines, ['status 200', 'read 1'])
+  },
+)
+
+test('maxBodyBytes is enforced as the body flows: the stream fails with http-response-body-size', async (t) => {
+  const server = await bigServer(64 << 20)
+  t.teardown(() => server.close())
+  const { lines } = await command(['get', server.url('/big')], {
+    allow: [server.hostPort],
+    maxBodyBytes: 100_000,
+  })
+  t.is(lines[0], 'status 200')
+  const read = Number(lines[1]!.split(' ')[1])
+  t.true(read <= 100_000, `the guest read ${read} bytes`)
+  t.regex(lines[2]!, /^body-error None .*response body size exceeds limit/)
+  await within(server.closed[0]!, 3_000, 'the response stayed open')
+  t.true(server.written() < 32 << 20, `the server wrote ${server.written()} bytes`)
+})
+
+test.serial(
+  'timeoutMs bounds each wait for the body: a body that stalls fails, the status came at once',
+  async (t) => {
+    const server = await bigServer(1 << 20, { stallAfter: 1 })
+    t.teardown(() => server.close())
+    await commandGuest
+    const started = performance.now()
+    const { lines } = await command(['get', server.url('/big')], { allow: [server.hostPort], timeoutMs: 300 })
+    t.deepEqual(lines.slice(0, 1), ['status 200'])
+    t.regex(lines.at(-1)!, /^body-error None .*connection read timeout/)
+    t.true(performance.now() - started < 5_000)
+  },
+)
+
+test.serial(
+  'the guest may only shorten the host timeouts: connect-, first-byte- and between-bytes-timeout',
+  async (t) => {
+    const server = await bigServer(1 << 20, { stallAfter: 1 })
+    t.teardown(() => server.close())
+    const allow = [server.hostPort]
+    await commandGuest
+    const started = performance.now()
+    // /hang sends no headers: the guest's first-byte-timeout of 200 ms ends the wait.
+    const firstByte = await command(['get', server.url('/hang'), '0', '200'], { allow })
+    t.deepEqual(firstByte.lines, ['error ErrorCode::ConnectionReadTimeout'])
+    const between = await command(['get', server.url('/big'), '100000', '0', '200'], { allow })
+    t.is(between.lines[0], 'status 200')
+    t.regex(between.lines.at(-1)!, /^body-error None .*connection read timeout/)
+    t.true(performance.now() - started < 5_000, 'a guest timeout was ignored')
+    // A guest timeout longer than the host's is cut to the host's (timeoutMs 300).
+    const longer = await command(['get', server.url('/hang'), '0', '60000'], { allow, timeoutMs: 300 })
+    t.deepEqual(longer.lines, ['error ErrorCode::ConnectionReadTimeout'])
+    // Connecting includes the lookup: one that never answers ends at the guest's connect-timeout.
+    const unresolved = { allow: ['slow.test:80'], lookup: () => new Promise<never>(() => {}) }
+    const connect = await command(['get', 'http://slow.test/', '0', '0', '0', '200'], unresolved)
+    t.deepEqual(connect.lines, ['error ErrorCode::ConnectionTimeout'])
+    const hostConnect = await command(['get', 'http://slow.test/'], { ...unresolved, timeoutMs: 300 })
+    t.deepEqual(hostConnect.lines, ['error ErrorCode::ConnectionTimeout'])
+  },
+)
+
+test('requests in progress per instance are bounded: past maxConcurrentRequests a request fails with connection-limit-reached', async (t) => {
+  // /open answers headers and keeps the body open: every held response holds a connection.
+  const server = await bigServer(0)
+  t.teardown(() => server.close())
+  const { lines } = await command(['many', '40', server.url('/open')], {
+    allow: [server.hostPort],
+    maxConcurrentRequests: 8,
+  })
+  t.deepEqual(lines, ['ok 8', 'error ErrorCode::ConnectionLimitReached 32', 'next 200'])
+  t.is(server.connections(), 9)
+})
+
+test('a connection reset before the guest reads the body fails its read, not the process', async (t) => {
+  const server = http.createServer((_, response) => {
+    response.flushHeaders()
+    setTimeout(() => response.socket?.destroy(), 50)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  const { port } = server.address() as AddressInfo
+  const client = createWasiHttpClient(createPermissions({ networkOutbound: [`127.0.0.1:${port}`] }), {
+    maxBodyBytes: 1 << 20,
+    timeoutMs: 5_000,
+  })
+  const answer = await client('GET', `http://127.0.0.1:${port}/`, [], new Uint8Array())
+  if (!('read' in answer)) return t.fail(answer.message)
+  t.is(answer.status, 200)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.like(await answer.read(), { error: 'connection-terminated' })
+})
+
+test('a guest that makes the host exceed its header size bound gets a HostLimitError', async (t) => {
+  const error = await t.throwsAsync(command(['header', '100000', 'http://127.0.0.1:1/'], {}), {
+    instanceOf: HostLimitError,
+  })
+  t.is(error?.code, 'ERR_WASM_HOST_LIMIT')
+  t.regex(error?.message ?? '', /header/)
 })

@@ -325,6 +325,7 @@ const broken: BrokenCase[] = [
       ['*:443', /the host must be named/],
       ['exa*mple.com:443', /wildcard may only be the first label/],
       ['::1:80', /must be in brackets/],
+      ['[::1]', /"\[::1\]" has no port: write host:port, as in "\[::1\]:8080"/],
       ['300.1.1.1:80', /not a valid IPv4 address/],
       ['[nope]:80', /not a valid IPv6 address/],
       ['-bad-.com:80', /not a valid host name/],

@@ -19,7 +19,7 @@ use crate::errors::Failure;
 use crate::js::{Js, Value};
 use crate::options::NativeInstanceOptions;
 use crate::runtime::abort::AbortFlag;
-use crate::runtime::host_bridge::{HostBridge, HostFunctions, Relay, serve_js_while};
+use crate::runtime::host_bridge::{HostBridge, HostFunctions, HttpClientOptions, Relay, serve_js_while};
 use crate::store::{self, Budget, HostState, Live, Slot, StoreFuture};
 use crate::wasi::NativeWasiOptions;
 use crate::wasi::{Output, WasiState};
@@ -167,7 +167,11 @@ impl<K: Kind> Compiled<K> {
         // The wasi:http client is kept only where wasi:http can be imported.
         let http = match (&options.wasi, http.and_then(|value| js.defined(value.raw()))) {
             (Some(wasi_options), Some(client)) if with_wasi && K::BINARY == Binary::Component => {
-                Some((client, wasi_options.http_max_body_bytes as usize))
+                Some(HttpClientOptions {
+                    function: client,
+                    max_body_bytes: wasi_options.http_max_body_bytes as usize,
+                    max_concurrent_requests: wasi_options.http_max_concurrent_requests as usize,
+                })
             }
             _ => None,
         };

@@ -224,6 +224,21 @@ impl Failure {
                 "the guest holds more WASI handles (open files, streams, pollables) than the host allows: {error:#}"
             ));
         }
+        if error.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<wasmtime_wasi_http::FieldMapError>(),
+                Some(
+                    wasmtime_wasi_http::FieldMapError::TotalSizeTooBig
+                        | wasmtime_wasi_http::FieldMapError::TooManyFields
+                )
+            )
+        }) {
+            // wasi:http headers and trailers sit in host memory, bounded per `fields`.
+            return Failure::HostLimit(format!(
+                "the guest's wasi:http headers or trailers exceed the host's bound ({} bytes per fields): {error:#}",
+                crate::wasi::HTTP_FIELDS_BYTES
+            ));
+        }
         let frames = backtrace(&error);
         let Some(&trap) = error.downcast_ref::<Trap>() else {
             // Not a trap, not a failure of ours: wasmtime refused what the guest handed it while

@@ -50,6 +50,8 @@ pub struct NativeWasiOptions {
     pub output_limit_bytes: u32,
     /// Cap of a wasi:http request body the guest sends, in bytes.
     pub http_max_body_bytes: u32,
+    /// Most wasi:http requests in progress at once (a response whose body is open included).
+    pub http_max_concurrent_requests: u32,
 }
 
 /// What `takeOutput()` returns.

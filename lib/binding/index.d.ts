@@ -334,6 +334,8 @@ export interface NativeWasiOptions {
   outputLimitBytes: number
   /** Cap of a wasi:http request body the guest sends, in bytes. */
   httpMaxBodyBytes: number
+  /** Most wasi:http requests in progress at once (a response whose body is open included). */
+  httpMaxConcurrentRequests: number
 }
 
 /** A named parameter of a component function. */

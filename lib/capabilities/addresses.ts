@@ -1,7 +1,7 @@
 /**
  * Which IP addresses lead into the host's own network rather than to the public internet:
- * loopback, private, link-local, CGNAT, unspecified, multicast, reserved, and the cloud metadata
- * endpoints that hand out credentials. `http.fetch` refuses a granted name that resolves to one of
+ * loopback, private, link-local, CGNAT, unspecified, multicast, reserved (tunnels and translation
+ * forms included), and the cloud metadata endpoints that hand out credentials. `http.fetch` refuses a granted name that resolves to one of
  * these (a name's owner can point it anywhere), unless a grant names the address itself.
  */
 import { isIPv4, isIPv6 } from 'node:net'
@@ -77,6 +77,11 @@ const BLOCKS: [ReturnType<typeof block>, InternalAddressKind][] = (
     ['::/128', 'unspecified'],
     ['::1/128', 'loopback'],
     ['::/96', 'reserved'], // IPv4-compatible addresses, deprecated
+    // Forms that reach an IPv4 host a relay or translator picks: Teredo (its client's address
+    // obfuscated in the last 32 bits, 2001::5601:5601 is 169.254.169.254) and SIIT's
+    // IPv4-translated addresses. Refused whole rather than decoded: a service never needs them.
+    ['2001::/32', 'reserved'],
+    ['::ffff:0:0:0/96', 'reserved'],
     ['100::/64', 'reserved'],
     ['2001:db8::/32', 'reserved'],
     ['64:ff9b:1::/48', 'private'], // local-use NAT64

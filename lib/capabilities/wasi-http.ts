@@ -15,7 +15,6 @@ import {
   checkedLookup,
   headerPairs,
   hostAndPort,
-  readBody,
   systemLookup,
   type ResolvedAddress,
 } from './http.js'
@@ -27,9 +26,32 @@ import type { Permissions } from './permissions.js'
  */
 export const wasiHttpPermissions = Symbol('airssys-wasm.wasiHttpPermissions')
 
-/** What the addon hands the client's Promise back as. */
+/** A wasi:http `error-code` case (kebab-case, as the WIT spells it) and why, for the guest. */
+export interface WasiHttpError {
+  error: string
+  message: string
+}
+
+/**
+ * What the addon hands the client's Promise back as: the response's head as soon as it arrives,
+ * with its body to read one piece at a time (`null` at its end), or why there is none. The addon
+ * calls `read` only when the guest reads, and `cancel` when the guest drops the body early.
+ */
 export type WasiHttpAnswer =
-  { status: number; headers: [string, string][]; body: Uint8Array } | { error: string; message: string }
+  | {
+      status: number
+      headers: [string, string][]
+      read: () => Promise<Uint8Array | null | WasiHttpError>
+      cancel: () => void
+    }
+  | WasiHttpError
+
+/** The guest's own `request-options`, in ms: each only shortens the host's `timeoutMs`. */
+export interface WasiHttpRequestOptions {
+  connectTimeoutMs?: number
+  firstByteTimeoutMs?: number
+  betweenBytesTimeoutMs?: number
+}
 
 /** The function the addon calls for each request; its Promise may be aborted. */
 export type WasiHttpClient = ((
@@ -37,8 +59,9 @@ export type WasiHttpClient = ((
   url: string,
   headers: [string, string][],
   body: Uint8Array,
+  requestOptions?: WasiHttpRequestOptions,
 ) => Promise<WasiHttpAnswer> & { abort(): void }) & {
-  /** Aborts every request in progress (the call that made them ended). */
+  /** Aborts every request in progress, an open body too (the call that made them ended). */
   abortAll(): void
 }
 
@@ -52,7 +75,10 @@ export interface WasiHttp {
 export interface WasiHttpClientOptions {
   /** Largest request or response body, in bytes. */
   maxBodyBytes: number
-  /** Time for one request (body included) before it fails with `connection-timeout`. */
+  /**
+   * Longest wait of each step: connecting (DNS included; then `connection-timeout`), the
+   * response's head after that, and each piece of the body (`connection-read-timeout`).
+   */
   timeoutMs: number
   /** Resolves a host name to the addresses to check and connect to. */
   lookup?: (hostname: string) => Promise<readonly ResolvedAddress[]>
@@ -68,9 +94,10 @@ const HOP_BY_HOP = new Set([
   'te',
 ])
 
-/** The wasi:http `error-code` case for a failure of Node's request. */
+/** The wasi:http `error-code` case for a failure of Node's request (or of a step's timer). */
 function errorCase(error: unknown): string {
-  const code = (error as { code?: unknown }).code
+  const { code, wasiError } = error as { code?: unknown; wasiError?: unknown }
+  if (typeof wasiError === 'string') return wasiError
   switch (code) {
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
@@ -79,17 +106,37 @@ function errorCase(error: unknown): string {
       return 'connection-refused'
     case 'ECONNRESET':
     case 'EPIPE':
+    case 'ABORT_ERR':
+    case 'ERR_STREAM_PREMATURE_CLOSE':
       return 'connection-terminated'
     case 'ETIMEDOUT':
-    case 'ABORT_ERR':
       return 'connection-timeout'
-    case 'BODY_TOO_LARGE':
-      return 'http-response-body-size'
     default:
       return typeof code === 'string' && code.startsWith('ERR_TLS')
         ? 'tls-certificate-error'
         : 'internal-error'
   }
+}
+
+/** The answer for a failure: a refusal of the grants, or what went wrong on the way. */
+function failure(error: unknown): WasiHttpError {
+  if (error instanceof CapabilityDeniedError) return { error: 'http-request-denied', message: error.message }
+  return { error: errorCase(error), message: String(error) }
+}
+
+/**
+ * `promise`, or a rejection with the wasi:http error `wasiError` once `ms` have passed (`late`
+ * runs then, to stop what was waited for).
+ */
+function within<T>(promise: Promise<T>, ms: number, wasiError: string, what: string, late: () => void) {
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      late()
+      reject(Object.assign(new Error(`no ${what} within ${ms} ms`), { wasiError }))
+    }, ms)
+  })
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer))
 }
 
 /** A client that makes only the requests `permissions` grant. */
@@ -98,16 +145,27 @@ export function createWasiHttpClient(
   options: WasiHttpClientOptions,
 ): WasiHttpClient {
   const checkedAddresses = addressChecker(permissions, options.lookup ?? systemLookup)
+  // Until the request failed or its body ended or was dropped: what abortAll stops.
   const inProgress = new Set<AbortController>()
-  const client = (method: string, requested: string, headers: [string, string][], body: Uint8Array) => {
+  const client = (
+    method: string,
+    requested: string,
+    headers: [string, string][],
+    body: Uint8Array,
+    requestOptions: WasiHttpRequestOptions = {},
+  ) => {
     const controller = new AbortController()
+    const stop = () => controller.abort()
     inProgress.add(controller)
-    const timer = setTimeout(() => controller.abort(), options.timeoutMs)
+    const done = () => inProgress.delete(controller)
+    // The guest's own timeouts only shorten the host's.
+    const limit = (guest: number | undefined) => Math.min(options.timeoutMs, guest ?? Infinity)
     const answer = (async (): Promise<WasiHttpAnswer> => {
       let url: URL
       try {
         url = new URL(requested)
       } catch {
+        done()
         return {
           error: 'http-request-uri-invalid',
           message: `${JSON.stringify(requested)} is not a valid URL`,
@@ -115,48 +173,90 @@ export function createWasiHttpClient(
       }
       const deny = (reason: string) =>
         permissions.deny('network.outbound', requested, `${hostAndPort(url)} ${reason} (${url.href})`)
+      let response: IncomingMessage
       try {
         if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !permissions.allowsConnection(url)) {
           throw deny('is not granted')
         }
-        const addresses = await checkedAddresses(url, deny, controller.signal)
-        const response = await send(url, method, headers, body, addresses, controller.signal)
-        try {
-          const received = await readBody(response, options.maxBodyBytes).catch((error: unknown) => {
-            throw /larger than the \d+-byte cap/.test(String(error))
-              ? Object.assign(error as Error, { code: 'BODY_TOO_LARGE' })
-              : error
-          })
-          return {
-            status: response.statusCode ?? 0,
-            headers: headerPairs(response).filter(([name]) => !HOP_BY_HOP.has(name)),
-            body: received,
-          }
-        } finally {
-          response.destroy()
-        }
+        const request = within(
+          checkedAddresses(url, deny, controller.signal).then((addresses) =>
+            send(url, method, headers, body, addresses, controller.signal),
+          ),
+          limit(requestOptions.connectTimeoutMs),
+          'connection-timeout',
+          'connection',
+          stop,
+        )
+        const { head } = await request
+        response = await within(
+          head,
+          limit(requestOptions.firstByteTimeoutMs),
+          'connection-read-timeout',
+          'response',
+          stop,
+        )
       } catch (error) {
-        if (error instanceof CapabilityDeniedError)
-          return { error: 'http-request-denied', message: error.message }
-        return {
-          error: errorCase(controller.signal.aborted ? { code: 'ABORT_ERR' } : error),
-          message: String(error),
+        done()
+        return failure(error)
+      }
+      // The body, as the guest reads it: Node reads from the socket only as far as its buffer
+      // (a chunk or so) ahead of the last read, so a guest that stops reading stops the transfer.
+      controller.signal.addEventListener('abort', () => response.destroy(), { once: true })
+      const chunks = response[Symbol.asyncIterator]() as AsyncIterator<Buffer>
+      const betweenBytesMs = limit(requestOptions.betweenBytesTimeoutMs)
+      let received = 0
+      const finish = (outcome: Uint8Array | null | WasiHttpError) => {
+        if (outcome === null || !(outcome instanceof Uint8Array)) {
+          response.destroy()
+          done()
         }
-      } finally {
-        clearTimeout(timer)
-        inProgress.delete(controller)
+        return outcome
+      }
+      const read = async (): Promise<Uint8Array | null | WasiHttpError> => {
+        if (!inProgress.has(controller))
+          return finish({ error: 'connection-terminated', message: 'the body was closed' })
+        try {
+          const next = await within(
+            chunks.next(),
+            betweenBytesMs,
+            'connection-read-timeout',
+            'body bytes',
+            stop,
+          )
+          if (next.done === true) return finish(null)
+          received += next.value.byteLength
+          if (received > options.maxBodyBytes) {
+            return finish({
+              error: 'http-response-body-size',
+              message: `the response body is larger than maxBodyBytes (${options.maxBodyBytes})`,
+            })
+          }
+          return next.value
+        } catch (error) {
+          return finish(failure(error))
+        }
+      }
+      return {
+        status: response.statusCode ?? 0,
+        headers: headerPairs(response).filter(([name]) => !HOP_BY_HOP.has(name)),
+        read,
+        cancel: () => finish({ error: 'connection-terminated', message: 'the guest dropped the body' }),
       }
     })()
-    return Object.assign(answer, { abort: () => controller.abort() })
+    return Object.assign(answer, { abort: stop })
   }
   return Object.assign(client, {
     abortAll: () => {
       for (const controller of inProgress) controller.abort()
+      inProgress.clear()
     },
   })
 }
 
-/** One request, connecting (for a name) only to `addresses`; resolves once the headers arrive. */
+/**
+ * One request, connecting (for a name) only to `addresses`: resolves once its socket is open,
+ * with the response's head to wait for.
+ */
 function send(
   url: URL,
   method: string,
@@ -164,8 +264,8 @@ function send(
   body: Uint8Array,
   addresses: readonly { address: string; family: number }[] | undefined,
   signal: AbortSignal,
-): Promise<IncomingMessage> {
-  return new Promise((resolve, reject) => {
+): Promise<{ head: Promise<IncomingMessage> }> {
+  return new Promise((resolveConnected, rejectConnected) => {
     const request = (url.protocol === 'https:' ? https : http).request(url, {
       method,
       // Raw `[name, value, name, value, …]`: repeated headers stay repeated, in the guest's order.
@@ -182,8 +282,17 @@ function send(
       signal,
       ...(addresses === undefined ? {} : { lookup: checkedLookup(addresses) }),
     })
-    request.once('response', resolve)
-    request.on('error', reject)
+    const head = new Promise<IncomingMessage>((resolve, reject) => {
+      request.once('response', resolve)
+      request.on('error', reject)
+    })
+    // Settled by whoever waits for it, or never looked at when the connection failed first.
+    head.catch(() => {})
+    request.on('error', rejectConnected)
+    request.once('socket', (socket) => {
+      if (socket.connecting) socket.once('connect', () => resolveConnected({ head }))
+      else resolveConnected({ head })
+    })
     request.end(body.byteLength === 0 ? undefined : body)
   })
 }

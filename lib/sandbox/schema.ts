@@ -54,24 +54,6 @@ const SEMVER = new RegExp(
   `^${NUMERIC}\\.${NUMERIC}\\.${NUMERIC}(?:-${PRERELEASE_ID}(?:\\.${PRERELEASE_ID})*)?(?:\\+${BUILD_ID}(?:\\.${BUILD_ID})*)?$`,
 )
 
-/** Ports a URL's scheme implies, for the pattern a URL grant most likely meant. */
-const DEFAULT_PORTS: Record<string, string> = { 'http:': '80', 'https:': '443', 'ws:': '80', 'wss:': '443' }
-
-/**
- * A `network.outbound` entry's problem. A URL is a common slip: left to the host:port rule, its
- * `//host` part would be blamed as a bad port, so it is named as a URL, with the pattern it meant.
- */
-function outboundProblem(pattern: string): string | undefined {
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(pattern)) return hostPatternProblem(pattern)
-  let meant = 'host:port'
-  if (URL.canParse(pattern)) {
-    const url = new URL(pattern)
-    const port = url.port === '' ? DEFAULT_PORTS[url.protocol] : url.port
-    if (url.hostname !== '') meant = `${url.hostname}:${port ?? 'port'}`
-  }
-  return `"${pattern}" is a URL, not a host:port pattern: write "${meant}"`
-}
-
 /** `[component]`: name, version and the wasm file. */
 export function component(
   validator: Validator,
@@ -238,7 +220,7 @@ export function permissions(
       network.outbound,
       'permissions.network.outbound',
       allowed,
-      outboundProblem,
+      hostPatternProblem,
     )
   }
   const time = validator.section(table, 'permissions', 'time')

@@ -102,15 +102,32 @@ function hostnameProblem(host: string): string | undefined {
   return bad === undefined ? undefined : `"${host}" is not a valid host name (label "${bad}")`
 }
 
+/** Ports a URL's scheme implies, for the pattern a URL grant most likely meant. */
+const DEFAULT_PORTS: Record<string, string> = { 'http:': '80', 'https:': '443', 'ws:': '80', 'wss:': '443' }
+
 /**
  * What is wrong with a `host:port` pattern, or undefined when it is acceptable. The host is a
  * name, `*.` followed by a name (any subdomain), an IPv4 address or a bracketed IPv6 address; the
  * port is 1..65535 or `*`. A bare `*` host is refused: granting every host must be the host
- * application's decision, not a line in the component's own manifest.
+ * application's decision, not a line in the component's own manifest. A URL is a common slip:
+ * left to the host:port rule, its scheme would be blamed as a bad host or port, so it is named as
+ * a URL, with the pattern it meant.
  */
 export function hostPatternProblem(pattern: string): string | undefined {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(pattern)) {
+    let meant = 'host:port'
+    if (URL.canParse(pattern)) {
+      const url = new URL(pattern)
+      const port = url.port === '' ? DEFAULT_PORTS[url.protocol] : url.port
+      if (url.hostname !== '') meant = `${url.hostname}:${port ?? 'port'}`
+    }
+    return `"${pattern}" is a URL, not a host:port pattern: write "${meant}"`
+  }
   const colon = pattern.lastIndexOf(':')
-  if (colon === -1) return `"${pattern}" has no port: write host:port, as in "example.com:443"`
+  if (colon === -1 || pattern.endsWith(']')) {
+    const example = pattern.startsWith('[') ? '[::1]:8080' : 'example.com:443'
+    return `"${pattern}" has no port: write host:port, as in "${example}"`
+  }
   const host = pattern.slice(0, colon)
   const port = pattern.slice(colon + 1)
   if (port !== '*' && !(/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) {

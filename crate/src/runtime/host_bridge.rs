@@ -20,13 +20,23 @@ use crate::js::token::TokenTag;
 use crate::js::{Js, Reference, Value};
 
 /// The JS function that makes a guest's wasi:http request (see `crate::wasi_http`):
-/// `(method, url, headers, body) => Promise<answer>`, the answer being `{ status, headers, body }`
-/// or `{ error, message }` (`error` a wasi:http error-code case name); the Promise may carry an
-/// `abort()` method, called when the guest's call gives up on it.
+/// `(method, url, headers, body, timeouts) => Promise<answer>`, the answer being
+/// `{ status, headers, read, cancel }` or `{ error, message }` (`error` a wasi:http error-code case
+/// name); the Promise may carry an `abort()` method, called when the guest's call gives up on it.
 pub struct HttpClient {
     pub function: Reference,
     /// Cap of a request body the guest writes (the client caps response bodies).
     pub max_body_bytes: usize,
+    /// Places for requests in progress (`maxConcurrentRequests`): a request holds one until its
+    /// response body ends or is dropped.
+    pub in_progress: Arc<tokio::sync::Semaphore>,
+}
+
+/// What the JS layer hands over for an instance's wasi:http client.
+pub struct HttpClientOptions {
+    pub function: Value,
+    pub max_body_bytes: usize,
+    pub max_concurrent_requests: usize,
 }
 
 /// Where a store's wasi:http requests go: the instance's client and its JS thread.
@@ -48,18 +58,19 @@ unsafe impl Send for HostFunctions {}
 unsafe impl Sync for HostFunctions {}
 
 impl HostFunctions {
-    /// Keeps `functions` (and the wasi:http client `(function, maxBodyBytes)`) alive; creates the
-    /// dispatcher only when there is something to call.
-    pub fn new(js: Js, functions: Vec<Value>, http: Option<(Value, usize)>) -> napi::Result<Self> {
+    /// Keeps `functions` (and the wasi:http client) alive; creates the dispatcher only when there
+    /// is something to call.
+    pub fn new(js: Js, functions: Vec<Value>, http: Option<HttpClientOptions>) -> napi::Result<Self> {
         let dispatcher = if functions.is_empty() && http.is_none() {
             None
         } else {
             Some(dispatcher::dispatcher(js)?)
         };
         let http = match http {
-            Some((function, max_body_bytes)) => Some(HttpClient {
-                function: js.reference(function)?,
-                max_body_bytes,
+            Some(options) => Some(HttpClient {
+                function: js.reference(options.function)?,
+                max_body_bytes: options.max_body_bytes,
+                in_progress: Arc::new(tokio::sync::Semaphore::new(options.max_concurrent_requests)),
             }),
             None => None,
         };
