@@ -59,7 +59,7 @@ impl Kind for ComponentKind {
         let mut table = ResourceTable::new();
         table.set_max_capacity(wasi::MAX_WASI_HANDLES);
         let mut http = WasiHttpCtx::new();
-        http.set_field_size_limit(wasi::HTTP_FIELDS_BYTES);
+        http.set_field_size_limit(crate::limits::HTTP_FIELDS_BYTES);
         let context = wasi::ComponentWasi {
             ctx: builder.build(),
             table,

@@ -236,7 +236,7 @@ impl Failure {
             // wasi:http headers and trailers sit in host memory, bounded per `fields`.
             return Failure::HostLimit(format!(
                 "the guest's wasi:http headers or trailers exceed the host's bound ({} bytes per fields): {error:#}",
-                crate::wasi::HTTP_FIELDS_BYTES
+                crate::limits::HTTP_FIELDS_BYTES
             ));
         }
         let frames = backtrace(&error);

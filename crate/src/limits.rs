@@ -33,6 +33,10 @@ pub fn hostcall_fuel(memory_bytes: usize) -> usize {
 /// The factor of [`hostcall_fuel`], documented in the README and SECURITY.md.
 pub const HOSTCALL_FUEL_PER_BYTE: usize = 8;
 
+/// Most bytes of headers (in wasmtime's in-memory measure) one wasi:http `fields` may hold: a
+/// guest could otherwise make the host keep large header maps.
+pub const HTTP_FIELDS_BYTES: usize = 64 * 1024;
+
 /// Memory figures for `metrics().memory`.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct MemoryMetrics {

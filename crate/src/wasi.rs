@@ -65,10 +65,6 @@ pub struct TakenOutput {
 /// real program holds a handful; without a cap a guest could make the host keep millions.
 pub const MAX_WASI_HANDLES: usize = 10_000;
 
-/// Most bytes of headers (in wasmtime's in-memory measure) one wasi:http `fields` may hold: a
-/// guest could otherwise make the host keep large header maps.
-pub const HTTP_FIELDS_BYTES: usize = 64 * 1024;
-
 /// A guest's WASI state in its store.
 pub enum WasiState {
     None,
