@@ -583,33 +583,35 @@ test.serial(
   'a callSync served on the pool runs at once while every pool thread waits for the JS thread',
   async (t) => {
     // A callSync of an instance with WASI and a JS import runs on a pool thread while the JS
-    // thread serves it. It queued behind 300 calls waiting on host Promises that only a JS timer
-    // settles: the JS thread waited for a thread, the timer never fired, the process hung.
+    // thread serves it. It queued behind calls waiting on host Promises that only a JS timer
+    // settles: the JS thread waited for a thread, the timer never fired, the process hung. Then
+    // behind 256 such calls; and with 1,100 (all 1,024 threads waiting, 76 calls queued), behind
+    // the queued calls: a thread was started for it, but took the first job in the queue.
     const run = await child(
       `import { Engine } from ${JSON.stringify(new URL('../../lib/index.js', import.meta.url).href)}
      const engine = new Engine()
      const waiting = engine.compileModuleSync(${JSON.stringify(WAITING_GUEST)})
      const slow = () => new Promise((resolve) => setTimeout(() => resolve(1), 500))
      let started = 0
-     const calls = Array.from({ length: 300 }, (_, index) =>
+     const calls = Array.from({ length: 1_100 }, (_, index) =>
        waiting
          .instantiateSync({ limits: { memoryBytes: 0 }, imports: { env: { wait: () => (started++, slow()) } } })
          .call('f', [index]),
      )
-     while (started < 256) await new Promise((resolve) => setTimeout(resolve, 10))
+     while (started < 1_024) await new Promise((resolve) => setTimeout(resolve, 10))
      const wasi = engine
        .compileModuleSync(
          '(module (import "wasi_snapshot_preview1" "sched_yield" (func (result i32))) (import "env" "f" (func $f (param i32) (result i32))) (memory (export "memory") 1) (func (export "go") (param i32) (result i32) local.get 0 call $f))',
        )
        .instantiateSync({ limits: { memoryBytes: 1 << 16 }, wasi: { stdout: 'pipe' }, imports: { env: { f: (x) => x + 1 } } })
      const before = performance.now()
-     console.log('callSync', wasi.callSync('go', [6], { timeoutMs: 2_000 }), performance.now() - before < 400)
+     console.log('callSync', wasi.callSync('go', [6], { timeoutMs: 2_000 }), performance.now() - before < 1_000)
      console.log('calls', (await Promise.all(calls)).length)
      process.exit(0)`,
       30_000,
     )
     t.is(run.signal, null, 'the child hung')
-    t.is(run.stdout, 'callSync 7 true\ncalls 300\n', run.stderr)
+    t.is(run.stdout, 'callSync 7 true\ncalls 1100\n', run.stderr)
   },
 )
 

@@ -107,7 +107,13 @@ pub fn run_now(job: impl FnOnce() + Send + 'static) {
 fn submit(job: Job, now: bool) {
     let pool = pool();
     let mut state = pool.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    state.queue.push_back(job);
+    // First in line: the thread started for it takes the queue's first job, and jobs may be
+    // queued already (the pool at its bounds).
+    if now {
+        state.queue.push_front(job);
+    } else {
+        state.queue.push_back(job);
+    }
     pool.queued.fetch_add(1, Ordering::Release);
     // Start a thread whenever nobody idle is left to take the job.
     if state.wanting() && (now || state.may_grow()) {
