@@ -418,6 +418,61 @@ function expandingImports(width: number, funcs: number): string {
     (import "test:x/api@1.2.3" (instance ${functions.join(' ')})))`
 }
 
+/**
+ * The same as {@link doublingComponent}, as a binary (an upload is bytes, not text); without
+ * `instances`, only nested.
+ */
+function doublingBinary(levels: number, instances = true): Uint8Array {
+  const leb = (value: number): number[] =>
+    value < 0x80 ? [value] : [(value & 0x7f) | 0x80, ...leb(value >>> 7)]
+  const section = (id: number, body: number[]) => [id, ...leb(body.length), ...body]
+  const component = (...sections: number[][]) => [0, 0x61, 0x73, 0x6d, 0x0d, 0, 1, 0, ...sections.flat()]
+  // A core module section, then a core instance section instantiating it (no arguments).
+  let bytes = component(section(1, [0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]), section(2, [1, 0, 0, 0]))
+  for (let level = 0; level < levels; level++) {
+    // The component before, nested; then, unless only nesting, two instances of component 0.
+    bytes = instances
+      ? component(section(4, bytes), section(5, [2, 0, 0, 0, 0, 0, 0]))
+      : component(section(4, bytes))
+  }
+  return new Uint8Array(bytes)
+}
+
+/** `levels` components, each nested in the next, which instantiates it twice: 2^levels instances. */
+function doublingComponent(levels: number): string {
+  let inner = '(core module $m) (core instance (instantiate $m))'
+  for (let level = 0; level < levels; level++) {
+    inner = `(component $c${level} ${inner}) (instance (instantiate $c${level})) (instance (instantiate $c${level}))`
+  }
+  return `(component ${inner})`
+}
+
+test('12.15 components instantiated within one another, or nested deep, are refused before they compile', async (t) => {
+  // wasmtime inlines nested instantiations when it compiles: 541 bytes of 27 levels made the
+  // process abort out of memory (2^27 instances), and 30,000 empty nested components did too.
+  const engine = new Engine()
+  const doubling = doublingComponent(18)
+  t.true(doubling.length < 2_000)
+  const tooMany = /the component would make more than 100000 instances/
+  t.throws(() => engine.compileComponentSync(doubling), { instanceOf: CompileError, message: tooMany })
+  t.true(doublingBinary(27).length < 1_000)
+  await t.throwsAsync(engine.compileComponent(doublingBinary(27)), {
+    instanceOf: CompileError,
+    message: tooMany,
+  })
+  const refused = engine.validate(doubling)
+  t.true(!refused.ok && tooMany.test(refused.message))
+  t.throws(() => engine.compileComponentSync(doublingBinary(100, false)), {
+    instanceOf: CompileError,
+    message: /components nest more than 100 deep/,
+  })
+  t.true(!engine.validate(doublingBinary(27)).ok)
+  // Within the bounds they compile: 2^10 instances, 100 levels.
+  t.notThrows(() => engine.compileComponentSync(doublingComponent(10)))
+  t.notThrows(() => engine.compileComponentSync(doublingBinary(10)))
+  t.notThrows(() => engine.compileComponentSync(doublingBinary(99, false)))
+})
+
 test('12.15 a few KiB of component whose types expand to a million nodes is a CompileError before anything lists them, and invalid to validate', async (t) => {
   // Off the JS thread where it can be (compileComponent, validateAsync): the WASI tests of this
   // file measure how soon their calls come back to it.

@@ -113,6 +113,13 @@ impl<K: Kind> Compiled<K> {
         match binary::kind(bytes) {
             Some(kind) if kind != K::BINARY => return Err(Failure::Compile(K::WRONG_KIND.into())),
             None if !binary::is_text(bytes) => return Err(Failure::Compile(binary::not_wasm(bytes))),
+            Some(Binary::Component) => binary::check_expansion(bytes).map_err(Failure::Compile)?,
+            // Text: what it stands for is only known once parsed (wasmtime parses it again).
+            None if K::BINARY == Binary::Component => {
+                if let Ok(parsed) = wat::parse_bytes(bytes) {
+                    binary::check_expansion(&parsed).map_err(Failure::Compile)?;
+                }
+            }
             _ => {}
         }
         let code = disk::compile::<K::Code>(&engine.engine, engine.cache.as_ref(), bytes)?;
