@@ -8,7 +8,8 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { wasiModuleWasm } from '../../fixtures/index.js'
 import { Engine, type Instance } from '../../lib/index.js'
 
-export type Mode = 'sync-dispose' | 'sync-close' | 'sync-spin' | 'sync-sleep' | 'call-spin' | 'host-wait'
+export type Mode =
+  'sync-dispose' | 'sync-close' | 'sync-spin' | 'sync-sleep' | 'sync-wasi-spin' | 'call-spin' | 'host-wait'
 
 const { mode, timeoutMs } = workerData as { mode: Mode; timeoutMs?: number }
 const post = (message: unknown) => parentPort?.postMessage(message)
@@ -79,6 +80,20 @@ if (mode === 'sync-dispose') {
   post('running')
   try {
     sleeper.callSync('_start')
+    post('the call returned')
+  } catch (error) {
+    post(`the call failed: ${(error as { code?: string }).code}`)
+  }
+} else if (mode === 'sync-wasi-spin') {
+  // A guest with WASI (its calls run as a future on this thread) spinning in wasm, no deadline.
+  const spinner = (
+    await engine.compileModule(
+      '(module (import "wasi_snapshot_preview1" "sched_yield" (func $yield (result i32))) (memory (export "memory") 1) (func (export "spin") (drop (call $yield)) (loop br 0)))',
+    )
+  ).instantiateSync({ limits: { memoryBytes: 1 << 16 }, wasi: {} })
+  post('running')
+  try {
+    spinner.callSync('spin')
     post('the call returned')
   } catch (error) {
     post(`the call failed: ${(error as { code?: string }).code}`)

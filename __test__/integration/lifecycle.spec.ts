@@ -425,6 +425,29 @@ test.serial('a worker terminated while its callSync sleeps in WASI without a dea
 })
 
 test.serial(
+  'a worker terminated while its callSync of a WASI guest spins without a deadline ends',
+  async (t) => {
+    // The guest runs as a future on the worker's thread; the termination probe was skipped on its
+    // fiber, so terminate() (and process.exit after it) never returned.
+    const run = await child(
+      `import { Worker } from 'node:worker_threads'
+     const worker = new Worker(new URL(${workerEntry}), { workerData: { mode: 'sync-wasi-spin' } })
+     const messages = []
+     worker.on('message', (message) => messages.push(message))
+     await new Promise((resolve) => worker.once('message', resolve))
+     await new Promise((resolve) => setTimeout(resolve, 300))
+     const started = performance.now()
+     const code = await worker.terminate()
+     console.log('terminated', code, performance.now() - started < 2000, messages.join())
+     process.exit(0)`,
+      15_000,
+    )
+    t.is(run.signal, null, 'the child hung: terminate() never settled')
+    t.is(run.stdout.trim(), 'terminated 1 true running', run.stderr)
+  },
+)
+
+test.serial(
   'a worker terminated while its call runs on the pool ends at once; the guest stops at its deadline',
   async (t) => {
     const { worker, messages, next } = startWorker('call-spin', 1_500)

@@ -17,7 +17,7 @@ use crate::errors::{CallFacts, Failure, HostCallFailed, Interrupt};
 use crate::js::{Js, Value};
 use crate::limits::{Limiter, LimitsConfig, hostcall_fuel};
 use crate::metrics::{Metrics, PublishedMetrics};
-use crate::runtime::abort::Abort;
+use crate::runtime::abort::{self, Abort};
 use crate::runtime::executor::{self, Outcome};
 use crate::runtime::host_bridge::{HostBridge, WaitLimits};
 use crate::runtime::native_stack;
@@ -163,6 +163,13 @@ pub fn new_store(
         {
             state.interrupt = Some(Interrupt::Timeout { timeout_ms });
             return Ok(UpdateDeadline::Interrupt);
+        }
+        // A worker's JS thread running a guest's future cannot ask Node about termination from
+        // the guest's fiber (`is_set` skips the probe there): yielding lets the thread's executor
+        // ask between polls. A WASI guest spinning in `callSync` without a deadline was never
+        // stopped by `terminate()` otherwise.
+        if abort::on_fiber() && state.abort.needs_polling() {
+            return Ok(UpdateDeadline::Yield(1));
         }
         Ok(UpdateDeadline::Continue(1))
     });

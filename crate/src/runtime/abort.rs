@@ -146,6 +146,11 @@ thread_local! {
     static ON_FIBER: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Whether this thread is running a guest's future (see [`FiberGuard`]).
+pub fn on_fiber() -> bool {
+    ON_FIBER.get()
+}
+
 /// Makes this (JS) thread probe for its worker's termination during synchronous calls.
 pub fn watch_worker(js: Js, stopping: Arc<AbortFlag>) {
     WORKER.with(|worker| *worker.borrow_mut() = Some((js, stopping)));
