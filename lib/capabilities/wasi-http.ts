@@ -205,6 +205,10 @@ export function createWasiHttpClient(
       const chunks = response[Symbol.asyncIterator]() as AsyncIterator<Buffer>
       const betweenBytesMs = limit(requestOptions.betweenBytesTimeoutMs)
       let received = 0
+      const tooLarge: WasiHttpError = {
+        error: 'http-response-body-size',
+        message: `the response body is larger than maxBodyBytes (${options.maxBodyBytes})`,
+      }
       const finish = (outcome: Uint8Array | null | WasiHttpError) => {
         if (outcome === null || !(outcome instanceof Uint8Array)) {
           response.destroy()
@@ -215,6 +219,9 @@ export function createWasiHttpClient(
       const read = async (): Promise<Uint8Array | null | WasiHttpError> => {
         if (!inProgress.has(controller))
           return finish({ error: 'connection-terminated', message: 'the body was closed' })
+        // Past the cap (its bytes up to the cap delivered): never an end, which would pass off
+        // the cut body as whole.
+        if (received > options.maxBodyBytes) return finish(tooLarge)
         try {
           const next = await within(
             chunks.next(),
@@ -224,12 +231,12 @@ export function createWasiHttpClient(
             stop,
           )
           if (next.done === true) return finish(null)
+          const before = received
           received += next.value.byteLength
           if (received > options.maxBodyBytes) {
-            return finish({
-              error: 'http-response-body-size',
-              message: `the response body is larger than maxBodyBytes (${options.maxBodyBytes})`,
-            })
+            // The bytes up to the cap still reach the guest; the read after them fails.
+            if (before < options.maxBodyBytes) return next.value.subarray(0, options.maxBodyBytes - before)
+            return finish(tooLarge)
           }
           return next.value
         } catch (error) {
