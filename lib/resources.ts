@@ -476,47 +476,51 @@ function checkHostResources(
   hostClasses: HostClasses,
 ): Record<string, unknown> {
   let checked: Record<string, unknown> | undefined
+  const checks = (item: ComponentItem) => {
+    const { ok, err } = returnChecked(item)
+    return holdsHostResource(ok) || holdsHostResource(err)
+  }
+  /** A value in `value` that is not an instance of its host class, and the class. */
+  const misfit = (value: unknown, type: WitType | undefined) => {
+    let found: { given: unknown; cls: Function } | undefined
+    if (holdsHostResource(type)) {
+      walk(value, type!, [], (given, inner) => {
+        const { resource, interface: interfaceName, imported } = inner as ResourceType
+        const cls =
+          imported === true && resource !== undefined ? hostClasses(interfaceName, resource) : undefined
+        if (cls !== undefined && !(typeof given === 'object' && given !== null && given instanceof cls)) {
+          found ??= { given, cls }
+        }
+        return given
+      })
+    }
+    return found
+  }
   /** Wraps the functions `object` holds under `item`'s names. */
   const wrapIn = (object: Record<string, unknown>, item: ComponentItem, label: string): void => {
+    if (item.name.startsWith('[constructor]') || !checks(item)) return
     const { ok, err } = returnChecked(item)
-    if (item.name.startsWith('[constructor]') || !(holdsHostResource(ok) || holdsHostResource(err))) return
+    const returned = (value: unknown) => {
+      const bad = misfit(value, ok)
+      if (bad === undefined) return value
+      throw hostFailure(
+        new TypeError(`${label} returned ${described(bad.given)} where the guest takes a ${bad.cls.name}`),
+      )
+    }
+    const thrown = (error: unknown): never => {
+      const payload = errPayload(error)
+      const bad = misfit(payload, err)
+      if (bad === undefined) throw error
+      const what = payload === error ? 'threw' : 'threw an err payload holding'
+      throw hostFailure(
+        new TypeError(`${label} ${what} ${described(bad.given)} where the guest takes a ${bad.cls.name}`, {
+          cause: error,
+        }),
+      )
+    }
     for (const key of new Set([item.name, lowerCamel(item.name)])) {
       const fn = Object.hasOwn(object, key) ? object[key] : undefined
       if (typeof fn !== 'function') continue
-      /** A value in `value` that is not an instance of its host class, and the class. */
-      const misfit = (value: unknown, type: WitType | undefined) => {
-        let found: { given: unknown; cls: Function } | undefined
-        if (holdsHostResource(type)) {
-          walk(value, type!, [], (given, inner) => {
-            const { resource, interface: interfaceName, imported } = inner as ResourceType
-            const cls =
-              imported === true && resource !== undefined ? hostClasses(interfaceName, resource) : undefined
-            if (cls !== undefined && !(typeof given === 'object' && given !== null && given instanceof cls)) {
-              found ??= { given, cls }
-            }
-            return given
-          })
-        }
-        return found
-      }
-      const returned = (value: unknown) => {
-        const bad = misfit(value, ok)
-        if (bad === undefined) return value
-        throw hostFailure(
-          new TypeError(`${label} returned ${described(bad.given)} where the guest takes a ${bad.cls.name}`),
-        )
-      }
-      const thrown = (error: unknown): never => {
-        const payload = errPayload(error)
-        const bad = misfit(payload, err)
-        if (bad === undefined) throw error
-        const what = payload === error ? 'threw' : 'threw an err payload holding'
-        throw hostFailure(
-          new TypeError(`${label} ${what} ${described(bad.given)} where the guest takes a ${bad.cls.name}`, {
-            cause: error,
-          }),
-        )
-      }
       object[key] = function (this: unknown, ...args: unknown[]) {
         let value: unknown
         try {
@@ -528,10 +532,6 @@ function checkHostResources(
         return types.isPromise(value) ? value.then(returned, thrown) : returned(value)
       }
     }
-  }
-  const checks = (item: ComponentItem) => {
-    const { ok, err } = returnChecked(item)
-    return holdsHostResource(ok) || holdsHostResource(err)
   }
   for (const item of componentImports) {
     if (item.kind === 'func') {
