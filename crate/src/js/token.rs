@@ -29,21 +29,13 @@ impl Js {
             drop(unsafe { Box::from_raw(data) });
             self.check(status, "external")?;
         }
-        self.check(unsafe { sys::napi_type_tag_object(self.0, out, &tag.0) }, "type tag")?;
+        self.tag(out, tag)?;
         Ok(out)
     }
 
     /// The data of a token tagged with `tag`, or `None` for any other value.
     pub fn token_data<'a, T: 'static>(self, tag: &TokenTag, value: Value) -> Result<Option<&'a T>> {
-        if self.kind(value)? != super::Kind::External {
-            return Ok(None);
-        }
-        let mut tagged = false;
-        self.check(
-            unsafe { sys::napi_check_object_type_tag(self.0, value, &tag.0, &mut tagged) },
-            "check type tag",
-        )?;
-        if !tagged {
+        if self.kind(value)? != super::Kind::External || !self.tagged(value, tag)? {
             return Ok(None);
         }
         let mut data = ptr::null_mut();
@@ -63,9 +55,11 @@ impl Js {
 
     /// Whether `value` is an object marked with `tag`.
     pub fn has_tag(self, value: Value, tag: &TokenTag) -> Result<bool> {
-        if !matches!(self.kind(value)?, super::Kind::Object | super::Kind::Function) {
-            return Ok(false);
-        }
+        Ok(matches!(self.kind(value)?, super::Kind::Object | super::Kind::Function) && self.tagged(value, tag)?)
+    }
+
+    /// Whether the object (or External) `value` is marked with `tag`.
+    fn tagged(self, value: Value, tag: &TokenTag) -> Result<bool> {
         let mut tagged = false;
         self.check(
             unsafe { sys::napi_check_object_type_tag(self.0, value, &tag.0, &mut tagged) },
