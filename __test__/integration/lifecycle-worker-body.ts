@@ -24,6 +24,19 @@ function codeOf(body: () => unknown): string {
   }
 }
 
+/**
+ * Runs the call `body` makes and posts how it ended. The parent terminates the worker while the
+ * guest runs or waits: anything posted after 'running' or 'waiting' means JS ran again here.
+ */
+async function reportEnd(body: () => unknown): Promise<void> {
+  try {
+    await body()
+    post('the call returned')
+  } catch (error) {
+    post(`the call failed: ${(error as { code?: string }).code}`)
+  }
+}
+
 const engine = new Engine()
 const module = engine.compileModuleSync(`(module
   (import "env" "running" (func $running))
@@ -78,12 +91,7 @@ if (mode === 'sync-dispose') {
     wasi: { args: ['wasi-cli', 'sleep', '600000'] },
   })
   post('running')
-  try {
-    sleeper.callSync('_start')
-    post('the call returned')
-  } catch (error) {
-    post(`the call failed: ${(error as { code?: string }).code}`)
-  }
+  await reportEnd(() => sleeper.callSync('_start'))
 } else if (mode === 'sync-wasi-spin') {
   // A guest with WASI (its calls run as a future on this thread) spinning in wasm, no deadline.
   const spinner = (
@@ -92,20 +100,9 @@ if (mode === 'sync-dispose') {
     )
   ).instantiateSync({ limits: { memoryBytes: 1 << 16 }, wasi: {} })
   post('running')
-  try {
-    spinner.callSync('spin')
-    post('the call returned')
-  } catch (error) {
-    post(`the call failed: ${(error as { code?: string }).code}`)
-  }
+  await reportEnd(() => spinner.callSync('spin'))
+} else if (mode === 'sync-spin') {
+  await reportEnd(() => live().callSync('notify-then-spin'))
 } else {
-  // The parent terminates the worker while the guest runs or waits: anything posted after
-  // 'running' or 'waiting' means JS ran again on this thread.
-  try {
-    if (mode === 'sync-spin') live().callSync('notify-then-spin')
-    else await live().call(mode === 'call-spin' ? 'notify-then-spin' : 'wait')
-    post('the call returned')
-  } catch (error) {
-    post(`the call failed: ${(error as { code?: string }).code}`)
-  }
+  await reportEnd(() => live().call(mode === 'call-spin' ? 'notify-then-spin' : 'wait'))
 }

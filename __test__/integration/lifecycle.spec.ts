@@ -406,20 +406,28 @@ test.serial('a worker terminated while a callSync without a deadline runs ends',
   t.is(run.stdout.trim(), 'terminated 1', run.stderr)
 })
 
-test.serial('a worker terminated while its callSync sleeps in WASI without a deadline ends', async (t) => {
-  const run = await child(
+/**
+ * Starts a worker in `mode` in a child process, terminates it `afterMs` after its first message
+ * and prints `terminated <exit code> <whether that took under 2 s> <its messages>`.
+ */
+function terminatedInChild(mode: Mode, afterMs: number) {
+  return child(
     `import { Worker } from 'node:worker_threads'
-     const worker = new Worker(new URL(${workerEntry}), { workerData: { mode: 'sync-sleep' } })
+     const worker = new Worker(new URL(${workerEntry}), { workerData: { mode: ${JSON.stringify(mode)} } })
      const messages = []
      worker.on('message', (message) => messages.push(message))
      await new Promise((resolve) => worker.once('message', resolve))
-     await new Promise((resolve) => setTimeout(resolve, 500))
+     await new Promise((resolve) => setTimeout(resolve, ${afterMs}))
      const started = performance.now()
      const code = await worker.terminate()
      console.log('terminated', code, performance.now() - started < 2000, messages.join())
      process.exit(0)`,
     15_000,
   )
+}
+
+test.serial('a worker terminated while its callSync sleeps in WASI without a deadline ends', async (t) => {
+  const run = await terminatedInChild('sync-sleep', 500)
   t.is(run.signal, null, 'the child hung: terminate() never settled')
   t.is(run.stdout.trim(), 'terminated 1 true running', run.stderr)
 })
@@ -429,19 +437,7 @@ test.serial(
   async (t) => {
     // The guest runs as a future on the worker's thread; the termination probe was skipped on its
     // fiber, so terminate() (and process.exit after it) never returned.
-    const run = await child(
-      `import { Worker } from 'node:worker_threads'
-     const worker = new Worker(new URL(${workerEntry}), { workerData: { mode: 'sync-wasi-spin' } })
-     const messages = []
-     worker.on('message', (message) => messages.push(message))
-     await new Promise((resolve) => worker.once('message', resolve))
-     await new Promise((resolve) => setTimeout(resolve, 300))
-     const started = performance.now()
-     const code = await worker.terminate()
-     console.log('terminated', code, performance.now() - started < 2000, messages.join())
-     process.exit(0)`,
-      15_000,
-    )
+    const run = await terminatedInChild('sync-wasi-spin', 300)
     t.is(run.signal, null, 'the child hung: terminate() never settled')
     t.is(run.stdout.trim(), 'terminated 1 true running', run.stderr)
   },
