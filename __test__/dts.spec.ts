@@ -16,6 +16,7 @@ import ts from 'typescript'
 import { helloWasm, resourcesWasm, root, typesImports, typesWasm } from '../fixtures/index.js'
 import { declarations, type ComponentListings } from '../lib/dts.js'
 import { Engine, type ComponentItem, type Instance, type WitType } from '../lib/index.js'
+import { ROOT_COUNTER_WAT } from './helpers.js'
 
 const engine = new Engine()
 const fixtures = {
@@ -308,19 +309,7 @@ test('a wrong call that is not marked is a tsc error naming the generated type',
 test("a resource imported at the world's root is a class at the top level of Imports", async (t) => {
   // As the runtime takes it (README, Resources): `imports: { Counter }`, not the functions the
   // guest imports for it, which the declarations used to list as untyped keys.
-  const rooted = engine.compileComponentSync(`(component
-    (import "counter" (type $counter (sub resource)))
-    (import "[constructor]counter" (func $ctor (param "start" u32) (result (own $counter))))
-    (import "[method]counter.bump" (func $bump (param "self" (borrow $counter)) (result u32)))
-    (core func $ctor_core (canon lower (func $ctor)))
-    (core func $bump_core (canon lower (func $bump)))
-    (core module $m
-      (import "host" "ctor" (func $ctor (param i32) (result i32)))
-      (import "host" "bump" (func $bump (param i32) (result i32)))
-      (func (export "run") (param i32) (result i32) (call $bump (call $ctor (local.get 0)))))
-    (core instance $i (instantiate $m (with "host" (instance
-      (export "ctor" (func $ctor_core)) (export "bump" (func $bump_core))))))
-    (func (export "run") (param "start" u32) (result u32) (canon lift (core func $i "run"))))`)
+  const rooted = engine.compileComponentSync(ROOT_COUNTER_WAT)
   const text = declarations(rooted)
   t.notRegex(text, /\[constructor\]|\[method\]/)
   writeFileSync(path.join(scratch, 'rooted.d.ts'), text)

@@ -87,3 +87,43 @@ export function typesComponent() {
 export function typesInstance(log: string[] = []): Instance {
   return typesComponent().instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports: typesImports(log) })
 }
+
+/**
+ * A component importing the resource `counter` at its world's root (a constructor and `bump`);
+ * its `run(start)` makes a counter, bumps it twice, drops it and returns the last value.
+ */
+export const ROOT_COUNTER_WAT = `(component
+  (import "counter" (type $counter (sub resource)))
+  (import "[constructor]counter" (func $ctor (param "start" u32) (result (own $counter))))
+  (import "[method]counter.bump" (func $bump (param "self" (borrow $counter)) (result u32)))
+  (core func $ctor_core (canon lower (func $ctor)))
+  (core func $bump_core (canon lower (func $bump)))
+  (core func $drop_core (canon resource.drop $counter))
+  (core module $m
+    (import "host" "ctor" (func $ctor (param i32) (result i32)))
+    (import "host" "bump" (func $bump (param i32) (result i32)))
+    (import "host" "drop" (func $drop (param i32)))
+    (func (export "run") (param i32) (result i32) (local $h i32) (local $r i32)
+      (local.set $h (call $ctor (local.get 0)))
+      (drop (call $bump (local.get $h)))
+      (local.set $r (call $bump (local.get $h)))
+      (call $drop (local.get $h))
+      (local.get $r)))
+  (core instance $i (instantiate $m (with "host" (instance
+    (export "ctor" (func $ctor_core)) (export "bump" (func $bump_core)) (export "drop" (func $drop_core))))))
+  (func (export "run") (param "start" u32) (result u32) (canon lift (core func $i "run"))))`
+
+/**
+ * For a component: a core instance `$m` exporting a memory and a bump-allocating `realloc`,
+ * aliased as `$memory` and `$realloc` for `canon lower` and `canon lift`.
+ */
+export const BUMP_MEMORY_WAT = `(core module $mem
+    (memory (export "memory") 1)
+    (global $bump (mut i32) (i32.const 1024))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+      (local $r i32)
+      global.get $bump local.set $r
+      local.get $r local.get 3 i32.add global.set $bump local.get $r))
+  (core instance $m (instantiate $mem))
+  (alias core export $m "memory" (core memory $memory))
+  (alias core export $m "realloc" (core func $realloc))`

@@ -2,7 +2,7 @@ import test from 'ava'
 
 import { AbortError, ComponentError, Engine, HostError, TimeoutError } from '../lib/index.js'
 import { typesEverything } from '../fixtures/index.js'
-import { MiB, typesComponent, typesImports } from './helpers.js'
+import { BUMP_MEMORY_WAT, MiB, typesComponent, typesImports } from './helpers.js'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -299,16 +299,7 @@ test('a Symbol thrown by a host function is a HostError on every path, instantia
 const BIG_RESULTS_WAT = `(component
   (import "bytes" (func $bytes (result (list u8))))
   (import "text" (func $text (result string)))
-  (core module $mem
-    (memory (export "memory") 1)
-    (global $bump (mut i32) (i32.const 1024))
-    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
-      (local $r i32)
-      global.get $bump local.set $r
-      local.get $r local.get 3 i32.add global.set $bump local.get $r))
-  (core instance $m (instantiate $mem))
-  (alias core export $m "memory" (core memory $memory))
-  (alias core export $m "realloc" (core func $realloc))
+  ${BUMP_MEMORY_WAT}
   (core func $bytes_l (canon lower (func $bytes) (memory $memory) (realloc $realloc)))
   (core func $text_l (canon lower (func $text) (memory $memory) (realloc $realloc) string-encoding=utf8))
   (core module $main

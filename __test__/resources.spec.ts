@@ -22,6 +22,7 @@ import {
   UnreachableError,
   WasmTypeError,
 } from '../lib/index.js'
+import { BUMP_MEMORY_WAT, ROOT_COUNTER_WAT } from './helpers.js'
 
 const engine = new Engine()
 const component = await engine.compileComponent(resourcesWasm)
@@ -586,16 +587,7 @@ const RESULT_RESOURCES_WAT = `(component
   ))
   (alias export $h "make" (func $make))
   (alias export $h "refuse" (func $refuse))
-  (core module $mem
-    (memory (export "memory") 1)
-    (global $bump (mut i32) (i32.const 1024))
-    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
-      (local $r i32)
-      global.get $bump local.set $r
-      local.get $r local.get 3 i32.add global.set $bump local.get $r))
-  (core instance $m (instantiate $mem))
-  (alias core export $m "memory" (core memory $memory))
-  (alias core export $m "realloc" (core func $realloc))
+  ${BUMP_MEMORY_WAT}
   (core func $make_l (canon lower (func $make) (memory $memory) (realloc $realloc) string-encoding=utf8))
   (core func $refuse_l (canon lower (func $refuse) (memory $memory)))
   (core module $main
@@ -786,26 +778,7 @@ test("a guest destructor that traps when JS disposes the resource is the trap's 
 })
 
 test('a resource imported at the root is a top-level class in the imports', (t) => {
-  const rooted = engine.compileComponentSync(`(component
-    (import "counter" (type $counter (sub resource)))
-    (import "[constructor]counter" (func $ctor (param "start" u32) (result (own $counter))))
-    (import "[method]counter.bump" (func $bump (param "self" (borrow $counter)) (result u32)))
-    (core func $ctor_core (canon lower (func $ctor)))
-    (core func $bump_core (canon lower (func $bump)))
-    (core func $drop_core (canon resource.drop $counter))
-    (core module $m
-      (import "host" "ctor" (func $ctor (param i32) (result i32)))
-      (import "host" "bump" (func $bump (param i32) (result i32)))
-      (import "host" "drop" (func $drop (param i32)))
-      (func (export "run") (param i32) (result i32) (local $h i32) (local $r i32)
-        (local.set $h (call $ctor (local.get 0)))
-        (drop (call $bump (local.get $h)))
-        (local.set $r (call $bump (local.get $h)))
-        (call $drop (local.get $h))
-        (local.get $r)))
-    (core instance $i (instantiate $m (with "host" (instance
-      (export "ctor" (func $ctor_core)) (export "bump" (func $bump_core)) (export "drop" (func $drop_core))))))
-    (func (export "run") (param "start" u32) (result u32) (canon lift (core func $i "run"))))`)
+  const rooted = engine.compileComponentSync(ROOT_COUNTER_WAT)
   t.is(
     rooted.imports.find((item) => item.name === '[constructor]counter')?.type,
     'func(start: u32) -> own<counter>',
