@@ -110,18 +110,26 @@ impl<K: Kind> Compiled<K> {
     pub fn compile(engine: &Arc<EngineShared>, bytes: &[u8]) -> Result<Self, Failure> {
         engine.check_open()?;
         engine.check_size(bytes)?;
-        match binary::kind(bytes) {
+        let parsed;
+        let bytes = match binary::kind(bytes) {
             Some(kind) if kind != K::BINARY => return Err(Failure::Compile(K::WRONG_KIND.into())),
             None if !binary::is_text(bytes) => return Err(Failure::Compile(binary::not_wasm(bytes))),
-            Some(Binary::Component) => binary::check_expansion(bytes).map_err(Failure::Compile)?,
-            // Text: what it stands for is only known once parsed (wasmtime parses it again).
-            None if K::BINARY == Binary::Component => {
-                if let Ok(parsed) = wat::parse_bytes(bytes) {
-                    binary::check_expansion(&parsed).map_err(Failure::Compile)?;
-                }
+            Some(Binary::Component) => {
+                binary::check_expansion(bytes).map_err(Failure::Compile)?;
+                bytes
             }
-            _ => {}
-        }
+            // Text: what it stands for is only known once parsed, and the parsed binary is what
+            // compiles (text that does not parse goes on, for wasmtime's message).
+            None if K::BINARY == Binary::Component => match wat::parse_bytes(bytes) {
+                Ok(binary) => {
+                    binary::check_expansion(&binary).map_err(Failure::Compile)?;
+                    parsed = binary.into_owned();
+                    &parsed
+                }
+                Err(_) => bytes,
+            },
+            _ => bytes,
+        };
         let code = disk::compile::<K::Code>(&engine.engine, engine.cache.as_ref(), bytes)?;
         K::check(&code)?;
         Ok(Self::new(code, engine))
