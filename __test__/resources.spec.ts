@@ -1048,3 +1048,72 @@ test('limits.resourceHandles sets the cap', (t) => {
     message: /limits\.resourceHandles/,
   })
 })
+
+test('a guest making handles of its own resource without end fails with HostLimitError', (t) => {
+  // `resource.new` needs no host code: the guest fills wasmtime's handle tables (host memory) in
+  // a loop. wasmtime stops it at its store-wide cap, which was reported as the guest's ABI error.
+  const flood = engine.compileComponentSync(`(component
+    (type $r (resource (rep i32)))
+    (core func $new (canon resource.new $r))
+    (core module $m
+      (import "h" "new" (func $new (param i32) (result i32)))
+      (func (export "run") (param i32) (result i32) (local $i i32)
+        (loop $l
+          (drop (call $new (local.get $i)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (local.get 0))))
+        (local.get $i)))
+    (core instance $i (instantiate $m (with "h" (instance (export "new" (func $new))))))
+    (func (export "run") (param "n" u32) (result u32) (canon lift (core func $i "run"))))`)
+  const limits = { memoryBytes: 1 << 16 }
+  t.is(flood.instantiateSync({ limits }).callSync('run', [50_000]), 50_000)
+  const error = t.throws(() => flood.instantiateSync({ limits }).callSync('run', [10_000_000]), {
+    instanceOf: HostLimitError,
+  })
+  t.is(error?.code, 'ERR_WASM_HOST_LIMIT')
+  t.regex(error?.message ?? '', /more than 110000 resource handles/)
+  // The cap grows with limits.resourceHandles, and the process goes on.
+  const roomy = { memoryBytes: 1 << 16, resourceHandles: 100_000 }
+  t.is(flood.instantiateSync({ limits: roomy }).callSync('run', [150_000]), 150_000)
+
+  // At the cap, a host object the host's constructor returns is refused the same way, not as a
+  // bad value of the host function's.
+  const full = engine.compileComponentSync(`(component
+    (import "counter" (type $counter (sub resource)))
+    (import "[constructor]counter" (func $ctor (param "start" u32) (result (own $counter))))
+    (type $r (resource (rep i32)))
+    (core func $new (canon resource.new $r))
+    (core func $ctor_core (canon lower (func $ctor)))
+    (core module $m
+      (import "h" "new" (func $new (param i32) (result i32)))
+      (import "h" "ctor" (func $ctor (param i32) (result i32)))
+      (func (export "run") (param i32) (result i32) (local $i i32)
+        (loop $l
+          (drop (call $new (local.get $i)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (local.get 0))))
+        (call $ctor (i32.const 0))))
+    (core instance $i (instantiate $m (with "h" (instance
+      (export "new" (func $new)) (export "ctor" (func $ctor_core))))))
+    (func (export "run") (param "n" u32) (result u32) (canon lift (core func $i "run"))))`)
+  class Counter {}
+  const imports = { counter: Counter }
+  // The guest's handle to the host's object comes after its own 109,999 (indices start at 1).
+  t.is(full.instantiateSync({ limits, imports }).callSync('run', [109_999]), 110_000)
+  const refused = t.throws(() => full.instantiateSync({ limits, imports }).callSync('run', [110_000]), {
+    instanceOf: HostLimitError,
+  })
+  t.regex(refused?.message ?? '', /more than 110000 resource handles/)
+})
+
+test('limits.resourceHandles above 100,000 lets the guest keep that many host objects', (t) => {
+  // wasmtime's own store-wide cap (100,000 live handles by default) refused them first, as the
+  // guest's ABI error, though the option allows up to 1,000,000.
+  const inst = component.instantiateSync({
+    limits: { memoryBytes: 4 << 20, resourceHandles: 120_000 },
+    imports: hostImports([]).imports,
+  })
+  t.is(usesHost(inst).spam(110_000), 110_000)
+  t.throws(() => usesHost(inst).spam(10_001), { instanceOf: HostLimitError, message: /more than 120000/ })
+  inst.dispose()
+})

@@ -126,6 +126,8 @@ pub struct CallFacts {
     pub memory_denied: bool,
     /// The limiter denied a table growth (`limits.tableElements`) during the operation.
     pub table_denied: bool,
+    /// wasmtime's cap on the store's live component handles.
+    pub handle_cap: usize,
 }
 
 /// Why the epoch deadline callback stopped the guest.
@@ -208,6 +210,12 @@ impl Failure {
                 "the guest made one call move more data into the host than its limits allow \
                  (about {} times limits.memoryBytes): {error:#}",
                 crate::limits::HOSTCALL_FUEL_PER_BYTE
+            ));
+        }
+        if handle_limit_hit(&error) {
+            return Failure::HostLimit(format!(
+                "{}: {error:#}",
+                crate::limits::store_handles_exceeded(facts.handle_cap)
             ));
         }
         if let Some(exceeded) = error.downcast_ref::<MemoryLimitExceeded>() {
@@ -541,6 +549,17 @@ const COUNT_LIMIT_EXCEEDED: &str = "resource limit exceeded";
 /// How wasmtime words a failed reservation of memory for a new instance (out of address space):
 /// the instance that asked gets a HostLimitError, its neighbours are untouched.
 const MMAP_FAILED: &str = "mmap failed";
+
+/// How wasmtime words a refusal at its store-wide cap on live component handles (a plain message,
+/// no type); pinned by the handle flood test in resources.spec.ts.
+const HANDLE_LIMIT_EXCEEDED: &str = "store handle limit exceeded";
+
+/// Whether wasmtime refused a component handle at its store-wide cap ([`crate::limits::store_handles`]).
+pub fn handle_limit_hit(error: &wasmtime::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| cause.to_string().ends_with(HANDLE_LIMIT_EXCEEDED))
+}
 
 fn lifted_too_much(error: &wasmtime::Error) -> bool {
     error

@@ -33,6 +33,26 @@ pub fn hostcall_fuel(memory_bytes: usize) -> usize {
 /// The factor of [`hostcall_fuel`], documented in the README and SECURITY.md.
 pub const HOSTCALL_FUEL_PER_BYTE: usize = 8;
 
+/// Live component-model handles an instance may hold beyond `limits.resourceHandles`: the guest's
+/// handles to its own resources and to WASI's streams and pollables. wasmtime counts every handle
+/// of a store against one cap, and `resource.new` needs no host code, so without a cap a guest fills
+/// host tables in a loop; with one sized by wasmtime's default alone, the host objects
+/// `limits.resourceHandles` allows (up to 1,000,000) would be refused at 100,000.
+pub const GUEST_HANDLES: usize = 100_000;
+
+/// wasmtime's store-wide cap on live handles, for an instance allowed `resource_handles`.
+pub fn store_handles(resource_handles: usize) -> usize {
+    resource_handles.saturating_add(GUEST_HANDLES)
+}
+
+/// What a HostLimitError says when wasmtime's store-wide cap (`cap`) refused a handle.
+pub fn store_handles_exceeded(cap: usize) -> String {
+    format!(
+        "the instance would hold more than {cap} resource handles at once (limits.resourceHandles + \
+         {GUEST_HANDLES} for the guest's own and WASI's)"
+    )
+}
+
 /// Most bytes of headers (in wasmtime's in-memory measure) one wasi:http `fields` may hold: a
 /// guest could otherwise make the host keep large header maps.
 pub const HTTP_FIELDS_BYTES: usize = 64 * 1024;

@@ -149,8 +149,12 @@ pub fn new_store(
         abort: Abort::default(),
         interrupt: None,
     };
+    let handle_cap = state.resources.as_ref().map(|resources| resources.store_handles());
     let mut store = Store::new(&engine.engine, state);
     store.set_hostcall_fuel(hostcall_fuel(limits.memory_bytes));
+    if let Some(cap) = handle_cap {
+        store.set_max_component_handles(cap);
+    }
     store.limiter(|state| &mut state.limiter);
     store.epoch_deadline_callback(|mut context| {
         let state = context.data_mut();
@@ -269,6 +273,7 @@ pub fn run_classified<R>(
         metrics.total_fuel = metrics.total_fuel.saturating_add(consumed);
     }
     metrics.memory = store.data().limiter.metrics();
+    let handle_cap = store.max_component_handles();
     let state = store.data_mut();
     if state.abort.is_armed() {
         state.abort = Abort::default();
@@ -284,6 +289,7 @@ pub fn run_classified<R>(
                 elapsed_ms,
                 memory_denied: metrics.memory.denied_growths > denied_before,
                 table_denied: state.limiter.table_denials() > table_denials_before,
+                handle_cap,
             },
         );
         // A command's exit(0) is how it succeeds (the caller reports it so), not a trap.

@@ -170,7 +170,9 @@ impl Export for ExportFunc {
                 for (value, (_, ty)) in resolved_params.iter_mut().zip(ty.params()) {
                     if let Err(message) = resources.resolve(&mut live.store, value, &ty, &mut resolved) {
                         resources.refused(&mut live.store, resolved);
-                        return Err(Failure::Type(format!("{}: {message}", self.path)));
+                        return Err(resources
+                            .take_limit_hit()
+                            .unwrap_or_else(|| Failure::Type(format!("{}: {message}", self.path))));
                     }
                 }
                 lent = resources.start(resolved);

@@ -301,10 +301,11 @@ fn host_call(
         let mut resolved = Resolved::default();
         if let Err(message) = resources.resolve(&mut *cx, returned, ty, &mut resolved) {
             resources.refused(&mut *cx, resolved);
-            return Err(cx.data_mut().fail_call(Failure::Host {
+            let failure = resources.take_limit_hit().unwrap_or_else(|| Failure::Host {
                 message: format!("host function {label} returned a bad value: {message}"),
                 cause: None,
-            }));
+            });
+            return Err(cx.data_mut().fail_call(failure));
         }
         // A result holds no borrow: nothing is lent.
         resources.start(resolved);

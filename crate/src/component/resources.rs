@@ -68,8 +68,9 @@ struct Table {
     live: usize,
     /// Guest handles whose token was garbage-collected, or dropped while a call ran.
     collected: Vec<(u32, u32)>,
-    /// An insertion was refused at the cap since the last look (see [`Resources::take_limit_hit`]).
-    limit_hit: bool,
+    /// An insertion was refused at a cap since the last look (see [`Resources::take_limit_hit`]):
+    /// ours, or wasmtime's store-wide one.
+    limit_hit: Option<Cap>,
     /// Host objects put in the slab by conversions under way, innermost last (a conversion can
     /// run JS, a getter, which can convert values for another call of the instance).
     converting: Vec<u32>,
@@ -93,6 +94,15 @@ pub struct Resources {
 
 /// See [`Resources::release`].
 pub type Release = Box<dyn Fn(Vec<Reference>, bool) + Send + Sync>;
+
+/// The cap on live handles an insertion met.
+#[derive(Clone, Copy)]
+enum Cap {
+    /// `limits.resourceHandles`, on the handles JS keeps and the host objects the guest keeps.
+    Ours,
+    /// wasmtime's on every handle of the store ([`crate::limits::store_handles`]).
+    Store,
+}
 
 fn limit(max_live: usize) -> String {
     format!("the instance would hold more than {max_live} resource handles at once (limits.resourceHandles)")
@@ -121,7 +131,7 @@ impl Resources {
     fn insert_guest(&self, handle: ResourceAny) -> Result<Val, String> {
         let mut table = self.table();
         if table.live >= self.max_live {
-            table.limit_hit = true;
+            table.limit_hit = Some(Cap::Ours);
             return Err(limit(self.max_live));
         }
         table.live += 1;
@@ -160,7 +170,7 @@ impl Resources {
     fn insert_host(&self, object: Reference) -> Result<u32, String> {
         let mut table = self.table();
         if table.live >= self.max_live {
-            table.limit_hit = true;
+            table.limit_hit = Some(Cap::Ours);
             drop(table);
             (self.release)(vec![object], false);
             return Err(limit(self.max_live));
@@ -219,7 +229,15 @@ impl Resources {
     /// Whether an insertion was refused at the cap since the last look: a conversion that failed
     /// for that is a HostLimitError, not a bad value.
     pub fn take_limit_hit(&self) -> Option<Failure> {
-        std::mem::take(&mut self.table().limit_hit).then(|| Failure::HostLimit(limit(self.max_live)))
+        self.table().limit_hit.take().map(|cap| match cap {
+            Cap::Ours => Failure::HostLimit(limit(self.max_live)),
+            Cap::Store => Failure::HostLimit(crate::limits::store_handles_exceeded(self.store_handles())),
+        })
+    }
+
+    /// wasmtime's cap on the store's live handles, set by [`crate::store::new_store`].
+    pub fn store_handles(&self) -> usize {
+        crate::limits::store_handles(self.max_live)
     }
 
     /// Guest handles whose JS side is gone: to drop with the store at hand.
@@ -374,7 +392,12 @@ impl Resources {
                     // has none yet ("no current scope").
                     let handle = ResourceDynamic::new_own(rep, payload)
                         .try_into_resource_any(&mut *store)
-                        .map_err(|e| format!("{e:#}"))?;
+                        .map_err(|e| {
+                            if crate::errors::handle_limit_hit(&e) {
+                                self.table().limit_hit = Some(Cap::Store);
+                            }
+                            format!("{e:#}")
+                        })?;
                     resolved.host.push((rep, handle, !owned));
                     *value = Val::Resource(handle);
                 }
