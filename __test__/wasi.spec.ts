@@ -15,7 +15,7 @@ import {
   type Instance,
   type WasiOptions,
 } from '../lib/index.js'
-import { MiB, tempDir, wasiComponentWasm, wasiModuleWasm } from './helpers.js'
+import { BUMP_MEMORY_WAT, MiB, tempDir, wasiComponentWasm, wasiModuleWasm } from './helpers.js'
 
 const componentWasm = wasiComponentWasm
 const moduleWasm = wasiModuleWasm
@@ -362,4 +362,42 @@ test("a WASI reactor's _initialize runs at instantiation, before any export; a c
   t.is(reactor.instantiateSync({ limits: { memoryBytes: 0 } }).callSync('ready'), 1)
   const command = engine.compileModuleSync(module('(func (export "_start"))'))
   t.is((await command.instantiate({ limits: { memoryBytes: 0 } })).callSync('ready'), 0)
+})
+
+test('random bytes beyond what the guest may hold are refused before the host makes them', async (t) => {
+  // wasmtime-wasi makes the bytes a guest asks for (up to 64 MiB) before it looks where they go:
+  // 16 instances of 64 KiB each asking at once had the host hold 1 GB and spend 0.2 s of CPU
+  // each. The bound is now the guest's own limits.memoryBytes.
+  const limits = { memoryBytes: 64 * 1024 }
+  const preview1 = engine.compileModuleSync(`(module
+    (import "wasi_snapshot_preview1" "random_get" (func $get (param i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (func (export "get") (param i32) (result i32) (call $get (i32.const 0) (local.get 0))))`)
+  const core = preview1.instantiateSync({ limits })
+  t.is(core.callSync('get', [limits.memoryBytes]), 0)
+  const refused = t.throws(() => core.callSync('get', [limits.memoryBytes + 1]), {
+    instanceOf: HostLimitError,
+  })
+  t.regex(refused?.message ?? '', /random bytes than its limits\.memoryBytes.*requested len 65537/)
+  t.is(preview1.instantiateSync({ limits }).callSync('get', [16]), 0, 'the process goes on')
+
+  const preview2 = engine.compileComponentSync(`(component
+    (import "wasi:random/random@0.2.0" (instance $r
+      (export "get-random-bytes" (func (param "len" u64) (result (list u8))))))
+    ${BUMP_MEMORY_WAT}
+    (alias export $r "get-random-bytes" (func $bytes))
+    (core func $bytes_core (canon lower (func $bytes) (memory $memory) (realloc $realloc)))
+    (core module $m
+      (import "h" "bytes" (func $bytes (param i64 i32)))
+      (import "h" "memory" (memory 1))
+      (func (export "get") (param i64) (result i32)
+        (call $bytes (local.get 0) (i32.const 0)) (i32.load (i32.const 4))))
+    (core instance $i (instantiate $m (with "h" (instance
+      (export "bytes" (func $bytes_core)) (export "memory" (memory $memory))))))
+    (func (export "get") (param "len" u64) (result u32) (canon lift (core func $i "get"))))`)
+  t.is(preview2.instantiateSync({ limits }).callSync('get', [1000n]), 1000)
+  const denied = t.throws(() => preview2.instantiateSync({ limits }).callSync('get', [64n << 20n]), {
+    instanceOf: HostLimitError,
+  })
+  t.regex(denied?.message ?? '', /random bytes than its limits\.memoryBytes.*requested len 67108864/)
 })

@@ -49,8 +49,8 @@ pub trait Kind: Sized + Send + Sync + 'static {
     fn exports(code: &Self::Code) -> Exports<Self::Export>;
     /// Whether the code imports WASI (WASI is linked only then).
     fn imports_wasi(code: &Self::Code) -> bool;
-    /// The store's WASI state for these options.
-    fn wasi(options: &NativeWasiOptions) -> Result<(WasiState, Output), Failure>;
+    /// The store's WASI state for these options, for an instance whose memories may hold `memory_bytes`.
+    fn wasi(options: &NativeWasiOptions, memory_bytes: usize) -> Result<(WasiState, Output), Failure>;
     /// Finds the JS function for every import (on the JS thread): the plan and those functions in
     /// host-function index order.
     fn resolve(
@@ -173,7 +173,7 @@ impl<K: Kind> Compiled<K> {
         };
         let imports = imports.and_then(|value| js.defined(value.raw()));
         let (wasi, output) = match &options.wasi {
-            Some(wasi_options) if self.imports_wasi => K::wasi(wasi_options)?,
+            Some(wasi_options) if self.imports_wasi => K::wasi(wasi_options, limits.memory_bytes)?,
             _ => (WasiState::None, Output::default()),
         };
         let with_wasi = !matches!(wasi, WasiState::None);

@@ -54,8 +54,8 @@ impl Kind for ComponentKind {
             .any(|(name, _)| name.starts_with("wasi:"))
     }
 
-    fn wasi(options: &NativeWasiOptions) -> Result<(WasiState, Output), Failure> {
-        let (mut builder, output) = wasi::build(options)?;
+    fn wasi(options: &NativeWasiOptions, memory_bytes: usize) -> Result<(WasiState, Output), Failure> {
+        let (mut builder, output) = wasi::build(options, memory_bytes)?;
         let mut table = ResourceTable::new();
         table.set_max_capacity(wasi::MAX_WASI_HANDLES);
         let mut http = WasiHttpCtx::new();

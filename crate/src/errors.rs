@@ -212,6 +212,12 @@ impl Failure {
                 crate::limits::HOSTCALL_FUEL_PER_BYTE
             ));
         }
+        if asked_too_much_random(&error) {
+            return Failure::HostLimit(format!(
+                "the guest asked for more random bytes than its limits.memoryBytes lets it hold: {}",
+                error.root_cause()
+            ));
+        }
         if handle_limit_hit(&error) {
             return Failure::HostLimit(format!(
                 "{}: {error:#}",
@@ -559,6 +565,18 @@ pub fn handle_limit_hit(error: &wasmtime::Error) -> bool {
     error
         .chain()
         .any(|cause| cause.to_string().ends_with(HANDLE_LIMIT_EXCEEDED))
+}
+
+/// How wasmtime-wasi words its refusal to make more random bytes than its bound (a plain message,
+/// no type): `requested len N exceeds limit M`; pinned by the random bytes test in wasi.spec.ts.
+const RANDOM_LIMIT_EXCEEDED: (&str, &str) = ("requested len ", " exceeds limit ");
+
+fn asked_too_much_random(error: &wasmtime::Error) -> bool {
+    let (start, middle) = RANDOM_LIMIT_EXCEEDED;
+    error.chain().any(|cause| {
+        let text = cause.to_string();
+        text.starts_with(start) && text.contains(middle)
+    })
 }
 
 fn lifted_too_much(error: &wasmtime::Error) -> bool {

@@ -56,8 +56,8 @@ impl Kind for CoreModule {
         code.imports().any(|import| WASI_MODULES.contains(&import.module()))
     }
 
-    fn wasi(options: &NativeWasiOptions) -> Result<(WasiState, Output), Failure> {
-        let (mut builder, output) = wasi::build(options)?;
+    fn wasi(options: &NativeWasiOptions, memory_bytes: usize) -> Result<(WasiState, Output), Failure> {
+        let (mut builder, output) = wasi::build(options, memory_bytes)?;
         let mut context = builder.build_p1();
         wasmtime_wasi::WasiView::ctx(&mut context)
             .table

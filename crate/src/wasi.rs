@@ -123,10 +123,15 @@ impl Output {
     }
 }
 
-/// Builds the WASI context for an instance, and the handles to its piped output.
-pub fn build(options: &NativeWasiOptions) -> Result<(WasiCtxBuilder, Output), Failure> {
+/// Builds the WASI context for an instance whose linear memories may hold `memory_bytes`, and the
+/// handles to its piped output.
+pub fn build(options: &NativeWasiOptions, memory_bytes: usize) -> Result<(WasiCtxBuilder, Output), Failure> {
     let mut builder = WasiCtx::builder();
     builder
+        // wasmtime-wasi makes the random bytes a guest asks for (64 MiB at most by default) before
+        // it looks where they go: a guest cannot hold more than its memory, so it may not ask for
+        // more, and many small guests cannot make the host hold 64 MiB each.
+        .max_random_size(random_bytes_bound(memory_bytes))
         // Blocking work (files, stdio) goes to tokio's blocking threads, so the guest's future
         // stays pending and its deadline can end the wait (see runtime/executor.rs).
         .allow_blocking_current_thread(false)
@@ -174,6 +179,12 @@ pub fn build(options: &NativeWasiOptions) -> Result<(WasiCtxBuilder, Output), Fa
             .map_err(|error| Failure::Options(format!("wasi.preopens: cannot open {host}: {error:#}")))?;
     }
     Ok((builder, output))
+}
+
+/// Most random bytes one WASI call may ask for: what the guest's memories may hold, at most
+/// wasmtime-wasi's own default.
+fn random_bytes_bound(memory_bytes: usize) -> u64 {
+    (memory_bytes as u64).min(wasmtime_wasi::random::DEFAULT_MAX_SIZE)
 }
 
 type Connect = fn(&mut WasiCtxBuilder) -> &mut WasiCtxBuilder;
