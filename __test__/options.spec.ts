@@ -145,6 +145,23 @@ test('an unknown key inside limits (a typo such as tableElement) is a ConfigErro
   t.is(async?.path, 'limits.tableElement')
 })
 
+test('an instance fuel budget on an engine without fuel metering is a ConfigError when it is created', async (t) => {
+  // It was accepted, left out of the start function (which ran unmetered), then refused at
+  // every call.
+  const plain = new Engine()
+  t.teardown(() => plain.close())
+  const looping = plain.compileModuleSync('(module (func $s (loop (br 0))) (start $s))')
+  const options = { limits: { memoryBytes: 0 }, fuel: 1000, timeoutMs: 5_000 }
+  const sync = t.throws(() => looping.instantiateSync(options), { instanceOf: ConfigError })
+  t.regex(sync?.message ?? '', /created without fuel metering/)
+  await t.throwsAsync(looping.instantiate(options), {
+    instanceOf: ConfigError,
+    message: /without fuel metering/,
+  })
+  const add = plain.compileModuleSync(ADD)
+  t.is(add.instantiateSync({ limits: { memoryBytes: 0 } }).callSync('add', [1, 2]), 3)
+})
+
 test.serial('instantiateSync refuses a signal, which could never reach it, as callSync does', async (t) => {
   const signal = AbortSignal.abort()
   const error = t.throws(() => addModule.instantiateSync({ limits: { memoryBytes: MiB }, signal }), {

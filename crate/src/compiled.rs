@@ -165,7 +165,7 @@ impl<K: Kind> Compiled<K> {
     ) -> Result<impl FnOnce(Thread) -> Result<K::Native, Failure> + Send + 'static, Failure> {
         self.engine.check_open()?;
         let limits = options.limits()?;
-        let defaults = options.defaults(js)?;
+        let defaults = options.defaults(js, self.engine.fuel)?;
         // Start functions run under the instance's defaults and the instantiation's own signal.
         let start = Budget {
             abort: defaults.abort.with_signal(abort),

@@ -43,10 +43,16 @@ pub struct NativeInstanceOptions {
 }
 
 impl NativeInstanceOptions {
-    /// The instance's default per-call budget, for an instance created in `js`'s environment.
-    pub fn defaults(&self, js: Js) -> Result<Budget, Failure> {
+    /// The instance's default per-call budget, for an instance created in `js`'s environment on
+    /// an engine with or without fuel metering (a budget it could not meter is refused here, not
+    /// left out of the start function and then refused at every call).
+    pub fn defaults(&self, js: Js, fuel_enabled: bool) -> Result<Budget, Failure> {
+        let fuel = fuel(self.fuel)?;
+        if fuel.is_some() && !fuel_enabled {
+            return Err(no_fuel_metering());
+        }
         Ok(Budget {
-            fuel: fuel(self.fuel)?,
+            fuel,
             timeout_ms: timeout_ms(self.timeout_ms)?,
             abort: Abort::of_environment(dispatcher::stopping_flag(js)),
         })
@@ -169,6 +175,12 @@ fn timeout_ms(value: Option<f64>) -> Result<Option<f64>, Failure> {
     }
 }
 
+fn no_fuel_metering() -> Failure {
+    Failure::Options(
+        "option \"fuel\": this engine was created without fuel metering (new Engine({ fuel: true }))".into(),
+    )
+}
+
 /// The budget for one call: the per-call values win over the instance's `defaults`.
 pub fn call_budget(
     defaults: &Budget,
@@ -179,9 +191,7 @@ pub fn call_budget(
 ) -> Result<Budget, Failure> {
     let fuel = fuel(fuel_value)?.or(defaults.fuel);
     if fuel.is_some() && !fuel_enabled {
-        return Err(Failure::Options(
-            "option \"fuel\": this engine was created without fuel metering (new Engine({ fuel: true }))".into(),
-        ));
+        return Err(no_fuel_metering());
     }
     Ok(Budget {
         fuel,
