@@ -145,6 +145,18 @@ test('an unknown key inside limits (a typo such as tableElement) is a ConfigErro
   t.is(async?.path, 'limits.tableElement')
 })
 
+test('an unknown key inside wasi (a typo such as outputLimitByte) is a ConfigError naming it', async (t) => {
+  // It was dropped without a word: a misspelt cap or grant lost.
+  for (const key of ['outputLimitByte', 'preopen', 'enviroment']) {
+    const options = { limits: { memoryBytes: MiB }, wasi: { [key]: 10 } } as InstantiateOptions
+    const sync = t.throws(() => addModule.instantiateSync(options), { instanceOf: ConfigError })
+    t.is(sync?.path, `wasi.${key}`)
+    t.regex(sync?.message ?? '', /unknown wasi option ".*" \(known: .*outputLimitBytes/)
+    const async = await t.throwsAsync(addModule.instantiate(options), { instanceOf: ConfigError })
+    t.is(async?.path, `wasi.${key}`)
+  }
+})
+
 test('an instance fuel budget on an engine without fuel metering is a ConfigError when it is created', async (t) => {
   // It was accepted, left out of the start function (which ran unmetered), then refused at
   // every call.

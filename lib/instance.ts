@@ -344,7 +344,10 @@ export class Instance<E = Record<string, unknown>> {
     let forms = this.#flatFormsByPath.get(path)
     if (forms === undefined) {
       const func = this.#funcTypes().get(path)
-      forms = func === undefined ? {} : { args: flatArgs(func), result: flatResult(func) }
+      forms =
+        func === undefined
+          ? { args: undefined, result: undefined }
+          : { args: flatArgs(func), result: flatResult(func) }
       this.#flatFormsByPath.set(path, forms)
     }
     return forms

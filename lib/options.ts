@@ -11,6 +11,7 @@ import { createPermissions, type Permissions } from './capabilities/permissions.
 import { createWasiHttpClient, wasiHttpPermissions, type WasiHttp } from './capabilities/wasi-http.js'
 import { type CapabilityDeniedError, ConfigError, WasmError } from './errors.js'
 import type { NativeEngineOptions, NativeInstanceOptions, NativeWasiOptions } from './native.js'
+import { bare, NONE, ownOptions } from './util/own.js'
 import type { SignalSource } from './util/signal.js'
 
 /** Options of `new Engine()`; all optional. */
@@ -375,7 +376,7 @@ export function reading<T>(what: string, read: () => T): T {
 
 /** `new Engine(options)`'s options, checked, with defaults. */
 export function engineOptions(options: EngineOptions): NativeEngineOptions {
-  return reading('options', () => checkedEngineOptions(options))
+  return reading('options', () => checkedEngineOptions(ownOptions(options)))
 }
 
 function checkedEngineOptions(options: EngineOptions): NativeEngineOptions {
@@ -400,7 +401,7 @@ function checkedEngineOptions(options: EngineOptions): NativeEngineOptions {
       value: compiler,
     })
   }
-  return {
+  return bare({
     fuel: boolean('fuel', options.fuel) ?? DEFAULTS.fuel,
     epochTickMs: checkOption('epochTickMs', options.epochTickMs, DEFAULTS.epochTickMs),
     maxWasmStackBytes: checkOption(
@@ -419,10 +420,12 @@ function checkedEngineOptions(options: EngineOptions): NativeEngineOptions {
     cacheDir: options.cacheDir,
     maxModuleBytes: checkOption('maxModuleBytes', options.maxModuleBytes, DEFAULTS.maxModuleBytes),
     compiler,
-  }
+  })
 }
 
 const INSTANTIATE_OPTIONS = new Set(['limits', 'fuel', 'timeoutMs', 'imports', 'wasi', 'signal'])
+/** Options that are host code, kept as given: the addon reads imports by their own properties. */
+const HOST_CODE: ReadonlySet<string> = new Set(['imports', 'hostFunctions'])
 const LIMITS = new Set([
   'memoryBytes',
   'tableElements',
@@ -438,7 +441,7 @@ const LIMITS = new Set([
  * blocks the JS thread, so that no abort could reach it.
  */
 export function instantiateOptions(options: InstantiateOptions, sync = false): InstantiateSettings {
-  return reading('options', () => checkedInstantiateOptions(options, sync))
+  return reading('options', () => checkedInstantiateOptions(ownOptions(options, HOST_CODE), sync))
 }
 
 /** What {@link instantiateOptions} gives. */
@@ -472,7 +475,7 @@ function checkedInstantiateOptions(options: InstantiateOptions, sync: boolean): 
   const imports = options.imports
   if (imports !== undefined) object('imports', imports, 'imports')
   return {
-    native: {
+    native: bare({
       memoryBytes: checkOption('limits.memoryBytes', limits.memoryBytes, 0),
       tableElements: checkOption('limits.tableElements', limits.tableElements, DEFAULTS.tableElements),
       instances: checkOption('limits.instances', limits.instances, DEFAULTS.instances),
@@ -487,7 +490,7 @@ function checkedInstantiateOptions(options: InstantiateOptions, sync: boolean): 
       fuel: optional('fuel', options.fuel),
       timeoutMs: optional('timeoutMs', options.timeoutMs),
       wasi: wasiOptions(options.wasi),
-    },
+    }),
     imports,
     signal: abortSignal(options.signal),
     http: wasiHttp(options.wasi),
@@ -495,13 +498,25 @@ function checkedInstantiateOptions(options: InstantiateOptions, sync: boolean): 
 }
 
 const OUTPUT_MODES = new Set(['inherit', 'pipe', 'ignore'])
+const WASI_KEYS = new Set([
+  'stdout',
+  'stderr',
+  'env',
+  'args',
+  'preopens',
+  'stdin',
+  'outputLimitBytes',
+  'http',
+])
 
 function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions | undefined {
   if (wasi === false) return undefined
-  const options = wasi ?? {}
+  const options = wasi ?? NONE
   if (typeof options !== 'object' || options === null) {
     throw new ConfigError('wasi: expected an object or false', { path: 'wasi', value: options })
   }
+  // A typo (`outputLimitByte`, `preopen`) must not drop a cap or a grant silently.
+  knownKeys('wasi', options, WASI_KEYS, 'wasi.')
   for (const stream of ['stdout', 'stderr'] as const) {
     const mode = options[stream]
     if (mode !== undefined && !OUTPUT_MODES.has(mode)) {
@@ -550,7 +565,7 @@ function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions |
       value: stdin,
     })
   }
-  return {
+  return bare({
     stdout: options.stdout ?? 'inherit',
     stderr: options.stderr ?? 'inherit',
     env: strings('wasi.env', options.env),
@@ -578,7 +593,7 @@ function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions |
       options.http?.maxConcurrentRequests,
       DEFAULTS.httpMaxConcurrentRequests,
     ),
-  }
+  })
 }
 
 const WASI_HTTP_KEYS = new Set([
@@ -596,7 +611,7 @@ const WASI_HTTP_KEYS = new Set([
  */
 function wasiHttp(wasi: WasiOptions | false | undefined): WasiHttp | undefined {
   if (wasi === false) return undefined
-  const given: unknown = wasi?.http ?? {}
+  const given: unknown = wasi?.http ?? NONE
   if (typeof given !== 'object' || given === null || Array.isArray(given)) {
     throw new ConfigError('wasi.http: expected an object', { path: 'wasi.http', value: given })
   }
@@ -658,22 +673,14 @@ function preopenList(preopens: unknown): string[][] {
 
 const PREOPEN_KEYS = new Set(['host', 'write'])
 
-/** A call's budget, checked (undefined: the instance's default). */
-export function callOptions(
-  options: CallOptions | undefined,
-  known: ReadonlySet<string> = CALL_OPTIONS,
-): { fuel?: number; timeoutMs?: number } {
-  if (options === undefined) return {}
-  return reading('options', () => {
-    object('call options', options)
-    // A typo (`timeOutMs`) must not drop a deadline silently.
-    knownKeys('call', options, known)
-    return { fuel: optional('fuel', options.fuel), timeoutMs: optional('timeoutMs', options.timeoutMs) }
-  })
+/**
+ * A call's budget, checked (undefined: the instance's default). What these return holds every
+ * field as its own, so that no read of one reaches `Object.prototype`.
+ */
+export function callOptions(options: CallOptions | undefined): { fuel?: number; timeoutMs?: number } {
+  if (options === undefined) return { fuel: undefined, timeoutMs: undefined }
+  return reading('options', () => budget(ownOptions(options), CALL_OPTIONS))
 }
-
-const CALL_OPTIONS = new Set(['fuel', 'timeoutMs'])
-const ASYNC_CALL_OPTIONS = new Set(['fuel', 'timeoutMs', 'signal'])
 
 /** An async call's budget and signal, checked. */
 export function asyncCallOptions(options: AsyncCallOptions | undefined): {
@@ -681,9 +688,21 @@ export function asyncCallOptions(options: AsyncCallOptions | undefined): {
   timeoutMs?: number
   signal?: AbortSignal
 } {
-  const budget = callOptions(options, ASYNC_CALL_OPTIONS)
-  const signal = reading('options', () => abortSignal(options?.signal))
-  return signal === undefined ? budget : { ...budget, signal }
+  if (options === undefined) return { fuel: undefined, timeoutMs: undefined, signal: undefined }
+  return reading('options', () => {
+    const own = ownOptions(options)
+    return { ...budget(own, ASYNC_CALL_OPTIONS), signal: abortSignal(own.signal) }
+  })
+}
+
+const CALL_OPTIONS = new Set(['fuel', 'timeoutMs'])
+const ASYNC_CALL_OPTIONS = new Set(['fuel', 'timeoutMs', 'signal'])
+
+function budget(options: CallOptions, known: ReadonlySet<string>): { fuel?: number; timeoutMs?: number } {
+  object('call options', options)
+  // A typo (`timeOutMs`) must not drop a deadline silently.
+  knownKeys('call', options, known)
+  return { fuel: optional('fuel', options.fuel), timeoutMs: optional('timeoutMs', options.timeoutMs) }
 }
 
 /** `signal` when it is an AbortSignal or undefined; else a ConfigError. */
@@ -725,9 +744,12 @@ export function loweredLimit(
 
 const LOAD_COMPONENT_OPTIONS = new Set(['engine', 'hostFunctions', 'onDenied', 'policy', 'limits', 'wasi'])
 
-/** The shape of `loadComponent`'s options (their values are checked where they are used). */
+/**
+ * `loadComponent`'s options, own properties only, their shape checked (their values are checked
+ * where they are used).
+ */
 export function loadComponentOptions<T extends object>(options: T): T {
-  return reading('options', () => checkedLoadComponentOptions(options))
+  return reading('options', () => checkedLoadComponentOptions(ownOptions(options, HOST_CODE)))
 }
 
 function checkedLoadComponentOptions<T extends object>(options: T): T {

@@ -11,6 +11,7 @@ import type { FileHandle } from 'node:fs/promises'
 
 import { openBeneath, readBounded } from '../util/open-beneath.js'
 import { positiveInteger } from '../util/options.js'
+import { ownOptions } from '../util/own.js'
 import { guestPath, type Permissions } from './permissions.js'
 
 /** @internal Re-exported for the tests, which force its fallback. */
@@ -63,7 +64,8 @@ export function createFilesystem(
   permissions: Permissions,
   options: FilesystemOptions = {},
 ): FilesystemInterface {
-  const maxFileBytes = positiveInteger('maxFileBytes', options.maxFileBytes, DEFAULT_MAX_FILE_BYTES)
+  const { maxFileBytes: given } = ownOptions(options)
+  const maxFileBytes = positiveInteger('maxFileBytes', given, DEFAULT_MAX_FILE_BYTES)
   return {
     async read(requested: string): Promise<Uint8Array> {
       const denied = (reason: string) => permissions.deny('filesystem.read', requested, reason)

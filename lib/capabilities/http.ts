@@ -19,6 +19,7 @@ import { isIP, type LookupFunction } from 'node:net'
 
 import { CapabilityDeniedError, ConfigError } from '../errors.js'
 import { positiveInteger, nonNegativeInteger, signalSource } from '../util/options.js'
+import { ownOptions } from '../util/own.js'
 import { signalWithTimeout, type SignalSource } from '../util/signal.js'
 import { internalAddressKind } from './addresses.js'
 import type { Permissions } from './permissions.js'
@@ -241,7 +242,8 @@ export function addressChecker(
 }
 
 /** `airssys:host/http@0.1.0` checked against `permissions`. */
-export function createHttp(permissions: Permissions, options: HttpOptions = {}): HttpInterface {
+export function createHttp(permissions: Permissions, given: HttpOptions = {}): HttpInterface {
+  const options = ownOptions(given)
   const maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes, DEFAULTS.maxBodyBytes)
   const maxRedirects = nonNegativeInteger('maxRedirects', options.maxRedirects, DEFAULTS.maxRedirects)
   const timeoutMs = positiveInteger('timeoutMs', options.timeoutMs, DEFAULTS.timeoutMs)

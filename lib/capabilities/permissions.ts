@@ -10,6 +10,7 @@ import { inspect } from 'node:util'
 import type { Manifest } from '../sandbox/manifest.js'
 import { CapabilityDeniedError, ConfigError, type Capability } from '../errors.js'
 import { globMatcher } from '../util/glob.js'
+import { ownOptions } from '../util/own.js'
 import { globProblem, hostPatternProblem } from '../util/patterns.js'
 
 /** Grants, as plain options (the same meaning as a manifest's `[permissions]`). */
@@ -209,7 +210,12 @@ export class Permissions {
  * Permissions from plain options, without a manifest. Patterns are checked with the manifest's
  * rules (a bad one is a ConfigError naming it, e.g. `filesystemRead[1]`).
  */
-export function createPermissions(options: PermissionOptions = {}, hooks: PermissionHooks = {}): Permissions {
+export function createPermissions(
+  given: PermissionOptions = {},
+  givenHooks: PermissionHooks = {},
+): Permissions {
+  const options = ownOptions(given)
+  const hooks = ownOptions(givenHooks)
   if (typeof options !== 'object' || options === null) {
     throw new ConfigError('permissions: expected an object', { path: 'permissions', value: options })
   }

@@ -10,6 +10,7 @@
 import { setTimeout as delay } from 'node:timers/promises'
 
 import { signalSource } from '../util/options.js'
+import { ownOptions } from '../util/own.js'
 import { currentSignal, type SignalSource } from '../util/signal.js'
 import type { Permissions } from './permissions.js'
 
@@ -33,7 +34,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** `airssys:host/time@0.1.0` checked against `permissions`. */
 export function createTime(permissions: Permissions, options: TimeOptions = {}): TimeInterface {
-  const source = signalSource('signal', options.signal)
+  const source = signalSource('signal', ownOptions(options).signal)
   return {
     async sleep(ms: number): Promise<void> {
       if (!permissions.timeSleep) {

@@ -11,6 +11,7 @@ import { parse, TomlError } from 'smol-toml'
 import { ConfigError } from '../errors.js'
 import { deepFreeze } from '../util/freeze.js'
 import { readFileBoundedSync } from '../util/open-beneath.js'
+import { ownOptions } from '../util/own.js'
 import { fail, formatBytes } from './messages.js'
 import { resolvePolicy, type PolicyOptions } from './policy.js'
 import { component, permissions, resources, SECTIONS, type Manifest } from './schema.js'
@@ -94,7 +95,7 @@ function readToml(file: string): Table {
  * A TOML syntax error is a ConfigError with `line` and `column`.
  */
 export function loadManifest(dirOrFile: string, options: LoadManifestOptions = {}): Manifest {
-  const policy = resolvePolicy(options.policy)
+  const policy = resolvePolicy(ownOptions(options).policy)
   const file = manifestFile(dirOrFile)
   const dir = path.dirname(file)
   const root = readToml(file)

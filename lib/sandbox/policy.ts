@@ -5,6 +5,7 @@
 import { ConfigError } from '../errors.js'
 import { RULES } from '../options.js'
 import { deepFreeze } from '../util/freeze.js'
+import { NONE, ownOptions } from '../util/own.js'
 
 /** An inclusive range of allowed values. */
 export interface Range {
@@ -62,7 +63,8 @@ export function clamp(value: number, range: Range): number {
  * takes for that limit (a fuel `min` of 0 is refused here, not later for the one manifest that
  * uses it).
  */
-export function resolvePolicy(options: PolicyOptions = {}): Policy {
+export function resolvePolicy(policy: PolicyOptions = {}): Policy {
+  const options = ownOptions(policy)
   if (typeof options !== 'object' || options === null) {
     throw new ConfigError('policy: expected an object', { path: 'policy', value: options })
   }
@@ -77,7 +79,7 @@ export function resolvePolicy(options: PolicyOptions = {}): Policy {
     }
   }
   for (const key of names as (keyof Policy)[]) {
-    const given: unknown = options[key] ?? {}
+    const given: unknown = options[key] ?? NONE
     const at = `policy.${key}`
     if (
       typeof given !== 'object' ||

@@ -521,7 +521,7 @@ function sandboxWasi(wasi: LoadComponentOptions['wasi']): LoadComponentOptions['
  * limits and `hostFunctions` as imports, and returns a {@link Sandbox}.
  */
 export async function loadComponent(dir: string, options: LoadComponentOptions = {}): Promise<Sandbox> {
-  loadComponentOptions(options)
+  options = loadComponentOptions(options)
   const wasi = sandboxWasi(options.wasi)
   const manifest = loadManifest(dir, { policy: options.policy })
   const permissions = permissionsFromManifest(manifest, { onDenied: options.onDenied })

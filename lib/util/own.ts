@@ -1,0 +1,73 @@
+/**
+ * Options as the caller wrote them, and nothing they inherit. A host whose `Object.prototype` was
+ * polluted (a deep merge of JSON holding `"__proto__"`) would otherwise hand every omitted option
+ * the attacker's value: preopens, env, args, network grants, deadlines, fuel. So each public entry
+ * point reads its options through {@link ownOptions}, and the objects it builds for the addon,
+ * which reads their fields through the prototype chain, are made with {@link bare}.
+ */
+
+/**
+ * Deeper than any option: a deeper object (or a cycle) is kept as it is rather than copied for
+ * ever, for the option's own check to refuse.
+ */
+const MAX_DEPTH = 16
+
+/** More elements than any list option holds (args, env, grants): kept as it is, likewise. */
+const MAX_ELEMENTS = 1_000_000
+
+/** An object without a prototype and without keys: the default of an omitted options object. */
+export const NONE: Readonly<Record<string, never>> = Object.freeze(
+  Object.create(null) as Record<string, never>,
+)
+
+/**
+ * A copy of `value` that holds only its own enumerable properties, on objects without a prototype
+ * (and arrays without holes), so that no later read of an option can reach `Object.prototype`.
+ * Plain objects and arrays are copied all the way down, each getter read once; anything else
+ * (functions, class instances such as an AbortSignal, typed arrays) is kept as it is, as are the
+ * values of symbol keys and of the keys in `opaque` (host code the addon reads by own properties:
+ * `imports`).
+ * `undefined` stays `undefined`.
+ */
+export function ownOptions<T>(value: T, opaque: ReadonlySet<string> = NO_KEYS): T {
+  return copy(value, opaque, 0) as T
+}
+
+const NO_KEYS: ReadonlySet<string> = new Set()
+
+function copy(value: unknown, opaque: ReadonlySet<string>, depth: number): unknown {
+  if (typeof value !== 'object' || value === null) return value
+  const isArray = Array.isArray(value)
+  if ((!isArray && !isPlain(value)) || depth >= MAX_DEPTH) return value
+  if (isArray) {
+    const { length } = value
+    if (length > MAX_ELEMENTS) return value
+    const copied: unknown[] = new Array(length).fill(undefined)
+    for (const key of Object.keys(value)) {
+      const index = Number(key)
+      if (Number.isInteger(index)) copied[index] = copy(value[index], NO_KEYS, depth + 1)
+    }
+    return copied
+  }
+  const copied = Object.create(null) as Record<PropertyKey, unknown>
+  const source = value as Record<PropertyKey, unknown>
+  for (const key of Object.keys(value)) {
+    copied[key] = opaque.has(key) ? source[key] : copy(source[key], NO_KEYS, depth + 1)
+  }
+  // Symbol keys are ours (a sandbox's grants for wasi:http): kept as they are.
+  for (const key of Object.getOwnPropertySymbols(value)) {
+    if (Object.prototype.propertyIsEnumerable.call(value, key)) copied[key] = source[key]
+  }
+  return copied
+}
+
+/** An object literal's kind of object, from this realm or another (a `vm` context's). */
+function isPlain(value: object): boolean {
+  const prototype: unknown = Object.getPrototypeOf(value)
+  return prototype === null || Object.getPrototypeOf(prototype) === null
+}
+
+/** `object`, made prototype-less: what the addon is given, for it reads fields it is not given. */
+export function bare<T extends object>(object: T): T {
+  return Object.setPrototypeOf(object, null) as T
+}
