@@ -2,7 +2,7 @@ import { inspect } from 'node:util'
 
 import test from 'ava'
 
-import { Engine, WasmError, WasmTypeError } from '../../lib/index.js'
+import { Engine, HostLimitError, WasmError, WasmTypeError } from '../../lib/index.js'
 import { typesInstance } from '../helpers.js'
 
 const person = { firstName: 'Zoë 🚀', age: 255, tags: ['', 'b', 'ünïcödé'] }
@@ -334,4 +334,79 @@ test("a host function's record or flags named like Object.prototype's members: o
   }
   t.deepEqual(run({ x: 5 }, { x: true }), [5, 4])
   t.deepEqual(run({ constructor: 7, x: 5 }, { toString: true, valueOf: true }), [1_007_005, 3])
+})
+
+test("values whose JS form would overflow V8's heap are refused before any is made, in results and in a host function's arguments", async (t) => {
+  // A list of empty lists costs wasmtime's hostcall fuel 32 bytes an element and V8's heap about
+  // 200 (one Uint8Array each): a 200 MiB guest returning 25 million of them aborted the process
+  // (V8: heap out of memory). Now the JS form is bounded by the same figure as the fuel.
+  const engine = new Engine()
+  t.teardown(() => engine.close())
+  const lists = (count: number) => `(component
+    (import "sink" (func $sink (param "items" (list (list u8)))))
+    (core module $m
+      (memory (export "memory") 16)
+      (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 0))
+      ;; At 0: (ptr 16, len n); at 16: n empty lists (ptr 0, len 0), memory's own zeros.
+      (func (export "make") (result i32)
+        (i32.store (i32.const 0) (i32.const 16))
+        (i32.store (i32.const 4) (i32.const ${count}))
+        (i32.const 0)))
+    (core instance $i (instantiate $m))
+    (core func $sink_core (canon lower (func $sink) (memory (core memory $i "memory"))))
+    (core module $caller
+      (import "h" "sink" (func $sink (param i32 i32)))
+      (func (export "give") (call $sink (i32.const 16) (i32.const ${count}))))
+    (core instance $c (instantiate $caller (with "h" (instance (export "sink" (func $sink_core))))))
+    (func (export "make") (result (list (list u8)))
+      (canon lift (core func $i "make") (memory (core memory $i "memory")) (realloc (core func $i "realloc"))))
+    (func (export "give") (canon lift (core func $c "give"))))`
+  // 1 MiB of guest memory: 8 MiB of fuel, room for about 40,000 empty lists in JS.
+  const limits = { memoryBytes: 1 << 20 }
+  let received = 0
+  const imports = { sink: (items: Uint8Array[]) => void (received = items.length) }
+  const small = (await engine.compileComponent(lists(30_000))).instantiateSync({ limits, imports })
+  t.is((small.callSync('make') as Uint8Array[]).length, 30_000)
+  small.callSync('give')
+  t.is(received, 30_000)
+  const large = await engine.compileComponent(lists(100_000))
+  const result = t.throws(() => large.instantiateSync({ limits, imports }).callSync('make'), {
+    instanceOf: HostLimitError,
+  })
+  t.regex(result?.message ?? '', /^the result of make would take more than \d+ bytes of JS heap/)
+  received = 0
+  const args = await t.throwsAsync(large.instantiateSync({ limits, imports }).call('give'), {
+    instanceOf: HostLimitError,
+  })
+  t.regex(args?.message ?? '', /^the arguments to .*sink.* would take more than \d+ bytes of JS heap/)
+  t.is(received, 0, 'the host function was not called')
+})
+
+test('a list of flags counts every flag of each element, set or not', async (t) => {
+  // A flags value lists only the flags set: 32 flags in 4 bytes of guest memory, almost no
+  // hostcall fuel, and a JS object of 32 booleans (1.6 KB of V8's heap). A 25 MiB guest
+  // returning 1.4 million of them aborted the process.
+  const engine = new Engine()
+  t.teardown(() => engine.close())
+  const names = Array.from({ length: 32 }, (_, i) => `"f${i}"`).join(' ')
+  const flags = (count: number) =>
+    engine.compileComponent(`(component
+      (core module $m
+        (memory (export "memory") 16)
+        (func (export "realloc") (param i32 i32 i32 i32) (result i32) unreachable)
+        (func (export "make") (result i32)
+          (i32.store (i32.const 0) (i32.const 16))
+          (i32.store (i32.const 4) (i32.const ${count}))
+          (i32.const 0)))
+      (core instance $i (instantiate $m))
+      (type $flags (flags ${names}))
+      (export $exported "all" (type $flags))
+      (func (export "make") (result (list $exported))
+        (canon lift (core func $i "make") (memory (core memory $i "memory")) (realloc (core func $i "realloc")))))`)
+  const limits = { memoryBytes: 1 << 20 }
+  const few = (await flags(1_000)).instantiateSync({ limits }).callSync('make') as object[]
+  t.is(few.length, 1_000)
+  t.is(Object.keys(few[0]!).length, 32)
+  const many = (await flags(100_000)).instantiateSync({ limits })
+  t.throws(() => many.callSync('make'), { instanceOf: HostLimitError, message: /bytes of JS heap/ })
 })

@@ -8,7 +8,7 @@ use smallvec::SmallVec;
 use wasmtime::component::{Type, Val};
 
 use super::resources::Resources;
-use crate::errors::LaterJs;
+use crate::errors::{Failure, LaterJs};
 use crate::js::{ElementType, Js, Kind, ShortString, StringValue, Value};
 use crate::names::{camel_case, quoted};
 
@@ -563,6 +563,134 @@ fn typed_to_js(js: Js, element: ElementType, items: &[Val]) -> napi::Result<Opti
         ElementType::Uint8Clamped | ElementType::Other => return Ok(None),
     };
     js.typed_array_from(element, items.len(), &bytes).map(Some)
+}
+
+/// Estimated bytes of V8's heap the JS form of a value takes, by kind (64-bit V8 without pointer
+/// compression, as Node 20 builds it): what [`check_js_size`] adds up. Rounded up where V8's
+/// layout varies: an object with many properties keeps them in a dictionary.
+mod heap {
+    /// An array element.
+    pub const ELEMENT: usize = 8;
+    /// An object's property: measured at about 50 bytes each on objects of 32 and of 200.
+    pub const PROPERTY: usize = 48;
+    /// An object (a record, flags, a `{ tag, val }`, a resource's wrapper) before its properties.
+    pub const OBJECT: usize = 64;
+    /// An array before its elements.
+    pub const ARRAY: usize = 32;
+    /// A typed array with its `ArrayBuffer`: measured at about 200 bytes each for 8 million empty
+    /// ones. Their bytes live outside V8's heap, which is what overflows.
+    pub const TYPED_ARRAY: usize = 200;
+    /// A string before its characters.
+    pub const STRING: usize = 24;
+    /// A number that is no small integer, or a bigint.
+    pub const BOXED: usize = 24;
+}
+
+/// The most flags of any `flags` type within `ty` (a flags value lists only the flags set, and
+/// its JS object has them all): what [`check_js_size`] counts for each flags value.
+pub fn most_flags(ty: &Type) -> usize {
+    match ty {
+        Type::Flags(flags) => flags.names().len(),
+        Type::List(list) => most_flags(&list.ty()),
+        Type::Record(record) => record.fields().map(|field| most_flags(&field.ty)).max().unwrap_or(0),
+        Type::Tuple(tuple) => tuple.types().map(|ty| most_flags(&ty)).max().unwrap_or(0),
+        Type::Variant(variant) => variant
+            .cases()
+            .filter_map(|case| case.ty.as_ref().map(most_flags))
+            .max()
+            .unwrap_or(0),
+        Type::Option(option) => most_flags(&option.ty()),
+        Type::Result(result) => [result.ok(), result.err()]
+            .iter()
+            .flatten()
+            .map(most_flags)
+            .max()
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Refuses `values` (those of one crossing into JS: a call's result, a host function's
+/// arguments) whose JS form would take more than `cap` bytes of V8's heap (estimated, see
+/// [`heap`]), with a HostLimitError about `what`; `flags` is [`most_flags`] of their types. A
+/// guest's values are bounded by wasmtime's hostcall fuel (`cap` is the same figure,
+/// [`crate::limits::hostcall_fuel`]), but their JS form can take far more (a `list<list<u8>>` of
+/// empty lists: 32 bytes of fuel, 200 of heap each; a `list<flags>` with 32 flags: 4 bytes of
+/// guest memory and almost no fuel, 1.6 KB of heap each), and V8 aborts the process when its heap
+/// is full.
+pub fn check_js_size(values: &[Val], flags: usize, cap: usize, what: impl FnOnce() -> String) -> Result<(), Failure> {
+    let mut size = JsSize { flags, cap, total: 0 };
+    match values.iter().try_for_each(|value| size.add(value)) {
+        Ok(()) => Ok(()),
+        Err(()) => Err(Failure::HostLimit(format!(
+            "{} would take more than {} bytes of JS heap, past what one call may move into the host \
+             ({cap} bytes: {} times limits.memoryBytes, at least 4 MiB, at most 1 GiB)",
+            what(),
+            size.total,
+            crate::limits::HOSTCALL_FUEL_PER_BYTE
+        ))),
+    }
+}
+
+/// The running estimate of [`check_js_size`]; `Err` once it passes the cap (the walk stops).
+struct JsSize {
+    flags: usize,
+    cap: usize,
+    total: usize,
+}
+
+impl JsSize {
+    fn count(&mut self, bytes: usize) -> Result<(), ()> {
+        self.total = self.total.saturating_add(bytes);
+        if self.total > self.cap { Err(()) } else { Ok(()) }
+    }
+
+    fn add(&mut self, value: &Val) -> Result<(), ()> {
+        match value {
+            Val::Bool(_) | Val::U8(_) | Val::U16(_) | Val::S8(_) | Val::S16(_) | Val::S32(_) => Ok(()),
+            Val::U32(_) | Val::U64(_) | Val::S64(_) | Val::Float32(_) | Val::Float64(_) => self.count(heap::BOXED),
+            Val::Char(_) => self.count(heap::STRING + 4),
+            Val::String(text) => self.count(heap::STRING + text.len()),
+            // Enum and case names are made once per conversion.
+            Val::Enum(_) => Ok(()),
+            Val::List(items) => match items.first() {
+                // A typed array, or (empty) at most one.
+                None
+                | Some(
+                    Val::U8(_)
+                    | Val::U16(_)
+                    | Val::U32(_)
+                    | Val::U64(_)
+                    | Val::S8(_)
+                    | Val::S16(_)
+                    | Val::S32(_)
+                    | Val::S64(_)
+                    | Val::Float32(_)
+                    | Val::Float64(_),
+                ) => self.count(heap::TYPED_ARRAY),
+                Some(_) => {
+                    self.count(heap::ARRAY.saturating_add(heap::ELEMENT.saturating_mul(items.len())))?;
+                    items.iter().try_for_each(|item| self.add(item))
+                }
+            },
+            Val::Record(fields) => {
+                self.count(heap::OBJECT + heap::PROPERTY * fields.len())?;
+                fields.iter().try_for_each(|(_, item)| self.add(item))
+            }
+            Val::Tuple(items) => {
+                self.count(heap::ARRAY + heap::ELEMENT * items.len())?;
+                items.iter().try_for_each(|item| self.add(item))
+            }
+            Val::Variant(_, payload) | Val::Result(Ok(payload) | Err(payload)) => {
+                self.count(heap::OBJECT + 2 * heap::PROPERTY)?;
+                payload.iter().try_for_each(|item| self.add(item))
+            }
+            // The payload or `undefined` (an option of an option, rare, makes a `{ tag, val }` too).
+            Val::Option(payload) => payload.iter().try_for_each(|item| self.add(item)),
+            Val::Flags(_) => self.count(heap::OBJECT + heap::PROPERTY * self.flags),
+            _ => self.count(heap::OBJECT),
+        }
+    }
 }
 
 /// Converts a component value of type `ty` to JS.

@@ -34,6 +34,8 @@ pub struct ExportFunc {
     /// instance's [`Resources`](super::resources::Resources) and the store).
     pub resources_in: bool,
     pub resources_out: bool,
+    /// The most flags of a `flags` type in the result (see [`convert::check_js_size`]).
+    result_flags: usize,
     /// A `func(list<u8>) -> list<u8>`: called through wasmtime's typed API when given a
     /// `Uint8Array` or an array of numbers (see [`ExportFunc::invoke_typed`]).
     bytes_to_bytes: bool,
@@ -208,6 +210,14 @@ impl Export for ExportFunc {
             .result
             .is_some()
             .then(|| std::mem::replace(&mut slot[0], Val::Bool(false)));
+        if let Some(value) = &value {
+            convert::check_js_size(
+                std::slice::from_ref(value),
+                self.result_flags,
+                live.store.hostcall_fuel(),
+                || format!("the result of {}", self.path),
+            )?;
+        }
         if let (Some(resources), Some(returned), true) = (&resources, value.as_mut(), self.resources_out) {
             let ty = func.ty(&live.store).results().next();
             if let Some(ty) = ty {
@@ -366,6 +376,7 @@ fn resolve_exports(component: &Component) -> Exports<ExportFunc> {
             flat_params: params.iter().map(|(_, ty)| Shape::of(ty)).collect(),
             resources_in: params.iter().any(|(_, ty)| holds_resources(ty)),
             resources_out: result.as_ref().is_some_and(holds_resources),
+            result_flags: result.as_ref().map_or(0, convert::most_flags),
             signature: (params.iter())
                 .map(|(name, ty)| format!("{name}: {}", wit_type(ty)))
                 .collect::<Vec<_>>()

@@ -256,6 +256,11 @@ fn host_call(
 ) -> wasmtime::Result<()> {
     let param_types: Vec<Type> = ty.params().map(|(_, ty)| ty).collect();
     let result_type = ty.results().next();
+    let cap = cx.hostcall_fuel();
+    let flags = param_types.iter().map(convert::most_flags).max().unwrap_or(0);
+    if let Err(failure) = convert::check_js_size(params, flags, cap, || format!("the arguments to {label}")) {
+        return Err(cx.data_mut().fail_call(failure));
+    }
     let mut args = params.to_vec();
     let resources = cx.data().resources.clone();
     // Resources the guest hands out become markers here, where the store is at hand.
