@@ -181,7 +181,8 @@ impl Failure {
         }
         if error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
             return Failure::PoolExhausted(format!(
-                "the engine's pooling allocator has no free slot (dispose instances, or raise pooling.maxInstances): {error:#}"
+                "the engine's pooling allocator has no free slot (dispose instances, or raise pooling.maxInstances): {}",
+                reason(&error)
             ));
         }
         if error.chain().any(|cause| {
@@ -189,7 +190,8 @@ impl Failure {
             text.starts_with(COUNT_LIMIT_EXCEEDED) || text.starts_with(MMAP_FAILED)
         }) {
             return Failure::HostLimit(format!(
-                "instantiation exceeds limits.instances, limits.tables or limits.memories, or the address space it needs: {error:#}"
+                "instantiation exceeds limits.instances, limits.tables or limits.memories, or the address space it needs: {}",
+                reason(&error)
             ));
         }
         Failure::Link(format!("{error:#}"))
@@ -208,8 +210,9 @@ impl Failure {
         if lifted_too_much(&error) {
             return Failure::HostLimit(format!(
                 "the guest made one call move more data into the host than its limits allow \
-                 (about {} times limits.memoryBytes): {error:#}",
-                crate::limits::HOSTCALL_FUEL_PER_BYTE
+                 (about {} times limits.memoryBytes): {}",
+                crate::limits::HOSTCALL_FUEL_PER_BYTE,
+                reason(&error)
             ));
         }
         if asked_too_much_random(&error) {
@@ -220,8 +223,9 @@ impl Failure {
         }
         if handle_limit_hit(&error) {
             return Failure::HostLimit(format!(
-                "{}: {error:#}",
-                crate::limits::store_handles_exceeded(facts.handle_cap)
+                "{}: {}",
+                crate::limits::store_handles_exceeded(facts.handle_cap),
+                reason(&error)
             ));
         }
         if let Some(exceeded) = error.downcast_ref::<MemoryLimitExceeded>() {
@@ -235,7 +239,8 @@ impl Failure {
         }) {
             // WASI's handles (files, streams, pollables) sit in a table of bounded size.
             return Failure::HostLimit(format!(
-                "the guest holds more WASI handles (open files, streams, pollables) than the host allows: {error:#}"
+                "the guest holds more WASI handles (open files, streams, pollables) than the host allows: {}",
+                reason(&error)
             ));
         }
         if error.chain().any(|cause| {
@@ -249,8 +254,9 @@ impl Failure {
         }) {
             // wasi:http headers and trailers sit in host memory, bounded per `fields`.
             return Failure::HostLimit(format!(
-                "the guest's wasi:http headers or trailers exceed the host's bound ({} bytes per fields): {error:#}",
-                crate::limits::HTTP_FIELDS_BYTES
+                "the guest's wasi:http headers or trailers exceed the host's bound ({} bytes per fields): {}",
+                crate::limits::HTTP_FIELDS_BYTES,
+                reason(&error)
             ));
         }
         let frames = backtrace(&error);
@@ -468,6 +474,64 @@ impl Failure {
     }
 }
 
+/// How wasmtime's backtrace context starts its text (it is a context, not an error type).
+const BACKTRACE_CONTEXT: &str = "error while executing at wasm backtrace";
+
+/// `error`'s chain of messages without its wasm backtrace (which is in `wasmBacktrace`, and whose
+/// function names are the guest's, as long as it likes); pinned by the long names test in
+/// hostile-guests.spec.ts.
+fn reason(error: &wasmtime::Error) -> String {
+    (error.chain())
+        .filter(|cause| !starts_with(cause, BACKTRACE_CONTEXT))
+        .map(|cause| cause.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// Whether `value` displays as text starting with `prefix`, formatting no more of it than that.
+fn starts_with(value: &dyn std::fmt::Display, prefix: &str) -> bool {
+    struct Head<'a> {
+        prefix: &'a str,
+        seen: usize,
+    }
+    impl std::fmt::Write for Head<'_> {
+        fn write_str(&mut self, text: &str) -> std::fmt::Result {
+            let rest = &self.prefix[self.seen..];
+            let take = rest.len().min(text.len());
+            if text.as_bytes()[..take] != rest.as_bytes()[..take] {
+                return Err(std::fmt::Error);
+            }
+            self.seen += take;
+            // Stop formatting once the prefix is seen (or ruled out).
+            if self.seen == self.prefix.len() {
+                Err(std::fmt::Error)
+            } else {
+                Ok(())
+            }
+        }
+    }
+    let mut head = Head { prefix, seen: 0 };
+    let _ = std::fmt::write(&mut head, format_args!("{value}"));
+    head.seen == prefix.len()
+}
+
+/// Longest function or module name a backtrace frame keeps: names come from the guest's name
+/// section, and a trap's 32 frames each had their own copy (a 16 MiB name cost 1.8 GB).
+const MAX_FRAME_NAME_BYTES: usize = 1024;
+
+fn frame_name(name: Option<&str>) -> Option<String> {
+    name.map(|name| {
+        if name.len() <= MAX_FRAME_NAME_BYTES {
+            return name.to_owned();
+        }
+        let mut end = MAX_FRAME_NAME_BYTES;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &name[..end])
+    })
+}
+
 fn backtrace(error: &wasmtime::Error) -> Vec<Frame> {
     let Some(trace) = error.downcast_ref::<WasmBacktrace>() else {
         return Vec::new();
@@ -476,9 +540,9 @@ fn backtrace(error: &wasmtime::Error) -> Vec<Frame> {
         .frames()
         .iter()
         .map(|frame| Frame {
-            func_name: frame.func_name().map(str::to_owned),
+            func_name: frame_name(frame.func_name()),
             func_index: frame.func_index(),
-            module: frame.module().name().map(str::to_owned),
+            module: frame_name(frame.module().name()),
             func_offset: frame.func_offset(),
             module_offset: frame.module_offset(),
         })
@@ -583,4 +647,40 @@ fn lifted_too_much(error: &wasmtime::Error) -> bool {
     error
         .chain()
         .any(|cause| cause.to_string().starts_with(HOSTCALL_FUEL_EXHAUSTED))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{frame_name, starts_with};
+
+    #[test]
+    fn starts_with_reads_only_the_prefix_it_compares() {
+        struct Pieces(&'static [&'static str]);
+        impl std::fmt::Display for Pieces {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                for piece in self.0 {
+                    f.write_str(piece)?;
+                }
+                // A value that formats for ever past its prefix.
+                loop {
+                    f.write_str("x")?;
+                }
+            }
+        }
+        assert!(starts_with(&Pieces(&["error while ", "executing"]), "error while exec"));
+        assert!(!starts_with(&Pieces(&["error", " during"]), "error while"));
+        assert!(!starts_with(&"short", "shorter"));
+        assert!(starts_with(&"same", "same"));
+    }
+
+    #[test]
+    fn frame_names_are_cut_at_a_character_boundary() {
+        assert_eq!(frame_name(Some("f")).as_deref(), Some("f"));
+        assert_eq!(frame_name(None), None);
+        let long = "é".repeat(1000);
+        let cut = frame_name(Some(&long)).unwrap();
+        assert!(cut.len() <= 1024 + "…".len());
+        assert!(cut.ends_with('…'));
+        assert!(long.starts_with(cut.trim_end_matches('…')));
+    }
 }
