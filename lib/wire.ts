@@ -600,8 +600,8 @@ function writer(type: WitType): Write {
       const inherited = keys.map(isObjectMember)
       return (value, out) => {
         if (!isObject(value) || Array.isArray(value) || !room(out, keys.length)) return false
-        // The per-value path refuses unknown keys, inherited enumerable ones included.
-        for (const key in value) if (!known.has(key)) return false
+        // Unknown own keys go to the per-value path, which refuses them.
+        for (const key of Object.keys(value)) if (!known.has(key)) return false
         for (let index = 0; index < keys.length; index++) {
           const key = keys[index]!
           const flag = inherited[index] && !Object.hasOwn(value, key) ? undefined : value[key]

@@ -89,6 +89,7 @@ test('options leave out what Object.prototype holds: no grant, limit or import c
   t.is(results.spinSync, 'OutOfFuelError ERR_WASM_TRAP_OUT_OF_FUEL')
   t.is(results.memories, 'HostLimitError ERR_WASM_HOST_LIMIT', 'limits.memories stays 4')
   t.is(results.imports, 'LinkError ERR_WASM_LINK')
+  t.is(results.flags, `ok ${JSON.stringify({ read: true, write: false, execNow: false })}`)
   t.is(results.engine, 'ok undefined')
   t.is(results.cacheDir, 'false', 'no cache directory is made')
   t.is(results.policy, 'ConfigError ERR_WASM_CONFIG', 'the default policy holds')

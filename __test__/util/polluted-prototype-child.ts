@@ -7,7 +7,13 @@ import http from 'node:http'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
-import { wasiComponentWasm, wasiHttpWasm, wasiModuleWasm } from '../../fixtures/index.js'
+import {
+  typesImports,
+  typesWasm,
+  wasiComponentWasm,
+  wasiHttpWasm,
+  wasiModuleWasm,
+} from '../../fixtures/index.js'
 import { createPermissions, Engine, loadComponent, type Instance, type WasiOptions } from '../../lib/index.js'
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'aw-pollute-'))
@@ -142,6 +148,10 @@ const importing = await engine.compileModule('(module (import "env" "f" (func (r
 results.imports = await outcome(() => importing.instantiate({ limits: { memoryBytes: 0 } }))
 results.engine = await outcome(() => new Engine().close())
 results.cacheDir = String(existsSync(cacheDir))
+
+// Values: the prototype's enumerable keys are no flags of a flags value (they failed every one).
+const types = (await engine.compileComponent(typesWasm)).instantiateSync({ limits, imports: typesImports() })
+results.flags = await outcome(() => types.callSync('roundtrip-flags', [{ read: true }]))
 
 // A manifest asking for more than the default policy allows.
 const manifestDir = path.join(scratch, 'greedy')

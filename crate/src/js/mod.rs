@@ -589,11 +589,22 @@ impl Js {
         )
     }
 
-    /// The object's own enumerable string keys.
+    /// The object's own enumerable string keys (not its prototypes': `napi_get_property_names`
+    /// gives those too, so one enumerable key on a polluted `Object.prototype` failed every
+    /// flags value).
     pub fn keys(self, object: Value) -> Result<Vec<String>> {
         let mut names = ptr::null_mut();
         self.check(
-            unsafe { sys::napi_get_property_names(self.0, object, &mut names) },
+            unsafe {
+                sys::napi_get_all_property_names(
+                    self.0,
+                    object,
+                    sys::KeyCollectionMode::own_only,
+                    sys::KeyFilter::enumerable | sys::KeyFilter::skip_symbols,
+                    sys::KeyConversion::numbers_to_strings,
+                    &mut names,
+                )
+            },
             "property names",
         )?;
         let count = self.array_length(names)?;
