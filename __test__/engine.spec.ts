@@ -13,6 +13,7 @@ import {
   OutOfFuelError,
   PoolExhaustedError,
   TimeoutError,
+  WasmTypeError,
   type Instance,
 } from '../lib/index.js'
 import { engine, MiB, tempDir, typesImports, typesWasm } from './helpers.js'
@@ -33,6 +34,33 @@ test('compiles a core module from WAT text, bytes and a file, sync and async', a
   const component = await engine.compileComponent(readFileSync(typesWasm))
   t.true(component.exports.length > 10)
   t.true(engine.compileComponentSync(typesWasm).exports.length > 10)
+})
+
+test('an async compile reads the bytes it was given at the call; a detached buffer or a Proxy is a WasmTypeError', async (t) => {
+  // The bytes were read a turn later: a host that checked them and then reused its buffer
+  // compiled what the buffer held by then.
+  const engine = new Engine()
+  t.teardown(() => engine.close())
+  const wasm = (name: string) => Buffer.from(`(module (func (export "${name}")))`)
+  const one = wasm('one')
+  const buffer = Buffer.alloc(one.length)
+  buffer.set(one)
+  const compiling = engine.compileModule(buffer)
+  buffer.set(wasm('two'))
+  t.deepEqual(
+    (await compiling).exports.map((item) => item.name),
+    ['one'],
+  )
+  const validating = engine.validateAsync(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]))
+  t.deepEqual(await validating, { ok: true })
+
+  const detached = new ArrayBuffer(8)
+  structuredClone(detached, { transfer: [detached] })
+  await t.throwsAsync(engine.compileModule(detached), { instanceOf: WasmTypeError, message: /detached/ })
+  t.throws(() => engine.compileModuleSync(detached), { instanceOf: WasmTypeError, message: /detached/ })
+  const proxy = new Proxy(new Uint8Array(one), {})
+  await t.throwsAsync(engine.compileModule(proxy), { instanceOf: WasmTypeError })
+  t.throws(() => engine.validate(proxy), { instanceOf: WasmTypeError })
 })
 
 test("random bytes are a CompileError with wasmtime's reason, and the engine keeps working", async (t) => {

@@ -45,7 +45,9 @@ export class Engine {
    */
   async compileComponent(source: WasmSource): Promise<Component> {
     this.#checkOpen()
-    const bytes = await loadSource(source, this.#maxModuleBytes)
+    const loaded = loadSource(source, this.#maxModuleBytes)
+    // Given bytes are read now: an await would let the caller change them first.
+    const bytes = loaded instanceof Uint8Array ? loaded : await loaded
     return this.#components.getAsync(
       bytes,
       async (own) => new Component(await translateAsync(NativeComponent.compile(this.#native, own))),
@@ -65,7 +67,9 @@ export class Engine {
   /** Compiles a core module off the JS thread. */
   async compileModule(source: WasmSource): Promise<Module> {
     this.#checkOpen()
-    const bytes = await loadSource(source, this.#maxModuleBytes)
+    const loaded = loadSource(source, this.#maxModuleBytes)
+    // Given bytes are read now: an await would let the caller change them first.
+    const bytes = loaded instanceof Uint8Array ? loaded : await loaded
     return this.#modules.getAsync(
       bytes,
       async (own) => new Module(await translateAsync(NativeModule.compile(this.#native, own))),
@@ -108,7 +112,8 @@ export class Engine {
   async validateAsync(source: WasmSource): Promise<ValidationResult> {
     let bytes: Uint8Array
     try {
-      bytes = await loadSource(source, this.#maxModuleBytes)
+      const loaded = loadSource(source, this.#maxModuleBytes)
+      bytes = loaded instanceof Uint8Array ? loaded : await loaded
     } catch (error) {
       if (isTooLarge(error)) return { ok: false, message: error.message }
       throw error

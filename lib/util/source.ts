@@ -14,7 +14,13 @@ function isWatText(text: string): boolean {
 }
 
 function fromBytes(source: Uint8Array | ArrayBuffer): Uint8Array {
-  return source instanceof Uint8Array ? source : new Uint8Array(source)
+  if (source instanceof Uint8Array) return source
+  try {
+    return new Uint8Array(source)
+  } catch {
+    // A detached ArrayBuffer (transferred) has no bytes to compile.
+    throw new WasmTypeError('source: the ArrayBuffer is detached')
+  }
 }
 
 function unreadable(path: string, error: unknown): CompileError {
@@ -23,7 +29,9 @@ function unreadable(path: string, error: unknown): CompileError {
 }
 
 function check(source: unknown): asserts source is WasmSource {
-  if (!(source instanceof Uint8Array || source instanceof ArrayBuffer || typeof source === 'string')) {
+  // `isView` refuses a Proxy of a Uint8Array, which `instanceof` lets through.
+  const bytes = ArrayBuffer.isView(source) ? source instanceof Uint8Array : source instanceof ArrayBuffer
+  if (!(bytes || typeof source === 'string')) {
     throw new WasmTypeError('source: expected a Uint8Array, an ArrayBuffer, a file path or WAT text')
   }
 }
@@ -48,11 +56,19 @@ export function isTooLarge(error: unknown): error is CompileError {
   return error instanceof CompileError && tooLargeErrors.has(error)
 }
 
-/** The bytes of `source`, reading a file asynchronously, at most `maxBytes` of it. */
-export async function loadSource(source: WasmSource, maxBytes: number): Promise<Uint8Array> {
+/**
+ * The bytes of `source`, reading a file asynchronously, at most `maxBytes` of it. Bytes and WAT
+ * text come back at once, not as a Promise: a caller that awaited them would let the code that
+ * called it change the array before it is read.
+ */
+export function loadSource(source: WasmSource, maxBytes: number): Uint8Array | Promise<Uint8Array> {
   check(source)
   if (typeof source !== 'string') return fromBytes(source)
   if (isWatText(source)) return Buffer.from(source)
+  return readFile(source, maxBytes)
+}
+
+async function readFile(source: string, maxBytes: number): Promise<Uint8Array> {
   let handle
   try {
     handle = await open(source, 'r')
