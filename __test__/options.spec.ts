@@ -187,6 +187,10 @@ test.serial('instantiateSync refuses a signal, which could never reach it, as ca
 
 test.serial('a non-signal signal is a ConfigError', async (t) => {
   await configErrorAsync(t, () => instance.call('add', [1, 2], { signal: 'stop' as never }), 'signal', 'stop')
+  // `instanceof` holds for an object made from the prototype, on which Node threw a bare TypeError.
+  const fake = Object.create(AbortSignal.prototype) as AbortSignal
+  await configErrorAsync(t, () => instance.call('add', [1, 2], { signal: fake }), 'signal', fake)
+  t.is(await instance.call('add', [1, 2], { signal: new AbortController().signal }), 3)
 })
 
 test('every numeric Sandbox limit refuses invalid values with a ConfigError, and the sandbox keeps working', async (t) => {

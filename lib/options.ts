@@ -12,7 +12,7 @@ import { createWasiHttpClient, wasiHttpPermissions, type WasiHttp } from './capa
 import { type CapabilityDeniedError, ConfigError, WasmError } from './errors.js'
 import type { NativeEngineOptions, NativeInstanceOptions, NativeWasiOptions } from './native.js'
 import { bare, NONE, ownOptions } from './util/own.js'
-import type { SignalSource } from './util/signal.js'
+import { isAbortSignal, type SignalSource } from './util/signal.js'
 
 /** Options of `new Engine()`; all optional. */
 export interface EngineOptions {
@@ -324,7 +324,7 @@ function boolean(path: string, value: unknown): boolean | undefined {
 
 /** `value` when it is an AbortSignal, a function returning one, or undefined; else a ConfigError. */
 export function signalSource(path: string, value: unknown): SignalSource | undefined {
-  if (value === undefined || value instanceof AbortSignal || typeof value === 'function') {
+  if (value === undefined || isAbortSignal(value) || typeof value === 'function') {
     return value as SignalSource | undefined
   }
   throw new ConfigError(`${path}: expected an AbortSignal or a function returning one`, { path, value })
@@ -707,7 +707,7 @@ function budget(options: CallOptions, known: ReadonlySet<string>): { fuel?: numb
 
 /** `signal` when it is an AbortSignal or undefined; else a ConfigError. */
 function abortSignal(signal: unknown): AbortSignal | undefined {
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+  if (signal !== undefined && !isAbortSignal(signal)) {
     throw new ConfigError('signal: expected an AbortSignal', { path: 'signal', value: signal })
   }
   return signal

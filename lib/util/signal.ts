@@ -10,6 +10,22 @@ import { NativeAbortHandle } from '../native.js'
 /** A signal, or a function returning the signal of the call in progress (or undefined). */
 export type SignalSource = AbortSignal | (() => AbortSignal | undefined)
 
+const abortedGetter = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!
+
+/**
+ * Whether `value` is a real AbortSignal: `instanceof` also holds for `Object.create(
+ * AbortSignal.prototype)`, on which Node's own methods throw a bare TypeError later.
+ */
+export function isAbortSignal(value: unknown): value is AbortSignal {
+  if (!(value instanceof AbortSignal)) return false
+  try {
+    abortedGetter.call(value)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** The signal `source` stands for right now. */
 export function currentSignal(source: SignalSource | undefined): AbortSignal | undefined {
   return typeof source === 'function' ? source() : source
