@@ -57,7 +57,7 @@ impl Kind for ComponentKind {
     fn wasi(options: &NativeWasiOptions, memory_bytes: usize) -> Result<(WasiState, Output), Failure> {
         let (mut builder, output) = wasi::build(options, memory_bytes)?;
         let mut table = ResourceTable::new();
-        table.set_max_capacity(wasi::MAX_WASI_HANDLES);
+        table.set_max_capacity(wasi::max_wasi_handles(memory_bytes));
         let mut http = WasiHttpCtx::new();
         http.set_field_size_limit(crate::limits::HTTP_FIELDS_BYTES);
         let context = wasi::ComponentWasi {

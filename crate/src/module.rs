@@ -61,7 +61,7 @@ impl Kind for CoreModule {
         let mut context = builder.build_p1();
         wasmtime_wasi::WasiView::ctx(&mut context)
             .table
-            .set_max_capacity(wasi::MAX_WASI_HANDLES);
+            .set_max_capacity(wasi::max_wasi_handles(memory_bytes));
         Ok((WasiState::Module(Box::new(context)), output))
     }
 

@@ -63,7 +63,21 @@ pub struct TakenOutput {
 
 /// Most WASI handles (files, streams, pollables) one instance may hold at once: a
 /// real program holds a handful; without a cap a guest could make the host keep millions.
-pub const MAX_WASI_HANDLES: usize = 10_000;
+const MAX_WASI_HANDLES: usize = 10_000;
+
+/// Fewest WASI handles an instance may hold, whatever its memory limit.
+const MIN_WASI_HANDLES: usize = 256;
+
+/// Guest memory per WASI handle allowed. A handle can hold host memory that `limits.memoryBytes`
+/// does not count (a file stream's pending 64 KiB read, a wasi:http body's buffered chunk, a
+/// `fields` of up to 64 KiB): at one handle per 16 KiB, that stays within about 8 times the
+/// guest's own limit, where 10,000 handles let a 1 MiB guest make the host hold 2.4 GB.
+const MEMORY_PER_WASI_HANDLE: usize = 16 * 1024;
+
+/// The WASI handles an instance whose memories may hold `memory_bytes` may hold at once.
+pub fn max_wasi_handles(memory_bytes: usize) -> usize {
+    (memory_bytes / MEMORY_PER_WASI_HANDLE).clamp(MIN_WASI_HANDLES, MAX_WASI_HANDLES)
+}
 
 /// A guest's WASI state in its store.
 pub enum WasiState {
