@@ -586,24 +586,26 @@ mod heap {
     pub const BOXED: usize = 24;
 }
 
-/// The most flags of any `flags` type within `ty` (a flags value lists only the flags set, and
-/// its JS object has them all): what [`check_js_size`] counts for each flags value.
-pub fn most_flags(ty: &Type) -> usize {
+/// What one flags value of any `flags` type within `ty` counts for at most (see
+/// [`check_js_size`]): a flags value lists only the flags set, its JS object has them all, and
+/// setting each one keys V8's object by the flag's name (its whole text, compared again for each
+/// object: 32 names of 60 KB made a host function's `list<flags>` argument cost 100 µs an element).
+pub fn flags_cost(ty: &Type) -> usize {
     match ty {
-        Type::Flags(flags) => flags.names().len(),
-        Type::List(list) => most_flags(&list.ty()),
-        Type::Record(record) => record.fields().map(|field| most_flags(&field.ty)).max().unwrap_or(0),
-        Type::Tuple(tuple) => tuple.types().map(|ty| most_flags(&ty)).max().unwrap_or(0),
+        Type::Flags(flags) => flags.names().map(|name| heap::PROPERTY + name.len()).sum(),
+        Type::List(list) => flags_cost(&list.ty()),
+        Type::Record(record) => record.fields().map(|field| flags_cost(&field.ty)).max().unwrap_or(0),
+        Type::Tuple(tuple) => tuple.types().map(|ty| flags_cost(&ty)).max().unwrap_or(0),
         Type::Variant(variant) => variant
             .cases()
-            .filter_map(|case| case.ty.as_ref().map(most_flags))
+            .filter_map(|case| case.ty.as_ref().map(flags_cost))
             .max()
             .unwrap_or(0),
-        Type::Option(option) => most_flags(&option.ty()),
+        Type::Option(option) => flags_cost(&option.ty()),
         Type::Result(result) => [result.ok(), result.err()]
             .iter()
             .flatten()
-            .map(most_flags)
+            .map(flags_cost)
             .max()
             .unwrap_or(0),
         _ => 0,
@@ -612,7 +614,7 @@ pub fn most_flags(ty: &Type) -> usize {
 
 /// Refuses `values` (those of one crossing into JS: a call's result, a host function's
 /// arguments) whose JS form would take more than `cap` bytes of V8's heap (estimated, see
-/// [`heap`]), with a HostLimitError about `what`; `flags` is [`most_flags`] of their types. A
+/// [`heap`]), with a HostLimitError about `what`; `flags` is [`flags_cost`] of their types. A
 /// guest's values are bounded by wasmtime's hostcall fuel (`cap` is the same figure,
 /// [`crate::limits::hostcall_fuel`]), but their JS form can take far more (a `list<list<u8>>` of
 /// empty lists: 32 bytes of fuel, 200 of heap each; a `list<flags>` with 32 flags: 4 bytes of
@@ -634,6 +636,7 @@ pub fn check_js_size(values: &[Val], flags: usize, cap: usize, what: impl FnOnce
 
 /// The running estimate of [`check_js_size`]; `Err` once it passes the cap (the walk stops).
 struct JsSize {
+    /// What a flags value counts for ([`flags_cost`]).
     flags: usize,
     cap: usize,
     total: usize,
@@ -687,7 +690,7 @@ impl JsSize {
             }
             // The payload or `undefined` (an option of an option, rare, makes a `{ tag, val }` too).
             Val::Option(payload) => payload.iter().try_for_each(|item| self.add(item)),
-            Val::Flags(_) => self.count(heap::OBJECT + heap::PROPERTY * self.flags),
+            Val::Flags(_) => self.count(heap::OBJECT + self.flags),
             _ => self.count(heap::OBJECT),
         }
     }

@@ -34,7 +34,7 @@ pub struct ExportFunc {
     /// instance's [`Resources`](super::resources::Resources) and the store).
     pub resources_in: bool,
     pub resources_out: bool,
-    /// The most flags of a `flags` type in the result (see [`convert::check_js_size`]).
+    /// What one flags value in the result counts for (see [`convert::flags_cost`]).
     result_flags: usize,
     /// A `func(list<u8>) -> list<u8>`: called through wasmtime's typed API when given a
     /// `Uint8Array` or an array of numbers (see [`ExportFunc::invoke_typed`]).
@@ -376,7 +376,7 @@ fn resolve_exports(component: &Component) -> Exports<ExportFunc> {
             flat_params: params.iter().map(|(_, ty)| Shape::of(ty)).collect(),
             resources_in: params.iter().any(|(_, ty)| holds_resources(ty)),
             resources_out: result.as_ref().is_some_and(holds_resources),
-            result_flags: result.as_ref().map_or(0, convert::most_flags),
+            result_flags: result.as_ref().map_or(0, convert::flags_cost),
             signature: (params.iter())
                 .map(|(name, ty)| format!("{name}: {}", wit_type(ty)))
                 .collect::<Vec<_>>()

@@ -134,7 +134,7 @@ fn resolve_named(
         }
     }
     if !missing.is_empty() {
-        return Err(Failure::Link(format!("missing import(s): {}", missing.join("; "))));
+        return Err(Failure::missing_imports(&missing));
     }
     Ok((LinkPlan { wasi, items }, functions))
 }
@@ -257,7 +257,7 @@ fn host_call(
     let param_types: Vec<Type> = ty.params().map(|(_, ty)| ty).collect();
     let result_type = ty.results().next();
     let cap = cx.hostcall_fuel();
-    let flags = param_types.iter().map(convert::most_flags).max().unwrap_or(0);
+    let flags = param_types.iter().map(convert::flags_cost).max().unwrap_or(0);
     if let Err(failure) = convert::check_js_size(params, flags, cap, || format!("the arguments to {label}")) {
         return Err(cx.data_mut().fail_call(failure));
     }
