@@ -124,6 +124,22 @@ test('missing imports are a LinkError naming module and field', (t) => {
   t.regex(error?.message ?? '', /"env\.scale"/)
 })
 
+test("a LinkError names the first 20 missing imports, each cut short: its size is not the guest's to choose", (t) => {
+  // A 5 KB module importing a function of 1,000 parameters and results 490 times made a
+  // 4.9 MB message, every signature written out.
+  const types = (kind: string) => Array.from({ length: 1_000 }, () => kind).join(' ')
+  const imports = Array.from({ length: 490 }, (_, i) => `(import "m" "f${i}" (func (type 0)))`).join('')
+  const module = new Engine().compileModuleSync(
+    `(module (type (func (param ${types('i64')}) (result ${types('i64')}))) ${imports})`,
+  )
+  const error = t.throws(() => module.instantiateSync({ limits: { memoryBytes: 0 } }), {
+    instanceOf: LinkError,
+  })
+  t.true(error!.message.length < 20 * 520, `${error!.message.length} characters`)
+  t.regex(error!.message, /^missing import\(s\): "m\.f0": func\(i64, i64/)
+  t.regex(error!.message, /; and 470 more$/)
+})
+
 test('a core instance stays usable after a trap (core wasm may be re-entered)', (t) => {
   const inst = new Engine()
     .compileModuleSync(

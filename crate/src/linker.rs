@@ -65,7 +65,7 @@ pub fn resolve(
         }
     }
     if !missing.is_empty() {
-        return Err(Failure::Link(format!("missing import(s): {}", missing.join("; "))));
+        return Err(Failure::missing_imports(&missing));
     }
     Ok((LinkPlan { wasi, provided }, functions))
 }
