@@ -1,3 +1,5 @@
+import { getEventListeners } from 'node:events'
+
 import test from 'ava'
 
 import {
@@ -269,6 +271,32 @@ test('a call waiting behind another rejects with AbortError as soon as its signa
   await t.throwsAsync(running, { instanceOf: TimeoutError })
   t.is(instance.metrics().calls, 1, 'the aborted call never ran')
   t.is(await instance.call('id', [6]), 6)
+})
+
+test('calls waiting on one shared signal share one listener: Node sees no leak', async (t) => {
+  // A listener per call made Node warn (MaxListenersExceededWarning) past 10 waiting calls.
+  const instance = new Engine()
+    .compileModuleSync('(module (func (export "id") (param i32) (result i32) local.get 0))')
+    .instantiateSync({ limits: { memoryBytes: 0 } })
+  const warnings: string[] = []
+  const onWarning = (warning: Error) => warnings.push(warning.name)
+  process.on('warning', onWarning)
+  t.teardown(() => process.off('warning', onWarning))
+  const controller = new AbortController()
+  const calls = Array.from({ length: 200 }, (_, i) => instance.call('id', [i], { signal: controller.signal }))
+  t.true(getEventListeners(controller.signal, 'abort').length <= 1)
+  t.deepEqual(
+    await Promise.all(calls),
+    Array.from({ length: 200 }, (_, i) => i),
+  )
+  const aborted = new AbortController()
+  const held = instance.call('id', [1], { signal: aborted.signal })
+  const more = Array.from({ length: 50 }, () => instance.call('id', [2], { signal: aborted.signal }))
+  aborted.abort()
+  await held.catch(() => {})
+  for (const call of more) await t.throwsAsync(call, { name: 'AbortError' })
+  await new Promise((resolve) => setImmediate(resolve))
+  t.deepEqual(warnings, [])
 })
 
 test('callSync with arguments that are not an array is a WasmTypeError, as in call', async (t) => {

@@ -14,7 +14,7 @@ import type { NativeComponentInstance, NativeInstance } from './native.js'
 import { asyncCallOptions, callOptions, type AsyncCallOptions, type CallOptions } from './options.js'
 import { SerialQueue } from './util/serial-queue.js'
 import { isInsideHostCall, type Owner } from './util/reentry.js'
-import { withAbort } from './util/signal.js'
+import { onAbort, withAbort } from './util/signal.js'
 import { exportPaths } from './util/names.js'
 import { decodeFlat, flatArgs, flatResult, flatScratch, type Read, type WriteArgs } from './wire.js'
 
@@ -407,11 +407,10 @@ export class Instance<E = Record<string, unknown>> {
     if (started || signal === undefined) return queued
     // Waiting behind another call: an abort rejects at once, and the call never starts.
     return new Promise((resolve, reject) => {
-      const onAbort = () => {
+      const stop = onAbort(signal, () => {
         if (!started) reject(new AbortError('The operation was aborted', { cause: signal.reason }))
-      }
-      signal.addEventListener('abort', onAbort, { once: true })
-      queued.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+      })
+      queued.then(resolve, reject).finally(stop)
     })
   }
 

@@ -20,7 +20,7 @@ import { isIP, type LookupFunction } from 'node:net'
 import { CapabilityDeniedError, ConfigError } from '../errors.js'
 import { positiveInteger, nonNegativeInteger, signalSource } from '../util/options.js'
 import { ownOptions } from '../util/own.js'
-import { signalWithTimeout, type SignalSource } from '../util/signal.js'
+import { onAbort, signalWithTimeout, type SignalSource } from '../util/signal.js'
 import { internalAddressKind } from './addresses.js'
 import type { Permissions } from './permissions.js'
 
@@ -105,9 +105,8 @@ export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undef
   if (signal === undefined) return promise
   if (signal.aborted) return Promise.reject(signal.reason)
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+    const stop = onAbort(signal, () => reject(signal.reason))
+    promise.then(resolve, reject).finally(stop)
   })
 }
 

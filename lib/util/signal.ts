@@ -26,6 +26,34 @@ export function isAbortSignal(value: unknown): value is AbortSignal {
   }
 }
 
+/** What waits on each signal, behind its one listener (see {@link onAbort}). */
+const waiting = new WeakMap<AbortSignal, Set<() => void>>()
+
+/**
+ * Calls `callback` once `signal` aborts, until the returned function is called. Every wait on one
+ * signal shares one listener: a listener per call made Node warn of a leak
+ * (`MaxListenersExceededWarning`) once 11 calls waited on a signal the host shares.
+ */
+export function onAbort(signal: AbortSignal, callback: () => void): () => void {
+  let callbacks = waiting.get(signal)
+  if (callbacks === undefined) {
+    const registered = new Set<() => void>()
+    callbacks = registered
+    waiting.set(signal, registered)
+    signal.addEventListener(
+      'abort',
+      () => {
+        waiting.delete(signal)
+        for (const waiter of registered) waiter()
+      },
+      { once: true },
+    )
+  }
+  const entry = () => callback()
+  callbacks.add(entry)
+  return () => callbacks.delete(entry)
+}
+
 /** The signal `source` stands for right now. */
 export function currentSignal(source: SignalSource | undefined): AbortSignal | undefined {
   return typeof source === 'function' ? source() : source
@@ -55,11 +83,10 @@ export async function withAbort<T>(
 ): Promise<T> {
   if (signal?.aborted) throw new AbortError('The operation was aborted', { cause: signal.reason })
   const handle = signal ? new NativeAbortHandle() : undefined
-  const onAbort = () => handle?.abort()
-  signal?.addEventListener('abort', onAbort, { once: true })
+  const stop = signal && handle ? onAbort(signal, () => handle.abort()) : undefined
   try {
     return await run(handle)
   } finally {
-    signal?.removeEventListener('abort', onAbort)
+    stop?.()
   }
 }
