@@ -315,6 +315,11 @@ test('wasi.preopens and wasi.stdin options are checked where they enter', (t) =>
   })
   t.throws(instantiate({ preopens: { '/x': { write: true } } }), { message: /wasi\.preopens\.\/x\.host/ })
   t.throws(instantiate({ stdin: 42 }), { code: 'ERR_WASM_CONFIG', message: /wasi\.stdin/ })
+  // A Proxy passes `instanceof`, and the addon cannot read its bytes.
+  t.throws(instantiate({ stdin: new Proxy(new Uint8Array(1), {}) }), {
+    code: 'ERR_WASM_CONFIG',
+    message: /^wasi\.stdin: expected a string, a Uint8Array/,
+  })
 })
 
 test('wasi.env and wasi.args refuse what a guest would read as something else: = in a name, NUL anywhere', (t) => {

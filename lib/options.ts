@@ -559,7 +559,9 @@ function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions |
     })
   }
   const stdin = options.stdin
-  if (stdin !== undefined && typeof stdin !== 'string' && !(stdin instanceof Uint8Array)) {
+  // `isView` refuses a Proxy of a Uint8Array, whose bytes the addon could not read.
+  const bytes = ArrayBuffer.isView(stdin) && stdin instanceof Uint8Array
+  if (stdin !== undefined && typeof stdin !== 'string' && !bytes) {
     throw new ConfigError(`wasi.stdin: expected a string, a Uint8Array or 'inherit', got ${shown(stdin)}`, {
       path: 'wasi.stdin',
       value: stdin,
