@@ -200,16 +200,13 @@ impl Failure {
                 reason(&error)
             ));
         }
-        if error.chain().any(|cause| {
-            let text = cause.to_string();
-            text.starts_with(COUNT_LIMIT_EXCEEDED) || text.starts_with(MMAP_FAILED)
-        }) {
+        if messages(&error).any(|text| text.starts_with(COUNT_LIMIT_EXCEEDED) || text.starts_with(MMAP_FAILED)) {
             return Failure::HostLimit(format!(
                 "instantiation exceeds limits.instances, limits.tables or limits.memories, or the address space it needs: {}",
                 reason(&error)
             ));
         }
-        Failure::Link(format!("{error:#}"))
+        Failure::Link(reason(&error))
     }
 
     /// Classifies the error of a call into wasm, with what the store knew.
@@ -492,15 +489,19 @@ impl Failure {
 /// How wasmtime's backtrace context starts its text (it is a context, not an error type).
 const BACKTRACE_CONTEXT: &str = "error while executing at wasm backtrace";
 
-/// `error`'s chain of messages without its wasm backtrace (which is in `wasmBacktrace`, and whose
-/// function names are the guest's, as long as it likes); pinned by the long names test in
-/// hostile-guests.spec.ts.
-fn reason(error: &wasmtime::Error) -> String {
+/// The messages of `error`'s chain, without its wasm backtrace (which is in `wasmBacktrace`, and
+/// whose function names are the guest's, as long as it likes: formatting it for each check of a
+/// message cost 1.2 GB and 2 s for a 16 MiB name); pinned by the long names test in
+/// hostile-guests.spec.ts. Every check of wasmtime's wording reads them through here.
+fn messages(error: &wasmtime::Error) -> impl Iterator<Item = String> + '_ {
     (error.chain())
         .filter(|cause| !starts_with(cause, BACKTRACE_CONTEXT))
         .map(|cause| cause.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
+}
+
+/// `error`'s chain of messages without its wasm backtrace, as `{error:#}` would join them.
+fn reason(error: &wasmtime::Error) -> String {
+    messages(error).collect::<Vec<_>>().join(": ")
 }
 
 /// Whether `value` displays as text starting with `prefix`, formatting no more of it than that.
@@ -653,9 +654,7 @@ const HANDLE_LIMIT_EXCEEDED: &str = "store handle limit exceeded";
 
 /// Whether wasmtime refused a component handle at its store-wide cap ([`crate::limits::store_handles`]).
 pub fn handle_limit_hit(error: &wasmtime::Error) -> bool {
-    error
-        .chain()
-        .any(|cause| cause.to_string().ends_with(HANDLE_LIMIT_EXCEEDED))
+    messages(error).any(|text| text.ends_with(HANDLE_LIMIT_EXCEEDED))
 }
 
 /// How wasmtime-wasi words its refusal to make more random bytes than its bound (a plain message,
@@ -664,16 +663,11 @@ const RANDOM_LIMIT_EXCEEDED: (&str, &str) = ("requested len ", " exceeds limit "
 
 fn asked_too_much_random(error: &wasmtime::Error) -> bool {
     let (start, middle) = RANDOM_LIMIT_EXCEEDED;
-    error.chain().any(|cause| {
-        let text = cause.to_string();
-        text.starts_with(start) && text.contains(middle)
-    })
+    messages(error).any(|text| text.starts_with(start) && text.contains(middle))
 }
 
 fn lifted_too_much(error: &wasmtime::Error) -> bool {
-    error
-        .chain()
-        .any(|cause| cause.to_string().starts_with(HOSTCALL_FUEL_EXHAUSTED))
+    messages(error).any(|text| text.starts_with(HOSTCALL_FUEL_EXHAUSTED))
 }
 
 #[cfg(test)]
