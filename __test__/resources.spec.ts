@@ -1049,6 +1049,12 @@ test('limits.resourceHandles sets the cap', (t) => {
   })
 })
 
+/** Core code that makes as many handles of the guest's own resource as its first parameter asks. */
+const MAKE_HANDLES = `(loop $l
+          (drop (call $new (local.get $i)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (local.get 0))))`
+
 test('a guest making handles of its own resource without end fails with HostLimitError', (t) => {
   // `resource.new` needs no host code: the guest fills wasmtime's handle tables (host memory) in
   // a loop. wasmtime stops it at its store-wide cap, which was reported as the guest's ABI error.
@@ -1058,10 +1064,7 @@ test('a guest making handles of its own resource without end fails with HostLimi
     (core module $m
       (import "h" "new" (func $new (param i32) (result i32)))
       (func (export "run") (param i32) (result i32) (local $i i32)
-        (loop $l
-          (drop (call $new (local.get $i)))
-          (local.set $i (i32.add (local.get $i) (i32.const 1)))
-          (br_if $l (i32.lt_u (local.get $i) (local.get 0))))
+        ${MAKE_HANDLES}
         (local.get $i)))
     (core instance $i (instantiate $m (with "h" (instance (export "new" (func $new))))))
     (func (export "run") (param "n" u32) (result u32) (canon lift (core func $i "run"))))`)
@@ -1088,10 +1091,7 @@ test('a guest making handles of its own resource without end fails with HostLimi
       (import "h" "new" (func $new (param i32) (result i32)))
       (import "h" "ctor" (func $ctor (param i32) (result i32)))
       (func (export "run") (param i32) (result i32) (local $i i32)
-        (loop $l
-          (drop (call $new (local.get $i)))
-          (local.set $i (i32.add (local.get $i) (i32.const 1)))
-          (br_if $l (i32.lt_u (local.get $i) (local.get 0))))
+        ${MAKE_HANDLES}
         (call $ctor (i32.const 0))))
     (core instance $i (instantiate $m (with "h" (instance
       (export "new" (func $new)) (export "ctor" (func $ctor_core))))))

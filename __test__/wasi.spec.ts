@@ -337,15 +337,17 @@ test('wasi.env and wasi.args refuse what a guest would read as something else: =
   t.is(holes?.path, 'wasi.args')
 })
 
+/** `many(n)` polls n clock subscriptions at once: a pollable each, in WASI's handle table. */
+const pollGuest = engine.compileModuleSync(`(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 16)
+  (func (export "many") (param i32) (result i32)
+    (call $poll (i32.const 0) (i32.const 524288) (local.get 0) (i32.const 1048000))))`)
+
 test("a guest that fills WASI's handle table is a HostLimitError, not a GuestAbiError", async (t) => {
   // poll_oneoff makes a pollable per subscription: past the table's bound the guest broke no
   // ABI; it asked the host to hold too much.
-  const guest = engine.compileModuleSync(`(module
-    (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
-    (memory (export "memory") 16)
-    (func (export "many") (param i32) (result i32)
-      (call $poll (i32.const 0) (i32.const 524288) (local.get 0) (i32.const 1048000))))`)
-  const inst = await guest.instantiate({ limits: { memoryBytes: 160 * MiB } })
+  const inst = await pollGuest.instantiate({ limits: { memoryBytes: 160 * MiB } })
   // A clock subscription takes two entries of the table.
   t.is(inst.callSync('many', [4_000]), 0, 'below the bound')
   const error = t.throws(() => inst.callSync('many', [10_001]), { instanceOf: HostLimitError })
@@ -358,16 +360,11 @@ test('the WASI handles an instance may hold grow with its memory limit: a small 
   // Each handle can hold host memory the guest's limit does not count (a pending 64 KiB read, a
   // wasi:http body's buffered chunks, a directory's listing): 10,000 of them let a 1 MiB guest
   // make the host hold 2.4 GB. Now one handle per 16 KiB of limits.memoryBytes, 256 to 10,000.
-  const guest = engine.compileModuleSync(`(module
-    (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
-    (memory (export "memory") 16)
-    (func (export "many") (param i32) (result i32)
-      (call $poll (i32.const 0) (i32.const 524288) (local.get 0) (i32.const 1048000))))`)
-  const small = await guest.instantiate({ limits: { memoryBytes: MiB } })
+  const small = await pollGuest.instantiate({ limits: { memoryBytes: MiB } })
   // A clock subscription takes two entries of the table: 256 entries, then 4,096.
   t.is(small.callSync('many', [100]), 0)
   t.throws(() => small.callSync('many', [150]), { instanceOf: HostLimitError, message: /WASI handles/ })
-  const larger = await guest.instantiate({ limits: { memoryBytes: 64 * MiB } })
+  const larger = await pollGuest.instantiate({ limits: { memoryBytes: 64 * MiB } })
   t.is(larger.callSync('many', [1_900]), 0)
   t.throws(() => larger.callSync('many', [2_100]), { instanceOf: HostLimitError, message: /WASI handles/ })
 })
