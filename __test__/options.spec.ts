@@ -3,6 +3,7 @@ import path from 'node:path'
 import test from 'ava'
 
 import {
+  AbortError,
   ConfigError,
   Engine,
   loadComponent,
@@ -192,6 +193,36 @@ test.serial('a non-signal signal is a ConfigError', async (t) => {
   await configErrorAsync(t, () => instance.call('add', [1, 2], { signal: fake }), 'signal', fake)
   t.is(await instance.call('add', [1, 2], { signal: new AbortController().signal }), 3)
 })
+
+test.serial(
+  "a signal is read through AbortSignal's own accessors: what a host defines on it cannot throw out of call() or hide an abort",
+  async (t) => {
+    const fail = (what: string) => () => {
+      throw new Error(what)
+    }
+    const tampered = (signal: AbortSignal, key: string, throwing: boolean) =>
+      Object.defineProperty(signal, key, throwing ? { get: fail(`${key} getter`) } : { value: fail(key) })
+    // Not aborted, whatever its own `aborted` says or does; its listener still works.
+    const live = new AbortController()
+    tampered(live.signal, 'aborted', true)
+    tampered(live.signal, 'addEventListener', false)
+    t.is(await instance.call('add', [1, 2], { signal: live.signal }), 3)
+    // Aborted, with a reason its own getter would hide.
+    const stopped = new AbortController()
+    stopped.abort('the real reason')
+    tampered(stopped.signal, 'reason', true)
+    Object.defineProperty(stopped.signal, 'aborted', { value: false })
+    let returned: Promise<unknown> | undefined
+    t.notThrows(() => {
+      returned = instance.call('add', [1, 2], { signal: stopped.signal })
+    })
+    const error = await t.throwsAsync(returned!, { instanceOf: AbortError })
+    t.is(error?.cause, 'the real reason')
+    // A sandbox reads the same way.
+    using sandbox = await loadComponent(hello)
+    await t.throwsAsync(sandbox.call('greet', ['x'], { signal: stopped.signal }), { instanceOf: AbortError })
+  },
+)
 
 test('every numeric Sandbox limit refuses invalid values with a ConfigError, and the sandbox keeps working', async (t) => {
   for (const option of ['memoryBytes', 'fuel', 'timeoutMs'] as const) {

@@ -1,12 +1,4 @@
-import {
-  AbortError,
-  BusyError,
-  fromNative,
-  translate,
-  WasmError,
-  translateAsync,
-  WasmTypeError,
-} from './errors.js'
+import { BusyError, fromNative, translate, WasmError, translateAsync, WasmTypeError } from './errors.js'
 import type { WasiHttp } from './capabilities/wasi-http.js'
 import type { ComponentItem, WitFuncType } from './component.js'
 import { holdsResources, InstanceResources, jcoExports, type HostClasses, type Lowered } from './resources.js'
@@ -14,7 +6,7 @@ import type { NativeComponentInstance, NativeInstance } from './native.js'
 import { asyncCallOptions, callOptions, type AsyncCallOptions, type CallOptions } from './options.js'
 import { SerialQueue } from './util/serial-queue.js'
 import { isInsideHostCall, type Owner } from './util/reentry.js'
-import { onAbort, withAbort } from './util/signal.js'
+import { abortedBy, isAborted, onAbort, withAbort } from './util/signal.js'
 import { exportPaths } from './util/names.js'
 import { decodeFlat, flatArgs, flatResult, flatScratch, type Read, type WriteArgs } from './wire.js'
 
@@ -395,9 +387,8 @@ export class Instance<E = Record<string, unknown>> {
       return Promise.reject(typed(name, error))
     }
     // An aborted signal never fires again: such a call is refused before it would wait its turn.
-    if (parsed.signal?.aborted === true) {
-      return Promise.reject(new AbortError('The operation was aborted', { cause: parsed.signal.reason }))
-    }
+    if (parsed.signal !== undefined && isAborted(parsed.signal))
+      return Promise.reject(abortedBy(parsed.signal))
     let started = false
     const queued = this.#calls.run(() => {
       started = true
@@ -408,7 +399,7 @@ export class Instance<E = Record<string, unknown>> {
     // Waiting behind another call: an abort rejects at once, and the call never starts.
     return new Promise((resolve, reject) => {
       const stop = onAbort(signal, () => {
-        if (!started) reject(new AbortError('The operation was aborted', { cause: signal.reason }))
+        if (!started) reject(abortedBy(signal))
       })
       queued.then(resolve, reject).finally(stop)
     })

@@ -102,4 +102,9 @@ test('options leave out what Object.prototype holds: no grant, limit or import c
     }),
   )
   t.is(results.permissions, JSON.stringify([[], null, [], false]))
+  t.is(
+    results.sandboxCall,
+    'TypeError ERR_WASM_TYPE',
+    'the export is unknown; no inherited signal stopped the call',
+  )
 })

@@ -50,6 +50,8 @@ const grants = {
   http: { allow: [hostPort] },
   allow: [hostPort],
   timeoutMs: 60_000,
+  // An aborted look-alike: read, it would fail or stop every call given options.
+  signal: { aborted: true, reason: 'POLLUTED-SIGNAL' },
   fuel: 1e15,
   memories: 100,
   tables: 10_000,
@@ -170,6 +172,7 @@ writeFileSync(
 )
 const sandbox = await loadComponent(manifestDir, { engine })
 results.sandboxPermissions = JSON.stringify(sandbox.manifest.permissions)
+results.sandboxCall = await outcome(() => sandbox.call('nothing', [], {}))
 sandbox.dispose()
 const granted = createPermissions({})
 results.permissions = JSON.stringify([

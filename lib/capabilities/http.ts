@@ -20,7 +20,7 @@ import { isIP, type LookupFunction } from 'node:net'
 import { CapabilityDeniedError, ConfigError } from '../errors.js'
 import { positiveInteger, nonNegativeInteger, signalSource } from '../util/options.js'
 import { ownOptions } from '../util/own.js'
-import { onAbort, signalWithTimeout, type SignalSource } from '../util/signal.js'
+import { abortReason, isAborted, onAbort, signalWithTimeout, type SignalSource } from '../util/signal.js'
 import { internalAddressKind } from './addresses.js'
 import type { Permissions } from './permissions.js'
 
@@ -103,9 +103,9 @@ export function bareHost(url: URL): string {
 /** Rejects with the signal's reason once it aborts, so waits that cannot be cancelled still end. */
 export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (signal === undefined) return promise
-  if (signal.aborted) return Promise.reject(signal.reason)
+  if (isAborted(signal)) return Promise.reject(abortReason(signal))
   return new Promise<T>((resolve, reject) => {
-    const stop = onAbort(signal, () => reject(signal.reason))
+    const stop = onAbort(signal, () => reject(abortReason(signal)))
     promise.then(resolve, reject).finally(stop)
   })
 }
@@ -180,8 +180,9 @@ export function headerPairs(response: IncomingMessage): [string, string][] {
 
 /** A fetch failure in words for the guest: the network error's code, or why it was stopped. */
 function fetchFailure(url: URL, error: unknown, signal: AbortSignal | undefined, timeoutMs: number): Error {
-  if (signal?.aborted) {
-    const timedOut = signal.reason instanceof DOMException && signal.reason.name === 'TimeoutError'
+  if (isAborted(signal)) {
+    const reason = abortReason(signal!)
+    const timedOut = reason instanceof DOMException && reason.name === 'TimeoutError'
     return new Error(
       timedOut ? `fetching ${url.href} took longer than ${timeoutMs} ms` : `fetching ${url.href} was aborted`,
       { cause: error },
@@ -299,7 +300,7 @@ export function createHttp(permissions: Permissions, given: HttpOptions = {}): H
           return { status: response.statusCode ?? 0, headers: headerPairs(response), body }
         } catch (error) {
           const networkError = typeof (error as { code?: unknown }).code === 'string'
-          throw networkError || signal?.aborted ? fetchFailure(url, error, signal, timeoutMs) : error
+          throw networkError || isAborted(signal) ? fetchFailure(url, error, signal, timeoutMs) : error
         } finally {
           response.destroy()
         }

@@ -9,7 +9,7 @@ import type { Component } from '../component.js'
 import { loadManifest, type Manifest, type PolicyOptions } from './manifest.js'
 import { readComponentWasm, WRITE_ALLOWED, writeDirectory } from './paths.js'
 import { Engine } from '../engine.js'
-import { AbortError, BusyError, ConfigError, DisposedError, type CapabilityDeniedError } from '../errors.js'
+import { BusyError, ConfigError, DisposedError, type CapabilityDeniedError } from '../errors.js'
 import { withHostInterfaces } from '../capabilities/interfaces.js'
 import { wasiHttpPermissions } from '../capabilities/wasi-http.js'
 import { permissionsFromManifest, type Permissions } from '../capabilities/permissions.js'
@@ -32,6 +32,7 @@ import {
 } from '../options.js'
 import { openBeneath, procfsAvailable } from '../util/open-beneath.js'
 import { SerialQueue } from '../util/serial-queue.js'
+import { abortedBy, isAborted } from '../util/signal.js'
 
 /** Limits a host may set below the manifest's own (never above them). */
 export interface SandboxLimits {
@@ -295,10 +296,9 @@ export class Sandbox {
     args: readonly unknown[],
     options: AsyncCallOptions | undefined,
   ): Promise<unknown> {
-    const budget = this.#budget(options, true)
-    const signal = options?.signal
+    const { signal, ...budget } = this.#budget(options, true)
     // Aborted while queued: the guest never ran, so the instance is fine and is kept.
-    if (signal?.aborted) throw new AbortError('The operation was aborted', { cause: signal.reason })
+    if (signal !== undefined && isAborted(signal)) throw abortedBy(signal)
     let instance = this.#instance
     if (instance === undefined) {
       instance = await this.component.instantiate(this.#options)
@@ -329,12 +329,12 @@ export class Sandbox {
     if (this.#calls.pending > 0) {
       throw new BusyError('callSync: an async call on this sandbox is still pending; await it first')
     }
-    const budget = this.#budget(options, false)
+    const { fuel, timeoutMs } = this.#budget(options, false)
     this.#instance ??= this.component.instantiateSync(this.#options)
     const instance = this.#instance
     const endCall = this.#beginCall()
     try {
-      return instance.callSync(name, args, budget)
+      return instance.callSync(name, args, { fuel, timeoutMs })
     } catch (error) {
       if (instance.poisoned) {
         this.#retire(instance)
@@ -364,9 +364,12 @@ export class Sandbox {
     }
   }
 
-  #budget(options: CallOptions | undefined, withSignal: boolean): { fuel: number; timeoutMs: number } {
+  #budget(
+    options: CallOptions | undefined,
+    withSignal: boolean,
+  ): { fuel: number; timeoutMs: number; signal: AbortSignal | undefined } {
     if (this.#disposed) throw new DisposedError('this sandbox was disposed')
-    const given = withSignal ? asyncCallOptions(options) : callOptions(options)
+    const given = withSignal ? asyncCallOptions(options) : { ...callOptions(options), signal: undefined }
     const { cpu } = this.manifest.resources
     // The ceiling a call is refused by: the manifest's, or the lower one the host set at load.
     const ceiling = (field: string, manifestValue: number, value: number, option: string) =>
@@ -386,6 +389,8 @@ export class Sandbox {
         this.#timeoutMs,
         ceiling('timeout', cpu.timeoutMs, this.#timeoutMs, 'timeoutMs'),
       ),
+      // Own even when undefined: a destructured field read past an object's own fields.
+      signal: given.signal,
     }
   }
 

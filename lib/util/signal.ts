@@ -10,7 +10,27 @@ import { NativeAbortHandle } from '../native.js'
 /** A signal, or a function returning the signal of the call in progress (or undefined). */
 export type SignalSource = AbortSignal | (() => AbortSignal | undefined)
 
+// A signal's state is read through AbortSignal's own accessors and methods, never through the
+// signal object: an own `aborted`, `reason` or `addEventListener` defined on it (that throws, or
+// lies) must neither throw out of `call()` nor hide an abort.
 const abortedGetter = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!
+const reasonGetter = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'reason')!.get!
+const addListener = EventTarget.prototype.addEventListener
+
+/** Whether `signal` (a real AbortSignal, see {@link isAbortSignal}) has aborted. */
+export function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal !== undefined && (abortedGetter.call(signal) as boolean)
+}
+
+/** Why `signal` aborted (undefined while it has not). */
+export function abortReason(signal: AbortSignal): unknown {
+  return reasonGetter.call(signal)
+}
+
+/** The AbortError of a call stopped by `signal`, its reason as `cause`. */
+export function abortedBy(signal: AbortSignal): AbortError {
+  return new AbortError('The operation was aborted', { cause: abortReason(signal) })
+}
 
 /**
  * Whether `value` is a real AbortSignal: `instanceof` also holds for `Object.create(
@@ -40,7 +60,8 @@ export function onAbort(signal: AbortSignal, callback: () => void): () => void {
     const registered = new Set<() => void>()
     callbacks = registered
     waiting.set(signal, registered)
-    signal.addEventListener(
+    addListener.call(
+      signal,
       'abort',
       () => {
         waiting.delete(signal)
@@ -81,7 +102,7 @@ export async function withAbort<T>(
   signal: AbortSignal | undefined,
   run: (handle: NativeAbortHandle | undefined) => Promise<T>,
 ): Promise<T> {
-  if (signal?.aborted) throw new AbortError('The operation was aborted', { cause: signal.reason })
+  if (signal !== undefined && isAborted(signal)) throw abortedBy(signal)
   const handle = signal ? new NativeAbortHandle() : undefined
   const stop = signal && handle ? onAbort(signal, () => handle.abort()) : undefined
   try {
