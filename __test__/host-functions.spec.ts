@@ -149,6 +149,63 @@ test('a rejected host Promise is a HostError with the rejection as cause', async
   t.is(error?.cause, reason)
 })
 
+// Serial: it watches the process's unhandled rejections, which another test's could add to.
+test.serial(
+  'a host Promise with its own then: one that throws is a HostError with what it threw, one that answers at once is awaited',
+  async (t) => {
+    const unhandled: unknown[] = []
+    const record = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', record)
+    t.teardown(() => process.off('unhandledRejection', record))
+    const thrown = new Error('then throws')
+    const withThen = (promise: Promise<unknown>, then: (...args: unknown[]) => unknown) =>
+      Object.defineProperty(promise, 'then', { value: then })
+    class Throwing<T> extends Promise<T> {
+      override then(): never {
+        throw thrown
+      }
+    }
+    const throwers: Record<string, () => unknown> = {
+      'an own then': () =>
+        withThen(new Promise(() => {}), () => {
+          throw thrown
+        }),
+      'a subclass': () => Throwing.resolve(1),
+      // Its own rejection must not go unhandled either.
+      'a rejected Promise': () =>
+        withThen(Promise.reject(new Error('hidden')), () => {
+          throw thrown
+        }),
+    }
+    for (const [what, make] of Object.entries(throwers)) {
+      const instance = instanceWith({ double: make })
+      const error = await t.throwsAsync(
+        instance.call('call-double', [1], { timeoutMs: 5_000 }),
+        {
+          instanceOf: HostError,
+        },
+        what,
+      )
+      t.is(error?.cause, thrown, what)
+      t.regex(error?.message ?? '', /then throws/, what)
+      t.is(await instanceWith({ double: async (x: number) => x * 2 }).call('call-double', [4]), 8)
+    }
+    // Refused during callSync: the same throwing then, with a rejection behind it.
+    t.throws(() => instanceWith({ double: throwers['a rejected Promise'] }).callSync('call-double', [1]), {
+      instanceOf: HostError,
+    })
+    // A then that calls back before it returns.
+    const answersAtOnce = instanceWith({
+      double: (x: number) =>
+        withThen(new Promise(() => {}), (resolve: unknown) => (resolve as (value: number) => void)(x * 3)),
+    })
+    t.is(await answersAtOnce.call('call-double', [5]), 15)
+    t.is(await answersAtOnce.call('call-double', [6]), 18)
+    await sleep(50)
+    t.deepEqual(unhandled, [])
+  },
+)
+
 test('a rejected host Promise for a result return type is an err for the guest', async (t) => {
   const instance = instanceWith({
     failMaybe: async (x: number) => {

@@ -751,9 +751,10 @@ impl Js {
         Ok(Err(thrown))
     }
 
-    /// Calls `value[Symbol.dispose]()` if it is a function. What it throws has no caller to go to
-    /// (the guest dropped a handle, or an instance went): it becomes a process warning
-    /// (`AIRSSYS_DISPOSE_FAILED`), as Node reports what a cleanup callback throws, never a crash
+    /// Calls `value[Symbol.dispose]()` if it is a function. What it throws, or the rejection of
+    /// the Promise an async one returns, has no caller to go to (the guest dropped a handle, or an
+    /// instance went): it becomes a process warning (`AIRSSYS_DISPOSE_FAILED`), as Node reports
+    /// what a cleanup callback throws, never a crash (an unhandled rejection ends a Node process)
     /// and never silence.
     pub fn dispose(self, value: Value) -> Result<()> {
         let mut global = ptr::null_mut();
@@ -770,9 +771,27 @@ impl Js {
         if self.kind(method)? != Kind::Function {
             return Ok(());
         }
-        let Err(thrown) = self.call_method(value, method, &[])? else {
-            return Ok(());
-        };
+        match self.call_method(value, method, &[])? {
+            Ok(returned) if self.is_promise(returned)? => {
+                // Settles later, or never: the wait is not kept, and a Promise that never
+                // settles is held only until the environment goes.
+                self.on_settled(
+                    returned,
+                    Box::new(|js: Js, settled| {
+                        if let Err(rejected) = settled {
+                            let _ = js.warn_dispose_failed("rejected", rejected);
+                        }
+                    }),
+                )?;
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(thrown) => self.warn_dispose_failed("threw", thrown),
+        }
+    }
+
+    /// The `AIRSSYS_DISPOSE_FAILED` warning for what a host resource's `[Symbol.dispose]` `did`.
+    fn warn_dispose_failed(self, did: &str, thrown: Value) -> Result<()> {
         let reason = if self.is_error_like(thrown) {
             self.get(thrown, "message")
                 .and_then(|message| self.get_string_lossy(message))
@@ -780,9 +799,11 @@ impl Js {
             Ok(self.describe(thrown))
         };
         let message = format!(
-            "a host resource's [Symbol.dispose] threw: {}",
+            "a host resource's [Symbol.dispose] {did}: {}",
             crate::names::quoted(&reason.unwrap_or_default())
         );
+        let mut global = ptr::null_mut();
+        self.check(unsafe { sys::napi_get_global(self.0, &mut global) }, "global")?;
         let process = self.get(global, "process")?;
         let emit = self.get(process, "emitWarning")?;
         let options = self.object()?;

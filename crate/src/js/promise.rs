@@ -69,8 +69,29 @@ thread_local! {
     static SETTLERS: RefCell<Option<Settlers>> = const { RefCell::new(None) };
 }
 
-/// `attach(promise, token, settle)`: settles through `settle(token, fulfilled, value)`.
-const ATTACH_SOURCE: &str = "(function attach(promise, token, settle) { promise.then((value) => settle(token, true, value), (error) => settle(token, false, error)) })";
+/// `attach(promise, token, settle)`: settles through `settle(token, fulfilled, value)`, always
+/// after `attach` returns. A host's Promise may carry its own `then`: one that throws settles as a
+/// rejection with what it threw (its Promise's own rejection, if any, handled, so that it does not
+/// end the process), and one that calls back at once is answered on a later microtask, as a
+/// Promise's own `then` always is (the waiter's continuation must not run inside `attach`).
+const ATTACH_SOURCE: &str = r#"(() => {
+  const then = Promise.prototype.then
+  const later = Promise.resolve()
+  return function attach(promise, token, settle) {
+    let attaching = true
+    const answer = (fulfilled, value) => {
+      if (attaching) then.call(later, () => settle(token, fulfilled, value))
+      else settle(token, fulfilled, value)
+    }
+    try {
+      promise.then((value) => answer(true, value), (error) => answer(false, error))
+    } catch (error) {
+      try { then.call(promise, undefined, () => {}) } catch {}
+      answer(false, error)
+    }
+    attaching = false
+  }
+})()"#;
 
 /// Drops the wait filed under `token`, if it is still there.
 fn forget_wait(token: u64) -> Option<Shared> {
