@@ -274,6 +274,29 @@ test('a slow host Promise on one instance does not delay calls on other instance
   t.is(await pending, 0)
 })
 
+test('an abort or deadline during a sync host function ends call() at once; callSync finishes a guest that returns before its next epoch check', async (t) => {
+  const module = new Engine().compileModuleSync(
+    '(module (import "env" "h" (func $h (param i32) (result i32))) (func (export "run") (param i32) (result i32) local.get 0 call $h))',
+  )
+  const busy = (ms: number) => {
+    const until = Date.now() + ms
+    while (Date.now() < until);
+  }
+  const controller = new AbortController()
+  const aborting = module.instantiateSync({
+    limits: { memoryBytes: 0 },
+    imports: { env: { h: (x: number) => (controller.abort(), x) } },
+  })
+  await t.throwsAsync(aborting.call('run', [1], { signal: controller.signal }), { instanceOf: AbortError })
+  const slow = module.instantiateSync({
+    limits: { memoryBytes: 0 },
+    imports: { env: { h: (x: number) => (busy(100), x) } },
+  })
+  const error = await t.throwsAsync(slow.call('run', [1], { timeoutMs: 20 }), { instanceOf: TimeoutError })
+  t.regex(error?.message ?? '', /while waiting for host function/)
+  t.is(slow.callSync('run', [7], { timeoutMs: 20 }), 7)
+})
+
 test('core modules can import async host functions too', async (t) => {
   const module = new Engine().compileModuleSync(
     '(module (import "env" "fetch" (func $fetch (param i32) (result i32))) (func (export "run") (param i32) (result i32) local.get 0 call $fetch i32.const 1 i32.add))',
