@@ -401,6 +401,16 @@ for (const name of ['hello', 'runaway', 'memory-hog']) {
   })
 }
 
+test('validate prints what the manifest grants, so that a plugin granting itself the network is seen', async (t) => {
+  const granting = await cli('validate', example('capabilities'))
+  t.is(granting.code, 0)
+  t.regex(
+    granting.stdout,
+    /\n {2}grants: read "\.\/data\/\*\*"; network "127\.0\.0\.1:8080", "localhost:8080"; sleep\n/,
+  )
+  t.regex((await cli('validate', example('hello'))).stdout, /\n {2}grants: none\n/)
+})
+
 test('validate --json prints the manifest; a broken one exits 2, a core module 3', async (t) => {
   const json = await cli('validate', example('hello'), '--json')
   const output = JSON.parse(json.stdout) as { ok: boolean; manifest: { resources: unknown } }
@@ -521,6 +531,34 @@ test('guest text reaches the terminal with its control characters escaped: error
   t.is(inspected.code, 0, inspected.stderr)
   t.regex(inspected.stdout, /\\u001b\[31mshout: func\(\)/)
   t.notRegex(inspected.stdout, RAW_CONTROL)
+})
+
+test('what reorders or breaks lines on screen is escaped too, in output megabytes long and in error messages', async (t) => {
+  // U+202E (right-to-left override), U+2028 (line separator), then 1.5 MiB of NULs: more than one
+  // slice of what the CLI escapes at a time.
+  const zeros = 3 * 512 * 1024
+  const loud = file(
+    'loud.wat',
+    `(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 32)
+      (data (i32.const 16) "\\e2\\80\\ae\\e2\\80\\a8")
+      (func (export "_start")
+        (i32.store (i32.const 0) (i32.const 16))
+        (i32.store (i32.const 4) (i32.const 6))
+        (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+        (i32.store (i32.const 0) (i32.const 65536))
+        (i32.store (i32.const 4) (i32.const ${zeros}))
+        (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))`,
+  )
+  const printed = await cli('run', loud, '--memory', String(4 * MiB))
+  t.is(printed.code, 0, printed.stderr)
+  t.is(printed.stdout, `\\u202e\\u2028${'\\u0000'.repeat(zeros)}`)
+  // An import's name cannot print a line of its own in the link error.
+  const forged = file('forged-import.wat', '(module (import "e\\nFAKE\\e2\\80\\ae" "f" (func)))')
+  const linked = await cli('run', forged, '--memory', '65536')
+  t.is(linked.code, 3)
+  t.regex(linked.stderr, /^ERR_WASM_LINK: missing import\(s\): "e\\nFAKE\\u202e\.f": func\(\)\n$/)
 })
 
 const wasiFixtures = { component: wasiComponentWasm, module: wasiModuleWasm } as const

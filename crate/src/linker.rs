@@ -8,6 +8,7 @@ use wasmtime::{Caller, ExternType, InstancePre, Linker, Module, Val, ValType};
 use crate::convert::{self, func_signature};
 use crate::errors::Failure;
 use crate::js::{Js, Kind, Value};
+use crate::names::escaped;
 use crate::runtime::host_bridge;
 use crate::store::HostState;
 
@@ -35,7 +36,7 @@ pub fn resolve(
     let mut provided = Vec::new();
     let mut missing = Vec::new();
     for (position, import) in module.imports().enumerate() {
-        let label = format!("\"{}.{}\"", import.module(), import.name());
+        let label = format!("\"{}.{}\"", escaped(import.module()), escaped(import.name()));
         let ExternType::Func(func_type) = import.ty() else {
             return Err(Failure::Link(format!(
                 "import {label}: only function imports can be provided from JS in this version"
@@ -95,7 +96,7 @@ pub fn link(module: &Module, plan: &LinkPlan) -> std::result::Result<InstancePre
         let ExternType::Func(func_type) = import.ty() else {
             return Err(Failure::Internal("a link plan names a non-function import".into()));
         };
-        let label = format!("\"{}.{}\"", import.module(), import.name());
+        let label = format!("\"{}.{}\"", escaped(import.module()), escaped(import.name()));
         let results: Arc<[ValType]> = func_type.results().collect();
         linker
             .func_new(

@@ -5,12 +5,41 @@
 /// make a 100 MB message).
 const SHOWN_CHARS: usize = 64;
 
-/// `text` in double quotes for an error message, cut after [`SHOWN_CHARS`] characters.
+/// `text` in double quotes for an error message, cut after [`SHOWN_CHARS`] characters, written
+/// as by [`escaped`].
 pub fn quoted(text: &str) -> String {
     match text.char_indices().nth(SHOWN_CHARS) {
-        Some((end, _)) => format!("\"{}\"… ({} characters)", &text[..end], text.chars().count()),
-        None => format!("\"{text}\""),
+        Some((end, _)) => format!("\"{}\"… ({} characters)", escaped(&text[..end]), text.chars().count()),
+        None => format!("\"{}\"", escaped(text)),
     }
+}
+
+/// `text` for the inside of double quotes in a message: a quote and a backslash, and what a
+/// terminal or a reader would take for layout (control characters, line and paragraph
+/// separators, bidirectional controls), written as escapes. A guest's names reach messages, and a
+/// name holding a newline could print a line of its own.
+pub fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs_escape(c) => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    matches!(c, '"' | '\\' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}' | '\u{2028}' | '\u{2029}')
+        || c.is_control()
 }
 
 /// kebab-case WIT name -> lowerCamelCase JS name (`first-name` -> `firstName`, `u8-x` -> `u8X`).

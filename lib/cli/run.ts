@@ -6,17 +6,17 @@ import { createReadStream, statSync } from 'node:fs'
 import path from 'node:path'
 
 import { Engine } from '../engine.js'
-import { AbortError, ConfigError, TimeoutError, WasiExitError } from '../errors.js'
+import { AbortError, ConfigError, HostLimitError, TimeoutError, WasiExitError } from '../errors.js'
 import type { Instance, WasiOptions } from '../instance.js'
 import { loadManifest, MANIFEST_FILE } from '../sandbox/manifest.js'
 import { readComponentWasm } from '../sandbox/paths.js'
 import { loadComponent } from '../sandbox/sandbox.js'
-import { argumentsFromText, toJsonText } from '../util/json-values.js'
+import { argumentsFromText, boundedJsonText } from '../util/json-values.js'
 import { exportPaths, splitExportPath, wasmKind } from '../util/names.js'
 import { integerFlag, jsonRequested, parse, UsageError } from './args.js'
 import { errorFields, EXIT } from './exit.js'
 import { RUN_HELP } from './help.js'
-import type { CliOutput } from './output.js'
+import { backedUp, printText, type CliOutput } from './output.js'
 import { exportedFunctions, readWasm, type ExportedFunction } from './wasm.js'
 
 interface Limits {
@@ -55,7 +55,7 @@ interface Target {
  * How much piped output a command may write between two prints before its oldest bytes drop.
  * The CLI prints it every {@link PRINT_EVERY_MS}, so this is a burst allowance, not a total.
  */
-const COMMAND_OUTPUT_BYTES = 64 * 1024 * 1024
+const COMMAND_OUTPUT_BYTES = 16 * 1024 * 1024
 const PRINT_EVERY_MS = 20
 
 /** The export `requested` names, as `call` resolves it (versionless, lowerCamelCase). */
@@ -284,12 +284,19 @@ function processExitCode(status: number): number {
  * guest's `exit(n)` is the returned code. Other failures (a trap, the deadline) are thrown.
  */
 async function runCommand(runner: Runner, name: string, io: CliOutput): Promise<number> {
-  const print = () => {
+  // One print at a time; a reader slower than the guest leaves its output waiting in its capped
+  // pipe (the oldest bytes dropping) rather than in this process.
+  let printing: Promise<void> | undefined
+  const print = async () => {
     const { stdout, stderr } = runner.takeOutput()
-    if (stdout !== '') io.stdout.write(stdout)
-    if (stderr !== '') io.stderr.write(stderr)
+    await printText(io.stdout, stdout)
+    await printText(io.stderr, stderr)
   }
-  const printer = setInterval(print, PRINT_EVERY_MS)
+  const printer = setInterval(() => {
+    if (printing === undefined && !backedUp(io.stdout) && !backedUp(io.stderr)) {
+      printing = print().finally(() => (printing = undefined))
+    }
+  }, PRINT_EVERY_MS)
   try {
     await runner.call(name, [])
     return EXIT.success
@@ -298,7 +305,8 @@ async function runCommand(runner: Runner, name: string, io: CliOutput): Promise<
     throw error
   } finally {
     clearInterval(printer)
-    print()
+    await printing
+    await print()
   }
 }
 
@@ -340,16 +348,26 @@ async function invoke(
   }
   const output = runner.takeOutput()
   if (!json) {
-    if (output.stdout !== '') io.stdout.write(output.stdout)
-    if (output.stderr !== '') io.stderr.write(output.stderr)
+    await printText(io.stdout, output.stdout)
+    await printText(io.stderr, output.stderr)
   }
   if ('error' in outcome) {
     failed.call = { metrics, ...output }
     throw outcome.error
   }
-  if (json) io.stdout.write(`${toJsonText({ result: outcome.result, metrics, ...output })}\n`)
-  else if (outcome.result !== undefined) io.stdout.write(`${toJsonText(outcome.result)}\n`)
+  if (json) await printText(io.stdout, `${boundedJsonText({ result: outcome.result, metrics, ...output })}\n`)
+  else if (outcome.result !== undefined) await printText(io.stdout, `${boundedJsonText(outcome.result)}\n`)
   return EXIT.success
+}
+
+/** `--json`'s document for a failure, without the guest's output when that is too large to print. */
+function errorDocument(error: unknown, call: FailedCall | undefined): string {
+  try {
+    return boundedJsonText({ error: errorFields(error), ...call })
+  } catch (tooLarge) {
+    if (!(tooLarge instanceof HostLimitError)) throw tooLarge
+    return boundedJsonText({ error: errorFields(error), metrics: call?.metrics })
+  }
 }
 
 /**
@@ -362,7 +380,7 @@ export async function run(args: readonly string[], io: CliOutput): Promise<numbe
   try {
     return await runParsed(args, io, failed)
   } catch (error) {
-    if (jsonRequested(args)) io.stdout.write(`${toJsonText({ error: errorFields(error), ...failed.call })}\n`)
+    if (jsonRequested(args)) io.stdout.write(`${errorDocument(error, failed.call)}\n`)
     throw error
   }
 }
