@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
@@ -543,6 +543,25 @@ test("a write grant may not hold the component's own wasm file", (t) => {
   const error = rejects(dir)
   t.is(error.path, 'permissions.filesystem.write[0]')
   t.regex(error.message, /"\.\/bin" holds the component's wasm file, which the guest could then replace/)
+})
+
+test('a write grant is refused while Component.toml or the wasm file has a hard link, which could sit in the writable directory', (t) => {
+  // A plugin archive can ship scratch/notes.txt as a second name of its own Component.toml: a
+  // guest writing its scratch file would then rewrite its limits and grants for the next load.
+  for (const target of ['Component.toml', 'demo.wasm']) {
+    const dir = component(
+      { extra: '[permissions]\nfilesystem.write = ["./scratch"]' },
+      { 'scratch/keep': '' },
+    )
+    linkSync(path.join(dir, target), path.join(dir, 'scratch', 'notes.txt'))
+    const error = rejects(dir)
+    t.is(error.path, 'permissions.filesystem.write', target)
+    t.regex(error.message, new RegExp(`${target.replace('.', '\\.')} has 2 hard links`), target)
+    // Without a write grant the guest cannot write through the link: the manifest loads.
+    const readOnly = component({}, { 'scratch/keep': '' })
+    linkSync(path.join(readOnly, target), path.join(readOnly, 'scratch', 'notes.txt'))
+    t.notThrows(() => loadManifest(readOnly), target)
+  }
 })
 
 test('a directory without a Component.toml is a ConfigError', (t) => {

@@ -419,6 +419,15 @@ async function runTool(dir: string, args: string[]) {
   return { exitCode, ...sandbox.takeOutput() }
 }
 
+test('a read grant of a directory not there yet loads, as validate says: the guest sees no such directory', async (t) => {
+  const dir = wasiToolDir(['filesystem.read = ["./later/**", "./data/**"]'], ['data'])
+  writeFileSync(path.join(dir, 'data', 'a.txt'), 'A')
+  t.is((await runTool(dir, ['cat', '/data/a.txt'])).stdout, 'A')
+  const missing = await runTool(dir, ['cat', '/later/b.txt'])
+  t.is(missing.exitCode, 1)
+  t.regex(missing.stderr, /cannot read \/later\/b\.txt/)
+})
+
 test('a filesystem.write grant is a writable preopen at its own path: the guest creates files there', async (t) => {
   const dir = wasiToolDir(['filesystem.write = ["./scratch", "out/nested/"]'], ['scratch', 'out/nested'])
   t.deepEqual(await runTool(dir, ['write', '/scratch/new.txt']), {

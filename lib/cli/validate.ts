@@ -9,6 +9,22 @@ import { VALIDATE_HELP } from './help.js'
 import type { CliOutput } from './output.js'
 import { exportedFunctions, listing } from './wasm.js'
 
+/**
+ * What the manifest grants, in words: a plugin directory grants itself files, network and sleep,
+ * and the one who checks it before running it must see that.
+ */
+function describeGrants(manifest: Manifest): string {
+  const { filesystem, network, time } = manifest.permissions
+  const list = (items: readonly string[]) => items.map((item) => JSON.stringify(item)).join(', ')
+  const grants = [
+    filesystem.read.length > 0 ? `read ${list(filesystem.read)}` : undefined,
+    filesystem.write.length > 0 ? `write ${list(filesystem.write)}` : undefined,
+    network.outbound.length > 0 ? `network ${list(network.outbound)}` : undefined,
+    time.sleep ? 'sleep' : undefined,
+  ].filter((grant) => grant !== undefined)
+  return grants.length > 0 ? grants.join('; ') : 'none'
+}
+
 function describeLimits(manifest: Manifest): string {
   const { memory, cpu } = manifest.resources
   return `memory ${memory.maxBytes} bytes, fuel ${cpu.maxFuel} per call, timeout ${cpu.timeoutMs} ms per call`
@@ -51,6 +67,7 @@ async function validateParsed(args: readonly string[], io: CliOutput): Promise<n
       `${manifest.file}: ok`,
       `  component: ${name} ${version} (${wasm})`,
       `  limits: ${describeLimits(manifest)}`,
+      `  grants: ${describeGrants(manifest)}`,
       `  exports: ${
         exportedFunctions(exports)
           .map((f) => `${f.name}: ${f.type}`)

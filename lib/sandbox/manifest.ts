@@ -108,7 +108,7 @@ export function loadManifest(dirOrFile: string, options: LoadManifestOptions = {
     wasmPath: wasmPath ?? '',
     component: fields,
     resources: resources(validator, root),
-    permissions: permissions(validator, root, dir, wasmPath),
+    permissions: permissions(validator, root, file, wasmPath),
   }
   if (validator.problems.length > 0) fail(file, validator.problems)
   return deepFreeze(manifest)

@@ -164,11 +164,38 @@ export function filesystemGlobProblem(dir: string, glob: string): string | undef
   const problem = globProblem(glob)
   if (problem !== undefined) return problem
   const base = globBase(glob)
-  for (const { name, prefix, info } of stepsBelow(dir, namesBelow(dir, path.resolve(dir, base)))) {
+  for (const { name, prefix, info, last } of stepsBelow(dir, namesBelow(dir, path.resolve(dir, base)))) {
     // Not there yet. filesystem.read opens the file below the manifest's directory one name at a
     // time and follows no symlink, so one made later cannot lead out either.
     if (info === undefined) return undefined
     if (info.isSymbolicLink()) return symlinkProblem(dir, base, name, prefix)
+    // Nothing below a file can match (and a `dir/**` grant could not be preopened).
+    if (last && !info.isDirectory()) return `"${base}" is not a directory`
+  }
+  return undefined
+}
+
+/**
+ * Why a manifest with a `filesystem.write` grant is refused when its Component.toml or its wasm
+ * file has another name (a hard link): the other name may sit in the writable directory (a tar
+ * archive keeps hard links), and the guest could rewrite its own limits, grants or code through
+ * it. A guest cannot make a hard link itself (WASI refuses it), so only a shipped one counts.
+ */
+export function hardLinked(files: readonly string[]): string | undefined {
+  for (const file of files) {
+    let links: number
+    try {
+      links = lstatSync(file).nlink
+    } catch {
+      // Missing: reported where the file is checked.
+      continue
+    }
+    if (links > 1) {
+      return (
+        `${path.basename(file)} has ${links} hard links, and one may be inside a writable directory, ` +
+        'through which the guest could rewrite it: copy the plugin without its links to grant writes'
+      )
+    }
   }
   return undefined
 }

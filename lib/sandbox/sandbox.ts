@@ -2,6 +2,7 @@
  * `loadComponent(dir)`: a Component.toml and its wasm, run under the manifest's limits, in a
  * sandbox that replaces its instance after a trap so one bad call does not take the service down.
  */
+import { existsSync } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 
@@ -96,7 +97,11 @@ function preopenGrants(manifest: Manifest): Record<string, { names: string[]; wr
       continue
     }
     const tree = /^(?:\.\/)?((?:[^*?[\]{}/]+\/)*[^*?[\]{}/]+)\/\*\*$/.exec(glob)
-    if (tree?.[1] !== undefined) grants[`/${tree[1]}`] = { names: tree[1].split('/'), write: false }
+    // A directory not there (yet) is preopened for nothing: the grant stands for filesystem.read,
+    // and the guest's WASI view has no such directory.
+    if (tree?.[1] !== undefined && existsSync(path.join(manifest.dir, tree[1]))) {
+      grants[`/${tree[1]}`] = { names: tree[1].split('/'), write: false }
+    }
   }
   // A hand-built manifest may leave `write` out: it grants nothing then.
   const writes = manifest.permissions.filesystem.write ?? []

@@ -2,10 +2,19 @@
  * The Component.toml schema: its sections and fields, the rules of each (names, semantic versions,
  * ranges from the policy, permission patterns) and the typed manifest they produce.
  */
+import path from 'node:path'
+
 import { DEFAULTS } from '../options.js'
 import { hostPatternProblem } from '../util/patterns.js'
 import { formatBytes } from './messages.js'
-import { checkWasmPath, filesystemGlobProblem, WASM_ALLOWED, WRITE_ALLOWED, writeDirectory } from './paths.js'
+import {
+  checkWasmPath,
+  filesystemGlobProblem,
+  hardLinked,
+  WASM_ALLOWED,
+  WRITE_ALLOWED,
+  writeDirectory,
+} from './paths.js'
 import { clamp } from './policy.js'
 import { rangeText, type Table, type Validator } from './validator.js'
 
@@ -183,9 +192,10 @@ export function resources(validator: Validator, root: Table): Manifest['resource
 export function permissions(
   validator: Validator,
   root: Table,
-  dir: string,
+  file: string,
   wasmPath: string | undefined,
 ): Manifest['permissions'] {
+  const dir = path.dirname(file)
   const result = {
     filesystem: { read: [] as string[], write: [] as string[] },
     network: { outbound: [] as string[] },
@@ -211,6 +221,17 @@ export function permissions(
       WRITE_ALLOWED,
       (written) => writeDirectory(dir, written, wasmPath).problem,
     )
+    if (result.filesystem.write.length > 0) {
+      const problem = hardLinked([file, ...(wasmPath === undefined ? [] : [wasmPath])])
+      if (problem !== undefined) {
+        validator.report({
+          path: 'permissions.filesystem.write',
+          message: problem,
+          value: result.filesystem.write,
+          allowed: WRITE_ALLOWED,
+        })
+      }
+    }
   }
   const network = validator.section(table, 'permissions', 'network')
   if (network !== undefined) {
