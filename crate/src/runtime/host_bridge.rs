@@ -394,6 +394,9 @@ const HOST_SPIN: Duration = Duration::from_micros(100);
 const ABORT_POLL: Duration = Duration::from_millis(5);
 
 impl WaitLimits {
+    /// Waits for a host function's answer. An abort or a deadline that came while it ran ends
+    /// the call even when the answer is there too: the guest would otherwise run on to its next
+    /// epoch check, and finish if it returned first, whichever the host function's timing.
     fn wait<R>(&self, receiver: &mpsc::Receiver<Result<R, Failure>>, label: &str) -> Result<R, Failure> {
         let shut_down = || Failure::Internal("the JS environment shut down during a host call".into());
         // Most host functions answer within microseconds; sleeping on the channel would add a
@@ -408,46 +411,55 @@ impl WaitLimits {
             early.is_some()
         });
         if let Some(outcome) = early {
-            return outcome;
+            return self.stopped(label).map_or(outcome, Err);
         }
         let _blocked = Blocked::enter();
         let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
         let _woken_on_abort = self.abort.subscribe(&waker);
         loop {
             match receiver.try_recv() {
-                Ok(outcome) => return outcome,
+                Ok(outcome) => return self.stopped(label).map_or(outcome, Err),
                 Err(mpsc::TryRecvError::Disconnected) => return Err(shut_down()),
                 Err(mpsc::TryRecvError::Empty) => {}
             }
-            if self.abort.is_set() {
-                return Err(Failure::interrupted(
-                    "ABORT_ERR",
-                    "The operation was aborted".into(),
-                    None,
-                ));
+            if let Some(stopped) = self.stopped(label) {
+                return Err(stopped);
             }
             let mut slice = if self.abort.needs_polling() {
                 ABORT_POLL
             } else {
                 Duration::from_secs(3600)
             };
-            if let Some((at, timeout_ms)) = self.deadline {
-                let now = Instant::now();
-                if now >= at {
-                    let elapsed_ms = timeout_ms + now.duration_since(at).as_secs_f64() * 1000.0;
-                    return Err(Failure::interrupted(
-                        "ERR_WASM_TIMEOUT",
-                        format!(
-                            "wasm call timed out after {elapsed_ms:.0} ms (timeoutMs: {timeout_ms}) while waiting for host function {label}"
-                        ),
-                        Some((elapsed_ms, timeout_ms)),
-                    ));
-                }
-                slice = slice.min(at - now);
+            if let Some((at, _)) = self.deadline {
+                slice = slice.min(at.saturating_duration_since(Instant::now()));
             }
             // Woken by the answer (see `Reply`), an abort, or the slice's end.
             std::thread::park_timeout(slice);
         }
+    }
+
+    /// The call's abort or timeout, if either is due.
+    fn stopped(&self, label: &str) -> Option<Failure> {
+        if self.abort.is_set() {
+            return Some(Failure::interrupted(
+                "ABORT_ERR",
+                "The operation was aborted".into(),
+                None,
+            ));
+        }
+        let (at, timeout_ms) = self.deadline?;
+        let now = Instant::now();
+        if now < at {
+            return None;
+        }
+        let elapsed_ms = timeout_ms + now.duration_since(at).as_secs_f64() * 1000.0;
+        Some(Failure::interrupted(
+            "ERR_WASM_TIMEOUT",
+            format!(
+                "wasm call timed out after {elapsed_ms:.0} ms (timeoutMs: {timeout_ms}) while waiting for host function {label}"
+            ),
+            Some((elapsed_ms, timeout_ms)),
+        ))
     }
 }
 
