@@ -17,6 +17,7 @@ import {
   type HostInterfaceOptions,
   type HttpResponse,
 } from '../../lib/index.js'
+import { checkedLookup } from '../../lib/capabilities/http.js'
 import {
   assertDenied,
   capabilitiesGuest,
@@ -363,17 +364,17 @@ function spyOnConnections(): { attempts: string[]; restore: () => void } {
       port?: unknown
       lookup?: net.LookupFunction
     }
-    let attempt = `${String(options.host)}:${String(options.port)}`
+    const index = attempts.push(`${String(options.host)}:${String(options.port)}`) - 1
     if (isIP(options.host ?? '') === 0) {
-      if (options.lookup === undefined) attempt += ' -> system resolver'
+      if (options.lookup === undefined) attempts[index] += ' -> system resolver'
       else {
+        // Answered on a later turn (see checkedLookup): recorded when it comes.
         options.lookup(options.host ?? '', { all: true }, (_error, addresses) => {
           const list = Array.isArray(addresses) ? addresses.map((entry) => entry.address) : [addresses]
-          attempt += ` -> ${list.join(', ')}`
+          attempts[index] += ` -> ${list.join(', ')}`
         })
       }
     }
-    attempts.push(attempt)
     if (isLoopbackHost(options.host)) return original.apply(this, args as never)
     process.nextTick(() => this.destroy(new Error('the test refused a connection off loopback')))
     return this
@@ -487,6 +488,39 @@ test.serial('the address checked is the one connected to: a name is looked up on
   t.is(text(response as HttpResponse), 'hello ✓')
   t.deepEqual(asked, ['localhost'], 'one lookup')
   t.deepEqual(spy.attempts, [`localhost:${server.port} -> 127.0.0.1`], 'its answer is what the socket used')
+})
+
+test.serial(
+  'an answer with an IPv6 zone is refused: it scopes an address to a link of this host',
+  async (t) => {
+    // `[::1%lo]` is no URL host, so a check of a grant naming it once found the granted name instead.
+    const seen = denials()
+    const permissions = createPermissions(
+      { networkOutbound: [`evil.test:${server.port}`] },
+      { onDenied: seen.onDenied },
+    )
+    const spy = spyOnConnections()
+    try {
+      for (const address of ['::1%lo', 'fe80::1%lo', '::ffff:127.0.0.1%lo']) {
+        const http = createHttp(permissions, { lookup: async () => [{ address, family: 6 }] })
+        await t.throwsAsync(http.fetch(`http://evil.test:${server.port}/`), {
+          instanceOf: CapabilityDeniedError,
+          message: /resolves to a reserved address/,
+        })
+      }
+    } finally {
+      spy.restore()
+    }
+    t.deepEqual(spy.attempts, [], 'no socket was opened')
+    t.is(seen.list.length, 3)
+  },
+)
+
+test('the checked addresses reach the socket on a later turn, as a real lookup answers', (t) => {
+  // Answered at once, a connect that failed at once emitted an 'error' nothing listened to yet.
+  let answered = false
+  checkedLookup([{ address: '127.0.0.1', family: 4 }])('granted.test', { all: true }, () => (answered = true))
+  t.false(answered)
 })
 
 test.serial('localhost is granted only to loopback addresses', async (t) => {

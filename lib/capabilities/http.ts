@@ -113,8 +113,13 @@ export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undef
 /** A `lookup` for the socket that answers with the addresses already checked, and nothing else. */
 export function checkedLookup(addresses: readonly { address: string; family: number }[]): LookupFunction {
   return (_hostname, options, callback) => {
-    if (options.all) callback(null, [...addresses])
-    else callback(null, addresses[0]?.address ?? '', addresses[0]?.family ?? 4)
+    // Answered on a later turn, as a real lookup is: answered at once, a connect that failed at
+    // once (no route to the address) emitted its 'error' before the request listened for it,
+    // which ended the process (an outside probe, with a v4-only host and an AAAA answer).
+    setImmediate(() => {
+      if (options.all) callback(null, [...addresses])
+      else callback(null, addresses[0]?.address ?? '', addresses[0]?.family ?? 4)
+    })
   }
 }
 
@@ -211,7 +216,8 @@ export function addressChecker(
   const grantsLiteral = (url: URL, address: string) => {
     const literal = new URL(url.href)
     literal.hostname = isIP(address) === 6 ? `[${address}]` : address
-    return permissions.allowsConnection(literal)
+    // A hostname the URL refuses (`[::1%lo]`) leaves the name in place, which is granted.
+    return literal.hostname !== url.hostname && permissions.allowsConnection(literal)
   }
 
   /**
@@ -228,7 +234,8 @@ export function addressChecker(
       throw Object.assign(new Error(`${host} did not resolve to an address`), { code: 'ENOTFOUND' })
     }
     for (const { address } of addresses) {
-      const kind = internalAddressKind(address)
+      // A zone (`fe80::1%eth0`, `::1%lo`) scopes an address to a link of this host: never public.
+      const kind = address.includes('%') ? 'reserved' : internalAddressKind(address)
       if (kind === undefined || grantsLiteral(url, address)) continue
       if (host === 'localhost' && kind === 'loopback') continue
       throw describe(
