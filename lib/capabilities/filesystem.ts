@@ -69,7 +69,11 @@ export function createFilesystem(
   return {
     async read(requested: string): Promise<Uint8Array> {
       const denied = (reason: string) => permissions.deny('filesystem.read', requested, reason)
-      const quoted = JSON.stringify(requested)
+      // A denial repeats the path: at most its start (the whole of it could be megabytes).
+      const quoted =
+        requested.length > 200
+          ? `${JSON.stringify(requested.slice(0, 200))}… (${requested.length} characters)`
+          : JSON.stringify(requested)
       const { baseDir } = permissions
       if (baseDir === undefined || permissions.filesystemRead.length === 0) {
         throw denied(`reading files is not granted (asked for ${quoted})`)
