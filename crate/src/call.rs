@@ -116,6 +116,7 @@ impl<E: Export> Exports<E> {
         let mut known: Vec<&str> = self.by_name.values().map(|export| export.name()).collect();
         known.sort_unstable();
         known.dedup();
+        // Quoted: a guest's names may hold newlines, which would print lines of their own.
         // The list too is bounded: a module may export thousands of functions.
         const LISTED: usize = 50;
         let more = known.len().saturating_sub(LISTED);
@@ -129,7 +130,7 @@ impl<E: Export> Exports<E> {
             "the {} has no exported function {}; it exports: {}{tail}",
             self.noun,
             quoted(name),
-            known.join(", ")
+            known.iter().map(|name| quoted(name)).collect::<Vec<_>>().join(", ")
         )))
     }
 }

@@ -536,7 +536,7 @@ const MISSING_LISTED: usize = 20;
 const MISSING_TEXT_BYTES: usize = 500;
 
 /// `text` up to `bytes` bytes, at a character boundary.
-fn cut(text: &str, bytes: usize) -> &str {
+pub(crate) fn cut(text: &str, bytes: usize) -> &str {
     if text.len() <= bytes {
         return text;
     }

@@ -17,6 +17,9 @@ use crate::js::{ElementType, Js, Value};
 use crate::names::export_paths;
 use crate::store::{self, Budget, Live};
 
+/// Most bytes of a guest's `result::err` text its error's message repeats.
+const ERR_TEXT_BYTES: usize = 1024;
+
 /// Arguments of one call: most signatures are short, so they stay on the stack.
 pub type Vals = SmallVec<[Val; 4]>;
 
@@ -227,7 +230,17 @@ impl Export for ExportFunc {
         if let (Some(Val::Result(Err(payload))), Some(Type::Result(result_type))) = (&value, &self.result) {
             let payload = payload.as_deref().cloned().zip(result_type.err());
             let message = match &payload {
-                Some((Val::String(text), _)) => format!("{} returned an error: {text}", self.path),
+                // The guest's text, escaped (it could print lines of its own) and cut short; the
+                // whole of it is the error's `payload`.
+                Some((Val::String(text), _)) => {
+                    let shown = crate::errors::cut(text, ERR_TEXT_BYTES);
+                    let more = if shown.len() < text.len() { "…" } else { "" };
+                    format!(
+                        "{} returned an error: {}{more}",
+                        self.path,
+                        crate::names::escaped(shown)
+                    )
+                }
                 _ => format!("{} returned an error", self.path),
             };
             let payload = payload
