@@ -4,6 +4,8 @@
  * timeout of the host function's own.
  */
 
+import events from 'node:events'
+
 import { AbortError } from '../errors.js'
 import { NativeAbortHandle } from '../native.js'
 
@@ -16,6 +18,21 @@ export type SignalSource = AbortSignal | (() => AbortSignal | undefined)
 const abortedGetter = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!
 const reasonGetter = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'reason')!.get!
 const addListener = EventTarget.prototype.addEventListener
+
+/**
+ * Calls `fire` once `signal` aborts. Node's `addAbortListener` (Node 20.5 and later) registers it
+ * so that an earlier listener's `stopImmediatePropagation()` cannot skip it, which would leave a
+ * guest running to its deadline; it reads the signal's own `aborted` and `addEventListener`,
+ * though, so a signal that defines its own gets EventTarget's method instead.
+ */
+function listen(signal: AbortSignal, fire: () => void): void {
+  const own = (key: string) => Object.prototype.hasOwnProperty.call(signal, key)
+  if (typeof events.addAbortListener === 'function' && !own('aborted') && !own('addEventListener')) {
+    events.addAbortListener(signal, fire)
+  } else {
+    addListener.call(signal, 'abort', fire, { once: true })
+  }
+}
 
 /** Whether `signal` (a real AbortSignal, see {@link isAbortSignal}) has aborted. */
 export function isAborted(signal: AbortSignal | undefined): boolean {
@@ -60,15 +77,10 @@ export function onAbort(signal: AbortSignal, callback: () => void): () => void {
     const registered = new Set<() => void>()
     callbacks = registered
     waiting.set(signal, registered)
-    addListener.call(
-      signal,
-      'abort',
-      () => {
-        waiting.delete(signal)
-        for (const waiter of registered) waiter()
-      },
-      { once: true },
-    )
+    listen(signal, () => {
+      waiting.delete(signal)
+      for (const waiter of registered) waiter()
+    })
   }
   const entry = () => callback()
   callbacks.add(entry)
