@@ -9,6 +9,9 @@
  * only appear inside its strings.
  */
 
+import { HostLimitError } from '../errors.js'
+import { toJsonText } from '../util/json-values.js'
+
 /** Where the CLI writes; `process` in real use. */
 export interface CliOutput {
   stdout: CliStream
@@ -21,8 +24,21 @@ export interface CliStream {
   readonly writableLength?: number
 }
 
-const CONTROL_RUN =
-  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]+/g
+/** What terminal output escapes: C0 but newline and tab, DEL, C1, and what moves text on screen. */
+const ESCAPED =
+  '\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069\\ufeff'
+const CONTROL_RUN = new RegExp(`[${ESCAPED}]+`, 'g')
+const ONE_ESCAPED = new RegExp(`[${ESCAPED}]`)
+
+let escapedTable: Uint8Array | undefined
+
+/** Whether the character `code` is printed as a `\\uXXXX` escape (a table made once from {@link ESCAPED}). */
+function isEscaped(code: number): boolean {
+  escapedTable ??= Uint8Array.from({ length: 0x10000 }, (_, each) =>
+    ONE_ESCAPED.test(String.fromCharCode(each)) ? 1 : 0,
+  )
+  return escapedTable[code] === 1
+}
 
 const escape = (code: number) => `\\u${code.toString(16).padStart(4, '0')}`
 
@@ -110,4 +126,109 @@ export async function printText(stream: CliStream, text: string): Promise<void> 
 /** Whether `stream` holds more than {@link BACKLOG} unwritten. */
 export function backedUp(stream: CliStream): boolean {
   return (stream.writableLength ?? 0) > BACKLOG
+}
+
+/**
+ * Most characters of JSON text the CLI makes of one value. A guest chooses its result: a 100 MB
+ * string of control characters is 600 MB as JSON, past V8's longest string, and 8 million u64
+ * values took 13 s and 2 GB to print.
+ */
+export const MAX_JSON_TEXT = 64 * 1024 * 1024
+
+/**
+ * {@link toJsonText}, refused with a HostLimitError before any text is made when the text could
+ * be longer than `limit` characters (a bound of its length, found by one walk that stops there).
+ */
+export function boundedJsonText(value: unknown, indent?: number, limit: number = MAX_JSON_TEXT): string {
+  if (jsonLengthBound(value, indent ?? 0, limit) > limit) {
+    throw new HostLimitError(
+      `the value is too large to print: its JSON text would be more than ${limit / (1024 * 1024)} MiB`,
+    )
+  }
+  return toJsonText(value, indent)
+}
+
+/** The longest JSON text of each typed array element, with its comma. */
+const ELEMENT_CHARS: Record<string, number> = {
+  Uint8Array: 4,
+  Uint8ClampedArray: 4,
+  Int8Array: 5,
+  Uint16Array: 6,
+  Int16Array: 7,
+  Uint32Array: 11,
+  Int32Array: 12,
+  Float32Array: 25,
+  Float64Array: 25,
+  BigInt64Array: 25,
+  BigUint64Array: 25,
+}
+
+/** Longest text of a number (`-1.7976931348623157e+308`), a bigint (`"-9223372036854775808n"`), or a word. */
+const SCALAR_CHARS = 25
+
+/** Deeper than JSON.stringify goes before V8's stack runs out: refused as too large. */
+const MAX_DEPTH = 1000
+
+/**
+ * A bound of the length of `value`'s JSON text with `indent`, exact enough for real values; the
+ * walk stops once it passes `limit`.
+ */
+function jsonLengthBound(value: unknown, indent: number, limit: number): number {
+  const counted = { total: 0 }
+  addLength(value, 0, indent, limit, counted)
+  return counted.total
+}
+
+function addLength(
+  value: unknown,
+  depth: number,
+  indent: number,
+  limit: number,
+  counted: { total: number },
+): void {
+  if (depth > MAX_DEPTH) {
+    counted.total = limit + 1
+    return
+  }
+  // Its comma, line break and indentation, as an element or a property.
+  counted.total += 2 + indent * depth
+  if (typeof value === 'string') counted.total += stringLength(value, limit)
+  else if (typeof value !== 'object' || value === null) counted.total += SCALAR_CHARS
+  else if (ArrayBuffer.isView(value)) {
+    const length = (value as unknown as ArrayLike<unknown>).length ?? 0
+    const element = (ELEMENT_CHARS[value.constructor.name] ?? SCALAR_CHARS) + 1 + indent * (depth + 1)
+    counted.total += 2 + length * element
+  } else if (Array.isArray(value)) {
+    counted.total += 2
+    for (let index = 0; index < value.length && counted.total <= limit; index++) {
+      addLength(value[index], depth + 1, indent, limit, counted)
+    }
+  } else {
+    counted.total += 2
+    for (const key of Object.keys(value)) {
+      if (counted.total > limit) return
+      counted.total += stringLength(key, limit) + 2
+      addLength((value as Record<string, unknown>)[key], depth + 1, indent, limit, counted)
+    }
+  }
+}
+
+/**
+ * The length of `text` as a JSON string, printed: what JSON escapes (a quote, a backslash, a C0
+ * control, a lone surrogate, counted for every surrogate) and what the terminal output escapes
+ * (see {@link escapeControl}) count six characters each. At most `limit` + 1, past which it is not
+ * counted.
+ */
+function stringLength(text: string, limit: number): number {
+  if (text.length > limit) return limit + 1
+  let length = 2
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index)
+    length += code === 0x22 || code === 0x5c ? 2 : code < 0x20 || isSurrogate(code) || isEscaped(code) ? 6 : 1
+  }
+  return length
+}
+
+function isSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdfff
 }

@@ -4,7 +4,6 @@
  * types, and results are printed with a fixed, documented spelling for what JSON lacks.
  */
 import type { WitType } from '../component.js'
-import { HostLimitError } from '../errors.js'
 import { lowerCamel } from './names.js'
 
 /** A parameter's type: a component value type, or a core value type by name (`i64`). */
@@ -160,102 +159,4 @@ export function toJsonText(value: unknown, indent?: number): string {
     },
     indent,
   )
-}
-
-/**
- * Most characters of JSON text the CLI makes of one value. A guest chooses its result: a 100 MB
- * string of control characters is 600 MB as JSON, past V8's longest string, and 8 million u64
- * values took 13 s and 2 GB to print.
- */
-export const MAX_JSON_TEXT = 64 * 1024 * 1024
-
-/**
- * {@link toJsonText}, refused with a HostLimitError before any text is made when the text could
- * be longer than `limit` characters (a bound of its length, found by one walk that stops there).
- */
-export function boundedJsonText(value: unknown, indent?: number, limit: number = MAX_JSON_TEXT): string {
-  if (jsonLengthBound(value, indent ?? 0, limit) > limit) {
-    throw new HostLimitError(
-      `the value is too large to print: its JSON text would be more than ${limit / (1024 * 1024)} MiB`,
-    )
-  }
-  return toJsonText(value, indent)
-}
-
-/** The longest JSON text of each typed array element, with its comma. */
-const ELEMENT_CHARS: Record<string, number> = {
-  Uint8Array: 4,
-  Uint8ClampedArray: 4,
-  Int8Array: 5,
-  Uint16Array: 6,
-  Int16Array: 7,
-  Uint32Array: 11,
-  Int32Array: 12,
-  Float32Array: 25,
-  Float64Array: 25,
-  BigInt64Array: 25,
-  BigUint64Array: 25,
-}
-
-/** Longest text of a number (`-1.7976931348623157e+308`), a bigint (`"-9223372036854775808n"`), or a word. */
-const SCALAR_CHARS = 25
-
-/** Deeper than JSON.stringify goes before V8's stack runs out: refused as too large. */
-const MAX_DEPTH = 1000
-
-/**
- * A bound of the length of `value`'s JSON text with `indent`, exact enough for real values; the
- * walk stops once it passes `limit`.
- */
-function jsonLengthBound(value: unknown, indent: number, limit: number): number {
-  const counted = { total: 0 }
-  addLength(value, 0, indent, limit, counted)
-  return counted.total
-}
-
-function addLength(
-  value: unknown,
-  depth: number,
-  indent: number,
-  limit: number,
-  counted: { total: number },
-): void {
-  if (depth > MAX_DEPTH) {
-    counted.total = limit + 1
-    return
-  }
-  // Its comma, line break and indentation, as an element or a property.
-  counted.total += 2 + indent * depth
-  if (typeof value === 'string') counted.total += stringLength(value, limit)
-  else if (typeof value !== 'object' || value === null) counted.total += SCALAR_CHARS
-  else if (ArrayBuffer.isView(value)) {
-    const length = (value as unknown as ArrayLike<unknown>).length ?? 0
-    const element = (ELEMENT_CHARS[value.constructor.name] ?? SCALAR_CHARS) + 1 + indent * (depth + 1)
-    counted.total += 2 + length * element
-  } else if (Array.isArray(value)) {
-    counted.total += 2
-    for (let index = 0; index < value.length && counted.total <= limit; index++) {
-      addLength(value[index], depth + 1, indent, limit, counted)
-    }
-  } else {
-    counted.total += 2
-    for (const key of Object.keys(value)) {
-      if (counted.total > limit) return
-      counted.total += stringLength(key, limit) + 2
-      addLength((value as Record<string, unknown>)[key], depth + 1, indent, limit, counted)
-    }
-  }
-}
-
-/** The length of `text` as a JSON string, at most `limit` + 1 past which it is not counted. */
-function stringLength(text: string, limit: number): number {
-  if (text.length > limit) return limit + 1
-  let length = 2
-  for (let index = 0; index < text.length; index++) {
-    const code = text.charCodeAt(index)
-    // `\u001b` for a control character or a lone surrogate (counted for every surrogate),
-    // `\"` and `\\`.
-    length += code < 0x20 || (code >= 0xd800 && code <= 0xdfff) ? 6 : code === 0x22 || code === 0x5c ? 2 : 1
-  }
-  return length
 }

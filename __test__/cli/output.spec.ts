@@ -1,0 +1,39 @@
+import test from 'ava'
+
+import { boundedJsonText, escapeControl, printText } from '../../lib/cli/output.js'
+import { HostLimitError } from '../../lib/index.js'
+import { toJsonText } from '../../lib/util/json-values.js'
+
+test('a result whose JSON text would pass 64 MiB is a HostLimitError before any text is made', (t) => {
+  const value = { name: 'ok', bytes: new Uint8Array([1, 2]), big: [5n], nested: [[{ a: '\u001b' }]] }
+  t.is(boundedJsonText(value), toJsonText(value))
+  t.is(boundedJsonText(value, 2), toJsonText(value, 2))
+  const tooLarge = (value: unknown) => t.throws(() => boundedJsonText(value), { instanceOf: HostLimitError })
+  // 12 Mi control characters: 72 MiB once each is \u001b (100 MB of them passed V8's longest string).
+  tooLarge('\u001b'.repeat(12 * 1024 * 1024))
+  // 3 million 64-bit integers, each "…n" as a string.
+  tooLarge(new BigUint64Array(3_000_000).fill(2n ** 64n - 1n))
+  tooLarge(Array.from({ length: 3_000_000 }, () => 1.5e300))
+  // Deeper than JSON.stringify can go.
+  let deep: unknown = 0
+  for (let depth = 0; depth < 5_000; depth++) deep = [deep]
+  tooLarge(deep)
+  // What the terminal escapes counts as printed: 12 Mi right-to-left overrides are 72 MiB.
+  tooLarge('\u202e'.repeat(12 * 1024 * 1024))
+  // Below the bound: printed.
+  t.is(boundedJsonText('\u001b'.repeat(1024)).length, 6 * 1024 + 2)
+})
+
+test('escaping writes runs at once, every escaped kind, and slices that keep surrogate pairs whole', async (t) => {
+  t.is(escapeControl('a\u0000\u0000\u0000b\u001b\u0007c\n\t'), 'a\\u0000\\u0000\\u0000b\\u001b\\u0007c\n\t')
+  t.is(
+    escapeControl('\u202e\u2028\u2029\u200f\u2066\u061c\ufeff\u009b'),
+    '\\u202e\\u2028\\u2029\\u200f\\u2066\\u061c\\ufeff\\u009b',
+  )
+  const written: string[] = []
+  // A pair astride the 1 Mi character slice boundary.
+  const text = `${'x'.repeat(1024 * 1024 - 1)}😀tail`
+  await printText({ write: (chunk) => written.push(chunk) }, text)
+  t.is(written.join(''), text)
+  t.true(written.every((chunk) => !/^[\udc00-\udfff]/.test(chunk) && !/[\ud800-\udbff]$/.test(chunk)))
+})
