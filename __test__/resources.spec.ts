@@ -1086,6 +1086,39 @@ test('an async [Symbol.dispose] that rejects is the same warning, not an unhandl
   t.is(usesHost(inst).withLogger('after', []), 7)
 })
 
+test('a [Symbol.dispose] getter that throws is the same warning, not silence', async (t) => {
+  class Logger {
+    constructor(public prefix: string) {}
+    log() {
+      return 1
+    }
+    count() {
+      return 7
+    }
+    static cloneWith(other: Logger) {
+      return other
+    }
+    get [Symbol.dispose](): () => void {
+      throw new Error(`no dispose for ${this.prefix}`)
+    }
+  }
+  const warnings: Error[] = []
+  const listener = (warning: Error) => warnings.push(warning)
+  process.on('warning', listener)
+  t.teardown(() => process.off('warning', listener))
+  const inst = component.instantiateSync({
+    limits: { memoryBytes: 4 << 20 },
+    imports: {
+      'test:resources/host': { Logger, makeLogger: (p: string) => new Logger(p), logAll: () => {} },
+    },
+  })
+  t.is(usesHost(inst).withLogger('getter', []), 7)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const ours = warnings.filter((warning) => /no dispose for getter/.test(warning.message))
+  t.is(ours.length, 1)
+  t.regex(ours[0]?.message ?? '', /^a host resource's \[Symbol\.dispose\] could not be read: /)
+})
+
 test('limits.resourceHandles sets the cap', (t) => {
   const events: string[] = []
   const inst = component.instantiateSync({

@@ -419,6 +419,28 @@ async function runTool(dir: string, args: string[]) {
   return { exitCode, ...sandbox.takeOutput() }
 }
 
+test.serial("a sandbox's output cap is its own option, never one Object.prototype holds", async (t) => {
+  // Serial tests run alone, so the pollution lasts only while this one loads its sandbox.
+  const dir = wasiToolDir([], [])
+  Object.defineProperty(Object.prototype, 'outputLimitBytes', {
+    value: 1,
+    configurable: true,
+    writable: true,
+  })
+  let sandbox: Awaited<ReturnType<typeof loadComponent>>
+  try {
+    sandbox = await loadComponent(dir, {
+      engine: wasiEngine,
+      wasi: { args: ['wasi-tool', 'echo', 'kept whole'] },
+    })
+  } finally {
+    delete (Object.prototype as { outputLimitBytes?: unknown }).outputLimitBytes
+  }
+  using kept = sandbox
+  await kept.call('wasi:cli/run#run')
+  t.is(kept.takeOutput().stdout, 'args: kept whole\nenv count: 0\n')
+})
+
 test('a read grant of a directory not there yet loads, as validate says: the guest sees no such directory', async (t) => {
   const dir = wasiToolDir(['filesystem.read = ["./later/**", "./data/**"]'], ['data'])
   writeFileSync(path.join(dir, 'data', 'a.txt'), 'A')

@@ -567,6 +567,8 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
       stderr: wasi?.stderr ?? 'pipe',
       preopens: pinned.preopens,
       http: wasi?.http,
+      // Own, even when undefined: the sandbox reads it from this object, which has a prototype.
+      outputLimitBytes: wasi?.outputLimitBytes,
       [wasiHttpPermissions]: permissions,
     },
   }

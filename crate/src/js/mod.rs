@@ -764,10 +764,16 @@ impl Js {
             return Ok(());
         }
         let mut method = ptr::null_mut();
-        self.check(
+        if let Err(error) = self.check(
             unsafe { sys::napi_get_property(self.0, value, symbol, &mut method) },
             "get [Symbol.dispose]",
-        )?;
+        ) {
+            // A getter that throws: as silent as a dispose that throws must not be.
+            return self.dispose_warning(&format!(
+                "a host resource's [Symbol.dispose] could not be read: {}",
+                crate::names::escaped(crate::errors::cut(&error.reason, 1024))
+            ));
+        }
         if self.kind(method)? != Kind::Function {
             return Ok(());
         }
@@ -798,17 +804,21 @@ impl Js {
         } else {
             Ok(self.describe(thrown))
         };
-        let message = format!(
+        self.dispose_warning(&format!(
             "a host resource's [Symbol.dispose] {did}: {}",
             crate::names::quoted(&reason.unwrap_or_default())
-        );
+        ))
+    }
+
+    /// Emits `message` as the `AIRSSYS_DISPOSE_FAILED` process warning.
+    fn dispose_warning(self, message: &str) -> Result<()> {
         let mut global = ptr::null_mut();
         self.check(unsafe { sys::napi_get_global(self.0, &mut global) }, "global")?;
         let process = self.get(global, "process")?;
         let emit = self.get(process, "emitWarning")?;
         let options = self.object()?;
         self.set(options, "code", self.string("AIRSSYS_DISPOSE_FAILED")?)?;
-        let _ = self.call_method(process, emit, &[self.string(&message)?, options])?;
+        let _ = self.call_method(process, emit, &[self.string(message)?, options])?;
         Ok(())
     }
 
