@@ -562,6 +562,27 @@ test('a write grant is refused while Component.toml or the wasm file has a hard 
     linkSync(path.join(readOnly, target), path.join(readOnly, 'scratch', 'notes.txt'))
     t.notThrows(() => loadManifest(readOnly), target)
   }
+  // Another plugin unpacked beside it: a link in the writable directory to its Component.toml.
+  const other = component({})
+  const plugin = component(
+    { extra: '[permissions]\nfilesystem.write = ["./scratch"]' },
+    { 'scratch/keep': '' },
+  )
+  linkSync(path.join(other, 'Component.toml'), path.join(plugin, 'scratch', 'notes.txt'))
+  const error = rejects(plugin)
+  t.is(error.path, 'permissions.filesystem.write')
+  t.regex(error.message, /"scratch\/notes\.txt" in a writable directory has a second name \(a hard link\)/)
+})
+
+test('filesystem.read globs are bounded in all: each read matches the path against every one', (t) => {
+  // Matching costs path x glob on the JS thread: 40 globs of 4,000 characters took 20 s a read.
+  const globs = Array.from({ length: 3 }, (_, index) => `"data/${'*a'.repeat(100)}b${index}"`)
+  const error = rejects(component({ extra: `[permissions]\nfilesystem.read = [${globs.join(', ')}]` }))
+  t.is(error.path, 'permissions.filesystem.read')
+  t.regex(error.message, /the globs hold 621 characters, more than 512 in all/)
+  t.notThrows(() =>
+    loadManifest(component({ extra: '[permissions]\nfilesystem.read = ["./data/**", "*.json"]' })),
+  )
 })
 
 test('a directory without a Component.toml is a ConfigError', (t) => {

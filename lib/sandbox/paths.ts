@@ -5,7 +5,7 @@
  * that was checked even if a directory on its path is swapped for a symlink in between. The
  * literal part of each filesystem grant is checked lexically and through its real path.
  */
-import { lstatSync, realpathSync, type Stats } from 'node:fs'
+import { lstatSync, readdirSync, realpathSync, type Dirent, type Stats } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 
@@ -176,12 +176,14 @@ export function filesystemGlobProblem(dir: string, glob: string): string | undef
 }
 
 /**
- * Why a manifest with a `filesystem.write` grant is refused when its Component.toml or its wasm
- * file has another name (a hard link): the other name may sit in the writable directory (a tar
- * archive keeps hard links), and the guest could rewrite its own limits, grants or code through
- * it. A guest cannot make a hard link itself (WASI refuses it), so only a shipped one counts.
+ * Why a manifest with a `filesystem.write` grant is refused: a file with a second name (a hard
+ * link, which a tar archive keeps) in a writable directory, or its own Component.toml or wasm with
+ * one. Through such a name the guest could rewrite its own limits, grants or code for the next load,
+ * or another plugin's unpacked beside it. A guest cannot make a hard link itself (WASI refuses it),
+ * so only shipped ones count. The walk of the writable directories stops at
+ * {@link MAX_WRITABLE_ENTRIES}: past it the manifest is refused too, since nothing was checked.
  */
-export function hardLinked(files: readonly string[]): string | undefined {
+export function hardLinked(files: readonly string[], writable: readonly string[]): string | undefined {
   for (const file of files) {
     let links: number
     try {
@@ -197,8 +199,41 @@ export function hardLinked(files: readonly string[]): string | undefined {
       )
     }
   }
+  let seen = 0
+  const pending = [...writable]
+  while (pending.length > 0) {
+    const directory = pending.pop()!
+    let entries: Dirent[]
+    try {
+      entries = readdirSync(directory, { withFileTypes: true })
+    } catch {
+      // Missing or unreadable: reported where the grant is checked.
+      continue
+    }
+    for (const entry of entries) {
+      if (++seen > MAX_WRITABLE_ENTRIES) {
+        return `the writable directories hold more than ${MAX_WRITABLE_ENTRIES} entries, too many to check for hard links`
+      }
+      const entryPath = path.join(directory, entry.name)
+      if (entry.isDirectory()) {
+        pending.push(entryPath)
+        continue
+      }
+      const links = entry.isSymbolicLink() ? 1 : (lstatSync(entryPath, { throwIfNoEntry: false })?.nlink ?? 1)
+      if (links > 1) {
+        const shown = JSON.stringify(path.relative(path.dirname(files[0] ?? directory), entryPath))
+        return (
+          `${shown} in a writable directory has a second name (a hard link), through which the guest ` +
+          'could rewrite a file elsewhere: copy the plugin without its links to grant writes'
+        )
+      }
+    }
+  }
   return undefined
 }
+
+/** Most entries {@link hardLinked} looks at in a manifest's writable directories. */
+const MAX_WRITABLE_ENTRIES = 100_000
 
 /** What a `filesystem.write` entry may be, as validation errors say it. */
 export const WRITE_ALLOWED =

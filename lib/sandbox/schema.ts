@@ -189,6 +189,13 @@ export function resources(validator: Validator, root: Table): Manifest['resource
  * `[permissions]`: what the component may use (nothing unless granted). `wasmPath` is the checked
  * wasm file, which no write grant may hold.
  */
+/**
+ * Most characters of `filesystem.read` globs in all. Each read matches the guest's path (up to
+ * 4096 characters) against every glob, in time path × glob on the JS thread: a probe's 40 globs of
+ * 4,000 characters took 20 s a read. Real manifests hold a few short globs.
+ */
+const MAX_READ_GLOB_CHARS = 512
+
 export function permissions(
   validator: Validator,
   root: Table,
@@ -215,6 +222,15 @@ export function permissions(
       allowed,
       (glob) => filesystemGlobProblem(dir, glob),
     )
+    const globChars = result.filesystem.read.reduce((total, glob) => total + glob.length, 0)
+    if (globChars > MAX_READ_GLOB_CHARS) {
+      validator.report({
+        path: 'permissions.filesystem.read',
+        message: `the globs hold ${globChars} characters, more than ${MAX_READ_GLOB_CHARS} in all`,
+        value: result.filesystem.read,
+        allowed,
+      })
+    }
     result.filesystem.write = validator.patterns(
       filesystem.write,
       'permissions.filesystem.write',
@@ -222,7 +238,10 @@ export function permissions(
       (written) => writeDirectory(dir, written, wasmPath).problem,
     )
     if (result.filesystem.write.length > 0) {
-      const problem = hardLinked([file, ...(wasmPath === undefined ? [] : [wasmPath])])
+      const problem = hardLinked(
+        [file, ...(wasmPath === undefined ? [] : [wasmPath])],
+        result.filesystem.write.map((written) => path.resolve(dir, written)),
+      )
       if (problem !== undefined) {
         validator.report({
           path: 'permissions.filesystem.write',
