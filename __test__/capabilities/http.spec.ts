@@ -232,6 +232,21 @@ test('a refused connection is an err naming the network error', async (t) => {
   t.regex(err, /failed: ECONNREFUSED/)
 })
 
+test('a 101 Switching Protocols answer is an err at once, not a fetch that never settles', async (t) => {
+  const upgrading = net.createServer((socket) => {
+    socket.once('data', () =>
+      socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n'),
+    )
+  })
+  await new Promise<void>((resolve) => upgrading.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => upgrading.close())
+  const { port } = upgrading.address() as net.AddressInfo
+  const http = createHttp(createPermissions({ networkOutbound: [`127.0.0.1:${port}`] }), {
+    timeoutMs: 60_000,
+  })
+  await t.throwsAsync(http.fetch(`http://127.0.0.1:${port}/`), { message: /switched protocols \(101\)/ })
+})
+
 test('the host function resolves to the record the guest receives', async (t) => {
   const http = createHttp(createPermissions({ networkOutbound: [`127.0.0.1:${server.port}`] }))
   const response = await http.fetch(server.url('/hello'))

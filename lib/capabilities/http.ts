@@ -140,6 +140,12 @@ function get(
     })
     request.once('response', resolve)
     request.on('error', reject)
+    // A 101 answer goes to 'upgrade' only: without this the fetch never settled, its timeoutMs
+    // included (the request's timer ends with the socket Node hands over).
+    request.once('upgrade', (_response, socket) => {
+      socket.destroy()
+      reject(new Error('the server switched protocols (101), which a fetch does not follow'))
+    })
     request.end()
   })
 }
