@@ -20,6 +20,8 @@ test('a result whose JSON text would pass 64 MiB is a HostLimitError before any 
   tooLarge(deep)
   // What the terminal escapes counts as printed: 12 Mi right-to-left overrides are 72 MiB.
   tooLarge('\u202e'.repeat(12 * 1024 * 1024))
+  // Counted in the bytes printed: 25 Mi U+FFFF are 75 MiB of UTF-8.
+  tooLarge('\uffff'.repeat(25 * 1024 * 1024))
   // Below the bound: printed.
   t.is(boundedJsonText('\u001b'.repeat(1024)).length, 6 * 1024 + 2)
 })

@@ -129,7 +129,7 @@ export function backedUp(stream: CliStream): boolean {
 }
 
 /**
- * Most characters of JSON text the CLI makes of one value. A guest chooses its result: a 100 MB
+ * Most bytes of JSON text the CLI prints of one value. A guest chooses its result: a 100 MB
  * string of control characters is 600 MB as JSON, past V8's longest string, and 8 million u64
  * values took 13 s and 2 GB to print.
  */
@@ -214,17 +214,26 @@ function addLength(
 }
 
 /**
- * The length of `text` as a JSON string, printed: what JSON escapes (a quote, a backslash, a C0
- * control, a lone surrogate, counted for every surrogate) and what the terminal output escapes
- * (see {@link escapeControl}) count six characters each. At most `limit` + 1, past which it is not
- * counted.
+ * The bytes of `text` as a JSON string, printed (UTF-8): what JSON escapes (a quote, a backslash,
+ * a C0 control, a lone surrogate, counted for every surrogate) and what the terminal output
+ * escapes (see {@link escapeControl}) count six each, other characters their UTF-8 length. At
+ * most `limit` + 1, past which it is not counted.
  */
 function stringLength(text: string, limit: number): number {
   if (text.length > limit) return limit + 1
   let length = 2
-  for (let index = 0; index < text.length; index++) {
+  for (let index = 0; index < text.length && length <= limit; index++) {
     const code = text.charCodeAt(index)
-    length += code === 0x22 || code === 0x5c ? 2 : code < 0x20 || isSurrogate(code) || isEscaped(code) ? 6 : 1
+    length +=
+      code === 0x22 || code === 0x5c
+        ? 2
+        : code < 0x20 || isSurrogate(code) || isEscaped(code)
+          ? 6
+          : code < 0x80
+            ? 1
+            : code < 0x800
+              ? 2
+              : 3
   }
   return length
 }
