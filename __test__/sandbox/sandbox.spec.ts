@@ -327,6 +327,15 @@ test('a disposed sandbox refuses calls', async (t) => {
   t.notThrows(() => sandbox.dispose(), 'dispose is idempotent')
 })
 
+test('a sandbox disposed during a call that then fails counts no restart: it makes no new instance', async (t) => {
+  // runaway loops until its manifest's 50 ms timeout; dispose comes while it runs.
+  const sandbox = await loadComponent(example('runaway'))
+  const call = sandbox.call('run', [])
+  setTimeout(() => sandbox.dispose(), 10)
+  await t.throwsAsync(call, { instanceOf: TimeoutError })
+  t.is(sandbox.metrics().restarts, 0)
+})
+
 test('loadComponent runs a WASI command with read-only preopens derived from its grants', async (t) => {
   const read = await loadComponent(path.join(root, 'examples/wasi-tool'), {
     wasi: { stdout: 'pipe', stderr: 'pipe', args: ['wasi-tool', 'cat', '/data/hello.txt'] },

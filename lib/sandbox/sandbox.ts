@@ -418,7 +418,8 @@ export class Sandbox {
     }
     instance.dispose()
     if (this.#instance === instance) this.#instance = undefined
-    this.#restarts++
+    // A sandbox disposed meanwhile makes no new instance: nothing restarts.
+    if (!this.#disposed) this.#restarts++
   }
 
   /**
