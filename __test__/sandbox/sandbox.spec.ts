@@ -328,10 +328,16 @@ test('a disposed sandbox refuses calls', async (t) => {
 })
 
 test('a sandbox disposed during a call that then fails counts no restart: it makes no new instance', async (t) => {
-  // runaway loops until its manifest's 50 ms timeout; dispose comes while it runs.
-  const sandbox = await loadComponent(example('runaway'))
+  // runaway loops until its 2 s timeout; dispose comes while it runs (and lets it end).
+  const runaway = path.join(example('runaway'), 'runaway.wasm')
+  const dir = componentDir(scratch, runaway, { maxBytes: MiB, maxFuel: 10_000_000_000, timeoutMs: 2_000 })
+  const sandbox = await loadComponent(dir, { policy: { fuel: { max: 10_000_000_000 } } })
   const call = sandbox.call('run', [])
-  setTimeout(() => sandbox.dispose(), 10)
+  let ended = false
+  void call.catch(() => undefined).finally(() => (ended = true))
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.false(ended)
+  sandbox.dispose()
   await t.throwsAsync(call, { instanceOf: TimeoutError })
   t.is(sandbox.metrics().restarts, 0)
 })
