@@ -14,6 +14,7 @@ use wasmtime::{Trap, WasmBacktrace};
 
 use crate::js::{Js, Reference, Value};
 use crate::limits::MemoryLimitExceeded;
+use crate::names::cut;
 use crate::trap;
 
 /// Every `code` the addon can give an error. lib/errors.ts has a class for each (checked by
@@ -534,18 +535,6 @@ fn starts_with(value: &dyn std::fmt::Display, prefix: &str) -> bool {
 /// Missing imports a LinkError names, and the most bytes of each one's text.
 const MISSING_LISTED: usize = 20;
 const MISSING_TEXT_BYTES: usize = 500;
-
-/// `text` up to `bytes` bytes, at a character boundary.
-pub(crate) fn cut(text: &str, bytes: usize) -> &str {
-    if text.len() <= bytes {
-        return text;
-    }
-    let mut end = bytes;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
 
 /// Longest function or module name a backtrace frame keeps: names come from the guest's name
 /// section, and a trap's 32 frames each had their own copy (a 16 MiB name cost 1.8 GB).

@@ -42,6 +42,18 @@ fn needs_escape(c: char) -> bool {
         || c.is_control()
 }
 
+/// `text` up to `bytes` bytes, at a character boundary.
+pub fn cut(text: &str, bytes: usize) -> &str {
+    if text.len() <= bytes {
+        return text;
+    }
+    let mut end = bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// kebab-case WIT name -> lowerCamelCase JS name (`first-name` -> `firstName`, `u8-x` -> `u8X`).
 pub fn camel_case(name: &str) -> String {
     let mut out = String::with_capacity(name.len());

@@ -233,7 +233,7 @@ impl Export for ExportFunc {
                 // The guest's text, escaped (it could print lines of its own) and cut short; the
                 // whole of it is the error's `payload`.
                 Some((Val::String(text), _)) => {
-                    let shown = crate::errors::cut(text, ERR_TEXT_BYTES);
+                    let shown = crate::names::cut(text, ERR_TEXT_BYTES);
                     let more = if shown.len() < text.len() { "…" } else { "" };
                     format!(
                         "{} returned an error: {}{more}",
