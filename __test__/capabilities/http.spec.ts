@@ -221,6 +221,10 @@ test('URLs that are not http(s), invalid, or carry credentials are errs', async 
   t.regex(await guestErr(t, guest.call('fetch', ['not a url'])), /is not a valid URL/)
   const withCredentials = server.url('/hello').replace('//', '//user:pw@')
   t.regex(await guestErr(t, guest.call('fetch', [withCredentials])), /credentials/)
+  // A URL over 8192 characters is refused before it is parsed, and its err repeats only its start.
+  const long = await guestErr(t, guest.call('fetch', [server.url(`/${'a'.repeat(1 << 20)}`)]))
+  t.regex(long, /… \(10\d{5} characters\) is longer than 8192 characters$/)
+  t.true(long.length < 400)
   t.is(denied.length, 0)
 })
 

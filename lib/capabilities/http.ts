@@ -74,7 +74,18 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308])
 
 export const systemLookup = (hostname: string) => dnsLookup(hostname, { all: true, verbatim: true })
 
+/**
+ * The longest URL a guest may fetch (what common servers accept). Checked before parsing: a denial
+ * repeats the URL, and a probe's 4 MiB URLs made 300 denials at once hold about 1 GB.
+ */
+const MAX_URL_CHARS = 8192
+
 function parse(url: string, base?: URL): URL {
+  if (url.length > MAX_URL_CHARS) {
+    throw new Error(
+      `${JSON.stringify(url.slice(0, 200))}… (${url.length} characters) is longer than ${MAX_URL_CHARS} characters`,
+    )
+  }
   let parsed: URL
   try {
     parsed = new URL(url, base)
