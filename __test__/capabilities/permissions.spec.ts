@@ -170,6 +170,36 @@ test.serial(
   },
 )
 
+test.serial(
+  'a failing onDenied warns at most once a second, and the next warning counts the rest',
+  async (t) => {
+    // A guest makes denials at will: 2,000 of them were 2,000 stack traces in the host's log.
+    const warnings: Error[] = []
+    const onWarning = (warning: Error) => warnings.push(warning)
+    process.on('warning', onWarning)
+    t.teardown(() => process.off('warning', onWarning))
+    const permissions = createPermissions(
+      {},
+      {
+        onDenied: () => {
+          throw new Error('hook bug')
+        },
+      },
+    )
+    for (let index = 0; index < 100; index++)
+      permissions.deny('time.sleep', '5 ms', 'sleeping is not granted')
+    await new Promise((resolve) => setTimeout(resolve, 1_100))
+    permissions.deny('time.sleep', '5 ms', 'sleeping is not granted')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    const ours = warnings.filter(
+      (warning) => (warning as { code?: string }).code === 'AIRSSYS_ONDENIED_FAILED',
+    )
+    t.is(ours.length, 2)
+    t.regex(ours[1]?.message ?? '', /\(and 99 more failures since the last warning\)$/)
+    t.is(permissions.deniedCount, 101, 'every denial is still counted')
+  },
+)
+
 test("globs match the guest's path: **, *, ?, [..] and {a,b}, dotfiles included", async (t) => {
   const base = mkdtempSync(path.join(scratch, 'globs-'))
   const check = async (globs: string[], relative: string) =>

@@ -49,6 +49,9 @@ interface HostPattern {
 
 const DEFAULT_PORTS: Record<string, number> = { 'http:': 80, 'https:': 443 }
 
+/** Least time between two AIRSSYS_ONDENIED_FAILED warnings of one set of permissions. */
+const WARNING_INTERVAL_MS = 1000
+
 /** The host the WHATWG URL parser makes of `host` (lowercase, IPv4 normalised, IDN as punycode). */
 function canonicalHost(host: string): string {
   return new URL(`http://${host}/`).hostname
@@ -139,6 +142,9 @@ export class Permissions {
   readonly #hostPatterns: readonly HostPattern[]
   readonly #onDenied: PermissionHooks['onDenied']
   #deniedCount = 0
+  /** When the last AIRSSYS_ONDENIED_FAILED warning was emitted, and the failures since. */
+  #lastWarning = Number.NEGATIVE_INFINITY
+  #unwarned = 0
 
   /** @internal Use {@link createPermissions} or {@link permissionsFromManifest}. */
   constructor(
@@ -194,11 +200,22 @@ export class Permissions {
     this.#deniedCount++
     // A guest can cause denials at will: a hook that throws or rejects must not end the process
     // (an uncaught exception) nor change what the guest gets. It becomes a process warning.
-    const warn = (hookError: unknown) =>
-      process.emitWarning(`onDenied failed for a ${capability} denial: ${inspect(hookError)}`, {
+    // At most one a second: a guest making thousands of denials a second would otherwise fill the
+    // host's log with as many stack traces (a probe's 2,000 in 0.5 s). The next one counts the rest.
+    const warn = (hookError: unknown) => {
+      const now = Date.now()
+      if (now - this.#lastWarning < WARNING_INTERVAL_MS) {
+        this.#unwarned++
+        return
+      }
+      const more = this.#unwarned === 0 ? '' : ` (and ${this.#unwarned} more failures since the last warning)`
+      this.#lastWarning = now
+      this.#unwarned = 0
+      process.emitWarning(`onDenied failed for a ${capability} denial: ${inspect(hookError)}${more}`, {
         type: 'AirssysWasmWarning',
         code: 'AIRSSYS_ONDENIED_FAILED',
       })
+    }
     try {
       const returned: unknown = this.#onDenied?.(error)
       // A thenable too; `warn` itself never throws (inspect shows any value).
