@@ -127,3 +127,21 @@ export const BUMP_MEMORY_WAT = `(core module $mem
   (core instance $m (instantiate $mem))
   (alias core export $m "memory" (core memory $memory))
   (alias core export $m "realloc" (core func $realloc))`
+
+/** The warnings `process` emits until the test ends (its listener goes with the test). */
+export function processWarnings(t: ExecutionContext): Error[] {
+  const seen: Error[] = []
+  const listener = (warning: Error) => seen.push(warning)
+  process.on('warning', listener)
+  t.teardown(() => process.off('warning', listener))
+  return seen
+}
+
+/** The reasons of the process's unhandled rejections until the test ends. */
+export function unhandledRejections(t: ExecutionContext): unknown[] {
+  const seen: unknown[] = []
+  const listener = (reason: unknown) => seen.push(reason)
+  process.on('unhandledRejection', listener)
+  t.teardown(() => process.off('unhandledRejection', listener))
+  return seen
+}

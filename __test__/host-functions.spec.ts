@@ -2,7 +2,7 @@ import test from 'ava'
 
 import { AbortError, ComponentError, Engine, HostError, TimeoutError } from '../lib/index.js'
 import { typesEverything } from '../fixtures/index.js'
-import { BUMP_MEMORY_WAT, MiB, typesComponent, typesImports } from './helpers.js'
+import { BUMP_MEMORY_WAT, MiB, typesComponent, typesImports, unhandledRejections } from './helpers.js'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -111,34 +111,25 @@ test('an async host function reached from callSync is a clear HostError, not a h
 test.serial(
   'a rejecting Promise refused during callSync or instantiateSync is a HostError, never an unhandled rejection that ends the process',
   async (t) => {
-    const unhandled: unknown[] = []
-    const record = (reason: unknown) => unhandled.push(reason)
-    process.on('unhandledRejection', record)
-    try {
-      const rejecting = async () => {
-        throw new Error('the host failed later')
-      }
-      const component = instanceWith({ double: rejecting })
-      t.throws(() => component.callSync('call-double', [1]), { instanceOf: HostError })
-      const core = new Engine().compileModuleSync(
-        '(module (import "env" "f" (func $f (result i32))) (func (export "run") (result i32) call $f) (func $start call $f drop) (start $start))',
-      )
-      t.throws(
-        () => core.instantiateSync({ limits: { memoryBytes: 0 }, imports: { env: { f: rejecting } } }),
-        {
-          instanceOf: HostError,
-        },
-      )
-      const instance = await core.instantiate({
-        limits: { memoryBytes: 0 },
-        imports: { env: { f: () => 7 } },
-      })
-      t.is(instance.callSync('run'), 7)
-      await sleep(50)
-      t.deepEqual(unhandled, [])
-    } finally {
-      process.off('unhandledRejection', record)
+    const unhandled = unhandledRejections(t)
+    const rejecting = async () => {
+      throw new Error('the host failed later')
     }
+    const component = instanceWith({ double: rejecting })
+    t.throws(() => component.callSync('call-double', [1]), { instanceOf: HostError })
+    const core = new Engine().compileModuleSync(
+      '(module (import "env" "f" (func $f (result i32))) (func (export "run") (result i32) call $f) (func $start call $f drop) (start $start))',
+    )
+    t.throws(() => core.instantiateSync({ limits: { memoryBytes: 0 }, imports: { env: { f: rejecting } } }), {
+      instanceOf: HostError,
+    })
+    const instance = await core.instantiate({
+      limits: { memoryBytes: 0 },
+      imports: { env: { f: () => 7 } },
+    })
+    t.is(instance.callSync('run'), 7)
+    await sleep(50)
+    t.deepEqual(unhandled, [])
   },
 )
 
@@ -153,10 +144,7 @@ test('a rejected host Promise is a HostError with the rejection as cause', async
 test.serial(
   'a host Promise with its own then: one that throws is a HostError with what it threw, one that answers at once is awaited',
   async (t) => {
-    const unhandled: unknown[] = []
-    const record = (reason: unknown) => unhandled.push(reason)
-    process.on('unhandledRejection', record)
-    t.teardown(() => process.off('unhandledRejection', record))
+    const unhandled = unhandledRejections(t)
     const thrown = new Error('then throws')
     const withThen = (promise: Promise<unknown>, then: (...args: unknown[]) => unknown) =>
       Object.defineProperty(promise, 'then', { value: then })

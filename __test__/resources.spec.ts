@@ -7,7 +7,7 @@
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 
 import { resourcesWasm, typesImports, typesWasm } from '../fixtures/index.js'
 import {
@@ -22,7 +22,7 @@ import {
   UnreachableError,
   WasmTypeError,
 } from '../lib/index.js'
-import { BUMP_MEMORY_WAT, ROOT_COUNTER_WAT } from './helpers.js'
+import { BUMP_MEMORY_WAT, processWarnings, ROOT_COUNTER_WAT } from './helpers.js'
 
 const engine = new Engine()
 const component = await engine.compileComponent(resourcesWasm)
@@ -993,9 +993,13 @@ test('one object passed as own and also lent (or moved twice) in one call is a W
   api.both(thing, new api.Thing(3))
 })
 
-test("a host resource's [Symbol.dispose] that throws is a process warning, not silence and not the guest's", async (t) => {
-  // The guest dropped its handle: no caller waits for the dispose, so what it throws is reported
-  // as Node reports a failed cleanup. The call that dropped it succeeds.
+/**
+ * An instance whose host `Logger`s (`count()` is 7) have `dispose` as their `[Symbol.dispose]`
+ * (a method or a getter), and a way to read, once the disposes had 50 ms, the
+ * AIRSSYS_DISPOSE_FAILED warnings whose message matches `mine`: tests of this file run at once, and
+ * warnings go to every listener.
+ */
+function disposingLoggers(t: ExecutionContext, dispose: PropertyDescriptor, mine: RegExp) {
   class Logger {
     constructor(public prefix: string) {}
     log() {
@@ -1007,116 +1011,83 @@ test("a host resource's [Symbol.dispose] that throws is a process warning, not s
     static cloneWith(other: Logger) {
       return other
     }
-    [Symbol.dispose]() {
-      throw new Error(`cannot close ${this.prefix}`)
-    }
   }
-  const warnings: Error[] = []
-  const listener = (warning: Error) => warnings.push(warning)
-  process.on('warning', listener)
-  t.teardown(() => process.off('warning', listener))
+  Object.defineProperty(Logger.prototype, Symbol.dispose, dispose)
+  const warnings = processWarnings(t)
   const inst = component.instantiateSync({
     limits: { memoryBytes: 4 << 20 },
     imports: {
       'test:resources/host': { Logger, makeLogger: (p: string) => new Logger(p), logAll: () => {} },
     },
   })
+  const failures = async () => {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    return warnings
+      .filter(
+        (warning) =>
+          (warning as { code?: string }).code === 'AIRSSYS_DISPOSE_FAILED' && mine.test(warning.message),
+      )
+      .map((warning) => warning.message)
+  }
+  return { inst, failures }
+}
+
+test("a host resource's [Symbol.dispose] that throws is a process warning, not silence and not the guest's", async (t) => {
+  // The guest dropped its handle: no caller waits for the dispose, so what it throws is reported
+  // as Node reports a failed cleanup. The call that dropped it succeeds.
+  const { inst, failures } = disposingLoggers(
+    t,
+    {
+      value(this: { prefix: string }) {
+        throw new Error(`cannot close ${this.prefix}`)
+      },
+    },
+    /cannot close/,
+  )
   t.is(usesHost(inst).withLogger('disposer', ['a']), 7)
   t.is(await inst.call('test:resources/uses-host#with-logger', ['async-disposer', []]), 7)
-  await new Promise((resolve) => setTimeout(resolve, 50))
-  // Only this test's: tests of this file run at once, and warnings go to every listener.
-  const ours = warnings.filter(
-    (warning) =>
-      (warning as { code?: string }).code === 'AIRSSYS_DISPOSE_FAILED' &&
-      /cannot close/.test(warning.message),
-  )
-  t.deepEqual(
-    ours.map((warning) => warning.message),
-    [
-      'a host resource\'s [Symbol.dispose] threw: "cannot close disposer"',
-      'a host resource\'s [Symbol.dispose] threw: "cannot close async-disposer"',
-    ],
-  )
+  t.deepEqual(await failures(), [
+    'a host resource\'s [Symbol.dispose] threw: "cannot close disposer"',
+    'a host resource\'s [Symbol.dispose] threw: "cannot close async-disposer"',
+  ])
   t.false(inst.poisoned)
 })
 
 test('an async [Symbol.dispose] that rejects is the same warning, not an unhandled rejection', async (t) => {
   // The guest chooses when its handle drops; an unhandled rejection would end a Node process.
-  class Logger {
-    constructor(public prefix: string) {}
-    log() {
-      return 1
-    }
-    count() {
-      return 7
-    }
-    static cloneWith(other: Logger) {
-      return other
-    }
-    async [Symbol.dispose]() {
-      await Promise.resolve()
-      throw new Error(`cannot flush ${this.prefix}`)
-    }
-  }
-  const warnings: Error[] = []
-  const listener = (warning: Error) => warnings.push(warning)
-  process.on('warning', listener)
-  t.teardown(() => process.off('warning', listener))
-  const inst = component.instantiateSync({
-    limits: { memoryBytes: 4 << 20 },
-    imports: {
-      'test:resources/host': { Logger, makeLogger: (p: string) => new Logger(p), logAll: () => {} },
+  const { inst, failures } = disposingLoggers(
+    t,
+    {
+      async value(this: { prefix: string }) {
+        await Promise.resolve()
+        throw new Error(`cannot flush ${this.prefix}`)
+      },
     },
-  })
+    /cannot flush/,
+  )
   t.is(usesHost(inst).withLogger('sync-call', ['a']), 7)
   t.is(await inst.call('test:resources/uses-host#with-logger', ['pool-call', []]), 7)
-  await new Promise((resolve) => setTimeout(resolve, 50))
-  const ours = warnings.filter(
-    (warning) =>
-      (warning as { code?: string }).code === 'AIRSSYS_DISPOSE_FAILED' &&
-      /cannot flush/.test(warning.message),
-  )
-  t.deepEqual(
-    ours.map((warning) => warning.message),
-    [
-      'a host resource\'s [Symbol.dispose] rejected: "cannot flush sync-call"',
-      'a host resource\'s [Symbol.dispose] rejected: "cannot flush pool-call"',
-    ],
-  )
+  t.deepEqual(await failures(), [
+    'a host resource\'s [Symbol.dispose] rejected: "cannot flush sync-call"',
+    'a host resource\'s [Symbol.dispose] rejected: "cannot flush pool-call"',
+  ])
   t.is(usesHost(inst).withLogger('after', []), 7)
 })
 
 test('a [Symbol.dispose] getter that throws is the same warning, not silence', async (t) => {
-  class Logger {
-    constructor(public prefix: string) {}
-    log() {
-      return 1
-    }
-    count() {
-      return 7
-    }
-    static cloneWith(other: Logger) {
-      return other
-    }
-    get [Symbol.dispose](): () => void {
-      throw new Error(`no dispose for ${this.prefix}`)
-    }
-  }
-  const warnings: Error[] = []
-  const listener = (warning: Error) => warnings.push(warning)
-  process.on('warning', listener)
-  t.teardown(() => process.off('warning', listener))
-  const inst = component.instantiateSync({
-    limits: { memoryBytes: 4 << 20 },
-    imports: {
-      'test:resources/host': { Logger, makeLogger: (p: string) => new Logger(p), logAll: () => {} },
+  const { inst, failures } = disposingLoggers(
+    t,
+    {
+      get(this: { prefix: string }) {
+        throw new Error(`no dispose for ${this.prefix}`)
+      },
     },
-  })
+    /no dispose for getter/,
+  )
   t.is(usesHost(inst).withLogger('getter', []), 7)
-  await new Promise((resolve) => setTimeout(resolve, 50))
-  const ours = warnings.filter((warning) => /no dispose for getter/.test(warning.message))
+  const ours = await failures()
   t.is(ours.length, 1)
-  t.regex(ours[0]?.message ?? '', /^a host resource's \[Symbol\.dispose\] could not be read: /)
+  t.regex(ours[0] ?? '', /^a host resource's \[Symbol\.dispose\] could not be read: /)
 })
 
 test('limits.resourceHandles sets the cap', (t) => {

@@ -12,6 +12,7 @@ import {
   permissionsFromManifest,
 } from '../../lib/index.js'
 import { guestPath } from '../../lib/capabilities/permissions.js'
+import { processWarnings, unhandledRejections } from '../helpers.js'
 import { capabilitiesDir, denials } from './helpers.js'
 
 // Canonical, as allowsRead expects the paths it is given to be.
@@ -106,67 +107,58 @@ test('a denial is counted and handed to onDenied as a CapabilityDeniedError', (t
 test.serial(
   'an onDenied hook that throws or rejects is a process warning: the denial stands and the process lives',
   async (t) => {
-    const warnings: Error[] = []
-    const unhandled: unknown[] = []
-    const onWarning = (warning: Error) => warnings.push(warning)
-    const onUnhandled = (reason: unknown) => unhandled.push(reason)
-    process.on('warning', onWarning)
-    process.on('unhandledRejection', onUnhandled)
-    try {
-      const throwing = createPermissions(
-        {},
-        {
-          onDenied: () => {
-            throw new Error('hook bug')
-          },
+    const warnings = processWarnings(t)
+    const unhandled = unhandledRejections(t)
+    const throwing = createPermissions(
+      {},
+      {
+        onDenied: () => {
+          throw new Error('hook bug')
         },
-      )
-      const error = throwing.deny('time.sleep', '5 ms', 'sleeping is not granted')
-      t.true(error instanceof CapabilityDeniedError, 'the denial is what the host function gets')
-      const rejecting = createPermissions(
-        {},
-        { onDenied: async () => Promise.reject(new Error('async hook bug')) },
-      )
-      rejecting.deny('time.sleep', '5 ms', 'sleeping is not granted')
-      // Values that cannot be turned into a string, thrown or rejected, are shown all the same.
-      const unprintable = {
-        toString() {
-          throw new Error('no string')
-        },
-      }
-      createPermissions(
-        {},
-        {
-          onDenied: () => {
-            throw unprintable
-          },
-        },
-      ).deny('time.sleep', '5 ms', 'sleeping is not granted')
-      createPermissions(
-        {},
-        {
-          onDenied: () =>
-            ({
-              then: (_: unknown, reject: (reason: unknown) => void) => reject(Object.create(null)),
-            }) as never,
-        },
-      ).deny('time.sleep', '5 ms', 'sleeping is not granted')
-      await new Promise((resolve) => setTimeout(resolve, 50))
-      t.deepEqual(unhandled, [])
-      t.deepEqual(
-        warnings.map((warning) => (warning as Error & { code?: string }).code),
-        [
-          'AIRSSYS_ONDENIED_FAILED',
-          'AIRSSYS_ONDENIED_FAILED',
-          'AIRSSYS_ONDENIED_FAILED',
-          'AIRSSYS_ONDENIED_FAILED',
-        ],
-      )
-      t.regex(warnings[0]?.message ?? '', /hook bug/)
-    } finally {
-      process.off('warning', onWarning)
-      process.off('unhandledRejection', onUnhandled)
+      },
+    )
+    const error = throwing.deny('time.sleep', '5 ms', 'sleeping is not granted')
+    t.true(error instanceof CapabilityDeniedError, 'the denial is what the host function gets')
+    const rejecting = createPermissions(
+      {},
+      { onDenied: async () => Promise.reject(new Error('async hook bug')) },
+    )
+    rejecting.deny('time.sleep', '5 ms', 'sleeping is not granted')
+    // Values that cannot be turned into a string, thrown or rejected, are shown all the same.
+    const unprintable = {
+      toString() {
+        throw new Error('no string')
+      },
     }
+    createPermissions(
+      {},
+      {
+        onDenied: () => {
+          throw unprintable
+        },
+      },
+    ).deny('time.sleep', '5 ms', 'sleeping is not granted')
+    createPermissions(
+      {},
+      {
+        onDenied: () =>
+          ({
+            then: (_: unknown, reject: (reason: unknown) => void) => reject(Object.create(null)),
+          }) as never,
+      },
+    ).deny('time.sleep', '5 ms', 'sleeping is not granted')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    t.deepEqual(unhandled, [])
+    t.deepEqual(
+      warnings.map((warning) => (warning as Error & { code?: string }).code),
+      [
+        'AIRSSYS_ONDENIED_FAILED',
+        'AIRSSYS_ONDENIED_FAILED',
+        'AIRSSYS_ONDENIED_FAILED',
+        'AIRSSYS_ONDENIED_FAILED',
+      ],
+    )
+    t.regex(warnings[0]?.message ?? '', /hook bug/)
   },
 )
 
@@ -174,10 +166,7 @@ test.serial(
   'a failing onDenied warns at most once a second, and the next warning counts the rest',
   async (t) => {
     // A guest makes denials at will: 2,000 of them were 2,000 stack traces in the host's log.
-    const warnings: Error[] = []
-    const onWarning = (warning: Error) => warnings.push(warning)
-    process.on('warning', onWarning)
-    t.teardown(() => process.off('warning', onWarning))
+    const warnings = processWarnings(t)
     const permissions = createPermissions(
       {},
       {
