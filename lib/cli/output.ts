@@ -87,17 +87,22 @@ export function terminalOutput(io: CliOutput): CliOutput {
 function escaping(stream: CliStream): CliStream {
   return {
     write: (text) => {
-      for (let start = 0; start < text.length;) {
-        let end = Math.min(start + SLICE, text.length)
-        // A surrogate pair stays whole: each half alone would be written as U+FFFD.
-        if (end < text.length && isHighSurrogate(text.charCodeAt(end - 1))) end++
-        stream.write(escapeControl(text.slice(start, end)))
-        start = end
-      }
+      for (const slice of slices(text)) stream.write(escapeControl(slice))
     },
     get writableLength() {
       return stream.writableLength
     },
+  }
+}
+
+/** `text` in slices of {@link SLICE} characters (one more to keep a surrogate pair whole). */
+function* slices(text: string): Generator<string> {
+  for (let start = 0; start < text.length;) {
+    let end = Math.min(start + SLICE, text.length)
+    // Each half of a pair alone would be written as U+FFFD.
+    if (end < text.length && isHighSurrogate(text.charCodeAt(end - 1))) end++
+    yield text.slice(start, end)
+    start = end
   }
 }
 
@@ -114,12 +119,9 @@ const BACKLOG = 8 * SLICE
  * process faster than the reader takes it. (Queued, 400 MB of it ended the process with ENOBUFS.)
  */
 export async function printText(stream: CliStream, text: string): Promise<void> {
-  for (let start = 0; start < text.length;) {
-    while ((stream.writableLength ?? 0) > BACKLOG) await new Promise((resolve) => setTimeout(resolve, 5))
-    let end = Math.min(start + SLICE, text.length)
-    if (end < text.length && isHighSurrogate(text.charCodeAt(end - 1))) end++
-    stream.write(text.slice(start, end))
-    start = end
+  for (const slice of slices(text)) {
+    while (backedUp(stream)) await new Promise((resolve) => setTimeout(resolve, 5))
+    stream.write(slice)
   }
 }
 
