@@ -138,7 +138,8 @@ async function pinnedPreopens(manifest: Manifest): Promise<{
   try {
     for (const [guest, { names, write }] of Object.entries(preopenGrants(manifest))) {
       const handle = await openBeneath(manifest.dir, names).catch((error: NodeJS.ErrnoException) => {
-        // A missing directory is left to instantiation, which reports it as for any preopen.
+        // Gone since preopenGrants saw it (which leaves out a directory not there): left to
+        // instantiation, which reports it as for any preopen.
         if (error.code === 'ENOENT') return undefined
         throw new ConfigError(
           `${manifest.file}: the granted directory ${guest} cannot be opened: ${error.code ?? error.message}`,
