@@ -14,7 +14,7 @@ use wasmtime::{Trap, WasmBacktrace};
 
 use crate::js::{Js, Reference, Value};
 use crate::limits::MemoryLimitExceeded;
-use crate::names::cut;
+use crate::names::{cut, shortened};
 use crate::trap;
 
 /// Every `code` the addon can give an error. lib/errors.ts has a class for each (checked by
@@ -541,12 +541,7 @@ const MISSING_TEXT_BYTES: usize = 500;
 const MAX_FRAME_NAME_BYTES: usize = 1024;
 
 fn frame_name(name: Option<&str>) -> Option<String> {
-    name.map(|name| {
-        if name.len() <= MAX_FRAME_NAME_BYTES {
-            return name.to_owned();
-        }
-        format!("{}…", cut(name, MAX_FRAME_NAME_BYTES))
-    })
+    name.map(|name| shortened(name, MAX_FRAME_NAME_BYTES).into_owned())
 }
 
 fn backtrace(error: &wasmtime::Error) -> Vec<Frame> {

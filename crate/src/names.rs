@@ -54,6 +54,16 @@ pub fn cut(text: &str, bytes: usize) -> &str {
     &text[..end]
 }
 
+/// `text` up to `bytes` bytes (see [`cut`]), ending in `…` when that left something out.
+pub fn shortened(text: &str, bytes: usize) -> std::borrow::Cow<'_, str> {
+    let kept = cut(text, bytes);
+    if kept.len() == text.len() {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        std::borrow::Cow::Owned(format!("{kept}…"))
+    }
+}
+
 /// kebab-case WIT name -> lowerCamelCase JS name (`first-name` -> `firstName`, `u8-x` -> `u8X`).
 pub fn camel_case(name: &str) -> String {
     let mut out = String::with_capacity(name.len());

@@ -12,7 +12,7 @@ import type { FileHandle } from 'node:fs/promises'
 import { openBeneath, readBounded } from '../util/open-beneath.js'
 import { positiveInteger } from '../util/options.js'
 import { ownOptions } from '../util/own.js'
-import { guestPath, type Permissions } from './permissions.js'
+import { guestPath, quotedRequest, type Permissions } from './permissions.js'
 
 /** @internal Re-exported for the tests, which force its fallback. */
 export { openBeneath } from '../util/open-beneath.js'
@@ -69,11 +69,7 @@ export function createFilesystem(
   return {
     async read(requested: string): Promise<Uint8Array> {
       const denied = (reason: string) => permissions.deny('filesystem.read', requested, reason)
-      // A denial repeats the path: at most its start (the whole of it could be megabytes).
-      const quoted =
-        requested.length > 200
-          ? `${JSON.stringify(requested.slice(0, 200))}… (${requested.length} characters)`
-          : JSON.stringify(requested)
+      const quoted = quotedRequest(requested)
       const { baseDir } = permissions
       if (baseDir === undefined || permissions.filesystemRead.length === 0) {
         throw denied(`reading files is not granted (asked for ${quoted})`)

@@ -22,7 +22,7 @@ import { positiveInteger, nonNegativeInteger, signalSource } from '../util/optio
 import { ownOptions } from '../util/own.js'
 import { abortReason, isAborted, onAbort, signalWithTimeout, type SignalSource } from '../util/signal.js'
 import { internalAddressKind } from './addresses.js'
-import type { Permissions } from './permissions.js'
+import { quotedRequest, type Permissions } from './permissions.js'
 
 /** One answer of a {@link HttpOptions.lookup} resolver. */
 export interface ResolvedAddress {
@@ -82,9 +82,7 @@ const MAX_URL_CHARS = 8192
 
 function parse(url: string, base?: URL): URL {
   if (url.length > MAX_URL_CHARS) {
-    throw new Error(
-      `${JSON.stringify(url.slice(0, 200))}… (${url.length} characters) is longer than ${MAX_URL_CHARS} characters`,
-    )
+    throw new Error(`${quotedRequest(url)} is longer than ${MAX_URL_CHARS} characters`)
   }
   let parsed: URL
   try {
@@ -203,7 +201,7 @@ export function headerPairs(response: IncomingMessage): [string, string][] {
 /** A fetch failure in words for the guest: the network error's code, or why it was stopped. */
 function fetchFailure(url: URL, error: unknown, signal: AbortSignal | undefined, timeoutMs: number): Error {
   if (isAborted(signal)) {
-    const reason = abortReason(signal!)
+    const reason = abortReason(signal)
     const timedOut = reason instanceof DOMException && reason.name === 'TimeoutError'
     return new Error(
       timedOut ? `fetching ${url.href} took longer than ${timeoutMs} ms` : `fetching ${url.href} was aborted`,

@@ -232,15 +232,11 @@ impl Export for ExportFunc {
             let message = match &payload {
                 // The guest's text, escaped (it could print lines of its own) and cut short; the
                 // whole of it is the error's `payload`.
-                Some((Val::String(text), _)) => {
-                    let shown = crate::names::cut(text, ERR_TEXT_BYTES);
-                    let more = if shown.len() < text.len() { "…" } else { "" };
-                    format!(
-                        "{} returned an error: {}{more}",
-                        self.path,
-                        crate::names::escaped(shown)
-                    )
-                }
+                Some((Val::String(text), _)) => format!(
+                    "{} returned an error: {}",
+                    self.path,
+                    crate::names::escaped(&crate::names::shortened(text, ERR_TEXT_BYTES))
+                ),
                 _ => format!("{} returned an error", self.path),
             };
             let payload = payload

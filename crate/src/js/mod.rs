@@ -771,7 +771,7 @@ impl Js {
             // A getter that throws: as silent as a dispose that throws must not be.
             return self.dispose_warning(&format!(
                 "a host resource's [Symbol.dispose] could not be read: {}",
-                crate::names::escaped(crate::names::cut(&error.reason, 1024))
+                crate::names::escaped(&crate::names::shortened(&error.reason, 1024))
             ));
         }
         if self.kind(method)? != Kind::Function {
