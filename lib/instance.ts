@@ -387,8 +387,7 @@ export class Instance<E = Record<string, unknown>> {
       return Promise.reject(typed(name, error))
     }
     // An aborted signal never fires again: such a call is refused before it would wait its turn.
-    if (parsed.signal !== undefined && isAborted(parsed.signal))
-      return Promise.reject(abortedBy(parsed.signal))
+    if (isAborted(parsed.signal)) return Promise.reject(abortedBy(parsed.signal))
     let started = false
     const queued = this.#calls.run(() => {
       started = true

@@ -304,7 +304,7 @@ export class Sandbox {
   ): Promise<unknown> {
     const { signal, ...budget } = this.#budget(options, true)
     // Aborted while queued: the guest never ran, so the instance is fine and is kept.
-    if (signal !== undefined && isAborted(signal)) throw abortedBy(signal)
+    if (isAborted(signal)) throw abortedBy(signal)
     let instance = this.#instance
     if (instance === undefined) {
       instance = await this.component.instantiate(this.#options)

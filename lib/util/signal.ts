@@ -34,8 +34,10 @@ function listen(signal: AbortSignal, fire: () => void): void {
   }
 }
 
-/** Whether `signal` (a real AbortSignal, see {@link isAbortSignal}) has aborted. */
-export function isAborted(signal: AbortSignal | undefined): boolean {
+/** Whether `signal` (a real AbortSignal, see {@link isAbortSignal}) has aborted; false for none. */
+export function isAborted(
+  signal: AbortSignal | undefined,
+): signal is AbortSignal & { readonly aborted: true } {
   return signal !== undefined && (abortedGetter.call(signal) as boolean)
 }
 
@@ -114,7 +116,7 @@ export async function withAbort<T>(
   signal: AbortSignal | undefined,
   run: (handle: NativeAbortHandle | undefined) => Promise<T>,
 ): Promise<T> {
-  if (signal !== undefined && isAborted(signal)) throw abortedBy(signal)
+  if (isAborted(signal)) throw abortedBy(signal)
   const handle = signal ? new NativeAbortHandle() : undefined
   const stop = signal && handle ? onAbort(signal, () => handle.abort()) : undefined
   try {
