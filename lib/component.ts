@@ -2,6 +2,7 @@ import { translate, translateAsync } from './errors.js'
 import { Instance } from './instance.js'
 import { instantiateOptions, reading, type InstantiateOptions } from './options.js'
 import { expandResourceImports, hostClassesOf } from './resources.js'
+import { bareListing, ownField } from './util/own.js'
 import { ownedImports } from './util/reentry.js'
 import { withAbort } from './util/signal.js'
 import type { ComponentItemInfo, NativeComponent } from './native.js'
@@ -82,11 +83,17 @@ export interface ResourceMembers {
  * `members` are there for code, not for a reader: they are not enumerable, so an item prints, and
  * compares, as the README shows it (`{ name, kind, type, exports? }`).
  */
-function withMembers(items: ComponentItem[]): ComponentItem[] {
+function withMembers(items: readonly ComponentItemInfo[]): ComponentItem[] {
   const functions = items.filter((item) => item.kind === 'func').map((item) => item.name)
-  return items.map(({ func, members: _, ...item }) => {
-    const shown: ComponentItem =
-      item.exports === undefined ? item : { ...item, exports: withMembers(item.exports) }
+  return items.map((listed) => {
+    // Own fields only: one an item leaves out would come from a polluted Object.prototype.
+    const exports = ownField(listed, 'exports')
+    const item: ComponentItem = {
+      name: listed.name,
+      kind: listed.kind as ComponentItem['kind'],
+      type: listed.type,
+    }
+    if (exports !== undefined) item.exports = withMembers(exports)
     let members: ResourceMembers | undefined
     if (item.kind === 'resource') {
       const constructor = functions.find((name) => name === `[constructor]${item.name}`)
@@ -97,13 +104,12 @@ function withMembers(items: ComponentItem[]): ComponentItem[] {
       }
     }
     for (const [key, value] of [
-      ['func', func],
+      ['func', ownField(listed, 'func')],
       ['members', members],
     ] as const) {
-      if (value !== undefined)
-        Object.defineProperty(shown, key, { value, writable: true, configurable: true })
+      if (value !== undefined) Object.defineProperty(item, key, { value, writable: true, configurable: true })
     }
-    return shown
+    return item
   })
 }
 
@@ -112,6 +118,7 @@ export class Component {
   readonly #native: NativeComponent
   #exports?: ComponentItem[]
   #imports?: ComponentItem[]
+  #bare?: { exports: ComponentItem[]; imports: ComponentItem[] }
 
   /** @internal */
   constructor(native: NativeComponent) {
@@ -120,14 +127,20 @@ export class Component {
 
   /** Exports; an exported interface lists its functions under `exports`. */
   get exports(): ComponentItem[] {
-    this.#exports ??= withMembers(this.#native.exports as ComponentItemInfo[] as ComponentItem[])
+    this.#exports ??= withMembers(this.#native.exports)
     return this.#exports
   }
 
   /** Imports; an imported interface lists its functions under `exports`. */
   get imports(): ComponentItem[] {
-    this.#imports ??= withMembers(this.#native.imports as ComponentItemInfo[] as ComponentItem[])
+    this.#imports ??= withMembers(this.#native.imports)
     return this.#imports
+  }
+
+  /** The listings as the package's own code reads them (see {@link bareListing}). */
+  #listings(): { exports: ComponentItem[]; imports: ComponentItem[] } {
+    this.#bare ??= { exports: bareListing(this.exports), imports: bareListing(this.imports) }
+    return this.#bare
   }
 
   /** Precompiled code for `engine.deserializeComponent` (same wasmtime version and settings). */
@@ -142,25 +155,31 @@ export class Component {
   async instantiate<E = Record<string, unknown>>(options: InstantiateOptions): Promise<Instance<E>> {
     const { native, imports, signal, http } = instantiateOptions(options)
     const owner = {}
-    const linked = reading('imports', () => ownedImports(expandResourceImports(imports, this.imports), owner))
+    const listed = this.#listings()
+    const linked = reading('imports', () =>
+      ownedImports(expandResourceImports(imports, listed.imports), owner),
+    )
     const instance = await withAbort(signal, (handle) =>
       translateAsync(translate(() => this.#native.instantiate(native, linked, http?.client, handle))),
     )
-    return new Instance<E>(instance, owner, http, this.exports, [], hostClassesOf(imports, this.imports))
+    return new Instance<E>(instance, owner, http, listed.exports, [], hostClassesOf(imports, listed.imports))
   }
 
   /** Instantiates on the JS thread; `E` as for {@link Component.instantiate}. */
   instantiateSync<E = Record<string, unknown>>(options: InstantiateOptions): Instance<E> {
     const { native, imports, http } = instantiateOptions(options, true)
     const owner = {}
-    const linked = reading('imports', () => ownedImports(expandResourceImports(imports, this.imports), owner))
+    const listed = this.#listings()
+    const linked = reading('imports', () =>
+      ownedImports(expandResourceImports(imports, listed.imports), owner),
+    )
     return new Instance<E>(
       translate(() => this.#native.instantiateSync(native, linked, http?.client)),
       owner,
       http,
-      this.exports,
+      listed.exports,
       [],
-      hostClassesOf(imports, this.imports),
+      hostClassesOf(imports, listed.imports),
     )
   }
 }

@@ -14,6 +14,7 @@ import type { ComponentItem, WitFuncType, WitType } from './component.js'
 import { valueTypeOf } from './util/wit.js'
 import { shortName, upperCamel } from './resources.js'
 import { lowerCamel, unversioned } from './util/names.js'
+import { bareListing } from './util/own.js'
 
 /** What {@link declarations} needs of a component: its listings (a `Component` will do). */
 export interface ComponentListings {
@@ -81,19 +82,22 @@ const RESERVED_WORDS = new Set(
   ).split(' '),
 )
 
-/** The typed array a numeric list becomes, by element kind (and is accepted as). */
-const TYPED_ARRAYS: Partial<Record<WitType['kind'], [array: string, element: string]>> = {
-  u8: ['Uint8Array', 'number'],
-  s8: ['Int8Array', 'number'],
-  u16: ['Uint16Array', 'number'],
-  s16: ['Int16Array', 'number'],
-  u32: ['Uint32Array', 'number'],
-  s32: ['Int32Array', 'number'],
-  u64: ['BigUint64Array', 'bigint'],
-  s64: ['BigInt64Array', 'bigint'],
-  f32: ['Float32Array', 'number'],
-  f64: ['Float64Array', 'number'],
-}
+/**
+ * The typed array a numeric list becomes, by element kind (and is accepted as). A `Map`: a kind
+ * such as `result` must not find what a polluted `Object.prototype` holds.
+ */
+const TYPED_ARRAYS: ReadonlyMap<WitType['kind'], [array: string, element: string]> = new Map([
+  ['u8', ['Uint8Array', 'number']],
+  ['s8', ['Int8Array', 'number']],
+  ['u16', ['Uint16Array', 'number']],
+  ['s16', ['Int16Array', 'number']],
+  ['u32', ['Uint32Array', 'number']],
+  ['s32', ['Int32Array', 'number']],
+  ['u64', ['BigUint64Array', 'bigint']],
+  ['s64', ['BigInt64Array', 'bigint']],
+  ['f32', ['Float32Array', 'number']],
+  ['f64', ['Float64Array', 'number']],
+])
 
 /** `[constructor]counter`, `[method]counter.value`, `[static]counter.split`, split up. */
 function resourceFunction(
@@ -205,7 +209,12 @@ class Writer {
   readonly #exported: NamedInterface[] = []
   readonly #imported: NamedInterface[] = []
 
-  constructor(readonly listings: ComponentListings) {
+  readonly listings: ComponentListings
+
+  constructor(given: ComponentListings) {
+    // Read as the package's own code reads listings: nothing from a polluted Object.prototype.
+    const listings = { exports: bareListing(given.exports), imports: bareListing(given.imports) }
+    this.listings = listings
     const resources: Omit<NamedResource, 'typeName' | 'className'>[] = []
     const collect = (item: ComponentItem, side: 'guest' | 'host') => {
       const members = item.exports ?? []
@@ -482,7 +491,7 @@ class Writer {
       case 'string':
         return 'string'
       case 'list': {
-        const typed = TYPED_ARRAYS[type.element.kind]
+        const typed = TYPED_ARRAYS.get(type.element.kind)
         if (typed !== undefined) {
           const [array, element] = typed
           return direction === 'in' ? `${array} | readonly ${element}[]` : array

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url'
 
 import test from 'ava'
 
-import { bare, NONE, ownOptions } from '../../lib/util/own.js'
+import { bare, bareListing, NONE, ownField, ownOptions } from '../../lib/util/own.js'
 
 test('ownOptions copies own enumerable properties onto objects without a prototype, all the way down', (t) => {
   const signal = new AbortController().signal
@@ -107,4 +107,45 @@ test('options leave out what Object.prototype holds: no grant, limit or import c
     'TypeError ERR_WASM_TYPE',
     'the export is unknown; no inherited signal stopped the call',
   )
+})
+
+test('bareListing copies a listing onto objects without a prototype, fields that do not print included', (t) => {
+  const func = { params: [{ name: 'v', type: { kind: 'u8' } }] }
+  const item = { name: 'f', kind: 'func', type: 'func(v: u8)' }
+  Object.defineProperty(item, 'func', { value: func })
+  const [copied] = bareListing([item]) as [Record<string, unknown>]
+  t.is(Object.getPrototypeOf(copied), null)
+  t.false('toString' in copied!)
+  const copiedFunc = copied!.func as typeof func
+  t.is(Object.getPrototypeOf(copiedFunc), null, 'the non-enumerable func is copied too')
+  t.false('result' in copiedFunc)
+  t.is(Object.getPrototypeOf(copiedFunc.params[0]!.type), null)
+  t.is(copiedFunc.params[0]!.type.kind, 'u8')
+  t.not(copiedFunc, func)
+  t.is(ownField({ a: 1 } as { a: number; toString?: unknown }, 'toString'), undefined)
+})
+
+/** What the listing child prints, run as it is (`clean`) or with Object.prototype polluted. */
+async function listingChild(mode: 'clean' | 'pollute'): Promise<Record<string, string>> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(new URL('polluted-listing-child.ts', import.meta.url)), mode],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const status = await new Promise((resolve) => child.on('close', resolve))
+  if (status !== 0) throw new Error(`the listing child exited with ${String(status)}: ${stderr}`)
+  const line = stdout.split('\n').find((text) => text.startsWith('RESULT '))
+  return JSON.parse(line!.slice('RESULT '.length)) as Record<string, string>
+}
+
+test('listings, types, links and calls are the same whatever Object.prototype holds', async (t) => {
+  const [clean, polluted] = await Promise.all([listingChild('clean'), listingChild('pollute')])
+  t.regex(clean.typesDeclarations!, /^ok /)
+  t.regex(clean.resources!, /^ok \[8,/)
+  t.is(clean['roundtrip-result-unit'], 'ok [{"tag":"err"}]')
+  for (const key of Object.keys(clean)) t.is(polluted[key], clean[key], key)
 })

@@ -71,3 +71,25 @@ function isPlain(value: object): boolean {
 export function bare<T extends object>(object: T): T {
   return Object.setPrototypeOf(object, null) as T
 }
+
+/** `object[key]` if `object` holds it itself; `undefined` rather than what a prototype holds. */
+export function ownField<T extends object, K extends keyof T>(object: T, key: K): T[K] | undefined {
+  return Object.hasOwn(object, key) ? object[key] : undefined
+}
+
+/**
+ * A copy of a listing (a component's imports or exports, with their WIT types) on objects without
+ * a prototype, the fields that do not print (`func`, `members`) included: what the package's own
+ * code reads to link, call, convert and write types. Read through the prototype chain, a field a
+ * listing leaves out came from a polluted `Object.prototype`: an item's `exports` became a string
+ * and listing a component threw a bare `TypeError`; a `result` without an err type gained one.
+ * The listings the API returns stay ordinary objects, so that they print and compare as shown.
+ */
+export function bareListing<T>(listing: T): T {
+  if (typeof listing !== 'object' || listing === null) return listing
+  if (Array.isArray(listing)) return listing.map(bareListing) as T
+  const copied = Object.create(null) as Record<string, unknown>
+  const source = listing as Record<string, unknown>
+  for (const key of Object.getOwnPropertyNames(source)) copied[key] = bareListing(source[key])
+  return copied as T
+}
