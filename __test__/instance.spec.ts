@@ -162,6 +162,23 @@ test('missing imports are a LinkError naming each one', async (t) => {
   t.notRegex(async?.message ?? '', /#log/)
 })
 
+test('an imported interface of types alone needs no object, as its generated Imports type says', (t) => {
+  // wit-component imports an interface whose types another interface `use`s.
+  const component = new Engine().compileComponentSync(`(component
+    (import "test:defs/shapes@0.1.0" (instance
+      (type $point (record (field "x" u32) (field "y" u32)))
+      (export "point" (type (eq $point)))))
+    (core module $m (func (export "run") (result i32) i32.const 7))
+    (core instance $i (instantiate $m))
+    (func (export "run") (result u32) (canon lift (core func $i "run"))))`)
+  t.is(component.instantiateSync({ limits: { memoryBytes: MiB } }).callSync('run', []), 7)
+  const given = component.instantiateSync({
+    limits: { memoryBytes: MiB },
+    imports: { 'test:defs/shapes@0.1.0': {} },
+  })
+  t.is(given.callSync('run', []), 7, 'an empty object is still accepted')
+})
+
 test('an import that is not a function is a LinkError naming it, for a component and a core module', async (t) => {
   const imports = typesImports()
   imports.double = 42

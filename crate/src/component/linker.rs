@@ -92,6 +92,15 @@ fn resolve_named(
                         .filter(|(_, export)| matches!(export.ty, ComponentItem::ComponentFunc(_)))
                         .map(|(function_name, _)| function_name)
                         .collect();
+                    let types_alone = functions.is_empty()
+                        && !(instance.exports(engine))
+                            .any(|(_, export)| matches!(export.ty, ComponentItem::Resource(_)));
+                    if types_alone {
+                        // An interface of types alone (which wit-component imports when another
+                        // interface `use`s them) has nothing for the host to give.
+                        items.push(PlanItem::Interface(name.to_string(), Vec::new(), Vec::new()));
+                        continue;
+                    }
                     let hint = if name.starts_with("wasi:") {
                         "; WASI is not linked (wasi: false)"
                     } else {
