@@ -77,6 +77,48 @@ test('a host function that throws for a result return type hands the guest an er
   t.is(instance.callSync('call-fail-maybe', [5]), 6, 'an err is not a trap: the instance keeps working')
 })
 
+test("a thrown value's own payload is the err payload, even when it is undefined", (t) => {
+  // run(x) returns probe(x)'s ok value, 1000 for err(none), 2000 + n for err(some(n)).
+  const component = new Engine().compileComponentSync(`(component
+    (import "probe" (func $probe (param "x" u32) (result (result u32 (error (option u32))))))
+    (core module $mem (memory (export "memory") 1))
+    (core instance $m (instantiate $mem))
+    (alias core export $m "memory" (core memory $memory))
+    (core func $probe_core (canon lower (func $probe) (memory $memory)))
+    (core module $main
+      (import "host" "probe" (func $probe (param i32 i32)))
+      (import "host" "memory" (memory 1))
+      (func (export "run") (param i32) (result i32)
+        (call $probe (local.get 0) (i32.const 16))
+        (if (result i32) (i32.eqz (i32.load8_u (i32.const 16)))
+          (then (i32.load (i32.const 20)))
+          (else (if (result i32) (i32.eqz (i32.load8_u (i32.const 20)))
+            (then (i32.const 1000))
+            (else (i32.add (i32.const 2000) (i32.load (i32.const 24)))))))))
+    (core instance $i (instantiate $main (with "host" (instance
+      (export "probe" (func $probe_core)) (export "memory" (memory $memory))))))
+    (func (export "run") (param "x" u32) (result u32) (canon lift (core func $i "run"))))`)
+  const thrown = [
+    Object.assign(new Error('none'), { payload: undefined }),
+    Object.assign(new Error('some'), { payload: 5 }),
+    { payload: null },
+  ]
+  const instance = component.instantiateSync({
+    limits: { memoryBytes: MiB },
+    imports: {
+      probe: (x: number) => {
+        if (x < thrown.length) throw thrown[x]
+        return x
+      },
+    },
+  })
+  t.is(instance.callSync('run', [0]), 1000, 'an own payload of undefined is err(none), as in jco')
+  t.is(instance.callSync('run', [1]), 2005)
+  t.is(instance.callSync('run', [2]), 1000)
+  t.is(instance.callSync('run', [7]), 7)
+  t.false(instance.poisoned)
+})
+
 test("a guest's text in a message cannot print lines of its own: export names and an err's text are escaped", (t) => {
   const core = new Engine()
     .compileModuleSync('(module (func (export "e\\nERR_FAKE: forged\\e2\\80\\ae") (result i32) i32.const 1))')

@@ -396,12 +396,13 @@ fn fits_guest(js: Js, value: Value, ty: &Type, memory_limit: usize) -> Result<()
     }
 }
 
-/// The err payload a thrown value stands for: its own `payload` property, else (for a string
-/// error type) an Error's message (a `DOMException` is one), else the value itself.
+/// The err payload a thrown value stands for: its own `payload` property (`undefined` too: an
+/// `option`'s none, as jco reads it), else (for a string error type) an Error's message (a
+/// `DOMException` is one), else the value itself.
 fn err_payload(js: Js, thrown: Value, err_type: &Type) -> Value {
     let is_object = matches!(js.kind(thrown), Ok(Kind::Object) | Ok(Kind::Function));
     if is_object {
-        if let Ok(Some(payload)) = property(js, thrown, "payload") {
+        if let Ok(Some(payload)) = js.get_own(thrown, "payload") {
             return payload;
         }
         if matches!(err_type, Type::String)
