@@ -176,29 +176,16 @@ export function filesystemGlobProblem(dir: string, glob: string): string | undef
 }
 
 /**
- * Why a manifest with a `filesystem.write` grant is refused: a file with a second name (a hard
- * link, which a tar archive keeps) in a writable directory, or its own Component.toml or wasm with
- * one. Through such a name the guest could rewrite its own limits, grants or code for the next load,
- * or another plugin's unpacked beside it. A guest cannot make a hard link itself (WASI refuses it),
- * so only shipped ones count. The walk of the writable directories stops at
- * {@link MAX_WRITABLE_ENTRIES}: past it the manifest is refused too, since nothing was checked.
+ * Why writes to `writable` (absolute directories) must be refused for a file there with a name
+ * outside them, or `undefined`. Through such a hard link a guest writing its scratch file
+ * rewrites a file elsewhere: its own Component.toml or wasm, or another plugin's (a plugin archive
+ * can ship the link). Names are counted per inode, so links whose every name is in the writable
+ * directories (which a guest may make with WASI's `link`) are no reason to refuse. Stops at
+ * {@link MAX_WRITABLE_ENTRIES}.
  */
-export function hardLinked(files: readonly string[], writable: readonly string[]): string | undefined {
-  for (const file of files) {
-    let links: number
-    try {
-      links = lstatSync(file).nlink
-    } catch {
-      // Missing: reported where the file is checked.
-      continue
-    }
-    if (links > 1) {
-      return (
-        `${path.basename(file)} has ${links} hard links, and one may be inside a writable directory, ` +
-        'through which the guest could rewrite it: copy the plugin without its links to grant writes'
-      )
-    }
-  }
+export function hardLinked(writable: readonly string[], base: string): string | undefined {
+  /** Per inode with a second name: its link count, the names found here and the first of them. */
+  const linked = new Map<string, { links: bigint; found: bigint; first: string }>()
   let seen = 0
   const pending = [...writable]
   while (pending.length > 0) {
@@ -219,14 +206,22 @@ export function hardLinked(files: readonly string[], writable: readonly string[]
         pending.push(entryPath)
         continue
       }
-      const links = entry.isSymbolicLink() ? 1 : (lstatSync(entryPath, { throwIfNoEntry: false })?.nlink ?? 1)
-      if (links > 1) {
-        const shown = JSON.stringify(path.relative(path.dirname(files[0] ?? directory), entryPath))
-        return (
-          `${shown} in a writable directory has a second name (a hard link), through which the guest ` +
-          'could rewrite a file elsewhere: copy the plugin without its links to grant writes'
-        )
-      }
+      if (entry.isSymbolicLink()) continue
+      const stats = lstatSync(entryPath, { throwIfNoEntry: false, bigint: true })
+      if (stats === undefined || stats.nlink < 2n) continue
+      const inode = `${stats.dev}:${stats.ino}`
+      const known = linked.get(inode)
+      if (known === undefined) linked.set(inode, { links: stats.nlink, found: 1n, first: entryPath })
+      else known.found++
+    }
+  }
+  for (const { links, found, first } of linked.values()) {
+    if (found < links) {
+      return (
+        `${JSON.stringify(path.relative(base, first))} in a writable directory has a second name outside the ` +
+        'writable directories (a hard link), through which the guest could rewrite a file elsewhere: copy ' +
+        'the plugin without its links to grant writes'
+      )
     }
   }
   return undefined

@@ -239,8 +239,8 @@ export function permissions(
     )
     if (result.filesystem.write.length > 0) {
       const problem = hardLinked(
-        [file, ...(wasmPath === undefined ? [] : [wasmPath])],
         result.filesystem.write.map((written) => path.resolve(dir, written)),
+        dir,
       )
       if (problem !== undefined) {
         validator.report({
