@@ -411,7 +411,7 @@ test('validate prints what the manifest grants, so that a plugin granting itself
   t.regex((await cli('validate', example('hello'))).stdout, /\n {2}grants: none\n/)
 })
 
-test('validate --json prints the manifest; a broken one exits 2, a core module 3', async (t) => {
+test('validate --json prints the manifest; a broken one exits 2, bytes that are no wasm 3', async (t) => {
   const json = await cli('validate', example('hello'), '--json')
   const output = JSON.parse(json.stdout) as { ok: boolean; manifest: { resources: unknown } }
   t.true(output.ok)
@@ -436,6 +436,10 @@ test('validate --json prints the manifest; a broken one exits 2, a core module 3
     path.join(core, 'Component.toml'),
     '[component]\nname = "core"\nversion = "0.1.0"\n[resources.memory]\nmax_bytes = 1048576\n[resources.cpu]\nmax_fuel = 1000\ntimeout_ms = 10\n',
   )
+  const module = await cli('validate', core)
+  t.is(module.code, 0, module.stderr)
+  t.regex(module.stdout, /\n {2}exports: add: func\(i64, i64\) -> i64\n/, 'a core module is checked too')
+  writeFileSync(path.join(core, 'core.wasm'), '\0asm\x01\0\0\0 not a module')
   const compile = await cli('validate', core)
   t.is(compile.code, 3)
   t.regex(compile.stderr, /^ERR_WASM_COMPILE: /)
@@ -723,6 +727,15 @@ test("run of a manifest's WASI command: argv and exit code, its files only from 
   const write = await cli('run', granted, 'write', '/scratch/made.txt')
   t.deepEqual(write, { code: 0, stdout: 'wrote /scratch/made.txt\n', stderr: '' })
   t.true(existsSync(path.join(granted, 'scratch', 'made.txt')))
+  // A preview 1 module named by the manifest runs the same way (its exit code kept whole).
+  copyFileSync(wasiModuleWasm, path.join(granted, 'tool.wasm'))
+  const [moduleWrite, moduleExit] = await Promise.all([
+    cli('run', granted, 'write', '/scratch/by-module.txt'),
+    cli('run', granted, 'exit', '3'),
+  ])
+  t.deepEqual(moduleWrite, { code: 0, stdout: 'wrote /scratch/by-module.txt\n', stderr: '' })
+  t.true(existsSync(path.join(granted, 'scratch', 'by-module.txt')))
+  t.deepEqual(moduleExit, { code: 3, stdout: '', stderr: '' })
 })
 
 test('run printing into a reader that closes early (| head) ends quietly, not with an EPIPE crash', async (t) => {

@@ -23,13 +23,22 @@ import {
   Engine,
   HostError,
   LinkError,
+  Module,
   OutOfFuelError,
   TimeoutError,
   UnreachableError,
   WasiExitError,
   loadComponent,
 } from '../../lib/index.js'
-import { componentDir, MiB, root, typesImports, typesWasm, wasiComponentWasm } from '../helpers.js'
+import {
+  componentDir,
+  MiB,
+  root,
+  typesImports,
+  typesWasm,
+  wasiComponentWasm,
+  wasiModuleWasm,
+} from '../helpers.js'
 
 const example = (name: string) => path.join(root, 'examples', name)
 const PAGE = 64 * 1024
@@ -407,8 +416,8 @@ test('a sandbox pipes WASI stdout and stderr by default: guest output never reac
 })
 
 /** A copy of the WASI command under a Component.toml with these grants, and the directories they name. */
-function wasiToolDir(permissions: string[], directories: string[]): string {
-  const dir = componentDir(scratch, wasiComponentWasm, {
+function wasiToolDir(permissions: string[], directories: string[], wasm = wasiComponentWasm): string {
+  const dir = componentDir(scratch, wasm, {
     name: 'wasi-tool',
     maxBytes: 4 * MiB,
     maxFuel: 100_000_000,
@@ -424,7 +433,8 @@ const wasiEngine = new Engine({ fuel: true })
 /** Runs the command once in a fresh sandbox of `dir` and returns its exit (0 or WasiExitError's) and output. */
 async function runTool(dir: string, args: string[]) {
   using sandbox = await loadComponent(dir, { engine: wasiEngine, wasi: { args: ['wasi-tool', ...args] } })
-  const exitCode = await sandbox.call('wasi:cli/run#run').then(
+  const command = sandbox.component instanceof Module ? '_start' : 'wasi:cli/run#run'
+  const exitCode = await sandbox.call(command).then(
     () => 0,
     (error: unknown) => {
       if (error instanceof WasiExitError) return error.exitCode
@@ -546,6 +556,32 @@ test('a guest with a write grant cannot write outside it, nor in a read-only gra
   // The control: the same command inside the grant works, so the refusals above are the sandbox's.
   t.is((await runTool(dir, ['write', '/scratch/ok.txt'])).exitCode, 0)
   t.true(existsSync(path.join(dir, 'scratch', 'ok.txt')))
+})
+
+test('a Component.toml may name a preview 1 core module: its grants are its preopens there too', async (t) => {
+  // Go, TinyGo and wasi-sdk build preview 1 modules only.
+  const dir = wasiToolDir(
+    ['filesystem.read = ["./data/**"]', 'filesystem.write = ["./scratch"]'],
+    ['scratch', 'data'],
+    wasiModuleWasm,
+  )
+  writeFileSync(path.join(dir, 'data', 'hello.txt'), 'read by a module')
+  t.deepEqual(await runTool(dir, ['cat', '/data/hello.txt']), {
+    exitCode: 0,
+    stdout: 'read by a module',
+    stderr: '',
+  })
+  t.is((await runTool(dir, ['write', '/scratch/new.txt'])).exitCode, 0)
+  t.is(readFileSync(path.join(dir, 'scratch', 'new.txt'), 'utf8'), 'x')
+  const denied = await runTool(dir, ['write', '/data/new.txt'])
+  t.is(denied.exitCode, 3, 'preview 1 keeps the exit code')
+  t.regex(denied.stderr, /^cannot write \/data\/new\.txt: /)
+  t.false(existsSync(path.join(dir, 'data', 'new.txt')))
+  // Limits hold as for a component: its manifest's 4 MiB, and a restart after a trap.
+  using sandbox = await loadComponent(dir, { engine: wasiEngine, wasi: { args: ['wasi-tool', 'exit', '9'] } })
+  t.true(sandbox.component instanceof Module)
+  t.is(sandbox.metrics().memory.limitBytes, 4 * MiB)
+  await t.throwsAsync(sandbox.call('_start'), { instanceOf: WasiExitError })
 })
 
 test('a write grant and a read grant of the same directory make one writable preopen', async (t) => {

@@ -10,7 +10,7 @@ import { AbortError, ConfigError, HostLimitError, TimeoutError, WasiExitError } 
 import type { Instance, WasiOptions } from '../instance.js'
 import { loadManifest, MANIFEST_FILE } from '../sandbox/manifest.js'
 import { readComponentWasm } from '../sandbox/paths.js'
-import { loadComponent } from '../sandbox/sandbox.js'
+import { compileManifestWasm, loadComponent } from '../sandbox/sandbox.js'
 import { argumentsFromText } from '../util/json-values.js'
 import { exportPaths, splitExportPath, wasmKind } from '../util/names.js'
 import { integerFlag, jsonRequested, parse, UsageError } from './args.js'
@@ -117,7 +117,10 @@ async function manifestTarget(target: string, limits: Limits): Promise<Target> {
   try {
     // Compiled here to learn whether it is a command (which decides its argv) before it runs;
     // loadComponent reuses this compiled code for the same bytes on the same engine.
-    const compiled = await engine.compileComponent(await readComponentWasm(manifest, engine.maxModuleBytes))
+    const compiled = await compileManifestWasm(
+      engine,
+      await readComponentWasm(manifest, engine.maxModuleBytes),
+    )
     return {
       functions: exportedFunctions(compiled.exports),
       start: async (wasi) => {

@@ -2,6 +2,7 @@
 import { Engine } from '../engine.js'
 import { loadManifest, type Manifest } from '../sandbox/manifest.js'
 import { readComponentWasm } from '../sandbox/paths.js'
+import { compileManifestWasm } from '../sandbox/sandbox.js'
 import { toJsonText } from '../util/json-values.js'
 import { jsonRequested, onlyTarget, parse } from './args.js'
 import { errorFields, EXIT } from './exit.js'
@@ -54,7 +55,10 @@ async function validateParsed(args: readonly string[], io: CliOutput): Promise<n
   const manifest = loadManifest(target)
   const engine = new Engine()
   try {
-    const component = await engine.compileComponent(await readComponentWasm(manifest, engine.maxModuleBytes))
+    const component = await compileManifestWasm(
+      engine,
+      await readComponentWasm(manifest, engine.maxModuleBytes),
+    )
     const { imports, exports } = component
     if (values.json) {
       io.stdout.write(

@@ -7,6 +7,7 @@ import type { FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 
 import type { Component } from '../component.js'
+import { Module } from '../module.js'
 import { loadManifest, type Manifest, type PolicyOptions } from './manifest.js'
 import { readComponentWasm, WRITE_ALLOWED, writeDirectory } from './paths.js'
 import { Engine } from '../engine.js'
@@ -32,6 +33,7 @@ import {
   type WasiHttpOptions,
 } from '../options.js'
 import { openBeneath, procfsAvailable } from '../util/open-beneath.js'
+import { wasmKind } from '../util/names.js'
 import { SerialQueue } from '../util/serial-queue.js'
 import { abortedBy, isAborted } from '../util/signal.js'
 
@@ -49,7 +51,8 @@ export interface LoadComponentOptions {
   /**
    * Host functions the component imports, keyed as in `instantiate({ imports })`. The reference
    * interfaces (`airssys:host/filesystem`, `http`, `time`) are linked by default, checked against
-   * the manifest's `[permissions]`; an interface given here replaces the reference one.
+   * the manifest's `[permissions]`; an interface given here replaces the reference one. A core
+   * module's are keyed by import module (`{ env: { f } }`), without the reference interfaces.
    */
   hostFunctions?: Imports
   /** Called with each CapabilityDeniedError of the reference host interfaces (also counted in `metrics()`). */
@@ -235,8 +238,11 @@ const preopenCleanup = new FinalizationRegistry<FileHandle[]>((handles) => {
 export class Sandbox {
   /** The validated manifest the sandbox runs by. */
   readonly manifest: Manifest
-  /** The compiled component (shared with other sandboxes of the same bytes on the same engine). */
-  readonly component: Component
+  /**
+   * The compiled component, or core module (shared with other sandboxes of the same bytes on the
+   * same engine).
+   */
+  readonly component: Component | Module
   readonly #engine: Engine
   readonly #ownsEngine: boolean
   readonly #options: InstantiateOptions
@@ -263,7 +269,7 @@ export class Sandbox {
   /** @internal Use {@link loadComponent}. */
   constructor(parts: {
     manifest: Manifest
-    component: Component
+    component: Component | Module
     engine: Engine
     ownsEngine: boolean
     options: InstantiateOptions & { fuel: number; timeoutMs: number }
@@ -527,7 +533,16 @@ function sandboxWasi(wasi: LoadComponentOptions['wasi']): LoadComponentOptions['
 }
 
 /**
- * Loads the component of a directory holding a Component.toml (or of the manifest file itself):
+ * The wasm a manifest names, compiled: a component, or a core module (Go, TinyGo and wasi-sdk
+ * build preview 1 modules only), as its header says.
+ */
+export function compileManifestWasm(engine: Engine, bytes: Uint8Array): Promise<Component | Module> {
+  return wasmKind(bytes) === 'module' ? engine.compileModule(bytes) : engine.compileComponent(bytes)
+}
+
+/**
+ * Loads the component (or WASI preview 1 core module) of a directory holding a Component.toml (or
+ * of the manifest file itself):
  * validates the manifest against `policy`, compiles the wasm it names (reusing compiled code for
  * the same bytes on the same engine), instantiates it with the manifest's memory, fuel and timeout
  * limits and `hostFunctions` as imports, and returns a {@link Sandbox}.
@@ -591,7 +606,10 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
     }
     // From the file that was checked, opened following no symlink: not `manifest.wasmPath` again.
     const bytes = await readComponentWasm(manifest, engine.maxModuleBytes)
-    const component = await engine.compileComponent(bytes)
+    const component = await compileManifestWasm(engine, bytes)
+    // A core module imports functions by module name only: the reference interfaces are for
+    // components, and a module's capabilities are WASI preview 1's.
+    if (component instanceof Module) instantiateOptions.imports = options.hostFunctions
     const instance = await component.instantiate(instantiateOptions)
     return new Sandbox({
       manifest,
