@@ -3,12 +3,16 @@
  * fixtures/js-guest (StarlingMonkey's `fetch` over wasi:http), against local servers. Refusals are
  * proven by servers that count every connection they accept: a refused request never connects.
  */
+import { readFileSync } from 'node:fs'
 import http from 'node:http'
+import https from 'node:https'
+import net from 'node:net'
+import path from 'node:path'
 import type { AddressInfo } from 'node:net'
 
 import test from 'ava'
 
-import { jsGuestWasm, wasiHttpWasm } from '../../fixtures/index.js'
+import { jsGuestWasm, root, wasiHttpWasm } from '../../fixtures/index.js'
 import { createPermissions } from '../../lib/capabilities/permissions.js'
 import { createWasiHttpClient } from '../../lib/capabilities/wasi-http.js'
 import {
@@ -344,6 +348,51 @@ test('a connection reset before the guest reads the body fails its read, not the
   t.is(answer.status, 200)
   await new Promise((resolve) => setTimeout(resolve, 200))
   t.like(await answer.read(), { error: 'connection-terminated' })
+})
+
+test('TLS and HTTP failures get their own wasi:http error codes, and large response headers are taken as hyper takes them', async (t) => {
+  const tls = path.join(root, 'fixtures/tls')
+  const selfSigned = https.createServer(
+    {
+      key: readFileSync(path.join(tls, 'self-signed.key')),
+      cert: readFileSync(path.join(tls, 'self-signed.pem')),
+    },
+    (_, response) => response.end('over TLS'),
+  )
+  const plain = http.createServer((request, response) => {
+    const size = Number(new URL(request.url!, 'http://x').searchParams.get('header') ?? 0)
+    if (size > 0) response.setHeader('x-big', 'a'.repeat(size))
+    response.end('plain')
+  })
+  // Not HTTP at all: a reply the HTTP parser refuses.
+  const garbled = net.createServer((socket) => socket.resume().end('NOT HTTP AT ALL\r\n\r\n'))
+  const servers = [selfSigned, plain, garbled]
+  await Promise.all(
+    servers.map((server) => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))),
+  )
+  t.teardown(() => Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve)))))
+  const [tlsHost, plainHost, garbledHost] = servers.map(
+    (server) => `127.0.0.1:${(server.address() as AddressInfo).port}`,
+  )
+  const client = createWasiHttpClient(
+    createPermissions({ networkOutbound: [tlsHost!, plainHost!, garbledHost!] }),
+    { maxBodyBytes: 1 << 20, timeoutMs: 5_000 },
+  )
+  const get = (url: string) => client('GET', url, [], new Uint8Array())
+  t.like(await get(`https://${tlsHost}/`), { error: 'tls-certificate-error' }, 'an untrusted certificate')
+  t.like(await get(`https://${plainHost}/`), { error: 'tls-protocol-error' }, 'TLS to a plain HTTP port')
+  t.like(await get(`http://${garbledHost}/`), { error: 'http-protocol-error' })
+  // 20 KB of response headers is over Node's default of 16 KiB, not over hyper's (wasmtime's own).
+  const large = await get(`http://${plainHost}/?header=20000`)
+  t.like(large, { status: 200 })
+  if ('cancel' in large) large.cancel()
+  t.like(await get(`http://${plainHost}/?header=200000`), { error: 'http-response-header-section-size' })
+  // What a guest sees of them.
+  const allow = { allow: [plainHost, garbledHost] }
+  const protocol = await command(['get', `http://${garbledHost}/`], allow)
+  t.deepEqual(protocol.lines, ['error ErrorCode::HttpProtocolError'])
+  const overflow = await command(['get', `http://${plainHost}/?header=200000`], allow)
+  t.deepEqual(overflow.lines, ['error ErrorCode::HttpResponseHeaderSectionSize(None)'])
 })
 
 test('a guest that makes the host exceed its header size bound gets a HostLimitError', async (t) => {

@@ -300,6 +300,9 @@ fn error_code(code: &str, message: Option<String>) -> Error {
         "http-response-timeout" => Error::HttpResponseTimeout,
         "http-request-uri-invalid" => Error::HttpRequestUriInvalid,
         "tls-certificate-error" => Error::TlsCertificateError,
+        "tls-protocol-error" => Error::TlsProtocolError,
+        "http-protocol-error" => Error::HttpProtocolError,
+        "http-response-header-section-size" => Error::HttpResponseHeaderSectionSize(None),
         _ => Error::InternalError(message),
     }
 }

@@ -94,6 +94,9 @@ const HOP_BY_HOP = new Set([
   'te',
 ])
 
+/** The most bytes of a response's head (status line and headers) a request takes. */
+const MAX_RESPONSE_HEADER_BYTES = 128 * 1024
+
 /** The wasi:http `error-code` case for a failure of Node's request (or of a step's timer). */
 function errorCase(error: unknown): string {
   const { code, wasiError } = error as { code?: unknown; wasiError?: unknown }
@@ -111,12 +114,43 @@ function errorCase(error: unknown): string {
       return 'connection-terminated'
     case 'ETIMEDOUT':
       return 'connection-timeout'
+    case 'HPE_HEADER_OVERFLOW':
+      return 'http-response-header-section-size'
+    case 'EPROTO':
+      // OpenSSL's failures of the handshake itself (a plain HTTP server answering TLS).
+      return 'tls-protocol-error'
     default:
-      return typeof code === 'string' && code.startsWith('ERR_TLS')
-        ? 'tls-certificate-error'
-        : 'internal-error'
+      if (typeof code !== 'string') return 'internal-error'
+      if (CERTIFICATE_ERRORS.has(code) || code.startsWith('ERR_TLS_CERT')) return 'tls-certificate-error'
+      if (code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL')) return 'tls-protocol-error'
+      // llhttp's: a response that is not HTTP.
+      return code.startsWith('HPE_') ? 'http-protocol-error' : 'internal-error'
   }
 }
+
+/** OpenSSL's certificate verification failures, by the `code` Node gives them. */
+const CERTIFICATE_ERRORS = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID',
+  'CERT_HAS_EXPIRED',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_CHAIN_TOO_LONG',
+  'CERT_REVOKED',
+  'INVALID_CA',
+  'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'HOSTNAME_MISMATCH',
+])
 
 /** The answer for a failure: a refusal of the grants, or what went wrong on the way. */
 function failure(error: unknown): WasiHttpError {
@@ -286,6 +320,9 @@ function send(
       ],
       // A fresh connection each time: a pooled one may have been opened under another check.
       agent: false,
+      // hyper's bound in wasmtime's own client is about 400 KiB, Node's 16 KiB: real servers
+      // send more than 16 KiB (cookies, CSP). Held per request in progress, which are bounded.
+      maxHeaderSize: MAX_RESPONSE_HEADER_BYTES,
       signal,
       ...(addresses === undefined ? {} : { lookup: checkedLookup(addresses) }),
     })
