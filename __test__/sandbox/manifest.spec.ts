@@ -611,6 +611,12 @@ test('a directory without a Component.toml is a ConfigError', (t) => {
   const error = rejects(dir)
   t.is(error.message, `no Component.toml in ${dir}`)
   t.is(rejects(path.join(dir, 'nope')).code, 'ERR_WASM_CONFIG')
+  // The wasm given in place of its directory: said so, not a TOML error quoting its bytes.
+  writeFileSync(path.join(dir, 'demo.wasm'), Buffer.from('\0asm\x01\0\0\0\x01\x04\x01`\0\0', 'latin1'))
+  t.is(
+    rejects(path.join(dir, 'demo.wasm')).message,
+    `${path.join(dir, 'demo.wasm')} is a wasm file, not a Component.toml: give the directory holding its manifest`,
+  )
 })
 
 test('a Component.toml that is a symlink is refused without reading what it leads to', (t) => {

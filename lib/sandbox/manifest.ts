@@ -59,6 +59,12 @@ function readToml(file: string): Table {
           `${file} is larger than ${formatBytes(MAX_MANIFEST_BYTES)}, more than a manifest may be`,
         ),
     )
+    if (bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d) {
+      // Not a TOML syntax error with the wasm's bytes escaped in it.
+      throw new ConfigError(
+        `${file} is a wasm file, not a ${MANIFEST_FILE}: give the directory holding its manifest`,
+      )
+    }
     text = new TextDecoder().decode(bytes)
   } catch (error) {
     if (error instanceof ConfigError) throw error
