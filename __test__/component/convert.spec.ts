@@ -177,6 +177,9 @@ const refused: Array<[string, unknown[], string]> = [
   ['roundtrip-f64', [1n], 'expected f64, got 1n'],
   ['roundtrip-char', ['ab'], 'expected char'],
   ['roundtrip-char', [''], 'expected char'],
+  // A lone surrogate is shown as one, not as the U+FFFD it would become in UTF-8.
+  ['roundtrip-char', ['\uD800'], 'expected char (a one-character string), got string "\\u{d800}"'],
+  ['roundtrip-u8', ['a\uDC00\n'], 'expected u8, got string "a\\u{dc00}\\n"'],
   ['roundtrip-string', ['\uD800'], 'lone surrogate'],
   ['roundtrip-string', ['\uFFFD and a lone \uDC00'], 'lone surrogate'],
   ['roundtrip-string', ['end \uD83D'], 'lone surrogate'],

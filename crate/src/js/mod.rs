@@ -107,6 +107,9 @@ impl Kind {
     }
 }
 
+/// The most characters of a string a message quotes.
+const SHOWN_STRING_CHARS: usize = 24;
+
 /// The element type of a typed array.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ElementType {
@@ -176,9 +179,9 @@ impl Js {
                 Ok(b) => b.to_string(),
                 Err(_) => "boolean".into(),
             },
-            Ok(Kind::String) => match self.get_string_lossy(value) {
-                Ok(s) if s.chars().count() <= 24 => format!("string {s:?}"),
-                _ => "string".into(),
+            Ok(Kind::String) => match self.shown_string(value) {
+                Some(shown) => format!("string {shown}"),
+                None => "string".into(),
             },
             Ok(Kind::Object) if self.is_array(value).unwrap_or(false) => "array".into(),
             Ok(Kind::Object) if self.typed_array(value).ok().flatten().is_some() => "typed array".into(),
@@ -394,6 +397,31 @@ impl Js {
             return Ok(ShortString::Long);
         }
         Ok(ShortString::Text(written))
+    }
+
+    /// A string of at most [`SHOWN_STRING_CHARS`] characters quoted for a message: escaped as
+    /// Rust's `{:?}` escapes, a lone surrogate as `\u{d800}` (UTF-8 would show it as U+FFFD, the
+    /// very character a lone surrogate is refused for not being). `None` for a longer one.
+    fn shown_string(self, value: Value) -> Option<String> {
+        let mut units = [0u16; 2 * SHOWN_STRING_CHARS + 1];
+        let mut written = 0;
+        let status =
+            unsafe { sys::napi_get_value_string_utf16(self.0, value, units.as_mut_ptr(), units.len(), &mut written) };
+        // Filling the buffer may have cut the text.
+        if status != sys::Status::napi_ok || written + 1 >= units.len() {
+            return None;
+        }
+        let mut shown = String::from("\"");
+        let mut chars = 0;
+        for decoded in char::decode_utf16(units[..written].iter().copied()) {
+            chars += 1;
+            match decoded {
+                Ok(c) => shown.extend(c.escape_debug()),
+                Err(lone) => shown.push_str(&format!("\\u{{{:x}}}", lone.unpaired_surrogate())),
+            }
+        }
+        shown.push('"');
+        (chars <= SHOWN_STRING_CHARS).then_some(shown)
     }
 
     fn get_string_lossy(self, value: Value) -> Result<String> {
