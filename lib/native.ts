@@ -15,6 +15,7 @@ export {
   NativeModule,
   errorCodes,
   hostFailure,
+  initialMemoryBytes,
 } from './binding/index.js'
 export type {
   ComponentItemInfo,

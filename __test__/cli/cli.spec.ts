@@ -411,6 +411,33 @@ test('validate prints what the manifest grants, so that a plugin granting itself
   t.regex((await cli('validate', example('hello'))).stdout, /\n {2}grants: none\n/)
 })
 
+test('validate refuses a memory limit below what the wasm starts with: every instance would fail', async (t) => {
+  // A componentize-js guest starts with 145 pages, beyond the default policy's 4 MiB.
+  const dir = mkdtempSync(path.join(scratch, 'validate-memory-'))
+  writeFileSync(path.join(dir, 'big.wasm'), '(module (memory 100) (func (export "f")))')
+  const manifest = (maxBytes: number) =>
+    writeFileSync(
+      path.join(dir, 'Component.toml'),
+      `[component]\nname = "big"\nversion = "0.1.0"\nwasm = "big.wasm"\n[resources.memory]\nmax_bytes = ${maxBytes}\n[resources.cpu]\nmax_fuel = 1000\ntimeout_ms = 10\n`,
+    )
+  manifest(4 * MiB)
+  const refused = await cli('validate', dir)
+  t.is(refused.code, 2)
+  t.is(
+    refused.stderr,
+    `ERR_WASM_CONFIG: resources.memory.max_bytes: ${4 * MiB} is less than the 6553600 bytes the wasm's memory starts with: every instance would fail\n`,
+  )
+  // Inside a component too, and at exactly the limit it passes.
+  writeFileSync(
+    path.join(dir, 'big.wasm'),
+    '(component (core module (memory 64)) (core module (import "m" "mem" (memory 200))))',
+  )
+  const exact = await cli('validate', dir)
+  t.is(exact.code, 0, exact.stderr)
+  manifest(4 * MiB - 65536)
+  t.regex((await cli('validate', dir)).stderr, /is less than the 4194304 bytes the wasm's memory starts with/)
+})
+
 test('validate --json prints the manifest; a broken one exits 2, bytes that are no wasm 3', async (t) => {
   const json = await cli('validate', example('hello'), '--json')
   const output = JSON.parse(json.stdout) as { ok: boolean; manifest: { resources: unknown } }

@@ -229,6 +229,15 @@ export interface FuncInfo {
 /** Marks `error` (an object) as a host failure (see [`is_host_failure`]) and returns it. */
 export declare function hostFailure(error: object): object
 
+/**
+ * The largest initial size of a memory that the module, or any core module inside the component,
+ * defines: what instantiating it takes at least (imported memories are defined elsewhere, and a
+ * memory is counted once however often its module is instantiated). `validate` compares it with
+ * a manifest's memory limit, which every instance would otherwise fail at once. WAT text is
+ * assembled first; malformed bytes count only as far as they parse.
+ */
+export declare function initialMemoryBytes(bytes: Uint8Array): number
+
 /** `metrics()` */
 export interface InstanceMetrics {
   memory: MemoryMetricsInfo

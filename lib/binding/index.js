@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { NativeAbortHandle, NativeComponent, NativeComponentInstance, NativeEngine, NativeInstance, NativeModule, errorCodes, hostFailure, markWorkerThread } = nativeBinding
+const { NativeAbortHandle, NativeComponent, NativeComponentInstance, NativeEngine, NativeInstance, NativeModule, errorCodes, hostFailure, initialMemoryBytes, markWorkerThread } = nativeBinding
 export { NativeAbortHandle }
 export { NativeComponent }
 export { NativeComponentInstance }
@@ -782,5 +782,6 @@ export { NativeInstance }
 export { NativeModule }
 export { errorCodes }
 export { hostFailure }
+export { initialMemoryBytes }
 export { markWorkerThread }
 export const __napiBindingTarget = __napiLoadedBindingTarget

@@ -1,5 +1,7 @@
 /** `airssys-wasm validate`: checks a Component.toml and its wasm without running them. */
 import { Engine } from '../engine.js'
+import { ConfigError } from '../errors.js'
+import { initialMemoryBytes } from '../native.js'
 import { loadManifest, type Manifest } from '../sandbox/manifest.js'
 import { readComponentWasm } from '../sandbox/paths.js'
 import { compileManifestWasm } from '../sandbox/sandbox.js'
@@ -31,6 +33,22 @@ function describeLimits(manifest: Manifest): string {
   return `memory ${memory.maxBytes} bytes, fuel ${cpu.maxFuel} per call, timeout ${cpu.timeoutMs} ms per call`
 }
 
+/**
+ * Refuses a memory limit below the memory the wasm starts with: every instance would fail, which
+ * a check that passed must not hide (a componentize-js guest starts with 145 pages).
+ */
+function checkInitialMemory(manifest: Manifest, bytes: Uint8Array): void {
+  const needed = initialMemoryBytes(bytes)
+  const { maxBytes } = manifest.resources.memory
+  if (needed > maxBytes) {
+    const path = 'resources.memory.max_bytes'
+    throw new ConfigError(
+      `${path}: ${maxBytes} is less than the ${needed} bytes the wasm's memory starts with: every instance would fail`,
+      { path, value: maxBytes },
+    )
+  }
+}
+
 /** `validate`. Under `--json` a failure is also a document on stdout: `{ ok: false, error }`. */
 export async function validate(args: readonly string[], io: CliOutput): Promise<number> {
   try {
@@ -55,10 +73,9 @@ async function validateParsed(args: readonly string[], io: CliOutput): Promise<n
   const manifest = loadManifest(target)
   const engine = new Engine()
   try {
-    const component = await compileManifestWasm(
-      engine,
-      await readComponentWasm(manifest, engine.maxModuleBytes),
-    )
+    const bytes = await readComponentWasm(manifest, engine.maxModuleBytes)
+    const component = await compileManifestWasm(engine, bytes)
+    checkInitialMemory(manifest, bytes)
     const { imports, exports } = component
     if (values.json) {
       io.stdout.write(
