@@ -215,6 +215,12 @@ test('options are checked and unknown options rejected', (t) => {
     instanceOf: ConfigError,
     message: /unknown Engine option "fule"/,
   })
+  // Inside pooling too: a typo would leave the default of 256 slots in place.
+  const pooling = t.throws(() => new Engine({ pooling: { maxInstance: 1 } } as never), {
+    instanceOf: ConfigError,
+    message: /unknown pooling option "maxInstance" \(known: maxInstances, maxMemoryBytes\)/,
+  })
+  t.is(pooling?.path, 'pooling.maxInstance')
   t.throws(() => new Engine({ cacheDir: '' }), { instanceOf: ConfigError, message: /cacheDir/ })
   t.throws(() => new Engine({ cacheDir: 42 } as never), { instanceOf: ConfigError, message: /cacheDir/ })
   // A path under a regular file cannot become a directory.

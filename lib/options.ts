@@ -389,6 +389,7 @@ function checkedEngineOptions(options: EngineOptions): NativeEngineOptions {
     throw new ConfigError('pooling: expected an object or false', { path: 'pooling', value: given })
   }
   const pooling = given as { maxInstances?: unknown; maxMemoryBytes?: unknown } | false
+  if (pooling !== false) knownKeys('pooling', pooling, POOLING_OPTIONS, 'pooling.')
   if (options.cacheDir !== undefined && (typeof options.cacheDir !== 'string' || options.cacheDir === '')) {
     throw new ConfigError(`cacheDir: expected a directory path, got ${shown(options.cacheDir)}`, {
       path: 'cacheDir',
@@ -769,6 +770,8 @@ export function loweredLimit(
 }
 
 const LOAD_COMPONENT_OPTIONS = new Set(['engine', 'hostFunctions', 'onDenied', 'policy', 'limits', 'wasi'])
+const SANDBOX_LIMITS = new Set(['memoryBytes', 'fuel', 'timeoutMs'])
+const POOLING_OPTIONS = new Set(['maxInstances', 'maxMemoryBytes'])
 
 /**
  * `loadComponent`'s options, own properties only, their shape checked (their values are checked
@@ -782,7 +785,11 @@ function checkedLoadComponentOptions<T extends object>(options: T): T {
   object('loadComponent options', options)
   knownKeys('loadComponent', options, LOAD_COMPONENT_OPTIONS)
   const { limits, onDenied, hostFunctions } = options as Record<string, unknown>
-  if (limits !== undefined) object('limits', limits, 'limits')
+  if (limits !== undefined) {
+    object('limits', limits, 'limits')
+    // A typo would leave the manifest's limit in place of the one the host meant to lower.
+    knownKeys('limits', limits as object, SANDBOX_LIMITS, 'limits.')
+  }
   if (hostFunctions !== undefined) object('hostFunctions', hostFunctions, 'hostFunctions')
   if (onDenied !== undefined && typeof onDenied !== 'function') {
     throw new ConfigError('onDenied: expected a function', { path: 'onDenied', value: onDenied })

@@ -251,6 +251,12 @@ test('an engine without fuel metering is refused with a ConfigError', async (t) 
     instanceOf: ConfigError,
     message: /unknown loadComponent option "nope"/,
   })
+  // A typo in a limit the host meant to lower would leave the manifest's in place.
+  const typo = await t.throwsAsync(loadComponent(example('hello'), { limits: { timeOutMs: 5 } } as never), {
+    instanceOf: ConfigError,
+    message: /unknown limits option "timeOutMs" \(known: memoryBytes, fuel, timeoutMs\)/,
+  })
+  t.is(typo?.path, 'limits.timeOutMs')
 })
 
 test('a closed engine is a DisposedError, not a complaint about fuel', async (t) => {
