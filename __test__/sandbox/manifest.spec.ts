@@ -241,10 +241,9 @@ const broken: BrokenCase[] = [
     path: 'permissions.filesystem.execute',
   },
   {
-    title: 'both timeout_seconds and timeout_ms',
-    sections: { cpu: 'max_fuel = 1000000\ntimeout_seconds = 1\ntimeout_ms = 500' },
-    path: 'resources.cpu.timeout_ms',
-    message: /either timeout_seconds or timeout_ms/,
+    title: 'a bad timeout_seconds beside a good timeout_ms',
+    sections: { cpu: 'max_fuel = 1000000\ntimeout_seconds = 0\ntimeout_ms = 500' },
+    path: 'resources.cpu.timeout_seconds',
   },
   // The wasm path must stay inside the manifest's directory.
   {
@@ -677,6 +676,15 @@ test('a policy narrows a range: the manifest cannot keep a limit the host does n
 
   const fuel = rejects(component({ cpu: 'max_fuel = 5000\ntimeout_seconds = 1' }), { fuel: { min: 10_000 } })
   t.is(fuel.allowed, '10000..100000000')
+})
+
+test('timeout_seconds and timeout_ms together, as DESIGN shows them: the shorter applies', (t) => {
+  // DESIGN's [resources.cpu] example gives both: timeout_ms is the finer alternative.
+  const design = component({ cpu: 'max_fuel = 10000000\ntimeout_seconds = 5\ntimeout_ms = 250' })
+  t.is(loadManifest(design).resources.cpu.timeoutMs, 250)
+  // Neither lengthens the other.
+  const longer = component({ cpu: 'max_fuel = 10000000\ntimeout_seconds = 1\ntimeout_ms = 300000' })
+  t.is(loadManifest(longer).resources.cpu.timeoutMs, 1000)
 })
 
 test('timeout_seconds under a policy that no whole second fits asks for timeout_ms instead', (t) => {

@@ -155,14 +155,13 @@ export function resources(validator: Validator, root: Table): Manifest['resource
     validator.knownKeys(cpu, 'resources.cpu', ['max_fuel', 'timeout_seconds', 'timeout_ms'])
     const maxFuel = validator.required(cpu, 'resources.cpu', 'max_fuel', fuelExample, rangeText(policy.fuel))
     result.cpu.maxFuel = validator.integer(maxFuel, 'resources.cpu.max_fuel', policy.fuel) ?? 0
-    if (cpu.timeout_seconds !== undefined && cpu.timeout_ms !== undefined) {
-      const message = 'give either timeout_seconds or timeout_ms, not both'
-      const allowed = 'one of timeout_seconds, timeout_ms'
-      validator.report({ path: 'resources.cpu.timeout_ms', message, value: cpu.timeout_ms, allowed })
-    } else if (cpu.timeout_ms !== undefined) {
-      result.cpu.timeoutMs =
-        validator.integer(cpu.timeout_ms, 'resources.cpu.timeout_ms', policy.timeoutMs) ?? 0
-    } else if (cpu.timeout_seconds !== undefined && seconds.min > seconds.max) {
+    const given = { seconds: cpu.timeout_seconds !== undefined, ms: cpu.timeout_ms !== undefined }
+    const timeouts: number[] = []
+    if (given.ms) {
+      const ms = validator.integer(cpu.timeout_ms, 'resources.cpu.timeout_ms', policy.timeoutMs)
+      if (ms !== undefined) timeouts.push(ms)
+    }
+    if (given.seconds && seconds.min > seconds.max) {
       // A policy range inside one second (1..500 ms) holds no whole second: an empty range such as
       // 1..0 would read as nonsense, so name the field that can express it.
       const { min, max } = policy.timeoutMs
@@ -172,15 +171,19 @@ export function resources(validator: Validator, root: Table): Manifest['resource
         value: cpu.timeout_seconds,
         allowed: `no whole number of seconds; timeout_ms ${min}..${max}`,
       })
-    } else if (cpu.timeout_seconds !== undefined) {
+    } else if (given.seconds) {
       const timeoutSeconds = validator.integer(cpu.timeout_seconds, 'resources.cpu.timeout_seconds', seconds)
-      result.cpu.timeoutMs = (timeoutSeconds ?? 0) * 1000
-    } else {
+      if (timeoutSeconds !== undefined) timeouts.push(timeoutSeconds * 1000)
+    }
+    if (!given.seconds && !given.ms) {
       const inMs = `timeout_ms ${rangeText(policy.timeoutMs)}`
       const allowed = seconds.min <= seconds.max ? `timeout_seconds ${rangeText(seconds)} or ${inMs}` : inMs
       const message = `a timeout is required (allowed: ${allowed}); add \`${timeoutLine}\` (or timeout_ms for finer steps) under [resources.cpu]`
       validator.report({ path: 'resources.cpu.timeout_seconds', message, allowed, snippet: timeoutLine })
     }
+    // Both may be given (timeout_ms as the finer alternative): the shorter applies, so that
+    // neither lengthens the other.
+    result.cpu.timeoutMs = timeouts.length > 0 ? Math.min(...timeouts) : 0
   }
   return result
 }
