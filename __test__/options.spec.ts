@@ -1,6 +1,7 @@
 import path from 'node:path'
 
 import test from 'ava'
+import ts from 'typescript'
 
 import {
   AbortError,
@@ -290,4 +291,60 @@ test("what the caller's own getters and proxies throw while options, imports or 
   }
   t.throws(() => fresh().function('add')(...args), { is: boom }, 'a spread reads the getter in the caller')
   t.is(fresh().callSync('add', [1, 2]), 3)
+})
+
+test('every option accepts an explicit undefined under exactOptionalPropertyTypes, as at run time', (t) => {
+  // A project with exactOptionalPropertyTypes passes `{ timeoutMs: maybe }`: an option typed
+  // `?: number` alone would refuse it though the package takes it. Keys whose type has no
+  // `undefined` come out of `Strict`, and the assignment below names them.
+  const source = `
+    import type * as api from '../lib/index.js'
+    type Strict<T> = { [K in keyof T]-?: undefined extends Required<T>[K] ? never : K }[keyof T]
+    type Options = {
+      engine: api.EngineOptions
+      pooling: Exclude<NonNullable<api.EngineOptions['pooling']>, false>
+      instantiate: api.InstantiateOptions
+      limits: api.InstantiateOptions['limits']
+      wasi: api.WasiOptions
+      http: api.WasiHttpOptions
+      call: api.CallOptions
+      asyncCall: api.AsyncCallOptions
+      loadComponent: api.LoadComponentOptions
+      sandboxLimits: api.SandboxLimits
+      loadManifest: api.LoadManifestOptions
+      permissions: api.PermissionOptions
+    }
+    type Loose = { [K in keyof Options]: [Strict<Options[K]>] extends [never] ? true : Strict<Options[K]> }
+    export const loose: Loose = {
+      engine: true, pooling: true, instantiate: 'limits', limits: 'memoryBytes', wasi: true, http: true,
+      call: true, asyncCall: true, loadComponent: true, sandboxLimits: true, loadManifest: true,
+      permissions: true,
+    }
+  `
+  const file = path.join(root, '__test__', 'exact-optional.generated.ts')
+  const host = ts.createCompilerHost({})
+  const readFile = host.readFile.bind(host)
+  host.readFile = (name) => (path.resolve(name) === file ? source : readFile(name))
+  const fileExists = host.fileExists.bind(host)
+  host.fileExists = (name) => path.resolve(name) === file || fileExists(name)
+  const program = ts.createProgram(
+    [file],
+    {
+      strict: true,
+      exactOptionalPropertyTypes: true,
+      noEmit: true,
+      skipLibCheck: true,
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.Preserve,
+      moduleResolution: ts.ModuleResolutionKind.Bundler,
+      lib: ['lib.es2023.d.ts', 'lib.esnext.disposable.d.ts', 'lib.dom.d.ts'],
+      types: ['node'],
+      typeRoots: [path.join(root, 'node_modules/@types')],
+    },
+    host,
+  )
+  const diagnostics = ts
+    .getPreEmitDiagnostics(program, program.getSourceFile(file))
+    .map((diagnostic) => ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n'))
+  t.deepEqual(diagnostics, [])
 })

@@ -24,7 +24,7 @@ export interface ComponentListings {
 
 export interface DeclarationsOptions {
   /** Named in the header comment (the file the declarations were made from). */
-  source?: string
+  source?: string | undefined
 }
 
 /**

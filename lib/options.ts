@@ -17,24 +17,24 @@ import { isAbortSignal, type SignalSource } from './util/signal.js'
 /** Options of `new Engine()`; all optional. */
 export interface EngineOptions {
   /** Make fuel metering available (per-call `fuel` budgets). Default false. */
-  fuel?: boolean
+  fuel?: boolean | undefined
   /** Granularity of wall-clock deadlines, in ms (a native ticker thread), 1 to 1000. Default 5. */
-  epochTickMs?: number
+  epochTickMs?: number | undefined
   /** Pooling instance allocator: preallocated slots for fast instantiation. Default false. */
-  pooling?: { maxInstances?: number; maxMemoryBytes?: number } | false
+  pooling?: { maxInstances?: number | undefined; maxMemoryBytes?: number | undefined } | false | undefined
   /**
    * On-disk compiled-code cache directory, created if missing. A compile whose bytes were compiled
    * before by an engine with the same settings loads the stored machine code instead of compiling.
    * Loading runs that code: the directory must be writable only by users you trust.
    */
-  cacheDir?: string
+  cacheDir?: string | undefined
   /** Maximum wasm stack per call, in bytes (64 KiB to 2 MiB). Default 512 KiB. */
-  maxWasmStackBytes?: number
+  maxWasmStackBytes?: number | undefined
   /**
    * Largest module or component that compile and validate accept, in bytes (WAT text counts as
    * given). Beyond it: CompileError, before any parsing. Default 64 MiB.
    */
-  maxModuleBytes?: number
+  maxModuleBytes?: number | undefined
   /**
    * Which compiler turns wasm into machine code. `'cranelift'` (default) optimizes: slower to
    * compile, faster to run. `'winch'` is wasmtime's baseline compiler: one pass, several times
@@ -42,7 +42,7 @@ export interface EngineOptions {
    * exceptions and relaxed-SIMD proposals, and not all of SIMD: a module using them fails to
    * compile with CompileError. Fuel, deadlines, limits and the component model work with both.
    */
-  compiler?: Compiler
+  compiler?: Compiler | undefined
 }
 
 /** The compilers an engine can use (see {@link EngineOptions.compiler}). */
@@ -63,67 +63,67 @@ export interface InstantiateOptions {
     /** Total bytes of all linear memories of the instance. Required. */
     memoryBytes: number
     /** Largest table, in elements. Default 10,000. */
-    tableElements?: number
+    tableElements?: number | undefined
     /** Core instances the store may create (components create several). Default 100. */
-    instances?: number
+    instances?: number | undefined
     /** Tables the store may create. Default 100. */
-    tables?: number
+    tables?: number | undefined
     /**
      * Linear memories the store may create. Default 4: each reserves 4 GiB of address space, so a
      * guest declaring many memories could otherwise exhaust the process's address space.
      */
-    memories?: number
+    memories?: number | undefined
     /** Trap with MemoryLimitError when growth is denied, instead of `memory.grow` returning -1. */
-    trapOnMemoryDenial?: boolean
+    trapOnMemoryDenial?: boolean | undefined
     /**
      * Component resource handles the instance may hold at once (the guest's resources JS keeps,
      * and host objects the guest keeps); one more fails the call with HostLimitError. Default 10,000.
      */
-    resourceHandles?: number
+    resourceHandles?: number | undefined
   }
   /** Default fuel budget per call (needs `new Engine({ fuel: true })`). Omitted: unmetered. */
-  fuel?: number
+  fuel?: number | undefined
   /** Default wall-clock deadline per call, in ms (at most 2**31 - 1). Omitted: none. */
-  timeoutMs?: number
+  timeoutMs?: number | undefined
   /** Host functions the guest imports. */
-  imports?: Imports
+  imports?: Imports | undefined
   /**
    * `instantiate` only: aborting stops a start function that is still running (AbortError).
    * Start functions also run under `fuel` and `timeoutMs`.
    */
-  signal?: AbortSignal
+  signal?: AbortSignal | undefined
   /**
    * WASI (preview 2 for components, preview 1 for core modules), linked when the guest imports it.
    * Omitted: locked down (no env, args, files or sockets; clocks and random; stdout and stderr
    * inherited). `false`: not linked, so a WASI import is a LinkError.
    */
-  wasi?: WasiOptions | false
+  wasi?: WasiOptions | false | undefined
 }
 
 /** What a WASI guest gets. Everything not given is denied. */
 export interface WasiOptions {
   /** Where the guest's stdout goes; `pipe` keeps it for `Instance.takeOutput`. Default `inherit`. */
-  stdout?: 'inherit' | 'pipe' | 'ignore'
+  stdout?: 'inherit' | 'pipe' | 'ignore' | undefined
   /** Where the guest's stderr goes. Default `inherit`. */
-  stderr?: 'inherit' | 'pipe' | 'ignore'
+  stderr?: 'inherit' | 'pipe' | 'ignore' | undefined
   /** Environment variables. Default none. */
-  env?: Record<string, string>
+  env?: Record<string, string> | undefined
   /** Command-line arguments, `argv[0]` included. Default none. */
-  args?: string[]
+  args?: string[] | undefined
   /**
    * Directories the guest sees: guest path -> host path (read-only), or guest path ->
    * `{ host, write: true }` (the guest may create, write, rename and delete inside it; nothing
    * resolves outside it). Default none.
    */
-  preopens?: Record<string, string | { host: string; write?: boolean }>
+  preopens?: Record<string, string | { host: string; write?: boolean | undefined }> | undefined
   /**
    * What the guest reads from stdin: a string (as UTF-8) or bytes, then end of file; `'inherit'`
    * reads the process's own stdin. Default: empty (end of file at once). Waiting for stdin ends at
    * the call's deadline.
    */
-  stdin?: string | Uint8Array
+  stdin?: string | Uint8Array | undefined
   /** Cap per piped stream; the oldest bytes are dropped first. Default 1 MiB, at most 1 GiB. */
-  outputLimitBytes?: number
+  outputLimitBytes?: number | undefined
   /**
    * wasi:http outgoing requests (linked for every component with WASI). Each request is checked
    * against `allow` (`host:port` patterns, as `[permissions] network.outbound`), with the same DNS
@@ -131,46 +131,46 @@ export interface WasiOptions {
    * Default: every request refused. Requests are made during `call` only (a `callSync` blocks
    * the JS thread that makes them: they fail with `internal-error`).
    */
-  http?: WasiHttpOptions
+  http?: WasiHttpOptions | undefined
 }
 
 /** `wasi.http`: what a guest may request over wasi:http. */
 export interface WasiHttpOptions {
   /** Granted `host:port` patterns (`'127.0.0.1:8080'`, `'*.example.com:443'`). Default none. */
-  allow?: string[]
+  allow?: string[] | undefined
   /** Largest request or response body, in bytes. Default 1 MiB. */
-  maxBodyBytes?: number
+  maxBodyBytes?: number | undefined
   /**
    * Longest wait of each step of a request, in ms: connecting (DNS included), then the response's
    * status and headers, then each piece of the body as the guest reads it. Default 30 s. The
    * guest's own `request-options` timeouts may only shorten these; the whole request lasts at
    * most as long as the call that made it.
    */
-  timeoutMs?: number
+  timeoutMs?: number | undefined
   /**
    * Most requests in progress at once, a response whose body the guest still holds included;
    * past it a request fails with the wasi:http error `connection-limit-reached`. Default 32,
    * at most 1,000.
    */
-  maxConcurrentRequests?: number
+  maxConcurrentRequests?: number | undefined
   /** Called with each refusal (a CapabilityDeniedError), e.g. to log it. */
-  onDenied?: (error: CapabilityDeniedError) => void
+  onDenied?: ((error: CapabilityDeniedError) => void) | undefined
   /** Resolves host names (default: the system resolver), e.g. to pin names in tests. */
-  lookup?: (hostname: string) => Promise<readonly ResolvedAddress[]>
+  lookup?: ((hostname: string) => Promise<readonly ResolvedAddress[]>) | undefined
 }
 
 /** Per-call options. */
 export interface CallOptions {
   /** Fuel budget for this call (overrides the instance default). */
-  fuel?: number
+  fuel?: number | undefined
   /** Wall-clock deadline for this call, in ms (overrides the instance default; at most 2**31 - 1). */
-  timeoutMs?: number
+  timeoutMs?: number | undefined
 }
 
 /** Per-call options of the async `call`. */
 export interface AsyncCallOptions extends CallOptions {
   /** Aborting stops the running guest (at the next epoch tick) and rejects with AbortError. */
-  signal?: AbortSignal
+  signal?: AbortSignal | undefined
 }
 
 const KiB = 1024

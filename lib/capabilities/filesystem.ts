@@ -20,7 +20,7 @@ export { openBeneath } from '../util/open-beneath.js'
 /** Options of {@link createFilesystem}. */
 export interface FilesystemOptions {
   /** Largest file `read` returns; a bigger one is an `err` for the guest. Default 1 MiB. */
-  maxFileBytes?: number
+  maxFileBytes?: number | undefined
 }
 
 /** The functions of `airssys:host/filesystem@0.1.0`. */

@@ -35,22 +35,22 @@ export interface ResolvedAddress {
 /** Options of {@link createHttp}. */
 export interface HttpOptions {
   /** Largest response body returned; a longer one is an `err` (the rest is not downloaded). Default 1 MiB. */
-  maxBodyBytes?: number
+  maxBodyBytes?: number | undefined
   /** Redirects followed (each checked against the grants) before giving up with an `err`. Default 5. */
-  maxRedirects?: number
+  maxRedirects?: number | undefined
   /** Time for the whole fetch (redirects and body included) before it is an `err`. Default 30 s. */
-  timeoutMs?: number
+  timeoutMs?: number | undefined
   /**
    * Cancels pending fetches when it aborts: an AbortSignal, or a function returning the signal of
    * the call in progress (the sandbox passes one aborted when the guest's call ends, by its
    * deadline or otherwise).
    */
-  signal?: SignalSource
+  signal?: SignalSource | undefined
   /**
    * Resolves a host name to the addresses to check and connect to. Default: the system resolver
    * (`dns.promises.lookup` with `all: true`, as Node's own connections use).
    */
-  lookup?: (hostname: string) => Promise<readonly ResolvedAddress[]>
+  lookup?: ((hostname: string) => Promise<readonly ResolvedAddress[]>) | undefined
 }
 
 /** The `response` record of `airssys:host/http@0.1.0`, as JS values. */

@@ -21,13 +21,13 @@ export interface PermissionOptions {
    * absolute paths and paths leading out of `baseDir` grant nothing, and `filesystem.read` follows
    * no symlink below `baseDir`. Default none.
    */
-  filesystemRead?: readonly string[]
+  filesystemRead?: readonly string[] | undefined
   /** The directory that the globs and the guest's relative paths start from. Required with `filesystemRead`. */
-  baseDir?: string
+  baseDir?: string | undefined
   /** `host:port` patterns `http.fetch` may connect to (`"127.0.0.1:8080"`, `"*.example.com:443"`). Default none. */
-  networkOutbound?: readonly string[]
+  networkOutbound?: readonly string[] | undefined
   /** Whether `time.sleep` waits. Default false. */
-  timeSleep?: boolean
+  timeSleep?: boolean | undefined
 }
 
 /** Observers of a {@link Permissions} object. */

@@ -20,7 +20,7 @@ export interface TimeOptions {
    * Ends pending sleeps when it aborts: an AbortSignal, or a function returning the signal of the
    * call in progress (the sandbox's, aborted when the guest's call ends).
    */
-  signal?: SignalSource
+  signal?: SignalSource | undefined
 }
 
 /** The functions of `airssys:host/time@0.1.0`. */

@@ -26,7 +26,7 @@ export const MANIFEST_FILE = 'Component.toml'
 /** Options of {@link loadManifest}. */
 export interface LoadManifestOptions {
   /** The host's policy; omitted ranges and bounds keep {@link DEFAULT_POLICY}'s. */
-  policy?: PolicyOptions
+  policy?: PolicyOptions | undefined
 }
 
 function manifestFile(dirOrFile: string): string {

@@ -39,28 +39,28 @@ import { abortedBy, isAborted } from '../util/signal.js'
 
 /** Limits a host may set below the manifest's own (never above them). */
 export interface SandboxLimits {
-  memoryBytes?: number
-  fuel?: number
-  timeoutMs?: number
+  memoryBytes?: number | undefined
+  fuel?: number | undefined
+  timeoutMs?: number | undefined
 }
 
 /** Options of {@link loadComponent}. */
 export interface LoadComponentOptions {
   /** Engine to compile with; it must have `fuel: true`. Default: a new one, closed on dispose. */
-  engine?: Engine
+  engine?: Engine | undefined
   /**
    * Host functions the component imports, keyed as in `instantiate({ imports })`. The reference
    * interfaces (`airssys:host/filesystem`, `http`, `time`) are linked by default, checked against
    * the manifest's `[permissions]`; an interface given here replaces the reference one. A core
    * module's are keyed by import module (`{ env: { f } }`), without the reference interfaces.
    */
-  hostFunctions?: Imports
+  hostFunctions?: Imports | undefined
   /** Called with each CapabilityDeniedError of the reference host interfaces (also counted in `metrics()`). */
-  onDenied?: (error: CapabilityDeniedError) => void | Promise<void>
+  onDenied?: ((error: CapabilityDeniedError) => void | Promise<void>) | undefined
   /** The host's ranges for the manifest's limits (see `loadManifest`). */
-  policy?: PolicyOptions
+  policy?: PolicyOptions | undefined
   /** Tighter limits than the manifest's for this sandbox; a higher value is a ConfigError. */
-  limits?: SandboxLimits
+  limits?: SandboxLimits | undefined
   /**
    * WASI stdio, env and args for a WASI component (locked down by default). stdout and stderr are
    * piped by default (read them with `takeOutput`), not inherited as for a bare instance: a guest
@@ -69,7 +69,9 @@ export interface LoadComponentOptions {
    * `filesystem.write` of `./scratch` the writable preopen `/scratch`), and its wasi:http
    * requests are checked against `network.outbound` (refusals count in `capabilityDenials`).
    */
-  wasi?: Omit<WasiOptions, 'preopens' | 'http'> & { http?: Omit<WasiHttpOptions, 'allow' | 'onDenied'> }
+  wasi?:
+    | (Omit<WasiOptions, 'preopens' | 'http'> & { http?: Omit<WasiHttpOptions, 'allow' | 'onDenied'> })
+    | undefined
 }
 
 /**
