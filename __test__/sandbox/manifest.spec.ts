@@ -573,6 +573,57 @@ test('a write grant is refused while a file in the writable directory has a seco
   const error = rejects(plugin)
   t.is(error.path, 'permissions.filesystem.write')
   t.regex(error.message, secondName)
+  // The same directory granted twice, or inside another grant, is walked once: its one name there
+  // must not count twice and pass for the link's other name.
+  for (const write of [
+    '"./scratch", "./scratch"',
+    '"./scratch", "scratch/"',
+    '"./scratch", "./scratch/sub"',
+  ]) {
+    const twice = component(
+      { extra: `[permissions]\nfilesystem.write = [${write}]` },
+      { 'scratch/sub/keep': '' },
+    )
+    linkSync(path.join(twice, 'Component.toml'), path.join(twice, 'scratch', 'sub', 'ct'))
+    t.regex(
+      rejects(twice).message,
+      /"scratch\/sub\/ct" in a writable directory has a second name outside/,
+      write,
+    )
+  }
+})
+
+/**
+ * Makes `levels` nested directories of 250 characters under `dir` with a hard link of `manifest`
+ * at the bottom, or removes them again. A child Node goes down by relative paths: a path past
+ * PATH_MAX cannot be named whole, so neither mkdirSync nor rmSync could do it from here.
+ */
+function deepTree(dir: string, levels: number, action: 'make' | 'remove', manifest = ''): void {
+  const script = `
+    const fs = require('node:fs')
+    const level = 'd'.repeat(250)
+    process.chdir(${JSON.stringify(dir)})
+    if (${JSON.stringify(action)} === 'make') {
+      for (let i = 0; i < ${levels}; i++) { fs.mkdirSync(level); process.chdir(level) }
+      fs.linkSync(${JSON.stringify(manifest)}, 'deep')
+    } else {
+      let depth = 0
+      while (fs.existsSync(level)) { process.chdir(level); depth++ }
+      fs.rmSync('deep', { force: true })
+      for (; depth > 0; depth--) { process.chdir('..'); fs.rmdirSync(level) }
+    }`
+  execFileSync(process.execPath, ['-e', script])
+}
+
+test('a writable directory too deep to walk by path refuses the write grant rather than go unchecked', (t) => {
+  // Past PATH_MAX (4096 bytes) a path cannot be read: a link down there went unseen.
+  const dir = component({ extra: '[permissions]\nfilesystem.write = ["./scratch"]' }, { 'scratch/keep': '' })
+  const scratchDir = path.join(dir, 'scratch')
+  deepTree(scratchDir, 20, 'make', path.join(dir, 'Component.toml'))
+  t.teardown(() => deepTree(scratchDir, 20, 'remove'))
+  const error = rejects(dir)
+  t.is(error.path, 'permissions.filesystem.write')
+  t.regex(error.message, /in a writable directory cannot be checked for hard links \(ENAMETOOLONG\)/)
 })
 
 test('hard links whose every name is in the writable directories are no reason to refuse a write grant', (t) => {

@@ -5,7 +5,7 @@
  * that was checked even if a directory on its path is swapped for a symlink in between. The
  * literal part of each filesystem grant is checked lexically and through its real path.
  */
-import { lstatSync, readdirSync, realpathSync, type Dirent, type Stats } from 'node:fs'
+import { type BigIntStats, lstatSync, readdirSync, realpathSync, type Dirent, type Stats } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 
@@ -184,18 +184,30 @@ export function filesystemGlobProblem(dir: string, glob: string): string | undef
  * {@link MAX_WRITABLE_ENTRIES}.
  */
 export function hardLinked(writable: readonly string[], base: string): string | undefined {
-  /** Per inode with a second name: its link count, the names found here and the first of them. */
-  const linked = new Map<string, { links: bigint; found: bigint; first: string }>()
+  /** Per inode with a second name: its link count and the names found here. */
+  const linked = new Map<string, { links: bigint; names: Set<string> }>()
+  // Each directory once, by inode: a grant given twice, or one inside another, would count a name
+  // twice and pass it off as the link's other name.
+  const walked = new Set<string>()
+  const unchecked = (at: string, error: unknown) =>
+    `${JSON.stringify(path.relative(base, at))} in a writable directory cannot be checked for hard links ` +
+    `(${(error as NodeJS.ErrnoException).code ?? String(error)})`
   let seen = 0
   const pending = [...writable]
   while (pending.length > 0) {
     const directory = pending.pop()!
     let entries: Dirent[]
     try {
+      const stats = lstatSync(directory, { bigint: true })
+      const inode = `${stats.dev}:${stats.ino}`
+      if (walked.has(inode)) continue
+      walked.add(inode)
       entries = readdirSync(directory, { withFileTypes: true })
-    } catch {
-      // Missing or unreadable: reported where the grant is checked.
-      continue
+    } catch (error) {
+      // Missing: reported where the grant is checked (or removed meanwhile). Anything else, such
+      // as a path past PATH_MAX, would leave what is below unchecked.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue
+      return unchecked(directory, error)
     }
     for (const entry of entries) {
       if (++seen > MAX_WRITABLE_ENTRIES) {
@@ -207,18 +219,24 @@ export function hardLinked(writable: readonly string[], base: string): string | 
         continue
       }
       if (entry.isSymbolicLink()) continue
-      const stats = lstatSync(entryPath, { throwIfNoEntry: false, bigint: true })
+      let stats: BigIntStats | undefined
+      try {
+        stats = lstatSync(entryPath, { throwIfNoEntry: false, bigint: true })
+      } catch (error) {
+        return unchecked(entryPath, error)
+      }
       if (stats === undefined || stats.nlink < 2n) continue
       const inode = `${stats.dev}:${stats.ino}`
-      const known = linked.get(inode)
-      if (known === undefined) linked.set(inode, { links: stats.nlink, found: 1n, first: entryPath })
-      else known.found++
+      const known = linked.get(inode) ?? { links: stats.nlink, names: new Set<string>() }
+      known.names.add(entryPath)
+      linked.set(inode, known)
     }
   }
-  for (const { links, found, first } of linked.values()) {
-    if (found < links) {
+  for (const { links, names } of linked.values()) {
+    if (BigInt(names.size) < links) {
+      const [first] = names
       return (
-        `${JSON.stringify(path.relative(base, first))} in a writable directory has a second name outside the ` +
+        `${JSON.stringify(path.relative(base, first!))} in a writable directory has a second name outside the ` +
         'writable directories (a hard link), through which the guest could rewrite a file elsewhere: copy ' +
         'the plugin without its links to grant writes'
       )
