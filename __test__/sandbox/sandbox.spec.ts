@@ -583,11 +583,40 @@ test('a Component.toml may name a preview 1 core module: its grants are its preo
   t.is(denied.exitCode, 3, 'preview 1 keeps the exit code')
   t.regex(denied.stderr, /^cannot write \/data\/new\.txt: /)
   t.false(existsSync(path.join(dir, 'data', 'new.txt')))
-  // Limits hold as for a component: its manifest's 4 MiB, and a restart after a trap.
   using sandbox = await loadComponent(dir, { engine: wasiEngine, wasi: { args: ['wasi-tool', 'exit', '9'] } })
   t.true(sandbox.component instanceof Module)
   t.is(sandbox.metrics().memory.limitBytes, 4 * MiB)
   await t.throwsAsync(sandbox.call('_start'), { instanceOf: WasiExitError })
+})
+
+test('a sandbox of a core module replaces its instance after a failure, and after _start, which wasi-libc runs once', async (t) => {
+  // wasmtime lets a core instance run on after a trap, but a second _start traps in wasi-libc,
+  // and what a guest left in memory when it failed is not to be trusted.
+  const dir = wasiToolDir([], [], wasiModuleWasm)
+  using sandbox = await loadComponent(dir, {
+    engine: wasiEngine,
+    limits: { timeoutMs: 300 },
+    wasi: { args: ['wasi-tool', 'echo', 'again'] },
+  })
+  for (let run = 0; run < 3; run++) {
+    await sandbox.call('_start')
+    t.is(sandbox.takeOutput().stdout, 'args: again\nenv count: 0\n', `run ${run}`)
+  }
+  t.is(sandbox.callSync('_start'), undefined, 'callSync too')
+  t.is(sandbox.metrics().restarts, 0, 'a command that ran to its end is no restart')
+  using sleeper = await loadComponent(dir, {
+    engine: wasiEngine,
+    limits: { timeoutMs: 100 },
+    wasi: { args: ['wasi-tool', 'sleep', '5000'] },
+  })
+  await t.throwsAsync(sleeper.call('_start'), { instanceOf: TimeoutError })
+  t.is(sleeper.metrics().restarts, 1)
+  t.throws(
+    () => sleeper.callSync('_start'),
+    { instanceOf: TimeoutError },
+    'a fresh instance, which sleeps again',
+  )
+  t.is(sleeper.metrics().restarts, 2)
 })
 
 test('a write grant and a read grant of the same directory make one writable preopen', async (t) => {

@@ -319,19 +319,50 @@ export class Sandbox {
       this.#instance = instance
     }
     const endCall = this.#beginCall()
+    let result: unknown
     try {
-      return await instance.call(name, args, { ...budget, signal }).finally(endCall)
+      result = await instance.call(name, args, { ...budget, signal }).finally(endCall)
     } catch (error) {
-      if (instance.poisoned) {
-        this.#retire(instance)
-        // A failed replacement is retried (and reported) by the next call; this call reports its own error.
-        const fresh = this.#disposed
-          ? undefined
-          : await this.component.instantiate(this.#options).catch(() => undefined)
-        if (this.#disposed) fresh?.dispose()
-        else this.#instance = fresh
-      }
+      if (this.#spent(instance, name, error)) await this.#replace(instance, true)
       throw error
+    }
+    if (this.#spent(instance, name)) await this.#replace(instance, false)
+    return result
+  }
+
+  /**
+   * Whether `instance` must be replaced after a call of `name` that failed with `error`, or
+   * returned: a component instance a trap poisoned (wasmtime cannot enter it again), or a core
+   * module's after any failure of its guest and after `_start`. wasmtime lets a core instance run
+   * on after a trap, but its memory after one is not to be trusted, and wasi-libc runs `_start`
+   * once per instance (a second one traps).
+   */
+  #spent(instance: Instance, name: string, ...failure: [error: unknown] | []): boolean {
+    if (instance.poisoned) return true
+    if (!(this.component instanceof Module)) return false
+    if (name === '_start') return true
+    // Refused before the guest ran: its state is untouched.
+    const [error] = failure
+    return failure.length > 0 && !(error instanceof TypeError) && !(error instanceof BusyError)
+  }
+
+  /** Replaces a spent instance; `failed`: it is a restart. A failed replacement is the next call's. */
+  async #replace(instance: Instance, failed: boolean): Promise<void> {
+    this.#retire(instance, failed)
+    const fresh = this.#disposed
+      ? undefined
+      : await this.component.instantiate(this.#options).catch(() => undefined)
+    if (this.#disposed) fresh?.dispose()
+    else this.#instance = fresh
+  }
+
+  /** {@link Sandbox.#replace} on the JS thread. */
+  #replaceSync(instance: Instance, failed: boolean): void {
+    this.#retire(instance, failed)
+    try {
+      this.#instance = this.component.instantiateSync(this.#options)
+    } catch {
+      // Retried (and reported) by the next call.
     }
   }
 
@@ -347,21 +378,17 @@ export class Sandbox {
     this.#instance ??= this.component.instantiateSync(this.#options)
     const instance = this.#instance
     const endCall = this.#beginCall()
+    let result: unknown
     try {
-      return instance.callSync(name, args, { fuel, timeoutMs })
+      result = instance.callSync(name, args, { fuel, timeoutMs })
     } catch (error) {
-      if (instance.poisoned) {
-        this.#retire(instance)
-        try {
-          this.#instance = this.component.instantiateSync(this.#options)
-        } catch {
-          // Retried (and reported) by the next call.
-        }
-      }
-      throw error
-    } finally {
       endCall()
+      if (this.#spent(instance, name, error)) this.#replaceSync(instance, true)
+      throw error
     }
+    endCall()
+    if (this.#spent(instance, name)) this.#replaceSync(instance, false)
+    return result
   }
 
   /**
@@ -408,8 +435,8 @@ export class Sandbox {
     }
   }
 
-  /** Folds a broken instance's counters into the totals and frees it. */
-  #retire(instance: Instance): void {
+  /** Folds a spent instance's counters into the totals and frees it; `failed`: a restart. */
+  #retire(instance: Instance, failed: boolean): void {
     const metrics = instance.metrics()
     const totals = this.#retired
     totals.calls += metrics.calls
@@ -428,7 +455,7 @@ export class Sandbox {
     instance.dispose()
     if (this.#instance === instance) this.#instance = undefined
     // A sandbox disposed meanwhile makes no new instance: nothing restarts.
-    if (!this.#disposed) this.#restarts++
+    if (failed && !this.#disposed) this.#restarts++
   }
 
   /**
