@@ -777,6 +777,49 @@ test("a guest destructor that traps when JS disposes the resource is the trap's 
   t.true(inst.poisoned)
 })
 
+test('an imported resource that the world or another interface uses is one type: its class is given once', (t) => {
+  // WIT's `use onlyres.{thing}` in an interface, and in the world itself, imports `thing` again
+  // under those names as the same type; the linker gave each name a type of its own.
+  const component = engine.compileComponentSync(`(component $C
+    (import "t:k/onlyres" (instance $only
+      (export "thing" (type $t (sub resource)))
+      (export "[method]thing.get" (func (param "self" (borrow $t)) (result u32)))))
+    (alias export $only "thing" (type $thing))
+    (import "t:k/resuse" (instance $use
+      (alias outer $C $thing (type $outer))
+      (export "thing" (type (eq $outer)))))
+    (alias export $use "thing" (type $used))
+    (import "thing" (type $root (eq $thing)))
+    (alias export $only "[method]thing.get" (func $get))
+    (core func $get_core (canon lower (func $get)))
+    (core func $drop_core (canon resource.drop $used))
+    (core module $m
+      (import "h" "get" (func $get (param i32) (result i32)))
+      (import "h" "drop" (func $drop (param i32)))
+      (func (export "f") (param i32) (result i32) (local $r i32)
+        (local.set $r (call $get (local.get 0)))
+        (call $drop (local.get 0))
+        (local.get $r)))
+    (core instance $i (instantiate $m (with "h" (instance
+      (export "get" (func $get_core)) (export "drop" (func $drop_core))))))
+    (func (export "f") (param "t" (borrow $used)) (result u32) (canon lift (core func $i "f"))))`)
+  class Thing {
+    get() {
+      return 7
+    }
+  }
+  // No object for t:k/resuse, and no class at the root: the one in t:k/onlyres serves all three.
+  const inst = component.instantiateSync({
+    limits: { memoryBytes: 1 << 16 },
+    imports: { 't:k/onlyres': { Thing } },
+  })
+  t.is(inst.callSync('f', [new Thing()]), 7)
+  t.throws(() => component.instantiateSync({ limits: { memoryBytes: 1 << 16 } }), {
+    instanceOf: LinkError,
+    message: /missing import\(s\): t:k\/onlyres \(an object with \[method\]thing\.get\)/,
+  })
+})
+
 test('a resource imported at the root is a top-level class in the imports', (t) => {
   const rooted = engine.compileComponentSync(ROOT_COUNTER_WAT)
   t.is(

@@ -29,24 +29,57 @@ pub struct LinkPlan {
 enum PlanItem {
     /// A root function import.
     Function(String),
-    /// A resource imported at the root, implemented by a JS class.
-    Resource(String),
+    /// A resource imported at the root, implemented by a JS class: its name and payload.
+    Resource(String, u32),
     /// An interface defined from JS (replacing WASI's, if any), with its functions and the
-    /// resource types its JS classes implement.
-    Interface(String, Vec<String>, Vec<String>),
+    /// resource types its JS classes implement (each with its payload).
+    Interface(String, Vec<String>, Vec<(String, u32)>),
 }
 
 impl LinkPlan {
     /// How many host-implemented resource types the plan links (`host_dynamic(0..n)`).
     pub fn host_resources(&self) -> u32 {
-        self.items
-            .iter()
-            .map(|item| match item {
-                PlanItem::Interface(_, _, resources) => resources.len() as u32,
-                PlanItem::Resource(_) => 1,
-                PlanItem::Function(_) => 0,
-            })
-            .sum()
+        let payloads = self.items.iter().flat_map(|item| match item {
+            PlanItem::Interface(_, _, resources) => resources.iter().map(|&(_, payload)| payload).collect(),
+            PlanItem::Resource(_, payload) => vec![*payload],
+            PlanItem::Function(_) => Vec::new(),
+        });
+        payloads.max().map_or(0, |most| most + 1)
+    }
+}
+
+/// The payload (`host_dynamic(n)`) of each resource type a component imports, and which import
+/// defines it. A resource that the world or another interface `use`s is imported again under its
+/// own name as the same type: the linker must give both names that one type, and only the first
+/// needs a JS class.
+struct ImportedResources(Vec<ResourceType>);
+
+impl ImportedResources {
+    fn of(component: &Component) -> Self {
+        let engine = component.engine();
+        let mut types: Vec<ResourceType> = Vec::new();
+        let mut add = |item: &ComponentItem| {
+            if let ComponentItem::Resource(ty) = item
+                && !types.contains(ty)
+            {
+                types.push(*ty);
+            }
+        };
+        for (_, import) in component.component_type().imports(engine) {
+            add(&import.ty);
+            if let ComponentItem::ComponentInstance(instance) = &import.ty {
+                instance.exports(engine).for_each(|(_, export)| add(&export.ty));
+            }
+        }
+        ImportedResources(types)
+    }
+
+    /// The payload of `ty`, and whether this import is the one that defines it (its first).
+    fn payload(&self, ty: &ResourceType, seen: &mut Vec<u32>) -> (u32, bool) {
+        let payload = self.0.iter().position(|known| known == ty).unwrap_or(self.0.len()) as u32;
+        let first = !seen.contains(&payload);
+        seen.push(payload);
+        (payload, first)
     }
 }
 
@@ -73,6 +106,8 @@ fn resolve_named(
     let mut functions = Vec::new();
     let mut items = Vec::new();
     let mut missing = Vec::new();
+    let resources = ImportedResources::of(component);
+    let mut seen = Vec::new();
     for (name, import) in component.component_type().imports(engine) {
         if wasi && name.starts_with("wasi:") && lookup_object(js, imports, name)?.is_none() {
             continue;
@@ -86,19 +121,32 @@ fn resolve_named(
                 None => missing.push(format!("{name}: {}", func_signature(func))),
             },
             ComponentItem::ComponentInstance(instance) => {
+                // Its resource types, each with its payload and whether this interface defines it.
+                let linked: Vec<(String, u32, bool)> = instance
+                    .exports(engine)
+                    .filter_map(|(resource, export)| match &export.ty {
+                        ComponentItem::Resource(ty) => {
+                            let (payload, first) = resources.payload(ty, &mut seen);
+                            Some((resource.to_string(), payload, first))
+                        }
+                        _ => None,
+                    })
+                    .collect();
                 let Some(object) = lookup_object(js, imports, name)? else {
                     let functions: Vec<&str> = instance
                         .exports(engine)
                         .filter(|(_, export)| matches!(export.ty, ComponentItem::ComponentFunc(_)))
                         .map(|(function_name, _)| function_name)
                         .collect();
-                    let types_alone = functions.is_empty()
-                        && !(instance.exports(engine))
-                            .any(|(_, export)| matches!(export.ty, ComponentItem::Resource(_)));
-                    if types_alone {
-                        // An interface of types alone (which wit-component imports when another
-                        // interface `use`s them) has nothing for the host to give.
-                        items.push(PlanItem::Interface(name.to_string(), Vec::new(), Vec::new()));
+                    if functions.is_empty() && !linked.iter().any(|&(_, _, first)| first) {
+                        // An interface of types alone, or of resources another import defines
+                        // (wit-component imports it when another interface `use`s them), has
+                        // nothing for the host to give.
+                        let aliases = linked
+                            .into_iter()
+                            .map(|(resource, payload, _)| (resource, payload))
+                            .collect();
+                        items.push(PlanItem::Interface(name.to_string(), Vec::new(), aliases));
                         continue;
                     }
                     let hint = if name.starts_with("wasi:") {
@@ -115,12 +163,8 @@ fn resolve_named(
                     continue;
                 };
                 let mut provided = Vec::new();
-                let mut resources = Vec::new();
                 for (function_name, export) in instance.exports(engine) {
                     let ComponentItem::ComponentFunc(func) = &export.ty else {
-                        if matches!(export.ty, ComponentItem::Resource(_)) {
-                            resources.push(function_name.to_string());
-                        }
                         continue;
                     };
                     match lookup_function(js, Some(object), &function_keys(function_name))? {
@@ -131,10 +175,17 @@ fn resolve_named(
                         None => missing.push(format!("{name}#{function_name}: {}", func_signature(func))),
                     }
                 }
-                items.push(PlanItem::Interface(name.to_string(), provided, resources));
+                let linked = linked
+                    .into_iter()
+                    .map(|(resource, payload, _)| (resource, payload))
+                    .collect();
+                items.push(PlanItem::Interface(name.to_string(), provided, linked));
             }
             ComponentItem::Type(_) => {}
-            ComponentItem::Resource(_) => items.push(PlanItem::Resource(name.to_string())),
+            ComponentItem::Resource(ty) => {
+                let (payload, _) = resources.payload(ty, &mut seen);
+                items.push(PlanItem::Resource(name.to_string(), payload));
+            }
             _ => {
                 return Err(Failure::Link(format!(
                     "import {name}: only functions and interfaces can be imported"
@@ -160,7 +211,6 @@ pub fn link(component: &Component, plan: &LinkPlan) -> Result<InstancePre<HostSt
         linker.allow_shadowing(true);
         crate::wasi_symlink::guard_p2(&mut linker).map_err(failed)?;
     }
-    let mut payload = 0;
     let mut index = 0;
     let mut host_function = |name: String| {
         let label: Arc<str> = format!("\"{name}\"").into();
@@ -176,20 +226,18 @@ pub fn link(component: &Component, plan: &LinkPlan) -> Result<InstancePre<HostSt
                 let function = host_function(name.clone());
                 linker.root().func_new(name, function).map_err(failed)?;
             }
-            PlanItem::Resource(name) => {
+            PlanItem::Resource(name, payload) => {
                 linker
                     .root()
-                    .resource(name, ResourceType::host_dynamic(payload), release_host_object)
+                    .resource(name, ResourceType::host_dynamic(*payload), release_host_object)
                     .map_err(failed)?;
-                payload += 1;
             }
             PlanItem::Interface(interface, names, resources) => {
                 let mut instance = linker.instance(interface).map_err(failed)?;
-                for resource in resources {
+                for (resource, payload) in resources {
                     instance
-                        .resource(resource, ResourceType::host_dynamic(payload), release_host_object)
+                        .resource(resource, ResourceType::host_dynamic(*payload), release_host_object)
                         .map_err(failed)?;
-                    payload += 1;
                 }
                 for name in names {
                     let function = host_function(format!("{interface}#{name}"));
