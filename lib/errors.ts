@@ -34,7 +34,8 @@ export class WasmError extends Error {
   readonly code: string = 'ERR_WASM'
 
   constructor(message: string, fields: ErrorFields & { code?: string } = {}) {
-    super(message, 'cause' in fields ? { cause: fields.cause } : undefined)
+    // Own only: a `cause` Object.prototype holds is no cause of this error.
+    super(message, Object.hasOwn(fields, 'cause') ? { cause: fields.cause } : undefined)
     this.name = new.target.name
     // Subclasses set their own code; the base keeps the one it was thrown with.
     if (new.target === WasmError && fields.code !== undefined) this.code = fields.code
@@ -346,7 +347,8 @@ export function fromNative(error: unknown): unknown {
     'path',
     'exitCode',
   ] as const) {
-    if (key in native) (fields as Record<string, unknown>)[key] = native[key]
+    // Own only: the addon sets them; what Object.prototype holds is no field of this error.
+    if (Object.hasOwn(native, key)) (fields as Record<string, unknown>)[key] = native[key]
   }
   return new Class(native.message, fields)
 }

@@ -5,11 +5,13 @@ import { readFileSync } from 'node:fs'
 
 import {
   resourcesWasm,
+  root,
   typesEverything,
   typesImports,
   typesWasm,
   wasiModuleWasm,
 } from '../../fixtures/index.js'
+import { inspect } from '../../lib/cli/inspect.js'
 import { declarations } from '../../lib/dts.js'
 import { Engine, type ComponentItem, type Instance } from '../../lib/index.js'
 
@@ -35,6 +37,7 @@ if (process.argv[2] === 'pollute') {
     resource: 'counter',
     interface: 'test:resources/api',
     imported: true,
+    cause: 'POLLUTED-CAUSE',
   })
 }
 
@@ -132,4 +135,16 @@ results.resources = outcome(() => {
     Object.keys(api),
   ]
 })
+results.errorCause = outcome(() => {
+  try {
+    types.instantiateSync({ limits: { memoryBytes: 4 << 20 } })
+  } catch (error) {
+    return [(error as Error).name, Object.hasOwn(error as object, 'cause')]
+  }
+})
+let inspected = ''
+const io = { stdout: { write: (text: string) => (inspected += text) }, stderr: { write: () => true } }
+await inspect([wasiModuleWasm], io)
+await inspect([typesWasm], io)
+results.inspect = inspected.replaceAll(root, '<root>')
 process.stdout.write(`RESULT ${JSON.stringify(results)}\n`)

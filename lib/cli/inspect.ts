@@ -14,13 +14,16 @@ import { listing, readTargetWasm } from './wasm.js'
 function listItems(items: readonly (ComponentItem | ModuleItem)[], indent = '  '): string[] {
   if (items.length === 0) return [`${indent}(none)`]
   return items.flatMap((item) => {
-    const name = oneLine(
-      'module' in item && item.module !== undefined ? `${item.module}.${item.name}` : item.name,
-    )
+    // Own fields only, as the package reads listings (bareListing): nothing from Object.prototype.
+    const module = Object.hasOwn(item, 'module') ? (item as ModuleItem).module : undefined
+    const name = oneLine(module !== undefined ? `${module}.${item.name}` : item.name)
     // Every type string names its kind (`func(...)`, `memory(...)`) except a type definition's.
     const type = item.kind === 'type' ? `type ${item.type}` : item.type
-    if (item.kind === 'instance' && 'exports' in item) {
-      return [`${indent}${name}: instance`, ...listItems(item.exports ?? [], `${indent}  `)]
+    if (item.kind === 'instance' && Object.hasOwn(item, 'exports')) {
+      return [
+        `${indent}${name}: instance`,
+        ...listItems((item as ComponentItem).exports ?? [], `${indent}  `),
+      ]
     }
     return [`${indent}${name}: ${type}`]
   })
