@@ -387,6 +387,29 @@ test('TLS and HTTP failures get their own wasi:http error codes, and large respo
   t.like(large, { status: 200 })
   if ('cancel' in large) large.cancel()
   t.like(await get(`http://${plainHost}/?header=200000`), { error: 'http-response-header-section-size' })
+  // Interim (1xx) heads count too: a server sending them without end held the request (and host
+  // memory) until the deadline.
+  const hints = Array.from(
+    { length: 200 },
+    () => `HTTP/1.1 103 Early Hints\r\nLink: <${'a'.repeat(2000)}>\r\n\r\n`,
+  )
+  // The client resets the connection when it gives up: not this server's failure.
+  const early = net.createServer((socket) =>
+    socket
+      .on('error', () => {})
+      .resume()
+      .write(hints.join('')),
+  )
+  await new Promise<void>((resolve) => early.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise((resolve) => early.close(() => resolve(undefined))))
+  const earlyHost = `127.0.0.1:${(early.address() as AddressInfo).port}`
+  const hinted = createWasiHttpClient(createPermissions({ networkOutbound: [earlyHost] }), {
+    maxBodyBytes: 1 << 20,
+    timeoutMs: 60_000,
+  })
+  t.like(await hinted('GET', `http://${earlyHost}/`, [], new Uint8Array()), {
+    error: 'http-response-header-section-size',
+  })
   // What a guest sees of them.
   const allow = { allow: [plainHost, garbledHost] }
   const protocol = await command(['get', `http://${garbledHost}/`], allow)

@@ -326,6 +326,15 @@ function send(
       signal,
       ...(addresses === undefined ? {} : { lookup: checkedLookup(addresses) }),
     })
+    // Interim (1xx) heads share the final head's budget: a server could send them without end.
+    let interimBytes = 0
+    request.on('information', ({ statusMessage, rawHeaders }) => {
+      interimBytes += statusMessage.length + rawHeaders.reduce((total, text) => total + text.length + 2, 16)
+      if (interimBytes > MAX_RESPONSE_HEADER_BYTES) {
+        const message = `interim responses with more than ${MAX_RESPONSE_HEADER_BYTES} bytes of heads`
+        request.destroy(Object.assign(new Error(message), { wasiError: 'http-response-header-section-size' }))
+      }
+    })
     const head = new Promise<IncomingMessage>((resolve, reject) => {
       request.once('response', resolve)
       request.on('error', reject)
