@@ -256,6 +256,29 @@ test('run on a core module converts 64-bit arguments and prints a bigint as "<n>
   t.deepEqual(text, { code: 0, stdout: '"9007199254740993n"\n', stderr: '' }, 'beyond 2^53 via a string')
 })
 
+test('run prints an absent option as null, with --json or without; a function without a result prints nothing', async (t) => {
+  const wat = file(
+    'absent.wat',
+    `(component
+      (core module $m
+        (memory (export "memory") 1)
+        (func (export "nothing") (result i32) i32.const 16)
+        (func (export "none")))
+      (core instance $i (instantiate $m))
+      (alias core export $i "memory" (core memory $mem))
+      (func (export "nothing") (result (option u32)) (canon lift (core func $i "nothing") (memory $mem)))
+      (func (export "none") (canon lift (core func $i "none"))))`,
+  )
+  const [absent, absentJson, none] = await Promise.all([
+    cli('run', wat, '--memory', '65536', '--invoke', 'nothing'),
+    cli('run', wat, '--memory', '65536', '--invoke', 'nothing', '--json'),
+    cli('run', wat, '--memory', '65536', '--invoke', 'none'),
+  ])
+  t.deepEqual(absent, { code: 0, stdout: 'null\n', stderr: '' })
+  t.like(JSON.parse(absentJson.stdout), { result: null })
+  t.deepEqual(none, { code: 0, stdout: '', stderr: '' })
+})
+
 test('run needs --invoke when there is not exactly one exported function', async (t) => {
   const two = file('choice.wat', '(module (func (export "one")) (func (export "boom") unreachable))')
   const result = await cli('run', two, '--memory', '65536')

@@ -359,8 +359,16 @@ async function invoke(
     throw outcome.error
   }
   if (json) await printText(io.stdout, `${boundedJsonText({ result: outcome.result, metrics, ...output })}\n`)
-  else if (outcome.result !== undefined) await printText(io.stdout, `${boundedJsonText(outcome.result)}\n`)
+  else if (outcome.result !== undefined || returnsValue(findFunction(functions, name))) {
+    // An absent option is null here too; only a function without a result prints nothing.
+    await printText(io.stdout, `${boundedJsonText(outcome.result ?? null)}\n`)
+  }
   return EXIT.success
+}
+
+/** Whether `exported` has a result (its type spells one: `func(...) -> T`). */
+function returnsValue(exported: ExportedFunction | undefined): boolean {
+  return exported?.type.includes(') -> ') ?? false
 }
 
 /** `--json`'s document for a failure, without the guest's output when that is too large to print. */
