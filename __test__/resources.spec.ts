@@ -816,7 +816,7 @@ test('an imported resource that the world or another interface uses is one type:
   t.is(inst.callSync('f', [new Thing()]), 7)
   t.throws(() => component.instantiateSync({ limits: { memoryBytes: 1 << 16 } }), {
     instanceOf: LinkError,
-    message: /missing import\(s\): t:k\/onlyres \(an object with \[method\]thing\.get\)/,
+    message: /missing import\(s\): t:k\/onlyres \(an object with class Thing, \[method\]thing\.get\)/,
   })
 })
 

@@ -81,6 +81,15 @@ pub fn camel_case(name: &str) -> String {
     out
 }
 
+/// kebab-case WIT name -> UpperCamelCase JS class name (`input-stream` -> `InputStream`).
+pub fn upper_camel_case(name: &str) -> String {
+    let lower = camel_case(name);
+    let mut chars = lower.chars();
+    chars
+        .next()
+        .map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
+}
+
 /// `wasi:cli/run@0.2.0` -> `wasi:cli/run`.
 pub fn unversioned(interface: &str) -> &str {
     interface.split_once('@').map_or(interface, |(name, _)| name)
@@ -129,6 +138,8 @@ mod tests {
         assert_eq!(camel_case("first-name"), "firstName");
         assert_eq!(camel_case("roundtrip-list-u8"), "roundtripListU8");
         assert_eq!(camel_case("plain"), "plain");
+        assert_eq!(upper_camel_case("input-stream"), "InputStream");
+        assert_eq!(upper_camel_case(""), "");
     }
 
     #[test]

@@ -416,7 +416,9 @@ impl<I> Slot<I> {
         }
         if self.poisoned.load(Ordering::Acquire) {
             return Err(Failure::Poisoned(
-                "the instance trapped earlier and cannot be entered again; create a new instance".into(),
+                "an earlier call failed inside the instance (a trap, a host function's failure, an exit or a \
+                 host limit), so it cannot be entered again; create a new instance"
+                    .into(),
             ));
         }
         let mut guard = match self.live.try_lock() {

@@ -154,10 +154,14 @@ fn resolve_named(
                     } else {
                         ""
                     };
-                    let members = if functions.is_empty() {
+                    // The classes of the resources it defines, then its functions.
+                    let classes = (linked.iter().filter(|&&(_, _, first)| first))
+                        .map(|(resource, _, _)| format!("class {}", crate::names::upper_camel_case(resource)));
+                    let members: Vec<String> = classes.chain(functions.iter().map(|name| name.to_string())).collect();
+                    let members = if members.is_empty() {
                         "an object".to_string()
                     } else {
-                        format!("an object with {}", functions.join(", "))
+                        format!("an object with {}", members.join(", "))
                     };
                     missing.push(format!("{name} ({members}{hint})"));
                     continue;
