@@ -77,6 +77,22 @@ test('a host function that throws for a result return type hands the guest an er
   t.is(instance.callSync('call-fail-maybe', [5]), 6, 'an err is not a trap: the instance keeps working')
 })
 
+test('a host function for a result may also return the result itself, { tag, val }, as in jco', (t) => {
+  let answer: unknown
+  const imports = typesImports()
+  ;(imports['test:types/host@0.1.0'] as Record<string, unknown>).failMaybe = () => answer
+  const instance = typesComponent().instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports })
+  answer = { tag: 'ok', val: 41 }
+  t.is(instance.callSync('call-fail-maybe', [1]), 41)
+  answer = { tag: 'err', val: 'refused' }
+  const error = t.throws(() => instance.callSync('call-fail-maybe', [1]), { instanceOf: ComponentError })
+  t.is(error?.payload, 'refused')
+  // Anything else is the ok value, as before.
+  answer = 7
+  t.is(instance.callSync('call-fail-maybe', [1]), 7)
+  t.false(instance.poisoned)
+})
+
 test("a thrown value's own payload is the err payload, even when it is undefined", (t) => {
   // run(x) returns probe(x)'s ok value, 1000 for err(none), 2000 + n for err(some(n)).
   const component = new Engine().compileComponentSync(`(component

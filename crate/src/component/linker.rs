@@ -406,6 +406,10 @@ fn outcome_to_val(
         Ok(value) => {
             let result_type = result_type.expect("checked above");
             if let Type::Result(result) = result_type {
+                // The result itself, as jco takes it: an object whose own `tag` is ok or err.
+                if returns_result(js, value) {
+                    return Ok(Some(convert(value, result_type)?));
+                }
                 let payload = match result.ok() {
                     Some(ok_type) => Some(Box::new(convert(value, &ok_type)?)),
                     None => None,
@@ -428,6 +432,15 @@ fn outcome_to_val(
             }
         }
     }
+}
+
+/// Whether a host function's return for a `result` type is the result itself (`{ tag: 'ok' |
+/// 'err', val }`) rather than its ok value: jco's rule, so host code written for jco works here.
+fn returns_result(js: Js, value: Value) -> bool {
+    let tag = property(js, value, "tag").ok().flatten();
+    tag.and_then(|tag| js.string_value(tag).ok()).is_some_and(|tag| {
+        matches!(tag, crate::js::StringValue::Text(text) if text == "ok" || text == "err")
+    })
 }
 
 /// Refuses, before it is converted, a string or typed array that alone is larger than the guest's
