@@ -438,9 +438,8 @@ fn outcome_to_val(
 /// 'err', val }`) rather than its ok value: jco's rule, so host code written for jco works here.
 fn returns_result(js: Js, value: Value) -> bool {
     let tag = property(js, value, "tag").ok().flatten();
-    tag.and_then(|tag| js.string_value(tag).ok()).is_some_and(|tag| {
-        matches!(tag, crate::js::StringValue::Text(text) if text == "ok" || text == "err")
-    })
+    tag.and_then(|tag| js.string_value(tag).ok())
+        .is_some_and(|tag| matches!(tag, crate::js::StringValue::Text(text) if text == "ok" || text == "err"))
 }
 
 /// Refuses, before it is converted, a string or typed array that alone is larger than the guest's
