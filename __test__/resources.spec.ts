@@ -749,6 +749,33 @@ test("an export taking a borrow of the host's resource is lent the host's object
   t.false(inst.poisoned)
 })
 
+test('a resource class without a constructor, or with a static named prototype, is refused in typed terms', (t) => {
+  // `prototype` is a legal WIT name: a static of that name cannot sit on a class, and made
+  // instantiation throw a bare TypeError. It stays callable by its path.
+  const guest = engine.compileComponentSync(`(component
+    (type $r (resource (rep i32)))
+    (core module $m (func (export "seven") (result i32) i32.const 7))
+    (core instance $i (instantiate $m))
+    (func $seven (result u32) (canon lift (core func $i "seven")))
+    (component $shim
+      (import "thing" (type $t (sub resource)))
+      (import "seven" (func $s (result u32)))
+      (export $T "thing" (type $t))
+      (export "[static]thing.prototype" (func $s))
+      (export "[static]thing.length" (func $s)))
+    (instance $api (instantiate $shim (with "thing" (type $r)) (with "seven" (func $seven))))
+    (export "test:x/api" (instance $api)))`)
+  const inst = guest.instantiateSync({ limits: { memoryBytes: 1 << 16 } })
+  const api = inst.exports['test:x/api'] as { Thing: (new () => object) & { length: () => number } }
+  t.is(api.Thing.length(), 7)
+  t.is(inst.callSync('test:x/api#[static]thing.prototype', []), 7)
+  t.throws(() => new api.Thing(), {
+    instanceOf: WasmTypeError,
+    code: 'ERR_WASM_TYPE',
+    message: 'test:x/api: the resource thing has no constructor',
+  })
+})
+
 test("a guest destructor that traps when JS disposes the resource is the trap's own error class", (t) => {
   const guest = engine.compileComponentSync(`(component
     (core module $d

@@ -386,7 +386,7 @@ function makeClass(
           return
         }
         if (constructorPath === undefined) {
-          throw new TypeError(`${interfaceName}: the resource ${resource} has no constructor`)
+          throw new WasmTypeError(`${interfaceName}: the resource ${resource} has no constructor`)
         }
         // The guest's constructor returns the object (made through the token path above).
         return resources.callSync(path(constructorPath), args) as this
@@ -412,7 +412,10 @@ function makeClass(
     })
   }
   for (const statik of members.statics) {
-    Object.defineProperty(cls, lowerCamel(memberName(statik)), {
+    const key = lowerCamel(memberName(statik))
+    // A class's own `prototype` cannot be replaced: such a static is reached by its path only.
+    if (Object.getOwnPropertyDescriptor(cls, key)?.configurable === false) continue
+    Object.defineProperty(cls, key, {
       value: (...args: unknown[]) => resources.callSync(path(statik), args),
       writable: true,
       configurable: true,
