@@ -749,6 +749,28 @@ test("an export taking a borrow of the host's resource is lent the host's object
   t.false(inst.poisoned)
 })
 
+test('with two versions of one interface exported, the name without @version means the first on every path', async (t) => {
+  const guest = engine.compileComponentSync(`(component
+    (core module $m
+      (func (export "one") (result i32) i32.const 1)
+      (func (export "two") (result i32) i32.const 2))
+    (core instance $i (instantiate $m))
+    (func $one (result u32) (canon lift (core func $i "one")))
+    (func $two (result u32) (canon lift (core func $i "two")))
+    (instance $v1 (export "get" (func $one)))
+    (instance $v2 (export "get" (func $two)))
+    (export "a:x/api@0.1.0" (instance $v1))
+    (export "a:x/api@0.2.0" (instance $v2)))`)
+  const inst = guest.instantiateSync({ limits: { memoryBytes: 1 << 16 } })
+  const exports = inst.exports as Record<string, { get(): number }>
+  t.is(exports['a:x/api']!.get(), 1)
+  t.is(inst.callSync('a:x/api#get', []), 1)
+  t.is(await inst.call('a:x/api#get'), 1)
+  t.is((inst.function('a:x/api#get') as () => number)(), 1)
+  t.is(inst.callSync('a:x/api@0.2.0#get', []), 2, 'the version, named, reaches the other')
+  t.is(exports['a:x/api@0.2.0']!.get(), 2)
+})
+
 test('a resource class without a constructor, or with a static named prototype, is refused in typed terms', (t) => {
   // `prototype` is a legal WIT name: a static of that name cannot sit on a class, and made
   // instantiation throw a bare TypeError. It stays callable by its path.

@@ -351,7 +351,10 @@ export class Instance<E = Record<string, unknown>> {
       this.#funcTypesByPath = new Map()
       const add = (interfaceName: string | undefined, item: ComponentItem) => {
         if (item.kind !== 'func' || item.func === undefined) return
-        for (const path of exportPaths(interfaceName, item.name)) this.#funcTypesByPath!.set(path, item.func)
+        // The first a path names keeps it (see the addon's export table).
+        for (const path of exportPaths(interfaceName, item.name)) {
+          if (!this.#funcTypesByPath!.has(path)) this.#funcTypesByPath!.set(path, item.func)
+        }
       }
       for (const item of this.#exportItems) {
         add(undefined, item)

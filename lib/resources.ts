@@ -173,7 +173,10 @@ export class InstanceResources {
       const func = item.func
       if (func === undefined) return
       if (!func.params.some((param) => holdsResources(param.type)) && !holdsResources(func.result)) return
-      for (const path of exportPaths(interfaceName, item.name)) this.#functions.set(path, func)
+      for (const path of exportPaths(interfaceName, item.name)) {
+        // The first a path names keeps it, as in the addon's export table.
+        if (!this.#functions.has(path)) this.#functions.set(path, func)
+      }
     }
     for (const item of exports) {
       if (item.kind === 'func') add(undefined, item)

@@ -103,9 +103,11 @@ impl<E: Export> Exports<E> {
         }
     }
 
-    /// Makes `export` callable as `name`.
+    /// Makes `export` callable as `name`, unless an earlier export is: with two versions of one
+    /// interface exported, the name without `@version` means the first listed, as it does in
+    /// `inst.exports`.
     pub fn insert(&mut self, name: String, export: Arc<E>) {
-        self.by_name.insert(name, export);
+        self.by_name.entry(name).or_insert(export);
     }
 
     /// The export called `name`; an error lists what there is.
