@@ -594,22 +594,24 @@ test('a write grant is refused while a file in the writable directory has a seco
 })
 
 /**
- * Makes `levels` nested directories of 250 characters under `dir` with a hard link of `manifest`
- * at the bottom, or removes them again. A child Node goes down by relative paths: a path past
- * PATH_MAX cannot be named whole, so neither mkdirSync nor rmSync could do it from here.
+ * Makes `levels` nested directories of 250 characters under `dir`, with a hard link of `manifest`
+ * (if given) and `files` empty files at the bottom, or removes them again. A child Node goes down
+ * by relative paths: a path past PATH_MAX cannot be named whole, so neither mkdirSync nor rmSync
+ * could do it from here.
  */
-function deepTree(dir: string, levels: number, action: 'make' | 'remove', manifest = ''): void {
+function deepTree(dir: string, levels: number, action: 'make' | 'remove', manifest = '', files = 0): void {
   const script = `
     const fs = require('node:fs')
     const level = 'd'.repeat(250)
     process.chdir(${JSON.stringify(dir)})
     if (${JSON.stringify(action)} === 'make') {
       for (let i = 0; i < ${levels}; i++) { fs.mkdirSync(level); process.chdir(level) }
-      fs.linkSync(${JSON.stringify(manifest)}, 'deep')
+      if (${JSON.stringify(manifest)} !== '') fs.linkSync(${JSON.stringify(manifest)}, 'deep')
+      for (let i = 0; i < ${files}; i++) fs.writeFileSync('f' + i, '')
     } else {
       let depth = 0
       while (fs.existsSync(level)) { process.chdir(level); depth++ }
-      fs.rmSync('deep', { force: true })
+      for (const name of fs.readdirSync('.')) fs.rmSync(name)
       for (; depth > 0; depth--) { process.chdir('..'); fs.rmdirSync(level) }
     }`
   execFileSync(process.execPath, ['-e', script])
@@ -624,6 +626,18 @@ test('a writable directory too deep to walk by path refuses the write grant rath
   const error = rejects(dir)
   t.is(error.path, 'permissions.filesystem.write')
   t.regex(error.message, /in a writable directory cannot be checked for hard links \(ENAMETOOLONG\)/)
+})
+
+test('a writable directory nested deep enough to make the walk slow refuses the write grant', (t) => {
+  // Every lstat walks its whole path on the JS thread: 15 levels of 250 characters and 9,000
+  // files kept a load busy for seconds. The walk stops at 32 MiB of paths.
+  const dir = component({ extra: '[permissions]\nfilesystem.write = ["./scratch"]' }, { 'scratch/keep': '' })
+  const scratchDir = path.join(dir, 'scratch')
+  deepTree(scratchDir, 15, 'make', '', 9_000)
+  t.teardown(() => deepTree(scratchDir, 15, 'remove'))
+  const error = rejects(dir)
+  t.is(error.path, 'permissions.filesystem.write')
+  t.regex(error.message, /nested too deep to check for hard links \(their paths pass 32 MiB\)/)
 })
 
 test('hard links whose every name is in the writable directories are no reason to refuse a write grant', (t) => {

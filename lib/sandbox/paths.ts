@@ -184,8 +184,11 @@ export function filesystemGlobProblem(dir: string, glob: string): string | undef
  * {@link MAX_WRITABLE_ENTRIES}.
  */
 export function hardLinked(writable: readonly string[], base: string): string | undefined {
-  /** Per inode with a second name: its link count and the names found here. */
-  const linked = new Map<string, { links: bigint; names: Set<string> }>()
+  /**
+   * Per inode with a second name: its link count, how many of its names are here and the first.
+   * Counted, not kept: each directory is walked once, so no name is met twice.
+   */
+  const linked = new Map<string, { links: bigint; found: bigint; first: string }>()
   // Each directory once, by inode: a grant given twice, or one inside another, would count a name
   // twice and pass it off as the link's other name.
   const walked = new Set<string>()
@@ -193,6 +196,7 @@ export function hardLinked(writable: readonly string[], base: string): string | 
     `${JSON.stringify(path.relative(base, at))} in a writable directory cannot be checked for hard links ` +
     `(${(error as NodeJS.ErrnoException).code ?? String(error)})`
   let seen = 0
+  let pathBytes = 0
   const pending = [...writable]
   while (pending.length > 0) {
     const directory = pending.pop()!
@@ -214,6 +218,11 @@ export function hardLinked(writable: readonly string[], base: string): string | 
         return `the writable directories hold more than ${MAX_WRITABLE_ENTRIES} entries, too many to check for hard links`
       }
       const entryPath = path.join(directory, entry.name)
+      // Each lstat walks its whole path on the JS thread: a guest can make its directory deep.
+      pathBytes += entryPath.length
+      if (pathBytes > MAX_WALKED_PATH_BYTES) {
+        return `the writable directories are nested too deep to check for hard links (their paths pass ${MAX_WALKED_PATH_BYTES / (1 << 20)} MiB)`
+      }
       if (entry.isDirectory()) {
         pending.push(entryPath)
         continue
@@ -227,16 +236,15 @@ export function hardLinked(writable: readonly string[], base: string): string | 
       }
       if (stats === undefined || stats.nlink < 2n) continue
       const inode = `${stats.dev}:${stats.ino}`
-      const known = linked.get(inode) ?? { links: stats.nlink, names: new Set<string>() }
-      known.names.add(entryPath)
-      linked.set(inode, known)
+      const known = linked.get(inode)
+      if (known === undefined) linked.set(inode, { links: stats.nlink, found: 1n, first: entryPath })
+      else known.found++
     }
   }
-  for (const { links, names } of linked.values()) {
-    if (BigInt(names.size) < links) {
-      const [first] = names
+  for (const { links, found, first } of linked.values()) {
+    if (found < links) {
       return (
-        `${JSON.stringify(path.relative(base, first!))} in a writable directory has a second name outside the ` +
+        `${JSON.stringify(path.relative(base, first))} in a writable directory has a second name outside the ` +
         'writable directories (a hard link), through which the guest could rewrite a file elsewhere: copy ' +
         'the plugin without its links to grant writes'
       )
@@ -247,6 +255,13 @@ export function hardLinked(writable: readonly string[], base: string): string | 
 
 /** Most entries {@link hardLinked} looks at in a manifest's writable directories. */
 const MAX_WRITABLE_ENTRIES = 100_000
+
+/**
+ * Most characters of the paths {@link hardLinked} looks up, in all: 100,000 entries of ordinary
+ * depth fit; a guest nesting its files 15 directories of 240 characters deep made one load block
+ * the JS thread for 4 s.
+ */
+const MAX_WALKED_PATH_BYTES = 32 << 20
 
 /** What a `filesystem.write` entry may be, as validation errors say it. */
 export const WRITE_ALLOWED =
