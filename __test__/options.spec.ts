@@ -6,8 +6,14 @@ import ts from 'typescript'
 import {
   AbortError,
   ConfigError,
+  createFilesystem,
+  createHttp,
+  createPermissions,
+  createTime,
   Engine,
+  hostInterfaces,
   loadComponent,
+  loadManifest,
   WasmError,
   WasmTypeError,
   type InstantiateOptions,
@@ -347,4 +353,29 @@ test('every option accepts an explicit undefined under exactOptionalPropertyType
     .getPreEmitDiagnostics(program, program.getSourceFile(file))
     .map((diagnostic) => ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n'))
   t.deepEqual(diagnostics, [])
+})
+
+test('the capability interfaces, loadManifest and pooling refuse a key no option has', (t) => {
+  // `{ maxFilebytes: 4 }` let filesystem.read return a whole file that `maxFileBytes: 4` refuses.
+  const permissions = createPermissions()
+  const typos: [string, () => unknown, string][] = [
+    ['createFilesystem', () => createFilesystem(permissions, { maxFilebytes: 4 } as never), 'maxFilebytes'],
+    ['createHttp', () => createHttp(permissions, { maxRedirect: 1 } as never), 'maxRedirect'],
+    ['createTime', () => createTime(permissions, { signl: undefined } as never), 'signl'],
+    ['hostInterfaces', () => hostInterfaces(permissions, { maxFilebytes: 4 } as never), 'maxFilebytes'],
+    ['loadManifest', () => loadManifest(path.join(root, 'examples/hello'), { polcy: {} } as never), 'polcy'],
+  ]
+  for (const [what, make, key] of typos) {
+    const error = t.throws(make, { instanceOf: ConfigError }, what)
+    t.is(error?.path, key, what)
+    t.regex(error?.message ?? '', new RegExp(`unknown .*"${key}" \\(known: `), what)
+  }
+  // Each interface's own options, together, are fine.
+  t.notThrows(() =>
+    hostInterfaces(permissions, { maxFileBytes: 4, maxBodyBytes: 1024, timeoutMs: 10, signal: undefined }),
+  )
+  t.throws(() => new Engine({ pooling: null } as never), {
+    instanceOf: ConfigError,
+    message: /pooling: expected an object or false/,
+  })
 })

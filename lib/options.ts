@@ -384,7 +384,7 @@ export function engineOptions(options: EngineOptions): NativeEngineOptions {
 function checkedEngineOptions(options: EngineOptions): NativeEngineOptions {
   object('Engine options', options)
   knownKeys('Engine', options, ENGINE_OPTIONS)
-  const given: unknown = options.pooling ?? false
+  const given: unknown = options.pooling === undefined ? false : options.pooling
   if (given !== false && (typeof given !== 'object' || given === null || Array.isArray(given))) {
     throw new ConfigError('pooling: expected an object or false', { path: 'pooling', value: given })
   }

@@ -10,7 +10,7 @@
 import type { FileHandle } from 'node:fs/promises'
 
 import { openBeneath, readBounded } from '../util/open-beneath.js'
-import { positiveInteger } from '../util/options.js'
+import { knownKeys, positiveInteger } from '../util/options.js'
 import { ownOptions } from '../util/own.js'
 import { guestPath, quotedRequest, type Permissions } from './permissions.js'
 
@@ -59,12 +59,17 @@ async function readCapped(handle: FileHandle, requested: string, limit: number):
   return readBounded(handle, stats.size, limit, tooLarge)
 }
 
+/** The keys of {@link FilesystemOptions}. */
+export const FILESYSTEM_OPTIONS: ReadonlySet<string> = new Set(['maxFileBytes'])
+
 /** `airssys:host/filesystem@0.1.0` checked against `permissions`. */
 export function createFilesystem(
   permissions: Permissions,
   options: FilesystemOptions = {},
 ): FilesystemInterface {
-  const { maxFileBytes: given } = ownOptions(options)
+  const own = ownOptions(options)
+  knownKeys('createFilesystem', own, FILESYSTEM_OPTIONS)
+  const { maxFileBytes: given } = own
   const maxFileBytes = positiveInteger('maxFileBytes', given, DEFAULT_MAX_FILE_BYTES)
   return {
     async read(requested: string): Promise<Uint8Array> {

@@ -18,7 +18,7 @@ import https from 'node:https'
 import { isIP, type LookupFunction } from 'node:net'
 
 import { CapabilityDeniedError, ConfigError } from '../errors.js'
-import { positiveInteger, nonNegativeInteger, signalSource } from '../util/options.js'
+import { knownKeys, positiveInteger, nonNegativeInteger, signalSource } from '../util/options.js'
 import { ownOptions } from '../util/own.js'
 import { abortReason, isAborted, onAbort, signalWithTimeout, type SignalSource } from '../util/signal.js'
 import { internalAddressKind } from './addresses.js'
@@ -263,9 +263,19 @@ export function addressChecker(
   return checkedAddresses
 }
 
+/** The keys of {@link HttpOptions}. */
+export const HTTP_OPTIONS: ReadonlySet<string> = new Set([
+  'maxBodyBytes',
+  'maxRedirects',
+  'timeoutMs',
+  'signal',
+  'lookup',
+])
+
 /** `airssys:host/http@0.1.0` checked against `permissions`. */
 export function createHttp(permissions: Permissions, given: HttpOptions = {}): HttpInterface {
   const options = ownOptions(given)
+  knownKeys('createHttp', options, HTTP_OPTIONS)
   const maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes, DEFAULTS.maxBodyBytes)
   const maxRedirects = nonNegativeInteger('maxRedirects', options.maxRedirects, DEFAULTS.maxRedirects)
   const timeoutMs = positiveInteger('timeoutMs', options.timeoutMs, DEFAULTS.timeoutMs)

@@ -4,10 +4,17 @@
  */
 import type { Imports } from '../options.js'
 import { interfaceKeys } from '../util/names.js'
-import { createFilesystem, type FilesystemInterface, type FilesystemOptions } from './filesystem.js'
-import { createHttp, type HttpInterface, type HttpOptions } from './http.js'
+import { knownKeys } from '../util/options.js'
+import { ownOptions } from '../util/own.js'
+import {
+  createFilesystem,
+  FILESYSTEM_OPTIONS,
+  type FilesystemInterface,
+  type FilesystemOptions,
+} from './filesystem.js'
+import { createHttp, HTTP_OPTIONS, type HttpInterface, type HttpOptions } from './http.js'
 import type { Permissions } from './permissions.js'
-import { createTime, type TimeInterface, type TimeOptions } from './time.js'
+import { createTime, TIME_OPTIONS, type TimeInterface, type TimeOptions } from './time.js'
 
 /** The full interface names, as components import them. */
 export const HOST_INTERFACE_NAMES = Object.freeze({
@@ -38,12 +45,23 @@ export interface HostInterfaces {
  * does not import are ignored when linking.
  */
 export function hostInterfaces(permissions: Permissions, options: HostInterfaceOptions = {}): HostInterfaces {
+  const own = ownOptions(options)
+  knownKeys('hostInterfaces', own, HOST_INTERFACE_OPTIONS)
+  // Each interface is given its own options only, as its own checks expect.
+  const only = (keys: ReadonlySet<string>) =>
+    Object.fromEntries(Object.entries(own).filter(([key]) => keys.has(key)))
   return {
-    [HOST_INTERFACE_NAMES.filesystem]: createFilesystem(permissions, options),
-    [HOST_INTERFACE_NAMES.http]: createHttp(permissions, options),
-    [HOST_INTERFACE_NAMES.time]: createTime(permissions, options),
+    [HOST_INTERFACE_NAMES.filesystem]: createFilesystem(permissions, only(FILESYSTEM_OPTIONS)),
+    [HOST_INTERFACE_NAMES.http]: createHttp(permissions, only(HTTP_OPTIONS)),
+    [HOST_INTERFACE_NAMES.time]: createTime(permissions, only(TIME_OPTIONS)),
   }
 }
+
+const HOST_INTERFACE_OPTIONS: ReadonlySet<string> = new Set([
+  ...FILESYSTEM_OPTIONS,
+  ...HTTP_OPTIONS,
+  ...TIME_OPTIONS,
+])
 
 /**
  * `imports` plus the reference host interfaces, except those `imports` already provides (by the

@@ -9,7 +9,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises'
 
-import { signalSource } from '../util/options.js'
+import { knownKeys, signalSource } from '../util/options.js'
 import { ownOptions } from '../util/own.js'
 import { currentSignal, type SignalSource } from '../util/signal.js'
 import type { Permissions } from './permissions.js'
@@ -32,9 +32,14 @@ export interface TimeInterface {
 /** Node's timers fire at once (with a warning) beyond this; a deadline ends any longer sleep anyway. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 
+/** The keys of {@link TimeOptions}. */
+export const TIME_OPTIONS: ReadonlySet<string> = new Set(['signal'])
+
 /** `airssys:host/time@0.1.0` checked against `permissions`. */
 export function createTime(permissions: Permissions, options: TimeOptions = {}): TimeInterface {
-  const source = signalSource('signal', ownOptions(options).signal)
+  const own = ownOptions(options)
+  knownKeys('createTime', own, TIME_OPTIONS)
+  const source = signalSource('signal', own.signal)
   return {
     async sleep(ms: number): Promise<void> {
       if (!permissions.timeSleep) {

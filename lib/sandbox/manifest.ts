@@ -11,6 +11,7 @@ import { parse, TomlError } from 'smol-toml'
 import { ConfigError } from '../errors.js'
 import { deepFreeze } from '../util/freeze.js'
 import { readFileBoundedSync } from '../util/open-beneath.js'
+import { knownKeys } from '../options.js'
 import { ownOptions } from '../util/own.js'
 import { fail, formatBytes } from './messages.js'
 import { resolvePolicy, type PolicyOptions } from './policy.js'
@@ -93,6 +94,8 @@ function readToml(file: string): Table {
   }
 }
 
+const LOAD_MANIFEST_OPTIONS: ReadonlySet<string> = new Set(['policy'])
+
 /**
  * Reads and validates a Component.toml: `dirOrFile` is its directory or the file itself. Every
  * field of the schema is checked (types, ranges from `policy`, the wasm path, permission patterns,
@@ -101,7 +104,9 @@ function readToml(file: string): Table {
  * A TOML syntax error is a ConfigError with `line` and `column`.
  */
 export function loadManifest(dirOrFile: string, options: LoadManifestOptions = {}): Manifest {
-  const policy = resolvePolicy(ownOptions(options).policy)
+  const own = ownOptions(options)
+  knownKeys('loadManifest', own, LOAD_MANIFEST_OPTIONS)
+  const policy = resolvePolicy(own.policy)
   const file = manifestFile(dirOrFile)
   const dir = path.dirname(file)
   const root = readToml(file)

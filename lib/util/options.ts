@@ -5,7 +5,7 @@
  */
 import { checkOption, type OptionName } from '../options.js'
 
-export { signalSource } from '../options.js'
+export { knownKeys, signalSource } from '../options.js'
 
 /** The rule of each capability option these helpers are called with. */
 const CAPABILITY_RULES: Record<string, OptionName> = {
