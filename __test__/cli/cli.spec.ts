@@ -459,6 +459,10 @@ test('validate refuses a memory limit below what the wasm starts with: every ins
   t.is(exact.code, 0, exact.stderr)
   manifest(4 * MiB - 65536)
   t.regex((await cli('validate', dir)).stderr, /is less than the 4194304 bytes the wasm's memory starts with/)
+  // One limit counts all the memories of an instance: two of 20 pages need 2.5 MiB.
+  writeFileSync(path.join(dir, 'big.wasm'), '(module (memory 20) (memory 20))')
+  manifest(2 * MiB)
+  t.regex((await cli('validate', dir)).stderr, /is less than the 2621440 bytes the wasm's memory starts with/)
 })
 
 test('validate --json prints the manifest; a broken one exits 2, bytes that are no wasm 3', async (t) => {

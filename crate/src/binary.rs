@@ -214,11 +214,12 @@ pub fn validate_component(bytes: &[u8], validate_module: impl Fn(&[u8]) -> Resul
     crate::component::types::check_listing_size_of_validated(types.as_ref(), &imports, &exports)
 }
 
-/// The largest initial size of a memory that the module, or any core module inside the component,
-/// defines: what instantiating it takes at least (imported memories are defined elsewhere, and a
-/// memory is counted once however often its module is instantiated). `validate` compares it with
-/// a manifest's memory limit, which every instance would otherwise fail at once. WAT text is
-/// assembled first; malformed bytes count only as far as they parse.
+/// The most memory the module, or any core module inside the component, starts with: the initial
+/// sizes of the memories it defines, together, since they are instantiated together and one limit
+/// counts them all (imported memories are defined elsewhere; a module is counted once however
+/// often it is instantiated). `validate` compares it with a manifest's memory limit, which every
+/// instance would otherwise fail at once. WAT text is assembled first; malformed bytes count only
+/// as far as they parse.
 #[napi_derive::napi(js_name = "initialMemoryBytes")]
 pub fn initial_memory_bytes(bytes: napi::bindgen_prelude::Uint8Array) -> f64 {
     most_initial_memory(&bytes) as f64
@@ -228,19 +229,28 @@ fn most_initial_memory(bytes: &[u8]) -> u64 {
     if kind(bytes).is_none() && is_text(bytes) {
         return wat::parse_bytes(bytes).map_or(0, |binary| most_initial_memory(&binary));
     }
+    // One running total per module or component being parsed (they nest).
+    let mut open: Vec<u64> = Vec::new();
     let mut most = 0u64;
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        let Ok(payload) = payload else { break };
-        if let wasmparser::Payload::MemorySection(reader) = payload {
-            for memory in reader.into_iter().map_while(Result::ok) {
-                let page_bytes = 1u64
-                    .checked_shl(memory.page_size_log2.unwrap_or(16))
-                    .unwrap_or(u64::MAX);
-                most = most.max(memory.initial.saturating_mul(page_bytes));
+        match payload {
+            Ok(wasmparser::Payload::Version { .. }) => open.push(0),
+            Ok(wasmparser::Payload::MemorySection(reader)) => {
+                for memory in reader.into_iter().map_while(Result::ok) {
+                    let page_bytes = 1u64
+                        .checked_shl(memory.page_size_log2.unwrap_or(16))
+                        .unwrap_or(u64::MAX);
+                    if let Some(total) = open.last_mut() {
+                        *total = total.saturating_add(memory.initial.saturating_mul(page_bytes));
+                    }
+                }
             }
+            Ok(wasmparser::Payload::End(_)) => most = most.max(open.pop().unwrap_or(0)),
+            Ok(_) => {}
+            Err(_) => break,
         }
     }
-    most
+    open.into_iter().fold(most, u64::max)
 }
 
 #[cfg(test)]
@@ -248,9 +258,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_largest_initial_memory_of_any_module_inside_is_found() {
+    fn the_most_memory_any_module_inside_starts_with_is_found() {
         let module = wat::parse_str("(module (memory 3) (memory 5))").unwrap();
-        assert_eq!(most_initial_memory(&module), 5 * 65536);
+        assert_eq!(
+            most_initial_memory(&module),
+            8 * 65536,
+            "one module's memories together"
+        );
         let component = wat::parse_str(
             "(component
                (core module $a (memory 2))

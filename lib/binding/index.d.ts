@@ -230,11 +230,12 @@ export interface FuncInfo {
 export declare function hostFailure(error: object): object
 
 /**
- * The largest initial size of a memory that the module, or any core module inside the component,
- * defines: what instantiating it takes at least (imported memories are defined elsewhere, and a
- * memory is counted once however often its module is instantiated). `validate` compares it with
- * a manifest's memory limit, which every instance would otherwise fail at once. WAT text is
- * assembled first; malformed bytes count only as far as they parse.
+ * The most memory the module, or any core module inside the component, starts with: the initial
+ * sizes of the memories it defines, together, since they are instantiated together and one limit
+ * counts them all (imported memories are defined elsewhere; a module is counted once however
+ * often it is instantiated). `validate` compares it with a manifest's memory limit, which every
+ * instance would otherwise fail at once. WAT text is assembled first; malformed bytes count only
+ * as far as they parse.
  */
 export declare function initialMemoryBytes(bytes: Uint8Array): number
 
