@@ -187,6 +187,17 @@ test('a host function that throws otherwise is a HostError with the thrown value
   }
   const third = component.instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports: primitive })
   t.is(t.throws(() => third.callSync('call-double', [1]), { instanceOf: HostError })?.cause, 'just a string')
+
+  // A message with a lone surrogate is kept, the surrogate written out (it was dropped whole).
+  const lone = typesImports()
+  lone.double = () => {
+    throw new Error('ab\uD800cd')
+  }
+  const fourth = component.instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports: lone })
+  t.regex(
+    t.throws(() => fourth.callSync('call-double', [1]), { instanceOf: HostError })?.message ?? '',
+    /"double" threw: ab\\u\{d800\}cd$/,
+  )
 })
 
 test('a host function returning the wrong type is a HostError, not a wrap', (t) => {

@@ -107,6 +107,20 @@ impl Kind {
     }
 }
 
+/// UTF-16 text as a Rust string, a lone surrogate written `\u{d800}`; `escaped`: every other
+/// character as Rust's `{:?}` escapes it too.
+fn lone_surrogates_written(units: &[u16], escaped: bool) -> String {
+    let mut text = String::with_capacity(units.len());
+    for decoded in char::decode_utf16(units.iter().copied()) {
+        match decoded {
+            Ok(c) if escaped => text.extend(c.escape_debug()),
+            Ok(c) => text.push(c),
+            Err(lone) => text.push_str(&format!("\\u{{{:x}}}", lone.unpaired_surrogate())),
+        }
+    }
+    text
+}
+
 /// The most characters of a string a message quotes.
 const SHOWN_STRING_CHARS: usize = 24;
 
@@ -331,6 +345,24 @@ impl Js {
         }
     }
 
+    /// A string's text for a message: a lone surrogate written `\u{d800}` (UTF-8 would make it
+    /// U+FFFD, and [`get_string`](Self::get_string) gives nothing). `None` for a non-string.
+    pub fn message_text(self, value: Value) -> Option<String> {
+        match self.string_value(value).ok()? {
+            StringValue::Text(text) => Some(text),
+            StringValue::NotString => None,
+            StringValue::LoneSurrogate => {
+                let length = self.string_units(value).ok()??;
+                let mut units = vec![0u16; length + 1];
+                let mut written = 0;
+                let status = unsafe {
+                    sys::napi_get_value_string_utf16(self.0, value, units.as_mut_ptr(), units.len(), &mut written)
+                };
+                (status == sys::Status::napi_ok).then(|| lone_surrogates_written(&units[..written], false))
+            }
+        }
+    }
+
     /// A string's length in UTF-16 code units, or `None` for any other value.
     pub fn string_units(self, value: Value) -> Result<Option<usize>> {
         let mut units = 0;
@@ -411,17 +443,9 @@ impl Js {
         if status != sys::Status::napi_ok || written + 1 >= units.len() {
             return None;
         }
-        let mut shown = String::from("\"");
-        let mut chars = 0;
-        for decoded in char::decode_utf16(units[..written].iter().copied()) {
-            chars += 1;
-            match decoded {
-                Ok(c) => shown.extend(c.escape_debug()),
-                Err(lone) => shown.push_str(&format!("\\u{{{:x}}}", lone.unpaired_surrogate())),
-            }
-        }
-        shown.push('"');
-        (chars <= SHOWN_STRING_CHARS).then_some(shown)
+        let units = &units[..written];
+        (char::decode_utf16(units.iter().copied()).count() <= SHOWN_STRING_CHARS)
+            .then(|| format!("\"{}\"", lone_surrogates_written(units, true)))
     }
 
     fn get_string_lossy(self, value: Value) -> Result<String> {

@@ -468,7 +468,7 @@ pub fn thrown(js: Js, label: &str, thrown: Value) -> Failure {
     let detail = if js.is_error_like(thrown) {
         js.get(thrown, "message")
             .ok()
-            .and_then(|message| js.get_string(message).ok().flatten())
+            .and_then(|message| js.message_text(message))
             .unwrap_or_default()
     } else {
         js.describe(thrown)
