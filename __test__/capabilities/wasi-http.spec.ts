@@ -410,6 +410,24 @@ test('TLS and HTTP failures get their own wasi:http error codes, and large respo
   t.like(await hinted('GET', `http://${earlyHost}/`, [], new Uint8Array()), {
     error: 'http-response-header-section-size',
   })
+  // A 101 answer ends the request at once: wasi:http has no upgraded connections (it waited for a
+  // final head until the deadline).
+  const upgrading = net.createServer((socket) =>
+    socket
+      .on('error', () => {})
+      .resume()
+      .write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n'),
+  )
+  await new Promise<void>((resolve) => upgrading.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise((resolve) => upgrading.close(() => resolve(undefined))))
+  const upgradingHost = `127.0.0.1:${(upgrading.address() as AddressInfo).port}`
+  const upgraded = createWasiHttpClient(createPermissions({ networkOutbound: [upgradingHost] }), {
+    maxBodyBytes: 1 << 20,
+    timeoutMs: 10_000,
+  })
+  t.like(await upgraded('GET', `http://${upgradingHost}/`, [], new Uint8Array()), {
+    error: 'http-protocol-error',
+  })
   // What a guest sees of them.
   const allow = { allow: [plainHost, garbledHost] }
   const protocol = await command(['get', `http://${garbledHost}/`], allow)

@@ -338,6 +338,15 @@ function send(
     const head = new Promise<IncomingMessage>((resolve, reject) => {
       request.once('response', resolve)
       request.on('error', reject)
+      // wasi:http has no upgraded connections: a 101 would leave the request waiting for a head.
+      request.once('upgrade', (_, socket) => {
+        socket.destroy()
+        reject(
+          Object.assign(new Error('the server switched protocols (101)'), {
+            wasiError: 'http-protocol-error',
+          }),
+        )
+      })
     })
     // Settled by whoever waits for it, or never looked at when the connection failed first.
     head.catch(() => {})
