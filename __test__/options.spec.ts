@@ -319,12 +319,16 @@ test('every option accepts an explicit undefined under exactOptionalPropertyType
       sandboxLimits: api.SandboxLimits
       loadManifest: api.LoadManifestOptions
       permissions: api.PermissionOptions
+      hooks: api.PermissionHooks
+      policy: api.PolicyOptions
+      fuelPolicy: NonNullable<api.PolicyOptions['fuel']>
+      sandboxWasi: Exclude<NonNullable<api.LoadComponentOptions['wasi']>, false>
     }
     type Loose = { [K in keyof Options]: [Strict<Options[K]>] extends [never] ? true : Strict<Options[K]> }
     export const loose: Loose = {
       engine: true, pooling: true, instantiate: 'limits', limits: 'memoryBytes', wasi: true, http: true,
       call: true, asyncCall: true, loadComponent: true, sandboxLimits: true, loadManifest: true,
-      permissions: true,
+      permissions: true, hooks: true, policy: true, fuelPolicy: true, sandboxWasi: true,
     }
   `
   const file = path.join(root, '__test__', 'exact-optional.generated.ts')
@@ -378,4 +382,15 @@ test('the capability interfaces, loadManifest and pooling refuse a key no option
     instanceOf: ConfigError,
     message: /pooling: expected an object or false/,
   })
+})
+
+test('a policy bound given as undefined is the default, as an undefined option is everywhere', (t) => {
+  const manifest = loadManifest(path.join(root, 'examples/hello'), {
+    policy: {
+      fuel: { min: undefined, max: undefined },
+      timeoutMs: { max: undefined },
+      memoryBytes: undefined,
+    },
+  })
+  t.is(manifest.resources.cpu.maxFuel, 10_000_000)
 })

@@ -36,7 +36,7 @@ export interface PermissionHooks {
    * Called with each denial, after it is counted and before the guest receives its `err`. What it
    * throws or rejects with becomes a process warning (`AIRSSYS_ONDENIED_FAILED`), never the guest's.
    */
-  onDenied?: (error: CapabilityDeniedError) => void | Promise<void>
+  onDenied?: ((error: CapabilityDeniedError) => void | Promise<void>) | undefined
 }
 
 /** A `network.outbound` pattern, parsed once. */

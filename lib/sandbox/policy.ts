@@ -26,7 +26,10 @@ export interface Policy {
 }
 
 /** A policy to apply instead of the default: each bound given widens or narrows that range. */
-export type PolicyOptions = { readonly [Key in keyof Policy]?: Partial<Range> }
+export type PolicyOptions = {
+  readonly [Key in keyof Policy]?:
+    { readonly min?: number | undefined; readonly max?: number | undefined } | undefined
+}
 
 /** The ranges a host gets unless it passes its own. */
 export const DEFAULT_POLICY: Policy = deepFreeze({
@@ -91,7 +94,12 @@ export function resolvePolicy(policy: PolicyOptions = {}): Policy {
         value: given,
       })
     }
-    const range = { ...DEFAULT_POLICY[key], ...given }
+    // A bound given as undefined is the default's, as everywhere an option is.
+    const bounds = given as { min?: number; max?: number }
+    const range = {
+      min: bounds.min === undefined ? DEFAULT_POLICY[key].min : bounds.min,
+      max: bounds.max === undefined ? DEFAULT_POLICY[key].max : bounds.max,
+    }
     const runtime = RUNTIME[key]
     const allowed = `${runtime.min}..${runtime.max}`
     for (const bound of ['min', 'max'] as const) {

@@ -70,7 +70,9 @@ export interface LoadComponentOptions {
    * requests are checked against `network.outbound` (refusals count in `capabilityDenials`).
    */
   wasi?:
-    | (Omit<WasiOptions, 'preopens' | 'http'> & { http?: Omit<WasiHttpOptions, 'allow' | 'onDenied'> })
+    | (Omit<WasiOptions, 'preopens' | 'http'> & {
+        http?: Omit<WasiHttpOptions, 'allow' | 'onDenied'> | undefined
+      })
     | undefined
 }
 
