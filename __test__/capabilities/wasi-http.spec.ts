@@ -428,6 +428,23 @@ test('TLS and HTTP failures get their own wasi:http error codes, and large respo
   t.like(await upgraded('GET', `http://${upgradingHost}/`, [], new Uint8Array()), {
     error: 'http-protocol-error',
   })
+  // Without an Upgrade header Node takes a 101 for a final answer: it is refused the same.
+  const bare = net.createServer((socket) =>
+    socket
+      .on('error', () => {})
+      .resume()
+      .end('HTTP/1.1 101\r\n\r\n'),
+  )
+  await new Promise<void>((resolve) => bare.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise((resolve) => bare.close(() => resolve(undefined))))
+  const bareHost = `127.0.0.1:${(bare.address() as AddressInfo).port}`
+  const bareClient = createWasiHttpClient(createPermissions({ networkOutbound: [bareHost] }), {
+    maxBodyBytes: 1 << 20,
+    timeoutMs: 10_000,
+  })
+  t.like(await bareClient('GET', `http://${bareHost}/`, [], new Uint8Array()), {
+    error: 'http-protocol-error',
+  })
   // What a guest sees of them.
   const allow = { allow: [plainHost, garbledHost] }
   const protocol = await command(['get', `http://${garbledHost}/`], allow)

@@ -336,16 +336,23 @@ function send(
       }
     })
     const head = new Promise<IncomingMessage>((resolve, reject) => {
-      request.once('response', resolve)
-      request.on('error', reject)
-      // wasi:http has no upgraded connections: a 101 would leave the request waiting for a head.
-      request.once('upgrade', (_, socket) => {
-        socket.destroy()
+      // wasi:http has no upgraded connections: a 101 left the request waiting for a head (or,
+      // without an Upgrade header, came through as a final answer).
+      const switched = () =>
         reject(
           Object.assign(new Error('the server switched protocols (101)'), {
             wasiError: 'http-protocol-error',
           }),
         )
+      request.once('response', (response) => {
+        if (response.statusCode !== 101) return resolve(response)
+        response.destroy()
+        switched()
+      })
+      request.on('error', reject)
+      request.once('upgrade', (_, socket) => {
+        socket.destroy()
+        switched()
       })
     })
     // Settled by whoever waits for it, or never looked at when the connection failed first.
