@@ -637,7 +637,20 @@ test('a writable directory nested deep enough to make the walk slow refuses the 
   t.teardown(() => deepTree(scratchDir, 15, 'remove'))
   const error = rejects(dir)
   t.is(error.path, 'permissions.filesystem.write')
-  t.regex(error.message, /nested too deep to check for hard links \(their paths pass 32 MiB\)/)
+  t.regex(error.message, /nested too deep to check for hard links/)
+})
+
+test('a writable tree of many short levels is bounded by the names its lookups resolve', (t) => {
+  // 1,500 one-character levels and 1,500 files: short paths (rmSync can still remove them), but
+  // each lstat resolves 1,500 names.
+  const dir = component({ extra: '[permissions]\nfilesystem.write = ["./scratch"]' }, { 'scratch/keep': '' })
+  const script = `
+    const fs = require('node:fs')
+    process.chdir(${JSON.stringify(path.join(dir, 'scratch'))})
+    for (let i = 0; i < 1500; i++) { fs.mkdirSync('d'); process.chdir('d') }
+    for (let i = 0; i < 1500; i++) fs.writeFileSync('f' + i, '')`
+  execFileSync(process.execPath, ['-e', script])
+  t.regex(rejects(dir).message, /nested too deep to check for hard links/)
 })
 
 test('hard links whose every name is in the writable directories are no reason to refuse a write grant', (t) => {

@@ -5,7 +5,7 @@
  * that was checked even if a directory on its path is swapped for a symlink in between. The
  * literal part of each filesystem grant is checked lexically and through its real path.
  */
-import { type BigIntStats, lstatSync, readdirSync, realpathSync, type Dirent, type Stats } from 'node:fs'
+import { type Dir, lstatSync, opendirSync, realpathSync, type Stats } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 
@@ -195,50 +195,53 @@ export function hardLinked(writable: readonly string[], base: string): string | 
   const unchecked = (at: string, error: unknown) =>
     `${JSON.stringify(path.relative(base, at))} in a writable directory cannot be checked for hard links ` +
     `(${(error as NodeJS.ErrnoException).code ?? String(error)})`
+  const tooDeep = `the writable directories are nested too deep to check for hard links`
   let seen = 0
+  // What the lstat calls cost the JS thread: the bytes of their paths and the names resolved.
   let pathBytes = 0
-  const pending = [...writable]
+  let lookups = 0
+  const pending = writable.map((directory) => ({ directory, depth: directory.split(path.sep).length }))
   while (pending.length > 0) {
-    const directory = pending.pop()!
-    let entries: Dirent[]
+    const { directory, depth } = pending.pop()!
+    let entries: Dir
     try {
       const stats = lstatSync(directory, { bigint: true })
       const inode = `${stats.dev}:${stats.ino}`
       if (walked.has(inode)) continue
       walked.add(inode)
-      entries = readdirSync(directory, { withFileTypes: true })
+      // Read an entry at a time: a directory of a million names would be read whole first.
+      entries = opendirSync(directory)
     } catch (error) {
       // Missing: reported where the grant is checked (or removed meanwhile). Anything else, such
       // as a path past PATH_MAX, would leave what is below unchecked.
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue
       return unchecked(directory, error)
     }
-    for (const entry of entries) {
-      if (++seen > MAX_WRITABLE_ENTRIES) {
-        return `the writable directories hold more than ${MAX_WRITABLE_ENTRIES} entries, too many to check for hard links`
+    try {
+      for (let entry = entries.readSync(); entry !== null; entry = entries.readSync()) {
+        if (++seen > MAX_WRITABLE_ENTRIES) {
+          return `the writable directories hold more than ${MAX_WRITABLE_ENTRIES} entries, too many to check for hard links`
+        }
+        const entryPath = path.join(directory, entry.name)
+        pathBytes += entryPath.length
+        lookups += depth + 1
+        if (pathBytes > MAX_WALKED_PATH_BYTES || lookups > MAX_WALKED_LOOKUPS) return tooDeep
+        if (entry.isDirectory()) {
+          pending.push({ directory: entryPath, depth: depth + 1 })
+          continue
+        }
+        if (entry.isSymbolicLink()) continue
+        const stats = lstatSync(entryPath, { throwIfNoEntry: false, bigint: true })
+        if (stats === undefined || stats.nlink < 2n) continue
+        const inode = `${stats.dev}:${stats.ino}`
+        const known = linked.get(inode)
+        if (known === undefined) linked.set(inode, { links: stats.nlink, found: 1n, first: entryPath })
+        else known.found++
       }
-      const entryPath = path.join(directory, entry.name)
-      // Each lstat walks its whole path on the JS thread: a guest can make its directory deep.
-      pathBytes += entryPath.length
-      if (pathBytes > MAX_WALKED_PATH_BYTES) {
-        return `the writable directories are nested too deep to check for hard links (their paths pass ${MAX_WALKED_PATH_BYTES / (1 << 20)} MiB)`
-      }
-      if (entry.isDirectory()) {
-        pending.push(entryPath)
-        continue
-      }
-      if (entry.isSymbolicLink()) continue
-      let stats: BigIntStats | undefined
-      try {
-        stats = lstatSync(entryPath, { throwIfNoEntry: false, bigint: true })
-      } catch (error) {
-        return unchecked(entryPath, error)
-      }
-      if (stats === undefined || stats.nlink < 2n) continue
-      const inode = `${stats.dev}:${stats.ino}`
-      const known = linked.get(inode)
-      if (known === undefined) linked.set(inode, { links: stats.nlink, found: 1n, first: entryPath })
-      else known.found++
+    } catch (error) {
+      return unchecked(directory, error)
+    } finally {
+      entries.closeSync()
     }
   }
   for (const { links, found, first } of linked.values()) {
@@ -257,11 +260,13 @@ export function hardLinked(writable: readonly string[], base: string): string | 
 const MAX_WRITABLE_ENTRIES = 100_000
 
 /**
- * Most characters of the paths {@link hardLinked} looks up, in all: 100,000 entries of ordinary
- * depth fit; a guest nesting its files 15 directories of 240 characters deep made one load block
- * the JS thread for 4 s.
+ * What {@link hardLinked} may cost the JS thread, each lstat walking its whole path: in all, the
+ * characters of the paths and the names they resolve. 100,000 entries of ordinary depth fit; a
+ * guest nesting files 15 directories of 240 characters deep, or 2,000 directories deep, made one
+ * load block the JS thread for seconds.
  */
 const MAX_WALKED_PATH_BYTES = 32 << 20
+const MAX_WALKED_LOOKUPS = 2_000_000
 
 /** What a `filesystem.write` entry may be, as validation errors say it. */
 export const WRITE_ALLOWED =
