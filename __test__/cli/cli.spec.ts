@@ -450,10 +450,10 @@ test('validate refuses a memory limit below what the wasm starts with: every ins
     refused.stderr,
     `ERR_WASM_CONFIG: resources.memory.max_bytes: ${4 * MiB} is less than the 6553600 bytes the wasm's memory starts with: every instance would fail\n`,
   )
-  // Inside a component too, and at exactly the limit it passes.
+  // Inside a component too (a module it never instantiates left out), and at exactly the limit it passes.
   writeFileSync(
     path.join(dir, 'big.wasm'),
-    '(component (core module (memory 64)) (core module (import "m" "mem" (memory 200))))',
+    '(component (core module $m (memory 64)) (core module (memory 200)) (core instance (instantiate $m)))',
   )
   const exact = await cli('validate', dir)
   t.is(exact.code, 0, exact.stderr)

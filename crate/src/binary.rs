@@ -214,43 +214,100 @@ pub fn validate_component(bytes: &[u8], validate_module: impl Fn(&[u8]) -> Resul
     crate::component::types::check_listing_size_of_validated(types.as_ref(), &imports, &exports)
 }
 
-/// The most memory the module, or any core module inside the component, starts with: the initial
-/// sizes of the memories it defines, together, since they are instantiated together and one limit
-/// counts them all (imported memories are defined elsewhere; a module is counted once however
-/// often it is instantiated). `validate` compares it with a manifest's memory limit, which every
-/// instance would otherwise fail at once. WAT text is assembled first; malformed bytes count only
-/// as far as they parse.
+/// The most memory the wasm surely starts with: a core module's memories together (they are
+/// instantiated together and one limit counts them all), or for a component the largest such
+/// total among the core modules it defines and instantiates itself. Modules only nested
+/// components instantiate, or none does, are left out, and so is instantiating one twice: the
+/// figure must never exceed what an instance takes, since `validate` refuses a manifest whose
+/// memory limit is below it (every instance would fail). WAT text is assembled first; malformed
+/// bytes count only as far as they parse.
 #[napi_derive::napi(js_name = "initialMemoryBytes")]
 pub fn initial_memory_bytes(bytes: napi::bindgen_prelude::Uint8Array) -> f64 {
-    most_initial_memory(&bytes) as f64
+    initial_memory(&bytes) as f64
 }
 
-fn most_initial_memory(bytes: &[u8]) -> u64 {
+/// A module or component being parsed (they nest, and `parse_all` yields their payloads inline).
+enum Open {
+    Module(u64),
+    Component {
+        /// Each core module index: the memory its own module starts with, if defined here.
+        modules: Vec<Option<u64>>,
+        instantiated: Vec<u32>,
+    },
+}
+
+fn initial_memory(bytes: &[u8]) -> u64 {
+    use wasmparser::{ComponentOuterAliasKind, ComponentTypeRef, Encoding, Instance, Payload};
     if kind(bytes).is_none() && is_text(bytes) {
-        return wat::parse_bytes(bytes).map_or(0, |binary| most_initial_memory(&binary));
+        return wat::parse_bytes(bytes).map_or(0, |binary| initial_memory(&binary));
     }
-    // One running total per module or component being parsed (they nest).
-    let mut open: Vec<u64> = Vec::new();
-    let mut most = 0u64;
+    let mut open: Vec<Open> = Vec::new();
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        match payload {
-            Ok(wasmparser::Payload::Version { .. }) => open.push(0),
-            Ok(wasmparser::Payload::MemorySection(reader)) => {
+        let Ok(payload) = payload else { break };
+        match (payload, open.last_mut()) {
+            (Payload::Version { encoding, .. }, _) => open.push(match encoding {
+                Encoding::Module => Open::Module(0),
+                Encoding::Component => Open::Component {
+                    modules: Vec::new(),
+                    instantiated: Vec::new(),
+                },
+            }),
+            (Payload::MemorySection(reader), Some(Open::Module(total))) => {
                 for memory in reader.into_iter().map_while(Result::ok) {
                     let page_bytes = 1u64
                         .checked_shl(memory.page_size_log2.unwrap_or(16))
                         .unwrap_or(u64::MAX);
-                    if let Some(total) = open.last_mut() {
-                        *total = total.saturating_add(memory.initial.saturating_mul(page_bytes));
+                    *total = total.saturating_add(memory.initial.saturating_mul(page_bytes));
+                }
+            }
+            (Payload::InstanceSection(reader), Some(Open::Component { instantiated, .. })) => {
+                for instance in reader.into_iter().map_while(Result::ok) {
+                    if let Instance::Instantiate { module_index, .. } = instance {
+                        instantiated.push(module_index);
                     }
                 }
             }
-            Ok(wasmparser::Payload::End(_)) => most = most.max(open.pop().unwrap_or(0)),
-            Ok(_) => {}
-            Err(_) => break,
+            // Core modules from elsewhere take an index too, of unknown memory.
+            (Payload::ComponentImportSection(reader), Some(Open::Component { modules, .. })) => {
+                let imported = reader.into_iter().map_while(Result::ok);
+                modules.extend(
+                    imported
+                        .filter(|import| matches!(import.ty, ComponentTypeRef::Module(_)))
+                        .map(|_| None),
+                );
+            }
+            (Payload::ComponentAliasSection(reader), Some(Open::Component { modules, .. })) => {
+                let aliases = reader.into_iter().map_while(Result::ok);
+                modules.extend(
+                    aliases
+                        .filter(|alias| {
+                            matches!(
+                                alias,
+                                wasmparser::ComponentAlias::Outer {
+                                    kind: ComponentOuterAliasKind::CoreModule,
+                                    ..
+                                }
+                            )
+                        })
+                        .map(|_| None),
+                );
+            }
+            (Payload::End(_), _) => {
+                let ended = open.pop();
+                match (ended, open.last_mut()) {
+                    (Some(Open::Module(total)), Some(Open::Component { modules, .. })) => modules.push(Some(total)),
+                    (Some(Open::Module(total)), None) => return total,
+                    (Some(Open::Component { modules, instantiated }), None) => {
+                        let total = |index: &u32| modules.get(*index as usize).copied().flatten();
+                        return instantiated.iter().filter_map(total).max().unwrap_or(0);
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
         }
     }
-    open.into_iter().fold(most, u64::max)
+    0
 }
 
 #[cfg(test)]
@@ -258,32 +315,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_most_memory_any_module_inside_starts_with_is_found() {
+    fn the_memory_a_wasm_surely_starts_with_is_found() {
         let module = wat::parse_str("(module (memory 3) (memory 5))").unwrap();
-        assert_eq!(
-            most_initial_memory(&module),
-            8 * 65536,
-            "one module's memories together"
-        );
+        assert_eq!(initial_memory(&module), 8 * 65536, "one module's memories together");
         let component = wat::parse_str(
             "(component
                (core module $a (memory 2))
-               (core module $b (import \"m\" \"mem\" (memory 100)) (memory 7))
-               (component (core module (memory 9))))",
+               (core module $b (memory 7))
+               (core module $unused (memory 50))
+               (component (core module $n (memory 90)) (core instance (instantiate $n)))
+               (core instance (instantiate $a))
+               (core instance (instantiate $b)))",
         )
         .unwrap();
         assert_eq!(
-            most_initial_memory(&component),
-            9 * 65536,
-            "nested, imported ones left out"
+            initial_memory(&component),
+            7 * 65536,
+            "the largest module it instantiates itself; never one left unused"
         );
-        assert_eq!(most_initial_memory(b"(module (memory 1))"), 65536, "text is assembled");
-        assert_eq!(most_initial_memory(b"(module (memory"), 0);
-        assert_eq!(
-            most_initial_memory(&module[..12]),
-            0,
-            "a truncated binary counts what parsed"
-        );
+        assert_eq!(initial_memory(b"(module (memory 1))"), 65536, "text is assembled");
+        assert_eq!(initial_memory(b"(module (memory"), 0);
+        assert_eq!(initial_memory(&module[..12]), 0, "a truncated binary counts nothing");
     }
 
     #[test]

@@ -230,12 +230,13 @@ export interface FuncInfo {
 export declare function hostFailure(error: object): object
 
 /**
- * The most memory the module, or any core module inside the component, starts with: the initial
- * sizes of the memories it defines, together, since they are instantiated together and one limit
- * counts them all (imported memories are defined elsewhere; a module is counted once however
- * often it is instantiated). `validate` compares it with a manifest's memory limit, which every
- * instance would otherwise fail at once. WAT text is assembled first; malformed bytes count only
- * as far as they parse.
+ * The most memory the wasm surely starts with: a core module's memories together (they are
+ * instantiated together and one limit counts them all), or for a component the largest such
+ * total among the core modules it defines and instantiates itself. Modules only nested
+ * components instantiate, or none does, are left out, and so is instantiating one twice: the
+ * figure must never exceed what an instance takes, since `validate` refuses a manifest whose
+ * memory limit is below it (every instance would fail). WAT text is assembled first; malformed
+ * bytes count only as far as they parse.
  */
 export declare function initialMemoryBytes(bytes: Uint8Array): number
 
