@@ -374,6 +374,10 @@ test('the capability interfaces, loadManifest and pooling refuse a key no option
     t.is(error?.path, key, what)
     t.regex(error?.message ?? '', new RegExp(`unknown .*"${key}" \\(known: `), what)
   }
+  t.throws(() => createFilesystem(permissions, null as never), {
+    instanceOf: ConfigError,
+    message: 'createFilesystem: expected an options object, got null',
+  })
   // Each interface's own options, together, are fine.
   t.notThrows(() =>
     hostInterfaces(permissions, { maxFileBytes: 4, maxBodyBytes: 1024, timeoutMs: 10, signal: undefined }),

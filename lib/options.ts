@@ -308,6 +308,13 @@ function object(what: string, value: unknown, path?: string): asserts value is R
 
 /** Throws on the first key of `options` that is not in `known`; `prefix` leads the error's path. */
 export function knownKeys(what: string, options: object, known: ReadonlySet<string>, prefix = ''): void {
+  if (typeof options !== 'object' || options === null) {
+    const at = prefix === '' ? what : prefix.slice(0, -1)
+    throw new ConfigError(`${at}: expected an options object, got ${shown(options)}`, {
+      path: at,
+      value: options,
+    })
+  }
   for (const key of Object.keys(options)) {
     if (!known.has(key)) unknownKey(what, key, known, prefix)
   }
