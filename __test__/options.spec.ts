@@ -320,6 +320,7 @@ test('every option accepts an explicit undefined under exactOptionalPropertyType
       loadManifest: api.LoadManifestOptions
       permissions: api.PermissionOptions
       hooks: api.PermissionHooks
+      address: api.ResolvedAddress
       policy: api.PolicyOptions
       fuelPolicy: NonNullable<api.PolicyOptions['fuel']>
       sandboxWasi: Exclude<NonNullable<api.LoadComponentOptions['wasi']>, false>
@@ -328,7 +329,7 @@ test('every option accepts an explicit undefined under exactOptionalPropertyType
     export const loose: Loose = {
       engine: true, pooling: true, instantiate: 'limits', limits: 'memoryBytes', wasi: true, http: true,
       call: true, asyncCall: true, loadComponent: true, sandboxLimits: true, loadManifest: true,
-      permissions: true, hooks: true, policy: true, fuelPolicy: true, sandboxWasi: true,
+      permissions: true, hooks: true, address: 'address', policy: true, fuelPolicy: true, sandboxWasi: true,
     }
   `
   const file = path.join(root, '__test__', 'exact-optional.generated.ts')
@@ -377,6 +378,10 @@ test('the capability interfaces, loadManifest and pooling refuse a key no option
   t.throws(() => createFilesystem(permissions, null as never), {
     instanceOf: ConfigError,
     message: 'createFilesystem: expected an options object, got null',
+  })
+  t.throws(() => createPermissions({}, null as never), {
+    instanceOf: ConfigError,
+    message: 'permission hooks: expected an object',
   })
   // Each interface's own options, together, are fine.
   t.notThrows(() =>

@@ -29,7 +29,7 @@ export interface ResolvedAddress {
   /** An IPv4 or IPv6 address, without brackets. */
   address: string
   /** 4 or 6 (taken from the address when it disagrees). */
-  family?: number
+  family?: number | undefined
 }
 
 /** Options of {@link createHttp}. */

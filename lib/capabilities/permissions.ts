@@ -252,6 +252,9 @@ export function createPermissions(
   if (typeof options !== 'object' || options === null) {
     throw new ConfigError('permissions: expected an object', { path: 'permissions', value: options })
   }
+  if (typeof hooks !== 'object' || hooks === null) {
+    throw new ConfigError('permission hooks: expected an object', { path: 'hooks', value: hooks })
+  }
   const known = ['filesystemRead', 'baseDir', 'networkOutbound', 'timeSleep']
   for (const key of Object.keys(options)) {
     if (!known.includes(key)) {

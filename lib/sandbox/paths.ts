@@ -197,6 +197,7 @@ export function hardLinked(writable: readonly string[], base: string): string | 
     `(${(error as NodeJS.ErrnoException).code ?? String(error)})`
   const tooDeep = `the writable directories are nested too deep to check for hard links`
   let seen = 0
+  let directories = 0
   // What the lstat calls cost the JS thread: the bytes of their paths and the names resolved.
   let pathBytes = 0
   let lookups = 0
@@ -227,6 +228,10 @@ export function hardLinked(writable: readonly string[], base: string): string | 
         lookups += depth + 1
         if (pathBytes > MAX_WALKED_PATH_BYTES || lookups > MAX_WALKED_LOOKUPS) return tooDeep
         if (entry.isDirectory()) {
+          // Opening a directory costs the JS thread some 30 µs: 100,000 empty ones took 4 s.
+          if (++directories > MAX_WRITABLE_DIRECTORIES) {
+            return `the writable directories hold more than ${MAX_WRITABLE_DIRECTORIES} directories, too many to check for hard links`
+          }
           pending.push({ directory: entryPath, depth: depth + 1 })
           continue
         }
@@ -258,6 +263,9 @@ export function hardLinked(writable: readonly string[], base: string): string | 
 
 /** Most entries {@link hardLinked} looks at in a manifest's writable directories. */
 const MAX_WRITABLE_ENTRIES = 100_000
+
+/** Most directories {@link hardLinked} opens below them. */
+const MAX_WRITABLE_DIRECTORIES = 10_000
 
 /**
  * What {@link hardLinked} may cost the JS thread, each lstat walking its whole path: in all, the
