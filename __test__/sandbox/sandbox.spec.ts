@@ -619,6 +619,42 @@ test('a sandbox of a core module replaces its instance after a failure, and afte
   t.is(sleeper.metrics().restarts, 2)
 })
 
+test("a spent instance is replaced at the next call, under that call's deadline and signal, not the failed call's", async (t) => {
+  // The replacement runs the guest's start code. Made while the failed call settled, it ran under
+  // the manifest's timeout whatever the caller asked: a start that waits held every call, abort
+  // and deadline for the manifest's whole timeout (and callSync held the event loop).
+  const dir = mkdtempSync(path.join(scratch, 'spent-'))
+  writeFileSync(
+    path.join(dir, 'guest.wasm'),
+    `(module
+      (import "env" "wait" (func $wait))
+      (func $start (call $wait))
+      (start $start)
+      (func (export "boom") unreachable)
+      (func (export "ok") (result i32) i32.const 1))`,
+  )
+  writeFileSync(
+    path.join(dir, 'Component.toml'),
+    '[component]\nname = "spent"\nversion = "0.1.0"\nwasm = "guest.wasm"\n' +
+      '[resources.memory]\nmax_bytes = 1048576\n[resources.cpu]\nmax_fuel = 1000000\ntimeout_ms = 60000\n',
+  )
+  let starts = 0
+  // The first start returns at once; every later one waits for ever.
+  const wait = () => (++starts === 1 ? undefined : new Promise<void>(() => {}))
+  using sandbox = await loadComponent(dir, { engine: wasiEngine, hostFunctions: { env: { wait } } })
+  await t.throwsAsync(sandbox.call('boom'), { instanceOf: UnreachableError })
+  t.is(starts, 1, 'the failed call settled without starting a replacement')
+  const late = await t.throwsAsync(sandbox.call('ok', [], { timeoutMs: 100 }), { instanceOf: TimeoutError })
+  t.is(late?.timeoutMs, 100, "the replacement's start ran under the call's own deadline")
+  const controller = new AbortController()
+  const aborted = sandbox.call('ok', [], { signal: controller.signal })
+  setTimeout(() => controller.abort(), 50)
+  await t.throwsAsync(aborted, { instanceOf: AbortError })
+  t.is(starts, 3)
+  // Starts that failed count as calls (and the timed-out one as a trap) in the sandbox's metrics.
+  t.like(sandbox.metrics(), { calls: 3, traps: 2, restarts: 1 })
+})
+
 test('a write grant and a read grant of the same directory make one writable preopen', async (t) => {
   const dir = wasiToolDir(['filesystem.read = ["./data/**"]', 'filesystem.write = ["./data"]'], ['data'])
   writeFileSync(path.join(dir, 'data', 'in.txt'), 'granted')

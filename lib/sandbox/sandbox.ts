@@ -11,7 +11,7 @@ import { Module } from '../module.js'
 import { loadManifest, type Manifest, type PolicyOptions } from './manifest.js'
 import { readComponentWasm, WRITE_ALLOWED, writeDirectory } from './paths.js'
 import { Engine } from '../engine.js'
-import { BusyError, ConfigError, DisposedError, type CapabilityDeniedError } from '../errors.js'
+import { BusyError, ConfigError, DisposedError, TrapError, type CapabilityDeniedError } from '../errors.js'
 import { withHostInterfaces } from '../capabilities/interfaces.js'
 import { wasiHttpPermissions } from '../capabilities/wasi-http.js'
 import { permissionsFromManifest, type Permissions } from '../capabilities/permissions.js'
@@ -198,7 +198,10 @@ function newestBytes(text: string, limitBytes: number): string {
 
 /** Instance metrics summed over every instance the sandbox has had, plus how many it replaced. */
 export interface SandboxMetrics extends Metrics {
-  /** Instances replaced after a trap (or a host function failure, or an abort). */
+  /**
+   * Instances replaced after a trap (or a host function failure, or an abort). A core module's
+   * instance replaced after a `_start` that ran to its end is not counted.
+   */
   restarts: number
   /** Requests the reference host interfaces denied (CapabilityDeniedError, see `onDenied`). */
   capabilityDenials: number
@@ -233,11 +236,11 @@ const preopenCleanup = new FinalizationRegistry<FileHandle[]>((handles) => {
  *
  * Calls run one at a time, in order (`call`s queue; `callSync` while a `call` is pending throws
  * BusyError). When a call traps (deadline, fuel, memory, `unreachable`, ...), a host function
- * throws, or a call is aborted, wasmtime cannot re-enter that instance, so the sandbox replaces it
- * with a fresh one before the failed call settles, and the next call works. The replacement starts
- * from the component's initial state: everything the guest kept in memory or globals is lost
- * (counted in `metrics().restarts`). A `result::err` (ComponentError) or a bad argument
- * (TypeError) is not a trap and keeps the instance.
+ * throws, or a call is aborted, wasmtime cannot re-enter that instance, so the sandbox retires it
+ * and the next call runs on a fresh one, whose start code runs under that call's own budget and
+ * signal. The replacement starts from the component's initial state: everything the guest kept in
+ * memory or globals is lost (counted in `metrics().restarts`). A `result::err` (ComponentError) or
+ * a bad argument (TypeError) is not a trap and keeps the instance.
  */
 export class Sandbox {
   /** The validated manifest the sandbox runs by. */
@@ -315,21 +318,48 @@ export class Sandbox {
     const { signal, ...budget } = this.#budget(options, true)
     // Aborted while queued: the guest never ran, so the instance is fine and is kept.
     if (isAborted(signal)) throw abortedBy(signal)
-    let instance = this.#instance
-    if (instance === undefined) {
-      instance = await this.component.instantiate(this.#options)
-      this.#instance = instance
-    }
+    const instance =
+      this.#instance ??
+      (await this.#started(() => this.component.instantiate({ ...this.#options, ...budget, signal })))
     const endCall = this.#beginCall()
     let result: unknown
     try {
       result = await instance.call(name, args, { ...budget, signal }).finally(endCall)
     } catch (error) {
-      if (this.#spent(instance, name, error)) await this.#replace(instance, true)
+      if (this.#spent(instance, name, error)) this.#retire(instance, true)
       throw error
     }
-    if (this.#spent(instance, name)) await this.#replace(instance, false)
+    if (this.#spent(instance, name)) this.#retire(instance, false)
     return result
+  }
+
+  /**
+   * A fresh instance for a call, its start code run under that call's budget (and signal): a
+   * spent instance is replaced here, not while the call that spent it settles, where its start
+   * code ran under the manifest's limits whatever the caller asked. A start that fails counts as
+   * a call (and a trap) of the sandbox's.
+   */
+  #started<T extends Instance | Promise<Instance>>(start: () => T): T {
+    const failed = (error: unknown): never => {
+      this.#retired.calls++
+      if (error instanceof TrapError) this.#retired.traps++
+      throw error
+    }
+    let started: T
+    try {
+      started = start()
+    } catch (error) {
+      return failed(error)
+    }
+    const adopt = (instance: Instance) => {
+      if (this.#disposed) {
+        instance.dispose()
+        throw new DisposedError('this sandbox was disposed')
+      }
+      this.#instance = instance
+      return instance
+    }
+    return (started instanceof Promise ? started.then(adopt, failed) : adopt(started as Instance)) as T
   }
 
   /**
@@ -348,26 +378,6 @@ export class Sandbox {
     return failure.length > 0 && !(error instanceof TypeError) && !(error instanceof BusyError)
   }
 
-  /** Replaces a spent instance; `failed`: it is a restart. A failed replacement is the next call's. */
-  async #replace(instance: Instance, failed: boolean): Promise<void> {
-    this.#retire(instance, failed)
-    const fresh = this.#disposed
-      ? undefined
-      : await this.component.instantiate(this.#options).catch(() => undefined)
-    if (this.#disposed) fresh?.dispose()
-    else this.#instance = fresh
-  }
-
-  /** {@link Sandbox.#replace} on the JS thread. */
-  #replaceSync(instance: Instance, failed: boolean): void {
-    this.#retire(instance, failed)
-    try {
-      this.#instance = this.component.instantiateSync(this.#options)
-    } catch {
-      // Retried (and reported) by the next call.
-    }
-  }
-
   /**
    * Calls an export on the JS thread (blocking it while the guest runs; the deadline still
    * applies). Throws BusyError while a `call` is pending.
@@ -377,19 +387,20 @@ export class Sandbox {
       throw new BusyError('callSync: an async call on this sandbox is still pending; await it first')
     }
     const { fuel, timeoutMs } = this.#budget(options, false)
-    this.#instance ??= this.component.instantiateSync(this.#options)
-    const instance = this.#instance
+    const instance =
+      this.#instance ??
+      this.#started(() => this.component.instantiateSync({ ...this.#options, fuel, timeoutMs }))
     const endCall = this.#beginCall()
     let result: unknown
     try {
       result = instance.callSync(name, args, { fuel, timeoutMs })
     } catch (error) {
       endCall()
-      if (this.#spent(instance, name, error)) this.#replaceSync(instance, true)
+      if (this.#spent(instance, name, error)) this.#retire(instance, true)
       throw error
     }
     endCall()
-    if (this.#spent(instance, name)) this.#replaceSync(instance, false)
+    if (this.#spent(instance, name)) this.#retire(instance, false)
     return result
   }
 
