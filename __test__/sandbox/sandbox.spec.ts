@@ -655,6 +655,40 @@ test("a spent instance is replaced at the next call, under that call's deadline 
   t.like(sandbox.metrics(), { calls: 3, traps: 2, restarts: 1 })
 })
 
+test("the fuel a start burns counts in the metrics, and a start's earlier denied growth does not name its trap", (t) => {
+  // The start loops 1,000 times, and with `grow` set asks for more memory than its limit
+  // (memory.grow gives -1, no trap) and then traps with unreachable.
+  const engine = new Engine({ fuel: true })
+  t.teardown(() => engine.close())
+  const module = engine.compileModuleSync(`(module
+    (import "env" "grow" (func $grow (result i32)))
+    (memory 1)
+    (func $start (local $i i32)
+      (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1))) (br_if $l (i32.lt_u (local.get $i) (i32.const 1000))))
+      (if (call $grow) (then (drop (memory.grow (i32.const 100))) unreachable)))
+    (start $start)
+    (func (export "ok") (result i32) i32.const 1))`)
+  const quiet = module.instantiateSync({
+    limits: { memoryBytes: 1 << 20 },
+    fuel: 1_000_000,
+    imports: { env: { grow: () => 0 } },
+  })
+  t.true(
+    quiet.metrics().fuel.totalConsumed > 1000,
+    `start fuel counted: ${quiet.metrics().fuel.totalConsumed}`,
+  )
+  t.is(quiet.metrics().calls, 0, 'instantiation is no call')
+  t.throws(
+    () =>
+      module.instantiateSync({
+        limits: { memoryBytes: 1 << 20 },
+        fuel: 1_000_000,
+        imports: { env: { grow: () => 1 } },
+      }),
+    { instanceOf: UnreachableError },
+  )
+})
+
 test('a write grant and a read grant of the same directory make one writable preopen', async (t) => {
   const dir = wasiToolDir(['filesystem.read = ["./data/**"]', 'filesystem.write = ["./data"]'], ['data'])
   writeFileSync(path.join(dir, 'data', 'in.txt'), 'granted')

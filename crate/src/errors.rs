@@ -176,7 +176,10 @@ impl Failure {
         if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
             return Failure::Exit(exit.0);
         }
-        if facts.memory_denied || error.downcast_ref::<MemoryLimitExceeded>().is_some() {
+        let trapped = error.downcast_ref::<Trap>().is_some() || error.downcast_ref::<HostCallFailed>().is_some();
+        // A growth denied earlier (it returned -1) is not why a start function that trapped
+        // afterwards for another reason failed.
+        if (facts.memory_denied && !trapped) || error.downcast_ref::<MemoryLimitExceeded>().is_some() {
             // A TrapError like a denied growth in a call, with the frames of a start function that
             // grew memory.
             let message = format!(
@@ -185,7 +188,7 @@ impl Failure {
             );
             return Failure::memory_limit(message, &error, facts.fuel_consumed);
         }
-        if error.downcast_ref::<Trap>().is_some() || error.downcast_ref::<HostCallFailed>().is_some() {
+        if trapped {
             return Failure::call(error, facts);
         }
         if facts.table_denied {

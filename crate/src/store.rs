@@ -336,8 +336,8 @@ impl std::fmt::Display for WaitEnded {
 impl std::error::Error for WaitEnded {}
 
 /// Instantiates into `store` under the instance's default budget (start functions run then) and
-/// pairs the store with the instance. Instantiation is not a call: only its memory shows in the
-/// metrics.
+/// pairs the store with the instance. Instantiation is not a call: its memory shows in the
+/// metrics, and the fuel its start functions burned in the total.
 pub fn instantiate<I>(
     mut store: Store<HostState>,
     engine: &EngineShared,
@@ -345,16 +345,11 @@ pub fn instantiate<I>(
     body: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<I>,
 ) -> Result<Live<I>, Failure> {
     native_stack::check(engine.max_wasm_stack)?;
-    let instance = run_classified(
-        &mut store,
-        engine,
-        defaults,
-        &mut Metrics::default(),
-        body,
-        Failure::instantiate,
-    )?;
+    let mut start = Metrics::default();
+    let instance = run_classified(&mut store, engine, defaults, &mut start, body, Failure::instantiate)?;
     let metrics = Metrics {
         memory: store.data().limiter.metrics(),
+        total_fuel: start.total_fuel,
         ..Metrics::default()
     };
     Ok(Live {

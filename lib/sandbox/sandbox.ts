@@ -342,7 +342,10 @@ export class Sandbox {
   #started<T extends Instance | Promise<Instance>>(start: () => T): T {
     const failed = (error: unknown): never => {
       this.#retired.calls++
-      if (error instanceof TrapError) this.#retired.traps++
+      if (error instanceof TrapError) {
+        this.#retired.traps++
+        if (error.fuelConsumed !== undefined) this.#retired.totalFuel += error.fuelConsumed
+      }
       throw error
     }
     let started: T
