@@ -35,7 +35,7 @@ export interface MemoryMetrics {
 export interface FuelMetrics {
   /** Fuel the last call used (0 when a deadline or abort stopped it: the count is not observable). */
   lastCallConsumed: number
-  /** Fuel of all calls so far. */
+  /** Fuel of all calls so far, and of the start functions run at instantiation. */
   totalConsumed: number
 }
 
