@@ -10,7 +10,7 @@ import net from 'node:net'
 import path from 'node:path'
 import type { AddressInfo } from 'node:net'
 
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 
 import { jsGuestWasm, root, wasiHttpWasm } from '../../fixtures/index.js'
 import { createPermissions } from '../../lib/capabilities/permissions.js'
@@ -350,6 +350,28 @@ test('a connection reset before the guest reads the body fails its read, not the
   t.like(await answer.read(), { error: 'connection-terminated' })
 })
 
+/**
+ * A server answering every connection with `reply` (raw bytes; `end`: and closing), and a GET of
+ * it through a client granted only that server.
+ */
+async function rawServer(t: ExecutionContext, reply: string, how: 'write' | 'end', timeoutMs = 10_000) {
+  // The client resets the connection when it gives up: not this server's failure.
+  const server = net.createServer((socket) =>
+    socket
+      .on('error', () => {})
+      .resume()
+      [how](reply),
+  )
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise((resolve) => server.close(() => resolve(undefined))))
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`
+  const client = createWasiHttpClient(createPermissions({ networkOutbound: [host] }), {
+    maxBodyBytes: 1 << 20,
+    timeoutMs,
+  })
+  return () => client('GET', `http://${host}/`, [], new Uint8Array())
+}
+
 test('TLS and HTTP failures get their own wasi:http error codes, and large response headers are taken as hyper takes them', async (t) => {
   const tls = path.join(root, 'fixtures/tls')
   const selfSigned = https.createServer(
@@ -393,58 +415,19 @@ test('TLS and HTTP failures get their own wasi:http error codes, and large respo
     { length: 200 },
     () => `HTTP/1.1 103 Early Hints\r\nLink: <${'a'.repeat(2000)}>\r\n\r\n`,
   )
-  // The client resets the connection when it gives up: not this server's failure.
-  const early = net.createServer((socket) =>
-    socket
-      .on('error', () => {})
-      .resume()
-      .write(hints.join('')),
-  )
-  await new Promise<void>((resolve) => early.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise((resolve) => early.close(() => resolve(undefined))))
-  const earlyHost = `127.0.0.1:${(early.address() as AddressInfo).port}`
-  const hinted = createWasiHttpClient(createPermissions({ networkOutbound: [earlyHost] }), {
-    maxBodyBytes: 1 << 20,
-    timeoutMs: 60_000,
-  })
-  t.like(await hinted('GET', `http://${earlyHost}/`, [], new Uint8Array()), {
-    error: 'http-response-header-section-size',
-  })
+  const hinted = await rawServer(t, hints.join(''), 'write', 60_000)
+  t.like(await hinted(), { error: 'http-response-header-section-size' })
   // A 101 answer ends the request at once: wasi:http has no upgraded connections (it waited for a
   // final head until the deadline).
-  const upgrading = net.createServer((socket) =>
-    socket
-      .on('error', () => {})
-      .resume()
-      .write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n'),
+  const upgrading = await rawServer(
+    t,
+    'HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n',
+    'write',
   )
-  await new Promise<void>((resolve) => upgrading.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise((resolve) => upgrading.close(() => resolve(undefined))))
-  const upgradingHost = `127.0.0.1:${(upgrading.address() as AddressInfo).port}`
-  const upgraded = createWasiHttpClient(createPermissions({ networkOutbound: [upgradingHost] }), {
-    maxBodyBytes: 1 << 20,
-    timeoutMs: 10_000,
-  })
-  t.like(await upgraded('GET', `http://${upgradingHost}/`, [], new Uint8Array()), {
-    error: 'http-protocol-error',
-  })
+  t.like(await upgrading(), { error: 'http-protocol-error' })
   // Without an Upgrade header Node takes a 101 for a final answer: it is refused the same.
-  const bare = net.createServer((socket) =>
-    socket
-      .on('error', () => {})
-      .resume()
-      .end('HTTP/1.1 101\r\n\r\n'),
-  )
-  await new Promise<void>((resolve) => bare.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise((resolve) => bare.close(() => resolve(undefined))))
-  const bareHost = `127.0.0.1:${(bare.address() as AddressInfo).port}`
-  const bareClient = createWasiHttpClient(createPermissions({ networkOutbound: [bareHost] }), {
-    maxBodyBytes: 1 << 20,
-    timeoutMs: 10_000,
-  })
-  t.like(await bareClient('GET', `http://${bareHost}/`, [], new Uint8Array()), {
-    error: 'http-protocol-error',
-  })
+  const bare = await rawServer(t, 'HTTP/1.1 101\r\n\r\n', 'end')
+  t.like(await bare(), { error: 'http-protocol-error' })
   // What a guest sees of them.
   const allow = { allow: [plainHost, garbledHost] }
   const protocol = await command(['get', `http://${garbledHost}/`], allow)

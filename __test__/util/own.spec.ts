@@ -5,6 +5,32 @@ import test from 'ava'
 
 import { bare, bareListing, NONE, ownField, ownOptions } from '../../lib/util/own.js'
 
+/**
+ * Runs one of this directory's pollution children (`file`, given `args`) and reads the JSON it
+ * prints on its `RESULT ` line (in a child, since the pollution would reach every test here).
+ */
+async function pollutedChild(
+  file: string,
+  ...args: string[]
+): Promise<{ status: unknown; stderr: string; results: Record<string, string> }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(new URL(file, import.meta.url)), ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const status = await new Promise((resolve) => child.on('close', resolve))
+  const line = stdout.split('\n').find((text) => text.startsWith('RESULT '))
+  const results = (line === undefined ? {} : JSON.parse(line.slice('RESULT '.length))) as Record<
+    string,
+    string
+  >
+  return { status, stderr, results }
+}
+
 test('ownOptions copies own enumerable properties onto objects without a prototype, all the way down', (t) => {
   const signal = new AbortController().signal
   const stdin = new Uint8Array([1])
@@ -53,19 +79,8 @@ test('ownOptions makes arrays without holes, reads each getter once, and stops a
 
 test('options leave out what Object.prototype holds: no grant, limit or import comes from it', async (t) => {
   // In a child: the pollution would reach every test of this process.
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', fileURLToPath(new URL('polluted-prototype-child.ts', import.meta.url))],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-  const status = await new Promise((resolve) => child.on('close', resolve))
+  const { status, stderr, results } = await pollutedChild('polluted-prototype-child.ts')
   t.is(status, 0, stderr)
-  const line = stdout.split('\n').find((text) => text.startsWith('RESULT '))
-  const results = JSON.parse(line!.slice('RESULT '.length)) as Record<string, string>
   const denied = /cannot read \/h\/secret\.txt: No such file or directory/
   for (const kind of ['component', 'module']) {
     t.regex(results[`${kind}Cat`]!, denied, `${kind}: no preopen`)
@@ -127,19 +142,9 @@ test('bareListing copies a listing onto objects without a prototype, fields that
 
 /** What the listing child prints, run as it is (`clean`) or with Object.prototype polluted. */
 async function listingChild(mode: 'clean' | 'pollute'): Promise<Record<string, string>> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', fileURLToPath(new URL('polluted-listing-child.ts', import.meta.url)), mode],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-  const status = await new Promise((resolve) => child.on('close', resolve))
+  const { status, stderr, results } = await pollutedChild('polluted-listing-child.ts', mode)
   if (status !== 0) throw new Error(`the listing child exited with ${String(status)}: ${stderr}`)
-  const line = stdout.split('\n').find((text) => text.startsWith('RESULT '))
-  return JSON.parse(line!.slice('RESULT '.length)) as Record<string, string>
+  return results
 }
 
 test('listings, types, links and calls are the same whatever Object.prototype holds', async (t) => {
