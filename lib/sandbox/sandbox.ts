@@ -318,9 +318,15 @@ export class Sandbox {
     const { signal, ...budget } = this.#budget(options, true)
     // Aborted while queued: the guest never ran, so the instance is fine and is kept.
     if (isAborted(signal)) throw abortedBy(signal)
-    const instance =
-      this.#instance ??
-      (await this.#started(() => this.component.instantiate({ ...this.#options, ...budget, signal })))
+    let instance = this.#instance
+    if (instance === undefined) {
+      const fresh = this.component.instantiate({ ...this.#options, ...budget, signal })
+      instance = this.#adopt(
+        await fresh.catch((error: unknown) => {
+          throw this.#failedStart(error)
+        }),
+      )
+    }
     const endCall = this.#beginCall()
     let result: unknown
     try {
@@ -334,35 +340,27 @@ export class Sandbox {
   }
 
   /**
-   * A fresh instance for a call, its start code run under that call's budget (and signal): a
-   * spent instance is replaced here, not while the call that spent it settles, where its start
-   * code ran under the manifest's limits whatever the caller asked. A start that fails counts as
-   * a call (and a trap) of the sandbox's.
+   * Makes `instance`, fresh for a call, the sandbox's. A spent instance is replaced at the next
+   * call, whose budget (and signal) its start code runs under, not while the call that spent it
+   * settles, where that code ran under the manifest's limits whatever the caller asked.
    */
-  #started<T extends Instance | Promise<Instance>>(start: () => T): T {
-    const failed = (error: unknown): never => {
-      this.#retired.calls++
-      if (error instanceof TrapError) {
-        this.#retired.traps++
-        if (error.fuelConsumed !== undefined) this.#retired.totalFuel += error.fuelConsumed
-      }
-      throw error
+  #adopt(instance: Instance): Instance {
+    if (this.#disposed) {
+      instance.dispose()
+      throw new DisposedError('this sandbox was disposed')
     }
-    let started: T
-    try {
-      started = start()
-    } catch (error) {
-      return failed(error)
+    this.#instance = instance
+    return instance
+  }
+
+  /** Counts a start that failed as a call (and a trap, with its fuel) of the sandbox's; returns `error`. */
+  #failedStart(error: unknown): unknown {
+    this.#retired.calls++
+    if (error instanceof TrapError) {
+      this.#retired.traps++
+      if (error.fuelConsumed !== undefined) this.#retired.totalFuel += error.fuelConsumed
     }
-    const adopt = (instance: Instance) => {
-      if (this.#disposed) {
-        instance.dispose()
-        throw new DisposedError('this sandbox was disposed')
-      }
-      this.#instance = instance
-      return instance
-    }
-    return (started instanceof Promise ? started.then(adopt, failed) : adopt(started as Instance)) as T
+    return error
   }
 
   /**
@@ -390,9 +388,15 @@ export class Sandbox {
       throw new BusyError('callSync: an async call on this sandbox is still pending; await it first')
     }
     const { fuel, timeoutMs } = this.#budget(options, false)
-    const instance =
-      this.#instance ??
-      this.#started(() => this.component.instantiateSync({ ...this.#options, fuel, timeoutMs }))
+    let instance = this.#instance
+    if (instance === undefined) {
+      try {
+        instance = this.component.instantiateSync({ ...this.#options, fuel, timeoutMs })
+      } catch (error) {
+        throw this.#failedStart(error)
+      }
+      this.#adopt(instance)
+    }
     const endCall = this.#beginCall()
     let result: unknown
     try {
