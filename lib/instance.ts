@@ -6,7 +6,7 @@ import type { NativeComponentInstance, NativeInstance } from './native.js'
 import { asyncCallOptions, callOptions, type AsyncCallOptions, type CallOptions } from './options.js'
 import { SerialQueue } from './util/serial-queue.js'
 import { isInsideHostCall, type Owner } from './util/reentry.js'
-import { abortedBy, isAborted, onAbort, withAbort } from './util/signal.js'
+import { withAbort } from './util/signal.js'
 import { exportPaths } from './util/names.js'
 import { decodeFlat, flatArgs, flatResult, flatScratch, type Read, type WriteArgs } from './wire.js'
 
@@ -389,22 +389,8 @@ export class Instance<E = Record<string, unknown>> {
     } catch (error) {
       return Promise.reject(typed(name, error))
     }
-    // An aborted signal never fires again: such a call is refused before it would wait its turn.
-    if (isAborted(parsed.signal)) return Promise.reject(abortedBy(parsed.signal))
-    let started = false
-    const queued = this.#calls.run(() => {
-      started = true
-      return this.#callNow(name, snapshot, parsed)
-    })
-    const { signal } = parsed
-    if (started || signal === undefined) return queued
-    // Waiting behind another call: an abort rejects at once, and the call never starts.
-    return new Promise((resolve, reject) => {
-      const stop = onAbort(signal, () => {
-        if (!started) reject(abortedBy(signal))
-      })
-      queued.then(resolve, reject).finally(stop)
-    })
+    // Waiting behind another call, an abort rejects it at once, and it never starts.
+    return this.#calls.run(() => this.#callNow(name, snapshot, parsed), parsed.signal)
   }
 
   async #callNow(

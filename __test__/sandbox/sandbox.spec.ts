@@ -123,6 +123,35 @@ test('queued calls run in order and the one after a trap gets the fresh instance
   t.is(sandbox.metrics().restarts, 1)
 })
 
+test('a call waiting its turn rejects at once when its signal aborts, and never runs', async (t) => {
+  const imports = typesImports()
+  let release = () => {}
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  let hostCalls = 0
+  imports.double = async (x: number) => {
+    hostCalls++
+    await gate
+    return x * 2
+  }
+  const dir = componentDir(scratch, typesWasm, { maxBytes: 4 * MiB, timeoutMs: 10_000 })
+  using sandbox = await loadComponent(dir, { hostFunctions: imports })
+  // The first call waits on the host until released: only an abort can settle the one behind it.
+  const running = sandbox.call('call-double', [2])
+  const controller = new AbortController()
+  const waiting = sandbox.call('call-double', [3], { signal: controller.signal })
+  t.throws(() => sandbox.callSync('get-counter'), { instanceOf: BusyError })
+  controller.abort('no longer wanted')
+  const error = await t.throwsAsync(waiting, { instanceOf: AbortError })
+  t.is(error?.cause, 'no longer wanted')
+  release()
+  t.is(await running, 4)
+  t.is(hostCalls, 1, 'the aborted call never ran')
+  const metrics = sandbox.metrics()
+  t.is(metrics.calls, 1)
+  t.is(metrics.restarts, 0)
+  t.is(sandbox.callSync('get-counter'), 0, 'nothing is left waiting once the running call ends')
+})
+
 test('a restart loses the guest state; an err result or a bad argument does not restart', async (t) => {
   const dir = componentDir(scratch, typesWasm, { maxBytes: 4 * MiB })
   using sandbox = await loadComponent(dir, { hostFunctions: typesImports() })

@@ -35,7 +35,6 @@ import {
 import { openBeneath, procfsAvailable } from '../util/open-beneath.js'
 import { wasmKind } from '../util/names.js'
 import { SerialQueue } from '../util/serial-queue.js'
-import { abortedBy, isAborted } from '../util/signal.js'
 
 /** Limits a host may set below the manifest's own (never above them). */
 export interface SandboxLimits {
@@ -307,17 +306,23 @@ export class Sandbox {
    * limits for this call, never raise them.
    */
   call(name: string, args: readonly unknown[] = [], options?: AsyncCallOptions): Promise<unknown> {
-    return this.#calls.run(() => this.#callNow(name, args, options))
+    let given: ReturnType<typeof asyncCallOptions>
+    try {
+      given = asyncCallOptions(options)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    // Aborted while it waits its turn, a call rejects at once; the guest never ran, so the
+    // instance is fine and is kept.
+    return this.#calls.run(() => this.#callNow(name, args, given), given.signal)
   }
 
   async #callNow(
     name: string,
     args: readonly unknown[],
-    options: AsyncCallOptions | undefined,
+    given: ReturnType<typeof asyncCallOptions>,
   ): Promise<unknown> {
-    const { signal, ...budget } = this.#budget(options, true)
-    // Aborted while queued: the guest never ran, so the instance is fine and is kept.
-    if (isAborted(signal)) throw abortedBy(signal)
+    const { signal, ...budget } = this.#budget(given)
     let instance = this.#instance
     if (instance === undefined) {
       const fresh = this.component.instantiate({ ...this.#options, ...budget, signal })
@@ -387,7 +392,7 @@ export class Sandbox {
     if (this.#calls.pending > 0) {
       throw new BusyError('callSync: an async call on this sandbox is still pending; await it first')
     }
-    const { fuel, timeoutMs } = this.#budget(options, false)
+    const { fuel, timeoutMs } = this.#budget({ ...callOptions(options), signal: undefined })
     let instance = this.#instance
     if (instance === undefined) {
       try {
@@ -425,12 +430,13 @@ export class Sandbox {
     }
   }
 
-  #budget(
-    options: CallOptions | undefined,
-    withSignal: boolean,
-  ): { fuel: number; timeoutMs: number; signal: AbortSignal | undefined } {
+  /** A call's checked options, each limit lowered to the sandbox's where not given. */
+  #budget(given: ReturnType<typeof asyncCallOptions>): {
+    fuel: number
+    timeoutMs: number
+    signal: AbortSignal | undefined
+  } {
     if (this.#disposed) throw new DisposedError('this sandbox was disposed')
-    const given = withSignal ? asyncCallOptions(options) : { ...callOptions(options), signal: undefined }
     const { cpu } = this.manifest.resources
     // The ceiling a call is refused by: the manifest's, or the lower one the host set at load.
     const ceiling = (field: string, manifestValue: number, value: number, option: string) =>

@@ -1,3 +1,5 @@
+import { abortedBy, isAborted, onAbort } from './signal.js'
+
 /** Runs async tasks one at a time, in the order they were queued; a failed task does not stop the rest. */
 export class SerialQueue {
   #tail: Promise<unknown> = Promise.resolve()
@@ -13,13 +15,38 @@ export class SerialQueue {
     return this.#tail
   }
 
-  /** Starts `task` now when nothing is queued or running (so it reads its inputs now), else after the rest. */
-  run<T>(task: () => Promise<T>): Promise<T> {
+  /**
+   * Starts `task` now when nothing is queued or running (so it reads its inputs now), else after
+   * the rest. While it waits, `signal` aborting rejects it at once with AbortError, and it never
+   * starts: a waiting task must not be held behind a running one for that one's whole deadline. An
+   * already aborted signal is refused before it waits, since it never fires again.
+   */
+  run<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (isAborted(signal)) return Promise.reject(abortedBy(signal))
     this.#pending++
+    let state = 'waiting' as 'waiting' | 'started' | 'abandoned'
+    const start = (): Promise<T> | undefined => {
+      if (state === 'abandoned') return undefined
+      state = 'started'
+      return task()
+    }
     const started =
-      this.#pending === 1 ? new Promise<T>((resolve) => resolve(task())) : this.#tail.then(task, task)
-    const result = started.finally(() => this.#pending--)
+      this.#pending === 1
+        ? new Promise<T | undefined>((resolve) => resolve(start()))
+        : this.#tail.then(start, start)
+    const result = started.finally(() => {
+      if (state !== 'abandoned') this.#pending--
+    }) as Promise<T>
     this.#tail = result.catch(() => undefined)
-    return result
+    if (state === 'started' || signal === undefined) return result
+    return new Promise<T>((resolve, reject) => {
+      const stop = onAbort(signal, () => {
+        if (state !== 'waiting') return
+        state = 'abandoned'
+        this.#pending--
+        reject(abortedBy(signal))
+      })
+      result.then(resolve, reject).finally(stop)
+    })
   }
 }
