@@ -1,5 +1,18 @@
+import { spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import path from 'node:path'
 
 import test from 'ava'
@@ -15,6 +28,7 @@ import {
   TimeoutError,
   WasmTypeError,
   type Instance,
+  type Module,
 } from '../lib/index.js'
 import { engine, MiB, tempDir, typesImports, typesWasm } from './helpers.js'
 
@@ -226,7 +240,7 @@ test('options are checked and unknown options rejected', (t) => {
   // A path under a regular file cannot become a directory.
   t.throws(() => new Engine({ cacheDir: path.join(typesWasm, 'cache') }), {
     instanceOf: ConfigError,
-    message: /cacheDir: cannot create/,
+    message: /^cacheDir: .*: cannot create it: /,
   })
 })
 
@@ -383,6 +397,91 @@ test('cacheDir: a file damaged past its header is recompiled, never run', (t) =>
   t.deepEqual(again.cacheStats, { hits: 1, misses: 0, writeFailures: 0 }, 'the damaged file was replaced')
 })
 
+/** A module whose `f` returns `value`. */
+const returning = (value: number) => `(module (func (export "f") (result i32) i32.const ${value}))`
+const runF = (module: Module) => module.instantiateSync({ limits: { memoryBytes: 0 } }).callSync('f', [])
+
+test("cacheDir: an entry renamed, copied or linked to another input's name is a miss, never run for it", (t) => {
+  const dir = tempDir(t, 'cache')
+  const first = new Engine({ cacheDir: dir })
+  // Each input's entry: the file its compile added.
+  const [a, b, c] = [111, 222, 333].map((value) => {
+    const before = existsSync(dir) && readdirSync(dir).length > 0 ? cacheEntries(dir).files : []
+    first.compileModuleSync(returning(value))
+    const { sub, files } = cacheEntries(dir)
+    return path.join(
+      sub,
+      files.find((file) => !before.includes(file))!,
+    )
+  }) as [string, string, string]
+  // Swap two entries' names, copy a third over one, and link another: each is a genuine,
+  // undamaged artifact of the wrong input.
+  const aBytes = readFileSync(a)
+  writeFileSync(a, readFileSync(b))
+  writeFileSync(b, aBytes)
+  rmSync(c)
+  linkSync(a, c)
+  const reader = new Engine({ cacheDir: dir })
+  t.deepEqual(
+    [111, 222, 333].map((value) => runF(reader.compileModuleSync(returning(value)))),
+    [111, 222, 333],
+  )
+  t.deepEqual(reader.cacheStats, { hits: 0, misses: 3, writeFailures: 0 })
+  const again = new Engine({ cacheDir: dir })
+  for (const value of [111, 222, 333]) again.compileModuleSync(returning(value))
+  t.deepEqual(again.cacheStats, { hits: 3, misses: 0, writeFailures: 0 }, 'each was replaced by its own')
+})
+
+test('cacheDir: an entry that is a FIFO or a symlink is a miss, neither waited on nor followed', (t) => {
+  const dir = tempDir(t, 'cache')
+  new Engine({ cacheDir: dir }).compileModuleSync(returning(7))
+  const { sub, files } = cacheEntries(dir)
+  const entry = path.join(sub, files[0]!)
+  // A genuine copy of the entry, elsewhere, reached through a symlink: refused all the same.
+  const elsewhere = path.join(tempDir(t, 'elsewhere'), 'copy.cwasm')
+  writeFileSync(elsewhere, readFileSync(entry))
+  rmSync(entry)
+  symlinkSync(elsewhere, entry)
+  const linked = new Engine({ cacheDir: dir })
+  t.is(runF(linked.compileModuleSync(returning(7))), 7)
+  t.deepEqual(linked.cacheStats, { hits: 0, misses: 1, writeFailures: 0 })
+
+  rmSync(entry)
+  t.is(spawnSync('mkfifo', [entry]).status, 0)
+  // A FIFO's open blocked until a writer came: for ever.
+  const piped = new Engine({ cacheDir: dir })
+  t.is(runF(piped.compileModuleSync(returning(7))), 7)
+  t.deepEqual(piped.cacheStats, { hits: 0, misses: 1, writeFailures: 0 })
+})
+
+test('cacheDir: an entry others may write is a miss, and is replaced by a private one', (t) => {
+  const dir = tempDir(t, 'cache')
+  new Engine({ cacheDir: dir }).compileModuleSync(returning(9))
+  const { sub, files } = cacheEntries(dir)
+  const entry = path.join(sub, files[0]!)
+  chmodSync(entry, 0o666)
+  const reader = new Engine({ cacheDir: dir })
+  t.is(runF(reader.compileModuleSync(returning(9))), 9)
+  t.deepEqual(reader.cacheStats, { hits: 0, misses: 1, writeFailures: 0 })
+  t.is(statSync(entry).mode & 0o777, 0o600)
+})
+
+test('cacheDir: the directory checked when the engine was made is the one it keeps using', (t) => {
+  const parent = tempDir(t, 'cache-parent')
+  const dir = path.join(parent, 'cache')
+  const engine = new Engine({ cacheDir: dir })
+  // The checked directory moves away and another takes its name (it could be anyone's, had the
+  // parent been writable by others): the engine neither reads nor writes the newcomer.
+  renameSync(dir, path.join(parent, 'moved'))
+  mkdirSync(dir, { mode: 0o777 })
+  chmodSync(dir, 0o777)
+  engine.compileModuleSync(returning(5))
+  t.deepEqual(engine.cacheStats, { hits: 0, misses: 1, writeFailures: 0 })
+  t.deepEqual(readdirSync(dir), [])
+  const { files } = cacheEntries(path.join(parent, 'moved'))
+  t.is(files.length, 1)
+})
+
 test('cacheDir: a cache that cannot be written still compiles, and counts the failure', (t) => {
   const dir = tempDir(t, 'cache')
   const engine = new Engine({ cacheDir: dir })
@@ -393,6 +492,26 @@ test('cacheDir: a cache that cannot be written still compiles, and counts the fa
   const module = engine.compileModuleSync(addWasm)
   t.is(module.instantiateSync({ limits: { memoryBytes: 0 } }).callSync('add', [2, 2]), 4)
   t.deepEqual(engine.cacheStats, { hits: 0, misses: 1, writeFailures: 1 })
+})
+
+test('a pooling engine takes modules with up to four memories and tables; maxInstances stops where the address space does', (t) => {
+  const pooled = new Engine({ pooling: { maxInstances: 2, maxMemoryBytes: 1 << 20 } })
+  const two = pooled.compileModuleSync(
+    '(module (memory 1) (memory 1) (table 1 funcref) (table 1 funcref) (func (export "f") (result i32) i32.const 7))',
+  )
+  t.is(two.instantiateSync({ limits: { memoryBytes: 2 << 20 } }).callSync('f', []), 7)
+  t.throws(
+    () => pooled.compileModuleSync('(module (memory 1) (memory 1) (memory 1) (memory 1) (memory 1))'),
+    {
+      instanceOf: CompileError,
+      message: /per-instance limit of 4/,
+    },
+  )
+  // Each slot reserves address space for its memories: past 4,096 slots of 4 GiB memories the
+  // reservation failed on x86-64 whatever the memories' size.
+  t.notThrows(() => new Engine({ pooling: { maxInstances: 4_096, maxMemoryBytes: 4 * 1024 ** 3 } }))
+  const error = t.throws(() => new Engine({ pooling: { maxInstances: 4_097 } }), { instanceOf: ConfigError })
+  t.is(error?.path, 'pooling.maxInstances')
 })
 
 test('an exhausted pool is a PoolExhaustedError, and a disposed instance frees its slot', (t) => {

@@ -213,7 +213,7 @@ export const RULES = {
   /** The native pool threads' stacks are sized for 2 MiB of wasm stack (and host frames). */
   maxWasmStackBytes: integer(64 * KiB, 2 * MiB),
   /** Each slot reserves its memories' address space up front. */
-  'pooling.maxInstances': integer(1, 10_000),
+  'pooling.maxInstances': integer(1, 4_096),
   /** A wasm32 memory holds at most 4 GiB. */
   'pooling.maxMemoryBytes': integer(64 * KiB, 4 * GiB),
   /** The addon refuses more than 1 GiB: one input must not hold a compile thread for minutes. */

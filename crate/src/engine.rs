@@ -337,6 +337,10 @@ fn pooling(slots: u32, max_memory_bytes: f64) -> std::result::Result<PoolingAllo
         .total_core_instances(slots.saturating_mul(4))
         .total_memories(slots.saturating_mul(2))
         .total_tables(slots.saturating_mul(2))
+        // wasmtime's default of one each refused a module with two memories at compile time;
+        // four is `limits.memories`' default, and the totals above still bound the pool.
+        .max_memories_per_module(4)
+        .max_tables_per_module(4)
         .max_memory_size(max_memory_bytes as usize);
     Ok(pooling)
 }

@@ -200,7 +200,9 @@ impl Failure {
         }
         if error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
             return Failure::PoolExhausted(format!(
-                "the engine's pooling allocator has no free slot (dispose instances, or raise pooling.maxInstances): {}",
+                "the engine's pool has no room for this instance's core instances, memories or tables (the pool holds 4, 2 \
+                 and 2 of them per pooling.maxInstances, and a component takes one of each per core module it \
+                 instantiates): dispose instances, or raise pooling.maxInstances: {}",
                 reason(&error)
             ));
         }

@@ -1,24 +1,22 @@
 //! The on-disk compiled-code cache behind the engine's `cacheDir`.
 //!
-//! Entries are wasmtime's own serialized artifacts, one file per input, named by the SHA-256 of the
-//! input bytes, under a directory named by the engine's precompile-compatibility hash: engines with
-//! different settings (fuel, stack size, ...) never read each other's code. Files are written to a
-//! temporary name and renamed into place, so a reader sees a whole artifact or none. Each file ends
-//! with the SHA-256 of the artifact before it, checked on every load: wasmtime checks only an
-//! artifact's header, and a flipped bit in its code or tables (a bad disk, an edit) ran as machine
-//! code and crashed the process (an outside probe: 5 of 7 single-bit flips loaded, one SIGSEGV).
-//! A file is read into memory, checked, then loaded, never mapped: one edited in place while
-//! loaded was a SIGBUS. A file that does not check or load (truncated, damaged, another wasmtime
-//! version) is a miss and is replaced. The check is no defence against whoever can write the
-//! directory (they can write a matching hash): loading runs its machine code, so they can run code
-//! in the process:
-//! on Unix we create directories 0700 and files 0600, refuse a directory owned by another user or
-//! writable by group or others, and write temporaries with `O_EXCL | O_NOFOLLOW`.
+//! Entries are wasmtime's own serialized artifacts, one file per input, named by the kind and the
+//! SHA-256 of the input bytes, under a directory named by the engine's precompile-compatibility
+//! hash: engines with different settings (fuel, stack size, ...) never read each other's code.
+//! Files are written to a temporary name and renamed into place, so a reader sees a whole artifact
+//! or none. Each file ends with the SHA-256 of its own name and the artifact before it, checked on
+//! every load: wasmtime checks only an artifact's header, and a flipped bit in its code or tables
+//! (a bad disk, an edit) ran as machine code and crashed the process (an outside probe: 5 of 7
+//! single-bit flips loaded, one SIGSEGV); and an entry renamed, copied or linked to another
+//! input's name (a restored backup, a careless sync) ran for that input (a later probe). A file is
+//! read into memory, checked, then loaded, never mapped: one edited in place while loaded was a
+//! SIGBUS. A file that does not check or load (truncated, damaged, another wasmtime version) is a
+//! miss and is replaced. The check is no defence against whoever can write the directory (they
+//! can write a matching hash): loading runs its machine code, so they can run code in the process.
+//! How the directories are checked and held is in `dir.rs`.
 
-use std::fs;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
@@ -26,6 +24,7 @@ use wasmtime::Engine;
 use wasmtime::Module;
 use wasmtime::component::Component;
 
+use crate::cache::dir::CacheDir;
 use crate::errors::Failure;
 
 /// What the cache did since the engine was created (`Engine.cacheStats`).
@@ -37,7 +36,7 @@ pub struct CacheCounters {
 }
 
 pub struct DiskCache {
-    dir: PathBuf,
+    dir: CacheDir,
     pub counters: CacheCounters,
     temp_serial: AtomicU64,
 }
@@ -111,12 +110,12 @@ impl DiskCache {
         }
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        let root = Path::new(dir);
-        private_dir(root)?;
-        let dir = root.join(format!("wasmtime-{:016x}", hasher.finish()));
-        private_dir(&dir)?;
+        let refuse = |dir: &str, why: String| Failure::Options(format!("cacheDir: {dir}: {why}"));
+        let root = CacheDir::open(Path::new(dir)).map_err(|why| refuse(dir, why))?;
+        let name = format!("wasmtime-{:016x}", hasher.finish());
+        let sub = root.child(&name).map_err(|why| refuse(&format!("{dir}/{name}"), why))?;
         Ok(DiskCache {
-            dir,
+            dir: sub,
             counters: CacheCounters::default(),
             temp_serial: AtomicU64::new(0),
         })
@@ -130,8 +129,9 @@ impl DiskCache {
         bytes: &[u8],
         compile: impl FnOnce() -> Result<T, Failure>,
     ) -> Result<T, Failure> {
-        let path = self.entry_path(T::KIND, bytes);
-        if let Some(artifact) = fs::read(&path).ok().as_deref().and_then(checked)
+        let name = entry_name(T::KIND, bytes);
+        if let Ok(contents) = self.dir.read(&name, max_entry_bytes(bytes.len()))
+            && let Some(artifact) = checked(&name, &contents)
             // SAFETY: the file is in the cache directory, which holds only our own artifacts.
             && let Ok(loaded) = unsafe { T::deserialize(engine, artifact) }
         {
@@ -143,93 +143,54 @@ impl DiskCache {
         let written = compiled
             .serialize()
             .map_err(|error| std::io::Error::other(error.to_string()))
-            .and_then(|artifact| self.write(&path, &artifact));
+            .and_then(|artifact| self.write(&name, &artifact));
         if written.is_err() {
             self.counters.write_failures.fetch_add(1, Ordering::Relaxed);
         }
         Ok(compiled)
     }
 
-    /// The file for `bytes`: named by their SHA-256, because a file outlives the process and a
-    /// name collision would load another input's code.
-    fn entry_path(&self, prefix: &str, bytes: &[u8]) -> PathBuf {
-        let hex: String = Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect();
-        self.dir.join(format!("{prefix}-{hex}.cwasm"))
-    }
-
     /// Writes beside the target and renames: concurrent writers (threads or processes) each
     /// replace the file whole, and a reader reads an older file or the new one, never a mix.
-    fn write(&self, path: &Path, artifact: &[u8]) -> std::io::Result<()> {
+    fn write(&self, name: &str, artifact: &[u8]) -> std::io::Result<()> {
         let serial = self.temp_serial.fetch_add(1, Ordering::Relaxed);
-        let temp = path.with_extension(format!("{}-{serial}.tmp", std::process::id()));
-        let result = new_private_file(&temp)
-            .and_then(|mut file| {
-                file.write_all(artifact)?;
-                file.write_all(&Sha256::digest(artifact))
-            })
-            .and_then(|()| fs::rename(&temp, path));
+        let temp = format!("{name}.{}-{serial}.tmp", std::process::id());
+        let result = self
+            .dir
+            .write_new(&temp, &[artifact, &seal(name, artifact)])
+            .and_then(|()| self.dir.rename(&temp, name));
         if result.is_err() {
-            let _ = fs::remove_file(&temp);
+            let _ = self.dir.remove(&temp);
         }
         result
     }
 }
 
-/// The artifact in a cache file's contents, if its SHA-256 trailer matches it.
-fn checked(contents: &[u8]) -> Option<&[u8]> {
-    let (artifact, hash) = contents.split_at_checked(contents.len().checked_sub(32)?)?;
-    (Sha256::digest(artifact).as_slice() == hash).then_some(artifact)
+/// The file for `bytes`: named by their SHA-256, because a file outlives the process and a name
+/// collision would load another input's code.
+fn entry_name(kind: &str, bytes: &[u8]) -> String {
+    let hex: String = Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("{kind}-{hex}.cwasm")
 }
 
-/// Creates `dir` (owner-only) if it is missing, and refuses one that others could write into.
-fn private_dir(dir: &Path) -> Result<(), Failure> {
-    let refuse = |why: String| Failure::Options(format!("cacheDir: {}: {why}", dir.display()));
-    let cannot_create =
-        |error: std::io::Error| Failure::Options(format!("cacheDir: cannot create {}: {error}", dir.display()));
-    let mut builder = fs::DirBuilder::new();
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    match builder.create(dir) {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            builder.recursive(true).create(dir).map_err(cannot_create)?;
-        }
-        Err(error) => return Err(cannot_create(error)),
-    }
-    let metadata = fs::metadata(dir).map_err(|error| refuse(error.to_string()))?;
-    if !metadata.is_dir() {
-        return Err(refuse("not a directory".into()));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc::geteuid() };
-        if metadata.uid() != me {
-            return Err(refuse(format!(
-                "owned by user {}, not by this process's user {me}: whoever owns it could run code in this process",
-                metadata.uid()
-            )));
-        }
-        if metadata.mode() & 0o022 != 0 {
-            return Err(refuse(format!(
-                "writable by group or others (mode {:o}): anyone who can write it could run code in this process",
-                metadata.mode() & 0o777
-            )));
-        }
-    }
-    Ok(())
+/// The most a cache file for an input of `input_bytes` is read: far above what wasmtime writes
+/// for such an input, so a sparse or padded file planted there is refused, not read whole.
+fn max_entry_bytes(input_bytes: usize) -> u64 {
+    64 * 1024 * 1024 + 32 * input_bytes as u64
 }
 
-/// A new file only the owner can read and write; never follows a symlink, never reuses a file.
-fn new_private_file(path: &Path) -> std::io::Result<fs::File> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
-    }
-    options.open(path)
+/// The trailer of the entry `name` holding `artifact`: binds the artifact to the input it was
+/// compiled from, as well as to its own bytes.
+fn seal(name: &str, artifact: &[u8]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update((name.len() as u64).to_le_bytes());
+    hasher.update(name.as_bytes());
+    hasher.update(artifact);
+    hasher.finalize().into()
+}
+
+/// The artifact in the contents of the cache file `name`, if its trailer matches.
+fn checked<'a>(name: &str, contents: &'a [u8]) -> Option<&'a [u8]> {
+    let (artifact, trailer) = contents.split_at_checked(contents.len().checked_sub(32)?)?;
+    (seal(name, artifact).as_slice() == trailer).then_some(artifact)
 }

@@ -1,4 +1,5 @@
 //! Caches of compiled and linked code: wasmtime artifacts on disk, linked `InstancePre`s in memory.
 
+mod dir;
 pub mod disk;
 pub mod pre;
