@@ -219,6 +219,38 @@ test("another instance's resource, or a plain value, is a WasmTypeError naming t
   t.throws(() => api(one).consume(42), { instanceOf: WasmTypeError, message: /param "c"/ })
 })
 
+test("a class's [Symbol.dispose] refuses another instance's object, as its other members do", (t) => {
+  const one = instance()
+  const two = instance()
+  const foreign = new (api(two).Counter)(1)
+  const dispose = api(one).Counter.prototype[Symbol.dispose] as (this: object) => void
+  t.throws(() => dispose.call(foreign), { instanceOf: WasmTypeError, message: /another instance/ })
+  t.is(api(two).live(), 1, "the other instance's object is untouched")
+  t.is(foreign.value(), 1)
+  t.throws(() => dispose.call({}), { instanceOf: WasmTypeError })
+})
+
+test('a guest resource class may be extended: new on the subclass makes an object of the subclass', (t) => {
+  const inst = instance()
+  const { Counter } = api(inst) as {
+    Counter: new (start: number) => Disposable & { increment(by: number): number; value(): number }
+  }
+  class Named extends Counter {
+    label = 'named'
+    twice(): number {
+      return this.increment(this.value())
+    }
+  }
+  const named = new Named(4)
+  t.true(named instanceof Named)
+  t.true(named instanceof Counter)
+  t.is(named.label, 'named')
+  t.is(named.twice(), 8)
+  t.is(api(inst).sum([named, new Counter(1)]), 9, 'it is still a counter to the guest')
+  named[Symbol.dispose]()
+  t.is(api(inst).live(), 1)
+})
+
 test("inst.exports functions are named and sized as jco's: roundtripU8, one parameter", (t) => {
   const inst = instance()
   const consume = api(inst).consume as (...args: unknown[]) => unknown
@@ -708,6 +740,32 @@ test("a host function returning an own of the host's resource must return an ins
   t.true(usesHost(nonEnumerable).made('p') >= 0)
 })
 
+test("a host class whose constructor returns some other object is the host's failure: the guest never holds it", (t) => {
+  const { imports } = hostImports([])
+  const stranger = { log: () => 4242, count: () => 0 }
+  class Logger {
+    constructor() {
+      return stranger
+    }
+    log(): number {
+      return 0
+    }
+    count(): number {
+      return 0
+    }
+    static cloneWith(): Logger {
+      return new Logger()
+    }
+  }
+  const host = imports['test:resources/host']
+  const inst = component.instantiateSync({
+    limits: { memoryBytes: 4 << 20 },
+    imports: { ...imports, 'test:resources/host': { ...host, Logger } },
+  })
+  const error = t.throws(() => usesHost(inst).withLogger('a', ['x']), { instanceOf: HostError })
+  t.regex(String((error?.cause as Error | undefined)?.message), /where the guest takes a Logger/)
+})
+
 test("an export taking a borrow of the host's resource is lent the host's object for the call", async (t) => {
   const guest = engine.compileComponentSync(`(component
     (import "test:x/host" (instance $h
@@ -1194,6 +1252,21 @@ test('limits.resourceHandles sets the cap', (t) => {
   t.throws(() => component.instantiateSync({ limits: { memoryBytes: 4 << 20, resourceHandles: -1 } }), {
     message: /limits\.resourceHandles/,
   })
+})
+
+test('the handle cap met by a host object JS passes in is a HostLimitError too, not a bad value', (t) => {
+  const { Logger, imports } = hostImports([])
+  const inst = component.instantiateSync({ limits: { memoryBytes: 4 << 20, resourceHandles: 2 }, imports })
+  t.is(usesHost(inst).spam(2), 2)
+  for (const pass of [
+    () => usesHost(inst).keepLogger(new Logger('own')),
+    () => inst.callSync('test:resources/uses-host#round-trip', [new Logger('own')]),
+  ]) {
+    const error = t.throws(pass, { instanceOf: HostLimitError })
+    t.regex(error?.message ?? '', /more than 2 resource handles/)
+  }
+  usesHost(inst).release()
+  t.is(usesHost(inst).keepLogger(new Logger('room again')), 1)
 })
 
 /** Core code that makes as many handles of the guest's own resource as its first parameter asks. */

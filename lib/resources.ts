@@ -391,13 +391,21 @@ function makeClass(
         if (constructorPath === undefined) {
           throw new WasmTypeError(`${interfaceName}: the resource ${resource} has no constructor`)
         }
-        // The guest's constructor returns the object (made through the token path above).
-        return resources.callSync(path(constructorPath), args) as this
+        // The guest's constructor returns the object (made through the token path above); `new`
+        // on a subclass makes it the subclass's, as a class's own constructor would.
+        const made = resources.callSync(path(constructorPath), args) as this
+        if (new.target !== cls) Object.setPrototypeOf(made, new.target.prototype)
+        return made
       }
 
       [Symbol.dispose](): void {
         const handle = handles.get(this)
-        if (handle === undefined || handle.state !== 'live') return
+        if (handle === undefined || handle.owner !== resources || handle.cls !== cls) {
+          throw new WasmTypeError(
+            `${interfaceName}: [Symbol.dispose] of ${name} called on ${handle === undefined ? 'an object that is not one' : 'a resource of another instance or type'}`,
+          )
+        }
+        if (handle.state !== 'live') return
         handle.state = 'dropped'
         handle.owner.dropResource(handle.token)
       }
@@ -472,8 +480,8 @@ function ownCopy(object: Record<string, unknown>): Record<string, unknown> {
  * `imports` with each function whose result holds one of the host's resources wrapped, so that
  * an `own` it returns must be an instance of the host's class (README, Resources): any object would
  * otherwise become a handle, whose methods the guest then calls. For a `result` return type that
- * is the ok value it returns and the err payload it throws. Constructors make their objects with
- * `new`. A wrong value fails the guest's call as a HostError (its TypeError marked by the addon
+ * is the ok value it returns and the err payload it throws. Constructors are checked too: a JS
+ * constructor may return any object in place of `this`. A wrong value fails the guest's call as a HostError (its TypeError marked by the addon
  * as the host's failure, which a `result` function's throw would otherwise not be).
  */
 function checkHostResources(
@@ -504,7 +512,7 @@ function checkHostResources(
   }
   /** Wraps the functions `object` holds under `item`'s names. */
   const wrapIn = (object: Record<string, unknown>, item: ComponentItem, label: string): void => {
-    if (item.name.startsWith('[constructor]') || !checks(item)) return
+    if (!checks(item)) return
     const { ok, err } = returnChecked(item)
     const returned = (value: unknown) => {
       const bad = misfit(value, ok)

@@ -621,16 +621,52 @@ pub fn flags_cost(ty: &Type) -> usize {
 /// guest memory and almost no fuel, 1.6 KB of heap each), and V8 aborts the process when its heap
 /// is full.
 pub fn check_js_size(values: &[Val], flags: usize, cap: usize, what: impl FnOnce() -> String) -> Result<(), Failure> {
-    let mut size = JsSize { flags, cap, total: 0 };
-    match values.iter().try_for_each(|value| size.add(value)) {
-        Ok(()) => Ok(()),
-        Err(()) => Err(Failure::HostLimit(format!(
+    let mut size = JsSize {
+        flags,
+        cap,
+        total: 0,
+        long_string: None,
+    };
+    if values.iter().try_for_each(|value| size.add(value)).is_ok() {
+        return Ok(());
+    }
+    Err(match size.long_string {
+        Some(units) => long_string(&what(), units),
+        None => Failure::HostLimit(format!(
             "{} would take more than {} bytes of JS heap, past what one call may move into the host \
              ({cap} bytes: {} times limits.memoryBytes, at least 4 MiB, at most 1 GiB)",
             what(),
             size.total,
             crate::limits::HOSTCALL_FUEL_PER_BYTE
-        ))),
+        )),
+    })
+}
+
+/// V8's longest string, in UTF-16 units (`v8::String::kMaxLength` on 64-bit): making a longer one
+/// fails, which would otherwise surface as an error of ours, not the guest's.
+const MAX_JS_STRING_UNITS: usize = (1 << 29) - 24;
+
+/// The UTF-16 length of `text` if it is too long to be a JS string.
+fn too_long_for_js(text: &str) -> Option<usize> {
+    // A UTF-8 text never has more UTF-16 units than bytes: most texts need no count.
+    if text.len() <= MAX_JS_STRING_UNITS {
+        return None;
+    }
+    let units: usize = text.chars().map(char::len_utf16).sum();
+    (units > MAX_JS_STRING_UNITS).then_some(units)
+}
+
+fn long_string(what: &str, units: usize) -> Failure {
+    Failure::HostLimit(format!(
+        "{what} holds a string of {units} UTF-16 units, longer than a JS string may be ({MAX_JS_STRING_UNITS})"
+    ))
+}
+
+/// Refuses a string too long to become a JS string, as a HostLimitError about `what`.
+pub fn check_js_string(text: &str, what: impl FnOnce() -> String) -> Result<(), Failure> {
+    match too_long_for_js(text) {
+        Some(units) => Err(long_string(&what(), units)),
+        None => Ok(()),
     }
 }
 
@@ -640,6 +676,8 @@ struct JsSize {
     flags: usize,
     cap: usize,
     total: usize,
+    /// The length of a string met that no JS string can hold (the walk stops there too).
+    long_string: Option<usize>,
 }
 
 impl JsSize {
@@ -653,7 +691,13 @@ impl JsSize {
             Val::Bool(_) | Val::U8(_) | Val::U16(_) | Val::S8(_) | Val::S16(_) | Val::S32(_) => Ok(()),
             Val::U32(_) | Val::U64(_) | Val::S64(_) | Val::Float32(_) | Val::Float64(_) => self.count(heap::BOXED),
             Val::Char(_) => self.count(heap::STRING + 4),
-            Val::String(text) => self.count(heap::STRING + text.len()),
+            Val::String(text) => {
+                self.long_string = too_long_for_js(text);
+                if self.long_string.is_some() {
+                    return Err(());
+                }
+                self.count(heap::STRING + text.len())
+            }
             // Enum and case names are made once per conversion.
             Val::Enum(_) => Ok(()),
             Val::List(items) => match items.first() {
@@ -789,5 +833,33 @@ fn to_js_in(js: Js, cx: Cx, names: &mut Names, value: &Val, ty: &Type) -> napi::
             "cannot convert a value of type {} to JS",
             super::types::wit_type(ty)
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(values: &[Val]) -> Option<String> {
+        match check_js_size(values, 0, usize::MAX, || "the result of f".into()) {
+            Ok(()) => None,
+            Err(Failure::HostLimit(message)) => Some(message),
+            Err(_) => Some("another failure".into()),
+        }
+    }
+
+    #[test]
+    fn a_string_longer_than_v8_allows_is_a_host_limit_before_any_js_string() {
+        let longest = "a".repeat(MAX_JS_STRING_UNITS);
+        assert_eq!(refusal(&[Val::String(longest.clone())]), None);
+        let too_long = Val::List(vec![Val::String(longest + "a")]);
+        let message = refusal(&[too_long]).expect("refused");
+        assert!(message.contains("a string of 536870889 UTF-16 units, longer than a JS string may be"));
+        // Counted in UTF-16 units, not bytes: two bytes of UTF-8 are one unit.
+        let wide = "é".repeat(MAX_JS_STRING_UNITS / 2 + 1);
+        assert!(wide.len() > MAX_JS_STRING_UNITS);
+        assert_eq!(refusal(&[Val::String(wide.clone())]), None);
+        assert!(check_js_string(&wide, || unreachable!()).is_ok());
+        assert!(check_js_string(&"a".repeat(MAX_JS_STRING_UNITS + 1), || "r".into()).is_err());
     }
 }

@@ -110,6 +110,10 @@ impl Export for ExportFunc {
                     // The host objects of the arguments before it go back (see `Loans`).
                     if let Some(resources) = resources {
                         drop(resources.loans(&mut values, types()));
+                        // The value was fine; the instance has no room for another handle.
+                        if let Some(limit) = resources.take_limit_hit() {
+                            return Err(limit);
+                        }
                     }
                     return Err(fail(format!("param \"{name}\": {message}")));
                 }
@@ -147,6 +151,7 @@ impl Export for ExportFunc {
             }
             Args::Text(text) => {
                 let (out,) = self.invoke_typed::<&str, String>(live, func, engine, budget, text)?;
+                convert::check_js_string(&out, || format!("the result of {}", self.path))?;
                 return Ok(Returned::Text(out));
             }
         };
