@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 
 import test from 'ava'
 
+import { translate } from '../lib/errors.js'
 import { WasmError } from '../lib/index.js'
 import type { WitType } from '../lib/component.js'
 import { NativeComponent, NativeEngine } from '../lib/native.js'
@@ -262,7 +263,7 @@ test('a list whose length changes while it is read is converted or refused as a 
 test('the addon checks flat arguments as hostile: wrong bytes, lengths and buffers are errors, never a crash', (t) => {
   // Straight at the binding, past lib/wire.ts: the addon's own checks must hold.
   const inst = nativeInstance()
-  const flat = inst.function('roundtrip-results', false, true, true) as (
+  const flat = translate(() => inst.function('roundtrip-results', false, true, true)) as (
     this: unknown,
     ...args: unknown[]
   ) => unknown
@@ -281,7 +282,9 @@ test('the addon checks flat arguments as hostile: wrong bytes, lengths and buffe
     ['a buffer of other elements', new Uint16Array(8) as unknown as Uint8Array, [4]],
   ]
   for (const [what, bytes, args] of cases) {
-    const error = t.throws(() => flat.apply(bytes, args), undefined, what) as { code?: string } | undefined
+    // The addon returns its failures (see lib/util/failure.ts): `translate` throws them.
+    const error = t.throws(() => translate(() => flat.apply(bytes, args)), undefined, what) as
+      { code?: string } | undefined
     t.true(error?.code === 'ERR_WASM_INTERNAL' || error?.code === 'ERR_WASM_TYPE', `${what}: ${error?.code}`)
   }
   // Well-formed flat arguments still work on the same instance: an empty list.

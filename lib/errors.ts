@@ -3,6 +3,8 @@
  * only place that maps a native error's `code` to a class; nothing matches on message text.
  */
 
+import { FAILED, takeFailure } from './util/failure.js'
+
 /** One frame of a trap's wasm backtrace. */
 export interface WasmFrame {
   funcName?: string
@@ -353,13 +355,16 @@ export function fromNative(error: unknown): unknown {
   return new Class(native.message, fields)
 }
 
-/** Runs `body`, rethrowing native errors as their classes. */
+/** Runs `body`, throwing native errors (thrown, or returned in the failure box) as their classes. */
 export function translate<T>(body: () => T): T {
+  let returned: T
   try {
-    return body()
+    returned = body()
   } catch (error) {
     throw fromNative(error)
   }
+  if (returned === FAILED) throw fromNative(takeFailure())
+  return returned
 }
 
 /** Awaits `promise`, rejecting with native errors as their classes. */

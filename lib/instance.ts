@@ -7,6 +7,7 @@ import { asyncCallOptions, callOptions, type AsyncCallOptions, type CallOptions 
 import { SerialQueue } from './util/serial-queue.js'
 import { isInsideHostCall, type Owner } from './util/reentry.js'
 import { withAbort } from './util/signal.js'
+import { FAILED, takeFailure } from './util/failure.js'
 import { exportPaths } from './util/names.js'
 import { decodeFlat, flatArgs, flatResult, flatScratch, type Read, type WriteArgs } from './wire.js'
 
@@ -79,8 +80,9 @@ function apply(handle: Handle, args: readonly unknown[]): unknown {
   let returned: unknown
   const length = handle.flatArgs === undefined ? -1 : handle.flatArgs.write(args)
   if (length >= 0) returned = handle.flatArgs!.native.call(flatScratch(), length)
-  else if (handle.flat === undefined) return callWith(handle.native, args)
+  else if (handle.flat === undefined) returned = callWith(handle.native, args)
   else returned = Reflect.apply(handle.native, flatScratch(), args)
+  if (returned === FAILED) throw takeFailure()
   return handle.flat === undefined ? returned : decodeFlat(returned, handle.flat)
 }
 
@@ -296,7 +298,9 @@ export class Instance<E = Record<string, unknown>> {
           ? (...args: unknown[]) => {
               if (calls.pending > 0) throw busyWithCall()
               try {
-                return native(...args)
+                const returned = native(...args)
+                if (returned === FAILED) throw takeFailure()
+                return returned
               } catch (error) {
                 throw typed(name, fromNative(error))
               }
@@ -324,7 +328,10 @@ export class Instance<E = Record<string, unknown>> {
       handle = { native, flat }
       if (forms.args !== undefined && !budgeted) {
         const write = forms.args
-        handle.flatArgs = { write, native: this.#native.function(name, false, flat !== undefined, true) }
+        handle.flatArgs = {
+          write,
+          native: translate(() => this.#native.function(name, false, flat !== undefined, true)),
+        }
       }
       cache.set(name, handle)
     }

@@ -14,6 +14,7 @@ export {
   NativeInstance,
   NativeModule,
   errorCodes,
+  failureBox,
   hostFailure,
   initialMemoryBytes,
 } from './binding/index.js'

@@ -112,3 +112,58 @@ test.serial(
     t.true(growth < 40 * MiB, `RSS grew by ${(growth / MiB).toFixed(1)} MiB`)
   },
 )
+
+test.serial(
+  'under --abort-on-uncaught-exception, a failure caught by the caller never aborts the process',
+  (t) => {
+    // N-API throws inside a TryCatch of its own, which V8 counts as no handler: every trap, timeout
+    // or host function's throw aborted such a process, even inside a try (an outside probe).
+    const child = spawnSync(
+      process.execPath,
+      [
+        '--abort-on-uncaught-exception',
+        '--import',
+        'tsx',
+        path.join(root, '__test__/integration/abort-on-uncaught-child.ts'),
+      ],
+      { cwd: root, encoding: 'utf8', timeout: 120_000 },
+    )
+    t.is(child.signal, null, child.stderr)
+    t.is(child.status, 0, child.stderr)
+    t.deepEqual(JSON.parse(child.stdout), {
+      callSync: 'ERR_WASM_TRAP_UNREACHABLE',
+      function: 'ERR_WASM_TRAP_UNREACHABLE',
+      exports: 'ERR_WASM_TRAP_UNREACHABLE',
+      timeout: 'ERR_WASM_TIMEOUT',
+      hostThrows: 'ERR_WASM_HOST',
+      badArgument: 'ERR_WASM_TYPE',
+      compile: 'ERR_WASM_COMPILE',
+      link: 'ERR_WASM_LINK',
+      disposed: 'ERR_WASM_DISPOSED',
+      componentTrap: 'ERR_WASM_TRAP_UNREACHABLE',
+      componentHostThrows: 'ERR_WASM_HOST',
+      componentBadArgument: 'ERR_WASM_TYPE',
+      asyncHostThrows: 'ERR_WASM_HOST',
+      asyncLink: 'ERR_WASM_LINK',
+    })
+  },
+)
+
+test.serial('a failed call whose Promise nobody handles is reported as Node reports any other', (t) => {
+  // The call queue's own bookkeeping marked every call's Promise handled: a dropped failure
+  // (a trap, a timeout) vanished without a trace (an outside probe).
+  const script = `
+    import { Engine } from './lib/index.js'
+    const inst = new Engine().compileModuleSync('(module (func (export "f") unreachable))').instantiateSync({ limits: { memoryBytes: 0 } })
+    process.on('unhandledRejection', (reason) => { console.log(reason.code); process.exitCode = 3 })
+    inst.call('f', [])
+    inst.call('f', [], { signal: new AbortController().signal })
+  `
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
+  t.is(child.status, 3, child.stderr)
+  t.deepEqual(child.stdout.trim().split('\n'), ['ERR_WASM_TRAP_UNREACHABLE', 'ERR_WASM_TRAP_UNREACHABLE'])
+})

@@ -28,6 +28,7 @@ import {
   WasmTypeError,
   type WasiOptions,
 } from '../../lib/index.js'
+import { translate } from '../../lib/errors.js'
 import { NativeEngine, NativeModule } from '../../lib/native.js'
 import { MiB, root, tempDir, typesImports, typesWasm, wasiComponentWasm, wasiModuleWasm } from '../helpers.js'
 
@@ -265,10 +266,19 @@ test('12.7 numbers that would overflow a Duration reach the addon as typed error
       resourceHandles: 10_000,
       timeoutMs,
     }
-    t.throws(() => module.instantiateSync(options), { code: 'ERR_WASM_CONFIG' }, `timeoutMs ${timeoutMs}`)
-    const instance = module.instantiateSync({ ...options, timeoutMs: undefined })
-    const budgeted = instance.function('f', true) as (...args: unknown[]) => unknown
-    t.throws(() => budgeted(undefined, timeoutMs), { code: 'ERR_WASM_CONFIG' }, `per call ${timeoutMs}`)
+    // The addon returns its failures (see lib/util/failure.ts): `translate` throws them.
+    t.throws(
+      () => translate(() => module.instantiateSync(options)),
+      { code: 'ERR_WASM_CONFIG' },
+      `timeoutMs ${timeoutMs}`,
+    )
+    const instance = translate(() => module.instantiateSync({ ...options, timeoutMs: undefined }))
+    const budgeted = translate(() => instance.function('f', true)) as (...args: unknown[]) => unknown
+    t.throws(
+      () => translate(() => budgeted(undefined, timeoutMs)),
+      { code: 'ERR_WASM_CONFIG' },
+      `per call ${timeoutMs}`,
+    )
     t.is(budgeted(undefined, undefined), 7)
   }
 })

@@ -10,7 +10,7 @@ use napi::bindgen_prelude::Unknown;
 use napi::{Env, JsValue};
 
 use crate::engine::EngineShared;
-use crate::errors::{Failure, exit_zero_is_success, guard, return_or_throw};
+use crate::errors::{Failure, answer, caught, exit_zero_is_success, fail, return_or_fail};
 use crate::js::{ElementType, Js, Raw, TypedArrayView, Value, callback_args};
 use crate::names::quoted;
 use crate::options::{NativeAbortHandle, call_budget, call_budget_from_js};
@@ -287,7 +287,7 @@ fn lift_flat<E: Export>(export: &E, js: Js, this: Value, output: E::Output) -> R
 unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi::sys::napi_callback_info) -> Value {
     // SAFETY: this callback is only installed by `function` with a `Handle<E>`.
     let (js, handle, args, this) = unsafe { callback_args::<Handle<E>>(env, info) };
-    return_or_throw(js, || {
+    return_or_fail(js, || {
         let own_budget;
         let (budget, args) = match (handle.budgeted, args.as_slice()) {
             (true, [fuel, timeout_ms, rest @ ..]) => {
@@ -355,7 +355,7 @@ pub fn function<E: Export>(
     flat: Option<bool>,
     flat_args: Option<bool>,
 ) -> napi::Result<Raw> {
-    guard(js, || {
+    answer(js, || {
         let handle = Handle {
             export: export?,
             budget: call_budget(&slot.defaults, slot.engine.fuel, None, None, None)?,
@@ -365,7 +365,7 @@ pub fn function<E: Export>(
             flat: flat.unwrap_or(false),
             flat_args: flat_args.unwrap_or(false),
         };
-        Ok(js.function(name, handle, Some(call_handle::<E>)).map(Raw)?)
+        Ok(js.function(name, handle, Some(call_handle::<E>))?)
     })
 }
 
@@ -391,7 +391,7 @@ pub fn call<E: Export>(
     flat: Flat<'_>,
 ) -> napi::Result<Raw> {
     let js = Js(env.raw());
-    let (export, params, budget) = guard(js, || {
+    let prepared = caught(|| {
         let export = export?;
         let params = match flat.args {
             Some(buffer) => lower_flat(&*export, js, buffer.raw(), &[args.raw()])?,
@@ -406,7 +406,11 @@ pub fn call<E: Export>(
         )?;
         budget.check_engine(&slot.engine)?;
         Ok((export, params, budget))
-    })?;
+    });
+    let (export, params, budget) = match prepared {
+        Ok(prepared) => prepared,
+        Err(failure) => return Ok(Raw(fail(js, failure))),
+    };
     let flat_result = flat.result;
     let slot = slot.clone();
     let export_to_lift = export.clone();

@@ -241,7 +241,7 @@ impl<K: Kind> Compiled<K> {
 /// literals are the TypeScript types of the Promises that `compile` and `instantiate` return.
 #[macro_export]
 macro_rules! compiled_class {
-    ($doc:literal, $class:ident, $kind:ty, $instance:ident, $class_promise:literal, $instance_promise:literal) => {
+    ($doc:literal, $class:ident, $kind:ty, $instance:ident, $class_name:literal, $instance_name:literal, $class_promise:literal, $instance_promise:literal) => {
         #[doc = $doc]
         #[napi_derive::napi(custom_finalize)]
         pub struct $class {
@@ -268,14 +268,14 @@ macro_rules! compiled_class {
         #[napi_derive::napi]
         impl $class {
             /// Compiles bytes (binary or WAT) on the JS thread.
-            #[napi]
+            #[napi(ts_return_type = $class_name)]
             pub fn compile_sync(
                 env: napi::Env,
                 engine: &$crate::engine::NativeEngine,
                 bytes: napi::bindgen_prelude::Uint8Array,
-            ) -> napi::Result<Self> {
+            ) -> napi::Result<$crate::js::Raw> {
                 let js = $crate::js::Js(env.raw());
-                $crate::errors::guard(js, || {
+                $crate::errors::answer(js, || {
                     $crate::compiled::Compiled::compile(engine.shared(), &bytes)
                         .map(|compiled| Self::wrap(js, compiled))
                 })
@@ -298,14 +298,14 @@ macro_rules! compiled_class {
             }
 
             /// Loads `serialize()` output of a compatible engine (never untrusted bytes).
-            #[napi]
+            #[napi(ts_return_type = $class_name)]
             pub fn deserialize(
                 env: napi::Env,
                 engine: &$crate::engine::NativeEngine,
                 bytes: napi::bindgen_prelude::Uint8Array,
-            ) -> napi::Result<Self> {
+            ) -> napi::Result<$crate::js::Raw> {
                 let js = $crate::js::Js(env.raw());
-                $crate::errors::guard(js, || {
+                $crate::errors::answer(js, || {
                     $crate::compiled::Compiled::deserialize(engine.shared(), &bytes)
                         .map(|compiled| Self::wrap(js, compiled))
                 })
@@ -322,16 +322,16 @@ macro_rules! compiled_class {
             }
 
             /// Instantiates on the JS thread; start functions may call synchronous JS imports.
-            #[napi]
+            #[napi(ts_return_type = $instance_name)]
             pub fn instantiate_sync(
                 &self,
                 env: napi::Env,
                 options: $crate::options::NativeInstanceOptions,
                 imports: Option<napi::bindgen_prelude::Unknown>,
                 http: Option<napi::bindgen_prelude::Unknown>,
-            ) -> napi::Result<$instance> {
+            ) -> napi::Result<$crate::js::Raw> {
                 let js = $crate::js::Js(env.raw());
-                $crate::errors::guard(js, || {
+                $crate::errors::answer(js, || {
                     let create = self.compiled.prepare(js, &options, imports, http, None)?;
                     create($crate::compiled::Thread::Js(js))
                         .map(|instance| $crate::runtime::external::reported(js, instance))
@@ -351,7 +351,11 @@ macro_rules! compiled_class {
             ) -> napi::Result<$crate::js::Raw> {
                 let js = $crate::js::Js(env.raw());
                 let abort = abort.map($crate::options::NativeAbortHandle::flag);
-                let create = $crate::errors::guard(js, || self.compiled.prepare(js, &options, imports, http, abort))?;
+                let create = match $crate::errors::caught(|| self.compiled.prepare(js, &options, imports, http, abort))
+                {
+                    Ok(create) => create,
+                    Err(failure) => return Ok($crate::js::Raw($crate::errors::fail(js, failure))),
+                };
                 $crate::runtime::task::promise(
                     env,
                     move || create($crate::compiled::Thread::Pool),

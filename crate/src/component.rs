@@ -107,6 +107,8 @@ crate::compiled_class!(
     NativeComponent,
     ComponentKind,
     NativeComponentInstance,
+    "NativeComponent",
+    "NativeComponentInstance",
     "Promise<NativeComponent>",
     "Promise<NativeComponentInstance>"
 );

@@ -202,7 +202,8 @@ impl Failure {
             return Failure::PoolExhausted(format!(
                 "the engine's pool has no room for this instance's core instances, memories or tables (the pool holds 4, 2 \
                  and 2 of them per pooling.maxInstances, and a component takes one of each per core module it \
-                 instantiates): dispose instances, or raise pooling.maxInstances: {}",
+                 instantiates): dispose instances, or raise pooling.maxInstances (one that needs more than the \
+                 whole pool never fits): {}",
                 reason(&error)
             ));
         }
@@ -592,24 +593,59 @@ pub fn exit_zero_is_success<T>(result: Result<T, Failure>, success: impl FnOnce(
     }
 }
 
-/// The body of a raw N-API callback: its value, or null after throwing the failure's JS error (a
-/// panic included).
-pub fn return_or_throw(js: Js, body: impl FnOnce() -> Result<Value, Failure>) -> Value {
-    match catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|panic| Err(Failure::panicked(panic))) {
-        Ok(value) => value,
-        Err(failure) => {
-            js.throw(failure.to_js_or_internal(js));
+/// The failure box, given to the JS layer: a binding that fails sets its `error` to the JS error
+/// and returns the box itself, and the JS layer throws the error from JS.
+///
+/// A binding never throws a guest's failure itself: `napi_throw` throws inside a `v8::TryCatch`
+/// of N-API's own, which V8 counts as no handler at all, so under `node
+/// --abort-on-uncaught-exception` every trap, timeout or bad argument aborted the process even
+/// inside a `try` (an outside probe; any N-API addon that throws does the same). Thrown from JS,
+/// the error meets the caller's `try` as any JS error does.
+#[napi(js_name = "failureBox", ts_return_type = "{ error: unknown }")]
+pub fn failure_box_binding(env: napi::Env) -> napi::Result<crate::js::Raw> {
+    crate::js::failure::failure_box(Js(env.raw())).map(crate::js::Raw)
+}
+
+/// Hands `failure` to the JS layer: the failure box holding its error (see [`failure_box_binding`]),
+/// or, if even that cannot be had, null after throwing the error.
+pub fn fail(js: Js, failure: Failure) -> Value {
+    let error = failure.to_js_or_internal(js);
+    match crate::js::failure::failure_box(js) {
+        Ok(target) if js.set(target, "error", error).is_ok() => target,
+        _ => {
+            js.throw(error);
             std::ptr::null_mut()
         }
     }
 }
 
-/// The body of every binding: runs `body`, turning a [`Failure`] (or a panic) into a thrown JS
-/// error.
+/// `body`, with a panic caught as a [`Failure`].
+pub fn caught<T>(body: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|panic| Err(Failure::panicked(panic)))
+}
+
+/// The body of a raw N-API callback: its value, or the failure box (see [`fail`]).
+pub fn return_or_fail(js: Js, body: impl FnOnce() -> Result<Value, Failure>) -> Value {
+    caught(body).unwrap_or_else(|failure| fail(js, failure))
+}
+
+/// The body of a binding whose failures a guest or its bytes can cause: its value as JS, or the
+/// failure box (see [`fail`]).
+pub fn answer<T: napi::bindgen_prelude::ToNapiValue>(
+    js: Js,
+    body: impl FnOnce() -> Result<T, Failure>,
+) -> napi::Result<crate::js::Raw> {
+    let value = caught(body).and_then(|value| {
+        // SAFETY: on the JS thread, with this binding's environment.
+        unsafe { T::to_napi_value(js.0, value) }.map_err(Failure::from)
+    });
+    Ok(crate::js::Raw(value.unwrap_or_else(|failure| fail(js, failure))))
+}
+
+/// The body of a binding no guest can make fail (or one that cannot return the failure box, a
+/// constructor): runs `body`, turning a [`Failure`] (or a panic) into a thrown JS error.
 pub fn guard<T>(js: Js, body: impl FnOnce() -> Result<T, Failure>) -> napi::Result<T> {
-    catch_unwind(AssertUnwindSafe(body))
-        .unwrap_or_else(|panic| Err(Failure::panicked(panic)))
-        .map_err(|failure| failure.into_napi(js))
+    caught(body).map_err(|failure| failure.into_napi(js))
 }
 
 impl From<napi::Error> for Failure {

@@ -110,6 +110,8 @@ crate::compiled_class!(
     NativeModule,
     CoreModule,
     NativeInstance,
+    "NativeModule",
+    "NativeInstance",
     "Promise<NativeModule>",
     "Promise<NativeInstance>"
 );

@@ -207,6 +207,18 @@ export interface CoreFuncInfo {
 /** Every error `code` the addon can produce (for the test that keeps lib/errors.ts in step). */
 export declare function errorCodes(): Array<string>
 
+/**
+ * The failure box, given to the JS layer: a binding that fails sets its `error` to the JS error
+ * and returns the box itself, and the JS layer throws the error from JS.
+ *
+ * A binding never throws a guest's failure itself: `napi_throw` throws inside a `v8::TryCatch`
+ * of N-API's own, which V8 counts as no handler at all, so under `node
+ * --abort-on-uncaught-exception` every trap, timeout or bad argument aborted the process even
+ * inside a `try` (an outside probe; any N-API addon that throws does the same). Thrown from JS,
+ * the error meets the caller's `try` as any JS error does.
+ */
+export declare function failureBox(): { error: unknown }
+
 /** A field of a record (its WIT name, kebab-case). */
 export interface FieldInfo {
   name: string

@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { NativeAbortHandle, NativeComponent, NativeComponentInstance, NativeEngine, NativeInstance, NativeModule, errorCodes, hostFailure, initialMemoryBytes, markWorkerThread } = nativeBinding
+const { NativeAbortHandle, NativeComponent, NativeComponentInstance, NativeEngine, NativeInstance, NativeModule, errorCodes, failureBox, hostFailure, initialMemoryBytes, markWorkerThread } = nativeBinding
 export { NativeAbortHandle }
 export { NativeComponent }
 export { NativeComponentInstance }
@@ -781,6 +781,7 @@ export { NativeEngine }
 export { NativeInstance }
 export { NativeModule }
 export { errorCodes }
+export { failureBox }
 export { hostFailure }
 export { initialMemoryBytes }
 export { markWorkerThread }

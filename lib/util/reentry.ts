@@ -7,6 +7,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 
 import type { Imports } from '../options.js'
+import { boxed } from './failure.js'
 
 /** Identifies one instance's host functions (the Instance is made after they are linked). */
 export type Owner = object
@@ -27,7 +28,12 @@ export function ownedImports(imports: Imports | undefined, owner: Owner): Import
     return function (this: unknown, ...args: unknown[]) {
       const owners = new Set(inside.getStore() ?? [])
       owners.add(owner)
-      return inside.run(owners, () => Reflect.apply(host, this, args))
+      try {
+        return inside.run(owners, () => Reflect.apply(host, this, args))
+      } catch (error) {
+        // Handed back, not thrown into the addon (see util/failure.ts).
+        return boxed(error)
+      }
     }
   }
   // Own properties only, enumerable or not: exactly what the addon links.

@@ -37,7 +37,13 @@ export class SerialQueue {
     const result = started.finally(() => {
       if (state !== 'abandoned') this.#pending--
     }) as Promise<T>
-    this.#tail = result.catch(() => undefined)
+    // The tail follows `started`, not `result`: a handler on `result` would mark it handled, and
+    // a failed call whose Promise the caller drops would then go unreported (no
+    // `unhandledRejection`), unlike any other Promise. `result`'s own handler runs first.
+    this.#tail = started.then(
+      () => undefined,
+      () => undefined,
+    )
     if (state === 'started' || signal === undefined) return result
     return new Promise<T>((resolve, reject) => {
       const stop = onAbort(signal, () => {

@@ -838,7 +838,10 @@ fn to_js_in(js: Js, cx: Cx, names: &mut Names, value: &Val, ty: &Type) -> napi::
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use wasmtime::component::Val;
+
+    use crate::component::convert::{MAX_JS_STRING_UNITS, check_js_size, check_js_string};
+    use crate::errors::Failure;
 
     fn refusal(values: &[Val]) -> Option<String> {
         match check_js_size(values, 0, usize::MAX, || "the result of f".into()) {

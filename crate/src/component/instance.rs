@@ -15,12 +15,12 @@ impl NativeComponentInstance {
     /// the next call instead. A token dropped or moved already, or of another instance, is left
     /// alone, as is every handle of a disposed or poisoned instance (its store is gone or
     /// cannot be entered).
-    #[napi]
-    pub fn drop_resource(&self, env: napi::Env, token: napi::bindgen_prelude::Unknown) -> napi::Result<()> {
+    #[napi(ts_return_type = "void")]
+    pub fn drop_resource(&self, env: napi::Env, token: napi::bindgen_prelude::Unknown) -> napi::Result<crate::js::Raw> {
         use crate::errors::Failure;
         use napi::JsValue;
         let js = crate::js::Js(env.raw());
-        crate::errors::guard(js, || {
+        crate::errors::answer(js, || {
             let Some(resources) = &self.slot.resources else {
                 return Ok(());
             };

@@ -16,6 +16,7 @@ use smallvec::SmallVec;
 use napi::{Error, Result, Status, sys};
 
 pub mod env;
+pub mod failure;
 pub mod promise;
 pub mod token;
 
@@ -31,7 +32,7 @@ impl Js {
     /// trap, a revoked proxy), the exception is taken, so it cannot escape untyped past our own
     /// error, and its message becomes part of ours.
     #[inline]
-    fn check(self, status: sys::napi_status, what: &str) -> Result<()> {
+    pub(crate) fn check(self, status: sys::napi_status, what: &str) -> Result<()> {
         if status == sys::Status::napi_ok {
             return Ok(());
         }
@@ -785,7 +786,7 @@ impl Js {
         let mut out = ptr::null_mut();
         let status = unsafe { sys::napi_call_function(self.0, this, function, args.len(), args.as_ptr(), &mut out) };
         if status == sys::Status::napi_ok {
-            return Ok(Ok(out));
+            return Ok(failure::unboxed(self, out)?.map_or(Ok(out), Err));
         }
         let mut pending = false;
         self.check(

@@ -1,0 +1,70 @@
+/**
+ * Run with `node --abort-on-uncaught-exception`: every failure below is caught by a `try` here,
+ * so the process must print each one's code and exit 0. Spawned by crash-isolation.spec.ts.
+ */
+import { typesImports, typesWasm } from '../../fixtures/index.js'
+import { Engine } from '../../lib/index.js'
+
+const engine = new Engine()
+const wat = `(module
+  (import "env" "h" (func $h))
+  (func (export "unreachable") unreachable)
+  (func (export "host") call $h)
+  (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add)
+  (func (export "spin") (loop br 0)))`
+const module = engine.compileModuleSync(wat)
+const limits = { memoryBytes: 1 << 16 }
+const throwing = {
+  env: {
+    h: () => {
+      throw new Error('host')
+    },
+  },
+}
+const inst = module.instantiateSync({ limits, imports: throwing })
+const types = engine.compileComponentSync(typesWasm)
+const failingDouble = {
+  ...typesImports(),
+  double: () => {
+    throw new Error('host')
+  },
+}
+const component = types.instantiateSync({ limits: { memoryBytes: 4 << 20 }, imports: failingDouble })
+
+const cases: Record<string, () => unknown> = {
+  callSync: () => inst.callSync('unreachable', []),
+  function: () => inst.function('unreachable')(),
+  exports: () => (inst.exports as Record<string, () => unknown>).unreachable!(),
+  timeout: () => inst.callSync('spin', [], { timeoutMs: 10 }),
+  hostThrows: () => inst.callSync('host', []),
+  badArgument: () => inst.callSync('add', [1]),
+  compile: () => engine.compileModuleSync('(module (func (export "x") i32.add))'),
+  link: () => module.instantiateSync({ limits }),
+  disposed: () => {
+    const gone = module.instantiateSync({ limits, imports: throwing })
+    gone.dispose()
+    return gone.callSync('add', [1, 2])
+  },
+  componentTrap: () => component.callSync('trap-unreachable', []),
+  componentHostThrows: () =>
+    types
+      .instantiateSync({ limits: { memoryBytes: 4 << 20 }, imports: failingDouble })
+      .callSync('call-double', [2]),
+  componentBadArgument: () =>
+    types
+      .instantiateSync({ limits: { memoryBytes: 4 << 20 }, imports: typesImports() })
+      .callSync('roundtrip-u8', [300]),
+  asyncHostThrows: () => module.instantiateSync({ limits, imports: throwing }).call('host', []),
+  asyncLink: () => module.instantiate({ limits }),
+}
+
+const codes: Record<string, unknown> = {}
+for (const [name, run] of Object.entries(cases)) {
+  try {
+    await run()
+    codes[name] = 'no error'
+  } catch (error) {
+    codes[name] = (error as { code?: unknown }).code
+  }
+}
+console.log(JSON.stringify(codes))

@@ -1,0 +1,28 @@
+/**
+ * How failures cross between the addon and JS without N-API throwing them.
+ *
+ * N-API throws inside a `v8::TryCatch` of its own, which V8 counts as no handler at all: under
+ * `node --abort-on-uncaught-exception` (how services get core dumps) every trap, timeout or bad
+ * argument a binding threw aborted the process even inside the caller's `try`, and so did every
+ * error a host function threw back into the addon. So neither side throws across the boundary: a
+ * failing binding puts its error in the environment's failure box and returns the box, and a host
+ * function's wrapper does the same with what the host threw. Each side throws it again (or hands
+ * it on) on its own side, where the caller's `try` catches it as any JS error.
+ */
+import { failureBox } from '../native.js'
+
+/** The environment's failure box: one object, shared by every copy of this package (ESM and CommonJS). */
+export const FAILED = failureBox() as { error: unknown }
+
+/** The error the box holds (what a binding failed with), emptying it. */
+export function takeFailure(): unknown {
+  const error = FAILED.error
+  FAILED.error = undefined
+  return error
+}
+
+/** The box holding `error`, as a host function's wrapper returns it to the addon instead of throwing. */
+export function boxed(error: unknown): typeof FAILED {
+  FAILED.error = error
+  return FAILED
+}
