@@ -204,6 +204,44 @@ test('after engine.close(), compiling bytes that were compiled before is refused
   t.truthy(module)
 })
 
+test.serial(
+  'many quick calls in flight leave the event loop turning: timers and I/O are not starved',
+  async (t) => {
+    // Each completion's Promise reaction started the next call, whose completion asked the JS
+    // thread for more: Node ran up to 1,000 such wake-ups in one turn of its event loop, which then
+    // turned about once a second (an outside probe: a 10 ms interval fired 4 times in 3 s). The
+    // addon now lets the loop turn after 2 ms of such work: about 200 calls here, so 20,000 calls
+    // leave room for many turns, and one per 2,000 calls is a bound ten times looser than that.
+    const engine = new Engine()
+    const module = await engine.compileModule(
+      '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))',
+    )
+    const instances = await Promise.all(
+      Array.from({ length: 100 }, () => module.instantiate({ limits: { memoryBytes: 0 } })),
+    )
+    let turns = 0
+    let counting = true
+    const turn = () => {
+      turns++
+      if (counting) setImmediate(turn)
+    }
+    setImmediate(turn)
+    let calls = 0
+    await Promise.all(
+      instances.map(async (instance) => {
+        while (calls < 20_000) {
+          await instance.call('add', [1, 2], { timeoutMs: 1_000 })
+          calls++
+        }
+      }),
+    )
+    counting = false
+    t.log(`${turns} turns of the event loop during ${calls} calls`)
+    t.true(turns >= calls / 2_000, `${turns} turns of the event loop during ${calls} calls`)
+    engine.close()
+  },
+)
+
 const POOL_THREADS = 256
 const WAITING_GUEST = `(module
   (import "env" "wait" (func $wait (param i32) (result i32)))

@@ -276,6 +276,13 @@ impl Js {
         Ok(out)
     }
 
+    /// `globalThis`.
+    pub fn global(self) -> Result<Value> {
+        let mut out = ptr::null_mut();
+        self.check(unsafe { sys::napi_get_global(self.0, &mut out) }, "global")?;
+        Ok(out)
+    }
+
     pub fn object(self) -> Result<Value> {
         let mut out = ptr::null_mut();
         self.check(unsafe { sys::napi_create_object(self.0, &mut out) }, "object")?;

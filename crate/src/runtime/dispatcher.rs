@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
@@ -23,6 +23,13 @@ pub type JsJob = Box<dyn FnOnce(Js) + Send>;
 /// call answered on the spot: the guest resumes at once and its next message usually follows
 /// within microseconds). Waking the JS thread from its event loop costs tens of microseconds here.
 const LINGER: Duration = Duration::from_micros(50);
+
+/// The longest the JS thread runs jobs, drain after drain, before it lets the event loop turn
+/// (timers, I/O, other callbacks). With many quick calls in flight, each drain was short, but every
+/// one ended in Promise reactions that started calls whose completions asked for the next, and
+/// Node's thread-safe function runs up to 1,000 such wake-ups in one turn: a 10 ms interval fired
+/// 4 times in 3 s, the event loop stalling 950 ms at a time (an outside probe).
+const TURN: Duration = Duration::from_millis(2);
 
 /// Runs Rust closures on one environment's JS thread. Jobs wait in our own queue; napi-rs's
 /// thread-safe function only wakes the JS thread when it is not already running jobs, and handles
@@ -44,6 +51,15 @@ struct JobQueue {
     linger: AtomicBool,
     /// The environment is gone: jobs are dropped instead of queued.
     closed: AtomicBool,
+    /// When the JS thread began running jobs without the event loop turning in between, and when
+    /// it last stopped (see [`TURN`]). Touched on the JS thread only.
+    turn: Mutex<Turn>,
+}
+
+#[derive(Default)]
+struct Turn {
+    began: Option<Instant>,
+    ended: Option<Instant>,
 }
 
 impl JobQueue {
@@ -79,16 +95,24 @@ impl JobQueue {
         drop(jobs);
     }
 
-    /// Runs queued jobs on the JS thread until none is left (lingering after a job that asked).
-    fn drain(&self, js: Js) {
+    /// Runs queued jobs on the JS thread until none is left (lingering after a job that asked), or
+    /// for [`TURN`], after which the rest wait for the event loop's next turn (`setImmediate`).
+    fn drain(self: &Arc<Self>, js: Js) {
         // Only the JS thread sets the flag: set already means a job is draining further up the
-        // stack, which will look at the queue again itself.
+        // stack, which will look at the queue again itself (or a drain is deferred, see below).
         if self.draining.swap(true, Ordering::SeqCst) {
             return;
         }
+        let began = self.turn_began();
         loop {
             while let Some(job) = self.pop() {
                 run_job(js, job);
+                // `draining` stays set: jobs queued meanwhile wait for the deferred drain, with
+                // no wake-up of their own.
+                if began.elapsed() >= TURN && self.defer(js) {
+                    self.lock_turn().began = None;
+                    return;
+                }
             }
             if self.linger.swap(false, Ordering::AcqRel) && self.wait_for_job(LINGER) {
                 continue;
@@ -96,15 +120,53 @@ impl JobQueue {
             self.draining.store(false, Ordering::SeqCst);
             // A job queued after the last pop saw `draining` still set and sent no wake-up.
             if self.len.load(Ordering::SeqCst) == 0 {
+                self.lock_turn().ended = Some(Instant::now());
                 return;
             }
             self.draining.store(true, Ordering::SeqCst);
         }
     }
 
+    fn lock_turn(&self) -> std::sync::MutexGuard<'_, Turn> {
+        self.turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// When the current run of drains began: now, unless the last drain ended less than [`TURN`]
+    /// ago (the event loop did little in between, so this drain continues that run).
+    fn turn_began(&self) -> Instant {
+        let now = Instant::now();
+        let mut turn = self.lock_turn();
+        match (turn.began, turn.ended) {
+            (Some(began), Some(ended)) if now.duration_since(ended) < TURN => began,
+            _ => *turn.began.insert(now),
+        }
+    }
+
+    /// Asks the event loop to drain again at its next turn; false if it cannot be asked.
+    fn defer(self: &Arc<Self>, js: Js) -> bool {
+        let asked = || -> napi::Result<()> {
+            let set_immediate = js.get(js.global()?, "setImmediate")?;
+            let again = js.function("airssysWasmDrain", self.clone(), Some(drain_deferred))?;
+            match js.call(set_immediate, &[again])? {
+                Ok(_) => Ok(()),
+                Err(_) => Err(napi::Error::from_reason("setImmediate threw")),
+            }
+        };
+        asked().is_ok()
+    }
+
     fn wait_for_job(&self, limit: Duration) -> bool {
         spin::wait_until(limit, || self.len.load(Ordering::Acquire) > 0)
     }
+}
+
+/// The deferred drain (see [`JobQueue::defer`]), called by `setImmediate`.
+unsafe extern "C" fn drain_deferred(env: napi::sys::napi_env, info: napi::sys::napi_callback_info) -> crate::js::Value {
+    // SAFETY: this callback is only made by `defer`, with the queue as its data.
+    let (js, queue, _, _) = unsafe { crate::js::callback_args::<Arc<JobQueue>>(env, info) };
+    queue.draining.store(false, Ordering::SeqCst);
+    queue.drain(js);
+    std::ptr::null_mut()
 }
 
 /// Runs one job in its own handle scope. A panic ends only the job (whatever channel it owned is
