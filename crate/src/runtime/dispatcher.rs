@@ -51,15 +51,11 @@ struct JobQueue {
     linger: AtomicBool,
     /// The environment is gone: jobs are dropped instead of queued.
     closed: AtomicBool,
-    /// When the JS thread began running jobs without the event loop turning in between, and when
-    /// it last stopped (see [`TURN`]). Touched on the JS thread only.
-    turn: Mutex<Turn>,
-}
-
-#[derive(Default)]
-struct Turn {
-    began: Option<Instant>,
-    ended: Option<Instant>,
+    /// When the JS thread began running jobs since the event loop last ran a deferred drain (see
+    /// [`TURN`]); touched on the JS thread only. Only a deferred drain resets it: the gaps
+    /// between drains are the Promise reactions they cause, which may take any time, so no gap
+    /// can tell that the loop turned.
+    turn_began: Mutex<Option<Instant>>,
 }
 
 impl JobQueue {
@@ -107,10 +103,11 @@ impl JobQueue {
         loop {
             while let Some(job) = self.pop() {
                 run_job(js, job);
+                // Only a backlog waits: a lone job, as a single call's, never pays the detour.
                 // `draining` stays set: jobs queued meanwhile wait for the deferred drain, with
                 // no wake-up of their own.
-                if began.elapsed() >= TURN && self.defer(js) {
-                    self.lock_turn().began = None;
+                if began.elapsed() >= TURN && self.len.load(Ordering::Acquire) > 0 && self.defer(js) {
+                    *self.lock_turn() = None;
                     return;
                 }
             }
@@ -120,26 +117,20 @@ impl JobQueue {
             self.draining.store(false, Ordering::SeqCst);
             // A job queued after the last pop saw `draining` still set and sent no wake-up.
             if self.len.load(Ordering::SeqCst) == 0 {
-                self.lock_turn().ended = Some(Instant::now());
                 return;
             }
             self.draining.store(true, Ordering::SeqCst);
         }
     }
 
-    fn lock_turn(&self) -> std::sync::MutexGuard<'_, Turn> {
-        self.turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock_turn(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.turn_began.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// When the current run of drains began: now, unless the last drain ended less than [`TURN`]
-    /// ago (the event loop did little in between, so this drain continues that run).
+    /// When the current run of drains began (now, for the first since a deferred drain). After an
+    /// idle spell a backlog runs one job and defers the rest: one `setImmediate`.
     fn turn_began(&self) -> Instant {
-        let now = Instant::now();
-        let mut turn = self.lock_turn();
-        match (turn.began, turn.ended) {
-            (Some(began), Some(ended)) if now.duration_since(ended) < TURN => began,
-            _ => *turn.began.insert(now),
-        }
+        *self.lock_turn().get_or_insert_with(Instant::now)
     }
 
     /// Asks the event loop to drain again at its next turn; false if it cannot be asked.
