@@ -200,8 +200,12 @@ test('an aborted call stops the guest and the sandbox recovers', async (t) => {
   })
   using sandbox = await loadComponent(dir)
   const controller = new AbortController()
-  setTimeout(() => controller.abort(), 10)
-  await t.throwsAsync(sandbox.call('run', [], { signal: controller.signal }), { instanceOf: AbortError })
+  const reason = new Error('no longer wanted')
+  setTimeout(() => controller.abort(reason), 10)
+  const error = await t.throwsAsync(sandbox.call('run', [], { signal: controller.signal }), {
+    instanceOf: AbortError,
+  })
+  t.is(error?.cause, reason, "the signal's reason, as for a call refused before it ran")
   t.is(sandbox.metrics().restarts, 1)
 
   // Aborted before it started: the guest never ran, so there is nothing to replace.

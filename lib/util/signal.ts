@@ -121,6 +121,17 @@ export async function withAbort<T>(
   const stop = signal && handle ? onAbort(signal, () => handle.abort()) : undefined
   try {
     return await run(handle)
+  } catch (error) {
+    // The addon's AbortError knows nothing of the signal: its reason is the cause here too, as
+    // for a call refused before it ran.
+    if (error instanceof AbortError && error.cause === undefined && isAborted(signal)) {
+      Object.defineProperty(error, 'cause', {
+        value: abortReason(signal),
+        writable: true,
+        configurable: true,
+      })
+    }
+    throw error
   } finally {
     stop?.()
   }
