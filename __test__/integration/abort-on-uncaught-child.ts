@@ -31,6 +31,10 @@ const failingDouble = {
 }
 const component = types.instantiateSync({ limits: { memoryBytes: 4 << 20 }, imports: failingDouble })
 
+const { proxy: revoked, revoke } = Proxy.revocable({}, {})
+revoke()
+const hostile = (h: () => unknown) => module.instantiateSync({ limits, imports: { env: { h } } })
+
 const cases: Record<string, () => unknown> = {
   callSync: () => inst.callSync('unreachable', []),
   function: () => inst.function('unreachable')(),
@@ -56,6 +60,19 @@ const cases: Record<string, () => unknown> = {
       .callSync('roundtrip-u8', [300]),
   asyncHostThrows: () => module.instantiateSync({ limits, imports: throwing }).call('host', []),
   asyncLink: () => module.instantiate({ limits }),
+  // What a host function throws is read in JS, where its getters' throws meet a try.
+  throwsRevokedProxy: () =>
+    hostile(() => {
+      throw revoked
+    }).call('host', []),
+  rejectsWithThrowingGetter: () =>
+    hostile(() =>
+      Promise.reject({
+        get name(): string {
+          throw new Error('name getter')
+        },
+      }),
+    ).call('host', []),
 }
 
 const codes: Record<string, unknown> = {}

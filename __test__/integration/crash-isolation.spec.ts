@@ -145,6 +145,8 @@ test.serial(
       componentBadArgument: 'ERR_WASM_TYPE',
       asyncHostThrows: 'ERR_WASM_HOST',
       asyncLink: 'ERR_WASM_LINK',
+      throwsRevokedProxy: 'ERR_WASM_HOST',
+      rejectsWithThrowingGetter: 'ERR_WASM_HOST',
     })
   },
 )

@@ -9,10 +9,36 @@
  * function's wrapper does the same with what the host threw. Each side throws it again (or hands
  * it on) on its own side, where the caller's `try` catches it as any JS error.
  */
+import { types } from 'node:util'
+
 import { failureBox } from '../native.js'
 
 /** The environment's failure box: one object, shared by every copy of this package (ESM and CommonJS). */
-export const FAILED = failureBox() as { error: unknown }
+export const FAILED = failureBox() as { error: unknown; describe?: (thrown: unknown) => string | undefined }
+
+/**
+ * What a HostError says of a value a host function threw: the message of an Error (or of an
+ * object with a string `name` and `message`, as a DOMException), else undefined (the addon then
+ * names the value's kind). Read here for the addon: a throwing getter or a revoked `Proxy` meets
+ * this `try`, where read through N-API it aborted a process run with `--abort-on-uncaught-exception`.
+ */
+FAILED.describe = (thrown: unknown): string | undefined => {
+  const native = types.isNativeError(thrown)
+  try {
+    if (native || (typeof thrown === 'object' && thrown !== null && errorLike(thrown))) {
+      const { message } = thrown as { message?: unknown }
+      return typeof message === 'string' ? message : ''
+    }
+  } catch {
+    return native ? '' : undefined
+  }
+  return undefined
+}
+
+function errorLike(thrown: object): boolean {
+  const { name, message } = thrown as { name?: unknown; message?: unknown }
+  return typeof name === 'string' && typeof message === 'string'
+}
 
 /** The error the box holds (what a binding failed with), emptying it. */
 export function takeFailure(): unknown {

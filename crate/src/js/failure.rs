@@ -55,3 +55,20 @@ pub fn unboxed(js: Js, returned: Value) -> Result<Option<Value>> {
     js.set(target, "error", js.undefined()?)?;
     Ok(Some(thrown))
 }
+
+/// What the JS layer reads of a value a host function threw (the box's `describe`, set by
+/// lib/util/failure.ts): `Some(Some(message))` for an error-like value, `Some(None)` for another,
+/// `None` when it cannot be asked. Read in JS, where a throwing getter or a revoked `Proxy` meets
+/// a `try` of its own: read here, through N-API, it aborted a process run with
+/// `--abort-on-uncaught-exception`.
+pub fn thrown_message(js: Js, thrown: Value) -> Option<Option<Value>> {
+    let target = failure_box(js).ok()?;
+    let describe = js.get(target, "describe").ok()?;
+    if js.kind(describe).ok()? != super::Kind::Function {
+        return None;
+    }
+    match js.call(describe, &[thrown]).ok()? {
+        Ok(message) => Some(js.defined(message)),
+        Err(_) => None,
+    }
+}
