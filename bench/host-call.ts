@@ -64,6 +64,13 @@ async function longestStall(run: (loop: number) => Promise<unknown>): Promise<nu
   return Number(longest)
 }
 
+/** `measure`'s values over one round (quick) or three. */
+async function rounds(quick: boolean, measure: () => Promise<number>): Promise<number[]> {
+  const values: number[] = []
+  for (let round = 0; round < (quick ? 1 : 3); round++) values.push(await measure())
+  return values
+}
+
 export const hostCall: Scenario = {
   name: 'host-call',
   title: 'Host function round trip (component)',
@@ -179,12 +186,7 @@ export const hostCall: Scenario = {
             "Baseline. Node's own async I/O at full pace from 100 loops for 1 s: the longest gap " +
             "of a 1 ms interval timer, how long a timer or a socket's data waited at worst.",
           unit: 'ns',
-          samples: async () => {
-            const values: number[] = []
-            for (let round = 0; round < (mode.quick ? 1 : 3); round++)
-              values.push(await longestStall(() => stat(typesWasm)))
-            return values
-          },
+          samples: () => rounds(mode.quick, () => longestStall(() => stat(typesWasm))),
         },
         {
           id: 'loop-stall-calls',
@@ -199,12 +201,9 @@ export const hostCall: Scenario = {
             const instances = await Promise.all(
               Array.from({ length: 100 }, () => component.instantiate({ limits, imports: typesImports() })),
             )
-            const values: number[] = []
-            for (let round = 0; round < (mode.quick ? 1 : 3); round++) {
-              values.push(
-                await longestStall((loop) => instances[loop]!.call('test:types/numbers#add', [1, 2])),
-              )
-            }
+            const values = await rounds(mode.quick, () =>
+              longestStall((loop) => instances[loop]!.call('test:types/numbers#add', [1, 2])),
+            )
             for (const instance of instances) instance.dispose()
             return values
           },
@@ -217,12 +216,7 @@ export const hostCall: Scenario = {
             'each had a `call` waiting on an async host function that had not answered, each call with ' +
             'its own AbortSignal; 10,000,000 ns is 1% of one core. Measured over 2 s, 3 times.',
           unit: 'ns',
-          samples: async () => {
-            const values: number[] = []
-            for (let round = 0; round < (mode.quick ? 1 : 3); round++)
-              values.push(await idleCpu(component, limits))
-            return values
-          },
+          samples: () => rounds(mode.quick, () => idleCpu(component, limits)),
         },
       ],
       teardown: () => {

@@ -3,7 +3,7 @@
  * only place that maps a native error's `code` to a class; nothing matches on message text.
  */
 
-import { FAILED, takeFailure } from './util/failure.js'
+import { unbox } from './util/failure.js'
 
 /** One frame of a trap's wasm backtrace. */
 export interface WasmFrame {
@@ -357,14 +357,11 @@ export function fromNative(error: unknown): unknown {
 
 /** Runs `body`, throwing native errors (thrown, or returned in the failure box) as their classes. */
 export function translate<T>(body: () => T): T {
-  let returned: T
   try {
-    returned = body()
+    return unbox(body())
   } catch (error) {
     throw fromNative(error)
   }
-  if (returned === FAILED) throw fromNative(takeFailure())
-  return returned
 }
 
 /** Awaits `promise`, rejecting with native errors as their classes. */

@@ -7,7 +7,7 @@ import { asyncCallOptions, callOptions, type AsyncCallOptions, type CallOptions 
 import { SerialQueue } from './util/serial-queue.js'
 import { isInsideHostCall, type Owner } from './util/reentry.js'
 import { withAbort } from './util/signal.js'
-import { FAILED, takeFailure } from './util/failure.js'
+import { unbox } from './util/failure.js'
 import { exportPaths } from './util/names.js'
 import { decodeFlat, flatArgs, flatResult, flatScratch, type Read, type WriteArgs } from './wire.js'
 
@@ -82,8 +82,8 @@ function apply(handle: Handle, args: readonly unknown[]): unknown {
   if (length >= 0) returned = handle.flatArgs!.native.call(flatScratch(), length)
   else if (handle.flat === undefined) returned = callWith(handle.native, args)
   else returned = Reflect.apply(handle.native, flatScratch(), args)
-  if (returned === FAILED) throw takeFailure()
-  return handle.flat === undefined ? returned : decodeFlat(returned, handle.flat)
+  const value = unbox(returned)
+  return handle.flat === undefined ? value : decodeFlat(value, handle.flat)
 }
 
 /**
@@ -298,9 +298,7 @@ export class Instance<E = Record<string, unknown>> {
           ? (...args: unknown[]) => {
               if (calls.pending > 0) throw busyWithCall()
               try {
-                const returned = native(...args)
-                if (returned === FAILED) throw takeFailure()
-                return returned
+                return unbox(native(...args))
               } catch (error) {
                 throw typed(name, fromNative(error))
               }

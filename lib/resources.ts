@@ -481,8 +481,9 @@ function ownCopy(object: Record<string, unknown>): Record<string, unknown> {
  * an `own` it returns must be an instance of the host's class (README, Resources): any object would
  * otherwise become a handle, whose methods the guest then calls. For a `result` return type that
  * is the ok value it returns and the err payload it throws. Constructors are checked too: a JS
- * constructor may return any object in place of `this`. A wrong value fails the guest's call as a HostError (its TypeError marked by the addon
- * as the host's failure, which a `result` function's throw would otherwise not be).
+ * constructor may return any object in place of `this`. A wrong value fails the guest's call as a
+ * HostError (its TypeError marked by the addon as the host's failure, which a `result` function's
+ * throw would otherwise not be).
  */
 function checkHostResources(
   imports: Record<string, unknown>,

@@ -14,7 +14,7 @@ import { types } from 'node:util'
 import { failureBox } from '../native.js'
 
 /** The environment's failure box: one object, shared by every copy of this package (ESM and CommonJS). */
-export const FAILED = failureBox() as { error: unknown; describe?: (thrown: unknown) => string | undefined }
+const FAILED = failureBox() as { error: unknown; describe?: (thrown: unknown) => string | undefined }
 
 /**
  * What a HostError says of a value a host function threw: the message of an Error (or of an
@@ -40,11 +40,12 @@ function errorLike(thrown: object): boolean {
   return typeof name === 'string' && typeof message === 'string'
 }
 
-/** The error the box holds (what a binding failed with), emptying it. */
-export function takeFailure(): unknown {
+/** What a binding returned, or, when it returned the box, the error it holds thrown (the box emptied). */
+export function unbox<T>(returned: T): T {
+  if (returned !== FAILED) return returned
   const error = FAILED.error
   FAILED.error = undefined
-  return error
+  throw error
 }
 
 /** The box holding `error`, as a host function's wrapper returns it to the addon instead of throwing. */
