@@ -2,7 +2,7 @@
  * Run with `node --abort-on-uncaught-exception`: every failure below is caught by a `try` here,
  * so the process must print each one's code and exit 0. Spawned by crash-isolation.spec.ts.
  */
-import { typesImports, typesWasm } from '../../fixtures/index.js'
+import { resourcesWasm, typesImports, typesWasm } from '../../fixtures/index.js'
 import { Engine } from '../../lib/index.js'
 
 const engine = new Engine()
@@ -34,6 +34,40 @@ const component = types.instantiateSync({ limits: { memoryBytes: 4 << 20 }, impo
 const { proxy: revoked, revoke } = Proxy.revocable({}, {})
 revoke()
 const hostile = (h: () => unknown) => module.instantiateSync({ limits, imports: { env: { h } } })
+/** The types fixture with a `result<u32, string>` import (`fail-maybe`) that throws `thrown`. */
+const failing = (thrown: unknown) =>
+  types.instantiateSync({
+    limits: { memoryBytes: 4 << 20 },
+    imports: {
+      ...typesImports(),
+      'test:types/host@0.1.0': {
+        ...(typesImports()['test:types/host@0.1.0'] as object),
+        failMaybe: () => {
+          throw thrown
+        },
+      },
+    },
+  })
+/** The resources fixture with a host `logger` whose `[Symbol.dispose]` is `dispose`. */
+const resources = engine.compileComponentSync(resourcesWasm)
+const disposing = (dispose: PropertyDescriptor) => {
+  class Logger {
+    log() {
+      return 1
+    }
+    count() {
+      return 7
+    }
+    static cloneWith(other: Logger) {
+      return other
+    }
+  }
+  Object.defineProperty(Logger.prototype, Symbol.dispose, dispose)
+  return resources.instantiateSync({
+    limits: { memoryBytes: 4 << 20 },
+    imports: { 'test:resources/host': { Logger, makeLogger: () => new Logger(), logAll: () => {} } },
+  })
+}
 
 const cases: Record<string, () => unknown> = {
   callSync: () => inst.callSync('unreachable', []),
@@ -73,6 +107,29 @@ const cases: Record<string, () => unknown> = {
         },
       }),
     ).call('host', []),
+  // What it throws for a `result` import's err is read in JS too.
+  errPayloadGetterThrows: () =>
+    failing(
+      Object.defineProperty(new Error('err'), 'payload', {
+        get() {
+          throw new Error('payload getter')
+        },
+      }),
+    ).call('call-fail-maybe', [0]),
+  errRevokedProxy: () => failing(revoked).call('call-fail-maybe', [0]),
+  // A host resource's dispose, run when the guest drops its handle, is read and called in JS.
+  disposeThrows: () =>
+    disposing({
+      value() {
+        throw new Error('dispose')
+      },
+    }).call('test:resources/uses-host#with-logger', ['x', []]),
+  disposeGetterThrows: () =>
+    disposing({
+      get() {
+        throw new Error('dispose getter')
+      },
+    }).call('test:resources/uses-host#with-logger', ['x', []]),
 }
 
 const codes: Record<string, unknown> = {}

@@ -147,6 +147,10 @@ test.serial(
       asyncLink: 'ERR_WASM_LINK',
       throwsRevokedProxy: 'ERR_WASM_HOST',
       rejectsWithThrowingGetter: 'ERR_WASM_HOST',
+      errPayloadGetterThrows: 'ERR_WASM_HOST',
+      errRevokedProxy: 'ERR_WASM_HOST',
+      disposeThrows: 'no error',
+      disposeGetterThrows: 'no error',
     })
   },
 )

@@ -13,19 +13,28 @@ import { types } from 'node:util'
 
 import { failureBox } from '../native.js'
 
-/** The environment's failure box: one object, shared by every copy of this package (ESM and CommonJS). */
-const FAILED = failureBox() as { error: unknown; describe?: (thrown: unknown) => string | undefined }
+/**
+ * The environment's failure box: one object, shared by every copy of this package (ESM and
+ * CommonJS). Its functions read host values for the addon: here a throwing getter or a revoked
+ * `Proxy` meets a `try`, where read through N-API it aborted a process run with
+ * `--abort-on-uncaught-exception`. They never throw, for the same reason.
+ */
+const FAILED = failureBox() as {
+  error: unknown
+  describe?: (thrown: unknown) => string | undefined
+  payload?: (thrown: unknown, wantsMessage: boolean) => unknown
+  dispose?: (value: object) => DisposeFailure | Promise<DisposeFailure | undefined> | undefined
+}
 
 /**
  * What a HostError says of a value a host function threw: the message of an Error (or of an
  * object with a string `name` and `message`, as a DOMException), else undefined (the addon then
- * names the value's kind). Read here for the addon: a throwing getter or a revoked `Proxy` meets
- * this `try`, where read through N-API it aborted a process run with `--abort-on-uncaught-exception`.
+ * names the value's kind).
  */
-FAILED.describe = (thrown: unknown): string | undefined => {
+function describe(thrown: unknown): string | undefined {
   const native = types.isNativeError(thrown)
   try {
-    if (native || (typeof thrown === 'object' && thrown !== null && errorLike(thrown))) {
+    if (native || errorLike(thrown)) {
       const { message } = thrown as { message?: unknown }
       return typeof message === 'string' ? message : ''
     }
@@ -34,8 +43,67 @@ FAILED.describe = (thrown: unknown): string | undefined => {
   }
   return undefined
 }
+FAILED.describe = describe
 
-function errorLike(thrown: object): boolean {
+/**
+ * The err payload of a value a host function threw for a `result` import: its own `payload` (jco's
+ * `ComponentError`; `undefined` too, an option's none), else for a string error type
+ * (`wantsMessage`) an error's message, else the value itself. The box itself when a read threw:
+ * the addon then fails the call with a HostError.
+ */
+FAILED.payload = (thrown: unknown, wantsMessage: boolean): unknown => {
+  if ((typeof thrown !== 'object' || thrown === null) && typeof thrown !== 'function') return thrown
+  try {
+    if (Object.hasOwn(thrown, 'payload')) return (thrown as { payload?: unknown }).payload
+    if (wantsMessage && (types.isNativeError(thrown) || errorLike(thrown))) {
+      return (thrown as { message?: unknown }).message
+    }
+    return thrown
+  } catch {
+    return FAILED
+  }
+}
+
+/** What failed in a host resource's `[Symbol.dispose]`, for the addon's process warning. */
+interface DisposeFailure {
+  did: 'could not be read' | 'threw' | 'rejected'
+  /** Set when `thrown` is error-like; else the addon names its kind. */
+  message: string | undefined
+  thrown: unknown
+}
+
+/**
+ * Runs a host object's `[Symbol.dispose]` (the guest dropped its handle, or its instance went):
+ * what failed, a Promise of what failed for an async one (never rejecting), or undefined.
+ */
+FAILED.dispose = (value: object) => {
+  let method: unknown
+  try {
+    method = (value as { [Symbol.dispose]?: unknown })[Symbol.dispose]
+  } catch (error) {
+    return disposeFailure('could not be read', error)
+  }
+  if (typeof method !== 'function') return undefined
+  try {
+    const returned: unknown = Reflect.apply(method, value, [])
+    if (!types.isPromise(returned)) return undefined
+    return Promise.prototype.then.call(
+      returned,
+      () => undefined,
+      (error: unknown) => disposeFailure('rejected', error),
+    ) as Promise<DisposeFailure | undefined>
+  } catch (error) {
+    return disposeFailure('threw', error)
+  }
+}
+
+function disposeFailure(did: DisposeFailure['did'], thrown: unknown): DisposeFailure {
+  return { did, message: describe(thrown), thrown }
+}
+
+/** An object with a string `name` and `message` (a DOMException is one, not a native Error). */
+function errorLike(thrown: unknown): boolean {
+  if (typeof thrown !== 'object' || thrown === null) return false
   const { name, message } = thrown as { name?: unknown; message?: unknown }
   return typeof name === 'string' && typeof message === 'string'
 }

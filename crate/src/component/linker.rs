@@ -426,9 +426,10 @@ fn outcome_to_val(
             let Some(err_type) = result.err() else {
                 return Ok(Some(Val::Result(Err(None))));
             };
-            match convert::from_js(js, cx, err_payload(js, thrown, &err_type), &err_type) {
-                Ok(payload) => Ok(Some(Val::Result(Err(Some(Box::new(payload)))))),
-                Err(_) => Err(host_bridge::thrown(js, label, thrown)),
+            let payload = crate::js::failure::err_payload(js, thrown, matches!(err_type, Type::String));
+            match payload.map(|payload| convert::from_js(js, cx, payload, &err_type)) {
+                Some(Ok(payload)) => Ok(Some(Val::Result(Err(Some(Box::new(payload)))))),
+                Some(Err(_)) | None => Err(host_bridge::thrown(js, label, thrown)),
             }
         }
     }
@@ -458,23 +459,4 @@ fn fits_guest(js: Js, value: Value, ty: &Type, memory_limit: usize) -> Result<()
         )),
         _ => Ok(()),
     }
-}
-
-/// The err payload a thrown value stands for: its own `payload` property (`undefined` too: an
-/// `option`'s none, as jco reads it), else (for a string error type) an Error's message (a
-/// `DOMException` is one), else the value itself.
-fn err_payload(js: Js, thrown: Value, err_type: &Type) -> Value {
-    let is_object = matches!(js.kind(thrown), Ok(Kind::Object) | Ok(Kind::Function));
-    if is_object {
-        if let Ok(Some(payload)) = js.get_own(thrown, "payload") {
-            return payload;
-        }
-        if matches!(err_type, Type::String)
-            && js.is_error_like(thrown)
-            && let Ok(message) = js.get(thrown, "message")
-        {
-            return message;
-        }
-    }
-    thrown
 }

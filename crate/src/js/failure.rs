@@ -56,19 +56,36 @@ pub fn unboxed(js: Js, returned: Value) -> Result<Option<Value>> {
     Ok(Some(thrown))
 }
 
-/// What the JS layer reads of a value a host function threw (the box's `describe`, set by
-/// lib/util/failure.ts): `Some(Some(message))` for an error-like value, `Some(None)` for another,
-/// `None` when it cannot be asked. Read in JS, where a throwing getter or a revoked `Proxy` meets
-/// a `try` of its own: read here, through N-API, it aborted a process run with
-/// `--abort-on-uncaught-exception`.
-pub fn thrown_message(js: Js, thrown: Value) -> Option<Option<Value>> {
+/// Calls the box's function `name` (set by lib/util/failure.ts) with `args`: `None` when there is
+/// no such function (the binding used without its JS layer) or it failed. The JS layer reads host
+/// values there, where a throwing getter or a revoked `Proxy` meets a `try` of its own: read here,
+/// through N-API, each aborted a process run with `--abort-on-uncaught-exception`.
+fn ask(js: Js, name: &str, args: &[Value]) -> Option<Value> {
     let target = failure_box(js).ok()?;
-    let describe = js.get(target, "describe").ok()?;
-    if js.kind(describe).ok()? != super::Kind::Function {
+    let function = js.get(target, name).ok()?;
+    if js.kind(function).ok()? != super::Kind::Function {
         return None;
     }
-    match js.call(describe, &[thrown]).ok()? {
-        Ok(message) => Some(js.defined(message)),
-        Err(_) => None,
-    }
+    js.call(function, args).ok()?.ok()
+}
+
+/// What the JS layer reads of a value a host function threw: `Some(Some(message))` for an
+/// error-like value, `Some(None)` for another, `None` when it cannot be asked.
+pub fn thrown_message(js: Js, thrown: Value) -> Option<Option<Value>> {
+    ask(js, "describe", &[thrown]).map(|message| js.defined(message))
+}
+
+/// The err payload a value thrown by a host function for a `result` import stands for, as the JS
+/// layer reads it: its own `payload` property, else (`wants_message`: for a string error type) an
+/// error's message, else the value itself. `None` when a getter threw or there is no JS layer.
+pub fn err_payload(js: Js, thrown: Value, wants_message: bool) -> Option<Value> {
+    let wants_message = js.boolean(wants_message).ok()?;
+    ask(js, "payload", &[thrown, wants_message])
+}
+
+/// Runs a host object's `[Symbol.dispose]` through the JS layer. It answers `undefined`, what
+/// failed (`{ did, message, thrown }`), or a Promise of either (an async dispose). `None` when
+/// there is no JS layer: the dispose is not run.
+pub fn dispose(js: Js, value: Value) -> Option<Value> {
+    ask(js, "dispose", &[value])
 }

@@ -492,24 +492,6 @@ impl Js {
         Ok(out)
     }
 
-    /// Whether a thrown `value` counts as an Error: a native one, or an object with a string
-    /// `name` and `message`, as a `DOMException` is (what `fetch` and `AbortSignal.timeout()`
-    /// reject with), which N-API does not call an Error.
-    pub fn is_error_like(self, value: Value) -> bool {
-        if self.is_error(value).unwrap_or(false) {
-            return true;
-        }
-        if !matches!(self.kind(value), Ok(Kind::Object)) {
-            return false;
-        }
-        let is_string = |key| {
-            self.get(value, key)
-                .and_then(|field| self.kind(field))
-                .is_ok_and(|kind| kind == Kind::String)
-        };
-        is_string("name") && is_string("message")
-    }
-
     /// The elements of an array, or `None` when the value is not an array.
     pub fn array_items(self, value: Value) -> Result<Option<Vec<Value>>> {
         if !self.is_array(value)? {
@@ -815,58 +797,46 @@ impl Js {
     /// the Promise an async one returns, has no caller to go to (the guest dropped a handle, or an
     /// instance went): it becomes a process warning (`AIRSSYS_DISPOSE_FAILED`), as Node reports
     /// what a cleanup callback throws, never a crash (an unhandled rejection ends a Node process)
-    /// and never silence.
+    /// and never silence. The JS layer reads and calls the method (see `failure::dispose`).
     pub fn dispose(self, value: Value) -> Result<()> {
-        let mut global = ptr::null_mut();
-        self.check(unsafe { sys::napi_get_global(self.0, &mut global) }, "global")?;
-        let symbol = self.get(self.get(global, "Symbol")?, "dispose")?;
-        if !matches!(self.kind(value)?, Kind::Object | Kind::Function) || self.kind(symbol)? != Kind::Symbol {
+        if !matches!(self.kind(value)?, Kind::Object | Kind::Function) {
             return Ok(());
         }
-        let mut method = ptr::null_mut();
-        if let Err(error) = self.check(
-            unsafe { sys::napi_get_property(self.0, value, symbol, &mut method) },
-            "get [Symbol.dispose]",
-        ) {
-            // A getter that throws: as silent as a dispose that throws must not be.
-            return self.dispose_warning(&format!(
-                "a host resource's [Symbol.dispose] could not be read: {}",
-                crate::names::escaped(&crate::names::shortened(&error.reason, 1024))
-            ));
-        }
-        if self.kind(method)? != Kind::Function {
+        let Some(outcome) = failure::dispose(self, value) else {
+            return Ok(());
+        };
+        if self.is_promise(outcome)? {
+            // Settles later, or never: the wait is not kept, and a Promise that never settles is
+            // held only until the environment goes. The JS layer's Promise never rejects.
+            self.on_settled(
+                outcome,
+                Box::new(|js: Js, settled| {
+                    if let Ok(outcome) = settled {
+                        let _ = js.warn_dispose_failed(outcome);
+                    }
+                }),
+            )?;
             return Ok(());
         }
-        match self.call_method(value, method, &[])? {
-            Ok(returned) if self.is_promise(returned)? => {
-                // Settles later, or never: the wait is not kept, and a Promise that never
-                // settles is held only until the environment goes.
-                self.on_settled(
-                    returned,
-                    Box::new(|js: Js, settled| {
-                        if let Err(rejected) = settled {
-                            let _ = js.warn_dispose_failed("rejected", rejected);
-                        }
-                    }),
-                )?;
-                Ok(())
-            }
-            Ok(_) => Ok(()),
-            Err(thrown) => self.warn_dispose_failed("threw", thrown),
-        }
+        self.warn_dispose_failed(outcome)
     }
 
-    /// The `AIRSSYS_DISPOSE_FAILED` warning for what a host resource's `[Symbol.dispose]` `did`.
-    fn warn_dispose_failed(self, did: &str, thrown: Value) -> Result<()> {
-        let reason = if self.is_error_like(thrown) {
-            self.get(thrown, "message")
-                .and_then(|message| self.get_string_lossy(message))
-        } else {
-            Ok(self.describe(thrown))
+    /// The `AIRSSYS_DISPOSE_FAILED` warning for what the JS layer says failed in a host
+    /// resource's `[Symbol.dispose]` (nothing when `outcome` is `undefined`): an object of its
+    /// own, `{ did, message, thrown }`, whose `message` is set when `thrown` is error-like.
+    fn warn_dispose_failed(self, outcome: Value) -> Result<()> {
+        if self.kind(outcome)? != Kind::Object {
+            return Ok(());
+        }
+        let did = self.get_string_lossy(self.get(outcome, "did")?)?;
+        let message = self.get(outcome, "message")?;
+        let reason = match self.kind(message)? {
+            Kind::String => self.get_string_lossy(message)?,
+            _ => self.describe(self.get(outcome, "thrown")?),
         };
         self.dispose_warning(&format!(
             "a host resource's [Symbol.dispose] {did}: {}",
-            crate::names::quoted(&reason.unwrap_or_default())
+            crate::names::quoted(&reason)
         ))
     }
 

@@ -467,14 +467,8 @@ impl WaitLimits {
 pub fn thrown(js: Js, label: &str, thrown: Value) -> Failure {
     let detail = match crate::js::failure::thrown_message(js, thrown) {
         Some(Some(message)) => js.message_text(message).unwrap_or_default(),
-        Some(None) => js.describe(thrown),
-        // No JS layer to ask (the binding used on its own): read here.
-        None if js.is_error_like(thrown) => js
-            .get(thrown, "message")
-            .ok()
-            .and_then(|message| js.message_text(message))
-            .unwrap_or_default(),
-        None => js.describe(thrown),
+        // Not error-like, or no JS layer to ask (the binding used on its own): its kind.
+        Some(None) | None => js.describe(thrown),
     };
     Failure::Host {
         message: format!("host function {label} threw: {detail}"),
