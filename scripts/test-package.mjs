@@ -13,6 +13,7 @@ import {
   accessSync,
   constants,
   copyFileSync,
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -82,6 +83,15 @@ function hostPlatform() {
   }
   if (platform === 'win32') return `win32-${arch}-msvc`
   return `${platform}-${arch}`
+}
+
+/** The napi-rs platform name of a Rust target triple in `napi.targets` (npm/<platform>/). */
+function napiPlatform(target) {
+  const [arch, , os, abi] = target.split('-')
+  const cpu = { x86_64: 'x64', aarch64: 'arm64' }[arch] ?? arch
+  if (os === 'darwin') return `darwin-${cpu}`
+  if (os === 'windows') return `win32-${cpu}-${abi}`
+  return `${os}-${cpu}-${abi}`
 }
 
 /**
@@ -273,7 +283,38 @@ async function main() {
   const tarballs = join(temp, 'tarballs')
   mkdirSync(tarballs)
 
-  const main = pack(root, tarballs)
+  // The main package as the release's `napi prepublish` leaves it: the same files, with every
+  // platform package in optionalDependencies (the release publishes them; nothing is published
+  // here). Packed from a copy, so the repository's package.json stays as it is.
+  const release = join(temp, 'release')
+  mkdirSync(release)
+  for (const entry of [
+    ...manifest.files.filter((file) => !file.startsWith('!')),
+    'package.json',
+    'README.md',
+    'npm',
+  ]) {
+    if (existsSync(join(root, entry))) cpSync(join(root, entry), join(release, entry), { recursive: true })
+  }
+  // `napi prepublish` checks each platform folder for its addon; only this platform's is built.
+  for (const folder of readdirSync(join(release, 'npm'))) {
+    writeFileSync(join(release, 'npm', folder, `${binaryName}.${folder}.node`), '')
+  }
+  const napiCli = join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js')
+  run(process.execPath, [napiCli, 'prepublish', '-t', 'npm', '--skip-optional-publish', '--no-gh-release'], {
+    cwd: release,
+  })
+  const released = readJson(join(release, 'package.json'))
+  const platformPackages = manifest.napi.targets.map((target) => `${manifest.name}-${napiPlatform(target)}`)
+  const undeclared = platformPackages.filter(
+    (name) => released.optionalDependencies?.[name] !== manifest.version,
+  )
+  check(
+    undeclared.length === 0,
+    `the released package.json lists the ${platformPackages.length} platform packages in optionalDependencies, at ${manifest.version}`,
+    `missing or another version: ${undeclared.join(', ')}`,
+  )
+  const main = pack(release, tarballs)
   const files = main.files.map((file) => file.path)
   console.log(
     `  ${main.filename}: ${files.length} files, ${(main.unpackedSize / 1024).toFixed(0)} KiB unpacked`,
@@ -291,11 +332,16 @@ async function main() {
     'dist/cjs/index.d.ts',
     'dist/cjs/binding/index.js',
     'dist/cjs/binding/index.d.ts',
+    // What the README links to, so its links work in node_modules too.
+    'SECURITY.md',
+    'BENCHMARKING.md',
+    'docs/INSTALL.md',
+    'docs/ARCHITECTURE.md',
   ]
   const missing = required.filter((file) => !files.includes(file))
   check(
     missing.length === 0,
-    'the tarball has the ESM and CJS entries, both loaders, types and the CLI',
+    'the tarball has the ESM and CJS entries, both loaders, types, the CLI and the linked docs',
     missing.join('\n'),
   )
   if (existsSync(join(root, 'wit')))
@@ -303,7 +349,8 @@ async function main() {
       files.some((file) => file.startsWith('wit/')),
       'the tarball has wit/',
     )
-  const allowed = /^(package\.json|README\.md|LICENSE|dist\/.*|wit\/.*)$/
+  const allowed =
+    /^(package\.json|README\.md|LICENSE|SECURITY\.md|BENCHMARKING\.md|docs\/(INSTALL|ARCHITECTURE)\.md|dist\/.*|wit\/.*)$/
   const stray = files.filter((file) => !allowed.test(file) || /\.(node|map|tsbuildinfo)$/.test(file))
   check(
     stray.length === 0,
