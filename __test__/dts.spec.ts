@@ -126,6 +126,15 @@ export const imports = {
   },
 } satisfies Imports
 
+// A host function for a result may also return the result itself, as jco takes it.
+const host = imports['test:types/host@0.1.0']
+export const resultForms = {
+  ...imports,
+  'test:types/host@0.1.0': { ...host, failMaybe: (x: number) => (x === 0 ? { tag: 'err', val: 'zero' } : { tag: 'ok', val: x }) },
+} satisfies Imports
+// @ts-expect-error an err result holds the error type (a string), not a number
+export const wrongErr = { ...imports, 'test:types/host@0.1.0': { ...host, failMaybe: () => ({ tag: 'err', val: 5 }) } } satisfies Imports
+
 export async function use(engine: Engine, wasm: string) {
   const component = await engine.compileComponent(wasm)
   const e = component.instantiateSync<Exports>({ limits: { memoryBytes: 4 << 20 }, imports }).exports

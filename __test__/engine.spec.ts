@@ -238,10 +238,11 @@ test('options are checked and unknown options rejected', (t) => {
   t.throws(() => new Engine({ cacheDir: '' }), { instanceOf: ConfigError, message: /cacheDir/ })
   t.throws(() => new Engine({ cacheDir: 42 } as never), { instanceOf: ConfigError, message: /cacheDir/ })
   // A path under a regular file cannot become a directory.
-  t.throws(() => new Engine({ cacheDir: path.join(typesWasm, 'cache') }), {
+  const uncreatable = t.throws(() => new Engine({ cacheDir: path.join(typesWasm, 'cache') }), {
     instanceOf: ConfigError,
     message: /^cacheDir: .*: cannot create it: /,
   })
+  t.is(uncreatable?.path, 'cacheDir')
 })
 
 const limitsWat = `(module

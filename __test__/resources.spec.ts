@@ -9,7 +9,7 @@ import { runInNewContext } from 'node:vm'
 
 import test, { type ExecutionContext } from 'ava'
 
-import { resourcesWasm, typesImports, typesWasm } from '../fixtures/index.js'
+import { resourcesWasm, typesImports, typesWasm, wasiComponentWasm } from '../fixtures/index.js'
 import {
   BusyError,
   ComponentError,
@@ -443,6 +443,14 @@ test('the listings name resource types', (t) => {
     ],
     statics: ['[static]counter.split'],
   })
+  // A resource without a constructor has none: `constructor` is no inherited `Object` either (typed
+  // `string | undefined`, it read as a function).
+  const wasi = engine.compileComponentSync(wasiComponentWasm)
+  const streams = wasi.imports.find((item) => item.name.startsWith('wasi:io/streams@'))
+  const input = streams?.exports?.find((item) => item.name === 'input-stream')?.members
+  t.true((input?.methods.length ?? 0) > 0)
+  t.is(input?.constructor, undefined)
+  t.deepEqual(Object.keys(input ?? {}), ['methods', 'statics'])
   const host = component.imports.find((item) => item.name === 'test:resources/host')
   const make = host?.exports?.find((item) => item.name === 'make-logger')
   t.is(make?.type, 'func(prefix: string) -> own<logger>')

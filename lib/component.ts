@@ -1,6 +1,11 @@
 import { translate, translateAsync } from './errors.js'
 import { Instance } from './instance.js'
-import { instantiateOptions, reading, type InstantiateOptions } from './options.js'
+import {
+  instantiateOptions,
+  reading,
+  type InstantiateOptions,
+  type InstantiateSyncOptions,
+} from './options.js'
 import { expandResourceImports, hostClassesOf } from './resources.js'
 import { bareListing, ownField } from './util/own.js'
 import { ownedImports } from './util/reentry.js'
@@ -59,14 +64,17 @@ export interface ComponentItem {
   kind: 'func' | 'instance' | 'type' | 'resource' | 'core-func' | 'module' | 'component'
   /** The spelling of `func` (or, for kind `type`, of the type). */
   type: string
-  /** A function's parameter and result types (kind `func`). */
+  /**
+   * A function's parameter and result types (kind `func`). Not enumerable, so an item prints as
+   * `{ name, kind, type, exports? }`: a spread, `structuredClone` or JSON copy drops it.
+   */
   func?: WitFuncType
   /** The functions of an interface (kind `instance`). */
   exports?: ComponentItem[]
   /**
    * A resource's functions in its interface, by their wasmtime names (kind `resource`; absent
    * for a resource an interface only re-exports): `[constructor]thing`, `[method]thing.foo`,
-   * `[static]thing.bar`.
+   * `[static]thing.bar`. Not enumerable, as `func`.
    */
   members?: ResourceMembers
 }
@@ -101,6 +109,9 @@ function withMembers(items: readonly ComponentItemInfo[]): ComponentItem[] {
       const statics = functions.filter((name) => name.startsWith(`[static]${item.name}.`))
       if (constructor !== undefined || methods.length > 0 || statics.length > 0) {
         members = { ...(constructor === undefined ? {} : { constructor }), methods, statics }
+        // Without one, `constructor` must not read the `Object` every object inherits (a
+        // function where a string or undefined is typed); hidden, so copies still look as shown.
+        if (constructor === undefined) Object.defineProperty(members, 'constructor', { value: undefined })
       }
     }
     for (const [key, value] of [
@@ -166,7 +177,7 @@ export class Component {
   }
 
   /** Instantiates on the JS thread; `E` as for {@link Component.instantiate}. */
-  instantiateSync<E = Record<string, unknown>>(options: InstantiateOptions): Instance<E> {
+  instantiateSync<E = Record<string, unknown>>(options: InstantiateSyncOptions): Instance<E> {
     const { native, imports, http } = instantiateOptions(options, true)
     const owner = {}
     const listed = this.#listings()

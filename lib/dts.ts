@@ -402,9 +402,14 @@ class Writer {
     if (func === undefined) return `  ${key}(...args: never[]): unknown`
     const params = this.#parameters(func, 'out', skipSelf)
     const returned = valueTypeOf(func)
-    const result = returned === undefined ? 'void' : this.#type(returned, 'in')
-    const note =
-      func.result?.kind === 'result' ? '. Throwing means err (its `payload`, or an Error’s message).' : ''
+    let result = returned === undefined ? 'void' : this.#type(returned, 'in')
+    let note = ''
+    if (func.result?.kind === 'result') {
+      // As jco takes it: the ok value, or the result itself (an object whose own `tag` is ok or err).
+      result = `${result} | ${this.#type(func.result, 'in')}`
+      note =
+        '. Return the ok value or the result itself; throwing means err (its `payload`, or an Error’s message).'
+    }
     return `  /** \`${docText(item.type)}\`${note} */\n  ${key}(${params}): Awaitable<${result}>`
   }
 

@@ -34,6 +34,11 @@ export interface ErrorFields {
  */
 export class WasmError extends Error {
   readonly code: string = 'ERR_WASM'
+  /**
+   * What led to it, when something did: for a HostError, what the host function threw. Declared
+   * here too, so that a project whose `lib` predates ES2022 can read it.
+   */
+  declare cause?: unknown
 
   constructor(message: string, fields: ErrorFields & { code?: string } = {}) {
     // Own only: a `cause` Object.prototype holds is no cause of this error.

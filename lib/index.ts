@@ -20,6 +20,7 @@ export {
   type CallOptions,
   type Imports,
   type InstantiateOptions,
+  type InstantiateSyncOptions,
   type FuelMetrics,
   type MemoryMetrics,
   type Metrics,

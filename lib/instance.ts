@@ -16,6 +16,7 @@ export type {
   CallOptions,
   Imports,
   InstantiateOptions,
+  InstantiateSyncOptions,
   WasiHttpOptions,
   WasiOptions,
 } from './options.js'

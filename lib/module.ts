@@ -1,6 +1,11 @@
 import { translate, translateAsync } from './errors.js'
 import { Instance } from './instance.js'
-import { instantiateOptions, reading, type InstantiateOptions } from './options.js'
+import {
+  instantiateOptions,
+  reading,
+  type InstantiateOptions,
+  type InstantiateSyncOptions,
+} from './options.js'
 import { ownedImports } from './util/reentry.js'
 import { withAbort } from './util/signal.js'
 import type { ModuleItemInfo, NativeModule } from './native.js'
@@ -65,7 +70,7 @@ export class Module {
   }
 
   /** Instantiates on the JS thread. */
-  instantiateSync(options: InstantiateOptions): Instance {
+  instantiateSync(options: InstantiateSyncOptions): Instance {
     const { native, imports, http } = instantiateOptions(options, true)
     const owner = {}
     return new Instance(

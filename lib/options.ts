@@ -100,6 +100,12 @@ export interface InstantiateOptions {
   wasi?: WasiOptions | false | undefined
 }
 
+/**
+ * What `instantiateSync` takes: `InstantiateOptions` without `signal` (nothing on the JS thread
+ * could abort it while it blocks; one passed anyway is a ConfigError).
+ */
+export type InstantiateSyncOptions = Omit<InstantiateOptions, 'signal'>
+
 /** What a WASI guest gets. Everything not given is denied. */
 export interface WasiOptions {
   /** Where the guest's stdout goes; `pipe` keeps it for `Instance.takeOutput`. Default `inherit`. */

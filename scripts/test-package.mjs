@@ -264,6 +264,15 @@ export async function greet(wasm: string): Promise<unknown> {
 }
 `
 
+const OLD_LIB_CHECK = `
+import { HostError, WasmError } from 'airssys-wasm'
+
+export function causeOf(error: unknown): unknown {
+  if (error instanceof HostError) return error.cause
+  return error instanceof WasmError ? error.code : undefined
+}
+`
+
 async function main() {
   const platform = hostPlatform()
   const binaryName = manifest.napi.binaryName
@@ -498,6 +507,22 @@ async function main() {
   )
   run('npx', ['--no', '--', 'tsc', '--noEmit', '-p', 'tsconfig.json'], { cwd: project, env })
   check(true, 'tsc --noEmit (NodeNext, strict, skipLibCheck off): an ES module and a CommonJS file')
+  // A project whose `lib` predates ES2022 (no `Error.cause`) reads a HostError's cause too.
+  writeFileSync(join(project, 'old-lib.mts'), OLD_LIB_CHECK)
+  run(
+    'npx',
+    [
+      '--no',
+      '--',
+      'tsc',
+      '--noEmit',
+      ...['--strict', '--skipLibCheck', 'false', '--types', 'node'],
+      ...['--target', 'ES2020', '--lib', 'ES2020', '--module', 'NodeNext', '--moduleResolution', 'NodeNext'],
+      'old-lib.mts',
+    ],
+    { cwd: project, env },
+  )
+  check(true, 'tsc --noEmit with lib ES2020: the errors and their cause')
 
   console.log(`\n${passed} checks passed in ${seconds()}`)
   if (args.has('--keep')) console.log(`kept ${temp}`)

@@ -106,13 +106,19 @@ struct TickerState {
 impl EngineShared {
     fn new(options: &NativeEngineOptions) -> std::result::Result<Self, Failure> {
         if options.epoch_tick_ms == 0 {
-            return Err(Failure::Options("epochTickMs must be at least 1".into()));
+            return Err(Failure::OptionAt {
+                path: "epochTickMs",
+                message: "epochTickMs must be at least 1".into(),
+            });
         }
         if options.max_wasm_stack_bytes < 64 * 1024 || options.max_wasm_stack_bytes > MAX_WASM_STACK_LIMIT {
-            return Err(Failure::Options(format!(
-                "maxWasmStackBytes must be between 65536 and {MAX_WASM_STACK_LIMIT}, got {}",
-                options.max_wasm_stack_bytes
-            )));
+            return Err(Failure::OptionAt {
+                path: "maxWasmStackBytes",
+                message: format!(
+                    "maxWasmStackBytes must be between 65536 and {MAX_WASM_STACK_LIMIT}, got {}",
+                    options.max_wasm_stack_bytes
+                ),
+            });
         }
         debug_assert!((MAX_WASM_STACK_LIMIT as usize) * 2 < POOL_THREAD_STACK_BYTES);
 
@@ -120,9 +126,10 @@ impl EngineShared {
             "cranelift" => Strategy::Cranelift,
             "winch" => Strategy::Winch,
             other => {
-                return Err(Failure::Options(format!(
-                    "compiler: expected 'cranelift' or 'winch', got '{other}'"
-                )));
+                return Err(Failure::OptionAt {
+                    path: "compiler",
+                    message: format!("compiler: expected 'cranelift' or 'winch', got '{other}'"),
+                });
             }
         };
         let mut config = Config::new();
@@ -149,9 +156,12 @@ impl EngineShared {
                 bytes as usize
             }
             Some(bytes) => {
-                return Err(Failure::Options(format!(
-                    "maxModuleBytes must be an integer between 8 and {MAX_MODULE_BYTES_LIMIT}, got {bytes}"
-                )));
+                return Err(Failure::OptionAt {
+                    path: "maxModuleBytes",
+                    message: format!(
+                        "maxModuleBytes must be an integer between 8 and {MAX_MODULE_BYTES_LIMIT}, got {bytes}"
+                    ),
+                });
             }
         };
         let cache = match &options.cache_dir {
@@ -325,9 +335,10 @@ impl Ticker {
 
 fn pooling(slots: u32, max_memory_bytes: f64) -> std::result::Result<PoolingAllocationConfig, Failure> {
     if slots == 0 || !(65536.0..=(4u64 << 30) as f64).contains(&max_memory_bytes) {
-        return Err(Failure::Options(
-            "pooling: maxInstances must be at least 1 and maxMemoryBytes between 64 KiB and 4 GiB".into(),
-        ));
+        return Err(Failure::OptionAt {
+            path: "pooling",
+            message: "pooling: maxInstances must be at least 1 and maxMemoryBytes between 64 KiB and 4 GiB".into(),
+        });
     }
     let mut pooling = PoolingAllocationConfig::new();
     // Components instantiate several core modules, each with a memory and a table: give each

@@ -90,6 +90,12 @@ pub enum Failure {
     Type(String),
     /// A bad option value passed to the binding.
     Options(String),
+    /// A bad value of the option at `path` (as the JS layer's ConfigError names it: `fuel`,
+    /// `cacheDir`, `wasi.preopens`).
+    OptionAt {
+        path: &'static str,
+        message: String,
+    },
     /// Every slot of the engine's pooling allocator is taken.
     PoolExhausted(String),
     /// The guest made the host go past one of its bounds (data lifted in one call, live handles,
@@ -392,7 +398,7 @@ impl Failure {
             Failure::Compile(_) => "ERR_WASM_COMPILE",
             Failure::Link(_) => "ERR_WASM_LINK",
             Failure::Type(_) => "ERR_WASM_TYPE",
-            Failure::Options(_) => "ERR_WASM_CONFIG",
+            Failure::Options(_) | Failure::OptionAt { .. } => "ERR_WASM_CONFIG",
             Failure::PoolExhausted(_) => "ERR_WASM_POOL_EXHAUSTED",
             Failure::HostLimit(_) => "ERR_WASM_HOST_LIMIT",
             Failure::Trap(info) => info.code,
@@ -447,6 +453,11 @@ impl Failure {
             | Failure::Poisoned(message)
             | Failure::Internal(message) => js.error(code, &message, false),
             Failure::Type(message) => js.error(code, &message, true),
+            Failure::OptionAt { path, message } => {
+                let error = js.error(code, &message, false)?;
+                js.set(error, "path", js.string(path)?)?;
+                Ok(error)
+            }
             Failure::Exit(exit_code) => {
                 let error = js.error(code, &format!("the guest exited with code {exit_code}"), false)?;
                 js.set(error, "exitCode", js.number(exit_code as f64)?)?;

@@ -158,9 +158,10 @@ impl NativeAbortHandle {
 /// A fuel budget: a non-negative integer a JS number holds exactly.
 fn fuel(value: Option<f64>) -> Result<Option<u64>, Failure> {
     match value {
-        Some(value) if !(value >= 0.0 && value.fract() == 0.0 && value <= MAX_FUEL) => Err(Failure::Options(format!(
-            "option \"fuel\": expected a non-negative integer up to 2**53 - 1, got {value}"
-        ))),
+        Some(value) if !(value >= 0.0 && value.fract() == 0.0 && value <= MAX_FUEL) => Err(Failure::OptionAt {
+            path: "fuel",
+            message: format!("option \"fuel\": expected a non-negative integer up to 2**53 - 1, got {value}"),
+        }),
         other => Ok(other.map(|value| value as u64)),
     }
 }
@@ -168,17 +169,19 @@ fn fuel(value: Option<f64>) -> Result<Option<u64>, Failure> {
 /// A deadline: a positive number of milliseconds up to [`MAX_TIMEOUT_MS`].
 fn timeout_ms(value: Option<f64>) -> Result<Option<f64>, Failure> {
     match value {
-        Some(value) if !(value > 0.0 && value <= MAX_TIMEOUT_MS) => Err(Failure::Options(format!(
-            "option \"timeoutMs\": expected a positive number up to {MAX_TIMEOUT_MS}, got {value}"
-        ))),
+        Some(value) if !(value > 0.0 && value <= MAX_TIMEOUT_MS) => Err(Failure::OptionAt {
+            path: "timeoutMs",
+            message: format!("option \"timeoutMs\": expected a positive number up to {MAX_TIMEOUT_MS}, got {value}"),
+        }),
         other => Ok(other),
     }
 }
 
 fn no_fuel_metering() -> Failure {
-    Failure::Options(
-        "option \"fuel\": this engine was created without fuel metering (new Engine({ fuel: true }))".into(),
-    )
+    Failure::OptionAt {
+        path: "fuel",
+        message: "option \"fuel\": this engine was created without fuel metering (new Engine({ fuel: true }))".into(),
+    }
 }
 
 /// The budget for one call: the per-call values win over the instance's `defaults`.

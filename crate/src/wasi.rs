@@ -186,11 +186,19 @@ pub fn build(options: &NativeWasiOptions, memory_bytes: usize) -> Result<(WasiCt
         let (host, guest, perms) = match preopen.as_slice() {
             [host, guest] => (host, guest, FsPerms::ReadOnly),
             [host, guest, mode] if mode == "write" => (host, guest, FsPerms::ReadWrite),
-            _ => return Err(Failure::Options("wasi.preopens: expected [host, guest, mode?]".into())),
+            _ => {
+                return Err(Failure::OptionAt {
+                    path: "wasi.preopens",
+                    message: "wasi.preopens: expected [host, guest, mode?]".into(),
+                });
+            }
         };
         builder
             .preopened_dir(host, guest, perms)
-            .map_err(|error| Failure::Options(format!("wasi.preopens: cannot open {host}: {error:#}")))?;
+            .map_err(|error| Failure::OptionAt {
+                path: "wasi.preopens",
+                message: format!("wasi.preopens: cannot open {host}: {error:#}"),
+            })?;
     }
     Ok((builder, output))
 }

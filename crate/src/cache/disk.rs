@@ -104,13 +104,17 @@ impl DiskCache {
     /// Creates `<dir>/<engine fingerprint>/`; a directory that cannot be created is a config error.
     pub fn open(dir: &str, engine: &Engine) -> Result<Self, Failure> {
         if dir.is_empty() {
-            return Err(Failure::Options(
-                "cacheDir: expected a directory path, got an empty string".into(),
-            ));
+            return Err(Failure::OptionAt {
+                path: "cacheDir",
+                message: "cacheDir: expected a directory path, got an empty string".into(),
+            });
         }
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        let refuse = |dir: &str, why: String| Failure::Options(format!("cacheDir: {dir}: {why}"));
+        let refuse = |dir: &str, why: String| Failure::OptionAt {
+            path: "cacheDir",
+            message: format!("cacheDir: {dir}: {why}"),
+        };
         let root = CacheDir::open(Path::new(dir)).map_err(|why| refuse(dir, why))?;
         let name = format!("wasmtime-{:016x}", hasher.finish());
         let sub = root.child(&name).map_err(|why| refuse(&format!("{dir}/{name}"), why))?;
