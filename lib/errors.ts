@@ -161,7 +161,11 @@ export class OutOfFuelError extends TrapError {
   declare readonly fuelConsumed: number
 }
 
-/** The call's wall-clock deadline passed (epoch interruption stopped the guest). */
+/**
+ * The call's wall-clock deadline passed (epoch interruption stopped the guest). `fuelConsumed` is
+ * set on a metered call stopped while its guest waited on a host function; one stopped inside
+ * wasm has none (the count is not observable there).
+ */
 export class TimeoutError extends TrapError {
   override readonly code = 'ERR_WASM_TIMEOUT'
   readonly elapsedMs: number

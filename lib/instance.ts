@@ -35,9 +35,12 @@ export interface MemoryMetrics {
 
 /** Fuel figures (zero on an engine without fuel metering). */
 export interface FuelMetrics {
-  /** Fuel the last call used (0 when a deadline or abort stopped it: the count is not observable). */
+  /**
+   * Fuel the last call used. 0 when a deadline or abort stopped it while its guest ran wasm (the
+   * count is not observable then); one stopped while the guest waited on a host function has it.
+   */
   lastCallConsumed: number
-  /** Fuel of all calls so far, and of the start functions run at instantiation. */
+  /** Fuel of all calls so far whose figure is known, and of the start functions run at instantiation. */
   totalConsumed: number
 }
 

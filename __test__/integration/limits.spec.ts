@@ -157,6 +157,28 @@ test('a call stopped by its deadline reports no fuel figure rather than a stale 
   t.true(instance.metrics().fuel.lastCallConsumed > 0)
 })
 
+test('a call stopped while its guest waits on a host function reports the fuel used until then', async (t) => {
+  // The guest wrote its count back before calling out, so this figure is known: the error
+  // carries the one the metrics report (the metrics had it, the error did not).
+  const instance = new Engine({ fuel: true })
+    .compileModuleSync(
+      `(module (import "env" "wait" (func $wait))
+        (func (export "work-then-wait") (local $i i32)
+          (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br_if $l (i32.lt_u (local.get $i) (i32.const 10000))))
+          call $wait))`,
+    )
+    .instantiateSync({
+      limits: { memoryBytes: 0 },
+      imports: { env: { wait: () => new Promise(() => {}) } },
+    })
+  const error = await t.throwsAsync(instance.call('work-then-wait', [], { fuel: 1e9, timeoutMs: 50 }), {
+    instanceOf: TimeoutError,
+  })
+  t.true((error?.fuelConsumed ?? 0) > 10_000, `fuelConsumed: ${error?.fuelConsumed}`)
+  t.is(error?.fuelConsumed, instance.metrics().fuel.lastCallConsumed)
+})
+
 test('fuel needs an engine with fuel metering', (t) => {
   const instance = guest(new Engine())
   t.throws(() => instance.callSync('count', [1n], { fuel: 10 }), {

@@ -228,8 +228,13 @@ impl Failure {
             return Failure::Exit(exit.0);
         }
         if error.downcast_ref::<HostCallFailed>().is_some()
-            && let Some(failure) = facts.host_failure
+            && let Some(mut failure) = facts.host_failure
         {
+            // Ended while the guest waited on a host function (a deadline or an abort): compiled
+            // code wrote its fuel count back before calling out, so the figure is known.
+            if let Failure::Trap(info) = &mut failure {
+                info.fuel_consumed = info.fuel_consumed.or(facts.fuel_consumed);
+            }
             return failure;
         }
         if lifted_too_much(&error) {
