@@ -411,6 +411,34 @@ test('inspect lists a core module’s imports and exports, also as JSON', async 
   t.regex(garbage.stderr, /^ERR_WASM_COMPILE: /)
 })
 
+test('inspect and types list what Winch cannot compile: Cranelift has the last word', async (t) => {
+  // Listings compile with Winch first (several times faster on large components); tail calls are
+  // beyond it, and a listing must not depend on that.
+  const tailCalls = file(
+    'tail.wat',
+    `(module (func $g (param i32) (result i32) local.get 0)
+      (func (export "f") (param i32) (result i32) local.get 0 return_call $g))`,
+  )
+  t.deepEqual(await cli('inspect', tailCalls), {
+    code: 0,
+    stdout: [`module ${tailCalls}`, 'imports:', '  (none)', 'exports:', '  f: func(i32) -> i32', ''].join(
+      '\n',
+    ),
+    stderr: '',
+  })
+  const tailComponent = file(
+    'tail-component.wat',
+    `(component
+      (core module $m (func $g (param i32) (result i32) local.get 0)
+        (func (export "f") (param i32) (result i32) local.get 0 return_call $g))
+      (core instance $i (instantiate $m))
+      (func (export "f") (param "x" u32) (result u32) (canon lift (core func $i "f"))))`,
+  )
+  const typed = await cli('types', tailComponent)
+  t.is(typed.code, 0, typed.stderr)
+  t.regex(typed.stdout, /f\(x: number\): number/)
+})
+
 for (const name of ['hello', 'runaway', 'memory-hog']) {
   test(`validate accepts the ${name} example without running it`, async (t) => {
     const result = await cli('validate', example(name))

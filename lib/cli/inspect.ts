@@ -8,7 +8,7 @@ import { onlyTarget, parse } from './args.js'
 import { EXIT } from './exit.js'
 import { INSPECT_HELP } from './help.js'
 import { oneLine, type CliOutput } from './output.js'
-import { listing, readTargetWasm } from './wasm.js'
+import { compileForListing, listing, readTargetWasm } from './wasm.js'
 
 /** One item per line, interfaces with their members indented below them. */
 function listItems(items: readonly (ComponentItem | ModuleItem)[], indent = '  '): string[] {
@@ -48,8 +48,7 @@ export async function inspect(args: readonly string[], io: CliOutput): Promise<n
   try {
     const { file, bytes } = await readTargetWasm(target, 'inspect', engine.maxModuleBytes)
     const kind = wasmKind(bytes)
-    const compiled =
-      kind === 'component' ? await engine.compileComponent(bytes) : await engine.compileModule(bytes)
+    const compiled = await compileForListing(engine, bytes, kind)
     const { imports, exports } = compiled
     if (values.json) {
       io.stdout.write(`${toJsonText({ kind, imports: listing(imports), exports: listing(exports) }, 2)}\n`)

@@ -9,7 +9,7 @@ import { onlyTarget, parse, UsageError } from './args.js'
 import { EXIT } from './exit.js'
 import { TYPES_HELP } from './help.js'
 import type { CliOutput } from './output.js'
-import { readTargetWasm } from './wasm.js'
+import { compileForListing, readTargetWasm } from './wasm.js'
 
 export async function types(args: readonly string[], io: CliOutput): Promise<number> {
   const { values, positionals } = parse(
@@ -34,7 +34,7 @@ export async function types(args: readonly string[], io: CliOutput): Promise<num
       await engine.compileModule(bytes)
       throw new UsageError(`${file} is a core module: types describes a component's WIT interface`, 'types')
     }
-    const component = await engine.compileComponent(bytes)
+    const component = await compileForListing(engine, bytes, 'component')
     const text = declarations(component, { source: path.basename(file) })
     if (values.output === undefined) {
       io.stdout.write(text)

@@ -1,8 +1,10 @@
 /** The wasm a command works on: reading its file, and the functions it exports. */
 import { statSync } from 'node:fs'
 
-import type { ComponentItem, WitFuncType } from '../component.js'
-import type { CoreFuncType, ModuleItem } from '../module.js'
+import type { Component, ComponentItem, WitFuncType } from '../component.js'
+import { Engine } from '../engine.js'
+import { CompileError, ConfigError } from '../errors.js'
+import type { CoreFuncType, Module, ModuleItem } from '../module.js'
 import { loadManifest } from '../sandbox/manifest.js'
 import { readComponentWasm } from '../sandbox/paths.js'
 import type { Signature } from '../util/json-values.js'
@@ -87,4 +89,37 @@ export async function readTargetWasm(
   if (!isDirectory) return { file: target, bytes: await readWasm(target, command, maxModuleBytes) }
   const manifest = loadManifest(target)
   return { file: manifest.wasmPath, bytes: await readComponentWasm(manifest, maxModuleBytes) }
+}
+
+/**
+ * `bytes` compiled for their listing only (`inspect`, `types`): first with Winch, which compiles a
+ * large component about five times faster than Cranelift (12 MB of componentize-js: 1.3 s against
+ * 6.7 s here), and a listing does not depend on the compiler. What Winch refuses (tail calls, some
+ * proposals) or a platform without Winch goes to `engine`, whose verdict stands.
+ */
+export async function compileForListing(
+  engine: Engine,
+  bytes: Uint8Array,
+  kind: 'component',
+): Promise<Component>
+export async function compileForListing(
+  engine: Engine,
+  bytes: Uint8Array,
+  kind: 'component' | 'module',
+): Promise<Component | Module>
+export async function compileForListing(
+  engine: Engine,
+  bytes: Uint8Array,
+  kind: 'component' | 'module',
+): Promise<Component | Module> {
+  let winch: Engine | undefined
+  try {
+    winch = new Engine({ compiler: 'winch', maxModuleBytes: engine.maxModuleBytes })
+    return kind === 'component' ? await winch.compileComponent(bytes) : await winch.compileModule(bytes)
+  } catch (error) {
+    if (!(error instanceof CompileError || error instanceof ConfigError)) throw error
+  } finally {
+    winch?.close()
+  }
+  return kind === 'component' ? await engine.compileComponent(bytes) : await engine.compileModule(bytes)
 }
