@@ -74,6 +74,16 @@ test('dispose() during a call lets the call finish; calls queued behind it and l
   t.throws(() => instance.function('value')(), disposed)
 })
 
+test('dispose() in the tick that issued a call: the guest never runs, the call throws DisposedError', async (t) => {
+  // A call reads its arguments at once but starts its guest on a later tick (README).
+  let entered = 0
+  const { instance } = guest({ running: () => void entered++ })
+  const issued = instance.call('notify-then-value')
+  instance.dispose()
+  await t.throwsAsync(issued, disposed)
+  t.is(entered, 0)
+})
+
 test('dispose() during a callSync (from its host import) lets the call finish; later calls throw DisposedError', (t) => {
   let instance!: Instance
   ;({ instance } = guest({ running: () => instance.dispose() }))
