@@ -3,7 +3,7 @@ import { statSync } from 'node:fs'
 
 import type { Component, ComponentItem, WitFuncType } from '../component.js'
 import { Engine } from '../engine.js'
-import { CompileError, ConfigError } from '../errors.js'
+import { WasmError } from '../errors.js'
 import type { CoreFuncType, Module, ModuleItem } from '../module.js'
 import { loadManifest } from '../sandbox/manifest.js'
 import { readComponentWasm } from '../sandbox/paths.js'
@@ -95,7 +95,8 @@ export async function readTargetWasm(
  * `bytes` compiled for their listing only (`inspect`, `types`): first with Winch, which compiles a
  * large component about five times faster than Cranelift (12 MB of componentize-js: 1.3 s against
  * 6.7 s here), and a listing does not depend on the compiler. What Winch refuses (tail calls, some
- * proposals) or a platform without Winch goes to `engine`, whose verdict stands.
+ * proposals), a platform without Winch, or any other failure of Winch's goes to `engine`, whose
+ * verdict stands.
  */
 export async function compileForListing(
   engine: Engine,
@@ -117,7 +118,8 @@ export async function compileForListing(
     winch = new Engine({ compiler: 'winch', maxModuleBytes: engine.maxModuleBytes })
     return kind === 'component' ? await winch.compileComponent(bytes) : await winch.compileModule(bytes)
   } catch (error) {
-    if (!(error instanceof CompileError || error instanceof ConfigError)) throw error
+    // Whatever Winch could not do, Cranelift gets to say.
+    if (!(error instanceof WasmError)) throw error
   } finally {
     winch?.close()
   }
