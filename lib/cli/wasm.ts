@@ -92,9 +92,9 @@ export async function readTargetWasm(
 }
 
 /**
- * `bytes` compiled for their listing only (`inspect`, `types`): first with Winch, which compiles a
- * large component about five times faster than Cranelift (12 MB of componentize-js: 1.3 s against
- * 6.7 s here), and a listing does not depend on the compiler. What Winch refuses (tail calls, some
+ * `bytes` compiled for their listing only (`inspect`, `types`): first with Winch, which compiles
+ * several times faster than Cranelift (`winch-cold` and `component-cold-winch` in BENCHMARKING.md),
+ * and a listing does not depend on the compiler. What Winch refuses (tail calls, some
  * proposals), a platform without Winch, or any other failure of Winch's goes to `engine`, whose
  * verdict stands.
  */
