@@ -694,6 +694,45 @@ test("a host function returning a result checks the host's objects in its ok val
   t.is(inst.callSync('make', [0]), 4)
 })
 
+test('a host function may return the result itself, with host objects on either side, checked as well', async (t) => {
+  // `{ tag: 'ok', val }` is the result itself (README, Host functions): its val was checked as
+  // if it were the ok value, so a Logger inside it was refused as "an object".
+  const guest = engine.compileComponentSync(RESULT_RESOURCES_WAT)
+  class Logger {}
+  class Other {}
+  const host = {
+    Logger,
+    make: async (mode: number) =>
+      [
+        { tag: 'ok', val: new Logger() },
+        { tag: 'err', val: 'no' },
+        { tag: 'ok', val: new Other() },
+      ][mode],
+    refuse: (mode: number) =>
+      [
+        { tag: 'err', val: new Logger() },
+        { tag: 'ok', val: 7 },
+        { tag: 'err', val: {} },
+      ][mode],
+  }
+  const fresh = () =>
+    guest.instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports: { 'test:x/host': host } })
+  const inst = fresh()
+  t.is(await inst.call('make', [0]), 1, 'a tagged ok holding a Logger is a handle')
+  t.true(((await inst.call('make', [1])) as number) >= 1000, 'a tagged err is the err')
+  t.is(inst.callSync('refuse', [0]), 2, 'a tagged err holding a Logger is a handle')
+  t.is(inst.callSync('refuse', [1]), 1007)
+  await t.throwsAsync(fresh().call('make', [2]), {
+    instanceOf: HostError,
+    message: /returned an Other where/,
+  })
+  t.throws(() => fresh().callSync('refuse', [2]), {
+    instanceOf: HostError,
+    message: /returned an object where/,
+  })
+  t.false(inst.poisoned)
+})
+
 test("a host function returning an own of the host's resource must return an instance of the host's class", async (t) => {
   const events: string[] = []
   const { Logger, imports } = hostImports(events)

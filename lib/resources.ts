@@ -515,8 +515,15 @@ function checkHostResources(
   const wrapIn = (object: Record<string, unknown>, item: ComponentItem, label: string): void => {
     if (!checks(item)) return
     const { ok, err } = returnChecked(item)
+    const isResult = item.func?.result?.kind === 'result'
     const returned = (value: unknown) => {
-      const bad = misfit(value, ok)
+      // For a `result`, an object whose own `tag` is ok or err is the result itself (as the
+      // addon and jco take it): its `val` is what goes to the guest.
+      const side = isResult ? resultSide(value) : undefined
+      const bad =
+        side === undefined
+          ? misfit(value, ok)
+          : misfit(Reflect.get(value as object, 'val'), side === 'ok' ? ok : err)
       if (bad === undefined) return value
       throw hostFailure(
         new TypeError(`${label} returned ${described(bad.given)} where the guest takes a ${bad.cls.name}`),
@@ -576,6 +583,13 @@ function checkHostResources(
 function returnChecked(item: ComponentItem): { ok?: WitType; err?: WitType } {
   const result = item.func?.result
   return result?.kind === 'result' ? { ok: result.ok, err: result.err } : { ok: result }
+}
+
+/** `'ok'` or `'err'` when `value` is a result itself: an object whose own `tag` is one of them. */
+function resultSide(value: unknown): 'ok' | 'err' | undefined {
+  if (typeof value !== 'object' || value === null || !Object.hasOwn(value, 'tag')) return undefined
+  const tag: unknown = Reflect.get(value, 'tag')
+  return tag === 'ok' || tag === 'err' ? tag : undefined
 }
 
 /** The err payload a host function's throw stands for: its own `payload`, else the value. */
