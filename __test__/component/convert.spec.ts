@@ -209,7 +209,8 @@ const refused: Array<[string, unknown[], string]> = [
     // Cut after 64 characters: a caller's text is not repeated whole (a 100 MB tag was).
     `unknown variant case "circle${'e'.repeat(58)}"… (206 characters), expected one of`,
   ],
-  ['roundtrip-enum', ['y'.repeat(100_000)], `unknown enum case "${'y'.repeat(64)}"… (100000 characters)`],
+  // Not read whole: no case is that long.
+  ['roundtrip-enum', ['y'.repeat(100_000)], 'unknown enum case (a string of 100000 UTF-16 units)'],
   ['roundtrip-variant', [{ tag: 'circle\uD800' }], 'unknown variant case "circle\uFFFD"'],
   ['roundtrip-variant', [{ tag: 'ü'.repeat(40) }], `unknown variant case "${'ü'.repeat(40)}"`],
   ['roundtrip-variant', [{ tag: 'c'.repeat(57) + '🚀' }], `unknown variant case "${'c'.repeat(57)}🚀"`],

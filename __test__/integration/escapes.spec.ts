@@ -581,6 +581,39 @@ test('a huge sparse array as a list argument is a WasmTypeError, not an allocati
   t.throws(() => instance.callSync('roundtrip-list-u8', new Array(2 ** 31)), { instanceOf: WasmTypeError })
 })
 
+test("an argument that needs more than the guest's memory limit is a WasmTypeError before it is converted", async (t) => {
+  // A host passing user data to a plugin: 64 MiB to a 1 MiB guest held 2.6 GB of host memory (a
+  // Val per element) and then poisoned the instance when the guest's allocator gave up. Its
+  // strings and list elements are counted as they are read, so nothing past the limit is made.
+  const component = new Engine().compileComponentSync(typesWasm)
+  const fresh = () => component.instantiateSync({ limits: { memoryBytes: 2 * MiB }, imports: typesImports() })
+  const big = 'x'.repeat(3 * MiB)
+  for (const [name, args] of [
+    ['roundtrip-string', [big]],
+    ['roundtrip-list-string', [[big]]],
+    ['roundtrip-list-string', [Array.from({ length: 300_000 }, () => 'abcdefghij')]],
+    ['roundtrip-list-u32', [Array.from({ length: MiB }, (_, index) => index)]],
+    ['roundtrip-list-u32', [new Uint32Array(MiB)]],
+    ['roundtrip-list-u8', [new Uint8Array(3 * MiB)]],
+  ] as const) {
+    for (const how of ['callSync', 'call'] as const) {
+      const instance = fresh()
+      const before = process.memoryUsage().rss
+      const run = () => (how === 'call' ? instance.call(name, [...args]) : instance.callSync(name, [...args]))
+      const error = await t.throwsAsync(async () => run(), { instanceOf: WasmTypeError }, `${name} (${how})`)
+      t.regex(
+        error?.message ?? '',
+        /^[\w-]+: param "v": (list index 0: )?at least \d+ bytes, more than the guest's memory limit \(2097152 bytes\) can hold$/,
+      )
+      t.true(process.memoryUsage().rss - before < 100 * MiB)
+      t.false(instance.poisoned, 'the guest never ran')
+      t.is(instance.callSync('roundtrip-string', ['still here']), 'still here')
+    }
+  }
+  // What fits passes.
+  t.is((fresh().callSync('roundtrip-list-u8', [new Uint8Array(256 * 1024)]) as Uint8Array).length, 256 * 1024)
+})
+
 test('12.2 instantiate takes a signal: aborting stops a start function that loops', async (t) => {
   const module = new Engine().compileModuleSync('(module (func $start (loop (br 0))) (start $start))')
   const controller = new AbortController()

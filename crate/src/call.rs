@@ -34,8 +34,15 @@ pub trait Export: Send + Sync + 'static {
     /// `name` or `interface#name`, for error messages.
     fn name(&self) -> &str;
     /// Converts the JS arguments; errors name the parameter.
-    /// `resources` are the instance's (components), for resource arguments.
-    fn lower_args(&self, js: Js, resources: Resources<'_>, args: &[Value]) -> Result<Self::Params, Failure>;
+    /// `resources` are the instance's (components), for resource arguments; `guest_memory` is its
+    /// memory limit, which a value bound for guest memory must fit (components).
+    fn lower_args(
+        &self,
+        js: Js,
+        resources: Resources<'_>,
+        guest_memory: usize,
+        args: &[Value],
+    ) -> Result<Self::Params, Failure>;
     /// The export's function in `live`'s store.
     fn lookup(&self, live: &mut Live<Self::Instance>) -> Result<Self::Func, Failure>;
     /// Calls `func` under `budget`.
@@ -51,8 +58,9 @@ pub trait Export: Send + Sync + 'static {
     fn no_output() -> Self::Output;
     /// Converts what the call returned to JS.
     fn lift(&self, js: Js, resources: Resources<'_>, output: Self::Output) -> Result<Value, Failure>;
-    /// Reads the arguments from their flat form (component values, see `component::wire`).
-    fn decode_args(&self, _bytes: &[u8]) -> Result<Self::Params, Failure> {
+    /// Reads the arguments from their flat form (component values, see `component::wire`), bound
+    /// for a guest whose memory limit is `guest_memory`.
+    fn decode_args(&self, _bytes: &[u8], _guest_memory: usize) -> Result<Self::Params, Failure> {
         Err(Failure::Internal(format!(
             "{}: its arguments have no flat form",
             self.name()
@@ -142,7 +150,13 @@ impl<E: Export> Exports<E> {
 const MAX_ARGUMENTS: u32 = 1000;
 
 /// Converts a JS argument array.
-fn lower_array<E: Export>(export: &E, js: Js, resources: Resources<'_>, args: Value) -> Result<E::Params, Failure> {
+fn lower_array<E: Export>(
+    export: &E,
+    js: Js,
+    resources: Resources<'_>,
+    guest_memory: usize,
+    args: Value,
+) -> Result<E::Params, Failure> {
     if js.is_array(args)? && js.array_length(args)? > MAX_ARGUMENTS {
         return Err(Failure::Type(format!(
             "{}: expected its arguments, got an array of {} elements",
@@ -151,7 +165,7 @@ fn lower_array<E: Export>(export: &E, js: Js, resources: Resources<'_>, args: Va
         )));
     }
     match js.array_items(args)? {
-        Some(items) => export.lower_args(js, resources, &items),
+        Some(items) => export.lower_args(js, resources, guest_memory, &items),
         None => Err(Failure::Type(format!("{}: arguments must be an array", export.name()))),
     }
 }
@@ -224,7 +238,13 @@ fn byte_view(js: Js, value: Value) -> Result<Option<TypedArrayView>, Failure> {
 
 /// Reads the arguments of a call from their flat form: `args` is their length in bytes at the
 /// start of the `Uint8Array` passed as `this` (see [`lift_flat`]).
-fn lower_flat<E: Export>(export: &E, js: Js, this: Value, args: &[Value]) -> Result<E::Params, Failure> {
+fn lower_flat<E: Export>(
+    export: &E,
+    js: Js,
+    this: Value,
+    args: &[Value],
+    guest_memory: usize,
+) -> Result<E::Params, Failure> {
     let length = match args {
         [length] => js.number_value(*length)?,
         _ => None,
@@ -234,7 +254,7 @@ fn lower_flat<E: Export>(export: &E, js: Js, this: Value, args: &[Value]) -> Res
             // SAFETY: N-API reported `view.length` live bytes at `view.data`; they are read
             // before anything can run JS.
             let bytes = unsafe { std::slice::from_raw_parts(view.data, length as usize) };
-            export.decode_args(bytes)
+            export.decode_args(bytes, guest_memory)
         }
         _ => Err(Failure::Type(format!(
             "{}: expected the length of flat arguments in the buffer given as this",
@@ -313,9 +333,9 @@ unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi
         }
         let resources = handle.slot.resources.as_ref();
         let params = if handle.flat_args {
-            lower_flat(&*handle.export, js, this, args)?
+            lower_flat(&*handle.export, js, this, args, slot.guest_memory)?
         } else {
-            handle.export.lower_args(js, resources, args)?
+            handle.export.lower_args(js, resources, slot.guest_memory, args)?
         };
         if slot.waits_on_pool {
             // The guest may wait in WASI and calls JS: it runs as a future on a pool thread while
@@ -394,8 +414,8 @@ pub fn call<E: Export>(
     let prepared = caught(|| {
         let export = export?;
         let params = match flat.args {
-            Some(buffer) => lower_flat(&*export, js, buffer.raw(), &[args.raw()])?,
-            None => lower_array(&*export, js, slot.resources.as_ref(), args.raw())?,
+            Some(buffer) => lower_flat(&*export, js, buffer.raw(), &[args.raw()], slot.guest_memory)?,
+            None => lower_array(&*export, js, slot.resources.as_ref(), slot.guest_memory, args.raw())?,
         };
         let budget = call_budget(
             &slot.defaults,

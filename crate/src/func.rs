@@ -59,7 +59,13 @@ impl Export for CoreExport {
         &self.name
     }
 
-    fn lower_args(&self, js: Js, _resources: Resources<'_>, args: &[Value]) -> std::result::Result<Vals, Failure> {
+    fn lower_args(
+        &self,
+        js: Js,
+        _resources: Resources<'_>,
+        _guest_memory: usize,
+        args: &[Value],
+    ) -> std::result::Result<Vals, Failure> {
         self.check_count(args)?;
         let mut values = Vals::with_capacity(args.len());
         for (index, (ty, &arg)) in self.params.iter().zip(args).enumerate() {
@@ -121,7 +127,7 @@ impl Export for CoreExport {
         args: &[Value],
     ) -> std::result::Result<Value, Failure> {
         if live.store.data().waits() {
-            let params = self.lower_args(js, None, args)?;
+            let params = self.lower_args(js, None, usize::MAX, args)?;
             let results = self.invoke(live, func, engine, budget, &params)?;
             return self.lift(js, None, results);
         }

@@ -387,12 +387,15 @@ pub struct Slot<I> {
     pub defaults: Budget,
     /// The instance's resource handles, for converting values on the JS thread.
     pub resources: Option<Arc<Resources>>,
+    /// `limits.memoryBytes`: what an argument bound for guest memory must fit.
+    pub guest_memory: usize,
 }
 
 impl<I> Slot<I> {
     pub fn new(live: Live<I>, engine: Arc<EngineShared>, defaults: Budget, poison_on_trap: bool) -> Self {
         Slot {
             resources: live.store.data().resources.clone(),
+            guest_memory: live.store.data().limiter.metrics().limit_bytes,
             snapshot: PublishedMetrics::new(live.metrics),
             waits_on_pool: live.store.data().waits() && live.store.data().host.calls_js(),
             live: Mutex::new(Some(live)),

@@ -55,6 +55,56 @@ impl Names {
     }
 }
 
+/// What one conversion from JS carries: the names it made, and how much of the guest's memory the
+/// value needs at least. Strings and list elements live in guest memory, so a value whose text
+/// and elements pass the guest's memory limit could never reach the guest: it is refused as soon
+/// as the count passes the limit, before the rest is converted (a `Val` per element costs some 40
+/// times the value's bytes: 2.6 GB for 64 MiB passed to a 1 MiB guest, which then trapped).
+struct Walk {
+    names: Names,
+    needed: usize,
+    limit: usize,
+}
+
+impl Walk {
+    fn new(limit: usize) -> Self {
+        Walk {
+            names: Names::default(),
+            needed: 0,
+            limit,
+        }
+    }
+
+    /// Counts `bytes` more of guest memory; an error once the count passes the limit.
+    fn need(&mut self, bytes: usize) -> Result<(), String> {
+        self.needed = self.needed.saturating_add(bytes);
+        if self.needed > self.limit {
+            return Err(self.too_large(self.needed));
+        }
+        Ok(())
+    }
+
+    fn too_large(&self, needed: usize) -> String {
+        super::wire::too_large(needed, self.limit)
+    }
+}
+
+/// The fewest bytes one element of a list of `ty` takes in guest memory (the canonical ABI's
+/// sizes without alignment): what a list of `n` elements needs at least, before they are read.
+pub(super) fn element_bytes(ty: &Type) -> usize {
+    match ty {
+        Type::Bool | Type::U8 | Type::S8 => 1,
+        Type::U16 | Type::S16 => 2,
+        Type::U32 | Type::S32 | Type::Float32 | Type::Char | Type::Own(_) | Type::Borrow(_) => 4,
+        Type::U64 | Type::S64 | Type::Float64 | Type::String | Type::List(_) => 8,
+        Type::Record(record) => record.fields().map(|field| element_bytes(&field.ty)).sum(),
+        Type::Tuple(tuple) => tuple.types().map(|ty| element_bytes(&ty)).sum(),
+        Type::Variant(_) | Type::Enum(_) | Type::Option(_) | Type::Result(_) => 1,
+        Type::Flags(flags) => flags.names().count().div_ceil(8),
+        _ => 0,
+    }
+}
+
 /// The resources of the instance a value belongs to (`None` where no resource can appear).
 pub type Cx<'a> = Option<&'a std::sync::Arc<Resources>>;
 
@@ -118,12 +168,30 @@ fn number(js: Js, value: Value, name: &str) -> Result<f64, String> {
 }
 
 fn string(js: Js, value: Value) -> Result<String, String> {
-    match js.string_value(value).map_err(napi_error)? {
+    text(js, js.string_value(value).map_err(napi_error)?, value)
+}
+
+/// A `string` value: its UTF-8 in guest memory, at least a byte per UTF-16 unit, is counted in
+/// `walk` (a string too long for what is left is refused before its text is copied).
+fn counted_string(js: Js, walk: &mut Walk, value: Value) -> Result<String, String> {
+    let left = walk.limit.saturating_sub(walk.needed);
+    let found = js.string_value_within(value, left).map_err(napi_error)?;
+    if let StringValue::TooLong(units) = found {
+        return Err(walk.too_large(walk.needed.saturating_add(units)));
+    }
+    let text = text(js, found, value)?;
+    walk.need(text.len())?;
+    Ok(text)
+}
+
+fn text(js: Js, found: StringValue, value: Value) -> Result<String, String> {
+    match found {
         StringValue::Text(text) => Ok(text),
         StringValue::NotString => Err(expected(js, "string", value)),
         StringValue::LoneSurrogate => {
             Err("expected string, got a string with a lone surrogate (not valid Unicode)".to_string())
         }
+        StringValue::TooLong(units) => Err(format!("a string of {units} UTF-16 units is too long here")),
     }
 }
 
@@ -194,11 +262,12 @@ fn from_typed(element: ElementType, length: usize, data: *const u8) -> Vec<Val> 
 /// The bytes of a `list<u8>` given as a `Uint8Array` (or `Uint8ClampedArray`) or as an array of
 /// numbers, copied out for wasmtime's typed path: no `Val` per byte. `Ok(None)` for any other
 /// value, which the generic path then converts or refuses with its own message.
-pub fn bytes_from_js(js: Js, value: Value) -> Result<Option<Vec<u8>>, String> {
+pub fn bytes_from_js(js: Js, value: Value, guest_memory: usize) -> Result<Option<Vec<u8>>, String> {
     if let Some(view) = js.typed_array(value).map_err(napi_error)? {
         if !matches!(view.element, ElementType::Uint8 | ElementType::Uint8Clamped) {
             return Ok(None);
         }
+        Walk::new(guest_memory).need(view.length)?;
         if view.length == 0 {
             return Ok(Some(Vec::new()));
         }
@@ -214,6 +283,7 @@ pub fn bytes_from_js(js: Js, value: Value) -> Result<Option<Vec<u8>>, String> {
     if length > MAX_ARRAY_ITEMS {
         return Ok(None);
     }
+    Walk::new(guest_memory).need(length as usize)?;
     let bytes = elements(js, value, length, |item| Ok(integer(js, item, "u8", 0.0, 255.0)? as u8))?;
     Ok(Some(bytes))
 }
@@ -234,17 +304,19 @@ fn elements<T>(
 }
 
 /// Converts a JS value to a component value of type `ty`.
-pub fn from_js(js: Js, cx: Cx, value: Value, ty: &Type) -> Result<Val, String> {
+/// `guest_memory` is the guest's memory limit: a value whose strings and list elements need more
+/// is refused (see [`Walk`]).
+pub fn from_js(js: Js, cx: Cx, value: Value, ty: &Type, guest_memory: usize) -> Result<Val, String> {
     let Some(resources) = cx else {
-        return from_js_in(js, cx, &mut Names::default(), value, ty);
+        return from_js_in(js, cx, &mut Walk::new(guest_memory), value, ty);
     };
     let mark = resources.converting();
-    let converted = from_js_in(js, cx, &mut Names::default(), value, ty);
+    let converted = from_js_in(js, cx, &mut Walk::new(guest_memory), value, ty);
     resources.converted(mark, converted.is_ok());
     converted
 }
 
-fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Result<Val, String> {
+fn from_js_in(js: Js, cx: Cx, walk: &mut Walk, value: Value, ty: &Type) -> Result<Val, String> {
     Ok(match ty {
         Type::Bool => {
             if kind(js, value)? != Kind::Boolean {
@@ -263,14 +335,16 @@ fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Res
         Type::Float32 => Val::Float32(number(js, value, "f32")? as f32),
         Type::Float64 => Val::Float64(number(js, value, "f64")?),
         Type::Char => {
-            let text = string(js, value).map_err(|_| expected(js, "char (a one-character string)", value))?;
+            // A character is at most two UTF-16 units: a longer string is not read.
+            let found = js.string_value_within(value, 2).map_err(napi_error)?;
+            let text = text(js, found, value).map_err(|_| expected(js, "char (a one-character string)", value))?;
             let mut chars = text.chars();
             match (chars.next(), chars.next()) {
                 (Some(c), None) => Val::Char(c),
                 _ => return Err(expected(js, "char (a one-character string)", value)),
             }
         }
-        Type::String => Val::String(string(js, value)?),
+        Type::String => Val::String(counted_string(js, walk, value)?),
         Type::List(list) => {
             let element_type = list.ty();
             if let Some(view) = js.typed_array(value).map_err(napi_error)? {
@@ -284,6 +358,7 @@ fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Res
                     };
                     return Err(format!("expected {what}, got {}", typed_name(view.element)));
                 }
+                walk.need(view.length.saturating_mul(view.element.size()))?;
                 Val::List(from_typed(view.element, view.length, view.data))
             } else if js.is_array(value).map_err(napi_error)? {
                 let length = js.array_length(value).map_err(napi_error)?;
@@ -292,8 +367,9 @@ fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Res
                         "an array of {length} elements is longer than a list argument may be ({MAX_ARRAY_ITEMS}; pass bytes as a Uint8Array)"
                     ));
                 }
+                walk.need((length as usize).saturating_mul(element_bytes(&element_type)))?;
                 Val::List(elements(js, value, length, |item| {
-                    from_js_in(js, cx, names, item, &element_type)
+                    from_js_in(js, cx, walk, item, &element_type)
                 })?)
             } else {
                 return Err(expected(js, "array", value));
@@ -306,11 +382,11 @@ fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Res
             let mut fields = Vec::new();
             for field in record.fields() {
                 let converted = wrap(
-                    names
+                    walk.names
                         .get(js, field.name, true)
                         .and_then(|key| member(js, value, key, field.name))
                         .map_err(napi_error)
-                        .and_then(|item| from_js_in(js, cx, names, item, &field.ty)),
+                        .and_then(|item| from_js_in(js, cx, walk, item, &field.ty)),
                     || format!("field \"{}\"", camel_case(field.name)),
                 )?;
                 fields.push((field.name.to_string(), converted));
@@ -333,14 +409,14 @@ fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Res
             for (index, item_type) in types.iter().enumerate() {
                 let item = js.get_index(value, index as u32).map_err(napi_error);
                 items.push(wrap(
-                    item.and_then(|item| from_js_in(js, cx, names, item, item_type)),
+                    item.and_then(|item| from_js_in(js, cx, walk, item, item_type)),
                     || format!("tuple index {index}"),
                 )?);
             }
             Val::Tuple(items)
         }
         Type::Variant(variant) => {
-            let (tag, payload) = tagged(js, names, value, "variant")?;
+            let (tag, payload) = tagged(js, &mut walk.names, value, "variant")?;
             let tag = tag.as_str();
             let Some(case) = variant.cases().find(|case| case.name == tag) else {
                 let cases: Vec<&str> = variant.cases().map(|case| case.name).collect();
@@ -351,23 +427,26 @@ fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Res
                 ));
             };
             let payload = match &case.ty {
-                Some(payload_type) => Some(Box::new(wrap(
-                    from_js_in(js, cx, names, payload, payload_type),
-                    || format!("case \"{tag}\""),
-                )?)),
+                Some(payload_type) => Some(Box::new(wrap(from_js_in(js, cx, walk, payload, payload_type), || {
+                    format!("case \"{tag}\"")
+                })?)),
                 None => None,
             };
             Val::Variant(case.name.to_string(), payload)
         }
         Type::Enum(enumeration) => {
-            let name = string(js, value).map_err(|_| expected(js, "enum case (a string)", value))?;
-            if !enumeration.names().any(|case| case == name) {
+            let unknown = |shown: String| {
                 let names: Vec<&str> = enumeration.names().collect();
-                return Err(format!(
-                    "unknown enum case {}, expected one of: {}",
-                    quoted(&name),
-                    names.join(", ")
-                ));
+                format!("unknown enum case {shown}, expected one of: {}", names.join(", "))
+            };
+            // WIT names are ASCII: a string longer than the longest case is not read.
+            let longest = enumeration.names().map(str::len).max().unwrap_or(0);
+            let name = match js.string_value_within(value, longest).map_err(napi_error)? {
+                StringValue::TooLong(units) => return Err(unknown(format!("(a string of {units} UTF-16 units)"))),
+                found => text(js, found, value).map_err(|_| expected(js, "enum case (a string)", value))?,
+            };
+            if !enumeration.names().any(|case| case == name) {
+                return Err(unknown(quoted(&name)));
             }
             Val::Enum(name)
         }
@@ -377,16 +456,15 @@ fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Res
                 // option<option<T>>: `undefined` would be ambiguous, so the outer level is tagged.
                 let (tag, payload) = tagged(
                     js,
-                    names,
+                    &mut walk.names,
                     value,
                     "option (tagged: { tag: 'some', val } or { tag: 'none' })",
                 )?;
                 match tag.as_str() {
                     "none" => Val::Option(None),
-                    "some" => Val::Option(Some(Box::new(wrap(
-                        from_js_in(js, cx, names, payload, &inner),
-                        || "some".into(),
-                    )?))),
+                    "some" => Val::Option(Some(Box::new(wrap(from_js_in(js, cx, walk, payload, &inner), || {
+                        "some".into()
+                    })?))),
                     other => {
                         return Err(format!(
                             "unknown option tag {}, expected \"some\" or \"none\"",
@@ -397,11 +475,11 @@ fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Res
             } else if matches!(kind(js, value)?, Kind::Undefined | Kind::Null) {
                 Val::Option(None)
             } else {
-                Val::Option(Some(Box::new(from_js_in(js, cx, names, value, &inner)?)))
+                Val::Option(Some(Box::new(from_js_in(js, cx, walk, value, &inner)?)))
             }
         }
         Type::Result(result) => {
-            let (tag, payload) = tagged(js, names, value, "result ({ tag: 'ok' | 'err', val })")?;
+            let (tag, payload) = tagged(js, &mut walk.names, value, "result ({ tag: 'ok' | 'err', val })")?;
             let (ok, side) = match tag.as_str() {
                 "ok" => (true, result.ok()),
                 "err" => (false, result.err()),
@@ -414,7 +492,7 @@ fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Res
             };
             let payload = match side {
                 Some(payload_type) => Some(Box::new(wrap(
-                    from_js_in(js, cx, names, payload, &payload_type),
+                    from_js_in(js, cx, walk, payload, &payload_type),
                     || tag.as_str().to_string(),
                 )?)),
                 None => None,
@@ -433,7 +511,7 @@ fn from_js_in(js: Js, cx: Cx, names: &mut Names, value: Value, ty: &Type) -> Res
             }
             let mut set = Vec::new();
             for name in cases {
-                let key = names.get(js, name, true).map_err(napi_error)?;
+                let key = walk.names.get(js, name, true).map_err(napi_error)?;
                 let flag = member(js, value, key, name).map_err(napi_error)?;
                 match kind(js, flag)? {
                     Kind::Undefined => {}

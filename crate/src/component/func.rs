@@ -84,11 +84,17 @@ impl Export for ExportFunc {
     }
 
     /// Errors name the parameter and the path inside it.
-    fn lower_args(&self, js: Js, resources: Resources<'_>, args: &[Value]) -> Result<Args, Failure> {
+    fn lower_args(
+        &self,
+        js: Js,
+        resources: Resources<'_>,
+        guest_memory: usize,
+        args: &[Value],
+    ) -> Result<Args, Failure> {
         let fail = |message: String| Failure::Type(format!("{}: {message}", self.path));
         if let (true, [arg], [(name, _)]) = (self.bytes_to_bytes, args, self.params.as_slice())
-            && let Some(bytes) =
-                convert::bytes_from_js(js, *arg).map_err(|message| fail(format!("param \"{name}\": {message}")))?
+            && let Some(bytes) = convert::bytes_from_js(js, *arg, guest_memory)
+                .map_err(|message| fail(format!("param \"{name}\": {message}")))?
         {
             return Ok(Args::Bytes(bytes));
         }
@@ -104,7 +110,7 @@ impl Export for ExportFunc {
         let types = || self.params.iter().map(|(_, ty)| ty);
         let mut values = Vals::with_capacity(count);
         for ((name, ty), &arg) in self.params.iter().zip(args) {
-            match convert::from_js(js, resources, arg, ty) {
+            match convert::from_js(js, resources, arg, ty, guest_memory) {
                 Ok(value) => values.push(value),
                 Err(message) => {
                     // The host objects of the arguments before it go back (see `Loans`).
@@ -255,15 +261,22 @@ impl Export for ExportFunc {
         Returned::Val(None)
     }
 
-    fn decode_args(&self, bytes: &[u8]) -> Result<Args, Failure> {
+    fn decode_args(&self, bytes: &[u8], guest_memory: usize) -> Result<Args, Failure> {
         let failed = |message: String| Failure::Internal(format!("{}: flat arguments: {message}", self.path));
         let Some(shapes) = &self.flat_params else {
             return Err(failed("its parameters have no flat form".into()));
         };
-        let mut reader = wire::Reader::new(bytes);
+        let mut reader = wire::Reader::new(bytes, guest_memory);
         let mut values = Vals::with_capacity(shapes.len());
-        for shape in shapes {
-            values.push(wire::decode(shape, &mut reader).map_err(failed)?);
+        for (shape, (name, _)) in shapes.iter().zip(&self.params) {
+            match wire::decode(shape, &mut reader) {
+                Ok(value) => values.push(value),
+                // The caller's value, too large for the guest: as the generic path says it.
+                Err(message) if reader.over_limit() => {
+                    return Err(Failure::Type(format!("{}: param \"{name}\": {message}", self.path)));
+                }
+                Err(message) => return Err(failed(message)),
+            }
         }
         if !reader.is_done() {
             return Err(failed("bytes left over".into()));

@@ -396,11 +396,7 @@ fn outcome_to_val(
         message: format!("host function {label} returned a bad value: {message}"),
         cause: None,
     };
-    let convert = |value: Value, ty: &Type| {
-        fits_guest(js, value, ty, memory_limit)
-            .and_then(|()| convert::from_js(js, cx, value, ty))
-            .map_err(bad_return)
-    };
+    let convert = |value: Value, ty: &Type| convert::from_js(js, cx, value, ty, memory_limit).map_err(bad_return);
     match returned {
         Ok(_) if result_type.is_none() => Ok(None),
         Ok(value) => {
@@ -427,7 +423,7 @@ fn outcome_to_val(
                 return Ok(Some(Val::Result(Err(None))));
             };
             let payload = crate::js::failure::err_payload(js, thrown, matches!(err_type, Type::String));
-            match payload.map(|payload| convert::from_js(js, cx, payload, &err_type)) {
+            match payload.map(|payload| convert::from_js(js, cx, payload, &err_type, memory_limit)) {
                 Some(Ok(payload)) => Ok(Some(Val::Result(Err(Some(Box::new(payload)))))),
                 Some(Err(_)) | None => Err(host_bridge::thrown(js, label, thrown)),
             }
@@ -441,22 +437,4 @@ fn returns_result(js: Js, value: Value) -> bool {
     let tag = property(js, value, "tag").ok().flatten();
     tag.and_then(|tag| js.string_value(tag).ok())
         .is_some_and(|tag| matches!(tag, crate::js::StringValue::Text(text) if text == "ok" || text == "err"))
-}
-
-/// Refuses, before it is converted, a string or typed array that alone is larger than the guest's
-/// memory limit: it could never reach the guest, and its conversion (a `Val` per element, some 30
-/// times its bytes) made the host hold gigabytes for a guest of a few MiB.
-fn fits_guest(js: Js, value: Value, ty: &Type, memory_limit: usize) -> Result<(), String> {
-    let bytes = match ty {
-        // At least one byte per UTF-16 code unit once encoded for the guest.
-        Type::String => js.string_units(value).ok().flatten(),
-        Type::List(_) => (js.typed_array(value).ok().flatten()).map(|view| view.length * view.element.size()),
-        _ => None,
-    };
-    match bytes {
-        Some(bytes) if bytes > memory_limit => Err(format!(
-            "{bytes} bytes, more than the guest's memory limit ({memory_limit} bytes) can hold"
-        )),
-        _ => Ok(()),
-    }
 }

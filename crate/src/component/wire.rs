@@ -37,7 +37,8 @@ pub enum Shape {
     F64,
     Char,
     String,
-    List(Box<Shape>),
+    /// With the fewest bytes one element takes in guest memory (see [`Reader::need`]).
+    List(Box<Shape>, usize),
     Record(Vec<(String, Shape)>),
     Tuple(Vec<Shape>),
     Variant(Vec<(String, Option<Shape>)>),
@@ -64,7 +65,10 @@ impl Shape {
             Type::Float64 => Shape::F64,
             Type::Char => Shape::Char,
             Type::String => Shape::String,
-            Type::List(list) => Shape::List(Box::new(Shape::of(&list.ty())?)),
+            Type::List(list) => Shape::List(
+                Box::new(Shape::of(&list.ty())?),
+                super::convert::element_bytes(&list.ty()),
+            ),
             Type::Record(record) => Shape::Record(
                 record
                     .fields()
@@ -137,7 +141,7 @@ pub fn encode(value: &Val, shape: &Shape, out: &mut Vec<u8>) -> Result<(), Strin
             out.extend_from_slice(&header.to_le_bytes());
             out.extend_from_slice(text.as_bytes());
         }
-        (Val::List(items), Shape::List(element)) => {
+        (Val::List(items), Shape::List(element, _)) => {
             put_u32(out, items.len())?;
             for item in items {
                 encode(item, element, out)?;
@@ -196,11 +200,35 @@ fn encode_payload(payload: Option<&Val>, shape: Option<&Shape>, out: &mut Vec<u8
 pub struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// Bytes of guest memory the values read so far need at least, and the guest's limit.
+    needed: usize,
+    guest_memory: usize,
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(bytes: &'a [u8]) -> Self {
-        Reader { bytes, at: 0 }
+    /// A reader of values bound for a guest whose memory limit is `guest_memory`.
+    pub fn new(bytes: &'a [u8], guest_memory: usize) -> Self {
+        Reader {
+            bytes,
+            at: 0,
+            needed: 0,
+            guest_memory,
+        }
+    }
+
+    /// Counts `bytes` more of guest memory (a string's text, a list's elements): past the limit,
+    /// the value could never reach the guest, and decoding it would only make `Val`s for nothing.
+    fn need(&mut self, bytes: usize) -> Result<(), String> {
+        self.needed = self.needed.saturating_add(bytes);
+        if self.needed > self.guest_memory {
+            return Err(too_large(self.needed, self.guest_memory));
+        }
+        Ok(())
+    }
+
+    /// Whether the values read needed more than the guest's memory limit.
+    pub fn over_limit(&self) -> bool {
+        self.needed > self.guest_memory
     }
 
     /// Whether every byte was read.
@@ -256,6 +284,11 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// What a value needing at least `needed` bytes of a guest with `limit` is told.
+pub fn too_large(needed: usize, limit: usize) -> String {
+    format!("at least {needed} bytes, more than the guest's memory limit ({limit} bytes) can hold")
+}
+
 /// Reads one value of shape `shape`.
 pub fn decode(shape: &Shape, reader: &mut Reader<'_>) -> Result<Val, String> {
     Ok(match shape {
@@ -276,12 +309,14 @@ pub fn decode(shape: &Shape, reader: &mut Reader<'_>) -> Result<Val, String> {
         }
         Shape::String => {
             let length = reader.u32()? as usize;
+            reader.need(length)?;
             let bytes = reader.slice(length)?;
             let text = std::str::from_utf8(bytes).map_err(|error| format!("a string that is not UTF-8: {error}"))?;
             Val::String(text.to_string())
         }
-        Shape::List(element) => {
+        Shape::List(element, element_bytes) => {
             let count = reader.count()?;
+            reader.need(count.saturating_mul(*element_bytes))?;
             let mut items = Vec::with_capacity(count);
             for _ in 0..count {
                 items.push(decode(element, reader)?);
@@ -371,16 +406,19 @@ mod tests {
 
     #[test]
     fn values_read_back_as_they_were_written() {
-        let shape = Shape::List(Box::new(Shape::Record(vec![
-            (
-                "a".into(),
-                Shape::Variant(vec![("x".into(), None), ("y".into(), Some(Shape::S64))]),
-            ),
-            ("b".into(), Shape::Option(Box::new(Shape::F32))),
-            ("c".into(), Shape::Flags(vec!["p".into(), "q".into()])),
-            ("d".into(), Shape::Result(None, Some(Box::new(Shape::Char)))),
-            ("e".into(), Shape::List(Box::new(Shape::U16))),
-        ])));
+        let shape = Shape::List(
+            Box::new(Shape::Record(vec![
+                (
+                    "a".into(),
+                    Shape::Variant(vec![("x".into(), None), ("y".into(), Some(Shape::S64))]),
+                ),
+                ("b".into(), Shape::Option(Box::new(Shape::F32))),
+                ("c".into(), Shape::Flags(vec!["p".into(), "q".into()])),
+                ("d".into(), Shape::Result(None, Some(Box::new(Shape::Char)))),
+                ("e".into(), Shape::List(Box::new(Shape::U16), 2)),
+            ])),
+            0,
+        );
         let record = |tag: &str, payload: Option<Val>| {
             Val::Record(vec![
                 ("a".into(), Val::Variant(tag.into(), payload.map(Box::new))),
@@ -392,33 +430,33 @@ mod tests {
         };
         let value = Val::List(vec![record("x", None), record("y", Some(Val::S64(-2)))]);
         let bytes = encoded(&value, &shape);
-        let mut reader = Reader::new(&bytes);
+        let mut reader = Reader::new(&bytes, usize::MAX);
         assert_eq!(decode(&shape, &mut reader).expect("decodes"), value);
         assert!(reader.is_done());
     }
 
     #[test]
     fn wrong_flat_bytes_are_errors_without_allocating_for_them() {
-        let list = Shape::List(Box::new(Shape::String));
+        let list = Shape::List(Box::new(Shape::String), 8);
         for bytes in [
             &[0xff, 0xff, 0xff, 0xff][..],         // a count far past the end
             &[1, 0, 0, 0, 9, 0, 0, 0, b'a'][..],   // a string longer than what is left
             &[1, 0, 0, 0, 2, 0, 0, 0, 0xc3, 0x28], // not UTF-8
             &[1, 0, 0],                            // cut inside the count
         ] {
-            assert!(decode(&list, &mut Reader::new(bytes)).is_err(), "{bytes:?}");
+            assert!(decode(&list, &mut Reader::new(bytes, usize::MAX)).is_err(), "{bytes:?}");
         }
         let variant = Shape::Variant(vec![("a".into(), None)]);
-        assert!(decode(&variant, &mut Reader::new(&[1, 0, 0, 0])).is_err());
-        assert!(decode(&Shape::Bool, &mut Reader::new(&[2])).is_err());
-        assert!(decode(&Shape::Char, &mut Reader::new(&[0, 0xd8, 0, 0])).is_err());
+        assert!(decode(&variant, &mut Reader::new(&[1, 0, 0, 0], usize::MAX)).is_err());
+        assert!(decode(&Shape::Bool, &mut Reader::new(&[2], usize::MAX)).is_err());
+        assert!(decode(&Shape::Char, &mut Reader::new(&[0, 0xd8, 0, 0], usize::MAX)).is_err());
     }
 
     #[test]
     fn numbers_are_little_endian_and_lists_count_their_elements() {
         let list = Val::List(vec![Val::U16(0x0102), Val::U16(0x0304)]);
         assert_eq!(
-            encoded(&list, &Shape::List(Box::new(Shape::U16))),
+            encoded(&list, &Shape::List(Box::new(Shape::U16), 2)),
             [2, 0, 0, 0, 2, 1, 4, 3]
         );
         let flags = Val::Flags(vec!["y".into()]);

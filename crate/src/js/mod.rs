@@ -349,7 +349,9 @@ impl Js {
         match self.string_value(value)? {
             StringValue::Text(text) => Ok(Some(text)),
             StringValue::LoneSurrogate => Ok(None),
-            StringValue::NotString => Err(Error::new(Status::StringExpected, "expected a string".to_string())),
+            StringValue::NotString | StringValue::TooLong(_) => {
+                Err(Error::new(Status::StringExpected, "expected a string".to_string()))
+            }
         }
     }
 
@@ -358,7 +360,7 @@ impl Js {
     pub fn message_text(self, value: Value) -> Option<String> {
         match self.string_value(value).ok()? {
             StringValue::Text(text) => Some(text),
-            StringValue::NotString => None,
+            StringValue::NotString | StringValue::TooLong(_) => None,
             StringValue::LoneSurrogate => {
                 let length = self.string_units(value).ok()??;
                 let mut units = vec![0u16; length + 1];
@@ -383,10 +385,19 @@ impl Js {
     /// A value's text if it is a string: one N-API call fewer than asking its kind first (the
     /// length query reports a non-string).
     pub fn string_value(self, value: Value) -> Result<StringValue> {
+        self.string_value_within(value, usize::MAX)
+    }
+
+    /// [`Js::string_value`], or `TooLong` for a string of more than `max_units` UTF-16 units,
+    /// before its text is copied.
+    pub fn string_value_within(self, value: Value, max_units: usize) -> Result<StringValue> {
         let mut units = 0;
         match unsafe { sys::napi_get_value_string_utf16(self.0, value, ptr::null_mut(), 0, &mut units) } {
             sys::Status::napi_string_expected => return Ok(StringValue::NotString),
             status => self.check(status, "string length")?,
+        }
+        if units > max_units {
+            return Ok(StringValue::TooLong(units));
         }
         // At most 3 UTF-8 bytes per UTF-16 unit, plus the terminator napi writes.
         let mut bytes: Vec<u8> = Vec::with_capacity(units * 3 + 1);
@@ -1024,6 +1035,8 @@ pub enum StringValue {
     /// A string holding a lone surrogate: not Unicode text, so no wasm string.
     LoneSurrogate,
     Text(String),
+    /// Longer than the caller allowed (its length in UTF-16 units); its text was not read.
+    TooLong(usize),
 }
 
 /// What [`Js::short_string`] found.
