@@ -2,6 +2,7 @@
 //! taking the engine), their imports and exports with WIT types, and instantiating them.
 
 pub mod convert;
+pub mod footprint;
 pub mod func;
 pub mod instance;
 pub mod linker;

@@ -7,6 +7,7 @@
 use smallvec::SmallVec;
 use wasmtime::component::{Type, Val};
 
+use super::footprint::{Footprint, element_bytes};
 use super::resources::Resources;
 use crate::errors::{Failure, LaterJs};
 use crate::js::{ElementType, Js, Kind, ShortString, StringValue, Value};
@@ -55,53 +56,19 @@ impl Names {
     }
 }
 
-/// What one conversion from JS carries: the names it made, and how much of the guest's memory the
-/// value needs at least. Strings and list elements live in guest memory, so a value whose text
-/// and elements pass the guest's memory limit could never reach the guest: it is refused as soon
-/// as the count passes the limit, before the rest is converted (a `Val` per element costs some 40
-/// times the value's bytes: 2.6 GB for 64 MiB passed to a 1 MiB guest, which then trapped).
+/// What one conversion from JS carries: the names it made, and what the value needs of the
+/// guest's memory so far (see [`Footprint`]).
 struct Walk {
     names: Names,
-    needed: usize,
-    limit: usize,
+    footprint: Footprint,
 }
 
 impl Walk {
-    fn new(limit: usize) -> Self {
+    fn new(guest_memory: usize) -> Self {
         Walk {
             names: Names::default(),
-            needed: 0,
-            limit,
+            footprint: Footprint::new(guest_memory),
         }
-    }
-
-    /// Counts `bytes` more of guest memory; an error once the count passes the limit.
-    fn need(&mut self, bytes: usize) -> Result<(), String> {
-        self.needed = self.needed.saturating_add(bytes);
-        if self.needed > self.limit {
-            return Err(self.too_large(self.needed));
-        }
-        Ok(())
-    }
-
-    fn too_large(&self, needed: usize) -> String {
-        super::wire::too_large(needed, self.limit)
-    }
-}
-
-/// The fewest bytes one element of a list of `ty` takes in guest memory (the canonical ABI's
-/// sizes without alignment): what a list of `n` elements needs at least, before they are read.
-pub(super) fn element_bytes(ty: &Type) -> usize {
-    match ty {
-        Type::Bool | Type::U8 | Type::S8 => 1,
-        Type::U16 | Type::S16 => 2,
-        Type::U32 | Type::S32 | Type::Float32 | Type::Char | Type::Own(_) | Type::Borrow(_) => 4,
-        Type::U64 | Type::S64 | Type::Float64 | Type::String | Type::List(_) => 8,
-        Type::Record(record) => record.fields().map(|field| element_bytes(&field.ty)).sum(),
-        Type::Tuple(tuple) => tuple.types().map(|ty| element_bytes(&ty)).sum(),
-        Type::Variant(_) | Type::Enum(_) | Type::Option(_) | Type::Result(_) => 1,
-        Type::Flags(flags) => flags.names().count().div_ceil(8),
-        _ => 0,
     }
 }
 
@@ -173,14 +140,13 @@ fn string(js: Js, value: Value) -> Result<String, String> {
 
 /// A `string` value: its UTF-8 in guest memory, at least a byte per UTF-16 unit, is counted in
 /// `walk` (a string too long for what is left is refused before its text is copied).
-fn counted_string(js: Js, walk: &mut Walk, value: Value) -> Result<String, String> {
-    let left = walk.limit.saturating_sub(walk.needed);
-    let found = js.string_value_within(value, left).map_err(napi_error)?;
+fn counted_string(js: Js, footprint: &mut Footprint, value: Value) -> Result<String, String> {
+    let found = js.string_value_within(value, footprint.left()).map_err(napi_error)?;
     if let StringValue::TooLong(units) = found {
-        return Err(walk.too_large(walk.needed.saturating_add(units)));
+        return Err(footprint.too_large_with(units));
     }
     let text = text(js, found, value)?;
-    walk.need(text.len())?;
+    footprint.need(text.len())?;
     Ok(text)
 }
 
@@ -267,7 +233,7 @@ pub fn bytes_from_js(js: Js, value: Value, guest_memory: usize) -> Result<Option
         if !matches!(view.element, ElementType::Uint8 | ElementType::Uint8Clamped) {
             return Ok(None);
         }
-        Walk::new(guest_memory).need(view.length)?;
+        Footprint::new(guest_memory).need(view.length)?;
         if view.length == 0 {
             return Ok(Some(Vec::new()));
         }
@@ -283,7 +249,7 @@ pub fn bytes_from_js(js: Js, value: Value, guest_memory: usize) -> Result<Option
     if length > MAX_ARRAY_ITEMS {
         return Ok(None);
     }
-    Walk::new(guest_memory).need(length as usize)?;
+    Footprint::new(guest_memory).need(length as usize)?;
     let bytes = elements(js, value, length, |item| Ok(integer(js, item, "u8", 0.0, 255.0)? as u8))?;
     Ok(Some(bytes))
 }
@@ -344,7 +310,7 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk, value: Value, ty: &Type) -> Resul
                 _ => return Err(expected(js, "char (a one-character string)", value)),
             }
         }
-        Type::String => Val::String(counted_string(js, walk, value)?),
+        Type::String => Val::String(counted_string(js, &mut walk.footprint, value)?),
         Type::List(list) => {
             let element_type = list.ty();
             if let Some(view) = js.typed_array(value).map_err(napi_error)? {
@@ -358,7 +324,7 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk, value: Value, ty: &Type) -> Resul
                     };
                     return Err(format!("expected {what}, got {}", typed_name(view.element)));
                 }
-                walk.need(view.length.saturating_mul(view.element.size()))?;
+                walk.footprint.need(view.length.saturating_mul(view.element.size()))?;
                 Val::List(from_typed(view.element, view.length, view.data))
             } else if js.is_array(value).map_err(napi_error)? {
                 let length = js.array_length(value).map_err(napi_error)?;
@@ -367,7 +333,8 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk, value: Value, ty: &Type) -> Resul
                         "an array of {length} elements is longer than a list argument may be ({MAX_ARRAY_ITEMS}; pass bytes as a Uint8Array)"
                     ));
                 }
-                walk.need((length as usize).saturating_mul(element_bytes(&element_type)))?;
+                walk.footprint
+                    .need((length as usize).saturating_mul(element_bytes(&element_type)))?;
                 Val::List(elements(js, value, length, |item| {
                     from_js_in(js, cx, walk, item, &element_type)
                 })?)

@@ -18,6 +18,7 @@
 //! written by our own TypeScript, but [`decode`] still checks every length, index and string as
 //! if they were hostile: a wrong buffer must be an error, never a panic or a huge allocation.
 
+use super::footprint::Footprint;
 use wasmtime::component::{Type, Val};
 
 /// A value type reduced to what the flat form needs, made once per export (walking wasmtime's
@@ -37,7 +38,7 @@ pub enum Shape {
     F64,
     Char,
     String,
-    /// With the fewest bytes one element takes in guest memory (see [`Reader::need`]).
+    /// With the fewest bytes one element takes in guest memory (see [`Footprint`]).
     List(Box<Shape>, usize),
     Record(Vec<(String, Shape)>),
     Tuple(Vec<Shape>),
@@ -67,7 +68,7 @@ impl Shape {
             Type::String => Shape::String,
             Type::List(list) => Shape::List(
                 Box::new(Shape::of(&list.ty())?),
-                super::convert::element_bytes(&list.ty()),
+                super::footprint::element_bytes(&list.ty()),
             ),
             Type::Record(record) => Shape::Record(
                 record
@@ -200,9 +201,8 @@ fn encode_payload(payload: Option<&Val>, shape: Option<&Shape>, out: &mut Vec<u8
 pub struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
-    /// Bytes of guest memory the values read so far need at least, and the guest's limit.
-    needed: usize,
-    guest_memory: usize,
+    /// What the values read so far need of the guest's memory (see [`Footprint`]).
+    footprint: Footprint,
 }
 
 impl<'a> Reader<'a> {
@@ -211,29 +211,18 @@ impl<'a> Reader<'a> {
         Reader {
             bytes,
             at: 0,
-            needed: 0,
-            guest_memory,
+            footprint: Footprint::new(guest_memory),
         }
-    }
-
-    /// Counts `bytes` more of guest memory (a string's text, a list's elements): past the limit,
-    /// the value could never reach the guest, and decoding it would only make `Val`s for nothing.
-    fn need(&mut self, bytes: usize) -> Result<(), String> {
-        self.needed = self.needed.saturating_add(bytes);
-        if self.needed > self.guest_memory {
-            return Err(too_large(self.needed, self.guest_memory));
-        }
-        Ok(())
-    }
-
-    /// Whether the values read needed more than the guest's memory limit.
-    pub fn over_limit(&self) -> bool {
-        self.needed > self.guest_memory
     }
 
     /// Whether every byte was read.
     pub fn is_done(&self) -> bool {
         self.at == self.bytes.len()
+    }
+
+    /// Whether the values read needed more than the guest's memory limit.
+    pub fn over_limit(&self) -> bool {
+        self.footprint.over()
     }
 
     fn take<const N: usize>(&mut self) -> Result<[u8; N], String> {
@@ -284,11 +273,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// What a value needing at least `needed` bytes of a guest with `limit` is told.
-pub fn too_large(needed: usize, limit: usize) -> String {
-    format!("at least {needed} bytes, more than the guest's memory limit ({limit} bytes) can hold")
-}
-
 /// Reads one value of shape `shape`.
 pub fn decode(shape: &Shape, reader: &mut Reader<'_>) -> Result<Val, String> {
     Ok(match shape {
@@ -309,14 +293,14 @@ pub fn decode(shape: &Shape, reader: &mut Reader<'_>) -> Result<Val, String> {
         }
         Shape::String => {
             let length = reader.u32()? as usize;
-            reader.need(length)?;
+            reader.footprint.need(length)?;
             let bytes = reader.slice(length)?;
             let text = std::str::from_utf8(bytes).map_err(|error| format!("a string that is not UTF-8: {error}"))?;
             Val::String(text.to_string())
         }
         Shape::List(element, element_bytes) => {
             let count = reader.count()?;
-            reader.need(count.saturating_mul(*element_bytes))?;
+            reader.footprint.need(count.saturating_mul(*element_bytes))?;
             let mut items = Vec::with_capacity(count);
             for _ in 0..count {
                 items.push(decode(element, reader)?);
