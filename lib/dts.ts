@@ -12,8 +12,8 @@
  */
 import type { ComponentItem, WitFuncType, WitType } from './component.js'
 import { valueTypeOf } from './util/wit.js'
-import { shortName, upperCamel } from './resources.js'
-import { lowerCamel, unversioned } from './util/names.js'
+import { shortName } from './resources.js'
+import { lowerCamel, unversioned, upperCamel } from './util/names.js'
 import { bareListing } from './util/own.js'
 
 /** What {@link declarations} needs of a component: its listings (a `Component` will do). */

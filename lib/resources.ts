@@ -15,7 +15,7 @@ import type { ComponentItem, ResourceMembers, WitFuncType, WitType } from './com
 import { someType, valueTypeOf } from './util/wit.js'
 import { ComponentError, DisposedError, WasmTypeError } from './errors.js'
 import { hostFailure } from './native.js'
-import { exportPaths, lowerCamel, unversioned } from './util/names.js'
+import { exportPaths, lowerCamel, unversioned, upperCamel } from './util/names.js'
 import { TYPED_ARRAY_CLASSES } from './util/typed-arrays.js'
 
 /** What the resource classes of an instance need from it. */
@@ -59,11 +59,6 @@ const handles = new WeakMap<object, Handle>()
 /** Makes the objects of the constructor path (`new Counter(5)`) instead of a token's. */
 const fromToken = Symbol('fromToken')
 
-/** kebab-case WIT name -> UpperCamelCase class name (`blob-store` -> `BlobStore`). */
-export function upperCamel(name: string): string {
-  const camel = lowerCamel(name)
-  return camel.charAt(0).toUpperCase() + camel.slice(1)
-}
 
 /** Whether a value of `type` can hold a resource. */
 export function holdsResources(type: WitType | undefined): boolean {

@@ -444,3 +444,23 @@ test("a host function's list of flags counts each flag's name: V8 keys every obj
   t.throws(() => fresh.callSync('give', [1_000]), { instanceOf: HostLimitError, message: /bytes of JS heap/ })
   t.is(received, 100, 'the host function was not called again')
 })
+
+test('names with a word in capitals are spelled as jco spells them, on every side', (t) => {
+  // `get-HTTP-url` is `getHttpUrl` in jco: records keyed `getHTTPUrl` and an export named
+  // `fetchURL` made a host written for jco fail to link or to return its records.
+  const component = new Engine().compileComponentSync(`(component
+    (type $r (record (field "get-HTTP-url" u8)))
+    (export $R "HTTP-rec" (type $r))
+    (core module $m (func (export "f") (param i32) (result i32) local.get 0))
+    (core instance $i (instantiate $m))
+    (func (export "fetch-URL") (param "r" $R) (result $R) (canon lift (core func $i "f"))))`)
+  const instance = component.instantiateSync({ limits: { memoryBytes: 0 } })
+  const exports = instance.exports as { fetchUrl?: (r: unknown) => unknown }
+  t.deepEqual(Object.keys(exports), ['fetchUrl'])
+  t.deepEqual(exports.fetchUrl?.({ getHttpUrl: 7 }), { getHttpUrl: 7 })
+  t.deepEqual(instance.callSync('fetch-URL', [{ getHttpUrl: 9 }]), { getHttpUrl: 9 })
+  t.throws(() => instance.callSync('fetchUrl', [{ getHTTPUrl: 9 }]), {
+    instanceOf: WasmTypeError,
+    message: /field "getHttpUrl": expected u8, got undefined/,
+  })
+})

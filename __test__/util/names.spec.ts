@@ -4,6 +4,7 @@ import {
   exportPaths,
   interfaceKeys,
   lowerCamel,
+  upperCamel,
   splitExportPath,
   unversioned,
   wasmKind,
@@ -15,8 +16,20 @@ test('kebab-case WIT names become lowerCamelCase, as the binding spells them', (
   t.is(lowerCamel('first-name'), 'firstName')
   t.is(lowerCamel('roundtrip-list-u8'), 'roundtripListU8')
   t.is(lowerCamel('u8-x'), 'u8X')
-  t.is(lowerCamel('get-URL'), 'getURL')
   t.is(lowerCamel('plain'), 'plain')
+})
+
+test('a word in capitals is one word, as jco spells it', (t) => {
+  // jco (heck's lowerCamelCase) writes `get-HTTP-url` as `getHttpUrl`; a host written for jco
+  // could not link or return records here.
+  t.is(lowerCamel('get-URL'), 'getUrl')
+  t.is(lowerCamel('get-HTTP-url'), 'getHttpUrl')
+  t.is(lowerCamel('HTTP-client'), 'httpClient')
+  t.is(lowerCamel('HTTP2-x'), 'http2X')
+  t.is(upperCamel('HTTP-client'), 'HttpClient')
+  t.is(upperCamel('input-stream'), 'InputStream')
+  // Not kebab-case: left as it is.
+  t.is(lowerCamel('alreadyCamel'), 'alreadyCamel')
 })
 
 test('an interface is also known without its version', (t) => {

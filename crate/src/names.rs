@@ -64,18 +64,21 @@ pub fn shortened(text: &str, bytes: usize) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// kebab-case WIT name -> lowerCamelCase JS name (`first-name` -> `firstName`, `u8-x` -> `u8X`).
+/// kebab-case WIT name -> lowerCamelCase JS name, as jco spells it (`first-name` -> `firstName`,
+/// `u8-x` -> `u8X`), a word in capitals being a word like any other (`get-HTTP-url` ->
+/// `getHttpUrl`). lib/util/names.ts has the same rule.
 pub fn camel_case(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
-    let mut upper = false;
-    for c in name.chars() {
-        if c == '-' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
+    for (index, word) in name.split('-').enumerate() {
+        let acronym = word.chars().any(char::is_uppercase) && !word.chars().any(char::is_lowercase);
+        for (position, c) in word.chars().enumerate() {
+            if position == 0 && index > 0 {
+                out.extend(c.to_uppercase());
+            } else if acronym {
+                out.extend(c.to_lowercase());
+            } else {
+                out.push(c);
+            }
         }
     }
     out
@@ -140,6 +143,16 @@ mod tests {
         assert_eq!(camel_case("plain"), "plain");
         assert_eq!(upper_camel_case("input-stream"), "InputStream");
         assert_eq!(upper_camel_case(""), "");
+    }
+
+    #[test]
+    fn a_word_in_capitals_is_one_word_as_jco_spells_it() {
+        assert_eq!(camel_case("get-URL"), "getUrl");
+        assert_eq!(camel_case("get-HTTP-url"), "getHttpUrl");
+        assert_eq!(camel_case("HTTP-client"), "httpClient");
+        assert_eq!(camel_case("HTTP2-x"), "http2X");
+        assert_eq!(upper_camel_case("HTTP-client"), "HttpClient");
+        assert_eq!(camel_case("alreadyCamel"), "alreadyCamel");
     }
 
     #[test]

@@ -6,9 +6,24 @@
  * specs of both pin the same examples.
  */
 
-/** kebab-case WIT name -> lowerCamelCase JS name (`first-name` -> `firstName`, `get-URL` -> `getURL`). */
+/**
+ * kebab-case WIT name -> lowerCamelCase JS name, as jco spells it: `first-name` -> `firstName`, and a
+ * word in capitals is a word like any other (`get-HTTP-url` -> `getHttpUrl`).
+ */
 export function lowerCamel(name: string): string {
-  return name.replace(/-(.)/gsu, (_, next: string) => next.toUpperCase())
+  return name
+    .split('-')
+    .map((word, index) => {
+      const lower = word !== word.toLowerCase() && word === word.toUpperCase() ? word.toLowerCase() : word
+      return index === 0 ? lower : lower.charAt(0).toUpperCase() + lower.slice(1)
+    })
+    .join('')
+}
+
+/** kebab-case WIT name -> UpperCamelCase JS class name (`input-stream` -> `InputStream`). */
+export function upperCamel(name: string): string {
+  const camel = lowerCamel(name)
+  return camel.charAt(0).toUpperCase() + camel.slice(1)
 }
 
 /** `wasi:cli/run@0.2.0` -> `wasi:cli/run`; a name without a version is returned as it is. */
