@@ -212,9 +212,18 @@ export class StackOverflowError extends TrapError {
   override readonly code = 'ERR_WASM_TRAP_STACK_OVERFLOW'
 }
 
-/** The call's AbortSignal fired; the guest was really stopped. */
+/**
+ * The call's AbortSignal fired; the guest was really stopped. `fuelConsumed` is set on a metered
+ * call stopped while its guest waited on a host function, as for a {@link TimeoutError}.
+ */
 export class AbortError extends WasmError {
   override readonly code = 'ABORT_ERR'
+  readonly fuelConsumed?: number
+
+  constructor(message: string, fields: ErrorFields = {}) {
+    super(message, fields)
+    if (fields.fuelConsumed !== undefined) this.fuelConsumed = fields.fuelConsumed
+  }
 }
 
 /** A JS host function threw; `cause` is the thrown value. */

@@ -154,6 +154,21 @@ test('run --json of a call stopped by its deadline reports no fuel figure: null,
   const fuel = await cli('run', example('runaway'), '--fuel', '5000', '--json')
   t.is(fuel.code, 4)
   t.is((JSON.parse(fuel.stdout) as { metrics: { fuelConsumed: unknown } }).metrics.fuelConsumed, 5000)
+  // Stopped while the guest waited on a host function (a sleep): the figure is known.
+  const napping = await cli(
+    'run',
+    example('capabilities'),
+    '--invoke',
+    'nap',
+    '3000',
+    '--timeout-ms',
+    '100',
+    '--json',
+  )
+  t.is(napping.code, 4)
+  const napped = JSON.parse(napping.stdout) as { error: { code: string }; metrics: { fuelConsumed: unknown } }
+  t.is(napped.error.code, 'ERR_WASM_TIMEOUT')
+  t.is(typeof napped.metrics.fuelConsumed, 'number')
 })
 
 test('run --json prints one JSON document on stdout when it fails before the call, with the exit code kept', async (t) => {

@@ -177,6 +177,15 @@ test('a call stopped while its guest waits on a host function reports the fuel u
   })
   t.true((error?.fuelConsumed ?? 0) > 10_000, `fuelConsumed: ${error?.fuelConsumed}`)
   t.is(error?.fuelConsumed, instance.metrics().fuel.lastCallConsumed)
+  // An abort there too.
+  const controller = new AbortController()
+  setTimeout(() => controller.abort(), 50)
+  const aborted = await t.throwsAsync(
+    instance.call('work-then-wait', [], { fuel: 1e9, signal: controller.signal }),
+    { instanceOf: AbortError },
+  )
+  t.true((aborted?.fuelConsumed ?? 0) > 10_000, `fuelConsumed: ${aborted?.fuelConsumed}`)
+  t.is(aborted?.fuelConsumed, instance.metrics().fuel.lastCallConsumed)
 })
 
 test('fuel needs an engine with fuel metering', (t) => {
@@ -257,15 +266,15 @@ test('the ticker thread never keeps the process alive', (t) => {
     const instance = engine.compileModuleSync('(module (func (export "spin") (loop br 0)))').instantiateSync({ limits: { memoryBytes: 0 } })
     try { instance.callSync('spin', [], { timeoutMs: 20 }) } catch (error) { console.log(error.code) }
   `
-  const started = Date.now()
+  // A process the ticker kept alive would be killed at the timeout (status null, SIGTERM).
   const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
     cwd: root,
     encoding: 'utf8',
-    timeout: 30_000,
+    timeout: 90_000,
   })
   t.is(child.stdout.trim(), 'ERR_WASM_TIMEOUT', child.stderr)
+  t.is(child.signal, null)
   t.is(child.status, 0)
-  t.true(Date.now() - started < 20_000)
 })
 
 test("limits are per instance: one guest's budget does not constrain another", (t) => {
@@ -277,14 +286,16 @@ test("limits are per instance: one guest's budget does not constrain another", (
 })
 
 for (const trapOnMemoryDenial of [false, true]) {
-  test(`a string or list larger than the memory limit is refused by the guest's allocator (trapOnMemoryDenial: ${trapOnMemoryDenial})`, async (t) => {
+  test(`a string or list that fits the memory limit but not the memory left is refused by the guest's allocator (trapOnMemoryDenial: ${trapOnMemoryDenial})`, async (t) => {
     const component = typesComponent()
     const limits = { memoryBytes: 4 * MiB, trapOnMemoryDenial }
-    // 8 MiB each: lowering them needs the guest's realloc to grow memory past the 4 MiB limit.
+    // Each needs less than the 4 MiB limit (more is refused before the guest runs: escapes.spec),
+    // but the guest holds 1.06 MiB already: lowering them needs its realloc to grow memory past
+    // the limit.
     const oversized: Array<[string, unknown]> = [
-      ['roundtrip-string', 'x'.repeat(8 * MiB)],
-      ['roundtrip-list-u8', new Uint8Array(8 * MiB)],
-      ['roundtrip-list-string', Array.from({ length: MiB }, () => 'abcd')],
+      ['roundtrip-string', 'x'.repeat(3.9 * MiB)],
+      ['roundtrip-list-u8', new Uint8Array(3.9 * MiB)],
+      ['roundtrip-list-string', Array.from({ length: 300_000 }, () => 'abcd')],
     ]
     for (const [name, value] of oversized) {
       for (const via of ['callSync', 'call'] as const) {

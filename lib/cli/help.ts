@@ -55,8 +55,8 @@ Options:
                      { error: { code, message }, metrics, stdout, stderr } once the call
                      ran, { error } before it (a ConfigError adds error.problems); stderr
                      still gets the CODE: message line. fuelConsumed is null when the call
-                     is unmetered or stopped by its deadline. Not for a command (it has no
-                     result: use --invoke _start --json)
+                     is unmetered, or stopped by its deadline while the guest ran wasm.
+                     Not for a command (it has no result: use --invoke _start --json)
 
 WASI (the guest gets nothing unless given):
   --dir HOST[::GUEST]     preopen the directory HOST read-only, seen by the guest as GUEST

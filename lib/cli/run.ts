@@ -344,10 +344,11 @@ async function invoke(
     outcome = { error }
   }
   const metrics = { ...runner.metrics(), elapsedMs: Math.round((performance.now() - started) * 100) / 100 }
-  // A deadline or an abort unwinds compiled code before it writes its fuel count back, and the
-  // addon then reports 0 for the call: no figure, which the CLI prints as null.
+  // A deadline or an abort that stops the guest inside wasm unwinds compiled code before it
+  // writes its fuel count back: no figure (null). One that stops it while it waits on a host
+  // function has the figure, on the error.
   if ('error' in outcome && (outcome.error instanceof TimeoutError || outcome.error instanceof AbortError)) {
-    metrics.fuelConsumed = null
+    metrics.fuelConsumed = outcome.error.fuelConsumed ?? null
   }
   const output = runner.takeOutput()
   if (!json) {
