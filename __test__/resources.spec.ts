@@ -1287,6 +1287,36 @@ test('a [Symbol.dispose] getter that throws is the same warning, not silence', a
   t.regex(ours[0] ?? '', /^a host resource's \[Symbol\.dispose\] could not be read: /)
 })
 
+test('a dispose Promise whose species throws, or that is not a function, is the same warning, not an unhandled rejection or silence', async (t) => {
+  // Promise.prototype.then asks a Promise subclass for its species: one that throws left the
+  // dispose's rejection unhandled, which ends a Node process (an outside probe).
+  class Throwing extends Promise<void> {
+    static override get [Symbol.species](): PromiseConstructor {
+      throw new Error('no species')
+    }
+  }
+  const { inst, failures } = disposingLoggers(
+    t,
+    {
+      value(this: { prefix: string }) {
+        return Throwing.reject(new Error(`species ${this.prefix}`))
+      },
+    },
+    /species/,
+  )
+  const unhandled: unknown[] = []
+  const onUnhandled = (reason: unknown) => unhandled.push(reason)
+  process.on('unhandledRejection', onUnhandled)
+  t.teardown(() => process.off('unhandledRejection', onUnhandled))
+  t.is(usesHost(inst).withLogger('sub', []), 7)
+  t.deepEqual(await failures(), ['a host resource\'s [Symbol.dispose] rejected: "species sub"'])
+  t.deepEqual(unhandled, [])
+
+  const notFunction = disposingLoggers(t, { value: 42 }, /is not a function/)
+  t.is(usesHost(notFunction.inst).withLogger('x', []), 7)
+  t.deepEqual(await notFunction.failures(), ['a host resource\'s [Symbol.dispose] is not a function: "42"'])
+})
+
 test('limits.resourceHandles sets the cap', (t) => {
   const events: string[] = []
   const inst = component.instantiateSync({

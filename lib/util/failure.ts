@@ -66,7 +66,7 @@ FAILED.payload = (thrown: unknown, wantsMessage: boolean): unknown => {
 
 /** What failed in a host resource's `[Symbol.dispose]`, for the addon's process warning. */
 interface DisposeFailure {
-  did: 'could not be read' | 'threw' | 'rejected'
+  did: 'could not be read' | 'is not a function' | 'threw' | 'rejected'
   /** Set when `thrown` is error-like; else the addon names its kind. */
   message: string | undefined
   thrown: unknown
@@ -83,17 +83,43 @@ FAILED.dispose = (value: object) => {
   } catch (error) {
     return disposeFailure('could not be read', error)
   }
-  if (typeof method !== 'function') return undefined
+  if (method === undefined || method === null) return undefined
+  // `using` would throw a TypeError: not silence either.
+  if (typeof method !== 'function') return disposeFailure('is not a function', method)
+  let returned: unknown
   try {
-    const returned: unknown = Reflect.apply(method, value, [])
-    if (!types.isPromise(returned)) return undefined
+    returned = Reflect.apply(method, value, [])
+  } catch (error) {
+    return disposeFailure('threw', error)
+  }
+  return types.isPromise(returned) ? settled(returned) : undefined
+}
+
+/**
+ * What a Promise a dispose returned fails with, as a Promise of Promise's own (never rejecting).
+ * `then` makes its Promise by the species of the one it is called on: a subclass's may throw (the
+ * rejection then went unhandled, which ends a Node process) or make objects whose own `then`
+ * throws (the addon could not wait for it, and the failure went silent). For the time of the call
+ * the Promise's `constructor` is `Promise`, whose species is itself.
+ */
+function settled(promise: Promise<unknown>): Promise<DisposeFailure | undefined> | DisposeFailure {
+  const own = Object.getOwnPropertyDescriptor(promise, 'constructor')
+  try {
+    Object.defineProperty(promise, 'constructor', { value: Promise, configurable: true, writable: true })
     return Promise.prototype.then.call(
-      returned,
+      promise,
       () => undefined,
       (error: unknown) => disposeFailure('rejected', error),
     ) as Promise<DisposeFailure | undefined>
   } catch (error) {
     return disposeFailure('threw', error)
+  } finally {
+    try {
+      if (own === undefined) Reflect.deleteProperty(promise, 'constructor')
+      else Object.defineProperty(promise, 'constructor', own)
+    } catch {
+      // A Promise that cannot be given its own `constructor` back keeps ours (Promise's).
+    }
   }
 }
 
