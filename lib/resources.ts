@@ -59,7 +59,6 @@ const handles = new WeakMap<object, Handle>()
 /** Makes the objects of the constructor path (`new Counter(5)`) instead of a token's. */
 const fromToken = Symbol('fromToken')
 
-
 /** Whether a value of `type` can hold a resource. */
 export function holdsResources(type: WitType | undefined): boolean {
   return type !== undefined && someType(type, (inner) => inner.kind === 'own' || inner.kind === 'borrow')
