@@ -411,3 +411,32 @@ test("a host function's string or bytes larger than the guest's memory limit fai
     t.true(process.memoryUsage().rss - before < 100 * MiB)
   }
 })
+
+test('a HostError repeats at most 1 KiB of what the host function threw; the rest stays on its cause', (t) => {
+  // A host's message may carry a guest's input: 64 MiB of it made a 64 MiB HostError message.
+  const long = 'g'.repeat(MiB)
+  const imports = typesImports()
+  imports.double = () => {
+    throw new Error(long)
+  }
+  const instance = typesComponent().instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports })
+  const error = t.throws(() => instance.callSync('call-double', [2]), { instanceOf: HostError })
+  t.true((error?.message.length ?? Infinity) < 1200, `${error?.message.length} characters`)
+  t.regex(error?.message ?? '', /^host function "double" threw: g{1024}…$/)
+  t.is((error?.cause as Error).message, long)
+})
+
+test('an err payload the guest cannot take fails the call with a HostError that says why', async (t) => {
+  // It said only what the thrown error's message was.
+  const imports = typesImports()
+  const host = imports['test:types/host@0.1.0'] as Record<string, unknown>
+  host.failMaybe = () => {
+    throw Object.assign(new Error('nope'), { payload: 'x'.repeat(5 * MiB) })
+  }
+  const instance = typesComponent().instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports })
+  const error = await t.throwsAsync(instance.call('call-fail-maybe', [0]), { instanceOf: HostError })
+  t.regex(
+    error?.message ?? '',
+    /threw: nope; its err payload: at least 5242880 bytes, more than the guest's memory limit \(4194304 bytes\) can hold$/,
+  )
+})

@@ -1317,6 +1317,21 @@ test('a dispose Promise whose species throws, or that is not a function, is the 
   t.deepEqual(await notFunction.failures(), ['a host resource\'s [Symbol.dispose] is not a function: "42"'])
 })
 
+test("a call's arguments are counted together against the guest's memory limit", (t) => {
+  // Each of the two strings fits the guest, both together do not: counted one by one, they went
+  // to the guest's allocator, which trapped and poisoned the instance (an outside probe).
+  const { imports } = hostImports([])
+  const inst = component.instantiateSync({ limits: { memoryBytes: 4 << 20 }, imports })
+  const half = 'x'.repeat(2.5 * (1 << 20))
+  t.throws(() => usesHost(inst).withLogger(half, [half]), {
+    instanceOf: WasmTypeError,
+    message:
+      /param "msgs": list index 0: at least \d+ bytes, more than the guest's memory limit \(4194304 bytes\)/,
+  })
+  t.false(inst.poisoned)
+  t.is(usesHost(inst).withLogger('fits', ['a', 'b']), 2)
+})
+
 test('limits.resourceHandles sets the cap', (t) => {
   const events: string[] = []
   const inst = component.instantiateSync({

@@ -448,7 +448,9 @@ function writeText(value: string, out: Cursor): boolean {
 }
 
 function writeChar(value: unknown, out: Cursor): boolean {
-  if (typeof value !== 'string' || !room(out, 4)) return false
+  // The length first: a longer string is no char, and reading its first code point would make V8
+  // flatten all of it (a repeated string of 256 MiB: 150 ms and as many bytes).
+  if (typeof value !== 'string' || value.length > 2 || !room(out, 4)) return false
   const code = value.codePointAt(0)
   if (code === undefined || value.length !== (code > 0xffff ? 2 : 1) || (code >= 0xd800 && code <= 0xdfff)) {
     return false

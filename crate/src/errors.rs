@@ -157,6 +157,17 @@ impl std::fmt::Display for HostCallFailed {
 impl std::error::Error for HostCallFailed {}
 
 impl Failure {
+    /// A HostError's message with `reason` added (`…; reason`); other failures as they are.
+    pub fn with_reason(self, reason: &str) -> Self {
+        match self {
+            Failure::Host { message, cause } => Failure::Host {
+                message: format!("{message}; {reason}"),
+                cause,
+            },
+            other => other,
+        }
+    }
+
     /// The LinkError for imports the host did not give, each `label: type`: the first
     /// [`MISSING_LISTED`] of them, each cut at [`MISSING_TEXT_BYTES`] (a 5 KB module that imports
     /// a 1,000-parameter function 490 times made a 4.9 MB message).

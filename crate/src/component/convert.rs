@@ -56,20 +56,11 @@ impl Names {
     }
 }
 
-/// What one conversion from JS carries: the names it made, and what the value needs of the
-/// guest's memory so far (see [`Footprint`]).
-struct Walk {
+/// What one conversion from JS carries: the names it made, and the count of what the values
+/// bound for the guest need of its memory (see [`Footprint`]), shared by the arguments of a call.
+struct Walk<'a> {
     names: Names,
-    footprint: Footprint,
-}
-
-impl Walk {
-    fn new(guest_memory: usize) -> Self {
-        Walk {
-            names: Names::default(),
-            footprint: Footprint::new(guest_memory),
-        }
-    }
+    footprint: &'a mut Footprint,
 }
 
 /// The resources of the instance a value belongs to (`None` where no resource can appear).
@@ -270,19 +261,23 @@ fn elements<T>(
 }
 
 /// Converts a JS value to a component value of type `ty`.
-/// `guest_memory` is the guest's memory limit: a value whose strings and list elements need more
-/// is refused (see [`Walk`]).
-pub fn from_js(js: Js, cx: Cx, value: Value, ty: &Type, guest_memory: usize) -> Result<Val, String> {
+/// `footprint` counts what the value's strings and list elements need of the guest's memory, on
+/// top of what it counted before (a call's earlier arguments): past the limit, it is refused.
+pub fn from_js(js: Js, cx: Cx, value: Value, ty: &Type, footprint: &mut Footprint) -> Result<Val, String> {
+    let walk = &mut Walk {
+        names: Names::default(),
+        footprint,
+    };
     let Some(resources) = cx else {
-        return from_js_in(js, cx, &mut Walk::new(guest_memory), value, ty);
+        return from_js_in(js, cx, walk, value, ty);
     };
     let mark = resources.converting();
-    let converted = from_js_in(js, cx, &mut Walk::new(guest_memory), value, ty);
+    let converted = from_js_in(js, cx, walk, value, ty);
     resources.converted(mark, converted.is_ok());
     converted
 }
 
-fn from_js_in(js: Js, cx: Cx, walk: &mut Walk, value: Value, ty: &Type) -> Result<Val, String> {
+fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> Result<Val, String> {
     Ok(match ty {
         Type::Bool => {
             if kind(js, value)? != Kind::Boolean {
@@ -310,7 +305,7 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk, value: Value, ty: &Type) -> Resul
                 _ => return Err(expected(js, "char (a one-character string)", value)),
             }
         }
-        Type::String => Val::String(counted_string(js, &mut walk.footprint, value)?),
+        Type::String => Val::String(counted_string(js, walk.footprint, value)?),
         Type::List(list) => {
             let element_type = list.ty();
             if let Some(view) = js.typed_array(value).map_err(napi_error)? {

@@ -7,6 +7,7 @@ use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, ComponentExportIndex, Func, Instance, Type, Val};
 
 use super::convert::{self, TypedVal};
+use super::footprint::Footprint;
 use super::resources::{Loans, Resolved, holds_resources};
 use super::types::{wit_type, with_resource_names};
 use super::wire::{self, Shape};
@@ -109,8 +110,10 @@ impl Export for ExportFunc {
         let resources = resources.filter(|_| self.resources_in);
         let types = || self.params.iter().map(|(_, ty)| ty);
         let mut values = Vals::with_capacity(count);
+        // One count for all the arguments: together they must fit the guest.
+        let mut footprint = Footprint::new(guest_memory);
         for ((name, ty), &arg) in self.params.iter().zip(args) {
-            match convert::from_js(js, resources, arg, ty, guest_memory) {
+            match convert::from_js(js, resources, arg, ty, &mut footprint) {
                 Ok(value) => values.push(value),
                 Err(message) => {
                     // The host objects of the arguments before it go back (see `Loans`).

@@ -8,6 +8,7 @@ use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, InstancePre, Linker, ResourceType, Type, Val};
 
 use super::convert;
+use super::footprint::Footprint;
 use super::resources::{Resolved, holds_resources};
 use super::types::{func_signature, with_resource_names};
 use crate::errors::Failure;
@@ -396,7 +397,9 @@ fn outcome_to_val(
         message: format!("host function {label} returned a bad value: {message}"),
         cause: None,
     };
-    let convert = |value: Value, ty: &Type| convert::from_js(js, cx, value, ty, memory_limit).map_err(bad_return);
+    let convert = |value: Value, ty: &Type| {
+        convert::from_js(js, cx, value, ty, &mut Footprint::new(memory_limit)).map_err(bad_return)
+    };
     match returned {
         Ok(_) if result_type.is_none() => Ok(None),
         Ok(value) => {
@@ -423,9 +426,14 @@ fn outcome_to_val(
                 return Ok(Some(Val::Result(Err(None))));
             };
             let payload = crate::js::failure::err_payload(js, thrown, matches!(err_type, Type::String));
-            match payload.map(|payload| convert::from_js(js, cx, payload, &err_type, memory_limit)) {
+            let footprint = &mut Footprint::new(memory_limit);
+            match payload.map(|payload| convert::from_js(js, cx, payload, &err_type, footprint)) {
                 Some(Ok(payload)) => Ok(Some(Val::Result(Err(Some(Box::new(payload)))))),
-                Some(Err(_)) | None => Err(host_bridge::thrown(js, label, thrown)),
+                // Not an err the guest can take: a failure of the host's, saying why.
+                Some(Err(why)) => {
+                    Err(host_bridge::thrown(js, label, thrown).with_reason(&format!("its err payload: {why}")))
+                }
+                None => Err(host_bridge::thrown(js, label, thrown)),
             }
         }
     }

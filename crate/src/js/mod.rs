@@ -454,6 +454,12 @@ impl Js {
     /// Rust's `{:?}` escapes, a lone surrogate as `\u{d800}` (UTF-8 would show it as U+FFFD, the
     /// very character a lone surrogate is refused for not being). `None` for a longer one.
     fn shown_string(self, value: Value) -> Option<String> {
+        // The length first: reading any of a string makes V8 flatten all of it (a repeated string
+        // of 256 MiB: 150 ms and as many bytes, for a message that would not show it).
+        let length = self.string_units(value).ok()??;
+        if length > 2 * SHOWN_STRING_CHARS {
+            return None;
+        }
         let mut units = [0u16; 2 * SHOWN_STRING_CHARS + 1];
         let mut written = 0;
         let status =

@@ -470,11 +470,18 @@ pub fn thrown(js: Js, label: &str, thrown: Value) -> Failure {
         // Not error-like, or no JS layer to ask (the binding used on its own): its kind.
         Some(None) | None => js.describe(thrown),
     };
+    // The whole text stays on `cause`: a host's message may carry a guest's input.
     Failure::Host {
-        message: format!("host function {label} threw: {detail}"),
+        message: format!(
+            "host function {label} threw: {}",
+            crate::names::shortened(&detail, MAX_THROWN_TEXT)
+        ),
         cause: js.reference(thrown).ok(),
     }
 }
+
+/// The most of a thrown error's message a HostError repeats, in bytes.
+const MAX_THROWN_TEXT: usize = 1024;
 
 /// Marks an error thrown by the JS layer's checks around a host function: it fails the call as a
 /// HostError even where the function returns a `result` (whose throws are otherwise its `err`).
