@@ -130,7 +130,7 @@ fn string(js: Js, value: Value) -> Result<String, String> {
 }
 
 /// A `string` value: its UTF-8 in guest memory, at least a byte per UTF-16 unit, is counted in
-/// `walk` (a string too long for what is left is refused before its text is copied).
+/// `footprint` (a string too long for what is left is refused before its text is copied).
 fn counted_string(js: Js, footprint: &mut Footprint, value: Value) -> Result<String, String> {
     let found = js.string_value_within(value, footprint.left()).map_err(napi_error)?;
     if let StringValue::TooLong(units) = found {

@@ -38,7 +38,7 @@ impl Footprint {
         self.needed > self.limit
     }
 
-    /// What a value needing `bytes` more than counted so far is told.
+    /// What a value needing `needed` bytes in all is told.
     pub fn too_large(&self, needed: usize) -> String {
         format!(
             "at least {needed} bytes, more than the guest's memory limit ({} bytes) can hold",
