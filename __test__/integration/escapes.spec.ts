@@ -30,7 +30,16 @@ import {
 } from '../../lib/index.js'
 import { translate } from '../../lib/errors.js'
 import { NativeEngine, NativeModule } from '../../lib/native.js'
-import { MiB, root, tempDir, typesImports, typesWasm, wasiComponentWasm, wasiModuleWasm } from '../helpers.js'
+import {
+  BUMP_MEMORY_WAT,
+  MiB,
+  root,
+  tempDir,
+  typesImports,
+  typesWasm,
+  wasiComponentWasm,
+  wasiModuleWasm,
+} from '../helpers.js'
 
 /** Runs TypeScript `source` in a child Node (imports resolve from the repo root); kills it after `ms`. */
 function child(source: string, ms = 20_000, pipeToSleep = false) {
@@ -581,38 +590,51 @@ test('a huge sparse array as a list argument is a WasmTypeError, not an allocati
   t.throws(() => instance.callSync('roundtrip-list-u8', new Array(2 ** 31)), { instanceOf: WasmTypeError })
 })
 
-test("an argument that needs more than the guest's memory limit is a WasmTypeError before it is converted", async (t) => {
-  // A host passing user data to a plugin: 64 MiB to a 1 MiB guest held 2.6 GB of host memory (a
-  // Val per element) and then poisoned the instance when the guest's allocator gave up. Its
-  // strings and list elements are counted as they are read, so nothing past the limit is made.
-  const component = new Engine().compileComponentSync(typesWasm)
-  const fresh = () => component.instantiateSync({ limits: { memoryBytes: 2 * MiB }, imports: typesImports() })
-  const big = 'x'.repeat(3 * MiB)
-  for (const [name, args] of [
-    ['roundtrip-string', [big]],
-    ['roundtrip-list-string', [[big]]],
-    ['roundtrip-list-string', [Array.from({ length: 300_000 }, () => 'abcdefghij')]],
-    ['roundtrip-list-u32', [Array.from({ length: MiB }, (_, index) => index)]],
-    ['roundtrip-list-u32', [new Uint32Array(MiB)]],
-    ['roundtrip-list-u8', [new Uint8Array(3 * MiB)]],
-  ] as const) {
-    for (const how of ['callSync', 'call'] as const) {
-      const instance = fresh()
-      const before = process.memoryUsage().rss
-      const run = () => (how === 'call' ? instance.call(name, [...args]) : instance.callSync(name, [...args]))
-      const error = await t.throwsAsync(async () => run(), { instanceOf: WasmTypeError }, `${name} (${how})`)
-      t.regex(
-        error?.message ?? '',
-        /^[\w-]+: param "v": (list index 0: )?at least \d+ bytes, more than the guest's memory limit \(2097152 bytes\) can hold$/,
-      )
-      t.true(process.memoryUsage().rss - before < 100 * MiB)
-      t.false(instance.poisoned, 'the guest never ran')
-      t.is(instance.callSync('roundtrip-string', ['still here']), 'still here')
+// Serial: they read the process's RSS, which concurrent tests of this file would move.
+test.serial(
+  "an argument that needs more than the guest's memory limit is a WasmTypeError before it is converted",
+  async (t) => {
+    // A host passing user data to a plugin: 64 MiB to a 1 MiB guest held 2.6 GB of host memory (a
+    // Val per element) and then poisoned the instance when the guest's allocator gave up. Its
+    // strings and list elements are counted as they are read, so nothing past the limit is made.
+    const component = new Engine().compileComponentSync(typesWasm)
+    const fresh = () =>
+      component.instantiateSync({ limits: { memoryBytes: 2 * MiB }, imports: typesImports() })
+    const big = 'x'.repeat(3 * MiB)
+    for (const [name, args] of [
+      ['roundtrip-string', [big]],
+      ['roundtrip-list-string', [[big]]],
+      ['roundtrip-list-string', [Array.from({ length: 300_000 }, () => 'abcdefghij')]],
+      ['roundtrip-list-u32', [Array.from({ length: MiB }, (_, index) => index)]],
+      ['roundtrip-list-u32', [new Uint32Array(MiB)]],
+      ['roundtrip-list-u8', [new Uint8Array(3 * MiB)]],
+    ] as const) {
+      for (const how of ['callSync', 'call'] as const) {
+        const instance = fresh()
+        const before = process.memoryUsage().rss
+        const run = () =>
+          how === 'call' ? instance.call(name, [...args]) : instance.callSync(name, [...args])
+        const error = await t.throwsAsync(
+          async () => run(),
+          { instanceOf: WasmTypeError },
+          `${name} (${how})`,
+        )
+        t.regex(
+          error?.message ?? '',
+          /^[\w-]+: param "v": (list index 0: )?at least \d+ bytes, more than the guest's memory limit \(2097152 bytes\) can hold$/,
+        )
+        t.true(process.memoryUsage().rss - before < 100 * MiB)
+        t.false(instance.poisoned, 'the guest never ran')
+        t.is(instance.callSync('roundtrip-string', ['still here']), 'still here')
+      }
     }
-  }
-  // What fits passes.
-  t.is((fresh().callSync('roundtrip-list-u8', [new Uint8Array(256 * 1024)]) as Uint8Array).length, 256 * 1024)
-})
+    // What fits passes.
+    t.is(
+      (fresh().callSync('roundtrip-list-u8', [new Uint8Array(256 * 1024)]) as Uint8Array).length,
+      256 * 1024,
+    )
+  },
+)
 
 test('12.2 instantiate takes a signal: aborting stops a start function that loops', async (t) => {
   const module = new Engine().compileModuleSync('(module (func $start (loop (br 0))) (start $start))')
@@ -631,3 +653,48 @@ test('12.2 instantiate takes a signal: aborting stops a start function that loop
     code: 'ERR_WASM_CONFIG',
   })
 })
+
+test.serial(
+  "a value whose case names the guest made long is refused before they fill the host's memory",
+  async (t) => {
+    // wasmtime's Val holds each element's case, field and flag names as strings of its own, and the
+    // guest's author picks their length: 400,000 elements (400 KB, within a 2 MiB guest) of an enum
+    // whose case has 3,000 characters cost the host 2.4 GB (an outside probe).
+    const component = (caseName: string) =>
+      new Engine().compileComponentSync(`(component
+      (type $e (enum "${caseName}" "b"))
+      (export $E "e" (type $e))
+      ${BUMP_MEMORY_WAT}
+      (core module $main (func (export "count") (param i32 i32) (result i32) local.get 1))
+      (core instance $i (instantiate $main))
+      (func (export "count") (param "v" (list $E)) (result u32)
+        (canon lift (core func $i "count") (memory $memory) (realloc $realloc))))`)
+    const long = `a${'b'.repeat(3000)}`
+    const limits = { memoryBytes: MiB }
+    const instance = component(long).instantiateSync({ limits })
+    const before = process.memoryUsage().rss
+    for (const how of ['callSync', 'call'] as const) {
+      const values = Array.from({ length: 30_000 }, () => long)
+      // `call` takes such a list in the flat form the JS layer writes.
+      const error = await t.throwsAsync(
+        async () =>
+          how === 'callSync' ? instance.callSync('count', [values]) : instance.call('count', [values]),
+        { instanceOf: WasmTypeError },
+      )
+      t.regex(
+        error?.message ?? '',
+        /names take more than 67108864 bytes of host memory \(64 times the guest's memory limit, at least 16 MiB\)/,
+      )
+    }
+    t.true(process.memoryUsage().rss - before < 200 * MiB)
+    t.false(instance.poisoned)
+    t.is(instance.callSync('count', [Array.from({ length: 1000 }, () => long)]), 1000)
+    // Ordinary names pass at the same length.
+    t.is(
+      component('short')
+        .instantiateSync({ limits })
+        .callSync('count', [Array.from({ length: 30_000 }, () => 'b')]),
+      30_000,
+    )
+  },
+)

@@ -7,22 +7,56 @@
 
 use wasmtime::component::Type;
 
+/// Bytes of WIT names (record fields, variant and enum cases, flags) one value may copy into the
+/// host per byte of the guest's memory limit. wasmtime's `Val` holds each element's names as
+/// strings of its own, and a guest's author picks their length: an enum case of 3,000 characters
+/// made 400,000 elements (400 KB, within a 2 MiB guest) cost 2.4 GB. Ordinary names stay far
+/// below this; a value past it could not be worth its host memory.
+const NAME_BYTES_PER_GUEST_BYTE: usize = 64;
+
+/// Names any value may copy whatever the guest's memory: a guest without memory (or a small one)
+/// still takes records and variants in its parameters.
+const MIN_NAME_BYTES: usize = 16 << 20;
+
 /// The count for one value.
 pub struct Footprint {
     needed: usize,
     limit: usize,
+    names: usize,
 }
 
 impl Footprint {
     /// A count for a guest whose memory limit is `limit` bytes.
     pub fn new(limit: usize) -> Self {
-        Footprint { needed: 0, limit }
+        Footprint {
+            needed: 0,
+            limit,
+            names: 0,
+        }
+    }
+
+    /// Counts `bytes` of names the value copies into the host; an error past
+    /// [`NAME_BYTES_PER_GUEST_BYTE`] times the limit (or [`MIN_NAME_BYTES`]).
+    pub fn names(&mut self, bytes: usize) -> Result<(), String> {
+        self.names = self.names.saturating_add(bytes);
+        let allowed = self.names_allowed();
+        if self.names > allowed {
+            return Err(format!(
+                "its case, field and flag names take more than {allowed} bytes of host memory \
+                 ({NAME_BYTES_PER_GUEST_BYTE} times the guest's memory limit, at least 16 MiB)"
+            ));
+        }
+        Ok(())
+    }
+
+    fn names_allowed(&self) -> usize {
+        self.limit.saturating_mul(NAME_BYTES_PER_GUEST_BYTE).max(MIN_NAME_BYTES)
     }
 
     /// Counts `bytes` more; an error once the count passes the limit.
     pub fn need(&mut self, bytes: usize) -> Result<(), String> {
         self.needed = self.needed.saturating_add(bytes);
-        if self.over() {
+        if self.needed > self.limit {
             return Err(self.too_large(self.needed));
         }
         Ok(())
@@ -33,9 +67,9 @@ impl Footprint {
         self.limit.saturating_sub(self.needed)
     }
 
-    /// Whether the count passed the limit.
+    /// Whether either count passed its limit.
     pub fn over(&self) -> bool {
-        self.needed > self.limit
+        self.needed > self.limit || self.names > self.names_allowed()
     }
 
     /// What a value needing `needed` bytes in all is told.
@@ -71,6 +105,20 @@ pub fn element_bytes(ty: &Type) -> usize {
 #[cfg(test)]
 mod tests {
     use crate::component::footprint::Footprint;
+
+    #[test]
+    fn names_are_counted_against_a_multiple_of_the_limit() {
+        let mut footprint = Footprint::new(1 << 20);
+        assert!(footprint.names(64 << 20).is_ok());
+        let error = footprint.names(1).expect_err("past 64 times the limit");
+        assert!(error.contains("more than 67108864 bytes of host memory"), "{error}");
+        let mut small = Footprint::new(0);
+        assert!(
+            small.names(16 << 20).is_ok(),
+            "a guest without memory still takes names"
+        );
+        assert!(small.names(1).is_err());
+    }
 
     #[test]
     fn the_count_stops_past_the_limit_and_says_how_much() {

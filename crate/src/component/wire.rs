@@ -307,12 +307,17 @@ pub fn decode(shape: &Shape, reader: &mut Reader<'_>) -> Result<Val, String> {
             }
             Val::List(items)
         }
-        Shape::Record(fields) => Val::Record(
-            fields
-                .iter()
-                .map(|(name, shape)| Ok((name.clone(), decode(shape, reader)?)))
-                .collect::<Result<_, String>>()?,
-        ),
+        Shape::Record(fields) => {
+            reader
+                .footprint
+                .names(fields.iter().map(|(name, _)| name.len()).sum())?;
+            Val::Record(
+                fields
+                    .iter()
+                    .map(|(name, shape)| Ok((name.clone(), decode(shape, reader)?)))
+                    .collect::<Result<_, String>>()?,
+            )
+        }
         Shape::Tuple(shapes) => Val::Tuple(
             shapes
                 .iter()
@@ -321,9 +326,14 @@ pub fn decode(shape: &Shape, reader: &mut Reader<'_>) -> Result<Val, String> {
         ),
         Shape::Variant(cases) => {
             let (name, payload) = &cases[reader.index(cases.len())?];
+            reader.footprint.names(name.len())?;
             Val::Variant(name.clone(), decode_payload(payload.as_ref(), reader)?)
         }
-        Shape::Enum(names) => Val::Enum(names[reader.index(names.len())?].clone()),
+        Shape::Enum(names) => {
+            let name = &names[reader.index(names.len())?];
+            reader.footprint.names(name.len())?;
+            Val::Enum(name.clone())
+        }
         Shape::Option(shape) => Val::Option(match reader.flag()? {
             false => None,
             true => Some(Box::new(decode(shape, reader)?)),
@@ -336,6 +346,7 @@ pub fn decode(shape: &Shape, reader: &mut Reader<'_>) -> Result<Val, String> {
             let mut set = Vec::new();
             for name in names {
                 if reader.flag()? {
+                    reader.footprint.names(name.len())?;
                     set.push(name.clone());
                 }
             }
