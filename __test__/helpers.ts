@@ -5,7 +5,7 @@ import path from 'node:path'
 import type { ExecutionContext } from 'ava'
 
 import { typesImports, typesWasm } from '../fixtures/index.js'
-import { Engine, type Instance } from '../lib/index.js'
+import { Engine, type Imports, type Instance } from '../lib/index.js'
 
 export {
   helloWasm,
@@ -127,6 +127,29 @@ export const BUMP_MEMORY_WAT = `(core module $mem
   (core instance $m (instantiate $mem))
   (alias core export $m "memory" (core memory $memory))
   (alias core export $m "realloc" (core func $realloc))`
+
+/**
+ * Imports for the resources fixture whose host `Logger` has `dispose` as its `[Symbol.dispose]`
+ * (a method or a getter); a logger's `prefix` is what the guest made it with.
+ */
+export function disposingLoggerImports(dispose: PropertyDescriptor): Imports {
+  class Logger {
+    constructor(public prefix = '') {}
+    log() {
+      return 1
+    }
+    count() {
+      return 7
+    }
+    static cloneWith(other: Logger) {
+      return other
+    }
+  }
+  Object.defineProperty(Logger.prototype, Symbol.dispose, dispose)
+  return {
+    'test:resources/host': { Logger, makeLogger: (prefix: string) => new Logger(prefix), logAll: () => {} },
+  }
+}
 
 /** The warnings `process` emits until the test ends (its listener goes with the test). */
 export function processWarnings(t: ExecutionContext): Error[] {

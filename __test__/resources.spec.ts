@@ -22,7 +22,7 @@ import {
   UnreachableError,
   WasmTypeError,
 } from '../lib/index.js'
-import { BUMP_MEMORY_WAT, processWarnings, ROOT_COUNTER_WAT } from './helpers.js'
+import { BUMP_MEMORY_WAT, disposingLoggerImports, processWarnings, ROOT_COUNTER_WAT } from './helpers.js'
 
 const engine = new Engine()
 const component = await engine.compileComponent(resourcesWasm)
@@ -1197,25 +1197,10 @@ test('one object passed as own and also lent (or moved twice) in one call is a W
  * warnings go to every listener.
  */
 function disposingLoggers(t: ExecutionContext, dispose: PropertyDescriptor, mine: RegExp) {
-  class Logger {
-    constructor(public prefix: string) {}
-    log() {
-      return 1
-    }
-    count() {
-      return 7
-    }
-    static cloneWith(other: Logger) {
-      return other
-    }
-  }
-  Object.defineProperty(Logger.prototype, Symbol.dispose, dispose)
   const warnings = processWarnings(t)
   const inst = component.instantiateSync({
     limits: { memoryBytes: 4 << 20 },
-    imports: {
-      'test:resources/host': { Logger, makeLogger: (p: string) => new Logger(p), logAll: () => {} },
-    },
+    imports: disposingLoggerImports(dispose),
   })
   const failures = async () => {
     await new Promise((resolve) => setTimeout(resolve, 50))

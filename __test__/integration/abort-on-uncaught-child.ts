@@ -4,6 +4,7 @@
  */
 import { resourcesWasm, typesImports, typesWasm } from '../../fixtures/index.js'
 import { Engine } from '../../lib/index.js'
+import { disposingLoggerImports } from '../helpers.js'
 
 const engine = new Engine()
 const wat = `(module
@@ -50,24 +51,8 @@ const failing = (thrown: unknown) =>
   })
 /** The resources fixture with a host `logger` whose `[Symbol.dispose]` is `dispose`. */
 const resources = engine.compileComponentSync(resourcesWasm)
-const disposing = (dispose: PropertyDescriptor) => {
-  class Logger {
-    log() {
-      return 1
-    }
-    count() {
-      return 7
-    }
-    static cloneWith(other: Logger) {
-      return other
-    }
-  }
-  Object.defineProperty(Logger.prototype, Symbol.dispose, dispose)
-  return resources.instantiateSync({
-    limits: { memoryBytes: 4 << 20 },
-    imports: { 'test:resources/host': { Logger, makeLogger: () => new Logger(), logAll: () => {} } },
-  })
-}
+const disposing = (dispose: PropertyDescriptor) =>
+  resources.instantiateSync({ limits: { memoryBytes: 4 << 20 }, imports: disposingLoggerImports(dispose) })
 
 const cases: Record<string, () => unknown> = {
   callSync: () => inst.callSync('unreachable', []),

@@ -859,9 +859,7 @@ impl Js {
 
     /// Emits `message` as the `AIRSSYS_DISPOSE_FAILED` process warning.
     fn dispose_warning(self, message: &str) -> Result<()> {
-        let mut global = ptr::null_mut();
-        self.check(unsafe { sys::napi_get_global(self.0, &mut global) }, "global")?;
-        let process = self.get(global, "process")?;
+        let process = self.get(self.global()?, "process")?;
         let emit = self.get(process, "emitWarning")?;
         let options = self.object()?;
         self.set(options, "code", self.string("AIRSSYS_DISPOSE_FAILED")?)?;
