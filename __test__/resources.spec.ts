@@ -733,6 +733,45 @@ test('a host function may return the result itself, with host objects on either 
   t.false(inst.poisoned)
 })
 
+test('a thrown err payload that is none is none to the host resource check too', async (t) => {
+  // The check read an own `payload: undefined` as no payload and checked the thrown Error as a
+  // Logger, while the addon (and jco) take it as the payload: option's none.
+  const guest = engine.compileComponentSync(`(component
+    (import "test:x/host" (instance $h
+      (export "logger" (type (sub resource)))
+      (export "maybe" (func (param "mode" u32) (result (result u32 (error (option (own 0)))))))
+    ))
+    (alias export $h "maybe" (func $maybe))
+    ${BUMP_MEMORY_WAT}
+    (core func $maybe_l (canon lower (func $maybe) (memory $memory)))
+    (core module $main
+      (import "h" "maybe" (func $maybe (param i32 i32)))
+      (import "m" "memory" (memory 1))
+      (func (export "maybe") (param i32) (result i32)
+        local.get 0 i32.const 64 call $maybe
+        i32.const 64 i32.load8_u
+        if (result i32) i32.const 68 i32.load8_u i32.const 1 i32.add else i32.const 0 end))
+    (core instance $i (instantiate $main (with "m" (instance $m)) (with "h" (instance (export "maybe" (func $maybe_l))))))
+    (func (export "maybe") (param "mode" u32) (result u32) (canon lift (core func $i "maybe")))
+  )`)
+  class Logger {}
+  const maybe = (mode: number) => {
+    if (mode === 0) throw Object.assign(new Error('none'), { payload: undefined })
+    if (mode === 1) throw Object.assign(new Error('some'), { payload: new Logger() })
+    throw Object.assign(new Error('some other'), { payload: {} })
+  }
+  const inst = guest.instantiateSync({
+    limits: { memoryBytes: 1 << 20 },
+    imports: { 'test:x/host': { Logger, maybe } },
+  })
+  t.is(inst.callSync('maybe', [0]), 1, 'err(none)')
+  t.is(await inst.call('maybe', [1]), 2, 'err(some(logger))')
+  t.throws(() => inst.callSync('maybe', [2]), {
+    instanceOf: HostError,
+    message: /maybe threw an err payload holding an object where the guest takes a Logger/,
+  })
+})
+
 test("a host function returning an own of the host's resource must return an instance of the host's class", async (t) => {
   const events: string[] = []
   const { Logger, imports } = hostImports(events)

@@ -15,6 +15,7 @@ import type { ComponentItem, ResourceMembers, WitFuncType, WitType } from './com
 import { someType, valueTypeOf } from './util/wit.js'
 import { ComponentError, DisposedError, WasmTypeError } from './errors.js'
 import { hostFailure } from './native.js'
+import { thrownPayload } from './util/failure.js'
 import { exportPaths, lowerCamel, unversioned, upperCamel } from './util/names.js'
 import { TYPED_ARRAY_CLASSES } from './util/typed-arrays.js'
 
@@ -524,10 +525,12 @@ function checkHostResources(
       )
     }
     const thrown = (error: unknown): never => {
-      const payload = errPayload(error)
-      const bad = misfit(payload, err)
+      // Unreadable, it is the addon's to refuse (as a HostError), like any other.
+      const payload = thrownPayload(error, false)
+      if (payload === undefined) throw error
+      const bad = misfit(payload.payload, err)
       if (bad === undefined) throw error
-      const what = payload === error ? 'threw' : 'threw an err payload holding'
+      const what = payload.payload === error ? 'threw' : 'threw an err payload holding'
       throw hostFailure(
         new TypeError(`${label} ${what} ${described(bad.given)} where the guest takes a ${bad.cls.name}`, {
           cause: error,
@@ -584,15 +587,6 @@ function resultSide(value: unknown): 'ok' | 'err' | undefined {
   if (typeof value !== 'object' || value === null || !Object.hasOwn(value, 'tag')) return undefined
   const tag: unknown = Reflect.get(value, 'tag')
   return tag === 'ok' || tag === 'err' ? tag : undefined
-}
-
-/** The err payload a host function's throw stands for: its own `payload`, else the value. */
-function errPayload(thrown: unknown): unknown {
-  if ((typeof thrown === 'object' || typeof thrown === 'function') && thrown !== null) {
-    const payload: unknown = Object.hasOwn(thrown, 'payload') ? Reflect.get(thrown, 'payload') : undefined
-    if (payload !== undefined) return payload
-  }
-  return thrown
 }
 
 /** Whether a value of `type` can hold an `own` of one of the host's resources. */

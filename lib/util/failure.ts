@@ -48,20 +48,26 @@ FAILED.describe = describe
 /**
  * The err payload of a value a host function threw for a `result` import: its own `payload` (jco's
  * `ComponentError`; `undefined` too, an option's none), else for a string error type
- * (`wantsMessage`) an error's message, else the value itself. The box itself when a read threw:
- * the addon then fails the call with a HostError.
+ * (`wantsMessage`) an error's message, else the value itself. Undefined when a read threw.
  */
-FAILED.payload = (thrown: unknown, wantsMessage: boolean): unknown => {
-  if ((typeof thrown !== 'object' || thrown === null) && typeof thrown !== 'function') return thrown
+export function thrownPayload(thrown: unknown, wantsMessage: boolean): { payload: unknown } | undefined {
+  if ((typeof thrown !== 'object' || thrown === null) && typeof thrown !== 'function')
+    return { payload: thrown }
   try {
-    if (Object.hasOwn(thrown, 'payload')) return (thrown as { payload?: unknown }).payload
+    if (Object.hasOwn(thrown, 'payload')) return { payload: (thrown as { payload?: unknown }).payload }
     if (wantsMessage && (types.isNativeError(thrown) || errorLike(thrown))) {
-      return (thrown as { message?: unknown }).message
+      return { payload: (thrown as { message?: unknown }).message }
     }
-    return thrown
+    return { payload: thrown }
   } catch {
-    return FAILED
+    return undefined
   }
+}
+
+/** {@link thrownPayload} for the addon: the box itself when a read threw (it then fails the call). */
+FAILED.payload = (thrown: unknown, wantsMessage: boolean): unknown => {
+  const read = thrownPayload(thrown, wantsMessage)
+  return read === undefined ? FAILED : read.payload
 }
 
 /** What failed in a host resource's `[Symbol.dispose]`, for the addon's process warning. */
