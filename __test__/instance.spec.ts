@@ -1,4 +1,6 @@
 import { getEventListeners } from 'node:events'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 
 import test from 'ava'
 
@@ -33,6 +35,53 @@ test('an unknown export is a TypeError listing what exists', (t) => {
   t.regex(error?.message ?? '', /no exported function "nope".*roundtrip-u8/)
   const long = t.throws(() => instance.callSync('x'.repeat(1_000_000), []), { instanceOf: WasmTypeError })
   t.true((long?.message.length ?? Infinity) < 2_000, 'a name the caller gave is not repeated whole')
+})
+
+test('a name no export could have is not read, on every path that takes one', async (t) => {
+  // A 256 MiB name was copied whole (0.2 s and 256 MB) to say that nothing has it.
+  const instance = typesInstance()
+  const name = 'x'.repeat(100_000)
+  const unread = /no exported function \(a string of 100000 UTF-16 units\); it exports: /
+  t.throws(() => instance.callSync(name, []), { instanceOf: WasmTypeError, message: unread })
+  t.throws(() => instance.callSync(name, [], { timeoutMs: 1000 }), {
+    instanceOf: WasmTypeError,
+    message: unread,
+  })
+  t.throws(() => instance.function(name), { instanceOf: WasmTypeError, message: unread })
+  await t.throwsAsync(instance.call(name, []), { instanceOf: WasmTypeError, message: unread })
+  // The JS layer's own messages do not repeat it either.
+  t.throws(() => instance.callSync(name, 'no array' as never), {
+    instanceOf: WasmTypeError,
+    message: '(a string of 100000 UTF-16 units): arguments must be an array',
+  })
+  // Nor is a lone surrogate replaced: the lossy copy could name another export.
+  t.throws(() => instance.callSync('roundtrip-u8\uD800', [1]), {
+    instanceOf: WasmTypeError,
+    message: /no exported function \(a string with a lone surrogate\)/,
+  })
+  t.throws(() => instance.callSync(5 as never, []), {
+    instanceOf: WasmTypeError,
+    message: /an export's name must be a string, got 5/,
+  })
+  t.is(instance.callSync('roundtrip-u8', [7]), 7)
+})
+
+test.serial('names that are not exports leave nothing behind', (t) => {
+  // A service calling the export a request names kept a cache entry for every name it was sent:
+  // 2,000 names of 50 KB held 100 MB.
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  const instance = typesInstance()
+  gc()
+  const before = process.memoryUsage().heapUsed
+  for (let i = 0; i < 2000; i++) {
+    t.throws(() => instance.callSync(`${i}`.padEnd(50_000, 'x'), []), { instanceOf: WasmTypeError })
+  }
+  gc()
+  t.true(
+    process.memoryUsage().heapUsed - before < 20 * MiB,
+    `${process.memoryUsage().heapUsed - before} bytes`,
+  )
 })
 
 test('sync host functions are called from wasm with converted values, in callSync and call', async (t) => {

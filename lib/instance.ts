@@ -8,7 +8,7 @@ import { SerialQueue } from './util/serial-queue.js'
 import { isInsideHostCall, type Owner } from './util/reentry.js'
 import { withAbort } from './util/signal.js'
 import { unbox } from './util/failure.js'
-import { exportPaths } from './util/names.js'
+import { exportPaths, shownName } from './util/names.js'
 import { decodeFlat, flatArgs, flatResult, flatScratch, type Read, type WriteArgs } from './wire.js'
 
 export type {
@@ -134,7 +134,9 @@ function coreExports(
 function typed(name: string, error: unknown): unknown {
   if (error instanceof WasmError) return error
   const reason = error instanceof Error ? error.message : String(error)
-  return Object.assign(new WasmTypeError(`${name}: reading the arguments threw: ${reason}`), { cause: error })
+  return Object.assign(new WasmTypeError(`${shownName(name)}: reading the arguments threw: ${reason}`), {
+    cause: error,
+  })
 }
 
 /** What a synchronous call meets while a `call` of the same instance runs or waits its turn. */
@@ -245,9 +247,11 @@ export class Instance<E = Record<string, unknown>> {
     try {
       // V8 refuses to apply a function to a huge array (a RangeError, not ours): no export takes
       // that many arguments anyway. A string or an array-like would be spread into arguments.
-      if (!Array.isArray(args)) throw new WasmTypeError(`${name}: arguments must be an array`)
+      if (!Array.isArray(args)) throw new WasmTypeError(`${shownName(name)}: arguments must be an array`)
       if (args.length > MAX_ARGUMENTS) {
-        throw new WasmTypeError(`${name}: expected its arguments, got an array of ${args.length} elements`)
+        throw new WasmTypeError(
+          `${shownName(name)}: expected its arguments, got an array of ${args.length} elements`,
+        )
       }
       if (this.#calls.pending > 0) throw busyWithCall()
       resources = this.#resources?.converts(name) === true ? this.#resources : undefined
@@ -345,10 +349,9 @@ export class Instance<E = Record<string, unknown>> {
     let forms = this.#flatFormsByPath.get(path)
     if (forms === undefined) {
       const func = this.#funcTypes().get(path)
-      forms =
-        func === undefined
-          ? { args: undefined, result: undefined }
-          : { args: flatArgs(func), result: flatResult(func) }
+      // Only an export's forms are kept: a service may call what its requests name.
+      if (func === undefined) return { args: undefined, result: undefined }
+      forms = { args: flatArgs(func), result: flatResult(func) }
       this.#flatFormsByPath.set(path, forms)
     }
     return forms

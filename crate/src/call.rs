@@ -11,8 +11,8 @@ use napi::{Env, JsValue};
 
 use crate::engine::EngineShared;
 use crate::errors::{Failure, answer, caught, exit_zero_is_success, fail, return_or_fail};
-use crate::js::{ElementType, Js, Raw, TypedArrayView, Value, callback_args};
-use crate::names::quoted;
+use crate::js::{ElementType, Js, Raw, StringValue, TypedArrayView, Value, callback_args};
+use crate::names::{name_units_read, quoted, unread};
 use crate::options::{NativeAbortHandle, call_budget, call_budget_from_js};
 use crate::runtime::host_bridge::serve_js_while;
 use crate::runtime::task;
@@ -99,6 +99,8 @@ pub trait Export: Send + Sync + 'static {
 /// The exported functions of a module or component by every name they may be called by.
 pub struct Exports<E> {
     by_name: HashMap<String, Arc<E>>,
+    /// The longest name's length in bytes.
+    longest: usize,
     /// "module" or "component", for messages.
     noun: &'static str,
 }
@@ -107,6 +109,7 @@ impl<E: Export> Exports<E> {
     pub fn new(noun: &'static str) -> Self {
         Exports {
             by_name: HashMap::new(),
+            longest: 0,
             noun,
         }
     }
@@ -115,14 +118,33 @@ impl<E: Export> Exports<E> {
     /// interface exported, the name without `@version` means the first listed, as it does in
     /// `inst.exports`.
     pub fn insert(&mut self, name: String, export: Arc<E>) {
+        self.longest = self.longest.max(name.len());
         self.by_name.entry(name).or_insert(export);
     }
 
-    /// The export called `name`; an error lists what there is.
-    pub fn get(&self, name: &str) -> Result<Arc<E>, Failure> {
-        if let Some(export) = self.by_name.get(name) {
-            return Ok(export.clone());
-        }
+    /// The export a caller's JS value names, and the name. A string longer than any name (and
+    /// than a message shows) is not read.
+    pub fn get(&self, js: Js, name: Value) -> Result<(Arc<E>, String), Failure> {
+        let shown = match js.string_value_within(name, name_units_read(self.longest))? {
+            StringValue::Text(name) => match self.by_name.get(&name) {
+                Some(export) => return Ok((export.clone(), name)),
+                None => quoted(&name),
+            },
+            StringValue::TooLong(units) => unread(units),
+            // A lossy copy could name another export: one that holds U+FFFD.
+            StringValue::LoneSurrogate => "(a string with a lone surrogate)".into(),
+            StringValue::NotString => {
+                return Err(Failure::Type(format!(
+                    "an export's name must be a string, got {}",
+                    js.describe(name)
+                )));
+            }
+        };
+        Err(self.missing(&shown))
+    }
+
+    /// That there is no export `shown` (a name as a message shows it); the error lists what there is.
+    fn missing(&self, shown: &str) -> Failure {
         let mut known: Vec<&str> = self.by_name.values().map(|export| export.name()).collect();
         known.sort_unstable();
         known.dedup();
@@ -136,12 +158,11 @@ impl<E: Export> Exports<E> {
         } else {
             String::new()
         };
-        Err(Failure::Type(format!(
-            "the {} has no exported function {}; it exports: {}{tail}",
+        Failure::Type(format!(
+            "the {} has no exported function {shown}; it exports: {}{tail}",
             self.noun,
-            quoted(name),
             known.iter().map(|name| quoted(name)).collect::<Vec<_>>().join(", ")
-        )))
+        ))
     }
 }
 
@@ -369,15 +390,15 @@ unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi
 pub fn function<E: Export>(
     js: Js,
     slot: &Arc<Slot<E::Instance>>,
-    export: Result<Arc<E>, Failure>,
-    name: &str,
+    found: Result<(Arc<E>, String), Failure>,
     budgeted: Option<bool>,
     flat: Option<bool>,
     flat_args: Option<bool>,
 ) -> napi::Result<Raw> {
     answer(js, || {
+        let (export, name) = found?;
         let handle = Handle {
-            export: export?,
+            export,
             budget: call_budget(&slot.defaults, slot.engine.fuel, None, None, None)?,
             slot: slot.clone(),
             budgeted: budgeted.unwrap_or(false),
@@ -385,7 +406,7 @@ pub fn function<E: Export>(
             flat: flat.unwrap_or(false),
             flat_args: flat_args.unwrap_or(false),
         };
-        Ok(js.function(name, handle, Some(call_handle::<E>))?)
+        Ok(js.function(&name, handle, Some(call_handle::<E>))?)
     })
 }
 

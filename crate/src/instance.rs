@@ -42,16 +42,16 @@ macro_rules! instance_class {
             pub fn function(
                 &self,
                 env: napi::Env,
-                name: String,
+                name: napi::bindgen_prelude::Unknown,
                 budgeted: Option<bool>,
                 flat: Option<bool>,
                 flat_args: Option<bool>,
             ) -> napi::Result<$crate::js::Raw> {
+                let js = $crate::js::Js(env.raw());
                 $crate::call::function(
-                    $crate::js::Js(env.raw()),
+                    js,
                     &self.slot,
-                    self.exports.get(&name),
-                    &name,
+                    self.exports.get(js, napi::JsValue::raw(&name)),
                     budgeted,
                     flat,
                     flat_args,
@@ -67,7 +67,7 @@ macro_rules! instance_class {
             pub fn call(
                 &self,
                 env: &napi::Env,
-                name: String,
+                name: napi::bindgen_prelude::Unknown,
                 args: napi::bindgen_prelude::Unknown,
                 fuel: Option<f64>,
                 timeout_ms: Option<f64>,
@@ -78,7 +78,9 @@ macro_rules! instance_class {
                 $crate::call::call(
                     env,
                     &self.slot,
-                    self.exports.get(&name),
+                    self.exports
+                        .get($crate::js::Js(env.raw()), napi::JsValue::raw(&name))
+                        .map(|(export, _)| export),
                     args,
                     fuel,
                     timeout_ms,

@@ -51,14 +51,14 @@ export declare class NativeComponentInstance {
    * whose parameters have a flat form), it takes one argument: the length of the
    * arguments lib/wire.ts wrote in that `Uint8Array`.
    */
-  function(name: string, budgeted?: boolean | undefined | null, flat?: boolean | undefined | null, flatArgs?: boolean | undefined | null): (...args: unknown[]) => unknown
+  function(name: unknown, budgeted?: boolean | undefined | null, flat?: boolean | undefined | null, flatArgs?: boolean | undefined | null): (...args: unknown[]) => unknown
   /**
    * Calls an export on a pool thread; arguments are converted first, on the JS thread.
    * With `flatArgs` (the `Uint8Array` lib/wire.ts wrote them in), `args` is the length of
    * the arguments' flat form; with `flatResult` the Promise resolves to the result's flat
    * form in a new `ArrayBuffer`.
    */
-  call(name: string, args: unknown, fuel?: number | undefined | null, timeoutMs?: number | undefined | null, abort?: NativeAbortHandle | undefined | null, flatArgs?: unknown | undefined | null, flatResult?: boolean | undefined | null): Promise<unknown>
+  call(name: unknown, args: unknown, fuel?: number | undefined | null, timeoutMs?: number | undefined | null, abort?: NativeAbortHandle | undefined | null, flatArgs?: unknown | undefined | null, flatResult?: boolean | undefined | null): Promise<unknown>
   /** Memory, fuel and call counters. */
   metrics(): InstanceMetrics
   /** WASI output piped since the last take (`wasi.stdout` / `wasi.stderr` set to `pipe`). */
@@ -133,14 +133,14 @@ export declare class NativeInstance {
    * whose parameters have a flat form), it takes one argument: the length of the
    * arguments lib/wire.ts wrote in that `Uint8Array`.
    */
-  function(name: string, budgeted?: boolean | undefined | null, flat?: boolean | undefined | null, flatArgs?: boolean | undefined | null): (...args: unknown[]) => unknown
+  function(name: unknown, budgeted?: boolean | undefined | null, flat?: boolean | undefined | null, flatArgs?: boolean | undefined | null): (...args: unknown[]) => unknown
   /**
    * Calls an export on a pool thread; arguments are converted first, on the JS thread.
    * With `flatArgs` (the `Uint8Array` lib/wire.ts wrote them in), `args` is the length of
    * the arguments' flat form; with `flatResult` the Promise resolves to the result's flat
    * form in a new `ArrayBuffer`.
    */
-  call(name: string, args: unknown, fuel?: number | undefined | null, timeoutMs?: number | undefined | null, abort?: NativeAbortHandle | undefined | null, flatArgs?: unknown | undefined | null, flatResult?: boolean | undefined | null): Promise<unknown>
+  call(name: unknown, args: unknown, fuel?: number | undefined | null, timeoutMs?: number | undefined | null, abort?: NativeAbortHandle | undefined | null, flatArgs?: unknown | undefined | null, flatResult?: boolean | undefined | null): Promise<unknown>
   /** Memory, fuel and call counters. */
   metrics(): InstanceMetrics
   /** WASI output piped since the last take (`wasi.stdout` / `wasi.stderr` set to `pipe`). */

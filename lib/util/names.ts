@@ -70,3 +70,13 @@ export function wasmKind(bytes: Uint8Array): WasmKind {
   const text = Buffer.from(bytes.subarray(0, 4096)).toString('utf8')
   return /^\s*(?:(?:;;[^\n]*\n|\(;[\s\S]*?;\))\s*)*\(\s*component\b/.test(text) ? 'component' : 'module'
 }
+
+/**
+ * A caller's name (of an export, say) for the start of a message: as it is up to 128 characters,
+ * else only its length, as the addon says it (a caller may pass any string, and a 256 MiB one
+ * made a 256 MiB message).
+ */
+export function shownName(name: unknown): string {
+  if (typeof name !== 'string') return String(typeof name)
+  return name.length <= 128 ? name : `(a string of ${name.length} UTF-16 units)`
+}

@@ -11,7 +11,7 @@ use super::footprint::{Footprint, element_bytes};
 use super::resources::Resources;
 use crate::errors::{Failure, LaterJs};
 use crate::js::{ElementType, Js, Kind, ShortString, StringValue, Value};
-use crate::names::{camel_case, quoted};
+use crate::names::{camel_case, name_units_read, quoted, unread};
 
 /// Longest JS array accepted for a `list`: the length comes from the caller and is read before
 /// any element, so it must not size an allocation by itself (`new Array(2 ** 32 - 1)` is a valid,
@@ -123,10 +123,6 @@ fn number(js: Js, value: Value, name: &str) -> Result<f64, String> {
     js.number_value(value)
         .map_err(napi_error)?
         .ok_or_else(|| expected(js, name, value))
-}
-
-fn string(js: Js, value: Value) -> Result<String, String> {
-    text(js, js.string_value(value).map_err(napi_error)?, value)
 }
 
 /// A `string` value: its UTF-8 in guest memory, at least a byte per UTF-16 unit, is counted in
@@ -381,16 +377,17 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> R
             Val::Tuple(items)
         }
         Type::Variant(variant) => {
-            let (tag, payload) = tagged(js, &mut walk.names, value, "variant")?;
-            let tag = tag.as_str();
-            let Some(case) = variant.cases().find(|case| case.name == tag) else {
+            let longest = variant.cases().map(|case| case.name.len()).max().unwrap_or(0);
+            let (tag, payload) = tagged(js, &mut walk.names, value, "variant", longest)?;
+            let Some(case) = variant.cases().find(|case| case.name == tag.as_str()) else {
                 let cases: Vec<&str> = variant.cases().map(|case| case.name).collect();
                 return Err(format!(
                     "unknown variant case {}, expected one of: {}",
-                    quoted(tag),
+                    tag.shown(),
                     cases.join(", ")
                 ));
             };
+            let tag = tag.as_str();
             let payload = match &case.ty {
                 Some(payload_type) => Some(Box::new(wrap(from_js_in(js, cx, walk, payload, payload_type), || {
                     format!("case \"{tag}\"")
@@ -408,7 +405,7 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> R
             // WIT names are ASCII: a string longer than the longest case is not read.
             let longest = enumeration.names().map(str::len).max().unwrap_or(0);
             let name = match js.string_value_within(value, longest).map_err(napi_error)? {
-                StringValue::TooLong(units) => return Err(unknown(format!("(a string of {units} UTF-16 units)"))),
+                StringValue::TooLong(units) => return Err(unknown(unread(units))),
                 found => text(js, found, value).map_err(|_| expected(js, "enum case (a string)", value))?,
             };
             if !enumeration.names().any(|case| case == name) {
@@ -426,16 +423,17 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> R
                     &mut walk.names,
                     value,
                     "option (tagged: { tag: 'some', val } or { tag: 'none' })",
+                    "none".len(),
                 )?;
                 match tag.as_str() {
                     "none" => Val::Option(None),
                     "some" => Val::Option(Some(Box::new(wrap(from_js_in(js, cx, walk, payload, &inner), || {
                         "some".into()
                     })?))),
-                    other => {
+                    _ => {
                         return Err(format!(
                             "unknown option tag {}, expected \"some\" or \"none\"",
-                            quoted(other)
+                            tag.shown()
                         ));
                     }
                 }
@@ -446,14 +444,15 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> R
             }
         }
         Type::Result(result) => {
-            let (tag, payload) = tagged(js, &mut walk.names, value, "result ({ tag: 'ok' | 'err', val })")?;
+            let what = "result ({ tag: 'ok' | 'err', val })";
+            let (tag, payload) = tagged(js, &mut walk.names, value, what, "err".len())?;
             let (ok, side) = match tag.as_str() {
                 "ok" => (true, result.ok()),
                 "err" => (false, result.err()),
-                other => {
+                _ => {
                     return Err(format!(
                         "unknown result tag {}, expected \"ok\" or \"err\"",
-                        quoted(other)
+                        tag.shown()
                     ));
                 }
             };
@@ -474,10 +473,17 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> R
             // Spelled once per value, not once per key and flag (32 flags of 200 characters took
             // 13 s for 40,000 values).
             let keys: Vec<String> = cases.iter().map(|name| camel_case(name)).collect();
-            for key in js.keys(value).map_err(napi_error)? {
-                if !keys.contains(&key) {
-                    return Err(format!("unknown flag {}", quoted(&key)));
-                }
+            let longest = keys.iter().map(String::len).max().unwrap_or(0);
+            for key in js.keys_within(value, name_units_read(longest)).map_err(napi_error)? {
+                let shown = match key {
+                    StringValue::Text(key) if keys.contains(&key) => continue,
+                    StringValue::Text(key) => quoted(&key),
+                    StringValue::TooLong(units) => unread(units),
+                    StringValue::LoneSurrogate => "(a string with a lone surrogate)".into(),
+                    // Keys are listed as strings (numbers converted, symbols skipped).
+                    StringValue::NotString => "(a key that is not a string)".into(),
+                };
+                return Err(format!("unknown flag {shown}"));
             }
             let mut set = Vec::new();
             for name in cases {
@@ -538,20 +544,32 @@ fn member(js: Js, object: Value, key: Value, wit_name: &str) -> napi::Result<Val
 enum Tag {
     Short([u8; 64], usize),
     Long(String),
+    /// Longer than any case it could name and than a message shows: not read.
+    Unread(usize),
 }
 
 impl Tag {
+    /// The tag's text; empty (which no WIT name is) when it was not read.
     fn as_str(&self) -> &str {
         match self {
             // `Short` is only built from text that was valid UTF-8 of that length.
             Tag::Short(bytes, length) => std::str::from_utf8(&bytes[..*length]).unwrap_or_default(),
             Tag::Long(text) => text,
+            Tag::Unread(_) => "",
+        }
+    }
+
+    /// The tag as a message shows it.
+    fn shown(&self) -> String {
+        match self {
+            Tag::Unread(units) => unread(*units),
+            _ => quoted(self.as_str()),
         }
     }
 }
 
-/// Reads `{ tag, val }`.
-fn tagged(js: Js, names: &mut Names, value: Value, what: &str) -> Result<(Tag, Value), String> {
+/// Reads `{ tag, val }`, where no case name is longer than `longest` bytes.
+fn tagged(js: Js, names: &mut Names, value: Value, what: &str, longest: usize) -> Result<(Tag, Value), String> {
     // An array is an object too: it fails on its missing `tag` below, which saves asking every
     // element of a list whether it is an array.
     if kind(js, value)? != Kind::Object {
@@ -562,7 +580,13 @@ fn tagged(js: Js, names: &mut Names, value: Value, what: &str) -> Result<(Tag, V
     let mut buffer = [0; 64];
     let tag = match js.short_string(tag, &mut buffer).map_err(napi_error)? {
         ShortString::Text(length) => Tag::Short(buffer, length),
-        ShortString::Long => Tag::Long(string(js, tag)?),
+        ShortString::Long(_) => match js
+            .string_value_within(tag, name_units_read(longest))
+            .map_err(napi_error)?
+        {
+            StringValue::TooLong(units) => Tag::Unread(units),
+            found => Tag::Long(text(js, found, tag)?),
+        },
         ShortString::NotString => {
             return Err(format!(
                 "{}: property \"tag\" must be a string",

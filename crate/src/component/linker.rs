@@ -443,6 +443,7 @@ fn outcome_to_val(
 /// 'err', val }`) rather than its ok value: jco's rule, so host code written for jco works here.
 fn returns_result(js: Js, value: Value) -> bool {
     let tag = property(js, value, "tag").ok().flatten();
-    tag.and_then(|tag| js.string_value(tag).ok())
+    // "err" at most: a longer tag is not read.
+    tag.and_then(|tag| js.string_value_within(tag, "err".len()).ok())
         .is_some_and(|tag| matches!(tag, crate::js::StringValue::Text(text) if text == "ok" || text == "err"))
 }

@@ -355,22 +355,24 @@ impl Js {
         }
     }
 
-    /// A string's text for a message: a lone surrogate written `\u{d800}` (UTF-8 would make it
-    /// U+FFFD, and [`get_string`](Self::get_string) gives nothing). `None` for a non-string.
-    pub fn message_text(self, value: Value) -> Option<String> {
-        match self.string_value(value).ok()? {
-            StringValue::Text(text) => Some(text),
-            StringValue::NotString | StringValue::TooLong(_) => None,
-            StringValue::LoneSurrogate => {
-                let length = self.string_units(value).ok()??;
-                let mut units = vec![0u16; length + 1];
-                let mut written = 0;
-                let status = unsafe {
-                    sys::napi_get_value_string_utf16(self.0, value, units.as_mut_ptr(), units.len(), &mut written)
-                };
-                (status == sys::Status::napi_ok).then(|| lone_surrogates_written(&units[..written], false))
-            }
+    /// A string's first `max_units` UTF-16 units for a message, a lone surrogate written
+    /// `\u{d800}` (UTF-8 would make it U+FFFD). `None` for a non-string. The rest is not copied:
+    /// a host's 64 MiB message cost 130 MB to show 1 KiB of it.
+    pub fn message_text(self, value: Value, max_units: usize) -> Option<String> {
+        let length = self.string_units(value).ok()??;
+        let mut units = vec![0u16; length.min(max_units) + 1];
+        let mut written = 0;
+        let status =
+            unsafe { sys::napi_get_value_string_utf16(self.0, value, units.as_mut_ptr(), units.len(), &mut written) };
+        if status != sys::Status::napi_ok {
+            return None;
         }
+        let mut kept = &units[..written.min(length)];
+        // A cut between the halves of a pair would show the first half as a lone surrogate.
+        if kept.len() < length && kept.last().is_some_and(|&unit| (0xD800..0xDC00).contains(&unit)) {
+            kept = &kept[..kept.len() - 1];
+        }
+        Some(lone_surrogates_written(kept, false))
     }
 
     /// A string's length in UTF-16 code units, or `None` for any other value.
@@ -434,6 +436,14 @@ impl Js {
     /// every element of a list): `Text(n)` when the first `n` bytes are the whole text, `Long`
     /// when it may not have fit. A lone surrogate arrives as U+FFFD, which no WIT name contains.
     pub fn short_string(self, value: Value, buffer: &mut [u8; 64]) -> Result<ShortString> {
+        // The length first: writing any of a string makes V8 flatten all of it, and UTF-8 takes
+        // at least a byte per unit.
+        let Some(units) = self.string_units(value)? else {
+            return Ok(ShortString::NotString);
+        };
+        if units + 1 + 4 > buffer.len() {
+            return Ok(ShortString::Long(units));
+        }
         let mut written = 0;
         let status = unsafe {
             sys::napi_get_value_string_utf8(self.0, value, buffer.as_mut_ptr().cast(), buffer.len(), &mut written)
@@ -445,7 +455,7 @@ impl Js {
         // napi keeps one byte for the terminator and never splits a character (up to 4 bytes), so
         // the text may have been cut unless more than a character's room was left over.
         if written + 1 + 4 > buffer.len() || std::str::from_utf8(&buffer[..written]).is_err() {
-            return Ok(ShortString::Long);
+            return Ok(ShortString::Long(units));
         }
         Ok(ShortString::Text(written))
     }
@@ -650,8 +660,8 @@ impl Js {
 
     /// The object's own enumerable string keys (not its prototypes': `napi_get_property_names`
     /// gives those too, so one enumerable key on a polluted `Object.prototype` failed every
-    /// flags value).
-    pub fn keys(self, object: Value) -> Result<Vec<String>> {
+    /// flags value), each read as by [`Js::string_value_within`].
+    pub fn keys_within(self, object: Value, max_units: usize) -> Result<Vec<StringValue>> {
         let mut names = ptr::null_mut();
         self.check(
             unsafe {
@@ -668,7 +678,7 @@ impl Js {
         )?;
         let count = self.array_length(names)?;
         (0..count)
-            .map(|i| self.get_string_lossy(self.get_index(names, i)?))
+            .map(|i| self.string_value_within(self.get_index(names, i)?, max_units))
             .collect()
     }
 
@@ -1046,8 +1056,8 @@ pub enum StringValue {
 /// What [`Js::short_string`] found.
 pub enum ShortString {
     NotString,
-    /// The text may not have fit: read it whole.
-    Long,
+    /// The text (of this many UTF-16 units) may not have fit, and was not read.
+    Long(usize),
     /// The text is this many bytes at the start of the buffer.
     Text(usize),
 }

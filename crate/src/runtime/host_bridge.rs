@@ -466,7 +466,8 @@ impl WaitLimits {
 /// The failure for a host function that threw `thrown`: HostError with the value as `cause`.
 pub fn thrown(js: Js, label: &str, thrown: Value) -> Failure {
     let detail = match crate::js::failure::thrown_message(js, thrown) {
-        Some(Some(message)) => js.message_text(message).unwrap_or_default(),
+        // More than is shown (a pair cut in two loses a unit), so that the cut says it cut.
+        Some(Some(message)) => js.message_text(message, MAX_THROWN_TEXT + 2).unwrap_or_default(),
         // Not error-like, or no JS layer to ask (the binding used on its own): its kind.
         Some(None) | None => js.describe(thrown),
     };
