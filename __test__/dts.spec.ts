@@ -550,3 +550,28 @@ test('names stay distinct and shadow nothing: same-named resources are qualified
     /\nexport interface BYThingsThingClass \{\n {2}new \(\.\.\.args: never\[\]\): BYThingsThing\n\}/,
   )
 })
+
+test('a host function for a result may return the result itself only with the tags its ok value cannot carry', (t) => {
+  // `{ tag: 'err', val }` for `result<result<u32, u32>, u32>` is the ok value (jco and the addon
+  // take it so): the type offered it as the result itself too.
+  const u32: WitType = { kind: 'u32' }
+  const inner: WitType = { kind: 'result', ok: u32, err: u32 }
+  const variant: WitType = { kind: 'variant', cases: [{ name: 'err', type: u32 }, { name: 'x' }] }
+  const text = declarations({
+    exports: [],
+    imports: [
+      func('rr', [], { kind: 'result', ok: inner, err: u32 }),
+      func('rv', [], { kind: 'result', ok: variant, err: u32 }),
+      func('plain', [], { kind: 'result', ok: u32, err: { kind: 'string' } }),
+    ],
+  })
+  t.regex(text, /\n {2}rr\(\): Awaitable<\{ tag: 'ok'; val: number \} \| \{ tag: 'err'; val: number \}>\n/)
+  t.regex(
+    text,
+    /\n {2}rv\(\): Awaitable<\{ tag: 'err'; val: number \} \| \{ tag: 'x' \} \| \{ tag: 'ok'; val: \{ tag: 'err'; val: number \} \| \{ tag: 'x' \} \}>\n/,
+  )
+  t.regex(
+    text,
+    /\n {2}plain\(\): Awaitable<number \| \{ tag: 'ok'; val: number \} \| \{ tag: 'err'; val: string \}>\n/,
+  )
+})

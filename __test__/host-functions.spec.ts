@@ -440,3 +440,108 @@ test('an err payload the guest cannot take fails the call with a HostError that 
     /threw: nope; its err payload: at least 5242880 bytes, more than the guest's memory limit \(4194304 bytes\) can hold$/,
   )
 })
+
+/**
+ * Imports returning a `result` whose ok value may carry a tag itself: `rr` a result, `rv` a variant
+ * with a case `err`, `rl` a result holding the host's logger; `plain` an ordinary result. Each
+ * export returns what its guest got: 100 + the ok value (200 + it when that is itself an err or
+ * the variant's `err`, 150 for the variant's `x`), or 300 + the err.
+ */
+const OK_TAGGED_WAT = `(component
+  (import "test:x/host" (instance $h
+    (export "logger" (type (sub resource)))
+    (type $v (variant (case "err" u32) (case "x")))
+    (export "v" (type $ve (eq $v)))
+    (export "rr" (func (result (result (result u32 (error u32)) (error u32)))))
+    (export "rv" (func (result (result $ve (error u32)))))
+    (export "rl" (func (result (result (result (own 0) (error u32)) (error u32)))))
+    (export "plain" (func (result (result u32 (error u32)))))
+  ))
+  (alias export $h "rr" (func $rr))
+  (alias export $h "rv" (func $rv))
+  (alias export $h "rl" (func $rl))
+  (alias export $h "plain" (func $plain))
+  ${BUMP_MEMORY_WAT}
+  (core func $rr_l (canon lower (func $rr) (memory $memory)))
+  (core func $rv_l (canon lower (func $rv) (memory $memory)))
+  (core func $rl_l (canon lower (func $rl) (memory $memory)))
+  (core func $plain_l (canon lower (func $plain) (memory $memory)))
+  (core module $main
+    (import "h" "rr" (func $rr (param i32)))
+    (import "h" "rv" (func $rv (param i32)))
+    (import "h" "rl" (func $rl (param i32)))
+    (import "h" "plain" (func $plain (param i32)))
+    (import "m" "memory" (memory 1))
+    ;; result<result<u32, u32>, u32> and result<variant, u32> at 64: tag, then the payload at 68.
+    (func $nested (result i32)
+      i32.const 64 i32.load8_u
+      if (result i32) i32.const 300 i32.const 68 i32.load i32.add
+      else
+        i32.const 68 i32.load8_u
+        if (result i32) i32.const 200 else i32.const 100 end
+        i32.const 72 i32.load i32.add
+      end)
+    (func (export "rr") (result i32) i32.const 64 call $rr call $nested)
+    (func (export "rl") (result i32) i32.const 64 call $rl call $nested)
+    (func (export "rv") (result i32)
+      i32.const 64 call $rv
+      i32.const 64 i32.load8_u
+      if (result i32) i32.const 300 i32.const 68 i32.load i32.add
+      else
+        i32.const 68 i32.load8_u
+        if (result i32) i32.const 150 else i32.const 200 i32.const 72 i32.load i32.add end
+      end)
+    (func (export "plain") (result i32)
+      i32.const 64 call $plain
+      i32.const 64 i32.load8_u
+      if (result i32) i32.const 300 else i32.const 100 end
+      i32.const 68 i32.load i32.add))
+  (core instance $i (instantiate $main (with "m" (instance $m)) (with "h" (instance
+    (export "rr" (func $rr_l)) (export "rv" (func $rv_l)) (export "rl" (func $rl_l))
+    (export "plain" (func $plain_l))))))
+  (func (export "rr") (result u32) (canon lift (core func $i "rr")))
+  (func (export "rv") (result u32) (canon lift (core func $i "rv")))
+  (func (export "rl") (result u32) (canon lift (core func $i "rl")))
+  (func (export "plain") (result u32) (canon lift (core func $i "plain")))
+)`
+
+test("a host function's ok value that carries a result's tag itself is the ok value, as in jco", async (t) => {
+  // `{ tag: 'err', val: 7 }` returned for `result<result<u32, u32>, u32>` is the ok value err(7):
+  // it was taken for the result itself, and the guest got err(7) where the host meant ok(err(7)).
+  const guest = new Engine().compileComponentSync(OK_TAGGED_WAT)
+  class Logger {}
+  let returned: unknown
+  const host = { Logger, rr: () => returned, rv: () => returned, rl: () => returned, plain: () => returned }
+  const inst = guest.instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports: { 'test:x/host': host } })
+  const sync = (name: string, value: unknown) => {
+    returned = value
+    return inst.callSync(name)
+  }
+  const async = async (name: string, value: unknown) => {
+    returned = Promise.resolve(value)
+    return inst.call(name)
+  }
+  for (const call of [sync, async]) {
+    t.is(await call('rr', { tag: 'err', val: 7 }), 207, 'a result is its own tags: ok(err(7))')
+    t.is(await call('rr', { tag: 'ok', val: 7 }), 107, 'ok(ok(7))')
+    t.is(await call('rv', { tag: 'err', val: 7 }), 207, "the variant's case err: ok(err(7))")
+    t.is(
+      await call('rv', { tag: 'ok', val: { tag: 'x' } }),
+      150,
+      'its ok, which the variant lacks: the result',
+    )
+    const handle = (await call('rl', { tag: 'ok', val: new Logger() })) as number
+    t.true(handle > 100 && handle < 200, `ok(ok(the host's logger)), got ${handle}`)
+    t.is(await call('plain', { tag: 'err', val: 7 }), 307, 'an ordinary result returned itself')
+    t.is(await call('plain', 7), 107)
+  }
+  t.false(inst.poisoned)
+  // The check that a host object is of the host's class reads the value the same way.
+  class Other {}
+  returned = { tag: 'ok', val: new Other() }
+  const fresh = guest.instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports: { 'test:x/host': host } })
+  t.throws(() => fresh.callSync('rl'), {
+    instanceOf: HostError,
+    message: /rl returned an Other where the guest takes a Logger/,
+  })
+})

@@ -11,7 +11,7 @@
  * only an alias is assignable to the `Record<string, unknown>` that `imports` and `Instance` take.
  */
 import type { ComponentItem, WitFuncType, WitType } from './component.js'
-import { valueTypeOf } from './util/wit.js'
+import { tagsCarried, valueTypeOf } from './util/wit.js'
 import { shortName } from './resources.js'
 import { lowerCamel, unversioned, upperCamel } from './util/names.js'
 import { bareListing } from './util/own.js'
@@ -405,8 +405,12 @@ class Writer {
     let result = returned === undefined ? 'void' : this.#type(returned, 'in')
     let note = ''
     if (func.result?.kind === 'result') {
-      // As jco takes it: the ok value, or the result itself (an object whose own `tag` is ok or err).
-      result = `${result} | ${this.#type(func.result, 'in')}`
+      // As jco takes it: the ok value, or the result itself (an object whose own `tag` is ok or
+      // err), but for a tag the ok value may carry itself.
+      const { ok, err } = func.result
+      const carried = tagsCarried(ok)
+      if (!carried.ok) result += ` | ${this.#tagged('ok', ok, 'in', '  ')}`
+      if (!carried.err) result += ` | ${this.#tagged('err', err, 'in', '  ')}`
       note =
         '. Return the ok value or the result itself; throwing means err (its `payload`, or an Error’s message).'
     }
@@ -547,13 +551,8 @@ class Writer {
         const keys = type.names.map((name) => `${propertyKey(lowerCamel(name))}${optional}: boolean`)
         return keys.length === 0 ? 'Record<string, never>' : literal(keys, indent)
       }
-      case 'result': {
-        const side = (tag: 'ok' | 'err', payload: WitType | undefined) =>
-          payload === undefined
-            ? `{ tag: '${tag}' }`
-            : literal([`tag: '${tag}'`, `val: ${this.#type(payload, direction, inner)}`], indent)
-        return `${side('ok', type.ok)} | ${side('err', type.err)}`
-      }
+      case 'result':
+        return `${this.#tagged('ok', type.ok, direction, indent)} | ${this.#tagged('err', type.err, direction, indent)}`
       case 'own':
       case 'borrow': {
         const key = `${type.interface ?? ''}#${type.resource ?? ''}`
@@ -563,6 +562,13 @@ class Writer {
         // Maps, futures, streams and error contexts do not cross to JS yet.
         return 'unknown'
     }
+  }
+
+  /** One side of a result: `{ tag }`, or `{ tag, val }` with a payload. */
+  #tagged(tag: 'ok' | 'err', payload: WitType | undefined, direction: Direction, indent: string): string {
+    return payload === undefined
+      ? `{ tag: '${tag}' }`
+      : literal([`tag: '${tag}'`, `val: ${this.#type(payload, direction, indent + '  ')}`], indent)
   }
 }
 

@@ -12,7 +12,7 @@
 import { types } from 'node:util'
 
 import type { ComponentItem, ResourceMembers, WitFuncType, WitType } from './component.js'
-import { someType, valueTypeOf } from './util/wit.js'
+import { someType, tagsCarried, valueTypeOf } from './util/wit.js'
 import { ComponentError, DisposedError, WasmTypeError } from './errors.js'
 import { hostFailure } from './native.js'
 import { thrownPayload } from './util/failure.js'
@@ -511,10 +511,11 @@ function checkHostResources(
     if (!checks(item)) return
     const { ok, err } = returnChecked(item)
     const isResult = item.func?.result?.kind === 'result'
+    const carried = tagsCarried(ok)
     const returned = (value: unknown) => {
       // For a `result`, an object whose own `tag` is ok or err is the result itself (as the
-      // addon and jco take it): its `val` is what goes to the guest.
-      const side = isResult ? resultSide(value) : undefined
+      // addon and jco take it), unless the ok value may carry that tag: its `val` goes to the guest.
+      const side = isResult ? resultSide(value, carried) : undefined
       const bad =
         side === undefined
           ? misfit(value, ok)
@@ -582,11 +583,14 @@ function returnChecked(item: ComponentItem): { ok?: WitType; err?: WitType } {
   return result?.kind === 'result' ? { ok: result.ok, err: result.err } : { ok: result }
 }
 
-/** `'ok'` or `'err'` when `value` is a result itself: an object whose own `tag` is one of them. */
-function resultSide(value: unknown): 'ok' | 'err' | undefined {
+/**
+ * `'ok'` or `'err'` when `value` is a result itself: an object whose own `tag` is one of them,
+ * which the ok value does not carry itself ({@link tagsCarried}).
+ */
+function resultSide(value: unknown, carried: { ok: boolean; err: boolean }): 'ok' | 'err' | undefined {
   if (typeof value !== 'object' || value === null || !Object.hasOwn(value, 'tag')) return undefined
   const tag: unknown = Reflect.get(value, 'tag')
-  return tag === 'ok' || tag === 'err' ? tag : undefined
+  return (tag === 'ok' || tag === 'err') && !carried[tag] ? tag : undefined
 }
 
 /** Whether a value of `type` can hold an `own` of one of the host's resources. */

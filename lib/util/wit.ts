@@ -35,3 +35,35 @@ export function someType(type: WitType, test: (type: WitType) => boolean): boole
       return false
   }
 }
+
+/**
+ * Whether a JS value of `type` may have an own `tag` of `ok`, and of `err`: a host function for a
+ * `result` import may return the result itself (`{ tag, val }`, as jco takes it) except with a
+ * tag its ok value may carry, which is then the ok value. jco's rule, which the addon repeats
+ * (crate/src/component/linker.rs): a result's value has either tag, a variant's its cases of
+ * those names, a record with a field `tag` and flags with a flag `tag` may have any, an option's
+ * what its element's may.
+ */
+export function tagsCarried(type: WitType | undefined): { ok: boolean; err: boolean } {
+  switch (type?.kind) {
+    case 'result':
+      return { ok: true, err: true }
+    case 'variant':
+      return {
+        ok: type.cases.some((item) => item.name === 'ok'),
+        err: type.cases.some((item) => item.name === 'err'),
+      }
+    case 'record': {
+      const any = type.fields.some((field) => field.name === 'tag')
+      return { ok: any, err: any }
+    }
+    case 'flags': {
+      const any = type.names.includes('tag')
+      return { ok: any, err: any }
+    }
+    case 'option':
+      return tagsCarried(type.element)
+    default:
+      return { ok: false, err: false }
+  }
+}

@@ -405,8 +405,9 @@ fn outcome_to_val(
         Ok(value) => {
             let result_type = result_type.expect("checked above");
             if let Type::Result(result) = result_type {
-                // The result itself, as jco takes it: an object whose own `tag` is ok or err.
-                if returns_result(js, value) {
+                // The result itself, as jco takes it: an object whose own `tag` is ok or err,
+                // unless the ok value may carry that tag itself.
+                if returns_result(js, value, result.ok().as_ref()) {
                     return Ok(Some(convert(value, result_type)?));
                 }
                 let payload = match result.ok() {
@@ -441,9 +442,29 @@ fn outcome_to_val(
 
 /// Whether a host function's return for a `result` type is the result itself (`{ tag: 'ok' |
 /// 'err', val }`) rather than its ok value: jco's rule, so host code written for jco works here.
-fn returns_result(js: Js, value: Value) -> bool {
+/// A tag that a value of the ok type may carry itself ([`tags_carried`]) means the ok value.
+fn returns_result(js: Js, value: Value, ok: Option<&Type>) -> bool {
     let tag = property(js, value, "tag").ok().flatten();
     // "err" at most: a longer tag is not read.
-    tag.and_then(|tag| js.string_value_within(tag, "err".len()).ok())
-        .is_some_and(|tag| matches!(tag, crate::js::StringValue::Text(text) if text == "ok" || text == "err"))
+    let Some(crate::js::StringValue::Text(tag)) = tag.and_then(|tag| js.string_value_within(tag, "err".len()).ok())
+    else {
+        return false;
+    };
+    let [carries_ok, carries_err] = ok.map_or([false, false], tags_carried);
+    (tag == "ok" && !carries_ok) || (tag == "err" && !carries_err)
+}
+
+/// Whether a JS value of `ty` may have an own `tag` of `ok`, and of `err` (jco's rule, which
+/// lib/util/wit.ts repeats): a result's has either, a variant's its cases of those names, a
+/// record with a field `tag` and flags with a flag `tag` may have any, an option's what its
+/// element's may.
+fn tags_carried(ty: &Type) -> [bool; 2] {
+    match ty {
+        Type::Result(_) => [true, true],
+        Type::Variant(variant) => ["ok", "err"].map(|tag| variant.cases().any(|case| case.name == tag)),
+        Type::Record(record) if record.fields().any(|field| field.name == "tag") => [true, true],
+        Type::Flags(flags) if flags.names().any(|name| name == "tag") => [true, true],
+        Type::Option(option) => tags_carried(&option.ty()),
+        _ => [false, false],
+    }
 }
