@@ -575,3 +575,48 @@ test('a host function for a result may return the result itself only with the ta
     /\n {2}plain\(\): Awaitable<number \| \{ tag: 'ok'; val: number \} \| \{ tag: 'err'; val: string \}>\n/,
   )
 })
+
+test('flags and optional fields named as what every object inherits may be left out, as at run time', async (t) => {
+  // TypeScript reads a left-out `constructor` as the inherited Function, which `boolean` refused:
+  // `{ read: true }` did not compile where the runtime takes it (probe Y: 416 tsc errors).
+  const perms: WitType = { kind: 'flags', names: ['read', 'constructor', 'to-string', 'value-of'] }
+  const options: WitType = {
+    kind: 'record',
+    fields: [
+      { name: 'to-locale-string', type: { kind: 'option', element: { kind: 'u32' } } },
+      { name: 'x', type: { kind: 'u32' } },
+    ],
+  }
+  writeFileSync(
+    path.join(scratch, 'inherited.d.ts'),
+    declarations({
+      exports: [
+        func(
+          'set',
+          [
+            ['p', perms],
+            ['o', options],
+          ],
+          perms,
+        ),
+      ],
+      imports: [func('get', [], perms), func('opts', [], options)],
+    }),
+  )
+  writeFileSync(
+    path.join(scratch, 'use-inherited.ts'),
+    `import type { Exports, Imports } from './inherited.js'
+export const imports = { get: () => ({ read: true }), opts: () => ({ x: 1 }) } satisfies Imports
+export function use(e: Exports): boolean {
+  const back = e.set({ toString: true }, { x: 2 })
+  // What the guest gives is its own booleans.
+  const set: boolean = back.constructor && back.toString && back.valueOf && back.read
+  // @ts-expect-error a flag is a boolean
+  e.set({ read: 1 }, { x: 2 })
+  return set
+}
+`,
+  )
+  const { ok, output } = await typeCheck(['use-inherited.ts'])
+  t.true(ok, output)
+})

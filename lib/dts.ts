@@ -520,11 +520,13 @@ class Writer {
         const fields = type.fields.map((field) => {
           // A missing field reads as undefined, which an option takes as none; an option of an
           // option takes only its tagged form, so its field must be there.
+          const key = lowerCamel(field.name)
           const optional =
             direction === 'in' && field.type.kind === 'option' && field.type.element.kind !== 'option'
-              ? '?'
-              : ''
-          return `${propertyKey(lowerCamel(field.name))}${optional}: ${this.#type(field.type, direction, inner)}`
+          const value = this.#type(field.type, direction, inner)
+          return optional
+            ? `${propertyKey(key)}?: ${value}${inheritedAlso(key)}`
+            : `${propertyKey(key)}: ${value}`
         })
         return literal(fields, indent)
       }
@@ -547,8 +549,12 @@ class Writer {
         return type.names.map(quote).join(' | ')
       case 'flags': {
         // Flags given are set; a missing key is false.
-        const optional = direction === 'in' ? '?' : ''
-        const keys = type.names.map((name) => `${propertyKey(lowerCamel(name))}${optional}: boolean`)
+        const keys = type.names.map((name) => {
+          const key = lowerCamel(name)
+          return direction === 'in'
+            ? `${propertyKey(key)}?: boolean${inheritedAlso(key)}`
+            : `${propertyKey(key)}: boolean`
+        })
         return keys.length === 0 ? 'Record<string, never>' : literal(keys, indent)
       }
       case 'result':
@@ -570,6 +576,27 @@ class Writer {
       ? `{ tag: '${tag}' }`
       : literal([`tag: '${tag}'`, `val: ${this.#type(payload, direction, indent + '  ')}`], indent)
   }
+}
+
+/**
+ * What every object inherits under a name a WIT name can spell. Where such a key is optional,
+ * TypeScript reads an object that leaves it out as having the inherited member there (a flags
+ * object without `constructor` has `Function`): the type accepts that member too, or no value
+ * without the key would do. The JS layer reads own properties only, so it is never taken.
+ */
+const INHERITED = new Set([
+  'constructor',
+  'hasOwnProperty',
+  'isPrototypeOf',
+  'propertyIsEnumerable',
+  'toLocaleString',
+  'toString',
+  'valueOf',
+])
+
+/** For an optional key: ` | Object['key']` when every object inherits `key`, else nothing. */
+function inheritedAlso(key: string): string {
+  return INHERITED.has(key) ? ` | Object['${key}']` : ''
 }
 
 /** An object type on one line, or a member per line (at `indent`) when that is too long to read. */
