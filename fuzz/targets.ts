@@ -1,5 +1,6 @@
 /** Every fuzz target by name. */
 import { binariesTarget } from './binaries.js'
+import { forwardingTarget } from './forwarding.js'
 import { manifestTarget } from './manifest.js'
 import type { Target } from './target.js'
 import { valuesTarget, wrongValuesTarget } from './values.js'
@@ -9,4 +10,5 @@ export const TARGETS: Record<string, () => Target<never>> = {
   'wrong-values': wrongValuesTarget as () => Target<never>,
   manifest: manifestTarget as () => Target<never>,
   binaries: binariesTarget as () => Target<never>,
+  forwarding: forwardingTarget as () => Target<never>,
 }

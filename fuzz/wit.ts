@@ -59,9 +59,76 @@ export const TYPED_ARRAYS = {
 type Numeric = keyof typeof TYPED_ARRAYS
 const isNumeric = (ty: Wit): ty is Numeric => typeof ty === 'string' && ty in TYPED_ARRAYS
 
-/** kebab-case WIT name -> the lowerCamelCase JS key. */
+/**
+ * kebab-case WIT name -> the lowerCamelCase JS key, as jco spells it: a word in capitals is a word
+ * like any other (`get-HTTP-url` -> `getHttpUrl`).
+ */
 export function camel(name: string): string {
-  return name.replace(/-(.)/g, (_, c: string) => c.toUpperCase())
+  return name
+    .split('-')
+    .map((word, index) => {
+      const lower = /^[A-Z0-9]+$/.test(word) ? word.toLowerCase() : word
+      return index === 0 ? lower : lower.charAt(0).toUpperCase() + lower.slice(1)
+    })
+    .join('')
+}
+
+/**
+ * Names a guest may give fields, cases and flags: plain ones, and ones a JS layer could trip on
+ * (what objects inherit, what tagged values and thenables use, words in capitals).
+ */
+const NAME = fc.oneof(
+  fc.constantFrom(
+    ...['a', 'b', 'c', 'x1', 'first-name', 'tag', 'val', 'ok', 'err', 'some', 'none', 'then'],
+    ...['constructor', 'to-string', 'value-of', 'has-own-property', 'payload', 'get-HTTP-url'],
+    ...['ALL-CAPS', 'length', 'name', 'prototype', 'proto'],
+  ),
+  fc.stringMatching(/^[a-z][a-z0-9]{0,5}(-[a-z][a-z0-9]{0,5}){0,2}$/),
+)
+
+/** Between `min` and `max` names, distinct as the component model wants them (ignoring case). */
+const names = (min: number, max: number) =>
+  fc.uniqueArray(NAME, { minLength: min, maxLength: max, selector: (name) => name.toLowerCase() })
+
+const PRIMITIVES: readonly Wit[] = [
+  ...['bool', 'u8', 'u16', 'u32', 'u64', 's8', 's16', 's32', 's64'],
+  ...['f32', 'f64', 'char', 'string'],
+] as Wit[]
+
+/** Random WIT value types, nested up to `levels` deep (each level an arbitrary built once). */
+export function witType(levels = 3): fc.Arbitrary<Wit> {
+  const primitive = fc.constantFrom(...PRIMITIVES)
+  const enums = fc.oneof(
+    { weight: 5, arbitrary: names(1, 8) },
+    // Past 256 cases the discriminant takes two bytes.
+    fc.integer({ min: 250, max: 300 }).map((count) => Array.from({ length: count }, (_, i) => `c${i}`)),
+  )
+  const flags = names(1, 40).map((list): Wit => ({ flags: list }))
+  const leaf = fc.oneof(
+    { weight: 6, arbitrary: primitive },
+    enums.map((list): Wit => ({ enum: list })),
+    flags,
+  )
+  if (levels === 0) return leaf
+  const inner = witType(levels - 1)
+  const optional = fc.option(inner, { nil: null })
+  return fc.oneof(
+    { weight: 4, arbitrary: leaf },
+    inner.map((list): Wit => ({ list })),
+    inner.map((option): Wit => ({ option })),
+    fc.tuple(optional, optional).map(([ok, err]): Wit => ({ result: [ok, err] })),
+    fc.array(inner, { minLength: 1, maxLength: 5 }).map((tuple): Wit => ({ tuple })),
+    names(1, 6).chain((fields) =>
+      fc.tuple(...fields.map(() => inner)).map((types): Wit => ({
+        record: fields.map((field, index) => [field, types[index]!] as const),
+      })),
+    ),
+    names(1, 6).chain((tags) =>
+      fc.tuple(...tags.map(() => optional)).map((payloads): Wit => ({
+        variant: tags.map((tag, index) => [tag, payloads[index]!] as const),
+      })),
+    ),
+  )
 }
 
 const isNestedOption = (ty: Wit) => typeof ty === 'object' && 'option' in ty && isOption(ty.option)
