@@ -5,6 +5,7 @@ import { runInNewContext } from 'node:vm'
 import test from 'ava'
 
 import {
+  AbortError,
   BusyError,
   ComponentError,
   ConfigError,
@@ -211,6 +212,38 @@ test('an abort reaches a running call even when an earlier listener stops the ev
   const call = spin.call('spin', [], { signal: controller.signal, timeoutMs: 20_000 })
   setTimeout(() => controller.abort(), 50)
   await t.throwsAsync(call, { name: 'AbortError' })
+})
+
+test('an abort that comes before the pool thread enters the guest poisons nothing, and one after counts', async (t) => {
+  // The check before entry failed the call as if the guest had trapped: the component instance
+  // was poisoned though nothing ran (probe R: 6 to 51 of 100 instances, each sandbox restarted).
+  const component = typesComponent()
+  let aborted = 0
+  let entered = 0
+  for (let i = 0; i < 100; i++) {
+    const instance = component.instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports: typesImports() })
+    const controller = new AbortController()
+    const call = instance.call('roundtrip-u8', [7], { signal: controller.signal })
+    controller.abort()
+    // Either outcome, whole: the call ran first, or the abort did.
+    const outcome = await call.then(
+      (value) => value,
+      (error: unknown) => error,
+    )
+    if (outcome instanceof AbortError) aborted++
+    else t.is(outcome, 7)
+    if (instance.poisoned) {
+      // The abort came after the guest was entered: a trap, as any abort of a running guest,
+      // and counted as one.
+      t.true(outcome instanceof AbortError)
+      t.like(instance.metrics(), { calls: 1, traps: 1 }, `instance ${i}`)
+      entered++
+    } else {
+      t.is(instance.callSync('roundtrip-u8', [3]), 3)
+    }
+    instance.dispose()
+  }
+  t.log(`${aborted} of 100 calls aborted, ${entered} of them in the guest`)
 })
 
 test('a host function that throws otherwise is a HostError with the thrown value as cause', async (t) => {

@@ -74,6 +74,9 @@ pub struct Frame {
 /// What a trap carries to JS.
 pub struct TrapInfo {
     pub code: &'static str,
+    /// Whether the guest was entered: a call refused before (an abort that came first, too little
+    /// native stack) left its instance as it was, so it poisons nothing.
+    pub entered: bool,
     pub trap_code: String,
     pub message: String,
     pub frames: Vec<Frame>,
@@ -306,6 +309,7 @@ impl Failure {
             // lifting or lowering values (invalid UTF-8, a pointer or length out of bounds or
             // misaligned, a bad discriminant or flag bit, a realloc that returned garbage).
             return Failure::Trap(Box::new(TrapInfo {
+                entered: true,
                 code: "ERR_WASM_GUEST_ABI",
                 trap_code: "CanonicalAbi".into(),
                 // The root cause is wasmtime's reason; the frames are in `wasmBacktrace`.
@@ -345,6 +349,7 @@ impl Failure {
             message = format!("wasm call ran out of fuel after consuming {consumed} units");
         }
         Failure::Trap(Box::new(TrapInfo {
+            entered: true,
             code,
             trap_code,
             message,
@@ -359,6 +364,7 @@ impl Failure {
     /// interrupt with no frames. `times` is `(elapsed_ms, timeout_ms)` for a timeout.
     pub fn interrupted(code: &'static str, message: String, times: Option<(f64, f64)>) -> Self {
         Failure::Trap(Box::new(TrapInfo {
+            entered: true,
             code,
             trap_code: "Interrupt".into(),
             message,
@@ -369,9 +375,20 @@ impl Failure {
         }))
     }
 
+    /// An AbortError for a call whose signal was aborted before its guest was entered (it may be
+    /// aborted after the call was queued for a pool thread): nothing ran.
+    pub fn aborted_before_entry() -> Self {
+        let mut failure = Self::interrupted("ABORT_ERR", "The operation was aborted".into(), None);
+        if let Failure::Trap(info) = &mut failure {
+            info.entered = false;
+        }
+        failure
+    }
+
     /// A MemoryLimitError: a growth the limiter denied, in a call or at instantiation.
     fn memory_limit(message: String, error: &wasmtime::Error, fuel_consumed: Option<u64>) -> Self {
         Failure::Trap(Box::new(TrapInfo {
+            entered: true,
             code: "ERR_WASM_MEMORY_LIMIT",
             trap_code: "MemoryLimit".into(),
             message,
@@ -385,6 +402,7 @@ impl Failure {
     /// A call refused before it entered wasm: the thread has `left` bytes of stack, not `needed`.
     pub fn no_native_stack(left: usize, needed: usize) -> Self {
         Failure::Trap(Box::new(TrapInfo {
+            entered: false,
             code: "ERR_WASM_TRAP_STACK_OVERFLOW",
             trap_code: "StackOverflow".into(),
             message: format!(
@@ -405,8 +423,8 @@ impl Failure {
     pub fn poisons(&self) -> bool {
         matches!(
             self,
-            Failure::Trap(_) | Failure::Host { .. } | Failure::Internal(_) | Failure::Exit(_) | Failure::HostLimit(_)
-        )
+            Failure::Host { .. } | Failure::Internal(_) | Failure::Exit(_) | Failure::HostLimit(_)
+        ) || matches!(self, Failure::Trap(info) if info.entered)
     }
 
     fn code(&self) -> &'static str {

@@ -205,11 +205,7 @@ pub fn run_classified<R>(
     let denied_before = store.data().limiter.metrics().denied_growths;
     let table_denials_before = store.data().limiter.table_denials();
     if budget.abort.is_set() {
-        return Err(Failure::interrupted(
-            "ABORT_ERR",
-            "The operation was aborted".into(),
-            None,
-        ));
+        return Err(Failure::aborted_before_entry());
     }
     let fuel_budget = budget.fuel.unwrap_or(u64::MAX);
     if engine.fuel {
