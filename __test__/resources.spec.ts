@@ -219,6 +219,25 @@ test("another instance's resource, or a plain value, is a WasmTypeError naming t
   t.throws(() => api(one).consume(42), { instanceOf: WasmTypeError, message: /param "c"/ })
 })
 
+test('a resource whose instance is gone is a DisposedError where another instance is passed it', async (t) => {
+  // A sandbox replaces its instance after a failed call: the caller's objects from the old one
+  // were refused as "a resource of another instance", a WasmTypeError, as if the caller had
+  // mixed instances up (probe R).
+  const old = instance()
+  const counter = new (api(old).Counter)(1)
+  old.dispose()
+  const fresh = instance()
+  const message =
+    /param "items": list index 0: the Counter belonged to an instance that is gone \(disposed, or replaced by its sandbox after a failed call\)/
+  t.throws(() => api(fresh).sum([counter]), { instanceOf: DisposedError, message })
+  await t.throwsAsync(fresh.call('test:resources/api#sum', [[counter]]), {
+    instanceOf: DisposedError,
+    message,
+  })
+  t.throws(() => counter.value(), { instanceOf: DisposedError })
+  t.is(api(fresh).sum([new (api(fresh).Counter)(2)]), 2)
+})
+
 test("a class's [Symbol.dispose] refuses another instance's object, as its other members do", (t) => {
   const one = instance()
   const two = instance()

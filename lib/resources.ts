@@ -223,6 +223,11 @@ export class InstanceResources {
     this.#host.dropResource(token)
   }
 
+  /** Whether the instance was disposed. */
+  get disposed(): boolean {
+    return this.#host.disposed
+  }
+
   /** Whether calls of `path` convert resources. */
   converts(path: string): boolean {
     return this.#functions.has(path)
@@ -311,8 +316,17 @@ export class InstanceResources {
       throw refuse(`a ${cls.name}`)
     }
     if (handle.state !== 'live') throw gone(handle)
-    // Another instance's object: the addon refuses it, saying so.
-    if (handle.owner !== this) return handle.token
+    if (handle.owner !== this) {
+      // Its instance is gone, and its handles with it: a sandbox replaces its instance after a
+      // failed call, and a caller holding the object learns that here.
+      if (handle.owner.disposed) {
+        throw new DisposedError(
+          `${path}: ${[...where, `the ${handle.cls.name} belonged to an instance that is gone (disposed, or replaced by its sandbox after a failed call): a resource does not outlive its instance`].join(': ')}`,
+        )
+      }
+      // Another live instance's object: the addon refuses it, saying so.
+      return handle.token
+    }
     if (cls !== undefined && handle.cls !== cls) throw refuse(`a ${cls.name}`)
     // Moved twice in one call, the addon would take the handle for the first and fail on the
     // second; moved and lent in one call (`thing.absorb(thing)`), wasmtime cannot take a handle

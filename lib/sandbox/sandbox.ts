@@ -238,7 +238,8 @@ const preopenCleanup = new FinalizationRegistry<FileHandle[]>((handles) => {
  * throws, or a call is aborted, wasmtime cannot re-enter that instance, so the sandbox retires it
  * and the next call runs on a fresh one, whose start code runs under that call's own budget and
  * signal. The replacement starts from the component's initial state: everything the guest kept in
- * memory or globals is lost (counted in `metrics().restarts`). A `result::err` (ComponentError) or
+ * memory or globals is lost (counted in `metrics().restarts`), and so are the guest's resource
+ * objects the host holds (passed again, a DisposedError). A `result::err` (ComponentError) or
  * a bad argument (TypeError) is not a trap and keeps the instance.
  */
 export class Sandbox {
