@@ -1,6 +1,6 @@
 import test from 'ava'
 
-import { AbortError, ComponentError, Engine, HostError, TimeoutError } from '../lib/index.js'
+import { AbortError, ComponentError, Engine, HostError, TimeoutError, hostCallSignal } from '../lib/index.js'
 import { typesEverything } from '../fixtures/index.js'
 import { BUMP_MEMORY_WAT, MiB, typesComponent, typesImports, unhandledRejections } from './helpers.js'
 
@@ -544,4 +544,48 @@ test("a host function's ok value that carries a result's tag itself is the ok va
     instanceOf: HostError,
     message: /rl returned an Other where the guest takes a Logger/,
   })
+})
+
+test('hostCallSignal() gives a host function the signal of the call it serves, aborted when that call ends', async (t) => {
+  // A host function's own work (a timer, a fetch) had no way to stop with the guest's call: it
+  // ran on after the call timed out, and held a service's shutdown (probe R).
+  t.is(hostCallSignal(), undefined, 'outside a host function')
+  const seen: AbortSignal[] = []
+  let later: AbortSignal | undefined
+  const slow = instanceWith({
+    double: async (x: number) => {
+      const signal = hostCallSignal()!
+      seen.push(signal)
+      await null
+      later = hostCallSignal()
+      // Stops when the call does, not after 10 s.
+      await new Promise((resolve, reject) => {
+        const timer = setTimeout(resolve, 10_000)
+        signal.addEventListener('abort', () => {
+          clearTimeout(timer)
+          reject(signal.reason as Error)
+        })
+      })
+      return x * 2
+    },
+  })
+  await t.throwsAsync(slow.call('call-double', [1], { timeoutMs: 100 }), { instanceOf: TimeoutError })
+  t.true(seen[0]!.aborted, 'aborted when the call timed out')
+  t.is(later, seen[0], 'the same signal after an await')
+  t.is((seen[0]!.reason as DOMException).name, 'AbortError')
+
+  const quick = instanceWith({
+    double: (x: number) => {
+      seen.push(hostCallSignal()!)
+      t.false(seen.at(-1)!.aborted, 'live while the call runs')
+      return x * 2
+    },
+  })
+  t.is(quick.callSync('call-double', [2]), 4)
+  t.true(seen.at(-1)!.aborted, 'aborted once callSync returned')
+  t.is(await quick.call('call-double', [3]), 6)
+  t.true(seen.at(-1)!.aborted)
+  t.not(seen.at(-1), seen.at(-2), 'each call its own')
+  t.is(quick.function('call-double')(4), 8)
+  t.true(seen.at(-1)!.aborted)
 })

@@ -7,7 +7,7 @@ import { WasmError } from '../lib/index.js'
 import type { WitType } from '../lib/component.js'
 import { NativeComponent, NativeEngine } from '../lib/native.js'
 import { instantiateOptions } from '../lib/options.js'
-import { ownedImports } from '../lib/util/reentry.js'
+import { ownedImports, Owner } from '../lib/util/reentry.js'
 import { typesEverything, typesWasm } from '../fixtures/index.js'
 import { decodeFlat, flatArgs, flatResult } from '../lib/wire.js'
 import { MiB, typesComponent, typesImports } from './helpers.js'
@@ -22,7 +22,7 @@ function nativeInstance() {
   })
   const component = NativeComponent.compileSync(engine, readFileSync(typesWasm))
   const { native } = instantiateOptions({ limits: { memoryBytes: 64 * MiB } })
-  return component.instantiateSync(native, ownedImports(typesImports(), {}), undefined)
+  return component.instantiateSync(native, ownedImports(typesImports(), new Owner()), undefined)
 }
 
 function instance() {

@@ -8,7 +8,7 @@ import {
 } from './options.js'
 import { expandResourceImports, hostClassesOf } from './resources.js'
 import { bareListing, ownField } from './util/own.js'
-import { ownedImports } from './util/reentry.js'
+import { ownedImports, Owner } from './util/reentry.js'
 import { withAbort } from './util/signal.js'
 import type { ComponentItemInfo, NativeComponent } from './native.js'
 
@@ -165,27 +165,27 @@ export class Component {
    */
   async instantiate<E = Record<string, unknown>>(options: InstantiateOptions): Promise<Instance<E>> {
     const { native, imports, signal, http } = instantiateOptions(options)
-    const owner = {}
+    const owner = new Owner()
     const listed = this.#listings()
     const linked = reading('imports', () =>
       ownedImports(expandResourceImports(imports, listed.imports), owner),
     )
     const instance = await withAbort(signal, (handle) =>
       translateAsync(translate(() => this.#native.instantiate(native, linked, http?.client, handle))),
-    )
+    ).finally(() => owner.endCall())
     return new Instance<E>(instance, owner, http, listed.exports, [], hostClassesOf(imports, listed.imports))
   }
 
   /** Instantiates on the JS thread; `E` as for {@link Component.instantiate}. */
   instantiateSync<E = Record<string, unknown>>(options: InstantiateSyncOptions): Instance<E> {
     const { native, imports, http } = instantiateOptions(options, true)
-    const owner = {}
+    const owner = new Owner()
     const listed = this.#listings()
     const linked = reading('imports', () =>
       ownedImports(expandResourceImports(imports, listed.imports), owner),
     )
     return new Instance<E>(
-      translate(() => this.#native.instantiateSync(native, linked, http?.client)),
+      owner.serve(() => translate(() => this.#native.instantiateSync(native, linked, http?.client))),
       owner,
       http,
       listed.exports,

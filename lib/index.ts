@@ -14,6 +14,7 @@ export {
   type WitType,
 } from './component.js'
 export { Module, type CoreFuncType, type ModuleItem } from './module.js'
+export { hostCallSignal } from './util/reentry.js'
 export {
   Instance,
   type AsyncCallOptions,

@@ -283,6 +283,7 @@ export class Instance<E = Record<string, unknown>> {
       throw resources === undefined ? failure : resources.liftFailure(name, failure)
     } finally {
       lowered?.commit()
+      this.#owner.endCall()
     }
     return resources === undefined ? result : resources.lift(name, result)
   }
@@ -301,6 +302,7 @@ export class Instance<E = Record<string, unknown>> {
       const handle = this.#handle(this.#plain, name, false)
       const { native } = handle
       const calls = this.#calls
+      const owner = this.#owner
       wrapped =
         handle.flat === undefined && handle.flatArgs === undefined
           ? (...args: unknown[]) => {
@@ -309,6 +311,8 @@ export class Instance<E = Record<string, unknown>> {
                 return unbox(native(...args))
               } catch (error) {
                 throw typed(name, fromNative(error))
+              } finally {
+                owner.endCall()
               }
             }
           : (...args: unknown[]) => {
@@ -317,6 +321,8 @@ export class Instance<E = Record<string, unknown>> {
                 return apply(handle, args)
               } catch (error) {
                 throw typed(name, fromNative(error))
+              } finally {
+                owner.endCall()
               }
             }
       this.#functions.set(name, wrapped)
@@ -441,8 +447,10 @@ export class Instance<E = Record<string, unknown>> {
     } finally {
       lowered?.commit()
       // A wasi:http request, and the response body it opened, lives no longer than the call that
-      // made it (one stopped at its deadline leaves its requests behind).
+      // made it (one stopped at its deadline leaves its requests behind); so does what the host
+      // functions it reached started, if they listen to hostCallSignal().
       this.#http?.client.abortAll()
+      this.#owner.endCall()
     }
   }
 

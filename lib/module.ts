@@ -6,7 +6,7 @@ import {
   type InstantiateOptions,
   type InstantiateSyncOptions,
 } from './options.js'
-import { ownedImports } from './util/reentry.js'
+import { ownedImports, Owner } from './util/reentry.js'
 import { withAbort } from './util/signal.js'
 import type { ModuleItemInfo, NativeModule } from './native.js'
 
@@ -53,7 +53,7 @@ export class Module {
   /** Instantiates off the JS thread; imports are `{ moduleName: { functionName } }`. */
   async instantiate(options: InstantiateOptions): Promise<Instance> {
     const { native, imports, signal, http } = instantiateOptions(options)
-    const owner = {}
+    const owner = new Owner()
     const instance = await withAbort(signal, (handle) =>
       translateAsync(
         translate(() =>
@@ -65,20 +65,22 @@ export class Module {
           ),
         ),
       ),
-    )
+    ).finally(() => owner.endCall())
     return new Instance(instance, owner, http, [], this.#functionNames())
   }
 
   /** Instantiates on the JS thread. */
   instantiateSync(options: InstantiateSyncOptions): Instance {
     const { native, imports, http } = instantiateOptions(options, true)
-    const owner = {}
+    const owner = new Owner()
     return new Instance(
-      translate(() =>
-        this.#native.instantiateSync(
-          native,
-          reading('imports', () => ownedImports(imports, owner)),
-          http?.client,
+      owner.serve(() =>
+        translate(() =>
+          this.#native.instantiateSync(
+            native,
+            reading('imports', () => ownedImports(imports, owner)),
+            http?.client,
+          ),
         ),
       ),
       owner,

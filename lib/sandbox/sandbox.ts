@@ -35,6 +35,7 @@ import {
 import { openBeneath, procfsAvailable } from '../util/open-beneath.js'
 import { wasmKind } from '../util/names.js'
 import { SerialQueue } from '../util/serial-queue.js'
+import { hostCallSignal } from '../util/reentry.js'
 
 /** Limits a host may set below the manifest's own (never above them). */
 export interface SandboxLimits {
@@ -206,11 +207,6 @@ export interface SandboxMetrics extends Metrics {
   capabilityDenials: number
 }
 
-/** The signal of the guest call in progress, for the reference host interfaces. */
-interface CallScope {
-  signal: AbortSignal | undefined
-}
-
 interface RetiredTotals {
   calls: number
   traps: number
@@ -257,7 +253,6 @@ export class Sandbox {
   readonly #timeoutMs: number
   readonly #permissions: Permissions
   readonly #preopenHandles: FileHandle[]
-  readonly #callScope: CallScope
   #instance: Instance | undefined
   #retiredOutput = { stdout: '', stderr: '' }
   readonly #outputLimitBytes: number
@@ -282,7 +277,6 @@ export class Sandbox {
     options: InstantiateOptions & { fuel: number; timeoutMs: number }
     instance: Instance
     permissions: Permissions
-    callScope: CallScope
     preopenHandles: FileHandle[]
   }) {
     this.#preopenHandles = parts.preopenHandles
@@ -296,7 +290,6 @@ export class Sandbox {
     this.#timeoutMs = parts.options.timeoutMs
     this.#instance = parts.instance
     this.#permissions = parts.permissions
-    this.#callScope = parts.callScope
     const { wasi } = parts.options
     this.#outputLimitBytes =
       (wasi === false ? undefined : wasi?.outputLimitBytes) ?? DEFAULTS.outputLimitBytes
@@ -333,10 +326,9 @@ export class Sandbox {
         }),
       )
     }
-    const endCall = this.#beginCall()
     let result: unknown
     try {
-      result = await instance.call(name, args, { ...budget, signal }).finally(endCall)
+      result = await instance.call(name, args, { ...budget, signal })
     } catch (error) {
       if (this.#spent(instance, name, error)) this.#retire(instance, true)
       throw error
@@ -403,32 +395,15 @@ export class Sandbox {
       }
       this.#adopt(instance)
     }
-    const endCall = this.#beginCall()
     let result: unknown
     try {
       result = instance.callSync(name, args, { fuel, timeoutMs })
     } catch (error) {
-      endCall()
       if (this.#spent(instance, name, error)) this.#retire(instance, true)
       throw error
     }
-    endCall()
     if (this.#spent(instance, name)) this.#retire(instance, false)
     return result
-  }
-
-  /**
-   * Starts a guest call: the reference host interfaces get a fresh signal, aborted by the returned
-   * function when the call ends (returned, trapped, timed out or aborted), so a sleep or a fetch
-   * still pending stops with it.
-   */
-  #beginCall(): () => void {
-    const controller = new AbortController()
-    this.#callScope.signal = controller.signal
-    return () => {
-      controller.abort()
-      if (this.#callScope.signal === controller.signal) this.#callScope.signal = undefined
-    }
   }
 
   /** A call's checked options, each limit lowered to the sandbox's where not given. */
@@ -608,7 +583,6 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
   const wasi = sandboxWasi(options.wasi)
   const manifest = loadManifest(dir, { policy: options.policy })
   const permissions = permissionsFromManifest(manifest, { onDenied: options.onDenied })
-  const callScope: CallScope = { signal: undefined }
   const { memory, cpu } = manifest.resources
   const pinned = await pinnedPreopens(manifest)
   const instantiateOptions = {
@@ -630,7 +604,7 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
       cpu.timeoutMs,
       'timeout',
     ),
-    imports: withHostInterfaces(options.hostFunctions, permissions, { signal: () => callScope.signal }),
+    imports: withHostInterfaces(options.hostFunctions, permissions, { signal: hostCallSignal }),
     // Piped, not inherited, unless the host asks: an untrusted guest writing to the service's
     // own stdout could flood or forge its logs, and block it on a full pipe. Piped output is
     // capped (see takeOutput), so a guest cannot grow it either.
@@ -675,7 +649,6 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
       options: instantiateOptions,
       instance,
       permissions,
-      callScope,
       preopenHandles: pinned.handles,
     })
   } catch (error) {

@@ -1,22 +1,89 @@
 /**
- * Tells when a call on an instance comes from inside one of that instance's own host functions
- * (including the async work a host function started): such a `call` would queue behind the very
- * call that waits for the host function, a deadlock until the outer deadline. The host functions
- * given to an instance are wrapped to run in an async context that names the instance.
+ * What a host function runs in: the instance whose function it is, and the guest call it serves.
+ * A call on an instance from inside one of that instance's own host functions (including the
+ * async work a host function started) would queue behind the very call that waits for the host
+ * function, a deadlock until the outer deadline; and a host function's own work (a timer, a
+ * fetch) should stop when the call it serves ends. The host functions given to an instance are
+ * wrapped to run in an async context that names both.
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
 
 import type { Imports } from '../options.js'
 import { boxed } from './failure.js'
 
-/** Identifies one instance's host functions (the Instance is made after they are linked). */
-export type Owner = object
+/** A guest call as its host functions see it: the signal they get aborts when it ends. */
+class HostCall {
+  #controller: AbortController | undefined
+  #ended = false
 
-const inside = new AsyncLocalStorage<ReadonlySet<Owner>>()
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController()
+      if (this.#ended) this.#controller.abort(ended())
+    }
+    return this.#controller.signal
+  }
+
+  end(): void {
+    this.#ended = true
+    this.#controller?.abort(ended())
+  }
+}
+
+const ended = () => new DOMException('the guest call this host function served has ended', 'AbortError')
+
+/**
+ * One instance's host functions (the Instance is made after they are linked), and the guest call
+ * they serve now: made when the first of them runs in it, so that calls that reach no host
+ * function cost nothing. An instance runs one call at a time, its instantiation included.
+ */
+export class Owner {
+  #current: HostCall | undefined
+
+  /** The call running now, for a host function starting in it. */
+  get current(): HostCall {
+    this.#current ??= new HostCall()
+    return this.#current
+  }
+
+  /** `run()`, as one call for the host functions it reaches: it ends when `run` returns or throws. */
+  serve<T>(run: () => T): T {
+    try {
+      return run()
+    } finally {
+      this.endCall()
+    }
+  }
+
+  /** Ends the running call for its host functions: the signal they were given aborts. */
+  endCall(): void {
+    const current = this.#current
+    if (current === undefined) return
+    this.#current = undefined
+    current.end()
+  }
+}
+
+interface Context {
+  /** Every instance whose host function is running, the innermost last. */
+  owners: ReadonlySet<Owner>
+  call: HostCall
+}
+
+const inside = new AsyncLocalStorage<Context>()
 
 /** Whether the code running now is (or was started by) a host function of `owner`. */
 export function isInsideHostCall(owner: Owner): boolean {
-  return inside.getStore()?.has(owner) === true
+  return inside.getStore()?.owners.has(owner) === true
+}
+
+/**
+ * Inside a host function (and the async work it started), the AbortSignal of the guest call it
+ * serves: aborted when that call ends, whether it returned, failed, timed out or was aborted, so
+ * that a timer or a fetch the function started stops with it. Undefined elsewhere.
+ */
+export function hostCallSignal(): AbortSignal | undefined {
+  return inside.getStore()?.call.signal
 }
 
 /** `imports` with every function (at the top level and in interface objects) run as `owner`'s. */
@@ -26,10 +93,10 @@ export function ownedImports(imports: Imports | undefined, owner: Owner): Import
     if (typeof value !== 'function' || isClass(value)) return value
     const host = value as (...args: unknown[]) => unknown
     return function (this: unknown, ...args: unknown[]) {
-      const owners = new Set(inside.getStore() ?? [])
+      const owners = new Set(inside.getStore()?.owners)
       owners.add(owner)
       try {
-        return inside.run(owners, () => Reflect.apply(host, this, args))
+        return inside.run({ owners, call: owner.current }, () => Reflect.apply(host, this, args))
       } catch (error) {
         // Handed back, not thrown into the addon (see util/failure.ts).
         return boxed(error)
