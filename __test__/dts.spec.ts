@@ -620,3 +620,43 @@ export function use(e: Exports): boolean {
   const { ok, output } = await typeCheck(['use-inherited.ts'])
   t.true(ok, output)
 })
+
+test('HostFunctions is Imports without the reference interfaces a sandbox links from its grants', async (t) => {
+  // `hostFunctions satisfies Imports` failed for loadComponent: Imports wants airssys:host/http,
+  // which the sandbox links itself (probe R).
+  const fetchType: WitType = { kind: 'result', ok: { kind: 'string' }, err: { kind: 'string' } }
+  writeFileSync(
+    path.join(scratch, 'linked.d.ts'),
+    declarations({
+      exports: [],
+      imports: [
+        {
+          name: 'airssys:host/http@0.1.0',
+          kind: 'instance',
+          type: 'instance',
+          exports: [func('fetch', [['url', { kind: 'string' }]], fetchType)],
+        },
+        {
+          name: 'my:app/kv',
+          kind: 'instance',
+          type: 'instance',
+          exports: [func('get', [['key', { kind: 'string' }]], { kind: 'string' })],
+        },
+      ],
+    }),
+  )
+  writeFileSync(
+    path.join(scratch, 'use-linked.ts'),
+    `import type { HostFunctions, Imports } from './linked.js'
+const kv = { get: (key: string) => key }
+export const hostFunctions = { 'my:app/kv': kv } satisfies HostFunctions
+export const overridden = { 'my:app/kv': kv, 'airssys:host/http@0.1.0': { fetch: (url: string) => url } } satisfies HostFunctions
+// @ts-expect-error a bare instance has no sandbox to link airssys:host/http
+export const imports = { 'my:app/kv': kv } satisfies Imports
+// @ts-expect-error the host's own interfaces are still required
+export const missing = {} satisfies HostFunctions
+`,
+  )
+  const { ok, output } = await typeCheck(['use-linked.ts'])
+  t.true(ok, output)
+})

@@ -56,6 +56,7 @@ interface NamedInterface {
 const RESERVED = [
   'Exports',
   'Imports',
+  'HostFunctions',
   'Awaitable',
   'Promise',
   'Record',
@@ -111,6 +112,11 @@ function resourceFunction(
 /** Interfaces the runtime implements itself, which the `imports` option need not (and cannot) give. */
 function providedByRuntime(interfaceName: string): boolean {
   return interfaceName.startsWith('wasi:')
+}
+
+/** The reference host interfaces, which `loadComponent` links from a manifest's grants. */
+function linkedBySandbox(interfaceName: string): boolean {
+  return interfaceName.startsWith('airssys:host/')
 }
 
 /** An identifier made of the words of `text` (`test:resources/api@0.1.0` -> `TestResourcesApi010`). */
@@ -351,7 +357,20 @@ class Writer {
         if (named !== undefined) lines.push(`  ${quote(item.name)}: ${named.typeName}`)
       }
     }
-    return `/** What the \`imports\` option must give. */\nexport type Imports = ${objectType(lines)}`
+    const linked = this.listings.imports
+      .filter((item) => item.kind === 'instance' && linkedBySandbox(item.name))
+      .map((item) => quote(item.name))
+    const optional = linked.length === 0 ? 'never' : linked.join(' | ')
+    return [
+      `/** What the \`imports\` option must give. */\nexport type Imports = ${objectType(lines)}`,
+      [
+        '/**',
+        " * What `loadComponent`'s `hostFunctions` must give: as `Imports`, but the reference host",
+        " * interfaces (`airssys:host/*`), which the sandbox links from the manifest's grants, may be left out.",
+        ' */',
+        `export type HostFunctions = Omit<Imports, ${optional}> & Partial<Pick<Imports, ${optional}>>`,
+      ].join('\n'),
+    ].join('\n\n')
   }
 
   /** The functions and resource classes of an interface object. */
