@@ -15,7 +15,7 @@ import { ComponentError, Engine, type Component } from '../lib/index.js'
 import { fromText, toText } from './codec.js'
 import { forwardingWat } from './forwarding-wat.js'
 import { expect, type Target } from './target.js'
-import { expected, valid, witType, type Wit } from './wit.js'
+import { camel, expected, valid, witType, type Wit } from './wit.js'
 
 const show = (value: unknown) => inspect(value, { depth: 8, breakLength: Infinity, maxArrayLength: 10 })
 
@@ -43,15 +43,15 @@ function answer(type: Wit, x: unknown, itself: boolean): unknown {
 
 /**
  * Whether a JS value of `ok` may have an own `tag` of `tag` (jco's rule, restated): a result's
- * has either, a variant's its cases, a record with a field `tag` and flags with a flag `tag` any,
+ * has either, a variant's its cases, a record with a field and flags with a flag keyed `tag` any,
  * an option's what its element's may.
  */
 function carries(ok: Wit | null, tag: string): boolean {
   if (ok === null || typeof ok === 'string') return false
   if ('result' in ok) return true
   if ('variant' in ok) return ok.variant.some(([name]) => name === tag)
-  if ('record' in ok) return ok.record.some(([name]) => name === 'tag')
-  if ('flags' in ok) return ok.flags.includes('tag')
+  if ('record' in ok) return ok.record.some(([name]) => camel(name) === 'tag')
+  if ('flags' in ok) return ok.flags.some((name) => camel(name) === 'tag')
   if ('option' in ok) return carries(ok.option, tag)
   return false
 }

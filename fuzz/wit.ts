@@ -81,7 +81,7 @@ const NAME = fc.oneof(
   fc.constantFrom(
     ...['a', 'b', 'c', 'x1', 'first-name', 'tag', 'val', 'ok', 'err', 'some', 'none', 'then'],
     ...['constructor', 'to-string', 'value-of', 'has-own-property', 'payload', 'get-HTTP-url'],
-    ...['ALL-CAPS', 'length', 'name', 'prototype', 'proto'],
+    ...['ALL-CAPS', 'TAG', 'length', 'name', 'prototype', 'proto'],
   ),
   fc.stringMatching(/^[a-z][a-z0-9]{0,5}(-[a-z][a-z0-9]{0,5}){0,2}$/),
 )

@@ -240,6 +240,8 @@ const refused: Array<[string, unknown[], string]> = [
     'list index 1: unknown result tag "okay"',
   ],
   ['roundtrip-enum', ['purple'], 'unknown enum case "purple"'],
+  // Quoted while a message would show it, though no case is that long.
+  ['roundtrip-enum', ['p'.repeat(100)], `unknown enum case "${'p'.repeat(64)}"… (100 characters)`],
   ['roundtrip-flags', [{ read: 1 }], 'flag "read": expected boolean, got 1'],
   ['roundtrip-flags', [{ delete: true }], 'unknown flag "delete"'],
   ['roundtrip-option-option', [5], 'expected option (tagged'],

@@ -3,6 +3,7 @@
  * place: what JS sees in place of a function's result, and whether a type holds some kind of value.
  */
 import type { WitFuncType, WitType } from '../component.js'
+import { lowerCamel } from './names.js'
 
 /**
  * The type JS sees in place of a function's result: a `result`'s ok type (its err is an exception,
@@ -41,8 +42,8 @@ export function someType(type: WitType, test: (type: WitType) => boolean): boole
  * `result` import may return the result itself (`{ tag, val }`, as jco takes it) except with a
  * tag its ok value may carry, which is then the ok value. jco's rule, which the addon repeats
  * (crate/src/component/linker.rs): a result's value has either tag, a variant's its cases of
- * those names, a record with a field `tag` and flags with a flag `tag` may have any, an option's
- * what its element's may.
+ * those names, a record with a field and flags with a flag whose JS key is `tag` (`tag` or `TAG`
+ * in WIT; jco looks at the WIT name only) may have any, an option's what its element's may.
  */
 export function tagsCarried(type: WitType | undefined): { ok: boolean; err: boolean } {
   switch (type?.kind) {
@@ -54,11 +55,11 @@ export function tagsCarried(type: WitType | undefined): { ok: boolean; err: bool
         err: type.cases.some((item) => item.name === 'err'),
       }
     case 'record': {
-      const any = type.fields.some((field) => field.name === 'tag')
+      const any = type.fields.some((field) => lowerCamel(field.name) === 'tag')
       return { ok: any, err: any }
     }
     case 'flags': {
-      const any = type.names.includes('tag')
+      const any = type.names.some((name) => lowerCamel(name) === 'tag')
       return { ok: any, err: any }
     }
     case 'option':

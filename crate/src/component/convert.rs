@@ -402,9 +402,13 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> R
                 let names: Vec<&str> = enumeration.names().collect();
                 format!("unknown enum case {shown}, expected one of: {}", names.join(", "))
             };
-            // WIT names are ASCII: a string longer than the longest case is not read.
+            // WIT names are ASCII: a string longer than the longest case (and than a message
+            // shows) is not read.
             let longest = enumeration.names().map(str::len).max().unwrap_or(0);
-            let name = match js.string_value_within(value, longest).map_err(napi_error)? {
+            let name = match js
+                .string_value_within(value, name_units_read(longest))
+                .map_err(napi_error)?
+            {
                 StringValue::TooLong(units) => return Err(unknown(unread(units))),
                 found => text(js, found, value).map_err(|_| expected(js, "enum case (a string)", value))?,
             };

@@ -456,14 +456,16 @@ fn returns_result(js: Js, value: Value, ok: Option<&Type>) -> bool {
 
 /// Whether a JS value of `ty` may have an own `tag` of `ok`, and of `err` (jco's rule, which
 /// lib/util/wit.ts repeats): a result's has either, a variant's its cases of those names, a
-/// record with a field `tag` and flags with a flag `tag` may have any, an option's what its
-/// element's may.
+/// record with a field and flags with a flag whose JS key is `tag` (`tag` or `TAG` in WIT; jco
+/// looks at the WIT name only, and fails on `TAG`) may have any, an option's what its element's
+/// may.
 fn tags_carried(ty: &Type) -> [bool; 2] {
+    let tag_key = |name: &str| crate::names::camel_case(name) == "tag";
     match ty {
         Type::Result(_) => [true, true],
         Type::Variant(variant) => ["ok", "err"].map(|tag| variant.cases().any(|case| case.name == tag)),
-        Type::Record(record) if record.fields().any(|field| field.name == "tag") => [true, true],
-        Type::Flags(flags) if flags.names().any(|name| name == "tag") => [true, true],
+        Type::Record(record) if record.fields().any(|field| tag_key(field.name)) => [true, true],
+        Type::Flags(flags) if flags.names().any(tag_key) => [true, true],
         Type::Option(option) => tags_carried(&option.ty()),
         _ => [false, false],
     }

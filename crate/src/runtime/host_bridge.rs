@@ -466,8 +466,15 @@ impl WaitLimits {
 /// The failure for a host function that threw `thrown`: HostError with the value as `cause`.
 pub fn thrown(js: Js, label: &str, thrown: Value) -> Failure {
     let detail = match crate::js::failure::thrown_message(js, thrown) {
-        // More than is shown (a pair cut in two loses a unit), so that the cut says it cut.
-        Some(Some(message)) => js.message_text(message, MAX_THROWN_TEXT + 2).unwrap_or_default(),
+        Some(Some(message)) => match js.string_units(message) {
+            // Its start would cost as much as all of it: V8 flattens a concatenated string whole
+            // to read any of it (256 MiB, 0.2 s).
+            Ok(Some(units)) if units > MAX_QUOTED_MESSAGE_UNITS => {
+                format!("(a message of {units} UTF-16 units, whole on the cause)")
+            }
+            // More than is shown (a pair cut in two loses a unit), so that the cut says it cut.
+            _ => js.message_text(message, MAX_THROWN_TEXT + 2).unwrap_or_default(),
+        },
         // Not error-like, or no JS layer to ask (the binding used on its own): its kind.
         Some(None) | None => js.describe(thrown),
     };
@@ -483,6 +490,9 @@ pub fn thrown(js: Js, label: &str, thrown: Value) -> Failure {
 
 /// The most of a thrown error's message a HostError repeats, in bytes.
 const MAX_THROWN_TEXT: usize = 1024;
+
+/// The longest thrown message a HostError quotes the start of, in UTF-16 units.
+const MAX_QUOTED_MESSAGE_UNITS: usize = 64 * 1024;
 
 /// Marks an error thrown by the JS layer's checks around a host function: it fails the call as a
 /// HostError even where the function returns a `result` (whose throws are otherwise its `err`).
