@@ -218,6 +218,22 @@ test('an abort that comes before the pool thread enters the guest poisons nothin
   // The check before entry failed the call as if the guest had trapped: the component instance
   // was poisoned though nothing ran (probe R: 6 to 51 of 100 instances, each sandbox restarted).
   const component = typesComponent()
+  // Made certain: a getter the conversion reads aborts after the JS checks and before the guest.
+  const first = component.instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports: typesImports() })
+  const controller = new AbortController()
+  const point = {
+    x: 1,
+    get y() {
+      controller.abort()
+      return 2
+    },
+  }
+  await t.throwsAsync(first.call('roundtrip-point', [point], { signal: controller.signal }), {
+    instanceOf: AbortError,
+  })
+  t.false(first.poisoned)
+  t.like(first.metrics(), { calls: 0, traps: 0 })
+  t.deepEqual(first.callSync('roundtrip-point', [{ x: 3, y: 4 }]), { x: 3, y: 4 })
   let aborted = 0
   let entered = 0
   for (let i = 0; i < 100; i++) {

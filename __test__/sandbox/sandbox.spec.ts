@@ -652,6 +652,44 @@ test('a sandbox of a core module replaces its instance after a failure, and afte
   t.is(sleeper.metrics().restarts, 2)
 })
 
+test("a core module's sandbox keeps its instance when an abort came before the guest ran", async (t) => {
+  // Any AbortError retired a core instance, though one that lands before the pool thread enters
+  // the guest leaves it untouched: the guest's state was lost (probe R, with components).
+  const dir = mkdtempSync(path.join(scratch, 'counter-'))
+  writeFileSync(
+    path.join(dir, 'guest.wasm'),
+    `(module
+      (global $n (mut i32) (i32.const 0))
+      (func (export "bump") (result i32)
+        global.get $n i32.const 1 i32.add global.set $n global.get $n))`,
+  )
+  writeFileSync(
+    path.join(dir, 'Component.toml'),
+    '[component]\nname = "counter"\nversion = "0.1.0"\nwasm = "guest.wasm"\n' +
+      '[resources.memory]\nmax_bytes = 1048576\n[resources.cpu]\nmax_fuel = 1000000\ntimeout_ms = 60000\n',
+  )
+  using sandbox = await loadComponent(dir, { engine: wasiEngine })
+  let aborted = 0
+  for (let i = 0; i < 300; i++) {
+    const controller = new AbortController()
+    const first = sandbox.call('bump')
+    const second = sandbox.call('bump', [], { signal: controller.signal })
+    // As the first settles, the second starts: the abort lands now and then before its guest does.
+    void first.then(() => controller.abort())
+    t.is(typeof (await first), 'number')
+    const outcome = await second.then(
+      (value) => value,
+      (error: unknown) => error,
+    )
+    if (outcome instanceof AbortError) aborted++
+    else t.is(typeof outcome, 'number')
+  }
+  // A restart only where an abort stopped the guest itself, which counts as a trap.
+  const { restarts, traps } = sandbox.metrics()
+  t.log({ aborted, restarts, traps })
+  t.is(restarts, traps)
+})
+
 test("a spent instance is replaced at the next call, under that call's deadline and signal, not the failed call's", async (t) => {
   // The replacement runs the guest's start code. Made while the failed call settled, it ran under
   // the manifest's timeout whatever the caller asked: a start that waits held every call, abort

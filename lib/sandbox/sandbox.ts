@@ -326,11 +326,13 @@ export class Sandbox {
         }),
       )
     }
+    // A core instance's calls so far: a call that fails without adding one never entered the guest.
+    const callsBefore = this.component instanceof Module ? instance.metrics().calls : undefined
     let result: unknown
     try {
       result = await instance.call(name, args, { ...budget, signal })
     } catch (error) {
-      if (this.#spent(instance, name, error)) this.#retire(instance, true)
+      if (this.#spent(instance, name, error, callsBefore)) this.#retire(instance, true)
       throw error
     }
     if (this.#spent(instance, name)) this.#retire(instance, false)
@@ -368,13 +370,18 @@ export class Sandbox {
    * on after a trap, but its memory after one is not to be trusted, and wasi-libc runs `_start`
    * once per instance (a second one traps).
    */
-  #spent(instance: Instance, name: string, ...failure: [error: unknown] | []): boolean {
+  #spent(instance: Instance, name: string, ...failure: [error: unknown, callsBefore?: number] | []): boolean {
     if (instance.poisoned) return true
     if (!(this.component instanceof Module)) return false
-    if (name === '_start') return true
-    // Refused before the guest ran: its state is untouched.
-    const [error] = failure
-    return failure.length > 0 && !(error instanceof TypeError) && !(error instanceof BusyError)
+    const [error, callsBefore] = failure
+    // Refused before the guest ran (a bad argument, a busy instance, an abort that came first):
+    // its state is untouched.
+    const refused =
+      error instanceof TypeError ||
+      error instanceof BusyError ||
+      (callsBefore !== undefined && instance.metrics().calls === callsBefore)
+    if (failure.length > 0 && refused) return false
+    return name === '_start' || failure.length > 0
   }
 
   /**
