@@ -56,7 +56,8 @@ Options:
                      ran, { error } before it (a ConfigError adds error.problems); stderr
                      still gets the CODE: message line. fuelConsumed is null when the call
                      is unmetered, or stopped by its deadline while the guest ran wasm.
-                     Not for a command (it has no result: use --invoke _start --json)
+                     A command's document has result null (its exit code, if not 0,
+                     in error.exitCode)
 
 WASI (the guest gets nothing unless given):
   --dir HOST[::GUEST]     preopen the directory HOST read-only, seen by the guest as GUEST

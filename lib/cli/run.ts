@@ -313,6 +313,27 @@ async function runCommand(runner: Runner, name: string, io: CliOutput): Promise<
   }
 }
 
+/**
+ * A command under `--json`: one document, as for an invoked function (`result` null, its metrics
+ * and output); an exit with a non-zero code is `{ error }` with `exitCode`, and the status is that
+ * code, as without `--json`.
+ */
+async function commandJson(
+  runner: Runner,
+  functions: ExportedFunction[],
+  command: string,
+  io: CliOutput,
+  failed: { call?: FailedCall },
+): Promise<number> {
+  try {
+    return await invoke(runner, functions, command, [], true, io, failed)
+  } catch (error) {
+    if (!(error instanceof WasiExitError)) throw error
+    await printText(io.stdout, `${errorDocument(error, failed.call)}\n`)
+    return processExitCode(error.exitCode)
+  }
+}
+
 /** What a failed call leaves for `--json` to print beside its error. */
 interface FailedCall {
   metrics: RunMetrics & { elapsedMs: number }
@@ -450,12 +471,6 @@ async function runParsed(
   const compiled = fromManifest ? await manifestTarget(target, limits) : await wasmTarget(target, limits)
   try {
     const command = values.invoke === undefined ? commandExport(compiled.functions) : undefined
-    if (command !== undefined && values.json) {
-      throw new UsageError(
-        `--json prints a call's result, and a WASI command has none: use --invoke ${command} --json`,
-        'run',
-      )
-    }
     // argv[0] is the path as given, as for any program; a command also gets the words after it.
     const argv = [target, ...(values.arg ?? []), ...(command === undefined ? [] : texts)]
     const runner = await compiled.start(
@@ -464,8 +479,19 @@ async function runParsed(
         : { ...wasi, args: argv, outputLimitBytes: COMMAND_OUTPUT_BYTES },
     )
     try {
-      return command === undefined
-        ? await invoke(runner, compiled.functions, values.invoke, texts, values.json ?? false, io, failed)
+      if (command === undefined) {
+        return await invoke(
+          runner,
+          compiled.functions,
+          values.invoke,
+          texts,
+          values.json ?? false,
+          io,
+          failed,
+        )
+      }
+      return values.json
+        ? await commandJson(runner, compiled.functions, command, io, failed)
         : await runCommand(runner, command, io)
     } finally {
       runner.close()
