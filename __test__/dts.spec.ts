@@ -566,6 +566,10 @@ test('a host function for a result may return the result itself only with the ta
     ],
   })
   t.regex(text, /\n {2}rr\(\): Awaitable<\{ tag: 'ok'; val: number \} \| \{ tag: 'err'; val: number \}>\n/)
+  // Its doc says so too: only what the type takes.
+  t.regex(text, /\. Return the ok value; throwing means err[^\n]*\*\/\n {2}rr\(\)/)
+  t.regex(text, /\. Return the ok value or the result itself tagged 'ok'; throwing[^\n]*\*\/\n {2}rv\(\)/)
+  t.regex(text, /\. Return the ok value or the result itself; throwing[^\n]*\*\/\n {2}plain\(\)/)
   t.regex(
     text,
     /\n {2}rv\(\): Awaitable<\{ tag: 'err'; val: number \} \| \{ tag: 'x' \} \| \{ tag: 'ok'; val: \{ tag: 'err'; val: number \} \| \{ tag: 'x' \} \}>\n/,

@@ -430,8 +430,13 @@ class Writer {
       const carried = tagsCarried(ok)
       if (!carried.ok) result += ` | ${this.#tagged('ok', ok, 'in', '  ')}`
       if (!carried.err) result += ` | ${this.#tagged('err', err, 'in', '  ')}`
-      note =
-        '. Return the ok value or the result itself; throwing means err (its `payload`, or an Error’s message).'
+      const itself =
+        carried.ok && carried.err
+          ? ''
+          : carried.ok || carried.err
+            ? ` or the result itself tagged '${carried.ok ? 'err' : 'ok'}'`
+            : ' or the result itself'
+      note = `. Return the ok value${itself}; throwing means err (its \`payload\`, or an Error’s message).`
     }
     return `  /** \`${docText(item.type)}\`${note} */\n  ${key}(${params}): Awaitable<${result}>`
   }

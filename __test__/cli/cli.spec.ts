@@ -791,8 +791,9 @@ test('run of a WASI command with --json prints one document of its metrics and o
     t.is(document.result, null)
     t.true(document.metrics.elapsedMs >= 0)
     t.regex(document.stdout, /hi/)
-    t.is(exited.code, wasm === wasiModuleWasm ? 3 : 1, 'the exit code, as without --json')
-    t.like(JSON.parse(exited.stdout), { error: { code: 'ERR_WASM_EXIT' } })
+    const code = wasm === wasiModuleWasm ? 3 : 1
+    t.is(exited.code, code, 'the exit code, as without --json')
+    t.like(JSON.parse(exited.stdout), { error: { code: 'ERR_WASM_EXIT', exitCode: code } })
   }
 })
 

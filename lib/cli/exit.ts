@@ -8,6 +8,7 @@ import {
   ConfigError,
   LinkError,
   TrapError,
+  WasiExitError,
   WasmTypeError,
   type ConfigProblem,
 } from '../errors.js'
@@ -27,16 +28,20 @@ export function errorMessage(error: unknown): string {
 }
 
 /**
- * A thrown value as `--json` prints it: its code and message, as on stderr, and for a ConfigError
- * each problem with its path, value and what is allowed, for a tool to point at.
+ * A thrown value as `--json` prints it: its code and message, as on stderr, for a ConfigError
+ * each problem with its path, value and what is allowed, for a tool to point at, and for a guest's
+ * exit its code.
  */
 export function errorFields(error: unknown): {
   code: string
   message: string
   problems?: readonly ConfigProblem[]
+  exitCode?: number
 } {
   const fields = { code: errorCode(error), message: errorMessage(error) }
-  return error instanceof ConfigError ? { ...fields, problems: error.problems } : fields
+  if (error instanceof ConfigError) return { ...fields, problems: error.problems }
+  if (error instanceof WasiExitError) return { ...fields, exitCode: error.exitCode }
+  return fields
 }
 
 /** The exit code for a thrown value. */
