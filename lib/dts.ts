@@ -606,7 +606,9 @@ class Writer {
  * What every object inherits under a name a WIT name can spell. Where such a key is optional,
  * TypeScript reads an object that leaves it out as having the inherited member there (a flags
  * object without `constructor` has `Function`): the type accepts that member too, or no value
- * without the key would do. The JS layer reads own properties only, so it is never taken.
+ * without the key would do. The addon reads such keys as own properties only, so it is never
+ * taken (its `OBJECT_MEMBERS`, crate/src/component/convert.rs, lists the same names as WIT spells
+ * them).
  */
 const INHERITED = new Set([
   'constructor',

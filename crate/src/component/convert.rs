@@ -522,7 +522,8 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> R
     })
 }
 
-/// WIT names whose lowerCamelCase every object inherits from `Object.prototype`.
+/// WIT names whose lowerCamelCase every object inherits from `Object.prototype` (lib/dts.ts's
+/// `INHERITED` lists the same, for the generated types).
 const OBJECT_MEMBERS: [&str; 7] = [
     "constructor",
     "has-own-property",
