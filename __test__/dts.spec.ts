@@ -664,3 +664,46 @@ export const missing = {} satisfies HostFunctions
   const { ok, output } = await typeCheck(['use-linked.ts'])
   t.true(ok, output)
 })
+
+test('an interface both imported and exported has the guest resource in Exports and the host one in Imports', async (t) => {
+  // One map held both under one key: the guest's class was typed as the host's (its methods
+  // Awaitable, its [Symbol.dispose] optional) and no guest type was written (probe N2).
+  const side = (imported: boolean): ComponentItem => ({
+    name: 'p:q/r',
+    kind: 'instance',
+    type: 'instance',
+    exports: [
+      { name: 'thing', kind: 'resource', type: 'resource' },
+      func('[constructor]thing', [['x', { kind: 'u32' }]], own('thing', 'p:q/r', imported)),
+      func(
+        '[method]thing.get',
+        [['self', { kind: 'borrow', resource: 'thing', interface: 'p:q/r', imported }]],
+        { kind: 'u32' },
+      ),
+    ],
+  })
+  writeFileSync(
+    path.join(scratch, 'both.d.ts'),
+    declarations({ exports: [side(false)], imports: [side(true)] }),
+  )
+  writeFileSync(
+    path.join(scratch, 'use-both.ts'),
+    `import type { Exports, Imports } from './both.js'
+export function use(e: Exports): number {
+  const thing = new e.r.Thing(1)
+  const n: number = thing.get()
+  thing[Symbol.dispose]()
+  return n
+}
+class HostThing {
+  constructor(public x: number) {}
+  async get() {
+    return this.x
+  }
+}
+export const imports = { 'p:q/r': { Thing: HostThing } } satisfies Imports
+`,
+  )
+  const { ok, output } = await typeCheck(['use-both.ts'])
+  t.true(ok, output)
+})

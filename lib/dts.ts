@@ -114,6 +114,14 @@ function providedByRuntime(interfaceName: string): boolean {
   return interfaceName.startsWith('wasi:')
 }
 
+/**
+ * A resource's key among the named ones: an interface both imported and exported has a resource
+ * of the host's and one of the guest's under one name.
+ */
+function resourceKey(side: 'guest' | 'host', interfaceName: string, name: string): string {
+  return `${side}:${interfaceName}#${name}`
+}
+
 /** The reference host interfaces, which `loadComponent` links from a manifest's grants. */
 function linkedBySandbox(interfaceName: string): boolean {
   return interfaceName.startsWith('airssys:host/')
@@ -267,7 +275,7 @@ class Writer {
     const names = allocateNames(entities, new Set(RESERVED))
     resources.forEach((resource, index) => {
       const [typeName, className] = names[index]!
-      this.#resources.set(`${resource.interfaceName}#${resource.name}`, {
+      this.#resources.set(resourceKey(resource.side, resource.interfaceName, resource.name), {
         ...resource,
         typeName: typeName!,
         className,
@@ -347,7 +355,7 @@ class Writer {
       if (item.kind === 'func' && !item.name.startsWith('[')) {
         lines.push(this.#hostFunction(propertyKey(lowerCamel(item.name)), item))
       } else if (item.kind === 'resource') {
-        const className = this.#resources.get(`#${item.name}`)?.className
+        const className = this.#resources.get(resourceKey('host', '', item.name))?.className
         if (className !== undefined) {
           const doc = `The host's class for the \`${item.name}\` resource imported at the world's root.`
           lines.push(`  /** ${docText(doc)} */\n  ${propertyKey(upperCamel(item.name))}: ${className}`)
@@ -381,7 +389,7 @@ class Writer {
         const key = propertyKey(lowerCamel(member.name))
         lines.push(side === 'guest' ? this.#exportFunction(key, member) : this.#hostFunction(key, member))
       } else if (member.kind === 'resource') {
-        const resource = this.#resources.get(`${item.name}#${member.name}`)
+        const resource = this.#resources.get(resourceKey(side, item.name, member.name))
         if (resource?.className !== undefined) {
           const doc =
             side === 'guest'
@@ -585,7 +593,11 @@ class Writer {
         return `${this.#tagged('ok', type.ok, direction, indent)} | ${this.#tagged('err', type.err, direction, indent)}`
       case 'own':
       case 'borrow': {
-        const key = `${type.interface ?? ''}#${type.resource ?? ''}`
+        const key = resourceKey(
+          type.imported === true ? 'host' : 'guest',
+          type.interface ?? '',
+          type.resource ?? '',
+        )
         return this.#resources.get(key)?.typeName ?? 'unknown'
       }
       default:
