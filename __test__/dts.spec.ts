@@ -707,3 +707,28 @@ export const imports = { 'p:q/r': { Thing: HostThing } } satisfies Imports
   const { ok, output } = await typeCheck(['use-both.ts'])
   t.true(ok, output)
 })
+
+test('Imports leaves out only the WASI the runtime provides', (t) => {
+  // Every wasi:* import was left out, wasi:logging and WASI 0.3 too, which the host must give
+  // (probe N2: `Imports = Record<string, never>` for a guest that fails to link without them).
+  const iface = (name: string): ComponentItem => ({
+    name,
+    kind: 'instance',
+    type: 'instance',
+    exports: [func('f', [])],
+  })
+  const text = declarations({
+    exports: [],
+    imports: [
+      iface('wasi:cli/environment@0.2.0'),
+      iface('wasi:io/streams@0.2.9'),
+      iface('wasi:logging/logging@0.1.0-draft'),
+      iface('wasi:random/random@0.3.0'),
+      iface('wasi:random/random@0.2.3-rc.1'),
+    ],
+  })
+  t.notRegex(text, /'wasi:cli\/environment@0\.2\.0':|'wasi:io\/streams@0\.2\.9':/)
+  t.regex(text, /'wasi:logging\/logging@0\.1\.0-draft': /)
+  t.regex(text, /'wasi:random\/random@0\.3\.0': /)
+  t.regex(text, /'wasi:random\/random@0\.2\.3-rc\.1': /)
+})

@@ -329,6 +329,34 @@ test('missing imports are a LinkError naming each one', async (t) => {
   t.notRegex(async?.message ?? '', /#log/)
 })
 
+test("a wasi:* import the runtime does not provide is the host's, and missing, a LinkError like any other", (t) => {
+  // Every wasi:* import was taken for the runtime's: a missing wasi:logging fell through to
+  // wasmtime's own message ("instance export `log` has the wrong type"), naming only the first
+  // (probe N2), and the generated Imports left it out.
+  const component = new Engine().compileComponentSync(`(component
+    (import "wasi:logging/logging@0.1.0-draft" (instance (export "log" (func (param "level" u32)))))
+    (import "wasi:random/random@0.3.0" (instance (export "get-random-u64" (func (result u64)))))
+    (import "wasi:random/random@0.2.3" (instance (export "get-random-u64" (func (result u64)))))
+  )`)
+  const error = t.throws(() => component.instantiateSync({ limits: { memoryBytes: MiB } }), {
+    instanceOf: LinkError,
+  })
+  t.regex(
+    error?.message ?? '',
+    /wasi:logging\/logging@0\.1\.0-draft \(an object with log; not part of the WASI this runtime provides\)/,
+  )
+  t.regex(error?.message ?? '', /wasi:random\/random@0\.3\.0 \(an object with get-random-u64; not part of/)
+  t.notRegex(error?.message ?? '', /random@0\.2\.3/, "WASI's own 0.2.x is the runtime's")
+  const given = component.instantiateSync({
+    limits: { memoryBytes: MiB },
+    imports: {
+      'wasi:logging/logging@0.1.0-draft': { log: () => {} },
+      'wasi:random/random@0.3.0': { getRandomU64: () => 4n },
+    },
+  })
+  t.false(given.disposed)
+})
+
 test('an imported interface of types alone needs no object, as its generated Imports type says', (t) => {
   // wit-component imports an interface whose types another interface `use`s.
   const component = new Engine().compileComponentSync(`(component

@@ -110,7 +110,7 @@ fn resolve_named(
     let resources = ImportedResources::of(component);
     let mut seen = Vec::new();
     for (name, import) in component.component_type().imports(engine) {
-        if wasi && name.starts_with("wasi:") && lookup_object(js, imports, name)?.is_none() {
+        if wasi && wasi_serves(name) && lookup_object(js, imports, name)?.is_none() {
             continue;
         }
         match &import.ty {
@@ -150,8 +150,10 @@ fn resolve_named(
                         items.push(PlanItem::Interface(name.to_string(), Vec::new(), aliases));
                         continue;
                     }
-                    let hint = if name.starts_with("wasi:") {
+                    let hint = if wasi_serves(name) {
                         "; WASI is not linked (wasi: false)"
+                    } else if name.starts_with("wasi:") {
+                        "; not part of the WASI this runtime provides"
                     } else {
                         ""
                     };
@@ -202,6 +204,21 @@ fn resolve_named(
         return Err(Failure::missing_imports(&missing));
     }
     Ok((LinkPlan { wasi, items }, functions))
+}
+
+/// Whether the WASI linked here (wasmtime-wasi's preview 2 and its wasi:http) serves the import
+/// `name`: an interface of wasi:cli, clocks, filesystem, http, io, random or sockets at a 0.2
+/// version, which the linker matches to its own 0.2.x. Other `wasi:*` imports (wasi:logging, a
+/// 0.3 or a prerelease) are the host's to give, as lib/dts.ts's `providedByRuntime` says too.
+pub fn wasi_serves(name: &str) -> bool {
+    let Some((package, version)) = name.strip_prefix("wasi:").and_then(|rest| rest.split_once('@')) else {
+        return false;
+    };
+    let package = package.split('/').next().unwrap_or_default();
+    let patch = version.strip_prefix("0.2.").unwrap_or_default();
+    ["cli", "clocks", "filesystem", "http", "io", "random", "sockets"].contains(&package)
+        && !patch.is_empty()
+        && patch.bytes().all(|byte| byte.is_ascii_digit())
 }
 
 /// Links `component` by `plan` and type-checks it: the recipe every instance with this plan uses.
@@ -468,5 +485,33 @@ fn tags_carried(ty: &Type) -> [bool; 2] {
         Type::Flags(flags) if flags.names().any(tag_key) => [true, true],
         Type::Option(option) => tags_carried(&option.ty()),
         _ => [false, false],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wasi_serves;
+
+    #[test]
+    fn wasi_serves_its_own_packages_at_any_0_2_version() {
+        for name in [
+            "wasi:cli/environment@0.2.0",
+            "wasi:io/streams@0.2.3",
+            "wasi:http/outgoing-handler@0.2.99",
+            "wasi:sockets/tcp@0.2.1",
+        ] {
+            assert!(wasi_serves(name), "{name}");
+        }
+        for name in [
+            "wasi:logging/logging@0.1.0-draft",
+            "wasi:keyvalue/store@0.2.0-draft2",
+            "wasi:random/random@0.3.0",
+            "wasi:random/random@1.0.0",
+            "wasi:random/random@0.2.3-rc.1",
+            "wasi:random/random",
+            "a:b/c@0.2.0",
+        ] {
+            assert!(!wasi_serves(name), "{name}");
+        }
     }
 }
