@@ -725,8 +725,12 @@ test('Imports leaves out only the WASI the runtime provides', (t) => {
       iface('wasi:logging/logging@0.1.0-draft'),
       iface('wasi:random/random@0.3.0'),
       iface('wasi:random/random@0.2.3-rc.1'),
+      iface('wasi:cli/nope@0.2.3'),
+      iface('wasi:clocks/timezone@0.2.3'),
     ],
   })
+  t.regex(text, /'wasi:cli\/nope@0\.2\.3': /, 'an interface WASI 0.2 does not have here')
+  t.regex(text, /'wasi:clocks\/timezone@0\.2\.3': /, 'nor its unstable timezone')
   t.notRegex(text, /'wasi:cli\/environment@0\.2\.0':|'wasi:io\/streams@0\.2\.9':/)
   t.regex(text, /'wasi:logging\/logging@0\.1\.0-draft': /)
   t.regex(text, /'wasi:random\/random@0\.3\.0': /)

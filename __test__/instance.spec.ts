@@ -337,6 +337,7 @@ test("a wasi:* import the runtime does not provide is the host's, and missing, a
     (import "wasi:logging/logging@0.1.0-draft" (instance (export "log" (func (param "level" u32)))))
     (import "wasi:random/random@0.3.0" (instance (export "get-random-u64" (func (result u64)))))
     (import "wasi:random/random@0.2.3" (instance (export "get-random-u64" (func (result u64)))))
+    (import "wasi:cli/nope@0.2.3" (instance (export "f" (func))))
   )`)
   const error = t.throws(() => component.instantiateSync({ limits: { memoryBytes: MiB } }), {
     instanceOf: LinkError,
@@ -347,11 +348,17 @@ test("a wasi:* import the runtime does not provide is the host's, and missing, a
   )
   t.regex(error?.message ?? '', /wasi:random\/random@0\.3\.0 \(an object with get-random-u64; not part of/)
   t.notRegex(error?.message ?? '', /random@0\.2\.3/, "WASI's own 0.2.x is the runtime's")
+  t.regex(
+    error?.message ?? '',
+    /wasi:cli\/nope@0\.2\.3 \(an object with f; not part of/,
+    'not an interface of it',
+  )
   const given = component.instantiateSync({
     limits: { memoryBytes: MiB },
     imports: {
       'wasi:logging/logging@0.1.0-draft': { log: () => {} },
       'wasi:random/random@0.3.0': { getRandomU64: () => 4n },
+      'wasi:cli/nope@0.2.3': { f: () => {} },
     },
   })
   t.false(given.disposed)

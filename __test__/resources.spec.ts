@@ -21,7 +21,10 @@ import {
   LinkError,
   UnreachableError,
   WasmTypeError,
+  type ComponentItem,
+  type WitType,
 } from '../lib/index.js'
+import { InstanceResources } from '../lib/resources.js'
 import { BUMP_MEMORY_WAT, disposingLoggerImports, processWarnings, ROOT_COUNTER_WAT } from './helpers.js'
 
 const engine = new Engine()
@@ -1471,4 +1474,55 @@ test('limits.resourceHandles above 100,000 lets the guest keep that many host ob
   t.is(usesHost(inst).spam(110_000), 110_000)
   t.throws(() => usesHost(inst).spam(10_001), { instanceOf: HostLimitError, message: /more than 120000/ })
   inst.dispose()
+})
+
+test("a resource of another version of the interface is refused saying which, not 'a Thing, got a Thing'", (t) => {
+  // Two versions of one interface each export a `thing` (probe N2).
+  const u32: WitType = { kind: 'u32' }
+  const version = (v: string): ComponentItem => ({
+    name: `a:b/c@${v}`,
+    kind: 'instance',
+    type: 'instance',
+    exports: [
+      {
+        name: 'thing',
+        kind: 'resource',
+        type: 'resource',
+        members: { constructor: '[constructor]thing', methods: [], statics: [] },
+      },
+      {
+        name: '[constructor]thing',
+        kind: 'func',
+        type: 'func',
+        func: {
+          params: [{ name: 'x', type: u32 }],
+          result: { kind: 'own', resource: 'thing', interface: `a:b/c@${v}` },
+        },
+      },
+      {
+        name: 'take',
+        kind: 'func',
+        type: 'func',
+        func: {
+          params: [{ name: 't', type: { kind: 'borrow', resource: 'thing', interface: `a:b/c@${v}` } }],
+        },
+      },
+    ],
+  })
+  let token = 0
+  const resources: InstanceResources = new InstanceResources(
+    {
+      callSync: (path) => resources.lift(path, ++token),
+      dropResource: () => {},
+      holds: () => true,
+      disposed: false,
+    },
+    [version('1.0.0'), version('2.0.0')],
+  )
+  const One = resources.classOf('a:b/c@1.0.0', 'thing')!
+  const thing = new One(1)
+  t.throws(() => resources.lower('a:b/c@2.0.0#take', [thing]), {
+    instanceOf: WasmTypeError,
+    message: 'a:b/c@2.0.0#take: param "t": expected a Thing of a:b/c@2.0.0, got one of a:b/c@1.0.0',
+  })
 })

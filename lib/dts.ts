@@ -110,13 +110,46 @@ function resourceFunction(
 }
 
 /**
- * Interfaces the runtime implements itself, which the `imports` option need not give: WASI
- * preview 2's packages at a 0.2 version, as the addon links them (`wasi_serves` in
- * crate/src/component/linker.rs has the same rule). Other `wasi:*` imports (wasi:logging, a 0.3,
- * a prerelease) are the host's.
+ * The interfaces of WASI preview 2 the runtime links, by package (wasmtime-wasi's, without the
+ * unstable `wasi:clocks/timezone`; `WASI_P2` in crate/src/component/linker.rs lists the same).
+ */
+const WASI_P2: Readonly<Record<string, readonly string[]>> = {
+  cli: [
+    'environment',
+    'exit',
+    'stdin',
+    'stdout',
+    'stderr',
+    'terminal-input',
+    'terminal-output',
+    'terminal-stdin',
+    'terminal-stdout',
+    'terminal-stderr',
+  ],
+  clocks: ['monotonic-clock', 'wall-clock'],
+  filesystem: ['types', 'preopens'],
+  http: ['types', 'outgoing-handler'],
+  io: ['error', 'poll', 'streams'],
+  random: ['random', 'insecure', 'insecure-seed'],
+  sockets: [
+    'network',
+    'instance-network',
+    'udp',
+    'udp-create-socket',
+    'tcp',
+    'tcp-create-socket',
+    'ip-name-lookup',
+  ],
+}
+
+/**
+ * Interfaces the runtime implements itself, which the `imports` option need not give: one of
+ * {@link WASI_P2}'s at a 0.2 version, as the addon links them. Other `wasi:*` imports
+ * (wasi:logging, an interface those packages lack here, a 0.3, a prerelease) are the host's.
  */
 function providedByRuntime(interfaceName: string): boolean {
-  return /^wasi:(cli|clocks|filesystem|http|io|random|sockets)\/[^@]+@0\.2\.\d+$/.test(interfaceName)
+  const match = /^wasi:([a-z-]+)\/([a-z0-9-]+)@0\.2\.\d+$/.exec(interfaceName)
+  return match !== null && Object.hasOwn(WASI_P2, match[1]!) && WASI_P2[match[1]!]!.includes(match[2]!)
 }
 
 /**

@@ -327,7 +327,15 @@ export class InstanceResources {
       // Another live instance's object: the addon refuses it, saying so.
       return handle.token
     }
-    if (cls !== undefined && handle.cls !== cls) throw refuse(`a ${cls.name}`)
+    if (cls !== undefined && handle.cls !== cls) {
+      // Two versions of an interface (or two interfaces) may each have a `Thing`.
+      if (handle.cls.name !== cls.name) throw refuse(`a ${cls.name}`)
+      const said = [
+        ...where,
+        `expected a ${cls.name} of ${interfaceName ?? 'the world'}, got one of ${interfaceOf.get(handle.cls) ?? 'another interface'}`,
+      ]
+      throw new WasmTypeError(`${path}: ${said.join(': ')}`)
+    }
     // Moved twice in one call, the addon would take the handle for the first and fail on the
     // second; moved and lent in one call (`thing.absorb(thing)`), wasmtime cannot take a handle
     // that is borrowed: the guest would be blamed (a poisoning GuestAbiError) for the caller's
@@ -441,8 +449,12 @@ function makeClass(
       configurable: true,
     })
   }
+  interfaceOf.set(cls as unknown as ResourceClass, interfaceName)
   return cls as unknown as ResourceClass
 }
+
+/** The interface each guest resource class belongs to, for messages (two may share a name). */
+const interfaceOf = new WeakMap<ResourceClass, string>()
 
 /**
  * Import objects with each host-implemented resource's class turned into the functions the guest

@@ -206,19 +206,60 @@ fn resolve_named(
     Ok((LinkPlan { wasi, items }, functions))
 }
 
-/// Whether the WASI linked here (wasmtime-wasi's preview 2 and its wasi:http) serves the import
-/// `name`: an interface of wasi:cli, clocks, filesystem, http, io, random or sockets at a 0.2
-/// version, which the linker matches to its own 0.2.x. Other `wasi:*` imports (wasi:logging, a
-/// 0.3 or a prerelease) are the host's to give, as lib/dts.ts's `providedByRuntime` says too.
+/// The interfaces of the WASI linked here, by package: wasmtime-wasi's preview 2 (its
+/// `wasi:cli/imports` world, without the unstable `wasi:clocks/timezone`) and its wasi:http's
+/// client. lib/dts.ts's `WASI_P2` lists the same.
+const WASI_P2: [(&str, &[&str]); 7] = [
+    (
+        "cli",
+        &[
+            "environment",
+            "exit",
+            "stdin",
+            "stdout",
+            "stderr",
+            "terminal-input",
+            "terminal-output",
+            "terminal-stdin",
+            "terminal-stdout",
+            "terminal-stderr",
+        ],
+    ),
+    ("clocks", &["monotonic-clock", "wall-clock"]),
+    ("filesystem", &["types", "preopens"]),
+    ("http", &["types", "outgoing-handler"]),
+    ("io", &["error", "poll", "streams"]),
+    ("random", &["random", "insecure", "insecure-seed"]),
+    (
+        "sockets",
+        &[
+            "network",
+            "instance-network",
+            "udp",
+            "udp-create-socket",
+            "tcp",
+            "tcp-create-socket",
+            "ip-name-lookup",
+        ],
+    ),
+];
+
+/// Whether the WASI linked here serves the import `name`: one of [`WASI_P2`]'s interfaces at a
+/// 0.2 version, which the linker matches to its own 0.2.x. Other `wasi:*` imports (wasi:logging,
+/// an interface those packages do not have here, a 0.3 or a prerelease) are the host's to give.
 pub fn wasi_serves(name: &str) -> bool {
-    let Some((package, version)) = name.strip_prefix("wasi:").and_then(|rest| rest.split_once('@')) else {
+    let Some((path, version)) = name.strip_prefix("wasi:").and_then(|rest| rest.split_once('@')) else {
         return false;
     };
-    let package = package.split('/').next().unwrap_or_default();
+    let Some((package, interface)) = path.split_once('/') else {
+        return false;
+    };
     let patch = version.strip_prefix("0.2.").unwrap_or_default();
-    ["cli", "clocks", "filesystem", "http", "io", "random", "sockets"].contains(&package)
-        && !patch.is_empty()
+    !patch.is_empty()
         && patch.bytes().all(|byte| byte.is_ascii_digit())
+        && WASI_P2
+            .iter()
+            .any(|(known, interfaces)| *known == package && interfaces.contains(&interface))
 }
 
 /// Links `component` by `plan` and type-checks it: the recipe every instance with this plan uses.
@@ -493,12 +534,13 @@ mod tests {
     use super::wasi_serves;
 
     #[test]
-    fn wasi_serves_its_own_packages_at_any_0_2_version() {
+    fn wasi_serves_its_own_interfaces_at_any_0_2_version() {
         for name in [
             "wasi:cli/environment@0.2.0",
             "wasi:io/streams@0.2.3",
             "wasi:http/outgoing-handler@0.2.99",
             "wasi:sockets/tcp@0.2.1",
+            "wasi:random/insecure-seed@0.2.0",
         ] {
             assert!(wasi_serves(name), "{name}");
         }
@@ -509,6 +551,8 @@ mod tests {
             "wasi:random/random@1.0.0",
             "wasi:random/random@0.2.3-rc.1",
             "wasi:random/random",
+            "wasi:cli/nope@0.2.3",
+            "wasi:clocks/timezone@0.2.3",
             "a:b/c@0.2.0",
         ] {
             assert!(!wasi_serves(name), "{name}");
