@@ -1525,4 +1525,10 @@ test("a resource of another version of the interface is refused saying which, no
     instanceOf: WasmTypeError,
     message: 'a:b/c@2.0.0#take: param "t": expected a Thing of a:b/c@2.0.0, got one of a:b/c@1.0.0',
   })
+  // A host class of the same name (probe H13).
+  class Thing {}
+  t.throws(() => resources.lower('a:b/c@2.0.0#take', [new Thing()]), {
+    instanceOf: WasmTypeError,
+    message: `a:b/c@2.0.0#take: param "t": expected the guest's Thing (of a:b/c@2.0.0), got a Thing`,
+  })
 })

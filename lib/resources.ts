@@ -313,7 +313,9 @@ export class InstanceResources {
     if (handle === undefined) {
       // A plain value: the addon says what is wrong with it where the class is not known.
       if (cls === undefined) return value
-      throw refuse(`a ${cls.name}`)
+      // The host's class may have the guest's name.
+      const clash = described(value) === `a ${cls.name}`
+      throw refuse(clash ? `the guest's ${cls.name} (of ${interfaceName ?? 'the world'})` : `a ${cls.name}`)
     }
     if (handle.state !== 'live') throw gone(handle)
     if (handle.owner !== this) {
