@@ -531,7 +531,7 @@ fn tags_carried(ty: &Type) -> [bool; 2] {
 
 #[cfg(test)]
 mod tests {
-    use super::wasi_serves;
+    use crate::component::linker::wasi_serves;
 
     #[test]
     fn wasi_serves_its_own_interfaces_at_any_0_2_version() {
