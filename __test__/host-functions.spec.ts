@@ -618,4 +618,18 @@ test('hostCallSignal() gives a host function the signal of the call it serves, a
   t.not(seen.at(-1), seen.at(-2), 'each call its own')
   t.is(quick.function('call-double')(4), 8)
   t.true(seen.at(-1)!.aborted)
+
+  // A start function's host calls serve the instantiation, which ends when it does.
+  const starting = new Engine().compileModuleSync(
+    '(module (import "env" "f" (func $f)) (func $s call $f) (start $s))',
+  )
+  const atStart: (AbortSignal | undefined)[] = []
+  const f = () => void atStart.push(hostCallSignal())
+  starting.instantiateSync({ limits: { memoryBytes: 0 }, imports: { env: { f } } })
+  await starting.instantiate({ limits: { memoryBytes: 0 }, imports: { env: { f } } })
+  t.is(atStart.length, 2)
+  t.true(
+    atStart.every((signal) => signal?.aborted === true),
+    'aborted once instantiation ended',
+  )
 })
