@@ -298,8 +298,10 @@ export class InstanceResources {
     lent: Handle[],
   ): unknown {
     const { resource, interface: interfaceName, imported } = type as ResourceType
-    const refuse = (expected: string) =>
-      new WasmTypeError(`${path}: ${[...where, `expected ${expected}, got ${described(value)}`].join(': ')}`)
+    // A message of this call's, saying where in the value.
+    const at = (what: string) => `${path}: ${[...where, what].join(': ')}`
+    const refuse = (expected: string, given = described(value)) =>
+      new WasmTypeError(at(`expected ${expected}, got ${given}`))
     const handle = typeof value === 'object' && value !== null ? handles.get(value) : undefined
     if (imported === true) {
       // The host's own objects go to the guest as they are; one of the guest's cannot stand in.
@@ -314,8 +316,12 @@ export class InstanceResources {
       // A plain value: the addon says what is wrong with it where the class is not known.
       if (cls === undefined) return value
       // The host's class may have the guest's name.
-      const clash = described(value) === `a ${cls.name}`
-      throw refuse(clash ? `the guest's ${cls.name} (of ${interfaceName ?? 'the world'})` : `a ${cls.name}`)
+      const given = described(value)
+      const clash = given === `a ${cls.name}`
+      throw refuse(
+        clash ? `the guest's ${cls.name} (of ${interfaceName ?? 'the world'})` : `a ${cls.name}`,
+        given,
+      )
     }
     if (handle.state !== 'live') throw gone(handle)
     if (handle.owner !== this) {
@@ -323,7 +329,9 @@ export class InstanceResources {
       // failed call, and a caller holding the object learns that here.
       if (handle.owner.disposed) {
         throw new DisposedError(
-          `${path}: ${[...where, `the ${handle.cls.name} belonged to an instance that is gone (disposed, or replaced by its sandbox after a failed call): a resource does not outlive its instance`].join(': ')}`,
+          at(
+            `the ${handle.cls.name} belonged to an instance that is gone (disposed, or replaced by its sandbox after a failed call): a resource does not outlive its instance`,
+          ),
         )
       }
       // Another live instance's object: the addon refuses it, saying so.
@@ -332,11 +340,10 @@ export class InstanceResources {
     if (cls !== undefined && handle.cls !== cls) {
       // Two versions of an interface (or two interfaces) may each have a `Thing`.
       if (handle.cls.name !== cls.name) throw refuse(`a ${cls.name}`)
-      const said = [
-        ...where,
-        `expected a ${cls.name} of ${interfaceName ?? 'the world'}, got one of ${interfaceOf.get(handle.cls) ?? 'another interface'}`,
-      ]
-      throw new WasmTypeError(`${path}: ${said.join(': ')}`)
+      throw refuse(
+        `a ${cls.name} of ${interfaceName ?? 'the world'}`,
+        `one of ${interfaceOf.get(handle.cls) ?? 'another interface'}`,
+      )
     }
     // Moved twice in one call, the addon would take the handle for the first and fail on the
     // second; moved and lent in one call (`thing.absorb(thing)`), wasmtime cannot take a handle

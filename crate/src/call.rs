@@ -12,7 +12,7 @@ use napi::{Env, JsValue};
 use crate::engine::EngineShared;
 use crate::errors::{Failure, answer, caught, exit_zero_is_success, fail, return_or_fail};
 use crate::js::{ElementType, Js, Raw, StringValue, TypedArrayView, Value, callback_args};
-use crate::names::{name_units_read, quoted, unread};
+use crate::names::{LONE_SURROGATE_NAME, name_units_read, quoted, unread};
 use crate::options::{NativeAbortHandle, call_budget, call_budget_from_js};
 use crate::runtime::host_bridge::serve_js_while;
 use crate::runtime::task;
@@ -131,8 +131,7 @@ impl<E: Export> Exports<E> {
                 None => quoted(&name),
             },
             StringValue::TooLong(units) => unread(units),
-            // A lossy copy could name another export: one that holds U+FFFD.
-            StringValue::LoneSurrogate => "(a string with a lone surrogate)".into(),
+            StringValue::LoneSurrogate => LONE_SURROGATE_NAME.into(),
             StringValue::NotString => {
                 return Err(Failure::Type(format!(
                     "an export's name must be a string, got {}",

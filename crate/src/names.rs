@@ -18,6 +18,10 @@ pub fn unread(units: usize) -> String {
     format!("(a string of {units} UTF-16 units)")
 }
 
+/// What a message says of a caller's name holding a lone surrogate (no WIT name does; a lossy
+/// copy could name another export, one that holds U+FFFD).
+pub const LONE_SURROGATE_NAME: &str = "(a string with a lone surrogate)";
+
 /// `text` in double quotes for an error message, cut after [`SHOWN_CHARS`] characters, written
 /// as by [`escaped`].
 pub fn quoted(text: &str) -> String {

@@ -326,8 +326,11 @@ export class Sandbox {
         }),
       )
     }
-    // A core instance's calls so far: a call that fails without adding one never entered the guest.
-    const callsBefore = this.component instanceof Module ? instance.metrics().calls : undefined
+    // A core instance's calls so far: a call that fails without adding one never entered the
+    // guest. Read only for a call with a signal: an abort is how a call ends before its guest
+    // runs, besides the errors #spent tells by their class.
+    const callsBefore =
+      signal !== undefined && this.component instanceof Module ? instance.metrics().calls : undefined
     let result: unknown
     try {
       result = await instance.call(name, args, { ...budget, signal })

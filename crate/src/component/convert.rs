@@ -11,7 +11,7 @@ use super::footprint::{Footprint, element_bytes};
 use super::resources::Resources;
 use crate::errors::{Failure, LaterJs};
 use crate::js::{ElementType, Js, Kind, ShortString, StringValue, Value};
-use crate::names::{camel_case, name_units_read, quoted, unread};
+use crate::names::{LONE_SURROGATE_NAME, camel_case, name_units_read, quoted, unread};
 
 /// Longest JS array accepted for a `list`: the length comes from the caller and is read before
 /// any element, so it must not size an allocation by itself (`new Array(2 ** 32 - 1)` is a valid,
@@ -377,7 +377,7 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> R
             Val::Tuple(items)
         }
         Type::Variant(variant) => {
-            let longest = variant.cases().map(|case| case.name.len()).max().unwrap_or(0);
+            let longest = || variant.cases().map(|case| case.name.len()).max().unwrap_or(0);
             let (tag, payload) = tagged(js, &mut walk.names, value, "variant", longest)?;
             let Some(case) = variant.cases().find(|case| case.name == tag.as_str()) else {
                 let cases: Vec<&str> = variant.cases().map(|case| case.name).collect();
@@ -427,7 +427,7 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> R
                     &mut walk.names,
                     value,
                     "option (tagged: { tag: 'some', val } or { tag: 'none' })",
-                    "none".len(),
+                    || "none".len(),
                 )?;
                 match tag.as_str() {
                     "none" => Val::Option(None),
@@ -449,7 +449,7 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> R
         }
         Type::Result(result) => {
             let what = "result ({ tag: 'ok' | 'err', val })";
-            let (tag, payload) = tagged(js, &mut walk.names, value, what, "err".len())?;
+            let (tag, payload) = tagged(js, &mut walk.names, value, what, || "err".len())?;
             let (ok, side) = match tag.as_str() {
                 "ok" => (true, result.ok()),
                 "err" => (false, result.err()),
@@ -483,7 +483,7 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> R
                     StringValue::Text(key) if keys.contains(&key) => continue,
                     StringValue::Text(key) => quoted(&key),
                     StringValue::TooLong(units) => unread(units),
-                    StringValue::LoneSurrogate => "(a string with a lone surrogate)".into(),
+                    StringValue::LoneSurrogate => LONE_SURROGATE_NAME.into(),
                     // Keys are listed as strings (numbers converted, symbols skipped).
                     StringValue::NotString => "(a key that is not a string)".into(),
                 };
@@ -573,8 +573,15 @@ impl Tag {
     }
 }
 
-/// Reads `{ tag, val }`, where no case name is longer than `longest` bytes.
-fn tagged(js: Js, names: &mut Names, value: Value, what: &str, longest: usize) -> Result<(Tag, Value), String> {
+/// Reads `{ tag, val }`, where no case name is longer than `longest()` bytes (asked only of a
+/// tag too long for the stack buffer: real case names are short).
+fn tagged(
+    js: Js,
+    names: &mut Names,
+    value: Value,
+    what: &str,
+    longest: impl FnOnce() -> usize,
+) -> Result<(Tag, Value), String> {
     // An array is an object too: it fails on its missing `tag` below, which saves asking every
     // element of a list whether it is an array.
     if kind(js, value)? != Kind::Object {
@@ -585,13 +592,8 @@ fn tagged(js: Js, names: &mut Names, value: Value, what: &str, longest: usize) -
     let mut buffer = [0; 64];
     let tag = match js.short_string(tag, &mut buffer).map_err(napi_error)? {
         ShortString::Text(length) => Tag::Short(buffer, length),
-        ShortString::Long(_) => match js
-            .string_value_within(tag, name_units_read(longest))
-            .map_err(napi_error)?
-        {
-            StringValue::TooLong(units) => Tag::Unread(units),
-            found => Tag::Long(text(js, found, tag)?),
-        },
+        ShortString::Long(units) if units > name_units_read(longest()) => Tag::Unread(units),
+        ShortString::Long(_) => Tag::Long(text(js, js.string_value(tag).map_err(napi_error)?, tag)?),
         ShortString::NotString => {
             return Err(format!(
                 "{}: property \"tag\" must be a string",

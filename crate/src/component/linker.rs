@@ -247,7 +247,7 @@ const WASI_P2: [(&str, &[&str]); 7] = [
 /// Whether the WASI linked here serves the import `name`: one of [`WASI_P2`]'s interfaces at a
 /// 0.2 version, which the linker matches to its own 0.2.x. Other `wasi:*` imports (wasi:logging,
 /// an interface those packages do not have here, a 0.3 or a prerelease) are the host's to give.
-pub fn wasi_serves(name: &str) -> bool {
+fn wasi_serves(name: &str) -> bool {
     let Some((path, version)) = name.strip_prefix("wasi:").and_then(|rest| rest.split_once('@')) else {
         return false;
     };
