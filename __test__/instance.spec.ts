@@ -364,6 +364,34 @@ test("a wasi:* import the runtime does not provide is the host's, and missing, a
   t.false(given.disposed)
 })
 
+test("a WASI interface of the runtime's imported with a member the runtime lacks is a LinkError naming it", (t) => {
+  // A guest built against a later 0.2.x met wasmtime's own message ("instance export `nope` has
+  // the wrong type: function implementation is missing"), apart from the other missing imports
+  // (H14).
+  const component = new Engine().compileComponentSync(`(component
+    (import "wasi:random/insecure@0.2.3" (instance
+      (export "get-insecure-random-u64" (func (result u64)))
+      (export "nope" (func (result u32)))))
+    (import "a:b/c" (instance (export "f" (func))))
+  )`)
+  const error = t.throws(() => component.instantiateSync({ limits: { memoryBytes: MiB } }), {
+    instanceOf: LinkError,
+  })
+  t.regex(
+    error?.message ?? '',
+    /wasi:random\/insecure@0\.2\.3 \(an object with get-insecure-random-u64, nope; the WASI this runtime provides lacks nope\)/,
+  )
+  t.regex(error?.message ?? '', /a:b\/c \(an object with f\)/, 'listed with the other missing imports')
+  const given = component.instantiateSync({
+    limits: { memoryBytes: MiB },
+    imports: {
+      'wasi:random/insecure@0.2.3': { getInsecureRandomU64: () => 1n, nope: () => 2 },
+      'a:b/c': { f: () => {} },
+    },
+  })
+  t.false(given.disposed)
+})
+
 test('an imported interface of types alone needs no object, as its generated Imports type says', (t) => {
   // wit-component imports an interface whose types another interface `use`s.
   const component = new Engine().compileComponentSync(`(component

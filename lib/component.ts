@@ -72,6 +72,12 @@ export interface ComponentItem {
   /** The functions of an interface (kind `instance`). */
   exports?: ComponentItem[]
   /**
+   * An imported interface the runtime's WASI serves whole (a `wasi:*` interface of preview 2 at a
+   * 0.2 version, with no member the runtime lacks): `imports` need not give it, unless `wasi` is
+   * `false`. Absent on every other item.
+   */
+  providedByRuntime?: boolean
+  /**
    * A resource's functions in its interface, by their wasmtime names (kind `resource`; absent
    * for a resource an interface only re-exports): `[constructor]thing`, `[method]thing.foo`,
    * `[static]thing.bar`. Not enumerable, as `func`.
@@ -102,6 +108,7 @@ function withMembers(items: readonly ComponentItemInfo[]): ComponentItem[] {
       type: listed.type,
     }
     if (exports !== undefined) item.exports = withMembers(exports)
+    if (ownField(listed, 'providedByRuntime') === true) item.providedByRuntime = true
     let members: ResourceMembers | undefined
     if (item.kind === 'resource') {
       const constructor = functions.find((name) => name === `[constructor]${item.name}`)

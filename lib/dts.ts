@@ -110,49 +110,6 @@ function resourceFunction(
 }
 
 /**
- * The interfaces of WASI preview 2 the runtime links, by package (wasmtime-wasi's, without the
- * unstable `wasi:clocks/timezone`; `WASI_P2` in crate/src/component/linker.rs lists the same).
- */
-const WASI_P2: Readonly<Record<string, readonly string[]>> = {
-  cli: [
-    'environment',
-    'exit',
-    'stdin',
-    'stdout',
-    'stderr',
-    'terminal-input',
-    'terminal-output',
-    'terminal-stdin',
-    'terminal-stdout',
-    'terminal-stderr',
-  ],
-  clocks: ['monotonic-clock', 'wall-clock'],
-  filesystem: ['types', 'preopens'],
-  http: ['types', 'outgoing-handler'],
-  io: ['error', 'poll', 'streams'],
-  random: ['random', 'insecure', 'insecure-seed'],
-  sockets: [
-    'network',
-    'instance-network',
-    'udp',
-    'udp-create-socket',
-    'tcp',
-    'tcp-create-socket',
-    'ip-name-lookup',
-  ],
-}
-
-/**
- * Interfaces the runtime implements itself, which the `imports` option need not give: one of
- * {@link WASI_P2}'s at a 0.2 version, as the addon links them. Other `wasi:*` imports
- * (wasi:logging, an interface those packages lack here, a 0.3, a prerelease) are the host's.
- */
-function providedByRuntime(interfaceName: string): boolean {
-  const match = /^wasi:([a-z-]+)\/([a-z0-9-]+)@0\.2\.\d+$/.exec(interfaceName)
-  return match !== null && Object.hasOwn(WASI_P2, match[1]!) && WASI_P2[match[1]!]!.includes(match[2]!)
-}
-
-/**
  * A resource's key among the named ones: an interface both imported and exported has a resource
  * of the host's and one of the guest's under one name.
  */
@@ -282,7 +239,7 @@ class Writer {
     }
     for (const item of listings.exports) if (item.kind === 'instance') collect(item, 'guest')
     const imported = listings.imports.filter(
-      (item) => item.kind === 'instance' && !providedByRuntime(item.name),
+      (item) => item.kind === 'instance' && item.providedByRuntime !== true,
     )
     for (const item of imported) collect(item, 'host')
     // Resources imported at the world's root: their classes sit at the top level of the imports.
@@ -398,7 +355,7 @@ class Writer {
           const doc = `The host's class for the \`${item.name}\` resource imported at the world's root.`
           lines.push(`  /** ${docText(doc)} */\n  ${propertyKey(upperCamel(item.name))}: ${className}`)
         }
-      } else if (item.kind === 'instance' && !providedByRuntime(item.name)) {
+      } else if (item.kind === 'instance' && item.providedByRuntime !== true) {
         const named = this.#imported.find((entry) => entry.item === item)
         if (named !== undefined) lines.push(`  ${quote(item.name)}: ${named.typeName}`)
       }

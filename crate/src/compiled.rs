@@ -14,6 +14,7 @@ use crate::cache::disk::{self, Artifact};
 use crate::cache::pre::PreCache;
 use crate::call::{Export, Exports};
 use crate::component::resources::Resources;
+use crate::component::wasi_served::WasiImports;
 use crate::engine::EngineShared;
 use crate::errors::Failure;
 use crate::js::{Js, Value};
@@ -48,7 +49,7 @@ pub trait Kind: Sized + Send + Sync + 'static {
 
     fn exports(code: &Self::Code) -> Exports<Self::Export>;
     /// Whether the code imports WASI (WASI is linked only then).
-    fn imports_wasi(code: &Self::Code) -> bool;
+    fn wasi_imports(code: &Self::Code) -> WasiImports;
     /// The store's WASI state for these options, for an instance whose memories may hold `memory_bytes`.
     fn wasi(options: &NativeWasiOptions, memory_bytes: usize) -> Result<(WasiState, Output), Failure>;
     /// Finds the JS function for every import (on the JS thread): the plan and those functions in
@@ -57,7 +58,8 @@ pub trait Kind: Sized + Send + Sync + 'static {
         js: Js,
         code: &Self::Code,
         imports: Option<Value>,
-        wasi: bool,
+        wasi: &WasiImports,
+        with_wasi: bool,
     ) -> Result<(Self::Plan, Vec<Value>), Failure>;
     fn link(code: &Self::Code, plan: &Self::Plan) -> Result<Self::Pre, Failure>;
     /// How many host-implemented resource types `plan` links (`None`: the kind has no resources).
@@ -83,7 +85,7 @@ pub struct Compiled<K: Kind> {
     pub code: K::Code,
     pub engine: Arc<EngineShared>,
     pub exports: Arc<Exports<K::Export>>,
-    imports_wasi: bool,
+    pub wasi_imports: WasiImports,
     linked: PreCache<K::Plan, K::Pre>,
 }
 
@@ -99,7 +101,7 @@ impl<K: Kind> Compiled<K> {
     fn new(code: K::Code, engine: &Arc<EngineShared>) -> Self {
         Compiled {
             exports: Arc::new(K::exports(&code)),
-            imports_wasi: K::imports_wasi(&code),
+            wasi_imports: K::wasi_imports(&code),
             code,
             engine: engine.clone(),
             linked: PreCache::new(),
@@ -173,11 +175,11 @@ impl<K: Kind> Compiled<K> {
         };
         let imports = imports.and_then(|value| js.defined(value.raw()));
         let (wasi, output) = match &options.wasi {
-            Some(wasi_options) if self.imports_wasi => K::wasi(wasi_options, limits.memory_bytes)?,
+            Some(wasi_options) if self.wasi_imports.any => K::wasi(wasi_options, limits.memory_bytes)?,
             _ => (WasiState::None, Output::default()),
         };
         let with_wasi = !matches!(wasi, WasiState::None);
-        let (plan, functions) = K::resolve(js, &self.code, imports, with_wasi)?;
+        let (plan, functions) = K::resolve(js, &self.code, imports, &self.wasi_imports, with_wasi)?;
         let relayed = with_wasi && !functions.is_empty();
         // The wasi:http client is kept only where wasi:http can be imported.
         let http = match (&options.wasi, http.and_then(|value| js.defined(value.raw()))) {

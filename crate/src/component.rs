@@ -8,6 +8,7 @@ pub mod instance;
 pub mod linker;
 pub mod resources;
 pub mod types;
+pub mod wasi_served;
 pub mod wire;
 
 use napi_derive::napi;
@@ -18,6 +19,7 @@ use self::func::ExportFunc;
 use self::instance::NativeComponentInstance;
 use self::linker::LinkPlan;
 use self::types::ComponentItemInfo;
+use self::wasi_served::WasiImports;
 use crate::binary::Binary;
 use crate::call::Exports;
 use crate::compiled::{InstanceParts, Kind};
@@ -49,10 +51,8 @@ impl Kind for ComponentKind {
         func::exports(code)
     }
 
-    fn imports_wasi(code: &Component) -> bool {
-        code.component_type()
-            .imports(code.engine())
-            .any(|(name, _)| name.starts_with("wasi:"))
+    fn wasi_imports(code: &Component) -> WasiImports {
+        WasiImports::of(code)
     }
 
     fn wasi(options: &NativeWasiOptions, memory_bytes: usize) -> Result<(WasiState, Output), Failure> {
@@ -73,9 +73,10 @@ impl Kind for ComponentKind {
         js: Js,
         code: &Component,
         imports: Option<Value>,
-        wasi: bool,
+        wasi: &WasiImports,
+        with_wasi: bool,
     ) -> Result<(LinkPlan, Vec<Value>), Failure> {
-        linker::resolve(js, code, imports, wasi)
+        linker::resolve(js, code, imports, wasi, with_wasi)
     }
 
     fn host_resources(plan: &LinkPlan) -> Option<u32> {
@@ -125,6 +126,9 @@ impl NativeComponent {
     /// Imports with WIT-like types; interfaces list their functions.
     #[napi(getter)]
     pub fn imports(&self, env: napi::Env) -> napi::Result<Vec<ComponentItemInfo>> {
-        crate::errors::guard(Js(env.raw()), || Ok(types::imports(&self.compiled.code)))
+        crate::errors::guard(Js(env.raw()), || {
+            let wasi = &self.compiled.wasi_imports;
+            Ok(types::imports(&self.compiled.code, |name| wasi.serves(name)))
+        })
     }
 }

@@ -7,6 +7,7 @@ use wasmtime::{ExternType, Instance, Module, Store};
 use crate::binary::Binary;
 use crate::call::Exports;
 use crate::compiled::{InstanceParts, Kind};
+use crate::component::wasi_served::WasiImports;
 use crate::convert::{self, CoreFuncInfo, ref_type_name, type_name};
 use crate::errors::Failure;
 use crate::func::{self, CoreExport};
@@ -52,8 +53,8 @@ impl Kind for CoreModule {
         func::exports(code)
     }
 
-    fn imports_wasi(code: &Module) -> bool {
-        code.imports().any(|import| WASI_MODULES.contains(&import.module()))
+    fn wasi_imports(code: &Module) -> WasiImports {
+        WasiImports::module(code.imports().any(|import| WASI_MODULES.contains(&import.module())))
     }
 
     fn wasi(options: &NativeWasiOptions, memory_bytes: usize) -> Result<(WasiState, Output), Failure> {
@@ -65,8 +66,14 @@ impl Kind for CoreModule {
         Ok((WasiState::Module(Box::new(context)), output))
     }
 
-    fn resolve(js: Js, code: &Module, imports: Option<Value>, wasi: bool) -> Result<(LinkPlan, Vec<Value>), Failure> {
-        linker::resolve(js, code, imports, wasi)
+    fn resolve(
+        js: Js,
+        code: &Module,
+        imports: Option<Value>,
+        _wasi: &WasiImports,
+        with_wasi: bool,
+    ) -> Result<(LinkPlan, Vec<Value>), Failure> {
+        linker::resolve(js, code, imports, with_wasi)
     }
 
     fn link(code: &Module, plan: &LinkPlan) -> Result<Self::Pre, Failure> {

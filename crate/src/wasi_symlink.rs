@@ -14,8 +14,6 @@ use wasmtime_wasi::p2::bindings::filesystem::types::{self, ErrorCode, HostDescri
 
 use crate::store::HostState;
 
-/// The preview 2 interface wasmtime-wasi 48 defines (imports of older 0.2 versions resolve to it).
-const P2_TYPES: &str = "wasi:filesystem/types@0.2.12";
 const P1: &str = "wasi_snapshot_preview1";
 /// Preview 1's errno `perm`.
 const ERRNO_PERM: i32 = 63;
@@ -30,7 +28,9 @@ pub fn escapes(target: &str) -> bool {
 /// Replaces preview 2's `symlink-at` (on a linker with shadowing allowed) by one that refuses
 /// escaping targets with `not-permitted` and hands the rest to wasmtime-wasi.
 pub fn guard_p2(linker: &mut wasmtime::component::Linker<HostState>) -> wasmtime::Result<()> {
-    linker.instance(P2_TYPES)?.func_wrap_async(
+    // At the version wasmtime-wasi defines it (imports of older 0.2 versions resolve to it).
+    let types = format!("wasi:filesystem/types@{}", crate::component::wasi_served::VERSION);
+    linker.instance(&types)?.func_wrap_async(
         "[method]descriptor.symlink-at",
         |mut store: StoreContextMut<'_, HostState>, (fd, target, link): (Resource<Descriptor>, String, String)| {
             Box::new(async move {

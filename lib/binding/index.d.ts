@@ -196,6 +196,11 @@ export interface ComponentItemInfo {
   func?: FuncInfo
   /** The functions of an instance (interface). */
   exports?: Array<ComponentItemInfo>
+  /**
+   * For an imported interface: true when the runtime's WASI serves it whole, so `imports` need
+   * not give it (unless `wasi: false`).
+   */
+  providedByRuntime?: boolean
 }
 
 /** The type of a core function: its parameter and result types by name (`i32`, `i64`, `funcref`). */

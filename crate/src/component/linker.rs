@@ -11,6 +11,7 @@ use super::convert;
 use super::footprint::Footprint;
 use super::resources::{Resolved, holds_resources};
 use super::types::{func_signature, with_resource_names};
+use super::wasi_served::WasiImports;
 use crate::errors::Failure;
 use crate::js::{Js, Kind, Value};
 use crate::names::{function_keys, interface_keys};
@@ -91,17 +92,19 @@ pub fn resolve(
     js: Js,
     component: &Component,
     imports: Option<Value>,
-    wasi: bool,
+    wasi: &WasiImports,
+    with_wasi: bool,
 ) -> Result<(LinkPlan, Vec<Value>), Failure> {
     // Messages spell resource types by name (`borrow<logger>`).
-    with_resource_names(component, || resolve_named(js, component, imports, wasi))
+    with_resource_names(component, || resolve_named(js, component, imports, wasi, with_wasi))
 }
 
 fn resolve_named(
     js: Js,
     component: &Component,
     imports: Option<Value>,
-    wasi: bool,
+    wasi: &WasiImports,
+    with_wasi: bool,
 ) -> Result<(LinkPlan, Vec<Value>), Failure> {
     let engine = component.engine();
     let mut functions = Vec::new();
@@ -110,7 +113,7 @@ fn resolve_named(
     let resources = ImportedResources::of(component);
     let mut seen = Vec::new();
     for (name, import) in component.component_type().imports(engine) {
-        if wasi && wasi_serves(name) && lookup_object(js, imports, name)?.is_none() {
+        if with_wasi && wasi.serves(name) && lookup_object(js, imports, name)?.is_none() {
             continue;
         }
         match &import.ty {
@@ -150,12 +153,15 @@ fn resolve_named(
                         items.push(PlanItem::Interface(name.to_string(), Vec::new(), aliases));
                         continue;
                     }
-                    let hint = if wasi_serves(name) {
-                        "; WASI is not linked (wasi: false)"
+                    let lacked = wasi.lacked(name);
+                    let hint = if wasi.serves(name) {
+                        "; WASI is not linked (wasi: false)".to_string()
+                    } else if !lacked.is_empty() {
+                        format!("; the WASI this runtime provides lacks {}", lacked.join(", "))
                     } else if name.starts_with("wasi:") {
-                        "; not part of the WASI this runtime provides"
+                        "; not part of the WASI this runtime provides".to_string()
                     } else {
-                        ""
+                        String::new()
                     };
                     // The classes of the resources it defines, then its functions.
                     let classes = (linked.iter().filter(|&&(_, _, first)| first))
@@ -203,63 +209,7 @@ fn resolve_named(
     if !missing.is_empty() {
         return Err(Failure::missing_imports(&missing));
     }
-    Ok((LinkPlan { wasi, items }, functions))
-}
-
-/// The interfaces of the WASI linked here, by package: wasmtime-wasi's preview 2 (its
-/// `wasi:cli/imports` world, without the unstable `wasi:clocks/timezone`) and its wasi:http's
-/// client. lib/dts.ts's `WASI_P2` lists the same.
-const WASI_P2: [(&str, &[&str]); 7] = [
-    (
-        "cli",
-        &[
-            "environment",
-            "exit",
-            "stdin",
-            "stdout",
-            "stderr",
-            "terminal-input",
-            "terminal-output",
-            "terminal-stdin",
-            "terminal-stdout",
-            "terminal-stderr",
-        ],
-    ),
-    ("clocks", &["monotonic-clock", "wall-clock"]),
-    ("filesystem", &["types", "preopens"]),
-    ("http", &["types", "outgoing-handler"]),
-    ("io", &["error", "poll", "streams"]),
-    ("random", &["random", "insecure", "insecure-seed"]),
-    (
-        "sockets",
-        &[
-            "network",
-            "instance-network",
-            "udp",
-            "udp-create-socket",
-            "tcp",
-            "tcp-create-socket",
-            "ip-name-lookup",
-        ],
-    ),
-];
-
-/// Whether the WASI linked here serves the import `name`: one of [`WASI_P2`]'s interfaces at a
-/// 0.2 version, which the linker matches to its own 0.2.x. Other `wasi:*` imports (wasi:logging,
-/// an interface those packages do not have here, a 0.3 or a prerelease) are the host's to give.
-fn wasi_serves(name: &str) -> bool {
-    let Some((path, version)) = name.strip_prefix("wasi:").and_then(|rest| rest.split_once('@')) else {
-        return false;
-    };
-    let Some((package, interface)) = path.split_once('/') else {
-        return false;
-    };
-    let patch = version.strip_prefix("0.2.").unwrap_or_default();
-    !patch.is_empty()
-        && patch.bytes().all(|byte| byte.is_ascii_digit())
-        && WASI_P2
-            .iter()
-            .any(|(known, interfaces)| *known == package && interfaces.contains(&interface))
+    Ok((LinkPlan { wasi: with_wasi, items }, functions))
 }
 
 /// Links `component` by `plan` and type-checks it: the recipe every instance with this plan uses.
@@ -267,9 +217,7 @@ pub fn link(component: &Component, plan: &LinkPlan) -> Result<InstancePre<HostSt
     let failed = |error: wasmtime::Error| Failure::Link(format!("{error:#}"));
     let mut linker = Linker::new(component.engine());
     if plan.wasi {
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(failed)?;
-        // Linked whether or not the guest makes requests: componentize-js guests always import it.
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(failed)?;
+        super::wasi_served::add_to_linker(&mut linker).map_err(failed)?;
         // JS functions may replace single WASI interfaces.
         linker.allow_shadowing(true);
         crate::wasi_symlink::guard_p2(&mut linker).map_err(failed)?;
@@ -526,36 +474,5 @@ fn tags_carried(ty: &Type) -> [bool; 2] {
         Type::Flags(flags) if flags.names().any(tag_key) => [true, true],
         Type::Option(option) => tags_carried(&option.ty()),
         _ => [false, false],
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::component::linker::wasi_serves;
-
-    #[test]
-    fn wasi_serves_its_own_interfaces_at_any_0_2_version() {
-        for name in [
-            "wasi:cli/environment@0.2.0",
-            "wasi:io/streams@0.2.3",
-            "wasi:http/outgoing-handler@0.2.99",
-            "wasi:sockets/tcp@0.2.1",
-            "wasi:random/insecure-seed@0.2.0",
-        ] {
-            assert!(wasi_serves(name), "{name}");
-        }
-        for name in [
-            "wasi:logging/logging@0.1.0-draft",
-            "wasi:keyvalue/store@0.2.0-draft2",
-            "wasi:random/random@0.3.0",
-            "wasi:random/random@1.0.0",
-            "wasi:random/random@0.2.3-rc.1",
-            "wasi:random/random",
-            "wasi:cli/nope@0.2.3",
-            "wasi:clocks/timezone@0.2.3",
-            "a:b/c@0.2.0",
-        ] {
-            assert!(!wasi_serves(name), "{name}");
-        }
     }
 }

@@ -100,6 +100,9 @@ pub struct ComponentItemInfo {
     pub func: Option<FuncInfo>,
     /// The functions of an instance (interface).
     pub exports: Option<Vec<ComponentItemInfo>>,
+    /// For an imported interface: true when the runtime's WASI serves it whole, so `imports` need
+    /// not give it (unless `wasi: false`).
+    pub provided_by_runtime: Option<bool>,
 }
 
 impl TypeInfo {
@@ -406,6 +409,7 @@ fn item_info(engine: &wasmtime::Engine, name: &str, item: &ComponentItem) -> Com
         type_,
         func,
         exports,
+        provided_by_runtime: None,
     }
 }
 
@@ -611,12 +615,16 @@ pub fn exports(component: &Component) -> Vec<ComponentItemInfo> {
     })
 }
 
-pub fn imports(component: &Component) -> Vec<ComponentItemInfo> {
+/// `served` tells the imports the runtime's WASI serves whole.
+pub fn imports(component: &Component, served: impl Fn(&str) -> bool) -> Vec<ComponentItemInfo> {
     let engine = component.engine();
     let ty = component.component_type();
     with_resource_names(component, || {
         ty.imports(engine)
-            .map(|(name, import)| item_info(engine, name, &import.ty))
+            .map(|(name, import)| ComponentItemInfo {
+                provided_by_runtime: served(name).then_some(true),
+                ..item_info(engine, name, &import.ty)
+            })
             .collect()
     })
 }

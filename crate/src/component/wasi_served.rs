@@ -1,0 +1,180 @@
+//! Which of a component's `wasi:*` imports the WASI linked here serves. wasmtime-wasi itself is
+//! asked, on a linker of its own, whether it defines each interface and each of its members, so
+//! nothing here restates WASI's lists, and a guest built against a later 0.2.x whose interface has
+//! a function this wasmtime-wasi lacks learns which one (that interface is then the host's to give
+//! whole) instead of meeting wasmtime's type-check error alone.
+
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, Linker, LinkerInstance, ResourceType};
+
+use crate::store::HostState;
+
+/// The WASI preview 2 version wasmtime-wasi 48 defines, wasi:http's included. An import at any
+/// 0.2.x finds it (wasmtime matches semver-compatible versions); the tests fail when an upgrade of
+/// wasmtime-wasi moves it (instance.spec.ts asks for interfaces at older versions).
+pub const VERSION: &str = "0.2.12";
+
+/// What the runtime's WASI makes of a component's `wasi:*` imports, found once per component.
+#[derive(Default)]
+pub struct WasiImports {
+    /// Whether it imports anything of WASI's (for a core module, of preview 1's modules).
+    pub any: bool,
+    /// The imported interfaces the runtime serves whole.
+    served: Vec<String>,
+    /// The runtime's interfaces imported with members it lacks, each with those members.
+    lacking: Vec<(String, Vec<String>)>,
+}
+
+impl WasiImports {
+    /// For a core module, whose preview 1 imports are linked by module name.
+    pub fn module(any: bool) -> Self {
+        WasiImports {
+            any,
+            ..Default::default()
+        }
+    }
+
+    pub fn of(component: &Component) -> Self {
+        let engine = component.engine();
+        let mut found = WasiImports::default();
+        let mut linker = None;
+        // A resource an interface `use`s from another is listed in it too, as the same type: only
+        // where it first appears is it that interface's own.
+        let mut resources: Vec<ResourceType> = Vec::new();
+        let mut first_seen = |item: &ComponentItem| match item {
+            ComponentItem::Resource(ty) if !resources.contains(ty) => {
+                resources.push(*ty);
+                true
+            }
+            _ => false,
+        };
+        for (name, import) in component.component_type().imports(engine) {
+            let ComponentItem::ComponentInstance(instance) = &import.ty else {
+                first_seen(&import.ty);
+                found.any |= name.starts_with("wasi:");
+                continue;
+            };
+            let own: Vec<bool> = instance
+                .exports(engine)
+                .map(|(_, export)| first_seen(&export.ty))
+                .collect();
+            if !name.starts_with("wasi:") {
+                continue;
+            }
+            found.any = true;
+            let Some(runtime_name) = runtime_name(name) else {
+                continue;
+            };
+            let linker = match &mut linker {
+                Some(linker) => linker,
+                None => match runtime_linker(component) {
+                    Ok(built) => linker.insert(built),
+                    // No linker to ask (out of memory): wasmtime's own check still decides.
+                    Err(_) => return found,
+                },
+            };
+            // Defining something at the interface's name fails only where the runtime has it.
+            if !defines(&mut linker.root(), &runtime_name, Member::Func) {
+                continue;
+            }
+            let Ok(mut runtime) = linker.instance(&runtime_name) else {
+                continue;
+            };
+            let lacked: Vec<String> = (instance.exports(engine).zip(own))
+                .filter(|((member, export), own)| match &export.ty {
+                    ComponentItem::ComponentFunc(_) => !defines(&mut runtime, member, Member::Func),
+                    ComponentItem::Resource(_) => *own && !defines(&mut runtime, member, Member::Resource),
+                    _ => false,
+                })
+                .map(|((member, _), _)| member.to_string())
+                .collect();
+            if lacked.is_empty() {
+                found.served.push(name.to_string());
+            } else {
+                found.lacking.push((name.to_string(), lacked));
+            }
+        }
+        found
+    }
+
+    /// Whether the runtime's WASI serves the import `name` whole.
+    pub fn serves(&self, name: &str) -> bool {
+        self.served.iter().any(|served| served == name)
+    }
+
+    /// The members of the runtime's interface `name` the runtime lacks (none for any other name).
+    pub fn lacked(&self, name: &str) -> &[String] {
+        (self.lacking.iter())
+            .find(|(lacking, _)| lacking == name)
+            .map_or(&[], |(_, members)| members)
+    }
+}
+
+/// Adds the WASI every component with WASI is linked with: wasmtime-wasi's preview 2 and its
+/// wasi:http client (linked whether or not the guest makes requests: componentize-js guests always
+/// import it).
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+}
+
+fn runtime_linker(component: &Component) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::new(component.engine());
+    add_to_linker(&mut linker)?;
+    Ok(linker)
+}
+
+/// The name the runtime defines an import's interface at, for a `wasi:*` import at a 0.2 version
+/// (a prerelease or another minor is never the runtime's).
+fn runtime_name(name: &str) -> Option<String> {
+    let (interface, version) = name.split_once('@')?;
+    let patch = version.strip_prefix("0.2.")?;
+    let numeric = !patch.is_empty() && patch.bytes().all(|byte| byte.is_ascii_digit());
+    numeric.then(|| format!("{interface}@{VERSION}"))
+}
+
+enum Member {
+    Func,
+    Resource,
+}
+
+/// Whether `instance` already defines `name`: a definition of one's own is refused only then (the
+/// linker refuses shadowing). The probe's own definition, where it succeeds, stays on this linker,
+/// which only answers such questions.
+fn defines(instance: &mut LinkerInstance<'_, HostState>, name: &str, member: Member) -> bool {
+    let defined = match member {
+        Member::Resource => instance.resource(name, ResourceType::host::<()>(), |_, _| Ok(())),
+        Member::Func => instance.func_new(name, |_, _, _, _| Ok(())),
+    };
+    defined.is_err()
+}
+
+// Asking wasmtime-wasi needs a linker over the addon's store state, whose WASI reaches into JS, so
+// a test binary without Node cannot link it: the ava specs (instance.spec.ts, dts.spec.ts) test
+// what `WasiImports::of` finds, on real components.
+#[cfg(test)]
+mod tests {
+    use crate::component::wasi_served::runtime_name;
+
+    #[test]
+    fn an_import_at_any_0_2_version_is_asked_at_the_runtimes() {
+        assert_eq!(
+            runtime_name("wasi:io/streams@0.2.0").as_deref(),
+            Some("wasi:io/streams@0.2.12")
+        );
+        assert_eq!(
+            runtime_name("wasi:io/streams@0.2.99").as_deref(),
+            Some("wasi:io/streams@0.2.12")
+        );
+        for name in [
+            "wasi:io/streams",
+            "wasi:io/streams@0.3.0",
+            "wasi:io/streams@0.2.3-rc.1",
+            "wasi:io/streams@0.2.",
+            "wasi:io/streams@0.2.x",
+            "wasi:io/streams@1.0.0",
+        ] {
+            assert_eq!(runtime_name(name), None, "{name}");
+        }
+    }
+}
