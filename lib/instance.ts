@@ -382,17 +382,21 @@ export class Instance<E = Record<string, unknown>> {
     return this.#funcTypesByPath
   }
 
+  /**
+   * @internal The refusal of a `call()` made from inside one of this instance's host functions
+   * while the call it serves runs: queued, it would wait for the call that waits for it.
+   */
+  reentered(what: string): BusyError | undefined {
+    if (!isInsideHostCall(this.#owner)) return undefined
+    return new BusyError(
+      `${what} from a host function of the same instance: the instance is busy with the call that called it`,
+    )
+  }
+
   /** Calls an export off the JS thread, on airssys-wasm's own thread pool. */
   call(name: string, args: readonly unknown[] = [], options?: AsyncCallOptions): Promise<unknown> {
-    // From inside one of this instance's host functions, a queued call would wait for the call
-    // that waits for that host function.
-    if (isInsideHostCall(this.#owner)) {
-      return Promise.reject(
-        new BusyError(
-          'call() from a host function of the same instance: the instance is busy with the call that called it',
-        ),
-      )
-    }
+    const reentered = this.reentered('call()')
+    if (reentered !== undefined) return Promise.reject(reentered)
     let parsed: ReturnType<typeof asyncCallOptions>
     try {
       parsed = asyncCallOptions(options)

@@ -555,6 +555,30 @@ test('a host import that awaits call() on the instance calling it gets BusyError
   }
 })
 
+test('work a host import left behind may call() its instance once the call it served has ended', async (t) => {
+  // The re-entry check took any work a host import started for its call, for good: a callback
+  // that delivered an answer through an export later was a BusyError for the instance's life
+  // (probe Z1).
+  for (const { kind, compiled } of REENTRANT) {
+    let outer!: Promise<unknown>
+    let during!: Promise<unknown>
+    let later!: Promise<unknown>
+    const instance = reentrant(kind, compiled, (self) => {
+      during = self.call('inner')
+      during.catch(() => {})
+      // Started here, so it runs in this host call's context, and called once that call ended.
+      later = Promise.resolve()
+        .then(() => outer)
+        .then(() => self.call('inner'))
+      return 1
+    })
+    outer = instance.call('outer')
+    t.is(await outer, 2, kind)
+    await t.throwsAsync(during, { instanceOf: BusyError }, `${kind}: while its call runs`)
+    t.is(await later, 41, `${kind}: after it ended`)
+  }
+})
+
 test("a guest's long function name reaches a trap's backtrace cut short, once per frame, and not its message", async (t) => {
   // Names come from the guest's name section: a 16 MiB name in each of a stack overflow's 32
   // frames cost the host 1.8 GB and 2.8 s; and messages that carried the backtrace's text would

@@ -29,6 +29,7 @@ import {
   UnreachableError,
   WasiExitError,
   loadComponent,
+  type Sandbox,
 } from '../../lib/index.js'
 import {
   componentDir,
@@ -150,6 +151,32 @@ test('a call waiting its turn rejects at once when its signal aborts, and never 
   t.is(metrics.calls, 1)
   t.is(metrics.restarts, 0)
   t.is(sandbox.callSync('get-counter'), 0, 'nothing is left waiting once the running call ends')
+})
+
+test("a call() from one of the sandbox's own host functions is a BusyError at once, and the instance is kept", async (t) => {
+  // It was queued, checked only at its turn: awaited, the two calls waited on each other until
+  // the deadline, which replaced the instance; under callSync, the refused call counted as a
+  // call, a trap and a restart (probe Z1).
+  const imports = typesImports()
+  let sandbox!: Sandbox
+  let inner: Promise<unknown> | undefined
+  imports.double = async (x: number) => {
+    inner = sandbox.call('get-counter')
+    await inner.catch(() => {})
+    return x * 2
+  }
+  const dir = componentDir(scratch, typesWasm, { maxBytes: 4 * MiB, timeoutMs: 5_000 })
+  sandbox = await loadComponent(dir, { hostFunctions: imports })
+  using _ = sandbox
+  await sandbox.call('set-counter', [7])
+  t.is(await sandbox.call('call-double', [2]), 4)
+  await t.throwsAsync(inner!, { instanceOf: BusyError, code: 'ERR_WASM_BUSY' })
+  t.like(sandbox.metrics(), { calls: 2, traps: 0, restarts: 0 })
+  t.is(await sandbox.call('get-counter'), 7, 'the guest state is kept')
+  // From a host function reached by callSync (which fails the call, as a Promise was returned).
+  await t.throwsAsync(async () => sandbox.callSync('call-double', [2]), { instanceOf: HostError })
+  await t.throwsAsync(inner!, { instanceOf: BusyError })
+  t.like(sandbox.metrics(), { calls: 4, traps: 1, restarts: 1 })
 })
 
 test('a restart loses the guest state; an err result or a bad argument does not restart', async (t) => {

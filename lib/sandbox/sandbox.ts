@@ -300,6 +300,9 @@ export class Sandbox {
    * limits for this call, never raise them.
    */
   call(name: string, args: readonly unknown[] = [], options?: AsyncCallOptions): Promise<unknown> {
+    // Checked now, not at its turn: it would wait for the call that waits for it.
+    const reentered = this.#instance?.reentered('call()')
+    if (reentered !== undefined) return Promise.reject(reentered)
     let given: ReturnType<typeof asyncCallOptions>
     try {
       given = asyncCallOptions(options)

@@ -24,6 +24,11 @@ class HostCall {
     return this.#controller.signal
   }
 
+  /** Whether the call is still running (its host functions' work may outlive it). */
+  get running(): boolean {
+    return !this.#ended
+  }
+
   end(): void {
     this.#ended = true
     this.#controller?.abort(ended())
@@ -65,16 +70,19 @@ export class Owner {
 }
 
 interface Context {
-  /** Every instance whose host function is running, the innermost last. */
-  owners: ReadonlySet<Owner>
+  /** Every instance whose host function is running, with the call each serves. */
+  owners: ReadonlyMap<Owner, HostCall>
   call: HostCall
 }
 
 const inside = new AsyncLocalStorage<Context>()
 
-/** Whether the code running now is (or was started by) a host function of `owner`. */
+/**
+ * Whether the code running now is (or was started by) a host function of `owner` whose call is
+ * still running. Work a host function left behind may call its instance once that call ended.
+ */
 export function isInsideHostCall(owner: Owner): boolean {
-  return inside.getStore()?.owners.has(owner) === true
+  return inside.getStore()?.owners.get(owner)?.running === true
 }
 
 /**
@@ -93,10 +101,11 @@ export function ownedImports(imports: Imports | undefined, owner: Owner): Import
     if (typeof value !== 'function' || isClass(value)) return value
     const host = value as (...args: unknown[]) => unknown
     return function (this: unknown, ...args: unknown[]) {
-      const owners = new Set(inside.getStore()?.owners)
-      owners.add(owner)
+      const call = owner.current
+      const owners = new Map(inside.getStore()?.owners)
+      owners.set(owner, call)
       try {
-        return inside.run({ owners, call: owner.current }, () => Reflect.apply(host, this, args))
+        return inside.run({ owners, call }, () => Reflect.apply(host, this, args))
       } catch (error) {
         // Handed back, not thrown into the addon (see util/failure.ts).
         return boxed(error)

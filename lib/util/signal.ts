@@ -6,7 +6,7 @@
 
 import events from 'node:events'
 
-import { AbortError } from '../errors.js'
+import { AbortError, ConfigError } from '../errors.js'
 import { NativeAbortHandle } from '../native.js'
 
 /** A signal, or a function returning the signal of the call in progress (or undefined). */
@@ -26,11 +26,20 @@ const addListener = EventTarget.prototype.addEventListener
  * though, so a signal that defines its own gets EventTarget's method instead.
  */
 function listen(signal: AbortSignal, fire: () => void): void {
-  const own = (key: string) => Object.prototype.hasOwnProperty.call(signal, key)
-  if (typeof events.addAbortListener === 'function' && !own('aborted') && !own('addEventListener')) {
-    events.addAbortListener(signal, fire)
-  } else {
-    addListener.call(signal, 'abort', fire, { once: true })
+  try {
+    const own = (key: string) => Object.prototype.hasOwnProperty.call(signal, key)
+    if (typeof events.addAbortListener === 'function' && !own('aborted') && !own('addEventListener')) {
+      events.addAbortListener(signal, fire)
+    } else {
+      addListener.call(signal, 'abort', fire, { once: true })
+    }
+  } catch (error) {
+    // A Proxy of a signal whose trap throws: the caller's own code, as in any option it gives.
+    const reason = error instanceof Error ? error.message : String(error)
+    throw new ConfigError(`signal: listening for its abort threw: ${reason}`, {
+      path: 'signal',
+      cause: error,
+    })
   }
 }
 
@@ -77,12 +86,13 @@ export function onAbort(signal: AbortSignal, callback: () => void): () => void {
   let callbacks = waiting.get(signal)
   if (callbacks === undefined) {
     const registered = new Set<() => void>()
-    callbacks = registered
-    waiting.set(signal, registered)
+    // Listening first: a signal that cannot be listened to leaves no set waiting on it.
     listen(signal, () => {
       waiting.delete(signal)
       for (const waiter of registered) waiter()
     })
+    callbacks = registered
+    waiting.set(signal, registered)
   }
   const entry = () => callback()
   callbacks.add(entry)
