@@ -346,7 +346,12 @@ test('every option accepts an explicit undefined under exactOptionalPropertyType
       permissions: true, hooks: true, address: true, policy: true, fuelPolicy: true, sandboxWasi: true,
     }
   `
-  const file = path.join(root, '__test__', 'exact-optional.generated.ts')
+  t.deepEqual(typeErrors(source), [])
+})
+
+/** What tsc (strict, exactOptionalPropertyTypes) says of `source`, a module in __test__/. */
+function typeErrors(source: string): string[] {
+  const file = path.join(root, '__test__', 'typed.generated.ts')
   const host = ts.createCompilerHost({})
   const readFile = host.readFile.bind(host)
   host.readFile = (name) => (path.resolve(name) === file ? source : readFile(name))
@@ -368,10 +373,25 @@ test('every option accepts an explicit undefined under exactOptionalPropertyType
     },
     host,
   )
-  const diagnostics = ts
+  return ts
     .getPreEmitDiagnostics(program, program.getSourceFile(file))
     .map((diagnostic) => ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n'))
-  t.deepEqual(diagnostics, [])
+}
+
+test("read-only arrays and hostInterfaces()'s result type-check where the options take them at run time", (t) => {
+  // `wasi.args` and `wasi.http.allow` refused an `as const` array (and the package's own
+  // readonly grant lists), and hostInterfaces() could not be passed as `imports` though its doc
+  // says so (probe Z3).
+  const source = `
+    import { createPermissions, hostInterfaces, type InstantiateOptions } from '../lib/index.js'
+    const outbound: readonly string[] = createPermissions({ networkOutbound: ['127.0.0.1:8080'] }).networkOutbound
+    export const options: InstantiateOptions = {
+      limits: { memoryBytes: 1 << 20 },
+      imports: hostInterfaces(createPermissions()),
+      wasi: { args: ['tool', 'cat'] as const, http: { allow: outbound } },
+    }
+  `
+  t.deepEqual(typeErrors(source), [])
 })
 
 test('the capability interfaces, loadManifest and pooling refuse a key no option has', (t) => {

@@ -115,7 +115,7 @@ export interface WasiOptions {
   /** Environment variables. Default none. */
   env?: Record<string, string> | undefined
   /** Command-line arguments, `argv[0]` included. Default none. */
-  args?: string[] | undefined
+  args?: readonly string[] | undefined
   /**
    * Directories the guest sees: guest path -> host path (read-only), or guest path ->
    * `{ host, write: true }` (the guest may create, write, rename and delete inside it; nothing
@@ -143,7 +143,7 @@ export interface WasiOptions {
 /** `wasi.http`: what a guest may request over wasi:http. */
 export interface WasiHttpOptions {
   /** Granted `host:port` patterns (`'127.0.0.1:8080'`, `'*.example.com:443'`). Default none. */
-  allow?: string[] | undefined
+  allow?: readonly string[] | undefined
   /** Largest request or response body, in bytes. Default 1 MiB. */
   maxBodyBytes?: number | undefined
   /**
@@ -587,7 +587,7 @@ function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions |
     stdout: options.stdout ?? 'inherit',
     stderr: options.stderr ?? 'inherit',
     env: strings('wasi.env', options.env),
-    args,
+    args: [...(args as readonly string[])],
     preopens: preopenList(options.preopens),
     stdinInherit: stdin === 'inherit',
     stdinBytes:

@@ -29,8 +29,11 @@ export const HOST_INTERFACE_NAMES = Object.freeze({
 /** Options of {@link hostInterfaces}: the caps and the signal of each interface. */
 export interface HostInterfaceOptions extends FilesystemOptions, HttpOptions, TimeOptions {}
 
-/** The import object of the reference host interfaces. */
-export interface HostInterfaces {
+/**
+ * The import object of the reference host interfaces. A type alias, not an interface, so that it
+ * is assignable to `Imports` (an interface has no implicit index signature).
+ */
+export type HostInterfaces = {
   /** `filesystem.read`, checked against `filesystemRead`. */
   'airssys:host/filesystem@0.1.0': FilesystemInterface
   /** `http.fetch`, checked against `networkOutbound` on every hop. */
