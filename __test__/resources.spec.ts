@@ -431,9 +431,10 @@ test('live handles are capped: past 10,000 the guest call fails with HostLimitEr
   events.length = 0
   const error = t.throws(() => usesHost(inst).spam(20_000), { instanceOf: HostLimitError })
   t.is(error?.code, 'ERR_WASM_HOST_LIMIT')
-  // The 10,001st object is made by the constructor, then refused: the guest never held it.
+  // The 10,001st object is made by the constructor, then refused: the guest never held it, and
+  // it is disposed, as the constructor gave it up.
   t.is(events.filter((event) => event.startsWith('new')).length, 10_001)
-  const made = 10_000
+  const made = 10_001
   inst.dispose()
   for (let round = 0; round < 20 && events.filter((e) => e.startsWith('dispose')).length < made; round++) {
     await new Promise((resolve) => setImmediate(resolve))
@@ -1405,6 +1406,30 @@ test('the handle cap met by a host object JS passes in is a HostLimitError too, 
   }
   usesHost(inst).release()
   t.is(usesHost(inst).keepLogger(new Logger('room again')), 1)
+})
+
+test('a host object a host function gave up that never reaches the guest is disposed', async (t) => {
+  // One refused at limits.resourceHandles was dropped without its [Symbol.dispose]: the host
+  // function had returned it, so nothing held it, and a guest could leak one per call (probe Z4).
+  const events: string[] = []
+  const inst = component.instantiateSync({
+    limits: { memoryBytes: 4 << 20, resourceHandles: 2 },
+    imports: hostImports(events).imports,
+  })
+  t.throws(() => usesHost(inst).spam(3), { instanceOf: HostLimitError })
+  for (let round = 0; round < 100 && !events.includes('dispose spam-2'); round++) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  t.true(events.includes('new spam-2'))
+  t.true(events.includes('dispose spam-2'), events.join(', '))
+  t.false(events.includes('dispose spam-0'), 'the guest still holds the first two')
+  // A host object JS passes to an export stays the caller's when refused: not disposed.
+  const { Logger, imports } = hostImports(events)
+  const second = component.instantiateSync({ limits: { memoryBytes: 4 << 20, resourceHandles: 1 }, imports })
+  t.is(usesHost(second).spam(1), 1)
+  t.throws(() => usesHost(second).keepLogger(new Logger('caller')), { instanceOf: HostLimitError })
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.false(events.includes('dispose caller'))
 })
 
 /** Core code that makes as many handles of the guest's own resource as its first parameter asks. */

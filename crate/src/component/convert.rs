@@ -259,7 +259,18 @@ fn elements<T>(
 /// Converts a JS value to a component value of type `ty`.
 /// `footprint` counts what the value's strings and list elements need of the guest's memory, on
 /// top of what it counted before (a call's earlier arguments): past the limit, it is refused.
+/// The caller keeps the host objects of a value that fails (an export's arguments).
 pub fn from_js(js: Js, cx: Cx, value: Value, ty: &Type, footprint: &mut Footprint) -> Result<Val, String> {
+    tracked(js, cx, value, ty, footprint, false)
+}
+
+/// [`from_js`] of a value the host gave up (a host function's return, or the payload it threw):
+/// the host objects of one that fails are disposed, as nothing else holds them.
+pub fn from_js_given(js: Js, cx: Cx, value: Value, ty: &Type, footprint: &mut Footprint) -> Result<Val, String> {
+    tracked(js, cx, value, ty, footprint, true)
+}
+
+fn tracked(js: Js, cx: Cx, value: Value, ty: &Type, footprint: &mut Footprint, given_up: bool) -> Result<Val, String> {
     let walk = &mut Walk {
         names: Names::default(),
         footprint,
@@ -269,7 +280,7 @@ pub fn from_js(js: Js, cx: Cx, value: Value, ty: &Type, footprint: &mut Footprin
     };
     let mark = resources.converting();
     let converted = from_js_in(js, cx, walk, value, ty);
-    resources.converted(mark, converted.is_ok());
+    resources.converted(mark, converted.is_ok(), given_up);
     converted
 }
 

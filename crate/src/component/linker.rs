@@ -404,7 +404,7 @@ fn outcome_to_val(
         cause: None,
     };
     let convert = |value: Value, ty: &Type| {
-        convert::from_js(js, cx, value, ty, &mut Footprint::new(memory_limit)).map_err(bad_return)
+        convert::from_js_given(js, cx, value, ty, &mut Footprint::new(memory_limit)).map_err(bad_return)
     };
     match returned {
         Ok(_) if result_type.is_none() => Ok(None),
@@ -434,7 +434,7 @@ fn outcome_to_val(
             };
             let payload = crate::js::failure::err_payload(js, thrown, matches!(err_type, Type::String));
             let footprint = &mut Footprint::new(memory_limit);
-            match payload.map(|payload| convert::from_js(js, cx, payload, &err_type, footprint)) {
+            match payload.map(|payload| convert::from_js_given(js, cx, payload, &err_type, footprint)) {
                 Some(Ok(payload)) => Ok(Some(Val::Result(Err(Some(Box::new(payload)))))),
                 // Not an err the guest can take: a failure of the host's, saying why.
                 Some(Err(why)) => {

@@ -74,6 +74,15 @@ struct Table {
     /// Host objects put in the slab by conversions under way, innermost last (a conversion can
     /// run JS, a getter, which can convert values for another call of the instance).
     converting: Vec<u32>,
+    /// Host objects conversions under way met past the cap, innermost last: released with the
+    /// rest of their conversion's.
+    refused: Vec<Reference>,
+}
+
+/// Where a conversion from JS begins, in [`Table::converting`] and [`Table::refused`].
+pub struct Mark {
+    converting: usize,
+    refused: usize,
 }
 
 /// The resources of one component instance.
@@ -171,8 +180,7 @@ impl Resources {
         let mut table = self.table();
         if table.live >= self.max_live {
             table.limit_hit = Some(Cap::Ours);
-            drop(table);
-            (self.release)(vec![object], false);
+            table.refused.push(object);
             return Err(limit(self.max_live));
         }
         table.live += 1;
@@ -191,20 +199,34 @@ impl Resources {
     }
 
     /// Where a conversion from JS begins: see [`Self::converted`].
-    pub fn converting(&self) -> usize {
-        self.table().converting.len()
+    pub fn converting(&self) -> Mark {
+        let table = self.table();
+        Mark {
+            converting: table.converting.len(),
+            refused: table.refused.len(),
+        }
     }
 
     /// A conversion that began at `mark` ended: if it failed, the host objects it put in the slab
-    /// come back out (the value holding them is gone).
-    pub fn converted(self: &Arc<Self>, mark: usize, ok: bool) {
-        let reps = {
+    /// come back out (the value holding them is gone), with those it met past the cap. The guest
+    /// never had them: they are the host's again, or, when the host gave them up (`given_up`: a
+    /// host function's return or thrown payload, which nothing else holds), they are disposed.
+    pub fn converted(self: &Arc<Self>, mark: Mark, ok: bool, given_up: bool) {
+        let (reps, refused) = {
             let mut table = self.table();
-            let mark = mark.min(table.converting.len());
-            table.converting.split_off(mark)
+            let reps_mark = mark.converting.min(table.converting.len());
+            let refused_mark = mark.refused.min(table.refused.len());
+            (
+                table.converting.split_off(reps_mark),
+                table.refused.split_off(refused_mark),
+            )
         };
+        let mut objects = refused;
         if !ok {
-            self.give_back(reps);
+            objects.extend(reps.into_iter().filter_map(|rep| self.take_host(rep)));
+        }
+        if !objects.is_empty() {
+            (self.release)(objects, given_up);
         }
     }
 
