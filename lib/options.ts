@@ -20,7 +20,14 @@ export interface EngineOptions {
   fuel?: boolean | undefined
   /** Granularity of wall-clock deadlines, in ms (a native ticker thread), 1 to 1000. Default 5. */
   epochTickMs?: number | undefined
-  /** Pooling instance allocator: preallocated slots for fast instantiation. Default false. */
+  /**
+   * Pooling instance allocator: preallocated slots for fast instantiation. Default false.
+   * `maxInstances` is the number of slots (default 256); `maxMemoryBytes` the most bytes *one*
+   * linear memory may take (default 64 MiB), and each slot's tables hold at most 20,000
+   * elements. Instance limits above these are accepted, but a growth past the pool's is denied
+   * like one past the limit (counted in `deniedGrowths`; a `MemoryLimitError` under
+   * `trapOnMemoryDenial`), and `metrics().memory.limitBytes` still shows the instance's limit.
+   */
   pooling?: { maxInstances?: number | undefined; maxMemoryBytes?: number | undefined } | false | undefined
   /**
    * On-disk compiled-code cache directory, created if missing. A compile whose bytes were compiled
