@@ -155,11 +155,20 @@ class Automaton {
   }
 }
 
+/** A test for the relative paths a glob describes, with the work its last answer took. */
+export interface GlobMatcher {
+  (relativePath: string): boolean
+  /** The automaton's states: a match visits each at most once per code point. */
+  readonly states: number
+  /** The states the last match visited: the work it did, linear in the path's length. */
+  readonly visits: number
+}
+
 /**
  * A test for the relative paths (`/`-separated, no leading `./`) that `glob` describes. `**` may
  * stand for no segment at all, so `data/**` matches `data` itself too.
  */
-export function globMatcher(glob: string): (relativePath: string) => boolean {
+export function globMatcher(glob: string): GlobMatcher {
   const automaton = new Automaton()
   const segments = glob.split('/').filter((segment) => segment !== '' && segment !== '.')
   // Every segment is matched with the `/` before it, so `**` can match zero segments.
@@ -171,6 +180,7 @@ export function globMatcher(glob: string): (relativePath: string) => boolean {
   // `seen[state] === round` marks a state already in the set being built, so each state is
   // visited once per code point: this bound is the linear-time guarantee.
   const seen = new Int32Array(states.length).fill(-1)
+  let visits = 0
 
   const addWithForks = (set: number[], state: number, round: number) => {
     const pending = [state]
@@ -178,14 +188,16 @@ export function globMatcher(glob: string): (relativePath: string) => boolean {
       const current = pending.pop() as number
       if (seen[current] === round) continue
       seen[current] = round
+      visits++
       const node = states[current]
       if (node?.kind === 'fork') pending.push(...node.next)
       else set.push(current)
     }
   }
 
-  return (relativePath) => {
+  const matches = (relativePath: string): boolean => {
     seen.fill(-1)
+    visits = 0
     let round = 0
     let live: number[] = []
     addWithForks(live, start, round)
@@ -203,4 +215,8 @@ export function globMatcher(glob: string): (relativePath: string) => boolean {
     }
     return live.includes(0)
   }
+  return Object.defineProperties(matches as GlobMatcher, {
+    states: { value: states.length },
+    visits: { get: () => visits },
+  })
 }
