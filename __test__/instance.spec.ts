@@ -364,6 +364,27 @@ test("a wasi:* import the runtime does not provide is the host's, and missing, a
   t.false(given.disposed)
 })
 
+test('an imports key set to null is absent, as one set to undefined: the name without @version serves', (t) => {
+  // A versioned key set to null blocked the fallback to the key without @version (probe N2).
+  const given = typesImports()
+  const host = given['test:types/host@0.1.0']
+  for (const nothing of [null, undefined]) {
+    const imports = { ...given, 'test:types/host@0.1.0': nothing, 'test:types/host': host }
+    const instance = typesComponent().instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports })
+    t.is(instance.callSync('call-double', [4]), 8, String(nothing))
+  }
+  const { double: _, ...rest } = given
+  const error = t.throws(
+    () =>
+      typesComponent().instantiateSync({
+        limits: { memoryBytes: 4 * MiB },
+        imports: { ...rest, double: null },
+      }),
+    { instanceOf: LinkError },
+  )
+  t.regex(error?.message ?? '', /missing import\(s\): double: func/)
+})
+
 test("a WASI interface of the runtime's imported with a member the runtime lacks is a LinkError naming it", (t) => {
   // A guest built against a later 0.2.x met wasmtime's own message ("instance export `nope` has
   // the wrong type: function implementation is missing"), apart from the other missing imports

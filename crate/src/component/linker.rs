@@ -281,8 +281,9 @@ fn property(js: Js, object: Value, key: &str) -> Result<Option<Value>, Failure> 
     if !matches!(js.kind(object)?, Kind::Object | Kind::Function) {
         return Ok(None);
     }
+    // Null is absent too, as undefined is: neither stops the search at a key.
     Ok(match js.get_own(object, key)? {
-        Some(value) if js.kind(value)? != Kind::Undefined => Some(value),
+        Some(value) if !matches!(js.kind(value)?, Kind::Undefined | Kind::Null) => Some(value),
         _ => None,
     })
 }
