@@ -12,7 +12,7 @@ import { createWasiHttpClient, wasiHttpPermissions, type WasiHttp } from './capa
 import { type CapabilityDeniedError, ConfigError, WasmError } from './errors.js'
 import type { NativeEngineOptions, NativeInstanceOptions, NativeWasiOptions } from './native.js'
 import { bare, NONE, ownOptions } from './util/own.js'
-import { isAbortSignal, type SignalSource } from './util/signal.js'
+import { followed, isAbortSignal, type SignalSource } from './util/signal.js'
 
 /** Options of `new Engine()`; all optional. */
 export interface EngineOptions {
@@ -344,10 +344,23 @@ function boolean(path: string, value: unknown): boolean | undefined {
   throw new ConfigError(`${path}: expected a boolean, got ${shown(value)}`, { path, value })
 }
 
-/** `value` when it is an AbortSignal, a function returning one, or undefined; else a ConfigError. */
+/**
+ * `value` when it is a function returning an AbortSignal or undefined; an AbortSignal is followed
+ * by one of ours (see {@link followed}), so the caller's object is read once, here; anything
+ * else, or a signal whose own code throws as it is read, is a ConfigError.
+ */
 export function signalSource(path: string, value: unknown): SignalSource | undefined {
-  if (value === undefined || isAbortSignal(value) || typeof value === 'function') {
-    return value as SignalSource | undefined
+  if (value === undefined || typeof value === 'function') return value as SignalSource | undefined
+  try {
+    if (isAbortSignal(value)) return followed(value)
+  } catch (error) {
+    // Listening to it threw (util/signal.ts says so), or a trap did as it was told apart.
+    if (error instanceof ConfigError) {
+      throw new ConfigError(error.message.replace(/^signal:/, `${path}:`), { path, cause: error.cause })
+    }
+    if (error instanceof WasmError) throw error
+    const reason = error instanceof Error ? error.message : String(error)
+    throw new ConfigError(`${path}: reading it threw: ${reason}`, { path, cause: error })
   }
   throw new ConfigError(`${path}: expected an AbortSignal or a function returning one`, { path, value })
 }

@@ -1,6 +1,13 @@
 import test from 'ava'
 
-import { ConfigError, Engine } from '../../lib/index.js'
+import {
+  ConfigError,
+  createHttp,
+  createPermissions,
+  createTime,
+  Engine,
+  hostInterfaces,
+} from '../../lib/index.js'
 
 const ADD = `(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))`
 
@@ -29,4 +36,54 @@ test('a signal that cannot be listened to is a ConfigError about the signal, eve
   }
   t.is(instance.metrics().calls, 0)
   t.is(await instance.call('add', [1, 2]), 3)
+})
+
+test("the reference interfaces' signal option: one whose own code throws is a ConfigError where it is given, never later", async (t) => {
+  // createTime/createHttp/hostInterfaces kept the caller's signal and read it on every sleep or
+  // fetch: a Proxy whose trap throws was a bare Error then, or at once, with no code (probe H15).
+  const traps: ProxyHandler<AbortSignal>[] = [
+    {
+      getPrototypeOf: () => {
+        throw new Error('trap getPrototypeOf')
+      },
+    },
+    {
+      has: () => {
+        throw new Error('trap has')
+      },
+    },
+    {
+      get: (_, key) => {
+        if (key === 'addEventListener') throw new Error('trap get')
+        return undefined
+      },
+    },
+  ]
+  const permissions = createPermissions({ timeSleep: true })
+  for (const handler of traps) {
+    const signal = new Proxy(new AbortController().signal, handler)
+    for (const [what, make] of [
+      ['createTime', () => createTime(permissions, { signal })],
+      ['createHttp', () => createHttp(permissions, { signal })],
+      ['hostInterfaces', () => hostInterfaces(permissions, { signal })],
+    ] as const) {
+      try {
+        const made = make()
+        // Accepted: then it works as a signal, and the work it bounds never meets its traps.
+        if (what === 'createTime') await (made as ReturnType<typeof createTime>).sleep(1)
+        t.pass()
+      } catch (error) {
+        t.true(error instanceof ConfigError, `${what}: ${String(error)}`)
+        // A trap met while the options are copied names them; one met as it is listened to, it.
+        t.true(['signal', 'options'].includes((error as ConfigError).path ?? ''), what)
+      }
+    }
+  }
+  // A signal of its own that aborts still ends a pending sleep.
+  const controller = new AbortController()
+  const time = createTime(permissions, { signal: new Proxy(controller.signal, {}) })
+  const pending = time.sleep(60_000)
+  controller.abort(new Error('stop'))
+  const stopped = await t.throwsAsync(pending, { name: 'AbortError' })
+  t.is((stopped?.cause as Error).message, 'stop')
 })

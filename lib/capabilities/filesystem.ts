@@ -10,8 +10,7 @@
 import type { FileHandle } from 'node:fs/promises'
 
 import { openBeneath, readBounded } from '../util/open-beneath.js'
-import { knownKeys, positiveInteger } from '../util/options.js'
-import { ownOptions } from '../util/own.js'
+import { capabilityOptions, knownKeys, positiveInteger } from '../util/options.js'
 import { guestPath, quotedRequest, type Permissions } from './permissions.js'
 
 /** @internal Re-exported for the tests, which force its fallback. */
@@ -67,7 +66,7 @@ export function createFilesystem(
   permissions: Permissions,
   options: FilesystemOptions = {},
 ): FilesystemInterface {
-  const own = ownOptions(options)
+  const own = capabilityOptions(options)
   knownKeys('createFilesystem', own, FILESYSTEM_OPTIONS)
   const { maxFileBytes: given } = own
   const maxFileBytes = positiveInteger('maxFileBytes', given, DEFAULT_MAX_FILE_BYTES)

@@ -18,8 +18,13 @@ import https from 'node:https'
 import { isIP, type LookupFunction } from 'node:net'
 
 import { CapabilityDeniedError, ConfigError } from '../errors.js'
-import { knownKeys, positiveInteger, nonNegativeInteger, signalSource } from '../util/options.js'
-import { ownOptions } from '../util/own.js'
+import {
+  capabilityOptions,
+  knownKeys,
+  positiveInteger,
+  nonNegativeInteger,
+  signalSource,
+} from '../util/options.js'
 import { abortReason, isAborted, onAbort, signalWithTimeout, type SignalSource } from '../util/signal.js'
 import { internalAddressKind } from './addresses.js'
 import { quotedRequest, type Permissions } from './permissions.js'
@@ -274,7 +279,7 @@ export const HTTP_OPTIONS: ReadonlySet<string> = new Set([
 
 /** `airssys:host/http@0.1.0` checked against `permissions`. */
 export function createHttp(permissions: Permissions, given: HttpOptions = {}): HttpInterface {
-  const options = ownOptions(given)
+  const options = capabilityOptions(given)
   knownKeys('createHttp', options, HTTP_OPTIONS)
   const maxBodyBytes = positiveInteger('maxBodyBytes', options.maxBodyBytes, DEFAULTS.maxBodyBytes)
   const maxRedirects = nonNegativeInteger('maxRedirects', options.maxRedirects, DEFAULTS.maxRedirects)

@@ -4,8 +4,7 @@
  */
 import type { Imports } from '../options.js'
 import { interfaceKeys } from '../util/names.js'
-import { knownKeys } from '../util/options.js'
-import { ownOptions } from '../util/own.js'
+import { capabilityOptions, knownKeys } from '../util/options.js'
 import {
   createFilesystem,
   FILESYSTEM_OPTIONS,
@@ -48,7 +47,7 @@ export type HostInterfaces = {
  * does not import are ignored when linking.
  */
 export function hostInterfaces(permissions: Permissions, options: HostInterfaceOptions = {}): HostInterfaces {
-  const own = ownOptions(options)
+  const own = capabilityOptions(options)
   knownKeys('hostInterfaces', own, HOST_INTERFACE_OPTIONS)
   // Each interface is given its own options only, as its own checks expect.
   const only = (keys: ReadonlySet<string>) =>

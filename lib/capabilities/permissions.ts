@@ -4,13 +4,13 @@
  * with or without a Component.toml. A denial is a CapabilityDeniedError handed to `onDenied` and
  * counted; the host function turns it into an `err` for the guest and does nothing else.
  */
+import { capabilityOptions } from '../util/options.js'
 import path from 'node:path'
 import { inspect } from 'node:util'
 
 import type { Manifest } from '../sandbox/manifest.js'
 import { CapabilityDeniedError, ConfigError, type Capability } from '../errors.js'
 import { globMatcher } from '../util/glob.js'
-import { ownOptions } from '../util/own.js'
 import { globProblem, hostPatternProblem } from '../util/patterns.js'
 
 /** Grants, as plain options (the same meaning as a manifest's `[permissions]`). */
@@ -247,8 +247,8 @@ export function createPermissions(
   given: PermissionOptions = {},
   givenHooks: PermissionHooks = {},
 ): Permissions {
-  const options = ownOptions(given)
-  const hooks = ownOptions(givenHooks)
+  const options = capabilityOptions(given)
+  const hooks = capabilityOptions(givenHooks)
   if (typeof options !== 'object' || options === null) {
     throw new ConfigError('permissions: expected an object', { path: 'permissions', value: options })
   }

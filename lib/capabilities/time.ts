@@ -9,8 +9,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises'
 
-import { knownKeys, signalSource } from '../util/options.js'
-import { ownOptions } from '../util/own.js'
+import { capabilityOptions, knownKeys, signalSource } from '../util/options.js'
 import { currentSignal, type SignalSource } from '../util/signal.js'
 import type { Permissions } from './permissions.js'
 
@@ -37,7 +36,7 @@ export const TIME_OPTIONS: ReadonlySet<string> = new Set(['signal'])
 
 /** `airssys:host/time@0.1.0` checked against `permissions`. */
 export function createTime(permissions: Permissions, options: TimeOptions = {}): TimeInterface {
-  const own = ownOptions(options)
+  const own = capabilityOptions(options)
   knownKeys('createTime', own, TIME_OPTIONS)
   const source = signalSource('signal', own.signal)
   return {

@@ -3,9 +3,18 @@
  * each applies the rule lib/options.ts holds for that option (bounds included). New code imports
  * lib/options.ts directly.
  */
-import { checkOption, type OptionName } from '../options.js'
+import { checkOption, reading, type OptionName } from '../options.js'
+import { ownOptions } from './own.js'
 
 export { knownKeys, signalSource } from '../options.js'
+
+/**
+ * A capability's options as own properties, read once: what the caller's own code throws as
+ * they are read (a getter, a Proxy's trap) is a ConfigError, as for every other option.
+ */
+export function capabilityOptions<T>(given: T): T {
+  return reading('options', () => ownOptions(given))
+}
 
 /** The rule of each capability option these helpers are called with. */
 const CAPABILITY_RULES: Record<string, OptionName> = {

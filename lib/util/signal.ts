@@ -99,6 +99,18 @@ export function onAbort(signal: AbortSignal, callback: () => void): () => void {
   return () => callbacks.delete(entry)
 }
 
+/**
+ * A signal of our own that aborts when `signal` does: kept in place of a caller's signal, so that
+ * what its object may do when read (a Proxy's traps) happens once, where it is given, and never
+ * in the work it later bounds.
+ */
+export function followed(signal: AbortSignal): AbortSignal {
+  const controller = new AbortController()
+  if (isAborted(signal)) controller.abort(abortReason(signal))
+  else onAbort(signal, () => controller.abort(abortReason(signal)))
+  return controller.signal
+}
+
 /** The signal `source` stands for right now. */
 export function currentSignal(source: SignalSource | undefined): AbortSignal | undefined {
   return typeof source === 'function' ? source() : source
