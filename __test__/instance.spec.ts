@@ -364,6 +364,56 @@ test("a wasi:* import the runtime does not provide is the host's, and missing, a
   t.false(given.disposed)
 })
 
+test("runtime WASI interfaces sharing resource types with one the host must give are the host's too", (t) => {
+  // wasi:io/error and wasi:cli/stdout were marked providedByRuntime though wasi:io/streams, which
+  // the runtime lacks a member of, `use`s the one and is `use`d by the other: giving streams as
+  // the LinkError asked failed on "mismatched resource types" (probe H15).
+  const component = new Engine().compileComponentSync(`(component
+    (import "wasi:io/error@0.2.99" (instance $err (export "error" (type (sub resource)))))
+    (alias export $err "error" (type $error))
+    (import "wasi:io/streams@0.2.99" (instance $streams
+      (export "error" (type (eq $error)))
+      (export "output-stream" (type (sub resource)))
+      (export "new-thing" (func (result u32)))))
+    (alias export $streams "output-stream" (type $os))
+    (import "wasi:cli/stdout@0.2.99" (instance
+      (export "output-stream" (type (eq $os)))
+      (type $o (own 0))
+      (export "get-stdout" (func (result $o)))))
+    (import "wasi:random/random@0.2.0" (instance (export "get-random-u64" (func (result u64)))))
+  )`)
+  t.deepEqual(
+    component.imports.filter((item) => item.providedByRuntime === true).map((item) => item.name),
+    ['wasi:random/random@0.2.0'],
+  )
+  const error = t.throws(() => component.instantiateSync({ limits: { memoryBytes: MiB } }), {
+    instanceOf: LinkError,
+  })
+  t.regex(
+    error?.message ?? '',
+    /wasi:io\/streams@0\.2\.99 \(an object with class OutputStream, new-thing; the WASI this runtime provides lacks new-thing\)/,
+  )
+  t.regex(
+    error?.message ?? '',
+    /wasi:io\/error@0\.2\.99 \(an object with class Error; it shares resource types with wasi:io\/streams@0\.2\.99, which the host gives\)/,
+  )
+  t.regex(
+    error?.message ?? '',
+    /wasi:cli\/stdout@0\.2\.99 \(an object with get-stdout; it shares resource types/,
+  )
+  class OutputStream {}
+  class Failure {}
+  const given = component.instantiateSync({
+    limits: { memoryBytes: MiB },
+    imports: {
+      'wasi:io/error@0.2.99': { Error: Failure },
+      'wasi:io/streams@0.2.99': { OutputStream, newThing: () => 1 },
+      'wasi:cli/stdout@0.2.99': { getStdout: () => new OutputStream() },
+    },
+  })
+  t.false(given.disposed, 'given as the LinkError asks, it links')
+})
+
 test('an imports key set to null is absent, as one set to undefined: the name without @version serves', (t) => {
   // A versioned key set to null blocked the fallback to the key without @version (probe N2).
   const given = typesImports()

@@ -158,6 +158,8 @@ fn resolve_named(
                         "; WASI is not linked (wasi: false)".to_string()
                     } else if !lacked.is_empty() {
                         format!("; the WASI this runtime provides lacks {}", lacked.join(", "))
+                    } else if let Some(host) = wasi.tied_to(name) {
+                        format!("; it shares resource types with {host}, which the host gives")
                     } else if name.starts_with("wasi:") {
                         "; not part of the WASI this runtime provides".to_string()
                     } else {

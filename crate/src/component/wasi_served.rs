@@ -23,6 +23,9 @@ pub struct WasiImports {
     served: Vec<String>,
     /// The runtime's interfaces imported with members it lacks, each with those members.
     lacking: Vec<(String, Vec<String>)>,
+    /// The runtime's interfaces it could serve but for sharing resource types with one it lacks
+    /// members of (the host must give them all, for the types to be its own): each with that one.
+    tied: Vec<(String, String)>,
 }
 
 impl WasiImports {
@@ -48,6 +51,8 @@ impl WasiImports {
             }
             _ => false,
         };
+        // Each runtime interface's resource types, its own and those it `use`s.
+        let mut shared: Vec<(String, Vec<ResourceType>)> = Vec::new();
         for (name, import) in component.component_type().imports(engine) {
             let ComponentItem::ComponentInstance(instance) = &import.ty else {
                 first_seen(&import.ty);
@@ -88,18 +93,53 @@ impl WasiImports {
                 })
                 .map(|((member, _), _)| member.to_string())
                 .collect();
+            let types = (instance.exports(engine))
+                .filter_map(|(_, export)| match export.ty {
+                    ComponentItem::Resource(ty) => Some(ty),
+                    _ => None,
+                })
+                .collect();
+            shared.push((name.to_string(), types));
             if lacked.is_empty() {
                 found.served.push(name.to_string());
             } else {
                 found.lacking.push((name.to_string(), lacked));
             }
         }
+        found.untie(&shared);
         found
+    }
+
+    /// Moves out of `served` every interface that shares a resource type with one the host must
+    /// give, until none does: the host's classes are then the types of both.
+    fn untie(&mut self, shared: &[(String, Vec<ResourceType>)]) {
+        let types_of = |name: &str| shared.iter().find(|(known, _)| known == name).map(|(_, types)| types);
+        let mut given: Vec<String> = self.lacking.iter().map(|(name, _)| name.clone()).collect();
+        while let Some(host) = given.pop() {
+            let Some(host_types) = types_of(&host) else { continue };
+            let (tied, kept): (Vec<String>, Vec<String>) =
+                std::mem::take(&mut self.served).into_iter().partition(|served| {
+                    types_of(served).is_some_and(|types| types.iter().any(|ty| host_types.contains(ty)))
+                });
+            self.served = kept;
+            for name in tied {
+                given.push(name.clone());
+                self.tied.push((name, host.clone()));
+            }
+        }
     }
 
     /// Whether the runtime's WASI serves the import `name` whole.
     pub fn serves(&self, name: &str) -> bool {
         self.served.iter().any(|served| served == name)
+    }
+
+    /// The interface the host must give that the runtime's interface `name` shares resource types
+    /// with, when that is why the runtime does not serve `name`.
+    pub fn tied_to(&self, name: &str) -> Option<&str> {
+        (self.tied.iter())
+            .find(|(tied, _)| tied == name)
+            .map(|(_, host)| host.as_str())
     }
 
     /// The members of the runtime's interface `name` the runtime lacks (none for any other name).
