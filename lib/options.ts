@@ -27,6 +27,8 @@ export interface EngineOptions {
    * elements. Instance limits above these are accepted, but a growth past the pool's is denied
    * like one past the limit (counted in `deniedGrowths`; a `MemoryLimitError` under
    * `trapOnMemoryDenial`), and `metrics().memory.limitBytes` still shows the instance's limit.
+   * A module or component whose memory *starts* larger than `maxMemoryBytes` cannot be compiled
+   * on such an engine at all: a `CompileError`.
    */
   pooling?: { maxInstances?: number | undefined; maxMemoryBytes?: number | undefined } | false | undefined
   /**
