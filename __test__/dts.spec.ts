@@ -714,6 +714,26 @@ export const imports = { 'p:q/r': { Thing: HostThing } } satisfies Imports
   t.true(ok, output)
 })
 
+test('an imported interface of resources alone is in Imports, as the linker wants its object', (t) => {
+  // It was left out (`Imports = Record<string, never>`) though the instance could not link
+  // without its object (probe H15); one whose resources another interface defined needs none.
+  const component = new Engine().compileComponentSync(`(component
+    (import "a:b/handles" (instance $h (export "handle" (type (sub resource)))))
+    (alias export $h "handle" (type $handle))
+    (import "a:b/uses" (instance (export "handle" (type (eq $handle)))))
+  )`)
+  const text = declarations(component)
+  t.regex(text, /\n {2}'a:b\/handles': \w+\n/)
+  t.notRegex(text, /'a:b\/uses'/)
+  // Its classes are optional: a resource with no functions needs none (an empty object links).
+  const linked = component.instantiateSync({
+    limits: { memoryBytes: 1 << 16 },
+    imports: { 'a:b/handles': {} },
+  })
+  t.false(linked.disposed)
+  t.throws(() => component.instantiateSync({ limits: { memoryBytes: 1 << 16 } }), { message: /a:b\/handles/ })
+})
+
 test('Imports leaves out only the WASI the runtime provides, as the runtime tells', (t) => {
   // Every wasi:* import was left out, wasi:logging and WASI 0.3 too, which the host must give
   // (probe N2: `Imports = Record<string, never>` for a guest that fails to link without them); a

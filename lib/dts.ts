@@ -244,8 +244,22 @@ class Writer {
     for (const item of imported) collect(item, 'host')
     // Resources imported at the world's root: their classes sit at the top level of the imports.
     collect({ name: '', kind: 'instance', type: 'instance', exports: [...listings.imports] }, 'host')
-    // An imported interface of types alone (no functions, no resource classes) needs no object.
-    const needsObject = (item: ComponentItem) => (item.exports ?? []).some((member) => member.kind === 'func')
+    // An imported interface of types alone (no functions, no resource classes) needs no object; a
+    // resource a listing has not named before is one this interface defines, whose class the
+    // host gives (a `use`d one keeps its name unless renamed, which only costs an empty object).
+    const named = new Set<string>()
+    const definesResource = new Map<ComponentItem, boolean>()
+    for (const item of listings.imports) {
+      if (item.kind === 'resource') named.add(item.name)
+      const resources = (item.exports ?? []).filter((member) => member.kind === 'resource')
+      definesResource.set(
+        item,
+        resources.some((member) => !named.has(member.name)),
+      )
+      for (const member of resources) named.add(member.name)
+    }
+    const needsObject = (item: ComponentItem) =>
+      (item.exports ?? []).some((member) => member.kind === 'func') || definesResource.get(item) === true
     const interfaces = [
       ...listings.exports
         .filter((item) => item.kind === 'instance')
