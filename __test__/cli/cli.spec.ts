@@ -872,5 +872,40 @@ test('run printing into a reader that closes early (| head) ends quietly, not wi
   child.stdout.once('data', () => child.stdout.destroy())
   const [code] = (await once(child, 'close')) as [number | null]
   t.notRegex(stderr, /Unhandled 'error' event|EPIPE/)
-  t.is(code, 0, stderr)
+  // Done before the reader left (0), or stopped then, as a writer killed by SIGPIPE (141).
+  t.true(code === 0 || code === 141, `${code}: ${stderr}`)
+})
+
+test("run stops a command that writes for ever once stdout's reader closes it (| head)", async (t) => {
+  // Its writes never failed (its output is piped through the CLI), so a command that would stop
+  // at its first failed write ran until its deadline, or for ever without one (probe Z6).
+  const yes = path.join(scratch, 'yes.wat')
+  writeFileSync(
+    yes,
+    `(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 8) "y\\n")
+      (func (export "_start")
+        (i32.store (i32.const 0) (i32.const 8))
+        (i32.store (i32.const 4) (i32.const 2))
+        (block $failed (loop $again
+          (br_if $failed (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))
+          (br $again)))))`,
+  )
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(root, 'lib/cli/index.ts'), 'run', yes, '--memory', '65536'],
+    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+  child.stdout.once('data', () => child.stdout.destroy())
+  // Bounded, should it run on: then it is killed, and the status says so.
+  const killer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null]
+  clearTimeout(killer)
+  t.is(signal, null, 'it stopped by itself')
+  t.is(code, 141, stderr)
+  t.is(stderr, '')
 })

@@ -14,7 +14,11 @@ import {
 } from '../errors.js'
 import { UsageError } from './args.js'
 
-export const EXIT = { success: 0, failure: 1, usage: 2, compile: 3, trap: 4 } as const
+/**
+ * `readerGone`: the run was stopped because stdout's reader closed it, the status of a process
+ * killed by SIGPIPE (128 + 13), as `yes | head` leaves `yes`.
+ */
+export const EXIT = { success: 0, failure: 1, usage: 2, compile: 3, trap: 4, readerGone: 141 } as const
 
 /** The `code` of a thrown value, as the CLI prints it. */
 export function errorCode(error: unknown): string {

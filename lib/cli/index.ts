@@ -94,10 +94,13 @@ if (isEntryPoint()) {
   // A reader that closes early (`| head`) ends what the CLI prints, not the CLI: without a
   // listener, the EPIPE of the next write is an uncaught 'error' event that kills the process
   // with Node's stack trace, whatever the run's outcome.
+  const readerGone = new AbortController()
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error
+      if (stream === process.stdout) readerGone.abort(new Error("stdout's reader closed it"))
     })
   }
-  process.exitCode = await main(process.argv.slice(2))
+  const io = { stdout: process.stdout, stderr: process.stderr, readerGone: readerGone.signal }
+  process.exitCode = await main(process.argv.slice(2), io)
 }

@@ -16,12 +16,20 @@ import { toJsonText } from '../util/json-values.js'
 export interface CliOutput {
   stdout: CliStream
   stderr: CliStream
+  /**
+   * Aborts once stdout's reader has gone (`| head` closed the pipe): a guest's piped output
+   * never fails to be written, so a command that would stop at its first failed write runs on
+   * unless `run` stops it.
+   */
+  readerGone?: AbortSignal | undefined
 }
 
 /** A stream the CLI writes to: a Node stream tells how much of what it was given waits. */
 export interface CliStream {
   write(text: string): unknown
   readonly writableLength?: number
+  /** A stream whose reader went away is destroyed: nothing more is waited for or written. */
+  readonly destroyed?: boolean
 }
 
 /** What terminal output escapes: C0 but newline and tab, DEL, C1, and what moves text on screen. */
@@ -81,7 +89,7 @@ const SLICE = 1 << 20
 
 /** `io`, writing every text escaped, a slice at a time. */
 export function terminalOutput(io: CliOutput): CliOutput {
-  return { stdout: escaping(io.stdout), stderr: escaping(io.stderr) }
+  return { stdout: escaping(io.stdout), stderr: escaping(io.stderr), readerGone: io.readerGone }
 }
 
 function escaping(stream: CliStream): CliStream {
@@ -91,6 +99,9 @@ function escaping(stream: CliStream): CliStream {
     },
     get writableLength() {
       return stream.writableLength
+    },
+    get destroyed() {
+      return stream.destroyed
     },
   }
 }
@@ -120,7 +131,9 @@ const BACKLOG = 8 * SLICE
  */
 export async function printText(stream: CliStream, text: string): Promise<void> {
   for (const slice of slices(text)) {
-    while (backedUp(stream)) await new Promise((resolve) => setTimeout(resolve, 5))
+    while (backedUp(stream) && stream.destroyed !== true)
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    if (stream.destroyed === true) return
     stream.write(slice)
   }
 }

@@ -36,7 +36,7 @@ interface RunMetrics {
 
 /** What `run` needs from a sandbox or a bare instance. */
 interface Runner {
-  call(name: string, args: unknown[]): Promise<unknown>
+  call(name: string, args: unknown[], signal?: AbortSignal): Promise<unknown>
   metrics(): RunMetrics
   /** What the guest wrote to its WASI stdout and stderr (piped, to be printed escaped). */
   takeOutput(): { stdout: string; stderr: string }
@@ -127,7 +127,7 @@ async function manifestTarget(target: string, limits: Limits): Promise<Target> {
         const { preopens: _files, ...rest } = wasi
         const sandbox = await loadComponent(manifest.file, { engine, limits, wasi: rest })
         return {
-          call: (name, args) => sandbox.call(name, args),
+          call: (name, args, signal) => sandbox.call(name, args, { signal }),
           metrics: () => {
             const metrics = sandbox.metrics()
             return { fuelConsumed: metrics.fuel.lastCallConsumed, peakMemoryBytes: metrics.memory.peakBytes }
@@ -171,7 +171,7 @@ async function wasmTarget(file: string, limits: Limits): Promise<Target> {
           wasi,
         })
         return {
-          call: (name, args) => instance.call(name, args),
+          call: (name, args, signal) => instance.call(name, args, { signal }),
           metrics: () => {
             const metrics = instance.metrics()
             return {
@@ -301,7 +301,7 @@ async function runCommand(runner: Runner, name: string, io: CliOutput): Promise<
     }
   }, PRINT_EVERY_MS)
   try {
-    await runner.call(name, [])
+    await runner.call(name, [], io.readerGone)
     return EXIT.success
   } catch (error) {
     if (error instanceof WasiExitError) return processExitCode(error.exitCode)
@@ -360,7 +360,7 @@ async function invoke(
   const started = performance.now()
   let outcome: { result: unknown } | { error: unknown }
   try {
-    outcome = { result: await runner.call(name, callArgs) }
+    outcome = { result: await runner.call(name, callArgs, io.readerGone) }
   } catch (error) {
     outcome = { error }
   }
@@ -413,6 +413,8 @@ export async function run(args: readonly string[], io: CliOutput): Promise<numbe
   try {
     return await runParsed(args, io, failed)
   } catch (error) {
+    // Nobody reads what is left to say: stopped quietly, as a writer killed by SIGPIPE is.
+    if (error instanceof AbortError && io.readerGone?.aborted === true) return EXIT.readerGone
     if (jsonRequested(args)) io.stdout.write(`${errorDocument(error, failed.call)}\n`)
     throw error
   }
