@@ -26,7 +26,7 @@ const roundTrips: [string, string[], string][] = [
   ['roundtrip-string', ['42'], '"42"'],
   ['roundtrip-list-u8', ['[0,1,255]'], '[0,1,255]'],
   ['roundtrip-list-u64', ['[1,"18446744073709551615"]'], '["1n","18446744073709551615n"]'],
-  ['roundtrip-list-f64', ['[1.5,-0]'], '[1.5,0]'],
+  ['roundtrip-list-f64', ['[1.5,-0]'], '[1.5,"-0"]'],
   // Floats JSON cannot write, spelled as results print them (they were refused as strings).
   ['roundtrip-f64', ['"NaN"'], '"NaN"'],
   ['roundtrip-f64', ['NaN'], '"NaN"'],
@@ -78,13 +78,17 @@ test('core wasm parameters have no names, and i64 converts to bigint', (t) => {
   )
 })
 
-test('results print NaN, infinities and typed arrays in a fixed spelling', (t) => {
+test('results print NaN, infinities, -0 and typed arrays in a fixed spelling that reads back', (t) => {
   t.is(
     toJsonText({ nan: Number.NaN, up: Infinity, down: -Infinity, bytes: new Uint8Array([1, 2]), big: 5n }),
     '{"nan":"NaN","up":"Infinity","down":"-Infinity","bytes":[1,2],"big":"5n"}',
   )
   t.is(toJsonText(new BigInt64Array([-1n])), '["-1n"]')
   t.is(toJsonText({ absent: undefined }), '{"absent":null}')
+  // -0 printed as 0, so a result did not read back as the argument it came from (probe Z6).
+  t.is(toJsonText(-0), '"-0"')
+  t.is(toJsonText(new Float64Array([-0, 0])), '["-0",0]')
+  t.true(Object.is(argumentsFromText([toJsonText(-0)], signature('roundtrip-f64'))[0], -0))
 })
 
 test('64-bit integers convert inside options, results, tuples, records and variants', (t) => {

@@ -141,8 +141,8 @@ export function argumentsFromText(texts: readonly string[], signature: Signature
 
 /**
  * JSON text of a call's result. What JSON cannot hold is spelled out: a bigint as a string ending
- * in `n` (`"18446744073709551615n"`), a typed array as an array, NaN and the infinities as the
- * strings `"NaN"`, `"Infinity"` and `"-Infinity"`, and `undefined` (an absent option, a function
+ * in `n` (`"18446744073709551615n"`), a typed array as an array, NaN, the infinities and -0 as
+ * the strings `"NaN"`, `"Infinity"`, `"-Infinity"` and `"-0"`, and `undefined` (an absent option, a function
  * without a result) as `null`.
  */
 export function toJsonText(value: unknown, indent?: number): string {
@@ -151,6 +151,7 @@ export function toJsonText(value: unknown, indent?: number): string {
     (_key, item: unknown) => {
       if (typeof item === 'bigint') return `${item}n`
       if (typeof item === 'number' && !Number.isFinite(item)) return String(item)
+      if (Object.is(item, -0)) return '-0'
       if (item === undefined) return null
       if (ArrayBuffer.isView(item) && !(item instanceof DataView)) {
         return Array.from(item as unknown as ArrayLike<unknown>)
