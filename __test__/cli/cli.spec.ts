@@ -876,6 +876,36 @@ test('run printing into a reader that closes early (| head) ends quietly, not wi
   t.true(code === 0 || code === 141, `${code}: ${stderr}`)
 })
 
+test('run --json keeps its outcome when the guest printed more than its document can hold, and says so', async (t) => {
+  // 12 MiB of ESC (72 MiB as escaped JSON) made a command that exited 0 an ERR_WASM_HOST_LIMIT
+  // with status 1, and a failed one lost its output with nothing said (probe Z6).
+  const flood = path.join(scratch, 'flood.wat')
+  const wat = (exit: number) => `(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 2)
+      (func (export "_start") (local $i i32)
+        (memory.fill (i32.const 1024) (i32.const 27) (i32.const 65536))
+        (i32.store (i32.const 0) (i32.const 1024))
+        (i32.store (i32.const 4) (i32.const 65536))
+        (loop $again
+          (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $again (i32.lt_u (local.get $i) (i32.const 192))))
+        (call $exit (i32.const ${exit}))))`
+  for (const exit of [0, 3]) {
+    writeFileSync(flood, wat(exit))
+    const { code, stdout } = await cli('run', flood, '--memory', String(2 * 65536), '--json')
+    t.is(code, exit)
+    const document = JSON.parse(stdout) as Record<string, unknown>
+    t.true(document.outputDropped, `exit ${exit}`)
+    t.false('stdout' in document)
+    t.true('metrics' in document)
+    if (exit === 0) t.is(document.result, null)
+    else t.like(document.error, { code: 'ERR_WASM_EXIT', exitCode: 3 })
+  }
+})
+
 test("run stops a command that writes for ever once stdout's reader closes it (| head)", async (t) => {
   // Its writes never failed (its output is piped through the CLI), so a command that would stop
   // at its first failed write ran until its deadline, or for ever without one (probe Z6).

@@ -380,7 +380,7 @@ async function invoke(
     failed.call = { metrics, ...output }
     throw outcome.error
   }
-  if (json) await printText(io.stdout, `${boundedJsonText({ result: outcome.result, metrics, ...output })}\n`)
+  if (json) await printText(io.stdout, `${documentText({ result: outcome.result, metrics }, output)}\n`)
   else if (outcome.result !== undefined || returnsValue(findFunction(functions, name))) {
     // An absent option is null here too; only a function without a result prints nothing.
     await printText(io.stdout, `${boundedJsonText(outcome.result ?? null)}\n`)
@@ -393,13 +393,25 @@ function returnsValue(exported: ExportedFunction | undefined): boolean {
   return exported?.type.includes(') -> ') ?? false
 }
 
-/** `--json`'s document for a failure, without the guest's output when that is too large to print. */
+/** `--json`'s document for a failure. */
 function errorDocument(error: unknown, call: FailedCall | undefined): string {
+  const { stdout, stderr, ...fields } = call ?? {}
+  const output = stdout === undefined || stderr === undefined ? undefined : { stdout, stderr }
+  return documentText({ error: errorFields(error), ...fields }, output)
+}
+
+/**
+ * `--json`'s document of `fields` and the guest's `output`: when that is too large to print, the
+ * document says so (`outputDropped`) in place of holding it, and the run's outcome stays the
+ * same (a command that printed 12 MiB of control characters, six times as long escaped, was a
+ * HostLimitError under `--json` only).
+ */
+function documentText(fields: object, output: { stdout: string; stderr: string } | undefined): string {
   try {
-    return boundedJsonText({ error: errorFields(error), ...call })
+    return boundedJsonText({ ...fields, ...output })
   } catch (tooLarge) {
-    if (!(tooLarge instanceof HostLimitError)) throw tooLarge
-    return boundedJsonText({ error: errorFields(error), metrics: call?.metrics })
+    if (!(tooLarge instanceof HostLimitError) || output === undefined) throw tooLarge
+    return boundedJsonText({ ...fields, outputDropped: true })
   }
 }
 
