@@ -4,6 +4,9 @@
 //! a function this wasmtime-wasi lacks learns which one (that interface is then the host's to give
 //! whole) instead of meeting wasmtime's type-check error alone.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, LinkerInstance, ResourceType};
 
@@ -40,7 +43,10 @@ impl WasiImports {
     pub fn of(component: &Component) -> Self {
         let engine = component.engine();
         let mut found = WasiImports::default();
-        let mut linker = None;
+        let mut runtime = Runtime {
+            component,
+            linker: None,
+        };
         // A resource an interface `use`s from another is listed in it too, as the same type: only
         // where it first appears is it that interface's own.
         let mut resources: Vec<ResourceType> = Vec::new();
@@ -70,29 +76,26 @@ impl WasiImports {
             let Some(runtime_name) = runtime_name(name) else {
                 continue;
             };
-            let linker = match &mut linker {
-                Some(linker) => linker,
-                None => match runtime_linker(component) {
-                    Ok(built) => linker.insert(built),
-                    // No linker to ask (out of memory): wasmtime's own check still decides.
-                    Err(_) => return found,
-                },
+            // No answer (no linker to ask: out of memory): wasmtime's own check still decides.
+            let Some(interface) = runtime.defines(&runtime_name, None) else {
+                return found;
             };
-            // Defining something at the interface's name fails only where the runtime has it.
-            if !defines(&mut linker.root(), &runtime_name, Member::Func) {
+            if !interface {
                 continue;
             }
-            let Ok(mut runtime) = linker.instance(&runtime_name) else {
-                continue;
-            };
-            let lacked: Vec<String> = (instance.exports(engine).zip(own))
-                .filter(|((member, export), own)| match &export.ty {
-                    ComponentItem::ComponentFunc(_) => !defines(&mut runtime, member, Member::Func),
-                    ComponentItem::Resource(_) => *own && !defines(&mut runtime, member, Member::Resource),
-                    _ => false,
-                })
-                .map(|((member, _), _)| member.to_string())
-                .collect();
+            let mut lacked = Vec::new();
+            for ((member, export), own) in instance.exports(engine).zip(own) {
+                let kind = match &export.ty {
+                    ComponentItem::ComponentFunc(_) => Member::Func,
+                    ComponentItem::Resource(_) if own => Member::Resource,
+                    _ => continue,
+                };
+                match runtime.defines(&runtime_name, Some((member, kind))) {
+                    Some(true) => {}
+                    Some(false) => lacked.push(member.to_string()),
+                    None => return found,
+                }
+            }
             let types = (instance.exports(engine))
                 .filter_map(|(_, export)| match export.ty {
                     ComponentItem::Resource(ty) => Some(ty),
@@ -158,10 +161,50 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
 }
 
-fn runtime_linker(component: &Component) -> wasmtime::Result<Linker<HostState>> {
-    let mut linker = Linker::new(component.engine());
-    add_to_linker(&mut linker)?;
-    Ok(linker)
+/// Answers already had, process-wide: whether the runtime's WASI defines an interface (no member)
+/// or a member of one. wasmtime-wasi's set is fixed, so they hold for every engine, and only the
+/// first component to name something builds a linker to ask; a guest's made-up names are kept up
+/// to [`KNOWN_MOST`], past which they are asked again each time.
+static KNOWN: LazyLock<Mutex<HashMap<(String, String), bool>>> = LazyLock::new(Default::default);
+const KNOWN_MOST: usize = 4096;
+
+/// The runtime's WASI, asked about one component's imports.
+struct Runtime<'a> {
+    component: &'a Component,
+    linker: Option<Linker<HostState>>,
+}
+
+impl Runtime<'_> {
+    /// Whether the runtime defines the interface `interface` (its name at the runtime's version),
+    /// or that member of it; `None` when there is no linker to ask.
+    fn defines(&mut self, interface: &str, member: Option<(&str, Member)>) -> Option<bool> {
+        let key = (
+            interface.to_string(),
+            member.map_or(String::new(), |(name, _)| name.to_string()),
+        );
+        let known = |known: &HashMap<(String, String), bool>| known.get(&key).copied();
+        if let Some(answer) = known(&KNOWN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())) {
+            return Some(answer);
+        }
+        let linker = match &mut self.linker {
+            Some(linker) => linker,
+            None => {
+                let mut built = Linker::new(self.component.engine());
+                add_to_linker(&mut built).ok()?;
+                self.linker.insert(built)
+            }
+        };
+        // Defining something at a name fails only where the runtime has it.
+        let answer = match member {
+            None => defines(&mut linker.root(), interface, Member::Func),
+            Some((name, kind)) => defines(&mut linker.instance(interface).ok()?, name, kind),
+        };
+        let mut known = KNOWN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if known.len() < KNOWN_MOST {
+            known.insert(key, answer);
+        }
+        Some(answer)
+    }
 }
 
 /// The name the runtime defines an import's interface at, for a `wasi:*` import at a 0.2 version
@@ -173,6 +216,7 @@ fn runtime_name(name: &str) -> Option<String> {
     numeric.then(|| format!("{interface}@{VERSION}"))
 }
 
+#[derive(Clone, Copy)]
 enum Member {
     Func,
     Resource,
