@@ -87,3 +87,35 @@ test("the reference interfaces' signal option: one whose own code throws is a Co
   const stopped = await t.throwsAsync(pending, { name: 'AbortError' })
   t.is((stopped?.cause as Error).message, 'stop')
 })
+
+test("a signal whose trap throws only later, as the caller aborts, does not end the process; a function's signal is checked each time", async (t) => {
+  // Following it read the reason through the Proxy in an abort listener: the trap's throw was an
+  // uncaught exception that ended the process (probe H16). A function giving something else was
+  // Node's own TypeError at every sleep.
+  const permissions = createPermissions({ timeSleep: true })
+  const controller = new AbortController()
+  let armed = false
+  const signal = new Proxy(controller.signal, {
+    get(target, key) {
+      if (armed) throw new Error('late trap')
+      const value: unknown = Reflect.get(target, key, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  const time = createTime(permissions, { signal })
+  const pending = time.sleep(60_000)
+  armed = true
+  controller.abort(new Error('stop'))
+  const stopped = await t.throwsAsync(pending, { name: 'AbortError' })
+  t.regex(String((stopped?.cause as Error | undefined)?.message), /late trap|stop/)
+  for (const given of [
+    () => 42,
+    () => {
+      throw new Error('boom')
+    },
+  ]) {
+    const fromFunction = createTime(permissions, { signal: given as unknown as () => AbortSignal })
+    const error = await t.throwsAsync(fromFunction.sleep(1), { instanceOf: ConfigError })
+    t.is(error?.path, 'signal')
+  }
+})

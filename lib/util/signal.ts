@@ -50,9 +50,17 @@ export function isAborted(
   return signal !== undefined && (abortedGetter.call(signal) as boolean)
 }
 
-/** Why `signal` aborted (undefined while it has not). */
+/**
+ * Why `signal` aborted (undefined while it has not). A Proxy of a signal whose trap throws as the
+ * reason is read gives what it threw as the reason: read in an abort listener, a throw would be
+ * an uncaught exception that ends the process.
+ */
 export function abortReason(signal: AbortSignal): unknown {
-  return reasonGetter.call(signal)
+  try {
+    return reasonGetter.call(signal)
+  } catch (error) {
+    return error
+  }
 }
 
 /** The AbortError of a call stopped by `signal`, its reason as `cause`. */
@@ -111,9 +119,27 @@ export function followed(signal: AbortSignal): AbortSignal {
   return controller.signal
 }
 
-/** The signal `source` stands for right now. */
+/**
+ * The signal `source` stands for right now. What a function gives is checked each time (it is
+ * the caller's code): anything but an AbortSignal or undefined, or a throw, is a ConfigError.
+ */
 export function currentSignal(source: SignalSource | undefined): AbortSignal | undefined {
-  return typeof source === 'function' ? source() : source
+  if (typeof source !== 'function') return source
+  let given: unknown
+  try {
+    given = source()
+    if (given === undefined || isAbortSignal(given)) return given
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error)
+    throw new ConfigError(`signal: the function that gives it threw: ${reason}`, {
+      path: 'signal',
+      cause: error,
+    })
+  }
+  throw new ConfigError('signal: the function that gives it returned something other than an AbortSignal', {
+    path: 'signal',
+    value: given,
+  })
 }
 
 /**
