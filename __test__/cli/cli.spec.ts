@@ -939,3 +939,44 @@ test("run stops a command that writes for ever once stdout's reader closes it (|
   t.is(code, 141, stderr)
   t.is(stderr, '')
 })
+
+test("run exits 141 when stderr's reader leaves, or when a reader leaves before a finished guest's output is printed", async (t) => {
+  // Only stdout's EPIPE stopped the guest: one writing stderr alone into `2>&1 | head` ran for
+  // ever; and a guest that had finished exited with its own status though its output was lost
+  // (probe H16).
+  const flood = path.join(scratch, 'stderr-flood.wat')
+  writeFileSync(
+    flood,
+    `(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 8) "e\\n")
+      (func (export "_start")
+        (i32.store (i32.const 0) (i32.const 8))
+        (i32.store (i32.const 4) (i32.const 2))
+        (loop $again
+          (drop (call $write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 16)))
+          (br $again))))`,
+  )
+  const run = (args: string[], close: 'stderr' | 'stdout-at-once') => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(root, 'lib/cli/index.ts'), 'run', ...args],
+      {
+        cwd: root,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
+    if (close === 'stderr') child.stderr.once('data', () => child.stderr.destroy())
+    else child.stdout.destroy()
+    const killer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+    return (once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>).finally(() =>
+      clearTimeout(killer),
+    )
+  }
+  t.deepEqual(await run([flood, '--memory', '65536'], 'stderr'), [141, null])
+  t.deepEqual(await run([wasiModuleWasm, ...WASI_MEMORY, 'spam', String(4 * MiB)], 'stdout-at-once'), [
+    141,
+    null,
+  ])
+})

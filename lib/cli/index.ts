@@ -98,9 +98,11 @@ if (isEntryPoint()) {
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error
-      if (stream === process.stdout) readerGone.abort(new Error("stdout's reader closed it"))
+      readerGone.abort(new Error('the reader of stdout or stderr closed it'))
     })
   }
   const io = { stdout: process.stdout, stderr: process.stderr, readerGone: readerGone.signal }
-  process.exitCode = await main(process.argv.slice(2), io)
+  const code = await main(process.argv.slice(2), io)
+  // Some of what it printed was lost, whenever the reader left: as a writer killed by SIGPIPE.
+  process.exitCode = readerGone.signal.aborted ? EXIT.readerGone : code
 }

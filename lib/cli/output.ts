@@ -17,9 +17,9 @@ export interface CliOutput {
   stdout: CliStream
   stderr: CliStream
   /**
-   * Aborts once stdout's reader has gone (`| head` closed the pipe): a guest's piped output
-   * never fails to be written, so a command that would stop at its first failed write runs on
-   * unless `run` stops it.
+   * Aborts once the reader of stdout or stderr has gone (`| head` closed the pipe): a guest's
+   * piped output never fails to be written, so a command that would stop at its first failed
+   * write runs on unless `run` stops it.
    */
   readerGone?: AbortSignal | undefined
 }
