@@ -407,6 +407,13 @@ class Writer {
           lines.push(
             `  /** ${docText(doc)} */\n  ${propertyKey(upperCamel(member.name))}: ${resource.className}`,
           )
+        } else if (side === 'host' && resource !== undefined) {
+          // No function makes or takes one here: the class may be given (the runtime takes it,
+          // and a LinkError names it) or left out.
+          const doc = `The host's class for the \`${member.name}\` resource, which no function here makes or takes: optional.`
+          lines.push(
+            `  /** ${docText(doc)} */\n  ${propertyKey(upperCamel(member.name))}?: abstract new (...args: never[]) => ${resource.typeName}`,
+          )
         }
       }
     }
