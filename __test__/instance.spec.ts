@@ -433,6 +433,12 @@ test('an imports key set to null is absent, as one set to undefined: the name wi
     { instanceOf: LinkError },
   )
   t.regex(error?.message ?? '', /missing import\(s\): double: func/)
+  // A core module's too (H16).
+  const core = new Engine().compileModuleSync('(module (import "env" "f" (func (result i32))))')
+  t.throws(() => core.instantiateSync({ limits: { memoryBytes: 1 << 16 }, imports: { env: { f: null } } }), {
+    instanceOf: LinkError,
+    message: /missing import\(s\): "env\.f": func\(\) -> i32/,
+  })
 })
 
 test("a WASI interface of the runtime's imported with a member the runtime lacks is a LinkError naming it", (t) => {

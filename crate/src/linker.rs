@@ -55,7 +55,8 @@ pub fn resolve(
                 functions.push(value);
                 provided.push(position);
             }
-            Some(value) if js.kind(value)? != Kind::Undefined => {
+            // Null is absent, as undefined is (as a component's imports read it).
+            Some(value) if !matches!(js.kind(value)?, Kind::Undefined | Kind::Null) => {
                 return Err(Failure::Link(format!(
                     "imports: {label} must be a function, got {}",
                     js.describe(value)
