@@ -4,6 +4,7 @@
 pub mod convert;
 pub mod footprint;
 pub mod func;
+pub mod imported_resources;
 pub mod instance;
 pub mod linker;
 pub mod resources;

@@ -9,6 +9,7 @@ use wasmtime::component::{Component, InstancePre, Linker, ResourceType, Type, Va
 
 use super::convert;
 use super::footprint::Footprint;
+use super::imported_resources::ImportedResources;
 use super::resources::{Resolved, holds_resources};
 use super::types::{func_signature, with_resource_names};
 use super::wasi_served::WasiImports;
@@ -47,41 +48,6 @@ impl LinkPlan {
             PlanItem::Function(_) => Vec::new(),
         });
         payloads.max().map_or(0, |most| most + 1)
-    }
-}
-
-/// The payload (`host_dynamic(n)`) of each resource type a component imports, and which import
-/// defines it. A resource that the world or another interface `use`s is imported again under its
-/// own name as the same type: the linker must give both names that one type, and only the first
-/// needs a JS class.
-struct ImportedResources(Vec<ResourceType>);
-
-impl ImportedResources {
-    fn of(component: &Component) -> Self {
-        let engine = component.engine();
-        let mut types: Vec<ResourceType> = Vec::new();
-        let mut add = |item: &ComponentItem| {
-            if let ComponentItem::Resource(ty) = item
-                && !types.contains(ty)
-            {
-                types.push(*ty);
-            }
-        };
-        for (_, import) in component.component_type().imports(engine) {
-            add(&import.ty);
-            if let ComponentItem::ComponentInstance(instance) = &import.ty {
-                instance.exports(engine).for_each(|(_, export)| add(&export.ty));
-            }
-        }
-        ImportedResources(types)
-    }
-
-    /// The payload of `ty`, and whether this import is the one that defines it (its first).
-    fn payload(&self, ty: &ResourceType, seen: &mut Vec<u32>) -> (u32, bool) {
-        let payload = self.0.iter().position(|known| known == ty).unwrap_or(self.0.len()) as u32;
-        let first = !seen.contains(&payload);
-        seen.push(payload);
-        (payload, first)
     }
 }
 

@@ -4,12 +4,13 @@
 //! a function this wasmtime-wasi lacks learns which one (that interface is then the host's to give
 //! whole) instead of meeting wasmtime's type-check error alone.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{LazyLock, Mutex};
 
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, LinkerInstance, ResourceType};
 
+use super::imported_resources::ImportedResources;
 use crate::store::HostState;
 
 /// The WASI preview 2 version wasmtime-wasi 48 defines, wasi:http's included. An import at any
@@ -22,8 +23,9 @@ pub const VERSION: &str = "0.2.12";
 pub struct WasiImports {
     /// Whether it imports anything of WASI's (for a core module, of preview 1's modules).
     pub any: bool,
-    /// The imported interfaces the runtime serves whole.
-    served: Vec<String>,
+    /// The imported interfaces the runtime serves whole (asked of every import at every
+    /// instantiation).
+    served: HashSet<String>,
     /// The runtime's interfaces imported with members it lacks, each with those members.
     lacking: Vec<(String, Vec<String>)>,
     /// The runtime's interfaces it could serve but for sharing resource types with one it lacks
@@ -49,12 +51,10 @@ impl WasiImports {
         };
         // A resource an interface `use`s from another is listed in it too, as the same type: only
         // where it first appears is it that interface's own.
-        let mut resources: Vec<ResourceType> = Vec::new();
+        let resources = ImportedResources::of(component);
+        let mut seen = Vec::new();
         let mut first_seen = |item: &ComponentItem| match item {
-            ComponentItem::Resource(ty) if !resources.contains(ty) => {
-                resources.push(*ty);
-                true
-            }
+            ComponentItem::Resource(ty) => resources.payload(ty, &mut seen).1,
             _ => false,
         };
         // Each runtime interface's resource types, its own and those it `use`s.
@@ -104,7 +104,7 @@ impl WasiImports {
                 .collect();
             shared.push((name.to_string(), types));
             if lacked.is_empty() {
-                found.served.push(name.to_string());
+                found.served.insert(name.to_string());
             } else {
                 found.lacking.push((name.to_string(), lacked));
             }
@@ -120,7 +120,7 @@ impl WasiImports {
         let mut given: Vec<String> = self.lacking.iter().map(|(name, _)| name.clone()).collect();
         while let Some(host) = given.pop() {
             let Some(host_types) = types_of(&host) else { continue };
-            let (tied, kept): (Vec<String>, Vec<String>) =
+            let (tied, kept): (HashSet<String>, HashSet<String>) =
                 std::mem::take(&mut self.served).into_iter().partition(|served| {
                     types_of(served).is_some_and(|types| types.iter().any(|ty| host_types.contains(ty)))
                 });
@@ -134,7 +134,7 @@ impl WasiImports {
 
     /// Whether the runtime's WASI serves the import `name` whole.
     pub fn serves(&self, name: &str) -> bool {
-        self.served.iter().any(|served| served == name)
+        self.served.contains(name)
     }
 
     /// The interface the host must give that the runtime's interface `name` shares resource types
