@@ -353,17 +353,9 @@ function boolean(path: string, value: unknown): boolean | undefined {
  */
 export function signalSource(path: string, value: unknown): SignalSource | undefined {
   if (value === undefined || typeof value === 'function') return value as SignalSource | undefined
-  try {
-    if (isAbortSignal(value)) return followed(value)
-  } catch (error) {
-    // Listening to it threw (util/signal.ts says so), or a trap did as it was told apart.
-    if (error instanceof ConfigError) {
-      throw new ConfigError(error.message.replace(/^signal:/, `${path}:`), { path, cause: error.cause })
-    }
-    if (error instanceof WasmError) throw error
-    const reason = error instanceof Error ? error.message : String(error)
-    throw new ConfigError(`${path}: reading it threw: ${reason}`, { path, cause: error })
-  }
+  // Listening to it throws our ConfigError (util/signal.ts); any other throw is the caller's trap.
+  const signal = reading(path, () => (isAbortSignal(value) ? followed(value) : undefined))
+  if (signal !== undefined) return signal
   throw new ConfigError(`${path}: expected an AbortSignal or a function returning one`, { path, value })
 }
 
