@@ -851,26 +851,56 @@ test("run of a manifest's WASI command: argv and exit code, its files only from 
   t.deepEqual(moduleExit, { code: 3, stdout: '', stderr: '' })
 })
 
-test('run printing into a reader that closes early (| head) ends quietly, not with an EPIPE crash', async (t) => {
+/**
+ * Runs the CLI's `run` with `args` while the reader of its output leaves: at the first bytes on
+ * `stdout` or `stderr` (as `head -c 10` does), or at once. Bounded, should the run go on: then it
+ * is killed, and `signal` says so.
+ */
+async function runWhileReaderLeaves(
+  args: string[],
+  leaves: 'stdout' | 'stderr' | 'stdout-at-once',
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
   const child = spawn(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      path.join(root, 'lib/cli/index.ts'),
-      'run',
-      wasiModuleWasm,
-      ...WASI_MEMORY,
-      'spam',
-      String(4 * MiB),
-    ],
-    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    ['--import', 'tsx', path.join(root, 'lib/cli/index.ts'), 'run', ...args],
+    {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   )
   let stderr = ''
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-  // Like `head -c 10`: the first bytes, then the read end closes.
-  child.stdout.once('data', () => child.stdout.destroy())
-  const [code] = (await once(child, 'close')) as [number | null]
+  if (leaves === 'stdout-at-once') child.stdout.destroy()
+  else child[leaves].once('data', () => child[leaves].destroy())
+  if (leaves !== 'stderr') child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+  const killer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null]
+  clearTimeout(killer)
+  return { code, signal, stderr }
+}
+
+/** A WASI command that writes `y\n` to `fd` until a write fails (as `yes` does). */
+function writesUntilFailure(file: string, fd: number): string {
+  writeFileSync(
+    file,
+    `(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 8) "y\\n")
+      (func (export "_start")
+        (i32.store (i32.const 0) (i32.const 8))
+        (i32.store (i32.const 4) (i32.const 2))
+        (block $failed (loop $again
+          (br_if $failed (call $write (i32.const ${fd}) (i32.const 0) (i32.const 1) (i32.const 16)))
+          (br $again)))))`,
+  )
+  return file
+}
+
+test('run printing into a reader that closes early (| head) ends quietly, not with an EPIPE crash', async (t) => {
+  const { code, stderr } = await runWhileReaderLeaves(
+    [wasiModuleWasm, ...WASI_MEMORY, 'spam', String(4 * MiB)],
+    'stdout',
+  )
   t.notRegex(stderr, /Unhandled 'error' event|EPIPE/)
   // Done before the reader left (0), or stopped then, as a writer killed by SIGPIPE (141).
   t.true(code === 0 || code === 141, `${code}: ${stderr}`)
@@ -909,32 +939,8 @@ test('run --json keeps its outcome when the guest printed more than its document
 test("run stops a command that writes for ever once stdout's reader closes it (| head)", async (t) => {
   // Its writes never failed (its output is piped through the CLI), so a command that would stop
   // at its first failed write ran until its deadline, or for ever without one (probe Z6).
-  const yes = path.join(scratch, 'yes.wat')
-  writeFileSync(
-    yes,
-    `(module
-      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-      (memory (export "memory") 1)
-      (data (i32.const 8) "y\\n")
-      (func (export "_start")
-        (i32.store (i32.const 0) (i32.const 8))
-        (i32.store (i32.const 4) (i32.const 2))
-        (block $failed (loop $again
-          (br_if $failed (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))
-          (br $again)))))`,
-  )
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(root, 'lib/cli/index.ts'), 'run', yes, '--memory', '65536'],
-    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  let stderr = ''
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-  child.stdout.once('data', () => child.stdout.destroy())
-  // Bounded, should it run on: then it is killed, and the status says so.
-  const killer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null]
-  clearTimeout(killer)
+  const yes = writesUntilFailure(path.join(scratch, 'yes.wat'), 1)
+  const { code, signal, stderr } = await runWhileReaderLeaves([yes, '--memory', '65536'], 'stdout')
   t.is(signal, null, 'it stopped by itself')
   t.is(code, 141, stderr)
   t.is(stderr, '')
@@ -944,39 +950,10 @@ test("run exits 141 when stderr's reader leaves, or when a reader leaves before 
   // Only stdout's EPIPE stopped the guest: one writing stderr alone into `2>&1 | head` ran for
   // ever; and a guest that had finished exited with its own status though its output was lost
   // (probe H16).
-  const flood = path.join(scratch, 'stderr-flood.wat')
-  writeFileSync(
-    flood,
-    `(module
-      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-      (memory (export "memory") 1)
-      (data (i32.const 8) "e\\n")
-      (func (export "_start")
-        (i32.store (i32.const 0) (i32.const 8))
-        (i32.store (i32.const 4) (i32.const 2))
-        (loop $again
-          (drop (call $write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 16)))
-          (br $again))))`,
+  const toStderr = writesUntilFailure(path.join(scratch, 'stderr-flood.wat'), 2)
+  t.like(await runWhileReaderLeaves([toStderr, '--memory', '65536'], 'stderr'), { code: 141, signal: null })
+  t.like(
+    await runWhileReaderLeaves([wasiModuleWasm, ...WASI_MEMORY, 'spam', String(4 * MiB)], 'stdout-at-once'),
+    { code: 141, signal: null },
   )
-  const run = (args: string[], close: 'stderr' | 'stdout-at-once') => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', path.join(root, 'lib/cli/index.ts'), 'run', ...args],
-      {
-        cwd: root,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    )
-    if (close === 'stderr') child.stderr.once('data', () => child.stderr.destroy())
-    else child.stdout.destroy()
-    const killer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-    return (once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>).finally(() =>
-      clearTimeout(killer),
-    )
-  }
-  t.deepEqual(await run([flood, '--memory', '65536'], 'stderr'), [141, null])
-  t.deepEqual(await run([wasiModuleWasm, ...WASI_MEMORY, 'spam', String(4 * MiB)], 'stdout-at-once'), [
-    141,
-    null,
-  ])
 })
