@@ -8,7 +8,7 @@ import {
 } from './options.js'
 import { expandResourceImports, hostClassesOf } from './resources.js'
 import { bareListing, ownField } from './util/own.js'
-import { ownedImports, Owner } from './util/reentry.js'
+import { currentCallers, ownedImports, Owner } from './util/reentry.js'
 import { withAbort } from './util/signal.js'
 import type { ComponentItemInfo, NativeComponent } from './native.js'
 
@@ -172,7 +172,8 @@ export class Component {
    */
   async instantiate<E = Record<string, unknown>>(options: InstantiateOptions): Promise<Instance<E>> {
     const { native, imports, signal, http } = instantiateOptions(options)
-    const owner = new Owner()
+    // Its start code's host functions serve what the code instantiating it serves.
+    const owner = new Owner(currentCallers())
     const listed = this.#listings()
     const linked = reading('imports', () =>
       ownedImports(expandResourceImports(imports, listed.imports), owner),

@@ -5,7 +5,7 @@ import { holdsResources, InstanceResources, jcoExports, type HostClasses, type L
 import type { NativeComponentInstance, NativeInstance } from './native.js'
 import { asyncCallOptions, callOptions, type AsyncCallOptions, type CallOptions } from './options.js'
 import { SerialQueue } from './util/serial-queue.js'
-import { isInsideHostCall, type Owner } from './util/reentry.js'
+import { type Callers, currentCallers, isInsideHostCall, type Owner } from './util/reentry.js'
 import { withAbort } from './util/signal.js'
 import { unbox } from './util/failure.js'
 import { exportPaths, shownName } from './util/names.js'
@@ -411,14 +411,16 @@ export class Instance<E = Record<string, unknown>> {
     } catch (error) {
       return Promise.reject(typed(name, error))
     }
+    const callers = currentCallers()
     // Waiting behind another call, an abort rejects it at once, and it never starts.
-    return this.#calls.run(() => this.#callNow(name, snapshot, parsed), parsed.signal)
+    return this.#calls.run(() => this.#callNow(name, snapshot, parsed, callers), parsed.signal)
   }
 
   async #callNow(
     name: string,
     args: readonly unknown[],
     { fuel, timeoutMs, signal }: ReturnType<typeof asyncCallOptions>,
+    callers: Callers | undefined,
   ): Promise<unknown> {
     const resources = this.#resources?.converts(name) === true ? this.#resources : undefined
     let lowered: Lowered | undefined
@@ -431,6 +433,7 @@ export class Instance<E = Record<string, unknown>> {
     }
     const forms = this.#flatForms(name)
     const flatResult = forms.result !== undefined
+    this.#owner.begin(callers)
     try {
       const returned = await withAbort(signal, (handle) => {
         // Written and read by the addon before anything else can use the scratch buffer.

@@ -6,7 +6,7 @@ import {
   type InstantiateOptions,
   type InstantiateSyncOptions,
 } from './options.js'
-import { ownedImports, Owner } from './util/reentry.js'
+import { currentCallers, ownedImports, Owner } from './util/reentry.js'
 import { withAbort } from './util/signal.js'
 import type { ModuleItemInfo, NativeModule } from './native.js'
 
@@ -53,7 +53,8 @@ export class Module {
   /** Instantiates off the JS thread; imports are `{ moduleName: { functionName } }`. */
   async instantiate(options: InstantiateOptions): Promise<Instance> {
     const { native, imports, signal, http } = instantiateOptions(options)
-    const owner = new Owner()
+    // Its start code's host functions serve what the code instantiating it serves.
+    const owner = new Owner(currentCallers())
     const instance = await withAbort(signal, (handle) =>
       translateAsync(
         translate(() =>

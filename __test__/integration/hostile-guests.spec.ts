@@ -555,6 +555,61 @@ test('a host import that awaits call() on the instance calling it gets BusyError
   }
 })
 
+test('a host import that awaits call() on an instance whose host import awaits the first gets BusyError, not a deadlock', async (t) => {
+  // A's host import awaits B.call, whose host import awaits A.call: queued behind A's running call,
+  // that waited on itself through B until the deadline (probe H15). A's call is one B's call serves.
+  for (const { kind, compiled } of REENTRANT) {
+    const seen: unknown[] = []
+    let b!: Instance
+    const a = reentrant(kind, compiled, async () => await b.call('outer'), 300)
+    b = reentrant(
+      kind,
+      compiled,
+      async () => {
+        try {
+          return await a.call('inner')
+        } catch (error) {
+          seen.push(error)
+          return 0
+        }
+      },
+      300,
+    )
+    t.is(await a.call('outer'), 2, kind)
+    t.true(seen[0] instanceof BusyError, `${kind}: ${String(seen[0])}`)
+    t.false(a.poisoned)
+    t.is(await a.call('inner'), 41)
+  }
+})
+
+test("a host import that awaits another instance's instantiation, whose start code calls back, gets BusyError there", async (t) => {
+  const starting = engine.compileModuleSync(`(module
+    (import "env" "back" (func $back (result i32)))
+    (func $start (drop (call $back)))
+    (start $start))`)
+  const seen: unknown[] = []
+  let a!: Instance
+  const back = async () => {
+    try {
+      return await a.call('inner')
+    } catch (error) {
+      seen.push(error)
+      return 0
+    }
+  }
+  a = reentrant(
+    'module',
+    () => engine.compileModuleSync(REENTRANT_MODULE),
+    async () => {
+      await starting.instantiate({ limits: LIMITS, timeoutMs: 300, imports: { env: { back } } })
+      return 4
+    },
+    300,
+  )
+  t.is(await a.call('outer'), 5)
+  t.true(seen[0] instanceof BusyError, String(seen[0]))
+})
+
 test('work a host import left behind may call() its instance once the call it served has ended', async (t) => {
   // The re-entry check took any work a host import started for its call, for good: a callback
   // that delivered an answer through an export later was a BusyError for the instance's life

@@ -11,10 +11,19 @@ import { AsyncLocalStorage } from 'node:async_hooks'
 import type { Imports } from '../options.js'
 import { boxed } from './failure.js'
 
+/** The host calls a piece of code serves: of every instance whose host function it runs in. */
+export type Callers = ReadonlyMap<Owner, HostCall>
+
 /** A guest call as its host functions see it: the signal they get aborts when it ends. */
 class HostCall {
   #controller: AbortController | undefined
   #ended = false
+
+  /**
+   * @param callers The host calls the code that made this call served: they wait on it, so its
+   *   host functions serve them too.
+   */
+  constructor(readonly callers: Callers | undefined) {}
 
   get signal(): AbortSignal {
     if (this.#controller === undefined) {
@@ -44,11 +53,25 @@ const ended = () => new DOMException('the guest call this host function served h
  */
 export class Owner {
   #current: HostCall | undefined
+  #callers: Callers | undefined
+
+  /** @param callers What the code instantiating it serves, for the host functions its start code calls. */
+  constructor(callers?: Callers) {
+    this.#callers = callers
+  }
 
   /** The call running now, for a host function starting in it. */
   get current(): HostCall {
-    this.#current ??= new HostCall()
+    this.#current ??= new HostCall(this.#callers)
     return this.#current
+  }
+
+  /**
+   * Starts a call made by code that served `callers` (see {@link currentCallers}): an async call
+   * reaches its host functions from the addon, outside the context of the code that made it.
+   */
+  begin(callers: Callers | undefined): void {
+    this.#callers = callers
   }
 
   /** `run()`, as one call for the host functions it reaches: it ends when `run` returns or throws. */
@@ -62,6 +85,7 @@ export class Owner {
 
   /** Ends the running call for its host functions: the signal they were given aborts. */
   endCall(): void {
+    this.#callers = undefined
     const current = this.#current
     if (current === undefined) return
     this.#current = undefined
@@ -70,8 +94,11 @@ export class Owner {
 }
 
 interface Context {
-  /** Every instance whose host function is running, with the call each serves. */
-  owners: ReadonlyMap<Owner, HostCall>
+  /**
+   * Every instance whose host function is running, with the call each serves, and every instance
+   * whose call waits on those (A's host function awaiting B's call, which reached B's).
+   */
+  owners: Callers
   call: HostCall
 }
 
@@ -83,6 +110,11 @@ const inside = new AsyncLocalStorage<Context>()
  */
 export function isInsideHostCall(owner: Owner): boolean {
   return inside.getStore()?.owners.get(owner)?.running === true
+}
+
+/** The host calls the code running now serves, for a call it makes to pass on to its host functions. */
+export function currentCallers(): Callers | undefined {
+  return inside.getStore()?.owners
 }
 
 /**
@@ -102,7 +134,8 @@ export function ownedImports(imports: Imports | undefined, owner: Owner): Import
     const host = value as (...args: unknown[]) => unknown
     return function (this: unknown, ...args: unknown[]) {
       const call = owner.current
-      const owners = new Map(inside.getStore()?.owners)
+      const owners = new Map(call.callers)
+      for (const [other, served] of inside.getStore()?.owners ?? []) owners.set(other, served)
       owners.set(owner, call)
       try {
         return inside.run({ owners, call }, () => Reflect.apply(host, this, args))
