@@ -1,7 +1,7 @@
 import test from 'ava'
 
 import * as errors from '../lib/errors.js'
-import { fromNative, WasmError } from '../lib/errors.js'
+import { fromNative, WasmError, type WasmErrorCode } from '../lib/errors.js'
 import * as native from '../lib/native.js'
 
 /** Codes that only the TypeScript layer produces (the addon never does). */
@@ -61,6 +61,56 @@ test('every error class of lib/errors.ts has a code the addon produces, or one t
     const { code } = new Class('x')
     t.true(codes.has(code) || TS_ONLY_CODES.has(code), `${name} has code ${code}, which nothing produces`)
   }
+})
+
+/**
+ * Every `WasmErrorCode`, once: tsc fails when the type gains a code this lacks, or loses one it
+ * has. The test below then holds the type to what the addon and the classes produce.
+ */
+const TYPED_CODES = {
+  ERR_WASM: 'a WasmError constructed without a code',
+  ERR_WASM_INTERNAL: 'addon',
+  ERR_WASM_TYPE: 'addon',
+  ERR_WASM_COMPILE: 'addon',
+  ERR_WASM_CONFIG: 'addon',
+  ERR_WASM_LINK: 'addon',
+  ERR_WASM_TRAP: 'addon',
+  ERR_WASM_TRAP_INDIRECT_CALL: 'addon',
+  ERR_WASM_TRAP_TABLE_OUT_OF_BOUNDS: 'addon',
+  ERR_WASM_TRAP_BAD_SIGNATURE: 'addon',
+  ERR_WASM_MEMORY_LIMIT: 'addon',
+  ERR_WASM_TRAP_OUT_OF_FUEL: 'addon',
+  ERR_WASM_TIMEOUT: 'addon',
+  ERR_WASM_GUEST_ABI: 'addon',
+  ERR_WASM_TRAP_UNREACHABLE: 'addon',
+  ERR_WASM_TRAP_MEMORY_OUT_OF_BOUNDS: 'addon',
+  ERR_WASM_TRAP_DIVIDE_BY_ZERO: 'addon',
+  ERR_WASM_TRAP_INTEGER_OVERFLOW: 'addon',
+  ERR_WASM_TRAP_BAD_CONVERSION: 'addon',
+  ERR_WASM_TRAP_STACK_OVERFLOW: 'addon',
+  ERR_WASM_POOL_EXHAUSTED: 'addon',
+  ERR_WASM_HOST_LIMIT: 'addon',
+  ABORT_ERR: 'addon',
+  ERR_WASM_HOST: 'addon',
+  ERR_WASM_CAPABILITY_DENIED: 'TS layer',
+  ERR_WASM_COMPONENT: 'addon',
+  ERR_WASM_EXIT: 'addon',
+  ERR_WASM_INSTANCE_POISONED: 'addon',
+  ERR_WASM_DISPOSED: 'addon',
+  ERR_WASM_BUSY: 'addon',
+} satisfies Record<WasmErrorCode, string>
+
+test('WasmErrorCode is exactly the codes the addon and the TS layer produce', (t) => {
+  // A switch on `code` is exhaustive only if the type names every code an error can have.
+  const produced = new Set([...addonCodes(), ...TS_ONLY_CODES, 'ERR_WASM'])
+  for (const [, Class] of CLASSES) produced.add(new Class('x').code)
+  t.deepEqual([...produced].sort(), Object.keys(TYPED_CODES).sort())
+  const typed: readonly WasmErrorCode[] = [
+    new WasmError('x').code,
+    new errors.ArithmeticTrapError('x').code,
+    new errors.TrapError('x').code,
+  ]
+  t.deepEqual(typed, ['ERR_WASM', 'ERR_WASM_TRAP_DIVIDE_BY_ZERO', 'ERR_WASM_TRAP'])
 })
 
 test('the codes added for the sandbox escapes map to their classes', (t) => {

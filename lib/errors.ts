@@ -14,6 +14,48 @@ export interface WasmFrame {
   moduleOffset?: number
 }
 
+/** The codes of a {@link TrapError}: its own and those of its subclasses. */
+export type TrapErrorCode =
+  | 'ERR_WASM_TRAP'
+  | 'ERR_WASM_TRAP_INDIRECT_CALL'
+  | 'ERR_WASM_TRAP_TABLE_OUT_OF_BOUNDS'
+  | 'ERR_WASM_TRAP_BAD_SIGNATURE'
+  | 'ERR_WASM_MEMORY_LIMIT'
+  | 'ERR_WASM_TRAP_OUT_OF_FUEL'
+  | 'ERR_WASM_TIMEOUT'
+  | 'ERR_WASM_GUEST_ABI'
+  | 'ERR_WASM_TRAP_UNREACHABLE'
+  | 'ERR_WASM_TRAP_MEMORY_OUT_OF_BOUNDS'
+  | ArithmeticTrapCode
+  | 'ERR_WASM_TRAP_STACK_OVERFLOW'
+
+/** The codes of an {@link ArithmeticTrapError}, one per kind of arithmetic trap. */
+export type ArithmeticTrapCode =
+  'ERR_WASM_TRAP_DIVIDE_BY_ZERO' | 'ERR_WASM_TRAP_INTEGER_OVERFLOW' | 'ERR_WASM_TRAP_BAD_CONVERSION'
+
+/**
+ * Every `code` an error of airssys-wasm has, so that a `switch` on it can be exhaustive.
+ * `ERR_WASM` is only that of a `WasmError` constructed without one.
+ */
+export type WasmErrorCode =
+  | 'ERR_WASM'
+  | 'ERR_WASM_INTERNAL'
+  | 'ERR_WASM_TYPE'
+  | 'ERR_WASM_COMPILE'
+  | 'ERR_WASM_CONFIG'
+  | 'ERR_WASM_LINK'
+  | TrapErrorCode
+  | 'ERR_WASM_POOL_EXHAUSTED'
+  | 'ERR_WASM_HOST_LIMIT'
+  | 'ABORT_ERR'
+  | 'ERR_WASM_HOST'
+  | 'ERR_WASM_CAPABILITY_DENIED'
+  | 'ERR_WASM_COMPONENT'
+  | 'ERR_WASM_EXIT'
+  | 'ERR_WASM_INSTANCE_POISONED'
+  | 'ERR_WASM_DISPOSED'
+  | 'ERR_WASM_BUSY'
+
 /** Fields a native error carries over to its class. */
 export interface ErrorFields {
   cause?: unknown
@@ -33,14 +75,14 @@ export interface ErrorFields {
  * guest's doing; the process and other instances are unaffected.
  */
 export class WasmError extends Error {
-  readonly code: string = 'ERR_WASM'
+  readonly code: WasmErrorCode = 'ERR_WASM'
   /**
    * What led to it, when something did: for a HostError, what the host function threw. Declared
    * here too, so that a project whose `lib` predates ES2022 can read it.
    */
   declare cause?: unknown
 
-  constructor(message: string, fields: ErrorFields & { code?: string } = {}) {
+  constructor(message: string, fields: ErrorFields & { code?: WasmErrorCode } = {}) {
     // Own only: a `cause` Object.prototype holds is no cause of this error.
     super(message, Object.hasOwn(fields, 'cause') ? { cause: fields.cause } : undefined)
     this.name = new.target.name
@@ -123,7 +165,7 @@ export class LinkError extends WasmError {
 
 /** The guest trapped. `trapCode` is wasmtime's `Trap` variant name. */
 export class TrapError extends WasmError {
-  override readonly code: string = 'ERR_WASM_TRAP'
+  override readonly code: TrapErrorCode = 'ERR_WASM_TRAP'
   readonly trapCode: string
   readonly wasmBacktrace: WasmFrame[]
   readonly fuelConsumed?: number
@@ -199,9 +241,9 @@ export class MemoryOutOfBoundsError extends TrapError {
 
 /** Division by zero, integer overflow or a bad float-to-int conversion; `trapCode` tells which. */
 export class ArithmeticTrapError extends TrapError {
-  override readonly code: string
+  override readonly code: ArithmeticTrapCode
 
-  constructor(message: string, fields: ErrorFields & { code?: string } = {}) {
+  constructor(message: string, fields: ErrorFields & { code?: ArithmeticTrapCode } = {}) {
     super(message, fields)
     this.code = fields.code ?? 'ERR_WASM_TRAP_DIVIDE_BY_ZERO'
   }
@@ -289,9 +331,10 @@ export class BusyError extends WasmError {
   override readonly code = 'ERR_WASM_BUSY'
 }
 
-type ErrorClass = new (message: string, fields: ErrorFields & { code?: string }) => Error
+/** A class the table maps a code to; the classes that keep several codes read theirs from `fields`. */
+type ErrorClass = new (message: string, fields: ErrorFields) => Error
 
-const BY_CODE: Record<string, ErrorClass> = {
+const BY_CODE: Partial<Record<string, ErrorClass>> = {
   ERR_WASM_COMPILE: CompileError,
   ERR_WASM_CONFIG: ConfigError,
   ERR_WASM_LINK: LinkError,
@@ -330,9 +373,9 @@ const TRAP_CODES_WITH_OWN_CODE = new Set([
 
 /** A TrapError whose `code` is one of the table's specific trap codes. */
 class CodedTrapError extends TrapError {
-  override readonly code: string
+  override readonly code: TrapErrorCode
 
-  constructor(message: string, fields: ErrorFields & { code?: string } = {}) {
+  constructor(message: string, fields: ErrorFields & { code?: TrapErrorCode } = {}) {
     super(message, fields)
     this.code = fields.code ?? 'ERR_WASM_TRAP'
     this.name = 'TrapError'
@@ -350,7 +393,7 @@ export function fromNative(error: unknown): unknown {
   if (code === 'ERR_WASM_TYPE') return new WasmTypeError(native.message)
   if (code === 'ERR_WASM_INTERNAL') return new WasmError(native.message, { code })
   if (code === undefined) return error
-  const Class = TRAP_CODES_WITH_OWN_CODE.has(code) ? CodedTrapError : BY_CODE[code]
+  const Class: ErrorClass | undefined = TRAP_CODES_WITH_OWN_CODE.has(code) ? CodedTrapError : BY_CODE[code]
   if (Class === undefined) {
     // napi-rs's own argument checks (InvalidArg, NumberExpected, ...) are type errors.
     return /Expected|InvalidArg/.test(code) ? new WasmTypeError(native.message) : error

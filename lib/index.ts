@@ -76,7 +76,7 @@ export {
   type SandboxMetrics,
 } from './sandbox/sandbox.js'
 export type { ConfigProblem } from './errors.js'
-export type { Capability } from './errors.js'
+export type { ArithmeticTrapCode, Capability, TrapErrorCode, WasmErrorCode } from './errors.js'
 export {
   Permissions,
   createPermissions,
