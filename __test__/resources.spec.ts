@@ -1432,6 +1432,55 @@ test('a host object a host function gave up that never reaches the guest is disp
   t.false(events.includes('dispose caller'))
 })
 
+test("the host's objects in a value a host function returns that fails the class check are disposed", async (t) => {
+  // The JS layer refuses a value holding something not of the host's class before the addon sees
+  // it: the host's objects beside the misfit were dropped without [Symbol.dispose] (probe H15).
+  const guest = engine.compileComponentSync(`(component
+    (import "test:x/host" (instance $h
+      (export "logger" (type (sub resource)))
+      (export "some" (func (param "mode" u32) (result (list (own 0)))))))
+    (alias export $h "some" (func $some))
+    ${BUMP_MEMORY_WAT}
+    (core func $some_l (canon lower (func $some) (memory $memory) (realloc $realloc)))
+    (core module $main
+      (import "h" "some" (func $some (param i32 i32)))
+      (import "m" "memory" (memory 1))
+      (func (export "run") (param i32) (result i32) local.get 0 i32.const 64 call $some i32.const 68 i32.load))
+    (core instance $i (instantiate $main (with "m" (instance $m))
+      (with "h" (instance (export "some" (func $some_l))))))
+    (func (export "run") (param "mode" u32) (result u32) (canon lift (core func $i "run"))))`)
+  const disposed: string[] = []
+  class Logger {
+    constructor(readonly name: string) {}
+    [Symbol.dispose]() {
+      disposed.push(this.name)
+    }
+  }
+  const shared = new Logger('twice')
+  const host = {
+    Logger,
+    some: async (mode: number) =>
+      [
+        [new Logger('kept-a'), new Logger('kept-b')],
+        [new Logger('beside'), {}],
+        [shared, 'bad', shared],
+      ][mode],
+  }
+  const fresh = () =>
+    guest.instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports: { 'test:x/host': host } })
+  t.is(await fresh().call('run', [0]), 2, 'both reach the guest')
+  await t.throwsAsync(fresh().call('run', [1]), {
+    instanceOf: HostError,
+    message: /returned an object where/,
+  })
+  t.deepEqual(disposed, ['beside'])
+  await t.throwsAsync(fresh().call('run', [2]), {
+    instanceOf: HostError,
+    message: /returned string "bad" where/,
+  })
+  t.deepEqual(disposed, ['beside', 'twice'], 'an object in two places is disposed once')
+})
+
 /** Core code that makes as many handles of the guest's own resource as its first parameter asks. */
 const MAKE_HANDLES = `(loop $l
           (drop (call $new (local.get $i)))

@@ -13,6 +13,7 @@ export {
   NativeEngine,
   NativeInstance,
   NativeModule,
+  disposeGivenUp,
   errorCodes,
   failureBox,
   hostFailure,

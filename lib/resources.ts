@@ -14,7 +14,7 @@ import { types } from 'node:util'
 import type { ComponentItem, ResourceMembers, WitFuncType, WitType } from './component.js'
 import { someType, tagsCarried, valueTypeOf } from './util/wit.js'
 import { ComponentError, DisposedError, WasmTypeError } from './errors.js'
-import { hostFailure } from './native.js'
+import { disposeGivenUp, hostFailure } from './native.js'
 import { thrownPayload } from './util/failure.js'
 import { exportPaths, lowerCamel, unversioned, upperCamel } from './util/names.js'
 import { TYPED_ARRAY_CLASSES } from './util/typed-arrays.js'
@@ -525,20 +525,26 @@ function checkHostResources(
     const { ok, err } = returnChecked(item)
     return holdsHostResource(ok) || holdsHostResource(err)
   }
-  /** A value in `value` that is not an instance of its host class, and the class. */
+  /**
+   * A value in `value` that is not an instance of its host class, and the class; when there is one,
+   * the host's objects in `value` are disposed first: the host gave them up, and the guest will
+   * never have them (as the addon does with those of a value it refuses).
+   */
   const misfit = (value: unknown, type: WitType | undefined) => {
     let found: { given: unknown; cls: Function } | undefined
+    const objects = new Set<object>()
     if (holdsHostResource(type)) {
       walk(value, type!, [], (given, inner) => {
         const { resource, interface: interfaceName, imported } = inner as ResourceType
         const cls =
           imported === true && resource !== undefined ? hostClasses(interfaceName, resource) : undefined
-        if (cls !== undefined && !(typeof given === 'object' && given !== null && given instanceof cls)) {
-          found ??= { given, cls }
-        }
+        if (cls === undefined) return given
+        if (typeof given === 'object' && given !== null && given instanceof cls) objects.add(given)
+        else found ??= { given, cls }
         return given
       })
     }
+    if (found !== undefined) for (const object of objects) disposeGivenUp(object)
     return found
   }
   /** Wraps the functions `object` holds under `item`'s names. */

@@ -209,6 +209,13 @@ export interface CoreFuncInfo {
   results: Array<string>
 }
 
+/**
+ * [`dispose_given_up`] for the JS layer, which refuses a value a host function returned that
+ * holds something not of the host's class before the addon sees it: the host's objects beside
+ * it are disposed as those of a value the addon refuses are.
+ */
+export declare function disposeGivenUp(object: unknown): void
+
 /** Every error `code` the addon can produce (for the test that keeps lib/errors.ts in step). */
 export declare function errorCodes(): Array<string>
 

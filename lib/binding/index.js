@@ -773,13 +773,14 @@ if (
   }
 }
 
-const { NativeAbortHandle, NativeComponent, NativeComponentInstance, NativeEngine, NativeInstance, NativeModule, errorCodes, failureBox, hostFailure, initialMemoryBytes, markWorkerThread } = nativeBinding
+const { NativeAbortHandle, NativeComponent, NativeComponentInstance, NativeEngine, NativeInstance, NativeModule, disposeGivenUp, errorCodes, failureBox, hostFailure, initialMemoryBytes, markWorkerThread } = nativeBinding
 export { NativeAbortHandle }
 export { NativeComponent }
 export { NativeComponentInstance }
 export { NativeEngine }
 export { NativeInstance }
 export { NativeModule }
+export { disposeGivenUp }
 export { errorCodes }
 export { failureBox }
 export { hostFailure }

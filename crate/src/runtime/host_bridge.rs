@@ -96,8 +96,7 @@ impl HostFunctions {
         let job = move |js: Js| {
             for reference in references {
                 if dispose && let Ok(value) = js.dereference(&reference) {
-                    let _ = js.dispose(value);
-                    js.discard_pending_exception();
+                    dispose_given_up(js, value);
                 }
                 js.release(reference);
             }
@@ -511,6 +510,22 @@ pub fn host_failure(
     let js = Js(env.raw());
     js.tag(error.raw(), &HOST_FAILURE_TAG)?;
     Ok(error)
+}
+
+/// Runs the `[Symbol.dispose]` of a host object the host gave up that the guest never got: what
+/// it throws becomes the `AIRSSYS_DISPOSE_FAILED` warning (see [`Js::dispose`]), never the caller's.
+fn dispose_given_up(js: Js, value: Value) {
+    let _ = js.dispose(value);
+    js.discard_pending_exception();
+}
+
+/// [`dispose_given_up`] for the JS layer, which refuses a value a host function returned that
+/// holds something not of the host's class before the addon sees it: the host's objects beside
+/// it are disposed as those of a value the addon refuses are.
+#[napi_derive::napi(js_name = "disposeGivenUp")]
+pub fn dispose_given_up_binding(env: napi::Env, object: napi::bindgen_prelude::Unknown) {
+    use napi::JsValue;
+    dispose_given_up(Js(env.raw()), object.raw());
 }
 
 /// Whether a host function threw an error marked by [`host_failure`].
