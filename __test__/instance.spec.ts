@@ -579,6 +579,22 @@ test('callSync while a call runs on the same instance is a BusyError', async (t)
   await t.throwsAsync(running, { instanceOf: TimeoutError })
 })
 
+test('a synchronous call on a disposed instance is a DisposedError while its last call still runs', async (t) => {
+  // It was a BusyError on every synchronous path: a caller that retries on BusyError would only
+  // learn later that the instance is gone (probe Z7).
+  const instance = typesInstance()
+  const running = instance.call('spin', [], { timeoutMs: 300 })
+  instance.dispose()
+  const disposed = { instanceOf: DisposedError, code: 'ERR_WASM_DISPOSED' } as const
+  t.throws(() => instance.callSync('roundtrip-u8', [1]), disposed)
+  t.throws(() => instance.function('roundtrip-u8')(1), disposed)
+  t.throws(() => (instance.exports as { roundtripU8(x: number): number }).roundtripU8(1), disposed)
+  await t.throwsAsync(instance.call('roundtrip-u8', [1]), disposed)
+  // Its end as it would have been, or DisposedError if its thread had not entered the instance yet.
+  const ended: unknown = await running.catch((error: unknown) => error)
+  t.true(ended instanceof TimeoutError || ended instanceof DisposedError, String(ended))
+})
+
 test('callSync in the same tick as a call() is a BusyError, not a call that overtakes it', async (t) => {
   const instance = typesInstance()
   const first = instance.call('roundtrip-u32', [1])

@@ -1,4 +1,12 @@
-import { BusyError, fromNative, translate, WasmError, translateAsync, WasmTypeError } from './errors.js'
+import {
+  BusyError,
+  DisposedError,
+  fromNative,
+  translate,
+  WasmError,
+  translateAsync,
+  WasmTypeError,
+} from './errors.js'
 import type { WasiHttp } from './capabilities/wasi-http.js'
 import type { ComponentItem, WitFuncType } from './component.js'
 import { holdsResources, InstanceResources, jcoExports, type HostClasses, type Lowered } from './resources.js'
@@ -139,8 +147,13 @@ function typed(name: string, error: unknown): unknown {
   })
 }
 
-/** What a synchronous call meets while a `call` of the same instance runs or waits its turn. */
-function busyWithCall(): BusyError {
+/**
+ * What a synchronous call meets while a `call` of the same instance runs or waits its turn: it
+ * would overtake it; or, once the instance was disposed, it never runs again (a caller that
+ * retries a BusyError would only learn that later).
+ */
+function busyWithCall(native: { readonly disposed: boolean }): WasmError {
+  if (native.disposed) return new DisposedError('the instance was disposed')
   return new BusyError(
     'another call is running or queued on this instance: a synchronous call would overtake it',
   )
@@ -253,7 +266,7 @@ export class Instance<E = Record<string, unknown>> {
           `${shownName(name)}: expected its arguments, got an array of ${args.length} elements`,
         )
       }
-      if (this.#calls.pending > 0) throw busyWithCall()
+      if (this.#calls.pending > 0) throw busyWithCall(this.#native)
       resources = this.#resources?.converts(name) === true ? this.#resources : undefined
       if (resources !== undefined) {
         lowered = resources.lower(name, args)
@@ -303,10 +316,11 @@ export class Instance<E = Record<string, unknown>> {
       const { native } = handle
       const calls = this.#calls
       const owner = this.#owner
+      const instance = this.#native
       wrapped =
         handle.flat === undefined && handle.flatArgs === undefined
           ? (...args: unknown[]) => {
-              if (calls.pending > 0) throw busyWithCall()
+              if (calls.pending > 0) throw busyWithCall(instance)
               try {
                 return unbox(native(...args))
               } catch (error) {
@@ -316,7 +330,7 @@ export class Instance<E = Record<string, unknown>> {
               }
             }
           : (...args: unknown[]) => {
-              if (calls.pending > 0) throw busyWithCall()
+              if (calls.pending > 0) throw busyWithCall(instance)
               try {
                 return apply(handle, args)
               } catch (error) {

@@ -113,6 +113,29 @@ test('after a trap the instance is replaced, so the next call works (async and s
   t.true(metrics.fuel.totalConsumed > metrics.fuel.lastCallConsumed)
 })
 
+test("metrics after dispose() still count the last instance's calls, also one that ends after it", async (t) => {
+  // dispose() dropped the live instance's counters from the sums: a sandbox that never restarted
+  // read all zeros, at the moment a service reads its final figures (probe Z7).
+  const sandbox = await loadComponent(example('hello'))
+  await sandbox.call('greet', ['a'])
+  await t.throwsAsync(sandbox.call('greet', ['b'], { fuel: 10 }), { instanceOf: OutOfFuelError })
+  sandbox.callSync('greet', ['c'])
+  const running = sandbox.call('greet', ['d'])
+  const before = sandbox.metrics()
+  sandbox.dispose()
+  // Its value, or DisposedError if its thread had not entered the instance yet (not a call then).
+  const ended: unknown = await running.catch((error: unknown) => error)
+  t.true(ended === 'Hello, d!' || ended instanceof DisposedError, String(ended))
+  const after = sandbox.metrics()
+  t.is(after.calls, ended === 'Hello, d!' ? 4 : 3)
+  t.is(after.traps, 1)
+  t.is(after.restarts, 1)
+  t.true(after.fuel.totalConsumed >= before.fuel.totalConsumed, 'the running call counts once it ended')
+  t.true(after.fuel.lastCallConsumed > 0)
+  t.is(after.memory.peakBytes, before.memory.peakBytes)
+  t.is(after.memory.currentBytes, 0, 'the instance is gone')
+})
+
 test('queued calls run in order and the one after a trap gets the fresh instance', async (t) => {
   using sandbox = await loadComponent(example('hello'))
   const [failed, ok] = await Promise.allSettled([
@@ -391,6 +414,17 @@ test('callSync while an async call is pending is a BusyError', async (t) => {
   const running = sandbox.call('run')
   t.throws(() => sandbox.callSync('run'), { instanceOf: BusyError, code: 'ERR_WASM_BUSY' })
   await t.throwsAsync(running, { instanceOf: TimeoutError })
+})
+
+test('callSync on a disposed sandbox is a DisposedError while its last call still runs, not a BusyError', async (t) => {
+  // A caller that retries on BusyError would only learn later that the sandbox is gone (probe Z7).
+  const sandbox = await loadComponent(example('runaway'))
+  const running = sandbox.call('run')
+  sandbox.dispose()
+  t.throws(() => sandbox.callSync('run'), { instanceOf: DisposedError, code: 'ERR_WASM_DISPOSED' })
+  // Its end as it would have been, or DisposedError if its thread had not entered the instance yet.
+  const ended: unknown = await running.catch((error: unknown) => error)
+  t.true(ended instanceof TimeoutError || ended instanceof DisposedError, String(ended))
 })
 
 test('a disposed sandbox refuses calls', async (t) => {

@@ -254,6 +254,8 @@ export class Sandbox {
   readonly #permissions: Permissions
   readonly #preopenHandles: FileHandle[]
   #instance: Instance | undefined
+  /** The instance `dispose()` let go of: its counters stay in the sums (a call may still end on it). */
+  #last: Instance | undefined
   #retiredOutput = { stdout: '', stderr: '' }
   readonly #outputLimitBytes: number
   readonly #calls = new SerialQueue()
@@ -395,6 +397,8 @@ export class Sandbox {
    * applies). Throws BusyError while a `call` is pending.
    */
   callSync(name: string, args: readonly unknown[] = [], options?: CallOptions): unknown {
+    // Disposed is for good; busy only for now.
+    if (this.#disposed) throw new DisposedError('this sandbox was disposed')
     if (this.#calls.pending > 0) {
       throw new BusyError('callSync: an async call on this sandbox is still pending; await it first')
     }
@@ -469,6 +473,7 @@ export class Sandbox {
     }
     instance.dispose()
     if (this.#instance === instance) this.#instance = undefined
+    if (this.#last === instance) this.#last = undefined
     // A sandbox disposed meanwhile makes no new instance: nothing restarts.
     if (failed && !this.#disposed) this.#restarts++
   }
@@ -478,11 +483,11 @@ export class Sandbox {
    * denied growths and peak memory add up across restarts; `currentBytes` is the live instance's.
    */
   metrics(): SandboxMetrics {
-    const current = this.#instance?.metrics()
+    const current = (this.#instance ?? this.#last)?.metrics()
     const totals = this.#retired
     return {
       memory: {
-        currentBytes: current?.memory.currentBytes ?? 0,
+        currentBytes: this.#instance === undefined ? 0 : (current?.memory.currentBytes ?? 0),
         peakBytes: Math.max(current?.memory.peakBytes ?? 0, totals.peakBytes),
         limitBytes: this.#options.limits.memoryBytes,
         deniedGrowths: (current?.memory.deniedGrowths ?? 0) + totals.deniedGrowths,
@@ -522,6 +527,7 @@ export class Sandbox {
     if (this.#disposed) return
     this.#disposed = true
     this.#instance?.dispose()
+    this.#last = this.#instance
     this.#instance = undefined
     // The pinned preopen directories are needed until the last call ends (a restart reopens them).
     preopenCleanup.unregister(this)
