@@ -382,6 +382,18 @@ class CodedTrapError extends TrapError {
   }
 }
 
+/** Errors of a guest stopped while it ran (a trap, a deadline or an abort after it was entered). */
+const stoppedGuests = new WeakSet<Error>()
+
+/**
+ * Whether `error` stopped a guest that was running: a trap, or a deadline or abort that came once
+ * it was entered (an abort that came first ran nothing). What a sandbox counts as a trap of a
+ * failed start, as an instance's metrics count one of a call.
+ */
+export function stoppedGuest(error: unknown): boolean {
+  return error instanceof Error && stoppedGuests.has(error)
+}
+
 /**
  * Turns an error thrown by the native binding into the matching class. Anything that is not a
  * native error with one of our codes is returned unchanged.
@@ -413,7 +425,11 @@ export function fromNative(error: unknown): unknown {
     // Own only: the addon sets them; what Object.prototype holds is no field of this error.
     if (Object.hasOwn(native, key)) (fields as Record<string, unknown>)[key] = native[key]
   }
-  return new Class(native.message, fields)
+  const typed = new Class(native.message, fields)
+  if (Object.hasOwn(native, 'trapCode') && (native as { entered?: unknown }).entered !== false) {
+    stoppedGuests.add(typed)
+  }
+  return typed
 }
 
 /** Runs `body`, throwing native errors (thrown, or returned in the failure box) as their classes. */

@@ -783,8 +783,45 @@ test("a spent instance is replaced at the next call, under that call's deadline 
   setTimeout(() => controller.abort(), 50)
   await t.throwsAsync(aborted, { instanceOf: AbortError })
   t.is(starts, 3)
-  // Starts that failed count as calls (and the timed-out one as a trap) in the sandbox's metrics.
-  t.like(sandbox.metrics(), { calls: 3, traps: 2, restarts: 1 })
+  // Starts that failed count as calls, and as traps when they stopped a running guest: the
+  // timed-out one, and the aborted one, as an abort once the guest runs is (probe Z9).
+  t.like(sandbox.metrics(), { calls: 3, traps: 3, restarts: 1 })
+  // An abort that came before the replacement's start is neither.
+  await t.throwsAsync(sandbox.call('ok', [], { signal: AbortSignal.abort() }), { instanceOf: AbortError })
+  t.like(sandbox.metrics(), { calls: 3, traps: 3, restarts: 1 })
+})
+
+test("a replacement's start that runs out of fuel is the last call's fuel in the metrics", async (t) => {
+  // Its fuel counted in the total, but lastCallConsumed still named the call before (probe Z9).
+  const dir = mkdtempSync(path.join(scratch, 'start-fuel-'))
+  writeFileSync(
+    path.join(dir, 'guest.wasm'),
+    `(module
+      (import "env" "again" (func $again (result i32)))
+      (func $start (if (call $again) (then (loop $l (br $l)))))
+      (start $start)
+      (func (export "boom") unreachable)
+      (func (export "ok") (result i32) i32.const 1))`,
+  )
+  writeFileSync(
+    path.join(dir, 'Component.toml'),
+    '[component]\nname = "start-fuel"\nversion = "0.1.0"\nwasm = "guest.wasm"\n' +
+      '[resources.memory]\nmax_bytes = 1048576\n[resources.cpu]\nmax_fuel = 1000000\ntimeout_ms = 60000\n',
+  )
+  let starts = 0
+  using sandbox = await loadComponent(dir, {
+    engine: wasiEngine,
+    hostFunctions: { env: { again: () => (++starts === 1 ? 0 : 1) } },
+  })
+  t.is(await sandbox.call('ok'), 1)
+  const small = sandbox.metrics().fuel.lastCallConsumed
+  t.true(small < 1000, String(small))
+  await t.throwsAsync(sandbox.call('boom'), { instanceOf: UnreachableError })
+  await t.throwsAsync(sandbox.call('ok', [], { fuel: 5000 }), { instanceOf: OutOfFuelError })
+  const { fuel, calls, traps } = sandbox.metrics()
+  t.is(fuel.lastCallConsumed, 5000)
+  t.true(fuel.totalConsumed >= 5000 + small, String(fuel.totalConsumed))
+  t.like({ calls, traps }, { calls: 3, traps: 2 })
 })
 
 test("the fuel a start burns counts in the metrics, and a start's earlier denied growth does not name its trap", (t) => {

@@ -500,6 +500,11 @@ impl Failure {
             Failure::Trap(info) => {
                 let error = js.error(code, &info.message, false)?;
                 js.set(error, "trapCode", js.string(&info.trap_code)?)?;
+                // For the JS layer only (a sandbox counts a failed start by it): not a field of
+                // the error classes.
+                if !info.entered {
+                    js.set(error, "entered", js.boolean(false)?)?;
+                }
                 let frames = js.array(info.frames.len())?;
                 for (index, frame) in info.frames.iter().enumerate() {
                     js.set_index(frames, index as u32, frame_to_js(js, frame)?)?;

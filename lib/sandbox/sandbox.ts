@@ -11,7 +11,7 @@ import { Module } from '../module.js'
 import { loadManifest, type Manifest, type PolicyOptions } from './manifest.js'
 import { readComponentWasm, WRITE_ALLOWED, writeDirectory } from './paths.js'
 import { Engine } from '../engine.js'
-import { BusyError, ConfigError, DisposedError, TrapError, type CapabilityDeniedError } from '../errors.js'
+import { BusyError, ConfigError, DisposedError, stoppedGuest, type CapabilityDeniedError } from '../errors.js'
 import { withHostInterfaces } from '../capabilities/interfaces.js'
 import { wasiHttpPermissions } from '../capabilities/wasi-http.js'
 import { permissionsFromManifest, type Permissions } from '../capabilities/permissions.js'
@@ -361,12 +361,17 @@ export class Sandbox {
     return instance
   }
 
-  /** Counts a start that failed as a call (and a trap, with its fuel) of the sandbox's; returns `error`. */
+  /**
+   * Counts a start that failed as a call of the sandbox's (and, when it stopped the running guest,
+   * a trap), with the fuel it burnt, which is then the last call's; returns `error`.
+   */
   #failedStart(error: unknown): unknown {
     this.#retired.calls++
-    if (error instanceof TrapError) {
-      this.#retired.traps++
-      if (error.fuelConsumed !== undefined) this.#retired.totalFuel += error.fuelConsumed
+    if (stoppedGuest(error)) this.#retired.traps++
+    const fuel = (error as { fuelConsumed?: unknown } | undefined)?.fuelConsumed
+    if (typeof fuel === 'number') {
+      this.#retired.totalFuel += fuel
+      this.#retired.lastCallFuel = fuel
     }
     return error
   }
