@@ -113,6 +113,25 @@ test('WasmErrorCode is exactly the codes the addon and the TS layer produce', (t
   t.deepEqual(typed, ['ERR_WASM', 'ERR_WASM_TRAP_DIVIDE_BY_ZERO', 'ERR_WASM_TRAP'])
 })
 
+test('the table and indirect-call trap codes are TrapErrors themselves, keeping their codes', (t) => {
+  // They were an unexported subclass named TrapError: `error.constructor === TrapError` failed (probe H17).
+  for (const code of [
+    'ERR_WASM_TRAP_INDIRECT_CALL',
+    'ERR_WASM_TRAP_TABLE_OUT_OF_BOUNDS',
+    'ERR_WASM_TRAP_BAD_SIGNATURE',
+  ] as const) {
+    const error = fromNative(nativeError(code)) as errors.TrapError
+    t.is(error.constructor, errors.TrapError, code)
+    t.is(error.code, code)
+    t.is(error.name, 'TrapError')
+  }
+  t.is(
+    new errors.TrapError('x', { code: 'ERR_WASM_TIMEOUT' }).code,
+    'ERR_WASM_TRAP',
+    "a subclass's code is not a TrapError's",
+  )
+})
+
 test('the codes added for the sandbox escapes map to their classes', (t) => {
   const is = (code: string, Class: ErrorClass) => {
     const error = fromNative(nativeError(code))

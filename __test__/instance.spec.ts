@@ -589,7 +589,11 @@ test('a synchronous call on a disposed instance is a DisposedError while its las
   t.throws(() => instance.callSync('roundtrip-u8', [1]), disposed)
   t.throws(() => instance.function('roundtrip-u8')(1), disposed)
   t.throws(() => (instance.exports as { roundtripU8(x: number): number }).roundtripU8(1), disposed)
-  await t.throwsAsync(instance.call('roundtrip-u8', [1]), disposed)
+  let settled = false
+  const later = instance.call('roundtrip-u8', [1]).finally(() => (settled = true))
+  await new Promise((resolve) => setImmediate(resolve))
+  t.true(settled, 'call() rejects at once, not when the running call ends (probe H17)')
+  await t.throwsAsync(later, disposed)
   // Its end as it would have been, or DisposedError if its thread had not entered the instance yet.
   const ended: unknown = await running.catch((error: unknown) => error)
   t.true(ended instanceof TimeoutError || ended instanceof DisposedError, String(ended))

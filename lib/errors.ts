@@ -56,6 +56,13 @@ export type WasmErrorCode =
   | 'ERR_WASM_DISPOSED'
   | 'ERR_WASM_BUSY'
 
+/** TrapError codes other than the class's own default that a TrapError keeps as thrown. */
+const TRAP_CODES_WITH_OWN_CODE: ReadonlySet<string> = new Set<TrapErrorCode>([
+  'ERR_WASM_TRAP_INDIRECT_CALL',
+  'ERR_WASM_TRAP_TABLE_OUT_OF_BOUNDS',
+  'ERR_WASM_TRAP_BAD_SIGNATURE',
+])
+
 /** Fields a native error carries over to its class. */
 export interface ErrorFields {
   cause?: unknown
@@ -170,8 +177,12 @@ export class TrapError extends WasmError {
   readonly wasmBacktrace: WasmFrame[]
   readonly fuelConsumed?: number
 
-  constructor(message: string, fields: ErrorFields = {}) {
+  constructor(message: string, fields: ErrorFields & { code?: TrapErrorCode } = {}) {
     super(message, fields)
+    // The table and indirect-call traps have no class of their own: a TrapError keeps their code.
+    if (new.target === TrapError && fields.code !== undefined && TRAP_CODES_WITH_OWN_CODE.has(fields.code)) {
+      this.code = fields.code
+    }
     this.trapCode = fields.trapCode ?? 'Unknown'
     this.wasmBacktrace = fields.wasmBacktrace ?? []
     if (fields.fuelConsumed !== undefined) this.fuelConsumed = fields.fuelConsumed
@@ -364,24 +375,6 @@ const BY_CODE: Partial<Record<string, ErrorClass>> = {
   ERR_WASM_BUSY: BusyError,
 }
 
-/** TrapError codes other than the class's own default that keep `code` as thrown. */
-const TRAP_CODES_WITH_OWN_CODE = new Set([
-  'ERR_WASM_TRAP_INDIRECT_CALL',
-  'ERR_WASM_TRAP_TABLE_OUT_OF_BOUNDS',
-  'ERR_WASM_TRAP_BAD_SIGNATURE',
-])
-
-/** A TrapError whose `code` is one of the table's specific trap codes. */
-class CodedTrapError extends TrapError {
-  override readonly code: TrapErrorCode
-
-  constructor(message: string, fields: ErrorFields & { code?: TrapErrorCode } = {}) {
-    super(message, fields)
-    this.code = fields.code ?? 'ERR_WASM_TRAP'
-    this.name = 'TrapError'
-  }
-}
-
 /** Errors of a guest stopped while it ran (a trap, a deadline or an abort after it was entered). */
 const stoppedGuests = new WeakSet<Error>()
 
@@ -405,7 +398,7 @@ export function fromNative(error: unknown): unknown {
   if (code === 'ERR_WASM_TYPE') return new WasmTypeError(native.message)
   if (code === 'ERR_WASM_INTERNAL') return new WasmError(native.message, { code })
   if (code === undefined) return error
-  const Class: ErrorClass | undefined = TRAP_CODES_WITH_OWN_CODE.has(code) ? CodedTrapError : BY_CODE[code]
+  const Class = BY_CODE[code]
   if (Class === undefined) {
     // napi-rs's own argument checks (InvalidArg, NumberExpected, ...) are type errors.
     return /Expected|InvalidArg/.test(code) ? new WasmTypeError(native.message) : error

@@ -13,7 +13,7 @@ import { holdsResources, InstanceResources, jcoExports, type HostClasses, type L
 import type { NativeComponentInstance, NativeInstance } from './native.js'
 import { asyncCallOptions, callOptions, type AsyncCallOptions, type CallOptions } from './options.js'
 import { SerialQueue } from './util/serial-queue.js'
-import { type Callers, currentCallers, isInsideHostCall, type Owner } from './util/reentry.js'
+import { type Callers, currentCallers, isInsideHostCall, type Owner, reentryRefused } from './util/reentry.js'
 import { withAbort } from './util/signal.js'
 import { unbox } from './util/failure.js'
 import { exportPaths, shownName } from './util/names.js'
@@ -396,21 +396,11 @@ export class Instance<E = Record<string, unknown>> {
     return this.#funcTypesByPath
   }
 
-  /**
-   * @internal The refusal of a `call()` made from inside one of this instance's host functions
-   * while the call it serves runs: queued, it would wait for the call that waits for it.
-   */
-  reentered(what: string): BusyError | undefined {
-    if (!isInsideHostCall(this.#owner)) return undefined
-    return new BusyError(
-      `${what} from a host function of the same instance: the instance is busy with the call that called it`,
-    )
-  }
-
   /** Calls an export off the JS thread, on airssys-wasm's own thread pool. */
   call(name: string, args: readonly unknown[] = [], options?: AsyncCallOptions): Promise<unknown> {
-    const reentered = this.reentered('call()')
-    if (reentered !== undefined) return Promise.reject(reentered)
+    // Checked now, not at its turn: waiting, it would wait for the running call (or for itself).
+    if (this.disposed) return Promise.reject(new DisposedError('the instance was disposed'))
+    if (isInsideHostCall(this.#owner)) return Promise.reject(reentryRefused('call()', 'instance'))
     let parsed: ReturnType<typeof asyncCallOptions>
     try {
       parsed = asyncCallOptions(options)

@@ -558,10 +558,11 @@ test('a host import that awaits call() on the instance calling it gets BusyError
 test('a host import that awaits call() on an instance whose host import awaits the first gets BusyError, not a deadlock', async (t) => {
   // A's host import awaits B.call, whose host import awaits A.call: queued behind A's running call,
   // that waited on itself through B until the deadline (probe H15). A's call is one B's call serves.
+  // Deadlines of 5 s: long enough for a loaded machine, short enough to fail a regression.
   for (const { kind, compiled } of REENTRANT) {
     const seen: unknown[] = []
     let b!: Instance
-    const a = reentrant(kind, compiled, async () => await b.call('outer'), 300)
+    const a = reentrant(kind, compiled, async () => await b.call('outer'), 5_000)
     b = reentrant(
       kind,
       compiled,
@@ -573,7 +574,7 @@ test('a host import that awaits call() on an instance whose host import awaits t
           return 0
         }
       },
-      300,
+      5_000,
     )
     t.is(await a.call('outer'), 2, kind)
     t.true(seen[0] instanceof BusyError, `${kind}: ${String(seen[0])}`)
@@ -601,10 +602,10 @@ test("a host import that awaits another instance's instantiation, whose start co
     'module',
     () => engine.compileModuleSync(REENTRANT_MODULE),
     async () => {
-      await starting.instantiate({ limits: LIMITS, timeoutMs: 300, imports: { env: { back } } })
+      await starting.instantiate({ limits: LIMITS, timeoutMs: 5_000, imports: { env: { back } } })
       return 4
     },
-    300,
+    5_000,
   )
   t.is(await a.call('outer'), 5)
   t.true(seen[0] instanceof BusyError, String(seen[0]))

@@ -791,6 +791,89 @@ test("a spent instance is replaced at the next call, under that call's deadline 
   t.like(sandbox.metrics(), { calls: 3, traps: 3, restarts: 1 })
 })
 
+/** A core module sandbox whose start code calls `env.back` from its second start on. */
+async function backAtRestart(back: () => unknown): Promise<Sandbox> {
+  const dir = mkdtempSync(path.join(scratch, 'back-'))
+  writeFileSync(
+    path.join(dir, 'guest.wasm'),
+    `(module
+      (import "env" "back" (func $back))
+      (global $starts (mut i32) (i32.const 0))
+      (func $start (call $back))
+      (start $start)
+      (func (export "boom") unreachable)
+      (func (export "plain") (result i32) i32.const 1))`,
+  )
+  writeFileSync(
+    path.join(dir, 'Component.toml'),
+    '[component]\nname = "back"\nversion = "0.1.0"\nwasm = "guest.wasm"\n' +
+      '[resources.memory]\nmax_bytes = 1048576\n[resources.cpu]\nmax_fuel = 1000000\ntimeout_ms = 2000\n',
+  )
+  let starts = 0
+  return loadComponent(dir, {
+    engine: wasiEngine,
+    hostFunctions: { env: { back: () => (++starts === 1 ? undefined : back()) } },
+  })
+}
+
+test("a replacement's start code that calls its own sandbox gets BusyError at once, on call() and callSync", async (t) => {
+  // The re-entry check asked the sandbox's instance, which a replacement does not have yet while
+  // its start code runs: call() waited for itself until the deadline, and callSync ran on a third
+  // instance whose state and counters were lost (probe H17).
+  const seen: unknown[] = []
+  let sandbox!: Sandbox
+  sandbox = await backAtRestart(async () => {
+    await sandbox.call('plain').catch((error: unknown) => seen.push(error))
+  })
+  await t.throwsAsync(sandbox.call('boom'), { instanceOf: UnreachableError })
+  t.is(await sandbox.call('plain'), 1)
+  t.true(seen[0] instanceof BusyError, String(seen[0]))
+  sandbox.dispose()
+
+  const sync: unknown[] = []
+  let other!: Sandbox
+  other = await backAtRestart(() => {
+    for (const attempt of [() => other.callSync('plain'), () => other.call('plain')]) {
+      try {
+        const made = attempt()
+        if (made instanceof Promise) made.catch((error: unknown) => sync.push(error))
+      } catch (error) {
+        sync.push(error)
+      }
+    }
+  })
+  t.throws(() => other.callSync('boom'), { instanceOf: UnreachableError })
+  t.is(other.callSync('plain'), 1)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.is(sync.length, 2)
+  for (const error of sync) t.true(error instanceof BusyError, String(error))
+  t.like(other.metrics(), { calls: 2, traps: 1, restarts: 1 })
+  other.dispose()
+})
+
+test('call() on a disposed sandbox or instance rejects at once, not when the running call ends', async (t) => {
+  // It waited in the queue behind the running call, and only then said DisposedError (probe H17).
+  let release = () => {}
+  const held = new Promise<void>((resolve) => (release = resolve))
+  const imports = typesImports()
+  imports.double = async (x: number) => {
+    await held
+    return x * 2
+  }
+  const dir = componentDir(scratch, typesWasm, { maxBytes: 4 * MiB, timeoutMs: 5_000 })
+  const sandbox = await loadComponent(dir, { hostFunctions: imports })
+  const running = sandbox.call('call-double', [2])
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  sandbox.dispose()
+  let settled = false
+  const later = sandbox.call('get-counter').finally(() => (settled = true))
+  await new Promise((resolve) => setImmediate(resolve))
+  t.true(settled, 'rejected before the running call ended')
+  await t.throwsAsync(later, { instanceOf: DisposedError })
+  release()
+  t.is(await running, 4)
+})
+
 test("a replacement's start that runs out of fuel is the last call's fuel in the metrics", async (t) => {
   // Its fuel counted in the total, but lastCallConsumed still named the call before (probe Z9).
   const dir = mkdtempSync(path.join(scratch, 'start-fuel-'))
@@ -806,7 +889,7 @@ test("a replacement's start that runs out of fuel is the last call's fuel in the
   writeFileSync(
     path.join(dir, 'Component.toml'),
     '[component]\nname = "start-fuel"\nversion = "0.1.0"\nwasm = "guest.wasm"\n' +
-      '[resources.memory]\nmax_bytes = 1048576\n[resources.cpu]\nmax_fuel = 1000000\ntimeout_ms = 60000\n',
+      '[resources.memory]\nmax_bytes = 1048576\n[resources.cpu]\nmax_fuel = 100000000\ntimeout_ms = 60000\n',
   )
   let starts = 0
   using sandbox = await loadComponent(dir, {
@@ -820,8 +903,13 @@ test("a replacement's start that runs out of fuel is the last call's fuel in the
   await t.throwsAsync(sandbox.call('ok', [], { fuel: 5000 }), { instanceOf: OutOfFuelError })
   const { fuel, calls, traps } = sandbox.metrics()
   t.is(fuel.lastCallConsumed, 5000)
+  // A start a deadline stopped inside wasm is 0, as a call's is (FuelMetrics), not the one before.
+  // (The loop burns the manifest's 10^8 units in about 50 ms here: a 5 ms deadline comes first.)
+  await t.throwsAsync(sandbox.call('ok', [], { timeoutMs: 5 }), { instanceOf: TimeoutError })
+  t.is(sandbox.metrics().fuel.lastCallConsumed, 0)
   t.true(fuel.totalConsumed >= 5000 + small, String(fuel.totalConsumed))
   t.like({ calls, traps }, { calls: 3, traps: 2 })
+  t.like(sandbox.metrics(), { calls: 4, traps: 3 })
 })
 
 test("the fuel a start burns counts in the metrics, and a start's earlier denied growth does not name its trap", (t) => {

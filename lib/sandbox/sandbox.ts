@@ -35,7 +35,7 @@ import {
 import { openBeneath, procfsAvailable } from '../util/open-beneath.js'
 import { wasmKind } from '../util/names.js'
 import { SerialQueue } from '../util/serial-queue.js'
-import { hostCallSignal } from '../util/reentry.js'
+import { hostCallSignal, isInsideHostCall, Owner, reentryRefused, servedAs } from '../util/reentry.js'
 
 /** Limits a host may set below the manifest's own (never above them). */
 export interface SandboxLimits {
@@ -254,6 +254,8 @@ export class Sandbox {
   readonly #permissions: Permissions
   readonly #preopenHandles: FileHandle[]
   #instance: Instance | undefined
+  /** The sandbox's calls as its host functions see them, whichever instance serves them. */
+  readonly #owner = new Owner()
   /** The instance `dispose()` let go of: its counters stay in the sums (a call may still end on it). */
   #last: Instance | undefined
   #retiredOutput = { stdout: '', stderr: '' }
@@ -302,9 +304,9 @@ export class Sandbox {
    * limits for this call, never raise them.
    */
   call(name: string, args: readonly unknown[] = [], options?: AsyncCallOptions): Promise<unknown> {
-    // Checked now, not at its turn: it would wait for the call that waits for it.
-    const reentered = this.#instance?.reentered('call()')
-    if (reentered !== undefined) return Promise.reject(reentered)
+    // Checked now, not at its turn: waiting, it would wait for the call that waits for it.
+    if (this.#disposed) return Promise.reject(new DisposedError('this sandbox was disposed'))
+    if (isInsideHostCall(this.#owner)) return Promise.reject(reentryRefused('call()', 'sandbox'))
     let given: ReturnType<typeof asyncCallOptions>
     try {
       given = asyncCallOptions(options)
@@ -313,7 +315,7 @@ export class Sandbox {
     }
     // Aborted while it waits its turn, a call rejects at once; the guest never ran, so the
     // instance is fine and is kept.
-    return this.#calls.run(() => this.#callNow(name, args, given), given.signal)
+    return this.#calls.run(() => servedAs(this.#owner, () => this.#callNow(name, args, given)), given.signal)
   }
 
   async #callNow(
@@ -363,16 +365,16 @@ export class Sandbox {
 
   /**
    * Counts a start that failed as a call of the sandbox's (and, when it stopped the running guest,
-   * a trap), with the fuel it burnt, which is then the last call's; returns `error`.
+   * a trap), with the fuel it burnt as far as known, which is then the last call's; returns `error`.
    */
   #failedStart(error: unknown): unknown {
     this.#retired.calls++
     if (stoppedGuest(error)) this.#retired.traps++
     const fuel = (error as { fuelConsumed?: unknown } | undefined)?.fuelConsumed
-    if (typeof fuel === 'number') {
-      this.#retired.totalFuel += fuel
-      this.#retired.lastCallFuel = fuel
-    }
+    // Unknown (a deadline or abort that stopped it inside wasm, or no guest ran) is 0, as for a call.
+    const burnt = typeof fuel === 'number' ? fuel : 0
+    this.#retired.totalFuel += burnt
+    this.#retired.lastCallFuel = burnt
     return error
   }
 
@@ -404,9 +406,14 @@ export class Sandbox {
   callSync(name: string, args: readonly unknown[] = [], options?: CallOptions): unknown {
     // Disposed is for good; busy only for now.
     if (this.#disposed) throw new DisposedError('this sandbox was disposed')
+    if (isInsideHostCall(this.#owner)) throw reentryRefused('callSync()', 'sandbox')
     if (this.#calls.pending > 0) {
       throw new BusyError('callSync: an async call on this sandbox is still pending; await it first')
     }
+    return servedAs(this.#owner, () => this.#callSyncNow(name, args, options))
+  }
+
+  #callSyncNow(name: string, args: readonly unknown[], options: CallOptions | undefined): unknown {
     const { fuel, timeoutMs } = this.#budget({ ...callOptions(options), signal: undefined })
     let instance = this.#instance
     if (instance === undefined) {

@@ -7,8 +7,10 @@
  * wrapped to run in an async context that names both.
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
+import { types } from 'node:util'
 
 import type { Imports } from '../options.js'
+import { BusyError } from '../errors.js'
 import { boxed } from './failure.js'
 
 /** The host calls a piece of code serves: of every instance whose host function it runs in. */
@@ -110,6 +112,42 @@ const inside = new AsyncLocalStorage<Context>()
  */
 export function isInsideHostCall(owner: Owner): boolean {
   return inside.getStore()?.owners.get(owner)?.running === true
+}
+
+/**
+ * Runs `run` as a call of `owner`'s for the re-entry check, ending it when `run` returns, throws
+ * or (for a Promise) settles: the calls and instantiations it makes serve it, so a host function
+ * they reach that calls `owner` again is refused. For a sandbox, whose replacement instance does
+ * not exist yet while its start code runs.
+ */
+export function servedAs<T>(owner: Owner, run: () => T): T {
+  const call = owner.current
+  const owners = new Map(inside.getStore()?.owners)
+  owners.set(owner, call)
+  let result: T
+  try {
+    result = inside.run({ owners, call }, run)
+  } catch (error) {
+    owner.endCall()
+    throw error
+  }
+  if (!types.isPromise(result)) {
+    owner.endCall()
+    return result
+  }
+  return result.finally(() => owner.endCall()) as T
+}
+
+/**
+ * The refusal of a call made by code that the running call of its instance (or sandbox) waits on:
+ * one of its own host functions, or one reached through other calls it made. Queued, the call
+ * would wait for itself.
+ */
+export function reentryRefused(what: string, of: 'instance' | 'sandbox'): BusyError {
+  return new BusyError(
+    `${what} from a host function the ${of}'s running call waits on (its own, or one reached through ` +
+      'other calls): it would wait for itself',
+  )
 }
 
 /** The host calls the code running now serves, for a call it makes to pass on to its host functions. */
