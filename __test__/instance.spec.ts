@@ -584,6 +584,9 @@ test('a synchronous call on a disposed instance is a DisposedError while its las
   // learn later that the instance is gone (probe Z7).
   const instance = typesInstance()
   const running = instance.call('spin', [], { timeoutMs: 300 })
+  const queued = instance.call('roundtrip-u8', [2])
+  let queuedSettledEarly = false
+  void queued.catch(() => (queuedSettledEarly = true))
   instance.dispose()
   const disposed = { instanceOf: DisposedError, code: 'ERR_WASM_DISPOSED' } as const
   t.throws(() => instance.callSync('roundtrip-u8', [1]), disposed)
@@ -593,7 +596,9 @@ test('a synchronous call on a disposed instance is a DisposedError while its las
   const later = instance.call('roundtrip-u8', [1]).finally(() => (settled = true))
   await new Promise((resolve) => setImmediate(resolve))
   t.true(settled, 'call() rejects at once, not when the running call ends (probe H17)')
+  t.true(queuedSettledEarly, 'a call queued before dispose() rejects with it, not when the running call ends')
   await t.throwsAsync(later, disposed)
+  await t.throwsAsync(queued, disposed)
   // Its end as it would have been, or DisposedError if its thread had not entered the instance yet.
   const ended: unknown = await running.catch((error: unknown) => error)
   t.true(ended instanceof TimeoutError || ended instanceof DisposedError, String(ended))

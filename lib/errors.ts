@@ -375,13 +375,14 @@ const BY_CODE: Partial<Record<string, ErrorClass>> = {
   ERR_WASM_BUSY: BusyError,
 }
 
-/** Errors of a guest stopped while it ran (a trap, a deadline or an abort after it was entered). */
+/** Errors that ended a guest while it ran (see {@link stoppedGuest}). */
 const stoppedGuests = new WeakSet<Error>()
 
 /**
- * Whether `error` stopped a guest that was running: a trap, or a deadline or abort that came once
- * it was entered (an abort that came first ran nothing). What a sandbox counts as a trap of a
- * failed start, as an instance's metrics count one of a call.
+ * Whether `error` ended a guest that was running: a trap, a deadline or abort that came once it
+ * was entered (an abort that came first ran nothing), a failure of a host function it called, or
+ * its `exit(n)`. What a sandbox counts as a trap of a failed start, as an instance's metrics count
+ * one of a call.
  */
 export function stoppedGuest(error: unknown): boolean {
   return error instanceof Error && stoppedGuests.has(error)
@@ -419,9 +420,8 @@ export function fromNative(error: unknown): unknown {
     if (Object.hasOwn(native, key)) (fields as Record<string, unknown>)[key] = native[key]
   }
   const typed = new Class(native.message, fields)
-  if (Object.hasOwn(native, 'trapCode') && (native as { entered?: unknown }).entered !== false) {
-    stoppedGuests.add(typed)
-  }
+  const entered = Object.hasOwn(native, 'trapCode') && (native as { entered?: unknown }).entered !== false
+  if (entered || Class === HostError || Class === WasiExitError) stoppedGuests.add(typed)
   return typed
 }
 

@@ -478,6 +478,7 @@ export class Instance<E = Record<string, unknown>> {
   /** Frees the instance's store now (or when a running call ends); later calls throw DisposedError. */
   dispose(): void {
     this.#native.dispose()
+    this.#calls.abandonWaiting(() => new DisposedError('the instance was disposed'))
   }
 
   /**

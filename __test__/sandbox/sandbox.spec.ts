@@ -874,6 +874,65 @@ test('call() on a disposed sandbox or instance rejects at once, not when the run
   t.is(await running, 4)
 })
 
+test('calls queued when a sandbox or an instance is disposed reject at once, not when the running call ends', async (t) => {
+  // They waited for the running call (up to its deadline) before saying DisposedError (probe H18).
+  let release = () => {}
+  const held = new Promise<void>((resolve) => (release = resolve))
+  const imports = typesImports()
+  imports.double = async (x: number) => {
+    await held
+    return x * 2
+  }
+  const dir = componentDir(scratch, typesWasm, { maxBytes: 4 * MiB, timeoutMs: 5_000 })
+  const sandbox = await loadComponent(dir, { hostFunctions: imports })
+  const running = sandbox.call('call-double', [2])
+  const queued = [sandbox.call('get-counter'), sandbox.call('get-counter', [], { fuel: 1000 })]
+  let settled = 0
+  for (const call of queued) void call.catch(() => {}).finally(() => settled++)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  sandbox.dispose()
+  await new Promise((resolve) => setImmediate(resolve))
+  t.is(settled, 2, 'both rejected before the running call ended')
+  for (const call of queued) await t.throwsAsync(call, { instanceOf: DisposedError })
+  release()
+  t.is(await running, 4)
+})
+
+test("a replacement's start that fails in a host function or by exit() counts a trap, as such a call does", async (t) => {
+  // Only failures carrying a trap code counted: a start whose host function threw, or that called
+  // exit(), was a call without a trap, though the guest ran (probe H18).
+  for (const how of ['throws', 'exits'] as const) {
+    const dir = mkdtempSync(path.join(scratch, `start-${how}-`))
+    writeFileSync(
+      path.join(dir, 'guest.wasm'),
+      `(module
+        (import "env" "again" (func $again (result i32)))
+        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+        (memory (export "memory") 1)
+        (func $start (if (call $again) (then (call $exit (i32.const 3)))))
+        (start $start)
+        (func (export "boom") unreachable)
+        (func (export "ok") (result i32) i32.const 1))`,
+    )
+    writeFileSync(
+      path.join(dir, 'Component.toml'),
+      `[component]\nname = "start-${how}"\nversion = "0.1.0"\nwasm = "guest.wasm"\n` +
+        '[resources.memory]\nmax_bytes = 1048576\n[resources.cpu]\nmax_fuel = 1000000\ntimeout_ms = 5000\n',
+    )
+    let starts = 0
+    const again = () => {
+      if (++starts === 1) return 0
+      if (how === 'throws') throw new Error('no')
+      return 1
+    }
+    using sandbox = await loadComponent(dir, { engine: wasiEngine, hostFunctions: { env: { again } } })
+    await t.throwsAsync(sandbox.call('boom'), { instanceOf: UnreachableError })
+    const failed = await sandbox.call('ok').catch((error: unknown) => error)
+    t.true(how === 'throws' ? failed instanceof HostError : failed instanceof WasiExitError, String(failed))
+    t.like(sandbox.metrics(), { calls: 2, traps: 2, restarts: 1 }, how)
+  }
+})
+
 test("a replacement's start that runs out of fuel is the last call's fuel in the metrics", async (t) => {
   // Its fuel counted in the total, but lastCallConsumed still named the call before (probe Z9).
   const dir = mkdtempSync(path.join(scratch, 'start-fuel-'))
@@ -903,10 +962,11 @@ test("a replacement's start that runs out of fuel is the last call's fuel in the
   await t.throwsAsync(sandbox.call('ok', [], { fuel: 5000 }), { instanceOf: OutOfFuelError })
   const { fuel, calls, traps } = sandbox.metrics()
   t.is(fuel.lastCallConsumed, 5000)
-  // A start a deadline stopped inside wasm is 0, as a call's is (FuelMetrics), not the one before.
+  // A start a deadline stopped inside wasm is 0, as a call's is (FuelMetrics), not the one before;
+  // one it stopped in the host function (on a loaded machine) is what the error says was burnt.
   // (The loop burns the manifest's 10^8 units in about 50 ms here: a 5 ms deadline comes first.)
-  await t.throwsAsync(sandbox.call('ok', [], { timeoutMs: 5 }), { instanceOf: TimeoutError })
-  t.is(sandbox.metrics().fuel.lastCallConsumed, 0)
+  const late = await t.throwsAsync(sandbox.call('ok', [], { timeoutMs: 5 }), { instanceOf: TimeoutError })
+  t.is(sandbox.metrics().fuel.lastCallConsumed, late?.fuelConsumed ?? 0)
   t.true(fuel.totalConsumed >= 5000 + small, String(fuel.totalConsumed))
   t.like({ calls, traps }, { calls: 3, traps: 2 })
   t.like(sandbox.metrics(), { calls: 4, traps: 3 })

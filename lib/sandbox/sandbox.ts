@@ -538,6 +538,7 @@ export class Sandbox {
   dispose(): void {
     if (this.#disposed) return
     this.#disposed = true
+    this.#calls.abandonWaiting(() => new DisposedError('this sandbox was disposed'))
     this.#instance?.dispose()
     this.#last = this.#instance
     this.#instance = undefined

@@ -4,6 +4,8 @@ import { abortedBy, isAborted, onAbort } from './signal.js'
 export class SerialQueue {
   #tail: Promise<unknown> = Promise.resolve()
   #pending = 0
+  /** How to abandon each task waiting its turn. */
+  readonly #waiting = new Set<(reason: unknown) => void>()
 
   /** Tasks queued or running. */
   get pending(): number {
@@ -44,15 +46,30 @@ export class SerialQueue {
       () => undefined,
       () => undefined,
     )
-    if (state === 'started' || signal === undefined) return result
+    if (state === 'started') return result
     return new Promise<T>((resolve, reject) => {
-      const stop = onAbort(signal, () => {
+      const abandon = (reason: unknown) => {
         if (state !== 'waiting') return
         state = 'abandoned'
         this.#pending--
-        reject(abortedBy(signal))
+        this.#waiting.delete(abandon)
+        reject(reason)
+      }
+      this.#waiting.add(abandon)
+      const stop = signal === undefined ? undefined : onAbort(signal, () => abandon(abortedBy(signal)))
+      result.then(resolve, reject).finally(() => {
+        stop?.()
+        this.#waiting.delete(abandon)
       })
-      result.then(resolve, reject).finally(stop)
     })
+  }
+
+  /**
+   * Rejects every task still waiting its turn with `reason()`, at once: they never start. What
+   * waits behind a running task must not wait for it to learn it never will run (an instance
+   * disposed meanwhile).
+   */
+  abandonWaiting(reason: () => unknown): void {
+    for (const abandon of [...this.#waiting]) abandon(reason())
   }
 }
