@@ -79,6 +79,13 @@ struct Table {
     refused: Vec<Reference>,
 }
 
+impl Table {
+    /// The guest resources JS holds handles to (those it let go of but not yet dropped included).
+    fn js_held(&self) -> usize {
+        self.guest.len() - self.free_guest.len()
+    }
+}
+
 /// Where a conversion from JS begins, in [`Table::converting`] and [`Table::refused`].
 pub struct Mark {
     converting: usize,
@@ -113,13 +120,21 @@ enum Cap {
     Store,
 }
 
-/// The HostLimitError's message. A guest resource JS dropped without `[Symbol.dispose]` keeps its
-/// handle until V8 collects the object, which a small heap may put off for a long time (an outside
-/// probe's loop reached 10,000 after 168k objects), so the message says how to let go sooner.
-fn limit(max_live: usize) -> String {
-    format!(
-        "the instance would hold more than {max_live} resource handles at once (limits.resourceHandles;          a guest resource dropped without [Symbol.dispose] holds its handle until it is garbage-collected)"
-    )
+/// The HostLimitError's message at our cap, `js_held` of whose handles are guest resources JS
+/// holds. One JS dropped without `[Symbol.dispose]` keeps its handle until V8 collects the object,
+/// which a small heap may put off for a long time (an outside probe's loop reached 10,000 after
+/// 168k objects), so when JS holds some the message says how to let go sooner.
+fn limit(max_live: usize, js_held: usize) -> String {
+    let mut message =
+        format!("the instance would hold more than {max_live} resource handles at once (limits.resourceHandles");
+    if js_held > 0 {
+        message.push_str(&format!(
+            "; JS holds {js_held} of the guest's resources, and one dropped without [Symbol.dispose] keeps its \
+             handle until it is garbage-collected"
+        ));
+    }
+    message.push(')');
+    message
 }
 
 impl Resources {
@@ -146,7 +161,7 @@ impl Resources {
         let mut table = self.table();
         if table.live >= self.max_live {
             table.limit_hit = Some(Cap::Ours);
-            return Err(limit(self.max_live));
+            return Err(limit(self.max_live, table.js_held()));
         }
         table.live += 1;
         let index = match table.free_guest.pop() {
@@ -186,7 +201,7 @@ impl Resources {
         if table.live >= self.max_live {
             table.limit_hit = Some(Cap::Ours);
             table.refused.push(object);
-            return Err(limit(self.max_live));
+            return Err(limit(self.max_live, table.js_held()));
         }
         table.live += 1;
         let rep = match table.free_host.pop() {
@@ -256,8 +271,12 @@ impl Resources {
     /// Whether an insertion was refused at the cap since the last look: a conversion that failed
     /// for that is a HostLimitError, not a bad value.
     pub fn take_limit_hit(&self) -> Option<Failure> {
-        self.table().limit_hit.take().map(|cap| match cap {
-            Cap::Ours => Failure::HostLimit(limit(self.max_live)),
+        let (hit, js_held) = {
+            let mut table = self.table();
+            (table.limit_hit.take(), table.js_held())
+        };
+        hit.map(|cap| match cap {
+            Cap::Ours => Failure::HostLimit(limit(self.max_live, js_held)),
             Cap::Store => Failure::HostLimit(crate::limits::store_handles_exceeded(self.store_handles())),
         })
     }
