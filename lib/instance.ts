@@ -152,7 +152,7 @@ function typed(name: string, error: unknown): unknown {
  * would overtake it; or, once the instance was disposed, it never runs again (a caller that
  * retries a BusyError would only learn that later).
  */
-function busyWithCall(native: { readonly disposed: boolean }): WasmError {
+function syncCallRefused(native: { readonly disposed: boolean }): WasmError {
   if (native.disposed) return new DisposedError('the instance was disposed')
   return new BusyError(
     'another call is running or queued on this instance: a synchronous call would overtake it',
@@ -266,7 +266,7 @@ export class Instance<E = Record<string, unknown>> {
           `${shownName(name)}: expected its arguments, got an array of ${args.length} elements`,
         )
       }
-      if (this.#calls.pending > 0) throw busyWithCall(this.#native)
+      if (this.#calls.pending > 0) throw syncCallRefused(this.#native)
       resources = this.#resources?.converts(name) === true ? this.#resources : undefined
       if (resources !== undefined) {
         lowered = resources.lower(name, args)
@@ -320,7 +320,7 @@ export class Instance<E = Record<string, unknown>> {
       wrapped =
         handle.flat === undefined && handle.flatArgs === undefined
           ? (...args: unknown[]) => {
-              if (calls.pending > 0) throw busyWithCall(instance)
+              if (calls.pending > 0) throw syncCallRefused(instance)
               try {
                 return unbox(native(...args))
               } catch (error) {
@@ -330,7 +330,7 @@ export class Instance<E = Record<string, unknown>> {
               }
             }
           : (...args: unknown[]) => {
-              if (calls.pending > 0) throw busyWithCall(instance)
+              if (calls.pending > 0) throw syncCallRefused(instance)
               try {
                 return apply(handle, args)
               } catch (error) {
