@@ -1497,6 +1497,19 @@ test("at limits.resourceHandles, the HostLimitError says how many of the guest's
     /\(limits\.resourceHandles; JS holds 3 of the guest's resources, and one dropped without \[Symbol\.dispose\] keeps its handle until it is garbage-collected\)$/,
   )
   t.is(kept.length, 3)
+  // Handles of the very value being lifted are not JS's yet: they were counted (probe H19).
+  const fresh = () =>
+    component.instantiateSync({
+      limits: { memoryBytes: 4 << 20, resourceHandles: 5 },
+      imports: hostImports([]).imports,
+    })
+  const none = t.throws(() => api(fresh()).Counter.split(6, 6), { instanceOf: HostLimitError })
+  t.regex(none?.message ?? '', /resource handles at once \(limits\.resourceHandles\)$/)
+  const holding = fresh()
+  const one = new (api(holding).Counter)(1)
+  const some = t.throws(() => api(holding).Counter.split(6, 6), { instanceOf: HostLimitError })
+  t.regex(some?.message ?? '', /; JS holds 1 of the guest's resources/)
+  t.truthy(one)
 })
 
 /** Core code that makes as many handles of the guest's own resource as its first parameter asks. */

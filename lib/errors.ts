@@ -421,7 +421,9 @@ export function fromNative(error: unknown): unknown {
   }
   const typed = new Class(native.message, fields)
   const entered = Object.hasOwn(native, 'trapCode') && (native as { entered?: unknown }).entered !== false
-  if (entered || Class === HostError || Class === WasiExitError) stoppedGuests.add(typed)
+  // exit(0) is how a command succeeds: it stopped nothing (DESIGN §5), as the instance's metrics say.
+  const failedExit = Class === WasiExitError && (native as { exitCode?: unknown }).exitCode !== 0
+  if (entered || Class === HostError || failedExit) stoppedGuests.add(typed)
   return typed
 }
 

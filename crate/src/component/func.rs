@@ -238,7 +238,7 @@ impl Export for ExportFunc {
         if let (Some(resources), Some(returned), true) = (&resources, value.as_mut(), self.resources_out) {
             let ty = func.ty(&live.store).results().next();
             if let Some(ty) = ty {
-                resources.capture(&mut live.store, returned, &ty, &mut Vec::new())?;
+                resources.capture(&mut live.store, returned, &ty, &mut Vec::new(), &mut 0)?;
             }
         }
         if let (Some(Val::Result(Err(payload))), Some(Type::Result(result_type))) = (&value, &self.result) {

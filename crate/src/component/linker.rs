@@ -303,9 +303,10 @@ fn host_call(
     // Resources the guest hands out become markers here, where the store is at hand.
     let mut borrowed = Vec::new();
     if let Some(resources) = &resources {
+        let mut captured = 0;
         for (value, ty) in args.iter_mut().zip(&param_types) {
             if holds_resources(ty)
-                && let Err(failure) = resources.capture(&mut *cx, value, ty, &mut borrowed)
+                && let Err(failure) = resources.capture(&mut *cx, value, ty, &mut borrowed, &mut captured)
             {
                 return Err(cx.data_mut().fail_call(failure));
             }

@@ -114,8 +114,9 @@ pub type Release = Box<dyn Fn(Vec<Reference>, bool) + Send + Sync>;
 /// The cap on live handles an insertion met.
 #[derive(Clone, Copy)]
 enum Cap {
-    /// `limits.resourceHandles`, on the handles JS keeps and the host objects the guest keeps.
-    Ours,
+    /// `limits.resourceHandles`, on the handles JS keeps and the host objects the guest keeps;
+    /// with the guest resources JS held then.
+    Ours { js_held: usize },
     /// wasmtime's on every handle of the store ([`crate::limits::store_handles`]).
     Store,
 }
@@ -157,11 +158,13 @@ impl Resources {
         self.table().live
     }
 
-    fn insert_guest(&self, handle: ResourceAny) -> Result<Val, String> {
+    /// Puts a guest handle in the table for JS; `captured` of the table's guest handles are ones
+    /// the same capture put there, which JS does not hold yet.
+    fn insert_guest(&self, handle: ResourceAny, captured: usize) -> Result<Val, String> {
         let mut table = self.table();
         if table.live >= self.max_live {
-            table.limit_hit = Some(Cap::Ours);
-            return Err(limit(self.max_live, table.js_held()));
+            // The failure is returned as it is: no conversion from JS needs to learn of it.
+            return Err(limit(self.max_live, table.js_held().saturating_sub(captured)));
         }
         table.live += 1;
         let index = match table.free_guest.pop() {
@@ -199,9 +202,10 @@ impl Resources {
     fn insert_host(&self, object: Reference) -> Result<u32, String> {
         let mut table = self.table();
         if table.live >= self.max_live {
-            table.limit_hit = Some(Cap::Ours);
+            let js_held = table.js_held();
+            table.limit_hit = Some(Cap::Ours { js_held });
             table.refused.push(object);
-            return Err(limit(self.max_live, table.js_held()));
+            return Err(limit(self.max_live, js_held));
         }
         table.live += 1;
         let rep = match table.free_host.pop() {
@@ -271,12 +275,8 @@ impl Resources {
     /// Whether an insertion was refused at the cap since the last look: a conversion that failed
     /// for that is a HostLimitError, not a bad value.
     pub fn take_limit_hit(&self) -> Option<Failure> {
-        let (hit, js_held) = {
-            let mut table = self.table();
-            (table.limit_hit.take(), table.js_held())
-        };
-        hit.map(|cap| match cap {
-            Cap::Ours => Failure::HostLimit(limit(self.max_live, js_held)),
+        self.table().limit_hit.take().map(|cap| match cap {
+            Cap::Ours { js_held } => Failure::HostLimit(limit(self.max_live, js_held)),
             Cap::Store => Failure::HostLimit(crate::limits::store_handles_exceeded(self.store_handles())),
         })
     }
@@ -479,12 +479,16 @@ impl Resources {
     /// become markers. Guest handles enter the table (a borrowed one too, for the duration of a
     /// host call: `borrowed` collects it, to end the borrow after the call); host handles give
     /// their object's slab index.
+    ///
+    /// `captured` counts the guest handles the captures of one call put in the table (JS holds
+    /// none of them until the call's values reach it), across the captures of its values.
     pub fn capture(
         &self,
         store: &mut impl AsContextMut,
         value: &mut Val,
         ty: &Type,
         borrowed: &mut Vec<(ResourceAny, Val)>,
+        captured: &mut usize,
     ) -> Result<(), Failure> {
         each_resource(value, ty, &mut |value, _| {
             let &mut Val::Resource(handle) = value else {
@@ -494,7 +498,8 @@ impl Resources {
                 *value = Val::S64(i64::from(dynamic.rep()));
                 return Ok(());
             }
-            let marker = self.insert_guest(handle).map_err(Failure::HostLimit)?;
+            let marker = self.insert_guest(handle, *captured).map_err(Failure::HostLimit)?;
+            *captured += 1;
             if !handle.owned() {
                 borrowed.push((handle, marker.clone()));
             }
