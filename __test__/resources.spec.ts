@@ -1503,8 +1503,13 @@ test("at limits.resourceHandles, the HostLimitError says how many of the guest's
       limits: { memoryBytes: 4 << 20, resourceHandles: 5 },
       imports: hostImports([]).imports,
     })
-  const none = t.throws(() => api(fresh()).Counter.split(6, 6), { instanceOf: HostLimitError })
+  const lifting = fresh()
+  const none = t.throws(() => api(lifting).Counter.split(6, 6), { instanceOf: HostLimitError })
   t.regex(none?.message ?? '', /resource handles at once \(limits\.resourceHandles\)$/)
+  // Refused while lifting the result, the call poisons the instance: a trap in the metrics, as
+  // the same refusal inside a host call is (probe H20).
+  t.true(lifting.poisoned)
+  t.like(lifting.metrics(), { calls: 1, traps: 1 })
   const holding = fresh()
   const one = new (api(holding).Counter)(1)
   const some = t.throws(() => api(holding).Counter.split(6, 6), { instanceOf: HostLimitError })

@@ -58,7 +58,7 @@ export interface Metrics {
   fuel: FuelMetrics
   /** Calls made, failed ones included. */
   calls: number
-  /** Calls that failed in wasm (traps, host failures, timeouts, aborts). */
+  /** Calls that failed in wasm or in what it handed the host (traps, host failures, timeouts, aborts, host limits). */
   traps: number
   /** Requests the guest was refused by its grants (wasi:http). */
   capabilityDenials: number

@@ -13,10 +13,13 @@ import {
   HostError,
   InstancePoisonedError,
   type Instance,
+  LinkError,
   TimeoutError,
   TrapError,
   UnreachableError,
 } from '../../lib/index.js'
+
+import { BUMP_MEMORY_WAT } from '../helpers.js'
 
 const engine = new Engine()
 
@@ -444,6 +447,33 @@ test('a start function that loops forever stops at the instantiate timeoutMs, in
       t.true(error!.elapsedMs >= 100, String(error?.elapsedMs))
     }
   }
+})
+
+test("a component's start code that breaks the canonical ABI is a GuestAbiError, not a LinkError", async (t) => {
+  // Any failure of instantiation that was not a trap was reported as the host's missing import:
+  // a guest handing an import invalid UTF-8 from its start code read as a configuration error
+  // (probe H20).
+  const component = engine.compileComponentSync(`(component
+    (import "log" (func $log (param "s" string)))
+    ${BUMP_MEMORY_WAT}
+    (core func $log_l (canon lower (func $log) (memory $memory) string-encoding=utf8))
+    (core module $main
+      (import "h" "log" (func $log (param i32 i32)))
+      (import "m" "memory" (memory 1))
+      (data (i32.const 0) "\\ff\\fe\\fd")
+      (func $start (call $log (i32.const 0) (i32.const 3)))
+      (start $start))
+    (core instance $i (instantiate $main (with "m" (instance $m))
+      (with "h" (instance (export "log" (func $log_l)))))))`)
+  const options = { limits: { memoryBytes: 1 << 20 }, imports: { log: () => {} } }
+  const sync = t.throws(() => component.instantiateSync(options), { instanceOf: GuestAbiError })
+  const async = await t.throwsAsync(component.instantiate(options), { instanceOf: GuestAbiError })
+  for (const error of [sync, async]) {
+    t.like(error, { code: 'ERR_WASM_GUEST_ABI', trapCode: 'CanonicalAbi' })
+    t.regex(error!.message, /invalid utf-8/)
+  }
+  // A missing import is still the host's LinkError.
+  t.throws(() => component.instantiateSync({ limits: { memoryBytes: 1 << 20 } }), { instanceOf: LinkError })
 })
 
 // --- Host imports that call back into the instance calling them ------------------------------

@@ -196,7 +196,14 @@ impl Failure {
         if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
             return Failure::Exit(exit.0);
         }
-        let trapped = error.downcast_ref::<Trap>().is_some() || error.downcast_ref::<HostCallFailed>().is_some();
+        // Whatever came out of running start code (it carries wasm frames) is the guest's, as in a
+        // call: a trap, or a value it handed an import that broke the canonical ABI. Only the rest
+        // (linking) is the host's.
+        let trapped = error.downcast_ref::<Trap>().is_some()
+            || error.downcast_ref::<HostCallFailed>().is_some()
+            || error
+                .downcast_ref::<WasmBacktrace>()
+                .is_some_and(|trace| !trace.frames().is_empty());
         // A growth denied earlier (it returned -1) is not why a start function that trapped
         // afterwards for another reason failed.
         if (facts.memory_denied && !trapped) || error.downcast_ref::<MemoryLimitExceeded>().is_some() {

@@ -410,8 +410,9 @@ impl<I> Slot<I> {
         }
         if self.poisoned.load(Ordering::Acquire) {
             return Err(Failure::Poisoned(
-                "an earlier call failed inside the instance (a trap, a host function's failure, an exit or a \
-                 host limit), so it cannot be entered again; create a new instance"
+                "an earlier call ended inside the instance without returning (a trap, a host function's \
+                 failure, an exit, exit(0) included, or a host limit), so it cannot be entered again; create a \
+                 new instance"
                     .into(),
             ));
         }

@@ -227,18 +227,28 @@ impl Export for ExportFunc {
             .result
             .is_some()
             .then(|| std::mem::replace(&mut slot[0], Val::Bool(false)));
+        // The guest has returned, but a result too large for JS, or with more handles than the
+        // limit, still ends the call without a value and poisons the instance: a trap in the
+        // metrics, as the same failure inside a host call is.
+        let trapped = |metrics: &mut crate::metrics::Metrics, failure: Failure| {
+            metrics.traps += 1;
+            failure
+        };
         if let Some(value) = &value {
             convert::check_js_size(
                 std::slice::from_ref(value),
                 self.result_flags,
                 live.store.hostcall_fuel(),
                 || format!("the result of {}", self.path),
-            )?;
+            )
+            .map_err(|failure| trapped(&mut live.metrics, failure))?;
         }
         if let (Some(resources), Some(returned), true) = (&resources, value.as_mut(), self.resources_out) {
             let ty = func.ty(&live.store).results().next();
             if let Some(ty) = ty {
-                resources.capture(&mut live.store, returned, &ty, &mut Vec::new(), &mut 0)?;
+                resources
+                    .capture(&mut live.store, returned, &ty, &mut Vec::new(), &mut 0)
+                    .map_err(|failure| trapped(&mut live.metrics, failure))?;
             }
         }
         if let (Some(Val::Result(Err(payload))), Some(Type::Result(result_type))) = (&value, &self.result) {
