@@ -36,9 +36,17 @@ export interface ManifestFields {
 }
 
 /** A new directory under `parent` with a copy of `wasm` and a Component.toml with these fields. */
-export function componentDir(
+export function componentDir(parent: string, wasm: string, fields: ManifestFields): string {
+  return manifestDir(parent, fields, (target) => copyFileSync(wasm, target))
+}
+
+/** {@link componentDir} for a guest written as WAT text (compiled as the wasm file's bytes would be). */
+export function watComponentDir(parent: string, wat: string, fields: ManifestFields): string {
+  return manifestDir(parent, fields, (target) => writeFileSync(target, wat))
+}
+
+function manifestDir(
   parent: string,
-  wasm: string,
   {
     name = 'test-component',
     maxBytes,
@@ -46,9 +54,10 @@ export function componentDir(
     timeoutMs = 1_000,
     permissions = [],
   }: ManifestFields,
+  writeWasm: (target: string) => void,
 ): string {
-  const dir = mkdtempSync(path.join(parent, 'component-'))
-  copyFileSync(wasm, path.join(dir, 'component.wasm'))
+  const dir = mkdtempSync(path.join(parent, `${name}-`))
+  writeWasm(path.join(dir, 'component.wasm'))
   const manifest = [
     '[component]',
     `name = "${name}"`,

@@ -421,7 +421,7 @@ export function fromNative(error: unknown): unknown {
   }
   const typed = new Class(native.message, fields)
   const entered = Object.hasOwn(native, 'trapCode') && (native as { entered?: unknown }).entered !== false
-  // exit(0) is how a command succeeds: it stopped nothing (DESIGN §5), as the instance's metrics say.
+  // exit(0) is how a command succeeds (README, WASI): it stopped nothing, as the instance's metrics say.
   const failedExit = Class === WasiExitError && (native as { exitCode?: unknown }).exitCode !== 0
   if (entered || Class === HostError || failedExit) stoppedGuests.add(typed)
   return typed

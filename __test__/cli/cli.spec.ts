@@ -776,7 +776,7 @@ for (const kind of ['component', 'module'] as const) {
 }
 
 test('run of a WASI command with --json prints one document of its metrics and output', async (t) => {
-  // It was a usage error, though DESIGN's `run ... [--json]` prints the metrics for any run (probe D2).
+  // It was a usage error, though the README's `run ... --json` prints the metrics for any run (probe D2).
   for (const wasm of [wasiModuleWasm, wasiComponentWasm]) {
     const [ran, exited] = await Promise.all([
       cli('run', wasm, ...WASI_MEMORY, '--json', 'echo', 'hi'),
@@ -878,10 +878,10 @@ async function runWhileReaderLeaves(
   return { code, signal, stderr }
 }
 
-/** A WASI command that writes `y\n` to `fd` until a write fails (as `yes` does). */
-function writesUntilFailure(file: string, fd: number): string {
-  writeFileSync(
-    file,
+/** A WASI command, in the scratch file `name`, that writes `y\n` to `fd` until a write fails (as `yes` does). */
+function writesUntilFailure(name: string, fd: number): string {
+  return file(
+    name,
     `(module
       (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
       (memory (export "memory") 1)
@@ -893,7 +893,6 @@ function writesUntilFailure(file: string, fd: number): string {
           (br_if $failed (call $write (i32.const ${fd}) (i32.const 0) (i32.const 1) (i32.const 16)))
           (br $again)))))`,
   )
-  return file
 }
 
 test('run printing into a reader that closes early (| head) ends quietly, not with an EPIPE crash', async (t) => {
@@ -939,7 +938,7 @@ test('run --json keeps its outcome when the guest printed more than its document
 test("run stops a command that writes for ever once stdout's reader closes it (| head)", async (t) => {
   // Its writes never failed (its output is piped through the CLI), so a command that would stop
   // at its first failed write ran until its deadline, or for ever without one (probe Z6).
-  const yes = writesUntilFailure(path.join(scratch, 'yes.wat'), 1)
+  const yes = writesUntilFailure('yes.wat', 1)
   const { code, signal, stderr } = await runWhileReaderLeaves([yes, '--memory', '65536'], 'stdout')
   t.is(signal, null, 'it stopped by itself')
   t.is(code, 141, stderr)
@@ -950,7 +949,7 @@ test("run exits 141 when stderr's reader leaves, or when a reader leaves before 
   // Only stdout's EPIPE stopped the guest: one writing stderr alone into `2>&1 | head` ran for
   // ever; and a guest that had finished exited with its own status though its output was lost
   // (probe H16).
-  const toStderr = writesUntilFailure(path.join(scratch, 'stderr-flood.wat'), 2)
+  const toStderr = writesUntilFailure('stderr-flood.wat', 2)
   t.like(await runWhileReaderLeaves([toStderr, '--memory', '65536'], 'stderr'), { code: 141, signal: null })
   t.like(
     await runWhileReaderLeaves([wasiModuleWasm, ...WASI_MEMORY, 'spam', String(4 * MiB)], 'stdout-at-once'),

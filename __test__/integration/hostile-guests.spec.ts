@@ -517,6 +517,21 @@ function reentrant(
   return instance
 }
 
+/**
+ * A host import's body that awaits `call('inner')` on `target`, keeping what that throws in `seen`
+ * (and answering 0 then).
+ */
+function awaitsInner(seen: unknown[]): (target: Instance) => Promise<unknown> {
+  return async (target) => {
+    try {
+      return await target.call('inner')
+    } catch (error) {
+      seen.push(error)
+      return 0
+    }
+  }
+}
+
 test('a host import that calls callSync on the instance calling it gets BusyError; the outer call completes', async (t) => {
   for (const { kind, compiled } of REENTRANT) {
     for (const how of BOTH) {
@@ -567,19 +582,7 @@ test('a host import that lets the BusyError of a re-entrant callSync escape fail
 test('a host import that awaits call() on the instance calling it gets BusyError, not a deadlock', async (t) => {
   for (const { kind, compiled } of REENTRANT) {
     const seen: unknown[] = []
-    const instance = reentrant(
-      kind,
-      compiled,
-      async (self) => {
-        try {
-          return await self.call('inner')
-        } catch (error) {
-          seen.push(error)
-          return 0
-        }
-      },
-      300,
-    )
+    const instance = reentrant(kind, compiled, awaitsInner(seen), 300)
     t.is(await instance.call('outer'), 1, kind)
     t.true(seen[0] instanceof BusyError, `${kind}: ${String(seen[0])}`)
   }
@@ -593,19 +596,7 @@ test('a host import that awaits call() on an instance whose host import awaits t
     const seen: unknown[] = []
     let b!: Instance
     const a = reentrant(kind, compiled, async () => await b.call('outer'), 5_000)
-    b = reentrant(
-      kind,
-      compiled,
-      async () => {
-        try {
-          return await a.call('inner')
-        } catch (error) {
-          seen.push(error)
-          return 0
-        }
-      },
-      5_000,
-    )
+    b = reentrant(kind, compiled, () => awaitsInner(seen)(a), 5_000)
     t.is(await a.call('outer'), 2, kind)
     t.true(seen[0] instanceof BusyError, `${kind}: ${String(seen[0])}`)
     t.false(a.poisoned)
@@ -620,14 +611,7 @@ test("a host import that awaits another instance's instantiation, whose start co
     (start $start))`)
   const seen: unknown[] = []
   let a!: Instance
-  const back = async () => {
-    try {
-      return await a.call('inner')
-    } catch (error) {
-      seen.push(error)
-      return 0
-    }
-  }
+  const back = () => awaitsInner(seen)(a)
   a = reentrant(
     'module',
     () => engine.compileModuleSync(REENTRANT_MODULE),

@@ -763,8 +763,8 @@ test('a policy narrows a range: the manifest cannot keep a limit the host does n
   t.is(fuel.allowed, '10000..100000000')
 })
 
-test('timeout_seconds and timeout_ms together, as DESIGN shows them: the shorter applies', (t) => {
-  // DESIGN's [resources.cpu] example gives both: timeout_ms is the finer alternative.
+test('timeout_seconds and timeout_ms together, as the README allows: the shorter applies', (t) => {
+  // The README's Component.toml names timeout_ms as the finer alternative to timeout_seconds.
   const design = component({ cpu: 'max_fuel = 10000000\ntimeout_seconds = 5\ntimeout_ms = 250' })
   t.is(loadManifest(design).resources.cpu.timeoutMs, 250)
   // Neither lengthens the other.

@@ -39,6 +39,7 @@ import {
   typesWasm,
   wasiComponentWasm,
   wasiModuleWasm,
+  watComponentDir,
 } from '../helpers.js'
 
 const example = (name: string) => path.join(root, 'examples', name)
@@ -716,18 +717,13 @@ test('a sandbox of a core module replaces its instance after a failure, and afte
 test("a core module's sandbox keeps its instance when an abort came before the guest ran", async (t) => {
   // Any AbortError retired a core instance, though one that lands before the pool thread enters
   // the guest leaves it untouched: the guest's state was lost (probe R, with components).
-  const dir = mkdtempSync(path.join(scratch, 'counter-'))
-  writeFileSync(
-    path.join(dir, 'guest.wasm'),
+  const dir = watComponentDir(
+    scratch,
     `(module
       (global $n (mut i32) (i32.const 0))
       (func (export "bump") (result i32)
         global.get $n i32.const 1 i32.add global.set $n global.get $n))`,
-  )
-  writeFileSync(
-    path.join(dir, 'Component.toml'),
-    '[component]\nname = "counter"\nversion = "0.1.0"\nwasm = "guest.wasm"\n' +
-      '[resources.memory]\nmax_bytes = 1048576\n[resources.cpu]\nmax_fuel = 1000000\ntimeout_ms = 60000\n',
+    { name: 'counter', maxBytes: 1 << 20, maxFuel: 1_000_000, timeoutMs: 60_000 },
   )
   using sandbox = await loadComponent(dir, { engine: wasiEngine })
   let aborted = 0
@@ -755,20 +751,15 @@ test("a spent instance is replaced at the next call, under that call's deadline 
   // The replacement runs the guest's start code. Made while the failed call settled, it ran under
   // the manifest's timeout whatever the caller asked: a start that waits held every call, abort
   // and deadline for the manifest's whole timeout (and callSync held the event loop).
-  const dir = mkdtempSync(path.join(scratch, 'spent-'))
-  writeFileSync(
-    path.join(dir, 'guest.wasm'),
+  const dir = watComponentDir(
+    scratch,
     `(module
       (import "env" "wait" (func $wait))
       (func $start (call $wait))
       (start $start)
       (func (export "boom") unreachable)
       (func (export "ok") (result i32) i32.const 1))`,
-  )
-  writeFileSync(
-    path.join(dir, 'Component.toml'),
-    '[component]\nname = "spent"\nversion = "0.1.0"\nwasm = "guest.wasm"\n' +
-      '[resources.memory]\nmax_bytes = 1048576\n[resources.cpu]\nmax_fuel = 1000000\ntimeout_ms = 60000\n',
+    { name: 'spent', maxBytes: 1 << 20, maxFuel: 1_000_000, timeoutMs: 60_000 },
   )
   let starts = 0
   // The first start returns at once; every later one waits for ever.
@@ -793,21 +784,15 @@ test("a spent instance is replaced at the next call, under that call's deadline 
 
 /** A core module sandbox whose start code calls `env.back` from its second start on. */
 async function backAtRestart(back: () => unknown): Promise<Sandbox> {
-  const dir = mkdtempSync(path.join(scratch, 'back-'))
-  writeFileSync(
-    path.join(dir, 'guest.wasm'),
+  const dir = watComponentDir(
+    scratch,
     `(module
       (import "env" "back" (func $back))
-      (global $starts (mut i32) (i32.const 0))
       (func $start (call $back))
       (start $start)
       (func (export "boom") unreachable)
       (func (export "plain") (result i32) i32.const 1))`,
-  )
-  writeFileSync(
-    path.join(dir, 'Component.toml'),
-    '[component]\nname = "back"\nversion = "0.1.0"\nwasm = "guest.wasm"\n' +
-      '[resources.memory]\nmax_bytes = 1048576\n[resources.cpu]\nmax_fuel = 1000000\ntimeout_ms = 2000\n',
+    { name: 'back', maxBytes: 1 << 20, maxFuel: 1_000_000, timeoutMs: 2_000 },
   )
   let starts = 0
   return loadComponent(dir, {
@@ -851,8 +836,8 @@ test("a replacement's start code that calls its own sandbox gets BusyError at on
   other.dispose()
 })
 
-test('call() on a disposed sandbox or instance rejects at once, not when the running call ends', async (t) => {
-  // It waited in the queue behind the running call, and only then said DisposedError (probe H17).
+/** A sandbox of the types fixture whose `call-double` waits in its host function until `release()`. */
+async function heldSandbox(): Promise<{ sandbox: Sandbox; release: () => void }> {
   let release = () => {}
   const held = new Promise<void>((resolve) => (release = resolve))
   const imports = typesImports()
@@ -861,7 +846,12 @@ test('call() on a disposed sandbox or instance rejects at once, not when the run
     return x * 2
   }
   const dir = componentDir(scratch, typesWasm, { maxBytes: 4 * MiB, timeoutMs: 5_000 })
-  const sandbox = await loadComponent(dir, { hostFunctions: imports })
+  return { sandbox: await loadComponent(dir, { hostFunctions: imports }), release }
+}
+
+test('call() on a disposed sandbox or instance rejects at once, not when the running call ends', async (t) => {
+  // It waited in the queue behind the running call, and only then said DisposedError (probe H17).
+  const { sandbox, release } = await heldSandbox()
   const running = sandbox.call('call-double', [2])
   await new Promise((resolve) => setTimeout(resolve, 50))
   sandbox.dispose()
@@ -876,15 +866,7 @@ test('call() on a disposed sandbox or instance rejects at once, not when the run
 
 test('calls queued when a sandbox or an instance is disposed reject at once, not when the running call ends', async (t) => {
   // They waited for the running call (up to its deadline) before saying DisposedError (probe H18).
-  let release = () => {}
-  const held = new Promise<void>((resolve) => (release = resolve))
-  const imports = typesImports()
-  imports.double = async (x: number) => {
-    await held
-    return x * 2
-  }
-  const dir = componentDir(scratch, typesWasm, { maxBytes: 4 * MiB, timeoutMs: 5_000 })
-  const sandbox = await loadComponent(dir, { hostFunctions: imports })
+  const { sandbox, release } = await heldSandbox()
   const running = sandbox.call('call-double', [2])
   const queued = [sandbox.call('get-counter'), sandbox.call('get-counter', [], { fuel: 1000 })]
   let settled = 0
@@ -902,9 +884,8 @@ test("a replacement's start that fails in a host function or by exit() counts a 
   // Only failures carrying a trap code counted: a start whose host function threw, or that called
   // exit(), was a call without a trap, though the guest ran (probe H18).
   for (const how of ['throws', 'exits', 'exits-0'] as const) {
-    const dir = mkdtempSync(path.join(scratch, `start-${how}-`))
-    writeFileSync(
-      path.join(dir, 'guest.wasm'),
+    const dir = watComponentDir(
+      scratch,
       `(module
         (import "env" "again" (func $again (result i32)))
         (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
@@ -913,11 +894,7 @@ test("a replacement's start that fails in a host function or by exit() counts a 
         (start $start)
         (func (export "boom") unreachable)
         (func (export "ok") (result i32) i32.const 1))`,
-    )
-    writeFileSync(
-      path.join(dir, 'Component.toml'),
-      `[component]\nname = "start-${how}"\nversion = "0.1.0"\nwasm = "guest.wasm"\n` +
-        '[resources.memory]\nmax_bytes = 1048576\n[resources.cpu]\nmax_fuel = 1000000\ntimeout_ms = 5000\n',
+      { name: `start-${how}`, maxBytes: 1 << 20, maxFuel: 1_000_000, timeoutMs: 5_000 },
     )
     let starts = 0
     const again = () => {
@@ -936,20 +913,15 @@ test("a replacement's start that fails in a host function or by exit() counts a 
 
 test("a replacement's start that runs out of fuel is the last call's fuel in the metrics", async (t) => {
   // Its fuel counted in the total, but lastCallConsumed still named the call before (probe Z9).
-  const dir = mkdtempSync(path.join(scratch, 'start-fuel-'))
-  writeFileSync(
-    path.join(dir, 'guest.wasm'),
+  const dir = watComponentDir(
+    scratch,
     `(module
       (import "env" "again" (func $again (result i32)))
       (func $start (if (call $again) (then (loop $l (br $l)))))
       (start $start)
       (func (export "boom") unreachable)
       (func (export "ok") (result i32) i32.const 1))`,
-  )
-  writeFileSync(
-    path.join(dir, 'Component.toml'),
-    '[component]\nname = "start-fuel"\nversion = "0.1.0"\nwasm = "guest.wasm"\n' +
-      '[resources.memory]\nmax_bytes = 1048576\n[resources.cpu]\nmax_fuel = 100000000\ntimeout_ms = 60000\n',
+    { name: 'start-fuel', maxBytes: 1 << 20, maxFuel: 100_000_000, timeoutMs: 60_000 },
   )
   let starts = 0
   using sandbox = await loadComponent(dir, {
