@@ -11,6 +11,7 @@ import test, { type ExecutionContext } from 'ava'
 
 import { resourcesWasm, typesImports, typesWasm, wasiComponentWasm } from '../fixtures/index.js'
 import {
+  AbortError,
   BusyError,
   ComponentError,
   DisposedError,
@@ -19,6 +20,7 @@ import {
   HostLimitError,
   type Instance,
   LinkError,
+  TimeoutError,
   UnreachableError,
   WasmTypeError,
   type ComponentItem,
@@ -1481,6 +1483,62 @@ test("the host's objects in a value a host function returns that fails the class
     message: /returned string "bad" where/,
   })
   t.deepEqual(disposed, ['beside', 'twice'], 'an object in two places is disposed once')
+})
+
+test("the host's objects in a host function's answer that comes after its call ended are disposed", async (t) => {
+  // The call gave up on the Promise (its deadline or abort came first), so nothing takes what it
+  // brings: its objects were dropped without [Symbol.dispose] (an open item of SECURITY 43).
+  const guest = engine.compileComponentSync(`(component
+    (import "test:x/host" (instance $h
+      (export "logger" (type (sub resource)))
+      (export "some" (func (result (result (list (own 0)) (error (own 0))))))))
+    (alias export $h "some" (func $some))
+    ${BUMP_MEMORY_WAT}
+    (core func $some_l (canon lower (func $some) (memory $memory) (realloc $realloc)))
+    (core module $main
+      (import "h" "some" (func $some (param i32)))
+      (import "m" "memory" (memory 1))
+      (func (export "run") (result i32) i32.const 64 call $some i32.const 64 i32.load8_u))
+    (core instance $i (instantiate $main (with "m" (instance $m))
+      (with "h" (instance (export "some" (func $some_l))))))
+    (func (export "run") (result u32) (canon lift (core func $i "run"))))`)
+  const disposed: string[] = []
+  class Logger {
+    constructor(readonly name: string) {}
+    [Symbol.dispose]() {
+      disposed.push(this.name)
+    }
+  }
+  let answer: { resolve: (value: Logger[]) => void; reject: (error: unknown) => void } | undefined
+  const host = {
+    Logger,
+    some: () => new Promise<Logger[]>((resolve, reject) => (answer = { resolve, reject })),
+  }
+  const settleLate = async (call: Promise<unknown>, expected: Function, settle: () => void) => {
+    answer = undefined
+    await t.throwsAsync(call, { instanceOf: expected })
+    settle()
+    for (let round = 0; round < 20; round++) await new Promise((resolve) => setImmediate(resolve))
+  }
+  const inst = guest.instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports: { 'test:x/host': host } })
+  await settleLate(inst.call('run', [], { timeoutMs: 50 }), TimeoutError, () =>
+    answer!.resolve([new Logger('late-a'), new Logger('late-b')]),
+  )
+  t.deepEqual(disposed, ['late-a', 'late-b'], 'after a deadline')
+  const second = guest.instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports: { 'test:x/host': host } })
+  const controller = new AbortController()
+  const aborted = second.call('run', [], { signal: controller.signal })
+  setTimeout(() => controller.abort(), 20)
+  await settleLate(aborted, AbortError, () => answer!.reject({ payload: new Logger('late-err') }))
+  t.deepEqual(disposed, ['late-a', 'late-b', 'late-err'], 'an err payload thrown after an abort')
+  // One that comes in time reaches the guest, and is the guest's to drop.
+  const third = guest.instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports: { 'test:x/host': host } })
+  answer = undefined
+  const inTime = third.call('run', [])
+  while (answer === undefined) await new Promise((resolve) => setImmediate(resolve))
+  answer.resolve([new Logger('in-time')])
+  t.is(await inTime, 0)
+  t.deepEqual(disposed, ['late-a', 'late-b', 'late-err'])
 })
 
 test("at limits.resourceHandles, the HostLimitError says how many of the guest's resources JS holds", (t) => {

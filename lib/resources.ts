@@ -16,6 +16,7 @@ import { someType, tagsCarried, valueTypeOf } from './util/wit.js'
 import { ComponentError, DisposedError, WasmTypeError } from './errors.js'
 import { disposeGivenUp, hostFailure } from './native.js'
 import { thrownPayload } from './util/failure.js'
+import { servedCall } from './util/reentry.js'
 import { exportPaths, lowerCamel, unversioned, upperCamel } from './util/names.js'
 import { TYPED_ARRAY_CLASSES } from './util/typed-arrays.js'
 
@@ -525,12 +526,8 @@ function checkHostResources(
     const { ok, err } = returnChecked(item)
     return holdsHostResource(ok) || holdsHostResource(err)
   }
-  /**
-   * A value in `value` that is not an instance of its host class, and the class; when there is one,
-   * the host's objects in `value` are disposed first: the host gave them up, and the guest will
-   * never have them (as the addon does with those of a value it refuses).
-   */
-  const misfit = (value: unknown, type: WitType | undefined) => {
+  /** The host's objects in `value` (instances of their host class), and the first value that is not one. */
+  const hostObjects = (value: unknown, type: WitType | undefined) => {
     let found: { given: unknown; cls: Function } | undefined
     const objects = new Set<object>()
     if (holdsHostResource(type)) {
@@ -544,8 +541,21 @@ function checkHostResources(
         return given
       })
     }
+    return { objects, found }
+  }
+  /**
+   * A value in `value` that is not an instance of its host class, and the class; when there is one,
+   * the host's objects in `value` are disposed first: the host gave them up, and the guest will
+   * never have them (as the addon does with those of a value it refuses).
+   */
+  const misfit = (value: unknown, type: WitType | undefined) => {
+    const { objects, found } = hostObjects(value, type)
     if (found !== undefined) for (const object of objects) disposeGivenUp(object)
     return found
+  }
+  /** Disposes the host's objects in `value`, given up where no guest will have them. */
+  const disposeAll = (value: unknown, type: WitType | undefined) => {
+    for (const object of hostObjects(value, type).objects) disposeGivenUp(object)
   }
   /** Wraps the functions `object` holds under `item`'s names. */
   const wrapIn = (object: Record<string, unknown>, item: ComponentItem, label: string): void => {
@@ -553,14 +563,17 @@ function checkHostResources(
     const { ok, err } = returnChecked(item)
     const isResult = item.func?.result?.kind === 'result'
     const carried = tagsCarried(ok)
-    const returned = (value: unknown) => {
-      // For a `result`, an object whose own `tag` is ok or err is the result itself (as the
-      // addon and jco take it), unless the ok value may carry that tag: its `val` goes to the guest.
+    /** What the guest would get of `value`, returned: for a `result`, an object whose own `tag` is
+     * ok or err is the result itself (as the addon and jco take it), unless the ok value may carry
+     * that tag: its `val` goes to the guest. */
+    const given = (value: unknown): [unknown, WitType | undefined] => {
       const side = isResult ? resultSide(value, carried) : undefined
-      const bad =
-        side === undefined
-          ? misfit(value, ok)
-          : misfit(Reflect.get(value as object, 'val'), side === 'ok' ? ok : err)
+      return side === undefined
+        ? [value, ok]
+        : [Reflect.get(value as object, 'val'), side === 'ok' ? ok : err]
+    }
+    const returned = (value: unknown) => {
+      const bad = misfit(...given(value))
       if (bad === undefined) return value
       throw hostFailure(
         new TypeError(`${label} returned ${described(bad.given)} where the guest takes a ${bad.cls.name}`),
@@ -579,10 +592,22 @@ function checkHostResources(
         }),
       )
     }
+    // An answer that comes after its call ended (its deadline or abort came first) has no taker:
+    // the addon let go of the Promise, so the host's objects in it are disposed here.
+    const returnedLate = (value: unknown): never => {
+      disposeAll(...given(value))
+      throw hostFailure(new Error(`${label} answered after its call ended`))
+    }
+    const thrownLate = (error: unknown): never => {
+      const payload = thrownPayload(error, false)
+      if (payload !== undefined) disposeAll(payload.payload, err)
+      throw error
+    }
     for (const key of new Set([item.name, lowerCamel(item.name)])) {
       const fn = Object.hasOwn(object, key) ? object[key] : undefined
       if (typeof fn !== 'function') continue
       object[key] = function (this: unknown, ...args: unknown[]) {
+        const call = servedCall()
         let value: unknown
         try {
           value = Reflect.apply(fn, this, args)
@@ -590,7 +615,12 @@ function checkHostResources(
           thrown(error)
         }
         // Any realm's Promise: the addon awaits those too.
-        return types.isPromise(value) ? value.then(returned, thrown) : returned(value)
+        if (!types.isPromise(value)) return returned(value)
+        const ended = () => call !== undefined && !call.running
+        return value.then(
+          (settled) => (ended() ? returnedLate(settled) : returned(settled)),
+          (error: unknown) => (ended() ? thrownLate(error) : thrown(error)),
+        )
       }
     }
   }

@@ -150,6 +150,14 @@ export function reentryRefused(what: string, of: 'instance' | 'sandbox'): BusyEr
   )
 }
 
+/**
+ * The guest call the code running now serves (inside a host function and the async work it
+ * started), to tell whether it still runs; undefined elsewhere.
+ */
+export function servedCall(): { readonly running: boolean } | undefined {
+  return inside.getStore()?.call
+}
+
 /** The host calls the code running now serves, for a call it makes to pass on to its host functions. */
 export function currentCallers(): Callers | undefined {
   return inside.getStore()?.owners
