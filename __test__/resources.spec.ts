@@ -1535,8 +1535,9 @@ test("the host's objects in a host function's answer that comes after its call e
   const third = guest.instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports: { 'test:x/host': host } })
   answer = undefined
   const inTime = third.call('run', [])
-  while (answer === undefined) await new Promise((resolve) => setImmediate(resolve))
-  answer.resolve([new Logger('in-time')])
+  const asked = () => answer
+  while (asked() === undefined) await new Promise((resolve) => setImmediate(resolve))
+  asked()!.resolve([new Logger('in-time')])
   t.is(await inTime, 0)
   t.deepEqual(disposed, ['late-a', 'late-b', 'late-err'])
 })

@@ -1,7 +1,11 @@
 /**
  * Exit codes: 0 success, 1 any other failure, 2 usage or configuration (including a bad argument
- * value), 3 compile or link, 4 trap (timeout, fuel and memory limits included) or abort.
+ * value), 3 compile or link, 4 trap (timeout, fuel and memory limits included) or abort; a run
+ * stopped by SIGINT or SIGTERM, 128 + the signal's number (130, 143), as the shell reports a
+ * process the signal killed.
  */
+import { constants } from 'node:os'
+
 import {
   AbortError,
   CompileError,
@@ -12,6 +16,7 @@ import {
   WasmTypeError,
   type ConfigProblem,
 } from '../errors.js'
+
 import { UsageError } from './args.js'
 
 /**
@@ -19,6 +24,16 @@ import { UsageError } from './args.js'
  * killed by SIGPIPE (128 + 13), as `yes | head` leaves `yes`.
  */
 export const EXIT = { success: 0, failure: 1, usage: 2, compile: 3, trap: 4, readerGone: 141 } as const
+
+/** A run stopped because the process was asked to stop: it exits as one killed by `signal` would. */
+export class RunInterrupted extends AbortError {
+  constructor(
+    readonly signal: NodeJS.Signals,
+    cause: unknown,
+  ) {
+    super(`the run was stopped by ${signal}`, { cause })
+  }
+}
 
 /** The `code` of a thrown value, as the CLI prints it. */
 export function errorCode(error: unknown): string {
@@ -50,6 +65,7 @@ export function errorFields(error: unknown): {
 
 /** The exit code for a thrown value. */
 export function exitCodeOf(error: unknown): number {
+  if (error instanceof RunInterrupted) return 128 + (constants.signals[error.signal] ?? 0)
   if (error instanceof UsageError || error instanceof ConfigError || error instanceof WasmTypeError)
     return EXIT.usage
   if (errorCode(error) === 'ERR_USAGE') return EXIT.usage

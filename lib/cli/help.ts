@@ -16,7 +16,8 @@ Options:
   -v, --version  print the version
 
 Exit codes: 0 success, 1 other failure, 2 usage or configuration error,
-3 compile or link error, 4 trap (including timeout, fuel and memory limits).
+3 compile or link error, 4 trap (including timeout, fuel and memory limits),
+130/143 a run stopped by SIGINT/SIGTERM, 141 a reader that closed stdout or stderr.
 A WASI command run by \`run\` that calls exit(n) exits with n.
 `
 

@@ -101,7 +101,21 @@ if (isEntryPoint()) {
       readerGone.abort(new Error('the reader of stdout or stderr closed it'))
     })
   }
-  const io = { stdout: process.stdout, stderr: process.stderr, readerGone: readerGone.signal }
+  // Ctrl-C (or a service manager's SIGTERM) stops `run`'s guest, and the run still reports what
+  // it did (its output, its --json document); a second signal ends the process at once, as does
+  // the first for the commands that run no guest.
+  const interrupted = new AbortController()
+  const stop = (signal: NodeJS.Signals) => {
+    process.off('SIGINT', stop).off('SIGTERM', stop)
+    interrupted.abort(signal)
+  }
+  if (process.argv[2] === 'run') process.on('SIGINT', stop).on('SIGTERM', stop)
+  const io = {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    readerGone: readerGone.signal,
+    interrupted: interrupted.signal,
+  }
   const code = await main(process.argv.slice(2), io)
   // Some of what it printed was lost, whenever the reader left: as a writer killed by SIGPIPE.
   process.exitCode = readerGone.signal.aborted ? EXIT.readerGone : code

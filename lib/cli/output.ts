@@ -22,6 +22,12 @@ export interface CliOutput {
    * write runs on unless `run` stops it.
    */
   readerGone?: AbortSignal | undefined
+  /**
+   * Aborts, with the signal's name as its reason, once the process is asked to stop (SIGINT,
+   * SIGTERM): `run` stops the guest and reports the run as stopped, its output and `--json`
+   * document included.
+   */
+  interrupted?: AbortSignal | undefined
 }
 
 /** A stream the CLI writes to: a Node stream tells how much of what it was given waits. */
@@ -89,7 +95,12 @@ const SLICE = 1 << 20
 
 /** `io`, writing every text escaped, a slice at a time. */
 export function terminalOutput(io: CliOutput): CliOutput {
-  return { stdout: escaping(io.stdout), stderr: escaping(io.stderr), readerGone: io.readerGone }
+  return {
+    stdout: escaping(io.stdout),
+    stderr: escaping(io.stderr),
+    readerGone: io.readerGone,
+    interrupted: io.interrupted,
+  }
 }
 
 function escaping(stream: CliStream): CliStream {

@@ -14,7 +14,7 @@ import { compileManifestWasm, loadComponent } from '../sandbox/sandbox.js'
 import { argumentsFromText } from '../util/json-values.js'
 import { exportPaths, splitExportPath, wasmKind } from '../util/names.js'
 import { integerFlag, jsonRequested, parse, UsageError } from './args.js'
-import { errorFields, EXIT } from './exit.js'
+import { errorFields, EXIT, RunInterrupted } from './exit.js'
 import { RUN_HELP } from './help.js'
 import { backedUp, boundedJsonText, printText, type CliOutput } from './output.js'
 import { exportedFunctions, readWasm, type ExportedFunction } from './wasm.js'
@@ -301,7 +301,7 @@ async function runCommand(runner: Runner, name: string, io: CliOutput): Promise<
     }
   }, PRINT_EVERY_MS)
   try {
-    await runner.call(name, [], io.readerGone)
+    await runner.call(name, [], stopSignal(io))
     return EXIT.success
   } catch (error) {
     if (error instanceof WasiExitError) return processExitCode(error.exitCode)
@@ -360,7 +360,7 @@ async function invoke(
   const started = performance.now()
   let outcome: { result: unknown } | { error: unknown }
   try {
-    outcome = { result: await runner.call(name, callArgs, io.readerGone) }
+    outcome = { result: await runner.call(name, callArgs, stopSignal(io)) }
   } catch (error) {
     outcome = { error }
   }
@@ -424,12 +424,20 @@ export async function run(args: readonly string[], io: CliOutput): Promise<numbe
   const failed: { call?: FailedCall } = {}
   try {
     return await runParsed(args, io, failed)
-  } catch (error) {
+  } catch (caught) {
     // Nobody reads what is left to say: stopped quietly, as a writer killed by SIGPIPE is.
-    if (error instanceof AbortError && io.readerGone?.aborted === true) return EXIT.readerGone
+    if (caught instanceof AbortError && io.readerGone?.aborted === true) return EXIT.readerGone
+    const interrupted = io.interrupted?.aborted === true && caught instanceof AbortError
+    const error = interrupted ? new RunInterrupted(io.interrupted!.reason as NodeJS.Signals, caught) : caught
     if (jsonRequested(args)) io.stdout.write(`${errorDocument(error, failed.call)}\n`)
     throw error
   }
+}
+
+/** What stops a call: its output's reader leaving, or the process being asked to stop. */
+function stopSignal(io: CliOutput): AbortSignal | undefined {
+  const signals = [io.readerGone, io.interrupted].filter((signal) => signal !== undefined)
+  return signals.length > 1 ? AbortSignal.any(signals) : signals[0]
 }
 
 async function runParsed(
