@@ -71,7 +71,9 @@ export function globProblem(glob: string): string | undefined {
   if (glob.includes('\\')) return 'use "/" as the separator; "\\" is not allowed'
   if (glob.startsWith('!')) return 'negated globs are not supported: list what is granted'
   for (const segment of glob.split('/')) {
-    if (segment === '..') return `".." would leave the manifest's directory`
+    // Refused even where it stays inside: what a glob's `..` steps back from is not known until
+    // the glob is matched.
+    if (segment === '..') return '".." is not allowed in a glob: write the path without it'
     if (segment.includes('**') && segment !== '**')
       return `"**" must be a whole path segment, as in "data/**"`
     const problem = bracketProblem(segment)
