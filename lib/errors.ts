@@ -7,9 +7,16 @@ import { unbox } from './util/failure.js'
 
 /** One frame of a trap's wasm backtrace. */
 export interface WasmFrame {
+  /** From the name section, when the module has one. */
   funcName?: string
   funcIndex: number
+  /** The module's name (`(module $m ...)`, or a component's core module's), when it has one. */
   module?: string
+  /**
+   * The byte offsets of the instruction, in the function and in the module: absent where the
+   * code has none, as for a stack overflow's innermost frame, stopped by the stack check at the
+   * function's entry before any of its instructions.
+   */
   funcOffset?: number
   moduleOffset?: number
 }
