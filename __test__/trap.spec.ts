@@ -76,6 +76,13 @@ for (const [name, Class, code, trapCode, args] of traps) {
 test('backtraces name the functions that have names', (t) => {
   const error = t.throws(() => instance().callSync('stack-overflow', [0]), { instanceOf: StackOverflowError })
   t.true(error?.wasmBacktrace.some((frame) => frame.funcName === 'recurse'))
+  // Stopped at its entry, the innermost frame has no instruction, so no offsets (as WasmFrame says);
+  // the frames that called it have theirs.
+  const [innermost, caller] = error?.wasmBacktrace ?? []
+  t.is(innermost?.funcOffset, undefined)
+  t.is(innermost?.moduleOffset, undefined)
+  t.is(typeof caller?.funcOffset, 'number')
+  t.is(typeof caller?.moduleOffset, 'number')
 })
 
 test('the process survives every trap and later calls still work', async (t) => {
