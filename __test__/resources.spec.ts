@@ -1436,6 +1436,42 @@ test('a host object a host function gave up that never reaches the guest is disp
   t.false(events.includes('dispose caller'))
 })
 
+test('every host object in a value refused at limits.resourceHandles is disposed, those past the cap too', async (t) => {
+  // The conversion stopped at the object that met the cap: the ones after it in the value were
+  // never disposed, not even with the instance (probe H21).
+  const guest = engine.compileComponentSync(`(component
+    (import "test:x/host" (instance $h
+      (export "logger" (type (sub resource)))
+      (export "many" (func (result (list (own 0)))))))
+    (alias export $h "many" (func $many))
+    ${BUMP_MEMORY_WAT}
+    (core func $many_l (canon lower (func $many) (memory $memory) (realloc $realloc)))
+    (core module $main
+      (import "h" "many" (func $many (param i32)))
+      (import "m" "memory" (memory 1))
+      (func (export "run") (result i32) i32.const 64 call $many i32.const 68 i32.load))
+    (core instance $i (instantiate $main (with "m" (instance $m))
+      (with "h" (instance (export "many" (func $many_l))))))
+    (func (export "run") (result u32) (canon lift (core func $i "run"))))`)
+  const disposed: string[] = []
+  class Logger {
+    constructor(readonly name: string) {}
+    [Symbol.dispose]() {
+      disposed.push(this.name)
+    }
+  }
+  const names = ['a', 'b', 'c', 'd', 'e', 'f']
+  const inst = guest.instantiateSync({
+    limits: { memoryBytes: 1 << 20, resourceHandles: 3 },
+    imports: { 'test:x/host': { Logger, many: () => names.map((name) => new Logger(name)) } },
+  })
+  await t.throwsAsync(inst.call('run'), { instanceOf: HostLimitError })
+  for (let round = 0; round < 100 && disposed.length < names.length; round++) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  t.deepEqual([...disposed].sort(), names)
+})
+
 test("the host's objects in a value a host function returns that fails the class check are disposed", async (t) => {
   // The JS layer refuses a value holding something not of the host's class before the addon sees
   // it: the host's objects beside the misfit were dropped without [Symbol.dispose] (probe H15).
@@ -1461,6 +1497,17 @@ test("the host's objects in a value a host function returns that fails the class
     }
   }
   const shared = new Logger('twice')
+  /** A list whose second element's getter throws, after the first was read (probe H21). */
+  const throwing = () => {
+    const list = [new Logger('read')]
+    Object.defineProperty(list, 1, {
+      get() {
+        throw new Error('no second')
+      },
+      enumerable: true,
+    })
+    return list
+  }
   const host = {
     Logger,
     some: async (mode: number) =>
@@ -1468,6 +1515,7 @@ test("the host's objects in a value a host function returns that fails the class
         [new Logger('kept-a'), new Logger('kept-b')],
         [new Logger('beside'), {}],
         [shared, 'bad', shared],
+        throwing(),
       ][mode],
   }
   const fresh = () =>
@@ -1483,6 +1531,8 @@ test("the host's objects in a value a host function returns that fails the class
     message: /returned string "bad" where/,
   })
   t.deepEqual(disposed, ['beside', 'twice'], 'an object in two places is disposed once')
+  await t.throwsAsync(fresh().call('run', [3]), { instanceOf: HostError, message: /no second/ })
+  t.deepEqual(disposed, ['beside', 'twice', 'read'], 'read before a getter threw')
 })
 
 test("the host's objects in a host function's answer that comes after its call ended are disposed", async (t) => {
@@ -1540,6 +1590,84 @@ test("the host's objects in a host function's answer that comes after its call e
   asked()!.resolve([new Logger('in-time')])
   t.is(await inTime, 0)
   t.deepEqual(disposed, ['late-a', 'late-b', 'late-err'])
+})
+
+test('a host object given to the guest as own more than once is disposed once, when its last handle goes', async (t) => {
+  // A host function returning one object each time (a shared logger) gave the guest two handles
+  // to it, and the first dropped disposed it under the second (an open hazard of SECURITY 43).
+  const guest = engine.compileComponentSync(`(component
+    (import "test:x/host" (instance $h
+      (export "logger" (type $l (sub resource)))
+      (export "get" (func (result (own $l))))))
+    (alias export $h "logger" (type $logger))
+    (alias export $h "get" (func $get))
+    (core func $get_c (canon lower (func $get)))
+    (core func $drop_c (canon resource.drop $logger))
+    (core module $m
+      (import "h" "get" (func $get (result i32)))
+      (import "h" "drop" (func $drop (param i32)))
+      (func (export "take") (result i32) call $get)
+      (func (export "drop") (param i32) local.get 0 call $drop)
+      (func (export "give") (param i32) (result i32) local.get 0)
+      ;; Drops its own handle to the object it is lent, then ends the loan.
+      (func (export "use") (param i32 i32) local.get 1 call $drop local.get 0 call $drop))
+    (core instance $i (instantiate $m
+      (with "h" (instance (export "get" (func $get_c)) (export "drop" (func $drop_c))))))
+    (func (export "take") (result u32) (canon lift (core func $i "take")))
+    (func (export "drop") (param "h" u32) (canon lift (core func $i "drop")))
+    (func (export "give") (param "h" u32) (result (own $logger)) (canon lift (core func $i "give")))
+    (func (export "use") (param "l" (borrow $logger)) (param "h" u32) (canon lift (core func $i "use"))))`)
+  const disposed: string[] = []
+  class Logger {
+    constructor(readonly name: string) {}
+    [Symbol.dispose]() {
+      disposed.push(this.name)
+    }
+  }
+  let shared = new Logger('shared')
+  const fresh = (resourceHandles?: number) =>
+    guest.instantiateSync({
+      limits: { memoryBytes: 1 << 20, resourceHandles },
+      imports: { 'test:x/host': { Logger, get: () => shared } },
+    })
+  // Disposing runs on the event loop, after the call: waits for `count` of them, or a while.
+  const settled = async (count = disposed.length) => {
+    for (let round = 0; round < 50 && disposed.length < count; round++) {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  const inst = fresh()
+  const [first, second] = [inst.callSync('take') as number, inst.callSync('take') as number]
+  t.not(first, second)
+  inst.callSync('drop', [first])
+  await settled()
+  t.deepEqual(disposed, [], 'the guest still holds it')
+  await inst.call('drop', [second])
+  await settled(1)
+  t.deepEqual(disposed, ['shared'], 'its last handle went')
+  // Given back to JS as own, it is JS's: the guest dropping its other handle does not dispose it.
+  shared = new Logger('returned')
+  const kept = inst.callSync('take') as number
+  t.is(inst.callSync('give', [inst.callSync('take')]), shared)
+  inst.callSync('drop', [kept])
+  await settled()
+  t.deepEqual(disposed, ['shared'])
+  // Lent for a call in which the guest drops its own handle: disposed once the loan ends.
+  shared = new Logger('lent')
+  inst.callSync('use', [shared, inst.callSync('take')])
+  await settled(2)
+  t.deepEqual(disposed, ['shared', 'lent'])
+  // Refused at limits.resourceHandles while the guest holds it: not disposed under the guest.
+  shared = new Logger('capped')
+  const capped = fresh(1)
+  capped.callSync('take')
+  t.throws(() => capped.callSync('take'), { instanceOf: HostLimitError })
+  await settled()
+  t.deepEqual(disposed, ['shared', 'lent'])
+  capped.dispose()
+  await settled(3)
+  t.deepEqual(disposed, ['shared', 'lent', 'capped'], 'disposed once, with the instance')
 })
 
 test("at limits.resourceHandles, the HostLimitError says how many of the guest's resources JS holds", (t) => {

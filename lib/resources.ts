@@ -16,6 +16,8 @@ import { someType, tagsCarried, valueTypeOf } from './util/wit.js'
 import { ComponentError, DisposedError, WasmTypeError } from './errors.js'
 import { disposeGivenUp, hostFailure } from './native.js'
 import { thrownPayload } from './util/failure.js'
+// Counts the handles to each host object, for the addon to dispose one once.
+import './util/places.js'
 import { servedCall } from './util/reentry.js'
 import { exportPaths, lowerCamel, unversioned, upperCamel } from './util/names.js'
 import { TYPED_ARRAY_CLASSES } from './util/typed-arrays.js'
@@ -530,7 +532,8 @@ function checkHostResources(
   const hostObjects = (value: unknown, type: WitType | undefined) => {
     let found: { given: unknown; cls: Function } | undefined
     const objects = new Set<object>()
-    if (holdsHostResource(type)) {
+    if (!holdsHostResource(type)) return { objects, found }
+    try {
       walk(value, type!, [], (given, inner) => {
         const { resource, interface: interfaceName, imported } = inner as ResourceType
         const cls =
@@ -540,6 +543,11 @@ function checkHostResources(
         else found ??= { given, cls }
         return given
       })
+    } catch (error) {
+      // A getter of the value threw (or a revoked Proxy): the value is refused as the host's
+      // failure, and the host's objects read before it were given up too.
+      for (const object of objects) disposeGivenUp(object)
+      throw error
     }
     return { objects, found }
   }

@@ -198,7 +198,7 @@ impl<K: Kind> Compiled<K> {
             Resources::new(
                 host_types,
                 options.resource_handles,
-                Box::new(move |references, dispose| owner.release(references, dispose)),
+                Box::new(move |references, how| owner.release(references, how)),
             )
         });
         let compiled = self.clone();

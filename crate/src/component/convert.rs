@@ -279,7 +279,10 @@ fn tracked(js: Js, cx: Cx, value: Value, ty: &Type, footprint: &mut Footprint, g
         return from_js_in(js, cx, walk, value, ty);
     };
     let mark = resources.converting();
-    let converted = from_js_in(js, cx, walk, value, ty);
+    let converted = from_js_in(js, cx, walk, value, ty).and_then(|converted| match resources.capped_since(&mark) {
+        Some(limit) => Err(limit),
+        None => Ok(converted),
+    });
     resources.converted(mark, converted.is_ok(), given_up);
     converted
 }

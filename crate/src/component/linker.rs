@@ -14,6 +14,7 @@ use super::resources::{Resolved, holds_resources};
 use super::types::{func_signature, with_resource_names};
 use super::wasi_served::WasiImports;
 use crate::errors::Failure;
+use crate::js::places::{self, Let};
 use crate::js::{Js, Kind, Value};
 use crate::names::{function_keys, interface_keys};
 use crate::runtime::host_bridge;
@@ -228,15 +229,18 @@ pub fn link(component: &Component, plan: &LinkPlan) -> Result<InstancePre<HostSt
     linker.instantiate_pre(component).map_err(failed)
 }
 
-/// The guest dropped its last handle to a host object: the object leaves the instance's slab and
-/// its `[Symbol.dispose]` runs, if it has one.
+/// The guest dropped a handle to a host object: the object leaves the instance's slab, and its
+/// `[Symbol.dispose]` runs, if it has one, when that was the last handle to it.
 fn release_host_object(mut cx: StoreContextMut<'_, HostState>, rep: u32) -> wasmtime::Result<()> {
     let state = cx.data_mut();
     let Some(object) = state.resources.as_ref().and_then(|resources| resources.take_host(rep)) else {
         return Ok(());
     };
     state.host.run_js_later(Box::new(move |js| {
-        if let Ok(value) = js.dereference(&object) {
+        // Not while another handle holds it: the host may have given it more than once.
+        if let Ok(value) = js.dereference(&object)
+            && places::unplace(js, value, Let::Dropped)
+        {
             let _ = js.dispose(value);
         }
         js.release(object);

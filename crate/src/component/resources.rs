@@ -20,6 +20,7 @@ use wasmtime::AsContextMut;
 use wasmtime::component::{ResourceAny, ResourceDynamic, ResourceType, Type, Val};
 
 use crate::errors::Failure;
+use crate::js::places::{self, Let};
 use crate::js::token::TokenTag;
 use crate::js::{Js, Kind, Reference, Value};
 
@@ -103,13 +104,14 @@ pub struct Resources {
     /// Most handles (guest and host together) the instance may make the host hold
     /// (`limits.resourceHandles`).
     max_live: usize,
-    /// Releases host objects' references on the JS thread, wherever they are let go; with
-    /// `true`, after calling each object's `[Symbol.dispose]`.
+    /// Releases host objects' references on the JS thread, wherever they are let go, after
+    /// calling each object's `[Symbol.dispose]` when that is due (see [`places`]).
     release: Release,
 }
 
 /// See [`Resources::release`].
-pub type Release = Box<dyn Fn(Vec<Reference>, bool) + Send + Sync>;
+/// `None` releases the references alone: objects that stay the host's and never had a handle.
+pub type Release = Box<dyn Fn(Vec<Reference>, Option<Let>) + Send + Sync>;
 
 /// The cap on live handles an insertion met.
 #[derive(Clone, Copy)]
@@ -199,13 +201,15 @@ impl Resources {
         (entry.generation == generation).then_some(entry.handle).flatten()
     }
 
-    fn insert_host(&self, object: Reference) -> Result<u32, String> {
+    /// Puts a host object in the slab: its `rep`, or `None` past the cap, where it is kept with
+    /// the conversion's refused objects (see [`Self::capped_since`]).
+    fn insert_host(&self, object: Reference) -> Option<u32> {
         let mut table = self.table();
         if table.live >= self.max_live {
             let js_held = table.js_held();
             table.limit_hit = Some(Cap::Ours { js_held });
             table.refused.push(object);
-            return Err(limit(self.max_live, js_held));
+            return None;
         }
         table.live += 1;
         let rep = match table.free_host.pop() {
@@ -219,7 +223,22 @@ impl Resources {
             }
         };
         table.converting.push(rep);
-        Ok(rep)
+        Some(rep)
+    }
+
+    /// Why the conversion that began at `mark` must be refused, when it met the cap: it goes on
+    /// past it to reach every host object in the value, so that all of those the host gave up
+    /// are disposed, not only the ones before the cap.
+    pub fn capped_since(&self, mark: &Mark) -> Option<String> {
+        let table = self.table();
+        if table.refused.len() <= mark.refused {
+            return None;
+        }
+        let js_held = match table.limit_hit {
+            Some(Cap::Ours { js_held }) => js_held,
+            _ => table.js_held(),
+        };
+        Some(limit(self.max_live, js_held))
     }
 
     /// Where a conversion from JS begins: see [`Self::converted`].
@@ -245,21 +264,25 @@ impl Resources {
                 table.refused.split_off(refused_mark),
             )
         };
-        let mut objects = refused;
-        if !ok {
-            objects.extend(reps.into_iter().filter_map(|rep| self.take_host(rep)));
+        // Those met past the cap never had a handle: only what the host gave up may be disposed.
+        if !refused.is_empty() {
+            (self.release)(refused, given_up.then_some(Let::GivenUp));
         }
-        if !objects.is_empty() {
-            (self.release)(objects, given_up);
+        if !ok {
+            let placed: Vec<Reference> = reps.into_iter().filter_map(|rep| self.take_host(rep)).collect();
+            if !placed.is_empty() {
+                (self.release)(placed, Some(if given_up { Let::Dropped } else { Let::GivenBack }));
+            }
         }
     }
 
     /// Takes host objects out of the slab and releases them without their `[Symbol.dispose]`: the
-    /// guest never had them, or only borrowed them, so they stay the host's.
+    /// guest never had them, or only borrowed them, so they stay the host's (unless the guest
+    /// dropped its own handle to one while it was lent: then it goes now).
     fn give_back(&self, reps: impl IntoIterator<Item = u32>) {
         let objects: Vec<Reference> = reps.into_iter().filter_map(|rep| self.take_host(rep)).collect();
         if !objects.is_empty() {
-            (self.release)(objects, false);
+            (self.release)(objects, Some(Let::GivenBack));
         }
     }
 
@@ -363,7 +386,12 @@ impl Resources {
         match js.kind(value).map_err(|e| e.reason)? {
             Kind::Object | Kind::Function if self.host_types > 0 => {
                 let object = js.reference(value).map_err(|e| e.reason)?;
-                Ok(Val::S64(i64::from(self.insert_host(object)?)))
+                let Some(rep) = self.insert_host(object) else {
+                    // Refused with the whole value once it is converted (see `capped_since`).
+                    return Ok(Val::S64(i64::from(u32::MAX)));
+                };
+                places::place(js, value);
+                Ok(Val::S64(i64::from(rep)))
             }
             _ => Err(format!("expected {}, got {}", what(), js.describe(value))),
         }
@@ -393,6 +421,9 @@ impl Resources {
                     };
                     let value = js.dereference(&object);
                     js.release(object);
+                    if let Ok(value) = value {
+                        places::unplace(js, value, Let::Returned);
+                    }
                     return value;
                 }
                 let table = self.table();
@@ -599,7 +630,7 @@ impl Resources {
         let table = std::mem::take(&mut *self.table());
         let objects: Vec<Reference> = table.host.into_iter().flatten().collect();
         if !objects.is_empty() {
-            (self.release)(objects, true);
+            (self.release)(objects, Some(Let::Dropped));
         }
     }
 }

@@ -60,7 +60,7 @@ pub fn unboxed(js: Js, returned: Value) -> Result<Option<Value>> {
 /// no such function (the binding used without its JS layer) or it failed. The JS layer reads host
 /// values there, where a throwing getter or a revoked `Proxy` meets a `try` of its own: read here,
 /// through N-API, each aborted a process run with `--abort-on-uncaught-exception`.
-fn ask(js: Js, name: &str, args: &[Value]) -> Option<Value> {
+pub(super) fn ask(js: Js, name: &str, args: &[Value]) -> Option<Value> {
     let target = failure_box(js).ok()?;
     let function = js.get(target, name).ok()?;
     if js.kind(function).ok()? != super::Kind::Function {

@@ -17,6 +17,7 @@ use napi::{Error, Result, Status, sys};
 
 pub mod env;
 pub mod failure;
+pub mod places;
 pub mod promise;
 pub mod token;
 

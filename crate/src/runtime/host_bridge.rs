@@ -16,6 +16,7 @@ use super::dispatcher::{self, Dispatcher, JsJob};
 use super::pool::{Blocked, run_now};
 use super::spin;
 use crate::errors::Failure;
+use crate::js::places::{self, Let};
 use crate::js::token::TokenTag;
 use crate::js::{Js, Reference, Value};
 
@@ -90,22 +91,28 @@ impl HostFunctions {
         self.http.as_ref()
     }
 
-    /// Releases references on the JS thread (now if this is it, else through the dispatcher),
-    /// after calling each value's `[Symbol.dispose]` when `dispose` is set.
-    pub fn release(&self, references: Vec<Reference>, dispose: bool) {
+    /// Releases references on the JS thread (now if this is it, else through the dispatcher).
+    /// For host objects whose handle went (`how`), each one's `[Symbol.dispose]` runs first when
+    /// that was the last handle to it that calls for one (see [`places`]).
+    pub fn release(&self, references: Vec<Reference>, how: Option<Let>) {
+        let calls_js = how.is_some();
         let job = move |js: Js| {
             for reference in references {
-                if dispose && let Ok(value) = js.dereference(&reference) {
+                if let Some(how) = how
+                    && let Ok(value) = js.dereference(&reference)
+                    && places::unplace(js, value, how)
+                {
                     dispose_given_up(js, value);
                 }
                 js.release(reference);
             }
         };
-        // Disposing calls JS, which a garbage collector's finalizer (where an instance's store
-        // may go) must not: that waits for the dispatcher. Releasing alone makes no handles.
+        // Counting and disposing call JS, which a garbage collector's finalizer (where an
+        // instance's store may go) must not: that waits for the dispatcher. Releasing alone makes
+        // no handles.
         let here = std::thread::current().id() == self.thread;
         match &self.dispatcher {
-            Some(dispatcher) if dispose || !here => dispatcher.run(Box::new(job)),
+            Some(dispatcher) if calls_js || !here => dispatcher.run(Box::new(job)),
             _ if here => job(self.js),
             _ => {}
         }
@@ -116,7 +123,7 @@ impl Drop for HostFunctions {
     fn drop(&mut self) {
         let mut functions = std::mem::take(&mut self.functions);
         functions.extend(self.http.take().map(|client| client.function));
-        self.release(functions, false);
+        self.release(functions, None);
     }
 }
 
@@ -525,7 +532,11 @@ fn dispose_given_up(js: Js, value: Value) {
 #[napi_derive::napi(js_name = "disposeGivenUp")]
 pub fn dispose_given_up_binding(env: napi::Env, object: napi::bindgen_prelude::Unknown) {
     use napi::JsValue;
-    dispose_given_up(Js(env.raw()), object.raw());
+    let js = Js(env.raw());
+    // Not while a handle still holds it: the guest may have it from an earlier call.
+    if places::unplace(js, object.raw(), Let::GivenUp) {
+        dispose_given_up(js, object.raw());
+    }
 }
 
 /// Whether a host function threw an error marked by [`host_failure`].
