@@ -796,7 +796,15 @@ export function loweredLimit(
   return value
 }
 
-const LOAD_COMPONENT_OPTIONS = new Set(['engine', 'hostFunctions', 'onDenied', 'policy', 'limits', 'wasi'])
+const LOAD_COMPONENT_OPTIONS = new Set([
+  'engine',
+  'hostFunctions',
+  'onDenied',
+  'policy',
+  'limits',
+  'wasi',
+  'signal',
+])
 const SANDBOX_LIMITS = new Set(['memoryBytes', 'fuel', 'timeoutMs'])
 const POOLING_OPTIONS = new Set(['maxInstances', 'maxMemoryBytes'])
 
@@ -811,7 +819,8 @@ export function loadComponentOptions<T extends object>(options: T): T {
 function checkedLoadComponentOptions<T extends object>(options: T): T {
   object('loadComponent options', options)
   knownKeys('loadComponent', options, LOAD_COMPONENT_OPTIONS)
-  const { limits, onDenied, hostFunctions } = options as Record<string, unknown>
+  const { limits, onDenied, hostFunctions, signal } = options as Record<string, unknown>
+  abortSignal(signal)
   if (limits !== undefined) {
     object('limits', limits, 'limits')
     // A typo would leave the manifest's limit in place of the one the host meant to lower.

@@ -8,8 +8,9 @@ import {
   truncateSync,
   writeFileSync,
 } from 'node:fs'
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { open } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
@@ -896,15 +897,25 @@ function writesUntilFailure(name: string, fd: number): string {
 }
 
 /**
- * Runs a WASI command that says `y` on stdout, creates `ready` in its --dir-rw directory and then
- * spins for ever, and sends the CLI `signal` once the file is there.
+ * Runs a WASI guest that spins for ever, and sends the CLI `signal` once it is there: `command`,
+ * a command that says `y` on stdout, creates `ready` in its --dir-rw directory and spins; `start`,
+ * a module whose start function does the same (run with --invoke); `stdin`, the command run with
+ * `--stdin FIFO`, signalled while it waits for the FIFO's writer to finish.
  */
 async function interruptedRun(
   signal: NodeJS.Signals,
+  where: 'command' | 'start' | 'stdin',
   ...flags: string[]
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
-  const spins = file(
-    'spins.wat',
+  const spin = `
+      (i32.store (i32.const 0) (i32.const 8))
+      (i32.store (i32.const 4) (i32.const 2))
+      (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))
+      (drop (call $open (i32.const 3) (i32.const 0) (i32.const 32) (i32.const 5) (i32.const 1)
+        (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 48)))
+      (loop $spin (br $spin))`
+  const wasm = file(
+    `spins-${where}.wat`,
     `(module
       (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
       (import "wasi_snapshot_preview1" "path_open"
@@ -912,15 +923,12 @@ async function interruptedRun(
       (memory (export "memory") 1)
       (data (i32.const 8) "y\\n")
       (data (i32.const 32) "ready")
-      (func (export "_start")
-        (i32.store (i32.const 0) (i32.const 8))
-        (i32.store (i32.const 4) (i32.const 2))
-        (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))
-        (drop (call $open (i32.const 3) (i32.const 0) (i32.const 32) (i32.const 5) (i32.const 1)
-          (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 48)))
-        (loop $spin (br $spin))))`,
+      ${where === 'start' ? `(func $spin ${spin}) (start $spin) (func (export "quick"))` : `(func (export "_start") ${spin})`})`,
   )
   const dir = mkdtempSync(path.join(scratch, 'signal-'))
+  const fifo = path.join(dir, 'stdin')
+  if (where === 'stdin') execFileSync('mkfifo', [fifo])
+  const extra = where === 'start' ? ['--invoke', 'quick'] : where === 'stdin' ? ['--stdin', fifo] : []
   const child = spawn(
     process.execPath,
     [
@@ -928,11 +936,12 @@ async function interruptedRun(
       'tsx',
       path.join(root, 'lib/cli/index.ts'),
       'run',
-      spins,
+      wasm,
       '--memory',
       '65536',
       '--dir-rw',
       dir,
+      ...extra,
       ...flags,
     ],
     { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
@@ -943,31 +952,47 @@ async function interruptedRun(
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
   const closed = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>
   const killer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-  while (!existsSync(path.join(dir, 'ready')) && child.exitCode === null) {
+  // Opening a FIFO to write waits for its reader: the CLI, reading its stdin.
+  const writer = where === 'stdin' ? await open(fifo, 'w') : undefined
+  while (writer === undefined && !existsSync(path.join(dir, 'ready')) && child.exitCode === null) {
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
   child.kill(signal)
   const [code, ended] = await closed
   clearTimeout(killer)
+  await writer?.close()
   return { code, signal: ended, stdout, stderr }
 }
 
 test('run stopped by SIGINT or SIGTERM stops the guest, says so and exits 128 + the signal', async (t) => {
   // Node's default ended the process at once: a --json run printed no document, and what the
   // guest had printed was lost (an open item of the last notes).
-  const json = await interruptedRun('SIGINT', '--json')
+  const json = await interruptedRun('SIGINT', 'command', '--json')
   t.like(json, { code: 130, signal: null }, json.stderr)
   const document = JSON.parse(json.stdout) as { error: unknown; stdout: unknown; metrics: unknown }
   t.like(document.error, { code: 'ABORT_ERR', message: 'the run was stopped by SIGINT' })
   t.is(document.stdout, 'y\n')
   t.is(typeof document.metrics, 'object')
-  const plain = await interruptedRun('SIGTERM')
+  const plain = await interruptedRun('SIGTERM', 'command')
   t.like(plain, {
     code: 143,
     signal: null,
     stdout: 'y\n',
     stderr: 'ABORT_ERR: the run was stopped by SIGTERM\n',
   })
+})
+
+test("a signal stops run's guest in its start function too, and while run reads --stdin", async (t) => {
+  // Neither listened: a start function ran on (until its deadline, or for ever without one), and
+  // a signal waited for stdin's end (probe H21).
+  const start = await interruptedRun('SIGINT', 'start', '--json')
+  t.like(start, { code: 130, signal: null }, start.stderr)
+  t.like(JSON.parse(start.stdout), { error: { code: 'ABORT_ERR', message: 'the run was stopped by SIGINT' } })
+  // Its read of the FIFO cannot be cancelled, and keeps the process from exiting: it ends by the
+  // signal once it has said so.
+  const stdin = await interruptedRun('SIGTERM', 'stdin')
+  t.like(stdin, { stdout: '', stderr: 'ABORT_ERR: the run was stopped by SIGTERM\n' })
+  t.true(stdin.code === 143 || stdin.signal === 'SIGTERM', `${stdin.code} ${stdin.signal}`)
 })
 
 test('run printing into a reader that closes early (| head) ends quietly, not with an EPIPE crash', async (t) => {
@@ -1008,6 +1033,39 @@ test('run --json keeps its outcome when the guest printed more than its document
     if (exit === 0) t.is(document.result, null)
     else t.like(document.error, { code: 'ERR_WASM_EXIT', exitCode: 3 })
   }
+})
+
+test('run --json of a result too large to print keeps the metrics and output of the call that made it', async (t) => {
+  // The call ran, but its document was only { error }: neither shape the README gives (probe Z13).
+  const big = file(
+    'big-string.wat',
+    `(component
+      (core module $m
+        (memory (export "memory") 200)
+        (func (export "nul") (param i32) (result i32)
+          (i32.store (i32.const 0) (i32.const 16))
+          (i32.store (i32.const 4) (local.get 0))
+          i32.const 0))
+      (core instance $i (instantiate $m))
+      (func (export "nul") (param "n" u32) (result string)
+        (canon lift (core func $i "nul") (memory (core memory $i "memory")))))`,
+  )
+  // 12,000,000 NULs print as 72,000,000 characters of \u0000.
+  const { code, stdout } = await cli(
+    'run',
+    big,
+    '--invoke',
+    'nul',
+    '12000000',
+    '--memory',
+    String(16 * MiB),
+    '--json',
+  )
+  t.is(code, 1)
+  const document = JSON.parse(stdout) as { error: { code: string }; metrics?: { peakMemoryBytes: number } }
+  t.is(document.error.code, 'ERR_WASM_HOST_LIMIT')
+  t.is(document.metrics?.peakMemoryBytes, 200 * 65536)
+  t.like(document, { stdout: '', stderr: '' })
 })
 
 test("run stops a command that writes for ever once stdout's reader closes it (| head)", async (t) => {

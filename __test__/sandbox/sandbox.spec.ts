@@ -782,6 +782,25 @@ test("a spent instance is replaced at the next call, under that call's deadline 
   t.like(sandbox.metrics(), { calls: 3, traps: 3, restarts: 1 })
 })
 
+test("loadComponent's signal stops the first instance's start code", async (t) => {
+  // Loading took no signal: start code that spun held loadComponent (and the CLI's Ctrl-C, probe
+  // H21) until the manifest's deadline.
+  const dir = watComponentDir(
+    scratch,
+    `(module (func $spin (loop $l (br $l))) (start $spin) (func (export "ok") (result i32) i32.const 1))`,
+    { name: 'spins', maxBytes: 1 << 20, maxFuel: 100_000_000, timeoutMs: 60_000 },
+  )
+  const controller = new AbortController()
+  const loading = loadComponent(dir, { engine: wasiEngine, signal: controller.signal })
+  // Well before its fuel runs out; an abort before the start code ran is an AbortError too.
+  setTimeout(() => controller.abort(), 20)
+  await t.throwsAsync(loading, { instanceOf: AbortError })
+  await t.throwsAsync(loadComponent(dir, { engine: wasiEngine, signal: 'soon' as never }), {
+    instanceOf: ConfigError,
+    message: /^signal: expected an AbortSignal/,
+  })
+})
+
 /** A core module sandbox whose start code calls `env.back` from its second start on. */
 async function backAtRestart(back: () => unknown): Promise<Sandbox> {
   const dir = watComponentDir(

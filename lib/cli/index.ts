@@ -119,4 +119,11 @@ if (isEntryPoint()) {
   const code = await main(process.argv.slice(2), io)
   // Some of what it printed was lost, whenever the reader left: as a writer killed by SIGPIPE.
   process.exitCode = readerGone.signal.aborted ? EXIT.readerGone : code
+  // A read the file system cannot cancel (of a FIFO whose writer stays) keeps a stopped run from
+  // exiting, even by process.exit (libuv joins its threads at exit): once what it printed is out,
+  // it ends as the signal would have ended it (its handler is gone).
+  if (interrupted.signal.aborted) {
+    const signal = interrupted.signal.reason as NodeJS.Signals
+    setTimeout(() => process.kill(process.pid, signal), 1000).unref()
+  }
 }

@@ -46,7 +46,8 @@ interface Runner {
 /** A compiled target before it runs: what it exports, and how to start it with its WASI setup. */
 interface Target {
   functions: ExportedFunction[]
-  start(wasi: RunWasi): Promise<Runner>
+  /** Instantiates it; `signal` stops its start code. */
+  start(wasi: RunWasi, signal: AbortSignal | undefined): Promise<Runner>
   /** Closes the engine (after the runner is closed). */
   close(): void
 }
@@ -123,9 +124,9 @@ async function manifestTarget(target: string, limits: Limits): Promise<Target> {
     )
     return {
       functions: exportedFunctions(compiled.exports),
-      start: async (wasi) => {
+      start: async (wasi, signal) => {
         const { preopens: _files, ...rest } = wasi
-        const sandbox = await loadComponent(manifest.file, { engine, limits, wasi: rest })
+        const sandbox = await loadComponent(manifest.file, { engine, limits, wasi: rest, signal })
         return {
           call: (name, args, signal) => sandbox.call(name, args, { signal }),
           metrics: () => {
@@ -163,12 +164,13 @@ async function wasmTarget(file: string, limits: Limits): Promise<Target> {
         : await engine.compileModule(bytes)
     return {
       functions: exportedFunctions(compiled.exports),
-      start: async (wasi) => {
+      start: async (wasi, signal) => {
         const instance: Instance = await compiled.instantiate({
           limits: { memoryBytes },
           fuel: limits.fuel,
           timeoutMs: limits.timeoutMs,
           wasi,
+          signal,
         })
         return {
           call: (name, args, signal) => instance.call(name, args, { signal }),
@@ -251,12 +253,33 @@ export const STDIN_MAX_BYTES = 64 * 1024 * 1024
  * `--stdin FILE`, or `-` for the CLI's own stdin, read to its end: the bytes the guest reads. An
  * endless source (`yes |`, `/dev/zero`) stops at {@link STDIN_MAX_BYTES}, a usage error.
  */
-async function stdinBytes(source: string | undefined): Promise<Uint8Array | undefined> {
+async function stdinBytes(
+  source: string | undefined,
+  interrupted: AbortSignal | undefined,
+): Promise<Uint8Array | undefined> {
   if (source === undefined) return undefined
+  const stream = source === '-' ? process.stdin : createReadStream(source)
+  const reading = readAll(stream, source)
+  if (interrupted === undefined) return reading
+  // A terminal or a FIFO may never end: a signal does not wait for it, nor for a read the file
+  // system cannot cancel (whose wait the entry point's exit cuts short).
+  return new Promise((resolve, reject) => {
+    const stop = () => {
+      stream.destroy()
+      reject(new RunInterrupted(interrupted.reason as NodeJS.Signals, undefined))
+    }
+    if (interrupted.aborted) return stop()
+    interrupted.addEventListener('abort', stop, { once: true })
+    reading.then(resolve, reject).finally(() => interrupted.removeEventListener('abort', stop))
+  })
+}
+
+/** All of `stream`, at most {@link STDIN_MAX_BYTES}, for `--stdin source`. */
+async function readAll(stream: NodeJS.ReadableStream, source: string): Promise<Uint8Array> {
   const chunks: Buffer[] = []
   let total = 0
   try {
-    for await (const chunk of source === '-' ? process.stdin : createReadStream(source)) {
+    for await (const chunk of stream) {
       total += (chunk as Buffer).length
       if (total > STDIN_MAX_BYTES) {
         throw new UsageError(
@@ -344,7 +367,8 @@ interface FailedCall {
 /**
  * Calls one export with JSON arguments and prints its result (as JSON). Under `--json` the
  * guest's output goes into the one document on stdout (`stdout`, `stderr`), so that it parses;
- * when the call fails, what it left is put in `failed` for `run` to print with the error.
+ * what the call left is put in `failed` for `run` to print with an error (the call's, or the
+ * refusal of a result too large to print).
  */
 async function invoke(
   runner: Runner,
@@ -376,10 +400,9 @@ async function invoke(
     await printText(io.stdout, output.stdout)
     await printText(io.stderr, output.stderr)
   }
-  if ('error' in outcome) {
-    failed.call = { metrics, ...output }
-    throw outcome.error
-  }
+  // Also for a result too large to print: the call ran, and its document says what it did.
+  failed.call = { metrics, ...output }
+  if ('error' in outcome) throw outcome.error
   if (json) await printText(io.stdout, `${documentText({ result: outcome.result, metrics }, output)}\n`)
   else if (outcome.result !== undefined || returnsValue(findFunction(functions, name))) {
     // An absent option is null here too; only a function without a result prints nothing.
@@ -427,7 +450,8 @@ export async function run(args: readonly string[], io: CliOutput): Promise<numbe
   } catch (caught) {
     // Nobody reads what is left to say: stopped quietly, as a writer killed by SIGPIPE is.
     if (caught instanceof AbortError && io.readerGone?.aborted === true) return EXIT.readerGone
-    const interrupted = io.interrupted?.aborted === true && caught instanceof AbortError
+    const interrupted =
+      io.interrupted?.aborted === true && caught instanceof AbortError && !(caught instanceof RunInterrupted)
     const error = interrupted ? new RunInterrupted(io.interrupted!.reason as NodeJS.Signals, caught) : caught
     if (jsonRequested(args)) io.stdout.write(`${errorDocument(error, failed.call)}\n`)
     throw error
@@ -488,7 +512,7 @@ async function runParsed(
     stderr: 'pipe',
     env: environment(values.env ?? []),
     preopens: preopens(values.dir ?? [], values['dir-rw'] ?? []),
-    stdin: await stdinBytes(values.stdin),
+    stdin: await stdinBytes(values.stdin, io.interrupted),
   }
   const compiled = fromManifest ? await manifestTarget(target, limits) : await wasmTarget(target, limits)
   try {
@@ -499,6 +523,7 @@ async function runParsed(
       command === undefined
         ? { ...wasi, args: argv }
         : { ...wasi, args: argv, outputLimitBytes: COMMAND_OUTPUT_BYTES },
+      stopSignal(io),
     )
     try {
       if (command === undefined) {

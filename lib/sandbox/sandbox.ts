@@ -62,6 +62,11 @@ export interface LoadComponentOptions {
   /** Tighter limits than the manifest's for this sandbox; a higher value is a ConfigError. */
   limits?: SandboxLimits | undefined
   /**
+   * Stops the first instance's start code when aborted (`AbortError`), as `instantiate({ signal })`
+   * does. Only loading listens to it: each call takes its own.
+   */
+  signal?: AbortSignal | undefined
+  /**
    * WASI stdio, env and args for a WASI component (locked down by default). stdout and stderr are
    * piped by default (read them with `takeOutput`), not inherited as for a bare instance: a guest
    * must not write into the service's own output. Its files are never set here: they are the
@@ -672,7 +677,7 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
     // A core module imports functions by module name only: the reference interfaces are for
     // components, and a module's capabilities are WASI preview 1's.
     if (component instanceof Module) instantiateOptions.imports = options.hostFunctions
-    const instance = await component.instantiate(instantiateOptions)
+    const instance = await component.instantiate({ ...instantiateOptions, signal: options.signal })
     return new Sandbox({
       manifest,
       component,
