@@ -182,6 +182,11 @@ export class TrapError extends WasmError {
   override readonly code: TrapErrorCode = 'ERR_WASM_TRAP'
   readonly trapCode: string
   readonly wasmBacktrace: WasmFrame[]
+  /**
+   * On a metered call, the fuel it used: exact for `unreachable`, out of fuel, a stack overflow or
+   * a host function's failure; for a trap an instruction raised mid-code (out-of-bounds memory,
+   * division by zero, ...), what the guest wrote back at its last call or return, a lower bound.
+   */
   readonly fuelConsumed?: number
 
   constructor(message: string, fields: ErrorFields & { code?: TrapErrorCode } = {}) {
@@ -223,8 +228,8 @@ export class OutOfFuelError extends TrapError {
 
 /**
  * The call's wall-clock deadline passed (epoch interruption stopped the guest). `fuelConsumed` is
- * set on a metered call stopped while its guest waited on a host function; one stopped inside
- * wasm has none (the count is not observable there).
+ * set on a metered call stopped while its guest waited on a host function or in WASI; one stopped
+ * inside wasm has none (the count is not observable there).
  */
 export class TimeoutError extends TrapError {
   override readonly code = 'ERR_WASM_TIMEOUT'

@@ -45,7 +45,9 @@ export interface MemoryMetrics {
 export interface FuelMetrics {
   /**
    * Fuel the last call used. 0 when a deadline or abort stopped it while its guest ran wasm (the
-   * count is not observable then); one stopped while the guest waited on a host function has it.
+   * count is not observable then); one stopped while the guest waited on a host function or in
+   * WASI has it. After a trap an instruction raised mid-code (out-of-bounds memory, division by
+   * zero, ...), only what the guest wrote back at its last call or return: a lower bound.
    */
   lastCallConsumed: number
   /** Fuel of all calls so far whose figure is known, and of the start functions run at instantiation. */

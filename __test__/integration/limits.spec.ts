@@ -188,6 +188,45 @@ test('a call stopped while its guest waits on a host function reports the fuel u
   t.is(aborted?.fuelConsumed, instance.metrics().fuel.lastCallConsumed)
 })
 
+test('a call stopped while its guest waits in WASI reports the fuel used until then', async (t) => {
+  // As for a JS host function: the guest wrote its count back before calling out. A wait in WASI
+  // (a poll_oneoff sleep) is dropped at the deadline rather than answered, and its figure was
+  // taken for one stopped inside wasm: none (probe Z14).
+  const instance = new Engine({ fuel: true })
+    .compileModuleSync(
+      `(module
+        (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (func (export "work-then-sleep") (local $i i32)
+          (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br_if $l (i32.lt_u (local.get $i) (i32.const 10000))))
+          ;; One relative clock subscription of 60 s: tag 0 at 8, monotonic clock at 16, timeout at 24.
+          (i64.store (i32.const 24) (i64.const 60000000000))
+          (i32.store (i32.const 16) (i32.const 1))
+          (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))))`,
+    )
+    .instantiateSync({ limits: { memoryBytes: PAGE } })
+  for (const mode of ['call', 'callSync'] as const) {
+    const run = () =>
+      mode === 'call'
+        ? instance.call('work-then-sleep', [], { fuel: 1e9, timeoutMs: 50 })
+        : instance.callSync('work-then-sleep', [], { fuel: 1e9, timeoutMs: 50 })
+    const error =
+      mode === 'call'
+        ? await t.throwsAsync(run() as Promise<unknown>, { instanceOf: TimeoutError })
+        : t.throws(run, { instanceOf: TimeoutError })
+    t.true((error?.fuelConsumed ?? 0) > 10_000, `${mode}: fuelConsumed ${error?.fuelConsumed}`)
+    t.is(error?.fuelConsumed, instance.metrics().fuel.lastCallConsumed)
+  }
+  const controller = new AbortController()
+  setTimeout(() => controller.abort(), 50)
+  const aborted = await t.throwsAsync(
+    instance.call('work-then-sleep', [], { fuel: 1e9, signal: controller.signal }),
+    { instanceOf: AbortError },
+  )
+  t.true((aborted?.fuelConsumed ?? 0) > 10_000, `fuelConsumed: ${aborted?.fuelConsumed}`)
+})
+
 test('fuel needs an engine with fuel metering', (t) => {
   const instance = guest(new Engine())
   t.throws(() => instance.callSync('count', [1n], { fuel: 10 }), {

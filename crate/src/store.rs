@@ -38,6 +38,9 @@ pub struct HostState {
     deadline: Option<(Instant, f64)>,
     abort: Abort,
     interrupt: Option<Interrupt>,
+    /// The epoch callback suspended the guest inside wasm code (a worker's termination poll),
+    /// where its fuel count is not written back; cleared at the next callback.
+    yielded_in_wasm: bool,
 }
 
 impl HostState {
@@ -148,6 +151,7 @@ pub fn new_store(
         deadline: None,
         abort: Abort::default(),
         interrupt: None,
+        yielded_in_wasm: false,
     };
     let handle_cap = state.resources.as_ref().map(|resources| resources.store_handles());
     let mut store = Store::new(&engine.engine, state);
@@ -158,6 +162,7 @@ pub fn new_store(
     store.limiter(|state| &mut state.limiter);
     store.epoch_deadline_callback(|mut context| {
         let state = context.data_mut();
+        state.yielded_in_wasm = false;
         if state.abort.is_set() {
             state.interrupt = Some(Interrupt::Aborted);
             return Ok(UpdateDeadline::Interrupt);
@@ -173,6 +178,7 @@ pub fn new_store(
         // ask between polls. A WASI guest spinning in `callSync` without a deadline was never
         // stopped by `terminate()` otherwise.
         if abort::on_fiber() && state.abort.needs_polling() {
+            state.yielded_in_wasm = true;
             return Ok(UpdateDeadline::Yield(1));
         }
         Ok(UpdateDeadline::Continue(1))
@@ -220,6 +226,7 @@ pub fn run_classified<R>(
         let state = store.data_mut();
         state.host_failure = None;
         state.interrupt = None;
+        state.yielded_in_wasm = false;
         // Nothing to set or reset when both are unarmed (a call on the main thread without a
         // signal); an armed leftover (a call that unwound early) is still replaced.
         if budget.abort.is_armed() || state.abort.is_armed() {
@@ -238,9 +245,14 @@ pub fn run_classified<R>(
     } else {
         None
     };
+    // Stopped while it waited in a host call (WASI), the guest had written its fuel count back
+    // before calling out, unless it was suspended inside wasm code.
+    let mut stopped_waiting = false;
     let outcome = body(store).map_err(|error| match error.downcast_ref::<WaitEnded>() {
         Some(&WaitEnded(interrupt)) => {
-            store.data_mut().interrupt = Some(interrupt);
+            let state = store.data_mut();
+            state.interrupt = Some(interrupt);
+            stopped_waiting = !state.yielded_in_wasm;
             wasmtime::Error::new(wasmtime::Trap::Interrupt)
         }
         None => error,
@@ -252,10 +264,11 @@ pub fn run_classified<R>(
     drop(timed_call);
     // An epoch interrupt unwinds compiled code before it writes its fuel counter back to the
     // store, so the store's fuel is stale: report nothing rather than a wrong number.
-    let interrupted = outcome
-        .as_ref()
-        .err()
-        .is_some_and(|error| error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt));
+    let interrupted = !stopped_waiting
+        && outcome
+            .as_ref()
+            .err()
+            .is_some_and(|error| error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt));
     let fuel_consumed = if engine.fuel && !interrupted {
         store.get_fuel().ok().map(|left| fuel_budget - left)
     } else {
