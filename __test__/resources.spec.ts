@@ -1275,13 +1275,13 @@ function disposingLoggers(t: ExecutionContext, dispose: PropertyDescriptor, mine
       )
       .map((warning) => warning.message)
   }
-  return { inst, failures }
+  return { inst, failures, warnings }
 }
 
 test("a host resource's [Symbol.dispose] that throws is a process warning, not silence and not the guest's", async (t) => {
   // The guest dropped its handle: no caller waits for the dispose, so what it throws is reported
   // as Node reports a failed cleanup. The call that dropped it succeeds.
-  const { inst, failures } = disposingLoggers(
+  const { inst, failures, warnings } = disposingLoggers(
     t,
     {
       value(this: { prefix: string }) {
@@ -1296,6 +1296,12 @@ test("a host resource's [Symbol.dispose] that throws is a process warning, not s
     'a host resource\'s [Symbol.dispose] threw: "cannot close disposer"',
     'a host resource\'s [Symbol.dispose] threw: "cannot close async-disposer"',
   ])
+  // Named as the package's other warning is, for a filter on `name` (probe Z14).
+  const mine = warnings.filter((warning) => /cannot close/.test(warning.message))
+  t.deepEqual(
+    mine.map((warning) => warning.name),
+    ['AirssysWasmWarning', 'AirssysWasmWarning'],
+  )
   t.false(inst.poisoned)
 })
 

@@ -873,6 +873,8 @@ impl Js {
         let process = self.get(self.global()?, "process")?;
         let emit = self.get(process, "emitWarning")?;
         let options = self.object()?;
+        // The package's warnings share one name (`AIRSSYS_ONDENIED_FAILED` is the other).
+        self.set(options, "type", self.string("AirssysWasmWarning")?)?;
         self.set(options, "code", self.string("AIRSSYS_DISPOSE_FAILED")?)?;
         let _ = self.call_method(process, emit, &[self.string(message)?, options])?;
         Ok(())
