@@ -801,6 +801,35 @@ test("loadComponent's signal stops the first instance's start code", async (t) =
   })
 })
 
+test("a replacement's start is part of the fuel of the call that made it", async (t) => {
+  // lastCallConsumed gave the export's alone, though totalConsumed had both (probe Z14).
+  const dir = watComponentDir(
+    scratch,
+    `(module
+      (func $start (local $i i32)
+        (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (i32.const 1000)))))
+      (start $start)
+      (func (export "boom") unreachable)
+      (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))`,
+    { name: 'start-fuel', maxBytes: 1 << 20, maxFuel: 1_000_000, timeoutMs: 60_000 },
+  )
+  using sandbox = await loadComponent(dir, { engine: wasiEngine })
+  const start = sandbox.metrics().fuel.totalConsumed
+  t.true(start > 7_000, `start: ${start}`)
+  t.is(await sandbox.call('add', [1, 2]), 3)
+  const add = sandbox.metrics().fuel.lastCallConsumed
+  t.is(add, 4, 'the first instance started at load: not part of a call')
+  for (const sync of [false, true]) {
+    await t.throwsAsync(sandbox.call('boom'), { instanceOf: UnreachableError })
+    t.is(sync ? sandbox.callSync('add', [1, 2]) : await sandbox.call('add', [1, 2]), 3)
+    t.is(sandbox.metrics().fuel.lastCallConsumed, start + add, sync ? 'callSync' : 'call')
+    t.is(await sandbox.call('add', [1, 2]), 3)
+    t.is(sandbox.metrics().fuel.lastCallConsumed, add, 'the next call is its own')
+  }
+  t.like(sandbox.metrics(), { restarts: 2 })
+})
+
 /** A core module sandbox whose start code calls `env.back` from its second start on. */
 async function backAtRestart(back: () => unknown): Promise<Sandbox> {
   const dir = watComponentDir(

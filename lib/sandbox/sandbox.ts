@@ -276,6 +276,8 @@ export class Sandbox {
     peakBytes: 0,
   }
   #disposed = false
+  /** What a replacement's start burnt, part of the fuel of the call that made it. */
+  #startFuel: { instance: Instance; fuel: number } | undefined
 
   /** @internal Use {@link loadComponent}. */
   constructor(parts: {
@@ -365,7 +367,15 @@ export class Sandbox {
       throw new DisposedError('this sandbox was disposed')
     }
     this.#instance = instance
+    this.#startFuel = { instance, fuel: instance.metrics().fuel.totalConsumed }
     return instance
+  }
+
+  /** The fuel of `instance`'s last call, with what its start burnt when that call made it. */
+  #lastCallFuel(instance: Instance, metrics: Metrics): number {
+    const start = this.#startFuel
+    const made = start !== undefined && start.instance === instance && metrics.calls === 1
+    return metrics.fuel.lastCallConsumed + (made ? start.fuel : 0)
   }
 
   /**
@@ -478,7 +488,7 @@ export class Sandbox {
     totals.calls += metrics.calls
     totals.traps += metrics.traps
     totals.totalFuel += metrics.fuel.totalConsumed
-    totals.lastCallFuel = metrics.fuel.lastCallConsumed
+    totals.lastCallFuel = this.#lastCallFuel(instance, metrics)
     totals.deniedGrowths += metrics.memory.deniedGrowths
     totals.peakBytes = Math.max(totals.peakBytes, metrics.memory.peakBytes)
     // What a guest wrote before it trapped or exited is often the explanation: keep it, but
@@ -500,7 +510,8 @@ export class Sandbox {
    * denied growths and peak memory add up across restarts; `currentBytes` is the live instance's.
    */
   metrics(): SandboxMetrics {
-    const current = (this.#instance ?? this.#last)?.metrics()
+    const live = this.#instance ?? this.#last
+    const current = live?.metrics()
     const totals = this.#retired
     return {
       memory: {
@@ -512,7 +523,9 @@ export class Sandbox {
       fuel: {
         // After a restart the last call ran on the retired instance.
         lastCallConsumed:
-          current !== undefined && current.calls > 0 ? current.fuel.lastCallConsumed : totals.lastCallFuel,
+          live !== undefined && current !== undefined && current.calls > 0
+            ? this.#lastCallFuel(live, current)
+            : totals.lastCallFuel,
         totalConsumed: (current?.fuel.totalConsumed ?? 0) + totals.totalFuel,
       },
       calls: (current?.calls ?? 0) + totals.calls,
