@@ -24,6 +24,16 @@ test('a result whose JSON text would pass 64 MiB is a HostLimitError before any 
   tooLarge('\uffff'.repeat(25 * 1024 * 1024))
   // Below the bound: printed.
   t.is(boundedJsonText('\u001b'.repeat(1024)).length, 6 * 1024 + 2)
+  // A byte list printed compactly takes at most four characters an element ("255,"): counted as
+  // five, 14 million zeros (28 MB of JSON) were refused as more than 64 MiB (probe H22).
+  const bytes = new Uint8Array(1000).fill(255)
+  t.is(boundedJsonText(bytes, undefined, 4_100), toJsonText(bytes))
+  t.is(toJsonText(bytes).length, 4_001)
+  t.throws(
+    () => boundedJsonText(bytes, 2, 4_100),
+    { instanceOf: HostLimitError },
+    'indented, each takes a line',
+  )
 })
 
 test('escaping writes runs at once, every escaped kind, and slices that keep surrogate pairs whole', async (t) => {

@@ -222,7 +222,9 @@ function addLength(
   else if (typeof value !== 'object' || value === null) counted.total += SCALAR_CHARS
   else if (ArrayBuffer.isView(value)) {
     const length = (value as unknown as ArrayLike<unknown>).length ?? 0
-    const element = (ELEMENT_CHARS[value.constructor.name] ?? SCALAR_CHARS) + 1 + indent * (depth + 1)
+    // With an indent, each element is on a line of its own.
+    const line = indent > 0 ? 1 + indent * (depth + 1) : 0
+    const element = (ELEMENT_CHARS[value.constructor.name] ?? SCALAR_CHARS) + line
     counted.total += 2 + length * element
   } else if (Array.isArray(value)) {
     counted.total += 2
