@@ -1469,12 +1469,22 @@ test('every host object in a value refused at limits.resourceHandles is disposed
   const names = ['a', 'b', 'c', 'd', 'e', 'f']
   const inst = guest.instantiateSync({
     limits: { memoryBytes: 1 << 20, resourceHandles: 3 },
-    imports: { 'test:x/host': { Logger, many: () => names.map((name) => new Logger(name)) } },
+    imports: {
+      'test:x/host': {
+        Logger,
+        // The last one twice, past the cap: disposed once.
+        many: () => {
+          const loggers = names.map((name) => new Logger(name))
+          return [...loggers, loggers.at(-1)]
+        },
+      },
+    },
   })
   await t.throwsAsync(inst.call('run'), { instanceOf: HostLimitError })
   for (let round = 0; round < 100 && disposed.length < names.length; round++) {
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
+  await new Promise((resolve) => setTimeout(resolve, 20))
   t.deepEqual([...disposed].sort(), names)
 })
 

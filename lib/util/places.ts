@@ -24,6 +24,8 @@ interface Place {
 }
 
 const places = new WeakMap<object, Place>()
+/** Objects disposed as given up since they last had a handle: one in a value twice goes once. */
+const givenUp = new WeakSet<object>()
 
 const box = failureBox() as {
   place?: (object: object) => void
@@ -31,6 +33,7 @@ const box = failureBox() as {
 }
 
 box.place = (object) => {
+  givenUp.delete(object)
   const place = places.get(object)
   if (place === undefined) places.set(object, { count: 1, dropped: false, returned: false })
   else {
@@ -42,7 +45,11 @@ box.place = (object) => {
 /** Whether the object's `[Symbol.dispose]` is due now that one of its handles went `how`. */
 box.unplace = (object, how) => {
   const place = places.get(object)
-  if (how === 'given-up') return place === undefined
+  if (how === 'given-up') {
+    if (place !== undefined || givenUp.has(object)) return false
+    givenUp.add(object)
+    return true
+  }
   if (place === undefined) return how === 'dropped'
   place.count--
   if (how === 'dropped') place.dropped = true
