@@ -571,9 +571,11 @@ function checkHostResources(
     const { ok, err } = returnChecked(item)
     const isResult = item.func?.result?.kind === 'result'
     const carried = tagsCarried(ok)
-    /** What the guest would get of `value`, returned: for a `result`, an object whose own `tag` is
-     * ok or err is the result itself (as the addon and jco take it), unless the ok value may carry
-     * that tag: its `val` goes to the guest. */
+    /**
+     * What the guest would get of `value`, returned, and its type: for a `result`, an object whose
+     * own `tag` is ok or err is the result itself (as the addon and jco take it), unless the ok
+     * value may carry that tag: its `val` goes to the guest.
+     */
     const given = (value: unknown): [unknown, WitType | undefined] => {
       const side = isResult ? resultSide(value, carried) : undefined
       return side === undefined

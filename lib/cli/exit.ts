@@ -16,7 +16,6 @@ import {
   WasmTypeError,
   type ConfigProblem,
 } from '../errors.js'
-
 import { UsageError } from './args.js'
 
 /**
