@@ -13,7 +13,8 @@ test('a result whose JSON text would pass 64 MiB is a HostLimitError before any 
   tooLarge('\u001b'.repeat(12 * 1024 * 1024))
   // 3 million 64-bit integers, each "…n" as a string.
   tooLarge(new BigUint64Array(3_000_000).fill(2n ** 64n - 1n))
-  tooLarge(Array.from({ length: 3_000_000 }, () => 1.5e300))
+  // 3 million numbers of 24 characters each: 75 MB.
+  tooLarge(Array.from({ length: 3_000_000 }, () => -Number.MAX_VALUE))
   // Deeper than JSON.stringify can go.
   let deep: unknown = 0
   for (let depth = 0; depth < 5_000; depth++) deep = [deep]
@@ -34,6 +35,37 @@ test('a result whose JSON text would pass 64 MiB is a HostLimitError before any 
     { instanceOf: HostLimitError },
     'indented, each takes a line',
   )
+  // Each number is counted as printed: 2.7 million zeros of a list<f64> (5.4 MB) were refused as
+  // more than 64 MiB, each counted as its longest, 25 characters (probe H23).
+  const zeros = new Float64Array(2_700_000)
+  t.is(boundedJsonText(zeros).length, 5_400_001)
+})
+
+test("the JSON bound is never below the printed text's length, indented or not", (t) => {
+  // Nested lists' closing lines went uncounted with an indent: 41 k characters printed within a
+  // bound of 28 k (probe H23). What is counted as printed must be at least what is printed.
+  let nested: unknown = Array.from({ length: 200 }, (_, index) => new Uint8Array([index]))
+  for (let depth = 0; depth < 30; depth++) nested = [nested, { depth, name: 'level', flag: depth % 2 === 0 }]
+  const values: unknown[] = [
+    nested,
+    [
+      new Float32Array([-0, NaN, Infinity, -1.5e-7]),
+      new BigInt64Array([-(2n ** 63n)]),
+      [null, undefined, true],
+    ],
+    { 'a key': [new Int16Array([-32768, 0, 7]), 'text\u0000\u202e'] },
+  ]
+  for (const value of values) {
+    for (const indent of [undefined, 2]) {
+      const printed = toJsonText(value, indent).length
+      t.throws(
+        () => boundedJsonText(value, indent, printed - 1),
+        { instanceOf: HostLimitError },
+        `indent ${indent}`,
+      )
+      t.is(boundedJsonText(value, indent, printed + 64 * 1024), toJsonText(value, indent))
+    }
+  }
 })
 
 test('escaping writes runs at once, every escaped kind, and slices that keep surrogate pairs whole', async (t) => {

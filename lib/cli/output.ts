@@ -174,30 +174,15 @@ export function boundedJsonText(value: unknown, indent?: number, limit: number =
   return toJsonText(value, indent)
 }
 
-/** The longest JSON text of each typed array element, with its comma. */
-const ELEMENT_CHARS: Record<string, number> = {
-  Uint8Array: 4,
-  Uint8ClampedArray: 4,
-  Int8Array: 5,
-  Uint16Array: 6,
-  Int16Array: 7,
-  Uint32Array: 11,
-  Int32Array: 12,
-  Float32Array: 25,
-  Float64Array: 25,
-  BigInt64Array: 25,
-  BigUint64Array: 25,
-}
-
-/** Longest text of a number (`-1.7976931348623157e+308`), a bigint (`"-9223372036854775808n"`), or a word. */
+/** Longest text of anything else JSON has no spelling for (a symbol or function: `null` at most). */
 const SCALAR_CHARS = 25
 
 /** Deeper than JSON.stringify goes before V8's stack runs out: refused as too large. */
 const MAX_DEPTH = 1000
 
 /**
- * A bound of the length of `value`'s JSON text with `indent`, exact enough for real values; the
- * walk stops once it passes `limit`.
+ * A bound of the length of `value`'s JSON text with `indent`, exact enough for real values (exact
+ * for a typed array's numbers); the walk stops once it passes `limit`.
  */
 function jsonLengthBound(value: unknown, indent: number, limit: number): number {
   const counted = { total: 0 }
@@ -218,27 +203,46 @@ function addLength(
   }
   // Its comma, line break and indentation, as an element or a property.
   counted.total += 2 + indent * depth
-  if (typeof value === 'string') counted.total += stringLength(value, limit)
-  else if (typeof value !== 'object' || value === null) counted.total += SCALAR_CHARS
-  else if (ArrayBuffer.isView(value)) {
-    const length = (value as unknown as ArrayLike<unknown>).length ?? 0
-    // With an indent, each element is on a line of its own.
-    const line = indent > 0 ? 1 + indent * (depth + 1) : 0
-    const element = (ELEMENT_CHARS[value.constructor.name] ?? SCALAR_CHARS) + line
-    counted.total += 2 + length * element
+  if (typeof value === 'string') {
+    counted.total += stringLength(value, limit)
+    return
+  }
+  if (typeof value === 'number' || typeof value === 'bigint') {
+    counted.total += numberLength(value)
+    return
+  }
+  if (typeof value !== 'object' || value === null) {
+    counted.total += typeof value === 'boolean' ? 5 : value === null || value === undefined ? 4 : SCALAR_CHARS
+    return
+  }
+  // Its brackets, and with an indent the line break and indentation before the closing one.
+  counted.total += 2 + (indent > 0 ? 1 + indent * depth : 0)
+  if (value instanceof DataView) return
+  if (ArrayBuffer.isView(value)) {
+    // Each element on a line of its own with an indent, and a comma.
+    const line = 1 + (indent > 0 ? 1 + indent * (depth + 1) : 0)
+    for (const item of value as unknown as Iterable<number | bigint>) {
+      counted.total += numberLength(item) + line
+      if (counted.total > limit) return
+    }
   } else if (Array.isArray(value)) {
-    counted.total += 2
     for (let index = 0; index < value.length && counted.total <= limit; index++) {
       addLength(value[index], depth + 1, indent, limit, counted)
     }
   } else {
-    counted.total += 2
     for (const key of Object.keys(value)) {
       if (counted.total > limit) return
       counted.total += stringLength(key, limit) + 2
       addLength((value as Record<string, unknown>)[key], depth + 1, indent, limit, counted)
     }
   }
+}
+
+/** The length of a number or bigint as `toJsonText` prints it (see its spellings). */
+function numberLength(item: number | bigint): number {
+  if (typeof item === 'bigint') return String(item).length + 3
+  if (Object.is(item, -0)) return 4
+  return Number.isFinite(item) ? String(item).length : String(item).length + 2
 }
 
 /**
