@@ -183,9 +183,10 @@ export class TrapError extends WasmError {
   readonly trapCode: string
   readonly wasmBacktrace: WasmFrame[]
   /**
-   * On a metered call, the fuel it used: exact for `unreachable`, out of fuel, a stack overflow or
-   * a host function's failure; for a trap an instruction raised mid-code (out-of-bounds memory,
-   * division by zero, ...), what the guest wrote back at its last call or return, a lower bound.
+   * On a metered call, the fuel it used: exact for `unreachable`, a stack overflow or a host
+   * function's failure, the budget for out of fuel; for a trap an instruction raised mid-code
+   * (out-of-bounds memory, division by zero, ...), what the guest wrote back at its last call or
+   * return, a lower bound.
    */
   readonly fuelConsumed?: number
 
