@@ -66,6 +66,38 @@ test("the JSON bound is never below the printed text's length, indented or not",
       t.is(boundedJsonText(value, indent, printed + 64 * 1024), toJsonText(value, indent))
     }
   }
+  // Plain data is counted exactly, compact or indented: compact commas and colons counted as two
+  // characters refused a list of 10 million false (57 MiB) as more than 64 MiB (probe H24).
+  const data = [
+    Array.from({ length: 1000 }, () => false),
+    [],
+    {},
+    { a: 1, 'b c': [null, true] },
+    new Uint8Array(),
+  ]
+  for (const indent of [undefined, 2]) {
+    const printed = toJsonText(data, indent).length
+    t.is(boundedJsonText(data, indent, printed), toJsonText(data, indent), `indent ${indent}`)
+  }
+})
+
+test("printing a value never calls a toJSON method: a guest resource's to-j-s-o-n is the guest's code", (t) => {
+  // JSON.stringify called it, and printed what the guest returned past the bound: 480 MB of
+  // escaped text from a resource returned by `run` (probe H24).
+  let called = 0
+  class Resource {
+    toJSON() {
+      called++
+      return '\u0001'.repeat(1000)
+    }
+  }
+  t.is(
+    boundedJsonText({ made: new Resource(), list: [new Resource()] }, undefined, 100),
+    '{"made":{},"list":[{}]}',
+  )
+  t.is(called, 0)
+  // A `__proto__` key of the guest's data stays a key.
+  t.is(toJsonText(JSON.parse('{"__proto__":[1]}')), '{"__proto__":[1]}')
 })
 
 test('escaping writes runs at once, every escaped kind, and slices that keep surrogate pairs whole', async (t) => {

@@ -185,7 +185,8 @@ const MAX_DEPTH = 1000
  * for a typed array's numbers); the walk stops once it passes `limit`.
  */
 function jsonLengthBound(value: unknown, indent: number, limit: number): number {
-  const counted = { total: 0 }
+  // The value itself has no comma, line break or indentation before it (see addLength).
+  const counted = { total: indent > 0 ? -2 : -1 }
   addLength(value, 0, indent, limit, counted)
   return counted.total
 }
@@ -201,8 +202,8 @@ function addLength(
     counted.total = limit + 1
     return
   }
-  // Its comma, line break and indentation, as an element or a property.
-  counted.total += 2 + indent * depth
+  // Its comma, and with an indent its line break and indentation, as an element or a property.
+  counted.total += indent > 0 ? 2 + indent * depth : 1
   if (typeof value === 'string') {
     counted.total += stringLength(value, limit)
     return
@@ -212,27 +213,36 @@ function addLength(
     return
   }
   if (typeof value !== 'object' || value === null) {
-    counted.total += typeof value === 'boolean' ? 5 : value === null || value === undefined ? 4 : SCALAR_CHARS
+    counted.total +=
+      value === false ? 5 : value === true || value === null || value === undefined ? 4 : SCALAR_CHARS
     return
   }
-  // Its brackets, and with an indent the line break and indentation before the closing one.
-  counted.total += 2 + (indent > 0 ? 1 + indent * depth : 0)
+  // Its brackets, and with an indent the line break and indentation before a closing one that
+  // follows an element.
+  counted.total += 2
   if (value instanceof DataView) return
+  // The first element has no comma before it.
+  const closing = (indent > 0 ? 1 + indent * depth : 0) - 1
   if (ArrayBuffer.isView(value)) {
     // Each element on a line of its own with an indent, and a comma.
     const line = 1 + (indent > 0 ? 1 + indent * (depth + 1) : 0)
+    if ((value as unknown as ArrayLike<unknown>).length > 0) counted.total += closing
     for (const item of value as unknown as Iterable<number | bigint>) {
       counted.total += numberLength(item) + line
       if (counted.total > limit) return
     }
   } else if (Array.isArray(value)) {
+    if (value.length > 0) counted.total += closing
     for (let index = 0; index < value.length && counted.total <= limit; index++) {
       addLength(value[index], depth + 1, indent, limit, counted)
     }
   } else {
-    for (const key of Object.keys(value)) {
+    const keys = Object.keys(value)
+    if (keys.length > 0) counted.total += closing
+    for (const key of keys) {
       if (counted.total > limit) return
-      counted.total += stringLength(key, limit) + 2
+      // Its colon, and a space after it with an indent.
+      counted.total += stringLength(key, limit) + (indent > 0 ? 2 : 1)
       addLength((value as Record<string, unknown>)[key], depth + 1, indent, limit, counted)
     }
   }

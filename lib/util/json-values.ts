@@ -140,6 +140,20 @@ export function argumentsFromText(texts: readonly string[], signature: Signature
 }
 
 /**
+ * `value` as data: arrays, and objects by their own enumerable keys, as JSON reads them, but
+ * without calling a `toJSON` method, which a guest resource has when the guest names one of its
+ * methods `to-j-s-o-n`: printing must not run guest code, nor print what it returns unbounded.
+ */
+function asData(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(asData)
+  if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value)) return value
+  // No prototype: a `__proto__` key stays a key.
+  const copy: Record<string, unknown> = Object.create(null)
+  for (const key of Object.keys(value)) copy[key] = asData((value as Record<string, unknown>)[key])
+  return copy
+}
+
+/**
  * JSON text of a call's result. What JSON cannot hold is spelled out: a bigint as a string ending
  * in `n` (`"18446744073709551615n"`), a typed array as an array, NaN, the infinities and -0 as
  * the strings `"NaN"`, `"Infinity"`, `"-Infinity"` and `"-0"`, and `undefined` (an absent option, a function
@@ -147,7 +161,7 @@ export function argumentsFromText(texts: readonly string[], signature: Signature
  */
 export function toJsonText(value: unknown, indent?: number): string {
   return JSON.stringify(
-    value,
+    asData(value),
     (_key, item: unknown) => {
       if (typeof item === 'bigint') return `${item}n`
       if (typeof item === 'number' && !Number.isFinite(item)) return String(item)
