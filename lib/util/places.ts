@@ -24,8 +24,8 @@ interface Place {
 }
 
 const places = new WeakMap<object, Place>()
-/** Objects disposed as given up since they last had a handle: one in a value twice goes once. */
-const givenUp = new WeakSet<object>()
+/** Objects disposed as given up in this turn: one twice in a refused value is disposed once. */
+const givenUp = new Set<object>()
 
 const box = failureBox() as {
   place?: (object: object) => void
@@ -33,7 +33,6 @@ const box = failureBox() as {
 }
 
 box.place = (object) => {
-  givenUp.delete(object)
   const place = places.get(object)
   if (place === undefined) places.set(object, { count: 1, dropped: false, returned: false })
   else {
@@ -47,6 +46,7 @@ box.unplace = (object, how) => {
   const place = places.get(object)
   if (how === 'given-up') {
     if (place !== undefined || givenUp.has(object)) return false
+    if (givenUp.size === 0) queueMicrotask(() => givenUp.clear())
     givenUp.add(object)
     return true
   }
