@@ -48,8 +48,9 @@ export interface FuelMetrics {
    * count is not observable then); one stopped while the guest waited on a host function or in
    * WASI has it. After a trap an instruction raised mid-code (out-of-bounds memory, division by
    * zero, ...), only what the guest wrote back at its last call or return: a lower bound. At most
-   * the budget: a call may run past it by one stretch of straight-line code (fuel is checked at
-   * function entries and loop heads) and reports the budget then.
+   * the budget (a sandbox's call that made a replacement instance counts its start too): a call
+   * may run past it by the straight-line code left in the frames on its stack (fuel is checked
+   * at function entries and loop heads, not at returns) and reports the budget then.
    */
   lastCallConsumed: number
   /** Fuel of all calls so far whose figure is known, and of the start functions run at instantiation. */
