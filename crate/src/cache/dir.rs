@@ -163,8 +163,8 @@ mod unix {
         }
 
         /// Writes `parts` to the new entry `name`, owner-only; never follows a symlink, never
-        /// reuses a file.
-        pub fn write_new(&self, name: &str, parts: &[&[u8]]) -> io::Result<()> {
+        /// reuses a file. `created` tells whether the file is ours (to remove on a failure).
+        pub fn write_new(&self, name: &str, parts: &[&[u8]], created: &mut bool) -> io::Result<()> {
             let name = c_name(name)?;
             let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
             let mode: libc::c_uint = 0o600;
@@ -172,6 +172,7 @@ mod unix {
             let mut file = File::from(owned(unsafe {
                 libc::openat(self.fd.as_raw_fd(), name.as_ptr(), flags, mode)
             })?);
+            *created = true;
             parts.iter().try_for_each(|part| file.write_all(part))
         }
 
@@ -226,11 +227,12 @@ mod portable {
             read_bounded(File::open(path)?, max_bytes)
         }
 
-        pub fn write_new(&self, name: &str, parts: &[&[u8]]) -> io::Result<()> {
+        pub fn write_new(&self, name: &str, parts: &[&[u8]], created: &mut bool) -> io::Result<()> {
             let mut file = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(self.path.join(name))?;
+            *created = true;
             parts.iter().try_for_each(|part| file.write_all(part))
         }
 

@@ -18,6 +18,7 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -147,7 +148,14 @@ impl DiskCache {
         let written = compiled
             .serialize()
             .map_err(|error| std::io::Error::other(error.to_string()))
-            .and_then(|artifact| self.write(&name, &artifact));
+            .and_then(|artifact| {
+                // One no engine would load (see `max_entry_bytes`) is not written: every process
+                // would compile again and rewrite it, and only the count says so.
+                if !fits(artifact.len(), bytes.len()) {
+                    return Err(std::io::Error::other("the entry would be larger than any load reads"));
+                }
+                self.write(&name, &artifact)
+            });
         if written.is_err() {
             self.counters.write_failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -158,12 +166,19 @@ impl DiskCache {
     /// replace the file whole, and a reader reads an older file or the new one, never a mix.
     fn write(&self, name: &str, artifact: &[u8]) -> std::io::Result<()> {
         let serial = self.temp_serial.fetch_add(1, Ordering::Relaxed);
-        let temp = format!("{name}.{}-{serial}.tmp", std::process::id());
+        // The clock's nanoseconds besides the pid: in containers, pids repeat across processes
+        // sharing one directory.
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.subsec_nanos());
+        let temp = format!("{name}.{}-{serial}-{nanos:08x}.tmp", std::process::id());
+        // Removed only once created here: a name another writer holds stays its own.
+        let mut created = false;
         let result = self
             .dir
-            .write_new(&temp, &[artifact, &seal(name, artifact)])
+            .write_new(&temp, &[artifact, &seal(name, artifact)], &mut created)
             .and_then(|()| self.dir.rename(&temp, name));
-        if result.is_err() {
+        if result.is_err() && created {
             let _ = self.dir.remove(&temp);
         }
         result
@@ -177,10 +192,18 @@ fn entry_name(kind: &str, bytes: &[u8]) -> String {
     format!("{kind}-{hex}.cwasm")
 }
 
-/// The most a cache file for an input of `input_bytes` is read: far above what wasmtime writes
-/// for such an input, so a sparse or padded file planted there is refused, not read whole.
+/// The most a cache file for an input of `input_bytes` is read: above what wasmtime writes for
+/// real inputs, so a sparse or padded file planted there is refused, not read whole. (A dense
+/// input of small functions with fuel can expand 95 times: past about 3.6 MiB its entry would not
+/// fit, and is not written.)
 fn max_entry_bytes(input_bytes: usize) -> u64 {
     64 * 1024 * 1024 + 32 * input_bytes as u64
+}
+
+/// Whether the entry of an artifact of `artifact_bytes` (and its 32-byte seal) for an input of
+/// `input_bytes` is one a load reads.
+fn fits(artifact_bytes: usize, input_bytes: usize) -> bool {
+    artifact_bytes as u64 + 32 <= max_entry_bytes(input_bytes)
 }
 
 /// The trailer of the entry `name` holding `artifact`: binds the artifact to the input it was
@@ -197,4 +220,17 @@ fn seal(name: &str, artifact: &[u8]) -> [u8; 32] {
 fn checked<'a>(name: &str, contents: &'a [u8]) -> Option<&'a [u8]> {
     let (artifact, trailer) = contents.split_at_checked(contents.len().checked_sub(32)?)?;
     (seal(name, artifact).as_slice() == trailer).then_some(artifact)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fits, max_entry_bytes};
+
+    #[test]
+    fn an_entry_is_written_only_if_a_load_would_read_it() {
+        let limit = max_entry_bytes(1_000) as usize;
+        assert!(fits(limit - 32, 1_000));
+        assert!(!fits(limit - 31, 1_000));
+        assert_eq!(limit, 64 * 1024 * 1024 + 32_000);
+    }
 }
