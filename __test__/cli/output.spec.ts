@@ -66,6 +66,13 @@ test("the JSON bound is never below the printed text's length, indented or not",
       t.is(boundedJsonText(value, indent, printed + 64 * 1024), toJsonText(value, indent))
     }
   }
+  // JSON's short escapes print as two characters and a surrogate pair as its four bytes: counted
+  // as six each, 22 MB of newlines or emoji were refused as more than 64 MiB (probe H25).
+  for (const text of ['\n\t\r\b\f'.repeat(20), '😀'.repeat(20)]) {
+    const printed = Buffer.byteLength(toJsonText(text))
+    t.is(boundedJsonText(text, undefined, printed), toJsonText(text))
+    t.throws(() => boundedJsonText(text, undefined, printed - 1), { instanceOf: HostLimitError })
+  }
   // Plain data is counted exactly, compact or indented: compact commas and colons counted as two
   // characters refused a list of 10 million false (57 MiB) as more than 64 MiB (probe H24).
   const data = [

@@ -255,19 +255,30 @@ function numberLength(item: number | bigint): number {
   return Number.isFinite(item) ? String(item).length : String(item).length + 2
 }
 
+/** The C0 controls JSON writes as two characters: `\b`, `\t`, `\n`, `\f`, `\r`. */
+const SHORT_ESCAPES = new Set([0x08, 0x09, 0x0a, 0x0c, 0x0d])
+
 /**
- * The bytes of `text` as a JSON string, printed (UTF-8): what JSON escapes (a quote, a backslash,
- * a C0 control, a lone surrogate, counted for every surrogate) and what the terminal output
- * escapes (see {@link escapeControl}) count six each, other characters their UTF-8 length. At
- * most `limit` + 1, past which it is not counted.
+ * The bytes of `text` as a JSON string, printed (UTF-8): a quote, a backslash and the short
+ * escapes count two, what else JSON escapes (a C0 control, a lone surrogate) and what the
+ * terminal output escapes (see {@link escapeControl}) six each, a surrogate pair its four bytes,
+ * other characters their UTF-8 length. At most `limit` + 1, past which it is not counted.
  */
 function stringLength(text: string, limit: number): number {
   if (text.length > limit) return limit + 1
   let length = 2
   for (let index = 0; index < text.length && length <= limit; index++) {
     const code = text.charCodeAt(index)
+    if (code >= 0xd800 && code <= 0xdbff) {
+      const next = text.charCodeAt(index + 1)
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        length += 4
+        index++
+        continue
+      }
+    }
     length +=
-      code === 0x22 || code === 0x5c
+      code === 0x22 || code === 0x5c || SHORT_ESCAPES.has(code)
         ? 2
         : code < 0x20 || isSurrogate(code) || isEscaped(code)
           ? 6

@@ -427,13 +427,14 @@ function errorDocument(error: unknown, call: FailedCall | undefined): string {
  * `--json`'s document of `fields` and the guest's `output`: when that is too large to print, the
  * document says so (`outputDropped`) in place of holding it, and the run's outcome stays the
  * same (a command that printed 12 MiB of control characters, six times as long escaped, was a
- * HostLimitError under `--json` only).
+ * HostLimitError under `--json` only). A document too large without any output is refused.
  */
 function documentText(fields: object, output: { stdout: string; stderr: string } | undefined): string {
   try {
     return boundedJsonText({ ...fields, ...output })
   } catch (tooLarge) {
-    if (!(tooLarge instanceof HostLimitError) || output === undefined) throw tooLarge
+    const printed = output !== undefined && (output.stdout !== '' || output.stderr !== '')
+    if (!(tooLarge instanceof HostLimitError) || !printed) throw tooLarge
     return boundedJsonText({ ...fields, outputDropped: true })
   }
 }
