@@ -14,7 +14,7 @@ use super::resources::{Resolved, holds_resources};
 use super::types::{func_signature, with_resource_names};
 use super::wasi_served::WasiImports;
 use crate::errors::Failure;
-use crate::js::places::{self, Let};
+use crate::js::places::Let;
 use crate::js::{Js, Kind, Value};
 use crate::names::{function_keys, interface_keys};
 use crate::runtime::host_bridge;
@@ -236,15 +236,10 @@ fn release_host_object(mut cx: StoreContextMut<'_, HostState>, rep: u32) -> wasm
     let Some(object) = state.resources.as_ref().and_then(|resources| resources.take_host(rep)) else {
         return Ok(());
     };
-    state.host.run_js_later(Box::new(move |js| {
-        // Not while another handle holds it: the host may have given it more than once.
-        if let Ok(value) = js.dereference(&object)
-            && places::unplace(js, value, Let::Dropped)
-        {
-            let _ = js.dispose(value);
-        }
-        js.release(object);
-    }));
+    // Not while another handle holds it: the host may have given it more than once.
+    state
+        .host
+        .run_js_later(Box::new(move |js| host_bridge::let_go(js, object, Let::Dropped)));
     Ok(())
 }
 

@@ -98,13 +98,10 @@ impl HostFunctions {
         let calls_js = how.is_some();
         let job = move |js: Js| {
             for reference in references {
-                if let Some(how) = how
-                    && let Ok(value) = js.dereference(&reference)
-                    && places::unplace(js, value, how)
-                {
-                    dispose_given_up(js, value);
+                match how {
+                    Some(how) => let_go(js, reference, how),
+                    None => js.release(reference),
                 }
-                js.release(reference);
             }
         };
         // Counting and disposing call JS, which a garbage collector's finalizer (where an
@@ -517,6 +514,17 @@ pub fn host_failure(
     let js = Js(env.raw());
     js.tag(error.raw(), &HOST_FAILURE_TAG)?;
     Ok(error)
+}
+
+/// On the JS thread: releases a host object one of whose handles went `how`, after its
+/// `[Symbol.dispose]` when that was the last handle to it that calls for one (see [`places`]).
+pub fn let_go(js: Js, object: Reference, how: Let) {
+    if let Ok(value) = js.dereference(&object)
+        && places::unplace(js, value, how)
+    {
+        dispose_given_up(js, value);
+    }
+    js.release(object);
 }
 
 /// Runs the `[Symbol.dispose]` of a host object the host gave up that the guest never got: what
