@@ -1442,23 +1442,32 @@ test('a host object a host function gave up that never reaches the guest is disp
   t.false(events.includes('dispose caller'))
 })
 
-test('every host object in a value refused at limits.resourceHandles is disposed, those past the cap too', async (t) => {
-  // The conversion stopped at the object that met the cap: the ones after it in the value were
-  // never disposed, not even with the instance (probe H21).
-  const guest = engine.compileComponentSync(`(component
+/**
+ * A guest whose export `run(mode: u32) -> u32` calls its import `test:x/host#some`,
+ * `func(mode: u32) -> <result>` of the host's resource `logger`, and returns what the call left in
+ * its return area: the word at 68 (a list's length), or with `read: 'case'` the byte at 64 (a
+ * result's case).
+ */
+function callsSome(result: string, read: 'length' | 'case' = 'length') {
+  return engine.compileComponentSync(`(component
     (import "test:x/host" (instance $h
       (export "logger" (type (sub resource)))
-      (export "many" (func (result (list (own 0)))))))
-    (alias export $h "many" (func $many))
+      (export "some" (func (param "mode" u32) (result ${result})))))
+    (alias export $h "some" (func $some))
     ${BUMP_MEMORY_WAT}
-    (core func $many_l (canon lower (func $many) (memory $memory) (realloc $realloc)))
+    (core func $some_l (canon lower (func $some) (memory $memory) (realloc $realloc)))
     (core module $main
-      (import "h" "many" (func $many (param i32)))
+      (import "h" "some" (func $some (param i32 i32)))
       (import "m" "memory" (memory 1))
-      (func (export "run") (result i32) i32.const 64 call $many i32.const 68 i32.load))
+      (func (export "run") (param i32) (result i32)
+        local.get 0 i32.const 64 call $some ${read === 'case' ? 'i32.const 64 i32.load8_u' : 'i32.const 68 i32.load'}))
     (core instance $i (instantiate $main (with "m" (instance $m))
-      (with "h" (instance (export "many" (func $many_l))))))
-    (func (export "run") (result u32) (canon lift (core func $i "run"))))`)
+      (with "h" (instance (export "some" (func $some_l))))))
+    (func (export "run") (param "mode" u32) (result u32) (canon lift (core func $i "run"))))`)
+}
+
+/** A host resource class whose objects record their name in `disposed` when disposed. */
+function recordingLoggers() {
   const disposed: string[] = []
   class Logger {
     constructor(readonly name: string) {}
@@ -1466,16 +1475,24 @@ test('every host object in a value refused at limits.resourceHandles is disposed
       disposed.push(this.name)
     }
   }
+  return { Logger, disposed }
+}
+
+test('every host object in a value refused at limits.resourceHandles is disposed, those past the cap too', async (t) => {
+  // The conversion stopped at the object that met the cap: the ones after it in the value were
+  // never disposed, not even with the instance (probe H21).
+  const guest = callsSome('(list (own 0))')
+  const { Logger, disposed } = recordingLoggers()
   const names = ['a', 'b', 'c', 'd', 'e', 'f']
   // The same objects each time, the last one twice, past the cap.
   const loggers = names.map((name) => new Logger(name))
   const fresh = () =>
     guest.instantiateSync({
       limits: { memoryBytes: 1 << 20, resourceHandles: 3 },
-      imports: { 'test:x/host': { Logger, many: () => [...loggers, loggers.at(-1)] } },
+      imports: { 'test:x/host': { Logger, some: () => [...loggers, loggers.at(-1)] } },
     })
   const refused = async (count: number) => {
-    await t.throwsAsync(fresh().call('run'), { instanceOf: HostLimitError })
+    await t.throwsAsync(fresh().call('run', [0]), { instanceOf: HostLimitError })
     for (let round = 0; round < 100 && disposed.length < count; round++) {
       await new Promise((resolve) => setTimeout(resolve, 10))
     }
@@ -1491,27 +1508,8 @@ test('every host object in a value refused at limits.resourceHandles is disposed
 test("the host's objects in a value a host function returns that fails the class check are disposed", async (t) => {
   // The JS layer refuses a value holding something not of the host's class before the addon sees
   // it: the host's objects beside the misfit were dropped without [Symbol.dispose] (probe H15).
-  const guest = engine.compileComponentSync(`(component
-    (import "test:x/host" (instance $h
-      (export "logger" (type (sub resource)))
-      (export "some" (func (param "mode" u32) (result (list (own 0)))))))
-    (alias export $h "some" (func $some))
-    ${BUMP_MEMORY_WAT}
-    (core func $some_l (canon lower (func $some) (memory $memory) (realloc $realloc)))
-    (core module $main
-      (import "h" "some" (func $some (param i32 i32)))
-      (import "m" "memory" (memory 1))
-      (func (export "run") (param i32) (result i32) local.get 0 i32.const 64 call $some i32.const 68 i32.load))
-    (core instance $i (instantiate $main (with "m" (instance $m))
-      (with "h" (instance (export "some" (func $some_l))))))
-    (func (export "run") (param "mode" u32) (result u32) (canon lift (core func $i "run"))))`)
-  const disposed: string[] = []
-  class Logger {
-    constructor(readonly name: string) {}
-    [Symbol.dispose]() {
-      disposed.push(this.name)
-    }
-  }
+  const guest = callsSome('(list (own 0))')
+  const { Logger, disposed } = recordingLoggers()
   const shared = new Logger('twice')
   /** A list whose second element's getter throws, after the first was read (probe H21). */
   const throwing = () => {
@@ -1554,27 +1552,9 @@ test("the host's objects in a value a host function returns that fails the class
 test("the host's objects in a host function's answer that comes after its call ended are disposed", async (t) => {
   // The call gave up on the Promise (its deadline or abort came first), so nothing takes what it
   // brings: its objects were dropped without [Symbol.dispose] (an open item of SECURITY 43).
-  const guest = engine.compileComponentSync(`(component
-    (import "test:x/host" (instance $h
-      (export "logger" (type (sub resource)))
-      (export "some" (func (result (result (list (own 0)) (error (own 0))))))))
-    (alias export $h "some" (func $some))
-    ${BUMP_MEMORY_WAT}
-    (core func $some_l (canon lower (func $some) (memory $memory) (realloc $realloc)))
-    (core module $main
-      (import "h" "some" (func $some (param i32)))
-      (import "m" "memory" (memory 1))
-      (func (export "run") (result i32) i32.const 64 call $some i32.const 64 i32.load8_u))
-    (core instance $i (instantiate $main (with "m" (instance $m))
-      (with "h" (instance (export "some" (func $some_l))))))
-    (func (export "run") (result u32) (canon lift (core func $i "run"))))`)
-  const disposed: string[] = []
-  class Logger {
-    constructor(readonly name: string) {}
-    [Symbol.dispose]() {
-      disposed.push(this.name)
-    }
-  }
+  const guest = callsSome('(result (list (own 0)) (error (own 0)))', 'case')
+  const { Logger, disposed } = recordingLoggers()
+  type Logger = InstanceType<typeof Logger>
   let answer: { resolve: (value: Logger[]) => void; reject: (error: unknown) => void } | undefined
   const host = {
     Logger,
@@ -1587,20 +1567,20 @@ test("the host's objects in a host function's answer that comes after its call e
     for (let round = 0; round < 20; round++) await new Promise((resolve) => setImmediate(resolve))
   }
   const inst = guest.instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports: { 'test:x/host': host } })
-  await settleLate(inst.call('run', [], { timeoutMs: 50 }), TimeoutError, () =>
+  await settleLate(inst.call('run', [0], { timeoutMs: 50 }), TimeoutError, () =>
     answer!.resolve([new Logger('late-a'), new Logger('late-b')]),
   )
   t.deepEqual(disposed, ['late-a', 'late-b'], 'after a deadline')
   const second = guest.instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports: { 'test:x/host': host } })
   const controller = new AbortController()
-  const aborted = second.call('run', [], { signal: controller.signal })
+  const aborted = second.call('run', [0], { signal: controller.signal })
   setTimeout(() => controller.abort(), 20)
   await settleLate(aborted, AbortError, () => answer!.reject({ payload: new Logger('late-err') }))
   t.deepEqual(disposed, ['late-a', 'late-b', 'late-err'], 'an err payload thrown after an abort')
   // One that comes in time reaches the guest, and is the guest's to drop.
   const third = guest.instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports: { 'test:x/host': host } })
   answer = undefined
-  const inTime = third.call('run', [])
+  const inTime = third.call('run', [0])
   const asked = () => answer
   while (asked() === undefined) await new Promise((resolve) => setImmediate(resolve))
   asked()!.resolve([new Logger('in-time')])
@@ -1633,13 +1613,7 @@ test('a host object given to the guest as own more than once is disposed once, w
     (func (export "drop") (param "h" u32) (canon lift (core func $i "drop")))
     (func (export "give") (param "h" u32) (result (own $logger)) (canon lift (core func $i "give")))
     (func (export "use") (param "l" (borrow $logger)) (param "h" u32) (canon lift (core func $i "use"))))`)
-  const disposed: string[] = []
-  class Logger {
-    constructor(readonly name: string) {}
-    [Symbol.dispose]() {
-      disposed.push(this.name)
-    }
-  }
+  const { Logger, disposed } = recordingLoggers()
   let shared = new Logger('shared')
   const fresh = (resourceHandles?: number) =>
     guest.instantiateSync({

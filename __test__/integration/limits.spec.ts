@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process'
 
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 
 import {
   AbortError,
@@ -157,6 +157,37 @@ test('a call stopped by its deadline reports no fuel figure rather than a stale 
   t.true(instance.metrics().fuel.lastCallConsumed > 0)
 })
 
+/**
+ * Stops `name` of `instance` (10,000 steps of a loop, then a wait) by a deadline on each of
+ * `modes`, then by an abort: each reports the fuel used until then, in the error and the metrics.
+ */
+async function stoppedWaiting(
+  t: ExecutionContext,
+  instance: Instance,
+  name: string,
+  modes: readonly ('call' | 'callSync')[],
+): Promise<void> {
+  for (const mode of modes) {
+    const run = () =>
+      mode === 'call'
+        ? instance.call(name, [], { fuel: 1e9, timeoutMs: 50 })
+        : instance.callSync(name, [], { fuel: 1e9, timeoutMs: 50 })
+    const error =
+      mode === 'call'
+        ? await t.throwsAsync(run() as Promise<unknown>, { instanceOf: TimeoutError })
+        : t.throws(run, { instanceOf: TimeoutError })
+    t.true((error?.fuelConsumed ?? 0) > 10_000, `${mode}: fuelConsumed ${error?.fuelConsumed}`)
+    t.is(error?.fuelConsumed, instance.metrics().fuel.lastCallConsumed)
+  }
+  const controller = new AbortController()
+  setTimeout(() => controller.abort(), 50)
+  const aborted = await t.throwsAsync(instance.call(name, [], { fuel: 1e9, signal: controller.signal }), {
+    instanceOf: AbortError,
+  })
+  t.true((aborted?.fuelConsumed ?? 0) > 10_000, `fuelConsumed: ${aborted?.fuelConsumed}`)
+  t.is(aborted?.fuelConsumed, instance.metrics().fuel.lastCallConsumed)
+}
+
 test('a call stopped while its guest waits on a host function reports the fuel used until then', async (t) => {
   // The guest wrote its count back before calling out, so this figure is known: the error
   // carries the one the metrics report (the metrics had it, the error did not).
@@ -172,20 +203,8 @@ test('a call stopped while its guest waits on a host function reports the fuel u
       limits: { memoryBytes: 0 },
       imports: { env: { wait: () => new Promise(() => {}) } },
     })
-  const error = await t.throwsAsync(instance.call('work-then-wait', [], { fuel: 1e9, timeoutMs: 50 }), {
-    instanceOf: TimeoutError,
-  })
-  t.true((error?.fuelConsumed ?? 0) > 10_000, `fuelConsumed: ${error?.fuelConsumed}`)
-  t.is(error?.fuelConsumed, instance.metrics().fuel.lastCallConsumed)
-  // An abort there too.
-  const controller = new AbortController()
-  setTimeout(() => controller.abort(), 50)
-  const aborted = await t.throwsAsync(
-    instance.call('work-then-wait', [], { fuel: 1e9, signal: controller.signal }),
-    { instanceOf: AbortError },
-  )
-  t.true((aborted?.fuelConsumed ?? 0) > 10_000, `fuelConsumed: ${aborted?.fuelConsumed}`)
-  t.is(aborted?.fuelConsumed, instance.metrics().fuel.lastCallConsumed)
+  // An async host function answers `call` only; an abort there too.
+  await stoppedWaiting(t, instance, 'work-then-wait', ['call'])
 })
 
 test('a call stopped while its guest waits in WASI reports the fuel used until then', async (t) => {
@@ -206,25 +225,7 @@ test('a call stopped while its guest waits in WASI reports the fuel used until t
           (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))))`,
     )
     .instantiateSync({ limits: { memoryBytes: PAGE } })
-  for (const mode of ['call', 'callSync'] as const) {
-    const run = () =>
-      mode === 'call'
-        ? instance.call('work-then-sleep', [], { fuel: 1e9, timeoutMs: 50 })
-        : instance.callSync('work-then-sleep', [], { fuel: 1e9, timeoutMs: 50 })
-    const error =
-      mode === 'call'
-        ? await t.throwsAsync(run() as Promise<unknown>, { instanceOf: TimeoutError })
-        : t.throws(run, { instanceOf: TimeoutError })
-    t.true((error?.fuelConsumed ?? 0) > 10_000, `${mode}: fuelConsumed ${error?.fuelConsumed}`)
-    t.is(error?.fuelConsumed, instance.metrics().fuel.lastCallConsumed)
-  }
-  const controller = new AbortController()
-  setTimeout(() => controller.abort(), 50)
-  const aborted = await t.throwsAsync(
-    instance.call('work-then-sleep', [], { fuel: 1e9, signal: controller.signal }),
-    { instanceOf: AbortError },
-  )
-  t.true((aborted?.fuelConsumed ?? 0) > 10_000, `fuelConsumed: ${aborted?.fuelConsumed}`)
+  await stoppedWaiting(t, instance, 'work-then-sleep', ['call', 'callSync'])
 })
 
 test('fuel needs an engine with fuel metering', (t) => {
