@@ -11,8 +11,10 @@ import {
   Engine,
   HostLimitError,
   LinkError,
+  UnreachableError,
   WasiExitError,
   type Instance,
+  type WasmError,
   type WasiOptions,
 } from '../lib/index.js'
 import { BUMP_MEMORY_WAT, MiB, tempDir, wasiComponentWasm, wasiModuleWasm } from './helpers.js'
@@ -173,6 +175,47 @@ test("a module's proc_exit(n) is a WasiExitError with exitCode n for every n, al
   t.is(sync?.exitCode, 5)
   const async = await t.throwsAsync(exiting(true).instantiate(options), { instanceOf: WasiExitError })
   t.is(async?.exitCode, 5)
+})
+
+test('start code that fails leaves its piped output and memory figures on the error', async (t) => {
+  // They went with the failed instance's store: a start that printed why it panicked (a C++ static
+  // constructor, a Rust initializer) and trapped left nothing to read.
+  const failing = engine.compileModuleSync(`(module
+    (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (data (i32.const 16) "panic in start\\n")
+    (func $start
+      (i32.store (i32.const 0) (i32.const 16))
+      (i32.store (i32.const 4) (i32.const 15))
+      (drop (call $write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (drop (memory.grow (i32.const 1000)))
+      (drop (memory.grow (i32.const 1)))
+      unreachable)
+    (start $start))`)
+  const options = { limits: { memoryBytes: MiB }, wasi: { stderr: 'pipe' as const } }
+  const left = { stdout: '', stderr: 'panic in start\n', peakBytes: 2 * 65536, deniedGrowths: 1 }
+  const sync = t.throws(() => failing.instantiateSync(options), { instanceOf: UnreachableError })
+  t.deepEqual(sync?.failedStart, left)
+  const async = await t.throwsAsync(failing.instantiate(options), { instanceOf: UnreachableError })
+  t.deepEqual(async?.failedStart, left)
+  // Not piped: the output went where it was sent, and only the figures are left.
+  const inherited = await t.throwsAsync(failing.instantiate({ ...options, wasi: { stderr: 'ignore' } }), {
+    instanceOf: UnreachableError,
+  })
+  t.deepEqual(inherited?.failedStart, { ...left, stderr: '' })
+  // A component's start functions alike, and a failure before any start ran has none.
+  const component = engine.compileComponentSync(`(component
+    (core module $m
+      (memory 1)
+      (func $start (drop (memory.grow (i32.const 100))) unreachable)
+      (start $start))
+    (core instance (instantiate $m)))`)
+  const started = await t.throwsAsync(component.instantiate({ limits: { memoryBytes: MiB } }), {
+    instanceOf: UnreachableError,
+  })
+  t.deepEqual(started?.failedStart, { stdout: '', stderr: '', peakBytes: 65536, deniedGrowths: 1 })
+  const unlinked = t.throws(() => module.instantiateSync({ limits: { memoryBytes: MiB }, wasi: false }))
+  t.is((unlinked as WasmError | undefined)?.failedStart, undefined)
 })
 
 test('wasi: false leaves WASI unlinked, so its imports are a LinkError', async (t) => {

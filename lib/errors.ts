@@ -70,6 +70,20 @@ const TRAP_CODES_WITH_OWN_CODE: ReadonlySet<string> = new Set<TrapErrorCode>([
   'ERR_WASM_TRAP_BAD_SIGNATURE',
 ])
 
+/**
+ * What start code that failed left (a core module's start function or `_initialize`, a component's
+ * start functions): the instance it ran in is gone, and these with it otherwise.
+ */
+export interface FailedStart {
+  /** WASI output it piped (empty where the instance's `wasi` option did not pipe it). */
+  stdout: string
+  stderr: string
+  /** The most its linear memories held, in bytes. */
+  peakBytes: number
+  /** Memory growths the limiter refused it. */
+  deniedGrowths: number
+}
+
 /** Fields a native error carries over to its class. */
 export interface ErrorFields {
   cause?: unknown
@@ -81,6 +95,7 @@ export interface ErrorFields {
   payload?: unknown
   path?: string
   exitCode?: number
+  failedStart?: FailedStart
 }
 
 /**
@@ -95,6 +110,11 @@ export class WasmError extends Error {
    * here too, so that a project whose `lib` predates ES2022 can read it.
    */
   declare cause?: unknown
+  /**
+   * On an error of instantiation (`instantiate`, `instantiateSync`, or a sandbox call that made a
+   * replacement) once its store existed: what its start code left, gone with the instance.
+   */
+  declare readonly failedStart?: FailedStart
 
   constructor(message: string, fields: ErrorFields & { code?: WasmErrorCode } = {}) {
     // Own only: a `cause` Object.prototype holds is no cause of this error.
@@ -102,6 +122,7 @@ export class WasmError extends Error {
     this.name = new.target.name
     // Subclasses set their own code; the base keeps the one it was thrown with.
     if (new.target === WasmError && fields.code !== undefined) this.code = fields.code
+    if (fields.failedStart !== undefined) this.failedStart = fields.failedStart
   }
 
   /** `instanceof WasmError` also holds for {@link WasmTypeError}, which extends `TypeError`. */
@@ -428,6 +449,7 @@ export function fromNative(error: unknown): unknown {
     'payload',
     'path',
     'exitCode',
+    'failedStart',
   ] as const) {
     // Own only: the addon sets them; what Object.prototype holds is no field of this error.
     if (Object.hasOwn(native, key)) (fields as Record<string, unknown>)[key] = native[key]

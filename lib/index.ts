@@ -55,6 +55,7 @@ export {
   WasmError,
   WasmTypeError,
   type ErrorFields,
+  type FailedStart,
   type WasmFrame,
 } from './errors.js'
 export {

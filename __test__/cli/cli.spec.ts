@@ -320,6 +320,40 @@ test('a trap is exit 4 with its code', async (t) => {
   t.regex(result.stderr, /^ERR_WASM_TRAP_UNREACHABLE: /)
 })
 
+test('run prints what start code that failed wrote, and --json its document with metrics and output', async (t) => {
+  // It went with the failed instance: a start that printed why it panicked showed only the trap.
+  const failing = file(
+    'start-panics.wat',
+    `(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 16) "panic in start\\n")
+      (func $start
+        (i32.store (i32.const 0) (i32.const 16))
+        (i32.store (i32.const 4) (i32.const 15))
+        (drop (call $write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
+        unreachable)
+      (start $start)
+      (func (export "f") (result i32) (i32.const 1)))`,
+  )
+  const plain = await cli('run', failing, '--memory', '65536')
+  t.is(plain.code, 4)
+  t.is(
+    plain.stderr,
+    'panic in start\nERR_WASM_TRAP_UNREACHABLE: wasm trap: wasm `unreachable` instruction executed\n',
+  )
+  const json = await cli('run', failing, '--memory', '65536', '--fuel', '1000', '--json')
+  t.is(json.code, 4)
+  const document = JSON.parse(json.stdout) as Record<string, unknown>
+  t.like(document, {
+    error: { code: 'ERR_WASM_TRAP_UNREACHABLE' },
+    metrics: { peakMemoryBytes: 65536 },
+    stdout: '',
+    stderr: 'panic in start\n',
+  })
+  t.is(typeof (document.metrics as { fuelConsumed: unknown }).fuelConsumed, 'number')
+})
+
 test('bad arguments are usage errors, exit 2', async (t) => {
   const [count, json, unknown] = await Promise.all([
     cli('run', example('hello')),

@@ -782,6 +782,44 @@ test("a spent instance is replaced at the next call, under that call's deadline 
   t.like(sandbox.metrics(), { calls: 3, traps: 3, restarts: 1 })
 })
 
+test("a replacement's failed start keeps what it printed and its memory figures in the sandbox's", async (t) => {
+  // They went with its store: the sandbox's deniedGrowths, peakBytes and takeOutput() missed them
+  // (probe Z14, H22).
+  const dir = watComponentDir(
+    scratch,
+    `(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      (import "env" "fails" (func $fails (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 16) "starting\\n")
+      (func $start
+        (i32.store (i32.const 0) (i32.const 16))
+        (i32.store (i32.const 4) (i32.const 9))
+        (drop (call $write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
+        (drop (memory.grow (i32.const 1000)))
+        (if (call $fails) (then (drop (memory.grow (i32.const 3))) unreachable)))
+      (start $start)
+      (func (export "boom") unreachable)
+      (func (export "ok") (result i32) i32.const 1))`,
+    { name: 'failed-start', maxBytes: 1 << 20, maxFuel: 1_000_000 },
+  )
+  let starts = 0
+  using sandbox = await loadComponent(dir, {
+    engine: wasiEngine,
+    hostFunctions: { env: { fails: () => (++starts > 1 ? 1 : 0) } },
+  })
+  await t.throwsAsync(sandbox.call('boom'), { instanceOf: UnreachableError })
+  const failed = await t.throwsAsync(sandbox.call('ok'), { instanceOf: UnreachableError })
+  t.deepEqual(failed?.failedStart, {
+    stdout: '',
+    stderr: 'starting\n',
+    peakBytes: 4 * 65536,
+    deniedGrowths: 1,
+  })
+  t.like(sandbox.metrics(), { memory: { peakBytes: 4 * 65536, deniedGrowths: 2 }, calls: 2, traps: 2 })
+  t.deepEqual(sandbox.takeOutput(), { stdout: '', stderr: 'starting\nstarting\n' })
+})
+
 test("loadComponent's signal stops the first instance's start code", async (t) => {
   // Loading took no signal: start code that spun held loadComponent (and the CLI's Ctrl-C, probe
   // H21) until the manifest's deadline.

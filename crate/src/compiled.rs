@@ -211,7 +211,7 @@ impl<K: Kind> Compiled<K> {
             let mut store = store::new_store(engine, limits, HostBridge::new(functions), wasi, resources);
             store.data_mut().host.set_sync_env(sync_js);
             store.data_mut().host.set_relay(relay);
-            let mut live: Live<K::Instance> = store::instantiate(store, engine, &start, |store| {
+            let mut live: Live<K::Instance> = store::instantiate(store, engine, &start, &output, |store| {
                 if store.data().waits() {
                     store::wait(store, |store| K::instantiate_async(pre, store))
                 } else {

@@ -121,6 +121,19 @@ pub enum Failure {
     Busy(String),
     Poisoned(String),
     Internal(String),
+    /// Start code failed with `failure`; what it left goes with its store, so it travels here.
+    Started {
+        failure: Box<Failure>,
+        left: Box<StartLeft>,
+    },
+}
+
+/// What a failed instantiation left in its store: the output it piped and its memory figures.
+pub struct StartLeft {
+    pub stdout: String,
+    pub stderr: String,
+    pub peak_bytes: usize,
+    pub denied_growths: u64,
 }
 
 /// What the store knew about a failed call, beyond wasmtime's error.
@@ -432,6 +445,7 @@ impl Failure {
             self,
             Failure::Host { .. } | Failure::Internal(_) | Failure::Exit(_) | Failure::HostLimit(_)
         ) || matches!(self, Failure::Trap(info) if info.entered)
+            || matches!(self, Failure::Started { failure, .. } if failure.poisons())
     }
 
     fn code(&self) -> &'static str {
@@ -450,6 +464,7 @@ impl Failure {
             Failure::Busy(_) => "ERR_WASM_BUSY",
             Failure::Poisoned(_) => "ERR_WASM_INSTANCE_POISONED",
             Failure::Internal(_) => "ERR_WASM_INTERNAL",
+            Failure::Started { failure, .. } => failure.code(),
         }
     }
 
@@ -544,6 +559,16 @@ impl Failure {
                     None => js.undefined()?,
                 };
                 js.set(error, "payload", payload)?;
+                Ok(error)
+            }
+            Failure::Started { failure, left } => {
+                let error = failure.to_js(js)?;
+                let start = js.object()?;
+                js.set(start, "stdout", js.string(&left.stdout)?)?;
+                js.set(start, "stderr", js.string(&left.stderr)?)?;
+                js.set(start, "peakBytes", js.number(left.peak_bytes as f64)?)?;
+                js.set(start, "deniedGrowths", js.number(left.denied_growths as f64)?)?;
+                js.set(error, "failedStart", start)?;
                 Ok(error)
             }
         }

@@ -13,7 +13,7 @@ use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 use crate::component::resources::Resources;
 use crate::engine::{EngineShared, InstanceTicket};
-use crate::errors::{CallFacts, Failure, HostCallFailed, Interrupt};
+use crate::errors::{CallFacts, Failure, HostCallFailed, Interrupt, StartLeft};
 use crate::js::{Js, Value};
 use crate::limits::{Limiter, LimitsConfig, hostcall_fuel};
 use crate::metrics::{Metrics, PublishedMetrics};
@@ -21,7 +21,7 @@ use crate::runtime::abort::{self, Abort};
 use crate::runtime::executor::{self, Outcome};
 use crate::runtime::host_bridge::{HostBridge, WaitLimits};
 use crate::runtime::native_stack;
-use crate::wasi::WasiState;
+use crate::wasi::{Output, TakenOutput, WasiState};
 
 /// Far enough in epochs that a call without a deadline is never interrupted.
 const NO_DEADLINE: u64 = u64::MAX / 2;
@@ -346,16 +346,32 @@ impl std::error::Error for WaitEnded {}
 
 /// Instantiates into `store` under the instance's default budget (start functions run then) and
 /// pairs the store with the instance. Instantiation is not a call: its memory shows in the
-/// metrics, and the fuel its start functions burned in the total.
+/// metrics, and the fuel its start functions burned in the total. A failure carries what the
+/// store held of the start's doing (the output piped to `output`, memory figures), which would
+/// otherwise go with it.
 pub fn instantiate<I>(
     mut store: Store<HostState>,
     engine: &EngineShared,
     defaults: &Budget,
+    output: &Output,
     body: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<I>,
 ) -> Result<Live<I>, Failure> {
     native_stack::check(engine.max_wasm_stack)?;
     let mut start = Metrics::default();
-    let instance = run_classified(&mut store, engine, defaults, &mut start, body, Failure::instantiate)?;
+    let instance =
+        run_classified(&mut store, engine, defaults, &mut start, body, Failure::instantiate).map_err(|failure| {
+            let memory = store.data().limiter.metrics();
+            let TakenOutput { stdout, stderr } = output.take();
+            Failure::Started {
+                failure: Box::new(failure),
+                left: Box::new(StartLeft {
+                    stdout,
+                    stderr,
+                    peak_bytes: memory.peak_bytes,
+                    denied_growths: memory.denied_growths,
+                }),
+            }
+        })?;
     let metrics = Metrics {
         memory: store.data().limiter.metrics(),
         total_fuel: start.total_fuel,

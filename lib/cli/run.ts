@@ -6,7 +6,7 @@ import { createReadStream, statSync } from 'node:fs'
 import path from 'node:path'
 
 import { Engine } from '../engine.js'
-import { AbortError, ConfigError, HostLimitError, TimeoutError, WasiExitError } from '../errors.js'
+import { AbortError, ConfigError, HostLimitError, TimeoutError, WasiExitError, WasmError } from '../errors.js'
 import type { Instance, WasiOptions } from '../instance.js'
 import { loadManifest, MANIFEST_FILE } from '../sandbox/manifest.js'
 import { readComponentWasm } from '../sandbox/paths.js'
@@ -388,7 +388,7 @@ async function invoke(
   } catch (error) {
     outcome = { error }
   }
-  const metrics = { ...runner.metrics(), elapsedMs: Math.round((performance.now() - started) * 100) / 100 }
+  const metrics = { ...runner.metrics(), elapsedMs: msSince(started) }
   // A deadline or an abort that stops the guest inside wasm unwinds compiled code before it
   // writes its fuel count back: no figure (null). One that stops it while it waits on a host
   // function has the figure, on the error.
@@ -409,6 +409,11 @@ async function invoke(
     await printText(io.stdout, `${boundedJsonText(outcome.result ?? null)}\n`)
   }
   return EXIT.success
+}
+
+/** Milliseconds since `start` (a `performance.now()`), to a hundredth. */
+function msSince(start: number): number {
+  return Math.round((performance.now() - start) * 100) / 100
 }
 
 /** Whether `exported` has a result (its type spells one: `func(...) -> T`). */
@@ -455,6 +460,42 @@ export async function run(args: readonly string[], io: CliOutput): Promise<numbe
       io.interrupted?.aborted === true && caught instanceof AbortError && !(caught instanceof RunInterrupted)
     const error = interrupted ? new RunInterrupted(io.interrupted!.reason as NodeJS.Signals, caught) : caught
     if (jsonRequested(args)) io.stdout.write(`${errorDocument(error, failed.call)}\n`)
+    throw error
+  }
+}
+
+/**
+ * The runner `starting` gives. When its start code fails, what that left (the output that is
+ * often the explanation, a panic's message) is printed as a call's is, or put in `failed` for
+ * `--json`'s document.
+ */
+async function started(
+  starting: Promise<Runner>,
+  json: boolean,
+  io: CliOutput,
+  failed: { call?: FailedCall },
+): Promise<Runner> {
+  const began = performance.now()
+  try {
+    return await starting
+  } catch (error) {
+    const left = error instanceof WasmError ? error.failedStart : undefined
+    if (left === undefined) throw error
+    const { stdout, stderr } = left
+    if (!json) {
+      await printText(io.stdout, stdout)
+      await printText(io.stderr, stderr)
+    }
+    const fuel = (error as { fuelConsumed?: unknown }).fuelConsumed
+    failed.call = {
+      metrics: {
+        fuelConsumed: typeof fuel === 'number' ? fuel : null,
+        peakMemoryBytes: left.peakBytes,
+        elapsedMs: msSince(began),
+      },
+      stdout,
+      stderr,
+    }
     throw error
   }
 }
@@ -520,11 +561,16 @@ async function runParsed(
     const command = values.invoke === undefined ? commandExport(compiled.functions) : undefined
     // argv[0] is the path as given, as for any program; a command also gets the words after it.
     const argv = [target, ...(values.arg ?? []), ...(command === undefined ? [] : texts)]
-    const runner = await compiled.start(
-      command === undefined
-        ? { ...wasi, args: argv }
-        : { ...wasi, args: argv, outputLimitBytes: COMMAND_OUTPUT_BYTES },
-      stopSignal(io),
+    const runner = await started(
+      compiled.start(
+        command === undefined
+          ? { ...wasi, args: argv }
+          : { ...wasi, args: argv, outputLimitBytes: COMMAND_OUTPUT_BYTES },
+        stopSignal(io),
+      ),
+      values.json ?? false,
+      io,
+      failed,
     )
     try {
       if (command === undefined) {

@@ -11,7 +11,14 @@ import { Module } from '../module.js'
 import { loadManifest, type Manifest, type PolicyOptions } from './manifest.js'
 import { readComponentWasm, WRITE_ALLOWED, writeDirectory } from './paths.js'
 import { Engine } from '../engine.js'
-import { BusyError, ConfigError, DisposedError, stoppedGuest, type CapabilityDeniedError } from '../errors.js'
+import {
+  BusyError,
+  ConfigError,
+  DisposedError,
+  stoppedGuest,
+  WasmError,
+  type CapabilityDeniedError,
+} from '../errors.js'
 import { withHostInterfaces } from '../capabilities/interfaces.js'
 import { wasiHttpPermissions } from '../capabilities/wasi-http.js'
 import { permissionsFromManifest, type Permissions } from '../capabilities/permissions.js'
@@ -380,7 +387,8 @@ export class Sandbox {
 
   /**
    * Counts a start that failed as a call of the sandbox's (and, when it stopped the running guest,
-   * a trap), with the fuel it burnt as far as known, which is then the last call's; returns `error`.
+   * a trap), with the fuel it burnt as far as known, which is then the last call's, and keeps the
+   * memory figures and output it left; returns `error`.
    */
   #failedStart(error: unknown): unknown {
     this.#retired.calls++
@@ -390,6 +398,12 @@ export class Sandbox {
     const burnt = typeof fuel === 'number' ? fuel : 0
     this.#retired.totalFuel += burnt
     this.#retired.lastCallFuel = burnt
+    const left = error instanceof WasmError ? error.failedStart : undefined
+    if (left !== undefined) {
+      this.#retired.deniedGrowths += left.deniedGrowths
+      this.#retired.peakBytes = Math.max(this.#retired.peakBytes, left.peakBytes)
+      this.#keepOutput(left)
+    }
     return error
   }
 
@@ -481,6 +495,17 @@ export class Sandbox {
     }
   }
 
+  /**
+   * Keeps what a guest wrote before it trapped or exited, often the explanation, but within one
+   * instance's cap, or a guest that keeps failing piles up output without bound.
+   */
+  #keepOutput(output: { stdout: string; stderr: string }): void {
+    this.#retiredOutput = {
+      stdout: newestBytes(this.#retiredOutput.stdout + output.stdout, this.#outputLimitBytes),
+      stderr: newestBytes(this.#retiredOutput.stderr + output.stderr, this.#outputLimitBytes),
+    }
+  }
+
   /** Folds a spent instance's counters into the totals and frees it; `failed`: a restart. */
   #retire(instance: Instance, failed: boolean): void {
     const metrics = instance.metrics()
@@ -491,13 +516,7 @@ export class Sandbox {
     totals.lastCallFuel = this.#lastCallFuel(instance, metrics)
     totals.deniedGrowths += metrics.memory.deniedGrowths
     totals.peakBytes = Math.max(totals.peakBytes, metrics.memory.peakBytes)
-    // What a guest wrote before it trapped or exited is often the explanation: keep it, but
-    // within one instance's cap, or a guest that keeps failing piles up output without bound.
-    const output = instance.takeOutput()
-    this.#retiredOutput = {
-      stdout: newestBytes(this.#retiredOutput.stdout + output.stdout, this.#outputLimitBytes),
-      stderr: newestBytes(this.#retiredOutput.stderr + output.stderr, this.#outputLimitBytes),
-    }
+    this.#keepOutput(instance.takeOutput())
     instance.dispose()
     if (this.#instance === instance) this.#instance = undefined
     if (this.#last === instance) this.#last = undefined
