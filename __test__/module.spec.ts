@@ -178,6 +178,15 @@ test('inst.exports holds each exported function by its own name, like WebAssembl
   t.is(exports.load!(), 77, 'bound to this instance')
   t.throws(() => exports.add!('2', 1), { instanceOf: WasmTypeError, message: /add: param 0/ })
   t.is(inst.exports, inst.exports, 'made once')
+  // One object for every user of the instance: none may swap a function for the others (probe Z17).
+  t.true(Object.isFrozen(exports))
+  t.throws(
+    () => {
+      exports.add = () => 'hijacked'
+    },
+    { instanceOf: TypeError },
+  )
+  t.is(exports.add!(1, 2), 3)
   inst.dispose()
   t.throws(() => exports.add!(1, 1), { code: 'ERR_WASM_DISPOSED' })
 })

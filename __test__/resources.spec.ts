@@ -122,6 +122,15 @@ test('inst.exports also answers to WIT names and to an interface without its @ve
   t.deepEqual(Object.keys(exports.numbers), ['add', 'greet'])
   // Nothing comes through the prototype chain.
   t.false(Object.hasOwn(exports, 'toString'))
+  // Frozen, as an ES module namespace is: shared by every user of the instance.
+  t.true(Object.isFrozen(exports))
+  t.true(Object.isFrozen(exports.numbers))
+  t.throws(
+    () => {
+      exports.numbers.add = () => 0
+    },
+    { instanceOf: TypeError },
+  )
   inst.dispose()
   // A function of an interface too.
   const withResources = instance()

@@ -814,7 +814,7 @@ export function shortName(interfaceName: string): string {
 }
 
 /**
- * The object behind `Instance.exports`: jco's shape, each function calling `callSync`. The
+ * The object behind `Instance.exports`, frozen: jco's shape, each function calling `callSync`. The
  * README's other spellings (a function's WIT name, an interface without its `@version`) answer too, as
  * non-enumerable aliases, so the keys listed stay jco's.
  */
@@ -865,5 +865,9 @@ export function jcoExports(
     if (!Object.hasOwn(target, key))
       Object.defineProperty(target, key, { value, writable: true, configurable: true })
   }
-  return exports
+  // Shared by every user of the instance, as an ES module namespace is: none may swap a function.
+  for (const value of Object.values(exports)) {
+    if (typeof value === 'object' && value !== null) Object.freeze(value)
+  }
+  return Object.freeze(exports)
 }
