@@ -135,9 +135,10 @@ function coreExports(
   for (const name of names) {
     let call: ((...args: unknown[]) => unknown) | undefined
     const value = (...args: unknown[]) => (call ??= handle(name))(...args)
-    Object.defineProperty(exports, name, { value, enumerable: true, writable: true, configurable: true })
+    Object.defineProperty(exports, name, { value, enumerable: true })
   }
-  return exports
+  // Shared by every user of the instance, and frozen as WebAssembly.Instance's exports are.
+  return Object.freeze(exports)
 }
 
 /**
@@ -166,6 +167,21 @@ function syncCallRefused(native: { readonly disposed: boolean }): WasmError {
 
 /** More arguments than any export takes (the addon refuses more too). */
 const MAX_ARGUMENTS = 1000
+
+/**
+ * Refuses what is not an argument list, and one longer than any export takes before any element
+ * is read: V8 refuses to apply a function to a huge array (a RangeError, not ours), and copying
+ * one whose `length` is 2^32 - 1 held the JS thread for minutes. A string or an array-like would
+ * be spread into arguments.
+ */
+function checkArgumentList(name: string, args: unknown): asserts args is readonly unknown[] {
+  if (!Array.isArray(args)) throw new WasmTypeError(`${shownName(name)}: arguments must be an array`)
+  if (args.length > MAX_ARGUMENTS) {
+    throw new WasmTypeError(
+      `${shownName(name)}: expected its arguments, got an array of ${args.length} elements`,
+    )
+  }
+}
 
 /**
  * A live instance of a component or a core module, in its own store. One call runs at a time:
@@ -262,16 +278,9 @@ export class Instance<E = Record<string, unknown>> {
     let all: readonly unknown[] = args
     let resources: InstanceResources | undefined
     let lowered: Lowered | undefined
+    if (this.#calls.pending > 0) throw syncCallRefused(this.#native)
     try {
-      // V8 refuses to apply a function to a huge array (a RangeError, not ours): no export takes
-      // that many arguments anyway. A string or an array-like would be spread into arguments.
-      if (!Array.isArray(args)) throw new WasmTypeError(`${shownName(name)}: arguments must be an array`)
-      if (args.length > MAX_ARGUMENTS) {
-        throw new WasmTypeError(
-          `${shownName(name)}: expected its arguments, got an array of ${args.length} elements`,
-        )
-      }
-      if (this.#calls.pending > 0) throw syncCallRefused(this.#native)
+      checkArgumentList(name, args)
       resources = this.#resources?.converts(name) === true ? this.#resources : undefined
       if (resources !== undefined) {
         lowered = resources.lower(name, args)
@@ -291,7 +300,11 @@ export class Instance<E = Record<string, unknown>> {
     } else {
       const { fuel, timeoutMs } = callOptions(options)
       handle = this.#handle(this.#budgeted, name, true)
-      all = [fuel, timeoutMs, ...all]
+      try {
+        all = [fuel, timeoutMs, ...all]
+      } catch (error) {
+        throw typed(name, error)
+      }
     }
     let result: unknown
     try {
@@ -416,7 +429,8 @@ export class Instance<E = Record<string, unknown>> {
     // values in it are read when the call starts, at once on an idle instance.)
     let snapshot: readonly unknown[]
     try {
-      snapshot = Array.isArray(args) ? args.slice() : args
+      checkArgumentList(name, args)
+      snapshot = args.slice()
     } catch (error) {
       return Promise.reject(typed(name, error))
     }

@@ -749,6 +749,38 @@ test('a wrong argument count on a core export is a WasmTypeError naming both cou
   }
   t.throws(() => instance.callSync('sum17', Array<number>(1_001).fill(1)), tooMany)
   await t.throwsAsync(instance.call('sum17', Array<number>(1_001).fill(1)), tooMany)
+  // call() copied the array first: one whose length is 2^32 - 1 held the JS thread for minutes
+  // (probe Z17). Not one element may be read.
+  let reads = 0
+  const huge: unknown[] = []
+  huge.length = 2 ** 32 - 1
+  const watched = new Proxy(huge, {
+    get: (target, key, receiver) => {
+      if (typeof key === 'string' && /^\d+$/.test(key)) reads++
+      return Reflect.get(target, key, receiver) as unknown
+    },
+  })
+  const hugeRefused = {
+    instanceOf: WasmTypeError,
+    message: /^sum17: expected its arguments, got an array of 4294967295 /,
+  }
+  t.throws(() => instance.callSync('sum17', watched), hugeRefused)
+  t.throws(() => instance.callSync('sum17', watched, { timeoutMs: 1_000 }), hugeRefused)
+  await t.throwsAsync(instance.call('sum17', watched), hugeRefused)
+  t.is(reads, 0)
+  // An element's getter that throws is the caller's TypeError on every path (with per-call
+  // options it came through as it was thrown).
+  const throwing = Array<number>(17).fill(1)
+  Object.defineProperty(throwing, 3, {
+    get: () => {
+      throw new RangeError('getter')
+    },
+  })
+  const getterThrew = { instanceOf: WasmTypeError, message: 'sum17: reading the arguments threw: getter' }
+  t.throws(() => instance.callSync('sum17', throwing), getterThrew)
+  t.throws(() => instance.callSync('sum17', throwing, {}), getterThrew)
+  t.throws(() => instance.callSync('sum17', throwing, { fuel: undefined }), getterThrew)
+  await t.throwsAsync(instance.call('sum17', throwing, { timeoutMs: 1_000 }), getterThrew)
   t.is(instance.metrics().calls, 0)
   t.is(instance.callSync('sum17', Array<number>(17).fill(2)), 34)
 })
