@@ -169,6 +169,21 @@ test('bad WAT is a CompileError with the line', (t) => {
   t.regex(error?.message ?? '', /^unknown operator or unexpected token\n +--> <anon>:1:41\n/)
 })
 
+test('externref is refused for what it needs, GC, in compile and validate alike, in a module and a component', (t) => {
+  // wasmparser named only "gc types", for a reference type V8 runs (probe Z17).
+  const engine = new Engine()
+  const module = '(module (func (export "id") (param externref) (result externref) local.get 0))'
+  const reason =
+    /gc types are disallowed .*\(externref, and every reference type but funcref, needs wasmtime's garbage collector/
+  t.throws(() => engine.compileModuleSync(module), { instanceOf: CompileError, message: reason })
+  t.regex(engine.validate(module).message ?? '', reason)
+  const component = `(component (core module ${module.slice('(module'.length)})`
+  t.throws(() => engine.compileComponentSync(component), { instanceOf: CompileError, message: reason })
+  t.regex(engine.validate(component).message ?? '', reason)
+  // funcref needs no GC.
+  t.true(engine.validate('(module (table 1 funcref))').ok)
+})
+
 test('a missing file is a CompileError that says which', async (t) => {
   const engine = new Engine()
   const error = await t.throwsAsync(engine.compileModule('/no/such/file.wasm'), { instanceOf: CompileError })

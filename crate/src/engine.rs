@@ -17,7 +17,7 @@ use wasmtime::{
 
 use crate::binary::{self, Binary};
 use crate::cache::disk::DiskCache;
-use crate::errors::{Failure, guard};
+use crate::errors::{Failure, compile_text, guard};
 use crate::js::{Js, Raw};
 use crate::runtime::pool::POOL_THREAD_STACK_BYTES;
 use crate::runtime::task;
@@ -216,7 +216,7 @@ impl EngineShared {
             Err(error) => return Some(error.to_string()),
         };
         let validate_module =
-            |module: &[u8]| wasmtime::Module::validate(&self.engine, module).map_err(|error| format!("{error:#}"));
+            |module: &[u8]| wasmtime::Module::validate(&self.engine, module).map_err(|error| compile_text(&error));
         let valid = match binary::kind(&bytes) {
             Some(Binary::Component) => binary::validate_component(&bytes, validate_module),
             _ => validate_module(&bytes),

@@ -200,7 +200,7 @@ impl Failure {
     }
 
     pub fn compile(error: &wasmtime::Error) -> Self {
-        Failure::Compile(format!("{error:#}"))
+        Failure::Compile(compile_text(error))
     }
 
     /// Classifies an instantiation error: resource limits, missing imports, traps in start code.
@@ -573,6 +573,22 @@ impl Failure {
             }
         }
     }
+}
+
+/// wasmparser's words for a type that needs wasmtime's GC, which this build leaves out.
+const NEEDS_GC: &str = "gc types are disallowed";
+
+/// Why `error` refused the bytes, saying what GC is about where wasmparser names only GC: `externref`
+/// (reference types, which V8 runs) was refused as "gc types".
+pub fn compile_text(error: &wasmtime::Error) -> String {
+    let text = format!("{error:#}");
+    if text.contains(NEEDS_GC) {
+        return format!(
+            "{text} (externref, and every reference type but funcref, needs wasmtime's garbage collector, which \
+             airssys-wasm is built without)"
+        );
+    }
+    text
 }
 
 /// How wasmtime's backtrace context starts its text (it is a context, not an error type).
