@@ -427,6 +427,90 @@ test('the capability interfaces, loadManifest and pooling refuse a key no option
   })
 })
 
+test('options inherited from shared defaults are not options, at every entry point, as for a call', async (t) => {
+  // Object.create(defaults) gave instantiate a deadline that a call with the same object ignored,
+  // and the whole wasi object's env to the guest (probe Z18).
+  const spin = engine.compileModuleSync('(module (func (export "spin") (loop $l (br $l))))')
+  const defaults = Object.create({ timeoutMs: 30, fuel: 1 }) as InstantiateOptions
+  Object.assign(defaults, { limits: { memoryBytes: MiB } })
+  const inst = spin.instantiateSync(defaults)
+  // No inherited budget (a deadline of 30 ms, 1 unit of fuel): only the caller's abort stops it.
+  await t.throwsAsync(inst.call('spin', [], { signal: AbortSignal.timeout(200) }), { instanceOf: AbortError })
+  t.throws(
+    () =>
+      new Engine(Object.create({ fuel: true }) as never)
+        .compileModuleSync(ADD)
+        .instantiateSync({ limits: { memoryBytes: MiB }, fuel: 10 }),
+    {
+      instanceOf: ConfigError,
+      message: /fuel/,
+    },
+  )
+  const inheritedLimits = Object.create({ memoryBytes: MiB }) as { memoryBytes: number }
+  t.throws(() => addModule.instantiateSync({ limits: inheritedLimits }), {
+    instanceOf: ConfigError,
+    message: /^limits\.memoryBytes is required/,
+  })
+  // A class instance as the options object is read by its own fields too, as call options are.
+  class Options {
+    limits = { memoryBytes: MiB }
+    get timeoutMs() {
+      return 30
+    }
+  }
+  const fromClass = spin.instantiateSync(new Options() as never)
+  await t.throwsAsync(fromClass.call('spin', [], { signal: AbortSignal.timeout(200) }), {
+    instanceOf: AbortError,
+  })
+  const sandboxLimits = Object.create({ timeoutMs: 1 }) as { timeoutMs: number }
+  await t.notThrowsAsync(async () => {
+    using sandbox = await loadComponent(hello, { limits: sandboxLimits })
+    t.is(await sandbox.call('greet', ['own']), 'Hello, own!')
+  })
+})
+
+test('an option of the wrong kind is a ConfigError, never read as no option or a default', async (t) => {
+  // Each was accepted (probe Z18): a sandbox spread `wasi: 5` into nothing, `null` and `[]` were
+  // no WASI options, a Number object passed as pooling settings, and a null compiler the default.
+  for (const wasi of [5, true, () => {}, null, 'x', []]) {
+    const error = await t.throwsAsync(loadComponent(hello, { wasi: wasi as never }), {
+      instanceOf: ConfigError,
+    })
+    t.is(error?.path, 'wasi', String(wasi))
+  }
+  for (const wasi of [null, [], 5]) {
+    t.throws(() => addModule.instantiateSync({ limits: { memoryBytes: MiB }, wasi: wasi as never }), {
+      instanceOf: ConfigError,
+      message: /^wasi: expected an object or false/,
+    })
+  }
+  t.throws(() => new Engine({ pooling: new Number(5) } as never), {
+    instanceOf: ConfigError,
+    message: /^pooling: expected an object or false/,
+  })
+  t.throws(() => new Engine({ compiler: null } as never), {
+    instanceOf: ConfigError,
+    message: /^compiler: expected/,
+  })
+  // An Engine in name only: a Proxy of one, or an object made on its prototype.
+  const real = new Engine({ fuel: true })
+  for (const fake of [new Proxy(real, {}), Object.create(Engine.prototype) as Engine]) {
+    await t.throwsAsync(loadComponent(hello, { engine: fake }), {
+      instanceOf: ConfigError,
+      message: 'engine: expected an Engine',
+    })
+  }
+  real.close()
+  // Not a path: Node's own TypeError came through.
+  for (const dir of [5, undefined, new URL('file:///tmp'), Buffer.from('/tmp')]) {
+    await t.throwsAsync(loadComponent(dir as never), {
+      instanceOf: WasmTypeError,
+      message: /^dir: expected the path of a directory or of its Component\.toml, got /,
+    })
+    t.throws(() => loadManifest(dir as never), { instanceOf: WasmTypeError })
+  }
+})
+
 test('a policy bound given as undefined is the default, as an undefined option is everywhere', (t) => {
   const manifest = loadManifest(path.join(root, 'examples/hello'), {
     policy: {

@@ -22,11 +22,21 @@ export interface CacheStats {
 export type ValidationResult = { ok: true } | { ok: false; message: string }
 
 /**
+ * Whether `value` is an Engine this class made: a Proxy of one, or an object made on its
+ * prototype, passes `instanceof` and then fails at its first use.
+ */
+export let isEngine: (value: unknown) => value is Engine
+
+/**
  * A wasmtime engine: compiles core modules and components, and owns the epoch ticker behind
  * wall-clock deadlines. Compiled code can be used from any thread; close it when done (it is
  * also released on GC, and never keeps the process alive).
  */
 export class Engine {
+  static {
+    isEngine = (value) => typeof value === 'object' && value !== null && #native in value
+  }
+
   readonly #native: NativeEngine
   readonly #maxModuleBytes: number
   readonly #components = new CompileCache<Component>()

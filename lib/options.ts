@@ -11,7 +11,7 @@ import { createPermissions, type Permissions } from './capabilities/permissions.
 import { createWasiHttpClient, wasiHttpPermissions, type WasiHttp } from './capabilities/wasi-http.js'
 import { type CapabilityDeniedError, ConfigError, WasmError } from './errors.js'
 import type { NativeEngineOptions, NativeInstanceOptions, NativeWasiOptions } from './native.js'
-import { bare, NONE, ownOptions } from './util/own.js'
+import { bare, isOptionRecord, NONE, ownOptions } from './util/own.js'
 import { followed, isAbortSignal, type SignalSource } from './util/signal.js'
 
 /** Options of `new Engine()`; all optional. */
@@ -267,7 +267,7 @@ export const RULES = {
 export type OptionName = keyof typeof RULES
 
 /** A value as a message shows it (never throws, whatever the value). */
-function shown(value: unknown): string {
+export function shown(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value)
   if (typeof value === 'bigint') return `${value}n`
   try {
@@ -412,7 +412,7 @@ function checkedEngineOptions(options: EngineOptions): NativeEngineOptions {
   object('Engine options', options)
   knownKeys('Engine', options, ENGINE_OPTIONS)
   const given: unknown = options.pooling === undefined ? false : options.pooling
-  if (given !== false && (typeof given !== 'object' || given === null || Array.isArray(given))) {
+  if (given !== false && !isOptionRecord(given)) {
     throw new ConfigError('pooling: expected an object or false', { path: 'pooling', value: given })
   }
   const pooling = given as { maxInstances?: unknown; maxMemoryBytes?: unknown } | false
@@ -423,7 +423,7 @@ function checkedEngineOptions(options: EngineOptions): NativeEngineOptions {
       value: options.cacheDir,
     })
   }
-  const compiler: unknown = options.compiler ?? DEFAULTS.compiler
+  const compiler: unknown = options.compiler === undefined ? DEFAULTS.compiler : options.compiler
   if (!isCompiler(compiler)) {
     const expected = COMPILERS.map((name) => `'${name}'`).join(' or ')
     throw new ConfigError(`compiler: expected ${expected}, got ${shown(compiler)}`, {
@@ -541,8 +541,8 @@ const WASI_KEYS = new Set([
 
 function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions | undefined {
   if (wasi === false) return undefined
-  const options = wasi ?? NONE
-  if (typeof options !== 'object' || options === null) {
+  const options = wasi === undefined ? NONE : wasi
+  if (!isOptionRecord(options)) {
     throw new ConfigError('wasi: expected an object or false', { path: 'wasi', value: options })
   }
   // A typo (`outputLimitByte`, `preopen`) must not drop a cap or a grant silently.

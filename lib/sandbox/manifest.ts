@@ -8,10 +8,10 @@ import path from 'node:path'
 
 import { parse, TomlError } from 'smol-toml'
 
-import { ConfigError } from '../errors.js'
+import { ConfigError, WasmTypeError } from '../errors.js'
 import { deepFreeze } from '../util/freeze.js'
 import { readFileBoundedSync } from '../util/open-beneath.js'
-import { knownKeys } from '../options.js'
+import { knownKeys, shown } from '../options.js'
 import { ownOptions } from '../util/own.js'
 import { fail, formatBytes } from './messages.js'
 import { resolvePolicy, type PolicyOptions } from './policy.js'
@@ -31,6 +31,12 @@ export interface LoadManifestOptions {
 }
 
 function manifestFile(dirOrFile: string): string {
+  // A URL or a Buffer reached path.resolve, whose TypeError is Node's, not ours.
+  if (typeof dirOrFile !== 'string') {
+    throw new WasmTypeError(
+      `dir: expected the path of a directory or of its Component.toml, got ${shown(dirOrFile)}`,
+    )
+  }
   const resolved = path.resolve(dirOrFile)
   let isDirectory: boolean
   try {

@@ -10,7 +10,7 @@ import type { Component } from '../component.js'
 import { Module } from '../module.js'
 import { loadManifest, type Manifest, type PolicyOptions } from './manifest.js'
 import { readComponentWasm, WRITE_ALLOWED, writeDirectory } from './paths.js'
-import { Engine } from '../engine.js'
+import { Engine, isEngine } from '../engine.js'
 import {
   BusyError,
   ConfigError,
@@ -37,9 +37,11 @@ import {
   DEFAULTS,
   loadComponentOptions,
   loweredLimit,
+  shown,
   type WasiHttpOptions,
 } from '../options.js'
 import { openBeneath, procfsAvailable } from '../util/open-beneath.js'
+import { isOptionRecord } from '../util/own.js'
 import { wasmKind } from '../util/names.js'
 import { SerialQueue } from '../util/serial-queue.js'
 import { hostCallSignal, isInsideHostCall, Owner, reentryRefused, servedAs } from '../util/reentry.js'
@@ -604,7 +606,11 @@ export class Sandbox {
  * would leave the host believing the guest has it.
  */
 function sandboxWasi(wasi: LoadComponentOptions['wasi']): LoadComponentOptions['wasi'] {
-  if (typeof wasi !== 'object' || wasi === null) return wasi
+  if (wasi === undefined) return wasi
+  // Spread into the instance's options, a `5`, `true` or `null` was no WASI option at all.
+  if (!isOptionRecord(wasi)) {
+    throw new ConfigError(`wasi: expected an object, got ${shown(wasi)}`, { path: 'wasi', value: wasi })
+  }
   const given = wasi as WasiOptions
   if (given.preopens !== undefined) {
     throw new ConfigError(
@@ -692,7 +698,7 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
   const engine = options.engine ?? new Engine({ fuel: true })
   const ownsEngine = options.engine === undefined
   try {
-    if (!(engine instanceof Engine)) {
+    if (!isEngine(engine)) {
       throw new ConfigError('engine: expected an Engine', { path: 'engine', value: engine })
     }
     // Before the fuel check: a closed engine reports no fuel, which would blame the wrong thing.
