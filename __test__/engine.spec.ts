@@ -11,6 +11,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs'
 import path from 'node:path'
@@ -472,6 +473,29 @@ test('cacheDir: an entry that is a FIFO or a symlink is a miss, neither waited o
   const piped = new Engine({ cacheDir: dir })
   t.is(runF(piped.compileModuleSync(returning(7))), 7)
   t.deepEqual(piped.cacheStats, { hits: 0, misses: 1, writeFailures: 0 })
+})
+
+test('cacheDir: a new engine removes the temporaries writers killed mid-write left, and nothing else', (t) => {
+  // Nothing removed them: each held a whole artifact, and the directory only grew (probe Z16).
+  const dir = tempDir(t, 'cache')
+  new Engine({ cacheDir: dir }).compileModuleSync(addWasm)
+  const { sub, files } = cacheEntries(dir)
+  const entry = files[0]!
+  const old = new Date(Date.now() - 3_600_000)
+  const plant = (name: string, mtime = old) => {
+    writeFileSync(path.join(sub, name), 'left behind')
+    utimesSync(path.join(sub, name), mtime, mtime)
+    return name
+  }
+  const stale = [plant(`${entry}.123-0-0001.tmp`), plant('component-ab.cwasm.9-4-ffff.tmp')]
+  // A write in progress (its file is recent), a file not ours by name, a link: kept.
+  const kept = [plant(`${entry}.124-0-0002.tmp`, new Date()), plant('notes.tmp'), plant('module-x.cwasm')]
+  symlinkSync(path.join(sub, 'notes.tmp'), path.join(sub, 'module-link.cwasm.1-1-1.tmp'))
+  const engine = new Engine({ cacheDir: dir })
+  t.deepEqual(readdirSync(sub).sort(), [entry, ...kept, 'module-link.cwasm.1-1-1.tmp'].sort())
+  t.false(stale.some((name) => readdirSync(sub).includes(name)))
+  engine.compileModuleSync(addWasm)
+  t.deepEqual(engine.cacheStats, { hits: 1, misses: 0, writeFailures: 0 })
 })
 
 test('cacheDir: an entry others may write is a miss, and is replaced by a private one', (t) => {

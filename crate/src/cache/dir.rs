@@ -50,11 +50,12 @@ fn create_private(dir: &Path) -> io::Result<()> {
 #[cfg(unix)]
 mod unix {
     use std::ffi::CString;
-    use std::fs::{File, Metadata};
+    use std::fs::{self, File, Metadata};
     use std::io::{self, Write};
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::fs::MetadataExt;
     use std::path::Path;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     use super::{Refusal, create_private, read_bounded};
 
@@ -188,6 +189,41 @@ mod unix {
             // SAFETY: a directory descriptor we own and a NUL-terminated name.
             status(unsafe { libc::unlinkat(self.fd.as_raw_fd(), name.as_ptr(), 0) })
         }
+
+        /// The names of the entries `pick` picks, given each name and its modification time,
+        /// among the regular files of this user alone. Listed through `/proc` (an error without
+        /// it), so that the held directory is listed, never the path.
+        pub fn entries_where(&self, mut pick: impl FnMut(&str, SystemTime) -> bool) -> io::Result<Vec<String>> {
+            let listing = fs::read_dir(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))?;
+            let mut picked = Vec::new();
+            for entry in listing.flatten() {
+                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                let Ok(c_entry) = c_name(&name) else { continue };
+                // SAFETY: a zeroed stat is a valid out-parameter for fstatat.
+                let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+                // SAFETY: a directory descriptor we own, a NUL-terminated name, a stat to fill.
+                let found = status(unsafe {
+                    libc::fstatat(
+                        self.fd.as_raw_fd(),
+                        c_entry.as_ptr(),
+                        &mut stat,
+                        libc::AT_SYMLINK_NOFOLLOW,
+                    )
+                });
+                // SAFETY: geteuid has no preconditions and cannot fail.
+                let mine = stat.st_uid == unsafe { libc::geteuid() } && stat.st_mode & 0o022 == 0;
+                if found.is_err() || stat.st_mode & libc::S_IFMT != libc::S_IFREG || !mine {
+                    continue;
+                }
+                let modified = UNIX_EPOCH + Duration::from_secs(stat.st_mtime.max(0) as u64);
+                if pick(&name, modified) {
+                    picked.push(name);
+                }
+            }
+            Ok(picked)
+        }
     }
 }
 
@@ -196,6 +232,7 @@ mod portable {
     use std::fs::{self, File};
     use std::io::{self, Write};
     use std::path::{Path, PathBuf};
+    use std::time::SystemTime;
 
     use super::{Refusal, create_private, read_bounded};
 
@@ -242,6 +279,25 @@ mod portable {
 
         pub fn remove(&self, name: &str) -> io::Result<()> {
             fs::remove_file(self.path.join(name))
+        }
+
+        pub fn entries_where(&self, mut pick: impl FnMut(&str, SystemTime) -> bool) -> io::Result<Vec<String>> {
+            let mut picked = Vec::new();
+            for entry in fs::read_dir(&self.path)?.flatten() {
+                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                let Ok(metadata) = fs::symlink_metadata(entry.path()) else {
+                    continue;
+                };
+                if metadata.is_file()
+                    && let Ok(modified) = metadata.modified()
+                    && pick(&name, modified)
+                {
+                    picked.push(name);
+                }
+            }
+            Ok(picked)
         }
     }
 }

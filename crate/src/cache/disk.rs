@@ -18,7 +18,7 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -119,6 +119,7 @@ impl DiskCache {
         let root = CacheDir::open(Path::new(dir)).map_err(|why| refuse(dir, why))?;
         let name = format!("wasmtime-{:016x}", hasher.finish());
         let sub = root.child(&name).map_err(|why| refuse(&format!("{dir}/{name}"), why))?;
+        remove_stale_temporaries(&sub);
         Ok(DiskCache {
             dir: sub,
             counters: CacheCounters::default(),
@@ -182,6 +183,24 @@ impl DiskCache {
             let _ = self.dir.remove(&temp);
         }
         result
+    }
+}
+
+/// How old a writer's temporary is before it counts as left by a writer killed mid-write: a write
+/// takes well under a second (the compile before it is not part of it).
+const STALE_TEMPORARY: Duration = Duration::from_secs(10 * 60);
+
+/// Removes the temporaries (see [`DiskCache::write`]) that writers killed mid-write left in `dir`:
+/// nothing else would, and each holds a whole artifact. Best effort: what cannot be listed or
+/// removed stays.
+fn remove_stale_temporaries(dir: &CacheDir) {
+    let now = SystemTime::now();
+    let stale = dir.entries_where(|name, modified| {
+        let ours = (name.starts_with("module-") || name.starts_with("component-")) && name.ends_with(".tmp");
+        ours && now.duration_since(modified).is_ok_and(|age| age >= STALE_TEMPORARY)
+    });
+    for name in stale.unwrap_or_default() {
+        let _ = dir.remove(&name);
     }
 }
 
