@@ -32,7 +32,7 @@ import {
   type Module,
   type ValidationResult,
 } from '../lib/index.js'
-import { engine, MiB, tempDir, typesImports, typesWasm } from './helpers.js'
+import { engine, MiB, root, tempDir, typesImports, typesWasm } from './helpers.js'
 
 const addWat = '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
 
@@ -187,6 +187,19 @@ test('externref is refused for what it needs, GC, in compile and validate alike,
   t.regex(whyInvalid(engine.validate(component)), reason)
   // funcref needs no GC.
   t.true(engine.validate('(module (table 1 funcref))').ok)
+  // Winch put its error's Rust backtrace into the message, build paths and all, whenever
+  // RUST_BACKTRACE was set (probe H26): a child with it set, as a service's may be.
+  const script = `import { Engine } from './lib/index.ts'
+    try { new Engine({ compiler: 'winch' }).compileModuleSync('(module (func (local externref)))') }
+    catch (error) { console.log(JSON.stringify(error.message)) }`
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: root,
+    env: { ...process.env, RUST_BACKTRACE: '1' },
+    encoding: 'utf8',
+  })
+  const message = JSON.parse(child.stdout) as string
+  t.regex(message, reason)
+  t.false(message.includes('backtrace'), message)
 })
 
 test('a missing file is a CompileError that says which', async (t) => {

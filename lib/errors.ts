@@ -82,6 +82,11 @@ export interface FailedStart {
   peakBytes: number
   /** Memory growths the limiter refused it. */
   deniedGrowths: number
+  /**
+   * The fuel it burnt, on an engine with fuel (a lower bound after a trap raised mid-code, as a
+   * call's); absent after a deadline or abort that stopped it inside wasm.
+   */
+  fuelConsumed?: number
 }
 
 /** Fields a native error carries over to its class. */

@@ -820,6 +820,40 @@ test("a replacement's failed start keeps what it printed and its memory figures 
   t.deepEqual(sandbox.takeOutput(), { stdout: '', stderr: 'starting\nstarting\n' })
 })
 
+test("a replacement's start that fails in a host function counts the fuel it burnt", async (t) => {
+  // A HostError carries no fuel figure, so such a start added none (probe H26); a call failing so
+  // counts its own.
+  const dir = watComponentDir(
+    scratch,
+    `(module
+      (import "env" "check" (func $check))
+      (func $start (local $i i32)
+        (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (i32.const 100))))
+        (call $check))
+      (start $start)
+      (func (export "boom") unreachable)
+      (func (export "ok") (result i32) i32.const 1))`,
+    { name: 'start-host-fails', maxBytes: 1 << 20, maxFuel: 1_000_000 },
+  )
+  let starts = 0
+  const check = () => {
+    if (++starts > 1) throw new Error('no second start')
+  }
+  using sandbox = await loadComponent(dir, { engine: wasiEngine, hostFunctions: { env: { check } } })
+  const first = sandbox.metrics().fuel.totalConsumed
+  t.true(first > 500, String(first))
+  await t.throwsAsync(sandbox.call('boom'), { instanceOf: UnreachableError })
+  const before = sandbox.metrics().fuel.totalConsumed
+  const failed = await t.throwsAsync(sandbox.call('ok'), { instanceOf: HostError })
+  t.is(failed?.failedStart?.fuelConsumed, first)
+  t.like(sandbox.metrics(), {
+    fuel: { totalConsumed: before + first, lastCallConsumed: first },
+    calls: 2,
+    traps: 2,
+  })
+})
+
 test("loadComponent's signal stops the first instance's start code", async (t) => {
   // Loading took no signal: start code that spun held loadComponent (and the CLI's Ctrl-C, probe
   // H21) until the manifest's deadline.

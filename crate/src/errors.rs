@@ -134,6 +134,8 @@ pub struct StartLeft {
     pub stderr: String,
     pub peak_bytes: usize,
     pub denied_growths: u64,
+    /// On an engine with fuel, unless a deadline or abort stopped it inside wasm.
+    pub fuel_consumed: Option<u64>,
 }
 
 /// What the store knew about a failed call, beyond wasmtime's error.
@@ -568,6 +570,9 @@ impl Failure {
                 js.set(start, "stderr", js.string(&left.stderr)?)?;
                 js.set(start, "peakBytes", js.number(left.peak_bytes as f64)?)?;
                 js.set(start, "deniedGrowths", js.number(left.denied_growths as f64)?)?;
+                if let Some(fuel) = left.fuel_consumed {
+                    js.set(start, "fuelConsumed", js.number(fuel as f64)?)?;
+                }
                 js.set(error, "failedStart", start)?;
                 Ok(error)
             }
@@ -581,7 +586,7 @@ const NEEDS_GC: &str = "gc types are disallowed";
 /// Why `error` refused the bytes, saying what GC is about where wasmparser names only GC: `externref`
 /// (reference types, which V8 runs) was refused as "gc types".
 pub fn compile_text(error: &wasmtime::Error) -> String {
-    let text = format!("{error:#}");
+    let text = without_backtraces(&format!("{error:#}"));
     if text.contains(NEEDS_GC) {
         return format!(
             "{text} (externref, and every reference type but funcref, needs wasmtime's garbage collector, which \
@@ -589,6 +594,28 @@ pub fn compile_text(error: &wasmtime::Error) -> String {
         );
     }
     text
+}
+
+/// `text` without the Rust stack backtraces an inner error's debug text brought into it (Winch
+/// formats its errors so; with `RUST_BACKTRACE` set they held the build's source paths): each
+/// "Stack backtrace:" line and the frame lines after it.
+fn without_backtraces(text: &str) -> String {
+    let mut kept = Vec::new();
+    let mut in_backtrace = false;
+    for line in text.split('\n') {
+        let trimmed = line.trim_start();
+        let frame = trimmed.starts_with("at ")
+            || trimmed
+                .split_once(": ")
+                .is_some_and(|(number, _)| !number.is_empty() && number.bytes().all(|byte| byte.is_ascii_digit()));
+        if line == "Stack backtrace:" {
+            in_backtrace = true;
+        } else if !(in_backtrace && frame) {
+            in_backtrace = false;
+            kept.push(line);
+        }
+    }
+    kept.join("\n").trim_end().to_owned()
 }
 
 /// How wasmtime's backtrace context starts its text (it is a context, not an error type).
@@ -795,7 +822,17 @@ fn lifted_too_much(error: &wasmtime::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{frame_name, starts_with};
+    use super::{frame_name, starts_with, without_backtraces};
+
+    #[test]
+    fn backtraces_inside_a_message_are_cut_and_the_rest_kept() {
+        let text = "failed to compile: bad type (at offset 0x17)\nStack backtrace:\n   0: capture\n  15: start_thread\n             at ./nptl/pthread_create.c:442:8\nnext: 1: kept";
+        assert_eq!(
+            without_backtraces(text),
+            "failed to compile: bad type (at offset 0x17)\nnext: 1: kept"
+        );
+        assert_eq!(without_backtraces("a\n  0: b"), "a\n  0: b");
+    }
 
     #[test]
     fn starts_with_reads_only_the_prefix_it_compares() {

@@ -358,20 +358,26 @@ pub fn instantiate<I>(
 ) -> Result<Live<I>, Failure> {
     native_stack::check(engine.max_wasm_stack)?;
     let mut start = Metrics::default();
-    let instance =
-        run_classified(&mut store, engine, defaults, &mut start, body, Failure::instantiate).map_err(|failure| {
-            let memory = store.data().limiter.metrics();
-            let TakenOutput { stdout, stderr } = output.take();
-            Failure::Started {
-                failure: Box::new(failure),
-                left: Box::new(StartLeft {
-                    stdout,
-                    stderr,
-                    peak_bytes: memory.peak_bytes,
-                    denied_growths: memory.denied_growths,
-                }),
-            }
-        })?;
+    // The fuel a failed start burnt, when known: a failure in a host function has it nowhere else.
+    let mut fuel_consumed = None;
+    let started = run_classified(&mut store, engine, defaults, &mut start, body, |error, facts| {
+        fuel_consumed = facts.fuel_consumed;
+        Failure::instantiate(error, facts)
+    });
+    let instance = started.map_err(|failure| {
+        let memory = store.data().limiter.metrics();
+        let TakenOutput { stdout, stderr } = output.take();
+        Failure::Started {
+            failure: Box::new(failure),
+            left: Box::new(StartLeft {
+                stdout,
+                stderr,
+                peak_bytes: memory.peak_bytes,
+                denied_growths: memory.denied_growths,
+                fuel_consumed,
+            }),
+        }
+    })?;
     let metrics = Metrics {
         memory: store.data().limiter.metrics(),
         total_fuel: start.total_fuel,

@@ -395,12 +395,11 @@ export class Sandbox {
   #failedStart(error: unknown): unknown {
     this.#retired.calls++
     if (stoppedGuest(error)) this.#retired.traps++
-    const fuel = (error as { fuelConsumed?: unknown } | undefined)?.fuelConsumed
+    const left = error instanceof WasmError ? error.failedStart : undefined
     // Unknown (a deadline or abort that stopped it inside wasm, or no guest ran) is 0, as for a call.
-    const burnt = typeof fuel === 'number' ? fuel : 0
+    const burnt = left?.fuelConsumed ?? 0
     this.#retired.totalFuel += burnt
     this.#retired.lastCallFuel = burnt
-    const left = error instanceof WasmError ? error.failedStart : undefined
     if (left !== undefined) {
       this.#retired.deniedGrowths += left.deniedGrowths
       this.#retired.peakBytes = Math.max(this.#retired.peakBytes, left.peakBytes)
@@ -685,8 +684,8 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
     // capped (see takeOutput), so a guest cannot grow it either.
     wasi: {
       ...wasi,
-      stdout: wasi?.stdout ?? 'pipe',
-      stderr: wasi?.stderr ?? 'pipe',
+      stdout: wasi?.stdout === undefined ? 'pipe' : wasi.stdout,
+      stderr: wasi?.stderr === undefined ? 'pipe' : wasi.stderr,
       preopens: pinned.preopens,
       http: wasi?.http,
       // Own, even when undefined: the sandbox reads it from this object, which has a prototype.
@@ -695,7 +694,7 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
     },
   }
 
-  const engine = options.engine ?? new Engine({ fuel: true })
+  const engine = options.engine === undefined ? new Engine({ fuel: true }) : options.engine
   const ownsEngine = options.engine === undefined
   try {
     if (!isEngine(engine)) {
