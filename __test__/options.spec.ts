@@ -1,4 +1,5 @@
 import path from 'node:path'
+import vm from 'node:vm'
 
 import test from 'ava'
 import ts from 'typescript'
@@ -491,6 +492,37 @@ test('an option of the wrong kind is a ConfigError, never read as no option or a
   t.throws(() => new Engine({ compiler: null } as never), {
     instanceOf: ConfigError,
     message: /^compiler: expected/,
+  })
+  // null where an option was omitted, everywhere alike (probe H26).
+  const withWasi = (wasi: Record<string, unknown>) => () =>
+    addModule.instantiateSync({ limits: { memoryBytes: MiB }, wasi: wasi as never })
+  for (const [wasi, path] of [
+    [{ args: null }, 'wasi.args'],
+    [{ http: null }, 'wasi.http'],
+    [{ http: new Number(1) }, 'wasi.http'],
+    [{ http: { allow: null } }, 'wasi.http.allow'],
+  ] as const) {
+    const error = t.throws(withWasi(wasi), { instanceOf: ConfigError }, path)
+    t.is(error?.path, path)
+  }
+  for (const given of [
+    { engine: null },
+    { wasi: { stdout: null } },
+    { policy: { fuel: null } },
+    { policy: { fuel: [] } },
+  ]) {
+    await t.throwsAsync(
+      loadComponent(hello, given as never),
+      { instanceOf: ConfigError },
+      JSON.stringify(given),
+    )
+  }
+  // A Uint8Array of another realm is one (a Proxy of one is not: the addon could not read it).
+  const foreign = vm.runInNewContext('new Uint8Array([104, 105])') as Uint8Array
+  t.notThrows(withWasi({ stdin: foreign }))
+  t.throws(withWasi({ stdin: new Proxy(new Uint8Array(2), {}) }), {
+    instanceOf: ConfigError,
+    message: /^wasi\.stdin/,
   })
   // An Engine in name only: a Proxy of one, or an object made on its prototype.
   const real = new Engine({ fuel: true })

@@ -6,6 +6,8 @@
  * addon re-checks only what would otherwise panic. A value that breaks its rule is a ConfigError
  * whose `path` names the option, with the `value` and what is `allowed`.
  */
+import { types } from 'node:util'
+
 import type { ResolvedAddress } from './capabilities/http.js'
 import { createPermissions, type Permissions } from './capabilities/permissions.js'
 import { createWasiHttpClient, wasiHttpPermissions, type WasiHttp } from './capabilities/wasi-http.js'
@@ -575,7 +577,7 @@ function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions |
       return [key, item]
     })
   }
-  const args = options.args ?? []
+  const args = options.args === undefined ? [] : options.args
   // A loop, not `some`: a hole is no string either.
   let allStrings = Array.isArray(args)
   for (let index = 0; allStrings && index < args.length; index++) allStrings = typeof args[index] === 'string'
@@ -589,8 +591,9 @@ function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions |
     })
   }
   const stdin = options.stdin
-  // `isView` refuses a Proxy of a Uint8Array, whose bytes the addon could not read.
-  const bytes = ArrayBuffer.isView(stdin) && stdin instanceof Uint8Array
+  // Any realm's Uint8Array (a `vm` context's too), but no Proxy of one, whose bytes the addon
+  // could not read.
+  const bytes = types.isUint8Array(stdin)
   if (stdin !== undefined && typeof stdin !== 'string' && !bytes) {
     throw new ConfigError(`wasi.stdin: expected a string, a Uint8Array or 'inherit', got ${shown(stdin)}`, {
       path: 'wasi.stdin',
@@ -643,11 +646,11 @@ const WASI_HTTP_KEYS = new Set([
  */
 function wasiHttp(wasi: WasiOptions | false | undefined): WasiHttp | undefined {
   if (wasi === false) return undefined
-  const given: unknown = wasi?.http ?? NONE
-  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+  const given: unknown = wasi?.http === undefined ? NONE : wasi.http
+  if (!isOptionRecord(given)) {
     throw new ConfigError('wasi.http: expected an object', { path: 'wasi.http', value: given })
   }
-  for (const key of Object.keys(given)) {
+  for (const key of Object.keys(given as object)) {
     if (!WASI_HTTP_KEYS.has(key)) {
       throw new ConfigError(`unknown wasi.http option "${key}" (known: ${[...WASI_HTTP_KEYS].join(', ')})`, {
         path: `wasi.http.${key}`,
@@ -664,7 +667,7 @@ function wasiHttp(wasi: WasiOptions | false | undefined): WasiHttp | undefined {
   if (permissions === undefined) {
     try {
       permissions = createPermissions(
-        { networkOutbound: options.allow ?? [] },
+        { networkOutbound: options.allow === undefined ? [] : options.allow },
         { onDenied: options.onDenied },
       )
     } catch (error) {

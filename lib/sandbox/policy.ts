@@ -5,7 +5,7 @@
 import { ConfigError } from '../errors.js'
 import { RULES } from '../options.js'
 import { deepFreeze } from '../util/freeze.js'
-import { NONE, ownOptions } from '../util/own.js'
+import { isOptionRecord, NONE, ownOptions } from '../util/own.js'
 
 /** An inclusive range of allowed values. */
 export interface Range {
@@ -82,12 +82,11 @@ export function resolvePolicy(policy: PolicyOptions = {}): Policy {
     }
   }
   for (const key of names as (keyof Policy)[]) {
-    const given: unknown = options[key] ?? NONE
+    const given: unknown = options[key] === undefined ? NONE : options[key]
     const at = `policy.${key}`
     if (
-      typeof given !== 'object' ||
-      given === null ||
-      Object.keys(given).some((bound) => !['min', 'max'].includes(bound))
+      !isOptionRecord(given) ||
+      Object.keys(given as object).some((bound) => !['min', 'max'].includes(bound))
     ) {
       throw new ConfigError(`${at}: expected { min?, max? }, got ${shownRange(given)}`, {
         path: at,
