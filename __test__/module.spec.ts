@@ -187,6 +187,9 @@ test('inst.exports holds each exported function by its own name, like WebAssembl
     { instanceOf: TypeError },
   )
   t.is(exports.add!(1, 2), 3)
+  // Named and sized as WebAssembly.Instance's are (each was `value`, of length 0: probe H26).
+  t.deepEqual([exports.add!.name, exports.add!.length], ['add', 2])
+  t.deepEqual([exports.pair!.name, exports.pair!.length], ['pair', 1])
   inst.dispose()
   t.throws(() => exports.add!(1, 1), { code: 'ERR_WASM_DISPOSED' })
 })

@@ -122,19 +122,28 @@ function callWith(native: NativeFunction, args: readonly unknown[]): unknown {
   }
 }
 
+/** A core module's exported function: its name and how many parameters it takes. */
+export interface CoreFunction {
+  name: string
+  params: number
+}
+
 /**
  * A core module's exported functions by name, each made into its {@link Instance.function} handle
  * at its first call (a module may export thousands). The names are the guest's: they are defined
  * as own properties, so `__proto__` is a function like any other and not the object's prototype.
  */
 function coreExports(
-  names: readonly string[],
+  functions: readonly CoreFunction[],
   handle: (name: string) => (...args: unknown[]) => unknown,
 ): Record<string, unknown> {
   const exports: Record<string, unknown> = {}
-  for (const name of names) {
+  for (const { name, params } of functions) {
     let call: ((...args: unknown[]) => unknown) | undefined
     const value = (...args: unknown[]) => (call ??= handle(name))(...args)
+    // Sized as WebAssembly.Instance's are, and named by the export rather than its index.
+    Object.defineProperty(value, 'name', { value: name })
+    Object.defineProperty(value, 'length', { value: params })
     Object.defineProperty(exports, name, { value, enumerable: true })
   }
   // Shared by every user of the instance, and frozen as WebAssembly.Instance's exports are.
@@ -167,6 +176,17 @@ function syncCallRefused(native: { readonly disposed: boolean }): WasmError {
 
 /** More arguments than any export takes (the addon refuses more too). */
 const MAX_ARGUMENTS = 1000
+
+/**
+ * The elements of `args` as a call reads them: each index up to its `length`, read once (a hole
+ * is `undefined`), as applying a function to it reads them (`callSync`), not as `slice` does.
+ */
+function copiedArguments(args: readonly unknown[]): unknown[] {
+  const { length } = args
+  const copy = new Array<unknown>(length)
+  for (let index = 0; index < length; index++) copy[index] = args[index]
+  return copy
+}
 
 /**
  * Refuses what is not an argument list, and one longer than any export takes before any element
@@ -204,7 +224,7 @@ export class Instance<E = Record<string, unknown>> {
   readonly #resources: InstanceResources | undefined
   readonly #exportItems: readonly ComponentItem[]
   /** A core module's exported function names (none for a component). */
-  readonly #coreFunctions: readonly string[]
+  readonly #coreFunctions: readonly CoreFunction[]
   #funcTypesByPath: Map<string, WitFuncType> | undefined
   readonly #flatFormsByPath = new Map<string, FlatForms>()
   #exports: E | undefined
@@ -215,7 +235,7 @@ export class Instance<E = Record<string, unknown>> {
     owner: Owner,
     http?: WasiHttp,
     exports: readonly ComponentItem[] = [],
-    coreFunctions: readonly string[] = [],
+    coreFunctions: readonly CoreFunction[] = [],
     hostClasses?: HostClasses,
   ) {
     this.#native = native
@@ -430,7 +450,7 @@ export class Instance<E = Record<string, unknown>> {
     let snapshot: readonly unknown[]
     try {
       checkArgumentList(name, args)
-      snapshot = args.slice()
+      snapshot = copiedArguments(args)
     } catch (error) {
       return Promise.reject(typed(name, error))
     }

@@ -1,5 +1,5 @@
 import { translate, translateAsync } from './errors.js'
-import { Instance } from './instance.js'
+import { Instance, type CoreFunction } from './instance.js'
 import {
   instantiateOptions,
   reading,
@@ -30,7 +30,7 @@ export interface CoreFuncType {
 /** A compiled core wasm module. */
 export class Module {
   readonly #native: NativeModule
-  #functions: string[] | undefined
+  #functions: CoreFunction[] | undefined
 
   /** @internal */
   constructor(native: NativeModule) {
@@ -91,9 +91,14 @@ export class Module {
     )
   }
 
-  /** The names of the exported functions, for {@link Instance.exports} (listed once per module). */
-  #functionNames(): string[] {
-    this.#functions ??= this.exports.filter((item) => item.kind === 'func').map((item) => item.name)
+  /**
+   * The exported functions' names and parameter counts, for {@link Instance.exports} (listed once
+   * per module).
+   */
+  #functionNames(): CoreFunction[] {
+    this.#functions ??= this.exports
+      .filter((item) => item.kind === 'func')
+      .map((item) => ({ name: item.name, params: item.func?.params.length ?? 0 }))
     return this.#functions
   }
 }

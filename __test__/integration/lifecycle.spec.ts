@@ -783,4 +783,13 @@ test('a wrong argument count on a core export is a WasmTypeError naming both cou
   await t.throwsAsync(instance.call('sum17', throwing, { timeoutMs: 1_000 }), getterThrew)
   t.is(instance.metrics().calls, 0)
   t.is(instance.callSync('sum17', Array<number>(17).fill(2)), 34)
+  // Read as applying a function reads them, on both paths: each index, never `has` (a Proxy
+  // whose `has` trap threw failed call() only: probe H26).
+  const noHas = new Proxy(Array<number>(17).fill(1), {
+    has: () => {
+      throw new RangeError('has trap')
+    },
+  })
+  t.is(instance.callSync('sum17', noHas), 17)
+  t.is(await instance.call('sum17', noHas), 17)
 })
