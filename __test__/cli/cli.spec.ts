@@ -354,6 +354,43 @@ test('run prints what start code that failed wrote, and --json its document with
   t.is(typeof (document.metrics as { fuelConsumed: unknown }).fuelConsumed, 'number')
 })
 
+test("a command's start code that calls exit(n) ends the run with status n, as its _start's exit would", async (t) => {
+  // It ended as a failure: ERR_WASM_EXIT on stderr and status 1, exit(0) included (probe H26).
+  const exiting = (status: number) =>
+    file(
+      `start-exits-${status}.wat`,
+      `(module
+        (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+        (memory (export "memory") 1)
+        (data (i32.const 16) "hello from start\\n")
+        (func $start
+          (i32.store (i32.const 0) (i32.const 16))
+          (i32.store (i32.const 4) (i32.const 17))
+          (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+          (call $exit (i32.const ${status})))
+        (start $start)
+        (func (export "_start")))`,
+    )
+  const failing = await cli('run', exiting(7), '--memory', '65536')
+  t.deepEqual([failing.code, failing.stdout, failing.stderr], [7, 'hello from start\n', ''])
+  const json = await cli('run', exiting(7), '--memory', '65536', '--json')
+  t.is(json.code, 7)
+  t.like(JSON.parse(json.stdout), {
+    error: { code: 'ERR_WASM_EXIT', exitCode: 7 },
+    stdout: 'hello from start\n',
+  })
+  const succeeding = await cli('run', exiting(0), '--memory', '65536')
+  t.deepEqual([succeeding.code, succeeding.stdout, succeeding.stderr], [0, 'hello from start\n', ''])
+  const document = await cli('run', exiting(0), '--memory', '65536', '--json')
+  t.is(document.code, 0)
+  t.like(JSON.parse(document.stdout), { result: null, stdout: 'hello from start\n' })
+  // With --invoke the exit stays the error it is for a call.
+  const invoked = await cli('run', exiting(7), '--memory', '65536', '--invoke', '_start')
+  t.is(invoked.code, 1)
+  t.regex(invoked.stderr, /ERR_WASM_EXIT: the guest exited with code 7/)
+})
+
 test('bad arguments are usage errors, exit 2', async (t) => {
   const [count, json, unknown] = await Promise.all([
     cli('run', example('hello')),

@@ -54,7 +54,8 @@ Options:
                      { result, metrics: { fuelConsumed, peakMemoryBytes, elapsedMs },
                      stdout, stderr }, the last two being what the guest wrote. On failure:
                      { error: { code, message }, metrics, stdout, stderr } once the call
-                     ran, { error } before it (a ConfigError adds error.problems); stderr
+                     or a start function ran, { error } before (a ConfigError adds
+                     error.problems); stderr
                      still gets the CODE: message line. fuelConsumed is null when the call
                      is unmetered, or stopped by its deadline while the guest ran wasm.
                      A command's document has result null (its exit code, if not 0,

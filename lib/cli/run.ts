@@ -500,6 +500,28 @@ async function started(
   }
 }
 
+/**
+ * A command whose start code called `exit(n)`: the run's status is n, as for an exit in its
+ * `_start` (0 a success), with `--json`'s document as for a command (its output already printed
+ * without, by {@link started}).
+ */
+async function exitedInStart(
+  error: WasiExitError,
+  json: boolean,
+  io: CliOutput,
+  call: FailedCall | undefined,
+): Promise<number> {
+  if (json) {
+    const { stdout = '', stderr = '', metrics } = call ?? {}
+    const document =
+      error.exitCode === 0
+        ? documentText({ result: null, metrics }, { stdout, stderr })
+        : errorDocument(error, call)
+    await printText(io.stdout, `${document}\n`)
+  }
+  return error.exitCode === 0 ? EXIT.success : processExitCode(error.exitCode)
+}
+
 /** What stops a call: its output's reader leaving, or the process being asked to stop. */
 function stopSignal(io: CliOutput): AbortSignal | undefined {
   const signals = [io.readerGone, io.interrupted].filter((signal) => signal !== undefined)
@@ -561,17 +583,23 @@ async function runParsed(
     const command = values.invoke === undefined ? commandExport(compiled.functions) : undefined
     // argv[0] is the path as given, as for any program; a command also gets the words after it.
     const argv = [target, ...(values.arg ?? []), ...(command === undefined ? [] : texts)]
-    const runner = await started(
-      compiled.start(
-        command === undefined
-          ? { ...wasi, args: argv }
-          : { ...wasi, args: argv, outputLimitBytes: COMMAND_OUTPUT_BYTES },
-        stopSignal(io),
-      ),
-      values.json ?? false,
-      io,
-      failed,
-    )
+    let runner: Runner
+    try {
+      runner = await started(
+        compiled.start(
+          command === undefined
+            ? { ...wasi, args: argv }
+            : { ...wasi, args: argv, outputLimitBytes: COMMAND_OUTPUT_BYTES },
+          stopSignal(io),
+        ),
+        values.json ?? false,
+        io,
+        failed,
+      )
+    } catch (error) {
+      if (command === undefined || !(error instanceof WasiExitError)) throw error
+      return await exitedInStart(error, values.json ?? false, io, failed.call)
+    }
     try {
       if (command === undefined) {
         return await invoke(
