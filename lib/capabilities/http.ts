@@ -109,6 +109,24 @@ export function hostAndPort(url: URL): string {
   return `${url.hostname}:${url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : url.port}`
 }
 
+/**
+ * `resolve(host)`, a failure told by its `code` alone: what a host's resolver says (its socket,
+ * its source paths, a bug's text) is not for the guest, whose `err` the failure becomes.
+ */
+async function lookedUp(
+  resolve: (hostname: string) => Promise<readonly ResolvedAddress[]>,
+  host: string,
+): Promise<readonly ResolvedAddress[]> {
+  try {
+    return await resolve(host)
+  } catch (error) {
+    const code = (error as { code?: unknown } | null)?.code
+    throw Object.assign(new Error(`${host} could not be resolved`), {
+      code: typeof code === 'string' && /^[A-Z][A-Z0-9_]*$/.test(code) ? code : 'EAI_FAIL',
+    })
+  }
+}
+
 /** The URL's host without IPv6 brackets, as resolvers and sockets take it. */
 export function bareHost(url: URL): string {
   return url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
@@ -248,7 +266,7 @@ export function addressChecker(
   const checkedAddresses = async (url: URL, describe: (reason: string) => Error, signal?: AbortSignal) => {
     const host = bareHost(url)
     if (isIP(host) !== 0) return undefined
-    const answers = await untilAborted(resolve(host), signal)
+    const answers = await untilAborted(lookedUp(resolve, host), signal)
     const addresses = answers.map(({ address }) => ({ address, family: isIP(address) }))
     if (addresses.length === 0 || addresses.some(({ family }) => family === 0)) {
       throw Object.assign(new Error(`${host} did not resolve to an address`), { code: 'ENOTFOUND' })
@@ -258,9 +276,11 @@ export function addressChecker(
       const kind = address.includes('%') ? 'reserved' : internalAddressKind(address)
       if (kind === undefined || grantsLiteral(url, address)) continue
       if (host === 'localhost' && kind === 'loopback') continue
+      // Not which kind: the guest would learn what the host's network holds (a cloud's metadata
+      // endpoint, its private ranges) by naming hosts under a wildcard grant.
       throw describe(
-        `resolves to a ${kind} address, which only a grant naming that address` +
-          `${kind === 'loopback' ? ' (or localhost)' : ''} may reach`,
+        'resolves to an internal address (private, loopback, link-local or reserved), which only a grant ' +
+          'naming that address (or localhost, for a loopback one) may reach',
       )
     }
     return addresses
