@@ -590,6 +590,24 @@ test('a denial does not say which kind of internal address a name resolves to, n
     const error = await t.throwsAsync(failing(thrown).fetch('http://a.example.test/'))
     t.is(error?.message, `fetching http://a.example.test/ failed: ${code}`)
   }
+  // An answer that cannot be read is no less the resolver's text (probe H27).
+  const answering = (answer: () => unknown) =>
+    createHttp(createPermissions({ networkOutbound: ['*.example.test:80'] }), {
+      lookup: async () => answer() as never,
+    })
+  const secretGetter = {
+    get address(): string {
+      throw new Error('resolver secret: /run/internal/resolver.sock')
+    },
+  }
+  for (const answer of [() => [secretGetter], () => undefined, () => [null], () => 42]) {
+    const error = await t.throwsAsync(answering(answer).fetch('http://a.example.test/'))
+    t.regex(
+      error?.message ?? '',
+      /^fetching http:\/\/a\.example\.test\/ failed: (EAI_FAIL|ENOTFOUND)$/,
+      String(answer),
+    )
+  }
 })
 
 test.serial('a grant naming the address itself lets a name that resolves to it through', async (t) => {

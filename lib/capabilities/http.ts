@@ -110,17 +110,28 @@ export function hostAndPort(url: URL): string {
 }
 
 /**
- * `resolve(host)`, a failure told by its `code` alone: what a host's resolver says (its socket,
- * its source paths, a bug's text) is not for the guest, whose `err` the failure becomes.
+ * The addresses `resolve(host)` answers, each with its family (0: not an address). A failure is
+ * told by its `code` alone, whether the resolver rejects or answers what cannot be read (a getter
+ * that throws, no list): what a host's resolver says (its socket, its source paths, a bug's text)
+ * is not for the guest, whose `err` the failure becomes.
  */
 async function lookedUp(
   resolve: (hostname: string) => Promise<readonly ResolvedAddress[]>,
   host: string,
-): Promise<readonly ResolvedAddress[]> {
+): Promise<{ address: string; family: number }[]> {
   try {
-    return await resolve(host)
+    const answers = await resolve(host)
+    return Array.from(answers, ({ address }) => ({
+      address,
+      family: typeof address === 'string' ? isIP(address) : 0,
+    }))
   } catch (error) {
-    const code = (error as { code?: unknown } | null)?.code
+    let code: unknown
+    try {
+      code = (error as { code?: unknown } | null)?.code
+    } catch {
+      // A getter that throws: no code.
+    }
     throw Object.assign(new Error(`${host} could not be resolved`), {
       code: typeof code === 'string' && /^[A-Z][A-Z0-9_]*$/.test(code) ? code : 'EAI_FAIL',
     })
@@ -266,8 +277,7 @@ export function addressChecker(
   const checkedAddresses = async (url: URL, describe: (reason: string) => Error, signal?: AbortSignal) => {
     const host = bareHost(url)
     if (isIP(host) !== 0) return undefined
-    const answers = await untilAborted(lookedUp(resolve, host), signal)
-    const addresses = answers.map(({ address }) => ({ address, family: isIP(address) }))
+    const addresses = await untilAborted(lookedUp(resolve, host), signal)
     if (addresses.length === 0 || addresses.some(({ family }) => family === 0)) {
       throw Object.assign(new Error(`${host} did not resolve to an address`), { code: 'ENOTFOUND' })
     }
