@@ -517,6 +517,29 @@ test('an option of the wrong kind is a ConfigError, never read as no option or a
       JSON.stringify(given),
     )
   }
+  // A Map, a Date or a boxed value where options go: its own keys read as no options at all, so
+  // a policy meant to narrow a limit was the default one (probe H27).
+  const notOptions = [new Map([['fuel', { max: 1000 }]]), new Date(0), new Number(1)]
+  for (const given of notOptions) {
+    const label = Object.prototype.toString.call(given)
+    t.throws(() => new Engine(given as never), { instanceOf: ConfigError }, label)
+    t.throws(withWasi({ env: given }), { instanceOf: ConfigError, message: /^wasi\.env/ }, label)
+    t.throws(withWasi({ preopens: given }), { instanceOf: ConfigError, message: /^wasi\.preopens/ }, label)
+    t.throws(() => instance.callSync('add', [1, 2], given as never), { instanceOf: ConfigError }, label)
+    await t.throwsAsync(instance.call('add', [1, 2], given as never), { instanceOf: ConfigError }, label)
+    t.throws(() => addModule.instantiateSync({ limits: given as never }), { instanceOf: ConfigError }, label)
+    t.throws(() => addModule.instantiateSync({ limits: { memoryBytes: MiB }, imports: given as never }), {
+      instanceOf: ConfigError,
+    })
+    for (const key of ['policy', 'limits', 'hostFunctions']) {
+      await t.throwsAsync(
+        loadComponent(hello, { [key]: given }),
+        { instanceOf: ConfigError },
+        `${key} ${label}`,
+      )
+    }
+  }
+  await t.throwsAsync(loadComponent(hello, { policy: [] as never }), { instanceOf: ConfigError })
   // A Uint8Array of another realm is one (a Proxy of one is not: the addon could not read it).
   const foreign = vm.runInNewContext('new Uint8Array([104, 105])') as Uint8Array
   t.notThrows(withWasi({ stdin: foreign }))

@@ -318,14 +318,14 @@ function optional(name: OptionName, value: unknown, path: string = name): number
 
 /** Throws unless `value` is a plain object (not null, not an array). */
 function object(what: string, value: unknown, path?: string): asserts value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+  if (!isOptionRecord(value)) {
     throw new ConfigError(`${what} must be an object`, path === undefined ? {} : { path, value })
   }
 }
 
 /** Throws on the first key of `options` that is not in `known`; `prefix` leads the error's path. */
 export function knownKeys(what: string, options: object, known: ReadonlySet<string>, prefix = ''): void {
-  if (typeof options !== 'object' || options === null) {
+  if (!isOptionRecord(options)) {
     const at = prefix === '' ? what : prefix.slice(0, -1)
     throw new ConfigError(`${at}: expected an options object, got ${shown(options)}`, {
       path: at,
@@ -486,7 +486,7 @@ interface InstantiateSettings {
 }
 
 function checkedInstantiateOptions(options: InstantiateOptions, sync: boolean): InstantiateSettings {
-  if (typeof options !== 'object' || options === null) {
+  if (!isOptionRecord(options)) {
     throw new ConfigError('instantiate options are required: { limits: { memoryBytes } }', { path: 'limits' })
   }
   knownKeys('instantiate', options, INSTANTIATE_OPTIONS)
@@ -497,7 +497,7 @@ function checkedInstantiateOptions(options: InstantiateOptions, sync: boolean): 
     )
   }
   const limits = options.limits
-  if (typeof limits !== 'object' || limits === null || limits.memoryBytes === undefined) {
+  if (!isOptionRecord(limits) || limits.memoryBytes === undefined) {
     throw new ConfigError('limits.memoryBytes is required: the memory limit has no default', {
       path: 'limits.memoryBytes',
     })
@@ -560,7 +560,7 @@ function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions |
   }
   const strings = (path: string, value: unknown): [string, string][] => {
     if (value === undefined) return []
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    if (!isOptionRecord(value)) {
       throw new ConfigError(`${path}: expected an object of strings`, { path })
     }
     return Object.entries(value).map(([key, item]) => {
@@ -687,7 +687,7 @@ function wasiHttp(wasi: WasiOptions | false | undefined): WasiHttp | undefined {
 /** `wasi.preopens` as `[host, guest]` (read-only) and `[host, guest, 'write']` entries. */
 function preopenList(preopens: unknown): string[][] {
   if (preopens === undefined) return []
-  if (typeof preopens !== 'object' || preopens === null || Array.isArray(preopens)) {
+  if (!isOptionRecord(preopens)) {
     throw new ConfigError('wasi.preopens: expected an object of guest path -> host path', {
       path: 'wasi.preopens',
     })
@@ -816,8 +816,11 @@ const POOLING_OPTIONS = new Set(['maxInstances', 'maxMemoryBytes'])
  * where they are used).
  */
 export function loadComponentOptions<T extends object>(options: T): T {
-  return reading('options', () => checkedLoadComponentOptions(ownOptions(options, HOST_CODE)))
+  return reading('options', () => checkedLoadComponentOptions(ownOptions(options, LOAD_COMPONENT_OPAQUE)))
 }
+
+/** `loadComponent`'s options kept as given: host code, and the Engine (whose identity counts). */
+const LOAD_COMPONENT_OPAQUE: ReadonlySet<string> = new Set([...HOST_CODE, 'engine'])
 
 function checkedLoadComponentOptions<T extends object>(options: T): T {
   object('loadComponent options', options)

@@ -12,6 +12,7 @@ import type { Manifest } from '../sandbox/manifest.js'
 import { CapabilityDeniedError, ConfigError, type Capability } from '../errors.js'
 import { globMatcher } from '../util/glob.js'
 import { globProblem, hostPatternProblem } from '../util/patterns.js'
+import { isOptionRecord } from '../util/own.js'
 
 /** Grants, as plain options (the same meaning as a manifest's `[permissions]`). */
 export interface PermissionOptions {
@@ -249,10 +250,10 @@ export function createPermissions(
 ): Permissions {
   const options = capabilityOptions(given)
   const hooks = capabilityOptions(givenHooks)
-  if (typeof options !== 'object' || options === null) {
+  if (!isOptionRecord(options)) {
     throw new ConfigError('permissions: expected an object', { path: 'permissions', value: options })
   }
-  if (typeof hooks !== 'object' || hooks === null) {
+  if (!isOptionRecord(hooks)) {
     throw new ConfigError('permission hooks: expected an object', { path: 'hooks', value: hooks })
   }
   const known = ['filesystemRead', 'baseDir', 'networkOutbound', 'timeSleep']

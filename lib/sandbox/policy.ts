@@ -68,7 +68,7 @@ export function clamp(value: number, range: Range): number {
  */
 export function resolvePolicy(policy: PolicyOptions = {}): Policy {
   const options = ownOptions(policy)
-  if (typeof options !== 'object' || options === null) {
+  if (!isOptionRecord(options)) {
     throw new ConfigError('policy: expected an object', { path: 'policy', value: options })
   }
   const resolved: Record<string, Range> = {}

@@ -23,10 +23,10 @@ export const NONE: Readonly<Record<string, never>> = Object.freeze(
 /**
  * A copy of `value` that holds only its own enumerable properties, on objects without a prototype
  * (and arrays without holes), so that no later read of an option can reach `Object.prototype`.
- * The options object, records (see {@link isRecord}) and arrays are copied all the way down, each
- * getter read once; anything else (functions, class instances such as an AbortSignal, typed
- * arrays) is kept as it is, as are the values of symbol keys and of the keys in `opaque` (host
- * code the addon reads by own properties: `imports`). `undefined` stays `undefined`.
+ * Option records (see {@link isOptionRecord}) and arrays are copied all the way down, each getter
+ * read once; anything else (functions, an AbortSignal, typed arrays) is kept as it is, as are
+ * the values of symbol keys and of the keys in `opaque` (host code the addon reads by own
+ * properties, `imports`; an Engine). `undefined` stays `undefined`.
  */
 export function ownOptions<T>(value: T, opaque: ReadonlySet<string> = NO_KEYS): T {
   return copy(value, opaque, 0) as T
@@ -37,8 +37,7 @@ const NO_KEYS: ReadonlySet<string> = new Set()
 function copy(value: unknown, opaque: ReadonlySet<string>, depth: number): unknown {
   if (typeof value !== 'object' || value === null) return value
   const isArray = Array.isArray(value)
-  // The options object itself is a record whatever its kind: its inherited fields are not options.
-  if ((!isArray && depth > 0 && !isRecord(value)) || depth >= MAX_DEPTH) return value
+  if ((!isArray && !isOptionRecord(value)) || depth >= MAX_DEPTH) return value
   if (isArray) {
     const { length } = value
     if (length > MAX_ELEMENTS) return value
@@ -62,26 +61,16 @@ function copy(value: unknown, opaque: ReadonlySet<string>, depth: number): unkno
 }
 
 /**
- * An object literal's kind of object (from this realm or a `vm` context's), or one made with
- * `Object.create(defaults)`, whose inherited defaults are no options of its own; not a class
- * instance (an AbortSignal, a typed array, an Engine), which is kept as it is.
+ * Whether `value` is of the kind a set of options is: an object literal, one made with
+ * `Object.create(defaults)` or without a prototype, or a class instance, from any realm; copied by
+ * its own fields, so inherited defaults are no options of its own. Not a Map, a Date, a boxed
+ * primitive, an array, a typed array or an AbortSignal, kept as they are (where an option is one
+ * of those) and refused where options are expected: their own keys would read as no options.
  */
-function isRecord(value: object): boolean {
-  const prototype = Object.getPrototypeOf(value) as object | null
+export function isOptionRecord(value: unknown): value is object {
   return (
-    prototype === null ||
-    Object.getPrototypeOf(prototype) === null ||
-    !Object.hasOwn(prototype, 'constructor')
+    typeof value === 'object' && value !== null && Object.prototype.toString.call(value) === '[object Object]'
   )
-}
-
-/**
- * Whether `value` is an options record as {@link ownOptions} leaves one: a prototype-less copy.
- * Anything else (a number, an array, a class instance such as `new Number(5)`) is no set of
- * options, even where its own keys would pass.
- */
-export function isOptionRecord(value: unknown): boolean {
-  return typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === null
 }
 
 /** `object`, made prototype-less: what the addon is given, for it reads fields it is not given. */
