@@ -216,6 +216,10 @@ test('start code that fails leaves its piped output and memory figures on the er
   t.deepEqual(started?.failedStart, { stdout: '', stderr: '', peakBytes: 65536, deniedGrowths: 1 })
   const unlinked = t.throws(() => module.instantiateSync({ limits: { memoryBytes: MiB }, wasi: false }))
   t.is((unlinked as WasmError | undefined)?.failedStart, undefined)
+  // Nor an initial memory over the limit: no guest code ran.
+  const tooLarge = t.throws(() => failing.instantiateSync({ ...options, limits: { memoryBytes: 1 } }))
+  t.is((tooLarge as WasmError | undefined)?.code, 'ERR_WASM_MEMORY_LIMIT')
+  t.is((tooLarge as WasmError | undefined)?.failedStart, undefined)
 })
 
 test('wasi: false leaves WASI unlinked, so its imports are a LinkError', async (t) => {

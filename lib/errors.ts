@@ -117,7 +117,7 @@ export class WasmError extends Error {
   declare cause?: unknown
   /**
    * On an error of instantiation (`instantiate`, `instantiateSync`, or a sandbox call that made a
-   * replacement) once its store existed: what its start code left, gone with the instance.
+   * replacement) whose start code ran: what it left, gone with the instance.
    */
   declare readonly failedStart?: FailedStart
 

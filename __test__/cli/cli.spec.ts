@@ -382,9 +382,14 @@ test("a command's start code that calls exit(n) ends the run with status n, as i
   })
   const succeeding = await cli('run', exiting(0), '--memory', '65536')
   t.deepEqual([succeeding.code, succeeding.stdout, succeeding.stderr], [0, 'hello from start\n', ''])
-  const document = await cli('run', exiting(0), '--memory', '65536', '--json')
+  const document = await cli('run', exiting(0), '--memory', '65536', '--json', '--fuel', '100000')
   t.is(document.code, 0)
   t.like(JSON.parse(document.stdout), { result: null, stdout: 'hello from start\n' })
+  // Its fuel is the start's, as for any failed start (it was null: probe H27).
+  t.is(
+    typeof (JSON.parse(document.stdout) as { metrics: { fuelConsumed: unknown } }).metrics.fuelConsumed,
+    'number',
+  )
   // With --invoke the exit stays the error it is for a call.
   const invoked = await cli('run', exiting(7), '--memory', '65536', '--invoke', '_start')
   t.is(invoked.code, 1)

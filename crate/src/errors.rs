@@ -441,6 +441,20 @@ impl Failure {
         }))
     }
 
+    /// Whether guest code ran before this failure of an instantiation: start code that trapped
+    /// (its frames say so), was stopped by the deadline or an abort, failed in a host function or
+    /// exited; not a link error, a limit the instance's own layout broke (an initial memory too
+    /// large), or an abort that came first.
+    pub fn ran_start(&self) -> bool {
+        match self {
+            Failure::Trap(info) => {
+                info.entered && (!info.frames.is_empty() || matches!(info.code, "ERR_WASM_TIMEOUT" | "ABORT_ERR"))
+            }
+            Failure::Host { .. } | Failure::Exit(_) => true,
+            _ => false,
+        }
+    }
+
     /// Whether this failure leaves a component instance unusable (wasmtime refuses re-entry).
     pub fn poisons(&self) -> bool {
         matches!(

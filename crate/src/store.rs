@@ -346,9 +346,9 @@ impl std::error::Error for WaitEnded {}
 
 /// Instantiates into `store` under the instance's default budget (start functions run then) and
 /// pairs the store with the instance. Instantiation is not a call: its memory shows in the
-/// metrics, and the fuel its start functions burned in the total. A failure carries what the
-/// store held of the start's doing (the output piped to `output`, memory figures), which would
-/// otherwise go with it.
+/// metrics, and the fuel its start functions burned in the total. A failure of start code that ran
+/// carries what the store held of its doing (the output piped to `output`, memory figures, fuel),
+/// which would otherwise go with it.
 pub fn instantiate<I>(
     mut store: Store<HostState>,
     engine: &EngineShared,
@@ -365,6 +365,9 @@ pub fn instantiate<I>(
         Failure::instantiate(error, facts)
     });
     let instance = started.map_err(|failure| {
+        if !failure.ran_start() {
+            return failure;
+        }
         let memory = store.data().limiter.metrics();
         let TakenOutput { stdout, stderr } = output.take();
         Failure::Started {

@@ -486,10 +486,9 @@ async function started(
       await printText(io.stdout, stdout)
       await printText(io.stderr, stderr)
     }
-    const fuel = (error as { fuelConsumed?: unknown }).fuelConsumed
     failed.call = {
       metrics: {
-        fuelConsumed: typeof fuel === 'number' ? fuel : null,
+        fuelConsumed: left.fuelConsumed ?? null,
         peakMemoryBytes: left.peakBytes,
         elapsedMs: msSince(began),
       },
