@@ -1,3 +1,6 @@
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+
 import test from 'ava'
 
 import { AbortError, ComponentError, Engine, HostError, TimeoutError, hostCallSignal } from '../lib/index.js'
@@ -87,6 +90,39 @@ test.serial(
       else t.deepEqual(outcome, { value: 42 }, 'an abort racing the answer may lose to it')
     }
     t.true(outcomes.slice(0, 50).filter((outcome) => 'error' in outcome).length > 0)
+  },
+)
+
+test.serial(
+  "what a sync host function throws after its call's deadline is let go, not held for the life of the process",
+  async (t) => {
+    // The answer went to a call that had given up, and the addon dropped it still holding what was
+    // thrown: every such value, and all it reached, stayed until the process ended (probe Z20).
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const thrown: WeakRef<object>[] = []
+    const slow = () => {
+      const value = { payload: new ArrayBuffer(MiB) }
+      thrown.push(new WeakRef(value))
+      const until = Date.now() + 50
+      while (Date.now() < until) {
+        // Past the call's deadline, on the JS thread.
+      }
+      throw value
+    }
+    const inst = new Engine()
+      .compileModuleSync('(module (import "env" "slow" (func $slow)) (func (export "f") (call $slow)))')
+      .instantiateSync({ limits: { memoryBytes: 0 }, imports: { env: { slow } } })
+    for (let i = 0; i < 5; i++) {
+      await t.throwsAsync(inst.call('f', [], { timeoutMs: 10 }), { instanceOf: TimeoutError })
+    }
+    inst.dispose()
+    for (let i = 0; i < 5; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      gc()
+    }
+    t.is(thrown.length, 5)
+    t.is(thrown.filter((value) => value.deref() !== undefined).length, 0)
   },
 )
 

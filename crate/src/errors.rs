@@ -511,6 +511,21 @@ impl Failure {
             .unwrap_or(std::ptr::null_mut())
     }
 
+    /// Lets go of what this failure holds of JS, unseen: what a host function threw, an err
+    /// payload (whose host objects its conversion disposes of), on the JS thread.
+    pub fn discard(self, js: Js) {
+        match self {
+            Failure::Host { cause: Some(cause), .. } => js.release(cause),
+            Failure::Component {
+                payload: Some(payload), ..
+            } => {
+                let _ = payload.to_js(js);
+            }
+            Failure::Started { failure, .. } => failure.discard(js),
+            _ => {}
+        }
+    }
+
     /// The JS error object for this failure.
     pub fn to_js(self, js: Js) -> napi::Result<Value> {
         let code = self.code();

@@ -232,7 +232,7 @@ impl HostBridge {
                         }
                         outcome => finish(js, outcome),
                     });
-                reply.send(answer);
+                reply.send(js, answer);
             }));
             return limits.wait(&receiver, label);
         }
@@ -252,7 +252,7 @@ impl HostBridge {
             match called {
                 Ok(Ok(value)) if js.is_promise(value).unwrap_or(false) => {
                     let on_settled = move |js: Js, settled| {
-                        reply.send(finish(js, settled));
+                        reply.send(js, finish(js, settled));
                         lingering.expect_next_job();
                         lingering.drain_here(js);
                     };
@@ -262,10 +262,10 @@ impl HostBridge {
                     }
                 }
                 Ok(outcome) => {
-                    reply.send(finish(js, outcome));
+                    reply.send(js, finish(js, outcome));
                     lingering.expect_next_job();
                 }
-                Err(failure) => reply.send(Err(failure)),
+                Err(failure) => reply.send(js, Err(failure)),
             }
         }));
         let answer = limits.wait(&receiver, label);
@@ -367,10 +367,14 @@ impl<R> Reply<R> {
         (reply, receiver)
     }
 
-    fn send(self, answer: Result<R, Failure>) {
-        if let Some(sender) = &self.sender {
-            // The receiver is gone when the call already gave up: nothing to tell.
-            let _ = sender.send(answer);
+    /// Sends on the JS thread (`js`). The receiver is gone when the call already gave up (its
+    /// deadline, an abort): nothing to tell, but what a failure holds of JS (what the host function
+    /// threw) is released here, or it would be held for the life of the process.
+    fn send(self, js: Js, answer: Result<R, Failure>) {
+        if let Some(sender) = &self.sender
+            && let Err(mpsc::SendError(Err(failure))) = sender.send(answer)
+        {
+            failure.discard(js);
         }
     }
 }
