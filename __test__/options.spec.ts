@@ -540,6 +540,23 @@ test('an option of the wrong kind is a ConfigError, never read as no option or a
     }
   }
   await t.throwsAsync(loadComponent(hello, { policy: [] as never }), { instanceOf: ConfigError })
+  // One level down in host code too: a Map of functions was read as none, a LinkError (probe H28).
+  const callsF = engine.compileModuleSync('(module (import "env" "f" (func (result i32))))')
+  const mapped = t.throws(
+    () =>
+      callsF.instantiateSync({
+        limits: { memoryBytes: 0 },
+        imports: { env: new Map([['f', () => 7]]) } as never,
+      }),
+    { instanceOf: ConfigError },
+  )
+  t.is(mapped?.path, 'imports.env')
+  // What a set of options is, is told by what it is, not by a Symbol.toStringTag: a tagged object
+  // and a module namespace are options (probe H28).
+  t.true(new Engine({ [Symbol.toStringTag]: 'Settings', fuel: true } as never).fuelEnabled)
+  const source: string = 'data:text/javascript,export const env = { f: () => 7 }'
+  const namespace = (await import(source)) as object
+  t.notThrows(() => callsF.instantiateSync({ limits: { memoryBytes: 0 }, imports: namespace as never }))
   // A Uint8Array of another realm is one (a Proxy of one is not: the addon could not read it).
   const foreign = vm.runInNewContext('new Uint8Array([104, 105])') as Uint8Array
   t.notThrows(withWasi({ stdin: foreign }))

@@ -323,6 +323,22 @@ function object(what: string, value: unknown, path?: string): asserts value is R
   }
 }
 
+/**
+ * Checks host code given by import name: an object whose entries are functions (a root function
+ * of a component) or objects of them. A Map or a Date there read as nothing given, which the
+ * instantiation then reported as missing imports.
+ */
+function importTables(path: string, value: unknown): void {
+  object(path, value, path)
+  for (const [name, entry] of Object.entries(value)) {
+    if (typeof entry === 'object' && entry !== null && !isOptionRecord(entry)) {
+      throw new ConfigError(`${path}["${name}"]: expected an object of functions, got ${shown(entry)}`, {
+        path: `${path}.${name}`,
+      })
+    }
+  }
+}
+
 /** Throws on the first key of `options` that is not in `known`; `prefix` leads the error's path. */
 export function knownKeys(what: string, options: object, known: ReadonlySet<string>, prefix = ''): void {
   if (!isOptionRecord(options)) {
@@ -505,7 +521,7 @@ function checkedInstantiateOptions(options: InstantiateOptions, sync: boolean): 
   // A typo (`tableElement`) must not drop a limit silently.
   knownKeys('limits', limits, LIMITS, 'limits.')
   const imports = options.imports
-  if (imports !== undefined) object('imports', imports, 'imports')
+  if (imports !== undefined) importTables('imports', imports)
   return {
     native: bare({
       memoryBytes: checkOption('limits.memoryBytes', limits.memoryBytes, 0),
@@ -832,7 +848,7 @@ function checkedLoadComponentOptions<T extends object>(options: T): T {
     // A typo would leave the manifest's limit in place of the one the host meant to lower.
     knownKeys('limits', limits as object, SANDBOX_LIMITS, 'limits.')
   }
-  if (hostFunctions !== undefined) object('hostFunctions', hostFunctions, 'hostFunctions')
+  if (hostFunctions !== undefined) importTables('hostFunctions', hostFunctions)
   if (onDenied !== undefined && typeof onDenied !== 'function') {
     throw new ConfigError('onDenied: expected a function', { path: 'onDenied', value: onDenied })
   }

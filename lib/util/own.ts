@@ -6,6 +6,8 @@
  * which reads their fields through the prototype chain, are made with {@link bare}.
  */
 
+import { types } from 'node:util'
+
 /**
  * Deeper than any option: a deeper object (or a cycle) is kept as it is rather than copied for
  * ever, for the option's own check to refuse.
@@ -62,14 +64,29 @@ function copy(value: unknown, opaque: ReadonlySet<string>, depth: number): unkno
 
 /**
  * Whether `value` is of the kind a set of options is: an object literal, one made with
- * `Object.create(defaults)` or without a prototype, or a class instance, from any realm; copied by
- * its own fields, so inherited defaults are no options of its own. Not a Map, a Date, a boxed
- * primitive, an array, a typed array or an AbortSignal, kept as they are (where an option is one
- * of those) and refused where options are expected: their own keys would read as no options.
+ * `Object.create(defaults)` or without a prototype, a class instance, a module namespace, from
+ * any realm; copied by its own fields, so inherited defaults are no options of its own. Not an
+ * array, a typed array or buffer, a Map or Set, a Date, a RegExp, a boxed primitive, a Promise or
+ * an event target such as an AbortSignal (told by what they are, not by a `Symbol.toStringTag`
+ * anyone can set), kept as they are where an option is one of those, and refused where options
+ * are expected: their own keys would read as no options.
  */
 export function isOptionRecord(value: unknown): value is object {
   return (
-    typeof value === 'object' && value !== null && Object.prototype.toString.call(value) === '[object Object]'
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    !ArrayBuffer.isView(value) &&
+    !types.isAnyArrayBuffer(value) &&
+    !types.isMap(value) &&
+    !types.isSet(value) &&
+    !types.isWeakMap(value) &&
+    !types.isWeakSet(value) &&
+    !types.isDate(value) &&
+    !types.isRegExp(value) &&
+    !types.isBoxedPrimitive(value) &&
+    !types.isPromise(value) &&
+    !(value instanceof EventTarget)
   )
 }
 
