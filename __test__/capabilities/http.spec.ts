@@ -583,7 +583,10 @@ test('a denial does not say which kind of internal address a name resolves to, n
     })
   const secret = new Error('resolver /var/run/corp-dns.sock refused (uid 1001)')
   for (const [thrown, code] of [
-    [Object.assign(secret, { code: 'EPERM' }), 'EPERM'],
+    [Object.assign(secret, { code: 'ENOTFOUND' }), 'ENOTFOUND'],
+    // A code a resolver made up is its own text (probe H28).
+    [Object.assign(new Error('x'), { code: 'DB_PASSWORD_HUNTER2' }), 'EAI_FAIL'],
+    [Object.assign(new Error('x'), { code: 'E'.repeat(1 << 20) }), 'EAI_FAIL'],
     [new TypeError('Cannot read properties of undefined at /srv/app/dns.js:12'), 'EAI_FAIL'],
     [Object.assign(new Error('x'), { code: 'not a code: /srv/app' }), 'EAI_FAIL'],
   ] as const) {

@@ -110,6 +110,29 @@ export function hostAndPort(url: URL): string {
 }
 
 /**
+ * The codes of name resolution failures (node:dns and getaddrinfo) a guest may be told: any other
+ * `code` a host's resolver sets is its own text, which may say anything.
+ */
+const RESOLVER_CODES: ReadonlySet<string> = new Set([
+  'ENOTFOUND',
+  'ENODATA',
+  'EAI_AGAIN',
+  'EAI_FAIL',
+  'EAI_NONAME',
+  'EAI_NODATA',
+  'ESERVFAIL',
+  'EREFUSED',
+  'ETIMEOUT',
+  'ECONNREFUSED',
+  'EBADRESP',
+  'EBADNAME',
+  'EBADFAMILY',
+  'ENOTIMP',
+  'EFORMERR',
+  'ECANCELLED',
+])
+
+/**
  * The addresses `resolve(host)` answers, each with its family (0: not an address). A failure is
  * told by its `code` alone, whether the resolver rejects or answers what cannot be read (a getter
  * that throws, no list): what a host's resolver says (its socket, its source paths, a bug's text)
@@ -133,7 +156,7 @@ async function lookedUp(
       // A getter that throws: no code.
     }
     throw Object.assign(new Error(`${host} could not be resolved`), {
-      code: typeof code === 'string' && /^[A-Z][A-Z0-9_]*$/.test(code) ? code : 'EAI_FAIL',
+      code: typeof code === 'string' && RESOLVER_CODES.has(code) ? code : 'EAI_FAIL',
     })
   }
 }
