@@ -214,6 +214,17 @@ test('start code that fails leaves its piped output and memory figures on the er
     instanceOf: UnreachableError,
   })
   t.deepEqual(started?.failedStart, { stdout: '', stderr: '', peakBytes: 65536, deniedGrowths: 1 })
+  // A growth start code asked for under trapOnMemoryDenial is the guest's, worded as in a call,
+  // not as memory the instance itself needs (probe H28).
+  const grows = engine.compileModuleSync(
+    '(module (memory 1) (func $s (drop (memory.grow (i32.const 100)))) (start $s))',
+  )
+  const denied = t.throws(() =>
+    grows.instantiateSync({ limits: { memoryBytes: MiB, trapOnMemoryDenial: true } }),
+  )
+  t.is((denied as WasmError | undefined)?.code, 'ERR_WASM_MEMORY_LIMIT')
+  t.regex((denied as WasmError | undefined)?.message ?? '', /^memory growth to \d+ bytes in total denied/)
+  t.like((denied as WasmError | undefined)?.failedStart, { deniedGrowths: 1 })
   const unlinked = t.throws(() => module.instantiateSync({ limits: { memoryBytes: MiB }, wasi: false }))
   t.is((unlinked as WasmError | undefined)?.failedStart, undefined)
   // Nor an initial memory over the limit: no guest code ran.

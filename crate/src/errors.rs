@@ -219,11 +219,10 @@ impl Failure {
             || error
                 .downcast_ref::<WasmBacktrace>()
                 .is_some_and(|trace| !trace.frames().is_empty());
-        // A growth denied earlier (it returned -1) is not why a start function that trapped
-        // afterwards for another reason failed.
-        if (facts.memory_denied && !trapped) || error.downcast_ref::<MemoryLimitExceeded>().is_some() {
-            // A TrapError like a denied growth in a call, with the frames of a start function that
-            // grew memory.
+        // Memory the instance itself needs (its initial memories). A growth start code asked for
+        // is the guest's, reported as in a call (under trapOnMemoryDenial); one denied earlier (it
+        // returned -1) is not why a start function that trapped afterwards for another reason failed.
+        if !trapped && (facts.memory_denied || error.downcast_ref::<MemoryLimitExceeded>().is_some()) {
             let message = format!(
                 "instantiation exceeds limits.memoryBytes (or a pooling engine's maxMemoryBytes per memory): {}",
                 error.root_cause()
