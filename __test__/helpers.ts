@@ -138,6 +138,40 @@ export const BUMP_MEMORY_WAT = `(core module $mem
   (alias core export $m "realloc" (core func $realloc))`
 
 /**
+ * A WASI preview 1 module whose start function writes `text` to the descriptor `fd` (1 stdout,
+ * 2 stderr) and then runs `then` (WAT instructions); `imports` and `exports` are more of its
+ * fields, WAT too.
+ */
+export function writingStartWat({
+  text,
+  fd = 2,
+  then = '',
+  imports = '',
+  exports = '',
+}: {
+  text: string
+  fd?: 1 | 2
+  then?: string
+  imports?: string
+  exports?: string
+}): string {
+  const bytes = Buffer.from(text)
+  const data = [...bytes].map((byte) => `\\${byte.toString(16).padStart(2, '0')}`).join('')
+  return `(module
+    (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+    ${imports}
+    (memory (export "memory") 1)
+    (data (i32.const 16) "${data}")
+    (func $start
+      (i32.store (i32.const 0) (i32.const 16))
+      (i32.store (i32.const 4) (i32.const ${bytes.length}))
+      (drop (call $write (i32.const ${fd}) (i32.const 0) (i32.const 1) (i32.const 8)))
+      ${then})
+    (start $start)
+    ${exports})`
+}
+
+/**
  * Imports for the resources fixture whose host `Logger` has `dispose` as its `[Symbol.dispose]`
  * (a method or a getter); a logger's `prefix` is what the guest made it with.
  */

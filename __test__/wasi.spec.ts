@@ -17,7 +17,14 @@ import {
   type WasmError,
   type WasiOptions,
 } from '../lib/index.js'
-import { BUMP_MEMORY_WAT, MiB, tempDir, wasiComponentWasm, wasiModuleWasm } from './helpers.js'
+import {
+  BUMP_MEMORY_WAT,
+  MiB,
+  tempDir,
+  wasiComponentWasm,
+  wasiModuleWasm,
+  writingStartWat,
+} from './helpers.js'
 
 const componentWasm = wasiComponentWasm
 const moduleWasm = wasiModuleWasm
@@ -180,18 +187,12 @@ test("a module's proc_exit(n) is a WasiExitError with exitCode n for every n, al
 test('start code that fails leaves its piped output and memory figures on the error', async (t) => {
   // They went with the failed instance's store: a start that printed why it panicked (a C++ static
   // constructor, a Rust initializer) and trapped left nothing to read.
-  const failing = engine.compileModuleSync(`(module
-    (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-    (memory (export "memory") 1)
-    (data (i32.const 16) "panic in start\\n")
-    (func $start
-      (i32.store (i32.const 0) (i32.const 16))
-      (i32.store (i32.const 4) (i32.const 15))
-      (drop (call $write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
-      (drop (memory.grow (i32.const 1000)))
-      (drop (memory.grow (i32.const 1)))
-      unreachable)
-    (start $start))`)
+  const failing = engine.compileModuleSync(
+    writingStartWat({
+      text: 'panic in start\n',
+      then: '(drop (memory.grow (i32.const 1000))) (drop (memory.grow (i32.const 1))) unreachable',
+    }),
+  )
   const options = { limits: { memoryBytes: MiB }, wasi: { stderr: 'pipe' as const } }
   const left = { stdout: '', stderr: 'panic in start\n', peakBytes: 2 * 65536, deniedGrowths: 1 }
   const sync = t.throws(() => failing.instantiateSync(options), { instanceOf: UnreachableError })

@@ -24,6 +24,7 @@ import {
   typesWasm,
   wasiComponentWasm,
   wasiModuleWasm,
+  writingStartWat,
 } from '../helpers.js'
 import { cli, spawnNode } from './helpers.js'
 
@@ -324,17 +325,11 @@ test('run prints what start code that failed wrote, and --json its document with
   // It went with the failed instance: a start that printed why it panicked showed only the trap.
   const failing = file(
     'start-panics.wat',
-    `(module
-      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-      (memory (export "memory") 1)
-      (data (i32.const 16) "panic in start\\n")
-      (func $start
-        (i32.store (i32.const 0) (i32.const 16))
-        (i32.store (i32.const 4) (i32.const 15))
-        (drop (call $write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
-        unreachable)
-      (start $start)
-      (func (export "f") (result i32) (i32.const 1)))`,
+    writingStartWat({
+      text: 'panic in start\n',
+      then: 'unreachable',
+      exports: '(func (export "f") (result i32) (i32.const 1))',
+    }),
   )
   const plain = await cli('run', failing, '--memory', '65536')
   t.is(plain.code, 4)
@@ -359,18 +354,13 @@ test("a command's start code that calls exit(n) ends the run with status n, as i
   const exiting = (status: number) =>
     file(
       `start-exits-${status}.wat`,
-      `(module
-        (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
-        (memory (export "memory") 1)
-        (data (i32.const 16) "hello from start\\n")
-        (func $start
-          (i32.store (i32.const 0) (i32.const 16))
-          (i32.store (i32.const 4) (i32.const 17))
-          (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
-          (call $exit (i32.const ${status})))
-        (start $start)
-        (func (export "_start")))`,
+      writingStartWat({
+        text: 'hello from start\n',
+        fd: 1,
+        imports: '(import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))',
+        then: `(call $exit (i32.const ${status}))`,
+        exports: '(func (export "_start"))',
+      }),
     )
   const failing = await cli('run', exiting(7), '--memory', '65536')
   t.deepEqual([failing.code, failing.stdout, failing.stderr], [7, 'hello from start\n', ''])

@@ -40,6 +40,7 @@ import {
   wasiComponentWasm,
   wasiModuleWasm,
   watComponentDir,
+  writingStartWat,
 } from '../helpers.js'
 
 const example = (name: string) => path.join(root, 'examples', name)
@@ -787,20 +788,13 @@ test("a replacement's failed start keeps what it printed and its memory figures 
   // (probe Z14, H22).
   const dir = watComponentDir(
     scratch,
-    `(module
-      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-      (import "env" "fails" (func $fails (result i32)))
-      (memory (export "memory") 1)
-      (data (i32.const 16) "starting\\n")
-      (func $start
-        (i32.store (i32.const 0) (i32.const 16))
-        (i32.store (i32.const 4) (i32.const 9))
-        (drop (call $write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
-        (drop (memory.grow (i32.const 1000)))
-        (if (call $fails) (then (drop (memory.grow (i32.const 3))) unreachable)))
-      (start $start)
-      (func (export "boom") unreachable)
-      (func (export "ok") (result i32) i32.const 1))`,
+    writingStartWat({
+      text: 'starting\n',
+      imports: '(import "env" "fails" (func $fails (result i32)))',
+      then: `(drop (memory.grow (i32.const 1000)))
+        (if (call $fails) (then (drop (memory.grow (i32.const 3))) unreachable))`,
+      exports: '(func (export "boom") unreachable) (func (export "ok") (result i32) i32.const 1)',
+    }),
     { name: 'failed-start', maxBytes: 1 << 20, maxFuel: 1_000_000 },
   )
   let starts = 0
