@@ -67,7 +67,7 @@ export class Module {
         ),
       ),
     ).finally(() => owner.endCall())
-    return new Instance(instance, owner, http, [], this.#functionNames())
+    return new Instance(instance, owner, http, [], this.#exportedFunctions())
   }
 
   /** Instantiates on the JS thread. */
@@ -87,7 +87,7 @@ export class Module {
       owner,
       http,
       [],
-      this.#functionNames(),
+      this.#exportedFunctions(),
     )
   }
 
@@ -95,7 +95,7 @@ export class Module {
    * The exported functions' names and parameter counts, for {@link Instance.exports} (listed once
    * per module).
    */
-  #functionNames(): CoreFunction[] {
+  #exportedFunctions(): CoreFunction[] {
     this.#functions ??= this.exports
       .filter((item) => item.kind === 'func')
       .map((item) => ({ name: item.name, params: item.func?.params.length ?? 0 }))

@@ -666,7 +666,7 @@ function wasiHttp(wasi: WasiOptions | false | undefined): WasiHttp | undefined {
   if (!isOptionRecord(given)) {
     throw new ConfigError('wasi.http: expected an object', { path: 'wasi.http', value: given })
   }
-  for (const key of Object.keys(given as object)) {
+  for (const key of Object.keys(given)) {
     if (!WASI_HTTP_KEYS.has(key)) {
       throw new ConfigError(`unknown wasi.http option "${key}" (known: ${[...WASI_HTTP_KEYS].join(', ')})`, {
         path: `wasi.http.${key}`,

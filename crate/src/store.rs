@@ -368,15 +368,15 @@ pub fn instantiate<I>(
         if !failure.ran_start() {
             return failure;
         }
-        let memory = store.data().limiter.metrics();
         let TakenOutput { stdout, stderr } = output.take();
         Failure::Started {
             failure: Box::new(failure),
             left: Box::new(StartLeft {
                 stdout,
                 stderr,
-                peak_bytes: memory.peak_bytes,
-                denied_growths: memory.denied_growths,
+                // As run_classified read them when the start ended.
+                peak_bytes: start.memory.peak_bytes,
+                denied_growths: start.memory.denied_growths,
                 fuel_consumed,
             }),
         }

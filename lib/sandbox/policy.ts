@@ -84,10 +84,7 @@ export function resolvePolicy(policy: PolicyOptions = {}): Policy {
   for (const key of names as (keyof Policy)[]) {
     const given: unknown = options[key] === undefined ? NONE : options[key]
     const at = `policy.${key}`
-    if (
-      !isOptionRecord(given) ||
-      Object.keys(given as object).some((bound) => !['min', 'max'].includes(bound))
-    ) {
+    if (!isOptionRecord(given) || Object.keys(given).some((bound) => !['min', 'max'].includes(bound))) {
       throw new ConfigError(`${at}: expected { min?, max? }, got ${shownRange(given)}`, {
         path: at,
         value: given,

@@ -172,7 +172,7 @@ impl DiskCache {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.subsec_nanos());
-        let temp = format!("{name}.{}-{serial}-{nanos:08x}.tmp", std::process::id());
+        let temp = format!("{name}.{}-{serial}-{nanos:08x}{TEMPORARY}", std::process::id());
         // Removed only once created here: a name another writer holds stays its own.
         let mut created = false;
         let result = self
@@ -186,6 +186,9 @@ impl DiskCache {
     }
 }
 
+/// How a writer's temporary name ends (see [`DiskCache::write`]).
+const TEMPORARY: &str = ".tmp";
+
 /// How old a writer's temporary is before it counts as left by a writer killed mid-write: a write
 /// takes well under a second (the compile before it is not part of it).
 const STALE_TEMPORARY: Duration = Duration::from_secs(10 * 60);
@@ -196,7 +199,11 @@ const STALE_TEMPORARY: Duration = Duration::from_secs(10 * 60);
 fn remove_stale_temporaries(dir: &CacheDir) {
     let now = SystemTime::now();
     let stale = dir.entries_where(|name, modified| {
-        let ours = (name.starts_with("module-") || name.starts_with("component-")) && name.ends_with(".tmp");
+        // Named as `write` names them: an entry's name (see `entry_name`), then the temporary's.
+        let ours = [Module::KIND, Component::KIND]
+            .iter()
+            .any(|kind| name.strip_prefix(kind).is_some_and(|rest| rest.starts_with('-')))
+            && name.ends_with(TEMPORARY);
         ours && now.duration_since(modified).is_ok_and(|age| age >= STALE_TEMPORARY)
     });
     for name in stale.unwrap_or_default() {
