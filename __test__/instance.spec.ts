@@ -30,6 +30,14 @@ test('calls functions inside exported interfaces as iface#func', async (t) => {
   t.is(await instance.call('test:types/numbers@0.1.0#greet', ['Ada']), 'Hello, Ada!')
 })
 
+test("inst.function's function is named by the path it was asked for and sized by the export's parameters", (t) => {
+  const instance = typesInstance()
+  const add = instance.function('test:types/numbers#add')
+  t.deepEqual([add.name, add.length, add(20, 22)], ['test:types/numbers#add', 2, 42])
+  const greet = instance.function('test:types/numbers@0.1.0#greet')
+  t.deepEqual([greet.name, greet.length], ['test:types/numbers@0.1.0#greet', 1])
+})
+
 test('an unknown export is a TypeError listing what exists', (t) => {
   const instance = typesInstance()
   const error = t.throws(() => instance.callSync('nope', []), { instanceOf: WasmTypeError })

@@ -190,6 +190,9 @@ test('inst.exports holds each exported function by its own name, like WebAssembl
   // Named and sized as WebAssembly.Instance's are (each was `value`, of length 0: probe H26).
   t.deepEqual([exports.add!.name, exports.add!.length], ['add', 2])
   t.deepEqual([exports.pair!.name, exports.pair!.length], ['pair', 1])
+  // inst.function's functions too (each was named "" and sized 0: probe H26's note).
+  t.deepEqual([inst.function('add').name, inst.function('add').length], ['add', 2])
+  t.deepEqual([inst.function('load').name, inst.function('load').length], ['load', 0])
   inst.dispose()
   t.throws(() => exports.add!(1, 1), { code: 'ERR_WASM_DISPOSED' })
 })

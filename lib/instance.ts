@@ -140,14 +140,21 @@ function coreExports(
   const exports: Record<string, unknown> = {}
   for (const { name, params } of functions) {
     let call: ((...args: unknown[]) => unknown) | undefined
-    const value = (...args: unknown[]) => (call ??= handle(name))(...args)
-    // Sized as WebAssembly.Instance's are, and named by the export rather than its index.
-    Object.defineProperty(value, 'name', { value: name })
-    Object.defineProperty(value, 'length', { value: params })
+    const value = named((...args: unknown[]) => (call ??= handle(name))(...args), name, params)
     Object.defineProperty(exports, name, { value, enumerable: true })
   }
   // Shared by every user of the instance, and frozen as WebAssembly.Instance's exports are.
   return Object.freeze(exports)
+}
+
+/**
+ * `fn` named by the export it calls and sized by its parameter count, as `WebAssembly.Instance`'s
+ * export functions are (an arrow function would be named "" and sized 0 by its rest parameter).
+ */
+function named<F extends (...args: unknown[]) => unknown>(fn: F, name: string, params: number): F {
+  Object.defineProperty(fn, 'name', { value: name })
+  Object.defineProperty(fn, 'length', { value: params })
+  return fn
 }
 
 /**
@@ -347,7 +354,7 @@ export class Instance<E = Record<string, unknown>> {
     let wrapped = this.#functions.get(name)
     if (wrapped === undefined && this.#resources?.converts(name) === true) {
       wrapped = (...args: unknown[]) => this.callSync(name, args)
-      this.#functions.set(name, wrapped)
+      this.#functions.set(name, named(wrapped, name, this.#paramCount(name)))
     }
     if (wrapped === undefined) {
       const handle = this.#handle(this.#plain, name, false)
@@ -377,9 +384,15 @@ export class Instance<E = Record<string, unknown>> {
                 owner.endCall()
               }
             }
-      this.#functions.set(name, wrapped)
+      this.#functions.set(name, named(wrapped, name, this.#paramCount(name)))
     }
     return wrapped
+  }
+
+  /** How many parameters the export at `path` takes, as its function is sized (0 when unknown). */
+  #paramCount(path: string): number {
+    const core = this.#coreFunctions.find((func) => func.name === path)
+    return core?.params ?? this.#funcTypes().get(path)?.params.length ?? 0
   }
 
   /** The native function for `name` (taking `(fuel, timeoutMs, ...args)` when `budgeted`), cached. */
