@@ -334,6 +334,17 @@ test("compiler: 'winch' refuses proposals it does not support with a CompileErro
   })
   t.is(error?.code, 'ERR_WASM_COMPILE')
   t.regex(error?.message ?? '', /tail/i)
+  // Inside a component, validate points where compiling does: at the offset within the component
+  // (it gave the offset within the core module: probe H27).
+  const component = '(component (core module $m (func $f (return_call $f))))'
+  const winch = new Engine({ compiler: 'winch' })
+  const compiled = t.throws(() => winch.compileComponentSync(component), { instanceOf: CompileError })
+  const offset = / \(at offset 0x[0-9a-f]+\)$/
+  const validated = winch.validate(component)
+  t.is(
+    validated.ok ? 'valid' : validated.message.match(offset)?.[0],
+    compiled?.message.match(offset)?.[0] ?? 'none',
+  )
   for (const compiler of ['v8', 'Winch', '', 1]) {
     const thrown = t.throws(() => new Engine({ compiler } as never), { instanceOf: ConfigError })
     t.is(thrown?.path, 'compiler')

@@ -193,7 +193,7 @@ pub fn validate_component(bytes: &[u8], validate_module: impl Fn(&[u8]) -> Resul
                         unchecked_range.start
                     )
                 })?;
-                validate_module(module)?;
+                validate_module(module).map_err(|error| shifted_offset(&error, unchecked_range.start))?;
                 depth += 1;
             }
             wasmparser::Payload::ComponentSection { .. } => depth += 1,
@@ -212,6 +212,18 @@ pub fn validate_component(bytes: &[u8], validate_module: impl Fn(&[u8]) -> Resul
         }
     }
     crate::component::types::check_listing_size_of_validated(types.as_ref(), &imports, &exports)
+}
+
+/// `message`, an error about a core module, with the offset it ends with, `(at offset 0x..)`
+/// within the module, made one within the component that holds it at `start`: as compiling the
+/// component reports it.
+fn shifted_offset(message: &str, start: usize) -> String {
+    let shifted = message
+        .strip_suffix(')')
+        .and_then(|rest| rest.rsplit_once(" (at offset 0x"))
+        .and_then(|(text, hex)| Some((text, usize::from_str_radix(hex, 16).ok()?)))
+        .map(|(text, offset)| format!("{text} (at offset {:#x})", offset.saturating_add(start)));
+    shifted.unwrap_or_else(|| message.to_owned())
 }
 
 /// The most memory the wasm surely starts with: a core module's memories together (they are
@@ -313,6 +325,14 @@ fn initial_memory(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_core_modules_error_offset_is_made_one_within_its_component() {
+        let shifted = shifted_offset("tail calls support is not enabled (at offset 0x17)", 10);
+        assert_eq!(shifted, "tail calls support is not enabled (at offset 0x21)");
+        assert_eq!(shifted_offset("no offset here", 10), "no offset here");
+        assert_eq!(shifted_offset("bad (at offset 0xzz)", 10), "bad (at offset 0xzz)");
+    }
 
     #[test]
     fn the_memory_a_wasm_surely_starts_with_is_found() {
