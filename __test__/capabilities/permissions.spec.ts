@@ -53,6 +53,20 @@ test('host names compare as the URL parser writes them: case, IPv4 forms and IPv
   t.false(allows(['example.com:80'], 'http://example.com@evil.test/'), 'userinfo is not the host')
 })
 
+test('a grant that spells an address otherwise than the dotted or bracketed form is a ConfigError naming it', (t) => {
+  // Each was a name that the URL parser turned into the address, or a TypeError (probe Z23).
+  for (const pattern of ['0x7f000001:80', '0x7f.1:80', '0x0:80', '*.0xa9fea9fe:80', '[::1%lo]:80']) {
+    const error = t.throws(() => createPermissions({ networkOutbound: ['example.com:80', pattern] }), {
+      instanceOf: ConfigError,
+    })
+    t.is(error?.path, 'networkOutbound[1]', pattern)
+  }
+  t.true(
+    allows(['0x7f.example.com:80'], 'http://0x7f.example.com/'),
+    'a hex-looking label before the last is a name',
+  )
+})
+
 test('*.example.com grants any subdomain, not the domain itself or look-alikes', (t) => {
   const patterns = ['*.example.com:443']
   t.true(allows(patterns, 'https://api.example.com/'))

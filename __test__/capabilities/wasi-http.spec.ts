@@ -155,6 +155,8 @@ test('bad wasi.http options are ConfigErrors naming the field', async (t) => {
       },
     )
   t.is(rejects({ allow: ['no-port'] })?.path, 'wasi.http.allow[0]')
+  // A zone id was "options: reading them threw: Invalid URL" (probe Z23).
+  t.is(rejects({ allow: ['a.test:80', '[fe80::1%eth0]:443'] })?.path, 'wasi.http.allow[1]')
   // A URL or a bracketed address without a port is named as such, not blamed on its port.
   t.regex(
     rejects({ allow: ['http://127.0.0.1:80'] })?.message ?? '',

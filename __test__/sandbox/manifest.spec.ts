@@ -329,6 +329,12 @@ const broken: BrokenCase[] = [
       ['[::1]', /"\[::1\]" has no port: write host:port, as in "\[::1\]:8080"/],
       ['300.1.1.1:80', /not a valid IPv4 address/],
       ['[nope]:80', /not a valid IPv6 address/],
+      // Other spellings of an address would grant it unseen: 0x7f000001 is 127.0.0.1 (probe Z23).
+      ['0x7f000001:80', /"0x7f000001" is not a valid IPv4 address: write it as four decimal numbers/],
+      ['0xA9.254.169.254:80', /not a valid IPv4 address/],
+      ['metadata.0x0:80', /not a valid IPv4 address/],
+      ['2130706433:80', /not a valid IPv4 address/],
+      ['[fe80::1%eth0]:443', /not a valid IPv6 address \(a zone id is not allowed\)/],
       ['-bad-.com:80', /not a valid host name/],
       [
         'http://example.com',

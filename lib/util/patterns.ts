@@ -94,11 +94,21 @@ export function globBase(glob: string): string {
 
 const HOST_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i
 
+/**
+ * A last label that makes the WHATWG URL parser, which turns grants into hosts, read the whole
+ * name as an IPv4 address: all digits, or `0x` and hex digits (`0x7f000001` is 127.0.0.1).
+ */
+const NUMERIC_LABEL = /^(?:\d+|0x[0-9a-f]*)$/i
+
 function hostnameProblem(host: string): string | undefined {
   if (host.length > 253) return `host "${host}" is longer than 253 characters`
   const labels = host.split('.')
-  if (labels.every((label) => /^\d+$/.test(label))) {
-    return isIPv4(host) ? undefined : `"${host}" is not a valid IPv4 address`
+  // Only the dotted decimal form passes: any other spelling of an address would grant it without
+  // showing it, to a reader of the manifest or of `validate`'s grants line.
+  if (NUMERIC_LABEL.test(labels.at(-1) ?? '')) {
+    return isIPv4(host)
+      ? undefined
+      : `"${host}" is not a valid IPv4 address: write it as four decimal numbers`
   }
   const bad = labels.find((label) => !HOST_LABEL.test(label))
   return bad === undefined ? undefined : `"${host}" is not a valid host name (label "${bad}")`
@@ -136,7 +146,11 @@ export function hostPatternProblem(pattern: string): string | undefined {
     return `port "${port}" must be 1..65535 or *`
   }
   if (host.startsWith('[') && host.endsWith(']')) {
-    return isIPv6(host.slice(1, -1)) ? undefined : `"${host}" is not a valid IPv6 address`
+    // Node's isIPv6 takes a zone id (`%eth0`); a URL cannot hold one, and a grant names an
+    // address, not an interface.
+    return isIPv6(host.slice(1, -1)) && !host.includes('%')
+      ? undefined
+      : `"${host}" is not a valid IPv6 address${host.includes('%') ? ' (a zone id is not allowed)' : ''}`
   }
   if (host.includes(':')) return `an IPv6 address must be in brackets, as in "[::1]:8080"`
   if (host === '' || host === '*') return 'the host must be named; use *.example.com for subdomains'
