@@ -21,6 +21,7 @@ import './util/places.js'
 import { servedCall } from './util/reentry.js'
 import { exportPaths, lowerCamel, unversioned, upperCamel } from './util/names.js'
 import { TYPED_ARRAY_CLASSES } from './util/typed-arrays.js'
+import { quoted } from './util/quoted.js'
 
 /** What the resource classes of an instance need from it. */
 export interface ResourceHost {
@@ -147,8 +148,7 @@ function described(value: unknown): string {
     if (typeof name !== 'string' || name === '' || name === 'Object') return 'an object'
     return `${/^[aeiou]/i.test(name) ? 'an' : 'a'} ${name}`
   }
-  if (typeof value === 'string')
-    return `string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`
+  if (typeof value === 'string') return `string ${quoted(value, 40)}`
   return `${typeof value} ${String(value)}`
 }
 

@@ -140,6 +140,16 @@ test('a path longer than PATH_MAX is denied before it is looked at, and the deni
   t.regex(await guestErr(t, guest.call('read-file', [atLimit])), /no such file$/)
 })
 
+test("the guest's path is quoted in denials and errs with what would forge a log line escaped", async (t) => {
+  // onDenied hands a host these messages to log: U+2028 and U+202E came through raw (probe Z22).
+  const { base } = tree()
+  const { guest, denied } = guestFor(base)
+  const err = await guestErr(t, guest.call('read-file', ['../A\u2028FAKE\u202eB']))
+  t.true(err.startsWith('filesystem.read denied: "../A\\u2028FAKE\\u202eB"'), err)
+  t.false(/[\u2028\u202e]/.test(denied[0]?.message ?? '\u2028'))
+  t.regex(await guestErr(t, guest.call('read-file', ['data/A\u2029'])), /^"data\/A\\u2029": no such file$/)
+})
+
 test('a missing file is "no such file" inside the grant and denied outside it, so nothing leaks', async (t) => {
   const { base } = tree()
   const { guest, denied } = guestFor(base)

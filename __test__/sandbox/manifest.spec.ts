@@ -625,6 +625,15 @@ function deepTree(dir: string, levels: number, action: 'make' | 'remove', manife
   execFileSync(process.execPath, ['-e', script])
 }
 
+test('a name the guest made is quoted in the refusal with what would forge a log line escaped', (t) => {
+  // A guest names its files: U+2028 and U+202E came through JSON's quoting raw (probe Z22).
+  const dir = component({ extra: '[permissions]\nfilesystem.write = ["./scratch"]' }, { 'scratch/keep': '' })
+  linkSync(path.join(dir, 'Component.toml'), path.join(dir, 'scratch', 'A\u2028FAKE LINE\u202eB'))
+  const error = rejects(dir)
+  t.true(error.message.includes('"scratch/A\\u2028FAKE LINE\\u202eB" in a writable directory'), error.message)
+  t.false(/[\u2028\u202e]/.test(error.message))
+})
+
 test('a writable directory too deep to walk by path refuses the write grant rather than go unchecked', (t) => {
   // Past PATH_MAX (4096 bytes) a path cannot be read: a link down there went unseen.
   const dir = component({ extra: '[permissions]\nfilesystem.write = ["./scratch"]' }, { 'scratch/keep': '' })

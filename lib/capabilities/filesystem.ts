@@ -11,7 +11,8 @@ import type { FileHandle } from 'node:fs/promises'
 
 import { openBeneath, readBounded } from '../util/open-beneath.js'
 import { capabilityOptions, knownKeys, positiveInteger } from '../util/options.js'
-import { guestPath, quotedRequest, type Permissions } from './permissions.js'
+import { guestPath, type Permissions } from './permissions.js'
+import { quoted } from '../util/quoted.js'
 
 /** @internal Re-exported for the tests, which force its fallback. */
 export { openBeneath } from '../util/open-beneath.js'
@@ -42,7 +43,7 @@ const READ_FAILURES: Record<string, string> = {
 /** A guest-facing failure (its message becomes the guest's `err`). */
 function failure(requested: string, code: string | undefined): Error {
   const reason = (code !== undefined && READ_FAILURES[code]) || `cannot be read (${code ?? 'unknown error'})`
-  return new Error(`${JSON.stringify(requested)}: ${reason}`)
+  return new Error(`${quoted(requested)}: ${reason}`)
 }
 
 /**
@@ -50,10 +51,10 @@ function failure(requested: string, code: string | undefined): Error {
  * that grew since its size was checked, or a special file reporting size 0, is caught too).
  */
 async function readCapped(handle: FileHandle, requested: string, limit: number): Promise<Uint8Array> {
-  const tooLarge = () => new Error(`${JSON.stringify(requested)}: larger than the ${limit}-byte cap`)
+  const tooLarge = () => new Error(`${quoted(requested)}: larger than the ${limit}-byte cap`)
   const stats = await handle.stat()
   if (stats.isDirectory()) throw failure(requested, 'EISDIR')
-  if (!stats.isFile()) throw new Error(`${JSON.stringify(requested)}: not a regular file`)
+  if (!stats.isFile()) throw new Error(`${quoted(requested)}: not a regular file`)
   if (stats.size > limit) throw tooLarge()
   return readBounded(handle, stats.size, limit, tooLarge)
 }
@@ -73,22 +74,22 @@ export function createFilesystem(
   return {
     async read(requested: string): Promise<Uint8Array> {
       const denied = (reason: string) => permissions.deny('filesystem.read', requested, reason)
-      const quoted = quotedRequest(requested)
+      const shown = quoted(requested)
       const { baseDir } = permissions
       if (baseDir === undefined || permissions.filesystemRead.length === 0) {
-        throw denied(`reading files is not granted (asked for ${quoted})`)
+        throw denied(`reading files is not granted (asked for ${shown})`)
       }
       // Both checks are lexical and come before any file access, so a denied path tells nothing
       // about what exists there and costs the host no lookup.
       const { relative, problem } = guestPath(requested)
-      if (problem !== undefined) throw denied(`${quoted} ${problem}`)
-      if (!permissions.allowsRead(relative)) throw denied(`${quoted} is not inside a granted path`)
+      if (problem !== undefined) throw denied(`${shown} ${problem}`)
+      if (!permissions.allowsRead(relative)) throw denied(`${shown} is not inside a granted path`)
       let handle: FileHandle
       try {
         handle = await openBeneath(baseDir, relative === '' ? [] : relative.split('/'))
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code
-        if (code === 'ELOOP') throw denied(`${quoted} passes through a symbolic link, which is not followed`)
+        if (code === 'ELOOP') throw denied(`${shown} passes through a symbolic link, which is not followed`)
         throw failure(requested, code)
       }
       try {

@@ -27,7 +27,8 @@ import {
 } from '../util/options.js'
 import { abortReason, isAborted, onAbort, signalWithTimeout, type SignalSource } from '../util/signal.js'
 import { internalAddressKind } from './addresses.js'
-import { quotedRequest, type Permissions } from './permissions.js'
+import { type Permissions } from './permissions.js'
+import { quoted } from '../util/quoted.js'
 
 /** One answer of a {@link HttpOptions.lookup} resolver. */
 export interface ResolvedAddress {
@@ -87,19 +88,19 @@ const MAX_URL_CHARS = 8192
 
 function parse(url: string, base?: URL): URL {
   if (url.length > MAX_URL_CHARS) {
-    throw new Error(`${quotedRequest(url)} is longer than ${MAX_URL_CHARS} characters`)
+    throw new Error(`${quoted(url)} is longer than ${MAX_URL_CHARS} characters`)
   }
   let parsed: URL
   try {
     parsed = new URL(url, base)
   } catch {
-    throw new Error(`${JSON.stringify(url)} is not a valid URL`)
+    throw new Error(`${quoted(url)} is not a valid URL`)
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new Error(`${JSON.stringify(url)}: only http and https URLs can be fetched`)
+    throw new Error(`${quoted(url)}: only http and https URLs can be fetched`)
   }
   if (parsed.username !== '' || parsed.password !== '') {
-    throw new Error(`${JSON.stringify(url)}: URLs with credentials are not supported`)
+    throw new Error(`${quoted(url)}: URLs with credentials are not supported`)
   }
   return parsed
 }
@@ -359,7 +360,7 @@ export function createHttp(permissions: Permissions, given: HttpOptions = {}): H
             redirects === 0 ? requested : url.href,
             redirects === 0
               ? `${hostAndPort(url)} ${reason} (${url.href})`
-              : `${JSON.stringify(requested)} redirected to ${hostAndPort(url)}, ${reason} (${url.href})`,
+              : `${quoted(requested)} redirected to ${hostAndPort(url)}, ${reason} (${url.href})`,
           )
         if (!permissions.allowsConnection(url)) {
           throw deny(redirects === 0 ? 'is not granted' : 'which is not granted')
@@ -381,7 +382,7 @@ export function createHttp(permissions: Permissions, given: HttpOptions = {}): H
           if (REDIRECT_STATUSES.has(response.statusCode ?? 0) && location !== undefined) {
             response.destroy()
             if (redirects === maxRedirects) {
-              throw new Error(`${JSON.stringify(requested)}: more than ${maxRedirects} redirects`)
+              throw new Error(`${quoted(requested)}: more than ${maxRedirects} redirects`)
             }
             url = parse(location, url)
             continue

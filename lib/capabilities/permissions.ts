@@ -103,16 +103,6 @@ export function guestPath(requested: string): GuestPath {
   return { relative: names.join('/') }
 }
 
-/**
- * A guest's request (a path, a URL) in quotes for a message: at most its first 200 characters,
- * since the whole of it could be megabytes and a guest may make many.
- */
-export function quotedRequest(text: string): string {
-  return text.length > 200
-    ? `${JSON.stringify(text.slice(0, 200))}… (${text.length} characters)`
-    : JSON.stringify(text)
-}
-
 /** The longest path a guest may ask to read: Linux's PATH_MAX. */
 export const MAX_PATH_CHARS = 4096
 

@@ -19,6 +19,7 @@ import {
   type ResolvedAddress,
 } from './http.js'
 import type { Permissions } from './permissions.js'
+import { quoted } from '../util/quoted.js'
 
 /**
  * Key of `wasi` options under which a sandbox hands its own Permissions to the wasi:http client,
@@ -202,7 +203,7 @@ export function createWasiHttpClient(
         done()
         return {
           error: 'http-request-uri-invalid',
-          message: `${JSON.stringify(requested)} is not a valid URL`,
+          message: `${quoted(requested)} is not a valid URL`,
         }
       }
       const deny = (reason: string) =>

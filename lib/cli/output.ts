@@ -11,6 +11,7 @@
 
 import { HostLimitError } from '../errors.js'
 import { toJsonText } from '../util/json-values.js'
+import { SCREEN_CONTROLS } from '../util/quoted.js'
 
 /** Where the CLI writes; `process` in real use. */
 export interface CliOutput {
@@ -39,8 +40,7 @@ export interface CliStream {
 }
 
 /** What terminal output escapes: C0 but newline and tab, DEL, C1, and what moves text on screen. */
-const ESCAPED =
-  '\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069\\ufeff'
+const ESCAPED = `\\u0000-\\u0008\\u000b-\\u001f${SCREEN_CONTROLS}`
 const CONTROL_RUN = new RegExp(`[${ESCAPED}]+`, 'g')
 const ONE_ESCAPED = new RegExp(`[${ESCAPED}]`)
 

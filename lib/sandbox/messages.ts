@@ -5,11 +5,12 @@
 import { TomlDate } from 'smol-toml'
 
 import { ConfigError, type ConfigProblem } from '../errors.js'
+import { quoted } from '../util/quoted.js'
 
 /** How a TOML value reads in a message: `string "1MiB"`, `float 1.5`, `a table`. */
 export function describe(value: unknown): string {
   if (typeof value === 'string') {
-    return `string ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)}`
+    return `string ${quoted(value, 80)}`
   }
   if (typeof value === 'bigint') return `integer ${value}`
   if (typeof value === 'number') return `float ${value}`

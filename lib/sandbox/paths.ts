@@ -11,6 +11,7 @@ import path from 'node:path'
 
 import { ConfigError } from '../errors.js'
 import { openBeneath, readBounded } from '../util/open-beneath.js'
+import { quoted } from '../util/quoted.js'
 import { globBase, globProblem, isGlobSegment } from '../util/patterns.js'
 import { formatBytes } from './messages.js'
 import type { Manifest } from './schema.js'
@@ -193,7 +194,7 @@ export function hardLinked(writable: readonly string[], base: string): string | 
   // twice and pass it off as the link's other name.
   const walked = new Set<string>()
   const unchecked = (at: string, error: unknown) =>
-    `${JSON.stringify(path.relative(base, at))} in a writable directory cannot be checked for hard links ` +
+    `${quoted(path.relative(base, at))} in a writable directory cannot be checked for hard links ` +
     `(${(error as NodeJS.ErrnoException).code ?? String(error)})`
   const tooDeep = `the writable directories are nested too deep to check for hard links`
   let seen = 0
@@ -252,7 +253,7 @@ export function hardLinked(writable: readonly string[], base: string): string | 
   for (const { links, found, first } of linked.values()) {
     if (found < links) {
       return (
-        `${JSON.stringify(path.relative(base, first))} in a writable directory has a second name outside the ` +
+        `${quoted(path.relative(base, first))} in a writable directory has a second name outside the ` +
         'writable directories (a hard link), through which the guest could rewrite a file elsewhere: copy ' +
         'the plugin without its links to grant writes'
       )
