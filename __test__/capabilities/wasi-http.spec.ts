@@ -371,7 +371,7 @@ async function rawServer(t: ExecutionContext, reply: string, how: 'write' | 'end
     maxBodyBytes: 1 << 20,
     timeoutMs,
   })
-  return () => client('GET', `http://${host}/`, [], new Uint8Array())
+  return (method = 'GET') => client(method, `http://${host}/`, [], new Uint8Array())
 }
 
 test('TLS and HTTP failures get their own wasi:http error codes, and large response headers are taken as hyper takes them', async (t) => {
@@ -430,6 +430,10 @@ test('TLS and HTTP failures get their own wasi:http error codes, and large respo
   // Without an Upgrade header Node takes a 101 for a final answer: it is refused the same.
   const bare = await rawServer(t, 'HTTP/1.1 101\r\n\r\n', 'end')
   t.like(await bare(), { error: 'http-protocol-error' })
+  // A 2xx answer to CONNECT opens a tunnel, another connection wasi:http cannot use: it waited
+  // for a head until timeoutMs, holding its slot of maxConcurrentRequests (probe Z23).
+  const tunnel = await rawServer(t, 'HTTP/1.1 200 Connection established\r\n\r\n', 'write')
+  t.like(await tunnel('CONNECT'), { error: 'http-protocol-error' })
   // What a guest sees of them.
   const allow = { allow: [plainHost, garbledHost] }
   const protocol = await command(['get', `http://${garbledHost}/`], allow)

@@ -355,6 +355,15 @@ function send(
         socket.destroy()
         switched()
       })
+      // Likewise a 2xx answer to CONNECT, which opens a tunnel: Node hands it to 'connect' only.
+      request.once('connect', (_, socket) => {
+        socket.destroy()
+        reject(
+          Object.assign(new Error('the server opened a tunnel (CONNECT)'), {
+            wasiError: 'http-protocol-error',
+          }),
+        )
+      })
     })
     // Settled by whoever waits for it, or never looked at when the connection failed first.
     head.catch(() => {})
