@@ -233,6 +233,43 @@ test("another instance's resource, or a plain value, is a WasmTypeError naming t
   t.throws(() => api(one).consume(42), { instanceOf: WasmTypeError, message: /param "c"/ })
 })
 
+test("a root resource of another type is the caller's WasmTypeError, and poisons nothing", async (t) => {
+  // Root resources have no class to check them by: wasmtime refused the handle in the call, as
+  // the guest's ABI error, and the instance was poisoned over the caller's mistake (probe Z21).
+  const twoTypes = await engine.compileComponent(`(component
+    (type $a (resource (rep i32)))
+    (type $b (resource (rep i32)))
+    (core func $newA (canon resource.new $a))
+    (core func $newB (canon resource.new $b))
+    (core module $m
+      (import "r" "a" (func $a (param i32) (result i32)))
+      (import "r" "b" (func $b (param i32) (result i32)))
+      (func (export "make-a") (result i32) (call $a (i32.const 1)))
+      (func (export "make-b") (result i32) (call $b (i32.const 2)))
+      (func (export "keep") (param i32)))
+    (core instance $i (instantiate $m (with "r" (instance (export "a" (func $newA)) (export "b" (func $newB))))))
+    (export $A "a" (type $a))
+    (export $B "b" (type $b))
+    (func (export "make-a") (result (own $A)) (canon lift (core func $i "make-a")))
+    (func (export "make-b") (result (own $B)) (canon lift (core func $i "make-b")))
+    (func (export "keep") (param "x" (borrow $A)) (canon lift (core func $i "keep")))
+    (func (export "take") (param "x" (own $A)) (canon lift (core func $i "keep"))))`)
+  const inst = twoTypes.instantiateSync({ limits: { memoryBytes: 1 << 20 } })
+  const b = inst.callSync('make-b')
+  const wrongType = {
+    instanceOf: WasmTypeError,
+    message: /param "x": expected a borrowed resource, got a resource of another type/,
+  }
+  t.throws(() => inst.callSync('keep', [b]), wrongType)
+  await t.throwsAsync(inst.call('keep', [b]), wrongType)
+  t.throws(() => inst.callSync('take', [b]), {
+    instanceOf: WasmTypeError,
+    message: /expected an owned resource, got a resource of another type/,
+  })
+  t.false(inst.poisoned)
+  t.is(inst.callSync('keep', [inst.callSync('make-a')]), undefined)
+})
+
 test('a resource whose instance is gone is a DisposedError where another instance is passed it', async (t) => {
   // A sandbox replaces its instance after a failed call: the caller's objects from the old one
   // were refused as "a resource of another instance", a WasmTypeError, as if the caller had

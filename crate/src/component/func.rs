@@ -186,12 +186,12 @@ impl Export for ExportFunc {
                 resolved_params = params.clone();
                 let ty = func.ty(&live.store);
                 let mut resolved = Resolved::default();
-                for (value, (_, ty)) in resolved_params.iter_mut().zip(ty.params()) {
+                for (value, (name, ty)) in resolved_params.iter_mut().zip(ty.params()) {
                     if let Err(message) = resources.resolve(&mut live.store, value, &ty, &mut resolved) {
                         resources.refused(&mut live.store, resolved);
                         return Err(resources
                             .take_limit_hit()
-                            .unwrap_or_else(|| Failure::Type(format!("{}: {message}", self.path))));
+                            .unwrap_or_else(|| Failure::Type(format!("{}: param \"{name}\": {message}", self.path))));
                     }
                 }
                 lent = resources.start(resolved);

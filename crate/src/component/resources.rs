@@ -454,6 +454,19 @@ impl Resources {
                     let handle = self
                         .peek_guest(index, generation)
                         .ok_or("a resource was dropped or moved before the call")?;
+                    // The caller's mistake, told here by the types of this store: left to the
+                    // call, wasmtime takes it for the guest's (`mismatched resource types`) and
+                    // the instance is poisoned.
+                    if let Type::Own(expected) | Type::Borrow(expected) = ty
+                        && handle.ty() != *expected
+                    {
+                        let what = if owned {
+                            "an owned resource"
+                        } else {
+                            "a borrowed resource"
+                        };
+                        return Err(format!("expected {what}, got a resource of another type"));
+                    }
                     if owned {
                         resolved.moved.push((index, generation));
                     }
