@@ -273,7 +273,8 @@ export class TimeoutError extends TrapError {
 /**
  * The guest broke the component model's calling convention (the canonical ABI): a string that is
  * not valid UTF-8, a pointer or length outside its memory, a bad `realloc` result, an invalid
- * enum or variant discriminant. A trap of the guest's own making.
+ * enum or variant discriminant, a call back into itself, an import called from its `realloc` or
+ * post-return. A trap of the guest's own making.
  */
 export class GuestAbiError extends TrapError {
   override readonly code = 'ERR_WASM_GUEST_ABI'

@@ -207,6 +207,50 @@ test('a char that is a surrogate or above U+10FFFF is a GuestAbiError', async (t
   await rejects(t, component, 'too-big', abi('out of range for `char`'))
 })
 
+test('a guest that enters or leaves itself where the canonical ABI forbids it is a GuestAbiError naming the trap', async (t) => {
+  // It calls its own export back through an import of it, or its realloc or post-return calls an
+  // import: these were plain TrapErrors, so a service sorting out broken guests by
+  // ERR_WASM_GUEST_ABI missed them (probe Z21). The host function is never run.
+  const component = await engine.compileComponent(`(component
+    (import "ping" (func $ping))
+    (core func $ping_l (canon lower (func $ping)))
+    (core module $A
+      (import "x" "ping" (func $ping))
+      (memory (export "mem") 1)
+      (func (export "inner") (result i32) i32.const 7)
+      (func (export "realloc") (param i32 i32 i32 i32) (result i32) (call $ping) i32.const 1024)
+      (func (export "pr") (param i32) (call $ping))
+      (func (export "take") (param i32 i32) (result i32) local.get 1)
+      (func (export "seven") (result i32) i32.const 7))
+    (core instance $a (instantiate $A (with "x" (instance (export "ping" (func $ping_l))))))
+    (func $inner (result u32) (canon lift (core func $a "inner")))
+    (core func $inner_l (canon lower (func $inner)))
+    (core module $B (import "x" "inner" (func $inner (result i32))) (func (export "outer") (result i32) (call $inner)))
+    (core instance $b (instantiate $B (with "x" (instance (export "inner" (func $inner_l))))))
+    (func (export "calls-itself") (result u32) (canon lift (core func $b "outer")))
+    (func (export "realloc-calls-out") (param "s" string) (result u32)
+      (canon lift (core func $a "take") (memory (core memory $a "mem")) (realloc (core func $a "realloc"))))
+    (func (export "post-return-calls-out") (result u32)
+      (canon lift (core func $a "seven") (post-return (core func $a "pr")))))`)
+  const cases = [
+    ['calls-itself', [], 'CannotEnterComponent', 'cannot enter component instance'],
+    ['realloc-calls-out', ['x'], 'CannotLeaveComponent', 'cannot leave component instance'],
+    ['post-return-calls-out', [], 'CannotLeaveComponent', 'cannot leave component instance'],
+  ] as const
+  for (const [name, args, trapCode, reason] of cases) {
+    for (const how of BOTH) {
+      let pinged = 0
+      const instance = component.instantiateSync({ limits: LIMITS, imports: { ping: () => void pinged++ } })
+      const error = await failure(t, instance, how, name, [...args])
+      t.true(error instanceof GuestAbiError, `${how}('${name}'): ${String(error)}`)
+      t.like(error, { code: 'ERR_WASM_GUEST_ABI', trapCode }, `${how}('${name}')`)
+      t.true(error.message.includes(reason), error.message)
+      t.true(instance.poisoned)
+      t.is(pinged, 0)
+    }
+  }
+})
+
 test("a func(string) -> string (called through wasmtime's typed API) returning bad text is a GuestAbiError too", async (t) => {
   // The core function takes the argument's pointer and length and returns a return area.
   const echo = (name: string, a: number, b: number) =>

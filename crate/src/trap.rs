@@ -21,6 +21,16 @@ pub fn classify(trap: Trap) -> (&'static str, String) {
         Trap::OutOfFuel => "ERR_WASM_TRAP_OUT_OF_FUEL",
         // An epoch interrupt is a timeout or an abort; errors.rs tells which from the store.
         Trap::Interrupt => "ERR_WASM_TIMEOUT",
+        // The canonical ABI's own rules, broken by the guest: entering or leaving a component
+        // instance where it may not (it calls itself back, its realloc or post-return calls an
+        // import), and what the adapters between two of its components check.
+        Trap::CannotEnterComponent
+        | Trap::CannotLeaveComponent
+        | Trap::InvalidChar
+        | Trap::StringOutOfBounds
+        | Trap::ListOutOfBounds
+        | Trap::InvalidDiscriminant
+        | Trap::UnalignedPointer => "ERR_WASM_GUEST_ABI",
         _ => "ERR_WASM_TRAP",
     };
     (code, format!("{trap:?}"))
@@ -39,8 +49,15 @@ mod tests {
 
     #[test]
     fn unnamed_traps_fall_back_to_the_generic_code_with_their_name() {
-        let (code, name) = classify(Trap::CannotEnterComponent);
+        let (code, name) = classify(Trap::CastFailure);
         assert_eq!(code, "ERR_WASM_TRAP");
-        assert_eq!(name, "CannotEnterComponent");
+        assert_eq!(name, "CastFailure");
+    }
+
+    #[test]
+    fn the_canonical_abis_rules_broken_are_the_guests_abi_errors_with_their_name() {
+        let (code, name) = classify(Trap::CannotEnterComponent);
+        assert_eq!((code, name.as_str()), ("ERR_WASM_GUEST_ABI", "CannotEnterComponent"));
+        assert_eq!(classify(Trap::InvalidChar).0, "ERR_WASM_GUEST_ABI");
     }
 }
