@@ -145,6 +145,23 @@ test.serial(
   },
 )
 
+test('limits of the wrong kind are named as such, not as a missing memory limit', async (t) => {
+  // A number, a Map or an array was "limits.memoryBytes is required" (probe Z25).
+  for (const limits of [5, 'x', [], new Map([['memoryBytes', MiB]]), null]) {
+    const options = { limits } as unknown as InstantiateOptions
+    const sync = t.throws(() => addModule.instantiateSync(options), { instanceOf: ConfigError })
+    t.like(sync, { path: 'limits', message: 'limits must be an object' }, String(limits))
+    await t.throwsAsync(addModule.instantiate(options), {
+      instanceOf: ConfigError,
+      message: 'limits must be an object',
+    })
+  }
+  const missing = t.throws(() => addModule.instantiateSync({ limits: {} } as InstantiateOptions), {
+    instanceOf: ConfigError,
+  })
+  t.is(missing?.path, 'limits.memoryBytes')
+})
+
 test('an unknown key inside limits (a typo such as tableElement) is a ConfigError naming it, sync and async', async (t) => {
   const options = { limits: { memoryBytes: MiB, tableElement: 5 } } as InstantiateOptions
   const sync = t.throws(() => addModule.instantiateSync(options), { instanceOf: ConfigError })

@@ -513,11 +513,14 @@ function checkedInstantiateOptions(options: InstantiateOptions, sync: boolean): 
     )
   }
   const limits = options.limits
-  if (!isOptionRecord(limits) || limits.memoryBytes === undefined) {
-    throw new ConfigError('limits.memoryBytes is required: the memory limit has no default', {
+  const required = () =>
+    new ConfigError('limits.memoryBytes is required: the memory limit has no default', {
       path: 'limits.memoryBytes',
     })
-  }
+  if (limits === undefined) throw required()
+  // A `limits` of the wrong kind is named as such, not taken for a missing one.
+  object('limits', limits, 'limits')
+  if (limits.memoryBytes === undefined) throw required()
   // A typo (`tableElement`) must not drop a limit silently.
   knownKeys('limits', limits, LIMITS, 'limits.')
   const imports = options.imports
@@ -753,6 +756,21 @@ export function asyncCallOptions(options: AsyncCallOptions | undefined): {
   })
 }
 
+/**
+ * A sandbox call's options: its signal checked, its budget read but not checked, since the sandbox
+ * checks it against its own limits ({@link loweredLimit}) and one rule must say what is allowed.
+ */
+export function sandboxCallOptions(
+  options: AsyncCallOptions | undefined,
+  sync: boolean,
+): { fuel?: unknown; timeoutMs?: unknown; signal?: AbortSignal | undefined } {
+  if (options === undefined) return { fuel: undefined, timeoutMs: undefined, signal: undefined }
+  return reading('options', () => {
+    const { fuel, timeoutMs, signal } = callFields(options, sync ? CALL_OPTIONS : ASYNC_CALL_OPTIONS)
+    return { fuel, timeoutMs, signal: abortSignal(signal) }
+  })
+}
+
 const CALL_OPTIONS = new Set(['fuel', 'timeoutMs'])
 const ASYNC_CALL_OPTIONS = new Set(['fuel', 'timeoutMs', 'signal'])
 
@@ -798,21 +816,32 @@ export function loweredLimit(
   ceiling: number,
   manifestField: string,
 ): number {
-  const value = checkOption(name, requested, ceiling, path)
-  if (value <= 0) {
-    throw new ConfigError(`${path}: expected a positive number, got ${shown(value)}`, {
+  const rule = RULES[name]
+  const positive =
+    typeof requested === 'number' &&
+    requested > 0 &&
+    (rule.kind !== 'integer' || Number.isSafeInteger(requested))
+  if (requested === undefined) return ceiling
+  if (!positive) {
+    // One message for 0 and for -1 (they were told "positive" and "from 0" apart).
+    const expected =
+      rule.kind === 'integer'
+        ? `an integer from 1 to ${ceiling}`
+        : `a number of milliseconds above 0 and at most ${ceiling}`
+    throw new ConfigError(`${path}: expected ${expected}, got ${shown(requested)}`, {
       path,
-      value,
-      allowed: `1..${ceiling}`,
+      value: requested,
+      allowed: rule.kind === 'integer' ? `1..${ceiling}` : `0 < ms <= ${ceiling}`,
     })
   }
-  if (value > ceiling) {
+  if (requested > ceiling) {
     throw new ConfigError(
-      `${path}: ${value} is above the manifest's ${manifestField} (${ceiling}); limits may only be lowered`,
-      { path, value, allowed: `1..${ceiling}` },
+      `${path}: ${requested} is above the manifest's ${manifestField} (${ceiling}); limits may only be lowered`,
+      { path, value: requested, allowed: `1..${ceiling}` },
     )
   }
-  return value
+  // Within the manifest's limit, which keeps the option's own rule.
+  return checkOption(name, requested, ceiling, path)
 }
 
 const LOAD_COMPONENT_OPTIONS = new Set([

@@ -288,6 +288,17 @@ test('per-call and per-sandbox limits may lower the manifest limits, never raise
     },
   )
   t.is(raise?.path, 'limits.memoryBytes')
+  // 0 and -1 are refused with the same words (0 was "positive", -1 "from 0": probe Z25).
+  for (const fuel of [0, -1, 0.5]) {
+    const refused = await t.throwsAsync(sandbox.call('greet', ['x'], { fuel }), { instanceOf: ConfigError })
+    t.is(refused?.message, `fuel: expected an integer from 1 to 10000000, got ${fuel}`)
+  }
+  for (const memoryBytes of [0, -1]) {
+    const refused = await t.throwsAsync(loadComponent(example('memory-hog'), { limits: { memoryBytes } }), {
+      instanceOf: ConfigError,
+    })
+    t.regex(refused?.message ?? '', /^limits\.memoryBytes: expected an integer from 1 to \d+, got -?\d$/)
+  }
 })
 
 test("a limit the host lowered is named when a call asks for more: not as the manifest's", async (t) => {

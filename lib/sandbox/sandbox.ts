@@ -32,11 +32,10 @@ import type {
   Metrics,
 } from '../instance.js'
 import {
-  asyncCallOptions,
-  callOptions,
   DEFAULTS,
   loadComponentOptions,
   loweredLimit,
+  sandboxCallOptions,
   shown,
   type WasiHttpOptions,
 } from '../options.js'
@@ -323,9 +322,9 @@ export class Sandbox {
     // Checked now, not at its turn: waiting, it would wait for the call that waits for it.
     if (this.#disposed) return Promise.reject(new DisposedError('this sandbox was disposed'))
     if (isInsideHostCall(this.#owner)) return Promise.reject(reentryRefused('call()', 'sandbox'))
-    let given: ReturnType<typeof asyncCallOptions>
+    let given: ReturnType<typeof sandboxCallOptions>
     try {
-      given = asyncCallOptions(options)
+      given = sandboxCallOptions(options, false)
     } catch (error) {
       return Promise.reject(error)
     }
@@ -337,7 +336,7 @@ export class Sandbox {
   async #callNow(
     name: string,
     args: readonly unknown[],
-    given: ReturnType<typeof asyncCallOptions>,
+    given: ReturnType<typeof sandboxCallOptions>,
   ): Promise<unknown> {
     const { signal, ...budget } = this.#budget(given)
     let instance = this.#instance
@@ -444,7 +443,7 @@ export class Sandbox {
   }
 
   #callSyncNow(name: string, args: readonly unknown[], options: CallOptions | undefined): unknown {
-    const { fuel, timeoutMs } = this.#budget({ ...callOptions(options), signal: undefined })
+    const { fuel, timeoutMs } = this.#budget(sandboxCallOptions(options, true))
     let instance = this.#instance
     if (instance === undefined) {
       try {
@@ -466,7 +465,7 @@ export class Sandbox {
   }
 
   /** A call's checked options, each limit lowered to the sandbox's where not given. */
-  #budget(given: ReturnType<typeof asyncCallOptions>): {
+  #budget(given: ReturnType<typeof sandboxCallOptions>): {
     fuel: number
     timeoutMs: number
     signal: AbortSignal | undefined
