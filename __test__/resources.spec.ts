@@ -246,14 +246,18 @@ test("a root resource of another type is the caller's WasmTypeError, and poisons
       (import "r" "b" (func $b (param i32) (result i32)))
       (func (export "make-a") (result i32) (call $a (i32.const 1)))
       (func (export "make-b") (result i32) (call $b (i32.const 2)))
-      (func (export "keep") (param i32)))
+      (func (export "keep") (param i32))
+      (func (export "keep-two") (param i32 i32)))
     (core instance $i (instantiate $m (with "r" (instance (export "a" (func $newA)) (export "b" (func $newB))))))
     (export $A "a" (type $a))
     (export $B "b" (type $b))
     (func (export "make-a") (result (own $A)) (canon lift (core func $i "make-a")))
     (func (export "make-b") (result (own $B)) (canon lift (core func $i "make-b")))
     (func (export "keep") (param "x" (borrow $A)) (canon lift (core func $i "keep")))
-    (func (export "take") (param "x" (own $A)) (canon lift (core func $i "keep"))))`)
+    (func (export "take") (param "x" (own $A)) (canon lift (core func $i "keep")))
+    (func (export "take-lend") (param "x" (own $A)) (param "y" (borrow $A)) (canon lift (core func $i "keep-two")))
+    (func (export "take-two") (param "x" (own $A)) (param "y" (own $A)) (canon lift (core func $i "keep-two")))
+    (func (export "lend-two") (param "x" (borrow $A)) (param "y" (borrow $A)) (canon lift (core func $i "keep-two"))))`)
   const inst = twoTypes.instantiateSync({ limits: { memoryBytes: 1 << 20 } })
   const b = inst.callSync('make-b')
   const wrongType = {
@@ -268,6 +272,19 @@ test("a root resource of another type is the caller's WasmTypeError, and poisons
   })
   t.false(inst.poisoned)
   t.is(inst.callSync('keep', [inst.callSync('make-a')]), undefined)
+  // One handle moved twice, or moved and lent, in one call: the caller's mistake too (probe H29).
+  const a = inst.callSync('make-a')
+  t.throws(() => inst.callSync('take-two', [a, a]), {
+    instanceOf: WasmTypeError,
+    message: /take-two: param "y": expected an owned resource not also passed elsewhere in this call/,
+  })
+  await t.throwsAsync(inst.call('take-lend', [a, a]), {
+    instanceOf: WasmTypeError,
+    message: /param "y": expected a borrowed resource not also moved in this call/,
+  })
+  t.false(inst.poisoned)
+  t.is(inst.callSync('lend-two', [a, a]), undefined, 'lent twice is fine')
+  t.is(inst.callSync('take', [a]), undefined, 'and the handle is still there to move')
 })
 
 test('a resource whose instance is gone is a DisposedError where another instance is passed it', async (t) => {

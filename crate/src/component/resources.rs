@@ -12,6 +12,7 @@
 //! `Val::U64` for a guest handle, a `Val::S64` for a host object); where the store is at hand,
 //! markers become `Val::Resource`s and back ([`Resources::resolve`], [`Resources::capture`]).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -467,6 +468,18 @@ impl Resources {
                         };
                         return Err(format!("expected {what}, got a resource of another type"));
                     }
+                    // Moved twice, or moved and lent, in one call: wasmtime would take the
+                    // second for the guest's error too. Lent twice is fine.
+                    if let Some(&moved_before) = resolved.passed.get(&(index, generation))
+                        && (owned || moved_before)
+                    {
+                        return Err(if owned {
+                            "expected an owned resource not also passed elsewhere in this call".into()
+                        } else {
+                            "expected a borrowed resource not also moved in this call".into()
+                        });
+                    }
+                    resolved.passed.insert((index, generation), owned);
                     if owned {
                         resolved.moved.push((index, generation));
                     }
@@ -589,6 +602,8 @@ pub struct Resolved {
     /// Guest handles passed as own, by table index and generation: they leave the table when
     /// the call starts.
     moved: Vec<(u32, u32)>,
+    /// Every guest handle passed, and whether it was passed as own.
+    passed: HashMap<(u32, u32), bool>,
 }
 
 /// The host objects a call's arguments put in the slab. Until the call starts they are the
