@@ -325,6 +325,41 @@ test("compiler: 'winch' compiles with wasmtime's baseline compiler, and its code
   )
 })
 
+test('what compiling builds stays near the size of its input: sparse memory images, tables filled at their end, crowded locals', (t) => {
+  // Probe Z24: some ten bytes of data built a 16 MiB memory image per memory, ten bytes of element
+  // segment a 4 MiB table per table, and an 8-byte body of 50,000 locals 400 KB of Winch's code.
+  for (const compiler of ['cranelift', 'winch'] as const) {
+    const engine = new Engine({ compiler })
+    const sparse = engine.compileModuleSync(
+      '(module (memory 256) (data (i32.const 0) "a") (data (i32.const 16711679) "b"))',
+    )
+    t.true(sparse.serialize().length < MiB, `${compiler}: ${sparse.serialize().length} bytes`)
+    const memory = sparse.instantiateSync({ limits: { memoryBytes: 256 * 65_536 } })
+    t.is(memory.metrics().memory.currentBytes, 256 * 65_536, 'the data is still placed at instantiation')
+    const filled = `(module (table 1048576 funcref) (table 1048576 funcref) (func $f)
+      (elem (table 0) (i32.const 1048575) func $f) (elem (table 1) (i32.const 1048575) func $f))`
+    const tables = /the element segments fill more than 1048576 table entries/
+    t.throws(() => engine.compileModuleSync(filled), { instanceOf: CompileError, message: tables })
+    t.regex(whyInvalid(engine.validate(filled)), tables)
+    const crowded = `(module ${`(func (local ${'i64 '.repeat(50_000)}))`.repeat(21)})`
+    const locals = /the functions declare more than 1048576 locals together/
+    t.throws(() => engine.compileModuleSync(crowded), { instanceOf: CompileError, message: locals })
+    t.regex(whyInvalid(engine.validate(crowded)), locals)
+    t.throws(
+      () => engine.compileComponentSync(`(component (core module ${crowded.slice('(module'.length)})`),
+      {
+        instanceOf: CompileError,
+        message: locals,
+      },
+    )
+    // Within the bounds both compile.
+    t.notThrows(() =>
+      engine.compileModuleSync(`(module ${`(func (local ${'i64 '.repeat(50_000)}))`.repeat(20)})`),
+    )
+    engine.close()
+  }
+})
+
 test("compiler: 'winch' refuses proposals it does not support with a CompileError; bad values are ConfigErrors", (t) => {
   const tailCall =
     '(module (func $f (param i32) (result i32) local.get 0 return_call $g) (func $g (param i32) (result i32) local.get 0))'

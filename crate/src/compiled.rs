@@ -13,6 +13,7 @@ use crate::binary::{self, Binary};
 use crate::cache::disk::{self, Artifact};
 use crate::cache::pre::PreCache;
 use crate::call::{Export, Exports};
+use crate::compile_cost;
 use crate::component::resources::Resources;
 use crate::component::wasi_served::WasiImports;
 use crate::engine::EngineShared;
@@ -116,22 +117,22 @@ impl<K: Kind> Compiled<K> {
         let bytes = match binary::kind(bytes) {
             Some(kind) if kind != K::BINARY => return Err(Failure::Compile(K::WRONG_KIND.into())),
             None if !binary::is_text(bytes) => return Err(Failure::Compile(binary::not_wasm(bytes))),
-            Some(Binary::Component) => {
-                binary::check_expansion(bytes).map_err(Failure::Compile)?;
-                bytes
-            }
+            Some(_) => bytes,
             // Text: what it stands for is only known once parsed, and the parsed binary is what
             // compiles (text that does not parse goes on, for wasmtime's message).
-            None if K::BINARY == Binary::Component => match wat::parse_bytes(bytes) {
+            None => match wat::parse_bytes(bytes) {
                 Ok(binary) => {
-                    binary::check_expansion(&binary).map_err(Failure::Compile)?;
                     parsed = binary.into_owned();
                     &parsed
                 }
                 Err(_) => bytes,
             },
-            _ => bytes,
         };
+        // What would cost the compiler far more than the bytes' size is refused before it starts.
+        if binary::kind(bytes) == Some(Binary::Component) {
+            binary::check_expansion(bytes).map_err(Failure::Compile)?;
+        }
+        compile_cost::check(bytes).map_err(Failure::Compile)?;
         let code = disk::compile::<K::Code>(&engine.engine, engine.cache.as_ref(), bytes)?;
         K::check(&code)?;
         Ok(Self::new(code, engine))

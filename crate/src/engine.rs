@@ -17,6 +17,7 @@ use wasmtime::{
 
 use crate::binary::{self, Binary};
 use crate::cache::disk::DiskCache;
+use crate::compile_cost;
 use crate::errors::{Failure, compile_text, guard};
 use crate::js::{Js, Raw};
 use crate::runtime::pool::POOL_THREAD_STACK_BYTES;
@@ -142,6 +143,10 @@ impl EngineShared {
             // A deep recursion would otherwise carry thousands of frames into every error.
             .wasm_backtrace_max_frames(NonZeroUsize::new(MAX_BACKTRACE_FRAMES))
             .cranelift_opt_level(OptLevel::Speed)
+            // A memory image is built when compiling only where the data segments fill at least
+            // half of it: by default any image up to 16 MiB was, and one byte of data at each end
+            // of a memory (some ten bytes of input) built all 16 MiB, per memory.
+            .memory_guaranteed_dense_image_size(0)
             .parallel_compilation(true);
         if let Some(slots) = options.pooling_max_instances {
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(
@@ -215,6 +220,9 @@ impl EngineShared {
             Ok(bytes) => bytes,
             Err(error) => return Some(error.to_string()),
         };
+        if let Err(message) = compile_cost::check(&bytes) {
+            return Some(message);
+        }
         let validate_module =
             |module: &[u8]| wasmtime::Module::validate(&self.engine, module).map_err(|error| compile_text(&error));
         let valid = match binary::kind(&bytes) {

@@ -7,6 +7,7 @@ pub mod allocator;
 pub mod binary;
 pub mod cache;
 pub mod call;
+pub mod compile_cost;
 pub mod compiled;
 pub mod component;
 pub mod convert;
