@@ -4,6 +4,7 @@
  */
 
 import { unbox } from './util/failure.js'
+import { escapeControl } from './util/quoted.js'
 
 /** One frame of a trap's wasm backtrace. */
 export interface WasmFrame {
@@ -122,8 +123,10 @@ export class WasmError extends Error {
   declare readonly failedStart?: FailedStart
 
   constructor(message: string, fields: ErrorFields & { code?: WasmErrorCode } = {}) {
-    // Own only: a `cause` Object.prototype holds is no cause of this error.
-    super(message, Object.hasOwn(fields, 'cause') ? { cause: fields.cause } : undefined)
+    // Own only: a `cause` Object.prototype holds is no cause of this error. Messages quote text
+    // others chose (a guest's names and paths, a manifest's keys and lines): what a log or a
+    // terminal would act on in it is escaped here, once for every error.
+    super(escapeControl(message), Object.hasOwn(fields, 'cause') ? { cause: fields.cause } : undefined)
     this.name = new.target.name
     // Subclasses set their own code; the base keeps the one it was thrown with.
     if (new.target === WasmError && fields.code !== undefined) this.code = fields.code
@@ -142,7 +145,7 @@ export class WasmTypeError extends TypeError {
   readonly code = 'ERR_WASM_TYPE'
 
   constructor(message: string) {
-    super(message)
+    super(escapeControl(message))
     this.name = 'TypeError'
   }
 }
@@ -187,14 +190,18 @@ export class ConfigError extends WasmError {
     fields: ErrorFields & Omit<ConfigProblem, 'message'> & { problems?: readonly ConfigProblem[] } = {},
   ) {
     super(message, fields)
-    const own: ConfigProblem = { message }
-    if (fields.path !== undefined) this.path = own.path = fields.path
+    const own: ConfigProblem = { message: this.message }
+    if (fields.path !== undefined) this.path = own.path = escapeControl(fields.path)
     if (fields.value !== undefined) this.value = own.value = fields.value
     if (fields.allowed !== undefined) this.allowed = own.allowed = fields.allowed
     if (fields.snippet !== undefined) this.snippet = own.snippet = fields.snippet
     if (fields.line !== undefined) this.line = own.line = fields.line
     if (fields.column !== undefined) this.column = own.column = fields.column
-    this.problems = fields.problems ?? [own]
+    this.problems = fields.problems?.map((problem) => ({
+      ...problem,
+      message: escapeControl(problem.message),
+      ...(problem.path === undefined ? {} : { path: escapeControl(problem.path) }),
+    })) ?? [own]
   }
 }
 

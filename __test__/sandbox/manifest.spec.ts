@@ -634,6 +634,31 @@ test('a name the guest made is quoted in the refusal with what would forge a log
   t.false(/[\u2028\u202e]/.test(error.message))
 })
 
+test("a manifest's own text reaches no ConfigError with what would forge a log line: names, keys, paths, a syntax error's line", (t) => {
+  // Quoted raw in the messages, paths and problems of most manifest errors (probe H29).
+  const forged = 'a\u2028\u202e\u0085\u007f\ufeff\u2066b'
+  const manifests = [
+    { component: `name = "${forged}"\nversion = "0.1.0"` },
+    { extra: `[permissions]\nnetwork.outbound = ["${forged}.example:80"]` },
+    { extra: `[permissions]\nfilesystem.write = ["./${forged}"]` },
+    { extra: `[permissions]\n"${forged}" = 1` },
+  ]
+  const errors = manifests.map((sections) => rejects(component(sections)))
+  errors.push(rejects(directory({ 'Component.toml': `${toml()}\n${forged} = = 1\n`, 'demo.wasm': '' })))
+  for (const error of errors) {
+    const texts = [
+      error.message,
+      error.path ?? '',
+      ...error.problems.flatMap((each) => [each.message, each.path ?? '']),
+    ]
+    t.false(
+      texts.some((text) => /[\u2028\u202e\u0085\u007f\ufeff\u2066]/.test(text)),
+      error.message,
+    )
+    t.true(error.message.includes('a\\u2028\\u202e\\u0085\\u007f\\ufeff\\u2066b'), error.message)
+  }
+})
+
 test('a writable directory too deep to walk by path refuses the write grant rather than go unchecked', (t) => {
   // Past PATH_MAX (4096 bytes) a path cannot be read: a link down there went unseen.
   const dir = component({ extra: '[permissions]\nfilesystem.write = ["./scratch"]' }, { 'scratch/keep': '' })

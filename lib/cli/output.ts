@@ -11,7 +11,7 @@
 
 import { HostLimitError } from '../errors.js'
 import { toJsonText } from '../util/json-values.js'
-import { SCREEN_CONTROLS } from '../util/quoted.js'
+import { escapeControl, isEscaped } from '../util/quoted.js'
 
 /** Where the CLI writes; `process` in real use. */
 export interface CliOutput {
@@ -37,46 +37,6 @@ export interface CliStream {
   readonly writableLength?: number
   /** A stream whose reader went away is destroyed: nothing more is waited for or written. */
   readonly destroyed?: boolean
-}
-
-/** What terminal output escapes: C0 but newline and tab, DEL, C1, and what moves text on screen. */
-const ESCAPED = `\\u0000-\\u0008\\u000b-\\u001f${SCREEN_CONTROLS}`
-const CONTROL_RUN = new RegExp(`[${ESCAPED}]+`, 'g')
-const ONE_ESCAPED = new RegExp(`[${ESCAPED}]`)
-
-let escapedTable: Uint8Array | undefined
-
-/** Whether the character `code` is printed as a `\\uXXXX` escape (a table made once from {@link ESCAPED}). */
-function isEscaped(code: number): boolean {
-  escapedTable ??= Uint8Array.from({ length: 0x10000 }, (_, each) =>
-    ONE_ESCAPED.test(String.fromCharCode(each)) ? 1 : 0,
-  )
-  return escapedTable[code] === 1
-}
-
-const escape = (code: number) => `\\u${code.toString(16).padStart(4, '0')}`
-
-/** `\uXXXX` for each C0 and C1 control character, by code. */
-const ESCAPES = Array.from({ length: 0xa0 }, (_, code) => escape(code))
-
-/**
- * `text` with its control characters (but `\n` and `\t`) written as `\uXXXX`. Runs are escaped at
- * once (a run of one character by `repeat`): a guest's output may be megabytes of NULs, which a
- * callback per character took 14 s and 3 GB to print.
- */
-export function escapeControl(text: string): string {
-  return text.replace(CONTROL_RUN, (run) => {
-    const first = run.charCodeAt(0)
-    let same = 1
-    while (same < run.length && run.charCodeAt(same) === first) same++
-    if (same === run.length) return (ESCAPES[first] ?? escape(first)).repeat(run.length)
-    const parts = new Array<string>(run.length)
-    for (let index = 0; index < run.length; index++) {
-      const code = run.charCodeAt(index)
-      parts[index] = ESCAPES[code] ?? escape(code)
-    }
-    return parts.join('')
-  })
 }
 
 /**
