@@ -65,6 +65,25 @@ test('a grant that spells an address otherwise than the dotted or bracketed form
     allows(['0x7f.example.com:80'], 'http://0x7f.example.com/'),
     'a hex-looking label before the last is a name',
   )
+  // A wildcard over an address matches no URL; a port with a leading zero showed as written and
+  // granted another; a Unicode name is refused with its ASCII form (probe H29).
+  const refused = (pattern: string) =>
+    t.throws(() => createPermissions({ networkOutbound: [pattern] }), { instanceOf: ConfigError })?.message ??
+    ''
+  t.regex(refused('*.127.0.0.1:80'), /a wildcard goes before a name, not an address/)
+  t.regex(refused('127.0.0.1:080'), /port "080" must be 1..65535/)
+  t.regex(
+    refused('bücher.example:80'),
+    /is not ASCII: write the name as URLs reach the host, "xn--bcher-kva\.example"/,
+  )
+  t.regex(refused('1.2.3.4.:80'), /not a valid IPv4 address/)
+  t.true(allows(['xn--bcher-kva.example:80'], 'http://bücher.example/'))
+})
+
+test('a fully qualified name with its trailing dot is a grant for URLs that write it so', (t) => {
+  t.true(allows(['example.com.:443'], 'https://example.com./'))
+  t.true(allows(['*.example.com.:443'], 'https://api.example.com./'))
+  t.false(allows(['example.com.:443'], 'https://example.com/'), 'the URL parser keeps the dot: another host')
 })
 
 test('*.example.com grants any subdomain, not the domain itself or look-alikes', (t) => {

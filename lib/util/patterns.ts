@@ -4,6 +4,7 @@
  * access by them is the host functions' job.
  */
 import { isIPv4, isIPv6 } from 'node:net'
+import { domainToASCII } from 'node:url'
 
 /** Characters that make a path segment a pattern rather than a literal name. */
 const GLOB_CHARACTERS = /[*?[\]{}]/
@@ -100,15 +101,24 @@ const HOST_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i
  */
 const NUMERIC_LABEL = /^(?:\d+|0x[0-9a-f]*)$/i
 
-function hostnameProblem(host: string): string | undefined {
+function hostnameProblem(host: string, wildcard: boolean): string | undefined {
   if (host.length > 253) return `host "${host}" is longer than 253 characters`
-  const labels = host.split('.')
+  // One trailing dot (a fully qualified name) is part of the name: the URL parser keeps it.
+  const labels = (host.endsWith('.') ? host.slice(0, -1) : host).split('.')
   // Only the dotted decimal form passes: any other spelling of an address would grant it without
   // showing it, to a reader of the manifest or of `validate`'s grants line.
   if (NUMERIC_LABEL.test(labels.at(-1) ?? '')) {
+    if (wildcard) return `"*.${host}": a wildcard goes before a name, not an address (no URL has such a host)`
     return isIPv4(host)
       ? undefined
       : `"${host}" is not a valid IPv4 address: write it as four decimal numbers`
+  }
+  if (/[^\x00-\x7f]/.test(host)) {
+    // Refused rather than converted: a look-alike letter would pass a reader of the grants line.
+    const ascii = domainToASCII(host)
+    return ascii === ''
+      ? `"${host}" is not a valid host name`
+      : `"${host}" is not ASCII: write the name as URLs reach the host, "${ascii}"`
   }
   const bad = labels.find((label) => !HOST_LABEL.test(label))
   return bad === undefined ? undefined : `"${host}" is not a valid host name (label "${bad}")`
@@ -142,7 +152,8 @@ export function hostPatternProblem(pattern: string): string | undefined {
   }
   const host = pattern.slice(0, colon)
   const port = pattern.slice(colon + 1)
-  if (port !== '*' && !(/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) {
+  // No leading zero: `080` would be shown as written and grant port 80.
+  if (port !== '*' && !(/^[1-9]\d{0,4}$/.test(port) && Number(port) <= 65535)) {
     return `port "${port}" must be 1..65535 or *`
   }
   if (host.startsWith('[') && host.endsWith(']')) {
@@ -154,7 +165,8 @@ export function hostPatternProblem(pattern: string): string | undefined {
   }
   if (host.includes(':')) return `an IPv6 address must be in brackets, as in "[::1]:8080"`
   if (host === '' || host === '*') return 'the host must be named; use *.example.com for subdomains'
-  const name = host.startsWith('*.') ? host.slice(2) : host
+  const wildcard = host.startsWith('*.')
+  const name = wildcard ? host.slice(2) : host
   if (name.includes('*')) return `a wildcard may only be the first label, as in "*.example.com"`
-  return hostnameProblem(name)
+  return hostnameProblem(name, wildcard)
 }
