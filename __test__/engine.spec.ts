@@ -276,6 +276,23 @@ test('options are checked and unknown options rejected', (t) => {
     message: /^cacheDir: .*: cannot create it: /,
   })
   t.is(uncreatable?.path, 'cacheDir')
+  // A path of 100,000 characters was repeated whole in the message (probe Z25).
+  const long = t.throws(() => new Engine({ cacheDir: `/tmp/${'x'.repeat(100_000)}` }), {
+    instanceOf: ConfigError,
+  })
+  t.true((long?.message.length ?? Infinity) < 4_300, `${long?.message.length} characters`)
+  t.regex(long?.message ?? '', /… \(100005 characters\): cannot create it: /)
+})
+
+test('a deadline however small stops a loop, and its message shows it as JS writes it', (t) => {
+  // Number.MIN_VALUE was printed as 330 digits (probe Z25).
+  const spin = engine()
+    .compileModuleSync(limitsWat)
+    .instantiateSync({ limits: { memoryBytes: MiB } })
+  const error = t.throws(() => spin.callSync('spin', [], { timeoutMs: Number.MIN_VALUE }), {
+    instanceOf: TimeoutError,
+  })
+  t.regex(error?.message ?? '', /\(timeoutMs: 5e-324\)$/)
 })
 
 const limitsWat = `(module

@@ -352,8 +352,9 @@ impl Failure {
             match facts.interrupt {
                 Some(Interrupt::Timeout { timeout_ms: limit }) => {
                     message = format!(
-                        "wasm call timed out after {:.0} ms (timeoutMs: {limit})",
-                        facts.elapsed_ms
+                        "wasm call timed out after {:.0} ms (timeoutMs: {})",
+                        facts.elapsed_ms,
+                        shown_ms(limit)
                     );
                     elapsed_ms = Some(facts.elapsed_ms);
                     timeout_ms = Some(limit);
@@ -624,6 +625,16 @@ pub fn compile_text(error: &wasmtime::Error) -> String {
     text
 }
 
+/// A `timeoutMs` as a message shows it: as JS would write it, not as 330 digits of a tiny one
+/// (any number above 0 is a valid deadline).
+pub fn shown_ms(ms: f64) -> String {
+    if ms != 0.0 && ms.abs() < 1e-3 {
+        format!("{ms:e}")
+    } else {
+        format!("{ms}")
+    }
+}
+
 /// `text` without the Rust stack backtraces an inner error's debug text brought into it (Winch
 /// formats its errors so; with `RUST_BACKTRACE` set they held the build's source paths): each
 /// "Stack backtrace:" line and the frame lines after it.
@@ -850,7 +861,14 @@ fn lifted_too_much(error: &wasmtime::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{frame_name, starts_with, without_backtraces};
+    use super::{frame_name, shown_ms, starts_with, without_backtraces};
+
+    #[test]
+    fn a_tiny_timeout_is_shown_short() {
+        assert_eq!(shown_ms(5e-324), "5e-324");
+        assert_eq!(shown_ms(100.0), "100");
+        assert_eq!(shown_ms(0.5), "0.5");
+    }
 
     #[test]
     fn backtraces_inside_a_message_are_cut_and_the_rest_kept() {

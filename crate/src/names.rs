@@ -25,7 +25,12 @@ pub const LONE_SURROGATE_NAME: &str = "(a string with a lone surrogate)";
 /// `text` in double quotes for an error message, cut after [`SHOWN_CHARS`] characters, written
 /// as by [`escaped`].
 pub fn quoted(text: &str) -> String {
-    match text.char_indices().nth(SHOWN_CHARS) {
+    quoted_at_most(text, SHOWN_CHARS)
+}
+
+/// [`quoted`], cut after `max` characters.
+pub fn quoted_at_most(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
         Some((end, _)) => format!("\"{}\"… ({} characters)", escaped(&text[..end]), text.chars().count()),
         None => format!("\"{}\"", escaped(text)),
     }

@@ -101,6 +101,9 @@ pub fn compile<T: Artifact>(engine: &Engine, cache: Option<&DiskCache>, bytes: &
     }
 }
 
+/// The longest `cacheDir` path a message repeats: Linux's PATH_MAX.
+const SHOWN_PATH_CHARS: usize = 4096;
+
 impl DiskCache {
     /// Creates `<dir>/<engine fingerprint>/`; a directory that cannot be created is a config error.
     pub fn open(dir: &str, engine: &Engine) -> Result<Self, Failure> {
@@ -112,9 +115,14 @@ impl DiskCache {
         }
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
+        // The path as given, up to a length any real one keeps (a 100,000-character one was
+        // repeated whole).
         let refuse = |dir: &str, why: String| Failure::OptionAt {
             path: "cacheDir",
-            message: format!("cacheDir: {dir}: {why}"),
+            message: format!(
+                "cacheDir: {}: {why}",
+                crate::names::quoted_at_most(dir, SHOWN_PATH_CHARS)
+            ),
         };
         let root = CacheDir::open(Path::new(dir)).map_err(|why| refuse(dir, why))?;
         let name = format!("wasmtime-{:016x}", hasher.finish());

@@ -463,7 +463,8 @@ impl WaitLimits {
         Some(Failure::interrupted(
             "ERR_WASM_TIMEOUT",
             format!(
-                "wasm call timed out after {elapsed_ms:.0} ms (timeoutMs: {timeout_ms}) while waiting for host function {label}"
+                "wasm call timed out after {elapsed_ms:.0} ms (timeoutMs: {}) while waiting for host function {label}",
+                crate::errors::shown_ms(timeout_ms)
             ),
             Some((elapsed_ms, timeout_ms)),
         ))
