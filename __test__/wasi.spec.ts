@@ -389,7 +389,10 @@ test('wasi.env and wasi.args refuse what a guest would read as something else: =
     t.throws(instantiate({ env }), { code: 'ERR_WASM_CONFIG', message: /^wasi\.env: / }, JSON.stringify(env))
   }
   const error = t.throws(instantiate({ args: ['ok', 'cut\0short'] }), { instanceOf: ConfigError })
-  t.is(error?.path, 'wasi.args.1')
+  // Spelled as its message and every other list's path spell it (it was `wasi.args.1`: probe Z25).
+  t.is(error?.path, 'wasi.args[1]')
+  const nulName = t.throws(instantiate({ env: { 'A\0B': 'c' } }), { instanceOf: ConfigError })
+  t.is(nulName?.path, 'wasi.env.A\\u0000B', 'a NUL in a path is escaped as in a message')
   t.notThrows(instantiate({ env: { A: 'b=c' }, args: ['x=y'] }), '= in a value or an argument is fine')
   // eslint-disable-next-line no-sparse-arrays -- a hole is what is refused
   const holes = t.throws(instantiate({ args: ['a', , 'b'] as string[] }), { instanceOf: ConfigError })

@@ -605,7 +605,7 @@ function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions |
   if (nul >= 0) {
     // A guest reads each argument as a C string, which a NUL would cut short.
     throw new ConfigError(`wasi.args[${nul}]: an argument may not hold a NUL character`, {
-      path: `wasi.args.${nul}`,
+      path: `wasi.args[${nul}]`,
       value: args[nul],
     })
   }
