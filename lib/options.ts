@@ -24,8 +24,8 @@ export interface EngineOptions {
   epochTickMs?: number | undefined
   /**
    * Pooling instance allocator: preallocated slots for fast instantiation. Default false.
-   * `maxInstances` is the number of slots (default 256); `maxMemoryBytes` the most bytes *one*
-   * linear memory may take (default 64 MiB), and each slot's tables hold at most 20,000
+   * `maxInstances` is the number of slots (1 to 4,096; default 256); `maxMemoryBytes` the most
+   * bytes *one* linear memory may take (64 KiB to 4 GiB; default 64 MiB), and each slot's tables hold at most 20,000
    * elements. Instance limits above these are accepted, but a growth past the pool's is denied
    * like one past the limit (counted in `deniedGrowths`; a `MemoryLimitError` under
    * `trapOnMemoryDenial`), and `metrics().memory.limitBytes` still shows the instance's limit.
@@ -43,7 +43,7 @@ export interface EngineOptions {
   maxWasmStackBytes?: number | undefined
   /**
    * Largest module or component that compile and validate accept, in bytes (WAT text counts as
-   * given). Beyond it: CompileError, before any parsing. Default 64 MiB.
+   * given), 8 bytes to 1 GiB. Beyond it: CompileError, before any parsing. Default 64 MiB.
    */
   maxModuleBytes?: number | undefined
   /**
@@ -71,16 +71,16 @@ export type Imports = Record<string, unknown>
 /** Options of `instantiate` / `instantiateSync`. */
 export interface InstantiateOptions {
   limits: {
-    /** Total bytes of all linear memories of the instance. Required. */
+    /** Total bytes of all linear memories of the instance, 0 to 2**48. Required. */
     memoryBytes: number
-    /** Largest table, in elements. Default 10,000. */
+    /** Largest table, in elements, 0 to 10,000,000. Default 10,000. */
     tableElements?: number | undefined
-    /** Core instances the store may create (components create several). Default 100. */
+    /** Core instances the store may create (components create several), 0 to 10,000. Default 100. */
     instances?: number | undefined
-    /** Tables the store may create. Default 100. */
+    /** Tables the store may create, 0 to 10,000. Default 100. */
     tables?: number | undefined
     /**
-     * Linear memories the store may create. Default 4: each reserves 4 GiB of address space, so a
+     * Linear memories the store may create, 0 to 100. Default 4: each reserves 4 GiB of address space, so a
      * guest declaring many memories could otherwise exhaust the process's address space.
      */
     memories?: number | undefined
@@ -88,7 +88,8 @@ export interface InstantiateOptions {
     trapOnMemoryDenial?: boolean | undefined
     /**
      * Component resource handles the instance may hold at once (the guest's resources JS keeps,
-     * and host objects the guest keeps); one more fails the call with HostLimitError. Default 10,000.
+     * and host objects the guest keeps), 0 to 1,000,000; one more fails the call with HostLimitError.
+     * Default 10,000.
      */
     resourceHandles?: number | undefined
   }

@@ -42,7 +42,7 @@ export interface ResolvedAddress {
 export interface HttpOptions {
   /** Largest response body returned; a longer one is an `err` (the rest is not downloaded). Default 1 MiB. */
   maxBodyBytes?: number | undefined
-  /** Redirects followed (each checked against the grants) before giving up with an `err`. Default 5. */
+  /** Redirects followed (each checked against the grants) before giving up with an `err`, 0 to 20. Default 5. */
   maxRedirects?: number | undefined
   /** Time for the whole fetch (redirects and body included) before it is an `err`. Default 30 s. */
   timeoutMs?: number | undefined
