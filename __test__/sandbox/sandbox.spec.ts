@@ -528,6 +528,21 @@ test('a sandbox pipes WASI stdout and stderr by default: guest output never reac
   t.is(output.stderr, 'env MESSAGE=on stderr\n')
 })
 
+test("a command component's instance is replaced after its run, which wasi-libc runs once, as a module's after _start", async (t) => {
+  // Every second run trapped in the guest and counted a restart (probe Z26).
+  using sandbox = await loadComponent(wasiToolDir([], []), {
+    engine: wasiEngine,
+    limits: { timeoutMs: 1_000 },
+    wasi: { args: ['wasi-tool', 'echo', 'again'] },
+  })
+  for (const path of ['wasi:cli/run#run', 'wasi:cli/run@0.2.0#run', 'wasi:cli/run#run']) {
+    await sandbox.call(path)
+    t.is(sandbox.takeOutput().stdout, 'args: again\nenv count: 0\n', path)
+  }
+  t.is(sandbox.callSync('wasi:cli/run#run'), undefined, 'callSync too')
+  t.like(sandbox.metrics(), { restarts: 0, traps: 0, calls: 4 })
+})
+
 /** A copy of the WASI command under a Component.toml with these grants, and the directories they name. */
 function wasiToolDir(permissions: string[], directories: string[], wasm = wasiComponentWasm): string {
   const dir = componentDir(scratch, wasm, {

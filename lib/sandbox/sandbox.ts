@@ -41,7 +41,7 @@ import {
 } from '../options.js'
 import { openBeneath, procfsAvailable } from '../util/open-beneath.js'
 import { isOptionRecord } from '../util/own.js'
-import { wasmKind } from '../util/names.js'
+import { splitExportPath, unversioned, wasmKind } from '../util/names.js'
 import { SerialQueue } from '../util/serial-queue.js'
 import { hostCallSignal, isInsideHostCall, Owner, reentryRefused, servedAs } from '../util/reentry.js'
 
@@ -239,6 +239,12 @@ const preopenCleanup = new FinalizationRegistry<FileHandle[]>((handles) => {
   for (const handle of handles) handle.close().catch(() => {})
 })
 
+/** Whether `path` names a command component's `wasi:cli/run` `run` (any version, either spelling). */
+function isCommandRun(path: string): boolean {
+  const { interfaceName, name } = splitExportPath(path)
+  return interfaceName !== undefined && unversioned(interfaceName) === 'wasi:cli/run' && name === 'run'
+}
+
 /**
  * A component loaded from a Component.toml, running under its manifest's limits.
  *
@@ -409,14 +415,15 @@ export class Sandbox {
 
   /**
    * Whether `instance` must be replaced after a call of `name` that failed with `error`, or
-   * returned: a component instance a trap poisoned (wasmtime cannot enter it again), or a core
-   * module's after any failure of its guest and after `_start`. wasmtime lets a core instance run
-   * on after a trap, but its memory after one is not to be trusted, and wasi-libc runs `_start`
-   * once per instance (a second one traps).
+   * returned: a component instance a trap poisoned (wasmtime cannot enter it again) or whose
+   * `wasi:cli/run` ran, or a core module's after any failure of its guest and after `_start`.
+   * wasmtime lets a core instance run on after a trap, but its memory after one is not to be
+   * trusted, and wasi-libc runs `_start` (a component's `run`) once per instance: a second traps.
    */
   #spent(instance: Instance, name: string, ...failure: [error: unknown, callsBefore?: number] | []): boolean {
     if (instance.poisoned) return true
-    if (!(this.component instanceof Module)) return false
+    // A command component's `run` is its `_start`: wasi-libc's runs once per instance too.
+    if (!(this.component instanceof Module)) return failure.length === 0 && isCommandRun(name)
     const [error, callsBefore] = failure
     // Refused before the guest ran (a bad argument, a busy instance, an abort that came first):
     // its state is untouched.
