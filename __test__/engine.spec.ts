@@ -284,6 +284,20 @@ test('options are checked and unknown options rejected', (t) => {
   t.regex(long?.message ?? '', /… \(100005 characters\): cannot create it: /)
 })
 
+test("validate's message escapes the input it quotes, as the CompileError of the same input does", async (t) => {
+  // The WAT line came back with raw U+0007 and U+2028 (probe H30).
+  const text = '(module A\u0007BC\u2028D)'
+  const compiled = t.throws(() => engine().compileModuleSync(text), { instanceOf: CompileError })
+  for (const result of [engine().validate(text), await engine().validateAsync(text)]) {
+    t.false(/[\u0007\u2028]/.test(whyInvalid(result)), whyInvalid(result))
+    t.true(whyInvalid(result).includes('A\\u0007BC\\u2028D'))
+    t.true(
+      compiled?.message.includes(whyInvalid(result).split('\n')[0] ?? 'none') ?? false,
+      compiled?.message,
+    )
+  }
+})
+
 test('a deadline however small stops a loop, and its message shows it as JS writes it', (t) => {
   // Number.MIN_VALUE was printed as 330 digits (probe Z25).
   const spin = engine()
@@ -355,11 +369,11 @@ test('what compiling builds stays near the size of its input: sparse memory imag
     t.is(memory.metrics().memory.currentBytes, 256 * 65_536, 'the data is still placed at instantiation')
     const filled = `(module (table 1048576 funcref) (table 1048576 funcref) (func $f)
       (elem (table 0) (i32.const 1048575) func $f) (elem (table 1) (i32.const 1048575) func $f))`
-    const tables = /the element segments fill more than 1048576 table entries/
+    const tables = /element segments fill more than 1048576 table entries/
     t.throws(() => engine.compileModuleSync(filled), { instanceOf: CompileError, message: tables })
     t.regex(whyInvalid(engine.validate(filled)), tables)
-    const crowded = `(module ${`(func (local ${'i64 '.repeat(50_000)}))`.repeat(21)})`
-    const locals = /the functions declare more than 1048576 locals together/
+    const crowded = `(module ${`(func (local ${'i32 '.repeat(50_000)}))`.repeat(21)})`
+    const locals = /the functions declare more than 1048576 slots of locals together/
     t.throws(() => engine.compileModuleSync(crowded), { instanceOf: CompileError, message: locals })
     t.regex(whyInvalid(engine.validate(crowded)), locals)
     t.throws(
@@ -371,7 +385,7 @@ test('what compiling builds stays near the size of its input: sparse memory imag
     )
     // Within the bounds both compile.
     t.notThrows(() =>
-      engine.compileModuleSync(`(module ${`(func (local ${'i64 '.repeat(50_000)}))`.repeat(20)})`),
+      engine.compileModuleSync(`(module ${`(func (local ${'i32 '.repeat(50_000)}))`.repeat(20)})`),
     )
     engine.close()
   }

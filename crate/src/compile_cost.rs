@@ -5,13 +5,14 @@
 //! - Tables that constant element segments fill are precomputed at compile time (wasmtime's
 //!   `table_lazy_init`, which Winch needs): a table of up to 2^20 entries from one segment of one
 //!   element at its end, 4 MiB from some ten bytes, up to 100 tables in a module.
-//! - Winch zeroes each declared local with an instruction of its own: a function body of 8 bytes
-//!   declares 50,000 locals, which became 400 KB of machine code.
+//! - Winch zeroes each declared local with instructions of its own, more for wider types: a
+//!   function body of 8 bytes declares 50,000 locals, which became 400 KB of machine code (800 KB
+//!   for `v128` locals).
 //!
 //! Memory images, the third such shape, are bounded by the engine's configuration instead
 //! (`memory_guaranteed_dense_image_size` in `engine.rs`).
 
-use wasmparser::{ElementItems, ElementKind, Encoding, Operator, Parser, Payload, TableInit, TypeRef};
+use wasmparser::{ElementItems, ElementKind, Encoding, Operator, Parser, Payload, TableInit, TypeRef, ValType};
 
 /// Most table entries that wasmtime may precompute for one input, all its modules together (each
 /// entry is 4 bytes of the compiled code). Real modules fill one table with their functions that
@@ -21,12 +22,14 @@ pub const MAX_TABLE_IMAGE_ENTRIES: u64 = 1 << 20;
 /// The largest table wasmtime precomputes (its own `MAX_FUNC_TABLE_SIZE`).
 const PRECOMPUTED_TABLE_MAX: u64 = 1 << 20;
 
-/// Locals one input may declare, all its functions together, whatever its size...
-pub const MIN_LOCALS_ALLOWED: u64 = 1 << 20;
+/// Local slots (4 bytes each: an `i64` takes two, a `v128` four) one input's functions may
+/// declare together, whatever their size...
+pub const MIN_LOCAL_SLOTS_ALLOWED: u64 = 1 << 20;
 
-/// ...and per byte of input. Real code declares about one local per 20 bytes; Winch's code for
-/// the locals of an input stays within 32 times its size.
-pub const LOCALS_PER_INPUT_BYTE: u64 = 4;
+/// ...and per byte of their code (the code section, so that padding elsewhere buys nothing).
+/// Real code declares about one local per 100 bytes; Winch's code for the locals of an input
+/// stays within some 16 times the size of its code.
+pub const LOCAL_SLOTS_PER_CODE_BYTE: u64 = 4;
 
 /// A core module being read: how many tables it imports, and for each table it defines, its
 /// initial size and how much of it wasmtime would precompute.
@@ -40,10 +43,9 @@ struct Module {
 /// would cost the compiler more than the bounds above. Malformed bytes pass: the validator or the
 /// compiler says why.
 pub fn check(bytes: &[u8]) -> Result<(), String> {
-    let max_locals = MIN_LOCALS_ALLOWED.max(LOCALS_PER_INPUT_BYTE.saturating_mul(bytes.len() as u64));
     // `None` for a component: modules nest inside components, never in one another.
     let mut stack: Vec<Option<Module>> = Vec::new();
-    let (mut table_entries, mut locals) = (0u64, 0u64);
+    let (mut table_entries, mut local_slots, mut code_bytes) = (0u64, 0u64, 0u64);
     for payload in Parser::new(0).parse_all(bytes) {
         let Ok(payload) = payload else { return Ok(()) };
         match payload {
@@ -56,8 +58,8 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
                         (module.tables.iter()).fold(table_entries, |sum, &(_, image)| sum.saturating_add(image));
                     if table_entries > MAX_TABLE_IMAGE_ENTRIES {
                         return Err(format!(
-                            "the element segments fill more than {MAX_TABLE_IMAGE_ENTRIES} table entries, which \
-                             would be precomputed when compiling"
+                            "the tables' initial values and element segments fill more than \
+                             {MAX_TABLE_IMAGE_ENTRIES} table entries, which would be precomputed when compiling"
                         ));
                     }
                 }
@@ -111,15 +113,18 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
                     }
                 }
             }
+            Payload::CodeSectionStart { size, .. } => code_bytes = code_bytes.saturating_add(u64::from(size)),
             Payload::CodeSectionEntry(body) => {
                 let Ok(reader) = body.get_locals_reader() else { continue };
-                for (count, _) in reader.into_iter().flatten() {
-                    locals = locals.saturating_add(u64::from(count));
+                for (count, ty) in reader.into_iter().flatten() {
+                    local_slots = local_slots.saturating_add(u64::from(count) * slots(ty));
                 }
-                if locals > max_locals {
+                let allowed = MIN_LOCAL_SLOTS_ALLOWED.max(LOCAL_SLOTS_PER_CODE_BYTE.saturating_mul(code_bytes));
+                if local_slots > allowed {
                     return Err(format!(
-                        "the functions declare more than {max_locals} locals together ({LOCALS_PER_INPUT_BYTE} per \
-                         byte of input, or {MIN_LOCALS_ALLOWED} for a smaller input), too many to compile"
+                        "the functions declare more than {allowed} slots of locals together (4 bytes each; \
+                         {LOCAL_SLOTS_PER_CODE_BYTE} per byte of code, or {MIN_LOCAL_SLOTS_ALLOWED} for less code), \
+                         too many to compile"
                     ));
                 }
             }
@@ -127,6 +132,15 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The 4-byte slots a local of type `ty` takes.
+fn slots(ty: ValType) -> u64 {
+    match ty {
+        ValType::I32 | ValType::F32 => 1,
+        ValType::I64 | ValType::F64 | ValType::Ref(_) => 2,
+        ValType::V128 => 4,
+    }
 }
 
 #[cfg(test)]
@@ -144,7 +158,7 @@ mod tests {
         let two = "(module (table 1048576 funcref) (table 2 funcref) (func $f)
             (elem (table 0) (i32.const 1048575) func $f) (elem (table 1) (i32.const 1) func $f))";
         let refused = check(&module(two)).unwrap_err();
-        assert!(refused.contains("more than 1048576 table entries"), "{refused}");
+        assert!(refused.contains("fill more than 1048576 table entries"), "{refused}");
         // Past the table's size, or past what wasmtime precomputes, nothing is built.
         let past = "(module (table 2000000 funcref) (table 8 funcref) (func $f)
             (elem (table 0) (i32.const 1999999) func $f) (elem (table 1) (i32.const 7) func $f))";
@@ -161,17 +175,24 @@ mod tests {
     }
 
     #[test]
-    fn declared_locals_are_bounded_by_the_input() {
+    fn declared_locals_are_bounded_by_their_size_and_the_code() {
         let function = "(func (local i64 i64 i64 i64 i64 i64 i64 i64 i64 i64))";
         let few = format!("(module {})", function.repeat(10));
         assert_eq!(check(&module(&few)), Ok(()));
-        let many = format!("(module {})", "(func (local $a i64) (local $b i32))".repeat(2));
-        assert_eq!(check(&module(&many)), Ok(()));
-        // 50,000 locals in a body of a few bytes, 21 times: 1,050,000 in some 200 bytes.
-        let crowded = format!("(func (local {}))", "i64 ".repeat(50_000));
-        let bytes = module(&format!("(module {})", crowded.repeat(21)));
-        assert!(bytes.len() < 300, "{} bytes", bytes.len());
-        let refused = check(&bytes).unwrap_err();
-        assert!(refused.contains("more than 1048576 locals"), "{refused}");
+        // 50,000 locals in a body of a few bytes, 21 times: 1,050,000 slots in some 200 bytes.
+        let crowded = |ty: &str, times: usize| {
+            let function = format!("(func (local {}))", format!("{ty} ").repeat(50_000));
+            module(&format!("(module {})", function.repeat(times)))
+        };
+        assert_eq!(check(&crowded("i32", 20)), Ok(()));
+        let refused = check(&crowded("i32", 21)).unwrap_err();
+        assert!(refused.contains("more than 1048576 slots of locals"), "{refused}");
+        // A v128 takes four slots: six such functions are over.
+        assert!(check(&crowded("v128", 6)).is_err());
+        // A custom section buys no room: only the code counts.
+        let mut padded = crowded("i32", 21);
+        padded.extend_from_slice(&[0, 0x80, 0x80, 0x40, 1, b'x']);
+        padded.resize(padded.len() + (1 << 20) - 2, 0);
+        assert!(check(&padded).is_err());
     }
 }
