@@ -77,6 +77,10 @@ test('a grant that spells an address otherwise than the dotted or bracketed form
     /is not ASCII: write the name as URLs reach the host, "xn--bcher-kva\.example"/,
   )
   t.regex(refused('1.2.3.4.:80'), /not a valid IPv4 address/)
+  // An xn-- label that is no punycode passed the check, then failed as Node's TypeError (probe H30).
+  for (const pattern of ['xn--zz:80', 'a.xn--zz.com:80', '*.xn--zz.com:80', 'xn--a:80']) {
+    t.regex(refused(pattern), /is not a valid host name$/, pattern)
+  }
   t.true(allows(['xn--bcher-kva.example:80'], 'http://bücher.example/'))
 })
 

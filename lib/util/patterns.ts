@@ -121,7 +121,10 @@ function hostnameProblem(host: string, wildcard: boolean): string | undefined {
       : `"${host}" is not ASCII: write the name as URLs reach the host, "${ascii}"`
   }
   const bad = labels.find((label) => !HOST_LABEL.test(label))
-  return bad === undefined ? undefined : `"${host}" is not a valid host name (label "${bad}")`
+  if (bad !== undefined) return `"${host}" is not a valid host name (label "${bad}")`
+  // What the URL parser refuses could never be matched, and a grant is read through it: an
+  // `xn--` label that is no punycode (`xn--zz`) passed this far.
+  return URL.canParse(`http://${host}/`) ? undefined : `"${host}" is not a valid host name`
 }
 
 /** Ports a URL's scheme implies, for the pattern a URL grant most likely meant. */
