@@ -4,6 +4,7 @@ import { Module } from './module.js'
 import { NativeComponent, NativeEngine, NativeModule } from './native.js'
 import { DEFAULTS, engineOptions, type EngineOptions } from './options.js'
 import { CompileCache } from './util/compile-cache.js'
+import { escapeControl } from './util/quoted.js'
 import { isTooLarge, loadSource, loadSourceSync, type WasmSource } from './util/source.js'
 
 export type { Compiler, EngineOptions } from './options.js'
@@ -26,6 +27,14 @@ export type ValidationResult = { ok: true } | { ok: false; message: string }
  * prototype, passes `instanceof` and then fails at its first use.
  */
 export let isEngine: (value: unknown) => value is Engine
+
+/**
+ * What validation found, as its result says it: the message quotes the input (a WAT line, a
+ * name), so its controls are escaped as an error's are.
+ */
+function invalid(message: string | null | undefined): ValidationResult {
+  return message == null ? { ok: true } : { ok: false, message: escapeControl(message) }
+}
 
 /**
  * A wasmtime engine: compiles core modules and components, and owns the epoch ticker behind
@@ -115,7 +124,7 @@ export class Engine {
       throw error
     }
     const message = translate(() => this.#native.validate(bytes))
-    return message == null ? { ok: true } : { ok: false, message }
+    return invalid(message)
   }
 
   /** {@link Engine.validate} off the JS thread (the file, if a path, is read asynchronously too). */
@@ -129,7 +138,7 @@ export class Engine {
       throw error
     }
     const message = await translateAsync(translate(() => this.#native.validateAsync(bytes)))
-    return message == null ? { ok: true } : { ok: false, message }
+    return invalid(message)
   }
 
   /**
