@@ -145,6 +145,26 @@ test.serial(
   },
 )
 
+test("a refused value is shown by its kind, never whole and never through the caller's own toString", (t) => {
+  // [5] and new Number(5) read as an in-range "got 5"; ten million characters were repeated whole
+  // (probe H30).
+  const cases: [unknown, string][] = [
+    [[5], 'an array'],
+    [new Number(5), 'a boxed primitive'],
+    [{ toString: () => 'looks fine' }, 'an object'],
+    [Object.create(null), 'an object'],
+    ['x'.repeat(10_000_000), `string "${'x'.repeat(80)}"… (10000000 characters)`],
+    [() => 5, 'a function'],
+    [null, 'null'],
+  ]
+  for (const [fuel, shown] of cases) {
+    const error = t.throws(() => instance.callSync('add', [1, 2], { fuel } as never), {
+      instanceOf: ConfigError,
+    })
+    t.is(error?.message, `fuel: expected an integer from 0 to ${Number.MAX_SAFE_INTEGER}, got ${shown}`)
+  }
+})
+
 test('limits of the wrong kind are named as such, not as a missing memory limit', async (t) => {
   // A number, a Map or an array was "limits.memoryBytes is required" (probe Z25).
   for (const limits of [5, 'x', [], new Map([['memoryBytes', MiB]]), null]) {

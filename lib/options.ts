@@ -14,6 +14,7 @@ import { createWasiHttpClient, wasiHttpPermissions, type WasiHttp } from './capa
 import { type CapabilityDeniedError, ConfigError, WasmError } from './errors.js'
 import type { NativeEngineOptions, NativeInstanceOptions, NativeWasiOptions } from './native.js'
 import { bare, isOptionRecord, NONE, ownOptions } from './util/own.js'
+import { quoted } from './util/quoted.js'
 import { followed, isAbortSignal, type SignalSource } from './util/signal.js'
 
 /** Options of `new Engine()`; all optional. */
@@ -269,15 +270,34 @@ export const RULES = {
 /** An option with a rule in {@link RULES}. */
 export type OptionName = keyof typeof RULES
 
-/** A value as a message shows it (never throws, whatever the value). */
+/**
+ * A value as a message shows it: never whole (a string is cut after 80 characters) and never by
+ * running the caller's code (`[5]` and `new Number(5)` printed as an in-range 5 through their
+ * `toString`, and a string of ten million characters made a message as long). Never throws.
+ */
 export function shown(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value)
-  if (typeof value === 'bigint') return `${value}n`
-  try {
-    return String(value)
-  } catch {
-    return typeof value
+  switch (typeof value) {
+    case 'string':
+      return `string ${quoted(value, 80)}`
+    case 'bigint':
+      return `${value}n`
+    case 'number':
+    case 'boolean':
+    case 'undefined':
+      return String(value)
+    case 'symbol':
+      return 'a symbol'
+    case 'function':
+      return 'a function'
   }
+  if (value === null) return 'null'
+  if (types.isBoxedPrimitive(value)) return 'a boxed primitive'
+  try {
+    if (Array.isArray(value)) return 'an array'
+  } catch {
+    // A revoked proxy.
+  }
+  return 'an object'
 }
 
 /** What a rule accepts, as `allowed` says it. */
