@@ -20,3 +20,11 @@ test('an integer flag past the largest safe integer says so, not that it is no i
     message: '--fuel may be at most 9007199254740991, got "9007199254740992"',
   })
 })
+
+test("an integer flag past its option's largest value is named by the flag", (t) => {
+  // --memory 9007199254740991 got limits.memoryBytes' message, which allows 0 (probe H30).
+  t.is(integerFlag('--memory', String(2 ** 48), 'run', 2 ** 48), 2 ** 48)
+  t.throws(() => integerFlag('--memory', '9007199254740991', 'run', 2 ** 48), {
+    message: '--memory may be at most 281474976710656, got "9007199254740991"',
+  })
+})

@@ -48,13 +48,16 @@ export function jsonRequested(args: readonly string[]): boolean {
 }
 
 /** A flag holding a positive integer (`1000000` or `1_000_000`), or undefined when absent. */
-export function integerFlag(flag: string, text: string | undefined, command: string): number | undefined {
+export function integerFlag(
+  flag: string,
+  text: string | undefined,
+  command: string,
+  max = Number.MAX_SAFE_INTEGER,
+): number | undefined {
   if (text === undefined) return undefined
   // Underscores only between digits, one at a time, as TOML and JS numbers take them.
   const value = /^\d+(?:_\d+)*$/.test(text) ? Number(text.replaceAll('_', '')) : Number.NaN
-  if (value > Number.MAX_SAFE_INTEGER) {
-    throw new UsageError(`${flag} may be at most ${Number.MAX_SAFE_INTEGER}, got "${text}"`, command)
-  }
+  if (value > max) throw new UsageError(`${flag} may be at most ${max}, got "${text}"`, command)
   if (!Number.isSafeInteger(value) || value <= 0) {
     throw new UsageError(`${flag} expects a positive integer, got "${text}"`, command)
   }

@@ -8,6 +8,7 @@ import path from 'node:path'
 import { Engine } from '../engine.js'
 import { AbortError, ConfigError, HostLimitError, TimeoutError, WasiExitError, WasmError } from '../errors.js'
 import type { Instance, WasiOptions } from '../instance.js'
+import { RULES } from '../options.js'
 import { loadManifest, MANIFEST_FILE } from '../sandbox/manifest.js'
 import { readComponentWasm } from '../sandbox/paths.js'
 import { compileManifestWasm, loadComponent } from '../sandbox/sandbox.js'
@@ -557,9 +558,10 @@ async function runParsed(
   if (target === undefined)
     throw new UsageError('run needs a directory with a Component.toml, or a .wasm file', 'run')
   const limits: Limits = {
-    memoryBytes: integerFlag('--memory', values.memory, 'run'),
-    fuel: integerFlag('--fuel', values.fuel, 'run'),
-    timeoutMs: integerFlag('--timeout-ms', values['timeout-ms'], 'run'),
+    // Named by their flags past the largest the options take (it was the option's own message).
+    memoryBytes: integerFlag('--memory', values.memory, 'run', RULES['limits.memoryBytes'].max),
+    fuel: integerFlag('--fuel', values.fuel, 'run', RULES.fuel.max),
+    timeoutMs: integerFlag('--timeout-ms', values['timeout-ms'], 'run', RULES.timeoutMs.max),
   }
   const fromManifest = isManifestTarget(target)
   const dirs = [...(values.dir ?? []), ...(values['dir-rw'] ?? [])]
