@@ -165,6 +165,13 @@ test("a refused value is shown by its kind, never whole and never through the ca
   }
 })
 
+test('an unknown key of a megabyte is named by its start and length, in the message and the path', (t) => {
+  const key = 'k'.repeat(1 << 20)
+  const error = t.throws(() => new Engine({ [key]: 1 } as never), { instanceOf: ConfigError })
+  t.is(error?.path, `${'k'.repeat(128)}… (1048576 characters)`)
+  t.true((error?.message.length ?? Infinity) < 400, `${error?.message.length}`)
+})
+
 test('limits of the wrong kind are named as such, not as a missing memory limit', async (t) => {
   // A number, a Map or an array was "limits.memoryBytes is required" (probe Z25).
   for (const limits of [5, 'x', [], new Map([['memoryBytes', MiB]]), null]) {

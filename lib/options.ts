@@ -375,9 +375,17 @@ export function knownKeys(what: string, options: object, known: ReadonlySet<stri
 }
 
 function unknownKey(what: string, key: string, known: ReadonlySet<string>, prefix = ''): never {
-  throw new ConfigError(`unknown ${what} option "${key}" (known: ${[...known].join(', ')})`, {
-    path: `${prefix}${key}`,
+  throw new ConfigError(`unknown ${what} option "${shownKey(key)}" (known: ${[...known].join(', ')})`, {
+    path: `${prefix}${shownKey(key)}`,
   })
+}
+
+/**
+ * A key the caller wrote, for a message and a `path`: whole up to 128 characters, else its start
+ * and its length (a key of a megabyte was repeated whole in both).
+ */
+export function shownKey(key: string): string {
+  return key.length <= 128 ? key : `${key.slice(0, 128)}… (${key.length} characters)`
 }
 
 function boolean(path: string, value: unknown): boolean | undefined {

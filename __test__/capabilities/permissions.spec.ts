@@ -84,6 +84,17 @@ test('a grant that spells an address otherwise than the dotted or bracketed form
   t.true(allows(['xn--bcher-kva.example:80'], 'http://bücher.example/'))
 })
 
+test('a grant names what the URL parser takes as a host: underscores and edge hyphens too, never a megabyte', (t) => {
+  // An S3 bucket's name was refused, though a guest can ask for it (probe H31).
+  t.true(allows(['my_bucket.s3.amazonaws.com:443'], 'https://my_bucket.s3.amazonaws.com/'))
+  t.true(allows(['-a.example.com:80'], 'http://-a.example.com/'))
+  // A pattern of a megabyte was repeated whole in the message.
+  const long = t.throws(() => createPermissions({ networkOutbound: [`${'a'.repeat(1 << 20)}:80`] }), {
+    instanceOf: ConfigError,
+  })
+  t.is(long?.message, 'networkOutbound[0]: a host:port pattern has at most 300 characters, this one 1048579')
+})
+
 test('a fully qualified name with its trailing dot is a grant for URLs that write it so', (t) => {
   t.true(allows(['example.com.:443'], 'https://example.com./'))
   t.true(allows(['*.example.com.:443'], 'https://api.example.com./'))

@@ -3,7 +3,7 @@
  * the component's author and the policy by the host, so a component cannot raise its own limits.
  */
 import { ConfigError } from '../errors.js'
-import { RULES } from '../options.js'
+import { RULES, shown, shownKey } from '../options.js'
 import { deepFreeze } from '../util/freeze.js'
 import { isOptionRecord, NONE, ownOptions } from '../util/own.js'
 
@@ -75,8 +75,8 @@ export function resolvePolicy(policy: PolicyOptions = {}): Policy {
   const names = Object.keys(DEFAULT_POLICY)
   for (const key of Object.keys(options)) {
     if (!names.includes(key)) {
-      throw new ConfigError(`policy.${key}: unknown policy range (known: ${names.join(', ')})`, {
-        path: `policy.${key}`,
+      throw new ConfigError(`policy.${shownKey(key)}: unknown policy range (known: ${names.join(', ')})`, {
+        path: `policy.${shownKey(key)}`,
         allowed: names.join(', '),
       })
     }
@@ -85,7 +85,7 @@ export function resolvePolicy(policy: PolicyOptions = {}): Policy {
     const given: unknown = options[key] === undefined ? NONE : options[key]
     const at = `policy.${key}`
     if (!isOptionRecord(given) || Object.keys(given).some((bound) => !['min', 'max'].includes(bound))) {
-      throw new ConfigError(`${at}: expected { min?, max? }, got ${shownRange(given)}`, {
+      throw new ConfigError(`${at}: expected { min?, max? }, got ${shown(given)}`, {
         path: at,
         value: given,
       })
@@ -102,7 +102,7 @@ export function resolvePolicy(policy: PolicyOptions = {}): Policy {
       const value = range[bound]
       const at = `policy.${key}.${bound}`
       if (!Number.isSafeInteger(value)) {
-        throw new ConfigError(`${at}: expected an integer in ${allowed}, got ${shownRange(value)}`, {
+        throw new ConfigError(`${at}: expected an integer in ${allowed}, got ${shown(value)}`, {
           path: at,
           value,
           allowed,
@@ -125,16 +125,4 @@ export function resolvePolicy(policy: PolicyOptions = {}): Policy {
     resolved[key] = range
   }
   return deepFreeze(resolved as unknown as Policy)
-}
-
-/** A policy range as a message shows it; never throws (bigints, cycles, throwing getters). */
-function shownRange(given: unknown): string {
-  try {
-    return (
-      JSON.stringify(given, (_key, value: unknown) => (typeof value === 'bigint' ? `${value}n` : value)) ??
-      String(given)
-    )
-  } catch {
-    return 'an object that cannot be shown'
-  }
 }

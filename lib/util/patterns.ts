@@ -93,7 +93,15 @@ export function globBase(glob: string): string {
   return literal.join('/')
 }
 
-const HOST_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i
+/**
+ * A label of a granted name: letters, digits, hyphens and underscores, at most 63. Wider than a
+ * host name's rule because the URL parser takes such names as they are (`my_bucket.s3...`), and a
+ * grant must be able to name what a guest can ask for.
+ */
+const HOST_LABEL = /^[a-z0-9_-]{1,63}$/i
+
+/** Longest `host:port` pattern: a 253-character name, `*.`, a bracketed IPv6 address, a port. */
+const MAX_PATTERN_CHARS = 300
 
 /**
  * A last label that makes the WHATWG URL parser, which turns grants into hosts, read the whole
@@ -139,6 +147,9 @@ const DEFAULT_PORTS: Record<string, string> = { 'http:': '80', 'https:': '443', 
  * a URL, with the pattern it meant.
  */
 export function hostPatternProblem(pattern: string): string | undefined {
+  if (pattern.length > MAX_PATTERN_CHARS) {
+    return `a host:port pattern has at most ${MAX_PATTERN_CHARS} characters, this one ${pattern.length}`
+  }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(pattern)) {
     let meant = 'host:port'
     if (URL.canParse(pattern)) {
