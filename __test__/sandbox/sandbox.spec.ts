@@ -543,6 +543,31 @@ test("a command component's instance is replaced after its run, which wasi-libc 
   t.like(sandbox.metrics(), { restarts: 0, traps: 0, calls: 4 })
 })
 
+test("a command component's run that returns err is replaced too: it ran, as one that returns ok did", async (t) => {
+  // A wit-bindgen command's `Result<(), ()>`: the next run saw the state the last one left (probe H31).
+  const command = (result: number) => `(component
+    (core module $m
+      (global $g (mut i32) (i32.const 0))
+      (func (export "run") (result i32) (global.set $g (i32.add (global.get $g) (i32.const 100))) (i32.const ${result}))
+      (func (export "count") (result i32) (global.set $g (i32.add (global.get $g) (i32.const 1))) (global.get $g)))
+    (core instance $i (instantiate $m))
+    (func $run (result (result)) (canon lift (core func $i "run")))
+    (func $count (result u32) (canon lift (core func $i "count")))
+    (instance $ri (export "run" (func $run)))
+    (export "wasi:cli/run@0.2.0" (instance $ri))
+    (export "count" (func $count)))`
+  for (const result of [0, 1]) {
+    using sandbox = await loadComponent(watComponentDir(scratch, command(result), { maxBytes: MiB }))
+    for (let run = 0; run < 2; run++) {
+      await sandbox
+        .call('wasi:cli/run#run')
+        .catch((error: unknown) => t.true(error instanceof ComponentError))
+      t.is(await sandbox.call('count'), 1, `result ${result}, run ${run}: a fresh instance`)
+    }
+    t.is(sandbox.metrics().restarts, result === 0 ? 0 : 2, 'a failed run is a restart, as a failed _start is')
+  }
+})
+
 /** A copy of the WASI command under a Component.toml with these grants, and the directories they name. */
 function wasiToolDir(permissions: string[], directories: string[], wasm = wasiComponentWasm): string {
   const dir = componentDir(scratch, wasm, {

@@ -13,6 +13,7 @@ import { readComponentWasm, WRITE_ALLOWED, writeDirectory } from './paths.js'
 import { Engine, isEngine } from '../engine.js'
 import {
   BusyError,
+  ComponentError,
   ConfigError,
   DisposedError,
   stoppedGuest,
@@ -423,7 +424,10 @@ export class Sandbox {
   #spent(instance: Instance, name: string, ...failure: [error: unknown, callsBefore?: number] | []): boolean {
     if (instance.poisoned) return true
     // A command component's `run` is its `_start`: wasi-libc's runs once per instance too.
-    if (!(this.component instanceof Module)) return failure.length === 0 && isCommandRun(name)
+    // Returning `err` is returning too (a wit-bindgen command's `Result<(), ()>`).
+    if (!(this.component instanceof Module)) {
+      return isCommandRun(name) && (failure.length === 0 || failure[0] instanceof ComponentError)
+    }
     const [error, callsBefore] = failure
     // Refused before the guest ran (a bad argument, a busy instance, an abort that came first):
     // its state is untouched.
