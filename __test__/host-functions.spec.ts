@@ -140,7 +140,10 @@ test('an async host function is awaited during call: the guest resumes with its 
 test('an async host function reached from callSync is a clear HostError, not a hang', (t) => {
   const instance = instanceWith({ double: async (x: number) => x * 2 })
   const error = t.throws(() => instance.callSync('call-double', [1]), { instanceOf: HostError })
-  t.regex(error?.message ?? '', /returned a Promise during callSync: async host functions need call\(\)/)
+  t.regex(
+    error?.message ?? '',
+    /returned a Promise on the JS thread \(callSync, instantiateSync\): async host functions need call\(\) or instantiate\(\)/,
+  )
 })
 
 // Serial: it watches the process's unhandled rejections, which another test's could add to.

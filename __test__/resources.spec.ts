@@ -583,7 +583,7 @@ test('during call, a host resource may answer with Promises: constructor objects
   t.deepEqual(events, ['new a', 'dispose a', 'new m', 'dispose m'])
   // callSync cannot wait for a Promise: a HostError says so, and the instance is poisoned.
   const error = t.throws(() => inst.callSync('test:resources/uses-host#with-logger', ['s', ['x']]))
-  t.regex(error?.message ?? '', /Promise during callSync/)
+  t.regex(error?.message ?? '', /Promise on the JS thread \(callSync, instantiateSync\)/)
 })
 
 test('a host class without a method the guest imports is a LinkError naming it with its resource types', (t) => {

@@ -288,7 +288,11 @@ fn promise_in_sync_call(js: Js, promise: Value, label: &str) -> Failure {
     // Best effort: had it failed, `then` itself threw, and nothing more can be done here.
     let _ = js.ignore_settlement(promise);
     Failure::Host {
-        message: format!("host function {label} returned a Promise during callSync: async host functions need call()"),
+        // The store does not tell a call from start code here: the message names both.
+        message: format!(
+            "host function {label} returned a Promise on the JS thread (callSync, instantiateSync): async host \
+             functions need call() or instantiate()"
+        ),
         cause: None,
     }
 }
