@@ -9,10 +9,15 @@
 //!   function body of 8 bytes declares 50,000 locals, which became 400 KB of machine code (800 KB
 //!   for `v128` locals).
 //!
-//! Memory images, the third such shape, are bounded by the engine's configuration instead
+//! - A function type's results are spilled value by value wherever such a function is called or
+//!   defined: 1,000 `v128` results made each 5-byte caller 32 KB of Cranelift's code.
+//!
+//! Memory images, the fourth such shape, are bounded by the engine's configuration instead
 //! (`memory_guaranteed_dense_image_size` in `engine.rs`).
 
-use wasmparser::{ElementItems, ElementKind, Encoding, Operator, Parser, Payload, TableInit, TypeRef, ValType};
+use wasmparser::{
+    CompositeInnerType, ElementItems, ElementKind, Encoding, Operator, Parser, Payload, TableInit, TypeRef, ValType,
+};
 
 /// Most table entries that wasmtime may precompute for one input, all its modules together (each
 /// entry is 4 bytes of the compiled code). Real modules fill one table with their functions that
@@ -30,6 +35,10 @@ pub const MIN_LOCAL_SLOTS_ALLOWED: u64 = 1 << 20;
 /// Real code declares about one local per 100 bytes; Winch's code for the locals of an input
 /// stays within some 16 times the size of its code.
 pub const LOCAL_SLOTS_PER_CODE_BYTE: u64 = 4;
+
+/// Most slots (as for locals) a function type's results may take: 128 `i32`s, 64 `i64`s or 32
+/// `v128`s. Real code returns one value, sometimes a few.
+pub const MAX_RESULT_SLOTS: u64 = 128;
 
 /// A core module being read: how many tables it imports, and for each table it defines, its
 /// initial size and how much of it wasmtime would precompute.
@@ -61,6 +70,23 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
                             "the tables' initial values and element segments fill more than \
                              {MAX_TABLE_IMAGE_ENTRIES} table entries, which would be precomputed when compiling"
                         ));
+                    }
+                }
+            }
+            Payload::TypeSection(reader) => {
+                for group in reader.into_iter().flatten() {
+                    for ty in group.types() {
+                        let CompositeInnerType::Func(func) = &ty.composite_type.inner else {
+                            continue;
+                        };
+                        let result_slots: u64 = func.results().iter().map(|&ty| slots(ty)).sum();
+                        if result_slots > MAX_RESULT_SLOTS {
+                            return Err(format!(
+                                "a function type has {} results taking {result_slots} slots (4 bytes each), more \
+                                 than the {MAX_RESULT_SLOTS} a function may return",
+                                func.results().len()
+                            ));
+                        }
                     }
                 }
             }
@@ -163,6 +189,21 @@ mod tests {
         let past = "(module (table 2000000 funcref) (table 8 funcref) (func $f)
             (elem (table 0) (i32.const 1999999) func $f) (elem (table 1) (i32.const 7) func $f))";
         assert_eq!(check(&module(past)), Ok(()));
+    }
+
+    #[test]
+    fn a_function_type_returns_at_most_128_slots() {
+        let results = |ty: &str, count: usize| {
+            module(&format!(
+                "(module (type (func (result {}))))",
+                format!("{ty} ").repeat(count)
+            ))
+        };
+        assert_eq!(check(&results("i32", 128)), Ok(()));
+        assert_eq!(check(&results("v128", 32)), Ok(()));
+        let refused = check(&results("v128", 33)).unwrap_err();
+        assert!(refused.contains("33 results taking 132 slots"), "{refused}");
+        assert!(check(&results("i64", 1000)).is_err());
     }
 
     #[test]
