@@ -298,6 +298,30 @@ test("validate's message escapes the input it quotes, as the CompileError of the
   }
 })
 
+test("a guest's newline inside a name quoted by a compile error is escaped, in validate's message too", (t) => {
+  // A duplicate export name holding a newline printed a line of its own (probe H31).
+  const bytes = duplicateExport('x\nok: fake')
+  const compiled = t.throws(() => engine().compileModuleSync(bytes), { instanceOf: CompileError })
+  t.false(compiled?.message.includes('\n') ?? true, compiled?.message)
+  t.true(compiled?.message.includes('x\\nok: fake') ?? false, compiled?.message)
+  t.false(whyInvalid(engine().validate(bytes)).includes('\n'))
+  // A WAT error keeps the lines that point at its place.
+  t.regex(whyInvalid(engine().validate('(module (func (export "f") (i32.foo)))')), /\n/)
+})
+
+/** A module exporting two functions both named `name`. */
+function duplicateExport(name: string): Uint8Array {
+  const utf8 = [...Buffer.from(name)]
+  const entry = [utf8.length, ...utf8, 0x00, 0x00]
+  return Uint8Array.from([
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    ...[0x01, 0x04, 0x01, 0x60, 0x00, 0x00],
+    ...[0x03, 0x02, 0x01, 0x00],
+    ...[0x07, 1 + 2 * entry.length, 0x02, ...entry, ...entry],
+    ...[0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b],
+  ])
+}
+
 test('a deadline however small stops a loop, and its message shows it as JS writes it', (t) => {
   // Number.MIN_VALUE was printed as 330 digits (probe Z25).
   const spin = engine()
@@ -383,6 +407,13 @@ test('what compiling builds stays near the size of its input: sparse memory imag
         message: locals,
       },
     )
+    // A function type of many results made each caller of it kilobytes of code (probe H31).
+    const returning = `(module (type (func (result ${'v128 '.repeat(33)}))))`
+    t.throws(() => engine.compileModuleSync(returning), {
+      instanceOf: CompileError,
+      message: /a function type has 33 results taking 132 slots/,
+    })
+    t.regex(whyInvalid(engine.validate(returning)), /more than the 128 a function may return/)
     // Within the bounds both compile.
     t.notThrows(() =>
       engine.compileModuleSync(`(module ${`(func (local ${'i32 '.repeat(50_000)}))`.repeat(20)})`),

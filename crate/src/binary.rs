@@ -179,7 +179,7 @@ pub fn validate_component(bytes: &[u8], validate_module: impl Fn(&[u8]) -> Resul
     check_expansion(bytes)?;
     let types = wasmparser::Validator::new()
         .validate_all(bytes)
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| crate::names::one_line(&error.to_string()))?;
     // The names the component itself imports and exports: those of its top-level sections, not
     // of the modules and components nested in it.
     let (mut imports, mut exports) = (Vec::new(), Vec::new());

@@ -616,6 +616,13 @@ const NEEDS_GC: &str = "gc types are disallowed";
 /// (reference types, which V8 runs) was refused as "gc types".
 pub fn compile_text(error: &wasmtime::Error) -> String {
     let text = without_backtraces(&format!("{error:#}"));
+    // A WAT error points at its line on lines of its own; any other is one line, where a newline
+    // can only be a guest's, inside a name it quotes (`duplicate export name`).
+    let text = if error.chain().any(|cause| cause.is::<wat::Error>()) {
+        text
+    } else {
+        crate::names::one_line(&text)
+    };
     if text.contains(NEEDS_GC) {
         return format!(
             "{text} (externref, and every reference type but funcref, needs wasmtime's garbage collector, which \

@@ -36,6 +36,12 @@ pub fn quoted_at_most(text: &str, max: usize) -> String {
     }
 }
 
+/// `text` with its newlines and tabs written as escapes: a message of one line that quotes a
+/// guest's text (wasmparser's quote names whole), so that the text cannot start lines of its own.
+pub fn one_line(text: &str) -> String {
+    text.replace('\n', "\\n").replace('\t', "\\t")
+}
+
 /// `text` for the inside of double quotes in a message: a quote and a backslash, and what a
 /// terminal or a reader would take for layout (control characters, line and paragraph
 /// separators, bidirectional controls), written as escapes. A guest's names reach messages, and a
@@ -150,6 +156,11 @@ pub fn interface_keys(name: &str) -> [&str; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_guests_newline_in_a_one_line_message_is_escaped() {
+        assert_eq!(one_line("name `x\nok: fake`\t"), "name `x\\nok: fake`\\t");
+    }
 
     #[test]
     fn quoted_text_is_cut_after_64_characters() {
