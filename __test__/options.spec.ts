@@ -165,10 +165,10 @@ test("a refused value is shown by its kind, never whole and never through the ca
   }
 })
 
-test('an unknown key of a megabyte is named by its start and length, in the message and the path', (t) => {
+test('an unknown key of a megabyte is named by its length, in the message and the path', (t) => {
   const key = 'k'.repeat(1 << 20)
   const error = t.throws(() => new Engine({ [key]: 1 } as never), { instanceOf: ConfigError })
-  t.is(error?.path, `${'k'.repeat(128)}… (1048576 characters)`)
+  t.is(error?.path, '(a string of 1048576 UTF-16 units)')
   t.true((error?.message.length ?? Infinity) < 400, `${error?.message.length}`)
 })
 

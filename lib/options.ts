@@ -14,6 +14,7 @@ import { createWasiHttpClient, wasiHttpPermissions, type WasiHttp } from './capa
 import { type CapabilityDeniedError, ConfigError, WasmError } from './errors.js'
 import type { NativeEngineOptions, NativeInstanceOptions, NativeWasiOptions } from './native.js'
 import { bare, isOptionRecord, NONE, ownOptions } from './util/own.js'
+import { shownName } from './util/names.js'
 import { quoted } from './util/quoted.js'
 import { followed, isAbortSignal, type SignalSource } from './util/signal.js'
 
@@ -375,17 +376,10 @@ export function knownKeys(what: string, options: object, known: ReadonlySet<stri
 }
 
 function unknownKey(what: string, key: string, known: ReadonlySet<string>, prefix = ''): never {
-  throw new ConfigError(`unknown ${what} option "${shownKey(key)}" (known: ${[...known].join(', ')})`, {
-    path: `${prefix}${shownKey(key)}`,
+  // A key of more than 128 characters by its length only (one of a megabyte was repeated whole).
+  throw new ConfigError(`unknown ${what} option "${shownName(key)}" (known: ${[...known].join(', ')})`, {
+    path: `${prefix}${shownName(key)}`,
   })
-}
-
-/**
- * A key the caller wrote, for a message and a `path`: whole up to 128 characters, else its start
- * and its length (a key of a megabyte was repeated whole in both).
- */
-export function shownKey(key: string): string {
-  return key.length <= 128 ? key : `${key.slice(0, 128)}… (${key.length} characters)`
 }
 
 function boolean(path: string, value: unknown): boolean | undefined {

@@ -3,8 +3,9 @@
  * the component's author and the policy by the host, so a component cannot raise its own limits.
  */
 import { ConfigError } from '../errors.js'
-import { RULES, shown, shownKey } from '../options.js'
+import { RULES, shown } from '../options.js'
 import { deepFreeze } from '../util/freeze.js'
+import { shownName } from '../util/names.js'
 import { isOptionRecord, NONE, ownOptions } from '../util/own.js'
 
 /** An inclusive range of allowed values. */
@@ -75,8 +76,8 @@ export function resolvePolicy(policy: PolicyOptions = {}): Policy {
   const names = Object.keys(DEFAULT_POLICY)
   for (const key of Object.keys(options)) {
     if (!names.includes(key)) {
-      throw new ConfigError(`policy.${shownKey(key)}: unknown policy range (known: ${names.join(', ')})`, {
-        path: `policy.${shownKey(key)}`,
+      throw new ConfigError(`policy.${shownName(key)}: unknown policy range (known: ${names.join(', ')})`, {
+        path: `policy.${shownName(key)}`,
         allowed: names.join(', '),
       })
     }
