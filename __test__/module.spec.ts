@@ -126,11 +126,11 @@ test('missing imports are a LinkError naming module and field', (t) => {
 
 test("a LinkError names the first 20 missing imports, each cut short: its size is not the guest's to choose", (t) => {
   // A 5 KB module importing a function of 1,000 parameters and results 490 times made a
-  // 4.9 MB message, every signature written out (results are now at most 128 slots: 64 i64s).
+  // 4.9 MB message, every signature written out (a signature now takes at most 128 slots: 64 i64s).
   const types = (kind: string, length = 1_000) => Array.from({ length }, () => kind).join(' ')
   const imports = Array.from({ length: 490 }, (_, i) => `(import "m" "f${i}" (func (type 0)))`).join('')
   const module = new Engine().compileModuleSync(
-    `(module (type (func (param ${types('i64')}) (result ${types('i64', 64)}))) ${imports})`,
+    `(module (type (func (param ${types('i64', 64)}) (result ${types('i64', 64)}))) ${imports})`,
   )
   const error = t.throws(() => module.instantiateSync({ limits: { memoryBytes: 0 } }), {
     instanceOf: LinkError,
@@ -138,6 +138,24 @@ test("a LinkError names the first 20 missing imports, each cut short: its size i
   t.true(error!.message.length < 20 * 520, `${error!.message.length} characters`)
   t.regex(error!.message, /^missing import\(s\): "m\.f0": func\(i64, i64/)
   t.regex(error!.message, /; and 470 more$/)
+})
+
+test("a core export's name in a WasmTypeError cannot print a line of its own", (t) => {
+  // `main\nERR_WASM_FAKE: …` forged a line on the CLI's stderr when `run` called the only export
+  // with the wrong arguments (probe H32).
+  const name = 'main\nERR_WASM_FAKE: forged'
+  const inst = new Engine()
+    .compileModuleSync(`(module (func (export "main\\0aERR_WASM_FAKE: forged") (param i32)))`)
+    .instantiateSync({ limits: { memoryBytes: 0 } })
+  for (const run of [
+    () => inst.callSync(name, []),
+    () => inst.function(name)('x'),
+    () => inst.callSync(name, {} as never),
+  ]) {
+    const error = t.throws(run, { instanceOf: WasmTypeError })
+    t.false(error?.message.includes('\n') ?? true, error?.message)
+    t.true(error?.message.startsWith('main\\nERR_WASM_FAKE: forged: ') ?? false, error?.message)
+  }
 })
 
 test('a core instance stays usable after a trap (core wasm may be re-entered)', (t) => {

@@ -9,8 +9,9 @@
 //!   function body of 8 bytes declares 50,000 locals, which became 400 KB of machine code (800 KB
 //!   for `v128` locals).
 //!
-//! - A function type's results are spilled value by value wherever such a function is called or
-//!   defined: 1,000 `v128` results made each 5-byte caller 32 KB of Cranelift's code.
+//! - A function type's values are moved one by one wherever such a function is called, defined or
+//!   entered from the host: 1,000 `v128` results made each 5-byte caller 32 KB of Cranelift's
+//!   code, and 1,000 `i64` parameters each exported function 31 KB of trampoline.
 //!
 //! Memory images, the fourth such shape, are bounded by the engine's configuration instead
 //! (`memory_guaranteed_dense_image_size` in `engine.rs`).
@@ -36,9 +37,10 @@ pub const MIN_LOCAL_SLOTS_ALLOWED: u64 = 1 << 20;
 /// stays within some 16 times the size of its code.
 pub const LOCAL_SLOTS_PER_CODE_BYTE: u64 = 4;
 
-/// Most slots (as for locals) a function type's results may take: 128 `i32`s, 64 `i64`s or 32
-/// `v128`s. Real code returns one value, sometimes a few.
-pub const MAX_RESULT_SLOTS: u64 = 128;
+/// Most slots (as for locals) a function type's parameters, and its results, may take each: 128
+/// `i32`s, 64 `i64`s or 32 `v128`s. Real code passes a few values and returns one (a component's
+/// core functions at most 16 and 1).
+pub const MAX_SIGNATURE_SLOTS: u64 = 128;
 
 /// A core module being read: how many tables it imports, and for each table it defines, its
 /// initial size and how much of it wasmtime would precompute.
@@ -79,13 +81,18 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
                         let CompositeInnerType::Func(func) = &ty.composite_type.inner else {
                             continue;
                         };
-                        let result_slots: u64 = func.results().iter().map(|&ty| slots(ty)).sum();
-                        if result_slots > MAX_RESULT_SLOTS {
-                            return Err(format!(
-                                "a function type has {} results taking {result_slots} slots (4 bytes each), more \
-                                 than the {MAX_RESULT_SLOTS} a function may return",
-                                func.results().len()
-                            ));
+                        for (values, what, verb) in [
+                            (func.params(), "parameters", "take"),
+                            (func.results(), "results", "return"),
+                        ] {
+                            let taken: u64 = values.iter().map(|&ty| slots(ty)).sum();
+                            if taken > MAX_SIGNATURE_SLOTS {
+                                return Err(format!(
+                                    "a function type has {} {what} taking {taken} slots (4 bytes each), more than the \
+                                     {MAX_SIGNATURE_SLOTS} a function may {verb}",
+                                    values.len()
+                                ));
+                            }
                         }
                     }
                 }
@@ -192,7 +199,7 @@ mod tests {
     }
 
     #[test]
-    fn a_function_type_returns_at_most_128_slots() {
+    fn a_function_type_takes_and_returns_at_most_128_slots_each() {
         let results = |ty: &str, count: usize| {
             module(&format!(
                 "(module (type (func (result {}))))",
@@ -204,6 +211,10 @@ mod tests {
         let refused = check(&results("v128", 33)).unwrap_err();
         assert!(refused.contains("33 results taking 132 slots"), "{refused}");
         assert!(check(&results("i64", 1000)).is_err());
+        let params = |count: usize| module(&format!("(module (type (func (param {}))))", "i64 ".repeat(count)));
+        assert_eq!(check(&params(64)), Ok(()));
+        let refused = check(&params(65)).unwrap_err();
+        assert!(refused.contains("65 parameters taking 130 slots"), "{refused}");
     }
 
     #[test]
