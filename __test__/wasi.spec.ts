@@ -368,10 +368,14 @@ for (const kind of ['component', 'module'] as const) {
 test('wasi.preopens and wasi.stdin options are checked where they enter', (t) => {
   const instantiate = (wasi: unknown) => () =>
     module.instantiateSync({ limits: { memoryBytes: 16 * MiB }, wasi: wasi as WasiOptions })
-  t.throws(instantiate({ preopens: { '/x': { host: '.', writable: true } } }), {
+  const unknown = t.throws(instantiate({ preopens: { '/x': { host: '.', writable: true } } }), {
     code: 'ERR_WASM_CONFIG',
     message: /writable/,
   })
+  // Named under its entry, as every nested option's path is (it was `writable` alone: probe H32).
+  t.is((unknown as ConfigError | undefined)?.path, 'wasi.preopens./x.writable')
+  const http = t.throws(instantiate({ http: { ['k'.repeat(300)]: 1 } }), { instanceOf: ConfigError })
+  t.is(http?.path, 'wasi.http.(a string of 300 UTF-16 units)', 'a long key by its length, as elsewhere')
   t.throws(instantiate({ preopens: { '/x': { write: true } } }), { message: /wasi\.preopens\.\/x\.host/ })
   t.throws(instantiate({ stdin: 42 }), { code: 'ERR_WASM_CONFIG', message: /wasi\.stdin/ })
   // A Proxy passes `instanceof`, and the addon cannot read its bytes.

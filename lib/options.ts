@@ -692,13 +692,7 @@ function wasiHttp(wasi: WasiOptions | false | undefined): WasiHttp | undefined {
   if (!isOptionRecord(given)) {
     throw new ConfigError('wasi.http: expected an object', { path: 'wasi.http', value: given })
   }
-  for (const key of Object.keys(given)) {
-    if (!WASI_HTTP_KEYS.has(key)) {
-      throw new ConfigError(`unknown wasi.http option "${key}" (known: ${[...WASI_HTTP_KEYS].join(', ')})`, {
-        path: `wasi.http.${key}`,
-      })
-    }
-  }
+  knownKeys('wasi.http', given, WASI_HTTP_KEYS, 'wasi.http.')
   const options = given as WasiHttpOptions
   for (const hook of ['onDenied', 'lookup'] as const) {
     if (options[hook] !== undefined && typeof options[hook] !== 'function') {
@@ -738,7 +732,7 @@ function preopenList(preopens: unknown): string[][] {
     const path = `wasi.preopens.${guest}`
     if (typeof given === 'string') return [given, guest]
     if (typeof given === 'object' && given !== null && !Array.isArray(given)) {
-      knownKeys(path, given, PREOPEN_KEYS)
+      knownKeys(path, given, PREOPEN_KEYS, `${path}.`)
       const { host, write } = given as { host?: unknown; write?: unknown }
       if (typeof host !== 'string')
         throw new ConfigError(`${path}.host: expected a string`, { path: `${path}.host` })

@@ -240,7 +240,7 @@ impl CoreExport {
         if args.len() != self.params.len() {
             return Err(Failure::Type(format!(
                 "{}: expected {} argument(s), got {}",
-                self.name,
+                crate::names::escaped(&self.name),
                 self.params.len(),
                 args.len()
             )));
@@ -250,7 +250,11 @@ impl CoreExport {
 
     #[inline]
     fn convert_arg(&self, js: Js, index: usize, ty: &ValType, arg: Value) -> std::result::Result<Val, Failure> {
-        convert::from_js(js, arg, ty)
-            .map_err(|message| Failure::Type(format!("{}: param {index}: {message}", self.name)))
+        convert::from_js(js, arg, ty).map_err(|message| {
+            Failure::Type(format!(
+                "{}: param {index}: {message}",
+                crate::names::escaped(&self.name)
+            ))
+        })
     }
 }

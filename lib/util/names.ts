@@ -78,5 +78,8 @@ export function wasmKind(bytes: Uint8Array): WasmKind {
  */
 export function shownName(name: unknown): string {
   if (typeof name !== 'string') return String(typeof name)
-  return name.length <= 128 ? name : `(a string of ${name.length} UTF-16 units)`
+  // Its newlines and tabs escaped too: a message keeps its own, and a guest names its exports.
+  return name.length <= 128
+    ? name.replace(/[\n\t]/g, (char) => (char === '\n' ? '\\n' : '\\t'))
+    : `(a string of ${name.length} UTF-16 units)`
 }
