@@ -470,7 +470,7 @@ impl Resources {
                     }
                     // Moved twice, or moved and lent, in one call: wasmtime would take the
                     // second for the guest's error too. Lent twice is fine.
-                    if let Some(&moved_before) = resolved.passed.get(&(index, generation))
+                    if let Some(&moved_before) = resolved.guest.get(&(index, generation))
                         && (owned || moved_before)
                     {
                         return Err(if owned {
@@ -479,10 +479,7 @@ impl Resources {
                             "expected a borrowed resource not also moved in this call".into()
                         });
                     }
-                    resolved.passed.insert((index, generation), owned);
-                    if owned {
-                        resolved.moved.push((index, generation));
-                    }
+                    resolved.guest.insert((index, generation), owned);
                     *value = Val::Resource(handle);
                 }
                 (&Val::S64(rep), Type::Own(rt) | Type::Borrow(rt)) => {
@@ -513,7 +510,7 @@ impl Resources {
     /// The call whose values `resolved` was made for starts: the guest handles it moves leave
     /// the table. Returns the loans to end after it ([`Self::end_lent`]).
     pub fn start(&self, resolved: Resolved) -> Vec<(u32, ResourceAny)> {
-        for (index, generation) in resolved.moved {
+        for ((index, generation), _) in resolved.guest.into_iter().filter(|&(_, owned)| owned) {
             self.take_guest(index, generation);
         }
         (resolved.host.into_iter())
@@ -599,11 +596,9 @@ impl Resources {
 pub struct Resolved {
     /// Handles made for host objects: slab index, handle, and whether it is lent (a borrow).
     host: Vec<(u32, ResourceAny, bool)>,
-    /// Guest handles passed as own, by table index and generation: they leave the table when
-    /// the call starts.
-    moved: Vec<(u32, u32)>,
-    /// Every guest handle passed, and whether it was passed as own.
-    passed: HashMap<(u32, u32), bool>,
+    /// Guest handles passed, by table index and generation, and whether as own: those leave the
+    /// table when the call starts.
+    guest: HashMap<(u32, u32), bool>,
 }
 
 /// The host objects a call's arguments put in the slab. Until the call starts they are the
