@@ -731,7 +731,7 @@ function preopenList(preopens: unknown): string[][] {
   return Object.entries(preopens).map(([guest, given]) => {
     const path = `wasi.preopens.${guest}`
     if (typeof given === 'string') return [given, guest]
-    if (typeof given === 'object' && given !== null && !Array.isArray(given)) {
+    if (isOptionRecord(given)) {
       knownKeys(path, given, PREOPEN_KEYS, `${path}.`)
       const { host, write } = given as { host?: unknown; write?: unknown }
       if (typeof host !== 'string')
@@ -833,12 +833,12 @@ export function loweredLimit(
   ceiling: number,
   manifestField: string,
 ): number {
+  if (requested === undefined) return ceiling
   const rule = RULES[name]
   const positive =
     typeof requested === 'number' &&
     requested > 0 &&
     (rule.kind !== 'integer' || Number.isSafeInteger(requested))
-  if (requested === undefined) return ceiling
   if (!positive) {
     // One message for 0 and for -1 (they were told "positive" and "from 0" apart).
     const expected =
