@@ -13,11 +13,16 @@
 //!   entered from the host: 1,000 `v128` results made each 5-byte caller 32 KB of Cranelift's
 //!   code, and 1,000 `i64` parameters each exported function 31 KB of trampoline.
 //!
-//! Memory images, the fourth such shape, are bounded by the engine's configuration instead
+//! - Cranelift's register allocator takes time and memory growing with the square of the values
+//!   that a function's blocks take and return: 32,000 blocks that each return an `i32` (192 KB of
+//!   input) took 2.1 GB, and 4,000 blocks passing 128 values each (12 KB) took 5.9 GB.
+//!
+//! Memory images, the fifth such shape, are bounded by the engine's configuration instead
 //! (`memory_guaranteed_dense_image_size` in `engine.rs`).
 
 use wasmparser::{
-    CompositeInnerType, ElementItems, ElementKind, Encoding, Operator, Parser, Payload, TableInit, TypeRef, ValType,
+    BlockType, CompositeInnerType, ElementItems, ElementKind, Encoding, FunctionBody, Operator, Parser, Payload,
+    TableInit, TypeRef, ValType,
 };
 
 /// Most table entries that wasmtime may precompute for one input, all its modules together (each
@@ -42,12 +47,36 @@ pub const LOCAL_SLOTS_PER_CODE_BYTE: u64 = 4;
 /// core functions at most 16 and 1).
 pub const MAX_SIGNATURE_SLOTS: u64 = 128;
 
-/// A core module being read: how many tables it imports, and for each table it defines, its
-/// initial size and how much of it wasmtime would precompute.
+/// Most slots (as for locals) that the block types of one function's blocks, loops and ifs may
+/// take and return together. The largest function of the real code measured (SpiderMonkey's
+/// interpreter, 171 KB) has 1,254 blocks returning one value each; at this bound the costliest
+/// shape measured (ifs that each return an `i32`) compiles in 2 s and under 200 MB.
+pub const MAX_BLOCK_SLOTS_PER_FUNCTION: u64 = 4096;
+
+/// Most slots (as for locals) of values that one function's calls may pass and return together,
+/// each call counting its callee's parameters and results: a call is two bytes, its moves up to
+/// 3.8 KB of Cranelift's code, and Cranelift's time and memory grow faster than their number (10,000
+/// calls of a function taking and returning 128 values, 20 KB of input, took 17 s and 1.5 GB). The
+/// largest count in the real code measured is 11,487, in a function of 181 KB.
+pub const MAX_CALL_SLOTS_PER_FUNCTION: u64 = 1 << 16;
+
+/// Slots of values the calls of one input's functions may pass and return together, whatever its
+/// size, and beyond that one per byte of code: Winch spends some 12 bytes of code per slot, and real
+/// code passes fewer than 0.07 per byte.
+pub const MIN_CALL_SLOTS_ALLOWED: u64 = 1 << 16;
+
+/// A core module being read: how many tables and functions it imports, for each table it defines
+/// its initial size and how much of it wasmtime would precompute; for each type the slots its
+/// values take (parameters and results; 0 for a type that is no function's); the type of each
+/// function, imported ones first; how many function bodies have been read.
 #[derive(Default)]
 struct Module {
     imported_tables: u32,
+    imported_functions: u64,
     tables: Vec<(u64, u64)>,
+    type_slots: Vec<u64>,
+    function_types: Vec<u32>,
+    bodies: u64,
 }
 
 /// Refuses bytes (binary; text is parsed first) whose precomputed tables or declared locals
@@ -56,7 +85,7 @@ struct Module {
 pub fn check(bytes: &[u8]) -> Result<(), String> {
     // `None` for a component: modules nest inside components, never in one another.
     let mut stack: Vec<Option<Module>> = Vec::new();
-    let (mut table_entries, mut local_slots, mut code_bytes) = (0u64, 0u64, 0u64);
+    let (mut table_entries, mut local_slots, mut call_slots, mut code_bytes) = (0u64, 0u64, 0u64, 0u64);
     for payload in Parser::new(0).parse_all(bytes) {
         let Ok(payload) = payload else { return Ok(()) };
         match payload {
@@ -76,11 +105,19 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
                 }
             }
             Payload::TypeSection(reader) => {
+                let mut module = stack.last_mut().and_then(Option::as_mut);
                 for group in reader.into_iter().flatten() {
                     for ty in group.types() {
                         let CompositeInnerType::Func(func) = &ty.composite_type.inner else {
+                            if let Some(module) = module.as_deref_mut() {
+                                module.type_slots.push(0);
+                            }
                             continue;
                         };
+                        if let Some(module) = module.as_deref_mut() {
+                            let taken = func.params().iter().chain(func.results()).map(|&ty| slots(ty)).sum();
+                            module.type_slots.push(taken);
+                        }
                         for (values, what, verb) in [
                             (func.params(), "parameters", "take"),
                             (func.results(), "results", "return"),
@@ -100,10 +137,19 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
             Payload::ImportSection(reader) => {
                 let Some(Some(module)) = stack.last_mut() else { continue };
                 for import in reader.into_imports().flatten() {
-                    if matches!(import.ty, TypeRef::Table(_)) {
-                        module.imported_tables = module.imported_tables.saturating_add(1);
+                    match import.ty {
+                        TypeRef::Table(_) => module.imported_tables = module.imported_tables.saturating_add(1),
+                        TypeRef::Func(ty) => {
+                            module.function_types.push(ty);
+                            module.imported_functions += 1;
+                        }
+                        _ => {}
                     }
                 }
+            }
+            Payload::FunctionSection(reader) => {
+                let Some(Some(module)) = stack.last_mut() else { continue };
+                module.function_types.extend(reader.into_iter().flatten());
             }
             Payload::TableSection(reader) => {
                 let Some(Some(module)) = stack.last_mut() else { continue };
@@ -160,11 +206,76 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
                          too many to compile"
                     ));
                 }
+                let Some(Some(module)) = stack.last_mut() else { continue };
+                let index = module.imported_functions + module.bodies;
+                module.bodies += 1;
+                call_slots = call_slots.saturating_add(operator_slots(module, &body, index)?);
+                let allowed = MIN_CALL_SLOTS_ALLOWED.max(code_bytes);
+                if call_slots > allowed {
+                    return Err(format!(
+                        "the functions' calls pass and return more than {allowed} slots of values together (4 \
+                         bytes each; one per byte of code, or {MIN_CALL_SLOTS_ALLOWED} for less code), too many \
+                         to compile"
+                    ));
+                }
             }
             _ => {}
         }
     }
     Ok(())
+}
+
+/// The slots of values one function's calls pass and return (each call counts its callee's
+/// parameters and results), after refusing a function whose blocks, or calls, take and return too
+/// many. Malformed operators end the count: the validator says why.
+fn operator_slots(module: &Module, body: &FunctionBody, index: u64) -> Result<u64, String> {
+    let Ok(mut operators) = body.get_operators_reader() else {
+        return Ok(0);
+    };
+    let type_slots = |ty: u32| module.type_slots.get(ty as usize).copied().unwrap_or(0);
+    let (mut block_slots, mut call_slots) = (0u64, 0u64);
+    while !operators.eof() {
+        match operators.read() {
+            Ok(Operator::Block { blockty } | Operator::Loop { blockty } | Operator::If { blockty }) => {
+                block_slots += block_type_slots(blockty, type_slots);
+            }
+            Ok(Operator::TryTable { try_table }) => block_slots += block_type_slots(try_table.ty, type_slots),
+            Ok(Operator::Call { function_index } | Operator::ReturnCall { function_index }) => {
+                let ty = module.function_types.get(function_index as usize);
+                call_slots += ty.map_or(0, |&ty| type_slots(ty));
+            }
+            Ok(
+                Operator::CallIndirect { type_index, .. }
+                | Operator::ReturnCallIndirect { type_index, .. }
+                | Operator::CallRef { type_index }
+                | Operator::ReturnCallRef { type_index },
+            ) => call_slots += type_slots(type_index),
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+        if block_slots > MAX_BLOCK_SLOTS_PER_FUNCTION {
+            return Err(format!(
+                "function {index}'s blocks take and return more than {MAX_BLOCK_SLOTS_PER_FUNCTION} slots of values \
+                 together (4 bytes each), too many to compile"
+            ));
+        }
+        if call_slots > MAX_CALL_SLOTS_PER_FUNCTION {
+            return Err(format!(
+                "function {index}'s calls pass and return more than {MAX_CALL_SLOTS_PER_FUNCTION} slots of values \
+                 together (4 bytes each), too many to compile"
+            ));
+        }
+    }
+    Ok(call_slots)
+}
+
+/// The slots a block of type `ty` takes and returns.
+fn block_type_slots(ty: BlockType, type_slots: impl Fn(u32) -> u64) -> u64 {
+    match ty {
+        BlockType::Empty => 0,
+        BlockType::Type(ty) => slots(ty),
+        BlockType::FuncType(index) => type_slots(index),
+    }
 }
 
 /// The 4-byte slots a local of type `ty` takes.
@@ -246,5 +357,80 @@ mod tests {
         padded.extend_from_slice(&[0, 0x80, 0x80, 0x40, 1, b'x']);
         padded.resize(padded.len() + (1 << 20) - 2, 0);
         assert!(check(&padded).is_err());
+    }
+
+    #[test]
+    fn a_function_s_blocks_take_and_return_at_most_4096_slots() {
+        let ifs = |ty: &str, count: usize| {
+            module(&format!(
+                "(module (type $two (func (result i32 i32))) (func (param i32) (result i32) i32.const 0 {}))",
+                format!("local.get 0 if (result {ty}) unreachable else unreachable end drop ").repeat(count)
+            ))
+        };
+        assert_eq!(check(&ifs("i32", 4096)), Ok(()));
+        let refused = check(&ifs("i32", 4097)).unwrap_err();
+        assert!(
+            refused.contains("function 0's blocks take and return more than 4096 slots"),
+            "{refused}"
+        );
+        assert!(check(&ifs("v128", 1025)).is_err());
+        // A block's type by index counts its parameters and its results; functions are numbered
+        // after the imported ones.
+        let typed = |count: usize| {
+            module(&format!(
+                "(module (import \"e\" \"f\" (func)) (type $p (func (param {0}) (result {0}))) (func)
+                 (func (result {0}) {1} {2}))",
+                "i32 ".repeat(128),
+                "i32.const 0 ".repeat(128),
+                "block (type $p) end ".repeat(count)
+            ))
+        };
+        assert_eq!(check(&typed(16)), Ok(()));
+        let refused = check(&typed(17)).unwrap_err();
+        assert!(refused.contains("function 2's blocks"), "{refused}");
+        // Untyped blocks carry nothing.
+        let plain = module(&format!("(module (func {}))", "block end loop end ".repeat(10_000)));
+        assert_eq!(check(&plain), Ok(()));
+    }
+
+    #[test]
+    fn calls_pass_and_return_a_bounded_number_of_slots() {
+        let type_of = |count: usize| format!("(type $t (func (param {0}) (result {0})))", "i32 ".repeat(count));
+        let callee = format!("(func $g (type $t) {})", "local.get 0 ".repeat(128));
+        let caller = |calls: usize| {
+            format!(
+                "(func (type $t) {} {})",
+                "local.get 0 ".repeat(128),
+                "call $g ".repeat(calls)
+            )
+        };
+        let calls = |callers: &[usize]| {
+            let callers: String = callers.iter().map(|&count| caller(count)).collect();
+            module(&format!("(module {} {callee} {callers})", type_of(128)))
+        };
+        // 256 slots a call: 256 calls in one function are the most.
+        assert_eq!(check(&calls(&[256])), Ok(()));
+        let refused = check(&calls(&[257])).unwrap_err();
+        assert!(
+            refused.contains("function 1's calls pass and return more than 65536 slots"),
+            "{refused}"
+        );
+        // Spread over functions, the input's calls are bounded by the size of its code.
+        let refused = check(&calls(&[200, 200])).unwrap_err();
+        assert!(refused.contains("one per byte of code"), "{refused}");
+        // Indirect calls count their type.
+        let indirect = format!(
+            "(module {} (table 1 funcref) (func (type $t) {} {}))",
+            type_of(128),
+            "local.get 0 ".repeat(128),
+            "i32.const 0 call_indirect (type $t) ".repeat(257)
+        );
+        assert!(check(&module(&indirect)).is_err());
+        // A few arguments a call, as real code passes them, stay far from the bounds.
+        let small = format!(
+            "(module (func $f (param i32) (result i32) local.get 0) (func (result i32) i32.const 1 {}))",
+            "call $f ".repeat(30_000)
+        );
+        assert_eq!(check(&module(&small)), Ok(()));
     }
 }
