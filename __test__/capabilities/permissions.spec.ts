@@ -53,6 +53,29 @@ test('host names compare as the URL parser writes them: case, IPv4 forms and IPv
   t.false(allows(['example.com:80'], 'http://example.com@evil.test/'), 'userinfo is not the host')
 })
 
+test('a grant names the address a request reaches: no unspecified, IPv4-mapped or unusually written IPv6 address', (t) => {
+  // 0.0.0.0 and [::] reach this machine's loopback-only services, and [::ffff:7f00:1] is
+  // 127.0.0.1, while neither shows loopback to a reader of the grants (probe Z30).
+  const refused = (pattern: string) =>
+    t.throws(() => createPermissions({ networkOutbound: [pattern] }), { instanceOf: ConfigError })?.message ??
+    ''
+  t.regex(
+    refused('0.0.0.0:80'),
+    /"0\.0\.0\.0" stands for this host: name the address itself, as "127\.0\.0\.1"/,
+  )
+  t.regex(refused('0.1.2.3:80'), /"0\.1\.2\.3" stands for this host/)
+  t.regex(refused('[::]:80'), /"\[::\]" stands for this host: name the address itself, as "\[::1\]"/)
+  t.regex(refused('[::ffff:7f00:1]:80'), /"\[::ffff:7f00:1\]" is an IPv4 address: write it as "127\.0\.0\.1"/)
+  t.regex(refused('[::ffff:127.0.0.1]:80'), /is an IPv4 address: write it as "127\.0\.0\.1"/)
+  t.regex(refused('[::7f00:1]:80'), /"\[::7f00:1\]" is an IPv4 address: write it as "127\.0\.0\.1"/)
+  t.regex(refused('[0::1]:80'), /"\[0::1\]" is written otherwise than URLs write it: write "\[::1\]"/)
+  t.regex(refused('[::0.0.0.1]:80'), /write "\[::1\]"/)
+  t.regex(refused('[2001:DB8::1]:443'), /write "\[2001:db8::1\]"/)
+  t.true(allows(['[::1]:8080'], 'http://[::1]:8080/'))
+  t.true(allows(['[2001:db8::1]:443'], 'https://[2001:db8::1]/'))
+  t.true(allows(['1.0.0.1:53'], 'http://1.0.0.1:53/'))
+})
+
 test('a grant that spells an address otherwise than the dotted or bracketed form is a ConfigError naming it', (t) => {
   // Each was a name that the URL parser turned into the address, or a TypeError (probe Z23).
   for (const pattern of ['0x7f000001:80', '0x7f.1:80', '0x0:80', '*.0xa9fea9fe:80', '[::1%lo]:80']) {

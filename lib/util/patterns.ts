@@ -117,9 +117,11 @@ function hostnameProblem(host: string, wildcard: boolean): string | undefined {
   // showing it, to a reader of the manifest or of `validate`'s grants line.
   if (NUMERIC_LABEL.test(labels.at(-1) ?? '')) {
     if (wildcard) return `"*.${host}": a wildcard goes before a name, not an address (no URL has such a host)`
-    return isIPv4(host)
-      ? undefined
-      : `"${host}" is not a valid IPv4 address: write it as four decimal numbers`
+    if (!isIPv4(host)) return `"${host}" is not a valid IPv4 address: write it as four decimal numbers`
+    // 0.0.0.0/8 is "this host": a connection to 0.0.0.0 reaches services bound to loopback only.
+    return host.startsWith('0.')
+      ? `"${host}" stands for this host: name the address itself, as "127.0.0.1"`
+      : undefined
   }
   if (/[^\x00-\x7f]/.test(host)) {
     // Refused rather than converted: a look-alike letter would pass a reader of the grants line.
@@ -133,6 +135,31 @@ function hostnameProblem(host: string, wildcard: boolean): string | undefined {
   // What the URL parser refuses could never be matched, and a grant is read through it: an
   // `xn--` label that is no punycode (`xn--zz`) passed this far.
   return URL.canParse(`http://${host}/`) ? undefined : `"${host}" is not a valid host name`
+}
+
+/**
+ * What is wrong with a bracketed IPv6 grant. It must be written as URLs write it, and name an
+ * address a request reaches as itself: `[0::1]` is `[::1]`, `[::]` reaches this host's
+ * loopback-only services, and `[::ffff:7f00:1]` is 127.0.0.1, none of them visibly so.
+ */
+function ipv6Problem(host: string): string | undefined {
+  // Node's isIPv6 takes a zone id (`%eth0`); a URL cannot hold one, and a grant names an
+  // address, not an interface.
+  if (!isIPv6(host.slice(1, -1)) || host.includes('%')) {
+    return `"${host}" is not a valid IPv6 address${host.includes('%') ? ' (a zone id is not allowed)' : ''}`
+  }
+  const written = new URL(`http://${host}/`).hostname
+  if (written === '[::]') return `"${host}" stands for this host: name the address itself, as "[::1]"`
+  // The last 32 bits of ::ffff:0:0/96 (mapped) and ::/96 (compatible) are an IPv4 address.
+  const v4 = /^\[::(?:ffff:)?([0-9a-f]{1,4}):([0-9a-f]{1,4})\]$/.exec(written)
+  if (v4 !== null) {
+    const [high, low] = [parseInt(v4[1] ?? '', 16), parseInt(v4[2] ?? '', 16)]
+    const dotted = [high >> 8, high & 255, low >> 8, low & 255].join('.')
+    return `"${host}" is an IPv4 address: write it as "${dotted}"`
+  }
+  return written === host
+    ? undefined
+    : `"${host}" is written otherwise than URLs write it: write "${written}"`
 }
 
 /** Ports a URL's scheme implies, for the pattern a URL grant most likely meant. */
@@ -170,13 +197,7 @@ export function hostPatternProblem(pattern: string): string | undefined {
   if (port !== '*' && !(/^[1-9]\d{0,4}$/.test(port) && Number(port) <= 65535)) {
     return `port "${port}" must be 1..65535 or *`
   }
-  if (host.startsWith('[') && host.endsWith(']')) {
-    // Node's isIPv6 takes a zone id (`%eth0`); a URL cannot hold one, and a grant names an
-    // address, not an interface.
-    return isIPv6(host.slice(1, -1)) && !host.includes('%')
-      ? undefined
-      : `"${host}" is not a valid IPv6 address${host.includes('%') ? ' (a zone id is not allowed)' : ''}`
-  }
+  if (host.startsWith('[') && host.endsWith(']')) return ipv6Problem(host)
   if (host.includes(':')) return `an IPv6 address must be in brackets, as in "[::1]:8080"`
   if (host === '' || host === '*') return 'the host must be named; use *.example.com for subdomains'
   const wildcard = host.startsWith('*.')
