@@ -887,3 +887,29 @@ test('a policy may not allow a limit the runtime refuses: the ConfigError names 
   })
   t.is(table.resources.memory.maxTableElements, 0)
 })
+
+test("a manifest's ConfigError stays bounded whatever the manifest holds: many problems, long keys, deep values, a long wasm path", (t) => {
+  // Probe Z30: a 1 MB manifest of short unknown keys made a 13 MB message and a 1.3 s stall, a
+  // 900,000-character key was repeated whole, a deep array under a key made validate --json
+  // overflow V8's string length, and a key's newline forged a line of the host's log.
+  const keys = Array.from({ length: 3000 }, (_, index) => `k${index} = 1`).join('\n')
+  const many = rejects(component({ memory: `max_bytes = 1048576\n${keys}` }))
+  t.is(many.problems.length, 100)
+  t.regex(many.message, /has 3000 problems:\n/)
+  t.regex(many.message, /\n {2}- … and 2980 more$/)
+  t.true(many.message.length < 4000, `${many.message.length} characters`)
+  const long = rejects(component({ memory: `max_bytes = 1048576\n"${'x'.repeat(5000)}" = 1` }))
+  t.is(long.path, 'resources.memory.(a string of 5000 UTF-16 units)')
+  const forged = rejects(component({ memory: 'max_bytes = 1048576\n"a\\nINFO: all good" = 1' }))
+  t.is(forged.path, 'resources.memory.a\\nINFO: all good')
+  t.false(forged.message.includes('\nINFO'), forged.message)
+  const deep = rejects(component({ memory: `max_bytes = 1048576\nd = ${'['.repeat(400)}${']'.repeat(400)}` }))
+  t.is(deep.value, 'an array')
+  t.true(JSON.stringify(deep.problems, null, 2).length < 1000)
+  const far = rejects(
+    component({ component: `name = "demo"\nversion = "0.1.0"\nwasm = "${'w/'.repeat(5000)}x.wasm"` }),
+  )
+  t.is(far.path, 'component.wasm')
+  t.true(far.message.length < 1500, `${far.message.length} characters`)
+  t.true(String(far.value).length < 1000)
+})

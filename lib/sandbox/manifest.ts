@@ -127,6 +127,6 @@ export function loadManifest(dirOrFile: string, options: LoadManifestOptions = {
     resources: resources(validator, root),
     permissions: permissions(validator, root, file, wasmPath),
   }
-  if (validator.problems.length > 0) fail(file, validator.problems)
+  if (validator.count > 0) fail(file, validator.problems, validator.count)
   return deepFreeze(manifest)
 }

@@ -19,12 +19,35 @@ export function describe(value: unknown): string {
   return Array.isArray(value) ? 'an array' : 'a table'
 }
 
-/** TOML integers are parsed as bigint; report them as numbers when that loses nothing. */
+/** The longest string, and the most characters of JSON, a problem's `value` keeps whole. */
+const MAX_REPORTED_CHARS = 1000
+
+/**
+ * A problem's `value` as a host prints it: TOML integers (parsed as bigint) as numbers when that
+ * loses nothing, and what a manifest could make large (a long string, a deep or wide table or
+ * array, printed indented by the CLI's `--json`) in words instead.
+ */
 export function reported(value: unknown): unknown {
   if (typeof value === 'bigint' && value >= Number.MIN_SAFE_INTEGER && value <= Number.MAX_SAFE_INTEGER) {
     return Number(value)
   }
+  if (typeof value === 'string') return value.length <= MAX_REPORTED_CHARS ? value : quoted(value)
+  if (typeof value === 'object' && value !== null && !(value instanceof TomlDate) && !small(value, 4)) {
+    return describe(value)
+  }
   return value
+}
+
+/** Whether a parsed TOML table or array nests at most `depth` deep in a few hundred characters. */
+function small(value: object, depth: number): boolean {
+  let budget = MAX_REPORTED_CHARS / 10
+  const within = (item: unknown, left: number): boolean => {
+    if (typeof item === 'string' && item.length > MAX_REPORTED_CHARS / 4) return false
+    if (typeof item !== 'object' || item === null || item instanceof TomlDate) return --budget >= 0
+    if (left === 0) return false
+    return Object.values(item).every((inner) => within(inner, left - 1))
+  }
+  return within(value, depth)
 }
 
 function editDistance(a: string, b: string): number {
@@ -65,19 +88,27 @@ function render(problem: ConfigProblem): string {
   return `${where}${problem.message}`.replaceAll('\n', '\n    ')
 }
 
-/** Throws the ConfigError of a manifest: every problem, the first one's fields on the error itself. */
-export function fail(file: string, problems: ConfigProblem[]): never {
+/** Problems a manifest's ConfigError lists in its message, and keeps in `problems`. */
+const SHOWN_PROBLEMS = 20
+export const KEPT_PROBLEMS = 100
+
+/**
+ * Throws the ConfigError of a manifest: its problems (the first 100 kept, the first 20 in the
+ * message: a megabyte of unknown keys made a message thirteen times its size), the first one's
+ * fields on the error itself.
+ */
+export function fail(file: string, problems: ConfigProblem[], count = problems.length): never {
   const [first] = problems
   if (first === undefined) throw new Error('fail() needs a problem')
+  const lines = problems.slice(0, SHOWN_PROBLEMS).map((problem) => `  - ${render(problem)}`)
+  if (count > SHOWN_PROBLEMS) lines.push(`  - … and ${count - SHOWN_PROBLEMS} more`)
   const message =
-    problems.length === 1
-      ? `${file}: ${render(first)}`
-      : `${file} has ${problems.length} problems:\n${problems.map((problem) => `  - ${render(problem)}`).join('\n')}`
+    count === 1 ? `${file}: ${render(first)}` : `${file} has ${count} problems:\n${lines.join('\n')}`
   throw new ConfigError(message, {
     path: first.path,
     value: first.value,
     allowed: first.allowed,
     snippet: first.snippet,
-    problems,
+    problems: problems.slice(0, KEPT_PROBLEMS),
   })
 }

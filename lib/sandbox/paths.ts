@@ -13,7 +13,7 @@ import { ConfigError } from '../errors.js'
 import { openBeneath, readBounded } from '../util/open-beneath.js'
 import { quoted } from '../util/quoted.js'
 import { globBase, globProblem, isGlobSegment } from '../util/patterns.js'
-import { formatBytes } from './messages.js'
+import { formatBytes, reported } from './messages.js'
 import type { Manifest } from './schema.js'
 import type { Validator } from './validator.js'
 
@@ -92,27 +92,35 @@ function symlinkProblem(dir: string, written: string, name: string, link: string
 export function checkWasmPath(validator: Validator, dir: string, wasm: string): string | undefined {
   const report = (message: string) =>
     validator.report({ path: WASM_AT, message, value: wasm, allowed: WASM_ALLOWED })
+  // The path as the manifest wrote it, cut after 200 characters, and where it leads, cut too.
+  const shown = quoted(wasm)
+  const where = (resolved: string) => (resolved.length > 300 ? `${resolved.slice(0, 300)}…` : resolved)
   if (wasm === '') return report('cannot be empty')
   if (path.isAbsolute(wasm) || path.win32.isAbsolute(wasm)) {
-    return report(`"${wasm}" must be relative, not absolute`)
+    return report(`${shown} must be relative, not absolute`)
   }
   const resolved = path.resolve(dir, wasm)
-  if (!isInside(dir, resolved)) return report(`"${wasm}" leaves the manifest's directory`)
+  if (!isInside(dir, resolved)) return report(`${shown} leaves the manifest's directory`)
   let info: Stats | undefined
   for (const step of stepsBelow(dir, namesBelow(dir, resolved))) {
     info = step.info
-    if (info === undefined) return report(`"${wasm}" does not exist (${resolved})`)
+    if (info === undefined) return report(`${shown} does not exist (${where(resolved)})`)
     if (info.isSymbolicLink()) return report(symlinkProblem(dir, wasm, step.name, step.prefix))
-    if (!step.last && !info.isDirectory()) return report(`"${wasm}" does not exist (${resolved})`)
+    if (!step.last && !info.isDirectory()) return report(`${shown} does not exist (${where(resolved)})`)
   }
-  if (info === undefined || !info.isFile()) return report(`"${wasm}" is not a file`)
+  if (info === undefined || !info.isFile()) return report(`${shown} is not a file`)
   return resolved
 }
 
 /** A ConfigError about `component.wasm`, shaped like the manifest's validation errors. */
 function wasmError(manifest: Manifest, message: string, cause?: unknown): ConfigError {
   const { wasm } = manifest.component
-  const problem = { path: WASM_AT, message: `"${wasm}" ${message}`, value: wasm, allowed: WASM_ALLOWED }
+  const problem = {
+    path: WASM_AT,
+    message: `${quoted(wasm)} ${message}`,
+    value: reported(wasm),
+    allowed: WASM_ALLOWED,
+  }
   return new ConfigError(`${manifest.file}: ${WASM_AT}: ${problem.message}`, {
     ...problem,
     problems: [problem],

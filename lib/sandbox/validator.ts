@@ -6,7 +6,8 @@
 import { TomlDate } from 'smol-toml'
 
 import type { ConfigProblem } from '../errors.js'
-import { closestKey, describe, reported } from './messages.js'
+import { shownName } from '../util/names.js'
+import { closestKey, describe, KEPT_PROBLEMS, reported } from './messages.js'
 import type { Policy, Range } from './policy.js'
 
 /** A TOML table as smol-toml parses it. */
@@ -17,19 +18,27 @@ export function isTable(value: unknown): value is Table {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof TomlDate)
 }
 
-/** The dotted path of `key` under `prefix`. */
+/**
+ * The dotted path of `key` under `prefix`, for messages: a manifest's own key with its newlines
+ * and tabs escaped, or by its length when long (`shownName`), as a guest's names are.
+ */
 export function join(prefix: string, key: string): string {
-  return prefix === '' ? key : `${prefix}.${key}`
+  return prefix === '' ? shownName(key) : `${prefix}.${shownName(key)}`
 }
 
 /** Collects problems while walking the parsed TOML, so all of them are reported at once. */
 export class Validator {
+  /** The first problems found (`KEPT_PROBLEMS`), and how many there are in all. */
   readonly problems: ConfigProblem[] = []
+  count = 0
 
   constructor(readonly policy: Policy) {}
 
   report(problem: ConfigProblem): undefined {
-    this.problems.push('value' in problem ? { ...problem, value: reported(problem.value) } : problem)
+    this.count++
+    if (this.problems.length < KEPT_PROBLEMS) {
+      this.problems.push('value' in problem ? { ...problem, value: reported(problem.value) } : problem)
+    }
     return undefined
   }
 
@@ -37,6 +46,11 @@ export class Validator {
   knownKeys(table: Table, prefix: string, known: readonly string[]): void {
     for (const key of Object.keys(table)) {
       if (known.includes(key)) continue
+      // Past the problems kept, only counted: a megabyte of unknown keys took a second to describe.
+      if (this.problems.length >= KEPT_PROBLEMS) {
+        this.count++
+        continue
+      }
       const closest = closestKey(key, known)
       const hint = closest === undefined ? `known keys: ${known.join(', ')}` : `did you mean "${closest}"?`
       this.report({
