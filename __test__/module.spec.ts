@@ -158,6 +158,45 @@ test("a core export's name in a WasmTypeError cannot print a line of its own", (
   }
 })
 
+test('a v128 or reference result is a WasmTypeError before the guest runs; such an import is a LinkError naming its type', async (t) => {
+  // Probe Z28: the guest ran, its effects stayed, and the caller got ERR_WASM_INTERNAL; an import
+  // of such a type linked, then failed at the guest's call with a message naming the wrong side.
+  const engine = new Engine()
+  const module = engine.compileModuleSync(`(module (type $t (func)) (func $g (type $t)) (elem declare func $g)
+    (global $runs (mut i32) (i32.const 0))
+    (func (export "runs") (result i32) global.get $runs)
+    (func (export "vec") (result v128) (global.set $runs (i32.add (global.get $runs) (i32.const 1))) (v128.const i64x2 1 2))
+    (func (export "fref") (result i32 funcref) (global.set $runs (i32.add (global.get $runs) (i32.const 1))) (i32.const 0) (ref.func $g))
+    (func (export "typed") (result (ref $t)) (global.set $runs (i32.add (global.get $runs) (i32.const 1))) (ref.func $g)))`)
+  t.deepEqual(module.exports.find((item) => item.name === 'typed')?.func?.results, ['(ref func())'])
+  const instance = module.instantiateSync({ limits: { memoryBytes: 0 } })
+  const refused = {
+    instanceOf: WasmTypeError,
+    message:
+      /^(vec|fref|typed): result [01]: results of type (v128|funcref|\(ref func\(\)\)) are not supported$/,
+  }
+  for (const name of ['vec', 'fref', 'typed']) {
+    t.throws(() => instance.callSync(name, []), refused)
+    await t.throwsAsync(instance.call(name, []), refused)
+    t.throws(() => (instance.exports[name] as () => unknown)(), refused)
+  }
+  t.is(instance.callSync('runs', []), 0, 'no guest body ran')
+  const imports = [
+    ['(param v128)', 'func(v128)', 'v128'],
+    ['(result funcref)', 'func() -> funcref', 'funcref'],
+  ] as const
+  for (const [type, shown, value] of imports) {
+    const importing = engine.compileModuleSync(`(module (import "env" "h" (func ${type})))`)
+    t.throws(
+      () => importing.instantiateSync({ imports: { env: { h: () => 0 } }, limits: { memoryBytes: 0 } }),
+      {
+        instanceOf: LinkError,
+        message: `import "env.h" has type ${shown}: a JS function cannot take or return ${value}`,
+      },
+    )
+  }
+})
+
 test('a core instance stays usable after a trap (core wasm may be re-entered)', (t) => {
   const inst = new Engine()
     .compileModuleSync(

@@ -67,6 +67,15 @@ impl Export for CoreExport {
         args: &[Value],
     ) -> std::result::Result<Vals, Failure> {
         self.check_count(args)?;
+        // Refused before the guest runs, as a parameter of such a type is: the call's effects
+        // would otherwise happen and its result be lost.
+        if let Some((index, ty)) = self.results.iter().enumerate().find(|(_, ty)| !ty.is_num()) {
+            return Err(Failure::Type(format!(
+                "{}: result {index}: results of type {} are not supported",
+                crate::names::escaped(&self.name),
+                convert::type_name(ty)
+            )));
+        }
         let mut values = Vals::with_capacity(args.len());
         for (index, (ty, &arg)) in self.params.iter().zip(args).enumerate() {
             values.push(self.convert_arg(js, index, ty, arg)?);

@@ -98,6 +98,15 @@ pub fn link(module: &Module, plan: &LinkPlan) -> std::result::Result<InstancePre
             return Err(Failure::Internal("a link plan names a non-function import".into()));
         };
         let label = format!("\"{}.{}\"", escaped(import.module()), escaped(import.name()));
+        // A JS function could never take or return such a value: refused when linking, naming
+        // the import and its type, not at the guest's first call.
+        if let Some(ty) = func_type.params().chain(func_type.results()).find(|ty| !ty.is_num()) {
+            return Err(Failure::Link(format!(
+                "import {label} has type {}: a JS function cannot take or return {}",
+                func_signature(&func_type),
+                convert::type_name(&ty)
+            )));
+        }
         let results: Arc<[ValType]> = func_type.results().collect();
         linker
             .func_new(
