@@ -454,6 +454,25 @@ test("what Cranelift's register allocator spends stays bounded: values a functio
   }
 })
 
+test("compiler: 'winch' charges fuel for a bulk copy as one instruction: a deadline stops bulk copies a fuel budget does not bound", (t) => {
+  // Probe Z28 (SECURITY 52). Pinned so that a wasmtime release that changes either side is seen.
+  const copies = `(module (memory 2) (func (export "copy") (param $n i32) (result i32) (local $i i32)
+    (block (loop (br_if 1 (i32.eq (local.get $i) (local.get $n)))
+      (memory.copy (i32.const 65536) (i32.const 0) (i32.const 65536))
+      (local.set $i (i32.add (local.get $i) (i32.const 1))) (br 0))) (local.get $i)))`
+  const run = (compiler: 'cranelift' | 'winch') =>
+    new Engine({ compiler, fuel: true })
+      .compileModuleSync(copies)
+      .instantiateSync({ limits: { memoryBytes: 2 * 65_536 } })
+  // 2,000 copies of 64 KiB: Cranelift charges each byte, so a budget of 1,000,000 ends within 16.
+  t.throws(() => run('cranelift').callSync('copy', [2000], { fuel: 1_000_000 }), {
+    instanceOf: OutOfFuelError,
+  })
+  const winch = run('winch')
+  t.is(winch.callSync('copy', [2000], { fuel: 1_000_000 }), 2000, 'Winch moved 131 MB on the same budget')
+  t.throws(() => winch.callSync('copy', [-1], { fuel: 1e15, timeoutMs: 50 }), { instanceOf: TimeoutError })
+})
+
 test("compiler: 'winch' refuses proposals it does not support with a CompileError; bad values are ConfigErrors", (t) => {
   const tailCall =
     '(module (func $f (param i32) (result i32) local.get 0 return_call $g) (func $g (param i32) (result i32) local.get 0))'

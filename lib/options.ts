@@ -51,9 +51,12 @@ export interface EngineOptions {
   /**
    * Which compiler turns wasm into machine code. `'cranelift'` (default) optimizes: slower to
    * compile, faster to run. `'winch'` is wasmtime's baseline compiler: one pass, several times
-   * faster to compile, slower code; it does not support the tail-call, GC, function-references,
-   * exceptions and relaxed-SIMD proposals, and not all of SIMD: a module using them fails to
-   * compile with CompileError. Fuel, deadlines, limits and the component model work with both.
+   * faster to compile, slower code; it does not support the tail-call, function-references and
+   * relaxed-SIMD proposals (which Cranelift does): a module using them fails to compile with
+   * CompileError. Neither compiler takes exceptions, GC types (`externref` among them), threads,
+   * custom page sizes or wide arithmetic. Deadlines, limits and the component model work with
+   * both; fuel too, but Winch charges a bulk memory or table instruction as one, whatever its size
+   * (README, Fuel): give its calls a `timeoutMs` as well.
    */
   compiler?: Compiler | undefined
 }
