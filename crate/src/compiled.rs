@@ -132,8 +132,10 @@ impl<K: Kind> Compiled<K> {
         if binary::kind(bytes) == Some(Binary::Component) {
             binary::check_expansion(bytes).map_err(Failure::Compile)?;
         }
-        compile_cost::check(bytes).map_err(Failure::Compile)?;
-        let code = disk::compile::<K::Code>(&engine.engine, engine.cache.as_ref(), bytes)?;
+        // `compile_cost` too, when they are compiled: a hit in `cacheDir` skips its walk over every
+        // operator (some 3 ms per MiB of code), the bytes having passed it when they were compiled.
+        let check = || compile_cost::check(bytes).map_err(Failure::Compile);
+        let code = disk::compile::<K::Code>(&engine.engine, engine.cache.as_ref(), bytes, check)?;
         K::check(&code)?;
         Ok(Self::new(code, engine))
     }

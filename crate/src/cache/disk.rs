@@ -92,9 +92,18 @@ impl Artifact for Component {
     }
 }
 
-/// Compiles `bytes`, through `cache` when the engine has one.
-pub fn compile<T: Artifact>(engine: &Engine, cache: Option<&DiskCache>, bytes: &[u8]) -> Result<T, Failure> {
-    let compile = || T::compile(engine, bytes).map_err(|error| Failure::compile(&error));
+/// Compiles `bytes`, through `cache` when the engine has one; `check` runs first when they are
+/// compiled, not when the cache has them (they passed it when they were compiled).
+pub fn compile<T: Artifact>(
+    engine: &Engine,
+    cache: Option<&DiskCache>,
+    bytes: &[u8],
+    check: impl FnOnce() -> Result<(), Failure>,
+) -> Result<T, Failure> {
+    let compile = || {
+        check()?;
+        T::compile(engine, bytes).map_err(|error| Failure::compile(&error))
+    };
     match cache {
         Some(cache) => cache.get_or_compile(engine, bytes, compile),
         None => compile(),
