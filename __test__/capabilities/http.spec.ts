@@ -657,3 +657,14 @@ test('lookup must be a function', (t) => {
   })
   t.is(error?.path, 'lookup')
 })
+
+test.serial(
+  'a grant of localhost written fully qualified, localhost., reaches loopback as localhost does',
+  async (t) => {
+    // Probe H33: the grant was accepted and could never be used.
+    const { lookup } = resolver({ 'localhost.': () => ['127.0.0.1'] })
+    const http = createHttp(createPermissions({ networkOutbound: [`localhost.:${server.port}`] }), { lookup })
+    const response = await http.fetch(`http://localhost.:${server.port}/hello`)
+    t.is(response.status, 200)
+  },
+)

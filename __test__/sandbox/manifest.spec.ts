@@ -496,7 +496,10 @@ test('a glob whose directory is a symlink out of the manifest directory is rejec
   symlinkSync(path.join(outside, 'etc'), path.join(dir, 'data'))
   const error = rejects(dir)
   t.is(error.path, 'permissions.filesystem.read[0]')
-  t.regex(error.message, /"\.\/data" leaves the manifest's directory through a symlink \("data", to .*etc\)/)
+  t.regex(
+    error.message,
+    /"\.\/data" leaves the manifest's directory through a symlink \("data", to ".*etc"\)/,
+  )
 })
 
 test('a glob through a symlink that stays inside is rejected as a symlink, not as leaving', (t) => {
@@ -526,7 +529,7 @@ test('a write grant through a symlink is rejected, whether it leads out or stays
   t.is(leaves.value, './scratch')
   t.regex(
     leaves.message,
-    /"\.\/scratch" leaves the manifest's directory through a symlink \("scratch", to .*etc\)/,
+    /"\.\/scratch" leaves the manifest's directory through a symlink \("scratch", to ".*etc"\)/,
   )
 
   const inside = component(
@@ -912,4 +915,47 @@ test("a manifest's ConfigError stays bounded whatever the manifest holds: many p
   t.is(far.path, 'component.wasm')
   t.true(far.message.length < 1500, `${far.message.length} characters`)
   t.true(String(far.value).length < 1000)
+})
+
+test("a manifest's own texts reach no message with a newline or whole: names, versions, globs, grants, paths", (t) => {
+  // Probe H33: these were quoted raw, a newline making a line that read as another problem, and
+  // an 800 KB name or version was repeated whole.
+  const problems = rejects(
+    component(
+      { component: `name = "a\\n  - resources.cpu.max_fuel: fine"\nversion = "${'1'.repeat(300_000)}"` },
+      { 'w/keep': '' },
+    ),
+  )
+  t.false(problems.message.includes('\n  - resources.cpu.max_fuel: fine'), problems.message)
+  t.regex(problems.message, /"a\\n {2}- resources\.cpu\.max_fuel: fine" must match/)
+  t.true(problems.message.length < 2000, `${problems.message.length} characters`)
+  const grants = rejects(
+    component(
+      {
+        extra: `[permissions]
+filesystem.read = ["[\\nFORGED_READ"]
+filesystem.write = ["./w/nope\\nFORGED_WRITE"]
+network.outbound = ["b\\nFORGED_NET:80"]`,
+      },
+      { 'w/keep': '' },
+    ),
+  )
+  t.is(grants.problems.length, 3)
+  for (const forged of ['FORGED_READ', 'FORGED_WRITE', 'FORGED_NET']) {
+    t.false(new RegExp(`\\n\\s*${forged}`).test(grants.message), grants.message)
+    t.regex(grants.message, new RegExp(`\\\\n${forged}`))
+  }
+})
+
+test('filesystem.write grants at most 64 directories, each once', (t) => {
+  const dirs = Object.fromEntries(Array.from({ length: 65 }, (_, index) => [`d${index}/keep`, '']))
+  const list = (count: number) => Array.from({ length: count }, (_, index) => `"./d${index}"`).join(', ')
+  t.notThrows(() =>
+    loadManifest(component({ extra: `[permissions]\nfilesystem.write = [${list(64)}]` }, dirs)),
+  )
+  const many = rejects(component({ extra: `[permissions]\nfilesystem.write = [${list(65)}]` }, dirs))
+  t.is(many.path, 'permissions.filesystem.write')
+  t.regex(many.message, /at most 64 entries, got 65/)
+  const twice = rejects(component({ extra: '[permissions]\nfilesystem.write = ["./d1", "d1/"]' }, dirs))
+  t.regex(twice.message, /"d1\/" is granted twice/)
 })

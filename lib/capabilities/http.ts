@@ -309,7 +309,8 @@ export function addressChecker(
       // A zone (`fe80::1%eth0`, `::1%lo`) scopes an address to a link of this host: never public.
       const kind = address.includes('%') ? 'reserved' : internalAddressKind(address)
       if (kind === undefined || grantsLiteral(url, address)) continue
-      if (host === 'localhost' && kind === 'loopback') continue
+      // `localhost.` is the same name, fully qualified, as a grant may write it.
+      if ((host === 'localhost' || host === 'localhost.') && kind === 'loopback') continue
       // Not which kind: the guest would learn what the host's network holds (a cloud's metadata
       // endpoint, its private ranges) by naming hosts under a wildcard grant.
       throw describe(

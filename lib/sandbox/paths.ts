@@ -80,8 +80,8 @@ function symlinkProblem(dir: string, written: string, name: string, link: string
     real = undefined
   }
   return real !== undefined && !isInside(realDir(dir), real)
-    ? `"${written}" leaves the manifest's directory through a symlink ("${name}", to ${real})`
-    : `"${written}" passes through a symlink ("${name}"), which is not followed`
+    ? `${quoted(written)} leaves the manifest's directory through a symlink (${quoted(name)}, to ${quoted(real, 300)})`
+    : `${quoted(written)} passes through a symlink (${quoted(name)}), which is not followed`
 }
 
 /**
@@ -94,7 +94,7 @@ export function checkWasmPath(validator: Validator, dir: string, wasm: string): 
     validator.report({ path: WASM_AT, message, value: wasm, allowed: WASM_ALLOWED })
   // The path as the manifest wrote it, cut after 200 characters, and where it leads, cut too.
   const shown = quoted(wasm)
-  const where = (resolved: string) => (resolved.length > 300 ? `${resolved.slice(0, 300)}…` : resolved)
+  const where = (resolved: string) => quoted(resolved, 300)
   if (wasm === '') return report('cannot be empty')
   if (path.isAbsolute(wasm) || path.win32.isAbsolute(wasm)) {
     return report(`${shown} must be relative, not absolute`)
@@ -179,7 +179,7 @@ export function filesystemGlobProblem(dir: string, glob: string): string | undef
     if (info === undefined) return undefined
     if (info.isSymbolicLink()) return symlinkProblem(dir, base, name, prefix)
     // Nothing below a file can match (and a `dir/**` grant could not be preopened).
-    if (last && !info.isDirectory()) return `"${base}" is not a directory`
+    if (last && !info.isDirectory()) return `${quoted(base)} is not a directory`
   }
   return undefined
 }
@@ -303,28 +303,34 @@ export function writeDirectory(dir: string, written: string, wasmPath: string | 
   const refuse = (problem: string): WriteDirectory => ({ problem })
   if (written === '') return refuse('cannot be empty')
   if (written.includes('\0')) return refuse('must not contain NUL')
-  if (written.includes('\\')) return refuse(`"${written}": use "/" as the separator`)
+  if (written.includes('\\')) return refuse(`${quoted(written)}: use "/" as the separator`)
   if (path.isAbsolute(written) || path.win32.isAbsolute(written)) {
-    return refuse(`"${written}" must be relative, not absolute`)
+    return refuse(`${quoted(written)} must be relative, not absolute`)
   }
   if (isGlobSegment(written)) {
-    return refuse(`"${written}" is a pattern; filesystem.write takes directories, such as "./scratch"`)
+    return refuse(`${quoted(written)} is a pattern; filesystem.write takes directories, such as "./scratch"`)
   }
   const resolved = path.resolve(dir, written)
-  if (!isInside(dir, resolved)) return refuse(`"${written}" leaves the manifest's directory`)
+  if (!isInside(dir, resolved)) return refuse(`${quoted(written)} leaves the manifest's directory`)
   const names = namesBelow(dir, resolved)
   if (names.length === 0) {
-    return refuse(`"${written}" is the manifest's own directory (with Component.toml): grant a subdirectory`)
+    return refuse(
+      `${quoted(written)} is the manifest's own directory (with Component.toml): grant a subdirectory`,
+    )
   }
   for (const { name, prefix, info, last } of stepsBelow(dir, names)) {
-    if (info === undefined) return refuse(`"${written}" does not exist (${resolved})`)
+    if (info === undefined) return refuse(`${quoted(written)} does not exist (${quoted(resolved, 300)})`)
     if (info.isSymbolicLink()) return refuse(symlinkProblem(dir, written, name, prefix))
     if (!info.isDirectory()) {
-      return refuse(last ? `"${written}" is not a directory` : `"${written}" does not exist (${resolved})`)
+      return refuse(
+        last
+          ? `${quoted(written)} is not a directory`
+          : `${quoted(written)} does not exist (${quoted(resolved, 300)})`,
+      )
     }
   }
   if (wasmPath !== undefined && wasmPath !== '' && isInside(resolved, wasmPath)) {
-    return refuse(`"${written}" holds the component's wasm file, which the guest could then replace`)
+    return refuse(`${quoted(written)} holds the component's wasm file, which the guest could then replace`)
   }
   return { names }
 }

@@ -127,6 +127,7 @@ export class Validator {
     at: string,
     allowed: string,
     problemOf: (item: string) => string | undefined,
+    most = Number.POSITIVE_INFINITY,
   ): string[] {
     if (value === undefined) return []
     if (!Array.isArray(value)) {
@@ -136,6 +137,11 @@ export class Validator {
         value,
         allowed,
       })
+      return []
+    }
+    // Refused whole, before each entry's checks (which may read the file system).
+    if (value.length > most) {
+      this.report({ path: at, message: `at most ${most} entries, got ${value.length}`, value, allowed })
       return []
     }
     const accepted: string[] = []

@@ -6,6 +6,8 @@
 import { isIPv4, isIPv6 } from 'node:net'
 import { domainToASCII } from 'node:url'
 
+import { quoted } from './quoted.js'
+
 /** Characters that make a path segment a pattern rather than a literal name. */
 const GLOB_CHARACTERS = /[*?[\]{}]/
 
@@ -42,19 +44,20 @@ function bracketProblem(segment: string): string | undefined {
     const char = segment[index]
     if (char === '[') {
       const close = classEnd(segment, index)
-      if (close === -1) return `unclosed "[" in "${segment}"`
+      if (close === -1) return `unclosed "[" in ${quoted(segment)}`
       const backward = backwardRange(segment.slice(index + 1, close))
-      if (backward !== undefined) return `the range "${backward}" in "${segment}" is written backwards`
+      if (backward !== undefined)
+        return `the range ${quoted(backward)} in ${quoted(segment)} is written backwards`
       index = close
     } else if (char === ']') {
-      return `"]" without "[" in "${segment}"`
+      return `"]" without "[" in ${quoted(segment)}`
     } else if (char === '{') {
       braces++
     } else if (char === '}') {
-      if (--braces < 0) return `"}" without "{" in "${segment}"`
+      if (--braces < 0) return `"}" without "{" in ${quoted(segment)}`
     }
   }
-  return braces === 0 ? undefined : `unclosed "{" in "${segment}"`
+  return braces === 0 ? undefined : `unclosed "{" in ${quoted(segment)}`
 }
 
 /**
@@ -110,31 +113,31 @@ const MAX_PATTERN_CHARS = 300
 const NUMERIC_LABEL = /^(?:\d+|0x[0-9a-f]*)$/i
 
 function hostnameProblem(host: string, wildcard: boolean): string | undefined {
-  if (host.length > 253) return `host "${host}" is longer than 253 characters`
+  if (host.length > 253) return `host ${quoted(host)} is longer than 253 characters`
   // One trailing dot (a fully qualified name) is part of the name: the URL parser keeps it.
   const labels = (host.endsWith('.') ? host.slice(0, -1) : host).split('.')
   // Only the dotted decimal form passes: any other spelling of an address would grant it without
   // showing it, to a reader of the manifest or of `validate`'s grants line.
   if (NUMERIC_LABEL.test(labels.at(-1) ?? '')) {
     if (wildcard) return `"*.${host}": a wildcard goes before a name, not an address (no URL has such a host)`
-    if (!isIPv4(host)) return `"${host}" is not a valid IPv4 address: write it as four decimal numbers`
+    if (!isIPv4(host)) return `${quoted(host)} is not a valid IPv4 address: write it as four decimal numbers`
     // 0.0.0.0/8 is "this host": a connection to 0.0.0.0 reaches services bound to loopback only.
     return host.startsWith('0.')
-      ? `"${host}" stands for this host: name the address itself, as "127.0.0.1"`
+      ? `${quoted(host)} stands for this host: name the address itself, as "127.0.0.1"`
       : undefined
   }
   if (/[^\x00-\x7f]/.test(host)) {
     // Refused rather than converted: a look-alike letter would pass a reader of the grants line.
     const ascii = domainToASCII(host)
     return ascii === ''
-      ? `"${host}" is not a valid host name`
-      : `"${host}" is not ASCII: write the name as URLs reach the host, "${ascii}"`
+      ? `${quoted(host)} is not a valid host name`
+      : `${quoted(host)} is not ASCII: write the name as URLs reach the host, "${ascii}"`
   }
   const bad = labels.find((label) => !HOST_LABEL.test(label))
-  if (bad !== undefined) return `"${host}" is not a valid host name (label "${bad}")`
+  if (bad !== undefined) return `${quoted(host)} is not a valid host name (label ${quoted(bad)})`
   // What the URL parser refuses could never be matched, and a grant is read through it: an
   // `xn--` label that is no punycode (`xn--zz`) passed this far.
-  return URL.canParse(`http://${host}/`) ? undefined : `"${host}" is not a valid host name`
+  return URL.canParse(`http://${host}/`) ? undefined : `${quoted(host)} is not a valid host name`
 }
 
 /**
@@ -146,20 +149,20 @@ function ipv6Problem(host: string): string | undefined {
   // Node's isIPv6 takes a zone id (`%eth0`); a URL cannot hold one, and a grant names an
   // address, not an interface.
   if (!isIPv6(host.slice(1, -1)) || host.includes('%')) {
-    return `"${host}" is not a valid IPv6 address${host.includes('%') ? ' (a zone id is not allowed)' : ''}`
+    return `${quoted(host)} is not a valid IPv6 address${host.includes('%') ? ' (a zone id is not allowed)' : ''}`
   }
   const written = new URL(`http://${host}/`).hostname
-  if (written === '[::]') return `"${host}" stands for this host: name the address itself, as "[::1]"`
+  if (written === '[::]') return `${quoted(host)} stands for this host: name the address itself, as "[::1]"`
   // The last 32 bits of ::ffff:0:0/96 (mapped) and ::/96 (compatible) are an IPv4 address.
   const v4 = /^\[::(?:ffff:)?([0-9a-f]{1,4}):([0-9a-f]{1,4})\]$/.exec(written)
   if (v4 !== null) {
     const [high, low] = [parseInt(v4[1] ?? '', 16), parseInt(v4[2] ?? '', 16)]
     const dotted = [high >> 8, high & 255, low >> 8, low & 255].join('.')
-    return `"${host}" is an IPv4 address: write it as "${dotted}"`
+    return `${quoted(host)} is an IPv4 address: write it as "${dotted}"`
   }
   return written === host
     ? undefined
-    : `"${host}" is written otherwise than URLs write it: write "${written}"`
+    : `${quoted(host)} is written otherwise than URLs write it: write "${written}"`
 }
 
 /** Ports a URL's scheme implies, for the pattern a URL grant most likely meant. */
@@ -184,18 +187,18 @@ export function hostPatternProblem(pattern: string): string | undefined {
       const port = url.port === '' ? DEFAULT_PORTS[url.protocol] : url.port
       if (url.hostname !== '') meant = `${url.hostname}:${port ?? 'port'}`
     }
-    return `"${pattern}" is a URL, not a host:port pattern: write "${meant}"`
+    return `${quoted(pattern)} is a URL, not a host:port pattern: write "${meant}"`
   }
   const colon = pattern.lastIndexOf(':')
   if (colon === -1 || pattern.endsWith(']')) {
     const example = pattern.startsWith('[') ? '[::1]:8080' : 'example.com:443'
-    return `"${pattern}" has no port: write host:port, as in "${example}"`
+    return `${quoted(pattern)} has no port: write host:port, as in "${example}"`
   }
   const host = pattern.slice(0, colon)
   const port = pattern.slice(colon + 1)
   // No leading zero: `080` would be shown as written and grant port 80.
   if (port !== '*' && !(/^[1-9]\d{0,4}$/.test(port) && Number(port) <= 65535)) {
-    return `port "${port}" must be 1..65535 or *`
+    return `port ${quoted(port)} must be 1..65535 or *`
   }
   if (host.startsWith('[') && host.endsWith(']')) return ipv6Problem(host)
   if (host.includes(':')) return `an IPv6 address must be in brackets, as in "[::1]:8080"`
