@@ -449,6 +449,17 @@ test("a WASI reactor's _initialize runs at instantiation, before any export; a c
   t.is(reactor.instantiateSync({ limits: { memoryBytes: 0 } }).callSync('ready'), 1)
   const command = engine.compileModuleSync(module('(func (export "_start"))'))
   t.is((await command.instantiate({ limits: { memoryBytes: 0 } })).callSync('ready'), 0)
+  // One of another type is refused, as wasmtime run refuses it: it was skipped, and the exports
+  // ran on a runtime never set up (probe H34).
+  const mistyped = engine.compileModuleSync(`(module
+    (import "wasi_snapshot_preview1" "random_get" (func (param i32 i32) (result i32)))
+    (func (export "_initialize") (param i32)))`)
+  const refused = {
+    instanceOf: LinkError,
+    message: /_initialize must be a func\(\) with no results, not func\(i32\)/,
+  }
+  t.throws(() => mistyped.instantiateSync({ limits: { memoryBytes: 0 } }), refused)
+  await t.throwsAsync(mistyped.instantiate({ limits: { memoryBytes: 0 } }), refused)
 })
 
 test('random bytes beyond what the guest may hold are refused before the host makes them', async (t) => {

@@ -661,10 +661,16 @@ test('lookup must be a function', (t) => {
 test.serial(
   'a grant of localhost written fully qualified, localhost., reaches loopback as localhost does',
   async (t) => {
-    // Probe H33: the grant was accepted and could never be used.
-    const { lookup } = resolver({ 'localhost.': () => ['127.0.0.1'] })
-    const http = createHttp(createPermissions({ networkOutbound: [`localhost.:${server.port}`] }), { lookup })
-    const response = await http.fetch(`http://localhost.:${server.port}/hello`)
+    // Probe H33: the grant was accepted and could never be used; H34: the system's lookup (the
+    // hosts file) knows the name without its dot only.
+    const { asked, lookup } = resolver({ localhost: () => ['127.0.0.1'] })
+    const grant = [`localhost.:${server.port}`]
+    const response = await createHttp(createPermissions({ networkOutbound: grant }), { lookup }).fetch(
+      `http://localhost.:${server.port}/hello`,
+    )
     t.is(response.status, 200)
+    t.deepEqual(asked, ['localhost'])
+    const system = createHttp(createPermissions({ networkOutbound: grant }))
+    t.is((await system.fetch(`http://localhost.:${server.port}/hello`)).status, 200)
   },
 )

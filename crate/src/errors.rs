@@ -201,6 +201,16 @@ impl Failure {
         Failure::Link(format!("missing import(s): {}", listed.join("; ")))
     }
 
+    /// The LinkError of wasmtime's own linking error, as one line of bounded length: its text
+    /// quotes the guest's import names (`unknown import: \`wasi_snapshot_preview1::…\``) whole,
+    /// newlines included.
+    pub fn link(error: &wasmtime::Error) -> Self {
+        Failure::Link(crate::names::one_line(&crate::names::shortened(
+            &format!("{error:#}"),
+            LINK_TEXT_BYTES,
+        )))
+    }
+
     pub fn compile(error: &wasmtime::Error) -> Self {
         Failure::Compile(compile_text(error))
     }
@@ -254,7 +264,7 @@ impl Failure {
                 reason(&error)
             ));
         }
-        Failure::Link(reason(&error))
+        Failure::link(&error)
     }
 
     /// Classifies the error of a call into wasm, with what the store knew.
@@ -712,6 +722,9 @@ fn starts_with(value: &dyn std::fmt::Display, prefix: &str) -> bool {
 /// Missing imports a LinkError names, and the most bytes of each one's text.
 const MISSING_LISTED: usize = 20;
 const MISSING_TEXT_BYTES: usize = 500;
+
+/// Most bytes of wasmtime's text a LinkError keeps: it names one import and its type.
+const LINK_TEXT_BYTES: usize = 2000;
 
 /// Longest function or module name a backtrace frame keeps: names come from the guest's name
 /// section, and a trap's 32 frames each had their own copy (a 16 MiB name cost 1.8 GB).

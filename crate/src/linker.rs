@@ -74,7 +74,7 @@ pub fn resolve(
 
 /// Links `module` by `plan` and type-checks it: the recipe every instance with this plan uses.
 pub fn link(module: &Module, plan: &LinkPlan) -> std::result::Result<InstancePre<HostState>, Failure> {
-    let failed = |error: wasmtime::Error| Failure::Link(format!("{error:#}"));
+    let failed = |error: wasmtime::Error| Failure::link(&error);
     let mut linker = Linker::new(module.engine());
     if plan.wasi {
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut HostState| state.wasi.p1()).map_err(failed)?;

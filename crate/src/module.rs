@@ -86,7 +86,7 @@ impl Kind for CoreModule {
 
     fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Instance> {
         let instance = pre.instantiate(&mut *store)?;
-        if let Some(initialize) = reactor_initializer(&instance, store) {
+        if let Some(initialize) = reactor_initializer(&instance, store)? {
             initialize.call(&mut *store, ())?;
         }
         Ok(instance)
@@ -95,7 +95,7 @@ impl Kind for CoreModule {
     fn instantiate_async(pre: Self::Pre, store: &mut Store<HostState>) -> StoreFuture<'_, Instance> {
         Box::pin(async move {
             let instance = pre.instantiate_async(&mut *store).await?;
-            if let Some(initialize) = reactor_initializer(&instance, store) {
+            if let Some(initialize) = reactor_initializer(&instance, store)? {
                 initialize.call_async(&mut *store, ()).await?;
             }
             Ok(instance)
@@ -204,9 +204,22 @@ fn describe(ty: &ExternType) -> (&'static str, String, Option<CoreFuncInfo>) {
 /// export (its language runtime starts there: Go's `-buildmode=c-shared` traps without it), as
 /// `wasmtime run` and node:wasi's `initialize()` do. A command (`_start`) sets itself up, and a
 /// module without WASI is not bound by that ABI.
-fn reactor_initializer(instance: &Instance, store: &mut Store<HostState>) -> Option<wasmtime::TypedFunc<(), ()>> {
+/// One of another type is refused, as `wasmtime run` refuses it: skipping it left the guest's
+/// exports running on a runtime never set up.
+fn reactor_initializer(
+    instance: &Instance,
+    store: &mut Store<HostState>,
+) -> wasmtime::Result<Option<wasmtime::TypedFunc<(), ()>>> {
     if !store.data().waits() || instance.get_func(&mut *store, "_start").is_some() {
-        return None;
+        return Ok(None);
     }
-    instance.get_typed_func::<(), ()>(&mut *store, "_initialize").ok()
+    let Some(initialize) = instance.get_func(&mut *store, "_initialize") else {
+        return Ok(None);
+    };
+    initialize.typed::<(), ()>(&*store).map(Some).map_err(|_| {
+        let found = crate::convert::func_signature(&initialize.ty(&*store));
+        wasmtime::Error::msg(format!(
+            "the WASI reactor's _initialize must be a func() with no results, not {found}"
+        ))
+    })
 }

@@ -301,7 +301,12 @@ export function addressChecker(
   const checkedAddresses = async (url: URL, describe: (reason: string) => Error, signal?: AbortSignal) => {
     const host = bareHost(url)
     if (isIP(host) !== 0) return undefined
-    const addresses = await untilAborted(lookedUp(resolve, host), signal)
+    // `localhost.` is `localhost` fully qualified, which the hosts file (and so Node's lookup) lists
+    // without its dot.
+    const addresses = await untilAborted(
+      lookedUp(resolve, host === 'localhost.' ? 'localhost' : host),
+      signal,
+    )
     if (addresses.length === 0 || addresses.some(({ family }) => family === 0)) {
       throw Object.assign(new Error(`${host} did not resolve to an address`), { code: 'ENOTFOUND' })
     }
@@ -309,7 +314,6 @@ export function addressChecker(
       // A zone (`fe80::1%eth0`, `::1%lo`) scopes an address to a link of this host: never public.
       const kind = address.includes('%') ? 'reserved' : internalAddressKind(address)
       if (kind === undefined || grantsLiteral(url, address)) continue
-      // `localhost.` is the same name, fully qualified, as a grant may write it.
       if ((host === 'localhost' || host === 'localhost.') && kind === 'loopback') continue
       // Not which kind: the guest would learn what the host's network holds (a cloud's metadata
       // endpoint, its private ranges) by naming hosts under a wildcard grant.

@@ -183,7 +183,7 @@ fn resolve_named(
 
 /// Links `component` by `plan` and type-checks it: the recipe every instance with this plan uses.
 pub fn link(component: &Component, plan: &LinkPlan) -> Result<InstancePre<HostState>, Failure> {
-    let failed = |error: wasmtime::Error| Failure::Link(format!("{error:#}"));
+    let failed = |error: wasmtime::Error| Failure::link(&error);
     let mut linker = Linker::new(component.engine());
     if plan.wasi {
         super::wasi_served::add_to_linker(&mut linker).map_err(failed)?;
