@@ -211,6 +211,46 @@ test("a guest's text in a message cannot print lines of its own: export names an
   t.is(failed?.message, 'call-fail-maybe returned an error: first line\\nERR_FAKE: second')
 })
 
+test("a guest's long names are cut in the messages of every failing call, and an unknown case lists twenty", (t) => {
+  // Probe H35: import, export and parameter names of 90 KB were repeated whole in each HostError,
+  // LinkError and WasmTypeError, and an unknown enum case listed all 10,000 cases.
+  const long = 'n'.repeat(50_000)
+  const engine = new Engine()
+  const core = engine.compileModuleSync(
+    `(module (import "env" "${long}" (func $h)) (func (export "${long}") (param i32) call $h))`,
+  )
+  const thrown = () => {
+    throw new Error('no')
+  }
+  const failing = core.instantiateSync({ imports: { env: { [long]: thrown } }, limits: { memoryBytes: 0 } })
+  const host = t.throws(() => failing.callSync(long, [1]), { instanceOf: HostError })
+  t.regex(host?.message ?? '', /^host function "env\.n{199,200}…" threw/)
+  t.true((host?.message.length ?? 0) < 400, `${host?.message.length}`)
+  const typed = t.throws(() => failing.callSync(long, ['x']), { instanceOf: WasmTypeError })
+  t.true((typed?.message.length ?? 0) < 400, `${typed?.message.length}`)
+  const link = t.throws(
+    () => core.instantiateSync({ imports: { env: { [long]: 5 } }, limits: { memoryBytes: 0 } }),
+    {
+      instanceOf: LinkError,
+    },
+  )
+  t.true((link?.message.length ?? 0) < 400, `${link?.message.length}`)
+  const cases = Array.from({ length: 30 }, (_, index) => `c${index}`)
+  const component = engine.compileComponentSync(`(component
+    (type $e (enum ${cases.map((name) => `"${name}"`).join(' ')}))
+    (core module $m (func (export "f") (param i32)))
+    (core instance $i (instantiate $m))
+    (export $exported "e" (type $e))
+    (func (export "${'p'.repeat(5000)}") (param "${'q'.repeat(5000)}" $exported) (canon lift (core func $i "f"))))`)
+  const instance = component.instantiateSync({ limits: { memoryBytes: 0 } })
+  const unknown = t.throws(() => instance.callSync('p'.repeat(5000), ['zzz']), { instanceOf: WasmTypeError })
+  t.regex(
+    unknown?.message ?? '',
+    /unknown enum case "zzz", expected one of: c0, c1, .*, c19, … \(30 in all\)$/,
+  )
+  t.true((unknown?.message.length ?? 0) < 800, `${unknown?.message.length}`)
+})
+
 test('an abort reaches a running call even when an earlier listener stops the event from propagating', async (t) => {
   const spin = new Engine()
     .compileModuleSync('(module (func (export "spin") (loop br 0)))')

@@ -72,7 +72,7 @@ impl Export for CoreExport {
         if let Some((index, ty)) = self.results.iter().enumerate().find(|(_, ty)| !ty.is_num()) {
             return Err(Failure::Type(format!(
                 "{}: result {index}: results of type {} are not supported",
-                crate::names::escaped(&self.name),
+                crate::names::label(&self.name),
                 convert::type_name(ty)
             )));
         }
@@ -249,7 +249,7 @@ impl CoreExport {
         if args.len() != self.params.len() {
             return Err(Failure::Type(format!(
                 "{}: expected {} argument(s), got {}",
-                crate::names::escaped(&self.name),
+                crate::names::label(&self.name),
                 self.params.len(),
                 args.len()
             )));
@@ -259,11 +259,7 @@ impl CoreExport {
 
     #[inline]
     fn convert_arg(&self, js: Js, index: usize, ty: &ValType, arg: Value) -> std::result::Result<Val, Failure> {
-        convert::from_js(js, arg, ty).map_err(|message| {
-            Failure::Type(format!(
-                "{}: param {index}: {message}",
-                crate::names::escaped(&self.name)
-            ))
-        })
+        convert::from_js(js, arg, ty)
+            .map_err(|message| Failure::Type(format!("{}: param {index}: {message}", crate::names::label(&self.name))))
     }
 }

@@ -8,7 +8,7 @@ use wasmtime::{Caller, ExternType, InstancePre, Linker, Module, Val, ValType};
 use crate::convert::{self, func_signature};
 use crate::errors::Failure;
 use crate::js::{Js, Kind, Value};
-use crate::names::escaped;
+use crate::names::label;
 use crate::runtime::host_bridge;
 use crate::store::HostState;
 
@@ -36,7 +36,7 @@ pub fn resolve(
     let mut provided = Vec::new();
     let mut missing = Vec::new();
     for (position, import) in module.imports().enumerate() {
-        let label = format!("\"{}.{}\"", escaped(import.module()), escaped(import.name()));
+        let label = format!("\"{}.{}\"", label(import.module()), label(import.name()));
         let ExternType::Func(func_type) = import.ty() else {
             return Err(Failure::Link(format!(
                 "import {label}: only function imports can be provided from JS in this version"
@@ -97,7 +97,7 @@ pub fn link(module: &Module, plan: &LinkPlan) -> std::result::Result<InstancePre
         let ExternType::Func(func_type) = import.ty() else {
             return Err(Failure::Internal("a link plan names a non-function import".into()));
         };
-        let label = format!("\"{}.{}\"", escaped(import.module()), escaped(import.name()));
+        let label = format!("\"{}.{}\"", label(import.module()), label(import.name()));
         // A JS function could never take or return such a value: refused when linking, naming
         // the import and its type, not at the guest's first call.
         if let Some(ty) = func_type.params().chain(func_type.results()).find(|ty| !ty.is_num()) {

@@ -82,6 +82,15 @@ pub fn cut(text: &str, bytes: usize) -> &str {
     &text[..end]
 }
 
+/// Most bytes of a guest's name that a message repeats (wasm allows 100,000 a name).
+const LABEL_BYTES: usize = 200;
+
+/// A guest's name for the inside of double quotes in a message: escaped (see [`escaped`]) and
+/// cut after [`LABEL_BYTES`] bytes, for messages a service may log on every failing call.
+pub fn label(text: &str) -> String {
+    escaped(&shortened(text, LABEL_BYTES)).into_owned()
+}
+
 /// `text` up to `bytes` bytes (see [`cut`]), ending in `…` when that left something out.
 pub fn shortened(text: &str, bytes: usize) -> std::borrow::Cow<'_, str> {
     let kept = cut(text, bytes);

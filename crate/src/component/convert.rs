@@ -394,11 +394,10 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> R
             let longest = || variant.cases().map(|case| case.name.len()).max().unwrap_or(0);
             let (tag, payload) = tagged(js, &mut walk.names, value, "variant", longest)?;
             let Some(case) = variant.cases().find(|case| case.name == tag.as_str()) else {
-                let cases: Vec<&str> = variant.cases().map(|case| case.name).collect();
                 return Err(format!(
                     "unknown variant case {}, expected one of: {}",
                     tag.shown(),
-                    cases.join(", ")
+                    listed(variant.cases().map(|case| case.name))
                 ));
             };
             let tag = tag.as_str();
@@ -413,8 +412,10 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> R
         }
         Type::Enum(enumeration) => {
             let unknown = |shown: String| {
-                let names: Vec<&str> = enumeration.names().collect();
-                format!("unknown enum case {shown}, expected one of: {}", names.join(", "))
+                format!(
+                    "unknown enum case {shown}, expected one of: {}",
+                    listed(enumeration.names())
+                )
             };
             // WIT names are ASCII: a string longer than the longest case (and than a message
             // shows) is not read.
@@ -547,6 +548,19 @@ const OBJECT_MEMBERS: [&str; 7] = [
     "to-string",
     "value-of",
 ];
+
+/// The cases a message offers for an unknown one: the first 20 (a type may have thousands, and a
+/// service may log the message of every bad request).
+fn listed<'a>(cases: impl ExactSizeIterator<Item = &'a str>) -> String {
+    const LISTED: usize = 20;
+    let count = cases.len();
+    let mut shown: Vec<&str> = cases.take(LISTED).collect();
+    let more = format!("… ({count} in all)");
+    if count > LISTED {
+        shown.push(&more);
+    }
+    shown.join(", ")
+}
 
 /// A record field's or a flag's value in `object`, by its key and WIT name. One that every object
 /// inherits (`constructor`, `toString`…) counts only as the object's own property: `{}` has no

@@ -28,6 +28,8 @@ pub type Vals = SmallVec<[Val; 4]>;
 pub struct ExportFunc {
     /// `name` or `interface#name`, as WIT spells it.
     pub path: String,
+    /// The path as messages show it ([`crate::names::label`]).
+    shown: String,
     pub index: ComponentExportIndex,
     pub params: Vec<(String, Type)>,
     /// The parameters as WIT writes them, resources by name (`self: borrow<counter>, by: s32`),
@@ -92,10 +94,10 @@ impl Export for ExportFunc {
         guest_memory: usize,
         args: &[Value],
     ) -> Result<Args, Failure> {
-        let fail = |message: String| Failure::Type(format!("{}: {message}", self.path));
+        let fail = |message: String| Failure::Type(format!("{}: {message}", self.shown));
         if let (true, [arg], [(name, _)]) = (self.bytes_to_bytes, args, self.params.as_slice())
             && let Some(bytes) = convert::bytes_from_js(js, *arg, guest_memory)
-                .map_err(|message| fail(format!("param \"{name}\": {message}")))?
+                .map_err(|message| fail(format!("param \"{}\": {message}", crate::names::label(name))))?
         {
             return Ok(Args::Bytes(bytes));
         }
@@ -124,7 +126,7 @@ impl Export for ExportFunc {
                             return Err(limit);
                         }
                     }
-                    return Err(fail(format!("param \"{name}\": {message}")));
+                    return Err(fail(format!("param \"{}\": {message}", crate::names::label(name))));
                 }
             }
         }
@@ -140,7 +142,7 @@ impl Export for ExportFunc {
     fn lookup(&self, live: &mut Live<Instance>) -> Result<Func, Failure> {
         live.instance
             .get_func(&mut live.store, self.index)
-            .ok_or_else(|| Failure::Internal(format!("export {} vanished", self.path)))
+            .ok_or_else(|| Failure::Internal(format!("export {} vanished", self.shown)))
     }
 
     /// A `result::err` return becomes ERR_WASM_COMPONENT.
@@ -160,7 +162,7 @@ impl Export for ExportFunc {
             }
             Args::Text(text) => {
                 let (out,) = self.invoke_typed::<&str, String>(live, func, engine, budget, text)?;
-                convert::check_js_string(&out, || format!("the result of {}", self.path))?;
+                convert::check_js_string(&out, || format!("the result of {}", self.shown))?;
                 return Ok(Returned::Text(out));
             }
         };
@@ -189,9 +191,13 @@ impl Export for ExportFunc {
                 for (value, (name, ty)) in resolved_params.iter_mut().zip(ty.params()) {
                     if let Err(message) = resources.resolve(&mut live.store, value, &ty, &mut resolved) {
                         resources.refused(&mut live.store, resolved);
-                        return Err(resources
-                            .take_limit_hit()
-                            .unwrap_or_else(|| Failure::Type(format!("{}: param \"{name}\": {message}", self.path))));
+                        return Err(resources.take_limit_hit().unwrap_or_else(|| {
+                            Failure::Type(format!(
+                                "{}: param \"{}\": {message}",
+                                self.shown,
+                                crate::names::label(name)
+                            ))
+                        }));
                     }
                 }
                 lent = resources.start(resolved);
@@ -239,7 +245,7 @@ impl Export for ExportFunc {
                 std::slice::from_ref(value),
                 self.result_flags,
                 live.store.hostcall_fuel(),
-                || format!("the result of {}", self.path),
+                || format!("the result of {}", self.shown),
             )
             .map_err(|failure| trapped(&mut live.metrics, failure))?;
         }
@@ -258,10 +264,10 @@ impl Export for ExportFunc {
                 // whole of it is the error's `payload`.
                 Some((Val::String(text), _)) => format!(
                     "{} returned an error: {}",
-                    self.path,
+                    self.shown,
                     crate::names::escaped(&crate::names::shortened(text, ERR_TEXT_BYTES))
                 ),
-                _ => format!("{} returned an error", self.path),
+                _ => format!("{} returned an error", self.shown),
             };
             let payload = payload
                 .map(|(value, ty)| Box::new(TypedVal(value, ty, resources.clone())) as Box<dyn crate::errors::LaterJs>);
@@ -275,7 +281,7 @@ impl Export for ExportFunc {
     }
 
     fn decode_args(&self, bytes: &[u8], guest_memory: usize) -> Result<Args, Failure> {
-        let failed = |message: String| Failure::Internal(format!("{}: flat arguments: {message}", self.path));
+        let failed = |message: String| Failure::Internal(format!("{}: flat arguments: {message}", self.shown));
         let Some(shapes) = &self.flat_params else {
             return Err(failed("its parameters have no flat form".into()));
         };
@@ -286,7 +292,11 @@ impl Export for ExportFunc {
                 Ok(value) => values.push(value),
                 // The caller's value, too large for the guest: as the generic path says it.
                 Err(message) if reader.over_limit() => {
-                    return Err(Failure::Type(format!("{}: param \"{name}\": {message}", self.path)));
+                    return Err(Failure::Type(format!(
+                        "{}: param \"{}\": {message}",
+                        self.shown,
+                        crate::names::label(name)
+                    )));
                 }
                 Err(message) => return Err(failed(message)),
             }
@@ -298,7 +308,7 @@ impl Export for ExportFunc {
     }
 
     fn encode(&self, output: Returned, out: &mut Vec<u8>) -> Result<bool, Failure> {
-        let failed = |message: &str| Failure::Internal(format!("{}: {message}", self.path));
+        let failed = |message: &str| Failure::Internal(format!("{}: {message}", self.shown));
         let Some(shape) = &self.flat else {
             return Err(failed("its result has no flat form"));
         };
@@ -354,7 +364,7 @@ impl ExportFunc {
     {
         let typed = func
             .typed::<(P,), (R,)>(&live.store)
-            .map_err(|error| Failure::Internal(format!("{}: {error:#}", self.path)))?;
+            .map_err(|error| Failure::Internal(format!("{}: {error:#}", self.shown)))?;
         let waits = live.store.data().waits();
         let collected = (live.store.data().resources.as_ref())
             .map(|resources| resources.take_collected())
@@ -400,11 +410,13 @@ fn resolve_exports(component: &Component) -> Exports<ExportFunc> {
             Some(Type::Result(result)) => result.ok(),
             other => other.clone(),
         };
+        let path = match interface {
+            Some(iface) => format!("{iface}#{name}"),
+            None => name.to_string(),
+        };
         let export = Arc::new(ExportFunc {
-            path: match interface {
-                Some(iface) => format!("{iface}#{name}"),
-                None => name.to_string(),
-            },
+            shown: crate::names::label(&path),
+            path,
             index,
             bytes_to_bytes: matches!(
                 (params.as_slice(), &result),

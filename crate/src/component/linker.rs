@@ -193,7 +193,7 @@ pub fn link(component: &Component, plan: &LinkPlan) -> Result<InstancePre<HostSt
     }
     let mut index = 0;
     let mut host_function = |name: String| {
-        let label: Arc<str> = format!("\"{name}\"").into();
+        let label: Arc<str> = format!("\"{}\"", crate::names::label(&name)).into();
         let own = index;
         index += 1;
         move |mut cx: StoreContextMut<'_, HostState>, ty: ComponentFunc, params: &[Val], results: &mut [Val]| {
@@ -261,7 +261,8 @@ fn lookup_function(js: Js, object: Option<Value>, keys: &[String]) -> Result<Opt
         if let Some(value) = property(js, object, key)? {
             if js.kind(value)? != Kind::Function {
                 return Err(Failure::Link(format!(
-                    "imports: \"{key}\" must be a function, got {}",
+                    "imports: \"{}\" must be a function, got {}",
+                    crate::names::label(key),
                     js.describe(value)
                 )));
             }
