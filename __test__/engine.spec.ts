@@ -160,6 +160,23 @@ test('a core module passed as a component, and a component passed as a module, a
   t.regex(asModule?.message ?? '', /got a component/)
 })
 
+test("an invalid function body's CompileError says what validate says, without wasmtime's framing", (t) => {
+  // Probe H34: compiling gave "failed to compile: wasm[0]::function[0]: WebAssembly translation
+  // error: Invalid input WebAssembly code at offset 25: …" where validate gave the plain text.
+  for (const compiler of ['cranelift', 'winch'] as const) {
+    const engine = new Engine({ compiler })
+    for (const wat of [
+      '(module (func (local i32) (local.get 5)))',
+      '(module (func (result i32) (i64.const 1)))',
+    ]) {
+      const error = t.throws(() => engine.compileModuleSync(wat), { instanceOf: CompileError })
+      t.is(error?.message, whyInvalid(engine.validate(wat)), compiler)
+      t.regex(error?.message ?? '', /^(unknown local 5|type mismatch).* \(at offset 0x1[9a]\)$/)
+    }
+    engine.close()
+  }
+})
+
 test('bad WAT is a CompileError with the line', (t) => {
   const engine = new Engine()
   const error = t.throws(

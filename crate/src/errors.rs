@@ -626,6 +626,7 @@ const NEEDS_GC: &str = "gc types are disallowed";
 /// (reference types, which V8 runs) was refused as "gc types".
 pub fn compile_text(error: &wasmtime::Error) -> String {
     let text = without_backtraces(&format!("{error:#}"));
+    let text = plain_translation_error(&text).unwrap_or(text);
     // A WAT error points at its line on lines of its own; any other is one line, where a newline
     // can only be a guest's, inside a name it quotes (`duplicate export name`).
     let text = if error.chain().any(|cause| cause.is::<wat::Error>()) {
@@ -640,6 +641,26 @@ pub fn compile_text(error: &wasmtime::Error) -> String {
         );
     }
     text
+}
+
+/// A function body that the compiler found invalid, as `validate` says it: `unknown local 5: local
+/// index out of bounds (at offset 0x19)`, not within wasmtime's framing, which names its internal
+/// indices: Cranelift's `failed to compile: wasm[0]::function[0]: WebAssembly translation error:
+/// Invalid input WebAssembly code at offset 25: …` (the offset in decimal), Winch's `failed to
+/// compile: wasm[0]::function[0]: Compilation error: … (at offset 0x19)`.
+fn plain_translation_error(text: &str) -> Option<String> {
+    let rest = text.strip_prefix("failed to compile: wasm[")?;
+    let (_, rest) = rest.split_once("]::function[")?;
+    let (_, rest) = rest.split_once("]: ")?;
+    if let Some(rest) = rest.strip_prefix("WebAssembly translation error: Invalid input WebAssembly code at offset ") {
+        let (offset, message) = rest.split_once(": ")?;
+        let offset: u64 = offset.parse().ok()?;
+        return Some(format!("{message} (at offset {offset:#x})"));
+    }
+    let message = rest.strip_prefix("Compilation error: ")?;
+    // Only a validation error, which ends with its offset: Winch's other errors keep the framing
+    // that names the function.
+    (message.ends_with(')') && message.contains(" (at offset 0x")).then(|| message.to_string())
 }
 
 /// A `timeoutMs` as a message shows it: as JS would write it, not as 330 digits of a tiny one
