@@ -173,6 +173,14 @@ test("an invalid function body's CompileError says what validate says, without w
       t.is(error?.message, whyInvalid(engine.validate(wat)), compiler)
       t.regex(error?.message ?? '', /^(unknown local 5|type mismatch).* \(at offset 0x1[9a]\)$/)
     }
+    // A function with a name (real toolchains keep them) has it in wasmtime's framing (H36).
+    const named = '(module (func $g (result i32) local.get 5))'
+    for (const wat of [named, `(component (core module ${named.slice('(module'.length)})`]) {
+      const compile = () =>
+        wat.startsWith('(component') ? engine.compileComponentSync(wat) : engine.compileModuleSync(wat)
+      const error = t.throws(compile, { instanceOf: CompileError })
+      t.is(error?.message, whyInvalid(engine.validate(wat)), `${compiler}: ${wat}`)
+    }
     engine.close()
   }
 })
@@ -200,8 +208,14 @@ test('externref is refused for what it needs, GC, in compile and validate alike,
   t.throws(() => engine.compileModuleSync(module), { instanceOf: CompileError, message: reason })
   t.regex(whyInvalid(engine.validate(module)), reason)
   const component = `(component (core module ${module.slice('(module'.length)})`
-  t.throws(() => engine.compileComponentSync(component), { instanceOf: CompileError, message: reason })
+  const compiled = t.throws(() => engine.compileComponentSync(component), {
+    instanceOf: CompileError,
+    message: reason,
+  })
   t.regex(whyInvalid(engine.validate(component)), reason)
+  // At the same offset, within the component (validate counted it within the module: probe H36).
+  const offset = (text: string) => / \(at offset (0x[0-9a-f]+)\)/.exec(text)?.[1]
+  t.is(offset(whyInvalid(engine.validate(component))), offset(compiled?.message ?? ''))
   // funcref needs no GC.
   t.true(engine.validate('(module (table 1 funcref))').ok)
   // Winch put its error's Rust backtrace into the message, build paths and all, whenever

@@ -235,7 +235,9 @@ test("a guest's long names are cut in the messages of every failing call, and an
     },
   )
   t.true((link?.message.length ?? 0) < 400, `${link?.message.length}`)
-  const cases = Array.from({ length: 30 }, (_, index) => `c${index}`)
+  const cases = Array.from({ length: 30 }, (_, index) =>
+    index === 1 ? `c1${'x'.repeat(5000)}` : `c${index}`,
+  )
   const component = engine.compileComponentSync(`(component
     (type $e (enum ${cases.map((name) => `"${name}"`).join(' ')}))
     (core module $m (func (export "f") (param i32)))
@@ -243,10 +245,22 @@ test("a guest's long names are cut in the messages of every failing call, and an
     (export $exported "e" (type $e))
     (func (export "${'p'.repeat(5000)}") (param "${'q'.repeat(5000)}" $exported) (canon lift (core func $i "f"))))`)
   const instance = component.instantiateSync({ limits: { memoryBytes: 0 } })
+  // A missing function of an interface with a long name kept the name and lost the function.
+  const iface = `t:p/i${'a'.repeat(600)}`
+  const importing = engine.compileComponentSync(`(component
+    (import "${iface}" (instance $i (export "get" (func)) (export "gete" (func)))))`)
+  const missing = t.throws(
+    () => importing.instantiateSync({ imports: { [iface]: { get: () => {} } }, limits: { memoryBytes: 0 } }),
+    { instanceOf: LinkError },
+  )
+  t.regex(missing?.message ?? '', /^missing import\(s\): t:p\/ia{195}…#gete: func\(\)$/)
+  // A wrong argument count spelled the parameters' types out whole (H36: a megabyte).
+  const count = t.throws(() => instance.callSync('p'.repeat(5000), []), { instanceOf: WasmTypeError })
+  t.true((count?.message.length ?? 0) < 1000, `${count?.message.length}`)
   const unknown = t.throws(() => instance.callSync('p'.repeat(5000), ['zzz']), { instanceOf: WasmTypeError })
   t.regex(
     unknown?.message ?? '',
-    /unknown enum case "zzz", expected one of: c0, c1, .*, c19, … \(30 in all\)$/,
+    /unknown enum case "zzz", expected one of: c0, c1x{198}…, c2, .*, c19, … \(30 in all\)$/,
   )
   t.true((unknown?.message.length ?? 0) < 800, `${unknown?.message.length}`)
 })

@@ -217,12 +217,13 @@ pub fn validate_component(bytes: &[u8], validate_module: impl Fn(&[u8]) -> Resul
 /// `message`, an error about a core module, with the offset it ends with, `(at offset 0x..)`
 /// within the module, made one within the component that holds it at `start`: as compiling the
 /// component reports it.
+/// What follows the offset (the explanation `compile_text` adds to a GC refusal) is kept.
 fn shifted_offset(message: &str, start: usize) -> String {
-    let shifted = message
-        .strip_suffix(')')
-        .and_then(|rest| rest.rsplit_once(" (at offset 0x"))
-        .and_then(|(text, hex)| Some((text, usize::from_str_radix(hex, 16).ok()?)))
-        .map(|(text, offset)| format!("{text} (at offset {:#x})", offset.saturating_add(start)));
+    let shifted = message.rsplit_once(" (at offset 0x").and_then(|(text, rest)| {
+        let (hex, after) = rest.split_once(')')?;
+        let offset = usize::from_str_radix(hex, 16).ok()?;
+        Some(format!("{text} (at offset {:#x}){after}", offset.saturating_add(start)))
+    });
     shifted.unwrap_or_else(|| message.to_owned())
 }
 

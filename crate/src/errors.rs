@@ -649,15 +649,17 @@ pub fn compile_text(error: &wasmtime::Error) -> String {
 /// Invalid input WebAssembly code at offset 25: …` (the offset in decimal), Winch's `failed to
 /// compile: wasm[0]::function[0]: Compilation error: … (at offset 0x19)`.
 fn plain_translation_error(text: &str) -> Option<String> {
+    // A function with a name has it after its index (`function[0]::g`): the guest's text, so the
+    // framing is found from the end, after which wasmtime writes only the validator's message.
     let rest = text.strip_prefix("failed to compile: wasm[")?;
-    let (_, rest) = rest.split_once("]::function[")?;
-    let (_, rest) = rest.split_once("]: ")?;
-    if let Some(rest) = rest.strip_prefix("WebAssembly translation error: Invalid input WebAssembly code at offset ") {
+    if let Some((_, rest)) =
+        rest.rsplit_once(": WebAssembly translation error: Invalid input WebAssembly code at offset ")
+    {
         let (offset, message) = rest.split_once(": ")?;
         let offset: u64 = offset.parse().ok()?;
         return Some(format!("{message} (at offset {offset:#x})"));
     }
-    let message = rest.strip_prefix("Compilation error: ")?;
+    let (_, message) = rest.rsplit_once(": Compilation error: ")?;
     // Only a validation error, which ends with its offset: Winch's other errors keep the framing
     // that names the function.
     (message.ends_with(')') && message.contains(" (at offset 0x")).then(|| message.to_string())

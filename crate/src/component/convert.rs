@@ -362,7 +362,7 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> R
                         .and_then(|key| member(js, value, key, field.name))
                         .map_err(napi_error)
                         .and_then(|item| from_js_in(js, cx, walk, item, &field.ty)),
-                    || format!("field \"{}\"", camel_case(field.name)),
+                    || format!("field \"{}\"", crate::names::label(&camel_case(field.name))),
                 )?;
                 fields.push((field.name.to_string(), converted));
             }
@@ -403,7 +403,7 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> R
             let tag = tag.as_str();
             let payload = match &case.ty {
                 Some(payload_type) => Some(Box::new(wrap(from_js_in(js, cx, walk, payload, payload_type), || {
-                    format!("case \"{tag}\"")
+                    format!("case \"{}\"", crate::names::label(tag))
                 })?)),
                 None => None,
             };
@@ -518,6 +518,7 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> R
                     }
                     _ => {
                         let key = camel_case(name);
+                        let key = crate::names::label(&key);
                         return Err(format!("flag \"{key}\": {}", expected(js, "boolean", flag)));
                     }
                 }
@@ -549,15 +550,14 @@ const OBJECT_MEMBERS: [&str; 7] = [
     "value-of",
 ];
 
-/// The cases a message offers for an unknown one: the first 20 (a type may have thousands, and a
-/// service may log the message of every bad request).
+/// The cases a message offers for an unknown one: the first 20, each cut (a type may have
+/// thousands, and a service may log the message of every bad request).
 fn listed<'a>(cases: impl ExactSizeIterator<Item = &'a str>) -> String {
     const LISTED: usize = 20;
     let count = cases.len();
-    let mut shown: Vec<&str> = cases.take(LISTED).collect();
-    let more = format!("… ({count} in all)");
+    let mut shown: Vec<String> = cases.take(LISTED).map(crate::names::label).collect();
     if count > LISTED {
-        shown.push(&more);
+        shown.push(format!("… ({count} in all)"));
     }
     shown.join(", ")
 }

@@ -21,6 +21,9 @@ use crate::store::{self, Budget, Live};
 /// Most bytes of a guest's `result::err` text its error's message repeats.
 const ERR_TEXT_BYTES: usize = 1024;
 
+/// Most bytes of the parameters a wrong argument count's message spells out.
+const SIGNATURE_BYTES: usize = 500;
+
 /// Arguments of one call: most signatures are short, so they stay on the stack.
 pub type Vals = SmallVec<[Val; 4]>;
 
@@ -429,10 +432,15 @@ fn resolve_exports(component: &Component) -> Exports<ExportFunc> {
             resources_in: params.iter().any(|(_, ty)| holds_resources(ty)),
             resources_out: result.as_ref().is_some_and(holds_resources),
             result_flags: result.as_ref().map_or(0, convert::flags_cost),
-            signature: (params.iter())
-                .map(|(name, ty)| format!("{name}: {}", wit_type(ty)))
-                .collect::<Vec<_>>()
-                .join(", "),
+            // Cut: written out where each type is used, a few KB of types spelled a megabyte.
+            signature: crate::names::shortened(
+                &(params.iter())
+                    .map(|(name, ty)| format!("{name}: {}", wit_type(ty)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                SIGNATURE_BYTES,
+            )
+            .into_owned(),
             params,
             result,
         });

@@ -154,7 +154,13 @@ fn resolve_named(
                             functions.push(function);
                             provided.push(function_name.to_string());
                         }
-                        None => missing.push(format!("{name}#{function_name}: {}", func_signature(func))),
+                        // The interface's name cut, so that the cut of the whole keeps which
+                        // function is missing.
+                        None => missing.push(format!(
+                            "{}#{function_name}: {}",
+                            crate::names::shortened(name, 200),
+                            func_signature(func)
+                        )),
                     }
                 }
                 let linked = linked
