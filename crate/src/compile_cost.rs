@@ -108,28 +108,26 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
                 let mut module = stack.last_mut().and_then(Option::as_mut);
                 for group in reader.into_iter().flatten() {
                     for ty in group.types() {
-                        let CompositeInnerType::Func(func) = &ty.composite_type.inner else {
-                            if let Some(module) = module.as_deref_mut() {
-                                module.type_slots.push(0);
+                        // 0 for a type that is no function's.
+                        let mut taken = 0;
+                        if let CompositeInnerType::Func(func) = &ty.composite_type.inner {
+                            for (values, what, verb) in [
+                                (func.params(), "parameters", "take"),
+                                (func.results(), "results", "return"),
+                            ] {
+                                let these: u64 = values.iter().map(|&ty| slots(ty)).sum();
+                                if these > MAX_SIGNATURE_SLOTS {
+                                    return Err(format!(
+                                        "a function type has {} {what} taking {these} slots (4 bytes each), more \
+                                         than the {MAX_SIGNATURE_SLOTS} a function may {verb}",
+                                        values.len()
+                                    ));
+                                }
+                                taken += these;
                             }
-                            continue;
-                        };
-                        if let Some(module) = module.as_deref_mut() {
-                            let taken = func.params().iter().chain(func.results()).map(|&ty| slots(ty)).sum();
-                            module.type_slots.push(taken);
                         }
-                        for (values, what, verb) in [
-                            (func.params(), "parameters", "take"),
-                            (func.results(), "results", "return"),
-                        ] {
-                            let taken: u64 = values.iter().map(|&ty| slots(ty)).sum();
-                            if taken > MAX_SIGNATURE_SLOTS {
-                                return Err(format!(
-                                    "a function type has {} {what} taking {taken} slots (4 bytes each), more than the \
-                                     {MAX_SIGNATURE_SLOTS} a function may {verb}",
-                                    values.len()
-                                ));
-                            }
+                        if let Some(module) = module.as_deref_mut() {
+                            module.type_slots.push(taken);
                         }
                     }
                 }

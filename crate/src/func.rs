@@ -68,8 +68,11 @@ impl Export for CoreExport {
     ) -> std::result::Result<Vals, Failure> {
         self.check_count(args)?;
         // Refused before the guest runs, as a parameter of such a type is: the call's effects
-        // would otherwise happen and its result be lost.
-        if let Some((index, ty)) = self.results.iter().enumerate().find(|(_, ty)| !ty.is_num()) {
+        // would otherwise happen and its result be lost. (A `numeric` signature has none: its
+        // calls, which come here when the store waits, skip the search.)
+        if !self.numeric
+            && let Some((index, ty)) = self.results.iter().enumerate().find(|(_, ty)| !ty.is_num())
+        {
             return Err(Failure::Type(format!(
                 "{}: result {index}: results of type {} are not supported",
                 crate::names::label(&self.name),

@@ -302,11 +302,9 @@ export function addressChecker(
     const host = bareHost(url)
     if (isIP(host) !== 0) return undefined
     // `localhost.` is `localhost` fully qualified, which the hosts file (and so Node's lookup) lists
-    // without its dot.
-    const addresses = await untilAborted(
-      lookedUp(resolve, host === 'localhost.' ? 'localhost' : host),
-      signal,
-    )
+    // without its dot: one name, looked up and judged as one.
+    const name = host === 'localhost.' ? 'localhost' : host
+    const addresses = await untilAborted(lookedUp(resolve, name), signal)
     if (addresses.length === 0 || addresses.some(({ family }) => family === 0)) {
       throw Object.assign(new Error(`${host} did not resolve to an address`), { code: 'ENOTFOUND' })
     }
@@ -314,7 +312,7 @@ export function addressChecker(
       // A zone (`fe80::1%eth0`, `::1%lo`) scopes an address to a link of this host: never public.
       const kind = address.includes('%') ? 'reserved' : internalAddressKind(address)
       if (kind === undefined || grantsLiteral(url, address)) continue
-      if ((host === 'localhost' || host === 'localhost.') && kind === 'loopback') continue
+      if (name === 'localhost' && kind === 'loopback') continue
       // Not which kind: the guest would learn what the host's network holds (a cloud's metadata
       // endpoint, its private ranges) by naming hosts under a wildcard grant.
       throw describe(

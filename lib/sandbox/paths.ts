@@ -68,6 +68,14 @@ function* stepsBelow(dir: string, names: readonly string[]): Generator<Step> {
   }
 }
 
+/** Most characters of a host path a message shows: it holds the manifest's own text. */
+const SHOWN_PATH_CHARS = 300
+
+/** A host path (where a manifest's path leads) as a message shows it: quoted, escaped and cut. */
+function shownPath(hostPath: string): string {
+  return quoted(hostPath, SHOWN_PATH_CHARS)
+}
+
 /**
  * Why `written` is refused when `link`, the name `name` on its way below `dir`, is a symlink: none
  * is followed, and one that leads out of the directory says where to.
@@ -80,7 +88,7 @@ function symlinkProblem(dir: string, written: string, name: string, link: string
     real = undefined
   }
   return real !== undefined && !isInside(realDir(dir), real)
-    ? `${quoted(written)} leaves the manifest's directory through a symlink (${quoted(name)}, to ${quoted(real, 300)})`
+    ? `${quoted(written)} leaves the manifest's directory through a symlink (${quoted(name)}, to ${shownPath(real)})`
     : `${quoted(written)} passes through a symlink (${quoted(name)}), which is not followed`
 }
 
@@ -92,9 +100,8 @@ function symlinkProblem(dir: string, written: string, name: string, link: string
 export function checkWasmPath(validator: Validator, dir: string, wasm: string): string | undefined {
   const report = (message: string) =>
     validator.report({ path: WASM_AT, message, value: wasm, allowed: WASM_ALLOWED })
-  // The path as the manifest wrote it, cut after 200 characters, and where it leads, cut too.
+  // The path as the manifest wrote it, cut after 200 characters (where it leads: `shownPath`).
   const shown = quoted(wasm)
-  const where = (resolved: string) => quoted(resolved, 300)
   if (wasm === '') return report('cannot be empty')
   if (path.isAbsolute(wasm) || path.win32.isAbsolute(wasm)) {
     return report(`${shown} must be relative, not absolute`)
@@ -104,9 +111,9 @@ export function checkWasmPath(validator: Validator, dir: string, wasm: string): 
   let info: Stats | undefined
   for (const step of stepsBelow(dir, namesBelow(dir, resolved))) {
     info = step.info
-    if (info === undefined) return report(`${shown} does not exist (${where(resolved)})`)
+    if (info === undefined) return report(`${shown} does not exist (${shownPath(resolved)})`)
     if (info.isSymbolicLink()) return report(symlinkProblem(dir, wasm, step.name, step.prefix))
-    if (!step.last && !info.isDirectory()) return report(`${shown} does not exist (${where(resolved)})`)
+    if (!step.last && !info.isDirectory()) return report(`${shown} does not exist (${shownPath(resolved)})`)
   }
   if (info === undefined || !info.isFile()) return report(`${shown} is not a file`)
   return resolved
@@ -319,13 +326,13 @@ export function writeDirectory(dir: string, written: string, wasmPath: string | 
     )
   }
   for (const { name, prefix, info, last } of stepsBelow(dir, names)) {
-    if (info === undefined) return refuse(`${quoted(written)} does not exist (${quoted(resolved, 300)})`)
+    if (info === undefined) return refuse(`${quoted(written)} does not exist (${shownPath(resolved)})`)
     if (info.isSymbolicLink()) return refuse(symlinkProblem(dir, written, name, prefix))
     if (!info.isDirectory()) {
       return refuse(
         last
           ? `${quoted(written)} is not a directory`
-          : `${quoted(written)} does not exist (${quoted(resolved, 300)})`,
+          : `${quoted(written)} does not exist (${shownPath(resolved)})`,
       )
     }
   }

@@ -154,11 +154,11 @@ fn resolve_named(
                             functions.push(function);
                             provided.push(function_name.to_string());
                         }
-                        // The interface's name cut, so that the cut of the whole keeps which
-                        // function is missing.
+                        // The interface's name cut as a name in a message is, so that the cut of
+                        // the whole keeps which function is missing.
                         None => missing.push(format!(
                             "{}#{function_name}: {}",
-                            crate::names::shortened(name, 200),
+                            crate::names::label(name),
                             func_signature(func)
                         )),
                     }
