@@ -94,6 +94,8 @@ test('a grant that spells an address otherwise than the dotted or bracketed form
     t.throws(() => createPermissions({ networkOutbound: [pattern] }), { instanceOf: ConfigError })?.message ??
     ''
   t.regex(refused('*.127.0.0.1:80'), /a wildcard goes before a name, not an address/)
+  // The grant quoted as every other refusal quotes it: its newline escaped, not a line of its own.
+  t.regex(refused('*.a\nb.0x1:80'), /: "\*\.a\\nb\.0x1": a wildcard goes before a name/)
   t.regex(refused('127.0.0.1:080'), /port "080" must be 1..65535/)
   t.regex(
     refused('bücher.example:80'),

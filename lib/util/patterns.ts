@@ -119,7 +119,8 @@ function hostnameProblem(host: string, wildcard: boolean): string | undefined {
   // Only the dotted decimal form passes: any other spelling of an address would grant it without
   // showing it, to a reader of the manifest or of `validate`'s grants line.
   if (NUMERIC_LABEL.test(labels.at(-1) ?? '')) {
-    if (wildcard) return `"*.${host}": a wildcard goes before a name, not an address (no URL has such a host)`
+    if (wildcard)
+      return `${quoted(`*.${host}`)}: a wildcard goes before a name, not an address (no URL has such a host)`
     if (!isIPv4(host)) return `${quoted(host)} is not a valid IPv4 address: write it as four decimal numbers`
     // 0.0.0.0/8 is "this host": a connection to 0.0.0.0 reaches services bound to loopback only.
     return host.startsWith('0.')
