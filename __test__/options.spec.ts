@@ -60,6 +60,9 @@ const ENGINE_OPTIONS: Record<string, (value: unknown) => unknown> = {
   maxWasmStackBytes: (value) => ({ maxWasmStackBytes: value }),
   'pooling.maxInstances': (value) => ({ pooling: { maxInstances: value } }),
   'pooling.maxMemoryBytes': (value) => ({ pooling: { maxMemoryBytes: value } }),
+  'compileLimits.timeoutMs': (value) => ({ compileLimits: { timeoutMs: value } }),
+  'compileLimits.memoryBytes': (value) => ({ compileLimits: { memoryBytes: value } }),
+  'compileLimits.concurrency': (value) => ({ compileLimits: { concurrency: value } }),
 }
 
 test('every numeric Engine option refuses huge, NaN, negative, infinite and string values with a ConfigError', (t) => {

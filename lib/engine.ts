@@ -1,8 +1,9 @@
 import { Component } from './component.js'
 import { DisposedError, translate, translateAsync } from './errors.js'
 import { Module } from './module.js'
-import { NativeComponent, NativeEngine, NativeModule } from './native.js'
-import { DEFAULTS, engineOptions, type EngineOptions } from './options.js'
+import { NativeComponent, NativeEngine, NativeModule, type NativeEngineOptions } from './native.js'
+import { ChildSlots, compileInChild, compileInChildSync } from './isolated-compile.js'
+import { DEFAULTS, engineOptions, type EngineOptions, type ResolvedCompileLimits } from './options.js'
 import { CompileCache } from './util/compile-cache.js'
 import { escapeControl } from './util/quoted.js'
 import { isTooLarge, loadSource, loadSourceSync, type WasmSource } from './util/source.js'
@@ -36,6 +37,16 @@ function invalid(message: string | null | undefined): ValidationResult {
   return message == null ? { ok: true } : { ok: false, message: escapeControl(message) }
 }
 
+/** The addon's compile functions of one kind of code (`NativeModule` or `NativeComponent`). */
+interface NativeCompiler<T> {
+  compile(engine: NativeEngine, bytes: Uint8Array): Promise<T>
+  compileSync(engine: NativeEngine, bytes: Uint8Array): T
+  cached(engine: NativeEngine, bytes: Uint8Array): Promise<T | null>
+  cachedSync(engine: NativeEngine, bytes: Uint8Array): T | null
+  adopt(engine: NativeEngine, bytes: Uint8Array, artifact: Uint8Array): Promise<T>
+  adoptSync(engine: NativeEngine, bytes: Uint8Array, artifact: Uint8Array): T
+}
+
 /**
  * A wasmtime engine: compiles core modules and components, and owns the epoch ticker behind
  * wall-clock deadlines. Compiled code can be used from any thread; close it when done (it is
@@ -50,11 +61,23 @@ export class Engine {
   readonly #maxModuleBytes: number
   readonly #components = new CompileCache<Component>()
   readonly #modules = new CompileCache<Module>()
+  /** Set when compiles run in a child process: its bounds, and the options of its engine. */
+  readonly #isolated:
+    { limits: ResolvedCompileLimits; engine: NativeEngineOptions; slots: ChildSlots } | undefined
 
   constructor(options: EngineOptions = {}) {
-    const resolved = engineOptions(options)
-    this.#native = translate(() => new NativeEngine(resolved))
-    this.#maxModuleBytes = resolved.maxModuleBytes ?? DEFAULTS.maxModuleBytes
+    const { native, compileLimits } = engineOptions(options)
+    this.#native = translate(() => new NativeEngine(native))
+    this.#maxModuleBytes = native.maxModuleBytes ?? DEFAULTS.maxModuleBytes
+    // The child's engine keeps no cache: this engine's loads and stores what the child made.
+    this.#isolated =
+      compileLimits === undefined
+        ? undefined
+        : {
+            limits: compileLimits,
+            engine: { ...native, cacheDir: undefined },
+            slots: new ChildSlots(compileLimits.concurrency),
+          }
   }
 
   /**
@@ -69,7 +92,7 @@ export class Engine {
     const bytes = loaded instanceof Uint8Array ? loaded : await loaded
     return this.#components.getAsync(
       bytes,
-      async (own) => new Component(await translateAsync(NativeComponent.compile(this.#native, own))),
+      async (own) => new Component(await this.#compile('component', NativeComponent, own)),
     )
   }
 
@@ -79,7 +102,7 @@ export class Engine {
     const bytes = loadSourceSync(source, this.#maxModuleBytes)
     return this.#components.get(
       bytes,
-      (own) => new Component(translate(() => NativeComponent.compileSync(this.#native, own))),
+      (own) => new Component(this.#compileSync('component', NativeComponent, own)),
     )
   }
 
@@ -91,7 +114,7 @@ export class Engine {
     const bytes = loaded instanceof Uint8Array ? loaded : await loaded
     return this.#modules.getAsync(
       bytes,
-      async (own) => new Module(await translateAsync(NativeModule.compile(this.#native, own))),
+      async (own) => new Module(await this.#compile('module', NativeModule, own)),
     )
   }
 
@@ -99,10 +122,31 @@ export class Engine {
   compileModuleSync(source: WasmSource): Module {
     this.#checkOpen()
     const bytes = loadSourceSync(source, this.#maxModuleBytes)
-    return this.#modules.get(
-      bytes,
-      (own) => new Module(translate(() => NativeModule.compileSync(this.#native, own))),
-    )
+    return this.#modules.get(bytes, (own) => new Module(this.#compileSync('module', NativeModule, own)))
+  }
+
+  /** Compiles here, or in a child process with `compileLimits` (after a look in `cacheDir`). */
+  async #compile<T>(
+    kind: 'module' | 'component',
+    compiler: NativeCompiler<T>,
+    bytes: Uint8Array,
+  ): Promise<T> {
+    const isolated = this.#isolated
+    if (isolated === undefined) return translateAsync(compiler.compile(this.#native, bytes))
+    const cached = await translateAsync(compiler.cached(this.#native, bytes))
+    if (cached !== null) return cached
+    const artifact = await compileInChild(kind, bytes, isolated.engine, isolated.limits, isolated.slots)
+    return translateAsync(compiler.adopt(this.#native, bytes, artifact))
+  }
+
+  /** {@link Engine.#compile} on the JS thread. */
+  #compileSync<T>(kind: 'module' | 'component', compiler: NativeCompiler<T>, bytes: Uint8Array): T {
+    const isolated = this.#isolated
+    if (isolated === undefined) return translate(() => compiler.compileSync(this.#native, bytes))
+    const cached = translate(() => compiler.cachedSync(this.#native, bytes))
+    if (cached !== null) return cached
+    const artifact = compileInChildSync(kind, bytes, isolated.engine, isolated.limits)
+    return translate(() => compiler.adoptSync(this.#native, bytes, artifact))
   }
 
   /** A closed engine compiles nothing, not even bytes its in-process cache still holds. */

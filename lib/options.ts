@@ -6,6 +6,7 @@
  * addon re-checks only what would otherwise panic. A value that breaks its rule is a ConfigError
  * whose `path` names the option, with the `value` and what is `allowed`.
  */
+import { availableParallelism } from 'node:os'
 import { types } from 'node:util'
 
 import type { ResolvedAddress } from './capabilities/http.js'
@@ -59,6 +60,22 @@ export interface EngineOptions {
    * (README, Fuel): give its calls a `timeoutMs` as well.
    */
   compiler?: Compiler | undefined
+  /**
+   * Compile in a child process bounded in time and memory, for inputs you do not trust: every
+   * compile of this engine (sync or async, `loadComponent`'s too) runs in a new Node process that
+   * is killed after `timeoutMs` (1 ms to about 24.8 days; default 60,000; the process's start, some
+   * 150 ms, counts) or once it holds `memoryBytes` more than when its compile began (16 MiB to
+   * 2^48; default 2 GiB), and the compile then throws a `CompileError` saying which. At most
+   * `concurrency` (1 to 256; default `os.availableParallelism()`) such processes run at once for
+   * the engine's async compiles; the others wait their turn, their deadline starting with their
+   * process (a sync compile never waits). A compile answered by `cacheDir` or by the in-process
+   * cache starts no process. The memory is read every 5 ms, so a compile may pass the bound by
+   * what it allocates in that time. Default: compiles run in this process, unbounded
+   * (SECURITY.md, "Bound compiles of untrusted uploads").
+   */
+  compileLimits?:
+    | { timeoutMs?: number | undefined; memoryBytes?: number | undefined; concurrency?: number | undefined }
+    | undefined
 }
 
 /** The compilers an engine can use (see {@link EngineOptions.compiler}). */
@@ -241,6 +258,12 @@ export const RULES = {
   'pooling.maxMemoryBytes': integer(64 * KiB, 4 * GiB),
   /** The addon refuses more than 1 GiB: one input must not hold a compile thread for minutes. */
   maxModuleBytes: integer(8, GiB),
+  /** As long as a Node timer waits. */
+  'compileLimits.timeoutMs': integer(1, MAX_TIMEOUT_MS),
+  /** Below 16 MiB no real compile fits; above 2^48, no machine's memory. */
+  'compileLimits.memoryBytes': integer(16 * MiB, 2 ** 48),
+  /** Each is a process. */
+  'compileLimits.concurrency': integer(1, 256),
 
   // Instances and calls.
   /** More than a 48-bit address space can map: beyond it a limit means nothing. */
@@ -417,6 +440,8 @@ export const DEFAULTS = {
   resourceHandles: 10_000,
   maxModuleBytes: 64 * MiB,
   compiler: 'cranelift',
+  compileTimeoutMs: 60_000,
+  compileMemoryBytes: 2 * GiB,
   outputLimitBytes: MiB,
   httpMaxBodyBytes: MiB,
   httpTimeoutMs: 30_000,
@@ -431,7 +456,23 @@ const ENGINE_OPTIONS = new Set([
   'maxWasmStackBytes',
   'maxModuleBytes',
   'compiler',
+  'compileLimits',
 ])
+
+const COMPILE_LIMITS = new Set(['timeoutMs', 'memoryBytes', 'concurrency'])
+
+/** How long a compile in a child process may take, and how much memory (checked; see isolated-compile.ts). */
+export interface ResolvedCompileLimits {
+  timeoutMs: number
+  memoryBytes: number
+  concurrency: number
+}
+
+/** The checked options of an engine: the addon's, and how compiles are bounded (if they are). */
+export interface ResolvedEngineOptions {
+  native: NativeEngineOptions
+  compileLimits: ResolvedCompileLimits | undefined
+}
 
 /**
  * Runs `read` over options the caller gave: what their own code throws while they are read (a
@@ -448,11 +489,11 @@ export function reading<T>(what: string, read: () => T): T {
 }
 
 /** `new Engine(options)`'s options, checked, with defaults. */
-export function engineOptions(options: EngineOptions): NativeEngineOptions {
+export function engineOptions(options: EngineOptions): ResolvedEngineOptions {
   return reading('options', () => checkedEngineOptions(ownOptions(options)))
 }
 
-function checkedEngineOptions(options: EngineOptions): NativeEngineOptions {
+function checkedEngineOptions(options: EngineOptions): ResolvedEngineOptions {
   object('Engine options', options)
   knownKeys('Engine', options, ENGINE_OPTIONS)
   const given: unknown = options.pooling === undefined ? false : options.pooling
@@ -475,7 +516,28 @@ function checkedEngineOptions(options: EngineOptions): NativeEngineOptions {
       value: compiler,
     })
   }
-  return bare({
+  const limits: unknown = options.compileLimits
+  if (limits !== undefined && !isOptionRecord(limits)) {
+    throw new ConfigError(`compileLimits: expected an object, got ${shown(limits)}`, {
+      path: 'compileLimits',
+      value: limits,
+    })
+  }
+  const bounds = limits as { timeoutMs?: unknown; memoryBytes?: unknown; concurrency?: unknown } | undefined
+  if (bounds !== undefined) knownKeys('compileLimits', bounds, COMPILE_LIMITS, 'compileLimits.')
+  const compileLimits =
+    bounds === undefined
+      ? undefined
+      : {
+          timeoutMs: checkOption('compileLimits.timeoutMs', bounds.timeoutMs, DEFAULTS.compileTimeoutMs),
+          memoryBytes: checkOption(
+            'compileLimits.memoryBytes',
+            bounds.memoryBytes,
+            DEFAULTS.compileMemoryBytes,
+          ),
+          concurrency: checkOption('compileLimits.concurrency', bounds.concurrency, availableParallelism()),
+        }
+  const native = bare({
     fuel: boolean('fuel', options.fuel) ?? DEFAULTS.fuel,
     epochTickMs: checkOption('epochTickMs', options.epochTickMs, DEFAULTS.epochTickMs),
     maxWasmStackBytes: checkOption(
@@ -495,6 +557,7 @@ function checkedEngineOptions(options: EngineOptions): NativeEngineOptions {
     maxModuleBytes: checkOption('maxModuleBytes', options.maxModuleBytes, DEFAULTS.maxModuleBytes),
     compiler,
   })
+  return { native, compileLimits }
 }
 
 const INSTANTIATE_OPTIONS = new Set(['limits', 'fuel', 'timeoutMs', 'imports', 'wasi', 'signal'])

@@ -213,6 +213,13 @@ assert.equal(require('airssys-wasm/package.json').version, process.argv[3])
     return e instanceof CompileError && e instanceof WasmError && e.code === 'ERR_WASM_COMPILE'
   })
   engine.close()
+  // compileLimits starts the installed package's own child script, async and sync.
+  const isolated = new Engine({ compileLimits: { timeoutMs: 60000 } })
+  const inChild = await isolated.compileComponent(process.argv[2])
+  const greeted = inChild.instantiateSync({ limits: { memoryBytes: 2 << 20 } }).callSync('greet', ['child'])
+  assert.equal(greeted, 'Hello, child!')
+  assert.equal(isolated.compileModuleSync('(module)').exports.length, 0)
+  isolated.close()
   console.log(entry)
 })().catch((error) => {
   console.error(error)
@@ -457,7 +464,7 @@ async function main() {
   const cjs = run('node', [...noRequireEsm, 'cjs.cjs', wasm, main.version], { cwd: project, env: runEnv })
   check(
     true,
-    `require${noRequireEsm.length ? ' (require(esm) off)' : ''}: call, callSync, CompileError (${cjs.stdout.trim()})`,
+    `require${noRequireEsm.length ? ' (require(esm) off)' : ''}: call, callSync, CompileError, compileLimits (${cjs.stdout.trim()})`,
   )
 
   const bin = join(

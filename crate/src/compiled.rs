@@ -3,6 +3,7 @@
 //! thread, linking reused per link plan, the store created under the instance's limits). Each
 //! kind says how it differs through [`Kind`]; `module.rs` and `component.rs` are the two kinds.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use napi::JsValue;
@@ -111,31 +112,52 @@ impl<K: Kind> Compiled<K> {
 
     /// Compiles `bytes` (binary or WAT) through the engine's on-disk cache.
     pub fn compile(engine: &Arc<EngineShared>, bytes: &[u8]) -> Result<Self, Failure> {
+        let bytes = Self::input(engine, bytes)?;
+        // `compile_cost` too, when they are compiled: a hit in `cacheDir` skips its walk over every
+        // operator (some 3 ms per MiB of code), the bytes having passed it when they were compiled.
+        let check = || compile_cost::check(&bytes).map_err(Failure::Compile);
+        let code = disk::compile::<K::Code>(&engine.engine, engine.cache.as_ref(), &bytes, check)?;
+        Self::checked(code, engine)
+    }
+
+    /// What the engine's on-disk cache holds for `bytes`, without compiling them (`None` without
+    /// `cacheDir`); the bytes are checked as [`Compiled::compile`] checks them first.
+    pub fn cached(engine: &Arc<EngineShared>, bytes: &[u8]) -> Result<Option<Self>, Failure> {
+        let bytes = Self::input(engine, bytes)?;
+        match disk::cached::<K::Code>(&engine.engine, engine.cache.as_ref(), &bytes) {
+            Some(code) => Self::checked(code, engine).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Loads what the addon compiled from `bytes` in a child process (`artifact`, its
+    /// `serialize()` output), through the engine's on-disk cache as a compile here would.
+    pub fn adopt(engine: &Arc<EngineShared>, bytes: &[u8], artifact: &[u8]) -> Result<Self, Failure> {
+        let bytes = Self::input(engine, bytes)?;
+        let code = disk::adopt::<K::Code>(&engine.engine, engine.cache.as_ref(), &bytes, artifact)?;
+        Self::checked(code, engine)
+    }
+
+    /// The binary that `bytes` (binary or WAT) stand for, refused early when it is not of this
+    /// kind or would cost the compiler far more than its size.
+    fn input<'a>(engine: &EngineShared, bytes: &'a [u8]) -> Result<Cow<'a, [u8]>, Failure> {
         engine.check_open()?;
         engine.check_size(bytes)?;
-        let parsed;
         let bytes = match binary::kind(bytes) {
             Some(kind) if kind != K::BINARY => return Err(Failure::Compile(K::WRONG_KIND.into())),
             None if !binary::is_text(bytes) => return Err(Failure::Compile(binary::not_wasm(bytes))),
-            Some(_) => bytes,
+            Some(_) => Cow::Borrowed(bytes),
             // Text: what it stands for is only known once parsed, and the parsed binary is what
             // compiles (text that does not parse goes on, for wasmtime's message).
-            None => match wat::parse_bytes(bytes) {
-                Ok(binary) => {
-                    parsed = binary.into_owned();
-                    &parsed
-                }
-                Err(_) => bytes,
-            },
+            None => wat::parse_bytes(bytes).map_or(Cow::Borrowed(bytes), |binary| Cow::Owned(binary.into_owned())),
         };
-        // What would cost the compiler far more than the bytes' size is refused before it starts.
-        if binary::kind(bytes) == Some(Binary::Component) {
-            binary::check_expansion(bytes).map_err(Failure::Compile)?;
+        if binary::kind(&bytes) == Some(Binary::Component) {
+            binary::check_expansion(&bytes).map_err(Failure::Compile)?;
         }
-        // `compile_cost` too, when they are compiled: a hit in `cacheDir` skips its walk over every
-        // operator (some 3 ms per MiB of code), the bytes having passed it when they were compiled.
-        let check = || compile_cost::check(bytes).map_err(Failure::Compile);
-        let code = disk::compile::<K::Code>(&engine.engine, engine.cache.as_ref(), bytes, check)?;
+        Ok(bytes)
+    }
+
+    fn checked(code: K::Code, engine: &Arc<EngineShared>) -> Result<Self, Failure> {
         K::check(&code)?;
         Ok(Self::new(code, engine))
     }
@@ -148,8 +170,7 @@ impl<K: Kind> Compiled<K> {
         // deserialize untrusted input).
         let code = unsafe { K::Code::deserialize(&engine.engine, bytes) }
             .map_err(|error| Failure::Compile(format!("cannot deserialize {}: {error:#}", K::NOUN)))?;
-        K::check(&code)?;
-        Ok(Self::new(code, engine))
+        Self::checked(code, engine)
     }
 
     pub fn serialize(&self) -> Result<Vec<u8>, Failure> {
@@ -243,10 +264,11 @@ impl<K: Kind> Compiled<K> {
 
 /// Declares the JS class of one kind of compiled code: compiling and loading (static methods
 /// taking the engine), serializing and instantiating. `$kind` implements [`Kind`]; the two
-/// literals are the TypeScript types of the Promises that `compile` and `instantiate` return.
+/// literals are the TypeScript types of the Promises that `compile` and `instantiate` return, the
+/// last two those of `cachedSync` and `cached`.
 #[macro_export]
 macro_rules! compiled_class {
-    ($doc:literal, $class:ident, $kind:ty, $instance:ident, $class_name:literal, $instance_name:literal, $class_promise:literal, $instance_promise:literal) => {
+    ($doc:literal, $class:ident, $kind:ty, $instance:ident, $class_name:literal, $instance_name:literal, $class_promise:literal, $instance_promise:literal, $maybe_class:literal, $maybe_class_promise:literal) => {
         #[doc = $doc]
         #[napi_derive::napi(custom_finalize)]
         pub struct $class {
@@ -298,6 +320,70 @@ macro_rules! compiled_class {
                 $crate::runtime::task::promise(
                     env,
                     move || $crate::compiled::Compiled::<$kind>::compile(&shared, &bytes),
+                    |js, result| result.map(|compiled| Self::wrap(js, compiled)),
+                )
+            }
+
+            /// What the engine's `cacheDir` holds for these bytes, or `null` (the lookup of a
+            /// compile in a child process; see `lib/isolated-compile.ts`).
+            #[napi(ts_return_type = $maybe_class)]
+            pub fn cached_sync(
+                env: napi::Env,
+                engine: &$crate::engine::NativeEngine,
+                bytes: napi::bindgen_prelude::Uint8Array,
+            ) -> napi::Result<$crate::js::Raw> {
+                let js = $crate::js::Js(env.raw());
+                $crate::errors::answer(js, || {
+                    $crate::compiled::Compiled::cached(engine.shared(), &bytes)
+                        .map(|cached| cached.map(|compiled| Self::wrap(js, compiled)))
+                })
+            }
+
+            /// `cachedSync` on a pool thread.
+            #[napi(ts_return_type = $maybe_class_promise)]
+            pub fn cached(
+                env: &napi::Env,
+                engine: &$crate::engine::NativeEngine,
+                bytes: napi::bindgen_prelude::Uint8Array,
+            ) -> napi::Result<$crate::js::Raw> {
+                let shared = engine.shared().clone();
+                let bytes = bytes.to_vec();
+                $crate::runtime::task::promise(
+                    env,
+                    move || $crate::compiled::Compiled::<$kind>::cached(&shared, &bytes),
+                    |js, result| result.map(|cached| cached.map(|compiled| Self::wrap(js, compiled))),
+                )
+            }
+
+            /// Loads what this addon compiled from `bytes` in a child process (its `serialize()`
+            /// output), and stores it in `cacheDir` as a compile here would.
+            #[napi(ts_return_type = $class_name)]
+            pub fn adopt_sync(
+                env: napi::Env,
+                engine: &$crate::engine::NativeEngine,
+                bytes: napi::bindgen_prelude::Uint8Array,
+                artifact: napi::bindgen_prelude::Uint8Array,
+            ) -> napi::Result<$crate::js::Raw> {
+                let js = $crate::js::Js(env.raw());
+                $crate::errors::answer(js, || {
+                    $crate::compiled::Compiled::adopt(engine.shared(), &bytes, &artifact)
+                        .map(|compiled| Self::wrap(js, compiled))
+                })
+            }
+
+            /// `adoptSync` on a pool thread.
+            #[napi(ts_return_type = $class_promise)]
+            pub fn adopt(
+                env: &napi::Env,
+                engine: &$crate::engine::NativeEngine,
+                bytes: napi::bindgen_prelude::Uint8Array,
+                artifact: napi::bindgen_prelude::Uint8Array,
+            ) -> napi::Result<$crate::js::Raw> {
+                let shared = engine.shared().clone();
+                let (bytes, artifact) = (bytes.to_vec(), artifact.to_vec());
+                $crate::runtime::task::promise(
+                    env,
+                    move || $crate::compiled::Compiled::<$kind>::adopt(&shared, &bytes, &artifact),
                     |js, result| result.map(|compiled| Self::wrap(js, compiled)),
                 )
             }

@@ -113,7 +113,9 @@ crate::compiled_class!(
     "NativeComponent",
     "NativeComponentInstance",
     "Promise<NativeComponent>",
-    "Promise<NativeComponentInstance>"
+    "Promise<NativeComponentInstance>",
+    "NativeComponent | null",
+    "Promise<NativeComponent | null>"
 );
 
 #[napi]

@@ -120,7 +120,9 @@ crate::compiled_class!(
     "NativeModule",
     "NativeInstance",
     "Promise<NativeModule>",
-    "Promise<NativeInstance>"
+    "Promise<NativeInstance>",
+    "NativeModule | null",
+    "Promise<NativeModule | null>"
 );
 
 #[napi]

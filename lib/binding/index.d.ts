@@ -22,6 +22,20 @@ export declare class NativeComponent {
   static compileSync(engine: NativeEngine, bytes: Uint8Array): NativeComponent
   /** Compiles bytes (binary or WAT) on a pool thread. */
   static compile(engine: NativeEngine, bytes: Uint8Array): Promise<NativeComponent>
+  /**
+   * What the engine's `cacheDir` holds for these bytes, or `null` (the lookup of a
+   * compile in a child process; see `lib/isolated-compile.ts`).
+   */
+  static cachedSync(engine: NativeEngine, bytes: Uint8Array): NativeComponent | null
+  /** `cachedSync` on a pool thread. */
+  static cached(engine: NativeEngine, bytes: Uint8Array): Promise<NativeComponent | null>
+  /**
+   * Loads what this addon compiled from `bytes` in a child process (its `serialize()`
+   * output), and stores it in `cacheDir` as a compile here would.
+   */
+  static adoptSync(engine: NativeEngine, bytes: Uint8Array, artifact: Uint8Array): NativeComponent
+  /** `adoptSync` on a pool thread. */
+  static adopt(engine: NativeEngine, bytes: Uint8Array, artifact: Uint8Array): Promise<NativeComponent>
   /** Loads `serialize()` output of a compatible engine (never untrusted bytes). */
   static deserialize(engine: NativeEngine, bytes: Uint8Array): NativeComponent
   /** Precompiled code for `deserialize` on a compatible engine. */
@@ -162,6 +176,20 @@ export declare class NativeModule {
   static compileSync(engine: NativeEngine, bytes: Uint8Array): NativeModule
   /** Compiles bytes (binary or WAT) on a pool thread. */
   static compile(engine: NativeEngine, bytes: Uint8Array): Promise<NativeModule>
+  /**
+   * What the engine's `cacheDir` holds for these bytes, or `null` (the lookup of a
+   * compile in a child process; see `lib/isolated-compile.ts`).
+   */
+  static cachedSync(engine: NativeEngine, bytes: Uint8Array): NativeModule | null
+  /** `cachedSync` on a pool thread. */
+  static cached(engine: NativeEngine, bytes: Uint8Array): Promise<NativeModule | null>
+  /**
+   * Loads what this addon compiled from `bytes` in a child process (its `serialize()`
+   * output), and stores it in `cacheDir` as a compile here would.
+   */
+  static adoptSync(engine: NativeEngine, bytes: Uint8Array, artifact: Uint8Array): NativeModule
+  /** `adoptSync` on a pool thread. */
+  static adopt(engine: NativeEngine, bytes: Uint8Array, artifact: Uint8Array): Promise<NativeModule>
   /** Loads `serialize()` output of a compatible engine (never untrusted bytes). */
   static deserialize(engine: NativeEngine, bytes: Uint8Array): NativeModule
   /** Precompiled code for `deserialize` on a compatible engine. */

@@ -100,14 +100,56 @@ pub fn compile<T: Artifact>(
     bytes: &[u8],
     check: impl FnOnce() -> Result<(), Failure>,
 ) -> Result<T, Failure> {
-    let compile = || {
-        check()?;
-        T::compile(engine, bytes).map_err(|error| Failure::compile(&error))
-    };
-    match cache {
-        Some(cache) => cache.get_or_compile(engine, bytes, compile),
-        None => compile(),
+    if let Some(hit) = cached(engine, cache, bytes) {
+        return Ok(hit);
     }
+    check()?;
+    let compiled = T::compile(engine, bytes).map_err(|error| Failure::compile(&error))?;
+    if let Some(cache) = cache {
+        // Cache I/O problems never fail a compile: a failed write is only counted.
+        match compiled.serialize() {
+            Ok(artifact) => cache.store(T::KIND, bytes, &artifact),
+            Err(_) => {
+                cache.counters.write_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    Ok(compiled)
+}
+
+/// The code `cache` holds for `bytes`, if any; without one, or when it has none, `None`, and the
+/// compile that follows counts as a miss.
+pub fn cached<T: Artifact>(engine: &Engine, cache: Option<&DiskCache>, bytes: &[u8]) -> Option<T> {
+    let cache = cache?;
+    let name = entry_name(T::KIND, bytes);
+    if let Ok(contents) = cache.dir.read(&name, max_entry_bytes(bytes.len()))
+        && let Some(artifact) = checked(&name, &contents)
+        // SAFETY: the file is in the cache directory, which holds only our own artifacts.
+        && let Ok(loaded) = unsafe { T::deserialize(engine, artifact) }
+    {
+        cache.counters.hits.fetch_add(1, Ordering::Relaxed);
+        return Some(loaded);
+    }
+    cache.counters.misses.fetch_add(1, Ordering::Relaxed);
+    None
+}
+
+/// Loads `artifact`, which this addon compiled from `bytes` in a child process (see
+/// `lib/compile-child.ts`), and stores it in `cache` as a compile of its own would have.
+pub fn adopt<T: Artifact>(
+    engine: &Engine,
+    cache: Option<&DiskCache>,
+    bytes: &[u8],
+    artifact: &[u8],
+) -> Result<T, Failure> {
+    // SAFETY: our own child's `serialize` output, made by this addon for an engine of these
+    // settings (wasmtime checks the header), never bytes from anyone else.
+    let loaded = unsafe { T::deserialize(engine, artifact) }
+        .map_err(|error| Failure::Internal(format!("the compiling process's code did not load: {error:#}")))?;
+    if let Some(cache) = cache {
+        cache.store(T::KIND, bytes, artifact);
+    }
+    Ok(loaded)
 }
 
 /// The longest `cacheDir` path a message repeats: Linux's PATH_MAX.
@@ -144,40 +186,18 @@ impl DiskCache {
         })
     }
 
-    /// The cached artifact for `bytes`, or the one `compile` makes (then written for next time).
-    /// Cache I/O problems never fail a compile: a failed write is only counted.
-    fn get_or_compile<T: Artifact>(
-        &self,
-        engine: &Engine,
-        bytes: &[u8],
-        compile: impl FnOnce() -> Result<T, Failure>,
-    ) -> Result<T, Failure> {
-        let name = entry_name(T::KIND, bytes);
-        if let Ok(contents) = self.dir.read(&name, max_entry_bytes(bytes.len()))
-            && let Some(artifact) = checked(&name, &contents)
-            // SAFETY: the file is in the cache directory, which holds only our own artifacts.
-            && let Ok(loaded) = unsafe { T::deserialize(engine, artifact) }
-        {
-            self.counters.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(loaded);
-        }
-        self.counters.misses.fetch_add(1, Ordering::Relaxed);
-        let compiled = compile()?;
-        let written = compiled
-            .serialize()
-            .map_err(|error| std::io::Error::other(error.to_string()))
-            .and_then(|artifact| {
-                // One no engine would load (see `max_entry_bytes`) is not written: every process
-                // would compile again and rewrite it, and only the count says so.
-                if !fits(artifact.len(), bytes.len()) {
-                    return Err(std::io::Error::other("the entry would be larger than any load reads"));
-                }
-                self.write(&name, &artifact)
-            });
+    /// Writes `artifact`, compiled from `bytes`, for next time; a failure is only counted.
+    fn store(&self, kind: &str, bytes: &[u8], artifact: &[u8]) {
+        // One no engine would load (see `max_entry_bytes`) is not written: every process would
+        // compile again and rewrite it, and only the count says so.
+        let written = if fits(artifact.len(), bytes.len()) {
+            self.write(&entry_name(kind, bytes), artifact)
+        } else {
+            Err(std::io::Error::other("the entry would be larger than any load reads"))
+        };
         if written.is_err() {
             self.counters.write_failures.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(compiled)
     }
 
     /// Writes beside the target and renames: concurrent writers (threads or processes) each

@@ -1,0 +1,147 @@
+import path from 'node:path'
+import { setTimeout } from 'node:timers/promises'
+
+import test from 'ava'
+
+import { CompileError, ConfigError, DisposedError, Engine, loadComponent } from '../lib/index.js'
+import { MiB, root, tempDir, typesImports, typesWasm, watComponentDir } from './helpers.js'
+
+/**
+ * N values loaded onto the operand stack and kept across M blocks that each branch: Cranelift's
+ * register allocator takes time and memory growing with their product (SECURITY.md, finding 49,
+ * the part no bound refuses). 6,000 × 6,000 (430 KB of WAT) takes some 7 s and 210 MB here.
+ */
+function liveAcrossBlocks(values: number, blocks: number): string {
+  const loads = Array.from(
+    { length: values },
+    (_, i) => `local.get 0 i32.load offset=${(i * 4) % 65_000}`,
+  ).join(' ')
+  return `(module (memory 1) (func (export "f") (param i32) (result i32)
+    ${loads} ${'(block local.get 0 br_if 0) '.repeat(blocks)} ${'i32.add '.repeat(values - 1)}))`
+}
+
+const bomb = liveAcrossBlocks(6_000, 6_000)
+const answer = '(module (func (export "answer") (result i32) i32.const 42))'
+
+function answerOf(module: ReturnType<Engine['compileModuleSync']>): unknown {
+  return module.instantiateSync({ limits: { memoryBytes: 0 } }).callSync('answer', [])
+}
+
+test('a compile past compileLimits.timeoutMs is stopped with a CompileError, sync and async', async (t) => {
+  // Time enough for a small compile on a loaded machine (the specs run in parallel).
+  const engine = new Engine({ compileLimits: { timeoutMs: 3_000 } })
+  const tooLong =
+    /^compiling took longer than compileLimits\.timeoutMs \(3000 ms\); the compiling process was stopped$/
+  await t.throwsAsync(engine.compileModule(bomb), { instanceOf: CompileError, message: tooLong })
+  t.throws(() => engine.compileModuleSync(bomb), { instanceOf: CompileError, message: tooLong })
+  // The engine goes on compiling, and a failed compile was not remembered.
+  t.is(answerOf(await engine.compileModule(answer)), 42)
+  await t.throwsAsync(engine.compileModule(bomb), { instanceOf: CompileError, message: tooLong })
+})
+
+test('a compile that takes more than compileLimits.memoryBytes is stopped with a CompileError', async (t) => {
+  const engine = new Engine({ compileLimits: { memoryBytes: 32 * MiB } })
+  const tooMuch =
+    /^compiling took more memory than compileLimits\.memoryBytes \(33554432 bytes\); the compiling process was stopped$/
+  await t.throwsAsync(engine.compileModule(bomb), { instanceOf: CompileError, message: tooMuch })
+  t.throws(() => engine.compileModuleSync(bomb), { instanceOf: CompileError, message: tooMuch })
+  // A compile of the same shape within the bound succeeds.
+  const module = await engine.compileModule(liveAcrossBlocks(200, 200))
+  t.is(module.instantiateSync({ limits: { memoryBytes: MiB } }).callSync('f', [0]), 0)
+})
+
+test('code compiled in a child runs as code compiled here, and failures read the same', async (t) => {
+  const here = new Engine()
+  const isolated = new Engine({ compileLimits: {} })
+  const components = [await isolated.compileComponent(typesWasm), isolated.compileComponentSync(typesWasm)]
+  for (const component of components) {
+    t.deepEqual(component.exports, here.compileComponentSync(typesWasm).exports)
+    const instance = await component.instantiate({
+      limits: { memoryBytes: 4 * MiB },
+      imports: typesImports([]),
+    })
+    t.deepEqual(await instance.call('roundtrip-list-string', [['héllo', '']]), ['héllo', ''])
+  }
+  t.is(answerOf(isolated.compileModuleSync(answer)), 42)
+  // What the child's compile refused reaches the caller as the same error.
+  const invalid = '(module (func (result i32) i64.const 0))'
+  const expected = t.throws(() => here.compileModuleSync(invalid), { instanceOf: CompileError })
+  t.throws(() => isolated.compileModuleSync(invalid), {
+    instanceOf: CompileError,
+    message: expected?.message,
+  })
+  await t.throwsAsync(isolated.compileModule(invalid), {
+    instanceOf: CompileError,
+    message: expected?.message,
+  })
+  // So does what is refused before any child starts.
+  await t.throwsAsync(
+    isolated.compileComponent(path.join(root, 'fixtures', 'build', 'wasi-cli.module.wasm')),
+    {
+      instanceOf: CompileError,
+      message: /^expected a component but got a core wasm module/,
+    },
+  )
+  isolated.close()
+  await t.throwsAsync(isolated.compileModule(answer), { instanceOf: DisposedError })
+})
+
+test('with cacheDir, what a child compiled is stored, and a hit starts no child', async (t) => {
+  const cacheDir = tempDir(t, 'isolated-cache')
+  const first = new Engine({ cacheDir, compileLimits: {} })
+  t.is(answerOf(await first.compileModule(answer)), 42)
+  t.deepEqual(first.cacheStats, { hits: 0, misses: 1, writeFailures: 0 })
+  // A child could not start and compile within 1 ms: the hit is this process's own load.
+  const second = new Engine({ cacheDir, compileLimits: { timeoutMs: 1 } })
+  t.is(answerOf(second.compileModuleSync(answer)), 42)
+  t.is(answerOf(await new Engine({ cacheDir, compileLimits: { timeoutMs: 1 } }).compileModule(answer)), 42)
+  t.deepEqual(second.cacheStats, { hits: 1, misses: 0, writeFailures: 0 })
+  await t.throwsAsync(second.compileModule('(module)'), {
+    instanceOf: CompileError,
+    message: /timeoutMs \(1 ms\)/,
+  })
+})
+
+test('loadComponent compiles through its engine: a plugin too costly to compile is refused', async (t) => {
+  const dir = watComponentDir(tempDir(t, 'isolated-plugin'), bomb, { maxBytes: MiB })
+  const engine = new Engine({ fuel: true, compileLimits: { timeoutMs: 3_000 } })
+  await t.throwsAsync(loadComponent(dir, { engine }), {
+    instanceOf: CompileError,
+    message: /took longer than compileLimits\.timeoutMs/,
+  })
+})
+
+test('at most compileLimits.concurrency children run at once; the others wait, their deadline not started', async (t) => {
+  const engine = new Engine({ compileLimits: { timeoutMs: 2_000, concurrency: 1 } })
+  const settled: string[] = []
+  const stopped = [bomb, liveAcrossBlocks(6_000, 6_001)].map((bytes) =>
+    t.throwsAsync(
+      engine.compileModule(bytes).finally(() => settled.push('bomb')),
+      { instanceOf: CompileError, message: /timeoutMs \(2000 ms\)/ },
+    ),
+  )
+  // Once both wait for or hold the one slot, a small compile waits some 4 s, longer than its
+  // deadline, and still compiles.
+  await setTimeout(1_000)
+  const module = await engine.compileModule(answer).finally(() => settled.push('answer'))
+  t.is(answerOf(module), 42)
+  await Promise.all(stopped)
+  t.deepEqual(settled, ['bomb', 'bomb', 'answer'])
+})
+
+test('compileLimits is checked: an object of known keys, each within its bounds', (t) => {
+  const refused = (compileLimits: unknown, path: string, message: RegExp) => {
+    const error = t.throws(() => new Engine({ compileLimits } as never), { instanceOf: ConfigError, message })
+    t.is(error?.path, path)
+  }
+  refused(5, 'compileLimits', /^compileLimits: expected an object, got 5$/)
+  refused({ timeoutMs: 0 }, 'compileLimits.timeoutMs', /expected an integer from 1 to 2147483647, got 0/)
+  refused(
+    { memoryBytes: MiB },
+    'compileLimits.memoryBytes',
+    /expected an integer from 16777216 to 281474976710656/,
+  )
+  refused({ memoryByte: MiB }, 'compileLimits.memoryByte', /unknown compileLimits option "memoryByte"/)
+  refused({ concurrency: 0 }, 'compileLimits.concurrency', /expected an integer from 1 to 256, got 0/)
+  t.notThrows(() => new Engine({ compileLimits: { timeoutMs: 1, memoryBytes: 16 * MiB } }).close())
+})
