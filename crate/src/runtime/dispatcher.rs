@@ -56,6 +56,10 @@ struct JobQueue {
     /// between drains are the Promise reactions they cause, which may take any time, so no gap
     /// can tell that the loop turned.
     turn_began: Mutex<Option<Instant>>,
+    /// When the current chain of host calls began in this turn of the event loop: answers that
+    /// let a guest go on, each drain running the guest's next call, in the Promise reaction of the
+    /// last answer or by lingering (see [`JobQueue::chain_too_long`]). `None` once the loop turned.
+    chain_began: Mutex<Option<Instant>>,
 }
 
 impl JobQueue {
@@ -93,10 +97,15 @@ impl JobQueue {
 
     /// Runs queued jobs on the JS thread until none is left (lingering after a job that asked), or
     /// for [`TURN`], after which the rest wait for the event loop's next turn (`setImmediate`).
-    fn drain(self: &Arc<Self>, js: Js) {
+    /// `answered`: called where a host call's answer lets its guest go on (see
+    /// [`Dispatcher::drain_here`]).
+    fn drain(self: &Arc<Self>, js: Js, answered: bool) {
         // Only the JS thread sets the flag: set already means a job is draining further up the
         // stack, which will look at the queue again itself (or a drain is deferred, see below).
         if self.draining.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if answered && self.chain_too_long(js) && self.defer(js) {
             return;
         }
         let began = self.turn_began();
@@ -112,6 +121,9 @@ impl JobQueue {
                 }
             }
             if self.linger.swap(false, Ordering::AcqRel) && self.wait_for_job(LINGER) {
+                if self.chain_too_long(js) && self.defer(js) {
+                    return;
+                }
                 continue;
             }
             self.draining.store(false, Ordering::SeqCst);
@@ -133,17 +145,45 @@ impl JobQueue {
         *self.lock_turn().get_or_insert_with(Instant::now)
     }
 
+    fn lock_chain(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.chain_began.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether a chain of host calls (see `chain_began`) has run for [`TURN`] in this turn of the
+    /// event loop; the first link of a chain starts one, and asks to be told when the loop turns.
+    /// A guest calling an async host function in a loop is such a chain: each answer's Promise
+    /// reaction ran the guest's next call, and in a call of 2 s the loop turned a few times,
+    /// timers late by up to 700 ms (an outside probe). Only chains pay for the `setImmediate`
+    /// that ends them: a call's completion is no link.
+    fn chain_too_long(self: &Arc<Self>, js: Js) -> bool {
+        let mut chain = self.lock_chain();
+        if let Some(began) = *chain {
+            return began.elapsed() >= TURN;
+        }
+        *chain = Some(Instant::now());
+        drop(chain);
+        let _ = self.at_next_turn(js, "airssysWasmTurned", turned);
+        false
+    }
+
     /// Asks the event loop to drain again at its next turn; false if it cannot be asked.
     fn defer(self: &Arc<Self>, js: Js) -> bool {
-        let asked = || -> napi::Result<()> {
-            let set_immediate = js.get(js.global()?, "setImmediate")?;
-            let again = js.function("airssysWasmDrain", self.clone(), Some(drain_deferred))?;
-            match js.call(set_immediate, &[again])? {
-                Ok(_) => Ok(()),
-                Err(_) => Err(napi::Error::from_reason("setImmediate threw")),
-            }
-        };
-        asked().is_ok()
+        self.at_next_turn(js, "airssysWasmDrain", drain_deferred).is_ok()
+    }
+
+    /// Calls `callback` (with this queue) at the event loop's next turn, through `setImmediate`.
+    fn at_next_turn(
+        self: &Arc<Self>,
+        js: Js,
+        name: &str,
+        callback: unsafe extern "C" fn(napi::sys::napi_env, napi::sys::napi_callback_info) -> crate::js::Value,
+    ) -> napi::Result<()> {
+        let set_immediate = js.get(js.global()?, "setImmediate")?;
+        let function = js.function(name, self.clone(), Some(callback))?;
+        match js.call(set_immediate, &[function])? {
+            Ok(_) => Ok(()),
+            Err(_) => Err(napi::Error::from_reason("setImmediate threw")),
+        }
     }
 
     fn wait_for_job(&self, limit: Duration) -> bool {
@@ -153,10 +193,21 @@ impl JobQueue {
 
 /// The deferred drain (see [`JobQueue::defer`]), called by `setImmediate`.
 unsafe extern "C" fn drain_deferred(env: napi::sys::napi_env, info: napi::sys::napi_callback_info) -> crate::js::Value {
-    // SAFETY: this callback is only made by `defer`, with the queue as its data.
+    // SAFETY: this callback is only made by `at_next_turn`, with the queue as its data.
     let (js, queue, _, _) = unsafe { crate::js::callback_args::<Arc<JobQueue>>(env, info) };
+    // The loop has turned.
+    *queue.lock_turn() = None;
+    *queue.lock_chain() = None;
     queue.draining.store(false, Ordering::SeqCst);
-    queue.drain(js);
+    queue.drain(js, false);
+    std::ptr::null_mut()
+}
+
+/// The event loop has turned since a chain of host calls began (see [`JobQueue::chain_too_long`]).
+unsafe extern "C" fn turned(env: napi::sys::napi_env, info: napi::sys::napi_callback_info) -> crate::js::Value {
+    // SAFETY: this callback is only made by `at_next_turn`, with the queue as its data.
+    let (_, queue, _, _) = unsafe { crate::js::callback_args::<Arc<JobQueue>>(env, info) };
+    *queue.lock_chain() = None;
     std::ptr::null_mut()
 }
 
@@ -179,7 +230,7 @@ impl Dispatcher {
             .weak::<true>()
             .callee_handled::<false>()
             .build_callback(move |context: ThreadsafeCallContext<()>| {
-                drained.drain(Js(context.env.raw()));
+                drained.drain(Js(context.env.raw()), false);
                 Ok(())
             })?;
         Ok(Dispatcher { wake, queue })
@@ -202,7 +253,7 @@ impl Dispatcher {
     /// Runs queued jobs now, on the JS thread, from outside the dispatcher's own callback (a
     /// settled host Promise: its answer lets the guest go on, so lingering here saves a wake-up).
     pub fn drain_here(&self, js: Js) {
-        self.queue.drain(js);
+        self.queue.drain(js, true);
     }
 
     /// Called by a job on the JS thread: its answer lets a pool thread go on, which will most
