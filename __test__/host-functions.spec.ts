@@ -3,7 +3,15 @@ import { runInNewContext } from 'node:vm'
 
 import test from 'ava'
 
-import { AbortError, ComponentError, Engine, HostError, TimeoutError, hostCallSignal } from '../lib/index.js'
+import {
+  AbortError,
+  ComponentError,
+  Engine,
+  HostError,
+  OutOfFuelError,
+  TimeoutError,
+  hostCallSignal,
+} from '../lib/index.js'
 import { typesEverything } from '../fixtures/index.js'
 import { BUMP_MEMORY_WAT, MiB, typesComponent, typesImports, unhandledRejections } from './helpers.js'
 
@@ -448,6 +456,68 @@ test("a host function's string or bytes larger than the guest's memory limit fai
       `host function "${name}" returned a bad value: at least ${bytes} bytes, more than the guest's memory limit (${MiB} bytes) can hold`,
     )
     t.true(process.memoryUsage().rss - before < 100 * MiB)
+  }
+})
+
+/** Calls its imports in a loop: `log` and `list` with `len` bytes or elements, `text` for its result. */
+const MOVING_WAT = `(component
+  (import "log" (func $log (param "s" string)))
+  (import "list" (func $list (param "l" (list u32))))
+  (import "text" (func $text (result string)))
+  (core module $mem
+    (memory (export "memory") 2)
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32) i32.const 1024))
+  (core instance $m (instantiate $mem))
+  (alias core export $m "memory" (core memory $memory))
+  (alias core export $m "realloc" (core func $realloc))
+  (core func $log_l (canon lower (func $log) (memory $memory) string-encoding=utf8))
+  (core func $list_l (canon lower (func $list) (memory $memory)))
+  (core func $text_l (canon lower (func $text) (memory $memory) (realloc $realloc) string-encoding=utf8))
+  (core module $main
+    (import "h" "log" (func $log (param i32 i32)))
+    (import "h" "list" (func $list (param i32 i32)))
+    (import "h" "text" (func $text (param i32)))
+    (func (export "log") (param i32) (loop i32.const 0 local.get 0 call $log br 0))
+    (func (export "list") (param i32) (loop i32.const 0 local.get 0 call $list br 0))
+    (func (export "text") (loop i32.const 16 call $text br 0)))
+  (core instance $i (instantiate $main
+    (with "h" (instance (export "log" (func $log_l)) (export "list" (func $list_l)) (export "text" (func $text_l))))))
+  (func (export "log") (param "len" u32) (canon lift (core func $i "log")))
+  (func (export "list") (param "len" u32) (canon lift (core func $i "list")))
+  (func (export "text") (canon lift (core func $i "text"))))`
+
+test('a host call costs fuel for the strings and lists it moves, both ways', async (t) => {
+  // Each call cost the guest some 4 units whatever it moved: a loop passing 1 MiB strings used
+  // 36,000 units of a 1,000,000 budget in 10 s (an outside probe), and a fuel budget alone did not
+  // bound the call. One unit per byte now, as \`memory.copy\` costs: 15 calls moving 64 KiB fit in
+  // 1,000,000 units, the 16th does not (a result is counted once the host function returned it).
+  const component = new Engine({ fuel: true }).compileComponentSync(MOVING_WAT)
+  for (const [name, args, hostCalls] of [
+    ['log', [65_536], 15],
+    ['list', [16_384], 15],
+    ['text', [], 16],
+  ] as const) {
+    for (const sync of [true, false]) {
+      let calls = 0
+      const count = () => {
+        calls++
+        return 'x'.repeat(65_536)
+      }
+      const inst = component.instantiateSync({
+        limits: { memoryBytes: MiB },
+        fuel: 1_000_000,
+        timeoutMs: 10_000,
+        imports: { log: count, list: count, text: count },
+      })
+      const run = () => (sync ? inst.callSync(name, [...args]) : inst.call(name, [...args]))
+      const error = await t.throwsAsync(
+        async () => run(),
+        { instanceOf: OutOfFuelError },
+        `${name}, sync: ${sync}`,
+      )
+      t.is(error?.fuelConsumed, 1_000_000)
+      t.is(calls, hostCalls, `${name}, sync: ${sync}`)
+    }
   }
 })
 

@@ -5,7 +5,7 @@
 //! `wire`) and stop as soon as the count passes the limit: making a `Val` per element costs some
 //! 40 times the value's bytes, which a 1 MiB guest made 2.6 GB for a 64 MiB argument.
 
-use wasmtime::component::Type;
+use wasmtime::component::{Type, Val};
 
 /// Bytes of WIT names (record fields, variant and enum cases, flags) one value may copy into the
 /// host per byte of the guest's memory limit. wasmtime's `Val` holds each element's names as
@@ -99,6 +99,45 @@ pub fn element_bytes(ty: &Type) -> usize {
         Type::Variant(_) | Type::Enum(_) | Type::Option(_) | Type::Result(_) => 1,
         Type::Flags(flags) => flags.names().count().div_ceil(8),
         _ => 0,
+    }
+}
+
+/// The bytes of guest memory the strings and lists of `value` occupy (their text and elements,
+/// which a call copies across, besides the value's flat form): what a host call charges in fuel
+/// for the data it moves (`component/linker.rs`).
+pub fn moved_bytes(value: &Val) -> u64 {
+    match value {
+        Val::String(text) => text.len() as u64,
+        Val::List(items) => items
+            .iter()
+            .map(|item| flat_bytes(item).saturating_add(moved_bytes(item)))
+            .fold(0, u64::saturating_add),
+        Val::Record(fields) => fields
+            .iter()
+            .map(|(_, field)| moved_bytes(field))
+            .fold(0, u64::saturating_add),
+        Val::Tuple(items) => items.iter().map(moved_bytes).fold(0, u64::saturating_add),
+        Val::Variant(_, Some(payload))
+        | Val::Option(Some(payload))
+        | Val::Result(Ok(Some(payload)) | Err(Some(payload))) => moved_bytes(payload),
+        _ => 0,
+    }
+}
+
+/// The bytes `value` takes as a list element (the canonical ABI's sizes without alignment).
+fn flat_bytes(value: &Val) -> u64 {
+    match value {
+        Val::Bool(_) | Val::U8(_) | Val::S8(_) => 1,
+        Val::U16(_) | Val::S16(_) => 2,
+        Val::U32(_) | Val::S32(_) | Val::Float32(_) | Val::Char(_) | Val::Resource(_) => 4,
+        Val::U64(_) | Val::S64(_) | Val::Float64(_) | Val::String(_) | Val::List(_) => 8,
+        Val::Record(fields) => fields.iter().map(|(_, field)| flat_bytes(field)).sum(),
+        Val::Tuple(items) => items.iter().map(flat_bytes).sum(),
+        Val::Variant(_, payload) | Val::Option(payload) | Val::Result(Ok(payload) | Err(payload)) => {
+            1 + payload.as_deref().map_or(0, flat_bytes)
+        }
+        Val::Flags(flags) => flags.len().div_ceil(8) as u64,
+        _ => 1,
     }
 }
 
