@@ -1,7 +1,7 @@
 //! What compiling may cost beyond the size of its input, bounded before wasmtime reads the bytes:
 //! one pass over them (a module, or every core module inside a component).
 //!
-//! Two shapes cost the compiler far more than they cost the writer of the bytes:
+//! These shapes cost the compiler far more than they cost the writer of the bytes:
 //! - Tables that constant element segments fill are precomputed at compile time (wasmtime's
 //!   `table_lazy_init`, which Winch needs): a table of up to 2^20 entries from one segment of one
 //!   element at its end, 4 MiB from some ten bytes, up to 100 tables in a module.
@@ -17,7 +17,10 @@
 //!   that a function's blocks take and return: 32,000 blocks that each return an `i32` (192 KB of
 //!   input) took 2.1 GB, and 4,000 blocks passing 128 values each (12 KB) took 5.9 GB.
 //!
-//! Memory images, the fifth such shape, are bounded by the engine's configuration instead
+//! - Cranelift's time grows with the square of a function's loops, one after another or nested:
+//!   20,000 empty loops (60 KB) took 24 s.
+//!
+//! Memory images, the last such shape, are bounded by the engine's configuration instead
 //! (`memory_guaranteed_dense_image_size` in `engine.rs`).
 
 use wasmparser::{
@@ -65,6 +68,15 @@ pub const MAX_CALL_SLOTS_PER_FUNCTION: u64 = 1 << 16;
 /// code passes fewer than 0.07 per byte.
 pub const MIN_CALL_SLOTS_ALLOWED: u64 = 1 << 16;
 
+/// Most loops one input's functions may hold, each function's count squared and summed, whatever
+/// the input's size...
+pub const MIN_LOOP_SQUARES_ALLOWED: u64 = 1 << 22;
+
+/// ...and per byte of code beyond that. Cranelift's time grows with the square of a function's
+/// loops, one after another or nested (20,000 plain loops, 60 KB, took 24 s; 2,048 take 0.4 s); the
+/// most in one real function measured is 392, and real code has under 0.07 per byte of code.
+pub const LOOP_SQUARES_PER_CODE_BYTE: u64 = 1;
+
 /// A core module being read: how many tables and functions it imports, for each table it defines
 /// its initial size and how much of it wasmtime would precompute; for each type the slots its
 /// values take (parameters and results; 0 for a type that is no function's); the type of each
@@ -86,6 +98,7 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
     // `None` for a component: modules nest inside components, never in one another.
     let mut stack: Vec<Option<Module>> = Vec::new();
     let (mut table_entries, mut local_slots, mut call_slots, mut code_bytes) = (0u64, 0u64, 0u64, 0u64);
+    let mut loop_squares = 0u64;
     for payload in Parser::new(0).parse_all(bytes) {
         let Ok(payload) = payload else { return Ok(()) };
         match payload {
@@ -207,7 +220,18 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
                 let Some(Some(module)) = stack.last_mut() else { continue };
                 let index = module.imported_functions + module.bodies;
                 module.bodies += 1;
-                call_slots = call_slots.saturating_add(operator_slots(module, &body, index)?);
+                let counts = operator_counts(module, &body, index)?;
+                call_slots = call_slots.saturating_add(counts.call_slots);
+                loop_squares = loop_squares.saturating_add(counts.loops.saturating_mul(counts.loops));
+                let allowed = MIN_LOOP_SQUARES_ALLOWED.max(LOOP_SQUARES_PER_CODE_BYTE.saturating_mul(code_bytes));
+                if loop_squares > allowed {
+                    return Err(format!(
+                        "function {index} has {} loops: Cranelift's compile time grows with the square of a \
+                         function's loops, and the functions' squares add up to more than {allowed} (or one per \
+                         byte of code)",
+                        counts.loops
+                    ));
+                }
                 let allowed = MIN_CALL_SLOTS_ALLOWED.max(code_bytes);
                 if call_slots > allowed {
                     return Err(format!(
@@ -223,18 +247,31 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// The slots of values one function's calls pass and return (each call counts its callee's
-/// parameters and results), after refusing a function whose blocks, or calls, take and return too
-/// many. Malformed operators end the count: the validator says why.
-fn operator_slots(module: &Module, body: &FunctionBody, index: u64) -> Result<u64, String> {
+/// What one function's operators hold that costs the compiler beyond their size.
+#[derive(Default)]
+struct Counts {
+    /// Slots of values its calls pass and return (each call counts its callee's parameters and
+    /// results).
+    call_slots: u64,
+    loops: u64,
+}
+
+/// One function's [`Counts`], after refusing a function whose blocks, or calls, take and return
+/// too many slots. Malformed operators end the count: the validator says why.
+fn operator_counts(module: &Module, body: &FunctionBody, index: u64) -> Result<Counts, String> {
+    let mut counts = Counts::default();
     let Ok(mut operators) = body.get_operators_reader() else {
-        return Ok(0);
+        return Ok(counts);
     };
     let type_slots = |ty: u32| module.type_slots.get(ty as usize).copied().unwrap_or(0);
     let (mut block_slots, mut call_slots) = (0u64, 0u64);
     while !operators.eof() {
         match operators.read() {
-            Ok(Operator::Block { blockty } | Operator::Loop { blockty } | Operator::If { blockty }) => {
+            Ok(Operator::Loop { blockty }) => {
+                counts.loops += 1;
+                block_slots += block_type_slots(blockty, type_slots);
+            }
+            Ok(Operator::Block { blockty } | Operator::If { blockty }) => {
                 block_slots += block_type_slots(blockty, type_slots);
             }
             Ok(Operator::TryTable { try_table }) => block_slots += block_type_slots(try_table.ty, type_slots),
@@ -264,7 +301,8 @@ fn operator_slots(module: &Module, body: &FunctionBody, index: u64) -> Result<u6
             ));
         }
     }
-    Ok(call_slots)
+    counts.call_slots = call_slots;
+    Ok(counts)
 }
 
 /// The slots a block of type `ty` takes and returns.
@@ -387,8 +425,33 @@ mod tests {
         let refused = check(&typed(17)).unwrap_err();
         assert!(refused.contains("function 2's blocks"), "{refused}");
         // Untyped blocks carry nothing.
-        let plain = module(&format!("(module (func {}))", "block end loop end ".repeat(10_000)));
+        let plain = module(&format!("(module (func {}))", "block end ".repeat(20_000)));
         assert_eq!(check(&plain), Ok(()));
+    }
+
+    #[test]
+    fn loops_are_bounded_by_the_sum_of_their_squares() {
+        let function = |loops: usize| format!("(func {})", "(loop) ".repeat(loops));
+        let input = |functions: &[usize]| {
+            module(&format!(
+                "(module {})",
+                functions.iter().map(|&loops| function(loops)).collect::<String>()
+            ))
+        };
+        assert_eq!(check(&input(&[2048])), Ok(()));
+        let refused = check(&input(&[2049])).unwrap_err();
+        assert!(refused.starts_with("function 0 has 2049 loops: "), "{refused}");
+        // 1,024 squared is a quarter of the bound: the fifth such function is over.
+        assert_eq!(check(&input(&[1024; 4])), Ok(()));
+        let refused = check(&input(&[1024, 1024, 1024, 1024, 1])).unwrap_err();
+        assert!(refused.starts_with("function 4 has 1 loops: "), "{refused}");
+        // Nested loops count alike.
+        let nested = module(&format!(
+            "(module (func {}{}))",
+            "(loop ".repeat(2049),
+            ")".repeat(2049)
+        ));
+        assert!(check(&nested).is_err());
     }
 
     #[test]
