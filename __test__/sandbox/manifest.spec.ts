@@ -230,6 +230,19 @@ const broken: BrokenCase[] = [
     message: /unknown key \(did you mean "max_bytes"\?\)/,
   },
   { title: 'an unknown top-level table', sections: { extra: '[extra]\nx = 1' }, path: 'extra' },
+  // Probe Z35: a quoted key with dots was reported under the path of the valid field it spells.
+  {
+    title: 'an unknown key holding dots, quoted as TOML quotes it',
+    sections: { extra: '[resources]\n"cpu.max_fuel" = 5' },
+    path: 'resources."cpu.max_fuel"',
+    message: /: resources\."cpu\.max_fuel": unknown key/,
+  },
+  {
+    title: 'an unknown key holding an invisible character, escaped',
+    sections: { memory: 'max_bytes = 1048576\n"max_bytes\u200b" = 5' },
+    path: 'resources.memory."max_bytes\\u200b"',
+    message: /unknown key \(did you mean "max_bytes"\?\)/,
+  },
   {
     title: 'an unknown [component] key',
     sections: { component: 'name = "demo"\nversion = "0.1.0"\nauthor = "me"' },
@@ -904,7 +917,7 @@ test("a manifest's ConfigError stays bounded whatever the manifest holds: many p
   const long = rejects(component({ memory: `max_bytes = 1048576\n"${'x'.repeat(5000)}" = 1` }))
   t.is(long.path, 'resources.memory.(a string of 5000 UTF-16 units)')
   const forged = rejects(component({ memory: 'max_bytes = 1048576\n"a\\nINFO: all good" = 1' }))
-  t.is(forged.path, 'resources.memory.a\\nINFO: all good')
+  t.is(forged.path, 'resources.memory."a\\nINFO: all good"')
   t.false(forged.message.includes('\nINFO'), forged.message)
   const deep = rejects(component({ memory: `max_bytes = 1048576\nd = ${'['.repeat(400)}${']'.repeat(400)}` }))
   t.is(deep.value, 'an array')

@@ -18,12 +18,24 @@ export function isTable(value: unknown): value is Table {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof TomlDate)
 }
 
+/** TOML's bare keys: the keys a path shows as they are written. */
+const BARE_KEY = /^[A-Za-z0-9_-]+$/
+
 /**
- * The dotted path of `key` under `prefix`, for messages: a manifest's own key with its newlines
- * and tabs escaped, or by its length when long (`shownName`), as a guest's names are.
+ * The dotted path of `key` under `prefix`, for messages: a bare key as it is; any other quoted as
+ * TOML quotes it, with every character outside printable ASCII escaped (a key `"cpu.max_fuel"`
+ * under `[resources]` read as the valid field `resources.cpu.max_fuel`, and a zero-width space
+ * made `max_bytes\u200b` look like `max_bytes`); a long one by its length (`shownName`).
  */
 export function join(prefix: string, key: string): string {
-  return prefix === '' ? shownName(key) : `${prefix}.${shownName(key)}`
+  const shown =
+    BARE_KEY.test(key) || key.length > 128
+      ? shownName(key)
+      : JSON.stringify(key).replace(
+          /[^\x20-\x7e]/g,
+          (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`,
+        )
+  return prefix === '' ? shown : `${prefix}.${shown}`
 }
 
 /** Collects problems while walking the parsed TOML, so all of them are reported at once. */
