@@ -82,7 +82,8 @@ export class Engine {
 
   /**
    * Compiles a component off the JS thread. Compiling the same bytes again on this engine returns
-   * the same Component while it is alive (an in-process cache that compares the bytes); with
+   * the same Component while it is alive (an in-process cache that compares the bytes), unless
+   * four other inputs sharing its sampled key were compiled on the engine since (SECURITY.md); with
    * `cacheDir`, code compiled earlier (by any process) is loaded from disk.
    */
   async compileComponent(source: WasmSource): Promise<Component> {
