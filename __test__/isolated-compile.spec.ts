@@ -1,9 +1,18 @@
+import { spawn, spawnSync } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { setTimeout } from 'node:timers/promises'
 
 import test from 'ava'
 
-import { CompileError, ConfigError, DisposedError, Engine, loadComponent } from '../lib/index.js'
+import {
+  CompileError,
+  ConfigError,
+  DisposedError,
+  Engine,
+  loadComponent,
+  type ValidationResult,
+} from '../lib/index.js'
 import { MiB, root, tempDir, typesImports, typesWasm, watComponentDir } from './helpers.js'
 
 /**
@@ -86,20 +95,33 @@ test('code compiled in a child runs as code compiled here, and failures read the
   await t.throwsAsync(isolated.compileModule(answer), { instanceOf: DisposedError })
 })
 
+/** `answer` as a binary (the on-disk cache keeps binaries: text is parsed by the child only). */
+const answerBinary = Uint8Array.from([
+  ...[0, 0x61, 0x73, 0x6d, 1, 0, 0, 0],
+  ...[1, 5, 1, 0x60, 0, 1, 0x7f],
+  ...[3, 2, 1, 0],
+  ...[7, 10, 1, 6, ...new TextEncoder().encode('answer'), 0, 0],
+  ...[10, 6, 1, 4, 0, 0x41, 42, 0x0b],
+])
+
 test('with cacheDir, what a child compiled is stored, and a hit starts no child', async (t) => {
   const cacheDir = tempDir(t, 'isolated-cache')
   const first = new Engine({ cacheDir, compileLimits: {} })
-  t.is(answerOf(await first.compileModule(answer)), 42)
+  t.is(answerOf(await first.compileModule(answerBinary)), 42)
   t.deepEqual(first.cacheStats, { hits: 0, misses: 1, writeFailures: 0 })
   // A child could not start and compile within 1 ms: the hit is this process's own load.
   const second = new Engine({ cacheDir, compileLimits: { timeoutMs: 1 } })
-  t.is(answerOf(second.compileModuleSync(answer)), 42)
-  t.is(answerOf(await new Engine({ cacheDir, compileLimits: { timeoutMs: 1 } }).compileModule(answer)), 42)
+  t.is(answerOf(second.compileModuleSync(answerBinary)), 42)
+  const third = new Engine({ cacheDir, compileLimits: { timeoutMs: 1 } })
+  t.is(answerOf(await third.compileModule(answerBinary)), 42)
   t.deepEqual(second.cacheStats, { hits: 1, misses: 0, writeFailures: 0 })
-  await t.throwsAsync(second.compileModule('(module)'), {
+  // Text is neither looked up nor stored: only the child parses it.
+  await t.throwsAsync(third.compileModule(answer), {
     instanceOf: CompileError,
     message: /timeoutMs \(1 ms\)/,
   })
+  t.is(answerOf(await first.compileModule(answer)), 42)
+  t.deepEqual(first.cacheStats, { hits: 0, misses: 1, writeFailures: 0 })
 })
 
 test('loadComponent compiles through its engine: a plugin too costly to compile is refused', async (t) => {
@@ -127,6 +149,84 @@ test('at most compileLimits.concurrency children run at once; the others wait, t
   t.is(answerOf(module), 42)
   await Promise.all(stopped)
   t.deepEqual(settled, ['bomb', 'bomb', 'answer'])
+})
+
+const whyInvalid = (result: ValidationResult) => (result.ok ? '' : result.message)
+
+/** Processes whose command line holds `marker` (the children of a compile carry their request). */
+function processesWith(marker: string): string[] {
+  const listed = spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).stdout
+  return listed.split('\n').filter((line) => line.includes(marker) && line.includes('compile-child'))
+}
+
+test('WAT text is parsed in the child only: its cost is bounded, and validate of text runs there too', async (t) => {
+  // Probe H37: the parent parsed text before starting the child, and WAT's labels cost time
+  // growing with the square of their nesting: 100,000 nested blocks each naming the outermost
+  // (2.5 MB) took the parent 23 s under timeoutMs: 1000, and validate as long on the JS thread.
+  const depth = 100_000
+  const text = `(module (func ${Array.from({ length: depth }, (_, i) => `block $b${i} `).join('')}${'br $b0 '.repeat(depth)}${'end '.repeat(depth)}))`
+  const engine = new Engine({ compileLimits: { timeoutMs: 1_000 } })
+  const cpu = process.cpuUsage()
+  const tooLong = /took longer than compileLimits\.timeoutMs \(1000 ms\)/
+  await t.throwsAsync(engine.compileModule(text), { instanceOf: CompileError, message: tooLong })
+  t.throws(() => engine.compileModuleSync(new TextEncoder().encode(text)), {
+    instanceOf: CompileError,
+    message: tooLong,
+  })
+  const refused = engine.validate(text)
+  t.false(refused.ok)
+  t.regex(whyInvalid(refused), /^validating took longer than compileLimits\.timeoutMs \(1000 ms\)/)
+  t.regex(whyInvalid(await engine.validateAsync(text)), /^validating took longer/)
+  // The parent's own work stays small: four parses of 23 s each would be 90 s of its CPU.
+  const { user, system } = process.cpuUsage(cpu)
+  t.true(user + system < 10_000_000, `${(user + system) / 1e6} s of the parent's CPU`)
+  // Small text still compiles and validates as it does in the process.
+  t.is(answerOf(await engine.compileModule(answer)), 42)
+  t.deepEqual(engine.validate(answer), { ok: true })
+  t.deepEqual(await engine.validateAsync('(module (func (result i32) i64.const 0))'), {
+    ok: false,
+    message: 'type mismatch: expected i32, found i64 (at offset 0x1a)',
+  })
+})
+
+test('closing the engine stops its compiles in children, running and waiting', async (t) => {
+  // Probe H37: each child ran to its end after close(), and each waiting compile started one.
+  const engine = new Engine({ maxModuleBytes: 12_345_671, compileLimits: { concurrency: 1 } })
+  const compiles = [bomb, liveAcrossBlocks(6_000, 6_001)].map((source) => engine.compileModule(source))
+  await setTimeout(500)
+  t.is(processesWith('12345671').length, 1)
+  engine.close()
+  for (const compile of compiles) await t.throwsAsync(compile, { instanceOf: DisposedError })
+  await setTimeout(200)
+  t.deepEqual(processesWith('12345671'), [])
+  t.throws(() => engine.validate(answer), { instanceOf: DisposedError })
+})
+
+test('a compile child ends when its parent is gone, before its deadline', async (t) => {
+  // Probe H37: a child outlived a killed or exiting parent, holding 350 MB, until its own
+  // deadline (up to 24.8 days).
+  const dir = tempDir(t, 'isolated-orphan')
+  const script = path.join(dir, 'parent.ts')
+  writeFileSync(
+    script,
+    `import { Engine } from ${JSON.stringify(path.join(root, 'lib', 'index.ts'))}
+    const engine = new Engine({ maxModuleBytes: 12_345_672, compileLimits: { timeoutMs: 60_000 } })
+    engine.compileModule(${JSON.stringify(bomb)}).catch(() => {})
+    setTimeout(() => process.kill(process.pid, 'SIGKILL'), 3_000)`,
+  )
+  const parent = spawn(process.execPath, [...process.execArgv, script], {
+    stdio: 'ignore',
+  })
+  const exited = new Promise((resolve) => parent.on('exit', resolve))
+  let seen = false
+  for (let tries = 0; tries < 50 && !seen; tries++) {
+    seen = processesWith('12345672').length === 1
+    await setTimeout(50)
+  }
+  t.true(seen, 'the parent started its child')
+  await exited
+  await setTimeout(500)
+  t.deepEqual(processesWith('12345672'), [])
 })
 
 test('compileLimits is checked: an object of known keys, each within its bounds', (t) => {

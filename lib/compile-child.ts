@@ -1,10 +1,11 @@
 /**
- * The child process of an isolated compile (see isolated-compile.ts): compiles the bytes on its
- * stdin with an engine of the parent's settings, and writes one frame to stdout: the serialized
- * code, the error, or that it took more memory than allowed, whereupon it exits at once. The
- * frame is written before the exit, so that the parent knows why even if the exit, with compile
- * threads still running, is not clean. It also ends itself at its deadline, for when the parent
- * that would have killed it is gone. Never imported: run as `node compile-child.js <request>`.
+ * The child process of an isolated compile (see isolated-compile.ts): compiles (or validates) the
+ * bytes on its stdin with an engine of the parent's settings, and writes one frame to stdout: the
+ * serialized code, what validation found, the error, or that it took more memory than allowed,
+ * whereupon it exits at once. The frame is written before the exit, so that the parent knows why
+ * even if the exit, with compile threads still running, is not clean. It ends itself when its
+ * parent is gone (its stdin ends, or it has a new parent process) and at its deadline. Never
+ * imported: run as `node compile-child.js <request as JSON>`.
  */
 import { writeSync } from 'node:fs'
 
@@ -12,18 +13,25 @@ import { fromNative, translate, translateAsync } from './errors.js'
 import { CHILD_FAILED, frame, type ChildRequest } from './isolated-compile.js'
 import { NativeComponent, NativeEngine, NativeModule } from './native.js'
 
-/** How often the child reads its own resident memory: Cranelift grows it gradually. */
-const MEMORY_POLL_MS = 5
+/** How often the child reads its own resident memory (Cranelift grows it gradually) and its parent. */
+const POLL_MS = 5
 
-async function readInput(maxBytes: number): Promise<Uint8Array> {
+/** The input: its length (8 bytes), then as many bytes; `maxBytes` at most. */
+async function readInput(maxBytes: number): Promise<Buffer> {
   const chunks: Buffer[] = []
   let length = 0
+  let expected: number | undefined
   for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
-    length += chunk.length
-    if (length > maxBytes) throw new Error(`the input is larger than ${maxBytes} bytes`)
     chunks.push(chunk)
+    length += chunk.length
+    if (expected === undefined && length >= 8) {
+      expected = Number(Buffer.concat(chunks).readBigUInt64LE(0))
+      if (expected > maxBytes) throw new Error(`the input is larger than ${maxBytes} bytes`)
+    }
+    if (expected !== undefined && length >= 8 + expected)
+      return Buffer.concat(chunks).subarray(8, 8 + expected)
   }
-  return Buffer.concat(chunks, length)
+  throw new Error('the input ended early')
 }
 
 /**
@@ -35,15 +43,31 @@ function answer(output: Buffer): never {
   process.exit(0)
 }
 
+function failure(error: unknown): Buffer {
+  const { code, message } = fromNative(error) as { code?: unknown; message?: unknown }
+  return frame('error', Buffer.from(JSON.stringify({ code, message: String(message) })))
+}
+
 async function main(): Promise<void> {
   const request = JSON.parse(process.argv[2] ?? '') as ChildRequest
+  const parent = process.ppid
   const engine = new NativeEngine(request.engine)
   const bytes = await readInput(request.engine.maxModuleBytes ?? 0)
+  if (request.watchStdin) process.stdin.on('end', () => process.exit(CHILD_FAILED))
   const baseline = process.memoryUsage.rss()
   setInterval(() => {
     if (process.memoryUsage.rss() - baseline > request.memoryBytes) answer(frame('memory', Buffer.alloc(0)))
-  }, MEMORY_POLL_MS)
+    if (process.ppid !== parent) process.exit(CHILD_FAILED)
+  }, POLL_MS)
   setTimeout(() => process.exit(CHILD_FAILED), request.timeoutMs).unref()
+  if (request.kind === 'validate') {
+    try {
+      const message = await translateAsync(translate(() => engine.validateAsync(bytes)))
+      answer(frame('validated', Buffer.from(JSON.stringify({ message: message ?? null }))))
+    } catch (error) {
+      answer(failure(error))
+    }
+  }
   try {
     const compiling: Promise<NativeModule | NativeComponent> =
       request.kind === 'module' ? NativeModule.compile(engine, bytes) : NativeComponent.compile(engine, bytes)
@@ -55,8 +79,7 @@ async function main(): Promise<void> {
       ),
     )
   } catch (error) {
-    const { code, message } = fromNative(error) as { code?: unknown; message?: unknown }
-    answer(frame('error', Buffer.from(JSON.stringify({ code, message: String(message) }))))
+    answer(failure(error))
   }
 }
 

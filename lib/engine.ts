@@ -1,9 +1,9 @@
 import { Component } from './component.js'
-import { DisposedError, translate, translateAsync } from './errors.js'
+import { CompileError, DisposedError, translate, translateAsync } from './errors.js'
 import { Module } from './module.js'
-import { NativeComponent, NativeEngine, NativeModule, type NativeEngineOptions } from './native.js'
-import { ChildSlots, compileInChild, compileInChildSync } from './isolated-compile.js'
-import { DEFAULTS, engineOptions, type EngineOptions, type ResolvedCompileLimits } from './options.js'
+import { NativeComponent, NativeEngine, NativeModule } from './native.js'
+import { CompileChildren, isBinary } from './isolated-compile.js'
+import { DEFAULTS, engineOptions, type EngineOptions } from './options.js'
 import { CompileCache } from './util/compile-cache.js'
 import { escapeControl } from './util/quoted.js'
 import { isTooLarge, loadSource, loadSourceSync, type WasmSource } from './util/source.js'
@@ -48,6 +48,27 @@ interface NativeCompiler<T> {
 }
 
 /**
+ * `validate`'s answer, or `{ ok: false }` when the child validating text went past a bound of
+ * `compileLimits` (its CompileError says which): such text could not compile within them either.
+ */
+function outOfBounds(run: () => ValidationResult): ValidationResult
+function outOfBounds(run: () => Promise<ValidationResult>): Promise<ValidationResult>
+function outOfBounds(
+  run: () => ValidationResult | Promise<ValidationResult>,
+): ValidationResult | Promise<ValidationResult> {
+  const refused = (error: unknown): ValidationResult => {
+    if (error instanceof CompileError) return { ok: false, message: error.message }
+    throw error
+  }
+  try {
+    const result = run()
+    return result instanceof Promise ? result.catch(refused) : result
+  } catch (error) {
+    return refused(error)
+  }
+}
+
+/**
  * A wasmtime engine: compiles core modules and components, and owns the epoch ticker behind
  * wall-clock deadlines. Compiled code can be used from any thread; close it when done (it is
  * also released on GC, and never keeps the process alive).
@@ -61,23 +82,14 @@ export class Engine {
   readonly #maxModuleBytes: number
   readonly #components = new CompileCache<Component>()
   readonly #modules = new CompileCache<Module>()
-  /** Set when compiles run in a child process: its bounds, and the options of its engine. */
-  readonly #isolated:
-    { limits: ResolvedCompileLimits; engine: NativeEngineOptions; slots: ChildSlots } | undefined
+  /** Set when compiles run in child processes (`compileLimits`). */
+  readonly #children: CompileChildren | undefined
 
   constructor(options: EngineOptions = {}) {
     const { native, compileLimits } = engineOptions(options)
     this.#native = translate(() => new NativeEngine(native))
     this.#maxModuleBytes = native.maxModuleBytes ?? DEFAULTS.maxModuleBytes
-    // The child's engine keeps no cache: this engine's loads and stores what the child made.
-    this.#isolated =
-      compileLimits === undefined
-        ? undefined
-        : {
-            limits: compileLimits,
-            engine: { ...native, cacheDir: undefined },
-            slots: new ChildSlots(compileLimits.concurrency),
-          }
+    this.#children = compileLimits === undefined ? undefined : new CompileChildren(compileLimits, native)
   }
 
   /**
@@ -126,27 +138,34 @@ export class Engine {
     return this.#modules.get(bytes, (own) => new Module(this.#compileSync('module', NativeModule, own)))
   }
 
-  /** Compiles here, or in a child process with `compileLimits` (after a look in `cacheDir`). */
+  /**
+   * Compiles here, or in a child process with `compileLimits` (a binary after a look in
+   * `cacheDir`; text, which only the child parses, without).
+   */
   async #compile<T>(
     kind: 'module' | 'component',
     compiler: NativeCompiler<T>,
     bytes: Uint8Array,
   ): Promise<T> {
-    const isolated = this.#isolated
-    if (isolated === undefined) return translateAsync(compiler.compile(this.#native, bytes))
-    const cached = await translateAsync(compiler.cached(this.#native, bytes))
-    if (cached !== null) return cached
-    const artifact = await compileInChild(kind, bytes, isolated.engine, isolated.limits, isolated.slots)
+    const children = this.#children
+    if (children === undefined) return translateAsync(compiler.compile(this.#native, bytes))
+    if (isBinary(bytes)) {
+      const cached = await translateAsync(compiler.cached(this.#native, bytes))
+      if (cached !== null) return cached
+    }
+    const artifact = await children.compile(kind, bytes)
     return translateAsync(compiler.adopt(this.#native, bytes, artifact))
   }
 
   /** {@link Engine.#compile} on the JS thread. */
   #compileSync<T>(kind: 'module' | 'component', compiler: NativeCompiler<T>, bytes: Uint8Array): T {
-    const isolated = this.#isolated
-    if (isolated === undefined) return translate(() => compiler.compileSync(this.#native, bytes))
-    const cached = translate(() => compiler.cachedSync(this.#native, bytes))
-    if (cached !== null) return cached
-    const artifact = compileInChildSync(kind, bytes, isolated.engine, isolated.limits)
+    const children = this.#children
+    if (children === undefined) return translate(() => compiler.compileSync(this.#native, bytes))
+    if (isBinary(bytes)) {
+      const cached = translate(() => compiler.cachedSync(this.#native, bytes))
+      if (cached !== null) return cached
+    }
+    const artifact = children.compileSync(kind, bytes)
     return translate(() => compiler.adoptSync(this.#native, bytes, artifact))
   }
 
@@ -168,6 +187,12 @@ export class Engine {
       if (isTooLarge(error)) return { ok: false, message: error.message }
       throw error
     }
+    // Text is parsed in a child with `compileLimits`, as when it compiles.
+    const children = this.#children
+    if (children !== undefined && !isBinary(bytes)) {
+      if (this.closed) throw new DisposedError('the engine was closed')
+      return outOfBounds(() => invalid(children.validateSync(bytes)))
+    }
     const message = translate(() => this.#native.validate(bytes))
     return invalid(message)
   }
@@ -181,6 +206,11 @@ export class Engine {
     } catch (error) {
       if (isTooLarge(error)) return { ok: false, message: error.message }
       throw error
+    }
+    const children = this.#children
+    if (children !== undefined && !isBinary(bytes)) {
+      if (this.closed) throw new DisposedError('the engine was closed')
+      return outOfBounds(async () => invalid(await children.validate(bytes)))
     }
     const message = await translateAsync(translate(() => this.#native.validateAsync(bytes)))
     return invalid(message)
@@ -202,6 +232,8 @@ export class Engine {
   /** Stops the ticker thread; later compiles and deadline-bound calls throw DisposedError. */
   close(): void {
     this.#native.close()
+    // Compiles in children stop now, as those waiting for one.
+    this.#children?.close()
   }
 
   /** Whether this engine meters fuel (created with `fuel: true`). */

@@ -11,7 +11,11 @@
  *
  * The child reads its own resident memory every few ms and exits once it grew by more than the
  * bound since the compile began (a bound on what the compile holds, to within what Cranelift
- * allocates between two reads); the parent kills it at the deadline, whatever it is doing.
+ * allocates between two reads); the parent kills it at the deadline, whatever it is doing, and
+ * when its engine is closed. WAT text is parsed by the child only (resolving its labels takes time
+ * growing with the square of their nesting: 2.5 MB took the parent 23 s, an outside probe), so a
+ * text input is neither looked up in nor stored to `cacheDir`, whose files are keyed by binaries;
+ * `validate` of text runs in a child too.
  */
 import {
   type ChildProcessWithoutNullStreams,
@@ -22,54 +26,34 @@ import {
 import { extname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { CompileError, fromNative, WasmError } from './errors.js'
+import { CompileError, DisposedError, fromNative, WasmError } from './errors.js'
 import type { NativeEngineOptions } from './native.js'
 import type { ResolvedCompileLimits } from './options.js'
 
-/**
- * How many of an engine's compiles run in children at once ({@link ResolvedCompileLimits}
- * `concurrency`); the others wait, in order, their deadlines starting with their child. A sync
- * compile does not wait: it runs at once (it holds its thread anyway).
- */
-export class ChildSlots {
-  #free: number
-  readonly #waiting: (() => void)[] = []
-
-  constructor(slots: number) {
-    this.#free = slots
-  }
-
-  /** Resolves once a slot is free, with the function that frees it. */
-  async take(): Promise<() => void> {
-    if (this.#free > 0) this.#free--
-    else await new Promise<void>((resolve) => this.#waiting.push(resolve))
-    let held = true
-    return () => {
-      if (!held) return
-      held = false
-      const next = this.#waiting.shift()
-      if (next === undefined) this.#free++
-      else next()
-    }
-  }
-}
-
 /** What the parent asks of the child (its one argument, as JSON). */
 export interface ChildRequest {
-  kind: 'module' | 'component'
+  /** Compile a module or a component, or validate either. */
+  kind: 'module' | 'component' | 'validate'
   engine: NativeEngineOptions
   memoryBytes: number
   timeoutMs: number
+  /**
+   * Whether the parent keeps the child's stdin open after the input, so that its end (the
+   * parent's process, or the worker that owned the engine, gone) ends the child. A sync compile's
+   * stdin closes after the input; its parent's death shows as a new parent process.
+   */
+  watchStdin: boolean
 }
 
 /** How the child exits when it could not answer (a parent's broken request, a deadline without a parent). */
 export const CHILD_FAILED = 70
 
 /**
- * A frame's kind, its first byte: serialized code, an error as `{ code, message }` JSON, or
- * (without payload) that the compile took more memory than allowed.
+ * A frame's kind, its first byte: serialized code, an error as `{ code, message }` JSON, (without
+ * payload) that the compile took more memory than allowed, or what validation found as
+ * `{ message }` JSON (`null` when valid).
  */
-const FRAME_KINDS = { code: 0, error: 1, memory: 2 } as const
+const FRAME_KINDS = { code: 0, error: 1, memory: 2, validated: 3 } as const
 /** A frame: kind (1 byte), payload length (8 bytes, little-endian), payload. */
 const FRAME_HEADER_BYTES = 9
 
@@ -78,6 +62,18 @@ export function frame(kind: keyof typeof FRAME_KINDS, payload: Uint8Array): Buff
   header.writeUInt8(FRAME_KINDS[kind], 0)
   header.writeBigUInt64LE(BigInt(payload.length), 1)
   return Buffer.concat([header, payload])
+}
+
+/** The child's input: its length (8 bytes, little-endian), then the bytes. */
+function input(bytes: Uint8Array): Buffer {
+  const length = Buffer.alloc(8)
+  length.writeBigUInt64LE(BigInt(bytes.length))
+  return Buffer.concat([length, bytes])
+}
+
+/** Whether `bytes` are a wasm binary (module or component), not text. */
+export function isBinary(bytes: Uint8Array): boolean {
+  return bytes.length >= 8 && bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d
 }
 
 /**
@@ -137,14 +133,19 @@ interface Outcome {
   tooMuchOutput: boolean
 }
 
-/** The serialized code the child answered with, or the error its run means. */
-function answer(outcome: Outcome, limits: ResolvedCompileLimits): Uint8Array {
+/** How a child's run ended, and whether its engine was closed meanwhile (which killed it). */
+type Ended = Outcome & { closed?: boolean }
+
+/** The payload of the frame the child answered with (of `expected` kind), or the error its run means. */
+function answer(outcome: Ended, limits: ResolvedCompileLimits, expected: 'code' | 'validated'): Buffer {
+  if (outcome.closed === true) throw new DisposedError('the engine was closed')
+  const what = expected === 'code' ? 'compiling' : 'validating'
   if (outcome.timedOut) {
     throw new CompileError(
-      `compiling took longer than compileLimits.timeoutMs (${limits.timeoutMs} ms); the compiling process was stopped`,
+      `${what} took longer than compileLimits.timeoutMs (${limits.timeoutMs} ms); the ${what} process was stopped`,
     )
   }
-  // A whole frame says what happened, even if the exit after it was not clean (code only if it was).
+  // A whole frame says what happened, even if the exit after it was not clean (an answer only if it was).
   const { stdout } = outcome
   const kind = stdout.length >= FRAME_HEADER_BYTES ? stdout.readUInt8(0) : undefined
   const payload = stdout.subarray(FRAME_HEADER_BYTES)
@@ -152,18 +153,24 @@ function answer(outcome: Outcome, limits: ResolvedCompileLimits): Uint8Array {
     kind !== undefined && !outcome.tooMuchOutput && stdout.readBigUInt64LE(1) === BigInt(payload.length)
   if (whole && kind === FRAME_KINDS.memory) {
     throw new CompileError(
-      `compiling took more memory than compileLimits.memoryBytes (${limits.memoryBytes} bytes); the compiling process was stopped`,
+      `${what} took more memory than compileLimits.memoryBytes (${limits.memoryBytes} bytes); the ${what} process was stopped`,
     )
   }
   if (whole && kind === FRAME_KINDS.error) throw childError(payload)
-  if (whole && kind === FRAME_KINDS.code && outcome.status === 0) return payload
+  if (whole && kind === FRAME_KINDS[expected] && outcome.status === 0) return payload
   const how =
     outcome.signal !== null ? `was killed by ${outcome.signal}` : `exited with code ${outcome.status}`
   const said = outcome.stderr.trim().split('\n', 1)[0]?.slice(0, 500)
   throw new WasmError(
-    `the compiling process ${how}${outcome.tooMuchOutput ? ' after writing too much' : ''}${said ? `: ${said}` : ''}`,
+    `the ${what} process ${how}${outcome.tooMuchOutput ? ' after writing too much' : ''}${said ? `: ${said}` : ''}`,
     { code: 'ERR_WASM_INTERNAL' },
   )
+}
+
+/** What a validating child found: `null` when valid, else why not. */
+function validated(payload: Buffer): string | null {
+  const { message } = JSON.parse(payload.toString('utf8')) as { message?: unknown }
+  return typeof message === 'string' ? message : null
 }
 
 function notStarted(error: unknown): WasmError {
@@ -180,109 +187,166 @@ function childError(payload: Buffer): unknown {
   return fromNative(Object.assign(new Error(String(message)), { code }))
 }
 
-/** Compiles `bytes` (binary or WAT) in a child process; the serialized code it made. */
-export async function compileInChild(
-  kind: ChildRequest['kind'],
-  bytes: Uint8Array,
-  engine: NativeEngineOptions,
-  limits: ResolvedCompileLimits,
-  slots: ChildSlots,
-): Promise<Uint8Array> {
-  const release = await slots.take()
-  try {
-    return answer(await run(kind, bytes, engine, limits), limits)
-  } finally {
-    release()
-  }
+/** A child waiting for a slot (see {@link CompileChildren}). */
+interface Waiting {
+  start: () => void
+  refuse: (error: unknown) => void
 }
 
-/** Runs one child to its end. */
-function run(
-  kind: ChildRequest['kind'],
-  bytes: Uint8Array,
-  engine: NativeEngineOptions,
-  limits: ResolvedCompileLimits,
-): Promise<Outcome> {
-  const request: ChildRequest = { kind, engine, timeoutMs: limits.timeoutMs, memoryBytes: limits.memoryBytes }
-  const maxOutput = maxOutputBytes(bytes.length)
-  return new Promise<Outcome>((resolve, reject) => {
-    let child: ChildProcessWithoutNullStreams
-    try {
-      // stdin, stdout and stderr are pipes (the default).
-      child = spawn(process.execPath, childArguments(request), { env: childEnvironment(), windowsHide: true })
-    } catch (error) {
-      // Node's permission model, for one, refuses a spawn by throwing.
-      reject(notStarted(error))
-      return
-    }
-    const stdout: Buffer[] = []
-    let stdoutBytes = 0
-    let stderr = ''
-    let timedOut = false
-    let tooMuchOutput = false
-    const timer = setTimeout(() => {
-      timedOut = true
+/**
+ * One engine's children: at most `concurrency` run at once for its async compiles, the others
+ * waiting in order, each deadline starting with its own child (a sync compile runs at once: it
+ * holds its thread anyway). Closing kills the running children and refuses the waiting ones: a
+ * closed engine compiles nothing, and a child can be stopped where a compile in the process
+ * cannot.
+ */
+export class CompileChildren {
+  readonly #limits: ResolvedCompileLimits
+  readonly #engine: NativeEngineOptions
+  #free: number
+  readonly #waiting: Waiting[] = []
+  readonly #running = new Map<ChildProcessWithoutNullStreams, () => void>()
+  #closed = false
+
+  constructor(limits: ResolvedCompileLimits, engine: NativeEngineOptions) {
+    this.#limits = limits
+    // The child's engine keeps no cache: the parent loads and stores what the child made.
+    this.#engine = { ...engine, cacheDir: undefined }
+    this.#free = limits.concurrency
+  }
+
+  /** Compiles `bytes` (binary or WAT) in a child; the serialized code it made. */
+  async compile(kind: 'module' | 'component', bytes: Uint8Array): Promise<Uint8Array> {
+    return answer(await this.#run(kind, bytes), this.#limits, 'code')
+  }
+
+  /** {@link CompileChildren.compile} on the JS thread. */
+  compileSync(kind: 'module' | 'component', bytes: Uint8Array): Uint8Array {
+    return answer(this.#runSync(kind, bytes), this.#limits, 'code')
+  }
+
+  /** Validates `bytes` in a child: `null` when valid, else why not. */
+  async validate(bytes: Uint8Array): Promise<string | null> {
+    return validated(answer(await this.#run('validate', bytes), this.#limits, 'validated'))
+  }
+
+  /** {@link CompileChildren.validate} on the JS thread. */
+  validateSync(bytes: Uint8Array): string | null {
+    return validated(answer(this.#runSync('validate', bytes), this.#limits, 'validated'))
+  }
+
+  /** Kills the running children and refuses the waiting ones, with DisposedError. */
+  close(): void {
+    this.#closed = true
+    for (const waiting of this.#waiting.splice(0)) waiting.refuse(new DisposedError('the engine was closed'))
+    for (const [child, closed] of this.#running) {
+      closed()
       child.kill('SIGKILL')
-    }, limits.timeoutMs)
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdoutBytes += chunk.length
-      if (stdoutBytes > maxOutput) {
-        tooMuchOutput = true
-        child.kill('SIGKILL')
-      } else {
-        stdout.push(chunk)
-      }
-    })
-    child.stderr.on('data', (chunk: Buffer) => {
-      if (stderr.length < 4096) stderr += chunk.toString('utf8')
-    })
-    // A child that ends before reading all of its input closes the pipe: its exit says why.
-    child.stdin.on('error', () => {})
-    child.stdin.end(bytes)
-    child.on('error', (error) => {
-      clearTimeout(timer)
-      reject(notStarted(error))
-    })
-    child.on('close', (status, signal) => {
-      clearTimeout(timer)
-      resolve({ status, signal, stdout: Buffer.concat(stdout), stderr, timedOut, tooMuchOutput })
-    })
-  })
-}
-
-/** {@link compileInChild} on the JS thread. */
-export function compileInChildSync(
-  kind: ChildRequest['kind'],
-  bytes: Uint8Array,
-  engine: NativeEngineOptions,
-  limits: ResolvedCompileLimits,
-): Uint8Array {
-  const request: ChildRequest = { kind, engine, timeoutMs: limits.timeoutMs, memoryBytes: limits.memoryBytes }
-  let result: SpawnSyncReturns<Buffer>
-  try {
-    result = spawnSync(process.execPath, childArguments(request), {
-      env: childEnvironment(),
-      input: bytes,
-      maxBuffer: maxOutputBytes(bytes.length),
-      timeout: limits.timeoutMs,
-      killSignal: 'SIGKILL',
-      windowsHide: true,
-    })
-  } catch (error) {
-    throw notStarted(error)
+    }
   }
-  const failed = result.error as NodeJS.ErrnoException | undefined
-  if (failed !== undefined && failed.code !== 'ETIMEDOUT' && failed.code !== 'ENOBUFS')
-    throw notStarted(failed)
-  return answer(
-    {
+
+  #request(kind: ChildRequest['kind'], watchStdin: boolean): ChildRequest {
+    const { timeoutMs, memoryBytes } = this.#limits
+    return { kind, engine: this.#engine, timeoutMs, memoryBytes, watchStdin }
+  }
+
+  async #run(kind: ChildRequest['kind'], bytes: Uint8Array): Promise<Ended> {
+    if (this.#closed) throw new DisposedError('the engine was closed')
+    if (this.#free > 0) this.#free--
+    else await new Promise<void>((start, refuse) => this.#waiting.push({ start, refuse }))
+    try {
+      return await this.#spawn(this.#request(kind, true), bytes)
+    } finally {
+      const next = this.#waiting.shift()
+      if (next === undefined) this.#free++
+      else next.start()
+    }
+  }
+
+  /** Runs one child to its end. */
+  #spawn(request: ChildRequest, bytes: Uint8Array): Promise<Ended> {
+    const maxOutput = maxOutputBytes(bytes.length)
+    return new Promise<Ended>((resolve, reject) => {
+      let child: ChildProcessWithoutNullStreams
+      try {
+        // stdin, stdout and stderr are pipes (the default).
+        child = spawn(process.execPath, childArguments(request), {
+          env: childEnvironment(),
+          windowsHide: true,
+        })
+      } catch (error) {
+        // Node's permission model, for one, refuses a spawn by throwing.
+        reject(notStarted(error))
+        return
+      }
+      const stdout: Buffer[] = []
+      let stdoutBytes = 0
+      let stderr = ''
+      let timedOut = false
+      let tooMuchOutput = false
+      let closed = false
+      this.#running.set(child, () => {
+        closed = true
+      })
+      const timer = setTimeout(() => {
+        timedOut = true
+        child.kill('SIGKILL')
+      }, this.#limits.timeoutMs)
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdoutBytes += chunk.length
+        if (stdoutBytes > maxOutput) {
+          tooMuchOutput = true
+          child.kill('SIGKILL')
+        } else {
+          stdout.push(chunk)
+        }
+      })
+      child.stderr.on('data', (chunk: Buffer) => {
+        if (stderr.length < 4096) stderr += chunk.toString('utf8')
+      })
+      // A child that ends before reading all of its input closes the pipe: its exit says why.
+      child.stdin.on('error', () => {})
+      // Left open: its end tells the child that its parent is gone.
+      child.stdin.write(input(bytes))
+      child.on('error', (error) => {
+        clearTimeout(timer)
+        this.#running.delete(child)
+        reject(notStarted(error))
+      })
+      child.on('close', (status, signal) => {
+        clearTimeout(timer)
+        this.#running.delete(child)
+        child.stdin.destroy()
+        resolve({ status, signal, stdout: Buffer.concat(stdout), stderr, timedOut, tooMuchOutput, closed })
+      })
+    })
+  }
+
+  #runSync(kind: ChildRequest['kind'], bytes: Uint8Array): Ended {
+    if (this.#closed) throw new DisposedError('the engine was closed')
+    let result: SpawnSyncReturns<Buffer>
+    try {
+      result = spawnSync(process.execPath, childArguments(this.#request(kind, false)), {
+        env: childEnvironment(),
+        input: input(bytes),
+        maxBuffer: maxOutputBytes(bytes.length),
+        timeout: this.#limits.timeoutMs,
+        killSignal: 'SIGKILL',
+        windowsHide: true,
+      })
+    } catch (error) {
+      throw notStarted(error)
+    }
+    const failed = result.error as NodeJS.ErrnoException | undefined
+    if (failed !== undefined && failed.code !== 'ETIMEDOUT' && failed.code !== 'ENOBUFS')
+      throw notStarted(failed)
+    return {
       status: result.status,
       signal: result.signal,
       stdout: result.stdout ?? Buffer.alloc(0),
       stderr: (result.stderr ?? Buffer.alloc(0)).subarray(0, 4096).toString('utf8'),
       timedOut: failed?.code === 'ETIMEDOUT',
       tooMuchOutput: failed?.code === 'ENOBUFS',
-    },
-    limits,
-  )
+    }
+  }
 }

@@ -131,10 +131,17 @@ impl<K: Kind> Compiled<K> {
     }
 
     /// Loads what the addon compiled from `bytes` in a child process (`artifact`, its
-    /// `serialize()` output), through the engine's on-disk cache as a compile here would.
+    /// `serialize()` output), through the engine's on-disk cache as a compile here would. Text is
+    /// not parsed again, which the child did so that the parent would not (WAT's labels cost time
+    /// growing with the square of their nesting), and so is not stored: the cache keys binaries.
     pub fn adopt(engine: &Arc<EngineShared>, bytes: &[u8], artifact: &[u8]) -> Result<Self, Failure> {
-        let bytes = Self::input(engine, bytes)?;
-        let code = disk::adopt::<K::Code>(&engine.engine, engine.cache.as_ref(), &bytes, artifact)?;
+        let code = if binary::kind(bytes).is_some() {
+            let bytes = Self::input(engine, bytes)?;
+            disk::adopt::<K::Code>(&engine.engine, engine.cache.as_ref(), &bytes, artifact)?
+        } else {
+            engine.check_open()?;
+            disk::adopt::<K::Code>(&engine.engine, None, bytes, artifact)?
+        };
         Self::checked(code, engine)
     }
 
