@@ -103,23 +103,26 @@ pub fn element_bytes(ty: &Type) -> usize {
 }
 
 /// The bytes of guest memory the strings and lists of `value` occupy (their text and elements,
-/// which a call copies across, besides the value's flat form): what a host call charges in fuel
-/// for the data it moves (`component/linker.rs`).
+/// which a call copies across, besides the value's flat form), and the bytes of the record field,
+/// case and flag names it holds, which the host copies for every element (their author picks
+/// their length: 32 flags of 99,000 characters made each element of a `list<flags>` cost the host
+/// 3 MB for 4 bytes): what a host call charges in fuel for the data it moves
+/// (`component/linker.rs`).
 pub fn moved_bytes(value: &Val) -> u64 {
+    let sum = |values: &mut dyn Iterator<Item = u64>| values.fold(0, u64::saturating_add);
     match value {
         Val::String(text) => text.len() as u64,
-        Val::List(items) => items
+        Val::List(items) => sum(&mut items
             .iter()
-            .map(|item| flat_bytes(item).saturating_add(moved_bytes(item)))
-            .fold(0, u64::saturating_add),
-        Val::Record(fields) => fields
+            .map(|item| flat_bytes(item).saturating_add(moved_bytes(item)))),
+        Val::Record(fields) => sum(&mut fields
             .iter()
-            .map(|(_, field)| moved_bytes(field))
-            .fold(0, u64::saturating_add),
-        Val::Tuple(items) => items.iter().map(moved_bytes).fold(0, u64::saturating_add),
-        Val::Variant(_, Some(payload))
-        | Val::Option(Some(payload))
-        | Val::Result(Ok(Some(payload)) | Err(Some(payload))) => moved_bytes(payload),
+            .map(|(name, field)| (name.len() as u64).saturating_add(moved_bytes(field)))),
+        Val::Tuple(items) => sum(&mut items.iter().map(moved_bytes)),
+        Val::Variant(case, payload) => (case.len() as u64).saturating_add(payload.as_deref().map_or(0, moved_bytes)),
+        Val::Enum(case) => case.len() as u64,
+        Val::Flags(flags) => sum(&mut flags.iter().map(|flag| flag.len() as u64)),
+        Val::Option(Some(payload)) | Val::Result(Ok(Some(payload)) | Err(Some(payload))) => moved_bytes(payload),
         _ => 0,
     }
 }
