@@ -244,6 +244,11 @@ const broken: BrokenCase[] = [
     message: /unknown key \(did you mean "max_bytes"\?\)/,
   },
   {
+    title: 'an unknown key holding a character beyond U+FFFF, escaped as TOML escapes it',
+    sections: { memory: 'max_bytes = 1048576\n"a\\U0001F600b" = 5' },
+    path: 'resources.memory."a\\U0001f600b"',
+  },
+  {
     title: 'an unknown [component] key',
     sections: { component: 'name = "demo"\nversion = "0.1.0"\nauthor = "me"' },
     path: 'component.author',

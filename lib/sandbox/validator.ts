@@ -31,10 +31,13 @@ export function join(prefix: string, key: string): string {
   const shown =
     BARE_KEY.test(key) || key.length > 128
       ? shownName(key)
-      : JSON.stringify(key).replace(
-          /[^\x20-\x7e]/g,
-          (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`,
-        )
+      : JSON.stringify(key).replace(/[^\x20-\x7e]/gu, (char) => {
+          // TOML writes a character beyond U+FFFF as \UXXXXXXXX, not as two surrogates.
+          const code = char.codePointAt(0) ?? 0
+          return code > 0xffff
+            ? `\\U${code.toString(16).padStart(8, '0')}`
+            : `\\u${code.toString(16).padStart(4, '0')}`
+        })
   return prefix === '' ? shown : `${prefix}.${shown}`
 }
 
