@@ -1597,7 +1597,9 @@ test("the host's objects in a value a host function returns that fails the class
   }
   const fresh = () =>
     guest.instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports: { 'test:x/host': host } })
-  t.is(await fresh().call('run', [0]), 2, 'both reach the guest')
+  // Held to the end: collected, the instance would drop the two handles it was given.
+  const first = fresh()
+  t.is(await first.call('run', [0]), 2, 'both reach the guest')
   await t.throwsAsync(fresh().call('run', [1]), {
     instanceOf: HostError,
     message: /returned an object where/,
@@ -1610,6 +1612,7 @@ test("the host's objects in a value a host function returns that fails the class
   t.deepEqual(disposed, ['beside', 'twice'], 'an object in two places is disposed once')
   await t.throwsAsync(fresh().call('run', [3]), { instanceOf: HostError, message: /no second/ })
   t.deepEqual(disposed, ['beside', 'twice', 'read'], 'read before a getter threw')
+  first.dispose()
 })
 
 test("the host's objects in a host function's answer that comes after its call ended are disposed", async (t) => {
