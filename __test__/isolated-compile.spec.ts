@@ -2,6 +2,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { setTimeout } from 'node:timers/promises'
+import { Worker } from 'node:worker_threads'
 
 import test from 'ava'
 
@@ -18,7 +19,8 @@ import { MiB, root, tempDir, typesImports, typesWasm, watComponentDir } from './
 /**
  * N values loaded onto the operand stack and kept across M blocks that each branch: Cranelift's
  * register allocator takes time and memory growing with their product (SECURITY.md, finding 49,
- * the part no bound refuses). 6,000 × 6,000 (430 KB of WAT) takes some 7 s and 210 MB here.
+ * the part no bound refuses). 8,000 × 8,000 (560 KB of WAT) takes some 15 s and 370 MB here: far
+ * past the deadlines below on any machine, and the small compiles beside it get 5 s.
  */
 function liveAcrossBlocks(values: number, blocks: number): string {
   const loads = Array.from(
@@ -29,37 +31,43 @@ function liveAcrossBlocks(values: number, blocks: number): string {
     ${loads} ${'(block local.get 0 br_if 0) '.repeat(blocks)} ${'i32.add '.repeat(values - 1)}))`
 }
 
-const bomb = liveAcrossBlocks(6_000, 6_000)
+const bomb = liveAcrossBlocks(8_000, 8_000)
 const answer = '(module (func (export "answer") (result i32) i32.const 42))'
 
 function answerOf(module: ReturnType<Engine['compileModuleSync']>): unknown {
   return module.instantiateSync({ limits: { memoryBytes: 0 } }).callSync('answer', [])
 }
 
-test('a compile past compileLimits.timeoutMs is stopped with a CompileError, sync and async', async (t) => {
-  // Time enough for a small compile on a loaded machine (the specs run in parallel).
-  const engine = new Engine({ compileLimits: { timeoutMs: 3_000 } })
-  const tooLong =
-    /^compiling took longer than compileLimits\.timeoutMs \(3000 ms\); the compiling process was stopped$/
-  await t.throwsAsync(engine.compileModule(bomb), { instanceOf: CompileError, message: tooLong })
-  t.throws(() => engine.compileModuleSync(bomb), { instanceOf: CompileError, message: tooLong })
-  // The engine goes on compiling, and a failed compile was not remembered.
-  t.is(answerOf(await engine.compileModule(answer)), 42)
-  await t.throwsAsync(engine.compileModule(bomb), { instanceOf: CompileError, message: tooLong })
-})
+test.serial(
+  'a compile past compileLimits.timeoutMs is stopped with a CompileError, sync and async',
+  async (t) => {
+    // Time enough for a small compile on a loaded machine (other spec files run beside these).
+    const engine = new Engine({ compileLimits: { timeoutMs: 5_000 } })
+    const tooLong =
+      /^compiling took longer than compileLimits\.timeoutMs \(5000 ms\); the compiling process was stopped$/
+    await t.throwsAsync(engine.compileModule(bomb), { instanceOf: CompileError, message: tooLong })
+    t.throws(() => engine.compileModuleSync(bomb), { instanceOf: CompileError, message: tooLong })
+    // The engine goes on compiling, and a failed compile was not remembered.
+    t.is(answerOf(await engine.compileModule(answer)), 42)
+    await t.throwsAsync(engine.compileModule(bomb), { instanceOf: CompileError, message: tooLong })
+  },
+)
 
-test('a compile that takes more than compileLimits.memoryBytes is stopped with a CompileError', async (t) => {
-  const engine = new Engine({ compileLimits: { memoryBytes: 32 * MiB } })
-  const tooMuch =
-    /^compiling took more memory than compileLimits\.memoryBytes \(33554432 bytes\); the compiling process was stopped$/
-  await t.throwsAsync(engine.compileModule(bomb), { instanceOf: CompileError, message: tooMuch })
-  t.throws(() => engine.compileModuleSync(bomb), { instanceOf: CompileError, message: tooMuch })
-  // A compile of the same shape within the bound succeeds.
-  const module = await engine.compileModule(liveAcrossBlocks(200, 200))
-  t.is(module.instantiateSync({ limits: { memoryBytes: MiB } }).callSync('f', [0]), 0)
-})
+test.serial(
+  'a compile that takes more than compileLimits.memoryBytes is stopped with a CompileError',
+  async (t) => {
+    const engine = new Engine({ compileLimits: { memoryBytes: 32 * MiB } })
+    const tooMuch =
+      /^compiling took more memory than compileLimits\.memoryBytes \(33554432 bytes\); the compiling process was stopped$/
+    await t.throwsAsync(engine.compileModule(bomb), { instanceOf: CompileError, message: tooMuch })
+    t.throws(() => engine.compileModuleSync(bomb), { instanceOf: CompileError, message: tooMuch })
+    // A compile of the same shape within the bound succeeds.
+    const module = await engine.compileModule(liveAcrossBlocks(200, 200))
+    t.is(module.instantiateSync({ limits: { memoryBytes: MiB } }).callSync('f', [0]), 0)
+  },
+)
 
-test('code compiled in a child runs as code compiled here, and failures read the same', async (t) => {
+test.serial('code compiled in a child runs as code compiled here, and failures read the same', async (t) => {
   const here = new Engine()
   const isolated = new Engine({ compileLimits: {} })
   const components = [await isolated.compileComponent(typesWasm), isolated.compileComponentSync(typesWasm)]
@@ -104,7 +112,7 @@ const answerBinary = Uint8Array.from([
   ...[10, 6, 1, 4, 0, 0x41, 42, 0x0b],
 ])
 
-test('with cacheDir, what a child compiled is stored, and a hit starts no child', async (t) => {
+test.serial('with cacheDir, what a child compiled is stored, and a hit starts no child', async (t) => {
   const cacheDir = tempDir(t, 'isolated-cache')
   const first = new Engine({ cacheDir, compileLimits: {} })
   t.is(answerOf(await first.compileModule(answerBinary)), 42)
@@ -115,6 +123,10 @@ test('with cacheDir, what a child compiled is stored, and a hit starts no child'
   const third = new Engine({ cacheDir, compileLimits: { timeoutMs: 1 } })
   t.is(answerOf(await third.compileModule(answerBinary)), 42)
   t.deepEqual(second.cacheStats, { hits: 1, misses: 0, writeFailures: 0 })
+  // A child validates, binaries too: a component's types, checked again at each instantiation,
+  // cost the validator more than the input's size (probe H39).
+  t.regex(whyInvalid(await third.validateAsync(answerBinary)), /^validating took longer than .*\(1 ms\)/)
+  t.regex(whyInvalid(third.validate(answerBinary)), /^validating took longer than .*\(1 ms\)/)
   // Text is neither looked up nor stored: only the child parses it.
   await t.throwsAsync(third.compileModule(answer), {
     instanceOf: CompileError,
@@ -124,32 +136,38 @@ test('with cacheDir, what a child compiled is stored, and a hit starts no child'
   t.deepEqual(first.cacheStats, { hits: 0, misses: 1, writeFailures: 0 })
 })
 
-test('loadComponent compiles through its engine: a plugin too costly to compile is refused', async (t) => {
-  const dir = watComponentDir(tempDir(t, 'isolated-plugin'), bomb, { maxBytes: MiB })
-  const engine = new Engine({ fuel: true, compileLimits: { timeoutMs: 3_000 } })
-  await t.throwsAsync(loadComponent(dir, { engine }), {
-    instanceOf: CompileError,
-    message: /took longer than compileLimits\.timeoutMs/,
-  })
-})
+test.serial(
+  'loadComponent compiles through its engine: a plugin too costly to compile is refused',
+  async (t) => {
+    const dir = watComponentDir(tempDir(t, 'isolated-plugin'), bomb, { maxBytes: MiB })
+    const engine = new Engine({ fuel: true, compileLimits: { timeoutMs: 5_000 } })
+    await t.throwsAsync(loadComponent(dir, { engine }), {
+      instanceOf: CompileError,
+      message: /took longer than compileLimits\.timeoutMs/,
+    })
+  },
+)
 
-test('at most compileLimits.concurrency children run at once; the others wait, their deadline not started', async (t) => {
-  const engine = new Engine({ compileLimits: { timeoutMs: 2_000, concurrency: 1 } })
-  const settled: string[] = []
-  const stopped = [bomb, liveAcrossBlocks(6_000, 6_001)].map((bytes) =>
-    t.throwsAsync(
-      engine.compileModule(bytes).finally(() => settled.push('bomb')),
-      { instanceOf: CompileError, message: /timeoutMs \(2000 ms\)/ },
-    ),
-  )
-  // Once both wait for or hold the one slot, a small compile waits some 4 s, longer than its
-  // deadline, and still compiles.
-  await setTimeout(1_000)
-  const module = await engine.compileModule(answer).finally(() => settled.push('answer'))
-  t.is(answerOf(module), 42)
-  await Promise.all(stopped)
-  t.deepEqual(settled, ['bomb', 'bomb', 'answer'])
-})
+test.serial(
+  'at most compileLimits.concurrency children run at once; the others wait, their deadline not started',
+  async (t) => {
+    const engine = new Engine({ compileLimits: { timeoutMs: 5_000, concurrency: 1 } })
+    const settled: string[] = []
+    const stopped = [bomb, liveAcrossBlocks(8_000, 8_001)].map((bytes) =>
+      t.throwsAsync(
+        engine.compileModule(bytes).finally(() => settled.push('bomb')),
+        { instanceOf: CompileError, message: /timeoutMs \(5000 ms\)/ },
+      ),
+    )
+    // Once both wait for or hold the one slot, a small compile waits some 10 s, longer than its
+    // deadline, and still compiles.
+    await setTimeout(1_000)
+    const module = await engine.compileModule(answer).finally(() => settled.push('answer'))
+    t.is(answerOf(module), 42)
+    await Promise.all(stopped)
+    t.deepEqual(settled, ['bomb', 'bomb', 'answer'])
+  },
+)
 
 const whyInvalid = (result: ValidationResult) => (result.ok ? '' : result.message)
 
@@ -159,40 +177,44 @@ function processesWith(marker: string): string[] {
   return listed.split('\n').filter((line) => line.includes(marker) && line.includes('compile-child'))
 }
 
-test('WAT text is parsed in the child only: its cost is bounded, and validate of text runs there too', async (t) => {
-  // Probe H37: the parent parsed text before starting the child, and WAT's labels cost time
-  // growing with the square of their nesting: 100,000 nested blocks each naming the outermost
-  // (2.5 MB) took the parent 23 s under timeoutMs: 1000, and validate as long on the JS thread.
-  const depth = 100_000
-  const text = `(module (func ${Array.from({ length: depth }, (_, i) => `block $b${i} `).join('')}${'br $b0 '.repeat(depth)}${'end '.repeat(depth)}))`
-  const engine = new Engine({ compileLimits: { timeoutMs: 1_000 } })
-  const cpu = process.cpuUsage()
-  const tooLong = /took longer than compileLimits\.timeoutMs \(1000 ms\)/
-  await t.throwsAsync(engine.compileModule(text), { instanceOf: CompileError, message: tooLong })
-  t.throws(() => engine.compileModuleSync(new TextEncoder().encode(text)), {
-    instanceOf: CompileError,
-    message: tooLong,
-  })
-  const refused = engine.validate(text)
-  t.false(refused.ok)
-  t.regex(whyInvalid(refused), /^validating took longer than compileLimits\.timeoutMs \(1000 ms\)/)
-  t.regex(whyInvalid(await engine.validateAsync(text)), /^validating took longer/)
-  // The parent's own work stays small: four parses of 23 s each would be 90 s of its CPU.
-  const { user, system } = process.cpuUsage(cpu)
-  t.true(user + system < 10_000_000, `${(user + system) / 1e6} s of the parent's CPU`)
-  // Small text still compiles and validates as it does in the process.
-  t.is(answerOf(await engine.compileModule(answer)), 42)
-  t.deepEqual(engine.validate(answer), { ok: true })
-  t.deepEqual(await engine.validateAsync('(module (func (result i32) i64.const 0))'), {
-    ok: false,
-    message: 'type mismatch: expected i32, found i64 (at offset 0x1a)',
-  })
-})
+test.serial(
+  'WAT text is parsed in the child only: its cost is bounded, and validate of text runs there too',
+  async (t) => {
+    // Probe H37: the parent parsed text before starting the child, and WAT's labels cost time
+    // growing with the square of their nesting: 100,000 nested blocks each naming the outermost
+    // (2.5 MB) took the parent 23 s under timeoutMs: 1000, and validate as long on the JS thread.
+    const depth = 100_000
+    const text = `(module (func ${Array.from({ length: depth }, (_, i) => `block $b${i} `).join('')}${'br $b0 '.repeat(depth)}${'end '.repeat(depth)}))`
+    // Time enough for a small compile on a loaded machine (the specs run in parallel).
+    const engine = new Engine({ compileLimits: { timeoutMs: 5_000 } })
+    const cpu = process.cpuUsage()
+    const tooLong = /took longer than compileLimits\.timeoutMs \(5000 ms\)/
+    await t.throwsAsync(engine.compileModule(text), { instanceOf: CompileError, message: tooLong })
+    t.throws(() => engine.compileModuleSync(new TextEncoder().encode(text)), {
+      instanceOf: CompileError,
+      message: tooLong,
+    })
+    const refused = engine.validate(text)
+    t.false(refused.ok)
+    t.regex(whyInvalid(refused), /^validating took longer than compileLimits\.timeoutMs \(5000 ms\)/)
+    t.regex(whyInvalid(await engine.validateAsync(text)), /^validating took longer/)
+    // The parent's own work stays small: four parses of 23 s each would be 90 s of its CPU.
+    const { user, system } = process.cpuUsage(cpu)
+    t.true(user + system < 10_000_000, `${(user + system) / 1e6} s of the parent's CPU`)
+    // Small text still compiles and validates as it does in the process.
+    t.is(answerOf(await engine.compileModule(answer)), 42)
+    t.deepEqual(engine.validate(answer), { ok: true })
+    t.deepEqual(await engine.validateAsync('(module (func (result i32) i64.const 0))'), {
+      ok: false,
+      message: 'type mismatch: expected i32, found i64 (at offset 0x1a)',
+    })
+  },
+)
 
-test('closing the engine stops its compiles in children, running and waiting', async (t) => {
+test.serial('closing the engine stops its compiles in children, running and waiting', async (t) => {
   // Probe H37: each child ran to its end after close(), and each waiting compile started one.
   const engine = new Engine({ maxModuleBytes: 12_345_671, compileLimits: { concurrency: 1 } })
-  const compiles = [bomb, liveAcrossBlocks(6_000, 6_001)].map((source) => engine.compileModule(source))
+  const compiles = [bomb, liveAcrossBlocks(8_000, 8_001)].map((source) => engine.compileModule(source))
   await setTimeout(500)
   t.is(processesWith('12345671').length, 1)
   engine.close()
@@ -202,34 +224,63 @@ test('closing the engine stops its compiles in children, running and waiting', a
   t.throws(() => engine.validate(answer), { instanceOf: DisposedError })
 })
 
-test('a compile child ends when its parent is gone, before its deadline', async (t) => {
-  // Probe H37: a child outlived a killed or exiting parent, holding 350 MB, until its own
-  // deadline (up to 24.8 days).
-  const dir = tempDir(t, 'isolated-orphan')
-  const script = path.join(dir, 'parent.ts')
-  writeFileSync(
-    script,
-    `import { Engine } from ${JSON.stringify(path.join(root, 'lib', 'index.ts'))}
+test.serial(
+  'a compile child ends when its parent is gone (a process or a worker), before its deadline',
+  async (t) => {
+    // Probe H37: a child outlived a killed or exiting parent, holding 350 MB, until its own
+    // deadline (up to 24.8 days).
+    const dir = tempDir(t, 'isolated-orphan')
+    const script = path.join(dir, 'parent.ts')
+    writeFileSync(
+      script,
+      `import { Engine } from ${JSON.stringify(path.join(root, 'lib', 'index.ts'))}
     const engine = new Engine({ maxModuleBytes: 12_345_672, compileLimits: { timeoutMs: 60_000 } })
     engine.compileModule(${JSON.stringify(bomb)}).catch(() => {})
     setTimeout(() => process.kill(process.pid, 'SIGKILL'), 3_000)`,
-  )
-  const parent = spawn(process.execPath, [...process.execArgv, script], {
-    stdio: 'ignore',
-  })
-  const exited = new Promise((resolve) => parent.on('exit', resolve))
-  let seen = false
-  for (let tries = 0; tries < 50 && !seen; tries++) {
-    seen = processesWith('12345672').length === 1
-    await setTimeout(50)
-  }
-  t.true(seen, 'the parent started its child')
-  await exited
-  await setTimeout(500)
-  t.deepEqual(processesWith('12345672'), [])
-})
+    )
+    const parent = spawn(process.execPath, [...process.execArgv, script], {
+      stdio: 'ignore',
+    })
+    const exited = new Promise((resolve) => parent.on('exit', resolve))
+    let seen = false
+    for (let tries = 0; tries < 50 && !seen; tries++) {
+      seen = processesWith('12345672').length === 1
+      await setTimeout(50)
+    }
+    t.true(seen, 'the parent started its child')
+    await exited
+    await setTimeout(500)
+    t.deepEqual(processesWith('12345672'), [])
+    // Nor does one a terminated worker started (probe H39: it ran on to the end of its compile).
+    // Workers do not inherit ava's TypeScript loader: the worker registers tsx itself.
+    const body = path.join(dir, 'worker-body.ts')
+    writeFileSync(
+      body,
+      `import { Engine } from ${JSON.stringify(path.join(root, 'lib', 'index.ts'))}
+    new Engine({ maxModuleBytes: 12_345_673, compileLimits: { timeoutMs: 60_000 } })
+      .compileModule(${JSON.stringify(bomb)}).catch(() => {})`,
+    )
+    const entry = path.join(dir, 'worker.mjs')
+    writeFileSync(
+      entry,
+      `import { register } from ${JSON.stringify(path.join(root, 'node_modules', 'tsx', 'dist', 'esm', 'api', 'index.mjs'))}
+    register()
+    await import(${JSON.stringify(body)})`,
+    )
+    const worker = new Worker(entry)
+    seen = false
+    for (let tries = 0; tries < 100 && !seen; tries++) {
+      seen = processesWith('12345673').length === 1
+      await setTimeout(50)
+    }
+    t.true(seen, 'the worker started its child')
+    await worker.terminate()
+    await setTimeout(500)
+    t.deepEqual(processesWith('12345673'), [])
+  },
+)
 
-test('compileLimits is checked: an object of known keys, each within its bounds', (t) => {
+test.serial('compileLimits is checked: an object of known keys, each within its bounds', (t) => {
   const refused = (compileLimits: unknown, path: string, message: RegExp) => {
     const error = t.throws(() => new Engine({ compileLimits } as never), { instanceOf: ConfigError, message })
     t.is(error?.path, path)

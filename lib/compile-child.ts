@@ -16,22 +16,31 @@ import { NativeComponent, NativeEngine, NativeModule } from './native.js'
 /** How often the child reads its own resident memory (Cranelift grows it gradually) and its parent. */
 const POLL_MS = 5
 
-/** The input: its length (8 bytes), then as many bytes; `maxBytes` at most. */
-async function readInput(maxBytes: number): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  let length = 0
-  let expected: number | undefined
-  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
-    chunks.push(chunk)
-    length += chunk.length
-    if (expected === undefined && length >= 8) {
-      expected = Number(Buffer.concat(chunks).readBigUInt64LE(0))
-      if (expected > maxBytes) throw new Error(`the input is larger than ${maxBytes} bytes`)
+/**
+ * The input: its length (8 bytes), then as many bytes; `maxBytes` at most. The stream is left
+ * open, not destroyed as a `for await` loop ending early would: its end is how the child learns
+ * that its parent is gone when that parent is a worker thread of a process that lives on.
+ */
+function readInput(maxBytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let length = 0
+    let expected: number | undefined
+    const read = (chunk: Buffer) => {
+      chunks.push(chunk)
+      length += chunk.length
+      if (expected === undefined && length >= 8) {
+        expected = Number(Buffer.concat(chunks).readBigUInt64LE(0))
+        if (expected > maxBytes) reject(new Error(`the input is larger than ${maxBytes} bytes`))
+      }
+      if (expected !== undefined && length >= 8 + expected) {
+        process.stdin.off('data', read)
+        resolve(Buffer.concat(chunks).subarray(8, 8 + expected))
+      }
     }
-    if (expected !== undefined && length >= 8 + expected)
-      return Buffer.concat(chunks).subarray(8, 8 + expected)
-  }
-  throw new Error('the input ended early')
+    process.stdin.on('data', read)
+    process.stdin.once('end', () => reject(new Error('the input ended early')))
+  })
 }
 
 /**

@@ -187,9 +187,10 @@ export class Engine {
       if (isTooLarge(error)) return { ok: false, message: error.message }
       throw error
     }
-    // Text is parsed in a child with `compileLimits`, as when it compiles.
+    // With `compileLimits` a child validates, as it compiles: text's labels, and a component's
+    // types checked again at each instantiation, cost more than the input's size (probes H37, H39).
     const children = this.#children
-    if (children !== undefined && !isBinary(bytes)) {
+    if (children !== undefined) {
       if (this.closed) throw new DisposedError('the engine was closed')
       return outOfBounds(() => invalid(children.validateSync(bytes)))
     }
@@ -208,7 +209,7 @@ export class Engine {
       throw error
     }
     const children = this.#children
-    if (children !== undefined && !isBinary(bytes)) {
+    if (children !== undefined) {
       if (this.closed) throw new DisposedError('the engine was closed')
       return outOfBounds(async () => invalid(await children.validate(bytes)))
     }
