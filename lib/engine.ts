@@ -1,10 +1,11 @@
 import { Component } from './component.js'
 import { CompileError, DisposedError, translate, translateAsync } from './errors.js'
+import { CompileChildren } from './isolated-compile.js'
 import { Module } from './module.js'
 import { NativeComponent, NativeEngine, NativeModule } from './native.js'
-import { CompileChildren, isBinary } from './isolated-compile.js'
 import { DEFAULTS, engineOptions, type EngineOptions } from './options.js'
 import { CompileCache } from './util/compile-cache.js'
+import { isBinary } from './util/names.js'
 import { escapeControl } from './util/quoted.js'
 import { isTooLarge, loadSource, loadSourceSync, type WasmSource } from './util/source.js'
 

@@ -14,8 +14,9 @@
  * allocates between two reads); the parent kills it at the deadline, whatever it is doing, and
  * when its engine is closed. WAT text is parsed by the child only (resolving its labels takes time
  * growing with the square of their nesting: 2.5 MB took the parent 23 s, an outside probe), so a
- * text input is neither looked up in nor stored to `cacheDir`, whose files are keyed by binaries;
- * `validate` of text runs in a child too.
+ * text input is neither looked up in nor stored to `cacheDir`, whose files are keyed by binaries.
+ * `validate` runs in a child too, binaries included (a component's types, checked again at each
+ * instantiation, cost more than its size).
  */
 import {
   type ChildProcessWithoutNullStreams,
@@ -69,11 +70,6 @@ function input(bytes: Uint8Array): Buffer {
   const length = Buffer.alloc(8)
   length.writeBigUInt64LE(BigInt(bytes.length))
   return Buffer.concat([length, bytes])
-}
-
-/** Whether `bytes` are a wasm binary (module or component), not text. */
-export function isBinary(bytes: Uint8Array): boolean {
-  return bytes.length >= 8 && bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d
 }
 
 /**

@@ -57,6 +57,11 @@ export function splitExportPath(path: string): { interfaceName?: string; name: s
 /** What wasm bytes hold. */
 export type WasmKind = 'component' | 'module'
 
+/** Whether `bytes` start as a wasm binary does (module or component), not as text. */
+export function isBinary(bytes: Uint8Array): boolean {
+  return bytes.length >= 8 && bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d
+}
+
 /**
  * Whether `bytes` are a component or a core module: from the binary header's layer
  * (`\0asm 0d 00 01 00` is a component, `\0asm 01 00 00 00` a module), or for WAT text from its
@@ -64,9 +69,8 @@ export type WasmKind = 'component' | 'module'
  * then says what is wrong.
  */
 export function wasmKind(bytes: Uint8Array): WasmKind {
-  if (bytes.length >= 8 && bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d) {
-    return bytes[6] === 1 && bytes[7] === 0 ? 'component' : 'module'
-  }
+  if (isBinary(bytes)) return bytes[6] === 1 && bytes[7] === 0 ? 'component' : 'module'
+
   const text = Buffer.from(bytes.subarray(0, 4096)).toString('utf8')
   return /^\s*(?:(?:;;[^\n]*\n|\(;[\s\S]*?;\))\s*)*\(\s*component\b/.test(text) ? 'component' : 'module'
 }
