@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
 
-use crate::js::Js;
+use crate::js::{Js, Reference};
 use crate::runtime::abort::{self, AbortFlag};
 use crate::runtime::spin;
 
@@ -40,6 +40,18 @@ pub struct Dispatcher {
     queue: Arc<JobQueue>,
 }
 
+/// When a chain of host calls began, and whether it is watched: whether [`turned`] will end it when
+/// the event loop turns.
+struct Chain {
+    began: Instant,
+    watched: bool,
+}
+
+/// How long a chain runs before it is watched (it then runs [`TURN`] more at most). Watching costs
+/// a `setImmediate` and a turn of the loop: watched from its first link, every `call` whose guest
+/// called an async host function paid some 6 µs (16 → 22 µs), and watched after 100 µs, some 5.
+const WATCH_AFTER: Duration = Duration::from_millis(1);
+
 #[derive(Default)]
 struct JobQueue {
     jobs: Mutex<VecDeque<JsJob>>,
@@ -56,10 +68,14 @@ struct JobQueue {
     /// between drains are the Promise reactions they cause, which may take any time, so no gap
     /// can tell that the loop turned.
     turn_began: Mutex<Option<Instant>>,
-    /// When the current chain of host calls began in this turn of the event loop: answers that
-    /// let a guest go on, each drain running the guest's next call, in the Promise reaction of the
-    /// last answer or by lingering (see [`JobQueue::chain_too_long`]). `None` once the loop turned.
-    chain_began: Mutex<Option<Instant>>,
+    /// The current chain of host calls: answers that let a guest go on, each drain running the
+    /// guest's next call, in the Promise reaction of the last answer or by lingering (see
+    /// [`JobQueue::chain_too_long`]). `None` once the loop turned after it was watched.
+    chain: Mutex<Option<Chain>>,
+    /// The function that ends a watched chain (see [`turned`]), made once: one made per chain, as
+    /// N-API makes them (a native callback, data with a finalizer), added some 80 µs to each
+    /// `call` whose guest called a host function.
+    turned: Mutex<Option<Reference>>,
 }
 
 impl JobQueue {
@@ -145,45 +161,67 @@ impl JobQueue {
         *self.lock_turn().get_or_insert_with(Instant::now)
     }
 
-    fn lock_chain(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
-        self.chain_began.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock_chain(&self) -> std::sync::MutexGuard<'_, Option<Chain>> {
+        self.chain.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Whether a chain of host calls (see `chain_began`) has run for [`TURN`] in this turn of the
-    /// event loop; the first link of a chain starts one, and asks to be told when the loop turns.
-    /// A guest calling an async host function in a loop is such a chain: each answer's Promise
-    /// reaction ran the guest's next call, and in a call of 2 s the loop turned a few times,
-    /// timers late by up to 700 ms (an outside probe). Only chains pay for the `setImmediate`
-    /// that ends them: a call's completion is no link.
+    /// Whether a chain of host calls (see `chain`) has run for [`TURN`] in this turn of the event
+    /// loop. A guest calling an async host function in a loop is such a chain: each answer's
+    /// Promise reaction ran the guest's next call, and in a call of 2 s the loop turned a few times,
+    /// timers late by up to 700 ms (an outside probe). A chain is watched (told when the loop
+    /// turns) once it has run [`WATCH_AFTER`]: calls with a host call or two are done by then and
+    /// pay nothing. An unwatched chain older than that may be one that ended in an earlier turn:
+    /// counted from now, it is watched at once, so that no chain runs more than the two together.
     fn chain_too_long(self: &Arc<Self>, js: Js) -> bool {
+        let now = Instant::now();
         let mut chain = self.lock_chain();
-        if let Some(began) = *chain {
-            return began.elapsed() >= TURN;
-        }
-        *chain = Some(Instant::now());
+        let watch = match &mut *chain {
+            Some(chain) if chain.watched => return chain.began.elapsed() >= TURN,
+            Some(chain) if now.duration_since(chain.began) < WATCH_AFTER => return false,
+            Some(_) => true,
+            None => false,
+        };
+        *chain = Some(Chain {
+            began: now,
+            watched: watch,
+        });
         drop(chain);
-        let _ = self.at_next_turn(js, "airssysWasmTurned", turned);
+        if watch {
+            let _ = self.mark_turn(js);
+        }
         false
     }
 
-    /// Asks the event loop to drain again at its next turn; false if it cannot be asked.
-    fn defer(self: &Arc<Self>, js: Js) -> bool {
-        self.at_next_turn(js, "airssysWasmDrain", drain_deferred).is_ok()
-    }
-
-    /// Calls `callback` (with this queue) at the event loop's next turn, through `setImmediate`.
-    fn at_next_turn(
-        self: &Arc<Self>,
-        js: Js,
-        name: &str,
-        callback: unsafe extern "C" fn(napi::sys::napi_env, napi::sys::napi_callback_info) -> crate::js::Value,
-    ) -> napi::Result<()> {
+    /// Asks `setImmediate` to call [`turned`] at the event loop's next turn.
+    fn mark_turn(self: &Arc<Self>, js: Js) -> napi::Result<()> {
         let set_immediate = js.get(js.global()?, "setImmediate")?;
-        let function = js.function(name, self.clone(), Some(callback))?;
+        let mut cached = self.turned.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let function = match &*cached {
+            Some(reference) => js.dereference(reference)?,
+            None => {
+                let function = js.function("airssysWasmTurned", self.clone(), Some(turned))?;
+                *cached = Some(js.reference(function)?);
+                function
+            }
+        };
+        drop(cached);
         match js.call(set_immediate, &[function])? {
             Ok(_) => Ok(()),
             Err(_) => Err(napi::Error::from_reason("setImmediate threw")),
         }
+    }
+
+    /// Asks the event loop to drain again at its next turn; false if it cannot be asked.
+    fn defer(self: &Arc<Self>, js: Js) -> bool {
+        let asked = || -> napi::Result<()> {
+            let set_immediate = js.get(js.global()?, "setImmediate")?;
+            let again = js.function("airssysWasmDrain", self.clone(), Some(drain_deferred))?;
+            match js.call(set_immediate, &[again])? {
+                Ok(_) => Ok(()),
+                Err(_) => Err(napi::Error::from_reason("setImmediate threw")),
+            }
+        };
+        asked().is_ok()
     }
 
     fn wait_for_job(&self, limit: Duration) -> bool {
@@ -193,7 +231,7 @@ impl JobQueue {
 
 /// The deferred drain (see [`JobQueue::defer`]), called by `setImmediate`.
 unsafe extern "C" fn drain_deferred(env: napi::sys::napi_env, info: napi::sys::napi_callback_info) -> crate::js::Value {
-    // SAFETY: this callback is only made by `at_next_turn`, with the queue as its data.
+    // SAFETY: this callback is only made by `defer`, with the queue as its data.
     let (js, queue, _, _) = unsafe { crate::js::callback_args::<Arc<JobQueue>>(env, info) };
     // The loop has turned.
     *queue.lock_turn() = None;
@@ -205,7 +243,7 @@ unsafe extern "C" fn drain_deferred(env: napi::sys::napi_env, info: napi::sys::n
 
 /// The event loop has turned since a chain of host calls began (see [`JobQueue::chain_too_long`]).
 unsafe extern "C" fn turned(env: napi::sys::napi_env, info: napi::sys::napi_callback_info) -> crate::js::Value {
-    // SAFETY: this callback is only made by `at_next_turn`, with the queue as its data.
+    // SAFETY: this callback is only made by `mark_turn`, with the queue as its data.
     let (_, queue, _, _) = unsafe { crate::js::callback_args::<Arc<JobQueue>>(env, info) };
     *queue.lock_chain() = None;
     std::ptr::null_mut()
