@@ -1,5 +1,5 @@
 import { Component } from './component.js'
-import { CompileError, DisposedError, translate, translateAsync } from './errors.js'
+import { DisposedError, translate, translateAsync } from './errors.js'
 import { CompileChildren } from './isolated-compile.js'
 import { Module } from './module.js'
 import { NativeComponent, NativeEngine, NativeModule } from './native.js'
@@ -46,27 +46,6 @@ interface NativeCompiler<T> {
   cachedSync(engine: NativeEngine, bytes: Uint8Array): T | null
   adopt(engine: NativeEngine, bytes: Uint8Array, artifact: Uint8Array): Promise<T>
   adoptSync(engine: NativeEngine, bytes: Uint8Array, artifact: Uint8Array): T
-}
-
-/**
- * `validate`'s answer, or `{ ok: false }` when the child validating text went past a bound of
- * `compileLimits` (its CompileError says which): such text could not compile within them either.
- */
-function outOfBounds(run: () => ValidationResult): ValidationResult
-function outOfBounds(run: () => Promise<ValidationResult>): Promise<ValidationResult>
-function outOfBounds(
-  run: () => ValidationResult | Promise<ValidationResult>,
-): ValidationResult | Promise<ValidationResult> {
-  const refused = (error: unknown): ValidationResult => {
-    if (error instanceof CompileError) return { ok: false, message: error.message }
-    throw error
-  }
-  try {
-    const result = run()
-    return result instanceof Promise ? result.catch(refused) : result
-  } catch (error) {
-    return refused(error)
-  }
 }
 
 /**
@@ -190,11 +169,7 @@ export class Engine {
     }
     // With `compileLimits` a child validates, as it compiles: text's labels, and a component's
     // types checked again at each instantiation, cost more than the input's size (probes H37, H39).
-    const children = this.#children
-    if (children !== undefined) {
-      if (this.closed) throw new DisposedError('the engine was closed')
-      return outOfBounds(() => invalid(children.validateSync(bytes)))
-    }
+    if (this.#children !== undefined) return invalid(this.#children.validateSync(bytes))
     const message = translate(() => this.#native.validate(bytes))
     return invalid(message)
   }
@@ -209,11 +184,7 @@ export class Engine {
       if (isTooLarge(error)) return { ok: false, message: error.message }
       throw error
     }
-    const children = this.#children
-    if (children !== undefined) {
-      if (this.closed) throw new DisposedError('the engine was closed')
-      return outOfBounds(async () => invalid(await children.validate(bytes)))
-    }
+    if (this.#children !== undefined) return invalid(await this.#children.validate(bytes))
     const message = await translateAsync(translate(() => this.#native.validateAsync(bytes)))
     return invalid(message)
   }

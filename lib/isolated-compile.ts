@@ -59,14 +59,11 @@ const FRAME_KINDS = { code: 0, error: 1, memory: 2, validated: 3 } as const
 const FRAME_HEADER_BYTES = 9
 
 export function frame(kind: keyof typeof FRAME_KINDS, payload: Uint8Array): Buffer {
-  const header = Buffer.alloc(FRAME_HEADER_BYTES)
-  header.writeUInt8(FRAME_KINDS[kind], 0)
-  header.writeBigUInt64LE(BigInt(payload.length), 1)
-  return Buffer.concat([header, payload])
+  return Buffer.concat([Buffer.of(FRAME_KINDS[kind]), lengthPrefixed(payload)])
 }
 
-/** The child's input: its length (8 bytes, little-endian), then the bytes. */
-function input(bytes: Uint8Array): Buffer {
+/** `bytes` after their length (8 bytes, little-endian): the child's input, and a frame's rest. */
+function lengthPrefixed(bytes: Uint8Array): Buffer {
   const length = Buffer.alloc(8)
   length.writeBigUInt64LE(BigInt(bytes.length))
   return Buffer.concat([length, bytes])
@@ -127,14 +124,13 @@ interface Outcome {
   stderr: string
   timedOut: boolean
   tooMuchOutput: boolean
+  /** Its engine was closed meanwhile (which killed it, if it still ran). */
+  closed: boolean
 }
 
-/** How a child's run ended, and whether its engine was closed meanwhile (which killed it). */
-type Ended = Outcome & { closed?: boolean }
-
 /** The payload of the frame the child answered with (of `expected` kind), or the error its run means. */
-function answer(outcome: Ended, limits: ResolvedCompileLimits, expected: 'code' | 'validated'): Buffer {
-  if (outcome.closed === true) throw new DisposedError('the engine was closed')
+function answer(outcome: Outcome, limits: ResolvedCompileLimits, expected: 'code' | 'validated'): Buffer {
+  if (outcome.closed) throw new DisposedError('the engine was closed')
   const what = expected === 'code' ? 'compiling' : 'validating'
   if (outcome.timedOut) {
     throw new CompileError(
@@ -169,6 +165,15 @@ function validated(payload: Buffer): string | null {
   return typeof message === 'string' ? message : null
 }
 
+/**
+ * Why validation says no when its child went past a bound: its CompileError's message (such
+ * input could not compile within the bounds either). Other errors stay errors.
+ */
+function refusal(error: unknown): string {
+  if (error instanceof CompileError) return error.message
+  throw error
+}
+
 function notStarted(error: unknown): WasmError {
   const reason = error instanceof Error ? error.message : String(error)
   return new WasmError(`the compiling process did not start: ${reason}`, {
@@ -201,7 +206,7 @@ export class CompileChildren {
   readonly #engine: NativeEngineOptions
   #free: number
   readonly #waiting: Waiting[] = []
-  readonly #running = new Map<ChildProcessWithoutNullStreams, () => void>()
+  readonly #running = new Set<ChildProcessWithoutNullStreams>()
   #closed = false
 
   constructor(limits: ResolvedCompileLimits, engine: NativeEngineOptions) {
@@ -221,24 +226,29 @@ export class CompileChildren {
     return answer(this.#runSync(kind, bytes), this.#limits, 'code')
   }
 
-  /** Validates `bytes` in a child: `null` when valid, else why not. */
+  /** Validates `bytes` in a child: `null` when valid, else why not (a bound passed included). */
   async validate(bytes: Uint8Array): Promise<string | null> {
-    return validated(answer(await this.#run('validate', bytes), this.#limits, 'validated'))
+    try {
+      return validated(answer(await this.#run('validate', bytes), this.#limits, 'validated'))
+    } catch (error) {
+      return refusal(error)
+    }
   }
 
   /** {@link CompileChildren.validate} on the JS thread. */
   validateSync(bytes: Uint8Array): string | null {
-    return validated(answer(this.#runSync('validate', bytes), this.#limits, 'validated'))
+    try {
+      return validated(answer(this.#runSync('validate', bytes), this.#limits, 'validated'))
+    } catch (error) {
+      return refusal(error)
+    }
   }
 
   /** Kills the running children and refuses the waiting ones, with DisposedError. */
   close(): void {
     this.#closed = true
     for (const waiting of this.#waiting.splice(0)) waiting.refuse(new DisposedError('the engine was closed'))
-    for (const [child, closed] of this.#running) {
-      closed()
-      child.kill('SIGKILL')
-    }
+    for (const child of this.#running) child.kill('SIGKILL')
   }
 
   #request(kind: ChildRequest['kind'], watchStdin: boolean): ChildRequest {
@@ -246,7 +256,7 @@ export class CompileChildren {
     return { kind, engine: this.#engine, timeoutMs, memoryBytes, watchStdin }
   }
 
-  async #run(kind: ChildRequest['kind'], bytes: Uint8Array): Promise<Ended> {
+  async #run(kind: ChildRequest['kind'], bytes: Uint8Array): Promise<Outcome> {
     if (this.#closed) throw new DisposedError('the engine was closed')
     if (this.#free > 0) this.#free--
     else await new Promise<void>((start, refuse) => this.#waiting.push({ start, refuse }))
@@ -260,9 +270,9 @@ export class CompileChildren {
   }
 
   /** Runs one child to its end. */
-  #spawn(request: ChildRequest, bytes: Uint8Array): Promise<Ended> {
+  #spawn(request: ChildRequest, bytes: Uint8Array): Promise<Outcome> {
     const maxOutput = maxOutputBytes(bytes.length)
-    return new Promise<Ended>((resolve, reject) => {
+    return new Promise<Outcome>((resolve, reject) => {
       let child: ChildProcessWithoutNullStreams
       try {
         // stdin, stdout and stderr are pipes (the default).
@@ -280,10 +290,7 @@ export class CompileChildren {
       let stderr = ''
       let timedOut = false
       let tooMuchOutput = false
-      let closed = false
-      this.#running.set(child, () => {
-        closed = true
-      })
+      this.#running.add(child)
       const timer = setTimeout(() => {
         timedOut = true
         child.kill('SIGKILL')
@@ -303,7 +310,7 @@ export class CompileChildren {
       // A child that ends before reading all of its input closes the pipe: its exit says why.
       child.stdin.on('error', () => {})
       // Left open: its end tells the child that its parent is gone.
-      child.stdin.write(input(bytes))
+      child.stdin.write(lengthPrefixed(bytes))
       child.on('error', (error) => {
         clearTimeout(timer)
         this.#running.delete(child)
@@ -313,18 +320,26 @@ export class CompileChildren {
         clearTimeout(timer)
         this.#running.delete(child)
         child.stdin.destroy()
-        resolve({ status, signal, stdout: Buffer.concat(stdout), stderr, timedOut, tooMuchOutput, closed })
+        resolve({
+          status,
+          signal,
+          stdout: Buffer.concat(stdout),
+          stderr,
+          timedOut,
+          tooMuchOutput,
+          closed: this.#closed,
+        })
       })
     })
   }
 
-  #runSync(kind: ChildRequest['kind'], bytes: Uint8Array): Ended {
+  #runSync(kind: ChildRequest['kind'], bytes: Uint8Array): Outcome {
     if (this.#closed) throw new DisposedError('the engine was closed')
     let result: SpawnSyncReturns<Buffer>
     try {
       result = spawnSync(process.execPath, childArguments(this.#request(kind, false)), {
         env: childEnvironment(),
-        input: input(bytes),
+        input: lengthPrefixed(bytes),
         maxBuffer: maxOutputBytes(bytes.length),
         timeout: this.#limits.timeoutMs,
         killSignal: 'SIGKILL',
@@ -343,6 +358,8 @@ export class CompileChildren {
       stderr: (result.stderr ?? Buffer.alloc(0)).subarray(0, 4096).toString('utf8'),
       timedOut: failed?.code === 'ETIMEDOUT',
       tooMuchOutput: failed?.code === 'ENOBUFS',
+      // A sync child runs on this thread: nothing closes the engine meanwhile.
+      closed: false,
     }
   }
 }

@@ -131,17 +131,14 @@ impl<K: Kind> Compiled<K> {
     }
 
     /// Loads what the addon compiled from `bytes` in a child process (`artifact`, its
-    /// `serialize()` output), through the engine's on-disk cache as a compile here would. Text is
-    /// not parsed again, which the child did so that the parent would not (WAT's labels cost time
-    /// growing with the square of their nesting), and so is not stored: the cache keys binaries.
+    /// `serialize()` output), through the engine's on-disk cache as a compile here would. The
+    /// bytes are not checked again: `cached` and the child did. Text is not stored: the cache keys
+    /// binaries, and parsing it here is what the child was for (WAT's labels cost time growing with
+    /// the square of their nesting).
     pub fn adopt(engine: &Arc<EngineShared>, bytes: &[u8], artifact: &[u8]) -> Result<Self, Failure> {
-        let code = if binary::kind(bytes).is_some() {
-            let bytes = Self::input(engine, bytes)?;
-            disk::adopt::<K::Code>(&engine.engine, engine.cache.as_ref(), &bytes, artifact)?
-        } else {
-            engine.check_open()?;
-            disk::adopt::<K::Code>(&engine.engine, None, bytes, artifact)?
-        };
+        engine.check_open()?;
+        let cache = binary::kind(bytes).and(engine.cache.as_ref());
+        let code = disk::adopt::<K::Code>(&engine.engine, cache, bytes, artifact)?;
         Self::checked(code, engine)
     }
 
