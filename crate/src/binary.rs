@@ -177,6 +177,7 @@ pub fn check_expansion(bytes: &[u8]) -> Result<(), String> {
 /// type listings would spell out (one parse of the bytes serves both).
 pub fn validate_component(bytes: &[u8], validate_module: impl Fn(&[u8]) -> Result<(), String>) -> Result<(), String> {
     check_expansion(bytes)?;
+    crate::type_checks::check(bytes)?;
     let types = wasmparser::Validator::new()
         .validate_all(bytes)
         .map_err(|error| crate::names::one_line(&error.to_string()))?;

@@ -24,6 +24,7 @@ use crate::options::NativeInstanceOptions;
 use crate::runtime::abort::AbortFlag;
 use crate::runtime::host_bridge::{HostBridge, HostFunctions, HttpClientOptions, Relay, serve_js_while};
 use crate::store::{self, Budget, HostState, Live, Slot, StoreFuture};
+use crate::type_checks;
 use crate::wasi::NativeWasiOptions;
 use crate::wasi::{Output, WasiState};
 
@@ -157,6 +158,7 @@ impl<K: Kind> Compiled<K> {
         };
         if binary::kind(&bytes) == Some(Binary::Component) {
             binary::check_expansion(&bytes).map_err(Failure::Compile)?;
+            type_checks::check(&bytes).map_err(Failure::Compile)?;
         }
         Ok(bytes)
     }

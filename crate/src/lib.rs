@@ -25,6 +25,7 @@ pub mod options;
 pub mod runtime;
 pub mod store;
 pub mod trap;
+pub mod type_checks;
 pub mod wasi;
 pub mod wasi_http;
 pub mod wasi_symlink;

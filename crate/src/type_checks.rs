@@ -1,0 +1,403 @@
+//! What validating a component may cost beyond the size of its input, bounded before the
+//! validator makes the comparisons that cost it.
+//!
+//! wasmparser compares component types structurally, walking every type a type refers to, and
+//! keeps nothing from one comparison for the next. It walks a whole type at each place that checks
+//! one: an instantiation (the component's imports against its arguments), an export that ascribes
+//! a type, and a `canon lift` or `canon lower` (the function type, flattened). A type of a million
+//! nodes written once is a few KB, and each such place costs a few bytes more: 998 instantiations
+//! of a component importing 900 functions of a 1,000-field record, 42 KB, took 18 s to validate and
+//! 22 s to compile, and a core module's imports count likewise at each instantiation of it.
+//! wasmtime's compile walks a lowered or lifted function's type again, and slower: 100 lowerings
+//! of one function taking a 360,000-node variant, 26 KB, took 7.6 s.
+//!
+//! So the types are measured as those walks see them (every node they pass, with the names they
+//! compare), once each with what they refer to, and the walks that each such place asks for are
+//! added up, section by section, before the validator reads the section.
+
+use std::collections::HashMap;
+use wasmparser::component_types::{
+    ComponentAnyTypeId, ComponentCoreModuleTypeId, ComponentCoreTypeId, ComponentDefinedType, ComponentEntityType,
+    ComponentValType,
+};
+use wasmparser::types::TypesRef;
+use wasmparser::{
+    CanonicalFunction, ComponentExternalKind, ComponentInstance, ComponentTypeRef, Instance, Parser, Payload,
+    TypeBounds, Validator, WasmFeatures,
+};
+
+/// Type nodes that the places checking types may walk in one input together, whatever its size...
+/// The validator walks 100 million in one to two seconds (the shapes above: 602 million in 6.4 s,
+/// 1.8 billion in 18 s); the real components measured walk at most 3,210 (a WASI command).
+pub const MIN_TYPE_WALK_ALLOWED: u64 = 1 << 22;
+
+/// ...and per byte of the input beyond that (real components walk under 0.02 per byte).
+pub const TYPE_WALK_PER_BYTE: u64 = 1;
+
+/// Nodes that a `canon lift` or `canon lower` counts for each node of its function type: the
+/// validator walks the type once for it, but wasmtime's compile some 20 times as long (100 lowerings
+/// of a 360,000-node variant: 37 ms to validate, 7.6 s to compile).
+pub const CANONICAL_WALK_WEIGHT: u64 = 16;
+
+/// Refuses a component whose type checks would walk more type nodes than [`MIN_TYPE_WALK_ALLOWED`]
+/// or [`TYPE_WALK_PER_BYTE`] allow. Bytes the validator refuses first pass: it, or the compiler,
+/// says why. A core module passes: its checks compare types already made canonical, in constant
+/// time each.
+pub fn check(bytes: &[u8]) -> Result<(), String> {
+    let allowed = MIN_TYPE_WALK_ALLOWED.max(TYPE_WALK_PER_BYTE.saturating_mul(bytes.len() as u64));
+    walked(bytes, allowed).map(drop).map_err(|()| {
+        format!(
+            "checking the component's types would walk more than {allowed} type nodes (its \
+             instantiations, exports with a type and canonical functions each walk the whole type \
+             they check)"
+        )
+    })
+}
+
+/// The type nodes checking `bytes` walks, or `Err` once past `allowed`, before the validator
+/// reads the section that would pass it.
+fn walked(bytes: &[u8], allowed: u64) -> Result<u64, ()> {
+    // Every feature: a component the engine would compile must reach the places that cost.
+    let mut validator = Validator::new_with_features(WasmFeatures::all());
+    let mut sizes = Sizes::default();
+    let mut walked = 0u64;
+    for payload in Parser::new(0).parse_all(bytes) {
+        let Ok(payload) = payload else { break };
+        if let Some(types) = validator.types(0) {
+            walked = walked.saturating_add(sizes.walks(&types, &payload));
+        }
+        if walked > allowed {
+            return Err(());
+        }
+        // Function bodies are left unchecked (the validator hands them back): they cost nothing
+        // here, and the compiler checks them.
+        if validator.payload(&payload).is_err() {
+            break;
+        }
+    }
+    Ok(walked)
+}
+
+/// The size of each type met so far, as the validator's walks see it: one node for the type, each
+/// name it compares (one more per 16 bytes of name), and the size of each type it refers to, as
+/// often as it refers to it.
+#[derive(Default)]
+struct Sizes {
+    types: HashMap<ComponentAnyTypeId, u64>,
+    modules: HashMap<ComponentCoreModuleTypeId, u64>,
+}
+
+impl Sizes {
+    /// The nodes the validator walks reading `payload` of the component `types` describes.
+    fn walks(&mut self, types: &TypesRef, payload: &Payload) -> u64 {
+        let mut walked = 0u64;
+        let mut add = |nodes: u64| walked = walked.saturating_add(nodes);
+        match payload {
+            Payload::ComponentInstanceSection(reader) => {
+                for instance in reader.clone().into_iter().flatten() {
+                    if let ComponentInstance::Instantiate { component_index, .. } = instance
+                        && component_index < types.component_count()
+                    {
+                        let component = types.component_at(component_index);
+                        add(self.any(types, ComponentAnyTypeId::Component(component)));
+                    }
+                }
+            }
+            Payload::InstanceSection(reader) => {
+                for instance in reader.clone().into_iter().flatten() {
+                    if let Instance::Instantiate { module_index, .. } = instance
+                        && module_index < types.module_count()
+                    {
+                        add(self.module(types, types.module_at(module_index)));
+                    }
+                }
+            }
+            Payload::ComponentExportSection(reader) => {
+                // An exported type is a new index that a later export of the same section may
+                // ascribe: its size is that of the type it exports.
+                let mut exported_types = Vec::new();
+                for export in reader.clone().into_iter().flatten() {
+                    let ascribed = export.ty.map(|ty| self.type_ref(types, &exported_types, ty));
+                    add(ascribed.unwrap_or(0));
+                    if export.kind == ComponentExternalKind::Type {
+                        let size = ascribed.unwrap_or_else(|| self.type_at(types, &exported_types, export.index));
+                        exported_types.push(size);
+                    }
+                }
+            }
+            Payload::ComponentCanonicalSection(reader) => {
+                // A lift makes a component function that a later lower of the same section may
+                // lower: its size is that of its type.
+                let mut lifted = Vec::new();
+                for function in reader.clone().into_iter().flatten() {
+                    match function {
+                        CanonicalFunction::Lift { type_index, .. } => {
+                            let size = self.type_at(types, &[], type_index);
+                            lifted.push(size);
+                            add(size.saturating_mul(CANONICAL_WALK_WEIGHT));
+                        }
+                        CanonicalFunction::Lower { func_index, .. } => {
+                            let count = types.component_function_count();
+                            let size = if func_index < count {
+                                let func = types.component_function_at(func_index);
+                                self.any(types, ComponentAnyTypeId::Func(func))
+                            } else {
+                                lifted.get((func_index - count) as usize).copied().unwrap_or(1)
+                            };
+                            add(size.saturating_mul(CANONICAL_WALK_WEIGHT));
+                        }
+                        CanonicalFunction::TaskReturn {
+                            result: Some(result), ..
+                        } => {
+                            add(self.read_value(types, result).saturating_mul(CANONICAL_WALK_WEIGHT));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        walked
+    }
+
+    /// The size of the type a reader's type reference names.
+    fn type_ref(&mut self, types: &TypesRef, exported_types: &[u64], ty: ComponentTypeRef) -> u64 {
+        match ty {
+            ComponentTypeRef::Module(index) => {
+                if index < types.core_type_count_in_component()
+                    && let ComponentCoreTypeId::Module(module) = types.core_type_at_in_component(index)
+                {
+                    self.module(types, module)
+                } else {
+                    1
+                }
+            }
+            ComponentTypeRef::Func(index)
+            | ComponentTypeRef::Instance(index)
+            | ComponentTypeRef::Component(index)
+            | ComponentTypeRef::Type(TypeBounds::Eq(index)) => self.type_at(types, exported_types, index),
+            ComponentTypeRef::Value(value) => self.read_value(types, value),
+            ComponentTypeRef::Type(TypeBounds::SubResource) => 1,
+        }
+    }
+
+    /// The size of the type at `index` of the component's types, or of one that the section being
+    /// read added after them (`added`); 1 for an index of neither, which the validator refuses.
+    fn type_at(&mut self, types: &TypesRef, added: &[u64], index: u32) -> u64 {
+        let count = types.component_type_count();
+        if index < count {
+            self.any(types, types.component_any_type_at(index))
+        } else {
+            added.get((index - count) as usize).copied().unwrap_or(1)
+        }
+    }
+
+    /// The size of a value type as a reader spells it (a primitive, or a type index).
+    fn read_value(&mut self, types: &TypesRef, value: wasmparser::ComponentValType) -> u64 {
+        match value {
+            wasmparser::ComponentValType::Primitive(_) => 1,
+            wasmparser::ComponentValType::Type(index) => self.type_at(types, &[], index),
+        }
+    }
+
+    fn module(&mut self, types: &TypesRef, id: ComponentCoreModuleTypeId) -> u64 {
+        if let Some(&size) = self.modules.get(&id) {
+            return size;
+        }
+        let module = &types[id];
+        let imports = module
+            .imports
+            .keys()
+            .map(|(module, name)| named(module).saturating_add(named(name)));
+        let exports = module.exports.keys().map(|name| named(name));
+        let size = imports.chain(exports).fold(1u64, u64::saturating_add);
+        self.modules.insert(id, size);
+        size
+    }
+
+    fn any(&mut self, types: &TypesRef, id: ComponentAnyTypeId) -> u64 {
+        if let Some(&size) = self.types.get(&id) {
+            return size;
+        }
+        let mut size = 1u64;
+        let mut add = |nodes: u64| size = size.saturating_add(nodes);
+        match id {
+            ComponentAnyTypeId::Resource(_) => {}
+            ComponentAnyTypeId::Defined(id) => match &types[id] {
+                ComponentDefinedType::Primitive(_) | ComponentDefinedType::Own(_) | ComponentDefinedType::Borrow(_) => {
+                }
+                ComponentDefinedType::Record(record) => {
+                    for (name, field) in &record.fields {
+                        add(named(name));
+                        add(self.value(types, *field));
+                    }
+                }
+                ComponentDefinedType::Variant(variant) => {
+                    for (name, case) in &variant.cases {
+                        add(named(name));
+                        add(case.ty.map_or(0, |ty| self.value(types, ty)));
+                    }
+                }
+                ComponentDefinedType::Tuple(tuple) => {
+                    for &ty in tuple.types.iter() {
+                        add(self.value(types, ty));
+                    }
+                }
+                ComponentDefinedType::Flags(names) | ComponentDefinedType::Enum(names) => {
+                    for name in names {
+                        add(named(name));
+                    }
+                }
+                ComponentDefinedType::List { element: ty, .. }
+                | ComponentDefinedType::FixedLengthList { element: ty, .. }
+                | ComponentDefinedType::Option { ty, .. } => add(self.value(types, *ty)),
+                ComponentDefinedType::Map { key, value, .. } => {
+                    add(self.value(types, *key));
+                    add(self.value(types, *value));
+                }
+                ComponentDefinedType::Result { ok, err, .. } => {
+                    for ty in [ok, err].into_iter().flatten() {
+                        add(self.value(types, *ty));
+                    }
+                }
+                ComponentDefinedType::Future { ty, .. } | ComponentDefinedType::Stream { ty, .. } => {
+                    add(ty.map_or(0, |ty| self.value(types, ty)));
+                }
+            },
+            ComponentAnyTypeId::Func(id) => {
+                let func = &types[id];
+                for (name, ty) in func.params.iter() {
+                    add(named(name));
+                    add(self.value(types, *ty));
+                }
+                add(func.result.map_or(0, |ty| self.value(types, ty)));
+            }
+            ComponentAnyTypeId::Instance(id) => {
+                for (name, item) in &types[id].exports {
+                    add(named(name));
+                    add(self.entity(types, item.ty));
+                }
+            }
+            ComponentAnyTypeId::Component(id) => {
+                let component = &types[id];
+                for (name, item) in component.imports.iter().chain(&component.exports) {
+                    add(named(name));
+                    add(self.entity(types, item.ty));
+                }
+            }
+        }
+        self.types.insert(id, size);
+        size
+    }
+
+    fn entity(&mut self, types: &TypesRef, entity: ComponentEntityType) -> u64 {
+        match entity {
+            ComponentEntityType::Module(id) => self.module(types, id),
+            ComponentEntityType::Func(id) => self.any(types, ComponentAnyTypeId::Func(id)),
+            ComponentEntityType::Value(value) => self.value(types, value),
+            ComponentEntityType::Type { referenced, .. } => self.any(types, referenced),
+            ComponentEntityType::Instance(id) => self.any(types, ComponentAnyTypeId::Instance(id)),
+            ComponentEntityType::Component(id) => self.any(types, ComponentAnyTypeId::Component(id)),
+        }
+    }
+
+    fn value(&mut self, types: &TypesRef, value: ComponentValType) -> u64 {
+        match value {
+            ComponentValType::Primitive(_) => 1,
+            ComponentValType::Type(id) => self.any(types, ComponentAnyTypeId::Defined(id)),
+        }
+    }
+}
+
+/// What comparing a name costs, in nodes: one, and one more per 16 bytes.
+fn named(name: &str) -> u64 {
+    1 + name.len() as u64 / 16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CANONICAL_WALK_WEIGHT, MIN_TYPE_WALK_ALLOWED, check, walked};
+
+    fn walk(text: &str) -> u64 {
+        walked(&wat::parse_str(text).unwrap(), u64::MAX).unwrap()
+    }
+
+    #[test]
+    fn a_lowered_function_walks_its_type_with_names_at_the_canonical_weight() {
+        // func(r: record { a, b, bcdefghijklmnopq: u32 }): the func, its parameter's name, the
+        // record, each field's name (the long one counts 2) and type.
+        let lowered = walk(
+            r#"(component
+                (type $r (record (field "a" u32) (field "b" u32) (field "bcdefghijklmnopq" u32)))
+                (import "r" (type $ri (eq $r)))
+                (import "f" (func $f (param "r" $ri)))
+                (core func (canon lower (func $f))))"#,
+        );
+        assert_eq!(lowered, (1 + 1 + (1 + 2 + 2 + 3)) * CANONICAL_WALK_WEIGHT);
+    }
+
+    #[test]
+    fn each_instantiation_walks_the_whole_component_type() {
+        // The inner component's type: itself, its import's name, the func, its parameter's name
+        // and type: 5, three times.
+        let instantiated = walk(
+            r#"(component
+                (import "f" (func $f (param "p" u32)))
+                (component $c (import "x" (func (param "p" u32))))
+                (instance (instantiate $c (with "x" (func $f))))
+                (instance (instantiate $c (with "x" (func $f))))
+                (instance (instantiate $c (with "x" (func $f)))))"#,
+        );
+        assert_eq!(instantiated, 15);
+        // A core module's: itself and its two exports, four times.
+        let modules = walk(
+            r#"(component
+                (core module $m (func (export "x")) (func (export "y")))
+                (core instance (instantiate $m)) (core instance (instantiate $m))
+                (core instance (instantiate $m)) (core instance (instantiate $m)))"#,
+        );
+        assert_eq!(modules, 12);
+    }
+
+    #[test]
+    fn an_ascribed_export_walks_its_type_even_one_exported_in_the_same_section() {
+        let ascribed = walk(
+            r#"(component
+                (type $r (record (field "a" u32) (field "b" u32)))
+                (export $t "t" (type $r))
+                (export "u" (type $t) (type (eq $t))))"#,
+        );
+        assert_eq!(ascribed, 5);
+    }
+
+    #[test]
+    fn a_type_walked_at_many_places_is_refused_and_real_shapes_are_not() {
+        // 300 functions of a 1,000-field record, imported by a component instantiated 100 times:
+        // 600,000 nodes each time (998 such instantiations, 26 KB, took 6.4 s to validate).
+        let record = (0..1000).map(|i| format!("(field \"a{i}\" u32)")).collect::<String>();
+        let funcs = |ty: &str| {
+            (0..300)
+                .map(|i| format!("(export \"f{i}\" (func (param \"r\" {ty})))"))
+                .collect::<String>()
+        };
+        let text = format!(
+            "(component (type $R (record {record})) (import \"r\" (type $Ri (eq $R)))
+             (import \"x\" (instance $x (export \"r\" (type $r (eq $Ri))) {}))
+             (component $C (import \"x\" (instance (type $R2 (record {record})) (export \"r\" (type $r (eq $R2))) {})))
+             {})",
+            funcs("$r"),
+            funcs("$r"),
+            "(instance (instantiate $C (with \"x\" (instance $x))))".repeat(100)
+        );
+        let bytes = wat::parse_str(&text).unwrap();
+        assert!(bytes.len() < 40_000);
+        let message = check(&bytes).unwrap_err();
+        assert!(
+            message.contains(&format!("would walk more than {MIN_TYPE_WALK_ALLOWED} type nodes")),
+            "{message}"
+        );
+        // Five walk 3 million: within the bound.
+        let fewer = text.replace(&"(instance (instantiate $C (with \"x\" (instance $x))))".repeat(95), "");
+        assert!(check(&wat::parse_str(&fewer).unwrap()).is_ok());
+    }
+}
