@@ -515,11 +515,15 @@ test('a host call costs fuel for the strings and lists it moves, both ways', asy
   // The names of the flags, fields and cases a value holds count too (probe H38): the host copies
   // them for every element, and a guest's author picks their length. So does every value, list or
   // not (probe H39: a tuple of 90,000 u8s cost the host 22.7 ms a call and the guest 8 units).
+  // And arguments cost one unit more per byte of the JS heap their JS form takes (probe Z36: 100,000
+  // tuples of tuples of a bool, 100,000 units, took a second of the JS thread): a string's text
+  // again (7 calls), a typed array's 200 bytes (15), each flags object its keys (7), each of the
+  // 257 arrays of a tuple of tuples 2,080 bytes (1).
   const component = new Engine({ fuel: true }).compileComponentSync(MOVING_WAT)
   for (const [name, args, hostCalls] of [
-    ['names', [1], 15],
-    ['wide', [], 15],
-    ['log', [65_536], 15],
+    ['names', [1], 7],
+    ['wide', [], 1],
+    ['log', [65_536], 7],
     ['list', [16_384], 15],
     ['text', [], 16],
   ] as const) {
@@ -545,6 +549,50 @@ test('a host call costs fuel for the strings and lists it moves, both ways', asy
       t.is(calls, hostCalls, `${name}, sync: ${sync}`)
     }
   }
+})
+
+/** `run(n)` passes its import `h` a list of `n` tuples of tuples (six deep) of a `bool`. */
+const NESTED_TUPLES_WAT = `(component
+  (type $l (list (tuple (tuple (tuple (tuple (tuple (tuple bool))))))))
+  (import "h" (func $h (param "x" $l)))
+  (core module $mem (memory (export "memory") 64))
+  (core instance $m (instantiate $mem))
+  (core func $h_l (canon lower (func $h) (memory (core memory $m "memory"))))
+  (core module $main (import "" "h" (func $h (param i32 i32)))
+    (func (export "run") (param i32) (call $h (i32.const 0) (local.get 0))))
+  (core instance $i (instantiate $main (with "" (instance (export "h" (func $h_l))))))
+  (func (export "run") (param "n" u32) (canon lift (core func $i "run"))))`
+
+test("a host call's arguments of many small parts are bounded by the call's deadline and fuel", async (t) => {
+  // 100,000 such tuples are 100,000 bytes of the guest's memory and 700,000 values, which took the
+  // JS thread a second to convert, long after a deadline of 100 ms, and then the host function
+  // ran; on a metered engine they cost 100,000 units (probe Z36).
+  let called = 0
+  const imports = { h: () => void called++ }
+  const component = new Engine().compileComponentSync(NESTED_TUPLES_WAT)
+  const instance = component.instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports })
+  let started = performance.now()
+  await instance.call('run', [100_000])
+  const unbounded = performance.now() - started
+  t.is(called, 1)
+  // The conversion looks at the deadline as it goes, and the function is not called past it.
+  const timed = component.instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports, timeoutMs: 50 })
+  started = performance.now()
+  await t.throwsAsync(timed.call('run', [100_000]), { instanceOf: TimeoutError })
+  const bounded = performance.now() - started
+  t.is(called, 1)
+  t.true(bounded < unbounded / 2, `${bounded} ms with a deadline, ${unbounded} ms without`)
+  // Each array the arguments make costs fuel as the bytes of the JS heap it takes.
+  const metered = new Engine({ fuel: true }).compileComponentSync(NESTED_TUPLES_WAT)
+  const fueled = metered.instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports, fuel: 1_000_000 })
+  const error = await t.throwsAsync(fueled.call('run', [100_000]), { instanceOf: OutOfFuelError })
+  t.is(error?.fuelConsumed, 1_000_000)
+  t.is(called, 1)
+  // 4,000 tuples (6 arrays of 40 bytes each) fit in that budget.
+  await metered
+    .instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports, fuel: 1_000_000 })
+    .call('run', [4000])
+  t.is(called, 2)
 })
 
 test('a HostError repeats at most 1 KiB of what the host function threw; the rest stays on its cause', (t) => {

@@ -1615,44 +1615,55 @@ test("the host's objects in a value a host function returns that fails the class
   first.dispose()
 })
 
-test("the host's objects in a host function's answer that comes after its call ended are disposed", async (t) => {
-  // The call gave up on the Promise (its deadline or abort came first), so nothing takes what it
-  // brings: its objects were dropped without [Symbol.dispose] (an open item of SECURITY 43).
-  const guest = callsSome('(result (list (own 0)) (error (own 0)))', 'case')
-  const { Logger, disposed } = recordingLoggers()
-  type Logger = InstanceType<typeof Logger>
-  let answer: { resolve: (value: Logger[]) => void; reject: (error: unknown) => void } | undefined
-  const host = {
-    Logger,
-    some: () => new Promise<Logger[]>((resolve, reject) => (answer = { resolve, reject })),
-  }
-  const settleLate = async (call: Promise<unknown>, expected: Function, settle: () => void) => {
+test.serial(
+  "the host's objects in a host function's answer that comes after its call ended are disposed",
+  async (t) => {
+    // The call gave up on the Promise (its deadline or abort came first), so nothing takes what it
+    // brings: its objects were dropped without [Symbol.dispose] (an open item of SECURITY 43).
+    // Serial, with a roomy deadline: a host function is not called once its call has ended, and
+    // other tests of this file hold the JS thread for a second at a time.
+    const guest = callsSome('(result (list (own 0)) (error (own 0)))', 'case')
+    const { Logger, disposed } = recordingLoggers()
+    type Logger = InstanceType<typeof Logger>
+    let answer: { resolve: (value: Logger[]) => void; reject: (error: unknown) => void } | undefined
+    const host = {
+      Logger,
+      some: () => new Promise<Logger[]>((resolve, reject) => (answer = { resolve, reject })),
+    }
+    const settleLate = async (call: Promise<unknown>, expected: Function, settle: () => void) => {
+      answer = undefined
+      await t.throwsAsync(call, { instanceOf: expected })
+      settle()
+      for (let round = 0; round < 20; round++) await new Promise((resolve) => setImmediate(resolve))
+    }
+    const inst = guest.instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports: { 'test:x/host': host } })
+    await settleLate(inst.call('run', [0], { timeoutMs: 1000 }), TimeoutError, () =>
+      answer!.resolve([new Logger('late-a'), new Logger('late-b')]),
+    )
+    t.deepEqual(disposed, ['late-a', 'late-b'], 'after a deadline')
+    const second = guest.instantiateSync({
+      limits: { memoryBytes: 1 << 20 },
+      imports: { 'test:x/host': host },
+    })
+    const controller = new AbortController()
+    const aborted = second.call('run', [0], { signal: controller.signal })
+    setTimeout(() => controller.abort(), 20)
+    await settleLate(aborted, AbortError, () => answer!.reject({ payload: new Logger('late-err') }))
+    t.deepEqual(disposed, ['late-a', 'late-b', 'late-err'], 'an err payload thrown after an abort')
+    // One that comes in time reaches the guest, and is the guest's to drop.
+    const third = guest.instantiateSync({
+      limits: { memoryBytes: 1 << 20 },
+      imports: { 'test:x/host': host },
+    })
     answer = undefined
-    await t.throwsAsync(call, { instanceOf: expected })
-    settle()
-    for (let round = 0; round < 20; round++) await new Promise((resolve) => setImmediate(resolve))
-  }
-  const inst = guest.instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports: { 'test:x/host': host } })
-  await settleLate(inst.call('run', [0], { timeoutMs: 50 }), TimeoutError, () =>
-    answer!.resolve([new Logger('late-a'), new Logger('late-b')]),
-  )
-  t.deepEqual(disposed, ['late-a', 'late-b'], 'after a deadline')
-  const second = guest.instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports: { 'test:x/host': host } })
-  const controller = new AbortController()
-  const aborted = second.call('run', [0], { signal: controller.signal })
-  setTimeout(() => controller.abort(), 20)
-  await settleLate(aborted, AbortError, () => answer!.reject({ payload: new Logger('late-err') }))
-  t.deepEqual(disposed, ['late-a', 'late-b', 'late-err'], 'an err payload thrown after an abort')
-  // One that comes in time reaches the guest, and is the guest's to drop.
-  const third = guest.instantiateSync({ limits: { memoryBytes: 1 << 20 }, imports: { 'test:x/host': host } })
-  answer = undefined
-  const inTime = third.call('run', [0])
-  const asked = () => answer
-  while (asked() === undefined) await new Promise((resolve) => setImmediate(resolve))
-  asked()!.resolve([new Logger('in-time')])
-  t.is(await inTime, 0)
-  t.deepEqual(disposed, ['late-a', 'late-b', 'late-err'])
-})
+    const inTime = third.call('run', [0])
+    const asked = () => answer
+    while (asked() === undefined) await new Promise((resolve) => setImmediate(resolve))
+    asked()!.resolve([new Logger('in-time')])
+    t.is(await inTime, 0)
+    t.deepEqual(disposed, ['late-a', 'late-b', 'late-err'])
+  },
+)
 
 test('a host object given to the guest as own more than once is disposed once, when its last handle goes', async (t) => {
   // A host function returning one object each time (a shared logger) gave the guest two handles

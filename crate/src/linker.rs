@@ -134,7 +134,7 @@ fn host_call(
     let values = caller.data_mut().call_host(
         index,
         label,
-        move |js, function| {
+        move |js, function, _| {
             let mut js_args = Vec::with_capacity(args.len());
             for value in &args {
                 js_args.push(convert::to_js(js, value)?);

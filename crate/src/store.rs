@@ -54,7 +54,7 @@ impl HostState {
         &mut self,
         index: usize,
         label: &str,
-        call: impl FnOnce(Js, Value) -> Result<Result<Value, Value>, Failure> + Send + 'static,
+        call: impl FnOnce(Js, Value, &WaitLimits) -> Result<Result<Value, Value>, Failure> + Send + 'static,
         finish: impl FnOnce(Js, Result<Value, Value>) -> Result<R, Failure> + Send + 'static,
     ) -> wasmtime::Result<R> {
         let limits = WaitLimits {

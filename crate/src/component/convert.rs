@@ -634,12 +634,22 @@ fn tagged(
     Ok((tag, payload))
 }
 
-fn tagged_to_js(js: Js, cx: Cx, names: &mut Names, tag: &str, payload: Option<(&Val, &Type)>) -> napi::Result<Value> {
+fn tagged_to_js(
+    js: Js,
+    cx: Cx,
+    conversion: &mut ToJs,
+    tag: &str,
+    payload: Option<(&Val, &Type)>,
+) -> napi::Result<Value> {
     let object = js.object()?;
-    js.set_key(object, names.get(js, "tag", false)?, names.get(js, tag, false)?)?;
+    js.set_key(
+        object,
+        conversion.names.get(js, "tag", false)?,
+        conversion.names.get(js, tag, false)?,
+    )?;
     if let Some((value, ty)) = payload {
-        let converted = to_js_in(js, cx, names, value, ty)?;
-        js.set_key(object, names.get(js, "val", false)?, converted)?;
+        let converted = to_js_in(js, cx, conversion, value, ty)?;
+        js.set_key(object, conversion.names.get(js, "val", false)?, converted)?;
     }
     Ok(object)
 }
@@ -720,15 +730,21 @@ pub fn flags_cost(ty: &Type) -> usize {
     }
 }
 
-/// Refuses `values` (those of one crossing into JS: a call's result, a host function's
-/// arguments) whose JS form would take more than `cap` bytes of V8's heap (estimated, see
-/// [`heap`]), with a HostLimitError about `what`; `flags` is [`flags_cost`] of their types. A
+/// The bytes of V8's heap that `values` (those of one crossing into JS: a call's result, a host
+/// function's arguments) would take in their JS form (estimated, see [`heap`]), or a
+/// HostLimitError about `what` when that is more than `cap`; `flags` is [`flags_cost`] of their
+/// types. A
 /// guest's values are bounded by wasmtime's hostcall fuel (`cap` is the same figure,
 /// [`crate::limits::hostcall_fuel`]), but their JS form can take far more (a `list<list<u8>>` of
 /// empty lists: 32 bytes of fuel, 200 of heap each; a `list<flags>` with 32 flags: 4 bytes of
 /// guest memory and almost no fuel, 1.6 KB of heap each), and V8 aborts the process when its heap
 /// is full.
-pub fn check_js_size(values: &[Val], flags: usize, cap: usize, what: impl FnOnce() -> String) -> Result<(), Failure> {
+pub fn check_js_size(
+    values: &[Val],
+    flags: usize,
+    cap: usize,
+    what: impl FnOnce() -> String,
+) -> Result<usize, Failure> {
     let mut size = JsSize {
         flags,
         cap,
@@ -736,7 +752,7 @@ pub fn check_js_size(values: &[Val], flags: usize, cap: usize, what: impl FnOnce
         long_string: None,
     };
     if values.iter().try_for_each(|value| size.add(value)).is_ok() {
-        return Ok(());
+        return Ok(size.total);
     }
     Err(match size.long_string {
         Some(units) => long_string(&what(), units),
@@ -850,10 +866,56 @@ impl JsSize {
 
 /// Converts a component value of type `ty` to JS.
 pub fn to_js(js: Js, cx: Cx, value: &Val, ty: &Type) -> napi::Result<Value> {
-    to_js_in(js, cx, &mut Names::default(), value, ty)
+    to_js_in(js, cx, &mut ToJs::default(), value, ty)
 }
 
-fn to_js_in(js: Js, cx: Cx, names: &mut Names, value: &Val, ty: &Type) -> napi::Result<Value> {
+/// Converts a component value of type `ty` to JS unless `stop` says to stop first (a host call's
+/// deadline or abort), which it is asked every [`STOP_EVERY`] values: a guest's argument of a
+/// million small tuples took a second of the JS thread, long after the call's deadline.
+pub fn to_js_until(
+    js: Js,
+    cx: Cx,
+    value: &Val,
+    ty: &Type,
+    stop: &dyn Fn() -> Option<Failure>,
+) -> Result<Value, Failure> {
+    let mut conversion = ToJs {
+        stop: Some(stop),
+        ..ToJs::default()
+    };
+    to_js_in(js, cx, &mut conversion, value, ty).map_err(|error| conversion.stopped.take().unwrap_or(error.into()))
+}
+
+/// Values converted between two looks at a conversion's `stop` (some 100 µs of them at most).
+const STOP_EVERY: u32 = 256;
+
+/// What one conversion to JS carries: the names it made, and when to look whether to stop.
+#[derive(Default)]
+struct ToJs<'a> {
+    names: Names,
+    stop: Option<&'a dyn Fn() -> Option<Failure>>,
+    until_look: u32,
+    stopped: Option<Failure>,
+}
+
+impl ToJs<'_> {
+    fn look(&mut self) -> napi::Result<()> {
+        let Some(stop) = self.stop else { return Ok(()) };
+        if self.until_look > 0 {
+            self.until_look -= 1;
+            return Ok(());
+        }
+        self.until_look = STOP_EVERY;
+        self.stopped = stop();
+        match self.stopped {
+            Some(_) => Err(napi::Error::from_reason("stopped")),
+            None => Ok(()),
+        }
+    }
+}
+
+fn to_js_in(js: Js, cx: Cx, conversion: &mut ToJs, value: &Val, ty: &Type) -> napi::Result<Value> {
+    conversion.look()?;
     match (value, ty) {
         // A resource arrives as a marker (see `resources`), which looks like a plain integer.
         (marker, Type::Own(_) | Type::Borrow(_)) => match cx {
@@ -882,41 +944,43 @@ fn to_js_in(js: Js, cx: Cx, names: &mut Names, value: &Val, ty: &Type) -> napi::
             }
             let array = js.array(items.len())?;
             for (index, item) in items.iter().enumerate() {
-                js.set_index(array, index as u32, to_js_in(js, cx, names, item, &element_type)?)?;
+                js.set_index(array, index as u32, to_js_in(js, cx, conversion, item, &element_type)?)?;
             }
             Ok(array)
         }
         (Val::Record(fields), Type::Record(record)) => {
             let object = js.object()?;
             for ((name, item), field) in fields.iter().zip(record.fields()) {
-                let converted = to_js_in(js, cx, names, item, &field.ty)?;
-                js.set_key(object, names.get(js, name, true)?, converted)?;
+                let converted = to_js_in(js, cx, conversion, item, &field.ty)?;
+                js.set_key(object, conversion.names.get(js, name, true)?, converted)?;
             }
             Ok(object)
         }
         (Val::Tuple(items), Type::Tuple(tuple)) => {
             let array = js.array(items.len())?;
             for (index, (item, item_type)) in items.iter().zip(tuple.types()).enumerate() {
-                js.set_index(array, index as u32, to_js_in(js, cx, names, item, &item_type)?)?;
+                js.set_index(array, index as u32, to_js_in(js, cx, conversion, item, &item_type)?)?;
             }
             Ok(array)
         }
         (Val::Variant(tag, payload), Type::Variant(variant)) => {
             let case_type = variant.cases().find(|case| case.name == tag).and_then(|case| case.ty);
             match (payload, case_type) {
-                (Some(payload), Some(payload_type)) => tagged_to_js(js, cx, names, tag, Some((payload, &payload_type))),
-                _ => tagged_to_js(js, cx, names, tag, None),
+                (Some(payload), Some(payload_type)) => {
+                    tagged_to_js(js, cx, conversion, tag, Some((payload, &payload_type)))
+                }
+                _ => tagged_to_js(js, cx, conversion, tag, None),
             }
         }
-        (Val::Enum(name), _) => names.get(js, name, false),
+        (Val::Enum(name), _) => conversion.names.get(js, name, false),
         (Val::Option(inner), Type::Option(option)) => {
             let inner_type = option.ty();
             let nested = matches!(inner_type, Type::Option(_));
             match (inner, nested) {
                 (None, false) => js.undefined(),
-                (Some(value), false) => to_js_in(js, cx, names, value, &inner_type),
-                (None, true) => tagged_to_js(js, cx, names, "none", None),
-                (Some(value), true) => tagged_to_js(js, cx, names, "some", Some((value, &inner_type))),
+                (Some(value), false) => to_js_in(js, cx, conversion, value, &inner_type),
+                (None, true) => tagged_to_js(js, cx, conversion, "none", None),
+                (Some(value), true) => tagged_to_js(js, cx, conversion, "some", Some((value, &inner_type))),
             }
         }
         (Val::Result(outcome), Type::Result(result)) => {
@@ -925,15 +989,17 @@ fn to_js_in(js: Js, cx: Cx, names: &mut Names, value: &Val, ty: &Type) -> napi::
                 Err(payload) => ("err", payload, result.err()),
             };
             match (payload, payload_type) {
-                (Some(payload), Some(payload_type)) => tagged_to_js(js, cx, names, tag, Some((payload, &payload_type))),
-                _ => tagged_to_js(js, cx, names, tag, None),
+                (Some(payload), Some(payload_type)) => {
+                    tagged_to_js(js, cx, conversion, tag, Some((payload, &payload_type)))
+                }
+                _ => tagged_to_js(js, cx, conversion, tag, None),
             }
         }
         (Val::Flags(set), Type::Flags(flags)) => {
             let object = js.object()?;
             for name in flags.names() {
                 let on = js.boolean(set.iter().any(|flag| flag == name))?;
-                js.set_key(object, names.get(js, name, true)?, on)?;
+                js.set_key(object, conversion.names.get(js, name, true)?, on)?;
             }
             Ok(object)
         }
@@ -953,7 +1019,7 @@ mod tests {
 
     fn refusal(values: &[Val]) -> Option<String> {
         match check_js_size(values, 0, usize::MAX, || "the result of f".into()) {
-            Ok(()) => None,
+            Ok(_) => None,
             Err(Failure::HostLimit(message)) => Some(message),
             Err(_) => Some("another failure".into()),
         }

@@ -301,10 +301,11 @@ fn host_call(
     let result_type = ty.results().next();
     let cap = cx.hostcall_fuel();
     let flags = param_types.iter().map(convert::flags_cost).max().unwrap_or(0);
-    if let Err(failure) = convert::check_js_size(params, flags, cap, || format!("the arguments to {label}")) {
-        return Err(cx.data_mut().fail_call(failure));
-    }
-    charge_moved(cx, params)?;
+    let js_heap = match convert::check_js_size(params, flags, cap, || format!("the arguments to {label}")) {
+        Ok(bytes) => bytes,
+        Err(failure) => return Err(cx.data_mut().fail_call(failure)),
+    };
+    charge_moved(cx, params, js_heap)?;
     let mut args = params.to_vec();
     let resources = cx.data().resources.clone();
     // Resources the guest hands out become markers here, where the store is at hand.
@@ -320,16 +321,22 @@ fn host_call(
         }
     }
     let (to_js_cx, from_js_cx) = (resources.clone(), resources.clone());
-    let owned_label = label.clone();
+    let (owned_label, stop_label) = (label.clone(), label.clone());
     let returned_type = result_type.clone();
     let memory_limit = cx.data().limiter.metrics().limit_bytes;
     let value = cx.data_mut().call_host(
         index,
         label,
-        move |js, function| {
+        move |js, function, limits| {
+            // The guest waits for these values within its deadline and abort, which a conversion
+            // of its many small values may outlast: the function is not called past them.
+            let stop = || limits.stopped(&stop_label);
             let mut js_args = Vec::with_capacity(args.len());
             for (value, ty) in args.iter().zip(&param_types) {
-                js_args.push(convert::to_js(js, to_js_cx.as_ref(), value, ty)?);
+                js_args.push(convert::to_js_until(js, to_js_cx.as_ref(), value, ty, &stop)?);
+            }
+            if let Some(stopped) = stop() {
+                return Err(stopped);
             }
             Ok(js.call(function, &js_args)?)
         },
@@ -361,7 +368,7 @@ fn host_call(
         resources.start(resolved);
     }
     if let Some(value) = &value {
-        charge_moved(cx, std::slice::from_ref(value))?;
+        charge_moved(cx, std::slice::from_ref(value), 0)?;
     }
     if let (Some(slot), Some(value)) = (results.first_mut(), value) {
         *slot = value;
@@ -370,16 +377,22 @@ fn host_call(
 }
 
 /// Charges the guest, when the engine meters fuel, one unit per byte of the strings and lists
-/// `values` carry across a host call: its instructions cost a few units, and the host copies and
-/// converts whatever it passes (a guest looping on a call passing 1 MiB used 36,000 units of a
-/// 1,000,000 budget in 10 s; an outside probe), as `memory.copy` costs a unit per byte. Past the
-/// fuel left, the call traps as any instruction does when the fuel runs out.
-fn charge_moved(cx: &mut StoreContextMut<'_, HostState>, values: &[Val]) -> wasmtime::Result<()> {
+/// `values` carry across a host call, and one per byte of V8's heap (`js_heap`, estimated) that
+/// their JS form takes: its instructions cost a few units, and the host copies and converts
+/// whatever it passes (a guest looping on a call passing 1 MiB used 36,000 units of a 1,000,000
+/// budget in 10 s; an outside probe), as `memory.copy` costs a unit per byte; a value of many small
+/// parts costs the host per part, not per byte (100,000 tuples of tuples of a `bool`, 100,000
+/// bytes, took a second to convert). Past the fuel left, the call traps as any instruction does
+/// when the fuel runs out.
+fn charge_moved(cx: &mut StoreContextMut<'_, HostState>, values: &[Val], js_heap: usize) -> wasmtime::Result<()> {
     if !cx.data().metered {
         return Ok(());
     }
     let left = cx.get_fuel()?;
-    let moved = values.iter().map(footprint::moved_bytes).fold(0, u64::saturating_add);
+    let moved = values
+        .iter()
+        .map(footprint::moved_bytes)
+        .fold(js_heap as u64, u64::saturating_add);
     if moved > left {
         cx.set_fuel(0)?;
         return Err(wasmtime::Trap::OutOfFuel.into());

@@ -204,12 +204,12 @@ impl HostBridge {
         index: usize,
         label: &str,
         limits: WaitLimits,
-        call: impl FnOnce(Js, Value) -> Result<Result<Value, Value>, Failure> + Send + 'static,
+        call: impl FnOnce(Js, Value, &WaitLimits) -> Result<Result<Value, Value>, Failure> + Send + 'static,
         finish: impl FnOnce(Js, Result<Value, Value>) -> Result<R, Failure> + Send + 'static,
     ) -> Result<R, Failure> {
         if let Some(js) = self.sync_env {
             let function = js.dereference(&self.functions.functions[index])?;
-            let outcome = call(js, function)?;
+            let outcome = call(js, function, &limits)?;
             if let Ok(value) = outcome
                 && js.is_promise(value).unwrap_or(false)
             {
@@ -221,11 +221,12 @@ impl HostBridge {
             let functions = self.functions.clone();
             let owned_label = label.to_string();
             let (reply, receiver) = Reply::channel();
+            let stop = limits.clone();
             relay.send(Box::new(move |js| {
                 let answer = js
                     .dereference(&functions.functions[index])
                     .map_err(Failure::from)
-                    .and_then(|function| call(js, function))
+                    .and_then(|function| call(js, function, &stop))
                     .and_then(|outcome| match outcome {
                         Ok(value) if js.is_promise(value).unwrap_or(false) => {
                             Err(promise_in_sync_call(js, value, &owned_label))
@@ -244,11 +245,12 @@ impl HostBridge {
         let lingering = dispatcher.clone();
         let waiting = Arc::new(Mutex::new(None));
         let kept = waiting.clone();
+        let stop = limits.clone();
         dispatcher.run(Box::new(move |js| {
             let called = js
                 .dereference(&functions.functions[index])
                 .map_err(Failure::from)
-                .and_then(|function| call(js, function));
+                .and_then(|function| call(js, function, &stop));
             match called {
                 Ok(Ok(value)) if js.is_promise(value).unwrap_or(false) => {
                     let on_settled = move |js: Js, settled| {
@@ -393,6 +395,7 @@ impl<R> Drop for Reply<R> {
 }
 
 /// The deadline and abort flag of the call in progress, for waiting on a host function.
+#[derive(Clone)]
 pub struct WaitLimits {
     pub deadline: Option<(Instant, f64)>,
     pub abort: Abort,
@@ -450,7 +453,7 @@ impl WaitLimits {
     }
 
     /// The call's abort or timeout, if either is due.
-    fn stopped(&self, label: &str) -> Option<Failure> {
+    pub fn stopped(&self, label: &str) -> Option<Failure> {
         if self.abort.is_set() {
             return Some(Failure::interrupted(
                 "ABORT_ERR",
