@@ -1647,7 +1647,7 @@ test.serial(
     })
     const controller = new AbortController()
     const aborted = second.call('run', [0], { signal: controller.signal })
-    setTimeout(() => controller.abort(), 20)
+    setTimeout(() => controller.abort(), 200)
     await settleLate(aborted, AbortError, () => answer!.reject({ payload: new Logger('late-err') }))
     t.deepEqual(disposed, ['late-a', 'late-b', 'late-err'], 'an err payload thrown after an abort')
     // One that comes in time reaches the guest, and is the guest's to drop.
