@@ -9,7 +9,8 @@
 //! of a component importing 900 functions of a 1,000-field record, 42 KB, took 18 s to validate and
 //! 22 s to compile, and a core module's imports count likewise at each instantiation of it.
 //! wasmtime's compile walks a lowered or lifted function's type again, and slower: 100 lowerings
-//! of one function taking a 360,000-node variant, 26 KB, took 7.6 s.
+//! of one function taking a 360,000-node variant, 26 KB, took 7.6 s. It also converts the type of
+//! each exported item whole, the item's type being a new one each time.
 //!
 //! So the types are measured as those walks see them (every node they pass, with the names they
 //! compare), once each with what they refer to, and the walks that each such place asks for are
@@ -39,6 +40,12 @@ pub const TYPE_WALK_PER_BYTE: u64 = 1;
 /// of a 360,000-node variant: 37 ms to validate, 7.6 s to compile).
 pub const CANONICAL_WALK_WEIGHT: u64 = 16;
 
+/// Nodes that an export counts for each node of its item's type: the item gets a type of its own
+/// (a new identity, as each instance of a component gets), which wasmtime's compile converts
+/// whole, some 100 ns a node (1,000 instances made of the export of one 300,000-node type, 21 KB,
+/// took 37 s to compile and 3 ms to validate; an outside probe).
+pub const CONVERTED_WALK_WEIGHT: u64 = 16;
+
 /// Refuses a component whose type checks would walk more type nodes than [`MIN_TYPE_WALK_ALLOWED`]
 /// or [`TYPE_WALK_PER_BYTE`] allow. Bytes the validator refuses first pass: it, or the compiler,
 /// says why. A core module passes: its checks compare types already made canonical, in constant
@@ -48,8 +55,8 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
     walked(bytes, allowed).map(drop).map_err(|()| {
         format!(
             "checking the component's types would walk more than {allowed} type nodes (its \
-             instantiations, exports with a type and canonical functions each walk the whole type \
-             they check)"
+             instantiations, exports and canonical functions each walk the whole type they \
+             check)"
         )
     })
 }
@@ -95,11 +102,19 @@ impl Sizes {
         match payload {
             Payload::ComponentInstanceSection(reader) => {
                 for instance in reader.clone().into_iter().flatten() {
-                    if let ComponentInstance::Instantiate { component_index, .. } = instance
-                        && component_index < types.component_count()
-                    {
-                        let component = types.component_at(component_index);
-                        add(self.any(types, ComponentAnyTypeId::Component(component)));
+                    match instance {
+                        ComponentInstance::Instantiate { component_index, .. } => {
+                            if component_index < types.component_count() {
+                                let component = types.component_at(component_index);
+                                add(self.any(types, ComponentAnyTypeId::Component(component)));
+                            }
+                        }
+                        ComponentInstance::FromExports(exports) => {
+                            for export in exports.iter() {
+                                let size = self.exported(types, &[], export.kind, export.index);
+                                add(size.saturating_mul(CONVERTED_WALK_WEIGHT));
+                            }
+                        }
                     }
                 }
             }
@@ -119,9 +134,10 @@ impl Sizes {
                 for export in reader.clone().into_iter().flatten() {
                     let ascribed = export.ty.map(|ty| self.type_ref(types, &exported_types, ty));
                     add(ascribed.unwrap_or(0));
+                    let size = self.exported(types, &exported_types, export.kind, export.index);
+                    add(ascribed.unwrap_or(size).saturating_mul(CONVERTED_WALK_WEIGHT));
                     if export.kind == ComponentExternalKind::Type {
-                        let size = ascribed.unwrap_or_else(|| self.type_at(types, &exported_types, export.index));
-                        exported_types.push(size);
+                        exported_types.push(ascribed.unwrap_or(size));
                     }
                 }
             }
@@ -158,6 +174,28 @@ impl Sizes {
             _ => {}
         }
         walked
+    }
+
+    /// The size of the type of what an export names: the item of `kind` at `index`, a type
+    /// maybe one that the section being read exported before (`exported_types`).
+    fn exported(&mut self, types: &TypesRef, exported_types: &[u64], kind: ComponentExternalKind, index: u32) -> u64 {
+        match kind {
+            ComponentExternalKind::Type => self.type_at(types, exported_types, index),
+            ComponentExternalKind::Func if index < types.component_function_count() => {
+                let func = types.component_function_at(index);
+                self.any(types, ComponentAnyTypeId::Func(func))
+            }
+            ComponentExternalKind::Instance if index < types.component_instance_count() => {
+                let instance = types.component_instance_at(index);
+                self.any(types, ComponentAnyTypeId::Instance(instance))
+            }
+            ComponentExternalKind::Component if index < types.component_count() => {
+                let component = types.component_at(index);
+                self.any(types, ComponentAnyTypeId::Component(component))
+            }
+            ComponentExternalKind::Module if index < types.module_count() => self.module(types, types.module_at(index)),
+            _ => 1,
+        }
     }
 
     /// The size of the type a reader's type reference names.
@@ -316,7 +354,7 @@ fn named(name: &str) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{CANONICAL_WALK_WEIGHT, MIN_TYPE_WALK_ALLOWED, check, walked};
+    use super::{CANONICAL_WALK_WEIGHT, CONVERTED_WALK_WEIGHT, MIN_TYPE_WALK_ALLOWED, check, walked};
 
     fn walk(text: &str) -> u64 {
         walked(&wat::parse_str(text).unwrap(), u64::MAX).unwrap()
@@ -360,14 +398,22 @@ mod tests {
     }
 
     #[test]
-    fn an_ascribed_export_walks_its_type_even_one_exported_in_the_same_section() {
+    fn an_export_walks_its_type_even_one_exported_in_the_same_section() {
+        // The record: itself, and each field's name and type. Each export converts it, and an
+        // ascription compares it too.
         let ascribed = walk(
             r#"(component
                 (type $r (record (field "a" u32) (field "b" u32)))
                 (export $t "t" (type $r))
                 (export "u" (type $t) (type (eq $t))))"#,
         );
-        assert_eq!(ascribed, 5);
+        assert_eq!(ascribed, 5 * CONVERTED_WALK_WEIGHT + (5 + 5 * CONVERTED_WALK_WEIGHT));
+        let made = walk(
+            r#"(component
+                (type $r (record (field "a" u32) (field "b" u32)))
+                (instance (export "a" (type $r)) (export "b" (type $r))))"#,
+        );
+        assert_eq!(made, 2 * 5 * CONVERTED_WALK_WEIGHT);
     }
 
     #[test]

@@ -289,6 +289,10 @@ fn lookup_object(js: Js, object: Option<Value>, name: &str) -> Result<Option<Val
     Ok(None)
 }
 
+/// The JS heap (estimated) of a host call's arguments past which their `Val`s are freed on the
+/// pool, not on the JS thread: some 100,000 values.
+const FREE_ON_POOL_BYTES: usize = 4 << 20;
+
 fn host_call(
     cx: &mut StoreContextMut<'_, HostState>,
     index: usize,
@@ -331,10 +335,17 @@ fn host_call(
             // The guest waits for these values within its deadline and abort, which a conversion
             // of its many small values may outlast: the function is not called past them.
             let stop = || limits.stopped(&stop_label);
-            let mut js_args = Vec::with_capacity(args.len());
-            for (value, ty) in args.iter().zip(&param_types) {
-                js_args.push(convert::to_js_until(js, to_js_cx.as_ref(), value, ty, &stop)?);
+            let converted: Result<Vec<Value>, Failure> = args
+                .iter()
+                .zip(&param_types)
+                .map(|(value, ty)| convert::to_js_until(js, to_js_cx.as_ref(), value, ty, &stop))
+                .collect();
+            // Freeing millions of values took the JS thread a third of a second (an outside probe):
+            // large ones are freed on the pool.
+            if js_heap > FREE_ON_POOL_BYTES {
+                crate::runtime::pool::run_in_pool(move || drop(args));
             }
+            let js_args = converted?;
             if let Some(stopped) = stop() {
                 return Err(stopped);
             }
