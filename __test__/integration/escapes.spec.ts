@@ -576,12 +576,25 @@ function exportedInstances(outer: number, inner: number, times: number): string 
     ${'(instance (export "t" (type $r)))'.repeat(times)})`
 }
 
+/**
+ * `components` nested components (never instantiated), each importing `imports` times an instance
+ * type that defines a resource and exports a record of `fields` fields: each import copies it.
+ */
+function importedInstanceTypes(fields: number, imports: number, components: number): string {
+  return `(component (type $rec (record ${repeated(fields, (i) => `(field "a${i}" u8)`)}))
+    (type $it (instance (export "r" (type (sub resource))) (alias outer 1 $rec (type $rr))
+      (export "rec" (type $rx (eq $rr))) (export "f" (func (param "x" $rx)))))
+    ${`(component (alias outer 1 $it (type $it)) ${repeated(imports, (i) => `(import "i${i}" (instance (type $it)))`)})`.repeat(components)})`
+}
+
 test('12.15 a type checked at many places is a CompileError before the checks walk it, and invalid to validate', async (t) => {
   // wasmparser compares types whole at each instantiation, and wasmtime walks a lowered
   // function's type again: 998 instantiations of 300 functions taking a 1,000-field record (26 KB)
   // took 6.4 s to validate and 4.9 s to compile; 100 lowerings of a 600 x 600 variant (26 KB)
   // took 7.6 s to compile; 300 instances made of the export of one 300,000-node type (12 KB)
-  // took 10 s to compile and validated in 3 ms (probe H40).
+  // took 10 s to compile and validated in 3 ms (probe H40); 5,625 imports of an instance type
+  // defining a resource and exporting a 10,000-field record, in 125 nested components (93 KB),
+  // took 13.6 s to validate (probe H41).
   const engine = new Engine()
   const cached = new Engine({ cacheDir: tempDir(t, 'walks') })
   const message = /checking the component's types would walk more than 4194304 type nodes/
@@ -589,6 +602,7 @@ test('12.15 a type checked at many places is a CompileError before the checks wa
     instantiatedTypes(1000, 300, 100),
     loweredVariants(600, 100),
     exportedInstances(300, 1000, 300),
+    importedInstanceTypes(1000, 45, 10),
   ]) {
     t.true(wat.length < 200_000)
     t.throws(() => engine.compileComponentSync(wat), { instanceOf: CompileError, message })
@@ -604,6 +618,7 @@ test('12.15 a type checked at many places is a CompileError before the checks wa
   const refused = engine.validate(instantiatedTypes(100, 100, 250))
   t.true(!refused.ok && message.test(refused.message))
   await engine.compileComponent(exportedInstances(30, 100, 10))
+  await engine.compileComponent(importedInstanceTypes(100, 10, 2))
   const lowered = await engine.compileComponent(loweredVariants(30, 100))
   t.deepEqual(
     lowered.imports.map((item) => item.name),
