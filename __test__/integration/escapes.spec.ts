@@ -457,6 +457,15 @@ function doublingBinary(levels: number, instances = true): Uint8Array {
   return new Uint8Array(bytes)
 }
 
+/** A component whose one type is `levels` instance types, each declared inside the next. */
+function nestedTypesBinary(levels: number): Uint8Array {
+  const leb = (value: number): number[] =>
+    value < 0x80 ? [value] : [(value & 0x7f) | 0x80, ...leb(Math.floor(value / 0x80))]
+  // One type; then an instance type with one declaration, a type, per level; the innermost empty.
+  const body = [1, ...Array.from({ length: levels - 1 }, () => [0x42, 0x01, 0x01]).flat(), 0x42, 0x00]
+  return new Uint8Array([0, 0x61, 0x73, 0x6d, 0x0d, 0, 1, 0, 7, ...leb(body.length), ...body])
+}
+
 /** `levels` components, each nested in the next, which instantiates it twice: 2^levels instances. */
 function doublingComponent(levels: number): string {
   let inner = '(core module $m) (core instance (instantiate $m))'
@@ -486,6 +495,16 @@ test('12.15 components instantiated within one another, or nested deep, are refu
     message: /components nest more than 100 deep/,
   })
   t.true(!engine.validate(doublingBinary(27)).ok)
+  // Types nested in types' declarations: wasmparser reads them recursively, and 10,000 levels
+  // (30 KB) overflowed the stack and killed the process (found re-testing finding 56).
+  for (const levels of [101, 10_000, 1_000_000]) {
+    const nested = nestedTypesBinary(levels)
+    const deep = /component or instance types nest more than 100 deep/
+    t.throws(() => engine.compileComponentSync(nested), { instanceOf: CompileError, message: deep })
+    const refused = await engine.validateAsync(nested)
+    t.true(!refused.ok && deep.test(refused.message))
+  }
+  t.notThrows(() => engine.compileComponentSync(nestedTypesBinary(100)))
   // Within the bounds they compile: 2^10 instances, 100 levels.
   t.notThrows(() => engine.compileComponentSync(doublingComponent(10)))
   t.notThrows(() => engine.compileComponentSync(doublingBinary(10)))

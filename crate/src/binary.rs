@@ -64,8 +64,79 @@ const MAX_COMPONENT_NESTING: usize = 100;
 /// 541 bytes made the process abort out of memory at 2^27.
 const MAX_EXPANDED_INSTANCES: u64 = 100_000;
 
-/// Refuses a component that nests components deeper than [`MAX_COMPONENT_NESTING`], or that would
-/// make more than [`MAX_EXPANDED_INSTANCES`] instances, before anything costly reads it: one pass
+/// How deep component and instance types may nest in one another's declarations. wasmparser reads
+/// and validates them recursively: 10,000 levels (30 KB) overflowed the JS thread's stack and
+/// killed the process. Real types nest a few levels.
+const MAX_TYPE_NESTING: usize = 100;
+
+/// Refuses a type section (`data`, at `offset` in the input) whose component or instance types
+/// nest deeper than [`MAX_TYPE_NESTING`], read without recursion; a malformed one passes, for the
+/// validator to say why.
+fn check_type_nesting(data: &[u8], offset: usize) -> Result<(), String> {
+    use wasmparser::{
+        BinaryReader, ComponentAlias, ComponentExternName, ComponentImport, ComponentType, ComponentTypeRef, CoreType,
+    };
+    let nesting = || -> wasmparser::Result<usize> {
+        let mut reader = BinaryReader::new(data, offset);
+        let mut types_left = reader.read_var_u32()?;
+        // Each component or instance type being read: its declarations left, and whether it is a
+        // component's (whose declarations may import).
+        let mut open: Vec<(u32, bool)> = Vec::new();
+        loop {
+            let type_next = match open.last_mut() {
+                Some((0, _)) => {
+                    open.pop();
+                    continue;
+                }
+                Some((left, component)) => {
+                    *left -= 1;
+                    match reader.read_u8()? {
+                        0x01 => true,
+                        0x00 => reader.read::<CoreType>().map(|_| false)?,
+                        0x02 => reader.read::<ComponentAlias>().map(|_| false)?,
+                        0x03 if *component => reader.read::<ComponentImport>().map(|_| false)?,
+                        0x04 => {
+                            reader.read::<ComponentExternName>()?;
+                            reader.read::<ComponentTypeRef>().map(|_| false)?
+                        }
+                        // Malformed: the validator says why.
+                        _ => return Ok(0),
+                    }
+                }
+                None if types_left == 0 => return Ok(0),
+                None => {
+                    types_left -= 1;
+                    true
+                }
+            };
+            if type_next {
+                let mut kind = reader.clone();
+                match kind.read_u8()? {
+                    which @ (0x41 | 0x42) => {
+                        let declarations = kind.read_var_u32()?;
+                        reader = kind;
+                        open.push((declarations, which == 0x41));
+                        if open.len() > MAX_TYPE_NESTING {
+                            return Ok(open.len());
+                        }
+                    }
+                    // Any other type holds no declarations: wasmparser reads it without recursion.
+                    _ => drop(reader.read::<ComponentType>()?),
+                }
+            }
+        }
+    };
+    match nesting() {
+        Ok(depth) if depth > MAX_TYPE_NESTING => Err(format!(
+            "component or instance types nest more than {MAX_TYPE_NESTING} deep in this component"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a component that nests components deeper than [`MAX_COMPONENT_NESTING`] (or types
+/// deeper than [`MAX_TYPE_NESTING`]), or that would make more than [`MAX_EXPANDED_INSTANCES`]
+/// instances, before anything costly or recursive reads it: one pass
 /// over its sections, counting each instantiation of a component it defines as the instances
 /// that component makes. Malformed bytes pass: the validator or the compiler says why.
 pub fn check_expansion(bytes: &[u8]) -> Result<(), String> {
@@ -141,6 +212,10 @@ pub fn check_expansion(bytes: &[u8]) -> Result<(), String> {
                         scope.components.push(count);
                     }
                 }
+            }
+            Payload::ComponentTypeSection(reader) => {
+                let range = reader.range();
+                check_type_nesting(bytes.get(range.clone()).unwrap_or_default(), range.start)?;
             }
             Payload::ComponentInstanceSection(reader) => {
                 let Some(Some(scope)) = stack.last_mut() else { continue };
@@ -327,6 +402,46 @@ fn initial_memory(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A component whose one type is `levels` instance types nested in one another through type
+    /// declarations, with an export in the innermost and a component type's import beside it.
+    fn nested_types(levels: usize) -> Vec<u8> {
+        let mut body = vec![1u8];
+        for _ in 1..levels {
+            body.extend([0x42, 0x01, 0x01]);
+        }
+        // The innermost: a component type importing and exporting a u32 value's type bound.
+        body.extend([
+            0x41, 0x02, 0x03, 0x00, 0x01, b'a', 0x03, 0x01, 0x04, 0x00, 0x01, b'b', 0x03, 0x01,
+        ]);
+        let mut bytes = vec![0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00, 0x07];
+        // The section's length, as a LEB128.
+        let mut length = body.len();
+        loop {
+            let byte = (length & 0x7f) as u8;
+            length >>= 7;
+            bytes.push(if length > 0 { byte | 0x80 } else { byte });
+            if length == 0 {
+                break;
+            }
+        }
+        bytes.extend(body);
+        bytes
+    }
+
+    #[test]
+    fn types_nested_deeper_than_the_bound_are_refused_without_recursion() {
+        // 100 levels pass to the validator; 101, and a million (which overflowed any stack in
+        // wasmparser's recursive reader), are refused.
+        assert_eq!(check_expansion(&nested_types(MAX_TYPE_NESTING)), Ok(()));
+        for levels in [MAX_TYPE_NESTING + 1, 1_000_000] {
+            let refused = check_expansion(&nested_types(levels)).unwrap_err();
+            assert_eq!(
+                refused,
+                "component or instance types nest more than 100 deep in this component"
+            );
+        }
+    }
 
     #[test]
     fn a_core_modules_error_offset_is_made_one_within_its_component() {
