@@ -551,17 +551,23 @@ test('a host call costs fuel for the strings and lists it moves, both ways', asy
   }
 })
 
-/** `run(n)` passes its import `h` a list of `n` tuples of tuples (six deep) of a `bool`. */
-const NESTED_TUPLES_WAT = `(component
-  (type $l (list (tuple (tuple (tuple (tuple (tuple (tuple bool))))))))
-  (import "h" (func $h (param "x" $l)))
-  (core module $mem (memory (export "memory") 64))
+/**
+ * `run(n)` passes its import `h` a list of `n` elements of type `element` (defined by `types`),
+ * read from the start of a memory of `pages` pages.
+ */
+const passingListWat = (element: string, pages: number, types = '') => `(component
+  ${types}
+  (import "h" (func $h (param "x" (list ${element}))))
+  (core module $mem (memory (export "memory") ${pages}))
   (core instance $m (instantiate $mem))
   (core func $h_l (canon lower (func $h) (memory (core memory $m "memory"))))
   (core module $main (import "" "h" (func $h (param i32 i32)))
     (func (export "run") (param i32) (call $h (i32.const 0) (local.get 0))))
   (core instance $i (instantiate $main (with "" (instance (export "h" (func $h_l))))))
   (func (export "run") (param "n" u32) (canon lift (core func $i "run"))))`
+
+/** `run(n)` passes its import `h` a list of `n` tuples of tuples (six deep) of a `bool`. */
+const NESTED_TUPLES_WAT = passingListWat('(tuple (tuple (tuple (tuple (tuple (tuple bool))))))', 64)
 
 test("a host call's arguments of many small parts are bounded by the call's deadline and fuel", async (t) => {
   // 100,000 such tuples are 100,000 bytes of the guest's memory and 700,000 values, which took the
@@ -603,20 +609,13 @@ test.serial(
     // of the time the lift took, the event loop stopped all along. Serial: other tests of this file
     // hold the JS thread for as long.
     const fields = Array.from({ length: 100 }, (_, i) => `(field "f${i}" bool)`).join(' ')
-    const component = new Engine().compileComponentSync(`(component
-    (type $t0 (record ${fields})) (import "t" (type $t (eq $t0)))
-    (import "f" (func $f (param "x" (list $t))))
-    (core module $mm (memory (export "mem") 1024))
-    (core instance $mi (instantiate $mm))
-    (core func $fl (canon lower (func $f) (memory (core memory $mi "mem"))))
-    (core module $m (import "h" "f" (func $f (param i32 i32)))
-      (func (export "run") (param i32) (call $f (i32.const 0) (local.get 0))))
-    (core instance $i (instantiate $m (with "h" (instance (export "f" (func $fl))))))
-    (func (export "run") (param "n" u32) (canon lift (core func $i "run"))))`)
+    const component = new Engine().compileComponentSync(
+      passingListWat('$t', 1024, `(type $t0 (record ${fields})) (import "t" (type $t (eq $t0)))`),
+    )
     let called = false
     const instance = component.instantiateSync({
       limits: { memoryBytes: 64 * MiB },
-      imports: { f: () => (called = true) },
+      imports: { h: () => (called = true) },
     })
     let last = performance.now()
     let longest = 0
