@@ -826,3 +826,88 @@ test('callSync hands a core export each argument list as given, in order, at eve
     })
   }
 })
+
+/**
+ * `run(n)` returns a list of `n` tuples of tuples (six deep) of a `bool` from its memory of 64
+ * pages, as its result, or with `err` as the error payload of a `result` (one byte each: the
+ * values the JS side makes are what cost).
+ */
+const returningTuplesWat = (err = false) => {
+  const element = '(tuple (tuple (tuple (tuple (tuple (tuple bool))))))'
+  const list = `(list ${element})`
+  const result = err ? `(result ${list} (error ${list}))` : list
+  // The return area: [discriminant,] pointer and length, with the elements after it.
+  const body = err
+    ? '(i32.store8 (i32.const 0) (i32.const 1)) (i32.store (i32.const 4) (i32.const 16)) (i32.store (i32.const 8) (local.get 0))'
+    : '(i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (local.get 0))'
+  return `(component
+    (core module $main (memory (export "memory") 64)
+      (func (export "run") (param i32) (result i32) ${body} (i32.const 0)))
+    (core instance $i (instantiate $main))
+    (func (export "run") (param "n" u32) (result ${result})
+      (canon lift (core func $i "run") (memory (core memory $i "memory")))))`
+}
+
+/** Runs `body` while a 1 ms interval measures the longest the event loop stood still, in ms. */
+async function longestStall(body: () => Promise<void>): Promise<number> {
+  let last = performance.now()
+  let longest = 0
+  const ticking = setInterval(() => {
+    const now = performance.now()
+    longest = Math.max(longest, now - last)
+    last = now
+  }, 1)
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    last = performance.now()
+    longest = 0
+    await body()
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    return longest
+  } finally {
+    clearInterval(ticking)
+  }
+}
+
+for (const err of [false, true]) {
+  const what = err ? 'error payload' : 'result'
+  test.serial(`a call's ${what} of many small parts is converted within its deadline`, async (t) => {
+    // 200,000 such tuples are 200 KB of the guest's memory, and 1.4 million JS arrays that took the
+    // JS thread about 0.6 s to make after the guest had returned, whatever the call's deadline
+    // (probe Z36). Serial: other tests of this file hold the JS thread too.
+    const component = new Engine().compileComponentSync(returningTuplesWat(err))
+    // Past the deadline once wasmtime has lifted the values, they are not converted at all (it
+    // then says "its result" for either).
+    const converting = new RegExp(`while converting its (result|${what}) to JS values`)
+    const options = { limits: { memoryBytes: 16 * MiB } }
+    const n = 200_000
+    const unbounded = await longestStall(async () => {
+      const call = component.instantiateSync(options).call('run', [n])
+      if (err) {
+        const error = await t.throwsAsync(call, { instanceOf: ComponentError })
+        t.is((error?.payload as unknown[]).length, n)
+      } else {
+        t.is(((await call) as unknown[]).length, n)
+      }
+    })
+    const instance = component.instantiateSync({ ...options, timeoutMs: 20 })
+    const bounded = await longestStall(async () => {
+      const error = await t.throwsAsync(instance.call('run', [n]), { instanceOf: TimeoutError })
+      t.regex(error?.message ?? '', converting)
+      t.is(error?.timeoutMs, 20)
+    })
+    const stalls = `the event loop stood still ${bounded.toFixed(0)} ms with a deadline, ${unbounded.toFixed(0)} ms without`
+    t.log(stalls)
+    t.true(bounded < unbounded / 3, stalls)
+    // The guest returned: the instance stays usable, and so does the JS thread's own path.
+    t.false(instance.poisoned)
+    const error = t.throws(() => instance.callSync('run', [n]), { instanceOf: TimeoutError })
+    t.regex(error?.message ?? '', converting)
+    if (err) {
+      const small = await t.throwsAsync(instance.call('run', [1]), { instanceOf: ComponentError })
+      t.deepEqual(small?.payload, [[[[[[[false]]]]]]])
+    } else {
+      t.deepEqual(await instance.call('run', [1]), [[[[[[[false]]]]]]])
+    }
+  })
+}

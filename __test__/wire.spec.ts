@@ -148,13 +148,47 @@ test('a flat result that does not match its type is an internal error, not a wro
     params: [],
     result: { kind: 'variant', cases: [{ name: 'a' }, { name: 'b', type: { kind: 'u8' } }] },
   })!
-  t.deepEqual(decodeFlat(new Uint8Array([1, 0, 0, 0, 7]).buffer, read), { tag: 'b', val: 7 })
-  const error = t.throws(() => decodeFlat(new Uint8Array([2, 0, 0, 0]).buffer, read), {
+  t.deepEqual(decodeFlat(new Uint8Array([1, 0, 0, 0, 7]).buffer, read, never), { tag: 'b', val: 7 })
+  const error = t.throws(() => decodeFlat(new Uint8Array([2, 0, 0, 0]).buffer, read, never), {
     instanceOf: WasmError,
   })
   t.is(error?.code, 'ERR_WASM_INTERNAL')
   // Nothing returned (a WASI exit(0)) is undefined.
-  t.is(decodeFlat(undefined, read), undefined)
+  t.is(decodeFlat(undefined, read, never), undefined)
+})
+
+/** A decoding's stop that never stops. */
+function never(): void {}
+
+test('decoding a flat list asks its stop every 256 elements, at any depth, and ends when it throws', (t) => {
+  // list<list<tuple<bool>>>: 3 lists of 300 one-element tuples.
+  const read = flatResult({
+    params: [],
+    result: {
+      kind: 'list',
+      element: { kind: 'list', element: { kind: 'tuple', types: [{ kind: 'bool' }] } },
+    },
+  })!
+  const bytes = new Uint8Array(4 + 3 * (4 + 300))
+  const view = new DataView(bytes.buffer)
+  view.setUint32(0, 3, true)
+  for (let list = 0; list < 3; list++) view.setUint32(4 + list * 304, 300, true)
+  let looks = 0
+  const decoded = decodeFlat(bytes.buffer, read, () => looks++) as boolean[][][]
+  t.is(decoded.length, 3)
+  t.deepEqual(decoded[2]![299], [false])
+  // 903 elements in all, the 3 outer ones included: a look after each 256.
+  t.is(looks, 3)
+  const stopped = new Error('stopped')
+  let decodedBefore = 0
+  const error = t.throws(() =>
+    decodeFlat(bytes.buffer, read, () => {
+      decodedBefore++
+      if (decodedBefore === 2) throw stopped
+    }),
+  )
+  t.is(error, stopped)
+  t.is(decodedBefore, 2)
 })
 
 /** `roundtrip-record`'s function type (it takes a `person`), from the component's listing. */

@@ -17,7 +17,15 @@ import { type Callers, currentCallers, isInsideHostCall, type Owner, reentryRefu
 import { withAbort } from './util/signal.js'
 import { unbox } from './util/failure.js'
 import { exportPaths, shownName } from './util/names.js'
-import { decodeFlat, flatArgs, flatResult, flatScratch, type Read, type WriteArgs } from './wire.js'
+import {
+  decodeFlat,
+  flatArgs,
+  flatResult,
+  flatScratch,
+  type Read,
+  type Stop,
+  type WriteArgs,
+} from './wire.js'
 
 export type {
   AsyncCallOptions,
@@ -79,6 +87,8 @@ type NativeFunction = (...args: unknown[]) => unknown
 interface Handle {
   native: NativeFunction
   flat: Read | undefined
+  /** Where decoding the flat form stops: the deadline of the call that returned it. */
+  stop: Stop
   /**
    * For an export with a structured parameter (on handles without a per-call budget): the writer
    * of its arguments' flat form, and the native function that takes them so.
@@ -100,7 +110,7 @@ function apply(handle: Handle, args: readonly unknown[]): unknown {
   else if (handle.flat === undefined) returned = callWith(handle.native, args)
   else returned = Reflect.apply(handle.native, flatScratch(), args)
   const value = unbox(returned)
-  return handle.flat === undefined ? value : decodeFlat(value, handle.flat)
+  return handle.flat === undefined ? value : decodeFlat(value, handle.flat, handle.stop)
 }
 
 /**
@@ -235,6 +245,11 @@ export class Instance<E = Record<string, unknown>> {
   #funcTypesByPath: Map<string, WitFuncType> | undefined
   readonly #flatFormsByPath = new Map<string, FlatForms>()
   #exports: E | undefined
+  /** Throws the last call's TimeoutError once its deadline has passed (only components return flat results). */
+  readonly #resultStop: Stop = () => {
+    const native = this.#native
+    if ('resultStopped' in native) translate(() => native.resultStopped())
+  }
 
   /** @internal */
   constructor(
@@ -402,7 +417,7 @@ export class Instance<E = Record<string, unknown>> {
       const forms = this.#flatForms(name)
       const flat = forms.result
       const native = translate(() => this.#native.function(name, budgeted, flat !== undefined))
-      handle = { native, flat }
+      handle = { native, flat, stop: this.#resultStop }
       if (forms.args !== undefined && !budgeted) {
         const write = forms.args
         handle.flatArgs = {
@@ -502,7 +517,8 @@ export class Instance<E = Record<string, unknown>> {
           ) as Promise<unknown>,
         )
       })
-      const result = forms.result === undefined ? returned : decodeFlat(returned, forms.result)
+      const result =
+        forms.result === undefined ? returned : decodeFlat(returned, forms.result, this.#resultStop)
       return resources === undefined ? result : resources.lift(name, result)
     } catch (error) {
       const failure = typed(name, error)

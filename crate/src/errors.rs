@@ -57,9 +57,10 @@ pub fn error_codes() -> Vec<&'static str> {
 }
 
 /// A value made off the JS thread that becomes a JS value later, on the JS thread (an export's
-/// `result::err` payload): errors.rs stays free of any particular value conversion.
+/// `result::err` payload): errors.rs stays free of any particular value conversion. A conversion
+/// may stop (at its call's deadline): the failure it stops with is then thrown instead.
 pub trait LaterJs: Send {
-    fn to_js(self: Box<Self>, js: Js) -> napi::Result<Value>;
+    fn to_js(self: Box<Self>, js: Js) -> Result<Value, Failure>;
 }
 
 /// One frame of a trap's wasm backtrace.
@@ -594,11 +595,12 @@ impl Failure {
                 Ok(error)
             }
             Failure::Component { message, payload } => {
-                let error = js.error(code, &message, false)?;
-                let payload = match payload {
-                    Some(payload) => payload.to_js(js)?,
+                let payload = match payload.map(|payload| payload.to_js(js)) {
+                    Some(Ok(payload)) => payload,
+                    Some(Err(stopped)) => return stopped.to_js(js),
                     None => js.undefined()?,
                 };
+                let error = js.error(code, &message, false)?;
                 js.set(error, "payload", payload)?;
                 Ok(error)
             }

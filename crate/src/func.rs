@@ -11,6 +11,7 @@ use crate::convert;
 use crate::engine::EngineShared;
 use crate::errors::Failure;
 use crate::js::{Js, Value};
+use crate::runtime::host_bridge::WaitLimits;
 use crate::store::{self, Budget, Live};
 
 /// Arguments or results of one call: core signatures are short, so they stay on the stack.
@@ -120,7 +121,14 @@ impl Export for CoreExport {
         Vals::new()
     }
 
-    fn lift(&self, js: Js, _resources: Resources<'_>, results: Vals) -> std::result::Result<Value, Failure> {
+    /// A core function's results are a few numbers: nothing to stop for.
+    fn lift(
+        &self,
+        js: Js,
+        _resources: Resources<'_>,
+        _limits: &WaitLimits,
+        results: Vals,
+    ) -> std::result::Result<Value, Failure> {
         results_to_js(js, results.into_iter())
     }
 
@@ -141,7 +149,7 @@ impl Export for CoreExport {
         if live.store.data().waits() {
             let params = self.lower_args(js, None, usize::MAX, args)?;
             let results = self.invoke(live, func, engine, budget, &params)?;
-            return self.lift(js, None, results);
+            return self.lift(js, None, &WaitLimits::default(), results);
         }
         self.check_count(args)?;
         self.call_raw(

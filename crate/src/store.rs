@@ -19,7 +19,7 @@ use crate::limits::{Limiter, LimitsConfig, hostcall_fuel};
 use crate::metrics::{Metrics, PublishedMetrics};
 use crate::runtime::abort::{self, Abort};
 use crate::runtime::executor::{self, Outcome};
-use crate::runtime::host_bridge::{HostBridge, WaitLimits};
+use crate::runtime::host_bridge::{HostBridge, WaitLimits, converting};
 use crate::runtime::native_stack;
 use crate::wasi::{Output, TakenOutput, WasiState};
 
@@ -39,6 +39,8 @@ pub struct HostState {
     /// not (wasmtime's `get_fuel`), which took a sync host call from 2 to 30 µs.
     pub metered: bool,
     deadline: Option<(Instant, f64)>,
+    /// The deadline of the call that ended last, which converting its result to JS keeps to.
+    returned_deadline: Option<(Instant, f64)>,
     abort: Abort,
     interrupt: Option<Interrupt>,
     /// The epoch callback suspended the guest inside wasm code (a worker's termination poll),
@@ -57,10 +59,7 @@ impl HostState {
         call: impl FnOnce(Js, Value, &WaitLimits) -> Result<Result<Value, Value>, Failure> + Send + 'static,
         finish: impl FnOnce(Js, Result<Value, Value>) -> Result<R, Failure> + Send + 'static,
     ) -> wasmtime::Result<R> {
-        let limits = WaitLimits {
-            deadline: self.deadline,
-            abort: self.abort.clone(),
-        };
+        let limits = self.call_limits();
         self.host
             .invoke(index, label, limits, call, finish)
             .map_err(|failure| self.fail_call(failure))
@@ -74,6 +73,23 @@ impl HostState {
 }
 
 impl HostState {
+    /// The deadline and abort flag of the call in progress.
+    pub fn call_limits(&self) -> WaitLimits {
+        WaitLimits {
+            deadline: self.deadline,
+            abort: self.abort.clone(),
+        }
+    }
+
+    /// The deadline of the call that ended last, with `abort`, its abort flag: converting its
+    /// result (or error payload) to JS stops at them, as the guest did.
+    pub fn returned_limits(&self, abort: &Abort) -> WaitLimits {
+        WaitLimits {
+            deadline: self.returned_deadline,
+            abort: abort.clone(),
+        }
+    }
+
     /// Whether calls into this store run as futures (see [`wait`]): WASI is linked in its async
     /// form, so a guest may wait in a host call, and such a wait must end at the deadline.
     pub fn waits(&self) -> bool {
@@ -153,6 +169,7 @@ pub fn new_store(
         resources,
         metered: engine.fuel,
         deadline: None,
+        returned_deadline: None,
         abort: Abort::default(),
         interrupt: None,
         yielded_in_wasm: false,
@@ -291,7 +308,7 @@ pub fn run_classified<R>(
     if state.abort.is_armed() {
         state.abort = Abort::default();
     }
-    state.deadline = None;
+    state.returned_deadline = state.deadline.take();
     outcome.map_err(|error| {
         let failure = classify(
             error,
@@ -501,6 +518,18 @@ impl<I> Slot<I> {
             live.store.data_mut().host.set_sync_env(None);
             result
         })
+    }
+
+    /// The timeout of the call that ended last, once its deadline has passed, for converting its
+    /// result in JS (nothing when the store is gone or in use: a later call has begun).
+    pub fn returned_stopped(&self) -> Option<Failure> {
+        let guard = match self.live.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        let limits = guard.as_ref()?.store.data().returned_limits(&Abort::default());
+        limits.stopped(|| converting("its result"))
     }
 
     /// Native bytes the instance holds: its linear memory now and the store around it (RSS per

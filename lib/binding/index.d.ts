@@ -102,6 +102,12 @@ export declare class NativeComponentInstance {
    */
   holdsResource(token: unknown): boolean
   /**
+   * The `TimeoutError` of the call that ended last once its deadline has passed, returned
+   * in the failure box (see `errors::fail`; nothing before then): decoding its result from
+   * the flat form in JS asks now and then, and stops there.
+   */
+  resultStopped(): void
+  /**
    * Resource handles the instance holds for JS and for the guest (guest resources JS has
    * not dropped, host objects the guest has not dropped).
    */

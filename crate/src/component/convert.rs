@@ -12,6 +12,7 @@ use super::resources::Resources;
 use crate::errors::{Failure, LaterJs};
 use crate::js::{ElementType, Js, Kind, ShortString, StringValue, Value};
 use crate::names::{LONE_SURROGATE_NAME, camel_case, name_units_read, quoted, unread};
+use crate::runtime::host_bridge::{WaitLimits, converting};
 
 /// Longest JS array accepted for a `list`: the length comes from the caller and is read before
 /// any element, so it must not size an allocation by itself (`new Array(2 ** 32 - 1)` is a valid,
@@ -67,13 +68,29 @@ struct Walk<'a> {
 pub type Cx<'a> = Option<&'a std::sync::Arc<Resources>>;
 
 /// A component value with its type and the resources of its instance, converted to JS later on
-/// the JS thread (an export's `result::err` payload travels this way inside a failure, and may
-/// hold resources, as a return value may).
-pub struct TypedVal(pub Val, pub Type, pub Option<std::sync::Arc<Resources>>);
+/// the JS thread within the limits of the call that made it (an export's `result::err` payload
+/// travels this way inside a failure, and may hold resources, as a return value may).
+pub struct TypedVal {
+    pub value: Val,
+    pub ty: Type,
+    pub resources: Option<std::sync::Arc<Resources>>,
+    pub limits: WaitLimits,
+    /// What the value is to its call ("its error payload"), for a timeout's message.
+    pub what: &'static str,
+}
 
 impl LaterJs for TypedVal {
-    fn to_js(self: Box<Self>, js: Js) -> napi::Result<Value> {
-        to_js(js, self.2.as_ref(), &self.0, &self.1)
+    fn to_js(self: Box<Self>, js: Js) -> Result<Value, Failure> {
+        let TypedVal {
+            value,
+            ty,
+            resources,
+            limits,
+            what,
+        } = *self;
+        into_js_until(js, resources.as_ref(), value, &ty, &|| {
+            limits.stopped(|| converting(what))
+        })
     }
 }
 
@@ -884,6 +901,23 @@ pub fn to_js_until(
         ..ToJs::default()
     };
     to_js_in(js, cx, &mut conversion, value, ty).map_err(|error| conversion.stopped.take().unwrap_or(error.into()))
+}
+
+/// [`to_js_until`] for a value the caller is done with: a value stopped part way is large (it
+/// outlasted a deadline), and is freed on the pool, where freeing millions of values does not hold
+/// the JS thread (a tenth of a second for a million tuples).
+pub fn into_js_until(
+    js: Js,
+    cx: Cx,
+    value: Val,
+    ty: &Type,
+    stop: &dyn Fn() -> Option<Failure>,
+) -> Result<Value, Failure> {
+    let converted = to_js_until(js, cx, &value, ty, stop);
+    if converted.is_err() {
+        crate::runtime::pool::run_in_pool(move || drop(value));
+    }
+    converted
 }
 
 /// Values converted between two looks at a conversion's `stop` (some 100 µs of them at most).

@@ -16,6 +16,7 @@ use crate::engine::EngineShared;
 use crate::errors::Failure;
 use crate::js::{ElementType, Js, Value};
 use crate::names::export_paths;
+use crate::runtime::host_bridge::{self, WaitLimits};
 use crate::store::{self, Budget, Live};
 
 /// Most bytes of a guest's `result::err` text its error's message repeats.
@@ -77,6 +78,9 @@ pub enum Returned {
     Val(Option<Val>),
     Bytes(Vec<u8>),
     Text(String),
+    /// The guest returned, but its deadline passed while wasmtime lifted its values (seconds for
+    /// millions of small ones): the call ends with this failure, and the instance stays usable.
+    Late(Failure),
 }
 
 impl Export for ExportFunc {
@@ -236,6 +240,16 @@ impl Export for ExportFunc {
             .result
             .is_some()
             .then(|| std::mem::replace(&mut slot[0], Val::Bool(false)));
+        if let Some(late) = live
+            .store
+            .data()
+            .returned_limits(&budget.abort)
+            .stopped(|| host_bridge::converting("its result"))
+        {
+            // Freed on the pool, as a conversion stopped part way frees them.
+            crate::runtime::pool::run_in_pool(move || drop(value));
+            return Ok(Returned::Late(late));
+        }
         // The guest has returned, but a result too large for JS, or with more handles than the
         // limit, still ends the call without a value and poisons the instance: a trap in the
         // metrics, as the same failure inside a host call is.
@@ -272,8 +286,15 @@ impl Export for ExportFunc {
                 ),
                 _ => format!("{} returned an error", self.shown),
             };
-            let payload = payload
-                .map(|(value, ty)| Box::new(TypedVal(value, ty, resources.clone())) as Box<dyn crate::errors::LaterJs>);
+            let payload = payload.map(|(value, ty)| {
+                Box::new(TypedVal {
+                    value,
+                    ty,
+                    resources: resources.clone(),
+                    limits: live.store.data().returned_limits(&budget.abort),
+                    what: "its error payload",
+                }) as Box<dyn crate::errors::LaterJs>
+            });
             return Err(Failure::Component { message, payload });
         }
         Ok(Returned::Val(value))
@@ -318,6 +339,7 @@ impl Export for ExportFunc {
         let value = match output {
             Returned::Val(value) => self.lifted_value(value),
             Returned::Bytes(_) | Returned::Text(_) => return Err(failed("a typed result has no flat form")),
+            Returned::Late(failure) => return Err(failure),
         };
         match value {
             Some(value) => wire::encode(&value, shape, out).map_err(|message| failed(&message))?,
@@ -327,17 +349,20 @@ impl Export for ExportFunc {
     }
 
     /// `undefined` for none, the ok value of a `result`.
-    fn lift(&self, js: Js, resources: Resources<'_>, value: Returned) -> Result<Value, Failure> {
+    fn lift(&self, js: Js, resources: Resources<'_>, limits: &WaitLimits, value: Returned) -> Result<Value, Failure> {
         let value = match value {
             Returned::Val(value) => value,
             Returned::Bytes(bytes) => return Ok(js.typed_array_from(ElementType::Uint8, bytes.len(), &bytes)?),
             Returned::Text(text) => return Ok(js.string(&text)?),
+            Returned::Late(failure) => return Err(failure),
         };
-        let lifted = match (self.lifted_value(value), &self.lifted) {
-            (Some(value), Some(ty)) => convert::to_js(js, resources, &value, ty),
-            _ => js.undefined(),
-        };
-        Ok(lifted?)
+        match (self.lifted_value(value), &self.lifted) {
+            (Some(value), Some(ty)) => {
+                let stop = || limits.stopped(|| host_bridge::converting("its result"));
+                convert::into_js_until(js, resources, value, ty, &stop)
+            }
+            _ => Ok(js.undefined()?),
+        }
     }
 }
 

@@ -69,6 +69,15 @@ impl NativeComponentInstance {
         })
     }
 
+    /// The `TimeoutError` of the call that ended last once its deadline has passed, returned
+    /// in the failure box (see `errors::fail`; nothing before then): decoding its result from
+    /// the flat form in JS asks now and then, and stops there.
+    #[napi(ts_return_type = "void")]
+    pub fn result_stopped(&self, env: napi::Env) -> napi::Result<crate::js::Raw> {
+        let js = crate::js::Js(env.raw());
+        crate::errors::answer(js, || self.slot.returned_stopped().map_or(Ok(()), Err))
+    }
+
     /// Resource handles the instance holds for JS and for the guest (guest resources JS has
     /// not dropped, host objects the guest has not dropped).
     #[napi(getter)]

@@ -301,6 +301,11 @@ fn host_call(
     params: &[Val],
     results: &mut [Val],
 ) -> wasmtime::Result<()> {
+    // wasmtime has lifted the arguments, which may have outlasted the call's deadline (seconds
+    // for millions of small values): then nothing more is done with them.
+    if let Some(stopped) = (cx.data().call_limits()).stopped(|| format!("passing arguments to host function {label}")) {
+        return Err(cx.data_mut().fail_call(stopped));
+    }
     let param_types: Vec<Type> = ty.params().map(|(_, ty)| ty).collect();
     let result_type = ty.results().next();
     let cap = cx.hostcall_fuel();
@@ -334,7 +339,7 @@ fn host_call(
         move |js, function, limits| {
             // The guest waits for these values within its deadline and abort, which a conversion
             // of its many small values may outlast: the function is not called past them.
-            let stop = || limits.stopped(&stop_label);
+            let stop = || limits.stopped(|| host_bridge::waiting(&stop_label));
             let converted: Result<Vec<Value>, Failure> = args
                 .iter()
                 .zip(&param_types)

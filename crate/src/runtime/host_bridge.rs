@@ -394,8 +394,10 @@ impl<R> Drop for Reply<R> {
     }
 }
 
-/// The deadline and abort flag of the call in progress, for waiting on a host function.
-#[derive(Clone)]
+/// The deadline and abort flag of a call: the one in progress, for waiting on a host function and
+/// converting its arguments, or the one that just returned, for converting its result. The
+/// default has neither.
+#[derive(Clone, Default)]
 pub struct WaitLimits {
     pub deadline: Option<(Instant, f64)>,
     pub abort: Abort,
@@ -425,18 +427,18 @@ impl WaitLimits {
             early.is_some()
         });
         if let Some(outcome) = early {
-            return self.stopped(label).map_or(outcome, Err);
+            return self.stopped(|| waiting(label)).map_or(outcome, Err);
         }
         let _blocked = Blocked::enter();
         let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
         let _woken_on_abort = self.abort.subscribe(&waker);
         loop {
             match receiver.try_recv() {
-                Ok(outcome) => return self.stopped(label).map_or(outcome, Err),
+                Ok(outcome) => return self.stopped(|| waiting(label)).map_or(outcome, Err),
                 Err(mpsc::TryRecvError::Disconnected) => return Err(shut_down()),
                 Err(mpsc::TryRecvError::Empty) => {}
             }
-            if let Some(stopped) = self.stopped(label) {
+            if let Some(stopped) = self.stopped(|| waiting(label)) {
                 return Err(stopped);
             }
             let mut slice = if self.abort.needs_polling() {
@@ -452,8 +454,8 @@ impl WaitLimits {
         }
     }
 
-    /// The call's abort or timeout, if either is due.
-    pub fn stopped(&self, label: &str) -> Option<Failure> {
+    /// The call's abort or timeout, if either is due; `during` says what the call was doing.
+    pub fn stopped(&self, during: impl FnOnce() -> String) -> Option<Failure> {
         if self.abort.is_set() {
             return Some(Failure::interrupted(
                 "ABORT_ERR",
@@ -470,12 +472,24 @@ impl WaitLimits {
         Some(Failure::interrupted(
             "ERR_WASM_TIMEOUT",
             format!(
-                "wasm call timed out after {elapsed_ms:.0} ms (timeoutMs: {}) while waiting for host function {label}",
-                crate::errors::shown_ms(timeout_ms)
+                "wasm call timed out after {elapsed_ms:.0} ms (timeoutMs: {}) while {}",
+                crate::errors::shown_ms(timeout_ms),
+                during()
             ),
             Some((elapsed_ms, timeout_ms)),
         ))
     }
+}
+
+/// What a call waiting for host function `label` was doing, for its timeout's message.
+pub fn waiting(label: &str) -> String {
+    format!("waiting for host function {label}")
+}
+
+/// What a call converting `what` of the guest's (its result) to JS was doing, for its timeout's
+/// message.
+pub fn converting(what: &str) -> String {
+    format!("converting {what} to JS values")
 }
 
 /// The failure for a host function that threw `thrown`: HostError with the value as `cause`.
