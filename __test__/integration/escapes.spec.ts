@@ -481,7 +481,8 @@ test('12.15 components instantiated within one another, or nested deep, are refu
   const engine = new Engine()
   const doubling = doublingComponent(18)
   t.true(doubling.length < 2_000)
-  const tooMany = /the component would make more than 100000 instances/
+  const tooMany =
+    /the component would define more than 100000 instances, resource types and canonical functions/
   t.throws(() => engine.compileComponentSync(doubling), { instanceOf: CompileError, message: tooMany })
   t.true(doublingBinary(27).length < 1_000)
   await t.throwsAsync(engine.compileComponent(doublingBinary(27)), {
@@ -509,6 +510,73 @@ test('12.15 components instantiated within one another, or nested deep, are refu
   t.notThrows(() => engine.compileComponentSync(doublingComponent(10)))
   t.notThrows(() => engine.compileComponentSync(doublingBinary(10)))
   t.notThrows(() => engine.compileComponentSync(doublingBinary(99, false)))
+})
+
+/**
+ * A component instantiating `outer` times a component that instantiates `inner` times one that
+ * defines `body` (which may lower the imported function `f`, a lifted function of the outermost).
+ */
+function multiplyingComponent(body: string, inner: number, outer: number): string {
+  const with_ = '(with "f" (func $f))'
+  return `(component
+    (core module $m (func (export "f")))
+    (core instance $i (instantiate $m))
+    (func $f (canon lift (core func $i "f")))
+    (component $D (import "f" (func $f))
+      (component $C (import "f" (func $f)) ${body})
+      ${`(instance (instantiate $C ${with_}))`.repeat(inner)})
+    ${`(instance (instantiate $D ${with_}))`.repeat(outer)})`
+}
+
+test('12.15 what a component nested in others defines counts once for each instance of it, before it compiles', async (t) => {
+  // wasmtime builds what each instance of a nested component defines again: 250 × 250 instances of
+  // one lowering a lifted function three times (3.7 KB) made Cranelift compile 188,000 adapters,
+  // 34 s and 2.5 GB; 100 × 100 instances of one defining 1,000 resource types (3.7 KB), 10 million
+  // types and 2 GB (probe Z40). Counted as they are read, they are refused in milliseconds.
+  const engine = new Engine()
+  const lowering = '(core func (canon lower (func $f))) '.repeat(3)
+  const resources = '(type (resource (rep i32))) '.repeat(1000)
+  const tooMany = /would define more than 100000 instances, resource types and canonical functions/
+  for (const wat of [multiplyingComponent(lowering, 250, 250), multiplyingComponent(resources, 100, 100)]) {
+    const started = performance.now()
+    t.throws(() => engine.compileComponentSync(wat), { instanceOf: CompileError, message: tooMany })
+    await t.throwsAsync(engine.compileComponent(wat), { instanceOf: CompileError, message: tooMany })
+    const refused = engine.validate(wat)
+    t.true(!refused.ok && tooMany.test(refused.message))
+    t.true(performance.now() - started < 5_000)
+  }
+  // Within the bound the same shapes compile: 10 × 10 and 5 × 5 instances.
+  t.notThrows(() => engine.compileComponentSync(multiplyingComponent(lowering, 10, 10)))
+  t.notThrows(() => engine.compileComponentSync(multiplyingComponent(resources, 5, 5)))
+})
+
+test("12.15 types that refer to one another past the validator's depth are a CompileError, not a panic", async (t) => {
+  // wasmparser asserts that types refer to one another at most 100 deep: 150 instance types each
+  // exporting an instance of the one before (2.7 KB), or instances made of one another's exports,
+  // panicked in every compile and validate (an ERR_WASM_INTERNAL, and validate threw), and under
+  // --abort-on-uncaught-exception a sync validate ended the process (probe Z40).
+  const engine = new Engine()
+  const chained = (depth: number) =>
+    '(component (type $t0 (instance)) ' +
+    Array.from(
+      { length: depth },
+      (_, d) => `(type $t${d + 1} (instance (export "a" (instance (type $t${d})))))`,
+    ).join(' ') +
+    ` (import "x" (instance (type $t${depth}))))`
+  const bundled = (depth: number) =>
+    '(component (instance $i0) ' +
+    Array.from({ length: depth }, (_, d) => `(instance $i${d + 1} (export "x" (instance $i${d})))`).join(
+      ' ',
+    ) +
+    ` (export "e" (instance $i${depth})))`
+  const deep = /the validator cannot check the component's types/
+  for (const wat of [chained(150), bundled(200)]) {
+    const refused = engine.validate(wat)
+    t.true(!refused.ok && deep.test(refused.message), refused.ok ? 'valid' : refused.message)
+    t.throws(() => engine.compileComponentSync(wat), { instanceOf: CompileError, message: deep })
+    await t.throwsAsync(engine.compileComponent(wat), { instanceOf: CompileError, message: deep })
+  }
+  t.notThrows(() => engine.compileComponentSync(chained(90)))
 })
 
 test('12.15 a few KiB of component whose types expand to a million nodes is a CompileError before anything lists them, and invalid to validate', async (t) => {

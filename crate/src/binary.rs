@@ -58,11 +58,21 @@ pub fn not_wasm(bytes: &[u8]) -> String {
 /// validate, 8 GB to compile).
 const MAX_COMPONENT_NESTING: usize = 100;
 
-/// How many instances (of components and core modules) one instantiation of a component may make,
-/// nested ones included. wasmtime inlines every nested instantiation when it compiles, so a
-/// component that instantiates the one nested in it twice, level after level, asks for 2^n:
-/// 541 bytes made the process abort out of memory at 2^27.
-const MAX_EXPANDED_INSTANCES: u64 = 100_000;
+/// How much one instantiation of a component may define, nested instantiations included: its
+/// instances (of components and core modules) and resource types count one each, its canonical
+/// functions [`CANONICAL_WEIGHT`]. wasmtime inlines every nested instantiation when it compiles,
+/// and builds everything each instance defines again: a component that instantiates the one nested
+/// in it twice, level after level, asks for 2^n instances (541 bytes made the process abort out of
+/// memory at 2^27), and 62,750 instances of a component lowering three functions (3.7 KB) had
+/// Cranelift compile 188,000 adapters, 34 s and 2.5 GB, where 10 million resource types (3.7 KB)
+/// took 2 GB.
+const MAX_EXPANDED_DEFINITIONS: u64 = 100_000;
+
+/// What a canonical function (a lift, a lower, a resource built-in) counts toward
+/// [`MAX_EXPANDED_DEFINITIONS`]: a lower of a lifted function is an adapter Cranelift compiles,
+/// some 180 µs each (an outside probe's measure), where an instance or a resource type costs about
+/// a microsecond.
+const CANONICAL_WEIGHT: u64 = 10;
 
 /// How deep component and instance types may nest in one another's declarations. wasmparser reads
 /// and validates them recursively: 10,000 levels (30 KB) overflowed the JS thread's stack and
@@ -135,27 +145,37 @@ fn check_type_nesting(data: &[u8], offset: usize) -> Result<(), String> {
 }
 
 /// Refuses a component that nests components deeper than [`MAX_COMPONENT_NESTING`] (or types
-/// deeper than [`MAX_TYPE_NESTING`]), or that would make more than [`MAX_EXPANDED_INSTANCES`]
-/// instances, before anything costly or recursive reads it: one pass
-/// over its sections, counting each instantiation of a component it defines as the instances
-/// that component makes. Malformed bytes pass: the validator or the compiler says why.
+/// deeper than [`MAX_TYPE_NESTING`]), or whose instantiation would define more than
+/// [`MAX_EXPANDED_DEFINITIONS`], before anything costly or recursive reads it: one pass over its
+/// sections, counting each instantiation of a component it defines as what that component
+/// defines. Malformed bytes pass: the validator or the compiler says why.
 pub fn check_expansion(bytes: &[u8]) -> Result<(), String> {
     use wasmparser::{ComponentAlias, ComponentExternalKind, ComponentInstance, ComponentOuterAliasKind};
-    use wasmparser::{ComponentTypeRef, Encoding, Instance, Payload};
+    use wasmparser::{ComponentType, ComponentTypeRef, Encoding, Instance, Payload};
 
-    /// A component being read: the instances each component in its index space makes when
-    /// instantiated (1 for one it imports or aliases: its own count is not known here), and the
-    /// instances it makes itself so far.
+    /// A component being read: what each component in its index space defines when instantiated
+    /// (1 for one it imports or aliases: its own count is not known here), and what it defines
+    /// itself so far (see [`MAX_EXPANDED_DEFINITIONS`]).
     struct Scope {
         components: Vec<u64>,
-        instances: u64,
+        defined: u64,
     }
     // `None` for a core module: its payloads come between its header and its end.
     let mut stack: Vec<Option<Scope>> = Vec::new();
     let too_many = || {
         format!(
-            "the component would make more than {MAX_EXPANDED_INSTANCES} instances (components nested in it, instantiated within one another)"
+            "the component would define more than {MAX_EXPANDED_DEFINITIONS} instances, resource types and \
+             canonical functions (the last count {CANONICAL_WEIGHT}) when instantiated: components nested in it, \
+             instantiated within one another, define theirs again in each instance"
         )
+    };
+    // Adds `count` to what the innermost component defines; `false` past the bound.
+    let define = |stack: &mut Vec<Option<Scope>>, count: u64| match stack.last_mut() {
+        Some(Some(scope)) => {
+            scope.defined = scope.defined.saturating_add(count);
+            scope.defined <= MAX_EXPANDED_DEFINITIONS
+        }
+        _ => true,
     };
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         let Ok(payload) = payload else { return Ok(()) };
@@ -164,7 +184,7 @@ pub fn check_expansion(bytes: &[u8]) -> Result<(), String> {
                 let component = matches!(encoding, Encoding::Component);
                 stack.push(component.then(|| Scope {
                     components: Vec::new(),
-                    instances: 0,
+                    defined: 0,
                 }));
                 let depth = stack.iter().filter(|scope| scope.is_some()).count();
                 if depth > MAX_COMPONENT_NESTING {
@@ -177,7 +197,7 @@ pub fn check_expansion(bytes: &[u8]) -> Result<(), String> {
                 if let Some(Some(done)) = stack.pop()
                     && let Some(Some(parent)) = stack.last_mut()
                 {
-                    parent.components.push(done.instances.saturating_add(1));
+                    parent.components.push(done.defined.saturating_add(1));
                 }
             }
             Payload::ComponentImportSection(reader) => {
@@ -216,27 +236,42 @@ pub fn check_expansion(bytes: &[u8]) -> Result<(), String> {
             Payload::ComponentTypeSection(reader) => {
                 let range = reader.range();
                 check_type_nesting(bytes.get(range.clone()).unwrap_or_default(), range.start)?;
+                // A resource type a component defines is a new type in each of its instances.
+                let resources = reader
+                    .into_iter()
+                    .flatten()
+                    .filter(|ty| matches!(ty, ComponentType::Resource { .. }))
+                    .count();
+                if !define(&mut stack, resources as u64) {
+                    return Err(too_many());
+                }
+            }
+            Payload::ComponentCanonicalSection(reader) => {
+                let functions = reader.into_iter().flatten().count() as u64;
+                if !define(&mut stack, functions.saturating_mul(CANONICAL_WEIGHT)) {
+                    return Err(too_many());
+                }
             }
             Payload::ComponentInstanceSection(reader) => {
-                let Some(Some(scope)) = stack.last_mut() else { continue };
+                let Some(Some(scope)) = stack.last() else { continue };
+                let mut made = 0u64;
                 for instance in reader.into_iter().flatten() {
                     if let ComponentInstance::Instantiate { component_index, .. } = instance {
-                        let made = scope.components.get(component_index as usize).copied().unwrap_or(1);
-                        scope.instances = scope.instances.saturating_add(made);
+                        let defined = scope.components.get(component_index as usize).copied().unwrap_or(1);
+                        made = made.saturating_add(defined);
                     }
                 }
-                if scope.instances > MAX_EXPANDED_INSTANCES {
+                if !define(&mut stack, made) {
                     return Err(too_many());
                 }
             }
             Payload::InstanceSection(reader) => {
-                let Some(Some(scope)) = stack.last_mut() else { continue };
-                for instance in reader.into_iter().flatten() {
-                    if let Instance::Instantiate { .. } = instance {
-                        scope.instances = scope.instances.saturating_add(1);
-                    }
-                }
-                if scope.instances > MAX_EXPANDED_INSTANCES {
+                let made = reader
+                    .into_iter()
+                    .flatten()
+                    .filter(|instance| matches!(instance, Instance::Instantiate { .. }))
+                    .count();
+                if !define(&mut stack, made as u64) {
                     return Err(too_many());
                 }
             }
