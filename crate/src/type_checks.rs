@@ -51,15 +51,25 @@ pub const CONVERTED_WALK_WEIGHT: u64 = 16;
 /// or [`TYPE_WALK_PER_BYTE`] allow. Bytes the validator refuses first pass: it, or the compiler,
 /// says why. A core module passes: its checks compare types already made canonical, in constant
 /// time each.
+///
+/// wasmparser asserts, rather than reports, that types do not refer to one another more than 100
+/// deep (2.7 KB reached it): its panic is caught here, this pass being the first to validate a
+/// component, and the component refused like any other.
 pub fn check(bytes: &[u8]) -> Result<(), String> {
     let allowed = MIN_TYPE_WALK_ALLOWED.max(TYPE_WALK_PER_BYTE.saturating_mul(bytes.len() as u64));
-    walked(bytes, allowed).map(drop).map_err(|()| {
-        format!(
+    match crate::runtime::quiet_panic::catch(|| walked(bytes, allowed)) {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(())) => Err(format!(
             "checking the component's types would walk more than {allowed} type nodes (its \
              instantiations, imports, exports and canonical functions each walk the whole type \
              they check)"
-        )
-    })
+        )),
+        Err(detail) => Err(format!(
+            "the validator cannot check the component's types ({detail}): types that refer to \
+                 one another through more than 100 levels, or instances made of one another's exports \
+                 as deep, exceed its limits"
+        )),
+    }
 }
 
 /// The type nodes checking `bytes` walks, or `Err` once past `allowed`, before the validator

@@ -9,6 +9,7 @@ pub mod external;
 pub mod host_bridge;
 pub mod native_stack;
 pub mod pool;
+pub mod quiet_panic;
 pub mod resident;
 pub mod spin;
 pub mod task;
