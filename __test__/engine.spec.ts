@@ -74,6 +74,11 @@ test('an async compile reads the bytes it was given at the call; a detached buff
   structuredClone(detached, { transfer: [detached] })
   await t.throwsAsync(engine.compileModule(detached), { instanceOf: WasmTypeError, message: /detached/ })
   t.throws(() => engine.compileModuleSync(detached), { instanceOf: WasmTypeError, message: /detached/ })
+  // A Uint8Array whose buffer was transferred too (V8's plain TypeError before, probe Z41).
+  const view = new Uint8Array(8)
+  structuredClone(view.buffer, { transfer: [view.buffer] })
+  await t.throwsAsync(engine.compileComponent(view), { instanceOf: WasmTypeError, message: /detached/ })
+  t.throws(() => engine.compileModuleSync(view), { instanceOf: WasmTypeError, message: /detached/ })
   const proxy = new Proxy(new Uint8Array(one), {})
   await t.throwsAsync(engine.compileModule(proxy), { instanceOf: WasmTypeError })
   t.throws(() => engine.validate(proxy), { instanceOf: WasmTypeError })
@@ -481,6 +486,29 @@ test("what Cranelift's register allocator spends stays bounded: values a functio
     const at = engine.compileModuleSync(ifs(4096)).instantiateSync({ limits: { memoryBytes: 65_536 } })
     t.is(at.callSync('f', [1]), 4096)
     t.notThrows(() => engine.compileModuleSync(calls(256)))
+    engine.close()
+  }
+})
+
+test("the functions' signatures are bounded together: each one called from outside gets a trampoline", (t) => {
+  // Probe Z40: 14,000 functions taking and returning 128 values each, in a table (98 KB), took 27 s
+  // to compile, Winch's engines too (trampolines are Cranelift's). 256 such functions are 0.5 s.
+  const values = 'i32 '.repeat(128)
+  const functions = (count: number) =>
+    `(module (type $t (func (param ${values}) (result ${values}))) (table ${count} funcref)
+      ${'(func (type $t) unreachable) '.repeat(count)}
+      (elem (i32.const 0) func ${Array.from({ length: count }, (_, index) => index).join(' ')}))`
+  const signatures = /the functions' signatures take more than 65536 slots of values together/
+  for (const compiler of ['cranelift', 'winch'] as const) {
+    const engine = new Engine({ compiler })
+    const started = performance.now()
+    t.throws(() => engine.compileModuleSync(functions(14_000)), {
+      instanceOf: CompileError,
+      message: signatures,
+    })
+    t.true(performance.now() - started < 5_000)
+    t.regex(whyInvalid(engine.validate(functions(257))), signatures)
+    t.notThrows(() => engine.compileModuleSync(functions(256)))
     engine.close()
   }
 })

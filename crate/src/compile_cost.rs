@@ -68,6 +68,14 @@ pub const MAX_CALL_SLOTS_PER_FUNCTION: u64 = 1 << 16;
 /// code passes fewer than 0.07 per byte.
 pub const MIN_CALL_SLOTS_ALLOWED: u64 = 1 << 16;
 
+/// Slots of values (as for locals) that the signatures of one input's functions, imported and
+/// defined, may take together, whatever its size, and beyond that one per byte of code. Each
+/// function that may be called from outside (from a table, an export, the host) gets a trampoline
+/// Cranelift compiles, Winch's engines too, moving its values one by one: 14,000 functions taking
+/// and returning 128 values each, in a table (98 KB), took 27 s. Real code takes a few slots per
+/// function, well under one per byte of code.
+pub const MIN_SIGNATURE_SLOTS_ALLOWED: u64 = 1 << 16;
+
 /// Most loops one input's functions may hold, each function's count squared and summed, whatever
 /// the input's size...
 pub const MIN_LOOP_SQUARES_ALLOWED: u64 = 1 << 22;
@@ -98,7 +106,18 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
     // `None` for a component: modules nest inside components, never in one another.
     let mut stack: Vec<Option<Module>> = Vec::new();
     let (mut table_entries, mut local_slots, mut call_slots, mut code_bytes) = (0u64, 0u64, 0u64, 0u64);
-    let mut loop_squares = 0u64;
+    let (mut loop_squares, mut signature_slots) = (0u64, 0u64);
+    let signatures_checked = |signature_slots: u64, code_bytes: u64| {
+        let allowed = MIN_SIGNATURE_SLOTS_ALLOWED.max(code_bytes);
+        if signature_slots > allowed {
+            return Err(format!(
+                "the functions' signatures take more than {allowed} slots of values together (4 bytes each; \
+                 one per byte of code, or {MIN_SIGNATURE_SLOTS_ALLOWED} for less code): each function that \
+                 may be called from outside gets a trampoline moving them, too many to compile"
+            ));
+        }
+        Ok(())
+    };
     for payload in Parser::new(0).parse_all(bytes) {
         let Ok(payload) = payload else { return Ok(()) };
         match payload {
@@ -107,6 +126,10 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
             }
             Payload::End(_) => {
                 if let Some(Some(module)) = stack.pop() {
+                    let slots_of = |&ty: &u32| module.type_slots.get(ty as usize).copied().unwrap_or(0);
+                    let signatures: u64 = module.function_types.iter().map(slots_of).sum();
+                    signature_slots = signature_slots.saturating_add(signatures);
+                    signatures_checked(signature_slots, code_bytes)?;
                     table_entries =
                         (module.tables.iter()).fold(table_entries, |sum, &(_, image)| sum.saturating_add(image));
                     if table_entries > MAX_TABLE_IMAGE_ENTRIES {
@@ -343,6 +366,30 @@ mod tests {
         let past = "(module (table 2000000 funcref) (table 8 funcref) (func $f)
             (elem (table 0) (i32.const 1999999) func $f) (elem (table 1) (i32.const 7) func $f))";
         assert_eq!(check(&module(past)), Ok(()));
+    }
+
+    #[test]
+    fn the_functions_signatures_take_at_most_one_slot_per_byte_of_code_together() {
+        // 128 `i32`s in and out: 256 slots a function.
+        let functions = |count: usize| {
+            module(&format!(
+                "(module (type $t (func (param {0}) (result {0}))) (table {count} funcref) {1}
+                    (elem (i32.const 0) func {2}))",
+                "i32 ".repeat(128),
+                "(func (type $t) unreachable)".repeat(count),
+                (0..count).map(|index| format!("{index} ")).collect::<String>(),
+            ))
+        };
+        assert_eq!(check(&functions(256)), Ok(()));
+        let refused = check(&functions(257)).unwrap_err();
+        assert!(refused.contains("signatures take more than 65536 slots"), "{refused}");
+        // Imported functions count as well.
+        let imported = format!(
+            "(module (type $t (func (param {}))) {})",
+            "i64 ".repeat(64),
+            "(import \"m\" \"f\" (func (type $t)))".repeat(513)
+        );
+        assert!(check(&module(&imported)).is_err());
     }
 
     #[test]
