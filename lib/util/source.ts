@@ -14,12 +14,16 @@ function isWatText(text: string): boolean {
 }
 
 function fromBytes(source: Uint8Array | ArrayBuffer): Uint8Array {
-  if (source instanceof Uint8Array) return source
+  // A detached buffer (transferred) has no bytes to compile: a view of one reads as empty, and
+  // viewing it again throws V8's plain TypeError.
   try {
-    return new Uint8Array(source)
+    if (!(source instanceof Uint8Array)) return new Uint8Array(source)
+    if (source.byteLength === 0) new Uint8Array(source.buffer)
+    return source
   } catch {
-    // A detached ArrayBuffer (transferred) has no bytes to compile.
-    throw new WasmTypeError('source: the ArrayBuffer is detached')
+    throw new WasmTypeError(
+      `source: the ${source instanceof Uint8Array ? "Uint8Array's buffer" : 'ArrayBuffer'} is detached`,
+    )
   }
 }
 
