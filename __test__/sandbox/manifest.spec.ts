@@ -622,6 +622,31 @@ test('a write grant is refused while a file in the writable directory has a seco
   }
 })
 
+test("a write grant is refused while the writable directory holds a plugin's manifest", (t) => {
+  // Probe Z42: plugin A granted ./data, which held a whole harmless plugin B, and the archive
+  // shipped plugins/B as a symlink to A/data. A's guest rewrote B's Component.toml and wasm, and
+  // B then loaded with grants and code nobody had reviewed.
+  const a = component(
+    { extra: '[permissions]\nfilesystem.write = ["./data"]' },
+    {
+      'data/Component.toml': '[component]\nname = "b"\nversion = "0.1.0"\nwasm = "b.wasm"',
+      'data/b.wasm': '',
+    },
+  )
+  symlinkSync(path.join(a, 'data'), `${a}-B`)
+  const error = rejects(a)
+  t.is(error.path, 'permissions.filesystem.write')
+  t.regex(error.message, /"data\/Component\.toml" in a writable directory is a plugin's manifest/)
+  // Deeper down too; and without the manifest, the same grant loads.
+  const deep = component(
+    { extra: '[permissions]\nfilesystem.write = ["./data"]' },
+    { 'data/plugins/b/Component.toml': '' },
+  )
+  t.regex(rejects(deep).message, /"data\/plugins\/b\/Component\.toml" in a writable directory/)
+  const plain = component({ extra: '[permissions]\nfilesystem.write = ["./data"]' }, { 'data/b.wasm': '' })
+  t.notThrows(() => loadManifest(plain))
+})
+
 /**
  * Makes `levels` nested directories of 250 characters under `dir`, with a hard link of `manifest`
  * (if given) and `files` empty files at the bottom, or removes them again. A child Node goes down

@@ -17,12 +17,12 @@ import { fail, formatBytes } from './messages.js'
 import { resolvePolicy, type PolicyOptions } from './policy.js'
 import { component, permissions, resources, SECTIONS, type Manifest } from './schema.js'
 import { Validator, type Table } from './validator.js'
+import { MANIFEST_FILE } from './paths.js'
 
 export { DEFAULT_POLICY, resolvePolicy, type Policy, type PolicyOptions, type Range } from './policy.js'
 export type { Manifest } from './schema.js'
 
-/** The file `loadManifest` looks for when given a directory. */
-export const MANIFEST_FILE = 'Component.toml'
+export { MANIFEST_FILE } from './paths.js'
 
 /** Options of {@link loadManifest}. */
 export interface LoadManifestOptions {

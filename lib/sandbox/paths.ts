@@ -17,6 +17,9 @@ import { formatBytes, reported } from './messages.js'
 import type { Manifest } from './schema.js'
 import type { Validator } from './validator.js'
 
+/** The file `loadManifest` looks for when given a directory. */
+export const MANIFEST_FILE = 'Component.toml'
+
 const WASM_AT = 'component.wasm'
 /** What `component.wasm` may be, as validation errors say it. */
 export const WASM_ALLOWED = "a relative path to a file inside the manifest's directory, through no symlink"
@@ -196,10 +199,12 @@ export function filesystemGlobProblem(dir: string, glob: string): string | undef
  * outside them, or `undefined`. Through such a hard link a guest writing its scratch file
  * rewrites a file elsewhere: its own Component.toml or wasm, or another plugin's (a plugin archive
  * can ship the link). Names are counted per inode, so links whose every name is in the writable
- * directories (which a guest may make with WASI's `link`) are no reason to refuse. Stops at
- * {@link MAX_WRITABLE_ENTRIES}.
+ * directories (which a guest may make with WASI's `link`) are no reason to refuse. A
+ * Component.toml there is refused too: it is another plugin's, which a host loading it (through a
+ * symlink the archive ships, or finding plugins below one another) would load as the guest wrote
+ * it. Stops at {@link MAX_WRITABLE_ENTRIES}.
  */
-export function hardLinked(writable: readonly string[], base: string): string | undefined {
+export function unsafeToWrite(writable: readonly string[], base: string): string | undefined {
   /**
    * Per inode with a second name: its link count, how many of its names are here and the first.
    * Counted, not kept: each directory is walked once, so no name is met twice.
@@ -252,6 +257,12 @@ export function hardLinked(writable: readonly string[], base: string): string | 
           continue
         }
         if (entry.isSymbolicLink()) continue
+        if (entry.name === MANIFEST_FILE) {
+          return (
+            `${quoted(path.relative(base, entryPath))} in a writable directory is a plugin's manifest, which ` +
+            'the guest could rewrite before that plugin is loaded: grant writes to a directory that holds none'
+          )
+        }
         const stats = lstatSync(entryPath, { throwIfNoEntry: false, bigint: true })
         if (stats === undefined || stats.nlink < 2n) continue
         const inode = `${stats.dev}:${stats.ino}`
@@ -277,14 +288,14 @@ export function hardLinked(writable: readonly string[], base: string): string | 
   return undefined
 }
 
-/** Most entries {@link hardLinked} looks at in a manifest's writable directories. */
+/** Most entries {@link unsafeToWrite} looks at in a manifest's writable directories. */
 const MAX_WRITABLE_ENTRIES = 100_000
 
-/** Most directories {@link hardLinked} opens below them. */
+/** Most directories {@link unsafeToWrite} opens below them. */
 const MAX_WRITABLE_DIRECTORIES = 10_000
 
 /**
- * What {@link hardLinked} may cost the JS thread, each lstat walking its whole path: in all, the
+ * What {@link unsafeToWrite} may cost the JS thread, each lstat walking its whole path: in all, the
  * characters of the paths and the names they resolve. 100,000 entries of ordinary depth fit; a
  * guest nesting files 15 directories of 240 characters deep, or 2,000 directories deep, made one
  * load block the JS thread for seconds.

@@ -11,7 +11,7 @@ import { formatBytes } from './messages.js'
 import {
   checkWasmPath,
   filesystemGlobProblem,
-  hardLinked,
+  unsafeToWrite,
   WASM_ALLOWED,
   WRITE_ALLOWED,
   writeDirectory,
@@ -265,7 +265,7 @@ export function permissions(
       })
     }
     if (result.filesystem.write.length > 0) {
-      const problem = hardLinked(
+      const problem = unsafeToWrite(
         result.filesystem.write.map((written) => path.resolve(dir, written)),
         dir,
       )
