@@ -481,8 +481,7 @@ test('12.15 components instantiated within one another, or nested deep, are refu
   const engine = new Engine()
   const doubling = doublingComponent(18)
   t.true(doubling.length < 2_000)
-  const tooMany =
-    /the component would define more than 100000 instances, resource types and canonical functions/
+  const tooMany = /the component would define more than 100000 instances, resource types, canonical functions/
   t.throws(() => engine.compileComponentSync(doubling), { instanceOf: CompileError, message: tooMany })
   t.true(doublingBinary(27).length < 1_000)
   await t.throwsAsync(engine.compileComponent(doublingBinary(27)), {
@@ -536,7 +535,7 @@ test('12.15 what a component nested in others defines counts once for each insta
   const engine = new Engine()
   const lowering = '(core func (canon lower (func $f))) '.repeat(3)
   const resources = '(type (resource (rep i32))) '.repeat(1000)
-  const tooMany = /would define more than 100000 instances, resource types and canonical functions/
+  const tooMany = /would define more than 100000 instances, resource types, canonical functions/
   for (const wat of [multiplyingComponent(lowering, 250, 250), multiplyingComponent(resources, 100, 100)]) {
     const started = performance.now()
     t.throws(() => engine.compileComponentSync(wat), { instanceOf: CompileError, message: tooMany })
@@ -548,6 +547,57 @@ test('12.15 what a component nested in others defines counts once for each insta
   // Within the bound the same shapes compile: 10 × 10 and 5 × 5 instances.
   t.notThrows(() => engine.compileComponentSync(multiplyingComponent(lowering, 10, 10)))
   t.notThrows(() => engine.compileComponentSync(multiplyingComponent(resources, 5, 5)))
+  // The same definitions reached otherwise (probe H42): a component given to another, which
+  // instantiates its import 250 times (2.8 KB: 35 s and 2.7 GB); one exported from an instance
+  // and aliased out (1.9 KB: 28 s); and a component exporting one function 300 times, 300 × 300
+  // instances of it (10 KB: 23 s and 5.8 GB).
+  const lowered = `(component $C (core module $M (func (export "f"))) (core instance $m (instantiate $M))
+    (func $g (canon lift (core func $m "f"))) ${'(core func (canon lower (func $g))) '.repeat(3)})`
+  const given = `(component ${lowered}
+    (component $B (import "c" (component $C2)) ${'(instance (instantiate $C2)) '.repeat(250)})
+    ${'(instance (instantiate $B (with "c" (component $C)))) '.repeat(250)})`
+  const aliased = `(component (component $X ${lowered} (export "c" (component $C)))
+    (instance $x (instantiate $X)) (alias export $x "c" (component $C2))
+    (component $B (alias outer 1 $C2 (component $C3)) ${'(instance (instantiate $C3)) '.repeat(250)})
+    ${'(instance (instantiate $B)) '.repeat(250)})`
+  const exporting = `(component (import "f" (func $f))
+    (component $A (import "f" (func $f))
+      (component $B (import "f" (func $f)) ${Array.from({ length: 300 }, (_, i) => `(export "e${i}" (func $f))`).join(' ')})
+      ${'(instance (instantiate $B (with "f" (func $f)))) '.repeat(300)})
+    ${'(instance (instantiate $A (with "f" (func $f)))) '.repeat(300)})`
+  for (const wat of [given, aliased, exporting]) {
+    const started = performance.now()
+    t.throws(() => engine.compileComponentSync(wat), { instanceOf: CompileError, message: tooMany })
+    const refused = await engine.validateAsync(wat)
+    t.true(!refused.ok && tooMany.test(refused.message))
+    t.true(performance.now() - started < 5_000)
+  }
+  // A component given to one that instantiates it a few times compiles.
+  t.notThrows(() =>
+    engine.compileComponentSync(`(component ${lowered}
+      (component $B (import "c" (component $C2)) (instance (instantiate $C2)) (instance (instantiate $C2)))
+      (instance (instantiate $B (with "c" (component $C)))))`),
+  )
+})
+
+test('12.15 a component wasmtime cannot build the adapters of is a CompileError, not an internal error', async (t) => {
+  // Probe H42: 101 instances of a component lifting and lowering a function with its own memory
+  // (1.6 KB) made wasmtime assert that an adapter module has at most 100 memories, and the panic
+  // came back as ERR_WASM_INTERNAL, "please report it".
+  const engine = new Engine()
+  const lifting = `(component $C
+    (core module $M (memory (export "mem") 1)
+      (func (export "realloc") (param i32 i32 i32 i32) (result i32) i32.const 0) (func (export "f") (param i32)))
+    (core instance $m (instantiate $M))
+    (type $r0 (record (field "f0" u8))) (export $r "r" (type $r0))
+    (func $g (param "x" $r) (canon lift (core func $m "f") (memory (core memory $m "mem")) (realloc (core func $m "realloc"))))
+    (core func (canon lower (func $g) (memory (core memory $m "mem")) (realloc (core func $m "realloc")))))`
+  const instances = (count: number) =>
+    `(component ${lifting} (component $A ${'(instance (instantiate $C)) '.repeat(count)}) (instance (instantiate $A)))`
+  const cannot = /wasmtime cannot compile this component \(.*memories count exceeds limit of 100/
+  t.throws(() => engine.compileComponentSync(instances(101)), { instanceOf: CompileError, message: cannot })
+  await t.throwsAsync(engine.compileComponent(instances(101)), { instanceOf: CompileError, message: cannot })
+  t.notThrows(() => engine.compileComponentSync(instances(2)))
 })
 
 test("12.15 types that refer to one another past the validator's depth are a CompileError, not a panic", async (t) => {

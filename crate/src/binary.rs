@@ -1,6 +1,8 @@
 //! What kind of wasm binary some bytes are (core module or component), and validating a component
 //! without compiling it.
 
+use std::rc::Rc;
+
 /// The two kinds of wasm binary.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Binary {
@@ -59,8 +61,8 @@ pub fn not_wasm(bytes: &[u8]) -> String {
 const MAX_COMPONENT_NESTING: usize = 100;
 
 /// How much one instantiation of a component may define, nested instantiations included: its
-/// instances (of components and core modules) and resource types count one each, its canonical
-/// functions [`CANONICAL_WEIGHT`]. wasmtime inlines every nested instantiation when it compiles,
+/// instances (of components and core modules), resource types, imports, exports and aliases count
+/// one each, its canonical functions [`CANONICAL_WEIGHT`]. wasmtime inlines every nested instantiation when it compiles,
 /// and builds everything each instance defines again: a component that instantiates the one nested
 /// in it twice, level after level, asks for 2^n instances (541 bytes made the process abort out of
 /// memory at 2^27), and 62,750 instances of a component lowering three functions (3.7 KB) had
@@ -144,6 +146,135 @@ fn check_type_nesting(data: &[u8], offset: usize) -> Result<(), String> {
     }
 }
 
+/// A component in a scope's index space, as far as what instantiating it defines.
+#[derive(Clone)]
+enum Comp {
+    /// Defined in this binary.
+    Defined(Rc<Definition>),
+    /// The scope's `n`th component import: what instantiating it defines is counted where the scope
+    /// is instantiated, with the component given for it.
+    Import(usize),
+    /// One this pass does not follow (an outer scope's import, a component of an imported
+    /// instance): instantiating it counts as the whole bound. Real toolchains do neither.
+    Opaque,
+}
+
+/// What instantiating a component defined in this binary defines.
+struct Definition {
+    /// Its definitions, its nested instantiations' included, but for its component imports'.
+    defined: u64,
+    /// How many times it instantiates each of its component imports (by their order), and their
+    /// names, by which an instantiation gives them.
+    uses: Vec<u64>,
+    import_names: Vec<String>,
+    /// The components it exports (its imports among them).
+    exports: Vec<(String, Comp)>,
+}
+
+impl Definition {
+    /// One instance of it, given components that define nothing beyond themselves: a component
+    /// that instantiates what it is given is only ever given it by an instantiation of an import,
+    /// which [`Expansion::instantiate`] counts as the whole bound.
+    fn alone(&self) -> u64 {
+        (self.uses.iter()).fold(self.defined.saturating_add(1), |sum, &uses| sum.saturating_add(uses))
+    }
+}
+
+/// The components an instance exports, by name.
+#[derive(Default)]
+struct Exported {
+    components: Vec<(String, Comp)>,
+}
+
+impl Exported {
+    fn of(components: impl Iterator<Item = (String, Comp)>) -> Self {
+        Exported {
+            components: components.collect(),
+        }
+    }
+
+    fn component(&self, name: &str) -> Comp {
+        let found = self.components.iter().find(|(exported, _)| exported == name);
+        found.map_or(Comp::Opaque, |(_, component)| component.clone())
+    }
+}
+
+/// A component being read: its component and instance index spaces (as far as they matter here),
+/// what it defines so far (see [`MAX_EXPANDED_DEFINITIONS`]), and what [`Definition`] keeps of it.
+#[derive(Default)]
+struct Expansion {
+    components: Vec<Comp>,
+    instances: Vec<Rc<Exported>>,
+    defined: u64,
+    uses: Vec<u64>,
+    import_names: Vec<String>,
+    exports: Vec<(String, Comp)>,
+}
+
+impl Expansion {
+    fn count(&mut self, definitions: u64) {
+        self.defined = self.defined.saturating_add(definitions);
+    }
+
+    fn into_definition(self) -> Definition {
+        Definition {
+            defined: self.defined,
+            uses: self.uses,
+            import_names: self.import_names,
+            exports: self.exports,
+        }
+    }
+
+    /// Counts `times` instances of this component's `slot`th component import.
+    fn use_import(&mut self, slot: usize, times: u64) {
+        if let Some(uses) = self.uses.get_mut(slot) {
+            *uses = uses.saturating_add(times);
+        }
+    }
+
+    /// Counts an instance of `component`, given `args` (its component arguments, by name), and
+    /// returns the components the instance exports.
+    fn instantiate(&mut self, component: Comp, args: &[(&str, Comp)]) -> Exported {
+        let argument = |name: &str| {
+            let given = args.iter().find(|(arg, _)| *arg == name);
+            given.map_or(Comp::Opaque, |(_, component)| component.clone())
+        };
+        self.count(1);
+        match component {
+            Comp::Defined(definition) => {
+                self.count(definition.defined);
+                for (uses, name) in definition.uses.iter().zip(&definition.import_names) {
+                    match argument(name) {
+                        _ if *uses == 0 => {}
+                        Comp::Defined(given) => self.count(uses.saturating_mul(given.alone())),
+                        Comp::Import(own) => self.use_import(own, *uses),
+                        Comp::Opaque => self.count(MAX_EXPANDED_DEFINITIONS),
+                    }
+                }
+                Exported::of(definition.exports.iter().map(|(name, exported)| {
+                    let exported = match exported {
+                        Comp::Import(slot) => argument(&definition.import_names[*slot]),
+                        other => other.clone(),
+                    };
+                    (name.clone(), exported)
+                }))
+            }
+            Comp::Import(own) => {
+                self.use_import(own, 1);
+                // Given components of its own, it may instantiate them any number of times.
+                if !args.is_empty() {
+                    self.count(MAX_EXPANDED_DEFINITIONS);
+                }
+                Exported::default()
+            }
+            Comp::Opaque => {
+                self.count(MAX_EXPANDED_DEFINITIONS);
+                Exported::default()
+            }
+        }
+    }
+}
+
 /// Refuses a component that nests components deeper than [`MAX_COMPONENT_NESTING`] (or types
 /// deeper than [`MAX_TYPE_NESTING`]), or whose instantiation would define more than
 /// [`MAX_EXPANDED_DEFINITIONS`], before anything costly or recursive reads it: one pass over its
@@ -153,129 +284,194 @@ pub fn check_expansion(bytes: &[u8]) -> Result<(), String> {
     use wasmparser::{ComponentAlias, ComponentExternalKind, ComponentInstance, ComponentOuterAliasKind};
     use wasmparser::{ComponentType, ComponentTypeRef, Encoding, Instance, Payload};
 
-    /// A component being read: what each component in its index space defines when instantiated
-    /// (1 for one it imports or aliases: its own count is not known here), and what it defines
-    /// itself so far (see [`MAX_EXPANDED_DEFINITIONS`]).
-    struct Scope {
-        components: Vec<u64>,
-        defined: u64,
-    }
-    // `None` for a core module: its payloads come between its header and its end.
-    let mut stack: Vec<Option<Scope>> = Vec::new();
     let too_many = || {
         format!(
-            "the component would define more than {MAX_EXPANDED_DEFINITIONS} instances, resource types and \
-             canonical functions (the last count {CANONICAL_WEIGHT}) when instantiated: components nested in it, \
-             instantiated within one another, define theirs again in each instance"
+            "the component would define more than {MAX_EXPANDED_DEFINITIONS} instances, resource types, \
+             canonical functions (which count {CANONICAL_WEIGHT}), imports, exports and aliases when \
+             instantiated: components nested in it, instantiated within one another, define theirs again \
+             in each instance"
         )
     };
-    // Adds `count` to what the innermost component defines; `false` past the bound.
-    let define = |stack: &mut Vec<Option<Scope>>, count: u64| match stack.last_mut() {
-        Some(Some(scope)) => {
-            scope.defined = scope.defined.saturating_add(count);
-            scope.defined <= MAX_EXPANDED_DEFINITIONS
-        }
-        _ => true,
-    };
+    // `None` for a core module: its payloads come between its header and its end.
+    let mut stack: Vec<Option<Expansion>> = Vec::new();
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         let Ok(payload) = payload else { return Ok(()) };
+        if let Payload::Version { encoding, .. } = payload {
+            stack.push(matches!(encoding, Encoding::Component).then(Expansion::default));
+            if stack.iter().flatten().count() > MAX_COMPONENT_NESTING {
+                return Err(format!(
+                    "components nest more than {MAX_COMPONENT_NESTING} deep in this component"
+                ));
+            }
+            continue;
+        }
+        if let Payload::End(_) = payload {
+            if let Some(Some(done)) = stack.pop()
+                && let Some(Some(parent)) = stack.last_mut()
+            {
+                parent.components.push(Comp::Defined(Rc::new(done.into_definition())));
+            }
+            continue;
+        }
+        if let Payload::ComponentTypeSection(reader) = &payload {
+            let range = reader.range();
+            check_type_nesting(bytes.get(range.clone()).unwrap_or_default(), range.start)?;
+        }
+        // The scopes it is nested in, for outer aliases, then the one being read.
+        let Some((Some(scope), outer)) = stack.split_last_mut() else {
+            continue;
+        };
         match payload {
-            Payload::Version { encoding, .. } => {
-                let component = matches!(encoding, Encoding::Component);
-                stack.push(component.then(|| Scope {
-                    components: Vec::new(),
-                    defined: 0,
-                }));
-                let depth = stack.iter().filter(|scope| scope.is_some()).count();
-                if depth > MAX_COMPONENT_NESTING {
-                    return Err(format!(
-                        "components nest more than {MAX_COMPONENT_NESTING} deep in this component"
-                    ));
-                }
-            }
-            Payload::End(_) => {
-                if let Some(Some(done)) = stack.pop()
-                    && let Some(Some(parent)) = stack.last_mut()
-                {
-                    parent.components.push(done.defined.saturating_add(1));
-                }
-            }
             Payload::ComponentImportSection(reader) => {
-                let Some(Some(scope)) = stack.last_mut() else { continue };
                 for import in reader.into_iter().flatten() {
-                    if matches!(import.ty, ComponentTypeRef::Component(_)) {
-                        scope.components.push(1);
+                    scope.count(1);
+                    match import.ty {
+                        ComponentTypeRef::Component(_) => {
+                            scope.components.push(Comp::Import(scope.import_names.len()));
+                            scope.import_names.push(import.name.name.to_string());
+                            scope.uses.push(0);
+                        }
+                        ComponentTypeRef::Instance(_) => scope.instances.push(Rc::default()),
+                        _ => {}
                     }
                 }
             }
             Payload::ComponentAliasSection(reader) => {
                 for alias in reader.into_iter().flatten() {
-                    let count = match alias {
+                    scope.count(1);
+                    match alias {
                         ComponentAlias::Outer {
                             kind: ComponentOuterAliasKind::Component,
                             count,
                             index,
-                        } => stack
-                            .iter()
-                            .rev()
-                            .filter_map(Option::as_ref)
-                            .nth(count as usize)
-                            .and_then(|outer| outer.components.get(index as usize).copied())
-                            .unwrap_or(1),
+                        } => {
+                            let found = (count as usize).checked_sub(1).and_then(|up| {
+                                outer
+                                    .iter()
+                                    .rev()
+                                    .flatten()
+                                    .nth(up)?
+                                    .components
+                                    .get(index as usize)
+                                    .cloned()
+                            });
+                            let found = if count == 0 {
+                                scope.components.get(index as usize).cloned()
+                            } else {
+                                found
+                            };
+                            // An outer scope's import is instantiated here once per instance of this
+                            // scope, which its own count cannot see: counted as the whole bound.
+                            scope.components.push(match found {
+                                Some(Comp::Import(_)) | None => Comp::Opaque,
+                                Some(found) => found,
+                            });
+                        }
                         ComponentAlias::InstanceExport {
-                            kind: ComponentExternalKind::Component,
-                            ..
-                        } => 1,
-                        _ => continue,
-                    };
-                    if let Some(Some(scope)) = stack.last_mut() {
-                        scope.components.push(count);
+                            kind,
+                            instance_index,
+                            name,
+                        } => {
+                            let instance = scope
+                                .instances
+                                .get(instance_index as usize)
+                                .cloned()
+                                .unwrap_or_default();
+                            match kind {
+                                ComponentExternalKind::Component => scope.components.push(instance.component(name)),
+                                ComponentExternalKind::Instance => scope.instances.push(Rc::default()),
+                                _ => {}
+                            }
+                        }
+                        _ => {}
                     }
                 }
             }
             Payload::ComponentTypeSection(reader) => {
-                let range = reader.range();
-                check_type_nesting(bytes.get(range.clone()).unwrap_or_default(), range.start)?;
                 // A resource type a component defines is a new type in each of its instances.
-                let resources = reader
-                    .into_iter()
-                    .flatten()
+                let resources = (reader.into_iter().flatten())
                     .filter(|ty| matches!(ty, ComponentType::Resource { .. }))
                     .count();
-                if !define(&mut stack, resources as u64) {
-                    return Err(too_many());
-                }
+                scope.count(resources as u64);
             }
             Payload::ComponentCanonicalSection(reader) => {
                 let functions = reader.into_iter().flatten().count() as u64;
-                if !define(&mut stack, functions.saturating_mul(CANONICAL_WEIGHT)) {
-                    return Err(too_many());
-                }
+                scope.count(functions.saturating_mul(CANONICAL_WEIGHT));
             }
             Payload::ComponentInstanceSection(reader) => {
-                let Some(Some(scope)) = stack.last() else { continue };
-                let mut made = 0u64;
                 for instance in reader.into_iter().flatten() {
-                    if let ComponentInstance::Instantiate { component_index, .. } = instance {
-                        let defined = scope.components.get(component_index as usize).copied().unwrap_or(1);
-                        made = made.saturating_add(defined);
-                    }
+                    let made = match instance {
+                        ComponentInstance::Instantiate { component_index, args } => {
+                            let component = scope.components.get(component_index as usize).cloned();
+                            let args: Vec<(&str, Comp)> = (args.iter())
+                                .filter(|arg| arg.kind == ComponentExternalKind::Component)
+                                .map(|arg| {
+                                    (
+                                        arg.name,
+                                        scope
+                                            .components
+                                            .get(arg.index as usize)
+                                            .cloned()
+                                            .unwrap_or(Comp::Opaque),
+                                    )
+                                })
+                                .collect();
+                            scope.instantiate(component.unwrap_or(Comp::Opaque), &args)
+                        }
+                        ComponentInstance::FromExports(exports) => {
+                            scope.count(exports.len() as u64);
+                            Exported::of(
+                                exports
+                                    .iter()
+                                    .filter(|export| export.kind == ComponentExternalKind::Component)
+                                    .map(|export| {
+                                        (
+                                            export.name.name.to_string(),
+                                            scope
+                                                .components
+                                                .get(export.index as usize)
+                                                .cloned()
+                                                .unwrap_or(Comp::Opaque),
+                                        )
+                                    }),
+                            )
+                        }
+                    };
+                    scope.instances.push(Rc::new(made));
                 }
-                if !define(&mut stack, made) {
-                    return Err(too_many());
+            }
+            Payload::ComponentExportSection(reader) => {
+                for export in reader.into_iter().flatten() {
+                    scope.count(1);
+                    // An export is a new index of its kind, standing for what it exports.
+                    match export.kind {
+                        ComponentExternalKind::Component => {
+                            let exported = scope
+                                .components
+                                .get(export.index as usize)
+                                .cloned()
+                                .unwrap_or(Comp::Opaque);
+                            scope.exports.push((export.name.name.to_string(), exported.clone()));
+                            scope.components.push(exported);
+                        }
+                        ComponentExternalKind::Instance => {
+                            let exported = scope.instances.get(export.index as usize).cloned().unwrap_or_default();
+                            scope.instances.push(exported);
+                        }
+                        _ => {}
+                    }
                 }
             }
             Payload::InstanceSection(reader) => {
-                let made = reader
-                    .into_iter()
-                    .flatten()
+                let made = (reader.into_iter().flatten())
                     .filter(|instance| matches!(instance, Instance::Instantiate { .. }))
                     .count();
-                if !define(&mut stack, made as u64) {
-                    return Err(too_many());
-                }
+                scope.count(made as u64);
             }
             _ => {}
+        }
+        if scope.defined > MAX_EXPANDED_DEFINITIONS {
+            return Err(too_many());
         }
     }
     Ok(())

@@ -23,6 +23,7 @@ use crate::js::{Js, Value};
 use crate::options::NativeInstanceOptions;
 use crate::runtime::abort::AbortFlag;
 use crate::runtime::host_bridge::{HostBridge, HostFunctions, HttpClientOptions, Relay, serve_js_while};
+use crate::runtime::quiet_panic;
 use crate::store::{self, Budget, HostState, Live, Slot, StoreFuture};
 use crate::type_checks;
 use crate::wasi::NativeWasiOptions;
@@ -117,7 +118,13 @@ impl<K: Kind> Compiled<K> {
         // `compile_cost` too, when they are compiled: a hit in `cacheDir` skips its walk over every
         // operator (some 3 ms per MiB of code), the bytes having passed it when they were compiled.
         let check = || compile_cost::check(&bytes).map_err(Failure::Compile);
-        let code = disk::compile::<K::Code>(&engine.engine, engine.cache.as_ref(), &bytes, check)?;
+        // wasmtime asserts some of its limits while it builds a component's adapters (more than
+        // 100 memories in one, types past a size) rather than reporting them: a valid component of
+        // 1.6 KB reached one. Such a component cannot be compiled, which is what its error says.
+        let compiled =
+            quiet_panic::catch(|| disk::compile::<K::Code>(&engine.engine, engine.cache.as_ref(), &bytes, check));
+        let code = compiled
+            .map_err(|panic| Failure::Compile(format!("wasmtime cannot compile this {} ({panic})", K::NOUN)))??;
         Self::checked(code, engine)
     }
 
