@@ -335,8 +335,9 @@ test('12.3 a guest that makes one call lift more than its limit allows gets a Ho
   })
   t.is(error?.code, 'ERR_WASM_HOST_LIMIT')
   t.regex(error?.message ?? '', /too much data is being copied/)
-  // The same data within a larger limit, in a fresh instance, goes through.
-  const large = component.instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports: typesImports() })
+  // The same data within a larger limit, in a fresh instance, goes through: 16 MiB, the fixture's
+  // flags dividing what a call may lift (SECURITY 64).
+  const large = component.instantiateSync({ limits: { memoryBytes: 16 * MiB }, imports: typesImports() })
   t.deepEqual(large.callSync('roundtrip-list-s8', [Array.from(bytes)]), new Int8Array(bytes))
   // A func(list<u8>) -> list<u8> takes the typed path, as a Uint8Array or as an array of numbers:
   // one copy of 600,000 bytes, which the guest's memory bounds anyway.
@@ -344,6 +345,31 @@ test('12.3 a guest that makes one call lift more than its limit allows gets a Ho
     const typed = component.instantiateSync({ limits: { memoryBytes: 2 * MiB }, imports: typesImports() })
     t.deepEqual(typed.callSync('roundtrip-list-u8', [argument]), bytes)
   }
+})
+
+test('12.3 a list of flags is bounded by the host memory its lift takes, not by the bytes wasmtime counts', (t) => {
+  // wasmtime counts a flag that is set by the bytes of its name, and makes a String of it: a list
+  // of flags with 32 short names counted some 110 bytes an element and took 1.3 KB, and 6 million
+  // of them (24 MB of a 64 MiB guest) took 6 GB and 10 s of the JS thread (probe H42).
+  const names = Array.from({ length: 32 }, (_, i) => `"f${i}"`).join(' ')
+  const component = new Engine().compileComponentSync(`(component
+    (core module $m (memory (export "memory") 64)
+      (func (export "make") (param $n i32) (result i32)
+        (memory.fill (i32.const 16) (i32.const 255) (i32.mul (local.get $n) (i32.const 4)))
+        (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (local.get $n)) (i32.const 0)))
+    (core instance $i (instantiate $m))
+    (type $flags (flags ${names}))
+    (export $exported "all" (type $flags))
+    (func (export "make") (param "n" u32) (result (list $exported))
+      (canon lift (core func $i "make") (memory (core memory $i "memory")))))`)
+  const limits = { memoryBytes: 16 * MiB }
+  t.throws(() => component.instantiateSync({ limits }).callSync('make', [1_000_000]), {
+    instanceOf: HostLimitError,
+    message: /too much data is being copied/,
+  })
+  const some = component.instantiateSync({ limits }).callSync('make', [50_000]) as Record<string, boolean>[]
+  t.is(some.length, 50_000)
+  t.true(Object.values(some[49_999]!).every(Boolean))
 })
 
 test('12.3 a guest cannot reserve address space with many memories: the default allows four', (t) => {

@@ -52,6 +52,9 @@ pub trait Kind: Sized + Send + Sync + 'static {
     const POISON_ON_TRAP: bool;
 
     fn exports(code: &Self::Code) -> Exports<Self::Export>;
+    /// How many times more host memory than wasmtime's hostcall fuel counts a lift of this code's
+    /// values may take (see `component::convert::lift_ratio`): the fuel is divided by it.
+    fn lift_ratio(code: &Self::Code, engine: &wasmtime::Engine) -> usize;
     /// Whether the code imports WASI (WASI is linked only then).
     fn wasi_imports(code: &Self::Code) -> WasiImports;
     /// The store's WASI state for these options, for an instance whose memories may hold `memory_bytes`.
@@ -90,6 +93,8 @@ pub struct Compiled<K: Kind> {
     pub engine: Arc<EngineShared>,
     pub exports: Arc<Exports<K::Export>>,
     pub wasi_imports: WasiImports,
+    /// See [`Kind::lift_ratio`].
+    lift_ratio: usize,
     linked: PreCache<K::Plan, K::Pre>,
 }
 
@@ -106,6 +111,7 @@ impl<K: Kind> Compiled<K> {
         Compiled {
             exports: Arc::new(K::exports(&code)),
             wasi_imports: K::wasi_imports(&code),
+            lift_ratio: K::lift_ratio(&code, &engine.engine),
             code,
             engine: engine.clone(),
             linked: PreCache::new(),
@@ -246,6 +252,7 @@ impl<K: Kind> Compiled<K> {
                 .linked
                 .get_or_build(plan, |plan| K::link(&compiled.code, plan))?;
             let mut store = store::new_store(engine, limits, HostBridge::new(functions), wasi, resources);
+            store.set_hostcall_fuel(store.hostcall_fuel() / compiled.lift_ratio);
             store.data_mut().host.set_sync_env(sync_js);
             store.data_mut().host.set_relay(relay);
             let mut live: Live<K::Instance> = store::instantiate(store, engine, &start, &output, |store| {

@@ -52,6 +52,10 @@ impl Kind for ComponentKind {
         func::exports(code)
     }
 
+    fn lift_ratio(code: &Component, engine: &wasmtime::Engine) -> usize {
+        convert::component_lift_ratio(code, engine)
+    }
+
     fn wasi_imports(code: &Component) -> WasiImports {
         WasiImports::of(code)
     }

@@ -286,7 +286,7 @@ impl Failure {
         if lifted_too_much(&error) {
             return Failure::HostLimit(format!(
                 "the guest made one call move more data into the host than its limits allow \
-                 (about {} times limits.memoryBytes): {}",
+                 (about {} times limits.memoryBytes, less for a component whose values hold flags): {}",
                 crate::limits::HOSTCALL_FUEL_PER_BYTE,
                 reason(&error)
             ));

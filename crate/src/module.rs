@@ -49,6 +49,11 @@ impl Kind for CoreModule {
         "expected a core wasm module but got a component: use compileComponent for components";
     const POISON_ON_TRAP: bool = false;
 
+    /// A core function's values are numbers, counted as they are.
+    fn lift_ratio(_code: &Module, _engine: &wasmtime::Engine) -> usize {
+        1
+    }
+
     fn exports(code: &Module) -> Exports<CoreExport> {
         func::exports(code)
     }

@@ -73,6 +73,13 @@ impl HostState {
 }
 
 impl HostState {
+    /// How much of V8's heap the JS values one call makes of a guest's may take: the hostcall
+    /// fuel a store starts with before a component's `lift_ratio` divides it (see
+    /// [`hostcall_fuel`]).
+    pub fn js_heap_cap(&self) -> usize {
+        hostcall_fuel(self.limiter.metrics().limit_bytes)
+    }
+
     /// The deadline and abort flag of the call in progress.
     pub fn call_limits(&self) -> WaitLimits {
         WaitLimits {

@@ -721,6 +721,59 @@ mod heap {
     pub const BOXED: usize = 24;
 }
 
+/// How many times more host memory than wasmtime's hostcall fuel counts a lift of a value of
+/// `ty` may take, at most. wasmtime counts a `Val` for each value, but for each flag set only the
+/// bytes of its name, while it makes a `String` of it: a list of `flags` with 32 one-letter names
+/// counted 72 bytes an element and took 1.3 KB (6 GB for a 64 MiB guest's call, where 8 ×
+/// `memoryBytes` is 512 MiB; probe H42).
+pub fn lift_ratio(ty: &Type) -> usize {
+    let each = |types: &mut dyn Iterator<Item = Type>| types.map(|ty| lift_ratio(&ty)).max().unwrap_or(1);
+    match ty {
+        Type::Flags(flags) => {
+            let value = std::mem::size_of::<Val>();
+            let (names, text) = flags
+                .names()
+                .fold((0, 0), |(names, text), name| (names + 1, text + name.len()));
+            // A heap allocation takes 16 bytes at least.
+            let made = flags.names().map(|name| name.len().max(16)).sum::<usize>();
+            (value + names * std::mem::size_of::<String>() + made).div_ceil(value + text)
+        }
+        Type::List(list) => lift_ratio(&list.ty()),
+        Type::Record(record) => each(&mut record.fields().map(|field| field.ty)),
+        Type::Tuple(tuple) => each(&mut tuple.types()),
+        Type::Variant(variant) => each(&mut variant.cases().filter_map(|case| case.ty)),
+        Type::Option(option) => lift_ratio(&option.ty()),
+        Type::Result(result) => each(&mut [result.ok(), result.err()].into_iter().flatten()),
+        _ => 1,
+    }
+}
+
+/// [`lift_ratio`] over every value a component's guest hands JS: its imports' parameters (but
+/// WASI's, which the runtime's own code takes typed, without a `Val`) and its exports' results, in
+/// instances too.
+pub fn component_lift_ratio(component: &wasmtime::component::Component, engine: &wasmtime::Engine) -> usize {
+    use wasmtime::component::types::ComponentItem;
+    fn of_item(item: &ComponentItem, engine: &wasmtime::Engine, imported: bool) -> usize {
+        match item {
+            ComponentItem::ComponentFunc(func) if imported => {
+                func.params().map(|(_, ty)| lift_ratio(&ty)).max().unwrap_or(1)
+            }
+            ComponentItem::ComponentFunc(func) => func.results().map(|ty| lift_ratio(&ty)).max().unwrap_or(1),
+            ComponentItem::ComponentInstance(instance) => (instance.exports(engine))
+                .map(|(_, inner)| of_item(&inner.ty, engine, imported))
+                .max()
+                .unwrap_or(1),
+            _ => 1,
+        }
+    }
+    let ty = component.component_type();
+    let imports = (ty.imports(engine))
+        .filter(|(name, _)| !name.starts_with("wasi:"))
+        .map(|(_, import)| of_item(&import.ty, engine, true));
+    let exports = ty.exports(engine).map(|(_, export)| of_item(&export.ty, engine, false));
+    imports.chain(exports).max().unwrap_or(1).max(1)
+}
+
 /// What one flags value of any `flags` type within `ty` counts for at most (see
 /// [`check_js_size`]): a flags value lists only the flags set, its JS object has them all, and
 /// setting each one keys V8's object by the flag's name (its whole text, compared again for each

@@ -261,7 +261,7 @@ impl Export for ExportFunc {
             convert::check_js_size(
                 std::slice::from_ref(value),
                 self.result_flags,
-                live.store.hostcall_fuel(),
+                live.store.data().js_heap_cap(),
                 || format!("the result of {}", self.shown),
             )
             .map_err(|failure| trapped(&mut live.metrics, failure))?;

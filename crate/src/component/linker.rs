@@ -308,7 +308,7 @@ fn host_call(
     }
     let param_types: Vec<Type> = ty.params().map(|(_, ty)| ty).collect();
     let result_type = ty.results().next();
-    let cap = cx.hostcall_fuel();
+    let cap = cx.data().js_heap_cap();
     let flags = param_types.iter().map(convert::flags_cost).max().unwrap_or(0);
     let js_heap = match convert::check_js_size(params, flags, cap, || format!("the arguments to {label}")) {
         Ok(bytes) => bytes,
