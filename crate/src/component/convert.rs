@@ -949,11 +949,34 @@ pub fn to_js_until(
     ty: &Type,
     stop: &dyn Fn() -> Option<Failure>,
 ) -> Result<Value, Failure> {
+    // A value of fewer values than that is converted whatever the time: a guest that returned a
+    // number just past its deadline (nothing in it checked the epoch) keeps its result.
     let mut conversion = ToJs {
         stop: Some(stop),
+        until_look: STOP_EVERY,
         ..ToJs::default()
     };
     to_js_in(js, cx, &mut conversion, value, ty).map_err(|error| conversion.stopped.take().unwrap_or(error.into()))
+}
+
+/// Whether `value` holds more than `count` values in all (itself included), found without walking
+/// more than that many.
+pub fn holds_more_than(value: &Val, count: usize) -> bool {
+    fn walk(value: &Val, left: &mut usize) -> bool {
+        if *left == 0 {
+            return true;
+        }
+        *left -= 1;
+        match value {
+            Val::List(items) | Val::Tuple(items) => items.iter().any(|item| walk(item, left)),
+            Val::Record(fields) => fields.iter().any(|(_, item)| walk(item, left)),
+            Val::Variant(_, Some(payload)) | Val::Option(Some(payload)) => walk(payload, left),
+            Val::Result(Ok(Some(payload)) | Err(Some(payload))) => walk(payload, left),
+            Val::Flags(names) => names.len() > *left,
+            _ => false,
+        }
+    }
+    walk(value, &mut count.clone())
 }
 
 /// [`to_js_until`] for a value the caller is done with: a value stopped part way is large (it
@@ -974,7 +997,7 @@ pub fn into_js_until(
 }
 
 /// Values converted between two looks at a conversion's `stop` (some 100 µs of them at most).
-const STOP_EVERY: u32 = 256;
+pub const STOP_EVERY: u32 = 256;
 
 /// What one conversion to JS carries: the names it made, and when to look whether to stop.
 #[derive(Default)]

@@ -240,12 +240,15 @@ impl Export for ExportFunc {
             .result
             .is_some()
             .then(|| std::mem::replace(&mut slot[0], Val::Bool(false)));
-        if let Some(late) = live
-            .store
-            .data()
-            .returned_limits(&budget.abort)
-            .stopped(|| host_bridge::converting("its result"))
-        {
+        // A large value, whose size check, encoding and conversion would take long, is given up
+        // on; a small one is returned whatever the time.
+        let late = value
+            .as_ref()
+            .filter(|value| convert::holds_more_than(value, convert::STOP_EVERY as usize))
+            .and_then(|_| {
+                (live.store.data().returned_limits(&budget.abort)).stopped(|| host_bridge::converting("its result"))
+            });
+        if let Some(late) = late {
             // Freed on the pool, as a conversion stopped part way frees them.
             crate::runtime::pool::run_in_pool(move || drop(value));
             return Ok(Returned::Late(late));
