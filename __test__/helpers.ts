@@ -211,3 +211,27 @@ export function unhandledRejections(t: ExecutionContext): unknown[] {
   t.teardown(() => process.off('unhandledRejection', listener))
   return seen
 }
+
+/**
+ * Runs `body` while a 1 ms interval measures the longest the event loop stood still, in ms, until
+ * `settleMs` after it ends (what a call leaves to do on the JS thread after it settled counts).
+ */
+export async function longestStall(body: () => Promise<void>, settleMs = 5): Promise<number> {
+  let last = performance.now()
+  let longest = 0
+  const ticking = setInterval(() => {
+    const now = performance.now()
+    longest = Math.max(longest, now - last)
+    last = now
+  }, 1)
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    last = performance.now()
+    longest = 0
+    await body()
+    await new Promise((resolve) => setTimeout(resolve, settleMs))
+    return longest
+  } finally {
+    clearInterval(ticking)
+  }
+}

@@ -21,7 +21,7 @@ import {
   Engine,
   type Instance,
 } from '../lib/index.js'
-import { MiB, processWarnings, typesComponent, typesImports, typesInstance } from './helpers.js'
+import { longestStall, MiB, processWarnings, typesComponent, typesImports, typesInstance } from './helpers.js'
 
 test('calls functions inside exported interfaces as iface#func', async (t) => {
   const instance = typesInstance()
@@ -846,27 +846,6 @@ const returningTuplesWat = (err = false) => {
     (core instance $i (instantiate $main))
     (func (export "run") (param "n" u32) (result ${result})
       (canon lift (core func $i "run") (memory (core memory $i "memory")))))`
-}
-
-/** Runs `body` while a 1 ms interval measures the longest the event loop stood still, in ms. */
-async function longestStall(body: () => Promise<void>): Promise<number> {
-  let last = performance.now()
-  let longest = 0
-  const ticking = setInterval(() => {
-    const now = performance.now()
-    longest = Math.max(longest, now - last)
-    last = now
-  }, 1)
-  try {
-    await new Promise((resolve) => setTimeout(resolve, 5))
-    last = performance.now()
-    longest = 0
-    await body()
-    await new Promise((resolve) => setTimeout(resolve, 5))
-    return longest
-  } finally {
-    clearInterval(ticking)
-  }
 }
 
 for (const err of [false, true]) {
