@@ -345,21 +345,12 @@ pub fn check_expansion(bytes: &[u8]) -> Result<(), String> {
                             count,
                             index,
                         } => {
-                            let found = (count as usize).checked_sub(1).and_then(|up| {
-                                outer
-                                    .iter()
-                                    .rev()
-                                    .flatten()
-                                    .nth(up)?
-                                    .components
-                                    .get(index as usize)
-                                    .cloned()
-                            });
-                            let found = if count == 0 {
-                                scope.components.get(index as usize).cloned()
-                            } else {
-                                found
+                            // `count` 0 is this component itself, 1 the one it is nested in, and so on.
+                            let components = match (count as usize).checked_sub(1) {
+                                None => Some(&scope.components),
+                                Some(up) => outer.iter().rev().flatten().nth(up).map(|outer| &outer.components),
                             };
+                            let found = components.and_then(|components| components.get(index as usize).cloned());
                             // An outer scope's import is instantiated here once per instance of this
                             // scope, which its own count cannot see: counted as the whole bound.
                             scope.components.push(match found {

@@ -197,7 +197,7 @@ fn lower_array<E: Export>(
 }
 
 /// What a call returned, with the limits converting it to JS keeps to (see [`lift`]).
-type Returned<E> = (<E as Export>::Output, WaitLimits);
+type Finished<E> = (<E as Export>::Output, WaitLimits);
 
 /// Looks the function up (once per handle, when the handle's `known` cell is given) and calls it.
 fn run<E: Export>(
@@ -207,14 +207,14 @@ fn run<E: Export>(
     engine: &EngineShared,
     budget: &Budget,
     params: &E::Params,
-) -> Result<Returned<E>, Failure> {
+) -> Result<Finished<E>, Failure> {
     let func = find(export, live, known)?;
     let output = export.invoke(live, func, engine, budget, params)?;
     Ok((output, live.store.data().returned_limits(&budget.abort)))
 }
 
 /// What a call that ended in a WASI `exit(0)` returned: nothing, converted without limits.
-fn exited<E: Export>() -> Returned<E> {
+fn exited<E: Export>() -> Finished<E> {
     (E::no_output(), WaitLimits::default())
 }
 
@@ -261,7 +261,7 @@ fn lift<E: Export>(
     js: Js,
     this: Value,
     resources: Resources<'_>,
-    (output, limits): Returned<E>,
+    (output, limits): Finished<E>,
 ) -> Result<Value, Failure> {
     if flat {
         lift_flat(export, js, this, output)
@@ -505,6 +505,6 @@ pub fn call<E: Export>(
 /// What a `call`'s pool thread hands the JS thread: the result as it returned, or in its flat
 /// form (`None`: it returned nothing).
 enum Ready<E: Export> {
-    Values(Returned<E>),
+    Values(Finished<E>),
     Flat(Option<Vec<u8>>),
 }
