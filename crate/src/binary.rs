@@ -1,6 +1,7 @@
 //! What kind of wasm binary some bytes are (core module or component), and validating a component
 //! without compiling it.
 
+use crate::type_checks::CanonicalTypes;
 use std::rc::Rc;
 
 /// The two kinds of wasm binary.
@@ -73,8 +74,13 @@ const MAX_EXPANDED_DEFINITIONS: u64 = 100_000;
 /// What a canonical function (a lift, a lower, a resource built-in) counts toward
 /// [`MAX_EXPANDED_DEFINITIONS`]: a lower of a lifted function is an adapter Cranelift compiles,
 /// some 180 µs each (an outside probe's measure), where an instance or a resource type costs about
-/// a microsecond.
+/// a microsecond...
 const CANONICAL_WEIGHT: u64 = 10;
+
+/// ...and one more for each this many nodes of the types it lifts or lowers: an adapter's code
+/// grows with its function's type, some 65 ns a node (see [`CanonicalTypes`]); 3,600 instances
+/// of an adapter of a 2,900-case variant (20 KB) took 10–13 s to compile.
+const TYPE_NODES_PER_DEFINITION: u64 = 128;
 
 /// How deep component and instance types may nest in one another's declarations. wasmparser reads
 /// and validates them recursively: 10,000 levels (30 KB) overflowed the JS thread's stack and
@@ -275,19 +281,57 @@ impl Expansion {
     }
 }
 
-/// Refuses a component that nests components deeper than [`MAX_COMPONENT_NESTING`] (or types
-/// deeper than [`MAX_TYPE_NESTING`]), or whose instantiation would define more than
-/// [`MAX_EXPANDED_DEFINITIONS`], before anything costly or recursive reads it: one pass over its
-/// sections, counting each instantiation of a component it defines as what that component
-/// defines. Malformed bytes pass: the validator or the compiler says why.
-pub fn check_expansion(bytes: &[u8]) -> Result<(), String> {
+/// Refuses a component that would cost the validator or the compiler far more than its size,
+/// before either reads it: components or types nested too deep for their recursion, types walked
+/// too often ([`crate::type_checks`]), instances defining too much. Malformed bytes pass: the
+/// validator or the compiler says why.
+pub fn check_component(bytes: &[u8]) -> Result<(), String> {
+    check_nesting(bytes)?;
+    let canonical = crate::type_checks::check(bytes)?;
+    check_expansion(bytes, &canonical)
+}
+
+/// Refuses a component that nests components deeper than [`MAX_COMPONENT_NESTING`], or types
+/// deeper than [`MAX_TYPE_NESTING`], without recursion.
+fn check_nesting(bytes: &[u8]) -> Result<(), String> {
+    use wasmparser::{Encoding, Payload};
+    // Whether each scope being read is a component (a core module's payloads come between its
+    // header and its end).
+    let mut stack: Vec<bool> = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload {
+            Err(_) => return Ok(()),
+            Ok(Payload::Version { encoding, .. }) => {
+                stack.push(matches!(encoding, Encoding::Component));
+                if stack.iter().filter(|&&component| component).count() > MAX_COMPONENT_NESTING {
+                    return Err(format!(
+                        "components nest more than {MAX_COMPONENT_NESTING} deep in this component"
+                    ));
+                }
+            }
+            Ok(Payload::End(_)) => drop(stack.pop()),
+            Ok(Payload::ComponentTypeSection(reader)) => {
+                let range = reader.range();
+                check_type_nesting(bytes.get(range.clone()).unwrap_or_default(), range.start)?;
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a component whose instantiation would define more than [`MAX_EXPANDED_DEFINITIONS`]:
+/// one pass over its sections, counting each instantiation of a component it defines as what that
+/// component defines, and each canonical function by the size of its type (`canonical`).
+fn check_expansion(bytes: &[u8], canonical: &CanonicalTypes) -> Result<(), String> {
     use wasmparser::{ComponentAlias, ComponentExternalKind, ComponentInstance, ComponentOuterAliasKind};
     use wasmparser::{ComponentType, ComponentTypeRef, Encoding, Instance, Payload};
 
     let too_many = || {
         format!(
             "the component would define more than {MAX_EXPANDED_DEFINITIONS} instances, resource types, \
-             canonical functions (which count {CANONICAL_WEIGHT}), imports, exports and aliases when \
+             canonical functions (which count {CANONICAL_WEIGHT}, and 1 more per \
+             {TYPE_NODES_PER_DEFINITION} nodes of their types), imports, exports and aliases when \
              instantiated: components nested in it, instantiated within one another, define theirs again \
              in each instance"
         )
@@ -298,11 +342,6 @@ pub fn check_expansion(bytes: &[u8]) -> Result<(), String> {
         let Ok(payload) = payload else { return Ok(()) };
         if let Payload::Version { encoding, .. } = payload {
             stack.push(matches!(encoding, Encoding::Component).then(Expansion::default));
-            if stack.iter().flatten().count() > MAX_COMPONENT_NESTING {
-                return Err(format!(
-                    "components nest more than {MAX_COMPONENT_NESTING} deep in this component"
-                ));
-            }
             continue;
         }
         if let Payload::End(_) = payload {
@@ -312,10 +351,6 @@ pub fn check_expansion(bytes: &[u8]) -> Result<(), String> {
                 parent.components.push(Comp::Defined(Rc::new(done.into_definition())));
             }
             continue;
-        }
-        if let Payload::ComponentTypeSection(reader) = &payload {
-            let range = reader.range();
-            check_type_nesting(bytes.get(range.clone()).unwrap_or_default(), range.start)?;
         }
         // The scopes it is nested in, for outer aliases, then the one being read.
         let Some((Some(scope), outer)) = stack.split_last_mut() else {
@@ -386,8 +421,9 @@ pub fn check_expansion(bytes: &[u8]) -> Result<(), String> {
                 scope.count(resources as u64);
             }
             Payload::ComponentCanonicalSection(reader) => {
+                let nodes = canonical.nodes(reader.range().start);
                 let functions = reader.into_iter().flatten().count() as u64;
-                scope.count(functions.saturating_mul(CANONICAL_WEIGHT));
+                scope.count(functions.saturating_mul(CANONICAL_WEIGHT) + nodes / TYPE_NODES_PER_DEFINITION);
             }
             Payload::ComponentInstanceSection(reader) => {
                 for instance in reader.into_iter().flatten() {
@@ -473,8 +509,7 @@ pub fn check_expansion(bytes: &[u8]) -> Result<(), String> {
 /// features: a component may not use what the engine would refuse to compile), and how much its
 /// type listings would spell out (one parse of the bytes serves both).
 pub fn validate_component(bytes: &[u8], validate_module: impl Fn(&[u8]) -> Result<(), String>) -> Result<(), String> {
-    check_expansion(bytes)?;
-    crate::type_checks::check(bytes)?;
+    check_component(bytes)?;
     let types = wasmparser::Validator::new()
         .validate_all(bytes)
         .map_err(|error| crate::names::one_line(&error.to_string()))?;
@@ -655,9 +690,9 @@ mod tests {
     fn types_nested_deeper_than_the_bound_are_refused_without_recursion() {
         // 100 levels pass to the validator; 101, and a million (which overflowed any stack in
         // wasmparser's recursive reader), are refused.
-        assert_eq!(check_expansion(&nested_types(MAX_TYPE_NESTING)), Ok(()));
+        assert_eq!(check_nesting(&nested_types(MAX_TYPE_NESTING)), Ok(()));
         for levels in [MAX_TYPE_NESTING + 1, 1_000_000] {
-            let refused = check_expansion(&nested_types(levels)).unwrap_err();
+            let refused = check_nesting(&nested_types(levels)).unwrap_err();
             assert_eq!(
                 refused,
                 "component or instance types nest more than 100 deep in this component"

@@ -18,14 +18,13 @@ use crate::compile_cost;
 use crate::component::resources::Resources;
 use crate::component::wasi_served::WasiImports;
 use crate::engine::EngineShared;
-use crate::errors::Failure;
+use crate::errors::{self, Failure};
 use crate::js::{Js, Value};
 use crate::options::NativeInstanceOptions;
 use crate::runtime::abort::AbortFlag;
 use crate::runtime::host_bridge::{HostBridge, HostFunctions, HttpClientOptions, Relay, serve_js_while};
 use crate::runtime::quiet_panic;
 use crate::store::{self, Budget, HostState, Live, Slot, StoreFuture};
-use crate::type_checks;
 use crate::wasi::NativeWasiOptions;
 use crate::wasi::{Output, WasiState};
 
@@ -129,8 +128,7 @@ impl<K: Kind> Compiled<K> {
         // 1.6 KB reached one. Such a component cannot be compiled, which is what its error says.
         let compiled =
             quiet_panic::catch(|| disk::compile::<K::Code>(&engine.engine, engine.cache.as_ref(), &bytes, check));
-        let code = compiled
-            .map_err(|panic| Failure::Compile(format!("wasmtime cannot compile this {} ({panic})", K::NOUN)))??;
+        let code = compiled.map_err(|panic| Failure::Compile(errors::compile_panic_text(K::NOUN, &panic)))??;
         Self::checked(code, engine)
     }
 
@@ -170,8 +168,7 @@ impl<K: Kind> Compiled<K> {
             None => wat::parse_bytes(bytes).map_or(Cow::Borrowed(bytes), |binary| Cow::Owned(binary.into_owned())),
         };
         if binary::kind(&bytes) == Some(Binary::Component) {
-            binary::check_expansion(&bytes).map_err(Failure::Compile)?;
-            type_checks::check(&bytes).map_err(Failure::Compile)?;
+            binary::check_component(&bytes).map_err(Failure::Compile)?;
         }
         Ok(bytes)
     }

@@ -645,6 +645,16 @@ pub fn compile_text(error: &wasmtime::Error) -> String {
     text
 }
 
+/// Why wasmtime could not compile an input, from the message of a panic it raised doing so (its
+/// `unwrap` of an error: the error's debug text, whose backtrace would hold the build's paths).
+pub fn compile_panic_text(noun: &str, panic: &str) -> String {
+    let panic = panic
+        .strip_prefix("called `Result::unwrap()` on an `Err` value: ")
+        .unwrap_or(panic);
+    let reason = crate::names::one_line(without_backtraces(panic).trim());
+    format!("wasmtime cannot compile this {noun} ({reason})")
+}
+
 /// A function body that the compiler found invalid, as `validate` says it: `unknown local 5: local
 /// index out of bounds (at offset 0x19)`, not within wasmtime's framing, which names its internal
 /// indices: Cranelift's `failed to compile: wasm[0]::function[0]: WebAssembly translation error:
@@ -906,7 +916,7 @@ fn lifted_too_much(error: &wasmtime::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{frame_name, shown_ms, starts_with, without_backtraces};
+    use super::{compile_panic_text, frame_name, shown_ms, starts_with, without_backtraces};
 
     #[test]
     fn a_tiny_timeout_is_shown_short() {
@@ -923,6 +933,19 @@ mod tests {
             "failed to compile: bad type (at offset 0x17)\nnext: 1: kept"
         );
         assert_eq!(without_backtraces("a\n  0: b"), "a\n  0: b");
+    }
+
+    #[test]
+    fn a_compile_panic_is_its_error_on_one_line_without_the_backtrace() {
+        let panic = "called `Result::unwrap()` on an `Err` value: invalid adapter module generated: memories count exceeds limit of 100 (at offset 0x1a84)\n\nStack backtrace:\n   0: wasmtime_internal_core::error::backtrace::capture\n   1: std::rt::lang_start\n             at ./src/main.rs:1:1";
+        assert_eq!(
+            compile_panic_text("component", panic),
+            "wasmtime cannot compile this component (invalid adapter module generated: memories count exceeds limit of 100 (at offset 0x1a84))"
+        );
+        assert_eq!(
+            compile_panic_text("module", "index out of bounds\nsecond"),
+            "wasmtime cannot compile this module (index out of bounds\\nsecond)"
+        );
     }
 
     #[test]
