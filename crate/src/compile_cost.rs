@@ -24,8 +24,8 @@
 //! (`memory_guaranteed_dense_image_size` in `engine.rs`).
 
 use wasmparser::{
-    BlockType, CompositeInnerType, ElementItems, ElementKind, Encoding, FunctionBody, Operator, Parser, Payload,
-    TableInit, TypeRef, ValType,
+    BlockType, CompositeInnerType, ContType, ElementItems, ElementKind, Encoding, FrameKind, FuncType, FunctionBody,
+    ModuleArity, Operator, Parser, Payload, RefType, SubType, TableInit, TypeRef, ValType,
 };
 
 /// Most table entries that wasmtime may precompute for one input, all its modules together (each
@@ -85,16 +85,35 @@ pub const MIN_LOOP_SQUARES_ALLOWED: u64 = 1 << 22;
 /// most in one real function measured is 392, and real code has under 0.07 per byte of code.
 pub const LOOP_SQUARES_PER_CODE_BYTE: u64 = 1;
 
+/// Most values one function may hold live across its calls, added up over its calls: at each
+/// call, the function's parameters and locals, and the values on the operand stack below the call's
+/// arguments. Cranelift's register allocator handles each value live across a call at each call,
+/// some 27 ns each: 20,000 calls each made above the results of those before it (60 KB of input)
+/// took 5.7 s, and 10,000 locals loaded before 10,000 calls and summed after them, 2.7 s. At this
+/// bound a function compiles in about a second.
+pub const MAX_LIVE_ACROSS_CALLS_PER_FUNCTION: u64 = 1 << 25;
+
+/// Values live across calls (as above) one input's functions may hold together, whatever its
+/// size...
+pub const MIN_LIVE_ACROSS_CALLS_ALLOWED: u64 = 1 << 25;
+
+/// ...and per byte of code beyond that. The real code measured (SpiderMonkey, wasm-tools, jco's
+/// bindgen, WASI programs) holds at most 0.54 per byte of code, and 494,474 in one function (of
+/// 181 KB).
+pub const LIVE_ACROSS_CALLS_PER_CODE_BYTE: u64 = 32;
+
 /// A core module being read: how many tables and functions it imports, for each table it defines
 /// its initial size and how much of it wasmtime would precompute; for each type the slots its
-/// values take (parameters and results; 0 for a type that is no function's); the type of each
-/// function, imported ones first; how many function bodies have been read.
+/// values take (parameters and results; 0 for a type that is no function's), and the types
+/// themselves (for the arity of operators); the type of each function, imported ones first; how
+/// many function bodies have been read.
 #[derive(Default)]
 struct Module {
     imported_tables: u32,
     imported_functions: u64,
     tables: Vec<(u64, u64)>,
     type_slots: Vec<u64>,
+    types: Vec<SubType>,
     function_types: Vec<u32>,
     bodies: u64,
 }
@@ -106,7 +125,7 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
     // `None` for a component: modules nest inside components, never in one another.
     let mut stack: Vec<Option<Module>> = Vec::new();
     let (mut table_entries, mut local_slots, mut call_slots, mut code_bytes) = (0u64, 0u64, 0u64, 0u64);
-    let (mut loop_squares, mut signature_slots) = (0u64, 0u64);
+    let (mut loop_squares, mut signature_slots, mut live_across_calls) = (0u64, 0u64, 0u64);
     let signatures_checked = |signature_slots: u64, code_bytes: u64| {
         let allowed = MIN_SIGNATURE_SLOTS_ALLOWED.max(code_bytes);
         if signature_slots > allowed {
@@ -166,6 +185,7 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
                         }
                         if let Some(module) = module.as_deref_mut() {
                             module.type_slots.push(taken);
+                            module.types.push(ty.clone());
                         }
                     }
                 }
@@ -231,8 +251,10 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
             Payload::CodeSectionStart { size, .. } => code_bytes = code_bytes.saturating_add(u64::from(size)),
             Payload::CodeSectionEntry(body) => {
                 let Ok(reader) = body.get_locals_reader() else { continue };
+                let mut locals = 0u64;
                 for (count, ty) in reader.into_iter().flatten() {
                     local_slots = local_slots.saturating_add(u64::from(count) * slots(ty));
+                    locals = locals.saturating_add(u64::from(count));
                 }
                 let allowed = MIN_LOCAL_SLOTS_ALLOWED.max(LOCAL_SLOTS_PER_CODE_BYTE.saturating_mul(code_bytes));
                 if local_slots > allowed {
@@ -245,8 +267,19 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
                 let Some(Some(module)) = stack.last_mut() else { continue };
                 let index = module.imported_functions + module.bodies;
                 module.bodies += 1;
-                let counts = operator_counts(module, &body, index)?;
+                let counts = operator_counts(module, &body, index, locals)?;
                 call_slots = call_slots.saturating_add(counts.call_slots);
+                live_across_calls = live_across_calls.saturating_add(counts.live_across_calls);
+                let allowed =
+                    MIN_LIVE_ACROSS_CALLS_ALLOWED.max(LIVE_ACROSS_CALLS_PER_CODE_BYTE.saturating_mul(code_bytes));
+                if live_across_calls > allowed {
+                    return Err(format!(
+                        "the functions hold more than {allowed} values live across their calls together (each \
+                         call counting its function's parameters and locals and the values below its arguments; \
+                         {LIVE_ACROSS_CALLS_PER_CODE_BYTE} per byte of code, or {MIN_LIVE_ACROSS_CALLS_ALLOWED} \
+                         for less code): the register allocator saves each at each call, too many to compile"
+                    ));
+                }
                 loop_squares = loop_squares.saturating_add(counts.loops.saturating_mul(counts.loops));
                 let allowed = MIN_LOOP_SQUARES_ALLOWED.max(LOOP_SQUARES_PER_CODE_BYTE.saturating_mul(code_bytes));
                 if loop_squares > allowed {
@@ -279,19 +312,40 @@ struct Counts {
     /// results).
     call_slots: u64,
     loops: u64,
+    /// Values live across its calls: at each call, the function's parameters and locals and the
+    /// values on the operand stack below the call's arguments.
+    live_across_calls: u64,
 }
 
 /// One function's [`Counts`], after refusing a function whose blocks, or calls, take and return
 /// too many slots. Malformed operators end the count: the validator says why.
-fn operator_counts(module: &Module, body: &FunctionBody, index: u64) -> Result<Counts, String> {
+fn operator_counts(module: &Module, body: &FunctionBody, index: u64, locals: u64) -> Result<Counts, String> {
     let mut counts = Counts::default();
     let Ok(mut operators) = body.get_operators_reader() else {
         return Ok(counts);
     };
     let type_slots = |ty: u32| module.type_slots.get(ty as usize).copied().unwrap_or(0);
     let (mut block_slots, mut call_slots) = (0u64, 0u64);
+    let mut stack = OperandStack::new(module, index);
+    let held = (stack
+        .arity_of_function(index)
+        .map_or(0, |(params, _)| u64::from(params)))
+    .saturating_add(locals);
     while !operators.eof() {
-        match operators.read() {
+        let operator = operators.read();
+        if let Ok(operator) = &operator
+            && let Some(below) = stack.read(operator)
+        {
+            counts.live_across_calls = counts.live_across_calls.saturating_add(held.saturating_add(below));
+            if counts.live_across_calls > MAX_LIVE_ACROSS_CALLS_PER_FUNCTION {
+                return Err(format!(
+                    "function {index} holds more than {MAX_LIVE_ACROSS_CALLS_PER_FUNCTION} values live across its \
+                     calls together (at each call, its parameters and locals and the values below the call's \
+                     arguments): the register allocator saves each at each call, too many to compile"
+                ));
+            }
+        }
+        match operator {
             Ok(Operator::Loop { blockty }) => {
                 counts.loops += 1;
                 block_slots += block_type_slots(blockty, type_slots);
@@ -328,6 +382,126 @@ fn operator_counts(module: &Module, body: &FunctionBody, index: u64) -> Result<C
     }
     counts.call_slots = call_slots;
     Ok(counts)
+}
+
+/// The height of a function's operand stack as its operators are read, enough to tell how many
+/// values each call leaves below its arguments; and what [`Operator::operator_arity`] needs to
+/// know of the module and the blocks. Code after a branch, which the compiler skips, counts
+/// nothing. An operator whose arity is unknown (one the engine refuses) moves nothing.
+struct OperandStack<'m> {
+    module: &'m Module,
+    /// Each open block: its type, its kind, and the stack's height below its parameters; the
+    /// function's body first.
+    frames: Vec<(BlockType, FrameKind, u64)>,
+    height: u64,
+}
+
+impl<'m> OperandStack<'m> {
+    fn new(module: &'m Module, function: u64) -> Self {
+        let ty = u32::try_from(function)
+            .ok()
+            .and_then(|function| module.function_types.get(function as usize));
+        let body = ty.map_or(BlockType::Empty, |&ty| BlockType::FuncType(ty));
+        OperandStack {
+            module,
+            frames: vec![(body, FrameKind::Block, 0)],
+            height: 0,
+        }
+    }
+
+    fn arity_of_function(&self, function: u64) -> Option<(u32, u32)> {
+        let ty = self.type_index_of_function(u32::try_from(function).ok()?)?;
+        self.sub_type_arity(self.sub_type_at(ty)?)
+    }
+
+    /// The height below the innermost block's parameters.
+    fn base(&self) -> u64 {
+        self.frames.last().map_or(0, |&(_, _, base)| base)
+    }
+
+    fn open(&mut self, ty: BlockType, kind: FrameKind) {
+        let (params, _) = self.block_type_arity(ty).unwrap_or((0, 0));
+        let base = self.height.saturating_sub(u64::from(params)).max(self.base());
+        self.frames.push((ty, kind, base));
+    }
+
+    /// Moves the stack past `operator`; for a call (not a tail call), the values below its
+    /// arguments, which stay live across it.
+    fn read(&mut self, operator: &Operator) -> Option<u64> {
+        match operator {
+            Operator::Block { blockty } => self.open(*blockty, FrameKind::Block),
+            Operator::Loop { blockty } => self.open(*blockty, FrameKind::Loop),
+            Operator::TryTable { try_table } => self.open(try_table.ty, FrameKind::TryTable),
+            Operator::If { blockty } => {
+                self.height = self.height.saturating_sub(1).max(self.base());
+                self.open(*blockty, FrameKind::If);
+            }
+            Operator::Else => {
+                let (ty, _, base) = *self.frames.last()?;
+                let (params, _) = self.block_type_arity(ty).unwrap_or((0, 0));
+                self.height = base + u64::from(params);
+                if let Some(frame) = self.frames.last_mut() {
+                    frame.1 = FrameKind::Else;
+                }
+            }
+            Operator::End => {
+                let (ty, _, base) = self.frames.pop()?;
+                let (_, results) = self.block_type_arity(ty).unwrap_or((0, 0));
+                self.height = base + u64::from(results);
+            }
+            Operator::Br { .. }
+            | Operator::BrTable { .. }
+            | Operator::Return
+            | Operator::Unreachable
+            | Operator::Throw { .. }
+            | Operator::ThrowRef
+            | Operator::ReturnCall { .. }
+            | Operator::ReturnCallIndirect { .. }
+            | Operator::ReturnCallRef { .. } => self.height = self.base(),
+            _ => {
+                let (pops, pushes) = operator.operator_arity(self).unwrap_or((0, 0));
+                let below = self.height.saturating_sub(u64::from(pops)).max(self.base());
+                self.height = below + u64::from(pushes);
+                let call = matches!(
+                    operator,
+                    Operator::Call { .. } | Operator::CallIndirect { .. } | Operator::CallRef { .. }
+                );
+                return call.then_some(below);
+            }
+        }
+        None
+    }
+}
+
+impl ModuleArity for OperandStack<'_> {
+    fn sub_type_at(&self, type_idx: u32) -> Option<&SubType> {
+        self.module.types.get(type_idx as usize)
+    }
+
+    fn tag_type_arity(&self, _at: u32) -> Option<(u32, u32)> {
+        None
+    }
+
+    fn type_index_of_function(&self, function_idx: u32) -> Option<u32> {
+        self.module.function_types.get(function_idx as usize).copied()
+    }
+
+    fn func_type_of_cont_type(&self, _c: &ContType) -> Option<&FuncType> {
+        None
+    }
+
+    fn sub_type_of_ref_type(&self, _rt: &RefType) -> Option<&SubType> {
+        None
+    }
+
+    fn control_stack_height(&self) -> u32 {
+        u32::try_from(self.frames.len()).unwrap_or(u32::MAX)
+    }
+
+    fn label_block(&self, depth: u32) -> Option<(BlockType, FrameKind)> {
+        let index = self.frames.len().checked_sub(1 + depth as usize)?;
+        self.frames.get(index).map(|&(ty, kind, _)| (ty, kind))
+    }
 }
 
 /// The slots a block of type `ty` takes and returns.
@@ -501,6 +675,54 @@ mod tests {
             ")".repeat(2049)
         ));
         assert!(check(&nested).is_err());
+    }
+
+    #[test]
+    fn values_live_across_calls_are_bounded_per_function_and_by_the_code() {
+        // Each call made above the results of those before it: call k has k values below it.
+        let stacked = |calls: usize| {
+            module(&format!(
+                "(module (func $g (result i32) i32.const 1) (func (result i32) {} {}))",
+                "call $g ".repeat(calls),
+                "i32.add ".repeat(calls - 1)
+            ))
+        };
+        // 8,192 calls: 33.5 million values below them together, just within the bound.
+        assert_eq!(check(&stacked(8192)), Ok(()));
+        let refused = check(&stacked(8193)).unwrap_err();
+        assert!(
+            refused.contains("function 1 holds more than 33554432 values live across its calls"),
+            "{refused}"
+        );
+        // Locals and parameters are live across every call: 5,793 locals and 5,793 calls are over.
+        let locals = |locals: usize, calls: usize| {
+            module(&format!(
+                "(module (func $g) (func (param i32) (local {}) {}))",
+                "i32 ".repeat(locals),
+                "call $g ".repeat(calls)
+            ))
+        };
+        assert_eq!(check(&locals(5000, 5000)), Ok(()));
+        assert!(check(&locals(5793, 5793)).is_err());
+        // A call's own arguments are not below it (10,000 calls each taking the last one's
+        // result hold nothing across them), nor the values a branch leaves behind.
+        let chained = module(&format!(
+            "(module (func $h (param i32) (result i32) local.get 0) (func (result i32) i32.const 0 {}))",
+            "call $h ".repeat(10_000)
+        ));
+        assert_eq!(check(&chained), Ok(()));
+        let branched = module(&format!(
+            "(module (func $g (result i32) i32.const 1) (func {}))",
+            format!("block {} br 0 end call $g drop ", "i32.const 1 ".repeat(1000)).repeat(300)
+        ));
+        assert_eq!(check(&branched), Ok(()));
+        // Spread over functions, within each one's bound, the input's are bounded by its code.
+        let spread = module(&format!(
+            "(module (func $g) {})",
+            format!("(func (local {}) {})", "i32 ".repeat(4000), "call $g ".repeat(4000)).repeat(3)
+        ));
+        let refused = check(&spread).unwrap_err();
+        assert!(refused.contains("32 per byte of code"), "{refused}");
     }
 
     #[test]
