@@ -178,7 +178,10 @@ export interface WasiOptions {
 export interface WasiHttpOptions {
   /** Granted `host:port` patterns (`'127.0.0.1:8080'`, `'*.example.com:443'`). Default none. */
   allow?: readonly string[] | undefined
-  /** Largest request or response body, in bytes. Default 1 MiB. */
+  /**
+   * Largest request or response body, in bytes; also the most bytes of request bodies an instance
+   * holds at once, its requests together. Default 1 MiB.
+   */
   maxBodyBytes?: number | undefined
   /**
    * Longest wait of each step of a request, in ms: connecting (DNS included), then the response's

@@ -25,6 +25,36 @@ use crate::js::{ElementType, Js, Reference, Value};
 use crate::runtime::dispatcher::Dispatcher;
 use crate::runtime::host_bridge::{HostBridge, HostFunctions, HttpTarget};
 
+/// Most bytes of a request body held in one piece: the guest's writes (64 KiB at most each) are
+/// gathered into pieces this large, each handed to the client as it is.
+const REQUEST_BODY_PIECE_BYTES: usize = 1 << 20;
+
+/// The bytes of one request body held, counted in the instance's total until dropped.
+struct Held {
+    bodies: Arc<std::sync::atomic::AtomicUsize>,
+    bytes: usize,
+}
+
+impl Held {
+    /// Counts `more` bytes, unless the instance's request bodies would then pass `max`.
+    fn add(&mut self, more: usize, max: usize) -> bool {
+        use std::sync::atomic::Ordering;
+        let added = self.bodies.fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+            held.checked_add(more).filter(|&total| total <= max)
+        });
+        if added.is_ok() {
+            self.bytes += more;
+        }
+        added.is_ok()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.bodies.fetch_sub(self.bytes, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// A response's head, read on the JS thread, with the client's functions that read its body.
 struct Head {
     status: u16,
@@ -94,13 +124,25 @@ async fn send(
         .try_acquire_owned()
         .map_err(|_| Error::ConnectionLimitReached)?;
     let (parts, mut body) = request.into_parts();
-    let mut bytes = Vec::new();
+    let mut held = Held {
+        bodies: client.request_bodies.clone(),
+        bytes: 0,
+    };
+    let mut pieces: Vec<Vec<u8>> = Vec::new();
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data() {
-            if bytes.len() + data.len() > client.max_body_bytes {
-                return Err(Error::HttpRequestBodySize(Some((bytes.len() + data.len()) as u64)));
+            if !held.add(data.len(), client.max_body_bytes) {
+                return Err(Error::HttpRequestBodySize(Some((held.bytes + data.len()) as u64)));
             }
-            bytes.extend_from_slice(&data);
+            match pieces.last_mut() {
+                Some(piece) if piece.len() + data.len() <= piece.capacity() => piece.extend_from_slice(&data),
+                _ if data.is_empty() => {}
+                _ => {
+                    let mut piece = Vec::with_capacity(REQUEST_BODY_PIECE_BYTES.max(data.len()));
+                    piece.extend_from_slice(&data);
+                    pieces.push(piece);
+                }
+            }
         }
     }
     let method = parts.method.as_str().to_string();
@@ -115,7 +157,7 @@ async fn send(
     let pending = Arc::new(Mutex::new(InFlight::default()));
     let kept = pending.clone();
     dispatcher.run(Box::new(move |js| {
-        let started = start(js, &functions, &method, &url, &headers, &bytes, &options);
+        let started = start(js, &functions, &method, &url, &headers, pieces, &options);
         let promise = match started {
             Ok(promise) => promise,
             Err(error) => {
@@ -147,6 +189,8 @@ async fn send(
     let head = receiver.await.map_err(|_| shut_down());
     let mut guard = guard;
     guard.finished = true;
+    // The client has sent the body, or given up on it.
+    drop(held);
     let head = head??;
     let body = Streamed {
         dispatcher,
@@ -174,7 +218,7 @@ fn start(
     method: &str,
     url: &str,
     headers: &[(String, Vec<u8>)],
-    body: &[u8],
+    body: Vec<Vec<u8>>,
     options: &RequestOptions,
 ) -> Result<Value, Error> {
     let internal = |error: napi::Error| Error::InternalError(Some(error.to_string()));
@@ -199,13 +243,13 @@ fn start(
                 js.set(timeouts, key, js.number(milliseconds(timeout))?)?;
             }
         }
-        Ok([
-            js.string(method)?,
-            js.string(url)?,
-            pairs,
-            js.typed_array_from(ElementType::Uint8, body.len(), body)?,
-            timeouts,
-        ])
+        // Handed over without a copy: a body may be as large as `maxBodyBytes` (up to 1 GiB), and
+        // copying it here held the JS thread for seconds.
+        let pieces = js.array(body.len())?;
+        for (index, piece) in body.into_iter().enumerate() {
+            js.set_index(pieces, index as u32, js.uint8_array_owning(piece)?)?;
+        }
+        Ok([js.string(method)?, js.string(url)?, pairs, pieces, timeouts])
     })()
     .map_err(internal)?;
     match js.call(function, &made).map_err(internal)? {

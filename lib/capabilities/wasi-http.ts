@@ -54,12 +54,15 @@ export interface WasiHttpRequestOptions {
   betweenBytesTimeoutMs?: number
 }
 
-/** The function the addon calls for each request; its Promise may be aborted. */
+/**
+ * The function the addon calls for each request, with the request's body in the pieces the addon
+ * gathered it in (handed over without a copy); its Promise may be aborted.
+ */
 export type WasiHttpClient = ((
   method: string,
   url: string,
   headers: [string, string][],
-  body: Uint8Array,
+  body: readonly Uint8Array[],
   requestOptions?: WasiHttpRequestOptions,
 ) => Promise<WasiHttpAnswer> & { abort(): void }) & {
   /** Aborts every request in progress, an open body too (the call that made them ended). */
@@ -186,7 +189,7 @@ export function createWasiHttpClient(
     method: string,
     requested: string,
     headers: [string, string][],
-    body: Uint8Array,
+    body: readonly Uint8Array[],
     requestOptions: WasiHttpRequestOptions = {},
   ) => {
     const controller = new AbortController()
@@ -303,7 +306,7 @@ function send(
   url: URL,
   method: string,
   headers: [string, string][],
-  body: Uint8Array,
+  body: readonly Uint8Array[],
   addresses: readonly { address: string; family: number }[] | undefined,
   signal: AbortSignal,
 ): Promise<{ head: Promise<IncomingMessage> }> {
@@ -372,6 +375,7 @@ function send(
       if (socket.connecting) socket.once('connect', () => resolveConnected({ head }))
       else resolveConnected({ head })
     })
-    request.end(body.byteLength === 0 ? undefined : body)
+    for (const piece of body) request.write(piece)
+    request.end()
   })
 }

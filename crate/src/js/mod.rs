@@ -748,6 +748,38 @@ impl Js {
         Ok(buffer)
     }
 
+    /// A new `Uint8Array` over `bytes`, which it takes without a copy: they are freed when the
+    /// array is collected, V8 told of their size meanwhile (so that it collects them in time).
+    pub fn uint8_array_owning(self, bytes: Vec<u8>) -> Result<Value> {
+        unsafe extern "C" fn finalize(env: sys::napi_env, _data: *mut std::ffi::c_void, hint: *mut std::ffi::c_void) {
+            // SAFETY: `hint` is the `Box<Vec<u8>>` leaked below for this buffer, finalized once.
+            let bytes = unsafe { Box::from_raw(hint.cast::<Vec<u8>>()) };
+            Js(env).adjust_external_memory(-(bytes.len() as i64));
+        }
+        let length = bytes.len();
+        let mut bytes = Box::new(bytes);
+        let data = bytes.as_mut_ptr();
+        let hint = Box::into_raw(bytes);
+        let mut buffer = ptr::null_mut();
+        let status = unsafe {
+            sys::napi_create_external_arraybuffer(self.0, data.cast(), length, Some(finalize), hint.cast(), &mut buffer)
+        };
+        if status != sys::Status::napi_ok {
+            // SAFETY: the buffer was not created, so nothing else owns the bytes.
+            drop(unsafe { Box::from_raw(hint) });
+            self.check(status, "external array buffer")?;
+        }
+        self.adjust_external_memory(length as i64);
+        let mut out = ptr::null_mut();
+        self.check(
+            unsafe {
+                sys::napi_create_typedarray(self.0, sys::TypedarrayType::uint8_array, length, buffer, 0, &mut out)
+            },
+            "typed array",
+        )?;
+        Ok(out)
+    }
+
     /// A new typed array holding a copy of `bytes` (already in the platform's little-endian
     /// element layout), of `length` elements of the given type.
     pub fn typed_array_from(self, element: ElementType, length: usize, bytes: &[u8]) -> Result<Value> {

@@ -31,6 +31,8 @@ pub struct HttpClient {
     /// Places for requests in progress (`maxConcurrentRequests`): a request holds one until its
     /// response body ends or is dropped.
     pub in_progress: Arc<tokio::sync::Semaphore>,
+    /// Bytes of request bodies held at once, all requests together: at most `max_body_bytes`.
+    pub request_bodies: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// What the JS layer hands over for an instance's wasi:http client.
@@ -72,6 +74,7 @@ impl HostFunctions {
                 function: js.reference(options.function)?,
                 max_body_bytes: options.max_body_bytes,
                 in_progress: Arc::new(tokio::sync::Semaphore::new(options.max_concurrent_requests)),
+                request_bodies: Arc::default(),
             }),
             None => None,
         };
