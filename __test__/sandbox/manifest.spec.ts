@@ -647,6 +647,43 @@ test("a write grant is refused while the writable directory holds a plugin's man
   t.notThrows(() => loadManifest(plain))
 })
 
+test("a plugin nested in another's directory reaches neither's wasm through a write grant", (t) => {
+  // Probe Z44: B's wasm was B/A/data/b.wasm, and the plugin A nested in B (found by a recursive
+  // scan, or through a symlink plugins/A) was granted ./data: A's guest replaced B's code, which
+  // then ran with B's reviewed network grant. The other way round, a plugin's write grant inside a
+  // plugin nested in it reaches that plugin's wasm.
+  const writes = (grant: string) => toml({ extra: `[permissions]\nfilesystem.write = ["${grant}"]` })
+  const outer = directory({
+    'Component.toml': toml({ component: 'name = "b"\nversion = "0.1.0"\nwasm = "A/data/b.wasm"' }),
+    'A/Component.toml': writes('./data'),
+    'A/demo.wasm': '',
+    'A/data/b.wasm': '',
+  })
+  const nested = rejects(outer)
+  t.is(nested.path, 'component.wasm')
+  t.regex(
+    nested.message,
+    /"A\/data\/b\.wasm" lies inside another plugin's directory \("A\/Component\.toml"\), whose guest, or this one, could then rewrite the wasm file/,
+  )
+  t.notThrows(() => loadManifest(path.join(outer, 'A')), "A's grant holds no manifest")
+  const granting = directory({
+    'Component.toml': writes('./B/data'),
+    'demo.wasm': '',
+    'B/Component.toml': toml({ component: 'name = "b"\nversion = "0.1.0"\nwasm = "data/b.wasm"' }),
+    'B/data/b.wasm': '',
+  })
+  const inside = rejects(granting)
+  t.is(inside.path, 'permissions.filesystem.write[0]')
+  t.regex(inside.message, /"\.\/B\/data" lies inside another plugin's directory \("B\/Component\.toml"\)/)
+  t.notThrows(() => loadManifest(path.join(granting, 'B')))
+  // Without the nested manifest both layouts load.
+  const plain = directory({
+    'Component.toml': toml({ component: 'name = "b"\nversion = "0.1.0"\nwasm = "A/data/b.wasm"' }),
+    'A/data/b.wasm': '',
+  })
+  t.notThrows(() => loadManifest(plain))
+})
+
 /**
  * Makes `levels` nested directories of 250 characters under `dir`, with a hard link of `manifest`
  * (if given) and `files` empty files at the bottom, or removes them again. A child Node goes down

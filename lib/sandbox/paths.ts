@@ -45,6 +45,23 @@ function namesBelow(dir: string, resolved: string): string[] {
   return relative === '' ? [] : relative.split(path.sep)
 }
 
+/**
+ * Whether `directory` holds a plugin's manifest. A manifest's wasm file or write grant inside
+ * another plugin's directory is refused: that plugin's own write grants could reach it (a plugin
+ * granted `./data` nested inside another whose wasm is in `data`, or the other way round).
+ */
+function holdsManifest(directory: string): boolean {
+  return lstatSync(path.join(directory, MANIFEST_FILE), { throwIfNoEntry: false }) !== undefined
+}
+
+/** Why a path inside another plugin's directory (`nested`, which holds its manifest) is refused. */
+function nestedProblem(written: string, dir: string, nested: string, what: string): string {
+  return (
+    `${quoted(written)} lies inside another plugin's directory (${quoted(path.relative(dir, path.join(nested, MANIFEST_FILE)))}), ` +
+    `whose guest, or this one, could then rewrite ${what}`
+  )
+}
+
 /** One name on the way below a directory, as the disk has it now (`info`: none when missing). */
 interface Step {
   name: string
@@ -117,6 +134,9 @@ export function checkWasmPath(validator: Validator, dir: string, wasm: string): 
     if (info === undefined) return report(`${shown} does not exist (${shownPath(resolved)})`)
     if (info.isSymbolicLink()) return report(symlinkProblem(dir, wasm, step.name, step.prefix))
     if (!step.last && !info.isDirectory()) return report(`${shown} does not exist (${shownPath(resolved)})`)
+    if (!step.last && holdsManifest(step.prefix)) {
+      return report(nestedProblem(wasm, dir, step.prefix, 'the wasm file'))
+    }
   }
   if (info === undefined || !info.isFile()) return report(`${shown} is not a file`)
   return resolved
@@ -346,6 +366,9 @@ export function writeDirectory(dir: string, written: string, wasmPath: string | 
           : `${quoted(written)} does not exist (${shownPath(resolved)})`,
       )
     }
+    // The writable directory itself is walked for manifests (unsafeToWrite).
+    if (!last && holdsManifest(prefix))
+      return refuse(nestedProblem(written, dir, prefix, "that plugin's files"))
   }
   if (wasmPath !== undefined && wasmPath !== '' && isInside(resolved, wasmPath)) {
     return refuse(`${quoted(written)} holds the component's wasm file, which the guest could then replace`)
