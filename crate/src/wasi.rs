@@ -263,6 +263,10 @@ impl StdoutStream for Inherited {
     }
 }
 
+/// Most bytes one take returns per stream: V8's longest string (2^29 - 24 UTF-16 units; UTF-8
+/// never takes fewer bytes than UTF-16 units), which a cap of up to 1 GiB could pass.
+const MAX_TAKEN_BYTES: usize = (1 << 29) - 24;
+
 /// An in-memory output stream keeping the newest `capacity` bytes.
 #[derive(Clone)]
 pub struct CappedPipe {
@@ -287,26 +291,42 @@ impl CappedPipe {
 
     /// The bytes written since the last take, as text, with whole characters only: the rest of
     /// one the cap cut is dropped, and the start of one not yet fully written waits for the next
-    /// take (other invalid UTF-8 is replaced).
+    /// take (other invalid UTF-8 is replaced). At most [`MAX_TAKEN_BYTES`]: the rest waits too.
     pub fn take(&self) -> String {
+        self.take_at_most(MAX_TAKEN_BYTES)
+    }
+
+    fn take_at_most(&self, most: usize) -> String {
         let mut kept = self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let bytes: Vec<u8> = std::mem::take(&mut kept.bytes).into();
+        let mut bytes: Vec<u8> = std::mem::take(&mut kept.bytes).into();
         let start = if std::mem::take(&mut kept.cut) {
             bytes.iter().take(3).take_while(|&&byte| is_continuation(byte)).count()
         } else {
             0
         };
-        let end = start.max(whole_characters(&bytes));
+        let limit = bytes.len().min(start.saturating_add(most));
+        let end = start.max(whole_characters(&bytes[..limit]));
         kept.bytes.extend(&bytes[end..]);
-        String::from_utf8_lossy(&bytes[start..end]).into_owned()
+        bytes.truncate(end);
+        bytes.drain(..start);
+        String::from_utf8(bytes).unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
     }
 
     fn write(&self, bytes: &[u8]) {
         let mut kept = self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let keep = bytes.len().min(self.capacity);
+        // Older bytes go first, and the buffer grows by doubling up to the cap, never past it:
+        // growing past it, then draining, kept twice the cap.
+        let excess = (kept.bytes.len() + keep).saturating_sub(self.capacity);
+        let dropped = excess.min(kept.bytes.len());
+        kept.bytes.drain(..dropped);
+        let needed = kept.bytes.len() + keep;
+        if needed > kept.bytes.capacity() {
+            let grown = needed.max(kept.bytes.capacity() * 2).min(self.capacity);
+            let more = grown - kept.bytes.len();
+            kept.bytes.reserve_exact(more);
+        }
         kept.bytes.extend(&bytes[bytes.len() - keep..]);
-        let excess = kept.bytes.len().saturating_sub(self.capacity);
-        kept.bytes.drain(..excess);
         kept.cut |= excess > 0 || keep < bytes.len();
     }
 }
@@ -390,5 +410,25 @@ mod tests {
         assert_eq!(pipe.take(), "€");
         pipe.write(b"ok\xff");
         assert_eq!(pipe.take(), "ok\u{fffd}", "other invalid bytes are replaced");
+    }
+
+    #[test]
+    fn a_take_returns_at_most_its_bound_and_leaves_the_rest_whole() {
+        let pipe = CappedPipe::new(64);
+        pipe.write("abc€€d".as_bytes());
+        assert_eq!(pipe.take_at_most(4), "abc", "a character the bound cuts waits");
+        assert_eq!(pipe.take_at_most(4), "€");
+        assert_eq!(pipe.take_at_most(100), "€d");
+    }
+
+    #[test]
+    fn a_capped_pipe_holds_no_more_than_its_cap() {
+        let pipe = CappedPipe::new(1000);
+        for _ in 0..100 {
+            pipe.write(&[b'x'; 300]);
+        }
+        let kept = pipe.kept.lock().unwrap();
+        assert_eq!(kept.bytes.len(), 1000);
+        assert_eq!(kept.bytes.capacity(), 1000, "grown by doubling, up to the cap only");
     }
 }
