@@ -17,7 +17,7 @@ export {
   errorCodes,
   failureBox,
   hostFailure,
-  initialMemoryBytes,
+  initialSizes,
 } from './binding/index.js'
 export type {
   ComponentItemInfo,

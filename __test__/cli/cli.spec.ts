@@ -558,7 +558,7 @@ test('validate refuses a memory limit below what the wasm starts with: every ins
   t.is(refused.code, 2)
   t.is(
     refused.stderr,
-    `ERR_WASM_CONFIG: resources.memory.max_bytes: ${4 * MiB} is less than the 6553600 bytes the wasm's memory starts with: every instance would fail\n`,
+    `ERR_WASM_CONFIG: resources.memory.max_bytes: ${4 * MiB} is less than the 6553600 bytes the wasm's memories start with together: every instance would fail\n`,
   )
   // Inside a component too (a module it never instantiates left out), and at exactly the limit it passes.
   writeFileSync(
@@ -568,11 +568,44 @@ test('validate refuses a memory limit below what the wasm starts with: every ins
   const exact = await cli('validate', dir)
   t.is(exact.code, 0, exact.stderr)
   manifest(4 * MiB - 65536)
-  t.regex((await cli('validate', dir)).stderr, /is less than the 4194304 bytes the wasm's memory starts with/)
-  // One limit counts all the memories of an instance: two of 20 pages need 2.5 MiB.
+  t.regex(
+    (await cli('validate', dir)).stderr,
+    /is less than the 4194304 bytes the wasm's memories start with/,
+  )
+  // One limit counts all the memories of an instance: two of 20 pages need 2.5 MiB; so do three
+  // instances of a module of 12 pages, each under the limit alone (probe Z44).
   writeFileSync(path.join(dir, 'big.wasm'), '(module (memory 20) (memory 20))')
   manifest(2 * MiB)
-  t.regex((await cli('validate', dir)).stderr, /is less than the 2621440 bytes the wasm's memory starts with/)
+  t.regex(
+    (await cli('validate', dir)).stderr,
+    /is less than the 2621440 bytes the wasm's memories start with/,
+  )
+  writeFileSync(
+    path.join(dir, 'big.wasm'),
+    `(component (core module $m (memory 12)) ${'(core instance (instantiate $m)) '.repeat(3)})`,
+  )
+  manifest(1 * MiB)
+  const three = await cli('validate', dir)
+  t.is(three.code, 2)
+  t.regex(three.stderr, /1048576 is less than the 2359296 bytes the wasm's memories start with together/)
+  // run says why, of the instance's memories together (the second made is over), not of one
+  // memory's pages ("memory minimum size of 12 pages exceeds memory limits").
+  const ran = await cli('run', dir, '--json')
+  t.is(ran.code, 4)
+  t.regex(
+    ran.stdout,
+    /instantiation exceeds its memory limit: memory growth to 1572864 bytes in total denied: limits\.memoryBytes is 1048576/,
+  )
+  // A table larger than max_table_elements likewise: run failed with ERR_WASM_HOST_LIMIT, exit 1.
+  writeFileSync(path.join(dir, 'big.wasm'), '(module (table 20000 funcref) (func (export "f")))')
+  manifest(1 * MiB)
+  const table = await cli('validate', dir)
+  t.is(table.code, 2)
+  t.is(
+    table.stderr,
+    "ERR_WASM_CONFIG: resources.memory.max_table_elements: 10000 is less than the 20000 elements the wasm's largest table starts with: every instance would fail\n",
+  )
+  t.is((await cli('run', dir, '--invoke', 'f')).code, 4, 'instantiating it is a limit the guest hit')
 })
 
 test('validate --json prints the manifest; a broken one exits 2, bytes that are no wasm 3', async (t) => {
@@ -1127,7 +1160,7 @@ test('run --json of a result too large to print keeps the metrics and output of 
     String(16 * MiB),
     '--json',
   )
-  t.is(code, 1)
+  t.is(code, 4, 'a limit the guest hit, as a trap')
   const document = JSON.parse(stdout) as { error: { code: string }; metrics?: { peakMemoryBytes: number } }
   t.is(document.error.code, 'ERR_WASM_HOST_LIMIT')
   t.is(document.metrics?.peakMemoryBytes, 200 * 65536)

@@ -560,50 +560,72 @@ fn shifted_offset(message: &str, start: usize) -> String {
     shifted.unwrap_or_else(|| message.to_owned())
 }
 
-/// The most memory the wasm surely starts with: a core module's memories together (they are
-/// instantiated together and one limit counts them all), or for a component the largest such
-/// total among the core modules it defines and instantiates itself. Modules only nested
-/// components instantiate, or none does, are left out, and so is instantiating one twice: the
-/// figure must never exceed what an instance takes, since `validate` refuses a manifest whose
-/// memory limit is below it (every instance would fail). WAT text is assembled first; malformed
-/// bytes count only as far as they parse.
-#[napi_derive::napi(js_name = "initialMemoryBytes")]
-pub fn initial_memory_bytes(bytes: napi::bindgen_prelude::Uint8Array) -> f64 {
-    initial_memory(&bytes) as f64
+/// What the wasm surely starts with: the bytes of its memories together (one limit counts them
+/// all), and its largest table's elements. A core module's own memories and tables; for a
+/// component, those of the core modules it defines and instantiates itself, each instance of
+/// them (all are made when it is instantiated). Modules only nested components instantiate are
+/// left out, as are imported memories and tables: the figures must never exceed what an instance
+/// takes, since `validate` refuses a manifest whose limits are below them (every instance would
+/// fail). WAT text is assembled first; malformed bytes count only as far as they parse.
+#[napi_derive::napi(object)]
+pub struct InitialSizes {
+    pub memory_bytes: f64,
+    pub table_elements: f64,
+}
+
+#[napi_derive::napi(js_name = "initialSizes")]
+pub fn initial_sizes(bytes: napi::bindgen_prelude::Uint8Array) -> InitialSizes {
+    let sizes = initial(&bytes);
+    InitialSizes {
+        memory_bytes: sizes.memory as f64,
+        table_elements: sizes.table as f64,
+    }
+}
+
+/// One module's (or instance's) memories together and largest table.
+#[derive(Clone, Copy, Default, PartialEq, Debug)]
+struct Sizes {
+    memory: u64,
+    table: u64,
 }
 
 /// A module or component being parsed (they nest, and `parse_all` yields their payloads inline).
 enum Open {
-    Module(u64),
+    Module(Sizes),
     Component {
-        /// Each core module index: the memory its own module starts with, if defined here.
-        modules: Vec<Option<u64>>,
+        /// Each core module index: what its own module starts with, if defined here.
+        modules: Vec<Option<Sizes>>,
         instantiated: Vec<u32>,
     },
 }
 
-fn initial_memory(bytes: &[u8]) -> u64 {
+fn initial(bytes: &[u8]) -> Sizes {
     use wasmparser::{ComponentOuterAliasKind, ComponentTypeRef, Encoding, Instance, Payload};
     if kind(bytes).is_none() && is_text(bytes) {
-        return wat::parse_bytes(bytes).map_or(0, |binary| initial_memory(&binary));
+        return wat::parse_bytes(bytes).map_or(Sizes::default(), |binary| initial(&binary));
     }
     let mut open: Vec<Open> = Vec::new();
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         let Ok(payload) = payload else { break };
         match (payload, open.last_mut()) {
             (Payload::Version { encoding, .. }, _) => open.push(match encoding {
-                Encoding::Module => Open::Module(0),
+                Encoding::Module => Open::Module(Sizes::default()),
                 Encoding::Component => Open::Component {
                     modules: Vec::new(),
                     instantiated: Vec::new(),
                 },
             }),
-            (Payload::MemorySection(reader), Some(Open::Module(total))) => {
+            (Payload::MemorySection(reader), Some(Open::Module(sizes))) => {
                 for memory in reader.into_iter().map_while(Result::ok) {
                     let page_bytes = 1u64
                         .checked_shl(memory.page_size_log2.unwrap_or(16))
                         .unwrap_or(u64::MAX);
-                    *total = total.saturating_add(memory.initial.saturating_mul(page_bytes));
+                    sizes.memory = sizes.memory.saturating_add(memory.initial.saturating_mul(page_bytes));
+                }
+            }
+            (Payload::TableSection(reader), Some(Open::Module(sizes))) => {
+                for table in reader.into_iter().map_while(Result::ok) {
+                    sizes.table = sizes.table.max(table.ty.initial);
                 }
             }
             (Payload::InstanceSection(reader), Some(Open::Component { instantiated, .. })) => {
@@ -613,7 +635,7 @@ fn initial_memory(bytes: &[u8]) -> u64 {
                     }
                 }
             }
-            // Core modules from elsewhere take an index too, of unknown memory.
+            // Core modules from elsewhere take an index too, of unknown sizes.
             (Payload::ComponentImportSection(reader), Some(Open::Component { modules, .. })) => {
                 let imported = reader.into_iter().map_while(Result::ok);
                 modules.extend(
@@ -641,11 +663,17 @@ fn initial_memory(bytes: &[u8]) -> u64 {
             (Payload::End(_), _) => {
                 let ended = open.pop();
                 match (ended, open.last_mut()) {
-                    (Some(Open::Module(total)), Some(Open::Component { modules, .. })) => modules.push(Some(total)),
-                    (Some(Open::Module(total)), None) => return total,
+                    (Some(Open::Module(sizes)), Some(Open::Component { modules, .. })) => modules.push(Some(sizes)),
+                    (Some(Open::Module(sizes)), None) => return sizes,
                     (Some(Open::Component { modules, instantiated }), None) => {
-                        let total = |index: &u32| modules.get(*index as usize).copied().flatten();
-                        return instantiated.iter().filter_map(total).max().unwrap_or(0);
+                        let sizes = |index: &u32| modules.get(*index as usize).copied().flatten();
+                        return instantiated
+                            .iter()
+                            .filter_map(sizes)
+                            .fold(Sizes::default(), |all, one| Sizes {
+                                memory: all.memory.saturating_add(one.memory),
+                                table: all.table.max(one.table),
+                            });
                     }
                     _ => {}
                 }
@@ -653,7 +681,7 @@ fn initial_memory(bytes: &[u8]) -> u64 {
             _ => {}
         }
     }
-    0
+    Sizes::default()
 }
 
 #[cfg(test)]
@@ -709,27 +737,39 @@ mod tests {
     }
 
     #[test]
-    fn the_memory_a_wasm_surely_starts_with_is_found() {
-        let module = wat::parse_str("(module (memory 3) (memory 5))").unwrap();
-        assert_eq!(initial_memory(&module), 8 * 65536, "one module's memories together");
+    fn what_a_wasm_surely_starts_with_is_found() {
+        let memory = |bytes: &[u8]| initial(bytes).memory;
+        let module = wat::parse_str("(module (memory 3) (memory 5) (table 7 funcref) (table 4 funcref))").unwrap();
+        assert_eq!(
+            initial(&module),
+            Sizes {
+                memory: 8 * 65536,
+                table: 7
+            },
+            "one module's memories together, its largest table"
+        );
         let component = wat::parse_str(
             "(component
-               (core module $a (memory 2))
+               (core module $a (memory 2) (table 30 funcref))
                (core module $b (memory 7))
-               (core module $unused (memory 50))
+               (core module $unused (memory 50) (table 900 funcref))
                (component (core module $n (memory 90)) (core instance (instantiate $n)))
                (core instance (instantiate $a))
+               (core instance (instantiate $b))
                (core instance (instantiate $b)))",
         )
         .unwrap();
         assert_eq!(
-            initial_memory(&component),
-            7 * 65536,
-            "the largest module it instantiates itself; never one left unused"
+            initial(&component),
+            Sizes {
+                memory: 16 * 65536,
+                table: 30
+            },
+            "each instance of the modules it instantiates itself; never one left unused"
         );
-        assert_eq!(initial_memory(b"(module (memory 1))"), 65536, "text is assembled");
-        assert_eq!(initial_memory(b"(module (memory"), 0);
-        assert_eq!(initial_memory(&module[..12]), 0, "a truncated binary counts nothing");
+        assert_eq!(memory(b"(module (memory 1))"), 65536, "text is assembled");
+        assert_eq!(memory(b"(module (memory"), 0);
+        assert_eq!(memory(&module[..12]), 0, "a truncated binary counts nothing");
     }
 
     #[test]

@@ -148,8 +148,8 @@ pub struct CallFacts {
     pub interrupt: Option<Interrupt>,
     pub fuel_consumed: Option<u64>,
     pub elapsed_ms: f64,
-    /// The limiter denied a memory growth during the operation.
-    pub memory_denied: bool,
+    /// The limiter denied a memory growth during the operation: why, the last time.
+    pub memory_denial: Option<MemoryLimitExceeded>,
     /// The limiter denied a table growth (`limits.tableElements`) during the operation.
     pub table_denied: bool,
     /// wasmtime's cap on the store's live component handles.
@@ -233,11 +233,16 @@ impl Failure {
         // Memory the instance itself needs (its initial memories). A growth start code asked for
         // is the guest's, reported as in a call (under trapOnMemoryDenial); one denied earlier (it
         // returned -1) is not why a start function that trapped afterwards for another reason failed.
-        if !trapped && (facts.memory_denied || error.downcast_ref::<MemoryLimitExceeded>().is_some()) {
-            let message = format!(
-                "instantiation exceeds limits.memoryBytes (or a pooling engine's maxMemoryBytes per memory): {}",
-                error.root_cause()
-            );
+        if !trapped && (facts.memory_denial.is_some() || error.downcast_ref::<MemoryLimitExceeded>().is_some()) {
+            // Ours says what the limit is and what was asked for, all memories together; wasmtime's
+            // ("memory minimum size of 12 pages exceeds memory limits") only that one memory failed.
+            let message = match (error.downcast_ref::<MemoryLimitExceeded>(), facts.memory_denial) {
+                (None, Some(denial)) => format!("instantiation exceeds its memory limit: {denial}"),
+                _ => format!(
+                    "instantiation exceeds limits.memoryBytes (or a pooling engine's maxMemoryBytes per memory): {}",
+                    error.root_cause()
+                ),
+            };
             return Failure::memory_limit(message, &error, facts.fuel_consumed);
         }
         if trapped {

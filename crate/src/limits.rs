@@ -67,7 +67,7 @@ pub struct MemoryMetrics {
 }
 
 /// The error a denied growth raises when the instance asked for traps instead of -1.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub enum MemoryLimitExceeded {
     /// All memories together would exceed `limits.memoryBytes`.
     Total { desired_total: usize, limit: usize },
@@ -100,6 +100,7 @@ pub struct Limiter {
     metrics: MemoryMetrics,
     /// Table growths refused (`limits.tableElements`), to tell an instantiation that failed so.
     table_denials: u64,
+    last_denial: Option<MemoryLimitExceeded>,
 }
 
 impl Limiter {
@@ -112,6 +113,7 @@ impl Limiter {
                 ..MemoryMetrics::default()
             },
             table_denials: 0,
+            last_denial: None,
         }
     }
 
@@ -122,6 +124,7 @@ impl Limiter {
     /// Refuses a growth: -1 for the guest, or the trap it asked for.
     fn deny(&mut self, exceeded: MemoryLimitExceeded) -> wasmtime::Result<bool> {
         self.metrics.denied_growths += 1;
+        self.last_denial = Some(exceeded);
         if self.config.trap_on_memory_denial {
             return Err(wasmtime::Error::new(exceeded));
         }
@@ -130,6 +133,12 @@ impl Limiter {
 
     pub fn metrics(&self) -> MemoryMetrics {
         self.metrics
+    }
+
+    /// Why the last denied growth was denied: wasmtime's own error for a memory it could not
+    /// make says only that it exceeds "memory limits".
+    pub fn last_denial(&self) -> Option<MemoryLimitExceeded> {
+        self.last_denial
     }
 }
 

@@ -324,7 +324,9 @@ pub fn run_classified<R>(
                 interrupt: state.interrupt.take(),
                 fuel_consumed,
                 elapsed_ms,
-                memory_denied: metrics.memory.denied_growths > denied_before,
+                memory_denial: (metrics.memory.denied_growths > denied_before)
+                    .then(|| state.limiter.last_denial())
+                    .flatten(),
                 table_denied: state.limiter.table_denials() > table_denials_before,
                 handle_cap,
             },

@@ -287,16 +287,21 @@ export interface FuncInfo {
 /** Marks `error` (an object) as a host failure (see [`is_host_failure`]) and returns it. */
 export declare function hostFailure(error: object): object
 
+export declare function initialSizes(bytes: Uint8Array): InitialSizes
+
 /**
- * The most memory the wasm surely starts with: a core module's memories together (they are
- * instantiated together and one limit counts them all), or for a component the largest such
- * total among the core modules it defines and instantiates itself. Modules only nested
- * components instantiate, or none does, are left out, and so is instantiating one twice: the
- * figure must never exceed what an instance takes, since `validate` refuses a manifest whose
- * memory limit is below it (every instance would fail). WAT text is assembled first; malformed
- * bytes count only as far as they parse.
+ * What the wasm surely starts with: the bytes of its memories together (one limit counts them
+ * all), and its largest table's elements. A core module's own memories and tables; for a
+ * component, those of the core modules it defines and instantiates itself, each instance of
+ * them (all are made when it is instantiated). Modules only nested components instantiate are
+ * left out, as are imported memories and tables: the figures must never exceed what an instance
+ * takes, since `validate` refuses a manifest whose limits are below them (every instance would
+ * fail). WAT text is assembled first; malformed bytes count only as far as they parse.
  */
-export declare function initialMemoryBytes(bytes: Uint8Array): number
+export interface InitialSizes {
+  memoryBytes: number
+  tableElements: number
+}
 
 /** `metrics()` */
 export interface InstanceMetrics {

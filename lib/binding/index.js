@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { NativeAbortHandle, NativeComponent, NativeComponentInstance, NativeEngine, NativeInstance, NativeModule, disposeGivenUp, errorCodes, failureBox, hostFailure, initialMemoryBytes, markWorkerThread } = nativeBinding
+const { NativeAbortHandle, NativeComponent, NativeComponentInstance, NativeEngine, NativeInstance, NativeModule, disposeGivenUp, errorCodes, failureBox, hostFailure, initialSizes, markWorkerThread } = nativeBinding
 export { NativeAbortHandle }
 export { NativeComponent }
 export { NativeComponentInstance }
@@ -784,6 +784,6 @@ export { disposeGivenUp }
 export { errorCodes }
 export { failureBox }
 export { hostFailure }
-export { initialMemoryBytes }
+export { initialSizes }
 export { markWorkerThread }
 export const __napiBindingTarget = __napiLoadedBindingTarget

@@ -1,6 +1,7 @@
 /**
  * Exit codes: 0 success, 1 any other failure, 2 usage or configuration (including a bad argument
- * value), 3 compile or link, 4 trap (timeout, fuel and memory limits included) or abort; a run
+ * value), 3 compile or link, 4 trap (timeout, fuel and memory limits included), another limit the
+ * guest hit (HostLimitError) or abort; a run
  * stopped by SIGINT or SIGTERM, 128 + the signal's number (130, 143), as the shell reports a
  * process the signal killed.
  */
@@ -10,6 +11,7 @@ import {
   AbortError,
   CompileError,
   ConfigError,
+  HostLimitError,
   LinkError,
   TrapError,
   WasiExitError,
@@ -69,6 +71,7 @@ export function exitCodeOf(error: unknown): number {
     return EXIT.usage
   if (errorCode(error) === 'ERR_USAGE') return EXIT.usage
   if (error instanceof CompileError || error instanceof LinkError) return EXIT.compile
-  if (error instanceof TrapError || error instanceof AbortError) return EXIT.trap
+  if (error instanceof TrapError || error instanceof HostLimitError || error instanceof AbortError)
+    return EXIT.trap
   return EXIT.failure
 }

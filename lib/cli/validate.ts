@@ -1,7 +1,7 @@
 /** `airssys-wasm validate`: checks a Component.toml and its wasm without running them. */
 import { Engine } from '../engine.js'
 import { ConfigError } from '../errors.js'
-import { initialMemoryBytes } from '../native.js'
+import { initialSizes } from '../native.js'
 import { loadManifest, type Manifest } from '../sandbox/manifest.js'
 import { readComponentWasm } from '../sandbox/paths.js'
 import { compileManifestWasm } from '../sandbox/sandbox.js'
@@ -34,17 +34,25 @@ function describeLimits(manifest: Manifest): string {
 }
 
 /**
- * Refuses a memory limit below the memory the wasm starts with: every instance would fail, which
- * a check that passed must not hide (a componentize-js guest starts with 145 pages).
+ * Refuses a memory limit below the memory the wasm starts with (all its memories together), or a
+ * table limit below its largest table: every instance would fail, which a check that passed must
+ * not hide (a componentize-js guest starts with 145 pages).
  */
-function checkInitialMemory(manifest: Manifest, bytes: Uint8Array): void {
-  const needed = initialMemoryBytes(bytes)
-  const { maxBytes } = manifest.resources.memory
-  if (needed > maxBytes) {
+function checkInitialSizes(manifest: Manifest, bytes: Uint8Array): void {
+  const needed = initialSizes(bytes)
+  const { maxBytes, maxTableElements } = manifest.resources.memory
+  if (needed.memoryBytes > maxBytes) {
     const path = 'resources.memory.max_bytes'
     throw new ConfigError(
-      `${path}: ${maxBytes} is less than the ${needed} bytes the wasm's memory starts with: every instance would fail`,
+      `${path}: ${maxBytes} is less than the ${needed.memoryBytes} bytes the wasm's memories start with together: every instance would fail`,
       { path, value: maxBytes },
+    )
+  }
+  if (needed.tableElements > maxTableElements) {
+    const path = 'resources.memory.max_table_elements'
+    throw new ConfigError(
+      `${path}: ${maxTableElements} is less than the ${needed.tableElements} elements the wasm's largest table starts with: every instance would fail`,
+      { path, value: maxTableElements },
     )
   }
 }
@@ -75,7 +83,7 @@ async function validateParsed(args: readonly string[], io: CliOutput): Promise<n
   try {
     const bytes = await readComponentWasm(manifest, engine.maxModuleBytes)
     const component = await compileManifestWasm(engine, bytes)
-    checkInitialMemory(manifest, bytes)
+    checkInitialSizes(manifest, bytes)
     const { imports, exports } = component
     if (values.json) {
       io.stdout.write(
