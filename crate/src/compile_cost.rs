@@ -85,22 +85,31 @@ pub const MIN_LOOP_SQUARES_ALLOWED: u64 = 1 << 22;
 /// most in one real function measured is 392, and real code has under 0.07 per byte of code.
 pub const LOOP_SQUARES_PER_CODE_BYTE: u64 = 1;
 
-/// Most values one function may hold live across its calls, added up over its calls: at each
-/// call, the function's parameters and locals, and the values on the operand stack below the call's
-/// arguments. Cranelift's register allocator handles each value live across a call at each call,
-/// some 27 ns each: 20,000 calls each made above the results of those before it (60 KB of input)
-/// took 5.7 s, and 10,000 locals loaded before 10,000 calls and summed after them, 2.7 s. At this
-/// bound a function compiles in about a second.
-pub const MAX_LIVE_ACROSS_CALLS_PER_FUNCTION: u64 = 1 << 25;
+/// Most values one function may hold live across its calls and blocks, added up: at each call
+/// (of a function, or of one of wasmtime's runtime functions, as `memory.grow` or `table.get`
+/// are compiled), the function's parameters and locals and the values on the operand stack below
+/// the call's arguments; at each edge between blocks (a block's start and end, `else`, `br_if`,
+/// a lazily made table entry's branch), [`EDGE_WEIGHT`] for each value on the operand stack.
+/// Cranelift's register allocator handles each value live across a call at each call, some 27
+/// ns each: 20,000 calls each made above the results of those before it (60 KB of input) took 5.7
+/// s, and 10,000 locals loaded before 10,000 calls and summed after them, 2.7 s. A value live
+/// across an edge costs it more, some 0.3–0.7 µs: 10,000 `table.get`s each above the ones before
+/// (60 KB) took 57 s and 2.2 GB, 16,000 values across 20,000 blocks (344 KB) 94 s. At this bound
+/// a function compiles in about a second or two. Locals live across blocks are not counted: real
+/// code holds thousands of them across thousands of blocks.
+pub const MAX_LIVE_ACROSS_PER_FUNCTION: u64 = 1 << 25;
 
-/// Values live across calls (as above) one input's functions may hold together, whatever its
-/// size...
-pub const MIN_LIVE_ACROSS_CALLS_ALLOWED: u64 = 1 << 25;
+/// What a value on the operand stack counts at an edge between blocks (see above).
+pub const EDGE_WEIGHT: u64 = 16;
+
+/// Values live across calls and blocks (as above) one input's functions may hold together,
+/// whatever its size...
+pub const MIN_LIVE_ACROSS_ALLOWED: u64 = 1 << 25;
 
 /// ...and per byte of code beyond that. The real code measured (SpiderMonkey, wasm-tools, jco's
-/// bindgen, WASI programs) holds at most 0.54 per byte of code, and 494,474 in one function (of
-/// 181 KB).
-pub const LIVE_ACROSS_CALLS_PER_CODE_BYTE: u64 = 32;
+/// bindings generator, WASI programs) holds at most 0.57 per byte of code across calls and 0.27
+/// across edges, and some 600,000 in one function (of 181 KB).
+pub const LIVE_ACROSS_PER_CODE_BYTE: u64 = 32;
 
 /// A core module being read: how many tables and functions it imports, for each table it defines
 /// its initial size and how much of it wasmtime would precompute; for each type the slots its
@@ -125,7 +134,7 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
     // `None` for a component: modules nest inside components, never in one another.
     let mut stack: Vec<Option<Module>> = Vec::new();
     let (mut table_entries, mut local_slots, mut call_slots, mut code_bytes) = (0u64, 0u64, 0u64, 0u64);
-    let (mut loop_squares, mut signature_slots, mut live_across_calls) = (0u64, 0u64, 0u64);
+    let (mut loop_squares, mut signature_slots, mut live_across) = (0u64, 0u64, 0u64);
     let signatures_checked = |signature_slots: u64, code_bytes: u64| {
         let allowed = MIN_SIGNATURE_SLOTS_ALLOWED.max(code_bytes);
         if signature_slots > allowed {
@@ -269,15 +278,14 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
                 module.bodies += 1;
                 let counts = operator_counts(module, &body, index, locals)?;
                 call_slots = call_slots.saturating_add(counts.call_slots);
-                live_across_calls = live_across_calls.saturating_add(counts.live_across_calls);
-                let allowed =
-                    MIN_LIVE_ACROSS_CALLS_ALLOWED.max(LIVE_ACROSS_CALLS_PER_CODE_BYTE.saturating_mul(code_bytes));
-                if live_across_calls > allowed {
+                live_across = live_across.saturating_add(counts.live_across);
+                let allowed = MIN_LIVE_ACROSS_ALLOWED.max(LIVE_ACROSS_PER_CODE_BYTE.saturating_mul(code_bytes));
+                if live_across > allowed {
                     return Err(format!(
-                        "the functions hold more than {allowed} values live across their calls together (each \
-                         call counting its function's parameters and locals and the values below its arguments; \
-                         {LIVE_ACROSS_CALLS_PER_CODE_BYTE} per byte of code, or {MIN_LIVE_ACROSS_CALLS_ALLOWED} \
-                         for less code): the register allocator saves each at each call, too many to compile"
+                        "the functions hold more than {allowed} values live across their calls and blocks together \
+                         (counted as for one function; {LIVE_ACROSS_PER_CODE_BYTE} per byte of code, or \
+                         {MIN_LIVE_ACROSS_ALLOWED} for less code): the register allocator handles each value at \
+                         each, too many to compile"
                     ));
                 }
                 loop_squares = loop_squares.saturating_add(counts.loops.saturating_mul(counts.loops));
@@ -312,9 +320,8 @@ struct Counts {
     /// results).
     call_slots: u64,
     loops: u64,
-    /// Values live across its calls: at each call, the function's parameters and locals and the
-    /// values on the operand stack below the call's arguments.
-    live_across_calls: u64,
+    /// Values live across its calls and blocks (see [`MAX_LIVE_ACROSS_PER_FUNCTION`]).
+    live_across: u64,
 }
 
 /// One function's [`Counts`], after refusing a function whose blocks, or calls, take and return
@@ -333,15 +340,17 @@ fn operator_counts(module: &Module, body: &FunctionBody, index: u64, locals: u64
     .saturating_add(locals);
     while !operators.eof() {
         let operator = operators.read();
-        if let Ok(operator) = &operator
-            && let Some(below) = stack.read(operator)
-        {
-            counts.live_across_calls = counts.live_across_calls.saturating_add(held.saturating_add(below));
-            if counts.live_across_calls > MAX_LIVE_ACROSS_CALLS_PER_FUNCTION {
+        if let Ok(operator) = &operator {
+            let across = stack.read(operator);
+            let at_call = across.call.map_or(0, |below| held.saturating_add(below));
+            let live = at_call.saturating_add(across.edge.saturating_mul(EDGE_WEIGHT));
+            counts.live_across = counts.live_across.saturating_add(live);
+            if counts.live_across > MAX_LIVE_ACROSS_PER_FUNCTION {
                 return Err(format!(
-                    "function {index} holds more than {MAX_LIVE_ACROSS_CALLS_PER_FUNCTION} values live across its \
-                     calls together (at each call, its parameters and locals and the values below the call's \
-                     arguments): the register allocator saves each at each call, too many to compile"
+                    "function {index} holds more than {MAX_LIVE_ACROSS_PER_FUNCTION} values live across its calls \
+                     and blocks together (at each call, its parameters and locals and the values below the \
+                     call's arguments; at each edge between blocks, {EDGE_WEIGHT} for each value on the operand \
+                     stack): the register allocator handles each value at each, too many to compile"
                 ));
             }
         }
@@ -419,36 +428,43 @@ impl<'m> OperandStack<'m> {
         self.frames.last().map_or(0, |&(_, _, base)| base)
     }
 
-    fn open(&mut self, ty: BlockType, kind: FrameKind) {
+    fn open(&mut self, ty: BlockType, kind: FrameKind) -> Across {
         let (params, _) = self.block_type_arity(ty).unwrap_or((0, 0));
         let base = self.height.saturating_sub(u64::from(params)).max(self.base());
         self.frames.push((ty, kind, base));
+        Across::edge(base)
     }
 
-    /// Moves the stack past `operator`; for a call (not a tail call), the values below its
-    /// arguments, which stay live across it.
-    fn read(&mut self, operator: &Operator) -> Option<u64> {
+    /// Moves the stack past `operator`, and says what stays live across it.
+    fn read(&mut self, operator: &Operator) -> Across {
         match operator {
-            Operator::Block { blockty } => self.open(*blockty, FrameKind::Block),
-            Operator::Loop { blockty } => self.open(*blockty, FrameKind::Loop),
-            Operator::TryTable { try_table } => self.open(try_table.ty, FrameKind::TryTable),
+            Operator::Block { blockty } => return self.open(*blockty, FrameKind::Block),
+            Operator::Loop { blockty } => return self.open(*blockty, FrameKind::Loop),
+            Operator::TryTable { try_table } => return self.open(try_table.ty, FrameKind::TryTable),
             Operator::If { blockty } => {
                 self.height = self.height.saturating_sub(1).max(self.base());
-                self.open(*blockty, FrameKind::If);
+                return self.open(*blockty, FrameKind::If);
             }
             Operator::Else => {
-                let (ty, _, base) = *self.frames.last()?;
+                let Some(&(ty, _, base)) = self.frames.last() else {
+                    return Across::default();
+                };
                 let (params, _) = self.block_type_arity(ty).unwrap_or((0, 0));
                 self.height = base + u64::from(params);
                 if let Some(frame) = self.frames.last_mut() {
                     frame.1 = FrameKind::Else;
                 }
+                return Across::edge(base);
             }
             Operator::End => {
-                let (ty, _, base) = self.frames.pop()?;
+                let Some((ty, _, base)) = self.frames.pop() else {
+                    return Across::default();
+                };
                 let (_, results) = self.block_type_arity(ty).unwrap_or((0, 0));
                 self.height = base + u64::from(results);
+                return Across::edge(base);
             }
+            // Nothing on the stack outlives these: what follows is unreachable.
             Operator::Br { .. }
             | Operator::BrTable { .. }
             | Operator::Return
@@ -457,19 +473,70 @@ impl<'m> OperandStack<'m> {
             | Operator::ThrowRef
             | Operator::ReturnCall { .. }
             | Operator::ReturnCallIndirect { .. }
-            | Operator::ReturnCallRef { .. } => self.height = self.base(),
-            _ => {
-                let (pops, pushes) = operator.operator_arity(self).unwrap_or((0, 0));
-                let below = self.height.saturating_sub(u64::from(pops)).max(self.base());
-                self.height = below + u64::from(pushes);
-                let call = matches!(
-                    operator,
-                    Operator::Call { .. } | Operator::CallIndirect { .. } | Operator::CallRef { .. }
-                );
-                return call.then_some(below);
+            | Operator::ReturnCallRef { .. } => {
+                self.height = self.base();
+                return Across::default();
             }
+            _ => {}
         }
-        None
+        let (pops, pushes) = operator.operator_arity(self).unwrap_or((0, 0));
+        let below = self.height.saturating_sub(u64::from(pops)).max(self.base());
+        self.height = below + u64::from(pushes);
+        match operator {
+            Operator::Call { .. } | Operator::CallRef { .. } => Across {
+                call: Some(below),
+                edge: 0,
+            },
+            // Each compiled to a call of one of wasmtime's runtime functions, some behind a branch
+            // (a table's lazily made entries, an indirect call's): 10,000 `table.get`s, each above
+            // the ones before (60 KB), took Cranelift 57 s and 2.2 GB when only calls counted.
+            Operator::CallIndirect { .. } | Operator::TableGet { .. } | Operator::TableSet { .. } => Across {
+                call: Some(below),
+                edge: below,
+            },
+            Operator::MemoryGrow { .. }
+            | Operator::MemoryFill { .. }
+            | Operator::MemoryCopy { .. }
+            | Operator::MemoryInit { .. }
+            | Operator::DataDrop { .. }
+            | Operator::TableGrow { .. }
+            | Operator::TableFill { .. }
+            | Operator::TableCopy { .. }
+            | Operator::TableInit { .. }
+            | Operator::ElemDrop { .. }
+            | Operator::RefFunc { .. }
+            | Operator::MemoryAtomicNotify { .. }
+            | Operator::MemoryAtomicWait32 { .. }
+            | Operator::MemoryAtomicWait64 { .. } => Across {
+                call: Some(below),
+                edge: 0,
+            },
+            Operator::BrIf { .. }
+            | Operator::BrOnNull { .. }
+            | Operator::BrOnNonNull { .. }
+            | Operator::BrOnCast { .. }
+            | Operator::BrOnCastFail { .. } => Across::edge(below),
+            _ => Across::default(),
+        }
+    }
+}
+
+/// What a function holds live across one operator, as the register allocator sees it.
+#[derive(Default)]
+struct Across {
+    /// A call (of a function, or of one of wasmtime's runtime functions): the values on the
+    /// operand stack below its arguments (the function's parameters and locals are live too).
+    call: Option<u64>,
+    /// An edge between blocks: the values on the operand stack that stay live across it.
+    edge: u64,
+}
+
+impl Across {
+    fn edge(values: u64) -> Self {
+        Across {
+            call: None,
+            edge: values,
+        }
     }
 }
 
@@ -716,6 +783,33 @@ mod tests {
             format!("block {} br 0 end call $g drop ", "i32.const 1 ".repeat(1000)).repeat(300)
         ));
         assert_eq!(check(&branched), Ok(()));
+        // What wasmtime compiles to a call of its own counts as a call: `memory.grow`, and a
+        // `table.get` (behind a branch, so its values count at an edge too: 10,000 took 57 s).
+        let libcalls = |push: &str, count: usize| {
+            module(&format!(
+                "(module (memory 1) (table 1 funcref) (func (result i32) {} {}))",
+                push.repeat(count),
+                "i32.add ".repeat(count - 1)
+            ))
+        };
+        let grows = "i32.const 0 memory.grow ";
+        assert_eq!(check(&libcalls(grows, 8192)), Ok(()));
+        assert!(check(&libcalls(grows, 8193)).is_err());
+        let gets = "i32.const 0 table.get 0 ref.is_null ";
+        // 17 a value below each (1 at the call, 16 at the edge): 1,986 are just within.
+        assert_eq!(check(&libcalls(gets, 1986)), Ok(()));
+        let refused = check(&libcalls(gets, 1988)).unwrap_err();
+        assert!(refused.contains("values live across its calls and blocks"), "{refused}");
+        // Values left on the operand stack across the edges of blocks count 16 at each.
+        let blocks = |count: usize| {
+            module(&format!(
+                "(module (func (param i32) (result i32) {} {}))",
+                "local.get 0 block end ".repeat(count),
+                "i32.add ".repeat(count - 1)
+            ))
+        };
+        assert_eq!(check(&blocks(1400)), Ok(()));
+        assert!(check(&blocks(1500)).is_err());
         // Spread over functions, within each one's bound, the input's are bounded by its code.
         let spread = module(&format!(
             "(module (func $g) {})",
