@@ -6,6 +6,7 @@ import path from 'node:path'
 import test from 'ava'
 
 import { ConfigError, DEFAULT_POLICY, loadManifest, type PolicyOptions } from '../../lib/index.js'
+import { readComponentWasm } from '../../lib/sandbox/paths.js'
 import { MiB, root } from '../helpers.js'
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'airssys-config-'))
@@ -574,24 +575,23 @@ test("a write grant may not hold the component's own wasm file", (t) => {
 })
 
 test('a write grant is refused while a file in the writable directory has a second name outside it', (t) => {
-  // A plugin archive can ship scratch/notes.txt as a second name of its own Component.toml: a
-  // guest writing its scratch file would then rewrite its limits and grants for the next load.
+  // A plugin archive can ship scratch/notes.txt as a second name of a file its guest must not
+  // change (its data, or another plugin's; its own manifest and wasm are refused for any second
+  // name, see below).
   const secondName =
     /"scratch\/notes\.txt" in a writable directory has a second name outside the writable directories \(a hard link\)/
-  for (const target of ['Component.toml', 'demo.wasm']) {
-    const dir = component(
-      { extra: '[permissions]\nfilesystem.write = ["./scratch"]' },
-      { 'scratch/keep': '' },
-    )
-    linkSync(path.join(dir, target), path.join(dir, 'scratch', 'notes.txt'))
-    const error = rejects(dir)
-    t.is(error.path, 'permissions.filesystem.write', target)
-    t.regex(error.message, secondName, target)
-    // Without a write grant the guest cannot write through the link: the manifest loads.
-    const readOnly = component({}, { 'scratch/keep': '' })
-    linkSync(path.join(readOnly, target), path.join(readOnly, 'scratch', 'notes.txt'))
-    t.notThrows(() => loadManifest(readOnly), target)
-  }
+  const dir = component(
+    { extra: '[permissions]\nfilesystem.write = ["./scratch"]' },
+    { 'scratch/keep': '', 'data.json': '{}' },
+  )
+  linkSync(path.join(dir, 'data.json'), path.join(dir, 'scratch', 'notes.txt'))
+  const error = rejects(dir)
+  t.is(error.path, 'permissions.filesystem.write')
+  t.regex(error.message, secondName)
+  // Without a write grant the guest cannot write through the link: the manifest loads.
+  const readOnly = component({}, { 'scratch/keep': '', 'data.json': '{}' })
+  linkSync(path.join(readOnly, 'data.json'), path.join(readOnly, 'scratch', 'notes.txt'))
+  t.notThrows(() => loadManifest(readOnly))
   // Another plugin unpacked beside it: a link in the writable directory to its Component.toml.
   const other = component({})
   const plugin = component(
@@ -599,9 +599,9 @@ test('a write grant is refused while a file in the writable directory has a seco
     { 'scratch/keep': '' },
   )
   linkSync(path.join(other, 'Component.toml'), path.join(plugin, 'scratch', 'notes.txt'))
-  const error = rejects(plugin)
-  t.is(error.path, 'permissions.filesystem.write')
-  t.regex(error.message, secondName)
+  const linked = rejects(plugin)
+  t.is(linked.path, 'permissions.filesystem.write')
+  t.regex(linked.message, secondName)
   // The same directory granted twice, or inside another grant, is walked once: its one name there
   // must not count twice and pass for the link's other name.
   for (const write of [
@@ -613,13 +613,43 @@ test('a write grant is refused while a file in the writable directory has a seco
       { extra: `[permissions]\nfilesystem.write = [${write}]` },
       { 'scratch/sub/keep': '' },
     )
-    linkSync(path.join(twice, 'Component.toml'), path.join(twice, 'scratch', 'sub', 'ct'))
+    writeFileSync(path.join(twice, 'data.json'), '{}')
+    linkSync(path.join(twice, 'data.json'), path.join(twice, 'scratch', 'sub', 'ct'))
     t.regex(
       rejects(twice).message,
       /"scratch\/sub\/ct" in a writable directory has a second name outside/,
       write,
     )
   }
+})
+
+test('a manifest or wasm file with a second name is refused: another plugin may write through it', (t) => {
+  // Probe H44: plugin A (write grant ./data) loaded clean; a second archive then unpacked plugin B
+  // whose b.wasm was a hard link to A/data/x.wasm. B validated and loaded; A's guest rewrote
+  // x.wasm in place, and B's next load ran A's code with B's grants. Its Component.toml alike.
+  const a = component({ extra: '[permissions]\nfilesystem.write = ["./data"]' }, { 'data/x.wasm': '' })
+  t.notThrows(() => loadManifest(a))
+  const b = directory({
+    'Component.toml': toml({ component: 'name = "b"\nversion = "0.1.0"\nwasm = "b.wasm"' }),
+  })
+  linkSync(path.join(a, 'data', 'x.wasm'), path.join(b, 'b.wasm'))
+  const wasm = rejects(b)
+  t.is(wasm.path, 'component.wasm')
+  t.regex(
+    wasm.message,
+    /"b\.wasm" has 2 names \(hard links\): a plugin whose write grant holds another of them could rewrite it/,
+  )
+  const manifest = component({})
+  linkSync(path.join(manifest, 'Component.toml'), path.join(a, 'data', 'b.toml'))
+  t.regex(rejects(manifest).message, /Component\.toml has 2 names \(hard links\)/)
+  // Read after it was checked (a link made between loading the manifest and reading the wasm).
+  const late = component({})
+  const loaded = loadManifest(late)
+  linkSync(path.join(late, 'demo.wasm'), path.join(a, 'data', 'late.wasm'))
+  return readComponentWasm(loaded, MiB).then(
+    () => t.fail('read a linked wasm'),
+    (error: unknown) => t.regex((error as ConfigError).message, /"demo\.wasm" has 2 names \(hard links\)/),
+  )
 })
 
 test("a write grant is refused while the writable directory holds a plugin's manifest", (t) => {
@@ -710,8 +740,11 @@ function deepTree(dir: string, levels: number, action: 'make' | 'remove', manife
 
 test('a name the guest made is quoted in the refusal with what would forge a log line escaped', (t) => {
   // A guest names its files: U+2028 and U+202E came through JSON's quoting raw (probe Z22).
-  const dir = component({ extra: '[permissions]\nfilesystem.write = ["./scratch"]' }, { 'scratch/keep': '' })
-  linkSync(path.join(dir, 'Component.toml'), path.join(dir, 'scratch', 'A\u2028FAKE LINE\u202eB'))
+  const dir = component(
+    { extra: '[permissions]\nfilesystem.write = ["./scratch"]' },
+    { 'scratch/keep': '', 'notes.txt': '' },
+  )
+  linkSync(path.join(dir, 'notes.txt'), path.join(dir, 'scratch', 'A\u2028FAKE LINE\u202eB'))
   const error = rejects(dir)
   t.true(error.message.includes('"scratch/A\\u2028FAKE LINE\\u202eB" in a writable directory'), error.message)
   t.false(/[\u2028\u202e]/.test(error.message))
@@ -744,9 +777,12 @@ test("a manifest's own text reaches no ConfigError with what would forge a log l
 
 test('a writable directory too deep to walk by path refuses the write grant rather than go unchecked', (t) => {
   // Past PATH_MAX (4096 bytes) a path cannot be read: a link down there went unseen.
-  const dir = component({ extra: '[permissions]\nfilesystem.write = ["./scratch"]' }, { 'scratch/keep': '' })
+  const dir = component(
+    { extra: '[permissions]\nfilesystem.write = ["./scratch"]' },
+    { 'scratch/keep': '', 'notes.txt': '' },
+  )
   const scratchDir = path.join(dir, 'scratch')
-  deepTree(scratchDir, 20, 'make', path.join(dir, 'Component.toml'))
+  deepTree(scratchDir, 20, 'make', path.join(dir, 'notes.txt'))
   t.teardown(() => deepTree(scratchDir, 20, 'remove'))
   const error = rejects(dir)
   t.is(error.path, 'permissions.filesystem.write')
@@ -795,12 +831,12 @@ test('hard links whose every name is in the writable directories are no reason t
   linkSync(path.join(dir, 'scratch', 'a.txt'), path.join(dir, 'scratch', 'sub', 'c.txt'))
   linkSync(path.join(dir, 'scratch', 'a.txt'), path.join(dir, 'cache', 'd.txt'))
   t.deepEqual(loadManifest(dir).permissions.filesystem.write, ['./scratch', './cache'])
-  // The manifest's second name in a directory the guest cannot write grants it nothing.
+  // A file's second name in a directory the guest cannot write grants it nothing.
   const copied = component(
     { extra: '[permissions]\nfilesystem.write = ["./scratch"]' },
-    { 'scratch/keep': '', 'backup/keep': '' },
+    { 'scratch/keep': '', 'backup/keep': '', 'data.json': '{}' },
   )
-  linkSync(path.join(copied, 'Component.toml'), path.join(copied, 'backup', 'Component.toml'))
+  linkSync(path.join(copied, 'data.json'), path.join(copied, 'backup', 'data.json'))
   t.notThrows(() => loadManifest(copied))
 })
 

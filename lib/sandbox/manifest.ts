@@ -17,7 +17,7 @@ import { fail, formatBytes } from './messages.js'
 import { resolvePolicy, type PolicyOptions } from './policy.js'
 import { component, permissions, resources, SECTIONS, type Manifest } from './schema.js'
 import { Validator, type Table } from './validator.js'
-import { MANIFEST_FILE } from './paths.js'
+import { hardLinkProblem, MANIFEST_FILE } from './paths.js'
 
 export { DEFAULT_POLICY, resolvePolicy, type Policy, type PolicyOptions, type Range } from './policy.js'
 export type { Manifest } from './schema.js'
@@ -60,7 +60,12 @@ function readToml(file: string): Table {
     const bytes = readFileBoundedSync(
       file,
       MAX_MANIFEST_BYTES,
-      () => new ConfigError(`${file} is not a file`),
+      (stats) =>
+        !stats.isFile()
+          ? new ConfigError(`${file} is not a file`)
+          : stats.nlink > 1
+            ? new ConfigError(`${file} ${hardLinkProblem(stats.nlink)}`)
+            : undefined,
       () =>
         new ConfigError(
           `${file} is larger than ${formatBytes(MAX_MANIFEST_BYTES)}, more than a manifest may be`,

@@ -54,6 +54,18 @@ function holdsManifest(directory: string): boolean {
   return lstatSync(path.join(directory, MANIFEST_FILE), { throwIfNoEntry: false }) !== undefined
 }
 
+/**
+ * Why a plugin's manifest or wasm file with more than one name is refused: its other names may be
+ * in another plugin's writable directory (an archive extracted later can make such a link), whose
+ * guest would then rewrite this plugin's code or grants for its next load.
+ */
+export function hardLinkProblem(links: number | bigint): string {
+  return (
+    `has ${links} names (hard links): a plugin whose write grant holds another of them could rewrite ` +
+    "it for this plugin's next load; copy the plugin's files rather than link them"
+  )
+}
+
 /** Why a path inside another plugin's directory (`nested`, which holds its manifest) is refused. */
 function nestedProblem(written: string, dir: string, nested: string, what: string): string {
   return (
@@ -139,6 +151,7 @@ export function checkWasmPath(validator: Validator, dir: string, wasm: string): 
     }
   }
   if (info === undefined || !info.isFile()) return report(`${shown} is not a file`)
+  if (info.nlink > 1) return report(`${shown} ${hardLinkProblem(info.nlink)}`)
   return resolved
 }
 
@@ -185,6 +198,7 @@ export async function readComponentWasm(manifest: Manifest, maxBytes: number): P
   try {
     const stats = await handle.stat()
     if (!stats.isFile()) throw wasmError(manifest, 'is not a file')
+    if (stats.nlink > 1) throw wasmError(manifest, hardLinkProblem(stats.nlink))
     const tooLarge = () =>
       wasmError(manifest, `is larger than ${formatBytes(maxBytes)}, the engine's maxModuleBytes`)
     if (stats.size > maxBytes) throw tooLarge()

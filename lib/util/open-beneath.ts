@@ -4,7 +4,7 @@
  * paths through it, and `loadComponent` and the CLI read the manifest's wasm through it, so a
  * directory swapped for a symlink after a path was checked cannot redirect the open.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, type BigIntStats } from 'node:fs'
+import { closeSync, constants, fstatSync, openSync, readSync, type BigIntStats, type Stats } from 'node:fs'
 import { lstat, open, stat, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 
@@ -174,19 +174,21 @@ export function readBoundedSync(fd: number, size: number, limit: number, tooLarg
 /**
  * Reads `file` whole on the calling thread, for a small file read before anything runs (a
  * Component.toml): its last name is not followed if it is a symlink (`open` fails with ELOOP), a
- * FIFO is not waited on, anything but a regular file is `notAFile()`, and more than `limit` bytes
- * are `tooLarge()` (also for a file that grows while it is read). Other failures are `open`'s.
+ * FIFO is not waited on, the open file is `refused` as its `fstat` says (the caller's error, or
+ * `undefined` to read it), and more than `limit` bytes are `tooLarge()` (also for a file that
+ * grows while it is read). Other failures are `open`'s.
  */
 export function readFileBoundedSync(
   file: string,
   limit: number,
-  notAFile: () => Error,
+  refused: (stats: Stats) => Error | undefined,
   tooLarge: () => Error,
 ): Uint8Array {
   const fd = openSync(file, constants.O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
   try {
     const stats = fstatSync(fd)
-    if (!stats.isFile()) throw notAFile()
+    const refusal = refused(stats)
+    if (refusal !== undefined) throw refusal
     if (stats.size > limit) throw tooLarge()
     return readBoundedSync(fd, stats.size, limit, tooLarge)
   } finally {
