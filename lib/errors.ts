@@ -210,7 +210,10 @@ export class LinkError extends WasmError {
   override readonly code = 'ERR_WASM_LINK'
 }
 
-/** The guest trapped. `trapCode` is wasmtime's `Trap` variant name. */
+/**
+ * The guest trapped. `trapCode` is wasmtime's `Trap` variant name, or one of ours for what wasmtime
+ * has none: `MemoryLimit` (a {@link MemoryLimitError}), `CanonicalAbi` (a {@link GuestAbiError}).
+ */
 export class TrapError extends WasmError {
   override readonly code: TrapErrorCode = 'ERR_WASM_TRAP'
   readonly trapCode: string
