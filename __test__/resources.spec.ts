@@ -177,6 +177,42 @@ test('[Symbol.dispose] runs the guest destructor once; use afterwards is a Dispo
   t.is(inst.metrics().calls > 0, true)
 })
 
+test('a resource a component exports at its root is an object of its class too, dropped by [Symbol.dispose]', (t) => {
+  // Probe Z44: a resource exported at the root (not in an interface) came to JS as the bare token,
+  // with no class, no methods and no [Symbol.dispose]: the host could never drop it.
+  const rooted = engine.compileComponentSync(`(component
+    (core module $m
+      (global $drops (export "drops") (mut i32) (i32.const 0))
+      (func (export "dtor") (param i32) (global.set $drops (i32.add (global.get $drops) (i32.const 1))))
+      (func (export "rep") (param i32) (result i32) (local.get 0)))
+    (core instance $i (instantiate $m))
+    (type $r (resource (rep i32) (dtor (core func $i "dtor"))))
+    (core func $new (canon resource.new $r))
+    (core module $m2
+      (import "" "new" (func $new (param i32) (result i32)))
+      (import "" "drops" (global $drops (mut i32)))
+      (func (export "make") (param i32) (result i32) (call $new (local.get 0)))
+      ;; A borrow of its own resource type reaches the guest as the representation itself.
+      (func (export "value") (param i32) (result i32) (local.get 0))
+      (func (export "drops") (result i32) (global.get $drops)))
+    (core instance $i2 (instantiate $m2 (with "" (instance
+      (export "new" (func $new)) (export "drops" (global $i "drops"))))))
+    (export $rx "r" (type $r))
+    (func (export "make") (param "v" u32) (result (own $rx)) (canon lift (core func $i2 "make")))
+    (func (export "[method]r.value") (param "self" (borrow $rx)) (result u32) (canon lift (core func $i2 "value")))
+    (func (export "drops") (result u32) (canon lift (core func $i2 "drops"))))`)
+  const inst = rooted.instantiateSync({ limits: { memoryBytes: 1 << 20 } })
+  const exports = inst.exports as any
+  const made = exports.make(7)
+  t.is(made.constructor.name, 'R')
+  t.is(made.value(), 7)
+  t.is(exports.drops(), 0)
+  made[Symbol.dispose]()
+  t.is(exports.drops(), 1, 'the guest destructor ran')
+  t.throws(() => made.value(), { instanceOf: DisposedError })
+  inst.dispose()
+})
+
 test('a resource object collected without dispose is dropped at the next call', async (t) => {
   const inst = instance()
   const { Counter, dropped, live } = api(inst)

@@ -196,14 +196,17 @@ export class InstanceResources {
         })
       }
     }
+    const addClass = (interfaceName: string | undefined, item: ComponentItem) => {
+      const key = `${interfaceName ?? ''}#${item.name}`
+      // A resource an interface only re-exports (`use`) has no functions, so no `members`, here.
+      const members = item.members ?? (used.has(key) ? NO_MEMBERS : undefined)
+      if (members !== undefined) this.#classes.set(key, makeClass(this, interfaceName, item.name, members))
+    }
     for (const item of exports) {
-      for (const member of item.exports ?? []) {
-        if (member.kind !== 'resource') continue
-        const key = `${item.name}#${member.name}`
-        // A resource an interface only re-exports (`use`) has no functions, so no `members`, here.
-        const members = member.members ?? (used.has(key) ? NO_MEMBERS : undefined)
-        if (members !== undefined) this.#classes.set(key, makeClass(this, item.name, member.name, members))
-      }
+      // A resource the component exports at its root (no WIT world does; a hand-made component
+      // may), or in an interface.
+      if (item.kind === 'resource') addClass(undefined, item)
+      for (const member of item.exports ?? []) if (member.kind === 'resource') addClass(item.name, member)
     }
   }
 
@@ -396,11 +399,12 @@ export type ResourceClass = new (...args: unknown[]) => object
 
 function makeClass(
   resources: InstanceResources,
-  interfaceName: string,
+  interfaceName: string | undefined,
   resource: string,
   members: ResourceMembers,
 ): ResourceClass {
-  const path = (name: string) => `${interfaceName}#${name}`
+  const path = (name: string) => (interfaceName === undefined ? name : `${interfaceName}#${name}`)
+  const where = interfaceName ?? 'the world'
   // Own property only: every object has an inherited `constructor`.
   const constructorPath = Object.hasOwn(members, 'constructor') ? members.constructor : undefined
   const name = upperCamel(resource)
@@ -418,7 +422,7 @@ function makeClass(
           return
         }
         if (constructorPath === undefined) {
-          throw new WasmTypeError(`${interfaceName}: the resource ${resource} has no constructor`)
+          throw new WasmTypeError(`${where}: the resource ${resource} has no constructor`)
         }
         // The guest's constructor returns the object (made through the token path above); `new`
         // on a subclass makes it the subclass's, as a class's own constructor would.
@@ -431,7 +435,7 @@ function makeClass(
         const handle = handles.get(this)
         if (handle === undefined || handle.owner !== resources || handle.cls !== cls) {
           throw new WasmTypeError(
-            `${interfaceName}: [Symbol.dispose] of ${name} called on ${handle === undefined ? 'an object that is not one' : 'a resource of another instance or type'}`,
+            `${where}: [Symbol.dispose] of ${name} called on ${handle === undefined ? 'an object that is not one' : 'a resource of another instance or type'}`,
           )
         }
         if (handle.state !== 'live') return
@@ -461,7 +465,7 @@ function makeClass(
       configurable: true,
     })
   }
-  interfaceOf.set(cls as unknown as ResourceClass, interfaceName)
+  interfaceOf.set(cls as unknown as ResourceClass, where)
   return cls as unknown as ResourceClass
 }
 
