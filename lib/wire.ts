@@ -418,6 +418,25 @@ function isObjectMember(key: string): boolean {
   return key in Object.prototype
 }
 
+/**
+ * `value[key]` as a record's field, a flag or a variant's `tag`/`val`: a name every object inherits
+ * (`inherited`: `constructor`, `toString`) only as the value's own property; any other as its own
+ * or its class's (a getter), never `Object.prototype`'s, where a polluted property would fill what
+ * the caller left out. As in the addon's conversion.
+ */
+function memberOf(value: Record<string, unknown>, key: string, inherited: boolean): unknown {
+  if (Object.hasOwn(value, key)) return value[key]
+  if (inherited) return undefined
+  for (
+    let prototype: unknown = Object.getPrototypeOf(value);
+    prototype !== null && prototype !== Object.prototype;
+    prototype = Object.getPrototypeOf(prototype)
+  ) {
+    if (Object.hasOwn(prototype as object, key)) return value[key]
+  }
+  return undefined
+}
+
 /** A plain array: a proxy's traps and a typed array's type are the per-value path's to judge. */
 function isArray(value: unknown): value is unknown[] {
   return Array.isArray(value) && !types.isProxy(value)
@@ -508,8 +527,8 @@ function writeTagged(
 ): Write {
   return (value, out) => {
     if (!isObject(value)) return false
-    const tag = value.tag
-    const payload = value.val
+    const tag = memberOf(value, 'tag', false)
+    const payload = memberOf(value, 'val', false)
     const found = typeof tag === 'string' ? index.get(tag) : undefined
     if (found === undefined || !room(out, size)) return false
     if (size === 4) writeU32(out, found)
@@ -582,7 +601,7 @@ function writer(type: WitType): Write {
         if (!isObject(value) || Array.isArray(value)) return false
         for (let index = 0; index < keys.length; index++) {
           const key = keys[index]!
-          const field = inherited[index] && !Object.hasOwn(value, key) ? undefined : value[key]
+          const field = memberOf(value, key, inherited[index]!)
           if (!fields[index]!(field, out)) return false
         }
         return true
@@ -644,7 +663,7 @@ function writer(type: WitType): Write {
         for (const key of Object.keys(value)) if (!known.has(key)) return false
         for (let index = 0; index < keys.length; index++) {
           const key = keys[index]!
-          const flag = inherited[index] && !Object.hasOwn(value, key) ? undefined : value[key]
+          const flag = memberOf(value, key, inherited[index]!)
           if (flag !== undefined && typeof flag !== 'boolean') return false
           out.bytes[out.at++] = flag === true ? 1 : 0
         }

@@ -356,6 +356,60 @@ test("a host function's record or flags named like Object.prototype's members: o
   t.deepEqual(run({ constructor: 7, x: 5 }, { toString: true, valueOf: true }), [1_007_005, 3])
 })
 
+test.serial(
+  "Object.prototype's properties fill no field, tag or payload; a class's getters still do",
+  async (t) => {
+    // Probe Z43: with Object.prototype.age set (a polluted prototype), `{ firstName, tags }` went to
+    // the guest with age 7; with Object.prototype.val, `{ tag: 'circle' }` with its payload.
+    const inst = typesInstance()
+    const component = new Engine().compileComponentSync(OBJECT_NAMES_IMPORTS_WAT)
+    const fromHost = (r: unknown) =>
+      component
+        .instantiateSync({ limits: { memoryBytes: 1 << 16 }, imports: { getR: () => r, getF: () => ({}) } })
+        .callSync('rec')
+    class Person {
+      age = 3
+      tags = []
+      get firstName() {
+        return 'z'
+      }
+    }
+    class Point {
+      get x() {
+        return 4
+      }
+    }
+    const polluted = { age: 7, val: 1.5, tag: 'nothing', x: 9 }
+    Object.assign(Object.prototype, polluted)
+    try {
+      const calls = [
+        (name: string, arg: unknown) => inst.callSync(name, [arg]),
+        (name: string, arg: unknown) => (inst.exports[name] as (arg: unknown) => unknown)(arg),
+      ]
+      for (const call of calls) {
+        t.throws(() => call('roundtrip-record', { firstName: 'a', tags: [] }), {
+          instanceOf: WasmTypeError,
+          message: /field "age": expected u8, got undefined/,
+        })
+        t.throws(() => call('roundtrip-variant', { tag: 'circle' }), {
+          instanceOf: WasmTypeError,
+          message: /expected f32, got undefined/,
+        })
+        t.throws(() => call('roundtrip-variant', {}), { instanceOf: WasmTypeError })
+        t.deepEqual(call('roundtrip-record', new Person()), { firstName: 'z', age: 3, tags: [] })
+      }
+      await t.throwsAsync(inst.call('roundtrip-record', [{ firstName: 'a', tags: [] }]), {
+        instanceOf: WasmTypeError,
+      })
+      // A host function's result goes through the addon's conversion: the same rules.
+      t.throws(() => fromHost({ constructor: 7 }), { message: /field "x": expected u32, got undefined/ })
+      t.is(fromHost(new Point()), 4)
+    } finally {
+      for (const key of Object.keys(polluted)) delete (Object.prototype as Record<string, unknown>)[key]
+    }
+  },
+)
+
 test("values whose JS form would overflow V8's heap are refused before any is made, in results and in a host function's arguments", async (t) => {
   // A list of empty lists costs wasmtime's hostcall fuel 32 bytes an element and V8's heap about
   // 200 (one Uint8Array each): a 200 MiB guest returning 25 million of them aborted the process

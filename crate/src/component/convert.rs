@@ -581,12 +581,13 @@ fn listed<'a>(cases: impl ExactSizeIterator<Item = &'a str>) -> String {
 
 /// A record field's or a flag's value in `object`, by its key and WIT name. One that every object
 /// inherits (`constructor`, `toString`…) counts only as the object's own property: `{}` has no
-/// field `constructor`, and its flag `toString` is not set.
+/// field `constructor`, and its flag `toString` is not set. Any other is the object's own or its
+/// class's, never `Object.prototype`'s (a polluted one filled a field the caller left out).
 fn member(js: Js, object: Value, key: Value, wit_name: &str) -> napi::Result<Value> {
     if OBJECT_MEMBERS.contains(&wit_name) {
         js.get_own_key(object, key)
     } else {
-        js.get_key(object, key)
+        js.get_unpolluted_key(object, key)
     }
 }
 
@@ -632,7 +633,9 @@ fn tagged(
     if kind(js, value)? != Kind::Object {
         return Err(expected(js, what, value));
     }
-    let tag = names.get(js, "tag", false).and_then(|key| js.get_key(value, key));
+    let tag = names
+        .get(js, "tag", false)
+        .and_then(|key| js.get_unpolluted_key(value, key));
     let tag = tag.map_err(napi_error)?;
     let mut buffer = [0; 64];
     let tag = match js.short_string(tag, &mut buffer).map_err(napi_error)? {
@@ -646,7 +649,9 @@ fn tagged(
             ));
         }
     };
-    let payload = names.get(js, "val", false).and_then(|key| js.get_key(value, key));
+    let payload = names
+        .get(js, "val", false)
+        .and_then(|key| js.get_unpolluted_key(value, key));
     let payload = payload.map_err(napi_error)?;
     Ok((tag, payload))
 }

@@ -628,6 +628,45 @@ impl Js {
         }
     }
 
+    /// `object[key]` when the object has `key` itself or from a prototype of its own (a class's
+    /// getter), else `undefined`: never from `Object.prototype`, where a polluted property would
+    /// fill what the caller left out (a record's field, a variant's `tag`).
+    pub fn get_unpolluted_key(self, object: Value, key: Value) -> Result<Value> {
+        let has_own = |at: Value| -> Result<bool> {
+            let mut own = false;
+            self.check(
+                unsafe { sys::napi_has_own_property(self.0, at, key, &mut own) },
+                "own property check",
+            )?;
+            Ok(own)
+        };
+        if has_own(object)? {
+            return self.get_key(object, key);
+        }
+        let prototype_of = |at: Value| -> Result<Value> {
+            let mut out = ptr::null_mut();
+            self.check(unsafe { sys::napi_get_prototype(self.0, at, &mut out) }, "prototype")?;
+            Ok(out)
+        };
+        let object_prototype = prototype_of(self.object()?)?;
+        let mut at = prototype_of(object)?;
+        while matches!(self.kind(at)?, Kind::Object | Kind::Function) {
+            let mut same = false;
+            self.check(
+                unsafe { sys::napi_strict_equals(self.0, at, object_prototype, &mut same) },
+                "strict equality",
+            )?;
+            if same {
+                break;
+            }
+            if has_own(at)? {
+                return self.get_key(object, key);
+            }
+            at = prototype_of(at)?;
+        }
+        self.undefined()
+    }
+
     /// `object[key]` when `key` is the object's own property, else `None`: names that come from a
     /// guest (import names) must never reach `Object.prototype` (`constructor`, `__proto__`).
     pub fn get_own(self, object: Value, key: &str) -> Result<Option<Value>> {
