@@ -20,6 +20,10 @@
 //! - Cranelift's time grows with the square of a function's loops, one after another or nested:
 //!   20,000 empty loops (60 KB) took 24 s.
 //!
+//! - Its register allocator handles each value live across a call at each call, and each value on
+//!   the operand stack across a block edge at each edge: 20,000 calls each above the results of
+//!   the ones before (60 KB) took 5.7 s, 10,000 `table.get`s (a runtime call behind a branch) 57 s.
+//!
 //! Memory images, the last such shape, are bounded by the engine's configuration instead
 //! (`memory_guaranteed_dense_image_size` in `engine.rs`).
 
