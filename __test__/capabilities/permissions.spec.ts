@@ -288,6 +288,26 @@ test("globs match the guest's path: **, *, ?, [..] and {a,b}, dotfiles included"
   t.true(await check(['data.+(x)/**'], 'data.+(x)/a'))
 })
 
+test('a path whose match would cost more than MAX_GLOB_STEPS is refused unmatched; real grants match paths of PATH_MAX', (t) => {
+  // Probe Z47: a manifest's 509-character glob (`*a` 254 times, then `b`) against a 4,095-character
+  // path took 100-145 ms a read on the JS thread, and a guest reading in a loop held the event
+  // loop most of its call.
+  const base = mkdtempSync(path.join(scratch, 'costly-'))
+  const costly = createPermissions({ filesystemRead: [`${'*a'.repeat(254)}b`], baseDir: base })
+  const long = 'a'.repeat(4095)
+  t.false(costly.allowsRead(long))
+  t.regex(
+    costly.readProblem(long) ?? '',
+    /^is too long to check against the granted globs \(4095 characters, \d+ states: more than 131072 steps\)$/,
+  )
+  t.is(costly.readProblem('a'.repeat(100)), 'is not inside a granted path', 'a short path is still matched')
+  const real = createPermissions({ filesystemRead: ['./data/**', '**/*.json'], baseDir: base })
+  const deep = `data/${'d/'.repeat(2040)}x.bin`
+  t.true(deep.length > 4000)
+  t.true(real.allowsRead(deep))
+  t.is(real.readProblem('other/x.bin'), 'is not inside a granted path')
+})
+
 test('allowsRead judges the text alone: absolute, drive, UNC and escaping paths grant nothing', (t) => {
   const base = mkdtempSync(path.join(scratch, 'lexical-'))
   const permissions = createPermissions({ filesystemRead: ['./data/**', '**/*.txt'], baseDir: base })

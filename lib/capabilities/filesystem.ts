@@ -83,7 +83,8 @@ export function createFilesystem(
       // about what exists there and costs the host no lookup.
       const { relative, problem } = guestPath(requested)
       if (problem !== undefined) throw denied(`${shown} ${problem}`)
-      if (!permissions.allowsRead(relative)) throw denied(`${shown} is not inside a granted path`)
+      const refused = permissions.readProblem(relative)
+      if (refused !== undefined) throw denied(`${shown} ${refused}`)
       let handle: FileHandle
       try {
         handle = await openBeneath(baseDir, relative === '' ? [] : relative.split('/'))
