@@ -23,6 +23,11 @@ import { exportPaths, lowerCamel, unversioned, upperCamel } from './util/names.j
 import { TYPED_ARRAY_CLASSES } from './util/typed-arrays.js'
 import { quoted } from './util/quoted.js'
 
+/** `name` after "a" or "an", as it is spelled (an `Account`, a `Counter`). */
+function withArticle(name: string): string {
+  return `${/^[aeiou]/i.test(name) ? 'an' : 'a'} ${name}`
+}
+
 /** What the resource classes of an instance need from it. */
 export interface ResourceHost {
   /** Calls an export on the JS thread (the instance's default budget). */
@@ -146,7 +151,7 @@ function described(value: unknown): string {
       // A proxy's trap threw: the object is shown without its class.
     }
     if (typeof name !== 'string' || name === '' || name === 'Object') return 'an object'
-    return `${/^[aeiou]/i.test(name) ? 'an' : 'a'} ${name}`
+    return withArticle(name)
   }
   if (typeof value === 'string') return `string ${quoted(value, 40)}`
   return `${typeof value} ${String(value)}`
@@ -313,7 +318,7 @@ export class InstanceResources {
       // The host's own objects go to the guest as they are; one of the guest's cannot stand in.
       const cls = resource === undefined ? undefined : this.#hostClasses(interfaceName, resource)
       if (cls !== undefined && !(handle === undefined && value instanceof cls)) {
-        throw refuse(`a ${cls.name || upperCamel(resource!)} (the host's class)`)
+        throw refuse(`${withArticle(cls.name || upperCamel(resource!))} (the host's class)`)
       }
       return value
     }
@@ -323,9 +328,9 @@ export class InstanceResources {
       if (cls === undefined) return value
       // The host's class may have the guest's name.
       const given = described(value)
-      const clash = given === `a ${cls.name}`
+      const clash = given === withArticle(cls.name)
       throw refuse(
-        clash ? `the guest's ${cls.name} (of ${interfaceName ?? 'the world'})` : `a ${cls.name}`,
+        clash ? `the guest's ${cls.name} (of ${interfaceName ?? 'the world'})` : withArticle(cls.name),
         given,
       )
     }
@@ -345,9 +350,9 @@ export class InstanceResources {
     }
     if (cls !== undefined && handle.cls !== cls) {
       // Two versions of an interface (or two interfaces) may each have a `Thing`.
-      if (handle.cls.name !== cls.name) throw refuse(`a ${cls.name}`)
+      if (handle.cls.name !== cls.name) throw refuse(withArticle(cls.name))
       throw refuse(
-        `a ${cls.name} of ${interfaceName ?? 'the world'}`,
+        `${withArticle(cls.name)} of ${interfaceName ?? 'the world'}`,
         `one of ${interfaceOf.get(handle.cls) ?? 'another interface'}`,
       )
     }
@@ -357,11 +362,12 @@ export class InstanceResources {
     // mistake.
     if (type.kind === 'own') {
       if (moved.includes(handle) || lent.includes(handle)) {
-        throw refuse(`a ${cls?.name ?? 'resource'} not also passed elsewhere in this call`)
+        throw refuse(`${withArticle(cls?.name ?? 'resource')} not also passed elsewhere in this call`)
       }
       moved.push(handle)
     } else {
-      if (moved.includes(handle)) throw refuse(`a ${cls?.name ?? 'resource'} not also moved in this call`)
+      if (moved.includes(handle))
+        throw refuse(`${withArticle(cls?.name ?? 'resource')} not also moved in this call`)
       lent.push(handle)
     }
     return handle.token

@@ -263,8 +263,9 @@ impl StdoutStream for Inherited {
     }
 }
 
-/// Most bytes one take returns per stream: V8's longest string (2^29 - 24 UTF-16 units; UTF-8
-/// never takes fewer bytes than UTF-16 units), which a cap of up to 1 GiB could pass.
+/// Most bytes of text one take returns per stream: V8's longest string (2^29 - 24 UTF-16 units),
+/// which V8 also takes as the most bytes of UTF-8 it decodes into one, and which a cap of up to
+/// 1 GiB could pass. Invalid bytes count as the U+FFFD each becomes.
 const MAX_TAKEN_BYTES: usize = (1 << 29) - 24;
 
 /// An in-memory output stream keeping the newest `capacity` bytes.
@@ -306,6 +307,8 @@ impl CappedPipe {
         };
         let limit = bytes.len().min(start.saturating_add(most));
         let end = start.max(whole_characters(&bytes[..limit]));
+        // Invalid bytes become U+FFFD, three bytes each: the text must fit `most` too.
+        let end = start + lossy_prefix(&bytes[start..end], most);
         kept.bytes.extend(&bytes[end..]);
         bytes.truncate(end);
         bytes.drain(..start);
@@ -329,6 +332,33 @@ impl CappedPipe {
         kept.bytes.extend(&bytes[bytes.len() - keep..]);
         kept.cut |= excess > 0 || keep < bytes.len();
     }
+}
+
+/// How many of `bytes` make at most `most` bytes of text once each invalid sequence is replaced
+/// by U+FFFD (as `String::from_utf8_lossy` does), cut between characters.
+fn lossy_prefix(bytes: &[u8], most: usize) -> usize {
+    const REPLACEMENT_BYTES: usize = '\u{fffd}'.len_utf8();
+    let (mut taken, mut made) = (0, 0);
+    for chunk in bytes.utf8_chunks() {
+        let valid = chunk.valid();
+        if made + valid.len() > most {
+            let mut cut = most - made;
+            while !valid.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            return taken + cut;
+        }
+        taken += valid.len();
+        made += valid.len();
+        if !chunk.invalid().is_empty() {
+            if made + REPLACEMENT_BYTES > most {
+                return taken;
+            }
+            taken += chunk.invalid().len();
+            made += REPLACEMENT_BYTES;
+        }
+    }
+    taken
 }
 
 fn is_continuation(byte: u8) -> bool {
@@ -419,6 +449,19 @@ mod tests {
         assert_eq!(pipe.take_at_most(4), "abc", "a character the bound cuts waits");
         assert_eq!(pipe.take_at_most(4), "€");
         assert_eq!(pipe.take_at_most(100), "€d");
+    }
+
+    #[test]
+    fn a_take_of_invalid_bytes_makes_text_within_its_bound() {
+        // Each 0xFF becomes U+FFFD, three bytes: V8 refuses UTF-8 input past its longest string
+        // whatever the text decodes to, and a take of 600 MiB of 0xFF threw a bare Error.
+        let pipe = CappedPipe::new(64);
+        pipe.write(&[0xff; 10]);
+        let taken = pipe.take_at_most(7);
+        assert_eq!(taken, "\u{fffd}\u{fffd}");
+        assert_eq!(pipe.take_at_most(100).chars().count(), 8, "the rest waits, none lost");
+        pipe.write("ab\u{fffd}".as_bytes());
+        assert_eq!(pipe.take_at_most(4), "ab", "a valid character is not cut either");
     }
 
     #[test]

@@ -787,8 +787,9 @@ impl Js {
         Ok(buffer)
     }
 
-    /// A new `Uint8Array` over `bytes`, which it takes without a copy: they are freed when the
-    /// array is collected, V8 told of their size meanwhile (so that it collects them in time).
+    /// A new `Uint8Array` over `bytes`, which it takes without a copy (but where the runtime allows
+    /// no external buffers): they are freed when the array is collected, V8 told of their size
+    /// meanwhile (so that it collects them in time).
     pub fn uint8_array_owning(self, bytes: Vec<u8>) -> Result<Value> {
         unsafe extern "C" fn finalize(env: sys::napi_env, _data: *mut std::ffi::c_void, hint: *mut std::ffi::c_void) {
             // SAFETY: `hint` is the `Box<Vec<u8>>` leaked below for this buffer, finalized once.
@@ -805,8 +806,9 @@ impl Js {
         };
         if status != sys::Status::napi_ok {
             // SAFETY: the buffer was not created, so nothing else owns the bytes.
-            drop(unsafe { Box::from_raw(hint) });
-            self.check(status, "external array buffer")?;
+            let bytes = unsafe { Box::from_raw(hint) };
+            // A runtime that allows no external buffers (V8's sandbox, as in Electron) gets a copy.
+            return self.typed_array_from(ElementType::Uint8, bytes.len(), &bytes);
         }
         self.adjust_external_memory(length as i64);
         let mut out = ptr::null_mut();
