@@ -108,8 +108,8 @@ export const MAX_PATH_CHARS = 4096
 
 /**
  * Most steps matching one path against the read grants may take (its length times their
- * automatons' states; a step costs 25–60 ns): real grants (`./data/**`, some 15 states) match
- * paths of thousands of characters within it.
+ * automatons' states, each range of a `[...]` class counting one more; a step costs 25–60 ns):
+ * real grants (`./data/**`, some 15 states) match paths of thousands of characters within it.
  */
 export const MAX_GLOB_STEPS = 1 << 17
 
@@ -147,8 +147,8 @@ export class Permissions {
   /** Whether `time.sleep` is granted. */
   readonly timeSleep: boolean
   readonly #readGrants: readonly GlobMatcher[]
-  /** The states of the read grants' automatons together: what a match costs per character. */
-  readonly #readStates: number
+  /** What matching one character against every read grant costs (their automatons' steps). */
+  readonly #readStepCost: number
   readonly #hostPatterns: readonly HostPattern[]
   readonly #onDenied: PermissionHooks['onDenied']
   #deniedCount = 0
@@ -166,7 +166,7 @@ export class Permissions {
     this.networkOutbound = grants.networkOutbound
     this.timeSleep = grants.timeSleep
     this.#readGrants = grants.filesystemRead.map(globMatcher)
-    this.#readStates = this.#readGrants.reduce((sum, matcher) => sum + matcher.states, 0)
+    this.#readStepCost = this.#readGrants.reduce((sum, matcher) => sum + matcher.stepCost, 0)
     this.#hostPatterns = grants.networkOutbound.map(parseHostPattern)
     this.#onDenied = hooks.onDenied
   }
@@ -188,7 +188,8 @@ export class Permissions {
 
   /**
    * Why a guest may not read `requested` (see {@link allowsRead}), or `undefined`. Matching costs
-   * the path's length times the globs' states on the JS thread: a path whose product passes
+   * the path's length times the globs' states (a class's ranges each count) on the JS thread: a
+   * path whose product passes
    * {@link MAX_GLOB_STEPS} is refused unmatched (512 characters of `*a*a…` against a 4 KB path took
    * 100–145 ms a read, and a guest reading in a loop held the event loop most of its call).
    */
@@ -196,8 +197,8 @@ export class Permissions {
     if (this.baseDir === undefined) return 'is not inside a granted path (no filesystem.read grant)'
     const { relative, problem } = guestPath(requested)
     if (problem !== undefined) return problem
-    if (relative.length * this.#readStates > MAX_GLOB_STEPS) {
-      return `is too long to check against the granted globs (${relative.length} characters, ${this.#readStates} states: more than ${MAX_GLOB_STEPS} steps)`
+    if (relative.length * this.#readStepCost > MAX_GLOB_STEPS) {
+      return `is too long to check against the granted globs (${relative.length} characters, ${this.#readStepCost} steps each: more than ${MAX_GLOB_STEPS} in all)`
     }
     return this.#readGrants.some((matches) => matches(relative)) ? undefined : 'is not inside a granted path'
   }

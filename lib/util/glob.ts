@@ -56,7 +56,7 @@ function alternatives(inside: string): string[] {
  * point), a `-` first or last is itself; a range written backwards matches nothing. A class never
  * matches `/`.
  */
-function characterClass(body: string): (codePoint: number) => boolean {
+function characterClass(body: string): { accepts: (codePoint: number) => boolean; ranges: number } {
   const negated = body.startsWith('!') || body.startsWith('^')
   const members = Array.from(negated ? body.slice(1) : body, (char) => char.codePointAt(0) ?? 0)
   const ranges: [number, number][] = []
@@ -71,15 +71,21 @@ function characterClass(body: string): (codePoint: number) => boolean {
     }
   }
   const inClass = (codePoint: number) => ranges.some(([low, high]) => low <= codePoint && codePoint <= high)
-  return (codePoint) => codePoint !== SLASH && inClass(codePoint) !== negated
+  return {
+    accepts: (codePoint) => codePoint !== SLASH && inClass(codePoint) !== negated,
+    ranges: ranges.length,
+  }
 }
 
 /** Builds the automaton back to front: each piece is compiled knowing the state that follows it. */
 class Automaton {
   readonly states: State[] = [{ kind: 'match' }]
+  /** What testing one code point against every state costs: one each, a class's ranges more. */
+  stepCost = 1
 
   #add(state: State): number {
     this.states.push(state)
+    this.stepCost++
     return this.states.length - 1
   }
 
@@ -130,8 +136,11 @@ class Automaton {
       if (char === '[') {
         const close = classEnd(text, index)
         if (close !== -1) {
-          const accepts = characterClass(text.slice(index + 1, close))
-          pieces.push((after) => this.#step(accepts, after))
+          const { accepts, ranges } = characterClass(text.slice(index + 1, close))
+          pieces.push((after) => {
+            this.stepCost += ranges
+            return this.#step(accepts, after)
+          })
           index = close + 1
           continue
         }
@@ -160,6 +169,11 @@ export interface GlobMatcher {
   (relativePath: string): boolean
   /** The automaton's states: a match visits each at most once per code point. */
   readonly states: number
+  /**
+   * What a match costs per code point of the path at most: a unit for each state, and one more
+   * for each range of a `[...]` class, which is tested range by range.
+   */
+  readonly stepCost: number
   /** The states the last match visited: the work it did, linear in the path's length. */
   readonly visits: number
 }
@@ -217,6 +231,7 @@ export function globMatcher(glob: string): GlobMatcher {
   }
   return Object.defineProperties(matches as GlobMatcher, {
     states: { value: states.length },
+    stepCost: { value: automaton.stepCost },
     visits: { get: () => visits },
   })
 }
