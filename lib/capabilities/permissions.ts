@@ -189,9 +189,9 @@ export class Permissions {
   /**
    * Why a guest may not read `requested` (see {@link allowsRead}), or `undefined`. Matching costs
    * the path's length times the globs' states (a class's ranges each count) on the JS thread: a
-   * path whose product passes
-   * {@link MAX_GLOB_STEPS} is refused unmatched (512 characters of `*a*a…` against a 4 KB path took
-   * 100–145 ms a read, and a guest reading in a loop held the event loop most of its call).
+   * path whose product passes 131,072 steps is refused unmatched (512 characters of `*a*a…`
+   * against a 4 KB path took 100–145 ms a read, and a guest reading in a loop held the event loop
+   * most of its call).
    */
   readProblem(requested: string): string | undefined {
     if (this.baseDir === undefined) return 'is not inside a granted path (no filesystem.read grant)'
