@@ -180,7 +180,7 @@ export interface WasiHttpOptions {
   allow?: readonly string[] | undefined
   /**
    * Largest request or response body, in bytes; also the most bytes of request bodies an instance
-   * holds at once, its requests together. Default 1 MiB.
+   * holds at once, its requests together, each until its response ends. Default 1 MiB.
    */
   maxBodyBytes?: number | undefined
   /**

@@ -373,6 +373,32 @@ test('request bodies reach the server whole, and maxBodyBytes bounds those an in
   ])
 })
 
+test('a request body counts against maxBodyBytes until its response ends, not when the head arrives', async (t) => {
+  // Probe H47: a server that answers at once and never reads the body left each body queued in
+  // the client while the count had ended with the head: 64 bodies of 30 MB under a 32 MiB bound
+  // held 1.3-1.7 GB. The body now counts until its response ends or is dropped.
+  const sockets = new Set<net.Socket>()
+  const server = http.createServer((request, response) => {
+    request.pause()
+    response.writeHead(200, { 'content-type': 'text/plain' })
+    response.write('never ends')
+  })
+  server.on('connection', (socket) => sockets.add(socket))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy()
+    return new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  const { port } = server.address() as AddressInfo
+  // 16 bodies of 4 MiB under 8 MiB: two fit (the code before sent 13).
+  const { lines } = await command(['post', '16', String(4 << 20), `http://127.0.0.1:${port}/`], {
+    allow: [`127.0.0.1:${port}`],
+    maxBodyBytes: 8 << 20,
+  })
+  t.is(lines.filter((line) => line === 'status 200').length, 2, lines.join('\n'))
+  t.is(lines.filter((line) => line.startsWith('error ErrorCode::HttpRequestBodySize')).length, 14)
+})
+
 test('a connection reset before the guest reads the body fails its read, not the process', async (t) => {
   const server = http.createServer((_, response) => {
     response.flushHeaders()

@@ -189,8 +189,6 @@ async fn send(
     let head = receiver.await.map_err(|_| shut_down());
     let mut guard = guard;
     guard.finished = true;
-    // The client has sent the body, or given up on it.
-    drop(held);
     let head = head??;
     let body = Streamed {
         dispatcher,
@@ -198,6 +196,7 @@ async fn send(
         reading: None,
         ended: false,
         _permit: permit,
+        _request_body: held,
     };
     let mut builder = http::Response::builder().status(head.status);
     for (name, value) in &head.headers {
@@ -364,6 +363,10 @@ struct Streamed {
     ended: bool,
     /// This request's place among the instance's `maxConcurrentRequests`.
     _permit: OwnedSemaphorePermit,
+    /// Its request body, counted in the instance's until the response ends: a server may answer
+    /// at once and leave the body unread, still queued in the client (an outside probe held 40
+    /// times `maxBodyBytes` so when the count ended with the head).
+    _request_body: Held,
 }
 
 impl http_body::Body for Streamed {

@@ -107,11 +107,11 @@ export function guestPath(requested: string): GuestPath {
 export const MAX_PATH_CHARS = 4096
 
 /**
- * Most steps matching one path against the read grants may take (its length times their
- * automatons' states, each range of a `[...]` class counting one more; a step costs 25–60 ns):
- * real grants (`./data/**`, some 15 states) match paths of thousands of characters within it.
+ * Most steps matching one path against the read grants may take (a state visited, or a range of a
+ * `[...]` class tested; a step costs 25–60 ns): real grants (`./data/**`, some 15 states) match
+ * paths of `PATH_MAX` within it.
  */
-export const MAX_GLOB_STEPS = 1 << 17
+export const MAX_GLOB_STEPS = 1 << 16
 
 /** Checks one list option and its patterns, naming the first bad entry. */
 function patternList(
@@ -147,8 +147,6 @@ export class Permissions {
   /** Whether `time.sleep` is granted. */
   readonly timeSleep: boolean
   readonly #readGrants: readonly GlobMatcher[]
-  /** What matching one character against every read grant costs (their automatons' steps). */
-  readonly #readStepCost: number
   readonly #hostPatterns: readonly HostPattern[]
   readonly #onDenied: PermissionHooks['onDenied']
   #deniedCount = 0
@@ -166,7 +164,6 @@ export class Permissions {
     this.networkOutbound = grants.networkOutbound
     this.timeSleep = grants.timeSleep
     this.#readGrants = grants.filesystemRead.map(globMatcher)
-    this.#readStepCost = this.#readGrants.reduce((sum, matcher) => sum + matcher.stepCost, 0)
     this.#hostPatterns = grants.networkOutbound.map(parseHostPattern)
     this.#onDenied = hooks.onDenied
   }
@@ -187,20 +184,27 @@ export class Permissions {
   }
 
   /**
-   * Why a guest may not read `requested` (see {@link allowsRead}), or `undefined`. Matching costs
-   * the path's length times the globs' states (a class's ranges each count) on the JS thread: a
-   * path whose product passes 131,072 steps is refused unmatched (512 characters of `*a*a…`
-   * against a 4 KB path took 100–145 ms a read, and a guest reading in a loop held the event loop
-   * most of its call).
+   * Why a guest may not read `requested` (see {@link allowsRead}), or `undefined`. Matching runs on
+   * the JS thread, its work growing with the path's length times each glob's states (a class's
+   * ranges each count): a read whose matching would take more than 65,536 steps in all is refused
+   * unmatched (512 characters of `*a*a…` against a 4 KB path took 100–145 ms a read, and a guest
+   * reading in a loop held the event loop most of its call). A grant whose literal start differs
+   * from the path's costs a step or two.
    */
   readProblem(requested: string): string | undefined {
     if (this.baseDir === undefined) return 'is not inside a granted path (no filesystem.read grant)'
     const { relative, problem } = guestPath(requested)
     if (problem !== undefined) return problem
-    if (relative.length * this.#readStepCost > MAX_GLOB_STEPS) {
-      return `is too long to check against the granted globs (${relative.length} characters, ${this.#readStepCost} steps each: more than ${MAX_GLOB_STEPS} in all)`
+    let spent = 0
+    for (const matches of this.#readGrants) {
+      const matched = matches(relative, MAX_GLOB_STEPS - spent)
+      if (matched === true) return undefined
+      spent += matches.visits
+      if (matched === undefined || spent > MAX_GLOB_STEPS) {
+        return `is too long to check against the granted globs (${relative.length} characters: more than ${MAX_GLOB_STEPS} steps)`
+      }
     }
-    return this.#readGrants.some((matches) => matches(relative)) ? undefined : 'is not inside a granted path'
+    return 'is not inside a granted path'
   }
 
   /** Whether a connection to `url`'s host and port (80/443 when the URL has none) is granted. */

@@ -15,7 +15,7 @@ import { classEnd } from './patterns.js'
 
 /** A state that consumes one code point, a fork that consumes none, or the accepting state. */
 type State =
-  | { kind: 'step'; accepts: (codePoint: number) => boolean; next: number }
+  | { kind: 'step'; accepts: (codePoint: number) => boolean; next: number; cost: number }
   | { kind: 'fork'; next: number[] }
   | { kind: 'match' }
 
@@ -80,17 +80,15 @@ function characterClass(body: string): { accepts: (codePoint: number) => boolean
 /** Builds the automaton back to front: each piece is compiled knowing the state that follows it. */
 class Automaton {
   readonly states: State[] = [{ kind: 'match' }]
-  /** What testing one code point against every state costs: one each, a class's ranges more. */
-  stepCost = 1
 
   #add(state: State): number {
     this.states.push(state)
-    this.stepCost++
     return this.states.length - 1
   }
 
-  #step(accepts: (codePoint: number) => boolean, next: number): number {
-    return this.#add({ kind: 'step', accepts, next })
+  /** A step testing `accepts` (whose test costs `cost` more, a class's ranges), then `next`. */
+  #step(accepts: (codePoint: number) => boolean, next: number, cost = 0): number {
+    return this.#add({ kind: 'step', accepts, next, cost })
   }
 
   /** Zero or more code points that `accepts`, then `next`. */
@@ -137,10 +135,7 @@ class Automaton {
         const close = classEnd(text, index)
         if (close !== -1) {
           const { accepts, ranges } = characterClass(text.slice(index + 1, close))
-          pieces.push((after) => {
-            this.stepCost += ranges
-            return this.#step(accepts, after)
-          })
+          pieces.push((after) => this.#step(accepts, after, ranges))
           index = close + 1
           continue
         }
@@ -164,17 +159,19 @@ class Automaton {
   }
 }
 
-/** A test for the relative paths a glob describes, with the work its last answer took. */
+/**
+ * A test for the relative paths a glob describes, with the work its last answer took. Given a
+ * budget of work, it answers `undefined` once the budget is spent (the path neither matched nor
+ * refused).
+ */
 export interface GlobMatcher {
-  (relativePath: string): boolean
+  (relativePath: string, budget?: number): boolean | undefined
   /** The automaton's states: a match visits each at most once per code point. */
   readonly states: number
   /**
-   * What a match costs per code point of the path at most: a unit for each state, and one more
-   * for each range of a `[...]` class, which is tested range by range.
+   * The work the last match did: a unit for each state it visited, and one more for each range of
+   * a `[...]` class it tested (range by range); linear in the path's length.
    */
-  readonly stepCost: number
-  /** The states the last match visited: the work it did, linear in the path's length. */
   readonly visits: number
 }
 
@@ -196,42 +193,49 @@ export function globMatcher(glob: string): GlobMatcher {
   const seen = new Int32Array(states.length).fill(-1)
   let visits = 0
 
+  // Reused by every call: one array rather than one a state.
+  const pending: number[] = []
   const addWithForks = (set: number[], state: number, round: number) => {
-    const pending = [state]
+    pending.push(state)
     while (pending.length > 0) {
       const current = pending.pop() as number
       if (seen[current] === round) continue
       seen[current] = round
       visits++
       const node = states[current]
-      if (node?.kind === 'fork') pending.push(...node.next)
+      if (node?.kind === 'fork') for (const following of node.next) pending.push(following)
       else set.push(current)
     }
   }
 
-  const matches = (relativePath: string): boolean => {
+  const matches = (relativePath: string, budget = Infinity): boolean | undefined => {
     seen.fill(-1)
     visits = 0
     let round = 0
+    // Two sets, swapped at each code point rather than made anew.
     let live: number[] = []
+    let next: number[] = []
     addWithForks(live, start, round)
     const text = relativePath === '' ? '' : `/${relativePath}`
-    for (const char of text) {
-      const codePoint = char.codePointAt(0) ?? 0
-      const next: number[] = []
+    for (let index = 0; index < text.length;) {
+      if (visits > budget) return undefined
+      const codePoint = text.codePointAt(index) ?? 0
+      index += codePoint > 0xffff ? 2 : 1
+      next.length = 0
       round++
       for (const state of live) {
         const node = states[state]
-        if (node?.kind === 'step' && node.accepts(codePoint)) addWithForks(next, node.next, round)
+        if (node?.kind !== 'step') continue
+        visits += node.cost
+        if (node.accepts(codePoint)) addWithForks(next, node.next, round)
       }
       if (next.length === 0) return false
-      live = next
+      ;[live, next] = [next, live]
     }
     return live.includes(0)
   }
   return Object.defineProperties(matches as GlobMatcher, {
     states: { value: states.length },
-    stepCost: { value: automaton.stepCost },
     visits: { get: () => visits },
   })
 }
