@@ -298,7 +298,7 @@ test('a path whose match would cost more than MAX_GLOB_STEPS is refused unmatche
   t.false(costly.allowsRead(long))
   t.regex(
     costly.readProblem(long) ?? '',
-    /^is too long to check against the granted globs \(4095 characters: more than 65536 steps\)$/,
+    /^is too long to check against the granted globs \(4095 characters: more than 131072 steps\)$/,
   )
   t.is(costly.readProblem('a'.repeat(100)), 'is not inside a granted path', 'a short path is still matched')
   // A class is tested range by range: each range counts (probe H46: 8 classes of 58 CJK
@@ -323,6 +323,14 @@ test('a path whose match would cost more than MAX_GLOB_STEPS is refused unmatche
   const users = `data/users/${'abcdefghi/'.repeat(400)}profile.json`
   t.true(users.length > 4000)
   t.true(many.allowsRead(users))
+  // Grants of one literal start each walk the path: three of them still fit PATH_MAX (probe H48).
+  const sameStart = createPermissions({
+    filesystemRead: ['./data/**/*.csv', './data/**/*.txt', './data/**/*.json'],
+    baseDir: base,
+  })
+  const json = `data/${'abcdefghi/'.repeat(398)}x.json`
+  t.true(json.length > 3980)
+  t.true(sameStart.allowsRead(json))
 })
 
 test('allowsRead judges the text alone: absolute, drive, UNC and escaping paths grant nothing', (t) => {

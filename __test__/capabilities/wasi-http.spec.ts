@@ -14,7 +14,7 @@ import test, { type ExecutionContext } from 'ava'
 
 import { jsGuestWasm, root, wasiHttpWasm } from '../../fixtures/index.js'
 import { createPermissions } from '../../lib/capabilities/permissions.js'
-import { createWasiHttpClient } from '../../lib/capabilities/wasi-http.js'
+import { createWasiHttpClient, type WasiHttpError } from '../../lib/capabilities/wasi-http.js'
 import {
   type Component,
   ConfigError,
@@ -397,6 +397,52 @@ test('a request body counts against maxBodyBytes until its response ends, not wh
   })
   t.is(lines.filter((line) => line === 'status 200').length, 2, lines.join('\n'))
   t.is(lines.filter((line) => line.startsWith('error ErrorCode::HttpRequestBodySize')).length, 14)
+})
+
+test('once a response ends the client closes its request, whose body the server may never have read', async (t) => {
+  // Probe H48: a server answering at once (the response whole) without reading the body left the
+  // body queued on the open socket after the response ended; 64 bodies of 30 MB sent one after
+  // another held 2 GB though each was counted only until its response ended. A raw server (Node's
+  // own closes a connection whose request body it left unread) answers and stops reading; once
+  // the response was read, it reads on: a closed connection ends long before the 16 MiB body.
+  let sockets: net.Socket[] = []
+  const server = net.createServer((socket) => {
+    sockets.push(socket)
+    socket.on('error', () => {})
+    socket.once('data', () => {
+      socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
+      socket.pause()
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy()
+    sockets = []
+    return new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  const { port } = server.address() as AddressInfo
+  const client = createWasiHttpClient(createPermissions({ networkOutbound: [`127.0.0.1:${port}`] }), {
+    maxBodyBytes: 64 << 20,
+    timeoutMs: 10_000,
+  })
+  const pieces = Array.from({ length: 16 }, () => new Uint8Array(1 << 20))
+  const answer = await client('POST', `http://127.0.0.1:${port}/`, [], pieces)
+  if ('error' in answer) return t.fail(answer.message)
+  t.is(answer.status, 200)
+  let read: Uint8Array | null | WasiHttpError
+  do read = await answer.read()
+  while (read instanceof Uint8Array)
+  t.is(read, null)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const socket = sockets[0]!
+  let received = 0
+  const ended = new Promise<void>((resolve) => {
+    socket.on('data', (data: Buffer) => (received += data.length))
+    socket.once('close', () => resolve())
+  })
+  socket.resume()
+  await within(ended, 5_000, 'the connection stayed open')
+  t.true(received < 12 << 20, `the server read ${received} bytes: the body was still being sent`)
 })
 
 test('a connection reset before the guest reads the body fails its read, not the process', async (t) => {
