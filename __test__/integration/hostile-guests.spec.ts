@@ -624,9 +624,11 @@ test('a host import that lets the BusyError of a re-entrant callSync escape fail
 // import, so an async host import that awaited it deadlocked until the outer call's deadline
 // (forever without one). Bounded here by a 300 ms deadline on the outer call.
 test('a host import that awaits call() on the instance calling it gets BusyError, not a deadlock', async (t) => {
+  // A deadline of 5 s, as below: 300 ms failed a CI dry run on a loaded machine (a deadlock would
+  // still end at the deadline, with TimeoutError instead of 1).
   for (const { kind, compiled } of REENTRANT) {
     const seen: unknown[] = []
-    const instance = reentrant(kind, compiled, awaitsInner(seen), 300)
+    const instance = reentrant(kind, compiled, awaitsInner(seen), 5_000)
     t.is(await instance.call('outer'), 1, kind)
     t.true(seen[0] instanceof BusyError, `${kind}: ${String(seen[0])}`)
   }
