@@ -981,7 +981,8 @@ pub fn holds_more_than(value: &Val, count: usize) -> bool {
             _ => false,
         }
     }
-    walk(value, &mut count.clone())
+    let mut left = count;
+    walk(value, &mut left)
 }
 
 /// [`to_js_until`] for a value the caller is done with: a value stopped part way is large (it

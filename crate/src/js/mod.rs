@@ -614,14 +614,19 @@ impl Js {
         Ok(out)
     }
 
-    /// `object[key]` when `key` is the object's own property, else `undefined`.
-    pub fn get_own_key(self, object: Value, key: Value) -> Result<Value> {
+    /// Whether `key` is `object`'s own property.
+    pub fn has_own_key(self, object: Value, key: Value) -> Result<bool> {
         let mut own = false;
         self.check(
             unsafe { sys::napi_has_own_property(self.0, object, key, &mut own) },
             "own property check",
         )?;
-        if own {
+        Ok(own)
+    }
+
+    /// `object[key]` when `key` is the object's own property, else `undefined`.
+    pub fn get_own_key(self, object: Value, key: Value) -> Result<Value> {
+        if self.has_own_key(object, key)? {
             self.get_key(object, key)
         } else {
             self.undefined()
@@ -632,15 +637,7 @@ impl Js {
     /// getter), else `undefined`: never from `Object.prototype`, where a polluted property would
     /// fill what the caller left out (a record's field, a variant's `tag`).
     pub fn get_unpolluted_key(self, object: Value, key: Value) -> Result<Value> {
-        let has_own = |at: Value| -> Result<bool> {
-            let mut own = false;
-            self.check(
-                unsafe { sys::napi_has_own_property(self.0, at, key, &mut own) },
-                "own property check",
-            )?;
-            Ok(own)
-        };
-        if has_own(object)? {
+        if self.has_own_key(object, key)? {
             return self.get_key(object, key);
         }
         let prototype_of = |at: Value| -> Result<Value> {
@@ -659,7 +656,7 @@ impl Js {
             if same {
                 break;
             }
-            if has_own(at)? {
+            if self.has_own_key(at, key)? {
                 return self.get_key(object, key);
             }
             at = prototype_of(at)?;
@@ -671,20 +668,10 @@ impl Js {
     /// guest (import names) must never reach `Object.prototype` (`constructor`, `__proto__`).
     pub fn get_own(self, object: Value, key: &str) -> Result<Option<Value>> {
         let key = self.string(key)?;
-        let mut own = false;
-        self.check(
-            unsafe { sys::napi_has_own_property(self.0, object, key, &mut own) },
-            "own property check",
-        )?;
-        if !own {
+        if !self.has_own_key(object, key)? {
             return Ok(None);
         }
-        let mut out = ptr::null_mut();
-        self.check(
-            unsafe { sys::napi_get_property(self.0, object, key, &mut out) },
-            "property",
-        )?;
-        Ok(Some(out))
+        self.get_key(object, key).map(Some)
     }
 
     pub fn set(self, object: Value, key: &str, value: Value) -> Result<()> {
