@@ -18,6 +18,7 @@ pub mod instance;
 pub mod js;
 pub mod limits;
 pub mod linker;
+pub mod live_locals;
 pub mod metrics;
 pub mod module;
 pub mod names;
