@@ -576,6 +576,24 @@ test('the listings name resource types', (t) => {
   t.is((make?.func?.result as { imported?: boolean } | undefined)?.imported, true)
 })
 
+test("what a caller does to a component's listings changes no one else's, nor any instance's exports", (t) => {
+  // Probe Z48: the listing was one shared array; emptying an interface's `exports` there left a
+  // later instance's `inst.exports.api` without `Counter`, for every holder of the same bytes.
+  const shared = engine.compileComponentSync(resourcesWasm)
+  const listing = shared.exports
+  const apiItem = listing.find((item) => item.name === 'test:resources/api')
+  apiItem?.exports?.splice(0)
+  listing.push({ name: 'pwned', kind: 'func', type: 'func()' })
+  t.not(shared.exports, listing)
+  t.false(shared.exports.some((item) => item.name === 'pwned'))
+  t.true((shared.exports.find((item) => item.name === 'test:resources/api')?.exports?.length ?? 0) > 0)
+  const again = engine.compileComponentSync(resourcesWasm)
+  t.false(again.exports.some((item) => item.name === 'pwned'))
+  const inst = again.instantiateSync({ limits: { memoryBytes: 4 << 20 }, imports: hostImports([]).imports })
+  t.is(typeof api(inst).Counter, 'function')
+  t.false('pwned' in inst.exports)
+})
+
 test('during call, a host resource may answer with Promises: constructor objects and async methods are awaited', async (t) => {
   const events: string[] = []
   class Logger {

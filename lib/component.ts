@@ -134,31 +134,33 @@ function withMembers(items: readonly ComponentItemInfo[]): ComponentItem[] {
 /** A compiled component. Instantiate it as often as you like; instances are isolated. */
 export class Component {
   readonly #native: NativeComponent
-  #exports?: ComponentItem[]
-  #imports?: ComponentItem[]
-  #bare?: { exports: ComponentItem[]; imports: ComponentItem[] }
+  #listed?: { exports: ComponentItem[]; imports: ComponentItem[] }
 
   /** @internal */
   constructor(native: NativeComponent) {
     this.#native = native
   }
 
-  /** Exports; an exported interface lists its functions under `exports`. */
+  /**
+   * Exports; an exported interface lists its functions under `exports`. A fresh copy each time:
+   * compiling the same bytes again returns this same component, which others may hold.
+   */
   get exports(): ComponentItem[] {
-    this.#exports ??= withMembers(this.#native.exports)
-    return this.#exports
+    return withMembers(this.#native.exports)
   }
 
-  /** Imports; an imported interface lists its functions under `exports`. */
+  /** Imports; an imported interface lists its functions under `exports`. A fresh copy each time. */
   get imports(): ComponentItem[] {
-    this.#imports ??= withMembers(this.#native.imports)
-    return this.#imports
+    return withMembers(this.#native.imports)
   }
 
-  /** The listings as the package's own code reads them (see {@link bareListing}). */
+  /**
+   * The listings as the package's own code reads them (see {@link bareListing}): its own copy, so
+   * that what a caller does to `exports` changes no instance's `exports`.
+   */
   #listings(): { exports: ComponentItem[]; imports: ComponentItem[] } {
-    this.#bare ??= { exports: bareListing(this.exports), imports: bareListing(this.imports) }
-    return this.#bare
+    this.#listed ??= { exports: bareListing(this.exports), imports: bareListing(this.imports) }
+    return this.#listed
   }
 
   /** Precompiled code for `engine.deserializeComponent` (same wasmtime version and settings). */
