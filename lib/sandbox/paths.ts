@@ -25,13 +25,14 @@ const WASM_AT = 'component.wasm'
 export const WASM_ALLOWED = "a relative path to a file inside the manifest's directory, through no symlink"
 
 /** `candidate` is `root` or inside it (both real paths). */
-function isInside(root: string, candidate: string): boolean {
+export function isInside(root: string, candidate: string): boolean {
   const relative = path.relative(root, candidate)
   const leaves = relative === '..' || relative.startsWith(`..${path.sep}`)
   return !leaves && !path.isAbsolute(relative)
 }
 
-function realDir(dir: string): string {
+/** The real path of `dir` (any path), or, where it cannot be resolved, its absolute path. */
+export function realPath(dir: string): string {
   try {
     return realpathSync(dir)
   } catch {
@@ -119,7 +120,7 @@ function symlinkProblem(dir: string, written: string, name: string, link: string
   } catch {
     real = undefined
   }
-  return real !== undefined && !isInside(realDir(dir), real)
+  return real !== undefined && !isInside(realPath(dir), real)
     ? `${quoted(written)} leaves the manifest's directory through a symlink (${quoted(name)}, to ${shownPath(real)})`
     : `${quoted(written)} passes through a symlink (${quoted(name)}), which is not followed`
 }

@@ -9,6 +9,7 @@ import path from 'node:path'
 import type { Component } from '../component.js'
 import { Module } from '../module.js'
 import { loadManifest, type Manifest, type PolicyOptions } from './manifest.js'
+import { claimPluginPaths } from './loaded.js'
 import { readComponentWasm, WRITE_ALLOWED, writeDirectory } from './paths.js'
 import { Engine, isEngine } from '../engine.js'
 import {
@@ -240,6 +241,9 @@ const preopenCleanup = new FinalizationRegistry<FileHandle[]>((handles) => {
   for (const handle of handles) handle.close().catch(() => {})
 })
 
+/** A sandbox collected without `dispose()` lets go of its claim on its files (see loaded.ts). */
+const claimCleanup = new FinalizationRegistry<() => void>((release) => release())
+
 /** Whether `path` names a command component's `wasi:cli/run` `run` (any version, either spelling). */
 function isCommandRun(path: string): boolean {
   const { interfaceName, name } = splitExportPath(path)
@@ -273,6 +277,7 @@ export class Sandbox {
   readonly #timeoutMs: number
   readonly #permissions: Permissions
   readonly #preopenHandles: FileHandle[]
+  readonly #releasePaths: () => void
   #instance: Instance | undefined
   /** The sandbox's calls as its host functions see them, whichever instance serves them. */
   readonly #owner = new Owner()
@@ -304,9 +309,12 @@ export class Sandbox {
     instance: Instance
     permissions: Permissions
     preopenHandles: FileHandle[]
+    releasePaths: () => void
   }) {
     this.#preopenHandles = parts.preopenHandles
     if (parts.preopenHandles.length > 0) preopenCleanup.register(this, parts.preopenHandles, this)
+    this.#releasePaths = parts.releasePaths
+    claimCleanup.register(this, parts.releasePaths, this)
     this.manifest = parts.manifest
     this.component = parts.component
     this.#engine = parts.engine
@@ -592,7 +600,10 @@ export class Sandbox {
     this.#instance = undefined
     // The pinned preopen directories are needed until the last call ends (a restart reopens them).
     preopenCleanup.unregister(this)
+    claimCleanup.unregister(this)
     void this.#calls.idle.then(async () => {
+      // Its guest writes no more: another plugin may now use its directories.
+      this.#releasePaths()
       if (this.#ownsEngine) this.#engine.close()
       await Promise.all(this.#preopenHandles.map((handle) => handle.close()))
     })
@@ -669,6 +680,13 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
   const permissions = permissionsFromManifest(manifest, { onDenied: options.onDenied })
   const { memory, cpu } = manifest.resources
   const pinned = await pinnedPreopens(manifest)
+  let releasePaths: () => void
+  try {
+    releasePaths = claimPluginPaths(manifest)
+  } catch (error) {
+    await Promise.all(pinned.handles.map((handle) => handle.close()))
+    throw error
+  }
   const instantiateOptions = {
     limits: {
       memoryBytes: loweredLimit(
@@ -734,8 +752,10 @@ export async function loadComponent(dir: string, options: LoadComponentOptions =
       instance,
       permissions,
       preopenHandles: pinned.handles,
+      releasePaths,
     })
   } catch (error) {
+    releasePaths()
     if (ownsEngine) engine.close()
     await Promise.all(pinned.handles.map((handle) => handle.close()))
     throw error
