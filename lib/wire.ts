@@ -421,20 +421,28 @@ function isObjectMember(key: string): boolean {
 /**
  * `value[key]` as a record's field, a flag or a variant's `tag`/`val`: a name every object inherits
  * (`inherited`: `constructor`, `toString`) only as the value's own property; any other as its own
- * or its class's (a getter), never `Object.prototype`'s, where a polluted property would fill what
- * the caller left out. As in the addon's conversion.
+ * or its class's (a getter), never `Object.prototype`'s (any realm's), where a polluted property
+ * would fill what the caller left out. As in the addon's conversion.
  */
 function memberOf(value: Record<string, unknown>, key: string, inherited: boolean): unknown {
   if (Object.hasOwn(value, key)) return value[key]
   if (inherited) return undefined
   for (
     let prototype: unknown = Object.getPrototypeOf(value);
-    prototype !== null && prototype !== Object.prototype;
+    prototype !== null && !isObjectPrototype(prototype as object);
     prototype = Object.getPrototypeOf(prototype)
   ) {
     if (Object.hasOwn(prototype as object, key)) return value[key]
   }
   return undefined
+}
+
+/**
+ * Whether `prototype` is `Object.prototype`, this realm's or another's (an object made in a `vm`
+ * context, probe H49): the one object with `hasOwnProperty` of its own.
+ */
+function isObjectPrototype(prototype: object): boolean {
+  return prototype === Object.prototype || Object.hasOwn(prototype, 'hasOwnProperty')
 }
 
 /** A plain array: a proxy's traps and a typed array's type are the per-value path's to judge. */

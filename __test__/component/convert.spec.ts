@@ -1,4 +1,5 @@
 import { inspect } from 'node:util'
+import vm from 'node:vm'
 
 import test from 'ava'
 
@@ -409,6 +410,44 @@ test.serial(
     }
   },
 )
+
+test("another realm's Object.prototype fills no field, tag or payload either", (t) => {
+  // Probe H49: objects made in a vm context have that context's Object.prototype, which counted
+  // as "a prototype of their own": polluted there, it filled a record's age, a variant's payload,
+  // a flag, and a host function's result.
+  const realm = vm.createContext({})
+  const foreign = (source: string): unknown => vm.runInContext(source, realm)
+  vm.runInContext('Object.assign(Object.prototype, { age: 7, val: 1.5, read: true, x: 9, y: 99 })', realm)
+  const inst = typesInstance()
+  const component = new Engine().compileComponentSync(OBJECT_NAMES_IMPORTS_WAT)
+  const fromHost = (r: unknown) =>
+    component
+      .instantiateSync({ limits: { memoryBytes: 1 << 16 }, imports: { getR: () => r, getF: () => ({}) } })
+      .callSync('rec')
+  for (const call of [
+    (name: string, arg: unknown) => inst.callSync(name, [arg]),
+    (name: string, arg: unknown) => (inst.exports[name] as (arg: unknown) => unknown)(arg),
+  ]) {
+    t.throws(() => call('roundtrip-record', foreign("({ firstName: 'a', tags: [] })")), {
+      instanceOf: WasmTypeError,
+      message: /field "age": expected u8, got undefined/,
+    })
+    t.throws(() => call('roundtrip-variant', foreign("({ tag: 'circle' })")), {
+      instanceOf: WasmTypeError,
+      message: /expected f32, got undefined/,
+    })
+    // Its own properties, as any object's, are read.
+    t.deepEqual(call('roundtrip-record', foreign("({ firstName: 'a', age: 2, tags: [] })")), {
+      firstName: 'a',
+      age: 2,
+      tags: [],
+    })
+  }
+  t.throws(() => fromHost(foreign('({ constructor: 7 })')), {
+    message: /field "x": expected u32, got undefined/,
+  })
+  t.is(fromHost(foreign('({ x: 4 })')), 4)
+})
 
 test("values whose JS form would overflow V8's heap are refused before any is made, in results and in a host function's arguments", async (t) => {
   // A list of empty lists costs wasmtime's hostcall fuel 32 bytes an element and V8's heap about

@@ -634,8 +634,10 @@ impl Js {
     }
 
     /// `object[key]` when the object has `key` itself or from a prototype of its own (a class's
-    /// getter), else `undefined`: never from `Object.prototype`, where a polluted property would
-    /// fill what the caller left out (a record's field, a variant's `tag`).
+    /// getter), else `undefined`: never from `Object.prototype`, this realm's or another's (an
+    /// object made in a `vm` context: the one prototype with `hasOwnProperty` of its own), where
+    /// a polluted property would fill what the caller left out (a record's field, a variant's
+    /// `tag`).
     pub fn get_unpolluted_key(self, object: Value, key: Value) -> Result<Value> {
         if self.has_own_key(object, key)? {
             return self.get_key(object, key);
@@ -653,7 +655,7 @@ impl Js {
                 unsafe { sys::napi_strict_equals(self.0, at, object_prototype, &mut same) },
                 "strict equality",
             )?;
-            if same {
+            if same || self.has_own_key(at, self.string("hasOwnProperty")?)? {
                 break;
             }
             if self.has_own_key(at, key)? {
