@@ -609,6 +609,8 @@ test('a trap is a typed TrapError and poisons only that component instance', asy
   t.true((error?.wasmBacktrace.length ?? 0) > 0)
   t.throws(() => instance.callSync('roundtrip-u8', [1]), { instanceOf: InstancePoisonedError })
   await t.throwsAsync(instance.call('roundtrip-u8', [1]), { code: 'ERR_WASM_INSTANCE_POISONED' })
+  // The refused calls never ran the guest: `calls` counts the one that trapped (probe Z48 asked).
+  t.like(instance.metrics(), { calls: 1, traps: 1 })
   t.is(healthy.callSync('roundtrip-u8', [1]), 1)
   const divide = await t.throwsAsync(healthy.call('trap-divide', [1, 0]), { instanceOf: ArithmeticTrapError })
   t.is(divide?.code, 'ERR_WASM_TRAP_DIVIDE_BY_ZERO')

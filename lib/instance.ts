@@ -69,7 +69,11 @@ export interface FuelMetrics {
 export interface Metrics {
   memory: MemoryMetrics
   fuel: FuelMetrics
-  /** Calls made, failed ones included. */
+  /**
+   * Calls that ran the guest, failed ones included (a trap, a deadline, fuel, a host function's
+   * failure). A call refused before the guest runs is not counted: wrong arguments, a signal
+   * already aborted, an instance poisoned by an earlier trap, busy or disposed.
+   */
   calls: number
   /** Calls that failed in wasm or in what it handed the host (traps, host failures, timeouts, aborts, host limits). */
   traps: number
