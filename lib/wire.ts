@@ -439,10 +439,14 @@ function memberOf(value: Record<string, unknown>, key: string, inherited: boolea
 
 /**
  * Whether `prototype` is `Object.prototype`, this realm's or another's (an object made in a `vm`
- * context, probe H49): the one object with `hasOwnProperty` of its own.
+ * context, probe H49): the end of a chain (no prototype of its own) with `hasOwnProperty` of its
+ * own. A class may name a method so (probe H50); its prototype has a prototype.
  */
 function isObjectPrototype(prototype: object): boolean {
-  return prototype === Object.prototype || Object.hasOwn(prototype, 'hasOwnProperty')
+  return (
+    prototype === Object.prototype ||
+    (Object.getPrototypeOf(prototype) === null && Object.hasOwn(prototype, 'hasOwnProperty'))
+  )
 }
 
 /** A plain array: a proxy's traps and a typed array's type are the per-value path's to judge. */

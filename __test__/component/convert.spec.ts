@@ -411,7 +411,7 @@ test.serial(
   },
 )
 
-test("another realm's Object.prototype fills no field, tag or payload either", (t) => {
+test("another realm's Object.prototype fills no field, tag or payload either", async (t) => {
   // Probe H49: objects made in a vm context have that context's Object.prototype, which counted
   // as "a prototype of their own": polluted there, it filled a record's age, a variant's payload,
   // a flag, and a host function's result.
@@ -447,6 +447,51 @@ test("another realm's Object.prototype fills no field, tag or payload either", (
     message: /field "x": expected u32, got undefined/,
   })
   t.is(fromHost(foreign('({ x: 4 })')), 4)
+  // A class may name a method hasOwnProperty: its getters still count (probe H50).
+  class Named {
+    get firstName() {
+      return 'g'
+    }
+    get age() {
+      return 3
+    }
+    get tags() {
+      return []
+    }
+    hasOwnProperty(key: PropertyKey) {
+      return Object.hasOwn(this, key)
+    }
+  }
+  t.deepEqual(inst.callSync('roundtrip-record', [new Named()]), { firstName: 'g', age: 3, tags: [] })
+  t.deepEqual(await inst.call('roundtrip-record', [new Named()]), { firstName: 'g', age: 3, tags: [] })
+  const exported = inst.exports['roundtrip-record'] as (arg: unknown) => unknown
+  t.deepEqual(exported(new Named()), { firstName: 'g', age: 3, tags: [] })
+  // Lists of variants take the flat path (lib/wire.ts).
+  class Circle {
+    get tag() {
+      return 'circle'
+    }
+    get val() {
+      return 1.5
+    }
+    hasOwnProperty() {
+      return false
+    }
+  }
+  const nested = { items: [['a', [new Circle()]]], inner: new Named() }
+  t.deepEqual(inst.callSync('roundtrip-nested', [nested]), {
+    items: [['a', [{ tag: 'circle', val: 1.5 }]]],
+    inner: { firstName: 'g', age: 3, tags: [] },
+  })
+  class Point {
+    get x() {
+      return 4
+    }
+    hasOwnProperty() {
+      return false
+    }
+  }
+  t.is(fromHost(new Point()), 4)
 })
 
 test("values whose JS form would overflow V8's heap are refused before any is made, in results and in a host function's arguments", async (t) => {

@@ -21,9 +21,16 @@ pub const EDGE_WEIGHT: u64 = 4;
 pub const LOOP_WEIGHT: u64 = 48;
 
 /// Most work the passes may do for one input, every function together: an operator read, or a
-/// word of a live set (64 locals) at an edge, counts one. The real code measured needs at most 1.8
-/// million (a 12 MB component); at this bound the passes take some 0.1 s.
-pub const MAX_WORK: u64 = 1 << 26;
+/// word of a live set (64 locals) made or touched, counts one, so that the sets held at once take
+/// at most 128 MiB. The real code measured needs at most 1.8 million (a 12 MB component); at this
+/// bound the passes take some 0.05 s.
+pub const MAX_WORK: u64 = 1 << 24;
+
+/// Most locals (parameters included) a valid function has: wasmparser's validator refuses more
+/// (its `MAX_WASM_FUNCTION_LOCALS`, 50,000, and 1,000 parameters), after this pass. Such a
+/// function is not followed: 1,000,000 locals made each loop's set 125 KB (probe H50: 198 KB of
+/// input took 8 GB).
+const MAX_VALID_LOCALS: u32 = 51_000;
 
 /// One function's operators, as far as liveness goes, in their order.
 #[derive(Default)]
@@ -191,9 +198,12 @@ impl LiveLocals {
     /// each, and [`LOOP_WEIGHT`] more through a loop), added up; or `None` when telling would
     /// take more than `work` words of the live sets (after which `work` is what is left).
     pub fn across(&self, work: &mut u64) -> Option<u64> {
-        if self.locals == 0 {
+        if self.locals == 0 || self.locals > MAX_VALID_LOCALS {
             return Some(0);
         }
+        // Each loop's set, made before the passes.
+        let words = u64::from(self.locals.div_ceil(64));
+        *work = work.checked_sub(words.saturating_mul(u64::from(self.loops)))?;
         let mut loops = vec![Set::empty(self.locals); self.loops as usize];
         loop {
             let (grown, across) = self.pass(&mut loops, work)?;
@@ -391,5 +401,25 @@ mod tests {
         // Seven events: two reads and sets, five words at edges.
         assert_eq!(work, 100 - 7);
         assert_eq!(across(text, &mut 5), None);
+    }
+
+    #[test]
+    fn each_loop_s_set_is_charged_before_it_is_made() {
+        // 50,000 locals (782 words a set) and 1,000 loops: 782,000 words before any pass.
+        let loops = format!(
+            "(module (func (param i32) (local {}) {} (drop (local.get 1))))",
+            "i32 ".repeat(49_999),
+            "(loop (br_if 0 (local.get 0))) ".repeat(1000)
+        );
+        assert_eq!(across(&loops, &mut 700_000), None);
+        assert!(across(&loops, &mut MAX_WORK.clone()).is_some());
+        // Past what a valid function declares, nothing is followed: the validator refuses it.
+        let many = format!(
+            "(module (func (param i32) (local {}) (loop) (drop (local.get 1))))",
+            "i32 ".repeat(51_000)
+        );
+        let mut work = 10;
+        assert_eq!(across(&many, &mut work), Some(0));
+        assert_eq!(work, 10);
     }
 }

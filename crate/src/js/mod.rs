@@ -635,9 +635,9 @@ impl Js {
 
     /// `object[key]` when the object has `key` itself or from a prototype of its own (a class's
     /// getter), else `undefined`: never from `Object.prototype`, this realm's or another's (an
-    /// object made in a `vm` context: the one prototype with `hasOwnProperty` of its own), where
-    /// a polluted property would fill what the caller left out (a record's field, a variant's
-    /// `tag`).
+    /// object made in a `vm` context: a chain's end with `hasOwnProperty` of its own; a class may
+    /// name a method so, but its prototype has a prototype), where a polluted property would fill
+    /// what the caller left out (a record's field, a variant's `tag`).
     pub fn get_unpolluted_key(self, object: Value, key: Value) -> Result<Value> {
         if self.has_own_key(object, key)? {
             return self.get_key(object, key);
@@ -655,13 +655,15 @@ impl Js {
                 unsafe { sys::napi_strict_equals(self.0, at, object_prototype, &mut same) },
                 "strict equality",
             )?;
-            if same || self.has_own_key(at, self.string("hasOwnProperty")?)? {
+            let next = prototype_of(at)?;
+            let last = !matches!(self.kind(next)?, Kind::Object | Kind::Function);
+            if same || (last && self.has_own_key(at, self.string("hasOwnProperty")?)?) {
                 break;
             }
             if self.has_own_key(at, key)? {
                 return self.get_key(object, key);
             }
-            at = prototype_of(at)?;
+            at = next;
         }
         self.undefined()
     }
