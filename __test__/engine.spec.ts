@@ -583,6 +583,36 @@ test('locals live across blocks and loops are bounded: the register allocator ca
     t.notThrows(() => engine.compileModuleSync(across(300, 300, loop)))
     engine.close()
   }
+  // Probe H50: the check's own sets, one bit per declared local for each loop, were made before
+  // its work was counted: 2^20 locals and 66,000 loops (198 KB) took 8 GB and aborted the process.
+  const leb = (value: number) => {
+    const out: number[] = []
+    do {
+      out.push((value & 0x7f) | (value >= 0x80 ? 0x80 : 0))
+      value = Math.floor(value / 128)
+    } while (value > 0)
+    return out
+  }
+  const manyLocals = (locals: number, loops: number) => {
+    const body = [1, ...leb(locals), 0x7f, ...Array<number[]>(loops).fill([0x03, 0x40, 0x0b]).flat(), 0x0b]
+    const section = (id: number, content: number[]) => [id, ...leb(content.length), ...content]
+    return Uint8Array.from([
+      ...[0, 0x61, 0x73, 0x6d, 1, 0, 0, 0],
+      ...section(1, [1, 0x60, 0, 0]),
+      ...section(3, [1, 0]),
+      ...section(10, [1, ...leb(body.length), ...body]),
+    ])
+  }
+  const engine = new Engine()
+  for (const [locals, loops] of [
+    [1_047_576, 66_000],
+    [50_000, 32_000],
+  ] as const) {
+    const started = performance.now()
+    t.false(engine.validate(manyLocals(locals, loops)).ok)
+    t.true(performance.now() - started < 5_000)
+  }
+  engine.close()
 })
 
 test("a function's loops are bounded by their square: Cranelift's time grows with it", (t) => {
