@@ -325,7 +325,7 @@ macro_rules! compiled_class {
                 })
             }
 
-            /// Compiles bytes (binary or WAT) on a pool thread.
+            /// Compiles bytes (binary or WAT) on a compile thread (`runtime/compiles.rs`).
             #[napi(ts_return_type = $class_promise)]
             pub fn compile(
                 env: &napi::Env,
@@ -334,8 +334,9 @@ macro_rules! compiled_class {
             ) -> napi::Result<$crate::js::Raw> {
                 let shared = engine.shared().clone();
                 let bytes = bytes.to_vec();
-                $crate::runtime::task::promise(
+                $crate::runtime::task::compile_promise(
                     env,
+                    shared.key(),
                     move || $crate::compiled::Compiled::<$kind>::compile(&shared, &bytes),
                     |js, result| result.map(|compiled| Self::wrap(js, compiled)),
                 )

@@ -105,6 +105,12 @@ struct TickerState {
 }
 
 impl EngineShared {
+    /// What tells this engine's compiles apart from other engines' (see `runtime/compiles.rs`):
+    /// its address, which no other live engine has.
+    pub fn key(&self) -> usize {
+        std::ptr::from_ref(self).addr()
+    }
+
     fn new(options: &NativeEngineOptions) -> std::result::Result<Self, Failure> {
         if options.epoch_tick_ms == 0 {
             return Err(Failure::OptionAt {
@@ -438,11 +444,12 @@ impl NativeEngine {
         guard(Js(env.raw()), || Ok(self.shared.validate(&bytes)))
     }
 
-    /// [`validate`](Self::validate) on a pool thread: a Promise of the error message or `null`.
+    /// [`validate`](Self::validate) on a compile thread: a Promise of the error message or `null`.
     #[napi(ts_return_type = "Promise<string | null>")]
     pub fn validate_async(&self, env: &Env, bytes: Uint8Array) -> Result<Raw> {
         let shared = self.shared.clone();
         let bytes = bytes.to_vec();
-        task::promise(env, move || shared.validate(&bytes), |_, message| Ok(message))
+        let engine = self.shared.key();
+        task::compile_promise(env, engine, move || shared.validate(&bytes), |_, message| Ok(message))
     }
 }

@@ -20,7 +20,7 @@ export declare class NativeAbortHandle {
 export declare class NativeComponent {
   /** Compiles bytes (binary or WAT) on the JS thread. */
   static compileSync(engine: NativeEngine, bytes: Uint8Array): NativeComponent
-  /** Compiles bytes (binary or WAT) on a pool thread. */
+  /** Compiles bytes (binary or WAT) on a compile thread (`runtime/compiles.rs`). */
   static compile(engine: NativeEngine, bytes: Uint8Array): Promise<NativeComponent>
   /**
    * What the engine's `cacheDir` holds for these bytes, or `null` (the lookup of a
@@ -137,7 +137,7 @@ export declare class NativeEngine {
    * without compiling them. Returns the error message, or `null` when valid.
    */
   validate(bytes: Uint8Array): string | null
-  /** [`validate`](Self::validate) on a pool thread: a Promise of the error message or `null`. */
+  /** [`validate`](Self::validate) on a compile thread: a Promise of the error message or `null`. */
   validateAsync(bytes: Uint8Array): Promise<string | null>
 }
 
@@ -180,7 +180,7 @@ export declare class NativeInstance {
 export declare class NativeModule {
   /** Compiles bytes (binary or WAT) on the JS thread. */
   static compileSync(engine: NativeEngine, bytes: Uint8Array): NativeModule
-  /** Compiles bytes (binary or WAT) on a pool thread. */
+  /** Compiles bytes (binary or WAT) on a compile thread (`runtime/compiles.rs`). */
   static compile(engine: NativeEngine, bytes: Uint8Array): Promise<NativeModule>
   /**
    * What the engine's `cacheDir` holds for these bytes, or `null` (the lookup of a

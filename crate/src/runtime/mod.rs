@@ -3,6 +3,7 @@
 //! loaded for the life of the process.
 
 pub mod abort;
+pub mod compiles;
 pub mod dispatcher;
 pub mod executor;
 pub mod external;

@@ -6,6 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use napi::Env;
 use napi::bindgen_prelude::ToNapiValue;
 
+use super::compiles::run_compile;
 use super::dispatcher::{dispatcher, hold};
 use super::pool::run_in_pool;
 use crate::errors::Failure;
@@ -19,11 +20,41 @@ where
     R: ToNapiValue + 'static,
     F: FnOnce(Js, W) -> Result<R, Failure> + Send + 'static,
 {
+    settled(env, run_in_pool, work, finish)
+}
+
+/// [`promise`] for a compile or validation of `engine` (the engine's address): on the compile
+/// threads, in turn with other engines' (see `compiles.rs`), never in the pool that runs calls.
+pub fn compile_promise<W, R, F>(
+    env: &Env,
+    engine: usize,
+    work: impl FnOnce() -> W + Send + 'static,
+    finish: F,
+) -> napi::Result<Raw>
+where
+    W: Send + 'static,
+    R: ToNapiValue + 'static,
+    F: FnOnce(Js, W) -> Result<R, Failure> + Send + 'static,
+{
+    settled(env, |job| run_compile(engine, job), work, finish)
+}
+
+fn settled<W, R, F>(
+    env: &Env,
+    run: impl FnOnce(Box<dyn FnOnce() + Send>),
+    work: impl FnOnce() -> W + Send + 'static,
+    finish: F,
+) -> napi::Result<Raw>
+where
+    W: Send + 'static,
+    R: ToNapiValue + 'static,
+    F: FnOnce(Js, W) -> Result<R, Failure> + Send + 'static,
+{
     let js = Js(env.raw());
     let dispatcher = dispatcher(js)?;
     let (deferred, promise) = js.deferred()?;
     hold(js, true);
-    run_in_pool(move || {
+    run(Box::new(move || {
         let output = catch_unwind(AssertUnwindSafe(work)).map_err(Failure::panicked);
         dispatcher.run(Box::new(move |js| {
             let outcome = output.and_then(|output| {
@@ -37,6 +68,6 @@ where
             }
             hold(js, false);
         }));
-    });
+    }));
     Ok(Raw(promise))
 }
