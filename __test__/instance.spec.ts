@@ -850,6 +850,74 @@ const returningTuplesWat = (err = false) => {
       (canon lift (core func $i "run") (memory (core memory $i "memory")))))`
 }
 
+/** `text(n)` returns `n` bytes of "a" as a string; `tuple(n)` the same inside a tuple. */
+const returningTextWat = `(component
+  (core module $main (memory (export "memory") 401)
+    (func (export "run") (param i32) (result i32)
+      (memory.fill (i32.const 16) (i32.const 97) (local.get 0))
+      (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (local.get 0)) (i32.const 0)))
+  (core instance $i (instantiate $main))
+  (func (export "text") (param "n" u32) (result string)
+    (canon lift (core func $i "run") (memory (core memory $i "memory"))))
+  (func (export "tuple") (param "n" u32) (result (tuple string))
+    (canon lift (core func $i "run") (memory (core memory $i "memory")))))`
+
+test.serial(
+  "a call's long text is not converted once its deadline has passed, alone or inside a tuple",
+  async (t) => {
+    // Probe Z49: 16 calls each returning 60 MiB of text were all converted on the JS thread, the last
+    // 5.6 s past its 1 s deadline: text counted as one value, and a result of few values was
+    // converted whatever the time. A KiB of text now counts as one.
+    const instance = new Engine()
+      .compileComponentSync(returningTextWat)
+      .instantiateSync({ limits: { memoryBytes: 32 * MiB }, timeoutMs: 100 })
+    const length = (value: unknown) =>
+      (Array.isArray(value) ? (value[0] as string) : (value as string)).length
+    const late = async (name: string, n: number) => {
+      const call = instance.call(name, [n])
+      // The guest returns at once; its result waits for this JS thread, past the deadline.
+      const until = performance.now() + 300
+      while (performance.now() < until) {
+        // Holding the JS thread.
+      }
+      return call
+    }
+    for (const name of ['text', 'tuple']) {
+      const error = await t.throwsAsync(late(name, 8 * MiB), { instanceOf: TimeoutError })
+      t.regex(error?.message ?? '', /while converting its result to JS values/)
+      // Short text is kept however late; long text within the deadline is converted.
+      t.is(length(await late(name, 1000)), 1000)
+      t.is(length(await instance.call(name, [8 * MiB])), 8 * MiB)
+    }
+  },
+)
+
+test.serial(
+  'after converting a large result, the JS thread lets the event loop turn before the next one',
+  async (t) => {
+    // Probe Z49: results that each took the JS thread tens of milliseconds to convert were
+    // converted one after another as they arrived, 16 of them holding the event loop 1.6 s.
+    const component = new Engine().compileComponentSync(returningTextWat)
+    const [first, second] = [0, 1].map(() => component.instantiateSync({ limits: { memoryBytes: 32 * MiB } }))
+    const order: string[] = []
+    // Whichever result is converted first asks for the next turn of the event loop.
+    const calls = [first!, second!].map((instance) =>
+      instance.call('text', [24 * MiB]).then(() => {
+        order.push('converted')
+        if (order.length === 1) setImmediate(() => order.push('turned'))
+      }),
+    )
+    // Both guests return while the JS thread is held: both results wait to be converted.
+    const until = performance.now() + 300
+    while (performance.now() < until) {
+      // Holding the JS thread.
+    }
+    await Promise.all(calls)
+    await new Promise((resolve) => setImmediate(resolve))
+    t.deepEqual(order, ['converted', 'turned', 'converted'])
+  },
+)
+
 for (const err of [false, true]) {
   const what = err ? 'error payload' : 'result'
   test.serial(`a call's ${what} of many small parts is converted within its deadline`, async (t) => {

@@ -40,6 +40,13 @@ export type Stop = () => void
 /** List elements decoded between two looks at a decoding's {@link Stop}. */
 const LOOK_EVERY = 256
 
+/**
+ * Bytes of text that count as one list element between looks: decoding a KiB costs the JS thread
+ * about what an element does, and one string of 60 MiB is decoded in tens of milliseconds, which
+ * a deadline already passed need not wait for (as the addon's `TEXT_BYTES_PER_VALUE`).
+ */
+const TEXT_BYTES_PER_ELEMENT = 1024
+
 /** Reads one value at `cursor.at` and moves past it. */
 export type Read = (cursor: Cursor) => unknown
 
@@ -225,6 +232,11 @@ function readString(cursor: Cursor): string {
   const length = header & 0x7fffffff
   const end = start + length
   cursor.at = end
+  // Long text counts as many elements (see TEXT_BYTES_PER_ELEMENT), before it is decoded.
+  if (length >= TEXT_BYTES_PER_ELEMENT) {
+    cursor.untilLook -= Math.floor(length / TEXT_BYTES_PER_ELEMENT)
+    if (cursor.untilLook < 0) look(cursor)
+  }
   // The top bit marks text that is not ASCII.
   if (header !== length) return cursor.bytes.toString('utf8', start, end)
   if (length > SHORT_TEXT) return cursor.bytes.toString('latin1', start, end)

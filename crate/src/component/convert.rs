@@ -964,8 +964,8 @@ pub fn to_js_until(
     to_js_in(js, cx, &mut conversion, value, ty).map_err(|error| conversion.stopped.take().unwrap_or(error.into()))
 }
 
-/// Whether `value` holds more than `count` values in all (itself included), found without walking
-/// more than that many.
+/// Whether `value` holds more than `count` values in all (itself included; text counts one more
+/// per [`TEXT_BYTES_PER_VALUE`] bytes), found without walking more than that many.
 pub fn holds_more_than(value: &Val, count: usize) -> bool {
     fn walk(value: &Val, left: &mut usize) -> bool {
         if *left == 0 {
@@ -978,6 +978,7 @@ pub fn holds_more_than(value: &Val, count: usize) -> bool {
             Val::Variant(_, Some(payload)) | Val::Option(Some(payload)) => walk(payload, left),
             Val::Result(Ok(Some(payload)) | Err(Some(payload))) => walk(payload, left),
             Val::Flags(names) => names.len() > *left,
+            Val::String(text) => text.len() / TEXT_BYTES_PER_VALUE > *left,
             _ => false,
         }
     }
@@ -1005,6 +1006,11 @@ pub fn into_js_until(
 /// Values converted between two looks at a conversion's `stop` (some 100 µs of them at most).
 pub const STOP_EVERY: u32 = 256;
 
+/// Bytes of text that count as one value, for [`STOP_EVERY`] and [`holds_more_than`]: a KiB costs
+/// the JS thread about what a value does to convert, and 16 results of 60 MiB each arriving at
+/// once were all converted, seconds past their deadline (probe Z49).
+pub const TEXT_BYTES_PER_VALUE: usize = 1024;
+
 /// What one conversion to JS carries: the names it made, and when to look whether to stop.
 #[derive(Default)]
 struct ToJs<'a> {
@@ -1015,6 +1021,25 @@ struct ToJs<'a> {
 }
 
 impl ToJs<'_> {
+    /// [`ToJs::look`] for `text`, which counts one value per [`TEXT_BYTES_PER_VALUE`] bytes (its
+    /// first value was counted already).
+    fn look_at_text(&mut self, text: &str) -> napi::Result<()> {
+        let values = u32::try_from(text.len() / TEXT_BYTES_PER_VALUE).unwrap_or(u32::MAX);
+        if self.stop.is_none() || values == 0 {
+            return Ok(());
+        }
+        match self.until_look.checked_sub(values) {
+            Some(left) => {
+                self.until_look = left;
+                Ok(())
+            }
+            None => {
+                self.until_look = 0;
+                self.look()
+            }
+        }
+    }
+
     fn look(&mut self) -> napi::Result<()> {
         let Some(stop) = self.stop else { return Ok(()) };
         if self.until_look > 0 {
@@ -1050,7 +1075,10 @@ fn to_js_in(js: Js, cx: Cx, conversion: &mut ToJs, value: &Val, ty: &Type) -> na
         (Val::Float32(n), _) => js.number(*n as f64),
         (Val::Float64(n), _) => js.number(*n),
         (Val::Char(c), _) => js.string(c.encode_utf8(&mut [0; 4])),
-        (Val::String(s), _) => js.string(s),
+        (Val::String(s), _) => {
+            conversion.look_at_text(s)?;
+            js.string(s)
+        }
         (Val::List(items), Type::List(list)) => {
             let element_type = list.ty();
             if let Some(element) = typed_element(&element_type)
@@ -1130,7 +1158,7 @@ fn to_js_in(js: Js, cx: Cx, conversion: &mut ToJs, value: &Val, ty: &Type) -> na
 mod tests {
     use wasmtime::component::Val;
 
-    use crate::component::convert::{MAX_JS_STRING_UNITS, check_js_size, check_js_string};
+    use crate::component::convert::{MAX_JS_STRING_UNITS, check_js_size, check_js_string, holds_more_than};
     use crate::errors::Failure;
 
     fn refusal(values: &[Val]) -> Option<String> {
@@ -1139,6 +1167,15 @@ mod tests {
             Err(Failure::HostLimit(message)) => Some(message),
             Err(_) => Some("another failure".into()),
         }
+    }
+
+    #[test]
+    fn text_counts_one_value_per_kib_of_it() {
+        // With itself, 255 KiB of text holds 256 values: not more.
+        assert!(!holds_more_than(&Val::String("a".repeat(255 * 1024)), 256));
+        assert!(holds_more_than(&Val::String("a".repeat(256 * 1024)), 256));
+        let inside = Val::List(vec![Val::String("a".repeat(300 * 1024))]);
+        assert!(holds_more_than(&inside, 256));
     }
 
     #[test]

@@ -63,6 +63,10 @@ struct JobQueue {
     linger: AtomicBool,
     /// The environment is gone: jobs are dropped instead of queued.
     closed: AtomicBool,
+    /// The last drain was deferred after a long job: the deferred drain defers once more, so that
+    /// the event loop's timers run before the next job (a drain deferred from the poll phase runs
+    /// in that same turn's check phase, before any timer).
+    after_long: AtomicBool,
     /// When the JS thread began running jobs since the event loop last ran a deferred drain (see
     /// [`TURN`]); touched on the JS thread only. Only a deferred drain resets it: the gaps
     /// between drains are the Promise reactions they cause, which may take any time, so no gap
@@ -127,11 +131,18 @@ impl JobQueue {
         let began = self.turn_began();
         loop {
             while let Some(job) = self.pop() {
+                let job_began = Instant::now();
                 run_job(js, job);
                 // Only a backlog waits: a lone job, as a single call's, never pays the detour.
                 // `draining` stays set: jobs queued meanwhile wait for the deferred drain, with
-                // no wake-up of their own.
-                if began.elapsed() >= TURN && self.len.load(Ordering::Acquire) > 0 && self.defer(js) {
+                // no wake-up of their own. A job that alone took a turn's time (a large result
+                // converted) is followed by none in this turn, even one still to come: 16 calls
+                // each returning 60 MiB of text held the event loop 1.6 s, their conversions
+                // run one after another as each arrived (probe Z49).
+                let long = job_began.elapsed() >= TURN;
+                let backlog = began.elapsed() >= TURN && self.len.load(Ordering::Acquire) > 0;
+                if (long || backlog) && self.defer(js) {
+                    self.after_long.store(long, Ordering::Release);
                     *self.lock_turn() = None;
                     return;
                 }
@@ -233,6 +244,9 @@ impl JobQueue {
 unsafe extern "C" fn drain_deferred(env: napi::sys::napi_env, info: napi::sys::napi_callback_info) -> crate::js::Value {
     // SAFETY: this callback is only made by `defer`, with the queue as its data.
     let (js, queue, _, _) = unsafe { crate::js::callback_args::<Arc<JobQueue>>(env, info) };
+    if queue.after_long.swap(false, Ordering::AcqRel) && queue.defer(js) {
+        return std::ptr::null_mut();
+    }
     // The loop has turned.
     *queue.lock_turn() = None;
     *queue.lock_chain() = None;
