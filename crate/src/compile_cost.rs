@@ -21,8 +21,10 @@
 //!   20,000 empty loops (60 KB) took 24 s.
 //!
 //! - Its register allocator handles each value live across a call at each call, and each value on
-//!   the operand stack across a block edge at each edge: 20,000 calls each above the results of
-//!   the ones before (60 KB) took 5.7 s, 10,000 `table.get`s (a runtime call behind a branch) 57 s.
+//!   the operand stack or in a local across a block edge at each edge: 20,000 calls each above the
+//!   results of the ones before (60 KB) took 5.7 s, 10,000 `table.get`s (a runtime call behind a
+//!   branch) 57 s, 4,000 locals across 10,000 blocks 13 s. Nested loops cost the cube of their
+//!   depth: 2,000 (12 KB) took 9 s.
 //!
 //! Memory images, the last such shape, are bounded by the engine's configuration instead
 //! (`memory_guaranteed_dense_image_size` in `engine.rs`).
@@ -98,16 +100,17 @@ pub const MAX_LOOP_NESTING: u64 = 256;
 
 /// Most values one function may hold live across its calls and blocks, added up: at each call
 /// (of a function, or of one of wasmtime's runtime functions, as `memory.grow` or `table.get`
-/// are compiled), the function's parameters and locals and the values on the operand stack below
-/// the call's arguments; at each edge between blocks (a block's start and end, `else`, `br_if`,
-/// a lazily made table entry's branch), [`EDGE_WEIGHT`] for each value on the operand stack.
-/// Cranelift's register allocator handles each value live across a call at each call, some 27
-/// ns each: 20,000 calls each made above the results of those before it (60 KB of input) took 5.7
-/// s, and 10,000 locals loaded before 10,000 calls and summed after them, 2.7 s. A value live
-/// across an edge costs it more, some 0.3–0.7 µs: 10,000 `table.get`s each above the ones before
-/// (60 KB) took 57 s and 2.2 GB, 16,000 values across 20,000 blocks (344 KB) 94 s. At this bound
-/// a function compiles in about a second or two. Locals live across blocks are not counted: real
-/// code holds thousands of them across thousands of blocks.
+/// are compiled), the locals live across it (`live_locals.rs`) and the values on the operand
+/// stack below the call's arguments; at each edge between blocks (a block's start and end,
+/// `else`, `br_if`, a lazily made table entry's branch), [`EDGE_WEIGHT`] for each value on the
+/// operand stack and `live_locals::EDGE_WEIGHT` for each live local, `live_locals::LOOP_WEIGHT`
+/// more at a loop's start. Cranelift's register allocator handles each value live across a call
+/// at each call, some 27 ns each: 20,000 calls each made above the results of those before it (60
+/// KB of input) took 5.7 s, and 10,000 locals loaded before 10,000 calls and summed after them,
+/// 2.7 s. A value live across an edge costs it more, some 0.3–0.7 µs on the operand stack and
+/// some 50 ns in a local: 10,000 `table.get`s each above the ones before (60 KB) took 57 s and 2.2
+/// GB, 16,000 values across 20,000 blocks (344 KB) 94 s, 4,000 locals across 10,000 blocks 13 s.
+/// At this bound a function compiles in about a second or two.
 pub const MAX_LIVE_ACROSS_PER_FUNCTION: u64 = 1 << 25;
 
 /// What a value on the operand stack counts at an edge between blocks (see above).
@@ -118,8 +121,8 @@ pub const EDGE_WEIGHT: u64 = 16;
 pub const MIN_LIVE_ACROSS_ALLOWED: u64 = 1 << 25;
 
 /// ...and per byte of code beyond that. The real code measured (SpiderMonkey, wasm-tools, jco's
-/// bindings generator, WASI programs) holds at most 0.57 per byte of code across calls and 0.27
-/// across edges, and some 600,000 in one function (of 181 KB).
+/// bindings generator, WASI programs) holds at most 7.1 per byte of code (0.35 on the operand
+/// stack, the rest in live locals), and 2.2 million in one function (of 181 KB).
 pub const LIVE_ACROSS_PER_CODE_BYTE: u64 = 32;
 
 /// A core module being read: how many tables and functions it imports, for each table it defines
@@ -506,13 +509,7 @@ impl<'m> OperandStack<'m> {
                 return Across::edge(below);
             }
             // Nothing on the stack outlives these: what follows is unreachable.
-            Operator::Return
-            | Operator::Unreachable
-            | Operator::Throw { .. }
-            | Operator::ThrowRef
-            | Operator::ReturnCall { .. }
-            | Operator::ReturnCallIndirect { .. }
-            | Operator::ReturnCallRef { .. } => {
+            _ if live_locals::ends_flow(operator) => {
                 self.height = self.base();
                 return Across::default();
             }
@@ -529,7 +526,7 @@ impl<'m> OperandStack<'m> {
             // Each compiled to a call of one of wasmtime's runtime functions, some behind a branch
             // (a table's lazily made entries, an indirect call's): 10,000 `table.get`s, each above
             // the ones before (60 KB), took Cranelift 57 s and 2.2 GB when only calls counted.
-            Operator::CallIndirect { .. } | Operator::TableGet { .. } | Operator::TableSet { .. } => Across {
+            _ if live_locals::calls_behind_a_branch(operator) => Across {
                 call: Some(below),
                 edge: below,
             },

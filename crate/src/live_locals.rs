@@ -74,6 +74,30 @@ enum Event {
     Exit,
 }
 
+/// Whether nothing after `operator` is reachable until its block ends, so that nothing on the
+/// operand stack or in a local outlives it (`return`, `unreachable`, a throw, a tail call).
+pub fn ends_flow(operator: &Operator) -> bool {
+    matches!(
+        operator,
+        Operator::Return
+            | Operator::Unreachable
+            | Operator::Throw { .. }
+            | Operator::ThrowRef
+            | Operator::ReturnCall { .. }
+            | Operator::ReturnCallIndirect { .. }
+            | Operator::ReturnCallRef { .. }
+    )
+}
+
+/// Whether `operator` is compiled to a call of one of wasmtime's runtime functions behind a
+/// branch (a table's lazily made entries, an indirect call's): a call and an edge both.
+pub fn calls_behind_a_branch(operator: &Operator) -> bool {
+    matches!(
+        operator,
+        Operator::CallIndirect { .. } | Operator::TableGet { .. } | Operator::TableSet { .. }
+    )
+}
+
 /// A live set: one bit per local.
 #[derive(Clone, Default)]
 struct Set {
@@ -171,15 +195,8 @@ impl LiveLocals {
                 let count = u32::try_from(self.targets.len()).unwrap_or(u32::MAX) - first;
                 Event::BrTable { first, count }
             }
-            Operator::Return
-            | Operator::Unreachable
-            | Operator::Throw { .. }
-            | Operator::ThrowRef
-            | Operator::ReturnCall { .. }
-            | Operator::ReturnCallIndirect { .. }
-            | Operator::ReturnCallRef { .. } => Event::Exit,
-            // A call behind a branch: a table's lazily made entries, an indirect call's.
-            Operator::CallIndirect { .. } | Operator::TableGet { .. } | Operator::TableSet { .. } => {
+            _ if ends_flow(operator) => Event::Exit,
+            _ if calls_behind_a_branch(operator) => {
                 self.events.extend([Event::Edge, Event::Call]);
                 return;
             }

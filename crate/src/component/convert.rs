@@ -1021,29 +1021,12 @@ struct ToJs<'a> {
 }
 
 impl ToJs<'_> {
-    /// [`ToJs::look`] for `text`, which counts one value per [`TEXT_BYTES_PER_VALUE`] bytes (its
-    /// first value was counted already).
-    fn look_at_text(&mut self, text: &str) -> napi::Result<()> {
-        let values = u32::try_from(text.len() / TEXT_BYTES_PER_VALUE).unwrap_or(u32::MAX);
-        if self.stop.is_none() || values == 0 {
-            return Ok(());
-        }
-        match self.until_look.checked_sub(values) {
-            Some(left) => {
-                self.until_look = left;
-                Ok(())
-            }
-            None => {
-                self.until_look = 0;
-                self.look()
-            }
-        }
-    }
-
-    fn look(&mut self) -> napi::Result<()> {
+    /// Counts `values` more converted, asking `stop` whether to stop once [`STOP_EVERY`] have
+    /// been since it was last asked.
+    fn look(&mut self, values: u32) -> napi::Result<()> {
         let Some(stop) = self.stop else { return Ok(()) };
-        if self.until_look > 0 {
-            self.until_look -= 1;
+        if let Some(left) = self.until_look.checked_sub(values) {
+            self.until_look = left;
             return Ok(());
         }
         self.until_look = STOP_EVERY;
@@ -1056,7 +1039,7 @@ impl ToJs<'_> {
 }
 
 fn to_js_in(js: Js, cx: Cx, conversion: &mut ToJs, value: &Val, ty: &Type) -> napi::Result<Value> {
-    conversion.look()?;
+    conversion.look(1)?;
     match (value, ty) {
         // A resource arrives as a marker (see `resources`), which looks like a plain integer.
         (marker, Type::Own(_) | Type::Borrow(_)) => match cx {
@@ -1076,7 +1059,8 @@ fn to_js_in(js: Js, cx: Cx, conversion: &mut ToJs, value: &Val, ty: &Type) -> na
         (Val::Float64(n), _) => js.number(*n),
         (Val::Char(c), _) => js.string(c.encode_utf8(&mut [0; 4])),
         (Val::String(s), _) => {
-            conversion.look_at_text(s)?;
+            // Text counts one value more per TEXT_BYTES_PER_VALUE bytes.
+            conversion.look(u32::try_from(s.len() / TEXT_BYTES_PER_VALUE).unwrap_or(u32::MAX))?;
             js.string(s)
         }
         (Val::List(items), Type::List(list)) => {

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
-use super::pool::POOL_THREAD_STACK_BYTES;
+use super::pool::spawn_thread;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -98,15 +98,9 @@ pub fn run_compile(engine: usize, job: impl FnOnce() + Send + 'static) {
         }),
     }
     let runnable = state.runnable(compiles.per_engine).is_some();
-    if runnable && state.idle == 0 && state.threads < MAX_THREADS {
-        let spawned = std::thread::Builder::new()
-            .name("airssys-wasm-compile".into())
-            .stack_size(POOL_THREAD_STACK_BYTES)
-            .spawn(worker);
-        if spawned.is_ok() {
-            state.threads += 1;
-            return;
-        }
+    if runnable && state.idle == 0 && state.threads < MAX_THREADS && spawn_thread("airssys-wasm-compile", worker) {
+        state.threads += 1;
+        return;
     }
     drop(state);
     if runnable {

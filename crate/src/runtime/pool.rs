@@ -60,15 +60,21 @@ impl PoolState {
     }
 
     fn spawn(&mut self) {
-        let spawned = std::thread::Builder::new()
-            .name("airssys-wasm".into())
-            .stack_size(POOL_THREAD_STACK_BYTES)
-            .spawn(worker);
-        if spawned.is_ok() {
+        if spawn_thread("airssys-wasm", worker) {
             self.threads += 1;
             self.idle += 1;
         }
     }
+}
+
+/// Starts a thread named `name` running `body`, with the stack every thread that runs or compiles
+/// wasm gets ([`POOL_THREAD_STACK_BYTES`]); false if the system refused one.
+pub fn spawn_thread(name: &str, body: fn()) -> bool {
+    (std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(POOL_THREAD_STACK_BYTES))
+    .spawn(body)
+    .is_ok()
 }
 
 thread_local! {
