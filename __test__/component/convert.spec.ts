@@ -3,7 +3,14 @@ import vm from 'node:vm'
 
 import test from 'ava'
 
-import { Engine, HostLimitError, WasmError, WasmTypeError } from '../../lib/index.js'
+import {
+  type Component,
+  Engine,
+  HostLimitError,
+  type Instance,
+  WasmError,
+  WasmTypeError,
+} from '../../lib/index.js'
 import { typesInstance } from '../helpers.js'
 
 const person = { firstName: 'Zoë 🚀', age: 255, tags: ['', 'b', 'ünïcödé'] }
@@ -344,6 +351,27 @@ const OBJECT_NAMES_IMPORTS_WAT = `(component
   (func (export "rec") (result u32) (canon lift (core func $i "rec")))
   (func (export "fl") (result u32) (canon lift (core func $i "fl"))))`
 
+let objectNames: Component | undefined
+
+/**
+ * `rec` of a new instance of `OBJECT_NAMES_IMPORTS_WAT` whose `get-r` returns `r`: a host
+ * function's result, through the addon's conversion.
+ */
+function recordFromHost(r: unknown): unknown {
+  objectNames ??= new Engine().compileComponentSync(OBJECT_NAMES_IMPORTS_WAT)
+  return objectNames
+    .instantiateSync({ limits: { memoryBytes: 1 << 16 }, imports: { getR: () => r, getF: () => ({}) } })
+    .callSync('rec')
+}
+
+/** The ways to call an export of `inst` on the JS thread with one argument: `callSync` and `inst.exports`. */
+function syncCalls(inst: Instance): ((name: string, arg: unknown) => unknown)[] {
+  return [
+    (name, arg) => inst.callSync(name, [arg]),
+    (name, arg) => (inst.exports[name] as (arg: unknown) => unknown)(arg),
+  ]
+}
+
 test("a host function's record or flags named like Object.prototype's members: own properties only", (t) => {
   const component = new Engine().compileComponentSync(OBJECT_NAMES_IMPORTS_WAT)
   const run = (r: unknown, f: unknown) => {
@@ -363,11 +391,6 @@ test.serial(
     // Probe Z43: with Object.prototype.age set (a polluted prototype), `{ firstName, tags }` went to
     // the guest with age 7; with Object.prototype.val, `{ tag: 'circle' }` with its payload.
     const inst = typesInstance()
-    const component = new Engine().compileComponentSync(OBJECT_NAMES_IMPORTS_WAT)
-    const fromHost = (r: unknown) =>
-      component
-        .instantiateSync({ limits: { memoryBytes: 1 << 16 }, imports: { getR: () => r, getF: () => ({}) } })
-        .callSync('rec')
     class Person {
       age = 3
       tags = []
@@ -383,11 +406,7 @@ test.serial(
     const polluted = { age: 7, val: 1.5, tag: 'nothing', x: 9 }
     Object.assign(Object.prototype, polluted)
     try {
-      const calls = [
-        (name: string, arg: unknown) => inst.callSync(name, [arg]),
-        (name: string, arg: unknown) => (inst.exports[name] as (arg: unknown) => unknown)(arg),
-      ]
-      for (const call of calls) {
+      for (const call of syncCalls(inst)) {
         t.throws(() => call('roundtrip-record', { firstName: 'a', tags: [] }), {
           instanceOf: WasmTypeError,
           message: /field "age": expected u8, got undefined/,
@@ -403,8 +422,10 @@ test.serial(
         instanceOf: WasmTypeError,
       })
       // A host function's result goes through the addon's conversion: the same rules.
-      t.throws(() => fromHost({ constructor: 7 }), { message: /field "x": expected u32, got undefined/ })
-      t.is(fromHost(new Point()), 4)
+      t.throws(() => recordFromHost({ constructor: 7 }), {
+        message: /field "x": expected u32, got undefined/,
+      })
+      t.is(recordFromHost(new Point()), 4)
     } finally {
       for (const key of Object.keys(polluted)) delete (Object.prototype as Record<string, unknown>)[key]
     }
@@ -419,15 +440,7 @@ test("another realm's Object.prototype fills no field, tag or payload either", a
   const foreign = (source: string): unknown => vm.runInContext(source, realm)
   vm.runInContext('Object.assign(Object.prototype, { age: 7, val: 1.5, read: true, x: 9, y: 99 })', realm)
   const inst = typesInstance()
-  const component = new Engine().compileComponentSync(OBJECT_NAMES_IMPORTS_WAT)
-  const fromHost = (r: unknown) =>
-    component
-      .instantiateSync({ limits: { memoryBytes: 1 << 16 }, imports: { getR: () => r, getF: () => ({}) } })
-      .callSync('rec')
-  for (const call of [
-    (name: string, arg: unknown) => inst.callSync(name, [arg]),
-    (name: string, arg: unknown) => (inst.exports[name] as (arg: unknown) => unknown)(arg),
-  ]) {
+  for (const call of syncCalls(inst)) {
     t.throws(() => call('roundtrip-record', foreign("({ firstName: 'a', tags: [] })")), {
       instanceOf: WasmTypeError,
       message: /field "age": expected u8, got undefined/,
@@ -443,10 +456,10 @@ test("another realm's Object.prototype fills no field, tag or payload either", a
       tags: [],
     })
   }
-  t.throws(() => fromHost(foreign('({ constructor: 7 })')), {
+  t.throws(() => recordFromHost(foreign('({ constructor: 7 })')), {
     message: /field "x": expected u32, got undefined/,
   })
-  t.is(fromHost(foreign('({ x: 4 })')), 4)
+  t.is(recordFromHost(foreign('({ x: 4 })')), 4)
   // A class may name a method hasOwnProperty: its getters still count (probe H50).
   class Named {
     get firstName() {
@@ -491,7 +504,7 @@ test("another realm's Object.prototype fills no field, tag or payload either", a
       return false
     }
   }
-  t.is(fromHost(new Point()), 4)
+  t.is(recordFromHost(new Point()), 4)
 })
 
 test("values whose JS form would overflow V8's heap are refused before any is made, in results and in a host function's arguments", async (t) => {
