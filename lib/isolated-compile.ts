@@ -28,7 +28,7 @@ import { extname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import { CompileError, DisposedError, fromNative, WasmError } from './errors.js'
-import type { NativeEngineOptions } from './native.js'
+import { holdChild, type NativeEngineOptions, releaseChild } from './native.js'
 import type { ResolvedCompileLimits } from './options.js'
 
 /** What the parent asks of the child (its one argument, as JSON). */
@@ -285,6 +285,10 @@ export class CompileChildren {
         reject(notStarted(error))
         return
       }
+      // Node reaps a child in the loop that spawned it; a terminated worker's child would stay a
+      // zombie, so the addon holds it until Node saw it end, and reaps it if the worker goes first.
+      const held = child.pid === undefined ? 0 : holdChild(child.pid)
+      child.on('exit', () => releaseChild(held))
       const stdout: Buffer[] = []
       let stdoutBytes = 0
       let stderr = ''

@@ -16,8 +16,10 @@ export {
   disposeGivenUp,
   errorCodes,
   failureBox,
+  holdChild,
   hostFailure,
   initialSizes,
+  releaseChild,
 } from './binding/index.js'
 export type {
   ComponentItemInfo,

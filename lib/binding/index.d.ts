@@ -284,6 +284,13 @@ export interface FuncInfo {
   result?: TypeInfo
 }
 
+/**
+ * Holds the running child `pid` for the calling environment: returns a token for
+ * [`release_child`], or 0 when the child cannot be held (no pidfd here, or it is already gone).
+ * Called as soon as the child is spawned, before the event loop can have reaped it.
+ */
+export declare function holdChild(pid: number): number
+
 /** Marks `error` (an object) as a host failure (see [`is_host_failure`]) and returns it. */
 export declare function hostFailure(error: object): object
 
@@ -417,6 +424,9 @@ export interface ParamInfo {
   name: string
   type: TypeInfo
 }
+
+/** Lets go of a child Node saw end (its `exit` event): Node reaped it. */
+export declare function releaseChild(token: number): void
 
 /** What `takeOutput()` returns. */
 export interface TakenOutput {

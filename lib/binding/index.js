@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { NativeAbortHandle, NativeComponent, NativeComponentInstance, NativeEngine, NativeInstance, NativeModule, disposeGivenUp, errorCodes, failureBox, hostFailure, initialSizes, markWorkerThread } = nativeBinding
+const { NativeAbortHandle, NativeComponent, NativeComponentInstance, NativeEngine, NativeInstance, NativeModule, disposeGivenUp, errorCodes, failureBox, holdChild, hostFailure, initialSizes, markWorkerThread, releaseChild } = nativeBinding
 export { NativeAbortHandle }
 export { NativeComponent }
 export { NativeComponentInstance }
@@ -783,7 +783,9 @@ export { NativeModule }
 export { disposeGivenUp }
 export { errorCodes }
 export { failureBox }
+export { holdChild }
 export { hostFailure }
 export { initialSizes }
 export { markWorkerThread }
+export { releaseChild }
 export const __napiBindingTarget = __napiLoadedBindingTarget

@@ -1,8 +1,9 @@
 //! What runs around the guest: our thread pool, the way back to the JS thread, Promise-returning
-//! tasks, the bridge to JS host functions, native memory reported to V8, and the library staying
-//! loaded for the life of the process.
+//! tasks, the bridge to JS host functions, native memory reported to V8, compile children a
+//! terminated worker leaves, and the library staying loaded for the life of the process.
 
 pub mod abort;
+pub mod children;
 pub mod compiles;
 pub mod dispatcher;
 pub mod executor;
