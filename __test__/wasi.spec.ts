@@ -115,6 +115,48 @@ for (const kind of ['component', 'module'] as const) {
     t.true(stdout.endsWith('END'))
   })
 
+  test(`outputOverflow 'wait': a WASI ${kind}'s writes wait for takeOutput, nothing dropped`, async (t) => {
+    // For a host printing output as it comes (the CLI, probe Z51): a full pipe holds the guest
+    // back, as an OS pipe does, where 'drop' loses the oldest bytes.
+    const bytes = 4 * MiB
+    const start = async (timeoutMs: number) => {
+      const options = {
+        limits: { memoryBytes: 16 * MiB },
+        timeoutMs,
+        wasi: {
+          stdout: 'pipe',
+          outputLimitBytes: 64 * 1024,
+          outputOverflow: 'wait',
+          args: ['wasi-cli', 'spam', String(bytes)],
+        } as WasiOptions,
+      }
+      return kind === 'component' ? await component.instantiate(options) : await module.instantiate(options)
+    }
+    const instance = await start(30_000)
+    let taken = ''
+    const taker = setInterval(() => (taken += instance.takeOutput().stdout), 1)
+    await instance.call(kind === 'component' ? runExport() : '_start').finally(() => clearInterval(taker))
+    taken += instance.takeOutput().stdout
+    t.is(taken.length, bytes + 'END'.length)
+    t.true(taken.endsWith('END'))
+    // Nobody takes: the guest waits, and its deadline ends the call.
+    const unread = await start(2_000)
+    await t.throwsAsync(unread.call(kind === 'component' ? runExport() : '_start'), {
+      code: 'ERR_WASM_TIMEOUT',
+    })
+    t.is(unread.takeOutput().stdout.length, 64 * 1024, 'what it wrote before it waited is kept')
+    t.throws(
+      () =>
+        engine
+          .compileModuleSync('(module)')
+          .instantiateSync({ limits: { memoryBytes: MiB }, wasi: { outputOverflow: 'drop old' } as never }),
+      {
+        instanceOf: ConfigError,
+        message: /wasi\.outputOverflow: expected 'drop' or 'wait', got string "drop old"/,
+      },
+    )
+  })
+
   test(`a WASI ${kind} has clocks but no network`, async (t) => {
     const clocks = await run(kind, ['time'])
     t.is(clocks.takeOutput().stdout, 'wall clock after 2020: true\nmonotonic clock works: true\n')

@@ -165,6 +165,13 @@ export interface WasiOptions {
   /** Cap per piped stream; the oldest bytes are dropped first. Default 1 MiB, at most 1 GiB. */
   outputLimitBytes?: number | undefined
   /**
+   * What a piped stream does once it holds `outputLimitBytes`: `'drop'` its oldest bytes (the
+   * default), or `'wait'`: the guest's next write waits, as on a full pipe, until
+   * `takeOutput()` makes room (for a host that takes output while `call` runs, printing it as it
+   * comes; a guest nobody reads waits until its deadline). A waiting stream holds at least 4 bytes.
+   */
+  outputOverflow?: 'drop' | 'wait' | undefined
+  /**
    * wasi:http outgoing requests (linked for every component with WASI). Each request is checked
    * against `allow` (`host:port` patterns, as `[permissions] network.outbound`), with the same DNS
    * rules as `airssys:host/http`; a refused one is the wasi:http error `http-request-denied`.
@@ -649,6 +656,7 @@ const WASI_KEYS = new Set([
   'preopens',
   'stdin',
   'outputLimitBytes',
+  'outputOverflow',
   'http',
 ])
 
@@ -701,6 +709,13 @@ function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions |
       value: args[nul],
     })
   }
+  const overflow = options.outputOverflow
+  if (overflow !== undefined && overflow !== 'drop' && overflow !== 'wait') {
+    throw new ConfigError(`wasi.outputOverflow: expected 'drop' or 'wait', got ${shown(overflow)}`, {
+      path: 'wasi.outputOverflow',
+      value: overflow,
+    })
+  }
   const stdin = options.stdin
   // Any realm's Uint8Array (a `vm` context's too), but no Proxy of one, whose bytes the addon
   // could not read.
@@ -729,6 +744,7 @@ function wasiOptions(wasi: WasiOptions | false | undefined): NativeWasiOptions |
       options.outputLimitBytes,
       DEFAULTS.outputLimitBytes,
     ),
+    outputWaits: overflow === 'wait',
     httpMaxBodyBytes: checkOption(
       'wasi.http.maxBodyBytes',
       options.http?.maxBodyBytes,

@@ -762,6 +762,76 @@ test('what reorders or breaks lines on screen is escaped too, in output megabyte
   t.regex(linked.stderr, /^ERR_WASM_LINK: missing import\(s\): "e\\nFAKE\\u202e\.f": func\(\)\n$/)
 })
 
+/** A WASI command writing `chunks` chunks of 64 KiB to stdout, chunk i all of letter `a` + i % 26. */
+function chunkWriter(chunks: number): string {
+  return file(
+    `chunks-${chunks}.wat`,
+    `(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 2)
+      (func (export "_start") (local $i i32)
+        (i32.store (i32.const 0) (i32.const 65536))
+        (i32.store (i32.const 4) (i32.const 65536))
+        (loop $next
+          (memory.fill (i32.const 65536)
+            (i32.add (i32.const 97) (i32.rem_u (local.get $i) (i32.const 26))) (i32.const 65536))
+          (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+          (br_if $next (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const ${chunks})))))
+      )`,
+  )
+}
+
+/** Whether `text` is exactly what {@link chunkWriter} writes for `chunks`. */
+function isChunks(text: string, chunks: number): boolean {
+  if (text.length !== chunks * 65536) return false
+  for (let i = 0; i < chunks; i++) {
+    if (text.slice(i * 65536, (i + 1) * 65536) !== String.fromCharCode(97 + (i % 26)).repeat(65536))
+      return false
+  }
+  return true
+}
+
+test("a command's output is never dropped: a slow reader holds the guest back, and --json keeps it whole or says outputDropped", async (t) => {
+  // Probe Z51: past 16 MiB waiting between two prints the oldest bytes were dropped, with exit 0:
+  // `run tool.wasm > out` lost up to 55 MB of 101, a reader that started late 75 MB, and --json
+  // kept the last 16 MiB of any longer output without outputDropped.
+  const chunks = 640 // 40 MiB
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(root, 'lib/cli/index.ts'),
+      'run',
+      chunkWriter(chunks),
+      '--memory',
+      String(MiB),
+    ],
+    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  // Nothing read for a while: the CLI's writes back up, and the guest's pipe fills.
+  await new Promise((resolve) => setTimeout(resolve, 1_500))
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+  const [code] = (await once(child, 'close')) as [number | null]
+  t.is(code, 0, stderr)
+  t.is(stdout.length, chunks * 65536)
+  t.true(isChunks(stdout, chunks), 'every chunk, in order')
+
+  const whole = await cli('run', chunkWriter(320), '--memory', String(MiB), '--json')
+  t.is(whole.code, 0, whole.stderr)
+  const document = JSON.parse(whole.stdout) as { stdout: string; outputDropped?: boolean }
+  t.true(isChunks(document.stdout, 320), '20 MiB kept whole')
+  t.is(document.outputDropped, undefined)
+  const tooLong = await cli('run', chunkWriter(1_100), '--memory', String(MiB), '--json')
+  t.is(tooLong.code, 0, tooLong.stderr)
+  const dropped = JSON.parse(tooLong.stdout) as { stdout?: string; outputDropped?: boolean }
+  t.is(dropped.outputDropped, true, '69 MiB cannot fit a document')
+  t.is(dropped.stdout, undefined)
+})
+
 const wasiFixtures = { component: wasiComponentWasm, module: wasiModuleWasm } as const
 /** Enough memory for the Rust fixture guest; a bare .wasm needs --memory. */
 const WASI_MEMORY = ['--memory', String(16 * MiB)]

@@ -2,14 +2,14 @@
 //!
 //! Locked down unless told otherwise: no env, args, files, stdin or sockets; clocks and random
 //! work. Files only through preopens, read-only unless granted writable. Piped output is kept per
-//! instance, capped, and the oldest bytes are dropped first so a chatty guest cannot grow host
-//! memory without bound.
+//! instance, capped: past the cap the oldest bytes are dropped, or the guest's writes wait for a
+//! take to make room, so a chatty guest cannot grow host memory without bound.
 
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use napi_derive::napi;
 use tokio::io::AsyncWrite;
@@ -48,6 +48,8 @@ pub struct NativeWasiOptions {
     pub stdin_inherit: bool,
     /// Cap of each piped stream, in bytes.
     pub output_limit_bytes: u32,
+    /// A full pipe makes the guest's writes wait for a take (else its oldest bytes are dropped).
+    pub output_waits: bool,
     /// Cap of a wasi:http request body the guest sends, in bytes.
     pub http_max_body_bytes: u32,
     /// Most wasi:http requests in progress at once (a response whose body is open included).
@@ -153,12 +155,14 @@ pub fn build(options: &NativeWasiOptions, memory_bytes: usize) -> Result<(WasiCt
         .allow_udp(false)
         .allow_ip_name_lookup(false);
     let limit = options.output_limit_bytes as usize;
+    let waits = options.output_waits;
     let output = Output {
         stdout: stream(
             &mut builder,
             "stdout",
             &options.stdout,
             limit,
+            waits,
             |builder| builder.stdout(Inherited::Stdout),
             |builder, pipe| builder.stdout(pipe),
         )?,
@@ -167,6 +171,7 @@ pub fn build(options: &NativeWasiOptions, memory_bytes: usize) -> Result<(WasiCt
             "stderr",
             &options.stderr,
             limit,
+            waits,
             |builder| builder.stderr(Inherited::Stderr),
             |builder, pipe| builder.stderr(pipe),
         )?,
@@ -218,6 +223,7 @@ fn stream(
     name: &str,
     mode: &str,
     limit: usize,
+    waits: bool,
     inherit: Connect,
     pipe_to: ConnectPipe,
 ) -> Result<Option<CappedPipe>, Failure> {
@@ -227,7 +233,7 @@ fn stream(
             Ok(None)
         }
         "pipe" => {
-            let pipe = CappedPipe::new(limit);
+            let pipe = CappedPipe::new(limit, waits);
             pipe_to(builder, pipe.clone());
             Ok(Some(pipe))
         }
@@ -268,11 +274,15 @@ impl StdoutStream for Inherited {
 /// 1 GiB could pass. Invalid bytes count as the U+FFFD each becomes.
 const MAX_TAKEN_BYTES: usize = (1 << 29) - 24;
 
-/// An in-memory output stream keeping the newest `capacity` bytes.
+/// An in-memory output stream holding at most `capacity` bytes: past it, the oldest are dropped,
+/// or (`waits`) the guest's write waits, as on a full OS pipe, until a take makes room; a reader
+/// that prints the output as it comes (the CLI) then gets every byte, and a guest nobody reads
+/// waits until its deadline.
 #[derive(Clone)]
 pub struct CappedPipe {
     kept: Arc<Mutex<Kept>>,
     capacity: usize,
+    waits: bool,
 }
 
 #[derive(Default)]
@@ -280,13 +290,17 @@ struct Kept {
     bytes: VecDeque<u8>,
     /// Older bytes were dropped from the front since the last take, maybe inside a character.
     cut: bool,
+    /// The write waiting for room (`waits` only).
+    writer: Option<Waker>,
 }
 
 impl CappedPipe {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, waits: bool) -> Self {
         CappedPipe {
             kept: Arc::new(Mutex::new(Kept::default())),
-            capacity,
+            // A waiting pipe must hold a whole character: a take leaves the start of one.
+            capacity: if waits { capacity.max(4) } else { capacity },
+            waits,
         }
     }
 
@@ -310,6 +324,11 @@ impl CappedPipe {
         // Invalid bytes become U+FFFD, three bytes each: the text must fit `most` too.
         let end = start + lossy_prefix(&bytes[start..end], most);
         kept.bytes.extend(&bytes[end..]);
+        if end > 0
+            && let Some(writer) = kept.writer.take()
+        {
+            writer.wake();
+        }
         bytes.truncate(end);
         bytes.drain(..start);
         String::from_utf8(bytes).unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
@@ -399,9 +418,23 @@ impl StdoutStream for CappedPipe {
 }
 
 impl AsyncWrite for CappedPipe {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
-        self.write(bytes);
-        Poll::Ready(Ok(bytes.len()))
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
+        if !self.waits {
+            self.write(bytes);
+            return Poll::Ready(Ok(bytes.len()));
+        }
+        let room = {
+            let mut kept = self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let room = self.capacity.saturating_sub(kept.bytes.len());
+            if room == 0 && !bytes.is_empty() {
+                kept.writer = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            room
+        };
+        let accepted = bytes.len().min(room);
+        self.write(&bytes[..accepted]);
+        Poll::Ready(Ok(accepted))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -415,11 +448,44 @@ impl AsyncWrite for CappedPipe {
 
 #[cfg(test)]
 mod tests {
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use tokio::io::AsyncWrite;
+
     use super::CappedPipe;
+
+    struct Woken(AtomicBool);
+
+    impl Wake for Woken {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_waiting_pipe_takes_what_fits_then_waits_for_a_take() {
+        let woken = Arc::new(Woken(AtomicBool::new(false)));
+        let waker = Waker::from(woken.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut pipe = CappedPipe::new(5, true);
+        let mut write = |bytes: &[u8]| Pin::new(&mut pipe).poll_write(&mut cx, bytes).map(Result::unwrap);
+        assert_eq!(write(b"abc"), Poll::Ready(3));
+        assert_eq!(write(b"defg"), Poll::Ready(2), "as much as there is room for");
+        assert_eq!(write(b"fg"), Poll::Pending, "full: the writer waits");
+        assert!(!woken.0.load(Ordering::SeqCst));
+        assert_eq!(pipe.take(), "abcde", "nothing dropped");
+        assert!(woken.0.load(Ordering::SeqCst), "a take wakes the waiting writer");
+        let mut write = |bytes: &[u8]| Pin::new(&mut pipe).poll_write(&mut cx, bytes).map(Result::unwrap);
+        assert_eq!(write(b"fg"), Poll::Ready(2));
+        assert_eq!(pipe.take(), "fg");
+    }
 
     #[test]
     fn a_capped_pipe_keeps_the_newest_bytes() {
-        let pipe = CappedPipe::new(5);
+        let pipe = CappedPipe::new(5, false);
         pipe.write(b"abc");
         pipe.write(b"defg");
         assert_eq!(pipe.take(), "cdefg");
@@ -430,7 +496,7 @@ mod tests {
 
     #[test]
     fn the_cap_and_a_take_never_split_a_character() {
-        let pipe = CappedPipe::new(8);
+        let pipe = CappedPipe::new(8, false);
         pipe.write("ab€€€".as_bytes());
         assert_eq!(pipe.take(), "€€", "the rest of a character cut by the cap is dropped");
         let euro = "€".as_bytes();
@@ -444,7 +510,7 @@ mod tests {
 
     #[test]
     fn a_take_returns_at_most_its_bound_and_leaves_the_rest_whole() {
-        let pipe = CappedPipe::new(64);
+        let pipe = CappedPipe::new(64, false);
         pipe.write("abc€€d".as_bytes());
         assert_eq!(pipe.take_at_most(4), "abc", "a character the bound cuts waits");
         assert_eq!(pipe.take_at_most(4), "€");
@@ -455,7 +521,7 @@ mod tests {
     fn a_take_of_invalid_bytes_makes_text_within_its_bound() {
         // Each 0xFF becomes U+FFFD, three bytes: V8 refuses UTF-8 input past its longest string
         // whatever the text decodes to, and a take of 600 MiB of 0xFF threw a bare Error.
-        let pipe = CappedPipe::new(64);
+        let pipe = CappedPipe::new(64, false);
         pipe.write(&[0xff; 10]);
         let taken = pipe.take_at_most(7);
         assert_eq!(taken, "\u{fffd}\u{fffd}");
@@ -466,7 +532,7 @@ mod tests {
 
     #[test]
     fn a_capped_pipe_holds_no_more_than_its_cap() {
-        let pipe = CappedPipe::new(1000);
+        let pipe = CappedPipe::new(1000, false);
         for _ in 0..100 {
             pipe.write(&[b'x'; 300]);
         }

@@ -219,6 +219,25 @@ export interface CaseInfo {
   type?: TypeInfo
 }
 
+/**
+ * Claims `paths` for as long as the plugin is loaded, unless its files lie in another loaded
+ * plugin's writable directory or its writable directories hold another's files (another load
+ * of the same manifest is the same plugin).
+ */
+export declare function claimPluginPaths(paths: PluginPaths): PluginClaim
+
+/** Why a plugin was refused: another loaded plugin, and the directory where they meet. */
+export interface ClaimRefusal {
+  /** The other plugin's manifest. */
+  other: string
+  dir: string
+  /**
+   * This plugin's files lie in `dir`, which the other may write; else this plugin may write
+   * `dir`, which holds the other's files.
+   */
+  insideOther: boolean
+}
+
 /** One import or export of a component. */
 export interface ComponentItemInfo {
   name: string
@@ -413,6 +432,8 @@ export interface NativeWasiOptions {
   stdinInherit: boolean
   /** Cap of each piped stream, in bytes. */
   outputLimitBytes: number
+  /** A full pipe makes the guest's writes wait for a take (else its oldest bytes are dropped). */
+  outputWaits: boolean
   /** Cap of a wasi:http request body the guest sends, in bytes. */
   httpMaxBodyBytes: number
   /** Most wasi:http requests in progress at once (a response whose body is open included). */
@@ -425,8 +446,24 @@ export interface ParamInfo {
   type: TypeInfo
 }
 
+/** A claim made (`token`, for [`release_plugin_claim`]) or refused. */
+export interface PluginClaim {
+  token: number
+  refusal?: ClaimRefusal
+}
+
+/** What one plugin reads and may write, as real paths. */
+export interface PluginPaths {
+  manifest: string
+  wasm: string
+  writable: Array<string>
+}
+
 /** Lets go of a child Node saw end (its `exit` event): Node reaped it. */
 export declare function releaseChild(token: number): void
+
+/** Ends a claim (its plugin disposed and idle, or collected); a second release does nothing. */
+export declare function releasePluginClaim(token: number): void
 
 /** What `takeOutput()` returns. */
 export interface TakenOutput {

@@ -773,13 +773,14 @@ if (
   }
 }
 
-const { NativeAbortHandle, NativeComponent, NativeComponentInstance, NativeEngine, NativeInstance, NativeModule, disposeGivenUp, errorCodes, failureBox, holdChild, hostFailure, initialSizes, markWorkerThread, releaseChild } = nativeBinding
+const { NativeAbortHandle, NativeComponent, NativeComponentInstance, NativeEngine, NativeInstance, NativeModule, claimPluginPaths, disposeGivenUp, errorCodes, failureBox, holdChild, hostFailure, initialSizes, markWorkerThread, releaseChild, releasePluginClaim } = nativeBinding
 export { NativeAbortHandle }
 export { NativeComponent }
 export { NativeComponentInstance }
 export { NativeEngine }
 export { NativeInstance }
 export { NativeModule }
+export { claimPluginPaths }
 export { disposeGivenUp }
 export { errorCodes }
 export { failureBox }
@@ -788,4 +789,5 @@ export { hostFailure }
 export { initialSizes }
 export { markWorkerThread }
 export { releaseChild }
+export { releasePluginClaim }
 export const __napiBindingTarget = __napiLoadedBindingTarget

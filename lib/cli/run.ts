@@ -17,7 +17,7 @@ import { exportPaths, splitExportPath, wasmKind } from '../util/names.js'
 import { integerFlag, jsonRequested, parse, UsageError } from './args.js'
 import { errorFields, EXIT, RunInterrupted } from './exit.js'
 import { RUN_HELP } from './help.js'
-import { backedUp, boundedJsonText, printText, type CliOutput } from './output.js'
+import { backedUp, boundedJsonText, MAX_JSON_TEXT, printText, type CliOutput } from './output.js'
 import { exportedFunctions, readWasm, type ExportedFunction } from './wasm.js'
 
 interface Limits {
@@ -54,11 +54,12 @@ interface Target {
 }
 
 /**
- * How much piped output a command may write between two prints before its oldest bytes drop.
- * The CLI prints it every {@link PRINT_EVERY_MS}, so this is a burst allowance, not a total.
+ * How much output a guest's pipe holds before its writes wait for the CLI to take it
+ * (`outputOverflow: 'wait'`, as on a full OS pipe): nothing is dropped. The CLI takes it every
+ * {@link TAKE_EVERY_MS}, so this is what a guest writes at full speed between two takes.
  */
-const COMMAND_OUTPUT_BYTES = 16 * 1024 * 1024
-const PRINT_EVERY_MS = 20
+const PIPE_BYTES = 16 * 1024 * 1024
+const TAKE_EVERY_MS = 20
 
 /** The export `requested` names, as `call` resolves it (versionless, lowerCamelCase). */
 function findFunction(functions: ExportedFunction[], requested: string): ExportedFunction | undefined {
@@ -306,35 +307,72 @@ function processExitCode(status: number): number {
   return Number.isInteger(status) && status >= 1 && status <= 255 ? status : EXIT.failure
 }
 
+/** What a call wrote: under `--json`, `dropped` once it was more than a document may hold. */
+interface Output {
+  stdout: string
+  stderr: string
+  dropped?: boolean
+}
+
+/**
+ * Calls `name` while taking what the guest writes, whose writes wait once its pipe is full
+ * (the probe Z51: with its oldest bytes dropped instead, `run tool.wasm > out` lost tens of MB
+ * of a 100 MB output, exit 0): printed as it comes, escaped, no faster than the reader takes it,
+ * so a slow reader holds the guest back as a pipe does; or, under `--json`, kept for the
+ * document until it could no longer fit one (then dropped, and the document says so). Returns
+ * what was kept (nothing when printed).
+ */
+async function callTaking(
+  runner: Runner,
+  name: string,
+  args: unknown[],
+  json: boolean,
+  io: CliOutput,
+): Promise<{ outcome: { result: unknown } | { error: unknown }; output: Output }> {
+  const output: Output = { stdout: '', stderr: '' }
+  const take = async () => {
+    const { stdout, stderr } = runner.takeOutput()
+    if (!json) {
+      await printText(io.stdout, stdout)
+      await printText(io.stderr, stderr)
+    } else if (output.dropped !== true) {
+      // Past this, the document would pass its bound: what follows is only taken, to let the guest go on.
+      if (output.stdout.length + output.stderr.length + stdout.length + stderr.length > MAX_JSON_TEXT) {
+        Object.assign(output, { stdout: '', stderr: '', dropped: true })
+      } else {
+        output.stdout += stdout
+        output.stderr += stderr
+      }
+    }
+  }
+  let taking: Promise<void> | undefined
+  const taker = setInterval(() => {
+    if (taking === undefined && !backedUp(io.stdout) && !backedUp(io.stderr)) {
+      taking = take().finally(() => (taking = undefined))
+    }
+  }, TAKE_EVERY_MS)
+  let outcome: { result: unknown } | { error: unknown }
+  try {
+    outcome = { result: await runner.call(name, args, stopSignal(io)) }
+  } catch (error) {
+    outcome = { error }
+  } finally {
+    clearInterval(taker)
+    await taking
+  }
+  await take()
+  return { outcome, output }
+}
+
 /**
  * Runs a WASI command to its end, printing its output as it comes (escaped, through `io`); the
  * guest's `exit(n)` is the returned code. Other failures (a trap, the deadline) are thrown.
  */
 async function runCommand(runner: Runner, name: string, io: CliOutput): Promise<number> {
-  // One print at a time; a reader slower than the guest leaves its output waiting in its capped
-  // pipe (the oldest bytes dropping) rather than in this process.
-  let printing: Promise<void> | undefined
-  const print = async () => {
-    const { stdout, stderr } = runner.takeOutput()
-    await printText(io.stdout, stdout)
-    await printText(io.stderr, stderr)
-  }
-  const printer = setInterval(() => {
-    if (printing === undefined && !backedUp(io.stdout) && !backedUp(io.stderr)) {
-      printing = print().finally(() => (printing = undefined))
-    }
-  }, PRINT_EVERY_MS)
-  try {
-    await runner.call(name, [], stopSignal(io))
-    return EXIT.success
-  } catch (error) {
-    if (error instanceof WasiExitError) return processExitCode(error.exitCode)
-    throw error
-  } finally {
-    clearInterval(printer)
-    await printing
-    await print()
-  }
+  const { outcome } = await callTaking(runner, name, [], false, io)
+  if (!('error' in outcome)) return EXIT.success
+  if (outcome.error instanceof WasiExitError) return processExitCode(outcome.error.exitCode)
+  throw outcome.error
 }
 
 /**
@@ -359,10 +397,8 @@ async function commandJson(
 }
 
 /** What a failed call leaves for `--json` to print beside its error. */
-interface FailedCall {
+interface FailedCall extends Output {
   metrics: RunMetrics & { elapsedMs: number }
-  stdout: string
-  stderr: string
 }
 
 /**
@@ -383,23 +419,13 @@ async function invoke(
   const name = chooseFunction(functions, requested)
   const callArgs = argumentsFromText(texts, findFunction(functions, name)?.signature)
   const started = performance.now()
-  let outcome: { result: unknown } | { error: unknown }
-  try {
-    outcome = { result: await runner.call(name, callArgs, stopSignal(io)) }
-  } catch (error) {
-    outcome = { error }
-  }
+  const { outcome, output } = await callTaking(runner, name, callArgs, json, io)
   const metrics = { ...runner.metrics(), elapsedMs: msSince(started) }
   // A deadline or an abort that stops the guest inside wasm unwinds compiled code before it
   // writes its fuel count back: no figure (null). One that stops it while it waits on a host
   // function has the figure, on the error.
   if ('error' in outcome && (outcome.error instanceof TimeoutError || outcome.error instanceof AbortError)) {
     metrics.fuelConsumed = outcome.error.fuelConsumed ?? null
-  }
-  const output = runner.takeOutput()
-  if (!json) {
-    await printText(io.stdout, output.stdout)
-    await printText(io.stderr, output.stderr)
   }
   // Also for a result too large to print: the call ran, and its document says what it did.
   failed.call = { metrics, ...output }
@@ -424,8 +450,8 @@ function returnsValue(exported: ExportedFunction | undefined): boolean {
 
 /** `--json`'s document for a failure. */
 function errorDocument(error: unknown, call: FailedCall | undefined): string {
-  const { stdout, stderr, ...fields } = call ?? {}
-  const output = stdout === undefined || stderr === undefined ? undefined : { stdout, stderr }
+  const { stdout, stderr, dropped, ...fields } = call ?? {}
+  const output = stdout === undefined || stderr === undefined ? undefined : { stdout, stderr, dropped }
   return documentText({ error: errorFields(error), ...fields }, output)
 }
 
@@ -435,9 +461,11 @@ function errorDocument(error: unknown, call: FailedCall | undefined): string {
  * same (a command that printed 12 MiB of control characters, six times as long escaped, was a
  * HostLimitError under `--json` only). A document too large without any output is refused.
  */
-function documentText(fields: object, output: { stdout: string; stderr: string } | undefined): string {
+function documentText(fields: object, output: Output | undefined): string {
+  if (output?.dropped === true) return boundedJsonText({ ...fields, outputDropped: true })
   try {
-    return boundedJsonText({ ...fields, ...output })
+    const printed = output === undefined ? {} : { stdout: output.stdout, stderr: output.stderr }
+    return boundedJsonText({ ...fields, ...printed })
   } catch (tooLarge) {
     const printed = output !== undefined && (output.stdout !== '' || output.stderr !== '')
     if (!(tooLarge instanceof HostLimitError) || !printed) throw tooLarge
@@ -575,6 +603,8 @@ async function runParsed(
   const wasi: RunWasi = {
     stdout: 'pipe',
     stderr: 'pipe',
+    outputLimitBytes: PIPE_BYTES,
+    outputOverflow: 'wait',
     env: environment(values.env ?? []),
     preopens: preopens(values.dir ?? [], values['dir-rw'] ?? []),
     stdin: await stdinBytes(values.stdin, io.interrupted),
@@ -587,12 +617,7 @@ async function runParsed(
     let runner: Runner
     try {
       runner = await started(
-        compiled.start(
-          command === undefined
-            ? { ...wasi, args: argv }
-            : { ...wasi, args: argv, outputLimitBytes: COMMAND_OUTPUT_BYTES },
-          stopSignal(io),
-        ),
+        compiled.start({ ...wasi, args: argv }, stopSignal(io)),
         values.json ?? false,
         io,
         failed,
