@@ -13,6 +13,7 @@ export {
   NativeEngine,
   NativeInstance,
   NativeModule,
+  claimPluginPaths,
   disposeGivenUp,
   errorCodes,
   failureBox,
@@ -20,6 +21,7 @@ export {
   hostFailure,
   initialSizes,
   releaseChild,
+  releasePluginClaim,
 } from './binding/index.js'
 export type {
   ComponentItemInfo,

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod module;
 pub mod names;
 pub mod options;
+pub mod plugin_claims;
 pub mod runtime;
 pub mod store;
 pub mod trap;

@@ -5,22 +5,16 @@
  * takes a manifest file of any name (probe H49: a plugin loaded from `A/data/b.toml` had its
  * grants rewritten by A's guest); and a plugin unpacked into a loaded plugin's writable directory
  * after that plugin was checked is found by no walk. Within one process, these are found here.
+ * The claims are the addon's (`plugin_claims.rs`), one set for every thread of the process: a
+ * plugin loaded in a worker thread is seen from the main thread (probe H51).
  */
 import path from 'node:path'
 
 import { ConfigError } from '../errors.js'
+import { claimPluginPaths as claimNative, releasePluginClaim } from '../native.js'
 import { quoted } from '../util/quoted.js'
-import { isInside, realPath } from './paths.js'
+import { realPath } from './paths.js'
 import type { Manifest } from './schema.js'
-
-/** What one loaded plugin reads and may write, as real paths. */
-interface Claim {
-  manifest: string
-  wasm: string
-  writable: readonly string[]
-}
-
-const claims = new Set<Claim>()
 
 /**
  * Claims the manifest's files and writable directories for as long as its plugin is loaded, after
@@ -30,31 +24,21 @@ const claims = new Set<Claim>()
  */
 export function claimPluginPaths(manifest: Manifest): () => void {
   const writes = manifest.permissions.filesystem.write ?? []
-  const claim: Claim = {
+  const { token, refusal } = claimNative({
     manifest: realPath(manifest.file),
     wasm: realPath(path.resolve(manifest.dir, manifest.component.wasm)),
     writable: writes.map((written) => realPath(path.resolve(manifest.dir, written))),
-  }
-  const holding = (plugin: Claim) => (dir: string) =>
-    isInside(dir, plugin.manifest) || isInside(dir, plugin.wasm)
-  const refuse = (what: string) =>
-    new ConfigError(
+  })
+  if (refusal !== undefined && refusal !== null) {
+    const loaded = `the plugin loaded from ${quoted(refusal.other)}`
+    const what = refusal.insideOther
+      ? `this plugin's files lie in a directory ${loaded} may write (${quoted(refusal.dir)})`
+      : `this plugin may write a directory holding the files of ${loaded} (${quoted(refusal.dir)})`
+    throw new ConfigError(
       `${manifest.file}: ${what}, whose guest could rewrite that plugin's grants or code for its next load: ` +
         'give each plugin a directory of its own',
       { path: 'permissions.filesystem.write' },
     )
-  for (const other of claims) {
-    if (other.manifest === claim.manifest) continue
-    const loaded = `the plugin loaded from ${quoted(other.manifest)}`
-    const reaching = other.writable.find(holding(claim))
-    if (reaching !== undefined) {
-      throw refuse(`this plugin's files lie in a directory ${loaded} may write (${quoted(reaching)})`)
-    }
-    const reached = claim.writable.find(holding(other))
-    if (reached !== undefined) {
-      throw refuse(`this plugin may write a directory holding the files of ${loaded} (${quoted(reached)})`)
-    }
   }
-  claims.add(claim)
-  return () => claims.delete(claim)
+  return () => releasePluginClaim(token)
 }

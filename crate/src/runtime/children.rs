@@ -13,9 +13,13 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 #[cfg(unix)]
 use std::os::fd::OwnedFd as Pidfd;
+#[cfg(target_os = "linux")]
 use std::ptr;
 
-use napi::{Env, sys};
+use napi::Env;
+
+use super::dispatcher::at_teardown;
+use crate::js::Js;
 
 #[cfg(not(unix))]
 type Pidfd = ();
@@ -40,12 +44,7 @@ pub fn hold_child(env: Env, pid: u32) -> napi::Result<u32> {
     let raw = env.raw() as usize;
     let fresh = HELD.with(|held| held.borrow().as_ref().is_none_or(|held| held.env != raw));
     if fresh {
-        let status = unsafe { sys::napi_add_env_cleanup_hook(env.raw(), Some(release_all), ptr::null_mut()) };
-        if status != sys::Status::napi_ok {
-            return Err(napi::Error::from_reason(
-                "cannot register the compile children's cleanup",
-            ));
-        }
+        at_teardown(Js(env.raw()), release_all)?;
         let held = Held {
             env: raw,
             next_token: 1,
@@ -75,7 +74,7 @@ pub fn release_child(token: u32) {
 
 /// The environment is going away (a worker terminated, or the process exiting): its children
 /// still running are killed, and a thread waits for each so that none stays a zombie.
-unsafe extern "C" fn release_all(_: *mut std::ffi::c_void) {
+fn release_all() {
     let children: Vec<Pidfd> = HELD.with(|held| {
         held.borrow_mut()
             .take()

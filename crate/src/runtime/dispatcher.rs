@@ -3,7 +3,7 @@
 //! host-function calls share it, so an async call costs one message back, not a thread-safe
 //! function of its own.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -325,6 +325,8 @@ struct EnvRuntime {
     stopping: Arc<AbortFlag>,
     /// A worker thread's environment: its calls watch `stopping`.
     worker: Cell<bool>,
+    /// What other parts of the addon let go of when the environment goes away.
+    teardown: RefCell<Vec<Box<dyn FnOnce()>>>,
 }
 
 fn runtime(js: Js) -> napi::Result<&'static EnvRuntime> {
@@ -337,6 +339,7 @@ fn runtime(js: Js) -> napi::Result<&'static EnvRuntime> {
         pending: Cell::new(0),
         stopping: Arc::new(AbortFlag::default()),
         worker: Cell::new(false),
+        teardown: RefCell::new(Vec::new()),
     };
     // At teardown, jobs still queued are dropped (their waiters see closed channels) and calls
     // the environment left running are aborted.
@@ -344,6 +347,9 @@ fn runtime(js: Js) -> napi::Result<&'static EnvRuntime> {
         context.value.stopping.raise();
         context.value.dispatcher.queue.close();
         abort::forget_worker();
+        for hook in context.value.teardown.take() {
+            hook();
+        }
     })?;
     env.get_instance_data::<EnvRuntime>()?
         .map(|runtime| &*runtime)
@@ -365,6 +371,13 @@ pub fn mark_worker_thread(env: Env) -> napi::Result<()> {
 pub fn stopping_flag(js: Js) -> Option<Arc<AbortFlag>> {
     let runtime = runtime(js).ok()?;
     runtime.worker.get().then(|| runtime.stopping.clone())
+}
+
+/// Runs `hook` on the JS thread when this environment goes away (a worker terminated or ended,
+/// or the process exiting).
+pub fn at_teardown(js: Js, hook: impl FnOnce() + 'static) -> napi::Result<()> {
+    runtime(js)?.teardown.borrow_mut().push(Box::new(hook));
+    Ok(())
 }
 
 /// The JS-thread dispatcher of this environment.
