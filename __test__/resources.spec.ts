@@ -18,6 +18,7 @@ import {
   Engine,
   HostError,
   HostLimitError,
+  InstancePoisonedError,
   type Instance,
   LinkError,
   TimeoutError,
@@ -513,6 +514,29 @@ test('host objects cross both ways: own given to the guest is disposed when it d
   const mine = new Logger('r')
   t.is(usesHost(inst).roundTrip(mine), mine)
   t.false(events.includes('dispose r'))
+})
+
+test('a poisoned or disposed instance refuses a call before it reads the arguments', async (t) => {
+  // Probe Z50: 16 MiB given to a poisoned instance's export took the JS thread 2-3 s to convert,
+  // only to be refused with InstancePoisonedError.
+  const inst = instance()
+  t.throws(() => usesHost(inst).spam(20_000), { instanceOf: HostLimitError })
+  t.true(inst.poisoned)
+  let reads = 0
+  const counted = new Proxy([1, 2, 3], {
+    get: (target, key, receiver) => {
+      reads += 1
+      return Reflect.get(target, key, receiver)
+    },
+  })
+  const blob = 'test:resources/api#[constructor]blob'
+  t.throws(() => inst.callSync(blob, [counted]), { instanceOf: InstancePoisonedError })
+  await t.throwsAsync(inst.call(blob, [counted]), { instanceOf: InstancePoisonedError })
+  t.is(reads, 0, 'no element read')
+  const disposed = instance()
+  disposed.dispose()
+  t.throws(() => disposed.callSync(blob, [counted]), { instanceOf: DisposedError })
+  t.is(reads, 0)
 })
 
 test('live handles are capped: past 10,000 the guest call fails with HostLimitError, and disposing the instance disposes what it held', async (t) => {

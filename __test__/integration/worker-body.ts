@@ -18,6 +18,16 @@ if (mode === 'host-hang') {
   }
   const hanging = await component.instantiate({ limits: { memoryBytes: 4 << 20 }, imports })
   await hanging.call('call-double', [1])
+} else if (mode === 'compile-burst') {
+  // Compiles queued on one engine (it runs a core's worth at once) when the worker is terminated;
+  // each one that runs stores its code in cacheDir, which the parent counts.
+  const { cacheDir, count } = workerData as { cacheDir: string; count: number }
+  const burst = new Engine({ cacheDir })
+  const busy = (seed: number) =>
+    `(module (global i32 (i32.const ${seed})) ${`(func (param i64) (result i64) ${'local.get 0 i64.const 7 i64.mul local.get 0 i64.xor '.repeat(10)}${'i64.add '.repeat(9)})`.repeat(400)})`
+  const compiles = Array.from({ length: count }, (_, seed) => burst.compileModule(busy(seed)))
+  parentPort?.postMessage('queued')
+  await Promise.all(compiles)
 } else if (mode === 'spin') {
   // The guest itself says it runs: it calls `running` (a host function) and then loops, so the
   // parent's terminate() lands while wasm executes, not before the call starts.

@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 
 import test, { type ExecutionContext } from 'ava'
 
-import { typesInstance } from '../helpers.js'
+import { tempDir, typesInstance } from '../helpers.js'
 
 function runWorker(mode: string): Promise<unknown> {
   const worker = new Worker(new URL('./worker.mjs', import.meta.url), {
@@ -54,6 +55,30 @@ test('a worker terminated while its guest waits on a host Promise does not hang 
   const main = typesInstance()
   t.is(await main.call('call-double', [21]), 42)
   t.deepEqual(await Promise.all([1, 2, 3].map((x) => main.call('roundtrip-u8', [x]))), [1, 2, 3])
+})
+
+test('a worker terminated with compiles queued: they never start, only those running finish', async (t) => {
+  // Probe H51: all 60 compiles a terminated worker had queued ran to their end, holding a core for
+  // 20 s, and the main thread's own compile waited 5-15 s behind them.
+  const cacheDir = tempDir(t, 'worker-compiles')
+  const count = 40
+  const worker = new Worker(new URL('./worker.mjs', import.meta.url), {
+    workerData: { mode: 'compile-burst', cacheDir, count },
+  })
+  t.is(await new Promise((resolve) => worker.once('message', resolve)), 'queued')
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  await worker.terminate()
+  // Each compile that ran stored a file; wait until none has for a while.
+  const stored = () =>
+    readdirSync(cacheDir, { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile()).length
+  let last = -1
+  for (let quiet = 0; quiet < 10;) {
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const now = stored()
+    quiet = now === last ? quiet + 1 : 0
+    last = now
+  }
+  t.true(last < count / 2, `${last} of ${count} compiles ran after the worker was terminated`)
 })
 
 /**

@@ -370,6 +370,7 @@ unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi
                 None => Ok(js.undefined()?),
             };
         }
+        slot.usable()?;
         let resources = handle.slot.resources.as_ref();
         let params = if handle.flat_args {
             lower_flat(&*handle.export, js, this, args, slot.guest_memory)?
@@ -452,6 +453,7 @@ pub fn call<E: Export>(
     let js = Js(env.raw());
     let prepared = caught(|| {
         let export = export?;
+        slot.usable()?;
         let params = match flat.args {
             Some(buffer) => lower_flat(&*export, js, buffer.raw(), &[args.raw()], slot.guest_memory)?,
             None => lower_array(&*export, js, slot.resources.as_ref(), slot.guest_memory, args.raw())?,

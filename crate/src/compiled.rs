@@ -23,7 +23,7 @@ use crate::js::{Js, Value};
 use crate::options::NativeInstanceOptions;
 use crate::runtime::abort::AbortFlag;
 use crate::runtime::host_bridge::{HostBridge, HostFunctions, HttpClientOptions, Relay, serve_js_while};
-use crate::runtime::quiet_panic;
+use crate::runtime::{compile_pools, quiet_panic};
 use crate::store::{self, Budget, HostState, Live, Slot, StoreFuture};
 use crate::wasi::NativeWasiOptions;
 use crate::wasi::{Output, WasiState};
@@ -126,8 +126,9 @@ impl<K: Kind> Compiled<K> {
         // wasmtime asserts some of its limits while it builds a component's adapters (more than
         // 100 memories in one, types past a size) rather than reporting them: a valid component of
         // 1.6 KB reached one. Such a component cannot be compiled, which is what its error says.
-        let compiled =
-            quiet_panic::catch(|| disk::compile::<K::Code>(&engine.engine, engine.cache.as_ref(), &bytes, check));
+        let compiled = compile_pools::in_own_pool(|| {
+            quiet_panic::catch(|| disk::compile::<K::Code>(&engine.engine, engine.cache.as_ref(), &bytes, check))
+        });
         let code = compiled.map_err(|panic| Failure::Compile(errors::compile_panic_text(K::NOUN, &panic)))??;
         Self::checked(code, engine)
     }

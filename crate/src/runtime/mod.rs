@@ -4,6 +4,7 @@
 
 pub mod abort;
 pub mod children;
+pub mod compile_pools;
 pub mod compiles;
 pub mod dispatcher;
 pub mod executor;
