@@ -832,6 +832,59 @@ test("a command's output is never dropped: a slow reader holds the guest back, a
   t.is(dropped.stdout, undefined)
 })
 
+test('SIGINT stops a run whose reader takes none of its output', async (t) => {
+  // Probe H52: the guest's writes waited for the CLI and the CLI for the reader, and the first
+  // Ctrl-C stopped the guest but not the wait (`run flood.wasm | less` until less was quit).
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(root, 'lib/cli/index.ts'),
+      'run',
+      chunkWriter(2_000),
+      '--memory',
+      String(MiB),
+    ],
+    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+  const closed = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>
+  // The other specs of this file start CLIs too: under their load the guest may write late.
+  const killer = setTimeout(() => child.kill('SIGKILL'), 120_000)
+  // stdout is never read (a 'readable' listener fills its buffer once, then reading stops): once
+  // the guest has written, the CLI's writes back up, then the guest's pipe fills.
+  await once(child.stdout, 'readable')
+  await new Promise((resolve) => setTimeout(resolve, 1_000))
+  child.kill('SIGINT')
+  const [code, signal] = await closed
+  clearTimeout(killer)
+  // Stopped as it says, a second after saying so when unprinted output keeps it from exiting.
+  t.true(code === 130 || signal === 'SIGINT', `${code} ${signal}`)
+  t.is(stderr, 'ABORT_ERR: the run was stopped by SIGINT\n')
+})
+
+test("the CLI's error line starts a line of its own after a guest's unfinished one", async (t) => {
+  // Probe H52: a guest writing "E00" to stderr before it failed made the line
+  // "E00ERR_WASM_TIMEOUT: ...": a guest chose the start of the CLI's error line.
+  const unfinished = file(
+    'unfinished.wat',
+    `(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 16) "E00")
+      (func (export "_start")
+        (i32.store (i32.const 0) (i32.const 16))
+        (i32.store (i32.const 4) (i32.const 3))
+        (drop (call $write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
+        unreachable))`,
+  )
+  const failed = await cli('run', unfinished, '--memory', '65536')
+  t.is(failed.code, 4)
+  t.regex(failed.stderr, /^E00\nERR_WASM_TRAP_UNREACHABLE: /)
+})
+
 const wasiFixtures = { component: wasiComponentWasm, module: wasiModuleWasm } as const
 /** Enough memory for the Rust fixture guest; a bare .wasm needs --memory. */
 const WASI_MEMORY = ['--memory', String(16 * MiB)]

@@ -65,6 +65,7 @@ export async function main(argv: readonly string[], output: CliOutput = process)
         throw new UsageError(`unknown command "${command}"`)
     }
   } catch (error) {
+    if (io.stderr.atLineStart === false) io.stderr.write('\n')
     io.stderr.write(`${errorCode(error)}: ${errorMessage(error)}\n`)
     if (error instanceof UsageError) {
       const help =

@@ -37,6 +37,12 @@ export interface CliStream {
   readonly writableLength?: number
   /** A stream whose reader went away is destroyed: nothing more is waited for or written. */
   readonly destroyed?: boolean
+  /**
+   * Whether what was written last ended its line (the escaping stream knows): the CLI's own error
+   * line starts a line of its own, never the rest of a guest's unfinished one (probe H52: a
+   * guest's `E00` became the start of `E00ERR_WASM_TIMEOUT: ...`).
+   */
+  readonly atLineStart?: boolean
 }
 
 /**
@@ -64,9 +70,14 @@ export function terminalOutput(io: CliOutput): CliOutput {
 }
 
 function escaping(stream: CliStream): CliStream {
+  let atLineStart = true
   return {
     write: (text) => {
+      if (text !== '') atLineStart = text.endsWith('\n')
       for (const slice of slices(text)) stream.write(escapeControl(slice))
+    },
+    get atLineStart() {
+      return atLineStart
     },
     get writableLength() {
       return stream.writableLength
@@ -99,11 +110,16 @@ const BACKLOG = 8 * SLICE
  * Writes `text` to `stream` a slice at a time, waiting while the stream holds more than
  * {@link BACKLOG} unwritten (a pipe to a slow reader): a guest's output is not copied into this
  * process faster than the reader takes it. (Queued, 400 MB of it ended the process with ENOBUFS.)
+ * Once `stop` (the run interrupted) has aborted, it no longer waits: what does not fit is dropped.
  */
-export async function printText(stream: CliStream, text: string): Promise<void> {
+export async function printText(stream: CliStream, text: string, stop?: AbortSignal): Promise<void> {
   for (const slice of slices(text)) {
-    while (backedUp(stream) && stream.destroyed !== true)
+    while (backedUp(stream) && stream.destroyed !== true) {
+      // Stopped (SIGINT), the run ends without waiting for a reader that may never read (probe
+      // H52: `run flood.wasm | less` ignored Ctrl-C until less was quit): the rest is not printed.
+      if (stop?.aborted === true) return
       await new Promise((resolve) => setTimeout(resolve, 5))
+    }
     if (stream.destroyed === true) return
     stream.write(slice)
   }

@@ -333,8 +333,8 @@ async function callTaking(
   const take = async () => {
     const { stdout, stderr } = runner.takeOutput()
     if (!json) {
-      await printText(io.stdout, stdout)
-      await printText(io.stderr, stderr)
+      await printText(io.stdout, stdout, io.interrupted)
+      await printText(io.stderr, stderr, io.interrupted)
     } else if (output.dropped !== true) {
       // Past this, the document would pass its bound: what follows is only taken, to let the guest go on.
       if (output.stdout.length + output.stderr.length + stdout.length + stderr.length > MAX_JSON_TEXT) {
