@@ -6,7 +6,6 @@
 //! A check and its claim are one step under one lock, so two threads cannot both pass at once;
 //! a thread's claims end with its environment (a terminated worker's plugins are gone).
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
@@ -15,7 +14,7 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::js::Js;
-use crate::runtime::dispatcher::at_teardown;
+use crate::runtime::dispatcher::at_teardown_once;
 
 /// What one plugin reads and may write, as real paths.
 #[napi(object)]
@@ -59,21 +58,13 @@ fn claims() -> &'static Mutex<Claims> {
     CLAIMS.get_or_init(Mutex::default)
 }
 
-thread_local! {
-    /// The environment of this thread whose claims end with it, once one was made.
-    static RELEASES_AT_TEARDOWN: Cell<usize> = const { Cell::new(0) };
-}
-
 /// Claims `paths` for as long as the plugin is loaded, unless its files lie in another loaded
 /// plugin's writable directory or its writable directories hold another's files (another load
 /// of the same manifest is the same plugin).
 #[napi(js_name = "claimPluginPaths")]
 pub fn claim_plugin_paths(env: Env, paths: PluginPaths) -> napi::Result<PluginClaim> {
     let raw = env.raw() as usize;
-    if RELEASES_AT_TEARDOWN.get() != raw {
-        at_teardown(Js(env.raw()), move || release_environment(raw))?;
-        RELEASES_AT_TEARDOWN.set(raw);
-    }
+    at_teardown_once(Js(env.raw()), "plugin claims", move || release_environment(raw))?;
     let mut claims = claims().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     for claim in claims.held.values() {
         let other = &claim.paths;

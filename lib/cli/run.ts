@@ -316,7 +316,7 @@ interface Output {
 
 /**
  * Calls `name` while taking what the guest writes, whose writes wait once its pipe is full
- * (the probe Z51: with its oldest bytes dropped instead, `run tool.wasm > out` lost tens of MB
+ * (probe Z51: with its oldest bytes dropped instead, `run tool.wasm > out` lost tens of MB
  * of a 100 MB output, exit 0): printed as it comes, escaped, no faster than the reader takes it,
  * so a slow reader holds the guest back as a pipe does; or, under `--json`, kept for the
  * document until it could no longer fit one (then dropped, and the document says so). Returns

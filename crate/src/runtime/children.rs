@@ -18,7 +18,7 @@ use std::ptr;
 
 use napi::Env;
 
-use super::dispatcher::at_teardown;
+use super::dispatcher::at_teardown_once;
 use crate::js::Js;
 
 #[cfg(not(unix))]
@@ -26,11 +26,11 @@ type Pidfd = ();
 
 thread_local! {
     /// The children this thread's environment holds (one environment per JS thread).
-    static HELD: RefCell<Option<Held>> = const { RefCell::new(None) };
+    static HELD: RefCell<Held> = RefCell::new(Held::default());
 }
 
+#[derive(Default)]
 struct Held {
-    env: usize,
     next_token: u32,
     children: HashMap<u32, Pidfd>,
 }
@@ -41,22 +41,11 @@ struct Held {
 #[napi_derive::napi(js_name = "holdChild")]
 pub fn hold_child(env: Env, pid: u32) -> napi::Result<u32> {
     let Some(child) = open_pidfd(pid) else { return Ok(0) };
-    let raw = env.raw() as usize;
-    let fresh = HELD.with(|held| held.borrow().as_ref().is_none_or(|held| held.env != raw));
-    if fresh {
-        at_teardown(Js(env.raw()), release_all)?;
-        let held = Held {
-            env: raw,
-            next_token: 1,
-            children: HashMap::new(),
-        };
-        HELD.with(|slot| *slot.borrow_mut() = Some(held));
-    }
+    at_teardown_once(Js(env.raw()), "compile children", release_all)?;
     Ok(HELD.with(|held| {
         let mut held = held.borrow_mut();
-        let Some(held) = held.as_mut() else { return 0 };
-        let token = held.next_token;
         held.next_token = held.next_token.checked_add(1).unwrap_or(1);
+        let token = held.next_token;
         held.children.insert(token, child);
         token
     }))
@@ -65,22 +54,13 @@ pub fn hold_child(env: Env, pid: u32) -> napi::Result<u32> {
 /// Lets go of a child Node saw end (its `exit` event): Node reaped it.
 #[napi_derive::napi(js_name = "releaseChild")]
 pub fn release_child(token: u32) {
-    HELD.with(|held| {
-        if let Some(held) = held.borrow_mut().as_mut() {
-            held.children.remove(&token);
-        }
-    });
+    HELD.with(|held| held.borrow_mut().children.remove(&token));
 }
 
 /// The environment is going away (a worker terminated, or the process exiting): its children
 /// still running are killed, and a thread waits for each so that none stays a zombie.
 fn release_all() {
-    let children: Vec<Pidfd> = HELD.with(|held| {
-        held.borrow_mut()
-            .take()
-            .map(|held| held.children.into_values().collect())
-            .unwrap_or_default()
-    });
+    let children: Vec<Pidfd> = HELD.with(|held| held.borrow_mut().children.drain().map(|(_, child)| child).collect());
     if children.is_empty() {
         return;
     }

@@ -316,6 +316,8 @@ impl Dispatcher {
     }
 }
 
+type TeardownHook = Box<dyn FnOnce()>;
+
 /// Per-environment state, kept as the addon's N-API instance data.
 struct EnvRuntime {
     dispatcher: Arc<Dispatcher>,
@@ -325,8 +327,8 @@ struct EnvRuntime {
     stopping: Arc<AbortFlag>,
     /// A worker thread's environment: its calls watch `stopping`.
     worker: Cell<bool>,
-    /// What other parts of the addon let go of when the environment goes away.
-    teardown: RefCell<Vec<Box<dyn FnOnce()>>>,
+    /// What other parts of the addon let go of when the environment goes away, by name.
+    teardown: RefCell<Vec<(&'static str, TeardownHook)>>,
 }
 
 fn runtime(js: Js) -> napi::Result<&'static EnvRuntime> {
@@ -347,7 +349,7 @@ fn runtime(js: Js) -> napi::Result<&'static EnvRuntime> {
         context.value.stopping.raise();
         context.value.dispatcher.queue.close();
         abort::forget_worker();
-        for hook in context.value.teardown.take() {
+        for (_, hook) in context.value.teardown.take() {
             hook();
         }
     })?;
@@ -374,9 +376,12 @@ pub fn stopping_flag(js: Js) -> Option<Arc<AbortFlag>> {
 }
 
 /// Runs `hook` on the JS thread when this environment goes away (a worker terminated or ended,
-/// or the process exiting).
-pub fn at_teardown(js: Js, hook: impl FnOnce() + 'static) -> napi::Result<()> {
-    runtime(js)?.teardown.borrow_mut().push(Box::new(hook));
+/// or the process exiting), unless a hook of the same `name` is already set to.
+pub fn at_teardown_once(js: Js, name: &'static str, hook: impl FnOnce() + 'static) -> napi::Result<()> {
+    let mut teardown = runtime(js)?.teardown.borrow_mut();
+    if !teardown.iter().any(|(set, _)| *set == name) {
+        teardown.push((name, Box::new(hook)));
+    }
     Ok(())
 }
 
