@@ -1,8 +1,10 @@
 import {
+  closeSync,
   copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readFileSync,
   rmSync,
   truncateSync,
@@ -832,37 +834,68 @@ test("a command's output is never dropped: a slow reader holds the guest back, a
   t.is(dropped.stdout, undefined)
 })
 
-test('SIGINT stops a run whose reader takes none of its output', async (t) => {
+test('SIGINT stops a run whose reader takes none of its output, from its command or its start function', async (t) => {
   // Probe H52: the guest's writes waited for the CLI and the CLI for the reader, and the first
-  // Ctrl-C stopped the guest but not the wait (`run flood.wasm | less` until less was quit).
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      path.join(root, 'lib/cli/index.ts'),
-      'run',
-      chunkWriter(2_000),
-      '--memory',
-      String(MiB),
-    ],
-    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  let stderr = ''
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-  const closed = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>
-  // The other specs of this file start CLIs too: under their load the guest may write late.
-  const killer = setTimeout(() => child.kill('SIGKILL'), 120_000)
-  // stdout is never read (a 'readable' listener fills its buffer once, then reading stops): once
-  // the guest has written, the CLI's writes back up, then the guest's pipe fills.
-  await once(child.stdout, 'readable')
-  await new Promise((resolve) => setTimeout(resolve, 1_000))
-  child.kill('SIGINT')
-  const [code, signal] = await closed
-  clearTimeout(killer)
-  // Stopped as it says, a second after saying so when unprinted output keeps it from exiting.
-  t.true(code === 130 || signal === 'SIGINT', `${code} ${signal}`)
-  t.is(stderr, 'ABORT_ERR: the run was stopped by SIGINT\n')
+  // Ctrl-C stopped the guest but not the wait (`run flood.wasm | less` until less was quit);
+  // probe H53: the same for what a start function wrote, printed once instantiation ended.
+  // Each guest makes the file `ready` in its --dir-rw directory, then writes 25 MiB to stdout.
+  const flood = (where: 'command' | 'start') => {
+    const body = `
+      (drop (call $open (i32.const 3) (i32.const 0) (i32.const 32) (i32.const 5) (i32.const 1)
+        (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 48)))
+      (i32.store (i32.const 0) (i32.const 65536))
+      (i32.store (i32.const 4) (i32.const 65536))
+      (loop $next
+        (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+        (br_if $next (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 400))))`
+    return file(
+      `flood-${where}.wat`,
+      `(module
+        (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "path_open"
+          (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+        (memory (export "memory") 2)
+        (data (i32.const 32) "ready")
+        (data (i32.const 65536) "x")
+        ${where === 'start' ? `(func $flood (local $i i32) ${body}) (start $flood) (func (export "quick"))` : `(func (export "_start") (local $i i32) ${body})`})`,
+    )
+  }
+  for (const where of ['command', 'start'] as const) {
+    const dir = mkdtempSync(path.join(scratch, 'flood-'))
+    const extra = where === 'start' ? ['--invoke', 'quick'] : []
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        path.join(root, 'lib/cli/index.ts'),
+        'run',
+        flood(where),
+        '--memory',
+        String(MiB),
+        '--dir-rw',
+        dir,
+        ...extra,
+      ],
+      // stdout is a pipe nobody reads: the CLI's writes back up, then the guest's pipe fills.
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    let stderr = ''
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+    const closed = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>
+    // The other specs of this file start CLIs too: under their load the guest may start late.
+    const killer = setTimeout(() => child.kill('SIGKILL'), 120_000)
+    while (!existsSync(path.join(dir, 'ready')) && child.exitCode === null) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    child.kill('SIGINT')
+    const [code, signal] = await closed
+    clearTimeout(killer)
+    // Stopped as it says, a second after saying so when unprinted output keeps it from exiting.
+    t.true(code === 130 || signal === 'SIGINT', `${where}: ${code} ${signal}`)
+    t.is(stderr, 'ABORT_ERR: the run was stopped by SIGINT\n', where)
+  }
 })
 
 test("the CLI's error line starts a line of its own after a guest's unfinished one", async (t) => {
@@ -883,6 +916,26 @@ test("the CLI's error line starts a line of its own after a guest's unfinished o
   const failed = await cli('run', unfinished, '--memory', '65536')
   t.is(failed.code, 4)
   t.regex(failed.stderr, /^E00\nERR_WASM_TRAP_UNREACHABLE: /)
+  // Probe H53: on a terminal, or with 2>&1, stdout shares stderr's lines, so an unfinished stdout
+  // line counts too; with stdout elsewhere it does not.
+  const unfinishedOut = file(
+    'unfinished-stdout.wat',
+    readFileSync(unfinished, 'utf8').replace('(i32.const 2)', '(i32.const 1)'),
+  )
+  const elsewhere = await cli('run', unfinishedOut, '--memory', '65536')
+  t.is(elsewhere.stdout, 'E00')
+  t.regex(elsewhere.stderr, /^ERR_WASM_TRAP_UNREACHABLE: /)
+  const both = path.join(scratch, 'both.txt')
+  const fd = openSync(both, 'w')
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(root, 'lib/cli/index.ts'), 'run', unfinishedOut, '--memory', '65536'],
+    { cwd: root, stdio: ['ignore', fd, fd] },
+  )
+  const [code] = (await once(child, 'close')) as [number | null]
+  closeSync(fd)
+  t.is(code, 4)
+  t.regex(readFileSync(both, 'utf8'), /^E00\nERR_WASM_TRAP_UNREACHABLE: /)
 })
 
 const wasiFixtures = { component: wasiComponentWasm, module: wasiModuleWasm } as const

@@ -5,7 +5,7 @@
  * stderr. Everything printed goes through output.ts, which escapes the control characters a
  * guest could use to drive the terminal.
  */
-import { readFileSync, realpathSync } from 'node:fs'
+import { fstatSync, readFileSync, realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 import { WasmError } from '../errors.js'
@@ -65,7 +65,9 @@ export async function main(argv: readonly string[], output: CliOutput = process)
         throw new UsageError(`unknown command "${command}"`)
     }
   } catch (error) {
-    if (io.stderr.atLineStart === false) io.stderr.write('\n')
+    const unfinished =
+      io.stderr.atLineStart === false || (io.stdout.atLineStart === false && sharesLines(output))
+    if (unfinished) io.stderr.write('\n')
     io.stderr.write(`${errorCode(error)}: ${errorMessage(error)}\n`)
     if (error instanceof UsageError) {
       const help =
@@ -77,6 +79,20 @@ export async function main(argv: readonly string[], output: CliOutput = process)
       io.stderr.write(`${error instanceof Error ? error.stack : ''}\n`)
     }
     return exitCodeOf(error)
+  }
+}
+
+/**
+ * Whether the process's stdout and stderr are one terminal, file or pipe (an interactive shell,
+ * `2>&1`): a line left unfinished on either is then the line the other goes on (probe H53).
+ */
+function sharesLines(output: CliOutput): boolean {
+  if (output.stdout !== process.stdout || output.stderr !== process.stderr) return false
+  try {
+    const [out, err] = [fstatSync(1), fstatSync(2)]
+    return out.dev === err.dev && out.ino === err.ino
+  } catch {
+    return false
   }
 }
 

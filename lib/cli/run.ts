@@ -512,8 +512,8 @@ async function started(
     if (left === undefined) throw error
     const { stdout, stderr } = left
     if (!json) {
-      await printText(io.stdout, stdout)
-      await printText(io.stderr, stderr)
+      await printText(io.stdout, stdout, io.interrupted)
+      await printText(io.stderr, stderr, io.interrupted)
     }
     failed.call = {
       metrics: {
