@@ -1,10 +1,11 @@
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { Worker } from 'node:worker_threads'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
 import type { ExecutionContext } from 'ava'
 
-import { typesImports, typesWasm } from '../fixtures/index.js'
+import { root, typesImports, typesWasm } from '../fixtures/index.js'
 import { Engine, type Imports, type Instance } from '../lib/index.js'
 
 export {
@@ -17,6 +18,22 @@ export {
 } from '../fixtures/index.js'
 
 export const MiB = 1 << 20
+
+/**
+ * A worker thread running the TypeScript module `source` (written to `dir`, ESM, top-level await
+ * allowed). Workers do not inherit ava's TypeScript loader: the worker registers tsx itself.
+ */
+export function typeScriptWorker(dir: string, source: string): Worker {
+  const body = path.join(dir, 'worker-body.mts')
+  writeFileSync(body, source)
+  const entry = path.join(dir, 'worker.mjs')
+  const tsx = path.join(root, 'node_modules', 'tsx', 'dist', 'esm', 'api', 'index.mjs')
+  writeFileSync(
+    entry,
+    `import { register } from ${JSON.stringify(tsx)}\nregister()\nawait import(${JSON.stringify(body)})\n`,
+  )
+  return new Worker(entry)
+}
 
 /** A new directory under the system's temporary directory, removed with its contents when `t` ends. */
 export function tempDir(t: ExecutionContext, prefix: string): string {

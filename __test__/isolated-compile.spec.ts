@@ -2,7 +2,6 @@ import { spawn, spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { setTimeout } from 'node:timers/promises'
-import { Worker } from 'node:worker_threads'
 
 import test from 'ava'
 
@@ -14,7 +13,7 @@ import {
   loadComponent,
   type ValidationResult,
 } from '../lib/index.js'
-import { MiB, root, tempDir, typesImports, typesWasm, watComponentDir } from './helpers.js'
+import { MiB, root, tempDir, typeScriptWorker, typesImports, typesWasm, watComponentDir } from './helpers.js'
 
 /**
  * M ifs that each change a local: Cranelift's register allocator takes time growing with the
@@ -256,22 +255,12 @@ test.serial(
     await exited
     t.deepEqual(await goneWith('12345672'), [])
     // Nor does one a terminated worker started (probe H39: it ran on to the end of its compile).
-    // Workers do not inherit ava's TypeScript loader: the worker registers tsx itself.
-    const body = path.join(dir, 'worker-body.ts')
-    writeFileSync(
-      body,
+    const worker = typeScriptWorker(
+      dir,
       `import { Engine } from ${JSON.stringify(path.join(root, 'lib', 'index.ts'))}
     new Engine({ maxModuleBytes: 12_345_673, compileLimits: { timeoutMs: 60_000 } })
       .compileModule(${JSON.stringify(bomb)}).catch(() => {})`,
     )
-    const entry = path.join(dir, 'worker.mjs')
-    writeFileSync(
-      entry,
-      `import { register } from ${JSON.stringify(path.join(root, 'node_modules', 'tsx', 'dist', 'esm', 'api', 'index.mjs'))}
-    register()
-    await import(${JSON.stringify(body)})`,
-    )
-    const worker = new Worker(entry)
     let started: string[] = []
     for (let tries = 0; tries < 100 && started.length === 0; tries++) {
       started = processesWith('12345673')

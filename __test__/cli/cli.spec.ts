@@ -28,11 +28,10 @@ import {
   wasiModuleWasm,
   writingStartWat,
 } from '../helpers.js'
-import { cli, spawnNode } from './helpers.js'
+import { cli, cliArgs, cliProcess, spawnNode } from './helpers.js'
 
 /** The CLI with `input` on its stdin. */
-const cliWithInput = (input: string, ...args: string[]) =>
-  spawnNode(['--import', 'tsx', path.join(root, 'lib/cli/index.ts'), ...args], input)
+const cliWithInput = (input: string, ...args: string[]) => spawnNode(cliArgs(...args), input)
 
 const example = (name: string) => `examples/${name}`
 
@@ -764,6 +763,13 @@ test('what reorders or breaks lines on screen is escaped too, in output megabyte
   t.regex(linked.stderr, /^ERR_WASM_LINK: missing import\(s\): "e\\nFAKE\\u202e\.f": func\(\)\n$/)
 })
 
+/**
+ * A guest's call that creates the file `ready` in its first preopen (`--dir-rw`), so that a spec
+ * knows the guest runs; the guest's memory holds "ready" at 32.
+ */
+const MAKE_READY = `(drop (call $open (i32.const 3) (i32.const 0) (i32.const 32) (i32.const 5) (i32.const 1)
+  (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 48)))`
+
 /** A WASI command writing `chunks` chunks of 64 KiB to stdout, chunk i all of letter `a` + i % 26. */
 function chunkWriter(chunks: number): string {
   return file(
@@ -798,19 +804,7 @@ test("a command's output is never dropped: a slow reader holds the guest back, a
   // `run tool.wasm > out` lost up to 55 MB of 101, a reader that started late 75 MB, and --json
   // kept the last 16 MiB of any longer output without outputDropped.
   const chunks = 640 // 40 MiB
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      path.join(root, 'lib/cli/index.ts'),
-      'run',
-      chunkWriter(chunks),
-      '--memory',
-      String(MiB),
-    ],
-    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-  )
+  const child = cliProcess('run', chunkWriter(chunks), '--memory', String(MiB))
   // Nothing read for a while: the CLI's writes back up, and the guest's pipe fills.
   await new Promise((resolve) => setTimeout(resolve, 1_500))
   let stdout = ''
@@ -841,8 +835,7 @@ test('SIGINT stops a run whose reader takes none of its output, from its command
   // Each guest makes the file `ready` in its --dir-rw directory, then writes 25 MiB to stdout.
   const flood = (where: 'command' | 'start') => {
     const body = `
-      (drop (call $open (i32.const 3) (i32.const 0) (i32.const 32) (i32.const 5) (i32.const 1)
-        (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 48)))
+      ${MAKE_READY}
       (i32.store (i32.const 0) (i32.const 65536))
       (i32.store (i32.const 4) (i32.const 65536))
       (loop $next
@@ -863,23 +856,8 @@ test('SIGINT stops a run whose reader takes none of its output, from its command
   for (const where of ['command', 'start'] as const) {
     const dir = mkdtempSync(path.join(scratch, 'flood-'))
     const extra = where === 'start' ? ['--invoke', 'quick'] : []
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        path.join(root, 'lib/cli/index.ts'),
-        'run',
-        flood(where),
-        '--memory',
-        String(MiB),
-        '--dir-rw',
-        dir,
-        ...extra,
-      ],
-      // stdout is a pipe nobody reads: the CLI's writes back up, then the guest's pipe fills.
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-    )
+    // stdout is a pipe nobody reads: the CLI's writes back up, then the guest's pipe fills.
+    const child = cliProcess('run', flood(where), '--memory', String(MiB), '--dir-rw', dir, ...extra)
     let stderr = ''
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
     const closed = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>
@@ -927,11 +905,10 @@ test("the CLI's error line starts a line of its own after a guest's unfinished o
   t.regex(elsewhere.stderr, /^ERR_WASM_TRAP_UNREACHABLE: /)
   const both = path.join(scratch, 'both.txt')
   const fd = openSync(both, 'w')
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(root, 'lib/cli/index.ts'), 'run', unfinishedOut, '--memory', '65536'],
-    { cwd: root, stdio: ['ignore', fd, fd] },
-  )
+  const child = spawn(process.execPath, cliArgs('run', unfinishedOut, '--memory', '65536'), {
+    cwd: root,
+    stdio: ['ignore', fd, fd],
+  })
   const [code] = (await once(child, 'close')) as [number | null]
   closeSync(fd)
   t.is(code, 4)
@@ -1136,14 +1113,7 @@ async function runWhileReaderLeaves(
   args: string[],
   leaves: 'stdout' | 'stderr' | 'stdout-at-once',
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(root, 'lib/cli/index.ts'), 'run', ...args],
-    {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  )
+  const child = cliProcess('run', ...args)
   let stderr = ''
   if (leaves === 'stdout-at-once') child.stdout.destroy()
   else child[leaves].once('data', () => child[leaves].destroy())
@@ -1186,8 +1156,7 @@ async function interruptedRun(
       (i32.store (i32.const 0) (i32.const 8))
       (i32.store (i32.const 4) (i32.const 2))
       (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))
-      (drop (call $open (i32.const 3) (i32.const 0) (i32.const 32) (i32.const 5) (i32.const 1)
-        (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 48)))
+      ${MAKE_READY}
       (loop $spin (br $spin))`
   const wasm = file(
     `spins-${where}.wat`,
@@ -1204,23 +1173,7 @@ async function interruptedRun(
   const fifo = path.join(dir, 'stdin')
   if (where === 'stdin') execFileSync('mkfifo', [fifo])
   const extra = where === 'start' ? ['--invoke', 'quick'] : where === 'stdin' ? ['--stdin', fifo] : []
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      path.join(root, 'lib/cli/index.ts'),
-      'run',
-      wasm,
-      '--memory',
-      '65536',
-      '--dir-rw',
-      dir,
-      ...extra,
-      ...flags,
-    ],
-    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
-  )
+  const child = cliProcess('run', wasm, '--memory', '65536', '--dir-rw', dir, ...extra, ...flags)
   let stdout = ''
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))

@@ -29,6 +29,18 @@ export function spawnNode(args: readonly string[], input?: string): Promise<Outc
   })
 }
 
-/** The CLI from its TypeScript source, so the specs never run a stale build. */
-export const cli = (...args: string[]) =>
-  spawnNode(['--import', 'tsx', path.join(root, 'lib/cli/index.ts'), ...args])
+/** Node's arguments that run the CLI with `args`, from its TypeScript source, so the specs never run a stale build. */
+export const cliArgs = (...args: readonly string[]) => [
+  '--import',
+  'tsx',
+  path.join(root, 'lib/cli/index.ts'),
+  ...args,
+]
+
+/** The CLI run to its end; what it printed. */
+export const cli = (...args: string[]) => spawnNode(cliArgs(...args))
+
+/** The CLI as a running child process with piped stdout and stderr, for a spec that drives it (signals, readers). */
+export function cliProcess(...args: readonly string[]): ChildProcessByStdio<null, Readable, Readable> {
+  return spawn(process.execPath, cliArgs(...args), { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+}

@@ -2,12 +2,11 @@ import { once } from 'node:events'
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { setImmediate } from 'node:timers/promises'
-import { Worker } from 'node:worker_threads'
 
 import test, { type ExecutionContext } from 'ava'
 
 import { ConfigError, Engine, loadComponent } from '../../lib/index.js'
-import { MiB, root, tempDir, watComponentDir } from '../helpers.js'
+import { MiB, root, tempDir, typeScriptWorker, watComponentDir } from '../helpers.js'
 
 const GUEST = '(module (func (export "answer") (result i32) i32.const 42))'
 const engine = new Engine({ fuel: true })
@@ -102,25 +101,14 @@ test('a plugin loaded in a worker thread claims its paths for the whole process,
   // loaded from A/data on the main thread, loaded too; A's guest rewrote B's manifest.
   const { a, b, unpack } = layout(t, 'b.toml')
   unpack()
-  const dir = tempDir(t, 'loaded-worker')
-  const body = path.join(dir, 'body.mts')
-  writeFileSync(
-    body,
+  const worker = typeScriptWorker(
+    tempDir(t, 'loaded-worker'),
     `import { parentPort } from 'node:worker_threads'
     import { loadComponent } from ${JSON.stringify(path.join(root, 'lib', 'index.ts'))}
     const plugin = await loadComponent(${JSON.stringify(a)})
     parentPort?.postMessage(await plugin.call('answer'))
     setInterval(() => {}, 1_000)`,
   )
-  const entry = path.join(dir, 'worker.mjs')
-  // Workers do not inherit ava's TypeScript loader: the worker registers tsx itself.
-  writeFileSync(
-    entry,
-    `import { register } from ${JSON.stringify(path.join(root, 'node_modules', 'tsx', 'dist', 'esm', 'api', 'index.mjs'))}
-    register()
-    await import(${JSON.stringify(body)})`,
-  )
-  const worker = new Worker(entry)
   t.is(await once(worker, 'message').then(([answer]) => answer as number), 42, 'A loaded in the worker')
   await t.throwsAsync(loadComponent(b, { engine }), { instanceOf: ConfigError, message: insideWrites })
   await worker.terminate()

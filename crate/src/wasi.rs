@@ -336,6 +336,11 @@ impl CappedPipe {
 
     fn write(&self, bytes: &[u8]) {
         let mut kept = self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.keep(&mut kept, bytes);
+    }
+
+    /// Appends `bytes` to `kept`, dropping older bytes past the cap.
+    fn keep(&self, kept: &mut Kept, bytes: &[u8]) {
         let keep = bytes.len().min(self.capacity);
         // Older bytes go first, and the buffer grows by doubling up to the cap, never past it:
         // growing past it, then draining, kept twice the cap.
@@ -423,17 +428,14 @@ impl AsyncWrite for CappedPipe {
             self.write(bytes);
             return Poll::Ready(Ok(bytes.len()));
         }
-        let room = {
-            let mut kept = self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let room = self.capacity.saturating_sub(kept.bytes.len());
-            if room == 0 && !bytes.is_empty() {
-                kept.writer = Some(cx.waker().clone());
-                return Poll::Pending;
-            }
-            room
-        };
+        let mut kept = self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let room = self.capacity.saturating_sub(kept.bytes.len());
+        if room == 0 && !bytes.is_empty() {
+            kept.writer = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
         let accepted = bytes.len().min(room);
-        self.write(&bytes[..accepted]);
+        self.keep(&mut kept, &bytes[..accepted]);
         Poll::Ready(Ok(accepted))
     }
 

@@ -25,7 +25,7 @@ const WASM_AT = 'component.wasm'
 export const WASM_ALLOWED = "a relative path to a file inside the manifest's directory, through no symlink"
 
 /** `candidate` is `root` or inside it (both real paths). */
-export function isInside(root: string, candidate: string): boolean {
+function isInside(root: string, candidate: string): boolean {
   const relative = path.relative(root, candidate)
   const leaves = relative === '..' || relative.startsWith(`..${path.sep}`)
   return !leaves && !path.isAbsolute(relative)
