@@ -243,17 +243,19 @@ test('a component whose imports are not provided fails to load with a LinkError'
 })
 
 test('an aborted call stops the guest and the sandbox recovers', async (t) => {
-  // A 5 s deadline, so that only the abort can stop the call early.
+  // A 5 s deadline and fuel for longer, so that only the abort can stop the call early. The abort
+  // waits long enough for the guest to be running on a loaded machine: one that comes before the
+  // guest starts refuses the call and keeps the instance (the second case below).
   const runawayWasm = path.join(example('runaway'), 'runaway.wasm')
   const dir = componentDir(scratch, runawayWasm, {
     maxBytes: 512 * 1024,
-    maxFuel: 100_000_000,
+    maxFuel: 10_000_000_000,
     timeoutMs: 5_000,
   })
-  using sandbox = await loadComponent(dir)
+  using sandbox = await loadComponent(dir, { policy: { fuel: { max: 10_000_000_000 } } })
   const controller = new AbortController()
   const reason = new Error('no longer wanted')
-  setTimeout(() => controller.abort(reason), 10)
+  setTimeout(() => controller.abort(reason), 500)
   const error = await t.throwsAsync(sandbox.call('run', [], { signal: controller.signal }), {
     instanceOf: AbortError,
   })
@@ -814,16 +816,22 @@ test("a spent instance is replaced at the next call, under that call's deadline 
     { name: 'spent', maxBytes: 1 << 20, maxFuel: 1_000_000, timeoutMs: 60_000 },
   )
   let starts = 0
+  let waiting = (): void => undefined
   // The first start returns at once; every later one waits for ever.
-  const wait = () => (++starts === 1 ? undefined : new Promise<void>(() => {}))
+  const wait = () => {
+    if (++starts === 1) return undefined
+    waiting()
+    return new Promise<void>(() => {})
+  }
   using sandbox = await loadComponent(dir, { engine: wasiEngine, hostFunctions: { env: { wait } } })
   await t.throwsAsync(sandbox.call('boom'), { instanceOf: UnreachableError })
   t.is(starts, 1, 'the failed call settled without starting a replacement')
   const late = await t.throwsAsync(sandbox.call('ok', [], { timeoutMs: 100 }), { instanceOf: TimeoutError })
   t.is(late?.timeoutMs, 100, "the replacement's start ran under the call's own deadline")
   const controller = new AbortController()
+  // Aborted once the replacement's start runs: an abort that came first would refuse the call.
+  waiting = () => setTimeout(() => controller.abort(), 10)
   const aborted = sandbox.call('ok', [], { signal: controller.signal })
-  setTimeout(() => controller.abort(), 50)
   await t.throwsAsync(aborted, { instanceOf: AbortError })
   t.is(starts, 3)
   // Starts that failed count as calls, and as traps when they stopped a running guest: the
