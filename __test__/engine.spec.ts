@@ -1119,7 +1119,13 @@ test.serial('compiled code dropped without dispose is reclaimed: its size is rep
 function tickerWakeups(): Map<string, number> {
   const wakeups = new Map<string, number>()
   for (const id of readdirSync('/proc/self/task')) {
-    const status = readFileSync(`/proc/self/task/${id}/status`, 'utf8')
+    let status: string
+    try {
+      status = readFileSync(`/proc/self/task/${id}/status`, 'utf8')
+    } catch {
+      // A thread that ended since the listing (a compile pool's, say) is not a ticker.
+      continue
+    }
     // Thread names are cut to 15 bytes: `airssys-wasm-epoch` reads `airssys-wasm-ep`.
     if (!/^Name:\s+airssys-wasm-ep/m.test(status)) continue
     wakeups.set(id, Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)![1]))
