@@ -31,6 +31,7 @@ import { limitsOverhead } from './limits-overhead.js'
 import { programs } from './programs.js'
 import { timeout } from './timeout.js'
 import { updateReport } from './report.js'
+import { wasiOutput } from './wasi-output.js'
 
 const SCENARIOS: Scenario[] = [
   engine,
@@ -46,6 +47,7 @@ const SCENARIOS: Scenario[] = [
   codegen,
   limitsOverhead,
   hostCall,
+  wasiOutput,
   timeout,
 ]
 

@@ -832,17 +832,20 @@ test('SIGINT stops a run whose reader takes none of its output, from its command
   // Probe H52: the guest's writes waited for the CLI and the CLI for the reader, and the first
   // Ctrl-C stopped the guest but not the wait (`run flood.wasm | less` until less was quit);
   // probe H53: the same for what a start function wrote, printed once instantiation ended.
-  // Each guest makes the file `ready` in its --dir-rw directory, then writes 25 MiB to stdout.
-  const flood = (where: 'command' | 'start') => {
+  // Each guest makes the file `ready` in its --dir-rw directory, then writes to stdout: 64 MiB
+  // from a command, which then waits on the CLI; 25 MiB, which the CLI takes whole while it
+  // prints (a guest may be 32 MiB ahead of its reader), so the guest has ended and the signal
+  // cuts the printing; and 25 MiB from a start function.
+  const flood = (where: 'command' | 'start', writes: number) => {
     const body = `
       ${MAKE_READY}
       (i32.store (i32.const 0) (i32.const 65536))
       (i32.store (i32.const 4) (i32.const 65536))
       (loop $next
         (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
-        (br_if $next (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 400))))`
+        (br_if $next (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const ${writes}))))`
     return file(
-      `flood-${where}.wat`,
+      `flood-${where}-${writes}.wat`,
       `(module
         (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
         (import "wasi_snapshot_preview1" "path_open"
@@ -853,11 +856,16 @@ test('SIGINT stops a run whose reader takes none of its output, from its command
         ${where === 'start' ? `(func $flood (local $i i32) ${body}) (start $flood) (func (export "quick"))` : `(func (export "_start") (local $i i32) ${body})`})`,
     )
   }
-  for (const where of ['command', 'start'] as const) {
+  const cases = [
+    ['command', 1024],
+    ['command', 400],
+    ['start', 400],
+  ] as const
+  for (const [where, writes] of cases) {
     const dir = mkdtempSync(path.join(scratch, 'flood-'))
     const extra = where === 'start' ? ['--invoke', 'quick'] : []
     // stdout is a pipe nobody reads: the CLI's writes back up, then the guest's pipe fills.
-    const child = cliProcess('run', flood(where), '--memory', String(MiB), '--dir-rw', dir, ...extra)
+    const child = cliProcess('run', flood(where, writes), '--memory', String(MiB), '--dir-rw', dir, ...extra)
     let stderr = ''
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
     const closed = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>
@@ -871,8 +879,8 @@ test('SIGINT stops a run whose reader takes none of its output, from its command
     const [code, signal] = await closed
     clearTimeout(killer)
     // Stopped as it says, a second after saying so when unprinted output keeps it from exiting.
-    t.true(code === 130 || signal === 'SIGINT', `${where}: ${code} ${signal}`)
-    t.is(stderr, 'ABORT_ERR: the run was stopped by SIGINT\n', where)
+    t.true(code === 130 || signal === 'SIGINT', `${where} ${writes}: ${code} ${signal}`)
+    t.is(stderr, 'ABORT_ERR: the run was stopped by SIGINT\n', `${where} ${writes}`)
   }
 })
 

@@ -398,6 +398,7 @@ pub fn instantiate<I>(
         if !failure.ran_start() {
             return failure;
         }
+        output.settle();
         let TakenOutput { stdout, stderr } = output.take();
         Failure::Started {
             failure: Box::new(failure),
@@ -416,11 +417,13 @@ pub fn instantiate<I>(
         total_fuel: start.total_fuel,
         ..Metrics::default()
     };
+    output.settle();
     Ok(Live {
         store,
         instance,
         metrics,
         ticket: None,
+        output: output.clone(),
     })
 }
 
@@ -431,6 +434,8 @@ pub struct Live<I> {
     pub metrics: Metrics,
     /// Its slot of `pooling.maxInstances`, given back when the store goes.
     pub ticket: Option<InstanceTicket>,
+    /// Its piped stdout and stderr, settled whenever the guest stops running.
+    pub output: Output,
 }
 
 /// Owns one instance's store and hands it to one caller at a time: a second caller gets
@@ -509,6 +514,7 @@ impl<I> Slot<I> {
         // Before the body: a refusal for want of stack is not a trap that poisons the instance.
         native_stack::check(self.engine.max_wasm_stack)?;
         let result = body(live);
+        live.output.settle();
         self.snapshot.store(live.metrics);
         if let Err(failure) = &result
             && self.poison_on_trap

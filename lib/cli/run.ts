@@ -480,8 +480,9 @@ function documentText(fields: object, output: Output | undefined): string {
  */
 export async function run(args: readonly string[], io: CliOutput): Promise<number> {
   const failed: { call?: FailedCall } = {}
+  let code: number
   try {
-    return await runParsed(args, io, failed)
+    code = await runParsed(args, io, failed)
   } catch (caught) {
     // Nobody reads what is left to say: stopped quietly, as a writer killed by SIGPIPE is.
     if (caught instanceof AbortError && io.readerGone?.aborted === true) return EXIT.readerGone
@@ -491,6 +492,12 @@ export async function run(args: readonly string[], io: CliOutput): Promise<numbe
     if (jsonRequested(args)) io.stdout.write(`${errorDocument(error, failed.call)}\n`)
     throw error
   }
+  // The guest had ended, but the signal cut what was left to print (a guest can be 32 MiB ahead
+  // of its reader): said as for a stopped guest. A --json document is the whole answer.
+  if (io.interrupted?.aborted === true && !jsonRequested(args)) {
+    throw new RunInterrupted(io.interrupted.reason as NodeJS.Signals, undefined)
+  }
+  return code
 }
 
 /**

@@ -1,0 +1,252 @@
+//! The process's own stdout and stderr, inherited by a guest.
+//!
+//! On Linux a guest writes them on its own thread, without blocking: a pipe, terminal or device
+//! through a non-blocking open file description of its own, a socket by `send` with
+//! MSG_DONTWAIT, a regular file as it is. wasmtime-wasi's default handed every write to a tokio
+//! task, which handed it to a blocking thread, and waited for both: some 90 µs a write. A write
+//! the pipe or socket has no room for waits, the guest's future pending, so its deadline still
+//! ends the call, as it did when a blocking thread held the write. Elsewhere the default remains.
+
+use std::io;
+
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::OutputStream;
+use wasmtime_wasi::p2::pipe::AsyncWriteStream;
+
+/// The process's stdout or stderr.
+#[derive(Clone, Copy)]
+pub enum Inherited {
+    Stdout,
+    Stderr,
+}
+
+impl IsTerminal for Inherited {
+    fn is_terminal(&self) -> bool {
+        match self {
+            Inherited::Stdout => std::io::IsTerminal::is_terminal(&io::stdout()),
+            Inherited::Stderr => std::io::IsTerminal::is_terminal(&io::stderr()),
+        }
+    }
+}
+
+impl StdoutStream for Inherited {
+    /// Written through tokio's blocking threads: a write that blocks (a full pipe nobody reads)
+    /// leaves the guest's future pending.
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        match self {
+            Inherited::Stdout => Box::new(tokio::io::stdout()),
+            Inherited::Stderr => Box::new(tokio::io::stderr()),
+        }
+    }
+
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        #[cfg(target_os = "linux")]
+        if let Some(stream) = direct::stream(*self) {
+            return stream;
+        }
+        Box::new(AsyncWriteStream::new(8192, Box::into_pin(self.async_stream())))
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod direct {
+    use std::fs::File;
+    use std::io::{self, Write};
+    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+    use std::sync::{Arc, OnceLock};
+
+    use bytes::{Buf, Bytes, BytesMut};
+    use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
+
+    use super::Inherited;
+
+    /// Most bytes one write of the guest may bring.
+    const WRITE_PERMIT: usize = 64 * 1024;
+
+    /// How long a wait for room looks before it looks again whether the guest still waits: a
+    /// guest whose deadline ended the wait leaves a blocking thread busy that long at most.
+    const ROOM_POLL_MS: i32 = 100;
+
+    /// The description a guest writes `fd` through, opened once for the process: one per guest
+    /// would cost two descriptors an instance. `None` where writes could block (a socket) or the
+    /// descriptor is closed: those keep wasmtime-wasi's default.
+    /// Where a guest's writes go: a descriptor of the process's own, and whether it is a socket
+    /// (written by `send` with MSG_DONTWAIT, which leaves its flags as they are).
+    struct Target {
+        file: File,
+        socket: bool,
+    }
+
+    fn duplicate(fd: RawFd) -> Option<File> {
+        // SAFETY: fcntl duplicates `fd` into a new descriptor this File alone owns.
+        let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        (copy >= 0).then(|| unsafe { File::from_raw_fd(copy) })
+    }
+
+    fn target(fd: RawFd) -> Option<Arc<Target>> {
+        // SAFETY: fstat writes only the `stat` it is given.
+        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+            return None;
+        }
+        let kind = stat.st_mode & libc::S_IFMT;
+        let file = match kind {
+            // A regular file never leaves a write waiting for a reader, and a socket is written
+            // without waiting by `send`: a copy of the descriptor shares the process's
+            // description, its offset and O_APPEND included.
+            libc::S_IFREG | libc::S_IFSOCK => duplicate(fd)?,
+            // A pipe, terminal or device opened again: O_NONBLOCK on a new description, leaving
+            // the process's own (Node's) as it is.
+            libc::S_IFIFO | libc::S_IFCHR => {
+                let path = format!("/proc/self/fd/{fd}\0");
+                // SAFETY: `path` ends with NUL; the descriptor returned is owned by this File.
+                let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+                let opened = unsafe { libc::open(path.as_ptr().cast(), flags) };
+                (opened >= 0).then(|| unsafe { File::from_raw_fd(opened) })?
+            }
+            _ => return None,
+        };
+        Some(Arc::new(Target {
+            file,
+            socket: kind == libc::S_IFSOCK,
+        }))
+    }
+
+    pub fn stream(which: Inherited) -> Option<Box<dyn OutputStream>> {
+        static STDOUT: OnceLock<Option<Arc<Target>>> = OnceLock::new();
+        static STDERR: OnceLock<Option<Arc<Target>>> = OnceLock::new();
+        let (cell, fd) = match which {
+            Inherited::Stdout => (&STDOUT, libc::STDOUT_FILENO),
+            Inherited::Stderr => (&STDERR, libc::STDERR_FILENO),
+        };
+        let target = cell.get_or_init(|| target(fd)).clone()?;
+        Some(Box::new(DirectStream {
+            target,
+            pending: BytesMut::new(),
+            failure: None,
+            closed: false,
+        }))
+    }
+
+    /// A guest's stream to the process's stdout or stderr.
+    struct DirectStream {
+        target: Arc<Target>,
+        /// What a write could not place yet (the pipe was full): written before anything else,
+        /// and the stream takes no more until it is.
+        pending: BytesMut,
+        /// A failure met while waiting, for the next operation to report.
+        failure: Option<StreamError>,
+        closed: bool,
+    }
+
+    impl DirectStream {
+        /// Writes as much of `bytes` as the target takes without waiting.
+        fn write_now(&mut self, bytes: &[u8]) -> StreamResult<usize> {
+            if let Some(failure) = self.failure.take() {
+                return Err(failure);
+            }
+            if self.closed {
+                return Err(StreamError::Closed);
+            }
+            let mut written = 0;
+            while written < bytes.len() {
+                match self.target.write(&bytes[written..]) {
+                    Ok(0) => return Err(self.close(StreamError::Closed)),
+                    Ok(more) => written += more,
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                    Err(error) => return Err(self.close(StreamError::LastOperationFailed(error.into()))),
+                }
+            }
+            Ok(written)
+        }
+
+        fn close(&mut self, error: StreamError) -> StreamError {
+            self.pending.clear();
+            self.closed = true;
+            error
+        }
+
+        /// Writes what is pending without waiting; `Ok(true)` once none is left.
+        fn push(&mut self) -> StreamResult<bool> {
+            let pending = std::mem::take(&mut self.pending);
+            let written = self.write_now(&pending)?;
+            self.pending = pending;
+            self.pending.advance(written);
+            Ok(self.pending.is_empty())
+        }
+    }
+
+    #[wasmtime_wasi::async_trait]
+    impl Pollable for DirectStream {
+        async fn ready(&mut self) {
+            loop {
+                match self.push() {
+                    Ok(true) => return,
+                    Ok(false) => {}
+                    Err(failure) => {
+                        self.failure = Some(failure);
+                        return;
+                    }
+                }
+                let fd = self.target.file.as_raw_fd();
+                // Dropped with the guest's future, the wait ends at its next look.
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => drop(runtime.spawn_blocking(move || wait_for_room(fd)).await),
+                    Err(_) => wait_for_room(fd),
+                }
+            }
+        }
+    }
+
+    impl OutputStream for DirectStream {
+        fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+            // Without a permit the pending bytes would grow with every write.
+            if !self.pending.is_empty() || bytes.len() > WRITE_PERMIT {
+                return Err(StreamError::Trap(wasmtime::Error::msg("write not permitted")));
+            }
+            let written = self.write_now(&bytes)?;
+            self.pending.extend_from_slice(&bytes[written..]);
+            Ok(())
+        }
+
+        /// A write is done once the pipe or file has it; what a full pipe left pending is written
+        /// by `ready`, which a flush's caller awaits.
+        fn flush(&mut self) -> StreamResult<()> {
+            self.push().map(drop)
+        }
+
+        fn check_write(&mut self) -> StreamResult<usize> {
+            Ok(if self.push()? { WRITE_PERMIT } else { 0 })
+        }
+    }
+
+    impl Target {
+        /// Writes what `fd` takes of `bytes` now: a full pipe or socket is `WouldBlock`.
+        fn write(&self, bytes: &[u8]) -> io::Result<usize> {
+            if !self.socket {
+                return (&self.file).write(bytes);
+            }
+            let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+            // SAFETY: `bytes` is valid for its length; `send` only reads it.
+            let sent = unsafe { libc::send(self.file.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), flags) };
+            if sent < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(sent as usize)
+            }
+        }
+    }
+
+    /// Waits at most [`ROOM_POLL_MS`] for `fd` to take a write.
+    fn wait_for_room(fd: RawFd) {
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one pollfd, valid for the call.
+        unsafe { libc::poll(&mut poll, 1, ROOM_POLL_MS) };
+    }
+}
