@@ -1,7 +1,7 @@
 /**
  * What a guest's small writes to its stdout cost: a WASI preview 1 module making 1,000 `fd_write`
  * calls of 13 bytes, its stdout piped (dropping the oldest bytes, or waiting for a take past the
- * cap) or inherited (the process's own stdout: /dev/null, or a pipe this process reads; timed in
+ * cap) or inherited (the process's own stdout: /dev/null, or a socket this process reads; timed in
  * a child process whose stdout that is), against the same guest with stdout ignored.
  */
 import { spawn } from 'node:child_process'
@@ -25,9 +25,9 @@ const GUEST = `(module
 
 /**
  * Nanoseconds per `rounds` callSync of GUEST with stdout inherited, timed in a child Node whose
- * stdout is /dev/null or a pipe drained here, after as many rounds of warm-up.
+ * stdout is /dev/null or a socket drained here, after as many rounds of warm-up.
  */
-function inheritedSamples(target: 'null' | 'pipe', rounds: number): Promise<number[]> {
+function inheritedSamples(target: 'null' | 'socket', rounds: number): Promise<number[]> {
   const script = `
     import { Engine } from ${JSON.stringify(new URL('../lib/index.ts', import.meta.url).href)}
     const guest = new Engine().compileModuleSync(${JSON.stringify(GUEST)})
@@ -51,7 +51,7 @@ function inheritedSamples(target: 'null' | 'pipe', rounds: number): Promise<numb
     child.on('close', (code) => {
       const expected = 2 * rounds * WRITES * LINE.length
       if (code !== 0) return reject(new Error(`wasi-output child: exit ${code}: ${report}`))
-      if (target === 'pipe' && written !== expected) {
+      if (target === 'socket' && written !== expected) {
         return reject(new Error(`wasi-output child: ${written} of ${expected} bytes arrived`))
       }
       resolve(JSON.parse(report) as number[])
@@ -110,11 +110,11 @@ export const wasiOutput: Scenario = {
           unit: 'ns',
         },
         {
-          id: 'inherit-pipe',
-          title: `${WRITES.toLocaleString('en')} writes, stdout 'inherit' (a pipe)`,
-          note: `As above, the child's stdout a pipe this process reads (and checks: every byte arrives). Ratio: to the ignored writes.`,
+          id: 'inherit-socket',
+          title: `${WRITES.toLocaleString('en')} writes, stdout 'inherit' (a socket)`,
+          note: `As above, the child's stdout the socket Node's stdio: 'pipe' makes, which this process reads (and checks: every byte arrives). Ratio: to the ignored writes.`,
           baselines: ['ignore'],
-          samples: () => inheritedSamples('pipe', rounds),
+          samples: () => inheritedSamples('socket', rounds),
           unit: 'ns',
         },
       ],
