@@ -513,7 +513,8 @@ function inheritedStdin(kind: Kind, calls: string, feed: string | undefined): Pr
     const child = spawn(process.execPath, ['--import', 'tsx', file], { stdio: ['pipe', 'pipe', 'inherit'] })
     let stdout = ''
     child.stdout.on('data', (chunk) => (stdout += chunk))
-    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+    // Beside the CLI specs' dozens of processes, a child's start alone passed 20 s.
+    const killer = setTimeout(() => child.kill('SIGKILL'), 90_000)
     child.on('error', reject)
     child.on('close', (code, signal) => {
       clearTimeout(killer)

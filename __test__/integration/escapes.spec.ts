@@ -168,6 +168,71 @@ test('12.1 a guest writing to a full inherited stdout pipe ends by its deadline'
   t.true(Number(elapsed) < 30_000, blocked.stderr)
 })
 
+test('12.1 a guest polling a full inherited stdout again and again costs the host no memory and other guests no file work', async (t) => {
+  // Probe H55: each poll of a stream waiting for room queued a blocking job of its own (and each
+  // of many streams one more): one guest of 4 MiB, polling with a timer that had already fired,
+  // grew the host 100 MiB a second, held every blocking thread, and another guest's read of a
+  // small file took 15 s, 7 s past the first guest's deadline. In a child whose stdout is a pipe
+  // into `sleep`, which never reads.
+  const attack = (streams: number) =>
+    child(
+      `
+    import { mkdtempSync, writeFileSync } from 'node:fs'
+    import { tmpdir } from 'node:os'
+    import path from 'node:path'
+    import { Engine } from './lib/index.ts'
+    import { wasiComponentWasm, wasiHttpWasm } from './fixtures/index.ts'
+    const engine = new Engine()
+    const compiled = engine.compileComponentSync(wasiComponentWasm)
+    const dir = mkdtempSync(path.join(tmpdir(), 'airssys-poll-'))
+    writeFileSync(path.join(dir, 'small.txt'), 'small')
+    const attacker = engine.compileComponentSync(wasiHttpWasm).instantiateSync({
+      limits: { memoryBytes: 16 << 20 },
+      wasi: { stdout: 'inherit', args: ['wasi-http', 'poll-full-stdout', '${streams}'] },
+    })
+    const before = process.memoryUsage().rss
+    let peak = before
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50)
+    const attacking = attacker.call('wasi:cli/run#run', [], { timeoutMs: 3000 }).catch((error) => error.code)
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    const reader = await compiled.instantiate({
+      limits: { memoryBytes: 16 << 20 },
+      wasi: { stdout: 'pipe', preopens: { '/data': dir }, args: ['wasi-cli', 'cat', '/data/small.txt'] },
+    })
+    const started = Date.now()
+    const read = await reader.call('wasi:cli/run#run', [], { timeoutMs: 30000 }).then(
+      () => reader.takeOutput().stdout,
+      (error) => error.code,
+    )
+    const readMs = Date.now() - started
+    const code = await attacking
+    clearInterval(sampler)
+    const grownMiB = Math.round((peak - before) / 2 ** 20)
+    console.error(JSON.stringify({ code, readMs, grownMiB, read }))
+    process.exit(0)
+  `,
+      90_000,
+      true,
+    )
+  for (const [streams, run] of [1, 200].map((streams) => [streams, attack(streams)] as const)) {
+    const { stderr } = await run
+    const line = stderr.split('\n').find((text) => text.startsWith('{"code"'))
+    const report = JSON.parse(line ?? '{}') as {
+      code?: string
+      readMs?: number
+      grownMiB?: number
+      read?: string
+    }
+    t.is(report.code, 'ERR_WASM_TIMEOUT', `${streams}: ${stderr}`)
+    t.is(report.read, 'small', `${streams}: ${stderr}`)
+    t.true(
+      (report.readMs ?? Infinity) < 2_000,
+      `${streams} streams: the other guest's read took ${report.readMs} ms`,
+    )
+    t.true((report.grownMiB ?? Infinity) < 64, `${streams} streams: the host grew ${report.grownMiB} MiB`)
+  }
+})
+
 test('12.1 guests blocked in WASI file work hold at most 64 host threads in all, and file work resumes once they are freed', async (t) => {
   // Each guest opens its own FIFO, which blocks one host thread in open(2) past the call's
   // deadline. Every thread used to have its own tokio blocking pool: 72 blocked guests held 72

@@ -54,7 +54,8 @@ mod direct {
     use std::fs::File;
     use std::io::{self, Write};
     use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-    use std::sync::{Arc, OnceLock};
+    use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+    use std::task::{Poll, Waker};
 
     use bytes::{Buf, Bytes, BytesMut};
     use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
@@ -64,18 +65,24 @@ mod direct {
     /// Most bytes one write of the guest may bring.
     const WRITE_PERMIT: usize = 64 * 1024;
 
-    /// How long a wait for room looks before it looks again whether the guest still waits: a
-    /// guest whose deadline ended the wait leaves a blocking thread busy that long at most.
+    /// How long the watcher waits for room before it wakes every waiting guest anyway: a guest
+    /// that stopped waiting (its deadline ended the call) leaves its waker behind that long at
+    /// most.
     const ROOM_POLL_MS: i32 = 100;
 
-    /// The description a guest writes `fd` through, opened once for the process: one per guest
-    /// would cost two descriptors an instance. `None` where writes could block (a socket) or the
-    /// descriptor is closed: those keep wasmtime-wasi's default.
-    /// Where a guest's writes go: a descriptor of the process's own, and whether it is a socket
-    /// (written by `send` with MSG_DONTWAIT, which leaves its flags as they are).
+    /// Where guests' writes to stdout or stderr go, one for the process (one per guest would cost
+    /// two descriptors an instance): a descriptor of the process's, whether it is a socket
+    /// (written by `send` with MSG_DONTWAIT, which leaves its flags as they are), and the guests
+    /// waiting for room in it.
     struct Target {
         file: File,
         socket: bool,
+        /// Wakers of the guests whose writes wait for room, woken by the one watcher thread: a
+        /// wait is not a job of its own, so polling a full stream again and again (or many
+        /// streams at once) costs the host nothing more (probe H55: a blocking job per poll
+        /// queued without bound, 100 MiB a second, and held every blocking thread).
+        waiting: Mutex<Vec<Waker>>,
+        someone_waits: Condvar,
     }
 
     fn duplicate(fd: RawFd) -> Option<File> {
@@ -84,6 +91,8 @@ mod direct {
         (copy >= 0).then(|| unsafe { File::from_raw_fd(copy) })
     }
 
+    /// The target for `fd`, its watcher started; `None` where it is closed or neither a file, a
+    /// pipe, a terminal or device nor a socket: those keep wasmtime-wasi's default.
     fn target(fd: RawFd) -> Option<Arc<Target>> {
         // SAFETY: fstat writes only the `stat` it is given.
         let mut stat: libc::stat = unsafe { std::mem::zeroed() };
@@ -107,10 +116,18 @@ mod direct {
             }
             _ => return None,
         };
-        Some(Arc::new(Target {
+        let target = Arc::new(Target {
             file,
             socket: kind == libc::S_IFSOCK,
-        }))
+            waiting: Mutex::new(Vec::new()),
+            someone_waits: Condvar::new(),
+        });
+        let watched = target.clone();
+        std::thread::Builder::new()
+            .name("airssys-wasm-stdio".into())
+            .spawn(move || watched.watch())
+            .ok()?;
+        Some(target)
     }
 
     pub fn stream(which: Inherited) -> Option<Box<dyn OutputStream>> {
@@ -181,22 +198,19 @@ mod direct {
     #[wasmtime_wasi::async_trait]
     impl Pollable for DirectStream {
         async fn ready(&mut self) {
-            loop {
-                match self.push() {
-                    Ok(true) => return,
-                    Ok(false) => {}
-                    Err(failure) => {
-                        self.failure = Some(failure);
-                        return;
-                    }
+            std::future::poll_fn(|cx| match self.push() {
+                Ok(true) => Poll::Ready(()),
+                Ok(false) => {
+                    self.target.wait(cx.waker());
+                    Poll::Pending
                 }
-                let fd = self.target.file.as_raw_fd();
-                // Dropped with the guest's future, the wait ends at its next look.
-                match tokio::runtime::Handle::try_current() {
-                    Ok(runtime) => drop(runtime.spawn_blocking(move || wait_for_room(fd)).await),
-                    Err(_) => wait_for_room(fd),
+                // The next operation reports it.
+                Err(failure) => {
+                    self.failure = Some(failure);
+                    Poll::Ready(())
                 }
-            }
+            })
+            .await
         }
     }
 
@@ -223,6 +237,34 @@ mod direct {
     }
 
     impl Target {
+        /// Wakes `waker` once the target may take a write, or after [`ROOM_POLL_MS`].
+        fn wait(&self, waker: &Waker) {
+            let mut waiting = lock(&self.waiting);
+            if !waiting.iter().any(|known| known.will_wake(waker)) {
+                waiting.push(waker.clone());
+            }
+            self.someone_waits.notify_one();
+        }
+
+        /// The watcher: while guests wait, looks for room, then wakes them all (each writes what
+        /// it can and waits again if it must).
+        fn watch(&self) {
+            loop {
+                let mut waiting = lock(&self.waiting);
+                while waiting.is_empty() {
+                    waiting = self
+                        .someone_waits
+                        .wait(waiting)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                }
+                drop(waiting);
+                wait_for_room(self.file.as_raw_fd());
+                std::mem::take(&mut *lock(&self.waiting))
+                    .into_iter()
+                    .for_each(Waker::wake);
+            }
+        }
+
         /// Writes what `fd` takes of `bytes` now: a full pipe or socket is `WouldBlock`.
         fn write(&self, bytes: &[u8]) -> io::Result<usize> {
             if !self.socket {
@@ -237,6 +279,10 @@ mod direct {
                 Ok(sent as usize)
             }
         }
+    }
+
+    fn lock(waiting: &Mutex<Vec<Waker>>) -> MutexGuard<'_, Vec<Waker>> {
+        waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Waits at most [`ROOM_POLL_MS`] for `fd` to take a write.
