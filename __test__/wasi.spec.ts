@@ -25,6 +25,7 @@ import {
   wasiModuleWasm,
   writingStartWat,
 } from './helpers.js'
+import { wasiHttpWasm } from '../fixtures/index.js'
 
 const componentWasm = wasiComponentWasm
 const moduleWasm = wasiModuleWasm
@@ -212,6 +213,24 @@ test('a character a guest left unfinished is taken once it stops running, and wa
     instance.callSync('unfinished')
     t.is(instance.takeOutput().stdout, 'A\uFFFD')
     t.is(instance.takeOutput().stdout, '')
+  }
+})
+
+test("a guest's write past what check-write allowed is its error, and a waiting pipe drops nothing", async (t) => {
+  // Probe H56: under outputOverflow 'wait' a write of 4 MiB into a 1 MiB pipe, never asking
+  // check-write, returned ok and kept the newest 1 MiB; 100 such streams lost 99 MiB, and the CLI
+  // printed 16 of 32 MiB with exit 0. Inherited stdout refused the same write already.
+  const guest = engine.compileComponentSync(wasiHttpWasm)
+  for (const outputOverflow of ['wait', 'drop'] as const) {
+    const instance = await guest.instantiate({
+      limits: { memoryBytes: 16 * MiB },
+      wasi: { stdout: 'pipe', outputOverflow, args: ['wasi-http', 'write-unpermitted', String(4 * MiB)] },
+    })
+    await t.throwsAsync(instance.call('wasi:cli/run#run', [], { timeoutMs: 10_000 }), {
+      code: 'ERR_WASM_GUEST_ABI',
+      message: /write not permitted/,
+    })
+    t.is(instance.takeOutput().stdout, '', `${outputOverflow}: nothing written, nothing dropped`)
   }
 })
 
@@ -416,6 +435,49 @@ test("inherited stdout and stderr reach the host's own, whole and in order with 
   const filed = await inheritingChild(script, 'file')
   const shared = 'guest out\nguest err\nhost out\nguest out\nguest err\nhost err\n'
   same(filed.stdout, shared.repeat(3) + spam + spam, 'one file: the order of every write kept')
+})
+
+test("inherited stdout is the process's fd 1 as it is at each write: refused where it is read-only, followed where the host moves it", async (t) => {
+  // Probe H56: fd 1 was reopened once through /proc/self/fd/1 for writing, whatever its access
+  // mode (a guest wrote into the read end of the host's own stdin pipe), and that copy was kept:
+  // after the host pointed fd 1 at a file, guests still wrote to the old pipe, which stayed open
+  // until the process exited. Here fd 1 starts as the read end of a pipe (`1<&0`).
+  const dir = mkdtempSync(path.join(tmpdir(), 'airssys-fd1-'))
+  const file = path.join(dir, 'child.mjs')
+  const moved = path.join(dir, 'moved.txt')
+  writeFileSync(
+    file,
+    `import { closeSync, openSync, readFileSync } from 'node:fs'
+     import { Engine } from ${JSON.stringify(new URL('../lib/index.js', import.meta.url).href)}
+     const module = new Engine().compileModuleSync(\`(module
+       (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+       (memory (export "memory") 1)
+       (data (i32.const 16) "guest\\\\n")
+       (func (export "out") (result i32)
+         (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 6))
+         (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))\`)
+     const fresh = () => module.instantiateSync({ limits: { memoryBytes: 1 << 16 }, wasi: { stdout: 'inherit' } })
+     // A stream that failed stays closed, as WASI's do: the one made before the move has not.
+     const [failing, before] = [fresh(), fresh()]
+     const readOnly = failing.callSync('out')
+     closeSync(1)
+     const fd = openSync(${JSON.stringify(moved)}, 'w')
+     const after = [before.callSync('out'), fresh().callSync('out')]
+     process.stderr.write(JSON.stringify({ readOnly, fd, after, file: readFileSync(${JSON.stringify(moved)}, 'utf8') }))`,
+  )
+  const report = await new Promise<string>((resolve, reject) => {
+    const child = spawn('sh', ['-c', `sleep 2 | "${process.execPath}" --import tsx "${file}" 1<&0`], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: 90_000,
+    })
+    let stderr = ''
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+    child.on('error', reject)
+    child.on('close', () => resolve(stderr))
+  })
+  rmSync(dir, { recursive: true, force: true })
+  // WASI's errno 8 is EBADF, as a native write(1) gets.
+  t.deepEqual(JSON.parse(report), { readOnly: 8, fd: 1, after: [0, 0], file: 'guest\nguest\n' }, report)
 })
 
 test('a guest writing to an inherited stdout socket nobody reads ends by its deadline', async (t) => {

@@ -18,12 +18,12 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView};
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::errors::Failure;
-use crate::wasi_stdio::Inherited;
+use crate::wasi_stdio::{Inherited, WRITE_PERMIT};
 
 /// A component's WASI state: its context, its handles (shared by every WASI interface, wasi:http
 /// included) and wasi:http's own settings.
@@ -357,8 +357,15 @@ impl CappedPipe {
         self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Appends `bytes` to `kept`, dropping older bytes past the cap.
+    /// Appends `bytes` to `kept`, dropping older bytes past the cap (unless it `waits`: then
+    /// writes come only as far as there is room, or past it only by the permits several streams
+    /// got for the same room, and nothing is dropped).
     fn keep(&self, kept: &mut Kept, bytes: &[u8]) {
+        kept.settled &= bytes.is_empty();
+        if self.waits {
+            kept.bytes.extend(bytes);
+            return;
+        }
         let keep = bytes.len().min(self.capacity);
         // Older bytes go first, and the buffer grows by doubling up to the cap, never past it:
         // growing past it, then draining, kept twice the cap.
@@ -373,7 +380,6 @@ impl CappedPipe {
         }
         kept.bytes.extend(&bytes[bytes.len() - keep..]);
         kept.cut |= excess > 0 || keep < bytes.len();
-        kept.settled &= bytes.is_empty();
     }
 }
 
@@ -444,28 +450,37 @@ impl StdoutStream for CappedPipe {
     /// handed every write to a tokio task and waited for it to finish: some 20 futex calls a write,
     /// 200,000 small writes 3.7 s.
     fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(PipeStream(self.clone()))
+        Box::new(PipeStream {
+            pipe: self.clone(),
+            permit: 0,
+        })
     }
 }
 
-/// Most bytes one write of the guest may bring: what the host copies out of its memory at a time.
-const WRITE_PERMIT: usize = 64 * 1024;
-
-/// A guest's stdout or stderr stream over a [`CappedPipe`].
-struct PipeStream(CappedPipe);
+/// A guest's stdout or stderr stream over a [`CappedPipe`], with what its last `check-write`
+/// allowed: a write past that is the guest's error (a waiting pipe dropped the excess, oldest
+/// bytes first, though nothing may be dropped there: probe H56).
+struct PipeStream {
+    pipe: CappedPipe,
+    permit: usize,
+}
 
 #[wasmtime_wasi::async_trait]
 impl Pollable for PipeStream {
     async fn ready(&mut self) {
-        std::future::poll_fn(|cx| self.0.poll_room(&mut self.0.lock(), cx).map(drop)).await
+        std::future::poll_fn(|cx| self.pipe.poll_room(&mut self.pipe.lock(), cx).map(drop)).await
     }
 }
 
 impl OutputStream for PipeStream {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        // More than the room only when several streams of one pipe each got a permit for it: kept
-        // as a pipe that drops keeps it (the oldest bytes go), so the pipe still holds its cap.
-        self.0.write(&bytes);
+        if bytes.len() > self.permit {
+            return Err(StreamError::Trap(wasmtime::Error::msg(
+                "write not permitted: more bytes than check-write allowed",
+            )));
+        }
+        self.permit -= bytes.len();
+        self.pipe.write(&bytes);
         Ok(())
     }
 
@@ -475,7 +490,8 @@ impl OutputStream for PipeStream {
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        Ok(self.0.room(&self.0.lock()).min(WRITE_PERMIT))
+        self.permit = self.pipe.room(&self.pipe.lock()).min(WRITE_PERMIT);
+        Ok(self.permit)
     }
 }
 
@@ -570,22 +586,36 @@ mod tests {
         let mut dropping = CappedPipe::new(5, false).p2_stream();
         assert_eq!(
             dropping.check_write().unwrap(),
-            super::WRITE_PERMIT,
+            crate::wasi_stdio::WRITE_PERMIT,
             "a pipe that drops never waits"
         );
     }
 
     #[test]
-    fn streams_sharing_a_waiting_pipe_never_grow_it_past_its_cap() {
-        // Each stream of one pipe gets a permit for the same room: the second write is kept as a
-        // pipe that drops keeps it.
+    fn streams_sharing_a_waiting_pipe_lose_nothing_and_a_write_past_its_permit_is_refused() {
+        // Each stream of one pipe gets a permit for the same room: both writes are kept, past the
+        // cap by the second permit, and the streams then wait.
         let pipe = CappedPipe::new(5, true);
         let (mut first, mut second) = (pipe.p2_stream(), pipe.p2_stream());
         assert_eq!((first.check_write().unwrap(), second.check_write().unwrap()), (5, 5));
         first.write(Bytes::from_static(b"abcde")).unwrap();
         second.write(Bytes::from_static(b"fghij")).unwrap();
-        assert_eq!(pipe.lock().bytes.len(), 5);
-        assert_eq!(pipe.take(), "fghij");
+        assert_eq!((first.check_write().unwrap(), second.check_write().unwrap()), (0, 0));
+        assert_eq!(pipe.take(), "abcdefghij", "nothing dropped");
+        // A write without a permit, or past it, was kept by dropping the oldest bytes (probe H56).
+        assert!(
+            first.write(Bytes::from_static(b"x")).is_err(),
+            "no check-write since the last write"
+        );
+        assert_eq!(first.check_write().unwrap(), 5);
+        assert!(first.write(Bytes::from_static(b"klmnop")).is_err(), "past the permit");
+        assert!(first.write(Bytes::from_static(b"klm")).is_ok());
+        assert_eq!(pipe.take(), "klm");
+        let mut dropping = CappedPipe::new(5, false).p2_stream();
+        assert!(
+            dropping.write(Bytes::from_static(b"x")).is_err(),
+            "without a permit, whatever the mode"
+        );
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The process's own stdout and stderr, inherited by a guest.
 //!
-//! On Linux a guest writes them on its own thread, without blocking: a pipe, terminal or device
-//! through a non-blocking open file description of its own, a socket by `send` with
-//! MSG_DONTWAIT, a regular file as it is. wasmtime-wasi's default handed every write to a tokio
-//! task, which handed it to a blocking thread, and waited for both: some 90 µs a write. A write
-//! the pipe or socket has no room for waits, the guest's future pending, so its deadline still
-//! ends the call, as it did when a blocking thread held the write. Elsewhere the default remains.
+//! On Linux a guest writes them on its own thread, to the descriptor as it is at that write, without
+//! waiting: a socket by `send` with MSG_DONTWAIT, a non-blocking pipe (Node makes its pipes so), a
+//! file or a device as they are, a blocking pipe or terminal only once it has room. wasmtime-wasi's
+//! default handed every write to a tokio task, which handed it to a blocking thread, and waited for
+//! both: some 90 µs a write. A write the pipe or socket has no room for waits, the guest's future
+//! pending, so its deadline still ends the call, as it did when a blocking thread held the write.
+//! Elsewhere the default remains.
 
 use std::io;
 
@@ -13,6 +14,10 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::OutputStream;
 use wasmtime_wasi::p2::pipe::AsyncWriteStream;
+
+/// Most bytes one write of a guest to its stdout or stderr may bring (piped or inherited): what
+/// the host copies out of its memory at a time.
+pub const WRITE_PERMIT: usize = 64 * 1024;
 
 /// The process's stdout or stderr.
 #[derive(Clone, Copy)]
@@ -51,76 +56,53 @@ impl StdoutStream for Inherited {
 
 #[cfg(target_os = "linux")]
 mod direct {
-    use std::fs::File;
-    use std::io::{self, Write};
-    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+    use std::io;
+    use std::os::fd::RawFd;
     use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
     use std::task::{Poll, Waker};
 
     use bytes::{Buf, Bytes, BytesMut};
     use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
-    use super::Inherited;
-
-    /// Most bytes one write of the guest may bring.
-    const WRITE_PERMIT: usize = 64 * 1024;
+    use super::{Inherited, WRITE_PERMIT};
 
     /// How long the watcher waits for room before it wakes every waiting guest anyway: a guest
     /// that stopped waiting (its deadline ended the call) leaves its waker behind that long at
     /// most.
     const ROOM_POLL_MS: i32 = 100;
 
-    /// Where guests' writes to stdout or stderr go, one for the process (one per guest would cost
-    /// two descriptors an instance): a descriptor of the process's, whether it is a socket
-    /// (written by `send` with MSG_DONTWAIT, which leaves its flags as they are), and the guests
-    /// waiting for room in it.
+    /// Most bytes written at once to a blocking pipe that has room: a pipe with room for a write
+    /// has a free page, so a write of at most PIPE_BUF never waits.
+    const PIPE_ROOM: usize = libc::PIPE_BUF;
+
+    /// Most bytes written at once to a blocking terminal that has room: it says so only while
+    /// fewer than 256 characters wait in it, with more room than that behind them.
+    const TERMINAL_ROOM: usize = 256;
+
+    /// The process's stdout or stderr as guests write it: the descriptor number, looked at
+    /// afresh for every write as a native program's `write(1, ...)` would (no copy of it is held,
+    /// which kept a pipe open after the host had closed its stdout, and a reopened read-only one
+    /// writable: probe H56), and the guests waiting for room in it.
     struct Target {
-        file: File,
-        socket: bool,
+        fd: RawFd,
         /// Wakers of the guests whose writes wait for room, woken by the one watcher thread: a
         /// wait is not a job of its own, so polling a full stream again and again (or many
         /// streams at once) costs the host nothing more (probe H55: a blocking job per poll
         /// queued without bound, 100 MiB a second, and held every blocking thread).
         waiting: Mutex<Vec<Waker>>,
         someone_waits: Condvar,
+        /// One guest at a time looks for room in a blocking pipe or terminal and writes into it,
+        /// so no other guest's write takes the room it found.
+        blocking: Mutex<()>,
     }
 
-    fn duplicate(fd: RawFd) -> Option<File> {
-        // SAFETY: fcntl duplicates `fd` into a new descriptor this File alone owns.
-        let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-        (copy >= 0).then(|| unsafe { File::from_raw_fd(copy) })
-    }
-
-    /// The target for `fd`, its watcher started; `None` where it is closed or neither a file, a
-    /// pipe, a terminal or device nor a socket: those keep wasmtime-wasi's default.
+    /// The target for `fd`, its watcher started (`None` if no thread could be).
     fn target(fd: RawFd) -> Option<Arc<Target>> {
-        // SAFETY: fstat writes only the `stat` it is given.
-        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-        if unsafe { libc::fstat(fd, &mut stat) } != 0 {
-            return None;
-        }
-        let kind = stat.st_mode & libc::S_IFMT;
-        let file = match kind {
-            // A regular file never leaves a write waiting for a reader, and a socket is written
-            // without waiting by `send`: a copy of the descriptor shares the process's
-            // description, its offset and O_APPEND included.
-            libc::S_IFREG | libc::S_IFSOCK => duplicate(fd)?,
-            // A pipe, terminal or device opened again: O_NONBLOCK on a new description, leaving
-            // the process's own (Node's) as it is.
-            libc::S_IFIFO | libc::S_IFCHR => {
-                let path = format!("/proc/self/fd/{fd}\0");
-                // SAFETY: `path` ends with NUL; the descriptor returned is owned by this File.
-                let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
-                let opened = unsafe { libc::open(path.as_ptr().cast(), flags) };
-                (opened >= 0).then(|| unsafe { File::from_raw_fd(opened) })?
-            }
-            _ => return None,
-        };
         let target = Arc::new(Target {
-            file,
-            socket: kind == libc::S_IFSOCK,
+            fd,
             waiting: Mutex::new(Vec::new()),
             someone_waits: Condvar::new(),
+            blocking: Mutex::new(()),
         });
         let watched = target.clone();
         std::thread::Builder::new()
@@ -258,27 +240,70 @@ mod direct {
                         .unwrap_or_else(|poisoned| poisoned.into_inner());
                 }
                 drop(waiting);
-                wait_for_room(self.file.as_raw_fd());
+                wait_for_room(self.fd);
                 std::mem::take(&mut *lock(&self.waiting))
                     .into_iter()
                     .for_each(Waker::wake);
             }
         }
 
-        /// Writes what `fd` takes of `bytes` now: a full pipe or socket is `WouldBlock`.
+        /// Writes what the descriptor takes of `bytes` now, as it is now: a full pipe or socket
+        /// is `WouldBlock`, a descriptor closed or not open for writing the error a native
+        /// program's write would get.
         fn write(&self, bytes: &[u8]) -> io::Result<usize> {
-            if !self.socket {
-                return (&self.file).write(bytes);
+            let fd = self.fd;
+            // SAFETY: fstat writes only the `stat` it is given.
+            let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+            if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+                return Err(io::Error::last_os_error());
             }
-            let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-            // SAFETY: `bytes` is valid for its length; `send` only reads it.
-            let sent = unsafe { libc::send(self.file.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), flags) };
-            if sent < 0 {
-                Err(io::Error::last_os_error())
+            let kind = stat.st_mode & libc::S_IFMT;
+            if kind == libc::S_IFSOCK {
+                // MSG_DONTWAIT: this send only, the socket's own flags as they are.
+                let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+                // SAFETY: `bytes` is valid for its length; `send` only reads it.
+                return result(unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), flags) });
+            }
+            // SAFETY: F_GETFL reads the descriptor's flags only.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+            if flags < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // A regular file or a device never waits for a reader (a terminal may: flow control),
+            // and a non-blocking description (Node makes its pipes so) returns at once.
+            // SAFETY: isatty only asks.
+            let waits = kind == libc::S_IFIFO || (kind == libc::S_IFCHR && unsafe { libc::isatty(fd) } == 1);
+            if !waits || flags & libc::O_NONBLOCK != 0 {
+                return raw_write(fd, bytes);
+            }
+            let _alone = self.blocking.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut poll = libc::pollfd {
+                fd,
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            // SAFETY: one pollfd, valid for the call; a timeout of 0 only looks.
+            if unsafe { libc::poll(&mut poll, 1, 0) } != 1 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            // A terminal with room takes a short write whole; a pipe with room, PIPE_BUF bytes
+            // (a hang-up or error is the write's to report).
+            let most = if kind == libc::S_IFIFO {
+                PIPE_ROOM
             } else {
-                Ok(sent as usize)
-            }
+                TERMINAL_ROOM
+            };
+            raw_write(fd, &bytes[..bytes.len().min(most)])
         }
+    }
+
+    fn raw_write(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
+        // SAFETY: `bytes` is valid for its length; `write` only reads it.
+        result(unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) })
+    }
+
+    fn result(done: isize) -> io::Result<usize> {
+        usize::try_from(done).map_err(|_| io::Error::last_os_error())
     }
 
     fn lock(waiting: &Mutex<Vec<Waker>>) -> MutexGuard<'_, Vec<Waker>> {
