@@ -234,6 +234,27 @@ test("a guest's write past what check-write allowed is its error, and a waiting 
   }
 })
 
+test('the permits of many streams of one waiting pipe share its room, and stay within its cap', async (t) => {
+  // Probe H57: each stream's check-write was given the same room, 64 KiB at most, and all of it
+  // was kept: 8,000 streams made a 1 MiB pipe hold 500 MiB (+504 to +760 MiB of host memory).
+  const guest = engine.compileComponentSync(wasiHttpWasm)
+  const instance = await guest.instantiate({
+    limits: { memoryBytes: 16 * MiB },
+    wasi: {
+      stdout: 'pipe',
+      outputLimitBytes: MiB,
+      outputOverflow: 'wait',
+      args: ['wasi-http', 'permits', '100'],
+    },
+  })
+  await instance.call('wasi:cli/run#run', [], { timeoutMs: 10_000 })
+  t.is(
+    instance.takeOutput().stdout,
+    'p'.repeat(MiB),
+    'the cap, whole: 16 streams of 64 KiB, the rest given nothing',
+  )
+})
+
 test('a JS function may replace one WASI function, and only where it is given', async (t) => {
   let calls = 0
   const randomGet = (_buffer: number, _length: number) => {
@@ -435,6 +456,50 @@ test("inherited stdout and stderr reach the host's own, whole and in order with 
   const filed = await inheritingChild(script, 'file')
   const shared = 'guest out\nguest err\nhost out\nguest out\nguest err\nhost err\n'
   same(filed.stdout, shared.repeat(3) + spam + spam, 'one file: the order of every write kept')
+})
+
+test('a guest writing newlines to an inherited terminal nobody reads ends by its deadline', async (t) => {
+  // Probe H57: a terminal with room took a 256-byte write, but makes each newline two bytes, so
+  // 256 of them blocked inside write(2): a callSync held the JS thread 18.9 s past its 1 s
+  // deadline, for as long as nobody read the terminal. A blocking terminal (or pipe) is written
+  // on a blocking thread again, the guest's future pending. The child runs under script(1) on a
+  // pseudo-terminal whose reader, this process, never reads; it reports through a file.
+  if (process.platform !== 'linux' || !existsSync('/usr/bin/script')) return t.pass('needs script(1)')
+  const dir = mkdtempSync(path.join(tmpdir(), 'airssys-tty-'))
+  const file = path.join(dir, 'child.mjs')
+  const report = path.join(dir, 'report.json')
+  writeFileSync(
+    file,
+    `import { writeFileSync } from 'node:fs'
+     import { Engine } from ${JSON.stringify(new URL('../lib/index.js', import.meta.url).href)}
+     const module = new Engine().compileModuleSync(\`(module
+       (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+       (memory (export "memory") 1)
+       (func (export "newlines")
+         (memory.fill (i32.const 4096) (i32.const 10) (i32.const 4096))
+         (i32.store (i32.const 0) (i32.const 4096)) (i32.store (i32.const 4) (i32.const 4096))
+         (loop $next (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))) (br $next))))\`)
+     const instance = module.instantiateSync({ limits: { memoryBytes: 1 << 16 }, wasi: { stdout: 'inherit' } })
+     const started = Date.now()
+     let code
+     try { instance.callSync('newlines', [], { timeoutMs: 1000 }) } catch (error) { code = error.code }
+     writeFileSync(${JSON.stringify(report)}, JSON.stringify({ code, elapsed: Date.now() - started }))
+     process.exit(0)`,
+  )
+  const command = `"${process.execPath}" --import tsx "${file}"`
+  const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'ignore'] })
+  child.stdout.pause()
+  const started = Date.now()
+  // Beside the CLI specs, the child's start alone may take tens of seconds.
+  while (!existsSync(report) && Date.now() - started < 90_000)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  child.kill('SIGKILL')
+  const result = existsSync(report)
+    ? (JSON.parse(readFileSync(report, 'utf8')) as { code?: string; elapsed?: number })
+    : {}
+  rmSync(dir, { recursive: true, force: true })
+  t.is(result.code, 'ERR_WASM_TIMEOUT', JSON.stringify(result))
+  t.true((result.elapsed ?? Infinity) < 3_000, `ended after ${result.elapsed} ms`)
 })
 
 test("inherited stdout is the process's fd 1 as it is at each write: refused where it is read-only, followed where the host moves it", async (t) => {

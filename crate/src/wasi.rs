@@ -276,6 +276,11 @@ struct Kept {
     cut: bool,
     /// No write since the guest stopped running ([`Output::settle`]).
     settled: bool,
+    /// Room the guest's streams were allowed by `check-write` and have not written yet
+    /// (`waits` only): not room for anyone else, so however many streams ask, what they write
+    /// stays within the cap (probe H57: 8,000 streams with a permit each for the same room made a
+    /// 1 MiB pipe hold 500 MiB).
+    granted: usize,
     /// The writes waiting for room (`waits` only): one per task, which is one per guest unless
     /// a stream's `async_stream` is polled elsewhere.
     writers: Vec<Waker>,
@@ -326,6 +331,7 @@ impl CappedPipe {
         String::from_utf8(bytes).unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
     }
 
+    #[cfg(test)]
     fn write(&self, bytes: &[u8]) {
         let mut kept = self.lock();
         self.keep(&mut kept, bytes);
@@ -335,7 +341,7 @@ impl CappedPipe {
     /// newest), else the room left.
     fn room(&self, kept: &Kept) -> usize {
         if self.waits {
-            self.capacity.saturating_sub(kept.bytes.len())
+            self.capacity.saturating_sub(kept.bytes.len() + kept.granted)
         } else {
             usize::MAX
         }
@@ -358,8 +364,7 @@ impl CappedPipe {
     }
 
     /// Appends `bytes` to `kept`, dropping older bytes past the cap (unless it `waits`: then
-    /// writes come only as far as there is room, or past it only by the permits several streams
-    /// got for the same room, and nothing is dropped).
+    /// writes come only as far as there is room, and nothing is dropped).
     fn keep(&self, kept: &mut Kept, bytes: &[u8]) {
         kept.settled &= bytes.is_empty();
         if self.waits {
@@ -465,9 +470,29 @@ struct PipeStream {
     permit: usize,
 }
 
+impl PipeStream {
+    /// Sets this stream's permit to `permit`, giving back the room it held (`waits` only).
+    fn grant(&mut self, kept: &mut Kept, permit: usize) {
+        if self.pipe.waits {
+            kept.granted = kept.granted - self.permit + permit;
+        }
+        self.permit = permit;
+    }
+}
+
+impl Drop for PipeStream {
+    fn drop(&mut self) {
+        let pipe = self.pipe.clone();
+        self.grant(&mut pipe.lock(), 0);
+    }
+}
+
 #[wasmtime_wasi::async_trait]
 impl Pollable for PipeStream {
     async fn ready(&mut self) {
+        if self.permit > 0 {
+            return;
+        }
         std::future::poll_fn(|cx| self.pipe.poll_room(&mut self.pipe.lock(), cx).map(drop)).await
     }
 }
@@ -479,8 +504,10 @@ impl OutputStream for PipeStream {
                 "write not permitted: more bytes than check-write allowed",
             )));
         }
-        self.permit -= bytes.len();
-        self.pipe.write(&bytes);
+        let pipe = self.pipe.clone();
+        let mut kept = pipe.lock();
+        self.grant(&mut kept, self.permit - bytes.len());
+        pipe.keep(&mut kept, &bytes);
         Ok(())
     }
 
@@ -490,8 +517,12 @@ impl OutputStream for PipeStream {
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        self.permit = self.pipe.room(&self.pipe.lock()).min(WRITE_PERMIT);
-        Ok(self.permit)
+        let pipe = self.pipe.clone();
+        let mut kept = pipe.lock();
+        self.grant(&mut kept, 0);
+        let permit = pipe.room(&kept).min(WRITE_PERMIT);
+        self.grant(&mut kept, permit);
+        Ok(permit)
     }
 }
 
@@ -592,20 +623,30 @@ mod tests {
     }
 
     #[test]
-    fn streams_sharing_a_waiting_pipe_lose_nothing_and_a_write_past_its_permit_is_refused() {
-        // Each stream of one pipe gets a permit for the same room: both writes are kept, past the
-        // cap by the second permit, and the streams then wait.
+    fn streams_sharing_a_waiting_pipe_share_its_room_and_a_write_past_its_permit_is_refused() {
+        // A permit is room no other stream is given: what several streams write stays within the
+        // cap (probe H57), and a permit given back (asked again, or the stream dropped) is room again.
         let pipe = CappedPipe::new(5, true);
         let (mut first, mut second) = (pipe.p2_stream(), pipe.p2_stream());
-        assert_eq!((first.check_write().unwrap(), second.check_write().unwrap()), (5, 5));
-        first.write(Bytes::from_static(b"abcde")).unwrap();
-        second.write(Bytes::from_static(b"fghij")).unwrap();
-        assert_eq!((first.check_write().unwrap(), second.check_write().unwrap()), (0, 0));
-        assert_eq!(pipe.take(), "abcdefghij", "nothing dropped");
+        assert_eq!(first.check_write().unwrap(), 5);
+        assert_eq!(second.check_write().unwrap(), 0, "all of it is the first stream's");
+        first.write(Bytes::from_static(b"ab")).unwrap();
+        assert_eq!(second.check_write().unwrap(), 0, "the first still holds 3");
+        assert_eq!(first.check_write().unwrap(), 3);
+        drop(first);
+        assert_eq!(
+            second.check_write().unwrap(),
+            3,
+            "a dropped stream's permit is room again"
+        );
+        second.write(Bytes::from_static(b"cde")).unwrap();
+        assert_eq!(pipe.lock().bytes.len(), 5);
+        assert_eq!(pipe.take(), "abcde", "nothing dropped");
+        let mut first = pipe.p2_stream();
         // A write without a permit, or past it, was kept by dropping the oldest bytes (probe H56).
         assert!(
             first.write(Bytes::from_static(b"x")).is_err(),
-            "no check-write since the last write"
+            "a stream not given a permit yet"
         );
         assert_eq!(first.check_write().unwrap(), 5);
         assert!(first.write(Bytes::from_static(b"klmnop")).is_err(), "past the permit");

@@ -1,12 +1,13 @@
 //! The process's own stdout and stderr, inherited by a guest.
 //!
 //! On Linux a guest writes them on its own thread, to the descriptor as it is at that write, without
-//! waiting: a socket by `send` with MSG_DONTWAIT, a non-blocking pipe (Node makes its pipes so), a
-//! file or a device as they are, a blocking pipe or terminal only once it has room. wasmtime-wasi's
-//! default handed every write to a tokio task, which handed it to a blocking thread, and waited for
-//! both: some 90 µs a write. A write the pipe or socket has no room for waits, the guest's future
-//! pending, so its deadline still ends the call, as it did when a blocking thread held the write.
-//! Elsewhere the default remains.
+//! waiting: a socket by `send` with MSG_DONTWAIT, a non-blocking pipe or terminal (Node makes its
+//! pipes so), a file or a device as they are. wasmtime-wasi's default handed every write to a
+//! tokio task, which handed it to a blocking thread, and waited for both: some 90 µs a write. A
+//! write the pipe or socket has no room for waits, the guest's future pending, so its deadline
+//! still ends the call, as it did when a blocking thread held the write. A blocking pipe or
+//! terminal keeps that default, as does every descriptor elsewhere: no write to one is sure not to
+//! wait in the write itself.
 
 use std::io;
 
@@ -120,6 +121,12 @@ mod direct {
             Inherited::Stderr => (&STDERR, libc::STDERR_FILENO),
         };
         let target = cell.get_or_init(|| target(fd)).clone()?;
+        // A blocking pipe or terminal cannot be written without a chance of waiting in the
+        // write itself (another writer may take the room `poll` found; a terminal makes each
+        // newline two bytes: probe H57), so a stream made for one is wasmtime-wasi's.
+        if matches!(Kind::of(fd), Ok(Kind::Blocking { .. })) {
+            return None;
+        }
         Some(Box::new(DirectStream {
             target,
             pending: BytesMut::new(),
@@ -252,6 +259,50 @@ mod direct {
         /// program's write would get.
         fn write(&self, bytes: &[u8]) -> io::Result<usize> {
             let fd = self.fd;
+            match Kind::of(fd)? {
+                Kind::Socket => {
+                    // MSG_DONTWAIT: this send only, the socket's own flags as they are.
+                    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+                    // SAFETY: `bytes` is valid for its length; `send` only reads it.
+                    result(unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), flags) })
+                }
+                Kind::NeverWaits => raw_write(fd, bytes),
+                // Moved here since the stream was made (a stream made for such a descriptor is
+                // wasmtime-wasi's, on a blocking thread): written once `poll` finds room, no more
+                // than that room surely takes.
+                Kind::Blocking { pipe } => {
+                    let _alone = self.blocking.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let mut poll = libc::pollfd {
+                        fd,
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    };
+                    // SAFETY: one pollfd, valid for the call; a timeout of 0 only looks.
+                    if unsafe { libc::poll(&mut poll, 1, 0) } != 1 {
+                        return Err(io::ErrorKind::WouldBlock.into());
+                    }
+                    let most = if pipe { PIPE_ROOM } else { TERMINAL_ROOM };
+                    raw_write(fd, &bytes[..bytes.len().min(most)])
+                }
+            }
+        }
+    }
+
+    /// How a write to a descriptor may wait.
+    enum Kind {
+        Socket,
+        /// A regular file, a device that is not a terminal, or a pipe or terminal whose
+        /// description is non-blocking (Node makes its pipes so): a write returns at once.
+        NeverWaits,
+        /// A blocking pipe, or terminal: a write may wait for a reader (or flow control) for ever.
+        Blocking {
+            pipe: bool,
+        },
+    }
+
+    impl Kind {
+        /// `fd` as it is now; its error is the one a native write would get (a closed fd).
+        fn of(fd: RawFd) -> io::Result<Kind> {
             // SAFETY: fstat writes only the `stat` it is given.
             let mut stat: libc::stat = unsafe { std::mem::zeroed() };
             if unsafe { libc::fstat(fd, &mut stat) } != 0 {
@@ -259,41 +310,21 @@ mod direct {
             }
             let kind = stat.st_mode & libc::S_IFMT;
             if kind == libc::S_IFSOCK {
-                // MSG_DONTWAIT: this send only, the socket's own flags as they are.
-                let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-                // SAFETY: `bytes` is valid for its length; `send` only reads it.
-                return result(unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), flags) });
+                return Ok(Kind::Socket);
             }
             // SAFETY: F_GETFL reads the descriptor's flags only.
             let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
             if flags < 0 {
                 return Err(io::Error::last_os_error());
             }
-            // A regular file or a device never waits for a reader (a terminal may: flow control),
-            // and a non-blocking description (Node makes its pipes so) returns at once.
+            let pipe = kind == libc::S_IFIFO;
             // SAFETY: isatty only asks.
-            let waits = kind == libc::S_IFIFO || (kind == libc::S_IFCHR && unsafe { libc::isatty(fd) } == 1);
-            if !waits || flags & libc::O_NONBLOCK != 0 {
-                return raw_write(fd, bytes);
-            }
-            let _alone = self.blocking.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let mut poll = libc::pollfd {
-                fd,
-                events: libc::POLLOUT,
-                revents: 0,
-            };
-            // SAFETY: one pollfd, valid for the call; a timeout of 0 only looks.
-            if unsafe { libc::poll(&mut poll, 1, 0) } != 1 {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            // A terminal with room takes a short write whole; a pipe with room, PIPE_BUF bytes
-            // (a hang-up or error is the write's to report).
-            let most = if kind == libc::S_IFIFO {
-                PIPE_ROOM
+            let waits = pipe || (kind == libc::S_IFCHR && unsafe { libc::isatty(fd) } == 1);
+            Ok(if waits && flags & libc::O_NONBLOCK == 0 {
+                Kind::Blocking { pipe }
             } else {
-                TERMINAL_ROOM
-            };
-            raw_write(fd, &bytes[..bytes.len().min(most)])
+                Kind::NeverWaits
+            })
         }
     }
 
