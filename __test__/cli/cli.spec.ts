@@ -770,6 +770,33 @@ test('what reorders or breaks lines on screen is escaped too, in output megabyte
 const MAKE_READY = `(drop (call $open (i32.const 3) (i32.const 0) (i32.const 32) (i32.const 5) (i32.const 1)
   (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 48)))`
 
+/**
+ * The file `name`: a WASI module running `body` (which may call `$write`, `$open` for
+ * {@link MAKE_READY}, and use a local `$i`) as a command's `_start`, or as its start function
+ * (`start`, with an empty export `quick` to `--invoke`). Its memory (`pages` of it) holds "ready"
+ * at 32 and what `data` adds.
+ */
+function readyGuest(
+  name: string,
+  where: 'command' | 'start',
+  body: string,
+  pages: number,
+  data = '',
+): string {
+  const code = `(local $i i32) ${body}`
+  return file(
+    name,
+    `(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "path_open"
+        (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+      (memory (export "memory") ${pages})
+      (data (i32.const 32) "ready")
+      ${data}
+      ${where === 'start' ? `(func $main ${code}) (start $main) (func (export "quick"))` : `(func (export "_start") ${code})`})`,
+  )
+}
+
 /** A WASI command writing `chunks` chunks of 64 KiB to stdout, chunk i all of letter `a` + i % 26. */
 function chunkWriter(chunks: number): string {
   return file(
@@ -844,17 +871,7 @@ test('SIGINT stops a run whose reader takes none of its output, from its command
       (loop $next
         (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
         (br_if $next (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const ${writes}))))`
-    return file(
-      `flood-${where}-${writes}.wat`,
-      `(module
-        (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-        (import "wasi_snapshot_preview1" "path_open"
-          (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
-        (memory (export "memory") 2)
-        (data (i32.const 32) "ready")
-        (data (i32.const 65536) "x")
-        ${where === 'start' ? `(func $flood (local $i i32) ${body}) (start $flood) (func (export "quick"))` : `(func (export "_start") (local $i i32) ${body})`})`,
-    )
+    return readyGuest(`flood-${where}-${writes}.wat`, where, body, 2, '(data (i32.const 65536) "x")')
   }
   const cases = [
     ['command', 1024],
@@ -1166,16 +1183,12 @@ async function interruptedRun(
       (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))
       ${MAKE_READY}
       (loop $spin (br $spin))`
-  const wasm = file(
+  const wasm = readyGuest(
     `spins-${where}.wat`,
-    `(module
-      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-      (import "wasi_snapshot_preview1" "path_open"
-        (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
-      (memory (export "memory") 1)
-      (data (i32.const 8) "y\\n")
-      (data (i32.const 32) "ready")
-      ${where === 'start' ? `(func $spin ${spin}) (start $spin) (func (export "quick"))` : `(func (export "_start") ${spin})`})`,
+    where === 'start' ? 'start' : 'command',
+    spin,
+    1,
+    '(data (i32.const 8) "y\\n")',
   )
   const dir = mkdtempSync(path.join(scratch, 'signal-'))
   const fifo = path.join(dir, 'stdin')
