@@ -359,6 +359,14 @@ impl CappedPipe {
         Poll::Pending
     }
 
+    /// Makes a stream's permit (`held`) `permit`, giving back the room it held (`waits` only).
+    fn grant(&self, kept: &mut Kept, held: &mut usize, permit: usize) {
+        if self.waits {
+            kept.granted = kept.granted - *held + permit;
+        }
+        *held = permit;
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
         self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -470,20 +478,9 @@ struct PipeStream {
     permit: usize,
 }
 
-impl PipeStream {
-    /// Sets this stream's permit to `permit`, giving back the room it held (`waits` only).
-    fn grant(&mut self, kept: &mut Kept, permit: usize) {
-        if self.pipe.waits {
-            kept.granted = kept.granted - self.permit + permit;
-        }
-        self.permit = permit;
-    }
-}
-
 impl Drop for PipeStream {
     fn drop(&mut self) {
-        let pipe = self.pipe.clone();
-        self.grant(&mut pipe.lock(), 0);
+        self.pipe.grant(&mut self.pipe.lock(), &mut self.permit, 0);
     }
 }
 
@@ -504,10 +501,10 @@ impl OutputStream for PipeStream {
                 "write not permitted: more bytes than check-write allowed",
             )));
         }
-        let pipe = self.pipe.clone();
-        let mut kept = pipe.lock();
-        self.grant(&mut kept, self.permit - bytes.len());
-        pipe.keep(&mut kept, &bytes);
+        let left = self.permit - bytes.len();
+        let mut kept = self.pipe.lock();
+        self.pipe.grant(&mut kept, &mut self.permit, left);
+        self.pipe.keep(&mut kept, &bytes);
         Ok(())
     }
 
@@ -517,11 +514,10 @@ impl OutputStream for PipeStream {
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        let pipe = self.pipe.clone();
-        let mut kept = pipe.lock();
-        self.grant(&mut kept, 0);
-        let permit = pipe.room(&kept).min(WRITE_PERMIT);
-        self.grant(&mut kept, permit);
+        let mut kept = self.pipe.lock();
+        self.pipe.grant(&mut kept, &mut self.permit, 0);
+        let permit = self.pipe.room(&kept).min(WRITE_PERMIT);
+        self.pipe.grant(&mut kept, &mut self.permit, permit);
         Ok(permit)
     }
 }

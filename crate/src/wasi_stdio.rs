@@ -247,7 +247,8 @@ mod direct {
                         .unwrap_or_else(|poisoned| poisoned.into_inner());
                 }
                 drop(waiting);
-                wait_for_room(self.fd);
+                // Room or not, each waiting guest looks again (one that left stays no longer).
+                has_room(self.fd, ROOM_POLL_MS);
                 std::mem::take(&mut *lock(&self.waiting))
                     .into_iter()
                     .for_each(Waker::wake);
@@ -271,14 +272,8 @@ mod direct {
                 // wasmtime-wasi's, on a blocking thread): written once `poll` finds room, no more
                 // than that room surely takes.
                 Kind::Blocking { pipe } => {
-                    let _alone = self.blocking.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                    let mut poll = libc::pollfd {
-                        fd,
-                        events: libc::POLLOUT,
-                        revents: 0,
-                    };
-                    // SAFETY: one pollfd, valid for the call; a timeout of 0 only looks.
-                    if unsafe { libc::poll(&mut poll, 1, 0) } != 1 {
+                    let _alone = lock(&self.blocking);
+                    if !has_room(fd, 0) {
                         return Err(io::ErrorKind::WouldBlock.into());
                     }
                     let most = if pipe { PIPE_ROOM } else { TERMINAL_ROOM };
@@ -337,18 +332,19 @@ mod direct {
         usize::try_from(done).map_err(|_| io::Error::last_os_error())
     }
 
-    fn lock(waiting: &Mutex<Vec<Waker>>) -> MutexGuard<'_, Vec<Waker>> {
-        waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+        mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Waits at most [`ROOM_POLL_MS`] for `fd` to take a write.
-    fn wait_for_room(fd: RawFd) {
+    /// Whether `fd` takes a write (or reports why not: a hang-up or error is the write's to say),
+    /// waiting at most `timeout_ms` for it.
+    fn has_room(fd: RawFd, timeout_ms: i32) -> bool {
         let mut poll = libc::pollfd {
             fd,
             events: libc::POLLOUT,
             revents: 0,
         };
         // SAFETY: one pollfd, valid for the call.
-        unsafe { libc::poll(&mut poll, 1, ROOM_POLL_MS) };
+        unsafe { libc::poll(&mut poll, 1, timeout_ms) == 1 }
     }
 }
