@@ -12,21 +12,50 @@ export interface Outcome {
   stderr: string
 }
 
+/**
+ * At most this many child processes run at once per spec file. Each is a Node compiling the CLI's
+ * TypeScript (about a second of CPU): a spec starting dozens at once starved the other spec files'
+ * workers on two cores for a minute, past their own wall-clock bounds.
+ */
+const MOST_AT_ONCE = 4
+let running = 0
+const queued: (() => void)[] = []
+
+function takeTurn(): Promise<void> {
+  if (running < MOST_AT_ONCE) {
+    running++
+    return Promise.resolve()
+  }
+  return new Promise((resolve) => queued.push(resolve))
+}
+
+/** Hands the turn to the next child waiting for one, if any. */
+function endTurn() {
+  const next = queued.shift()
+  if (next) next()
+  else running--
+}
+
 /** Runs a script as a child process, as a user's shell would; `input` is written to its stdin. */
-export function spawnNode(args: readonly string[], input?: string): Promise<Outcome> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, {
-      cwd: root,
-      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    }) as ChildProcessByStdio<Writable | null, Readable, Readable>
-    child.stdin?.end(input)
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
+export async function spawnNode(args: readonly string[], input?: string): Promise<Outcome> {
+  await takeTurn()
+  try {
+    return await new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, args, {
+        cwd: root,
+        stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      }) as ChildProcessByStdio<Writable | null, Readable, Readable>
+      child.stdin?.end(input)
+      let stdout = ''
+      let stderr = ''
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+      child.on('error', reject)
+      child.on('close', (code) => resolve({ code, stdout, stderr }))
+    })
+  } finally {
+    endTurn()
+  }
 }
 
 /** Node's arguments that run the CLI with `args`, from its TypeScript source, so the specs never run a stale build. */

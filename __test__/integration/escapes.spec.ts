@@ -174,18 +174,15 @@ test('12.1 a guest polling a full inherited stdout again and again costs the hos
   // grew the host 100 MiB a second, held every blocking thread, and another guest's read of a
   // small file took 15 s, 7 s past the first guest's deadline. In a child whose stdout is a pipe
   // into `sleep`, which never reads.
+  const dir = tempDir(t, 'poll')
+  writeFileSync(path.join(dir, 'small.txt'), 'small')
   const attack = (streams: number) =>
     child(
       `
-    import { mkdtempSync, writeFileSync } from 'node:fs'
-    import { tmpdir } from 'node:os'
-    import path from 'node:path'
     import { Engine } from './lib/index.ts'
     import { wasiComponentWasm, wasiHttpWasm } from './fixtures/index.ts'
     const engine = new Engine()
     const compiled = engine.compileComponentSync(wasiComponentWasm)
-    const dir = mkdtempSync(path.join(tmpdir(), 'airssys-poll-'))
-    writeFileSync(path.join(dir, 'small.txt'), 'small')
     const attacker = engine.compileComponentSync(wasiHttpWasm).instantiateSync({
       limits: { memoryBytes: 16 << 20 },
       wasi: { stdout: 'inherit', args: ['wasi-http', 'poll-full-stdout', '${streams}'] },
@@ -197,7 +194,7 @@ test('12.1 a guest polling a full inherited stdout again and again costs the hos
     await new Promise((resolve) => setTimeout(resolve, 1000))
     const reader = await compiled.instantiate({
       limits: { memoryBytes: 16 << 20 },
-      wasi: { stdout: 'pipe', preopens: { '/data': dir }, args: ['wasi-cli', 'cat', '/data/small.txt'] },
+      wasi: { stdout: 'pipe', preopens: { '/data': ${JSON.stringify(dir)} }, args: ['wasi-cli', 'cat', '/data/small.txt'] },
     })
     const started = Date.now()
     const read = await reader.call('wasi:cli/run#run', [], { timeoutMs: 30000 }).then(
