@@ -22,6 +22,7 @@ use crate::errors::{Failure, compile_text, guard};
 use crate::js::{Js, Raw};
 use crate::runtime::pool::POOL_THREAD_STACK_BYTES;
 use crate::runtime::task;
+use crate::sync::lock;
 
 /// Engine options after the TS layer applied defaults (lib/options.ts owns the defaults).
 #[napi(object)]
@@ -265,7 +266,7 @@ impl EngineShared {
     /// call ends, even if the engine is closed meanwhile (a call issued before `close()` keeps its
     /// deadline; callers refuse new timed calls on a closed engine when they are issued).
     pub fn timed_call(&self) -> TimedCall {
-        let mut ticker = self.ticker.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut ticker = lock(&self.ticker);
         if let Some(ticker) = ticker.as_ref() {
             // The first timed call after an idle spell wakes the ticker.
             if ticker.state.running_calls.fetch_add(1, Ordering::AcqRel) == 0 {
@@ -286,11 +287,7 @@ impl EngineShared {
 
     fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        let ticker = self
-            .ticker
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
+        let ticker = lock(&self.ticker).take();
         if let Some(ticker) = ticker {
             ticker.stop();
         }

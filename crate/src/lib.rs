@@ -26,6 +26,7 @@ pub mod options;
 pub mod plugin_claims;
 pub mod runtime;
 pub mod store;
+pub mod sync;
 pub mod trap;
 pub mod type_checks;
 pub mod wasi;

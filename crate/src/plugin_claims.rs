@@ -15,6 +15,7 @@ use napi_derive::napi;
 
 use crate::js::Js;
 use crate::runtime::dispatcher::at_teardown_once;
+use crate::sync::lock;
 
 /// What one plugin reads and may write, as real paths.
 #[napi(object)]
@@ -65,7 +66,7 @@ fn claims() -> &'static Mutex<Claims> {
 pub fn claim_plugin_paths(env: Env, paths: PluginPaths) -> napi::Result<PluginClaim> {
     let raw = env.raw() as usize;
     at_teardown_once(Js(env.raw()), "plugin claims", move || release_environment(raw))?;
-    let mut claims = claims().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut claims = lock(claims());
     for claim in claims.held.values() {
         let other = &claim.paths;
         if other.manifest == paths.manifest {
@@ -95,15 +96,11 @@ pub fn claim_plugin_paths(env: Env, paths: PluginPaths) -> napi::Result<PluginCl
 /// Ends a claim (its plugin disposed and idle, or collected); a second release does nothing.
 #[napi(js_name = "releasePluginClaim")]
 pub fn release_plugin_claim(token: u32) {
-    claims()
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .held
-        .remove(&token);
+    lock(claims()).held.remove(&token);
 }
 
 fn release_environment(env: usize) {
-    let mut claims = claims().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut claims = lock(claims());
     claims.held.retain(|_, claim| claim.env != env);
 }
 

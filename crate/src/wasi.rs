@@ -23,6 +23,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView};
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::errors::Failure;
+use crate::sync::lock;
 use crate::wasi_stdio::{Inherited, WRITE_PERMIT};
 
 /// A component's WASI state: its context, its handles (shared by every WASI interface, wasi:http
@@ -368,7 +369,7 @@ impl CappedPipe {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
-        self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.kept)
     }
 
     /// Appends `bytes` to `kept`, dropping older bytes past the cap (unless it `waits`: then

@@ -24,6 +24,7 @@ use crate::js::promise::Waiting;
 use crate::js::{ElementType, Js, Reference, Value};
 use crate::runtime::dispatcher::Dispatcher;
 use crate::runtime::host_bridge::{HostBridge, HostFunctions, HttpTarget};
+use crate::sync::lock;
 
 /// Most bytes of a request body held in one piece: the guest's writes (64 KiB at most each) are
 /// gathered into pieces this large, each handed to the client as it is.
@@ -176,7 +177,7 @@ async fn send(
                 unwanted.source.close(js, true);
             }
         };
-        let mut in_flight = kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut in_flight = lock(&kept);
         in_flight.abort = abort;
         // When `then` cannot be attached the continuation is dropped, which closes the channel.
         in_flight.waiting = js.on_settled(promise, Box::new(continuation)).ok();
@@ -461,7 +462,7 @@ impl Drop for AbortOnDrop {
         let pending = self.pending.clone();
         let finished = self.finished;
         self.dispatcher.run(Box::new(move |js| {
-            let in_flight = std::mem::take(&mut *pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+            let in_flight = std::mem::take(&mut *lock(&pending));
             if let Some(abort) = in_flight.abort {
                 if !finished && let Ok(function) = js.dereference(&abort) {
                     let _ = js.call(function, &[]);

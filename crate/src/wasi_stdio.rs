@@ -59,13 +59,14 @@ impl StdoutStream for Inherited {
 mod direct {
     use std::io;
     use std::os::fd::RawFd;
-    use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+    use std::sync::{Arc, Condvar, Mutex, OnceLock};
     use std::task::{Poll, Waker};
 
     use bytes::{Buf, Bytes, BytesMut};
     use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
     use super::{Inherited, WRITE_PERMIT};
+    use crate::sync::{lock, wait};
 
     /// How long the watcher waits for room before it wakes every waiting guest anyway: a guest
     /// that stopped waiting (its deadline ended the call) leaves its waker behind that long at
@@ -241,10 +242,7 @@ mod direct {
             loop {
                 let mut waiting = lock(&self.waiting);
                 while waiting.is_empty() {
-                    waiting = self
-                        .someone_waits
-                        .wait(waiting)
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    waiting = wait(&self.someone_waits, waiting);
                 }
                 drop(waiting);
                 // Room or not, each waiting guest looks again (one that left stays no longer).
@@ -330,10 +328,6 @@ mod direct {
 
     fn result(done: isize) -> io::Result<usize> {
         usize::try_from(done).map_err(|_| io::Error::last_os_error())
-    }
-
-    fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-        mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Whether `fd` takes a write (or reports why not: a hang-up or error is the write's to say),

@@ -9,6 +9,7 @@
 use std::sync::Mutex;
 
 use crate::errors::Failure;
+use crate::sync::lock;
 
 /// Distinct plans kept per module: instances of one module are normally linked the same way, a
 /// few different ways at most; beyond that the oldest plan is rebuilt when it comes back.
@@ -28,7 +29,7 @@ impl<Plan: Eq, Pre: Clone> PreCache<Plan, Pre> {
     /// The recipe for `plan`, built by `build` the first time. Building happens under the lock, so
     /// concurrent instantiations of one module build it once.
     pub fn get_or_build(&self, plan: Plan, build: impl FnOnce(&Plan) -> Result<Pre, Failure>) -> Result<Pre, Failure> {
-        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = lock(&self.entries);
         if let Some((_, pre)) = entries.iter().find(|(known, _)| *known == plan) {
             return Ok(pre.clone());
         }

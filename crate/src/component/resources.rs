@@ -24,6 +24,7 @@ use crate::errors::Failure;
 use crate::js::places::{self, Let};
 use crate::js::token::TokenTag;
 use crate::js::{Js, Kind, Reference, Value};
+use crate::sync::lock;
 
 const GUEST_TAG: TokenTag = TokenTag(sys::napi_type_tag {
     lower: 0x6169_7273_7379_7331,
@@ -153,7 +154,7 @@ impl Resources {
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, Table> {
-        self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.table)
     }
 
     /// Live handles (guest and host).

@@ -12,6 +12,7 @@ use wasmtime::component::{Component, Linker, LinkerInstance, ResourceType};
 
 use super::imported_resources::ImportedResources;
 use crate::store::HostState;
+use crate::sync::lock;
 
 /// The WASI preview 2 version wasmtime-wasi 48 defines, wasi:http's included. An import at any
 /// 0.2.x finds it (wasmtime matches semver-compatible versions); the tests fail when an upgrade of
@@ -183,7 +184,7 @@ impl Runtime<'_> {
             member.map_or(String::new(), |(name, _)| name.to_string()),
         );
         let known = |known: &HashMap<(String, String), bool>| known.get(&key).copied();
-        if let Some(answer) = known(&KNOWN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())) {
+        if let Some(answer) = known(&lock(&KNOWN)) {
             return Some(answer);
         }
         let linker = match &mut self.linker {
@@ -199,7 +200,7 @@ impl Runtime<'_> {
             None => defines(&mut linker.root(), interface, Member::Func),
             Some((name, kind)) => defines(&mut linker.instance(interface).ok()?, name, kind),
         };
-        let mut known = KNOWN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut known = lock(&KNOWN);
         if known.len() < KNOWN_MOST {
             known.insert(key, answer);
         }

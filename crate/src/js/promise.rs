@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, Weak};
 use napi::sys;
 
 use super::{Js, Reference, Value, callback_args};
+use crate::sync::lock;
 
 /// A pending Promise's resolver; only touched on the JS thread that created it.
 pub struct Deferred(sys::napi_deferred);
@@ -45,7 +46,7 @@ impl Waiting {
         // it owns) alive, so a torn-down environment still drops it and wakes the waiter.
         let Some(shared) = self.pending.upgrade() else { return };
         forget_wait(self.token);
-        let taken = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        let taken = lock(&shared).take();
         if let Some(pending) = taken {
             js.release(pending.promise);
         }
@@ -153,7 +154,7 @@ impl Js {
                 token,
             }),
             Err(error) => {
-                if let Some(pending) = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take() {
+                if let Some(pending) = lock(&shared).take() {
                     self.release(pending.promise);
                 }
                 Err(error)
@@ -235,8 +236,7 @@ unsafe extern "C" fn settle(env: sys::napi_env, info: sys::napi_callback_info) -
         return ptr::null_mut();
     };
     let value = value.unwrap_or_else(|| js.undefined().unwrap_or(ptr::null_mut()));
-    let taken = forget_wait(token as u64)
-        .and_then(|shared| shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take());
+    let taken = forget_wait(token as u64).and_then(|shared| lock(&shared).take());
     if let Some(Pending { continuation, promise }) = taken {
         js.release(promise);
         let outcome = if fulfilled { Ok(value) } else { Err(value) };

@@ -10,6 +10,7 @@ use std::task::{Wake, Waker};
 use std::thread::Thread;
 
 use crate::js::Js;
+use crate::sync::lock;
 
 /// A flag that, once raised, stays raised and wakes whoever waits on it: a call waiting for a
 /// host function or in WASI sleeps until it is answered or aborted, instead of waking every few
@@ -24,7 +25,7 @@ pub struct AbortFlag {
 impl AbortFlag {
     pub fn raise(&self) {
         self.raised.store(true, Ordering::Release);
-        let waiters = std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        let waiters = std::mem::take(&mut *lock(&self.waiters));
         for (_, waker) in waiters {
             waker.wake();
         }
@@ -38,10 +39,7 @@ impl AbortFlag {
     /// already: wakes it at once.
     fn subscribe(self: &Arc<Self>, waker: &Waker) -> Subscription {
         let id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
-        self.waiters
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push((id, waker.clone()));
+        lock(&self.waiters).push((id, waker.clone()));
         if self.is_raised() {
             waker.wake_by_ref();
         }
@@ -57,11 +55,7 @@ pub struct Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.flag
-            .waiters
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .retain(|(id, _)| *id != self.id);
+        lock(&self.flag.waiters).retain(|(id, _)| *id != self.id);
     }
 }
 

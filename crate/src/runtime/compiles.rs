@@ -15,6 +15,7 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::pool::spawn_thread;
+use crate::sync::{lock, wait_timeout};
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -88,7 +89,7 @@ fn compiles() -> &'static Compiles {
 /// caller's job catches its own panics to report them, see `task.rs`).
 pub fn run_compile(engine: usize, job: impl FnOnce() + Send + 'static) {
     let compiles = compiles();
-    let mut state = compiles.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut state = lock(&compiles.state);
     match state.engines.iter_mut().find(|queue| queue.engine == engine) {
         Some(queue) => queue.jobs.push_back(Box::new(job)),
         None => state.engines.push_back(Queue {
@@ -110,20 +111,17 @@ pub fn run_compile(engine: usize, job: impl FnOnce() + Send + 'static) {
 
 fn worker() {
     let compiles = compiles();
-    let mut state = compiles.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut state = lock(&compiles.state);
     loop {
         if let Some((engine, job)) = state.take(compiles.per_engine) {
             drop(state);
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-            state = compiles.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            state = lock(&compiles.state);
             state.done(engine);
             continue;
         }
         state.idle += 1;
-        let (next, timeout) = compiles
-            .wake
-            .wait_timeout(state, IDLE_TIMEOUT)
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (next, timeout) = wait_timeout(&compiles.wake, state, IDLE_TIMEOUT);
         state = next;
         state.idle -= 1;
         if timeout.timed_out() && state.runnable(compiles.per_engine).is_none() {

@@ -15,6 +15,7 @@ use napi::{Env, Status};
 use crate::js::{Js, Reference};
 use crate::runtime::abort::{self, AbortFlag};
 use crate::runtime::spin;
+use crate::sync::lock;
 
 /// A closure to run on the JS thread.
 pub type JsJob = Box<dyn FnOnce(Js) + Send>;
@@ -84,7 +85,7 @@ struct JobQueue {
 
 impl JobQueue {
     fn push(&self, job: JsJob) -> Option<JsJob> {
-        let mut jobs = self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut jobs = lock(&self.jobs);
         if self.closed.load(Ordering::Acquire) {
             return Some(job);
         }
@@ -94,11 +95,7 @@ impl JobQueue {
     }
 
     fn pop(&self) -> Option<JsJob> {
-        let job = self
-            .jobs
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .pop_front()?;
+        let job = lock(&self.jobs).pop_front()?;
         self.len.fetch_sub(1, Ordering::SeqCst);
         Some(job)
     }
@@ -107,7 +104,7 @@ impl JobQueue {
     /// which wakes whoever waits for its answer.
     fn close(&self) {
         let jobs = {
-            let mut jobs = self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut jobs = lock(&self.jobs);
             self.closed.store(true, Ordering::Release);
             self.len.store(0, Ordering::SeqCst);
             std::mem::take(&mut *jobs)
@@ -163,7 +160,7 @@ impl JobQueue {
     }
 
     fn lock_turn(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
-        self.turn_began.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.turn_began)
     }
 
     /// When the current run of drains began (now, for the first since a deferred drain). After an
@@ -173,7 +170,7 @@ impl JobQueue {
     }
 
     fn lock_chain(&self) -> std::sync::MutexGuard<'_, Option<Chain>> {
-        self.chain.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.chain)
     }
 
     /// Whether a chain of host calls (see `chain`) has run for [`TURN`] in this turn of the event
@@ -206,7 +203,7 @@ impl JobQueue {
     /// Asks `setImmediate` to call [`turned`] at the event loop's next turn.
     fn mark_turn(self: &Arc<Self>, js: Js) -> napi::Result<()> {
         let set_immediate = js.get(js.global()?, "setImmediate")?;
-        let mut cached = self.turned.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cached = lock(&self.turned);
         let function = match &*cached {
             Some(reference) => js.dereference(reference)?,
             None => {

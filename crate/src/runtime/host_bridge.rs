@@ -19,6 +19,7 @@ use crate::errors::Failure;
 use crate::js::places::{self, Let};
 use crate::js::token::TokenTag;
 use crate::js::{Js, Reference, Value};
+use crate::sync::lock;
 
 /// The JS function that makes a guest's wasi:http request (see `crate::wasi_http`):
 /// `(method, url, headers, body, timeouts) => Promise<answer>`, the answer being
@@ -263,7 +264,7 @@ impl HostBridge {
                     };
                     // On failure the continuation is dropped, which wakes the waiter.
                     if let Ok(wait) = js.on_settled(value, Box::new(on_settled)) {
-                        *kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(wait);
+                        *lock(&kept) = Some(wait);
                     }
                 }
                 Ok(outcome) => {
@@ -277,7 +278,7 @@ impl HostBridge {
         if answer.is_err() {
             // The call gave up (deadline, abort): let go of a Promise that may never settle.
             dispatcher.run(Box::new(move |js| {
-                let taken = waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+                let taken = lock(&waiting).take();
                 if let Some(wait) = taken {
                     wait.cancel(js);
                 }
@@ -330,7 +331,7 @@ pub fn serve_js_while<R: Send + 'static>(js: Js, work: impl FnOnce(Relay) -> R +
     run_now(move || {
         let done = relay.0.clone();
         let output = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(relay)));
-        *stored.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(output);
+        *lock(&stored) = Some(output);
         let _ = done.send(RelayMessage::Done);
     });
     loop {
@@ -348,7 +349,7 @@ pub fn serve_js_while<R: Send + 'static>(js: Js, work: impl FnOnce(Relay) -> R +
         js.discard_pending_exception();
         js.close_scope(scope);
     }
-    let output = result.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    let output = lock(&result).take();
     match output {
         Some(Ok(output)) => Ok(output),
         Some(Err(panic)) => Err(Failure::panicked(panic)),

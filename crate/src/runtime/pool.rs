@@ -17,6 +17,7 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::spin;
+use crate::sync::{lock, wait_timeout};
 
 /// Stack of each pool thread; `maxWasmStackBytes` is capped well below it (engine.rs).
 pub const POOL_THREAD_STACK_BYTES: usize = 8 << 20;
@@ -112,7 +113,7 @@ pub fn run_now(job: impl FnOnce() + Send + 'static) {
 
 fn submit(job: Job, now: bool) {
     let pool = pool();
-    let mut state = pool.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut state = lock(&pool.state);
     // First in line: the thread started for it takes the queue's first job, and jobs may be
     // queued already (the pool at its bounds).
     if now {
@@ -149,7 +150,7 @@ impl Blocked {
             return Blocked(false);
         }
         let pool = pool();
-        let mut state = pool.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = lock(&pool.state);
         state.blocked += 1;
         while state.wanting() && state.may_grow() {
             let before = state.threads;
@@ -165,11 +166,7 @@ impl Blocked {
 impl Drop for Blocked {
     fn drop(&mut self) {
         if self.0 {
-            pool()
-                .state
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .blocked -= 1;
+            lock(&pool().state).blocked -= 1;
         }
     }
 }
@@ -179,19 +176,16 @@ fn worker() {
     wasmtime::Engine::tls_eager_initialize();
     let pool = pool();
     loop {
-        let mut state = pool.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = lock(&pool.state);
         if let Some(job) = take(pool, &mut state) {
             drop(state);
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-            pool.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).idle += 1;
+            lock(&pool.state).idle += 1;
             spin_for_work(pool);
             continue;
         }
         state.sleeping += 1;
-        let (mut state, timeout) = pool
-            .wake
-            .wait_timeout(state, IDLE_TIMEOUT)
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (mut state, timeout) = wait_timeout(&pool.wake, state, IDLE_TIMEOUT);
         state.sleeping -= 1;
         if timeout.timed_out() && state.queue.is_empty() {
             state.idle -= 1;
