@@ -545,6 +545,33 @@ test("inherited stdout is the process's fd 1 as it is at each write: refused whe
   t.deepEqual(JSON.parse(report), { readOnly: 8, fd: 1, after: [0, 0], file: 'guest\nguest\n' }, report)
 })
 
+test('what check-write allowed on an inherited stdout arrives whole, though the guest drops its streams before the socket has room', async (t) => {
+  // Probe H58: a write past the room a socket (or non-blocking pipe) had waited in its stream,
+  // and went with the stream when the guest dropped it unflushed: 64 streams of 64 KiB each, one
+  // write each in reverse order, delivered a fraction. What waits is now the descriptor's, in
+  // write order, for one writer thread. The child waits for it before it exits.
+  const streams = 64
+  const { stdout, stderr } = await inheritingChild(
+    `
+    import { Engine } from ENTRY
+    const compiled = await new Engine().compileComponent(${JSON.stringify(wasiHttpWasm)})
+    const instance = await compiled.instantiate({
+      limits: { memoryBytes: 16 << 20 },
+      wasi: { stdout: 'inherit', args: ['wasi-http', 'permits', '${streams}'] },
+    })
+    await instance.call('wasi:cli/run#run', [], { timeoutMs: 10000 }).then(
+      () => console.error('ok'),
+      (error) => console.error(error.code),
+    )
+    await new Promise((resolve) => setTimeout(resolve, 3000))
+  `,
+    'socket',
+  )
+  t.is(stderr.trim(), 'ok')
+  t.is(stdout.length, streams * 64 * 1024)
+  t.regex(stdout, /^p*$/)
+})
+
 test('a guest writing to an inherited stdout socket nobody reads ends by its deadline', async (t) => {
   // Written without waiting (MSG_DONTWAIT), the guest's future waits for room: its deadline
   // ends the call, as for a full pipe (escapes.spec.ts).

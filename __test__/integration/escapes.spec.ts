@@ -173,14 +173,26 @@ test('12.1 a guest polling a full inherited stdout again and again costs the hos
   // of many streams one more): one guest of 4 MiB, polling with a timer that had already fired,
   // grew the host 100 MiB a second, held every blocking thread, and another guest's read of a
   // small file took 15 s, 7 s past the first guest's deadline. In a child whose stdout is a pipe
-  // into `sleep`, which never reads.
+  // into \`sleep\`, which never reads (Node made it non-blocking), or a blocking FIFO nobody reads.
+  // Probe H58's class: a stream made for a blocking pipe wrote on one of the 64 blocking threads
+  // WASI file work shares, so 100 streams held them all, and the other guest's read failed at its
+  // own 30 s deadline.
   const dir = tempDir(t, 'poll')
   writeFileSync(path.join(dir, 'small.txt'), 'small')
-  const attack = (streams: number) =>
+  const fifo = path.join(dir, 'stdout')
+  execFileSync('mkfifo', [fifo])
+  const attack = (streams: number, blocking: boolean) =>
     child(
       `
+    import { closeSync, constants, openSync } from 'node:fs'
     import { Engine } from './lib/index.ts'
     import { wasiComponentWasm, wasiHttpWasm } from './fixtures/index.ts'
+    if (${blocking}) {
+      // A reader that never reads, then fd 1 the FIFO's blocking write end.
+      openSync(${JSON.stringify(fifo)}, constants.O_RDONLY | constants.O_NONBLOCK)
+      closeSync(1)
+      openSync(${JSON.stringify(fifo)}, 'w')
+    }
     const engine = new Engine()
     const compiled = engine.compileComponentSync(wasiComponentWasm)
     const attacker = engine.compileComponentSync(wasiHttpWasm).instantiateSync({
@@ -211,8 +223,14 @@ test('12.1 a guest polling a full inherited stdout again and again costs the hos
       90_000,
       true,
     )
-  for (const [streams, run] of [1, 200].map((streams) => [streams, attack(streams)] as const)) {
+  const cases = [
+    [1, false],
+    [200, false],
+    [200, true],
+  ] as const
+  for (const [streams, blocking, run] of cases.map(([n, b]) => [n, b, attack(n, b)] as const)) {
     const { stderr } = await run
+    const which = `${streams} streams${blocking ? ', a blocking pipe' : ''}`
     const line = stderr.split('\n').find((text) => text.startsWith('{"code"'))
     const report = JSON.parse(line ?? '{}') as {
       code?: string
@@ -220,13 +238,10 @@ test('12.1 a guest polling a full inherited stdout again and again costs the hos
       grownMiB?: number
       read?: string
     }
-    t.is(report.code, 'ERR_WASM_TIMEOUT', `${streams}: ${stderr}`)
-    t.is(report.read, 'small', `${streams}: ${stderr}`)
-    t.true(
-      (report.readMs ?? Infinity) < 2_000,
-      `${streams} streams: the other guest's read took ${report.readMs} ms`,
-    )
-    t.true((report.grownMiB ?? Infinity) < 64, `${streams} streams: the host grew ${report.grownMiB} MiB`)
+    t.is(report.code, 'ERR_WASM_TIMEOUT', `${which}: ${stderr}`)
+    t.is(report.read, 'small', `${which}: ${stderr}`)
+    t.true((report.readMs ?? Infinity) < 2_000, `${which}: the other guest's read took ${report.readMs} ms`)
+    t.true((report.grownMiB ?? Infinity) < 64, `${which}: the host grew ${report.grownMiB} MiB`)
   }
 })
 

@@ -3,11 +3,11 @@
 //! On Linux a guest writes them on its own thread, to the descriptor as it is at that write, without
 //! waiting: a socket by `send` with MSG_DONTWAIT, a non-blocking pipe or terminal (Node makes its
 //! pipes so), a file or a device as they are. wasmtime-wasi's default handed every write to a
-//! tokio task, which handed it to a blocking thread, and waited for both: some 90 µs a write. A
-//! write the pipe or socket has no room for waits, the guest's future pending, so its deadline
-//! still ends the call, as it did when a blocking thread held the write. A blocking pipe or
-//! terminal keeps that default, as does every descriptor elsewhere: no write to one is sure not to
-//! wait in the write itself.
+//! tokio task, which handed it to a blocking thread, and waited for both: some 90 µs a write.
+//! What the descriptor has no room for, and every write to a blocking pipe or terminal (which may
+//! wait in the write itself), is queued for the descriptor's own writer thread, in order: a guest
+//! waits only when that queue is full, its future pending, so its deadline still ends the call.
+//! Elsewhere the default stays.
 
 use std::io;
 
@@ -57,59 +57,87 @@ impl StdoutStream for Inherited {
 
 #[cfg(target_os = "linux")]
 mod direct {
+    use std::collections::VecDeque;
     use std::io;
     use std::os::fd::RawFd;
     use std::sync::{Arc, Condvar, Mutex, OnceLock};
     use std::task::{Poll, Waker};
 
-    use bytes::{Buf, Bytes, BytesMut};
+    use bytes::Bytes;
     use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
     use super::{Inherited, WRITE_PERMIT};
     use crate::sync::{lock, wait};
 
-    /// How long the watcher waits for room before it wakes every waiting guest anyway: a guest
-    /// that stopped waiting (its deadline ended the call) leaves its waker behind that long at
-    /// most.
+    /// Bytes queued for a descriptor (written by guests while it had no room) past which
+    /// `check-write` allows no more, for every guest of the process: the streams' own permits
+    /// granted before it filled may bring one more [`WRITE_PERMIT`] each.
+    const QUEUE_CAP: usize = 1 << 20;
+
+    /// Most bytes the writer thread hands the descriptor at once.
+    const CHUNK: usize = 64 * 1024;
+
+    /// How long the writer waits in `poll` for room in a non-blocking descriptor before it looks
+    /// again (the host may have moved the descriptor meanwhile).
     const ROOM_POLL_MS: i32 = 100;
 
-    /// Most bytes written at once to a blocking pipe that has room: a pipe with room for a write
-    /// has a free page, so a write of at most PIPE_BUF never waits.
-    const PIPE_ROOM: usize = libc::PIPE_BUF;
+    /// Wakers of waiting guests kept before all are woken (each one still waiting registers
+    /// again): a guest whose deadline ended its wait leaves its waker behind.
+    const MOST_WAITING: usize = 256;
 
-    /// Most bytes written at once to a blocking terminal that has room: it says so only while
-    /// fewer than 256 characters wait in it, with more room than that behind them.
-    const TERMINAL_ROOM: usize = 256;
-
-    /// The process's stdout or stderr as guests write it: the descriptor number, looked at
-    /// afresh for every write as a native program's `write(1, ...)` would (no copy of it is held,
-    /// which kept a pipe open after the host had closed its stdout, and a reopened read-only one
-    /// writable: probe H56), and the guests waiting for room in it.
+    /// The process's stdout or stderr as guests write it: the descriptor number, looked at afresh
+    /// for every write as a native program's `write(1, ...)` would (no copy of it is held, which
+    /// kept a pipe open after the host had closed its stdout, and a reopened read-only one
+    /// writable: probe H56), and what guests wrote that it has not taken yet.
     struct Target {
         fd: RawFd,
-        /// Wakers of the guests whose writes wait for room, woken by the one watcher thread: a
-        /// wait is not a job of its own, so polling a full stream again and again (or many
-        /// streams at once) costs the host nothing more (probe H55: a blocking job per poll
-        /// queued without bound, 100 MiB a second, and held every blocking thread).
-        waiting: Mutex<Vec<Waker>>,
-        someone_waits: Condvar,
-        /// One guest at a time looks for room in a blocking pipe or terminal and writes into it,
-        /// so no other guest's write takes the room it found.
-        blocking: Mutex<()>,
+        queue: Mutex<Queue>,
+        /// Signalled when the queue gets bytes, for the writer thread.
+        work: Condvar,
     }
 
-    /// The target for `fd`, its watcher started (`None` if no thread could be).
+    /// What guests wrote to a descriptor that it had no room for, in the order written, for the
+    /// target's one writer thread. It belongs to the descriptor, not to a stream, so a stream
+    /// dropped with bytes still unwritten loses none (probe H58: they were dropped with the
+    /// stream, 99.6% of a guest's output), and a descriptor that blocks (a pipe nobody reads, a
+    /// terminal) holds one thread, not one of the 64 WASI file work shares per stream (one guest
+    /// with 100 streams held them all, and other guests' file reads failed at their deadlines).
+    #[derive(Default)]
+    struct Queue {
+        bytes: VecDeque<u8>,
+        /// The guests waiting for room in the queue.
+        waiting: Vec<Waker>,
+        /// Why the writer dropped what was queued, for the next stream operation to report.
+        failure: Option<io::Error>,
+        /// Bytes ever queued, and ever taken out (written, or dropped on a failure): a stream
+        /// flushed once the second reaches the first as it was after the stream's last write.
+        queued: u64,
+        taken: u64,
+    }
+
+    impl Queue {
+        /// Wakes `waker` at the writer thread's next progress.
+        fn wake_later(&mut self, waker: &Waker) {
+            if self.waiting.len() >= MOST_WAITING {
+                self.waiting.drain(..).for_each(Waker::wake);
+            }
+            if !self.waiting.iter().any(|known| known.will_wake(waker)) {
+                self.waiting.push(waker.clone());
+            }
+        }
+    }
+
+    /// The target for `fd`, its writer thread started (`None` if no thread could be).
     fn target(fd: RawFd) -> Option<Arc<Target>> {
         let target = Arc::new(Target {
             fd,
-            waiting: Mutex::new(Vec::new()),
-            someone_waits: Condvar::new(),
-            blocking: Mutex::new(()),
+            queue: Mutex::new(Queue::default()),
+            work: Condvar::new(),
         });
-        let watched = target.clone();
+        let writer = target.clone();
         std::thread::Builder::new()
             .name("airssys-wasm-stdio".into())
-            .spawn(move || watched.watch())
+            .spawn(move || writer.drain())
             .ok()?;
         Some(target)
     }
@@ -122,83 +150,67 @@ mod direct {
             Inherited::Stderr => (&STDERR, libc::STDERR_FILENO),
         };
         let target = cell.get_or_init(|| target(fd)).clone()?;
-        // A blocking pipe or terminal cannot be written without a chance of waiting in the
-        // write itself (another writer may take the room `poll` found; a terminal makes each
-        // newline two bytes: probe H57), so a stream made for one is wasmtime-wasi's.
-        if matches!(Kind::of(fd), Ok(Kind::Blocking { .. })) {
-            return None;
-        }
         Some(Box::new(DirectStream {
             target,
-            pending: BytesMut::new(),
-            failure: None,
-            closed: false,
+            state: StreamState::default(),
         }))
     }
 
-    /// A guest's stream to the process's stdout or stderr.
+    /// A guest's stream to the process's stdout or stderr, with what its last `check-write`
+    /// allowed: a write past that is the guest's error.
     struct DirectStream {
         target: Arc<Target>,
-        /// What a write could not place yet (the pipe was full): written before anything else,
-        /// and the stream takes no more until it is.
-        pending: BytesMut,
-        /// A failure met while waiting, for the next operation to report.
-        failure: Option<StreamError>,
-        closed: bool,
+        state: StreamState,
     }
 
-    impl DirectStream {
-        /// Writes as much of `bytes` as the target takes without waiting.
-        fn write_now(&mut self, bytes: &[u8]) -> StreamResult<usize> {
-            if let Some(failure) = self.failure.take() {
-                return Err(failure);
-            }
-            if self.closed {
-                return Err(StreamError::Closed);
-            }
-            let mut written = 0;
-            while written < bytes.len() {
-                match self.target.write(&bytes[written..]) {
-                    Ok(0) => return Err(self.close(StreamError::Closed)),
-                    Ok(more) => written += more,
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                    Err(error) => return Err(self.close(StreamError::LastOperationFailed(error.into()))),
-                }
-            }
-            Ok(written)
-        }
+    #[derive(Default)]
+    struct StreamState {
+        permit: usize,
+        closed: bool,
+        /// Where in the queue's order this stream's last queued byte is.
+        queued_until: u64,
+        /// A flush was asked for: `check-write` allows nothing, and `ready` waits, until the
+        /// writer thread has taken the stream's bytes (as wasmtime-wasi's stream waits for its
+        /// write): a call that printed ends with its output in the descriptor, not in a queue
+        /// that the host's exit would drop.
+        flushing: bool,
+    }
 
+    impl StreamState {
+        /// Fails an operation, and every later one, with `error`.
         fn close(&mut self, error: StreamError) -> StreamError {
-            self.pending.clear();
             self.closed = true;
+            self.permit = 0;
             error
         }
 
-        /// Writes what is pending without waiting; `Ok(true)` once none is left.
-        fn push(&mut self) -> StreamResult<bool> {
-            let pending = std::mem::take(&mut self.pending);
-            let written = self.write_now(&pending)?;
-            self.pending = pending;
-            self.pending.advance(written);
-            Ok(self.pending.is_empty())
+        /// The failure an earlier write met (now, or in the writer thread), if any.
+        fn failed(&mut self, queue: &mut Queue) -> StreamResult<()> {
+            if self.closed {
+                return Err(StreamError::Closed);
+            }
+            match queue.failure.take() {
+                Some(error) => Err(self.close(StreamError::LastOperationFailed(error.into()))),
+                None => Ok(()),
+            }
         }
     }
 
     #[wasmtime_wasi::async_trait]
     impl Pollable for DirectStream {
         async fn ready(&mut self) {
-            std::future::poll_fn(|cx| match self.push() {
-                Ok(true) => Poll::Ready(()),
-                Ok(false) => {
-                    self.target.wait(cx.waker());
-                    Poll::Pending
+            if self.state.closed || (self.state.permit > 0 && !self.state.flushing) {
+                return;
+            }
+            std::future::poll_fn(|cx| {
+                let mut queue = lock(&self.target.queue);
+                let flushed = !self.state.flushing || queue.taken >= self.state.queued_until;
+                let room = queue.bytes.len() < QUEUE_CAP;
+                if queue.failure.is_some() || (flushed && (room || self.state.permit > 0)) {
+                    return Poll::Ready(());
                 }
-                // The next operation reports it.
-                Err(failure) => {
-                    self.failure = Some(failure);
-                    Poll::Ready(())
-                }
+                queue.wake_later(cx.waker());
+                Poll::Pending
             })
             .await
         }
@@ -206,77 +218,107 @@ mod direct {
 
     impl OutputStream for DirectStream {
         fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-            // Without a permit the pending bytes would grow with every write.
-            if !self.pending.is_empty() || bytes.len() > WRITE_PERMIT {
-                return Err(StreamError::Trap(wasmtime::Error::msg("write not permitted")));
+            if bytes.len() > self.state.permit {
+                return Err(StreamError::Trap(wasmtime::Error::msg(
+                    "write not permitted: more bytes than check-write allowed",
+                )));
             }
-            let written = self.write_now(&bytes)?;
-            self.pending.extend_from_slice(&bytes[written..]);
+            self.state.permit -= bytes.len();
+            let mut queue = lock(&self.target.queue);
+            self.state.failed(&mut queue)?;
+            match self.target.put(&mut queue, &bytes) {
+                Ok(true) => self.state.queued_until = queue.queued,
+                Ok(false) => {}
+                Err(error) => return Err(self.state.close(StreamError::LastOperationFailed(error.into()))),
+            }
             Ok(())
         }
 
-        /// A write is done once the pipe or file has it; what a full pipe left pending is written
-        /// by `ready`, which a flush's caller awaits.
+        /// A write the descriptor took whole needs none; one queued waits for the writer thread.
         fn flush(&mut self) -> StreamResult<()> {
-            self.push().map(drop)
+            let mut queue = lock(&self.target.queue);
+            self.state.failed(&mut queue)?;
+            self.state.flushing = queue.taken < self.state.queued_until;
+            Ok(())
         }
 
         fn check_write(&mut self) -> StreamResult<usize> {
-            Ok(if self.push()? { WRITE_PERMIT } else { 0 })
+            let mut queue = lock(&self.target.queue);
+            self.state.failed(&mut queue)?;
+            self.state.flushing &= queue.taken < self.state.queued_until;
+            self.state.permit = if self.state.flushing {
+                0
+            } else {
+                QUEUE_CAP.saturating_sub(queue.bytes.len()).min(WRITE_PERMIT)
+            };
+            Ok(self.state.permit)
         }
     }
 
     impl Target {
-        /// Wakes `waker` once the target may take a write, or after [`ROOM_POLL_MS`].
-        fn wait(&self, waker: &Waker) {
-            let mut waiting = lock(&self.waiting);
-            if !waiting.iter().any(|known| known.will_wake(waker)) {
-                waiting.push(waker.clone());
-            }
-            self.someone_waits.notify_one();
-        }
-
-        /// The watcher: while guests wait, looks for room, then wakes them all (each writes what
-        /// it can and waits again if it must).
-        fn watch(&self) {
-            loop {
-                let mut waiting = lock(&self.waiting);
-                while waiting.is_empty() {
-                    waiting = wait(&self.someone_waits, waiting);
-                }
-                drop(waiting);
-                // Room or not, each waiting guest looks again (one that left stays no longer).
-                has_room(self.fd, ROOM_POLL_MS);
-                std::mem::take(&mut *lock(&self.waiting))
-                    .into_iter()
-                    .for_each(Waker::wake);
-            }
-        }
-
-        /// Writes what the descriptor takes of `bytes` now, as it is now: a full pipe or socket
-        /// is `WouldBlock`, a descriptor closed or not open for writing the error a native
-        /// program's write would get.
-        fn write(&self, bytes: &[u8]) -> io::Result<usize> {
-            let fd = self.fd;
-            match Kind::of(fd)? {
-                Kind::Socket => {
-                    // MSG_DONTWAIT: this send only, the socket's own flags as they are.
-                    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-                    // SAFETY: `bytes` is valid for its length; `send` only reads it.
-                    result(unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), flags) })
-                }
-                Kind::NeverWaits => raw_write(fd, bytes),
-                // Moved here since the stream was made (a stream made for such a descriptor is
-                // wasmtime-wasi's, on a blocking thread): written once `poll` finds room, no more
-                // than that room surely takes.
-                Kind::Blocking { pipe } => {
-                    let _alone = lock(&self.blocking);
-                    if !has_room(fd, 0) {
-                        return Err(io::ErrorKind::WouldBlock.into());
+        /// Writes what the descriptor takes of `bytes` now without waiting, unless bytes are
+        /// queued before them or it is a blocking pipe or terminal (whose write may wait in the
+        /// write itself: a terminal makes each newline two bytes, and another writer may take the
+        /// room `poll` found: probe H57); queues the rest for the writer thread. Its error is the
+        /// one a native write would get (a closed descriptor, one not open for writing).
+        /// Whether any were queued.
+        fn put(&self, queue: &mut Queue, bytes: &[u8]) -> io::Result<bool> {
+            let mut written = 0;
+            if queue.bytes.is_empty() {
+                let kind = Kind::of(self.fd)?;
+                while written < bytes.len() && !matches!(kind, Kind::Blocking) {
+                    match kind.write_now(self.fd, &bytes[written..]) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(more) => written += more,
+                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                        Err(error) => return Err(error),
                     }
-                    let most = if pipe { PIPE_ROOM } else { TERMINAL_ROOM };
-                    raw_write(fd, &bytes[..bytes.len().min(most)])
                 }
+                if written < bytes.len() {
+                    self.work.notify_one();
+                }
+            }
+            let rest = &bytes[written..];
+            queue.bytes.extend(rest);
+            queue.queued += rest.len() as u64;
+            Ok(!rest.is_empty())
+        }
+
+        /// The writer thread: writes what is queued, in order, waiting as long as the descriptor
+        /// makes it, and wakes the guests waiting for room as it goes.
+        fn drain(&self) {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            loop {
+                {
+                    let mut queue = lock(&self.queue);
+                    while queue.bytes.is_empty() {
+                        queue = wait(&self.work, queue);
+                    }
+                    let (front, back) = queue.bytes.as_slices();
+                    chunk.clear();
+                    chunk.extend(front.iter().chain(back).take(CHUNK));
+                }
+                let outcome = Kind::of(self.fd).and_then(|kind| kind.write_waiting(self.fd, &chunk));
+                let mut queue = lock(&self.queue);
+                match outcome {
+                    Ok(0) => continue,
+                    Ok(written) => {
+                        queue.bytes.drain(..written);
+                        queue.taken += written as u64;
+                        // Permits granted before the queue filled may have grown it far past its
+                        // cap once: that room goes back once it is written.
+                        if queue.bytes.capacity() > 2 * QUEUE_CAP && queue.bytes.len() <= QUEUE_CAP {
+                            queue.bytes.shrink_to(QUEUE_CAP);
+                        }
+                    }
+                    Err(error) => {
+                        queue.taken += queue.bytes.len() as u64;
+                        queue.bytes.clear();
+                        queue.failure = Some(error);
+                    }
+                }
+                queue.waiting.drain(..).for_each(Waker::wake);
             }
         }
     }
@@ -288,9 +330,7 @@ mod direct {
         /// description is non-blocking (Node makes its pipes so): a write returns at once.
         NeverWaits,
         /// A blocking pipe, or terminal: a write may wait for a reader (or flow control) for ever.
-        Blocking {
-            pipe: bool,
-        },
+        Blocking,
     }
 
     impl Kind {
@@ -302,6 +342,7 @@ mod direct {
                 return Err(io::Error::last_os_error());
             }
             let kind = stat.st_mode & libc::S_IFMT;
+            // A socket is open for both ways: no flag of it changes how a write goes.
             if kind == libc::S_IFSOCK {
                 return Ok(Kind::Socket);
             }
@@ -310,15 +351,59 @@ mod direct {
             if flags < 0 {
                 return Err(io::Error::last_os_error());
             }
-            let pipe = kind == libc::S_IFIFO;
+            // Refused before anything is queued, as a native write is: the writer thread would
+            // find it only after the guest's write had returned.
+            if flags & libc::O_ACCMODE == libc::O_RDONLY {
+                return Err(io::Error::from_raw_os_error(libc::EBADF));
+            }
             // SAFETY: isatty only asks.
-            let waits = pipe || (kind == libc::S_IFCHR && unsafe { libc::isatty(fd) } == 1);
+            let waits = kind == libc::S_IFIFO || (kind == libc::S_IFCHR && unsafe { libc::isatty(fd) } == 1);
             Ok(if waits && flags & libc::O_NONBLOCK == 0 {
-                Kind::Blocking { pipe }
+                Kind::Blocking
             } else {
                 Kind::NeverWaits
             })
         }
+
+        /// One write that does not wait (`WouldBlock` if it would; never called for `Blocking`).
+        fn write_now(&self, fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
+            match self {
+                // MSG_DONTWAIT: this send only, the socket's own flags as they are.
+                Kind::Socket => send(fd, bytes, libc::MSG_DONTWAIT),
+                _ => raw_write(fd, bytes),
+            }
+        }
+
+        /// One write, on the writer thread: as long as the descriptor makes it wait, or until
+        /// `poll` finds room in a full non-blocking one (`Ok(0)` when it found none in
+        /// [`ROOM_POLL_MS`]: the caller looks again).
+        fn write_waiting(&self, fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
+            let done = match self {
+                Kind::Socket => send(fd, bytes, 0),
+                _ => raw_write(fd, bytes),
+            };
+            match done {
+                Err(error) if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
+                    let mut poll = libc::pollfd {
+                        fd,
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    };
+                    // SAFETY: one pollfd, valid for the call.
+                    unsafe { libc::poll(&mut poll, 1, ROOM_POLL_MS) };
+                    Ok(0)
+                }
+                Ok(0) if !bytes.is_empty() => Err(io::ErrorKind::WriteZero.into()),
+                done => done,
+            }
+        }
+    }
+
+    /// `send` with MSG_NOSIGNAL: a reader gone is EPIPE, as a write to a pipe is where SIGPIPE
+    /// is ignored (Node ignores it).
+    fn send(fd: RawFd, bytes: &[u8], flags: libc::c_int) -> io::Result<usize> {
+        // SAFETY: `bytes` is valid for its length; `send` only reads it.
+        result(unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), flags | libc::MSG_NOSIGNAL) })
     }
 
     fn raw_write(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
@@ -330,15 +415,102 @@ mod direct {
         usize::try_from(done).map_err(|_| io::Error::last_os_error())
     }
 
-    /// Whether `fd` takes a write (or reports why not: a hang-up or error is the write's to say),
-    /// waiting at most `timeout_ms` for it.
-    fn has_room(fd: RawFd, timeout_ms: i32) -> bool {
-        let mut poll = libc::pollfd {
-            fd,
-            events: libc::POLLOUT,
-            revents: 0,
-        };
-        // SAFETY: one pollfd, valid for the call.
-        unsafe { libc::poll(&mut poll, 1, timeout_ms) == 1 }
+    #[cfg(test)]
+    mod tests {
+        use std::io::Read;
+        use std::os::fd::{FromRawFd, RawFd};
+        use std::time::{Duration, Instant};
+
+        use bytes::Bytes;
+        use wasmtime_wasi::p2::OutputStream;
+
+        use std::sync::Arc;
+
+        use super::{DirectStream, StreamState, Target, target};
+
+        /// A pipe whose write end is non-blocking, as Node makes its pipes.
+        fn pipe() -> (std::fs::File, RawFd) {
+            let mut fds = [0; 2];
+            // SAFETY: two descriptors written into `fds`.
+            assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK) }, 0);
+            // SAFETY: the read end is ours alone.
+            let reader = unsafe { std::fs::File::from_raw_fd(fds[0]) };
+            (reader, fds[1])
+        }
+
+        /// A stream to `target`, as each `get-stdout` makes one.
+        fn stream(target: &Arc<Target>) -> DirectStream {
+            DirectStream {
+                target: target.clone(),
+                state: StreamState::default(),
+            }
+        }
+
+        /// Reads until `wanted` bytes came, or 10 s passed.
+        fn read_all(reader: &mut std::fs::File, wanted: usize) -> Vec<u8> {
+            let mut read = Vec::new();
+            let mut buffer = [0; 65536];
+            let started = Instant::now();
+            while read.len() < wanted && started.elapsed() < Duration::from_secs(10) {
+                match reader.read(&mut buffer) {
+                    Ok(count) => read.extend_from_slice(&buffer[..count]),
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+            read
+        }
+
+        #[test]
+        fn what_streams_queued_outlives_them_and_arrives_in_order() {
+            let (mut reader, fd) = pipe();
+            let target = target(fd).expect("a writer thread");
+            let mut written = Vec::new();
+            for round in 0..8u8 {
+                let mut stream = stream(&target);
+                let permit = stream.check_write().unwrap();
+                assert_eq!(permit, 64 * 1024, "a queue with room allows a whole permit");
+                let bytes = vec![b'a' + round; permit];
+                written.extend_from_slice(&bytes);
+                stream.write(Bytes::from(bytes)).unwrap();
+                // Dropped unflushed: a pipe of 64 KiB cannot have taken all of it.
+            }
+            let read = read_all(&mut reader, written.len());
+            assert_eq!(read.len(), written.len());
+            assert!(read == written, "in the order written");
+        }
+
+        #[test]
+        fn a_flush_holds_check_write_until_the_writer_took_the_bytes() {
+            let (mut reader, fd) = pipe();
+            let mut stream = stream(&target(fd).expect("a writer thread"));
+            let mut written = 0;
+            // Fill the pipe and queue past it.
+            for _ in 0..4 {
+                let permit = stream.check_write().unwrap();
+                stream.write(Bytes::from(vec![b'x'; permit])).unwrap();
+                written += permit;
+            }
+            stream.flush().unwrap();
+            assert_eq!(stream.check_write().unwrap(), 0, "a flush not yet done allows nothing");
+            assert_eq!(read_all(&mut reader, written).len(), written);
+            let started = Instant::now();
+            while stream.check_write().unwrap() == 0 && started.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(
+                stream.check_write().unwrap(),
+                64 * 1024,
+                "the flush ended once all was written"
+            );
+        }
+
+        #[test]
+        fn a_descriptor_open_only_for_reading_is_refused_at_the_write() {
+            let (reader, _fd) = pipe();
+            use std::os::fd::AsRawFd;
+            let mut stream = stream(&target(reader.as_raw_fd()).expect("a writer thread"));
+            stream.check_write().unwrap();
+            assert!(stream.write(Bytes::from_static(b"x")).is_err());
+        }
     }
 }
