@@ -652,7 +652,10 @@ test('12.15 what a component nested in others defines counts once for each insta
     await t.throwsAsync(engine.compileComponent(wat), { instanceOf: CompileError, message: tooMany })
     const refused = engine.validate(wat)
     t.true(!refused.ok && tooMany.test(refused.message))
-    t.true(performance.now() - started < 5_000)
+    // Milliseconds alone; the bound is loose because other spec files load both cores (a CI run
+    // beside a release build took past 5 s once), and still far below the 34 s of the bug.
+    const elapsed = performance.now() - started
+    t.true(elapsed < 15_000, `refused after ${elapsed} ms`)
   }
   // Within the bound the same shapes compile: 10 × 10 and 5 × 5 instances.
   t.notThrows(() => engine.compileComponentSync(multiplyingComponent(lowering, 10, 10)))

@@ -107,12 +107,34 @@ mod direct {
         bytes: VecDeque<u8>,
         /// The guests waiting for room in the queue.
         waiting: Vec<Waker>,
-        /// Why the writer dropped what was queued, for the next stream operation to report.
-        failure: Option<io::Error>,
+        /// The writer's last failure, for the streams whose bytes it dropped.
+        failure: Option<Dropped>,
         /// Bytes ever queued, and ever taken out (written, or dropped on a failure): a stream
         /// flushed once the second reaches the first as it was after the stream's last write.
         queued: u64,
         taken: u64,
+    }
+
+    /// What the writer dropped when a write failed (a reader gone, the descriptor closed): the
+    /// queue's bytes from `from` to `to`, in its order. Each stream with bytes among them gets the
+    /// error at its next operation, as a native program gets the error of its own write; a stream
+    /// with none goes on (a failure of another guest's bytes does not close it).
+    struct Dropped {
+        error: io::ErrorKind,
+        os_error: Option<i32>,
+        from: u64,
+        to: u64,
+    }
+
+    impl Dropped {
+        fn hits(&self, queued_until: u64) -> bool {
+            (self.from + 1..=self.to).contains(&queued_until)
+        }
+
+        fn error(&self) -> io::Error {
+            self.os_error
+                .map_or_else(|| self.error.into(), io::Error::from_raw_os_error)
+        }
     }
 
     impl Queue {
@@ -184,14 +206,16 @@ mod direct {
             error
         }
 
-        /// The failure an earlier write met (now, or in the writer thread), if any.
-        fn failed(&mut self, queue: &mut Queue) -> StreamResult<()> {
+        /// The failure the writer thread met writing this stream's bytes, if any.
+        fn failed(&mut self, queue: &Queue) -> StreamResult<()> {
             if self.closed {
                 return Err(StreamError::Closed);
             }
-            match queue.failure.take() {
-                Some(error) => Err(self.close(StreamError::LastOperationFailed(error.into()))),
-                None => Ok(()),
+            match &queue.failure {
+                Some(dropped) if dropped.hits(self.queued_until) => {
+                    Err(self.close(StreamError::LastOperationFailed(dropped.error().into())))
+                }
+                _ => Ok(()),
             }
         }
     }
@@ -206,7 +230,11 @@ mod direct {
                 let mut queue = lock(&self.target.queue);
                 let flushed = !self.state.flushing || queue.taken >= self.state.queued_until;
                 let room = queue.bytes.len() < QUEUE_CAP;
-                if queue.failure.is_some() || (flushed && (room || self.state.permit > 0)) {
+                let dropped = queue
+                    .failure
+                    .as_ref()
+                    .is_some_and(|dropped| dropped.hits(self.state.queued_until));
+                if dropped || (flushed && (room || self.state.permit > 0)) {
                     return Poll::Ready(());
                 }
                 queue.wake_later(cx.waker());
@@ -225,7 +253,7 @@ mod direct {
             }
             self.state.permit -= bytes.len();
             let mut queue = lock(&self.target.queue);
-            self.state.failed(&mut queue)?;
+            self.state.failed(&queue)?;
             match self.target.put(&mut queue, &bytes) {
                 Ok(true) => self.state.queued_until = queue.queued,
                 Ok(false) => {}
@@ -236,15 +264,15 @@ mod direct {
 
         /// A write the descriptor took whole needs none; one queued waits for the writer thread.
         fn flush(&mut self) -> StreamResult<()> {
-            let mut queue = lock(&self.target.queue);
-            self.state.failed(&mut queue)?;
+            let queue = lock(&self.target.queue);
+            self.state.failed(&queue)?;
             self.state.flushing = queue.taken < self.state.queued_until;
             Ok(())
         }
 
         fn check_write(&mut self) -> StreamResult<usize> {
-            let mut queue = lock(&self.target.queue);
-            self.state.failed(&mut queue)?;
+            let queue = lock(&self.target.queue);
+            self.state.failed(&queue)?;
             self.state.flushing &= queue.taken < self.state.queued_until;
             self.state.permit = if self.state.flushing {
                 0
@@ -313,9 +341,15 @@ mod direct {
                         }
                     }
                     Err(error) => {
+                        let from = queue.taken;
                         queue.taken += queue.bytes.len() as u64;
                         queue.bytes.clear();
-                        queue.failure = Some(error);
+                        queue.failure = Some(Dropped {
+                            error: error.kind(),
+                            os_error: error.raw_os_error(),
+                            from,
+                            to: queue.taken,
+                        });
                     }
                 }
                 queue.waiting.drain(..).for_each(Waker::wake);
@@ -427,6 +461,7 @@ mod direct {
         use std::sync::Arc;
 
         use super::{DirectStream, StreamState, Target, target};
+        use crate::sync::lock;
 
         /// A pipe whose write end is non-blocking, as Node makes its pipes.
         fn pipe() -> (std::fs::File, RawFd) {
@@ -501,6 +536,30 @@ mod direct {
                 stream.check_write().unwrap(),
                 64 * 1024,
                 "the flush ended once all was written"
+            );
+        }
+
+        #[test]
+        fn a_failed_write_is_the_error_of_the_streams_whose_bytes_it_dropped_only() {
+            let (reader, fd) = pipe();
+            let target = target(fd).expect("a writer thread");
+            let (mut writer, mut bystander) = (stream(&target), stream(&target));
+            for _ in 0..2 {
+                let permit = writer.check_write().unwrap();
+                writer.write(Bytes::from(vec![b'w'; permit])).unwrap();
+            }
+            assert!(bystander.check_write().unwrap() > 0);
+            // The reader goes: the writer thread's next write is EPIPE, and drops what is queued.
+            drop(reader);
+            let started = Instant::now();
+            while lock(&target.queue).failure.is_none() && started.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // The bystander asks first: the failure is not the first asker's.
+            assert!(bystander.check_write().is_ok(), "a stream with none queued goes on");
+            assert!(
+                writer.check_write().is_err(),
+                "the stream whose bytes were dropped is told"
             );
         }
 
