@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync, symlinkSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
@@ -570,6 +570,69 @@ test('what check-write allowed on an inherited stdout arrives whole, though the 
   t.is(stderr.trim(), 'ok')
   t.is(stdout.length, streams * 64 * 1024)
   t.regex(stdout, /^p*$/)
+})
+
+test('inherited stdout moved by the host away from a pipe nobody reads: later writes follow it, not waiting behind the old pipe', async (t) => {
+  // Probe H59: the writer thread blocked in write(2) on a blocking pipe nobody read stayed there
+  // after the host moved fd 1 to a file, and every later guest's flush waited behind it, to its
+  // deadline, with nothing in the file. fd 1 starts as a blocking FIFO whose reader never reads.
+  const dir = mkdtempSync(path.join(tmpdir(), 'airssys-moved-'))
+  const fifo = path.join(dir, 'stdout')
+  const moved = path.join(dir, 'moved.txt')
+  execFileSync('mkfifo', [fifo])
+  const file = path.join(dir, 'child.mjs')
+  writeFileSync(
+    file,
+    `import { closeSync, constants, openSync, readFileSync } from 'node:fs'
+     import { Engine } from ${JSON.stringify(new URL('../lib/index.js', import.meta.url).href)}
+     openSync(${JSON.stringify(fifo)}, constants.O_RDONLY | constants.O_NONBLOCK)
+     closeSync(1)
+     openSync(${JSON.stringify(fifo)}, 'w')
+     const engine = new Engine()
+     const flood = engine.compileModuleSync(${JSON.stringify(moduleWasm)}).instantiateSync({
+       limits: { memoryBytes: 16 << 20 },
+       wasi: { stdout: 'inherit', args: ['wasi-cli', 'spam', '4000000'] },
+     })
+     const flooded = await flood.call('_start', [], { timeoutMs: 500 }).then(() => 'ok', (error) => error.code)
+     closeSync(1)
+     openSync(${JSON.stringify(moved)}, 'w')
+     const line = engine.compileModuleSync(\`(module
+       (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+       (memory (export "memory") 1)
+       (data (i32.const 16) "guest\\\\n")
+       (func (export "out") (result i32)
+         (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 6))
+         (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))\`)
+     const started = Date.now()
+     const written = await line
+       .instantiateSync({ limits: { memoryBytes: 1 << 16 }, wasi: { stdout: 'inherit' } })
+       .call('out', [], { timeoutMs: 5000 })
+       .then((errno) => errno, (error) => error.code)
+     const elapsedMs = Date.now() - started
+     process.stderr.write(JSON.stringify({ flooded, written, elapsedMs, tail: readFileSync(${JSON.stringify(moved)}, 'utf8').slice(-6) }))
+     process.exit(0)`,
+  )
+  const report = await new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', file], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: 90_000,
+    })
+    let stderr = ''
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+    child.on('error', reject)
+    child.on('close', () => resolve(stderr))
+  })
+  rmSync(dir, { recursive: true, force: true })
+  const result = JSON.parse(report) as {
+    flooded: string
+    written: number | string
+    elapsedMs: number
+    tail: string
+  }
+  t.is(result.flooded, 'ERR_WASM_TIMEOUT', report)
+  t.is(result.written, 0, report)
+  t.is(result.tail, 'guest\n', report)
+  t.true(result.elapsedMs < 4_000, report)
 })
 
 test('a guest writing to an inherited stdout socket nobody reads ends by its deadline', async (t) => {

@@ -77,6 +77,14 @@ mod direct {
     /// Most bytes the writer thread hands the descriptor at once.
     const CHUNK: usize = 64 * 1024;
 
+    /// Most bytes written at once to a blocking pipe that has room: a pipe with room for a write
+    /// has a free page, so a write of at most PIPE_BUF never waits.
+    const PIPE_ROOM: usize = libc::PIPE_BUF;
+
+    /// Most bytes written at once to a blocking terminal that has room: it says so only while
+    /// fewer than 256 characters wait in it, with more room than that behind them.
+    const TERMINAL_ROOM: usize = 256;
+
     /// How long the writer waits in `poll` for room in a non-blocking descriptor before it looks
     /// again (the host may have moved the descriptor meanwhile).
     const ROOM_POLL_MS: i32 = 100;
@@ -294,7 +302,7 @@ mod direct {
             let mut written = 0;
             if queue.bytes.is_empty() {
                 let kind = Kind::of(self.fd)?;
-                while written < bytes.len() && !matches!(kind, Kind::Blocking) {
+                while written < bytes.len() && !matches!(kind, Kind::Blocking { .. }) {
                     match kind.write_now(self.fd, &bytes[written..]) {
                         Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                         Ok(more) => written += more,
@@ -313,8 +321,8 @@ mod direct {
             Ok(!rest.is_empty())
         }
 
-        /// The writer thread: writes what is queued, in order, waiting as long as the descriptor
-        /// makes it, and wakes the guests waiting for room as it goes.
+        /// The writer thread: writes what is queued, in order, to the descriptor as it is at each
+        /// write, and wakes the guests waiting for room or a flush as it goes.
         fn drain(&self) {
             let mut chunk = Vec::with_capacity(CHUNK);
             loop {
@@ -364,7 +372,9 @@ mod direct {
         /// description is non-blocking (Node makes its pipes so): a write returns at once.
         NeverWaits,
         /// A blocking pipe, or terminal: a write may wait for a reader (or flow control) for ever.
-        Blocking,
+        Blocking {
+            pipe: bool,
+        },
     }
 
     impl Kind {
@@ -393,7 +403,9 @@ mod direct {
             // SAFETY: isatty only asks.
             let waits = kind == libc::S_IFIFO || (kind == libc::S_IFCHR && unsafe { libc::isatty(fd) } == 1);
             Ok(if waits && flags & libc::O_NONBLOCK == 0 {
-                Kind::Blocking
+                Kind::Blocking {
+                    pipe: kind == libc::S_IFIFO,
+                }
             } else {
                 Kind::NeverWaits
             })
@@ -408,29 +420,47 @@ mod direct {
             }
         }
 
-        /// One write, on the writer thread: as long as the descriptor makes it wait, or until
-        /// `poll` finds room in a full non-blocking one (`Ok(0)` when it found none in
-        /// [`ROOM_POLL_MS`]: the caller looks again).
+        /// One write, on the writer thread, once `poll` finds room (`Ok(0)` when it found none in
+        /// [`ROOM_POLL_MS`]: the caller looks at the descriptor again).
         fn write_waiting(&self, fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
             let done = match self {
-                Kind::Socket => send(fd, bytes, 0),
-                _ => raw_write(fd, bytes),
+                Kind::Socket => send(fd, bytes, libc::MSG_DONTWAIT),
+                Kind::NeverWaits => raw_write(fd, bytes),
+                // Only once `poll` finds room, and no more than that room surely takes, so that
+                // the writer looks at the descriptor again within ROOM_POLL_MS though nobody reads
+                // (probe H59: blocked in write(2) on a pipe nobody read, it stayed there after the
+                // host moved fd 1, and every guest's flush waited behind it). Another writer
+                // taking the room first, or a terminal's newlines, can still hold the writer in
+                // the write, and the writer alone.
+                Kind::Blocking { pipe } => {
+                    if !has_room(fd, ROOM_POLL_MS) {
+                        return Ok(0);
+                    }
+                    let most = if *pipe { PIPE_ROOM } else { TERMINAL_ROOM };
+                    raw_write(fd, &bytes[..bytes.len().min(most)])
+                }
             };
             match done {
                 Err(error) if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
-                    let mut poll = libc::pollfd {
-                        fd,
-                        events: libc::POLLOUT,
-                        revents: 0,
-                    };
-                    // SAFETY: one pollfd, valid for the call.
-                    unsafe { libc::poll(&mut poll, 1, ROOM_POLL_MS) };
+                    has_room(fd, ROOM_POLL_MS);
                     Ok(0)
                 }
                 Ok(0) if !bytes.is_empty() => Err(io::ErrorKind::WriteZero.into()),
                 done => done,
             }
         }
+    }
+
+    /// Whether `fd` takes a write (or has a hang-up or error for the write to report), waiting at
+    /// most `timeout_ms` for it.
+    fn has_room(fd: RawFd, timeout_ms: i32) -> bool {
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one pollfd, valid for the call.
+        unsafe { libc::poll(&mut poll, 1, timeout_ms) == 1 }
     }
 
     /// `send` with MSG_NOSIGNAL: a reader gone is EPIPE, as a write to a pipe is where SIGPIPE
