@@ -502,6 +502,26 @@ test('a guest writing newlines to an inherited terminal nobody reads ends by its
   t.true((result.elapsed ?? Infinity) < 3_000, `ended after ${result.elapsed} ms`)
 })
 
+/** A preview 1 module whose export `out` writes a line, "guest", to fd 1 and returns fd_write's errno. */
+const GUEST_LINE_WAT = `(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "guest\\n")
+  (func (export "out") (result i32)
+    (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 6))
+    (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))`
+
+/** Runs \`command\` in a shell (which sets the child's fd 1), and resolves with what it wrote to stderr. */
+function stderrOf(command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('sh', ['-c', command], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 90_000 })
+    let stderr = ''
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+    child.on('error', reject)
+    child.on('close', () => resolve(stderr))
+  })
+}
+
 test("inherited stdout is the process's fd 1 as it is at each write: refused where it is read-only, followed where the host moves it", async (t) => {
   // Probe H56: fd 1 was reopened once through /proc/self/fd/1 for writing, whatever its access
   // mode (a guest wrote into the read end of the host's own stdin pipe), and that copy was kept:
@@ -514,13 +534,7 @@ test("inherited stdout is the process's fd 1 as it is at each write: refused whe
     file,
     `import { closeSync, openSync, readFileSync } from 'node:fs'
      import { Engine } from ${JSON.stringify(new URL('../lib/index.js', import.meta.url).href)}
-     const module = new Engine().compileModuleSync(\`(module
-       (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-       (memory (export "memory") 1)
-       (data (i32.const 16) "guest\\\\n")
-       (func (export "out") (result i32)
-         (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 6))
-         (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))\`)
+     const module = new Engine().compileModuleSync(${JSON.stringify(GUEST_LINE_WAT)})
      const fresh = () => module.instantiateSync({ limits: { memoryBytes: 1 << 16 }, wasi: { stdout: 'inherit' } })
      // A stream that failed stays closed, as WASI's do: the one made before the move has not.
      const [failing, before] = [fresh(), fresh()]
@@ -530,16 +544,7 @@ test("inherited stdout is the process's fd 1 as it is at each write: refused whe
      const after = [before.callSync('out'), fresh().callSync('out')]
      process.stderr.write(JSON.stringify({ readOnly, fd, after, file: readFileSync(${JSON.stringify(moved)}, 'utf8') }))`,
   )
-  const report = await new Promise<string>((resolve, reject) => {
-    const child = spawn('sh', ['-c', `sleep 2 | "${process.execPath}" --import tsx "${file}" 1<&0`], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      timeout: 90_000,
-    })
-    let stderr = ''
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-    child.on('error', reject)
-    child.on('close', () => resolve(stderr))
-  })
+  const report = await stderrOf(`sleep 2 | "${process.execPath}" --import tsx "${file}" 1<&0`)
   rmSync(dir, { recursive: true, force: true })
   // WASI's errno 8 is EBADF, as a native write(1) gets.
   t.deepEqual(JSON.parse(report), { readOnly: 8, fd: 1, after: [0, 0], file: 'guest\nguest\n' }, report)
@@ -596,13 +601,7 @@ test('inherited stdout moved by the host away from a pipe nobody reads: later wr
      const flooded = await flood.call('_start', [], { timeoutMs: 500 }).then(() => 'ok', (error) => error.code)
      closeSync(1)
      openSync(${JSON.stringify(moved)}, 'w')
-     const line = engine.compileModuleSync(\`(module
-       (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-       (memory (export "memory") 1)
-       (data (i32.const 16) "guest\\\\n")
-       (func (export "out") (result i32)
-         (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 6))
-         (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))\`)
+     const line = engine.compileModuleSync(${JSON.stringify(GUEST_LINE_WAT)})
      const started = Date.now()
      const written = await line
        .instantiateSync({ limits: { memoryBytes: 1 << 16 }, wasi: { stdout: 'inherit' } })
@@ -612,16 +611,7 @@ test('inherited stdout moved by the host away from a pipe nobody reads: later wr
      process.stderr.write(JSON.stringify({ flooded, written, elapsedMs, tail: readFileSync(${JSON.stringify(moved)}, 'utf8').slice(-6) }))
      process.exit(0)`,
   )
-  const report = await new Promise<string>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', file], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      timeout: 90_000,
-    })
-    let stderr = ''
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-    child.on('error', reject)
-    child.on('close', () => resolve(stderr))
-  })
+  const report = await stderrOf(`"${process.execPath}" --import tsx "${file}"`)
   rmSync(dir, { recursive: true, force: true })
   const result = JSON.parse(report) as {
     flooded: string
