@@ -18,13 +18,13 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView};
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::errors::Failure;
 use crate::sync::lock;
-use crate::wasi_stdio::{Inherited, WRITE_PERMIT};
+use crate::wasi_stdio::{Inherited, WRITE_PERMIT, permit_left};
 
 /// A component's WASI state: its context, its handles (shared by every WASI interface, wasi:http
 /// included) and wasi:http's own settings.
@@ -497,12 +497,7 @@ impl Pollable for PipeStream {
 
 impl OutputStream for PipeStream {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        if bytes.len() > self.permit {
-            return Err(StreamError::Trap(wasmtime::Error::msg(
-                "write not permitted: more bytes than check-write allowed",
-            )));
-        }
-        let left = self.permit - bytes.len();
+        let left = permit_left(bytes.len(), self.permit)?;
         let mut kept = self.pipe.lock();
         self.pipe.grant(&mut kept, &mut self.permit, left);
         self.pipe.keep(&mut kept, &bytes);

@@ -13,12 +13,22 @@ use std::io;
 
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::OutputStream;
 use wasmtime_wasi::p2::pipe::AsyncWriteStream;
+use wasmtime_wasi::p2::{OutputStream, StreamError, StreamResult};
 
 /// Most bytes one write of a guest to its stdout or stderr may bring (piped or inherited): what
 /// the host copies out of its memory at a time.
 pub const WRITE_PERMIT: usize = 64 * 1024;
+
+/// What a stream's permit leaves after a write of `len` bytes; a write past what `check-write`
+/// allowed is the guest's error (piped and inherited streams alike).
+pub fn permit_left(len: usize, permit: usize) -> StreamResult<usize> {
+    permit.checked_sub(len).ok_or_else(|| {
+        StreamError::Trap(wasmtime::Error::msg(
+            "write not permitted: more bytes than check-write allowed",
+        ))
+    })
+}
 
 /// The process's stdout or stderr.
 #[derive(Clone, Copy)]
@@ -65,7 +75,7 @@ mod direct {
     use bytes::{Buf, Bytes, BytesMut};
     use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
-    use super::{Inherited, WRITE_PERMIT};
+    use super::{Inherited, WRITE_PERMIT, permit_left};
     use crate::sync::{lock, wait};
 
     /// Bytes queued for a descriptor (written by guests while it had no room) past which
@@ -84,8 +94,8 @@ mod direct {
     /// fewer than 256 characters wait in it, with more room than that behind them.
     const TERMINAL_ROOM: usize = 256;
 
-    /// How long the writer waits in `poll` for room in a non-blocking descriptor before it looks
-    /// again (the host may have moved the descriptor meanwhile).
+    /// How long the writer waits in `poll` for room in a descriptor before it looks at it again
+    /// (the host may have moved it meanwhile).
     const ROOM_POLL_MS: i32 = 100;
 
     /// Wakers of waiting guests kept before all are woken (each one still waiting registers
@@ -116,9 +126,8 @@ mod direct {
         waiting: Vec<Waker>,
         /// The writer's last failure, for the streams whose bytes it dropped.
         failure: Option<Dropped>,
-        /// Bytes ever queued, and ever taken out (written, or dropped on a failure): a stream
-        /// flushed once the second reaches the first as it was after the stream's last write.
-        queued: u64,
+        /// Bytes ever taken out (written, or dropped on a failure): a stream is flushed once it
+        /// reaches [`Queue::end`] as it was after the stream's last write.
         taken: u64,
         /// `taken` when the writer last woke the waiting guests.
         woken_at: u64,
@@ -147,6 +156,11 @@ mod direct {
     }
 
     impl Queue {
+        /// Where in the queue's order its last byte is: bytes ever queued.
+        fn end(&self) -> u64 {
+            self.taken + self.bytes.len() as u64
+        }
+
         /// Wakes `waker` at the writer thread's next progress.
         fn wake_later(&mut self, waker: &Waker) {
             if self.waiting.len() >= MOST_WAITING {
@@ -255,16 +269,11 @@ mod direct {
 
     impl OutputStream for DirectStream {
         fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-            if bytes.len() > self.state.permit {
-                return Err(StreamError::Trap(wasmtime::Error::msg(
-                    "write not permitted: more bytes than check-write allowed",
-                )));
-            }
-            self.state.permit -= bytes.len();
+            self.state.permit = permit_left(bytes.len(), self.state.permit)?;
             let mut queue = lock(&self.target.queue);
             self.state.failed(&queue)?;
             match self.target.put(&mut queue, &bytes) {
-                Ok(true) => self.state.queued_until = queue.queued,
+                Ok(true) => self.state.queued_until = queue.end(),
                 Ok(false) => {}
                 Err(error) => return Err(self.state.close(StreamError::LastOperationFailed(error.into()))),
             }
@@ -297,8 +306,8 @@ mod direct {
         /// queued before them or it is a blocking pipe or terminal (whose write may wait in the
         /// write itself: a terminal makes each newline two bytes, and another writer may take the
         /// room `poll` found: probe H57); queues the rest for the writer thread. Its error is the
-        /// one a native write would get (a closed descriptor, one not open for writing).
-        /// Whether any were queued.
+        /// one a native write would get (a closed descriptor, one not open for writing); `true`
+        /// when some were queued.
         fn put(&self, queue: &mut Queue, bytes: &[u8]) -> io::Result<bool> {
             let mut written = 0;
             if queue.bytes.is_empty() {
@@ -316,10 +325,8 @@ mod direct {
                     self.work.notify_one();
                 }
             }
-            let rest = &bytes[written..];
-            queue.bytes.extend_from_slice(rest);
-            queue.queued += rest.len() as u64;
-            Ok(!rest.is_empty())
+            queue.bytes.extend_from_slice(&bytes[written..]);
+            Ok(written < bytes.len())
         }
 
         /// The writer thread: writes what is queued, in order, to the descriptor as it is at each
@@ -427,7 +434,8 @@ mod direct {
             })
         }
 
-        /// One write that does not wait (`WouldBlock` if it would; never called for `Blocking`).
+        /// One write that does not wait (`WouldBlock` if it would; a `Blocking` one is written only
+        /// by the writer thread, after `poll`).
         fn write_now(&self, fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
             match self {
                 // MSG_DONTWAIT: this send only, the socket's own flags as they are.
@@ -445,12 +453,11 @@ mod direct {
             }
         }
 
-        /// One write, on the writer thread, once `poll` finds room (`Ok(0)` when it found none in
-        /// [`ROOM_POLL_MS`]: the caller looks at the descriptor again).
+        /// One write of at most [`Kind::most`] bytes, on the writer thread, once `poll` finds room
+        /// (`Ok(0)` when it found none in [`ROOM_POLL_MS`]: the caller looks at the descriptor
+        /// again).
         fn write_waiting(&self, fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
             let done = match self {
-                Kind::Socket => send(fd, bytes, libc::MSG_DONTWAIT),
-                Kind::NeverWaits => raw_write(fd, bytes),
                 // Only once `poll` finds room, and no more than that room surely takes, so that
                 // the writer looks at the descriptor again within ROOM_POLL_MS though nobody reads
                 // (probe H59: blocked in write(2) on a pipe nobody read, it stayed there after the
@@ -461,8 +468,9 @@ mod direct {
                     if !has_room(fd, ROOM_POLL_MS) {
                         return Ok(0);
                     }
-                    raw_write(fd, &bytes[..bytes.len().min(self.most())])
+                    raw_write(fd, bytes)
                 }
+                _ => self.write_now(fd, bytes),
             };
             match done {
                 Err(error) if matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
