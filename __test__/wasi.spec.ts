@@ -379,7 +379,7 @@ test('wasi: false leaves WASI unlinked, so its imports are a LinkError', async (
  */
 function inheritingChild(
   script: string,
-  target: 'socket' | 'fifo' | 'file' | 'unread',
+  target: 'socket' | 'fifo' | 'file' | 'unread' | 'late',
 ): Promise<{ stdout: string; stderr: string }> {
   const dir = mkdtempSync(path.join(tmpdir(), 'airssys-inherit-'))
   const file = path.join(dir, 'child.mjs')
@@ -388,8 +388,11 @@ function inheritingChild(
     script.replace('ENTRY', JSON.stringify(new URL('../lib/index.js', import.meta.url).href)),
   )
   const out = path.join(dir, 'out.txt')
-  const redirect = { socket: '', unread: '', fifo: ' | cat', file: ` > "${out}" 2>&1` }[target]
-  const command = `"${process.execPath}" --import tsx "${file}"${redirect}`
+  // 'late': a pipe read only from 300 ms after the child wrote the file READY names.
+  const ready = path.join(dir, 'ready')
+  const late = ` | (while [ ! -e "${ready}" ]; do sleep 0.05; done; sleep 0.3; cat)`
+  const redirect = { socket: '', unread: '', fifo: ' | cat', file: ` > "${out}" 2>&1`, late }[target]
+  const command = `READY="${ready}" "${process.execPath}" --import tsx "${file}"${redirect}`
   return new Promise((resolve, reject) => {
     const child = spawn('sh', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 })
     let stdout = ''
@@ -571,6 +574,35 @@ test('what check-write allowed on an inherited stdout arrives whole, though the 
     await new Promise((resolve) => setTimeout(resolve, 3000))
   `,
     'socket',
+  )
+  t.is(stderr.trim(), 'ok')
+  t.is(stdout.length, streams * 64 * 1024)
+  t.regex(stdout, /^p*$/)
+})
+
+test('what guests queued on an inherited stdout and did not flush is written before the process exits', async (t) => {
+  // Probe H59: bytes still queued for the writer thread when the host exited were lost (65,536 of
+  // 1,048,576 behind a late reader). The child exits as soon as the call returns, its stdout a
+  // pipe whose reader starts only after that.
+  const streams = 64
+  const { stdout, stderr } = await inheritingChild(
+    `
+    import { writeFileSync } from 'node:fs'
+    import { Engine } from ENTRY
+    const compiled = await new Engine().compileComponent(${JSON.stringify(wasiHttpWasm)})
+    const instance = await compiled.instantiate({
+      limits: { memoryBytes: 16 << 20 },
+      wasi: { stdout: 'inherit', args: ['wasi-http', 'permits', '${streams}'] },
+    })
+    const outcome = await instance.call('wasi:cli/run#run', [], { timeoutMs: 10000 }).then(
+      () => 'ok',
+      (error) => error.code,
+    )
+    console.error(outcome)
+    writeFileSync(process.env.READY, '')
+    process.exit(0)
+  `,
+    'late',
   )
   t.is(stderr.trim(), 'ok')
   t.is(stdout.length, streams * 64 * 1024)
