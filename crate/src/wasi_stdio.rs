@@ -67,6 +67,7 @@ impl StdoutStream for Inherited {
 
 #[cfg(target_os = "linux")]
 mod direct {
+    use std::collections::VecDeque;
     use std::io;
     use std::os::fd::RawFd;
     use std::sync::{Arc, Condvar, Mutex, Once, OnceLock};
@@ -103,6 +104,10 @@ mod direct {
     /// again): a guest whose deadline ended its wait leaves its waker behind.
     const MOST_WAITING: usize = 256;
 
+    /// Failures of the writer kept for the streams whose bytes they dropped, each with a range of
+    /// positions: a stream asks at its next operation.
+    const MOST_FAILURES: usize = 16;
+
     /// How long the process's exit waits for a writer thread that writes nothing (a reader that
     /// stopped reading): guests' bytes must not hold the host's exit for ever.
     const EXIT_IDLE: Duration = Duration::from_secs(2);
@@ -129,8 +134,8 @@ mod direct {
         bytes: BytesMut,
         /// The guests waiting for room in the queue.
         waiting: Vec<Waker>,
-        /// The writer's last failure, for the streams whose bytes it dropped.
-        failure: Option<Dropped>,
+        /// The writer's latest failures, for the streams whose bytes they dropped.
+        failures: VecDeque<Dropped>,
         /// Bytes ever taken out (written, or dropped on a failure): a stream is flushed once it
         /// reaches [`Queue::end`] as it was after the stream's last write.
         taken: u64,
@@ -164,6 +169,26 @@ mod direct {
         /// Where in the queue's order its last byte is: bytes ever queued.
         fn end(&self) -> u64 {
             self.taken + self.bytes.len() as u64
+        }
+
+        /// The failure that dropped the byte before `queued_until`, if one did.
+        fn dropped(&self, queued_until: u64) -> Option<&Dropped> {
+            self.failures.iter().find(|dropped| dropped.hits(queued_until))
+        }
+
+        /// Records a failure. One right after another (nothing written between) extends it; of
+        /// the others the latest [`MOST_FAILURES`] are kept: a stream whose bytes an earlier one
+        /// dropped is still told after a later one (one record was replaced by the next).
+        fn record_failure(&mut self, dropped: Dropped) {
+            match self.failures.back_mut() {
+                Some(last) if last.to == dropped.from => last.to = dropped.to,
+                _ => {
+                    if self.failures.len() == MOST_FAILURES {
+                        self.failures.pop_front();
+                    }
+                    self.failures.push_back(dropped);
+                }
+            }
         }
 
         /// Wakes `waker` at the writer thread's next progress.
@@ -260,10 +285,8 @@ mod direct {
             if self.closed {
                 return Err(StreamError::Closed);
             }
-            match &queue.failure {
-                Some(dropped) if dropped.hits(self.queued_until) => {
-                    Err(self.close(StreamError::LastOperationFailed(dropped.error().into())))
-                }
+            match queue.dropped(self.queued_until) {
+                Some(dropped) => Err(self.close(StreamError::LastOperationFailed(dropped.error().into()))),
                 _ => Ok(()),
             }
         }
@@ -279,10 +302,7 @@ mod direct {
                 let mut queue = lock(&self.target.queue);
                 let flushed = !self.state.flushing || queue.taken >= self.state.queued_until;
                 let room = queue.bytes.len() < QUEUE_CAP;
-                let dropped = queue
-                    .failure
-                    .as_ref()
-                    .is_some_and(|dropped| dropped.hits(self.state.queued_until));
+                let dropped = queue.dropped(self.state.queued_until).is_some();
                 if dropped || (flushed && (room || self.state.permit > 0)) {
                     return Poll::Ready(());
                 }
@@ -415,14 +435,14 @@ mod direct {
                         }
                     }
                     Err(error) => {
-                        let from = queue.taken;
-                        queue.taken += queue.bytes.len() as u64;
+                        let (from, to) = (queue.taken, queue.end());
+                        queue.taken = to;
                         queue.bytes.clear();
-                        queue.failure = Some(Dropped {
+                        queue.record_failure(Dropped {
                             error: error.kind(),
                             os_error: error.raw_os_error(),
                             from,
-                            to: queue.taken,
+                            to,
                         });
                     }
                 }
@@ -566,7 +586,7 @@ mod direct {
 
         use std::sync::Arc;
 
-        use super::{DirectStream, StreamState, Target, target};
+        use super::{DirectStream, Dropped, MOST_FAILURES, Queue, StreamState, Target, target};
         use crate::sync::lock;
 
         /// A pipe whose write end is non-blocking, as Node makes its pipes.
@@ -658,7 +678,7 @@ mod direct {
             // The reader goes: the writer thread's next write is EPIPE, and drops what is queued.
             drop(reader);
             let started = Instant::now();
-            while lock(&target.queue).failure.is_none() && started.elapsed() < Duration::from_secs(10) {
+            while lock(&target.queue).failures.is_empty() && started.elapsed() < Duration::from_secs(10) {
                 std::thread::sleep(Duration::from_millis(1));
             }
             // The bystander asks first: the failure is not the first asker's.
@@ -694,6 +714,30 @@ mod direct {
             target.wait_written(Duration::from_secs(5));
             assert!(lock(&target.queue).bytes.is_empty());
             assert_eq!(late.join().unwrap(), written);
+        }
+
+        #[test]
+        fn a_stream_is_told_of_a_failure_that_dropped_its_bytes_though_later_ones_came_after() {
+            let dropped = |from, to| Dropped {
+                error: std::io::ErrorKind::BrokenPipe,
+                os_error: Some(libc::EPIPE),
+                from,
+                to,
+            };
+            let mut queue = Queue::default();
+            queue.record_failure(dropped(0, 100));
+            // Bytes 100..200 were written; then two failures with nothing written between.
+            queue.record_failure(dropped(200, 300));
+            queue.record_failure(dropped(300, 400));
+            assert_eq!(queue.failures.len(), 2, "failures one right after another are one");
+            assert!(queue.dropped(50).is_some(), "the first failure's bytes are still known");
+            assert!(queue.dropped(350).is_some());
+            assert!(queue.dropped(150).is_none(), "written bytes were not dropped");
+            assert!(queue.dropped(0).is_none(), "a stream that never queued was not");
+            for failure in 0..MOST_FAILURES as u64 {
+                queue.record_failure(dropped(1000 + 10 * failure, 1005 + 10 * failure));
+            }
+            assert_eq!(queue.failures.len(), MOST_FAILURES, "the oldest are forgotten");
         }
 
         #[test]
