@@ -375,20 +375,22 @@ mod direct {
             Ok(written < bytes.len())
         }
 
-        /// Waits until nothing is queued, or the writer thread has taken nothing for `idle`.
+        /// Waits until the writer thread has taken what is queued now, or has taken nothing for
+        /// `idle`. Not until the queue is empty: a guest still running on a pool thread could keep
+        /// it filled, and the exit waiting, for ever.
         fn wait_written(&self, idle: Duration) {
+            let until = lock(&self.queue).end();
             let mut progress = (u64::MAX, Instant::now());
             loop {
-                let queue = lock(&self.queue);
-                if queue.bytes.is_empty() {
+                let taken = lock(&self.queue).taken;
+                if taken >= until {
                     return;
                 }
-                if queue.taken != progress.0 {
-                    progress = (queue.taken, Instant::now());
+                if taken != progress.0 {
+                    progress = (taken, Instant::now());
                 } else if progress.1.elapsed() >= idle {
                     return;
                 }
-                drop(queue);
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
@@ -714,6 +716,46 @@ mod direct {
             target.wait_written(Duration::from_secs(5));
             assert!(lock(&target.queue).bytes.is_empty());
             assert_eq!(late.join().unwrap(), written);
+        }
+
+        #[test]
+        fn the_exit_does_not_wait_for_what_a_guest_goes_on_writing() {
+            let (mut reader, fd) = pipe();
+            let target = target(fd).expect("a writer thread");
+            let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            // A slow reader (4 KiB a millisecond), and a writer that keeps the queue full for 3 s.
+            let reading = {
+                let done = done.clone();
+                std::thread::spawn(move || {
+                    let mut buffer = [0; 4096];
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        let _ = reader.read(&mut buffer);
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                })
+            };
+            let writing = {
+                let target = target.clone();
+                std::thread::spawn(move || {
+                    let mut stream = stream(&target);
+                    let started = Instant::now();
+                    while started.elapsed() < Duration::from_secs(3) {
+                        let permit = stream.check_write().unwrap();
+                        if permit > 0 {
+                            stream.write(Bytes::from(vec![b'y'; permit])).unwrap();
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                })
+            };
+            std::thread::sleep(Duration::from_millis(200));
+            let started = Instant::now();
+            target.wait_written(Duration::from_secs(1));
+            let waited = started.elapsed();
+            writing.join().unwrap();
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            reading.join().unwrap();
+            assert!(waited < Duration::from_secs(2), "waited {waited:?}");
         }
 
         #[test]
