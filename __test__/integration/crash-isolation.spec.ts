@@ -173,3 +173,42 @@ test.serial('a failed call whose Promise nobody handles is reported as Node repo
   t.is(child.status, 3, child.stderr)
   t.deepEqual(child.stdout.trim().split('\n'), ['ERR_WASM_TRAP_UNREACHABLE', 'ERR_WASM_TRAP_UNREACHABLE'])
 })
+
+test('a guest that waits (WASI) recursing to the largest maxWasmStackBytes is a StackOverflowError, not an abort', (t) => {
+  // Probe Z54: such a guest runs on a wasmtime fiber, whose 2 MiB default stack left the host's
+  // own frames nothing at a 2 MiB wasm stack: "execution on async fiber has overflowed its stack",
+  // and the process aborted (exit 134). A child process, for that reason.
+  const script = `
+    import { Engine } from './lib/index.js'
+    const recurse = '(func $rec (export "rec") (param $n i32) (result i32) (i32.add (call $rec (i32.add (local.get $n) (i32.const 1))) (i32.const 1)))'
+    const engine = new Engine({ maxWasmStackBytes: 2 << 20 })
+    const module = await engine.compileModule(\`(module
+      (import "wasi_snapshot_preview1" "sched_yield" (func (result i32)))
+      (memory (export "memory") 1) \${recurse})\`)
+    const component = await engine.compileComponent(\`(component
+      (import "wasi:random/random@0.2.0" (instance (export "get-random-u64" (func (result u64)))))
+      (core module $m (memory 1) \${recurse})
+      (core instance $i (instantiate $m))
+      (func (export "rec") (param "n" u32) (result u32) (canon lift (core func $i "rec"))))\`)
+    const outcomes = []
+    for (const compiled of [module, component]) {
+      const instance = await compiled.instantiate({ limits: { memoryBytes: 1 << 20 }, timeoutMs: 10000, wasi: {} })
+      await instance.call('rec', [0]).then(() => outcomes.push('returned'), (error) => outcomes.push(error.code))
+      try {
+        compiled.instantiateSync({ limits: { memoryBytes: 1 << 20 }, timeoutMs: 10000, wasi: {} }).callSync('rec', [0])
+        outcomes.push('returned')
+      } catch (error) {
+        outcomes.push(error.code)
+      }
+    }
+    console.log(JSON.stringify(outcomes))
+  `
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 120_000,
+  })
+  t.is(child.signal, null, child.stderr)
+  t.is(child.status, 0, child.stderr)
+  t.deepEqual(JSON.parse(child.stdout), Array(4).fill('ERR_WASM_TRAP_STACK_OVERFLOW'))
+})

@@ -60,6 +60,13 @@ pub struct NativeCacheStats {
 /// 4 MiB stack) and on pool threads of [`POOL_THREAD_STACK_BYTES`]; leave room for host frames.
 pub const MAX_WASM_STACK_LIMIT: u32 = 2 << 20;
 
+/// Stack a guest that waits (WASI, async host functions) runs on beyond its `maxWasmStackBytes`: the
+/// host's own frames, a trap's handling among them. wasmtime's default fiber stack of 2 MiB left
+/// them nothing at a `maxWasmStackBytes` of 2 MiB, and a guest that recursed to its limit aborted
+/// the process ("execution on async fiber has overflowed its stack", probe Z54). wasmtime's
+/// defaults leave 1.5 MiB.
+const HOST_FIBER_STACK_BYTES: usize = 3 << 19;
+
 /// Default `maxModuleBytes`: far above real modules (a large Rust component is a few MiB), far
 /// below what would let one input occupy a compile thread for minutes.
 pub const DEFAULT_MAX_MODULE_BYTES: usize = 64 << 20;
@@ -147,6 +154,7 @@ impl EngineShared {
             .consume_fuel(options.fuel)
             .epoch_interruption(true)
             .max_wasm_stack(options.max_wasm_stack_bytes as usize)
+            .async_stack_size(options.max_wasm_stack_bytes as usize + HOST_FIBER_STACK_BYTES)
             // A deep recursion would otherwise carry thousands of frames into every error.
             .wasm_backtrace_max_frames(NonZeroUsize::new(MAX_BACKTRACE_FRAMES))
             .cranelift_opt_level(OptLevel::Speed)
