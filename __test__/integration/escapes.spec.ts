@@ -331,6 +331,38 @@ test('12.2 a start function that loops forever stops at the instance timeoutMs, 
   t.true(Date.now() - started < 30_000)
 })
 
+test.serial(
+  "a guest's one memory.fill or memory.copy of a gigabyte stops at its deadline and on abort, on both threads",
+  async (t) => {
+    // Probe Z55: wasmtime runs a bulk memory instruction to its end once started (a C memset is
+    // one); a fill of 4 GiB ran 5-8 s past a 50 ms deadline and returned, holding the event loop
+    // under callSync. They now go a chunk at a time, a loop head between chunks.
+    const module = new Engine().compileModuleSync(`(module (memory (export "memory") 16384)
+    (func (export "fill") (memory.fill (i32.const 0) (i32.const 7) (i32.const 0x40000000)))
+    (func (export "copy") (memory.copy (i32.const 0x20000000) (i32.const 0) (i32.const 0x20000000)))
+    (func (export "copy-up") (memory.copy (i32.const 1) (i32.const 0) (i32.const 0x3fffffff)))
+    (func (export "small") (result i32)
+      (memory.fill (i32.const 100) (i32.const 9) (i32.const 0x300000))
+      (memory.copy (i32.const 101) (i32.const 100) (i32.const 0x300000))
+      (i32.add (i32.load8_u (i32.const 100)) (i32.load8_u (i32.const 0x300064)))))`)
+    const limits = { memoryBytes: 1 << 30 }
+    for (const name of ['fill', 'copy', 'copy-up']) {
+      const sync = t.throws(() => module.instantiateSync({ limits }).callSync(name, [], { timeoutMs: 50 }))
+      t.true(sync instanceof TimeoutError, `${name} on the JS thread`)
+      const pooled = await t.throwsAsync(module.instantiateSync({ limits }).call(name, [], { timeoutMs: 50 }))
+      t.true(pooled instanceof TimeoutError, `${name} on the pool`)
+      const controller = new AbortController()
+      setTimeout(() => controller.abort(), 20)
+      const aborted = await t.throwsAsync(
+        module.instantiateSync({ limits }).call(name, [], { signal: controller.signal }),
+      )
+      t.true(aborted instanceof AbortError, `${name} aborted`)
+    }
+    // Chunked, what they write is still all of it: 3 MiB filled, then moved up one byte.
+    t.is(module.instantiateSync({ limits }).callSync('small'), 9 + 9)
+  },
+)
+
 test('12.7 numbers that would overflow a Duration reach the addon as typed errors, never a panic', (t) => {
   // Straight at the binding, past the TS layer's checks: the addon's own re-check must hold.
   const engine = new NativeEngine({

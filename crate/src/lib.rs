@@ -5,6 +5,7 @@
 
 pub mod allocator;
 pub mod binary;
+pub mod bulk_chunks;
 pub mod cache;
 pub mod call;
 pub mod compile_cost;

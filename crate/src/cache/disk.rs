@@ -25,6 +25,7 @@ use wasmtime::Engine;
 use wasmtime::Module;
 use wasmtime::component::Component;
 
+use crate::bulk_chunks;
 use crate::cache::dir::CacheDir;
 use crate::errors::Failure;
 
@@ -59,7 +60,7 @@ pub trait Artifact: Sized {
 impl Artifact for Module {
     const KIND: &'static str = "module";
     fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
-        Module::new(engine, bytes)
+        chunked_or_original(bytes, |bytes| Module::new(engine, bytes))
     }
     fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
         Module::serialize(self)
@@ -77,7 +78,7 @@ impl Artifact for Module {
 impl Artifact for Component {
     const KIND: &'static str = "component";
     fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
-        Component::new(engine, bytes)
+        chunked_or_original(bytes, |bytes| Component::new(engine, bytes))
     }
     fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
         Component::serialize(self)
@@ -89,6 +90,21 @@ impl Artifact for Component {
     fn code_bytes(&self) -> usize {
         let code = self.image_range();
         code.end as usize - code.start as usize
+    }
+}
+
+/// Compiles `bytes` with their large bulk memory instructions in chunks (`bulk_chunks.rs`). Bytes
+/// the rewrite cannot read, or rewritten bytes that do not compile, are the original's to
+/// explain: its own error is the one reported, and it never runs unrewritten.
+fn chunked_or_original<T>(bytes: &[u8], compile: impl Fn(&[u8]) -> wasmtime::Result<T>) -> wasmtime::Result<T> {
+    let failed = |error: wasmtime::Error| match compile(bytes) {
+        Err(original) => original,
+        Ok(_) => error.context("compiling its bulk memory instructions in chunks failed"),
+    };
+    match bulk_chunks::chunked(bytes) {
+        Ok(None) => compile(bytes),
+        Ok(Some(rewritten)) => compile(&rewritten).map_err(failed),
+        Err(bulk_chunks::Unreadable) => Err(failed(wasmtime::Error::msg("its code could not be read"))),
     }
 }
 
@@ -166,6 +182,8 @@ impl DiskCache {
         }
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
+        // Code compiled before bulk instructions were chunked must not load.
+        bulk_chunks::CHUNK.hash(&mut hasher);
         // The path as given, up to a length any real one keeps (a 100,000-character one was
         // repeated whole).
         let refuse = |dir: &str, why: String| Failure::OptionAt {

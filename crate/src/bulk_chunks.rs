@@ -1,0 +1,692 @@
+//! Splits a guest's large `memory.fill` and `memory.copy` into chunks with a loop head between
+//! them, so that its deadline and abort stop it between chunks.
+//!
+//! wasmtime checks epochs (our deadlines and aborts) at function entries and loop heads only, and
+//! runs a bulk memory instruction to its end once started (wasmtime#14047: its checks inside such
+//! operations were withdrawn as unsafe). One `memory.fill` of 4 GiB, a C `memset` compiled by
+//! clang, ran 5–8 s past a 50 ms deadline, holding the event loop under `callSync` (probe Z55).
+//! Each such instruction is rewritten in place, before compiling: at most [`CHUNK`] bytes it goes
+//! as it was (one comparison more); above that, the bounds are checked first (an access out of
+//! bounds still traps before writing anything, as the instruction does), and the work is done
+//! [`CHUNK`] bytes at a time in a loop, backwards for a copy to a higher address in the same
+//! memory (as `memmove` does). Fuel is charged per chunk, as wasmtime charges by size.
+//!
+//! Only the code section changes; every other section, function index and name stays. Each
+//! function with such an instruction gets six locals more for the operands.
+
+use wasmparser::{BinaryReader, CompositeInnerType, Operator, Parser, Payload, TypeRef};
+
+/// Most bytes one `memory.fill` or `memory.copy` writes between two loop heads: about 1 ms of
+/// work at the worst (memory the process touches for the first time, 0.5–2 s per GiB here).
+pub const CHUNK: u64 = 1 << 20;
+
+/// A binary's section id of a core module inside a component, and of a nested component.
+const COMPONENT_CORE_MODULE_SECTION: u8 = 1;
+const COMPONENT_COMPONENT_SECTION: u8 = 4;
+/// A core module's code section id.
+const CODE_SECTION: u8 = 10;
+
+/// `bytes` (a core module or component binary) with every `memory.fill` and `memory.copy`
+/// rewritten, in every core module a component holds; `None` when there is none (or the bytes
+/// are no binary).
+pub fn chunked(bytes: &[u8]) -> Result<Option<Vec<u8>>, Unreadable> {
+    chunked_by(bytes, CHUNK)
+}
+
+/// [`chunked`] with chunks of `chunk` bytes.
+fn chunked_by(bytes: &[u8], chunk: u64) -> Result<Option<Vec<u8>>, Unreadable> {
+    match crate::binary::kind(bytes) {
+        Some(crate::binary::Binary::Module) => module(bytes, chunk),
+        Some(crate::binary::Binary::Component) => component(bytes, chunk),
+        None => Ok(None),
+    }
+}
+
+/// The top-level sections of a module or component binary: (id, contents), after the header.
+fn sections(bytes: &[u8]) -> Result<Vec<(u8, &[u8])>, Unreadable> {
+    let mut reader = BinaryReader::new(bytes.get(8..).unwrap_or_default(), 8);
+    let mut found = Vec::new();
+    while !reader.eof() {
+        let id = reader.read_u8()?;
+        let size = reader.read_var_u32()? as usize;
+        found.push((id, reader.read_bytes(size)?));
+    }
+    Ok(found)
+}
+
+/// Appends a section to `out`.
+fn push_section(out: &mut Vec<u8>, id: u8, contents: &[u8]) {
+    out.push(id);
+    push_u32(out, contents.len() as u32);
+    out.extend_from_slice(contents);
+}
+
+fn component(bytes: &[u8], chunk: u64) -> Result<Option<Vec<u8>>, Unreadable> {
+    let mut out = bytes[..8].to_vec();
+    let mut changed = false;
+    for (id, contents) in sections(bytes)? {
+        let rewritten = match id {
+            COMPONENT_CORE_MODULE_SECTION => module(contents, chunk)?,
+            COMPONENT_COMPONENT_SECTION => component(contents, chunk)?,
+            _ => None,
+        };
+        changed |= rewritten.is_some();
+        push_section(&mut out, id, rewritten.as_deref().unwrap_or(contents));
+    }
+    Ok(changed.then_some(out))
+}
+
+/// What the rewrite needs to know of a module besides its code.
+#[derive(Default)]
+struct Shape {
+    /// Each memory's index width and page size (log 2), imported ones first.
+    memories: Vec<Memory>,
+    /// Each type's parameter count (`None` for a type that is not a function's).
+    params: Vec<Option<u32>>,
+    /// Each defined function's type.
+    functions: Vec<u32>,
+}
+
+#[derive(Clone, Copy)]
+struct Memory {
+    wide: bool,
+    page_log2: u32,
+}
+
+impl Shape {
+    fn of(bytes: &[u8]) -> Result<Shape, Unreadable> {
+        let mut shape = Shape::default();
+        for payload in Parser::new(0).parse_all(bytes) {
+            match payload? {
+                Payload::TypeSection(reader) => {
+                    for group in reader {
+                        for ty in group?.types() {
+                            shape.params.push(match &ty.composite_type.inner {
+                                CompositeInnerType::Func(func) => Some(func.params().len() as u32),
+                                _ => None,
+                            });
+                        }
+                    }
+                }
+                Payload::ImportSection(reader) => {
+                    for import in reader.into_imports() {
+                        if let TypeRef::Memory(memory) = import?.ty {
+                            shape.memories.push(Memory::of(&memory));
+                        }
+                    }
+                }
+                Payload::MemorySection(reader) => {
+                    for memory in reader {
+                        shape.memories.push(Memory::of(&memory?));
+                    }
+                }
+                Payload::FunctionSection(reader) => {
+                    for ty in reader {
+                        shape.functions.push(ty?);
+                    }
+                }
+                Payload::CodeSectionStart { .. } => break,
+                _ => {}
+            }
+        }
+        Ok(shape)
+    }
+
+    fn memory(&self, index: u32) -> Result<Memory, Unreadable> {
+        self.memories.get(index as usize).copied().ok_or_else(invalid)
+    }
+}
+
+impl Memory {
+    fn of(memory: &wasmparser::MemoryType) -> Memory {
+        Memory {
+            wide: memory.memory64,
+            page_log2: memory.page_size_log2.unwrap_or(16),
+        }
+    }
+}
+
+/// Bytes the rewrite cannot read: the compiler says what is wrong with them.
+#[derive(Debug)]
+pub struct Unreadable;
+
+impl From<wasmparser::BinaryReaderError> for Unreadable {
+    fn from(_: wasmparser::BinaryReaderError) -> Self {
+        Unreadable
+    }
+}
+
+fn invalid() -> Unreadable {
+    Unreadable
+}
+
+fn module(bytes: &[u8], chunk: u64) -> Result<Option<Vec<u8>>, Unreadable> {
+    let sections = sections(bytes)?;
+    let Some((_, code)) = sections.iter().find(|(id, _)| *id == CODE_SECTION) else {
+        return Ok(None);
+    };
+    let shape = Shape::of(bytes)?;
+    let Some(code) = code_section(code, &shape, chunk)? else {
+        return Ok(None);
+    };
+    let mut out = bytes[..8].to_vec();
+    for (id, contents) in &sections {
+        push_section(&mut out, *id, if *id == CODE_SECTION { &code } else { contents });
+    }
+    Ok(Some(out))
+}
+
+/// The code section's contents with every function holding a bulk instruction rewritten, or
+/// `None` when none does.
+fn code_section(contents: &[u8], shape: &Shape, chunk: u64) -> Result<Option<Vec<u8>>, Unreadable> {
+    let mut reader = BinaryReader::new(contents, 0);
+    let count = reader.read_var_u32()?;
+    let mut out = Vec::with_capacity(contents.len() + 64);
+    push_u32(&mut out, count);
+    let mut changed = false;
+    for index in 0..count as usize {
+        let size = reader.read_var_u32()? as usize;
+        let body = reader.read_bytes(size)?;
+        let params = shape
+            .functions
+            .get(index)
+            .and_then(|ty| shape.params.get(*ty as usize).copied().flatten())
+            .ok_or_else(invalid)?;
+        match function(body, params, shape, chunk)? {
+            Some(rewritten) => {
+                changed = true;
+                push_u32(&mut out, rewritten.len() as u32);
+                out.extend_from_slice(&rewritten);
+            }
+            None => {
+                push_u32(&mut out, size as u32);
+                out.extend_from_slice(body);
+            }
+        }
+    }
+    Ok(changed.then_some(out))
+}
+
+/// A bulk instruction found in a body: where its bytes are, and what it is.
+struct Bulk {
+    start: usize,
+    end: usize,
+    op: BulkOp,
+}
+
+enum BulkOp {
+    Fill { mem: u32 },
+    Copy { dst: u32, src: u32 },
+}
+
+fn function(body: &[u8], params: u32, shape: &Shape, chunk: u64) -> Result<Option<Vec<u8>>, Unreadable> {
+    let reader = BinaryReader::new(body, 0);
+    let function = wasmparser::FunctionBody::new(reader);
+    let mut locals = function.get_locals_reader()?;
+    let groups = locals.get_count();
+    let groups_start = locals.original_position();
+    let mut declared: u32 = 0;
+    for _ in 0..groups {
+        let (count, _) = locals.read()?;
+        declared = declared.checked_add(count).ok_or_else(invalid)?;
+    }
+    let mut operators = function.get_operators_reader()?;
+    let code_start = operators.original_position();
+    let mut found = Vec::new();
+    let mut last: Option<(usize, BulkOp)> = None;
+    while !operators.eof() {
+        let (operator, offset) = operators.read_with_offset()?;
+        if let Some((start, op)) = last.take() {
+            found.push(Bulk { start, end: offset, op });
+        }
+        last = match operator {
+            Operator::MemoryFill { mem } => Some((offset, BulkOp::Fill { mem })),
+            Operator::MemoryCopy { dst_mem, src_mem } => Some((
+                offset,
+                BulkOp::Copy {
+                    dst: dst_mem,
+                    src: src_mem,
+                },
+            )),
+            _ => None,
+        };
+    }
+    // A body ends with `end`, never with a bulk instruction.
+    if last.is_some() {
+        return Err(invalid());
+    }
+    if found.is_empty() {
+        return Ok(None);
+    }
+    let first = params.checked_add(declared).ok_or_else(invalid)?;
+    let temps = Temps { first };
+    let mut out = Vec::with_capacity(body.len() + found.len() * 96);
+    push_u32(&mut out, groups.checked_add(2).ok_or_else(invalid)?);
+    out.extend_from_slice(&body[groups_start..code_start]);
+    out.extend_from_slice(&[3, 0x7F, 3, 0x7E]); // three i32 locals, three i64 locals
+    let mut copied = code_start;
+    for bulk in &found {
+        out.extend_from_slice(&body[copied..bulk.start]);
+        let mut emit = Emit {
+            out: &mut out,
+            temps,
+            chunk,
+        };
+        match bulk.op {
+            BulkOp::Fill { mem } => emit.fill(mem, shape.memory(mem)?),
+            BulkOp::Copy { dst, src } => emit.copy(dst, shape.memory(dst)?, src, shape.memory(src)?),
+        }
+        copied = bulk.end;
+    }
+    out.extend_from_slice(&body[copied..]);
+    Ok(Some(out))
+}
+
+/// The six locals a rewritten function gets: three i32 from `first`, then three i64.
+#[derive(Clone, Copy)]
+struct Temps {
+    first: u32,
+}
+
+impl Temps {
+    /// The `slot`th (0–2) temporary of a width.
+    fn get(self, wide: bool, slot: u32) -> Local {
+        Local {
+            index: self.first + slot + if wide { 3 } else { 0 },
+            wide,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Local {
+    index: u32,
+    wide: bool,
+}
+
+/// Opcodes the rewrite writes.
+mod op {
+    pub const IF: u8 = 0x04;
+    pub const LOOP: u8 = 0x03;
+    pub const END: u8 = 0x0B;
+    pub const BR_IF: u8 = 0x0D;
+    pub const EMPTY: u8 = 0x40;
+    pub const LOCAL_GET: u8 = 0x20;
+    pub const LOCAL_SET: u8 = 0x21;
+    pub const MEMORY_SIZE: u8 = 0x3F;
+    pub const I32_CONST: u8 = 0x41;
+    pub const I64_CONST: u8 = 0x42;
+    pub const I32_GT_U: u8 = 0x4B;
+    pub const I64_LT_U: u8 = 0x54;
+    pub const I64_GT_U: u8 = 0x56;
+    pub const I32_ADD: u8 = 0x6A;
+    pub const I32_SUB: u8 = 0x6B;
+    pub const I32_OR: u8 = 0x72;
+    pub const I64_ADD: u8 = 0x7C;
+    pub const I64_SUB: u8 = 0x7D;
+    pub const I64_SHL: u8 = 0x86;
+    pub const I64_EXTEND_I32_U: u8 = 0xAD;
+    pub const PREFIX: u8 = 0xFC;
+    pub const MEMORY_COPY: u32 = 10;
+    pub const MEMORY_FILL: u32 = 11;
+}
+
+struct Emit<'a> {
+    out: &'a mut Vec<u8>,
+    temps: Temps,
+    chunk: u64,
+}
+
+impl Emit<'_> {
+    fn byte(&mut self, byte: u8) -> &mut Self {
+        self.out.push(byte);
+        self
+    }
+
+    fn get(&mut self, local: Local) -> &mut Self {
+        self.byte(op::LOCAL_GET);
+        push_u32(self.out, local.index);
+        self
+    }
+
+    fn set(&mut self, local: Local) -> &mut Self {
+        self.byte(op::LOCAL_SET);
+        push_u32(self.out, local.index);
+        self
+    }
+
+    /// A local, widened to i64.
+    fn get64(&mut self, local: Local) -> &mut Self {
+        self.get(local);
+        if !local.wide {
+            self.byte(op::I64_EXTEND_I32_U);
+        }
+        self
+    }
+
+    fn chunk(&mut self, wide: bool) -> &mut Self {
+        if wide {
+            self.byte(op::I64_CONST);
+        } else {
+            self.byte(op::I32_CONST);
+        }
+        push_i64(self.out, self.chunk as i64);
+        self
+    }
+
+    /// `local` plus or minus [`CHUNK`], into `local`.
+    fn step(&mut self, local: Local, add: bool) -> &mut Self {
+        let code = match (local.wide, add) {
+            (false, true) => op::I32_ADD,
+            (false, false) => op::I32_SUB,
+            (true, true) => op::I64_ADD,
+            (true, false) => op::I64_SUB,
+        };
+        self.get(local).chunk(local.wide).byte(code).set(local)
+    }
+
+    /// Pushes whether `local` is above [`CHUNK`] (an i32).
+    fn above_chunk(&mut self, local: Local) -> &mut Self {
+        let code = if local.wide { op::I64_GT_U } else { op::I32_GT_U };
+        self.get(local).chunk(local.wide).byte(code)
+    }
+
+    /// Pushes the byte size of memory `mem` as an i64.
+    fn size(&mut self, mem: u32, memory: Memory) -> &mut Self {
+        self.byte(op::MEMORY_SIZE);
+        push_u32(self.out, mem);
+        if !memory.wide {
+            self.byte(op::I64_EXTEND_I32_U);
+        }
+        self.byte(op::I64_CONST);
+        push_i64(self.out, memory.page_log2.into());
+        self.byte(op::I64_SHL)
+    }
+
+    /// Pushes whether `len` bytes from `at` reach past memory `mem` (an i32): `at > size` or
+    /// `len > size - at`, in i64, where neither overflows.
+    fn out_of_bounds(&mut self, at: Local, len: Local, mem: u32, memory: Memory) -> &mut Self {
+        self.size(mem, memory).get64(at).byte(op::I64_LT_U);
+        self.size(mem, memory)
+            .get64(at)
+            .byte(op::I64_SUB)
+            .get64(len)
+            .byte(op::I64_LT_U);
+        self.byte(op::I32_OR)
+    }
+
+    fn bulk(&mut self, code: u32, mems: &[u32]) -> &mut Self {
+        self.byte(op::PREFIX);
+        push_u32(self.out, code);
+        for mem in mems {
+            push_u32(self.out, *mem);
+        }
+        self
+    }
+
+    fn block(&mut self, kind: u8) -> &mut Self {
+        self.byte(kind).byte(op::EMPTY)
+    }
+
+    /// `memory.fill` on `mem`: operands `[at value len]`.
+    fn fill(&mut self, mem: u32, memory: Memory) {
+        let at = self.temps.get(memory.wide, 0);
+        let value = self.temps.get(false, 1);
+        let len = self.temps.get(memory.wide, 2);
+        let fill = |emit: &mut Self, chunk: bool| {
+            emit.get(at).get(value);
+            if chunk {
+                emit.chunk(len.wide);
+            } else {
+                emit.get(len);
+            }
+            emit.bulk(op::MEMORY_FILL, &[mem]);
+        };
+        self.set(len).set(value).set(at);
+        self.above_chunk(len).block(op::IF);
+        // Out of bounds: the instruction itself traps, before writing anything.
+        self.out_of_bounds(at, len, mem, memory).block(op::IF);
+        fill(self, false);
+        self.byte(op::END);
+        self.block(op::LOOP);
+        fill(self, true);
+        self.step(at, true)
+            .step(len, false)
+            .above_chunk(len)
+            .byte(op::BR_IF)
+            .byte(0);
+        self.byte(op::END).byte(op::END);
+        fill(self, false);
+    }
+
+    /// `memory.copy` from `src` to `dst`: operands `[to from len]`; the length is i64 only when
+    /// both memories are.
+    fn copy(&mut self, dst: u32, dst_memory: Memory, src: u32, src_memory: Memory) {
+        let to = self.temps.get(dst_memory.wide, 0);
+        let from = self.temps.get(src_memory.wide, 1);
+        let len = self.temps.get(dst_memory.wide && src_memory.wide, 2);
+        let copy = |emit: &mut Self, chunk: bool| {
+            emit.get(to).get(from);
+            if chunk {
+                emit.chunk(len.wide);
+            } else {
+                emit.get(len);
+            }
+            emit.bulk(op::MEMORY_COPY, &[dst, src]);
+        };
+        self.set(len).set(from).set(to);
+        self.above_chunk(len).block(op::IF);
+        self.out_of_bounds(to, len, dst, dst_memory);
+        self.out_of_bounds(from, len, src, src_memory)
+            .byte(op::I32_OR)
+            .block(op::IF);
+        copy(self, false);
+        self.byte(op::END);
+        let forward = |emit: &mut Self| {
+            emit.block(op::LOOP);
+            copy(emit, true);
+            emit.step(to, true).step(from, true).step(len, false);
+            emit.above_chunk(len).byte(op::BR_IF).byte(0).byte(op::END);
+        };
+        if dst == src {
+            // The same memory, so one width: a copy to a higher address goes from the end, as
+            // `memmove` does, so that no chunk reads what an earlier one wrote.
+            let code = if to.wide { op::I64_GT_U } else { op::I32_GT_U };
+            self.get(to).get(from).byte(code).block(op::IF);
+            self.block(op::LOOP);
+            self.step(len, false);
+            let add = if to.wide { op::I64_ADD } else { op::I32_ADD };
+            self.get(to).get(len).byte(add).get(from).get(len).byte(add);
+            self.chunk(len.wide).bulk(op::MEMORY_COPY, &[dst, src]);
+            self.above_chunk(len).byte(op::BR_IF).byte(0).byte(op::END);
+            self.byte(0x05); // else
+            forward(self);
+            self.byte(op::END);
+        } else {
+            forward(self);
+        }
+        self.byte(op::END);
+        copy(self, false);
+    }
+}
+
+fn push_u32(out: &mut Vec<u8>, mut value: u32) {
+    loop {
+        let byte = (value & 0x7F) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn push_i64(out: &mut Vec<u8>, mut value: i64) {
+    loop {
+        let byte = (value & 0x7F) as u8;
+        value >>= 7;
+        let done = (value == 0 && byte & 0x40 == 0) || (value == -1 && byte & 0x40 != 0);
+        if done {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wasmtime::{Config, Engine, Instance, Module, Store, Val};
+
+    use super::chunked_by;
+
+    /// Small chunks, so that small memories see many.
+    const CHUNK: u64 = 64;
+    /// Each memory's size: one page.
+    const SIZE: u64 = 65536;
+
+    fn engine() -> Engine {
+        let mut config = Config::new();
+        config.wasm_memory64(true).wasm_multi_memory(true);
+        Engine::new(&config).unwrap()
+    }
+
+    /// Memory 0 is 32-bit, memory 1 64-bit; each starts with a pattern.
+    const WAT: &str = r#"(module
+      (memory $a 1) (memory $b i64 1)
+      (data (memory $a) (i32.const 0) "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!?0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!?")
+      (data (memory $b) (i64.const 0) "ZYXWVUTSRQPONMLKJIHGFEDCBAzyxwvutsrqponmlkjihgfedcba9876543210?!ZYXWVUTSRQPONMLKJIHGFEDCBAzyxwvutsrqponmlkjihgfedcba9876543210?!")
+      (func (export "spread") (local $i i32)
+        ;; The pattern over the first 4 KiB of each, so that copies move something.
+        (loop $l
+          (memory.copy $a $a (i32.mul (local.get $i) (i32.const 128)) (i32.const 0) (i32.const 128))
+          (memory.copy $b $b (i64.extend_i32_u (i32.mul (local.get $i) (i32.const 128))) (i64.const 0) (i64.const 128))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (i32.const 32)))))
+      (func (export "fill_a") (param i32 i32 i32) (memory.fill $a (local.get 0) (local.get 1) (local.get 2)))
+      (func (export "fill_b") (param i64 i32 i64) (memory.fill $b (local.get 0) (local.get 1) (local.get 2)))
+      (func (export "copy_aa") (param i32 i32 i32) (memory.copy $a $a (local.get 0) (local.get 1) (local.get 2)))
+      (func (export "copy_bb") (param i64 i64 i64) (memory.copy $b $b (local.get 0) (local.get 1) (local.get 2)))
+      (func (export "copy_ab") (param i32 i64 i32) (memory.copy $a $b (local.get 0) (local.get 1) (local.get 2)))
+      (func (export "copy_ba") (param i64 i32 i32) (memory.copy $b $a (local.get 0) (local.get 1) (local.get 2)))
+      ;; With a param of its own and locals before the new ones, and the operands from a block.
+      (func (export "nested") (param $n i32) (local i64 i32)
+        (block (result i32)
+          (memory.fill $a (i32.const 8) (i32.const 0x55) (local.get $n))
+          (local.get $n))
+        (drop)))"#;
+
+    /// What a call did: whether it trapped, and both memories after it.
+    fn run(module: &Module, name: &str, args: &[Val]) -> (Option<String>, Vec<u8>, Vec<u8>) {
+        let mut store = Store::new(module.engine(), ());
+        let instance = Instance::new(&mut store, module, &[]).unwrap();
+        instance
+            .get_func(&mut store, "spread")
+            .unwrap()
+            .call(&mut store, &[], &mut [])
+            .unwrap();
+        let func = instance.get_func(&mut store, name).unwrap();
+        let trapped = func
+            .call(&mut store, args, &mut [])
+            .err()
+            .map(|error| format!("{:?}", error.downcast_ref::<wasmtime::Trap>()));
+        let mut data = |export: &str| instance.get_memory(&mut store, export).unwrap().data(&store).to_vec();
+        let (a, b) = (data("mem_a"), data("mem_b"));
+        (trapped, a, b)
+    }
+
+    #[test]
+    fn rewritten_bulk_instructions_do_what_the_originals_do_in_bounds_and_out() {
+        let engine = engine();
+        // The memories exported, for the comparison.
+        let wat = WAT.replacen(
+            "(memory $a 1) (memory $b i64 1)",
+            r#"(memory $a (export "mem_a") 1) (memory $b (export "mem_b") i64 1)"#,
+            1,
+        );
+        let original = wat::parse_str(&wat).unwrap();
+        let rewritten = chunked_by(&original, CHUNK)
+            .unwrap()
+            .expect("bulk instructions to rewrite");
+        let (original, rewritten) = (
+            Module::new(&engine, &original).unwrap(),
+            Module::new(&engine, &rewritten).unwrap(),
+        );
+        let lengths = [
+            0,
+            1,
+            CHUNK - 1,
+            CHUNK,
+            CHUNK + 1,
+            2 * CHUNK,
+            3 * CHUNK + 5,
+            1000,
+            4096,
+            SIZE - 1,
+            SIZE,
+        ];
+        let places = [0, 1, CHUNK / 2, CHUNK, 100, 2048, SIZE / 2];
+        let mut cases = Vec::new();
+        for &len in &lengths {
+            let mut ends = vec![SIZE - len, SIZE - len + 1, SIZE, SIZE + 1, u32::MAX as u64];
+            ends.extend_from_slice(&places);
+            for &to in &ends {
+                for &from in &ends {
+                    cases.push((to, from, len));
+                }
+            }
+        }
+        let mut checked = 0;
+        for (to, from, len) in cases {
+            let (to32, from32, len32) = (to as u32 as i32, from as u32 as i32, len as u32 as i32);
+            let calls: Vec<(&str, Vec<Val>)> = vec![
+                ("fill_a", vec![Val::I32(to32), Val::I32(0x41), Val::I32(len32)]),
+                (
+                    "fill_b",
+                    vec![Val::I64(to as i64), Val::I32(0x42), Val::I64(len as i64)],
+                ),
+                ("copy_aa", vec![Val::I32(to32), Val::I32(from32), Val::I32(len32)]),
+                (
+                    "copy_bb",
+                    vec![Val::I64(to as i64), Val::I64(from as i64), Val::I64(len as i64)],
+                ),
+                ("copy_ab", vec![Val::I32(to32), Val::I64(from as i64), Val::I32(len32)]),
+                ("copy_ba", vec![Val::I64(to as i64), Val::I32(from32), Val::I32(len32)]),
+                ("nested", vec![Val::I32(len32)]),
+            ];
+            for (name, args) in calls {
+                let expected = run(&original, name, &args);
+                let got = run(&rewritten, name, &args);
+                assert_eq!(expected.0, got.0, "{name}({to}, {from}, {len}): trap");
+                assert!(expected.1 == got.1, "{name}({to}, {from}, {len}): memory a");
+                assert!(expected.2 == got.2, "{name}({to}, {from}, {len}): memory b");
+                checked += 1;
+            }
+        }
+        assert!(checked > 1000);
+    }
+
+    #[test]
+    fn a_module_without_bulk_instructions_is_not_rewritten_and_a_component_s_modules_are() {
+        let plain = wat::parse_str("(module (func (export \"f\")))").unwrap();
+        assert!(chunked_by(&plain, CHUNK).unwrap().is_none());
+        let component = wat::parse_str(
+            r#"(component
+              (component $inner
+                (core module $m (memory 1) (func (export "f") (memory.fill (i32.const 0) (i32.const 1) (i32.const 1000))))
+                (core instance $i (instantiate $m))
+                (func (export "f") (canon lift (core func $i "f"))))
+              (instance $x (instantiate $inner))
+              (export "f" (func $x "f")))"#,
+        )
+        .unwrap();
+        let rewritten = chunked_by(&component, CHUNK)
+            .unwrap()
+            .expect("the nested module rewritten");
+        assert!(rewritten.len() > component.len());
+        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+            .validate_all(&rewritten)
+            .unwrap();
+    }
+}
