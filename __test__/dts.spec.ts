@@ -631,6 +631,53 @@ export function use(e: Exports): boolean {
   t.true(ok, output)
 })
 
+test('a case whose payload an option takes may leave its val out, as at run time; other payloads may not', async (t) => {
+  // Probe Z54: `{ tag: 'some' }` for an option<option<u32>> and `{ tag: 'ok' }` for a
+  // result<option<T>, E> in a value both convert (val reads as undefined: none), yet the generated
+  // types required `val`, and tsc --strict refused the calls.
+  const optional: WitType = { kind: 'option', element: { kind: 'u32' } }
+  const nested: WitType = { kind: 'option', element: optional }
+  const result: WitType = { kind: 'result', ok: optional, err: { kind: 'u32' } }
+  const variant: WitType = {
+    kind: 'variant',
+    cases: [
+      { name: 'maybe', type: optional },
+      { name: 'must', type: { kind: 'u32' } },
+    ],
+  }
+  writeFileSync(
+    path.join(scratch, 'payloads.d.ts'),
+    declarations({
+      exports: [
+        func(
+          'take',
+          [
+            ['n', nested],
+            ['r', { kind: 'list', element: result }],
+            ['v', variant],
+          ],
+          nested,
+        ),
+      ],
+      imports: [],
+    }),
+  )
+  writeFileSync(
+    path.join(scratch, 'use-payloads.ts'),
+    `import type { Exports } from './payloads.js'
+export function use(e: Exports): number | undefined {
+  const back = e.take({ tag: 'some' }, [{ tag: 'ok' }, { tag: 'err', val: 1 }], { tag: 'maybe' })
+  // @ts-expect-error a payload no option takes must be given
+  e.take({ tag: 'none' }, [{ tag: 'err' }], { tag: 'must' })
+  // What the guest gives has its val.
+  return back.tag === 'some' ? back.val : 0
+}
+`,
+  )
+  const { ok, output } = await typeCheck(['use-payloads.ts'])
+  t.true(ok, output)
+})
+
 test('HostFunctions is Imports without the reference interfaces a sandbox links from its grants', async (t) => {
   // `hostFunctions satisfies Imports` failed for loadComponent: Imports wants airssys:host/http,
   // which the sandbox links itself (probe R).

@@ -558,7 +558,7 @@ class Writer {
       case 'option': {
         // An option of an option is tagged: `undefined` alone could not tell the two nones apart.
         if (type.element.kind === 'option') {
-          const some = literal([`tag: 'some'`, `val: ${this.#type(type.element, direction, inner)}`], indent)
+          const some = literal([`tag: 'some'`, this.#val(type.element, direction, inner)], indent)
           return `${some} | { tag: 'none' }`
         }
         const element = this.#type(type.element, direction, indent)
@@ -587,10 +587,7 @@ class Writer {
           .map((item) =>
             item.type === undefined
               ? `{ tag: ${quote(item.name)} }`
-              : literal(
-                  [`tag: ${quote(item.name)}`, `val: ${this.#type(item.type, direction, inner)}`],
-                  indent,
-                ),
+              : literal([`tag: ${quote(item.name)}`, this.#val(item.type, direction, inner)], indent),
           )
           .join(' | ')
       case 'enum':
@@ -622,11 +619,20 @@ class Writer {
     }
   }
 
+  /**
+   * A case's payload. Going in, one that takes undefined as none (an option, not of an option) may
+   * be left out, as a record's field may: the conversions read a missing `val` as undefined.
+   */
+  #val(payload: WitType, direction: Direction, indent: string): string {
+    const optional = direction === 'in' && payload.kind === 'option' && payload.element.kind !== 'option'
+    return `val${optional ? '?' : ''}: ${this.#type(payload, direction, indent)}`
+  }
+
   /** One side of a result: `{ tag }`, or `{ tag, val }` with a payload. */
   #tagged(tag: 'ok' | 'err', payload: WitType | undefined, direction: Direction, indent: string): string {
     return payload === undefined
       ? `{ tag: '${tag}' }`
-      : literal([`tag: '${tag}'`, `val: ${this.#type(payload, direction, indent + '  ')}`], indent)
+      : literal([`tag: '${tag}'`, this.#val(payload, direction, indent + '  ')], indent)
   }
 }
 
