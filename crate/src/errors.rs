@@ -298,7 +298,8 @@ impl Failure {
         }
         if asked_too_much_random(&error) {
             return Failure::HostLimit(format!(
-                "the guest asked for more random bytes than its limits.memoryBytes lets it hold: {}",
+                "the guest asked for more random bytes at once than one call may make \
+                 (limits.memoryBytes, at most 64 MiB): {}",
                 error.root_cause()
             ));
         }
