@@ -122,7 +122,7 @@ impl<K: Kind> Compiled<K> {
         let bytes = Self::input(engine, bytes)?;
         // `compile_cost` too, when they are compiled: a hit in `cacheDir` skips its walk over every
         // operator (some 3 ms per MiB of code), the bytes having passed it when they were compiled.
-        let check = || compile_cost::check(&bytes).map_err(Failure::Compile);
+        let check = |bytes: &[u8]| compile_cost::check(bytes).map_err(Failure::Compile);
         // wasmtime asserts some of its limits while it builds a component's adapters (more than
         // 100 memories in one, types past a size) rather than reporting them: a valid component of
         // 1.6 KB reached one. Such a component cannot be compiled, which is what its error says.

@@ -235,7 +235,9 @@ impl EngineShared {
             Ok(bytes) => bytes,
             Err(error) => return Some(error.to_string()),
         };
-        if let Err(message) = compile_cost::check(&bytes) {
+        // What compiles is the rewrite (`bulk_chunks.rs`), larger than the input.
+        let rewritten = crate::bulk_chunks::chunked(&bytes).ok().flatten();
+        if let Err(message) = compile_cost::check(rewritten.as_deref().unwrap_or(&bytes)) {
             return Some(message);
         }
         let validate_module =

@@ -60,7 +60,7 @@ pub trait Artifact: Sized {
 impl Artifact for Module {
     const KIND: &'static str = "module";
     fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
-        chunked_or_original(bytes, |bytes| Module::new(engine, bytes))
+        Module::new(engine, bytes)
     }
     fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
         Module::serialize(self)
@@ -78,7 +78,7 @@ impl Artifact for Module {
 impl Artifact for Component {
     const KIND: &'static str = "component";
     fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
-        chunked_or_original(bytes, |bytes| Component::new(engine, bytes))
+        Component::new(engine, bytes)
     }
     fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
         Component::serialize(self)
@@ -93,34 +93,39 @@ impl Artifact for Component {
     }
 }
 
-/// Compiles `bytes` with their large bulk memory instructions in chunks (`bulk_chunks.rs`). Bytes
-/// the rewrite cannot read, or rewritten bytes that do not compile, are the original's to
-/// explain: its own error is the one reported, and it never runs unrewritten.
-fn chunked_or_original<T>(bytes: &[u8], compile: impl Fn(&[u8]) -> wasmtime::Result<T>) -> wasmtime::Result<T> {
-    let failed = |error: wasmtime::Error| match compile(bytes) {
-        Err(original) => original,
-        Ok(_) => error.context("compiling its bulk memory instructions in chunks failed"),
-    };
-    match bulk_chunks::chunked(bytes) {
-        Ok(None) => compile(bytes),
-        Ok(Some(rewritten)) => compile(&rewritten).map_err(failed),
-        Err(bulk_chunks::Unreadable) => Err(failed(wasmtime::Error::msg("its code could not be read"))),
-    }
-}
-
-/// Compiles `bytes`, through `cache` when the engine has one; `check` runs first when they are
-/// compiled, not when the cache has them (they passed it when they were compiled).
+/// Compiles `bytes`, through `cache` when the engine has one, with their large bulk memory
+/// instructions in chunks (`bulk_chunks.rs`); the cache keys the bytes as given. `check` runs
+/// first, on what compiles (a rewrite makes code larger), when they are compiled, not when the
+/// cache has them (they passed it when they were compiled).
 pub fn compile<T: Artifact>(
     engine: &Engine,
     cache: Option<&DiskCache>,
     bytes: &[u8],
-    check: impl FnOnce() -> Result<(), Failure>,
+    check: impl FnOnce(&[u8]) -> Result<(), Failure>,
 ) -> Result<T, Failure> {
     if let Some(hit) = cached(engine, cache, bytes) {
         return Ok(hit);
     }
-    check()?;
-    let compiled = T::compile(engine, bytes).map_err(|error| Failure::compile(&error))?;
+    let compiled = match bulk_chunks::chunked(bytes) {
+        Ok(None) => {
+            check(bytes)?;
+            T::compile(engine, bytes)
+        }
+        Ok(Some(rewritten)) => {
+            check(&rewritten)?;
+            T::compile(engine, &rewritten).map_err(|error| original_error::<T>(engine, bytes, error))
+        }
+        // What the rewrite cannot read runs nowhere; the compiler says what is wrong with it.
+        Err(bulk_chunks::Unreadable) => {
+            check(bytes)?;
+            Err(original_error::<T>(
+                engine,
+                bytes,
+                wasmtime::Error::msg("its code could not be read"),
+            ))
+        }
+    };
+    let compiled = compiled.map_err(|error| Failure::compile(&error))?;
     if let Some(cache) = cache {
         // Cache I/O problems never fail a compile: a failed write is only counted.
         match compiled.serialize() {
@@ -131,6 +136,15 @@ pub fn compile<T: Artifact>(
         }
     }
     Ok(compiled)
+}
+
+/// Why `bytes` do not compile, when their rewrite did not (`error`): the input's own error, as
+/// its offsets are the input's. If they compile as given, the rewrite was at fault.
+fn original_error<T: Artifact>(engine: &Engine, bytes: &[u8], error: wasmtime::Error) -> wasmtime::Error {
+    match T::compile(engine, bytes) {
+        Err(original) => original,
+        Ok(_) => error.context("compiling its bulk memory instructions in chunks failed"),
+    }
 }
 
 /// The code `cache` holds for `bytes`, if any; without one, or when it has none, `None`, and the
