@@ -363,6 +363,21 @@ test.serial(
   },
 )
 
+test("a 64-bit memory's growth past 4 GiB fails at once, not copying the memory past the deadline", (t) => {
+  // Probe H61: wasmtime moved a memory that outgrew its 4 GiB reservation, copying it whole: a
+  // grow of 200 MiB from 4,000 MiB took 4.3-12 s past a 50 ms deadline, and an abort, and fuel,
+  // and touched all 4 GiB. Memories now grow in place or not at all (memory.grow gives -1).
+  const module = new Engine().compileModuleSync(`(module (memory i64 1)
+    (func (export "grow") (param i64) (result i64) (memory.grow (local.get 0))))`)
+  const instance = module.instantiateSync({ limits: { memoryBytes: 2 ** 40 } })
+  const pages = (mib: number) => BigInt(mib * 16)
+  t.is(instance.callSync('grow', [pages(4000) - 1n], { timeoutMs: 5000 }), 1n)
+  const started = performance.now()
+  t.is(instance.callSync('grow', [pages(200)], { timeoutMs: 50 }), -1n, 'refused in place')
+  t.log(`refused after ${(performance.now() - started).toFixed(1)} ms`)
+  t.is(instance.callSync('grow', [0n]), pages(4000), 'the memory is as it was')
+})
+
 test('12.7 numbers that would overflow a Duration reach the addon as typed errors, never a panic', (t) => {
   // Straight at the binding, past the TS layer's checks: the addon's own re-check must hold.
   const engine = new NativeEngine({

@@ -155,6 +155,10 @@ impl EngineShared {
             .epoch_interruption(true)
             .max_wasm_stack(options.max_wasm_stack_bytes as usize)
             .async_stack_size(options.max_wasm_stack_bytes as usize + HOST_FIBER_STACK_BYTES)
+            // A memory grows in place, within its reservation (4 GiB), or not at all: a 64-bit
+            // memory growing past it was copied whole, 4 GiB in 4.3-12 s that no deadline, abort
+            // or fuel stopped, every page of it touched (probe H61).
+            .memory_may_move(false)
             // A deep recursion would otherwise carry thousands of frames into every error.
             .wasm_backtrace_max_frames(NonZeroUsize::new(MAX_BACKTRACE_FRAMES))
             .cranelift_opt_level(OptLevel::Speed)
