@@ -5,16 +5,18 @@
 //! runs a bulk memory instruction to its end once started (wasmtime#14047: its checks inside such
 //! operations were withdrawn as unsafe). One `memory.fill` of 4 GiB, a C `memset` compiled by
 //! clang, ran 5–8 s past a 50 ms deadline, holding the event loop under `callSync` (probe Z55).
-//! Each such instruction is rewritten in place, before compiling: at most [`CHUNK`] bytes it goes
-//! as it was (one comparison more); above that, the bounds are checked first (an access out of
+//! Each such instruction is rewritten before compiling, unless its length is a constant of at
+//! most [`CHUNK`]: at most [`CHUNK`] bytes it goes as it was (a call and one comparison more);
+//! above that, the bounds are checked first (an access out of
 //! bounds still traps before writing anything, as the instruction does), and the work is done
 //! [`CHUNK`] bytes at a time in a loop, backwards for a copy to a higher address in the same
 //! memory (as `memmove` does). Fuel is charged per chunk, as wasmtime charges by size.
 //!
-//! Only the code section changes; every other section, function index and name stays. Each
-//! function with such an instruction gets six locals more for the operands.
+//! Each such instruction becomes a call of a helper function added after the module's own (one
+//! per kind of instruction and memories used): the type, function and code sections grow; every
+//! other section, function index and name stays.
 
-use wasmparser::{BinaryReader, CompositeInnerType, Operator, Parser, Payload, TypeRef};
+use wasmparser::{BinaryReader, Operator, Parser, Payload, TypeRef};
 
 /// Most bytes one `memory.fill` or `memory.copy` writes between two loop heads: about 1 ms of
 /// work at the worst (memory the process touches for the first time, 0.5–2 s per GiB here).
@@ -81,10 +83,10 @@ fn component(bytes: &[u8], chunk: u64) -> Result<Option<Vec<u8>>, Unreadable> {
 struct Shape {
     /// Each memory's index width and page size (log 2), imported ones first.
     memories: Vec<Memory>,
-    /// Each type's parameter count (`None` for a type that is not a function's).
-    params: Vec<Option<u32>>,
-    /// Each defined function's type.
-    functions: Vec<u32>,
+    /// Types defined (the first helper's type comes after them).
+    types: u32,
+    /// Functions imported and defined (the first helper's index comes after them).
+    functions: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -96,22 +98,20 @@ struct Memory {
 impl Shape {
     fn of(bytes: &[u8]) -> Result<Shape, Unreadable> {
         let mut shape = Shape::default();
+        let add = |count: &mut u32, more: u32| count.checked_add(more).ok_or_else(invalid);
         for payload in Parser::new(0).parse_all(bytes) {
             match payload? {
                 Payload::TypeSection(reader) => {
                     for group in reader {
-                        for ty in group?.types() {
-                            shape.params.push(match &ty.composite_type.inner {
-                                CompositeInnerType::Func(func) => Some(func.params().len() as u32),
-                                _ => None,
-                            });
-                        }
+                        shape.types = add(&mut shape.types, group?.types().len() as u32)?;
                     }
                 }
                 Payload::ImportSection(reader) => {
                     for import in reader.into_imports() {
-                        if let TypeRef::Memory(memory) = import?.ty {
-                            shape.memories.push(Memory::of(&memory));
+                        match import?.ty {
+                            TypeRef::Memory(memory) => shape.memories.push(Memory::of(&memory)),
+                            TypeRef::Func(_) | TypeRef::FuncExact(_) => shape.functions = add(&mut shape.functions, 1)?,
+                            _ => {}
                         }
                     }
                 }
@@ -120,11 +120,7 @@ impl Shape {
                         shape.memories.push(Memory::of(&memory?));
                     }
                 }
-                Payload::FunctionSection(reader) => {
-                    for ty in reader {
-                        shape.functions.push(ty?);
-                    }
-                }
+                Payload::FunctionSection(reader) => shape.functions = add(&mut shape.functions, reader.count())?,
                 Payload::CodeSectionStart { .. } => break,
                 _ => {}
             }
@@ -160,91 +156,168 @@ fn invalid() -> Unreadable {
     Unreadable
 }
 
+/// A binary's type, function and code section ids.
+const TYPE_SECTION: u8 = 1;
+const FUNCTION_SECTION: u8 = 3;
+
+/// A module whose bulk instructions each call a helper function added after its own (one per
+/// instruction and memory used), which does the work a chunk at a time. A call, not the loop
+/// in place: a loop at each of a function's instructions made Cranelift 25–50 times slower to
+/// compile such code, and took the compile checks' loop allowance (probe H61).
 fn module(bytes: &[u8], chunk: u64) -> Result<Option<Vec<u8>>, Unreadable> {
     let sections = sections(bytes)?;
     let Some((_, code)) = sections.iter().find(|(id, _)| *id == CODE_SECTION) else {
         return Ok(None);
     };
     let shape = Shape::of(bytes)?;
-    let Some(code) = code_section(code, &shape, chunk)? else {
+    let mut helpers = Vec::new();
+    let Some(code) = code_section(code, &shape, chunk, &mut helpers)? else {
         return Ok(None);
     };
     let mut out = bytes[..8].to_vec();
     for (id, contents) in &sections {
-        push_section(&mut out, *id, if *id == CODE_SECTION { &code } else { contents });
+        let rewritten = match *id {
+            TYPE_SECTION => Some(appended(
+                contents,
+                helpers.iter().map(|helper| helper.signature(&shape)),
+            )?),
+            FUNCTION_SECTION => {
+                let types = (0..helpers.len() as u32).map(|index| {
+                    let mut entry = Vec::new();
+                    push_u32(&mut entry, shape.types + index);
+                    entry
+                });
+                Some(appended(contents, types)?)
+            }
+            CODE_SECTION => Some(code.clone()),
+            _ => None,
+        };
+        push_section(&mut out, *id, rewritten.as_deref().unwrap_or(contents));
     }
     Ok(Some(out))
 }
 
-/// The code section's contents with every function holding a bulk instruction rewritten, or
-/// `None` when none does.
-fn code_section(contents: &[u8], shape: &Shape, chunk: u64) -> Result<Option<Vec<u8>>, Unreadable> {
+/// A section's contents (a count, then its entries) with `more` entries after its own.
+fn appended(contents: &[u8], more: impl ExactSizeIterator<Item = Vec<u8>>) -> Result<Vec<u8>, Unreadable> {
     let mut reader = BinaryReader::new(contents, 0);
     let count = reader.read_var_u32()?;
-    let mut out = Vec::with_capacity(contents.len() + 64);
+    let count = count.checked_add(more.len() as u32).ok_or_else(invalid)?;
+    let mut out = Vec::with_capacity(contents.len() + 16 * more.len());
     push_u32(&mut out, count);
-    let mut changed = false;
-    for index in 0..count as usize {
+    out.extend_from_slice(&contents[reader.current_position()..]);
+    more.for_each(|entry| out.extend_from_slice(&entry));
+    Ok(out)
+}
+
+/// The code section's contents with every function's bulk instructions calling their helpers,
+/// and the helpers after them; `None` when no function has one.
+fn code_section(
+    contents: &[u8],
+    shape: &Shape,
+    chunk: u64,
+    helpers: &mut Vec<BulkOp>,
+) -> Result<Option<Vec<u8>>, Unreadable> {
+    let mut reader = BinaryReader::new(contents, 0);
+    let count = reader.read_var_u32()?;
+    let mut bodies = Vec::with_capacity(contents.len() + 64);
+    for _ in 0..count {
         let size = reader.read_var_u32()? as usize;
         let body = reader.read_bytes(size)?;
-        let params = shape
-            .functions
-            .get(index)
-            .and_then(|ty| shape.params.get(*ty as usize).copied().flatten())
-            .ok_or_else(invalid)?;
-        match function(body, params, shape, chunk)? {
+        match function(body, shape, chunk, helpers)? {
             Some(rewritten) => {
-                changed = true;
-                push_u32(&mut out, rewritten.len() as u32);
-                out.extend_from_slice(&rewritten);
+                push_u32(&mut bodies, rewritten.len() as u32);
+                bodies.extend_from_slice(&rewritten);
             }
             None => {
-                push_u32(&mut out, size as u32);
-                out.extend_from_slice(body);
+                push_u32(&mut bodies, size as u32);
+                bodies.extend_from_slice(body);
             }
         }
     }
-    Ok(changed.then_some(out))
+    if helpers.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(bodies.len() + 256 * helpers.len());
+    push_u32(&mut out, count.checked_add(helpers.len() as u32).ok_or_else(invalid)?);
+    out.extend_from_slice(&bodies);
+    for helper in helpers.iter() {
+        let body = helper.body(shape, chunk)?;
+        push_u32(&mut out, body.len() as u32);
+        out.extend_from_slice(&body);
+    }
+    Ok(Some(out))
 }
 
-/// A bulk instruction found in a body: where its bytes are, and what it is.
-struct Bulk {
-    start: usize,
-    end: usize,
-    op: BulkOp,
-}
-
+/// A bulk instruction, which its helper does.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum BulkOp {
     Fill { mem: u32 },
     Copy { dst: u32, src: u32 },
 }
 
-fn function(body: &[u8], params: u32, shape: &Shape, chunk: u64) -> Result<Option<Vec<u8>>, Unreadable> {
+impl BulkOp {
+    /// The helper's function type, as a type section entry: the instruction's operands.
+    fn signature(&self, shape: &Shape) -> Vec<u8> {
+        let width = |wide: bool| if wide { 0x7E } else { 0x7F };
+        let params = match *self {
+            BulkOp::Fill { mem } => {
+                let wide = shape.memory(mem).is_ok_and(|memory| memory.wide);
+                [width(wide), 0x7F, width(wide)]
+            }
+            BulkOp::Copy { dst, src } => {
+                let (to, from) = (
+                    shape.memory(dst).is_ok_and(|memory| memory.wide),
+                    shape.memory(src).is_ok_and(|memory| memory.wide),
+                );
+                [width(to), width(from), width(to && from)]
+            }
+        };
+        vec![0x60, 3, params[0], params[1], params[2], 0]
+    }
+
+    /// The helper's body: no locals; its parameters are the instruction's operands.
+    fn body(&self, shape: &Shape, chunk: u64) -> Result<Vec<u8>, Unreadable> {
+        let mut out = vec![0];
+        let mut emit = Emit { out: &mut out, chunk };
+        match *self {
+            BulkOp::Fill { mem } => emit.fill(mem, shape.memory(mem)?),
+            BulkOp::Copy { dst, src } => emit.copy(dst, shape.memory(dst)?, src, shape.memory(src)?),
+        }
+        out.push(op::END);
+        Ok(out)
+    }
+}
+
+/// `body` with each bulk instruction a call of its helper (added to `helpers` when new), or
+/// `None` when it has none to rewrite.
+fn function(body: &[u8], shape: &Shape, chunk: u64, helpers: &mut Vec<BulkOp>) -> Result<Option<Vec<u8>>, Unreadable> {
     // Every bulk instruction starts with the 0xFC prefix (its sub-opcode may be spelled in more
     // bytes than needed, so only the prefix is looked for): most bodies have none to parse.
     if memchr::memchr(op::PREFIX, body).is_none() {
         return Ok(None);
     }
-    let reader = BinaryReader::new(body, 0);
-    let function = wasmparser::FunctionBody::new(reader);
-    let mut locals = function.get_locals_reader()?;
-    let groups = locals.get_count();
-    let groups_start = locals.original_position();
-    let mut declared: u32 = 0;
-    for _ in 0..groups {
-        let (count, _) = locals.read()?;
-        declared = declared.checked_add(count).ok_or_else(invalid)?;
-    }
+    let function = wasmparser::FunctionBody::new(BinaryReader::new(body, 0));
     let mut operators = function.get_operators_reader()?;
-    let code_start = operators.original_position();
-    let mut found = Vec::new();
+    let mut out = Vec::new();
+    let mut copied = 0;
     let mut last: Option<(usize, BulkOp)> = None;
     // The length a constant pushed just before: the bulk instruction's length operand.
     let mut constant: Option<u64> = None;
     while !operators.eof() {
         let (operator, offset) = operators.read_with_offset()?;
-        if let Some((start, op)) = last.take() {
-            found.push(Bulk { start, end: offset, op });
+        if let Some((start, bulk)) = last.take() {
+            let index = match helpers.iter().position(|known| *known == bulk) {
+                Some(index) => index,
+                None => {
+                    helpers.push(bulk);
+                    helpers.len() - 1
+                }
+            };
+            let function = shape.functions.checked_add(index as u32).ok_or_else(invalid)?;
+            out.extend_from_slice(&body[copied..start]);
+            out.push(op::CALL);
+            push_u32(&mut out, function);
+            copied = offset;
         }
         // One whose length is a constant of at most a chunk stays as it is: it is short, and
         // Cranelift compiles a constant length inline (16 bytes: 0.7 ns, 8 ns by its libcall).
@@ -270,49 +343,14 @@ fn function(body: &[u8], params: u32, shape: &Shape, chunk: u64) -> Result<Optio
     if last.is_some() {
         return Err(invalid());
     }
-    if found.is_empty() {
+    if copied == 0 {
         return Ok(None);
-    }
-    let first = params.checked_add(declared).ok_or_else(invalid)?;
-    let temps = Temps { first };
-    let mut out = Vec::with_capacity(body.len() + found.len() * 96);
-    push_u32(&mut out, groups.checked_add(2).ok_or_else(invalid)?);
-    out.extend_from_slice(&body[groups_start..code_start]);
-    out.extend_from_slice(&[3, 0x7F, 3, 0x7E]); // three i32 locals, three i64 locals
-    let mut copied = code_start;
-    for bulk in &found {
-        out.extend_from_slice(&body[copied..bulk.start]);
-        let mut emit = Emit {
-            out: &mut out,
-            temps,
-            chunk,
-        };
-        match bulk.op {
-            BulkOp::Fill { mem } => emit.fill(mem, shape.memory(mem)?),
-            BulkOp::Copy { dst, src } => emit.copy(dst, shape.memory(dst)?, src, shape.memory(src)?),
-        }
-        copied = bulk.end;
     }
     out.extend_from_slice(&body[copied..]);
     Ok(Some(out))
 }
 
-/// The six locals a rewritten function gets: three i32 from `first`, then three i64.
-#[derive(Clone, Copy)]
-struct Temps {
-    first: u32,
-}
-
-impl Temps {
-    /// The `slot`th (0–2) temporary of a width.
-    fn get(self, wide: bool, slot: u32) -> Local {
-        Local {
-            index: self.first + slot + if wide { 3 } else { 0 },
-            wide,
-        }
-    }
-}
-
+/// One of a helper's parameters.
 #[derive(Clone, Copy)]
 struct Local {
     index: u32,
@@ -322,9 +360,11 @@ struct Local {
 /// Opcodes the rewrite writes.
 mod op {
     pub const IF: u8 = 0x04;
+    pub const ELSE: u8 = 0x05;
     pub const LOOP: u8 = 0x03;
     pub const END: u8 = 0x0B;
     pub const BR_IF: u8 = 0x0D;
+    pub const CALL: u8 = 0x10;
     pub const EMPTY: u8 = 0x40;
     pub const LOCAL_GET: u8 = 0x20;
     pub const LOCAL_SET: u8 = 0x21;
@@ -348,7 +388,6 @@ mod op {
 
 struct Emit<'a> {
     out: &'a mut Vec<u8>,
-    temps: Temps,
     chunk: u64,
 }
 
@@ -389,7 +428,7 @@ impl Emit<'_> {
         self
     }
 
-    /// `local` plus or minus [`CHUNK`], into `local`.
+    /// `local` plus or minus a chunk, into `local`.
     fn step(&mut self, local: Local, add: bool) -> &mut Self {
         let code = match (local.wide, add) {
             (false, true) => op::I32_ADD,
@@ -400,7 +439,7 @@ impl Emit<'_> {
         self.get(local).chunk(local.wide).byte(code).set(local)
     }
 
-    /// Pushes whether `local` is above [`CHUNK`] (an i32).
+    /// Pushes whether `local` is above a chunk (an i32).
     fn above_chunk(&mut self, local: Local) -> &mut Self {
         let code = if local.wide { op::I64_GT_U } else { op::I32_GT_U };
         self.get(local).chunk(local.wide).byte(code)
@@ -443,11 +482,17 @@ impl Emit<'_> {
         self.byte(kind).byte(op::EMPTY)
     }
 
-    /// `memory.fill` on `mem`: operands `[at value len]`.
+    /// `memory.fill` on `mem`, its operands `[at value len]` the parameters.
     fn fill(&mut self, mem: u32, memory: Memory) {
-        let at = self.temps.get(memory.wide, 0);
-        let value = self.temps.get(false, 1);
-        let len = self.temps.get(memory.wide, 2);
+        let at = Local {
+            index: 0,
+            wide: memory.wide,
+        };
+        let value = Local { index: 1, wide: false };
+        let len = Local {
+            index: 2,
+            wide: memory.wide,
+        };
         let fill = |emit: &mut Self, chunk: bool| {
             emit.get(at).get(value);
             if chunk {
@@ -457,7 +502,6 @@ impl Emit<'_> {
             }
             emit.bulk(op::MEMORY_FILL, &[mem]);
         };
-        self.set(len).set(value).set(at);
         self.above_chunk(len).block(op::IF);
         // Out of bounds: the instruction itself traps, before writing anything.
         self.out_of_bounds(at, len, mem, memory).block(op::IF);
@@ -474,12 +518,21 @@ impl Emit<'_> {
         fill(self, false);
     }
 
-    /// `memory.copy` from `src` to `dst`: operands `[to from len]`; the length is i64 only when
-    /// both memories are.
+    /// `memory.copy` from `src` to `dst`, its operands `[to from len]` the parameters; the length
+    /// is i64 only when both memories are.
     fn copy(&mut self, dst: u32, dst_memory: Memory, src: u32, src_memory: Memory) {
-        let to = self.temps.get(dst_memory.wide, 0);
-        let from = self.temps.get(src_memory.wide, 1);
-        let len = self.temps.get(dst_memory.wide && src_memory.wide, 2);
+        let to = Local {
+            index: 0,
+            wide: dst_memory.wide,
+        };
+        let from = Local {
+            index: 1,
+            wide: src_memory.wide,
+        };
+        let len = Local {
+            index: 2,
+            wide: dst_memory.wide && src_memory.wide,
+        };
         let copy = |emit: &mut Self, chunk: bool| {
             emit.get(to).get(from);
             if chunk {
@@ -489,7 +542,6 @@ impl Emit<'_> {
             }
             emit.bulk(op::MEMORY_COPY, &[dst, src]);
         };
-        self.set(len).set(from).set(to);
         self.above_chunk(len).block(op::IF);
         self.out_of_bounds(to, len, dst, dst_memory);
         self.out_of_bounds(from, len, src, src_memory)
@@ -514,7 +566,7 @@ impl Emit<'_> {
             self.get(to).get(len).byte(add).get(from).get(len).byte(add);
             self.chunk(len.wide).bulk(op::MEMORY_COPY, &[dst, src]);
             self.above_chunk(len).byte(op::BR_IF).byte(0).byte(op::END);
-            self.byte(0x05); // else
+            self.byte(op::ELSE);
             forward(self);
             self.byte(op::END);
         } else {
@@ -685,6 +737,22 @@ mod tests {
             }
         }
         assert!(checked > 1000);
+    }
+
+    #[test]
+    fn the_rewrite_adds_no_locals_and_no_loops_to_the_guest_s_functions() {
+        // Probe H61: rewritten in place, each instruction added six locals (a function at the
+        // 50,000 limit failed) and a loop (2,049 in one function were refused by compile_cost,
+        // and Cranelift compiled such code 25-50 times slower).
+        let fills = "(memory.fill (local.get 0) (local.get 1) (local.get 2))".repeat(3000);
+        let locals = " i32".repeat(50_000 - 3);
+        let wat = format!(
+            "(module (memory 1) (func (param i32 i32 i32) (local{locals}) {fills}) (func (param i32 i32 i32) {fills}))"
+        );
+        let original = wat::parse_str(wat).unwrap();
+        let rewritten = chunked_by(&original, CHUNK).unwrap().expect("rewritten");
+        Module::new(&engine(), &rewritten).expect("compiles with every local it had");
+        crate::compile_cost::check(&rewritten).expect("within the compile checks");
     }
 
     #[test]

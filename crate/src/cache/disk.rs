@@ -48,6 +48,8 @@ pub trait Artifact: Sized {
     /// The file-name prefix of this kind of artifact.
     const KIND: &'static str;
     fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
+    /// Why `bytes` are not valid for `engine`, without compiling them.
+    fn validate(engine: &Engine, bytes: &[u8]) -> Result<(), String>;
     fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
     /// # Safety
     /// Runs `bytes` as machine code: they must be our own `serialize` output (documented on
@@ -61,6 +63,9 @@ impl Artifact for Module {
     const KIND: &'static str = "module";
     fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
         Module::new(engine, bytes)
+    }
+    fn validate(engine: &Engine, bytes: &[u8]) -> Result<(), String> {
+        Module::validate(engine, bytes).map_err(|error| crate::errors::compile_text(&error))
     }
     fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
         Module::serialize(self)
@@ -79,6 +84,11 @@ impl Artifact for Component {
     const KIND: &'static str = "component";
     fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
         Component::new(engine, bytes)
+    }
+    fn validate(engine: &Engine, bytes: &[u8]) -> Result<(), String> {
+        crate::binary::validate_component(bytes, |module| {
+            Module::validate(engine, module).map_err(|error| crate::errors::compile_text(&error))
+        })
     }
     fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
         Component::serialize(self)
@@ -138,12 +148,13 @@ pub fn compile<T: Artifact>(
     Ok(compiled)
 }
 
-/// Why `bytes` do not compile, when their rewrite did not (`error`): the input's own error, as
-/// its offsets are the input's. If they compile as given, the rewrite was at fault.
+/// Why `bytes` do not compile, when their rewrite did not (`error`): the input's own invalidity,
+/// whose offsets are the input's. Only validated, never compiled: the compile checks passed for the
+/// rewrite, not for the input. If it is valid, the rewrite was at fault.
 fn original_error<T: Artifact>(engine: &Engine, bytes: &[u8], error: wasmtime::Error) -> wasmtime::Error {
-    match T::compile(engine, bytes) {
-        Err(original) => original,
-        Ok(_) => error.context("compiling its bulk memory instructions in chunks failed"),
+    match T::validate(engine, bytes) {
+        Err(invalid) => wasmtime::Error::msg(invalid),
+        Ok(()) => error.context("compiling its bulk memory instructions in chunks failed"),
     }
 }
 
