@@ -925,3 +925,44 @@ test('random bytes beyond what the guest may hold are refused before the host ma
   })
   t.regex(denied?.message ?? '', new RegExp(`${why.source}.*requested len 67108864`))
 })
+
+test('a preview 1 read of a file takes at most 1 MiB at a time, and a loop of reads still gets it all', async (t) => {
+  // Probe H61: wasmtime-wasi read into a host buffer as large as the guest's iovec, on a thread
+  // that went on after the call's deadline: timed-out reads of a large file held gigabytes of
+  // host memory. A read takes at most 1 MiB now; the guest's iovec is as it was after the call.
+  const dir = tempDir(t, 'wasi-read')
+  writeFileSync(path.join(dir, 'big.bin'), Buffer.alloc((3 << 20) | 5, 7))
+  const module = engine.compileModuleSync(`(module
+    (import "wasi_snapshot_preview1" "path_open"
+      (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 128)
+    (data (i32.const 64) "big.bin")
+    (func $opened (result i32)
+      (drop (call $open (i32.const 3) (i32.const 0) (i32.const 64) (i32.const 7) (i32.const 0)
+        (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 32)))
+      (i32.load (i32.const 32)))
+    ;; One read into an iovec of 4 MiB at 1 MiB (an empty one before it): what it read, and the
+    ;; iovec's length after it, as one number (read * 16 + length in MiB).
+    (func (export "once") (result i32) (local $fd i32)
+      (local.set $fd (call $opened))
+      (i64.store (i32.const 0) (i64.const 0))
+      (i32.store (i32.const 8) (i32.const 0x100000)) (i32.store (i32.const 12) (i32.const 0x400000))
+      (drop (call $read (local.get $fd) (i32.const 0) (i32.const 2) (i32.const 24)))
+      (i32.add (i32.mul (i32.load (i32.const 24)) (i32.const 16))
+        (i32.shr_u (i32.load (i32.const 12)) (i32.const 20))))
+    ;; Reads until the end: the bytes read in all.
+    (func (export "all") (result i32) (local $fd i32) (local $total i32)
+      (local.set $fd (call $opened))
+      (i32.store (i32.const 8) (i32.const 0x100000)) (i32.store (i32.const 12) (i32.const 0x400000))
+      (loop $more
+        (drop (call $read (local.get $fd) (i32.const 8) (i32.const 1) (i32.const 24)))
+        (local.set $total (i32.add (local.get $total) (i32.load (i32.const 24))))
+        (br_if $more (i32.load (i32.const 24))))
+      (local.get $total)))`)
+  const options = { limits: { memoryBytes: 128 * 65536 }, wasi: { preopens: { '/data': dir } } }
+  const once = (await module.instantiate(options).then((instance) => instance.call('once'))) as number
+  t.is(once >> 4, 1 << 20, 'one read took 1 MiB of the 4 asked for')
+  t.is(once & 15, 4, "the guest's iovec still says 4 MiB")
+  t.is(await module.instantiateSync(options).call('all'), (3 << 20) | 5)
+})
