@@ -6,15 +6,17 @@
 //! operations were withdrawn as unsafe). One `memory.fill` of 4 GiB, a C `memset` compiled by
 //! clang, ran 5–8 s past a 50 ms deadline, holding the event loop under `callSync` (probe Z55).
 //! Each such instruction is rewritten before compiling, unless its length is a constant of at
-//! most [`CHUNK`]: at most [`CHUNK`] bytes it goes as it was (a call and one comparison more);
-//! above that, the bounds are checked first (an access out of
-//! bounds still traps before writing anything, as the instruction does), and the work is done
-//! [`CHUNK`] bytes at a time in a loop, backwards for a copy to a higher address in the same
-//! memory (as `memmove` does). Fuel is charged per chunk, as wasmtime charges by size.
+//! most [`CHUNK`] (short, and compiled inline by Cranelift): its operands go into locals, and a
+//! length of at most [`CHUNK`] runs the instruction as it was, one comparison later. A larger one
+//! calls a helper function added after the module's own (one per kind of instruction and
+//! memories used), which checks the bounds first (an access out of bounds still traps before
+//! writing anything, as the instruction does) and does the work [`CHUNK`] bytes at a time in a
+//! loop, backwards for a copy to a higher address in the same memory (as `memmove` does). Fuel is
+//! charged per chunk, as wasmtime charges by size.
 //!
-//! Each such instruction becomes a call of a helper function added after the module's own (one
-//! per kind of instruction and memories used): the type, function and code sections grow; every
-//! other section, function index and name stays.
+//! The type, function and code sections grow; every other section, function index and name
+//! stays. A function with such an instruction gets six locals (three i32, three i64), or, where
+//! that would pass the bound on locals, calls the helper for every length.
 
 use wasmparser::{BinaryReader, CompositeInnerType, Operator, Parser, Payload, TypeRef};
 
