@@ -966,3 +966,59 @@ test('a preview 1 read of a file takes at most 1 MiB at a time, and a loop of re
   t.is(once & 15, 4, "the guest's iovec still says 4 MiB")
   t.is(await module.instantiateSync(options).call('all'), (3 << 20) | 5)
 })
+
+test('a preview 1 write to a file takes at most 1 MiB at a time, and a loop of writes still gives it all; one to stdout is whole', async (t) => {
+  // Probe H62: a write to a file copied the guest's iovec whole into a host buffer that outlived a
+  // timed-out call: 40 timed-out writes of 64 MiB held 1.7 GiB. A write to a file takes at most
+  // 1 MiB now (fewer bytes than given, as POSIX allows; every libc writes the rest). stdout takes
+  // a write whole, a permit at a time, as before: guests that ignore the count still print it all.
+  const dir = tempDir(t, 'wasi-write')
+  const module = engine.compileModuleSync(`(module
+    (import "wasi_snapshot_preview1" "path_open"
+      (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "fd_pwrite" (func $pwrite (param i32 i32 i32 i64 i32) (result i32)))
+    (memory (export "memory") 128)
+    (data (i32.const 64) "out.bin")
+    (func $file (result i32)
+      ;; O_CREAT, rights to write
+      (drop (call $open (i32.const 3) (i32.const 0) (i32.const 64) (i32.const 7) (i32.const 1)
+        (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 32)))
+      (i32.load (i32.const 32)))
+    ;; One write of 4 MiB from 1 MiB: what it wrote, and the iovec's length after it in MiB.
+    (func (export "once") (param $fd i32) (param $at i64) (result i32)
+      (if (i32.eqz (local.get $fd)) (then (local.set $fd (call $file))))
+      (i32.store (i32.const 8) (i32.const 0x100000)) (i32.store (i32.const 12) (i32.const 0x400000))
+      (drop (if (result i32) (i64.lt_s (local.get $at) (i64.const 0))
+        (then (call $write (local.get $fd) (i32.const 8) (i32.const 1) (i32.const 24)))
+        (else (call $pwrite (local.get $fd) (i32.const 8) (i32.const 1) (local.get $at) (i32.const 24)))))
+      (i32.add (i32.mul (i32.load (i32.const 24)) (i32.const 16))
+        (i32.shr_u (i32.load (i32.const 12)) (i32.const 20))))
+    ;; Writes 4 MiB to the file in a loop, as a libc does.
+    (func (export "all") (result i32) (local $fd i32) (local $left i32)
+      (local.set $fd (call $file))
+      (i32.store (i32.const 8) (i32.const 0x100000))
+      (local.set $left (i32.const 0x400000))
+      (loop $more
+        (i32.store (i32.const 12) (local.get $left))
+        (drop (call $write (local.get $fd) (i32.const 8) (i32.const 1) (i32.const 24)))
+        (i32.store (i32.const 8) (i32.add (i32.load (i32.const 8)) (i32.load (i32.const 24))))
+        (br_if $more (local.tee $left (i32.sub (local.get $left) (i32.load (i32.const 24))))))
+      (i32.const 0)))`)
+  const options = {
+    limits: { memoryBytes: 128 * 65536 },
+    wasi: {
+      preopens: { '/data': { host: dir, write: true } },
+      stdout: 'pipe' as const,
+      outputLimitBytes: 8 << 20,
+    },
+  }
+  const expected = (1 << 24) + 4
+  t.is(await module.instantiateSync(options).call('once', [0, -1n]), expected, 'fd_write to a file')
+  t.is(await module.instantiateSync(options).call('once', [0, 5n]), expected, 'fd_pwrite to a file')
+  const piped = module.instantiateSync(options)
+  t.is(await piped.call('once', [1, -1n]), (4 << 24) + 4, 'fd_write to stdout, whole')
+  t.is(piped.takeOutput().stdout.length, 4 << 20)
+  await module.instantiateSync(options).call('all')
+  t.is(readFileSync(path.join(dir, 'out.bin')).length, 4 << 20)
+})

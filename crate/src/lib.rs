@@ -32,6 +32,6 @@ pub mod trap;
 pub mod type_checks;
 pub mod wasi;
 pub mod wasi_http;
-pub mod wasi_read;
+pub mod wasi_p1_io;
 pub mod wasi_stdio;
 pub mod wasi_symlink;

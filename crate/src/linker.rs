@@ -81,7 +81,7 @@ pub fn link(module: &Module, plan: &LinkPlan) -> std::result::Result<InstancePre
         // JS functions may replace single WASI functions.
         linker.allow_shadowing(true);
         crate::wasi_symlink::guard_p1(&mut linker).map_err(failed)?;
-        crate::wasi_read::guard_p1(&mut linker).map_err(failed)?;
+        crate::wasi_p1_io::guard_p1(&mut linker).map_err(failed)?;
         // wasmtime's `proc_exit` fails on a status of 126 or more (reserved by shells); any status
         // is the guest's exit code here, as `_exit` takes any int (the CLI maps it to 1..255).
         linker
