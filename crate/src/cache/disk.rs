@@ -125,14 +125,16 @@ pub fn compile<T: Artifact>(
             check(&rewritten)?;
             T::compile(engine, &rewritten).map_err(|error| original_error::<T>(engine, bytes, error))
         }
-        // What the rewrite cannot read runs nowhere; the compiler says what is wrong with it.
+        // What the rewrite cannot read runs nowhere; the compiler says what is wrong with it, in
+        // its own words (it compiles only what passed the checks).
         Err(bulk_chunks::Unreadable) => {
             check(bytes)?;
-            Err(original_error::<T>(
-                engine,
-                bytes,
-                wasmtime::Error::msg("its code could not be read"),
-            ))
+            match T::compile(engine, bytes) {
+                Err(error) => Err(error),
+                Ok(_) => Err(wasmtime::Error::msg(
+                    "its code could not be read to compile its bulk memory instructions in chunks",
+                )),
+            }
         }
     };
     let compiled = compiled.map_err(|error| Failure::compile(&error))?;
