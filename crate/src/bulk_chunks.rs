@@ -18,7 +18,10 @@
 //! stays. A function with such an instruction gets six locals (three i32, three i64), or, where
 //! that would pass the bound on locals, calls the helper for every length.
 
-use wasmparser::{BinaryReader, CompositeInnerType, Operator, Parser, Payload, TypeRef};
+use wasmparser::{
+    BinaryReader, CompositeInnerType, FunctionSectionReader, ImportSectionReader, MemorySectionReader, Operator,
+    TypeRef, TypeSectionReader,
+};
 
 /// Most bytes one `memory.fill` or `memory.copy` writes between two loop heads: about 1 ms of
 /// work at the worst (memory the process touches for the first time, 0.5–2 s per GiB here).
@@ -85,12 +88,10 @@ fn component(bytes: &[u8], chunk: u64) -> Result<Option<Vec<u8>>, Unreadable> {
 struct Shape {
     /// Each memory's index width and page size (log 2), imported ones first.
     memories: Vec<Memory>,
-    /// Types defined (the first helper's type comes after them).
-    types: u32,
-    /// Functions imported and defined (the first helper's index comes after them).
-    functions: u32,
     /// Each type's parameter count (`None` for a type that is not a function's).
     params: Vec<Option<u32>>,
+    /// Functions imported.
+    imported: u32,
     /// Each defined function's type.
     defined: Vec<u32>,
 }
@@ -102,15 +103,15 @@ struct Memory {
 }
 
 impl Shape {
-    fn of(bytes: &[u8]) -> Result<Shape, Unreadable> {
+    /// The shape of the module whose top-level sections are `sections`.
+    fn of(sections: &[(u8, &[u8])]) -> Result<Shape, Unreadable> {
         let mut shape = Shape::default();
-        let add = |count: &mut u32, more: u32| count.checked_add(more).ok_or_else(invalid);
-        for payload in Parser::new(0).parse_all(bytes) {
-            match payload? {
-                Payload::TypeSection(reader) => {
-                    for group in reader {
+        for &(id, contents) in sections {
+            let reader = BinaryReader::new(contents, 0);
+            match id {
+                TYPE_SECTION => {
+                    for group in TypeSectionReader::new(reader)? {
                         for ty in group?.types() {
-                            shape.types = add(&mut shape.types, 1)?;
                             shape.params.push(match &ty.composite_type.inner {
                                 CompositeInnerType::Func(func) => Some(func.params().len() as u32),
                                 _ => None,
@@ -118,35 +119,45 @@ impl Shape {
                         }
                     }
                 }
-                Payload::ImportSection(reader) => {
-                    for import in reader.into_imports() {
+                IMPORT_SECTION => {
+                    for import in ImportSectionReader::new(reader)?.into_imports() {
                         match import?.ty {
                             TypeRef::Memory(memory) => shape.memories.push(Memory::of(&memory)),
-                            TypeRef::Func(_) | TypeRef::FuncExact(_) => shape.functions = add(&mut shape.functions, 1)?,
+                            TypeRef::Func(_) | TypeRef::FuncExact(_) => {
+                                shape.imported = shape.imported.checked_add(1).ok_or(Unreadable)?
+                            }
                             _ => {}
                         }
                     }
                 }
-                Payload::MemorySection(reader) => {
-                    for memory in reader {
-                        shape.memories.push(Memory::of(&memory?));
-                    }
-                }
-                Payload::FunctionSection(reader) => {
-                    shape.functions = add(&mut shape.functions, reader.count())?;
-                    for ty in reader {
+                FUNCTION_SECTION => {
+                    for ty in FunctionSectionReader::new(reader)? {
                         shape.defined.push(ty?);
                     }
                 }
-                Payload::CodeSectionStart { .. } => break,
+                MEMORY_SECTION => {
+                    for memory in MemorySectionReader::new(reader)? {
+                        shape.memories.push(Memory::of(&memory?));
+                    }
+                }
                 _ => {}
             }
         }
         Ok(shape)
     }
 
+    /// Types defined: the first helper's type comes after them.
+    fn types(&self) -> u32 {
+        self.params.len() as u32
+    }
+
+    /// Functions imported and defined: the first helper's index comes after them.
+    fn functions(&self) -> Result<u32, Unreadable> {
+        self.imported.checked_add(self.defined.len() as u32).ok_or(Unreadable)
+    }
+
     fn memory(&self, index: u32) -> Result<Memory, Unreadable> {
-        self.memories.get(index as usize).copied().ok_or_else(invalid)
+        self.memories.get(index as usize).copied().ok_or(Unreadable)
     }
 }
 
@@ -169,24 +180,22 @@ impl From<wasmparser::BinaryReaderError> for Unreadable {
     }
 }
 
-fn invalid() -> Unreadable {
-    Unreadable
-}
-
-/// A binary's type, function and code section ids.
+/// A core module's section ids the rewrite reads or writes.
 const TYPE_SECTION: u8 = 1;
+const IMPORT_SECTION: u8 = 2;
 const FUNCTION_SECTION: u8 = 3;
+const MEMORY_SECTION: u8 = 5;
 
-/// A module whose bulk instructions each call a helper function added after its own (one per
-/// instruction and memory used), which does the work a chunk at a time. A call, not the loop
-/// in place: a loop at each of a function's instructions made Cranelift 25–50 times slower to
-/// compile such code, and took the compile checks' loop allowance (probe H61).
+/// A module whose bulk instructions are rewritten, with their helper functions after its own
+/// (one per kind of instruction and memories used), which do the work a chunk at a time. The
+/// loop is the helper's, not at each instruction: a loop at each made Cranelift 25–50 times
+/// slower to compile such code, and took the compile checks' loop allowance (probe H61).
 fn module(bytes: &[u8], chunk: u64) -> Result<Option<Vec<u8>>, Unreadable> {
     let sections = sections(bytes)?;
     let Some((_, code)) = sections.iter().find(|(id, _)| *id == CODE_SECTION) else {
         return Ok(None);
     };
-    let shape = Shape::of(bytes)?;
+    let shape = Shape::of(&sections)?;
     let mut helpers = Vec::new();
     let Some(code) = code_section(code, &shape, chunk, &mut helpers)? else {
         return Ok(None);
@@ -194,14 +203,17 @@ fn module(bytes: &[u8], chunk: u64) -> Result<Option<Vec<u8>>, Unreadable> {
     let mut out = bytes[..8].to_vec();
     for (id, contents) in &sections {
         let rewritten = match *id {
-            TYPE_SECTION => Some(appended(
-                contents,
-                helpers.iter().map(|helper| helper.signature(&shape)),
-            )?),
+            TYPE_SECTION => {
+                let signatures = helpers.iter().map(|helper| helper.signature(&shape));
+                Some(appended(
+                    contents,
+                    signatures.collect::<Result<Vec<_>, _>>()?.into_iter(),
+                )?)
+            }
             FUNCTION_SECTION => {
                 let types = (0..helpers.len() as u32).map(|index| {
                     let mut entry = Vec::new();
-                    push_u32(&mut entry, shape.types + index);
+                    push_u32(&mut entry, shape.types() + index);
                     entry
                 });
                 Some(appended(contents, types)?)
@@ -218,7 +230,7 @@ fn module(bytes: &[u8], chunk: u64) -> Result<Option<Vec<u8>>, Unreadable> {
 fn appended(contents: &[u8], more: impl ExactSizeIterator<Item = Vec<u8>>) -> Result<Vec<u8>, Unreadable> {
     let mut reader = BinaryReader::new(contents, 0);
     let count = reader.read_var_u32()?;
-    let count = count.checked_add(more.len() as u32).ok_or_else(invalid)?;
+    let count = count.checked_add(more.len() as u32).ok_or(Unreadable)?;
     let mut out = Vec::with_capacity(contents.len() + 16 * more.len());
     push_u32(&mut out, count);
     out.extend_from_slice(&contents[reader.current_position()..]);
@@ -244,7 +256,7 @@ fn code_section(
             .defined
             .get(index)
             .and_then(|ty| shape.params.get(*ty as usize).copied().flatten())
-            .ok_or_else(invalid)?;
+            .ok_or(Unreadable)?;
         match function(body, params, shape, chunk, helpers)? {
             Some(rewritten) => {
                 push_u32(&mut bodies, rewritten.len() as u32);
@@ -260,7 +272,7 @@ fn code_section(
         return Ok(None);
     }
     let mut out = Vec::with_capacity(bodies.len() + 256 * helpers.len());
-    push_u32(&mut out, count.checked_add(helpers.len() as u32).ok_or_else(invalid)?);
+    push_u32(&mut out, count.checked_add(helpers.len() as u32).ok_or(Unreadable)?);
     out.extend_from_slice(&bodies);
     for helper in helpers.iter() {
         let body = helper.body(shape, chunk)?;
@@ -278,33 +290,31 @@ enum BulkOp {
 }
 
 impl BulkOp {
-    /// The helper's function type, as a type section entry: the instruction's operands.
-    fn signature(&self, shape: &Shape) -> Vec<u8> {
-        let width = |wide: bool| if wide { 0x7E } else { 0x7F };
-        let params = match *self {
+    /// Whether each operand is an i64: the address (or destination), the value (or source), and
+    /// the length, which is an i64 only when both memories are.
+    fn widths(&self, shape: &Shape) -> Result<[bool; 3], Unreadable> {
+        Ok(match *self {
             BulkOp::Fill { mem } => {
-                let wide = shape.memory(mem).is_ok_and(|memory| memory.wide);
-                [width(wide), 0x7F, width(wide)]
+                let wide = shape.memory(mem)?.wide;
+                [wide, false, wide]
             }
             BulkOp::Copy { dst, src } => {
-                let (to, from) = (
-                    shape.memory(dst).is_ok_and(|memory| memory.wide),
-                    shape.memory(src).is_ok_and(|memory| memory.wide),
-                );
-                [width(to), width(from), width(to && from)]
+                let (to, from) = (shape.memory(dst)?.wide, shape.memory(src)?.wide);
+                [to, from, to && from]
             }
-        };
-        vec![0x60, 3, params[0], params[1], params[2], 0]
+        })
+    }
+
+    /// The helper's function type, as a type section entry: the instruction's operands.
+    fn signature(&self, shape: &Shape) -> Result<Vec<u8>, Unreadable> {
+        let [a, b, len] = self.widths(shape)?.map(|wide| if wide { 0x7E } else { 0x7F });
+        Ok(vec![0x60, 3, a, b, len, 0])
     }
 
     /// The helper's body: no locals; its parameters are the instruction's operands.
     fn body(&self, shape: &Shape, chunk: u64) -> Result<Vec<u8>, Unreadable> {
         let mut out = vec![0];
-        let mut emit = Emit { out: &mut out, chunk };
-        match *self {
-            BulkOp::Fill { mem } => emit.fill(mem, shape.memory(mem)?),
-            BulkOp::Copy { dst, src } => emit.copy(dst, shape.memory(dst)?, src, shape.memory(src)?),
-        }
+        Emit { out: &mut out, chunk }.helper(*self, shape)?;
         out.push(op::END);
         Ok(out)
     }
@@ -337,9 +347,9 @@ fn function(
     let mut declared: u32 = 0;
     for _ in 0..groups {
         let (count, _) = locals.read()?;
-        declared = declared.checked_add(count).ok_or_else(invalid)?;
+        declared = declared.checked_add(count).ok_or(Unreadable)?;
     }
-    let first = params.checked_add(declared).ok_or_else(invalid)?;
+    let first = params.checked_add(declared).ok_or(Unreadable)?;
     let inline = first.checked_add(6).is_some_and(|total| total <= MOST_LOCALS);
     let mut operators = function.get_operators_reader()?;
     let code_start = operators.original_position();
@@ -358,7 +368,7 @@ fn function(
                     helpers.len() - 1
                 }
             };
-            let helper = shape.functions.checked_add(index as u32).ok_or_else(invalid)?;
+            let helper = shape.functions()?.checked_add(index as u32).ok_or(Unreadable)?;
             code.extend_from_slice(&body[copied..start]);
             if inline {
                 let mut emit = Emit { out: &mut code, chunk };
@@ -391,7 +401,7 @@ fn function(
     }
     // A body ends with `end`, never with a bulk instruction.
     if last.is_some() {
-        return Err(invalid());
+        return Err(Unreadable);
     }
     if copied == code_start {
         return Ok(None);
@@ -399,7 +409,7 @@ fn function(
     code.extend_from_slice(&body[copied..]);
     let mut out = Vec::with_capacity(code.len() + code_start + 8);
     if inline {
-        push_u32(&mut out, groups.checked_add(2).ok_or_else(invalid)?);
+        push_u32(&mut out, groups.checked_add(2).ok_or(Unreadable)?);
         out.extend_from_slice(&body[groups_start..code_start]);
         out.extend_from_slice(&[3, 0x7F, 3, 0x7E]); // three i32 locals, three i64 locals
     } else {
@@ -409,7 +419,7 @@ fn function(
     Ok(Some(out))
 }
 
-/// One of a helper's parameters.
+/// A local the rewrite uses: a helper's parameter, or one of a site's added locals.
 #[derive(Clone, Copy)]
 struct Local {
     index: u32,
@@ -556,16 +566,8 @@ impl Emit<'_> {
             index: first + slot + if wide { 3 } else { 0 },
             wide,
         };
-        let (a, b, len) = match bulk {
-            BulkOp::Fill { mem } => {
-                let wide = shape.memory(mem)?.wide;
-                (temp(wide, 0), temp(false, 1), temp(wide, 2))
-            }
-            BulkOp::Copy { dst, src } => {
-                let (to, from) = (shape.memory(dst)?.wide, shape.memory(src)?.wide);
-                (temp(to, 0), temp(from, 1), temp(to && from, 2))
-            }
-        };
+        let widths = bulk.widths(shape)?;
+        let [a, b, len] = [0, 1, 2].map(|slot| temp(widths[slot as usize], slot));
         // The operands are taken again in each branch: a block taking them as parameters counts
         // against the compile checks' bound on what blocks take (finding 55).
         self.set(len).set(b).set(a);
@@ -578,98 +580,77 @@ impl Emit<'_> {
         Ok(())
     }
 
-    /// `memory.fill` on `mem`, its operands `[at value len]` the parameters.
-    fn fill(&mut self, mem: u32, memory: Memory) {
-        let at = Local {
-            index: 0,
-            wide: memory.wide,
-        };
-        let value = Local { index: 1, wide: false };
-        let len = Local {
-            index: 2,
-            wide: memory.wide,
-        };
-        let fill = |emit: &mut Self, chunk: bool| {
-            emit.get(at).get(value);
-            if chunk {
-                emit.chunk(len.wide);
-            } else {
-                emit.get(len);
-            }
-            emit.bulk(op::MEMORY_FILL, &[mem]);
-        };
-        self.above_chunk(len).block(op::IF);
-        // Out of bounds: the instruction itself traps, before writing anything.
-        self.out_of_bounds(at, len, mem, memory).block(op::IF);
-        fill(self, false);
-        self.byte(op::END);
-        self.block(op::LOOP);
-        fill(self, true);
-        self.step(at, true)
-            .step(len, false)
-            .above_chunk(len)
-            .byte(op::BR_IF)
-            .byte(0);
-        self.byte(op::END).byte(op::END);
-        fill(self, false);
+    /// The instruction itself, its operands on the stack.
+    fn instruction(&mut self, bulk: BulkOp) -> &mut Self {
+        match bulk {
+            BulkOp::Fill { mem } => self.bulk(op::MEMORY_FILL, &[mem]),
+            BulkOp::Copy { dst, src } => self.bulk(op::MEMORY_COPY, &[dst, src]),
+        }
     }
 
-    /// `memory.copy` from `src` to `dst`, its operands `[to from len]` the parameters; the length
-    /// is i64 only when both memories are.
-    fn copy(&mut self, dst: u32, dst_memory: Memory, src: u32, src_memory: Memory) {
-        let to = Local {
-            index: 0,
-            wide: dst_memory.wide,
-        };
-        let from = Local {
-            index: 1,
-            wide: src_memory.wide,
-        };
-        let len = Local {
-            index: 2,
-            wide: dst_memory.wide && src_memory.wide,
-        };
-        let copy = |emit: &mut Self, chunk: bool| {
-            emit.get(to).get(from);
-            if chunk {
-                emit.chunk(len.wide);
-            } else {
-                emit.get(len);
-            }
-            emit.bulk(op::MEMORY_COPY, &[dst, src]);
-        };
-        self.above_chunk(len).block(op::IF);
-        self.out_of_bounds(to, len, dst, dst_memory);
-        self.out_of_bounds(from, len, src, src_memory)
-            .byte(op::I32_OR)
-            .block(op::IF);
-        copy(self, false);
-        self.byte(op::END);
-        let forward = |emit: &mut Self| {
-            emit.block(op::LOOP);
-            copy(emit, true);
-            emit.step(to, true).step(from, true).step(len, false);
-            emit.above_chunk(len).byte(op::BR_IF).byte(0).byte(op::END);
-        };
-        if dst == src {
-            // The same memory, so one width: a copy to a higher address goes from the end, as
-            // `memmove` does, so that no chunk reads what an earlier one wrote.
-            let code = if to.wide { op::I64_GT_U } else { op::I32_GT_U };
-            self.get(to).get(from).byte(code).block(op::IF);
-            self.block(op::LOOP);
-            self.step(len, false);
-            let add = if to.wide { op::I64_ADD } else { op::I32_ADD };
-            self.get(to).get(len).byte(add).get(from).get(len).byte(add);
-            self.chunk(len.wide).bulk(op::MEMORY_COPY, &[dst, src]);
-            self.above_chunk(len).byte(op::BR_IF).byte(0).byte(op::END);
-            self.byte(op::ELSE);
-            forward(self);
-            self.byte(op::END);
+    /// The instruction on `[a b len]`, or on a chunk's length instead of `len`.
+    fn operation(&mut self, bulk: BulkOp, [a, b, len]: [Local; 3], chunk: bool) -> &mut Self {
+        self.get(a).get(b);
+        if chunk {
+            self.chunk(len.wide);
         } else {
-            forward(self);
+            self.get(len);
         }
-        self.byte(op::END);
-        copy(self, false);
+        self.instruction(bulk)
+    }
+
+    /// A helper's code: its parameters `[a b len]` are the instruction's operands (`[at value len]`
+    /// of a fill, `[to from len]` of a copy).
+    fn helper(&mut self, bulk: BulkOp, shape: &Shape) -> Result<(), Unreadable> {
+        let widths = bulk.widths(shape)?;
+        let operands = [0, 1, 2].map(|index| Local {
+            index,
+            wide: widths[index as usize],
+        });
+        let [a, b, len] = operands;
+        self.above_chunk(len).block(op::IF);
+        // Out of bounds: the instruction itself traps, before writing anything.
+        match bulk {
+            BulkOp::Fill { mem } => self.out_of_bounds(a, len, mem, shape.memory(mem)?),
+            BulkOp::Copy { dst, src } => self
+                .out_of_bounds(a, len, dst, shape.memory(dst)?)
+                .out_of_bounds(b, len, src, shape.memory(src)?)
+                .byte(op::I32_OR),
+        };
+        self.block(op::IF).operation(bulk, operands, false).byte(op::END);
+        let forward = |emit: &mut Self| {
+            emit.block(op::LOOP).operation(bulk, operands, true).step(a, true);
+            if let BulkOp::Copy { .. } = bulk {
+                emit.step(b, true);
+            }
+            emit.step(len, false)
+                .above_chunk(len)
+                .byte(op::BR_IF)
+                .byte(0)
+                .byte(op::END);
+        };
+        match bulk {
+            BulkOp::Copy { dst, src } if dst == src => {
+                // The same memory, so one width: a copy to a higher address goes from the end, as
+                // `memmove` does, so that no chunk reads what an earlier one wrote.
+                let (greater, add) = if a.wide {
+                    (op::I64_GT_U, op::I64_ADD)
+                } else {
+                    (op::I32_GT_U, op::I32_ADD)
+                };
+                self.get(a).get(b).byte(greater).block(op::IF);
+                self.block(op::LOOP).step(len, false);
+                self.get(a).get(len).byte(add).get(b).get(len).byte(add);
+                self.chunk(len.wide).instruction(bulk);
+                self.above_chunk(len).byte(op::BR_IF).byte(0).byte(op::END);
+                self.byte(op::ELSE);
+                forward(self);
+                self.byte(op::END);
+            }
+            _ => forward(self),
+        }
+        self.byte(op::END).operation(bulk, operands, false);
+        Ok(())
     }
 }
 
