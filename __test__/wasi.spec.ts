@@ -4,7 +4,7 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 
 import {
   ConfigError,
@@ -553,38 +553,18 @@ test("inherited stdout is the process's fd 1 as it is at each write: refused whe
   t.deepEqual(JSON.parse(report), { readOnly: 8, fd: 1, after: [0, 0], file: 'guest\nguest\n' }, report)
 })
 
-test('what check-write allowed on an inherited stdout arrives whole, though the guest drops its streams before the socket has room', async (t) => {
-  // Probe H58: a write past the room a socket (or non-blocking pipe) had waited in its stream,
-  // and went with the stream when the guest dropped it unflushed: 64 streams of 64 KiB each, one
-  // write each in reverse order, delivered a fraction. What waits is now the descriptor's, in
-  // write order, for one writer thread. The child waits for it before it exits.
-  const streams = 64
-  const { stdout, stderr } = await inheritingChild(
-    `
-    import { Engine } from ENTRY
-    const compiled = await new Engine().compileComponent(${JSON.stringify(wasiHttpWasm)})
-    const instance = await compiled.instantiate({
-      limits: { memoryBytes: 16 << 20 },
-      wasi: { stdout: 'inherit', args: ['wasi-http', 'permits', '${streams}'] },
-    })
-    await instance.call('wasi:cli/run#run', [], { timeoutMs: 10000 }).then(
-      () => console.error('ok'),
-      (error) => console.error(error.code),
-    )
-    await new Promise((resolve) => setTimeout(resolve, 3000))
-  `,
-    'socket',
-  )
-  t.is(stderr.trim(), 'ok')
-  t.is(stdout.length, streams * 64 * 1024)
-  t.regex(stdout, /^p*$/)
-})
-
-test('what guests queued on an inherited stdout and did not flush is written before the process exits', async (t) => {
-  // Probe H59: bytes still queued for the writer thread when the host exited were lost (65,536 of
-  // 1,048,576 behind a late reader). The child exits as soon as the call returns, its stdout a
-  // pipe whose reader starts only after that.
-  const streams = 64
+/**
+ * A child whose guest takes 64 KiB of check-write permit on each of `streams` inherited stdout
+ * streams, writes them all, and drops them unflushed (the wasi-http fixture's `permits` mode);
+ * `after` runs once the call reported its outcome on stderr. Checks that the call succeeded and
+ * that stdout, read as `target` reads it, got every byte.
+ */
+async function permitsChild(
+  t: ExecutionContext,
+  streams: number,
+  after: string,
+  target: 'socket' | 'late',
+): Promise<void> {
   const { stdout, stderr } = await inheritingChild(
     `
     import { writeFileSync } from 'node:fs'
@@ -599,14 +579,28 @@ test('what guests queued on an inherited stdout and did not flush is written bef
       (error) => error.code,
     )
     console.error(outcome)
-    writeFileSync(process.env.READY, '')
-    process.exit(0)
+    ${after}
   `,
-    'late',
+    target,
   )
   t.is(stderr.trim(), 'ok')
   t.is(stdout.length, streams * 64 * 1024)
   t.regex(stdout, /^p*$/)
+}
+
+test('what check-write allowed on an inherited stdout arrives whole, though the guest drops its streams before the socket has room', async (t) => {
+  // Probe H58: a write past the room a socket (or non-blocking pipe) had waited in its stream,
+  // and went with the stream when the guest dropped it unflushed: 64 streams of 64 KiB each, one
+  // write each in reverse order, delivered a fraction. What waits is now the descriptor's, in
+  // write order, for one writer thread. The child waits for it before it exits.
+  await permitsChild(t, 64, 'await new Promise((resolve) => setTimeout(resolve, 3000))', 'socket')
+})
+
+test('what guests queued on an inherited stdout and did not flush is written before the process exits', async (t) => {
+  // Probe H59: bytes still queued for the writer thread when the host exited were lost (65,536 of
+  // 1,048,576 behind a late reader). The child exits as soon as the call returns, its stdout a
+  // pipe whose reader starts only after that.
+  await permitsChild(t, 64, "writeFileSync(process.env.READY, ''); process.exit(0)", 'late')
 })
 
 test('inherited stdout moved by the host away from a pipe nobody reads: later writes follow it, not waiting behind the old pipe', async (t) => {
