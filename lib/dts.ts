@@ -566,11 +566,8 @@ class Writer {
       }
       case 'record': {
         const fields = type.fields.map((field) => {
-          // A missing field reads as undefined, which an option takes as none; an option of an
-          // option takes only its tagged form, so its field must be there.
           const key = lowerCamel(field.name)
-          const optional =
-            direction === 'in' && field.type.kind === 'option' && field.type.element.kind !== 'option'
+          const optional = mayBeLeftOut(field.type, direction)
           const value = this.#type(field.type, direction, inner)
           return optional
             ? `${propertyKey(key)}?: ${value}${inheritedAlso(key)}`
@@ -619,13 +616,9 @@ class Writer {
     }
   }
 
-  /**
-   * A case's payload. Going in, one that takes undefined as none (an option, not of an option) may
-   * be left out, as a record's field may: the conversions read a missing `val` as undefined.
-   */
+  /** A case's payload, which may be left out as a record's field may (see {@link mayBeLeftOut}). */
   #val(payload: WitType, direction: Direction, indent: string): string {
-    const optional = direction === 'in' && payload.kind === 'option' && payload.element.kind !== 'option'
-    return `val${optional ? '?' : ''}: ${this.#type(payload, direction, indent)}`
+    return `val${mayBeLeftOut(payload, direction) ? '?' : ''}: ${this.#type(payload, direction, indent)}`
   }
 
   /** One side of a result: `{ tag }`, or `{ tag, val }` with a payload. */
@@ -655,6 +648,15 @@ const INHERITED = new Set([
 ])
 
 /** For an optional key: ` | Object['key']` when every object inherits `key`, else nothing. */
+/**
+ * Whether a field or case payload going in may be left out: the conversions read a missing one
+ * as undefined, which an option takes as none. An option of an option takes only its tagged form,
+ * so it must be there.
+ */
+function mayBeLeftOut(type: WitType, direction: Direction): boolean {
+  return direction === 'in' && type.kind === 'option' && type.element.kind !== 'option'
+}
+
 function inheritedAlso(key: string): string {
   return INHERITED.has(key) ? ` | Object['${key}']` : ''
 }
