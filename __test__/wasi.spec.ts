@@ -923,7 +923,9 @@ test('random bytes beyond what the guest may hold are refused before the host ma
 test('a preview 1 read of a file takes at most 1 MiB at a time, and a loop of reads still gets it all', async (t) => {
   // Probe H61: wasmtime-wasi read into a host buffer as large as the guest's iovec, on a thread
   // that went on after the call's deadline: timed-out reads of a large file held gigabytes of
-  // host memory. A read takes at most 1 MiB now; the guest's iovec is as it was after the call.
+  // host memory. A read takes at most 1 MiB now; the guest's iovec is as it was after the call,
+  // and one read over its own iovec holds what it read (a first version cut the iovec in the
+  // guest's memory for the call and put its length back over the bytes read).
   const dir = tempDir(t, 'wasi-read')
   writeFileSync(path.join(dir, 'big.bin'), Buffer.alloc((3 << 20) | 5, 7))
   const module = engine.compileModuleSync(`(module
@@ -945,6 +947,12 @@ test('a preview 1 read of a file takes at most 1 MiB at a time, and a loop of re
       (drop (call $read (local.get $fd) (i32.const 0) (i32.const 2) (i32.const 24)))
       (i32.add (i32.mul (i32.load (i32.const 24)) (i32.const 16))
         (i32.shr_u (i32.load (i32.const 12)) (i32.const 20))))
+    ;; One read of 4 MiB into 1 MiB that holds its iovec: the word where the length was.
+    (func (export "over") (result i32) (local $fd i32)
+      (local.set $fd (call $opened))
+      (i32.store (i32.const 0x100008) (i32.const 0x100000)) (i32.store (i32.const 0x10000c) (i32.const 0x400000))
+      (drop (call $read (local.get $fd) (i32.const 0x100008) (i32.const 1) (i32.const 24)))
+      (i32.load (i32.const 0x10000c)))
     ;; Reads until the end: the bytes read in all.
     (func (export "all") (result i32) (local $fd i32) (local $total i32)
       (local.set $fd (call $opened))
@@ -958,14 +966,17 @@ test('a preview 1 read of a file takes at most 1 MiB at a time, and a loop of re
   const once = (await module.instantiate(options).then((instance) => instance.call('once'))) as number
   t.is(once >> 4, 1 << 20, 'one read took 1 MiB of the 4 asked for')
   t.is(once & 15, 4, "the guest's iovec still says 4 MiB")
+  t.is(await module.instantiateSync(options).call('over'), 0x07070707, 'the bytes read, over the iovec')
   t.is(await module.instantiateSync(options).call('all'), (3 << 20) | 5)
 })
 
-test('a preview 1 write to a file takes at most 1 MiB at a time, and a loop of writes still gives it all; one to stdout is whole', async (t) => {
+test('a preview 1 write goes 1 MiB at a time to the end of its buffer, to a file or stdout, and writes what the guest gave', async (t) => {
   // Probe H62: a write to a file copied the guest's iovec whole into a host buffer that outlived a
-  // timed-out call: 40 timed-out writes of 64 MiB held 1.7 GiB. A write to a file takes at most
-  // 1 MiB now (fewer bytes than given, as POSIX allows; every libc writes the rest). stdout takes
-  // a write whole, a permit at a time, as before: guests that ignore the count still print it all.
+  // timed-out call: 40 timed-out writes of 64 MiB held 1.7 GiB. A long write now goes through a
+  // buffer of 1 MiB, a piece at a time (the deadline looked at between them) to the end, as one
+  // write did before: guests that ignore the count still write it all. A first version wrote one
+  // piece to a file and returned, cutting the guest's iovec in its memory for the call, so a
+  // write of memory that held the iovec wrote the cut length, not the guest's.
   const dir = tempDir(t, 'wasi-write')
   const module = engine.compileModuleSync(`(module
     (import "wasi_snapshot_preview1" "path_open"
@@ -975,30 +986,21 @@ test('a preview 1 write to a file takes at most 1 MiB at a time, and a loop of w
     (memory (export "memory") 128)
     (data (i32.const 64) "out.bin")
     (func $file (result i32)
-      ;; O_CREAT, rights to write
-      (drop (call $open (i32.const 3) (i32.const 0) (i32.const 64) (i32.const 7) (i32.const 1)
+      ;; O_CREAT | O_TRUNC, rights to write
+      (drop (call $open (i32.const 3) (i32.const 0) (i32.const 64) (i32.const 7) (i32.const 9)
         (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 32)))
       (i32.load (i32.const 32)))
-    ;; One write of 4 MiB from 1 MiB: what it wrote, and the iovec's length after it in MiB.
+    ;; One write of 4 MiB from 1 MiB, whose first bytes are its iovec: what it wrote, and the
+    ;; iovec's length after it in MiB.
     (func (export "once") (param $fd i32) (param $at i64) (result i32)
       (if (i32.eqz (local.get $fd)) (then (local.set $fd (call $file))))
-      (i32.store (i32.const 8) (i32.const 0x100000)) (i32.store (i32.const 12) (i32.const 0x400000))
+      (memory.fill (i32.const 0x100000) (i32.const 7) (i32.const 0x400000))
+      (i32.store (i32.const 0x100000) (i32.const 0x100000)) (i32.store (i32.const 0x100004) (i32.const 0x400000))
       (drop (if (result i32) (i64.lt_s (local.get $at) (i64.const 0))
-        (then (call $write (local.get $fd) (i32.const 8) (i32.const 1) (i32.const 24)))
-        (else (call $pwrite (local.get $fd) (i32.const 8) (i32.const 1) (local.get $at) (i32.const 24)))))
+        (then (call $write (local.get $fd) (i32.const 0x100000) (i32.const 1) (i32.const 24)))
+        (else (call $pwrite (local.get $fd) (i32.const 0x100000) (i32.const 1) (local.get $at) (i32.const 24)))))
       (i32.add (i32.mul (i32.load (i32.const 24)) (i32.const 16))
-        (i32.shr_u (i32.load (i32.const 12)) (i32.const 20))))
-    ;; Writes 4 MiB to the file in a loop, as a libc does.
-    (func (export "all") (result i32) (local $fd i32) (local $left i32)
-      (local.set $fd (call $file))
-      (i32.store (i32.const 8) (i32.const 0x100000))
-      (local.set $left (i32.const 0x400000))
-      (loop $more
-        (i32.store (i32.const 12) (local.get $left))
-        (drop (call $write (local.get $fd) (i32.const 8) (i32.const 1) (i32.const 24)))
-        (i32.store (i32.const 8) (i32.add (i32.load (i32.const 8)) (i32.load (i32.const 24))))
-        (br_if $more (local.tee $left (i32.sub (local.get $left) (i32.load (i32.const 24))))))
-      (i32.const 0)))`)
+        (i32.shr_u (i32.load (i32.const 0x100004)) (i32.const 20)))))`)
   const options = {
     limits: { memoryBytes: 128 * 65536 },
     wasi: {
@@ -1007,12 +1009,23 @@ test('a preview 1 write to a file takes at most 1 MiB at a time, and a loop of w
       outputLimitBytes: 8 << 20,
     },
   }
-  const expected = (1 << 24) + 4
+  const expected = (4 << 24) + 4
+  const written = (offset: number) => {
+    const bytes = readFileSync(path.join(dir, 'out.bin'))
+    t.is(bytes.length, offset + (4 << 20))
+    t.deepEqual([...bytes.subarray(offset, offset + 12)], [0, 0, 16, 0, 0, 0, 64, 0, 7, 7, 7, 7])
+    t.is(
+      bytes.subarray(offset + 8).every((byte) => byte === 7),
+      true,
+    )
+  }
   t.is(await module.instantiateSync(options).call('once', [0, -1n]), expected, 'fd_write to a file')
+  written(0)
   t.is(await module.instantiateSync(options).call('once', [0, 5n]), expected, 'fd_pwrite to a file')
+  written(5)
   const piped = module.instantiateSync(options)
-  t.is(await piped.call('once', [1, -1n]), (4 << 24) + 4, 'fd_write to stdout, whole')
+  t.is(await piped.call('once', [1, -1n]), expected, 'fd_write to stdout')
   t.is(piped.takeOutput().stdout.length, 4 << 20)
-  await module.instantiateSync(options).call('all')
-  t.is(readFileSync(path.join(dir, 'out.bin')).length, 4 << 20)
+  // fd_pwrite on stdout is refused at its first piece, as before.
+  t.is(await module.instantiateSync(options).call('once', [1, 0n]), 4, 'nothing written')
 })

@@ -363,6 +363,39 @@ test.serial(
   },
 )
 
+test("a guest's one WASI write of 992 MiB, or 64 MiB of random bytes, stops at its deadline and on abort, on both threads", async (t) => {
+  // Probe Z55: wasmtime-wasi copies a write's buffer whole before writing it, and makes all the
+  // random bytes asked for before copying them: one fd_write of 1,000 MiB to stdout ran 0.3-0.7 s
+  // past a 20 ms deadline and returned, a random_get of 64 MiB 0.2-0.3 s. Both go 1 MiB at a time
+  // now, the deadline and abort looked at between pieces.
+  const module = new Engine().compileModuleSync(`(module
+    (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+    (memory (export "memory") 15904)
+    (func (export "write") (result i32)
+      (i32.store (i32.const 16) (i32.const 64)) (i32.store (i32.const 20) (i32.const 0x3e000000))
+      (drop (call $write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 8)))
+      (i32.load (i32.const 8)))
+    (func (export "random") (result i32)
+      (i32.or (call $random (i32.const 64) (i32.const 0x4000000))
+        (i32.eqz (i32.load (i32.const 0x400003c))))))`)
+  const options = { limits: { memoryBytes: 15904 * 65536 }, wasi: { stdout: 'ignore' as const } }
+  for (const name of ['write', 'random']) {
+    const instance = module.instantiateSync(options)
+    const sync = t.throws(() => instance.callSync(name, [], { timeoutMs: 10 }))
+    t.true(sync instanceof TimeoutError, `${name} on the JS thread`)
+    const pooled = await t.throwsAsync(instance.call(name, [], { timeoutMs: 10 }))
+    t.true(pooled instanceof TimeoutError, `${name} on the pool`)
+    const controller = new AbortController()
+    setTimeout(() => controller.abort(), 10)
+    const aborted = await t.throwsAsync(instance.call(name, [], { signal: controller.signal }))
+    t.true(aborted instanceof AbortError, `${name} aborted`)
+    // Given the time, the pieces still make the whole: all of the write, every random byte.
+    t.is(instance.callSync(name), name === 'write' ? 0x3e000000 : 0)
+    instance.dispose()
+  }
+})
+
 test("a 64-bit memory's growth past 4 GiB fails at once, not copying the memory past the deadline", (t) => {
   // Probe H61: wasmtime moved a memory that outgrew its 4 GiB reservation, copying it whole: a
   // grow of 200 MiB from 4,000 MiB took 4.3-12 s past a 50 ms deadline, and an abort, and fuel,

@@ -222,7 +222,7 @@ pub fn build(options: &NativeWasiOptions, memory_bytes: usize) -> Result<(WasiCt
 
 /// Most random bytes one WASI call may ask for: what the guest's memories may hold, at most
 /// wasmtime-wasi's own default.
-fn random_bytes_bound(memory_bytes: usize) -> u64 {
+pub fn random_bytes_bound(memory_bytes: usize) -> u64 {
     (memory_bytes as u64).min(wasmtime_wasi::random::DEFAULT_MAX_SIZE)
 }
 

@@ -93,3 +93,18 @@ pub fn block_on<F: Future>(future: F, deadline: Option<Instant>, abort: &Abort) 
 fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
 }
+
+/// Gives the call's deadline and abort a look, from a host function in the middle of long work
+/// (a WASI call moving a large buffer a piece at a time): the future is pending once, woken at
+/// once, and [`block_on`] ends it there when its time is up.
+pub async fn let_deadline_in() {
+    let mut looked = false;
+    std::future::poll_fn(|context| {
+        if std::mem::replace(&mut looked, true) {
+            return Poll::Ready(());
+        }
+        context.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
+}
