@@ -972,6 +972,77 @@ test('cacheDir: the directory checked when the engine was made is the one it kee
   t.is(files.length, 1)
 })
 
+test("cacheDir: a guest's writable grant that is, holds or lies inside a cache of the process is refused, so it plants no code", (t) => {
+  // Probe Z56: a file a guest writes is the host user's, so an entry it wrote into a cache, with
+  // the trailer worked out as the engine works it out, passed every check an entry gets and ran
+  // as native code for another input: module A returned B's 666. A grant the guest may write that
+  // overlaps a cacheDir of any engine of the process is refused now.
+  const parent = tempDir(t, 'cache-grant')
+  const dir = path.join(parent, 'cache')
+  t.is(runF(new Engine({ cacheDir: dir }).compileModuleSync(returning(1))), 1)
+  const { sub, files } = cacheEntries(dir)
+  const name = files[0]!
+  const other = tempDir(t, 'cache-other')
+  new Engine({ cacheDir: other }).compileModuleSync(returning(666))
+  const theirs = cacheEntries(other)
+  const artifact = readFileSync(path.join(theirs.sub, theirs.files[0]!)).subarray(0, -32)
+  const length = Buffer.alloc(8)
+  length.writeBigUInt64LE(BigInt(name.length))
+  const trailer = createHash('sha256').update(length).update(name).update(artifact).digest()
+  const planted = Buffer.concat([artifact, trailer])
+  const hex = (bytes: Uint8Array) =>
+    [...bytes].map((byte) => `\\${byte.toString(16).padStart(2, '0')}`).join('')
+  // A guest that writes `planted` to `where` in its grant.
+  const planter = (where: string) =>
+    engine().compileModuleSync(`(module
+      (import "wasi_snapshot_preview1" "path_open"
+        (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 2)
+      (data (i32.const 1024) "${hex(Buffer.from(where))}")
+      (data (i32.const 4096) "${hex(planted)}")
+      (func (export "plant") (result i32)
+        (drop (call $open (i32.const 3) (i32.const 0) (i32.const 1024) (i32.const ${where.length})
+          (i32.const 9) (i64.const 0x1fffffff) (i64.const 0) (i32.const 0) (i32.const 16)))
+        (i32.store (i32.const 64) (i32.const 4096)) (i32.store (i32.const 68) (i32.const ${planted.length}))
+        (call $write (i32.load (i32.const 16)) (i32.const 64) (i32.const 1) (i32.const 32))))`)
+  const settings = path.basename(sub)
+  const grants = [
+    [dir, `${settings}/${name}`],
+    [parent, `cache/${settings}/${name}`],
+    [sub, name],
+  ] as const
+  for (const [host, where] of grants) {
+    const refused = t.throws(
+      () =>
+        planter(where)
+          .instantiateSync({
+            limits: { memoryBytes: 2 << 16 },
+            wasi: { preopens: { '/data': { host, write: true } } },
+          })
+          .callSync('plant'),
+      { instanceOf: ConfigError },
+      host,
+    )
+    t.regex(refused?.message ?? '', /could write to the cacheDir .* of an engine in this process/)
+  }
+  t.is(runF(new Engine({ cacheDir: dir }).compileModuleSync(returning(1))), 1, "A is still A's")
+  // Read-only, or beside the cache, a grant is as before.
+  const read = planter(name).instantiateSync({
+    limits: { memoryBytes: 2 << 16 },
+    wasi: { preopens: { '/data': sub } },
+  })
+  t.not(read.callSync('plant'), 0, 'a read-only grant cannot be written')
+  const beside = tempDir(t, 'cache-beside')
+  const writable = { preopens: { '/data': { host: beside, write: true } } }
+  t.is(
+    planter('x')
+      .instantiateSync({ limits: { memoryBytes: 2 << 16 }, wasi: writable })
+      .callSync('plant'),
+    0,
+  )
+})
+
 test('cacheDir: a cache that cannot be written still compiles, and counts the failure', (t) => {
   const dir = tempDir(t, 'cache')
   const engine = new Engine({ cacheDir: dir })

@@ -202,7 +202,13 @@ pub fn build(options: &NativeWasiOptions, memory_bytes: usize) -> Result<(WasiCt
     for preopen in &options.preopens {
         let (host, guest, perms) = match preopen.as_slice() {
             [host, guest] => (host, guest, FsPerms::ReadOnly),
-            [host, guest, mode] if mode == "write" => (host, guest, FsPerms::ReadWrite),
+            [host, guest, mode] if mode == "write" => {
+                crate::cache::in_use::check_writable_grant(host).map_err(|why| Failure::OptionAt {
+                    path: "wasi.preopens",
+                    message: format!("wasi.preopens: {host}: {why}"),
+                })?;
+                (host, guest, FsPerms::ReadWrite)
+            }
             _ => {
                 return Err(Failure::OptionAt {
                     path: "wasi.preopens",

@@ -221,6 +221,7 @@ impl DiskCache {
             ),
         };
         let root = CacheDir::open(Path::new(dir)).map_err(|why| refuse(dir, why))?;
+        super::in_use::remember(Path::new(dir), dir);
         let name = format!("wasmtime-{:016x}", hasher.finish());
         let sub = root.child(&name).map_err(|why| refuse(&format!("{dir}/{name}"), why))?;
         remove_stale_temporaries(&sub);

@@ -2,4 +2,5 @@
 
 mod dir;
 pub mod disk;
+pub mod in_use;
 pub mod pre;
