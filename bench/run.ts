@@ -31,6 +31,7 @@ import { limitsOverhead } from './limits-overhead.js'
 import { programs } from './programs.js'
 import { timeout } from './timeout.js'
 import { updateReport } from './report.js'
+import { wasiIo } from './wasi-io.js'
 import { wasiOutput } from './wasi-output.js'
 
 const SCENARIOS: Scenario[] = [
@@ -48,6 +49,7 @@ const SCENARIOS: Scenario[] = [
   limitsOverhead,
   hostCall,
   wasiOutput,
+  wasiIo,
   timeout,
 ]
 
