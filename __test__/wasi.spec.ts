@@ -1,5 +1,14 @@
 import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync, symlinkSync } from 'node:fs'
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  writeFileSync,
+  mkdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -1029,3 +1038,35 @@ test('a preview 1 write goes 1 MiB at a time to the end of its buffer, to a file
   // fd_pwrite on stdout is refused at its first piece, as before.
   t.is(await module.instantiateSync(options).call('once', [1, 0n]), 4, 'nothing written')
 })
+
+// tmpfs takes offsets up to 2^63 - 1, where ext4 stops at 16 TiB (EFBIG whatever the write).
+;(existsSync('/dev/shm') ? test : test.skip)(
+  'a preview 1 fd_pwrite whose end passes the largest file offset writes nothing, as one write would',
+  async (t) => {
+    // Probe H64: the kernel refuses such a write whole (EINVAL), but its first pieces fit, and
+    // were written: 1 MiB at 2^63 - 1 MiB, the file's size 2^63.
+    const dir = mkdtempSync(path.join('/dev/shm', 'airssys-pwrite-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const module = engine.compileModuleSync(`(module
+      (import "wasi_snapshot_preview1" "path_open"
+        (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_pwrite" (func $pwrite (param i32 i32 i32 i64 i32) (result i32)))
+      (memory (export "memory") 160)
+      (data (i32.const 64) "far.bin")
+      (func (export "far") (param $at i64) (result i32)
+        (drop (call $open (i32.const 3) (i32.const 0) (i32.const 64) (i32.const 7) (i32.const 9)
+          (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 32)))
+        (i32.store (i32.const 8) (i32.const 0x100000)) (i32.store (i32.const 12) (i32.const 0x800000))
+        (call $pwrite (i32.load (i32.const 32)) (i32.const 8) (i32.const 1) (local.get $at) (i32.const 24))))`)
+    const options = {
+      limits: { memoryBytes: 160 * 65536 },
+      wasi: { preopens: { '/data': { host: dir, write: true } } },
+    }
+    const einval = 28
+    t.is(module.instantiateSync(options).callSync('far', [2n ** 63n - 2n ** 20n - 5n]), einval)
+    t.is(statSync(path.join(dir, 'far.bin'), { bigint: true }).size, 0n, 'nothing written')
+    // One that ends there exactly is written, a piece at a time, as before.
+    t.is(module.instantiateSync(options).callSync('far', [2n ** 63n - 1n - 8n * 2n ** 20n]), 0)
+    t.is(statSync(path.join(dir, 'far.bin'), { bigint: true }).size, 2n ** 63n - 1n)
+  },
+)

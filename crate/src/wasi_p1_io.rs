@@ -227,21 +227,19 @@ async fn write(
         guest.wasi.set_hostcall_fuel(guest.fuel);
         let errno = match at {
             None => p1::fd_write(guest.wasi, &mut piece.memory(), fd, Piece::IOVEC, 1, Piece::COUNT).await?,
-            Some(offset) => match (offset as u64).checked_add(written as u64) {
-                Some(offset) => {
-                    p1::fd_pwrite(
-                        guest.wasi,
-                        &mut piece.memory(),
-                        fd,
-                        Piece::IOVEC,
-                        1,
-                        offset as i64,
-                        Piece::COUNT,
-                    )
-                    .await?
-                }
-                None => break,
-            },
+            Some(offset) => {
+                let offset = piece_offset(offset, written, bytes.len(), length);
+                p1::fd_pwrite(
+                    guest.wasi,
+                    &mut piece.memory(),
+                    fd,
+                    Piece::IOVEC,
+                    1,
+                    offset,
+                    Piece::COUNT,
+                )
+                .await?
+            }
         };
         if errno != 0 {
             if written == 0 {
@@ -262,6 +260,19 @@ async fn write(
     Ok(0)
 }
 
+/// Where the piece `written` bytes into an `fd_pwrite` of `total` bytes at `offset` goes. The
+/// kernel refuses a write whose end passes the largest file offset whole, before writing anything
+/// (`EINVAL`), where pieces would write those that fit (probe H64): such a write's first piece is
+/// sent where it passes that offset too, so it is refused as the whole was, or, where the offset
+/// does not count (a file opened to append), written as it would have been.
+fn piece_offset(offset: i64, written: usize, total: usize, length: usize) -> i64 {
+    let end = (offset as u64).checked_add(total as u64);
+    if written == 0 && end.is_none_or(|end| end > i64::MAX as u64) {
+        return offset.max(i64::MAX - length as i64 + 1);
+    }
+    (offset as u64).wrapping_add(written as u64) as i64
+}
+
 /// `random_get`: more than a piece is made a piece at a time, straight into the guest's memory
 /// (wasmtime-wasi makes all the bytes first, then copies them). Asked for more than the guest may
 /// hold, or out of bounds, it is wasmtime-wasi's to refuse.
@@ -280,14 +291,16 @@ async fn random(caller: &mut Caller<'_, HostState>, at: i32, length: i32) -> was
         if errno != 0 {
             return Ok(errno);
         }
-        executor::let_deadline_in().await;
+        if offset + piece < length {
+            executor::let_deadline_in().await;
+        }
     }
     Ok(0)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{IOVEC_BYTES, MOST_BYTES, Piece, long_iovec};
+    use super::{IOVEC_BYTES, MOST_BYTES, Piece, long_iovec, piece_offset};
 
     fn iovecs(iovecs: &[(u32, u32)]) -> Vec<u8> {
         let mut memory: Vec<u8> = iovecs
@@ -315,6 +328,22 @@ mod tests {
         assert_eq!(long_iovec(&memory, 2, 1, fuel), None);
         assert_eq!(long_iovec(&memory, (16 << 20) - 4, 1, fuel), None);
         assert_eq!(long_iovec(&memory, 0, -1, fuel), None);
+    }
+
+    #[test]
+    fn a_pwrite_whose_end_passes_the_largest_offset_sends_its_first_piece_past_it_too() {
+        let (mib, total) = (MOST_BYTES as usize, 8 << 20);
+        assert_eq!(piece_offset(5, 0, total, mib), 5);
+        assert_eq!(piece_offset(5, 3 * mib, total, mib), 5 + 3 * mib as i64);
+        let near = i64::MAX - mib as i64 - 5;
+        let first = piece_offset(near, 0, total, mib);
+        assert!(first >= near && (first as u64 + mib as u64) > i64::MAX as u64);
+        assert_eq!(piece_offset(-1, 0, total, mib), i64::MAX - mib as i64 + 1);
+        // Ending at the largest offset exactly still goes where it was sent.
+        assert_eq!(
+            piece_offset(i64::MAX - total as i64, 0, total, mib),
+            i64::MAX - total as i64
+        );
     }
 
     #[test]

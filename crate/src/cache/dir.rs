@@ -54,7 +54,7 @@ mod unix {
     use std::io::{self, Write};
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::fs::MetadataExt;
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     use super::{Refusal, create_private, read_bounded};
@@ -125,6 +125,12 @@ mod unix {
             let fd = owned(unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) })
                 .map_err(|error| error.to_string())?;
             Self::checked(fd)
+        }
+
+        /// A path naming this directory wherever it is now, though renamed: its descriptor's, on
+        /// Linux (elsewhere the path fails to resolve, and callers fall back on the one given).
+        pub fn path_now(&self) -> PathBuf {
+            PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
         }
 
         /// The subdirectory `name`, created owner-only if missing; a symlink is refused.
@@ -250,6 +256,10 @@ mod portable {
                 Ok(_) => Err("not a directory".into()),
                 Err(error) => Err(error.to_string()),
             }
+        }
+
+        pub fn path_now(&self) -> PathBuf {
+            self.path.clone()
         }
 
         pub fn child(&self, name: &str) -> Result<Self, Refusal> {

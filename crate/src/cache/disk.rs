@@ -17,6 +17,7 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -38,7 +39,8 @@ pub struct CacheCounters {
 }
 
 pub struct DiskCache {
-    dir: CacheDir,
+    /// Shared with `in_use`, which keeps guests' grants out of it while it lives.
+    dir: Arc<CacheDir>,
     pub counters: CacheCounters,
     temp_serial: AtomicU64,
 }
@@ -221,9 +223,9 @@ impl DiskCache {
             ),
         };
         let root = CacheDir::open(Path::new(dir)).map_err(|why| refuse(dir, why))?;
-        super::in_use::remember(Path::new(dir), dir);
         let name = format!("wasmtime-{:016x}", hasher.finish());
-        let sub = root.child(&name).map_err(|why| refuse(&format!("{dir}/{name}"), why))?;
+        let sub = Arc::new(root.child(&name).map_err(|why| refuse(&format!("{dir}/{name}"), why))?);
+        super::in_use::remember(Path::new(dir), dir, &sub);
         remove_stale_temporaries(&sub);
         Ok(DiskCache {
             dir: sub,
