@@ -18,6 +18,7 @@ import test, { type ExecutionContext } from 'ava'
 import {
   ConfigError,
   Engine,
+  GuestAbiError,
   HostLimitError,
   LinkError,
   UnreachableError,
@@ -1037,6 +1038,97 @@ test('a preview 1 write goes 1 MiB at a time to the end of its buffer, to a file
   t.is(piped.takeOutput().stdout.length, 4 << 20)
   // fd_pwrite on stdout is refused at its first piece, as before.
   t.is(await module.instantiateSync(options).call('once', [1, 0n]), 4, 'nothing written')
+})
+
+test("a component's write to a file stream of more than check-write allows traps, as to stdout: the host holds no more", async (t) => {
+  // Probe Z57: wasmtime-wasi's file streams took a write of any size whole and handed it to a
+  // blocking thread, where stdout and wasi:http bodies trap past the 64 KiB check-write offers:
+  // a 16 MiB guest with 120 streams on one file made the host hold 1.4 GB past dispose().
+  const errorCodes = `"access" "would-block" "already" "bad-descriptor" "busy" "deadlock" "quota" "exist"
+    "file-too-large" "illegal-byte-sequence" "in-progress" "interrupted" "invalid" "io" "is-directory"
+    "loop" "too-many-links" "message-size" "name-too-long" "no-device" "no-entry" "no-lock"
+    "insufficient-memory" "insufficient-space" "not-directory" "not-empty" "not-recoverable"
+    "unsupported" "no-tty" "no-such-device" "overflow" "not-permitted" "pipe" "read-only"
+    "invalid-seek" "text-file-busy" "cross-device"`
+  const component = engine.compileComponentSync(`(component
+    (type $error-interface (instance (export "error" (type (sub resource)))))
+    (import "wasi:io/error@0.2.0" (instance $io-error (type $error-interface)))
+    (alias export $io-error "error" (type $error))
+    (type $streams-interface (instance
+      (alias outer 1 $error (type)) (export "error" (type (eq 0)))
+      (export "output-stream" (type (sub resource)))
+      (type (own 1)) (type (variant (case "last-operation-failed" 3) (case "closed")))
+      (export "stream-error" (type (eq 4)))
+      (type (borrow 2)) (type (list u8)) (type (result (error 5)))
+      (export "[method]output-stream.write" (func (param "self" 6) (param "contents" 7) (result 8)))
+      (export "[method]output-stream.blocking-flush" (func (param "self" 6) (result 8)))))
+    (import "wasi:io/streams@0.2.0" (instance $streams (type $streams-interface)))
+    (alias export $streams "output-stream" (type $output-stream))
+    (type $types-interface (instance
+      (export "descriptor" (type (sub resource)))
+      (alias outer 1 $output-stream (type)) (export "output-stream" (type (eq 1)))
+      (type (enum ${errorCodes})) (export "error-code" (type (eq 3)))
+      (type (flags "read" "write" "file-integrity-sync" "data-integrity-sync" "requested-write-sync"
+        "mutate-directory"))
+      (export "descriptor-flags" (type (eq 5)))
+      (type (flags "symlink-follow")) (export "path-flags" (type (eq 7)))
+      (type (flags "create" "directory" "exclusive" "truncate")) (export "open-flags" (type (eq 9)))
+      (type (borrow 0)) (type (own 0)) (type (result 12 (error 4)))
+      (export "[method]descriptor.open-at" (func (param "self" 11) (param "path-flags" 8)
+        (param "path" string) (param "open-flags" 10) (param "flags" 6) (result 13)))
+      (type (own 2)) (type (result 15 (error 4)))
+      (export "[method]descriptor.write-via-stream" (func (param "self" 11) (param "offset" u64) (result 16)))))
+    (import "wasi:filesystem/types@0.2.0" (instance $types (type $types-interface)))
+    (alias export $types "descriptor" (type $descriptor))
+    (type $preopens-interface (instance
+      (alias outer 1 $descriptor (type)) (export "descriptor" (type (eq 0)))
+      (type (own 1)) (type (tuple 2 string)) (type (list 3))
+      (export "get-directories" (func (result 4)))))
+    (import "wasi:filesystem/preopens@0.2.0" (instance $preopens (type $preopens-interface)))
+    ${BUMP_MEMORY_WAT}
+    (core func $directories (canon lower (func $preopens "get-directories") (memory $memory) (realloc $realloc)))
+    (core func $open (canon lower (func $types "[method]descriptor.open-at") (memory $memory)))
+    (core func $stream (canon lower (func $types "[method]descriptor.write-via-stream") (memory $memory)))
+    (core func $write (canon lower (func $streams "[method]output-stream.write") (memory $memory)))
+    (core func $flush (canon lower (func $streams "[method]output-stream.blocking-flush") (memory $memory)))
+    (core module $guest
+      (import "m" "memory" (memory 1))
+      (import "w" "directories" (func $directories (param i32)))
+      (import "w" "open" (func $open (param i32 i32 i32 i32 i32 i32 i32)))
+      (import "w" "stream" (func $stream (param i32 i64 i32)))
+      (import "w" "write" (func $write (param i32 i32 i32 i32)))
+      (import "w" "flush" (func $flush (param i32 i32)))
+      (data (i32.const 100) "big.bin")
+      ;; Writes $length bytes to a new big.bin in one write, then flushes: 0 when both succeed.
+      (func (export "write") (param $length i32) (result i32)
+        (drop (memory.grow (i32.const 20)))
+        (call $directories (i32.const 16))
+        ;; open-at(create, write) on the first preopen; a stream on the file at offset 0.
+        (call $open (i32.load (i32.load (i32.const 16))) (i32.const 0) (i32.const 100) (i32.const 7)
+          (i32.const 1) (i32.const 2) (i32.const 32))
+        (if (i32.load8_u (i32.const 32)) (then (return (i32.const 1))))
+        (call $stream (i32.load (i32.const 36)) (i64.const 0) (i32.const 48))
+        (if (i32.load8_u (i32.const 48)) (then (return (i32.const 2))))
+        (call $write (i32.load (i32.const 52)) (i32.const 65536) (local.get $length) (i32.const 64))
+        (if (i32.load8_u (i32.const 64)) (then (return (i32.const 3))))
+        (call $flush (i32.load (i32.const 52)) (i32.const 64))
+        (i32.load8_u (i32.const 64))))
+    (core instance $g (instantiate $guest
+      (with "m" (instance (export "memory" (memory $memory))))
+      (with "w" (instance (export "directories" (func $directories)) (export "open" (func $open))
+        (export "stream" (func $stream)) (export "write" (func $write)) (export "flush" (func $flush))))))
+    (func (export "write") (param "length" u32) (result u32) (canon lift (core func $g "write"))))`)
+  const dir = tempDir(t, 'stream-write')
+  const options = {
+    limits: { memoryBytes: 4 * MiB },
+    wasi: { preopens: { '/data': { host: dir, write: true } } },
+  }
+  t.is(component.instantiateSync(options).callSync('write', [65536]), 0, 'what check-write offers')
+  t.is(statSync(path.join(dir, 'big.bin')).size, 65536)
+  t.throws(() => component.instantiateSync(options).callSync('write', [MiB]), {
+    instanceOf: GuestAbiError,
+    message: /more bytes than check-write allowed/,
+  })
 })
 
 // tmpfs takes offsets up to 2^63 - 1, where ext4 stops at 16 TiB (EFBIG whatever the write).

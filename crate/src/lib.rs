@@ -33,5 +33,6 @@ pub mod type_checks;
 pub mod wasi;
 pub mod wasi_http;
 pub mod wasi_p1_io;
+pub mod wasi_p2_writes;
 pub mod wasi_stdio;
 pub mod wasi_symlink;

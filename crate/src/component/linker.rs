@@ -196,6 +196,7 @@ pub fn link(component: &Component, plan: &LinkPlan) -> Result<InstancePre<HostSt
         // JS functions may replace single WASI interfaces.
         linker.allow_shadowing(true);
         crate::wasi_symlink::guard_p2(&mut linker).map_err(failed)?;
+        crate::wasi_p2_writes::guard(&mut linker).map_err(failed)?;
     }
     let mut index = 0;
     let mut host_function = |name: String| {
