@@ -21,6 +21,7 @@ import {
   GuestAbiError,
   HostLimitError,
   LinkError,
+  TimeoutError,
   UnreachableError,
   WasiExitError,
   type Instance,
@@ -1040,84 +1041,105 @@ test('a preview 1 write goes 1 MiB at a time to the end of its buffer, to a file
   t.is(await module.instantiateSync(options).call('once', [1, 0n]), 4, 'nothing written')
 })
 
+/** The error codes of wasi:filesystem/types, in order. */
+const ERROR_CODES = `"access" "would-block" "already" "bad-descriptor" "busy" "deadlock" "quota" "exist"
+  "file-too-large" "illegal-byte-sequence" "in-progress" "interrupted" "invalid" "io" "is-directory"
+  "loop" "too-many-links" "message-size" "name-too-long" "no-device" "no-entry" "no-lock"
+  "insufficient-memory" "insufficient-space" "not-directory" "not-empty" "not-recoverable"
+  "unsupported" "no-tty" "no-such-device" "overflow" "not-permitted" "pipe" "read-only"
+  "invalid-seek" "text-file-busy" "cross-device"`
+
+/** A component writing to a file of its first preopen: through a stream (`write`), or `descriptor.write` (`pwrite`). */
+const FILE_WRITER_WAT = `(component
+  (type $error-interface (instance (export "error" (type (sub resource)))))
+  (import "wasi:io/error@0.2.0" (instance $io-error (type $error-interface)))
+  (alias export $io-error "error" (type $error))
+  (type $streams-interface (instance
+    (alias outer 1 $error (type)) (export "error" (type (eq 0)))
+    (export "output-stream" (type (sub resource)))
+    (type (own 1)) (type (variant (case "last-operation-failed" 3) (case "closed")))
+    (export "stream-error" (type (eq 4)))
+    (type (borrow 2)) (type (list u8)) (type (result (error 5)))
+    (export "[method]output-stream.write" (func (param "self" 6) (param "contents" 7) (result 8)))
+    (export "[method]output-stream.blocking-flush" (func (param "self" 6) (result 8)))))
+  (import "wasi:io/streams@0.2.0" (instance $streams (type $streams-interface)))
+  (alias export $streams "output-stream" (type $output-stream))
+  (type $types-interface (instance
+    (export "descriptor" (type (sub resource)))
+    (alias outer 1 $output-stream (type)) (export "output-stream" (type (eq 1)))
+    (type (enum ${ERROR_CODES})) (export "error-code" (type (eq 3)))
+    (type (flags "read" "write" "file-integrity-sync" "data-integrity-sync" "requested-write-sync"
+      "mutate-directory"))
+    (export "descriptor-flags" (type (eq 5)))
+    (type (flags "symlink-follow")) (export "path-flags" (type (eq 7)))
+    (type (flags "create" "directory" "exclusive" "truncate")) (export "open-flags" (type (eq 9)))
+    (type (borrow 0)) (type (own 0)) (type (result 12 (error 4)))
+    (export "[method]descriptor.open-at" (func (param "self" 11) (param "path-flags" 8)
+      (param "path" string) (param "open-flags" 10) (param "flags" 6) (result 13)))
+    (type (own 2)) (type (result 15 (error 4)))
+    (export "[method]descriptor.write-via-stream" (func (param "self" 11) (param "offset" u64) (result 16)))
+    ;; 17 is the inline type of the function above.
+    (type (list u8)) (type (result u64 (error 4)))
+    (export "[method]descriptor.write" (func (param "self" 11) (param "buffer" 18) (param "offset" u64)
+      (result 19)))))
+  (import "wasi:filesystem/types@0.2.0" (instance $types (type $types-interface)))
+  (alias export $types "descriptor" (type $descriptor))
+  (type $preopens-interface (instance
+    (alias outer 1 $descriptor (type)) (export "descriptor" (type (eq 0)))
+    (type (own 1)) (type (tuple 2 string)) (type (list 3))
+    (export "get-directories" (func (result 4)))))
+  (import "wasi:filesystem/preopens@0.2.0" (instance $preopens (type $preopens-interface)))
+  ${BUMP_MEMORY_WAT}
+  (core func $directories (canon lower (func $preopens "get-directories") (memory $memory) (realloc $realloc)))
+  (core func $open (canon lower (func $types "[method]descriptor.open-at") (memory $memory)))
+  (core func $stream (canon lower (func $types "[method]descriptor.write-via-stream") (memory $memory)))
+  (core func $write (canon lower (func $streams "[method]output-stream.write") (memory $memory)))
+  (core func $flush (canon lower (func $streams "[method]output-stream.blocking-flush") (memory $memory)))
+  (core func $pwrite (canon lower (func $types "[method]descriptor.write") (memory $memory)))
+  (core module $guest
+    (import "m" "memory" (memory 1))
+    (import "w" "directories" (func $directories (param i32)))
+    (import "w" "open" (func $open (param i32 i32 i32 i32 i32 i32 i32)))
+    (import "w" "stream" (func $stream (param i32 i64 i32)))
+    (import "w" "write" (func $write (param i32 i32 i32 i32)))
+    (import "w" "flush" (func $flush (param i32 i32)))
+    (import "w" "pwrite" (func $pwrite (param i32 i32 i32 i64 i32)))
+    (data (i32.const 100) "big.bin")
+    ;; open-at(create, write) of big.bin on the first preopen, with room for $length bytes at
+    ;; 64 KiB: the descriptor, or -1.
+    (func $file (param $length i32) (result i32)
+      (drop (memory.grow (i32.add (i32.const 2) (i32.shr_u (local.get $length) (i32.const 16)))))
+      (call $directories (i32.const 16))
+      (call $open (i32.load (i32.load (i32.const 16))) (i32.const 0) (i32.const 100) (i32.const 7)
+        (i32.const 1) (i32.const 2) (i32.const 32))
+      (if (result i32) (i32.load8_u (i32.const 32)) (then (i32.const -1)) (else (i32.load (i32.const 36)))))
+    ;; Writes $length bytes at 64 KiB to big.bin with one descriptor.write: what it wrote, or -1.
+    (func (export "pwrite") (param $length i32) (result i64)
+      (call $pwrite (call $file (local.get $length)) (i32.const 65536) (local.get $length) (i64.const 0)
+        (i32.const 64))
+      (if (result i64) (i32.load8_u (i32.const 64)) (then (i64.const -1)) (else (i64.load (i32.const 72)))))
+    ;; Writes $length bytes to big.bin in one stream write, then flushes: 0 when both succeed.
+    (func (export "write") (param $length i32) (result i32)
+      (i32.store (i32.const 36) (call $file (local.get $length)))
+      (call $stream (i32.load (i32.const 36)) (i64.const 0) (i32.const 48))
+      (if (i32.load8_u (i32.const 48)) (then (return (i32.const 2))))
+      (call $write (i32.load (i32.const 52)) (i32.const 65536) (local.get $length) (i32.const 64))
+      (if (i32.load8_u (i32.const 64)) (then (return (i32.const 3))))
+      (call $flush (i32.load (i32.const 52)) (i32.const 64))
+      (i32.load8_u (i32.const 64))))
+  (core instance $g (instantiate $guest
+    (with "m" (instance (export "memory" (memory $memory))))
+    (with "w" (instance (export "directories" (func $directories)) (export "open" (func $open))
+      (export "stream" (func $stream)) (export "write" (func $write)) (export "flush" (func $flush))
+      (export "pwrite" (func $pwrite))))))
+  (func (export "write") (param "length" u32) (result u32) (canon lift (core func $g "write")))
+  (func (export "pwrite") (param "length" u32) (result s64) (canon lift (core func $g "pwrite"))))`
+
 test("a component's write to a file stream of more than check-write allows traps, as to stdout: the host holds no more", async (t) => {
   // Probe Z57: wasmtime-wasi's file streams took a write of any size whole and handed it to a
   // blocking thread, where stdout and wasi:http bodies trap past the 64 KiB check-write offers:
   // a 16 MiB guest with 120 streams on one file made the host hold 1.4 GB past dispose().
-  const errorCodes = `"access" "would-block" "already" "bad-descriptor" "busy" "deadlock" "quota" "exist"
-    "file-too-large" "illegal-byte-sequence" "in-progress" "interrupted" "invalid" "io" "is-directory"
-    "loop" "too-many-links" "message-size" "name-too-long" "no-device" "no-entry" "no-lock"
-    "insufficient-memory" "insufficient-space" "not-directory" "not-empty" "not-recoverable"
-    "unsupported" "no-tty" "no-such-device" "overflow" "not-permitted" "pipe" "read-only"
-    "invalid-seek" "text-file-busy" "cross-device"`
-  const component = engine.compileComponentSync(`(component
-    (type $error-interface (instance (export "error" (type (sub resource)))))
-    (import "wasi:io/error@0.2.0" (instance $io-error (type $error-interface)))
-    (alias export $io-error "error" (type $error))
-    (type $streams-interface (instance
-      (alias outer 1 $error (type)) (export "error" (type (eq 0)))
-      (export "output-stream" (type (sub resource)))
-      (type (own 1)) (type (variant (case "last-operation-failed" 3) (case "closed")))
-      (export "stream-error" (type (eq 4)))
-      (type (borrow 2)) (type (list u8)) (type (result (error 5)))
-      (export "[method]output-stream.write" (func (param "self" 6) (param "contents" 7) (result 8)))
-      (export "[method]output-stream.blocking-flush" (func (param "self" 6) (result 8)))))
-    (import "wasi:io/streams@0.2.0" (instance $streams (type $streams-interface)))
-    (alias export $streams "output-stream" (type $output-stream))
-    (type $types-interface (instance
-      (export "descriptor" (type (sub resource)))
-      (alias outer 1 $output-stream (type)) (export "output-stream" (type (eq 1)))
-      (type (enum ${errorCodes})) (export "error-code" (type (eq 3)))
-      (type (flags "read" "write" "file-integrity-sync" "data-integrity-sync" "requested-write-sync"
-        "mutate-directory"))
-      (export "descriptor-flags" (type (eq 5)))
-      (type (flags "symlink-follow")) (export "path-flags" (type (eq 7)))
-      (type (flags "create" "directory" "exclusive" "truncate")) (export "open-flags" (type (eq 9)))
-      (type (borrow 0)) (type (own 0)) (type (result 12 (error 4)))
-      (export "[method]descriptor.open-at" (func (param "self" 11) (param "path-flags" 8)
-        (param "path" string) (param "open-flags" 10) (param "flags" 6) (result 13)))
-      (type (own 2)) (type (result 15 (error 4)))
-      (export "[method]descriptor.write-via-stream" (func (param "self" 11) (param "offset" u64) (result 16)))))
-    (import "wasi:filesystem/types@0.2.0" (instance $types (type $types-interface)))
-    (alias export $types "descriptor" (type $descriptor))
-    (type $preopens-interface (instance
-      (alias outer 1 $descriptor (type)) (export "descriptor" (type (eq 0)))
-      (type (own 1)) (type (tuple 2 string)) (type (list 3))
-      (export "get-directories" (func (result 4)))))
-    (import "wasi:filesystem/preopens@0.2.0" (instance $preopens (type $preopens-interface)))
-    ${BUMP_MEMORY_WAT}
-    (core func $directories (canon lower (func $preopens "get-directories") (memory $memory) (realloc $realloc)))
-    (core func $open (canon lower (func $types "[method]descriptor.open-at") (memory $memory)))
-    (core func $stream (canon lower (func $types "[method]descriptor.write-via-stream") (memory $memory)))
-    (core func $write (canon lower (func $streams "[method]output-stream.write") (memory $memory)))
-    (core func $flush (canon lower (func $streams "[method]output-stream.blocking-flush") (memory $memory)))
-    (core module $guest
-      (import "m" "memory" (memory 1))
-      (import "w" "directories" (func $directories (param i32)))
-      (import "w" "open" (func $open (param i32 i32 i32 i32 i32 i32 i32)))
-      (import "w" "stream" (func $stream (param i32 i64 i32)))
-      (import "w" "write" (func $write (param i32 i32 i32 i32)))
-      (import "w" "flush" (func $flush (param i32 i32)))
-      (data (i32.const 100) "big.bin")
-      ;; Writes $length bytes to a new big.bin in one write, then flushes: 0 when both succeed.
-      (func (export "write") (param $length i32) (result i32)
-        (drop (memory.grow (i32.const 20)))
-        (call $directories (i32.const 16))
-        ;; open-at(create, write) on the first preopen; a stream on the file at offset 0.
-        (call $open (i32.load (i32.load (i32.const 16))) (i32.const 0) (i32.const 100) (i32.const 7)
-          (i32.const 1) (i32.const 2) (i32.const 32))
-        (if (i32.load8_u (i32.const 32)) (then (return (i32.const 1))))
-        (call $stream (i32.load (i32.const 36)) (i64.const 0) (i32.const 48))
-        (if (i32.load8_u (i32.const 48)) (then (return (i32.const 2))))
-        (call $write (i32.load (i32.const 52)) (i32.const 65536) (local.get $length) (i32.const 64))
-        (if (i32.load8_u (i32.const 64)) (then (return (i32.const 3))))
-        (call $flush (i32.load (i32.const 52)) (i32.const 64))
-        (i32.load8_u (i32.const 64))))
-    (core instance $g (instantiate $guest
-      (with "m" (instance (export "memory" (memory $memory))))
-      (with "w" (instance (export "directories" (func $directories)) (export "open" (func $open))
-        (export "stream" (func $stream)) (export "write" (func $write)) (export "flush" (func $flush))))))
-    (func (export "write") (param "length" u32) (result u32) (canon lift (core func $g "write"))))`)
+  const component = engine.compileComponentSync(FILE_WRITER_WAT)
   const dir = tempDir(t, 'stream-write')
   const options = {
     limits: { memoryBytes: 4 * MiB },
@@ -1131,32 +1153,70 @@ test("a component's write to a file stream of more than check-write allows traps
   })
 })
 
+test("a component's descriptor.write goes 1 MiB at a time: a timed-out one leaves no write going on", async (t) => {
+  // Probe H65: wasmtime-wasi handed a blocking thread the whole buffer, which went on writing
+  // after the call's deadline: 16 timed-out writes of 240 MiB left the process holding 2.4 GB.
+  const component = engine.compileComponentSync(FILE_WRITER_WAT)
+  const dir = tempDir(t, 'descriptor-write')
+  const file = path.join(dir, 'big.bin')
+  const options = {
+    limits: { memoryBytes: 300 * MiB },
+    wasi: { preopens: { '/data': { host: dir, write: true } } },
+  }
+  // Long enough for the buffer to reach the host (its lift takes tens of ms), far too short to
+  // write it all (this machine's page cache takes about 1 GB/s).
+  const length = 256 * MiB
+  t.throws(() => component.instantiateSync(options).callSync('pwrite', [length], { timeoutMs: 100 }), {
+    instanceOf: TimeoutError,
+  })
+  // What a blocking thread still had when the call ended is written by now.
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  t.true(statSync(file).size < length, `${statSync(file).size} bytes written after the deadline`)
+  t.is(
+    component.instantiateSync(options).callSync('pwrite', [length]),
+    BigInt(length),
+    'in pieces, all of it',
+  )
+  t.is(statSync(file).size, length)
+})
+
 // tmpfs takes offsets up to 2^63 - 1, where ext4 stops at 16 TiB (EFBIG whatever the write).
 ;(existsSync('/dev/shm') ? test : test.skip)(
-  'a preview 1 fd_pwrite whose end passes the largest file offset writes nothing, as one write would',
+  'a preview 1 fd_pwrite or fd_write whose end passes the largest file offset writes nothing, as one write would',
   async (t) => {
-    // Probe H64: the kernel refuses such a write whole (EINVAL), but its first pieces fit, and
-    // were written: 1 MiB at 2^63 - 1 MiB, the file's size 2^63.
+    // Probes H64 and H65: the kernel refuses such a write whole (EINVAL), but its first pieces
+    // fit, and were written: 1 MiB at 2^63 - 1 MiB, the file's size 2^63.
     const dir = mkdtempSync(path.join('/dev/shm', 'airssys-pwrite-'))
     t.teardown(() => rmSync(dir, { recursive: true, force: true }))
     const module = engine.compileModuleSync(`(module
       (import "wasi_snapshot_preview1" "path_open"
         (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
       (import "wasi_snapshot_preview1" "fd_pwrite" (func $pwrite (param i32 i32 i32 i64 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_seek" (func $seek (param i32 i64 i32 i32) (result i32)))
       (memory (export "memory") 160)
       (data (i32.const 64) "far.bin")
-      (func (export "far") (param $at i64) (result i32)
+      (func $file (result i32)
         (drop (call $open (i32.const 3) (i32.const 0) (i32.const 64) (i32.const 7) (i32.const 9)
           (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 32)))
         (i32.store (i32.const 8) (i32.const 0x100000)) (i32.store (i32.const 12) (i32.const 0x800000))
-        (call $pwrite (i32.load (i32.const 32)) (i32.const 8) (i32.const 1) (local.get $at) (i32.const 24))))`)
+        (i32.load (i32.const 32)))
+      (func (export "far") (param $at i64) (result i32)
+        (call $pwrite (call $file) (i32.const 8) (i32.const 1) (local.get $at) (i32.const 24)))
+      ;; The same through fd_write, after a seek to $at.
+      (func (export "seek-far") (param $at i64) (result i32) (local $fd i32)
+        (local.set $fd (call $file))
+        (drop (call $seek (local.get $fd) (local.get $at) (i32.const 0) (i32.const 40)))
+        (call $write (local.get $fd) (i32.const 8) (i32.const 1) (i32.const 24))))`)
     const options = {
       limits: { memoryBytes: 160 * 65536 },
       wasi: { preopens: { '/data': { host: dir, write: true } } },
     }
     const einval = 28
-    t.is(module.instantiateSync(options).callSync('far', [2n ** 63n - 2n ** 20n - 5n]), einval)
-    t.is(statSync(path.join(dir, 'far.bin'), { bigint: true }).size, 0n, 'nothing written')
+    for (const name of ['far', 'seek-far']) {
+      t.is(module.instantiateSync(options).callSync(name, [2n ** 63n - 2n ** 20n - 5n]), einval, name)
+      t.is(statSync(path.join(dir, 'far.bin'), { bigint: true }).size, 0n, `${name}: nothing written`)
+    }
     // One that ends there exactly is written, a piece at a time, as before.
     t.is(module.instantiateSync(options).callSync('far', [2n ** 63n - 1n - 8n * 2n ** 20n]), 0)
     t.is(statSync(path.join(dir, 'far.bin'), { bigint: true }).size, 2n ** 63n - 1n)

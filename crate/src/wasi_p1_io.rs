@@ -218,6 +218,9 @@ async fn write(
     };
     let result = guest.result_place(done)?;
     let mut piece = Piece::new();
+    if at.is_none() && ends_past_the_largest_offset(guest.wasi, fd, bytes.len(), &mut piece).await? {
+        return Ok(ERRNO_INVAL);
+    }
     let mut written = 0;
     while written < bytes.len() {
         let length = (bytes.len() - written).min(MOST_BYTES as usize);
@@ -228,7 +231,7 @@ async fn write(
         let errno = match at {
             None => p1::fd_write(guest.wasi, &mut piece.memory(), fd, Piece::IOVEC, 1, Piece::COUNT).await?,
             Some(offset) => {
-                let offset = piece_offset(offset, written, bytes.len(), length);
+                let offset = piece_offset(offset as u64, written, bytes.len(), length) as i64;
                 p1::fd_pwrite(
                     guest.wasi,
                     &mut piece.memory(),
@@ -260,17 +263,53 @@ async fn write(
     Ok(0)
 }
 
-/// Where the piece `written` bytes into an `fd_pwrite` of `total` bytes at `offset` goes. The
-/// kernel refuses a write whose end passes the largest file offset whole, before writing anything
-/// (`EINVAL`), where pieces would write those that fit (probe H64): such a write's first piece is
-/// sent where it passes that offset too, so it is refused as the whole was, or, where the offset
-/// does not count (a file opened to append), written as it would have been.
-fn piece_offset(offset: i64, written: usize, total: usize, length: usize) -> i64 {
-    let end = (offset as u64).checked_add(total as u64);
-    if written == 0 && end.is_none_or(|end| end > i64::MAX as u64) {
-        return offset.max(i64::MAX - length as i64 + 1);
+/// Preview 1's errno `inval`.
+const ERRNO_INVAL: i32 = 28;
+
+/// Whether an `fd_write` of `total` bytes to `fd` would end past the largest file offset, which
+/// the kernel refuses whole (`EINVAL`) where pieces would write those that fit (probe H65): a file
+/// whose position (`fd_tell`) is that near, not opened to append (which writes at the end, wherever
+/// the position is: `fd_fdstat_get`). Both are asked in the piece's memory, never the guest's.
+async fn ends_past_the_largest_offset(
+    wasi: &mut WasiP1Ctx,
+    fd: i32,
+    total: usize,
+    piece: &mut Piece,
+) -> wasmtime::Result<bool> {
+    // Where the two answers go, aligned as preview 1 wants them; the append flag's bit.
+    const POSITION: usize = 16;
+    const FDSTAT: usize = 24;
+    const APPEND: u16 = 1;
+    if p1::fd_tell(wasi, &mut piece.memory(), fd, POSITION as i32)? != 0 {
+        return Ok(false);
     }
-    (offset as u64).wrapping_add(written as u64) as i64
+    let position = u64::from_le_bytes(piece.0[POSITION..POSITION + 8].try_into()?);
+    if position
+        .checked_add(total as u64)
+        .is_some_and(|end| end <= i64::MAX as u64)
+    {
+        return Ok(false);
+    }
+    if p1::fd_fdstat_get(wasi, &mut piece.memory(), fd, FDSTAT as i32).await? != 0 {
+        return Ok(false);
+    }
+    let flags = u16::from_le_bytes([piece.0[FDSTAT + 2], piece.0[FDSTAT + 3]]);
+    Ok(flags & APPEND == 0)
+}
+
+/// Where the piece `written` bytes into a positioned write of `total` bytes at `offset` goes
+/// (preview 1's `fd_pwrite`, preview 2's `descriptor.write`). The kernel refuses a write whose end
+/// passes the largest file offset whole, before writing anything (`EINVAL`), where pieces would
+/// write those that fit (probe H64): such a write's first piece is sent where it passes that
+/// offset too, so it is refused as the whole was, or, where the offset does not count (a file
+/// opened to append), written as it would have been.
+pub fn piece_offset(offset: u64, written: usize, total: usize, length: usize) -> u64 {
+    const LARGEST: u64 = i64::MAX as u64;
+    let end = offset.checked_add(total as u64);
+    if written == 0 && end.is_none_or(|end| end > LARGEST) {
+        return offset.clamp(LARGEST - length as u64 + 1, LARGEST.max(offset));
+    }
+    offset.wrapping_add(written as u64)
 }
 
 /// `random_get`: more than a piece is made a piece at a time, straight into the guest's memory
@@ -332,17 +371,19 @@ mod tests {
 
     #[test]
     fn a_pwrite_whose_end_passes_the_largest_offset_sends_its_first_piece_past_it_too() {
-        let (mib, total) = (MOST_BYTES as usize, 8 << 20);
+        let (mib, total, largest) = (MOST_BYTES as usize, 8 << 20, i64::MAX as u64);
         assert_eq!(piece_offset(5, 0, total, mib), 5);
-        assert_eq!(piece_offset(5, 3 * mib, total, mib), 5 + 3 * mib as i64);
-        let near = i64::MAX - mib as i64 - 5;
+        assert_eq!(piece_offset(5, 3 * mib, total, mib), 5 + 3 * mib as u64);
+        let near = largest - mib as u64 - 5;
         let first = piece_offset(near, 0, total, mib);
-        assert!(first >= near && (first as u64 + mib as u64) > i64::MAX as u64);
-        assert_eq!(piece_offset(-1, 0, total, mib), i64::MAX - mib as i64 + 1);
+        assert!(first >= near && first + mib as u64 > largest);
+        // Offsets past the largest (negative in preview 1) stay where they were: refused there.
+        assert_eq!(piece_offset(u64::MAX, 0, total, mib), u64::MAX);
+        assert_eq!(piece_offset(largest + 1, 0, total, mib), largest + 1);
         // Ending at the largest offset exactly still goes where it was sent.
         assert_eq!(
-            piece_offset(i64::MAX - total as i64, 0, total, mib),
-            i64::MAX - total as i64
+            piece_offset(largest - total as u64, 0, total, mib),
+            largest - total as u64
         );
     }
 
