@@ -93,16 +93,10 @@ impl<'a> Guest<'a> {
         })
     }
 
-    /// Checks that the guest's `at` can take a u32 result, as wasmtime-wasi checks it, with its
-    /// trap when not; checked first, so that a call that would trap moves nothing.
-    fn result_place(&mut self, at: i32) -> wasmtime::Result<GuestPtr<u32>> {
-        let place = GuestPtr::new(at as u32);
-        GuestMemory::Unshared(self.memory).read(place)?;
-        Ok(place)
-    }
-
-    fn set_result(&mut self, place: GuestPtr<u32>, value: u32) -> wasmtime::Result<()> {
-        Ok(GuestMemory::Unshared(self.memory).write(place, value)?)
+    /// Writes a call's count to the guest's `at` as wasmtime-wasi does, last: a bad pointer traps
+    /// there, after the work (where it would have returned an errno first, it still does).
+    fn set_result(&mut self, at: i32, value: u32) -> wasmtime::Result<()> {
+        Ok(GuestMemory::Unshared(self.memory).write(GuestPtr::new(at as u32), value)?)
     }
 }
 
@@ -185,14 +179,13 @@ async fn read(caller: &mut Caller<'_, HostState>, fd: i32, iovs: i32, count: i32
         )
         .await;
     };
-    let result = guest.result_place(done)?;
     let mut piece = Piece::new();
     piece.sized(MOST_BYTES as usize);
     let errno = p1::fd_read(guest.wasi, &mut piece.memory(), fd, Piece::IOVEC, 1, Piece::COUNT).await?;
     if errno == 0 {
         let got = piece.count().min(MOST_BYTES as usize);
         guest.memory[bytes.start..bytes.start + got].copy_from_slice(&piece.sized(got)[..]);
-        guest.set_result(result, got as u32)?;
+        guest.set_result(done, got as u32)?;
     }
     Ok(errno)
 }
@@ -216,7 +209,6 @@ async fn write(
             Some(offset) => p1::fd_pwrite(guest.wasi, &mut memory, fd, iovs, count, offset, done).await,
         };
     };
-    let result = guest.result_place(done)?;
     let mut piece = Piece::new();
     if at.is_none() && ends_past_the_largest_offset(guest.wasi, fd, bytes.len(), &mut piece).await? {
         return Ok(ERRNO_INVAL);
@@ -259,7 +251,7 @@ async fn write(
             executor::let_deadline_in().await;
         }
     }
-    guest.set_result(result, written as u32)?;
+    guest.set_result(done, written as u32)?;
     Ok(0)
 }
 
