@@ -278,10 +278,7 @@ async fn ends_past_the_largest_offset(
         return Ok(false);
     }
     let position = u64::from_le_bytes(piece.0[POSITION..POSITION + 8].try_into()?);
-    if position
-        .checked_add(total as u64)
-        .is_some_and(|end| end <= i64::MAX as u64)
-    {
+    if !passes_the_largest_offset(position, total) {
         return Ok(false);
     }
     if p1::fd_fdstat_get(wasi, &mut piece.memory(), fd, FDSTAT as i32).await? != 0 {
@@ -298,12 +295,19 @@ async fn ends_past_the_largest_offset(
 /// offset too, so it is refused as the whole was, or, where the offset does not count (a file
 /// opened to append), written as it would have been.
 pub fn piece_offset(offset: u64, written: usize, total: usize, length: usize) -> u64 {
-    const LARGEST: u64 = i64::MAX as u64;
-    let end = offset.checked_add(total as u64);
-    if written == 0 && end.is_none_or(|end| end > LARGEST) {
-        return offset.clamp(LARGEST - length as u64 + 1, LARGEST.max(offset));
+    if written == 0 && passes_the_largest_offset(offset, total) {
+        return offset.clamp(LARGEST_OFFSET - length as u64 + 1, LARGEST_OFFSET.max(offset));
     }
     offset.wrapping_add(written as u64)
+}
+
+/// The largest file offset the kernel takes.
+const LARGEST_OFFSET: u64 = i64::MAX as u64;
+
+/// Whether a write of `total` bytes at `start` would end past [`LARGEST_OFFSET`]: such a write
+/// the kernel refuses whole, before writing anything (`EINVAL`).
+fn passes_the_largest_offset(start: u64, total: usize) -> bool {
+    start.checked_add(total as u64).is_none_or(|end| end > LARGEST_OFFSET)
 }
 
 /// `random_get`: more than a piece is made a piece at a time, straight into the guest's memory
