@@ -32,7 +32,7 @@ import {
   type Module,
   type ValidationResult,
 } from '../lib/index.js'
-import { engine, MiB, root, tempDir, typesImports, typesWasm } from './helpers.js'
+import { engine, MiB, root, tempDir, typesImports, typesWasm, watBytes } from './helpers.js'
 
 const addWat = '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
 
@@ -990,8 +990,6 @@ test("cacheDir: a guest's writable grant that is, holds or lies inside a cache o
   length.writeBigUInt64LE(BigInt(name.length))
   const trailer = createHash('sha256').update(length).update(name).update(artifact).digest()
   const planted = Buffer.concat([artifact, trailer])
-  const hex = (bytes: Uint8Array) =>
-    [...bytes].map((byte) => `\\${byte.toString(16).padStart(2, '0')}`).join('')
   // A guest that writes `planted` to `where` in its grant.
   const planter = (where: string) =>
     engine().compileModuleSync(`(module
@@ -999,8 +997,8 @@ test("cacheDir: a guest's writable grant that is, holds or lies inside a cache o
         (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
       (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
       (memory (export "memory") 2)
-      (data (i32.const 1024) "${hex(Buffer.from(where))}")
-      (data (i32.const 4096) "${hex(planted)}")
+      (data (i32.const 1024) "${watBytes(Buffer.from(where))}")
+      (data (i32.const 4096) "${watBytes(planted)}")
       (func (export "plant") (result i32)
         (drop (call $open (i32.const 3) (i32.const 0) (i32.const 1024) (i32.const ${where.length})
           (i32.const 9) (i64.const 0x1fffffff) (i64.const 0) (i32.const 0) (i32.const 16)))

@@ -154,6 +154,11 @@ export const BUMP_MEMORY_WAT = `(core module $mem
   (alias core export $m "memory" (core memory $memory))
   (alias core export $m "realloc" (core func $realloc))`
 
+/** `bytes` as the contents of a WAT string (a data segment's), every byte escaped. */
+export function watBytes(bytes: Uint8Array): string {
+  return [...bytes].map((byte) => `\\${byte.toString(16).padStart(2, '0')}`).join('')
+}
+
 /**
  * A WASI preview 1 module whose start function writes `text` to the descriptor `fd` (1 stdout,
  * 2 stderr) and then runs `then` (WAT instructions); `imports` and `exports` are more of its
@@ -173,12 +178,11 @@ export function writingStartWat({
   exports?: string
 }): string {
   const bytes = Buffer.from(text)
-  const data = [...bytes].map((byte) => `\\${byte.toString(16).padStart(2, '0')}`).join('')
   return `(module
     (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
     ${imports}
     (memory (export "memory") 1)
-    (data (i32.const 16) "${data}")
+    (data (i32.const 16) "${watBytes(bytes)}")
     (func $start
       (i32.store (i32.const 0) (i32.const 16))
       (i32.store (i32.const 4) (i32.const ${bytes.length}))
