@@ -20,6 +20,7 @@ import test from 'ava'
 import {
   AbortError,
   CompileError,
+  type Component,
   ConfigError,
   Engine,
   HostLimitError,
@@ -529,6 +530,81 @@ test('12.3 a list of flags is bounded by the host memory its lift takes, not by 
   const some = component.instantiateSync({ limits }).callSync('make', [50_000]) as Record<string, boolean>[]
   t.is(some.length, 50_000)
   t.true(Object.values(some[49_999]!).every(Boolean))
+})
+
+/**
+ * A component whose guest fills `bytes` of its memory with `A` and passes them as one string in
+ * `encoding` to its host import `take`, or returns them from its export `give`, in a memory of
+ * 9 MiB.
+ */
+function transcoding(encoding: 'utf8' | 'utf16' | 'latin1+utf16', bytes: number): Component {
+  // In code units: two bytes each in UTF-16.
+  const length = encoding === 'utf16' ? bytes / 2 : bytes
+  const options = `(memory (core memory $mi "mem")) (realloc (core func $i "realloc")) string-encoding=${encoding}`
+  return new Engine().compileComponentSync(`(component
+    (import "take" (func $take (param "s" string)))
+    (core module $memory
+      (memory (export "mem") 144))
+    (core instance $mi (instantiate $memory))
+    (core func $take (canon lower (func $take) (memory (core memory $mi "mem")) string-encoding=${encoding}))
+    (core module $m
+      (import "host" "take" (func $take (param i32 i32)))
+      (import "host" "mem" (memory 1))
+      (func (export "take") (memory.fill (i32.const 0) (i32.const 65) (i32.const ${bytes}))
+        (call $take (i32.const 0) (i32.const ${length})))
+      (func (export "give") (result i32) (memory.fill (i32.const 16) (i32.const 65) (i32.const ${bytes}))
+        (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const ${length})) (i32.const 0))
+      (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 0)))
+    (core instance $i (instantiate $m (with "host" (instance
+      (export "take" (func $take)) (export "mem" (memory $mi "mem"))))))
+    (func (export "take") (canon lift (core func $i "take")))
+    (func (export "give") (result string) (canon lift (core func $i "give") ${options})))`)
+}
+
+test('12.3 a string a guest passes in UTF-16 or latin1 may move a sixteenth of what UTF-8 may: wasmtime transcodes it whole, past the deadline', async (t) => {
+  // wasmtime turns such a string into UTF-8 whole while it lifts it, before any host code runs and
+  // without looking at the deadline, up to 9 times slower than it copies UTF-8: a 900 MB path
+  // held callSync 4.7-5.6 s past a 30 ms deadline (probe Z59). 9 MiB of memoryBytes give
+  // 72 MiB of hostcall fuel: a sixteenth, 4.5 MiB, for such a component.
+  const limits = { memoryBytes: 9 * MiB }
+  for (const encoding of ['utf16', 'latin1+utf16'] as const) {
+    for (const export_ of ['take', 'give']) {
+      let taken = -1
+      const imports = { take: (text: string) => void (taken = text.length) }
+      const large = transcoding(encoding, 6 * MiB).instantiateSync({ limits, imports })
+      const error = await t.throwsAsync(
+        large.call(export_),
+        { instanceOf: HostLimitError },
+        `${encoding} ${export_}`,
+      )
+      t.regex(error?.message ?? '', /too much data is being copied/)
+      t.is(taken, -1, 'the host function never ran')
+      // Within the sixteenth, the same string goes through.
+      const small = transcoding(encoding, 3 * MiB).instantiateSync({ limits, imports })
+      const text = await small.call(export_)
+      const units = encoding === 'utf16' ? (3 * MiB) / 2 : 3 * MiB
+      t.is(export_ === 'take' ? taken : (text as string).length, units)
+    }
+  }
+  // UTF-8 keeps the whole 72 MiB: the 6 MiB string goes through both ways.
+  let taken = -1
+  const utf8 = transcoding('utf8', 6 * MiB).instantiateSync({
+    limits,
+    imports: { take: (text: string) => void (taken = text.length) },
+  })
+  await utf8.call('take')
+  t.is(taken, 6 * MiB)
+  t.is(((await utf8.call('give')) as string).length, 6 * MiB)
+  // serialize() output does not say how it passes strings: deserialized, it counts as transcoding.
+  const engine = new Engine()
+  const loaded = engine.deserializeComponent(transcoding('utf8', 6 * MiB).serialize())
+  const error = await t.throwsAsync(
+    loaded.instantiateSync({ limits, imports: { take: () => {} } }).call('give'),
+    {
+      instanceOf: HostLimitError,
+    },
+  )
+  t.regex(error?.message ?? '', /too much data is being copied/)
 })
 
 test('12.3 a guest cannot reserve address space with many memories: the default allows four', (t) => {

@@ -291,6 +291,42 @@ pub fn check_component(bytes: &[u8]) -> Result<(), String> {
     check_expansion(bytes, &canonical)
 }
 
+/// Whether the component, or one nested in it, passes any string in UTF-16 or latin1+UTF-16
+/// (the `string-encoding` of its canonical options). wasmtime turns such a string into UTF-8 whole
+/// while it lifts it, several times slower than it copies UTF-8 (SECURITY 76). Bytes that do not
+/// parse count as transcoding: this is asked of code that compiled, where they cannot occur.
+pub fn transcodes_strings(bytes: &[u8]) -> bool {
+    use wasmparser::{CanonicalFunction as F, CanonicalOption, Payload};
+    let transcoded = |options: &[CanonicalOption]| {
+        (options.iter()).any(|option| matches!(option, CanonicalOption::UTF16 | CanonicalOption::CompactUTF16))
+    };
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let reader = match payload {
+            Ok(Payload::ComponentCanonicalSection(reader)) => reader,
+            Ok(_) => continue,
+            Err(_) => return true,
+        };
+        for function in reader {
+            match function {
+                Ok(
+                    F::Lift { options, .. }
+                    | F::Lower { options, .. }
+                    | F::TaskReturn { options, .. }
+                    | F::StreamRead { options, .. }
+                    | F::StreamWrite { options, .. }
+                    | F::FutureRead { options, .. }
+                    | F::FutureWrite { options, .. }
+                    | F::ErrorContextNew { options }
+                    | F::ErrorContextDebugMessage { options },
+                ) if transcoded(&options) => return true,
+                Ok(_) => {}
+                Err(_) => return true,
+            }
+        }
+    }
+    false
+}
+
 /// Refuses a component that nests components deeper than [`MAX_COMPONENT_NESTING`], or types
 /// deeper than [`MAX_TYPE_NESTING`], without recursion.
 fn check_nesting(bytes: &[u8]) -> Result<(), String> {
@@ -789,5 +825,37 @@ mod tests {
         // A core module section that claims more bytes than there are.
         let truncated = b"\0asm\x0d\0\x01\0\x01\xa2\x8b\x01\0asm\x01\0\0\0";
         assert!(validate_component(truncated, any_module).is_err());
+    }
+
+    #[test]
+    fn a_string_encoding_other_than_utf8_anywhere_counts_as_transcoding() {
+        // A component lowering an import with `encoding`, nested `depth` components deep.
+        let component = |encoding: &str, depth: usize| {
+            let mut text = format!(
+                r#"(component
+                    (import "f" (func $f (param "s" string)))
+                    (core module $m (memory (export "mem") 1))
+                    (core instance $i (instantiate $m))
+                    (core func (canon lower (func $f) (memory (core memory $i "mem")) string-encoding={encoding})))"#
+            );
+            for _ in 0..depth {
+                text = format!(
+                    r#"(component (import "f" (func $f (param "s" string)))
+                        (component $inner {text})
+                        (instance (instantiate $inner (with "f" (func $f)))))"#
+                );
+            }
+            wat::parse_str(text).unwrap()
+        };
+        for depth in [0, 2] {
+            assert!(!transcodes_strings(&component("utf8", depth)));
+            assert!(transcodes_strings(&component("utf16", depth)));
+            assert!(transcodes_strings(&component("latin1+utf16", depth)));
+        }
+        assert!(!transcodes_strings(&wat::parse_str("(module (memory 1))").unwrap()));
+        assert!(
+            transcodes_strings(b"\0asm\x0d\0\x01\0\x0b\x05"),
+            "bytes that do not parse"
+        );
     }
 }

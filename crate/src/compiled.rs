@@ -20,6 +20,7 @@ use crate::component::wasi_served::WasiImports;
 use crate::engine::EngineShared;
 use crate::errors::{self, Failure};
 use crate::js::{Js, Value};
+use crate::limits;
 use crate::options::NativeInstanceOptions;
 use crate::runtime::abort::AbortFlag;
 use crate::runtime::host_bridge::{HostBridge, HostFunctions, HttpClientOptions, Relay, serve_js_while};
@@ -52,8 +53,10 @@ pub trait Kind: Sized + Send + Sync + 'static {
 
     fn exports(code: &Self::Code) -> Exports<Self::Export>;
     /// How many times more host memory than wasmtime's hostcall fuel counts a lift of this code's
-    /// values may take (see `component::convert::lift_ratio`): the fuel is divided by it.
-    fn lift_ratio(code: &Self::Code, engine: &wasmtime::Engine) -> usize;
+    /// values may take (see `component::convert::lift_ratio`), or more time than a copy of as many
+    /// bytes (see [`crate::limits::TRANSCODING_RATIO`]): the fuel is divided by it. `binary`: what
+    /// the code was compiled from, when known.
+    fn lift_ratio(code: &Self::Code, engine: &wasmtime::Engine, binary: Option<&[u8]>) -> usize;
     /// Whether the code imports WASI (WASI is linked only then).
     fn wasi_imports(code: &Self::Code) -> WasiImports;
     /// The store's WASI state for these options, for an instance whose memories may hold `memory_bytes`.
@@ -106,11 +109,11 @@ pub enum Thread {
 }
 
 impl<K: Kind> Compiled<K> {
-    fn new(code: K::Code, engine: &Arc<EngineShared>) -> Self {
+    fn new(code: K::Code, engine: &Arc<EngineShared>, binary: Option<&[u8]>) -> Self {
         Compiled {
             exports: Arc::new(K::exports(&code)),
             wasi_imports: K::wasi_imports(&code),
-            lift_ratio: K::lift_ratio(&code, &engine.engine),
+            lift_ratio: K::lift_ratio(&code, &engine.engine, binary),
             code,
             engine: engine.clone(),
             linked: PreCache::new(),
@@ -130,7 +133,7 @@ impl<K: Kind> Compiled<K> {
             quiet_panic::catch(|| disk::compile::<K::Code>(&engine.engine, engine.cache.as_ref(), &bytes, check))
         });
         let code = compiled.map_err(|panic| Failure::Compile(errors::compile_panic_text(K::NOUN, &panic)))??;
-        Self::checked(code, engine)
+        Self::checked(code, engine, Some(&*bytes))
     }
 
     /// What the engine's on-disk cache holds for `bytes`, without compiling them (`None` without
@@ -138,7 +141,7 @@ impl<K: Kind> Compiled<K> {
     pub fn cached(engine: &Arc<EngineShared>, bytes: &[u8]) -> Result<Option<Self>, Failure> {
         let bytes = Self::input(engine, bytes)?;
         match disk::cached::<K::Code>(&engine.engine, engine.cache.as_ref(), &bytes) {
-            Some(code) => Self::checked(code, engine).map(Some),
+            Some(code) => Self::checked(code, engine, Some(&*bytes)).map(Some),
             None => Ok(None),
         }
     }
@@ -152,7 +155,7 @@ impl<K: Kind> Compiled<K> {
         engine.check_open()?;
         let cache = binary::kind(bytes).and(engine.cache.as_ref());
         let code = disk::adopt::<K::Code>(&engine.engine, cache, bytes, artifact)?;
-        Self::checked(code, engine)
+        Self::checked(code, engine, binary::kind(bytes).map(|_| bytes))
     }
 
     /// The binary that `bytes` (binary or WAT) stand for, refused early when it is not of this
@@ -174,9 +177,9 @@ impl<K: Kind> Compiled<K> {
         Ok(bytes)
     }
 
-    fn checked(code: K::Code, engine: &Arc<EngineShared>) -> Result<Self, Failure> {
+    fn checked(code: K::Code, engine: &Arc<EngineShared>, binary: Option<&[u8]>) -> Result<Self, Failure> {
         K::check(&code)?;
-        Ok(Self::new(code, engine))
+        Ok(Self::new(code, engine, binary))
     }
 
     /// Loads `serialize()` output of a compatible engine.
@@ -187,7 +190,8 @@ impl<K: Kind> Compiled<K> {
         // deserialize untrusted input).
         let code = unsafe { K::Code::deserialize(&engine.engine, bytes) }
             .map_err(|error| Failure::Compile(format!("cannot deserialize {}: {error:#}", K::NOUN)))?;
-        Self::checked(code, engine)
+        // What it was compiled from is not known: it counts as transcoding strings.
+        Self::checked(code, engine, None)
     }
 
     pub fn serialize(&self) -> Result<Vec<u8>, Failure> {
@@ -250,7 +254,8 @@ impl<K: Kind> Compiled<K> {
                 .linked
                 .get_or_build(plan, |plan| K::link(&compiled.code, plan))?;
             let mut store = store::new_store(engine, limits, HostBridge::new(functions), wasi, resources);
-            store.set_hostcall_fuel(store.hostcall_fuel() / compiled.lift_ratio);
+            let fuel = limits::divided_hostcall_fuel(store.hostcall_fuel(), compiled.lift_ratio);
+            store.set_hostcall_fuel(fuel);
             store.data_mut().host.set_sync_env(sync_js);
             store.data_mut().host.set_relay(relay);
             let mut live: Live<K::Instance> = store::instantiate(store, engine, &start, &output, |store| {

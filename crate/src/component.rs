@@ -21,11 +21,12 @@ use self::instance::NativeComponentInstance;
 use self::linker::LinkPlan;
 use self::types::ComponentItemInfo;
 use self::wasi_served::WasiImports;
-use crate::binary::Binary;
+use crate::binary::{Binary, transcodes_strings};
 use crate::call::Exports;
 use crate::compiled::{InstanceParts, Kind};
 use crate::errors::Failure;
 use crate::js::{Js, Value};
+use crate::limits::TRANSCODING_RATIO;
 use crate::store::{HostState, StoreFuture};
 use crate::wasi::NativeWasiOptions;
 use crate::wasi::{self, Output, WasiState};
@@ -52,8 +53,12 @@ impl Kind for ComponentKind {
         func::exports(code)
     }
 
-    fn lift_ratio(code: &Component, engine: &wasmtime::Engine) -> usize {
-        convert::component_lift_ratio(code, engine)
+    fn lift_ratio(code: &Component, engine: &wasmtime::Engine, binary: Option<&[u8]>) -> usize {
+        let ratio = convert::component_lift_ratio(code, engine);
+        match binary.is_none_or(transcodes_strings) {
+            true => ratio.max(TRANSCODING_RATIO),
+            false => ratio,
+        }
     }
 
     fn wasi_imports(code: &Component) -> WasiImports {

@@ -291,8 +291,10 @@ impl Failure {
         if lifted_too_much(&error) {
             return Failure::HostLimit(format!(
                 "the guest made one call move more data into the host than its limits allow \
-                 (about {} times limits.memoryBytes, less for a component whose values hold flags): {}",
+                 (about {} times limits.memoryBytes, {} times less for a component that passes \
+                 strings in UTF-16 or latin1, less for one whose values hold flags): {}",
                 crate::limits::HOSTCALL_FUEL_PER_BYTE,
+                crate::limits::TRANSCODING_RATIO,
                 reason(&error)
             ));
         }

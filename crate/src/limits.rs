@@ -33,6 +33,22 @@ pub fn hostcall_fuel(memory_bytes: usize) -> usize {
 /// The factor of [`hostcall_fuel`], documented in the README and SECURITY.md.
 pub const HOSTCALL_FUEL_PER_BYTE: usize = 8;
 
+/// How many times less a component that passes strings in UTF-16 or latin1 may move in one call
+/// (its hostcall fuel is divided by this, see `Kind::lift_ratio`): wasmtime transcodes such a
+/// string to UTF-8 whole, before any host code runs and without looking at the deadline, at up
+/// to 9 times what a copy of UTF-8 takes (measured: 5.1 ms per MiB of latin1 above 0x7f, 3.6 ms
+/// per MiB of UTF-16, 0.55 ms per MiB of UTF-8; latin1 also doubles in size). A sixteenth keeps
+/// its worst call below that of a component passing UTF-8 (SECURITY 76).
+pub const TRANSCODING_RATIO: usize = 16;
+
+/// The least hostcall fuel a division leaves: a 1 MiB string or byte list always fits.
+const DIVIDED_FUEL_FLOOR: usize = 1 << 20;
+
+/// `fuel` divided by a component's `ratio` (see `Kind::lift_ratio`), at least 1 MiB.
+pub fn divided_hostcall_fuel(fuel: usize, ratio: usize) -> usize {
+    (fuel / ratio.max(1)).max(DIVIDED_FUEL_FLOOR)
+}
+
 /// Live component-model handles an instance may hold beyond `limits.resourceHandles`: the guest's
 /// handles to its own resources and to WASI's streams and pollables. wasmtime counts every handle
 /// of a store against one cap, and `resource.new` needs no host code, so without a cap a guest fills

@@ -50,7 +50,7 @@ impl Kind for CoreModule {
     const POISON_ON_TRAP: bool = false;
 
     /// A core function's values are numbers, counted as they are.
-    fn lift_ratio(_code: &Module, _engine: &wasmtime::Engine) -> usize {
+    fn lift_ratio(_code: &Module, _engine: &wasmtime::Engine, _binary: Option<&[u8]>) -> usize {
         1
     }
 
