@@ -715,3 +715,66 @@ test("a guest's long function name reaches a trap's backtrace cut short, once pe
   t.true(error!.wasmBacktrace[0]!.funcName!.endsWith('…'))
   t.true(error!.message.length < 1000)
 })
+
+// --- Values one nested component hands another ----------------------------------------------
+
+/**
+ * A component nesting a caller that passes the bytes `data` (escaped WAT) in `from` to a callee
+ * that takes them in `to` and returns their length in its own code units (latin1+UTF-16 tags a
+ * UTF-16 length with the top bit). wasmtime's adapter between them transcodes the string.
+ */
+function nestedPair(from: string, to: string, data: string, length: number): Component {
+  return engine.compileComponentSync(`(component
+    (component $callee
+      (core module $m (memory (export "mem") 1)
+        (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024))
+        (func (export "take") (param i32 i32) (result i32) (local.get 1)))
+      (core instance $i (instantiate $m))
+      (func (export "take") (param "s" string) (result u32)
+        (canon lift (core func $i "take") ${MEMORY.replace('utf8', to)})))
+    (instance $callee (instantiate $callee))
+    (component $caller
+      (import "take" (func $take (param "s" string) (result u32)))
+      (core module $memory (memory (export "mem") 1) (data (i32.const 16) "${data}"))
+      (core instance $mi (instantiate $memory))
+      (core func $take (canon lower (func $take) (memory (core memory $mi "mem")) string-encoding=${from}))
+      (core module $m (import "host" "take" (func $take (param i32 i32) (result i32)))
+        (func (export "run") (result i32) (call $take (i32.const 16) (i32.const ${length}))))
+      (core instance $i (instantiate $m (with "host" (instance (export "take" (func $take))))))
+      (func (export "run") (result u32) (canon lift (core func $i "run"))))
+    (instance $caller (instantiate $caller (with "take" (func $callee "take"))))
+    (export "run" (func $caller "run")))`)
+}
+
+test('a string one nested component passes another in a different encoding is transcoded, and one invalid in its encoding is a GuestAbiError', async (t) => {
+  // "héllo": 6 bytes of UTF-8, 5 units of UTF-16, 5 bytes of latin1.
+  const utf8 = 'h\\c3\\a9llo'
+  const utf16 = 'h\\00\\e9\\00l\\00l\\00o\\00'
+  const cases: Array<[string, string, string, number, number]> = [
+    ['utf8', 'utf16', utf8, 6, 5],
+    ['utf8', 'latin1+utf16', utf8, 6, 5],
+    ['utf16', 'utf8', utf16, 5, 6],
+    ['latin1+utf16', 'utf8', 'h\\e9llo', 5, 6],
+    // A character past latin1 makes the callee's string UTF-16, its length tagged.
+    ['utf8', 'latin1+utf16', 'h\\e2\\82\\acllo', 7, 0x8000_0005],
+  ]
+  for (const [from, to, data, length, taken] of cases) {
+    const instance = nestedPair(from, to, data, length).instantiateSync({ limits: LIMITS })
+    t.is(instance.callSync('run'), taken, `${from} -> ${to}`)
+    t.is(await instance.call('run'), taken, `${from} -> ${to}, twice`)
+  }
+  const invalid: Array<[string, string, string, number, string]> = [
+    ['utf8', 'utf16', '\\ff\\fe', 2, 'invalid utf8'],
+    ['utf16', 'utf8', '\\00\\d8', 1, 'invalid utf16'],
+  ]
+  for (const [from, to, data, length, reason] of invalid) {
+    for (const how of BOTH) {
+      const instance = nestedPair(from, to, data, length).instantiateSync({ limits: LIMITS })
+      const error = await failure(t, instance, how, 'run')
+      t.true(error instanceof GuestAbiError, `${how} ${from} -> ${to}: ${String(error)}`)
+      t.like(error, { code: 'ERR_WASM_GUEST_ABI', trapCode: 'CanonicalAbi' })
+      t.true(error.message.includes(reason), error.message)
+      t.true(instance.poisoned)
+    }
+  }
+})

@@ -354,10 +354,8 @@ impl Failure {
                 trap_code: "CanonicalAbi".into(),
                 // The root cause is wasmtime's reason; the frames are in `wasmBacktrace`.
                 // A core module's WASI calls break the same rules (a bad pointer, a bad flag).
-                message: format!(
-                    "the guest broke the ABI of a call across the host boundary: {}",
-                    error.root_cause()
-                ),
+                // Between two components nested in one too: wasmtime's adapters check the same.
+                message: format!("the guest broke the canonical ABI of a call: {}", error.root_cause()),
                 frames,
                 fuel_consumed: facts.fuel_consumed,
                 elapsed_ms: None,
