@@ -557,6 +557,28 @@ test('names stay distinct and shadow nothing: same-named resources are qualified
   )
 })
 
+test('a guest static named prototype, which its class cannot hold, is not declared on the class', (t) => {
+  // Probe Z60: the class's own `prototype` stays (the static is reached by its path only), and a
+  // declared `prototype(): number` compiled and then threw "not a function".
+  const guest = engine.compileComponentSync(`(component
+    (type $r (resource (rep i32)))
+    (core module $m (func (export "seven") (result i32) i32.const 7))
+    (core instance $i (instantiate $m))
+    (func $seven (result u32) (canon lift (core func $i "seven")))
+    (component $shim
+      (import "thing" (type $t (sub resource)))
+      (import "seven" (func $s (result u32)))
+      (export $T "thing" (type $t))
+      (export "[static]thing.prototype" (func $s))
+      (export "[static]thing.length" (func $s)))
+    (instance $api (instantiate $shim (with "thing" (type $r)) (with "seven" (func $seven))))
+    (export "test:x/api" (instance $api)))`)
+  const text = declarations(guest)
+  t.regex(text, /\n {2}length\(\): number\n/)
+  t.notRegex(text, /prototype\(/)
+  t.regex(text, /\n {2}readonly prototype: Thing\n/, 'the class without a constructor has its prototype')
+})
+
 test('a host function for a result may return the result itself only with the tags its ok value cannot carry', (t) => {
   // `{ tag: 'err', val }` for `result<result<u32, u32>, u32>` is the ok value (jco and the addon
   // take it so): the type offered it as the result itself too.

@@ -319,6 +319,45 @@ test("a root resource of another type is the caller's WasmTypeError, and poisons
   t.is(inst.callSync('take', [a]), undefined, 'and the handle is still there to move')
 })
 
+test('disposing an object a pending call holds waits for that call, and disposing another does not race it', async (t) => {
+  // Probe Z60: `p = inst.call(method, [c]); c[Symbol.dispose]()` on an idle instance settled
+  // three ways (ok, WasmTypeError, BusyError): the drop ran on the JS thread before the call
+  // reached the pool. Many trials, since it was a race.
+  const path = 'test:resources/api#'
+  const shapes: Array<[string, (c: unknown) => unknown[], RegExp]> = [
+    ['[method]counter.value', (c) => [c], /dropped/],
+    ['sum', (c) => [[c, c]], /dropped/],
+    ['consume', (c) => [c], /moved into the guest/],
+  ]
+  for (const [name, args, gone] of shapes) {
+    for (let trial = 0; trial < 40; trial++) {
+      const inst = instance()
+      const { Counter, dropped, live } = api(inst)
+      const c = new Counter(5)
+      const pending = inst.call(`${path}${name}`, args(c))
+      c[Symbol.dispose]()
+      t.is(await pending, name === 'sum' ? 10 : 5, `${name}, trial ${trial}`)
+      t.throws(() => c.value(), { instanceOf: DisposedError, message: gone })
+      // A lent object's drop waited for the call, and runs at the start of the next one.
+      t.is(dropped(), 1, `${name}, trial ${trial}: the destructor ran once`)
+      t.is(live(), 0)
+      c[Symbol.dispose]()
+      t.is(dropped(), 1)
+    }
+  }
+  for (let trial = 0; trial < 40; trial++) {
+    const inst = instance()
+    const { Counter, dropped, live } = api(inst)
+    const [a, b] = [new Counter(1), new Counter(2)]
+    const pending = inst.call(`${path}[method]counter.value`, [a])
+    b[Symbol.dispose]()
+    t.is(await pending, 1, `trial ${trial}: the call is not refused as busy`)
+    t.is(dropped(), 1)
+    t.is(live(), 1)
+    t.is(a.value(), 1)
+  }
+})
+
 test('a resource whose instance is gone is a DisposedError where another instance is passed it', async (t) => {
   // A sandbox replaces its instance after a failed call: the caller's objects from the old one
   // were refused as "a resource of another instance", a WasmTypeError, as if the caller had
@@ -695,10 +734,12 @@ const INHERITED_MEMBERS_WAT = `(component
     (export "[method]logger.to-locale-string" (func (param "self" (borrow 0)) (result string)))
     (export "[static]logger.to-string" (func (result string)))
     (export "[static]logger.is" (func (result bool)))
+    (export "[method]logger.constructor" (func (param "self" (borrow 0)) (result string)))
   ))
   (alias export $h "logger" (type $logger))
   (alias export $h "[constructor]logger" (func $ctor))
   (alias export $h "[method]logger.to-locale-string" (func $ts))
+  (alias export $h "[method]logger.constructor" (func $mc))
   (alias export $h "[static]logger.to-string" (func $sts))
   (core module $mem
     (memory (export "memory") 1)
@@ -714,18 +755,25 @@ const INHERITED_MEMBERS_WAT = `(component
   (core func $ctor_l (canon lower (func $ctor) (memory $memory) (realloc $realloc) string-encoding=utf8))
   (core func $sts_l (canon lower (func $sts) (memory $memory) (realloc $realloc) string-encoding=utf8))
   (core func $ts_l (canon lower (func $ts) (memory $memory) (realloc $realloc) string-encoding=utf8))
+  (core func $mc_l (canon lower (func $mc) (memory $memory) (realloc $realloc) string-encoding=utf8))
   (core module $main
     (import "h" "ctor" (func $ctor (param i32 i32) (result i32)))
     (import "h" "ts" (func $ts (param i32 i32)))
     (import "h" "sts" (func $sts (param i32)))
+    (import "h" "mc" (func $mc (param i32 i32)))
     (func (export "probe-static") (result i32) i32.const 64 call $sts i32.const 64)
     (func (export "probe") (result i32)
       i32.const 16 i32.const 3 call $ctor
       i32.const 64 call $ts
+      i32.const 64)
+    (func (export "probe-constructor") (result i32)
+      i32.const 16 i32.const 3 call $ctor
+      i32.const 64 call $mc
       i32.const 64))
-  (core instance $i (instantiate $main (with "h" (instance (export "ctor" (func $ctor_l)) (export "ts" (func $ts_l)) (export "sts" (func $sts_l))))))
+  (core instance $i (instantiate $main (with "h" (instance (export "ctor" (func $ctor_l)) (export "ts" (func $ts_l)) (export "sts" (func $sts_l)) (export "mc" (func $mc_l))))))
   (func (export "probe") (result string) (canon lift (core func $i "probe") (memory $memory) (realloc $realloc) string-encoding=utf8))
   (func (export "probe-static") (result string) (canon lift (core func $i "probe-static") (memory $memory) (realloc $realloc) string-encoding=utf8))
+  (func (export "probe-constructor") (result string) (canon lift (core func $i "probe-constructor") (memory $memory) (realloc $realloc) string-encoding=utf8))
 )`
 
 test("a guest reaches nothing a host class inherits from Object or Function: only the class's own members", (t) => {
@@ -773,6 +821,25 @@ test("a guest reaches nothing a host class inherits from Object or Function: onl
     instanceOf: HostError,
     message: /Logger has no method toLocaleString/,
   })
+  // [method]logger.constructor would be the class itself, found on its prototype: a class written
+  // as a function would run again on an object it made, with the guest's arguments (probe Z60).
+  let runs = 0
+  function Plain(this: { prefix: string }, prefix: string) {
+    runs++
+    this.prefix = prefix
+  }
+  Object.assign(Plain, { is: () => true, toString: () => 'a static of its own' })
+  for (const Logger of [Plain, WithStatic]) {
+    const constructing = guest.instantiateSync({
+      limits: { memoryBytes: 1 << 20 },
+      imports: { 'test:proto/host': { Logger } },
+    })
+    t.throws(() => constructing.callSync('probe-constructor'), {
+      instanceOf: HostError,
+      message: /Logger has no method constructor/,
+    })
+  }
+  t.is(runs, 1, 'the host constructor ran for the object only')
 })
 
 /**
@@ -1951,6 +2018,7 @@ test("a resource of another version of the interface is refused saying which, no
     {
       callSync: (path) => resources.lift(path, ++token),
       dropResource: () => {},
+      dropLater: () => {},
       holds: () => true,
       disposed: false,
     },

@@ -495,6 +495,9 @@ class Writer {
       }
       const key = propertyKey(lowerCamel(parsed.member ?? ''))
       const method = parsed.role === 'method'
+      // A class's own `prototype` cannot be replaced: the guest's static of that name is reached
+      // by its path only, so it is not the class's.
+      if (side === 'guest' && !method && key === 'prototype') continue
       const line =
         side === 'guest' ? this.#exportFunction(key, fn, method) : this.#hostFunction(key, fn, method)
       ;(method ? methods : statics).push(line)

@@ -282,8 +282,11 @@ export class Instance<E = Record<string, unknown>> {
         ? new InstanceResources(
             {
               callSync: (path, args) => this.callSync(path, args),
-              // A guest destructor runs here: its trap is ours to type, like a call's.
-              dropResource: (token) => translate(() => native.dropResource(token)),
+              // A guest destructor runs here: its trap is ours to type, like a call's. While a
+              // `call` is queued or running it waits for the next call, as one made from a host
+              // function during a call does: run now, it would race that call for the instance.
+              dropResource: (token) => translate(() => native.dropResource(token, this.#calls.pending > 0)),
+              dropLater: (token) => translate(() => native.dropResource(token, true)),
               holds: (token) => native.holdsResource(token),
               get disposed() {
                 return self.disposed

@@ -34,6 +34,8 @@ export interface ResourceHost {
   callSync(path: string, args: readonly unknown[]): unknown
   /** Drops the guest handle a token stands for. */
   dropResource(token: unknown): void
+  /** Drops the guest handle a token stands for at the start of the instance's next call. */
+  dropLater(token: unknown): void
   /** Whether the guest handle a token stands for is still JS's (not dropped or moved). */
   holds(token: unknown): boolean
   /** Whether the instance was disposed (its handles went with its store). */
@@ -48,6 +50,13 @@ interface Handle {
   owner: InstanceResources
   /** The object's class: its resource type. */
   cls: ResourceClass
+  /**
+   * Calls given it that have not ended: a `call` reads its arguments when it starts but reaches
+   * the guest later, on the pool, where a handle dropped meanwhile would be gone.
+   */
+  holders: number
+  /** Disposed while `holders` held it: dropped once they end, if the guest did not take it. */
+  dropDeferred: boolean
 }
 
 /** A call's arguments with resource objects replaced by tokens, and the objects it moves. */
@@ -261,12 +270,21 @@ export class InstanceResources {
         this.#unwrap(path, value, type, at, moved, lent),
       )
     })
+    const held = [...moved, ...lent]
+    for (const handle of held) handle.holders++
     return {
       args: lowered,
       // Whether the guest took an own is the addon's to say: a call refused before the guest ran
       // (busy, disposed, short of native stack, aborted) leaves it JS's.
       commit: () => {
         for (const handle of moved) if (!this.#host.holds(handle.token)) handle.state = 'moved'
+        for (const handle of held) {
+          if (--handle.holders > 0 || !handle.dropDeferred) continue
+          handle.dropDeferred = false
+          // At the next call, as a drop during a call always is: its destructor's failure is
+          // that call's, not this one's.
+          if (handle.state === 'dropped') this.#host.dropLater(handle.token)
+        }
       },
     }
   }
@@ -424,6 +442,8 @@ function makeClass(
             state: 'live',
             owner: resources,
             cls: cls as unknown as ResourceClass,
+            holders: 0,
+            dropDeferred: false,
           })
           return
         }
@@ -446,7 +466,8 @@ function makeClass(
         }
         if (handle.state !== 'live') return
         handle.state = 'dropped'
-        handle.owner.dropResource(handle.token)
+        if (handle.holders > 0) handle.dropDeferred = true
+        else handle.owner.dropResource(handle.token)
       }
     },
   }[name]!
@@ -778,12 +799,15 @@ function isBuiltIn(at: object): boolean {
  * The function `name` (lowerCamelCase or as WIT spells it) of `target`: its own, or from the
  * prototypes of its class and the classes it extends, stopping at JS's own classes (a guest
  * declaring `[static]thing.to-string` would otherwise get the class's source text, and one of a
- * class that `extends Object` would get `Object.assign` and `Object.setPrototypeOf`).
+ * class that `extends Object` would get `Object.assign` and `Object.setPrototypeOf`). A
+ * prototype's `constructor` is its class, not a method: `[method]thing.constructor` would run
+ * the host's constructor again on an object it made.
  */
 function found(target: object, name: string): ((...args: unknown[]) => unknown) | undefined {
   const keys = [lowerCamel(name), name]
   for (let at: object | null = target; at !== null && !isBuiltIn(at); at = Object.getPrototypeOf(at)) {
     for (const key of keys) {
+      if (key === 'constructor' && at !== target) continue
       const value = Object.getOwnPropertyDescriptor(at, key)?.value
       if (typeof value === 'function') return value as (...args: unknown[]) => unknown
     }

@@ -89,12 +89,13 @@ export declare class NativeComponentInstance {
   /**
    * Drops the guest resource handle `token` stands for: the guest's destructor runs now, on
    * the JS thread, under the instance's default budget (it counts as a call in the metrics).
-   * While a call runs, or when destructors may need the pool, it is dropped at the start of
-   * the next call instead. A token dropped or moved already, or of another instance, is left
+   * While a call runs, when destructors may need the pool, or when `later` says a call of
+   * the instance is queued or on its way to the pool (which a drop here would race for the
+   * instance), it is dropped at the start of the next call instead. A token dropped or moved already, or of another instance, is left
    * alone, as is every handle of a disposed or poisoned instance (its store is gone or
    * cannot be entered).
    */
-  dropResource(token: unknown): void
+  dropResource(token: unknown, later?: boolean | undefined | null): void
   /**
    * Whether the guest resource handle `token` stands for is still JS's: not dropped, not moved
    * into the guest (a call refused before the guest ran leaves it JS's), not of a disposed

@@ -11,12 +11,18 @@ crate::instance_class!(
 impl NativeComponentInstance {
     /// Drops the guest resource handle `token` stands for: the guest's destructor runs now, on
     /// the JS thread, under the instance's default budget (it counts as a call in the metrics).
-    /// While a call runs, or when destructors may need the pool, it is dropped at the start of
-    /// the next call instead. A token dropped or moved already, or of another instance, is left
+    /// While a call runs, when destructors may need the pool, or when `later` says a call of
+    /// the instance is queued or on its way to the pool (which a drop here would race for the
+    /// instance), it is dropped at the start of the next call instead. A token dropped or moved already, or of another instance, is left
     /// alone, as is every handle of a disposed or poisoned instance (its store is gone or
     /// cannot be entered).
     #[napi(ts_return_type = "void")]
-    pub fn drop_resource(&self, env: napi::Env, token: napi::bindgen_prelude::Unknown) -> napi::Result<crate::js::Raw> {
+    pub fn drop_resource(
+        &self,
+        env: napi::Env,
+        token: napi::bindgen_prelude::Unknown,
+        later: Option<bool>,
+    ) -> napi::Result<crate::js::Raw> {
         use crate::errors::Failure;
         use napi::JsValue;
         let js = crate::js::Js(env.raw());
@@ -24,7 +30,7 @@ impl NativeComponentInstance {
             let Some(resources) = &self.slot.resources else {
                 return Ok(());
             };
-            if self.slot.waits_on_pool {
+            if self.slot.waits_on_pool || later == Some(true) {
                 return resources.drop_later(js, token.raw());
             }
             let dropped = self.slot.with_on_js_thread(js, |live| {
