@@ -356,6 +356,13 @@ test('disposing an object a pending call holds waits for that call, and disposin
     t.is(live(), 1)
     t.is(a.value(), 1)
   }
+  // A call refused for its options held nothing: what it was given drops at once.
+  const inst = instance()
+  const { Counter, dropped } = api(inst)
+  const c = new Counter(3)
+  t.throws(() => inst.callSync(`${path}[method]counter.value`, [c], { timeoutMs: -1 }))
+  c[Symbol.dispose]()
+  t.is(dropped(), 1)
 })
 
 test('a resource whose instance is gone is a DisposedError where another instance is passed it', async (t) => {

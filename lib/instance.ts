@@ -338,22 +338,28 @@ export class Instance<E = Record<string, unknown>> {
     } catch (error) {
       throw typed(name, error)
     }
-    if (options === undefined) {
-      if (name === this.#lastName && this.#lastHandle !== undefined) {
-        handle = this.#lastHandle
+    try {
+      if (options === undefined) {
+        if (name === this.#lastName && this.#lastHandle !== undefined) {
+          handle = this.#lastHandle
+        } else {
+          handle = this.#handle(this.#plain, name, false)
+          this.#lastName = name
+          this.#lastHandle = handle
+        }
       } else {
-        handle = this.#handle(this.#plain, name, false)
-        this.#lastName = name
-        this.#lastHandle = handle
+        const { fuel, timeoutMs } = callOptions(options)
+        handle = this.#handle(this.#budgeted, name, true)
+        try {
+          all = [fuel, timeoutMs, ...all]
+        } catch (error) {
+          throw typed(name, error)
+        }
       }
-    } else {
-      const { fuel, timeoutMs } = callOptions(options)
-      handle = this.#handle(this.#budgeted, name, true)
-      try {
-        all = [fuel, timeoutMs, ...all]
-      } catch (error) {
-        throw typed(name, error)
-      }
+    } catch (error) {
+      // Refused before the guest ran: the resources it was given stay JS's, free to drop.
+      lowered?.commit()
+      throw error
     }
     let result: unknown
     try {
