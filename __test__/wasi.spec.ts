@@ -314,6 +314,55 @@ test("a module's proc_exit(n) is a WasiExitError with exitCode n for every n, al
   t.is(async?.exitCode, 5)
 })
 
+test('exit(0) ends a call that declares no value as a success, and one that declares a value as a WasiExitError with exitCode 0', async (t) => {
+  // Probe Z61: a `func(u32) -> u32` whose guest called exit(0) returned undefined, which its type
+  // and its generated declaration say it cannot.
+  const component = engine.compileComponentSync(`(component
+    (import "wasi:cli/exit@0.2.0" (instance $e (export "exit" (func (param "status" (result))))))
+    (alias export $e "exit" (func $exit))
+    (core func $exit (canon lower (func $exit)))
+    (core module $m (import "x" "exit" (func $exit (param i32)))
+      (func (export "f") (param i32) (result i32) local.get 0 call $exit i32.const 42)
+      (func (export "g") (param i32) local.get 0 call $exit)
+      (func (export "h") (param i32) (result i32) local.get 0 call $exit i32.const 0))
+    (core instance $i (instantiate $m (with "x" (instance (export "exit" (func $exit))))))
+    (func (export "f") (param "status" u32) (result u32) (canon lift (core func $i "f")))
+    (func (export "g") (param "status" u32) (canon lift (core func $i "g")))
+    (func (export "h") (param "status" u32) (result (result)) (canon lift (core func $i "h"))))`)
+  const module = engine.compileModuleSync(`(module
+    (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+    (memory (export "memory") 1)
+    (func (export "f") (param i32) (result i32) local.get 0 call $exit i32.const 42)
+    (func (export "g") (param i32) local.get 0 call $exit))`)
+  const ways: Array<[string, (instance: Instance, name: string) => unknown]> = [
+    ['callSync', (instance, name) => instance.callSync(name, [0])],
+    ['call', (instance, name) => instance.call(name, [0])],
+    [
+      'exports',
+      (instance, name) => (instance.exports as Record<string, (status: number) => unknown>)[name]!(0),
+    ],
+    ['function', (instance, name) => instance.function(name)(0)],
+  ]
+  for (const [kind, compiled] of [
+    ['component', component],
+    ['module', module],
+  ] as const) {
+    for (const [how, call] of ways) {
+      const fresh = () => compiled.instantiateSync({ limits: { memoryBytes: MiB } })
+      // No value declared (a command's run, whose ok carries none): success.
+      t.is(await call(fresh(), 'g'), undefined, `${kind} ${how} g`)
+      if (kind === 'component') t.is(await call(fresh(), 'h'), undefined, `${how} h`)
+      const error = await (async () => call(fresh(), 'f'))().then(
+        (value: unknown) => t.fail(`${kind} ${how} f returned ${String(value)}`),
+        (thrown: unknown) => thrown,
+      )
+      t.true(error instanceof WasiExitError, `${kind} ${how} f: ${String(error)}`)
+      t.like(error, { code: 'ERR_WASM_EXIT', exitCode: 0 })
+      t.regex((error as Error).message, /exited with code 0 before returning/)
+    }
+  }
+})
+
 test('start code that fails leaves its piped output and memory figures on the error', async (t) => {
   // They went with the failed instance's store: a start that printed why it panicked (a C++ static
   // constructor, a Rust initializer) and trapped left nothing to read.

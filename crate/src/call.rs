@@ -56,6 +56,9 @@ pub trait Export: Send + Sync + 'static {
     ) -> Result<Self::Output, Failure>;
     /// What a call that ended in a WASI `exit(0)` returned.
     fn no_output() -> Self::Output;
+    /// Whether the export declares a value for its calls to return: one that ends in a WASI
+    /// `exit(0)` then fails, having none.
+    fn declares_value(&self) -> bool;
     /// Converts what the call returned to JS, stopping at the call's `limits`.
     fn lift(
         &self,
@@ -365,7 +368,7 @@ unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi
                 let func = find(export, live, Some(&handle.func))?;
                 export.call_direct(js, live, func, &slot.engine, budget, args)
             });
-            return match exit_zero_is_success(outcome.map(Some), || None)? {
+            return match exit_zero_is_success(outcome.map(Some), export.declares_value(), || None)? {
                 Some(value) => Ok(value),
                 None => Ok(js.undefined()?),
             };
@@ -389,13 +392,14 @@ unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi
                     result
                 })
             })?;
-            let output = exit_zero_is_success(output, exited::<E>)?;
+            let output = exit_zero_is_success(output, handle.export.declares_value(), exited::<E>)?;
             return lift(&*handle.export, handle.flat, js, this, resources, output);
         }
         let output = exit_zero_is_success(
             slot.with_on_js_thread(js, |live| {
                 run(&*handle.export, live, Some(&handle.func), &slot.engine, budget, &params)
             }),
+            handle.export.declares_value(),
             exited::<E>,
         )?;
         lift(&*handle.export, handle.flat, js, this, resources, output)
@@ -480,7 +484,7 @@ pub fn call<E: Export>(
         env,
         move || {
             let returned = slot.with(|live| run(&*export, live, None, &slot.engine, &budget, &params));
-            let returned = exit_zero_is_success(returned, exited::<E>)?;
+            let returned = exit_zero_is_success(returned, export.declares_value(), exited::<E>)?;
             if !flat_result {
                 return Ok(Ready::Values(returned));
             }

@@ -118,6 +118,9 @@ pub enum Failure {
     },
     /// A WASI guest called `exit(code)`.
     Exit(i32),
+    /// A WASI guest called `exit(0)` in a call of an export that declares a value, which it never
+    /// gave: code 0, but no success.
+    ExitBeforeValue,
     Disposed(String),
     Busy(String),
     Poisoned(String),
@@ -492,7 +495,7 @@ impl Failure {
             Failure::Trap(info) => info.code,
             Failure::Host { .. } => "ERR_WASM_HOST",
             Failure::Component { .. } => "ERR_WASM_COMPONENT",
-            Failure::Exit(_) => "ERR_WASM_EXIT",
+            Failure::Exit(_) | Failure::ExitBeforeValue => "ERR_WASM_EXIT",
             Failure::Disposed(_) => "ERR_WASM_DISPOSED",
             Failure::Busy(_) => "ERR_WASM_BUSY",
             Failure::Poisoned(_) => "ERR_WASM_INSTANCE_POISONED",
@@ -565,6 +568,12 @@ impl Failure {
             Failure::Exit(exit_code) => {
                 let error = js.error(code, &format!("the guest exited with code {exit_code}"), false)?;
                 js.set(error, "exitCode", js.number(exit_code as f64)?)?;
+                Ok(error)
+            }
+            Failure::ExitBeforeValue => {
+                let message = "the guest exited with code 0 before returning the value its export declares";
+                let error = js.error(code, message, false)?;
+                js.set(error, "exitCode", js.number(0.0)?)?;
                 Ok(error)
             }
             Failure::Trap(info) => {
@@ -810,9 +819,15 @@ fn frame_to_js(js: Js, frame: &Frame) -> napi::Result<Value> {
     Ok(object)
 }
 
-/// `exit(0)` from a WASI guest ends its work successfully: the call returns `success`.
-pub fn exit_zero_is_success<T>(result: Result<T, Failure>, success: impl FnOnce() -> T) -> Result<T, Failure> {
+/// `exit(0)` from a WASI guest ends its work successfully: the call returns `success`; but a call
+/// of an export that `declares_value` never gave it, and fails (`ExitBeforeValue`).
+pub fn exit_zero_is_success<T>(
+    result: Result<T, Failure>,
+    declares_value: bool,
+    success: impl FnOnce() -> T,
+) -> Result<T, Failure> {
     match result {
+        Err(Failure::Exit(0)) if declares_value => Err(Failure::ExitBeforeValue),
         Err(Failure::Exit(0)) => Ok(success()),
         other => other,
     }

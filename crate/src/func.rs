@@ -121,6 +121,10 @@ impl Export for CoreExport {
         Vals::new()
     }
 
+    fn declares_value(&self) -> bool {
+        !self.results.is_empty()
+    }
+
     /// A core function's results are a few numbers: nothing to stop for.
     fn lift(
         &self,

@@ -307,6 +307,15 @@ impl Export for ExportFunc {
         Returned::Val(None)
     }
 
+    /// A `result` without an ok type declares none: `wasi:cli/run`'s `run` succeeds by `exit(0)`.
+    fn declares_value(&self) -> bool {
+        match &self.result {
+            None => false,
+            Some(Type::Result(result)) => result.ok().is_some(),
+            Some(_) => true,
+        }
+    }
+
     fn decode_args(&self, bytes: &[u8], guest_memory: usize) -> Result<Args, Failure> {
         let failed = |message: String| Failure::Internal(format!("{}: flat arguments: {message}", self.shown));
         let Some(shapes) = &self.flat_params else {
