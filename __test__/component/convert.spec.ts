@@ -11,7 +11,8 @@ import {
   WasmError,
   WasmTypeError,
 } from '../../lib/index.js'
-import { typesInstance } from '../helpers.js'
+import { typesEverything, typesImports } from '../../fixtures/index.js'
+import { MiB, typesComponent, typesInstance } from '../helpers.js'
 
 const person = { firstName: 'Zoë 🚀', age: 255, tags: ['', 'b', 'ünïcödé'] }
 const shape = (tag: string, val?: unknown) => (val === undefined ? { tag } : { tag, val })
@@ -160,6 +161,39 @@ test('exports are callable by their lowerCamelCase names too', (t) => {
 test('many parameters convert in order', (t) => {
   const instance = typesInstance()
   t.deepEqual(instance.callSync('many-params', [1, -5n, 'c', 0.5]), [1, -5n, 'c', 0.5])
+})
+
+test('a Proxy of an array is an array, as Array.isArray and jco take it: lists and tuples, both ways', async (t) => {
+  // Probe Z61: reactive state (Vue, MobX) hands out proxies; N-API sees one as an object, and
+  // each was refused with "expected array, got object".
+  const instance = typesInstance()
+  const proxied = <T extends object>(value: T): T => new Proxy(value, {})
+  const cases: Array<[string, unknown, unknown]> = [
+    ['roundtrip-list-u8', proxied([1, 2]), new Uint8Array([1, 2])],
+    ['roundtrip-list-u32', proxied([1, 2]), new Uint32Array([1, 2])],
+    ['roundtrip-list-string', proxied(['a', 'b']), ['a', 'b']],
+    ['roundtrip-tuple', proxied([1, 'a', 1.5]), [1, 'a', 1.5]],
+    ['roundtrip-record', { ...person, tags: proxied(['x']) }, { ...person, tags: ['x'] }],
+  ]
+  for (const [name, value, expected] of cases) {
+    t.deepEqual(instance.callSync(name, [value]), expected, name)
+    t.deepEqual(await instance.call(name, [value]), expected, name)
+  }
+  // What a host function returns, inside a record.
+  const imports = typesImports()
+  const host = imports['test:types/host@0.1.0'] as Record<string, unknown>
+  host.echo = (value: typeof typesEverything) => ({ ...value, words: proxied([...value.words]) })
+  const echoing = typesComponent().instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports })
+  t.deepEqual(await echoing.call('call-echo', [typesEverything]), typesEverything)
+  // A revoked proxy, or one that is not of an array, is still refused by its kind.
+  const { proxy, revoke } = Proxy.revocable([1], {})
+  revoke()
+  for (const value of [proxy, proxied({ length: 1, 0: 1 })]) {
+    t.throws(() => instance.callSync('roundtrip-list-u32', [value]), {
+      instanceOf: WasmTypeError,
+      message: /param "v": expected array, got object/,
+    })
+  }
 })
 
 test('a function without a result returns undefined', async (t) => {

@@ -24,6 +24,7 @@ const FAILED = failureBox() as {
   describe?: (thrown: unknown) => string | undefined
   payload?: (thrown: unknown, wantsMessage: boolean) => unknown
   dispose?: (value: object) => DisposeFailure | Promise<DisposeFailure | undefined> | undefined
+  arrayCopy?: (value: unknown, max: number) => unknown[] | undefined
 }
 
 /**
@@ -68,6 +69,25 @@ export function thrownPayload(thrown: unknown, wantsMessage: boolean): { payload
 FAILED.payload = (thrown: unknown, wantsMessage: boolean): unknown => {
   const read = thrownPayload(thrown, wantsMessage)
   return read === undefined ? FAILED : read.payload
+}
+
+/**
+ * A plain copy of a `Proxy` of an array, for a list or a tuple: N-API sees such a proxy as an
+ * object, where `Array.isArray` (and jco) take it as the array it stands for. Undefined for any
+ * other value, for one of more than `max` elements, or when a trap threw (a revoked proxy).
+ */
+FAILED.arrayCopy = (value: unknown, max: number): unknown[] | undefined => {
+  try {
+    if (!types.isProxy(value) || !Array.isArray(value)) return undefined
+    const array = value as unknown[]
+    const length = array.length
+    if (!(length <= max)) return undefined
+    const copy = new Array<unknown>(length)
+    for (let index = 0; index < length; index++) copy[index] = array[index]
+    return copy
+  } catch {
+    return undefined
+  }
 }
 
 /** What failed in a host resource's `[Symbol.dispose]`, for the addon's process warning. */

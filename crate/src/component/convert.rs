@@ -304,6 +304,18 @@ fn tracked(js: Js, cx: Cx, value: Value, ty: &Type, footprint: &mut Footprint, g
     converted
 }
 
+/// `value` if it is an array, or the JS layer's copy of a `Proxy` of one: N-API sees such a proxy
+/// as an object, where `Array.isArray` and jco take it as an array (probe Z61).
+fn array(js: Js, value: Value) -> Result<Option<Value>, String> {
+    if js.is_array(value).map_err(napi_error)? {
+        return Ok(Some(value));
+    }
+    if kind(js, value)? != Kind::Object {
+        return Ok(None);
+    }
+    Ok(crate::js::failure::array_copy(js, value, MAX_ARRAY_ITEMS))
+}
+
 fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> Result<Val, String> {
     Ok(match ty {
         Type::Bool => {
@@ -348,8 +360,8 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> R
                 }
                 walk.footprint.need(view.length.saturating_mul(view.element.size()))?;
                 Val::List(from_typed(view.element, view.length, view.data))
-            } else if js.is_array(value).map_err(napi_error)? {
-                let length = js.array_length(value).map_err(napi_error)?;
+            } else if let Some(array) = array(js, value)? {
+                let length = js.array_length(array).map_err(napi_error)?;
                 if length > MAX_ARRAY_ITEMS {
                     return Err(format!(
                         "an array of {length} elements is longer than a list argument may be ({MAX_ARRAY_ITEMS}; pass bytes as a Uint8Array)"
@@ -357,7 +369,7 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> R
                 }
                 walk.footprint
                     .need((length as usize).saturating_mul(element_bytes(&element_type)))?;
-                Val::List(elements(js, value, length, |item| {
+                Val::List(elements(js, array, length, |item| {
                     from_js_in(js, cx, walk, item, &element_type)
                 })?)
             } else {
@@ -387,10 +399,10 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> R
         }
         Type::Tuple(tuple) => {
             let types: Vec<Type> = tuple.types().collect();
-            if !js.is_array(value).map_err(napi_error)? {
+            let Some(array) = array(js, value)? else {
                 return Err(expected(js, &format!("tuple (an array of {})", types.len()), value));
-            }
-            let length = js.array_length(value).map_err(napi_error)?;
+            };
+            let length = js.array_length(array).map_err(napi_error)?;
             if length as usize != types.len() {
                 return Err(format!(
                     "expected tuple of {} elements, got an array of {length}",
@@ -399,7 +411,7 @@ fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> R
             }
             let mut items = Vec::with_capacity(types.len());
             for (index, item_type) in types.iter().enumerate() {
-                let item = js.get_index(value, index as u32).map_err(napi_error);
+                let item = js.get_index(array, index as u32).map_err(napi_error);
                 items.push(wrap(
                     item.and_then(|item| from_js_in(js, cx, walk, item, item_type)),
                     || format!("tuple index {index}"),

@@ -83,6 +83,15 @@ pub fn err_payload(js: Js, thrown: Value, wants_message: bool) -> Option<Value> 
     ask(js, "payload", &[thrown, wants_message])
 }
 
+/// The JS layer's plain copy of `value` if it is a `Proxy` of an array of at most `max` elements
+/// (N-API sees such a proxy as an object; `Array.isArray` and jco take it as an array); `None` for
+/// any other value.
+pub fn array_copy(js: Js, value: Value, max: u32) -> Option<Value> {
+    let max = js.number(f64::from(max)).ok()?;
+    let copy = ask(js, "arrayCopy", &[value, max])?;
+    js.is_array(copy).ok()?.then_some(copy)
+}
+
 /// Runs a host object's `[Symbol.dispose]` through the JS layer. It answers `undefined`, what
 /// failed (`{ did, message, thrown }`), or a Promise of either (an async dispose). `None` when
 /// there is no JS layer: the dispose is not run.
