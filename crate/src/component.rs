@@ -55,9 +55,11 @@ impl Kind for ComponentKind {
 
     fn lift_ratio(code: &Component, engine: &wasmtime::Engine, binary: Option<&[u8]>) -> usize {
         let ratio = convert::component_lift_ratio(code, engine);
-        match binary.is_none_or(transcodes_strings) {
-            true => ratio.max(TRANSCODING_RATIO),
-            false => ratio,
+        // Without the bytes (deserialized, or text compiled in a child), it may transcode.
+        if binary.is_none_or(transcodes_strings) {
+            ratio.max(TRANSCODING_RATIO)
+        } else {
+            ratio
         }
     }
 
