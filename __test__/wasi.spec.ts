@@ -350,15 +350,20 @@ test('exit(0) ends a call that declares no value as a success, and one that decl
     for (const [how, call] of ways) {
       const fresh = () => compiled.instantiateSync({ limits: { memoryBytes: MiB } })
       // No value declared (a command's run, whose ok carries none): success.
-      t.is(await call(fresh(), 'g'), undefined, `${kind} ${how} g`)
+      const succeeding = fresh()
+      t.is(await call(succeeding, 'g'), undefined, `${kind} ${how} g`)
+      t.like(succeeding.metrics(), { calls: 1, traps: 0 }, `${kind} ${how} g`)
       if (kind === 'component') t.is(await call(fresh(), 'h'), undefined, `${how} h`)
-      const error = await (async () => call(fresh(), 'f'))().then(
+      const failing = fresh()
+      const error = await (async () => call(failing, 'f'))().then(
         (value: unknown) => t.fail(`${kind} ${how} f returned ${String(value)}`),
         (thrown: unknown) => thrown,
       )
       t.true(error instanceof WasiExitError, `${kind} ${how} f: ${String(error)}`)
       t.like(error, { code: 'ERR_WASM_EXIT', exitCode: 0 })
       t.regex((error as Error).message, /exited with code 0 before returning/)
+      // A failed call, counted as one, as exit(1) is; the call that exits 0 with no value is not.
+      t.like(failing.metrics(), { calls: 1, traps: 1 }, `${kind} ${how} f`)
     }
   }
 })

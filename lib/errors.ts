@@ -366,7 +366,10 @@ export class ComponentError extends WasmError {
   }
 }
 
-/** A WASI guest called `exit(n)` with n != 0. */
+/**
+ * A WASI guest called `exit(n)` with n != 0, or `exit(0)` in a call of an export that declares a
+ * value (which it never gave): `exitCode` 0.
+ */
 export class WasiExitError extends WasmError {
   override readonly code = 'ERR_WASM_EXIT'
   readonly exitCode: number
@@ -472,8 +475,12 @@ export function fromNative(error: unknown): unknown {
   }
   const typed = new Class(native.message, fields)
   const entered = Object.hasOwn(native, 'trapCode') && (native as { entered?: unknown }).entered !== false
-  // exit(0) is how a command succeeds (README, WASI): it stopped nothing, as the instance's metrics say.
-  const failedExit = Class === WasiExitError && (native as { exitCode?: unknown }).exitCode !== 0
+  // exit(0) is how a command succeeds (README, WASI): it stopped nothing, as the instance's metrics
+  // say; but not in a call of an export that declares a value, which it never gave (`failedCall`).
+  const failedExit =
+    Class === WasiExitError &&
+    ((native as { exitCode?: unknown }).exitCode !== 0 ||
+      (native as { failedCall?: unknown }).failedCall === true)
   if (entered || Class === HostError || failedExit) stoppedGuests.add(typed)
   return typed
 }

@@ -212,8 +212,26 @@ fn run<E: Export>(
     params: &E::Params,
 ) -> Result<Finished<E>, Failure> {
     let func = find(export, live, known)?;
-    let output = export.invoke(live, func, engine, budget, params)?;
+    let output = export.invoke(live, func, engine, budget, params);
+    let output = exited_before_value(export, live, output)?;
     Ok((output, live.store.data().returned_limits(&budget.abort)))
+}
+
+/// A WASI `exit(0)` is a call's success only for an export that declares no value: one that
+/// declares a value never gave it, and fails as a trap does (counted, and poisoning a component
+/// instance, in the slot that runs it).
+fn exited_before_value<E: Export, T>(
+    export: &E,
+    live: &mut Live<E::Instance>,
+    outcome: Result<T, Failure>,
+) -> Result<T, Failure> {
+    match outcome {
+        Err(Failure::Exit(0)) if export.declares_value() => {
+            live.metrics.traps += 1;
+            Err(Failure::ExitBeforeValue)
+        }
+        other => other,
+    }
 }
 
 /// What a call that ended in a WASI `exit(0)` returned: nothing, converted without limits.
@@ -366,9 +384,10 @@ unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi
             let export = &*handle.export;
             let outcome = slot.with_on_js_thread(js, |live| {
                 let func = find(export, live, Some(&handle.func))?;
-                export.call_direct(js, live, func, &slot.engine, budget, args)
+                let outcome = export.call_direct(js, live, func, &slot.engine, budget, args);
+                exited_before_value(export, live, outcome)
             });
-            return match exit_zero_is_success(outcome.map(Some), export.declares_value(), || None)? {
+            return match exit_zero_is_success(outcome.map(Some), || None)? {
                 Some(value) => Ok(value),
                 None => Ok(js.undefined()?),
             };
@@ -392,14 +411,13 @@ unsafe extern "C" fn call_handle<E: Export>(env: napi::sys::napi_env, info: napi
                     result
                 })
             })?;
-            let output = exit_zero_is_success(output, handle.export.declares_value(), exited::<E>)?;
+            let output = exit_zero_is_success(output, exited::<E>)?;
             return lift(&*handle.export, handle.flat, js, this, resources, output);
         }
         let output = exit_zero_is_success(
             slot.with_on_js_thread(js, |live| {
                 run(&*handle.export, live, Some(&handle.func), &slot.engine, budget, &params)
             }),
-            handle.export.declares_value(),
             exited::<E>,
         )?;
         lift(&*handle.export, handle.flat, js, this, resources, output)
@@ -484,7 +502,7 @@ pub fn call<E: Export>(
         env,
         move || {
             let returned = slot.with(|live| run(&*export, live, None, &slot.engine, &budget, &params));
-            let returned = exit_zero_is_success(returned, export.declares_value(), exited::<E>)?;
+            let returned = exit_zero_is_success(returned, exited::<E>)?;
             if !flat_result {
                 return Ok(Ready::Values(returned));
             }

@@ -479,7 +479,11 @@ impl Failure {
     pub fn poisons(&self) -> bool {
         matches!(
             self,
-            Failure::Host { .. } | Failure::Internal(_) | Failure::Exit(_) | Failure::HostLimit(_)
+            Failure::Host { .. }
+                | Failure::Internal(_)
+                | Failure::Exit(_)
+                | Failure::ExitBeforeValue
+                | Failure::HostLimit(_)
         ) || matches!(self, Failure::Trap(info) if info.entered)
             || matches!(self, Failure::Started { failure, .. } if failure.poisons())
     }
@@ -574,6 +578,9 @@ impl Failure {
                 let message = "the guest exited with code 0 before returning the value its export declares";
                 let error = js.error(code, message, false)?;
                 js.set(error, "exitCode", js.number(0.0)?)?;
+                // For the JS layer only (a sandbox counts it as a trap, as the metrics do): not a
+                // field of the error class.
+                js.set(error, "failedCall", js.boolean(true)?)?;
                 Ok(error)
             }
             Failure::Trap(info) => {
@@ -819,15 +826,10 @@ fn frame_to_js(js: Js, frame: &Frame) -> napi::Result<Value> {
     Ok(object)
 }
 
-/// `exit(0)` from a WASI guest ends its work successfully: the call returns `success`; but a call
-/// of an export that `declares_value` never gave it, and fails (`ExitBeforeValue`).
-pub fn exit_zero_is_success<T>(
-    result: Result<T, Failure>,
-    declares_value: bool,
-    success: impl FnOnce() -> T,
-) -> Result<T, Failure> {
+/// `exit(0)` from a WASI guest ends its work successfully: the call returns `success` (for an
+/// export that declares a value it is `ExitBeforeValue` by then, see `call.rs`).
+pub fn exit_zero_is_success<T>(result: Result<T, Failure>, success: impl FnOnce() -> T) -> Result<T, Failure> {
     match result {
-        Err(Failure::Exit(0)) if declares_value => Err(Failure::ExitBeforeValue),
         Err(Failure::Exit(0)) => Ok(success()),
         other => other,
     }

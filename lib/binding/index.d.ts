@@ -91,9 +91,9 @@ export declare class NativeComponentInstance {
    * the JS thread, under the instance's default budget (it counts as a call in the metrics).
    * While a call runs, when destructors may need the pool, or when `later` says a call of
    * the instance is queued or on its way to the pool (which a drop here would race for the
-   * instance), it is dropped at the start of the next call instead. A token dropped or moved already, or of another instance, is left
-   * alone, as is every handle of a disposed or poisoned instance (its store is gone or
-   * cannot be entered).
+   * instance), it is dropped at the start of the next call instead. A token dropped or moved
+   * already, or of another instance, is left alone, as is every handle of a disposed or
+   * poisoned instance (its store is gone or cannot be entered).
    */
   dropResource(token: unknown, later?: boolean | undefined | null): void
   /**
