@@ -1,6 +1,6 @@
 import test from 'ava'
 
-import { escapeControl, quoted } from '../../lib/util/quoted.js'
+import { escapeControl, isEscaped, quoted } from '../../lib/util/quoted.js'
 
 test('quotes as JSON does, and escapes what JSON leaves raw yet breaks lines or reorders text', (t) => {
   t.is(quoted('plain "a"\n'), '"plain \\"a\\"\\n"')
@@ -23,4 +23,28 @@ test('escaping writes runs at once and every escaped kind, keeping newlines and 
     escapeControl('\u202e\u2028\u2029\u200f\u2066\u061c\ufeff\u009b'),
     '\\u202e\\u2028\\u2029\\u200f\\u2066\\u061c\\ufeff\\u009b',
   )
+})
+
+test('invisible format characters (Unicode Cf) are escaped, astral ones as their two halves', (t) => {
+  // Probe Z62: a zero-width space or word joiner in a manifest's grant made `validate` print two
+  // identical grants that were not; tag characters hid text in a guest's output.
+  t.is(
+    escapeControl('a\u200bb\u200cc\u200dd\u2060e\u00adf\u180eg\ufff9h'),
+    'a\\u200bb\\u200cc\\u200dd\\u2060e\\u00adf\\u180eg\\ufff9h',
+  )
+  t.is(escapeControl('x\u{e0001}\u{e0041}y\u{1d173}'), 'x\\udb40\\udc01\\udb40\\udc41y\\ud834\\udd73')
+  t.is(escapeControl('é 😀 \u0301 ️'), 'é 😀 \u0301 ️', 'emoji, marks and selectors stay')
+  t.is(quoted('./data\u200b/**'), '"./data\\u200b/**"')
+})
+
+test("the format characters written out are exactly this Node's Unicode Cf, with the controls and separators", (t) => {
+  const format = /^\p{Cf}$/u
+  const wrong: string[] = []
+  for (let code = 0; code <= 0x10ffff; code++) {
+    if (code >= 0xd800 && code <= 0xdfff) continue
+    const control = (code < 0x20 && code !== 0x0a && code !== 0x09) || (code >= 0x7f && code <= 0x9f)
+    const expected = control || code === 0x2028 || code === 0x2029 || format.test(String.fromCodePoint(code))
+    if (isEscaped(code) !== expected) wrong.push(code.toString(16))
+  }
+  t.deepEqual(wrong, [], `Unicode ${process.versions.unicode}`)
 })

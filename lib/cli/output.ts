@@ -3,8 +3,9 @@
  * its export names, the messages of its errors), so control characters that a terminal would act
  * on are printed as `\uXXXX` escapes. That is every C0 control but newline and tab (ESC, CR and
  * BEL among them), DEL, the C1 controls (U+0080..U+009F, which some terminals read as ESC
- * sequences), and what reorders or breaks lines on screen: the bidirectional controls (U+202E
- * shows text backwards) and the line and paragraph separators. Newlines and tabs stay: multi-line
+ * sequences), and what reorders, breaks or hides text on screen: the line and paragraph separators
+ * and Unicode's format characters (U+202E shows text backwards, a zero-width space makes two names
+ * print alike). Newlines and tabs stay: multi-line
  * output and messages keep their shape. JSON text stays valid JSON, since these characters can
  * only appear inside its strings.
  */
@@ -237,7 +238,8 @@ const SHORT_ESCAPES = new Set([0x08, 0x09, 0x0a, 0x0c, 0x0d])
 /**
  * The bytes of `text` as a JSON string, printed (UTF-8): a quote, a backslash and the short
  * escapes count two, what else JSON escapes (a C0 control, a lone surrogate) and what the
- * terminal output escapes (see {@link escapeControl}) six each, a surrogate pair its four bytes,
+ * terminal output escapes (see {@link escapeControl}) six each, a surrogate pair its four bytes
+ * (twelve, escaped),
  * other characters their UTF-8 length. At most `limit` + 1, past which it is not counted.
  */
 function stringLength(text: string, limit: number): number {
@@ -248,7 +250,7 @@ function stringLength(text: string, limit: number): number {
     if (code >= 0xd800 && code <= 0xdbff) {
       const next = text.charCodeAt(index + 1)
       if (next >= 0xdc00 && next <= 0xdfff) {
-        length += 4
+        length += isEscaped(((code - 0xd800) << 10) + (next - 0xdc00) + 0x10000) ? 12 : 4
         index++
         continue
       }

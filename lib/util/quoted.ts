@@ -3,24 +3,40 @@
  * string in a manifest), made safe for a message or a screen that a host may log or print: control
  * characters that a terminal would act on are written as `\uXXXX` escapes. That is every C0
  * control but newline and tab (ESC, CR and BEL among them), DEL, the C1 controls (U+0080..U+009F,
- * which some terminals read as ESC sequences), and what reorders or breaks lines: the
- * bidirectional controls and marks (U+202E shows the rest backwards), the line and paragraph
- * separators (U+2028 starts a forged log line) and the byte order mark. JSON's quoting escapes
- * the C0 controls and leaves the rest raw.
+ * which some terminals read as ESC sequences), and what reorders, breaks or hides text: the line
+ * and paragraph separators (U+2028 starts a forged log line) and every format character (Unicode's
+ * Cf: the bidirectional controls, where U+202E shows the rest backwards, zero-width spaces and
+ * joiners, which make two different names print alike, the byte order mark, tag characters). JSON's
+ * quoting escapes the C0 controls and leaves the rest raw.
  */
 
-const SCREEN_CONTROLS =
-  '\\u007f-\\u009f\\u061c\\u200e\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069\\ufeff'
+/**
+ * Unicode's format characters (Cf, as of Unicode 17; `quoted.spec.ts` checks the list against the
+ * running Node's `\\p{Cf}`), written out: `\\p{Cf}` needs the `u` flag, with which scanning text
+ * took four times as long. Most are in `FORMAT`; the rest (U+FFF9..U+FFFB, which slowed the one
+ * class five times over on V8, and those beyond the BMP, as their UTF-16 halves) are escaped in a
+ * pass of their own, only where they occur.
+ */
+const FORMAT =
+  '\\u00ad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890\\u0891\\u08e2\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ufeff'
+const FORMAT_RARE =
+  '[\\ufff9-\\ufffb]|\\ud804[\\udcbd\\udccd]|\\ud80d[\\udc30-\\udc3f]|\\ud82f[\\udca0-\\udca3]|\\ud834[\\udd73-\\udd7a]|\\udb40[\\udc01\\udc20-\\udc7f]'
+const FORMAT_RARE_ANY = /[\ufff9-\ufffb\ud804\ud80d\ud82f\ud834\udb40]/
+const FORMAT_RARE_EACH = new RegExp(FORMAT_RARE, 'g')
 
-/** What terminal output escapes: C0 but newline and tab, DEL, C1, and what moves text on screen. */
-const ESCAPED = `\\u0000-\\u0008\\u000b-\\u001f${SCREEN_CONTROLS}`
+/** What terminal output escapes: C0 but newline and tab, DEL, C1, and what moves or hides text. */
+const ESCAPED = `\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f\\u2028\\u2029${FORMAT}`
 const CONTROL_RUN = new RegExp(`[${ESCAPED}]+`, 'g')
-const ONE_ESCAPED = new RegExp(`[${ESCAPED}]`)
+const ONE_ESCAPED = new RegExp(`^(?:[${ESCAPED}]|${FORMAT_RARE})$`)
 
 let escapedTable: Uint8Array | undefined
 
-/** Whether the character `code` is printed as a `\\uXXXX` escape (a table made once from {@link ESCAPED}). */
+/**
+ * Whether the character `code` (a code point) is printed as `\\uXXXX` escapes: one beyond the
+ * BMP as two. The BMP's answers are a table made once from {@link ESCAPED}.
+ */
 export function isEscaped(code: number): boolean {
+  if (code > 0xffff) return ONE_ESCAPED.test(String.fromCodePoint(code))
   escapedTable ??= Uint8Array.from({ length: 0x10000 }, (_, each) =>
     ONE_ESCAPED.test(String.fromCharCode(each)) ? 1 : 0,
   )
@@ -38,6 +54,17 @@ const ESCAPES = Array.from({ length: 0xa0 }, (_, code) => escape(code))
  * callback per character took 14 s and 3 GB to print.
  */
 export function escapeControl(text: string): string {
+  // The escapes are ASCII: the text holds a rare one if and only if it did before.
+  const escaped = escapeRuns(text)
+  if (!FORMAT_RARE_ANY.test(text)) return escaped
+  return escaped.replace(FORMAT_RARE_EACH, (found) =>
+    found.length === 2
+      ? escape(found.charCodeAt(0)) + escape(found.charCodeAt(1))
+      : escape(found.charCodeAt(0)),
+  )
+}
+
+function escapeRuns(text: string): string {
   return text.replace(CONTROL_RUN, (run) => {
     const first = run.charCodeAt(0)
     let same = 1
