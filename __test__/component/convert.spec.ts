@@ -185,14 +185,33 @@ test('a Proxy of an array is an array, as Array.isArray and jco take it: lists a
   host.echo = (value: typeof typesEverything) => ({ ...value, words: proxied([...value.words]) })
   const echoing = typesComponent().instantiateSync({ limits: { memoryBytes: 4 * MiB }, imports })
   t.deepEqual(await echoing.call('call-echo', [typesEverything]), typesEverything)
-  // A revoked proxy, or one that is not of an array, is still refused by its kind.
-  const { proxy, revoke } = Proxy.revocable([1], {})
+  // One that is not of an array is refused by its kind; one whose reading fails says why.
+  t.throws(() => instance.callSync('roundtrip-list-u32', [proxied({ length: 1, 0: 1 })]), {
+    instanceOf: WasmTypeError,
+    message: /param "v": expected array, got object/,
+  })
+  const { proxy: revoked, revoke } = Proxy.revocable([1], {})
   revoke()
-  for (const value of [proxy, proxied({ length: 1, 0: 1 })]) {
-    t.throws(() => instance.callSync('roundtrip-list-u32', [value]), {
-      instanceOf: WasmTypeError,
-      message: /param "v": expected array, got object/,
-    })
+  const throwing = new Proxy([1], {
+    get: (target, key) => {
+      if (key === '0') throw new Error('no element today')
+      return Reflect.get(target, key)
+    },
+  })
+  const lengthy = (length: unknown) =>
+    new Proxy([], { get: (_target, key) => (key === 'length' ? length : undefined) })
+  const refusals: Array<[unknown, RegExp]> = [
+    [revoked, /param "v": reading a proxied array threw: .*revoked/],
+    [throwing, /param "v": reading a proxied array threw: no element today/],
+    [lengthy(-1), /param "v": a proxied array whose length is -1/],
+    [
+      lengthy(2 ** 32 - 1),
+      /param "v": an array of 4294967295 elements is longer than a list argument may be/,
+    ],
+  ]
+  for (const [value, message] of refusals) {
+    t.throws(() => instance.callSync('roundtrip-list-u32', [value]), { instanceOf: WasmTypeError, message })
+    await t.throwsAsync(instance.call('roundtrip-list-u32', [value]), { instanceOf: WasmTypeError, message })
   }
 })
 

@@ -24,7 +24,7 @@ const FAILED = failureBox() as {
   describe?: (thrown: unknown) => string | undefined
   payload?: (thrown: unknown, wantsMessage: boolean) => unknown
   dispose?: (value: object) => DisposeFailure | Promise<DisposeFailure | undefined> | undefined
-  arrayCopy?: (value: unknown, max: number) => unknown[] | undefined
+  arrayCopy?: (value: unknown, max: number) => unknown[] | string | undefined
 }
 
 /**
@@ -74,19 +74,25 @@ FAILED.payload = (thrown: unknown, wantsMessage: boolean): unknown => {
 /**
  * A plain copy of a `Proxy` of an array, for a list or a tuple: N-API sees such a proxy as an
  * object, where `Array.isArray` (and jco) take it as the array it stands for. Undefined for any
- * other value, for one of more than `max` elements, or when a trap threw (a revoked proxy).
+ * other value; why it cannot be read when a trap threw, its `length` is no array length or more
+ * than `max` (a `length` of 2^32 - 1 with a cheap trap would hold the thread for minutes).
  */
-FAILED.arrayCopy = (value: unknown, max: number): unknown[] | undefined => {
+FAILED.arrayCopy = (value: unknown, max: number): unknown[] | string | undefined => {
+  if (!types.isProxy(value)) return undefined
   try {
-    if (!types.isProxy(value) || !Array.isArray(value)) return undefined
+    if (!Array.isArray(value)) return undefined
     const array = value as unknown[]
-    const length = array.length
-    if (!(length <= max)) return undefined
+    const read: unknown = array.length
+    const length = typeof read === 'number' ? read : Number(read)
+    if (!Number.isSafeInteger(length) || length < 0) {
+      return `a proxied array whose length is ${typeof read === 'number' ? String(read) : typeof read}`
+    }
+    if (length > max) return `an array of ${length} elements is longer than a list argument may be (${max})`
     const copy = new Array<unknown>(length)
     for (let index = 0; index < length; index++) copy[index] = array[index]
     return copy
-  } catch {
-    return undefined
+  } catch (error) {
+    return `reading a proxied array threw: ${describe(error) ?? typeof error}`
   }
 }
 

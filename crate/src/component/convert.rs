@@ -313,7 +313,7 @@ fn array(js: Js, value: Value) -> Result<Option<Value>, String> {
     if kind(js, value)? != Kind::Object {
         return Ok(None);
     }
-    Ok(crate::js::failure::array_copy(js, value, MAX_ARRAY_ITEMS))
+    crate::js::failure::array_copy(js, value, MAX_ARRAY_ITEMS).transpose()
 }
 
 fn from_js_in(js: Js, cx: Cx, walk: &mut Walk<'_>, value: Value, ty: &Type) -> Result<Val, String> {

@@ -83,13 +83,19 @@ pub fn err_payload(js: Js, thrown: Value, wants_message: bool) -> Option<Value> 
     ask(js, "payload", &[thrown, wants_message])
 }
 
-/// The JS layer's plain copy of `value` if it is a `Proxy` of an array of at most `max` elements
-/// (N-API sees such a proxy as an object; `Array.isArray` and jco take it as an array); `None` for
-/// any other value.
-pub fn array_copy(js: Js, value: Value, max: u32) -> Option<Value> {
+/// The JS layer's plain copy of `value` if it is a `Proxy` of an array (N-API sees such a proxy as
+/// an object; `Array.isArray` and jco take it as an array), or why it cannot be read (a trap
+/// threw, its length is no array length or more than `max`); `None` for any other value.
+pub fn array_copy(js: Js, value: Value, max: u32) -> Option<std::result::Result<Value, String>> {
     let max = js.number(f64::from(max)).ok()?;
-    let copy = ask(js, "arrayCopy", &[value, max])?;
-    js.is_array(copy).ok()?.then_some(copy)
+    let answer = ask(js, "arrayCopy", &[value, max])?;
+    if js.is_array(answer).ok()? {
+        return Some(Ok(answer));
+    }
+    match js.kind(answer).ok()? {
+        super::Kind::String => Some(Err(js.message_text(answer, 1024)?)),
+        _ => None,
+    }
 }
 
 /// Runs a host object's `[Symbol.dispose]` through the JS layer. It answers `undefined`, what
