@@ -6,7 +6,7 @@ import { NativeComponent, NativeEngine, NativeModule } from './native.js'
 import { DEFAULTS, engineOptions, type EngineOptions } from './options.js'
 import { CompileCache } from './util/compile-cache.js'
 import { isBinary } from './util/names.js'
-import { escapeControl } from './util/quoted.js'
+import { escapeText } from './util/quoted.js'
 import { isTooLarge, loadSource, loadSourceSync, type WasmSource } from './util/source.js'
 
 export type { Compiler, EngineOptions } from './options.js'
@@ -35,7 +35,7 @@ export let isEngine: (value: unknown) => value is Engine
  * name), so its controls are escaped as an error's are.
  */
 function invalid(message: string | null | undefined): ValidationResult {
-  return message == null ? { ok: true } : { ok: false, message: escapeControl(message) }
+  return message == null ? { ok: true } : { ok: false, message: escapeText(message) }
 }
 
 /** The addon's compile functions of one kind of code (`NativeModule` or `NativeComponent`). */

@@ -4,7 +4,7 @@
  */
 
 import { unbox } from './util/failure.js'
-import { escapeControl } from './util/quoted.js'
+import { escapeText } from './util/quoted.js'
 
 /** One frame of a trap's wasm backtrace. */
 export interface WasmFrame {
@@ -126,7 +126,7 @@ export class WasmError extends Error {
     // Own only: a `cause` Object.prototype holds is no cause of this error. Messages quote text
     // others chose (a guest's names and paths, a manifest's keys and lines): what a log or a
     // terminal would act on in it is escaped here, once for every error.
-    super(escapeControl(message), Object.hasOwn(fields, 'cause') ? { cause: fields.cause } : undefined)
+    super(escapeText(message), Object.hasOwn(fields, 'cause') ? { cause: fields.cause } : undefined)
     this.name = new.target.name
     // Subclasses set their own code; the base keeps the one it was thrown with.
     if (new.target === WasmError && fields.code !== undefined) this.code = fields.code
@@ -145,7 +145,7 @@ export class WasmTypeError extends TypeError {
   readonly code = 'ERR_WASM_TYPE'
 
   constructor(message: string) {
-    super(escapeControl(message))
+    super(escapeText(message))
     this.name = 'TypeError'
   }
 }
@@ -191,7 +191,7 @@ export class ConfigError extends WasmError {
   ) {
     super(message, fields)
     const own: ConfigProblem = { message: this.message }
-    if (fields.path !== undefined) this.path = own.path = escapeControl(fields.path)
+    if (fields.path !== undefined) this.path = own.path = escapeText(fields.path)
     if (fields.value !== undefined) this.value = own.value = fields.value
     if (fields.allowed !== undefined) this.allowed = own.allowed = fields.allowed
     if (fields.snippet !== undefined) this.snippet = own.snippet = fields.snippet
@@ -199,8 +199,8 @@ export class ConfigError extends WasmError {
     if (fields.column !== undefined) this.column = own.column = fields.column
     this.problems = fields.problems?.map((problem) => ({
       ...problem,
-      message: escapeControl(problem.message),
-      ...(problem.path === undefined ? {} : { path: escapeControl(problem.path) }),
+      message: escapeText(problem.message),
+      ...(problem.path === undefined ? {} : { path: escapeText(problem.path) }),
     })) ?? [own]
   }
 }
@@ -368,7 +368,8 @@ export class ComponentError extends WasmError {
 
 /**
  * A WASI guest called `exit(n)` with n != 0, or `exit(0)` in a call of an export that declares a
- * value (which it never gave): `exitCode` 0.
+ * value (which it never gave), or any `exit` in a resource destructor that a call ran first (the
+ * call did not run).
  */
 export class WasiExitError extends WasmError {
   override readonly code = 'ERR_WASM_EXIT'
@@ -476,7 +477,8 @@ export function fromNative(error: unknown): unknown {
   const typed = new Class(native.message, fields)
   const entered = Object.hasOwn(native, 'trapCode') && (native as { entered?: unknown }).entered !== false
   // exit(0) is how a command succeeds (README, WASI): it stopped nothing, as the instance's metrics
-  // say; but not in a call of an export that declares a value, which it never gave (`failedCall`).
+  // say; but not in a call of an export that declares a value, which it never gave, nor in a
+  // destructor the call ran first, before it could run itself (`failedCall`).
   const failedExit =
     Class === WasiExitError &&
     ((native as { exitCode?: unknown }).exitCode !== 0 ||

@@ -545,6 +545,25 @@ test('validate prints what the manifest grants, so that a plugin granting itself
   t.regex((await cli('validate', example('hello'))).stdout, /\n {2}grants: none\n/)
 })
 
+test('validate prints grants that differ by an invisible character apart', async (t) => {
+  // Probes Z62 and H70: a zero-width space, a variation selector, a Hangul filler or a tag made
+  // grants the manifest did not hold print as "./data/**".
+  const dir = mkdtempSync(path.join(scratch, 'validate-invisible-'))
+  writeFileSync(path.join(dir, 'g.wasm'), '(module (func (export "f")))')
+  const invisible = ['\u200b', '\ufe0f', '\u3164', '\u{e0041}', '\u2065']
+  const grants = invisible.map((char) => `"./data${char}/**"`).join(', ')
+  writeFileSync(
+    path.join(dir, 'Component.toml'),
+    `[component]\nname = "g"\nversion = "0.1.0"\nwasm = "g.wasm"\n[resources.memory]\nmax_bytes = 1048576\n[resources.cpu]\nmax_fuel = 1000\ntimeout_ms = 10\n[permissions]\nfilesystem.read = [${grants}]\n`,
+  )
+  const result = await cli('validate', dir)
+  t.is(result.code, 0, result.stderr)
+  t.regex(
+    result.stdout,
+    /grants: read "\.\/data\\u200b\/\*\*", "\.\/data\\ufe0f\/\*\*", "\.\/data\\u3164\/\*\*", "\.\/data\\udb40\\udc41\/\*\*", "\.\/data\\u2065\/\*\*"\n/,
+  )
+})
+
 test('validate refuses a memory limit below what the wasm starts with: every instance would fail', async (t) => {
   // A componentize-js guest starts with 145 pages, beyond the default policy's 4 MiB.
   const dir = mkdtempSync(path.join(scratch, 'validate-memory-'))

@@ -1,6 +1,6 @@
 import test from 'ava'
 
-import { escapeControl, isEscaped, quoted } from '../../lib/util/quoted.js'
+import { escapeControl, escapeText, isEscaped, quoted } from '../../lib/util/quoted.js'
 
 test('quotes as JSON does, and escapes what JSON leaves raw yet breaks lines or reorders text', (t) => {
   t.is(quoted('plain "a"\n'), '"plain \\"a\\"\\n"')
@@ -47,4 +47,14 @@ test("the format characters written out are exactly this Node's Unicode Cf, with
     if (isEscaped(code) !== expected) wrong.push(code.toString(16))
   }
   t.deepEqual(wrong, [], `Unicode ${process.versions.unicode}`)
+})
+
+test('names and messages escape every invisible character; output keeps the variation selectors of emoji', (t) => {
+  const invisible = 'a\u034fb\ufe0fc\u115fd\u3164e\uffa0f\u2065g\u{e0100}h\u{e0002}i'
+  t.is(
+    escapeText(invisible),
+    'a\\u034fb\\ufe0fc\\u115fd\\u3164e\\uffa0f\\u2065g\\udb40\\udd00h\\udb40\\udc02i',
+  )
+  t.is(quoted('./data\ufe0f/**'), '"./data\\ufe0f/**"')
+  t.is(escapeControl('\u2764\ufe0f \u26a0\ufe0f'), '\u2764\ufe0f \u26a0\ufe0f')
 })

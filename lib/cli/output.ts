@@ -12,7 +12,7 @@
 
 import { HostLimitError } from '../errors.js'
 import { toJsonText } from '../util/json-values.js'
-import { escapeControl, isEscaped } from '../util/quoted.js'
+import { escapeControl, escapeText, isEscaped } from '../util/quoted.js'
 
 /** Where the CLI writes; `process` in real use. */
 export interface CliOutput {
@@ -51,7 +51,7 @@ export interface CliStream {
  * (a core module's export may be named `"a\nexports:"`) cannot print lines of its own.
  */
 export function oneLine(text: string): string {
-  return escapeControl(text).replace(/[\n\t]/g, (char) => (char === '\n' ? '\\u000a' : '\\u0009'))
+  return escapeText(text).replace(/[\n\t]/g, (char) => (char === '\n' ? '\\u000a' : '\\u0009'))
 }
 
 /**

@@ -6,6 +6,7 @@ import { loadManifest, type Manifest } from '../sandbox/manifest.js'
 import { readComponentWasm } from '../sandbox/paths.js'
 import { compileManifestWasm } from '../sandbox/sandbox.js'
 import { toJsonText } from '../util/json-values.js'
+import { escapeText } from '../util/quoted.js'
 import { jsonRequested, onlyTarget, parse } from './args.js'
 import { errorFields, EXIT } from './exit.js'
 import { VALIDATE_HELP } from './help.js'
@@ -18,7 +19,8 @@ import { exportedFunctions, listing } from './wasm.js'
  */
 function describeGrants(manifest: Manifest): string {
   const { filesystem, network, time } = manifest.permissions
-  const list = (items: readonly string[]) => items.map((item) => JSON.stringify(item)).join(', ')
+  // Escaped here too: two grants that differ by an invisible character must not print alike.
+  const list = (items: readonly string[]) => items.map((item) => escapeText(JSON.stringify(item))).join(', ')
   const grants = [
     filesystem.read.length > 0 ? `read ${list(filesystem.read)}` : undefined,
     filesystem.write.length > 0 ? `write ${list(filesystem.write)}` : undefined,

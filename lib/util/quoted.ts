@@ -79,10 +79,30 @@ function escapeRuns(text: string): string {
   })
 }
 /**
- * `text` in double quotes with every control escaped, cut to its first `max` characters (the
- * whole could be megabytes, and a guest may make many).
+ * The invisible characters beyond Cf (variation selectors, Hangul fillers, code points Unicode
+ * keeps for more of them): `./data\ufe0f/**` prints as `./data/**`. Escaped in names and
+ * messages, where two texts must not look alike, but not in a guest's output, whose emoji carry
+ * variation selectors (U+2764 U+FE0F is a red heart).
+ */
+const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu
+
+/**
+ * {@link escapeControl}, and the invisible characters beyond Cf too: for a name, a path or a
+ * message, which someone reads to tell it from another.
+ */
+export function escapeText(text: string): string {
+  return escapeControl(text).replace(IGNORABLE, (found) =>
+    found.length === 2
+      ? escape(found.charCodeAt(0)) + escape(found.charCodeAt(1))
+      : escape(found.charCodeAt(0)),
+  )
+}
+
+/**
+ * `text` in double quotes with every control and invisible character escaped, cut to its first
+ * `max` characters (the whole could be megabytes, and a guest may make many).
  */
 export function quoted(text: string, max = 200): string {
-  const json = escapeControl(JSON.stringify(text.length > max ? text.slice(0, max) : text))
+  const json = escapeText(JSON.stringify(text.length > max ? text.slice(0, max) : text))
   return text.length > max ? `${json}… (${text.length} characters)` : json
 }
