@@ -23,12 +23,14 @@ import {
   LinkError,
   TimeoutError,
   UnreachableError,
+  WasiExitError,
   WasmTypeError,
+  type Component,
   type ComponentItem,
   type WitType,
 } from '../lib/index.js'
 import { InstanceResources } from '../lib/resources.js'
-import { BUMP_MEMORY_WAT, disposingLoggerImports, processWarnings, ROOT_COUNTER_WAT } from './helpers.js'
+import { BUMP_MEMORY_WAT, disposingLoggerImports, MiB, processWarnings, ROOT_COUNTER_WAT } from './helpers.js'
 
 const engine = new Engine()
 const component = await engine.compileComponent(resourcesWasm)
@@ -363,6 +365,73 @@ test('disposing an object a pending call holds waits for that call, and disposin
   t.throws(() => inst.callSync(`${path}[method]counter.value`, [c], { timeoutMs: -1 }))
   c[Symbol.dispose]()
   t.is(dropped(), 1)
+})
+
+/**
+ * A component whose resource `r`'s destructor calls WASI's `exit(ok)`, with exports `ping() -> u32`
+ * and `touch()` (which calls the host function `h`, when `withHost`, and counts).
+ */
+function exitingDestructor(withHost: boolean): Component {
+  return engine.compileComponentSync(`(component
+    (import "wasi:cli/exit@0.2.0" (instance $e (export "exit" (func (param "status" (result))))))
+    (alias export $e "exit" (func $exit))
+    (core func $exit (canon lower (func $exit)))
+    (core module $d (import "x" "exit" (func $exit (param i32))) (func (export "dtor") (param i32) i32.const 0 call $exit))
+    (core instance $di (instantiate $d (with "x" (instance (export "exit" (func $exit))))))
+    (alias core export $di "dtor" (core func $dtor))
+    (type $r (resource (rep i32) (dtor (core func $dtor))))
+    (core func $new (canon resource.new $r))
+    ${withHost ? '(import "h" (func $h)) (core func $h (canon lower (func $h)))' : ''}
+    (core module $m (import "x" "new" (func $new (param i32) (result i32)))
+      ${withHost ? '(import "x" "h" (func $h))' : ''}
+      (global $n (mut i32) (i32.const 0))
+      (func (export "ctor") (result i32) i32.const 5 call $new)
+      (func (export "touch") ${withHost ? 'call $h' : ''} global.get $n i32.const 1 i32.add global.set $n)
+      (func (export "ping") (result i32) global.get $n))
+    (core instance $i (instantiate $m (with "x" (instance (export "new" (func $new)) ${withHost ? '(export "h" (func $h))' : ''}))))
+    (func $ctor (result (own $r)) (canon lift (core func $i "ctor")))
+    (func (export "ping") (result u32) (canon lift (core func $i "ping")))
+    (func (export "touch") (canon lift (core func $i "touch")))
+    (component $api
+      (import "r" (type $R (sub resource)))
+      (import "ctor" (func $c (result (own $R))))
+      (export $exported "r" (type $R))
+      (export "[constructor]r" (func $c) (func (result (own $exported)))))
+    (instance $api (instantiate $api (with "r" (type $r)) (with "ctor" (func $ctor))))
+    (export "t:t/api" (instance $api)))`)
+}
+
+test('exit(0) in a guest destructor ends the drop, and one deferred to a call fails that call, which did not run', async (t) => {
+  // Probe H70: run at once, the drop threw a WasiExitError, uncounted; deferred to the next call
+  // (the instance had a host function), it was taken as that call's own exit: a call declaring a
+  // value failed for it, and one declaring none "succeeded" without running.
+  const atOnce = exitingDestructor(false).instantiateSync({ limits: { memoryBytes: MiB } })
+  const { R } = atOnce.exports['t:t/api'] as { R: new () => Disposable }
+  t.notThrows(() => new R()[Symbol.dispose](), 'a destructor declares no value: exit(0) ends it')
+  t.like(atOnce.metrics(), { traps: 0 })
+  for (const [name, how] of [
+    ['touch', 'callSync'],
+    ['ping', 'callSync'],
+    ['touch', 'call'],
+  ] as const) {
+    let hostCalls = 0
+    const deferred = exitingDestructor(true).instantiateSync({
+      limits: { memoryBytes: MiB },
+      imports: { h: () => void hostCalls++ },
+    })
+    const { R: Deferred } = deferred.exports['t:t/api'] as { R: new () => Disposable }
+    new Deferred()[Symbol.dispose]()
+    const failed = await (async () =>
+      how === 'call' ? deferred.call(name) : deferred.callSync(name))().then(
+      (value: unknown) => t.fail(`${how} ${name} returned ${String(value)}`),
+      (thrown: unknown) => thrown,
+    )
+    t.true(failed instanceof WasiExitError, `${how} ${name}: ${String(failed)}`)
+    t.like(failed, { exitCode: 0 })
+    t.regex((failed as Error).message, /in the destructor of a resource .* this call did not run/)
+    t.is(hostCalls, 0, 'the call did not run')
+    t.like(deferred.metrics(), { traps: 1 })
+  }
 })
 
 test('a resource whose instance is gone is a DisposedError where another instance is passed it', async (t) => {

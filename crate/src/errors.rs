@@ -121,6 +121,8 @@ pub enum Failure {
     /// A WASI guest called `exit(0)` in a call of an export that declares a value, which it never
     /// gave: code 0, but no success.
     ExitBeforeValue,
+    /// A guest destructor run first in a call called `exit(code)`: the call never ran.
+    DestructorExit(i32),
     Disposed(String),
     Busy(String),
     Poisoned(String),
@@ -164,6 +166,27 @@ pub struct CallFacts {
 pub enum Interrupt {
     Timeout { timeout_ms: f64 },
     Aborted,
+}
+
+/// A guest destructor's WASI `exit(code)`, run first in a call (its resource was dropped while an
+/// earlier call ran, or collected): the call's failure, not its own exit.
+#[derive(Debug)]
+pub struct DestructorExited(pub i32);
+
+impl std::fmt::Display for DestructorExited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a destructor exited with code {}", self.0)
+    }
+}
+
+impl std::error::Error for DestructorExited {}
+
+/// `error` of a destructor run first in a call, its exit marked as a [`DestructorExited`].
+pub fn deferred_drop(error: wasmtime::Error) -> wasmtime::Error {
+    match error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        Some(exit) => wasmtime::Error::new(DestructorExited(exit.0)),
+        None => error,
+    }
 }
 
 /// The marker a host function returns to wasmtime; the real failure waits in the store.
@@ -280,6 +303,9 @@ impl Failure {
     pub fn call(error: wasmtime::Error, facts: CallFacts) -> Self {
         if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
             return Failure::Exit(exit.0);
+        }
+        if let Some(exited) = error.downcast_ref::<DestructorExited>() {
+            return Failure::DestructorExit(exited.0);
         }
         if error.downcast_ref::<HostCallFailed>().is_some()
             && let Some(mut failure) = facts.host_failure
@@ -483,6 +509,7 @@ impl Failure {
                 | Failure::Internal(_)
                 | Failure::Exit(_)
                 | Failure::ExitBeforeValue
+                | Failure::DestructorExit(_)
                 | Failure::HostLimit(_)
         ) || matches!(self, Failure::Trap(info) if info.entered)
             || matches!(self, Failure::Started { failure, .. } if failure.poisons())
@@ -499,7 +526,7 @@ impl Failure {
             Failure::Trap(info) => info.code,
             Failure::Host { .. } => "ERR_WASM_HOST",
             Failure::Component { .. } => "ERR_WASM_COMPONENT",
-            Failure::Exit(_) | Failure::ExitBeforeValue => "ERR_WASM_EXIT",
+            Failure::Exit(_) | Failure::ExitBeforeValue | Failure::DestructorExit(_) => "ERR_WASM_EXIT",
             Failure::Disposed(_) => "ERR_WASM_DISPOSED",
             Failure::Busy(_) => "ERR_WASM_BUSY",
             Failure::Poisoned(_) => "ERR_WASM_INSTANCE_POISONED",
@@ -580,6 +607,16 @@ impl Failure {
                 js.set(error, "exitCode", js.number(0.0)?)?;
                 // For the JS layer only (a sandbox counts it as a trap, as the metrics do): not a
                 // field of the error class.
+                js.set(error, "failedCall", js.boolean(true)?)?;
+                Ok(error)
+            }
+            Failure::DestructorExit(exit_code) => {
+                let message = format!(
+                    "the guest exited with code {exit_code} in the destructor of a resource dropped while \
+                     an earlier call ran, which ran first: this call did not run"
+                );
+                let error = js.error(code, &message, false)?;
+                js.set(error, "exitCode", js.number(exit_code as f64)?)?;
                 js.set(error, "failedCall", js.boolean(true)?)?;
                 Ok(error)
             }

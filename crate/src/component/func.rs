@@ -13,7 +13,7 @@ use super::types::{wit_type, with_resource_names};
 use super::wire::{self, Shape};
 use crate::call::{Export, Exports, Resources};
 use crate::engine::EngineShared;
-use crate::errors::Failure;
+use crate::errors::{Failure, deferred_drop};
 use crate::js::{ElementType, Js, Value};
 use crate::names::export_paths;
 use crate::runtime::host_bridge::{self, WaitLimits};
@@ -220,14 +220,14 @@ impl Export for ExportFunc {
                 store::wait(store, |store| {
                     Box::pin(async move {
                         for handle in collected {
-                            handle.resource_drop_async(&mut *store).await?;
+                            handle.resource_drop_async(&mut *store).await.map_err(deferred_drop)?;
                         }
                         func.call_async(store, params, results).await
                     })
                 })
             } else {
                 for handle in collected {
-                    handle.resource_drop(&mut *store)?;
+                    handle.resource_drop(&mut *store).map_err(deferred_drop)?;
                 }
                 func.call(&mut *store, params, results)
             }
@@ -414,14 +414,14 @@ impl ExportFunc {
                 store::wait(store, |store| {
                     Box::pin(async move {
                         for handle in collected {
-                            handle.resource_drop_async(&mut *store).await?;
+                            handle.resource_drop_async(&mut *store).await.map_err(deferred_drop)?;
                         }
                         typed.call_async(store, (arg,)).await
                     })
                 })
             } else {
                 for handle in collected {
-                    handle.resource_drop(&mut *store)?;
+                    handle.resource_drop(&mut *store).map_err(deferred_drop)?;
                 }
                 typed.call(&mut *store, (arg,))
             }

@@ -54,7 +54,8 @@ impl NativeComponentInstance {
             });
             match dropped {
                 Err(Failure::Busy(_)) => resources.drop_later(js, token.raw()),
-                Err(Failure::Disposed(_) | Failure::Poisoned(_)) => Ok(()),
+                // A destructor declares no value: `exit(0)` ends it, as it ends such a call.
+                Err(Failure::Disposed(_) | Failure::Poisoned(_) | Failure::Exit(0)) => Ok(()),
                 other => other,
             }
         })
