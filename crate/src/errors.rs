@@ -189,6 +189,17 @@ pub fn deferred_drop(error: wasmtime::Error) -> wasmtime::Error {
     }
 }
 
+/// A WasiExitError: `exitCode`, and for the JS layer only (not a field of the class) whether the
+/// exit failed the call it ended (a sandbox and the metrics count it as a trap then).
+fn exit_error(js: Js, code: &str, message: &str, exit_code: i32, failed_call: bool) -> napi::Result<Value> {
+    let error = js.error(code, message, false)?;
+    js.set(error, "exitCode", js.number(f64::from(exit_code))?)?;
+    if failed_call {
+        js.set(error, "failedCall", js.boolean(true)?)?;
+    }
+    Ok(error)
+}
+
 /// The marker a host function returns to wasmtime; the real failure waits in the store.
 #[derive(Debug)]
 pub struct HostCallFailed;
@@ -597,28 +608,19 @@ impl Failure {
                 Ok(error)
             }
             Failure::Exit(exit_code) => {
-                let error = js.error(code, &format!("the guest exited with code {exit_code}"), false)?;
-                js.set(error, "exitCode", js.number(exit_code as f64)?)?;
-                Ok(error)
+                let message = format!("the guest exited with code {exit_code}");
+                exit_error(js, code, &message, exit_code, false)
             }
             Failure::ExitBeforeValue => {
                 let message = "the guest exited with code 0 before returning the value its export declares";
-                let error = js.error(code, message, false)?;
-                js.set(error, "exitCode", js.number(0.0)?)?;
-                // For the JS layer only (a sandbox counts it as a trap, as the metrics do): not a
-                // field of the error class.
-                js.set(error, "failedCall", js.boolean(true)?)?;
-                Ok(error)
+                exit_error(js, code, message, 0, true)
             }
             Failure::DestructorExit(exit_code) => {
                 let message = format!(
                     "the guest exited with code {exit_code} in the destructor of a resource dropped while \
                      an earlier call ran, which ran first: this call did not run"
                 );
-                let error = js.error(code, &message, false)?;
-                js.set(error, "exitCode", js.number(exit_code as f64)?)?;
-                js.set(error, "failedCall", js.boolean(true)?)?;
-                Ok(error)
+                exit_error(js, code, &message, exit_code, true)
             }
             Failure::Trap(info) => {
                 let error = js.error(code, &info.message, false)?;
