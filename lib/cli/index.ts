@@ -134,8 +134,13 @@ if (isEntryPoint()) {
     interrupted: interrupted.signal,
   }
   const code = await main(process.argv.slice(2), io)
-  // Some of what it printed was lost, whenever the reader left: as a writer killed by SIGPIPE.
+  // Some of what it printed was lost, whenever the reader left: as a writer killed by SIGPIPE. A
+  // write's EPIPE is emitted on a later tick, which may come after `main` has returned: the exit
+  // looks again.
   process.exitCode = readerGone.signal.aborted ? EXIT.readerGone : code
+  process.once('exit', () => {
+    if (readerGone.signal.aborted) process.exitCode = EXIT.readerGone
+  })
   // A read the file system cannot cancel (of a FIFO whose writer stays) keeps a stopped run from
   // exiting, even by process.exit (libuv joins its threads at exit): once what it printed is out,
   // it ends as the signal would have ended it (its handler is gone).
