@@ -1346,6 +1346,30 @@ test("run stops a command that writes for ever once stdout's reader closes it (|
   t.is(stderr, '')
 })
 
+test('run reports a write the output device refused in one line and exits 1, the guest stopped', async (t) => {
+  // Probe H71: stdout on a full device (ENOSPC) ended the CLI with Node's uncaught exception and
+  // its stack, as a bug of ours would.
+  const full = openSync('/dev/full', 'w')
+  try {
+    const child = spawn(
+      process.execPath,
+      cliArgs('run', wasiModuleWasm, ...WASI_MEMORY, 'spam', String(MiB)),
+      {
+        cwd: root,
+        stdio: ['ignore', full, 'pipe'],
+      },
+    )
+    let stderr = ''
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
+    const [code] = (await once(child, 'close')) as [number | null]
+    t.is(code, 1, stderr)
+    t.regex(stderr, /^ENOSPC: .*no space left on device.*\n$/)
+    t.notRegex(stderr, /\n\s+at /, 'no stack')
+  } finally {
+    closeSync(full)
+  }
+})
+
 test("run exits 141 when stderr's reader leaves, or when a reader leaves before a finished guest's output is printed", async (t) => {
   // Only stdout's EPIPE stopped the guest: one writing stderr alone into `2>&1 | head` ran for
   // ever; and a guest that had finished exited with its own status though its output was lost

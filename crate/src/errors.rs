@@ -617,8 +617,8 @@ impl Failure {
             }
             Failure::DestructorExit(exit_code) => {
                 let message = format!(
-                    "the guest exited with code {exit_code} in the destructor of a resource dropped while \
-                     an earlier call ran, which ran first: this call did not run"
+                    "the guest exited with code {exit_code} in the destructor of a resource dropped \
+                     earlier (disposed during a call, or collected), which ran first: this call did not run"
                 );
                 exit_error(js, code, &message, exit_code, true)
             }

@@ -5,10 +5,11 @@
  * stderr. Everything printed goes through output.ts, which escapes the control characters a
  * guest could use to drive the terminal.
  */
-import { fstatSync, readFileSync, realpathSync } from 'node:fs'
+import { fstatSync, readFileSync, realpathSync, writeSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 import { WasmError } from '../errors.js'
+import { escapeText } from '../util/quoted.js'
 import { UsageError } from './args.js'
 import { errorCode, errorMessage, EXIT, exitCodeOf } from './exit.js'
 import { HELP, USAGE } from './help.js'
@@ -112,12 +113,16 @@ if (isEntryPoint()) {
   // listener, the EPIPE of the next write is an uncaught 'error' event that kills the process
   // with Node's stack trace, whatever the run's outcome.
   const readerGone = new AbortController()
+  // Another failed write (a full device: ENOSPC) loses what was printed too: the run stops as for
+  // a reader that left, and the CLI says why in one line, not as an uncaught exception's stack.
+  let writeFailed: NodeJS.ErrnoException | undefined
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error
+      if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') writeFailed ??= error
       readerGone.abort(new Error('the reader of stdout or stderr closed it'))
     })
   }
+  const lostOutput = () => (writeFailed === undefined ? EXIT.readerGone : EXIT.failure)
   // Ctrl-C (or a service manager's SIGTERM) stops `run`'s guest, and the run still reports what
   // it did (its output, its --json document); a second signal ends the process at once, as does
   // the first for the commands that run no guest.
@@ -137,9 +142,19 @@ if (isEntryPoint()) {
   // Some of what it printed was lost, whenever the reader left: as a writer killed by SIGPIPE. A
   // write's EPIPE is emitted on a later tick, which may come after `main` has returned: the exit
   // looks again.
-  process.exitCode = readerGone.signal.aborted ? EXIT.readerGone : code
+  process.exitCode = readerGone.signal.aborted ? lostOutput() : code
   process.once('exit', () => {
-    if (readerGone.signal.aborted) process.exitCode = EXIT.readerGone
+    if (!readerGone.signal.aborted) return
+    process.exitCode = lostOutput()
+    if (writeFailed !== undefined && !process.stderr.destroyed) {
+      // Synchronous at exit; a stderr that fails too loses only this line.
+      try {
+        const { code = 'EIO', message } = writeFailed
+        writeSync(2, `${escapeText(message.startsWith(code) ? message : `${code}: ${message}`)}\n`)
+      } catch {
+        // Nowhere left to say it: the status says it.
+      }
+    }
   })
   // A read the file system cannot cancel (of a FIFO whose writer stays) keeps a stopped run from
   // exiting, even by process.exit (libuv joins its threads at exit): once what it printed is out,
