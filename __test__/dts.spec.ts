@@ -16,7 +16,7 @@ import ts from 'typescript'
 import { helloWasm, resourcesWasm, root, typesImports, typesWasm } from '../fixtures/index.js'
 import { declarations, type ComponentListings } from '../lib/dts.js'
 import { Engine, type ComponentItem, type Instance, type WitType } from '../lib/index.js'
-import { ROOT_COUNTER_WAT } from './helpers.js'
+import { PROTOTYPE_STATIC_WAT, ROOT_COUNTER_WAT } from './helpers.js'
 
 const engine = new Engine()
 const fixtures = {
@@ -560,19 +560,7 @@ test('names stay distinct and shadow nothing: same-named resources are qualified
 test('a guest static named prototype, which its class cannot hold, is not declared on the class', (t) => {
   // Probe Z60: the class's own `prototype` stays (the static is reached by its path only), and a
   // declared `prototype(): number` compiled and then threw "not a function".
-  const guest = engine.compileComponentSync(`(component
-    (type $r (resource (rep i32)))
-    (core module $m (func (export "seven") (result i32) i32.const 7))
-    (core instance $i (instantiate $m))
-    (func $seven (result u32) (canon lift (core func $i "seven")))
-    (component $shim
-      (import "thing" (type $t (sub resource)))
-      (import "seven" (func $s (result u32)))
-      (export $T "thing" (type $t))
-      (export "[static]thing.prototype" (func $s))
-      (export "[static]thing.length" (func $s)))
-    (instance $api (instantiate $shim (with "thing" (type $r)) (with "seven" (func $seven))))
-    (export "test:x/api" (instance $api)))`)
+  const guest = engine.compileComponentSync(PROTOTYPE_STATIC_WAT)
   const text = declarations(guest)
   t.regex(text, /\n {2}length\(\): number\n/)
   t.notRegex(text, /prototype\(/)

@@ -256,3 +256,21 @@ export async function longestStall(body: () => Promise<void>, settleMs = 5): Pro
     clearInterval(ticking)
   }
 }
+
+/**
+ * A component exporting the resource `thing` (of `test:x/api`) without a constructor, with the
+ * statics `prototype` and `length`, both returning 7: `prototype` cannot sit on a class.
+ */
+export const PROTOTYPE_STATIC_WAT = `(component
+  (type $r (resource (rep i32)))
+  (core module $m (func (export "seven") (result i32) i32.const 7))
+  (core instance $i (instantiate $m))
+  (func $seven (result u32) (canon lift (core func $i "seven")))
+  (component $shim
+    (import "thing" (type $t (sub resource)))
+    (import "seven" (func $s (result u32)))
+    (export $T "thing" (type $t))
+    (export "[static]thing.prototype" (func $s))
+    (export "[static]thing.length" (func $s)))
+  (instance $api (instantiate $shim (with "thing" (type $r)) (with "seven" (func $seven))))
+  (export "test:x/api" (instance $api)))`

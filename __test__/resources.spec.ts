@@ -30,7 +30,14 @@ import {
   type WitType,
 } from '../lib/index.js'
 import { InstanceResources } from '../lib/resources.js'
-import { BUMP_MEMORY_WAT, disposingLoggerImports, MiB, processWarnings, ROOT_COUNTER_WAT } from './helpers.js'
+import {
+  BUMP_MEMORY_WAT,
+  disposingLoggerImports,
+  MiB,
+  processWarnings,
+  PROTOTYPE_STATIC_WAT,
+  ROOT_COUNTER_WAT,
+} from './helpers.js'
 
 const engine = new Engine()
 const component = await engine.compileComponent(resourcesWasm)
@@ -1222,19 +1229,7 @@ test('with two versions of one interface exported, the name without @version mea
 test('a resource class without a constructor, or with a static named prototype, is refused in typed terms', (t) => {
   // `prototype` is a legal WIT name: a static of that name cannot sit on a class, and made
   // instantiation throw a bare TypeError. It stays callable by its path.
-  const guest = engine.compileComponentSync(`(component
-    (type $r (resource (rep i32)))
-    (core module $m (func (export "seven") (result i32) i32.const 7))
-    (core instance $i (instantiate $m))
-    (func $seven (result u32) (canon lift (core func $i "seven")))
-    (component $shim
-      (import "thing" (type $t (sub resource)))
-      (import "seven" (func $s (result u32)))
-      (export $T "thing" (type $t))
-      (export "[static]thing.prototype" (func $s))
-      (export "[static]thing.length" (func $s)))
-    (instance $api (instantiate $shim (with "thing" (type $r)) (with "seven" (func $seven))))
-    (export "test:x/api" (instance $api)))`)
+  const guest = engine.compileComponentSync(PROTOTYPE_STATIC_WAT)
   const inst = guest.instantiateSync({ limits: { memoryBytes: 1 << 16 } })
   const api = inst.exports['test:x/api'] as { Thing: (new () => object) & { length: () => number } }
   t.is(api.Thing.length(), 7)

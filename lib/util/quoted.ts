@@ -45,6 +45,13 @@ export function isEscaped(code: number): boolean {
 
 const escape = (code: number) => `\\u${code.toString(16).padStart(4, '0')}`
 
+/** Every UTF-16 unit of `found` as `\\uXXXX` (a character beyond the BMP as its two halves). */
+function escapeUnits(found: string): string {
+  let escaped = ''
+  for (let index = 0; index < found.length; index++) escaped += escape(found.charCodeAt(index))
+  return escaped
+}
+
 /** `\uXXXX` for each C0 and C1 control character, by code. */
 const ESCAPES = Array.from({ length: 0xa0 }, (_, code) => escape(code))
 
@@ -57,11 +64,7 @@ export function escapeControl(text: string): string {
   // The escapes are ASCII: the text holds a rare one if and only if it did before.
   const escaped = escapeRuns(text)
   if (!FORMAT_RARE_ANY.test(text)) return escaped
-  return escaped.replace(FORMAT_RARE_EACH, (found) =>
-    found.length === 2
-      ? escape(found.charCodeAt(0)) + escape(found.charCodeAt(1))
-      : escape(found.charCodeAt(0)),
-  )
+  return escaped.replace(FORMAT_RARE_EACH, escapeUnits)
 }
 
 function escapeRuns(text: string): string {
@@ -91,11 +94,7 @@ const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu
  * message, which someone reads to tell it from another.
  */
 export function escapeText(text: string): string {
-  return escapeControl(text).replace(IGNORABLE, (found) =>
-    found.length === 2
-      ? escape(found.charCodeAt(0)) + escape(found.charCodeAt(1))
-      : escape(found.charCodeAt(0)),
-  )
+  return escapeControl(text).replace(IGNORABLE, escapeUnits)
 }
 
 /**
